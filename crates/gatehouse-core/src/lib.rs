@@ -1,0 +1,23 @@
+//! Gatehouse core: the protocol-neutral domain of the gateway.
+//!
+//! This crate knows identities, sessions, statement records and service-token
+//! records, and the [`Store`] trait that persists them. It knows no wire
+//! protocol, no socket and no storage engine: adapters and stores depend on it,
+//! never the other way round.
+
+mod error;
+mod identity;
+mod session;
+mod store;
+mod time;
+mod token;
+
+pub use error::StoreError;
+pub use identity::{Identity, IdentitySource};
+pub use session::{
+    SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId, SessionStart,
+    SessionSummary, StatementOutcome, StatementRecord,
+};
+pub use store::Store;
+pub use time::Timestamp;
+pub use token::{TokenId, TokenRecord};

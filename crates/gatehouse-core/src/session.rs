@@ -1,0 +1,207 @@
+use crate::{Identity, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A session's id: a UUIDv7, so ids sort by start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(pub uuid::Uuid);
+
+impl SessionId {
+    /// A new, time-ordered id.
+    pub fn new() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for SessionId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// What is known when a session opens: who, to what, from where.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStart {
+    /// The session's id.
+    pub id: SessionId,
+    /// The authenticated caller.
+    pub identity: Identity,
+    /// The connection name the caller chose (PostgreSQL: `dbname`).
+    pub connection: String,
+    /// The protocol, e.g. `postgres`.
+    pub protocol: String,
+    /// The caller's address (`ip:port`).
+    pub client_addr: String,
+    /// The user name the client sent (informational; the token decides).
+    pub client_user: String,
+    /// The client's `application_name`, if it sent one.
+    pub application_name: Option<String>,
+    /// When the session started.
+    pub started_at: Timestamp,
+}
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEndReason {
+    /// The client sent Terminate.
+    ClientTerminated,
+    /// The client closed the connection without Terminate.
+    ClientDisconnected,
+    /// The backend closed the connection.
+    BackendClosed,
+    /// The client sent input the gateway could not accept.
+    ProtocolError,
+    /// An I/O error on either leg.
+    NetworkError,
+    /// The gateway shut down.
+    GatewayShutdown,
+}
+
+impl SessionEndReason {
+    /// The stable snake_case name used in storage and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientTerminated => "client_terminated",
+            Self::ClientDisconnected => "client_disconnected",
+            Self::BackendClosed => "backend_closed",
+            Self::ProtocolError => "protocol_error",
+            Self::NetworkError => "network_error",
+            Self::GatewayShutdown => "gateway_shutdown",
+        }
+    }
+
+    /// Parses the name produced by [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "client_terminated" => Self::ClientTerminated,
+            "client_disconnected" => Self::ClientDisconnected,
+            "backend_closed" => Self::BackendClosed,
+            "protocol_error" => Self::ProtocolError,
+            "network_error" => Self::NetworkError,
+            "gateway_shutdown" => Self::GatewayShutdown,
+            _ => return None,
+        })
+    }
+}
+
+/// What is known when a session closes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// The session's id.
+    pub id: SessionId,
+    /// When it ended.
+    pub ended_at: Timestamp,
+    /// Bytes received from the client.
+    pub bytes_from_client: u64,
+    /// Bytes sent to the client.
+    pub bytes_to_client: u64,
+    /// Why it ended.
+    pub reason: SessionEndReason,
+    /// Detail for abnormal ends (never secrets).
+    pub detail: Option<String>,
+}
+
+/// How one statement finished.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StatementOutcome {
+    /// Completed; the command tag(s) the server returned.
+    Ok {
+        /// e.g. `SELECT 3`; several tags joined by `; ` for multi-statement queries.
+        command_tag: String,
+        /// Rows returned or affected, summed over the tags.
+        rows: Option<u64>,
+    },
+    /// The server (or gateway) answered with an error.
+    Error {
+        /// SQLSTATE code.
+        sqlstate: String,
+        /// The primary message.
+        message: String,
+    },
+    /// The session ended before the statement completed.
+    Incomplete,
+}
+
+/// One statement executed in a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementRecord {
+    /// The session it belongs to.
+    pub session_id: SessionId,
+    /// Position in the session, from 1.
+    pub seq: u64,
+    /// How it was sent: `simple`, `extended`, or `function_call`.
+    pub protocol: String,
+    /// The statement text as sent.
+    pub text: String,
+    /// Bind parameters (extended protocol): text values as-is, binary ones as `\x` hex, NULL as null.
+    pub params: Vec<Option<String>>,
+    /// When the gateway relayed it.
+    pub started_at: Timestamp,
+    /// Time from relay to completion, in microseconds.
+    pub duration_us: u64,
+    /// The result.
+    pub outcome: StatementOutcome,
+}
+
+/// A session as listed: start, end and counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// How it started.
+    #[serde(flatten)]
+    pub start: SessionStart,
+    /// How it ended; `None` while it is open.
+    pub end: Option<SessionEndFields>,
+    /// Statements recorded so far.
+    pub statement_count: u64,
+}
+
+/// Fields of [`SessionEnd`] without the id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEndFields {
+    /// When it ended.
+    pub ended_at: Timestamp,
+    /// Bytes received from the client.
+    pub bytes_from_client: u64,
+    /// Bytes sent to the client.
+    pub bytes_to_client: u64,
+    /// Why it ended.
+    pub reason: SessionEndReason,
+    /// Detail for abnormal ends.
+    pub detail: Option<String>,
+}
+
+/// A session with its whole statement timeline: the replay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    /// The session.
+    #[serde(flatten)]
+    pub summary: SessionSummary,
+    /// Its statements in order.
+    pub statements: Vec<StatementRecord>,
+}
+
+/// Which sessions to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionFilter {
+    /// Only sessions of this identity subject.
+    pub identity: Option<String>,
+    /// Only sessions to this connection.
+    pub connection: Option<String>,
+    /// At most this many, newest first.
+    pub limit: Option<u32>,
+}

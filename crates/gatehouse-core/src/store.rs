@@ -1,0 +1,33 @@
+use crate::{
+    SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary,
+    StatementRecord, StoreError, Timestamp, TokenId, TokenRecord,
+};
+use async_trait::async_trait;
+
+/// Persistence for the gateway. The embedded SQLite store implements it; a
+/// shared PostgreSQL store for several gateway nodes can follow.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new token record.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Finds a token by public id.
+    async fn find_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError>;
+    /// All tokens, newest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Marks a token revoked; returns the updated record, `NotFound` if absent.
+    async fn revoke_token(&self, id: &TokenId, at: Timestamp) -> Result<TokenRecord, StoreError>;
+
+    /// Records the start of a session.
+    async fn record_session_start(&self, start: &SessionStart) -> Result<(), StoreError>;
+    /// Records a batch of events in one transaction (group commit).
+    async fn record_batch(
+        &self,
+        statements: &[StatementRecord],
+        ends: &[SessionEnd],
+    ) -> Result<(), StoreError>;
+    /// Lists sessions, newest first.
+    async fn list_sessions(&self, filter: &SessionFilter)
+        -> Result<Vec<SessionSummary>, StoreError>;
+    /// One session with its statements.
+    async fn session(&self, id: SessionId) -> Result<Option<SessionDetail>, StoreError>;
+}

@@ -1,0 +1,104 @@
+//! Gatehouse identity: turns a credential a caller presents into an
+//! [`AuthenticatedIdentity`].
+//!
+//! Today that credential is a Gatehouse service token; OIDC workload tokens
+//! follow. Only this crate can construct an [`AuthenticatedIdentity`], so
+//! holding one is proof that a credential was checked.
+
+mod service_token;
+
+pub use service_token::{
+    looks_like_service_token, mint_service_token, verify_service_token, MintedToken,
+    ServiceTokenSecret, TOKEN_PREFIX,
+};
+
+use gatehouse_core::{Identity, StoreError};
+use thiserror::Error;
+
+/// An identity whose credential was verified. Constructed only by this crate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticatedIdentity {
+    identity: Identity,
+}
+
+impl AuthenticatedIdentity {
+    /// The verified identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Consumes the proof, keeping the identity.
+    pub fn into_identity(self) -> Identity {
+        self.identity
+    }
+}
+
+/// Why a credential was not accepted. Display texts are safe to show the
+/// caller: they never contain the credential.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// The credential has no recognised format.
+    #[error("the password is not a Gatehouse token; connect with a token from `gatehouse token create` as the password")]
+    UnrecognisedCredential,
+    /// No token has this id, or its secret does not match.
+    #[error("token not recognised; check that you copied the whole token, or ask for a new one")]
+    UnknownToken,
+    /// The token was revoked.
+    #[error("token {id} was revoked {ago} ago; ask for a new token")]
+    Revoked {
+        /// Public id of the token.
+        id: String,
+        /// How long ago, human readable.
+        ago: String,
+    },
+    /// The token expired.
+    #[error("token {id} expired {ago} ago; ask for a new token")]
+    Expired {
+        /// Public id of the token.
+        id: String,
+        /// How long ago, human readable.
+        ago: String,
+    },
+    /// The store could not be read: fail closed.
+    #[error("identity store unavailable; try again later")]
+    Store(#[from] StoreError),
+}
+
+/// A subject or group name is not acceptable.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid {what} {value:?}: use 1-128 characters of letters, digits and . _ - @ :")]
+pub struct InvalidName {
+    /// `identity` or `group`.
+    pub what: &'static str,
+    /// The rejected value.
+    pub value: String,
+}
+
+/// Checks an identity or group name: 1-128 characters from a conservative set,
+/// so names are safe in logs, policies and CLI output.
+pub fn validate_name(what: &'static str, value: &str) -> Result<(), InvalidName> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidName {
+            what,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// Renders a duration in the largest sensible unit: `4m`, `3h`, `2d`.
+pub(crate) fn human_ago(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}

@@ -1,0 +1,232 @@
+//! Gatehouse persistence: the embedded SQLite store.
+//!
+//! [`SqliteStore`] implements [`gatehouse_core::Store`] over one SQLite file in
+//! the gateway's data directory, in WAL mode, with migrations embedded in the
+//! binary and applied at open.
+
+mod rows;
+
+use async_trait::async_trait;
+use gatehouse_core::{
+    SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary,
+    StatementOutcome, StatementRecord, Store, StoreError, Timestamp, TokenId, TokenRecord,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::time::Duration;
+
+/// The embedded store: one SQLite database file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| unavailable(format!("opening {}: {e}", path.display())))?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| unavailable(format!("migrating {}: {e}", path.display())))?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for in-flight writes.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tokens (id, identity, groups_json, secret_hash, created_at, expires_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id.0)
+        .bind(&t.identity)
+        .bind(rows::to_json(&t.groups)?)
+        .bind(&t.secret_hash)
+        .bind(t.created_at.unix_millis())
+        .bind(t.expires_at.unix_millis())
+        .bind(t.revoked_at.map(Timestamp::unix_millis))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn find_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query_as::<_, rows::TokenRow>("SELECT * FROM tokens WHERE id = ?")
+            .bind(&id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(TryInto::try_into).transpose()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query_as::<_, rows::TokenRow>(
+            "SELECT * FROM tokens ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn revoke_token(&self, id: &TokenId, at: Timestamp) -> Result<TokenRecord, StoreError> {
+        // Keep the first revocation time if revoked twice.
+        sqlx::query("UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(at.unix_millis())
+            .bind(&id.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        self.find_token(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))
+    }
+
+    async fn record_session_start(&self, s: &SessionStart) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, identity, groups_json, source_json, connection, protocol, \
+             client_addr, client_user, application_name, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.to_string())
+        .bind(&s.identity.subject)
+        .bind(rows::to_json(&s.identity.groups)?)
+        .bind(rows::to_json(&s.identity.source)?)
+        .bind(&s.connection)
+        .bind(&s.protocol)
+        .bind(&s.client_addr)
+        .bind(&s.client_user)
+        .bind(&s.application_name)
+        .bind(s.started_at.unix_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn record_batch(
+        &self,
+        statements: &[StatementRecord],
+        ends: &[SessionEnd],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        for st in statements {
+            let (status, tag, rows, sqlstate, message) = match &st.outcome {
+                StatementOutcome::Ok { command_tag, rows } => {
+                    ("ok", Some(command_tag.as_str()), rows.map(|r| r as i64), None, None)
+                }
+                StatementOutcome::Error { sqlstate, message } => {
+                    ("error", None, None, Some(sqlstate.as_str()), Some(message.as_str()))
+                }
+                StatementOutcome::Incomplete => ("incomplete", None, None, None, None),
+            };
+            sqlx::query(
+                "INSERT INTO statements (session_id, seq, protocol, text, params_json, started_at, \
+                 duration_us, status, command_tag, rows_affected, sqlstate, error_message) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(st.session_id.to_string())
+            .bind(st.seq as i64)
+            .bind(&st.protocol)
+            .bind(&st.text)
+            .bind(rows::to_json(&st.params)?)
+            .bind(st.started_at.unix_millis())
+            .bind(st.duration_us as i64)
+            .bind(status)
+            .bind(tag)
+            .bind(rows)
+            .bind(sqlstate)
+            .bind(message)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        for e in ends {
+            sqlx::query(
+                "UPDATE sessions SET ended_at = ?, bytes_from_client = ?, bytes_to_client = ?, \
+                 end_reason = ?, end_detail = ? WHERE id = ?",
+            )
+            .bind(e.ended_at.unix_millis())
+            .bind(e.bytes_from_client as i64)
+            .bind(e.bytes_to_client as i64)
+            .bind(e.reason.as_str())
+            .bind(&e.detail)
+            .bind(e.id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        let rows = sqlx::query_as::<_, rows::SessionRow>(
+            "SELECT s.*, (SELECT COUNT(*) FROM statements t WHERE t.session_id = s.id) AS statement_count \
+             FROM sessions s WHERE (?1 IS NULL OR s.identity = ?1) AND (?2 IS NULL OR s.connection = ?2) \
+             ORDER BY s.started_at DESC, s.id DESC LIMIT ?3",
+        )
+        .bind(&filter.identity)
+        .bind(&filter.connection)
+        .bind(i64::from(filter.limit.unwrap_or(100)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<SessionDetail>, StoreError> {
+        let row = sqlx::query_as::<_, rows::SessionRow>(
+            "SELECT s.*, (SELECT COUNT(*) FROM statements t WHERE t.session_id = s.id) AS statement_count \
+             FROM sessions s WHERE s.id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        let summary: SessionSummary = row.try_into()?;
+        let statements = sqlx::query_as::<_, rows::StatementRow>(
+            "SELECT * FROM statements WHERE session_id = ? ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(SessionDetail {
+            summary,
+            statements,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

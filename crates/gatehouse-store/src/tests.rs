@@ -1,0 +1,105 @@
+use super::*;
+use gatehouse_core::{Identity, IdentitySource, SessionEndReason};
+
+fn identity() -> Identity {
+    Identity {
+        subject: "ci-deploy".into(),
+        groups: vec!["ci".into()],
+        source: IdentitySource::ServiceToken {
+            token_id: "abcd".into(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn tokens_round_trip_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    let t = TokenRecord {
+        id: TokenId("0011223344556677".into()),
+        identity: "ci-deploy".into(),
+        groups: vec!["ci".into(), "deployers".into()],
+        secret_hash: "ab".repeat(32),
+        created_at: Timestamp::from_unix_millis(1_000),
+        expires_at: Timestamp::from_unix_millis(9_000),
+        revoked_at: None,
+    };
+    store.insert_token(&t).await.unwrap();
+    assert_eq!(store.find_token(&t.id).await.unwrap(), Some(t.clone()));
+    let revoked = store
+        .revoke_token(&t.id, Timestamp::from_unix_millis(2_000))
+        .await
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(Timestamp::from_unix_millis(2_000)));
+    // A second revocation keeps the first time.
+    let again = store
+        .revoke_token(&t.id, Timestamp::from_unix_millis(3_000))
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(Timestamp::from_unix_millis(2_000)));
+    assert!(matches!(
+        store.revoke_token(&TokenId("nope".into()), Timestamp::now()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.list_tokens().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sessions_and_statements_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    let start = SessionStart {
+        id: SessionId::new(),
+        identity: identity(),
+        connection: "app-db".into(),
+        protocol: "postgres".into(),
+        client_addr: "127.0.0.1:5555".into(),
+        client_user: "alice".into(),
+        application_name: Some("psql".into()),
+        started_at: Timestamp::from_unix_millis(10),
+    };
+    store.record_session_start(&start).await.unwrap();
+    let st = StatementRecord {
+        session_id: start.id,
+        seq: 1,
+        protocol: "extended".into(),
+        text: "select $1".into(),
+        params: vec![Some("1".into()), None],
+        started_at: Timestamp::from_unix_millis(11),
+        duration_us: 42,
+        outcome: StatementOutcome::Ok {
+            command_tag: "SELECT 1".into(),
+            rows: Some(1),
+        },
+    };
+    let end = SessionEnd {
+        id: start.id,
+        ended_at: Timestamp::from_unix_millis(20),
+        bytes_from_client: 100,
+        bytes_to_client: 200,
+        reason: SessionEndReason::ClientTerminated,
+        detail: None,
+    };
+    store
+        .record_batch(std::slice::from_ref(&st), std::slice::from_ref(&end))
+        .await
+        .unwrap();
+    let detail = store.session(start.id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.start, start);
+    assert_eq!(detail.summary.statement_count, 1);
+    assert_eq!(detail.statements, vec![st]);
+    let e = detail.summary.end.unwrap();
+    assert_eq!(e.reason, SessionEndReason::ClientTerminated);
+    assert_eq!((e.bytes_from_client, e.bytes_to_client), (100, 200));
+
+    let only_other = SessionFilter {
+        identity: Some("someone-else".into()),
+        ..Default::default()
+    };
+    assert!(store.list_sessions(&only_other).await.unwrap().is_empty());
+    let by_conn = SessionFilter {
+        connection: Some("app-db".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list_sessions(&by_conn).await.unwrap().len(), 1);
+}
