@@ -7,6 +7,7 @@
 
 mod error;
 mod identity;
+mod recorder;
 mod session;
 mod store;
 mod time;
@@ -18,6 +19,7 @@ pub use session::{
     SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId, SessionStart,
     SessionSummary, StatementOutcome, StatementRecord,
 };
+pub use recorder::{RecorderClosed, SessionRecorder};
 pub use store::Store;
 pub use time::Timestamp;
 pub use token::{TokenId, TokenRecord};

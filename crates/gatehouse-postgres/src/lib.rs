@@ -1,1 +1,21 @@
-//! placeholder
+//! Gatehouse's PostgreSQL adapter.
+//!
+//! Speaks protocol 3.0 to clients (TLS terminated with rustls; the password a
+//! client sends is its Gatehouse token) and to backends (the gateway's own
+//! credentials: SCRAM-SHA-256, MD5 or cleartext, over TLS per `backend_tls`),
+//! and relays the session between them as a stream, recording every
+//! statement.
+
+mod backend;
+mod cancel;
+pub mod codec;
+mod io;
+mod listener;
+mod relay;
+mod stream;
+mod tls;
+mod tracker;
+
+pub use backend::{BackendError, BackendPassword, BackendTarget, BackendTls};
+pub use listener::{ListenerSettings, PostgresGateway};
+pub use tls::{client_config_unverified, client_config_verified, server_config, TlsError};

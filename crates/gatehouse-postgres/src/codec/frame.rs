@@ -1,0 +1,103 @@
+//! Framing of typed protocol messages (`type: u8, length: i32, body`).
+
+/// The byte stream cannot be framed: the connection must be closed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    /// A length below 4 (it includes itself).
+    #[error("message {ty:?} declares an invalid length {len}")]
+    BadLength {
+        /// Message type byte.
+        ty: char,
+        /// Declared length.
+        len: u32,
+    },
+    /// A message the gateway must read is larger than it accepts.
+    #[error("message {ty:?} of {len} bytes exceeds the gateway's limit of {max} bytes")]
+    TooLarge {
+        /// Message type byte.
+        ty: char,
+        /// Declared length.
+        len: u32,
+        /// The limit.
+        max: u32,
+    },
+}
+
+/// Walks a stream of typed messages as bytes arrive.
+///
+/// Messages the caller wants to inspect are handed over whole; all others are
+/// passed through as soon as their bytes arrive, even partially, so a large
+/// DataRow or CopyData never has to be buffered. The scanner remembers how
+/// much of a passed-through message is still to come.
+#[derive(Debug)]
+pub struct FrameScanner {
+    /// Bytes of a passed-through message still to arrive.
+    skip: usize,
+    /// Largest inspected message accepted (type byte excluded).
+    max_inspected: u32,
+}
+
+impl FrameScanner {
+    /// A scanner that accepts inspected messages up to `max_inspected` bytes.
+    pub fn new(max_inspected: u32) -> Self {
+        Self {
+            skip: 0,
+            max_inspected,
+        }
+    }
+
+    /// Scans `buf` (the unforwarded bytes, starting at a position the scanner
+    /// left off), calling `on_message(type, body)` for each complete message
+    /// for which `inspect(type)` is true. Returns how many leading bytes of
+    /// `buf` may be forwarded now; the rest must be kept and more appended.
+    pub fn scan<E>(
+        &mut self,
+        buf: &[u8],
+        inspect: impl Fn(u8) -> bool,
+        mut on_message: impl FnMut(u8, &[u8]) -> Result<(), E>,
+    ) -> Result<Result<usize, FrameError>, E> {
+        let mut pos = 0;
+        if self.skip > 0 {
+            let k = self.skip.min(buf.len());
+            self.skip -= k;
+            pos = k;
+            if self.skip > 0 {
+                return Ok(Ok(pos));
+            }
+        }
+        loop {
+            let rest = &buf[pos..];
+            if rest.len() < 5 {
+                return Ok(Ok(pos));
+            }
+            let ty = rest[0];
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
+            if len < 4 || len > i32::MAX as u32 {
+                return Ok(Err(FrameError::BadLength {
+                    ty: ty as char,
+                    len,
+                }));
+            }
+            let total = 1 + len as usize;
+            if inspect(ty) {
+                if len > self.max_inspected {
+                    return Ok(Err(FrameError::TooLarge {
+                        ty: ty as char,
+                        len,
+                        max: self.max_inspected,
+                    }));
+                }
+                if rest.len() < total {
+                    return Ok(Ok(pos));
+                }
+                on_message(ty, &rest[5..total])?;
+                pos += total;
+            } else if rest.len() >= total {
+                pos += total;
+            } else {
+                self.skip = total - rest.len();
+                return Ok(Ok(buf.len()));
+            }
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The PostgreSQL listener: accepts connections, runs the startup handshake
+//! (TLS, token authentication, connection choice), opens the backend leg,
+//! records the session and hands over to the relay.
+
+use crate::backend::{self, BackendError, BackendTarget};
+use crate::cancel::CancelRegistry;
+use crate::codec::backend::{
+    auth_cleartext_password, auth_ok, backend_key_data, error_response, negotiate_protocol_version,
+    ErrorNotice,
+};
+use crate::codec::frontend::parse_password;
+use crate::codec::startup::{parse_startup_packet, StartupPacket, MAX_STARTUP_LEN};
+use crate::io::read_message;
+use crate::relay::{self, Counters};
+use crate::stream::PgStream;
+use crate::tracker::Tracker;
+use bytes::{BufMut, BytesMut};
+use gatehouse_core::{SessionEnd, SessionId, SessionRecorder, SessionStart, Store, Timestamp};
+use gatehouse_identity::{verify_service_token, AuthenticatedIdentity};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// Startup parameters never passed to the backend: the gateway sets user and
+/// database itself, and replication connections are refused.
+const RESERVED_PARAMS: &[&str] = &["user", "database", "replication"];
+/// Largest password message (an OIDC JWT can be a few KiB).
+const MAX_PASSWORD_MESSAGE: u32 = 16 * 1024;
+
+/// What the PostgreSQL listener needs to run.
+pub struct ListenerSettings {
+    /// Client-facing TLS.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Accept clients without TLS when they connect from a loopback address.
+    pub plaintext_on_loopback: bool,
+    /// Configured backends by connection name.
+    pub connections: HashMap<String, Arc<BackendTarget>>,
+    /// Limit for the whole startup handshake of one client.
+    pub handshake_timeout: Duration,
+}
+
+/// The PostgreSQL side of the gateway.
+#[derive(Clone)]
+pub struct PostgresGateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: ListenerSettings,
+    acceptor: TlsAcceptor,
+    store: Arc<dyn Store>,
+    recorder: SessionRecorder,
+    cancels: CancelRegistry,
+}
+
+/// A refusal sent to the client as an ErrorResponse before closing.
+struct Refusal {
+    code: &'static str,
+    message: String,
+    hint: Option<&'static str>,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>, hint: Option<&'static str>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+type Params = Vec<(String, String)>;
+
+enum Handshake {
+    /// The client only wanted to cancel a query, or went away.
+    Done,
+    /// The client is refused with this error.
+    Refused(PgStream, Refusal),
+    /// A session is established.
+    Session(Box<Established>),
+}
+
+struct Established {
+    /// Set once the handshake hands the stream over.
+    client: Option<PgStream>,
+    client_leftover: BytesMut,
+    identity: AuthenticatedIdentity,
+    target: Arc<BackendTarget>,
+    backend: backend::BackendSession,
+    client_user: String,
+    application_name: Option<String>,
+}
+
+impl PostgresGateway {
+    /// Builds the gateway side for PostgreSQL.
+    pub fn new(settings: ListenerSettings, store: Arc<dyn Store>, recorder: SessionRecorder) -> Self {
+        let acceptor = TlsAcceptor::from(settings.tls.clone());
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                acceptor,
+                store,
+                recorder,
+                cancels: CancelRegistry::default(),
+            }),
+        }
+    }
+
+    /// Accepts clients on `listener` until `shutdown` turns true, then ends
+    /// every session and waits for them to be recorded.
+    pub async fn serve(&self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let mut sessions = JoinSet::new();
+        let mut stopping = shutdown.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let this = self.clone();
+                        let stop = shutdown.clone();
+                        sessions.spawn(async move { this.handle(socket, peer, stop).await });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                _ = stopping.wait_for(|stop| *stop) => break,
+            }
+        }
+        drop(listener);
+        while sessions.join_next().await.is_some() {}
+    }
+
+    async fn handle(&self, socket: TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+        let _ = socket.set_nodelay(true);
+        let timeout = self.inner.settings.handshake_timeout;
+        let handshake = self.handshake(PgStream::Plain(socket), peer);
+        match tokio::time::timeout(timeout, handshake).await {
+            Ok(Handshake::Session(e)) => self.run_session(*e, peer, shutdown).await,
+            Ok(Handshake::Done) => {}
+            Ok(Handshake::Refused(mut stream, refusal)) => {
+                tracing::info!(client = %peer, code = refusal.code, reason = %refusal.message, "connection refused");
+                refuse(&mut stream, &refusal).await;
+            }
+            Err(_) => tracing::info!(client = %peer, "startup handshake timed out; connection closed"),
+        }
+    }
+
+    async fn handshake(&self, stream: PgStream, peer: SocketAddr) -> Handshake {
+        let (mut stream, minor, params) = match self.negotiate(stream).await {
+            Ok(Some(started)) => started,
+            Ok(None) => return Handshake::Done,
+            Err((Some(stream), refusal)) => return Handshake::Refused(stream, refusal),
+            Err((None, refusal)) => {
+                tracing::info!(client = %peer, reason = %refusal.message, "connection dropped");
+                return Handshake::Done;
+            }
+        };
+        match self.authenticate(&mut stream, peer, minor, &params).await {
+            Ok(Some(mut e)) => {
+                e.client = Some(stream);
+                Handshake::Session(e)
+            }
+            Ok(None) => Handshake::Done,
+            Err(refusal) => Handshake::Refused(stream, refusal),
+        }
+    }
+
+    /// Reads startup packets until a StartupMessage, upgrading to TLS on
+    /// request and answering cancel requests.
+    async fn negotiate(&self, mut stream: PgStream) -> Result<Option<(PgStream, u16, Params)>, (Option<PgStream>, Refusal)> {
+        loop {
+            let body = match read_startup(&mut stream).await {
+                Ok(Some(b)) => b,
+                Ok(None) => return Ok(None),
+                Err(r) => return Err((Some(stream), r)),
+            };
+            let packet = match parse_startup_packet(&body) {
+                Ok(p) => p,
+                Err(e) => return Err((Some(stream), Refusal::new("08P01", format!("invalid startup packet: {e}"), None))),
+            };
+            match packet {
+                StartupPacket::SslRequest => {
+                    let mut tcp = match stream {
+                        PgStream::Plain(tcp) => tcp,
+                        other => return Err((Some(other), Refusal::new("08P01", "SSLRequest received inside TLS", None))),
+                    };
+                    if let Err(e) = tcp.write_all(b"S").await {
+                        return Err((None, io_refusal(e)));
+                    }
+                    // read_startup reads exactly one packet, so no plaintext bytes can be
+                    // smuggled in ahead of the TLS handshake.
+                    match self.inner.acceptor.accept(tcp).await {
+                        Ok(tls) => stream = PgStream::ServerTls(Box::new(tls)),
+                        Err(e) => return Err((None, Refusal::new("08P01", format!("TLS handshake failed: {e}"), None))),
+                    }
+                }
+                StartupPacket::GssEncRequest => {
+                    if let Err(e) = stream.write_all(b"N").await {
+                        return Err((None, io_refusal(e)));
+                    }
+                }
+                StartupPacket::Cancel { pid, secret } => {
+                    self.inner.cancels.cancel(pid, secret).await;
+                    return Ok(None);
+                }
+                StartupPacket::Startup { minor, params } => return Ok(Some((stream, minor, params))),
+            }
+        }
+    }
+
+    /// Checks transport and token, picks the connection and logs in to the backend.
+    async fn authenticate(
+        &self,
+        stream: &mut PgStream,
+        peer: SocketAddr,
+        minor: u16,
+        params: &Params,
+    ) -> Result<Option<Box<Established>>, Refusal> {
+        let inner = &self.inner;
+        if !stream.is_tls() && !(inner.settings.plaintext_on_loopback && peer.ip().is_loopback()) {
+            return Err(Refusal::new(
+                "28000",
+                "gatehouse requires TLS",
+                Some("connect with sslmode=require (or verify-full with the gateway's CA certificate)"),
+            ));
+        }
+        if params.iter().any(|(k, _)| k == "replication") {
+            return Err(Refusal::new("0A000", "replication connections are not supported through gatehouse", None));
+        }
+
+        let mut out = BytesMut::with_capacity(256);
+        if minor > 0 {
+            let unknown: Vec<&str> = params
+                .iter()
+                .filter(|(k, _)| k.starts_with("_pq_."))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            negotiate_protocol_version(&mut out, 0, &unknown);
+        }
+        auth_cleartext_password(&mut out);
+        stream.write_all(&out).await.map_err(io_refusal)?;
+        out.clear();
+
+        let mut buf = BytesMut::with_capacity(1024);
+        let msg = read_message(stream, &mut buf, MAX_PASSWORD_MESSAGE)
+            .await
+            .map_err(|e| Refusal::new("08P01", format!("invalid message during authentication: {e}"), None))?;
+        let Some((ty, body)) = msg else {
+            return Ok(None);
+        };
+        if ty != b'p' {
+            return Err(Refusal::new("08P01", format!("expected a password message, got {:?}", ty as char), None));
+        }
+        let password = parse_password(&body)
+            .map_err(|e| Refusal::new("08P01", format!("invalid password message: {e}"), None))?;
+        let identity = verify_service_token(inner.store.as_ref(), password, Timestamp::now())
+            .await
+            .map_err(|e| {
+                Refusal::new(
+                    "28P01",
+                    format!("authentication failed: {e}"),
+                    Some("use a token from `gatehouse token create` as the password"),
+                )
+            })?;
+
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let client_user = param("user").unwrap_or_default();
+        let dbname = param("database").unwrap_or_else(|| client_user.clone());
+        let target = inner.settings.connections.get(&dbname).cloned().ok_or_else(|| {
+            Refusal::new(
+                "3D000",
+                format!("connection \"{dbname}\" is not configured on this gateway"),
+                Some("set dbname to the name of a [[connection]] in the gateway's configuration"),
+            )
+        })?;
+
+        let forwarded: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| !RESERVED_PARAMS.contains(&k.as_str()) && !k.starts_with("_pq_."))
+            .cloned()
+            .collect();
+        let backend = backend::connect(&target, &forwarded).await.map_err(|e| {
+            let code = match e {
+                BackendError::Unreachable { .. } => "08006",
+                BackendError::Rejected { .. } | BackendError::Protocol { .. } => "08004",
+            };
+            tracing::warn!(connection = %target.name, error = %e, "backend connection failed");
+            Refusal::new(code, e.to_string(), Some("try again later; if it persists, ask the gateway's operator"))
+        })?;
+
+        Ok(Some(Box::new(Established {
+            client: None,
+            client_leftover: buf,
+            identity,
+            target,
+            backend,
+            client_user,
+            application_name: param("application_name"),
+        })))
+    }
+
+    async fn run_session(&self, e: Established, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+        let inner = &self.inner;
+        let Established {
+            client,
+            client_leftover,
+            identity,
+            target,
+            backend,
+            client_user,
+            application_name,
+        } = e;
+        let Some(mut client) = client else { return };
+        let start = SessionStart {
+            id: SessionId::new(),
+            identity: identity.into_identity(),
+            connection: target.name.clone(),
+            protocol: "postgres".into(),
+            client_addr: peer.to_string(),
+            client_user,
+            application_name,
+            started_at: Timestamp::now(),
+        };
+        if let Err(err) = inner.recorder.session_started(&start).await {
+            tracing::error!(error = %err, "could not record session start; refusing the session");
+            refuse(
+                &mut client,
+                &Refusal::new("58000", "the gateway could not record this session, so it was not opened", Some("try again later; the gateway's operator has been told in its logs")),
+            )
+            .await;
+            return;
+        }
+        tracing::info!(
+            session = %start.id, identity = %start.identity.subject, connection = %start.connection,
+            client = %peer, "session started"
+        );
+
+        let cancel_key = inner.cancels.register(&target.host, target.port, backend.key);
+        let mut out = BytesMut::with_capacity(backend.greeting.len() + 64);
+        auth_ok(&mut out);
+        out.put_slice(&backend.greeting);
+        backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
+        // ReadyForQuery, idle.
+        out.put_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+        let tracker = Mutex::new(Tracker::new(start.id));
+        let counters = Counters::default();
+        let ending = if let Err(err) = client.write_all(&out).await {
+            relay::Ending {
+                reason: gatehouse_core::SessionEndReason::ClientDisconnected,
+                detail: Some(format!("client: {err}")),
+            }
+        } else {
+            relay::relay(
+                client,
+                client_leftover,
+                backend.stream,
+                backend.leftover,
+                &tracker,
+                &inner.recorder,
+                &counters,
+                shutdown,
+            )
+            .await
+        };
+        drop(cancel_key);
+
+        let leftovers = {
+            let mut t = relay::lock(&tracker);
+            t.drain_incomplete();
+            std::mem::take(&mut t.done)
+        };
+        for r in leftovers {
+            let _ = inner.recorder.statement(r).await;
+        }
+        let end = SessionEnd {
+            id: start.id,
+            ended_at: Timestamp::now(),
+            bytes_from_client: counters.from_client.load(std::sync::atomic::Ordering::Relaxed),
+            bytes_to_client: counters.to_client.load(std::sync::atomic::Ordering::Relaxed),
+            reason: ending.reason,
+            detail: ending.detail,
+        };
+        tracing::info!(session = %start.id, reason = end.reason.as_str(), "session ended");
+        if inner.recorder.session_ended(end).await.is_err() {
+            tracing::error!(session = %start.id, "could not record session end: recorder stopped");
+        }
+    }
+}
+
+/// Reads one untyped startup packet, exactly (never more bytes than it holds).
+async fn read_startup(stream: &mut PgStream) -> Result<Option<Vec<u8>>, Refusal> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(io_refusal(e)),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if !(8..=MAX_STARTUP_LEN).contains(&len) {
+        return Err(Refusal::new("08P01", format!("invalid startup packet length {len}"), None));
+    }
+    let mut body = vec![0u8; len - 4];
+    stream.read_exact(&mut body).await.map_err(io_refusal)?;
+    Ok(Some(body))
+}
+
+fn io_refusal(e: std::io::Error) -> Refusal {
+    Refusal::new("08006", format!("connection error: {e}"), None)
+}
+
+async fn refuse(stream: &mut PgStream, r: &Refusal) {
+    let mut out = BytesMut::new();
+    error_response(
+        &mut out,
+        &ErrorNotice {
+            severity: "FATAL",
+            code: r.code,
+            message: &r.message,
+            detail: None,
+            hint: r.hint,
+        },
+    );
+    let _ = stream.write_all(&out).await;
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,242 @@
+//! The streaming relay between an established client and backend.
+//!
+//! Each direction reads whatever bytes are available, frames them with a
+//! [`FrameScanner`], lets the tracker see the few message types it needs, and
+//! forwards the bytes in one write per read: no per-message allocation or
+//! syscall. Large messages the tracker does not inspect (DataRow, CopyData)
+//! are forwarded as they arrive, so a result set is never buffered whole.
+
+use crate::codec::backend::{error_response, ErrorNotice};
+use crate::codec::{frontend, FrameError, FrameScanner};
+use crate::tracker::{backend_inspects, frontend_inspects, Tracker};
+use bytes::{Buf, BytesMut};
+use gatehouse_core::{SessionEndReason, SessionRecorder, StatementRecord};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// Largest message from a client the gateway reads whole (Query, Parse, Bind…).
+pub(crate) const MAX_CLIENT_MESSAGE: u32 = 256 << 20;
+/// Largest inspected backend message (CommandComplete, ErrorResponse…).
+const MAX_BACKEND_MESSAGE: u32 = 64 << 20;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Bytes relayed each way.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) from_client: AtomicU64,
+    pub(crate) to_client: AtomicU64,
+}
+
+/// How the relay ended.
+pub(crate) struct Ending {
+    pub(crate) reason: SessionEndReason,
+    pub(crate) detail: Option<String>,
+}
+
+impl Ending {
+    fn new(reason: SessionEndReason, detail: impl Into<Option<String>>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Relays until either side closes, the client misbehaves, or shutdown.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay<C, B>(
+    client: C,
+    client_leftover: BytesMut,
+    backend: B,
+    backend_leftover: BytesMut,
+    tracker: &Mutex<Tracker>,
+    recorder: &SessionRecorder,
+    counters: &Counters,
+    mut shutdown: watch::Receiver<bool>,
+) -> Ending
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut br, mut bw) = tokio::io::split(backend);
+    let ending = {
+        let up = client_to_backend(&mut cr, &mut bw, client_leftover, tracker, counters);
+        let down = backend_to_client(&mut br, &mut cw, backend_leftover, tracker, recorder, counters);
+        tokio::select! {
+            e = up => e,
+            e = down => e,
+            _ = shutdown.wait_for(|stop| *stop) => Ending::new(SessionEndReason::GatewayShutdown, None),
+        }
+    };
+    match ending.reason {
+        SessionEndReason::ProtocolError => {
+            let mut out = BytesMut::new();
+            let msg = ending.detail.as_deref().unwrap_or("invalid message");
+            error_response(
+                &mut out,
+                &ErrorNotice {
+                    severity: "FATAL",
+                    code: "08P01",
+                    message: &format!("gatehouse closed the connection: {msg}"),
+                    detail: None,
+                    hint: Some("this is a client or driver bug; the connection cannot continue"),
+                },
+            );
+            let _ = cw.write_all(&out).await;
+            terminate_backend(&mut bw).await;
+        }
+        SessionEndReason::GatewayShutdown => {
+            let mut out = BytesMut::new();
+            error_response(
+                &mut out,
+                &ErrorNotice {
+                    severity: "FATAL",
+                    code: "57P01",
+                    message: "the gateway is shutting down",
+                    detail: None,
+                    hint: Some("reconnect in a moment"),
+                },
+            );
+            let _ = cw.write_all(&out).await;
+            terminate_backend(&mut bw).await;
+        }
+        SessionEndReason::ClientDisconnected | SessionEndReason::NetworkError => {
+            terminate_backend(&mut bw).await;
+        }
+        SessionEndReason::ClientTerminated | SessionEndReason::BackendClosed => {}
+    }
+    let _ = cw.shutdown().await;
+    ending
+}
+
+async fn terminate_backend<W: AsyncWrite + Unpin>(bw: &mut W) {
+    let mut out = BytesMut::with_capacity(5);
+    frontend::terminate(&mut out);
+    let _ = bw.write_all(&out).await;
+    let _ = bw.shutdown().await;
+}
+
+fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+}
+
+async fn client_to_backend<R, W>(
+    cr: &mut R,
+    bw: &mut W,
+    mut buf: BytesMut,
+    tracker: &Mutex<Tracker>,
+    counters: &Counters,
+) -> Ending
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut scanner = FrameScanner::new(MAX_CLIENT_MESSAGE);
+    let mut first = !buf.is_empty();
+    loop {
+        if !first {
+            reserve(&mut buf);
+            match cr.read_buf(&mut buf).await {
+                Ok(0) => {
+                    let terminated = lock(tracker).terminated;
+                    return if terminated {
+                        Ending::new(SessionEndReason::ClientTerminated, None)
+                    } else {
+                        Ending::new(SessionEndReason::ClientDisconnected, None)
+                    };
+                }
+                Ok(n) => {
+                    counters.from_client.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => return Ending::new(SessionEndReason::NetworkError, format!("client: {e}")),
+            }
+        }
+        first = false;
+        let scanned = {
+            let mut t = lock(tracker);
+            scanner.scan(&buf, frontend_inspects, |ty, body| t.on_frontend(ty, body))
+        };
+        let n = match scanned {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return protocol_error(e),
+            Err(e) => return Ending::new(SessionEndReason::ProtocolError, e.to_string()),
+        };
+        if n > 0 {
+            if let Err(e) = bw.write_all(&buf[..n]).await {
+                return Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}"));
+            }
+            buf.advance(n);
+        }
+    }
+}
+
+async fn backend_to_client<R, W>(
+    br: &mut R,
+    cw: &mut W,
+    mut buf: BytesMut,
+    tracker: &Mutex<Tracker>,
+    recorder: &SessionRecorder,
+    counters: &Counters,
+) -> Ending
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut scanner = FrameScanner::new(MAX_BACKEND_MESSAGE);
+    let mut finished: Vec<StatementRecord> = Vec::new();
+    let mut first = !buf.is_empty();
+    loop {
+        if !first {
+            reserve(&mut buf);
+            match br.read_buf(&mut buf).await {
+                Ok(0) => return Ending::new(SessionEndReason::BackendClosed, None),
+                Ok(_) => {}
+                Err(e) => return Ending::new(SessionEndReason::NetworkError, format!("backend: {e}")),
+            }
+        }
+        first = false;
+        let scanned = {
+            let mut t = lock(tracker);
+            let r = scanner.scan(&buf, backend_inspects, |ty, body| t.on_backend(ty, body));
+            std::mem::swap(&mut finished, &mut t.done);
+            r
+        };
+        let n = match scanned {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                return Ending::new(SessionEndReason::NetworkError, format!("backend sent an unframeable message: {e}"))
+            }
+            Err(e) => {
+                return Ending::new(SessionEndReason::NetworkError, format!("backend sent a malformed message: {e}"))
+            }
+        };
+        if n > 0 {
+            if let Err(e) = cw.write_all(&buf[..n]).await {
+                return Ending::new(SessionEndReason::ClientDisconnected, format!("client: {e}"));
+            }
+            counters.to_client.fetch_add(n as u64, Ordering::Relaxed);
+            buf.advance(n);
+        }
+        for r in finished.drain(..) {
+            if recorder.statement(r).await.is_err() {
+                return Ending::new(SessionEndReason::GatewayShutdown, "session recorder stopped".to_string());
+            }
+        }
+    }
+}
+
+fn protocol_error(e: FrameError) -> Ending {
+    Ending::new(SessionEndReason::ProtocolError, e.to_string())
+}
+
+/// Locks the tracker. It is only ever locked for synchronous scanning, never
+/// across an await; a poisoned lock means a panic mid-scan, and the state is
+/// still usable for recording.
+pub(crate) fn lock(t: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}

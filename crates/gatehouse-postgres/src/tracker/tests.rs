@@ -1,0 +1,154 @@
+use super::*;
+use bytes::{BufMut, BytesMut};
+
+fn cstr(b: &mut BytesMut, s: &str) {
+    b.put_slice(s.as_bytes());
+    b.put_u8(0);
+}
+
+fn query(q: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    cstr(&mut b, q);
+    b
+}
+
+fn parse(name: &str, q: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    cstr(&mut b, name);
+    cstr(&mut b, q);
+    b.put_i16(0);
+    b
+}
+
+fn bind(portal: &str, stmt: &str, params: &[&str]) -> BytesMut {
+    let mut b = BytesMut::new();
+    cstr(&mut b, portal);
+    cstr(&mut b, stmt);
+    b.put_i16(0);
+    b.put_i16(params.len() as i16);
+    for p in params {
+        b.put_i32(p.len() as i32);
+        b.put_slice(p.as_bytes());
+    }
+    b.put_i16(0);
+    b
+}
+
+fn execute(portal: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    cstr(&mut b, portal);
+    b.put_i32(0);
+    b
+}
+
+fn error(code: &str, msg: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_u8(b'C');
+    cstr(&mut b, code);
+    b.put_u8(b'M');
+    cstr(&mut b, msg);
+    b.put_u8(0);
+    b
+}
+
+fn tracker() -> Tracker {
+    Tracker::new(SessionId::new())
+}
+
+#[test]
+fn simple_multi_statement_query_collects_tags_until_ready() {
+    let mut t = tracker();
+    t.on_frontend(b'Q', &query("insert into t values (1); select 1")).unwrap();
+    t.on_backend(b'C', &query("INSERT 0 1")).unwrap();
+    t.on_backend(b'C', &query("SELECT 1")).unwrap();
+    assert!(t.done.is_empty());
+    t.on_backend(b'Z', b"I").unwrap();
+    assert_eq!(t.done.len(), 1);
+    let r = &t.done[0];
+    assert_eq!(r.protocol, "simple");
+    assert_eq!(r.seq, 1);
+    assert_eq!(
+        r.outcome,
+        StatementOutcome::Ok {
+            command_tag: "INSERT 0 1; SELECT 1".into(),
+            rows: Some(2)
+        }
+    );
+}
+
+#[test]
+fn pipelined_extended_statements_complete_in_order_with_params() {
+    let mut t = tracker();
+    t.on_frontend(b'P', &parse("s1", "select $1")).unwrap();
+    t.on_frontend(b'B', &bind("", "s1", &["7"])).unwrap();
+    t.on_frontend(b'E', &execute("")).unwrap();
+    t.on_frontend(b'B', &bind("", "s1", &["8"])).unwrap();
+    t.on_frontend(b'E', &execute("")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'C', &query("SELECT 1")).unwrap();
+    t.on_backend(b'C', &query("SELECT 1")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    let params: Vec<_> = t.done.iter().map(|r| r.params.clone()).collect();
+    assert_eq!(params, vec![vec![Some("7".to_string())], vec![Some("8".to_string())]]);
+    assert!(t.done.iter().all(|r| r.text == "select $1" && r.protocol == "extended"));
+}
+
+#[test]
+fn error_skips_rest_of_batch_until_sync() {
+    let mut t = tracker();
+    t.on_frontend(b'P', &parse("", "select 1/0")).unwrap();
+    t.on_frontend(b'B', &bind("", "", &[])).unwrap();
+    t.on_frontend(b'E', &execute("")).unwrap();
+    t.on_frontend(b'P', &parse("", "select 2")).unwrap();
+    t.on_frontend(b'B', &bind("", "", &[])).unwrap();
+    t.on_frontend(b'E', &execute("")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_frontend(b'Q', &query("select 3")).unwrap();
+    t.on_backend(b'E', &error("22012", "division by zero")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    t.on_backend(b'C', &query("SELECT 1")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    assert_eq!(t.done.len(), 2);
+    assert_eq!(
+        t.done[0].outcome,
+        StatementOutcome::Error {
+            sqlstate: "22012".into(),
+            message: "division by zero".into()
+        }
+    );
+    assert_eq!(t.done[1].text, "select 3");
+}
+
+#[test]
+fn parse_error_without_execute_is_recorded_with_its_text() {
+    let mut t = tracker();
+    t.on_frontend(b'P', &parse("bad", "selec 1")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'E', &error("42601", "syntax error")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    assert_eq!(t.done.len(), 1);
+    assert_eq!(t.done[0].text, "selec 1");
+    t.done.clear();
+    // The next batch is tracked normally.
+    t.on_frontend(b'Q', &query("select 1")).unwrap();
+    t.on_backend(b'C', &query("SELECT 1")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    assert_eq!(t.done.len(), 1);
+}
+
+#[test]
+fn unanswered_statements_are_recorded_incomplete() {
+    let mut t = tracker();
+    t.on_frontend(b'Q', &query("select pg_sleep(100)")).unwrap();
+    t.drain_incomplete();
+    assert_eq!(t.done[0].outcome, StatementOutcome::Incomplete);
+}
+
+#[test]
+fn binary_and_long_params_are_rendered_safely() {
+    assert_eq!(param_text(&BindValue::Binary(&[0, 255])), Some("\\x00ff".into()));
+    assert_eq!(param_text(&BindValue::Null), None);
+    let long = vec![b'a'; MAX_PARAM + 10];
+    let s = param_text(&BindValue::Text(&long)).unwrap();
+    assert!(s.ends_with(&format!("({} bytes in all)", MAX_PARAM + 10)));
+}
