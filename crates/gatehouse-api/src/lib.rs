@@ -1,1 +1,24 @@
-//! placeholder
+//! Gatehouse REST API: the admin surface the CLI (and later the web console)
+//! uses. Every admin command goes through it, so the running gateway is the
+//! single writer of its store and, later, of its evidence log.
+//!
+//! Authentication: `Authorization: Bearer <admin key>`. The admin key is
+//! generated into the data directory on first start (mode 0600); whoever can
+//! read it administers the gateway. Its SHA-256 is compared in constant time.
+
+mod admin_key;
+mod routes;
+
+pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
+pub use routes::{router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody};
+
+/// Serves the API on `listener` until `stop` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop)
+        .await
+}

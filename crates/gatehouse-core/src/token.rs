@@ -22,8 +22,9 @@ pub struct TokenRecord {
     pub identity: String,
     /// Groups granted to the identity.
     pub groups: Vec<String>,
-    /// Hex SHA-256 of the secret part; never the secret itself.
-    #[serde(skip_serializing)]
+    /// Hex SHA-256 of the secret part; never the secret itself. Not part of
+    /// the API's JSON (empty when read from there).
+    #[serde(skip_serializing, default)]
     pub secret_hash: String,
     /// When the token was created.
     pub created_at: Timestamp,

@@ -38,7 +38,7 @@ impl AuthenticatedIdentity {
 #[derive(Debug, Error)]
 pub enum AuthError {
     /// The credential has no recognised format.
-    #[error("the password is not a Gatehouse token; connect with a token from `gatehouse token create` as the password")]
+    #[error("the password is not a Gatehouse token")]
     UnrecognisedCredential,
     /// No token has this id, or its secret does not match.
     #[error("token not recognised; check that you copied the whole token, or ask for a new one")]

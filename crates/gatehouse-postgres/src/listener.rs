@@ -133,7 +133,7 @@ impl PostgresGateway {
                     }
                 },
                 Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-                _ = stopping.wait_for(|stop| *stop) => break,
+                _ = stopped(&mut stopping) => break,
             }
         }
         drop(listener);
@@ -433,4 +433,10 @@ async fn refuse(stream: &mut PgStream, r: &Refusal) {
     let _ = stream.write_all(&out).await;
     let _ = stream.flush().await;
     let _ = stream.shutdown().await;
+}
+
+/// Completes once `rx` reads true (or its sender is gone). The watch guard is
+/// dropped inside, so the future stays `Send`.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }

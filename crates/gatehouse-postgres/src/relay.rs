@@ -68,7 +68,7 @@ where
         tokio::select! {
             e = up => e,
             e = down => e,
-            _ = shutdown.wait_for(|stop| *stop) => Ending::new(SessionEndReason::GatewayShutdown, None),
+            _ = crate::listener::stopped(&mut shutdown) => Ending::new(SessionEndReason::GatewayShutdown, None),
         }
     };
     match ending.reason {

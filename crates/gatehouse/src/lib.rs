@@ -1,1 +1,10 @@
-//! placeholder
+//! The `gatehouse` binary's library: configuration, wiring, admin client,
+//! output, the demo and the throwaway PostgreSQL used by the demo and tests.
+
+pub mod admin;
+pub mod certs;
+pub mod config;
+pub mod demo;
+pub mod output;
+pub mod pgcluster;
+pub mod serve;

@@ -1,1 +1,267 @@
-fn main() {}
+//! The `gatehouse` command.
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, Parser, Subcommand};
+use gatehouse::admin::AdminClient;
+use gatehouse::config::RawConfig;
+use gatehouse::{demo, output, serve};
+use gatehouse_api::CreateTokenRequest;
+use gatehouse_core::{SessionFilter, Timestamp};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "A Layer 7 access gateway for machine identities")]
+struct Cli {
+    /// Configuration file [env: GATEHOUSE_CONFIG; default: ./gatehouse.toml].
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The gateway's REST API, for admin commands (default: [server] api_listen of the configuration).
+    #[arg(long, global = true, env = "GATEHOUSE_SERVER")]
+    server: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Validate a configuration file; prints every problem and exits non-zero if any.
+    CheckConfig,
+    /// Manage service tokens (through the running gateway's API).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Inspect recorded sessions (through the running gateway's API).
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it once, alone on stdout.
+    Create {
+        /// The identity the token authenticates as.
+        #[arg(long)]
+        identity: String,
+        /// A group of the identity (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h, 15m (at most 366d).
+        #[arg(long, default_value = "30d")]
+        ttl: String,
+        /// Print the whole record as JSON (including the token) instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; new connections with it are refused at once.
+    Revoke {
+        /// The token id (from `token list`).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List sessions, newest first.
+    List(ListArgs),
+    /// Replay one session: its statements on a timeline.
+    Show {
+        /// Session id.
+        id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Only this identity.
+    #[arg(long)]
+    identity: Option<String>,
+    /// Only this connection.
+    #[arg(long)]
+    connection: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn config_path(cli: &Cli) -> PathBuf {
+    cli.config.clone().unwrap_or_else(|| PathBuf::from("gatehouse.toml"))
+}
+
+/// The configuration for admin commands: `--config`, else ./gatehouse.toml if it exists.
+fn admin_config(cli: &Cli) -> Option<PathBuf> {
+    cli.config.clone().or_else(|| {
+        let p = Path::new("gatehouse.toml");
+        p.exists().then(|| p.to_path_buf())
+    })
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Serve => {
+            let path = config_path(&cli);
+            let config = match RawConfig::parse(&path).and_then(|r| r.resolve()) {
+                Ok(c) => c,
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    eprintln!("gatehouse: not started: {} problem(s) in the configuration", problems.0.len());
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            serve::run(&config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            let path = config_path(&cli);
+            match RawConfig::parse(&path).and_then(|r| r.resolve()) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok (postgres listener {}, API {}, {} connection(s))",
+                        path.display(),
+                        c.postgres_listen,
+                        c.api_listen,
+                        c.connections.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    eprintln!("{} problem(s) found", problems.0.len());
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+        Command::Token(cmd) => {
+            let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
+            token(cmd, &client).await
+        }
+        Command::Sessions(cmd) => {
+            let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
+            sessions(cmd, &client).await
+        }
+        Command::Demo => {
+            demo::run().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn token(cmd: &TokenCommand, client: &AdminClient) -> Result<ExitCode> {
+    match cmd {
+        TokenCommand::Create { identity, groups, ttl, json } => {
+            let ttl = humantime::parse_duration(ttl)
+                .map_err(|e| anyhow!("--ttl {ttl:?} is not a duration such as 30d, 12h or 15m: {e}"))?;
+            if ttl.as_secs() == 0 {
+                bail!("--ttl must be at least 1s");
+            }
+            let created = client
+                .create_token(&CreateTokenRequest {
+                    identity: identity.clone(),
+                    groups: groups.clone(),
+                    ttl_seconds: ttl.as_secs(),
+                })
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&created)?);
+            } else {
+                eprintln!(
+                    "created token {} for {} (groups: {}), expires {}; it is shown only once",
+                    created.record.id,
+                    created.record.identity,
+                    if created.record.groups.is_empty() { "none".into() } else { created.record.groups.join(", ") },
+                    created.record.expires_at
+                );
+                println!("{}", created.token);
+            }
+        }
+        TokenCommand::List { json } => {
+            let list = client.list_tokens().await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", output::tokens(&list, Timestamp::now()));
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let t = client.revoke_token(id).await?;
+            eprintln!(
+                "revoked token {} of {} at {}; new connections with it are refused",
+                t.id,
+                t.identity,
+                t.revoked_at.map(|r| r.rfc3339()).unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sessions(cmd: &SessionsCommand, client: &AdminClient) -> Result<ExitCode> {
+    match cmd {
+        SessionsCommand::List(a) => {
+            let filter = SessionFilter {
+                identity: a.identity.clone(),
+                connection: a.connection.clone(),
+                limit: Some(a.limit),
+            };
+            let list = client.list_sessions(&filter).await?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", output::sessions(&list));
+            }
+        }
+        SessionsCommand::Show { id, json } => {
+            let d = client.session(id).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                print!("{}", output::session_replay(&d));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,175 @@
+use crate::AdminKey;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gatehouse_core::{
+    SessionDetail, SessionFilter, SessionId, SessionSummary, Store, StoreError, Timestamp, TokenId,
+    TokenRecord,
+};
+use gatehouse_identity::mint_service_token;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The gateway's store.
+    pub store: Arc<dyn Store>,
+    /// The admin key's hash.
+    pub admin_key: AdminKey,
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong and what to do.
+    pub error: String,
+}
+
+/// Body of `POST /v1/tokens`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// Identity subject.
+    pub identity: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Lifetime in seconds.
+    pub ttl_seconds: u64,
+}
+
+/// Answer of `POST /v1/tokens`: the only time the token text is shown.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedToken {
+    /// The token text.
+    pub token: String,
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: TokenRecord,
+}
+
+/// Longest token lifetime accepted.
+const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError(StatusCode::NOT_FOUND, format!("{what} not found")),
+            other => {
+                tracing::error!(error = %other, "store error in API");
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, "the gateway's store is unavailable; try again later".into())
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/tokens", post(create_token).get(list_tokens))
+        .route("/v1/tokens/{id}/revoke", post(revoke_token))
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}", get(show_session))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
+        .with_state(state)
+}
+
+fn require_admin(state: &ApiState, headers: &HeaderMap) -> ApiResult<()> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(k) if state.admin_key.matches(k) => Ok(()),
+        Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "admin key not accepted".into())),
+        None => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing admin key: send `Authorization: Bearer <key from data_dir/admin.key>`".into(),
+        )),
+    }
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn create_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateTokenRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    require_admin(&state, &headers)?;
+    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let ttl = Duration::from_secs(req.ttl_seconds);
+    if ttl.is_zero() || ttl > MAX_TTL {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "ttl must be between 1 second and 366 days".into()));
+    }
+    let minted = mint_service_token(&req.identity, &req.groups, ttl, Timestamp::now())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    state.store.insert_token(&minted.record).await?;
+    tracing::info!(token = %minted.record.id, identity = %minted.record.identity, "token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: minted.secret.expose().to_string(),
+            record: minted.record,
+        }),
+    ))
+}
+
+async fn list_tokens(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult<Json<Vec<TokenRecord>>> {
+    require_admin(&state, &headers)?;
+    Ok(Json(state.store.list_tokens().await?))
+}
+
+async fn revoke_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenRecord>> {
+    require_admin(&state, &headers)?;
+    let record = state.store.revoke_token(&TokenId(id), Timestamp::now()).await?;
+    tracing::info!(token = %record.id, identity = %record.identity, "token revoked");
+    Ok(Json(record))
+}
+
+async fn list_sessions(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(filter): Query<SessionFilter>,
+) -> ApiResult<Json<Vec<SessionSummary>>> {
+    require_admin(&state, &headers)?;
+    Ok(Json(state.store.list_sessions(&filter).await?))
+}
+
+async fn show_session(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionDetail>> {
+    require_admin(&state, &headers)?;
+    let id: SessionId = id
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("{id:?} is not a session id")))?;
+    state
+        .store
+        .session(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("session {id} not found")))
+}

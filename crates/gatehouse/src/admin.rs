@@ -1,0 +1,107 @@
+//! The admin client: every admin command talks to the running gateway's REST
+//! API. The API address comes from `--server` or the configuration's
+//! `[server] api_listen`; the admin key from `GATEHOUSE_ADMIN_KEY` or the
+//! configuration's `data_dir/admin.key`.
+
+use crate::config::RawConfig;
+use crate::serve::ADMIN_KEY_FILE;
+use anyhow::{anyhow, bail, Context, Result};
+use gatehouse_api::{CreateTokenRequest, CreatedToken, ErrorBody};
+use gatehouse_core::{SessionDetail, SessionFilter, SessionSummary, TokenRecord};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::time::Duration;
+
+/// A client of the gateway's REST API.
+pub struct AdminClient {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    /// Builds a client from the CLI's options.
+    pub fn new(config: Option<&Path>, server: Option<&str>) -> Result<Self> {
+        let raw = match config {
+            Some(path) => Some(RawConfig::parse(path).map_err(|p| anyhow!("{p}"))?),
+            None => None,
+        };
+        let base = match (server, &raw) {
+            (Some(s), _) => s.trim_end_matches('/').to_string(),
+            (None, Some(r)) => format!("http://{}", r.api_listen()),
+            (None, None) => bail!(
+                "no gateway to talk to: pass --config with the gateway's configuration file, or --server with its API address"
+            ),
+        };
+        let key = match (std::env::var("GATEHOUSE_ADMIN_KEY"), &raw) {
+            (Ok(k), _) if !k.trim().is_empty() => k.trim().to_string(),
+            (_, Some(r)) => {
+                let path = r.data_dir().join(ADMIN_KEY_FILE);
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "reading the admin key {} (it is created when `gatehouse serve` first starts; or set GATEHOUSE_ADMIN_KEY)",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_string()
+            }
+            _ => bail!("no admin key: set GATEHOUSE_ADMIN_KEY, or pass --config so it can be read from data_dir/admin.key"),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self { base, key, http })
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let resp = req.bearer_auth(&self.key).send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!(
+                    "cannot reach the gateway API at {}: is `gatehouse serve` running? (set --server or [server] api_listen)",
+                    self.base
+                )
+            } else {
+                anyhow!("request to the gateway API at {} failed: {e}", self.base)
+            }
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json().await.context("the gateway API sent an unreadable answer");
+        }
+        let text = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
+        bail!("{msg} (HTTP {})", status.as_u16())
+    }
+
+    /// Creates a token.
+    pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
+        self.send(self.http.post(format!("{}/v1/tokens", self.base)).json(req)).await
+    }
+
+    /// Lists tokens.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.send(self.http.get(format!("{}/v1/tokens", self.base))).await
+    }
+
+    /// Revokes a token.
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenRecord> {
+        self.send(self.http.post(format!("{}/v1/tokens/{id}/revoke", self.base)))
+            .await
+    }
+
+    /// Lists sessions.
+    pub async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionSummary>> {
+        self.send(self.http.get(format!("{}/v1/sessions", self.base)).query(filter))
+            .await
+    }
+
+    /// One session with its statements.
+    pub async fn session(&self, id: &str) -> Result<SessionDetail> {
+        self.send(self.http.get(format!("{}/v1/sessions/{id}", self.base)))
+            .await
+    }
+}

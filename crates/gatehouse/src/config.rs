@@ -1,0 +1,484 @@
+//! The gateway's TOML configuration: parsing, validation and resolution.
+//!
+//! Loading happens in two steps. [`RawConfig::parse`] checks the structure
+//! (every section, unknown keys are errors) and is all the admin commands
+//! need. [`RawConfig::resolve`] checks meaning and reads secrets and TLS files,
+//! as `serve` and `check-config` do. Both report every problem they find, each
+//! with the file, the key and the reason.
+
+use gatehouse_postgres::{BackendPassword, BackendTarget, BackendTls};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One thing wrong with a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// The key, as a dotted path (`connection[0].port`), or empty for the file itself.
+    pub key: String,
+    /// What is wrong and, where useful, how to fix it.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.reason)
+        }
+    }
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigProblems(pub Vec<Problem>);
+
+impl fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    data_dir: Option<String>,
+    api_listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListenersSection {
+    postgres: Option<String>,
+    #[serde(default)]
+    plaintext_on_loopback: bool,
+    handshake_timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum BackendTlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionSection {
+    name: String,
+    kind: String,
+    host: String,
+    #[serde(default = "default_pg_port")]
+    port: u16,
+    database: String,
+    user: String,
+    password_env: Option<String>,
+    password_file: Option<String>,
+    #[serde(default = "default_backend_tls")]
+    backend_tls: BackendTlsMode,
+    backend_ca: Option<String>,
+    connect_timeout: Option<String>,
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+
+fn default_backend_tls() -> BackendTlsMode {
+    BackendTlsMode::Prefer
+}
+
+/// A structurally valid configuration (secrets not yet read).
+#[derive(Debug, Clone)]
+pub struct RawConfig {
+    file: PathBuf,
+    base: PathBuf,
+    server: ServerSection,
+    listeners: ListenersSection,
+    tls: Option<TlsSection>,
+    connections: Vec<ConnectionSection>,
+}
+
+/// Where the client-facing certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// PEM files named in `[tls]`.
+    Files {
+        /// Certificate chain.
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// A self-signed certificate generated into the data directory.
+    SelfSigned,
+}
+
+/// A fully checked configuration, ready to serve.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Data directory (store, generated keys and certificates).
+    pub data_dir: PathBuf,
+    /// REST API address.
+    pub api_listen: SocketAddr,
+    /// PostgreSQL listener address.
+    pub postgres_listen: SocketAddr,
+    /// Accept non-TLS clients from loopback addresses.
+    pub plaintext_on_loopback: bool,
+    /// Limit for a client's startup handshake.
+    pub handshake_timeout: Duration,
+    /// Client-facing certificate.
+    pub tls: TlsSource,
+    /// Backends, in file order.
+    pub connections: Vec<Arc<BackendTarget>>,
+}
+
+/// Default REST API address.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8089";
+const DEFAULT_DATA_DIR: &str = "./gatehouse-data";
+
+impl RawConfig {
+    /// Reads and structurally checks `file`.
+    pub fn parse(file: &Path) -> Result<Self, ConfigProblems> {
+        let problem = |key: &str, reason: String| Problem {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigProblems(vec![problem("", format!("cannot read the file: {e}"))]))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigProblems(vec![problem("", format!("not valid TOML: {}", e.to_string().trim()))])
+        })?;
+        let mut problems = Vec::new();
+        let mut server = ServerSection::default();
+        let mut listeners = ListenersSection::default();
+        let mut tls = None;
+        let mut connections = Vec::new();
+        let mut saw_listeners = false;
+        for (key, value) in table {
+            match key.as_str() {
+                "server" => section(&key, value, &mut problems, file).map(|s| server = s),
+                "listeners" => {
+                    saw_listeners = true;
+                    section(&key, value, &mut problems, file).map(|s| listeners = s)
+                }
+                "tls" => section(&key, value, &mut problems, file).map(|s| tls = Some(s)),
+                "connection" => {
+                    match value {
+                        toml::Value::Array(items) => {
+                            for (i, item) in items.into_iter().enumerate() {
+                                let k = format!("connection[{i}]");
+                                if let Some(c) = section::<ConnectionSection>(&k, item, &mut problems, file) {
+                                    connections.push(c);
+                                }
+                            }
+                        }
+                        _ => problems.push(problem("connection", "must be an array of tables: write each as [[connection]]".into())),
+                    }
+                    None
+                }
+                other => {
+                    problems.push(problem(
+                        other,
+                        "unknown section; expected one of server, listeners, tls, connection".into(),
+                    ));
+                    None
+                }
+            };
+        }
+        if !saw_listeners {
+            problems.push(problem("listeners", "missing: add [listeners] with postgres = \"127.0.0.1:15432\"".into()));
+        }
+        if !problems.is_empty() {
+            return Err(ConfigProblems(problems));
+        }
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Self {
+            file: file.to_path_buf(),
+            base,
+            server,
+            listeners,
+            tls,
+            connections,
+        })
+    }
+
+    /// The data directory, relative paths taken from the config file's folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path(self.server.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR))
+    }
+
+    /// The REST API address as written (validated by [`Self::resolve`]).
+    pub fn api_listen(&self) -> &str {
+        self.server.api_listen.as_deref().unwrap_or(DEFAULT_API_LISTEN)
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// Checks meaning, reads backend passwords and TLS material.
+    pub fn resolve(&self) -> Result<GatewayConfig, ConfigProblems> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, reason: String| {
+            problems.push(Problem {
+                file: self.file.clone(),
+                key,
+                reason,
+            })
+        };
+
+        let api_listen = parse_addr(self.api_listen()).map_err(|r| problem("server.api_listen".into(), r)).ok();
+        let postgres_listen = match &self.listeners.postgres {
+            Some(a) => parse_addr(a).map_err(|r| problem("listeners.postgres".into(), r)).ok(),
+            None => {
+                problem("listeners.postgres".into(), "missing: the address to accept PostgreSQL clients on, e.g. \"127.0.0.1:15432\"".into());
+                None
+            }
+        };
+        let handshake_timeout = match &self.listeners.handshake_timeout {
+            Some(t) => parse_duration(t).map_err(|r| problem("listeners.handshake_timeout".into(), r)).ok(),
+            None => Some(Duration::from_secs(30)),
+        };
+
+        let tls = match &self.tls {
+            None => Some(TlsSource::SelfSigned),
+            Some(t) => {
+                let cert = self.path(&t.cert);
+                let key = self.path(&t.key);
+                match (std::fs::read(&cert), std::fs::read(&key)) {
+                    (Ok(c), Ok(k)) => match gatehouse_postgres::server_config(&c, &k) {
+                        Ok(_) => Some(TlsSource::Files { cert, key }),
+                        Err(e) => {
+                            problem("tls".into(), format!("certificate {} and key {} cannot be used: {e}", cert.display(), key.display()));
+                            None
+                        }
+                    },
+                    (c, k) => {
+                        if let Err(e) = c {
+                            problem("tls.cert".into(), format!("cannot read {}: {e}", cert.display()));
+                        }
+                        if let Err(e) = k {
+                            problem("tls.key".into(), format!("cannot read {}: {e}", key.display()));
+                        }
+                        None
+                    }
+                }
+            }
+        };
+
+        if self.connections.is_empty() {
+            problem("connection".into(), "no [[connection]] configured: add at least one backend for callers to reach".into());
+        }
+        let mut names = HashSet::new();
+        let mut connections = Vec::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            let k = |field: &str| format!("connection[{i}].{field}");
+            let mut ok = true;
+            let mut bad = |key: String, reason: String, ok: &mut bool| {
+                *ok = false;
+                problem(key, reason);
+            };
+            if gatehouse_identity::validate_name("connection name", &c.name).is_err() {
+                bad(k("name"), format!("{:?} is not a valid connection name: use letters, digits and . _ - @ :", c.name), &mut ok);
+            } else if !names.insert(c.name.clone()) {
+                bad(k("name"), format!("{:?} is used by another connection; names must be unique", c.name), &mut ok);
+            }
+            if c.kind != "postgres" {
+                bad(k("kind"), format!("{:?} is not supported; the supported kind is \"postgres\"", c.kind), &mut ok);
+            }
+            if c.host.trim().is_empty() {
+                bad(k("host"), "must not be empty".into(), &mut ok);
+            }
+            if c.port == 0 {
+                bad(k("port"), "must be between 1 and 65535".into(), &mut ok);
+            }
+            if c.database.is_empty() {
+                bad(k("database"), "must not be empty".into(), &mut ok);
+            }
+            if c.user.is_empty() {
+                bad(k("user"), "must not be empty".into(), &mut ok);
+            }
+            let password = match (&c.password_env, &c.password_file) {
+                (Some(_), Some(_)) => {
+                    bad(k("password_env"), "set either password_env or password_file, not both".into(), &mut ok);
+                    None
+                }
+                (None, None) => {
+                    bad(k("password_env"), "missing: name the environment variable (password_env) or file (password_file) holding the backend password; passwords are never written in this file".into(), &mut ok);
+                    None
+                }
+                (Some(var), None) => match std::env::var(var) {
+                    Ok(v) if !v.is_empty() => Some(v),
+                    Ok(_) => {
+                        bad(k("password_env"), format!("environment variable {var} is empty"), &mut ok);
+                        None
+                    }
+                    Err(_) => {
+                        bad(k("password_env"), format!("environment variable {var} is not set"), &mut ok);
+                        None
+                    }
+                },
+                (None, Some(f)) => {
+                    let path = self.path(f);
+                    match std::fs::read_to_string(&path) {
+                        Ok(v) => {
+                            let v = v.trim_end_matches(['\n', '\r']).to_string();
+                            if v.is_empty() {
+                                bad(k("password_file"), format!("{} is empty", path.display()), &mut ok);
+                                None
+                            } else {
+                                Some(v)
+                            }
+                        }
+                        Err(e) => {
+                            bad(k("password_file"), format!("cannot read {}: {e}", path.display()), &mut ok);
+                            None
+                        }
+                    }
+                }
+            };
+            let connect_timeout = match &c.connect_timeout {
+                Some(t) => match parse_duration(t) {
+                    Ok(d) => d,
+                    Err(r) => {
+                        bad(k("connect_timeout"), r, &mut ok);
+                        Duration::ZERO
+                    }
+                },
+                None => Duration::from_secs(10),
+            };
+            let backend_tls = match (c.backend_tls, &c.backend_ca) {
+                (BackendTlsMode::VerifyFull, None) => {
+                    bad(k("backend_ca"), "backend_tls = \"verify-full\" needs backend_ca: the PEM file of the CA that signed the server's certificate".into(), &mut ok);
+                    None
+                }
+                (BackendTlsMode::VerifyFull, Some(ca)) => {
+                    let path = self.path(ca);
+                    match std::fs::read(&path) {
+                        Ok(pem) => match gatehouse_postgres::client_config_verified(&pem) {
+                            Ok(cfg) => Some(BackendTls::VerifyFull(cfg)),
+                            Err(e) => {
+                                bad(k("backend_ca"), format!("{}: {e}", path.display()), &mut ok);
+                                None
+                            }
+                        },
+                        Err(e) => {
+                            bad(k("backend_ca"), format!("cannot read {}: {e}", path.display()), &mut ok);
+                            None
+                        }
+                    }
+                }
+                (_, Some(_)) => {
+                    bad(k("backend_ca"), "only used with backend_tls = \"verify-full\"; remove it or use verify-full".into(), &mut ok);
+                    None
+                }
+                (BackendTlsMode::Disable, None) => Some(BackendTls::Disable),
+                (mode, None) => match gatehouse_postgres::client_config_unverified() {
+                    Ok(cfg) if mode == BackendTlsMode::Prefer => Some(BackendTls::Prefer(cfg)),
+                    Ok(cfg) => Some(BackendTls::Require(cfg)),
+                    Err(e) => {
+                        bad(k("backend_tls"), e.to_string(), &mut ok);
+                        None
+                    }
+                },
+            };
+            if let (true, Some(password), Some(tls)) = (ok, password, backend_tls) {
+                connections.push(Arc::new(BackendTarget {
+                    name: c.name.clone(),
+                    host: c.host.clone(),
+                    port: c.port,
+                    database: c.database.clone(),
+                    user: c.user.clone(),
+                    password: BackendPassword::new(password),
+                    tls,
+                    connect_timeout,
+                }));
+            }
+        }
+
+        match (api_listen, postgres_listen, handshake_timeout, tls) {
+            (Some(api_listen), Some(postgres_listen), Some(handshake_timeout), Some(tls)) if problems.is_empty() => {
+                Ok(GatewayConfig {
+                    file: self.file.clone(),
+                    data_dir: self.data_dir(),
+                    api_listen,
+                    postgres_listen,
+                    plaintext_on_loopback: self.listeners.plaintext_on_loopback,
+                    handshake_timeout,
+                    tls,
+                    connections,
+                })
+            }
+            _ => Err(ConfigProblems(problems)),
+        }
+    }
+}
+
+fn section<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: toml::Value,
+    problems: &mut Vec<Problem>,
+    file: &Path,
+) -> Option<T> {
+    match T::deserialize(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(Problem {
+                file: file.to_path_buf(),
+                key: key.to_string(),
+                reason: e.message().trim().to_string(),
+            });
+            None
+        }
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an address of the form IP:PORT, e.g. \"127.0.0.1:15432\""))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(e) => Err(format!("{s:?} is not a duration such as \"10s\" or \"2m\": {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

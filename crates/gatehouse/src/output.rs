@@ -1,0 +1,157 @@
+//! Human-readable output of admin commands (`--json` prints the API's JSON).
+
+use gatehouse_core::{
+    IdentitySource, SessionDetail, SessionSummary, StatementOutcome, StatementRecord, Timestamp, TokenRecord,
+};
+use std::fmt::Write as _;
+
+/// A table of tokens.
+pub fn tokens(list: &[TokenRecord], now: Timestamp) -> String {
+    let mut out = format!(
+        "{:<18} {:<24} {:<28} {:<25} {}\n",
+        "ID", "IDENTITY", "GROUPS", "EXPIRES", "STATE"
+    );
+    for t in list {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else if now >= t.expires_at {
+            "expired"
+        } else {
+            "active"
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:<24} {:<28} {:<25} {}",
+            t.id.0,
+            t.identity,
+            t.groups.join(","),
+            t.expires_at.rfc3339(),
+            state
+        );
+    }
+    out
+}
+
+/// A table of sessions.
+pub fn sessions(list: &[SessionSummary]) -> String {
+    let mut out = format!(
+        "{:<36}  {:<24}  {:<20}  {:<14}  {:<21}  {:>5}  {}\n",
+        "ID", "STARTED", "IDENTITY", "CONNECTION", "CLIENT", "STMTS", "ENDED"
+    );
+    for s in list {
+        let ended = match &s.end {
+            Some(e) => format!("{} ({})", e.ended_at.rfc3339(), e.reason.as_str()),
+            None => "open".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<24}  {:<20}  {:<14}  {:<21}  {:>5}  {}",
+            s.start.id.to_string(),
+            s.start.started_at.rfc3339(),
+            s.start.identity.subject,
+            s.start.connection,
+            s.start.client_addr,
+            s.statement_count,
+            ended
+        );
+    }
+    out
+}
+
+/// The replay of one session: header, then its statements on a timeline.
+pub fn session_replay(d: &SessionDetail) -> String {
+    let s = &d.summary.start;
+    let mut out = String::new();
+    let source = match &s.identity.source {
+        IdentitySource::ServiceToken { token_id } => format!("service token {token_id}"),
+    };
+    let _ = writeln!(out, "Session {}", s.id);
+    let _ = writeln!(
+        out,
+        "  identity    {} (groups: {}; {})",
+        s.identity.subject,
+        if s.identity.groups.is_empty() { "none".to_string() } else { s.identity.groups.join(", ") },
+        source
+    );
+    let _ = writeln!(out, "  connection  {} ({})", s.connection, s.protocol);
+    let _ = writeln!(
+        out,
+        "  client      {} user={} application={}",
+        s.client_addr,
+        s.client_user,
+        s.application_name.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(out, "  started     {}", s.started_at);
+    match &d.summary.end {
+        Some(e) => {
+            let secs = (e.ended_at.unix_millis() - s.started_at.unix_millis()) as f64 / 1000.0;
+            let _ = writeln!(out, "  ended       {} ({}) after {secs:.3}s", e.ended_at, e.reason.as_str());
+            if let Some(detail) = &e.detail {
+                let _ = writeln!(out, "  detail      {detail}");
+            }
+            let _ = writeln!(
+                out,
+                "  traffic     {} bytes from client, {} bytes to client",
+                e.bytes_from_client, e.bytes_to_client
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  ended       (still open)");
+        }
+    }
+    let _ = writeln!(out, "\n  {} statement(s):", d.statements.len());
+    for st in &d.statements {
+        out.push_str(&statement_line(st, s.started_at));
+    }
+    out
+}
+
+fn statement_line(st: &StatementRecord, session_start: Timestamp) -> String {
+    let offset = (st.started_at.unix_millis() - session_start.unix_millis()) as f64 / 1000.0;
+    let mut line = format!(
+        "  +{offset:>9.3}s  #{:<4} {:<13} {}\n",
+        st.seq,
+        st.protocol,
+        one_line(&st.text, 200)
+    );
+    if !st.params.is_empty() {
+        let params: Vec<String> = st
+            .params
+            .iter()
+            .map(|p| match p {
+                Some(v) => format!("'{}'", one_line(v, 60)),
+                None => "NULL".into(),
+            })
+            .collect();
+        let _ = writeln!(line, "{:>30}params: {}", "", params.join(", "));
+    }
+    let took = format_duration_us(st.duration_us);
+    let result = match &st.outcome {
+        StatementOutcome::Ok { command_tag, rows } => match rows {
+            Some(n) => format!("ok  {command_tag} ({n} row{})", if *n == 1 { "" } else { "s" }),
+            None => format!("ok  {command_tag}"),
+        },
+        StatementOutcome::Error { sqlstate, message } => format!("error {sqlstate}: {}", one_line(message, 160)),
+        StatementOutcome::Incomplete => "incomplete (session ended before an answer)".into(),
+    };
+    let _ = writeln!(line, "{:>30}-> {result} in {took}", "");
+    line
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let mut flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        flat = flat.chars().take(max).collect::<String>() + "…";
+    }
+    flat
+}
+
+fn format_duration_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    } else {
+        format!("{:.2} s", us as f64 / 1_000_000.0)
+    }
+}

@@ -1,0 +1,296 @@
+//! A throwaway PostgreSQL cluster: `initdb` into a temporary directory,
+//! started on a free loopback port, removed when dropped. Used by
+//! `gatehouse demo` and by the end-to-end tests.
+//!
+//! PostgreSQL refuses to run as root; when the gateway runs as root the
+//! cluster is created and run as the `postgres` user (via `runuser`).
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Extra settings for a cluster.
+#[derive(Default, Clone)]
+pub struct ClusterOptions {
+    /// Server certificate and key (PEM): turns `ssl = on`.
+    pub tls: Option<(String, String)>,
+    /// pg_hba.conf lines placed before the default `scram-sha-256` rules.
+    pub hba_prepend: Vec<String>,
+}
+
+/// A running throwaway cluster.
+pub struct TempCluster {
+    dir: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    port: u16,
+    superuser_password: String,
+    as_postgres: bool,
+    stopped: bool,
+}
+
+/// Finds the directory holding `initdb` and `pg_ctl`: `PATH` first, then
+/// Debian's `/usr/lib/postgresql/<version>/bin` (newest version).
+pub fn find_bin_dir() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                // Follow symlinks (e.g. /usr/local/bin/initdb) to the real bin
+                // directory, where psql and pgbench of the same version live too.
+                let real = std::fs::canonicalize(dir.join("initdb"))
+                    .ok()
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
+                    .unwrap_or(dir);
+                return Ok(real);
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, b)| b).ok_or_else(|| {
+        anyhow!(
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql. \
+             Install them: `sudo apt-get install -y postgresql` (Debian/Ubuntu)"
+        )
+    })
+}
+
+fn is_root() -> bool {
+    // `id -u` prints the effective uid; a failure to run it means "not root".
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A free TCP port on 127.0.0.1 (released before returning; good enough for tests and demos).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+impl TempCluster {
+    /// Creates and starts a cluster.
+    pub fn start(opts: &ClusterOptions) -> Result<Self> {
+        let bin = find_bin_dir()?;
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new().prefix("gatehouse-pg-").tempdir()?;
+        let data = dir.path().join("data");
+        let superuser_password = random_hex(16);
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, &superuser_password)?;
+        if as_postgres {
+            chown_to_postgres(dir.path())?;
+            chown_to_postgres(&pwfile)?;
+        }
+        let mut this = Self {
+            dir: Some(dir),
+            bin,
+            port: free_port()?,
+            superuser_password,
+            as_postgres,
+            stopped: true,
+        };
+        this.run_tool(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-U",
+                "postgres",
+                "--pwfile",
+                path_str(&pwfile)?,
+                "--auth",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ],
+        )?;
+        std::fs::remove_file(&pwfile)?;
+        let mut conf = format!(
+            "\n# gatehouse throwaway cluster\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n",
+            this.port,
+            path_str(this.dir()?)?
+        );
+        if let Some((cert, key)) = &opts.tls {
+            let cert_path = data.join("server.crt");
+            let key_path = data.join("server.key");
+            std::fs::write(&cert_path, cert)?;
+            crate::certs::write_private(&key_path, key.as_bytes())?;
+            if as_postgres {
+                chown_to_postgres(&cert_path)?;
+                chown_to_postgres(&key_path)?;
+            }
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
+        append(&data.join("postgresql.conf"), &conf)?;
+        let mut hba = opts.hba_prepend.join("\n");
+        hba.push_str(
+            "\nlocal all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n",
+        );
+        std::fs::write(data.join("pg_hba.conf"), hba)?;
+        let log = this.dir()?.join("postgres.log");
+        this.run_tool(
+            "pg_ctl",
+            &["-D", path_str(&data)?, "-l", path_str(&log)?, "-w", "-t", "60", "start"],
+        )?;
+        this.stopped = false;
+        Ok(this)
+    }
+
+    fn dir(&self) -> Result<&Path> {
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .ok_or_else(|| anyhow!("cluster directory already removed"))
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let exe = self.bin.join(tool);
+        if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        }
+    }
+
+    fn run_tool(&self, tool: &str, args: &[&str]) -> Result<Output> {
+        let out = self
+            .command(tool)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {tool}"))?;
+        if !out.status.success() {
+            bail!(
+                "{tool} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(out)
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The superuser (`postgres`) password.
+    pub fn superuser_password(&self) -> &str {
+        &self.superuser_password
+    }
+
+    /// Path of a client tool (`psql`, `pgbench`) of the same PostgreSQL version.
+    pub fn tool(&self, name: &str) -> PathBuf {
+        let p = self.bin.join(name);
+        if p.is_file() {
+            p
+        } else {
+            PathBuf::from(name)
+        }
+    }
+
+    /// Runs SQL as the superuser directly against the cluster (not through the
+    /// gateway) and returns psql's unaligned, tuples-only output.
+    pub fn sql(&self, database: &str, sql: &str) -> Result<String> {
+        let out = Command::new(self.tool("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string(), "-d", database, "-c", sql])
+            .env("PGPASSWORD", &self.superuser_password)
+            .env("PGSSLMODE", "disable")
+            .stdin(Stdio::null())
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Runs a SQL file as the superuser.
+    pub fn sql_file(&self, database: &str, file: &Path) -> Result<()> {
+        let out = Command::new(self.tool("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string(), "-d", database, "-f"])
+            .arg(file)
+            .env("PGPASSWORD", &self.superuser_password)
+            .env("PGSSLMODE", "disable")
+            .stdin(Stdio::null())
+            .output()
+            .context("running psql")?;
+        if !out.status.success() {
+            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    /// Stops the server and removes its directory.
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.stopped {
+            self.stopped = true;
+            let data = self.dir()?.join("data");
+            self.run_tool("pg_ctl", &["-D", path_str(&data)?, "-m", "fast", "-w", "stop"])?;
+        }
+        if let Some(d) = self.dir.take() {
+            d.close()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("warning: could not stop the throwaway PostgreSQL: {e}");
+        }
+    }
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().ok_or_else(|| anyhow!("path {} is not UTF-8", p.display()))
+}
+
+fn append(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn chown_to_postgres(path: &Path) -> Result<()> {
+    let out = Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(path)
+        .output()
+        .context("running chown")?;
+    if !out.status.success() {
+        bail!(
+            "cannot hand {} to the postgres user (PostgreSQL refuses to run as root): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Random lowercase hex of `bytes` bytes.
+pub fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}

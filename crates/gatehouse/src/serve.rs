@@ -1,0 +1,158 @@
+//! Wiring: store, recorder, TLS, the PostgreSQL listener and the REST API.
+
+use crate::certs;
+use crate::config::{GatewayConfig, TlsSource};
+use anyhow::{Context, Result};
+use gatehouse_api::{AdminKey, ApiState};
+use gatehouse_core::{SessionRecorder, Store};
+use gatehouse_postgres::{ListenerSettings, PostgresGateway};
+use gatehouse_store::SqliteStore;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// File name of the store inside the data directory.
+pub const STORE_FILE: &str = "gatehouse.db";
+/// File name of the admin key inside the data directory.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// A gateway started in this process.
+pub struct RunningGateway {
+    /// Where the PostgreSQL listener accepts clients.
+    pub postgres_addr: SocketAddr,
+    /// Where the REST API listens.
+    pub api_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    recorder_task: JoinHandle<()>,
+    store: SqliteStore,
+}
+
+/// Starts the gateway described by `config`.
+pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
+    prepare_data_dir(&config.data_dir)?;
+    let admin_key = ensure_admin_key(&config.data_dir)?;
+    let store_path = config.data_dir.join(STORE_FILE);
+    let sqlite = SqliteStore::open(&store_path)
+        .await
+        .with_context(|| format!("opening the store {}", store_path.display()))?;
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+
+    let (cert, key) = match &config.tls {
+        TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
+        TlsSource::SelfSigned => certs::ensure_self_signed(&config.data_dir)?,
+    };
+    let cert_pem = std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
+    let key_pem = std::fs::read(&key).with_context(|| format!("reading {}", key.display()))?;
+    let tls = gatehouse_postgres::server_config(&cert_pem, &key_pem)
+        .with_context(|| format!("loading TLS certificate {}", cert.display()))?;
+
+    let pg_listener = TcpListener::bind(config.postgres_listen).await.with_context(|| {
+        format!("{}: listeners.postgres: cannot listen on {}", config.file.display(), config.postgres_listen)
+    })?;
+    let api_listener = TcpListener::bind(config.api_listen).await.with_context(|| {
+        format!("{}: server.api_listen: cannot listen on {}", config.file.display(), config.api_listen)
+    })?;
+    let postgres_addr = pg_listener.local_addr()?;
+    let api_addr = api_listener.local_addr()?;
+
+    let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), 8192);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let settings = ListenerSettings {
+        tls,
+        plaintext_on_loopback: config.plaintext_on_loopback,
+        connections: config
+            .connections
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect(),
+        handshake_timeout: config.handshake_timeout,
+    };
+    let gateway = PostgresGateway::new(settings, store.clone(), recorder);
+    let pg_task = {
+        let rx = shutdown_rx.clone();
+        tokio::spawn(async move { gateway.serve(pg_listener, rx).await })
+    };
+    let api_task = {
+        let mut rx = shutdown_rx;
+        let state = ApiState { store, admin_key };
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = gatehouse_api::serve(api_listener, state, stop).await {
+                tracing::error!(error = %e, "REST API stopped");
+            }
+        })
+    };
+    tracing::info!(
+        postgres = %postgres_addr, api = %format!("http://{api_addr}"),
+        connections = config.connections.len(), "gatehouse started"
+    );
+    Ok(RunningGateway {
+        postgres_addr,
+        api_addr,
+        shutdown,
+        tasks: vec![pg_task, api_task],
+        recorder_task,
+        store: sqlite,
+    })
+}
+
+impl RunningGateway {
+    /// Stops accepting, ends every session, and waits until all records are written.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        // Every session (and so every recorder handle) is gone: the writer drains and ends.
+        let _ = self.recorder_task.await;
+        self.store.close().await;
+        tracing::info!("gatehouse stopped");
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, then stops cleanly.
+pub async fn run(config: &GatewayConfig) -> Result<()> {
+    let gw = start(config).await?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    gw.stop().await;
+    Ok(())
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+pub async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn prepare_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data_dir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting data_dir {} to its owner", dir.display()))?;
+    Ok(())
+}
+
+fn ensure_admin_key(dir: &Path) -> Result<AdminKey> {
+    let path = dir.join(ADMIN_KEY_FILE);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(AdminKey::from_text(&text));
+    }
+    let text = AdminKey::generate_text();
+    certs::write_private(&path, format!("{text}\n").as_bytes())?;
+    tracing::info!(path = %path.display(), "generated the admin key");
+    Ok(AdminKey::from_text(&text))
+}

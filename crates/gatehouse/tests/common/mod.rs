@@ -1,0 +1,392 @@
+//! End-to-end harness: a real PostgreSQL from initdb (TLS on, users for each
+//! backend authentication method), the real `gatehouse` binary in front of
+//! it, and real clients (psql, pgbench, tokio-postgres over rustls).
+
+#![allow(dead_code)]
+
+use gatehouse::certs::TestCa;
+use gatehouse::pgcluster::{free_port, random_hex, ClusterOptions, TempCluster};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// What differs between harnesses.
+#[derive(Default)]
+pub struct Options {
+    /// `[listeners] plaintext_on_loopback = true`, for raw-socket tests.
+    pub plaintext_on_loopback: bool,
+}
+
+pub struct Harness {
+    pub cluster: TempCluster,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub pg_port: u16,
+    pub api_port: u16,
+    /// Backend passwords: they must never leave the gateway.
+    pub backend_passwords: Vec<String>,
+    pub ca_pem: String,
+    gateway: Option<Child>,
+}
+
+impl Harness {
+    pub fn start() -> Self {
+        Self::with(Options::default())
+    }
+
+    pub fn with(opts: Options) -> Self {
+        let ca = TestCa::new("gatehouse test CA").unwrap();
+        let db_cert = ca.leaf(&["localhost", "127.0.0.1"]).unwrap();
+        let cluster = TempCluster::start(&ClusterOptions {
+            tls: Some((db_cert.cert_pem, db_cert.key_pem)),
+            hba_prepend: vec![
+                // app_owner may only log in over TLS: proves backend_tls really encrypts.
+                "hostnossl all app_owner 127.0.0.1/32 reject".into(),
+                "host all md5_user 127.0.0.1/32 md5".into(),
+                "host all plain_user 127.0.0.1/32 password".into(),
+            ],
+        })
+        .unwrap();
+        let app_pw = random_hex(16);
+        let md5_pw = random_hex(16);
+        let plain_pw = random_hex(16);
+        cluster
+            .sql(
+                "postgres",
+                &format!(
+                    "CREATE ROLE app_owner LOGIN PASSWORD '{app_pw}';
+                     SET password_encryption = 'md5';
+                     CREATE ROLE md5_user LOGIN PASSWORD '{md5_pw}';
+                     RESET password_encryption;
+                     CREATE ROLE plain_user LOGIN PASSWORD '{plain_pw}';"
+                ),
+            )
+            .unwrap();
+        cluster.sql("postgres", "CREATE DATABASE app OWNER app_owner").unwrap();
+
+        let dir = tempfile::Builder::new().prefix("gatehouse-test-").tempdir().unwrap();
+        let gw_cert = ca.leaf(&["localhost", "127.0.0.1"]).unwrap();
+        std::fs::write(dir.path().join("gateway.pem"), &gw_cert.cert_pem).unwrap();
+        std::fs::write(dir.path().join("gateway.key"), &gw_cert.key_pem).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.path().join("md5.password"), format!("{md5_pw}\n")).unwrap();
+        std::fs::write(dir.path().join("plain.password"), &plain_pw).unwrap();
+        let pg_port = free_port().unwrap();
+        let api_port = free_port().unwrap();
+        let closed_port = free_port().unwrap();
+        let db_port = cluster.port();
+        let config = dir.path().join("gatehouse.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[server]
+data_dir = "data"
+api_listen = "127.0.0.1:{api_port}"
+
+[listeners]
+postgres = "127.0.0.1:{pg_port}"
+plaintext_on_loopback = {plain}
+
+[tls]
+cert = "gateway.pem"
+key = "gateway.key"
+
+[[connection]]
+name = "app-db"
+kind = "postgres"
+host = "127.0.0.1"
+port = {db_port}
+database = "app"
+user = "app_owner"
+password_env = "GATEHOUSE_TEST_APP_PASSWORD"
+backend_tls = "require"
+
+[[connection]]
+name = "app-verified"
+kind = "postgres"
+host = "localhost"
+port = {db_port}
+database = "app"
+user = "app_owner"
+password_env = "GATEHOUSE_TEST_APP_PASSWORD"
+backend_tls = "verify-full"
+backend_ca = "ca.pem"
+
+[[connection]]
+name = "md5-db"
+kind = "postgres"
+host = "127.0.0.1"
+port = {db_port}
+database = "app"
+user = "md5_user"
+password_file = "md5.password"
+backend_tls = "disable"
+
+[[connection]]
+name = "plain-db"
+kind = "postgres"
+host = "127.0.0.1"
+port = {db_port}
+database = "app"
+user = "plain_user"
+password_file = "plain.password"
+backend_tls = "prefer"
+
+[[connection]]
+name = "down-db"
+kind = "postgres"
+host = "127.0.0.1"
+port = {closed_port}
+database = "app"
+user = "app_owner"
+password_env = "GATEHOUSE_TEST_APP_PASSWORD"
+backend_tls = "disable"
+connect_timeout = "3s"
+"#,
+                plain = opts.plaintext_on_loopback
+            ),
+        )
+        .unwrap();
+        let mut h = Self {
+            cluster,
+            data_dir: dir.path().join("data"),
+            log: dir.path().join("gateway.log"),
+            config,
+            dir,
+            pg_port,
+            api_port,
+            backend_passwords: vec![app_pw, md5_pw, plain_pw],
+            ca_pem: ca.cert_pem(),
+            gateway: None,
+        };
+        h.start_gateway();
+        h
+    }
+
+    pub fn start_gateway(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("GATEHOUSE_TEST_APP_PASSWORD", &self.backend_passwords[0])
+            .env("GATEHOUSE_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.gateway = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pg = std::net::TcpStream::connect(("127.0.0.1", self.pg_port)).is_ok();
+            let api = std::net::TcpStream::connect(("127.0.0.1", self.api_port)).is_ok();
+            if pg && api {
+                break;
+            }
+            if let Some(status) = self.gateway.as_mut().unwrap().try_wait().unwrap() {
+                panic!("gateway exited with {status}: {}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "gateway did not start: {}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the gateway with SIGTERM (a clean shutdown that flushes records).
+    pub fn stop_gateway(&mut self) {
+        if let Some(mut child) = self.gateway.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("gateway did not stop on SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn gateway_pid(&self) -> u32 {
+        self.gateway.as_ref().expect("gateway running").id()
+    }
+
+    pub fn gateway_running(&mut self) -> bool {
+        matches!(self.gateway.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs an admin command against this gateway.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("GATEHOUSE_ADMIN_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Like [`Self::cli`], asserting success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "gatehouse {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn token(&self, identity: &str, groups: &[&str], ttl: &str) -> String {
+        let mut args = vec!["token", "create", "--identity", identity, "--ttl", ttl];
+        for g in groups {
+            args.push("--group");
+            args.push(g);
+        }
+        self.cli_ok(&args).trim().to_string()
+    }
+
+    fn libpq_env(&self, cmd: &mut Command, token: &str, dbname: &str) {
+        cmd.env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.pg_port.to_string())
+            .env("PGDATABASE", dbname)
+            .env("PGUSER", "tester")
+            .env("PGPASSWORD", token)
+            .env("PGSSLMODE", "require")
+            .env("PGCONNECT_TIMEOUT", "10");
+    }
+
+    /// A psql command through the gateway (not yet run).
+    pub fn psql_cmd(&self, token: &str, dbname: &str) -> Command {
+        let mut cmd = Command::new(self.cluster.tool("psql"));
+        cmd.args(["-X", "-v", "ON_ERROR_STOP=1"]);
+        self.libpq_env(&mut cmd, token, dbname);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs psql through the gateway with tuples-only output.
+    pub fn psql(&self, token: &str, dbname: &str, sql: &str) -> Output {
+        self.psql_cmd(token, dbname).args(["-q", "-A", "-t", "-c", sql]).output().unwrap()
+    }
+
+    /// A pgbench command through the gateway (not yet run).
+    pub fn pgbench_cmd(&self, token: &str) -> Command {
+        let mut cmd = Command::new(self.cluster.tool("pgbench"));
+        self.libpq_env(&mut cmd, token, "app-db");
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn tls_connector(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tokio_postgres_rustls::MakeRustlsConnect::new(cfg)
+    }
+
+    fn pg_config(&self, token: &str, dbname: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host("localhost")
+            .port(self.pg_port)
+            .dbname(dbname)
+            .user("tester")
+            .password(token)
+            .application_name("gatehouse-e2e")
+            .ssl_mode(tokio_postgres::config::SslMode::Require)
+            .connect_timeout(Duration::from_secs(10));
+        c
+    }
+
+    /// Connects with tokio-postgres over TLS (certificate verified against the test CA).
+    pub async fn connect(&self, token: &str, dbname: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self.pg_config(token, dbname).connect(self.tls_connector()).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// A TLS connector for cancel requests.
+    pub fn cancel_tls(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
+        self.tls_connector()
+    }
+
+    /// Every file under the data directory, as bytes.
+    pub fn data_dir_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir, &mut out);
+        out
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.gateway.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+/// The SQLSTATE of a tokio-postgres error.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| format!("<no SQLSTATE: {e}>"))
+}
+
+/// The server's message of a tokio-postgres error (its `Display` says only "db error").
+pub fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// Reads a `VmXxx:` figure (in KiB) from /proc/PID/status.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
