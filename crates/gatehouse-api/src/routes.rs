@@ -66,10 +66,15 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError(StatusCode::NOT_FOUND, format!("{what} not found")),
+            StoreError::NotFound(what) => {
+                ApiError(StatusCode::NOT_FOUND, format!("{what} not found"))
+            }
             other => {
                 tracing::error!(error = %other, "store error in API");
-                ApiError(StatusCode::SERVICE_UNAVAILABLE, "the gateway's store is unavailable; try again later".into())
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway's store is unavailable; try again later".into(),
+                )
             }
         }
     }
@@ -96,7 +101,10 @@ fn require_admin(state: &ApiState, headers: &HeaderMap) -> ApiResult<()> {
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
         Some(k) if state.admin_key.matches(k) => Ok(()),
-        Some(_) => Err(ApiError(StatusCode::UNAUTHORIZED, "admin key not accepted".into())),
+        Some(_) => Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "admin key not accepted".into(),
+        )),
         None => Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "missing admin key: send `Authorization: Bearer <key from data_dir/admin.key>`".into(),
@@ -117,7 +125,10 @@ async fn create_token(
     let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let ttl = Duration::from_secs(req.ttl_seconds);
     if ttl.is_zero() || ttl > MAX_TTL {
-        return Err(ApiError(StatusCode::BAD_REQUEST, "ttl must be between 1 second and 366 days".into()));
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "ttl must be between 1 second and 366 days".into(),
+        ));
     }
     let minted = mint_service_token(&req.identity, &req.groups, ttl, Timestamp::now())
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -132,7 +143,10 @@ async fn create_token(
     ))
 }
 
-async fn list_tokens(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult<Json<Vec<TokenRecord>>> {
+async fn list_tokens(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<TokenRecord>>> {
     require_admin(&state, &headers)?;
     Ok(Json(state.store.list_tokens().await?))
 }
@@ -143,7 +157,10 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenRecord>> {
     require_admin(&state, &headers)?;
-    let record = state.store.revoke_token(&TokenId(id), Timestamp::now()).await?;
+    let record = state
+        .store
+        .revoke_token(&TokenId(id), Timestamp::now())
+        .await?;
     tracing::info!(token = %record.id, identity = %record.identity, "token revoked");
     Ok(Json(record))
 }
@@ -163,9 +180,12 @@ async fn show_session(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionDetail>> {
     require_admin(&state, &headers)?;
-    let id: SessionId = id
-        .parse()
-        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("{id:?} is not a session id")))?;
+    let id: SessionId = id.parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a session id"),
+        )
+    })?;
     state
         .store
         .session(id)

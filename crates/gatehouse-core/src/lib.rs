@@ -15,11 +15,11 @@ mod token;
 
 pub use error::StoreError;
 pub use identity::{Identity, IdentitySource};
-pub use session::{
-    SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId, SessionStart,
-    SessionSummary, StatementOutcome, StatementRecord,
-};
 pub use recorder::{RecorderClosed, SessionRecorder};
+pub use session::{
+    SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId,
+    SessionStart, SessionSummary, StatementOutcome, StatementRecord,
+};
 pub use store::Store;
 pub use time::Timestamp;
 pub use token::{TokenId, TokenRecord};

@@ -26,8 +26,10 @@ pub trait Store: Send + Sync + 'static {
         ends: &[SessionEnd],
     ) -> Result<(), StoreError>;
     /// Lists sessions, newest first.
-    async fn list_sessions(&self, filter: &SessionFilter)
-        -> Result<Vec<SessionSummary>, StoreError>;
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+    ) -> Result<Vec<SessionSummary>, StoreError>;
     /// One session with its statements.
     async fn session(&self, id: SessionId) -> Result<Option<SessionDetail>, StoreError>;
 }

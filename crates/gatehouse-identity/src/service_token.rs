@@ -158,7 +158,10 @@ mod tests {
         assert_eq!(id, m.record.id.0);
         assert_eq!(hash_secret(secret), m.record.secret_hash);
         assert!(!m.record.secret_hash.contains(secret));
-        assert_eq!(m.record.groups, vec!["ci".to_string(), "deployers".to_string()]);
+        assert_eq!(
+            m.record.groups,
+            vec!["ci".to_string(), "deployers".to_string()]
+        );
         assert_eq!(m.record.expires_at.unix_millis(), 60_000);
         assert_eq!(format!("{:?}", m.secret), "ServiceTokenSecret(<redacted>)");
     }

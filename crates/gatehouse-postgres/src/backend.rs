@@ -2,7 +2,9 @@
 //! credentials. The caller's token never reaches the backend and the
 //! backend's password never reaches the caller.
 
-use crate::codec::backend::{parse_authentication, parse_backend_key_data, parse_error_fields, Authentication};
+use crate::codec::backend::{
+    parse_authentication, parse_backend_key_data, parse_error_fields, Authentication,
+};
 use crate::codec::{frontend, startup};
 use crate::io::read_message;
 use crate::stream::PgStream;
@@ -313,6 +315,9 @@ async fn negotiate_tls(
         }
         b'N' if !required => Ok(PgStream::Plain(tcp)),
         b'N' => Err("the server does not accept TLS but backend_tls requires it".into()),
-        other => Err(format!("unexpected answer {:?} to SSLRequest", other as char)),
+        other => Err(format!(
+            "unexpected answer {:?} to SSLRequest",
+            other as char
+        )),
     }
 }

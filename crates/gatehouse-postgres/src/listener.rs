@@ -100,7 +100,11 @@ struct Established {
 
 impl PostgresGateway {
     /// Builds the gateway side for PostgreSQL.
-    pub fn new(settings: ListenerSettings, store: Arc<dyn Store>, recorder: SessionRecorder) -> Self {
+    pub fn new(
+        settings: ListenerSettings,
+        store: Arc<dyn Store>,
+        recorder: SessionRecorder,
+    ) -> Self {
         let acceptor = TlsAcceptor::from(settings.tls.clone());
         Self {
             inner: Arc::new(Inner {
@@ -151,7 +155,9 @@ impl PostgresGateway {
                 tracing::info!(client = %peer, code = refusal.code, reason = %refusal.message, "connection refused");
                 refuse(&mut stream, &refusal).await;
             }
-            Err(_) => tracing::info!(client = %peer, "startup handshake timed out; connection closed"),
+            Err(_) => {
+                tracing::info!(client = %peer, "startup handshake timed out; connection closed")
+            }
         }
     }
 
@@ -177,7 +183,10 @@ impl PostgresGateway {
 
     /// Reads startup packets until a StartupMessage, upgrading to TLS on
     /// request and answering cancel requests.
-    async fn negotiate(&self, mut stream: PgStream) -> Result<Option<(PgStream, u16, Params)>, (Option<PgStream>, Refusal)> {
+    async fn negotiate(
+        &self,
+        mut stream: PgStream,
+    ) -> Result<Option<(PgStream, u16, Params)>, (Option<PgStream>, Refusal)> {
         loop {
             let body = match read_startup(&mut stream).await {
                 Ok(Some(b)) => b,
@@ -186,13 +195,23 @@ impl PostgresGateway {
             };
             let packet = match parse_startup_packet(&body) {
                 Ok(p) => p,
-                Err(e) => return Err((Some(stream), Refusal::new("08P01", format!("invalid startup packet: {e}"), None))),
+                Err(e) => {
+                    return Err((
+                        Some(stream),
+                        Refusal::new("08P01", format!("invalid startup packet: {e}"), None),
+                    ))
+                }
             };
             match packet {
                 StartupPacket::SslRequest => {
                     let mut tcp = match stream {
                         PgStream::Plain(tcp) => tcp,
-                        other => return Err((Some(other), Refusal::new("08P01", "SSLRequest received inside TLS", None))),
+                        other => {
+                            return Err((
+                                Some(other),
+                                Refusal::new("08P01", "SSLRequest received inside TLS", None),
+                            ))
+                        }
                     };
                     if let Err(e) = tcp.write_all(b"S").await {
                         return Err((None, io_refusal(e)));
@@ -201,7 +220,12 @@ impl PostgresGateway {
                     // smuggled in ahead of the TLS handshake.
                     match self.inner.acceptor.accept(tcp).await {
                         Ok(tls) => stream = PgStream::ServerTls(Box::new(tls)),
-                        Err(e) => return Err((None, Refusal::new("08P01", format!("TLS handshake failed: {e}"), None))),
+                        Err(e) => {
+                            return Err((
+                                None,
+                                Refusal::new("08P01", format!("TLS handshake failed: {e}"), None),
+                            ))
+                        }
                     }
                 }
                 StartupPacket::GssEncRequest => {
@@ -213,7 +237,9 @@ impl PostgresGateway {
                     self.inner.cancels.cancel(pid, secret).await;
                     return Ok(None);
                 }
-                StartupPacket::Startup { minor, params } => return Ok(Some((stream, minor, params))),
+                StartupPacket::Startup { minor, params } => {
+                    return Ok(Some((stream, minor, params)))
+                }
             }
         }
     }
@@ -227,7 +253,8 @@ impl PostgresGateway {
         params: &Params,
     ) -> Result<Option<Box<Established>>, Refusal> {
         let inner = &self.inner;
-        if !stream.is_tls() && !(inner.settings.plaintext_on_loopback && peer.ip().is_loopback()) {
+        let plaintext_allowed = inner.settings.plaintext_on_loopback && peer.ip().is_loopback();
+        if !stream.is_tls() && !plaintext_allowed {
             return Err(Refusal::new(
                 "28000",
                 "gatehouse requires TLS",
@@ -235,7 +262,11 @@ impl PostgresGateway {
             ));
         }
         if params.iter().any(|(k, _)| k == "replication") {
-            return Err(Refusal::new("0A000", "replication connections are not supported through gatehouse", None));
+            return Err(Refusal::new(
+                "0A000",
+                "replication connections are not supported through gatehouse",
+                None,
+            ));
         }
 
         let mut out = BytesMut::with_capacity(256);
@@ -254,12 +285,22 @@ impl PostgresGateway {
         let mut buf = BytesMut::with_capacity(1024);
         let msg = read_message(stream, &mut buf, MAX_PASSWORD_MESSAGE)
             .await
-            .map_err(|e| Refusal::new("08P01", format!("invalid message during authentication: {e}"), None))?;
+            .map_err(|e| {
+                Refusal::new(
+                    "08P01",
+                    format!("invalid message during authentication: {e}"),
+                    None,
+                )
+            })?;
         let Some((ty, body)) = msg else {
             return Ok(None);
         };
         if ty != b'p' {
-            return Err(Refusal::new("08P01", format!("expected a password message, got {:?}", ty as char), None));
+            return Err(Refusal::new(
+                "08P01",
+                format!("expected a password message, got {:?}", ty as char),
+                None,
+            ));
         }
         let password = parse_password(&body)
             .map_err(|e| Refusal::new("08P01", format!("invalid password message: {e}"), None))?;
@@ -273,16 +314,27 @@ impl PostgresGateway {
                 )
             })?;
 
-        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         let client_user = param("user").unwrap_or_default();
         let dbname = param("database").unwrap_or_else(|| client_user.clone());
-        let target = inner.settings.connections.get(&dbname).cloned().ok_or_else(|| {
-            Refusal::new(
+        let target =
+            inner
+                .settings
+                .connections
+                .get(&dbname)
+                .cloned()
+                .ok_or_else(|| {
+                    Refusal::new(
                 "3D000",
                 format!("connection \"{dbname}\" is not configured on this gateway"),
                 Some("set dbname to the name of a [[connection]] in the gateway's configuration"),
             )
-        })?;
+                })?;
 
         let forwarded: Vec<(String, String)> = params
             .iter()
@@ -295,7 +347,11 @@ impl PostgresGateway {
                 BackendError::Rejected { .. } | BackendError::Protocol { .. } => "08004",
             };
             tracing::warn!(connection = %target.name, error = %e, "backend connection failed");
-            Refusal::new(code, e.to_string(), Some("try again later; if it persists, ask the gateway's operator"))
+            Refusal::new(
+                code,
+                e.to_string(),
+                Some("try again later; if it persists, ask the gateway's operator"),
+            )
         })?;
 
         Ok(Some(Box::new(Established {
@@ -335,7 +391,11 @@ impl PostgresGateway {
             tracing::error!(error = %err, "could not record session start; refusing the session");
             refuse(
                 &mut client,
-                &Refusal::new("58000", "the gateway could not record this session, so it was not opened", Some("try again later; the gateway's operator has been told in its logs")),
+                &Refusal::new(
+                    "58000",
+                    "the gateway could not record this session, so it was not opened",
+                    Some("try again later; the gateway's operator has been told in its logs"),
+                ),
             )
             .await;
             return;
@@ -345,7 +405,9 @@ impl PostgresGateway {
             client = %peer, "session started"
         );
 
-        let cancel_key = inner.cancels.register(&target.host, target.port, backend.key);
+        let cancel_key = inner
+            .cancels
+            .register(&target.host, target.port, backend.key);
         let mut out = BytesMut::with_capacity(backend.greeting.len() + 64);
         auth_ok(&mut out);
         out.put_slice(&backend.greeting);
@@ -385,8 +447,12 @@ impl PostgresGateway {
         let end = SessionEnd {
             id: start.id,
             ended_at: Timestamp::now(),
-            bytes_from_client: counters.from_client.load(std::sync::atomic::Ordering::Relaxed),
-            bytes_to_client: counters.to_client.load(std::sync::atomic::Ordering::Relaxed),
+            bytes_from_client: counters
+                .from_client
+                .load(std::sync::atomic::Ordering::Relaxed),
+            bytes_to_client: counters
+                .to_client
+                .load(std::sync::atomic::Ordering::Relaxed),
             reason: ending.reason,
             detail: ending.detail,
         };
@@ -407,7 +473,11 @@ async fn read_startup(stream: &mut PgStream) -> Result<Option<Vec<u8>>, Refusal>
     }
     let len = u32::from_be_bytes(len) as usize;
     if !(8..=MAX_STARTUP_LEN).contains(&len) {
-        return Err(Refusal::new("08P01", format!("invalid startup packet length {len}"), None));
+        return Err(Refusal::new(
+            "08P01",
+            format!("invalid startup packet length {len}"),
+            None,
+        ));
     }
     let mut body = vec![0u8; len - 4];
     stream.read_exact(&mut body).await.map_err(io_refusal)?;

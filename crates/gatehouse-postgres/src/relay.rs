@@ -64,7 +64,14 @@ where
     let (mut br, mut bw) = tokio::io::split(backend);
     let ending = {
         let up = client_to_backend(&mut cr, &mut bw, client_leftover, tracker, counters);
-        let down = backend_to_client(&mut br, &mut cw, backend_leftover, tracker, recorder, counters);
+        let down = backend_to_client(
+            &mut br,
+            &mut cw,
+            backend_leftover,
+            tracker,
+            recorder,
+            counters,
+        );
         tokio::select! {
             e = up => e,
             e = down => e,
@@ -153,7 +160,15 @@ where
                 Ok(n) => {
                     counters.from_client.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                Err(e) => return Ending::new(SessionEndReason::NetworkError, format!("client: {e}")),
+                Err(e) if is_disconnect(&e) => {
+                    return Ending::new(
+                        SessionEndReason::ClientDisconnected,
+                        format!("client: {e}"),
+                    )
+                }
+                Err(e) => {
+                    return Ending::new(SessionEndReason::NetworkError, format!("client: {e}"))
+                }
             }
         }
         first = false;
@@ -196,7 +211,12 @@ where
             match br.read_buf(&mut buf).await {
                 Ok(0) => return Ending::new(SessionEndReason::BackendClosed, None),
                 Ok(_) => {}
-                Err(e) => return Ending::new(SessionEndReason::NetworkError, format!("backend: {e}")),
+                Err(e) if is_disconnect(&e) => {
+                    return Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}"))
+                }
+                Err(e) => {
+                    return Ending::new(SessionEndReason::NetworkError, format!("backend: {e}"))
+                }
             }
         }
         first = false;
@@ -209,10 +229,16 @@ where
         let n = match scanned {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
-                return Ending::new(SessionEndReason::NetworkError, format!("backend sent an unframeable message: {e}"))
+                return Ending::new(
+                    SessionEndReason::NetworkError,
+                    format!("backend sent an unframeable message: {e}"),
+                )
             }
             Err(e) => {
-                return Ending::new(SessionEndReason::NetworkError, format!("backend sent a malformed message: {e}"))
+                return Ending::new(
+                    SessionEndReason::NetworkError,
+                    format!("backend sent a malformed message: {e}"),
+                )
             }
         };
         if n > 0 {
@@ -224,10 +250,22 @@ where
         }
         for r in finished.drain(..) {
             if recorder.statement(r).await.is_err() {
-                return Ending::new(SessionEndReason::GatewayShutdown, "session recorder stopped".to_string());
+                return Ending::new(
+                    SessionEndReason::GatewayShutdown,
+                    "session recorder stopped".to_string(),
+                );
             }
         }
     }
+}
+
+/// A peer that went away (including TLS without close_notify) rather than a fault.
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
 }
 
 fn protocol_error(e: FrameError) -> Ending {

@@ -134,13 +134,12 @@ impl Tracker {
             }
             b'B' => {
                 let b = parse_bind(body)?;
-                let text = self
-                    .prepared
-                    .get(b.statement)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(format!("<unknown prepared statement {:?}>", b.statement)));
+                let text = self.prepared.get(b.statement).cloned().unwrap_or_else(|| {
+                    Arc::from(format!("<unknown prepared statement {:?}>", b.statement))
+                });
                 let params = b.params.iter().map(param_text).collect();
-                self.portals.insert(b.portal.to_string(), Portal { text, params });
+                self.portals
+                    .insert(b.portal.to_string(), Portal { text, params });
             }
             b'E' => {
                 let name = parse_execute(body)?;
@@ -161,7 +160,11 @@ impl Tracker {
             },
             b'F' => {
                 let oid = parse_function_call(body)?;
-                self.push(Kind::FunctionCall, Arc::from(format!("<function call oid={oid}>")), Vec::new());
+                self.push(
+                    Kind::FunctionCall,
+                    Arc::from(format!("<function call oid={oid}>")),
+                    Vec::new(),
+                );
             }
             b'X' => self.terminated = true,
             _ => {}
@@ -257,7 +260,16 @@ impl Tracker {
                 rows: s.rows,
             },
         };
-        self.done.push(record(self.session_id, s.kind, s.seq, s.text, s.params, s.started_at, s.t0, outcome));
+        self.done.push(record(
+            self.session_id,
+            s.kind,
+            s.seq,
+            s.text,
+            s.params,
+            s.started_at,
+            s.t0,
+            outcome,
+        ));
     }
 
     /// Statements still waiting for an answer when the session ends.

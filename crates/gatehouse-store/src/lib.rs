@@ -135,12 +135,20 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         for st in statements {
             let (status, tag, rows, sqlstate, message) = match &st.outcome {
-                StatementOutcome::Ok { command_tag, rows } => {
-                    ("ok", Some(command_tag.as_str()), rows.map(|r| r as i64), None, None)
-                }
-                StatementOutcome::Error { sqlstate, message } => {
-                    ("error", None, None, Some(sqlstate.as_str()), Some(message.as_str()))
-                }
+                StatementOutcome::Ok { command_tag, rows } => (
+                    "ok",
+                    Some(command_tag.as_str()),
+                    rows.map(|r| r as i64),
+                    None,
+                    None,
+                ),
+                StatementOutcome::Error { sqlstate, message } => (
+                    "error",
+                    None,
+                    None,
+                    Some(sqlstate.as_str()),
+                    Some(message.as_str()),
+                ),
                 StatementOutcome::Incomplete => ("incomplete", None, None, None, None),
             };
             sqlx::query(

@@ -38,7 +38,9 @@ async fn tokens_round_trip_and_revoke() {
         .unwrap();
     assert_eq!(again.revoked_at, Some(Timestamp::from_unix_millis(2_000)));
     assert!(matches!(
-        store.revoke_token(&TokenId("nope".into()), Timestamp::now()).await,
+        store
+            .revoke_token(&TokenId("nope".into()), Timestamp::now())
+            .await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.list_tokens().await.unwrap().len(), 1);

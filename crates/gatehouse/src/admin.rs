@@ -68,7 +68,10 @@ impl AdminClient {
         })?;
         let status = resp.status();
         if status.is_success() {
-            return resp.json().await.context("the gateway API sent an unreadable answer");
+            return resp
+                .json()
+                .await
+                .context("the gateway API sent an unreadable answer");
         }
         let text = resp.text().await.unwrap_or_default();
         let msg = serde_json::from_str::<ErrorBody>(&text)
@@ -79,24 +82,33 @@ impl AdminClient {
 
     /// Creates a token.
     pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
-        self.send(self.http.post(format!("{}/v1/tokens", self.base)).json(req)).await
+        self.send(self.http.post(format!("{}/v1/tokens", self.base)).json(req))
+            .await
     }
 
     /// Lists tokens.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
-        self.send(self.http.get(format!("{}/v1/tokens", self.base))).await
+        self.send(self.http.get(format!("{}/v1/tokens", self.base)))
+            .await
     }
 
     /// Revokes a token.
     pub async fn revoke_token(&self, id: &str) -> Result<TokenRecord> {
-        self.send(self.http.post(format!("{}/v1/tokens/{id}/revoke", self.base)))
-            .await
+        self.send(
+            self.http
+                .post(format!("{}/v1/tokens/{id}/revoke", self.base)),
+        )
+        .await
     }
 
     /// Lists sessions.
     pub async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<SessionSummary>> {
-        self.send(self.http.get(format!("{}/v1/sessions", self.base)).query(filter))
-            .await
+        self.send(
+            self.http
+                .get(format!("{}/v1/sessions", self.base))
+                .query(filter),
+        )
+        .await
     }
 
     /// One session with its statements.

@@ -39,7 +39,8 @@ impl TestCa {
     /// A leaf certificate for `names` (DNS names or IP addresses).
     pub fn leaf(&self, names: &[&str]) -> Result<PemPair> {
         let key = KeyPair::generate()?;
-        let params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
         Ok(PemPair {
             cert_pem: cert.pem(),
@@ -51,7 +52,8 @@ impl TestCa {
 /// A self-signed certificate for the local host names.
 pub fn self_signed(names: &[&str]) -> Result<PemPair> {
     let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    let mut params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
     params
         .distinguished_name
         .push(DnType::CommonName, "Gatehouse self-signed certificate");

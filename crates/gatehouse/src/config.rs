@@ -171,7 +171,10 @@ impl RawConfig {
         let text = std::fs::read_to_string(file)
             .map_err(|e| ConfigProblems(vec![problem("", format!("cannot read the file: {e}"))]))?;
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigProblems(vec![problem("", format!("not valid TOML: {}", e.to_string().trim()))])
+            ConfigProblems(vec![problem(
+                "",
+                format!("not valid TOML: {}", e.to_string().trim()),
+            )])
         })?;
         let mut problems = Vec::new();
         let mut server = ServerSection::default();
@@ -192,26 +195,35 @@ impl RawConfig {
                         toml::Value::Array(items) => {
                             for (i, item) in items.into_iter().enumerate() {
                                 let k = format!("connection[{i}]");
-                                if let Some(c) = section::<ConnectionSection>(&k, item, &mut problems, file) {
+                                if let Some(c) =
+                                    section::<ConnectionSection>(&k, item, &mut problems, file)
+                                {
                                     connections.push(c);
                                 }
                             }
                         }
-                        _ => problems.push(problem("connection", "must be an array of tables: write each as [[connection]]".into())),
+                        _ => problems.push(problem(
+                            "connection",
+                            "must be an array of tables: write each as [[connection]]".into(),
+                        )),
                     }
                     None
                 }
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, connection".into(),
+                        "unknown section; expected one of server, listeners, tls, connection"
+                            .into(),
                     ));
                     None
                 }
             };
         }
         if !saw_listeners {
-            problems.push(problem("listeners", "missing: add [listeners] with postgres = \"127.0.0.1:15432\"".into()));
+            problems.push(problem(
+                "listeners",
+                "missing: add [listeners] with postgres = \"127.0.0.1:15432\"".into(),
+            ));
         }
         if !problems.is_empty() {
             return Err(ConfigProblems(problems));
@@ -238,7 +250,10 @@ impl RawConfig {
 
     /// The REST API address as written (validated by [`Self::resolve`]).
     pub fn api_listen(&self) -> &str {
-        self.server.api_listen.as_deref().unwrap_or(DEFAULT_API_LISTEN)
+        self.server
+            .api_listen
+            .as_deref()
+            .unwrap_or(DEFAULT_API_LISTEN)
     }
 
     fn path(&self, p: &str) -> PathBuf {
@@ -261,16 +276,22 @@ impl RawConfig {
             })
         };
 
-        let api_listen = parse_addr(self.api_listen()).map_err(|r| problem("server.api_listen".into(), r)).ok();
+        let api_listen = parse_addr(self.api_listen())
+            .map_err(|r| problem("server.api_listen".into(), r))
+            .ok();
         let postgres_listen = match &self.listeners.postgres {
-            Some(a) => parse_addr(a).map_err(|r| problem("listeners.postgres".into(), r)).ok(),
+            Some(a) => parse_addr(a)
+                .map_err(|r| problem("listeners.postgres".into(), r))
+                .ok(),
             None => {
                 problem("listeners.postgres".into(), "missing: the address to accept PostgreSQL clients on, e.g. \"127.0.0.1:15432\"".into());
                 None
             }
         };
         let handshake_timeout = match &self.listeners.handshake_timeout {
-            Some(t) => parse_duration(t).map_err(|r| problem("listeners.handshake_timeout".into(), r)).ok(),
+            Some(t) => parse_duration(t)
+                .map_err(|r| problem("listeners.handshake_timeout".into(), r))
+                .ok(),
             None => Some(Duration::from_secs(30)),
         };
 
@@ -283,16 +304,29 @@ impl RawConfig {
                     (Ok(c), Ok(k)) => match gatehouse_postgres::server_config(&c, &k) {
                         Ok(_) => Some(TlsSource::Files { cert, key }),
                         Err(e) => {
-                            problem("tls".into(), format!("certificate {} and key {} cannot be used: {e}", cert.display(), key.display()));
+                            problem(
+                                "tls".into(),
+                                format!(
+                                    "certificate {} and key {} cannot be used: {e}",
+                                    cert.display(),
+                                    key.display()
+                                ),
+                            );
                             None
                         }
                     },
                     (c, k) => {
                         if let Err(e) = c {
-                            problem("tls.cert".into(), format!("cannot read {}: {e}", cert.display()));
+                            problem(
+                                "tls.cert".into(),
+                                format!("cannot read {}: {e}", cert.display()),
+                            );
                         }
                         if let Err(e) = k {
-                            problem("tls.key".into(), format!("cannot read {}: {e}", key.display()));
+                            problem(
+                                "tls.key".into(),
+                                format!("cannot read {}: {e}", key.display()),
+                            );
                         }
                         None
                     }
@@ -301,7 +335,11 @@ impl RawConfig {
         };
 
         if self.connections.is_empty() {
-            problem("connection".into(), "no [[connection]] configured: add at least one backend for callers to reach".into());
+            problem(
+                "connection".into(),
+                "no [[connection]] configured: add at least one backend for callers to reach"
+                    .into(),
+            );
         }
         let mut names = HashSet::new();
         let mut connections = Vec::new();
@@ -313,12 +351,33 @@ impl RawConfig {
                 problem(key, reason);
             };
             if gatehouse_identity::validate_name("connection name", &c.name).is_err() {
-                bad(k("name"), format!("{:?} is not a valid connection name: use letters, digits and . _ - @ :", c.name), &mut ok);
+                bad(
+                    k("name"),
+                    format!(
+                        "{:?} is not a valid connection name: use letters, digits and . _ - @ :",
+                        c.name
+                    ),
+                    &mut ok,
+                );
             } else if !names.insert(c.name.clone()) {
-                bad(k("name"), format!("{:?} is used by another connection; names must be unique", c.name), &mut ok);
+                bad(
+                    k("name"),
+                    format!(
+                        "{:?} is used by another connection; names must be unique",
+                        c.name
+                    ),
+                    &mut ok,
+                );
             }
             if c.kind != "postgres" {
-                bad(k("kind"), format!("{:?} is not supported; the supported kind is \"postgres\"", c.kind), &mut ok);
+                bad(
+                    k("kind"),
+                    format!(
+                        "{:?} is not supported; the supported kind is \"postgres\"",
+                        c.kind
+                    ),
+                    &mut ok,
+                );
             }
             if c.host.trim().is_empty() {
                 bad(k("host"), "must not be empty".into(), &mut ok);
@@ -334,7 +393,11 @@ impl RawConfig {
             }
             let password = match (&c.password_env, &c.password_file) {
                 (Some(_), Some(_)) => {
-                    bad(k("password_env"), "set either password_env or password_file, not both".into(), &mut ok);
+                    bad(
+                        k("password_env"),
+                        "set either password_env or password_file, not both".into(),
+                        &mut ok,
+                    );
                     None
                 }
                 (None, None) => {
@@ -344,11 +407,19 @@ impl RawConfig {
                 (Some(var), None) => match std::env::var(var) {
                     Ok(v) if !v.is_empty() => Some(v),
                     Ok(_) => {
-                        bad(k("password_env"), format!("environment variable {var} is empty"), &mut ok);
+                        bad(
+                            k("password_env"),
+                            format!("environment variable {var} is empty"),
+                            &mut ok,
+                        );
                         None
                     }
                     Err(_) => {
-                        bad(k("password_env"), format!("environment variable {var} is not set"), &mut ok);
+                        bad(
+                            k("password_env"),
+                            format!("environment variable {var} is not set"),
+                            &mut ok,
+                        );
                         None
                     }
                 },
@@ -358,14 +429,22 @@ impl RawConfig {
                         Ok(v) => {
                             let v = v.trim_end_matches(['\n', '\r']).to_string();
                             if v.is_empty() {
-                                bad(k("password_file"), format!("{} is empty", path.display()), &mut ok);
+                                bad(
+                                    k("password_file"),
+                                    format!("{} is empty", path.display()),
+                                    &mut ok,
+                                );
                                 None
                             } else {
                                 Some(v)
                             }
                         }
                         Err(e) => {
-                            bad(k("password_file"), format!("cannot read {}: {e}", path.display()), &mut ok);
+                            bad(
+                                k("password_file"),
+                                format!("cannot read {}: {e}", path.display()),
+                                &mut ok,
+                            );
                             None
                         }
                     }
@@ -397,7 +476,11 @@ impl RawConfig {
                             }
                         },
                         Err(e) => {
-                            bad(k("backend_ca"), format!("cannot read {}: {e}", path.display()), &mut ok);
+                            bad(
+                                k("backend_ca"),
+                                format!("cannot read {}: {e}", path.display()),
+                                &mut ok,
+                            );
                             None
                         }
                     }
@@ -431,7 +514,9 @@ impl RawConfig {
         }
 
         match (api_listen, postgres_listen, handshake_timeout, tls) {
-            (Some(api_listen), Some(postgres_listen), Some(handshake_timeout), Some(tls)) if problems.is_empty() => {
+            (Some(api_listen), Some(postgres_listen), Some(handshake_timeout), Some(tls))
+                if problems.is_empty() =>
+            {
                 Ok(GatewayConfig {
                     file: self.file.clone(),
                     data_dir: self.data_dir(),
@@ -468,15 +553,18 @@ fn section<T: serde::de::DeserializeOwned>(
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not an address of the form IP:PORT, e.g. \"127.0.0.1:15432\""))
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address of the form IP:PORT, e.g. \"127.0.0.1:15432\"")
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("must be longer than zero".into()),
-        Err(e) => Err(format!("{s:?} is not a duration such as \"10s\" or \"2m\": {e}")),
+        Err(e) => Err(format!(
+            "{s:?} is not a duration such as \"10s\" or \"2m\": {e}"
+        )),
     }
 }
 

@@ -30,7 +30,9 @@ pub async fn run() -> Result<()> {
         &format!("CREATE ROLE app_owner LOGIN PASSWORD '{backend_password}'"),
     )?;
     cluster.sql("postgres", "CREATE DATABASE app OWNER app_owner")?;
-    let work = tempfile::Builder::new().prefix("gatehouse-demo-").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("gatehouse-demo-")
+        .tempdir()?;
     let sample = work.path().join("sample.sql");
     std::fs::write(&sample, SAMPLE_SQL)?;
     cluster.sql_file("app", &sample)?;

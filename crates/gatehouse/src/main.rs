@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "A Layer 7 access gateway for machine identities")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A Layer 7 access gateway for machine identities"
+)]
 struct Cli {
     /// Configuration file [env: GATEHOUSE_CONFIG; default: ./gatehouse.toml].
     #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
@@ -102,7 +106,10 @@ struct ListArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Serve));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -129,7 +136,9 @@ fn init_logging(serving: bool) {
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
-    cli.config.clone().unwrap_or_else(|| PathBuf::from("gatehouse.toml"))
+    cli.config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("gatehouse.toml"))
 }
 
 /// The configuration for admin commands: `--config`, else ./gatehouse.toml if it exists.
@@ -148,7 +157,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(c) => c,
                 Err(problems) => {
                     eprintln!("{problems}");
-                    eprintln!("gatehouse: not started: {} problem(s) in the configuration", problems.0.len());
+                    eprintln!(
+                        "gatehouse: not started: {} problem(s) in the configuration",
+                        problems.0.len()
+                    );
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -192,9 +204,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn token(cmd: &TokenCommand, client: &AdminClient) -> Result<ExitCode> {
     match cmd {
-        TokenCommand::Create { identity, groups, ttl, json } => {
-            let ttl = humantime::parse_duration(ttl)
-                .map_err(|e| anyhow!("--ttl {ttl:?} is not a duration such as 30d, 12h or 15m: {e}"))?;
+        TokenCommand::Create {
+            identity,
+            groups,
+            ttl,
+            json,
+        } => {
+            let ttl = humantime::parse_duration(ttl).map_err(|e| {
+                anyhow!("--ttl {ttl:?} is not a duration such as 30d, 12h or 15m: {e}")
+            })?;
             if ttl.as_secs() == 0 {
                 bail!("--ttl must be at least 1s");
             }
@@ -212,7 +230,11 @@ async fn token(cmd: &TokenCommand, client: &AdminClient) -> Result<ExitCode> {
                     "created token {} for {} (groups: {}), expires {}; it is shown only once",
                     created.record.id,
                     created.record.identity,
-                    if created.record.groups.is_empty() { "none".into() } else { created.record.groups.join(", ") },
+                    if created.record.groups.is_empty() {
+                        "none".into()
+                    } else {
+                        created.record.groups.join(", ")
+                    },
                     created.record.expires_at
                 );
                 println!("{}", created.token);

@@ -1,7 +1,8 @@
 //! Human-readable output of admin commands (`--json` prints the API's JSON).
 
 use gatehouse_core::{
-    IdentitySource, SessionDetail, SessionSummary, StatementOutcome, StatementRecord, Timestamp, TokenRecord,
+    IdentitySource, SessionDetail, SessionSummary, StatementOutcome, StatementRecord, Timestamp,
+    TokenRecord,
 };
 use std::fmt::Write as _;
 
@@ -70,7 +71,11 @@ pub fn session_replay(d: &SessionDetail) -> String {
         out,
         "  identity    {} (groups: {}; {})",
         s.identity.subject,
-        if s.identity.groups.is_empty() { "none".to_string() } else { s.identity.groups.join(", ") },
+        if s.identity.groups.is_empty() {
+            "none".to_string()
+        } else {
+            s.identity.groups.join(", ")
+        },
         source
     );
     let _ = writeln!(out, "  connection  {} ({})", s.connection, s.protocol);
@@ -85,7 +90,12 @@ pub fn session_replay(d: &SessionDetail) -> String {
     match &d.summary.end {
         Some(e) => {
             let secs = (e.ended_at.unix_millis() - s.started_at.unix_millis()) as f64 / 1000.0;
-            let _ = writeln!(out, "  ended       {} ({}) after {secs:.3}s", e.ended_at, e.reason.as_str());
+            let _ = writeln!(
+                out,
+                "  ended       {} ({}) after {secs:.3}s",
+                e.ended_at,
+                e.reason.as_str()
+            );
             if let Some(detail) = &e.detail {
                 let _ = writeln!(out, "  detail      {detail}");
             }
@@ -128,10 +138,15 @@ fn statement_line(st: &StatementRecord, session_start: Timestamp) -> String {
     let took = format_duration_us(st.duration_us);
     let result = match &st.outcome {
         StatementOutcome::Ok { command_tag, rows } => match rows {
-            Some(n) => format!("ok  {command_tag} ({n} row{})", if *n == 1 { "" } else { "s" }),
+            Some(n) => format!(
+                "ok  {command_tag} ({n} row{})",
+                if *n == 1 { "" } else { "s" }
+            ),
             None => format!("ok  {command_tag}"),
         },
-        StatementOutcome::Error { sqlstate, message } => format!("error {sqlstate}: {}", one_line(message, 160)),
+        StatementOutcome::Error { sqlstate, message } => {
+            format!("error {sqlstate}: {}", one_line(message, 160))
+        }
         StatementOutcome::Incomplete => "incomplete (session ended before an answer)".into(),
     };
     let _ = writeln!(line, "{:>30}-> {result} in {took}", "");

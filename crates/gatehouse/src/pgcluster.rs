@@ -143,7 +143,16 @@ impl TempCluster {
         let log = this.dir()?.join("postgres.log");
         this.run_tool(
             "pg_ctl",
-            &["-D", path_str(&data)?, "-l", path_str(&log)?, "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                path_str(&data)?,
+                "-l",
+                path_str(&log)?,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         )?;
         this.stopped = false;
         Ok(this)
@@ -208,7 +217,18 @@ impl TempCluster {
     /// gateway) and returns psql's unaligned, tuples-only output.
     pub fn sql(&self, database: &str, sql: &str) -> Result<String> {
         let out = Command::new(self.tool("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", database, "-c", sql])
             .env("PGPASSWORD", &self.superuser_password)
             .env("PGSSLMODE", "disable")
@@ -224,7 +244,16 @@ impl TempCluster {
     /// Runs a SQL file as the superuser.
     pub fn sql_file(&self, database: &str, file: &Path) -> Result<()> {
         let out = Command::new(self.tool("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", database, "-f"])
             .arg(file)
             .env("PGPASSWORD", &self.superuser_password)
@@ -243,7 +272,10 @@ impl TempCluster {
         if !self.stopped {
             self.stopped = true;
             let data = self.dir()?.join("data");
-            self.run_tool("pg_ctl", &["-D", path_str(&data)?, "-m", "fast", "-w", "stop"])?;
+            self.run_tool(
+                "pg_ctl",
+                &["-D", path_str(&data)?, "-m", "fast", "-w", "stop"],
+            )?;
         }
         if let Some(d) = self.dir.take() {
             d.close()?;
@@ -261,7 +293,8 @@ impl Drop for TempCluster {
 }
 
 fn path_str(p: &Path) -> Result<&str> {
-    p.to_str().ok_or_else(|| anyhow!("path {} is not UTF-8", p.display()))
+    p.to_str()
+        .ok_or_else(|| anyhow!("path {} is not UTF-8", p.display()))
 }
 
 fn append(path: &Path, text: &str) -> Result<()> {

@@ -50,12 +50,24 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let tls = gatehouse_postgres::server_config(&cert_pem, &key_pem)
         .with_context(|| format!("loading TLS certificate {}", cert.display()))?;
 
-    let pg_listener = TcpListener::bind(config.postgres_listen).await.with_context(|| {
-        format!("{}: listeners.postgres: cannot listen on {}", config.file.display(), config.postgres_listen)
-    })?;
-    let api_listener = TcpListener::bind(config.api_listen).await.with_context(|| {
-        format!("{}: server.api_listen: cannot listen on {}", config.file.display(), config.api_listen)
-    })?;
+    let pg_listener = TcpListener::bind(config.postgres_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: listeners.postgres: cannot listen on {}",
+                config.file.display(),
+                config.postgres_listen
+            )
+        })?;
+    let api_listener = TcpListener::bind(config.api_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: server.api_listen: cannot listen on {}",
+                config.file.display(),
+                config.api_listen
+            )
+        })?;
     let postgres_addr = pg_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
@@ -148,7 +160,8 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
 fn ensure_admin_key(dir: &Path) -> Result<AdminKey> {
     let path = dir.join(ADMIN_KEY_FILE);
     if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         return Ok(AdminKey::from_text(&text));
     }
     let text = AdminKey::generate_text();

@@ -11,12 +11,19 @@ use std::time::{Duration, Instant};
 async fn tls_is_required_and_only_valid_tokens_get_in() {
     let h = Harness::start();
     let token = h.token("ci-deploy", &["ci", "deployers"], "30d");
-    assert!(token.starts_with("gatehouse_st_"), "token has its prefix: {token}");
+    assert!(
+        token.starts_with("gatehouse_st_"),
+        "token has its prefix: {token}"
+    );
 
     // Valid token over TLS: in.
     let out = h.psql(&token, "app-db", "select current_user");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "app_owner", "the gateway logs in with its own backend role");
+    assert_eq!(
+        stdout(&out),
+        "app_owner",
+        "the gateway logs in with its own backend role"
+    );
 
     // Without TLS: refused, with advice.
     let out = h
@@ -26,47 +33,65 @@ async fn tls_is_required_and_only_valid_tokens_get_in() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("gatehouse requires TLS"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("gatehouse requires TLS"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("sslmode=require"), "{}", stderr(&out));
 
     // Wrong token: 28P01.
     let bad = format!("{}0", &token[..token.len() - 1]);
-    let e = h.connect(&bad, "app-db").await.err().expect("wrong token refused");
+    let e = h.refused(&bad, "app-db", "wrong token refused").await;
     assert_eq!(sqlstate(&e), "28P01");
-    let e = h.connect("hunter2", "app-db").await.err().expect("non-token refused");
+    let e = h.refused("hunter2", "app-db", "non-token refused").await;
     assert_eq!(sqlstate(&e), "28P01");
-    assert!(message(&e).contains("not a Gatehouse token"), "{}", message(&e));
+    assert!(
+        message(&e).contains("not a Gatehouse token"),
+        "{}",
+        message(&e)
+    );
 
     // Expired token: 28P01 saying so.
     let short = h.token("short-lived", &[], "1s");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let e = h.connect(&short, "app-db").await.err().expect("expired token refused");
+    let e = h.refused(&short, "app-db", "expired token refused").await;
     assert_eq!(sqlstate(&e), "28P01");
     assert!(message(&e).contains("expired"), "{}", message(&e));
 
     // Revoked token: refused for new connections at once.
     let victim = h.token("to-revoke", &[], "1h");
-    h.connect(&victim, "app-db").await.expect("works before revocation");
+    h.connect(&victim, "app-db")
+        .await
+        .expect("works before revocation");
     let list = h.cli_ok(&["token", "list"]);
-    let id_line = list.lines().find(|l| l.contains("to-revoke")).expect("listed");
+    let id_line = list
+        .lines()
+        .find(|l| l.contains("to-revoke"))
+        .expect("listed");
     let id = id_line.split_whitespace().next().unwrap();
     assert!(id_line.contains("active"));
     h.cli_ok(&["token", "revoke", id]);
-    let e = h.connect(&victim, "app-db").await.err().expect("revoked token refused");
+    let e = h.refused(&victim, "app-db", "revoked token refused").await;
     assert_eq!(sqlstate(&e), "28P01");
     assert!(message(&e).contains("revoked"), "{}", message(&e));
-    assert!(h.cli_ok(&["token", "list"]).lines().any(|l| l.contains(id) && l.contains("revoked")));
+    assert!(h
+        .cli_ok(&["token", "list"])
+        .lines()
+        .any(|l| l.contains(id) && l.contains("revoked")));
     let out = h.cli(&["token", "revoke", "0000000000000000"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 
     // Unknown connection: 3D000.
-    let e = h.connect(&token, "no-such-db").await.err().expect("unknown connection refused");
+    let e = h
+        .refused(&token, "no-such-db", "unknown connection refused")
+        .await;
     assert_eq!(sqlstate(&e), "3D000");
     assert!(message(&e).contains("no-such-db"), "{}", message(&e));
 
     // Backend unreachable: 08006, saying so, without credentials.
-    let e = h.connect(&token, "down-db").await.err().expect("unreachable backend");
+    let e = h.refused(&token, "down-db", "unreachable backend").await;
     assert_eq!(sqlstate(&e), "08006");
     let msg = e.as_db_error().unwrap().message().to_string();
     assert!(msg.contains("unreachable"), "{msg}");
@@ -85,7 +110,10 @@ async fn every_backend_login_method_and_tls_mode_works() {
         ("md5-db", "md5_user"),        // MD5, plain TCP
         ("plain-db", "plain_user"),    // cleartext password, TLS preferred
     ] {
-        let c = h.connect(&token, conn).await.unwrap_or_else(|e| panic!("{conn}: {e}"));
+        let c = h
+            .connect(&token, conn)
+            .await
+            .unwrap_or_else(|e| panic!("{conn}: {e}"));
         let row = c
             .query_one("select current_user::text, coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false)", &[])
             .await
@@ -105,15 +133,37 @@ async fn simple_and_extended_queries_relay() {
         .await
         .unwrap();
     // Extended protocol with parameters, prepared once, run twice.
-    let stmt = c.prepare("select name from items where id = $1").await.unwrap();
-    assert_eq!(c.query_one(&stmt, &[&1i32]).await.unwrap().get::<_, String>(0), "apple");
-    assert_eq!(c.query_one(&stmt, &[&2i32]).await.unwrap().get::<_, String>(0), "pear");
-    let n = c.execute("update items set price = price * 2 where id = $1", &[&1i32]).await.unwrap();
+    let stmt = c
+        .prepare("select name from items where id = $1")
+        .await
+        .unwrap();
+    assert_eq!(
+        c.query_one(&stmt, &[&1i32])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "apple"
+    );
+    assert_eq!(
+        c.query_one(&stmt, &[&2i32])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "pear"
+    );
+    let n = c
+        .execute("update items set price = price * 2 where id = $1", &[&1i32])
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     // Errors come back as the server's errors, and the session goes on.
     let e = c.simple_query("select 1/0").await.err().unwrap();
     assert_eq!(sqlstate(&e), "22012");
-    let e = c.query("select * from missing_table", &[]).await.err().unwrap();
+    let e = c
+        .query("select * from missing_table", &[])
+        .await
+        .err()
+        .unwrap();
     assert_eq!(sqlstate(&e), "42P01");
     // A pipeline of extended queries.
     let (a, b, d) = tokio::join!(
@@ -125,15 +175,29 @@ async fn simple_and_extended_queries_relay() {
     assert_eq!(b.unwrap().get::<_, String>(0), "hi!");
     assert_eq!(d.unwrap().get::<_, i64>(0), 2);
     // Transactions.
-    c.batch_execute("begin; insert into items values (3, 'fig', 3); rollback").await.unwrap();
+    c.batch_execute("begin; insert into items values (3, 'fig', 3); rollback")
+        .await
+        .unwrap();
     // Notices and notifications pass through (LISTEN/NOTIFY on one connection).
-    c.batch_execute("listen chan; notify chan, 'payload'").await.unwrap();
+    c.batch_execute("listen chan; notify chan, 'payload'")
+        .await
+        .unwrap();
     // Multi-statement simple query through psql, checked on the backend directly.
     let out = h.psql(&token, "app-db", "insert into items values (4, 'kiwi', 1); update items set name = upper(name) where id = 4; select name from items where id = 4");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "KIWI");
-    assert_eq!(h.cluster.sql("app", "select string_agg(name, ',' order by id) from items").unwrap(), "apple,pear,KIWI");
-    assert_eq!(h.cluster.sql("app", "select price from items where id = 1").unwrap(), "3.0");
+    assert_eq!(
+        h.cluster
+            .sql("app", "select string_agg(name, ',' order by id) from items")
+            .unwrap(),
+        "apple,pear,KIWI"
+    );
+    assert_eq!(
+        h.cluster
+            .sql("app", "select price from items where id = 1")
+            .unwrap(),
+        "3.0"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,8 +205,13 @@ async fn copy_in_and_out() {
     let h = Harness::start();
     let token = h.token("loader", &["etl"], "1h");
     let c = h.connect(&token, "app-db").await.unwrap();
-    c.batch_execute("create table t (id int, note text)").await.unwrap();
-    let sink = c.copy_in("copy t from stdin with (format csv)").await.unwrap();
+    c.batch_execute("create table t (id int, note text)")
+        .await
+        .unwrap();
+    let sink = c
+        .copy_in("copy t from stdin with (format csv)")
+        .await
+        .unwrap();
     let mut sink = Box::pin(sink);
     for chunk in 0..10 {
         let mut data = String::new();
@@ -154,9 +223,17 @@ async fn copy_in_and_out() {
     }
     let copied = sink.as_mut().finish().await.unwrap();
     assert_eq!(copied, 10_000);
-    assert_eq!(h.cluster.sql("app", "select count(*), sum(id) from t").unwrap(), "10000|49995000");
+    assert_eq!(
+        h.cluster
+            .sql("app", "select count(*), sum(id) from t")
+            .unwrap(),
+        "10000|49995000"
+    );
 
-    let stream = c.copy_out("copy (select id, note from t order by id) to stdout").await.unwrap();
+    let stream = c
+        .copy_out("copy (select id, note from t order by id) to stdout")
+        .await
+        .unwrap();
     let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
     let text: Vec<u8> = chunks.concat();
     let text = String::from_utf8(text).unwrap();
@@ -168,11 +245,19 @@ async fn copy_in_and_out() {
     std::fs::write(&csv, "20000,from psql\n20001,also\n").unwrap();
     let out = h
         .psql_cmd(&token, "app-db")
-        .args(["-c", &format!("\\copy t from '{}' with (format csv)", csv.display())])
+        .args([
+            "-c",
+            &format!("\\copy t from '{}' with (format csv)", csv.display()),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(h.cluster.sql("app", "select count(*) from t where id >= 20000").unwrap(), "2");
+    assert_eq!(
+        h.cluster
+            .sql("app", "select count(*) from t where id >= 20000")
+            .unwrap(),
+        "2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,12 +270,16 @@ async fn cancel_reaches_the_backend() {
     let cancel = c.cancel_token();
     let tls = h.cancel_tls();
     let t0 = Instant::now();
-    let sleeper = tokio::spawn(async move { c.simple_query("select pg_sleep(60)").await.map(|_| ()) });
+    let sleeper =
+        tokio::spawn(async move { c.simple_query("select pg_sleep(60)").await.map(|_| ()) });
     tokio::time::sleep(Duration::from_millis(500)).await;
     cancel.cancel_query(tls).await.unwrap();
-    let e = sleeper.await.unwrap().err().expect("the sleep was cancelled");
+    let e = sleeper.await.unwrap().expect_err("the sleep was cancelled");
     assert_eq!(sqlstate(&e), "57014");
-    assert!(t0.elapsed() < Duration::from_secs(50), "cancelled well before the sleep ended");
+    assert!(
+        t0.elapsed() < Duration::from_secs(50),
+        "cancelled well before the sleep ended"
+    );
 
     // psql: Ctrl-C (SIGINT) makes psql send a CancelRequest through the gateway.
     let child = h
@@ -207,12 +296,19 @@ async fn cancel_reaches_the_backend() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
-    assert!(err.contains("canceling statement due to user request"), "psql said: {err}");
+    assert!(
+        err.contains("canceling statement due to user request"),
+        "psql said: {err}"
+    );
 
     // A forged cancel key cancels nothing and the gateway carries on.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port))
+        .await
+        .unwrap();
     use tokio::io::AsyncWriteExt;
-    s.write_all(&[0, 0, 0, 16, 4, 210, 22, 46, 0, 0, 0, 1, 0, 0, 0, 2]).await.unwrap();
+    s.write_all(&[0, 0, 0, 16, 4, 210, 22, 46, 0, 0, 0, 1, 0, 0, 0, 2])
+        .await
+        .unwrap();
     drop(s);
     let out = h.psql(&token, "app-db", "select 42");
     assert_eq!(stdout(&out), "42");
@@ -229,7 +325,10 @@ async fn a_million_rows_stream_without_the_gateway_growing() {
 
     // About 1,000,000 x 220 bytes = 220 MB through the gateway.
     let rows = c
-        .query_raw("select g, repeat('x', 200) from generate_series(1, 1000000) g", std::iter::empty::<i32>())
+        .query_raw(
+            "select g, repeat('x', 200) from generate_series(1, 1000000) g",
+            std::iter::empty::<i32>(),
+        )
         .await
         .unwrap();
     let mut rows = Box::pin(rows);
@@ -244,7 +343,10 @@ async fn a_million_rows_stream_without_the_gateway_growing() {
     assert!(bytes >= 200_000_000);
     let after = proc_status_kib(pid, "VmHWM:");
     let growth_mib = after.saturating_sub(before) / 1024;
-    eprintln!("gateway peak RSS grew by {growth_mib} MiB while relaying {} MB", bytes / 1_000_000);
+    eprintln!(
+        "gateway peak RSS grew by {growth_mib} MiB while relaying {} MB",
+        bytes / 1_000_000
+    );
     assert!(
         growth_mib < 64,
         "gateway peak RSS grew by {growth_mib} MiB while relaying {} MB",
@@ -256,9 +358,18 @@ async fn a_million_rows_stream_without_the_gateway_growing() {
 async fn pgbench_initialises_and_runs_through_the_gateway() {
     let h = Harness::start();
     let token = h.token("bench", &["ci"], "1h");
-    let out = h.pgbench_cmd(&token).args(["-i", "-s", "1", "-q"]).output().unwrap();
+    let out = h
+        .pgbench_cmd(&token)
+        .args(["-i", "-s", "1", "-q"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "pgbench -i: {}", stderr(&out));
-    assert_eq!(h.cluster.sql("app", "select count(*) from pgbench_accounts").unwrap(), "100000");
+    assert_eq!(
+        h.cluster
+            .sql("app", "select count(*) from pgbench_accounts")
+            .unwrap(),
+        "100000"
+    );
     for mode in ["simple", "extended", "prepared"] {
         let out = h
             .pgbench_cmd(&token)
@@ -266,8 +377,16 @@ async fn pgbench_initialises_and_runs_through_the_gateway() {
             .output()
             .unwrap();
         let text = stdout(&out);
-        assert!(out.status.success(), "pgbench -S -M {mode}: {}{}", text, stderr(&out));
-        assert!(text.contains("number of transactions actually processed: 1000/1000"), "{text}");
+        assert!(
+            out.status.success(),
+            "pgbench -S -M {mode}: {}{}",
+            text,
+            stderr(&out)
+        );
+        assert!(
+            text.contains("number of transactions actually processed: 1000/1000"),
+            "{text}"
+        );
     }
 }
 
@@ -287,20 +406,28 @@ async fn malformed_input_closes_only_that_connection() {
     }
 
     // A startup packet with an impossible length.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port))
+        .await
+        .unwrap();
     s.write_all(&[0, 0, 0, 3]).await.unwrap();
     let reply = read_all(&mut s).await;
     assert_eq!(reply.first(), Some(&b'E'), "an ErrorResponse, then close");
     assert!(String::from_utf8_lossy(&reply).contains("08P01"));
 
     // Random garbage.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port)).await.unwrap();
-    let garbage: Vec<u8> = (0..2000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port))
+        .await
+        .unwrap();
+    let garbage: Vec<u8> = (0..2000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let _ = s.write_all(&garbage).await;
     let _ = read_all(&mut s).await;
 
     // GSSENCRequest is declined; then a valid login; then a message with a bad length.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port))
+        .await
+        .unwrap();
     s.write_all(&[0, 0, 0, 8, 4, 210, 22, 48]).await.unwrap();
     let mut b = [0u8; 1];
     s.read_exact(&mut b).await.unwrap();
@@ -317,7 +444,11 @@ async fn malformed_input_closes_only_that_connection() {
     s.write_all(&pkt).await.unwrap();
     let mut auth = [0u8; 9];
     s.read_exact(&mut auth).await.unwrap();
-    assert_eq!(auth, [b'R', 0, 0, 0, 8, 0, 0, 0, 3], "asked for the token as a cleartext password");
+    assert_eq!(
+        auth,
+        [b'R', 0, 0, 0, 8, 0, 0, 0, 3],
+        "asked for the token as a cleartext password"
+    );
     let mut pw = vec![b'p'];
     pw.extend_from_slice(&((token.len() + 5) as u32).to_be_bytes());
     pw.extend_from_slice(token.as_bytes());
@@ -334,11 +465,21 @@ async fn malformed_input_closes_only_that_connection() {
     s.write_all(&[b'Q', 0, 0, 0, 2]).await.unwrap();
     let reply = read_all(&mut s).await;
     let text = String::from_utf8_lossy(&reply);
-    assert!(text.contains("08P01"), "protocol violation reported: {text}");
+    assert!(
+        text.contains("08P01"),
+        "protocol violation reported: {text}"
+    );
     assert!(text.contains("invalid length"), "{text}");
 
     // Everyone else is unaffected.
-    assert_eq!(healthy.query_one("select 7", &[]).await.unwrap().get::<_, i32>(0), 7);
+    assert_eq!(
+        healthy
+            .query_one("select 7", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        7
+    );
     let out = h.psql(&token, "app-db", "select 8");
     assert_eq!(stdout(&out), "8");
     assert!(h.gateway_running(), "gateway survived: {}", h.log_text());

@@ -65,12 +65,17 @@ pub fn parse_startup_packet(body: &[u8]) -> Result<StartupPacket, CodecError> {
                 params,
             })
         }
-        _ => Err(CodecError::Invalid("protocol version (only 3.x is supported)")),
+        _ => Err(CodecError::Invalid(
+            "protocol version (only 3.x is supported)",
+        )),
     }
 }
 
 /// Encodes a protocol 3.0 StartupMessage.
-pub fn startup_message<'a>(out: &mut BytesMut, params: impl IntoIterator<Item = (&'a str, &'a str)>) {
+pub fn startup_message<'a>(
+    out: &mut BytesMut,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
     let start = out.len();
     out.put_i32(0);
     out.put_i32(PROTOCOL_3_0);

@@ -34,7 +34,11 @@ fn bind_resolves_formats() {
     assert_eq!(b.statement, "s1");
     assert_eq!(
         b.params,
-        vec![BindValue::Text(b"42"), BindValue::Null, BindValue::Binary(&[1, 2])]
+        vec![
+            BindValue::Text(b"42"),
+            BindValue::Null,
+            BindValue::Binary(&[1, 2])
+        ]
     );
     let one = bind_body(&[Some(b"x"), Some(b"y")], &[1]);
     assert!(parse_bind(&one)
@@ -59,7 +63,10 @@ fn startup_message_round_trips() {
         parse_startup_packet(&out[4..]).unwrap(),
         StartupPacket::Startup {
             minor: 0,
-            params: vec![("user".into(), "u".into()), ("database".into(), "app-db".into())]
+            params: vec![
+                ("user".into(), "u".into()),
+                ("database".into(), "app-db".into())
+            ]
         }
     );
     let mut c = BytesMut::new();

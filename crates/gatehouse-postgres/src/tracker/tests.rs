@@ -58,7 +58,8 @@ fn tracker() -> Tracker {
 #[test]
 fn simple_multi_statement_query_collects_tags_until_ready() {
     let mut t = tracker();
-    t.on_frontend(b'Q', &query("insert into t values (1); select 1")).unwrap();
+    t.on_frontend(b'Q', &query("insert into t values (1); select 1"))
+        .unwrap();
     t.on_backend(b'C', &query("INSERT 0 1")).unwrap();
     t.on_backend(b'C', &query("SELECT 1")).unwrap();
     assert!(t.done.is_empty());
@@ -89,8 +90,14 @@ fn pipelined_extended_statements_complete_in_order_with_params() {
     t.on_backend(b'C', &query("SELECT 1")).unwrap();
     t.on_backend(b'Z', b"I").unwrap();
     let params: Vec<_> = t.done.iter().map(|r| r.params.clone()).collect();
-    assert_eq!(params, vec![vec![Some("7".to_string())], vec![Some("8".to_string())]]);
-    assert!(t.done.iter().all(|r| r.text == "select $1" && r.protocol == "extended"));
+    assert_eq!(
+        params,
+        vec![vec![Some("7".to_string())], vec![Some("8".to_string())]]
+    );
+    assert!(t
+        .done
+        .iter()
+        .all(|r| r.text == "select $1" && r.protocol == "extended"));
 }
 
 #[test]
@@ -104,7 +111,8 @@ fn error_skips_rest_of_batch_until_sync() {
     t.on_frontend(b'E', &execute("")).unwrap();
     t.on_frontend(b'S', b"").unwrap();
     t.on_frontend(b'Q', &query("select 3")).unwrap();
-    t.on_backend(b'E', &error("22012", "division by zero")).unwrap();
+    t.on_backend(b'E', &error("22012", "division by zero"))
+        .unwrap();
     t.on_backend(b'Z', b"I").unwrap();
     t.on_backend(b'C', &query("SELECT 1")).unwrap();
     t.on_backend(b'Z', b"I").unwrap();
@@ -146,7 +154,10 @@ fn unanswered_statements_are_recorded_incomplete() {
 
 #[test]
 fn binary_and_long_params_are_rendered_safely() {
-    assert_eq!(param_text(&BindValue::Binary(&[0, 255])), Some("\\x00ff".into()));
+    assert_eq!(
+        param_text(&BindValue::Binary(&[0, 255])),
+        Some("\\x00ff".into())
+    );
     assert_eq!(param_text(&BindValue::Null), None);
     let long = vec![b'a'; MAX_PARAM + 10];
     let s = param_text(&BindValue::Text(&long)).unwrap();

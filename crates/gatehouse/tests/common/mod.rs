@@ -67,9 +67,14 @@ impl Harness {
                 ),
             )
             .unwrap();
-        cluster.sql("postgres", "CREATE DATABASE app OWNER app_owner").unwrap();
+        cluster
+            .sql("postgres", "CREATE DATABASE app OWNER app_owner")
+            .unwrap();
 
-        let dir = tempfile::Builder::new().prefix("gatehouse-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-test-")
+            .tempdir()
+            .unwrap();
         let gw_cert = ca.leaf(&["localhost", "127.0.0.1"]).unwrap();
         std::fs::write(dir.path().join("gateway.pem"), &gw_cert.cert_pem).unwrap();
         std::fs::write(dir.path().join("gateway.key"), &gw_cert.key_pem).unwrap();
@@ -196,7 +201,11 @@ connect_timeout = "3s"
             if let Some(status) = self.gateway.as_mut().unwrap().try_wait().unwrap() {
                 panic!("gateway exited with {status}: {}", self.log_text());
             }
-            assert!(Instant::now() < deadline, "gateway did not start: {}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not start: {}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -204,7 +213,9 @@ connect_timeout = "3s"
     /// Stops the gateway with SIGTERM (a clean shutdown that flushes records).
     pub fn stop_gateway(&mut self) {
         if let Some(mut child) = self.gateway.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while child.try_wait().unwrap().is_none() {
                 if Instant::now() > deadline {
@@ -281,7 +292,10 @@ connect_timeout = "3s"
 
     /// Runs psql through the gateway with tuples-only output.
     pub fn psql(&self, token: &str, dbname: &str, sql: &str) -> Output {
-        self.psql_cmd(token, dbname).args(["-q", "-A", "-t", "-c", sql]).output().unwrap()
+        self.psql_cmd(token, dbname)
+            .args(["-q", "-A", "-t", "-c", sql])
+            .output()
+            .unwrap()
     }
 
     /// A pgbench command through the gateway (not yet run).
@@ -297,11 +311,13 @@ connect_timeout = "3s"
         for c in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
-        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         tokio_postgres_rustls::MakeRustlsConnect::new(cfg)
     }
 
@@ -319,12 +335,27 @@ connect_timeout = "3s"
     }
 
     /// Connects with tokio-postgres over TLS (certificate verified against the test CA).
-    pub async fn connect(&self, token: &str, dbname: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, conn) = self.pg_config(token, dbname).connect(self.tls_connector()).await?;
+    pub async fn connect(
+        &self,
+        token: &str,
+        dbname: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self
+            .pg_config(token, dbname)
+            .connect(self.tls_connector())
+            .await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(client)
+    }
+
+    /// Connects, expecting a refusal; returns the error.
+    pub async fn refused(&self, token: &str, dbname: &str, why: &str) -> tokio_postgres::Error {
+        match self.connect(token, dbname).await {
+            Ok(_) => panic!("connection to {dbname} should be refused: {why}"),
+            Err(e) => e,
+        }
     }
 
     /// A TLS connector for cancel requests.

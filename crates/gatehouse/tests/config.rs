@@ -1,0 +1,203 @@
+//! `gatehouse check-config` and `serve` on good and bad configurations.
+
+use gatehouse::certs::TestCa;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn check(config: &Path, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(["check-config", "--config"])
+        .arg(config)
+        .env_remove("APP_DB_PASSWORD");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gatehouse.toml");
+    let out = check(&example, &[("APP_DB_PASSWORD", "s3cret")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out)
+        .contains("ok (postgres listener 127.0.0.1:15432, API 127.0.0.1:8089, 1 connection(s))"));
+    // And says exactly what is missing without the secret.
+    let out = check(&example, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains(
+            "connection[0].password_env: environment variable APP_DB_PASSWORD is not set"
+        ),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_issue_shape_with_tls_files_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    let leaf = TestCa::new("ca").unwrap().leaf(&["localhost"]).unwrap();
+    std::fs::write(dir.path().join("certs/gateway.pem"), leaf.cert_pem).unwrap();
+    std::fs::write(dir.path().join("certs/gateway.key"), leaf.key_pem).unwrap();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        r#"[server]
+data_dir = "./gatehouse-data"
+api_listen = "127.0.0.1:8089"          # REST API (used by the CLI and later the web console)
+
+[listeners]
+postgres = "127.0.0.1:15432"
+
+[tls]                                   # optional: without it a self-signed certificate is generated into data_dir
+cert = "certs/gateway.pem"
+key  = "certs/gateway.key"
+
+[[connection]]
+name = "app-db"                         # what callers put in dbname
+kind = "postgres"
+host = "127.0.0.1"
+port = 5432
+database = "app"
+user = "app_owner"
+password_env = "APP_DB_PASSWORD"
+backend_tls = "prefer"                  # disable | prefer | require | verify-full
+"#,
+    )
+    .unwrap();
+    let out = check(&cfg, &[("APP_DB_PASSWORD", "x")]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn every_problem_is_reported_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        r#"[server]
+data_dir = "d"
+colour = "blue"
+
+[listeners]
+postgres = "localhost"
+
+[tls]
+cert = "missing.pem"
+key = "missing.key"
+
+[[connection]]
+name = "a"
+kind = "mysql"
+host = "h"
+database = "x"
+user = "u"
+password_env = "E"
+password_file = "f"
+
+[[connection]]
+name = "a"
+kind = "postgres"
+host = "h"
+database = "x"
+user = "u"
+password_file = "nope.txt"
+backend_tls = "verify-full"
+
+[[connection]]
+name = "b"
+kind = "postgres"
+host = "h"
+database = "x"
+user = "u"
+password = "inline secrets are not allowed"
+"#,
+    )
+    .unwrap();
+    let out = check(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    let file = cfg.display().to_string();
+    // Structural problems first (unknown keys), all at once.
+    for expected in [
+        format!("{file}: server: unknown field `colour`"),
+        format!("{file}: connection[2]: unknown field `password`"),
+    ] {
+        assert!(t.contains(&expected), "missing {expected:?} in:\n{t}");
+    }
+    // Fix the structure; then every semantic problem is listed.
+    let fixed = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("colour = \"blue\"\n", "")
+        .replace(
+            "password = \"inline secrets are not allowed\"",
+            "password_env = \"B_PASSWORD\"",
+        );
+    std::fs::write(&cfg, fixed).unwrap();
+    let out = check(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    for expected in [
+        "listeners.postgres: \"localhost\" is not an address of the form IP:PORT",
+        "tls.cert: cannot read",
+        "tls.key: cannot read",
+        "connection[0].kind: \"mysql\" is not supported",
+        "connection[0].password_env: set either password_env or password_file, not both",
+        "connection[1].name: \"a\" is used by another connection",
+        "connection[1].password_file: cannot read",
+        "connection[1].backend_ca: backend_tls = \"verify-full\" needs backend_ca",
+        "connection[2].password_env: environment variable B_PASSWORD is not set",
+    ] {
+        assert!(
+            t.contains(&format!("{file}: {expected}")),
+            "missing {expected:?} in:\n{t}"
+        );
+    }
+    assert!(t.contains("9 problem(s) found"), "{t}");
+
+    // serve refuses to start on the same file, listing the same problems.
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("not started: 9 problem(s)"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn syntax_errors_and_missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("broken.toml");
+    std::fs::write(&cfg, "[server\ndata_dir = 1\n").unwrap();
+    let out = check(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("not valid TOML") && t.contains("line 1"), "{t}");
+    let out = check(&dir.path().join("absent.toml"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("absent.toml: cannot read the file"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(&cfg, "[listeners]\npostgres = \"127.0.0.1:1\"\n[typo]\n").unwrap();
+    let t = text(&check(&cfg, &[]));
+    assert!(t.contains("typo: unknown section"), "{t}");
+}
