@@ -1,0 +1,192 @@
+//! Gatehouse SQL analysis.
+//!
+//! Every statement is parsed with libpg_query (PostgreSQL's own parser, via
+//! the `pg_query` crate), so the analysis agrees with the server: comments,
+//! case, quoting, dollar quoting and Unicode escapes cannot hide what a
+//! statement does. Each statement becomes a list of [`Action`]s (what kind of
+//! thing it does to which table) plus flags a policy can test. Anything the
+//! parser rejects is an error, and the gateway refuses it.
+//!
+//! [`Analyzer`] caches analyses by statement text, so prepared statements and
+//! repeated queries are parsed once.
+
+mod functions;
+mod kind;
+mod walk;
+
+pub use functions::is_safe as is_safe_function;
+pub use kind::ActionKind;
+
+use lru::LruCache;
+use serde::{Deserialize, Serialize};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+/// A table named in a statement.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TableRef {
+    /// Schema, when the statement qualified the name.
+    pub schema: Option<String>,
+    /// Table (or view, sequence…) name.
+    pub name: String,
+}
+
+impl TableRef {
+    /// `schema.name`, with `default_schema` for unqualified names.
+    pub fn qualified(&self, default_schema: &str) -> String {
+        format!("{}.{}", self.schema.as_deref().unwrap_or(default_schema), self.name)
+    }
+}
+
+/// One thing a statement does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// What kind of thing.
+    pub kind: ActionKind,
+    /// To which table, if any.
+    pub table: Option<TableRef>,
+    /// For UPDATE and DELETE: whether a WHERE clause limits the rows.
+    pub has_where: Option<bool>,
+}
+
+/// Facts about a statement a policy may test.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flags {
+    /// A data-changing statement is nested inside another (e.g. a CTE).
+    pub data_modifying_cte: bool,
+    /// `COPY … TO/FROM PROGRAM`: runs a shell command on the database server.
+    pub copy_program: bool,
+    /// `COPY … TO/FROM 'file'`: a file on the database server.
+    pub copy_file: bool,
+    /// `EXPLAIN ANALYZE`: the explained statement is executed.
+    pub explain_analyze: bool,
+    /// Changes `search_path`, which changes what unqualified names mean.
+    pub changes_search_path: bool,
+    /// `SET ROLE` / `SET SESSION AUTHORIZATION`.
+    pub changes_role: bool,
+    /// `SELECT … FOR UPDATE/SHARE`.
+    pub locks_rows: bool,
+    /// Procedural code whose body the gateway cannot see into (DO, CALL, CREATE FUNCTION).
+    pub opaque_code: bool,
+}
+
+/// The analysis of one statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementAnalysis {
+    /// The statement's own text within the query string.
+    pub text: String,
+    /// The most severe kind among its actions: what the statement counts as.
+    pub kind: ActionKind,
+    /// The parse node, snake_case without `_stmt` (`delete`, `drop`, `alter_system`, `drop_database`…).
+    pub operation: String,
+    /// Everything it does, table by table.
+    pub actions: Vec<Action>,
+    /// Every function called (lower case, qualified as written).
+    pub functions: Vec<String>,
+    /// Called functions that are not known side-effect-free built-ins.
+    pub opaque_functions: Vec<String>,
+    /// Flags.
+    pub flags: Flags,
+    /// `PREPARE name AS …`: the name (the actions are those of the prepared statement).
+    pub prepares: Option<String>,
+    /// `EXECUTE name`: the name; what it does is what was prepared under it.
+    pub executes: Option<String>,
+    /// `DEALLOCATE name` (`Some(Some)`), `DEALLOCATE ALL` (`Some(None)`).
+    pub deallocates: Option<Option<String>>,
+}
+
+/// The analysis of a query string (which may hold several statements).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// The statements in order (empty for an empty query).
+    pub statements: Vec<StatementAnalysis>,
+}
+
+/// Why a statement could not be analyzed. The gateway refuses it.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SqlError {
+    /// The PostgreSQL parser rejected it.
+    #[error("the statement could not be parsed: {0}")]
+    Parse(String),
+    /// Nested too deeply to analyze.
+    #[error("the statement is nested too deeply to analyze")]
+    TooComplex,
+    /// Parsed, but not in a form the analyzer understands.
+    #[error("the statement could not be analyzed: {0}")]
+    Unsupported(String),
+}
+
+/// How the session lexes string literals (from `standard_conforming_strings`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ParseMode {
+    /// `standard_conforming_strings = off`: backslashes escape in '…' literals.
+    pub backslash_escapes: bool,
+}
+
+/// Analyzes statements, with a bounded cache keyed by statement text.
+pub struct Analyzer {
+    cache: Mutex<LruCache<(String, ParseMode), Arc<Result<Analysis, SqlError>>>>,
+    max_cached_len: usize,
+}
+
+impl Analyzer {
+    /// A cache of `capacity` entries; statements longer than 64 KiB are not cached.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            cache: Mutex::new(LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN))),
+            max_cached_len: 64 * 1024,
+        }
+    }
+
+    /// Analyzes `sql`, from the cache when it was seen before.
+    pub fn analyze(&self, sql: &str, mode: ParseMode) -> Arc<Result<Analysis, SqlError>> {
+        let key = (sql.to_string(), mode);
+        if let Some(hit) = self.lock().get(&key) {
+            return hit.clone();
+        }
+        let result = Arc::new(analyze_uncached(sql, mode));
+        if sql.len() <= self.max_cached_len {
+            self.lock().put(key, result.clone());
+        }
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<(String, ParseMode), Arc<Result<Analysis, SqlError>>>> {
+        // The cache holds only finished values; a panic elsewhere cannot leave it half-updated.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Analyzes `sql` without the cache.
+pub fn analyze_uncached(sql: &str, mode: ParseMode) -> Result<Analysis, SqlError> {
+    let options = if mode.backslash_escapes {
+        pg_query::ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS
+    } else {
+        pg_query::ParserOptions::DEFAULT
+    };
+    let parsed = pg_query::parse(sql, options).map_err(|e| SqlError::Parse(parse_message(e)))?;
+    let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
+    for raw in &parsed.protobuf.stmts {
+        let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
+        let Some(stmt) = raw.stmt.as_ref() else { continue };
+        let value = serde_json::to_value(stmt).map_err(|e| SqlError::Unsupported(e.to_string()))?;
+        statements.push(walk::analyze_statement(&value, text)?);
+    }
+    Ok(Analysis { statements })
+}
+
+fn parse_message(e: pg_query::Error) -> String {
+    match e {
+        pg_query::Error::Parse(m) => m,
+        other => other.to_string(),
+    }
+}
+
+fn statement_text(sql: &str, location: i32, len: i32) -> &str {
+    let start = usize::try_from(location).unwrap_or(0).min(sql.len());
+    let end = match usize::try_from(len) {
+        Ok(0) | Err(_) => sql.len(),
+        Ok(n) => start.saturating_add(n).min(sql.len()),
+    };
+    sql.get(start..end).map(str::trim).unwrap_or(sql)
+}

@@ -1,0 +1,504 @@
+//! Walks libpg_query's parse tree (as serde JSON) into actions.
+//!
+//! The tree is walked generically, so node types the walker has no rule for
+//! are still searched for tables and function calls; only the node types that
+//! change *what* is done (DML, DDL, COPY, EXPLAIN, PREPARE…) have rules.
+
+use crate::{functions, Action, ActionKind, Flags, SqlError, StatementAnalysis, TableRef};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+
+/// Deeper trees are refused rather than walked (libpg_query's own protobuf
+/// decoding already limits nesting; this guards the walker itself).
+const MAX_DEPTH: usize = 2_000;
+
+pub(crate) struct Walker {
+    actions: Vec<Action>,
+    functions: BTreeSet<String>,
+    opaque: BTreeSet<String>,
+    flags: Flags,
+    cte_scopes: Vec<Vec<String>>,
+    /// Inside EXPLAIN without ANALYZE: nothing is executed.
+    explain_only: bool,
+    /// RangeVars met while set become this kind instead of reads (DDL and GRANT targets).
+    target: Option<ActionKind>,
+    dml_depth: usize,
+    depth: usize,
+    prepares: Option<String>,
+    executes: Option<String>,
+    deallocates: Option<Option<String>>,
+}
+
+fn field<'a>(b: &'a Value, key: &str) -> Option<&'a Value> {
+    b.get(key).filter(|v| !v.is_null())
+}
+
+fn is_nonempty(b: &Value, key: &str) -> bool {
+    match field(b, key) {
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(_) => true,
+        None => false,
+    }
+}
+
+fn str_field<'a>(b: &'a Value, key: &str) -> &'a str {
+    b.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A node, wrapped (`{"node": {"Type": {…}}}`) or not (`{"Type": {…}}`): its type and body.
+fn node_of(v: &Value) -> Option<(&str, &Value)> {
+    let v = v.get("node").unwrap_or(v);
+    let m = v.as_object()?;
+    if m.len() != 1 {
+        return None;
+    }
+    let (k, b) = m.iter().next()?;
+    k.starts_with(|c: char| c.is_ascii_uppercase()).then_some((k.as_str(), b))
+}
+
+fn is_range_var(m: &Map<String, Value>) -> bool {
+    m.contains_key("relname") && m.contains_key("schemaname")
+}
+
+/// CamelCase node name without `Stmt` to snake_case: `AlterSystemStmt` -> `alter_system`.
+fn operation_name(ty: &str) -> String {
+    let base = ty.strip_suffix("Stmt").unwrap_or(ty);
+    match base {
+        "Dropdb" => return "drop_database".into(),
+        "Createdb" => return "create_database".into(),
+        _ => {}
+    }
+    let mut out = String::with_capacity(base.len() + 4);
+    for (i, c) in base.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The kind a top-level statement node stands for.
+fn statement_kind(ty: &str, b: &Value) -> ActionKind {
+    use ActionKind::*;
+    match ty {
+        "SelectStmt" if is_nonempty(b, "into_clause") => Ddl,
+        "SelectStmt" | "DeclareCursorStmt" | "FetchStmt" => Select,
+        "InsertStmt" => Insert,
+        "UpdateStmt" => Update,
+        "DeleteStmt" => Delete,
+        "MergeStmt" => Merge,
+        "TruncateStmt" => Truncate,
+        "CopyStmt" if b.get("is_from").and_then(Value::as_bool).unwrap_or(false) => CopyIn,
+        "CopyStmt" => CopyOut,
+        "DoStmt" | "CallStmt" => Procedural,
+        "ExplainStmt" => Explain,
+        "TransactionStmt" => Transaction,
+        "VariableSetStmt" if matches!(str_field(b, "name"), "role" | "session_authorization") => Dcl,
+        "VariableSetStmt" | "VariableShowStmt" | "DiscardStmt" | "ListenStmt" | "UnlistenStmt"
+        | "NotifyStmt" | "DeallocateStmt" | "PrepareStmt" | "ExecuteStmt" | "ClosePortalStmt"
+        | "ConstraintsSetStmt" => Set,
+        "GrantStmt" | "GrantRoleStmt" | "CreateRoleStmt" | "AlterRoleStmt" | "AlterRoleSetStmt"
+        | "DropRoleStmt" | "AlterDefaultPrivilegesStmt" | "ReassignOwnedStmt" | "DropOwnedStmt"
+        | "CreateUserMappingStmt" | "AlterUserMappingStmt" | "DropUserMappingStmt" | "SecLabelStmt" => Dcl,
+        "AlterSystemStmt" | "VacuumStmt" | "ClusterStmt" | "ReindexStmt" | "CheckPointStmt" | "LoadStmt"
+        | "CreateExtensionStmt" | "AlterExtensionStmt" | "AlterExtensionContentsStmt"
+        | "CreateTableSpaceStmt" | "DropTableSpaceStmt" | "AlterTableSpaceOptionsStmt"
+        | "CreateEventTrigStmt" | "AlterEventTrigStmt" | "CreateSubscriptionStmt"
+        | "AlterSubscriptionStmt" | "DropSubscriptionStmt" | "CreatePublicationStmt"
+        | "AlterPublicationStmt" | "CreateFdwStmt" | "AlterFdwStmt" | "CreateForeignServerStmt"
+        | "AlterForeignServerStmt" | "ImportForeignSchemaStmt" | "CreatePLangStmt" => Admin,
+        "CreateStmt" | "AlterTableStmt" | "DropStmt" | "IndexStmt" | "ViewStmt" | "CreateTableAsStmt"
+        | "RenameStmt" | "CreateSchemaStmt" | "CreateSeqStmt" | "AlterSeqStmt" | "CreateFunctionStmt"
+        | "AlterFunctionStmt" | "CreateTrigStmt" | "RuleStmt" | "CreateDomainStmt" | "AlterDomainStmt"
+        | "CompositeTypeStmt" | "CreateEnumStmt" | "AlterEnumStmt" | "CreateRangeStmt" | "DefineStmt"
+        | "CommentStmt" | "AlterOwnerStmt" | "AlterObjectSchemaStmt" | "AlterObjectDependsStmt"
+        | "CreatedbStmt" | "DropdbStmt" | "AlterDatabaseStmt" | "AlterDatabaseSetStmt"
+        | "AlterDatabaseRefreshCollStmt" | "RefreshMatViewStmt" | "CreatePolicyStmt" | "AlterPolicyStmt"
+        | "CreateCastStmt" | "CreateConversionStmt" | "CreateOpClassStmt" | "CreateOpFamilyStmt"
+        | "AlterOpFamilyStmt" | "CreateStatsStmt" | "AlterStatsStmt" | "CreateTransformStmt"
+        | "CreateAmStmt" | "AlterTypeStmt" | "AlterCollationStmt" | "AlterTSDictionaryStmt"
+        | "AlterTSConfigurationStmt" | "CreateForeignTableStmt" | "AlterTableMoveAllStmt" => Ddl,
+        _ => Other,
+    }
+}
+
+impl Walker {
+    fn new() -> Self {
+        Self {
+            actions: Vec::new(),
+            functions: BTreeSet::new(),
+            opaque: BTreeSet::new(),
+            flags: Flags::default(),
+            cte_scopes: Vec::new(),
+            explain_only: false,
+            target: None,
+            dml_depth: 0,
+            depth: 0,
+            prepares: None,
+            executes: None,
+            deallocates: None,
+        }
+    }
+
+    fn action(&mut self, kind: ActionKind, table: Option<TableRef>, has_where: Option<bool>) {
+        let (kind, has_where) = if self.explain_only {
+            (ActionKind::Explain, None)
+        } else {
+            (kind, has_where)
+        };
+        let a = Action { kind, table, has_where };
+        if !self.actions.contains(&a) {
+            self.actions.push(a);
+        }
+    }
+
+    fn is_cte(&self, name: &str) -> bool {
+        self.cte_scopes.iter().any(|s| s.iter().any(|c| c == name))
+    }
+
+    fn table_of(&self, rv: &Value) -> Option<TableRef> {
+        let name = str_field(rv, "relname");
+        if name.is_empty() {
+            return None;
+        }
+        let schema = str_field(rv, "schemaname");
+        if schema.is_empty() && self.is_cte(name) {
+            return None;
+        }
+        Some(TableRef {
+            schema: (!schema.is_empty()).then(|| schema.to_string()),
+            name: name.to_string(),
+        })
+    }
+
+    fn visit(&mut self, v: &Value) -> Result<(), SqlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SqlError::TooComplex);
+        }
+        match v {
+            Value::Object(m) if is_range_var(m) => {
+                if let Some(t) = self.table_of(v) {
+                    let kind = self.target.unwrap_or(ActionKind::Select);
+                    self.action(kind, Some(t), None);
+                }
+            }
+            Value::Object(m) => {
+                for (k, child) in m {
+                    if k.starts_with(|c: char| c.is_ascii_uppercase()) {
+                        self.node(k, child)?;
+                    } else {
+                        self.visit(child)?;
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    self.visit(x)?;
+                }
+            }
+            _ => {}
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// Visits every field of `b` except those named in `skip`.
+    fn visit_except(&mut self, b: &Value, skip: &[&str]) -> Result<(), SqlError> {
+        if let Value::Object(m) = b {
+            for (k, child) in m {
+                if !skip.contains(&k.as_str()) {
+                    self.visit(child)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn with_targets(&mut self, kind: ActionKind, v: Option<&Value>) -> Result<(), SqlError> {
+        if let Some(v) = v {
+            let saved = self.target.replace(kind);
+            self.visit(v)?;
+            self.target = saved;
+        }
+        Ok(())
+    }
+
+    fn push_ctes(&mut self, b: &Value) {
+        let mut names = Vec::new();
+        if let Some(ctes) = field(b, "with_clause").and_then(|w| w.get("ctes")).and_then(Value::as_array) {
+            for c in ctes {
+                if let Some(("CommonTableExpr", e)) = node_of(c) {
+                    if let Some(n) = e.get("ctename").and_then(Value::as_str) {
+                        names.push(n.to_string());
+                    }
+                }
+            }
+        }
+        self.cte_scopes.push(names);
+    }
+
+    fn dml(&mut self, kind: ActionKind, b: &Value, has_where: Option<bool>) -> Result<(), SqlError> {
+        if self.dml_depth > 0 {
+            // A data-changing statement nested in another (a CTE, EXPLAIN ANALYZE's
+            // statement excepted, which is top level): it still counts as what it does.
+            self.flags.data_modifying_cte = true;
+        }
+        self.dml_depth += 1;
+        self.push_ctes(b);
+        if let Some(t) = field(b, "relation").and_then(|r| self.table_of(r)) {
+            self.action(kind, Some(t), has_where);
+        }
+        self.visit_except(b, &["relation"])?;
+        self.cte_scopes.pop();
+        self.dml_depth -= 1;
+        Ok(())
+    }
+
+    fn node(&mut self, ty: &str, b: &Value) -> Result<(), SqlError> {
+        use ActionKind::*;
+        match ty {
+            "SelectStmt" => {
+                self.push_ctes(b);
+                if let Some(into) = field(b, "into_clause") {
+                    self.with_targets(Ddl, into.get("rel"))?;
+                }
+                if is_nonempty(b, "locking_clause") {
+                    self.flags.locks_rows = true;
+                }
+                self.dml_depth += 1;
+                self.visit_except(b, &["into_clause"])?;
+                self.dml_depth -= 1;
+                self.cte_scopes.pop();
+            }
+            "InsertStmt" => {
+                if let Some(oc) = field(b, "on_conflict_clause") {
+                    // ONCONFLICT_UPDATE: an upsert also updates the target.
+                    if oc.get("action").and_then(Value::as_i64) == Some(3) {
+                        if let Some(t) = field(b, "relation").and_then(|r| self.table_of(r)) {
+                            self.action(Update, Some(t), Some(is_nonempty(oc, "where_clause")));
+                        }
+                    }
+                }
+                self.dml(Insert, b, None)?;
+            }
+            "UpdateStmt" => self.dml(Update, b, Some(is_nonempty(b, "where_clause")))?,
+            "DeleteStmt" => self.dml(Delete, b, Some(is_nonempty(b, "where_clause")))?,
+            "MergeStmt" => self.dml(Merge, b, None)?,
+            "TruncateStmt" => self.with_targets(Truncate, field(b, "relations"))?,
+            "CopyStmt" => {
+                let from = b.get("is_from").and_then(Value::as_bool).unwrap_or(false);
+                if b.get("is_program").and_then(Value::as_bool).unwrap_or(false) {
+                    self.flags.copy_program = true;
+                } else if !str_field(b, "filename").is_empty() {
+                    self.flags.copy_file = true;
+                }
+                let kind = if from { CopyIn } else { CopyOut };
+                self.with_targets(kind, field(b, "relation"))?;
+                self.visit_except(b, &["relation"])?;
+            }
+            "FuncCall" => {
+                let name = qualified_name(b.get("funcname"));
+                if !name.is_empty() {
+                    if !functions::is_safe(&name) {
+                        self.opaque.insert(name.clone());
+                    }
+                    self.functions.insert(name);
+                }
+                self.visit_except(b, &["funcname"])?;
+            }
+            "DoStmt" => {
+                self.flags.opaque_code = true;
+                self.action(Procedural, None, None);
+            }
+            "CallStmt" => {
+                self.flags.opaque_code = true;
+                self.action(Procedural, None, None);
+                if let Some(fc) = field(b, "funccall") {
+                    let name = qualified_name(fc.get("funcname"));
+                    if !name.is_empty() {
+                        self.opaque.insert(name.clone());
+                        self.functions.insert(name);
+                    }
+                }
+                self.visit(b)?;
+            }
+            "CreateFunctionStmt" => {
+                self.flags.opaque_code = true;
+                self.visit_except(b, &["options"])?;
+            }
+            "ExplainStmt" => {
+                let analyze = b
+                    .get("options")
+                    .and_then(Value::as_array)
+                    .is_some_and(|opts| opts.iter().any(explain_analyze_option));
+                if analyze {
+                    self.flags.explain_analyze = true;
+                    self.visit(b)?;
+                } else {
+                    let saved = std::mem::replace(&mut self.explain_only, true);
+                    self.visit(b)?;
+                    self.explain_only = saved;
+                }
+            }
+            "PrepareStmt" => {
+                self.prepares = Some(str_field(b, "name").to_string());
+                self.visit_except(b, &["name"])?;
+            }
+            "ExecuteStmt" => {
+                self.executes = Some(str_field(b, "name").to_string());
+                self.visit_except(b, &["name"])?;
+            }
+            "DeallocateStmt" => {
+                let name = str_field(b, "name");
+                self.deallocates = Some((!name.is_empty()).then(|| name.to_string()));
+            }
+            "VariableSetStmt" => {
+                match str_field(b, "name") {
+                    "search_path" => self.flags.changes_search_path = true,
+                    "role" | "session_authorization" => self.flags.changes_role = true,
+                    _ => {}
+                }
+                self.visit(b)?;
+            }
+            "DropStmt" => {
+                for name in dropped_names(b.get("objects")) {
+                    self.action(Ddl, Some(name), None);
+                }
+                self.visit_except(b, &["objects"])?;
+            }
+            "GrantStmt" => {
+                self.with_targets(Dcl, field(b, "objects"))?;
+                self.visit_except(b, &["objects"])?;
+            }
+            "ViewStmt" => {
+                self.with_targets(Ddl, field(b, "view"))?;
+                self.visit_except(b, &["view"])?;
+            }
+            "CreateTableAsStmt" => {
+                self.with_targets(Ddl, field(b, "into").and_then(|i| i.get("rel")))?;
+                self.visit_except(b, &["into"])?;
+            }
+            _ if statement_kind(ty, b) == Ddl || statement_kind(ty, b) == Admin => {
+                let kind = statement_kind(ty, b);
+                const TARGETS: [&str; 5] = ["relation", "relations", "sequence", "table", "rels"];
+                for t in TARGETS {
+                    self.with_targets(kind, field(b, t))?;
+                }
+                self.visit_except(b, &TARGETS)?;
+            }
+            _ => self.visit(b)?,
+        }
+        Ok(())
+    }
+}
+
+fn explain_analyze_option(opt: &Value) -> bool {
+    let Some(("DefElem", d)) = node_of(opt) else {
+        return false;
+    };
+    if str_field(d, "defname") != "analyze" {
+        return false;
+    }
+    // `ANALYZE` alone, or `ANALYZE true/on/1`; `ANALYZE false/off/0` does not execute.
+    match field(d, "arg") {
+        None => true,
+        Some(arg) => {
+            let s = arg.to_string().to_ascii_lowercase();
+            !(s.contains("\"false\"") || s.contains("\"off\"") || s.contains("\"ival\":0") || s.contains("\"boolval\":false"))
+        }
+    }
+}
+
+/// `["pg_catalog", "lower"]` as String nodes -> `pg_catalog.lower`.
+fn qualified_name(v: Option<&Value>) -> String {
+    let mut parts = Vec::new();
+    if let Some(Value::Array(items)) = v {
+        for it in items {
+            if let Some(("String", s)) = node_of(it) {
+                if let Some(s) = s.get("sval").and_then(Value::as_str) {
+                    parts.push(s.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    parts.join(".")
+}
+
+/// Names in a DROP's object list that are (schema-)qualified names.
+fn dropped_names(v: Option<&Value>) -> Vec<TableRef> {
+    let mut out = Vec::new();
+    if let Some(Value::Array(objs)) = v {
+        for o in objs {
+            if let Some(("List", l)) = node_of(o) {
+                let items = l.get("items");
+                let name = qualified_name(items);
+                let mut parts: Vec<&str> = name.split('.').collect();
+                if let Some(last) = parts.pop().filter(|s| !s.is_empty()) {
+                    out.push(TableRef {
+                        schema: parts.last().map(|s| s.to_string()),
+                        name: last.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Analyzes one top-level statement node.
+pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAnalysis, SqlError> {
+    let (ty, body) = match stmt.get("node").and_then(Value::as_object).and_then(|m| m.iter().next()) {
+        Some((ty, body)) => (ty.as_str(), body),
+        None => return Err(SqlError::Unsupported("empty statement node".into())),
+    };
+    let mut w = Walker::new();
+    w.node(ty, body)?;
+    let mut kind = statement_kind(ty, body);
+    if ty == "ExplainStmt" && w.flags.explain_analyze {
+        // EXPLAIN ANALYZE executes its statement: it is what it runs.
+        kind = body
+            .get("query")
+            .and_then(|q| q.get("node"))
+            .and_then(Value::as_object)
+            .and_then(|m| m.iter().next())
+            .map(|(t, b)| statement_kind(t, b))
+            .unwrap_or(ActionKind::Other);
+    }
+    if ty == "PrepareStmt" {
+        kind = body
+            .get("query")
+            .and_then(|q| q.get("node"))
+            .and_then(Value::as_object)
+            .and_then(|m| m.iter().next())
+            .map(|(t, b)| statement_kind(t, b))
+            .unwrap_or(ActionKind::Other);
+    }
+    if !w.opaque.is_empty() {
+        w.action(ActionKind::Function, None, None);
+    }
+    // Every statement is at least its own kind, even when it names no table.
+    let has_own_kind = w.actions.iter().any(|a| a.kind == kind);
+    if w.actions.is_empty() || (!has_own_kind && kind != ActionKind::Select) {
+        w.action(kind, None, None);
+    }
+    // The statement counts as the most severe thing it does.
+    let effective = w.actions.iter().map(|a| a.kind).max().unwrap_or(kind).max(kind);
+    Ok(StatementAnalysis {
+        text: text.to_string(),
+        kind: effective,
+        operation: operation_name(ty),
+        actions: w.actions,
+        functions: w.functions.into_iter().collect(),
+        opaque_functions: w.opaque.into_iter().collect(),
+        flags: w.flags,
+        prepares: w.prepares,
+        executes: w.executes,
+        deallocates: w.deallocates,
+    })
+}
