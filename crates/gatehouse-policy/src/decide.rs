@@ -1,0 +1,332 @@
+//! Turning a request into Cedar requests and Cedar answers into a [`Decision`].
+
+use crate::{Decision, PolicyEngine};
+use cedar_policy::{
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
+    RestrictedExpression,
+};
+use gatehouse_core::{Identity, IdentitySource, Timestamp};
+use gatehouse_sql::{ActionKind, StatementAnalysis};
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// Schema used for unqualified table names.
+const DEFAULT_SCHEMA: &str = "public";
+
+/// Who wants to open a connection, from where, when.
+pub struct ConnectRequest<'a> {
+    /// The caller.
+    pub identity: &'a Identity,
+    /// The connection name.
+    pub connection: &'a str,
+    /// The caller's address.
+    pub client_ip: IpAddr,
+    /// Now.
+    pub now: Timestamp,
+}
+
+/// Who runs which statements, where, from where, when.
+pub struct StatementRequest<'a> {
+    /// The caller.
+    pub identity: &'a Identity,
+    /// The connection name.
+    pub connection: &'a str,
+    /// The caller's address.
+    pub client_ip: IpAddr,
+    /// Now.
+    pub now: Timestamp,
+    /// `simple`, `extended` or `function_call`.
+    pub protocol: &'a str,
+    /// Whether a human approved exactly this statement.
+    pub approved: bool,
+    /// The statements (several for a multi-statement simple query); decided together.
+    pub statements: &'a [&'a StatementAnalysis],
+}
+
+fn uid(ty: &str, id: &str) -> EntityUid {
+    // The type names are fixed strings of the shipped schema.
+    let ty = EntityTypeName::from_str(ty).unwrap_or_else(|e| panic!("entity type {ty}: {e}"));
+    EntityUid::from_type_name_and_id(ty, EntityId::new(id))
+}
+
+fn s(v: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(v.to_string())
+}
+
+fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.into_iter().map(s))
+}
+
+struct Built {
+    principal: EntityUid,
+    connection: EntityUid,
+    entities: Vec<Entity>,
+}
+
+impl PolicyEngine {
+    fn base_entities(&self, identity: &Identity, connection: &str) -> Result<Built, String> {
+        let principal = uid("Gatehouse::Identity", &identity.subject);
+        let groups: Vec<EntityUid> = identity.groups.iter().map(|g| uid("Gatehouse::Group", g)).collect();
+        let source = match identity.source {
+            IdentitySource::ServiceToken { .. } => "service_token",
+        };
+        let mut entities = Vec::with_capacity(groups.len() + 2);
+        entities.push(
+            Entity::new_with_tags(
+                principal.clone(),
+                [("subject".to_string(), s(&identity.subject)), ("source".to_string(), s(source))],
+                groups.iter().cloned(),
+                [],
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        entities.extend(groups.into_iter().map(|g| Entity::new_no_attrs(g, HashSet::new())));
+        let conn = uid("Gatehouse::Connection", connection);
+        entities.push(
+            Entity::new(
+                conn.clone(),
+                [("name".to_string(), s(connection)), ("kind".to_string(), s("postgres"))].into(),
+                HashSet::new(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        Ok(Built {
+            principal,
+            connection: conn,
+            entities,
+        })
+    }
+
+    fn time_pairs(now: Timestamp, client_ip: IpAddr) -> Vec<(String, RestrictedExpression)> {
+        let ms = now.unix_millis();
+        let days = ms.div_euclid(86_400_000);
+        let hour = ms.rem_euclid(86_400_000) / 3_600_000;
+        // 1970-01-01 was a Thursday (ISO weekday 4).
+        let weekday = (days + 3).rem_euclid(7) + 1;
+        vec![
+            ("client_ip".into(), RestrictedExpression::new_ip(client_ip.to_string())),
+            ("now".into(), RestrictedExpression::new_datetime(now.rfc3339())),
+            ("hour".into(), RestrictedExpression::new_long(hour)),
+            ("weekday".into(), RestrictedExpression::new_long(weekday)),
+        ]
+    }
+
+    fn ask(
+        &self,
+        set: &cedar_policy::PolicySet,
+        principal: &EntityUid,
+        action: &str,
+        resource: &EntityUid,
+        context: Context,
+        entities: &Entities,
+    ) -> Result<Response, String> {
+        let action = uid("Gatehouse::Action", action);
+        let req = Request::new(principal.clone(), action, resource.clone(), context, Some(&self.schema))
+            .map_err(|e| format!("request does not fit the policy schema: {e}"))?;
+        Ok(Authorizer::new().is_authorized(&req, set, entities))
+    }
+
+    /// Combines Cedar's answer for one request into a decision.
+    fn judge(&self, what: &str, resp: Response, retry: impl FnOnce() -> Result<Response, String>) -> Decision {
+        let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
+        if !errors.is_empty() {
+            // A policy that fails to evaluate could be a forbid that did not fire: fail closed.
+            return Decision::Deny {
+                reason: format!("policy evaluation failed for {what}: {}", errors.join("; ")),
+                policies: Vec::new(),
+            };
+        }
+        let reasons: Vec<String> = resp.diagnostics().reason().map(|p| p.to_string()).collect();
+        match resp.decision() {
+            cedar_policy::Decision::Allow => Decision::Allow { policies: reasons },
+            cedar_policy::Decision::Deny if reasons.is_empty() => Decision::Deny {
+                reason: format!("no policy permits {what}"),
+                policies: Vec::new(),
+            },
+            cedar_policy::Decision::Deny => {
+                let approval_only = reasons.iter().all(|r| self.approval_routes.contains_key(r));
+                if approval_only {
+                    match retry() {
+                        Ok(r) if r.decision() == cedar_policy::Decision::Allow => {
+                            let routes: BTreeSet<String> =
+                                reasons.iter().filter_map(|r| self.approval_routes.get(r).cloned()).collect();
+                            Decision::Review {
+                                routes: routes.into_iter().collect(),
+                                reason: format!("{what} requires approval"),
+                                policies: reasons,
+                            }
+                        }
+                        Ok(_) => Decision::Deny {
+                            reason: format!("no policy permits {what}"),
+                            policies: Vec::new(),
+                        },
+                        Err(e) => Decision::Deny { reason: e, policies: Vec::new() },
+                    }
+                } else {
+                    let forbids: Vec<String> =
+                        reasons.into_iter().filter(|r| !self.approval_routes.contains_key(r)).collect();
+                    Decision::Deny {
+                        reason: format!("{what} is forbidden by policy {}", forbids.join(", ")),
+                        policies: forbids,
+                    }
+                }
+            }
+        }
+    }
+
+    /// May `identity` open `connection`?
+    pub fn decide_connect(&self, r: &ConnectRequest<'_>) -> Decision {
+        let what = format!("{} connecting to {}", r.identity.subject, r.connection);
+        let built = match self.base_entities(r.identity, r.connection) {
+            Ok(b) => b,
+            Err(e) => return deny_error(e),
+        };
+        let entities = match Entities::from_entities(built.entities, Some(&self.schema)) {
+            Ok(e) => e,
+            Err(e) => return deny_error(e.to_string()),
+        };
+        let pairs = Self::time_pairs(r.now, r.client_ip);
+        let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
+        let run = |set| {
+            ctx().and_then(|c| self.ask(set, &built.principal, "connect", &built.connection, c, &entities))
+        };
+        match run(&self.all) {
+            Ok(resp) => self.judge(&what, resp, || run(&self.without_approvals)),
+            Err(e) => deny_error(e),
+        }
+    }
+
+    /// May the statements run? All their actions must be allowed; a denial of
+    /// any wins over a review, a review over an allow.
+    pub fn decide_statements(&self, r: &StatementRequest<'_>) -> Decision {
+        let built = match self.base_entities(r.identity, r.connection) {
+            Ok(b) => b,
+            Err(e) => return deny_error(e),
+        };
+        let mut entities = built.entities;
+        let mut requests: Vec<(String, &StatementAnalysis, &gatehouse_sql::Action, EntityUid)> = Vec::new();
+        let mut seen_tables = HashSet::new();
+        for st in r.statements {
+            for a in &st.actions {
+                let resource = match &a.table {
+                    Some(t) => {
+                        let q = t.qualified(DEFAULT_SCHEMA);
+                        let id = format!("{}/{q}", r.connection);
+                        let table = uid("Gatehouse::Table", &id);
+                        if seen_tables.insert(id.clone()) {
+                            let schema = t.schema.as_deref().unwrap_or(DEFAULT_SCHEMA);
+                            match Entity::new(
+                                table.clone(),
+                                [
+                                    ("connection".to_string(), s(r.connection)),
+                                    ("schema".to_string(), s(schema)),
+                                    ("name".to_string(), s(&t.name)),
+                                    ("qualified".to_string(), s(&q)),
+                                ]
+                                .into(),
+                                HashSet::from([built.connection.clone()]),
+                            ) {
+                                Ok(e) => entities.push(e),
+                                Err(e) => return deny_error(e.to_string()),
+                            }
+                        }
+                        table
+                    }
+                    None => built.connection.clone(),
+                };
+                let what = match &a.table {
+                    Some(t) => format!("{} on {}", a.kind, t.qualified(DEFAULT_SCHEMA)),
+                    None => format!("{} on connection {}", a.kind, r.connection),
+                };
+                requests.push((what, st, a, resource));
+            }
+        }
+        let entities = match Entities::from_entities(entities, Some(&self.schema)) {
+            Ok(e) => e,
+            Err(e) => return deny_error(e.to_string()),
+        };
+        let multi = r.statements.len() > 1;
+        let mut allowed = BTreeSet::new();
+        let mut review: Option<Decision> = None;
+        for (what, st, a, resource) in requests {
+            let pairs = statement_pairs(r, st, a, multi);
+            let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
+            let run = |set| ctx().and_then(|c| self.ask(set, &built.principal, a.kind.as_str(), &resource, c, &entities));
+            let d = match run(&self.all) {
+                Ok(resp) => self.judge(&format!("{} ({what})", r.identity.subject), resp, || run(&self.without_approvals)),
+                Err(e) => deny_error(e),
+            };
+            match d {
+                Decision::Allow { policies } => allowed.extend(policies),
+                deny @ Decision::Deny { .. } => return deny,
+                Decision::Review { routes, reason, policies } => match &mut review {
+                    None => review = Some(Decision::Review { routes, reason, policies }),
+                    Some(Decision::Review { routes: rs, policies: ps, .. }) => {
+                        for x in routes {
+                            if !rs.contains(&x) {
+                                rs.push(x);
+                            }
+                        }
+                        for x in policies {
+                            if !ps.contains(&x) {
+                                ps.push(x);
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+        review.unwrap_or(Decision::Allow {
+            policies: allowed.into_iter().collect(),
+        })
+    }
+}
+
+fn deny_error(e: String) -> Decision {
+    Decision::Deny {
+        reason: format!("the request could not be evaluated: {e}"),
+        policies: Vec::new(),
+    }
+}
+
+fn statement_pairs(
+    r: &StatementRequest<'_>,
+    st: &StatementAnalysis,
+    a: &gatehouse_sql::Action,
+    multi: bool,
+) -> Vec<(String, RestrictedExpression)> {
+    let mut pairs = PolicyEngine::time_pairs(r.now, r.client_ip);
+    let tables = |write: bool| -> Vec<String> {
+        st.actions
+            .iter()
+            .filter(|x| x.kind.writes() == write && x.kind != ActionKind::Explain)
+            .filter_map(|x| x.table.as_ref().map(|t| t.qualified(DEFAULT_SCHEMA)))
+            .collect()
+    };
+    let read = tables(false);
+    let written = tables(true);
+    let f = &st.flags;
+    pairs.extend([
+        ("approved".to_string(), RestrictedExpression::new_bool(r.approved)),
+        ("protocol".to_string(), s(r.protocol)),
+        ("statement_kind".to_string(), s(st.kind.as_str())),
+        ("operation".to_string(), s(&st.operation)),
+        ("has_where".to_string(), RestrictedExpression::new_bool(a.has_where.unwrap_or(true))),
+        ("tables_read".to_string(), set(read.iter().map(String::as_str))),
+        ("tables_written".to_string(), set(written.iter().map(String::as_str))),
+        ("functions".to_string(), set(st.functions.iter().map(String::as_str))),
+        ("opaque_functions".to_string(), set(st.opaque_functions.iter().map(String::as_str))),
+        ("multi_statement".to_string(), RestrictedExpression::new_bool(multi)),
+        ("data_modifying_cte".to_string(), RestrictedExpression::new_bool(f.data_modifying_cte)),
+        ("copy_program".to_string(), RestrictedExpression::new_bool(f.copy_program)),
+        ("copy_file".to_string(), RestrictedExpression::new_bool(f.copy_file)),
+        ("explain_analyze".to_string(), RestrictedExpression::new_bool(f.explain_analyze)),
+        ("changes_search_path".to_string(), RestrictedExpression::new_bool(f.changes_search_path)),
+        ("changes_role".to_string(), RestrictedExpression::new_bool(f.changes_role)),
+        ("locks_rows".to_string(), RestrictedExpression::new_bool(f.locks_rows)),
+        ("opaque_code".to_string(), RestrictedExpression::new_bool(f.opaque_code)),
+    ]);
+    pairs
+}

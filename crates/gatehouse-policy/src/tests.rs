@@ -1,0 +1,186 @@
+use super::*;
+use gatehouse_core::{Identity, IdentitySource, Timestamp};
+use gatehouse_sql::{analyze_uncached, ParseMode};
+use std::path::PathBuf;
+
+const STARTER: &str = include_str!("../../../examples/policies/starter.cedar");
+
+fn engine() -> PolicyEngine {
+    PolicyEngine::from_sources(&[(PathBuf::from("starter.cedar"), STARTER.to_string())])
+        .unwrap_or_else(|e| panic!("starter policies invalid:\n{e}"))
+}
+
+fn who(subject: &str, groups: &[&str]) -> Identity {
+    Identity {
+        subject: subject.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        source: IdentitySource::ServiceToken { token_id: "t".into() },
+    }
+}
+
+fn decide(e: &PolicyEngine, id: &Identity, sql: &str) -> Decision {
+    let a = analyze_uncached(sql, ParseMode::default()).unwrap();
+    let sts: Vec<&gatehouse_sql::StatementAnalysis> = a.statements.iter().collect();
+    e.decide_statements(&StatementRequest {
+        identity: id,
+        connection: "app-db",
+        client_ip: "127.0.0.1".parse().unwrap(),
+        now: Timestamp::now(),
+        protocol: "simple",
+        approved: false,
+        statements: &sts,
+    })
+}
+
+#[test]
+fn the_schema_and_starter_policies_load() {
+    let e = engine();
+    assert_eq!(e.files().len(), 1);
+    assert_eq!(e.files()[0].sha256.len(), 64);
+    assert!(e.policy_count() >= 9);
+}
+
+#[test]
+fn connect_is_default_deny() {
+    let e = engine();
+    let req = |id: &Identity, conn: &str| {
+        e.decide_connect(&ConnectRequest {
+            identity: id,
+            connection: conn,
+            client_ip: "10.1.2.3".parse().unwrap(),
+            now: Timestamp::now(),
+        })
+    };
+    assert_eq!(req(&who("ci-deploy", &["ci"]), "app-db").name(), "allow");
+    let d = req(&who("stranger", &["nobody"]), "app-db");
+    assert_eq!(d.name(), "deny");
+    assert!(matches!(&d, Decision::Deny { reason, .. } if reason.contains("no policy permits")), "{d:?}");
+    assert_eq!(req(&who("ci-deploy", &["ci"]), "other-db").name(), "deny");
+}
+
+#[test]
+fn ci_reads_and_writes_but_no_ddl() {
+    let e = engine();
+    let ci = who("ci-deploy", &["ci"]);
+    for sql in [
+        "SELECT * FROM customers",
+        "INSERT INTO orders (customer_id, total_cents, status) VALUES (1, 100, 'paid')",
+        "UPDATE orders SET status = 'shipped' WHERE id = 1",
+        "DELETE FROM orders WHERE id = 1",
+        "BEGIN; UPDATE orders SET status = 'x' WHERE id = 2; COMMIT",
+        "COPY orders FROM STDIN",
+        "SET statement_timeout = '5s'",
+    ] {
+        assert_eq!(decide(&e, &ci, sql).name(), "allow", "{sql}");
+    }
+    for sql in [
+        "CREATE TABLE x (id int)",
+        "DROP TABLE customers",
+        "ALTER TABLE customers ADD COLUMN x int",
+        "GRANT ALL ON customers TO public",
+        "DO $$ BEGIN DELETE FROM customers; END $$",
+        "SELECT pg_terminate_backend(1)",
+        "ALTER SYSTEM SET fsync = off",
+    ] {
+        assert_eq!(decide(&e, &ci, sql).name(), "deny", "{sql}");
+    }
+}
+
+#[test]
+fn nobody_truncates_or_drops_the_database_however_it_is_written() {
+    let e = engine();
+    let dba = who("alice", &["dba"]);
+    for sql in [
+        "TRUNCATE orders",
+        "truncate table ORDERS",
+        "/* x */ TrUnCaTe public.orders",
+        "DROP DATABASE app",
+        "drop database if exists \"app\" with (force)",
+        "SELECT 1; DROP DATABASE app",
+        "COPY orders TO PROGRAM 'curl http://x'",
+    ] {
+        let d = decide(&e, &dba, sql);
+        assert_eq!(d.name(), "deny", "{sql}: {d:?}");
+        assert!(!d.policies().is_empty(), "a named policy denies {sql}");
+    }
+    // DBAs may still do DDL that is not forbidden.
+    assert_eq!(decide(&e, &dba, "CREATE INDEX i ON orders (status)").name(), "allow");
+}
+
+#[test]
+fn unbounded_delete_or_update_needs_approval() {
+    let e = engine();
+    let ci = who("ci-deploy", &["ci"]);
+    for sql in [
+        "DELETE FROM customers",
+        "delete from CUSTOMERS -- comment",
+        "UPDATE customers SET email = NULL",
+        "WITH d AS (DELETE FROM customers RETURNING *) SELECT count(*) FROM d",
+        "EXPLAIN ANALYZE DELETE FROM customers",
+        "BEGIN; DELETE FROM orders; COMMIT",
+    ] {
+        let d = decide(&e, &ci, sql);
+        match &d {
+            Decision::Review { routes, policies, .. } => {
+                assert_eq!(routes, &vec!["dba".to_string()], "{sql}");
+                assert_eq!(policies, &vec!["unbounded-write-needs-approval".to_string()]);
+            }
+            other => panic!("{sql}: expected review, got {other:?}"),
+        }
+    }
+    // An agent is not permitted to delete at all: approval cannot grant it.
+    let agent = who("bot", &["agents"]);
+    assert_eq!(decide(&e, &agent, "DELETE FROM customers").name(), "deny");
+}
+
+#[test]
+fn agents_are_read_only() {
+    let e = engine();
+    let agent = who("support-bot", &["agents"]);
+    assert_eq!(decide(&e, &agent, "SELECT * FROM customers JOIN orders ON true").name(), "allow");
+    for sql in [
+        "INSERT INTO orders VALUES (1)",
+        "UPDATE orders SET status = 'x' WHERE id = 1",
+        "WITH x AS (INSERT INTO log VALUES (1) RETURNING 1) SELECT * FROM x",
+        "SELECT * FROM customers FOR UPDATE",
+        "EXPLAIN ANALYZE SELECT * FROM customers",
+        "SET search_path = evil",
+        "SELECT my_function()",
+        "CALL cleanup()",
+    ] {
+        assert_eq!(decide(&e, &agent, sql).name(), "deny", "{sql}");
+    }
+}
+
+#[test]
+fn invalid_policies_name_file_line_and_reason() {
+    let bad_syntax = "permit (principal, action, resource)\nwhen { context.nope == };";
+    let err = PolicyEngine::from_sources(&[(PathBuf::from("a.cedar"), bad_syntax.into())])
+        .err()
+        .expect("syntax error");
+    assert!(err.0[0].file.ends_with("a.cedar"));
+    assert_eq!(err.0[0].line, Some(2), "{err}");
+
+    let bad_schema = "@id(\"p\")\npermit (principal, action == Gatehouse::Action::\"drop_everything\", resource);";
+    let err = PolicyEngine::from_sources(&[(PathBuf::from("b.cedar"), bad_schema.into())])
+        .err()
+        .expect("schema error");
+    let text = err.to_string();
+    assert!(text.starts_with("b.cedar:2: "), "{text}");
+    assert!(text.contains("drop_everything"), "{text}");
+
+    let bad_attr = "permit (principal, action == Gatehouse::Action::\"select\", resource)\n\nwhen { context.no_such_flag };";
+    let err = PolicyEngine::from_sources(&[(PathBuf::from("c.cedar"), bad_attr.into())])
+        .err()
+        .expect("unknown attribute");
+    assert!(err.to_string().starts_with("c.cedar:3: "), "{err}");
+
+    let dup = "@id(\"x\") permit (principal, action, resource);\n@id(\"x\") forbid (principal, action, resource);";
+    let err = PolicyEngine::from_sources(&[(PathBuf::from("d.cedar"), dup.into())]).err().expect("dup ids");
+    assert!(err.to_string().contains("used twice"), "{err}");
+}
+
+#[test]
+fn shipped_schema_parses() {
+    let _ = load::schema();
+}
