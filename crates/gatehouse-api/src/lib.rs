@@ -10,7 +10,10 @@ mod admin_key;
 mod routes;
 
 pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
-pub use routes::{router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody};
+pub use routes::{
+    router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,
+    PolicyReloaded,
+};
 
 /// Serves the API on `listener` until `stop` completes.
 pub async fn serve(

@@ -9,6 +9,7 @@ use gatehouse_core::{
     TokenRecord,
 };
 use gatehouse_identity::mint_service_token;
+use gatehouse_policy::PolicyHandle;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,28 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     /// The admin key's hash.
     pub admin_key: AdminKey,
+    /// The policy in force.
+    pub policy: Arc<PolicyHandle>,
+}
+
+/// Answer of `POST /v1/policy/reload`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PolicyReloaded {
+    /// The new policy generation.
+    pub generation: u64,
+    /// The files now in force.
+    pub files: Vec<PolicyFileSummary>,
+}
+
+/// A policy file in force.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PolicyFileSummary {
+    /// Its path.
+    pub path: String,
+    /// SHA-256 of its contents.
+    pub sha256: String,
+    /// How many policies it holds.
+    pub policies: usize,
 }
 
 /// The JSON body of every error answer.
@@ -90,6 +113,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(show_session))
+        .route("/v1/policy/reload", post(reload_policy))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(state)
 }
@@ -192,4 +216,49 @@ async fn show_session(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("session {id} not found")))
+}
+
+async fn reload_policy(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<PolicyReloaded>> {
+    require_admin(&state, &headers)?;
+    let handle = state.policy.clone();
+    let result =
+        tokio::task::spawn_blocking(move || handle.reload().map(|e| (e, handle.generation())))
+            .await
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reload task failed: {e}"),
+                )
+            })?;
+    match result {
+        Ok((engine, generation)) => {
+            tracing::info!(
+                generation,
+                policies = engine.policy_count(),
+                "policy reloaded through the API"
+            );
+            Ok(Json(PolicyReloaded {
+                generation,
+                files: engine
+                    .files()
+                    .iter()
+                    .map(|f| PolicyFileSummary {
+                        path: f.path.display().to_string(),
+                        sha256: f.sha256.clone(),
+                        policies: f.policies,
+                    })
+                    .collect(),
+            }))
+        }
+        Err(problems) => {
+            tracing::warn!(%problems, "policy reload rejected; the previous policy stays in force");
+            Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the new policy is invalid, the previous one stays in force:\n{problems}"),
+            ))
+        }
+    }
 }

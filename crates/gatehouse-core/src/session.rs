@@ -156,6 +156,23 @@ pub struct StatementRecord {
     pub duration_us: u64,
     /// The result.
     pub outcome: StatementOutcome,
+    /// The policy decision that let it through or refused it (`None` where no
+    /// decision applies, e.g. a message outside any statement).
+    pub decision: Option<DecisionRecord>,
+}
+
+/// A policy decision as recorded with a statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// `allow`, `deny`, `review`, or in audit mode `shadow_deny` / `shadow_review`
+    /// (would have been refused, was let through).
+    pub decision: String,
+    /// The determining policy ids.
+    pub policies: Vec<String>,
+    /// `enforce` or `audit`.
+    pub mode: String,
+    /// Why it was refused (or would have been).
+    pub reason: Option<String>,
 }
 
 /// A session as listed: start, end and counters.

@@ -67,7 +67,11 @@ struct Built {
 impl PolicyEngine {
     fn base_entities(&self, identity: &Identity, connection: &str) -> Result<Built, String> {
         let principal = uid("Gatehouse::Identity", &identity.subject);
-        let groups: Vec<EntityUid> = identity.groups.iter().map(|g| uid("Gatehouse::Group", g)).collect();
+        let groups: Vec<EntityUid> = identity
+            .groups
+            .iter()
+            .map(|g| uid("Gatehouse::Group", g))
+            .collect();
         let source = match identity.source {
             IdentitySource::ServiceToken { .. } => "service_token",
         };
@@ -75,18 +79,29 @@ impl PolicyEngine {
         entities.push(
             Entity::new_with_tags(
                 principal.clone(),
-                [("subject".to_string(), s(&identity.subject)), ("source".to_string(), s(source))],
+                [
+                    ("subject".to_string(), s(&identity.subject)),
+                    ("source".to_string(), s(source)),
+                ],
                 groups.iter().cloned(),
                 [],
             )
             .map_err(|e| e.to_string())?,
         );
-        entities.extend(groups.into_iter().map(|g| Entity::new_no_attrs(g, HashSet::new())));
+        entities.extend(
+            groups
+                .into_iter()
+                .map(|g| Entity::new_no_attrs(g, HashSet::new())),
+        );
         let conn = uid("Gatehouse::Connection", connection);
         entities.push(
             Entity::new(
                 conn.clone(),
-                [("name".to_string(), s(connection)), ("kind".to_string(), s("postgres"))].into(),
+                [
+                    ("name".to_string(), s(connection)),
+                    ("kind".to_string(), s("postgres")),
+                ]
+                .into(),
                 HashSet::new(),
             )
             .map_err(|e| e.to_string())?,
@@ -105,8 +120,14 @@ impl PolicyEngine {
         // 1970-01-01 was a Thursday (ISO weekday 4).
         let weekday = (days + 3).rem_euclid(7) + 1;
         vec![
-            ("client_ip".into(), RestrictedExpression::new_ip(client_ip.to_string())),
-            ("now".into(), RestrictedExpression::new_datetime(now.rfc3339())),
+            (
+                "client_ip".into(),
+                RestrictedExpression::new_ip(client_ip.to_string()),
+            ),
+            (
+                "now".into(),
+                RestrictedExpression::new_datetime(now.rfc3339()),
+            ),
             ("hour".into(), RestrictedExpression::new_long(hour)),
             ("weekday".into(), RestrictedExpression::new_long(weekday)),
         ]
@@ -122,13 +143,24 @@ impl PolicyEngine {
         entities: &Entities,
     ) -> Result<Response, String> {
         let action = uid("Gatehouse::Action", action);
-        let req = Request::new(principal.clone(), action, resource.clone(), context, Some(&self.schema))
-            .map_err(|e| format!("request does not fit the policy schema: {e}"))?;
+        let req = Request::new(
+            principal.clone(),
+            action,
+            resource.clone(),
+            context,
+            Some(&self.schema),
+        )
+        .map_err(|e| format!("request does not fit the policy schema: {e}"))?;
         Ok(Authorizer::new().is_authorized(&req, set, entities))
     }
 
     /// Combines Cedar's answer for one request into a decision.
-    fn judge(&self, what: &str, resp: Response, retry: impl FnOnce() -> Result<Response, String>) -> Decision {
+    fn judge(
+        &self,
+        what: &str,
+        resp: Response,
+        retry: impl FnOnce() -> Result<Response, String>,
+    ) -> Decision {
         let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
         if !errors.is_empty() {
             // A policy that fails to evaluate could be a forbid that did not fire: fail closed.
@@ -149,8 +181,10 @@ impl PolicyEngine {
                 if approval_only {
                     match retry() {
                         Ok(r) if r.decision() == cedar_policy::Decision::Allow => {
-                            let routes: BTreeSet<String> =
-                                reasons.iter().filter_map(|r| self.approval_routes.get(r).cloned()).collect();
+                            let routes: BTreeSet<String> = reasons
+                                .iter()
+                                .filter_map(|r| self.approval_routes.get(r).cloned())
+                                .collect();
                             Decision::Review {
                                 routes: routes.into_iter().collect(),
                                 reason: format!("{what} requires approval"),
@@ -161,11 +195,16 @@ impl PolicyEngine {
                             reason: format!("no policy permits {what}"),
                             policies: Vec::new(),
                         },
-                        Err(e) => Decision::Deny { reason: e, policies: Vec::new() },
+                        Err(e) => Decision::Deny {
+                            reason: e,
+                            policies: Vec::new(),
+                        },
                     }
                 } else {
-                    let forbids: Vec<String> =
-                        reasons.into_iter().filter(|r| !self.approval_routes.contains_key(r)).collect();
+                    let forbids: Vec<String> = reasons
+                        .into_iter()
+                        .filter(|r| !self.approval_routes.contains_key(r))
+                        .collect();
                     Decision::Deny {
                         reason: format!("{what} is forbidden by policy {}", forbids.join(", ")),
                         policies: forbids,
@@ -189,7 +228,16 @@ impl PolicyEngine {
         let pairs = Self::time_pairs(r.now, r.client_ip);
         let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
         let run = |set| {
-            ctx().and_then(|c| self.ask(set, &built.principal, "connect", &built.connection, c, &entities))
+            ctx().and_then(|c| {
+                self.ask(
+                    set,
+                    &built.principal,
+                    "connect",
+                    &built.connection,
+                    c,
+                    &entities,
+                )
+            })
         };
         match run(&self.all) {
             Ok(resp) => self.judge(&what, resp, || run(&self.without_approvals)),
@@ -205,7 +253,12 @@ impl PolicyEngine {
             Err(e) => return deny_error(e),
         };
         let mut entities = built.entities;
-        let mut requests: Vec<(String, &StatementAnalysis, &gatehouse_sql::Action, EntityUid)> = Vec::new();
+        let mut requests: Vec<(
+            String,
+            &StatementAnalysis,
+            &gatehouse_sql::Action,
+            EntityUid,
+        )> = Vec::new();
         let mut seen_tables = HashSet::new();
         for st in r.statements {
             for a in &st.actions {
@@ -252,17 +305,44 @@ impl PolicyEngine {
         for (what, st, a, resource) in requests {
             let pairs = statement_pairs(r, st, a, multi);
             let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
-            let run = |set| ctx().and_then(|c| self.ask(set, &built.principal, a.kind.as_str(), &resource, c, &entities));
+            let run = |set| {
+                ctx().and_then(|c| {
+                    self.ask(
+                        set,
+                        &built.principal,
+                        a.kind.as_str(),
+                        &resource,
+                        c,
+                        &entities,
+                    )
+                })
+            };
             let d = match run(&self.all) {
-                Ok(resp) => self.judge(&format!("{} ({what})", r.identity.subject), resp, || run(&self.without_approvals)),
+                Ok(resp) => self.judge(&format!("{} ({what})", r.identity.subject), resp, || {
+                    run(&self.without_approvals)
+                }),
                 Err(e) => deny_error(e),
             };
             match d {
                 Decision::Allow { policies } => allowed.extend(policies),
                 deny @ Decision::Deny { .. } => return deny,
-                Decision::Review { routes, reason, policies } => match &mut review {
-                    None => review = Some(Decision::Review { routes, reason, policies }),
-                    Some(Decision::Review { routes: rs, policies: ps, .. }) => {
+                Decision::Review {
+                    routes,
+                    reason,
+                    policies,
+                } => match &mut review {
+                    None => {
+                        review = Some(Decision::Review {
+                            routes,
+                            reason,
+                            policies,
+                        })
+                    }
+                    Some(Decision::Review {
+                        routes: rs,
+                        policies: ps,
+                        ..
+                    }) => {
                         for x in routes {
                             if !rs.contains(&x) {
                                 rs.push(x);
@@ -309,24 +389,69 @@ fn statement_pairs(
     let written = tables(true);
     let f = &st.flags;
     pairs.extend([
-        ("approved".to_string(), RestrictedExpression::new_bool(r.approved)),
+        (
+            "approved".to_string(),
+            RestrictedExpression::new_bool(r.approved),
+        ),
         ("protocol".to_string(), s(r.protocol)),
         ("statement_kind".to_string(), s(st.kind.as_str())),
         ("operation".to_string(), s(&st.operation)),
-        ("has_where".to_string(), RestrictedExpression::new_bool(a.has_where.unwrap_or(true))),
-        ("tables_read".to_string(), set(read.iter().map(String::as_str))),
-        ("tables_written".to_string(), set(written.iter().map(String::as_str))),
-        ("functions".to_string(), set(st.functions.iter().map(String::as_str))),
-        ("opaque_functions".to_string(), set(st.opaque_functions.iter().map(String::as_str))),
-        ("multi_statement".to_string(), RestrictedExpression::new_bool(multi)),
-        ("data_modifying_cte".to_string(), RestrictedExpression::new_bool(f.data_modifying_cte)),
-        ("copy_program".to_string(), RestrictedExpression::new_bool(f.copy_program)),
-        ("copy_file".to_string(), RestrictedExpression::new_bool(f.copy_file)),
-        ("explain_analyze".to_string(), RestrictedExpression::new_bool(f.explain_analyze)),
-        ("changes_search_path".to_string(), RestrictedExpression::new_bool(f.changes_search_path)),
-        ("changes_role".to_string(), RestrictedExpression::new_bool(f.changes_role)),
-        ("locks_rows".to_string(), RestrictedExpression::new_bool(f.locks_rows)),
-        ("opaque_code".to_string(), RestrictedExpression::new_bool(f.opaque_code)),
+        (
+            "has_where".to_string(),
+            RestrictedExpression::new_bool(a.has_where.unwrap_or(true)),
+        ),
+        (
+            "tables_read".to_string(),
+            set(read.iter().map(String::as_str)),
+        ),
+        (
+            "tables_written".to_string(),
+            set(written.iter().map(String::as_str)),
+        ),
+        (
+            "functions".to_string(),
+            set(st.functions.iter().map(String::as_str)),
+        ),
+        (
+            "opaque_functions".to_string(),
+            set(st.opaque_functions.iter().map(String::as_str)),
+        ),
+        (
+            "multi_statement".to_string(),
+            RestrictedExpression::new_bool(multi),
+        ),
+        (
+            "data_modifying_cte".to_string(),
+            RestrictedExpression::new_bool(f.data_modifying_cte),
+        ),
+        (
+            "copy_program".to_string(),
+            RestrictedExpression::new_bool(f.copy_program),
+        ),
+        (
+            "copy_file".to_string(),
+            RestrictedExpression::new_bool(f.copy_file),
+        ),
+        (
+            "explain_analyze".to_string(),
+            RestrictedExpression::new_bool(f.explain_analyze),
+        ),
+        (
+            "changes_search_path".to_string(),
+            RestrictedExpression::new_bool(f.changes_search_path),
+        ),
+        (
+            "changes_role".to_string(),
+            RestrictedExpression::new_bool(f.changes_role),
+        ),
+        (
+            "locks_rows".to_string(),
+            RestrictedExpression::new_bool(f.locks_rows),
+        ),
+        (
+            "opaque_code".to_string(),
+            RestrictedExpression::new_bool(f.opaque_code),
+        ),
     ]);
     pairs
 }

@@ -11,9 +11,11 @@
 //! permit, the decision is [`Decision::Review`].
 
 mod decide;
+mod handle;
 mod load;
 
 pub use decide::{ConnectRequest, StatementRequest};
+pub use handle::PolicyHandle;
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
 
 use cedar_policy::{PolicySet, Schema};
@@ -62,9 +64,9 @@ impl Decision {
     /// The determining policies.
     pub fn policies(&self) -> &[String] {
         match self {
-            Decision::Allow { policies } | Decision::Deny { policies, .. } | Decision::Review { policies, .. } => {
-                policies
-            }
+            Decision::Allow { policies }
+            | Decision::Deny { policies, .. }
+            | Decision::Review { policies, .. } => policies,
         }
     }
 }

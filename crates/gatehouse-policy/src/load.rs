@@ -57,7 +57,11 @@ impl fmt::Display for PolicyLoadError {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The first labelled line of a diagnostic, and its full message.
@@ -136,7 +140,10 @@ impl PolicyEngine {
                 });
             }
             let mut count = 0;
-            let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let file_name = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             for (n, policy) in parsed.policies().enumerate() {
                 count += 1;
                 let id = policy
@@ -148,7 +155,9 @@ impl PolicyEngine {
                     problems.push(PolicyProblem {
                         file: path.clone(),
                         line: None,
-                        reason: format!("policy id {id:?} is used twice; @id annotations must be unique"),
+                        reason: format!(
+                            "policy id {id:?} is used twice; @id annotations must be unique"
+                        ),
                     });
                     continue;
                 }
@@ -186,7 +195,10 @@ impl PolicyEngine {
         }
         let validation = Validator::new(schema.clone()).validate(&all, ValidationMode::Strict);
         for e in validation.validation_errors() {
-            let idx = origin.get(e.policy_id().to_string().as_str()).copied().unwrap_or(0);
+            let idx = origin
+                .get(e.policy_id().to_string().as_str())
+                .copied()
+                .unwrap_or(0);
             let (path, text) = &sources[idx.min(sources.len().saturating_sub(1))];
             let (line, reason) = describe(e, text);
             problems.push(PolicyProblem {

@@ -14,7 +14,9 @@ fn who(subject: &str, groups: &[&str]) -> Identity {
     Identity {
         subject: subject.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
-        source: IdentitySource::ServiceToken { token_id: "t".into() },
+        source: IdentitySource::ServiceToken {
+            token_id: "t".into(),
+        },
     }
 }
 
@@ -54,7 +56,10 @@ fn connect_is_default_deny() {
     assert_eq!(req(&who("ci-deploy", &["ci"]), "app-db").name(), "allow");
     let d = req(&who("stranger", &["nobody"]), "app-db");
     assert_eq!(d.name(), "deny");
-    assert!(matches!(&d, Decision::Deny { reason, .. } if reason.contains("no policy permits")), "{d:?}");
+    assert!(
+        matches!(&d, Decision::Deny { reason, .. } if reason.contains("no policy permits")),
+        "{d:?}"
+    );
     assert_eq!(req(&who("ci-deploy", &["ci"]), "other-db").name(), "deny");
 }
 
@@ -104,7 +109,10 @@ fn nobody_truncates_or_drops_the_database_however_it_is_written() {
         assert!(!d.policies().is_empty(), "a named policy denies {sql}");
     }
     // DBAs may still do DDL that is not forbidden.
-    assert_eq!(decide(&e, &dba, "CREATE INDEX i ON orders (status)").name(), "allow");
+    assert_eq!(
+        decide(&e, &dba, "CREATE INDEX i ON orders (status)").name(),
+        "allow"
+    );
 }
 
 #[test]
@@ -121,9 +129,14 @@ fn unbounded_delete_or_update_needs_approval() {
     ] {
         let d = decide(&e, &ci, sql);
         match &d {
-            Decision::Review { routes, policies, .. } => {
+            Decision::Review {
+                routes, policies, ..
+            } => {
                 assert_eq!(routes, &vec!["dba".to_string()], "{sql}");
-                assert_eq!(policies, &vec!["unbounded-write-needs-approval".to_string()]);
+                assert_eq!(
+                    policies,
+                    &vec!["unbounded-write-needs-approval".to_string()]
+                );
             }
             other => panic!("{sql}: expected review, got {other:?}"),
         }
@@ -137,7 +150,10 @@ fn unbounded_delete_or_update_needs_approval() {
 fn agents_are_read_only() {
     let e = engine();
     let agent = who("support-bot", &["agents"]);
-    assert_eq!(decide(&e, &agent, "SELECT * FROM customers JOIN orders ON true").name(), "allow");
+    assert_eq!(
+        decide(&e, &agent, "SELECT * FROM customers JOIN orders ON true").name(),
+        "allow"
+    );
     for sql in [
         "INSERT INTO orders VALUES (1)",
         "UPDATE orders SET status = 'x' WHERE id = 1",
@@ -176,7 +192,9 @@ fn invalid_policies_name_file_line_and_reason() {
     assert!(err.to_string().starts_with("c.cedar:3: "), "{err}");
 
     let dup = "@id(\"x\") permit (principal, action, resource);\n@id(\"x\") forbid (principal, action, resource);";
-    let err = PolicyEngine::from_sources(&[(PathBuf::from("d.cedar"), dup.into())]).err().expect("dup ids");
+    let err = PolicyEngine::from_sources(&[(PathBuf::from("d.cedar"), dup.into())])
+        .err()
+        .expect("dup ids");
     assert!(err.to_string().contains("used twice"), "{err}");
 }
 

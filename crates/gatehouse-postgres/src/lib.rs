@@ -3,12 +3,14 @@
 //! Speaks protocol 3.0 to clients (TLS terminated with rustls; the password a
 //! client sends is its Gatehouse token) and to backends (the gateway's own
 //! credentials: SCRAM-SHA-256, MD5 or cleartext, over TLS per `backend_tls`),
-//! and relays the session between them as a stream, recording every
-//! statement.
+//! and relays the session between them as a stream. Every statement is
+//! analyzed and decided by policy before any of it reaches the backend, and
+//! recorded with its decision.
 
 mod backend;
 mod cancel;
 pub mod codec;
+mod gate;
 mod io;
 mod listener;
 mod relay;
@@ -17,5 +19,6 @@ mod tls;
 mod tracker;
 
 pub use backend::{BackendError, BackendPassword, BackendTarget, BackendTls};
+pub use gate::GateSettings;
 pub use listener::{ListenerSettings, PostgresGateway};
 pub use tls::{client_config_unverified, client_config_verified, server_config, TlsError};

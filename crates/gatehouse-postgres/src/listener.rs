@@ -10,6 +10,7 @@ use crate::codec::backend::{
 };
 use crate::codec::frontend::parse_password;
 use crate::codec::startup::{parse_startup_packet, StartupPacket, MAX_STARTUP_LEN};
+use crate::gate::{Gate, GateSettings};
 use crate::io::read_message;
 use crate::relay::{self, Counters};
 use crate::stream::PgStream;
@@ -17,6 +18,7 @@ use crate::tracker::Tracker;
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{SessionEnd, SessionId, SessionRecorder, SessionStart, Store, Timestamp};
 use gatehouse_identity::{verify_service_token, AuthenticatedIdentity};
+use gatehouse_policy::{ConnectRequest, Decision, PolicyMode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,8 @@ pub struct ListenerSettings {
     pub connections: HashMap<String, Arc<BackendTarget>>,
     /// Limit for the whole startup handshake of one client.
     pub handshake_timeout: Duration,
+    /// Statement analysis and policy.
+    pub gate: GateSettings,
 }
 
 /// The PostgreSQL side of the gateway.
@@ -336,6 +340,31 @@ impl PostgresGateway {
             )
                 })?;
 
+        let (engine, _) = inner.settings.gate.policy.current();
+        let decision = engine.decide_connect(&ConnectRequest {
+            identity: identity.identity(),
+            connection: &target.name,
+            client_ip: peer.ip(),
+            now: Timestamp::now(),
+        });
+        match (decision, inner.settings.gate.policy.mode()) {
+            (Decision::Allow { .. }, _) => {}
+            (refused, PolicyMode::Audit) => tracing::info!(
+                identity = %identity.identity().subject, connection = %target.name, decision = refused.name(),
+                "audit mode: letting through a connection the policy refuses"
+            ),
+            (
+                Decision::Deny { reason, .. } | Decision::Review { reason, .. },
+                PolicyMode::Enforce,
+            ) => {
+                return Err(Refusal::new(
+                    "28000",
+                    format!("gatehouse: permission denied: {reason}"),
+                    Some("ask the gateway's operator for a policy that permits this identity to connect"),
+                ));
+            }
+        }
+
         let forwarded: Vec<(String, String)> = params
             .iter()
             .filter(|(k, _)| !RESERVED_PARAMS.contains(&k.as_str()) && !k.starts_with("_pq_."))
@@ -414,7 +443,16 @@ impl PostgresGateway {
         backend_key_data(&mut out, cancel_key.pid, cancel_key.secret);
         // ReadyForQuery, idle.
         out.put_slice(&[b'Z', 0, 0, 0, 5, b'I']);
-        let tracker = Mutex::new(Tracker::new(start.id));
+        let mut gate = Gate::new(
+            inner.settings.gate.clone(),
+            start.identity.clone(),
+            target.name.clone(),
+            peer.ip(),
+        );
+        gate.parse_mode.backslash_escapes =
+            greeting_param(&backend.greeting, "standard_conforming_strings")
+                .is_some_and(|v| v == "off");
+        let tracker = Mutex::new(Tracker::new(start.id, gate));
         let counters = Counters::default();
         let ending = if let Err(err) = client.write_all(&out).await {
             relay::Ending {
@@ -509,4 +547,27 @@ async fn refuse(stream: &mut PgStream, r: &Refusal) {
 /// dropped inside, so the future stays `Send`.
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// A parameter's value from raw ParameterStatus messages.
+fn greeting_param(greeting: &[u8], name: &str) -> Option<String> {
+    let mut rest = greeting;
+    while rest.len() >= 5 {
+        let ty = rest[0];
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let total = 1 + len;
+        if len < 4 || rest.len() < total {
+            return None;
+        }
+        if ty == b'S' {
+            let mut c = crate::codec::Cursor::new(&rest[5..total]);
+            if let (Ok(k), Ok(v)) = (c.cstr("name"), c.cstr("value")) {
+                if k == name {
+                    return Some(v.to_string());
+                }
+            }
+        }
+        rest = &rest[total..];
+    }
+    None
 }

@@ -172,20 +172,28 @@ where
             }
         }
         first = false;
-        let scanned = {
-            let mut t = lock(tracker);
-            scanner.scan(&buf, frontend_inspects, |ty, body| t.on_frontend(ty, body))
-        };
-        let n = match scanned {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return protocol_error(e),
-            Err(e) => return Ending::new(SessionEndReason::ProtocolError, e.to_string()),
-        };
-        if n > 0 {
-            if let Err(e) = bw.write_all(&buf[..n]).await {
+        loop {
+            let scanned = {
+                let mut t = lock(tracker);
+                scanner.scan(&buf, frontend_inspects, |ty, body| t.on_frontend(ty, body))
+            };
+            let s = match scanned {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return protocol_error(e),
+                Err(e) => return Ending::new(SessionEndReason::ProtocolError, e.to_string()),
+            };
+            if s.forward > 0 {
+                if let Err(e) = bw.write_all(&buf[..s.forward]).await {
+                    return Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}"));
+                }
+                buf.advance(s.forward);
+            }
+            // A refused message: its poison goes to the backend instead.
+            let Some((with, skip)) = s.replace else { break };
+            if let Err(e) = bw.write_all(&with).await {
                 return Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}"));
             }
-            buf.advance(n);
+            buf.advance(skip);
         }
     }
 }
@@ -220,33 +228,49 @@ where
             }
         }
         first = false;
-        let scanned = {
-            let mut t = lock(tracker);
-            let r = scanner.scan(&buf, backend_inspects, |ty, body| t.on_backend(ty, body));
-            std::mem::swap(&mut finished, &mut t.done);
-            r
-        };
-        let n = match scanned {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                return Ending::new(
-                    SessionEndReason::NetworkError,
-                    format!("backend sent an unframeable message: {e}"),
-                )
+        loop {
+            let scanned = {
+                let mut t = lock(tracker);
+                let r = scanner.scan(&buf, backend_inspects, |ty, body| t.on_backend(ty, body));
+                finished.append(&mut t.done);
+                r
+            };
+            let s = match scanned {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    return Ending::new(
+                        SessionEndReason::NetworkError,
+                        format!("backend sent an unframeable message: {e}"),
+                    )
+                }
+                Err(e) => {
+                    return Ending::new(
+                        SessionEndReason::NetworkError,
+                        format!("backend sent a malformed message: {e}"),
+                    )
+                }
+            };
+            if s.forward > 0 {
+                if let Err(e) = cw.write_all(&buf[..s.forward]).await {
+                    return Ending::new(
+                        SessionEndReason::ClientDisconnected,
+                        format!("client: {e}"),
+                    );
+                }
+                counters
+                    .to_client
+                    .fetch_add(s.forward as u64, Ordering::Relaxed);
+                buf.advance(s.forward);
             }
-            Err(e) => {
-                return Ending::new(
-                    SessionEndReason::NetworkError,
-                    format!("backend sent a malformed message: {e}"),
-                )
-            }
-        };
-        if n > 0 {
-            if let Err(e) = cw.write_all(&buf[..n]).await {
+            // The backend's error for a poison: the client gets the gateway's refusal.
+            let Some((with, skip)) = s.replace else { break };
+            if let Err(e) = cw.write_all(&with).await {
                 return Ending::new(SessionEndReason::ClientDisconnected, format!("client: {e}"));
             }
-            counters.to_client.fetch_add(n as u64, Ordering::Relaxed);
-            buf.advance(n);
+            counters
+                .to_client
+                .fetch_add(with.len() as u64, Ordering::Relaxed);
+            buf.advance(skip);
         }
         for r in finished.drain(..) {
             if recorder.statement(r).await.is_err() {

@@ -13,8 +13,10 @@ use crate::codec::frontend::{
     parse_bind, parse_close, parse_execute, parse_function_call, parse_parse, parse_query,
     BindValue, CloseTarget,
 };
-use crate::codec::CodecError;
-use gatehouse_core::{SessionId, StatementOutcome, StatementRecord, Timestamp};
+use crate::codec::{CodecError, Flow};
+use crate::gate::{self, Gate, Prepared, Refusal};
+use gatehouse_core::{DecisionRecord, SessionId, StatementOutcome, StatementRecord, Timestamp};
+use gatehouse_sql::StatementAnalysis;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -52,6 +54,9 @@ struct InFlight {
     tags: String,
     rows: Option<u64>,
     error: Option<(String, String)>,
+    decision: Option<DecisionRecord>,
+    /// Refused: the backend's error for the poison is replaced by this.
+    refusal: Option<Refusal>,
 }
 
 enum Pending {
@@ -60,7 +65,7 @@ enum Pending {
 }
 
 struct Portal {
-    text: Arc<str>,
+    statement: Prepared,
     params: Vec<Option<String>>,
 }
 
@@ -71,14 +76,15 @@ pub(crate) fn frontend_inspects(ty: u8) -> bool {
 
 /// Backend message types the tracker needs to see whole.
 pub(crate) fn backend_inspects(ty: u8) -> bool {
-    matches!(ty, b'C' | b'E' | b'I' | b's' | b'Z')
+    matches!(ty, b'C' | b'E' | b'I' | b's' | b'Z' | b'S')
 }
 
 /// Per-session statement state.
 pub(crate) struct Tracker {
     session_id: SessionId,
     next_seq: u64,
-    prepared: HashMap<String, Arc<str>>,
+    gate: Gate,
+    prepared: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     pending: VecDeque<Pending>,
     /// Statement text of the latest Parse, for errors raised before any Execute.
@@ -90,10 +96,11 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    pub(crate) fn new(session_id: SessionId) -> Self {
+    pub(crate) fn new(session_id: SessionId, gate: Gate) -> Self {
         Self {
             session_id,
             next_seq: 1,
+            gate,
             prepared: HashMap::new(),
             portals: HashMap::new(),
             pending: VecDeque::new(),
@@ -103,7 +110,14 @@ impl Tracker {
         }
     }
 
-    fn push(&mut self, kind: Kind, text: Arc<str>, params: Vec<Option<String>>) {
+    fn push(
+        &mut self,
+        kind: Kind,
+        text: Arc<str>,
+        params: Vec<Option<String>>,
+        decision: Option<DecisionRecord>,
+        refusal: Option<Refusal>,
+    ) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.push_back(Pending::Statement(InFlight {
@@ -116,65 +130,183 @@ impl Tracker {
             tags: String::new(),
             rows: None,
             error: None,
+            decision,
+            refusal,
         }));
     }
 
-    /// Notes a message the client sent (only types for which [`frontend_inspects`] holds).
-    pub(crate) fn on_frontend(&mut self, ty: u8, body: &[u8]) -> Result<(), CodecError> {
-        match ty {
+    /// Queues a statement with its verdict; a refused one is replaced by `poison`.
+    fn gated(
+        &mut self,
+        kind: Kind,
+        text: Arc<str>,
+        params: Vec<Option<String>>,
+        verdict: gate::Verdict,
+        poison: fn() -> bytes::BytesMut,
+    ) -> Flow {
+        let refused = verdict.refusal.is_some();
+        self.push(kind, text, params, Some(verdict.record), verdict.refusal);
+        if refused {
+            Flow::Replace(poison())
+        } else {
+            Flow::Forward
+        }
+    }
+
+    /// Decides and notes a message the client sent (only types for which
+    /// [`frontend_inspects`] holds): forward it, or replace it with a poison.
+    pub(crate) fn on_frontend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
+        Ok(match ty {
             b'Q' => {
                 let q = parse_query(body)?;
-                self.push(Kind::Simple, truncated(q), Vec::new());
+                let (verdict, _) = self.gate.decide_text(q, "simple");
+                self.gated(
+                    Kind::Simple,
+                    truncated(q),
+                    Vec::new(),
+                    verdict,
+                    gate::poison_query,
+                )
             }
             b'P' => {
                 let p = parse_parse(body)?;
                 let text = truncated(p.query);
+                let (verdict, analysis) = self.gate.decide_text(p.query, "extended");
                 self.last_parse = Some(text.clone());
-                self.prepared.insert(p.name.to_string(), text);
+                let refused = verdict.refusal.is_some();
+                self.prepared.insert(
+                    p.name.to_string(),
+                    Prepared {
+                        text: text.clone(),
+                        analysis,
+                        decision: verdict.record.clone(),
+                        generation: self.gate.generation(),
+                        refused,
+                    },
+                );
+                if refused {
+                    // Recorded at the Parse's place; the backend's error for the poison is swapped for ours.
+                    self.push(
+                        Kind::Extended,
+                        text,
+                        Vec::new(),
+                        Some(verdict.record),
+                        verdict.refusal,
+                    );
+                    Flow::Replace(gate::poison_parse(p.name))
+                } else {
+                    Flow::Forward
+                }
             }
             b'B' => {
                 let b = parse_bind(body)?;
-                let text = self.prepared.get(b.statement).cloned().unwrap_or_else(|| {
-                    Arc::from(format!("<unknown prepared statement {:?}>", b.statement))
-                });
+                let statement = match self.prepared.get(b.statement) {
+                    Some(p) => p.clone(),
+                    // A statement made by SQL PREPARE, or one the gateway never saw:
+                    // generation 0 makes the Execute decide it.
+                    None => {
+                        let analysis = self.gate.sql_prepared(b.statement);
+                        Prepared {
+                            text: analysis
+                                .as_ref()
+                                .map(|a| Arc::from(a.text.as_str()))
+                                .unwrap_or_else(|| {
+                                    Arc::from(format!(
+                                        "<unknown prepared statement {:?}>",
+                                        b.statement
+                                    ))
+                                }),
+                            analysis,
+                            decision: unknown_statement_decision(),
+                            generation: 0,
+                            refused: false,
+                        }
+                    }
+                };
                 let params = b.params.iter().map(param_text).collect();
                 self.portals
-                    .insert(b.portal.to_string(), Portal { text, params });
+                    .insert(b.portal.to_string(), Portal { statement, params });
+                Flow::Forward
             }
             b'E' => {
                 let name = parse_execute(body)?;
-                let (text, params) = match self.portals.get(name) {
-                    Some(p) => (p.text.clone(), p.params.clone()),
-                    None => (Arc::from(format!("<unknown portal {name:?}>")), Vec::new()),
+                let Some(portal) = self.portals.get(name) else {
+                    // The backend will refuse an unknown portal itself.
+                    let text = Arc::from(format!("<unknown portal {name:?}>"));
+                    self.push(Kind::Extended, text, Vec::new(), None, None);
+                    return Ok(Flow::Forward);
                 };
-                self.push(Kind::Extended, text, params);
+                let (text, params, st) = (
+                    portal.statement.text.clone(),
+                    portal.params.clone(),
+                    portal.statement.clone(),
+                );
+                if st.generation != self.gate.generation() && !st.refused {
+                    // The policy was reloaded since the Parse: decide again.
+                    let verdict = match &st.analysis {
+                        Some(a) => self.gate.decide(std::slice::from_ref(a), "extended"),
+                        None => self.gate.refuse(format!(
+                            "{}: the gateway did not see this statement prepared, so it cannot decide it",
+                            st.text
+                        )),
+                    };
+                    return Ok(self.gated(
+                        Kind::Extended,
+                        text,
+                        params,
+                        verdict,
+                        gate::poison_execute,
+                    ));
+                }
+                self.push(Kind::Extended, text, params, Some(st.decision), None);
+                Flow::Forward
             }
-            b'S' => self.pending.push_back(Pending::Sync),
-            b'C' => match parse_close(body)? {
-                CloseTarget::Statement(n) => {
-                    self.prepared.remove(n);
+            b'S' => {
+                self.pending.push_back(Pending::Sync);
+                Flow::Forward
+            }
+            b'C' => {
+                match parse_close(body)? {
+                    CloseTarget::Statement(n) => {
+                        self.prepared.remove(n);
+                    }
+                    CloseTarget::Portal(n) => {
+                        self.portals.remove(n);
+                    }
                 }
-                CloseTarget::Portal(n) => {
-                    self.portals.remove(n);
-                }
-            },
+                Flow::Forward
+            }
             b'F' => {
                 let oid = parse_function_call(body)?;
-                self.push(
+                let analysis = Arc::new(StatementAnalysis::function_call(oid));
+                let verdict = self.gate.decide(&[analysis.clone()], "function_call");
+                let text = Arc::from(analysis.text.as_str());
+                self.gated(
                     Kind::FunctionCall,
-                    Arc::from(format!("<function call oid={oid}>")),
+                    text,
                     Vec::new(),
-                );
+                    verdict,
+                    gate::poison_function_call,
+                )
             }
-            b'X' => self.terminated = true,
-            _ => {}
-        }
-        Ok(())
+            b'X' => {
+                self.terminated = true;
+                Flow::Forward
+            }
+            _ => Flow::Forward,
+        })
     }
 
     /// Notes a message the backend sent (only types for which [`backend_inspects`] holds).
-    pub(crate) fn on_backend(&mut self, ty: u8, body: &[u8]) -> Result<(), CodecError> {
+    pub(crate) fn on_backend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
         match ty {
+            b'S' => {
+                // standard_conforming_strings decides how the parser reads backslashes.
+                let mut c = crate::codec::Cursor::new(body);
+                if c.cstr("parameter name")? == "standard_conforming_strings" {
+                    self.gate.parse_mode.backslash_escapes = c.cstr("parameter value")? == "off";
+                }
+            }
             b'C' => {
                 let tag = parse_command_tag(body)?;
                 if let Some(Pending::Statement(s)) = self.pending.front_mut() {
@@ -203,6 +335,18 @@ impl Tracker {
             b'E' => {
                 let f = parse_error_fields(body)?;
                 match self.pending.front_mut() {
+                    Some(Pending::Statement(s)) if s.refusal.is_some() => {
+                        // The backend's error for the poison: the client gets the refusal.
+                        let refusal = s.refusal.take();
+                        let kind = s.kind;
+                        if let Some(r) = refusal {
+                            s.error = Some((r.sqlstate.to_string(), r.message));
+                            if kind == Kind::Extended {
+                                self.complete_front();
+                            }
+                            return Ok(Flow::Replace(r.error));
+                        }
+                    }
                     Some(Pending::Statement(s)) => {
                         s.error = Some((f.code, f.message));
                         if s.kind == Kind::Extended {
@@ -215,7 +359,7 @@ impl Tracker {
                             .last_parse
                             .clone()
                             .unwrap_or_else(|| Arc::from("<extended protocol message>"));
-                        self.push(Kind::Extended, text, Vec::new());
+                        self.push(Kind::Extended, text, Vec::new(), None, None);
                         // The pushed statement went to the back; complete it directly.
                         if let Some(Pending::Statement(mut s)) = self.pending.pop_back() {
                             s.error = Some((f.code, f.message));
@@ -243,7 +387,7 @@ impl Tracker {
             }
             _ => {}
         }
-        Ok(())
+        Ok(Flow::Forward)
     }
 
     fn complete_front(&mut self) {
@@ -276,7 +420,7 @@ impl Tracker {
     pub(crate) fn drain_incomplete(&mut self) {
         while let Some(p) = self.pending.pop_front() {
             if let Pending::Statement(s) = p {
-                let r = record(
+                let mut r = record(
                     self.session_id,
                     s.kind,
                     s.seq,
@@ -286,6 +430,7 @@ impl Tracker {
                     s.t0,
                     StatementOutcome::Incomplete,
                 );
+                r.decision = s.decision;
                 self.done.push(r);
             }
         }
@@ -312,6 +457,17 @@ fn record(
         started_at,
         duration_us: t0.elapsed().as_micros() as u64,
         outcome,
+        decision: None,
+    }
+}
+
+/// Placeholder for a statement not yet decided (its Execute decides it).
+fn unknown_statement_decision() -> DecisionRecord {
+    DecisionRecord {
+        decision: "undecided".into(),
+        policies: Vec::new(),
+        mode: String::new(),
+        reason: None,
     }
 }
 

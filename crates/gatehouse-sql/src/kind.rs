@@ -94,7 +94,13 @@ impl ActionKind {
     pub fn writes(self) -> bool {
         matches!(
             self,
-            Self::Insert | Self::Update | Self::Merge | Self::Delete | Self::CopyIn | Self::Truncate | Self::Ddl
+            Self::Insert
+                | Self::Update
+                | Self::Merge
+                | Self::Delete
+                | Self::CopyIn
+                | Self::Truncate
+                | Self::Ddl
         )
     }
 }

@@ -34,7 +34,11 @@ pub struct TableRef {
 impl TableRef {
     /// `schema.name`, with `default_schema` for unqualified names.
     pub fn qualified(&self, default_schema: &str) -> String {
-        format!("{}.{}", self.schema.as_deref().unwrap_or(default_schema), self.name)
+        format!(
+            "{}.{}",
+            self.schema.as_deref().unwrap_or(default_schema),
+            self.name
+        )
     }
 }
 
@@ -133,7 +137,9 @@ impl Analyzer {
     /// A cache of `capacity` entries; statements longer than 64 KiB are not cached.
     pub fn new(capacity: usize) -> Self {
         Self {
-            cache: Mutex::new(LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN))),
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
+            )),
             max_cached_len: 64 * 1024,
         }
     }
@@ -151,7 +157,10 @@ impl Analyzer {
         result
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<(String, ParseMode), Arc<Result<Analysis, SqlError>>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, LruCache<(String, ParseMode), Arc<Result<Analysis, SqlError>>>>
+    {
         // The cache holds only finished values; a panic elsewhere cannot leave it half-updated.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -168,7 +177,9 @@ pub fn analyze_uncached(sql: &str, mode: ParseMode) -> Result<Analysis, SqlError
     let mut statements = Vec::with_capacity(parsed.protobuf.stmts.len());
     for raw in &parsed.protobuf.stmts {
         let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
-        let Some(stmt) = raw.stmt.as_ref() else { continue };
+        let Some(stmt) = raw.stmt.as_ref() else {
+            continue;
+        };
         let value = serde_json::to_value(stmt).map_err(|e| SqlError::Unsupported(e.to_string()))?;
         statements.push(walk::analyze_statement(&value, text)?);
     }
@@ -189,4 +200,28 @@ fn statement_text(sql: &str, location: i32, len: i32) -> &str {
         Ok(n) => start.saturating_add(n).min(sql.len()),
     };
     sql.get(start..end).map(str::trim).unwrap_or(sql)
+}
+
+impl StatementAnalysis {
+    /// A protocol-level FunctionCall message: a call to a function known only
+    /// by its OID, which the gateway cannot see into.
+    pub fn function_call(oid: i32) -> Self {
+        let name = format!("oid:{oid}");
+        StatementAnalysis {
+            text: format!("<function call oid={oid}>"),
+            kind: ActionKind::Function,
+            operation: "function_call".into(),
+            actions: vec![Action {
+                kind: ActionKind::Function,
+                table: None,
+                has_where: None,
+            }],
+            functions: vec![name.clone()],
+            opaque_functions: vec![name],
+            flags: Flags::default(),
+            prepares: None,
+            executes: None,
+            deallocates: None,
+        }
+    }
 }

@@ -53,7 +53,8 @@ fn node_of(v: &Value) -> Option<(&str, &Value)> {
         return None;
     }
     let (k, b) = m.iter().next()?;
-    k.starts_with(|c: char| c.is_ascii_uppercase()).then_some((k.as_str(), b))
+    k.starts_with(|c: char| c.is_ascii_uppercase())
+        .then_some((k.as_str(), b))
 }
 
 fn is_range_var(m: &Map<String, Value>) -> bool {
@@ -98,31 +99,98 @@ fn statement_kind(ty: &str, b: &Value) -> ActionKind {
         "DoStmt" | "CallStmt" => Procedural,
         "ExplainStmt" => Explain,
         "TransactionStmt" => Transaction,
-        "VariableSetStmt" if matches!(str_field(b, "name"), "role" | "session_authorization") => Dcl,
+        "VariableSetStmt" if matches!(str_field(b, "name"), "role" | "session_authorization") => {
+            Dcl
+        }
         "VariableSetStmt" | "VariableShowStmt" | "DiscardStmt" | "ListenStmt" | "UnlistenStmt"
         | "NotifyStmt" | "DeallocateStmt" | "PrepareStmt" | "ExecuteStmt" | "ClosePortalStmt"
         | "ConstraintsSetStmt" => Set,
-        "GrantStmt" | "GrantRoleStmt" | "CreateRoleStmt" | "AlterRoleStmt" | "AlterRoleSetStmt"
-        | "DropRoleStmt" | "AlterDefaultPrivilegesStmt" | "ReassignOwnedStmt" | "DropOwnedStmt"
-        | "CreateUserMappingStmt" | "AlterUserMappingStmt" | "DropUserMappingStmt" | "SecLabelStmt" => Dcl,
-        "AlterSystemStmt" | "VacuumStmt" | "ClusterStmt" | "ReindexStmt" | "CheckPointStmt" | "LoadStmt"
-        | "CreateExtensionStmt" | "AlterExtensionStmt" | "AlterExtensionContentsStmt"
-        | "CreateTableSpaceStmt" | "DropTableSpaceStmt" | "AlterTableSpaceOptionsStmt"
-        | "CreateEventTrigStmt" | "AlterEventTrigStmt" | "CreateSubscriptionStmt"
-        | "AlterSubscriptionStmt" | "DropSubscriptionStmt" | "CreatePublicationStmt"
-        | "AlterPublicationStmt" | "CreateFdwStmt" | "AlterFdwStmt" | "CreateForeignServerStmt"
-        | "AlterForeignServerStmt" | "ImportForeignSchemaStmt" | "CreatePLangStmt" => Admin,
-        "CreateStmt" | "AlterTableStmt" | "DropStmt" | "IndexStmt" | "ViewStmt" | "CreateTableAsStmt"
-        | "RenameStmt" | "CreateSchemaStmt" | "CreateSeqStmt" | "AlterSeqStmt" | "CreateFunctionStmt"
-        | "AlterFunctionStmt" | "CreateTrigStmt" | "RuleStmt" | "CreateDomainStmt" | "AlterDomainStmt"
-        | "CompositeTypeStmt" | "CreateEnumStmt" | "AlterEnumStmt" | "CreateRangeStmt" | "DefineStmt"
-        | "CommentStmt" | "AlterOwnerStmt" | "AlterObjectSchemaStmt" | "AlterObjectDependsStmt"
-        | "CreatedbStmt" | "DropdbStmt" | "AlterDatabaseStmt" | "AlterDatabaseSetStmt"
-        | "AlterDatabaseRefreshCollStmt" | "RefreshMatViewStmt" | "CreatePolicyStmt" | "AlterPolicyStmt"
-        | "CreateCastStmt" | "CreateConversionStmt" | "CreateOpClassStmt" | "CreateOpFamilyStmt"
-        | "AlterOpFamilyStmt" | "CreateStatsStmt" | "AlterStatsStmt" | "CreateTransformStmt"
-        | "CreateAmStmt" | "AlterTypeStmt" | "AlterCollationStmt" | "AlterTSDictionaryStmt"
-        | "AlterTSConfigurationStmt" | "CreateForeignTableStmt" | "AlterTableMoveAllStmt" => Ddl,
+        "GrantStmt"
+        | "GrantRoleStmt"
+        | "CreateRoleStmt"
+        | "AlterRoleStmt"
+        | "AlterRoleSetStmt"
+        | "DropRoleStmt"
+        | "AlterDefaultPrivilegesStmt"
+        | "ReassignOwnedStmt"
+        | "DropOwnedStmt"
+        | "CreateUserMappingStmt"
+        | "AlterUserMappingStmt"
+        | "DropUserMappingStmt"
+        | "SecLabelStmt" => Dcl,
+        "AlterSystemStmt"
+        | "VacuumStmt"
+        | "ClusterStmt"
+        | "ReindexStmt"
+        | "CheckPointStmt"
+        | "LoadStmt"
+        | "CreateExtensionStmt"
+        | "AlterExtensionStmt"
+        | "AlterExtensionContentsStmt"
+        | "CreateTableSpaceStmt"
+        | "DropTableSpaceStmt"
+        | "AlterTableSpaceOptionsStmt"
+        | "CreateEventTrigStmt"
+        | "AlterEventTrigStmt"
+        | "CreateSubscriptionStmt"
+        | "AlterSubscriptionStmt"
+        | "DropSubscriptionStmt"
+        | "CreatePublicationStmt"
+        | "AlterPublicationStmt"
+        | "CreateFdwStmt"
+        | "AlterFdwStmt"
+        | "CreateForeignServerStmt"
+        | "AlterForeignServerStmt"
+        | "ImportForeignSchemaStmt"
+        | "CreatePLangStmt" => Admin,
+        "CreateStmt"
+        | "AlterTableStmt"
+        | "DropStmt"
+        | "IndexStmt"
+        | "ViewStmt"
+        | "CreateTableAsStmt"
+        | "RenameStmt"
+        | "CreateSchemaStmt"
+        | "CreateSeqStmt"
+        | "AlterSeqStmt"
+        | "CreateFunctionStmt"
+        | "AlterFunctionStmt"
+        | "CreateTrigStmt"
+        | "RuleStmt"
+        | "CreateDomainStmt"
+        | "AlterDomainStmt"
+        | "CompositeTypeStmt"
+        | "CreateEnumStmt"
+        | "AlterEnumStmt"
+        | "CreateRangeStmt"
+        | "DefineStmt"
+        | "CommentStmt"
+        | "AlterOwnerStmt"
+        | "AlterObjectSchemaStmt"
+        | "AlterObjectDependsStmt"
+        | "CreatedbStmt"
+        | "DropdbStmt"
+        | "AlterDatabaseStmt"
+        | "AlterDatabaseSetStmt"
+        | "AlterDatabaseRefreshCollStmt"
+        | "RefreshMatViewStmt"
+        | "CreatePolicyStmt"
+        | "AlterPolicyStmt"
+        | "CreateCastStmt"
+        | "CreateConversionStmt"
+        | "CreateOpClassStmt"
+        | "CreateOpFamilyStmt"
+        | "AlterOpFamilyStmt"
+        | "CreateStatsStmt"
+        | "AlterStatsStmt"
+        | "CreateTransformStmt"
+        | "CreateAmStmt"
+        | "AlterTypeStmt"
+        | "AlterCollationStmt"
+        | "AlterTSDictionaryStmt"
+        | "AlterTSConfigurationStmt"
+        | "CreateForeignTableStmt"
+        | "AlterTableMoveAllStmt" => Ddl,
         _ => Other,
     }
 }
@@ -151,7 +219,11 @@ impl Walker {
         } else {
             (kind, has_where)
         };
-        let a = Action { kind, table, has_where };
+        let a = Action {
+            kind,
+            table,
+            has_where,
+        };
         if !self.actions.contains(&a) {
             self.actions.push(a);
         }
@@ -231,7 +303,10 @@ impl Walker {
 
     fn push_ctes(&mut self, b: &Value) {
         let mut names = Vec::new();
-        if let Some(ctes) = field(b, "with_clause").and_then(|w| w.get("ctes")).and_then(Value::as_array) {
+        if let Some(ctes) = field(b, "with_clause")
+            .and_then(|w| w.get("ctes"))
+            .and_then(Value::as_array)
+        {
             for c in ctes {
                 if let Some(("CommonTableExpr", e)) = node_of(c) {
                     if let Some(n) = e.get("ctename").and_then(Value::as_str) {
@@ -243,7 +318,12 @@ impl Walker {
         self.cte_scopes.push(names);
     }
 
-    fn dml(&mut self, kind: ActionKind, b: &Value, has_where: Option<bool>) -> Result<(), SqlError> {
+    fn dml(
+        &mut self,
+        kind: ActionKind,
+        b: &Value,
+        has_where: Option<bool>,
+    ) -> Result<(), SqlError> {
         if self.dml_depth > 0 {
             // A data-changing statement nested in another (a CTE, EXPLAIN ANALYZE's
             // statement excepted, which is top level): it still counts as what it does.
@@ -293,7 +373,10 @@ impl Walker {
             "TruncateStmt" => self.with_targets(Truncate, field(b, "relations"))?,
             "CopyStmt" => {
                 let from = b.get("is_from").and_then(Value::as_bool).unwrap_or(false);
-                if b.get("is_program").and_then(Value::as_bool).unwrap_or(false) {
+                if b.get("is_program")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                {
                     self.flags.copy_program = true;
                 } else if !str_field(b, "filename").is_empty() {
                     self.flags.copy_file = true;
@@ -410,7 +493,10 @@ fn explain_analyze_option(opt: &Value) -> bool {
         None => true,
         Some(arg) => {
             let s = arg.to_string().to_ascii_lowercase();
-            !(s.contains("\"false\"") || s.contains("\"off\"") || s.contains("\"ival\":0") || s.contains("\"boolval\":false"))
+            !(s.contains("\"false\"")
+                || s.contains("\"off\"")
+                || s.contains("\"ival\":0")
+                || s.contains("\"boolval\":false"))
         }
     }
 }
@@ -453,7 +539,11 @@ fn dropped_names(v: Option<&Value>) -> Vec<TableRef> {
 
 /// Analyzes one top-level statement node.
 pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAnalysis, SqlError> {
-    let (ty, body) = match stmt.get("node").and_then(Value::as_object).and_then(|m| m.iter().next()) {
+    let (ty, body) = match stmt
+        .get("node")
+        .and_then(Value::as_object)
+        .and_then(|m| m.iter().next())
+    {
         Some((ty, body)) => (ty.as_str(), body),
         None => return Err(SqlError::Unsupported("empty statement node".into())),
     };
@@ -488,7 +578,13 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         w.action(kind, None, None);
     }
     // The statement counts as the most severe thing it does.
-    let effective = w.actions.iter().map(|a| a.kind).max().unwrap_or(kind).max(kind);
+    let effective = w
+        .actions
+        .iter()
+        .map(|a| a.kind)
+        .max()
+        .unwrap_or(kind)
+        .max(kind);
     Ok(StatementAnalysis {
         text: text.to_string(),
         kind: effective,

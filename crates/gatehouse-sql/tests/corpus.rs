@@ -72,15 +72,23 @@ fn corpus() {
         let line_no = lineno + 1;
         match (kinds, result) {
             ("error", Err(_)) => {}
-            ("error", Ok(a)) => failures.push(format!("line {line_no}: {sql:?} should be refused, got {a:?}")),
+            ("error", Ok(a)) => failures.push(format!(
+                "line {line_no}: {sql:?} should be refused, got {a:?}"
+            )),
             (_, Err(e)) => failures.push(format!("line {line_no}: {sql:?} failed: {e}")),
             (_, Ok(a)) => {
                 let got_kinds: Vec<&str> = a.statements.iter().map(|s| s.kind.as_str()).collect();
                 let want_kinds: Vec<&str> = kinds.split(',').map(str::trim).collect();
-                let got_actions: BTreeSet<String> =
-                    a.statements.iter().flat_map(|s| s.actions.iter().map(render_action)).collect();
+                let got_actions: BTreeSet<String> = a
+                    .statements
+                    .iter()
+                    .flat_map(|s| s.actions.iter().map(render_action))
+                    .collect();
                 let got_flags = flags(&a);
-                if got_kinds != want_kinds || got_actions != set(actions, ' ') || got_flags != set(flag_set, ',') {
+                if got_kinds != want_kinds
+                    || got_actions != set(actions, ' ')
+                    || got_flags != set(flag_set, ',')
+                {
                     failures.push(format!(
                         "line {line_no}: {sql}\n    want {kinds} | {actions} | {flag_set}\n    got  {} | {} | {}",
                         got_kinds.join(","),
@@ -91,13 +99,25 @@ fn corpus() {
             }
         }
     }
-    assert!(cases >= 150, "the corpus holds {cases} cases; at least 150 are required");
-    assert!(failures.is_empty(), "{} of {cases} cases differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        cases >= 150,
+        "the corpus holds {cases} cases; at least 150 are required"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn statement_texts_are_split_out() {
-    let a = analyze_uncached("SELECT 1;  DELETE FROM t WHERE x = ';' ;", ParseMode::default()).unwrap();
+    let a = analyze_uncached(
+        "SELECT 1;  DELETE FROM t WHERE x = ';' ;",
+        ParseMode::default(),
+    )
+    .unwrap();
     let texts: Vec<&str> = a.statements.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(texts, vec!["SELECT 1", "DELETE FROM t WHERE x = ';'"]);
 }
@@ -108,9 +128,23 @@ fn backslash_mode_changes_what_a_literal_hides() {
     // DELETE is inside the literal; with it on, the literal ends early.
     let sql = r"SELECT 'a\'; DELETE FROM t; --'";
     let on = analyze_uncached(sql, ParseMode::default()).unwrap();
-    assert_eq!(on.statements.len(), 2, "standard strings: a real DELETE follows");
-    let off = analyze_uncached(sql, ParseMode { backslash_escapes: true }).unwrap();
-    assert_eq!(off.statements.len(), 1, "backslash escapes: one SELECT of a literal");
+    assert_eq!(
+        on.statements.len(),
+        2,
+        "standard strings: a real DELETE follows"
+    );
+    let off = analyze_uncached(
+        sql,
+        ParseMode {
+            backslash_escapes: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        off.statements.len(),
+        1,
+        "backslash escapes: one SELECT of a literal"
+    );
 }
 
 #[test]

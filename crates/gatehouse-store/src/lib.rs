@@ -153,8 +153,9 @@ impl Store for SqliteStore {
             };
             sqlx::query(
                 "INSERT INTO statements (session_id, seq, protocol, text, params_json, started_at, \
-                 duration_us, status, command_tag, rows_affected, sqlstate, error_message) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
+                 decision, decision_policies_json, policy_mode, decision_reason) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(st.session_id.to_string())
             .bind(st.seq as i64)
@@ -168,6 +169,10 @@ impl Store for SqliteStore {
             .bind(rows)
             .bind(sqlstate)
             .bind(message)
+            .bind(st.decision.as_ref().map(|d| d.decision.as_str()))
+            .bind(st.decision.as_ref().map(|d| rows::to_json(&d.policies)).transpose()?)
+            .bind(st.decision.as_ref().map(|d| d.mode.as_str()))
+            .bind(st.decision.as_ref().and_then(|d| d.reason.as_deref()))
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;

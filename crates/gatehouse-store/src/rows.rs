@@ -1,8 +1,8 @@
 //! Row types and their conversion into domain types.
 
 use gatehouse_core::{
-    Identity, SessionEndFields, SessionEndReason, SessionId, SessionStart, SessionSummary,
-    StatementOutcome, StatementRecord, StoreError, Timestamp, TokenId, TokenRecord,
+    DecisionRecord, Identity, SessionEndFields, SessionEndReason, SessionId, SessionStart,
+    SessionSummary, StatementOutcome, StatementRecord, StoreError, Timestamp, TokenId, TokenRecord,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -115,6 +115,10 @@ pub(crate) struct StatementRow {
     rows_affected: Option<i64>,
     sqlstate: Option<String>,
     error_message: Option<String>,
+    decision: Option<String>,
+    decision_policies_json: Option<String>,
+    policy_mode: Option<String>,
+    decision_reason: Option<String>,
 }
 
 impl TryFrom<StatementRow> for StatementRecord {
@@ -143,6 +147,18 @@ impl TryFrom<StatementRow> for StatementRecord {
             started_at: Timestamp::from_unix_millis(r.started_at),
             duration_us: r.duration_us as u64,
             outcome,
+            decision: match r.decision {
+                Some(decision) => Some(DecisionRecord {
+                    decision,
+                    policies: match r.decision_policies_json {
+                        Some(j) => from_json("decision policies", &j)?,
+                        None => Vec::new(),
+                    },
+                    mode: r.policy_mode.unwrap_or_default(),
+                    reason: r.decision_reason,
+                }),
+                None => None,
+            },
         })
     }
 }

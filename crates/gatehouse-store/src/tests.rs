@@ -73,6 +73,12 @@ async fn sessions_and_statements_round_trip() {
             command_tag: "SELECT 1".into(),
             rows: Some(1),
         },
+        decision: Some(gatehouse_core::DecisionRecord {
+            decision: "allow".into(),
+            policies: vec!["ci-read".into()],
+            mode: "enforce".into(),
+            reason: None,
+        }),
     };
     let end = SessionEnd {
         id: start.id,

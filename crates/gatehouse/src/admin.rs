@@ -6,7 +6,7 @@
 use crate::config::RawConfig;
 use crate::serve::ADMIN_KEY_FILE;
 use anyhow::{anyhow, bail, Context, Result};
-use gatehouse_api::{CreateTokenRequest, CreatedToken, ErrorBody};
+use gatehouse_api::{CreateTokenRequest, CreatedToken, ErrorBody, PolicyReloaded};
 use gatehouse_core::{SessionDetail, SessionFilter, SessionSummary, TokenRecord};
 use serde::de::DeserializeOwned;
 use std::path::Path;
@@ -109,6 +109,12 @@ impl AdminClient {
                 .query(filter),
         )
         .await
+    }
+
+    /// Makes the gateway re-read its policy files.
+    pub async fn reload_policy(&self) -> Result<PolicyReloaded> {
+        self.send(self.http.post(format!("{}/v1/policy/reload", self.base)))
+            .await
     }
 
     /// One session with its statements.

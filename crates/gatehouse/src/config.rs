@@ -6,6 +6,7 @@
 //! as `serve` and `check-config` do. Both report every problem they find, each
 //! with the file, the key and the reason.
 
+use gatehouse_policy::{PolicyEngine, PolicyHandle, PolicyMode};
 use gatehouse_postgres::{BackendPassword, BackendTarget, BackendTls};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -75,6 +76,14 @@ struct TlsSection {
     key: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    files: Vec<String>,
+    #[serde(default)]
+    mode: PolicyMode,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 enum BackendTlsMode {
@@ -118,6 +127,7 @@ pub struct RawConfig {
     server: ServerSection,
     listeners: ListenersSection,
     tls: Option<TlsSection>,
+    policy: Option<PolicySection>,
     connections: Vec<ConnectionSection>,
 }
 
@@ -154,11 +164,18 @@ pub struct GatewayConfig {
     pub tls: TlsSource,
     /// Backends, in file order.
     pub connections: Vec<Arc<BackendTarget>>,
+    /// The policy, loaded and validated.
+    pub policy: Arc<PolicyHandle>,
+    /// Things that are valid but probably not meant.
+    pub warnings: Vec<String>,
 }
 
 /// Default REST API address.
 pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8089";
 const DEFAULT_DATA_DIR: &str = "./gatehouse-data";
+const MISSING_POLICY: &str = "no [policy] files: Gatehouse denies by default, so every connection \
+    will be refused; add [policy] files = [\"policies/starter.cedar\"] \
+    (examples/policies/starter.cedar is a starting point)";
 
 impl RawConfig {
     /// Reads and structurally checks `file`.
@@ -180,6 +197,7 @@ impl RawConfig {
         let mut server = ServerSection::default();
         let mut listeners = ListenersSection::default();
         let mut tls = None;
+        let mut policy = None;
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -190,6 +208,7 @@ impl RawConfig {
                     section(&key, value, &mut problems, file).map(|s| listeners = s)
                 }
                 "tls" => section(&key, value, &mut problems, file).map(|s| tls = Some(s)),
+                "policy" => section(&key, value, &mut problems, file).map(|s| policy = Some(s)),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -239,8 +258,28 @@ impl RawConfig {
             server,
             listeners,
             tls,
+            policy,
             connections,
         })
+    }
+
+    /// The policy files named in `[policy]`, relative to the config file's folder.
+    pub fn policy_files(&self) -> Option<Vec<PathBuf>> {
+        self.policy
+            .as_ref()
+            .map(|p| p.files.iter().map(|f| self.path(f)).collect())
+    }
+
+    /// The policy files, or a problem naming what to add.
+    pub fn require_policy_files(&self) -> Result<Vec<PathBuf>, ConfigProblems> {
+        match self.policy_files() {
+            Some(f) if !f.is_empty() => Ok(f),
+            _ => Err(ConfigProblems(vec![Problem {
+                file: self.file.clone(),
+                key: "policy.files".into(),
+                reason: MISSING_POLICY.into(),
+            }])),
+        }
     }
 
     /// The data directory, relative paths taken from the config file's folder.
@@ -332,6 +371,33 @@ impl RawConfig {
                     }
                 }
             }
+        };
+
+        let policy = match &self.policy {
+            Some(p) if !p.files.is_empty() => {
+                let paths: Vec<PathBuf> = p.files.iter().map(|f| self.path(f)).collect();
+                match PolicyEngine::load(&paths) {
+                    Ok(engine) => Some(Arc::new(PolicyHandle::new(engine, paths, p.mode))),
+                    Err(e) => {
+                        for pr in e.0 {
+                            problem("policy.files".into(), pr.to_string());
+                        }
+                        None
+                    }
+                }
+            }
+            _ => match PolicyEngine::from_sources(&[]) {
+                // No policies: valid, but default deny refuses every connection.
+                Ok(engine) => Some(Arc::new(PolicyHandle::new(
+                    engine,
+                    Vec::new(),
+                    PolicyMode::Enforce,
+                ))),
+                Err(e) => {
+                    problem("policy".into(), e.to_string());
+                    None
+                }
+            },
         };
 
         if self.connections.is_empty() {
@@ -513,21 +579,29 @@ impl RawConfig {
             }
         }
 
-        match (api_listen, postgres_listen, handshake_timeout, tls) {
-            (Some(api_listen), Some(postgres_listen), Some(handshake_timeout), Some(tls))
-                if problems.is_empty() =>
-            {
-                Ok(GatewayConfig {
-                    file: self.file.clone(),
-                    data_dir: self.data_dir(),
-                    api_listen,
-                    postgres_listen,
-                    plaintext_on_loopback: self.listeners.plaintext_on_loopback,
-                    handshake_timeout,
-                    tls,
-                    connections,
-                })
-            }
+        match (api_listen, postgres_listen, handshake_timeout, tls, policy) {
+            (
+                Some(api_listen),
+                Some(postgres_listen),
+                Some(handshake_timeout),
+                Some(tls),
+                Some(policy),
+            ) if problems.is_empty() => Ok(GatewayConfig {
+                file: self.file.clone(),
+                data_dir: self.data_dir(),
+                api_listen,
+                postgres_listen,
+                plaintext_on_loopback: self.listeners.plaintext_on_loopback,
+                handshake_timeout,
+                tls,
+                connections,
+                warnings: if self.policy.is_none() {
+                    vec![format!("{}: policy: {MISSING_POLICY}", self.file.display())]
+                } else {
+                    Vec::new()
+                },
+                policy,
+            }),
             _ => Err(ConfigProblems(problems)),
         }
     }

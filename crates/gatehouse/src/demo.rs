@@ -9,6 +9,18 @@ use anyhow::{anyhow, Context, Result};
 use gatehouse_api::CreateTokenRequest;
 
 const SAMPLE_SQL: &str = include_str!("demo/sample.sql");
+const STARTER_POLICY: &str = include_str!("../../../examples/policies/starter.cedar");
+/// The demo's own addition to the starter policies: the cancel walkthrough sleeps.
+const DEMO_POLICY: &str = r#"
+// Demo only: let the demo group call pg_sleep, to try cancelling a query.
+@id("demo-may-sleep")
+permit (
+  principal in Gatehouse::Group::"demo",
+  action == Gatehouse::Action::"function",
+  resource in Gatehouse::Connection::"app-db"
+)
+when { context.opaque_functions == ["pg_sleep"] };
+"#;
 
 fn port_or_free(preferred: u16) -> Result<u16> {
     match std::net::TcpListener::bind(("127.0.0.1", preferred)) {
@@ -38,6 +50,10 @@ pub async fn run() -> Result<()> {
     cluster.sql_file("app", &sample)?;
     eprintln!("Loaded the sample schema: customers (60 rows), orders (400 rows).");
 
+    std::fs::write(
+        work.path().join("policies.cedar"),
+        format!("{STARTER_POLICY}{DEMO_POLICY}"),
+    )?;
     let pw_file = work.path().join("app-db.password");
     crate::certs::write_private(&pw_file, backend_password.as_bytes())?;
     let pg_port = port_or_free(15432)?;
@@ -53,6 +69,9 @@ api_listen = "127.0.0.1:{api_port}"
 
 [listeners]
 postgres = "127.0.0.1:{pg_port}"
+
+[policy]
+files = ["policies.cedar"]
 
 [[connection]]
 name = "app-db"
@@ -97,6 +116,11 @@ Then try:
   SELECT full_name, email, country FROM customers LIMIT 5;
   SELECT status, count(*), sum(total_cents) / 100.0 AS total FROM orders GROUP BY status;
   SELECT pg_sleep(30);     -- press Ctrl-C in psql: the gateway forwards the cancel
+  DELETE FROM customers;   -- refused: the token's group "agents" is read-only
+
+The policies are in {policies}; ask why something is refused with:
+  gatehouse --config {cfg} policy explain --identity demo-agent --group demo --group agents \
+      --connection app-db --sql "DELETE FROM customers"
 
 See the session recorded, statement by statement (in another terminal):
   gatehouse --config {cfg} sessions list
@@ -106,6 +130,7 @@ Press Ctrl-C here to stop and delete everything."#,
         db_port = cluster.port(),
         api = gateway.api_addr,
         token = token.token,
+        policies = work.path().join("policies.cedar").display(),
     );
     serve::wait_for_signal().await?;
     eprintln!("\nStopping the gateway and the throwaway PostgreSQL…");

@@ -7,4 +7,5 @@ pub mod config;
 pub mod demo;
 pub mod output;
 pub mod pgcluster;
+pub mod policy_tools;
 pub mod serve;

@@ -4,9 +4,11 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use gatehouse::admin::AdminClient;
 use gatehouse::config::RawConfig;
+use gatehouse::policy_tools::{self, Question, TestFile};
 use gatehouse::{demo, output, serve};
 use gatehouse_api::CreateTokenRequest;
 use gatehouse_core::{SessionFilter, Timestamp};
+use gatehouse_policy::PolicyEngine;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -39,8 +41,54 @@ enum Command {
     /// Inspect recorded sessions (through the running gateway's API).
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Validate, explain, test and reload Cedar policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
     Demo,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Check policy files against the schema the gateway ships (default: the configuration's [policy] files).
+    Validate {
+        /// Policy files to check instead of the configuration's.
+        files: Vec<PathBuf>,
+    },
+    /// Show how a statement is analyzed and decided, and by which policies.
+    Explain {
+        /// Identity subject.
+        #[arg(long)]
+        identity: String,
+        /// A group of the identity (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Connection name (what the client puts in dbname).
+        #[arg(long)]
+        connection: String,
+        /// The SQL.
+        #[arg(long)]
+        sql: String,
+        /// The client's address.
+        #[arg(long, default_value = "127.0.0.1")]
+        client_ip: std::net::IpAddr,
+        /// Policy files instead of the configuration's (repeatable).
+        #[arg(long = "policy")]
+        policies: Vec<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a file of test cases ([[case]] identity, groups, connection, sql, expect); exits non-zero on a failure.
+    Test {
+        /// The TOML file of cases.
+        file: PathBuf,
+        /// Policy files instead of the configuration's (repeatable).
+        #[arg(long = "policy")]
+        policies: Vec<PathBuf>,
+    },
+    /// Make the running gateway re-read its policy files (as SIGHUP does).
+    Reload,
 }
 
 #[derive(Subcommand)]
@@ -154,7 +202,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve => {
             let path = config_path(&cli);
             let config = match RawConfig::parse(&path).and_then(|r| r.resolve()) {
-                Ok(c) => c,
+                Ok(c) => {
+                    for w in &c.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    c
+                }
                 Err(problems) => {
                     eprintln!("{problems}");
                     eprintln!(
@@ -171,6 +224,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let path = config_path(&cli);
             match RawConfig::parse(&path).and_then(|r| r.resolve()) {
                 Ok(c) => {
+                    for w in &c.warnings {
+                        eprintln!("warning: {w}");
+                    }
                     println!(
                         "{}: ok (postgres listener {}, API {}, {} connection(s))",
                         path.display(),
@@ -195,6 +251,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
             sessions(cmd, &client).await
         }
+        Command::Policy(cmd) => policy(&cli, cmd).await,
         Command::Demo => {
             demo::run().await?;
             Ok(ExitCode::SUCCESS)
@@ -286,4 +343,118 @@ async fn sessions(cmd: &SessionsCommand, client: &AdminClient) -> Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Policy files from `--policy`, else the configuration's [policy] files.
+fn policy_files(cli: &Cli, given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let path = config_path(cli);
+    let raw = RawConfig::parse(&path).map_err(|p| anyhow!("{p}"))?;
+    raw.require_policy_files().map_err(|p| anyhow!("{p}"))
+}
+
+fn load_policies(files: &[PathBuf]) -> Result<Option<PolicyEngine>> {
+    match PolicyEngine::load(files) {
+        Ok(e) => Ok(Some(e)),
+        Err(problems) => {
+            eprintln!("{problems}");
+            eprintln!("{} problem(s) found", problems.0.len());
+            Ok(None)
+        }
+    }
+}
+
+async fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode> {
+    match cmd {
+        PolicyCommand::Validate { files } => {
+            let files = policy_files(cli, files)?;
+            let Some(engine) = load_policies(&files)? else {
+                return Ok(ExitCode::from(2));
+            };
+            for f in engine.files() {
+                println!(
+                    "{}: ok, {} polic{} (sha256 {})",
+                    f.path.display(),
+                    f.policies,
+                    if f.policies == 1 { "y" } else { "ies" },
+                    f.sha256
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Explain {
+            identity,
+            groups,
+            connection,
+            sql,
+            client_ip,
+            policies,
+            json,
+        } => {
+            let files = policy_files(cli, policies)?;
+            let Some(engine) = load_policies(&files)? else {
+                return Ok(ExitCode::from(2));
+            };
+            let q = Question {
+                identity: identity.clone(),
+                groups: groups.clone(),
+                connection: connection.clone(),
+                sql: sql.clone(),
+                client_ip: *client_ip,
+            };
+            let e = policy_tools::explain(&engine, &q);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", policy_tools::render(&q, &e));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Test { file, policies } => {
+            let files = policy_files(cli, policies)?;
+            let Some(engine) = load_policies(&files)? else {
+                return Ok(ExitCode::from(2));
+            };
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
+            let cases: TestFile = toml::from_str(&text)
+                .map_err(|e| anyhow!("{}: {}", file.display(), e.to_string().trim()))?;
+            for c in &cases.case {
+                if !matches!(c.expect.as_str(), "allow" | "deny" | "review") {
+                    bail!(
+                        "{}: case {:?}: expect must be allow, deny or review, not {:?}",
+                        file.display(),
+                        c.name.as_deref().unwrap_or(&c.sql),
+                        c.expect
+                    );
+                }
+            }
+            let outcomes = policy_tools::run_tests(&engine, &cases.case);
+            let failed = outcomes.iter().filter(|o| !o.passed()).count();
+            for o in &outcomes {
+                let mark = if o.passed() { "ok  " } else { "FAIL" };
+                println!(
+                    "{mark} {} (expected {}, got {})",
+                    o.name, o.expected, o.detail
+                );
+            }
+            println!("{} passed, {} failed", outcomes.len() - failed, failed);
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        PolicyCommand::Reload => {
+            let client = AdminClient::new(admin_config(cli).as_deref(), cli.server.as_deref())?;
+            let r = client.reload_policy().await?;
+            for f in &r.files {
+                println!("{}: {} policies (sha256 {})", f.path, f.policies, f.sha256);
+            }
+            eprintln!("policy reloaded: generation {}", r.generation);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -150,6 +150,23 @@ fn statement_line(st: &StatementRecord, session_start: Timestamp) -> String {
         StatementOutcome::Incomplete => "incomplete (session ended before an answer)".into(),
     };
     let _ = writeln!(line, "{:>30}-> {result} in {took}", "");
+    if let Some(d) = &st.decision {
+        let by = if d.policies.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", d.policies.join(", "))
+        };
+        let why = d
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            line,
+            "{:>30}policy: {}{by} ({} mode){why}",
+            "", d.decision, d.mode
+        );
+    }
     line
 }
 

@@ -5,7 +5,8 @@ use crate::config::{GatewayConfig, TlsSource};
 use anyhow::{Context, Result};
 use gatehouse_api::{AdminKey, ApiState};
 use gatehouse_core::{SessionRecorder, Store};
-use gatehouse_postgres::{ListenerSettings, PostgresGateway};
+use gatehouse_postgres::{GateSettings, ListenerSettings, PostgresGateway};
+use gatehouse_sql::Analyzer;
 use gatehouse_store::SqliteStore;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,6 +17,9 @@ use tokio::task::JoinHandle;
 
 /// File name of the store inside the data directory.
 pub const STORE_FILE: &str = "gatehouse.db";
+/// Statements whose analysis is cached (by text).
+const ANALYSIS_CACHE_ENTRIES: usize = 10_000;
+
 /// File name of the admin key inside the data directory.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 
@@ -82,6 +86,10 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             .map(|c| (c.name.clone(), c.clone()))
             .collect(),
         handshake_timeout: config.handshake_timeout,
+        gate: GateSettings {
+            analyzer: Arc::new(Analyzer::new(ANALYSIS_CACHE_ENTRIES)),
+            policy: config.policy.clone(),
+        },
     };
     let gateway = PostgresGateway::new(settings, store.clone(), recorder);
     let pg_task = {
@@ -90,7 +98,11 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     };
     let api_task = {
         let mut rx = shutdown_rx;
-        let state = ApiState { store, admin_key };
+        let state = ApiState {
+            store,
+            admin_key,
+            policy: config.policy.clone(),
+        };
         tokio::spawn(async move {
             let stop = async move {
                 let _ = rx.wait_for(|s| *s).await;
@@ -100,15 +112,24 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             }
         })
     };
+    let reload_task = tokio::spawn(reload_on_sighup(
+        config.policy.clone(),
+        shutdown.subscribe(),
+    ));
+    let (engine, _) = config.policy.current();
+    for f in engine.files() {
+        tracing::info!(file = %f.path.display(), sha256 = %f.sha256, policies = f.policies, "policy loaded");
+    }
     tracing::info!(
         postgres = %postgres_addr, api = %format!("http://{api_addr}"),
-        connections = config.connections.len(), "gatehouse started"
+        connections = config.connections.len(), policy_mode = config.policy.mode().as_str(),
+        "gatehouse started"
     );
     Ok(RunningGateway {
         postgres_addr,
         api_addr,
         shutdown,
-        tasks: vec![pg_task, api_task],
+        tasks: vec![pg_task, api_task, reload_task],
         recorder_task,
         store: sqlite,
     })
@@ -125,6 +146,39 @@ impl RunningGateway {
         let _ = self.recorder_task.await;
         self.store.close().await;
         tracing::info!("gatehouse stopped");
+    }
+}
+
+/// Re-reads the policy files on every SIGHUP until shutdown. An invalid
+/// policy is rejected and the one in force stays.
+async fn reload_on_sighup(
+    policy: Arc<gatehouse_policy::PolicyHandle>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with `gatehouse policy reload`");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let p = policy.clone();
+                match tokio::task::spawn_blocking(move || p.reload()).await {
+                    Ok(Ok(engine)) => tracing::info!(
+                        generation = policy.generation(), policies = engine.policy_count(), "policy reloaded on SIGHUP"
+                    ),
+                    Ok(Err(problems)) => tracing::error!(
+                        %problems, "policy reload on SIGHUP rejected; the previous policy stays in force"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+                }
+            }
+            _ = stopped(&mut stop) => return,
+        }
     }
 }
 
@@ -168,4 +222,9 @@ fn ensure_admin_key(dir: &Path) -> Result<AdminKey> {
     certs::write_private(&path, format!("{text}\n").as_bytes())?;
     tracing::info!(path = %path.display(), "generated the admin key");
     Ok(AdminKey::from_text(&text))
+}
+
+/// Completes once `rx` reads true; the watch guard is dropped inside so the future stays `Send`.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }

@@ -395,6 +395,7 @@ async fn malformed_input_closes_only_that_connection() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut h = Harness::with(Options {
         plaintext_on_loopback: true,
+        ..Options::default()
     });
     let token = h.token("fuzzer", &[], "1h");
     let healthy = h.connect(&token, "app-db").await.unwrap();

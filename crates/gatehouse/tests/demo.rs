@@ -72,6 +72,16 @@ fn demo_runs_connects_replays_and_cleans_up() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "60");
 
+    // The starter policy refuses writes for the demo's agent token.
+    let out = run("DELETE FROM customers");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("permission denied"), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&run("select count(*) from customers").stdout).trim(),
+        "60"
+    );
+
     // Cancel a long query with Ctrl-C in psql.
     let sleeper = Command::new("sh")
         .arg("-c")

@@ -23,6 +23,25 @@ pub enum FrameError {
     },
 }
 
+/// What to do with an inspected message.
+#[derive(Debug)]
+pub enum Flow {
+    /// Forward it as it arrived.
+    Forward,
+    /// Send these bytes in its place.
+    Replace(bytes::BytesMut),
+}
+
+/// The result of one scan.
+#[derive(Debug)]
+pub struct Scanned {
+    /// Leading bytes that may be forwarded as they are.
+    pub forward: usize,
+    /// A message right after them to replace: the replacement, and the length
+    /// of the original message to skip.
+    pub replace: Option<(bytes::BytesMut, usize)>,
+}
+
 /// Walks a stream of typed messages as bytes arrive.
 ///
 /// Messages the caller wants to inspect are handed over whole; all others are
@@ -49,26 +68,33 @@ impl FrameScanner {
     /// Scans `buf` (the unforwarded bytes, starting at a position the scanner
     /// left off), calling `on_message(type, body)` for each complete message
     /// for which `inspect(type)` is true. Returns how many leading bytes of
-    /// `buf` may be forwarded now; the rest must be kept and more appended.
+    /// `buf` may be forwarded now (the rest must be kept and more appended),
+    /// or stops at a message the callback wants replaced.
     pub fn scan<E>(
         &mut self,
         buf: &[u8],
         inspect: impl Fn(u8) -> bool,
-        mut on_message: impl FnMut(u8, &[u8]) -> Result<(), E>,
-    ) -> Result<Result<usize, FrameError>, E> {
+        mut on_message: impl FnMut(u8, &[u8]) -> Result<Flow, E>,
+    ) -> Result<Result<Scanned, FrameError>, E> {
+        let done = |forward| {
+            Ok(Ok(Scanned {
+                forward,
+                replace: None,
+            }))
+        };
         let mut pos = 0;
         if self.skip > 0 {
             let k = self.skip.min(buf.len());
             self.skip -= k;
             pos = k;
             if self.skip > 0 {
-                return Ok(Ok(pos));
+                return done(pos);
             }
         }
         loop {
             let rest = &buf[pos..];
             if rest.len() < 5 {
-                return Ok(Ok(pos));
+                return done(pos);
             }
             let ty = rest[0];
             let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]);
@@ -88,15 +114,22 @@ impl FrameScanner {
                     }));
                 }
                 if rest.len() < total {
-                    return Ok(Ok(pos));
+                    return done(pos);
                 }
-                on_message(ty, &rest[5..total])?;
-                pos += total;
+                match on_message(ty, &rest[5..total])? {
+                    Flow::Forward => pos += total,
+                    Flow::Replace(with) => {
+                        return Ok(Ok(Scanned {
+                            forward: pos,
+                            replace: Some((with, total)),
+                        }))
+                    }
+                }
             } else if rest.len() >= total {
                 pos += total;
             } else {
                 self.skip = total - rest.len();
-                return Ok(Ok(buf.len()));
+                return done(buf.len());
             }
         }
     }

@@ -12,7 +12,7 @@ pub mod frontend;
 pub mod startup;
 
 pub use cursor::Cursor;
-pub use frame::{FrameError, FrameScanner};
+pub use frame::{Flow, FrameError, FrameScanner, Scanned};
 
 /// A message the gateway cannot accept.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

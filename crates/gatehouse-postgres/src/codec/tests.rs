@@ -130,11 +130,12 @@ fn scan_in_chunks(stream: &[u8], chunk: usize) -> (Vec<(u8, Vec<u8>)>, usize) {
                 |t| t != b'D',
                 |t, b| {
                     seen.push((t, b.to_vec()));
-                    Ok(())
+                    Ok(Flow::Forward)
                 },
             )
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .forward;
         forwarded += n;
         pending.drain(..n);
     }
@@ -160,8 +161,8 @@ proptest! {
         let mut pending = Vec::new();
         for piece in data.chunks(chunk) {
             pending.extend_from_slice(piece);
-            match sc.scan::<()>(&pending, |t| t % 2 == 0, |_, _| Ok(())).unwrap() {
-                Ok(n) => { pending.drain(..n); }
+            match sc.scan::<()>(&pending, |t| t % 2 == 0, |_, _| Ok(Flow::Forward)).unwrap() {
+                Ok(n) => { pending.drain(..n.forward); }
                 Err(_) => break,
             }
         }
@@ -197,4 +198,32 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn scanner_stops_at_a_replaced_message() {
+    let stream = frames(&[
+        (b'Q', b"a\0".to_vec()),
+        (b'Q', b"b\0".to_vec()),
+        (b'Q', b"c\0".to_vec()),
+    ]);
+    let mut sc = FrameScanner::new(1024);
+    let r = sc
+        .scan::<()>(
+            &stream,
+            |_| true,
+            |_, body| {
+                Ok(if body == b"b\0" {
+                    Flow::Replace(BytesMut::from(&b"X"[..]))
+                } else {
+                    Flow::Forward
+                })
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.forward, 7, "the first message is forwarded");
+    let (with, skip) = r.replace.unwrap();
+    assert_eq!(&with[..], b"X");
+    assert_eq!(skip, 7, "the second is replaced whole");
 }

@@ -52,7 +52,34 @@ fn error(code: &str, msg: &str) -> BytesMut {
 }
 
 fn tracker() -> Tracker {
-    Tracker::new(SessionId::new())
+    let engine = gatehouse_policy::PolicyEngine::from_sources(&[(
+        std::path::PathBuf::from("allow-all.cedar"),
+        "permit (principal, action, resource);".to_string(),
+    )])
+    .unwrap();
+    let policy = std::sync::Arc::new(gatehouse_policy::PolicyHandle::new(
+        engine,
+        Vec::new(),
+        gatehouse_policy::PolicyMode::Enforce,
+    ));
+    let settings = crate::gate::GateSettings {
+        analyzer: std::sync::Arc::new(gatehouse_sql::Analyzer::new(64)),
+        policy,
+    };
+    let identity = gatehouse_core::Identity {
+        subject: "t".into(),
+        groups: vec![],
+        source: gatehouse_core::IdentitySource::ServiceToken {
+            token_id: "x".into(),
+        },
+    };
+    let gate = Gate::new(
+        settings,
+        identity,
+        "app-db".into(),
+        "127.0.0.1".parse().unwrap(),
+    );
+    Tracker::new(SessionId::new(), gate)
 }
 
 #[test]

@@ -13,11 +13,27 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
+/// A policy that permits everything: the data-path tests are not about policy.
+pub const ALLOW_ALL: &str = "@id(\"allow-all\")\npermit (principal, action, resource);\n";
+
 /// What differs between harnesses.
-#[derive(Default)]
 pub struct Options {
     /// `[listeners] plaintext_on_loopback = true`, for raw-socket tests.
     pub plaintext_on_loopback: bool,
+    /// Policy text (default: permit everything).
+    pub policy: Option<String>,
+    /// `enforce` or `audit`.
+    pub policy_mode: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            plaintext_on_loopback: false,
+            policy: None,
+            policy_mode: "enforce",
+        }
+    }
 }
 
 pub struct Harness {
@@ -31,6 +47,7 @@ pub struct Harness {
     /// Backend passwords: they must never leave the gateway.
     pub backend_passwords: Vec<String>,
     pub ca_pem: String,
+    pub policy_file: PathBuf,
     gateway: Option<Child>,
 }
 
@@ -84,6 +101,8 @@ impl Harness {
         let pg_port = free_port().unwrap();
         let api_port = free_port().unwrap();
         let closed_port = free_port().unwrap();
+        let policy_file = dir.path().join("policy.cedar");
+        std::fs::write(&policy_file, opts.policy.as_deref().unwrap_or(ALLOW_ALL)).unwrap();
         let db_port = cluster.port();
         let config = dir.path().join("gatehouse.toml");
         std::fs::write(
@@ -101,6 +120,10 @@ plaintext_on_loopback = {plain}
 [tls]
 cert = "gateway.pem"
 key = "gateway.key"
+
+[policy]
+files = ["{policy_file}"]
+mode = "{policy_mode}"
 
 [[connection]]
 name = "app-db"
@@ -154,7 +177,9 @@ password_env = "GATEHOUSE_TEST_APP_PASSWORD"
 backend_tls = "disable"
 connect_timeout = "3s"
 "#,
-                plain = opts.plaintext_on_loopback
+                plain = opts.plaintext_on_loopback,
+                policy_file = policy_file.display(),
+                policy_mode = opts.policy_mode,
             ),
         )
         .unwrap();
@@ -168,6 +193,7 @@ connect_timeout = "3s"
             api_port,
             backend_passwords: vec![app_pw, md5_pw, plain_pw],
             ca_pem: ca.cert_pem(),
+            policy_file,
             gateway: None,
         };
         h.start_gateway();

@@ -1,0 +1,327 @@
+//! The gate: every statement a client sends is analyzed and decided before
+//! any of it reaches the backend.
+//!
+//! A refused statement is not dropped from the stream but replaced by a
+//! *poison* message that fails at parse time on the backend and contains
+//! nothing of the statement. The backend then behaves exactly as if the
+//! statement had failed: it aborts the transaction block or the extended
+//! protocol batch, skips to Sync, and answers every earlier message in order.
+//! The tracker swaps the backend's error for the gateway's refusal, so the
+//! client sees why, at the right place in the stream.
+
+use crate::codec::backend::{error_response, ErrorNotice};
+use crate::codec::startup::{patch_len, put_cstr};
+use bytes::{BufMut, BytesMut};
+use gatehouse_core::{DecisionRecord, Identity, Timestamp};
+use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
+use gatehouse_sql::{Analyzer, ParseMode, SqlError, StatementAnalysis};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What every session's gate shares.
+#[derive(Clone)]
+pub struct GateSettings {
+    /// Statement analysis with its cache.
+    pub analyzer: Arc<Analyzer>,
+    /// The policy in force.
+    pub policy: Arc<PolicyHandle>,
+}
+
+/// The text sent to the backend in place of a refused statement: a comment
+/// that says what happened, then a lone operator, a certain syntax error.
+const POISON_SQL: &str = "/* gatehouse refused this statement by policy */ !";
+/// A portal that never exists, for refused Executes.
+const POISON_PORTAL: &str = "gatehouse refused portal";
+
+/// A decided statement.
+pub(crate) struct Verdict {
+    pub(crate) record: DecisionRecord,
+    /// The ErrorResponse to give the client instead of running it.
+    pub(crate) refusal: Option<Refusal>,
+}
+
+/// A refusal: the client's error, and the SQLSTATE and message to record.
+pub(crate) struct Refusal {
+    pub(crate) error: BytesMut,
+    pub(crate) sqlstate: &'static str,
+    pub(crate) message: String,
+}
+
+/// What the gate knows of one prepared statement (extended protocol).
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    pub(crate) text: Arc<str>,
+    pub(crate) analysis: Option<Arc<StatementAnalysis>>,
+    pub(crate) decision: DecisionRecord,
+    pub(crate) generation: u64,
+    pub(crate) refused: bool,
+}
+
+/// Per-session gate state.
+pub(crate) struct Gate {
+    settings: GateSettings,
+    identity: Identity,
+    connection: String,
+    client_ip: IpAddr,
+    pub(crate) parse_mode: ParseMode,
+    /// SQL-level `PREPARE name AS …`.
+    sql_prepared: HashMap<String, Arc<StatementAnalysis>>,
+}
+
+impl Gate {
+    pub(crate) fn new(
+        settings: GateSettings,
+        identity: Identity,
+        connection: String,
+        client_ip: IpAddr,
+    ) -> Self {
+        Self {
+            settings,
+            identity,
+            connection,
+            client_ip,
+            parse_mode: ParseMode::default(),
+            sql_prepared: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.settings.policy.generation()
+    }
+
+    /// Decides a query string (simple protocol) or a Parse (extended).
+    /// Returns the verdict and, for a single-statement text, its analysis.
+    pub(crate) fn decide_text(
+        &mut self,
+        sql: &str,
+        protocol: &str,
+    ) -> (Verdict, Option<Arc<StatementAnalysis>>) {
+        let analysis = self.settings.analyzer.analyze(sql, self.parse_mode);
+        let analysis = match analysis.as_ref() {
+            Ok(a) => a,
+            Err(e) => return (self.unparseable(e), None),
+        };
+        // EXECUTE of a SQL-level prepared statement is what was prepared.
+        let mut resolved: Vec<Arc<StatementAnalysis>> =
+            Vec::with_capacity(analysis.statements.len());
+        for st in &analysis.statements {
+            match &st.executes {
+                Some(name) => match self.sql_prepared.get(name) {
+                    Some(p) => resolved.push(p.clone()),
+                    None => {
+                        let reason = format!(
+                            "EXECUTE {name}: no statement of that name was prepared through the gateway in this session"
+                        );
+                        return (self.refuse_reason("deny", Vec::new(), reason), None);
+                    }
+                },
+                None => resolved.push(Arc::new(st.clone())),
+            }
+        }
+        let verdict = self.decide(&resolved, protocol);
+        if verdict.refusal.is_none() {
+            for st in &analysis.statements {
+                if let Some(name) = &st.prepares {
+                    self.sql_prepared.insert(name.clone(), Arc::new(st.clone()));
+                }
+                match &st.deallocates {
+                    Some(Some(name)) => {
+                        self.sql_prepared.remove(name);
+                    }
+                    Some(None) => self.sql_prepared.clear(),
+                    None => {}
+                }
+            }
+        }
+        let single = (resolved.len() == 1).then(|| resolved.swap_remove(0));
+        (verdict, single)
+    }
+
+    /// Decides already analyzed statements (a re-check at Execute after a policy reload,
+    /// or a FunctionCall).
+    pub(crate) fn decide(&self, statements: &[Arc<StatementAnalysis>], protocol: &str) -> Verdict {
+        let refs: Vec<&StatementAnalysis> = statements.iter().map(|s| s.as_ref()).collect();
+        let (engine, _) = self.settings.policy.current();
+        let decision = engine.decide_statements(&StatementRequest {
+            identity: &self.identity,
+            connection: &self.connection,
+            client_ip: self.client_ip,
+            now: Timestamp::now(),
+            protocol,
+            approved: false,
+            statements: &refs,
+        });
+        self.verdict(decision)
+    }
+
+    fn verdict(&self, decision: Decision) -> Verdict {
+        let mode = self.settings.policy.mode();
+        let policies = decision.policies().to_vec();
+        match (decision, mode) {
+            (Decision::Allow { .. }, _) => Verdict {
+                record: DecisionRecord {
+                    decision: "allow".into(),
+                    policies,
+                    mode: mode.as_str().into(),
+                    reason: None,
+                },
+                refusal: None,
+            },
+            (Decision::Deny { reason, .. }, PolicyMode::Audit) => {
+                self.shadow("shadow_deny", policies, reason)
+            }
+            (Decision::Review { reason, .. }, PolicyMode::Audit) => {
+                self.shadow("shadow_review", policies, reason)
+            }
+            (Decision::Deny { reason, .. }, PolicyMode::Enforce) => {
+                self.refuse_reason("deny", policies, reason)
+            }
+            (Decision::Review { reason, routes, .. }, PolicyMode::Enforce) => {
+                let reason = format!("{reason} from route {}", routes.join(" or "));
+                self.refuse_reason("review", policies, reason)
+            }
+        }
+    }
+
+    fn shadow(&self, decision: &str, policies: Vec<String>, reason: String) -> Verdict {
+        tracing::info!(identity = %self.identity.subject, decision, %reason, "audit mode: letting through a statement the policy refuses");
+        Verdict {
+            record: DecisionRecord {
+                decision: decision.into(),
+                policies,
+                mode: PolicyMode::Audit.as_str().into(),
+                reason: Some(reason),
+            },
+            refusal: None,
+        }
+    }
+
+    /// A statement made by SQL `PREPARE` in this session.
+    pub(crate) fn sql_prepared(&self, name: &str) -> Option<Arc<StatementAnalysis>> {
+        self.sql_prepared.get(name).cloned()
+    }
+
+    /// Refuses with `reason` (no policy involved: the gateway cannot decide).
+    pub(crate) fn refuse(&self, reason: String) -> Verdict {
+        self.refuse_reason("deny", Vec::new(), reason)
+    }
+
+    fn refuse_reason(&self, decision: &str, policies: Vec<String>, reason: String) -> Verdict {
+        let (message, hint) = if decision == "review" {
+            (
+                format!("gatehouse: approval required: {reason}"),
+                "this statement may run only once approved; approvals are not yet available on this gateway, \
+                 so ask its operator, or check with `gatehouse policy explain`",
+            )
+        } else {
+            (
+                format!("gatehouse: permission denied: {reason}"),
+                "nothing of the statement reached the database; check the policy with `gatehouse policy explain`",
+            )
+        };
+        let detail = if policies.is_empty() {
+            "decided by default deny (no policy permits it)".to_string()
+        } else {
+            format!("decided by policy {}", policies.join(", "))
+        };
+        Verdict {
+            record: DecisionRecord {
+                decision: decision.into(),
+                policies,
+                mode: PolicyMode::Enforce.as_str().into(),
+                reason: Some(reason),
+            },
+            refusal: Some(refusal("42501", message, Some(&detail), hint)),
+        }
+    }
+
+    fn unparseable(&self, e: &SqlError) -> Verdict {
+        let message = format!("gatehouse: {e}");
+        Verdict {
+            record: DecisionRecord {
+                decision: "deny".into(),
+                policies: Vec::new(),
+                mode: self.settings.policy.mode().as_str().into(),
+                reason: Some(e.to_string()),
+            },
+            // Unparseable statements are refused in every mode: what cannot be
+            // understood cannot be decided.
+            refusal: Some(refusal(
+                "42601",
+                message,
+                None,
+                "gatehouse parses every statement with PostgreSQL's own parser and refuses what it cannot parse",
+            )),
+        }
+    }
+}
+
+fn refusal(sqlstate: &'static str, message: String, detail: Option<&str>, hint: &str) -> Refusal {
+    let mut error = BytesMut::new();
+    error_response(
+        &mut error,
+        &ErrorNotice {
+            severity: "ERROR",
+            code: sqlstate,
+            message: &message,
+            detail,
+            hint: Some(hint),
+        },
+    );
+    Refusal {
+        error,
+        sqlstate,
+        message,
+    }
+}
+
+/// A Query carrying the poison text.
+pub(crate) fn poison_query() -> BytesMut {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_u8(b'Q');
+    let start = out.len();
+    out.put_i32(0);
+    put_cstr(&mut out, POISON_SQL);
+    patch_len(&mut out, start);
+    out
+}
+
+/// A Parse of the poison text under the client's statement name.
+pub(crate) fn poison_parse(name: &str) -> BytesMut {
+    let mut out = BytesMut::with_capacity(64 + name.len());
+    out.put_u8(b'P');
+    let start = out.len();
+    out.put_i32(0);
+    put_cstr(&mut out, name);
+    put_cstr(&mut out, POISON_SQL);
+    out.put_i16(0);
+    patch_len(&mut out, start);
+    out
+}
+
+/// An Execute of a portal that does not exist.
+pub(crate) fn poison_execute() -> BytesMut {
+    let mut out = BytesMut::with_capacity(40);
+    out.put_u8(b'E');
+    let start = out.len();
+    out.put_i32(0);
+    put_cstr(&mut out, POISON_PORTAL);
+    out.put_i32(0);
+    patch_len(&mut out, start);
+    out
+}
+
+/// A FunctionCall of OID 0, which does not exist.
+pub(crate) fn poison_function_call() -> BytesMut {
+    let mut out = BytesMut::with_capacity(16);
+    out.put_u8(b'F');
+    let start = out.len();
+    out.put_i32(0);
+    out.put_i32(0); // function oid
+    out.put_i16(0); // argument format codes
+    out.put_i16(0); // arguments
+    out.put_i16(0); // result format
+    patch_len(&mut out, start);
+    out
+}
