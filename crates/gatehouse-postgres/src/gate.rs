@@ -105,7 +105,19 @@ impl Gate {
         // EXECUTE of a SQL-level prepared statement is what was prepared.
         let mut resolved: Vec<Arc<StatementAnalysis>> =
             Vec::with_capacity(analysis.statements.len());
-        for st in &analysis.statements {
+        for (i, st) in analysis.statements.iter().enumerate() {
+            // A PREPARE earlier in the same string counts too.
+            let earlier = st.executes.as_ref().and_then(|name| {
+                analysis.statements[..i]
+                    .iter()
+                    .rev()
+                    .find(|p| p.prepares.as_deref() == Some(name.as_str()))
+                    .map(|p| Arc::new(p.clone()))
+            });
+            if let Some(p) = earlier {
+                resolved.push(p);
+                continue;
+            }
             match &st.executes {
                 Some(name) => match self.sql_prepared.get(name) {
                     Some(p) => resolved.push(p.clone()),

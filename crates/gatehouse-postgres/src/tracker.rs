@@ -396,68 +396,39 @@ impl Tracker {
         }
     }
 
-    fn finish(&mut self, s: InFlight) {
-        let outcome = match s.error {
+    fn finish(&mut self, mut s: InFlight) {
+        let outcome = match s.error.take() {
             Some((sqlstate, message)) => StatementOutcome::Error { sqlstate, message },
             None => StatementOutcome::Ok {
-                command_tag: s.tags,
+                command_tag: std::mem::take(&mut s.tags),
                 rows: s.rows,
             },
         };
-        self.done.push(record(
-            self.session_id,
-            s.kind,
-            s.seq,
-            s.text,
-            s.params,
-            s.started_at,
-            s.t0,
-            outcome,
-        ));
+        self.done.push(record(self.session_id, s, outcome));
     }
 
     /// Statements still waiting for an answer when the session ends.
     pub(crate) fn drain_incomplete(&mut self) {
         while let Some(p) = self.pending.pop_front() {
             if let Pending::Statement(s) = p {
-                let mut r = record(
-                    self.session_id,
-                    s.kind,
-                    s.seq,
-                    s.text,
-                    s.params,
-                    s.started_at,
-                    s.t0,
-                    StatementOutcome::Incomplete,
-                );
-                r.decision = s.decision;
+                let r = record(self.session_id, s, StatementOutcome::Incomplete);
                 self.done.push(r);
             }
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    session_id: SessionId,
-    kind: Kind,
-    seq: u64,
-    text: Arc<str>,
-    params: Vec<Option<String>>,
-    started_at: Timestamp,
-    t0: Instant,
-    outcome: StatementOutcome,
-) -> StatementRecord {
+fn record(session_id: SessionId, s: InFlight, outcome: StatementOutcome) -> StatementRecord {
     StatementRecord {
         session_id,
-        seq,
-        protocol: kind.as_str().to_string(),
-        text: text.to_string(),
-        params,
-        started_at,
-        duration_us: t0.elapsed().as_micros() as u64,
+        seq: s.seq,
+        protocol: s.kind.as_str().to_string(),
+        text: s.text.to_string(),
+        params: s.params,
+        started_at: s.started_at,
+        duration_us: s.t0.elapsed().as_micros() as u64,
         outcome,
-        decision: None,
+        decision: s.decision,
     }
 }
 
