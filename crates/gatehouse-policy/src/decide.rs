@@ -5,11 +5,11 @@ use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
     RestrictedExpression,
 };
+
 use gatehouse_core::{Identity, IdentitySource, Timestamp};
 use gatehouse_sql::{ActionKind, StatementAnalysis};
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
-use std::str::FromStr;
 
 /// Schema used for unqualified table names.
 const DEFAULT_SCHEMA: &str = "public";
@@ -44,10 +44,8 @@ pub struct StatementRequest<'a> {
     pub statements: &'a [&'a StatementAnalysis],
 }
 
-fn uid(ty: &str, id: &str) -> EntityUid {
-    // The type names are fixed strings of the shipped schema.
-    let ty = EntityTypeName::from_str(ty).unwrap_or_else(|e| panic!("entity type {ty}: {e}"));
-    EntityUid::from_type_name_and_id(ty, EntityId::new(id))
+fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
 }
 
 fn s(v: &str) -> RestrictedExpression {
@@ -66,11 +64,11 @@ struct Built {
 
 impl PolicyEngine {
     fn base_entities(&self, identity: &Identity, connection: &str) -> Result<Built, String> {
-        let principal = uid("Gatehouse::Identity", &identity.subject);
+        let principal = uid(&self.names.identity, &identity.subject);
         let groups: Vec<EntityUid> = identity
             .groups
             .iter()
-            .map(|g| uid("Gatehouse::Group", g))
+            .map(|g| uid(&self.names.group, g))
             .collect();
         let source = match identity.source {
             IdentitySource::ServiceToken { .. } => "service_token",
@@ -93,7 +91,7 @@ impl PolicyEngine {
                 .into_iter()
                 .map(|g| Entity::new_no_attrs(g, HashSet::new())),
         );
-        let conn = uid("Gatehouse::Connection", connection);
+        let conn = uid(&self.names.connection, connection);
         entities.push(
             Entity::new(
                 conn.clone(),
@@ -113,21 +111,39 @@ impl PolicyEngine {
         })
     }
 
-    fn time_pairs(now: Timestamp, client_ip: IpAddr) -> Vec<(String, RestrictedExpression)> {
+    fn time_pairs(&self, now: Timestamp, client_ip: IpAddr) -> Vec<(String, RestrictedExpression)> {
         let ms = now.unix_millis();
+        let ip = {
+            // Locks are held only to clone a value; a poisoned map is still a valid cache.
+            let mut ips = self.cache.ips.lock().unwrap_or_else(|p| p.into_inner());
+            if ips.len() > 4096 {
+                ips.clear();
+            }
+            ips.entry(client_ip)
+                .or_insert_with(|| RestrictedExpression::new_ip(client_ip.to_string()))
+                .clone()
+        };
+        let second = ms.div_euclid(1000);
+        let now_expr = {
+            let mut cached = self.cache.second.lock().unwrap_or_else(|p| p.into_inner());
+            match &*cached {
+                Some((s, e)) if *s == second => e.clone(),
+                _ => {
+                    let e = RestrictedExpression::new_datetime(
+                        Timestamp::from_unix_millis(second * 1000).rfc3339(),
+                    );
+                    *cached = Some((second, e.clone()));
+                    e
+                }
+            }
+        };
         let days = ms.div_euclid(86_400_000);
         let hour = ms.rem_euclid(86_400_000) / 3_600_000;
         // 1970-01-01 was a Thursday (ISO weekday 4).
         let weekday = (days + 3).rem_euclid(7) + 1;
         vec![
-            (
-                "client_ip".into(),
-                RestrictedExpression::new_ip(client_ip.to_string()),
-            ),
-            (
-                "now".into(),
-                RestrictedExpression::new_datetime(now.rfc3339()),
-            ),
+            ("client_ip".into(), ip),
+            ("now".into(), now_expr),
             ("hour".into(), RestrictedExpression::new_long(hour)),
             ("weekday".into(), RestrictedExpression::new_long(weekday)),
         ]
@@ -142,15 +158,16 @@ impl PolicyEngine {
         context: Context,
         entities: &Entities,
     ) -> Result<Response, String> {
-        let action = uid("Gatehouse::Action", action);
-        let req = Request::new(
-            principal.clone(),
-            action,
-            resource.clone(),
-            context,
-            Some(&self.schema),
-        )
-        .map_err(|e| format!("request does not fit the policy schema: {e}"))?;
+        let action = self
+            .names
+            .actions
+            .get(action)
+            .cloned()
+            .ok_or_else(|| format!("unknown action {action}"))?;
+        // Requests are built by this module to fit the shipped schema, against
+        // which every policy was validated at load; an evaluation error denies.
+        let req = Request::new(principal.clone(), action, resource.clone(), context, None)
+            .map_err(|e| format!("invalid request: {e}"))?;
         Ok(Authorizer::new().is_authorized(&req, set, entities))
     }
 
@@ -221,11 +238,11 @@ impl PolicyEngine {
             Ok(b) => b,
             Err(e) => return deny_error(e),
         };
-        let entities = match Entities::from_entities(built.entities, Some(&self.schema)) {
+        let entities = match Entities::from_entities(built.entities, None) {
             Ok(e) => e,
             Err(e) => return deny_error(e.to_string()),
         };
-        let pairs = Self::time_pairs(r.now, r.client_ip);
+        let pairs = self.time_pairs(r.now, r.client_ip);
         let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
         let run = |set| {
             ctx().and_then(|c| {
@@ -266,7 +283,7 @@ impl PolicyEngine {
                     Some(t) => {
                         let q = t.qualified(DEFAULT_SCHEMA);
                         let id = format!("{}/{q}", r.connection);
-                        let table = uid("Gatehouse::Table", &id);
+                        let table = uid(&self.names.table, &id);
                         if seen_tables.insert(id.clone()) {
                             let schema = t.schema.as_deref().unwrap_or(DEFAULT_SCHEMA);
                             match Entity::new(
@@ -295,7 +312,7 @@ impl PolicyEngine {
                 requests.push((what, st, a, resource));
             }
         }
-        let entities = match Entities::from_entities(entities, Some(&self.schema)) {
+        let entities = match Entities::from_entities(entities, None) {
             Ok(e) => e,
             Err(e) => return deny_error(e.to_string()),
         };
@@ -303,7 +320,7 @@ impl PolicyEngine {
         let mut allowed = BTreeSet::new();
         let mut review: Option<Decision> = None;
         for (what, st, a, resource) in requests {
-            let pairs = statement_pairs(r, st, a, multi);
+            let pairs = statement_pairs(self.time_pairs(r.now, r.client_ip), r, st, a, multi);
             let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
             let run = |set| {
                 ctx().and_then(|c| {
@@ -372,12 +389,12 @@ fn deny_error(e: String) -> Decision {
 }
 
 fn statement_pairs(
+    mut pairs: Vec<(String, RestrictedExpression)>,
     r: &StatementRequest<'_>,
     st: &StatementAnalysis,
     a: &gatehouse_sql::Action,
     multi: bool,
 ) -> Vec<(String, RestrictedExpression)> {
-    let mut pairs = PolicyEngine::time_pairs(r.now, r.client_ip);
     let tables = |write: bool| -> Vec<String> {
         st.actions
             .iter()

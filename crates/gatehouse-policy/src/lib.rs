@@ -18,8 +18,9 @@ pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
 
-use cedar_policy::{PolicySet, Schema};
+use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicySet};
 use std::collections::HashMap;
+use std::str::FromStr;
 
 /// The Cedar schema policies are validated against.
 pub const SCHEMA: &str = include_str!("gatehouse.cedarschema");
@@ -92,21 +93,74 @@ impl PolicyMode {
     }
 }
 
+/// Entity type names and action ids, parsed once: Cedar parses names with
+/// its full grammar, far too slow to do per request.
+pub(crate) struct Names {
+    pub(crate) identity: EntityTypeName,
+    pub(crate) group: EntityTypeName,
+    pub(crate) connection: EntityTypeName,
+    pub(crate) table: EntityTypeName,
+    pub(crate) actions: HashMap<&'static str, EntityUid>,
+}
+
+impl Names {
+    fn new() -> Self {
+        // These are fixed names of the shipped schema, covered by tests.
+        let ty = |s: &str| {
+            EntityTypeName::from_str(s).unwrap_or_else(|e| panic!("entity type {s}: {e}"))
+        };
+        let action = ty("Gatehouse::Action");
+        let mut actions = HashMap::new();
+        for name in std::iter::once("connect")
+            .chain(gatehouse_sql::ActionKind::ALL.iter().map(|k| k.as_str()))
+        {
+            actions.insert(
+                name,
+                EntityUid::from_type_name_and_id(action.clone(), EntityId::new(name)),
+            );
+        }
+        Self {
+            identity: ty("Gatehouse::Identity"),
+            group: ty("Gatehouse::Group"),
+            connection: ty("Gatehouse::Connection"),
+            table: ty("Gatehouse::Table"),
+            actions,
+        }
+    }
+}
+
+/// Extension values (`ip(…)`, `datetime(…)`) cost a parse each time Cedar
+/// builds one; these caches build each once.
+#[derive(Default)]
+pub(crate) struct ExtensionCache {
+    pub(crate) ips: std::sync::Mutex<HashMap<std::net::IpAddr, cedar_policy::RestrictedExpression>>,
+    pub(crate) second: std::sync::Mutex<Option<(i64, cedar_policy::RestrictedExpression)>>,
+}
+
 /// A loaded, validated policy set.
 pub struct PolicyEngine {
-    schema: Schema,
+    names: Names,
+    cache: ExtensionCache,
     all: PolicySet,
     /// The set without `@approval` forbids: does anything permit the request at all?
     without_approvals: PolicySet,
     /// `@approval` forbids: policy id -> route.
     approval_routes: HashMap<String, String>,
     files: Vec<PolicyFile>,
+    uses_time: bool,
 }
 
 impl PolicyEngine {
     /// The files the policies came from, with their SHA-256.
     pub fn files(&self) -> &[PolicyFile] {
         &self.files
+    }
+
+    /// Whether any policy may read the time (`now`, `hour`, `weekday`). When
+    /// none does, a decision depends only on who, where, from where and what,
+    /// and may be cached for a session.
+    pub fn uses_time(&self) -> bool {
+        self.uses_time
     }
 
     /// How many policies are loaded.

@@ -210,8 +210,22 @@ impl PolicyEngine {
         if !problems.is_empty() {
             return Err(PolicyLoadError(problems));
         }
+        // Conservative: any mention of a time attribute, even in a string, counts.
+        let uses_time = all.policies().any(|p| {
+            let text = p.to_string();
+            ["now", "hour", "weekday"].iter().any(|w| {
+                text.match_indices(w).any(|(i, _)| {
+                    let before = text[..i].chars().next_back();
+                    let after = text[i + w.len()..].chars().next();
+                    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                    !word(before) && !word(after)
+                })
+            })
+        });
         Ok(PolicyEngine {
-            schema,
+            names: crate::Names::new(),
+            cache: crate::ExtensionCache::default(),
+            uses_time,
             all,
             without_approvals,
             approval_routes,

@@ -202,3 +202,11 @@ fn invalid_policies_name_file_line_and_reason() {
 fn shipped_schema_parses() {
     let _ = load::schema();
 }
+
+#[test]
+fn time_dependence_is_detected() {
+    assert!(!engine().uses_time());
+    let timed = "permit (principal, action, resource) when { context.hour < 18 };";
+    let e = PolicyEngine::from_sources(&[(PathBuf::from("t.cedar"), timed.into())]).unwrap();
+    assert!(e.uses_time());
+}

@@ -35,6 +35,7 @@ const POISON_SQL: &str = "/* gatehouse refused this statement by policy */ !";
 const POISON_PORTAL: &str = "gatehouse refused portal";
 
 /// A decided statement.
+#[derive(Clone)]
 pub(crate) struct Verdict {
     pub(crate) record: DecisionRecord,
     /// The ErrorResponse to give the client instead of running it.
@@ -42,6 +43,7 @@ pub(crate) struct Verdict {
 }
 
 /// A refusal: the client's error, and the SQLSTATE and message to record.
+#[derive(Clone)]
 pub(crate) struct Refusal {
     pub(crate) error: BytesMut,
     pub(crate) sqlstate: &'static str,
@@ -67,7 +69,16 @@ pub(crate) struct Gate {
     pub(crate) parse_mode: ParseMode,
     /// SQL-level `PREPARE name AS …`.
     sql_prepared: HashMap<String, Arc<StatementAnalysis>>,
+    /// Verdicts by statement text, for policies that do not read the time:
+    /// everything else a decision depends on is fixed for the session.
+    /// One map per protocol, since the protocol is part of the policy context.
+    verdicts: [HashMap<Box<str>, CachedVerdict>; 2],
 }
+
+type CachedVerdict = (u64, Verdict, Option<Arc<StatementAnalysis>>);
+
+/// Verdicts remembered per session.
+const VERDICT_CACHE: usize = 1024;
 
 impl Gate {
     pub(crate) fn new(
@@ -83,6 +94,7 @@ impl Gate {
             client_ip,
             parse_mode: ParseMode::default(),
             sql_prepared: HashMap::new(),
+            verdicts: [HashMap::new(), HashMap::new()],
         }
     }
 
@@ -97,11 +109,39 @@ impl Gate {
         sql: &str,
         protocol: &str,
     ) -> (Verdict, Option<Arc<StatementAnalysis>>) {
+        let (engine, generation) = self.settings.policy.current();
+        let slot = usize::from(protocol != "simple");
+        if let Some((g, v, a)) = self.verdicts[slot].get(sql) {
+            if *g == generation {
+                return (v.clone(), a.clone());
+            }
+        }
+        let (verdict, single, cacheable) = self.decide_text_uncached(sql, protocol);
+        if cacheable && !engine.uses_time() && self.parse_mode == ParseMode::default() {
+            if self.verdicts[slot].len() >= VERDICT_CACHE {
+                self.verdicts[slot].clear();
+            }
+            self.verdicts[slot].insert(sql.into(), (generation, verdict.clone(), single.clone()));
+        }
+        (verdict, single)
+    }
+
+    /// Decides without the cache; also says whether the result may be cached
+    /// (not when the text prepares, executes or deallocates: those depend on session state).
+    fn decide_text_uncached(
+        &mut self,
+        sql: &str,
+        protocol: &str,
+    ) -> (Verdict, Option<Arc<StatementAnalysis>>, bool) {
         let analysis = self.settings.analyzer.analyze(sql, self.parse_mode);
         let analysis = match analysis.as_ref() {
             Ok(a) => a,
-            Err(e) => return (self.unparseable(e), None),
+            Err(e) => return (self.unparseable(e), None, true),
         };
+        let cacheable = analysis
+            .statements
+            .iter()
+            .all(|st| st.prepares.is_none() && st.executes.is_none() && st.deallocates.is_none());
         // EXECUTE of a SQL-level prepared statement is what was prepared.
         let mut resolved: Vec<Arc<StatementAnalysis>> =
             Vec::with_capacity(analysis.statements.len());
@@ -125,7 +165,7 @@ impl Gate {
                         let reason = format!(
                             "EXECUTE {name}: no statement of that name was prepared through the gateway in this session"
                         );
-                        return (self.refuse_reason("deny", Vec::new(), reason), None);
+                        return (self.refuse_reason("deny", Vec::new(), reason), None, false);
                     }
                 },
                 None => resolved.push(Arc::new(st.clone())),
@@ -147,7 +187,7 @@ impl Gate {
             }
         }
         let single = (resolved.len() == 1).then(|| resolved.swap_remove(0));
-        (verdict, single)
+        (verdict, single, cacheable)
     }
 
     /// Decides already analyzed statements (a re-check at Execute after a policy reload,
