@@ -59,6 +59,9 @@ struct InFlight {
     refusal: Option<Refusal>,
 }
 
+// The queue lives for the session and is reused; boxing the large variant
+// would cost an allocation per statement on the hot path.
+#[allow(clippy::large_enum_variant)]
 enum Pending {
     Statement(InFlight),
     Sync,
@@ -279,7 +282,9 @@ impl Tracker {
             b'F' => {
                 let oid = parse_function_call(body)?;
                 let analysis = Arc::new(StatementAnalysis::function_call(oid));
-                let verdict = self.gate.decide(&[analysis.clone()], "function_call");
+                let verdict = self
+                    .gate
+                    .decide(std::slice::from_ref(&analysis), "function_call");
                 let text = Arc::from(analysis.text.as_str());
                 self.gated(
                     Kind::FunctionCall,

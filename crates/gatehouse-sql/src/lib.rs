@@ -127,43 +127,48 @@ pub struct ParseMode {
     pub backslash_escapes: bool,
 }
 
+/// A cached analysis (or the reason the text cannot be analyzed).
+pub type CachedAnalysis = Arc<Result<Analysis, SqlError>>;
+
+type Cache = LruCache<String, CachedAnalysis>;
+
 /// Analyzes statements, with a bounded cache keyed by statement text.
 pub struct Analyzer {
-    cache: Mutex<LruCache<(String, ParseMode), Arc<Result<Analysis, SqlError>>>>,
+    /// One cache per parse mode, looked up by `&str` (no allocation on a hit).
+    caches: [Mutex<Cache>; 2],
     max_cached_len: usize,
 }
 
 impl Analyzer {
-    /// A cache of `capacity` entries; statements longer than 64 KiB are not cached.
+    /// A cache of `capacity` entries per parse mode; statements longer than 64 KiB are not cached.
     pub fn new(capacity: usize) -> Self {
+        let cap = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
-            )),
+            caches: [
+                Mutex::new(LruCache::new(cap)),
+                Mutex::new(LruCache::new(cap)),
+            ],
             max_cached_len: 64 * 1024,
         }
     }
 
     /// Analyzes `sql`, from the cache when it was seen before.
-    pub fn analyze(&self, sql: &str, mode: ParseMode) -> Arc<Result<Analysis, SqlError>> {
-        let key = (sql.to_string(), mode);
-        if let Some(hit) = self.lock().get(&key) {
+    pub fn analyze(&self, sql: &str, mode: ParseMode) -> CachedAnalysis {
+        let cache = &self.caches[usize::from(mode.backslash_escapes)];
+        if let Some(hit) = lock(cache).get(sql) {
             return hit.clone();
         }
         let result = Arc::new(analyze_uncached(sql, mode));
         if sql.len() <= self.max_cached_len {
-            self.lock().put(key, result.clone());
+            lock(cache).put(sql.to_string(), result.clone());
         }
         result
     }
+}
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, LruCache<(String, ParseMode), Arc<Result<Analysis, SqlError>>>>
-    {
-        // The cache holds only finished values; a panic elsewhere cannot leave it half-updated.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+    // The cache holds only finished values; a panic elsewhere cannot leave it half-updated.
+    cache.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Analyzes `sql` without the cache.

@@ -16,6 +16,9 @@ use sqlx::SqlitePool;
 use std::path::Path;
 use std::time::Duration;
 
+/// Statement rows per INSERT (16 columns each, well under SQLite's 32,766 parameters).
+const STATEMENT_ROWS_PER_INSERT: usize = 500;
+
 /// The embedded store: one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -133,49 +136,48 @@ impl Store for SqliteStore {
         ends: &[SessionEnd],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        for st in statements {
-            let (status, tag, rows, sqlstate, message) = match &st.outcome {
-                StatementOutcome::Ok { command_tag, rows } => (
-                    "ok",
-                    Some(command_tag.as_str()),
-                    rows.map(|r| r as i64),
-                    None,
-                    None,
-                ),
-                StatementOutcome::Error { sqlstate, message } => (
-                    "error",
-                    None,
-                    None,
-                    Some(sqlstate.as_str()),
-                    Some(message.as_str()),
-                ),
-                StatementOutcome::Incomplete => ("incomplete", None, None, None, None),
-            };
-            sqlx::query(
+        // Multi-row INSERTs: each statement is a round trip to SQLite's worker
+        // thread, so one per row would dominate the recorder's cost.
+        for chunk in statements.chunks(STATEMENT_ROWS_PER_INSERT) {
+            let mut rows_json = Vec::with_capacity(chunk.len());
+            for st in chunk {
+                let params = rows::to_json(&st.params)?;
+                let policies = st.decision.as_ref().map(|d| rows::to_json(&d.policies)).transpose()?;
+                rows_json.push((params, policies));
+            }
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO statements (session_id, seq, protocol, text, params_json, started_at, \
                  duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
-                 decision, decision_policies_json, policy_mode, decision_reason) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(st.session_id.to_string())
-            .bind(st.seq as i64)
-            .bind(&st.protocol)
-            .bind(&st.text)
-            .bind(rows::to_json(&st.params)?)
-            .bind(st.started_at.unix_millis())
-            .bind(st.duration_us as i64)
-            .bind(status)
-            .bind(tag)
-            .bind(rows)
-            .bind(sqlstate)
-            .bind(message)
-            .bind(st.decision.as_ref().map(|d| d.decision.as_str()))
-            .bind(st.decision.as_ref().map(|d| rows::to_json(&d.policies)).transpose()?)
-            .bind(st.decision.as_ref().map(|d| d.mode.as_str()))
-            .bind(st.decision.as_ref().and_then(|d| d.reason.as_deref()))
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+                 decision, decision_policies_json, policy_mode, decision_reason) ",
+            );
+            q.push_values(chunk.iter().zip(rows_json), |mut b, (st, (params, policies))| {
+                let (status, tag, rows, sqlstate, message) = match &st.outcome {
+                    StatementOutcome::Ok { command_tag, rows } => {
+                        ("ok", Some(command_tag.clone()), rows.map(|r| r as i64), None, None)
+                    }
+                    StatementOutcome::Error { sqlstate, message } => {
+                        ("error", None, None, Some(sqlstate.clone()), Some(message.clone()))
+                    }
+                    StatementOutcome::Incomplete => ("incomplete", None, None, None, None),
+                };
+                b.push_bind(st.session_id.to_string())
+                    .push_bind(st.seq as i64)
+                    .push_bind(st.protocol.clone())
+                    .push_bind(st.text.clone())
+                    .push_bind(params)
+                    .push_bind(st.started_at.unix_millis())
+                    .push_bind(st.duration_us as i64)
+                    .push_bind(status)
+                    .push_bind(tag)
+                    .push_bind(rows)
+                    .push_bind(sqlstate)
+                    .push_bind(message)
+                    .push_bind(st.decision.as_ref().map(|d| d.decision.clone()))
+                    .push_bind(policies)
+                    .push_bind(st.decision.as_ref().map(|d| d.mode.clone()))
+                    .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()));
+            });
+            q.build().execute(&mut *tx).await.map_err(unavailable)?;
         }
         for e in ends {
             sqlx::query(

@@ -111,3 +111,40 @@ async fn sessions_and_statements_round_trip() {
     };
     assert_eq!(store.list_sessions(&by_conn).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn large_batches_are_split_and_kept_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    let start = SessionStart {
+        id: SessionId::new(),
+        identity: identity(),
+        connection: "app-db".into(),
+        protocol: "postgres".into(),
+        client_addr: "127.0.0.1:1".into(),
+        client_user: "u".into(),
+        application_name: None,
+        started_at: Timestamp::from_unix_millis(1),
+    };
+    store.record_session_start(&start).await.unwrap();
+    let statements: Vec<StatementRecord> = (1..=1234u64)
+        .map(|seq| StatementRecord {
+            session_id: start.id,
+            seq,
+            protocol: "simple".into(),
+            text: format!("select {seq}"),
+            params: vec![],
+            started_at: Timestamp::from_unix_millis(seq as i64),
+            duration_us: seq,
+            outcome: if seq % 2 == 0 {
+                StatementOutcome::Ok { command_tag: "SELECT 1".into(), rows: Some(1) }
+            } else {
+                StatementOutcome::Error { sqlstate: "42501".into(), message: "no".into() }
+            },
+            decision: None,
+        })
+        .collect();
+    store.record_batch(&statements, &[]).await.unwrap();
+    let d = store.session(start.id).await.unwrap().unwrap();
+    assert_eq!(d.statements, statements);
+}
