@@ -142,7 +142,11 @@ impl Store for SqliteStore {
             let mut rows_json = Vec::with_capacity(chunk.len());
             for st in chunk {
                 let params = rows::to_json(&st.params)?;
-                let policies = st.decision.as_ref().map(|d| rows::to_json(&d.policies)).transpose()?;
+                let policies = st
+                    .decision
+                    .as_ref()
+                    .map(|d| rows::to_json(&d.policies))
+                    .transpose()?;
                 rows_json.push((params, policies));
             }
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -150,33 +154,44 @@ impl Store for SqliteStore {
                  duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
                  decision, decision_policies_json, policy_mode, decision_reason) ",
             );
-            q.push_values(chunk.iter().zip(rows_json), |mut b, (st, (params, policies))| {
-                let (status, tag, rows, sqlstate, message) = match &st.outcome {
-                    StatementOutcome::Ok { command_tag, rows } => {
-                        ("ok", Some(command_tag.clone()), rows.map(|r| r as i64), None, None)
-                    }
-                    StatementOutcome::Error { sqlstate, message } => {
-                        ("error", None, None, Some(sqlstate.clone()), Some(message.clone()))
-                    }
-                    StatementOutcome::Incomplete => ("incomplete", None, None, None, None),
-                };
-                b.push_bind(st.session_id.to_string())
-                    .push_bind(st.seq as i64)
-                    .push_bind(st.protocol.clone())
-                    .push_bind(st.text.clone())
-                    .push_bind(params)
-                    .push_bind(st.started_at.unix_millis())
-                    .push_bind(st.duration_us as i64)
-                    .push_bind(status)
-                    .push_bind(tag)
-                    .push_bind(rows)
-                    .push_bind(sqlstate)
-                    .push_bind(message)
-                    .push_bind(st.decision.as_ref().map(|d| d.decision.clone()))
-                    .push_bind(policies)
-                    .push_bind(st.decision.as_ref().map(|d| d.mode.clone()))
-                    .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()));
-            });
+            q.push_values(
+                chunk.iter().zip(rows_json),
+                |mut b, (st, (params, policies))| {
+                    let (status, tag, rows, sqlstate, message) = match &st.outcome {
+                        StatementOutcome::Ok { command_tag, rows } => (
+                            "ok",
+                            Some(command_tag.clone()),
+                            rows.map(|r| r as i64),
+                            None,
+                            None,
+                        ),
+                        StatementOutcome::Error { sqlstate, message } => (
+                            "error",
+                            None,
+                            None,
+                            Some(sqlstate.clone()),
+                            Some(message.clone()),
+                        ),
+                        StatementOutcome::Incomplete => ("incomplete", None, None, None, None),
+                    };
+                    b.push_bind(st.session_id.to_string())
+                        .push_bind(st.seq as i64)
+                        .push_bind(st.protocol.clone())
+                        .push_bind(st.text.clone())
+                        .push_bind(params)
+                        .push_bind(st.started_at.unix_millis())
+                        .push_bind(st.duration_us as i64)
+                        .push_bind(status)
+                        .push_bind(tag)
+                        .push_bind(rows)
+                        .push_bind(sqlstate)
+                        .push_bind(message)
+                        .push_bind(st.decision.as_ref().map(|d| d.decision.clone()))
+                        .push_bind(policies)
+                        .push_bind(st.decision.as_ref().map(|d| d.mode.clone()))
+                        .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()));
+                },
+            );
             q.build().execute(&mut *tx).await.map_err(unavailable)?;
         }
         for e in ends {

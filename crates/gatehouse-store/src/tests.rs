@@ -137,9 +137,15 @@ async fn large_batches_are_split_and_kept_in_order() {
             started_at: Timestamp::from_unix_millis(seq as i64),
             duration_us: seq,
             outcome: if seq % 2 == 0 {
-                StatementOutcome::Ok { command_tag: "SELECT 1".into(), rows: Some(1) }
+                StatementOutcome::Ok {
+                    command_tag: "SELECT 1".into(),
+                    rows: Some(1),
+                }
             } else {
-                StatementOutcome::Error { sqlstate: "42501".into(), message: "no".into() }
+                StatementOutcome::Error {
+                    sqlstate: "42501".into(),
+                    message: "no".into(),
+                }
             },
             decision: None,
         })

@@ -201,3 +201,64 @@ fn syntax_errors_and_missing_files_are_named() {
     let t = text(&check(&cfg, &[]));
     assert!(t.contains("typo: unknown section"), "{t}");
 }
+
+#[test]
+fn an_invalid_policy_stops_start_up_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.cedar"),
+        "@id(\"ok\")\npermit (principal, action, resource);\n\npermit (principal, action == Gatehouse::Action::\"nuke\", resource);\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("g.toml");
+    std::fs::write(
+        &cfg,
+        "[listeners]\npostgres = \"127.0.0.1:1\"\n[policy]\nfiles = [\"bad.cedar\", \"missing.cedar\"]\n\
+         [[connection]]\nname = \"a\"\nkind = \"postgres\"\nhost = \"h\"\ndatabase = \"d\"\nuser = \"u\"\npassword_env = \"P\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("P", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(
+        t.contains("policy.files:") && t.contains("missing.cedar: cannot read the file"),
+        "{t}"
+    );
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(", \"missing.cedar\"", ""),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("P", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("bad.cedar:4:"), "{t}");
+    assert!(t.contains("nuke"), "{t}");
+    // Without [policy] the configuration is valid, with a warning.
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[policy]\nfiles = [\"bad.cedar\"]\n", ""),
+    )
+    .unwrap();
+    let out = check(&cfg, &[("P", "x")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning:") && text(&out).contains("every connection"),
+        "{}",
+        text(&out)
+    );
+}

@@ -454,3 +454,86 @@ fn policy_tools_validate_explain_and_test() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_call_messages_are_decided_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::with(Options {
+        plaintext_on_loopback: true,
+        policy: Some(STARTER.to_string()),
+        ..Options::default()
+    });
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let oid = h
+        .cluster
+        .sql("app", "select 'pg_backend_pid'::regproc::oid")
+        .unwrap();
+    let oid: i32 = oid.parse().unwrap();
+
+    // A raw protocol session: startup, token, then a FunctionCall message.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port))
+        .await
+        .unwrap();
+    let mut startup = Vec::new();
+    for kv in ["user", "raw", "database", "app-db"] {
+        startup.extend_from_slice(kv.as_bytes());
+        startup.push(0);
+    }
+    startup.push(0);
+    let mut pkt = ((startup.len() + 8) as u32).to_be_bytes().to_vec();
+    pkt.extend_from_slice(&196608u32.to_be_bytes());
+    pkt.extend_from_slice(&startup);
+    s.write_all(&pkt).await.unwrap();
+    let mut auth = [0u8; 9];
+    s.read_exact(&mut auth).await.unwrap();
+    let mut pw = vec![b'p'];
+    pw.extend_from_slice(&((ci.len() + 5) as u32).to_be_bytes());
+    pw.extend_from_slice(ci.as_bytes());
+    pw.push(0);
+    s.write_all(&pw).await.unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) {
+        let mut chunk = [0u8; 1024];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before ReadyForQuery");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    // FunctionCall: oid, 0 arg formats, 0 args, result format 0.
+    let mut f = vec![b'F', 0, 0, 0, 14];
+    f.extend_from_slice(&oid.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    s.write_all(&f).await.unwrap();
+    let mut reply = Vec::new();
+    // Until the reply ends with ReadyForQuery ('Z', length 5, status).
+    let ready = |r: &[u8]| {
+        r.len() >= 6 && r[r.len() - 6] == b'Z' && r[r.len() - 5..r.len() - 1] == [0, 0, 0, 5]
+    };
+    while !ready(&reply) {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before the answer");
+        reply.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(reply[0], b'E', "an error, not a function result: {text}");
+    assert!(text.contains("42501"), "{text}");
+    assert!(
+        text.contains("no policy permits ci-deploy (function on connection app-db)"),
+        "{text}"
+    );
+    // The session goes on.
+    let q = b"select 7\0";
+    let mut m = vec![b'Q'];
+    m.extend_from_slice(&((q.len() + 4) as u32).to_be_bytes());
+    m.extend_from_slice(q);
+    s.write_all(&m).await.unwrap();
+    let mut more = [0u8; 256];
+    let n = s.read(&mut more).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&more[..n]).contains('7'),
+        "the session still answers"
+    );
+}
