@@ -405,18 +405,13 @@ fn statement_pairs(
     let read = tables(false);
     let written = tables(true);
     let f = &st.flags;
+    let flag = |k: &str, v: bool| (k.to_string(), RestrictedExpression::new_bool(v));
     pairs.extend([
-        (
-            "approved".to_string(),
-            RestrictedExpression::new_bool(r.approved),
-        ),
+        flag("approved", r.approved),
         ("protocol".to_string(), s(r.protocol)),
         ("statement_kind".to_string(), s(st.kind.as_str())),
         ("operation".to_string(), s(&st.operation)),
-        (
-            "has_where".to_string(),
-            RestrictedExpression::new_bool(a.has_where.unwrap_or(true)),
-        ),
+        flag("has_where", a.has_where.unwrap_or(true)),
         (
             "tables_read".to_string(),
             set(read.iter().map(String::as_str)),
@@ -433,42 +428,15 @@ fn statement_pairs(
             "opaque_functions".to_string(),
             set(st.opaque_functions.iter().map(String::as_str)),
         ),
-        (
-            "multi_statement".to_string(),
-            RestrictedExpression::new_bool(multi),
-        ),
-        (
-            "data_modifying_cte".to_string(),
-            RestrictedExpression::new_bool(f.data_modifying_cte),
-        ),
-        (
-            "copy_program".to_string(),
-            RestrictedExpression::new_bool(f.copy_program),
-        ),
-        (
-            "copy_file".to_string(),
-            RestrictedExpression::new_bool(f.copy_file),
-        ),
-        (
-            "explain_analyze".to_string(),
-            RestrictedExpression::new_bool(f.explain_analyze),
-        ),
-        (
-            "changes_search_path".to_string(),
-            RestrictedExpression::new_bool(f.changes_search_path),
-        ),
-        (
-            "changes_role".to_string(),
-            RestrictedExpression::new_bool(f.changes_role),
-        ),
-        (
-            "locks_rows".to_string(),
-            RestrictedExpression::new_bool(f.locks_rows),
-        ),
-        (
-            "opaque_code".to_string(),
-            RestrictedExpression::new_bool(f.opaque_code),
-        ),
+        flag("multi_statement", multi),
+        flag("data_modifying_cte", f.data_modifying_cte),
+        flag("copy_program", f.copy_program),
+        flag("copy_file", f.copy_file),
+        flag("explain_analyze", f.explain_analyze),
+        flag("changes_search_path", f.changes_search_path),
+        flag("changes_role", f.changes_role),
+        flag("locks_rows", f.locks_rows),
+        flag("opaque_code", f.opaque_code),
     ]);
     pairs
 }

@@ -550,22 +550,11 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
     let mut w = Walker::new();
     w.node(ty, body)?;
     let mut kind = statement_kind(ty, body);
-    if ty == "ExplainStmt" && w.flags.explain_analyze {
-        // EXPLAIN ANALYZE executes its statement: it is what it runs.
+    // EXPLAIN ANALYZE runs its statement and PREPARE prepares one: each is what its statement is.
+    if (ty == "ExplainStmt" && w.flags.explain_analyze) || ty == "PrepareStmt" {
         kind = body
             .get("query")
-            .and_then(|q| q.get("node"))
-            .and_then(Value::as_object)
-            .and_then(|m| m.iter().next())
-            .map(|(t, b)| statement_kind(t, b))
-            .unwrap_or(ActionKind::Other);
-    }
-    if ty == "PrepareStmt" {
-        kind = body
-            .get("query")
-            .and_then(|q| q.get("node"))
-            .and_then(Value::as_object)
-            .and_then(|m| m.iter().next())
+            .and_then(node_of)
             .map(|(t, b)| statement_kind(t, b))
             .unwrap_or(ActionKind::Other);
     }

@@ -213,58 +213,47 @@ impl TempCluster {
         }
     }
 
-    /// Runs SQL as the superuser directly against the cluster (not through the
-    /// gateway) and returns psql's unaligned, tuples-only output.
-    pub fn sql(&self, database: &str, sql: &str) -> Result<String> {
-        let out = Command::new(self.tool("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
-            .args(["-p", &self.port.to_string(), "-d", database, "-c", sql])
-            .env("PGPASSWORD", &self.superuser_password)
-            .env("PGSSLMODE", "disable")
-            .stdin(Stdio::null())
-            .output()
-            .context("running psql")?;
+    /// psql as the superuser over TCP, straight to the cluster (not through a gateway).
+    fn superuser_psql(&self, database: &str) -> Command {
+        let mut c = Command::new(self.tool("psql"));
+        c.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+        ])
+        .args(["-p", &self.port.to_string(), "-d", database])
+        .env("PGPASSWORD", &self.superuser_password)
+        .env("PGSSLMODE", "disable")
+        .stdin(Stdio::null());
+        c
+    }
+
+    fn run_psql(mut c: Command) -> Result<String> {
+        let out = c.output().context("running psql")?;
         if !out.status.success() {
             bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// Runs SQL as the superuser directly against the cluster (not through the
+    /// gateway) and returns psql's unaligned, tuples-only output.
+    pub fn sql(&self, database: &str, sql: &str) -> Result<String> {
+        let mut c = self.superuser_psql(database);
+        c.args(["-A", "-t", "-c", sql]);
+        Self::run_psql(c)
+    }
+
     /// Runs a SQL file as the superuser.
     pub fn sql_file(&self, database: &str, file: &Path) -> Result<()> {
-        let out = Command::new(self.tool("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
-            .args(["-p", &self.port.to_string(), "-d", database, "-f"])
-            .arg(file)
-            .env("PGPASSWORD", &self.superuser_password)
-            .env("PGSSLMODE", "disable")
-            .stdin(Stdio::null())
-            .output()
-            .context("running psql")?;
-        if !out.status.success() {
-            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
+        let mut c = self.superuser_psql(database);
+        c.arg("-f").arg(file);
+        Self::run_psql(c).map(|_| ())
     }
 
     /// Stops the server and removes its directory.

@@ -426,43 +426,7 @@ async fn malformed_input_closes_only_that_connection() {
     let _ = read_all(&mut s).await;
 
     // GSSENCRequest is declined; then a valid login; then a message with a bad length.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port))
-        .await
-        .unwrap();
-    s.write_all(&[0, 0, 0, 8, 4, 210, 22, 48]).await.unwrap();
-    let mut b = [0u8; 1];
-    s.read_exact(&mut b).await.unwrap();
-    assert_eq!(&b, b"N");
-    let mut startup = Vec::new();
-    for kv in ["user", "raw", "database", "app-db"] {
-        startup.extend_from_slice(kv.as_bytes());
-        startup.push(0);
-    }
-    startup.push(0);
-    let mut pkt = ((startup.len() + 8) as u32).to_be_bytes().to_vec();
-    pkt.extend_from_slice(&196608u32.to_be_bytes());
-    pkt.extend_from_slice(&startup);
-    s.write_all(&pkt).await.unwrap();
-    let mut auth = [0u8; 9];
-    s.read_exact(&mut auth).await.unwrap();
-    assert_eq!(
-        auth,
-        [b'R', 0, 0, 0, 8, 0, 0, 0, 3],
-        "asked for the token as a cleartext password"
-    );
-    let mut pw = vec![b'p'];
-    pw.extend_from_slice(&((token.len() + 5) as u32).to_be_bytes());
-    pw.extend_from_slice(token.as_bytes());
-    pw.push(0);
-    s.write_all(&pw).await.unwrap();
-    // Read up to ReadyForQuery.
-    let mut got = Vec::new();
-    while !got.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) {
-        let mut chunk = [0u8; 1024];
-        let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed before ReadyForQuery");
-        got.extend_from_slice(&chunk[..n]);
-    }
+    let mut s = raw_login(h.pg_port, &token, "app-db").await;
     s.write_all(&[b'Q', 0, 0, 0, 2]).await.unwrap();
     let reply = read_all(&mut s).await;
     let text = String::from_utf8_lossy(&reply);

@@ -39,25 +39,10 @@ fn starter(mode: &'static str) -> Harness {
     h
 }
 
-/// Waits for the newest ended session of `identity` and returns its detail.
-fn last_session(h: &Harness, identity: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: Vec<Value> = serde_json::from_str(&h.cli_ok(&[
-            "sessions",
-            "list",
-            "--identity",
-            identity,
-            "--json",
-        ]))
-        .unwrap();
-        if let Some(s) = list.first().filter(|s| !s["end"].is_null()) {
-            let id = s["id"].as_str().unwrap().to_string();
-            return serde_json::from_str(&h.cli_ok(&["sessions", "show", &id, "--json"])).unwrap();
-        }
-        assert!(Instant::now() < deadline, "no ended session for {identity}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The newest session of `identity`, once its `n` sessions have ended.
+fn last_session(h: &Harness, identity: &str, n: usize) -> Value {
+    let list = h.ended_sessions(identity, n);
+    h.session_detail(list[0]["id"].as_str().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +221,7 @@ async fn starter_policy_blocks_destructive_statements_and_lets_normal_traffic_th
 
     // Decisions are recorded with the statements.
     drop(c);
-    let s = last_session(&h, "support-bot");
+    let s = last_session(&h, "support-bot", 2);
     let st = s["statements"].as_array().unwrap();
     let refused = &st[0];
     assert!(
@@ -277,7 +262,7 @@ async fn audit_mode_records_what_would_be_refused_and_lets_it_through() {
     let out = h.psql(&ci, "app-db", "TRUNCATE orders");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(count(&h, "orders"), "0", "audit mode lets it through");
-    let s = last_session(&h, "ci-shadow");
+    let s = last_session(&h, "ci-shadow", 1);
     let d = &s["statements"][0]["decision"];
     assert_eq!(d["decision"], "shadow_deny");
     assert_eq!(d["mode"], "audit");
@@ -470,34 +455,8 @@ async fn function_call_messages_are_decided_too() {
         .unwrap();
     let oid: i32 = oid.parse().unwrap();
 
-    // A raw protocol session: startup, token, then a FunctionCall message.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", h.pg_port))
-        .await
-        .unwrap();
-    let mut startup = Vec::new();
-    for kv in ["user", "raw", "database", "app-db"] {
-        startup.extend_from_slice(kv.as_bytes());
-        startup.push(0);
-    }
-    startup.push(0);
-    let mut pkt = ((startup.len() + 8) as u32).to_be_bytes().to_vec();
-    pkt.extend_from_slice(&196608u32.to_be_bytes());
-    pkt.extend_from_slice(&startup);
-    s.write_all(&pkt).await.unwrap();
-    let mut auth = [0u8; 9];
-    s.read_exact(&mut auth).await.unwrap();
-    let mut pw = vec![b'p'];
-    pw.extend_from_slice(&((ci.len() + 5) as u32).to_be_bytes());
-    pw.extend_from_slice(ci.as_bytes());
-    pw.push(0);
-    s.write_all(&pw).await.unwrap();
-    let mut got = Vec::new();
-    while !got.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) {
-        let mut chunk = [0u8; 1024];
-        let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed before ReadyForQuery");
-        got.extend_from_slice(&chunk[..n]);
-    }
+    // A raw protocol session, then a FunctionCall message.
+    let mut s = raw_login(h.pg_port, &ci, "app-db").await;
     // FunctionCall: oid, 0 arg formats, 0 args, result format 0.
     let mut f = vec![b'F', 0, 0, 0, 14];
     f.extend_from_slice(&oid.to_be_bytes());

@@ -5,31 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::time::{Duration, Instant};
-
-fn session_json(h: &Harness, id: &str) -> Value {
-    serde_json::from_str(&h.cli_ok(&["sessions", "show", id, "--json"])).unwrap()
-}
-
-/// Waits until the session list for `identity` has `n` ended sessions.
-fn ended_sessions(h: &Harness, identity: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list: Vec<Value> = serde_json::from_str(&h.cli_ok(&[
-            "sessions",
-            "list",
-            "--identity",
-            identity,
-            "--json",
-        ]))
-        .unwrap();
-        if list.len() == n && list.iter().all(|s| !s["end"].is_null()) {
-            return list;
-        }
-        assert!(Instant::now() < deadline, "sessions not recorded: {list:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_statements_are_recorded_and_replayed() {
@@ -55,7 +31,7 @@ async fn sessions_and_statements_are_recorded_and_replayed() {
     let out = h.psql(&token, "app-db", "select count(*) from kv");
     assert_eq!(stdout(&out), "2");
 
-    let sessions = ended_sessions(&h, "rec-agent", 2);
+    let sessions = h.ended_sessions("rec-agent", 2);
     // Newest first: the psql session, then the tokio-postgres one.
     assert_eq!(sessions[0]["application_name"], "psql");
     let s = &sessions[1];
@@ -75,7 +51,7 @@ async fn sessions_and_statements_are_recorded_and_replayed() {
     assert!(s["end"]["bytes_to_client"].as_u64().unwrap() > 100);
 
     let id = s["id"].as_str().unwrap();
-    let detail = session_json(&h, id);
+    let detail = h.session_detail(id);
     let st = detail["statements"].as_array().unwrap();
     let texts: Vec<&str> = st.iter().map(|x| x["text"].as_str().unwrap()).collect();
     assert_eq!(
@@ -150,8 +126,8 @@ async fn sessions_and_statements_are_recorded_and_replayed() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let s = ended_sessions(&h, "rec-agent", 3);
-    let d = session_json(&h, s[0]["id"].as_str().unwrap());
+    let s = h.ended_sessions("rec-agent", 3);
+    let d = h.session_detail(s[0]["id"].as_str().unwrap());
     assert_eq!(d["end"]["reason"], "client_disconnected");
     assert_eq!(d["statements"][0]["outcome"]["status"], "incomplete");
 

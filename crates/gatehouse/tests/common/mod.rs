@@ -447,3 +447,77 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// A plaintext protocol-level session, logged in with `token` to `dbname`
+/// and read up to the first ReadyForQuery (needs `plaintext_on_loopback`).
+/// The startup packet asks for GSSAPI encryption first, which must be declined.
+pub async fn raw_login(port: u16, token: &str, dbname: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(&[0, 0, 0, 8, 4, 210, 22, 48]).await.unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"N", "GSSENCRequest declined");
+    let mut startup = Vec::new();
+    for kv in ["user", "raw", "database", dbname] {
+        startup.extend_from_slice(kv.as_bytes());
+        startup.push(0);
+    }
+    startup.push(0);
+    let mut pkt = ((startup.len() + 8) as u32).to_be_bytes().to_vec();
+    pkt.extend_from_slice(&196608u32.to_be_bytes());
+    pkt.extend_from_slice(&startup);
+    s.write_all(&pkt).await.unwrap();
+    let mut auth = [0u8; 9];
+    s.read_exact(&mut auth).await.unwrap();
+    assert_eq!(
+        auth,
+        [b'R', 0, 0, 0, 8, 0, 0, 0, 3],
+        "asked for the token as a cleartext password"
+    );
+    let mut pw = vec![b'p'];
+    pw.extend_from_slice(&((token.len() + 5) as u32).to_be_bytes());
+    pw.extend_from_slice(token.as_bytes());
+    pw.push(0);
+    s.write_all(&pw).await.unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(&[b'Z', 0, 0, 0, 5, b'I']) {
+        let mut chunk = [0u8; 1024];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before ReadyForQuery");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    s
+}
+
+impl Harness {
+    /// Waits until `identity` has `n` sessions, all ended; newest first.
+    pub fn ended_sessions(&self, identity: &str, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list: Vec<serde_json::Value> = serde_json::from_str(&self.cli_ok(&[
+                "sessions",
+                "list",
+                "--identity",
+                identity,
+                "--json",
+            ]))
+            .unwrap();
+            if list.len() == n && list.iter().all(|s| !s["end"].is_null()) {
+                return list;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessions of {identity} not recorded: {list:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// One session with its statements, as `sessions show --json` prints it.
+    pub fn session_detail(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.cli_ok(&["sessions", "show", id, "--json"])).unwrap()
+    }
+}
