@@ -210,3 +210,39 @@ fn time_dependence_is_detected() {
     let e = PolicyEngine::from_sources(&[(PathBuf::from("t.cedar"), timed.into())]).unwrap();
     assert!(e.uses_time());
 }
+
+/// Every destructive statement in the analysis corpus, however it is written,
+/// is refused (or held for approval) for CI and agents by the starter policy.
+#[test]
+fn starter_policy_blocks_every_destructive_statement_in_the_corpus() {
+    use gatehouse_sql::ActionKind::*;
+    let e = engine();
+    let ci = who("ci-deploy", &["ci"]);
+    let agent = who("support-bot", &["agents"]);
+    let corpus = include_str!("../../gatehouse-sql/tests/corpus.txt");
+    let mut checked = 0;
+    for line in corpus.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let sql = line.splitn(4, '|').nth(3).unwrap().trim();
+        let Ok(a) = analyze_uncached(sql, ParseMode::default()) else {
+            continue; // unparseable: the gateway refuses it before any policy
+        };
+        let actions: Vec<&gatehouse_sql::Action> = a.statements.iter().flat_map(|s| &s.actions).collect();
+        let flags = a.statements.iter().any(|s| s.flags.copy_program || s.flags.copy_file);
+        let destructive = flags
+            || actions.iter().any(|x| {
+                matches!(x.kind, Truncate | Ddl | Dcl | Admin | Procedural | Other | Function)
+                    || (matches!(x.kind, Delete | Update) && x.has_where == Some(false))
+            });
+        let writes = actions.iter().any(|x| x.kind.writes() || matches!(x.kind, Update | Merge | Delete));
+        let ci_d = decide(&e, &ci, sql);
+        let agent_d = decide(&e, &agent, sql);
+        if destructive {
+            checked += 1;
+            assert_ne!(ci_d.name(), "allow", "CI may not run {sql}: {ci_d:?}");
+        }
+        if destructive || writes || flags {
+            assert_ne!(agent_d.name(), "allow", "agents may not run {sql}: {agent_d:?}");
+        }
+    }
+    assert!(checked >= 60, "only {checked} destructive statements checked");
+}
