@@ -221,19 +221,30 @@ fn starter_policy_blocks_every_destructive_statement_in_the_corpus() {
     let agent = who("support-bot", &["agents"]);
     let corpus = include_str!("../../gatehouse-sql/tests/corpus.txt");
     let mut checked = 0;
-    for line in corpus.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    for line in corpus
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         let sql = line.splitn(4, '|').nth(3).unwrap().trim();
         let Ok(a) = analyze_uncached(sql, ParseMode::default()) else {
             continue; // unparseable: the gateway refuses it before any policy
         };
-        let actions: Vec<&gatehouse_sql::Action> = a.statements.iter().flat_map(|s| &s.actions).collect();
-        let flags = a.statements.iter().any(|s| s.flags.copy_program || s.flags.copy_file);
+        let actions: Vec<&gatehouse_sql::Action> =
+            a.statements.iter().flat_map(|s| &s.actions).collect();
+        let flags = a
+            .statements
+            .iter()
+            .any(|s| s.flags.copy_program || s.flags.copy_file);
         let destructive = flags
             || actions.iter().any(|x| {
-                matches!(x.kind, Truncate | Ddl | Dcl | Admin | Procedural | Other | Function)
-                    || (matches!(x.kind, Delete | Update) && x.has_where == Some(false))
+                matches!(
+                    x.kind,
+                    Truncate | Ddl | Dcl | Admin | Procedural | Other | Function
+                ) || (matches!(x.kind, Delete | Update) && x.has_where == Some(false))
             });
-        let writes = actions.iter().any(|x| x.kind.writes() || matches!(x.kind, Update | Merge | Delete));
+        let writes = actions
+            .iter()
+            .any(|x| x.kind.writes() || matches!(x.kind, Update | Merge | Delete));
         let ci_d = decide(&e, &ci, sql);
         let agent_d = decide(&e, &agent, sql);
         if destructive {
@@ -241,8 +252,15 @@ fn starter_policy_blocks_every_destructive_statement_in_the_corpus() {
             assert_ne!(ci_d.name(), "allow", "CI may not run {sql}: {ci_d:?}");
         }
         if destructive || writes || flags {
-            assert_ne!(agent_d.name(), "allow", "agents may not run {sql}: {agent_d:?}");
+            assert_ne!(
+                agent_d.name(),
+                "allow",
+                "agents may not run {sql}: {agent_d:?}"
+            );
         }
     }
-    assert!(checked >= 60, "only {checked} destructive statements checked");
+    assert!(
+        checked >= 60,
+        "only {checked} destructive statements checked"
+    );
 }

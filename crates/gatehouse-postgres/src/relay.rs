@@ -78,6 +78,13 @@ where
             _ = crate::listener::stopped(&mut shutdown) => Ending::new(SessionEndReason::GatewayShutdown, None),
         }
     };
+    // After the client's Terminate the backend closes too, and its EOF may win
+    // the race against the client's: the client still ended the session.
+    let ending = if ending.reason == SessionEndReason::BackendClosed && lock(tracker).terminated {
+        Ending::new(SessionEndReason::ClientTerminated, None)
+    } else {
+        ending
+    };
     match ending.reason {
         SessionEndReason::ProtocolError => {
             let mut out = BytesMut::new();

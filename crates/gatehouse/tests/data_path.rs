@@ -272,7 +272,7 @@ async fn cancel_reaches_the_backend() {
     let t0 = Instant::now();
     let sleeper =
         tokio::spawn(async move { c.simple_query("select pg_sleep(60)").await.map(|_| ()) });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.wait_until_running("select pg_sleep(60)");
     cancel.cancel_query(tls).await.unwrap();
     let e = sleeper.await.unwrap().expect_err("the sleep was cancelled");
     assert_eq!(sqlstate(&e), "57014");
@@ -289,7 +289,7 @@ async fn cancel_reaches_the_backend() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.wait_until_running("select pg_sleep(60)");
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -90,7 +90,13 @@ fn demo_runs_connects_replays_and_cleans_up() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Wait until the sleep runs on the backend (the demo role sees its own sessions).
+    let active = "select count(*) from pg_stat_activity where state = 'active' and query like 'select pg_sleep(60)%'";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while String::from_utf8_lossy(&run(active).stdout).trim() == "0" {
+        assert!(Instant::now() < deadline, "the sleep never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Command::new("kill")
         .args(["-INT", &sleeper.id().to_string()])
         .status()
@@ -117,19 +123,37 @@ fn demo_runs_connects_replays_and_cleans_up() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
+    // The cancelled sleep's session, once recorded as ended, replays the cancel.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let id = loop {
+    loop {
         let list = cli(&["sessions", "list"]);
-        let newest = list.lines().nth(1).map(|l| l.to_string());
-        if let Some(l) = newest.filter(|l| l.contains("demo-agent") && !l.ends_with("open")) {
-            break l.split_whitespace().next().unwrap().to_string();
+        let ended: Vec<String> = list
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains("demo-agent") && !l.ends_with("open"))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect();
+        let replay = ended
+            .iter()
+            .map(|id| cli(&["sessions", "show", id]))
+            .find(|r| r.contains("error 57014"));
+        if let Some(replay) = replay {
+            assert!(
+                replay.contains("simple        select pg_sleep(60)"),
+                "{replay}"
+            );
+            assert!(
+                replay.contains("canceling statement due to user request"),
+                "{replay}"
+            );
+            break;
         }
-        assert!(Instant::now() < deadline, "sessions not recorded: {list}");
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled session was not recorded: {list}"
+        );
         std::thread::sleep(Duration::from_millis(100));
-    };
-    let replay = cli(&["sessions", "show", &id]);
-    assert!(replay.contains("select pg_sleep(60)"), "{replay}");
-    assert!(replay.contains("error 57014"), "{replay}");
+    }
 
     // Ctrl-C stops everything and removes the temporary files.
     std::mem::forget(guard);

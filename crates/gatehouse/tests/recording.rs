@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_statements_are_recorded_and_replayed() {
@@ -123,7 +122,7 @@ async fn sessions_and_statements_are_recorded_and_replayed() {
         .args(["-c", "select pg_sleep(30)"])
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    h.wait_until_running("select pg_sleep(30)");
     child.kill().unwrap();
     child.wait().unwrap();
     let s = h.ended_sessions("rec-agent", 3);

@@ -493,6 +493,22 @@ pub async fn raw_login(port: u16, token: &str, dbname: &str) -> tokio::net::TcpS
 }
 
 impl Harness {
+    /// Waits until the backend runs a statement starting with `prefix`.
+    pub fn wait_until_running(&self, prefix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let sql = format!(
+            "select count(*) from pg_stat_activity where state = 'active' and query like '{}%'",
+            prefix.replace('\'', "''")
+        );
+        while self.cluster.sql("app", &sql).unwrap() == "0" {
+            assert!(
+                Instant::now() < deadline,
+                "{prefix} never started on the backend"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `identity` has `n` sessions, all ended; newest first.
     pub fn ended_sessions(&self, identity: &str, n: usize) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
