@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Side-by-side pgbench: direct PostgreSQL, a plain TCP relay (socat), PgBouncer
+# (session pooling) and the gateway in several configurations, interleaved,
+# several rounds, medians. Prints a Markdown table (ratios to direct) and, with
+# --write, replaces the generated section of docs/performance.md.
+#
+#   bench/pg.sh [--write]        # env: DURATION (s per run, 5), ROUNDS (3), SCALE (10)
+#
+# Needs: postgresql (initdb, pg_ctl, pgbench, psql), pgbouncer, socat, and a
+# release build of gatehouse (built here if missing). Runs as root too (the
+# cluster then runs as the postgres user). Everything listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
+SCALE=${SCALE:-10}
+WRITE=${1:-}
+
+need() { command -v "$1" >/dev/null || { echo "bench/pg.sh: $1 not found: $2" >&2; exit 1; }; }
+PGBIN=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
+export PATH="$PGBIN:$PATH"
+need initdb "sudo apt-get install -y postgresql"
+need pgbench "sudo apt-get install -y postgresql-client"
+need pgbouncer "sudo apt-get install -y pgbouncer"
+need socat "sudo apt-get install -y socat"
+[ -x target/release/gatehouse ] || cargo build --release --locked -p gatehouse
+GW="$ROOT/target/release/gatehouse"
+
+WORK=$(mktemp -d /tmp/gatehouse-bench-XXXXXX)
+AS=()
+if [ "$(id -u)" = 0 ]; then chown postgres "$WORK"; AS=(runuser -u postgres --); fi
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  "${AS[@]}" pg_ctl -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PG=$(free_port); RELAY=$(free_port); BOUNCER=$(free_port); GW1=$(free_port); GW2=$(free_port); API1=$(free_port); API2=$(free_port)
+
+echo "== PostgreSQL on $PG" >&2
+echo postgres > "$WORK/pw"; [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK/pw"
+"${AS[@]}" initdb -D "$WORK/data" -U postgres --pwfile="$WORK/pw" --auth=scram-sha-256 >/dev/null
+cat >> "$WORK/data/postgresql.conf" <<EOF
+port = $PG
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK'
+max_connections = 300
+shared_buffers = '256MB'
+fsync = off
+synchronous_commit = off
+EOF
+"${AS[@]}" pg_ctl -D "$WORK/data" -l "$WORK/pg.log" -w start >/dev/null
+export PGPASSWORD=postgres PGSSLMODE=disable
+psql -h 127.0.0.1 -p "$PG" -U postgres -qc "create role app_owner login password 'apppw'"
+psql -h 127.0.0.1 -p "$PG" -U postgres -qc "create database app owner app_owner"
+PGPASSWORD=apppw pgbench -h 127.0.0.1 -p "$PG" -U app_owner -i -s "$SCALE" -q app >/dev/null 2>&1
+
+echo "== relay (socat) on $RELAY, PgBouncer on $BOUNCER" >&2
+socat TCP-LISTEN:$RELAY,fork,reuseaddr,bind=127.0.0.1 TCP:127.0.0.1:$PG & PIDS+=($!)
+cat > "$WORK/bouncer.ini" <<EOF
+[databases]
+app = host=127.0.0.1 port=$PG dbname=app
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER
+auth_type = plain
+auth_file = $WORK/userlist.txt
+pool_mode = session
+max_client_conn = 500
+default_pool_size = 100
+unix_socket_dir =
+logfile = $WORK/bouncer.log
+pidfile = $WORK/bouncer.pid
+EOF
+echo '"app_owner" "apppw"' > "$WORK/userlist.txt"
+[ ${#AS[@]} -gt 0 ] && chown postgres "$WORK"/bouncer.ini "$WORK"/userlist.txt
+"${AS[@]}" pgbouncer "$WORK/bouncer.ini" >/dev/null 2>&1 & PIDS+=($!)
+
+echo "== gateways on $GW1 (allow-all policy) and $GW2 (starter-like policy)" >&2
+cat > "$WORK/allow.cedar" <<'EOF'
+@id("allow-all") permit (principal, action, resource);
+EOF
+cat > "$WORK/starter.cedar" <<'EOF'
+@id("connect") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"connect", resource == Gatehouse::Connection::"app-db");
+@id("ci-rw") permit (principal in Gatehouse::Group::"ci", action in [Gatehouse::Action::"select", Gatehouse::Action::"insert", Gatehouse::Action::"update", Gatehouse::Action::"delete", Gatehouse::Action::"transaction", Gatehouse::Action::"set"], resource in Gatehouse::Connection::"app-db");
+@id("no-truncate") forbid (principal, action == Gatehouse::Action::"truncate", resource);
+@id("unbounded") @approval("dba") forbid (principal, action in [Gatehouse::Action::"delete", Gatehouse::Action::"update"], resource) when { !context.has_where };
+EOF
+gw_config() { # name port api policy
+  mkdir -p "$WORK/$1"
+  cat > "$WORK/$1/gatehouse.toml" <<EOF
+[server]
+data_dir = "data"
+api_listen = "127.0.0.1:$3"
+[listeners]
+postgres = "127.0.0.1:$2"
+plaintext_on_loopback = true
+[policy]
+files = ["$4"]
+[[connection]]
+name = "app-db"
+kind = "postgres"
+host = "127.0.0.1"
+port = $PG
+database = "app"
+user = "app_owner"
+password_env = "BENCH_APP_PASSWORD"
+backend_tls = "disable"
+EOF
+  BENCH_APP_PASSWORD=apppw GATEHOUSE_LOG=warn "$GW" serve --config "$WORK/$1/gatehouse.toml" >"$WORK/$1.log" 2>&1 & PIDS+=($!)
+}
+gw_config gw-allow "$GW1" "$API1" "$WORK/allow.cedar"
+gw_config gw-policy "$GW2" "$API2" "$WORK/starter.cedar"
+for port in $GW1 $GW2 $RELAY $BOUNCER; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+done
+TOKEN1=$("$GW" --config "$WORK/gw-allow/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
+TOKEN2=$("$GW" --config "$WORK/gw-policy/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
+
+# target name -> "port dbname password"
+declare -A TARGET=(
+  [direct]="$PG app apppw"
+  [relay]="$RELAY app apppw"
+  [pgbouncer]="$BOUNCER app apppw"
+  [gw-allow]="$GW1 app-db $TOKEN1"
+  [gw-policy]="$GW2 app-db $TOKEN2"
+)
+ORDER=(direct relay pgbouncer gw-allow gw-policy)
+WORKLOADS=(
+  "S-simple-c1|-S -M simple -c 1"
+  "S-extended-c1|-S -M extended -c 1"
+  "S-prepared-c1|-S -M prepared -c 1"
+  "S-simple-c8|-S -M simple -c 8 -j 2"
+  "S-prepared-c8|-S -M prepared -c 8 -j 2"
+  "tpcb-prepared-c8|-M prepared -c 8 -j 2"
+)
+
+declare -A RESULTS
+run() { # target workload-args -> "tps latency_ms"
+  read -r port db pw <<<"${TARGET[$1]}"
+  local out
+  out=$(PGPASSWORD="$pw" pgbench -h 127.0.0.1 -p "$port" -U app_owner -T "$DURATION" $2 "$db" 2>&1) || { echo "0 0"; return; }
+  local tps lat
+  tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$out" | head -1)
+  lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$out" | head -1)
+  echo "${tps:-0} ${lat:-0}"
+}
+for round in $(seq "$ROUNDS"); do
+  for w in "${WORKLOADS[@]}"; do
+    name=${w%%|*}; args=${w#*|}
+    for t in "${ORDER[@]}"; do
+      r=$(run "$t" "$args")
+      RESULTS["$name|$t"]+="$r;"
+      echo "round $round $name $t: $r" >&2
+    done
+  done
+done
+
+median() { tr ';' '\n' | awk -v f="$1" 'NF{print $f}' | sort -g | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){print a[(NR+1)/2]}else{print (a[NR/2]+a[NR/2+1])/2}}'; }
+TABLE=$(
+  printf '| workload'; for t in "${ORDER[@]}"; do printf ' | %s' "$t"; done; echo ' |'
+  printf '|---'; for _ in "${ORDER[@]}"; do printf '|---'; done; echo '|'
+  for w in "${WORKLOADS[@]}"; do
+    name=${w%%|*}
+    d=$(echo "${RESULTS["$name|direct"]}" | median 1)
+    printf '| %s TPS' "$name"
+    for t in "${ORDER[@]}"; do
+      m=$(echo "${RESULTS["$name|$t"]}" | median 1)
+      pct=$(awk -v a="$m" -v b="$d" 'BEGIN{ if (b>0) printf "%.0f%%", 100*a/b; else print "-" }')
+      printf ' | %.0f (%s)' "$m" "$pct"
+    done
+    echo ' |'
+    if [[ $name == *c1 ]]; then
+      printf '| %s latency ms' "$name"
+      for t in "${ORDER[@]}"; do printf ' | %.3f' "$(echo "${RESULTS["$name|$t"]}" | median 2)"; done
+      echo ' |'
+    fi
+  done
+)
+MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(postgres --version | head -1); $(pgbouncer --version | head -1); $("$GW" --version)"
+REPORT=$(cat <<EOF
+Run $(date -u +%Y-%m-%dT%H:%MZ): pgbench scale $SCALE, ${DURATION}s per run, $ROUNDS rounds interleaved, medians (ratio to direct).
+Machine: $MACHINE.
+gw-allow: gateway, plaintext on loopback, allow-all policy (every statement still analyzed and recorded).
+gw-policy: the same with a four-policy set (connect, CI read/write, no TRUNCATE, unbounded writes need approval).
+
+$TABLE
+EOF
+)
+echo "$REPORT"
+if [ "$WRITE" = "--write" ]; then
+  python3 - "$ROOT/docs/performance.md" "$REPORT" <<'EOF'
+import sys
+path, report = sys.argv[1], sys.argv[2]
+text = open(path).read()
+begin, end = "<!-- bench/pg.sh begin -->", "<!-- bench/pg.sh end -->"
+block = f"{begin}\n{report}\n{end}"
+if begin in text and end in text:
+    text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+else:
+    text = text.rstrip() + "\n\n## bench/pg.sh (latest run)\n\n" + block + "\n"
+open(path, "w").write(text)
+EOF
+  echo "wrote docs/performance.md" >&2
+fi
