@@ -1,5 +1,11 @@
 //! The `gatehouse` command.
 
+// mimalloc: the statement analysis and Cedar decision allocate heavily; in the
+// multi-threaded gateway glibc malloc made them about 20% slower (measured under
+// pgbench -M simple, see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use gatehouse::admin::AdminClient;
