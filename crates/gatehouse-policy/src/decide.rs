@@ -231,6 +231,28 @@ impl PolicyEngine {
         }
     }
 
+    /// Decides one Cedar request: asked of the whole set, and, if only
+    /// `@approval` forbids deny it, asked again without them to tell Review from Deny.
+    fn decide_one(
+        &self,
+        what: &str,
+        principal: &EntityUid,
+        action: &str,
+        resource: &EntityUid,
+        pairs: &[(String, RestrictedExpression)],
+        entities: &Entities,
+    ) -> Decision {
+        let run = |set| {
+            Context::from_pairs(pairs.to_vec())
+                .map_err(|e| e.to_string())
+                .and_then(|c| self.ask(set, principal, action, resource, c, entities))
+        };
+        match run(&self.all) {
+            Ok(resp) => self.judge(what, resp, || run(&self.without_approvals)),
+            Err(e) => deny_error(e),
+        }
+    }
+
     /// May `identity` open `connection`?
     pub fn decide_connect(&self, r: &ConnectRequest<'_>) -> Decision {
         let what = format!("{} connecting to {}", r.identity.subject, r.connection);
@@ -243,23 +265,14 @@ impl PolicyEngine {
             Err(e) => return deny_error(e.to_string()),
         };
         let pairs = self.time_pairs(r.now, r.client_ip);
-        let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
-        let run = |set| {
-            ctx().and_then(|c| {
-                self.ask(
-                    set,
-                    &built.principal,
-                    "connect",
-                    &built.connection,
-                    c,
-                    &entities,
-                )
-            })
-        };
-        match run(&self.all) {
-            Ok(resp) => self.judge(&what, resp, || run(&self.without_approvals)),
-            Err(e) => deny_error(e),
-        }
+        self.decide_one(
+            &what,
+            &built.principal,
+            "connect",
+            &built.connection,
+            &pairs,
+            &entities,
+        )
     }
 
     /// May the statements run? All their actions must be allowed; a denial of
@@ -321,25 +334,15 @@ impl PolicyEngine {
         let mut review: Option<Decision> = None;
         for (what, st, a, resource) in requests {
             let pairs = statement_pairs(self.time_pairs(r.now, r.client_ip), r, st, a, multi);
-            let ctx = || Context::from_pairs(pairs.clone()).map_err(|e| e.to_string());
-            let run = |set| {
-                ctx().and_then(|c| {
-                    self.ask(
-                        set,
-                        &built.principal,
-                        a.kind.as_str(),
-                        &resource,
-                        c,
-                        &entities,
-                    )
-                })
-            };
-            let d = match run(&self.all) {
-                Ok(resp) => self.judge(&format!("{} ({what})", r.identity.subject), resp, || {
-                    run(&self.without_approvals)
-                }),
-                Err(e) => deny_error(e),
-            };
+            let what = format!("{} ({what})", r.identity.subject);
+            let d = self.decide_one(
+                &what,
+                &built.principal,
+                a.kind.as_str(),
+                &resource,
+                &pairs,
+                &entities,
+            );
             match d {
                 Decision::Allow { policies } => allowed.extend(policies),
                 deny @ Decision::Deny { .. } => return deny,

@@ -171,10 +171,9 @@ async fn connect_inner(
     let mut buf = BytesMut::with_capacity(4096);
     let mut scram: Option<ScramSha256> = None;
     loop {
-        let (ty, body) = read_message(&mut stream, &mut buf, MAX_LOGIN_MESSAGE)
+        let (ty, body) = next_login_message(&mut stream, &mut buf)
             .await
-            .map_err(|e| unreachable(e.to_string()))?
-            .ok_or_else(|| unreachable("connection closed during login".into()))?;
+            .map_err(unreachable)?;
         match ty {
             b'R' => {
                 let auth = parse_authentication(&body).map_err(|e| protocol(e.to_string()))?;
@@ -246,10 +245,9 @@ async fn connect_inner(
     let mut greeting = BytesMut::with_capacity(512);
     let mut key = None;
     loop {
-        let (ty, body) = read_message(&mut stream, &mut buf, MAX_LOGIN_MESSAGE)
+        let (ty, body) = next_login_message(&mut stream, &mut buf)
             .await
-            .map_err(|e| unreachable(e.to_string()))?
-            .ok_or_else(|| unreachable("connection closed during login".into()))?;
+            .map_err(unreachable)?;
         match ty {
             b'S' | b'N' => crate::codec::backend::raw(&mut greeting, ty, &body),
             b'K' => key = Some(parse_backend_key_data(&body).map_err(|e| protocol(e.to_string()))?),
@@ -270,6 +268,17 @@ async fn connect_inner(
         key: key.unwrap_or((0, 0)),
         leftover: buf,
     })
+}
+
+/// The next whole message during login; EOF is an error here.
+async fn next_login_message(
+    stream: &mut PgStream,
+    buf: &mut BytesMut,
+) -> Result<(u8, BytesMut), String> {
+    read_message(stream, buf, MAX_LOGIN_MESSAGE)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "connection closed during login".to_string())
 }
 
 fn rejected(t: &BackendTarget, body: &[u8]) -> BackendError {

@@ -41,7 +41,10 @@ async fn tls_is_required_and_only_valid_tokens_get_in() {
     assert!(stderr(&out).contains("sslmode=require"), "{}", stderr(&out));
 
     // Wrong token: 28P01.
-    let bad = format!("{}0", &token[..token.len() - 1]);
+    // The same token with its last hex digit changed.
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let bad = format!("{}{last}", &token[..token.len() - 1]);
+    assert_ne!(bad, token);
     let e = h.refused(&bad, "app-db", "wrong token refused").await;
     assert_eq!(sqlstate(&e), "28P01");
     let e = h.refused("hunter2", "app-db", "non-token refused").await;
