@@ -10,7 +10,7 @@
 //! client sees why, at the right place in the stream.
 
 use crate::codec::backend::{error_response, ErrorNotice};
-use crate::codec::startup::{patch_len, put_cstr};
+use crate::codec::write::{begin, finish, put_cstr};
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
@@ -331,49 +331,41 @@ fn refusal(sqlstate: &'static str, message: String, detail: Option<&str>, hint: 
 /// A Query carrying the poison text.
 pub(crate) fn poison_query() -> BytesMut {
     let mut out = BytesMut::with_capacity(64);
-    out.put_u8(b'Q');
-    let start = out.len();
-    out.put_i32(0);
+    let start = begin(&mut out, b'Q');
     put_cstr(&mut out, POISON_SQL);
-    patch_len(&mut out, start);
+    finish(&mut out, start);
     out
 }
 
 /// A Parse of the poison text under the client's statement name.
 pub(crate) fn poison_parse(name: &str) -> BytesMut {
     let mut out = BytesMut::with_capacity(64 + name.len());
-    out.put_u8(b'P');
-    let start = out.len();
-    out.put_i32(0);
+    let start = begin(&mut out, b'P');
     put_cstr(&mut out, name);
     put_cstr(&mut out, POISON_SQL);
     out.put_i16(0);
-    patch_len(&mut out, start);
+    finish(&mut out, start);
     out
 }
 
 /// An Execute of a portal that does not exist.
 pub(crate) fn poison_execute() -> BytesMut {
     let mut out = BytesMut::with_capacity(40);
-    out.put_u8(b'E');
-    let start = out.len();
-    out.put_i32(0);
+    let start = begin(&mut out, b'E');
     put_cstr(&mut out, POISON_PORTAL);
     out.put_i32(0);
-    patch_len(&mut out, start);
+    finish(&mut out, start);
     out
 }
 
 /// A FunctionCall of OID 0, which does not exist.
 pub(crate) fn poison_function_call() -> BytesMut {
     let mut out = BytesMut::with_capacity(16);
-    out.put_u8(b'F');
-    let start = out.len();
-    out.put_i32(0);
+    let start = begin(&mut out, b'F');
     out.put_i32(0); // function oid
     out.put_i16(0); // argument format codes
     out.put_i16(0); // arguments
     out.put_i16(0); // result format
-    patch_len(&mut out, start);
+    finish(&mut out, start);
     out
 }

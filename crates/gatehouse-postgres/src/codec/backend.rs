@@ -1,21 +1,9 @@
 //! Messages in the backend's voice: those the gateway writes to clients, and
 //! those it reads from the backend during login and to record outcomes.
 
-use super::startup::{patch_len, put_cstr};
+use super::write::{begin, finish, put_cstr};
 use super::{CodecError, Cursor};
 use bytes::{BufMut, BytesMut};
-
-/// Starts a typed message; finish it with [`end`].
-fn begin(out: &mut BytesMut, ty: u8) -> usize {
-    out.put_u8(ty);
-    let start = out.len();
-    out.put_i32(0);
-    start
-}
-
-fn end(out: &mut BytesMut, start: usize) {
-    patch_len(out, start);
-}
 
 /// An ErrorResponse (or NoticeResponse) to send to a client.
 #[derive(Debug, Clone)]
@@ -49,21 +37,21 @@ pub fn error_response(out: &mut BytesMut, e: &ErrorNotice<'_>) {
         }
     }
     out.put_u8(0);
-    end(out, start);
+    finish(out, start);
 }
 
 /// Encodes AuthenticationCleartextPassword.
 pub fn auth_cleartext_password(out: &mut BytesMut) {
     let start = begin(out, b'R');
     out.put_i32(3);
-    end(out, start);
+    finish(out, start);
 }
 
 /// Encodes AuthenticationOk.
 pub fn auth_ok(out: &mut BytesMut) {
     let start = begin(out, b'R');
     out.put_i32(0);
-    end(out, start);
+    finish(out, start);
 }
 
 /// Encodes BackendKeyData.
@@ -71,7 +59,7 @@ pub fn backend_key_data(out: &mut BytesMut, pid: i32, secret: i32) {
     let start = begin(out, b'K');
     out.put_i32(pid);
     out.put_i32(secret);
-    end(out, start);
+    finish(out, start);
 }
 
 /// Encodes NegotiateProtocolVersion: the newest minor version supported and
@@ -83,7 +71,7 @@ pub fn negotiate_protocol_version(out: &mut BytesMut, minor: i32, unrecognised: 
     for o in unrecognised {
         put_cstr(out, o);
     }
-    end(out, start);
+    finish(out, start);
 }
 
 /// Appends a raw message (type and body) to `out`.

@@ -1,7 +1,7 @@
 //! Messages in the frontend's voice: those clients send that the gateway
 //! reads, and those the gateway sends to backends during login.
 
-use super::startup::{patch_len, put_cstr};
+use super::write::{begin, finish, put_cstr};
 use super::{CodecError, Cursor};
 use bytes::{BufMut, BytesMut};
 
@@ -135,19 +135,12 @@ pub fn parse_function_call(body: &[u8]) -> Result<i32, CodecError> {
     Cursor::new(body).i32("function oid")
 }
 
-fn begin(out: &mut BytesMut, ty: u8) -> usize {
-    out.put_u8(ty);
-    let start = out.len();
-    out.put_i32(0);
-    start
-}
-
 /// Encodes a PasswordMessage carrying a password or an MD5 hash.
 pub fn password_message(out: &mut BytesMut, password: &[u8]) {
     let start = begin(out, b'p');
     out.put_slice(password);
     out.put_u8(0);
-    patch_len(out, start);
+    finish(out, start);
 }
 
 /// Encodes SASLInitialResponse.
@@ -156,14 +149,14 @@ pub fn sasl_initial_response(out: &mut BytesMut, mechanism: &str, data: &[u8]) {
     put_cstr(out, mechanism);
     out.put_i32(data.len() as i32);
     out.put_slice(data);
-    patch_len(out, start);
+    finish(out, start);
 }
 
 /// Encodes SASLResponse.
 pub fn sasl_response(out: &mut BytesMut, data: &[u8]) {
     let start = begin(out, b'p');
     out.put_slice(data);
-    patch_len(out, start);
+    finish(out, start);
 }
 
 /// Encodes Terminate.

@@ -10,6 +10,7 @@ mod cursor;
 mod frame;
 pub mod frontend;
 pub mod startup;
+pub(crate) mod write;
 
 pub use cursor::Cursor;
 pub use frame::{Flow, FrameError, FrameScanner, Scanned};

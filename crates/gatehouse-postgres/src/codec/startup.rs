@@ -1,6 +1,7 @@
 //! Untyped packets a client may send first: SSLRequest, GSSENCRequest,
 //! CancelRequest and StartupMessage.
 
+use super::write::{finish, put_cstr};
 use super::{CodecError, Cursor};
 use bytes::{BufMut, BytesMut};
 
@@ -84,7 +85,7 @@ pub fn startup_message<'a>(
         put_cstr(out, v);
     }
     out.put_u8(0);
-    patch_len(out, start);
+    finish(out, start);
 }
 
 /// Encodes an SSLRequest.
@@ -99,15 +100,4 @@ pub fn cancel_request(out: &mut BytesMut, pid: i32, secret: i32) {
     out.put_i32(CANCEL_REQUEST);
     out.put_i32(pid);
     out.put_i32(secret);
-}
-
-pub(crate) fn put_cstr(out: &mut BytesMut, s: &str) {
-    out.put_slice(s.as_bytes());
-    out.put_u8(0);
-}
-
-/// Writes the length of the message that starts at `start` (its length word).
-pub(crate) fn patch_len(out: &mut BytesMut, start: usize) {
-    let len = (out.len() - start) as i32;
-    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
