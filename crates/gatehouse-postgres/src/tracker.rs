@@ -239,16 +239,18 @@ impl Tracker {
                     self.push(Kind::Extended, text, Vec::new(), None, None);
                     return Ok(Flow::Forward);
                 };
-                let (text, params, st) = (
-                    portal.statement.text.clone(),
-                    portal.params.clone(),
-                    portal.statement.clone(),
-                );
-                if st.generation != self.gate.generation() && !st.refused {
-                    // The policy was reloaded since the Parse: decide again.
-                    let verdict = match &st.analysis {
-                        Some(a) => self.gate.decide(std::slice::from_ref(a), "extended"),
-                        None => self.gate.refuse(format!(
+                let (st, params) = (portal.statement.clone(), portal.params.clone());
+                let text = st.text.clone();
+                // Forward only a statement decided under the policy in force and allowed.
+                // A refused one is poisoned here too: a statement of the same name made
+                // earlier may still exist on the backend and must not run in its place.
+                if st.refused || st.generation != self.gate.generation() {
+                    let verdict = match (&st.analysis, st.refused) {
+                        (Some(a), _) => self.gate.decide(std::slice::from_ref(a), "extended"),
+                        (None, true) => self.gate.refuse(
+                            st.decision.reason.clone().unwrap_or_else(|| "refused at Parse".into()),
+                        ),
+                        (None, false) => self.gate.refuse(format!(
                             "{}: the gateway did not see this statement prepared, so it cannot decide it",
                             st.text
                         )),

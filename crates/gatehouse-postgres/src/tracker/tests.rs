@@ -52,9 +52,13 @@ fn error(code: &str, msg: &str) -> BytesMut {
 }
 
 fn tracker() -> Tracker {
+    tracker_with("permit (principal, action, resource);")
+}
+
+fn tracker_with(policy: &str) -> Tracker {
     let engine = gatehouse_policy::PolicyEngine::from_sources(&[(
-        std::path::PathBuf::from("allow-all.cedar"),
-        "permit (principal, action, resource);".to_string(),
+        std::path::PathBuf::from("policy.cedar"),
+        policy.to_string(),
     )])
     .unwrap();
     let policy = std::sync::Arc::new(gatehouse_policy::PolicyHandle::new(
@@ -189,4 +193,20 @@ fn binary_and_long_params_are_rendered_safely() {
     let long = vec![b'a'; MAX_PARAM + 10];
     let s = param_text(&BindValue::Text(&long)).unwrap();
     assert!(s.ends_with(&format!("({} bytes in all)", MAX_PARAM + 10)));
+}
+
+#[test]
+fn execute_of_a_refused_statement_is_poisoned_even_if_an_older_one_of_its_name_exists() {
+    let mut t = tracker_with(
+        "permit (principal, action, resource);\n\
+         forbid (principal, action == Gatehouse::Action::\"delete\", resource);",
+    );
+    assert!(matches!(t.on_frontend(b'P', &parse("s1", "select 1")).unwrap(), Flow::Forward));
+    // Re-parsing the name with a refused statement: the backend may keep the old s1.
+    assert!(matches!(t.on_frontend(b'P', &parse("s1", "delete from t")).unwrap(), Flow::Replace(_)));
+    assert!(matches!(t.on_frontend(b'B', &bind("", "s1", &[])).unwrap(), Flow::Forward));
+    match t.on_frontend(b'E', &execute("")).unwrap() {
+        Flow::Replace(poison) => assert_eq!(poison[0], b'E', "an Execute of a portal that does not exist"),
+        Flow::Forward => panic!("the Execute of a refused statement was forwarded"),
+    }
 }
