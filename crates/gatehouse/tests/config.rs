@@ -202,6 +202,16 @@ fn syntax_errors_and_missing_files_are_named() {
     assert!(t.contains("typo: unknown section"), "{t}");
 }
 
+/// `gatehouse serve` on `cfg`, with the backend password its connection names.
+fn serve(cfg: &Path) -> Output {
+    Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .env("P", "x")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn an_invalid_policy_stops_start_up_with_file_line_and_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -217,12 +227,7 @@ fn an_invalid_policy_stops_start_up_with_file_line_and_reason() {
          [[connection]]\nname = \"a\"\nkind = \"postgres\"\nhost = \"h\"\ndatabase = \"d\"\nuser = \"u\"\npassword_env = \"P\"\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("P", "x")
-        .output()
-        .unwrap();
+    let out = serve(&cfg);
     assert_eq!(out.status.code(), Some(2));
     let t = text(&out);
     assert!(
@@ -236,12 +241,7 @@ fn an_invalid_policy_stops_start_up_with_file_line_and_reason() {
             .replace(", \"missing.cedar\"", ""),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .env("P", "x")
-        .output()
-        .unwrap();
+    let out = serve(&cfg);
     assert_eq!(out.status.code(), Some(2));
     let t = text(&out);
     assert!(t.contains("bad.cedar:4:"), "{t}");

@@ -201,12 +201,24 @@ fn execute_of_a_refused_statement_is_poisoned_even_if_an_older_one_of_its_name_e
         "permit (principal, action, resource);\n\
          forbid (principal, action == Gatehouse::Action::\"delete\", resource);",
     );
-    assert!(matches!(t.on_frontend(b'P', &parse("s1", "select 1")).unwrap(), Flow::Forward));
+    assert!(matches!(
+        t.on_frontend(b'P', &parse("s1", "select 1")).unwrap(),
+        Flow::Forward
+    ));
     // Re-parsing the name with a refused statement: the backend may keep the old s1.
-    assert!(matches!(t.on_frontend(b'P', &parse("s1", "delete from t")).unwrap(), Flow::Replace(_)));
-    assert!(matches!(t.on_frontend(b'B', &bind("", "s1", &[])).unwrap(), Flow::Forward));
+    assert!(matches!(
+        t.on_frontend(b'P', &parse("s1", "delete from t")).unwrap(),
+        Flow::Replace(_)
+    ));
+    assert!(matches!(
+        t.on_frontend(b'B', &bind("", "s1", &[])).unwrap(),
+        Flow::Forward
+    ));
     match t.on_frontend(b'E', &execute("")).unwrap() {
-        Flow::Replace(poison) => assert_eq!(poison[0], b'E', "an Execute of a portal that does not exist"),
+        Flow::Replace(poison) => assert_eq!(
+            poison[0], b'E',
+            "an Execute of a portal that does not exist"
+        ),
         Flow::Forward => panic!("the Execute of a refused statement was forwarded"),
     }
 }
