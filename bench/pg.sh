@@ -7,7 +7,7 @@
 #   bench/pg.sh [--write]        # env: DURATION (s per run, 5), ROUNDS (3), SCALE (10)
 #
 # Needs: postgresql (initdb, pg_ctl, pgbench, psql), pgbouncer, socat, and a
-# release build of gatehouse (built here if missing). Runs as root too (the
+# release build of gatehouse (built or brought up to date here). Runs as root too (the
 # cluster then runs as the postgres user). Everything listens on 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ need initdb "sudo apt-get install -y postgresql"
 need pgbench "sudo apt-get install -y postgresql-client"
 need pgbouncer "sudo apt-get install -y pgbouncer"
 need socat "sudo apt-get install -y socat"
-[ -x target/release/gatehouse ] || cargo build --release --locked -p gatehouse
+cargo build --release --locked -p gatehouse >&2  # a no-op when up to date; never bench a stale binary
 GW="$ROOT/target/release/gatehouse"
 
 WORK=$(mktemp -d /tmp/gatehouse-bench-XXXXXX)
@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PG=$(free_port); RELAY=$(free_port); BOUNCER=$(free_port); GW1=$(free_port); GW2=$(free_port); API1=$(free_port); API2=$(free_port)
+PG=$(free_port); RELAY=$(free_port); BOUNCER=$(free_port); GW1=$(free_port); GW2=$(free_port); API1=$(free_port); API2=$(free_port); GW3=$(free_port); API3=$(free_port)
 
 echo "== PostgreSQL on $PG" >&2
 echo postgres > "$WORK/pw"; [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK/pw"
@@ -80,7 +80,7 @@ echo '"app_owner" "apppw"' > "$WORK/userlist.txt"
 [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK"/bouncer.ini "$WORK"/userlist.txt
 "${AS[@]}" pgbouncer "$WORK/bouncer.ini" >/dev/null 2>&1 & PIDS+=($!)
 
-echo "== gateways on $GW1 (allow-all policy) and $GW2 (starter-like policy)" >&2
+echo "== gateways on $GW1 (allow-all policy), $GW2 (starter-like policy) and $GW3 (policy and masking)" >&2
 cat > "$WORK/allow.cedar" <<'EOF'
 @id("allow-all") permit (principal, action, resource);
 EOF
@@ -90,7 +90,7 @@ cat > "$WORK/starter.cedar" <<'EOF'
 @id("no-truncate") forbid (principal, action == Gatehouse::Action::"truncate", resource);
 @id("unbounded") @approval("dba") forbid (principal, action in [Gatehouse::Action::"delete", Gatehouse::Action::"update"], resource) when { !context.has_where };
 EOF
-gw_config() { # name port api policy
+gw_config() { # name port api policy [extra config]
   mkdir -p "$WORK/$1"
   cat > "$WORK/$1/gatehouse.toml" <<EOF
 [server]
@@ -110,16 +110,22 @@ database = "app"
 user = "app_owner"
 password_env = "BENCH_APP_PASSWORD"
 backend_tls = "disable"
+${5:-}
 EOF
   BENCH_APP_PASSWORD=apppw GATEHOUSE_LOG=warn "$GW" serve --config "$WORK/$1/gatehouse.toml" >"$WORK/$1.log" 2>&1 & PIDS+=($!)
 }
 gw_config gw-allow "$GW1" "$API1" "$WORK/allow.cedar"
 gw_config gw-policy "$GW2" "$API2" "$WORK/starter.cedar"
-for port in $GW1 $GW2 $RELAY $BOUNCER; do
+gw_config gw-mask "$GW3" "$API3" "$WORK/starter.cedar" '[connection.masking]
+detectors = ["all"]
+[[connection.masking.rule]]
+column_pattern = "*ssn*"'
+for port in $GW1 $GW2 $GW3 $RELAY $BOUNCER; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 TOKEN1=$("$GW" --config "$WORK/gw-allow/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
 TOKEN2=$("$GW" --config "$WORK/gw-policy/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
+TOKEN3=$("$GW" --config "$WORK/gw-mask/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
 
 # target name -> "port dbname password"
 declare -A TARGET=(
@@ -128,8 +134,9 @@ declare -A TARGET=(
   [pgbouncer]="$BOUNCER app apppw"
   [gw-allow]="$GW1 app-db $TOKEN1"
   [gw-policy]="$GW2 app-db $TOKEN2"
+  [gw-mask]="$GW3 app-db $TOKEN3"
 )
-ORDER=(direct relay pgbouncer gw-allow gw-policy)
+ORDER=(direct relay pgbouncer gw-allow gw-policy gw-mask)
 WORKLOADS=(
   "S-simple-c1|-S -M simple -c 1"
   "S-extended-c1|-S -M extended -c 1"
@@ -160,6 +167,30 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+# A large result: realistic rows (a quarter with an email and a card number),
+# read whole with psql, interleaved like the rest; seconds and MB/s.
+PGPASSWORD=apppw psql -q -h 127.0.0.1 -p "$PG" -U app_owner app >/dev/null <<SQL
+CREATE TABLE people AS
+SELECT g AS id, 'Customer ' || g AS name,
+       CASE WHEN g % 4 = 0 THEN 'user' || g || '@example.com' ELSE 'n/a' END AS email,
+       CASE WHEN g % 4 = 0 THEN '4111 1111 1111 1111' ELSE 'none' END AS card,
+       'order shipped to warehouse ' || (g % 17) || ' in bin ' || (g % 5) || '-' || g AS note,
+       now() - (g || ' minutes')::interval AS created
+FROM generate_series(1, ${LARGE_ROWS:-1000000}) g;
+SQL
+LARGE_MB=$(PGPASSWORD=apppw psql -At -h 127.0.0.1 -p "$PG" -U app_owner -c "SELECT round(sum(pg_column_size(p.*))/1e6) FROM people p" app)
+declare -A LARGE
+for round in $(seq "$ROUNDS"); do
+  for t in direct relay gw-allow gw-mask; do
+    read -r port db pw <<<"${TARGET[$t]}"
+    start=$(date +%s.%N)
+    PGPASSWORD="$pw" psql -At -h 127.0.0.1 -p "$port" -U app_owner -c "SELECT * FROM people" "$db" >/dev/null
+    secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
+    LARGE[$t]+="$secs;"
+    echo "round $round large-result $t: ${secs}s" >&2
+  done
+done
+
 median() { tr ';' '\n' | awk -v f="$1" 'NF{print $f}' | sort -g | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){print a[(NR+1)/2]}else{print (a[NR/2]+a[NR/2+1])/2}}'; }
 TABLE=$(
   printf '| workload'; for t in "${ORDER[@]}"; do printf ' | %s' "$t"; done; echo ' |'
@@ -180,6 +211,17 @@ TABLE=$(
       echo ' |'
     fi
   done
+  echo
+  echo "Large result: SELECT * of ${LARGE_MB} MB (${LARGE_ROWS:-1000000} rows, a quarter with an email and a card) read by psql, median seconds (MB/s, ratio to direct):"
+  echo
+  echo "| direct | relay | gw-allow | gw-mask |"
+  echo "|---|---|---|---|"
+  d=$(echo "${LARGE[direct]}" | median 1)
+  for t in direct relay gw-allow gw-mask; do
+    m=$(echo "${LARGE[$t]}" | median 1)
+    printf '| %.2fs (%.0f MB/s, %.0f%%) ' "$m" "$(awk -v a="$LARGE_MB" -v b="$m" 'BEGIN{print a/b}')" "$(awk -v a="$d" -v b="$m" 'BEGIN{print 100*a/b}')"
+  done
+  echo '|'
 )
 MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(postgres --version | head -1); $(pgbouncer --version | head -1); $("$GW" --version)"
 REPORT=$(cat <<EOF
@@ -187,6 +229,7 @@ Run $(date -u +%Y-%m-%dT%H:%MZ): pgbench scale $SCALE, ${DURATION}s per run, $RO
 Machine: $MACHINE.
 gw-allow: gateway, plaintext on loopback, allow-all policy (every statement still analyzed and recorded).
 gw-policy: the same with a four-policy set (connect, CI read/write, no TRUNCATE, unbounded writes need approval).
+gw-mask: gw-policy plus masking (every built-in detector, one column rule, so results are classified through the catalog).
 
 $TABLE
 EOF

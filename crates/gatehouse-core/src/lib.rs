@@ -17,8 +17,8 @@ pub use error::StoreError;
 pub use identity::{Identity, IdentitySource};
 pub use recorder::{RecorderClosed, SessionRecorder};
 pub use session::{
-    DecisionRecord, SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter,
-    SessionId, SessionStart, SessionSummary, StatementOutcome, StatementRecord,
+    DecisionRecord, MaskingSummary, SessionDetail, SessionEnd, SessionEndFields, SessionEndReason,
+    SessionFilter, SessionId, SessionStart, SessionSummary, StatementOutcome, StatementRecord,
 };
 pub use store::Store;
 pub use time::Timestamp;

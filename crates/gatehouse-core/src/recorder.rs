@@ -10,6 +10,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+// Statements are nearly every event: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum RecordEvent {
     Statement(StatementRecord),
     End(SessionEnd),

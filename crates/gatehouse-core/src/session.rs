@@ -159,6 +159,27 @@ pub struct StatementRecord {
     /// The policy decision that let it through or refused it (`None` where no
     /// decision applies, e.g. a message outside any statement).
     pub decision: Option<DecisionRecord>,
+    /// What masking did to its results (`None` when masking is off for the
+    /// connection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masking: Option<MaskingSummary>,
+}
+
+/// What masking did to one statement's results: counts, never values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskingSummary {
+    /// Values (or parts of values) masked in all.
+    pub values_masked: u64,
+    /// Detectors that fired, with how many values each masked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detectors: Vec<(String, u64)>,
+    /// Column rules that applied, with how many values each masked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<(String, u64)>,
+    /// Set when the caller is exempt from masking: the group that exempts it.
+    /// Results were sent in clear; the recording is still masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exempt_group: Option<String>,
 }
 
 /// A policy decision as recorded with a statement.

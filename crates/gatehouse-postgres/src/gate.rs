@@ -14,7 +14,7 @@ use crate::codec::write::{begin, finish, put_cstr};
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
-use gatehouse_sql::{Analyzer, ParseMode, SqlError, StatementAnalysis};
+use gatehouse_sql::{ActionKind, Analyzer, ParseMode, SqlError, StatementAnalysis};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ pub(crate) struct Verdict {
     pub(crate) record: DecisionRecord,
     /// The ErrorResponse to give the client instead of running it.
     pub(crate) refusal: Option<Refusal>,
+    /// A statement may change the schema (DDL): cached table names are stale.
+    pub(crate) changes_schema: bool,
 }
 
 /// A refusal: the client's error, and the SQLSTATE and message to record.
@@ -58,6 +60,10 @@ pub(crate) struct Prepared {
     pub(crate) decision: DecisionRecord,
     pub(crate) generation: u64,
     pub(crate) refused: bool,
+    /// Which Parse made it: Describe answers are matched to it by this.
+    pub(crate) parse_id: u64,
+    /// Its result columns, once the backend described them.
+    pub(crate) columns: Option<Arc<[crate::mask::Column]>>,
 }
 
 /// Per-session gate state.
@@ -204,7 +210,11 @@ impl Gate {
             approved: false,
             statements: &refs,
         });
-        self.verdict(decision)
+        let mut verdict = self.verdict(decision);
+        verdict.changes_schema = statements
+            .iter()
+            .any(|s| s.actions.iter().any(|a| a.kind == ActionKind::Ddl));
+        verdict
     }
 
     fn verdict(&self, decision: Decision) -> Verdict {
@@ -219,6 +229,7 @@ impl Gate {
                     reason: None,
                 },
                 refusal: None,
+                changes_schema: false,
             },
             (Decision::Deny { reason, .. }, PolicyMode::Audit) => {
                 self.shadow("shadow_deny", policies, reason)
@@ -246,6 +257,7 @@ impl Gate {
                 reason: Some(reason),
             },
             refusal: None,
+            changes_schema: false,
         }
     }
 
@@ -285,6 +297,7 @@ impl Gate {
                 reason: Some(reason),
             },
             refusal: Some(refusal("42501", message, Some(&detail), hint)),
+            changes_schema: false,
         }
     }
 
@@ -305,6 +318,7 @@ impl Gate {
                 None,
                 "gatehouse parses every statement with PostgreSQL's own parser and refuses what it cannot parse",
             )),
+            changes_schema: false,
         }
     }
 }

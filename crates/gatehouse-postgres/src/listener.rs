@@ -12,12 +12,14 @@ use crate::codec::frontend::parse_password;
 use crate::codec::startup::{parse_startup_packet, StartupPacket, MAX_STARTUP_LEN};
 use crate::gate::{Gate, GateSettings};
 use crate::io::read_message;
+use crate::mask::{ConnectionMasking, SessionMasking};
 use crate::relay::{self, Counters};
 use crate::stream::PgStream;
 use crate::tracker::Tracker;
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{SessionEnd, SessionId, SessionRecorder, SessionStart, Store, Timestamp};
 use gatehouse_identity::{verify_service_token, AuthenticatedIdentity};
+use gatehouse_mask::MaskingEngine;
 use gatehouse_policy::{ConnectRequest, Decision, PolicyMode};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -47,6 +49,11 @@ pub struct ListenerSettings {
     pub handshake_timeout: Duration,
     /// Statement analysis and policy.
     pub gate: GateSettings,
+    /// Masking by connection name (connections without masking are absent).
+    pub masking: HashMap<String, Arc<ConnectionMasking>>,
+    /// Masks what recordings keep for connections without masking (secrets
+    /// such as passwords in statement texts).
+    pub record_masking: Arc<MaskingEngine>,
 }
 
 /// The PostgreSQL side of the gateway.
@@ -452,7 +459,12 @@ impl PostgresGateway {
         gate.parse_mode.backslash_escapes =
             greeting_param(&backend.greeting, "standard_conforming_strings")
                 .is_some_and(|v| v == "off");
-        let tracker = Mutex::new(Tracker::new(start.id, gate));
+        let masking = SessionMasking::new(
+            inner.settings.masking.get(&target.name).cloned(),
+            inner.settings.record_masking.clone(),
+            &start.identity.groups,
+        );
+        let tracker = Mutex::new(Tracker::new(start.id, gate, masking));
         let counters = Counters::default();
         let ending = if let Err(err) = client.write_all(&out).await {
             relay::Ending {

@@ -8,7 +8,9 @@
 
 use crate::codec::backend::{error_response, ErrorNotice};
 use crate::codec::{frontend, FrameError, FrameScanner};
-use crate::tracker::{backend_inspects, frontend_inspects, Tracker};
+use crate::tracker::{
+    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked, Tracker,
+};
 use bytes::{Buf, BytesMut};
 use gatehouse_core::{SessionEndReason, SessionRecorder, StatementRecord};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,9 @@ use tokio::sync::watch;
 pub(crate) const MAX_CLIENT_MESSAGE: u32 = 256 << 20;
 /// Largest inspected backend message (CommandComplete, ErrorResponse…).
 const MAX_BACKEND_MESSAGE: u32 = 64 << 20;
+/// With masking every DataRow is inspected whole: the largest row accepted.
+/// A larger one cannot be masked and ends the session (fail closed).
+const MAX_MASKED_ROW: u32 = 256 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Bytes relayed each way.
@@ -62,8 +67,9 @@ where
 {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut br, mut bw) = tokio::io::split(backend);
+    let masked = lock(tracker).masking.active;
     let ending = {
-        let up = client_to_backend(&mut cr, &mut bw, client_leftover, tracker, counters);
+        let up = client_to_backend(&mut cr, &mut bw, client_leftover, tracker, counters, masked);
         let down = backend_to_client(
             &mut br,
             &mut cw,
@@ -71,6 +77,7 @@ where
             tracker,
             recorder,
             counters,
+            masked,
         );
         tokio::select! {
             e = up => e,
@@ -145,12 +152,18 @@ async fn client_to_backend<R, W>(
     mut buf: BytesMut,
     tracker: &Mutex<Tracker>,
     counters: &Counters,
+    masked: bool,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut scanner = FrameScanner::new(MAX_CLIENT_MESSAGE);
+    let inspects = if masked {
+        frontend_inspects_masked
+    } else {
+        frontend_inspects
+    };
     let mut first = !buf.is_empty();
     loop {
         if !first {
@@ -182,7 +195,7 @@ where
         loop {
             let scanned = {
                 let mut t = lock(tracker);
-                scanner.scan(&buf, frontend_inspects, |ty, body| t.on_frontend(ty, body))
+                scanner.scan(&buf, inspects, |ty, body| t.on_frontend(ty, body))
             };
             let s = match scanned {
                 Ok(Ok(s)) => s,
@@ -205,6 +218,7 @@ where
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn backend_to_client<R, W>(
     br: &mut R,
     cw: &mut W,
@@ -212,13 +226,21 @@ async fn backend_to_client<R, W>(
     tracker: &Mutex<Tracker>,
     recorder: &SessionRecorder,
     counters: &Counters,
+    masked: bool,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut scanner = FrameScanner::new(MAX_BACKEND_MESSAGE);
+    let (max, inspects): (u32, fn(u8) -> bool) = if masked {
+        (MAX_MASKED_ROW, backend_inspects_masked)
+    } else {
+        (MAX_BACKEND_MESSAGE, backend_inspects)
+    };
+    let mut scanner = FrameScanner::new(max);
     let mut finished: Vec<StatementRecord> = Vec::new();
+    // Output assembled when some message was replaced (masked): still one write per read.
+    let mut out = BytesMut::new();
     let mut first = !buf.is_empty();
     loop {
         if !first {
@@ -238,46 +260,56 @@ where
         loop {
             let scanned = {
                 let mut t = lock(tracker);
-                let r = scanner.scan(&buf, backend_inspects, |ty, body| t.on_backend(ty, body));
+                let r = scanner.scan(&buf, inspects, |ty, body| t.on_backend(ty, body));
                 finished.append(&mut t.done);
                 r
             };
             let s = match scanned {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    return Ending::new(
-                        SessionEndReason::NetworkError,
-                        format!("backend sent an unframeable message: {e}"),
-                    )
+                    let detail = format!("backend sent an unframeable message: {e}");
+                    tell_client(cw, &detail).await;
+                    return Ending::new(SessionEndReason::NetworkError, detail);
                 }
                 Err(e) => {
-                    return Ending::new(
-                        SessionEndReason::NetworkError,
-                        format!("backend sent a malformed message: {e}"),
-                    )
+                    let detail = format!("backend sent a malformed message: {e}");
+                    tell_client(cw, &detail).await;
+                    return Ending::new(SessionEndReason::NetworkError, detail);
                 }
             };
-            if s.forward > 0 {
-                if let Err(e) = cw.write_all(&buf[..s.forward]).await {
-                    return Ending::new(
-                        SessionEndReason::ClientDisconnected,
-                        format!("client: {e}"),
-                    );
+            if s.replace.is_none() && !s.wait && out.is_empty() {
+                // The common case: forward what arrived as it is.
+                if s.forward > 0 {
+                    if let Err(e) = cw.write_all(&buf[..s.forward]).await {
+                        return client_gone(e);
+                    }
+                    counters
+                        .to_client
+                        .fetch_add(s.forward as u64, Ordering::Relaxed);
+                    buf.advance(s.forward);
                 }
-                counters
-                    .to_client
-                    .fetch_add(s.forward as u64, Ordering::Relaxed);
-                buf.advance(s.forward);
+                break;
             }
-            // The backend's error for a poison: the client gets the gateway's refusal.
-            let Some((with, skip)) = s.replace else { break };
-            if let Err(e) = cw.write_all(&with).await {
-                return Ending::new(SessionEndReason::ClientDisconnected, format!("client: {e}"));
+            out.extend_from_slice(&buf[..s.forward]);
+            buf.advance(s.forward);
+            // A replaced message: the backend's error for a poison, or a masked one.
+            if let Some((with, skip)) = s.replace {
+                out.extend_from_slice(&with);
+                buf.advance(skip);
+                continue;
             }
-            counters
-                .to_client
-                .fetch_add(with.len() as u64, Ordering::Relaxed);
-            buf.advance(skip);
+            if s.wait {
+                // A result's plan needs table names from the catalog.
+                if let Err(e) = flush(cw, &mut out, counters).await {
+                    return client_gone(e);
+                }
+                resolve_tables(tracker).await;
+                continue;
+            }
+            break;
+        }
+        if let Err(e) = flush(cw, &mut out, counters).await {
+            return client_gone(e);
         }
         for r in finished.drain(..) {
             if recorder.statement(r).await.is_err() {
@@ -288,6 +320,57 @@ where
             }
         }
     }
+}
+
+/// Looks up the tables a result plan waits for, without holding the tracker.
+async fn resolve_tables(tracker: &Mutex<Tracker>) {
+    let (connection, wanted) = {
+        let mut t = lock(tracker);
+        (t.masking.lookup_handle(), t.masking.take_wanted())
+    };
+    let Some(connection) = connection else { return };
+    let found = crate::mask::lookup(&connection, wanted.clone()).await;
+    let mut t = lock(tracker);
+    match found {
+        Ok(found) => t.masking.add_tables(&wanted, found),
+        Err(e) => t.masking.catalog_failed(e),
+    }
+}
+
+async fn flush<W: AsyncWrite + Unpin>(
+    cw: &mut W,
+    out: &mut BytesMut,
+    counters: &Counters,
+) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    cw.write_all(out).await?;
+    counters
+        .to_client
+        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    out.clear();
+    Ok(())
+}
+
+fn client_gone(e: std::io::Error) -> Ending {
+    Ending::new(SessionEndReason::ClientDisconnected, format!("client: {e}"))
+}
+
+/// Tells the client why its session ends, when the backend's stream broke.
+async fn tell_client<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
+    let mut out = BytesMut::new();
+    error_response(
+        &mut out,
+        &ErrorNotice {
+            severity: "FATAL",
+            code: "08P01",
+            message: &format!("gatehouse closed the connection: the {detail}"),
+            detail: None,
+            hint: Some("no part of the message was relayed; reconnect, and tell the gateway's operator if it recurs"),
+        },
+    );
+    let _ = cw.write_all(&out).await;
 }
 
 /// A peer that went away (including TLS without close_notify) rather than a fault.

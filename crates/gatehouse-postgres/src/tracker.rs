@@ -10,12 +10,14 @@
 
 use crate::codec::backend::{parse_command_tag, parse_error_fields, rows_from_tag};
 use crate::codec::frontend::{
-    parse_bind, parse_close, parse_execute, parse_function_call, parse_parse, parse_query,
-    BindValue, CloseTarget,
+    parse_bind, parse_close, parse_describe, parse_execute, parse_function_call, parse_parse,
+    parse_query, BindValue, CloseTarget, DescribeTarget,
 };
 use crate::codec::{CodecError, Flow};
 use crate::gate::{self, Gate, Prepared, Refusal};
+use crate::mask::{Column, ResultFormats, ResultPlan, SessionMasking};
 use gatehouse_core::{DecisionRecord, SessionId, StatementOutcome, StatementRecord, Timestamp};
+use gatehouse_mask::MaskTally;
 use gatehouse_sql::StatementAnalysis;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -57,6 +59,24 @@ struct InFlight {
     decision: Option<DecisionRecord>,
     /// Refused: the backend's error for the poison is replaced by this.
     refusal: Option<Refusal>,
+    /// Where its result rows come from, for masking.
+    result: ResultSource,
+    /// How its rows are masked, once known.
+    plan: Option<Arc<ResultPlan>>,
+    /// What masking did to its results.
+    tally: MaskTally,
+}
+
+/// What describes a statement's result rows.
+#[derive(Default)]
+struct ResultSource {
+    /// The columns, once described.
+    columns: Option<Arc<[Column]>>,
+    /// The Bind's result formats; `None`: the description's own formats.
+    formats: Option<ResultFormats>,
+    /// The Parse and Bind it came from (0: none), to match Describe answers.
+    parse_id: u64,
+    bind_id: u64,
 }
 
 // The queue lives for the session and is reused; boxing the large variant
@@ -65,11 +85,19 @@ struct InFlight {
 enum Pending {
     Statement(InFlight),
     Sync,
+    /// A Describe (tracked only when masking): its RowDescription is matched
+    /// to the Parse or Bind it asked about.
+    Describe {
+        parse_id: u64,
+        bind_id: u64,
+    },
 }
 
 struct Portal {
     statement: Prepared,
     params: Vec<Option<String>>,
+    bind_id: u64,
+    formats: ResultFormats,
 }
 
 /// Frontend message types the tracker needs to see whole.
@@ -77,9 +105,21 @@ pub(crate) fn frontend_inspects(ty: u8) -> bool {
     matches!(ty, b'Q' | b'P' | b'B' | b'E' | b'S' | b'C' | b'F' | b'X')
 }
 
+/// With masking, Describe too (to know each result's columns).
+pub(crate) fn frontend_inspects_masked(ty: u8) -> bool {
+    frontend_inspects(ty) || ty == b'D'
+}
+
 /// Backend message types the tracker needs to see whole.
 pub(crate) fn backend_inspects(ty: u8) -> bool {
     matches!(ty, b'C' | b'E' | b'I' | b's' | b'Z' | b'S')
+}
+
+/// With masking, everything that carries values or describes them:
+/// RowDescription, NoData, DataRow, CopyOutResponse, CopyData,
+/// NoticeResponse and NotificationResponse.
+pub(crate) fn backend_inspects_masked(ty: u8) -> bool {
+    backend_inspects(ty) || matches!(ty, b'T' | b'n' | b'D' | b'H' | b'd' | b'N' | b'A' | b'V')
 }
 
 /// Per-session statement state.
@@ -92,6 +132,12 @@ pub(crate) struct Tracker {
     pending: VecDeque<Pending>,
     /// Statement text of the latest Parse, for errors raised before any Execute.
     last_parse: Option<Arc<str>>,
+    /// Numbers Parse and Bind messages, from 1.
+    next_id: u64,
+    /// Masking of results and recordings.
+    pub(crate) masking: SessionMasking,
+    /// Counts masking outside any statement (notices between statements).
+    stray_tally: MaskTally,
     /// Completed records waiting to be handed to the recorder.
     pub(crate) done: Vec<StatementRecord>,
     /// The client sent Terminate.
@@ -99,7 +145,7 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    pub(crate) fn new(session_id: SessionId, gate: Gate) -> Self {
+    pub(crate) fn new(session_id: SessionId, gate: Gate, masking: SessionMasking) -> Self {
         Self {
             session_id,
             next_seq: 1,
@@ -108,6 +154,9 @@ impl Tracker {
             portals: HashMap::new(),
             pending: VecDeque::new(),
             last_parse: None,
+            next_id: 1,
+            masking,
+            stray_tally: MaskTally::default(),
             done: Vec::new(),
             terminated: false,
         }
@@ -120,6 +169,7 @@ impl Tracker {
         params: Vec<Option<String>>,
         decision: Option<DecisionRecord>,
         refusal: Option<Refusal>,
+        result: ResultSource,
     ) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -135,7 +185,16 @@ impl Tracker {
             error: None,
             decision,
             refusal,
+            result,
+            plan: None,
+            tally: MaskTally::default(),
         }));
+    }
+
+    /// Queues an extended-protocol message no decision applies to (an
+    /// unknown portal, a failed Parse or Bind), so its outcome is recorded.
+    fn push_undecided(&mut self, text: Arc<str>) {
+        self.push(Kind::Extended, text, Vec::new(), None, None, ResultSource::default());
     }
 
     /// Queues a statement with its verdict; a refused one is replaced by `poison`.
@@ -146,9 +205,20 @@ impl Tracker {
         params: Vec<Option<String>>,
         verdict: gate::Verdict,
         poison: fn() -> bytes::BytesMut,
+        result: ResultSource,
     ) -> Flow {
         let refused = verdict.refusal.is_some();
-        self.push(kind, text, params, Some(verdict.record), verdict.refusal);
+        if verdict.changes_schema && !refused {
+            self.masking.schema_changed();
+        }
+        self.push(
+            kind,
+            text,
+            params,
+            Some(verdict.record),
+            verdict.refusal,
+            result,
+        );
         if refused {
             Flow::Replace(poison())
         } else {
@@ -169,6 +239,7 @@ impl Tracker {
                     Vec::new(),
                     verdict,
                     gate::poison_query,
+                    ResultSource::default(),
                 )
             }
             b'P' => {
@@ -177,6 +248,10 @@ impl Tracker {
                 let (verdict, analysis) = self.gate.decide_text(p.query, "extended");
                 self.last_parse = Some(text.clone());
                 let refused = verdict.refusal.is_some();
+                if verdict.changes_schema && !refused {
+                    self.masking.schema_changed();
+                }
+                let parse_id = self.new_id();
                 self.prepared.insert(
                     p.name.to_string(),
                     Prepared {
@@ -185,6 +260,8 @@ impl Tracker {
                         decision: verdict.record.clone(),
                         generation: self.gate.generation(),
                         refused,
+                        parse_id,
+                        columns: None,
                     },
                 );
                 if refused {
@@ -195,6 +272,7 @@ impl Tracker {
                         Vec::new(),
                         Some(verdict.record),
                         verdict.refusal,
+                        ResultSource::default(),
                     );
                     Flow::Replace(gate::poison_parse(p.name))
                 } else {
@@ -223,12 +301,34 @@ impl Tracker {
                             decision: unknown_statement_decision(),
                             generation: 0,
                             refused: false,
+                            parse_id: 0,
+                            columns: None,
                         }
                     }
                 };
                 let params = b.params.iter().map(param_text).collect();
-                self.portals
-                    .insert(b.portal.to_string(), Portal { statement, params });
+                let bind_id = self.new_id();
+                let formats = ResultFormats::from_codes(b.result_formats);
+                self.portals.insert(
+                    b.portal.to_string(),
+                    Portal {
+                        statement,
+                        params,
+                        bind_id,
+                        formats,
+                    },
+                );
+                Flow::Forward
+            }
+            b'D' => {
+                let (parse_id, bind_id) = match parse_describe(body)? {
+                    DescribeTarget::Statement(n) => {
+                        (self.prepared.get(n).map_or(0, |p| p.parse_id), 0)
+                    }
+                    DescribeTarget::Portal(n) => (0, self.portals.get(n).map_or(0, |p| p.bind_id)),
+                };
+                self.pending
+                    .push_back(Pending::Describe { parse_id, bind_id });
                 Flow::Forward
             }
             b'E' => {
@@ -236,10 +336,16 @@ impl Tracker {
                 let Some(portal) = self.portals.get(name) else {
                     // The backend will refuse an unknown portal itself.
                     let text = Arc::from(format!("<unknown portal {name:?}>"));
-                    self.push(Kind::Extended, text, Vec::new(), None, None);
+                    self.push_undecided(text);
                     return Ok(Flow::Forward);
                 };
                 let (st, params) = (portal.statement.clone(), portal.params.clone());
+                let result = ResultSource {
+                    columns: st.columns.clone(),
+                    formats: Some(portal.formats.clone()),
+                    parse_id: st.parse_id,
+                    bind_id: portal.bind_id,
+                };
                 let text = st.text.clone();
                 // Forward only a statement decided under the policy in force and allowed.
                 // A refused one is poisoned here too: a statement of the same name made
@@ -261,9 +367,17 @@ impl Tracker {
                         params,
                         verdict,
                         gate::poison_execute,
+                        result,
                     ));
                 }
-                self.push(Kind::Extended, text, params, Some(st.decision), None);
+                self.push(
+                    Kind::Extended,
+                    text,
+                    params,
+                    Some(st.decision),
+                    None,
+                    result,
+                );
                 Flow::Forward
             }
             b'S' => {
@@ -294,6 +408,7 @@ impl Tracker {
                     Vec::new(),
                     verdict,
                     gate::poison_function_call,
+                    ResultSource::default(),
                 )
             }
             b'X' => {
@@ -304,8 +419,32 @@ impl Tracker {
         })
     }
 
-    /// Notes a message the backend sent (only types for which [`backend_inspects`] holds).
+    /// Notes a message the backend sent (only types for which
+    /// [`backend_inspects`], or with masking [`backend_inspects_masked`],
+    /// holds): forward it, or replace it (a refusal, a masked message).
     pub(crate) fn on_backend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
+        if self.masking.withholding && ty != b'Z' {
+            // After a masking failure nothing reaches the client until ReadyForQuery.
+            self.note_backend(ty, body)?;
+            return Ok(Flow::Replace(bytes::BytesMut::new()));
+        }
+        if ty == b'Z' {
+            self.masking.withholding = false;
+        }
+        if self.masking.active {
+            if let Some(flow) = self.mask_backend(ty, body)? {
+                return Ok(flow);
+            }
+        }
+        let flow = self.note_backend(ty, body)?;
+        if ty == b'E' && self.masking.active && matches!(flow, Flow::Forward) {
+            return Ok(self.mask_error(body));
+        }
+        Ok(flow)
+    }
+
+    /// The tracker's bookkeeping for a backend message.
+    fn note_backend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
         match ty {
             b'S' => {
                 // standard_conforming_strings decides how the parser reads backslashes.
@@ -360,13 +499,16 @@ impl Tracker {
                             self.complete_front();
                         }
                     }
-                    Some(Pending::Sync) => {
-                        // Parse or Bind failed before any Execute of this batch.
+                    Some(Pending::Sync | Pending::Describe { .. }) => {
+                        // Parse, Bind or Describe failed before any Execute of this batch.
+                        if matches!(self.pending.front(), Some(Pending::Describe { .. })) {
+                            self.pending.pop_front();
+                        }
                         let text = self
                             .last_parse
                             .clone()
                             .unwrap_or_else(|| Arc::from("<extended protocol message>"));
-                        self.push(Kind::Extended, text, Vec::new(), None, None);
+                        self.push_undecided(text);
                         // The pushed statement went to the back; complete it directly.
                         if let Some(Pending::Statement(mut s)) = self.pending.pop_back() {
                             s.error = Some((f.code, f.message));
@@ -377,10 +519,12 @@ impl Tracker {
                 }
             }
             b'Z' => {
-                // Executes still queued before the Sync were skipped by the backend.
-                while let Some(Pending::Statement(s)) = self.pending.front() {
-                    if s.kind != Kind::Extended {
-                        break;
+                // Executes and Describes still queued before the Sync were skipped by the backend.
+                loop {
+                    match self.pending.front() {
+                        Some(Pending::Statement(s)) if s.kind == Kind::Extended => {}
+                        Some(Pending::Describe { .. }) => {}
+                        _ => break,
                     }
                     self.pending.pop_front();
                 }
@@ -389,7 +533,7 @@ impl Tracker {
                     Some(Pending::Sync) => {
                         self.pending.pop_front();
                     }
-                    None => {}
+                    Some(Pending::Describe { .. }) | None => {}
                 }
             }
             _ => {}
@@ -411,31 +555,53 @@ impl Tracker {
                 rows: s.rows,
             },
         };
-        self.done.push(record(self.session_id, s, outcome));
+        let r = self.record(s, outcome);
+        self.done.push(r);
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The record of a statement; what it keeps of the statement (text,
+    /// parameters, error message) is masked, whatever the caller may see.
+    fn record(&mut self, s: InFlight, outcome: StatementOutcome) -> StatementRecord {
+        let m = &mut self.masking;
+        let outcome = match outcome {
+            StatementOutcome::Error { sqlstate, message } => StatementOutcome::Error {
+                sqlstate,
+                message: m.mask_for_record(&message).into_owned(),
+            },
+            o => o,
+        };
+        StatementRecord {
+            session_id: self.session_id,
+            seq: s.seq,
+            protocol: s.kind.as_str().to_string(),
+            text: m.mask_for_record(&s.text).into_owned(),
+            params: s
+                .params
+                .iter()
+                .map(|p| p.as_deref().map(|v| m.mask_for_record(v).into_owned()))
+                .collect(),
+            started_at: s.started_at,
+            duration_us: s.t0.elapsed().as_micros() as u64,
+            outcome,
+            decision: s.decision,
+            masking: m.summary(&s.tally),
+        }
     }
 
     /// Statements still waiting for an answer when the session ends.
     pub(crate) fn drain_incomplete(&mut self) {
         while let Some(p) = self.pending.pop_front() {
             if let Pending::Statement(s) = p {
-                let r = record(self.session_id, s, StatementOutcome::Incomplete);
+                let r = self.record(s, StatementOutcome::Incomplete);
                 self.done.push(r);
             }
         }
-    }
-}
-
-fn record(session_id: SessionId, s: InFlight, outcome: StatementOutcome) -> StatementRecord {
-    StatementRecord {
-        session_id,
-        seq: s.seq,
-        protocol: s.kind.as_str().to_string(),
-        text: s.text.to_string(),
-        params: s.params,
-        started_at: s.started_at,
-        duration_us: s.t0.elapsed().as_micros() as u64,
-        outcome,
-        decision: s.decision,
     }
 }
 
@@ -483,5 +649,6 @@ fn param_text(v: &BindValue<'_>) -> Option<String> {
     Some(s)
 }
 
+mod results;
 #[cfg(test)]
 mod tests;

@@ -147,16 +147,17 @@ impl Store for SqliteStore {
                     .as_ref()
                     .map(|d| rows::to_json(&d.policies))
                     .transpose()?;
-                rows_json.push((params, policies));
+                let masking = st.masking.as_ref().map(rows::to_json).transpose()?;
+                rows_json.push((params, policies, masking));
             }
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO statements (session_id, seq, protocol, text, params_json, started_at, \
                  duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
-                 decision, decision_policies_json, policy_mode, decision_reason) ",
+                 decision, decision_policies_json, policy_mode, decision_reason, masking_json) ",
             );
             q.push_values(
                 chunk.iter().zip(rows_json),
-                |mut b, (st, (params, policies))| {
+                |mut b, (st, (params, policies, masking))| {
                     let (status, tag, rows, sqlstate, message) = match &st.outcome {
                         StatementOutcome::Ok { command_tag, rows } => (
                             "ok",
@@ -189,7 +190,8 @@ impl Store for SqliteStore {
                         .push_bind(st.decision.as_ref().map(|d| d.decision.clone()))
                         .push_bind(policies)
                         .push_bind(st.decision.as_ref().map(|d| d.mode.clone()))
-                        .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()));
+                        .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()))
+                        .push_bind(masking);
                 },
             );
             q.build().execute(&mut *tx).await.map_err(unavailable)?;

@@ -119,6 +119,7 @@ pub(crate) struct StatementRow {
     decision_policies_json: Option<String>,
     policy_mode: Option<String>,
     decision_reason: Option<String>,
+    masking_json: Option<String>,
 }
 
 impl TryFrom<StatementRow> for StatementRecord {
@@ -159,6 +160,10 @@ impl TryFrom<StatementRow> for StatementRecord {
                 }),
                 None => None,
             },
+            masking: r
+                .masking_json
+                .map(|j| from_json("statement masking", &j))
+                .transpose()?,
         })
     }
 }

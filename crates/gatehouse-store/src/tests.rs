@@ -79,6 +79,12 @@ async fn sessions_and_statements_round_trip() {
             mode: "enforce".into(),
             reason: None,
         }),
+        masking: Some(gatehouse_core::MaskingSummary {
+            values_masked: 3,
+            detectors: vec![("card".into(), 2)],
+            rules: vec![("*ssn*".into(), 1)],
+            exempt_group: None,
+        }),
     };
     let end = SessionEnd {
         id: start.id,
@@ -148,6 +154,7 @@ async fn large_batches_are_split_and_kept_in_order() {
                 }
             },
             decision: None,
+            masking: None,
         })
         .collect();
     store.record_batch(&statements, &[]).await.unwrap();

@@ -9,7 +9,7 @@
 use gatehouse_policy::{PolicyEngine, PolicyHandle, PolicyMode};
 use gatehouse_postgres::{BackendPassword, BackendTarget, BackendTls};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,6 +109,7 @@ struct ConnectionSection {
     backend_tls: BackendTlsMode,
     backend_ca: Option<String>,
     connect_timeout: Option<String>,
+    masking: Option<masking::ConnectionMaskingSection>,
 }
 
 fn default_pg_port() -> u16 {
@@ -128,6 +129,7 @@ pub struct RawConfig {
     listeners: ListenersSection,
     tls: Option<TlsSection>,
     policy: Option<PolicySection>,
+    masking: Option<masking::MaskingSection>,
     connections: Vec<ConnectionSection>,
 }
 
@@ -166,6 +168,10 @@ pub struct GatewayConfig {
     pub connections: Vec<Arc<BackendTarget>>,
     /// The policy, loaded and validated.
     pub policy: Arc<PolicyHandle>,
+    /// Masking by connection name (connections without masking are absent).
+    pub masking: HashMap<String, MaskingSpec>,
+    /// The masking hash key file, when configured (else generated into the data directory).
+    pub masking_key_file: Option<PathBuf>,
     /// Things that are valid but probably not meant.
     pub warnings: Vec<String>,
 }
@@ -198,6 +204,7 @@ impl RawConfig {
         let mut listeners = ListenersSection::default();
         let mut tls = None;
         let mut policy = None;
+        let mut masking = None;
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -209,6 +216,7 @@ impl RawConfig {
                 }
                 "tls" => section(&key, value, &mut problems, file).map(|s| tls = Some(s)),
                 "policy" => section(&key, value, &mut problems, file).map(|s| policy = Some(s)),
+                "masking" => section(&key, value, &mut problems, file).map(|s| masking = Some(s)),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -231,7 +239,7 @@ impl RawConfig {
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, connection"
+                        "unknown section; expected one of server, listeners, tls, policy, masking, connection"
                             .into(),
                     ));
                     None
@@ -259,6 +267,7 @@ impl RawConfig {
             listeners,
             tls,
             policy,
+            masking,
             connections,
         })
     }
@@ -407,6 +416,9 @@ impl RawConfig {
                     .into(),
             );
         }
+        let masking_global =
+            masking::resolve_global(self.masking.as_ref(), |p| self.path(p), &mut problem);
+        let mut masking_specs = HashMap::new();
         let mut names = HashSet::new();
         let mut connections = Vec::new();
         for (i, c) in self.connections.iter().enumerate() {
@@ -565,6 +577,15 @@ impl RawConfig {
                     }
                 },
             };
+            if let Some(m) = &c.masking {
+                let prefix = format!("connection[{i}].masking");
+                match masking::resolve_connection(m, &masking_global, &prefix, &mut problem) {
+                    Some(spec) => {
+                        masking_specs.insert(c.name.clone(), spec);
+                    }
+                    None => ok = false,
+                }
+            }
             if let (true, Some(password), Some(tls)) = (ok, password, backend_tls) {
                 connections.push(Arc::new(BackendTarget {
                     name: c.name.clone(),
@@ -601,6 +622,8 @@ impl RawConfig {
                     Vec::new()
                 },
                 policy,
+                masking: masking_specs,
+                masking_key_file: masking_global.hash_key_file,
             }),
             _ => Err(ConfigProblems(problems)),
         }
@@ -641,6 +664,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         )),
     }
 }
+
+mod masking;
+pub use masking::{read_hash_key, MaskingSpec};
 
 #[cfg(test)]
 mod tests;

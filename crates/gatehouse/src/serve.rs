@@ -5,9 +5,11 @@ use crate::config::{GatewayConfig, TlsSource};
 use anyhow::{Context, Result};
 use gatehouse_api::{AdminKey, ApiState};
 use gatehouse_core::{SessionRecorder, Store};
-use gatehouse_postgres::{GateSettings, ListenerSettings, PostgresGateway};
+use gatehouse_mask::{HashKey, MaskingEngine};
+use gatehouse_postgres::{ConnectionMasking, GateSettings, ListenerSettings, PostgresGateway};
 use gatehouse_sql::Analyzer;
 use gatehouse_store::SqliteStore;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +21,9 @@ use tokio::task::JoinHandle;
 pub const STORE_FILE: &str = "gatehouse.db";
 /// Statements whose analysis is cached (by text).
 const ANALYSIS_CACHE_ENTRIES: usize = 10_000;
+
+/// File name of the masking hash key inside the data directory.
+pub const MASKING_KEY_FILE: &str = "masking.key";
 
 /// File name of the admin key inside the data directory.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
@@ -75,6 +80,25 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let postgres_addr = pg_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
+    let mut masking = HashMap::new();
+    if !config.masking.is_empty() {
+        let key = masking_key(config)?;
+        for target in &config.connections {
+            if let Some(spec) = config.masking.get(&target.name) {
+                let engine = spec
+                    .engine(key.clone())
+                    .with_context(|| format!("masking for connection {}", target.name))?;
+                masking.insert(
+                    target.name.clone(),
+                    Arc::new(ConnectionMasking::new(
+                        Arc::new(engine),
+                        spec.exempt_groups.clone(),
+                        target.clone(),
+                    )),
+                );
+            }
+        }
+    }
     let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), 8192);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let settings = ListenerSettings {
@@ -90,6 +114,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             analyzer: Arc::new(Analyzer::new(ANALYSIS_CACHE_ENTRIES)),
             policy: config.policy.clone(),
         },
+        masking,
+        record_masking: Arc::new(MaskingEngine::secrets_only()),
     };
     let gateway = PostgresGateway::new(settings, store.clone(), recorder);
     let pg_task = {
@@ -209,6 +235,25 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting data_dir {} to its owner", dir.display()))?;
     Ok(())
+}
+
+/// The key of the `hash` masking strategy: the configured file, else
+/// `data_dir/masking.key`, generated on first start. Keeping it keeps hashed
+/// values stable (and joinable) across restarts.
+fn masking_key(config: &GatewayConfig) -> Result<HashKey> {
+    if let Some(f) = &config.masking_key_file {
+        return crate::config::read_hash_key(f)
+            .map_err(|e| anyhow::anyhow!("{}: masking.hash_key_file: {e}", config.file.display()));
+    }
+    let path = config.data_dir.join(MASKING_KEY_FILE);
+    if path.exists() {
+        return crate::config::read_hash_key(&path).map_err(anyhow::Error::msg);
+    }
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    certs::write_private(&path, format!("{}\n", hex::encode(b)).as_bytes())?;
+    tracing::info!(path = %path.display(), "generated the masking hash key");
+    Ok(HashKey::new(b))
 }
 
 fn ensure_admin_key(dir: &Path) -> Result<AdminKey> {

@@ -30,6 +30,9 @@ pub enum Flow {
     Forward,
     /// Send these bytes in its place.
     Replace(bytes::BytesMut),
+    /// Not yet: stop before this message, let the caller do some async
+    /// work, then scan it again.
+    Wait,
 }
 
 /// The result of one scan.
@@ -40,6 +43,8 @@ pub struct Scanned {
     /// A message right after them to replace: the replacement, and the length
     /// of the original message to skip.
     pub replace: Option<(bytes::BytesMut, usize)>,
+    /// Stopped before a message the callback asked to see again later.
+    pub wait: bool,
 }
 
 /// Walks a stream of typed messages as bytes arrive.
@@ -80,6 +85,7 @@ impl FrameScanner {
             Ok(Ok(Scanned {
                 forward,
                 replace: None,
+                wait: false,
             }))
         };
         let mut pos = 0;
@@ -122,6 +128,14 @@ impl FrameScanner {
                         return Ok(Ok(Scanned {
                             forward: pos,
                             replace: Some((with, total)),
+                            wait: false,
+                        }))
+                    }
+                    Flow::Wait => {
+                        return Ok(Ok(Scanned {
+                            forward: pos,
+                            replace: None,
+                            wait: true,
                         }))
                     }
                 }

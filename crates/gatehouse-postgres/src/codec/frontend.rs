@@ -54,6 +54,8 @@ pub struct Bind<'a> {
     pub statement: &'a str,
     /// Parameter values with their formats resolved.
     pub params: Vec<BindValue<'a>>,
+    /// Result-column format codes, raw (big-endian i16 each).
+    pub result_formats: &'a [u8],
 }
 
 /// Decodes a Bind body.
@@ -91,14 +93,35 @@ pub fn parse_bind(body: &[u8]) -> Result<Bind<'_>, CodecError> {
         };
         params.push(value);
     }
-    // Result-column formats follow; the relay does not need them, but they must be well formed.
     let nresult = c.count16("result format count")?;
-    c.bytes(nresult * 2, "result formats")?;
+    let result_formats = c.bytes(nresult * 2, "result formats")?;
     Ok(Bind {
         portal,
         statement,
         params,
+        result_formats,
     })
+}
+
+/// What a Describe asks about.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DescribeTarget<'a> {
+    /// A prepared statement.
+    Statement(&'a str),
+    /// A portal.
+    Portal(&'a str),
+}
+
+/// Decodes a Describe body.
+pub fn parse_describe(body: &[u8]) -> Result<DescribeTarget<'_>, CodecError> {
+    let mut c = Cursor::new(body);
+    let kind = c.u8("describe target")?;
+    let name = c.cstr("describe name")?;
+    match kind {
+        b'S' => Ok(DescribeTarget::Statement(name)),
+        b'P' => Ok(DescribeTarget::Portal(name)),
+        _ => Err(CodecError::Invalid("describe target")),
+    }
 }
 
 /// Decodes an Execute body: the portal name.

@@ -24,6 +24,8 @@ pub struct Options {
     pub policy: Option<String>,
     /// `enforce` or `audit`.
     pub policy_mode: &'static str,
+    /// Appended to the configuration; `{db_port}` is replaced by the cluster's port.
+    pub extra_config: &'static str,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
             plaintext_on_loopback: false,
             policy: None,
             policy_mode: "enforce",
+            extra_config: "",
         }
     }
 }
@@ -176,10 +179,12 @@ user = "app_owner"
 password_env = "GATEHOUSE_TEST_APP_PASSWORD"
 backend_tls = "disable"
 connect_timeout = "3s"
+{extra}
 "#,
                 plain = opts.plaintext_on_loopback,
                 policy_file = policy_file.display(),
                 policy_mode = opts.policy_mode,
+                extra = opts.extra_config.replace("{db_port}", &db_port.to_string()),
             ),
         )
         .unwrap();
@@ -332,7 +337,7 @@ connect_timeout = "3s"
         cmd
     }
 
-    fn tls_connector(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
+    pub fn tls_connector(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
@@ -347,7 +352,7 @@ connect_timeout = "3s"
         tokio_postgres_rustls::MakeRustlsConnect::new(cfg)
     }
 
-    fn pg_config(&self, token: &str, dbname: &str) -> tokio_postgres::Config {
+    pub fn pg_config(&self, token: &str, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host("localhost")
             .port(self.pg_port)

@@ -1,0 +1,197 @@
+//! Masking of everything the backend sends a client: DataRow values (text
+//! and binary), COPY TO STDOUT rows, ErrorResponse and NoticeResponse
+//! fields, and NotificationResponse payloads. Rows are masked one by one as
+//! they stream; a value that cannot be inspected stops the result (fail
+//! closed) instead of going out.
+
+mod catalog;
+mod plan;
+mod types;
+mod values;
+
+pub(crate) use plan::{parse_row_description, Column, ResultFormats, ResultPlan};
+
+use crate::backend::BackendTarget;
+use bytes::BytesMut;
+use catalog::{Catalog, TableInfo, TABLE_TTL};
+use gatehouse_core::MaskingSummary;
+use gatehouse_mask::{MaskTally, MaskingEngine, Scratch};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Masking configured for one connection, shared by its sessions.
+pub struct ConnectionMasking {
+    engine: Arc<MaskingEngine>,
+    exempt_groups: Vec<String>,
+    catalog: Catalog,
+}
+
+impl ConnectionMasking {
+    /// Masking with `engine` for the connection `target`; identities in one
+    /// of `exempt_groups` receive clear values (their recordings are still
+    /// masked).
+    pub fn new(
+        engine: Arc<MaskingEngine>,
+        exempt_groups: Vec<String>,
+        target: Arc<BackendTarget>,
+    ) -> Self {
+        Self {
+            engine,
+            exempt_groups,
+            catalog: Catalog::new(target),
+        }
+    }
+}
+
+/// Why a result could not be masked; the client gets this instead of rows.
+#[derive(Debug)]
+pub(crate) struct MaskFailure(pub(crate) String);
+
+/// What building a result plan needs.
+pub(crate) enum PlanState {
+    Ready(Arc<ResultPlan>),
+    /// Table names must be looked up first (see [`SessionMasking::take_wanted`]).
+    Wait,
+    /// The lookup failed: the result cannot be masked.
+    Failed(String),
+}
+
+/// Per-session masking state.
+pub(crate) struct SessionMasking {
+    engine: Arc<MaskingEngine>,
+    /// Masking of this connection, when configured.
+    connection: Option<Arc<ConnectionMasking>>,
+    /// Responses are masked: configured and the caller is not exempt.
+    pub(crate) active: bool,
+    exempt_group: Option<String>,
+    tables: HashMap<u32, Arc<TableInfo>>,
+    tables_generation: u64,
+    tables_since: Instant,
+    /// Tables a plan is waiting for.
+    wanted: Vec<u32>,
+    pub(crate) scratch: Scratch,
+    /// One value's masked bytes.
+    value: Vec<u8>,
+    /// A decoded value (bytea, int8, numeric) to scan.
+    decoded: Vec<u8>,
+    /// Replacement messages, split off for each one.
+    pub(crate) out: BytesMut,
+    /// Set after a failure: everything up to ReadyForQuery is withheld.
+    pub(crate) withholding: bool,
+    /// A failed catalog lookup, for the plan that waited for it.
+    catalog_error: Option<String>,
+}
+
+impl SessionMasking {
+    /// Masking for a session of an identity in `groups`. Without connection
+    /// masking, `records` masks what the recordings keep.
+    pub(crate) fn new(
+        connection: Option<Arc<ConnectionMasking>>,
+        records: Arc<MaskingEngine>,
+        groups: &[String],
+    ) -> Self {
+        let exempt_group = connection.as_ref().and_then(|c| {
+            c.exempt_groups
+                .iter()
+                .find(|g| groups.iter().any(|x| x == *g))
+                .cloned()
+        });
+        let engine = connection
+            .as_ref()
+            .map(|c| c.engine.clone())
+            .unwrap_or(records);
+        Self {
+            active: connection.is_some() && exempt_group.is_none(),
+            engine,
+            connection,
+            exempt_group,
+            tables: HashMap::new(),
+            tables_generation: 0,
+            tables_since: Instant::now(),
+            wanted: Vec::new(),
+            scratch: Scratch::default(),
+            value: Vec::new(),
+            decoded: Vec::new(),
+            out: BytesMut::new(),
+            withholding: false,
+            catalog_error: None,
+        }
+    }
+
+    /// Whether column rules apply.
+    pub(crate) fn has_rules(&self) -> bool {
+        !self.engine.rules().is_empty()
+    }
+
+    /// The summary recorded with a statement.
+    pub(crate) fn summary(&self, tally: &MaskTally) -> Option<MaskingSummary> {
+        self.connection.as_ref()?;
+        let (detectors, rules) = tally.named(&self.engine);
+        Some(MaskingSummary {
+            values_masked: tally.total(),
+            detectors,
+            rules,
+            exempt_group: self.exempt_group.clone(),
+        })
+    }
+
+    /// Notes a statement that may change the schema.
+    pub(crate) fn schema_changed(&mut self) {
+        if let Some(c) = &self.connection {
+            c.catalog.schema_changed();
+        }
+    }
+
+    /// Takes the table OIDs a plan waits for.
+    pub(crate) fn take_wanted(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.wanted)
+    }
+
+    /// The catalog lookup for [`take_wanted`](Self::take_wanted)'s tables, run
+    /// without the tracker locked.
+    pub(crate) fn lookup_handle(&self) -> Option<Arc<ConnectionMasking>> {
+        self.connection.clone()
+    }
+
+    /// Stores looked-up tables. OIDs the catalog does not know are stored as
+    /// unknown tables so the plan does not wait for them again.
+    pub(crate) fn add_tables(&mut self, asked: &[u32], found: Vec<(u32, Arc<TableInfo>)>) {
+        for (oid, info) in found {
+            self.tables.insert(oid, info);
+        }
+        for oid in asked {
+            self.tables.entry(*oid).or_insert_with(|| {
+                Arc::new(TableInfo {
+                    schema: String::new(),
+                    name: String::new(),
+                    columns: Vec::new(),
+                })
+            });
+        }
+    }
+
+    /// Notes a failed lookup: the waiting plan fails.
+    pub(crate) fn catalog_failed(&mut self, e: String) {
+        self.catalog_error = Some(e);
+    }
+
+    /// Drops the session's table cache when the schema may have changed.
+    fn refresh_tables(&mut self) {
+        let Some(c) = &self.connection else { return };
+        let g = c.catalog.generation();
+        if g != self.tables_generation || self.tables_since.elapsed() > TABLE_TTL {
+            self.tables.clear();
+            self.tables_generation = g;
+            self.tables_since = Instant::now();
+        }
+    }
+}
+
+/// Runs a catalog lookup for `oids` (outside the tracker lock).
+pub(crate) async fn lookup(
+    c: &ConnectionMasking,
+    oids: Vec<u32>,
+) -> Result<Vec<(u32, Arc<TableInfo>)>, String> {
+    c.catalog.lookup(oids).await
+}

@@ -1,0 +1,200 @@
+//! The tracker's side of masking: which description a result's rows follow,
+//! and the masking of every message that carries values.
+
+use super::{Pending, Tracker};
+use crate::codec::backend::{error_response, ErrorNotice};
+use crate::codec::{CodecError, Flow};
+use crate::mask::{parse_row_description, MaskFailure, PlanState};
+use bytes::BytesMut;
+use std::sync::Arc;
+
+/// SQLSTATE of a result withheld because it could not be masked.
+const WITHHELD: &str = "58000";
+
+impl Tracker {
+    /// Masks (or notes, for descriptions) a message that carries values.
+    /// `None`: not a message masking handles; the usual bookkeeping applies.
+    pub(super) fn mask_backend(&mut self, ty: u8, body: &[u8]) -> Result<Option<Flow>, CodecError> {
+        let flow = match ty {
+            b'T' => {
+                let cols = parse_row_description(body)?;
+                match self.pending.front_mut() {
+                    Some(Pending::Describe { parse_id, bind_id }) => {
+                        let (parse_id, bind_id) = (*parse_id, *bind_id);
+                        self.pending.pop_front();
+                        self.described(parse_id, bind_id, cols);
+                    }
+                    Some(Pending::Statement(s)) => {
+                        // A simple query's (or FETCH's) own description.
+                        s.result.columns = Some(cols);
+                        s.result.formats = None;
+                        s.plan = None;
+                    }
+                    _ => {}
+                }
+                Flow::Forward
+            }
+            b'n' => {
+                if let Some(Pending::Describe { .. }) = self.pending.front() {
+                    self.pending.pop_front();
+                }
+                Flow::Forward
+            }
+            b'D' => self.mask_row(body),
+            b'H' => {
+                if body.first() == Some(&1) {
+                    self.fail(MaskFailure(
+                        "COPY in binary format cannot be masked; use FORMAT text or csv".into(),
+                    ))
+                } else if self.masking.has_rules() {
+                    // COPY rows carry no column origins, so column rules cannot apply.
+                    self.fail(MaskFailure(
+                        "column masking rules apply to this connection and COPY output carries no \
+                         column names to apply them to; use SELECT, which is masked column by column"
+                            .into(),
+                    ))
+                } else {
+                    Flow::Forward
+                }
+            }
+            b'd' => {
+                let (masking, tally) = self.masking_and_tally();
+                match masking.copy_row(body, tally) {
+                    Some(m) => Flow::Replace(m),
+                    None => Flow::Forward,
+                }
+            }
+            b'N' | b'A' | b'V' => {
+                let (masking, tally) = self.masking_and_tally();
+                let r = match ty {
+                    b'N' => masking.error_fields(b'N', body, tally),
+                    b'A' => masking.notification(body, tally),
+                    _ => masking.function_result(body, tally),
+                };
+                match r {
+                    Ok(Some(m)) => Flow::Replace(m),
+                    Ok(None) => Flow::Forward,
+                    Err(f) => self.fail(f),
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(flow))
+    }
+
+    /// Masks the fields of a backend ErrorResponse the client will see.
+    pub(super) fn mask_error(&mut self, body: &[u8]) -> Flow {
+        let (masking, tally) = self.masking_and_tally();
+        match masking.error_fields(b'E', body, tally) {
+            Ok(Some(m)) => Flow::Replace(m),
+            Ok(None) => Flow::Forward,
+            Err(f) => self.fail(f),
+        }
+    }
+
+    /// The session's masking and the tally of the statement in progress
+    /// (a scratch tally when there is none).
+    fn masking_and_tally(
+        &mut self,
+    ) -> (
+        &mut crate::mask::SessionMasking,
+        &mut gatehouse_mask::MaskTally,
+    ) {
+        let tally = match self.pending.front_mut() {
+            Some(Pending::Statement(s)) => &mut s.tally,
+            _ => &mut self.stray_tally,
+        };
+        (&mut self.masking, tally)
+    }
+
+    fn mask_row(&mut self, body: &[u8]) -> Flow {
+        let Some(Pending::Statement(s)) = self.pending.front_mut() else {
+            return self.fail(MaskFailure("a row arrived outside any statement".into()));
+        };
+        let plan = match &s.plan {
+            Some(p) => p.clone(),
+            None => {
+                let Some(cols) = s.result.columns.clone() else {
+                    return self.fail(MaskFailure(
+                        "the result's columns were never described, so its values cannot be classified; \
+                         send Describe before Execute (every common driver does)"
+                            .into(),
+                    ));
+                };
+                match self.masking.plan(&cols, s.result.formats.as_ref()) {
+                    PlanState::Ready(p) => {
+                        s.plan = Some(p.clone());
+                        p
+                    }
+                    PlanState::Wait => return Flow::Wait,
+                    PlanState::Failed(e) => return self.fail(MaskFailure(e)),
+                }
+            }
+        };
+        match self.masking.data_row(&plan, body, &mut s.tally) {
+            Ok(None) => Flow::Forward,
+            Ok(Some(m)) => Flow::Replace(m),
+            Err(f) => self.fail(f),
+        }
+    }
+
+    /// Stores a Describe's answer where the statements and portals it
+    /// describes will find it.
+    fn described(&mut self, parse_id: u64, bind_id: u64, cols: Arc<[crate::mask::Column]>) {
+        if parse_id != 0 {
+            for p in self
+                .prepared
+                .values_mut()
+                .filter(|p| p.parse_id == parse_id)
+            {
+                p.columns = Some(cols.clone());
+            }
+            for p in self
+                .portals
+                .values_mut()
+                .filter(|p| p.statement.parse_id == parse_id)
+            {
+                p.statement.columns = Some(cols.clone());
+            }
+        }
+        for pending in self.pending.iter_mut() {
+            let Pending::Statement(s) = pending else {
+                continue;
+            };
+            if bind_id != 0 && s.result.bind_id == bind_id {
+                // A portal's description carries the real formats.
+                s.result.columns = Some(cols.clone());
+                s.result.formats = None;
+                s.plan = None;
+            } else if parse_id != 0 && s.result.parse_id == parse_id && s.result.columns.is_none() {
+                s.result.columns = Some(cols.clone());
+            }
+        }
+    }
+
+    /// Withholds the current result: the client gets an error in its place
+    /// and nothing more until ReadyForQuery.
+    fn fail(&mut self, f: MaskFailure) -> Flow {
+        let message = format!(
+            "gatehouse withheld this result because it could not be masked: {}",
+            f.0
+        );
+        tracing::warn!(reason = %f.0, "masking failed; result withheld");
+        if let Some(Pending::Statement(s)) = self.pending.front_mut() {
+            s.error = Some((WITHHELD.to_string(), message.clone()));
+        }
+        self.masking.withholding = true;
+        let mut out = BytesMut::new();
+        error_response(
+            &mut out,
+            &ErrorNotice {
+                severity: "ERROR",
+                code: WITHHELD,
+                message: &message,
+                detail: None,
+                hint: Some("no row of this result was sent in clear; if this persists, tell the gateway's operator"),
+            },
+        );
+        Flow::Replace(out)
+    }
+}
