@@ -98,6 +98,9 @@ struct Portal {
     params: Vec<Option<String>>,
     bind_id: u64,
     formats: ResultFormats,
+    /// Its columns with their real formats, once a Describe of the portal
+    /// was answered.
+    columns: Option<Arc<[Column]>>,
 }
 
 /// Frontend message types the tracker needs to see whole.
@@ -194,7 +197,14 @@ impl Tracker {
     /// Queues an extended-protocol message no decision applies to (an
     /// unknown portal, a failed Parse or Bind), so its outcome is recorded.
     fn push_undecided(&mut self, text: Arc<str>) {
-        self.push(Kind::Extended, text, Vec::new(), None, None, ResultSource::default());
+        self.push(
+            Kind::Extended,
+            text,
+            Vec::new(),
+            None,
+            None,
+            ResultSource::default(),
+        );
     }
 
     /// Queues a statement with its verdict; a refused one is replaced by `poison`.
@@ -316,6 +326,7 @@ impl Tracker {
                         params,
                         bind_id,
                         formats,
+                        columns: None,
                     },
                 );
                 Flow::Forward
@@ -340,11 +351,19 @@ impl Tracker {
                     return Ok(Flow::Forward);
                 };
                 let (st, params) = (portal.statement.clone(), portal.params.clone());
-                let result = ResultSource {
-                    columns: st.columns.clone(),
-                    formats: Some(portal.formats.clone()),
-                    parse_id: st.parse_id,
-                    bind_id: portal.bind_id,
+                let result = match &portal.columns {
+                    Some(c) => ResultSource {
+                        columns: Some(c.clone()),
+                        formats: None,
+                        parse_id: st.parse_id,
+                        bind_id: portal.bind_id,
+                    },
+                    None => ResultSource {
+                        columns: st.columns.clone(),
+                        formats: Some(portal.formats.clone()),
+                        parse_id: st.parse_id,
+                        bind_id: portal.bind_id,
+                    },
                 };
                 let text = st.text.clone();
                 // Forward only a statement decided under the policy in force and allowed.

@@ -262,3 +262,69 @@ fn an_invalid_policy_stops_start_up_with_file_line_and_reason() {
         text(&out)
     );
 }
+
+#[test]
+fn masking_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        r#"[listeners]
+postgres = "127.0.0.1:15432"
+
+[masking]
+hash_key_file = "missing.key"
+
+[[masking.detector]]
+name = "badge"
+pattern = "BADGE-[0-9"
+
+[[masking.detector]]
+name = "anything"
+pattern = "x*"
+
+[[connection]]
+name = "app-db"
+kind = "postgres"
+host = "127.0.0.1"
+database = "app"
+user = "app_owner"
+password_env = "APP_DB_PASSWORD"
+
+[connection.masking]
+detectors = ["card", "creditcard"]
+strategies = { card = "scramble", email = "hash" }
+
+[[connection.masking.rule]]
+column = "customers"
+
+[[connection.masking.rule]]
+column = "public.customers.ssn"
+column_pattern = "*ssn*"
+"#,
+    )
+    .unwrap();
+    let out = check(&cfg, &[("APP_DB_PASSWORD", "x")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    for expected in [
+        "masking.hash_key_file: cannot read",
+        "masking.detector[0].pattern: does not compile",
+        "masking.detector[1].pattern: matches the empty string",
+        "connection[0].masking.detectors[1]: unknown detector \"creditcard\"",
+        "connection[0].masking.strategies.card: unknown strategy \"scramble\"",
+        "connection[0].masking.strategies.email: \"email\" is not one of this connection's detectors",
+        "connection[0].masking.rule[0].column: \"customers\" is not schema.table.column or table.column",
+        "connection[0].masking.rule[1].column: set either column or column_pattern, not both",
+    ] {
+        assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
+    }
+    // Unknown keys are errors here too.
+    std::fs::write(
+        &cfg,
+        "[listeners]\npostgres = \"127.0.0.1:1\"\n[masking]\nhash_key = \"00\"\n",
+    )
+    .unwrap();
+    let t = text(&check(&cfg, &[]));
+    assert!(t.contains("masking: unknown field `hash_key`"), "{t}");
+}

@@ -157,6 +157,12 @@ impl Tracker {
                 p.statement.columns = Some(cols.clone());
             }
         }
+        if bind_id != 0 {
+            // The Execute may not have arrived yet: it will find them here.
+            for p in self.portals.values_mut().filter(|p| p.bind_id == bind_id) {
+                p.columns = Some(cols.clone());
+            }
+        }
         for pending in self.pending.iter_mut() {
             let Pending::Statement(s) = pending else {
                 continue;

@@ -227,3 +227,126 @@ fn execute_of_a_refused_statement_is_poisoned_even_if_an_older_one_of_its_name_e
         other => panic!("the Execute of a refused statement was not poisoned: {other:?}"),
     }
 }
+
+fn masked_tracker() -> Tracker {
+    let mut t = tracker();
+    let engine = gatehouse_mask::MaskingEngine::new(
+        vec![gatehouse_mask::DetectorSpec::builtin(
+            gatehouse_mask::builtin("card").unwrap(),
+            None,
+        )],
+        Vec::new(),
+        gatehouse_mask::HashKey::new([0; 32]),
+    )
+    .unwrap();
+    let target = std::sync::Arc::new(crate::BackendTarget {
+        name: "db".into(),
+        host: "127.0.0.1".into(),
+        port: 1,
+        database: "db".into(),
+        user: "u".into(),
+        password: crate::BackendPassword::new("p".into()),
+        tls: crate::BackendTls::Disable,
+        connect_timeout: std::time::Duration::from_secs(1),
+    });
+    t.masking = crate::mask::SessionMasking::new(
+        Some(std::sync::Arc::new(crate::mask::ConnectionMasking::new(
+            std::sync::Arc::new(engine),
+            Vec::new(),
+            target,
+        ))),
+        std::sync::Arc::new(gatehouse_mask::MaskingEngine::secrets_only()),
+        &[],
+    );
+    assert!(t.masking.active);
+    t
+}
+
+fn describe(kind: u8, name: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_u8(kind);
+    cstr(&mut b, name);
+    b
+}
+
+fn row_description(cols: &[(&str, i32)]) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_i16(cols.len() as i16);
+    for (name, oid) in cols {
+        cstr(&mut b, name);
+        b.put_i32(0);
+        b.put_i16(0);
+        b.put_i32(*oid);
+        b.put_i16(-1);
+        b.put_i32(-1);
+        b.put_i16(0);
+    }
+    b
+}
+
+fn data_row(values: &[&str]) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_i16(values.len() as i16);
+    for v in values {
+        b.put_i32(v.len() as i32);
+        b.put_slice(v.as_bytes());
+    }
+    b
+}
+
+#[test]
+fn a_portal_described_before_its_execute_arrives_is_masked() {
+    let mut t = masked_tracker();
+    t.on_frontend(b'P', &parse("", "select card from t"))
+        .unwrap();
+    t.on_frontend(b'B', &bind("", "", &[])).unwrap();
+    t.on_frontend(b'D', &describe(b'P', "")).unwrap();
+    // The backend answers the Describe before the client's Execute arrives.
+    t.on_backend(b'T', &row_description(&[("card", 25)]))
+        .unwrap();
+    t.on_frontend(b'E', &execute("")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    match t
+        .on_backend(b'D', &data_row(&["4111111111111111"]))
+        .unwrap()
+    {
+        Flow::Replace(m) => {
+            let text = String::from_utf8_lossy(&m);
+            assert!(text.contains("************1111"), "{text}");
+        }
+        other => panic!("the row was not masked: {other:?}"),
+    }
+}
+
+#[test]
+fn a_row_without_a_description_is_withheld() {
+    let mut t = masked_tracker();
+    t.on_frontend(b'P', &parse("s", "select card from t"))
+        .unwrap();
+    t.on_frontend(b'B', &bind("", "s", &[])).unwrap();
+    t.on_frontend(b'E', &execute("")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    match t
+        .on_backend(b'D', &data_row(&["4111111111111111"]))
+        .unwrap()
+    {
+        Flow::Replace(m) => {
+            assert_eq!(m[0], b'E');
+            assert!(!String::from_utf8_lossy(&m).contains("4111111111111111"));
+        }
+        other => panic!("a row of an undescribed result went out: {other:?}"),
+    }
+    // Everything else up to ReadyForQuery is withheld too.
+    let Flow::Replace(m) = t.on_backend(b'C', &query("SELECT 1")).unwrap() else {
+        panic!("CommandComplete after a withheld row went out");
+    };
+    assert!(m.is_empty());
+    assert!(matches!(t.on_backend(b'Z', b"I").unwrap(), Flow::Forward));
+    match &t.done[0].outcome {
+        StatementOutcome::Error { sqlstate, message } => {
+            assert_eq!(sqlstate, "58000");
+            assert!(message.contains("withheld"), "{message}");
+        }
+        other => panic!("recorded as {other:?}"),
+    }
+}
