@@ -55,6 +55,7 @@ pub struct MaskingEngine {
     set: Option<RegexSet>,
     rules: Vec<ColumnRule>,
     key: HashKey,
+    ip: Option<usize>,
 }
 
 impl std::fmt::Debug for MaskingEngine {
@@ -117,21 +118,15 @@ impl MaskTally {
         grow_add(&mut self.rules, &other.rules);
     }
 
-    fn bump_detector(&mut self, i: usize) {
+    /// Counts one value masked by detector `i` outside the text scanners
+    /// (for example, a whole `inet` value).
+    pub fn bump_detector(&mut self, i: usize) {
         bump(&mut self.detectors, i);
     }
 
     /// Counts one value masked by column rule `i`.
     pub fn bump_rule(&mut self, i: usize) {
         bump(&mut self.rules, i);
-    }
-
-    /// Counts one value masked by detector `name` outside the text scanners
-    /// (for example, a whole `inet` value).
-    pub fn bump_detector_named(&mut self, engine: &MaskingEngine, name: &str) {
-        if let Some(i) = engine.detectors.iter().position(|d| d.name == name) {
-            bump(&mut self.detectors, i);
-        }
     }
 
     /// `(name, count)` pairs of the detectors and of the rules that fired.
@@ -227,7 +222,10 @@ impl MaskingEngine {
                     })?,
             )
         };
+        let find = |n: &str| compiled.iter().position(|d| d.name == n);
+        let ip = find("ipv4").or_else(|| find("ipv6"));
         Ok(Self {
+            ip,
             detectors: compiled,
             set,
             rules,
@@ -254,9 +252,10 @@ impl MaskingEngine {
         self.detectors.iter().map(|d| d.name.as_str())
     }
 
-    /// Whether a detector of this name is enabled.
-    pub fn has_detector(&self, name: &str) -> bool {
-        self.detectors.iter().any(|d| d.name == name)
+    /// The IP address detector (ipv4, else ipv6), if one is enabled: whole
+    /// values of IP address types are counted under it.
+    pub fn ip_detector(&self) -> Option<usize> {
+        self.ip
     }
 
     /// The column rules.

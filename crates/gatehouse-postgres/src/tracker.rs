@@ -49,6 +49,7 @@ impl Kind {
 struct InFlight {
     kind: Kind,
     seq: u64,
+    /// Already masked for recording (see `Tracker::recorded_text`).
     text: Arc<str>,
     params: Vec<Option<String>>,
     started_at: Timestamp,
@@ -62,7 +63,7 @@ struct InFlight {
     /// Where its result rows come from, for masking.
     result: ResultSource,
     /// How its rows are masked, once known.
-    plan: Option<Arc<ResultPlan>>,
+    plan: Option<ResultPlan>,
     /// What masking did to its results.
     tally: MaskTally,
 }
@@ -243,9 +244,10 @@ impl Tracker {
             b'Q' => {
                 let q = parse_query(body)?;
                 let (verdict, _) = self.gate.decide_text(q, "simple");
+                let text = self.recorded_text(q);
                 self.gated(
                     Kind::Simple,
-                    truncated(q),
+                    text,
                     Vec::new(),
                     verdict,
                     gate::poison_query,
@@ -254,7 +256,7 @@ impl Tracker {
             }
             b'P' => {
                 let p = parse_parse(body)?;
-                let text = truncated(p.query);
+                let text = self.recorded_text(p.query);
                 let (verdict, analysis) = self.gate.decide_text(p.query, "extended");
                 self.last_parse = Some(text.clone());
                 let refused = verdict.refusal.is_some();
@@ -297,16 +299,14 @@ impl Tracker {
                     // generation 0 makes the Execute decide it.
                     None => {
                         let analysis = self.gate.sql_prepared(b.statement);
+                        let text = match &analysis {
+                            Some(a) => self.recorded_text(&a.text),
+                            None => {
+                                Arc::from(format!("<unknown prepared statement {:?}>", b.statement))
+                            }
+                        };
                         Prepared {
-                            text: analysis
-                                .as_ref()
-                                .map(|a| Arc::from(a.text.as_str()))
-                                .unwrap_or_else(|| {
-                                    Arc::from(format!(
-                                        "<unknown prepared statement {:?}>",
-                                        b.statement
-                                    ))
-                                }),
+                            text,
                             analysis,
                             decision: unknown_statement_decision(),
                             generation: 0,
@@ -591,7 +591,7 @@ impl Tracker {
         let outcome = match outcome {
             StatementOutcome::Error { sqlstate, message } => StatementOutcome::Error {
                 sqlstate,
-                message: m.mask_for_record(&message).into_owned(),
+                message: m.mask_owned(message),
             },
             o => o,
         };
@@ -599,11 +599,12 @@ impl Tracker {
             session_id: self.session_id,
             seq: s.seq,
             protocol: s.kind.as_str().to_string(),
-            text: m.mask_for_record(&s.text).into_owned(),
+            // Masked when it was taken from the client (`recorded_text`).
+            text: s.text.to_string(),
             params: s
                 .params
-                .iter()
-                .map(|p| p.as_deref().map(|v| m.mask_for_record(v).into_owned()))
+                .into_iter()
+                .map(|p| p.map(|v| m.mask_owned(v)))
                 .collect(),
             started_at: s.started_at,
             duration_us: s.t0.elapsed().as_micros() as u64,
@@ -631,6 +632,14 @@ fn unknown_statement_decision() -> DecisionRecord {
         policies: Vec::new(),
         mode: String::new(),
         reason: None,
+    }
+}
+
+impl Tracker {
+    /// The text a record keeps of a statement: masked (once, when it arrives:
+    /// a prepared statement's executions share it) and cut at [`MAX_TEXT`].
+    fn recorded_text(&mut self, sql: &str) -> Arc<str> {
+        truncated(&self.masking.mask_for_record(sql))
     }
 }
 

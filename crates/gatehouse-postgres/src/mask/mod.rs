@@ -50,7 +50,7 @@ pub(crate) struct MaskFailure(pub(crate) String);
 
 /// What building a result plan needs.
 pub(crate) enum PlanState {
-    Ready(Arc<ResultPlan>),
+    Ready(ResultPlan),
     /// Table names must be looked up first (see [`SessionMasking::take_wanted`]).
     Wait,
     /// The lookup failed: the result cannot be masked.

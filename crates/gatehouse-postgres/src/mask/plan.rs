@@ -115,7 +115,7 @@ impl SessionMasking {
                 return PlanState::Wait;
             }
         }
-        let ip = self.engine.has_detector("ipv4") || self.engine.has_detector("ipv6");
+        let ip = self.engine.ip_detector().is_some();
         let mut any = false;
         let columns = cols
             .iter()
@@ -140,6 +140,6 @@ impl SessionMasking {
                 ColumnPlan { treatment, rule }
             })
             .collect();
-        PlanState::Ready(Arc::new(ResultPlan { columns, any }))
+        PlanState::Ready(ResultPlan { columns, any })
     }
 }

@@ -1,5 +1,7 @@
 //! How a result column's values are inspected, by type OID and format.
 
+use std::io::Write as _;
+
 /// What the gateway does with one column's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Treatment {
@@ -140,11 +142,12 @@ pub(crate) fn numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
         if !(0..10000).contains(&d) {
             return None;
         }
-        if i == 0 {
-            out.extend_from_slice(d.to_string().as_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = if i == 0 {
+            write!(out, "{d}")
         } else {
-            out.extend_from_slice(format!("{d:04}").as_bytes());
-        }
+            write!(out, "{d:04}")
+        };
     }
     if ndigits as i32 > weight + 1 {
         out.push(b'.');
@@ -153,7 +156,7 @@ pub(crate) fn numeric_text(v: &[u8], out: &mut Vec<u8>) -> Option<()> {
             if !(0..10000).contains(&d) {
                 return None;
             }
-            out.extend_from_slice(format!("{d:04}").as_bytes());
+            let _ = write!(out, "{d:04}");
         }
     }
     Some(())

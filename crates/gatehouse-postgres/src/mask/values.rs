@@ -8,6 +8,7 @@ use crate::codec::write::{begin, finish};
 use crate::codec::Cursor;
 use bytes::{BufMut, BytesMut};
 use gatehouse_mask::{MaskTally, Masked, TextKind};
+use std::io::Write as _;
 
 /// The outcome for one value.
 enum Value {
@@ -108,16 +109,14 @@ impl SessionMasking {
             if cp.treatment == Treatment::JsonbBinary {
                 self.value.push(1);
             }
-            let mut masked = Vec::new();
-            if engine.mask_by_rule(rule, v, &mut masked, tally) == Masked::Null {
+            if json {
+                self.value.push(b'"');
+            }
+            if engine.mask_by_rule(rule, v, &mut self.value, tally) == Masked::Null {
                 return Ok(Value::Null);
             }
             if json {
                 self.value.push(b'"');
-                self.value.extend_from_slice(&masked);
-                self.value.push(b'"');
-            } else {
-                self.value.extend_from_slice(&masked);
             }
             return Ok(Value::Rewritten);
         }
@@ -153,10 +152,10 @@ impl SessionMasking {
                 self.decoded.clear();
                 let ok = match cp.treatment {
                     Treatment::ByteaHex => bytea_hex(v, &mut self.decoded),
-                    Treatment::Int8Binary => <[u8; 8]>::try_from(v).ok().map(|b| {
-                        self.decoded
-                            .extend_from_slice(i64::from_be_bytes(b).to_string().as_bytes())
-                    }),
+                    // Writing to a Vec cannot fail.
+                    Treatment::Int8Binary => <[u8; 8]>::try_from(v)
+                        .ok()
+                        .and_then(|b| write!(self.decoded, "{}", i64::from_be_bytes(b)).ok()),
                     _ => numeric_text(v, &mut self.decoded),
                 };
                 if ok.is_none() {
@@ -176,12 +175,10 @@ impl SessionMasking {
                 hit_means_null(engine.mask_text(v, TextKind::Plain, &mut self.value, scan, tally))
             }
             Treatment::IpAddress => {
-                let name = if engine.has_detector("ipv4") {
-                    "ipv4"
-                } else {
-                    "ipv6"
-                };
-                tally.bump_detector_named(engine, name);
+                // The plan chooses this treatment only when an IP detector is on.
+                if let Some(i) = engine.ip_detector() {
+                    tally.bump_detector(i);
+                }
                 Value::Null
             }
         })
@@ -328,5 +325,14 @@ impl SessionMasking {
     pub(crate) fn mask_for_record<'a>(&mut self, s: &'a str) -> std::borrow::Cow<'a, str> {
         let mut tally = MaskTally::default();
         self.engine.mask_str(s, &mut self.scratch, &mut tally)
+    }
+
+    /// [`mask_for_record`](Self::mask_for_record) of an owned string: a
+    /// clean one is returned as it is, without a copy.
+    pub(crate) fn mask_owned(&mut self, s: String) -> String {
+        match self.mask_for_record(&s) {
+            std::borrow::Cow::Owned(masked) => masked,
+            std::borrow::Cow::Borrowed(_) => s,
+        }
     }
 }

@@ -108,30 +108,30 @@ impl Tracker {
     }
 
     fn mask_row(&mut self, body: &[u8]) -> Flow {
-        let Some(Pending::Statement(s)) = self.pending.front_mut() else {
+        let Tracker {
+            pending, masking, ..
+        } = self;
+        let Some(Pending::Statement(s)) = pending.front_mut() else {
             return self.fail(MaskFailure("a row arrived outside any statement".into()));
         };
-        let plan = match &s.plan {
-            Some(p) => p.clone(),
+        let plan = match s.plan {
+            Some(ref p) => p,
             None => {
-                let Some(cols) = s.result.columns.clone() else {
+                let Some(cols) = &s.result.columns else {
                     return self.fail(MaskFailure(
                         "the result's columns were never described, so its values cannot be classified; \
                          send Describe before Execute (every common driver does)"
                             .into(),
                     ));
                 };
-                match self.masking.plan(&cols, s.result.formats.as_ref()) {
-                    PlanState::Ready(p) => {
-                        s.plan = Some(p.clone());
-                        p
-                    }
+                match masking.plan(cols, s.result.formats.as_ref()) {
+                    PlanState::Ready(p) => &*s.plan.insert(p),
                     PlanState::Wait => return Flow::Wait,
                     PlanState::Failed(e) => return self.fail(MaskFailure(e)),
                 }
             }
         };
-        match self.masking.data_row(&plan, body, &mut s.tally) {
+        match masking.data_row(plan, body, &mut s.tally) {
             Ok(None) => Flow::Forward,
             Ok(Some(m)) => Flow::Replace(m),
             Err(f) => self.fail(f),
