@@ -19,7 +19,7 @@ mod validate;
 
 pub use detectors::{builtin, group, BuiltinDetector, BUILTIN};
 pub use engine::{DetectorSpec, MaskTally, Masked, MaskingEngine, Scratch, TextKind};
-pub use rules::{ColumnRule, ColumnTarget, SourceColumn};
+pub use rules::{name_matches, ColumnRule, ColumnTarget, SourceColumn};
 pub use strategy::{HashKey, Strategy};
 pub use validate::Validator;
 

@@ -114,6 +114,15 @@ pub(crate) fn find(
     rules.iter().position(|r| r.target.matches(source, label))
 }
 
+/// Whether `name` matches the pattern `pattern` (`*` any run, `?` one
+/// character), case-insensitively.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    glob(
+        pattern.to_ascii_lowercase().as_bytes(),
+        name.to_ascii_lowercase().as_bytes(),
+    )
+}
+
 /// `*` matches any run, `?` one byte; both sides already lower case.
 fn glob(p: &[u8], s: &[u8]) -> bool {
     let (mut pi, mut si) = (0, 0);

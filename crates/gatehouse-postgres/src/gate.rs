@@ -11,6 +11,7 @@
 
 use crate::codec::backend::{error_response, ErrorNotice};
 use crate::codec::write::{begin, finish, put_cstr};
+use crate::mask::ColumnGuard;
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
@@ -79,6 +80,8 @@ pub(crate) struct Gate {
     /// everything else a decision depends on is fixed for the session.
     /// One map per protocol, since the protocol is part of the policy context.
     verdicts: [HashMap<Box<str>, CachedVerdict>; 2],
+    /// Column masking rules that apply to this session.
+    column_guard: Option<ColumnGuard>,
 }
 
 type CachedVerdict = (u64, Verdict, Option<Arc<StatementAnalysis>>);
@@ -101,7 +104,13 @@ impl Gate {
             parse_mode: ParseMode::default(),
             sql_prepared: HashMap::new(),
             verdicts: [HashMap::new(), HashMap::new()],
+            column_guard: None,
         }
+    }
+
+    /// Applies column masking rules to this session's statements.
+    pub(crate) fn set_column_guard(&mut self, guard: Option<ColumnGuard>) {
+        self.column_guard = guard;
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -211,6 +220,13 @@ impl Gate {
             statements: &refs,
         });
         let mut verdict = self.verdict(decision);
+        if verdict.refusal.is_none() {
+            if let Some(guard) = &self.column_guard {
+                if let Err(reason) = statements.iter().try_for_each(|s| guard.check(s)) {
+                    return self.masking_refusal(reason);
+                }
+            }
+        }
         verdict.changes_schema = statements
             .iter()
             .any(|s| s.actions.iter().any(|a| a.kind == ActionKind::Ddl));
@@ -297,6 +313,32 @@ impl Gate {
                 reason: Some(reason),
             },
             refusal: Some(refusal("42501", message, Some(&detail), hint)),
+            changes_schema: false,
+        }
+    }
+
+    /// Refuses what column masking could not follow; in every policy mode,
+    /// since masking is not a policy being tried out.
+    fn masking_refusal(&self, reason: String) -> Verdict {
+        let message = format!("gatehouse: permission denied: {reason}");
+        let detail = format!(
+            "column masking rules of connection {} apply to {}",
+            self.connection, self.identity.subject
+        );
+        Verdict {
+            record: DecisionRecord {
+                decision: "deny".into(),
+                policies: Vec::new(),
+                mode: PolicyMode::Enforce.as_str().into(),
+                reason: Some(format!("column masking: {reason}")),
+            },
+            refusal: Some(refusal(
+                "42501",
+                message,
+                Some(&detail),
+                "select masked columns as themselves (SELECT ssn FROM customers), which the gateway \
+                 masks by rule; nothing of the statement reached the database",
+            )),
             changes_schema: false,
         }
     }

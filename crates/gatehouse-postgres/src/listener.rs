@@ -464,6 +464,7 @@ impl PostgresGateway {
             inner.settings.record_masking.clone(),
             &start.identity.groups,
         );
+        gate.set_column_guard(masking.column_guard());
         let tracker = Mutex::new(Tracker::new(start.id, gate, masking));
         let counters = Counters::default();
         let ending = if let Err(err) = client.write_all(&out).await {

@@ -64,6 +64,8 @@ struct InFlight {
     result: ResultSource,
     /// How its rows are masked, once known.
     plan: Option<ResultPlan>,
+    /// How its COPY rows are masked under column rules, once known.
+    copy_plan: Option<crate::mask::CopyPlan>,
     /// What masking did to its results.
     tally: MaskTally,
 }
@@ -78,6 +80,13 @@ struct ResultSource {
     /// The Parse and Bind it came from (0: none), to match Describe answers.
     parse_id: u64,
     bind_id: u64,
+    /// A `COPY … TO` statement: what it sends.
+    copy_out: Option<Arc<StatementAnalysis>>,
+}
+
+/// The analysis when it is a `COPY … TO` (kept for masking its rows by column).
+fn copy_out(a: Option<&Arc<StatementAnalysis>>) -> Option<Arc<StatementAnalysis>> {
+    a.filter(|a| a.copy_out.is_some()).cloned()
 }
 
 // The queue lives for the session and is reused; boxing the large variant
@@ -191,6 +200,7 @@ impl Tracker {
             refusal,
             result,
             plan: None,
+            copy_plan: None,
             tally: MaskTally::default(),
         }));
     }
@@ -243,15 +253,19 @@ impl Tracker {
         Ok(match ty {
             b'Q' => {
                 let q = parse_query(body)?;
-                let (verdict, _) = self.gate.decide_text(q, "simple");
+                let (verdict, single) = self.gate.decide_text(q, "simple");
                 let text = self.recorded_text(q);
+                let result = ResultSource {
+                    copy_out: copy_out(single.as_ref()),
+                    ..ResultSource::default()
+                };
                 self.gated(
                     Kind::Simple,
                     text,
                     Vec::new(),
                     verdict,
                     gate::poison_query,
-                    ResultSource::default(),
+                    result,
                 )
             }
             b'P' => {
@@ -357,12 +371,14 @@ impl Tracker {
                         formats: None,
                         parse_id: st.parse_id,
                         bind_id: portal.bind_id,
+                        copy_out: copy_out(st.analysis.as_ref()),
                     },
                     None => ResultSource {
                         columns: st.columns.clone(),
                         formats: Some(portal.formats.clone()),
                         parse_id: st.parse_id,
                         bind_id: portal.bind_id,
+                        copy_out: copy_out(st.analysis.as_ref()),
                     },
                 };
                 let text = st.text.clone();

@@ -10,10 +10,14 @@
 //! [`Analyzer`] caches analyses by statement text, so prepared statements and
 //! repeated queries are parsed once.
 
+mod copy;
+mod flow;
 mod functions;
 mod kind;
 mod walk;
 
+pub use copy::{CopyFormat, CopyOut};
+pub use flow::{ColumnFlow, ColumnUse, RelationName};
 pub use functions::is_safe as is_safe_function;
 pub use kind::ActionKind;
 
@@ -97,6 +101,10 @@ pub struct StatementAnalysis {
     pub executes: Option<String>,
     /// `DEALLOCATE name` (`Some(Some)`), `DEALLOCATE ALL` (`Some(None)`).
     pub deallocates: Option<Option<String>>,
+    /// Where its column references send their values (for column masking).
+    pub columns: ColumnFlow,
+    /// For `COPY … TO`: what it sends.
+    pub copy_out: Option<CopyOut>,
 }
 
 /// The analysis of a query string (which may hold several statements).
@@ -227,6 +235,8 @@ impl StatementAnalysis {
             prepares: None,
             executes: None,
             deallocates: None,
+            columns: ColumnFlow::default(),
+            copy_out: None,
         }
     }
 }

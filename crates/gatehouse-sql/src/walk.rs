@@ -29,7 +29,7 @@ pub(crate) struct Walker {
     deallocates: Option<Option<String>>,
 }
 
-fn field<'a>(b: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(b: &'a Value, key: &str) -> Option<&'a Value> {
     b.get(key).filter(|v| !v.is_null())
 }
 
@@ -41,12 +41,12 @@ fn is_nonempty(b: &Value, key: &str) -> bool {
     }
 }
 
-fn str_field<'a>(b: &'a Value, key: &str) -> &'a str {
+pub(crate) fn str_field<'a>(b: &'a Value, key: &str) -> &'a str {
     b.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// A node, wrapped (`{"node": {"Type": {…}}}`) or not (`{"Type": {…}}`): its type and body.
-fn node_of(v: &Value) -> Option<(&str, &Value)> {
+pub(crate) fn node_of(v: &Value) -> Option<(&str, &Value)> {
     let v = v.get("node").unwrap_or(v);
     let m = v.as_object()?;
     if m.len() != 1 {
@@ -585,5 +585,9 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         prepares: w.prepares,
         executes: w.executes,
         deallocates: w.deallocates,
+        columns: crate::flow::column_flow(ty, body),
+        copy_out: (ty == "CopyStmt")
+            .then(|| crate::copy::copy_out(body))
+            .flatten(),
     })
 }

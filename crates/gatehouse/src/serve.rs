@@ -93,6 +93,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                     Arc::new(ConnectionMasking::new(
                         Arc::new(engine),
                         spec.exempt_groups.clone(),
+                        spec.trusted_functions.clone(),
                         target.clone(),
                     )),
                 );

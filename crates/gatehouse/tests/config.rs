@@ -294,6 +294,7 @@ password_env = "APP_DB_PASSWORD"
 [connection.masking]
 detectors = ["card", "creditcard"]
 strategies = { card = "scramble", email = "hash" }
+trusted_functions = ["app.lookup", "drop table x"]
 
 [[connection.masking.rule]]
 column = "customers"
@@ -316,6 +317,7 @@ column_pattern = "*ssn*"
         "connection[0].masking.strategies.email: \"email\" is not one of this connection's detectors",
         "connection[0].masking.rule[0].column: \"customers\" is not schema.table.column or table.column",
         "connection[0].masking.rule[1].column: set either column or column_pattern, not both",
+        "connection[0].masking.trusted_functions[1]: \"drop table x\" is not a function name or pattern",
     ] {
         assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
     }

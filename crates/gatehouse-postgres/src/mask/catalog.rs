@@ -15,6 +15,7 @@ use crate::codec::write::{begin, finish, put_cstr};
 use crate::codec::Cursor;
 use crate::io::read_message;
 use bytes::BytesMut;
+use gatehouse_sql::TableRef;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,8 @@ pub(crate) struct TableInfo {
     pub(crate) name: String,
     /// `(attnum, name)`, sorted by attnum.
     pub(crate) columns: Vec<(i16, String)>,
+    /// Attnums of generated columns (left out of a COPY without a column list).
+    pub(crate) generated: Vec<i16>,
 }
 
 impl TableInfo {
@@ -50,6 +53,7 @@ type Reply = Result<Vec<(u32, Arc<TableInfo>)>, String>;
 
 struct Request {
     oids: Vec<u32>,
+    names: Vec<TableRef>,
     generation: u64,
     reply: oneshot::Sender<Reply>,
 }
@@ -81,9 +85,10 @@ impl Catalog {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Looks tables up by OID. Tables that do not exist (any more) are
-    /// simply absent from the answer.
-    pub(crate) async fn lookup(&self, oids: Vec<u32>) -> Reply {
+    /// Looks tables up by OID, and tables (plain, partitioned, materialized
+    /// views, foreign) by name in every schema. Tables that do not exist
+    /// (any more) are simply absent from the answer.
+    pub(crate) async fn lookup(&self, oids: Vec<u32>, names: Vec<TableRef>) -> Reply {
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(256);
             tokio::spawn(serve(self.target.clone(), rx));
@@ -92,6 +97,7 @@ impl Catalog {
         let (reply, rx) = oneshot::channel();
         let req = Request {
             oids,
+            names,
             generation: self.generation(),
             reply,
         };
@@ -122,7 +128,7 @@ async fn serve(target: Arc<BackendTarget>, mut rx: mpsc::Receiver<Request>) {
                 _ => missing.push(*oid),
             }
         }
-        if !missing.is_empty() {
+        if !missing.is_empty() || !req.names.is_empty() {
             // One retry on a new session: the old one may have been closed by the server.
             let mut result = Err(String::new());
             for _ in 0..2 {
@@ -136,7 +142,7 @@ async fn serve(target: Arc<BackendTarget>, mut rx: mpsc::Receiver<Request>) {
                     }
                 }
                 let Some(s) = session.as_mut() else { break };
-                result = query(s, &missing).await;
+                result = query(s, &missing, &req.names).await;
                 if result.is_ok() {
                     break;
                 }
@@ -167,22 +173,51 @@ async fn serve(target: Arc<BackendTarget>, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
+/// A string literal; the catalog session has `standard_conforming_strings`
+/// on (the default since PostgreSQL 9.1), so only quotes need doubling.
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 async fn query(
     s: &mut backend::BackendSession,
     oids: &[u32],
+    names: &[TableRef],
 ) -> Result<Vec<(u32, TableInfo)>, String> {
     let mut sql = String::from(
-        "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname \
+        "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname, a.attgenerated <> '' \
          FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
          JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
-         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.oid IN (",
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND (false",
     );
-    for (i, oid) in oids.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
+    if !oids.is_empty() {
+        sql.push_str(" OR c.oid IN (");
+        for (i, oid) in oids.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let _ = write!(sql, "{oid}");
         }
-        let _ = write!(sql, "{oid}");
+        sql.push(')');
+    }
+    for t in names {
+        if t.name.contains(['\\', '\0'])
+            || t.schema
+                .as_deref()
+                .is_some_and(|s| s.contains(['\\', '\0']))
+        {
+            return Err(format!("cannot look up the table name {:?}", t.name));
+        }
+        let _ = write!(
+            sql,
+            " OR (c.relkind IN ('r', 'p', 'm', 'f') AND c.relname = {}",
+            literal(&t.name)
+        );
+        if let Some(schema) = &t.schema {
+            let _ = write!(sql, " AND n.nspname = {}", literal(schema));
+        }
+        sql.push(')');
     }
     sql.push_str(") ORDER BY c.oid, a.attnum");
     let mut out = BytesMut::new();
@@ -205,7 +240,7 @@ async fn query(
         match ty {
             b'D' => {
                 let row = data_row_text(&body).ok_or("catalog query: malformed row")?;
-                let [oid, schema, table, attnum, attname] = row;
+                let [oid, schema, table, attnum, attname, generated] = row;
                 let oid: u32 = oid.parse().map_err(|_| "catalog query: bad oid")?;
                 let attnum: i16 = attnum.parse().map_err(|_| "catalog query: bad attnum")?;
                 if tables.last().is_none_or(|t| t.0 != oid) {
@@ -215,11 +250,15 @@ async fn query(
                             schema: schema.to_string(),
                             name: table.to_string(),
                             columns: Vec::new(),
+                            generated: Vec::new(),
                         },
                     ));
                 }
                 if let Some(t) = tables.last_mut() {
                     t.1.columns.push((attnum, attname.to_string()));
+                    if generated == "t" {
+                        t.1.generated.push(attnum);
+                    }
                 }
             }
             b'E' => {
@@ -236,13 +275,13 @@ async fn query(
     }
 }
 
-/// The five text values of a catalog row.
-fn data_row_text(body: &[u8]) -> Option<[&str; 5]> {
+/// The six text values of a catalog row.
+fn data_row_text(body: &[u8]) -> Option<[&str; 6]> {
     let mut c = Cursor::new(body);
-    if c.i16("column count").ok()? != 5 {
+    if c.i16("column count").ok()? != 6 {
         return None;
     }
-    let mut v = [""; 5];
+    let mut v = [""; 6];
     for slot in &mut v {
         let len = c.i32("length").ok()?;
         let b = c.bytes(usize::try_from(len).ok()?, "value").ok()?;

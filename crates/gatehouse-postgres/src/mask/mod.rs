@@ -5,10 +5,14 @@
 //! closed) instead of going out.
 
 mod catalog;
+mod copy;
+mod guard;
 mod plan;
 mod types;
 mod values;
 
+pub(crate) use copy::CopyPlan;
+pub(crate) use guard::ColumnGuard;
 pub(crate) use plan::{parse_row_description, Column, ResultFormats, ResultPlan};
 
 use crate::backend::BackendTarget;
@@ -16,6 +20,7 @@ use bytes::BytesMut;
 use catalog::{Catalog, TableInfo, TABLE_TTL};
 use gatehouse_core::MaskingSummary;
 use gatehouse_mask::{MaskTally, MaskingEngine, Scratch};
+use gatehouse_sql::TableRef;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,21 +29,25 @@ use std::time::Instant;
 pub struct ConnectionMasking {
     engine: Arc<MaskingEngine>,
     exempt_groups: Vec<String>,
+    trusted_functions: Arc<[String]>,
     catalog: Catalog,
 }
 
 impl ConnectionMasking {
     /// Masking with `engine` for the connection `target`; identities in one
     /// of `exempt_groups` receive clear values (their recordings are still
-    /// masked).
+    /// masked). Under column rules, masked sessions may call functions the
+    /// gateway cannot see into only when they match `trusted_functions`.
     pub fn new(
         engine: Arc<MaskingEngine>,
         exempt_groups: Vec<String>,
+        trusted_functions: Vec<String>,
         target: Arc<BackendTarget>,
     ) -> Self {
         Self {
             engine,
             exempt_groups,
+            trusted_functions: trusted_functions.into(),
             catalog: Catalog::new(target),
         }
     }
@@ -49,9 +58,9 @@ impl ConnectionMasking {
 pub(crate) struct MaskFailure(pub(crate) String);
 
 /// What building a result plan needs.
-pub(crate) enum PlanState {
-    Ready(ResultPlan),
-    /// Table names must be looked up first (see [`SessionMasking::take_wanted`]).
+pub(crate) enum PlanState<P = ResultPlan> {
+    Ready(P),
+    /// Tables must be looked up first (see [`SessionMasking::take_wanted`]).
     Wait,
     /// The lookup failed: the result cannot be masked.
     Failed(String),
@@ -69,12 +78,16 @@ pub(crate) struct SessionMasking {
     tables_generation: u64,
     tables_since: Instant,
     /// Tables a plan is waiting for.
-    wanted: Vec<u32>,
+    wanted: Wanted,
+    /// Tables COPY named, resolved (or why not).
+    named: HashMap<TableRef, Result<u32, String>>,
     pub(crate) scratch: Scratch,
     /// One value's masked bytes.
     value: Vec<u8>,
     /// A decoded value (bytea, int8, numeric) to scan.
     decoded: Vec<u8>,
+    /// A value masked by rule, before it is encoded for COPY.
+    field: Vec<u8>,
     /// Replacement messages, split off for each one.
     pub(crate) out: BytesMut,
     /// Set after a failure: everything up to ReadyForQuery is withheld.
@@ -109,10 +122,12 @@ impl SessionMasking {
             tables: HashMap::new(),
             tables_generation: 0,
             tables_since: Instant::now(),
-            wanted: Vec::new(),
+            wanted: Wanted::default(),
+            named: HashMap::new(),
             scratch: Scratch::default(),
             value: Vec::new(),
             decoded: Vec::new(),
+            field: Vec::new(),
             out: BytesMut::new(),
             withholding: false,
             catalog_error: None,
@@ -122,6 +137,13 @@ impl SessionMasking {
     /// Whether column rules apply.
     pub(crate) fn has_rules(&self) -> bool {
         !self.engine.rules().is_empty()
+    }
+
+    /// The check of statements against column rules, when they apply to this session.
+    pub(crate) fn column_guard(&self) -> Option<ColumnGuard> {
+        let c = self.connection.as_ref()?;
+        (self.active && self.has_rules())
+            .then(|| ColumnGuard::new(self.engine.clone(), c.trusted_functions.clone()))
     }
 
     /// The summary recorded with a statement.
@@ -143,8 +165,8 @@ impl SessionMasking {
         }
     }
 
-    /// Takes the table OIDs a plan waits for.
-    pub(crate) fn take_wanted(&mut self) -> Vec<u32> {
+    /// Takes the tables a plan waits for.
+    pub(crate) fn take_wanted(&mut self) -> Wanted {
         std::mem::take(&mut self.wanted)
     }
 
@@ -155,17 +177,44 @@ impl SessionMasking {
     }
 
     /// Stores looked-up tables. OIDs the catalog does not know are stored as
-    /// unknown tables so the plan does not wait for them again.
-    pub(crate) fn add_tables(&mut self, asked: &[u32], found: Vec<(u32, Arc<TableInfo>)>) {
+    /// unknown tables so the plan does not wait for them again; a name
+    /// resolves only when exactly one table has it.
+    pub(crate) fn add_tables(&mut self, asked: &Wanted, found: Vec<(u32, Arc<TableInfo>)>) {
+        for name in &asked.names {
+            let candidates: Vec<&(u32, Arc<TableInfo>)> = found
+                .iter()
+                .filter(|(_, t)| {
+                    t.name == name.name && name.schema.as_ref().is_none_or(|s| *s == t.schema)
+                })
+                .collect();
+            let resolved = match candidates[..] {
+                [(oid, _)] => Ok(*oid),
+                [] => Err(format!(
+                    "no table {} was found in the catalog",
+                    display(name)
+                )),
+                _ => Err(format!(
+                    "{} names tables in several schemas ({}); qualify it with its schema",
+                    display(name),
+                    candidates
+                        .iter()
+                        .map(|(_, t)| t.schema.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+            self.named.insert(name.clone(), resolved);
+        }
         for (oid, info) in found {
             self.tables.insert(oid, info);
         }
-        for oid in asked {
+        for oid in &asked.oids {
             self.tables.entry(*oid).or_insert_with(|| {
                 Arc::new(TableInfo {
                     schema: String::new(),
                     name: String::new(),
                     columns: Vec::new(),
+                    generated: Vec::new(),
                 })
             });
         }
@@ -182,16 +231,37 @@ impl SessionMasking {
         let g = c.catalog.generation();
         if g != self.tables_generation || self.tables_since.elapsed() > TABLE_TTL {
             self.tables.clear();
+            self.named.clear();
             self.tables_generation = g;
             self.tables_since = Instant::now();
         }
     }
 }
 
-/// Runs a catalog lookup for `oids` (outside the tracker lock).
+/// Tables a plan waits for: by OID (a RowDescription's) or by name (a COPY's).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Wanted {
+    pub(crate) oids: Vec<u32>,
+    pub(crate) names: Vec<TableRef>,
+}
+
+impl Wanted {
+    fn is_empty(&self) -> bool {
+        self.oids.is_empty() && self.names.is_empty()
+    }
+}
+
+fn display(t: &TableRef) -> String {
+    match &t.schema {
+        Some(s) => format!("{s}.{}", t.name),
+        None => t.name.clone(),
+    }
+}
+
+/// Runs a catalog lookup (outside the tracker lock).
 pub(crate) async fn lookup(
     c: &ConnectionMasking,
-    oids: Vec<u32>,
+    wanted: Wanted,
 ) -> Result<Vec<(u32, Arc<TableInfo>)>, String> {
-    c.catalog.lookup(oids).await
+    c.catalog.lookup(wanted.oids, wanted.names).await
 }

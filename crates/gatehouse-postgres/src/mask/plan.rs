@@ -106,9 +106,9 @@ impl SessionMasking {
             for c in cols {
                 if c.table != 0
                     && !self.tables.contains_key(&c.table)
-                    && !self.wanted.contains(&c.table)
+                    && !self.wanted.oids.contains(&c.table)
                 {
-                    self.wanted.push(c.table);
+                    self.wanted.oids.push(c.table);
                 }
             }
             if !self.wanted.is_empty() {

@@ -47,21 +47,29 @@ impl Tracker {
                         "COPY in binary format cannot be masked; use FORMAT text or csv".into(),
                     ))
                 } else if self.masking.has_rules() {
-                    // COPY rows carry no column origins, so column rules cannot apply.
-                    self.fail(MaskFailure(
-                        "column masking rules apply to this connection and COPY output carries no \
-                         column names to apply them to; use SELECT, which is masked column by column"
-                            .into(),
-                    ))
+                    self.copy_started(body)?
                 } else {
                     Flow::Forward
                 }
             }
             b'd' => {
-                let (masking, tally) = self.masking_and_tally();
-                match masking.copy_row(body, tally) {
-                    Some(m) => Flow::Replace(m),
-                    None => Flow::Forward,
+                let Tracker {
+                    pending,
+                    masking,
+                    stray_tally,
+                    ..
+                } = self;
+                let r = match pending.front_mut() {
+                    Some(Pending::Statement(s)) => match s.copy_plan.as_mut() {
+                        Some(plan) => masking.copy_row_by_plan(plan, body, &mut s.tally),
+                        None => Ok(masking.copy_row(body, &mut s.tally)),
+                    },
+                    _ => Ok(masking.copy_row(body, stray_tally)),
+                };
+                match r {
+                    Ok(Some(m)) => Flow::Replace(m),
+                    Ok(None) => Flow::Forward,
+                    Err(f) => self.fail(f),
                 }
             }
             b'N' | b'A' | b'V' => {
@@ -105,6 +113,35 @@ impl Tracker {
             _ => &mut self.stray_tally,
         };
         (&mut self.masking, tally)
+    }
+
+    /// A CopyOutResponse under column rules: the COPY's fields are matched
+    /// to its table's columns, so covered ones are masked by rule.
+    fn copy_started(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
+        let mut c = crate::codec::Cursor::new(body);
+        c.u8("copy format")?;
+        let fields = usize::try_from(c.i16("column count")?).unwrap_or(0);
+        let Tracker {
+            pending, masking, ..
+        } = self;
+        let Some(Pending::Statement(s)) = pending.front_mut() else {
+            return Ok(self.fail(MaskFailure("a COPY started outside any statement".into())));
+        };
+        let Some(copy) = s.result.copy_out.as_ref().and_then(|a| a.copy_out.as_ref()) else {
+            return Ok(self.fail(MaskFailure(
+                "column masking rules apply, and this COPY came in a query string with other \
+                 statements, so its columns cannot be matched to its table; send the COPY on its own"
+                    .into(),
+            )));
+        };
+        Ok(match masking.copy_plan(copy, fields) {
+            PlanState::Ready(p) => {
+                s.copy_plan = Some(p);
+                Flow::Forward
+            }
+            PlanState::Wait => Flow::Wait,
+            PlanState::Failed(e) => self.fail(MaskFailure(e)),
+        })
     }
 
     fn mask_row(&mut self, body: &[u8]) -> Flow {

@@ -253,6 +253,7 @@ fn masked_tracker() -> Tracker {
         Some(std::sync::Arc::new(crate::mask::ConnectionMasking::new(
             std::sync::Arc::new(engine),
             Vec::new(),
+            Vec::new(),
             target,
         ))),
         std::sync::Arc::new(gatehouse_mask::MaskingEngine::secrets_only()),

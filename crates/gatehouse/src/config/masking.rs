@@ -36,6 +36,8 @@ pub(super) struct ConnectionMaskingSection {
     #[serde(default)]
     exempt_groups: Vec<String>,
     #[serde(default)]
+    trusted_functions: Vec<String>,
+    #[serde(default)]
     rule: Vec<RuleSection>,
 }
 
@@ -56,6 +58,9 @@ pub struct MaskingSpec {
     pub rules: Vec<ColumnRule>,
     /// Groups whose members see clear values.
     pub exempt_groups: Vec<String>,
+    /// Functions (name patterns) masked sessions may call under column rules
+    /// although the gateway cannot see into them.
+    pub trusted_functions: Vec<String>,
 }
 
 impl MaskingSpec {
@@ -294,6 +299,23 @@ pub(super) fn resolve_connection(
             );
         }
     }
+    for (i, f) in m.trusted_functions.iter().enumerate() {
+        let valid = !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '*' | '?' | '$'));
+        if !valid {
+            fail(
+                format!("{prefix}.trusted_functions[{i}]"),
+                format!("{f:?} is not a function name or pattern (`schema.name`, `name`, `app.*`)"),
+            );
+        }
+    }
+    if !m.trusted_functions.is_empty() && m.rule.is_empty() {
+        fail(
+            format!("{prefix}.trusted_functions"),
+            "only column rules restrict function calls; without a [[connection.masking.rule]] this has no effect".into(),
+        );
+    }
     if detectors.is_empty() && rules.is_empty() {
         fail(
             prefix.to_string(),
@@ -304,6 +326,11 @@ pub(super) fn resolve_connection(
         detectors,
         rules,
         exempt_groups: m.exempt_groups.clone(),
+        trusted_functions: m
+            .trusted_functions
+            .iter()
+            .map(|f| f.to_ascii_lowercase())
+            .collect(),
     };
     // Detectors compile together too (the combined prefilter has its own limits).
     if ok.get() {
