@@ -1,0 +1,310 @@
+//! The Merkle tree of RFC 6962 (section 2.1; verification as in RFC 9162,
+//! section 2.1.3 and 2.1.4): leaf hashes `SHA-256(0x00 || entry)`, interior
+//! nodes `SHA-256(0x01 || left || right)`, inclusion and consistency proofs.
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 hash.
+pub type Hash = [u8; 32];
+
+/// The hash of one entry as a leaf.
+pub fn leaf_hash(entry: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(entry);
+    h.finalize().into()
+}
+
+/// The hash of an interior node.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// The root of the empty tree: SHA-256 of nothing.
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+/// The largest power of two smaller than `n` (`n` > 1).
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// The root over `leaves` (MTH of RFC 6962).
+pub fn root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
+}
+
+/// The inclusion proof of leaf `index` in the tree over `leaves` (PATH).
+pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut proof = Vec::new();
+    path(index, leaves, &mut proof);
+    Some(proof)
+}
+
+fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if n <= 1 {
+        return;
+    }
+    let k = split(n);
+    if m < k {
+        path(m, &leaves[..k], out);
+        out.push(root(&leaves[k..]));
+    } else {
+        path(m - k, &leaves[k..], out);
+        out.push(root(&leaves[..k]));
+    }
+}
+
+/// The proof that the tree of the first `old_size` leaves is a prefix of
+/// the tree over `leaves` (PROOF).
+pub fn consistency_proof(old_size: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
+    if old_size == 0 || old_size > leaves.len() {
+        return None;
+    }
+    let mut proof = Vec::new();
+    subproof(old_size, leaves, true, &mut proof);
+    Some(proof)
+}
+
+fn subproof(m: usize, leaves: &[Hash], whole: bool, out: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if m == n {
+        if !whole {
+            out.push(root(leaves));
+        }
+        return;
+    }
+    let k = split(n);
+    if m <= k {
+        subproof(m, &leaves[..k], whole, out);
+        out.push(root(&leaves[k..]));
+    } else {
+        subproof(m - k, &leaves[k..], false, out);
+        out.push(root(&leaves[..k]));
+    }
+}
+
+/// Checks an inclusion proof of `leaf` at `index` in a tree of `size` with `root`.
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut fn_, mut sn) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node_hash(p, &r);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && r == *root
+}
+
+/// Checks that the tree of `old_size` with `old_root` is a prefix of the
+/// tree of `new_size` with `new_root`.
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> bool {
+    if old_size > new_size || old_size == 0 {
+        return false;
+    }
+    if old_size == new_size {
+        return proof.is_empty() && old_root == new_root;
+    }
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
+    if old_size.is_power_of_two() {
+        path.push(*old_root);
+    }
+    path.extend_from_slice(proof);
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    let (mut fn_, mut sn) = (old_size - 1, new_size - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (*first, *first);
+    for c in rest {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    fr == *old_root && sr == *new_root && sn == 0
+}
+
+/// The right edge of a growing tree: the roots of its perfect subtrees,
+/// so appending is O(log n) and the root is always at hand.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// Perfect subtree roots, largest first.
+    stack: Vec<Hash>,
+}
+
+impl Frontier {
+    /// Leaves so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut h = leaf;
+        let mut n = self.size;
+        // Each trailing one bit of the old size is a subtree of equal height to merge with.
+        while n & 1 == 1 {
+            if let Some(left) = self.stack.pop() {
+                h = node_hash(&left, &h);
+            }
+            n >>= 1;
+        }
+        self.stack.push(h);
+        self.size += 1;
+    }
+
+    /// The current root.
+    pub fn root(&self) -> Hash {
+        let mut it = self.stack.iter().rev();
+        let Some(last) = it.next() else {
+            return empty_root();
+        };
+        it.fold(*last, |acc, left| node_hash(left, &acc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn unhex(s: &str) -> Hash {
+        hex::decode(s).unwrap().try_into().unwrap()
+    }
+
+    /// The reference leaves and roots of RFC 6962's test data (as published
+    /// with the Certificate Transparency implementations).
+    const LEAVES: [&str; 8] = [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ];
+    const ROOTS: [&str; 9] = [
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+
+    fn reference() -> Vec<Hash> {
+        LEAVES
+            .iter()
+            .map(|l| leaf_hash(&hex::decode(l).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn roots_match_the_reference() {
+        let leaves = reference();
+        let mut f = Frontier::default();
+        assert_eq!(hex::encode(f.root()), ROOTS[0]);
+        for n in 1..=8 {
+            assert_eq!(hex::encode(root(&leaves[..n])), ROOTS[n], "size {n}");
+            f.push(leaves[n - 1]);
+            assert_eq!(hex::encode(f.root()), ROOTS[n], "frontier size {n}");
+        }
+        let proof = inclusion_proof(0, &leaves).unwrap();
+        let want = [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ];
+        assert_eq!(proof, want.map(unhex).to_vec());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn proofs_verify_and_tampering_fails(n in 1usize..80, seed in any::<u8>()) {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&[seed, i as u8, (i >> 8) as u8])).collect();
+            let r = root(&leaves);
+            let mut f = Frontier::default();
+            for l in &leaves {
+                f.push(*l);
+            }
+            prop_assert_eq!(f.root(), r);
+            for i in 0..n {
+                let p = inclusion_proof(i, &leaves).unwrap();
+                prop_assert!(verify_inclusion(i as u64, n as u64, &leaves[i], &p, &r));
+                prop_assert!(!verify_inclusion(i as u64, n as u64, &leaf_hash(b"x"), &p, &r));
+                if n > 1 {
+                    prop_assert!(!verify_inclusion(((i + 1) % n) as u64, n as u64, &leaves[i], &p, &r));
+                }
+            }
+            for m in 1..=n {
+                let p = consistency_proof(m, &leaves).unwrap();
+                let old = root(&leaves[..m]);
+                prop_assert!(verify_consistency(m as u64, n as u64, &old, &r, &p));
+                if m < n {
+                    prop_assert!(!verify_consistency(m as u64, n as u64, &leaf_hash(b"x"), &r, &p));
+                }
+            }
+        }
+    }
+}
