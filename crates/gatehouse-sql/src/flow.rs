@@ -103,17 +103,12 @@ fn statement(f: &mut ColumnFlow, ty: &str, b: &Value, sink: Sink) {
             }
             targets(f, field(b, "returning_list"), returning);
         }
-        "UpdateStmt" => {
+        // UPDATE has SET and FROM, DELETE has USING; an absent field is a no-op.
+        "UpdateStmt" | "DeleteStmt" => {
             ctes(f, b, sink);
             relation(f, field(b, "relation"));
             set_list(f, field(b, "target_list"));
             from_list(f, field(b, "from_clause"), sink);
-            expr(f, field(b, "where_clause"), Sink::Filter);
-            targets(f, field(b, "returning_list"), returning);
-        }
-        "DeleteStmt" => {
-            ctes(f, b, sink);
-            relation(f, field(b, "relation"));
             from_list(f, field(b, "using_clause"), sink);
             expr(f, field(b, "where_clause"), Sink::Filter);
             targets(f, field(b, "returning_list"), returning);
