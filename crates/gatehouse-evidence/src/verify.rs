@@ -128,7 +128,7 @@ impl fmt::Display for Finding {
                 f,
                 "the checkpoint of size {size} ({source}) does not match the entries: \
                  an entry between {last_good} and {} was changed, added or removed",
-                size - 1
+                size.saturating_sub(1)
             ),
             Self::BadCheckpoint { source, reason } => {
                 write!(f, "a checkpoint ({source}) does not verify: {reason}")

@@ -25,6 +25,8 @@ pub(crate) struct CopyPlan {
     syntax: Syntax,
     /// The rule covering each field, by position.
     rules: Vec<Option<usize>>,
+    /// Whether any field is covered (else rows go through the detectors whole).
+    any_rule: bool,
     /// The next row is the header line (column names, not values).
     header: bool,
 }
@@ -49,8 +51,8 @@ impl Syntax {
             }
         };
         if let Some(e) = &copy.encoding {
-            let e = e.to_ascii_lowercase().replace(['_', '-'], "");
-            if !matches!(e.as_str(), "utf8" | "unicode" | "sqlascii") {
+            let normalized = e.to_ascii_lowercase().replace(['_', '-'], "");
+            if !matches!(normalized.as_str(), "utf8" | "unicode" | "sqlascii") {
                 return Err(format!(
                     "COPY with ENCODING {e:?} cannot be masked by column; leave ENCODING out (UTF-8)"
                 ));
@@ -204,6 +206,7 @@ impl SessionMasking {
             return PlanState::Ready(CopyPlan {
                 syntax,
                 rules: Vec::new(),
+                any_rule: false,
                 header: copy.header,
             });
         };
@@ -259,7 +262,7 @@ impl SessionMasking {
                 columns.len()
             ));
         }
-        let rules = columns
+        let rules: Vec<Option<usize>> = columns
             .iter()
             .map(|column| {
                 let source = SourceColumn {
@@ -272,6 +275,7 @@ impl SessionMasking {
             .collect();
         PlanState::Ready(CopyPlan {
             syntax,
+            any_rule: rules.iter().any(Option::is_some),
             rules,
             header: copy.header,
         })
@@ -285,7 +289,7 @@ impl SessionMasking {
         body: &[u8],
         tally: &mut MaskTally,
     ) -> Result<Option<BytesMut>, MaskFailure> {
-        if std::mem::take(&mut plan.header) || plan.rules.iter().all(Option::is_none) {
+        if std::mem::take(&mut plan.header) || !plan.any_rule {
             return Ok(self.copy_row(body, tally));
         }
         let syntax = &plan.syntax;

@@ -52,7 +52,7 @@ impl ColumnGuard {
                  (an operator may trust it with `trusted_functions` in [connection.masking])"
             ));
         }
-        Scope::new(self, st).check(&st.columns)
+        Scope::new(self, st).check()
     }
 
     fn trusted(&self, function: &str) -> bool {
@@ -90,7 +90,8 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn check(&self, flow: &ColumnFlow) -> Result<(), String> {
+    fn check(&self) -> Result<(), String> {
+        let flow = self.flow;
         // Names that carry a covered column under another name.
         let mut renamed: HashSet<String> = HashSet::new();
         if self.any_rule_in_reach() {
