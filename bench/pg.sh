@@ -39,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PG=$(free_port); RELAY=$(free_port); BOUNCER=$(free_port); GW1=$(free_port); GW2=$(free_port); API1=$(free_port); API2=$(free_port); GW3=$(free_port); API3=$(free_port)
+PG=$(free_port); RELAY=$(free_port); BOUNCER=$(free_port); GW1=$(free_port); GW2=$(free_port); API1=$(free_port); API2=$(free_port); GW3=$(free_port); API3=$(free_port); GW4=$(free_port); API4=$(free_port)
 
 echo "== PostgreSQL on $PG" >&2
 echo postgres > "$WORK/pw"; [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK/pw"
@@ -120,12 +120,15 @@ gw_config gw-mask "$GW3" "$API3" "$WORK/starter.cedar" '[connection.masking]
 detectors = ["all"]
 [[connection.masking.rule]]
 column_pattern = "*ssn*"'
-for port in $GW1 $GW2 $GW3 $RELAY $BOUNCER; do
+gw_config gw-os "$GW4" "$API4" "$WORK/allow.cedar" '[evidence]
+durability = "os"'
+for port in $GW1 $GW2 $GW3 $GW4 $RELAY $BOUNCER; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 TOKEN1=$("$GW" --config "$WORK/gw-allow/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
 TOKEN2=$("$GW" --config "$WORK/gw-policy/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
 TOKEN3=$("$GW" --config "$WORK/gw-mask/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
+TOKEN4=$("$GW" --config "$WORK/gw-os/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
 
 # target name -> "port dbname password"
 declare -A TARGET=(
@@ -135,8 +138,9 @@ declare -A TARGET=(
   [gw-allow]="$GW1 app-db $TOKEN1"
   [gw-policy]="$GW2 app-db $TOKEN2"
   [gw-mask]="$GW3 app-db $TOKEN3"
+  [gw-os]="$GW4 app-db $TOKEN4"
 )
-ORDER=(direct relay pgbouncer gw-allow gw-policy gw-mask)
+ORDER=(direct relay pgbouncer gw-allow gw-os gw-policy gw-mask)
 WORKLOADS=(
   "S-simple-c1|-S -M simple -c 1"
   "S-extended-c1|-S -M extended -c 1"
@@ -227,7 +231,8 @@ MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $
 REPORT=$(cat <<EOF
 Run $(date -u +%Y-%m-%dT%H:%MZ): pgbench scale $SCALE, ${DURATION}s per run, $ROUNDS rounds interleaved, medians (ratio to direct).
 Machine: $MACHINE.
-gw-allow: gateway, plaintext on loopback, allow-all policy (every statement still analyzed and recorded).
+gw-allow: gateway, plaintext on loopback, allow-all policy (every statement still analyzed, recorded, and written ahead to the evidence log with an fsync: durability "disk", the default).
+gw-os: gw-allow with the evidence log's durability "os" (written to the operating system before forwarding, no fsync).
 gw-policy: the same with a four-policy set (connect, CI read/write, no TRUNCATE, unbounded writes need approval).
 gw-mask: gw-policy plus masking (every built-in detector, one column rule, so results are classified through the catalog).
 

@@ -1,6 +1,6 @@
 //! Gatehouse REST API: the admin surface the CLI (and later the web console)
 //! uses. Every admin command goes through it, so the running gateway is the
-//! single writer of its store and, later, of its evidence log.
+//! single writer of its store and of its evidence log.
 //!
 //! Authentication: `Authorization: Bearer <admin key>`. The admin key is
 //! generated into the data directory on first start (mode 0600); whoever can
@@ -11,7 +11,7 @@ mod routes;
 
 pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
 pub use routes::{
-    router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,
+    policy_event, router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,
     PolicyReloaded,
 };
 

@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gatehouse_core::{
-    SessionDetail, SessionFilter, SessionId, SessionSummary, Store, StoreError, Timestamp, TokenId,
-    TokenRecord,
+    AuditError, AuditEvent, AuditTrail, SessionDetail, SessionFilter, SessionId, SessionSummary,
+    Store, StoreError, Timestamp, TokenId, TokenRecord,
 };
 use gatehouse_identity::mint_service_token;
 use gatehouse_policy::PolicyHandle;
@@ -23,6 +23,8 @@ pub struct ApiState {
     pub admin_key: AdminKey,
     /// The policy in force.
     pub policy: Arc<PolicyHandle>,
+    /// The evidence log.
+    pub audit: Arc<dyn AuditTrail>,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -103,7 +105,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        tracing::error!(error = %e, "evidence log error in API");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the gateway's evidence log is unavailable, so nothing was changed; try again later"
+                .into(),
+        )
+    }
+}
+
 type ApiResult<T> = Result<T, ApiError>;
+
+/// The event for a loaded policy: each file with its hash.
+pub fn policy_event(trigger: &str, policy: &PolicyHandle) -> AuditEvent {
+    let (engine, _) = policy.current();
+    let files: Vec<(String, String)> = engine
+        .files()
+        .iter()
+        .map(|f| (f.path.display().to_string(), f.sha256.clone()))
+        .collect();
+    AuditEvent::policy_loaded(trigger, policy.mode().as_str(), &files)
+}
 
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
@@ -156,6 +180,11 @@ async fn create_token(
     }
     let minted = mint_service_token(&req.identity, &req.groups, ttl, Timestamp::now())
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // Logged before it exists: a token the log does not know never works.
+    state
+        .audit
+        .append(vec![AuditEvent::token_created(&minted.record)])
+        .await?;
     state.store.insert_token(&minted.record).await?;
     tracing::info!(token = %minted.record.id, identity = %minted.record.identity, "token created");
     Ok((
@@ -186,6 +215,22 @@ async fn revoke_token(
         .revoke_token(&TokenId(id), Timestamp::now())
         .await?;
     tracing::info!(token = %record.id, identity = %record.identity, "token revoked");
+    // Revoked first (the safe direction), then logged.
+    if let Err(e) = state
+        .audit
+        .append(vec![AuditEvent::token_revoked(&record)])
+        .await
+    {
+        tracing::error!(error = %e, token = %record.id, "token revoked but not logged");
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "token {} is revoked, but the evidence log is unavailable and did not record it; \
+                 tell the gateway's operator",
+                record.id
+            ),
+        ));
+    }
     Ok(Json(record))
 }
 
@@ -240,6 +285,10 @@ async fn reload_policy(
                 policies = engine.policy_count(),
                 "policy reloaded through the API"
             );
+            state
+                .audit
+                .append(vec![policy_event("reload", &state.policy)])
+                .await?;
             Ok(Json(PolicyReloaded {
                 generation,
                 files: engine

@@ -5,6 +5,7 @@
 //! protocol, no socket and no storage engine: adapters and stores depend on it,
 //! never the other way round.
 
+mod audit;
 mod error;
 mod identity;
 mod recorder;
@@ -13,9 +14,13 @@ mod store;
 mod time;
 mod token;
 
+pub use audit::{
+    AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore, LogRow,
+    StatementDecided,
+};
 pub use error::StoreError;
 pub use identity::{Identity, IdentitySource};
-pub use recorder::{RecorderClosed, SessionRecorder};
+pub use recorder::{RecorderClosed, SessionRecorder, StartError};
 pub use session::{
     DecisionRecord, MaskingSummary, SessionDetail, SessionEnd, SessionEndFields, SessionEndReason,
     SessionFilter, SessionId, SessionStart, SessionSummary, StatementOutcome, StatementRecord,

@@ -4,8 +4,15 @@
 //! does not start). Statements and session ends go through a bounded channel
 //! to one writer task that commits them in batches (group commit); a full
 //! channel slows the sessions down instead of growing memory.
+//!
+//! The recorder also carries the session's [`AuditTrail`]: events the data
+//! path must have durable before it acts go through [`SessionRecorder::audit`];
+//! statement results and session ends follow their records into the log.
 
-use crate::{SessionEnd, SessionStart, StatementRecord, Store, StoreError};
+use crate::{
+    AuditError, AuditEvent, AuditTrail, SessionEnd, SessionStart, StatementRecord, Store,
+    StoreError,
+};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -27,6 +34,18 @@ pub struct RecorderClosed;
 pub struct SessionRecorder {
     tx: mpsc::Sender<RecordEvent>,
     store: Arc<dyn Store>,
+    audit: Arc<dyn AuditTrail>,
+}
+
+/// A session start that could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The session store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The evidence log failed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// Largest batch committed in one transaction.
@@ -35,15 +54,28 @@ const BATCH: usize = 1024;
 impl SessionRecorder {
     /// Starts the writer task over `store`, with room for `capacity` queued records.
     /// The task ends once every handle is dropped and the queue is drained.
-    pub fn spawn(store: Arc<dyn Store>, capacity: usize) -> (Self, JoinHandle<()>) {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        audit: Arc<dyn AuditTrail>,
+        capacity: usize,
+    ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let task = tokio::spawn(write_batches(store.clone(), rx));
-        (Self { tx, store }, task)
+        let task = tokio::spawn(write_batches(store.clone(), audit.clone(), rx));
+        (Self { tx, store, audit }, task)
     }
 
-    /// Records a session start before the session may proceed.
-    pub async fn session_started(&self, start: &SessionStart) -> Result<(), StoreError> {
-        self.store.record_session_start(start).await
+    /// Records a session start, in the evidence log first, before the
+    /// session may proceed.
+    pub async fn session_started(&self, start: &SessionStart) -> Result<(), StartError> {
+        self.audit
+            .append(vec![AuditEvent::session_start(start)])
+            .await?;
+        Ok(self.store.record_session_start(start).await?)
+    }
+
+    /// Appends events to the evidence log; returns once they are durable.
+    pub async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        self.audit.append(events).await
     }
 
     /// Queues a finished statement.
@@ -63,7 +95,11 @@ impl SessionRecorder {
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<RecordEvent>) {
+async fn write_batches(
+    store: Arc<dyn Store>,
+    audit: Arc<dyn AuditTrail>,
+    mut rx: mpsc::Receiver<RecordEvent>,
+) {
     let mut events = Vec::with_capacity(BATCH);
     let mut statements = Vec::with_capacity(BATCH);
     let mut ends = Vec::new();
@@ -74,9 +110,17 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<RecordEvent
                 RecordEvent::End(e) => ends.push(e),
             }
         }
+        let events: Vec<AuditEvent> = statements
+            .iter()
+            .map(AuditEvent::statement_result)
+            .chain(ends.iter().map(AuditEvent::session_end))
+            .collect();
+        if let Err(e) = audit.record(events).await {
+            // The statements were decided and logged before they ran; only
+            // their results are lost from the log.
+            tracing::error!(error = %e, "could not log statement results and session ends");
+        }
         if let Err(e) = store.record_batch(&statements, &ends).await {
-            // The evidence log (its own issue) will make this fail closed for the
-            // data path; here the loss is at least loud.
             tracing::error!(
                 error = %e,
                 statements = statements.len(),

@@ -69,6 +69,8 @@ pub enum SessionEndReason {
     NetworkError,
     /// The gateway shut down.
     GatewayShutdown,
+    /// The evidence log could not be written; the pending action was refused.
+    EvidenceLogFailed,
 }
 
 impl SessionEndReason {
@@ -81,6 +83,7 @@ impl SessionEndReason {
             Self::ProtocolError => "protocol_error",
             Self::NetworkError => "network_error",
             Self::GatewayShutdown => "gateway_shutdown",
+            Self::EvidenceLogFailed => "evidence_log_failed",
         }
     }
 
@@ -93,6 +96,7 @@ impl SessionEndReason {
             "protocol_error" => Self::ProtocolError,
             "network_error" => Self::NetworkError,
             "gateway_shutdown" => Self::GatewayShutdown,
+            "evidence_log_failed" => Self::EvidenceLogFailed,
             _ => return None,
         })
     }

@@ -4,70 +4,8 @@
 use crate::canonical;
 use crate::merkle::{leaf_hash, Hash};
 use crate::EvidenceError;
-use serde::{Deserialize, Serialize};
+pub use gatehouse_core::EventKind;
 use serde_json::{json, Value};
-
-/// What happened. One kind per security-relevant event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A caller proved its identity.
-    AuthSuccess,
-    /// A caller failed to.
-    AuthFailure,
-    /// A session began.
-    SessionStart,
-    /// A session ended.
-    SessionEnd,
-    /// A statement with its decision and outcome.
-    Statement,
-    /// An approval was requested.
-    ApprovalRequested,
-    /// An approval was granted.
-    ApprovalApproved,
-    /// An approval was denied.
-    ApprovalDenied,
-    /// An approval expired.
-    ApprovalExpired,
-    /// A service token was created.
-    TokenCreated,
-    /// A service token was revoked.
-    TokenRevoked,
-    /// Policies were loaded or reloaded.
-    PolicyLoaded,
-    /// The configuration was loaded.
-    ConfigLoaded,
-    /// The gateway started.
-    GatewayStarted,
-    /// The gateway stopped.
-    GatewayStopped,
-    /// An access review was signed off.
-    AccessReview,
-}
-
-impl EventKind {
-    /// The name used in entries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AuthSuccess => "auth_success",
-            Self::AuthFailure => "auth_failure",
-            Self::SessionStart => "session_start",
-            Self::SessionEnd => "session_end",
-            Self::Statement => "statement",
-            Self::ApprovalRequested => "approval_requested",
-            Self::ApprovalApproved => "approval_approved",
-            Self::ApprovalDenied => "approval_denied",
-            Self::ApprovalExpired => "approval_expired",
-            Self::TokenCreated => "token_created",
-            Self::TokenRevoked => "token_revoked",
-            Self::PolicyLoaded => "policy_loaded",
-            Self::ConfigLoaded => "config_loaded",
-            Self::GatewayStarted => "gateway_started",
-            Self::GatewayStopped => "gateway_stopped",
-            Self::AccessReview => "access_review",
-        }
-    }
-}
 
 /// An event to append.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,18 +6,24 @@
 //! signs checkpoints of the tree (origin, size, root) as C2SP signed notes
 //! with its Ed25519 key ([`note`]). [`verify`] recomputes the tree from
 //! stored entries and names every edited, deleted, inserted, reordered or
-//! truncated entry it finds. This crate knows no storage and no protocol.
+//! truncated entry it finds. [`EvidenceLog`] is the node's writer (group commit over an
+//! [`gatehouse_core::EvidenceStore`], checkpoints, [`Witness`]es). This crate
+//! knows no storage engine and no protocol.
 
 pub mod canonical;
 mod entry;
+mod log;
 pub mod merkle;
 pub mod note;
 mod verify;
+mod witness;
 
 pub use entry::{Entry, Event, EventKind};
+pub use log::{EvidenceLog, LogSettings};
 pub use merkle::Hash;
-pub use note::{Checkpoint, SigningKey, VerifierKey};
+pub use note::{split_notes, Checkpoint, SigningKey, VerifierKey};
 pub use verify::{verify, Finding, Report, StoredCheckpoint, StoredEntry};
+pub use witness::{FileWitness, Witness};
 
 /// Evidence log errors.
 #[derive(Debug, thiserror::Error)]
@@ -37,4 +43,10 @@ pub enum EvidenceError {
     /// A malformed key.
     #[error("invalid key: {0}")]
     Key(String),
+    /// The store could not be read or written.
+    #[error("evidence store: {0}")]
+    Store(String),
+    /// The stored log does not verify; it is not extended.
+    #[error("the evidence log does not verify, so the gateway will not extend it: {0}")]
+    Damaged(String),
 }

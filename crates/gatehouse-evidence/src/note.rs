@@ -267,9 +267,57 @@ impl std::fmt::Display for VerifierKey {
     }
 }
 
+/// Splits a file of signed notes written one after another (a witness file,
+/// with or without blank lines between notes) into the notes.
+pub fn split_notes(text: &str) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut current = String::new();
+    let mut in_signatures = false;
+    for line in text.split_inclusive('\n') {
+        let is_sig = line.starts_with(SIG_PREFIX);
+        if in_signatures && !is_sig {
+            notes.push(std::mem::take(&mut current));
+            in_signatures = false;
+        }
+        if current.is_empty() && line.trim().is_empty() {
+            continue;
+        }
+        in_signatures |= is_sig;
+        current.push_str(line);
+    }
+    if !current.trim().is_empty() {
+        notes.push(current);
+    }
+    notes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_split_from_a_witness_file() {
+        let key = SigningKey::generate("w.example/log").unwrap();
+        let a = key.sign(&Checkpoint {
+            origin: "w.example/log".into(),
+            size: 1,
+            root: [1; 32],
+        });
+        let b = key.sign(&Checkpoint {
+            origin: "w.example/log".into(),
+            size: 2,
+            root: [2; 32],
+        });
+        for joined in [
+            format!("{a}{b}"),
+            format!("{a}\n{b}\n"),
+            format!("\n{a}\n\n{b}"),
+        ] {
+            let notes = split_notes(&joined);
+            assert_eq!(notes, vec![a.clone(), b.clone()], "{joined:?}");
+            assert_eq!(key.verifier().open(&notes[1]).unwrap().size, 2);
+        }
+    }
 
     #[test]
     fn sign_open_and_tamper() {

@@ -113,6 +113,16 @@ impl Gate {
         self.column_guard = guard;
     }
 
+    /// The caller's subject.
+    pub(crate) fn subject(&self) -> &str {
+        &self.identity.subject
+    }
+
+    /// The connection's name.
+    pub(crate) fn connection(&self) -> &str {
+        &self.connection
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.settings.policy.generation()
     }

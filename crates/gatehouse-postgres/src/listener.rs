@@ -17,7 +17,9 @@ use crate::relay::{self, Counters};
 use crate::stream::PgStream;
 use crate::tracker::Tracker;
 use bytes::{BufMut, BytesMut};
-use gatehouse_core::{SessionEnd, SessionId, SessionRecorder, SessionStart, Store, Timestamp};
+use gatehouse_core::{
+    AuditEvent, AuthAttempt, SessionEnd, SessionId, SessionRecorder, SessionStart, Store, Timestamp,
+};
 use gatehouse_identity::{verify_service_token, AuthenticatedIdentity};
 use gatehouse_mask::MaskingEngine;
 use gatehouse_policy::{ConnectRequest, Decision, PolicyMode};
@@ -264,13 +266,28 @@ impl PostgresGateway {
         params: &Params,
     ) -> Result<Option<Box<Established>>, Refusal> {
         let inner = &self.inner;
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let client_user = param("user").unwrap_or_default();
+        let dbname = param("database").unwrap_or_else(|| client_user.clone());
+        let client_addr = peer.to_string();
+        let attempt = AuthAttempt {
+            protocol: "postgres",
+            client_addr: &client_addr,
+            connection: Some(&dbname),
+        };
         let plaintext_allowed = inner.settings.plaintext_on_loopback && peer.ip().is_loopback();
         if !stream.is_tls() && !plaintext_allowed {
-            return Err(Refusal::new(
+            let refusal = Refusal::new(
                 "28000",
                 "gatehouse requires TLS",
                 Some("connect with sslmode=require (or verify-full with the gateway's CA certificate)"),
-            ));
+            );
+            return Err(self.failed(&attempt, None, "transport", refusal).await);
         }
         if params.iter().any(|(k, _)| k == "replication") {
             return Err(Refusal::new(
@@ -315,37 +332,28 @@ impl PostgresGateway {
         }
         let password = parse_password(&body)
             .map_err(|e| Refusal::new("08P01", format!("invalid password message: {e}"), None))?;
-        let identity = verify_service_token(inner.store.as_ref(), password, Timestamp::now())
-            .await
-            .map_err(|e| {
-                Refusal::new(
-                    "28P01",
-                    format!("authentication failed: {e}"),
-                    Some("use a token from `gatehouse token create` as the password"),
-                )
-            })?;
+        let identity =
+            match verify_service_token(inner.store.as_ref(), password, Timestamp::now()).await {
+                Ok(identity) => identity,
+                Err(e) => {
+                    let refusal = Refusal::new(
+                        "28P01",
+                        format!("authentication failed: {e}"),
+                        Some("use a token from `gatehouse token create` as the password"),
+                    );
+                    return Err(self.failed(&attempt, None, "credential", refusal).await);
+                }
+            };
+        let subject = Some(identity.identity().subject.as_str());
 
-        let param = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
-        let client_user = param("user").unwrap_or_default();
-        let dbname = param("database").unwrap_or_else(|| client_user.clone());
-        let target =
-            inner
-                .settings
-                .connections
-                .get(&dbname)
-                .cloned()
-                .ok_or_else(|| {
-                    Refusal::new(
+        let Some(target) = inner.settings.connections.get(&dbname).cloned() else {
+            let refusal = Refusal::new(
                 "3D000",
                 format!("connection \"{dbname}\" is not configured on this gateway"),
                 Some("set dbname to the name of a [[connection]] in the gateway's configuration"),
-            )
-                })?;
+            );
+            return Err(self.failed(&attempt, subject, "connection", refusal).await);
+        };
 
         let (engine, _) = inner.settings.gate.policy.current();
         let decision = engine.decide_connect(&ConnectRequest {
@@ -364,12 +372,19 @@ impl PostgresGateway {
                 Decision::Deny { reason, .. } | Decision::Review { reason, .. },
                 PolicyMode::Enforce,
             ) => {
-                return Err(Refusal::new(
+                let refusal = Refusal::new(
                     "28000",
                     format!("gatehouse: permission denied: {reason}"),
                     Some("ask the gateway's operator for a policy that permits this identity to connect"),
-                ));
+                );
+                return Err(self.failed(&attempt, subject, "policy", refusal).await);
             }
+        }
+        // Write-ahead: the login is in the evidence log before the backend sees it.
+        let success = AuditEvent::auth_success(&attempt, identity.identity());
+        if let Err(e) = inner.recorder.audit(vec![success]).await {
+            tracing::error!(error = %e, "could not log a login; refusing it");
+            return Err(evidence_refusal());
         }
 
         let forwarded: Vec<(String, String)> = params
@@ -399,6 +414,25 @@ impl PostgresGateway {
             client_user,
             application_name: param("application_name"),
         })))
+    }
+
+    /// Logs a refused login and hands back the refusal; if even that cannot
+    /// be logged, the caller is told the gateway cannot record logins.
+    async fn failed(
+        &self,
+        attempt: &AuthAttempt<'_>,
+        subject: Option<&str>,
+        stage: &str,
+        refusal: Refusal,
+    ) -> Refusal {
+        let event = AuditEvent::auth_failure(attempt, subject, stage, &refusal.message);
+        match self.inner.recorder.audit(vec![event]).await {
+            Ok(()) => refusal,
+            Err(e) => {
+                tracing::error!(error = %e, "could not log a refused login");
+                evidence_refusal()
+            }
+        }
     }
 
     async fn run_session(&self, e: Established, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
@@ -512,6 +546,15 @@ impl PostgresGateway {
             tracing::error!(session = %start.id, "could not record session end: recorder stopped");
         }
     }
+}
+
+/// The refusal when the evidence log cannot take an event.
+fn evidence_refusal() -> Refusal {
+    Refusal::new(
+        "58030",
+        "gatehouse could not write its evidence log, so the connection was not opened",
+        Some("try again later; the gateway's operator has been told in its logs"),
+    )
 }
 
 /// Reads one untyped startup packet, exactly (never more bytes than it holds).

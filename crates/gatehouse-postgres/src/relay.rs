@@ -69,7 +69,15 @@ where
     let (mut br, mut bw) = tokio::io::split(backend);
     let masked = lock(tracker).masking.active;
     let ending = {
-        let up = client_to_backend(&mut cr, &mut bw, client_leftover, tracker, counters, masked);
+        let up = client_to_backend(
+            &mut cr,
+            &mut bw,
+            client_leftover,
+            tracker,
+            recorder,
+            counters,
+            masked,
+        );
         let down = backend_to_client(
             &mut br,
             &mut cw,
@@ -124,6 +132,21 @@ where
             let _ = cw.write_all(&out).await;
             terminate_backend(&mut bw).await;
         }
+        SessionEndReason::EvidenceLogFailed => {
+            let mut out = BytesMut::new();
+            error_response(
+                &mut out,
+                &ErrorNotice {
+                    severity: "FATAL",
+                    code: "58030",
+                    message: "gatehouse could not write its evidence log, so the statement was not run",
+                    detail: ending.detail.as_deref(),
+                    hint: Some("nothing was sent to the database; reconnect later, and tell the gateway's operator"),
+                },
+            );
+            let _ = cw.write_all(&out).await;
+            terminate_backend(&mut bw).await;
+        }
         SessionEndReason::ClientDisconnected | SessionEndReason::NetworkError => {
             terminate_backend(&mut bw).await;
         }
@@ -151,6 +174,7 @@ async fn client_to_backend<R, W>(
     bw: &mut W,
     mut buf: BytesMut,
     tracker: &Mutex<Tracker>,
+    recorder: &SessionRecorder,
     counters: &Counters,
     masked: bool,
 ) -> Ending
@@ -193,15 +217,23 @@ where
         }
         first = false;
         loop {
-            let scanned = {
+            let (scanned, decided) = {
                 let mut t = lock(tracker);
-                scanner.scan(&buf, inspects, |ty, body| t.on_frontend(ty, body))
+                let r = scanner.scan(&buf, inspects, |ty, body| t.on_frontend(ty, body));
+                (r, std::mem::take(&mut t.decided))
             };
             let s = match scanned {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return protocol_error(e),
                 Err(e) => return Ending::new(SessionEndReason::ProtocolError, e.to_string()),
             };
+            // Write-ahead: what was decided is durable before any of it is forwarded.
+            if !decided.is_empty() {
+                if let Err(e) = recorder.audit(decided).await {
+                    tracing::error!(error = %e, "evidence log write failed; ending the session");
+                    return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
+                }
+            }
             if s.forward > 0 {
                 if let Err(e) = bw.write_all(&buf[..s.forward]).await {
                     return Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}"));

@@ -16,7 +16,10 @@ use crate::codec::frontend::{
 use crate::codec::{CodecError, Flow};
 use crate::gate::{self, Gate, Prepared, Refusal};
 use crate::mask::{Column, ResultFormats, ResultPlan, SessionMasking};
-use gatehouse_core::{DecisionRecord, SessionId, StatementOutcome, StatementRecord, Timestamp};
+use gatehouse_core::{
+    AuditEvent, DecisionRecord, SessionId, StatementDecided, StatementOutcome, StatementRecord,
+    Timestamp,
+};
 use gatehouse_mask::MaskTally;
 use gatehouse_sql::StatementAnalysis;
 use std::collections::{HashMap, VecDeque};
@@ -153,6 +156,9 @@ pub(crate) struct Tracker {
     stray_tally: MaskTally,
     /// Completed records waiting to be handed to the recorder.
     pub(crate) done: Vec<StatementRecord>,
+    /// Decisions to make durable in the evidence log before the messages
+    /// they decide are forwarded (write-ahead).
+    pub(crate) decided: Vec<AuditEvent>,
     /// The client sent Terminate.
     pub(crate) terminated: bool,
 }
@@ -171,6 +177,7 @@ impl Tracker {
             masking,
             stray_tally: MaskTally::default(),
             done: Vec::new(),
+            decided: Vec::new(),
             terminated: false,
         }
     }
@@ -186,6 +193,18 @@ impl Tracker {
     ) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        if let Some(d) = &decision {
+            self.decided.push(AuditEvent::statement(&StatementDecided {
+                session: self.session_id,
+                seq,
+                identity: self.gate.subject(),
+                connection: self.gate.connection(),
+                protocol: kind.as_str(),
+                text: &text,
+                parameters: params.len(),
+                decision: d,
+            }));
+        }
         self.pending.push_back(Pending::Statement(InFlight {
             kind,
             seq,

@@ -4,7 +4,10 @@
 //! the gateway's data directory, in WAL mode, with migrations embedded in the
 //! binary and applied at open.
 
+mod evidence;
 mod rows;
+
+pub use evidence::{Durability, SqliteEvidenceStore};
 
 use async_trait::async_trait;
 use gatehouse_core::{

@@ -124,12 +124,14 @@ fn default_backend_tls() -> BackendTlsMode {
 #[derive(Debug, Clone)]
 pub struct RawConfig {
     file: PathBuf,
+    sha256: String,
     base: PathBuf,
     server: ServerSection,
     listeners: ListenersSection,
     tls: Option<TlsSection>,
     policy: Option<PolicySection>,
     masking: Option<masking::MaskingSection>,
+    evidence: evidence::EvidenceSection,
     connections: Vec<ConnectionSection>,
 }
 
@@ -152,6 +154,8 @@ pub enum TlsSource {
 pub struct GatewayConfig {
     /// The file it came from.
     pub file: PathBuf,
+    /// SHA-256 of the file as read (hex), for the evidence log.
+    pub sha256: String,
     /// Data directory (store, generated keys and certificates).
     pub data_dir: PathBuf,
     /// REST API address.
@@ -172,6 +176,8 @@ pub struct GatewayConfig {
     pub masking: HashMap<String, MaskingSpec>,
     /// The masking hash key file, when configured (else generated into the data directory).
     pub masking_key_file: Option<PathBuf>,
+    /// How the evidence log is written.
+    pub evidence: EvidenceSpec,
     /// Things that are valid but probably not meant.
     pub warnings: Vec<String>,
 }
@@ -205,6 +211,7 @@ impl RawConfig {
         let mut tls = None;
         let mut policy = None;
         let mut masking = None;
+        let mut evidence = evidence::EvidenceSection::default();
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -217,6 +224,7 @@ impl RawConfig {
                 "tls" => section(&key, value, &mut problems, file).map(|s| tls = Some(s)),
                 "policy" => section(&key, value, &mut problems, file).map(|s| policy = Some(s)),
                 "masking" => section(&key, value, &mut problems, file).map(|s| masking = Some(s)),
+                "evidence" => section(&key, value, &mut problems, file).map(|s| evidence = s),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -239,7 +247,7 @@ impl RawConfig {
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, policy, masking, connection"
+                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, connection"
                             .into(),
                     ));
                     None
@@ -262,14 +270,31 @@ impl RawConfig {
             .unwrap_or_else(|| PathBuf::from("."));
         Ok(Self {
             file: file.to_path_buf(),
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
             base,
             server,
             listeners,
             tls,
             policy,
             masking,
+            evidence,
             connections,
         })
+    }
+
+    /// The `[evidence]` section, checked (what the `audit` commands need).
+    pub fn evidence(&self) -> Result<EvidenceSpec, ConfigProblems> {
+        let mut problems = Vec::new();
+        let spec = self
+            .evidence
+            .resolve(|p| self.path(p), &self.data_dir(), &mut |key, reason| {
+                problems.push(Problem {
+                    file: self.file.clone(),
+                    key,
+                    reason,
+                })
+            });
+        spec.ok_or(ConfigProblems(problems))
     }
 
     /// The policy files named in `[policy]`, relative to the config file's folder.
@@ -418,6 +443,9 @@ impl RawConfig {
         }
         let masking_global =
             masking::resolve_global(self.masking.as_ref(), |p| self.path(p), &mut problem);
+        let evidence = self
+            .evidence
+            .resolve(|p| self.path(p), &self.data_dir(), &mut problem);
         let mut masking_specs = HashMap::new();
         let mut names = HashSet::new();
         let mut connections = Vec::new();
@@ -600,15 +628,24 @@ impl RawConfig {
             }
         }
 
-        match (api_listen, postgres_listen, handshake_timeout, tls, policy) {
+        match (
+            api_listen,
+            postgres_listen,
+            handshake_timeout,
+            tls,
+            policy,
+            evidence,
+        ) {
             (
                 Some(api_listen),
                 Some(postgres_listen),
                 Some(handshake_timeout),
                 Some(tls),
                 Some(policy),
+                Some(evidence),
             ) if problems.is_empty() => Ok(GatewayConfig {
                 file: self.file.clone(),
+                sha256: self.sha256.clone(),
                 data_dir: self.data_dir(),
                 api_listen,
                 postgres_listen,
@@ -624,6 +661,7 @@ impl RawConfig {
                 policy,
                 masking: masking_specs,
                 masking_key_file: masking_global.hash_key_file,
+                evidence,
             }),
             _ => Err(ConfigProblems(problems)),
         }
@@ -665,7 +703,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+mod evidence;
 mod masking;
+pub use evidence::EvidenceSpec;
 pub use masking::{read_hash_key, MaskingSpec};
 
 #[cfg(test)]

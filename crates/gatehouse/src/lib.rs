@@ -5,6 +5,7 @@ pub mod admin;
 pub mod certs;
 pub mod config;
 pub mod demo;
+pub mod evidence;
 pub mod output;
 pub mod pgcluster;
 pub mod policy_tools;

@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use gatehouse::admin::AdminClient;
 use gatehouse::config::RawConfig;
+use gatehouse::evidence::cli::AuditCommand;
 use gatehouse::policy_tools::{self, Question, TestFile};
 use gatehouse::{demo, output, serve};
 use gatehouse_api::CreateTokenRequest;
@@ -50,6 +51,9 @@ enum Command {
     /// Validate, explain, test and reload Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Verify, prove and export the evidence log (reads the log file directly).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
     Demo,
 }
@@ -258,6 +262,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             sessions(cmd, &client).await
         }
         Command::Policy(cmd) => policy(&cli, cmd).await,
+        Command::Audit(cmd) => gatehouse::evidence::cli::run(cmd, &config_path(&cli)).await,
         Command::Demo => {
             demo::run().await?;
             Ok(ExitCode::SUCCESS)

@@ -4,7 +4,8 @@ use crate::certs;
 use crate::config::{GatewayConfig, TlsSource};
 use anyhow::{Context, Result};
 use gatehouse_api::{AdminKey, ApiState};
-use gatehouse_core::{SessionRecorder, Store};
+use gatehouse_core::{AuditEvent, AuditTrail, SessionRecorder, Store};
+use gatehouse_evidence::EvidenceLog;
 use gatehouse_mask::{HashKey, MaskingEngine};
 use gatehouse_postgres::{ConnectionMasking, GateSettings, ListenerSettings, PostgresGateway};
 use gatehouse_sql::Analyzer;
@@ -38,6 +39,7 @@ pub struct RunningGateway {
     tasks: Vec<JoinHandle<()>>,
     recorder_task: JoinHandle<()>,
     store: SqliteStore,
+    evidence: crate::evidence::OpenLog,
 }
 
 /// Starts the gateway described by `config`.
@@ -49,6 +51,15 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         .await
         .with_context(|| format!("opening the store {}", store_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let evidence = crate::evidence::open(&config.evidence, &config.data_dir).await?;
+    let audit: Arc<dyn AuditTrail> = Arc::new(evidence.log.clone());
+    audit
+        .append(vec![
+            AuditEvent::config_loaded(&config.file.display().to_string(), &config.sha256),
+            gatehouse_api::policy_event("start", &config.policy),
+        ])
+        .await
+        .context("writing the first events to the evidence log")?;
 
     let (cert, key) = match &config.tls {
         TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
@@ -100,7 +111,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             }
         }
     }
-    let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), 8192);
+    let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), audit.clone(), 8192);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let settings = ListenerSettings {
         tls,
@@ -129,6 +140,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             store,
             admin_key,
             policy: config.policy.clone(),
+            audit: audit.clone(),
         };
         tokio::spawn(async move {
             let stop = async move {
@@ -141,12 +153,23 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     };
     let reload_task = tokio::spawn(reload_on_sighup(
         config.policy.clone(),
+        audit.clone(),
         shutdown.subscribe(),
     ));
     let (engine, _) = config.policy.current();
     for f in engine.files() {
         tracing::info!(file = %f.path.display(), sha256 = %f.sha256, policies = f.policies, "policy loaded");
     }
+    audit
+        .append(vec![AuditEvent::gateway_started(
+            env!("CARGO_PKG_VERSION"),
+            &[
+                format!("postgres {postgres_addr}"),
+                format!("api {api_addr}"),
+            ],
+        )])
+        .await
+        .context("writing to the evidence log")?;
     tracing::info!(
         postgres = %postgres_addr, api = %format!("http://{api_addr}"),
         connections = config.connections.len(), policy_mode = config.policy.mode().as_str(),
@@ -159,6 +182,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         tasks: vec![pg_task, api_task, reload_task],
         recorder_task,
         store: sqlite,
+        evidence,
     })
 }
 
@@ -171,6 +195,17 @@ impl RunningGateway {
         }
         // Every session (and so every recorder handle) is gone: the writer drains and ends.
         let _ = self.recorder_task.await;
+        let log: &EvidenceLog = &self.evidence.log;
+        if let Err(e) = log
+            .append(vec![AuditEvent::gateway_stopped("shutdown")])
+            .await
+        {
+            tracing::error!(error = %e, "could not log the gateway stopping");
+        }
+        // Seals the log with a final checkpoint and hands it to the witnesses.
+        log.close().await;
+        let _ = self.evidence.task.await;
+        self.evidence.store.close().await;
         self.store.close().await;
         tracing::info!("gatehouse stopped");
     }
@@ -180,6 +215,7 @@ impl RunningGateway {
 /// policy is rejected and the one in force stays.
 async fn reload_on_sighup(
     policy: Arc<gatehouse_policy::PolicyHandle>,
+    audit: Arc<dyn AuditTrail>,
     mut stop: watch::Receiver<bool>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -195,9 +231,15 @@ async fn reload_on_sighup(
             _ = hup.recv() => {
                 let p = policy.clone();
                 match tokio::task::spawn_blocking(move || p.reload()).await {
-                    Ok(Ok(engine)) => tracing::info!(
-                        generation = policy.generation(), policies = engine.policy_count(), "policy reloaded on SIGHUP"
-                    ),
+                    Ok(Ok(engine)) => {
+                        tracing::info!(
+                            generation = policy.generation(), policies = engine.policy_count(), "policy reloaded on SIGHUP"
+                        );
+                        let event = gatehouse_api::policy_event("reload", &policy);
+                        if let Err(e) = audit.append(vec![event]).await {
+                            tracing::error!(error = %e, "policy reloaded but not logged");
+                        }
+                    }
                     Ok(Err(problems)) => tracing::error!(
                         %problems, "policy reload on SIGHUP rejected; the previous policy stays in force"
                     ),

@@ -330,3 +330,63 @@ column_pattern = "*ssn*"
     let t = text(&check(&cfg, &[]));
     assert!(t.contains("masking: unknown field `hash_key`"), "{t}");
 }
+
+#[test]
+fn evidence_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        r#"[server]
+data_dir = "data"
+
+[listeners]
+postgres = "127.0.0.1:15432"
+
+[evidence]
+node = "gw 1"
+origin = "a+b"
+signing_key_file = "missing.key"
+checkpoint_every = 0
+checkpoint_interval = "soon"
+durability = "paper"
+witness_files = ["data/witness.notes", "nowhere/witness.notes"]
+witness_urls = ["ftp://witness.example"]
+
+[[connection]]
+name = "app-db"
+kind = "postgres"
+host = "127.0.0.1"
+database = "app"
+user = "app_owner"
+password_env = "APP_DB_PASSWORD"
+"#,
+    )
+    .unwrap();
+    let out = check(&cfg, &[("APP_DB_PASSWORD", "x")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    for expected in [
+        "evidence.node: \"gw 1\" cannot name a node",
+        "evidence.origin: \"a+b\" cannot be a log origin",
+        "evidence.signing_key_file: ",
+        "missing.key does not exist",
+        "evidence.checkpoint_every: must be at least 1",
+        "evidence.checkpoint_interval: \"soon\" is not a duration",
+        "evidence.durability: \"paper\" is not a durability",
+        "evidence.witness_files[0]: ",
+        "is inside data_dir",
+        "evidence.witness_files[1]: the folder ",
+        "evidence.witness_urls[0]: \"ftp://witness.example\" is not an http:// or https:// URL",
+    ] {
+        assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
+    }
+    // Unknown keys are errors here too.
+    std::fs::write(
+        &cfg,
+        "[listeners]\npostgres = \"127.0.0.1:1\"\n[evidence]\nwitness = \"x\"\n",
+    )
+    .unwrap();
+    let t = text(&check(&cfg, &[]));
+    assert!(t.contains("evidence: unknown field `witness`"), "{t}");
+}

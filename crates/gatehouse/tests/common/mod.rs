@@ -258,6 +258,14 @@ connect_timeout = "3s"
         }
     }
 
+    /// Kills the gateway with SIGKILL (no chance to flush anything) and reaps it.
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut child) = self.gateway.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
     pub fn gateway_pid(&self) -> u32 {
         self.gateway.as_ref().expect("gateway running").id()
     }

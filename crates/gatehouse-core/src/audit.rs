@@ -1,0 +1,380 @@
+//! Audit events: what the gateway tells its evidence log, and the traits the
+//! log is written and stored through.
+//!
+//! Events carry identities, decisions and counts, never secrets; statement
+//! texts and parameters enter only as recorded (masked).
+
+use crate::{
+    DecisionRecord, Identity, SessionEnd, SessionId, SessionStart, StatementOutcome,
+    StatementRecord, StoreError, Timestamp, TokenRecord,
+};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// What happened. One kind per security-relevant event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A caller proved its identity.
+    AuthSuccess,
+    /// A caller failed to.
+    AuthFailure,
+    /// A session began.
+    SessionStart,
+    /// A session ended.
+    SessionEnd,
+    /// A statement as decided, written before it is forwarded.
+    Statement,
+    /// How a statement finished: outcome, parameters (masked) and masking summary.
+    StatementResult,
+    /// An approval was requested.
+    ApprovalRequested,
+    /// An approval was granted.
+    ApprovalApproved,
+    /// An approval was denied.
+    ApprovalDenied,
+    /// An approval expired.
+    ApprovalExpired,
+    /// A service token was created.
+    TokenCreated,
+    /// A service token was revoked.
+    TokenRevoked,
+    /// Policies were loaded or reloaded.
+    PolicyLoaded,
+    /// The configuration was loaded.
+    ConfigLoaded,
+    /// The gateway started.
+    GatewayStarted,
+    /// The gateway stopped.
+    GatewayStopped,
+    /// An access review was signed off.
+    AccessReview,
+}
+
+impl EventKind {
+    /// The name used in entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthSuccess => "auth_success",
+            Self::AuthFailure => "auth_failure",
+            Self::SessionStart => "session_start",
+            Self::SessionEnd => "session_end",
+            Self::Statement => "statement",
+            Self::StatementResult => "statement_result",
+            Self::ApprovalRequested => "approval_requested",
+            Self::ApprovalApproved => "approval_approved",
+            Self::ApprovalDenied => "approval_denied",
+            Self::ApprovalExpired => "approval_expired",
+            Self::TokenCreated => "token_created",
+            Self::TokenRevoked => "token_revoked",
+            Self::PolicyLoaded => "policy_loaded",
+            Self::ConfigLoaded => "config_loaded",
+            Self::GatewayStarted => "gateway_started",
+            Self::GatewayStopped => "gateway_stopped",
+            Self::AccessReview => "access_review",
+        }
+    }
+}
+
+/// One event for the evidence log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub time: Timestamp,
+    /// The details: a JSON object of strings, integers, booleans, arrays and
+    /// objects (no floats: they have no canonical encoding).
+    pub payload: Value,
+}
+
+/// The evidence log cannot take the event: the action must not go ahead.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("evidence log unavailable: {0}")]
+pub struct AuditError(pub String);
+
+/// The evidence log as the data path sees it.
+#[async_trait]
+pub trait AuditTrail: Send + Sync + 'static {
+    /// Appends `events` in order; returns once they are durable. An error
+    /// means none of them may be relied on: refuse the action.
+    async fn append(&self, events: Vec<AuditEvent>) -> Result<(), AuditError>;
+
+    /// Queues events nothing waits for (what happened after an action went
+    /// ahead): they are committed with the next append, or shortly after.
+    async fn record(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        self.append(events).await
+    }
+}
+
+/// One stored log entry, in storage order.
+#[derive(Clone, Debug)]
+pub struct LogRow {
+    /// Its storage position (row id).
+    pub position: i64,
+    /// The entry's bytes as stored.
+    pub bytes: Vec<u8>,
+}
+
+/// Where the evidence log keeps its entries and signed checkpoints.
+#[async_trait]
+pub trait EvidenceStore: Send + Sync + 'static {
+    /// Appends entries (sequence number, canonical bytes) and, if given, a
+    /// signed checkpoint (tree size, note), all in one durable transaction.
+    async fn append(
+        &self,
+        entries: Vec<(u64, Vec<u8>)>,
+        checkpoint: Option<(u64, String)>,
+    ) -> Result<(), StoreError>;
+    /// Every entry, in storage order.
+    async fn entries(&self) -> Result<Vec<LogRow>, StoreError>;
+    /// Every stored checkpoint note, oldest first.
+    async fn checkpoints(&self) -> Result<Vec<String>, StoreError>;
+    /// The highest stored sequence number.
+    async fn last_seq(&self) -> Result<Option<u64>, StoreError>;
+}
+
+fn event(kind: EventKind, payload: Value) -> AuditEvent {
+    AuditEvent {
+        kind,
+        time: Timestamp::now(),
+        payload,
+    }
+}
+
+fn identity_json(identity: &Identity) -> Value {
+    json!({
+        "subject": identity.subject,
+        "groups": identity.groups,
+        "source": identity.source,
+    })
+}
+
+fn decision_json(d: &DecisionRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("decision".into(), d.decision.clone().into());
+    m.insert("policies".into(), d.policies.clone().into());
+    m.insert("mode".into(), d.mode.clone().into());
+    if let Some(r) = &d.reason {
+        m.insert("reason".into(), r.clone().into());
+    }
+    Value::Object(m)
+}
+
+/// Where a caller came from and what it asked for, for authentication events.
+#[derive(Clone, Debug)]
+pub struct AuthAttempt<'a> {
+    /// `postgres`, later `http`, `ssh`…
+    pub protocol: &'a str,
+    /// The caller's address.
+    pub client_addr: &'a str,
+    /// The connection name asked for, when known.
+    pub connection: Option<&'a str>,
+}
+
+impl AuditEvent {
+    /// A caller proved its identity.
+    pub fn auth_success(at: &AuthAttempt<'_>, identity: &Identity) -> Self {
+        event(
+            EventKind::AuthSuccess,
+            json!({
+                "protocol": at.protocol,
+                "client_addr": at.client_addr,
+                "connection": at.connection,
+                "identity": identity_json(identity),
+            }),
+        )
+    }
+
+    /// A caller was refused at login: `stage` is `transport`, `credential` or
+    /// `policy`; `reason` is what the caller was told (never a secret).
+    pub fn auth_failure(
+        at: &AuthAttempt<'_>,
+        subject: Option<&str>,
+        stage: &str,
+        reason: &str,
+    ) -> Self {
+        event(
+            EventKind::AuthFailure,
+            json!({
+                "protocol": at.protocol,
+                "client_addr": at.client_addr,
+                "connection": at.connection,
+                "subject": subject,
+                "stage": stage,
+                "reason": reason,
+            }),
+        )
+    }
+
+    /// A session began.
+    pub fn session_start(s: &SessionStart) -> Self {
+        event(
+            EventKind::SessionStart,
+            json!({
+                "session": s.id,
+                "identity": identity_json(&s.identity),
+                "connection": s.connection,
+                "protocol": s.protocol,
+                "client_addr": s.client_addr,
+                "client_user": s.client_user,
+                "application_name": s.application_name,
+                "started_at": s.started_at,
+            }),
+        )
+    }
+
+    /// A session ended.
+    pub fn session_end(e: &SessionEnd) -> Self {
+        event(
+            EventKind::SessionEnd,
+            json!({
+                "session": e.id,
+                "ended_at": e.ended_at,
+                "bytes_from_client": e.bytes_from_client,
+                "bytes_to_client": e.bytes_to_client,
+                "reason": e.reason.as_str(),
+                "detail": e.detail,
+            }),
+        )
+    }
+
+    /// A statement as decided, before it is forwarded (or refused).
+    pub fn statement(s: &StatementDecided<'_>) -> Self {
+        event(
+            EventKind::Statement,
+            json!({
+                "session": s.session,
+                "seq": s.seq,
+                "identity": s.identity,
+                "connection": s.connection,
+                "protocol": s.protocol,
+                "text": s.text,
+                "parameters": s.parameters,
+                "decision": decision_json(s.decision),
+            }),
+        )
+    }
+
+    /// How a statement finished, as recorded (masked).
+    pub fn statement_result(r: &StatementRecord) -> Self {
+        let mut m = Map::new();
+        m.insert("session".into(), json!(r.session_id));
+        m.insert("seq".into(), r.seq.into());
+        match &r.outcome {
+            StatementOutcome::Ok { command_tag, rows } => {
+                m.insert("status".into(), "ok".into());
+                m.insert("command_tag".into(), command_tag.clone().into());
+                m.insert("rows".into(), json!(rows));
+            }
+            StatementOutcome::Error { sqlstate, message } => {
+                m.insert("status".into(), "error".into());
+                m.insert("sqlstate".into(), sqlstate.clone().into());
+                m.insert("message".into(), message.clone().into());
+            }
+            StatementOutcome::Incomplete => {
+                m.insert("status".into(), "incomplete".into());
+            }
+        }
+        m.insert("duration_us".into(), r.duration_us.into());
+        if !r.params.is_empty() {
+            m.insert("params".into(), json!(r.params));
+        }
+        if let Some(d) = &r.decision {
+            m.insert("decision".into(), d.decision.clone().into());
+        }
+        if let Some(masking) = &r.masking {
+            m.insert("masking".into(), json!(masking));
+        }
+        event(EventKind::StatementResult, Value::Object(m))
+    }
+
+    /// A service token was created (its public id, never its secret).
+    pub fn token_created(t: &TokenRecord) -> Self {
+        event(
+            EventKind::TokenCreated,
+            json!({
+                "token_id": t.id,
+                "identity": t.identity,
+                "groups": t.groups,
+                "expires_at": t.expires_at,
+            }),
+        )
+    }
+
+    /// A service token was revoked.
+    pub fn token_revoked(t: &TokenRecord) -> Self {
+        event(
+            EventKind::TokenRevoked,
+            json!({
+                "token_id": t.id,
+                "identity": t.identity,
+                "revoked_at": t.revoked_at,
+            }),
+        )
+    }
+
+    /// Policies were loaded (`trigger`: `start` or `reload`), with each
+    /// file's SHA-256.
+    pub fn policy_loaded(trigger: &str, mode: &str, files: &[(String, String)]) -> Self {
+        let files: Vec<Value> = files
+            .iter()
+            .map(|(path, sha)| json!({"path": path, "sha256": sha}))
+            .collect();
+        event(
+            EventKind::PolicyLoaded,
+            json!({"trigger": trigger, "mode": mode, "files": files}),
+        )
+    }
+
+    /// The configuration was loaded.
+    pub fn config_loaded(path: &str, sha256: &str) -> Self {
+        event(
+            EventKind::ConfigLoaded,
+            json!({"path": path, "sha256": sha256}),
+        )
+    }
+
+    /// The gateway started.
+    pub fn gateway_started(version: &str, listeners: &[String]) -> Self {
+        event(
+            EventKind::GatewayStarted,
+            json!({"version": version, "listeners": listeners}),
+        )
+    }
+
+    /// The gateway is stopping.
+    pub fn gateway_stopped(reason: &str) -> Self {
+        event(EventKind::GatewayStopped, json!({"reason": reason}))
+    }
+
+    /// An access review was signed off.
+    pub fn access_review(reviewer: &str, note: Option<&str>, identities: &Value) -> Self {
+        event(
+            EventKind::AccessReview,
+            json!({"reviewer": reviewer, "note": note, "identities": identities}),
+        )
+    }
+}
+
+/// A statement's decision, for [`AuditEvent::statement`].
+#[derive(Clone, Copy, Debug)]
+pub struct StatementDecided<'a> {
+    /// Its session.
+    pub session: SessionId,
+    /// Its place in the session.
+    pub seq: u64,
+    /// Who sent it.
+    pub identity: &'a str,
+    /// To which connection.
+    pub connection: &'a str,
+    /// `simple`, `extended`, `function_call`.
+    pub protocol: &'a str,
+    /// The text as recorded (masked).
+    pub text: &'a str,
+    /// How many bind parameters came with it.
+    pub parameters: usize,
+    /// The decision.
+    pub decision: &'a DecisionRecord,
+}

@@ -1,0 +1,444 @@
+//! The node's log writer: one task that numbers events, links and hashes
+//! them, commits them in groups and signs checkpoints.
+//!
+//! Callers hand over events and wait for the acknowledgement: an
+//! acknowledged event is durable in the store. Whatever queued while a commit
+//! was in progress goes into the next one (group commit), so under load one
+//! transaction and one fsync carry many events. A failed commit fails every
+//! request in it; the writer then checks the store's last sequence number
+//! before trusting its own state again.
+
+use crate::entry::{Entry, Event};
+use crate::merkle::{leaf_hash, Frontier, Hash};
+use crate::note::{Checkpoint, SigningKey};
+use crate::verify::{verify, StoredCheckpoint, StoredEntry};
+use crate::witness::Witness;
+use crate::EvidenceError;
+use async_trait::async_trait;
+use gatehouse_core::{AuditError, AuditEvent, AuditTrail, EvidenceStore};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// How a node writes its log.
+#[derive(Clone)]
+pub struct LogSettings {
+    /// This node's name, in every entry.
+    pub node: String,
+    /// The log's origin line in checkpoints.
+    pub origin: String,
+    /// Sign a checkpoint once this many entries are uncovered.
+    pub checkpoint_every: u64,
+    /// …or once this much time has passed with uncovered entries.
+    pub checkpoint_interval: Duration,
+    /// Where checkpoints are also published.
+    pub witnesses: Vec<Arc<dyn Witness>>,
+}
+
+/// Requests queued for the writer; beyond this, appenders wait (backpressure).
+const QUEUE: usize = 4096;
+/// Requests taken into one commit at most.
+const GROUP: usize = 1024;
+/// Events written without waiting are committed at the latest this late…
+const RECORD_DELAY: Duration = Duration::from_millis(200);
+/// …or once this many wait.
+const RECORD_BATCH: usize = 4096;
+/// How long stopping waits for witnesses to take the final checkpoint.
+const WITNESS_GRACE: Duration = Duration::from_secs(5);
+
+/// Where a request's outcome is reported.
+type Ack = oneshot::Sender<Result<(), AuditError>>;
+
+enum Command {
+    Append(Vec<AuditEvent>, Ack),
+    /// Events nothing waits for: written with the next commit.
+    Record(Vec<AuditEvent>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle to the node's evidence log; cheap to clone.
+#[derive(Clone)]
+pub struct EvidenceLog {
+    tx: mpsc::Sender<Command>,
+}
+
+/// The tree state the writer extends.
+#[derive(Clone)]
+struct Head {
+    next_seq: u64,
+    prev: Hash,
+    frontier: Frontier,
+}
+
+struct Writer {
+    store: Arc<dyn EvidenceStore>,
+    key: SigningKey,
+    settings: LogSettings,
+    head: Head,
+    /// Entries covered by the newest stored checkpoint.
+    checkpointed: u64,
+    /// After a failed commit: the head that commit would have made, if it
+    /// was in fact written. Resolved against the store before the next one.
+    uncertain: Option<Head>,
+    /// Set when the store no longer matches the writer: nothing more is accepted.
+    broken: Option<String>,
+    /// Events queued with [`AuditTrail::record`], not yet committed.
+    recorded: Vec<AuditEvent>,
+    witnesses: Vec<watch::Sender<Option<Arc<str>>>>,
+    witness_tasks: Vec<JoinHandle<()>>,
+}
+
+impl EvidenceLog {
+    /// Opens the log in `store`: verifies what is there against `key` (a log
+    /// that does not verify is not extended, since new checkpoints would sign
+    /// over the damage), then starts the writer. The task ends after
+    /// [`EvidenceLog::close`].
+    pub async fn open(
+        store: Arc<dyn EvidenceStore>,
+        key: SigningKey,
+        settings: LogSettings,
+    ) -> Result<(Self, JoinHandle<()>), EvidenceError> {
+        let unavailable = |e: gatehouse_core::StoreError| EvidenceError::Store(e.to_string());
+        let rows = store.entries().await.map_err(unavailable)?;
+        let notes = store.checkpoints().await.map_err(unavailable)?;
+        let entries: Vec<StoredEntry> = rows
+            .into_iter()
+            .map(|r| StoredEntry {
+                position: r.position,
+                bytes: r.bytes,
+            })
+            .collect();
+        let checkpoints: Vec<StoredCheckpoint> = notes
+            .into_iter()
+            .map(|note| StoredCheckpoint {
+                source: "store".into(),
+                note,
+            })
+            .collect();
+        let report = verify(&entries, &checkpoints, &key.verifier());
+        if !report.is_clean() {
+            let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
+            return Err(EvidenceError::Damaged(findings.join("; ")));
+        }
+        let mut head = Head {
+            next_seq: 0,
+            prev: [0; 32],
+            frontier: Frontier::default(),
+        };
+        for e in &entries {
+            let leaf = leaf_hash(&e.bytes);
+            head.frontier.push(leaf);
+            head.prev = leaf;
+            head.next_seq += 1;
+        }
+        let mut witnesses = Vec::new();
+        let mut witness_tasks = Vec::new();
+        for w in &settings.witnesses {
+            let (tx, rx) = watch::channel(None);
+            witnesses.push(tx);
+            witness_tasks.push(tokio::spawn(publish_to(w.clone(), rx)));
+        }
+        let writer = Writer {
+            store,
+            key,
+            settings,
+            head,
+            checkpointed: report.verified_size,
+            uncertain: None,
+            broken: None,
+            recorded: Vec::new(),
+            witnesses,
+            witness_tasks,
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(writer.run(rx));
+        Ok((Self { tx }, task))
+    }
+
+    /// Writes what is queued, signs a final checkpoint, hands it to the
+    /// witnesses and stops the writer.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+#[async_trait]
+impl AuditTrail for EvidenceLog {
+    async fn append(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Append(events, tx))
+            .await
+            .map_err(|_| AuditError("the evidence log writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| AuditError("the evidence log writer has stopped".into()))?
+    }
+
+    async fn record(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .send(Command::Record(events))
+            .await
+            .map_err(|_| AuditError("the evidence log writer has stopped".into()))
+    }
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut ticker = tokio::time::interval_at(
+            Instant::now() + self.settings.checkpoint_interval,
+            self.settings.checkpoint_interval,
+        );
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut flush = tokio::time::interval(RECORD_DELAY);
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A tail left uncovered by the last run is sealed at once.
+        self.checkpoint_now().await;
+        let mut commands = Vec::with_capacity(GROUP);
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut commands, GROUP) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut appends = Vec::with_capacity(n);
+                    let mut closing = None;
+                    for c in commands.drain(..) {
+                        match c {
+                            Command::Append(events, ack) => appends.push((events, ack)),
+                            Command::Record(events) => self.recorded.extend(events),
+                            Command::Close(done) => closing = Some(done),
+                        }
+                    }
+                    if !appends.is_empty() || self.recorded.len() >= RECORD_BATCH || closing.is_some() {
+                        self.commit(appends).await;
+                    }
+                    if let Some(done) = closing {
+                        self.checkpoint_now().await;
+                        self.stop_witnesses().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+                _ = ticker.tick() => self.checkpoint_now().await,
+                _ = flush.tick(), if !self.recorded.is_empty() => self.commit(Vec::new()).await,
+            }
+        }
+        self.commit(Vec::new()).await;
+        self.checkpoint_now().await;
+        self.stop_witnesses().await;
+    }
+
+    /// Commits one group of requests and acknowledges each.
+    async fn commit(&mut self, appends: Vec<(Vec<AuditEvent>, Ack)>) {
+        if let Err(e) = self.settle().await {
+            for (_, ack) in appends {
+                let _ = ack.send(Err(e.clone()));
+            }
+            if self.recorded.len() > 4 * RECORD_BATCH {
+                tracing::error!(
+                    dropped = self.recorded.len(),
+                    "the evidence log cannot be written; dropping queued result events"
+                );
+                self.recorded.clear();
+            }
+            return;
+        }
+        let mut head = self.head.clone();
+        let mut rows: Vec<(u64, Vec<u8>)> = Vec::new();
+        // Events recorded without waiting came first: they go first.
+        for ev in std::mem::take(&mut self.recorded) {
+            let (saved, len) = (head.clone(), rows.len());
+            if let Err(e) = self.encode(&mut head, &mut rows, std::iter::once(ev)) {
+                tracing::error!(error = %e, "an event could not be encoded and was dropped");
+                head = saved;
+                rows.truncate(len);
+            }
+        }
+        let mut acks = Vec::with_capacity(appends.len());
+        for (events, ack) in appends {
+            let (saved, len) = (head.clone(), rows.len());
+            match self.encode(&mut head, &mut rows, events) {
+                Ok(()) => acks.push(ack),
+                Err(e) => {
+                    // One caller's bad event fails that caller alone.
+                    head = saved;
+                    rows.truncate(len);
+                    let _ = ack.send(Err(AuditError(e.to_string())));
+                }
+            }
+        }
+        if rows.is_empty() {
+            for ack in acks {
+                let _ = ack.send(Ok(()));
+            }
+            return;
+        }
+        let due = head.frontier.size() - self.checkpointed >= self.settings.checkpoint_every;
+        let note = due.then(|| self.sign(&head));
+        let count = rows.len();
+        let stored = self
+            .store
+            .append(rows, note.clone().map(|n| (head.frontier.size(), n)))
+            .await;
+        match stored {
+            Ok(()) => {
+                self.head = head;
+                if let Some(note) = note {
+                    self.checkpointed = self.head.frontier.size();
+                    self.publish(note);
+                }
+                for ack in acks {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, entries = count, "could not write to the evidence log; refusing the actions");
+                self.uncertain = Some(head);
+                let e = AuditError(e.to_string());
+                for ack in acks {
+                    let _ = ack.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    fn encode(
+        &self,
+        head: &mut Head,
+        rows: &mut Vec<(u64, Vec<u8>)>,
+        events: impl IntoIterator<Item = AuditEvent>,
+    ) -> Result<(), EvidenceError> {
+        for ev in events {
+            let entry = Entry {
+                seq: head.next_seq,
+                node: self.settings.node.clone(),
+                prev: head.prev,
+                event: Event {
+                    kind: ev.kind,
+                    time: ev.time.rfc3339(),
+                    payload: ev.payload,
+                },
+            };
+            let bytes = entry.encode()?;
+            let leaf = leaf_hash(&bytes);
+            head.frontier.push(leaf);
+            head.prev = leaf;
+            rows.push((head.next_seq, bytes));
+            head.next_seq += 1;
+        }
+        Ok(())
+    }
+
+    /// After a failed commit, learns from the store whether it was written.
+    async fn settle(&mut self) -> Result<(), AuditError> {
+        if let Some(why) = &self.broken {
+            return Err(AuditError(why.clone()));
+        }
+        let Some(attempted) = self.uncertain.take() else {
+            return Ok(());
+        };
+        let last = match self.store.last_seq().await {
+            Ok(last) => last,
+            Err(e) => {
+                self.uncertain = Some(attempted);
+                return Err(AuditError(e.to_string()));
+            }
+        };
+        let next = last.map_or(0, |s| s + 1);
+        if next == attempted.next_seq {
+            self.head = attempted;
+        } else if next != self.head.next_seq {
+            let why = format!(
+                "the evidence store holds entries up to {next} but this gateway wrote up to {}; \
+                 it was changed underneath the gateway: restart it (start-up verifies the log)",
+                self.head.next_seq
+            );
+            tracing::error!("{why}");
+            self.broken = Some(why.clone());
+            return Err(AuditError(why));
+        }
+        Ok(())
+    }
+
+    fn sign(&self, head: &Head) -> String {
+        self.key.sign(&Checkpoint {
+            origin: self.settings.origin.clone(),
+            size: head.frontier.size(),
+            root: head.frontier.root(),
+        })
+    }
+
+    /// Signs and stores a checkpoint if entries are uncovered.
+    async fn checkpoint_now(&mut self) {
+        if self.settle().await.is_err() || self.head.frontier.size() == self.checkpointed {
+            return;
+        }
+        let note = self.sign(&self.head);
+        let size = self.head.frontier.size();
+        match self
+            .store
+            .append(Vec::new(), Some((size, note.clone())))
+            .await
+        {
+            Ok(()) => {
+                self.checkpointed = size;
+                self.publish(note);
+            }
+            Err(e) => tracing::error!(error = %e, "could not store an evidence log checkpoint"),
+        }
+    }
+
+    fn publish(&self, note: String) {
+        let note: Arc<str> = note.into();
+        for w in &self.witnesses {
+            w.send_replace(Some(note.clone()));
+        }
+    }
+
+    async fn stop_witnesses(&mut self) {
+        self.witnesses.clear();
+        for task in self.witness_tasks.drain(..) {
+            if tokio::time::timeout(WITNESS_GRACE, task).await.is_err() {
+                tracing::warn!("a witness did not take the final checkpoint in time");
+            }
+        }
+    }
+}
+
+/// Hands each newest checkpoint to one witness, retrying with backoff; a
+/// newer checkpoint replaces one not yet delivered (it covers it).
+async fn publish_to(witness: Arc<dyn Witness>, mut rx: watch::Receiver<Option<Arc<str>>>) {
+    let mut delay = Duration::from_millis(500);
+    while rx.changed().await.is_ok() {
+        loop {
+            let Some(note) = rx.borrow_and_update().clone() else {
+                break;
+            };
+            match witness.publish(&note).await {
+                Ok(()) => {
+                    delay = Duration::from_millis(500);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(witness = %witness.name(), error = %e, "could not publish a checkpoint to a witness; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        changed = rx.changed() => if changed.is_err() { return },
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}

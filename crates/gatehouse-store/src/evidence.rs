@@ -1,0 +1,207 @@
+//! The evidence log's store: its own SQLite file, so its commits (which wait
+//! for the disk) never queue behind session recording, and so it can be
+//! copied or verified on its own.
+//!
+//! It uses one synchronous SQLite connection on tokio's blocking pool
+//! (rusqlite) rather than sqlx: a commit is then one hop to a thread and
+//! back, where sqlx's worker needs one per statement (BEGIN, INSERT,
+//! COMMIT); measured, that halves the time an acknowledged append takes.
+
+use async_trait::async_trait;
+use gatehouse_core::{EvidenceStore, LogRow, StoreError};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The schema; `user_version` numbers it.
+const SCHEMA: &str = "
+-- The evidence log: entries as written (canonical JSON), in append order.
+-- No uniqueness or ordering constraint is relied on: verification finds
+-- duplicates, gaps and reorderings itself, as whoever edits the file could
+-- drop any constraint.
+CREATE TABLE IF NOT EXISTS entries (
+    position INTEGER PRIMARY KEY,
+    seq      INTEGER NOT NULL,
+    bytes    BLOB NOT NULL
+);
+-- Signed checkpoints (C2SP signed notes), oldest first.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    position INTEGER PRIMARY KEY,
+    size     INTEGER NOT NULL,
+    note     TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+";
+const SCHEMA_VERSION: i64 = 1;
+
+/// How far a commit is durable before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk (fsync per commit): survives power loss.
+    Disk,
+    /// Handed to the operating system: survives the gateway being killed,
+    /// not a power loss.
+    Os,
+}
+
+/// The evidence log in a SQLite file.
+#[derive(Clone)]
+pub struct SqliteEvidenceStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteEvidenceStore {
+    /// Opens (creating if needed) the log at `path` for writing.
+    pub async fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        blocking(move || {
+            let at = |e: rusqlite::Error| unavailable(format!("{}: {e}", path.display()));
+            let conn = Connection::open(&path).map_err(at)?;
+            conn.busy_timeout(Duration::from_secs(5)).map_err(at)?;
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(at)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(unavailable(format!(
+                    "{}: cannot use write-ahead logging (journal mode {mode})",
+                    path.display()
+                )));
+            }
+            let sync = match durability {
+                Durability::Disk => "FULL",
+                Durability::Os => "NORMAL",
+            };
+            conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
+                .map_err(at)?;
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(at)?;
+            if version > SCHEMA_VERSION {
+                return Err(unavailable(format!(
+                    "{}: written by a newer gatehouse (schema {version})",
+                    path.display()
+                )));
+            }
+            conn.execute_batch(SCHEMA).map_err(at)?;
+            Ok(Self::wrap(conn))
+        })
+        .await
+    }
+
+    /// Opens an existing log to read it (verification, proofs, export),
+    /// whether or not a gateway is writing it.
+    pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "no evidence log at {}",
+                path.display()
+            )));
+        }
+        let path = path.to_path_buf();
+        blocking(move || {
+            let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+            conn.busy_timeout(Duration::from_secs(5))
+                .map_err(unavailable)?;
+            Ok(Self::wrap(conn))
+        })
+        .await
+    }
+
+    fn wrap(conn: Connection) -> Self {
+        Self {
+            conn: Arc::new(Mutex::new(conn)),
+        }
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        blocking(move || {
+            // A panic while holding the lock cannot leave SQLite half-written:
+            // an open transaction is rolled back when it is dropped.
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c).map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Closes the store (the connection closes when the last clone is dropped).
+    pub async fn close(&self) {}
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| unavailable(format!("evidence store task: {e}")))?
+}
+
+#[async_trait]
+impl EvidenceStore for SqliteEvidenceStore {
+    async fn append(
+        &self,
+        entries: Vec<(u64, Vec<u8>)>,
+        checkpoint: Option<(u64, String)>,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO entries (seq, bytes) VALUES (?1, ?2)")?;
+                for (seq, bytes) in &entries {
+                    insert.execute(params![*seq as i64, bytes])?;
+                }
+            }
+            if let Some((size, note)) = &checkpoint {
+                tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")?
+                    .execute(params![*size as i64, note])?;
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn entries(&self) -> Result<Vec<LogRow>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT position, bytes FROM entries ORDER BY position")?;
+            let rows = st.query_map([], |r| {
+                Ok(LogRow {
+                    position: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT note FROM checkpoints ORDER BY position")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn last_seq(&self) -> Result<Option<u64>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT MAX(seq) FROM entries", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()
+            .map(|v| v.flatten().map(|s| s as u64))
+        })
+        .await
+    }
+}

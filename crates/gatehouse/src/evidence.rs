@@ -1,0 +1,146 @@
+//! The evidence log on this node: its files in the data directory, its
+//! signing key, its witnesses, and the `audit` commands that read it.
+
+use crate::config::EvidenceSpec;
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use gatehouse_evidence::{EvidenceLog, FileWitness, LogSettings, SigningKey, VerifierKey, Witness};
+use gatehouse_store::SqliteEvidenceStore;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+pub mod cli;
+pub mod commands;
+pub mod export;
+
+/// File name of the evidence log inside the data directory.
+pub const LOG_FILE: &str = "evidence.db";
+/// File name of the generated signing key inside the data directory.
+pub const KEY_FILE: &str = "evidence.key";
+
+/// Where the log of a data directory lives.
+pub fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(LOG_FILE)
+}
+
+fn key_path(spec: &EvidenceSpec, data_dir: &Path) -> PathBuf {
+    spec.signing_key_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join(KEY_FILE))
+}
+
+fn parse_key(path: &Path) -> Result<SigningKey> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SigningKey::parse(text.trim())
+        .with_context(|| format!("{}: not an evidence signing key", path.display()))
+}
+
+/// The node's signing key: the configured file, else `data_dir/evidence.key`,
+/// generated (named after the log's origin) on first start.
+pub fn signing_key(spec: &EvidenceSpec, data_dir: &Path) -> Result<SigningKey> {
+    let path = key_path(spec, data_dir);
+    if spec.signing_key_file.is_some() || path.exists() {
+        return parse_key(&path);
+    }
+    let key = SigningKey::generate(&spec.origin)?;
+    crate::certs::write_private(&path, format!("{}\n", key.encode()).as_bytes())?;
+    tracing::info!(path = %path.display(), public_key = %key.verifier(), "generated the evidence signing key");
+    Ok(key)
+}
+
+/// The public key for verification, from the node's signing key (never generated here).
+pub fn verifier_key(spec: &EvidenceSpec, data_dir: &Path) -> Result<VerifierKey> {
+    let path = key_path(spec, data_dir);
+    if !path.exists() {
+        bail!(
+            "no evidence signing key at {}: the gateway generates it on its first start; \
+             or pass the public key with --key",
+            path.display()
+        );
+    }
+    Ok(parse_key(&path)?.verifier())
+}
+
+/// Publishes checkpoints by POSTing the note (text/plain) to a URL.
+struct HttpWitness {
+    url: String,
+    client: reqwest::Client,
+}
+
+#[async_trait]
+impl Witness for HttpWitness {
+    fn name(&self) -> String {
+        format!("url {}", self.url)
+    }
+
+    async fn publish(&self, note: &str) -> Result<(), String> {
+        let answer = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(note.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered {}", answer.status()))
+        }
+    }
+}
+
+/// The running log: its handle, its writer task and its store.
+pub struct OpenLog {
+    /// Appends go here.
+    pub log: EvidenceLog,
+    /// The writer; ends after [`EvidenceLog::close`].
+    pub task: JoinHandle<()>,
+    /// The store, to close after the writer.
+    pub store: SqliteEvidenceStore,
+}
+
+/// Opens (creating on first start) the node's log and starts its writer.
+pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
+    let key = signing_key(spec, data_dir)?;
+    let path = log_path(data_dir);
+    let store = SqliteEvidenceStore::open(&path, spec.durability)
+        .await
+        .with_context(|| format!("opening the evidence log {}", path.display()))?;
+    let mut witnesses: Vec<Arc<dyn Witness>> = Vec::new();
+    for f in &spec.witness_files {
+        witnesses.push(Arc::new(FileWitness::new(f.clone())));
+    }
+    if !spec.witness_urls.is_empty() {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client for witnesses")?;
+        for u in &spec.witness_urls {
+            witnesses.push(Arc::new(HttpWitness {
+                url: u.clone(),
+                client: client.clone(),
+            }));
+        }
+    }
+    let settings = LogSettings {
+        node: spec.node.clone(),
+        origin: spec.origin.clone(),
+        checkpoint_every: spec.checkpoint_every,
+        checkpoint_interval: spec.checkpoint_interval,
+        witnesses,
+    };
+    let (log, task) = EvidenceLog::open(Arc::new(store.clone()), key, settings)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: run `gatehouse audit verify` to see what is wrong; to start a new log, \
+                 move the file aside (keep it: it is evidence)",
+                path.display()
+            )
+        })?;
+    Ok(OpenLog { log, task, store })
+}

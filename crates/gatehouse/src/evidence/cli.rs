@@ -1,0 +1,251 @@
+//! The `gatehouse audit` command line.
+
+use super::commands::{
+    check_proof, parse_verifier, print_report, prove, InclusionProof, LoadedLog,
+};
+use super::export::{Exported, Format};
+use crate::config::RawConfig;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Subcommand;
+use gatehouse_evidence::VerifierKey;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+/// `gatehouse audit …`
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Print the public key that verifies this node's checkpoints (give it to your auditor).
+    PublicKey,
+    /// Recompute the tree, check every checkpoint and witness copy; exits 1 on any finding.
+    Verify {
+        /// A witness file of checkpoints to check against as well (repeatable;
+        /// default: the configuration's witness_files).
+        #[arg(long = "witness")]
+        witnesses: Vec<PathBuf>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Print an inclusion proof of one entry against the newest checkpoint.
+    Proof {
+        /// The entry's sequence number.
+        seq: u64,
+        /// Write the proof to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Check an inclusion proof offline, with only the public key.
+    VerifyProof {
+        /// The proof file (from `audit proof`).
+        file: PathBuf,
+        /// The public key (text or a file holding it).
+        #[arg(long)]
+        key: String,
+    },
+    /// Export events as JSON lines, OCSF or CEF.
+    Export {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: Format,
+        /// Only events at or after this time (RFC 3339, or a date: 2026-11-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
+    },
+}
+
+/// Which log, and which key verifies it.
+#[derive(clap::Args)]
+pub struct Source {
+    /// The evidence log file (default: evidence.db in the configuration's data_dir).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// The public key (text or a file holding it; default: derived from the
+    /// configuration's signing key).
+    #[arg(long)]
+    key: Option<String>,
+}
+
+struct Resolved {
+    log: PathBuf,
+    key: VerifierKey,
+    witnesses: Vec<PathBuf>,
+}
+
+fn resolve(source: &Source, config: &Path) -> Result<Resolved> {
+    let raw = || {
+        RawConfig::parse(config).map_err(|p| {
+            anyhow!("{p}\n(or pass --log and --key to check a log without a configuration)")
+        })
+    };
+    let (log, mut witnesses) = match &source.log {
+        Some(l) => (l.clone(), Vec::new()),
+        None => {
+            let raw = raw()?;
+            let spec = raw.evidence().map_err(|p| anyhow!("{p}"))?;
+            (super::log_path(&raw.data_dir()), spec.witness_files)
+        }
+    };
+    let key = match &source.key {
+        Some(k) => parse_verifier(k)?,
+        None => {
+            let raw = raw()?;
+            let spec = raw.evidence().map_err(|p| anyhow!("{p}"))?;
+            if source.log.is_none() {
+                witnesses = spec.witness_files.clone();
+            }
+            super::verifier_key(&spec, &raw.data_dir())?
+        }
+    };
+    Ok(Resolved {
+        log,
+        key,
+        witnesses,
+    })
+}
+
+/// Parses `--since`/`--until`: RFC 3339, or a date meaning its midnight UTC.
+fn parse_time(flag: &str, s: &str) -> Result<SystemTime> {
+    let full = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full).map_err(|e| {
+        anyhow!("{flag} {s:?} is not a time such as 2026-11-01 or 2026-11-01T12:00:00Z: {e}")
+    })
+}
+
+/// Runs an audit command; `config` is the configuration file.
+pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
+    match cmd {
+        AuditCommand::PublicKey => {
+            let raw = RawConfig::parse(config).map_err(|p| anyhow!("{p}"))?;
+            let spec = raw.evidence().map_err(|p| anyhow!("{p}"))?;
+            println!("{}", super::verifier_key(&spec, &raw.data_dir())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { witnesses, source } => {
+            let r = resolve(source, config)?;
+            let witnesses = if witnesses.is_empty() {
+                r.witnesses
+            } else {
+                witnesses.clone()
+            };
+            let log = LoadedLog::read(&r.log, &witnesses).await?;
+            let report = log.verify(&r.key);
+            Ok(if print_report(&r.log, &report, witnesses.len()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        AuditCommand::Proof { seq, out, source } => {
+            let r = resolve(source, config)?;
+            let log = LoadedLog::read(&r.log, &r.witnesses).await?;
+            let proof = prove(&log, &r.key, *seq)?;
+            let text = serde_json::to_string_pretty(&proof)? + "\n";
+            match out {
+                Some(path) => std::fs::write(path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyProof { file, key } => {
+            let key = parse_verifier(key)?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let proof: InclusionProof = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not an inclusion proof", file.display()))?;
+            match check_proof(&proof, &key) {
+                Ok(entry) => {
+                    println!(
+                        "OK: entry {} ({} at {}) is in the log {} signed at size {} by key {}",
+                        entry.seq,
+                        entry.event.kind.as_str(),
+                        entry.event.time,
+                        key.name(),
+                        proof.tree_size,
+                        key
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("FAILED: {e:#}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        AuditCommand::Export {
+            format,
+            since,
+            until,
+            out,
+            source,
+        } => {
+            let since = since
+                .as_deref()
+                .map(|s| parse_time("--since", s))
+                .transpose()?;
+            let until = until
+                .as_deref()
+                .map(|s| parse_time("--until", s))
+                .transpose()?;
+            if let (Some(a), Some(b)) = (since, until) {
+                if b <= a {
+                    bail!("--until must be after --since");
+                }
+            }
+            let r = resolve(source, config)?;
+            let log = LoadedLog::read(&r.log, &r.witnesses).await?;
+            let entries = log.verified(&r.key)?;
+            let mut checkpoints: Vec<_> = log
+                .checkpoints
+                .iter()
+                .filter_map(|c| r.key.open(&c.note).ok())
+                .collect();
+            checkpoints.sort_by_key(|c| c.size);
+            let mut w: Box<dyn std::io::Write> = match out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut n = 0u64;
+            for (entry, bytes) in &entries {
+                let t = humantime::parse_rfc3339(&entry.event.time).ok();
+                if since.is_some_and(|s| t.is_some_and(|t| t < s))
+                    || until.is_some_and(|u| t.is_some_and(|t| t >= u))
+                {
+                    continue;
+                }
+                let checkpoint = checkpoints.iter().find(|c| c.size > entry.seq);
+                let line = Exported {
+                    entry,
+                    bytes,
+                    checkpoint,
+                }
+                .line(*format);
+                writeln!(w, "{line}")?;
+                n += 1;
+            }
+            w.flush()?;
+            if out.is_some() {
+                eprintln!("exported {n} event(s)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! `gatehouse audit export`: the log as JSON lines, OCSF 1.3 events or CEF
+//! lines, each carrying its integrity fields (sequence number, leaf hash,
+//! the link to the entry before, and the checkpoint that covers it).
+
+use gatehouse_evidence::merkle::leaf_hash;
+use gatehouse_evidence::{Checkpoint, Entry, EventKind};
+use serde_json::{json, Map, Value};
+
+/// An export format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line: the entry and its integrity fields.
+    Jsonl,
+    /// OCSF 1.3.0 events, one per line.
+    Ocsf,
+    /// ArcSight Common Event Format lines.
+    Cef,
+}
+
+/// The OCSF schema version the events follow.
+pub const OCSF_VERSION: &str = "1.3.0";
+const PRODUCT: &str = "Gatehouse";
+
+/// One entry ready for export.
+pub struct Exported<'a> {
+    /// The decoded entry.
+    pub entry: &'a Entry,
+    /// Its stored bytes (what the leaf hash covers).
+    pub bytes: &'a [u8],
+    /// The smallest checkpoint covering it, if one does yet.
+    pub checkpoint: Option<&'a Checkpoint>,
+}
+
+impl Exported<'_> {
+    fn integrity(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("seq".into(), self.entry.seq.into());
+        m.insert("node".into(), self.entry.node.clone().into());
+        m.insert(
+            "leaf_hash".into(),
+            hex::encode(leaf_hash(self.bytes)).into(),
+        );
+        m.insert("prev".into(), hex::encode(self.entry.prev).into());
+        if let Some(cp) = self.checkpoint {
+            m.insert(
+                "checkpoint".into(),
+                json!({"origin": cp.origin, "size": cp.size, "root": hex::encode(cp.root)}),
+            );
+        }
+        Value::Object(m)
+    }
+
+    /// The line for `format`.
+    pub fn line(&self, format: Format) -> String {
+        match format {
+            Format::Jsonl => json!({
+                "seq": self.entry.seq,
+                "node": self.entry.node,
+                "kind": self.entry.event.kind.as_str(),
+                "time": self.entry.event.time,
+                "payload": self.entry.event.payload,
+                "integrity": self.integrity(),
+            })
+            .to_string(),
+            Format::Ocsf => self.ocsf().to_string(),
+            Format::Cef => self.cef(),
+        }
+    }
+
+    fn millis(&self) -> i64 {
+        humantime::parse_rfc3339(&self.entry.event.time)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    fn p(&self, key: &str) -> &Value {
+        self.entry.event.payload.get(key).unwrap_or(&Value::Null)
+    }
+
+    fn ps(&self, key: &str) -> &str {
+        self.p(key).as_str().unwrap_or("")
+    }
+
+    /// The caller: the identity's subject, wherever the payload keeps it.
+    fn subject(&self) -> Option<&str> {
+        let p = &self.entry.event.payload;
+        p.pointer("/identity/subject")
+            .or_else(|| p.get("identity"))
+            .or_else(|| p.get("subject"))
+            .and_then(Value::as_str)
+    }
+
+    fn src_endpoint(&self) -> Value {
+        let addr = self.ps("client_addr");
+        match addr.rsplit_once(':') {
+            Some((ip, port)) => json!({
+                "ip": ip.trim_start_matches('[').trim_end_matches(']'),
+                "port": port.parse::<u16>().ok(),
+            }),
+            None => json!({"ip": addr}),
+        }
+    }
+
+    /// OCSF class, activity, status (1 success, 2 failure) and message.
+    fn classify(&self) -> (u32, u32, u32, String) {
+        let decision = self
+            .p("decision")
+            .get("decision")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        match self.entry.event.kind {
+            EventKind::AuthSuccess => (3002, 1, 1, "login accepted".into()),
+            EventKind::AuthFailure => (
+                3002,
+                1,
+                2,
+                format!(
+                    "login refused ({}): {}",
+                    self.ps("stage"),
+                    self.ps("reason")
+                ),
+            ),
+            EventKind::SessionStart => (3002, 1, 1, "session started".into()),
+            EventKind::SessionEnd => (3002, 2, 1, format!("session ended: {}", self.ps("reason"))),
+            EventKind::Statement => {
+                let refused = matches!(decision, "deny" | "review");
+                (
+                    6005,
+                    4,
+                    if refused { 2 } else { 1 },
+                    format!("statement {decision}"),
+                )
+            }
+            EventKind::StatementResult => {
+                let ok = self.ps("status") == "ok";
+                (
+                    6005,
+                    4,
+                    if ok { 1 } else { 2 },
+                    format!("statement {}", self.ps("status")),
+                )
+            }
+            EventKind::ApprovalRequested
+            | EventKind::ApprovalApproved
+            | EventKind::ApprovalDenied
+            | EventKind::ApprovalExpired => {
+                let ok = self.entry.event.kind != EventKind::ApprovalDenied
+                    && self.entry.event.kind != EventKind::ApprovalExpired;
+                (
+                    3003,
+                    99,
+                    if ok { 1 } else { 2 },
+                    self.entry.event.kind.as_str().replace('_', " "),
+                )
+            }
+            other => (0, 0, 1, other.as_str().replace('_', " ")),
+        }
+    }
+
+    fn ocsf(&self) -> Value {
+        let (class_uid, activity_id, status_id, message) = self.classify();
+        let category_uid = class_uid / 1000;
+        let mut ev = Map::new();
+        ev.insert("class_uid".into(), class_uid.into());
+        ev.insert("category_uid".into(), category_uid.into());
+        ev.insert("activity_id".into(), activity_id.into());
+        ev.insert(
+            "type_uid".into(),
+            (u64::from(class_uid) * 100 + u64::from(activity_id)).into(),
+        );
+        ev.insert(
+            "severity_id".into(),
+            (if status_id == 2 { 3 } else { 1 }).into(),
+        );
+        ev.insert("status_id".into(), status_id.into());
+        ev.insert("time".into(), self.millis().into());
+        ev.insert("message".into(), message.into());
+        ev.insert(
+            "metadata".into(),
+            json!({
+                "version": OCSF_VERSION,
+                "product": {"name": PRODUCT, "vendor_name": PRODUCT, "version": env!("CARGO_PKG_VERSION")},
+                "uid": format!("{}:{}", self.entry.node, self.entry.seq),
+                "sequence": self.entry.seq,
+                "event_code": self.entry.event.kind.as_str(),
+                "original_time": self.entry.event.time,
+            }),
+        );
+        let user = json!({"name": self.subject().unwrap_or("unknown"), "type_id": 3});
+        match class_uid {
+            3002 => {
+                ev.insert("user".into(), user);
+                ev.insert("service".into(), json!({"name": self.service()}));
+                ev.insert("src_endpoint".into(), self.src_endpoint());
+                if !self.ps("session").is_empty() {
+                    ev.insert("session".into(), json!({"uid": self.ps("session")}));
+                }
+            }
+            6005 => {
+                ev.insert("actor".into(), json!({"user": user}));
+                ev.insert("src_endpoint".into(), self.src_endpoint());
+                ev.insert(
+                    "database".into(),
+                    json!({"name": self.service(), "type": "PostgreSQL"}),
+                );
+                ev.insert("type_id".into(), 1.into());
+                let text = self.ps("text");
+                if !text.is_empty() {
+                    ev.insert("query_info".into(), json!({"query_string": text}));
+                }
+                ev.insert("session".into(), json!({"uid": self.ps("session")}));
+            }
+            3003 => {
+                ev.insert("user".into(), user);
+                ev.insert("session".into(), json!({"uid": self.ps("session")}));
+            }
+            _ => {}
+        }
+        ev.insert(
+            "unmapped".into(),
+            json!({"gatehouse": {"payload": self.entry.event.payload, "integrity": self.integrity()}}),
+        );
+        Value::Object(ev)
+    }
+
+    fn service(&self) -> String {
+        let c = self.ps("connection");
+        if c.is_empty() {
+            PRODUCT.into()
+        } else {
+            c.into()
+        }
+    }
+
+    fn cef(&self) -> String {
+        let (_, _, status, message) = self.classify();
+        let kind = self.entry.event.kind.as_str();
+        let severity = if status == 2 { 5 } else { 3 };
+        let mut ext: Vec<(&str, String)> = vec![
+            ("rt", self.millis().to_string()),
+            ("msg", message),
+            ("cn1Label", "chainSeq".into()),
+            ("cn1", self.entry.seq.to_string()),
+            ("cs1Label", "leafHash".into()),
+            ("cs1", hex::encode(leaf_hash(self.bytes))),
+            ("cs2Label", "node".into()),
+            ("cs2", self.entry.node.clone()),
+        ];
+        if let Some(s) = self.subject() {
+            ext.push(("suser", s.into()));
+        }
+        let addr = self.src_endpoint();
+        if let Some(ip) = addr
+            .get("ip")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            ext.push(("src", ip.into()));
+        }
+        if let Some(port) = addr.get("port").and_then(Value::as_u64) {
+            ext.push(("spt", port.to_string()));
+        }
+        if !self.ps("session").is_empty() {
+            ext.push(("cs3Label", "session".into()));
+            ext.push(("cs3", self.ps("session").into()));
+        }
+        if !self.ps("connection").is_empty() {
+            ext.push(("dvchost", self.ps("connection").into()));
+        }
+        if let Some(d) = self.p("decision").get("decision").and_then(Value::as_str) {
+            ext.push(("act", d.into()));
+        }
+        if !self.ps("text").is_empty() {
+            ext.push(("request", self.ps("text").into()));
+        }
+        if let Some(cp) = self.checkpoint {
+            ext.push(("cs4Label", "checkpointSize".into()));
+            ext.push(("cs4", cp.size.to_string()));
+            ext.push(("cs5Label", "checkpointRoot".into()));
+            ext.push(("cs5", hex::encode(cp.root)));
+        }
+        ext.push((
+            "outcome",
+            if status == 2 { "failure" } else { "success" }.into(),
+        ));
+        let ext: Vec<String> = ext
+            .into_iter()
+            .map(|(k, v)| format!("{k}={}", cef_value(&v)))
+            .collect();
+        format!(
+            "CEF:0|{PRODUCT}|{PRODUCT}|{}|{}|{}|{severity}|{}",
+            cef_header(env!("CARGO_PKG_VERSION")),
+            cef_header(kind),
+            cef_header(&kind.replace('_', " ")),
+            ext.join(" ")
+        )
+    }
+}
+
+/// Escapes a CEF header field: backslash and pipe.
+fn cef_header(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('|', "\\|")
+}
+
+/// Escapes a CEF extension value: backslash, equals sign, line breaks.
+fn cef_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '=' => out.push_str("\\="),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
