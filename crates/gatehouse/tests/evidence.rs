@@ -76,6 +76,16 @@ fn verify(h: &Harness, log: &Path, witness: bool) -> (bool, String) {
     (out.status.success(), stdout(&out))
 }
 
+/// Tampers with a copy of the log through sqlite3; verification (without a
+/// witness) must fail; returns its report.
+fn tampered(h: &Harness, name: &str, sql: &str) -> String {
+    let f = copy_of(h, name);
+    sqlite(&f, sql);
+    let (ok, text) = verify(h, &f, false);
+    assert!(!ok, "{name}: verification passed: {text}");
+    text
+}
+
 /// A copy of the log file to tamper with.
 fn copy_of(h: &Harness, name: &str) -> PathBuf {
     let to = h.dir.path().join(name);
@@ -359,60 +369,52 @@ fn tampering_with_the_store_file_is_detected_and_named() {
     assert!(n > 20, "{n} entries");
 
     // One byte of one entry.
-    let f = copy_of(&h, "edited.db");
     let seq = sqlite(
-        &f,
+        &log_file(&h),
         "SELECT seq FROM entries WHERE CAST(bytes AS TEXT) LIKE '%SELECT 3 AS n%' AND CAST(bytes AS TEXT) LIKE '%\"kind\":\"statement\"%'",
     );
-    sqlite(
-        &f,
+    let text = tampered(
+        &h,
+        "edited.db",
         &format!("UPDATE entries SET bytes = CAST(replace(CAST(bytes AS TEXT), 'SELECT 3', 'SELECT 4') AS BLOB) WHERE seq = {seq}"),
     );
-    let (ok, text) = verify(&h, &f, false);
-    assert!(!ok);
     assert!(
         text.contains(&format!("FOUND: entry {seq} was edited")),
         "{text}"
     );
 
     // A deleted entry.
-    let f = copy_of(&h, "deleted.db");
-    sqlite(&f, "DELETE FROM entries WHERE seq = 5");
-    let (ok, text) = verify(&h, &f, false);
-    assert!(!ok);
+    let text = tampered(&h, "deleted.db", "DELETE FROM entries WHERE seq = 5");
     assert!(text.contains("FOUND: entry 5 was deleted"), "{text}");
 
     // Two entries swapped in storage.
-    let f = copy_of(&h, "swapped.db");
-    sqlite(
-        &f,
+    let text = tampered(
+        &h,
+        "swapped.db",
         "UPDATE entries SET position = -1 WHERE seq = 3; \
          UPDATE entries SET position = 4 WHERE seq = 4; \
          UPDATE entries SET position = 5 WHERE seq = 3;",
     );
-    let (ok, text) = verify(&h, &f, false);
-    assert!(!ok);
     assert!(
         text.contains("FOUND: entries 4 and 3 are stored out of order"),
         "{text}"
     );
 
     // An entry inserted (a copy of entry 2, appended).
-    let f = copy_of(&h, "inserted.db");
-    sqlite(
-        &f,
+    let text = tampered(
+        &h,
+        "inserted.db",
         "INSERT INTO entries (seq, bytes) SELECT seq, bytes FROM entries WHERE seq = 2",
     );
-    let (ok, text) = verify(&h, &f, false);
-    assert!(!ok);
     assert!(text.contains("sequence number 2 is used twice"), "{text}");
 
     // The tail cut, checkpoints left: the store's own checkpoints catch it.
     let cut = n - 4;
-    let f = copy_of(&h, "cut.db");
-    sqlite(&f, &format!("DELETE FROM entries WHERE seq >= {cut}"));
-    let (ok, text) = verify(&h, &f, false);
-    assert!(!ok);
+    let text = tampered(
+        &h,
+        "cut.db",
+        &format!("DELETE FROM entries WHERE seq >= {cut}"),
+    );
     assert!(
         text.contains(&format!("the log holds {cut}; entries {cut} to {}", n - 1)),
         "{text}"
@@ -595,5 +597,79 @@ async fn a_log_that_cannot_be_written_refuses_the_statement() {
     assert_eq!(
         h.cluster.sql("app", "SELECT count(*) FROM held").unwrap(),
         "1"
+    );
+}
+
+/// A minimal HTTP/1.1 endpoint that answers 204 to every POST and keeps the
+/// bodies: a witness URL.
+fn http_witness() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            loop {
+                let mut length = 0usize;
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                assert!(line.starts_with("POST /checkpoints "), "{line}");
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                kept.lock().unwrap().push(String::from_utf8(body).unwrap());
+                reader
+                    .get_mut()
+                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                    .unwrap();
+            }
+        }
+    });
+    (port, bodies)
+}
+
+#[test]
+fn checkpoints_reach_an_http_witness() {
+    let (port, bodies) = http_witness();
+    let config: &'static str = Box::leak(
+        format!(
+            "[evidence]\nnode = \"gw-http\"\ncheckpoint_every = 4\nwitness_urls = [\"http://127.0.0.1:{port}/checkpoints\"]\n"
+        )
+        .into_boxed_str(),
+    );
+    let mut h = Harness::with(Options {
+        extra_config: config,
+        ..Options::default()
+    });
+    let token = h.token("ci-deploy", &[], "1h");
+    let out = h.psql(&token, "app-db", "SELECT 1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    h.stop_gateway();
+
+    // What the witness received verifies as witness copies of this log.
+    let notes = bodies.lock().unwrap().join("\n");
+    assert!(!notes.is_empty(), "the witness received nothing");
+    let copy = h.dir.path().join("received.notes");
+    std::fs::write(&copy, &notes).unwrap();
+    let out = h.cli(&["audit", "verify", "--witness", copy.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The final checkpoint, covering every entry, was delivered at the stop.
+    let n = events(&h).len();
+    assert!(
+        notes.contains(&format!("gatehouse/gw-http\n{n}\n")),
+        "no checkpoint of size {n} in {notes}"
     );
 }
