@@ -348,14 +348,6 @@ impl AuditEvent {
     pub fn gateway_stopped(reason: &str) -> Self {
         event(EventKind::GatewayStopped, json!({"reason": reason}))
     }
-
-    /// An access review was signed off.
-    pub fn access_review(reviewer: &str, note: Option<&str>, identities: &Value) -> Self {
-        event(
-            EventKind::AccessReview,
-            json!({"reviewer": reviewer, "note": note, "identities": identities}),
-        )
-    }
 }
 
 /// A statement's decision, for [`AuditEvent::statement`].

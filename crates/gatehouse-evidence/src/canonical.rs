@@ -10,6 +10,7 @@
 
 use crate::EvidenceError;
 use serde_json::Value;
+use std::io::Write as _;
 
 /// Appends the canonical encoding of `v` to `out`.
 pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), EvidenceError> {
@@ -18,17 +19,18 @@ pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), EvidenceError> {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
+            // Writing to a Vec cannot fail.
             if let Some(i) = n.as_i64() {
-                out.extend_from_slice(i.to_string().as_bytes());
+                let _ = write!(out, "{i}");
             } else if let Some(u) = n.as_u64() {
-                out.extend_from_slice(u.to_string().as_bytes());
+                let _ = write!(out, "{u}");
             } else {
                 return Err(EvidenceError::Encoding(format!(
                     "{n} is not an integer; events carry integers only"
                 )));
             }
         }
-        Value::String(s) => string(s, out),
+        Value::String(s) => write_str(s, out),
         Value::Array(a) => {
             out.push(b'[');
             for (i, x) in a.iter().enumerate() {
@@ -47,7 +49,7 @@ pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), EvidenceError> {
                 if i > 0 {
                     out.push(b',');
                 }
-                string(k, out);
+                write_str(k, out);
                 out.push(b':');
                 // The key came from this map.
                 if let Some(x) = m.get(k) {
@@ -67,7 +69,8 @@ pub fn to_vec(v: &Value) -> Result<Vec<u8>, EvidenceError> {
     Ok(out)
 }
 
-fn string(s: &str, out: &mut Vec<u8>) {
+/// Appends the canonical encoding of the string `s`.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     for c in s.chars() {
         match c {
@@ -79,7 +82,7 @@ fn string(s: &str, out: &mut Vec<u8>) {
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
             c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+                let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => {
                 let mut buf = [0; 4];

@@ -5,7 +5,36 @@ use crate::canonical;
 use crate::merkle::{leaf_hash, Hash};
 use crate::EvidenceError;
 pub use gatehouse_core::EventKind;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+/// The canonical encoding of an entry's members, written in their sorted
+/// order (kind, node, payload, prev, seq, time) straight from borrowed
+/// parts: the writer encodes each event once, without building (and
+/// copying the payload into) an intermediate JSON object.
+pub(crate) fn encode_fields(
+    seq: u64,
+    node: &str,
+    prev: &Hash,
+    kind: EventKind,
+    time: &str,
+    payload: &Value,
+) -> Result<Vec<u8>, EvidenceError> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"kind\":");
+    canonical::write_str(kind.as_str(), &mut out);
+    out.extend_from_slice(b",\"node\":");
+    canonical::write_str(node, &mut out);
+    out.extend_from_slice(b",\"payload\":");
+    canonical::write(payload, &mut out)?;
+    out.extend_from_slice(b",\"prev\":\"");
+    out.extend_from_slice(hex::encode(prev).as_bytes());
+    out.extend_from_slice(b"\",\"seq\":");
+    canonical::write(&Value::from(seq), &mut out)?;
+    out.extend_from_slice(b",\"time\":");
+    canonical::write_str(time, &mut out);
+    out.push(b'}');
+    Ok(out)
+}
 
 /// An event to append.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,14 +63,14 @@ pub struct Entry {
 impl Entry {
     /// The canonical bytes: what the leaf hash covers.
     pub fn encode(&self) -> Result<Vec<u8>, EvidenceError> {
-        canonical::to_vec(&json!({
-            "seq": self.seq,
-            "node": self.node,
-            "prev": hex::encode(self.prev),
-            "kind": self.event.kind.as_str(),
-            "time": self.event.time,
-            "payload": self.event.payload,
-        }))
+        encode_fields(
+            self.seq,
+            &self.node,
+            &self.prev,
+            self.event.kind,
+            &self.event.time,
+            &self.event.payload,
+        )
     }
 
     /// Decodes stored bytes, which must be exactly the canonical encoding.

@@ -8,7 +8,7 @@
 //! request in it; the writer then checks the store's last sequence number
 //! before trusting its own state again.
 
-use crate::entry::{Entry, Event};
+use crate::entry::encode_fields;
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::note::{Checkpoint, SigningKey};
 use crate::verify::{verify, StoredCheckpoint, StoredEntry};
@@ -205,11 +205,11 @@ impl Writer {
         // A tail left uncovered by the last run is sealed at once.
         self.checkpoint_now().await;
         let mut commands = Vec::with_capacity(GROUP);
-        loop {
+        let closing = loop {
             tokio::select! {
                 n = rx.recv_many(&mut commands, GROUP) => {
                     if n == 0 {
-                        break;
+                        break None;
                     }
                     let mut appends = Vec::with_capacity(n);
                     let mut closing = None;
@@ -220,23 +220,24 @@ impl Writer {
                             Command::Close(done) => closing = Some(done),
                         }
                     }
-                    if !appends.is_empty() || self.recorded.len() >= RECORD_BATCH || closing.is_some() {
+                    if !appends.is_empty() || self.recorded.len() >= RECORD_BATCH {
                         self.commit(appends).await;
                     }
-                    if let Some(done) = closing {
-                        self.checkpoint_now().await;
-                        self.stop_witnesses().await;
-                        let _ = done.send(());
-                        return;
+                    if closing.is_some() {
+                        break closing;
                     }
                 }
                 _ = ticker.tick() => self.checkpoint_now().await,
                 _ = flush.tick(), if !self.recorded.is_empty() => self.commit(Vec::new()).await,
             }
-        }
+        };
+        // Closed, or every handle dropped: write what waits, seal, hand over.
         self.commit(Vec::new()).await;
         self.checkpoint_now().await;
         self.stop_witnesses().await;
+        if let Some(done) = closing {
+            let _ = done.send(());
+        }
     }
 
     /// Commits one group of requests and acknowledges each.
@@ -320,17 +321,14 @@ impl Writer {
         events: impl IntoIterator<Item = AuditEvent>,
     ) -> Result<(), EvidenceError> {
         for ev in events {
-            let entry = Entry {
-                seq: head.next_seq,
-                node: self.settings.node.clone(),
-                prev: head.prev,
-                event: Event {
-                    kind: ev.kind,
-                    time: ev.time.rfc3339(),
-                    payload: ev.payload,
-                },
-            };
-            let bytes = entry.encode()?;
+            let bytes = encode_fields(
+                head.next_seq,
+                &self.settings.node,
+                &head.prev,
+                ev.kind,
+                &ev.time.rfc3339(),
+                &ev.payload,
+            )?;
             let leaf = leaf_hash(&bytes);
             head.frontier.push(leaf);
             head.prev = leaf;

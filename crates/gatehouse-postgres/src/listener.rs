@@ -18,7 +18,8 @@ use crate::stream::PgStream;
 use crate::tracker::Tracker;
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{
-    AuditEvent, AuthAttempt, SessionEnd, SessionId, SessionRecorder, SessionStart, Store, Timestamp,
+    AuditEvent, AuthAttempt, SessionEnd, SessionId, SessionRecorder, SessionStart, StartError,
+    Store, Timestamp,
 };
 use gatehouse_identity::{verify_service_token, AuthenticatedIdentity};
 use gatehouse_mask::MaskingEngine;
@@ -459,15 +460,15 @@ impl PostgresGateway {
         };
         if let Err(err) = inner.recorder.session_started(&start).await {
             tracing::error!(error = %err, "could not record session start; refusing the session");
-            refuse(
-                &mut client,
-                &Refusal::new(
+            let refusal = match err {
+                StartError::Audit(_) => evidence_refusal(),
+                StartError::Store(_) => Refusal::new(
                     "58000",
                     "the gateway could not record this session, so it was not opened",
                     Some("try again later; the gateway's operator has been told in its logs"),
                 ),
-            )
-            .await;
+            };
+            refuse(&mut client, &refusal).await;
             return;
         }
         tracing::info!(

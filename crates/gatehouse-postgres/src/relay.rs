@@ -100,57 +100,57 @@ where
     } else {
         ending
     };
-    match ending.reason {
+    // Why the gateway ended the session, told to the client before it closes.
+    let protocol_message;
+    let fatal: Option<(&str, &str, Option<&str>, &str)> = match ending.reason {
         SessionEndReason::ProtocolError => {
-            let mut out = BytesMut::new();
             let msg = ending.detail.as_deref().unwrap_or("invalid message");
-            error_response(
-                &mut out,
-                &ErrorNotice {
-                    severity: "FATAL",
-                    code: "08P01",
-                    message: &format!("gatehouse closed the connection: {msg}"),
-                    detail: None,
-                    hint: Some("this is a client or driver bug; the connection cannot continue"),
-                },
-            );
-            let _ = cw.write_all(&out).await;
-            terminate_backend(&mut bw).await;
+            protocol_message = format!("gatehouse closed the connection: {msg}");
+            Some((
+                "08P01",
+                &protocol_message,
+                None,
+                "this is a client or driver bug; the connection cannot continue",
+            ))
         }
-        SessionEndReason::GatewayShutdown => {
-            let mut out = BytesMut::new();
-            error_response(
-                &mut out,
-                &ErrorNotice {
-                    severity: "FATAL",
-                    code: "57P01",
-                    message: "the gateway is shutting down",
-                    detail: None,
-                    hint: Some("reconnect in a moment"),
-                },
-            );
-            let _ = cw.write_all(&out).await;
-            terminate_backend(&mut bw).await;
-        }
-        SessionEndReason::EvidenceLogFailed => {
-            let mut out = BytesMut::new();
-            error_response(
-                &mut out,
-                &ErrorNotice {
-                    severity: "FATAL",
-                    code: "58030",
-                    message: "gatehouse could not write its evidence log, so the statement was not run",
-                    detail: ending.detail.as_deref(),
-                    hint: Some("nothing was sent to the database; reconnect later, and tell the gateway's operator"),
-                },
-            );
-            let _ = cw.write_all(&out).await;
-            terminate_backend(&mut bw).await;
-        }
-        SessionEndReason::ClientDisconnected | SessionEndReason::NetworkError => {
-            terminate_backend(&mut bw).await;
-        }
-        SessionEndReason::ClientTerminated | SessionEndReason::BackendClosed => {}
+        SessionEndReason::GatewayShutdown => Some((
+            "57P01",
+            "the gateway is shutting down",
+            None,
+            "reconnect in a moment",
+        )),
+        SessionEndReason::EvidenceLogFailed => Some((
+            "58030",
+            "gatehouse could not write its evidence log, so the statement was not run",
+            ending.detail.as_deref(),
+            "nothing was sent to the database; reconnect later, and tell the gateway's operator",
+        )),
+        SessionEndReason::ClientDisconnected
+        | SessionEndReason::NetworkError
+        | SessionEndReason::ClientTerminated
+        | SessionEndReason::BackendClosed => None,
+    };
+    if let Some((code, message, detail, hint)) = fatal {
+        let mut out = BytesMut::new();
+        error_response(
+            &mut out,
+            &ErrorNotice {
+                severity: "FATAL",
+                code,
+                message,
+                detail,
+                hint: Some(hint),
+            },
+        );
+        let _ = cw.write_all(&out).await;
+    }
+    if fatal.is_some()
+        || matches!(
+            ending.reason,
+            SessionEndReason::ClientDisconnected | SessionEndReason::NetworkError
+        )
+    {
+        terminate_backend(&mut bw).await;
     }
     let _ = cw.shutdown().await;
     ending

@@ -45,7 +45,8 @@ pub enum Durability {
     Os,
 }
 
-/// The evidence log in a SQLite file.
+/// The evidence log in a SQLite file; the connection closes when the last
+/// clone is dropped.
 #[derive(Clone)]
 pub struct SqliteEvidenceStore {
     conn: Arc<Mutex<Connection>>,
@@ -133,9 +134,6 @@ impl SqliteEvidenceStore {
         })
         .await
     }
-
-    /// Closes the store (the connection closes when the last clone is dropped).
-    pub async fn close(&self) {}
 }
 
 async fn blocking<T: Send + 'static>(

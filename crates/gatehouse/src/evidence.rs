@@ -93,14 +93,12 @@ impl Witness for HttpWitness {
     }
 }
 
-/// The running log: its handle, its writer task and its store.
+/// The running log: its handle and its writer task.
 pub struct OpenLog {
     /// Appends go here.
     pub log: EvidenceLog,
     /// The writer; ends after [`EvidenceLog::close`].
     pub task: JoinHandle<()>,
-    /// The store, to close after the writer.
-    pub store: SqliteEvidenceStore,
 }
 
 /// Opens (creating on first start) the node's log and starts its writer.
@@ -133,7 +131,7 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
         checkpoint_interval: spec.checkpoint_interval,
         witnesses,
     };
-    let (log, task) = EvidenceLog::open(Arc::new(store.clone()), key, settings)
+    let (log, task) = EvidenceLog::open(Arc::new(store), key, settings)
         .await
         .with_context(|| {
             format!(
@@ -142,5 +140,5 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
                 path.display()
             )
         })?;
-    Ok(OpenLog { log, task, store })
+    Ok(OpenLog { log, task })
 }

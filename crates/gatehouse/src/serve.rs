@@ -205,7 +205,6 @@ impl RunningGateway {
         // Seals the log with a final checkpoint and hands it to the witnesses.
         log.close().await;
         let _ = self.evidence.task.await;
-        self.evidence.store.close().await;
         self.store.close().await;
         tracing::info!("gatehouse stopped");
     }

@@ -263,13 +263,35 @@ fn an_invalid_policy_stops_start_up_with_file_line_and_reason() {
     );
 }
 
-#[test]
-fn masking_mistakes_are_named() {
+/// A minimal backend for configurations that test other sections.
+const APP_CONNECTION: &str = r#"
+[[connection]]
+name = "app-db"
+kind = "postgres"
+host = "127.0.0.1"
+database = "app"
+user = "app_owner"
+password_env = "APP_DB_PASSWORD"
+"#;
+
+/// Checks `config` and asserts that it is refused naming each of `expected`.
+fn assert_problems(config: &str, expected: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gatehouse.toml");
-    std::fs::write(
-        &cfg,
-        r#"[listeners]
+    std::fs::write(&cfg, config).unwrap();
+    let out = check(&cfg, &[("APP_DB_PASSWORD", "x")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    for e in expected {
+        assert!(t.contains(e), "missing {e:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn masking_mistakes_are_named() {
+    assert_problems(
+        &[
+            r#"[listeners]
 postgres = "127.0.0.1:15432"
 
 [masking]
@@ -283,14 +305,9 @@ pattern = "BADGE-[0-9"
 name = "anything"
 pattern = "x*"
 
-[[connection]]
-name = "app-db"
-kind = "postgres"
-host = "127.0.0.1"
-database = "app"
-user = "app_owner"
-password_env = "APP_DB_PASSWORD"
-
+"#,
+            APP_CONNECTION,
+            r#"
 [connection.masking]
 detectors = ["card", "creditcard"]
 strategies = { card = "scramble", email = "hash" }
@@ -303,12 +320,9 @@ column = "customers"
 column = "public.customers.ssn"
 column_pattern = "*ssn*"
 "#,
-    )
-    .unwrap();
-    let out = check(&cfg, &[("APP_DB_PASSWORD", "x")]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
-    for expected in [
+        ]
+        .concat(),
+        &[
         "masking.hash_key_file: cannot read",
         "masking.detector[0].pattern: does not compile",
         "masking.detector[1].pattern: matches the empty string",
@@ -318,26 +332,20 @@ column_pattern = "*ssn*"
         "connection[0].masking.rule[0].column: \"customers\" is not schema.table.column or table.column",
         "connection[0].masking.rule[1].column: set either column or column_pattern, not both",
         "connection[0].masking.trusted_functions[1]: \"drop table x\" is not a function name or pattern",
-    ] {
-        assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
-    }
+        ],
+    );
     // Unknown keys are errors here too.
-    std::fs::write(
-        &cfg,
+    assert_problems(
         "[listeners]\npostgres = \"127.0.0.1:1\"\n[masking]\nhash_key = \"00\"\n",
-    )
-    .unwrap();
-    let t = text(&check(&cfg, &[]));
-    assert!(t.contains("masking: unknown field `hash_key`"), "{t}");
+        &["masking: unknown field `hash_key`"],
+    );
 }
 
 #[test]
 fn evidence_mistakes_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("gatehouse.toml");
-    std::fs::write(
-        &cfg,
-        r#"[server]
+    assert_problems(
+        &[
+            r#"[server]
 data_dir = "data"
 
 [listeners]
@@ -353,40 +361,27 @@ durability = "paper"
 witness_files = ["data/witness.notes", "nowhere/witness.notes"]
 witness_urls = ["ftp://witness.example"]
 
-[[connection]]
-name = "app-db"
-kind = "postgres"
-host = "127.0.0.1"
-database = "app"
-user = "app_owner"
-password_env = "APP_DB_PASSWORD"
 "#,
-    )
-    .unwrap();
-    let out = check(&cfg, &[("APP_DB_PASSWORD", "x")]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
-    for expected in [
-        "evidence.node: \"gw 1\" cannot name a node",
-        "evidence.origin: \"a+b\" cannot be a log origin",
-        "evidence.signing_key_file: ",
-        "missing.key does not exist",
-        "evidence.checkpoint_every: must be at least 1",
-        "evidence.checkpoint_interval: \"soon\" is not a duration",
-        "evidence.durability: \"paper\" is not a durability",
-        "evidence.witness_files[0]: ",
-        "is inside data_dir",
-        "evidence.witness_files[1]: the folder ",
-        "evidence.witness_urls[0]: \"ftp://witness.example\" is not an http:// or https:// URL",
-    ] {
-        assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
-    }
+            APP_CONNECTION,
+        ]
+        .concat(),
+        &[
+            "evidence.node: \"gw 1\" cannot name a node",
+            "evidence.origin: \"a+b\" cannot be a log origin",
+            "evidence.signing_key_file: ",
+            "missing.key does not exist",
+            "evidence.checkpoint_every: must be at least 1",
+            "evidence.checkpoint_interval: \"soon\" is not a duration",
+            "evidence.durability: \"paper\" is not a durability",
+            "evidence.witness_files[0]: ",
+            "is inside data_dir",
+            "evidence.witness_files[1]: the folder ",
+            "evidence.witness_urls[0]: \"ftp://witness.example\" is not an http:// or https:// URL",
+        ],
+    );
     // Unknown keys are errors here too.
-    std::fs::write(
-        &cfg,
+    assert_problems(
         "[listeners]\npostgres = \"127.0.0.1:1\"\n[evidence]\nwitness = \"x\"\n",
-    )
-    .unwrap();
-    let t = text(&check(&cfg, &[]));
-    assert!(t.contains("evidence: unknown field `witness`"), "{t}");
+        &["evidence: unknown field `witness`"],
+    );
 }

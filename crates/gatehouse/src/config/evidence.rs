@@ -128,7 +128,7 @@ impl EvidenceSection {
             let p = path(f);
             let key = format!("witness_files[{i}]");
             let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
-            if p.starts_with(data_dir) || absolute(&p).starts_with(absolute(data_dir)) {
+            if absolute(&p).starts_with(absolute(data_dir)) {
                 bad(
                     &key,
                     format!("{} is inside data_dir: a witness must live where the log does not, or it goes with it", p.display()),

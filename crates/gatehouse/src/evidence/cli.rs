@@ -83,29 +83,25 @@ struct Resolved {
 }
 
 fn resolve(source: &Source, config: &Path) -> Result<Resolved> {
-    let raw = || {
-        RawConfig::parse(config).map_err(|p| {
+    // The configuration is read only for what the flags leave out.
+    let configured = if source.log.is_none() || source.key.is_none() {
+        let raw = RawConfig::parse(config).map_err(|p| {
             anyhow!("{p}\n(or pass --log and --key to check a log without a configuration)")
-        })
+        })?;
+        let spec = raw.evidence().map_err(|p| anyhow!("{p}"))?;
+        Some((raw.data_dir(), spec))
+    } else {
+        None
     };
-    let (log, mut witnesses) = match &source.log {
-        Some(l) => (l.clone(), Vec::new()),
-        None => {
-            let raw = raw()?;
-            let spec = raw.evidence().map_err(|p| anyhow!("{p}"))?;
-            (super::log_path(&raw.data_dir()), spec.witness_files)
-        }
+    let (log, witnesses) = match (&source.log, &configured) {
+        (Some(l), _) => (l.clone(), Vec::new()),
+        (None, Some((data_dir, spec))) => (super::log_path(data_dir), spec.witness_files.clone()),
+        (None, None) => unreachable!("the configuration is read when --log is absent"),
     };
-    let key = match &source.key {
-        Some(k) => parse_verifier(k)?,
-        None => {
-            let raw = raw()?;
-            let spec = raw.evidence().map_err(|p| anyhow!("{p}"))?;
-            if source.log.is_none() {
-                witnesses = spec.witness_files.clone();
-            }
-            super::verifier_key(&spec, &raw.data_dir())?
-        }
+    let key = match (&source.key, &configured) {
+        (Some(k), _) => parse_verifier(k)?,
+        (None, Some((data_dir, spec))) => super::verifier_key(spec, data_dir)?,
+        (None, None) => unreachable!("the configuration is read when --key is absent"),
     };
     Ok(Resolved {
         log,

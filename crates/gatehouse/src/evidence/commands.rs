@@ -44,7 +44,6 @@ impl LoadedLog {
                 note,
             })
             .collect();
-        store.close().await;
         for w in witnesses {
             let text = std::fs::read_to_string(w)
                 .with_context(|| format!("reading the witness file {}", w.display()))?;
