@@ -129,6 +129,9 @@ pub trait EvidenceStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Every entry, in storage order.
     async fn entries(&self) -> Result<Vec<LogRow>, StoreError>;
+    /// Up to `limit` entries numbered `first` and after, in storage order
+    /// (what a live sink delivers next).
+    async fn entries_from(&self, first: u64, limit: usize) -> Result<Vec<LogRow>, StoreError>;
     /// Every stored checkpoint note, oldest first.
     async fn checkpoints(&self) -> Result<Vec<String>, StoreError>;
     /// The highest stored sequence number.

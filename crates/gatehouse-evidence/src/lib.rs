@@ -7,14 +7,17 @@
 //! with its Ed25519 key ([`note`]). [`verify`] recomputes the tree from
 //! stored entries and names every edited, deleted, inserted, reordered or
 //! truncated entry it finds. [`EvidenceLog`] is the node's writer (group commit over an
-//! [`gatehouse_core::EvidenceStore`], checkpoints, [`Witness`]es). This crate
+//! [`gatehouse_core::EvidenceStore`], checkpoints, [`Witness`]es); live
+//! [`Sink`]s follow the store from a saved cursor. This crate
 //! knows no storage engine and no protocol.
 
 pub mod canonical;
 mod entry;
+pub mod export;
 mod log;
 pub mod merkle;
 pub mod note;
+mod sink;
 mod verify;
 mod witness;
 
@@ -22,6 +25,7 @@ pub use entry::{Entry, Event, EventKind};
 pub use log::{EvidenceLog, LogSettings};
 pub use merkle::Hash;
 pub use note::{split_notes, Checkpoint, SigningKey, VerifierKey};
+pub use sink::{spawn_sink, Sink, SinkEvent, SinkSettings};
 pub use verify::{verify, Finding, Report, StoredCheckpoint, StoredEntry};
 pub use witness::{FileWitness, Witness};
 

@@ -62,6 +62,7 @@ enum Command {
 #[derive(Clone)]
 pub struct EvidenceLog {
     tx: mpsc::Sender<Command>,
+    committed: watch::Receiver<u64>,
 }
 
 /// The tree state the writer extends.
@@ -88,6 +89,8 @@ struct Writer {
     recorded: Vec<AuditEvent>,
     witnesses: Vec<watch::Sender<Option<Arc<str>>>>,
     witness_tasks: Vec<JoinHandle<()>>,
+    /// How many entries the store durably holds; live sinks follow it.
+    committed: watch::Sender<u64>,
 }
 
 impl EvidenceLog {
@@ -140,6 +143,7 @@ impl EvidenceLog {
             witnesses.push(tx);
             witness_tasks.push(tokio::spawn(publish_to(w.clone(), rx)));
         }
+        let (committed, committed_rx) = watch::channel(head.next_seq);
         let writer = Writer {
             store,
             key,
@@ -151,10 +155,23 @@ impl EvidenceLog {
             recorded: Vec::new(),
             witnesses,
             witness_tasks,
+            committed,
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(writer.run(rx));
-        Ok((Self { tx }, task))
+        Ok((
+            Self {
+                tx,
+                committed: committed_rx,
+            },
+            task,
+        ))
+    }
+
+    /// Follows how many entries are durably stored (their sequence numbers
+    /// are below the value). The sender is dropped when the writer stops.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
     }
 
     /// Writes what is queued, signs a final checkpoint, hands it to the
@@ -295,6 +312,7 @@ impl Writer {
         match stored {
             Ok(()) => {
                 self.head = head;
+                self.committed.send_replace(self.head.next_seq);
                 if let Some(note) = note {
                     self.checkpointed = self.head.frontier.size();
                     self.publish(note);
@@ -356,6 +374,7 @@ impl Writer {
         let next = last.map_or(0, |s| s + 1);
         if next == attempted.next_seq {
             self.head = attempted;
+            self.committed.send_replace(self.head.next_seq);
         } else if next != self.head.next_seq {
             let why = format!(
                 "the evidence store holds entries up to {next} but this gateway wrote up to {}; \

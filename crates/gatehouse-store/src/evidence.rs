@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS entries (
     seq      INTEGER NOT NULL,
     bytes    BLOB NOT NULL
 );
+-- Live sinks read onwards from a sequence number.
+CREATE INDEX IF NOT EXISTS entries_seq ON entries (seq);
 -- Signed checkpoints (C2SP signed notes), oldest first.
 CREATE TABLE IF NOT EXISTS checkpoints (
     position INTEGER PRIMARY KEY,
@@ -173,6 +175,22 @@ impl EvidenceStore for SqliteEvidenceStore {
         self.with(|c| {
             let mut st = c.prepare("SELECT position, bytes FROM entries ORDER BY position")?;
             let rows = st.query_map([], |r| {
+                Ok(LogRow {
+                    position: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn entries_from(&self, first: u64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
+        self.with(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT position, bytes FROM entries WHERE seq >= ?1 ORDER BY position LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![first as i64, limit as i64], |r| {
                 Ok(LogRow {
                     position: r.get(0)?,
                     bytes: r.get(1)?,

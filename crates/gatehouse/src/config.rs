@@ -705,8 +705,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 mod evidence;
 mod masking;
+mod sinks;
 pub use evidence::EvidenceSpec;
 pub use masking::{read_hash_key, MaskingSpec};
+pub use sinks::{SinkSpec, SinkTarget};
 
 #[cfg(test)]
 mod tests;

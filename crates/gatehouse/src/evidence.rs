@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 pub mod cli;
 pub mod commands;
-pub mod export;
+pub mod sinks;
 
 /// File name of the evidence log inside the data directory.
 pub const LOG_FILE: &str = "evidence.db";
@@ -99,6 +99,31 @@ pub struct OpenLog {
     pub log: EvidenceLog,
     /// The writer; ends after [`EvidenceLog::close`].
     pub task: JoinHandle<()>,
+    /// The live sinks' feeders; they end once the log is closed and delivered.
+    pub sinks: Vec<JoinHandle<()>>,
+}
+
+/// How long stopping waits for sinks to take what is left; the rest goes
+/// out at the next start, from the saved cursors.
+const SINK_GRACE: Duration = Duration::from_secs(5);
+
+impl OpenLog {
+    /// Closes the log (final checkpoint, witnesses), then lets the sinks
+    /// deliver what is left.
+    pub async fn close(self) {
+        self.log.close().await;
+        let _ = self.task.await;
+        let deadline = tokio::time::Instant::now() + SINK_GRACE;
+        for mut sink in self.sinks {
+            if tokio::time::timeout_at(deadline, &mut sink).await.is_err() {
+                tracing::warn!(
+                    "an evidence sink did not take every event before the gateway stopped; \
+                     it resumes from its saved position at the next start"
+                );
+                sink.abort();
+            }
+        }
+    }
 }
 
 /// Opens (creating on first start) the node's log and starts its writer.
@@ -140,5 +165,6 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
                 path.display()
             )
         })?;
-    Ok(OpenLog { log, task })
+    let sinks = sinks::start(spec, data_dir, &path, &log).await?;
+    Ok(OpenLog { log, task, sinks })
 }

@@ -202,9 +202,9 @@ impl RunningGateway {
         {
             tracing::error!(error = %e, "could not log the gateway stopping");
         }
-        // Seals the log with a final checkpoint and hands it to the witnesses.
-        log.close().await;
-        let _ = self.evidence.task.await;
+        // Seals the log with a final checkpoint, hands it to the witnesses
+        // and lets the sinks catch up.
+        self.evidence.close().await;
         self.store.close().await;
         tracing::info!("gatehouse stopped");
     }

@@ -361,6 +361,27 @@ durability = "paper"
 witness_files = ["data/witness.notes", "nowhere/witness.notes"]
 witness_urls = ["ftp://witness.example"]
 
+[[evidence.sinks]]
+name = "siem one"
+type = "http"
+url = "siem.example"
+format = "xml"
+batch_max = 0
+
+[[evidence.sinks]]
+name = "syslog"
+type = "syslog"
+address = "siem.example"
+
+[[evidence.sinks]]
+name = "syslog"
+type = "syslog"
+address = "siem.example:514"
+
+[[evidence.sinks]]
+name = "kafka"
+type = "kafka"
+
 "#,
             APP_CONNECTION,
         ]
@@ -377,11 +398,22 @@ witness_urls = ["ftp://witness.example"]
             "is inside data_dir",
             "evidence.witness_files[1]: the folder ",
             "evidence.witness_urls[0]: \"ftp://witness.example\" is not an http:// or https:// URL",
+            "evidence.sinks[0].name: \"siem one\" cannot name a sink",
+            "evidence.sinks[0].url: \"siem.example\" is not an http:// or https:// URL",
+            "evidence.sinks[0].format: unknown format \"xml\": expected jsonl, ocsf or cef",
+            "evidence.sinks[0].batch_max: 0 is not between 1 and 10000",
+            "evidence.sinks[1].address: \"siem.example\" is not host:port",
+            "evidence.sinks[2].name: \"syslog\" names another sink too",
+            "evidence.sinks[3].type: \"kafka\" is not a sink type: use \"http\" or \"syslog\"",
         ],
     );
     // Unknown keys are errors here too.
     assert_problems(
         "[listeners]\npostgres = \"127.0.0.1:1\"\n[evidence]\nwitness = \"x\"\n",
         &["evidence: unknown field `witness`"],
+    );
+    assert_problems(
+        "[listeners]\npostgres = \"127.0.0.1:1\"\n[[evidence.sinks]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://x\"\nretries = 3\n",
+        &["unknown field `retries`"],
     );
 }

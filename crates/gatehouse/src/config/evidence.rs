@@ -1,5 +1,6 @@
 //! The `[evidence]` section: how this node writes its evidence log.
 
+use super::sinks::{SinkSection, SinkSpec};
 use gatehouse_store::Durability;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ pub(super) struct EvidenceSection {
     witness_files: Vec<String>,
     #[serde(default)]
     witness_urls: Vec<String>,
+    #[serde(default)]
+    sinks: Vec<SinkSection>,
 }
 
 /// How this node writes its evidence log, checked.
@@ -39,6 +42,8 @@ pub struct EvidenceSpec {
     pub witness_files: Vec<PathBuf>,
     /// Witness HTTP endpoints (each checkpoint is POSTed).
     pub witness_urls: Vec<String>,
+    /// Live sinks.
+    pub sinks: Vec<SinkSpec>,
 }
 
 const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
@@ -146,6 +151,22 @@ impl EvidenceSection {
                 );
             }
         }
+        let mut sinks: Vec<SinkSpec> = Vec::new();
+        for (i, section) in self.sinks.iter().enumerate() {
+            let key = format!("evidence.sinks[{i}]");
+            let name = section.name();
+            if self.sinks[..i].iter().any(|s| s.name() == name) {
+                ok = false;
+                problem(
+                    format!("{key}.name"),
+                    format!("{name:?} names another sink too: each sink keeps its own cursor, so names must differ"),
+                );
+            }
+            sinks.extend(section.resolve(&key, &path, &mut |k, r| {
+                ok = false;
+                problem(k, r)
+            }));
+        }
         ok.then(|| EvidenceSpec {
             node,
             origin,
@@ -155,6 +176,7 @@ impl EvidenceSection {
             durability,
             witness_files,
             witness_urls: self.witness_urls.clone(),
+            sinks,
         })
     }
 }

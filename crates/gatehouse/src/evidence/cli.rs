@@ -3,10 +3,10 @@
 use super::commands::{
     check_proof, parse_verifier, print_report, prove, InclusionProof, LoadedLog,
 };
-use super::export::{Exported, Format};
 use crate::config::RawConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
+use gatehouse_evidence::export::{Exported, Format};
 use gatehouse_evidence::VerifierKey;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -47,8 +47,8 @@ pub enum AuditCommand {
     },
     /// Export events as JSON lines, OCSF or CEF.
     Export {
-        /// Output format.
-        #[arg(long, value_enum, default_value = "jsonl")]
+        /// Output format: jsonl, ocsf or cef.
+        #[arg(long, default_value = "jsonl")]
         format: Format,
         /// Only events at or after this time (RFC 3339, or a date: 2026-11-01).
         #[arg(long)]

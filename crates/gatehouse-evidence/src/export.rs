@@ -1,13 +1,16 @@
-//! `gatehouse audit export`: the log as JSON lines, OCSF 1.3 events or CEF
-//! lines, each carrying its integrity fields (sequence number, leaf hash,
-//! the link to the entry before, and the checkpoint that covers it).
+//! Export formats: the log as JSON lines, OCSF 1.3 events or CEF lines,
+//! each carrying its integrity fields (sequence number, leaf hash, the link
+//! to the entry before, and the checkpoint that covers it). Used by
+//! `gatehouse audit export` and by live sinks.
 
-use gatehouse_evidence::merkle::leaf_hash;
-use gatehouse_evidence::{Checkpoint, Entry, EventKind};
+use crate::merkle::leaf_hash;
+use crate::{Checkpoint, Entry, EventKind};
 use serde_json::{json, Map, Value};
+use std::str::FromStr;
 
 /// An export format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// One JSON object per line: the entry and its integrity fields.
     Jsonl,
@@ -17,9 +20,25 @@ pub enum Format {
     Cef,
 }
 
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "jsonl" => Ok(Self::Jsonl),
+            "ocsf" => Ok(Self::Ocsf),
+            "cef" => Ok(Self::Cef),
+            other => Err(format!(
+                "unknown format {other:?}: expected jsonl, ocsf or cef"
+            )),
+        }
+    }
+}
+
 /// The OCSF schema version the events follow.
 pub const OCSF_VERSION: &str = "1.3.0";
 const PRODUCT: &str = "Gatehouse";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// One entry ready for export.
 pub struct Exported<'a> {
@@ -65,6 +84,11 @@ impl Exported<'_> {
             Format::Ocsf => self.ocsf().to_string(),
             Format::Cef => self.cef(),
         }
+    }
+
+    /// Whether the event records a refusal or a failure.
+    pub fn is_failure(&self) -> bool {
+        self.classify().2 == 2
     }
 
     fn millis(&self) -> i64 {
@@ -180,7 +204,7 @@ impl Exported<'_> {
             "metadata".into(),
             json!({
                 "version": OCSF_VERSION,
-                "product": {"name": PRODUCT, "vendor_name": PRODUCT, "version": env!("CARGO_PKG_VERSION")},
+                "product": {"name": PRODUCT, "vendor_name": PRODUCT, "version": VERSION},
                 "uid": format!("{}:{}", self.entry.node, self.entry.seq),
                 "sequence": self.entry.seq,
                 "event_code": self.entry.event.kind.as_str(),
@@ -290,7 +314,7 @@ impl Exported<'_> {
             .collect();
         format!(
             "CEF:0|{PRODUCT}|{PRODUCT}|{}|{}|{}|{severity}|{}",
-            cef_header(env!("CARGO_PKG_VERSION")),
+            cef_header(VERSION),
             cef_header(kind),
             cef_header(&kind.replace('_', " ")),
             ext.join(" ")

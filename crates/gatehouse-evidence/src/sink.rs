@@ -1,0 +1,211 @@
+//! Live sinks: each configured sink receives every entry, in order, as it
+//! is committed.
+//!
+//! A sink reads from the store, never from the writer's queue, so a slow or
+//! absent sink cannot hold up the data path and cannot lose anything: its
+//! cursor (the next sequence number to deliver) is saved in a file after
+//! each delivered batch, and delivery resumes from there after an outage or
+//! a restart. A batch is retried until it is taken; a crash between a
+//! delivery and its cursor save repeats that one batch, with the same
+//! sequence numbers, which is how a receiver recognises it.
+
+use crate::export::{Exported, Format};
+use crate::{Entry, EvidenceError};
+use async_trait::async_trait;
+use gatehouse_core::EvidenceStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// One entry as a sink receives it.
+pub struct SinkEvent {
+    /// The decoded entry.
+    pub entry: Entry,
+    /// The entry in the sink's format, one line.
+    pub line: String,
+    /// Whether the event records a refusal or failure (for severities).
+    pub failure: bool,
+    /// The entry's leaf hash, hex.
+    pub leaf_hash: String,
+}
+
+/// Where a sink's batches go: an HTTP endpoint, a syslog server.
+#[async_trait]
+pub trait Sink: Send + 'static {
+    /// What the sink is, for logs (never a secret).
+    fn describe(&self) -> String;
+    /// Delivers a batch; `Ok` only once the receiver has taken all of it.
+    async fn deliver(&mut self, batch: &[SinkEvent]) -> Result<(), String>;
+}
+
+/// How one sink is fed.
+pub struct SinkSettings {
+    /// The sink's configured name (logs, cursor).
+    pub name: String,
+    /// The format of each event's line.
+    pub format: Format,
+    /// Entries per delivery at most.
+    pub batch_max: usize,
+    /// The file holding the next sequence number to deliver.
+    pub cursor: PathBuf,
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LONGEST_RETRY: Duration = Duration::from_secs(30);
+
+/// Reads the sink's cursor and starts feeding it from `store` as `committed`
+/// (from [`crate::EvidenceLog::committed`]) grows. The task ends once the log
+/// has stopped and everything committed was delivered; stopping the gateway
+/// waits for that only so long, and whatever is left goes out at the next start.
+pub async fn spawn_sink(
+    sink: Box<dyn Sink>,
+    settings: SinkSettings,
+    store: Arc<dyn EvidenceStore>,
+    committed: watch::Receiver<u64>,
+) -> Result<JoinHandle<()>, EvidenceError> {
+    let next = read_cursor(&settings).await?;
+    let feed = Feed {
+        sink,
+        settings,
+        store,
+        next,
+    };
+    Ok(tokio::spawn(feed.run(committed)))
+}
+
+async fn read_cursor(settings: &SinkSettings) -> Result<u64, EvidenceError> {
+    let path = &settings.cursor;
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            EvidenceError::Store(format!(
+                "sink {:?}: the cursor file {} does not hold a sequence number ({:?}); \
+                 write the next sequence number to deliver into it, or delete it to deliver the whole log again",
+                settings.name,
+                path.display(),
+                text.trim()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(EvidenceError::Store(format!(
+            "sink {:?}: cannot read its cursor {}: {e}",
+            settings.name,
+            path.display()
+        ))),
+    }
+}
+
+struct Feed {
+    sink: Box<dyn Sink>,
+    settings: SinkSettings,
+    store: Arc<dyn EvidenceStore>,
+    /// The next sequence number to deliver.
+    next: u64,
+}
+
+impl Feed {
+    async fn run(mut self, mut committed: watch::Receiver<u64>) {
+        let mut open = true;
+        let mut delay = FIRST_RETRY;
+        loop {
+            let target = *committed.borrow_and_update();
+            if self.next >= target {
+                if !open || committed.changed().await.is_err() {
+                    if !open || self.next >= *committed.borrow() {
+                        return;
+                    }
+                    open = false;
+                }
+                continue;
+            }
+            match self.step(target).await {
+                Ok(()) => delay = FIRST_RETRY,
+                Err(Stop) => return,
+                Err(Retry(why)) => {
+                    tracing::warn!(
+                        sink = %self.settings.name,
+                        to = %self.sink.describe(),
+                        next = self.next,
+                        error = %why,
+                        retry_in = ?delay,
+                        "could not deliver evidence events to a sink; retrying from the same entry"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(LONGEST_RETRY);
+                }
+            }
+        }
+    }
+
+    /// Delivers the next batch (below `target`) and saves the cursor.
+    async fn step(&mut self, target: u64) -> Result<(), Failure> {
+        let want = ((target - self.next) as usize).min(self.settings.batch_max);
+        let rows = self
+            .store
+            .entries_from(self.next, want)
+            .await
+            .map_err(|e| Retry(e.to_string()))?;
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry = match Entry::decode(&row.bytes) {
+                Ok(e) => e,
+                Err(e) => {
+                    // The log verified at start; an undecodable entry means it
+                    // was changed since. Skipping it would hide that.
+                    tracing::error!(sink = %self.settings.name, position = row.position, error = %e,
+                        "an evidence log entry cannot be read; this sink stops: run `gatehouse audit verify`");
+                    return Err(Stop);
+                }
+            };
+            let exported = Exported {
+                entry: &entry,
+                bytes: &row.bytes,
+                checkpoint: None,
+            };
+            let line = exported.line(self.settings.format);
+            let failure = exported.is_failure();
+            batch.push(SinkEvent {
+                line,
+                failure,
+                leaf_hash: hex::encode(crate::merkle::leaf_hash(&row.bytes)),
+                entry,
+            });
+        }
+        let Some(last) = batch.last().map(|e| e.entry.seq) else {
+            return Err(Retry(format!("the store holds no entry {} yet", self.next)));
+        };
+        self.sink.deliver(&batch).await.map_err(Retry)?;
+        self.next = last + 1;
+        save_cursor(self.settings.cursor.clone(), self.next)
+            .await
+            .map_err(|e| {
+                Retry(format!(
+                    "delivered up to entry {last} but cannot save the cursor {}: {e}",
+                    self.settings.cursor.display()
+                ))
+            })
+    }
+}
+
+enum Failure {
+    /// Try the same entries again later.
+    Retry(String),
+    /// The sink cannot go on.
+    Stop,
+}
+use Failure::{Retry, Stop};
+
+/// Replaces the cursor file atomically (write, sync, rename).
+async fn save_cursor(path: PathBuf, next: u64) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        writeln!(f, "{next}")?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, &path)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
