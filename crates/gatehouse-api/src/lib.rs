@@ -6,9 +6,11 @@
 //! generated into the data directory on first start (mode 0600); whoever can
 //! read it administers the gateway. Its SHA-256 is compared in constant time.
 
+mod access_review;
 mod admin_key;
 mod routes;
 
+pub use access_review::{AccessReview, IdentityAccess, SignOffRequest, SignedOff, TokenAccess};
 pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
 pub use routes::{
     policy_event, router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,

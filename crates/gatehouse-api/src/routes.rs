@@ -1,4 +1,4 @@
-use crate::AdminKey;
+use crate::{access_review, AdminKey};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +25,8 @@ pub struct ApiState {
     pub policy: Arc<PolicyHandle>,
     /// The evidence log.
     pub audit: Arc<dyn AuditTrail>,
+    /// The configured connection names (what an access review covers).
+    pub connections: Arc<[String]>,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -80,7 +82,7 @@ pub struct CreatedToken {
 /// Longest token lifetime accepted.
 const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
 
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -116,7 +118,7 @@ impl From<AuditError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The event for a loaded policy: each file with its hash.
 pub fn policy_event(trigger: &str, policy: &PolicyHandle) -> AuditEvent {
@@ -138,11 +140,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(show_session))
         .route("/v1/policy/reload", post(reload_policy))
+        .route("/v1/access-review", get(access_review::show))
+        .route("/v1/access-review/sign-off", post(access_review::sign_off))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(state)
 }
 
-fn require_admin(state: &ApiState, headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn require_admin(state: &ApiState, headers: &HeaderMap) -> ApiResult<()> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -306,6 +306,20 @@ impl AuditEvent {
         )
     }
 
+    /// An access review was signed off: who reviewed, their notes, and the
+    /// review they saw (with its SHA-256, which the reviewer was shown).
+    pub fn access_review(reviewer: &str, notes: &str, digest: &str, review: Value) -> Self {
+        event(
+            EventKind::AccessReview,
+            json!({
+                "reviewer": reviewer,
+                "notes": notes,
+                "digest": digest,
+                "review": review,
+            }),
+        )
+    }
+
     /// A service token was revoked.
     pub fn token_revoked(t: &TokenRecord) -> Self {
         event(

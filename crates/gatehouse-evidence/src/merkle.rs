@@ -219,6 +219,80 @@ impl Frontier {
     }
 }
 
+/// A whole tree held in memory: every level of aligned perfect subtrees,
+/// so many proofs cost O(log² n) each instead of O(n) (evidence packs prove
+/// many entries at once).
+pub struct MerkleTree {
+    /// `levels[k][j]`: the root of leaves `j·2^k .. (j+1)·2^k`.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MerkleTree {
+    /// Builds the levels over `leaves`.
+    pub fn new(leaves: Vec<Hash>) -> Self {
+        let mut levels = vec![leaves];
+        while let Some(below) = levels.last().filter(|l| l.len() > 1) {
+            let up: Vec<Hash> = below
+                .chunks_exact(2)
+                .map(|p| node_hash(&p[0], &p[1]))
+                .collect();
+            levels.push(up);
+        }
+        Self { levels }
+    }
+
+    /// Leaves in the tree.
+    pub fn size(&self) -> usize {
+        self.levels[0].len()
+    }
+
+    /// The root of leaves `start..end` (`start` aligned to the range's split).
+    fn range_root(&self, start: usize, end: usize) -> Hash {
+        let n = end - start;
+        if n == 0 {
+            return empty_root();
+        }
+        if n.is_power_of_two() && start % n == 0 {
+            return self.levels[n.trailing_zeros() as usize][start / n];
+        }
+        let k = split(n);
+        node_hash(
+            &self.range_root(start, start + k),
+            &self.range_root(start + k, end),
+        )
+    }
+
+    /// The root of the tree of the first `size` leaves.
+    pub fn root_at(&self, size: usize) -> Option<Hash> {
+        (size <= self.size()).then(|| self.range_root(0, size))
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of the first `size`
+    /// leaves: the same path as [`inclusion_proof`].
+    pub fn inclusion_proof(&self, index: usize, size: usize) -> Option<Vec<Hash>> {
+        if index >= size || size > self.size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let (mut start, mut end, mut m) = (0, size, index);
+        // Walk down from the root; siblings come out root-first, the
+        // proof lists them leaf-first.
+        while end - start > 1 {
+            let k = split(end - start);
+            if m < k {
+                out.push(self.range_root(start + k, end));
+                end = start + k;
+            } else {
+                out.push(self.range_root(start, start + k));
+                start += k;
+                m -= k;
+            }
+        }
+        out.reverse();
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +371,14 @@ mod tests {
                     prop_assert!(!verify_inclusion(((i + 1) % n) as u64, n as u64, &leaves[i], &p, &r));
                 }
             }
+            let tree = MerkleTree::new(leaves.clone());
+            for size in [1, n / 2 + 1, n] {
+                prop_assert_eq!(tree.root_at(size), Some(root(&leaves[..size])));
+                for i in 0..size {
+                    prop_assert_eq!(tree.inclusion_proof(i, size), inclusion_proof(i, &leaves[..size]));
+                }
+            }
+            prop_assert_eq!(tree.inclusion_proof(n, n), None);
             for m in 1..=n {
                 let p = consistency_proof(m, &leaves).unwrap();
                 let old = root(&leaves[..m]);

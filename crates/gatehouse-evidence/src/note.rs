@@ -211,14 +211,35 @@ impl VerifierKey {
         &self.name
     }
 
-    /// Checks a signed note's signature by this key and returns its checkpoint.
-    pub fn open(&self, note: &str) -> Result<Checkpoint, EvidenceError> {
+    /// The raw Ed25519 public key (for tools that take it as such, e.g. a PEM file).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// A note's signed text and this key's signature over it, checked: what
+    /// a verifier needs who checks the signature with other tools.
+    pub fn detached(&self, note: &str) -> Result<(String, [u8; 64]), EvidenceError> {
+        let (body, sigs) = self.our_signatures(note)?;
+        let sig = sigs.first().ok_or_else(|| {
+            EvidenceError::Checkpoint(format!("no signature by key {}", self.name))
+        })?;
+        self.key
+            .verify(body.as_bytes(), sig)
+            .map_err(|_| EvidenceError::Signature(self.name.clone()))?;
+        Ok((body.to_string(), sig.to_bytes()))
+    }
+
+    /// Splits a note into its text and the signatures by this key.
+    fn our_signatures<'n>(
+        &self,
+        note: &'n str,
+    ) -> Result<(&'n str, Vec<Signature>), EvidenceError> {
         let bad = |why: &str| EvidenceError::Checkpoint(why.to_string());
         let split = note
             .find("\n\n")
             .ok_or_else(|| bad("no blank line between the text and its signatures"))?;
         let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
-        let mut found = false;
+        let mut ours = Vec::new();
         for line in sigs.lines() {
             let Some(rest) = line.strip_prefix(SIG_PREFIX) else {
                 return Err(bad("a signature line does not start with an em dash"));
@@ -233,14 +254,22 @@ impl VerifierKey {
                 // Another key's signature (a witness cosignature, say).
                 continue;
             }
-            let sig = Signature::from_slice(&blob[4..]).map_err(|_| bad("malformed signature"))?;
-            self.key
-                .verify(body.as_bytes(), &sig)
-                .map_err(|_| EvidenceError::Signature(self.name.clone()))?;
-            found = true;
+            ours.push(Signature::from_slice(&blob[4..]).map_err(|_| bad("malformed signature"))?);
         }
-        if !found {
+        Ok((body, ours))
+    }
+
+    /// Checks a signed note's signature by this key and returns its checkpoint.
+    pub fn open(&self, note: &str) -> Result<Checkpoint, EvidenceError> {
+        let bad = |why: &str| EvidenceError::Checkpoint(why.to_string());
+        let (body, sigs) = self.our_signatures(note)?;
+        if sigs.is_empty() {
             return Err(bad(&format!("no signature by key {}", self.name)));
+        }
+        for sig in &sigs {
+            self.key
+                .verify(body.as_bytes(), sig)
+                .map_err(|_| EvidenceError::Signature(self.name.clone()))?;
         }
         let cp = Checkpoint::parse(body)?;
         if cp.origin != self.name {

@@ -13,10 +13,12 @@
 mod decide;
 mod handle;
 mod load;
+mod reach;
 
 pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
+pub use reach::{ReachRow, OTHER_TABLES};
 
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicySet};
 use std::collections::HashMap;

@@ -264,3 +264,57 @@ fn starter_policy_blocks_every_destructive_statement_in_the_corpus() {
         "only {checked} destructive statements checked"
     );
 }
+
+#[test]
+fn reach_answers_per_connection_table_and_action() {
+    let policy = r#"
+@id("ci-connect") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"connect", resource == Gatehouse::Connection::"app-db");
+@id("ci-read") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"select", resource in Gatehouse::Connection::"app-db");
+@id("ci-orders") permit (principal in Gatehouse::Group::"ci", action in [Gatehouse::Action::"insert", Gatehouse::Action::"update"], resource == Gatehouse::Table::"app-db/public.orders");
+@id("no-secrets") forbid (principal, action, resource == Gatehouse::Table::"app-db/vault.secrets");
+"#;
+    let e = PolicyEngine::from_sources(&[(PathBuf::from("p.cedar"), policy.to_string())]).unwrap();
+    assert_eq!(
+        e.named_tables("app-db").into_iter().collect::<Vec<_>>(),
+        ["public.orders", "vault.secrets"]
+    );
+    assert!(e.named_tables("other-db").is_empty());
+    let conns = ["app-db".to_string(), "other-db".to_string()];
+    let rows = e.reach(
+        &who("ci-deploy", &["ci"]),
+        &conns,
+        "127.0.0.1".parse().unwrap(),
+        Timestamp::now(),
+    );
+    let get = |conn: &str, table: &str, action: &str| {
+        rows.iter()
+            .find(|r| r.connection == conn && r.table == table && r.action == action)
+            .unwrap_or_else(|| panic!("no row {conn} {table} {action}: {rows:?}"))
+    };
+    let connect = get("app-db", "", "connect");
+    assert_eq!(
+        (connect.decision.as_str(), connect.policies.as_slice()),
+        ("allow", &["ci-connect".to_string()][..])
+    );
+    assert_eq!(get("app-db", "public.orders", "insert").decision, "allow");
+    assert_eq!(get("app-db", "public.orders", "delete").decision, "deny");
+    assert_eq!(get("app-db", OTHER_TABLES, "select").decision, "allow");
+    assert_eq!(get("app-db", OTHER_TABLES, "insert").decision, "deny");
+    let secret = get("app-db", "vault.secrets", "select");
+    assert_eq!(
+        (secret.decision.as_str(), secret.policies.as_slice()),
+        ("deny", &["no-secrets".to_string()][..])
+    );
+    // Not allowed to connect: nothing more is listed for that connection.
+    assert_eq!(get("other-db", "", "connect").decision, "deny");
+    assert_eq!(
+        rows.iter().filter(|r| r.connection == "other-db").count(),
+        1
+    );
+    // Every probe is a real statement of its kind.
+    for action in [
+        "select", "insert", "update", "delete", "truncate", "ddl", "copy_out",
+    ] {
+        get("app-db", OTHER_TABLES, action);
+    }
+}

@@ -6,9 +6,13 @@
 use crate::config::RawConfig;
 use crate::serve::ADMIN_KEY_FILE;
 use anyhow::{anyhow, bail, Context, Result};
-use gatehouse_api::{CreateTokenRequest, CreatedToken, ErrorBody, PolicyReloaded};
+use gatehouse_api::{
+    AccessReview, CreateTokenRequest, CreatedToken, ErrorBody, PolicyReloaded, SignOffRequest,
+    SignedOff,
+};
 use gatehouse_core::{SessionDetail, SessionFilter, SessionSummary, TokenRecord};
 use serde::de::DeserializeOwned;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -115,6 +119,25 @@ impl AdminClient {
     pub async fn reload_policy(&self) -> Result<PolicyReloaded> {
         self.send(self.http.post(format!("{}/v1/policy/reload", self.base)))
             .await
+    }
+
+    /// The access review as the gateway computes it now.
+    pub async fn access_review(&self, client_ip: Option<IpAddr>) -> Result<AccessReview> {
+        let mut req = self.http.get(format!("{}/v1/access-review", self.base));
+        if let Some(ip) = client_ip {
+            req = req.query(&[("client_ip", ip.to_string())]);
+        }
+        self.send(req).await
+    }
+
+    /// Records that the access review was performed.
+    pub async fn sign_off_access_review(&self, req: &SignOffRequest) -> Result<SignedOff> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/access-review/sign-off", self.base))
+                .json(req),
+        )
+        .await
     }
 
     /// One session with its statements.

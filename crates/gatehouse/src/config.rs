@@ -316,6 +316,11 @@ impl RawConfig {
         }
     }
 
+    /// The connection names as written.
+    pub fn connection_names(&self) -> Vec<String> {
+        self.connections.iter().map(|c| c.name.clone()).collect()
+    }
+
     /// The data directory, relative paths taken from the config file's folder.
     pub fn data_dir(&self) -> PathBuf {
         self.path(self.server.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR))

@@ -1,6 +1,7 @@
 //! The `gatehouse` binary's library: configuration, wiring, admin client,
 //! output, the demo and the throwaway PostgreSQL used by the demo and tests.
 
+pub mod access;
 pub mod admin;
 pub mod certs;
 pub mod config;

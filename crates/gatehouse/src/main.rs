@@ -8,9 +8,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
+use gatehouse::access::AccessCommand;
 use gatehouse::admin::AdminClient;
 use gatehouse::config::RawConfig;
-use gatehouse::evidence::cli::AuditCommand;
+use gatehouse::evidence::cli::{AuditCommand, PackArgs};
 use gatehouse::policy_tools::{self, Question, TestFile};
 use gatehouse::{demo, output, serve};
 use gatehouse_api::CreateTokenRequest;
@@ -51,9 +52,14 @@ enum Command {
     /// Validate, explain, test and reload Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Review who can reach what, and sign the review off (through the running gateway's API).
+    #[command(subcommand)]
+    Access(AccessCommand),
     /// Verify, prove and export the evidence log (reads the log file directly).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write the SOC 2 evidence pack for a period: tables, signed checkpoint, proofs (reads the log file directly).
+    Evidence(PackArgs),
     /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
     Demo,
 }
@@ -261,8 +267,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
             sessions(cmd, &client).await
         }
+        Command::Access(cmd) => {
+            let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
+            gatehouse::access::run(cmd, &client).await
+        }
         Command::Policy(cmd) => policy(&cli, cmd).await,
         Command::Audit(cmd) => gatehouse::evidence::cli::run(cmd, &config_path(&cli)).await,
+        Command::Evidence(args) => {
+            gatehouse::evidence::cli::run_pack(args, &config_path(&cli)).await
+        }
         Command::Demo => {
             demo::run().await?;
             Ok(ExitCode::SUCCESS)

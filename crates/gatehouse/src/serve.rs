@@ -141,6 +141,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             admin_key,
             policy: config.policy.clone(),
             audit: audit.clone(),
+            connections: config.connections.iter().map(|c| c.name.clone()).collect(),
         };
         tokio::spawn(async move {
             let stop = async move {

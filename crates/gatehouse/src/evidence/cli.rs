@@ -3,6 +3,7 @@
 use super::commands::{
     check_proof, parse_verifier, print_report, prove, InclusionProof, LoadedLog,
 };
+use super::pack::{AccessPolicy, Period};
 use crate::config::RawConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
@@ -62,6 +63,79 @@ pub enum AuditCommand {
         #[command(flatten)]
         source: Source,
     },
+}
+
+/// `gatehouse evidence`: the SOC 2 evidence pack for a period.
+#[derive(clap::Args)]
+pub struct PackArgs {
+    /// Start of the period: a date (its midnight UTC) or an RFC 3339 time.
+    #[arg(long)]
+    from: String,
+    /// End of the period: a date (included: up to the next midnight UTC) or
+    /// an RFC 3339 time (excluded).
+    #[arg(long)]
+    to: String,
+    /// The folder to write (new, or empty).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    source: Source,
+}
+
+/// Writes an evidence pack.
+pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
+    let from = parse_time("--from", &args.from)?;
+    let mut to = parse_time("--to", &args.to)?;
+    if args.to.len() == 10 {
+        to += std::time::Duration::from_secs(24 * 3600);
+    }
+    if to <= from {
+        bail!("--to must be after --from");
+    }
+    let r = resolve(&args.source, config)?;
+    let log = LoadedLog::read(&r.log, &r.witnesses).await?;
+    // The access listing needs the policy and connections of the configuration.
+    let raw = if config.exists() {
+        Some(RawConfig::parse(config).map_err(|p| anyhow!("{p}"))?)
+    } else {
+        None
+    };
+    let policy = match raw {
+        Some(raw) => match raw.policy_files() {
+            Some(files) if !files.is_empty() => {
+                let engine = gatehouse_policy::PolicyEngine::load(&files)
+                    .map_err(|p| anyhow!("{p}\nthe pack lists what identities may reach with these policy files: fix them first"))?;
+                Some(AccessPolicy {
+                    engine,
+                    connections: raw.connection_names(),
+                })
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    if policy.is_none() {
+        eprintln!(
+            "note: no policy files in {}: identities.csv will not say what each identity may reach",
+            config.display()
+        );
+    }
+    let written = super::pack::write(
+        &log,
+        &r.key,
+        &Period { from, to },
+        policy.as_ref(),
+        &args.out,
+    )?;
+    eprintln!(
+        "wrote the evidence pack to {}: {} events, {} inclusion proofs against the checkpoint of {} entries; \
+         check it with `python3 verify_pack.py` in that folder",
+        args.out.display(),
+        written.entries,
+        written.proofs,
+        written.tree_size
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Which log, and which key verifies it.

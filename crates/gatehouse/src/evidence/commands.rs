@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use gatehouse_core::EvidenceStore;
-use gatehouse_evidence::merkle::{inclusion_proof, leaf_hash, verify_inclusion, Hash};
+use gatehouse_evidence::merkle::{leaf_hash, verify_inclusion, Hash, MerkleTree};
 use gatehouse_evidence::{
     split_notes, verify, Checkpoint, Entry, Report, StoredCheckpoint, StoredEntry, VerifierKey,
 };
@@ -168,18 +168,37 @@ pub fn prove(log: &LoadedLog, key: &VerifierKey, seq: u64) -> Result<InclusionPr
             cp.size
         );
     }
-    let leaves: Vec<Hash> = entries[..cp.size as usize]
-        .iter()
-        .map(|(_, b)| leaf_hash(b))
-        .collect();
-    let path = inclusion_proof(seq as usize, &leaves)
-        .ok_or_else(|| anyhow!("no inclusion proof for entry {seq}"))?;
-    let bytes = entries[seq as usize].1;
+    let tree = MerkleTree::new(
+        entries[..cp.size as usize]
+            .iter()
+            .map(|(_, b)| leaf_hash(b))
+            .collect(),
+    );
+    proof_in(&tree, &cp, note, seq, entries[seq as usize].1)
+}
+
+/// The proof of entry `seq` (whose bytes are `bytes`) in `tree`, against
+/// the checkpoint `cp` (signed as `note`) of the tree's size.
+pub fn proof_in(
+    tree: &MerkleTree,
+    cp: &Checkpoint,
+    note: &str,
+    seq: u64,
+    bytes: &[u8],
+) -> Result<InclusionProof> {
+    let path = tree
+        .inclusion_proof(seq as usize, cp.size as usize)
+        .ok_or_else(|| {
+            anyhow!(
+                "no inclusion proof for entry {seq} in a tree of {}",
+                cp.size
+            )
+        })?;
     Ok(InclusionProof {
         format: PROOF_FORMAT.into(),
         seq,
         entry: String::from_utf8(bytes.to_vec()).context("entry is not UTF-8")?,
-        leaf_hash: hex::encode(leaves[seq as usize]),
+        leaf_hash: hex::encode(leaf_hash(bytes)),
         tree_size: cp.size,
         proof: path.iter().map(hex::encode).collect(),
         checkpoint: note.to_string(),
