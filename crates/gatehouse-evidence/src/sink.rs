@@ -10,6 +10,7 @@
 //! sequence numbers, which is how a receiver recognises it.
 
 use crate::export::{Exported, Format};
+use crate::merkle::leaf_hash;
 use crate::{Entry, EvidenceError};
 use async_trait::async_trait;
 use gatehouse_core::EvidenceStore;
@@ -48,7 +49,8 @@ pub struct SinkSettings {
     pub format: Format,
     /// Entries per delivery at most.
     pub batch_max: usize,
-    /// The file holding the next sequence number to deliver.
+    /// The file holding the next sequence number to deliver, and the leaf
+    /// hash of the entry before it (which ties the cursor to this log).
     pub cursor: PathBuf,
 }
 
@@ -65,7 +67,8 @@ pub async fn spawn_sink(
     store: Arc<dyn EvidenceStore>,
     committed: watch::Receiver<u64>,
 ) -> Result<JoinHandle<()>, EvidenceError> {
-    let next = read_cursor(&settings).await?;
+    let cursor = read_cursor(&settings).await?;
+    let next = check_cursor(&settings, store.as_ref(), cursor).await?;
     let feed = Feed {
         sink,
         settings,
@@ -75,25 +78,68 @@ pub async fn spawn_sink(
     Ok(tokio::spawn(feed.run(committed)))
 }
 
-async fn read_cursor(settings: &SinkSettings) -> Result<u64, EvidenceError> {
+/// A saved position: the next sequence number and the leaf hash of the
+/// entry before it (none at the start).
+struct Cursor {
+    next: u64,
+    after: Option<String>,
+}
+
+async fn read_cursor(settings: &SinkSettings) -> Result<Cursor, EvidenceError> {
     let path = &settings.cursor;
     match tokio::fs::read_to_string(path).await {
-        Ok(text) => text.trim().parse().map_err(|_| {
-            EvidenceError::Store(format!(
-                "sink {:?}: the cursor file {} does not hold a sequence number ({:?}); \
-                 write the next sequence number to deliver into it, or delete it to deliver the whole log again",
-                settings.name,
-                path.display(),
-                text.trim()
-            ))
+        Ok(text) => {
+            let mut parts = text.split_whitespace();
+            let next = parts.next().and_then(|n| n.parse().ok());
+            let after = parts.next().map(str::to_string);
+            match next {
+                Some(next) if (next == 0) == after.is_none() => Ok(Cursor { next, after }),
+                _ => Err(EvidenceError::Store(format!(
+                    "sink {:?}: the cursor file {} is not a saved position ({:?}); \
+                     delete it to deliver the whole log again",
+                    settings.name,
+                    path.display(),
+                    text.trim()
+                ))),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Cursor {
+            next: 0,
+            after: None,
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(EvidenceError::Store(format!(
             "sink {:?}: cannot read its cursor {}: {e}",
             settings.name,
             path.display()
         ))),
     }
+}
+
+/// Refuses a cursor saved for another log (the log file was replaced): it
+/// would skip this log's first entries without a word.
+async fn check_cursor(
+    settings: &SinkSettings,
+    store: &dyn EvidenceStore,
+    cursor: Cursor,
+) -> Result<u64, EvidenceError> {
+    let Some(want) = cursor.after else {
+        return Ok(0);
+    };
+    let rows = store
+        .entries_from(cursor.next - 1, 1)
+        .await
+        .map_err(|e| EvidenceError::Store(e.to_string()))?;
+    let found = rows.first().map(|r| hex::encode(leaf_hash(&r.bytes)));
+    if found.as_deref() != Some(want.as_str()) {
+        return Err(EvidenceError::Store(format!(
+            "sink {:?}: its saved position {} (entry {} of hash {want}) is not in this evidence log, \
+             which was replaced since; delete the file to deliver this log from its start",
+            settings.name,
+            settings.cursor.display(),
+            cursor.next - 1,
+        )));
+    }
+    Ok(cursor.next)
 }
 
 struct Feed {
@@ -168,16 +214,17 @@ impl Feed {
             batch.push(SinkEvent {
                 line,
                 failure,
-                leaf_hash: hex::encode(crate::merkle::leaf_hash(&row.bytes)),
+                leaf_hash: hex::encode(leaf_hash(&row.bytes)),
                 entry,
             });
         }
-        let Some(last) = batch.last().map(|e| e.entry.seq) else {
+        let Some((last, last_leaf)) = batch.last().map(|e| (e.entry.seq, e.leaf_hash.clone()))
+        else {
             return Err(Retry(format!("the store holds no entry {} yet", self.next)));
         };
         self.sink.deliver(&batch).await.map_err(Retry)?;
         self.next = last + 1;
-        save_cursor(self.settings.cursor.clone(), self.next)
+        save_cursor(self.settings.cursor.clone(), self.next, last_leaf)
             .await
             .map_err(|e| {
                 Retry(format!(
@@ -197,12 +244,12 @@ enum Failure {
 use Failure::{Retry, Stop};
 
 /// Replaces the cursor file atomically (write, sync, rename).
-async fn save_cursor(path: PathBuf, next: u64) -> std::io::Result<()> {
+async fn save_cursor(path: PathBuf, next: u64, after: String) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{next}")?;
+        writeln!(f, "{next} {after}")?;
         f.sync_data()?;
         std::fs::rename(&tmp, &path)
     })

@@ -211,9 +211,15 @@ address = "127.0.0.1:{syslog_port}"
         }
     }
     assert_eq!(seqs, all, "HTTP sink: each event exactly once, in order");
+    let saved = std::fs::read_to_string(cursor("siem-http")).unwrap();
+    let (next, after) = saved.trim().split_once(' ').unwrap();
+    assert_eq!(next, n.to_string());
     assert_eq!(
-        std::fs::read_to_string(cursor("siem-http")).unwrap().trim(),
-        n.to_string()
+        after,
+        logged[n as usize - 1]["integrity"]["leaf_hash"]
+            .as_str()
+            .unwrap(),
+        "the cursor names the last delivered entry's hash"
     );
 
     // Syslog: RFC 5424 with our structured data, CEF as the message.
@@ -258,4 +264,31 @@ address = "127.0.0.1:{syslog_port}"
     );
     // The token never reaches the gateway's own log.
     assert!(!h.log_text().contains("sink-secret-123"));
+
+    // A log moved aside and started afresh: the saved positions belong to
+    // the old log, and following them would skip the new one's first
+    // entries, so the gateway does not start until they are dealt with.
+    let aside = h.dir.path().join("old-evidence");
+    std::fs::create_dir(&aside).unwrap();
+    for f in std::fs::read_dir(&h.data_dir).unwrap().flatten() {
+        if f.file_name().to_string_lossy().starts_with("evidence.db") {
+            std::fs::rename(f.path(), aside.join(f.file_name())).unwrap();
+        }
+    }
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&h.config)
+        .env("GATEHOUSE_TEST_APP_PASSWORD", &h.backend_passwords[0])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("sink \"siem-http\"") && err.contains("is not in this evidence log"),
+        "{err}"
+    );
+    assert!(
+        err.contains("delete the file to deliver this log from its start"),
+        "{err}"
+    );
 }

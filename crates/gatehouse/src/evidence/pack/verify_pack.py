@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks a Gatehouse evidence pack with the Python standard library and
-OpenSSL only (no Gatehouse needed). Run it in the pack's folder:
+OpenSSL only (no Gatehouse needed):
 
-    python3 verify_pack.py
+    python3 verify_pack.py      (from anywhere; it reads the folder it is in)
 
 It checks that:
   1. checkpoint.txt is signed by the key in public-key.pem (openssl), and
@@ -68,6 +68,7 @@ def read(name):
 
 
 def main():
+    os.chdir(os.path.dirname(os.path.abspath(__file__)))
     manifest = json.loads(read("pack.json"))
 
     # 1. The checkpoint and its signature.
