@@ -562,17 +562,26 @@ async fn a_log_that_cannot_be_written_refuses_the_statement() {
     let client = h.connect(&token, "app-db").await.unwrap();
     client.simple_query("SELECT 1").await.unwrap();
 
-    // Another process takes the log's write lock and keeps it.
+    // Another process takes the log's write lock and keeps it; it says
+    // `locked` once it holds it.
     let mut locker = Command::new("sqlite3")
         .arg(log_file(&h))
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = locker.stdin.take().unwrap();
-    stdin.write_all(b"BEGIN EXCLUSIVE;\nSELECT 1;\n").unwrap();
+    stdin
+        .write_all(b"BEGIN EXCLUSIVE;\nSELECT 'locked';\n")
+        .unwrap();
     stdin.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(locker.stdout.take().unwrap()),
+        &mut said,
+    )
+    .unwrap();
+    assert_eq!(said.trim(), "locked");
 
     let e = client
         .simple_query("INSERT INTO held VALUES (1)")
