@@ -104,15 +104,7 @@ async fn compute(state: &ApiState, client_ip: IpAddr) -> ApiResult<AccessReview>
             });
     }
     let (engine, _) = state.policy.current();
-    let policy_files = engine
-        .files()
-        .iter()
-        .map(|f| PolicyFileSummary {
-            path: f.path.display().to_string(),
-            sha256: f.sha256.clone(),
-            policies: f.policies,
-        })
-        .collect();
+    let policy_files = PolicyFileSummary::of(&engine);
     let connections = state.connections.clone();
     // Cedar evaluation for every identity, table and action is CPU work:
     // off the async workers.

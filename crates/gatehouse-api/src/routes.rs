@@ -49,6 +49,21 @@ pub struct PolicyFileSummary {
     pub policies: usize,
 }
 
+impl PolicyFileSummary {
+    /// The files of the policy `engine` holds.
+    pub fn of(engine: &gatehouse_policy::PolicyEngine) -> Vec<Self> {
+        engine
+            .files()
+            .iter()
+            .map(|f| Self {
+                path: f.path.display().to_string(),
+                sha256: f.sha256.clone(),
+                policies: f.policies,
+            })
+            .collect()
+    }
+}
+
 /// The JSON body of every error answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -295,15 +310,7 @@ async fn reload_policy(
                 .await?;
             Ok(Json(PolicyReloaded {
                 generation,
-                files: engine
-                    .files()
-                    .iter()
-                    .map(|f| PolicyFileSummary {
-                        path: f.path.display().to_string(),
-                        sha256: f.sha256.clone(),
-                        policies: f.policies,
-                    })
-                    .collect(),
+                files: PolicyFileSummary::of(&engine),
             }))
         }
         Err(problems) => {

@@ -146,6 +146,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| unavailable(format!("evidence store task: {e}")))?
 }
 
+/// A `SELECT position, bytes` row.
+fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+    Ok(LogRow {
+        position: r.get(0)?,
+        bytes: r.get(1)?,
+    })
+}
+
 #[async_trait]
 impl EvidenceStore for SqliteEvidenceStore {
     async fn append(
@@ -174,12 +182,7 @@ impl EvidenceStore for SqliteEvidenceStore {
     async fn entries(&self) -> Result<Vec<LogRow>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT position, bytes FROM entries ORDER BY position")?;
-            let rows = st.query_map([], |r| {
-                Ok(LogRow {
-                    position: r.get(0)?,
-                    bytes: r.get(1)?,
-                })
-            })?;
+            let rows = st.query_map([], log_row)?;
             rows.collect()
         })
         .await
@@ -190,12 +193,7 @@ impl EvidenceStore for SqliteEvidenceStore {
             let mut st = c.prepare_cached(
                 "SELECT position, bytes FROM entries WHERE seq >= ?1 ORDER BY position LIMIT ?2",
             )?;
-            let rows = st.query_map(params![first as i64, limit as i64], |r| {
-                Ok(LogRow {
-                    position: r.get(0)?,
-                    bytes: r.get(1)?,
-                })
-            })?;
+            let rows = st.query_map(params![first as i64, limit as i64], log_row)?;
             rows.collect()
         })
         .await

@@ -465,14 +465,7 @@ fn tampering_with_the_store_file_is_detected_and_named() {
     std::fs::copy(h.dir.path().join("deleted.db"), log_file(&h)).unwrap();
     let _ = std::fs::remove_file(h.data_dir.join("evidence.db-wal"));
     let _ = std::fs::remove_file(h.data_dir.join("evidence.db-shm"));
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&h.config)
-        .env("GATEHOUSE_TEST_APP_PASSWORD", &h.backend_passwords[0])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = stderr(&h.serve_expecting_failure());
     assert!(
         err.contains("entry 5 was deleted") && err.contains("audit verify"),
         "{err}"

@@ -178,15 +178,18 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     h.stop_gateway();
     let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
     let pack = h.dir.path().join("pack");
-    let out = h.cli(&[
-        "evidence",
-        "--from",
-        today,
-        "--to",
-        today,
-        "--out",
-        pack.to_str().unwrap(),
-    ]);
+    let write_pack = |from: &str, to: &str, out: &Path| {
+        h.cli(&[
+            "evidence",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let out = write_pack(today, today, &pack);
     assert!(out.status.success(), "{}", stderr(&out));
     for f in [
         "README.md",
@@ -375,25 +378,9 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     );
 
     // A pack never overwrites, and an empty period is named.
-    let out = h.cli(&[
-        "evidence",
-        "--from",
-        today,
-        "--to",
-        today,
-        "--out",
-        pack.to_str().unwrap(),
-    ]);
+    let out = write_pack(today, today, &pack);
     assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
-    let out = h.cli(&[
-        "evidence",
-        "--from",
-        "2001-01-01",
-        "--to",
-        "2001-01-02",
-        "--out",
-        h.dir.path().join("empty").to_str().unwrap(),
-    ]);
+    let out = write_pack("2001-01-01", "2001-01-02", &h.dir.path().join("empty"));
     assert!(
         stderr(&out).contains("holds no event between"),
         "{}",
@@ -409,15 +396,8 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
         .as_str()
         .unwrap();
     let late = h.dir.path().join("late");
-    h.cli_ok(&[
-        "evidence",
-        "--from",
-        mid,
-        "--to",
-        today,
-        "--out",
-        late.to_str().unwrap(),
-    ]);
+    let out = write_pack(mid, today, &late);
+    assert!(out.status.success(), "{}", stderr(&out));
     let manifest: Value = std::fs::read_to_string(late.join("pack.json"))
         .unwrap()
         .parse()

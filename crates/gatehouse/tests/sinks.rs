@@ -275,14 +275,7 @@ address = "127.0.0.1:{syslog_port}"
             std::fs::rename(f.path(), aside.join(f.file_name())).unwrap();
         }
     }
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&h.config)
-        .env("GATEHOUSE_TEST_APP_PASSWORD", &h.backend_passwords[0])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = stderr(&out);
+    let err = stderr(&h.serve_expecting_failure());
     assert!(
         err.contains("sink \"siem-http\"") && err.contains("is not in this evidence log"),
         "{err}"

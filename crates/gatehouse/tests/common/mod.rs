@@ -241,6 +241,19 @@ connect_timeout = "3s"
         }
     }
 
+    /// Runs `gatehouse serve` in the foreground for a start that is expected
+    /// to fail; returns how it ended.
+    pub fn serve_expecting_failure(&self) -> Output {
+        let out = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("GATEHOUSE_TEST_APP_PASSWORD", &self.backend_passwords[0])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the gateway started");
+        out
+    }
+
     /// Stops the gateway with SIGTERM (a clean shutdown that flushes records).
     pub fn stop_gateway(&mut self) {
         if let Some(mut child) = self.gateway.take() {
