@@ -5,8 +5,8 @@
 //! texts and parameters enter only as recorded (masked).
 
 use crate::{
-    DecisionRecord, Identity, SessionEnd, SessionId, SessionStart, StatementOutcome,
-    StatementRecord, StoreError, Timestamp, TokenRecord,
+    ApprovalRequest, ApprovalState, ApprovalVote, DecisionRecord, Identity, SessionEnd, SessionId,
+    SessionStart, StatementOutcome, StatementRecord, StoreError, Timestamp, TokenRecord,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -316,6 +316,71 @@ impl AuditEvent {
                 "notes": notes,
                 "digest": digest,
                 "review": review,
+            }),
+        )
+    }
+
+    /// A statement needs approval: the request, exactly as approvers see it.
+    pub fn approval_requested(r: &ApprovalRequest) -> Self {
+        event(
+            EventKind::ApprovalRequested,
+            json!({
+                "request": r.id,
+                "route": r.route,
+                "identity": r.requester.subject,
+                "groups": r.requester.groups,
+                "connection": r.connection,
+                "session": r.session,
+                "statement_seq": r.statement_seq,
+                "text": r.text,
+                "params": r.params,
+                "fingerprint": r.fingerprint,
+                "policies": r.policies,
+                "reason": r.reason,
+                "expires_at": r.expires_at,
+            }),
+        )
+    }
+
+    /// An approver decided: `approval_approved` (whether or not more
+    /// approvals are needed; `state` says) or `approval_denied`.
+    pub fn approval_decided(r: &ApprovalRequest, vote: &ApprovalVote) -> Self {
+        event(
+            if vote.approve {
+                EventKind::ApprovalApproved
+            } else {
+                EventKind::ApprovalDenied
+            },
+            json!({
+                "request": r.id,
+                "route": r.route,
+                "identity": r.requester.subject,
+                "approver": vote.approver,
+                "comment": vote.comment,
+                "text": r.text,
+                "fingerprint": r.fingerprint,
+                "state": r.state.as_str(),
+                "valid_until": r.valid_until,
+            }),
+        )
+    }
+
+    /// A request lapsed; `was` is its state before: pending (nobody decided
+    /// in time) or approved (not used in time).
+    pub fn approval_expired(r: &ApprovalRequest, was: ApprovalState) -> Self {
+        event(
+            EventKind::ApprovalExpired,
+            json!({
+                "request": r.id,
+                "route": r.route,
+                "identity": r.requester.subject,
+                "text": r.text,
+                "reason": if was == ApprovalState::Approved {
+                    "approved but not used in time"
+                } else {
+                    "no decision in time"
+                },
+                "was": was.as_str(),
             }),
         )
     }

@@ -5,6 +5,7 @@
 //! protocol, no socket and no storage engine: adapters and stores depend on it,
 //! never the other way round.
 
+mod approval;
 mod audit;
 mod error;
 mod identity;
@@ -14,6 +15,10 @@ mod store;
 mod time;
 mod token;
 
+pub use approval::{
+    statement_fingerprint, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalRoute, ApprovalState,
+    ApprovalVote, VoteRefused,
+};
 pub use audit::{
     AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore, LogRow,
     StatementDecided,

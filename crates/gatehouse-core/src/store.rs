@@ -1,6 +1,7 @@
 use crate::{
-    SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary,
-    StatementRecord, StoreError, Timestamp, TokenId, TokenRecord,
+    ApprovalId, ApprovalRequest, ApprovalState, SessionDetail, SessionEnd, SessionFilter,
+    SessionId, SessionStart, SessionSummary, StatementRecord, StoreError, Timestamp, TokenId,
+    TokenRecord,
 };
 use async_trait::async_trait;
 
@@ -32,4 +33,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SessionSummary>, StoreError>;
     /// One session with its statements.
     async fn session(&self, id: SessionId) -> Result<Option<SessionDetail>, StoreError>;
+
+    /// Stores an approval request, replacing its earlier state.
+    async fn save_approval(&self, request: &ApprovalRequest) -> Result<(), StoreError>;
+    /// One approval request.
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError>;
+    /// Approval requests, newest first; only those in `state` if given.
+    async fn list_approvals(
+        &self,
+        state: Option<ApprovalState>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRequest>, StoreError>;
 }

@@ -11,8 +11,9 @@ pub use evidence::{Durability, SqliteEvidenceStore};
 
 use async_trait::async_trait;
 use gatehouse_core::{
-    SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary,
-    StatementOutcome, StatementRecord, Store, StoreError, Timestamp, TokenId, TokenRecord,
+    ApprovalId, ApprovalRequest, ApprovalState, SessionDetail, SessionEnd, SessionFilter,
+    SessionId, SessionStart, SessionSummary, StatementOutcome, StatementRecord, Store, StoreError,
+    Timestamp, TokenId, TokenRecord,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -78,6 +79,54 @@ impl Store for SqliteStore {
         .await
         .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn save_approval(&self, r: &ApprovalRequest) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO approvals (id, state, fingerprint, created_at, expires_at, body_json) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, body_json = excluded.body_json",
+        )
+        .bind(&r.id.0)
+        .bind(r.state.as_str())
+        .bind(&r.fingerprint)
+        .bind(r.created_at.unix_millis())
+        .bind(r.expires_at.unix_millis())
+        .bind(rows::to_json(r)?)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body_json FROM approvals WHERE id = ?")
+                .bind(&id.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        body.map(|b| rows::from_json("approval", &b)).transpose()
+    }
+
+    async fn list_approvals(
+        &self,
+        state: Option<ApprovalState>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body_json FROM approvals WHERE (?1 IS NULL OR state = ?1) \
+             ORDER BY created_at DESC, id DESC LIMIT ?2",
+        )
+        .bind(state.map(ApprovalState::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        bodies
+            .iter()
+            .map(|b| rows::from_json("approval", b))
+            .collect()
     }
 
     async fn find_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {

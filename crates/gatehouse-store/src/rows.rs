@@ -10,7 +10,7 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String, StoreError
     serde_json::to_string(v).map_err(|e| StoreError::Malformed(e.to_string()))
 }
 
-fn from_json<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Malformed(format!("{what}: {e}")))
 }
 

@@ -161,3 +161,45 @@ async fn large_batches_are_split_and_kept_in_order() {
     let d = store.session(start.id).await.unwrap().unwrap();
     assert_eq!(d.statements, statements);
 }
+
+#[tokio::test]
+async fn approvals_round_trip_and_filter_by_state() {
+    use gatehouse_core::{statement_fingerprint, ApprovalId, ApprovalRequest, ApprovalState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    let request = |at: i64, text: &str| ApprovalRequest {
+        id: ApprovalId::new(),
+        route: "dba".into(),
+        requester: identity(),
+        connection: "app-db".into(),
+        session: SessionId::new(),
+        statement_seq: 1,
+        text: text.into(),
+        params: vec![Some("7".into()), None],
+        fingerprint: statement_fingerprint("ci-deploy", "app-db", "simple", text, &[]),
+        policies: vec!["p".into()],
+        reason: Some("OPS-1".into()),
+        created_at: Timestamp::from_unix_millis(at),
+        expires_at: Timestamp::from_unix_millis(at + 60_000),
+        state: ApprovalState::Pending,
+        votes: Vec::new(),
+        valid_until: None,
+        used_at: None,
+    };
+    let a = request(1_000, "DELETE FROM a");
+    let mut b = request(2_000, "DELETE FROM b");
+    store.save_approval(&a).await.unwrap();
+    store.save_approval(&b).await.unwrap();
+    assert_eq!(store.approval(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.approval(&ApprovalId::new()).await.unwrap(), None);
+    b.state = ApprovalState::Denied;
+    store.save_approval(&b).await.unwrap();
+    let all = store.list_approvals(None, 10).await.unwrap();
+    assert_eq!(all, vec![b.clone(), a.clone()], "newest first, updated in place");
+    let pending = store
+        .list_approvals(Some(ApprovalState::Pending), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending, vec![a]);
+    assert_eq!(store.list_approvals(None, 1).await.unwrap().len(), 1);
+}
