@@ -165,6 +165,11 @@ impl PolicyEngine {
         self.uses_time
     }
 
+    /// `@approval` policies and the route each names (policy id → route).
+    pub fn approval_routes(&self) -> &HashMap<String, String> {
+        &self.approval_routes
+    }
+
     /// How many policies are loaded.
     pub fn policy_count(&self) -> usize {
         self.all.policies().count()

@@ -318,3 +318,28 @@ fn reach_answers_per_connection_table_and_action() {
         get("app-db", OTHER_TABLES, action);
     }
 }
+
+#[test]
+fn a_reload_cannot_introduce_an_undefined_approval_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.cedar");
+    let held = |route: &str| {
+        format!("@id(\"held\") @approval(\"{route}\") forbid (principal, action == Gatehouse::Action::\"delete\", resource);\n")
+    };
+    std::fs::write(&file, held("dba")).unwrap();
+    let engine = PolicyEngine::load(std::slice::from_ref(&file)).unwrap();
+    assert!(PolicyHandle::undefined_routes(&engine, &["dba".into()]).is_empty());
+    let handle = PolicyHandle::new(engine, vec![file.clone()], PolicyMode::Enforce)
+        .with_routes(vec!["dba".into()]);
+    std::fs::write(&file, held("security")).unwrap();
+    let e = handle.reload().map(|_| ()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("approval route \"security\", which no [[approval.route]] defines"),
+        "{e}"
+    );
+    assert_eq!(handle.generation(), 1, "the policy in force stays");
+    std::fs::write(&file, held("dba")).unwrap();
+    handle.reload().unwrap();
+    assert_eq!(handle.generation(), 2);
+}

@@ -195,7 +195,11 @@ async fn approvals_round_trip_and_filter_by_state() {
     b.state = ApprovalState::Denied;
     store.save_approval(&b).await.unwrap();
     let all = store.list_approvals(None, 10).await.unwrap();
-    assert_eq!(all, vec![b.clone(), a.clone()], "newest first, updated in place");
+    assert_eq!(
+        all,
+        vec![b.clone(), a.clone()],
+        "newest first, updated in place"
+    );
     let pending = store
         .list_approvals(Some(ApprovalState::Pending), 10)
         .await

@@ -132,6 +132,7 @@ pub struct RawConfig {
     policy: Option<PolicySection>,
     masking: Option<masking::MaskingSection>,
     evidence: evidence::EvidenceSection,
+    approval: approval::ApprovalSection,
     connections: Vec<ConnectionSection>,
 }
 
@@ -178,6 +179,8 @@ pub struct GatewayConfig {
     pub masking_key_file: Option<PathBuf>,
     /// How the evidence log is written.
     pub evidence: EvidenceSpec,
+    /// Approval routes by name.
+    pub approval_routes: Vec<gatehouse_core::ApprovalRoute>,
     /// Things that are valid but probably not meant.
     pub warnings: Vec<String>,
 }
@@ -212,6 +215,7 @@ impl RawConfig {
         let mut policy = None;
         let mut masking = None;
         let mut evidence = evidence::EvidenceSection::default();
+        let mut approval = approval::ApprovalSection::default();
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -225,6 +229,7 @@ impl RawConfig {
                 "policy" => section(&key, value, &mut problems, file).map(|s| policy = Some(s)),
                 "masking" => section(&key, value, &mut problems, file).map(|s| masking = Some(s)),
                 "evidence" => section(&key, value, &mut problems, file).map(|s| evidence = s),
+                "approval" => section(&key, value, &mut problems, file).map(|s| approval = s),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -247,7 +252,7 @@ impl RawConfig {
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, connection"
+                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, connection"
                             .into(),
                     ));
                     None
@@ -278,6 +283,7 @@ impl RawConfig {
             policy,
             masking,
             evidence,
+            approval,
             connections,
         })
     }
@@ -416,7 +422,7 @@ impl RawConfig {
             Some(p) if !p.files.is_empty() => {
                 let paths: Vec<PathBuf> = p.files.iter().map(|f| self.path(f)).collect();
                 match PolicyEngine::load(&paths) {
-                    Ok(engine) => Some(Arc::new(PolicyHandle::new(engine, paths, p.mode))),
+                    Ok(engine) => Some(PolicyHandle::new(engine, paths, p.mode)),
                     Err(e) => {
                         for pr in e.0 {
                             problem("policy.files".into(), pr.to_string());
@@ -427,11 +433,7 @@ impl RawConfig {
             }
             _ => match PolicyEngine::from_sources(&[]) {
                 // No policies: valid, but default deny refuses every connection.
-                Ok(engine) => Some(Arc::new(PolicyHandle::new(
-                    engine,
-                    Vec::new(),
-                    PolicyMode::Enforce,
-                ))),
+                Ok(engine) => Some(PolicyHandle::new(engine, Vec::new(), PolicyMode::Enforce)),
                 Err(e) => {
                     problem("policy".into(), e.to_string());
                     None
@@ -451,6 +453,21 @@ impl RawConfig {
         let evidence = self
             .evidence
             .resolve(|p| self.path(p), &self.data_dir(), &mut problem);
+        let approval_routes = self.approval.resolve(&mut problem);
+        let policy = match (policy, &approval_routes) {
+            (Some(handle), Some(routes)) => {
+                let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
+                let (engine, _) = handle.current();
+                for (policy_id, route) in PolicyHandle::undefined_routes(&engine, &names) {
+                    problem(
+                        "policy.files".into(),
+                        format!("policy {policy_id} sends statements to approval route {route:?}, which no [[approval.route]] defines: add one (name = {route:?}, approvers = [\"…\"])"),
+                    );
+                }
+                Some(Arc::new(handle.with_routes(names)))
+            }
+            (policy, _) => policy.map(Arc::new),
+        };
         let mut masking_specs = HashMap::new();
         let mut names = HashSet::new();
         let mut connections = Vec::new();
@@ -640,6 +657,7 @@ impl RawConfig {
             tls,
             policy,
             evidence,
+            approval_routes,
         ) {
             (
                 Some(api_listen),
@@ -648,6 +666,7 @@ impl RawConfig {
                 Some(tls),
                 Some(policy),
                 Some(evidence),
+                Some(approval_routes),
             ) if problems.is_empty() => Ok(GatewayConfig {
                 file: self.file.clone(),
                 sha256: self.sha256.clone(),
@@ -667,6 +686,7 @@ impl RawConfig {
                 masking: masking_specs,
                 masking_key_file: masking_global.hash_key_file,
                 evidence,
+                approval_routes,
             }),
             _ => Err(ConfigProblems(problems)),
         }
@@ -708,6 +728,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+mod approval;
 mod evidence;
 mod masking;
 mod sinks;

@@ -73,6 +73,10 @@ postgres = "127.0.0.1:{pg_port}"
 [policy]
 files = ["policies.cedar"]
 
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+
 [[connection]]
 name = "app-db"
 kind = "postgres"

@@ -417,3 +417,69 @@ type = "kafka"
         &["unknown field `retries`"],
     );
 }
+
+#[test]
+fn approval_route_mistakes_are_named() {
+    assert_problems(
+        &[
+            r#"[listeners]
+postgres = "127.0.0.1:15432"
+
+[[approval.route]]
+name = "dba team"
+approvals_needed = 0
+mode = "later"
+request_ttl = "5m"
+hold_timeout = "10m"
+
+[[approval.route]]
+name = "ops"
+approvers = ["ops"]
+
+[[approval.route]]
+name = "ops"
+approvers = ["ops"]
+valid_for = "soon"
+
+"#,
+            APP_CONNECTION,
+        ]
+        .concat(),
+        &[
+            "approval.route[0].name: \"dba team\" cannot name a route",
+            "approval.route[0].approvers: missing",
+            "approval.route[0].approvals_needed: must be at least 1",
+            "approval.route[0].mode: \"later\" is not a mode",
+            "approval.route[0].hold_timeout: is longer than request_ttl",
+            "approval.route[2].name: route \"ops\" is defined twice",
+            "approval.route[2].valid_for: \"soon\" is not a duration",
+        ],
+    );
+}
+
+#[test]
+fn a_policy_naming_an_undefined_approval_route_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.cedar"),
+        "@id(\"held\") @approval(\"dba\") forbid (principal, action == Gatehouse::Action::\"delete\", resource);\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &cfg,
+        [
+            "[listeners]\npostgres = \"127.0.0.1:15432\"\n[policy]\nfiles = [\"p.cedar\"]\n",
+            APP_CONNECTION,
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = check(&cfg, &[("APP_DB_PASSWORD", "x")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("policy held sends statements to approval route \"dba\", which no [[approval.route]] defines"),
+        "{}",
+        text(&out)
+    );
+}

@@ -29,10 +29,14 @@ fn count(h: &Harness, table: &str) -> String {
         .unwrap()
 }
 
+/// The route the starter policies send unbounded DELETE/UPDATE to.
+const DBA_ROUTE: &str = "\n[[approval.route]]\nname = \"dba\"\napprovers = [\"dba-leads\"]\n";
+
 fn starter(mode: &'static str) -> Harness {
     let h = Harness::with(Options {
         policy: Some(STARTER.to_string()),
         policy_mode: mode,
+        extra_config: DBA_ROUTE,
         ..Options::default()
     });
     setup(&h);
@@ -446,6 +450,7 @@ async fn function_call_messages_are_decided_too() {
     let h = Harness::with(Options {
         plaintext_on_loopback: true,
         policy: Some(STARTER.to_string()),
+        extra_config: DBA_ROUTE,
         ..Options::default()
     });
     let ci = h.token("ci-deploy", &["ci"], "1h");
