@@ -8,10 +8,12 @@
 
 mod access_review;
 mod admin_key;
+mod approvals;
 mod routes;
 
 pub use access_review::{AccessReview, IdentityAccess, SignOffRequest, SignedOff, TokenAccess};
 pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
+pub use approvals::{ApprovalFilter, VoteRequest};
 pub use routes::{
     policy_event, router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,
     PolicyReloaded,

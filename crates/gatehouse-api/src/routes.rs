@@ -1,4 +1,4 @@
-use crate::{access_review, AdminKey};
+use crate::{access_review, approvals, AdminKey};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +27,8 @@ pub struct ApiState {
     pub audit: Arc<dyn AuditTrail>,
     /// The configured connection names (what an access review covers).
     pub connections: Arc<[String]>,
+    /// Approval requests and decisions.
+    pub approvals: Arc<gatehouse_core::ApprovalDesk>,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -157,6 +159,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/policy/reload", post(reload_policy))
         .route("/v1/access-review", get(access_review::show))
         .route("/v1/access-review/sign-off", post(access_review::sign_off))
+        .route("/v1/approvals", get(approvals::list))
+        .route("/v1/approvals/{id}", get(approvals::show))
+        .route("/v1/approvals/{id}/approve", post(approvals::approve))
+        .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(state)
 }

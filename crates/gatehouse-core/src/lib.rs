@@ -6,6 +6,7 @@
 //! never the other way round.
 
 mod approval;
+mod approval_desk;
 mod audit;
 mod error;
 mod identity;
@@ -19,6 +20,7 @@ pub use approval::{
     statement_fingerprint, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalRoute, ApprovalState,
     ApprovalVote, VoteRefused,
 };
+pub use approval_desk::{ApprovalDesk, ApprovalError};
 pub use audit::{
     AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore, LogRow,
     StatementDecided,

@@ -232,7 +232,10 @@ impl PolicyEngine {
     }
 
     /// Decides one Cedar request: asked of the whole set, and, if only
-    /// `@approval` forbids deny it, asked again without them to tell Review from Deny.
+    /// `@approval` forbids deny it, asked again without them to tell Review
+    /// from Deny. An `approved` request is what those forbids ask for, so
+    /// it is asked of the set without them (plain forbids still apply).
+    #[allow(clippy::too_many_arguments)]
     fn decide_one(
         &self,
         what: &str,
@@ -241,12 +244,19 @@ impl PolicyEngine {
         resource: &EntityUid,
         pairs: &[(String, RestrictedExpression)],
         entities: &Entities,
+        approved: bool,
     ) -> Decision {
         let run = |set| {
             Context::from_pairs(pairs.to_vec())
                 .map_err(|e| e.to_string())
                 .and_then(|c| self.ask(set, principal, action, resource, c, entities))
         };
+        if approved {
+            return match run(&self.without_approvals) {
+                Ok(resp) => self.judge(what, resp, || Err("unreachable".into())),
+                Err(e) => deny_error(e),
+            };
+        }
         match run(&self.all) {
             Ok(resp) => self.judge(what, resp, || run(&self.without_approvals)),
             Err(e) => deny_error(e),
@@ -272,6 +282,7 @@ impl PolicyEngine {
             &built.connection,
             &pairs,
             &entities,
+            false,
         )
     }
 
@@ -342,6 +353,7 @@ impl PolicyEngine {
                 &resource,
                 &pairs,
                 &entities,
+                r.approved,
             );
             match d {
                 Decision::Allow { policies } => allowed.extend(policies),

@@ -343,3 +343,35 @@ fn a_reload_cannot_introduce_an_undefined_approval_route() {
     handle.reload().unwrap();
     assert_eq!(handle.generation(), 2);
 }
+
+#[test]
+fn an_approved_statement_passes_approval_forbids_but_not_plain_ones() {
+    let policy = r#"
+@id("all") permit (principal, action, resource);
+@id("held") @approval("dba") forbid (principal, action == Gatehouse::Action::"delete", resource) when { !context.has_where };
+@id("never") forbid (principal, action == Gatehouse::Action::"delete", resource == Gatehouse::Table::"app-db/public.audit");
+"#;
+    let e = PolicyEngine::from_sources(&[(PathBuf::from("p.cedar"), policy.to_string())]).unwrap();
+    let id = who("ci-deploy", &["ci"]);
+    let ask = |sql: &str, approved: bool| {
+        let a = analyze_uncached(sql, ParseMode::default()).unwrap();
+        let sts: Vec<&gatehouse_sql::StatementAnalysis> = a.statements.iter().collect();
+        e.decide_statements(&StatementRequest {
+            identity: &id,
+            connection: "app-db",
+            client_ip: "127.0.0.1".parse().unwrap(),
+            now: Timestamp::now(),
+            protocol: "simple",
+            approved,
+            statements: &sts,
+        })
+    };
+    assert_eq!(ask("DELETE FROM customers", false).name(), "review");
+    assert_eq!(ask("DELETE FROM customers", true).name(), "allow");
+    assert_eq!(ask("DELETE FROM audit", false).name(), "deny");
+    assert_eq!(
+        ask("DELETE FROM audit", true).name(),
+        "deny",
+        "approval does not lift a plain forbid"
+    );
+}

@@ -12,13 +12,16 @@
 use crate::codec::backend::{error_response, ErrorNotice};
 use crate::codec::write::{begin, finish, put_cstr};
 use crate::mask::ColumnGuard;
+pub(crate) use approval::ApprovalStep;
 use bytes::{BufMut, BytesMut};
-use gatehouse_core::{DecisionRecord, Identity, Timestamp};
+use gatehouse_core::{ApprovalDesk, DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
 use gatehouse_sql::{ActionKind, Analyzer, ParseMode, SqlError, StatementAnalysis};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+mod approval;
 
 /// What every session's gate shares.
 #[derive(Clone)]
@@ -27,6 +30,8 @@ pub struct GateSettings {
     pub analyzer: Arc<Analyzer>,
     /// The policy in force.
     pub policy: Arc<PolicyHandle>,
+    /// Where statements that need approval are filed (none: they are refused).
+    pub approvals: Option<Arc<ApprovalDesk>>,
 }
 
 /// The text sent to the backend in place of a refused statement: a comment
@@ -43,6 +48,10 @@ pub(crate) struct Verdict {
     pub(crate) refusal: Option<Refusal>,
     /// A statement may change the schema (DDL): cached table names are stale.
     pub(crate) changes_schema: bool,
+    /// What the statement does to an approval: files a request, or uses one.
+    pub(crate) approval: Option<ApprovalStep>,
+    /// The routes a `review` verdict needs approval from.
+    pub(crate) review_routes: Vec<String>,
 }
 
 /// A refusal: the client's error, and the SQLSTATE and message to record.
@@ -123,6 +132,11 @@ impl Gate {
         &self.connection
     }
 
+    /// Where approval requests go, if anywhere.
+    pub(crate) fn approvals(&self) -> Option<Arc<ApprovalDesk>> {
+        self.settings.approvals.clone()
+    }
+
     pub(crate) fn generation(&self) -> u64 {
         self.settings.policy.generation()
     }
@@ -196,7 +210,17 @@ impl Gate {
                 None => resolved.push(Arc::new(st.clone())),
             }
         }
-        let verdict = self.decide(&resolved, protocol);
+        let mut verdict = self.decide(&resolved, protocol);
+        let mut cacheable = cacheable;
+        if verdict.record.decision == "review" {
+            // Whether an approval covers it changes from one run to the next.
+            cacheable = false;
+            if protocol == "simple" {
+                if let Some(v) = self.approval_verdict(sql, &resolved, &verdict) {
+                    verdict = v;
+                }
+            }
+        }
         if verdict.refusal.is_none() {
             for st in &analysis.statements {
                 if let Some(name) = &st.prepares {
@@ -215,21 +239,36 @@ impl Gate {
         (verdict, single, cacheable)
     }
 
-    /// Decides already analyzed statements (a re-check at Execute after a policy reload,
-    /// or a FunctionCall).
-    pub(crate) fn decide(&self, statements: &[Arc<StatementAnalysis>], protocol: &str) -> Verdict {
+    /// The policy's decision on analyzed statements; `approved` when a
+    /// human approved exactly these.
+    fn decision(
+        &self,
+        statements: &[Arc<StatementAnalysis>],
+        protocol: &str,
+        approved: bool,
+    ) -> Decision {
         let refs: Vec<&StatementAnalysis> = statements.iter().map(|s| s.as_ref()).collect();
         let (engine, _) = self.settings.policy.current();
-        let decision = engine.decide_statements(&StatementRequest {
+        engine.decide_statements(&StatementRequest {
             identity: &self.identity,
             connection: &self.connection,
             client_ip: self.client_ip,
             now: Timestamp::now(),
             protocol,
-            approved: false,
+            approved,
             statements: &refs,
-        });
-        let mut verdict = self.verdict(decision);
+        })
+    }
+
+    /// Decides already analyzed statements (a re-check at Execute after a policy reload,
+    /// or a FunctionCall).
+    pub(crate) fn decide(&self, statements: &[Arc<StatementAnalysis>], protocol: &str) -> Verdict {
+        let decision = self.decision(statements, protocol, false);
+        self.checked(statements, self.verdict(decision))
+    }
+
+    /// Adds what column masking and schema changes say to a policy verdict.
+    fn checked(&self, statements: &[Arc<StatementAnalysis>], mut verdict: Verdict) -> Verdict {
         if verdict.refusal.is_none() {
             if let Some(guard) = &self.column_guard {
                 if let Err(reason) = statements.iter().try_for_each(|s| guard.check(s)) {
@@ -256,6 +295,8 @@ impl Gate {
                 },
                 refusal: None,
                 changes_schema: false,
+                approval: None,
+                review_routes: Vec::new(),
             },
             (Decision::Deny { reason, .. }, PolicyMode::Audit) => {
                 self.shadow("shadow_deny", policies, reason)
@@ -268,7 +309,9 @@ impl Gate {
             }
             (Decision::Review { reason, routes, .. }, PolicyMode::Enforce) => {
                 let reason = format!("{reason} from route {}", routes.join(" or "));
-                self.refuse_reason("review", policies, reason)
+                let mut v = self.refuse_reason("review", policies, reason);
+                v.review_routes = routes;
+                v
             }
         }
     }
@@ -284,6 +327,8 @@ impl Gate {
             },
             refusal: None,
             changes_schema: false,
+            approval: None,
+            review_routes: Vec::new(),
         }
     }
 
@@ -301,8 +346,8 @@ impl Gate {
         let (message, hint) = if decision == "review" {
             (
                 format!("gatehouse: approval required: {reason}"),
-                "this statement may run only once approved; approvals are not yet available on this gateway, \
-                 so ask its operator, or check with `gatehouse policy explain`",
+                "this statement may run only once approved; this gateway files approval requests for \
+                 simple-protocol statements (psql, scripts): run it that way, or ask its operator",
             )
         } else {
             (
@@ -324,6 +369,8 @@ impl Gate {
             },
             refusal: Some(refusal("42501", message, Some(&detail), hint)),
             changes_schema: false,
+            approval: None,
+            review_routes: Vec::new(),
         }
     }
 
@@ -350,6 +397,8 @@ impl Gate {
                  masks by rule; nothing of the statement reached the database",
             )),
             changes_schema: false,
+            approval: None,
+            review_routes: Vec::new(),
         }
     }
 
@@ -371,6 +420,8 @@ impl Gate {
                 "gatehouse parses every statement with PostgreSQL's own parser and refuses what it cannot parse",
             )),
             changes_schema: false,
+            approval: None,
+            review_routes: Vec::new(),
         }
     }
 }

@@ -188,6 +188,7 @@ where
     } else {
         frontend_inspects
     };
+    let desk = lock(tracker).approvals();
     let mut first = !buf.is_empty();
     loop {
         if !first {
@@ -217,10 +218,14 @@ where
         }
         first = false;
         loop {
-            let (scanned, decided) = {
+            let (scanned, decided, steps) = {
                 let mut t = lock(tracker);
                 let r = scanner.scan(&buf, inspects, |ty, body| t.on_frontend(ty, body));
-                (r, std::mem::take(&mut t.decided))
+                (
+                    r,
+                    std::mem::take(&mut t.decided),
+                    std::mem::take(&mut t.approval_steps),
+                )
             };
             let s = match scanned {
                 Ok(Ok(s)) => s,
@@ -233,6 +238,11 @@ where
                     tracing::error!(error = %e, "evidence log write failed; ending the session");
                     return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
                 }
+            }
+            // Requests filed and approvals used are durable before too.
+            if let Err(e) = settle_approvals(desk.as_deref(), steps).await {
+                tracing::error!(error = %e, "approval could not be recorded; ending the session");
+                return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
             }
             if s.forward > 0 {
                 if let Err(e) = bw.write_all(&buf[..s.forward]).await {
@@ -248,6 +258,27 @@ where
             buf.advance(skip);
         }
     }
+}
+
+/// Files the requests and marks the approvals used that the statements
+/// just decided carry.
+async fn settle_approvals(
+    desk: Option<&gatehouse_core::ApprovalDesk>,
+    steps: Vec<crate::gate::ApprovalStep>,
+) -> Result<(), gatehouse_core::ApprovalError> {
+    let Some(desk) = desk else {
+        return Ok(());
+    };
+    for step in steps {
+        match step {
+            crate::gate::ApprovalStep::File(request) => desk.submit(*request).await?,
+            crate::gate::ApprovalStep::Use(id) => {
+                desk.mark_used(&id, gatehouse_core::Timestamp::now())
+                    .await?
+            }
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -159,6 +159,8 @@ pub(crate) struct Tracker {
     /// Decisions to make durable in the evidence log before the messages
     /// they decide are forwarded (write-ahead).
     pub(crate) decided: Vec<AuditEvent>,
+    /// Approval requests filed and approvals used, made durable with `decided`.
+    pub(crate) approval_steps: Vec<gate::ApprovalStep>,
     /// The client sent Terminate.
     pub(crate) terminated: bool,
 }
@@ -178,6 +180,7 @@ impl Tracker {
             stray_tally: MaskTally::default(),
             done: Vec::new(),
             decided: Vec::new(),
+            approval_steps: Vec::new(),
             terminated: false,
         }
     }
@@ -251,6 +254,17 @@ impl Tracker {
         if verdict.changes_schema && !refused {
             self.masking.schema_changed();
         }
+        match verdict.approval {
+            Some(gate::ApprovalStep::File(mut request)) => {
+                request.session = self.session_id;
+                request.statement_seq = self.next_seq;
+                request.text = text.to_string();
+                request.params = params.clone();
+                self.approval_steps.push(gate::ApprovalStep::File(request));
+            }
+            Some(step) => self.approval_steps.push(step),
+            None => {}
+        }
         self.push(
             kind,
             text,
@@ -264,6 +278,11 @@ impl Tracker {
         } else {
             Flow::Forward
         }
+    }
+
+    /// Where approval requests go, if anywhere.
+    pub(crate) fn approvals(&self) -> Option<std::sync::Arc<gatehouse_core::ApprovalDesk>> {
+        self.gate.approvals()
     }
 
     /// Decides and notes a message the client sent (only types for which

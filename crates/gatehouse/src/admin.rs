@@ -7,10 +7,10 @@ use crate::config::RawConfig;
 use crate::serve::ADMIN_KEY_FILE;
 use anyhow::{anyhow, bail, Context, Result};
 use gatehouse_api::{
-    AccessReview, CreateTokenRequest, CreatedToken, ErrorBody, PolicyReloaded, SignOffRequest,
-    SignedOff,
+    AccessReview, ApprovalFilter, CreateTokenRequest, CreatedToken, ErrorBody, PolicyReloaded,
+    SignOffRequest, SignedOff, VoteRequest,
 };
-use gatehouse_core::{SessionDetail, SessionFilter, SessionSummary, TokenRecord};
+use gatehouse_core::{ApprovalRequest, SessionDetail, SessionFilter, SessionSummary, TokenRecord};
 use serde::de::DeserializeOwned;
 use std::net::IpAddr;
 use std::path::Path;
@@ -24,6 +24,34 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
+    /// A client that authenticates with `credential` (an approver's
+    /// Gatehouse token) and needs no admin key.
+    pub fn with_token(
+        config: Option<&Path>,
+        server: Option<&str>,
+        credential: &str,
+    ) -> Result<Self> {
+        let raw = match config {
+            Some(path) => Some(RawConfig::parse(path).map_err(|p| anyhow!("{p}"))?),
+            None => None,
+        };
+        let base = match (server, &raw) {
+            (Some(s), _) => s.trim_end_matches('/').to_string(),
+            (None, Some(r)) => format!("http://{}", r.api_listen()),
+            (None, None) => bail!(
+                "no gateway to talk to: pass --config with the gateway's configuration file, or --server with its API address"
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            base,
+            key: credential.trim().to_string(),
+            http,
+        })
+    }
+
     /// Builds a client from the CLI's options.
     pub fn new(config: Option<&Path>, server: Option<&str>) -> Result<Self> {
         let raw = match config {
@@ -57,6 +85,40 @@ impl AdminClient {
             .timeout(Duration::from_secs(30))
             .build()?;
         Ok(Self { base, key, http })
+    }
+
+    /// Approval requests, newest first.
+    pub async fn approvals(&self, filter: &ApprovalFilter) -> Result<Vec<ApprovalRequest>> {
+        self.send(
+            self.http
+                .get(format!("{}/v1/approvals", self.base))
+                .query(filter),
+        )
+        .await
+    }
+
+    /// One approval request.
+    pub async fn approval(&self, id: &str) -> Result<ApprovalRequest> {
+        self.send(self.http.get(format!("{}/v1/approvals/{id}", self.base)))
+            .await
+    }
+
+    /// Approves (`approve`) or denies request `id`.
+    pub async fn decide_approval(
+        &self,
+        id: &str,
+        approve: bool,
+        comment: &str,
+    ) -> Result<ApprovalRequest> {
+        let verb = if approve { "approve" } else { "deny" };
+        self.send(
+            self.http
+                .post(format!("{}/v1/approvals/{id}/{verb}", self.base))
+                .json(&VoteRequest {
+                    comment: comment.to_string(),
+                }),
+        )
+        .await
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {

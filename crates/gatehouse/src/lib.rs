@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod approvals;
 pub mod certs;
 pub mod config;
 pub mod demo;

@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Args, Parser, Subcommand};
 use gatehouse::access::AccessCommand;
 use gatehouse::admin::AdminClient;
+use gatehouse::approvals::ApprovalsCommand;
 use gatehouse::config::RawConfig;
 use gatehouse::evidence::cli::{AuditCommand, PackArgs};
 use gatehouse::policy_tools::{self, Question, TestFile};
@@ -52,6 +53,9 @@ enum Command {
     /// Validate, explain, test and reload Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// List, read, approve and deny approval requests (through the running gateway's API).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Review who can reach what, and sign the review off (through the running gateway's API).
     #[command(subcommand)]
     Access(AccessCommand),
@@ -266,6 +270,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sessions(cmd) => {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
             sessions(cmd, &client).await
+        }
+        Command::Approvals(cmd) => {
+            gatehouse::approvals::run(cmd, admin_config(&cli).as_deref(), cli.server.as_deref())
+                .await
         }
         Command::Access(cmd) => {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;

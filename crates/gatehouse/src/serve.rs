@@ -4,7 +4,7 @@ use crate::certs;
 use crate::config::{GatewayConfig, TlsSource};
 use anyhow::{Context, Result};
 use gatehouse_api::{AdminKey, ApiState};
-use gatehouse_core::{AuditEvent, AuditTrail, SessionRecorder, Store};
+use gatehouse_core::{ApprovalDesk, AuditEvent, AuditTrail, SessionRecorder, Store};
 use gatehouse_evidence::EvidenceLog;
 use gatehouse_mask::{HashKey, MaskingEngine};
 use gatehouse_postgres::{ConnectionMasking, GateSettings, ListenerSettings, PostgresGateway};
@@ -112,6 +112,11 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         }
     }
     let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), audit.clone(), 8192);
+    let approvals = Arc::new(
+        ApprovalDesk::open(config.approval_routes.clone(), store.clone(), audit.clone())
+            .await
+            .context("reading the approval requests from the store")?,
+    );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let settings = ListenerSettings {
         tls,
@@ -125,6 +130,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         gate: GateSettings {
             analyzer: Arc::new(Analyzer::new(ANALYSIS_CACHE_ENTRIES)),
             policy: config.policy.clone(),
+            approvals: Some(approvals.clone()),
         },
         masking,
         record_masking: Arc::new(MaskingEngine::secrets_only()),
@@ -142,6 +148,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             policy: config.policy.clone(),
             audit: audit.clone(),
             connections: config.connections.iter().map(|c| c.name.clone()).collect(),
+            approvals: approvals.clone(),
         };
         tokio::spawn(async move {
             let stop = async move {
@@ -152,6 +159,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             }
         })
     };
+    let expiry_task = tokio::spawn(expire_approvals(approvals, shutdown.subscribe()));
     let reload_task = tokio::spawn(reload_on_sighup(
         config.policy.clone(),
         audit.clone(),
@@ -180,7 +188,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         postgres_addr,
         api_addr,
         shutdown,
-        tasks: vec![pg_task, api_task, reload_task],
+        tasks: vec![pg_task, api_task, reload_task, expiry_task],
         recorder_task,
         store: sqlite,
         evidence,
@@ -244,6 +252,26 @@ async fn reload_on_sighup(
                         %problems, "policy reload on SIGHUP rejected; the previous policy stays in force"
                     ),
                     Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+                }
+            }
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// How often lapsed approval requests are expired.
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Expires approval requests nobody decided in time, and approvals nobody
+/// used in time, until shutdown.
+async fn expire_approvals(desk: Arc<ApprovalDesk>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = desk.expire_due(gatehouse_core::Timestamp::now()).await {
+                    tracing::error!(error = %e, "could not expire approval requests; retrying");
                 }
             }
             _ = stopped(&mut stop) => return,

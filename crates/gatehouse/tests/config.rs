@@ -435,6 +435,7 @@ hold_timeout = "10m"
 [[approval.route]]
 name = "ops"
 approvers = ["ops"]
+mode = "hold"
 
 [[approval.route]]
 name = "ops"
@@ -451,6 +452,7 @@ valid_for = "soon"
             "approval.route[0].approvals_needed: must be at least 1",
             "approval.route[0].mode: \"later\" is not a mode",
             "approval.route[0].hold_timeout: is longer than request_ttl",
+            "approval.route[1].mode: \"hold\" (the statement waits in its session) is not available yet",
             "approval.route[2].name: route \"ops\" is defined twice",
             "approval.route[2].valid_for: \"soon\" is not a duration",
         ],

@@ -69,6 +69,7 @@ fn tracker_with(policy: &str) -> Tracker {
     let settings = crate::gate::GateSettings {
         analyzer: std::sync::Arc::new(gatehouse_sql::Analyzer::new(64)),
         policy,
+        approvals: None,
     };
     let identity = gatehouse_core::Identity {
         subject: "t".into(),

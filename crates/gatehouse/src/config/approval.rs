@@ -67,14 +67,20 @@ impl ApprovalSection {
                 );
             }
             let mode = match r.mode.as_deref() {
-                None | Some("hold") => ApprovalMode::Hold,
-                Some("request") => ApprovalMode::Request,
+                None | Some("request") => ApprovalMode::Request,
+                Some("hold") => {
+                    bad(
+                        "mode",
+                        "\"hold\" (the statement waits in its session) is not available yet: use \"request\" (refused with a request id, run again once approved)".into(),
+                    );
+                    ApprovalMode::Hold
+                }
                 Some(other) => {
                     bad(
                         "mode",
-                        format!("{other:?} is not a mode: use \"hold\" (the statement waits) or \"request\" (refused now, run again once approved)"),
+                        format!("{other:?} is not a mode: use \"request\" (refused with a request id, run again once approved)"),
                     );
-                    ApprovalMode::Hold
+                    ApprovalMode::Request
                 }
             };
             let mut duration = |field: &str, v: &Option<String>, default: Duration| match v {
@@ -87,7 +93,7 @@ impl ApprovalSection {
             let request_ttl = duration("request_ttl", &r.request_ttl, DEFAULT_REQUEST_TTL);
             let hold_timeout = duration("hold_timeout", &r.hold_timeout, DEFAULT_HOLD_TIMEOUT);
             let valid_for = duration("valid_for", &r.valid_for, DEFAULT_VALID_FOR);
-            if hold_timeout > request_ttl {
+            if r.hold_timeout.is_some() && hold_timeout > request_ttl {
                 bad(
                     "hold_timeout",
                     "is longer than request_ttl: a held statement cannot wait longer than its request lives".into(),

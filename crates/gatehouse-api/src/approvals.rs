@@ -1,0 +1,155 @@
+//! Approval requests over the API. Approvers authenticate with their own
+//! Gatehouse service token (the decision is theirs, by name, and the route
+//! checks their groups); the admin key may list and read, never decide.
+
+use crate::routes::{ApiError, ApiResult, ApiState};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use gatehouse_core::{
+    ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, Identity, Timestamp, VoteRefused,
+};
+use gatehouse_identity::verify_service_token;
+use serde::{Deserialize, Serialize};
+
+/// Query of `GET /v1/approvals`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalFilter {
+    /// Only requests in this state (`pending`, `approved`, `denied`, `expired`, `used`).
+    pub state: Option<ApprovalState>,
+    /// At most this many (default 100).
+    pub limit: Option<u32>,
+}
+
+/// Body of `POST /v1/approvals/{id}/approve` and `/deny`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteRequest {
+    /// Why (required to deny).
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Who is calling: the admin, or an identity by its service token.
+enum Caller {
+    Admin,
+    Identity(Identity),
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+async fn caller(state: &ApiState, headers: &HeaderMap) -> ApiResult<Caller> {
+    let Some(presented) = bearer(headers) else {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing credentials: send `Authorization: Bearer <your Gatehouse token>` (approvers) or the admin key (read only)".into(),
+        ));
+    };
+    if state.admin_key.matches(presented) {
+        return Ok(Caller::Admin);
+    }
+    verify_service_token(state.store.as_ref(), presented, Timestamp::now())
+        .await
+        .map(|a| Caller::Identity(a.into_identity()))
+        .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.to_string()))
+}
+
+fn desk_error(e: ApprovalError) -> ApiError {
+    match e {
+        ApprovalError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+        ApprovalError::Refused(VoteRefused::NotPending(..)) => {
+            ApiError(StatusCode::CONFLICT, e.to_string())
+        }
+        ApprovalError::Refused(VoteRefused::DenialWithoutComment) => {
+            ApiError(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        ApprovalError::Refused(_) => ApiError(StatusCode::FORBIDDEN, e.to_string()),
+        ApprovalError::UnknownRoute(..) => ApiError(StatusCode::CONFLICT, e.to_string()),
+        ApprovalError::Store(s) => s.into(),
+        ApprovalError::Audit(a) => a.into(),
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<ApprovalFilter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<ApprovalRequest>>> {
+    caller(&state, &headers).await?;
+    let Query(f) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = f.limit.unwrap_or(100).clamp(1, 10_000);
+    state
+        .approvals
+        .list(f.state, limit)
+        .await
+        .map(Json)
+        .map_err(desk_error)
+}
+
+pub(crate) async fn show(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApprovalRequest>> {
+    caller(&state, &headers).await?;
+    state
+        .approvals
+        .get(&ApprovalId(id))
+        .await
+        .map(Json)
+        .map_err(desk_error)
+}
+
+async fn vote(
+    state: ApiState,
+    headers: HeaderMap,
+    id: String,
+    body: Result<Json<VoteRequest>, axum::extract::rejection::JsonRejection>,
+    approve: bool,
+) -> ApiResult<Json<ApprovalRequest>> {
+    let voter = match caller(&state, &headers).await? {
+        Caller::Identity(i) => i,
+        Caller::Admin => {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "the admin key cannot decide approvals: an approver decides with their own Gatehouse token (--token or GATEHOUSE_TOKEN)".into(),
+            ))
+        }
+    };
+    let comment = match body {
+        Ok(Json(b)) => b.comment,
+        Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => String::new(),
+        Err(e) => return Err(ApiError(StatusCode::BAD_REQUEST, e.body_text())),
+    };
+    let r = state
+        .approvals
+        .vote(&ApprovalId(id), &voter, approve, &comment)
+        .await
+        .map_err(desk_error)?;
+    tracing::info!(request = %r.id, approver = %voter.subject, approve, state = r.state.as_str(), "approval decided");
+    Ok(Json(r))
+}
+
+pub(crate) async fn approve(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<VoteRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<ApprovalRequest>> {
+    vote(state, headers, id, body, true).await
+}
+
+pub(crate) async fn deny(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<VoteRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<ApprovalRequest>> {
+    vote(state, headers, id, body, false).await
+}

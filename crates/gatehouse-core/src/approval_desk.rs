@@ -1,0 +1,217 @@
+//! The approval desk: where requests are filed, decided, used and expired.
+//!
+//! Every change is logged in the evidence log (durably) and stored before
+//! it takes effect. The data path asks the desk, without waiting, whether
+//! an approval covers a statement's fingerprint; taking one removes it, so
+//! two sessions can never both use it.
+
+use crate::{
+    ApprovalId, ApprovalMode, ApprovalRequest, ApprovalRoute, ApprovalState, AuditError,
+    AuditEvent, AuditTrail, Identity, Store, StoreError, Timestamp, VoteRefused,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Why the desk could not act.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// No such request.
+    #[error("no approval request {0}")]
+    NotFound(ApprovalId),
+    /// The vote was refused (who may decide, state, self-approval…).
+    #[error(transparent)]
+    Refused(#[from] VoteRefused),
+    /// The request names a route the configuration no longer has.
+    #[error("request {0} belongs to route {1}, which is not configured")]
+    UnknownRoute(ApprovalId, String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The evidence log failed: nothing was changed.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// Requests the data path may find without waiting, by fingerprint.
+#[derive(Default)]
+struct Index {
+    /// Approved, unused (request mode): id and deadline.
+    approved: HashMap<String, (ApprovalId, Option<Timestamp>)>,
+    /// Pending: a repeat of the statement points at the same request.
+    pending: HashMap<String, ApprovalId>,
+}
+
+/// The gateway's approval desk.
+pub struct ApprovalDesk {
+    routes: HashMap<String, ApprovalRoute>,
+    store: Arc<dyn Store>,
+    audit: Arc<dyn AuditTrail>,
+    index: Mutex<Index>,
+}
+
+/// Requests read at start-up.
+const LOAD_LIMIT: u32 = 100_000;
+
+impl ApprovalDesk {
+    /// Opens the desk over `store`, indexing the pending and approved
+    /// requests it holds (they survive restarts).
+    pub async fn open(
+        routes: Vec<ApprovalRoute>,
+        store: Arc<dyn Store>,
+        audit: Arc<dyn AuditTrail>,
+    ) -> Result<Self, StoreError> {
+        let desk = Self {
+            routes: routes.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            store,
+            audit,
+            index: Mutex::new(Index::default()),
+        };
+        for state in [ApprovalState::Pending, ApprovalState::Approved] {
+            for r in desk.store.list_approvals(Some(state), LOAD_LIMIT).await? {
+                desk.index_request(&r);
+            }
+        }
+        Ok(desk)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        // The index holds plain maps; a panic elsewhere cannot leave it half-updated.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn index_request(&self, r: &ApprovalRequest) {
+        let mut ix = self.lock();
+        ix.pending.retain(|_, id| *id != r.id);
+        match r.state {
+            ApprovalState::Pending => {
+                ix.pending.insert(r.fingerprint.clone(), r.id.clone());
+            }
+            ApprovalState::Approved => {
+                ix.approved
+                    .insert(r.fingerprint.clone(), (r.id.clone(), r.valid_until));
+            }
+            _ => {
+                ix.approved.retain(|_, (id, _)| *id != r.id);
+            }
+        }
+    }
+
+    /// A configured route.
+    pub fn route(&self, name: &str) -> Option<&ApprovalRoute> {
+        self.routes.get(name)
+    }
+
+    /// Takes the approval covering `fingerprint`, if one is valid at `now`:
+    /// it is no longer available to anyone else.
+    pub fn take_approved(&self, fingerprint: &str, now: Timestamp) -> Option<ApprovalId> {
+        let mut ix = self.lock();
+        match ix.approved.remove(fingerprint) {
+            Some((id, until)) if until.is_none_or(|u| now < u) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The pending request for `fingerprint`, if the statement was already asked for.
+    pub fn pending_for(&self, fingerprint: &str) -> Option<ApprovalId> {
+        self.lock().pending.get(fingerprint).cloned()
+    }
+
+    /// Files a new request: logged, stored, indexed.
+    pub async fn submit(&self, request: ApprovalRequest) -> Result<(), ApprovalError> {
+        self.audit
+            .append(vec![AuditEvent::approval_requested(&request)])
+            .await?;
+        self.store.save_approval(&request).await?;
+        self.index_request(&request);
+        Ok(())
+    }
+
+    /// Marks an approval taken with [`Self::take_approved`] as used.
+    pub async fn mark_used(&self, id: &ApprovalId, now: Timestamp) -> Result<(), ApprovalError> {
+        let mut r = self.get(id).await?;
+        r.state = ApprovalState::Used;
+        r.used_at = Some(now);
+        self.store.save_approval(&r).await?;
+        Ok(())
+    }
+
+    /// One request.
+    pub async fn get(&self, id: &ApprovalId) -> Result<ApprovalRequest, ApprovalError> {
+        self.store
+            .approval(id)
+            .await?
+            .ok_or_else(|| ApprovalError::NotFound(id.clone()))
+    }
+
+    /// Requests, newest first.
+    pub async fn list(
+        &self,
+        state: Option<ApprovalState>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        Ok(self.store.list_approvals(state, limit).await?)
+    }
+
+    /// `voter` approves or denies request `id`: checked against its route,
+    /// logged durably, then stored and made effective.
+    pub async fn vote(
+        &self,
+        id: &ApprovalId,
+        voter: &Identity,
+        approve: bool,
+        comment: &str,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        let mut r = self.get(id).await?;
+        let route = self
+            .routes
+            .get(&r.route)
+            .ok_or_else(|| ApprovalError::UnknownRoute(r.id.clone(), r.route.clone()))?;
+        let now = Timestamp::now();
+        let was = r.state;
+        let outcome = r.vote(route, voter, approve, comment, now);
+        if r.state == ApprovalState::Expired && was != ApprovalState::Expired {
+            self.expire(r.clone(), was).await?;
+        }
+        outcome?;
+        let vote = r.votes.last().cloned().ok_or_else(|| {
+            // `vote` succeeded, so it pushed a vote.
+            ApprovalError::NotFound(r.id.clone())
+        })?;
+        self.audit
+            .append(vec![AuditEvent::approval_decided(&r, &vote)])
+            .await?;
+        self.store.save_approval(&r).await?;
+        if route.mode == ApprovalMode::Request || r.state != ApprovalState::Approved {
+            self.index_request(&r);
+        }
+        Ok(r)
+    }
+
+    async fn expire(
+        &self,
+        mut r: ApprovalRequest,
+        was: ApprovalState,
+    ) -> Result<(), ApprovalError> {
+        r.state = ApprovalState::Expired;
+        self.audit
+            .append(vec![AuditEvent::approval_expired(&r, was)])
+            .await?;
+        self.store.save_approval(&r).await?;
+        self.index_request(&r);
+        Ok(())
+    }
+
+    /// Expires what lapsed by `now`; returns how many.
+    pub async fn expire_due(&self, now: Timestamp) -> Result<usize, ApprovalError> {
+        let mut n = 0;
+        for state in [ApprovalState::Pending, ApprovalState::Approved] {
+            for r in self.store.list_approvals(Some(state), LOAD_LIMIT).await? {
+                if r.lapsed(now) {
+                    self.expire(r, state).await?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,233 @@
+//! Just-in-time approval (request mode) end to end: psql through a real
+//! gateway, `gatehouse approvals` as approvers with their own tokens, the
+//! backend's rows, the evidence log and a restart.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const POLICY: &str = r#"
+@id("ci-connect") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"connect", resource);
+@id("ci-work") permit (principal in Gatehouse::Group::"ci", action, resource) unless { action == Gatehouse::Action::"connect" };
+@id("unbounded-delete") @approval("dba") forbid (principal, action == Gatehouse::Action::"delete", resource) when { context.has_where == false };
+@id("truncate") @approval("quick") forbid (principal, action == Gatehouse::Action::"truncate", resource);
+"#;
+
+const ROUTES: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "request"
+request_ttl = "1h"
+valid_for = "15m"
+
+[[approval.route]]
+name = "quick"
+approvers = ["dba-leads"]
+request_ttl = "2s"
+"#;
+
+/// The request id in a refusal: `… request <uuid>`.
+fn request_id(err: &str) -> String {
+    let at = err
+        .find("request ")
+        .unwrap_or_else(|| panic!("no request id in {err}"))
+        + 8;
+    err[at..at + 36].to_string()
+}
+
+fn refused_with_request(h: &Harness, token: &str, sql: &str) -> String {
+    let out = h.psql(token, "app-db", sql);
+    assert!(!out.status.success(), "{sql} ran without approval");
+    let err = stderr(&out);
+    assert!(err.contains("approval required"), "{err}");
+    assert!(err.contains("gatehouse approvals approve"), "{err}");
+    request_id(&err)
+}
+
+fn rows(h: &Harness) -> String {
+    h.cluster
+        .sql("app", "SELECT count(*) FROM customers")
+        .unwrap()
+}
+
+fn refill(h: &Harness) {
+    h.cluster
+        .sql(
+            "app",
+            "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
+        )
+        .unwrap();
+}
+
+/// `gatehouse approvals …` with `token` (or the admin key when empty).
+fn approvals(h: &Harness, token: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["approvals"];
+    all.extend_from_slice(args);
+    if !token.is_empty() {
+        all.extend(["--token", token]);
+    }
+    h.cli(&all)
+}
+
+#[test]
+fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
+    let mut h = Harness::with(Options {
+        policy: Some(POLICY.into()),
+        extra_config: ROUTES,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill(&h);
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let mallory = h.token("mallory", &["ci"], "1h");
+    let lead = h.token("ci-lead", &["ci", "dba-leads"], "1h");
+
+    // Held: refused with a request id; asking again names the same request.
+    let id = refused_with_request(&h, &ci, "DELETE FROM customers");
+    assert_eq!(refused_with_request(&h, &ci, "DELETE FROM customers"), id);
+    assert_eq!(rows(&h), "5");
+    let pending: Value = serde_json::from_str(&stdout(&approvals(
+        &h,
+        "",
+        &["list", "--pending", "--json"],
+    )))
+    .unwrap();
+    let pending = pending.as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["id"], id.as_str());
+    assert_eq!(pending[0]["text"], "DELETE FROM customers");
+    assert_eq!(pending[0]["requester"]["subject"], "ci-deploy");
+    assert_eq!(pending[0]["policies"][0], "unbounded-delete");
+    let shown = stdout(&approvals(&h, &alice, &["show", &id]));
+    assert!(
+        shown.contains("requester  ci-deploy (groups: ci)"),
+        "{shown}"
+    );
+
+    // Who may not decide: an outsider, the admin key.
+    let out = approvals(&h, &mallory, &["approve", &id]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("mallory may not decide requests of route dba"),
+        "{}",
+        stderr(&out)
+    );
+    let out = approvals(&h, "", &["approve", &id]);
+    assert!(
+        stderr(&out).contains("deciding needs your own Gatehouse token"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Approved: exactly that statement, once.
+    let out = approvals(&h, &alice, &["approve", &id, "--comment", "cleanup OPS-7"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("approved: ci-deploy may run the statement once"),
+        "{}",
+        stderr(&out)
+    );
+    let other = refused_with_request(&h, &ci, "delete from customers");
+    assert_ne!(other, id, "a different text is a different request");
+    let out = h.psql(&ci, "app-db", "DELETE FROM customers");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rows(&h), "0", "the rows are gone on the backend");
+    let again = refused_with_request(&h, &ci, "DELETE FROM customers");
+    assert_ne!(again, id, "used once: a second run needs a new approval");
+    let used: Value =
+        serde_json::from_str(&stdout(&approvals(&h, "", &["show", &id, "--json"]))).unwrap();
+    assert_eq!(used["state"], "used");
+    assert!(used["used_at"].is_string());
+
+    // Denied: a reason is required; the rows stay.
+    refill(&h);
+    let out = approvals(&h, &alice, &["deny", &again, "--comment", ""]);
+    assert!(
+        stderr(&out).contains("--comment: say why"),
+        "{}",
+        stderr(&out)
+    );
+    let out = approvals(
+        &h,
+        &alice,
+        &["deny", &again, "--comment", "not in a release window"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = approvals(&h, &alice, &["approve", &again]);
+    assert!(
+        stderr(&out).contains("is denied: it can no longer be decided"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(
+        refused_with_request(&h, &ci, "DELETE FROM customers"),
+        again
+    );
+    assert_eq!(rows(&h), "5");
+
+    // Self-approval is refused even for an approver.
+    let own = refused_with_request(&h, &lead, "DELETE FROM customers");
+    let out = approvals(&h, &lead, &["approve", &own]);
+    assert!(
+        stderr(&out).contains("ci-lead asked for this statement and may not approve it"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Expired: nobody decided within request_ttl.
+    let quick = refused_with_request(&h, &ci, "TRUNCATE customers");
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let out = approvals(&h, &alice, &["approve", &quick]);
+    assert!(stderr(&out).contains("is expired"), "{}", stderr(&out));
+
+    // A restart keeps pending requests, and they can still be approved.
+    h.stop_gateway();
+    h.start_gateway();
+    let listed = stdout(&approvals(&h, "", &["list", "--pending"]));
+    assert!(listed.contains(&own), "{listed}");
+    let out = approvals(&h, &alice, &["approve", &own]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = h.psql(&lead, "app-db", "DELETE FROM customers");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rows(&h), "0");
+    h.stop_gateway();
+
+    // The evidence log holds every step, tied to the statements.
+    let events: Vec<Value> = h
+        .cli_ok(&["audit", "export", "--format", "jsonl"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str, request: &str| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == kind && e["payload"]["request"] == request)
+            .count()
+    };
+    assert_eq!(of("approval_requested", &id), 1);
+    assert_eq!(of("approval_approved", &id), 1);
+    assert_eq!(of("approval_denied", &again), 1);
+    assert_eq!(of("approval_expired", &quick), 1);
+    let approved_run = events
+        .iter()
+        .find(|e| {
+            e["kind"] == "statement"
+                && e["payload"]["decision"]["reason"] == format!("approved: request {id}")
+        })
+        .expect("the approved statement's event names its request");
+    assert_eq!(approved_run["payload"]["decision"]["decision"], "allow");
+    let approved = events
+        .iter()
+        .find(|e| e["kind"] == "approval_approved" && e["payload"]["request"] == id.as_str())
+        .unwrap();
+    assert_eq!(approved["payload"]["approver"], "alice");
+    assert_eq!(approved["payload"]["comment"], "cleanup OPS-7");
+}
