@@ -16,12 +16,17 @@ const POLICY: &str = r#"
 @id("ci-work") permit (principal in Gatehouse::Group::"ci", action, resource) unless { action == Gatehouse::Action::"connect" };
 @id("no-delete") forbid (principal, action == Gatehouse::Action::"delete", resource);
 @id("orders-read-only") forbid (principal, action in [Gatehouse::Action::"insert", Gatehouse::Action::"update"], resource == Gatehouse::Table::"app-db/public.orders");
+@id("truncate-needs-approval") @approval("dba") forbid (principal, action == Gatehouse::Action::"truncate", resource);
 "#;
 
 const CONFIG: &str = r#"
 [evidence]
 node = "gw-pack"
 checkpoint_interval = "1s"
+
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
 
 [[connection]]
 name = "masked-db"
@@ -64,6 +69,7 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     let ci = h.token("ci-deploy", &["ci"], "1h");
     let old = h.token("old-job", &["ci"], "1h");
     let _analyst = h.token("analyst", &["readers"], "1h");
+    let dana = h.token("dana", &["dba-leads"], "1h");
 
     // Work: allowed, denied, masked; a login refused; a token revoked.
     for sql in [
@@ -78,6 +84,24 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     let out = h.psql(&ci, "masked-db", "SELECT 'dana@example.com' AS contact");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains("dana@example.com"), "masked");
+    // An approval: TRUNCATE is held, approved by dana, then runs once.
+    let out = h.psql(&ci, "app-db", "TRUNCATE orders");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let at = err.find("request ").unwrap() + 8;
+    let request = err[at..at + 36].to_string();
+    let out = h.cli(&[
+        "approvals",
+        "approve",
+        &request,
+        "--comment",
+        "quarter close",
+        "--token",
+        &dana,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = h.psql(&ci, "app-db", "TRUNCATE orders");
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = h.psql("gh_not_a_real_token", "app-db", "SELECT 1");
     assert!(!out.status.success());
     let old_id = h
@@ -106,7 +130,7 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
         .collect();
     assert_eq!(
         ids,
-        ["analyst", "ci-deploy"],
+        ["analyst", "ci-deploy", "dana"],
         "the revoked token's identity is gone"
     );
     let ci_reach = &review["identities"][1]["reach"];
@@ -230,7 +254,7 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
         );
     }
     assert!(
-        readme.contains("4 logins, 2 refused"),
+        readme.contains("6 logins, 2 refused"),
         "the bad and the revoked token: {readme}"
     );
     let sessions = csv_rows(&pack, "sessions");
@@ -257,15 +281,35 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     assert!(tokens
         .iter()
         .any(|r| r[2] == "token_revoked" && r[3] == old_id));
-    assert_eq!(tokens.iter().filter(|r| r[2] == "token_created").count(), 3);
+    assert_eq!(tokens.iter().filter(|r| r[2] == "token_created").count(), 4);
     let reviews = csv_rows(&pack, "access-reviews");
     assert_eq!(reviews.len(), 1);
-    assert_eq!(&reviews[0][2..5], ["Dana Auditor", "2", digest]);
+    assert_eq!(&reviews[0][2..5], ["Dana Auditor", "3", digest]);
     let policy = csv_rows(&pack, "policy-changes");
     assert!(policy
         .iter()
         .any(|r| r[2] == "policy_loaded" && r[6].len() == 64));
-    assert_eq!(csv_rows(&pack, "approvals").len(), 0);
+    let approvals = csv_rows(&pack, "approvals");
+    assert_eq!(approvals.len(), 2, "{approvals:?}");
+    assert_eq!(
+        approvals[0][2..4],
+        ["approval_requested".to_string(), request.clone()]
+    );
+    assert_eq!(
+        approvals[1][2..6],
+        [
+            "approval_approved".to_string(),
+            request.clone(),
+            "ci-deploy".into(),
+            "dana".into()
+        ]
+    );
+    assert_eq!(approvals[1][7], "quarter close");
+    assert!(readme.contains("2 approval events"), "{readme}");
+    // The approval's entries are proven like every listed entry.
+    assert!(pack
+        .join(format!("proofs/{}.json", approvals[1][0]))
+        .is_file());
     let identities = std::fs::read_to_string(pack.join("identities.csv")).unwrap();
     assert!(
         identities.contains("ci-deploy,ci,")

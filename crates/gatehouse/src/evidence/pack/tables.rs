@@ -257,7 +257,11 @@ impl Tables {
                     text(p, "/identity"),
                     text(p, "/approver"),
                     text(p, "/text"),
-                    text(p, "/reason"),
+                    // An approver's comment, or why a request expired.
+                    match text(p, "/comment") {
+                        c if c.is_empty() => text(p, "/reason"),
+                        c => c,
+                    },
                 ]),
                 EventKind::StatementResult if p.get("masking").is_some() => {
                     let pairs = |key: &str| {
