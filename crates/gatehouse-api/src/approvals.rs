@@ -1,6 +1,7 @@
 //! Approval requests over the API. Approvers authenticate with their own
 //! Gatehouse service token (the decision is theirs, by name, and the route
 //! checks their groups); the admin key may list and read, never decide.
+//! Other identities read only their own requests.
 
 use crate::routes::{ApiError, ApiResult, ApiState};
 use axum::extract::{Path, Query, State};
@@ -81,15 +82,21 @@ pub(crate) async fn list(
     headers: HeaderMap,
     query: Result<Query<ApprovalFilter>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<ApprovalRequest>>> {
-    caller(&state, &headers).await?;
+    let who = caller(&state, &headers).await?;
     let Query(f) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let limit = f.limit.unwrap_or(100).clamp(1, 10_000);
-    state
+    let mut list = state
         .approvals
         .list(f.state, limit)
         .await
-        .map(Json)
-        .map_err(desk_error)
+        .map_err(desk_error)?;
+    // Approvers and the admin read every request; others their own.
+    if let Caller::Identity(i) = &who {
+        if !state.approvals.is_approver(i) {
+            list.retain(|r| r.requester.subject == i.subject);
+        }
+    }
+    Ok(Json(list))
 }
 
 pub(crate) async fn show(
@@ -97,13 +104,24 @@ pub(crate) async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApprovalRequest>> {
-    caller(&state, &headers).await?;
-    state
+    let who = caller(&state, &headers).await?;
+    let r = state
         .approvals
         .get(&ApprovalId(id))
         .await
-        .map(Json)
-        .map_err(desk_error)
+        .map_err(desk_error)?;
+    if let Caller::Identity(i) = &who {
+        if !state.approvals.is_approver(i) && r.requester.subject != i.subject {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} may read only their own requests: request {} is not theirs and they approve no route",
+                    i.subject, r.id
+                ),
+            ));
+        }
+    }
+    Ok(Json(r))
 }
 
 async fn vote(

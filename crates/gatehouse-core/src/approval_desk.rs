@@ -96,6 +96,13 @@ impl ApprovalDesk {
         }
     }
 
+    /// Whether `who` may decide some route's requests (and so read all requests).
+    pub fn is_approver(&self, who: &Identity) -> bool {
+        self.routes
+            .values()
+            .any(|r| who.groups.iter().any(|g| r.approver_groups.contains(g)))
+    }
+
     /// A configured route.
     pub fn route(&self, name: &str) -> Option<&ApprovalRoute> {
         self.routes.get(name)

@@ -111,6 +111,19 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
         shown.contains("requester  ci-deploy (groups: ci)"),
         "{shown}"
     );
+    // A requester reads their own requests; others' stay private.
+    let out = approvals(&h, &ci, &["show", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = approvals(&h, &mallory, &["show", &id]);
+    assert!(
+        stderr(&out).contains("mallory may read only their own requests"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&approvals(&h, &mallory, &["list"])),
+        "no approval requests"
+    );
 
     // Who may not decide: an outsider, the admin key.
     let out = approvals(&h, &mallory, &["approve", &id]);
