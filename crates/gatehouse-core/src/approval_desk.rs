@@ -11,6 +11,7 @@ use crate::{
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
 
 /// Why the desk could not act.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +42,23 @@ struct Index {
     pending: HashMap<String, ApprovalId>,
 }
 
+/// What happened to a request, for notifications.
+#[derive(Clone, Debug)]
+pub struct ApprovalNotice {
+    /// `approval_requested`, `approval_approved`, `approval_denied` or `approval_expired`.
+    pub event: &'static str,
+    /// The request as it stands after the event.
+    pub request: ApprovalRequest,
+}
+
 /// The gateway's approval desk.
 pub struct ApprovalDesk {
     routes: HashMap<String, ApprovalRoute>,
     store: Arc<dyn Store>,
     audit: Arc<dyn AuditTrail>,
     index: Mutex<Index>,
+    /// Where notices go (webhooks); full or absent: nobody is told, the log still is.
+    notices: Option<mpsc::Sender<ApprovalNotice>>,
 }
 
 /// Requests read at start-up.
@@ -65,6 +77,7 @@ impl ApprovalDesk {
             store,
             audit,
             index: Mutex::new(Index::default()),
+            notices: None,
         };
         for state in [ApprovalState::Pending, ApprovalState::Approved] {
             for r in desk.store.list_approvals(Some(state), LOAD_LIMIT).await? {
@@ -72,6 +85,26 @@ impl ApprovalDesk {
             }
         }
         Ok(desk)
+    }
+
+    /// Sends a notice of every filed, decided and expired request to `tx`.
+    pub fn with_notices(mut self, tx: mpsc::Sender<ApprovalNotice>) -> Self {
+        self.notices = Some(tx);
+        self
+    }
+
+    /// Tells the notifiers, never waiting: a full queue drops the notice
+    /// (with an error in the gateway's log); the evidence log has the event.
+    fn notify(&self, event: &'static str, request: &ApprovalRequest) {
+        if let Some(tx) = &self.notices {
+            let notice = ApprovalNotice {
+                event,
+                request: request.clone(),
+            };
+            if tx.try_send(notice).is_err() {
+                tracing::error!(request = %request.id, event, "approval notification queue full or closed; this notice is not sent");
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Index> {
@@ -130,6 +163,7 @@ impl ApprovalDesk {
             .await?;
         self.store.save_approval(&request).await?;
         self.index_request(&request);
+        self.notify("approval_requested", &request);
         Ok(())
     }
 
@@ -191,6 +225,14 @@ impl ApprovalDesk {
         if route.mode == ApprovalMode::Request || r.state != ApprovalState::Approved {
             self.index_request(&r);
         }
+        self.notify(
+            if approve {
+                "approval_approved"
+            } else {
+                "approval_denied"
+            },
+            &r,
+        );
         Ok(r)
     }
 
@@ -205,6 +247,7 @@ impl ApprovalDesk {
             .await?;
         self.store.save_approval(&r).await?;
         self.index_request(&r);
+        self.notify("approval_expired", &r);
         Ok(())
     }
 

@@ -20,7 +20,7 @@ pub use approval::{
     statement_fingerprint, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalRoute, ApprovalState,
     ApprovalVote, VoteRefused,
 };
-pub use approval_desk::{ApprovalDesk, ApprovalError};
+pub use approval_desk::{ApprovalDesk, ApprovalError, ApprovalNotice};
 pub use audit::{
     AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore, LogRow,
     StatementDecided,

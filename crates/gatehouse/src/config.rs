@@ -181,6 +181,8 @@ pub struct GatewayConfig {
     pub evidence: EvidenceSpec,
     /// Approval routes by name.
     pub approval_routes: Vec<gatehouse_core::ApprovalRoute>,
+    /// Where approval notices are POSTed.
+    pub approval_webhooks: Vec<WebhookSpec>,
     /// Things that are valid but probably not meant.
     pub warnings: Vec<String>,
 }
@@ -454,6 +456,7 @@ impl RawConfig {
             .evidence
             .resolve(|p| self.path(p), &self.data_dir(), &mut problem);
         let approval_routes = self.approval.resolve(&mut problem);
+        let approval_webhooks = self.approval.webhooks(&mut problem);
         let policy = match (policy, &approval_routes) {
             (Some(handle), Some(routes)) => {
                 let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
@@ -658,6 +661,7 @@ impl RawConfig {
             policy,
             evidence,
             approval_routes,
+            approval_webhooks,
         ) {
             (
                 Some(api_listen),
@@ -667,6 +671,7 @@ impl RawConfig {
                 Some(policy),
                 Some(evidence),
                 Some(approval_routes),
+                Some(approval_webhooks),
             ) if problems.is_empty() => Ok(GatewayConfig {
                 file: self.file.clone(),
                 sha256: self.sha256.clone(),
@@ -687,6 +692,7 @@ impl RawConfig {
                 masking_key_file: masking_global.hash_key_file,
                 evidence,
                 approval_routes,
+                approval_webhooks,
             }),
             _ => Err(ConfigProblems(problems)),
         }
@@ -732,6 +738,7 @@ mod approval;
 mod evidence;
 mod masking;
 mod sinks;
+pub use approval::{WebhookFormat, WebhookSpec};
 pub use evidence::EvidenceSpec;
 pub use masking::{read_hash_key, MaskingSpec};
 pub use sinks::{SinkSpec, SinkTarget};

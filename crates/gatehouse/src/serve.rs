@@ -112,11 +112,15 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         }
     }
     let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), audit.clone(), 8192);
-    let approvals = Arc::new(
-        ApprovalDesk::open(config.approval_routes.clone(), store.clone(), audit.clone())
-            .await
-            .context("reading the approval requests from the store")?,
-    );
+    let mut desk = ApprovalDesk::open(config.approval_routes.clone(), store.clone(), audit.clone())
+        .await
+        .context("reading the approval requests from the store")?;
+    if !config.approval_webhooks.is_empty() {
+        let (tx, rx) = tokio::sync::mpsc::channel(crate::notify::QUEUE);
+        crate::notify::start(&config.approval_webhooks, rx)?;
+        desk = desk.with_notices(tx);
+    }
+    let approvals = Arc::new(desk);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let settings = ListenerSettings {
         tls,

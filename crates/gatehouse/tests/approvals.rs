@@ -73,9 +73,19 @@ fn approvals(h: &Harness, token: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
+    // Webhooks: a generic JSON one that fails once, and a Slack one.
+    let json_hook = common::http::HttpReceiver::start(0, 1);
+    let slack_hook = common::http::HttpReceiver::start(0, 0);
+    let config: &'static str = Box::leak(
+        format!(
+            "{ROUTES}\n[[approval.webhook]]\nurl = \"http://127.0.0.1:{}/hook\"\n\n[[approval.webhook]]\nurl = \"http://127.0.0.1:{}/slack\"\nformat = \"slack\"\n",
+            json_hook.port, slack_hook.port
+        )
+        .into_boxed_str(),
+    );
     let mut h = Harness::with(Options {
         policy: Some(POLICY.into()),
-        extra_config: ROUTES,
+        extra_config: config,
         ..Options::default()
     });
     h.cluster
@@ -212,6 +222,63 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(rows(&h), "0");
     h.stop_gateway();
+
+    // Both webhooks heard of every step (the JSON one after a retry).
+    assert_eq!(json_hook.refused(), 1);
+    let bodies: Vec<Value> = json_hook
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let said = |event: &str, request: &str| {
+        bodies
+            .iter()
+            .any(|b| b["event"] == event && b["request"]["id"] == request)
+    };
+    assert!(said("approval_requested", &id), "{bodies:?}");
+    assert!(said("approval_approved", &id));
+    assert!(said("approval_denied", &again));
+    assert!(said("approval_expired", &quick));
+    let requested = bodies
+        .iter()
+        .find(|b| b["event"] == "approval_requested" && b["request"]["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(requested["request"]["text"], "DELETE FROM customers");
+    assert_eq!(
+        requested["approve_command"],
+        format!("gatehouse approvals approve {id}")
+    );
+    let slack: Vec<Value> = slack_hook
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    let asked = slack
+        .iter()
+        .find(|m| {
+            m["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("*ci-deploy* asks to run a statement on *app-db*")
+        })
+        .expect("a Slack message for the request");
+    assert_eq!(
+        asked["blocks"][1]["text"]["text"],
+        "```DELETE FROM customers```"
+    );
+    assert!(asked["text"]
+        .as_str()
+        .unwrap()
+        .contains("DELETE FROM customers"));
+    let context = asked["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    assert!(
+        context.contains(&format!("gatehouse approvals approve {id}")),
+        "{context}"
+    );
+    assert!(slack.iter().any(|m| m["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Denied by alice (\"not in a release window\")")));
 
     // The evidence log holds every step, tied to the statements.
     let events: Vec<Value> = h

@@ -565,7 +565,8 @@ async fn a_log_that_cannot_be_written_refuses_the_statement() {
         .unwrap();
     let mut stdin = locker.stdin.take().unwrap();
     stdin
-        .write_all(b"BEGIN EXCLUSIVE;\nSELECT 'locked';\n")
+        // The gateway may be committing: wait for the lock rather than fail.
+        .write_all(b".timeout 10000\n.bail on\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n")
         .unwrap();
     stdin.flush().unwrap();
     let mut said = String::new();
@@ -602,50 +603,10 @@ async fn a_log_that_cannot_be_written_refuses_the_statement() {
     );
 }
 
-/// A minimal HTTP/1.1 endpoint that answers 204 to every POST and keeps the
-/// bodies: a witness URL.
-fn http_witness() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            loop {
-                let mut length = 0usize;
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                assert!(line.starts_with("POST /checkpoints "), "{line}");
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).unwrap();
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                kept.lock().unwrap().push(String::from_utf8(body).unwrap());
-                reader
-                    .get_mut()
-                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-                    .unwrap();
-            }
-        }
-    });
-    (port, bodies)
-}
-
 #[test]
 fn checkpoints_reach_an_http_witness() {
-    let (port, bodies) = http_witness();
+    let witness = common::http::HttpReceiver::start(0, 0);
+    let port = witness.port;
     let config: &'static str = Box::leak(
         format!(
             "[evidence]\nnode = \"gw-http\"\ncheckpoint_every = 4\nwitness_urls = [\"http://127.0.0.1:{port}/checkpoints\"]\n"
@@ -662,7 +623,10 @@ fn checkpoints_reach_an_http_witness() {
     h.stop_gateway();
 
     // What the witness received verifies as witness copies of this log.
-    let notes = bodies.lock().unwrap().join("\n");
+    let received = witness.received();
+    assert!(received.iter().all(|r| r.path == "/checkpoints"));
+    let notes: Vec<String> = received.into_iter().map(|r| r.body).collect();
+    let notes = notes.join("\n");
     assert!(!notes.is_empty(), "the witness received nothing");
     let copy = h.dir.path().join("received.notes");
     std::fs::write(&copy, &notes).unwrap();

@@ -10,78 +10,12 @@ mod common;
 use common::*;
 use gatehouse::pgcluster::free_port;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 const POLICY: &str = "@id(\"allow-all\")\npermit (principal, action, resource);\n\
     @id(\"no-delete\")\nforbid (principal, action == Gatehouse::Action::\"delete\", resource);\n";
-
-/// One POST the endpoint took.
-struct Batch {
-    first: u64,
-    last: u64,
-    authorization: String,
-    content_type: String,
-    lines: Vec<String>,
-}
-
-/// A minimal HTTP/1.1 endpoint: answers 503 to the first `refuse` requests,
-/// then 200, keeping what it accepted.
-fn http_endpoint(port: u16, refuse: usize) -> (Arc<Mutex<Vec<Batch>>>, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let batches = Arc::new(Mutex::new(Vec::new()));
-    let refused = Arc::new(AtomicUsize::new(0));
-    let (kept, count) = (batches.clone(), refused.clone());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (kept, count) = (kept.clone(), count.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    assert!(line.starts_with("POST /ingest "), "{line}");
-                    let mut headers = std::collections::HashMap::new();
-                    loop {
-                        line.clear();
-                        reader.read_line(&mut line).unwrap();
-                        if line == "\r\n" {
-                            break;
-                        }
-                        let (k, v) = line.split_once(':').unwrap();
-                        headers.insert(k.to_ascii_lowercase(), v.trim().to_string());
-                    }
-                    let length: usize = headers["content-length"].parse().unwrap();
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let answer: &[u8] = if count.load(Ordering::SeqCst) < refuse {
-                        count.fetch_add(1, Ordering::SeqCst);
-                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
-                    } else {
-                        let body = String::from_utf8(body).unwrap();
-                        kept.lock().unwrap().push(Batch {
-                            first: headers["gatehouse-first-seq"].parse().unwrap(),
-                            last: headers["gatehouse-last-seq"].parse().unwrap(),
-                            authorization: headers
-                                .get("authorization")
-                                .cloned()
-                                .unwrap_or_default(),
-                            content_type: headers["content-type"].clone(),
-                            lines: body.lines().map(str::to_string).collect(),
-                        });
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
-                    };
-                    reader.get_mut().write_all(answer).unwrap();
-                }
-            });
-        }
-    });
-    (batches, refused)
-}
 
 /// A syslog receiver over TCP with RFC 6587 octet counting: `LEN SP MSG`.
 fn syslog_receiver(port: u16) -> Arc<Mutex<Vec<String>>> {
@@ -174,12 +108,12 @@ address = "127.0.0.1:{syslog_port}"
         .contains("could not deliver evidence events to a sink"));
 
     // The receivers come up (HTTP refusing twice more); the gateway restarts.
-    let (batches, refused) = http_endpoint(http_port, 2);
+    let endpoint = common::http::HttpReceiver::start(http_port, 2);
     let messages = syslog_receiver(syslog_port);
     h.start_gateway();
     work(&h, &token);
     h.stop_gateway();
-    assert_eq!(refused.load(Ordering::SeqCst), 2);
+    assert_eq!(endpoint.refused(), 2);
 
     let logged: Vec<Value> = h
         .cli_ok(&["audit", "export", "--format", "jsonl"])
@@ -191,17 +125,20 @@ address = "127.0.0.1:{syslog_port}"
     let all: Vec<u64> = (0..n).collect();
 
     // HTTP: every entry once, in order, in OCSF, with the headers to dedupe by.
-    let batches = batches.lock().unwrap();
     let mut seqs = Vec::new();
-    for b in batches.iter() {
-        assert_eq!(b.authorization, "Bearer sink-secret-123");
-        assert_eq!(b.content_type, "application/x-ndjson");
-        assert!(b.lines.len() <= 5, "batch_max is 5");
-        assert_eq!(b.last - b.first + 1, b.lines.len() as u64);
-        for (i, line) in b.lines.iter().enumerate() {
+    for b in endpoint.received() {
+        assert_eq!(b.path, "/ingest");
+        assert_eq!(b.headers["authorization"], "Bearer sink-secret-123");
+        assert_eq!(b.headers["content-type"], "application/x-ndjson");
+        let first: u64 = b.headers["gatehouse-first-seq"].parse().unwrap();
+        let last: u64 = b.headers["gatehouse-last-seq"].parse().unwrap();
+        let lines: Vec<&str> = b.body.lines().collect();
+        assert!(lines.len() <= 5, "batch_max is 5");
+        assert_eq!(last - first + 1, lines.len() as u64);
+        for (i, line) in lines.iter().enumerate() {
             let ev: Value = serde_json::from_str(line).unwrap();
             let seq = ev["metadata"]["sequence"].as_u64().unwrap();
-            assert_eq!(seq, b.first + i as u64);
+            assert_eq!(seq, first + i as u64);
             assert_eq!(ev["metadata"]["version"], "1.3.0");
             assert_eq!(
                 ev["unmapped"]["gatehouse"]["payload"],

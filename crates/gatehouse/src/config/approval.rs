@@ -10,6 +10,33 @@ use std::time::Duration;
 pub(super) struct ApprovalSection {
     #[serde(default)]
     route: Vec<RouteSection>,
+    #[serde(default)]
+    webhook: Vec<WebhookSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookSection {
+    url: Option<String>,
+    format: Option<String>,
+}
+
+/// Where approval notices are POSTed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSpec {
+    /// The endpoint (http or https).
+    pub url: String,
+    /// The body's shape.
+    pub format: WebhookFormat,
+}
+
+/// A webhook body's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// `{"event", "request", "approve_command", "deny_command"}`.
+    Json,
+    /// A Slack-compatible message (`text` and `blocks`).
+    Slack,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +59,39 @@ const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_VALID_FOR: Duration = Duration::from_secs(900);
 
 impl ApprovalSection {
+    /// Checks every webhook.
+    pub(super) fn webhooks(
+        &self,
+        problem: &mut dyn FnMut(String, String),
+    ) -> Option<Vec<WebhookSpec>> {
+        let mut ok = true;
+        let mut out = Vec::new();
+        for (i, w) in self.webhook.iter().enumerate() {
+            let url = w.url.clone().unwrap_or_default();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                ok = false;
+                problem(
+                    format!("approval.webhook[{i}].url"),
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
+            }
+            let format = match w.format.as_deref() {
+                None | Some("json") => WebhookFormat::Json,
+                Some("slack") => WebhookFormat::Slack,
+                Some(other) => {
+                    ok = false;
+                    problem(
+                        format!("approval.webhook[{i}].format"),
+                        format!("{other:?} is not a webhook format: use \"json\" or \"slack\""),
+                    );
+                    WebhookFormat::Json
+                }
+            };
+            out.push(WebhookSpec { url, format });
+        }
+        ok.then_some(out)
+    }
+
     /// Checks every route.
     pub(super) fn resolve(
         &self,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use gatehouse::certs::TestCa;
 use gatehouse::pgcluster::{free_port, random_hex, ClusterOptions, TempCluster};
 use std::path::{Path, PathBuf};
