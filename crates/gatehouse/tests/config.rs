@@ -442,6 +442,10 @@ name = "ops"
 approvers = ["ops"]
 valid_for = "soon"
 
+[[approval.webhook]]
+url = "hooks.example"
+format = "teams"
+
 "#,
             APP_CONNECTION,
         ]
@@ -455,6 +459,8 @@ valid_for = "soon"
             "approval.route[1].mode: \"hold\" (the statement waits in its session) is not available yet",
             "approval.route[2].name: route \"ops\" is defined twice",
             "approval.route[2].valid_for: \"soon\" is not a duration",
+            "approval.webhook[0].url: \"hooks.example\" is not an http:// or https:// URL",
+            "approval.webhook[0].format: \"teams\" is not a webhook format: use \"json\" or \"slack\"",
         ],
     );
 }
