@@ -152,6 +152,7 @@ pub fn policy_event(trigger: &str, policy: &PolicyHandle) -> AuditEvent {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/tokens", post(create_token).get(list_tokens))
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .route("/v1/sessions", get(list_sessions))
@@ -183,6 +184,13 @@ pub(crate) fn require_admin(state: &ApiState, headers: &HeaderMap) -> ApiResult<
             "missing admin key: send `Authorization: Bearer <key from data_dir/admin.key>`".into(),
         )),
     }
+}
+
+/// The API's OpenAPI 3.1 description.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -326,5 +334,26 @@ async fn reload_policy(
                 format!("the new policy is invalid, the previous one stays in force:\n{problems}"),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_description_is_valid_json_with_every_path() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        // Every $ref points at a defined component.
+        let text = super::OPENAPI;
+        for r in text.split("\"$ref\": \"#/components/").skip(1) {
+            let target = r.split('"').next().unwrap();
+            let (kind, name) = target.split_once('/').unwrap();
+            assert!(
+                doc["components"][kind][name].is_object(),
+                "dangling $ref {target}"
+            );
+        }
+        assert_eq!(paths.len(), 13, "one entry per route of `router`");
     }
 }

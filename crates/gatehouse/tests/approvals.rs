@@ -100,6 +100,9 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     let mallory = h.token("mallory", &["ci"], "1h");
     let lead = h.token("ci-lead", &["ci", "dba-leads"], "1h");
 
+    // The API describes itself, and every path it describes exists.
+    every_documented_endpoint_exists(&h);
+
     // Held: refused with a request id; asking again names the same request.
     let id = refused_with_request(&h, &ci, "DELETE FROM customers");
     assert_eq!(refused_with_request(&h, &ci, "DELETE FROM customers"), id);
@@ -310,4 +313,48 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
         .unwrap();
     assert_eq!(approved["payload"]["approver"], "alice");
     assert_eq!(approved["payload"]["comment"], "cleanup OPS-7");
+}
+
+/// Fetches `/v1/openapi.json` and calls every path and method it lists
+/// without credentials: each answers (401, or 200 for the open ones), none
+/// is the router's "no such API endpoint".
+fn every_documented_endpoint_exists(h: &Harness) {
+    let base = format!("http://127.0.0.1:{}", h.api_port);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        let doc: Value = http
+            .get(format!("{base}/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut calls = 0;
+        for (path, methods) in doc["paths"].as_object().unwrap() {
+            for method in methods.as_object().unwrap().keys() {
+                let url = format!("{base}{}", path.replace("{id}", "x"));
+                let req = match method.as_str() {
+                    "get" => http.get(&url),
+                    "post" => http.post(&url),
+                    other => panic!("unexpected method {other}"),
+                };
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let body = resp.text().await.unwrap();
+                assert!(
+                    !body.contains("no such API endpoint"),
+                    "{method} {path} is documented but not served"
+                );
+                let open = methods[method]["security"] == serde_json::json!([]);
+                assert_eq!(
+                    status,
+                    if open { 200 } else { 401 },
+                    "{method} {path}: {body}"
+                );
+                calls += 1;
+            }
+        }
+        assert_eq!(calls, 14, "one call per route and method");
+    });
 }
