@@ -91,9 +91,17 @@ pub(crate) struct Gate {
     verdicts: [HashMap<Box<str>, CachedVerdict>; 2],
     /// Column masking rules that apply to this session.
     column_guard: Option<ColumnGuard>,
+    /// What the caller said with `SET gatehouse.reason = '…'`, for approval requests.
+    reason: Option<String>,
 }
 
 type CachedVerdict = (u64, Verdict, Option<Arc<StatementAnalysis>>);
+
+/// The session variable a caller states its reason in (PostgreSQL accepts
+/// any dotted name as a custom setting, so the backend takes it too).
+const REASON_VARIABLE: &str = "gatehouse.reason";
+/// Longest reason kept.
+const MAX_REASON: usize = 500;
 
 /// Verdicts remembered per session.
 const VERDICT_CACHE: usize = 1024;
@@ -114,6 +122,7 @@ impl Gate {
             sql_prepared: HashMap::new(),
             verdicts: [HashMap::new(), HashMap::new()],
             column_guard: None,
+            reason: None,
         }
     }
 
@@ -210,8 +219,17 @@ impl Gate {
                 None => resolved.push(Arc::new(st.clone())),
             }
         }
-        let mut verdict = self.decide(&resolved, protocol);
         let mut cacheable = cacheable;
+        for st in &analysis.statements {
+            if let Some((name, value)) = &st.sets {
+                if name == REASON_VARIABLE {
+                    // Session state: decided every time, never from the cache.
+                    cacheable = false;
+                    self.reason = value.as_ref().map(|v| v.chars().take(MAX_REASON).collect());
+                }
+            }
+        }
+        let mut verdict = self.decide(&resolved, protocol);
         if verdict.record.decision == "review" {
             // Whether an approval covers it changes from one run to the next.
             cacheable = false;

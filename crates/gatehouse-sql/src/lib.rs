@@ -105,6 +105,9 @@ pub struct StatementAnalysis {
     pub columns: ColumnFlow,
     /// For `COPY … TO`: what it sends.
     pub copy_out: Option<CopyOut>,
+    /// `SET name = 'value'` (`Some` value when it is one string or number
+    /// literal) or `RESET name` / `SET name TO DEFAULT` (`None`).
+    pub sets: Option<(String, Option<String>)>,
 }
 
 /// The analysis of a query string (which may hold several statements).
@@ -237,6 +240,7 @@ impl StatementAnalysis {
             deallocates: None,
             columns: ColumnFlow::default(),
             copy_out: None,
+            sets: None,
         }
     }
 }

@@ -27,6 +27,36 @@ pub(crate) struct Walker {
     prepares: Option<String>,
     executes: Option<String>,
     deallocates: Option<Option<String>>,
+    sets: Option<(String, Option<String>)>,
+}
+
+/// `VariableSetKind::VarSetValue` in libpg_query's protobuf (an integer here).
+const VAR_SET_VALUE: i64 = 1;
+
+/// The value a `VariableSetStmt` sets, when it is one literal.
+fn set_value(b: &Value) -> Option<String> {
+    if b.get("kind").and_then(Value::as_i64) != Some(VAR_SET_VALUE) {
+        return None;
+    }
+    let args = b.get("args")?.as_array()?;
+    let [arg] = args.as_slice() else {
+        return None;
+    };
+    let (ty, c) = node_of(arg)?;
+    if ty != "AConst" {
+        return None;
+    }
+    let val = c.get("val")?;
+    if let Some(s) = val.pointer("/Sval/sval").and_then(Value::as_str) {
+        return Some(s.to_string());
+    }
+    val.pointer("/Ival/ival")
+        .map(|v| v.to_string())
+        .or_else(|| {
+            val.pointer("/Fval/fval")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
 }
 
 pub(crate) fn field<'a>(b: &'a Value, key: &str) -> Option<&'a Value> {
@@ -210,6 +240,7 @@ impl Walker {
             prepares: None,
             executes: None,
             deallocates: None,
+            sets: None,
         }
     }
 
@@ -447,6 +478,9 @@ impl Walker {
                     "role" | "session_authorization" => self.flags.changes_role = true,
                     _ => {}
                 }
+                if !str_field(b, "name").is_empty() {
+                    self.sets = Some((str_field(b, "name").to_string(), set_value(b)));
+                }
                 self.visit(b)?;
             }
             "DropStmt" => {
@@ -585,6 +619,7 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         prepares: w.prepares,
         executes: w.executes,
         deallocates: w.deallocates,
+        sets: w.sets,
         columns: crate::flow::column_flow(ty, body),
         copy_out: (ty == "CopyStmt")
             .then(|| crate::copy::copy_out(body))

@@ -121,3 +121,34 @@ fn copy_out_options() {
     let from = analyze_uncached("COPY t FROM STDIN", ParseMode::default()).unwrap();
     assert!(from.statements[0].copy_out.is_none());
 }
+
+#[test]
+fn set_statements_name_the_variable_and_its_literal_value() {
+    let sets = |sql: &str| {
+        analyze_uncached(sql, ParseMode::default())
+            .unwrap()
+            .statements[0]
+            .sets
+            .clone()
+    };
+    let v = |n: &str, x: Option<&str>| Some((n.to_string(), x.map(str::to_string)));
+    assert_eq!(
+        sets("SET gatehouse.reason = 'ticket OPS-123'"),
+        v("gatehouse.reason", Some("ticket OPS-123"))
+    );
+    assert_eq!(
+        sets("SET LOCAL statement_timeout TO 5000"),
+        v("statement_timeout", Some("5000"))
+    );
+    assert_eq!(
+        sets("SET search_path = a, b"),
+        v("search_path", None),
+        "two values: no single literal"
+    );
+    assert_eq!(sets("RESET gatehouse.reason"), v("gatehouse.reason", None));
+    assert_eq!(
+        sets("SET gatehouse.reason TO DEFAULT"),
+        v("gatehouse.reason", None)
+    );
+    assert_eq!(sets("SELECT 1"), None);
+}

@@ -199,8 +199,18 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     );
     assert_eq!(rows(&h), "5");
 
+    // The caller's stated reason travels with its request.
+    let own = refused_with_request(
+        &h,
+        &lead,
+        "SET gatehouse.reason = 'ticket OPS-123'; DELETE FROM customers",
+    );
+    let shown: Value =
+        serde_json::from_str(&stdout(&approvals(&h, "", &["show", &own, "--json"]))).unwrap();
+    assert_eq!(shown["reason"], "ticket OPS-123");
+    assert!(stdout(&approvals(&h, "", &["show", &own])).contains("reason     ticket OPS-123"));
+
     // Self-approval is refused even for an approver.
-    let own = refused_with_request(&h, &lead, "DELETE FROM customers");
     let out = approvals(&h, &lead, &["approve", &own]);
     assert!(
         stderr(&out).contains("ci-lead asked for this statement and may not approve it"),
@@ -221,7 +231,11 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     assert!(listed.contains(&own), "{listed}");
     let out = approvals(&h, &alice, &["approve", &own]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = h.psql(&lead, "app-db", "DELETE FROM customers");
+    let out = h.psql(
+        &lead,
+        "app-db",
+        "SET gatehouse.reason = 'ticket OPS-123'; DELETE FROM customers",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(rows(&h), "0");
     h.stop_gateway();

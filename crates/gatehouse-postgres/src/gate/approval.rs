@@ -64,7 +64,7 @@ impl Gate {
                     params: Vec::new(),
                     fingerprint,
                     policies: review.record.policies.clone(),
-                    reason: None,
+                    reason: self.reason.clone(),
                     created_at: now,
                     expires_at: now.plus(route.request_ttl),
                     state: ApprovalState::Pending,
