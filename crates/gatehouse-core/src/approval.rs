@@ -60,7 +60,7 @@ pub struct ApprovalRoute {
     pub request_ttl: Duration,
     /// Hold mode: how long the client waits.
     pub hold_timeout: Duration,
-    /// Request mode: how long an approval may be used.
+    /// How long an approval may be used (hold mode: by a run after the hold gave up).
     pub valid_for: Duration,
 }
 
@@ -139,7 +139,7 @@ pub struct ApprovalRequest {
     pub state: ApprovalState,
     /// Decisions so far.
     pub votes: Vec<ApprovalVote>,
-    /// Request mode: the approval may be used until then.
+    /// Once approved: the approval may be used until then.
     pub valid_until: Option<Timestamp>,
     /// When the approved statement ran.
     pub used_at: Option<Timestamp>,
@@ -234,9 +234,9 @@ impl ApprovalRequest {
             self.state = ApprovalState::Denied;
         } else if approvals >= route.approvals_needed {
             self.state = ApprovalState::Approved;
-            if route.mode == ApprovalMode::Request {
-                self.valid_until = Some(now.plus(route.valid_for));
-            }
+            // Hold mode too: a held client that gave up (or whose gateway
+            // restarted) may run it again within the window.
+            self.valid_until = Some(now.plus(route.valid_for));
         }
         Ok(self.state)
     }
@@ -379,7 +379,7 @@ mod tests {
             q.vote(&r, &alice, false, "not during business hours", now),
             Ok(ApprovalState::Denied)
         );
-        assert_eq!(q.valid_until, None, "hold mode runs at once, no window");
+        assert_eq!(q.valid_until, None, "a denial opens no window");
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! two sessions can never both use it.
 
 use crate::{
-    ApprovalId, ApprovalMode, ApprovalRequest, ApprovalRoute, ApprovalState, AuditError,
-    AuditEvent, AuditTrail, Identity, Store, StoreError, Timestamp, VoteRefused,
+    ApprovalId, ApprovalRequest, ApprovalRoute, ApprovalState, AuditError, AuditEvent, AuditTrail,
+    Identity, Store, StoreError, Timestamp, VoteRefused,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Why the desk could not act.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,8 @@ pub struct ApprovalDesk {
     index: Mutex<Index>,
     /// Where notices go (webhooks); full or absent: nobody is told, the log still is.
     notices: Option<mpsc::Sender<ApprovalNotice>>,
+    /// Held sessions waiting for a request's decision.
+    waiters: Mutex<HashMap<ApprovalId, watch::Sender<Option<ApprovalState>>>>,
 }
 
 /// Requests read at start-up.
@@ -78,6 +80,7 @@ impl ApprovalDesk {
             audit,
             index: Mutex::new(Index::default()),
             notices: None,
+            waiters: Mutex::new(HashMap::new()),
         };
         for state in [ApprovalState::Pending, ApprovalState::Approved] {
             for r in desk.store.list_approvals(Some(state), LOAD_LIMIT).await? {
@@ -104,6 +107,27 @@ impl ApprovalDesk {
             if tx.try_send(notice).is_err() {
                 tracing::error!(request = %request.id, event, "approval notification queue full or closed; this notice is not sent");
             }
+        }
+    }
+
+    /// Follows request `id` until it is decided: the value becomes the state
+    /// it ended in (approved, denied or expired).
+    pub fn watch(&self, id: &ApprovalId) -> watch::Receiver<Option<ApprovalState>> {
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        w.retain(|_, tx| tx.receiver_count() > 0);
+        w.entry(id.clone())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe()
+    }
+
+    /// Tells the held sessions of `r` how it ended, if it did.
+    fn wake(&self, r: &ApprovalRequest) {
+        if r.state == ApprovalState::Pending {
+            return;
+        }
+        let mut w = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = w.remove(&r.id) {
+            tx.send_replace(Some(r.state));
         }
     }
 
@@ -222,9 +246,8 @@ impl ApprovalDesk {
             .append(vec![AuditEvent::approval_decided(&r, &vote)])
             .await?;
         self.store.save_approval(&r).await?;
-        if route.mode == ApprovalMode::Request || r.state != ApprovalState::Approved {
-            self.index_request(&r);
-        }
+        self.index_request(&r);
+        self.wake(&r);
         self.notify(
             if approve {
                 "approval_approved"
@@ -247,6 +270,7 @@ impl ApprovalDesk {
             .await?;
         self.store.save_approval(&r).await?;
         self.index_request(&r);
+        self.wake(&r);
         self.notify("approval_expired", &r);
         Ok(())
     }

@@ -12,7 +12,7 @@
 use crate::codec::backend::{error_response, ErrorNotice};
 use crate::codec::write::{begin, finish, put_cstr};
 use crate::mask::ColumnGuard;
-pub(crate) use approval::ApprovalStep;
+pub(crate) use approval::{ApprovalStep, Hold, HoldOutcome};
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{ApprovalDesk, DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
@@ -52,6 +52,8 @@ pub(crate) struct Verdict {
     pub(crate) approval: Option<ApprovalStep>,
     /// The routes a `review` verdict needs approval from.
     pub(crate) review_routes: Vec<String>,
+    /// Hold mode: the statement waits for this request before going on.
+    pub(crate) hold: Option<Hold>,
 }
 
 /// A refusal: the client's error, and the SQLSTATE and message to record.
@@ -315,6 +317,7 @@ impl Gate {
                 changes_schema: false,
                 approval: None,
                 review_routes: Vec::new(),
+                hold: None,
             },
             (Decision::Deny { reason, .. }, PolicyMode::Audit) => {
                 self.shadow("shadow_deny", policies, reason)
@@ -347,6 +350,7 @@ impl Gate {
             changes_schema: false,
             approval: None,
             review_routes: Vec::new(),
+            hold: None,
         }
     }
 
@@ -389,6 +393,7 @@ impl Gate {
             changes_schema: false,
             approval: None,
             review_routes: Vec::new(),
+            hold: None,
         }
     }
 
@@ -417,6 +422,7 @@ impl Gate {
             changes_schema: false,
             approval: None,
             review_routes: Vec::new(),
+            hold: None,
         }
     }
 
@@ -440,6 +446,7 @@ impl Gate {
             changes_schema: false,
             approval: None,
             review_routes: Vec::new(),
+            hold: None,
         }
     }
 }

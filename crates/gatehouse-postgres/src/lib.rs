@@ -11,6 +11,7 @@ mod backend;
 mod cancel;
 pub mod codec;
 mod gate;
+mod hold;
 mod io;
 mod listener;
 mod mask;

@@ -41,7 +41,7 @@ pub(crate) struct Ending {
 }
 
 impl Ending {
-    fn new(reason: SessionEndReason, detail: impl Into<Option<String>>) -> Self {
+    pub(crate) fn new(reason: SessionEndReason, detail: impl Into<Option<String>>) -> Self {
         Self {
             reason,
             detail: detail.into(),
@@ -68,6 +68,9 @@ where
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut br, mut bw) = tokio::io::split(backend);
     let masked = lock(tracker).masking.active;
+    // The gateway's own messages to the client (a held statement's notice)
+    // go through the client-writing side, at a message boundary.
+    let (notices, mut notices_rx) = tokio::sync::mpsc::channel::<BytesMut>(4);
     let ending = {
         let up = client_to_backend(
             &mut cr,
@@ -77,6 +80,7 @@ where
             recorder,
             counters,
             masked,
+            &notices,
         );
         let down = backend_to_client(
             &mut br,
@@ -86,6 +90,7 @@ where
             recorder,
             counters,
             masked,
+            &mut notices_rx,
         );
         tokio::select! {
             e = up => e,
@@ -169,6 +174,7 @@ fn reserve(buf: &mut BytesMut) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn client_to_backend<R, W>(
     cr: &mut R,
     bw: &mut W,
@@ -177,6 +183,7 @@ async fn client_to_backend<R, W>(
     recorder: &SessionRecorder,
     counters: &Counters,
     masked: bool,
+    notices: &tokio::sync::mpsc::Sender<BytesMut>,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -250,6 +257,23 @@ where
                 }
                 buf.advance(s.forward);
             }
+            if s.wait {
+                // A statement held for approval: tell the client, wait, then
+                // scan it again (approved, it runs; otherwise it is refused).
+                let held = lock(tracker).held.take();
+                let (Some(held), Some(desk)) = (held, desk.as_deref()) else {
+                    return Ending::new(
+                        SessionEndReason::ProtocolError,
+                        "internal: a statement waited with no approval to wait for".to_string(),
+                    );
+                };
+                let _ = notices.send(held.hold.notice.clone()).await;
+                match crate::hold::wait(desk, &held.hold, cr, &mut buf, counters).await {
+                    Ok(outcome) => lock(tracker).resolve_hold(held, outcome),
+                    Err(ending) => return ending,
+                }
+                continue;
+            }
             // A refused message: its poison goes to the backend instead.
             let Some((with, skip)) = s.replace else { break };
             if let Err(e) = bw.write_all(&with).await {
@@ -290,6 +314,7 @@ async fn backend_to_client<R, W>(
     recorder: &SessionRecorder,
     counters: &Counters,
     masked: bool,
+    notices: &mut tokio::sync::mpsc::Receiver<BytesMut>,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -308,7 +333,17 @@ where
     loop {
         if !first {
             reserve(&mut buf);
-            match br.read_buf(&mut buf).await {
+            let read = tokio::select! {
+                biased;
+                r = br.read_buf(&mut buf) => r,
+                Some(notice) = notices.recv(), if scanner.at_boundary() => {
+                    if let Err(e) = cw.write_all(&notice).await {
+                        return client_gone(e);
+                    }
+                    continue;
+                }
+            };
+            match read {
                 Ok(0) => return Ending::new(SessionEndReason::BackendClosed, None),
                 Ok(_) => {}
                 Err(e) if is_disconnect(&e) => {

@@ -161,8 +161,21 @@ pub(crate) struct Tracker {
     pub(crate) decided: Vec<AuditEvent>,
     /// Approval requests filed and approvals used, made durable with `decided`.
     pub(crate) approval_steps: Vec<gate::ApprovalStep>,
+    /// A statement waiting for its approval (hold mode): the relay waits,
+    /// then resolves it and scans the statement again.
+    pub(crate) held: Option<Held>,
+    /// The verdict for the next Query, set when a hold ended without approval.
+    next_verdict: Option<gate::Verdict>,
     /// The client sent Terminate.
     pub(crate) terminated: bool,
+}
+
+/// A statement waiting in its session for approval.
+pub(crate) struct Held {
+    /// The request and how long to wait.
+    pub(crate) hold: gate::Hold,
+    /// Its `review` verdict, refused if not approved.
+    review: gate::Verdict,
 }
 
 impl Tracker {
@@ -181,6 +194,8 @@ impl Tracker {
             done: Vec::new(),
             decided: Vec::new(),
             approval_steps: Vec::new(),
+            held: None,
+            next_verdict: None,
             terminated: false,
         }
     }
@@ -254,17 +269,7 @@ impl Tracker {
         if verdict.changes_schema && !refused {
             self.masking.schema_changed();
         }
-        match verdict.approval {
-            Some(gate::ApprovalStep::File(mut request)) => {
-                request.session = self.session_id;
-                request.statement_seq = self.next_seq;
-                request.text = text.to_string();
-                request.params = params.clone();
-                self.approval_steps.push(gate::ApprovalStep::File(request));
-            }
-            Some(step) => self.approval_steps.push(step),
-            None => {}
-        }
+        self.approval_step(verdict.approval, &text, &params);
         self.push(
             kind,
             text,
@@ -280,6 +285,35 @@ impl Tracker {
         }
     }
 
+    /// Queues what a verdict does to an approval, with this statement's
+    /// session, number and recorded text.
+    fn approval_step(
+        &mut self,
+        step: Option<gate::ApprovalStep>,
+        text: &str,
+        params: &[Option<String>],
+    ) {
+        match step {
+            Some(gate::ApprovalStep::File(mut request)) => {
+                request.session = self.session_id;
+                request.statement_seq = self.next_seq;
+                request.text = text.to_string();
+                request.params = params.to_vec();
+                self.approval_steps.push(gate::ApprovalStep::File(request));
+            }
+            Some(step) => self.approval_steps.push(step),
+            None => {}
+        }
+    }
+
+    /// Ends a hold: approved, the statement is decided again (and takes its
+    /// approval); otherwise it is refused saying why.
+    pub(crate) fn resolve_hold(&mut self, held: Held, outcome: gate::HoldOutcome) {
+        if outcome != gate::HoldOutcome::Approved {
+            self.next_verdict = Some(self.gate.hold_refusal(&held.review, &held.hold.id, outcome));
+        }
+    }
+
     /// Where approval requests go, if anywhere.
     pub(crate) fn approvals(&self) -> Option<std::sync::Arc<gatehouse_core::ApprovalDesk>> {
         self.gate.approvals()
@@ -291,8 +325,20 @@ impl Tracker {
         Ok(match ty {
             b'Q' => {
                 let q = parse_query(body)?;
-                let (verdict, single) = self.gate.decide_text(q, "simple");
+                let (mut verdict, single) = match self.next_verdict.take() {
+                    Some(v) => (v, None),
+                    None => self.gate.decide_text(q, "simple"),
+                };
                 let text = self.recorded_text(q);
+                if let Some(hold) = verdict.hold.take() {
+                    // Recorded once decided; now only its request is filed.
+                    self.approval_step(verdict.approval.take(), &text, &[]);
+                    self.held = Some(Held {
+                        hold,
+                        review: verdict,
+                    });
+                    return Ok(Flow::Wait);
+                }
                 let result = ResultSource {
                     copy_out: copy_out(single.as_ref()),
                     ..ResultSource::default()

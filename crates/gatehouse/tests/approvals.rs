@@ -372,3 +372,126 @@ fn every_documented_endpoint_exists(h: &Harness) {
         assert_eq!(calls, 14, "one call per route and method");
     });
 }
+
+const HOLD_ROUTES: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "hold"
+hold_timeout = "30s"
+
+[[approval.route]]
+name = "quick"
+approvers = ["dba-leads"]
+mode = "hold"
+hold_timeout = "1s"
+"#;
+
+/// psql running a statement in the background (it may be held).
+fn spawn_psql(h: &Harness, token: &str, sql: &str) -> std::process::Child {
+    h.psql_cmd(token, "app-db")
+        .args(["-q", "-A", "-t", "-c", sql])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The pending request for `text`, once it appears.
+fn pending_request(h: &Harness, text: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let list: Value =
+            serde_json::from_str(&stdout(&approvals(h, "", &["list", "--pending", "--json"])))
+                .unwrap();
+        if let Some(r) = list.as_array().unwrap().iter().find(|r| r["text"] == text) {
+            return r["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pending request for {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
+    let mut h = Harness::with(Options {
+        policy: Some(POLICY.into()),
+        extra_config: HOLD_ROUTES,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill(&h);
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+
+    // Held, approved while it waits: it runs, in the same session.
+    let held = spawn_psql(&h, &ci, "BEGIN; DELETE FROM customers; COMMIT");
+    let id = pending_request(&h, "BEGIN; DELETE FROM customers; COMMIT");
+    assert_eq!(rows(&h), "5", "nothing ran while held");
+    let out = approvals(&h, &alice, &["approve", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = held.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let told = stderr(&out);
+    assert!(
+        told.contains(&format!("request {id}; waiting up to 30s for a decision")),
+        "the client was told at once: {told}"
+    );
+    assert_eq!(rows(&h), "0", "approved and run");
+    let r: Value =
+        serde_json::from_str(&stdout(&approvals(&h, "", &["show", &id, "--json"]))).unwrap();
+    assert_eq!(r["state"], "used");
+
+    // Denied while it waits: refused, naming the request; nothing ran.
+    refill(&h);
+    let held = spawn_psql(&h, &ci, "DELETE FROM customers");
+    let id = pending_request(&h, "DELETE FROM customers");
+    let out = approvals(&h, &alice, &["deny", &id, "--comment", "not today"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = held.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("gatehouse: approval denied: request {id}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(rows(&h), "5");
+
+    // Nobody decides within hold_timeout: 57014, the request stays pending,
+    // and once approved the same statement runs when run again.
+    let out = h.psql(&ci, "app-db", "TRUNCATE customers");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("was not decided in time"), "{err}");
+    let id = pending_request(&h, "TRUNCATE customers");
+    assert!(err.contains(&id), "{err}");
+    let out = approvals(&h, &alice, &["approve", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = h.psql(&ci, "app-db", "TRUNCATE customers");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rows(&h), "0");
+
+    // A gateway restart ends a held session cleanly; its request stays.
+    refill(&h);
+    let held = spawn_psql(&h, &ci, "DELETE FROM customers");
+    let id = pending_request(&h, "DELETE FROM customers");
+    h.stop_gateway();
+    let out = held.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the gateway is shutting down"),
+        "{}",
+        stderr(&out)
+    );
+    h.start_gateway();
+    assert_eq!(pending_request(&h, "DELETE FROM customers"), id);
+    assert_eq!(rows(&h), "5");
+}

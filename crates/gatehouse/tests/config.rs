@@ -436,6 +436,8 @@ hold_timeout = "10m"
 name = "ops"
 approvers = ["ops"]
 mode = "hold"
+hold_timeout = "10m"
+request_ttl = "5m"
 
 [[approval.route]]
 name = "ops"
@@ -456,7 +458,7 @@ format = "teams"
             "approval.route[0].approvals_needed: must be at least 1",
             "approval.route[0].mode: \"later\" is not a mode",
             "approval.route[0].hold_timeout: is longer than request_ttl",
-            "approval.route[1].mode: \"hold\" (the statement waits in its session) is not available yet",
+            "approval.route[1].hold_timeout: is longer than request_ttl",
             "approval.route[2].name: route \"ops\" is defined twice",
             "approval.route[2].valid_for: \"soon\" is not a duration",
             "approval.webhook[0].url: \"hooks.example\" is not an http:// or https:// URL",

@@ -22,7 +22,16 @@ pub struct ErrorNotice<'a> {
 
 /// Encodes an ErrorResponse.
 pub fn error_response(out: &mut BytesMut, e: &ErrorNotice<'_>) {
-    let start = begin(out, b'E');
+    error_or_notice(out, b'E', e);
+}
+
+/// Encodes a NoticeResponse.
+pub fn notice_response(out: &mut BytesMut, e: &ErrorNotice<'_>) {
+    error_or_notice(out, b'N', e);
+}
+
+fn error_or_notice(out: &mut BytesMut, ty: u8, e: &ErrorNotice<'_>) {
+    let start = begin(out, ty);
     for (field, value) in [
         (b'S', Some(e.severity)),
         (b'V', Some(e.severity)),

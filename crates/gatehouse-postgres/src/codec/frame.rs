@@ -70,6 +70,13 @@ impl FrameScanner {
         }
     }
 
+    /// Whether everything forwarded so far ended on a message boundary (no
+    /// passed-through message is half sent): the gateway may insert its own
+    /// message here.
+    pub fn at_boundary(&self) -> bool {
+        self.skip == 0
+    }
+
     /// Scans `buf` (the unforwarded bytes, starting at a position the scanner
     /// left off), calling `on_message(type, body)` for each complete message
     /// for which `inspect(type)` is true. Returns how many leading bytes of

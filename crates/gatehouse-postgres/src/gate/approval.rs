@@ -12,6 +12,30 @@ use gatehouse_core::{
 use gatehouse_sql::StatementAnalysis;
 use std::sync::Arc;
 
+/// A statement that waits in its session for a decision (hold mode).
+#[derive(Clone, Debug)]
+pub(crate) struct Hold {
+    /// The request it waits for.
+    pub(crate) id: ApprovalId,
+    /// How long it waits.
+    pub(crate) timeout: std::time::Duration,
+    /// Told to the client at once (a NoticeResponse).
+    pub(crate) notice: bytes::BytesMut,
+}
+
+/// How a hold ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HoldOutcome {
+    /// Approved: decide the statement again, which takes the approval.
+    Approved,
+    /// Denied by an approver.
+    Denied,
+    /// The request expired.
+    Expired,
+    /// Nobody decided within the hold timeout; the request stays pending.
+    TimedOut,
+}
+
 /// What a statement does to an approval; the relay makes it durable before
 /// anything of the statement is forwarded.
 #[derive(Clone, Debug)]
@@ -35,11 +59,7 @@ impl Gate {
         review: &Verdict,
     ) -> Option<Verdict> {
         let desk = self.settings.approvals.as_ref()?;
-        let route = review
-            .review_routes
-            .iter()
-            .filter_map(|r| desk.route(r))
-            .find(|r| r.mode == ApprovalMode::Request)?;
+        let route = review.review_routes.iter().find_map(|r| desk.route(r))?;
         let now = Timestamp::now();
         let fingerprint =
             statement_fingerprint(&self.identity.subject, &self.connection, "simple", sql, &[]);
@@ -82,9 +102,80 @@ impl Gate {
         let reason = v.record.reason.clone().unwrap_or_default();
         v.record.reason = Some(format!("{reason}: request {id}"));
         v.refusal = Some(requested(&reason, &id, route, &review.record.policies));
+        if route.mode == ApprovalMode::Hold {
+            v.hold = Some(Hold {
+                notice: held_notice(&reason, &id, route),
+                id: id.clone(),
+                timeout: route.hold_timeout,
+            });
+        }
         v.approval = step;
         Some(v)
     }
+
+    /// The refusal for a held statement that was not approved.
+    pub(crate) fn hold_refusal(
+        &self,
+        review: &Verdict,
+        id: &ApprovalId,
+        outcome: HoldOutcome,
+    ) -> Verdict {
+        let (code, message, hint) = match outcome {
+            HoldOutcome::Denied => (
+                "42501",
+                format!("gatehouse: approval denied: request {id}"),
+                format!("an approver denied it; `gatehouse approvals show {id}` says who and why"),
+            ),
+            HoldOutcome::Expired => (
+                "57014",
+                format!("gatehouse: approval request {id} expired undecided"),
+                "run the statement again to file a new request".to_string(),
+            ),
+            HoldOutcome::TimedOut | HoldOutcome::Approved => (
+                "57014",
+                format!("gatehouse: the statement waited for approval and was not decided in time: request {id}"),
+                format!("the request stays pending; once `gatehouse approvals approve {id}` is done, run exactly this statement again and it runs once"),
+            ),
+        };
+        let mut v = review.clone();
+        let reason = v.record.reason.clone().unwrap_or_default();
+        v.record.reason = Some(format!(
+            "{reason}: request {id}: {}",
+            match outcome {
+                HoldOutcome::Denied => "denied",
+                HoldOutcome::Expired => "expired",
+                _ => "not decided in time",
+            }
+        ));
+        v.refusal = Some(refusal(code, message, Some(&reason), &hint));
+        v.hold = None;
+        v.approval = None;
+        v
+    }
+}
+
+/// The notice a held client gets at once.
+fn held_notice(reason: &str, id: &ApprovalId, route: &ApprovalRoute) -> bytes::BytesMut {
+    let mut out = bytes::BytesMut::new();
+    crate::codec::backend::notice_response(
+        &mut out,
+        &crate::codec::backend::ErrorNotice {
+            severity: "NOTICE",
+            code: "00000",
+            message: &format!(
+                "gatehouse: {reason}: request {id}; waiting up to {} for a decision",
+                humantime::format_duration(route.hold_timeout)
+            ),
+            detail: Some(&format!(
+                "approvers: members of {}",
+                route.approver_groups.join(", ")
+            )),
+            hint: Some(&format!(
+                "an approver runs `gatehouse approvals approve {id}`"
+            )),
+        },
+    );
+    out
 }
 
 /// The error for a statement waiting for approval: its request id and what to do.

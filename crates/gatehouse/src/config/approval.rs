@@ -128,17 +128,11 @@ impl ApprovalSection {
             }
             let mode = match r.mode.as_deref() {
                 None | Some("request") => ApprovalMode::Request,
-                Some("hold") => {
-                    bad(
-                        "mode",
-                        "\"hold\" (the statement waits in its session) is not available yet: use \"request\" (refused with a request id, run again once approved)".into(),
-                    );
-                    ApprovalMode::Hold
-                }
+                Some("hold") => ApprovalMode::Hold,
                 Some(other) => {
                     bad(
                         "mode",
-                        format!("{other:?} is not a mode: use \"request\" (refused with a request id, run again once approved)"),
+                        format!("{other:?} is not a mode: use \"request\" (refused with a request id, run again once approved) or \"hold\" (the statement waits until decided)"),
                     );
                     ApprovalMode::Request
                 }
@@ -159,6 +153,8 @@ impl ApprovalSection {
                     "is longer than request_ttl: a held statement cannot wait longer than its request lives".into(),
                 );
             }
+            // The default never outlives the request.
+            let hold_timeout = hold_timeout.min(request_ttl);
             routes.push(ApprovalRoute {
                 name,
                 approver_groups: r.approvers.clone(),

@@ -1,0 +1,72 @@
+//! Hold mode: a statement waits in its session until its approval request is
+//! decided, the hold times out, or the client goes away.
+
+use crate::gate::{Hold, HoldOutcome};
+use crate::relay::{Counters, Ending};
+use bytes::BytesMut;
+use gatehouse_core::{ApprovalDesk, ApprovalState, SessionEndReason};
+use std::sync::atomic::Ordering;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+fn outcome(state: ApprovalState) -> Option<HoldOutcome> {
+    match state {
+        ApprovalState::Pending => None,
+        ApprovalState::Approved | ApprovalState::Used => Some(HoldOutcome::Approved),
+        ApprovalState::Denied => Some(HoldOutcome::Denied),
+        ApprovalState::Expired => Some(HoldOutcome::Expired),
+    }
+}
+
+/// Waits for `hold`'s decision. Whatever the client sends meanwhile is kept
+/// in `buf` (after the held statement); a client that disconnects ends the
+/// session, leaving its request pending.
+pub(crate) async fn wait<R: AsyncRead + Unpin>(
+    desk: &ApprovalDesk,
+    hold: &Hold,
+    cr: &mut R,
+    buf: &mut BytesMut,
+    counters: &Counters,
+) -> Result<HoldOutcome, Ending> {
+    let mut decided = desk.watch(&hold.id);
+    // Decided before we started watching?
+    match desk.get(&hold.id).await {
+        Ok(r) => {
+            if let Some(o) = outcome(r.state) {
+                return Ok(o);
+            }
+        }
+        Err(e) => {
+            return Err(Ending::new(
+                SessionEndReason::EvidenceLogFailed,
+                e.to_string(),
+            ))
+        }
+    }
+    let deadline = tokio::time::sleep(hold.timeout);
+    tokio::pin!(deadline);
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            changed = decided.changed(), if watching => match changed {
+                Ok(()) => {
+                    if let Some(o) = (*decided.borrow_and_update()).and_then(outcome) {
+                        return Ok(o);
+                    }
+                }
+                // Nobody will tell us any more: only the deadline is left.
+                Err(_) => watching = false,
+            },
+            _ = &mut deadline => return Ok(HoldOutcome::TimedOut),
+            read = cr.read_buf(buf) => match read {
+                Ok(0) => return Err(Ending::new(
+                    SessionEndReason::ClientDisconnected,
+                    format!("the client left while statement waited for approval request {}", hold.id),
+                )),
+                Ok(n) => {
+                    counters.from_client.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) => return Err(Ending::new(SessionEndReason::NetworkError, format!("client: {e}"))),
+            },
+        }
+    }
+}
