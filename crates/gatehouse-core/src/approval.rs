@@ -129,6 +129,10 @@ pub struct ApprovalRequest {
     pub fingerprint: String,
     /// The `@approval` policies that required it.
     pub policies: Vec<String>,
+    /// What the analysis found that needs approval, e.g.
+    /// `ci-deploy (delete on public.customers) requires approval`.
+    #[serde(default)]
+    pub analysis: String,
     /// The caller's reason (`SET gatehouse.reason = '…'`), if given.
     pub reason: Option<String>,
     /// When it was asked.
@@ -321,6 +325,7 @@ mod tests {
                 &[],
             ),
             policies: vec!["delete-needs-approval".into()],
+            analysis: String::new(),
             reason: None,
             created_at: now,
             expires_at: now.plus(Duration::from_secs(3600)),

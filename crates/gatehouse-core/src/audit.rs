@@ -336,6 +336,7 @@ impl AuditEvent {
                 "params": r.params,
                 "fingerprint": r.fingerprint,
                 "policies": r.policies,
+                "analysis": r.analysis,
                 "reason": r.reason,
                 "expires_at": r.expires_at,
             }),

@@ -72,6 +72,8 @@ pub(crate) struct Prepared {
     pub(crate) decision: DecisionRecord,
     pub(crate) generation: u64,
     pub(crate) refused: bool,
+    /// Needs approval: decided at each Execute, with its parameters.
+    pub(crate) needs_approval: bool,
     /// Which Parse made it: Describe answers are matched to it by this.
     pub(crate) parse_id: u64,
     /// Its result columns, once the backend described them.
@@ -236,7 +238,8 @@ impl Gate {
             // Whether an approval covers it changes from one run to the next.
             cacheable = false;
             if protocol == "simple" {
-                if let Some(v) = self.approval_verdict(sql, &resolved, &verdict) {
+                let fingerprint = self.fingerprint("simple", sql, &[]);
+                if let Some(v) = self.approval_verdict("simple", fingerprint, &resolved, &verdict) {
                     verdict = v;
                 }
             }
@@ -368,8 +371,9 @@ impl Gate {
         let (message, hint) = if decision == "review" {
             (
                 format!("gatehouse: approval required: {reason}"),
-                "this statement may run only once approved; this gateway files approval requests for \
-                 simple-protocol statements (psql, scripts): run it that way, or ask its operator",
+                "this statement may run only once approved, and no approval request can be filed for it \
+                 here (a fast-path function call, or no approval route): run it as a statement, or ask \
+                 the gateway's operator",
             )
         } else {
             (

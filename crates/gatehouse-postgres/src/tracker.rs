@@ -109,6 +109,8 @@ enum Pending {
 struct Portal {
     statement: Prepared,
     params: Vec<Option<String>>,
+    /// For a statement that needs approval: what an approval must cover.
+    fingerprint: Option<String>,
     bind_id: u64,
     formats: ResultFormats,
     /// Its columns with their real formats, once a Describe of the portal
@@ -298,7 +300,10 @@ impl Tracker {
                 request.session = self.session_id;
                 request.statement_seq = self.next_seq;
                 request.text = text.to_string();
-                request.params = params.to_vec();
+                request.params = params
+                    .iter()
+                    .map(|p| p.clone().map(|v| self.masking.mask_owned(v)))
+                    .collect();
                 self.approval_steps.push(gate::ApprovalStep::File(request));
             }
             Some(step) => self.approval_steps.push(step),
@@ -357,7 +362,13 @@ impl Tracker {
                 let text = self.recorded_text(p.query);
                 let (verdict, analysis) = self.gate.decide_text(p.query, "extended");
                 self.last_parse = Some(text.clone());
-                let refused = verdict.refusal.is_some();
+                // Needing approval is decided at each Execute, with its
+                // parameters: the Parse itself runs nothing.
+                let needs_approval = verdict.record.decision == "review"
+                    && !verdict.review_routes.is_empty()
+                    && analysis.is_some()
+                    && self.gate.approvals().is_some();
+                let refused = verdict.refusal.is_some() && !needs_approval;
                 if verdict.changes_schema && !refused {
                     self.masking.schema_changed();
                 }
@@ -370,6 +381,7 @@ impl Tracker {
                         decision: verdict.record.clone(),
                         generation: self.gate.generation(),
                         refused,
+                        needs_approval,
                         parse_id,
                         columns: None,
                     },
@@ -409,12 +421,28 @@ impl Tracker {
                             decision: unknown_statement_decision(),
                             generation: 0,
                             refused: false,
+                            needs_approval: false,
                             parse_id: 0,
                             columns: None,
                         }
                     }
                 };
                 let params = b.params.iter().map(param_text).collect();
+                // Only a statement that needs approval pays for hashing its parameters.
+                let fingerprint = match (&statement.analysis, statement.needs_approval) {
+                    (Some(a), true) => {
+                        let raw: Vec<Option<&[u8]>> = b
+                            .params
+                            .iter()
+                            .map(|v| match v {
+                                BindValue::Null => None,
+                                BindValue::Text(b) | BindValue::Binary(b) => Some(*b),
+                            })
+                            .collect();
+                        Some(self.gate.fingerprint("extended", &a.text, &raw))
+                    }
+                    _ => None,
+                };
                 let bind_id = self.new_id();
                 let formats = ResultFormats::from_codes(b.result_formats);
                 self.portals.insert(
@@ -422,6 +450,7 @@ impl Tracker {
                     Portal {
                         statement,
                         params,
+                        fingerprint,
                         bind_id,
                         formats,
                         columns: None,
@@ -449,6 +478,7 @@ impl Tracker {
                     return Ok(Flow::Forward);
                 };
                 let (st, params) = (portal.statement.clone(), portal.params.clone());
+                let fingerprint = portal.fingerprint.clone();
                 let result = match &portal.columns {
                     Some(c) => ResultSource {
                         columns: Some(c.clone()),
@@ -466,6 +496,40 @@ impl Tracker {
                     },
                 };
                 let text = st.text.clone();
+                if let (true, Some(a), Some(fingerprint)) =
+                    (st.needs_approval, &st.analysis, fingerprint)
+                {
+                    let mut verdict = match self.next_verdict.take() {
+                        Some(v) => v,
+                        None => {
+                            let statements = std::slice::from_ref(a);
+                            let v = self.gate.decide(statements, "extended");
+                            if v.record.decision == "review" {
+                                self.gate
+                                    .approval_verdict("extended", fingerprint, statements, &v)
+                                    .unwrap_or(v)
+                            } else {
+                                v
+                            }
+                        }
+                    };
+                    if let Some(hold) = verdict.hold.take() {
+                        self.approval_step(verdict.approval.take(), &text, &params);
+                        self.held = Some(Held {
+                            hold,
+                            review: verdict,
+                        });
+                        return Ok(Flow::Wait);
+                    }
+                    return Ok(self.gated(
+                        Kind::Extended,
+                        text,
+                        params,
+                        verdict,
+                        gate::poison_execute,
+                        result,
+                    ));
+                }
                 // Forward only a statement decided under the policy in force and allowed.
                 // A refused one is poisoned here too: a statement of the same name made
                 // earlier may still exist on the backend and must not run in its place.

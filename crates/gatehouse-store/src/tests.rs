@@ -178,6 +178,7 @@ async fn approvals_round_trip_and_filter_by_state() {
         params: vec![Some("7".into()), None],
         fingerprint: statement_fingerprint("ci-deploy", "app-db", "simple", text, &[]),
         policies: vec!["p".into()],
+        analysis: "ci-deploy (delete on public.a) requires approval".into(),
         reason: Some("OPS-1".into()),
         created_at: Timestamp::from_unix_millis(at),
         expires_at: Timestamp::from_unix_millis(at + 60_000),

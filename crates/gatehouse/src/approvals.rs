@@ -209,6 +209,7 @@ pub fn render(r: &ApprovalRequest) -> String {
         "session    {} (statement {})",
         r.session, r.statement_seq
     );
+    let _ = writeln!(out, "needs      {}", r.analysis);
     let _ = writeln!(out, "policies   {}", r.policies.join(", "));
     if let Some(reason) = &r.reason {
         let _ = writeln!(out, "reason     {reason}");

@@ -119,6 +119,10 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     assert_eq!(pending[0]["text"], "DELETE FROM customers");
     assert_eq!(pending[0]["requester"]["subject"], "ci-deploy");
     assert_eq!(pending[0]["policies"][0], "unbounded-delete");
+    assert_eq!(
+        pending[0]["analysis"],
+        "ci-deploy (delete on public.customers) requires approval from route dba"
+    );
     let shown = stdout(&approvals(&h, &alice, &["show", &id]));
     assert!(
         shown.contains("requester  ci-deploy (groups: ci)"),
@@ -494,4 +498,98 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
     h.start_gateway();
     assert_eq!(pending_request(&h, "DELETE FROM customers"), id);
     assert_eq!(rows(&h), "5");
+}
+
+/// Every DELETE needs approval here, so parameterised ones do too.
+const PARAM_POLICY: &str = r#"
+@id("ci-connect") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"connect", resource);
+@id("ci-work") permit (principal in Gatehouse::Group::"ci", action, resource) unless { action == Gatehouse::Action::"connect" };
+@id("any-delete") @approval("dba") forbid (principal, action == Gatehouse::Action::"delete", resource);
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_of_a_prepared_statement_covers_exactly_its_parameters() {
+    let h = Harness::with(Options {
+        policy: Some(PARAM_POLICY.into()),
+        extra_config: ROUTES,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill(&h);
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let client = h.connect(&ci, "app-db").await.unwrap();
+    let delete = "DELETE FROM customers WHERE id = $1";
+
+    // Extended protocol: refused at Execute with a request bound to $1 = 1.
+    let e = client.execute(delete, &[&1i32]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "42501");
+    let id = request_id(&message(&e));
+    let r: Value =
+        serde_json::from_str(&stdout(&approvals(&h, "", &["show", &id, "--json"]))).unwrap();
+    assert_eq!(r["text"], delete);
+    assert_eq!(
+        r["params"][0], "\\x00000001",
+        "the binary int4 parameter, as recorded"
+    );
+    let out = approvals(&h, &alice, &["approve", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Another parameter is another statement; the approved one runs once.
+    let e = client.execute(delete, &[&2i32]).await.unwrap_err();
+    assert_ne!(request_id(&message(&e)), id);
+    assert_eq!(client.execute(delete, &[&1i32]).await.unwrap(), 1);
+    assert_eq!(rows(&h), "4");
+    let e = client.execute(delete, &[&1i32]).await.unwrap_err();
+    assert_ne!(request_id(&message(&e)), id, "used once");
+    // The session goes on normally after refusals.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_prepared_statement_runs_once_approved() {
+    let h = Harness::with(Options {
+        policy: Some(PARAM_POLICY.into()),
+        extra_config: HOLD_ROUTES,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill(&h);
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let client = h.connect(&ci, "app-db").await.unwrap();
+    let delete = "DELETE FROM customers WHERE id = $1";
+    let held = tokio::spawn(async move {
+        let n = client.execute(delete, &[&3i32]).await;
+        (n, client)
+    });
+    let id = tokio::task::block_in_place(|| pending_request(&h, delete));
+    assert_eq!(rows(&h), "5", "nothing ran while held");
+    let out = tokio::task::block_in_place(|| approvals(&h, &alice, &["approve", &id]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (n, client) = held.await.unwrap();
+    assert_eq!(n.unwrap(), 1, "approved: it ran in the session that waited");
+    assert_eq!(rows(&h), "4");
+    // Pipelined work behind it went on.
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 4);
 }

@@ -48,23 +48,38 @@ pub(crate) enum ApprovalStep {
 }
 
 impl Gate {
-    /// For a `review` verdict on a simple-protocol statement: the verdict
+    /// What an approval of `sql` with these parameters is bound to.
+    pub(crate) fn fingerprint(
+        &self,
+        protocol: &str,
+        sql: &str,
+        params: &[Option<&[u8]>],
+    ) -> String {
+        statement_fingerprint(
+            &self.identity.subject,
+            &self.connection,
+            protocol,
+            sql,
+            params,
+        )
+    }
+
+    /// For a `review` verdict (simple protocol, or an Execute): the verdict
     /// when an approval covers it (allowed, using it), or the refusal naming
     /// its request (filed now, or pending already). `None`: no route of the
     /// verdict is configured for requests.
-    pub(super) fn approval_verdict(
+    pub(crate) fn approval_verdict(
         &self,
-        sql: &str,
+        protocol: &str,
+        fingerprint: String,
         statements: &[Arc<StatementAnalysis>],
         review: &Verdict,
     ) -> Option<Verdict> {
         let desk = self.settings.approvals.as_ref()?;
         let route = review.review_routes.iter().find_map(|r| desk.route(r))?;
         let now = Timestamp::now();
-        let fingerprint =
-            statement_fingerprint(&self.identity.subject, &self.connection, "simple", sql, &[]);
         if let Some(id) = desk.take_approved(&fingerprint, now) {
-            let decision = self.decision(statements, "simple", true);
+            let decision = self.decision(statements, protocol, true);
             let mut v = self.checked(statements, self.verdict(decision));
             v.record.reason = Some(format!("approved: request {id}"));
             v.approval = Some(ApprovalStep::Use(id));
@@ -84,6 +99,7 @@ impl Gate {
                     params: Vec::new(),
                     fingerprint,
                     policies: review.record.policies.clone(),
+                    analysis: review.record.reason.clone().unwrap_or_default(),
                     reason: self.reason.clone(),
                     created_at: now,
                     expires_at: now.plus(route.request_ttl),
