@@ -257,16 +257,26 @@ impl Tracker {
         );
     }
 
-    /// Queues a statement with its verdict; a refused one is replaced by `poison`.
+    /// Queues a statement with its verdict; a refused one is replaced by
+    /// `poison`, a held one waits (recorded once decided; now only its
+    /// request is filed).
     fn gated(
         &mut self,
         kind: Kind,
         text: Arc<str>,
         params: Vec<Option<String>>,
-        verdict: gate::Verdict,
+        mut verdict: gate::Verdict,
         poison: fn() -> bytes::BytesMut,
         result: ResultSource,
     ) -> Flow {
+        if let Some(hold) = verdict.hold.take() {
+            self.approval_step(verdict.approval.take(), &text, &params);
+            self.held = Some(Held {
+                hold,
+                review: verdict,
+            });
+            return Flow::Wait;
+        }
         let refused = verdict.refusal.is_some();
         if verdict.changes_schema && !refused {
             self.masking.schema_changed();
@@ -330,20 +340,11 @@ impl Tracker {
         Ok(match ty {
             b'Q' => {
                 let q = parse_query(body)?;
-                let (mut verdict, single) = match self.next_verdict.take() {
+                let (verdict, single) = match self.next_verdict.take() {
                     Some(v) => (v, None),
                     None => self.gate.decide_text(q, "simple"),
                 };
                 let text = self.recorded_text(q);
-                if let Some(hold) = verdict.hold.take() {
-                    // Recorded once decided; now only its request is filed.
-                    self.approval_step(verdict.approval.take(), &text, &[]);
-                    self.held = Some(Held {
-                        hold,
-                        review: verdict,
-                    });
-                    return Ok(Flow::Wait);
-                }
                 let result = ResultSource {
                     copy_out: copy_out(single.as_ref()),
                     ..ResultSource::default()
@@ -499,7 +500,7 @@ impl Tracker {
                 if let (true, Some(a), Some(fingerprint)) =
                     (st.needs_approval, &st.analysis, fingerprint)
                 {
-                    let mut verdict = match self.next_verdict.take() {
+                    let verdict = match self.next_verdict.take() {
                         Some(v) => v,
                         None => {
                             let statements = std::slice::from_ref(a);
@@ -513,14 +514,6 @@ impl Tracker {
                             }
                         }
                     };
-                    if let Some(hold) = verdict.hold.take() {
-                        self.approval_step(verdict.approval.take(), &text, &params);
-                        self.held = Some(Held {
-                            hold,
-                            review: verdict,
-                        });
-                        return Ok(Flow::Wait);
-                    }
                     return Ok(self.gated(
                         Kind::Extended,
                         text,

@@ -31,40 +31,13 @@ impl AdminClient {
         server: Option<&str>,
         credential: &str,
     ) -> Result<Self> {
-        let raw = match config {
-            Some(path) => Some(RawConfig::parse(path).map_err(|p| anyhow!("{p}"))?),
-            None => None,
-        };
-        let base = match (server, &raw) {
-            (Some(s), _) => s.trim_end_matches('/').to_string(),
-            (None, Some(r)) => format!("http://{}", r.api_listen()),
-            (None, None) => bail!(
-                "no gateway to talk to: pass --config with the gateway's configuration file, or --server with its API address"
-            ),
-        };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
-        Ok(Self {
-            base,
-            key: credential.trim().to_string(),
-            http,
-        })
+        let (base, _) = Self::target(config, server)?;
+        Self::build(base, credential.trim().to_string())
     }
 
-    /// Builds a client from the CLI's options.
+    /// Builds a client from the CLI's options, with the admin key.
     pub fn new(config: Option<&Path>, server: Option<&str>) -> Result<Self> {
-        let raw = match config {
-            Some(path) => Some(RawConfig::parse(path).map_err(|p| anyhow!("{p}"))?),
-            None => None,
-        };
-        let base = match (server, &raw) {
-            (Some(s), _) => s.trim_end_matches('/').to_string(),
-            (None, Some(r)) => format!("http://{}", r.api_listen()),
-            (None, None) => bail!(
-                "no gateway to talk to: pass --config with the gateway's configuration file, or --server with its API address"
-            ),
-        };
+        let (base, raw) = Self::target(config, server)?;
         let key = match (std::env::var("GATEHOUSE_ADMIN_KEY"), &raw) {
             (Ok(k), _) if !k.trim().is_empty() => k.trim().to_string(),
             (_, Some(r)) => {
@@ -81,6 +54,27 @@ impl AdminClient {
             }
             _ => bail!("no admin key: set GATEHOUSE_ADMIN_KEY, or pass --config so it can be read from data_dir/admin.key"),
         };
+        Self::build(base, key)
+    }
+
+    /// The API's address (from `--server` or the configuration), and the
+    /// configuration if one was given.
+    fn target(config: Option<&Path>, server: Option<&str>) -> Result<(String, Option<RawConfig>)> {
+        let raw = match config {
+            Some(path) => Some(RawConfig::parse(path).map_err(|p| anyhow!("{p}"))?),
+            None => None,
+        };
+        let base = match (server, &raw) {
+            (Some(s), _) => s.trim_end_matches('/').to_string(),
+            (None, Some(r)) => format!("http://{}", r.api_listen()),
+            (None, None) => bail!(
+                "no gateway to talk to: pass --config with the gateway's configuration file, or --server with its API address"
+            ),
+        };
+        Ok((base, raw))
+    }
+
+    fn build(base: String, key: String) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?;

@@ -61,6 +61,27 @@ fn refill(h: &Harness) {
         .unwrap();
 }
 
+/// A gateway with `policy` and `config`, a customers table of 5 rows, and
+/// the tokens of a CI job (`ci-deploy`, group ci) and an approver (`alice`,
+/// group dba-leads).
+fn scenario(policy: &str, config: &'static str) -> (Harness, String, String) {
+    let h = Harness::with(Options {
+        policy: Some(policy.into()),
+        extra_config: config,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill(&h);
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    (h, ci, alice)
+}
+
 /// `gatehouse approvals …` with `token` (or the admin key when empty).
 fn approvals(h: &Harness, token: &str, args: &[&str]) -> std::process::Output {
     let mut all = vec!["approvals"];
@@ -83,20 +104,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
         )
         .into_boxed_str(),
     );
-    let mut h = Harness::with(Options {
-        policy: Some(POLICY.into()),
-        extra_config: config,
-        ..Options::default()
-    });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
-        )
-        .unwrap();
-    refill(&h);
-    let ci = h.token("ci-deploy", &["ci"], "1h");
-    let alice = h.token("alice", &["dba-leads"], "1h");
+    let (mut h, ci, alice) = scenario(POLICY, config);
     let mallory = h.token("mallory", &["ci"], "1h");
     let lead = h.token("ci-lead", &["ci", "dba-leads"], "1h");
 
@@ -421,20 +429,7 @@ fn pending_request(h: &Harness, text: &str) -> String {
 
 #[test]
 fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
-    let mut h = Harness::with(Options {
-        policy: Some(POLICY.into()),
-        extra_config: HOLD_ROUTES,
-        ..Options::default()
-    });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
-        )
-        .unwrap();
-    refill(&h);
-    let ci = h.token("ci-deploy", &["ci"], "1h");
-    let alice = h.token("alice", &["dba-leads"], "1h");
+    let (mut h, ci, alice) = scenario(POLICY, HOLD_ROUTES);
 
     // Held, approved while it waits: it runs, in the same session.
     let held = spawn_psql(&h, &ci, "BEGIN; DELETE FROM customers; COMMIT");
@@ -509,20 +504,7 @@ const PARAM_POLICY: &str = r#"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_of_a_prepared_statement_covers_exactly_its_parameters() {
-    let h = Harness::with(Options {
-        policy: Some(PARAM_POLICY.into()),
-        extra_config: ROUTES,
-        ..Options::default()
-    });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
-        )
-        .unwrap();
-    refill(&h);
-    let ci = h.token("ci-deploy", &["ci"], "1h");
-    let alice = h.token("alice", &["dba-leads"], "1h");
+    let (h, ci, alice) = scenario(PARAM_POLICY, ROUTES);
     let client = h.connect(&ci, "app-db").await.unwrap();
     let delete = "DELETE FROM customers WHERE id = $1";
 
@@ -558,20 +540,7 @@ async fn an_approval_of_a_prepared_statement_covers_exactly_its_parameters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_prepared_statement_runs_once_approved() {
-    let h = Harness::with(Options {
-        policy: Some(PARAM_POLICY.into()),
-        extra_config: HOLD_ROUTES,
-        ..Options::default()
-    });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
-        )
-        .unwrap();
-    refill(&h);
-    let ci = h.token("ci-deploy", &["ci"], "1h");
-    let alice = h.token("alice", &["dba-leads"], "1h");
+    let (h, ci, alice) = scenario(PARAM_POLICY, HOLD_ROUTES);
     let client = h.connect(&ci, "app-db").await.unwrap();
     let delete = "DELETE FROM customers WHERE id = $1";
     let held = tokio::spawn(async move {
