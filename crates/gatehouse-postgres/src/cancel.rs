@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 #[derive(Clone)]
 struct Entry {
@@ -18,6 +19,9 @@ struct Entry {
     port: u16,
     backend_pid: i32,
     backend_secret: i32,
+    /// Counts the session's cancel requests: a statement the gateway holds
+    /// (waiting for approval) is cancelled by the gateway itself.
+    cancelled: Arc<watch::Sender<u64>>,
 }
 
 /// The live sessions' cancel keys.
@@ -33,6 +37,14 @@ pub struct CancelKey {
     pub pid: i32,
     /// The secret given to the client.
     pub secret: i32,
+    cancelled: Arc<watch::Sender<u64>>,
+}
+
+impl CancelKey {
+    /// Changes whenever the client asks to cancel.
+    pub fn cancelled(&self) -> watch::Receiver<u64> {
+        self.cancelled.subscribe()
+    }
 }
 
 impl Drop for CancelKey {
@@ -57,6 +69,7 @@ impl CancelRegistry {
                 break pid;
             }
         };
+        let cancelled = Arc::new(watch::channel(0).0);
         m.insert(
             pid,
             Entry {
@@ -65,12 +78,14 @@ impl CancelRegistry {
                 port,
                 backend_pid: backend.0,
                 backend_secret: backend.1,
+                cancelled: cancelled.clone(),
             },
         );
         CancelKey {
             registry: self.clone(),
             pid,
             secret,
+            cancelled,
         }
     }
 
@@ -85,6 +100,7 @@ impl CancelRegistry {
         if !bool::from(e.secret.to_be_bytes().ct_eq(&secret.to_be_bytes())) {
             return false;
         }
+        e.cancelled.send_modify(|n| *n += 1);
         if e.backend_pid == 0 {
             return false;
         }

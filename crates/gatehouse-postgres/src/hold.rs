@@ -1,5 +1,5 @@
 //! Hold mode: a statement waits in its session until its approval request is
-//! decided, the hold times out, or the client goes away.
+//! decided, the hold times out, the client cancels it, or goes away.
 
 use crate::gate::{Hold, HoldOutcome};
 use crate::relay::{Counters, Ending};
@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use gatehouse_core::{ApprovalDesk, ApprovalState, SessionEndReason};
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
 
 fn outcome(state: ApprovalState) -> Option<HoldOutcome> {
     match state {
@@ -26,7 +27,10 @@ pub(crate) async fn wait<R: AsyncRead + Unpin>(
     cr: &mut R,
     buf: &mut BytesMut,
     counters: &Counters,
+    cancelled: &mut watch::Receiver<u64>,
 ) -> Result<HoldOutcome, Ending> {
+    // Only cancel requests from now on count.
+    cancelled.borrow_and_update();
     let mut decided = desk.watch(&hold.id);
     // Decided before we started watching?
     match desk.get(&hold.id).await {
@@ -57,6 +61,7 @@ pub(crate) async fn wait<R: AsyncRead + Unpin>(
                 Err(_) => watching = false,
             },
             _ = &mut deadline => return Ok(HoldOutcome::TimedOut),
+            Ok(()) = cancelled.changed() => return Ok(HoldOutcome::Cancelled),
             read = cr.read_buf(buf) => match read {
                 Ok(0) => return Err(Ending::new(
                     SessionEndReason::ClientDisconnected,

@@ -517,6 +517,7 @@ impl PostgresGateway {
                 &inner.recorder,
                 &counters,
                 shutdown,
+                cancel_key.cancelled(),
             )
             .await
         };

@@ -60,6 +60,7 @@ pub(crate) async fn relay<C, B>(
     recorder: &SessionRecorder,
     counters: &Counters,
     mut shutdown: watch::Receiver<bool>,
+    mut cancelled: watch::Receiver<u64>,
 ) -> Ending
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -81,6 +82,7 @@ where
             counters,
             masked,
             &notices,
+            &mut cancelled,
         );
         let down = backend_to_client(
             &mut br,
@@ -184,6 +186,7 @@ async fn client_to_backend<R, W>(
     counters: &Counters,
     masked: bool,
     notices: &tokio::sync::mpsc::Sender<BytesMut>,
+    cancelled: &mut watch::Receiver<u64>,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -268,7 +271,7 @@ where
                     );
                 };
                 let _ = notices.send(held.hold.notice.clone()).await;
-                match crate::hold::wait(desk, &held.hold, cr, &mut buf, counters).await {
+                match crate::hold::wait(desk, &held.hold, cr, &mut buf, counters, cancelled).await {
                     Ok(outcome) => lock(tracker).resolve_hold(held, outcome),
                     Err(ending) => return ending,
                 }

@@ -561,4 +561,29 @@ async fn a_held_prepared_statement_runs_once_approved() {
         .unwrap()
         .get(0);
     assert_eq!(left, 4);
+
+    // Cancelling (what Ctrl-C in psql sends) ends a hold; the request stays.
+    let cancel = client.cancel_token();
+    let held = tokio::spawn(async move {
+        let r = client.execute(delete, &[&4i32]).await;
+        (r, client)
+    });
+    let id = tokio::task::block_in_place(|| pending_request(&h, delete));
+    cancel.cancel_query(h.cancel_tls()).await.unwrap();
+    let (r, client) = held.await.unwrap();
+    let e = r.unwrap_err();
+    assert_eq!(sqlstate(&e), "57014");
+    assert!(
+        message(&e).contains(&format!(
+            "canceling statement due to user request: it was waiting for approval request {id}"
+        )),
+        "{}",
+        message(&e)
+    );
+    assert_eq!(rows(&h), "4");
+    assert_eq!(
+        tokio::task::block_in_place(|| pending_request(&h, delete)),
+        id
+    );
+    client.simple_query("SELECT 1").await.unwrap();
 }

@@ -34,6 +34,8 @@ pub(crate) enum HoldOutcome {
     Expired,
     /// Nobody decided within the hold timeout; the request stays pending.
     TimedOut,
+    /// The client cancelled (CancelRequest, Ctrl-C in psql); the request stays pending.
+    Cancelled,
 }
 
 /// What a statement does to an approval; the relay makes it durable before
@@ -147,6 +149,11 @@ impl Gate {
                 format!("gatehouse: approval request {id} expired undecided"),
                 "run the statement again to file a new request".to_string(),
             ),
+            HoldOutcome::Cancelled => (
+                "57014",
+                format!("gatehouse: canceling statement due to user request: it was waiting for approval request {id}"),
+                format!("the request stays pending until it expires; once `gatehouse approvals approve {id}` is done, run exactly this statement again and it runs once"),
+            ),
             HoldOutcome::TimedOut | HoldOutcome::Approved => (
                 "57014",
                 format!("gatehouse: the statement waited for approval and was not decided in time: request {id}"),
@@ -160,6 +167,7 @@ impl Gate {
             match outcome {
                 HoldOutcome::Denied => "denied",
                 HoldOutcome::Expired => "expired",
+                HoldOutcome::Cancelled => "cancelled by the client",
                 _ => "not decided in time",
             }
         ));
