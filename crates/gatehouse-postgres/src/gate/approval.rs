@@ -83,8 +83,13 @@ impl Gate {
         if let Some(id) = desk.take_approved(&fingerprint, now) {
             let decision = self.decision(statements, protocol, true);
             let mut v = self.checked(statements, self.verdict(decision));
-            v.record.reason = Some(format!("approved: request {id}"));
-            v.approval = Some(ApprovalStep::Use(id));
+            if v.refusal.is_none() {
+                v.record.reason = Some(format!("approved: request {id}"));
+                v.approval = Some(ApprovalStep::Use(id));
+            }
+            // Refused even approved (a plain forbid, column masking): the
+            // approval is not used; it is out of the index until a restart
+            // or its expiry, which only ever refuses more.
             return Some(v);
         }
         let (id, step) = match desk.pending_for(&fingerprint) {
