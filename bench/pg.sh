@@ -101,6 +101,9 @@ postgres = "127.0.0.1:$2"
 plaintext_on_loopback = true
 [policy]
 files = ["$4"]
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
 [[connection]]
 name = "app-db"
 kind = "postgres"
