@@ -38,8 +38,9 @@ pub enum ApprovalError {
 struct Index {
     /// Approved, unused (request mode): id and deadline.
     approved: HashMap<String, (ApprovalId, Option<Timestamp>)>,
-    /// Pending: a repeat of the statement points at the same request.
-    pending: HashMap<String, ApprovalId>,
+    /// Pending: a repeat of the statement points at the same request; and
+    /// when it expires.
+    pending: HashMap<String, (ApprovalId, Timestamp)>,
 }
 
 /// What happened to a request, for notifications.
@@ -138,10 +139,11 @@ impl ApprovalDesk {
 
     fn index_request(&self, r: &ApprovalRequest) {
         let mut ix = self.lock();
-        ix.pending.retain(|_, id| *id != r.id);
+        ix.pending.retain(|_, (id, _)| *id != r.id);
         match r.state {
             ApprovalState::Pending => {
-                ix.pending.insert(r.fingerprint.clone(), r.id.clone());
+                ix.pending
+                    .insert(r.fingerprint.clone(), (r.id.clone(), r.expires_at));
             }
             ApprovalState::Approved => {
                 ix.approved
@@ -177,7 +179,10 @@ impl ApprovalDesk {
 
     /// The pending request for `fingerprint`, if the statement was already asked for.
     pub fn pending_for(&self, fingerprint: &str) -> Option<ApprovalId> {
-        self.lock().pending.get(fingerprint).cloned()
+        self.lock()
+            .pending
+            .get(fingerprint)
+            .map(|(id, _)| id.clone())
     }
 
     /// Files a new request: logged, stored, indexed.
@@ -275,15 +280,33 @@ impl ApprovalDesk {
         Ok(())
     }
 
-    /// Expires what lapsed by `now`; returns how many.
+    /// Expires what lapsed by `now`; returns how many. The index says which
+    /// (its deadlines), so the store is read only for those.
     pub async fn expire_due(&self, now: Timestamp) -> Result<usize, ApprovalError> {
+        let due: Vec<ApprovalId> = {
+            let ix = self.lock();
+            ix.pending
+                .values()
+                .filter(|(_, expires)| now >= *expires)
+                .map(|(id, _)| id.clone())
+                .chain(
+                    ix.approved
+                        .values()
+                        .filter(|(_, until)| until.is_some_and(|u| now >= u))
+                        .map(|(id, _)| id.clone()),
+                )
+                .collect()
+        };
         let mut n = 0;
-        for state in [ApprovalState::Pending, ApprovalState::Approved] {
-            for r in self.store.list_approvals(Some(state), LOAD_LIMIT).await? {
-                if r.lapsed(now) {
-                    self.expire(r, state).await?;
-                    n += 1;
-                }
+        for id in due {
+            let r = self.get(&id).await?;
+            if r.lapsed(now) {
+                let was = r.state;
+                self.expire(r, was).await?;
+                n += 1;
+            } else {
+                // Decided meanwhile: the index follows the store.
+                self.index_request(&r);
             }
         }
         Ok(n)

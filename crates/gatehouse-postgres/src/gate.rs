@@ -233,16 +233,17 @@ impl Gate {
                 }
             }
         }
-        let mut verdict = self.decide(&resolved, protocol);
-        if verdict.record.decision == "review" {
-            // Whether an approval covers it changes from one run to the next.
+        let (verdict, approvable) = if protocol == "simple" {
+            self.decide_approvable(&resolved, protocol, || self.fingerprint("simple", sql, &[]))
+        } else {
+            // A Parse: approval is decided at each Execute, with its parameters.
+            let v = self.decide(&resolved, protocol);
+            let review = v.record.decision == "review";
+            (v, review)
+        };
+        // Whether an approval covers it changes from one run to the next.
+        if approvable {
             cacheable = false;
-            if protocol == "simple" {
-                let fingerprint = self.fingerprint("simple", sql, &[]);
-                if let Some(v) = self.approval_verdict("simple", fingerprint, &resolved, &verdict) {
-                    verdict = v;
-                }
-            }
         }
         if verdict.refusal.is_none() {
             for st in &analysis.statements {

@@ -250,9 +250,11 @@ where
                 }
             }
             // Requests filed and approvals used are durable before too.
-            if let Err(e) = settle_approvals(desk.as_deref(), steps).await {
-                tracing::error!(error = %e, "approval could not be recorded; ending the session");
-                return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
+            if !steps.is_empty() {
+                if let Err(e) = settle_approvals(desk.as_deref(), steps).await {
+                    tracing::error!(error = %e, "approval could not be recorded; ending the session");
+                    return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
+                }
             }
             if s.forward > 0 {
                 if let Err(e) = bw.write_all(&buf[..s.forward]).await {
@@ -293,6 +295,7 @@ async fn settle_approvals(
     desk: Option<&gatehouse_core::ApprovalDesk>,
     steps: Vec<crate::gate::ApprovalStep>,
 ) -> Result<(), gatehouse_core::ApprovalError> {
+    // Steps come only from a gate with a desk (the gate files nothing without one).
     let Some(desk) = desk else {
         return Ok(());
     };

@@ -497,46 +497,37 @@ impl Tracker {
                     },
                 };
                 let text = st.text.clone();
-                if let (true, Some(a), Some(fingerprint)) =
-                    (st.needs_approval, &st.analysis, fingerprint)
-                {
-                    let verdict = match self.next_verdict.take() {
-                        Some(v) => v,
-                        None => {
-                            let statements = std::slice::from_ref(a);
-                            let v = self.gate.decide(statements, "extended");
-                            if v.record.decision == "review" {
-                                self.gate
-                                    .approval_verdict("extended", fingerprint, statements, &v)
-                                    .unwrap_or(v)
-                            } else {
-                                v
-                            }
-                        }
-                    };
-                    return Ok(self.gated(
-                        Kind::Extended,
-                        text,
-                        params,
-                        verdict,
-                        gate::poison_execute,
-                        result,
-                    ));
-                }
                 // Forward only a statement decided under the policy in force and allowed.
                 // A refused one is poisoned here too: a statement of the same name made
                 // earlier may still exist on the backend and must not run in its place.
-                if st.refused || st.generation != self.gate.generation() {
-                    let verdict = match (&st.analysis, st.refused) {
-                        (Some(a), _) => self.gate.decide(std::slice::from_ref(a), "extended"),
-                        (None, true) => self.gate.refuse(
-                            st.decision.reason.clone().unwrap_or_else(|| "refused at Parse".into()),
-                        ),
-                        (None, false) => self.gate.refuse(format!(
-                            "{}: the gateway did not see this statement prepared, so it cannot decide it",
-                            st.text
-                        )),
-                    };
+                let verdict = match (&st.analysis, fingerprint) {
+                    // Needs approval: decided now, with its parameters.
+                    (Some(a), Some(fingerprint)) if st.needs_approval => {
+                        Some(self.next_verdict.take().unwrap_or_else(|| {
+                            self.gate
+                                .decide_approvable(std::slice::from_ref(a), "extended", || {
+                                    fingerprint
+                                })
+                                .0
+                        }))
+                    }
+                    // Cannot happen (Parse marks it only with an analysis, Bind then
+                    // fingerprints it); refused rather than forwarded undecided.
+                    _ if st.needs_approval => Some(self.gate.refuse(format!(
+                        "{}: needs approval, but its parameters could not be bound to one",
+                        st.text
+                    ))),
+                    _ if !st.refused && st.generation == self.gate.generation() => None,
+                    (Some(a), _) => Some(self.gate.decide(std::slice::from_ref(a), "extended")),
+                    (None, _) if st.refused => Some(self.gate.refuse(
+                        st.decision.reason.clone().unwrap_or_else(|| "refused at Parse".into()),
+                    )),
+                    (None, _) => Some(self.gate.refuse(format!(
+                        "{}: the gateway did not see this statement prepared, so it cannot decide it",
+                        st.text
+                    ))),
+                };
+                if let Some(verdict) = verdict {
                     return Ok(self.gated(
                         Kind::Extended,
                         text,

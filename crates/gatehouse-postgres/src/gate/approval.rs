@@ -66,11 +66,31 @@ impl Gate {
         )
     }
 
-    /// For a `review` verdict (simple protocol, or an Execute): the verdict
-    /// when an approval covers it (allowed, using it), or the refusal naming
-    /// its request (filed now, or pending already). `None`: no route of the
-    /// verdict is configured for requests.
-    pub(crate) fn approval_verdict(
+    /// Decides statements whose exact form is known (a Query, or an Execute
+    /// with its parameters): a `review` goes to the approval desk, bound to
+    /// `fingerprint` (computed only then). Also says whether the verdict
+    /// depends on the desk (then it must not be cached).
+    pub(crate) fn decide_approvable(
+        &self,
+        statements: &[Arc<StatementAnalysis>],
+        protocol: &str,
+        fingerprint: impl FnOnce() -> String,
+    ) -> (Verdict, bool) {
+        let v = self.decide(statements, protocol);
+        if v.record.decision != "review" {
+            return (v, false);
+        }
+        let v = self
+            .approval_verdict(protocol, fingerprint(), statements, &v)
+            .unwrap_or(v);
+        (v, true)
+    }
+
+    /// For a `review` verdict: the verdict when an approval covers it
+    /// (allowed, using it), or the refusal naming its request (filed now, or
+    /// pending already), held in hold mode. `None`: no approval desk, or no
+    /// route of the verdict is configured.
+    fn approval_verdict(
         &self,
         protocol: &str,
         fingerprint: String,
