@@ -211,9 +211,18 @@ impl VerifierKey {
         &self.name
     }
 
-    /// The raw Ed25519 public key (for tools that take it as such, e.g. a PEM file).
-    pub fn public_key(&self) -> [u8; 32] {
-        self.key.to_bytes()
+    /// The public key as a PEM SubjectPublicKeyInfo, for tools such as
+    /// `openssl pkeyutl -verify`.
+    pub fn pem(&self) -> String {
+        // DER of SEQUENCE { SEQUENCE { OID 1.3.101.112 (Ed25519) }, BIT STRING key }.
+        let mut der = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        der.extend_from_slice(self.key.as_bytes());
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            B64.encode(der)
+        )
     }
 
     /// A note's signed text and this key's signature over it, checked: what

@@ -65,6 +65,19 @@ pub fn verifier_key(spec: &EvidenceSpec, data_dir: &Path) -> Result<VerifierKey>
     Ok(parse_key(&path)?.verifier())
 }
 
+/// A URL without what may be a secret (user info, query), for logs.
+pub(crate) fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(unparseable URL)".into(),
+    }
+}
+
 /// Publishes checkpoints by POSTing the note (text/plain) to a URL.
 struct HttpWitness {
     url: String,
@@ -74,7 +87,7 @@ struct HttpWitness {
 #[async_trait]
 impl Witness for HttpWitness {
     fn name(&self) -> String {
-        format!("url {}", self.url)
+        format!("url {}", redacted(&self.url))
     }
 
     async fn publish(&self, note: &str) -> Result<(), String> {

@@ -126,7 +126,7 @@ pub fn write(
     write_file(&out.join("checkpoint.body"), body)?;
     write_file(&out.join("checkpoint.sig"), sig)?;
     write_file(&out.join("public-key.txt"), format!("{key}\n"))?;
-    write_file(&out.join("public-key.pem"), pem(&key.public_key()))?;
+    write_file(&out.join("public-key.pem"), key.pem())?;
     write_file(&out.join("verify_pack.py"), VERIFY_SCRIPT)?;
 
     let policy_match = policy.map(|p| policy_in_force(p, &entries[..=last]));
@@ -198,40 +198,6 @@ fn write_table(out: &Path, t: &Table) -> Result<()> {
         &out.join(format!("{}.json", t.name)),
         serde_json::to_string_pretty(&t.json())? + "\n",
     )
-}
-
-/// The public key as PEM (SubjectPublicKeyInfo), for openssl.
-fn pem(key: &[u8; 32]) -> String {
-    // DER of SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING key }.
-    let mut der = vec![
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    der.extend_from_slice(key);
-    format!(
-        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        base64_encode(&der)
-    )
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Whether the configured policy files are the ones the log last recorded

@@ -114,7 +114,7 @@ struct HttpSink {
 #[async_trait]
 impl Sink for HttpSink {
     fn describe(&self) -> String {
-        format!("http {}", redacted(&self.url))
+        format!("http {}", super::redacted(&self.url))
     }
 
     async fn deliver(&mut self, batch: &[SinkEvent]) -> Result<(), String> {
@@ -144,19 +144,6 @@ impl Sink for HttpSink {
         } else {
             Err(format!("the endpoint answered {}", answer.status()))
         }
-    }
-}
-
-/// A URL without what may be a secret (user info, query), for logs.
-fn redacted(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.to_string()
-        }
-        Err(_) => "(unparseable URL)".into(),
     }
 }
 
