@@ -10,7 +10,6 @@ use axum::Json;
 use gatehouse_core::{
     ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, Identity, Timestamp, VoteRefused,
 };
-use gatehouse_identity::verify_service_token;
 use serde::{Deserialize, Serialize};
 
 /// Query of `GET /v1/approvals`.
@@ -32,7 +31,7 @@ pub struct VoteRequest {
     pub comment: String,
 }
 
-/// Who is calling: the admin, or an identity by its service token.
+/// Who is calling: the admin, or an identity by its service or OIDC token.
 enum Caller {
     Admin,
     Identity(Identity),
@@ -55,7 +54,9 @@ async fn caller(state: &ApiState, headers: &HeaderMap) -> ApiResult<Caller> {
     if state.admin_key.matches(presented) {
         return Ok(Caller::Admin);
     }
-    verify_service_token(state.store.as_ref(), presented, Timestamp::now())
+    state
+        .authenticator
+        .authenticate(presented, Timestamp::now())
         .await
         .map(|a| Caller::Identity(a.into_identity()))
         .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.to_string()))

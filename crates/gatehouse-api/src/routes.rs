@@ -29,6 +29,8 @@ pub struct ApiState {
     pub connections: Arc<[String]>,
     /// Approval requests and decisions.
     pub approvals: Arc<gatehouse_core::ApprovalDesk>,
+    /// Checks approvers' tokens (service tokens or OIDC tokens).
+    pub authenticator: gatehouse_identity::Authenticator,
 }
 
 /// Answer of `POST /v1/policy/reload`.

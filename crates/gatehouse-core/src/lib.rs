@@ -26,7 +26,7 @@ pub use audit::{
     StatementDecided,
 };
 pub use error::StoreError;
-pub use identity::{Identity, IdentitySource};
+pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
 pub use recorder::{RecorderClosed, SessionRecorder, StartError};
 pub use session::{
     DecisionRecord, MaskingSummary, SessionDetail, SessionEnd, SessionEndFields, SessionEndReason,

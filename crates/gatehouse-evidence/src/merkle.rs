@@ -252,7 +252,7 @@ impl MerkleTree {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             return self.levels[n.trailing_zeros() as usize][start / n];
         }
         let k = split(n);

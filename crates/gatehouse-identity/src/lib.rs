@@ -1,11 +1,16 @@
 //! Gatehouse identity: turns a credential a caller presents into an
 //! [`AuthenticatedIdentity`].
 //!
-//! Today that credential is a Gatehouse service token; OIDC workload tokens
-//! follow. Only this crate can construct an [`AuthenticatedIdentity`], so
-//! holding one is proof that a credential was checked.
+//! That credential is a Gatehouse service token or an OIDC workload token
+//! from a configured issuer; [`Authenticator`] tells them apart by shape.
+//! Only this crate can construct an [`AuthenticatedIdentity`], so holding one
+//! is proof that a credential was checked.
 
+mod authenticator;
+pub mod oidc;
 mod service_token;
+
+pub use authenticator::{Authenticator, CredentialKind};
 
 pub use service_token::{
     looks_like_service_token, mint_service_token, verify_service_token, MintedToken,
@@ -38,7 +43,7 @@ impl AuthenticatedIdentity {
 #[derive(Debug, Error)]
 pub enum AuthError {
     /// The credential has no recognised format.
-    #[error("the password is not a Gatehouse token")]
+    #[error("the password is neither a Gatehouse service token nor a JWT")]
     UnrecognisedCredential,
     /// No token has this id, or its secret does not match.
     #[error("token not recognised; check that you copied the whole token, or ask for a new one")]
@@ -59,6 +64,20 @@ pub enum AuthError {
         /// How long ago, human readable.
         ago: String,
     },
+    /// A workload token was refused.
+    #[error("{}", match issuer {
+        Some(i) => format!("OIDC token refused (issuer {i}): {problem}"),
+        None => format!("OIDC token refused: {problem}"),
+    })]
+    InvalidToken {
+        /// The configured issuer the token claimed, when it named a trusted one.
+        issuer: Option<String>,
+        /// What is wrong.
+        problem: oidc::TokenProblem,
+    },
+    /// A JWT was presented but no issuer is configured.
+    #[error("this gateway trusts no OIDC issuer; use a Gatehouse service token, or ask the operator to add an [[identity.oidc]] issuer")]
+    OidcNotConfigured,
     /// The store could not be read: fail closed.
     #[error("identity store unavailable; try again later")]
     Store(#[from] StoreError),

@@ -56,6 +56,33 @@ fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
     RestrictedExpression::new_set(items.into_iter().map(s))
 }
 
+/// The principal's tags: an OIDC token's copied claims, plus `issuer`,
+/// `client_id` and the delegation (`actor`, `actor_chain`, `on_behalf_of`).
+/// Fixed names win over a copied claim of the same name.
+fn identity_tags(identity: &Identity) -> Vec<(String, RestrictedExpression)> {
+    let IdentitySource::Oidc(o) = &identity.source else {
+        return Vec::new();
+    };
+    let mut tags: std::collections::BTreeMap<String, RestrictedExpression> = identity
+        .attributes()
+        .map(|(k, v)| (k.to_string(), s(v)))
+        .collect();
+    tags.insert("issuer".into(), s(&o.issuer));
+    if let Some(c) = &o.client_id {
+        tags.insert("client_id".into(), s(c));
+    }
+    if let Some(d) = &o.delegation {
+        if let Some(first) = d.actors.first() {
+            tags.insert("actor".into(), s(&first.sub));
+            tags.insert("actor_chain".into(), s(&d.actor_chain()));
+        }
+        if let Some(obo) = &d.on_behalf_of {
+            tags.insert("on_behalf_of".into(), s(obo));
+        }
+    }
+    tags.into_iter().collect()
+}
+
 struct Built {
     principal: EntityUid,
     connection: EntityUid,
@@ -72,6 +99,7 @@ impl PolicyEngine {
             .collect();
         let source = match identity.source {
             IdentitySource::ServiceToken { .. } => "service_token",
+            IdentitySource::Oidc(_) => "oidc",
         };
         let mut entities = Vec::with_capacity(groups.len() + 2);
         entities.push(
@@ -82,7 +110,7 @@ impl PolicyEngine {
                     ("source".to_string(), s(source)),
                 ],
                 groups.iter().cloned(),
-                [],
+                identity_tags(identity),
             )
             .map_err(|e| e.to_string())?,
         );

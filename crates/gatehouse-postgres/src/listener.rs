@@ -19,9 +19,9 @@ use crate::tracker::Tracker;
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{
     AuditEvent, AuthAttempt, SessionEnd, SessionId, SessionRecorder, SessionStart, StartError,
-    Store, Timestamp,
+    Timestamp,
 };
-use gatehouse_identity::{verify_service_token, AuthenticatedIdentity};
+use gatehouse_identity::{AuthenticatedIdentity, Authenticator, CredentialKind};
 use gatehouse_mask::MaskingEngine;
 use gatehouse_policy::{ConnectRequest, Decision, PolicyMode};
 use std::collections::HashMap;
@@ -57,6 +57,8 @@ pub struct ListenerSettings {
     /// Masks what recordings keep for connections without masking (secrets
     /// such as passwords in statement texts).
     pub record_masking: Arc<MaskingEngine>,
+    /// Checks the password: a service token or an OIDC workload token.
+    pub authenticator: Authenticator,
 }
 
 /// The PostgreSQL side of the gateway.
@@ -68,7 +70,6 @@ pub struct PostgresGateway {
 struct Inner {
     settings: ListenerSettings,
     acceptor: TlsAcceptor,
-    store: Arc<dyn Store>,
     recorder: SessionRecorder,
     cancels: CancelRegistry,
 }
@@ -114,17 +115,12 @@ struct Established {
 
 impl PostgresGateway {
     /// Builds the gateway side for PostgreSQL.
-    pub fn new(
-        settings: ListenerSettings,
-        store: Arc<dyn Store>,
-        recorder: SessionRecorder,
-    ) -> Self {
+    pub fn new(settings: ListenerSettings, recorder: SessionRecorder) -> Self {
         let acceptor = TlsAcceptor::from(settings.tls.clone());
         Self {
             inner: Arc::new(Inner {
                 settings,
                 acceptor,
-                store,
                 recorder,
                 cancels: CancelRegistry::default(),
             }),
@@ -333,18 +329,23 @@ impl PostgresGateway {
         }
         let password = parse_password(&body)
             .map_err(|e| Refusal::new("08P01", format!("invalid password message: {e}"), None))?;
-        let identity =
-            match verify_service_token(inner.store.as_ref(), password, Timestamp::now()).await {
-                Ok(identity) => identity,
-                Err(e) => {
-                    let refusal = Refusal::new(
-                        "28P01",
-                        format!("authentication failed: {e}"),
-                        Some("use a token from `gatehouse token create` as the password"),
-                    );
-                    return Err(self.failed(&attempt, None, "credential", refusal).await);
-                }
-            };
+        let identity = match inner
+            .settings
+            .authenticator
+            .authenticate(password, Timestamp::now())
+            .await
+        {
+            Ok(identity) => identity,
+            Err(e) => {
+                let hint = match CredentialKind::of(password) {
+                    CredentialKind::Jwt => "use a current token from your platform (GitHub Actions, Entra ID, GitLab, Kubernetes…) with the audience the gateway expects; `gatehouse identity inspect` shows what the gateway makes of a token",
+                    _ => "use a token from `gatehouse token create`, or an OIDC token from a trusted issuer, as the password",
+                };
+                let refusal =
+                    Refusal::new("28P01", format!("authentication failed: {e}"), Some(hint));
+                return Err(self.failed(&attempt, None, "credential", refusal).await);
+            }
+        };
         let subject = Some(identity.identity().subject.as_str());
 
         let Some(target) = inner.settings.connections.get(&dbname).cloned() else {

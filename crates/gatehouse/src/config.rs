@@ -133,6 +133,7 @@ pub struct RawConfig {
     masking: Option<masking::MaskingSection>,
     evidence: evidence::EvidenceSection,
     approval: approval::ApprovalSection,
+    identity: identity::IdentitySection,
     connections: Vec<ConnectionSection>,
 }
 
@@ -183,6 +184,8 @@ pub struct GatewayConfig {
     pub approval_routes: Vec<gatehouse_core::ApprovalRoute>,
     /// Where approval notices are POSTed.
     pub approval_webhooks: Vec<WebhookSpec>,
+    /// Trusted OIDC issuers.
+    pub oidc_issuers: Vec<gatehouse_identity::oidc::IssuerSettings>,
     /// Things that are valid but probably not meant.
     pub warnings: Vec<String>,
 }
@@ -218,6 +221,7 @@ impl RawConfig {
         let mut masking = None;
         let mut evidence = evidence::EvidenceSection::default();
         let mut approval = approval::ApprovalSection::default();
+        let mut identity = identity::IdentitySection::default();
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -232,6 +236,7 @@ impl RawConfig {
                 "masking" => section(&key, value, &mut problems, file).map(|s| masking = Some(s)),
                 "evidence" => section(&key, value, &mut problems, file).map(|s| evidence = s),
                 "approval" => section(&key, value, &mut problems, file).map(|s| approval = s),
+                "identity" => section(&key, value, &mut problems, file).map(|s| identity = s),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -254,7 +259,7 @@ impl RawConfig {
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, connection"
+                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, identity, connection"
                             .into(),
                     ));
                     None
@@ -286,8 +291,26 @@ impl RawConfig {
             masking,
             evidence,
             approval,
+            identity,
             connections,
         })
+    }
+
+    /// The trusted OIDC issuers, checked (what `identity inspect` needs).
+    pub fn oidc_issuers(
+        &self,
+    ) -> Result<Vec<gatehouse_identity::oidc::IssuerSettings>, ConfigProblems> {
+        let mut problems = Vec::new();
+        let issuers = self
+            .identity
+            .resolve(&|p| self.path(p), &mut |key, reason| {
+                problems.push(Problem {
+                    file: self.file.clone(),
+                    key,
+                    reason,
+                })
+            });
+        issuers.ok_or(ConfigProblems(problems))
     }
 
     /// The `[evidence]` section, checked (what the `audit` commands need).
@@ -457,6 +480,7 @@ impl RawConfig {
             .resolve(|p| self.path(p), &self.data_dir(), &mut problem);
         let approval_routes = self.approval.resolve(&mut problem);
         let approval_webhooks = self.approval.webhooks(&mut problem);
+        let oidc_issuers = self.identity.resolve(&|p| self.path(p), &mut problem);
         let policy = match (policy, &approval_routes) {
             (Some(handle), Some(routes)) => {
                 let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
@@ -662,6 +686,7 @@ impl RawConfig {
             evidence,
             approval_routes,
             approval_webhooks,
+            oidc_issuers,
         ) {
             (
                 Some(api_listen),
@@ -672,6 +697,7 @@ impl RawConfig {
                 Some(evidence),
                 Some(approval_routes),
                 Some(approval_webhooks),
+                Some(oidc_issuers),
             ) if problems.is_empty() => Ok(GatewayConfig {
                 file: self.file.clone(),
                 sha256: self.sha256.clone(),
@@ -693,6 +719,7 @@ impl RawConfig {
                 evidence,
                 approval_routes,
                 approval_webhooks,
+                oidc_issuers,
             }),
             _ => Err(ConfigProblems(problems)),
         }
@@ -736,6 +763,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 mod approval;
 mod evidence;
+mod identity;
 mod masking;
 mod sinks;
 pub use approval::{WebhookFormat, WebhookSpec};

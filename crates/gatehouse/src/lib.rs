@@ -8,6 +8,7 @@ pub mod certs;
 pub mod config;
 pub mod demo;
 pub mod evidence;
+pub mod identity;
 pub mod notify;
 pub mod output;
 pub mod pgcluster;

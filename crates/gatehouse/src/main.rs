@@ -13,6 +13,7 @@ use gatehouse::admin::AdminClient;
 use gatehouse::approvals::ApprovalsCommand;
 use gatehouse::config::RawConfig;
 use gatehouse::evidence::cli::{AuditCommand, PackArgs};
+use gatehouse::identity::IdentityCommand;
 use gatehouse::policy_tools::{self, Question, TestFile};
 use gatehouse::{demo, output, serve};
 use gatehouse_api::CreateTokenRequest;
@@ -64,6 +65,9 @@ enum Command {
     Audit(AuditCommand),
     /// Write the SOC 2 evidence pack for a period: tables, signed checkpoint, proofs (reads the log file directly).
     Evidence(PackArgs),
+    /// Debug workload identity: what the gateway makes of an OIDC token (reads the configuration).
+    #[command(subcommand)]
+    Identity(IdentityCommand),
     /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
     Demo,
 }
@@ -92,6 +96,10 @@ enum PolicyCommand {
         /// The client's address.
         #[arg(long, default_value = "127.0.0.1")]
         client_ip: std::net::IpAddr,
+        /// An OIDC claim of the identity, NAME=VALUE (repeatable): the identity
+        /// is then an OIDC one, of the issuer its subject's prefix names.
+        #[arg(long = "claim", value_parser = parse_claim)]
+        claims: Vec<(String, String)>,
         /// Policy files instead of the configuration's (repeatable).
         #[arg(long = "policy")]
         policies: Vec<PathBuf>,
@@ -284,6 +292,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evidence(args) => {
             gatehouse::evidence::cli::run_pack(args, &config_path(&cli)).await
         }
+        Command::Identity(cmd) => gatehouse::identity::run(cmd, &config_path(&cli)).await,
         Command::Demo => {
             demo::run().await?;
             Ok(ExitCode::SUCCESS)
@@ -377,6 +386,16 @@ async fn sessions(cmd: &SessionsCommand, client: &AdminClient) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// `NAME=VALUE` of `--claim`.
+fn parse_claim(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!(
+            "{s:?}: write NAME=VALUE, e.g. repository=octo-org/app"
+        )),
+    }
+}
+
 /// Policy files from `--policy`, else the configuration's [policy] files.
 fn policy_files(cli: &Cli, given: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if !given.is_empty() {
@@ -422,6 +441,7 @@ async fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode> {
             connection,
             sql,
             client_ip,
+            claims,
             policies,
             json,
         } => {
@@ -435,6 +455,7 @@ async fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode> {
                 connection: connection.clone(),
                 sql: sql.clone(),
                 client_ip: *client_ip,
+                claims: claims.iter().cloned().collect(),
             };
             let e = policy_tools::explain(&engine, &q);
             if *json {

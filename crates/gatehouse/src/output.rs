@@ -59,12 +59,30 @@ pub fn sessions(list: &[SessionSummary]) -> String {
     out
 }
 
+/// One line on an OIDC identity's origin: issuer, client, delegation.
+pub fn oidc_source(o: &gatehouse_core::OidcSource) -> String {
+    let mut out = format!("OIDC issuer {} ({}), sub {}", o.issuer, o.iss, o.sub);
+    if let Some(c) = &o.client_id {
+        let _ = write!(out, ", client {c}");
+    }
+    if let Some(d) = &o.delegation {
+        if !d.actors.is_empty() {
+            let _ = write!(out, ", acted on by {}", d.actor_chain());
+        }
+        if let Some(obo) = &d.on_behalf_of {
+            let _ = write!(out, ", on behalf of {obo}");
+        }
+    }
+    out
+}
+
 /// The replay of one session: header, then its statements on a timeline.
 pub fn session_replay(d: &SessionDetail) -> String {
     let s = &d.summary.start;
     let mut out = String::new();
     let source = match &s.identity.source {
         IdentitySource::ServiceToken { token_id } => format!("service token {token_id}"),
+        IdentitySource::Oidc(o) => oidc_source(o),
     };
     let _ = writeln!(out, "Session {}", s.id);
     let _ = writeln!(

@@ -2,10 +2,11 @@
 //! They run offline against the policy files, with the same analysis and
 //! decision code the gateway runs.
 
-use gatehouse_core::{Identity, IdentitySource, Timestamp};
+use gatehouse_core::{Identity, IdentitySource, OidcSource, Timestamp};
 use gatehouse_policy::{ConnectRequest, Decision, PolicyEngine, StatementRequest};
 use gatehouse_sql::{analyze_uncached, Analysis, ParseMode, SqlError, StatementAnalysis};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -22,6 +23,38 @@ pub struct Question {
     pub sql: String,
     /// The client's address.
     pub client_ip: IpAddr,
+    /// OIDC claims (policy tags); when any are given the identity is taken
+    /// as an OIDC identity of the issuer its subject's prefix names.
+    pub claims: BTreeMap<String, String>,
+}
+
+/// The identity a question describes.
+fn question_identity(q: &Question) -> Identity {
+    let source = if q.claims.is_empty() {
+        IdentitySource::ServiceToken {
+            token_id: "policy-explain".into(),
+        }
+    } else {
+        let (issuer, sub) = q
+            .identity
+            .split_once('/')
+            .unwrap_or(("explain", &q.identity));
+        IdentitySource::Oidc(Box::new(OidcSource {
+            issuer: issuer.to_string(),
+            iss: format!("policy-explain:{issuer}"),
+            sub: sub.to_string(),
+            client_id: None,
+            token_id: None,
+            expires_at: 0,
+            claims: q.claims.clone(),
+            delegation: None,
+        }))
+    };
+    Identity {
+        subject: q.identity.clone(),
+        groups: q.groups.clone(),
+        source,
+    }
 }
 
 /// The answer, with everything that led to it.
@@ -44,13 +77,7 @@ impl Explanation {
 
 /// Answers a question the way the gateway would.
 pub fn explain(engine: &PolicyEngine, q: &Question) -> Explanation {
-    let identity = Identity {
-        subject: q.identity.clone(),
-        groups: q.groups.clone(),
-        source: IdentitySource::ServiceToken {
-            token_id: "policy-explain".into(),
-        },
-    };
+    let identity = question_identity(q);
     let now = Timestamp::now();
     let connect = engine.decide_connect(&ConnectRequest {
         identity: &identity,
@@ -217,6 +244,9 @@ pub struct TestCase {
     pub expect: String,
     /// Client address (default 127.0.0.1).
     pub client_ip: Option<IpAddr>,
+    /// OIDC claims of the identity (policy tags), e.g. `{ repository = "octo-org/app" }`.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
 }
 
 /// A case's result.
@@ -250,6 +280,7 @@ pub fn run_tests(engine: &PolicyEngine, cases: &[TestCase]) -> Vec<TestOutcome> 
                 connection: c.connection.clone(),
                 sql: c.sql.clone(),
                 client_ip: c.client_ip.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                claims: c.claims.clone(),
             };
             let e = explain(engine, &q);
             TestOutcome {

@@ -122,6 +122,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     }
     let approvals = Arc::new(desk);
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (authenticator, oidc_task) = crate::identity::authenticator(config, store.clone())?;
     let settings = ListenerSettings {
         tls,
         plaintext_on_loopback: config.plaintext_on_loopback,
@@ -138,8 +139,9 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         },
         masking,
         record_masking: Arc::new(MaskingEngine::secrets_only()),
+        authenticator: authenticator.clone(),
     };
-    let gateway = PostgresGateway::new(settings, store.clone(), recorder);
+    let gateway = PostgresGateway::new(settings, recorder);
     let pg_task = {
         let rx = shutdown_rx.clone();
         tokio::spawn(async move { gateway.serve(pg_listener, rx).await })
@@ -153,6 +155,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             audit: audit.clone(),
             connections: config.connections.iter().map(|c| c.name.clone()).collect(),
             approvals: approvals.clone(),
+            authenticator,
         };
         tokio::spawn(async move {
             let stop = async move {
@@ -192,7 +195,10 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         postgres_addr,
         api_addr,
         shutdown,
-        tasks: vec![pg_task, api_task, reload_task, expiry_task],
+        tasks: [pg_task, api_task, reload_task, expiry_task]
+            .into_iter()
+            .chain(oidc_task)
+            .collect(),
         recorder_task,
         store: sqlite,
         evidence,

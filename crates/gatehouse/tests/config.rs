@@ -493,3 +493,59 @@ fn a_policy_naming_an_undefined_approval_route_stops_start_up() {
         text(&out)
     );
 }
+
+#[test]
+fn oidc_issuer_mistakes_are_named() {
+    assert_problems(
+        &[
+            r#"[listeners]
+postgres = "127.0.0.1:15432"
+
+[[identity.oidc]]
+name = "gh"
+preset = "github"
+audience = "https://github.com/octo-org"
+algorithms = ["RS256", "HS256"]
+
+[[identity.oidc]]
+name = "gh"
+issuer = "http://idp.example.com"
+audience = "gatehouse"
+
+[[identity.oidc]]
+name = "azure"
+preset = "entra"
+audience = "api://gatehouse"
+
+[[identity.oidc]]
+name = "typo"
+issuer = "https://idp.example.com"
+audiences = ["gatehouse"]
+
+"#,
+            APP_CONNECTION,
+        ]
+        .concat(),
+        &[
+            "identity.oidc[0].algorithms: \"HS256\" is an HMAC (shared secret) algorithm",
+            "identity.oidc[1].issuer: \"http://idp.example.com\" uses plain http",
+            "identity.oidc[2].tenant: missing",
+            "identity.oidc[3]: unknown field `audiences`",
+        ],
+    );
+    // Names prefix subjects and groups, and a token's iss must pick one issuer.
+    assert_problems(
+        &[
+            "[listeners]\npostgres = \"127.0.0.1:15432\"\n",
+            "[[identity.oidc]]\nname = \"ci\"\npreset = \"gitlab\"\naudience = \"a\"\n",
+            "[[identity.oidc]]\nname = \"ci\"\npreset = \"google\"\naudience = \"a\"\n",
+            "[[identity.oidc]]\nname = \"k8s\"\npreset = \"kubernetes\"\naudience = \"a\"\nissuer = \"https://gitlab.com\"\n",
+            APP_CONNECTION,
+        ]
+        .concat(),
+        &[
+            "identity.oidc[1].name: \"ci\" is also the name of identity.oidc[0]",
+            "identity.oidc[2].issuer: \"https://gitlab.com\" is also accepted by identity.oidc[0]",
+        ],
+    );
+}

@@ -50,7 +50,7 @@ async fn tls_is_required_and_only_valid_tokens_get_in() {
     let e = h.refused("hunter2", "app-db", "non-token refused").await;
     assert_eq!(sqlstate(&e), "28P01");
     assert!(
-        message(&e).contains("not a Gatehouse token"),
+        message(&e).contains("neither a Gatehouse service token nor a JWT"),
         "{}",
         message(&e)
     );
