@@ -85,7 +85,7 @@ impl KeyFetcher for HttpKeyFetcher {
                 let doc = self.get_json(&url).await?;
                 let said = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
                 // OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for.
-                if said.trim_end_matches('/') != issuer.issuer {
+                if said.trim_end_matches('/') != issuer.issuer.trim_end_matches('/') {
                     return Err(format!(
                         "{url} names issuer {said:?}, not {:?}: check the issuer URL",
                         issuer.issuer

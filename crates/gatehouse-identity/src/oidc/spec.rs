@@ -180,7 +180,8 @@ impl IssuerSpec {
             }
         }
         let issuer = match (&self.issuer, preset, &tenant) {
-            (Some(i), _, _) => Some(i.trim_end_matches('/').to_string()),
+            // Kept exactly as written: `iss` is compared exactly (Auth0's ends in `/`).
+            (Some(i), _, _) => Some(i.clone()),
             (None, Some(Preset::Entra), Some(t)) => {
                 Some(format!("https://login.microsoftonline.com/{t}/v2.0"))
             }
@@ -430,6 +431,9 @@ fn parse_algorithm(a: &str) -> Result<Algorithm, String> {
 impl IssuerSettings {
     /// The discovery document's URL.
     pub fn discovery_url(&self) -> String {
-        format!("{}/.well-known/openid-configuration", self.issuer)
+        format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        )
     }
 }

@@ -141,6 +141,14 @@ fn verifier(s: IssuerSettings, keys: &Arc<TestKeys>) -> OidcVerifier {
     OidcVerifier::new(vec![(s, f)])
 }
 
+/// A verifier over one issuer (`extra` on top of the test issuer) that
+/// publishes exactly `key`.
+fn trusting(key: &TestKey, extra: Value) -> OidcVerifier {
+    let keys = Arc::new(TestKeys::default());
+    keys.publish(&[key]);
+    verifier(settings(extra), &keys)
+}
+
 async fn refused(v: &OidcVerifier, token: &str) -> String {
     match v.verify(token, Timestamp::now()).await {
         Ok(i) => panic!("accepted: {:?}", i.identity()),
@@ -197,10 +205,8 @@ async fn every_asymmetric_algorithm_verifies_and_claims_map_to_the_identity() {
 
 #[tokio::test]
 async fn time_audience_issuer_and_claim_failures_say_what_is_wrong() {
-    let keys = Arc::new(TestKeys::default());
     let k = rsa_key("k1", Algorithm::RS256);
-    keys.publish(&[&k]);
-    let v = verifier(settings(json!({"required_claims": ["repository"]})), &keys);
+    let v = trusting(&k, json!({"required_claims": ["repository"]}));
     let ok = claims(json!({"repository": "org/app"}));
     assert!(v.verify(&sign(&k, &ok), Timestamp::now()).await.is_ok());
 
@@ -311,12 +317,19 @@ async fn algorithm_and_key_attacks_are_refused() {
     assert!(refused(&v, "eyJ.not.jwt")
         .await
         .contains("not a well-formed JWT"));
+
+    // A key that pins its algorithm (JWK "alg") verifies nothing else.
+    let mut pinned = rsa_key("pinned", Algorithm::PS256);
+    pinned.jwk["alg"] = json!("RS256");
+    let v = trusting(&pinned, json!({}));
+    let msg = refused(&v, &sign(&pinned, &claims(json!({})))).await;
+    assert!(msg.contains("cannot verify PS256"), "{msg}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn rotation_is_picked_up_and_unknown_kid_refreshes_are_rate_limited() {
-    let keys = Arc::new(TestKeys::default());
     let old = rsa_key("old", Algorithm::RS256);
+    let keys = Arc::new(TestKeys::default());
     keys.publish(&[&old]);
     let v = verifier(settings(json!({"min_refresh_interval": "30s"})), &keys);
     assert!(v
@@ -498,13 +511,11 @@ async fn entra_v2_and_v1_tokens_map_app_roles_groups_and_pin_the_tenant() {
 
 #[tokio::test]
 async fn github_actions_token_exposes_repository_ref_and_environment() {
-    let keys = Arc::new(TestKeys::default());
     let k = rsa_key("cc413527-173f-5a05-976e-9c52b1d7b431", Algorithm::RS256);
-    keys.publish(&[&k]);
-    let v = verifier(
-        settings(json!({"name": "github", "preset": "github", "issuer": null,
-            "audience": "https://github.com/octo-org", "groups": ["ci"]})),
-        &keys,
+    let v = trusting(
+        &k,
+        json!({"name": "github", "preset": "github", "issuer": null,
+            "audience": "https://github.com/octo-org", "groups": ["ci"]}),
     );
     // As GitHub's "About security hardening with OpenID Connect" shows it.
     let token = json!({
@@ -591,10 +602,8 @@ async fn kubernetes_service_account_token_gives_namespace_and_account() {
 
 #[tokio::test]
 async fn delegation_records_the_actor_chain_and_on_behalf_of() {
-    let keys = Arc::new(TestKeys::default());
     let k = ec_key("k", Algorithm::ES256);
-    keys.publish(&[&k]);
-    let v = verifier(settings(json!({"on_behalf_of_claim": "obo"})), &keys);
+    let v = trusting(&k, json!({"on_behalf_of_claim": "obo"}));
     // RFC 8693 4.1: alice's rights, exercised by agent-7, which a scheduler called.
     let token = claims(json!({"sub": "alice",
         "act": {"sub": "agent-7", "act": {"sub": "scheduler", "iss": "https://other.example"}}}));
@@ -672,8 +681,61 @@ fn bad_issuer_settings_are_refused_with_the_key_and_reason() {
         "tenant",
         "only the entra",
     );
+    // The issuer is kept as written (iss is compared exactly); discovery lives beside it.
+    let s = settings(json!({"issuer": "https://tenant.auth0.com/"}));
+    assert_eq!(s.accepted_issuers, vec!["https://tenant.auth0.com/"]);
+    assert_eq!(
+        s.discovery_url(),
+        "https://tenant.auth0.com/.well-known/openid-configuration"
+    );
     // Plain http is fine for a loopback test issuer.
     assert!(spec(json!({"issuer": "http://127.0.0.1:9999"}))
         .resolve(&|p| PathBuf::from(p))
         .is_ok());
+}
+
+#[tokio::test]
+async fn gitlab_ci_id_token_exposes_project_ref_and_protection() {
+    let k = rsa_key(
+        "4i3sFE7sxqNPOT7FdvcGA1ZVGGI_r-tsDXnEuYT4ZqE",
+        Algorithm::RS256,
+    );
+    let v = trusting(
+        &k,
+        json!({"name": "gitlab", "preset": "gitlab", "issuer": null, "audience": "gatehouse"}),
+    );
+    // As GitLab's "OpenID Connect (OIDC) Authentication Using ID Tokens" shows it.
+    let token = json!({
+        "namespace_id": "72", "namespace_path": "my-group", "project_id": "20",
+        "project_path": "my-group/my-project", "user_id": "1", "user_login": "sample-user",
+        "user_email": "sample-user@example.com", "user_identities": [{"provider": "github", "extern_uid": "2435223452345"}],
+        "pipeline_id": "574", "pipeline_source": "push", "job_id": "302", "ref": "feature-branch-1",
+        "ref_type": "branch", "ref_path": "refs/heads/feature-branch-1", "ref_protected": "false",
+        "environment": "test-environment2", "environment_protected": "false",
+        "deployment_tier": "testing", "environment_action": "start", "runner_id": 1,
+        "runner_environment": "self-hosted", "sha": "714a629c0b401fdce83e847fc9589983fc6f46bc",
+        "project_visibility": "public", "ci_config_ref_uri": "gitlab.example.com/my-group/my-project//.gitlab-ci.yml@refs/heads/main",
+        "ci_config_sha": "714a629c0b401fdce83e847fc9589983fc6f46bc",
+        "jti": "235b3a54-b797-45c7-ae9a-f72d7bc6ef5b", "iss": "https://gitlab.com",
+        "iat": now(), "nbf": now() - 5, "exp": now() + 300,
+        "sub": "project_path:my-group/my-project:ref_type:branch:ref:feature-branch-1",
+        "aud": "gatehouse"
+    });
+    let id = v
+        .verify(&sign(&k, &token), Timestamp::now())
+        .await
+        .expect("gitlab")
+        .into_identity();
+    assert_eq!(
+        id.subject,
+        "gitlab/project_path:my-group/my-project:ref_type:branch:ref:feature-branch-1"
+    );
+    let o = oidc(&id);
+    assert_eq!(o.claims["project_path"], "my-group/my-project");
+    assert_eq!(o.claims["ref_protected"], "false");
+    assert_eq!(o.claims["runner_id"], "1", "numbers become text");
+    assert!(
+        !o.claims.contains_key("user_email"),
+        "only the preset's claims are copied"
+    );
 }
