@@ -4,8 +4,11 @@
 
 use super::spec::IssuerSettings;
 use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
+use ring::signature;
 use serde_json::Value;
 use std::sync::{Arc, RwLock};
 use tokio::time::Instant;
@@ -48,13 +51,92 @@ impl KeyKind {
     }
 }
 
+/// A public key in the form ring verifies with.
+pub(crate) enum PublicKey {
+    /// RSA modulus and exponent, big-endian.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// An EC point (`0x04 || x || y`) or an Ed25519 key (`x`).
+    Raw(Vec<u8>),
+}
+
 /// One usable published key.
 pub(crate) struct PublishedKey {
     pub kid: Option<String>,
     pub kind: KeyKind,
     /// The `alg` the JWK pins, if any.
     pub alg: Option<Algorithm>,
-    pub key: DecodingKey,
+    pub key: PublicKey,
+}
+
+impl PublishedKey {
+    /// Whether `sig` is this key's signature of `msg` under `alg` (which
+    /// the caller has checked the key can verify). ring does the
+    /// arithmetic; RSA keys under 2048 bits never verify.
+    pub(crate) fn verifies(&self, alg: Algorithm, msg: &[u8], sig: &[u8]) -> bool {
+        use Algorithm::*;
+        match &self.key {
+            PublicKey::Rsa { n, e } => {
+                let params = match alg {
+                    RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                    RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                    RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+                    PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+                    _ => return false,
+                };
+                signature::RsaPublicKeyComponents { n, e }
+                    .verify(params, msg, sig)
+                    .is_ok()
+            }
+            PublicKey::Raw(point) => {
+                let algorithm: &dyn signature::VerificationAlgorithm = match alg {
+                    ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+                    ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+                    EdDSA => &signature::ED25519,
+                    _ => return false,
+                };
+                signature::UnparsedPublicKey::new(algorithm, point)
+                    .verify(msg, sig)
+                    .is_ok()
+            }
+        }
+    }
+}
+
+fn b64(field: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(field.trim_end_matches('=')).ok()
+}
+
+/// The key material of a JWK, checked for size.
+fn public_key(params: &AlgorithmParameters) -> Option<PublicKey> {
+    match params {
+        AlgorithmParameters::RSA(p) => Some(PublicKey::Rsa {
+            n: b64(&p.n)?,
+            e: b64(&p.e)?,
+        }),
+        AlgorithmParameters::EllipticCurve(p) => {
+            let len = match p.curve {
+                EllipticCurve::P256 => 32,
+                EllipticCurve::P384 => 48,
+                _ => return None,
+            };
+            let (x, y) = (b64(&p.x)?, b64(&p.y)?);
+            if x.len() != len || y.len() != len {
+                return None;
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(0x04);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            Some(PublicKey::Raw(point))
+        }
+        AlgorithmParameters::OctetKeyPair(p) => {
+            let x = b64(&p.x)?;
+            (x.len() == 32).then_some(PublicKey::Raw(x))
+        }
+        _ => None,
+    }
 }
 
 /// The keys as last fetched.
@@ -106,7 +188,7 @@ pub(crate) fn parse_jwks(doc: &Value) -> Result<Vec<Arc<PublishedKey>>, String> 
                 Err(_) => continue,
             },
         };
-        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+        let Some(key) = public_key(&jwk.algorithm) else {
             continue;
         };
         out.push(Arc::new(PublishedKey {

@@ -1,8 +1,8 @@
 //! Checking one JWT: shape, algorithm, signature, then claims.
 //!
 //! The header and payload are decoded by hand first so every refusal can say
-//! precisely what is wrong; the signature itself is checked by `jsonwebtoken`'s
-//! crypto provider. Nothing from an unverified payload but `iss` (to pick the
+//! precisely what is wrong; the signature itself is checked by ring (see
+//! `keys.rs`). Nothing from an unverified payload but `iss` (to pick the
 //! issuer) is used before the signature holds.
 
 use super::keys::{KeyLookup, PublishedKey};
@@ -127,14 +127,13 @@ impl UnverifiedToken<'_> {
                 });
             }
         }
-        match jsonwebtoken::crypto::verify(
-            self.signature,
-            self.signed.as_bytes(),
-            &key.key,
-            self.alg,
-        ) {
-            Ok(true) => Ok(self.payload),
-            _ => Err(TokenProblem::BadSignature(kid)),
+        let signature = URL_SAFE_NO_PAD
+            .decode(self.signature)
+            .map_err(|_| TokenProblem::Malformed("the signature is not base64url".into()))?;
+        if key.verifies(self.alg, self.signed.as_bytes(), &signature) {
+            Ok(self.payload)
+        } else {
+            Err(TokenProblem::BadSignature(kid))
         }
     }
 }
