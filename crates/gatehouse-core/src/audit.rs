@@ -127,6 +127,14 @@ pub trait EvidenceStore: Send + Sync + 'static {
         entries: Vec<(u64, Vec<u8>)>,
         checkpoint: Option<(u64, String)>,
     ) -> Result<(), StoreError>;
+    /// The same, synchronously: for the log's writer, which runs on a
+    /// thread of its own so that a commit is one hop from the session and
+    /// back. Never call it on the async runtime's workers.
+    fn append_blocking(
+        &self,
+        entries: Vec<(u64, Vec<u8>)>,
+        checkpoint: Option<(u64, String)>,
+    ) -> Result<(), StoreError>;
     /// Every entry, in storage order.
     async fn entries(&self) -> Result<Vec<LogRow>, StoreError>;
     /// Up to `limit` entries numbered `first` and after, in storage order

@@ -158,7 +158,7 @@ impl EvidenceLog {
             committed,
         };
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(writer.run(rx));
+        let task = spawn_writer(writer, rx)?;
         Ok((
             Self {
                 tx,
@@ -305,10 +305,10 @@ impl Writer {
         let due = head.frontier.size() - self.checkpointed >= self.settings.checkpoint_every;
         let note = due.then(|| self.sign(&head));
         let count = rows.len();
+        // On the writer's own thread (see `spawn_writer`): no hop to a pool.
         let stored = self
             .store
-            .append(rows, note.clone().map(|n| (head.frontier.size(), n)))
-            .await;
+            .append_blocking(rows, note.clone().map(|n| (head.frontier.size(), n)));
         match stored {
             Ok(()) => {
                 self.head = head;
@@ -435,6 +435,31 @@ impl Writer {
 
 /// Hands each newest checkpoint to one witness, retrying with backoff; a
 /// newer checkpoint replaces one not yet delivered (it covers it).
+/// Runs the writer on a thread of its own with a single-threaded runtime:
+/// a commit is then one wake-up from the session to this thread and one back,
+/// where a task on the shared runtime also needed a hop to the blocking pool
+/// and back for every SQLite transaction. The returned task ends with it.
+fn spawn_writer(
+    writer: Writer,
+    rx: mpsc::Receiver<Command>,
+) -> Result<JoinHandle<()>, EvidenceError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| EvidenceError::Store(format!("cannot start the log writer: {e}")))?;
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("evidence-writer".into())
+        .spawn(move || {
+            rt.block_on(writer.run(rx));
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| EvidenceError::Store(format!("cannot start the log writer: {e}")))?;
+    Ok(tokio::spawn(async move {
+        let _ = done_rx.await;
+    }))
+}
+
 async fn publish_to(witness: Arc<dyn Witness>, mut rx: watch::Receiver<Option<Arc<str>>>) {
     let mut delay = Duration::from_millis(500);
     while rx.changed().await.is_ok() {

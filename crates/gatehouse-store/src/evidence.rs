@@ -146,6 +146,26 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| unavailable(format!("evidence store task: {e}")))?
 }
 
+/// Entries and a checkpoint in one transaction.
+fn write_entries(
+    c: &mut Connection,
+    entries: &[(u64, Vec<u8>)],
+    checkpoint: Option<&(u64, String)>,
+) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    {
+        let mut insert = tx.prepare_cached("INSERT INTO entries (seq, bytes) VALUES (?1, ?2)")?;
+        for (seq, bytes) in entries {
+            insert.execute(params![*seq as i64, bytes])?;
+        }
+    }
+    if let Some((size, note)) = checkpoint {
+        tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")?
+            .execute(params![*size as i64, note])?;
+    }
+    tx.commit()
+}
+
 /// A `SELECT position, bytes` row.
 fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
     Ok(LogRow {
@@ -161,22 +181,17 @@ impl EvidenceStore for SqliteEvidenceStore {
         entries: Vec<(u64, Vec<u8>)>,
         checkpoint: Option<(u64, String)>,
     ) -> Result<(), StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            {
-                let mut insert =
-                    tx.prepare_cached("INSERT INTO entries (seq, bytes) VALUES (?1, ?2)")?;
-                for (seq, bytes) in &entries {
-                    insert.execute(params![*seq as i64, bytes])?;
-                }
-            }
-            if let Some((size, note)) = &checkpoint {
-                tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")?
-                    .execute(params![*size as i64, note])?;
-            }
-            tx.commit()
-        })
-        .await
+        self.with(move |c| write_entries(c, &entries, checkpoint.as_ref()))
+            .await
+    }
+
+    fn append_blocking(
+        &self,
+        entries: Vec<(u64, Vec<u8>)>,
+        checkpoint: Option<(u64, String)>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        write_entries(&mut c, &entries, checkpoint.as_ref()).map_err(unavailable)
     }
 
     async fn entries(&self) -> Result<Vec<LogRow>, StoreError> {
