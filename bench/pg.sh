@@ -4,7 +4,8 @@
 # several rounds, medians. Prints a Markdown table (ratios to direct) and, with
 # --write, replaces the generated section of docs/performance.md.
 #
-#   bench/pg.sh [--write]        # env: DURATION (s per run, 5), ROUNDS (3), SCALE (10)
+#   bench/pg.sh [--write]        # env: DURATION (s per run, 5), ROUNDS (3), SCALE (10),
+#                                #      LARGE_ROWS (7000000: about 1 GB)
 #
 # Needs: postgresql (initdb, pg_ctl, pgbench, psql), pgbouncer, socat, and a
 # release build of gatehouse (built or brought up to date here). Runs as root too (the
@@ -24,6 +25,7 @@ need initdb "sudo apt-get install -y postgresql"
 need pgbench "sudo apt-get install -y postgresql-client"
 need pgbouncer "sudo apt-get install -y pgbouncer"
 need socat "sudo apt-get install -y socat"
+need openssl "sudo apt-get install -y openssl"
 cargo build --release --locked -p gatehouse >&2  # a no-op when up to date; never bench a stale binary
 GW="$ROOT/target/release/gatehouse"
 
@@ -52,7 +54,13 @@ max_connections = 300
 shared_buffers = '256MB'
 fsync = off
 synchronous_commit = off
+ssl = on
+ssl_cert_file = '$WORK/pg.crt'
+ssl_key_file = '$WORK/pg.key'
 EOF
+# TLS for the direct-with-TLS connection rate (the gateway's client leg is TLS too there).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/pg.key" -out "$WORK/pg.crt" -days 1 -subj /CN=localhost >/dev/null 2>&1
+chmod 600 "$WORK/pg.key"; [ ${#AS[@]} -gt 0 ] && chown postgres "$WORK/pg.key" "$WORK/pg.crt"
 "${AS[@]}" pg_ctl -D "$WORK/data" -l "$WORK/pg.log" -w start >/dev/null
 export PGPASSWORD=postgres PGSSLMODE=disable
 psql -h 127.0.0.1 -p "$PG" -U postgres -qc "create role app_owner login password 'apppw'"
@@ -86,7 +94,7 @@ cat > "$WORK/allow.cedar" <<'EOF'
 EOF
 cat > "$WORK/starter.cedar" <<'EOF'
 @id("connect") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"connect", resource == Gatehouse::Connection::"app-db");
-@id("ci-rw") permit (principal in Gatehouse::Group::"ci", action in [Gatehouse::Action::"select", Gatehouse::Action::"insert", Gatehouse::Action::"update", Gatehouse::Action::"delete", Gatehouse::Action::"transaction", Gatehouse::Action::"set"], resource in Gatehouse::Connection::"app-db");
+@id("ci-rw") permit (principal in Gatehouse::Group::"ci", action in [Gatehouse::Action::"select", Gatehouse::Action::"insert", Gatehouse::Action::"update", Gatehouse::Action::"delete", Gatehouse::Action::"transaction", Gatehouse::Action::"set", Gatehouse::Action::"copy_out"], resource in Gatehouse::Connection::"app-db");
 @id("no-truncate") forbid (principal, action == Gatehouse::Action::"truncate", resource);
 @id("unbounded") @approval("dba") forbid (principal, action in [Gatehouse::Action::"delete", Gatehouse::Action::"update"], resource) when { !context.has_where };
 EOF
@@ -116,7 +124,9 @@ backend_tls = "disable"
 ${5:-}
 EOF
   BENCH_APP_PASSWORD=apppw GATEHOUSE_LOG=warn "$GW" serve --config "$WORK/$1/gatehouse.toml" >"$WORK/$1.log" 2>&1 & PIDS+=($!)
+  GWPID[$1]=$!
 }
+declare -A GWPID
 gw_config gw-allow "$GW1" "$API1" "$WORK/allow.cedar"
 gw_config gw-policy "$GW2" "$API2" "$WORK/starter.cedar"
 gw_config gw-mask "$GW3" "$API3" "$WORK/starter.cedar" '[connection.masking]
@@ -133,7 +143,7 @@ TOKEN2=$("$GW" --config "$WORK/gw-policy/gatehouse.toml" token create --identity
 TOKEN3=$("$GW" --config "$WORK/gw-mask/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
 TOKEN4=$("$GW" --config "$WORK/gw-os/gatehouse.toml" token create --identity bench --group ci --ttl 1d 2>/dev/null)
 
-# target name -> "port dbname password"
+# target name -> "port dbname password [sslmode]"
 declare -A TARGET=(
   [direct]="$PG app apppw"
   [relay]="$RELAY app apppw"
@@ -142,6 +152,8 @@ declare -A TARGET=(
   [gw-policy]="$GW2 app-db $TOKEN2"
   [gw-mask]="$GW3 app-db $TOKEN3"
   [gw-os]="$GW4 app-db $TOKEN4"
+  [direct-tls]="$PG app apppw require"
+  [gw-tls]="$GW1 app-db $TOKEN1 require"
 )
 ORDER=(direct relay pgbouncer gw-allow gw-os gw-policy gw-mask)
 WORKLOADS=(
@@ -149,19 +161,30 @@ WORKLOADS=(
   "S-extended-c1|-S -M extended -c 1"
   "S-prepared-c1|-S -M prepared -c 1"
   "S-simple-c8|-S -M simple -c 8 -j 2"
+  "S-extended-c8|-S -M extended -c 8 -j 2"
   "S-prepared-c8|-S -M prepared -c 8 -j 2"
+  "S-simple-c64|-S -M simple -c 64 -j 2"
+  "S-extended-c64|-S -M extended -c 64 -j 2"
+  "S-prepared-c64|-S -M prepared -c 64 -j 2"
   "tpcb-prepared-c8|-M prepared -c 8 -j 2"
 )
 
 declare -A RESULTS
-run() { # target workload-args -> "tps latency_ms"
-  read -r port db pw <<<"${TARGET[$1]}"
-  local out
-  out=$(PGPASSWORD="$pw" pgbench -h 127.0.0.1 -p "$port" -U app_owner -T "$DURATION" $2 "$db" 2>&1) || { echo "0 0"; return; }
-  local tps lat
+run() { # target workload-args -> "tps latency_ms p99_ms"
+  read -r port db pw ssl <<<"${TARGET[$1]}"
+  local out log="$WORK/txlog"
+  rm -f "$log".*
+  # Per-transaction log (-l) at one client, for the p99.
+  local extra=()
+  [[ $2 == *"-c 1" ]] && extra=(-l --log-prefix="$log")
+  out=$(PGSSLMODE="${ssl:-disable}" PGPASSWORD="$pw" pgbench -h 127.0.0.1 -p "$port" -U app_owner -T "$DURATION" $2 "${extra[@]}" "$db" 2>&1) || { echo "0 0 0"; return; }
+  local tps lat p99=0
   tps=$(grep -oP 'tps = \K[0-9.]+' <<<"$out" | head -1)
   lat=$(grep -oP 'latency average = \K[0-9.]+' <<<"$out" | head -1)
-  echo "${tps:-0} ${lat:-0}"
+  if [ ${#extra[@]} -gt 0 ]; then
+    p99=$(cat "$log".* 2>/dev/null | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END{if(NR){printf "%.3f", a[int(NR*0.99)]/1000}else{print 0}}')
+  fi
+  echo "${tps:-0} ${lat:-0} ${p99:-0}"
 }
 for round in $(seq "$ROUNDS"); do
   for w in "${WORKLOADS[@]}"; do
@@ -174,6 +197,19 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
+# Connection set-up rate: every transaction a new connection (pgbench -C):
+# login, one SELECT, logout. direct-tls and gw-tls use TLS (the gateway also
+# checks the service token against its store and writes the login ahead).
+CONN_ORDER=(direct direct-tls relay pgbouncer gw-allow gw-tls)
+declare -A CONN
+for round in $(seq "$ROUNDS"); do
+  for t in "${CONN_ORDER[@]}"; do
+    r=$(run "$t" "-C -S -M simple -c 4 -j 2")
+    CONN[$t]+="$r;"
+    echo "round $round connect $t: $r" >&2
+  done
+done
+
 # A large result: realistic rows (a quarter with an email and a card number),
 # read whole with psql, interleaved like the rest; seconds and MB/s.
 PGPASSWORD=apppw psql -q -h 127.0.0.1 -p "$PG" -U app_owner app >/dev/null <<SQL
@@ -183,18 +219,31 @@ SELECT g AS id, 'Customer ' || g AS name,
        CASE WHEN g % 4 = 0 THEN '4111 1111 1111 1111' ELSE 'none' END AS card,
        'order shipped to warehouse ' || (g % 17) || ' in bin ' || (g % 5) || '-' || g AS note,
        now() - (g || ' minutes')::interval AS created
-FROM generate_series(1, ${LARGE_ROWS:-1000000}) g;
+FROM generate_series(1, ${LARGE_ROWS:-7000000}) g;
 SQL
 LARGE_MB=$(PGPASSWORD=apppw psql -At -h 127.0.0.1 -p "$PG" -U app_owner -c "SELECT round(sum(pg_column_size(p.*))/1e6) FROM people p" app)
-declare -A LARGE
+declare -A LARGE COPY RSS
+GW_MASK_PID=${GWPID[gw-mask]}
+rss_mb() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$GW_MASK_PID/status"; }
 for round in $(seq "$ROUNDS"); do
   for t in direct relay gw-allow gw-mask; do
     read -r port db pw <<<"${TARGET[$t]}"
+    # The masking gateway's memory, sampled while it streams the result.
+    peak_file="$WORK/rss-peak"; echo 0 > "$peak_file"
+    if [ "$t" = gw-mask ]; then
+      ( peak=0; while :; do r=$(rss_mb); [ "${r:-0}" -gt "$peak" ] && peak=$r && echo "$peak" > "$peak_file"; sleep 0.05; done ) & SAMPLER=$!
+      RSS[before]+="$(rss_mb);"
+    fi
     start=$(date +%s.%N)
     PGPASSWORD="$pw" psql -At -h 127.0.0.1 -p "$port" -U app_owner -c "SELECT * FROM people" "$db" >/dev/null
     secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
+    start=$(date +%s.%N)
+    PGPASSWORD="$pw" psql -At -h 127.0.0.1 -p "$port" -U app_owner -c "COPY people TO STDOUT" "$db" >/dev/null
+    csecs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
+    if [ "$t" = gw-mask ]; then kill "$SAMPLER" 2>/dev/null; wait "$SAMPLER" 2>/dev/null || true; RSS[peak]+="$(cat "$peak_file");"; fi
     LARGE[$t]+="$secs;"
-    echo "round $round large-result $t: ${secs}s" >&2
+    COPY[$t]+="$csecs;"
+    echo "round $round large-result $t: SELECT ${secs}s, COPY ${csecs}s" >&2
   done
 done
 
@@ -213,22 +262,42 @@ TABLE=$(
     done
     echo ' |'
     if [[ $name == *c1 ]]; then
-      printf '| %s latency ms' "$name"
+      printf '| %s latency avg ms' "$name"
       for t in "${ORDER[@]}"; do printf ' | %.3f' "$(echo "${RESULTS["$name|$t"]}" | median 2)"; done
+      echo ' |'
+      printf '| %s latency p99 ms' "$name"
+      for t in "${ORDER[@]}"; do printf ' | %.3f' "$(echo "${RESULTS["$name|$t"]}" | median 3)"; done
       echo ' |'
     fi
   done
   echo
-  echo "Large result: SELECT * of ${LARGE_MB} MB (${LARGE_ROWS:-1000000} rows, a quarter with an email and a card) read by psql, median seconds (MB/s, ratio to direct):"
+  echo "Connection set-up (pgbench -C: connect, one SELECT, disconnect; 4 clients), connections per second (ratio to direct):"
   echo
-  echo "| direct | relay | gw-allow | gw-mask |"
-  echo "|---|---|---|---|"
-  d=$(echo "${LARGE[direct]}" | median 1)
-  for t in direct relay gw-allow gw-mask; do
-    m=$(echo "${LARGE[$t]}" | median 1)
-    printf '| %.2fs (%.0f MB/s, %.0f%%) ' "$m" "$(awk -v a="$LARGE_MB" -v b="$m" 'BEGIN{print a/b}')" "$(awk -v a="$d" -v b="$m" 'BEGIN{print 100*a/b}')"
+  printf '|'; for t in "${CONN_ORDER[@]}"; do printf ' %s |' "$t"; done; echo
+  printf '|'; for _ in "${CONN_ORDER[@]}"; do printf -- '---|'; done; echo
+  d=$(echo "${CONN[direct]}" | median 1)
+  printf '|'
+  for t in "${CONN_ORDER[@]}"; do
+    m=$(echo "${CONN[$t]}" | median 1)
+    printf ' %.0f (%.0f%%) |' "$m" "$(awk -v a="$m" -v b="$d" 'BEGIN{ if (b>0) print 100*a/b; else print 0 }')"
   done
-  echo '|'
+  echo
+  echo
+  echo "Large result: ${LARGE_MB} MB (${LARGE_ROWS:-7000000} rows, a quarter with an email and a card) read by psql, median seconds (MB/s, ratio to direct):"
+  echo
+  echo "| | direct | relay | gw-allow | gw-mask |"
+  echo "|---|---|---|---|---|"
+  for kind in SELECT COPY; do
+    printf '| %s' "$kind"
+    for t in direct relay gw-allow gw-mask; do
+      if [ "$kind" = SELECT ]; then series=${LARGE[$t]}; dser=${LARGE[direct]}; else series=${COPY[$t]}; dser=${COPY[direct]}; fi
+      m=$(echo "$series" | median 1); d=$(echo "$dser" | median 1)
+      printf ' | %.2fs (%.0f MB/s, %.0f%%)' "$m" "$(awk -v a="$LARGE_MB" -v b="$m" 'BEGIN{print a/b}')" "$(awk -v a="$d" -v b="$m" 'BEGIN{print 100*a/b}')"
+    done
+    echo ' |'
+  done
+  echo
+  echo "gw-mask resident memory: $(echo "${RSS[before]}" | median 1) MB before the large result, $(echo "${RSS[peak]}" | median 1) MB at most while streaming it (sampled every 50 ms)."
 )
 MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(postgres --version | head -1); $(pgbouncer --version | head -1); $("$GW" --version)"
 REPORT=$(cat <<EOF
@@ -237,7 +306,8 @@ Machine: $MACHINE.
 gw-allow: gateway, plaintext on loopback, allow-all policy (every statement still analyzed, recorded, and written ahead to the evidence log with an fsync: durability "disk", the default).
 gw-os: gw-allow with the evidence log's durability "os" (written to the operating system before forwarding, no fsync).
 gw-policy: the same with a four-policy set (connect, CI read/write, no TRUNCATE, unbounded writes need approval).
-gw-mask: gw-policy plus masking (every built-in detector, one column rule, so results are classified through the catalog).
+gw-mask: gw-policy plus masking (every built-in detector, one column rule, so results are classified through the catalog): everything on.
+direct-tls, gw-tls: direct and gw-allow with TLS on the client leg (connection rate only).
 
 $TABLE
 EOF
