@@ -37,6 +37,8 @@ pub struct RunningGateway {
     pub api_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Keeps OIDC keys fresh; never ends by itself, so it is aborted at stop.
+    key_refresh: Option<JoinHandle<()>>,
     recorder_task: JoinHandle<()>,
     store: SqliteStore,
     evidence: crate::evidence::OpenLog,
@@ -195,10 +197,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         postgres_addr,
         api_addr,
         shutdown,
-        tasks: [pg_task, api_task, reload_task, expiry_task]
-            .into_iter()
-            .chain(oidc_task)
-            .collect(),
+        tasks: vec![pg_task, api_task, reload_task, expiry_task],
+        key_refresh: oidc_task,
         recorder_task,
         store: sqlite,
         evidence,
@@ -209,6 +209,9 @@ impl RunningGateway {
     /// Stops accepting, ends every session, and waits until all records are written.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        if let Some(t) = self.key_refresh {
+            t.abort();
+        }
         for t in self.tasks {
             let _ = t.await;
         }
