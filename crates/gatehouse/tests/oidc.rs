@@ -524,3 +524,48 @@ expect = "deny"
         .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
+
+#[test]
+fn the_evidence_pack_lists_workload_identities_with_their_claims_and_reach() {
+    let issuer = Issuer::start();
+    let (mut h, _) = gateway(&issuer);
+    for _ in 0..2 {
+        let token = issuer.token("ci-job", "gatehouse", github_like("refs/heads/main"));
+        assert!(h.psql(&token, "app-db", "SELECT 1").status.success());
+    }
+    // The final checkpoint covers everything once the gateway stops.
+    h.stop_gateway();
+    let out = h.dir.path().join("pack");
+    h.cli_ok(&[
+        "evidence",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2999-01-01T00:00:00Z",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let csv = std::fs::read_to_string(out.join("identities.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().filter(|l| l.contains("mock/ci-job")).collect();
+    assert!(!rows.is_empty(), "{csv}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("oidc:mock") && r.contains("repository=octo-org/app")),
+        "{csv}"
+    );
+    // Two logins with two tokens are one identity; its claims decide its reach.
+    let connect: Vec<&&str> = rows
+        .iter()
+        .filter(|r| r.contains(",app-db,,connect,"))
+        .collect();
+    assert_eq!(connect.len(), 1, "{csv}");
+    assert!(connect[0].contains("allow"), "{csv}");
+    assert!(
+        rows.iter().any(|r| r.contains(",insert,")
+            && r.contains("allow")
+            && r.contains("write-from-main")),
+        "{csv}"
+    );
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(readme.contains("OIDC workload"), "{readme}");
+}

@@ -4,17 +4,18 @@
 //! proof for every entry a table lists and for the entries bounding the
 //! period, and a script that checks it all with standard tools.
 
+mod identities;
 mod readme;
 mod tables;
 
 use super::commands::{proof_in, LoadedLog};
 use anyhow::{anyhow, bail, Context, Result};
-use gatehouse_core::{Identity, IdentitySource, Timestamp};
+
 use gatehouse_evidence::merkle::{leaf_hash, MerkleTree};
 use gatehouse_evidence::{Entry, EventKind, VerifierKey};
 use gatehouse_policy::PolicyEngine;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::SystemTime;
 use tables::{Table, Tables};
@@ -118,7 +119,7 @@ pub fn write(
     for t in tables.all() {
         write_table(out, t)?;
     }
-    let identities = identities(&entries[..=last], period, policy);
+    let identities = identities::table(&entries[..=last], period, policy);
     write_table(out, &identities)?;
 
     let (body, sig) = key.detached(note).context("the checkpoint")?;
@@ -218,101 +219,4 @@ fn policy_in_force(p: &AccessPolicy, entries: &[(&Entry, &[u8])]) -> bool {
         });
     let configured: BTreeSet<String> = p.engine.files().iter().map(|f| f.sha256.clone()).collect();
     last_loaded.is_some_and(|l| l == configured)
-}
-
-/// Identities that held a usable token at some time in the period (from
-/// the log's token events), with what the policy lets each reach.
-fn identities(
-    entries: &[(&Entry, &[u8])],
-    period: &Period,
-    policy: Option<&AccessPolicy>,
-) -> Table {
-    let from = rfc3339(period.from);
-    // token id -> (identity, groups, expires, revoked at)
-    let mut tokens: BTreeMap<String, (String, Vec<String>, String, Option<String>)> =
-        BTreeMap::new();
-    for (e, _) in entries {
-        let p = &e.event.payload;
-        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        match e.event.kind {
-            EventKind::TokenCreated => {
-                let mut groups: Vec<String> = p
-                    .get("groups")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|g| g.as_str().map(str::to_string))
-                    .collect();
-                groups.sort();
-                groups.dedup();
-                tokens.insert(
-                    s("token_id"),
-                    (s("identity"), groups, s("expires_at"), None),
-                );
-            }
-            EventKind::TokenRevoked => {
-                if let Some(t) = tokens.get_mut(&s("token_id")) {
-                    t.3 = Some(e.event.time.clone());
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut principals: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
-    for (id, (identity, groups, expires, revoked)) in tokens {
-        let usable = *expires > *from && revoked.as_deref().is_none_or(|r| r >= from.as_str());
-        if usable {
-            principals.entry((identity, groups)).or_default().push(id);
-        }
-    }
-    let mut table = Table {
-        name: "identities",
-        columns: &[
-            "identity",
-            "groups",
-            "tokens",
-            "connection",
-            "table",
-            "action",
-            "decision",
-            "policies",
-        ],
-        rows: Vec::new(),
-    };
-    let now = Timestamp::from_system_time(period.to);
-    for ((identity, groups), ids) in principals {
-        let who = [identity.clone(), groups.join(" "), ids.join(" ")];
-        let Some(p) = policy else {
-            table.rows.push(
-                who.iter()
-                    .cloned()
-                    .chain(std::iter::repeat_n(String::new(), 5))
-                    .collect(),
-            );
-            continue;
-        };
-        let principal = Identity {
-            subject: identity.clone(),
-            groups: groups.clone(),
-            source: IdentitySource::ServiceToken {
-                token_id: "evidence-pack".into(),
-            },
-        };
-        let localhost = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-        for r in p.engine.reach(&principal, &p.connections, localhost, now) {
-            table.rows.push(
-                who.iter()
-                    .cloned()
-                    .chain([
-                        r.connection,
-                        r.table,
-                        r.action,
-                        r.decision,
-                        r.policies.join(" "),
-                    ])
-                    .collect(),
-            );
-        }
-    }
-    table
 }

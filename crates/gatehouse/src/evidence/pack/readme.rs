@@ -166,7 +166,7 @@ pub fn readme(f: &Facts<'_>) -> String {
         ("policy-changes.csv", "policy files loaded or reloaded and configuration loaded, with SHA-256"),
         ("tokens.csv", "service tokens created and revoked"),
         ("access-reviews.csv", "access reviews signed off: reviewer, digest of what they reviewed, notes"),
-        ("identities.csv", "identities holding a usable token during the period and what the policy lets each do, per connection, table and statement kind"),
+        ("identities.csv", "identities holding a usable service token during the period, and OIDC workload identities that logged in during it, and what the policy lets each do, per connection, table and statement kind"),
         ("checkpoint.txt", "the signed checkpoint (C2SP signed note); checkpoint.body and checkpoint.sig are its signed text and signature, for openssl"),
         ("public-key.txt / public-key.pem", "the log's Ed25519 public key, as a note verifier key and as PEM"),
         ("proofs/SEQ.json", "inclusion proofs: every entry a table names, the period's first and last, and the entries just outside it"),
@@ -189,7 +189,10 @@ pub fn readme(f: &Facts<'_>) -> String {
             let _ = writeln!(
                 o,
                 "`identities.csv` lists each identity (subject and groups) that held a usable \
-                 token during the period, from the token events, and asks the gateway's policy \
+                 service token during the period, from the token events, and each OIDC workload \
+                 identity that logged in during it, from the login events (its `tokens` column \
+                 reads `oidc:<issuer>` with the claims it presented, which policies may use), \
+                 and asks the gateway's policy \
                  files what it may do as of {}, for a caller at 127.0.0.1; policies that depend \
                  on the address or the time may answer otherwise for other callers. {}",
                 f.to,
