@@ -7,7 +7,7 @@ use crate::routes::{require_admin, ApiError, ApiResult, ApiState, PolicyFileSumm
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use gatehouse_core::{AuditEvent, Identity, IdentitySource, Timestamp, TokenId};
+use gatehouse_core::{AuditEvent, Identity, Timestamp, TokenId};
 use gatehouse_policy::ReachRow;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -112,13 +112,8 @@ async fn compute(state: &ApiState, client_ip: IpAddr) -> ApiResult<AccessReview>
         by_principal
             .into_iter()
             .map(|((identity, groups), tokens)| {
-                let principal = Identity {
-                    subject: identity.clone(),
-                    groups: groups.clone(),
-                    source: IdentitySource::ServiceToken {
-                        token_id: "access-review".into(),
-                    },
-                };
+                let principal =
+                    Identity::with_service_token(identity.clone(), groups.clone(), "access-review");
                 IdentityAccess {
                     reach: engine.reach(&principal, &connections, client_ip, now),
                     identity,

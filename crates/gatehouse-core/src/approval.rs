@@ -282,16 +282,9 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IdentitySource;
 
     fn who(subject: &str, groups: &[&str]) -> Identity {
-        Identity {
-            subject: subject.into(),
-            groups: groups.iter().map(|g| g.to_string()).collect(),
-            source: IdentitySource::ServiceToken {
-                token_id: "t".into(),
-            },
-        }
+        Identity::with_service_token(subject, groups.iter().map(|g| g.to_string()).collect(), "t")
     }
 
     fn route(needed: u32, mode: ApprovalMode) -> ApprovalRoute {

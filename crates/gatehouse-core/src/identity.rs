@@ -18,6 +18,21 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The identity a Gatehouse service token (by its public id) names.
+    pub fn with_service_token(
+        subject: impl Into<String>,
+        groups: Vec<String>,
+        token_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            groups,
+            source: IdentitySource::ServiceToken {
+                token_id: token_id.into(),
+            },
+        }
+    }
+
     /// Claims the credential carried, copied as attributes (policy tags).
     /// Empty for service tokens.
     pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {

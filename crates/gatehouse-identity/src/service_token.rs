@@ -7,7 +7,7 @@
 //! time.
 
 use crate::{human_ago, validate_name, AuthError, AuthenticatedIdentity, InvalidName};
-use gatehouse_core::{Identity, IdentitySource, Store, Timestamp, TokenId, TokenRecord};
+use gatehouse_core::{Identity, Store, Timestamp, TokenId, TokenRecord};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -115,13 +115,7 @@ pub async fn verify_service_token(
         });
     }
     Ok(AuthenticatedIdentity {
-        identity: Identity {
-            subject: record.identity,
-            groups: record.groups,
-            source: IdentitySource::ServiceToken {
-                token_id: record.id.0,
-            },
-        },
+        identity: Identity::with_service_token(record.identity, record.groups, record.id.0),
     })
 }
 

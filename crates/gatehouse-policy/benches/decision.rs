@@ -2,7 +2,7 @@
 //! Cedar decision with the starter policies.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gatehouse_core::{Identity, IdentitySource, Timestamp};
+use gatehouse_core::{Identity, Timestamp};
 use gatehouse_policy::{PolicyEngine, StatementRequest};
 use gatehouse_sql::{analyze_uncached, Analyzer, ParseMode, StatementAnalysis};
 use std::path::PathBuf;
@@ -15,13 +15,7 @@ const JOIN: &str = "SELECT c.full_name, sum(o.total_cents) FROM customers c JOIN
 fn bench(c: &mut Criterion) {
     let engine =
         PolicyEngine::from_sources(&[(PathBuf::from("starter.cedar"), STARTER.into())]).unwrap();
-    let identity = Identity {
-        subject: "ci-deploy".into(),
-        groups: vec!["ci".into()],
-        source: IdentitySource::ServiceToken {
-            token_id: "bench".into(),
-        },
-    };
+    let identity = Identity::with_service_token("ci-deploy", vec!["ci".into()], "bench");
     let analyzer = Analyzer::new(1024);
 
     let mut g = c.benchmark_group("analysis");

@@ -64,6 +64,14 @@ impl Decision {
         }
     }
 
+    /// Why it was refused or needs approval; `None` when allowed.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Decision::Allow { .. } => None,
+            Decision::Deny { reason, .. } | Decision::Review { reason, .. } => Some(reason),
+        }
+    }
+
     /// The determining policies.
     pub fn policies(&self) -> &[String] {
         match self {

@@ -1,5 +1,5 @@
 use super::*;
-use gatehouse_core::{Identity, IdentitySource, Timestamp};
+use gatehouse_core::{Identity, Timestamp};
 use gatehouse_sql::{analyze_uncached, ParseMode};
 use std::path::PathBuf;
 
@@ -11,13 +11,7 @@ fn engine() -> PolicyEngine {
 }
 
 fn who(subject: &str, groups: &[&str]) -> Identity {
-    Identity {
-        subject: subject.into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        source: IdentitySource::ServiceToken {
-            token_id: "t".into(),
-        },
-    }
+    Identity::with_service_token(subject, groups.iter().map(|g| g.to_string()).collect(), "t")
 }
 
 fn decide(e: &PolicyEngine, id: &Identity, sql: &str) -> Decision {

@@ -1,14 +1,8 @@
 use super::*;
-use gatehouse_core::{Identity, IdentitySource, SessionEndReason};
+use gatehouse_core::{Identity, SessionEndReason};
 
 fn identity() -> Identity {
-    Identity {
-        subject: "ci-deploy".into(),
-        groups: vec!["ci".into()],
-        source: IdentitySource::ServiceToken {
-            token_id: "abcd".into(),
-        },
-    }
+    Identity::with_service_token("ci-deploy", vec!["ci".into()], "abcd")
 }
 
 #[tokio::test]

@@ -143,7 +143,7 @@ pub async fn run(cmd: &IdentityCommand, config: &Path) -> Result<ExitCode> {
     if *json {
         let connect: Vec<_> = reach
             .iter()
-            .map(|(c, d)| json!({"connection": c, "decision": d.name(), "reason": decision_reason(d), "policies": decision_policies(d)}))
+            .map(|(c, d)| json!({"connection": c, "decision": d.name(), "reason": d.reason(), "policies": d.policies()}))
             .collect();
         println!(
             "{}",
@@ -153,21 +153,6 @@ pub async fn run(cmd: &IdentityCommand, config: &Path) -> Result<ExitCode> {
         print!("{}", describe(&identity, &reach));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn decision_reason(d: &Decision) -> Option<&str> {
-    match d {
-        Decision::Allow { .. } => None,
-        Decision::Deny { reason, .. } | Decision::Review { reason, .. } => Some(reason),
-    }
-}
-
-fn decision_policies(d: &Decision) -> &[String] {
-    match d {
-        Decision::Allow { policies }
-        | Decision::Deny { policies, .. }
-        | Decision::Review { policies, .. } => policies,
-    }
 }
 
 /// The human-readable report of `identity inspect`.
@@ -213,7 +198,7 @@ fn describe(identity: &Identity, reach: &[(String, Decision)]) -> String {
                 let _ = writeln!(
                     out,
                     "  connect {c:<16} refused: {}",
-                    decision_reason(other).unwrap_or("")
+                    other.reason().unwrap_or("")
                 );
             }
         }

@@ -30,16 +30,21 @@ pub struct Question {
 
 /// The identity a question describes.
 fn question_identity(q: &Question) -> Identity {
-    let source = if q.claims.is_empty() {
-        IdentitySource::ServiceToken {
-            token_id: "policy-explain".into(),
-        }
-    } else {
-        let (issuer, sub) = q
-            .identity
-            .split_once('/')
-            .unwrap_or(("explain", &q.identity));
-        IdentitySource::Oidc(Box::new(OidcSource {
+    if q.claims.is_empty() {
+        return Identity::with_service_token(
+            q.identity.clone(),
+            q.groups.clone(),
+            "policy-explain",
+        );
+    }
+    let (issuer, sub) = q
+        .identity
+        .split_once('/')
+        .unwrap_or(("explain", &q.identity));
+    Identity {
+        subject: q.identity.clone(),
+        groups: q.groups.clone(),
+        source: IdentitySource::Oidc(Box::new(OidcSource {
             issuer: issuer.to_string(),
             iss: format!("policy-explain:{issuer}"),
             sub: sub.to_string(),
@@ -48,12 +53,7 @@ fn question_identity(q: &Question) -> Identity {
             expires_at: 0,
             claims: q.claims.clone(),
             delegation: None,
-        }))
-    };
-    Identity {
-        subject: q.identity.clone(),
-        groups: q.groups.clone(),
-        source,
+        })),
     }
 }
 

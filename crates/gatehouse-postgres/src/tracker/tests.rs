@@ -71,13 +71,7 @@ fn tracker_with(policy: &str) -> Tracker {
         policy,
         approvals: None,
     };
-    let identity = gatehouse_core::Identity {
-        subject: "t".into(),
-        groups: vec![],
-        source: gatehouse_core::IdentitySource::ServiceToken {
-            token_id: "x".into(),
-        },
-    };
+    let identity = gatehouse_core::Identity::with_service_token("t", vec![], "x");
     let gate = Gate::new(
         settings,
         identity,

@@ -77,13 +77,7 @@ pub(super) fn table(
         }
     }
     for ((subject, groups), ids) in by_name {
-        let id = Identity {
-            subject,
-            groups,
-            source: IdentitySource::ServiceToken {
-                token_id: "evidence-pack".into(),
-            },
-        };
+        let id = Identity::with_service_token(subject, groups, "evidence-pack");
         principals.push((id, ids.join(" ")));
     }
     for id in workloads.into_values() {
