@@ -243,28 +243,23 @@ impl KeyCache {
     }
 
     fn find(snap: &KeySnapshot, kid: Option<&str>, alg: Algorithm) -> KeyLookup {
-        match kid {
-            Some(kid) => match snap.keys.iter().find(|k| k.kid.as_deref() == Some(kid)) {
-                Some(k) => KeyLookup::Found(k.clone()),
-                None if snap.keys.is_empty() => match &snap.last_error {
-                    Some(e) => KeyLookup::Unavailable(e.clone()),
-                    None => KeyLookup::Unknown,
-                },
-                None => KeyLookup::Unknown,
+        let mut fits = snap.keys.iter().filter(|k| match kid {
+            Some(kid) => k.kid.as_deref() == Some(kid),
+            None => k.kind.verifies(alg),
+        });
+        match (fits.next(), kid) {
+            // With a kid, the first key naming it (kids are unique in a sane JWKS).
+            (Some(k), Some(_)) => KeyLookup::Found(k.clone()),
+            // Without one, only a single key of the right type will do.
+            (Some(k), None) => match fits.count() {
+                0 => KeyLookup::Found(k.clone()),
+                more => KeyLookup::Ambiguous(more + 1),
             },
-            None => {
-                let fits: Vec<&Arc<PublishedKey>> =
-                    snap.keys.iter().filter(|k| k.kind.verifies(alg)).collect();
-                match fits.as_slice() {
-                    [one] => KeyLookup::Found((*one).clone()),
-                    [] if snap.keys.is_empty() => match &snap.last_error {
-                        Some(e) => KeyLookup::Unavailable(e.clone()),
-                        None => KeyLookup::Unknown,
-                    },
-                    [] => KeyLookup::Unknown,
-                    many => KeyLookup::Ambiguous(many.len()),
-                }
-            }
+            (None, _) => match (&snap.last_error, snap.keys.is_empty()) {
+                // Nothing was ever fetched: the provider is unreachable.
+                (Some(e), true) => KeyLookup::Unavailable(e.clone()),
+                _ => KeyLookup::Unknown,
+            },
         }
     }
 

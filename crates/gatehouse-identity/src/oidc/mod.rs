@@ -140,7 +140,10 @@ impl OidcVerifier {
             .iter()
             .find(|(s, _)| s.accepted_issuers.iter().any(|a| a == &iss))
         else {
-            return Err(refuse(None, TokenProblem::UntrustedIssuer(iss)));
+            return Err(refuse(
+                None,
+                TokenProblem::UntrustedIssuer(problem::unverified(&iss)),
+            ));
         };
         let name = Some(settings.name.as_str());
         if !settings.algorithms.contains(&parsed.alg) {

@@ -2,6 +2,25 @@
 
 use thiserror::Error;
 
+/// Longest text taken from an unverified token into a refusal.
+const SHOWN: usize = 200;
+
+/// Text from a token not yet verified (its `iss`, `alg`, `kid`), made safe
+/// to echo into an error and the evidence log: control characters replaced,
+/// at most 200 characters. Anyone can send a token; the refusal must not
+/// carry 16 KiB of their choosing.
+pub(crate) fn unverified(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(SHOWN)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if text.chars().nth(SHOWN).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// One reason a workload token is refused. Texts never contain the token,
 /// and name only what the bearer already holds or may know (the expected
 /// audience, the key id, how long ago it expired).

@@ -318,6 +318,10 @@ async fn algorithm_and_key_attacks_are_refused() {
     assert!(refused(&v, "eyJ.not.jwt")
         .await
         .contains("not a well-formed JWT"));
+    // What an unverified token says is echoed bounded and without control characters.
+    let long = format!("https://evil.example/{}\n", "x".repeat(5000));
+    let msg = refused(&v, &sign(&rsa, &claims(json!({"iss": long})))).await;
+    assert!(msg.len() < 400 && !msg.contains('\n'), "{msg}");
 
     // A key that pins its algorithm (JWK "alg") verifies nothing else.
     let mut pinned = rsa_key("pinned", Algorithm::PS256);

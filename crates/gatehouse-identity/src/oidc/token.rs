@@ -6,7 +6,7 @@
 //! issuer) is used before the signature holds.
 
 use super::keys::{KeyLookup, PublishedKey};
-use super::problem::TokenProblem;
+use super::problem::{unverified, TokenProblem};
 use crate::human_ago;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -68,7 +68,7 @@ pub(crate) fn parse(token: &str) -> Result<UnverifiedToken<'_>, TokenProblem> {
         Some(a) if a.eq_ignore_ascii_case("none") => return Err(TokenProblem::Unsigned),
         Some(a @ ("HS256" | "HS384" | "HS512")) => return Err(TokenProblem::Hmac(a.into())),
         Some(a) => {
-            Algorithm::from_str(a).map_err(|_| TokenProblem::UnknownAlgorithm(a.to_string()))?
+            Algorithm::from_str(a).map_err(|_| TokenProblem::UnknownAlgorithm(unverified(a)))?
         }
     };
     if header.contains_key("crit") {
@@ -103,7 +103,7 @@ impl UnverifiedToken<'_> {
             KeyLookup::Found(k) => k,
             KeyLookup::Unknown => {
                 return Err(match self.kid {
-                    Some(kid) => TokenProblem::UnknownKey(kid),
+                    Some(kid) => TokenProblem::UnknownKey(unverified(&kid)),
                     None => TokenProblem::NoFittingKey(format!("{:?}", self.alg)),
                 })
             }
