@@ -33,18 +33,6 @@ impl Identity {
         }
     }
 
-    /// Claims the credential carried, copied as attributes (policy tags).
-    /// Empty for service tokens.
-    pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {
-        let claims = match &self.source {
-            IdentitySource::ServiceToken { .. } => None,
-            IdentitySource::Oidc(o) => Some(&o.claims),
-        };
-        claims
-            .into_iter()
-            .flat_map(|c| c.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    }
-
     /// The delegation the credential carried, if any.
     pub fn delegation(&self) -> Option<&Delegation> {
         match &self.source {

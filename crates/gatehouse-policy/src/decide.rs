@@ -63,24 +63,34 @@ fn identity_tags(identity: &Identity) -> Vec<(String, RestrictedExpression)> {
     let IdentitySource::Oidc(o) = &identity.source else {
         return Vec::new();
     };
-    let mut tags: std::collections::BTreeMap<String, RestrictedExpression> = identity
-        .attributes()
-        .map(|(k, v)| (k.to_string(), s(v)))
-        .collect();
-    tags.insert("issuer".into(), s(&o.issuer));
+    const FIXED: &[&str] = &[
+        "issuer",
+        "client_id",
+        "actor",
+        "actor_chain",
+        "on_behalf_of",
+    ];
+    let mut tags: Vec<(String, RestrictedExpression)> = Vec::with_capacity(o.claims.len() + 5);
+    tags.extend(
+        o.claims
+            .iter()
+            .filter(|(k, _)| !FIXED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), s(v))),
+    );
+    tags.push(("issuer".into(), s(&o.issuer)));
     if let Some(c) = &o.client_id {
-        tags.insert("client_id".into(), s(c));
+        tags.push(("client_id".into(), s(c)));
     }
     if let Some(d) = &o.delegation {
         if let Some(first) = d.actors.first() {
-            tags.insert("actor".into(), s(&first.sub));
-            tags.insert("actor_chain".into(), s(&d.actor_chain()));
+            tags.push(("actor".into(), s(&first.sub)));
+            tags.push(("actor_chain".into(), s(&d.actor_chain())));
         }
         if let Some(obo) = &d.on_behalf_of {
-            tags.insert("on_behalf_of".into(), s(obo));
+            tags.push(("on_behalf_of".into(), s(obo)));
         }
     }
-    tags.into_iter().collect()
+    tags
 }
 
 struct Built {
