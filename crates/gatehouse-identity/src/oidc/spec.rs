@@ -251,11 +251,7 @@ impl IssuerSpec {
             .unwrap_or_else(|| defaults.subject_claim.to_string());
         let groups_claims = match &self.groups_claim {
             Some(g) => g.clone().into_vec(),
-            None => defaults
-                .groups_claims
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            None => owned(defaults.groups_claims),
         };
         for g in &self.groups {
             if validate_name("group", g).is_err() {
@@ -267,11 +263,7 @@ impl IssuerSpec {
         }
         let client_id_claims = match &self.client_id_claim {
             Some(c) => c.clone().into_vec(),
-            None => defaults
-                .client_id_claims
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            None => owned(defaults.client_id_claims),
         };
         let mut claims: Vec<(String, Vec<String>)> = defaults
             .claims
@@ -291,11 +283,7 @@ impl IssuerSpec {
             claims.retain(|(t, _)| t != tag);
             claims.push((tag.to_string(), split_path(path)));
         }
-        let mut required_claims: Vec<String> = defaults
-            .required_claims
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut required_claims = owned(defaults.required_claims);
         for r in &self.required_claims {
             if !required_claims.contains(r) {
                 required_claims.push(r.clone());
@@ -384,11 +372,7 @@ impl IssuerSpec {
             groups_claims,
             static_groups: self.groups.clone(),
             client_id_claims,
-            token_id_claims: defaults
-                .token_id_claims
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            token_id_claims: owned(defaults.token_id_claims),
             claims,
             required_claims,
             on_behalf_of_claim: self.on_behalf_of_claim.clone(),
@@ -400,6 +384,10 @@ impl IssuerSpec {
             min_refresh_interval,
         })
     }
+}
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
 }
 
 fn split_path(path: &str) -> Vec<String> {
