@@ -122,14 +122,9 @@ pub struct LogRow {
 pub trait EvidenceStore: Send + Sync + 'static {
     /// Appends entries (sequence number, canonical bytes) and, if given, a
     /// signed checkpoint (tree size, note), all in one durable transaction.
-    async fn append(
-        &self,
-        entries: Vec<(u64, Vec<u8>)>,
-        checkpoint: Option<(u64, String)>,
-    ) -> Result<(), StoreError>;
-    /// The same, synchronously: for the log's writer, which runs on a
-    /// thread of its own so that a commit is one hop from the session and
-    /// back. Never call it on the async runtime's workers.
+    /// Synchronous: the log's writer runs on a thread of its own so that a
+    /// commit is one hop from the session and back. Never call it on the
+    /// async runtime's workers.
     fn append_blocking(
         &self,
         entries: Vec<(u64, Vec<u8>)>,

@@ -405,8 +405,7 @@ impl Writer {
         let size = self.head.frontier.size();
         match self
             .store
-            .append(Vec::new(), Some((size, note.clone())))
-            .await
+            .append_blocking(Vec::new(), Some((size, note.clone())))
         {
             Ok(()) => {
                 self.checkpointed = size;
@@ -433,8 +432,6 @@ impl Writer {
     }
 }
 
-/// Hands each newest checkpoint to one witness, retrying with backoff; a
-/// newer checkpoint replaces one not yet delivered (it covers it).
 /// Runs the writer on a thread of its own with a single-threaded runtime:
 /// a commit is then one wake-up from the session to this thread and one back,
 /// where a task on the shared runtime also needed a hop to the blocking pool
@@ -460,6 +457,8 @@ fn spawn_writer(
     }))
 }
 
+/// Hands each newest checkpoint to one witness, retrying with backoff; a
+/// newer checkpoint replaces one not yet delivered (it covers it).
 async fn publish_to(witness: Arc<dyn Witness>, mut rx: watch::Receiver<Option<Arc<str>>>) {
     let mut delay = Duration::from_millis(500);
     while rx.changed().await.is_ok() {

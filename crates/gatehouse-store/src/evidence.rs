@@ -176,15 +176,6 @@ fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
 
 #[async_trait]
 impl EvidenceStore for SqliteEvidenceStore {
-    async fn append(
-        &self,
-        entries: Vec<(u64, Vec<u8>)>,
-        checkpoint: Option<(u64, String)>,
-    ) -> Result<(), StoreError> {
-        self.with(move |c| write_entries(c, &entries, checkpoint.as_ref()))
-            .await
-    }
-
     fn append_blocking(
         &self,
         entries: Vec<(u64, Vec<u8>)>,
