@@ -120,6 +120,13 @@ const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
 /// Whether `url` may be fetched: HTTPS anywhere, plain HTTP only on loopback.
 pub(crate) fn check_fetch_url(url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    // Key URLs appear in logs and in refusals: they must carry no secret.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "a user name or password in the URL is not supported: OIDC discovery and keys are public"
+                .into(),
+        );
+    }
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {

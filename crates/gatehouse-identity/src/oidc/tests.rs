@@ -662,6 +662,11 @@ fn bad_issuer_settings_are_refused_with_the_key_and_reason() {
         "plain http",
     );
     has(
+        bad(json!({"jwks_uri": "https://user:secret@idp.example.com/keys"})),
+        "jwks_uri",
+        "user name or password",
+    );
+    has(
         bad(json!({"preset": "entra", "issuer": null})),
         "tenant",
         "missing",
