@@ -22,6 +22,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 mod approval;
+mod verdicts;
+
+use verdicts::VerdictCache;
 
 /// What every session's gate shares.
 #[derive(Clone)]
@@ -92,23 +95,18 @@ pub(crate) struct Gate {
     /// Verdicts by statement text, for policies that do not read the time:
     /// everything else a decision depends on is fixed for the session.
     /// One map per protocol, since the protocol is part of the policy context.
-    verdicts: [HashMap<Box<str>, CachedVerdict>; 2],
+    verdicts: [VerdictCache; 2],
     /// Column masking rules that apply to this session.
     column_guard: Option<ColumnGuard>,
     /// What the caller said with `SET gatehouse.reason = '…'`, for approval requests.
     reason: Option<String>,
 }
 
-type CachedVerdict = (u64, Verdict, Option<Arc<StatementAnalysis>>);
-
 /// The session variable a caller states its reason in (PostgreSQL accepts
 /// any dotted name as a custom setting, so the backend takes it too).
 const REASON_VARIABLE: &str = "gatehouse.reason";
 /// Longest reason kept.
 const MAX_REASON: usize = 500;
-
-/// Verdicts remembered per session.
-const VERDICT_CACHE: usize = 1024;
 
 impl Gate {
     pub(crate) fn new(
@@ -124,7 +122,7 @@ impl Gate {
             client_ip,
             parse_mode: ParseMode::default(),
             sql_prepared: HashMap::new(),
-            verdicts: [HashMap::new(), HashMap::new()],
+            verdicts: Default::default(),
             column_guard: None,
             reason: None,
         }
@@ -163,17 +161,12 @@ impl Gate {
     ) -> (Verdict, Option<Arc<StatementAnalysis>>) {
         let (engine, generation) = self.settings.policy.current();
         let slot = usize::from(protocol != "simple");
-        if let Some((g, v, a)) = self.verdicts[slot].get(sql) {
-            if *g == generation {
-                return (v.clone(), a.clone());
-            }
+        if let Some(hit) = self.verdicts[slot].get(sql, generation) {
+            return hit;
         }
         let (verdict, single, cacheable) = self.decide_text_uncached(sql, protocol);
         if cacheable && !engine.uses_time() && self.parse_mode == ParseMode::default() {
-            if self.verdicts[slot].len() >= VERDICT_CACHE {
-                self.verdicts[slot].clear();
-            }
-            self.verdicts[slot].insert(sql.into(), (generation, verdict.clone(), single.clone()));
+            self.verdicts[slot].insert(sql, generation, verdict.clone(), single.clone());
         }
         (verdict, single)
     }

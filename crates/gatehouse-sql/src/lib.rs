@@ -141,40 +141,96 @@ pub struct ParseMode {
 /// A cached analysis (or the reason the text cannot be analyzed).
 pub type CachedAnalysis = Arc<Result<Analysis, SqlError>>;
 
-type Cache = LruCache<String, CachedAnalysis>;
+/// Bytes one parse mode's cache holds at most (estimated: texts plus a fixed
+/// allowance per statement).
+pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+/// Estimated cost of a cached statement besides its text (the analysis's
+/// vectors and names, the LRU node).
+const STATEMENT_OVERHEAD: usize = 1024;
 
-/// Analyzes statements, with a bounded cache keyed by statement text.
+/// One parse mode's cache, with the estimated bytes it holds.
+struct Cache {
+    entries: LruCache<String, CachedAnalysis>,
+    bytes: usize,
+}
+
+/// Analyzes statements, with a cache keyed by statement text, bounded both in
+/// entries and in bytes: by entries alone, 10,000 distinct 64 KiB texts would
+/// have held over a gigabyte.
 pub struct Analyzer {
     /// One cache per parse mode, looked up by `&str` (no allocation on a hit).
     caches: [Mutex<Cache>; 2],
     max_cached_len: usize,
+    budget: usize,
 }
 
 impl Analyzer {
-    /// A cache of `capacity` entries per parse mode; statements longer than 64 KiB are not cached.
+    /// A cache of `capacity` entries and [`DEFAULT_CACHE_BYTES`] per parse
+    /// mode; statements longer than 64 KiB are not cached.
     pub fn new(capacity: usize) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let cache = || {
+            Mutex::new(Cache {
+                entries: LruCache::new(cap),
+                bytes: 0,
+            })
+        };
         Self {
-            caches: [
-                Mutex::new(LruCache::new(cap)),
-                Mutex::new(LruCache::new(cap)),
-            ],
+            caches: [cache(), cache()],
             max_cached_len: 64 * 1024,
+            budget: DEFAULT_CACHE_BYTES,
         }
+    }
+
+    /// The same with another byte budget per parse mode.
+    pub fn with_byte_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
     }
 
     /// Analyzes `sql`, from the cache when it was seen before.
     pub fn analyze(&self, sql: &str, mode: ParseMode) -> CachedAnalysis {
         let cache = &self.caches[usize::from(mode.backslash_escapes)];
-        if let Some(hit) = lock(cache).get(sql) {
+        if let Some(hit) = lock(cache).entries.get(sql) {
             return hit.clone();
         }
         let result = Arc::new(analyze_uncached(sql, mode));
-        if sql.len() <= self.max_cached_len {
-            lock(cache).put(sql.to_string(), result.clone());
+        let cost = approx_bytes(sql, &result);
+        if sql.len() <= self.max_cached_len && cost <= self.budget {
+            let mut c = lock(cache);
+            if let Some((text, old)) = c.entries.push(sql.to_string(), result.clone()) {
+                // Evicted by the entry limit, or the same text analyzed twice at once.
+                c.bytes -= approx_bytes(&text, &old);
+            }
+            c.bytes += cost;
+            while c.bytes > self.budget {
+                let Some((text, old)) = c.entries.pop_lru() else {
+                    break;
+                };
+                c.bytes -= approx_bytes(&text, &old);
+            }
         }
         result
     }
+
+    /// Entries and estimated bytes cached for `mode`.
+    pub fn cached(&self, mode: ParseMode) -> (usize, usize) {
+        let c = lock(&self.caches[usize::from(mode.backslash_escapes)]);
+        (c.entries.len(), c.bytes)
+    }
+}
+
+/// What caching `sql`'s analysis costs, estimated: the key, each statement's
+/// copy of its text, and a fixed allowance per statement.
+fn approx_bytes(sql: &str, analysis: &Result<Analysis, SqlError>) -> usize {
+    let statements = match analysis {
+        Ok(a) => {
+            a.statements.iter().map(|s| s.text.len()).sum::<usize>()
+                + STATEMENT_OVERHEAD * a.statements.len()
+        }
+        Err(_) => 0,
+    };
+    sql.len() + STATEMENT_OVERHEAD + statements
 }
 
 fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {

@@ -155,3 +155,45 @@ fn cache_returns_the_same_analysis() {
     assert!(std::sync::Arc::ptr_eq(&a, &b));
     assert!(an.analyze("selec", ParseMode::default()).is_err());
 }
+
+#[test]
+fn cache_is_bounded_in_bytes_as_well_as_entries() {
+    let mode = ParseMode::default();
+    // Room for about four 10 KiB statements, though 1,000 entries are allowed.
+    let an = gatehouse_sql::Analyzer::new(1000).with_byte_budget(50 * 1024);
+    let long = |i: usize| format!("select {i} as n, '{}' as pad", "x".repeat(5000));
+    for i in 0..50 {
+        assert!(an.analyze(&long(i), mode).is_ok());
+        let (_, bytes) = an.cached(mode);
+        assert!(bytes <= 50 * 1024, "{bytes} bytes cached after {i}");
+    }
+    let (entries, bytes) = an.cached(mode);
+    assert!((2..=5).contains(&entries), "{entries} entries");
+    assert!(bytes > 20 * 1024);
+    // The newest stayed (least recently used go first), the oldest went.
+    let newest = an.analyze(&long(49), mode);
+    assert!(std::sync::Arc::ptr_eq(
+        &newest,
+        &an.analyze(&long(49), mode)
+    ));
+    assert_eq!(an.cached(mode).0, entries);
+    an.analyze(&long(0), mode);
+    assert_eq!(
+        an.cached(mode).0,
+        entries,
+        "re-analyzed and evicted another"
+    );
+    // Small statements: the entry limit still applies.
+    let an = gatehouse_sql::Analyzer::new(3);
+    for i in 0..10 {
+        an.analyze(&format!("select {i}"), mode);
+    }
+    assert_eq!(an.cached(mode).0, 3);
+    // The other parse mode has its own cache.
+    assert_eq!(
+        an.cached(ParseMode {
+            backslash_escapes: true
+        }),
+        (0, 0)
+    );
+}

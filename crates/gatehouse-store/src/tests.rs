@@ -112,6 +112,22 @@ async fn sessions_and_statements_round_trip() {
     assert_eq!(store.list_sessions(&by_conn).await.unwrap().len(), 1);
 }
 
+#[test]
+fn inserts_take_few_distinct_sizes() {
+    let rows: Vec<u32> = (0..1234).collect();
+    let sizes: Vec<usize> = insert_chunks(&rows).map(<[u32]>::len).collect();
+    assert_eq!(sizes, [256, 256, 256, 256, 128, 64, 16, 2]);
+    let joined: Vec<u32> = insert_chunks(&rows).flatten().copied().collect();
+    assert_eq!(joined, rows);
+    // Every batch size from 1 to 2,000 uses only the nine power-of-two sizes.
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 1..=2000 {
+        seen.extend(insert_chunks(&rows[..n.min(rows.len())]).map(<[u32]>::len));
+    }
+    assert_eq!(seen.len(), 9);
+    assert!(insert_chunks(&rows[..0]).next().is_none());
+}
+
 #[tokio::test]
 async fn large_batches_are_split_and_kept_in_order() {
     let dir = tempfile::tempdir().unwrap();
