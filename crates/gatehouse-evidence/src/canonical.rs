@@ -42,24 +42,42 @@ pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), EvidenceError> {
             out.push(b']');
         }
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            let mut members: Vec<(&String, &Value)> = m.iter().collect();
+            // Events build their payloads in key order, so this is mostly a check.
+            if !members.is_sorted_by(|a, b| key_order(a.0, b.0).is_le()) {
+                members.sort_by(|a, b| key_order(a.0, b.0));
+            }
             out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
+            for (i, (k, x)) in members.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 write_str(k, out);
                 out.push(b':');
-                // The key came from this map.
-                if let Some(x) = m.get(k) {
-                    write(x, out)?;
-                }
+                write(x, out)?;
             }
             out.push(b'}');
         }
     }
     Ok(())
+}
+
+/// JCS member order: by UTF-16 code units. For keys below U+D800 (every
+/// key events use) that is the order of their UTF-8 bytes, which needs no
+/// conversion.
+fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let below_surrogates = |s: &str| s.chars().all(|c| (c as u32) < 0xD800);
+    if a.is_ascii() && b.is_ascii() || below_surrogates(a) && below_surrogates(b) {
+        a.as_bytes().cmp(b.as_bytes())
+    } else {
+        a.encode_utf16().cmp(b.encode_utf16())
+    }
+}
+
+/// Appends an integer in plain decimal.
+pub fn write_u64(n: u64, out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{n}");
 }
 
 /// The canonical encoding of `v`.
@@ -69,27 +87,35 @@ pub fn to_vec(v: &Value) -> Result<Vec<u8>, EvidenceError> {
     Ok(out)
 }
 
-/// Appends the canonical encoding of the string `s`.
+/// Appends the canonical encoding of the string `s`: runs that need no
+/// escape are copied whole (only ASCII bytes are ever escaped, so a run never
+/// splits a UTF-8 sequence).
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{8}' => out.extend_from_slice(b"\\b"),
-            '\u{c}' => out.extend_from_slice(b"\\f"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut buf = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.extend_from_slice(escape);
         }
+        run = i + 1;
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
@@ -109,6 +135,40 @@ mod tests {
             "{\"A\":-5,\"a\":[true,null,\"x\\\"y\\\\z\\n\\u0001é\"],\"b\":1,\"\u{10000}\":0,\"\u{ff61}\":{}}"
         );
         assert!(to_vec(&json!({"f": 1.5})).is_err());
+    }
+
+    #[test]
+    fn strings_and_key_order_agree_with_the_definitions() {
+        let samples = [
+            "",
+            "plain",
+            "a\"b",
+            "\\",
+            "tab\there",
+            "\u{0}\u{1f}\u{7f}",
+            "é",
+            "\u{ff61}",
+            "\u{10000}",
+            "\u{e000}",
+            "\u{d7ff}",
+            "mixed \u{10000}\n\"x\"é",
+        ];
+        for s in samples {
+            let mut out = Vec::new();
+            write_str(s, &mut out);
+            // serde_json escapes exactly what JCS does (lower-case \u00xx).
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+            for t in samples {
+                assert_eq!(
+                    key_order(s, t),
+                    s.encode_utf16().cmp(t.encode_utf16()),
+                    "{s:?} vs {t:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -27,9 +27,12 @@ pub(crate) fn encode_fields(
     out.extend_from_slice(b",\"payload\":");
     canonical::write(payload, &mut out)?;
     out.extend_from_slice(b",\"prev\":\"");
-    out.extend_from_slice(hex::encode(prev).as_bytes());
+    let mut hex_prev = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(prev, &mut hex_prev);
+    out.extend_from_slice(&hex_prev);
     out.extend_from_slice(b"\",\"seq\":");
-    canonical::write(&Value::from(seq), &mut out)?;
+    canonical::write_u64(seq, &mut out);
     out.extend_from_slice(b",\"time\":");
     canonical::write_str(time, &mut out);
     out.push(b'}');
