@@ -59,6 +59,25 @@ pub(crate) struct Verdict {
     pub(crate) hold: Option<Hold>,
 }
 
+impl Verdict {
+    /// Lets the statement through, as `policies` decided in policy `mode`.
+    pub(crate) fn allowed(policies: Vec<String>, mode: &str) -> Self {
+        Verdict {
+            record: DecisionRecord {
+                decision: "allow".into(),
+                policies,
+                mode: mode.into(),
+                reason: None,
+            },
+            refusal: None,
+            changes_schema: false,
+            approval: None,
+            review_routes: Vec::new(),
+            hold: None,
+        }
+    }
+}
+
 /// A refusal: the client's error, and the SQLSTATE and message to record.
 #[derive(Clone)]
 pub(crate) struct Refusal {
@@ -303,19 +322,7 @@ impl Gate {
         let mode = self.settings.policy.mode();
         let policies = decision.policies().to_vec();
         match (decision, mode) {
-            (Decision::Allow { .. }, _) => Verdict {
-                record: DecisionRecord {
-                    decision: "allow".into(),
-                    policies,
-                    mode: mode.as_str().into(),
-                    reason: None,
-                },
-                refusal: None,
-                changes_schema: false,
-                approval: None,
-                review_routes: Vec::new(),
-                hold: None,
-            },
+            (Decision::Allow { .. }, _) => Verdict::allowed(policies, mode.as_str()),
             (Decision::Deny { reason, .. }, PolicyMode::Audit) => {
                 self.shadow("shadow_deny", policies, reason)
             }

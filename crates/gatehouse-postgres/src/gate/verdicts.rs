@@ -81,22 +81,9 @@ impl VerdictCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_core::DecisionRecord;
 
     fn allow() -> Verdict {
-        Verdict {
-            record: DecisionRecord {
-                decision: "allow".into(),
-                policies: vec!["p".into()],
-                mode: "enforce".into(),
-                reason: None,
-            },
-            refusal: None,
-            changes_schema: false,
-            approval: None,
-            review_routes: Vec::new(),
-            hold: None,
-        }
+        Verdict::allowed(vec!["p".into()], "enforce")
     }
 
     #[test]
