@@ -2,7 +2,7 @@
 //! Cedar decision with the starter policies.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use gatehouse_core::{Identity, Timestamp};
+use gatehouse_core::{Identity, IdentitySource, OidcSource, Timestamp};
 use gatehouse_policy::{PolicyEngine, StatementRequest};
 use gatehouse_sql::{analyze_uncached, Analyzer, ParseMode, StatementAnalysis};
 use std::path::PathBuf;
@@ -30,10 +30,11 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let decide = |engine: &PolicyEngine, a: &gatehouse_sql::Analysis| {
+    let oidc = github_workload();
+    let decide_as = |identity: &Identity, engine: &PolicyEngine, a: &gatehouse_sql::Analysis| {
         let sts: Vec<&StatementAnalysis> = a.statements.iter().collect();
         engine.decide_statements(&StatementRequest {
-            identity: &identity,
+            identity,
             connection: "app-db",
             client_ip: "127.0.0.1".parse().unwrap(),
             now: Timestamp::now(),
@@ -42,8 +43,13 @@ fn bench(c: &mut Criterion) {
             statements: &sts,
         })
     };
+    let decide =
+        |engine: &PolicyEngine, a: &gatehouse_sql::Analysis| decide_as(&identity, engine, a);
     let mut g = c.benchmark_group("policy");
     let select = analyze_uncached(SELECT, ParseMode::default()).unwrap();
+    g.bench_function("decide select (1 table), OIDC workload", |b| {
+        b.iter(|| decide_as(&oidc, black_box(&engine), &select))
+    });
     g.bench_function("decide select (1 table)", |b| {
         b.iter(|| decide(black_box(&engine), &select))
     });
@@ -61,6 +67,56 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// A GitHub Actions job as the `github` preset maps it: 20 claims become
+/// the principal's tags, built for every decision not cached.
+fn github_workload() -> Identity {
+    let claims = [
+        ("repository", "acme/app"),
+        ("repository_owner", "acme"),
+        ("repository_id", "123456"),
+        ("repository_owner_id", "654321"),
+        ("repository_visibility", "private"),
+        ("ref", "refs/heads/main"),
+        ("ref_type", "branch"),
+        ("ref_protected", "true"),
+        ("sha", "0123456789abcdef0123456789abcdef01234567"),
+        ("workflow", "deploy"),
+        (
+            "workflow_ref",
+            "acme/app/.github/workflows/deploy.yml@refs/heads/main",
+        ),
+        (
+            "job_workflow_ref",
+            "acme/app/.github/workflows/deploy.yml@refs/heads/main",
+        ),
+        ("event_name", "push"),
+        ("environment", "production"),
+        ("actor", "octocat"),
+        ("actor_id", "1"),
+        ("run_id", "9876543210"),
+        ("run_number", "42"),
+        ("run_attempt", "1"),
+        ("runner_environment", "github-hosted"),
+    ];
+    Identity {
+        subject: "github/repo:acme/app:environment:production".into(),
+        groups: vec!["github/acme".into(), "ci".into()],
+        source: IdentitySource::Oidc(Box::new(OidcSource {
+            issuer: "github".into(),
+            iss: "https://token.actions.githubusercontent.com".into(),
+            sub: "repo:acme/app:environment:production".into(),
+            client_id: None,
+            token_id: Some("bench".into()),
+            expires_at: 4_000_000_000,
+            claims: claims
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            delegation: None,
+        })),
+    }
 }
 
 criterion_group!(benches, bench);
