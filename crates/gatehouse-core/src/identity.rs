@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 /// This is plain data, used by records and the policy engine. Proof that a
 /// caller *is* this identity is `gatehouse_identity::AuthenticatedIdentity`,
 /// which only the identity crate can construct.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Identity {
     /// The stable name of the caller, e.g. `ci-deploy`, or for an OIDC token
     /// `<issuer name>/<subject claim>`, e.g. `github/repo:org/app:ref:refs/heads/main`.
@@ -43,7 +43,7 @@ impl Identity {
 }
 
 /// The kind of credential an identity was established from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IdentitySource {
     /// A Gatehouse-issued service token, by its public id.
@@ -56,7 +56,7 @@ pub enum IdentitySource {
 }
 
 /// What a validated OIDC token said about its bearer (never the token itself).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OidcSource {
     /// The configured issuer's name (`[[identity.oidc]] name`).
     pub issuer: String,
@@ -83,7 +83,7 @@ pub struct OidcSource {
 
 /// Delegation carried by a token: RFC 8693 actor chain and/or a configured
 /// "on behalf of" claim.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Delegation {
     /// RFC 8693 `act`: the party acting for the token's subject, current actor
     /// first, then the actors before it.
@@ -96,7 +96,7 @@ pub struct Delegation {
 }
 
 /// One actor of an RFC 8693 actor chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Actor {
     /// The actor's `sub`.
     pub sub: String,

@@ -93,6 +93,9 @@ fn identity_tags(identity: &Identity) -> Vec<(String, RestrictedExpression)> {
     tags
 }
 
+/// Identities whose principal entities an engine keeps (then it starts over).
+const PRINCIPALS_CACHED: usize = 1024;
+
 struct Built {
     principal: EntityUid,
     connection: EntityUid,
@@ -102,6 +105,44 @@ struct Built {
 impl PolicyEngine {
     fn base_entities(&self, identity: &Identity, connection: &str) -> Result<Built, String> {
         let principal = uid(&self.names.identity, &identity.subject);
+        let mut entities = self.principal_entities(identity, &principal)?;
+        let conn = uid(&self.names.connection, connection);
+        entities.push(
+            Entity::new(
+                conn.clone(),
+                [
+                    ("name".to_string(), s(connection)),
+                    ("kind".to_string(), s("postgres")),
+                ]
+                .into(),
+                HashSet::new(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        Ok(Built {
+            principal,
+            connection: conn,
+            entities,
+        })
+    }
+
+    /// The principal (attributes, tags, parents) and its groups, from the
+    /// engine's cache when this identity was seen before.
+    fn principal_entities(
+        &self,
+        identity: &Identity,
+        principal: &EntityUid,
+    ) -> Result<Vec<Entity>, String> {
+        // Locks are held only to clone a value; a poisoned map is still a valid cache.
+        let cached = || {
+            self.cache
+                .principals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if let Some(hit) = cached().get(identity) {
+            return Ok(hit.clone());
+        }
         let groups: Vec<EntityUid> = identity
             .groups
             .iter()
@@ -129,24 +170,12 @@ impl PolicyEngine {
                 .into_iter()
                 .map(|g| Entity::new_no_attrs(g, HashSet::new())),
         );
-        let conn = uid(&self.names.connection, connection);
-        entities.push(
-            Entity::new(
-                conn.clone(),
-                [
-                    ("name".to_string(), s(connection)),
-                    ("kind".to_string(), s("postgres")),
-                ]
-                .into(),
-                HashSet::new(),
-            )
-            .map_err(|e| e.to_string())?,
-        );
-        Ok(Built {
-            principal,
-            connection: conn,
-            entities,
-        })
+        let mut cache = cached();
+        if cache.len() >= PRINCIPALS_CACHED {
+            cache.clear();
+        }
+        cache.insert(identity.clone(), entities.clone());
+        Ok(entities)
     }
 
     fn time_pairs(&self, now: Timestamp, client_ip: IpAddr) -> Vec<(String, RestrictedExpression)> {

@@ -139,12 +139,18 @@ impl Names {
     }
 }
 
-/// Extension values (`ip(…)`, `datetime(…)`) cost a parse each time Cedar
-/// builds one; these caches build each once.
+/// Values Cedar would otherwise build for every decision. Extension values
+/// (`ip(…)`, `datetime(…)`) cost a parse each; a principal with an OIDC
+/// token's claims as tags costs about 12 µs of a 57 µs decision (decision
+/// bench). Each is built once per engine, so a policy reload starts afresh.
 #[derive(Default)]
 pub(crate) struct ExtensionCache {
     pub(crate) ips: std::sync::Mutex<HashMap<std::net::IpAddr, cedar_policy::RestrictedExpression>>,
     pub(crate) second: std::sync::Mutex<Option<(i64, cedar_policy::RestrictedExpression)>>,
+    /// The principal and its group entities, by the whole identity (claims,
+    /// token id and all, so two tokens never share an entry).
+    pub(crate) principals:
+        std::sync::Mutex<HashMap<gatehouse_core::Identity, Vec<cedar_policy::Entity>>>,
 }
 
 /// A loaded, validated policy set.

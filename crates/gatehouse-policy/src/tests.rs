@@ -369,3 +369,47 @@ fn an_approved_statement_passes_approval_forbids_but_not_plain_ones() {
         "approval does not lift a plain forbid"
     );
 }
+
+#[test]
+fn principals_are_cached_by_the_whole_identity() {
+    let policy = r#"
+@id("main-writes")
+permit (principal, action, resource)
+  when { principal.hasTag("repository") && principal.getTag("repository") == "octo-org/app"
+         && principal.hasTag("ref") && principal.getTag("ref") == "refs/heads/main" };
+"#;
+    let e = PolicyEngine::from_sources(&[(PathBuf::from("p.cedar"), policy.to_string())]).unwrap();
+    // Same subject, same token id: only a claim differs.
+    let job = |git_ref: &str| {
+        let mut id = who("github/repo:octo-org/app", &["github/octo-org"]);
+        id.source = gatehouse_core::IdentitySource::Oidc(Box::new(gatehouse_core::OidcSource {
+            issuer: "github".into(),
+            iss: "https://token.actions.githubusercontent.com".into(),
+            sub: "repo:octo-org/app".into(),
+            client_id: None,
+            token_id: Some("same".into()),
+            expires_at: 4_000_000_000,
+            claims: [("repository", "octo-org/app"), ("ref", git_ref)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            delegation: None,
+        }));
+        id
+    };
+    let sql = "INSERT INTO orders (id) VALUES (1)";
+    for _ in 0..2 {
+        assert!(matches!(
+            decide(&e, &job("refs/heads/main"), sql),
+            Decision::Allow { .. }
+        ));
+        assert!(matches!(
+            decide(&e, &job("refs/heads/feature"), sql),
+            Decision::Deny { .. }
+        ));
+    }
+    let service = who("github/repo:octo-org/app", &["github/octo-org"]);
+    assert!(matches!(decide(&e, &service, sql), Decision::Deny { .. }));
+    // One entry per distinct identity.
+    assert_eq!(e.cache.principals.lock().unwrap().len(), 3);
+}
