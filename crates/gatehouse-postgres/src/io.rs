@@ -3,7 +3,7 @@
 use crate::codec::FrameError;
 use bytes::{Buf, BytesMut};
 use std::io;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Reads one typed message into `(type, body)`, buffering in `buf`. Bytes past
 /// the message stay in `buf`. Returns `Ok(None)` on a clean EOF between messages.
@@ -54,4 +54,18 @@ pub(crate) async fn read_message<R: AsyncRead + Unpin>(
 
 pub(crate) fn invalid(e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Writes all of `bytes` and flushes. Over TLS a stream buffers like a
+/// `BufWriter`: rustls keeps what the socket did not take at that moment, and
+/// only a later write or a flush sends it. Without the flush, the last bytes
+/// of a result (CommandComplete, ReadyForQuery) could stay in the gateway
+/// while the client waits for them: seen as a hang of a 220 MB result over
+/// TLS in a test run. On plain TCP the flush costs nothing.
+pub(crate) async fn send<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    bytes: &[u8],
+) -> io::Result<()> {
+    w.write_all(bytes).await?;
+    w.flush().await
 }

@@ -239,7 +239,7 @@ impl PostgresGateway {
                     }
                 }
                 StartupPacket::GssEncRequest => {
-                    if let Err(e) = stream.write_all(b"N").await {
+                    if let Err(e) = crate::io::send(&mut stream, b"N").await {
                         return Err((None, io_refusal(e)));
                     }
                 }
@@ -304,7 +304,7 @@ impl PostgresGateway {
             negotiate_protocol_version(&mut out, 0, &unknown);
         }
         auth_cleartext_password(&mut out);
-        stream.write_all(&out).await.map_err(io_refusal)?;
+        crate::io::send(stream, &out).await.map_err(io_refusal)?;
         out.clear();
 
         let mut buf = BytesMut::with_capacity(1024);
@@ -503,7 +503,7 @@ impl PostgresGateway {
         gate.set_column_guard(masking.column_guard());
         let tracker = Mutex::new(Tracker::new(start.id, gate, masking));
         let counters = Counters::default();
-        let ending = if let Err(err) = client.write_all(&out).await {
+        let ending = if let Err(err) = crate::io::send(&mut client, &out).await {
             relay::Ending {
                 reason: gatehouse_core::SessionEndReason::ClientDisconnected,
                 detail: Some(format!("client: {err}")),

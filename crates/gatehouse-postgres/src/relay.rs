@@ -149,7 +149,7 @@ where
                 hint: Some(hint),
             },
         );
-        let _ = cw.write_all(&out).await;
+        let _ = crate::io::send(&mut cw, &out).await;
     }
     if fatal.is_some()
         || matches!(
@@ -166,7 +166,7 @@ where
 async fn terminate_backend<W: AsyncWrite + Unpin>(bw: &mut W) {
     let mut out = BytesMut::with_capacity(5);
     frontend::terminate(&mut out);
-    let _ = bw.write_all(&out).await;
+    let _ = crate::io::send(bw, &out).await;
     let _ = bw.shutdown().await;
 }
 
@@ -257,7 +257,7 @@ where
                 }
             }
             if s.forward > 0 {
-                if let Err(e) = bw.write_all(&buf[..s.forward]).await {
+                if let Err(e) = crate::io::send(bw, &buf[..s.forward]).await {
                     return Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}"));
                 }
                 buf.advance(s.forward);
@@ -281,7 +281,7 @@ where
             }
             // A refused message: its poison goes to the backend instead.
             let Some((with, skip)) = s.replace else { break };
-            if let Err(e) = bw.write_all(&with).await {
+            if let Err(e) = crate::io::send(bw, &with).await {
                 return Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}"));
             }
             buf.advance(skip);
@@ -343,7 +343,7 @@ where
                 biased;
                 r = br.read_buf(&mut buf) => r,
                 Some(notice) = notices.recv(), if scanner.at_boundary() => {
-                    if let Err(e) = cw.write_all(&notice).await {
+                    if let Err(e) = crate::io::send(cw, &notice).await {
                         return client_gone(e);
                     }
                     continue;
@@ -384,7 +384,7 @@ where
             if s.replace.is_none() && !s.wait && out.is_empty() {
                 // The common case: forward what arrived as it is.
                 if s.forward > 0 {
-                    if let Err(e) = cw.write_all(&buf[..s.forward]).await {
+                    if let Err(e) = crate::io::send(cw, &buf[..s.forward]).await {
                         return client_gone(e);
                     }
                     counters
@@ -449,7 +449,7 @@ async fn flush<W: AsyncWrite + Unpin>(
     if out.is_empty() {
         return Ok(());
     }
-    cw.write_all(out).await?;
+    crate::io::send(cw, out).await?;
     counters
         .to_client
         .fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -474,7 +474,7 @@ async fn tell_client<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
             hint: Some("no part of the message was relayed; reconnect, and tell the gateway's operator if it recurs"),
         },
     );
-    let _ = cw.write_all(&out).await;
+    let _ = crate::io::send(cw, &out).await;
 }
 
 /// A peer that went away (including TLS without close_notify) rather than a fault.

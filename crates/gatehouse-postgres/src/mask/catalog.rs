@@ -21,7 +21,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long a table's column names are trusted without a schema change
@@ -224,8 +223,7 @@ async fn query(
     let start = begin(&mut out, b'Q');
     put_cstr(&mut out, &sql);
     finish(&mut out, start);
-    s.stream
-        .write_all(&out)
+    crate::io::send(&mut s.stream, &out)
         .await
         .map_err(|e| format!("catalog query: {e}"))?;
     let mut tables: Vec<(u32, TableInfo)> = Vec::new();
