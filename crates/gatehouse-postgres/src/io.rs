@@ -69,3 +69,45 @@ pub(crate) async fn send<W: AsyncWrite + Unpin + ?Sized>(
     w.write_all(bytes).await?;
     w.flush().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A pipe that takes 1 KiB at a time, like a client's full socket: most
+    /// of a 16 KiB message waits in rustls when the write returns, and must
+    /// still arrive though nothing is written after it.
+    #[tokio::test]
+    async fn bytes_sent_over_tls_arrive_though_the_socket_was_full() {
+        let rcgen::CertifiedKey { cert, key_pair } =
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let server =
+            crate::server_config(cert.pem().as_bytes(), key_pair.serialize_pem().as_bytes())
+                .unwrap();
+        let client = crate::client_config_unverified().unwrap();
+        let (a, b) = tokio::io::duplex(1024);
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let (server, client) = tokio::join!(
+            tokio_rustls::TlsAcceptor::from(server).accept(a),
+            tokio_rustls::TlsConnector::from(client).connect(name, b)
+        );
+        let (mut server, mut client) = (server.unwrap(), client.unwrap());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let writer = tokio::spawn(async move {
+            send(&mut server, &[7u8; 16 * 1024]).await.unwrap();
+            // Nothing more is written; the stream stays open until the reader is done.
+            let _ = done_rx.await;
+        });
+        // The reader starts late, as a busy client does.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut got = vec![0u8; 16 * 1024];
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut got))
+            .await
+            .expect("the message stayed in the sender's TLS buffer")
+            .unwrap();
+        assert!(got.iter().all(|&b| b == 7));
+        let _ = done_tx.send(());
+        writer.await.unwrap();
+    }
+}
