@@ -72,6 +72,13 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The last lines of a server log, for an error that says why it did not start.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
 /// A free TCP port on 127.0.0.1 (released before returning; good enough for tests and demos).
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -141,19 +148,37 @@ impl TempCluster {
         );
         std::fs::write(data.join("pg_hba.conf"), hba)?;
         let log = this.dir()?.join("postgres.log");
-        this.run_tool(
-            "pg_ctl",
-            &[
-                "-D",
-                path_str(&data)?,
-                "-l",
-                path_str(&log)?,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )?;
+        let mut attempts = 0;
+        loop {
+            let started = this.run_tool(
+                "pg_ctl",
+                &[
+                    "-D",
+                    path_str(&data)?,
+                    "-l",
+                    path_str(&log)?,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            );
+            let Err(e) = started else { break };
+            let tail = log_tail(&log);
+            attempts += 1;
+            // The port was free when chosen, but any outgoing connection may
+            // take it before the server binds it: choose again (a later
+            // `port` line wins in postgresql.conf).
+            if attempts < 3 && tail.contains("already in use") {
+                this.port = free_port()?;
+                append(
+                    &data.join("postgresql.conf"),
+                    &format!("port = {}\n", this.port),
+                )?;
+                continue;
+            }
+            return Err(e.context(format!("server log {}:\n{tail}", log.display())));
+        }
         this.stopped = false;
         Ok(this)
     }
