@@ -156,6 +156,19 @@ async fn refused(v: &OidcVerifier, token: &str) -> String {
     }
 }
 
+/// The identity `claims`, signed with `key`, gives; panics naming `what` if refused.
+async fn identity_of(
+    v: &OidcVerifier,
+    key: &TestKey,
+    claims: &Value,
+    what: &str,
+) -> gatehouse_core::Identity {
+    v.verify(&sign(key, claims), Timestamp::now())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .into_identity()
+}
+
 fn oidc(i: &gatehouse_core::Identity) -> &gatehouse_core::OidcSource {
     match &i.source {
         IdentitySource::Oidc(o) => o,
@@ -464,11 +477,7 @@ async fn entra_v2_and_v1_tokens_map_app_roles_groups_and_pin_the_tenant() {
         "uti": "kL8hVd0m2UqL3cQ0c1dVAA", "ver": "2.0",
         "xms_mirid": "/subscriptions/0000/resourcegroups/app/providers/Microsoft.ManagedIdentity/userAssignedIdentities/etl"
     });
-    let id = v
-        .verify(&sign(&k, &v2), Timestamp::now())
-        .await
-        .expect("v2")
-        .into_identity();
+    let id = identity_of(&v, &k, &v2, "v2").await;
     assert_eq!(id.subject, "entra/5f4c2b7e-2a1d-4b8c-9f6e-3d2c1b0a9e8f");
     assert_eq!(id.groups, vec!["entra/Data.Reader", "entra/Data.Writer"]);
     let o = oidc(&id);
@@ -492,11 +501,7 @@ async fn entra_v2_and_v1_tokens_map_app_roles_groups_and_pin_the_tenant() {
         "oid": "a9f6e5d4-0000-4000-8000-000000000001", "sub": "a9f6e5d4-0000-4000-8000-000000000001",
         "tid": tid, "ver": "1.0"
     });
-    let id = v
-        .verify(&sign(&k, &v1), Timestamp::now())
-        .await
-        .expect("v1")
-        .into_identity();
+    let id = identity_of(&v, &k, &v1, "v1").await;
     assert_eq!(
         oidc(&id).client_id.as_deref(),
         Some("c44b4083-3bb0-49c1-b47d-974e53cbdf3c")
@@ -536,11 +541,7 @@ async fn github_actions_token_exposes_repository_ref_and_environment() {
         "iss": "https://token.actions.githubusercontent.com",
         "nbf": now() - 5, "exp": now() + 300, "iat": now() - 5
     });
-    let id = v
-        .verify(&sign(&k, &token), Timestamp::now())
-        .await
-        .expect("github")
-        .into_identity();
+    let id = identity_of(&v, &k, &token, "github").await;
     assert_eq!(
         id.subject,
         "github/repo:octo-org/octo-repo:environment:prod"
@@ -588,11 +589,7 @@ async fn kubernetes_service_account_token_gives_namespace_and_account() {
         },
         "sub": "system:serviceaccount:payments:etl"
     });
-    let id = v
-        .verify(&sign(&k, &token), Timestamp::now())
-        .await
-        .expect("k8s")
-        .into_identity();
+    let id = identity_of(&v, &k, &token, "k8s").await;
     assert_eq!(id.subject, "k8s/system:serviceaccount:payments:etl");
     let o = oidc(&id);
     assert_eq!(o.claims["namespace"], "payments");
@@ -612,20 +609,12 @@ async fn delegation_records_the_actor_chain_and_on_behalf_of() {
     // RFC 8693 4.1: alice's rights, exercised by agent-7, which a scheduler called.
     let token = claims(json!({"sub": "alice",
         "act": {"sub": "agent-7", "act": {"sub": "scheduler", "iss": "https://other.example"}}}));
-    let id = v
-        .verify(&sign(&k, &token), Timestamp::now())
-        .await
-        .expect("act")
-        .into_identity();
+    let id = identity_of(&v, &k, &token, "act").await;
     let d = id.delegation().expect("delegation");
     assert_eq!(d.actor_chain(), "agent-7 > scheduler");
     assert_eq!(d.actors[1].iss.as_deref(), Some("https://other.example"));
     let token = claims(json!({"sub": "agent-7", "obo": "alice@example.com"}));
-    let id = v
-        .verify(&sign(&k, &token), Timestamp::now())
-        .await
-        .expect("obo")
-        .into_identity();
+    let id = identity_of(&v, &k, &token, "obo").await;
     assert_eq!(
         id.delegation().and_then(|d| d.on_behalf_of.as_deref()),
         Some("alice@example.com")
@@ -731,11 +720,7 @@ async fn gitlab_ci_id_token_exposes_project_ref_and_protection() {
         "sub": "project_path:my-group/my-project:ref_type:branch:ref:feature-branch-1",
         "aud": "gatehouse"
     });
-    let id = v
-        .verify(&sign(&k, &token), Timestamp::now())
-        .await
-        .expect("gitlab")
-        .into_identity();
+    let id = identity_of(&v, &k, &token, "gitlab").await;
     assert_eq!(
         id.subject,
         "gitlab/project_path:my-group/my-project:ref_type:branch:ref:feature-branch-1"
