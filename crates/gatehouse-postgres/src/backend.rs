@@ -295,9 +295,11 @@ fn rejected(t: &BackendTarget, body: &[u8]) -> BackendError {
     }
 }
 
+/// Sends what `out` holds (flushed, see [`crate::io::send`]) and empties it.
 async fn send(stream: &mut PgStream, out: &mut BytesMut) -> Result<(), String> {
-    stream.write_all(out).await.map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())?;
+    crate::io::send(stream, out)
+        .await
+        .map_err(|e| e.to_string())?;
     out.clear();
     Ok(())
 }

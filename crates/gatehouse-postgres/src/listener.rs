@@ -597,8 +597,7 @@ async fn refuse(stream: &mut PgStream, r: &Refusal) {
             hint: r.hint,
         },
     );
-    let _ = stream.write_all(&out).await;
-    let _ = stream.flush().await;
+    let _ = crate::io::send(stream, &out).await;
     let _ = stream.shutdown().await;
 }
 
