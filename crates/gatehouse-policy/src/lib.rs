@@ -140,11 +140,12 @@ impl Names {
 }
 
 /// Values Cedar would otherwise build for every decision. Extension values
-/// (`ip(…)`, `datetime(…)`) cost a parse each; a principal with an OIDC
-/// token's claims as tags costs about 12 µs of a 57 µs decision (decision
-/// bench). Each is built once per engine, so a policy reload starts afresh.
+/// (`ip(…)`, `datetime(…)`) cost a parse each; building a principal with an
+/// OIDC token's claims as tags made its decision 57 µs against 45 µs for a
+/// service token (decision bench). Each is built once per engine, so a
+/// policy reload starts afresh.
 #[derive(Default)]
-pub(crate) struct ExtensionCache {
+pub(crate) struct BuiltValues {
     pub(crate) ips: std::sync::Mutex<HashMap<std::net::IpAddr, cedar_policy::RestrictedExpression>>,
     pub(crate) second: std::sync::Mutex<Option<(i64, cedar_policy::RestrictedExpression)>>,
     /// The principal and its group entities, by the whole identity (claims,
@@ -156,7 +157,7 @@ pub(crate) struct ExtensionCache {
 /// A loaded, validated policy set.
 pub struct PolicyEngine {
     names: Names,
-    cache: ExtensionCache,
+    cache: BuiltValues,
     all: PolicySet,
     /// The set without `@approval` forbids: does anything permit the request at all?
     without_approvals: PolicySet,

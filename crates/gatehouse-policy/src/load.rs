@@ -224,7 +224,7 @@ impl PolicyEngine {
         });
         Ok(PolicyEngine {
             names: crate::Names::new(),
-            cache: crate::ExtensionCache::default(),
+            cache: crate::BuiltValues::default(),
             uses_time,
             all,
             without_approvals,
