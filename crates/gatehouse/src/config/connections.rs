@@ -57,55 +57,54 @@ impl ConnectionSection {
         path: impl Fn(&str) -> PathBuf,
         problem: &mut impl FnMut(String, String),
     ) -> Option<BackendTarget> {
-        let c = self;
         let k = |field: &str| format!("connection[{i}].{field}");
         let mut ok = true;
         let mut bad = |key: String, reason: String, ok: &mut bool| {
             *ok = false;
             problem(key, reason);
         };
-        if gatehouse_identity::validate_name("connection name", &c.name).is_err() {
+        if gatehouse_identity::validate_name("connection name", &self.name).is_err() {
             bad(
                 k("name"),
                 format!(
                     "{:?} is not a valid connection name: use letters, digits and . _ - @ :",
-                    c.name
+                    self.name
                 ),
                 &mut ok,
             );
-        } else if !names.insert(c.name.clone()) {
+        } else if !names.insert(self.name.clone()) {
             bad(
                 k("name"),
                 format!(
                     "{:?} is used by another connection; names must be unique",
-                    c.name
+                    self.name
                 ),
                 &mut ok,
             );
         }
-        if c.kind != "postgres" {
+        if self.kind != "postgres" {
             bad(
                 k("kind"),
                 format!(
                     "{:?} is not supported; the supported kind is \"postgres\"",
-                    c.kind
+                    self.kind
                 ),
                 &mut ok,
             );
         }
-        if c.host.trim().is_empty() {
+        if self.host.trim().is_empty() {
             bad(k("host"), "must not be empty".into(), &mut ok);
         }
-        if c.port == 0 {
+        if self.port == 0 {
             bad(k("port"), "must be between 1 and 65535".into(), &mut ok);
         }
-        if c.database.is_empty() {
+        if self.database.is_empty() {
             bad(k("database"), "must not be empty".into(), &mut ok);
         }
-        if c.user.is_empty() {
+        if self.user.is_empty() {
             bad(k("user"), "must not be empty".into(), &mut ok);
         }
-        let password = match (&c.password_env, &c.password_file) {
+        let password = match (&self.password_env, &self.password_file) {
             (Some(_), Some(_)) => {
                 bad(
                     k("password_env"),
@@ -164,7 +163,7 @@ impl ConnectionSection {
                 }
             }
         };
-        let connect_timeout = match &c.connect_timeout {
+        let connect_timeout = match &self.connect_timeout {
             Some(t) => match parse_duration(t) {
                 Ok(d) => d,
                 Err(r) => {
@@ -174,7 +173,7 @@ impl ConnectionSection {
             },
             None => Duration::from_secs(10),
         };
-        let backend_tls = match (c.backend_tls, &c.backend_ca) {
+        let backend_tls = match (self.backend_tls, &self.backend_ca) {
             (BackendTlsMode::VerifyFull, None) => {
                 bad(k("backend_ca"), "backend_tls = \"verify-full\" needs backend_ca: the PEM file of the CA that signed the server's certificate".into(), &mut ok);
                 None
@@ -222,11 +221,11 @@ impl ConnectionSection {
             return None;
         }
         Some(BackendTarget {
-            name: c.name.clone(),
-            host: c.host.clone(),
-            port: c.port,
-            database: c.database.clone(),
-            user: c.user.clone(),
+            name: self.name.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            database: self.database.clone(),
+            user: self.user.clone(),
             password: BackendPassword::new(password?),
             tls: backend_tls?,
             connect_timeout,
