@@ -71,6 +71,10 @@ pub enum SessionEndReason {
     GatewayShutdown,
     /// The evidence log could not be written; the pending action was refused.
     EvidenceLogFailed,
+    /// Something the gateway did not decide (code inside a function) changed
+    /// a setting that decides how the resource reads what follows, so the
+    /// gateway could no longer read the session's actions as the resource does.
+    PinnedSettingChanged,
 }
 
 impl SessionEndReason {
@@ -84,6 +88,7 @@ impl SessionEndReason {
             Self::NetworkError => "network_error",
             Self::GatewayShutdown => "gateway_shutdown",
             Self::EvidenceLogFailed => "evidence_log_failed",
+            Self::PinnedSettingChanged => "pinned_setting_changed",
         }
     }
 
@@ -97,6 +102,7 @@ impl SessionEndReason {
             "network_error" => Self::NetworkError,
             "gateway_shutdown" => Self::GatewayShutdown,
             "evidence_log_failed" => Self::EvidenceLogFailed,
+            "pinned_setting_changed" => Self::PinnedSettingChanged,
             _ => return None,
         })
     }

@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 mod approval;
+pub(crate) mod settings;
 mod verdicts;
 
 use verdicts::VerdictCache;
@@ -57,6 +58,12 @@ pub(crate) struct Verdict {
     pub(crate) review_routes: Vec<String>,
     /// Hold mode: the statement waits for this request before going on.
     pub(crate) hold: Option<Hold>,
+    /// The text records keep instead of the client's, which holds a secret
+    /// (a password): its literals replaced by placeholders.
+    pub(crate) recorded: Option<Arc<str>>,
+    /// SQL `PREPARE`s among the statements (by position): their names hold
+    /// them once the server answered that statement's CommandComplete.
+    pub(crate) sql_prepares: Vec<(usize, Arc<StatementAnalysis>)>,
 }
 
 impl Verdict {
@@ -74,6 +81,8 @@ impl Verdict {
             approval: None,
             review_routes: Vec::new(),
             hold: None,
+            recorded: None,
+            sql_prepares: Vec::new(),
         }
     }
 }
@@ -108,7 +117,6 @@ pub(crate) struct Gate {
     identity: Identity,
     connection: String,
     client_ip: IpAddr,
-    pub(crate) parse_mode: ParseMode,
     /// SQL-level `PREPARE name AS …`.
     sql_prepared: HashMap<String, Arc<StatementAnalysis>>,
     /// Verdicts by statement text, for policies that do not read the time:
@@ -139,7 +147,6 @@ impl Gate {
             identity,
             connection,
             client_ip,
-            parse_mode: ParseMode::default(),
             sql_prepared: HashMap::new(),
             verdicts: Default::default(),
             column_guard: None,
@@ -184,7 +191,7 @@ impl Gate {
             return hit;
         }
         let (verdict, single, cacheable) = self.decide_text_uncached(sql, protocol);
-        if cacheable && !engine.uses_time() && self.parse_mode == ParseMode::default() {
+        if cacheable && !engine.uses_time() {
             self.verdicts[slot].insert(sql, generation, verdict.clone(), single.clone());
         }
         (verdict, single)
@@ -197,10 +204,15 @@ impl Gate {
         sql: &str,
         protocol: &str,
     ) -> (Verdict, Option<Arc<StatementAnalysis>>, bool) {
-        let analysis = self.settings.analyzer.analyze(sql, self.parse_mode);
+        // standard_conforming_strings is pinned on (`settings`).
+        let analysis = self.settings.analyzer.analyze(sql, ParseMode::default());
         let analysis = match analysis.as_ref() {
             Ok(a) => a,
-            Err(e) => return (self.unparseable(e), None, true),
+            Err(e) => {
+                let mut v = self.unparseable(e);
+                v.recorded = gatehouse_sql::redact_secrets(sql).map(Arc::from);
+                return (v, None, true);
+            }
         };
         let cacheable = analysis
             .statements
@@ -245,7 +257,7 @@ impl Gate {
                 }
             }
         }
-        let (verdict, approvable) = if protocol == "simple" {
+        let (mut verdict, approvable) = if protocol == "simple" {
             self.decide_approvable(&resolved, protocol, || self.fingerprint("simple", sql, &[]))
         } else {
             // A Parse: approval is decided at each Execute, with its parameters.
@@ -258,9 +270,11 @@ impl Gate {
             cacheable = false;
         }
         if verdict.refusal.is_none() {
-            for st in &analysis.statements {
-                if let Some(name) = &st.prepares {
-                    self.sql_prepared.insert(name.clone(), Arc::new(st.clone()));
+            for (i, st) in analysis.statements.iter().enumerate() {
+                // A PREPARE counts once the server did it (the name may be taken, or
+                // an earlier statement fail); a DEALLOCATE forgets at once, the safe side.
+                if st.prepares.is_some() {
+                    verdict.sql_prepares.push((i, Arc::new(st.clone())));
                 }
                 match &st.deallocates {
                     Some(Some(name)) => {
@@ -271,6 +285,7 @@ impl Gate {
                 }
             }
         }
+        verdict.recorded = analysis.redacted.as_deref().map(Arc::from);
         let single = (resolved.len() == 1).then(|| resolved.swap_remove(0));
         (verdict, single, cacheable)
     }
@@ -305,6 +320,15 @@ impl Gate {
 
     /// Adds what column masking and schema changes say to a policy verdict.
     fn checked(&self, statements: &[Arc<StatementAnalysis>], mut verdict: Verdict) -> Verdict {
+        // Pinned settings hold in every policy mode: they are what makes the
+        // gateway's reading of the next statement the server's.
+        let pinned = statements
+            .iter()
+            .flat_map(|s| s.settings.iter())
+            .find_map(settings::refused_change);
+        if let Some(reason) = pinned {
+            return self.settings_refusal(reason);
+        }
         if verdict.refusal.is_none() {
             if let Some(guard) = &self.column_guard {
                 if let Err(reason) = statements.iter().try_for_each(|s| guard.check(s)) {
@@ -355,6 +379,15 @@ impl Gate {
             approval: None,
             review_routes: Vec::new(),
             hold: None,
+            recorded: None,
+            sql_prepares: Vec::new(),
+        }
+    }
+
+    /// A SQL `PREPARE` the server did: its name holds it from now on.
+    pub(crate) fn sql_prepared_done(&mut self, prepared: &Arc<StatementAnalysis>) {
+        if let Some(name) = &prepared.prepares {
+            self.sql_prepared.insert(name.clone(), prepared.clone());
         }
     }
 
@@ -399,6 +432,8 @@ impl Gate {
             approval: None,
             review_routes: Vec::new(),
             hold: None,
+            recorded: None,
+            sql_prepares: Vec::new(),
         }
     }
 
@@ -428,6 +463,34 @@ impl Gate {
             approval: None,
             review_routes: Vec::new(),
             hold: None,
+            recorded: None,
+            sql_prepares: Vec::new(),
+        }
+    }
+
+    /// Refuses a change of a pinned setting, in every policy mode.
+    fn settings_refusal(&self, reason: String) -> Verdict {
+        let message = format!("gatehouse: permission denied: {reason}");
+        Verdict {
+            record: DecisionRecord {
+                decision: "deny".into(),
+                policies: Vec::new(),
+                mode: PolicyMode::Enforce.as_str().into(),
+                reason: Some(reason),
+            },
+            refusal: Some(refusal(
+                "42501",
+                message,
+                None,
+                "nothing of the statement reached the database; the gateway pins the settings it \
+                 reads statements under (docs/security.md)",
+            )),
+            changes_schema: false,
+            approval: None,
+            review_routes: Vec::new(),
+            hold: None,
+            recorded: None,
+            sql_prepares: Vec::new(),
         }
     }
 
@@ -452,6 +515,8 @@ impl Gate {
             approval: None,
             review_routes: Vec::new(),
             hold: None,
+            recorded: None,
+            sql_prepares: Vec::new(),
         }
     }
 }

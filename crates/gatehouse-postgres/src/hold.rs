@@ -9,6 +9,11 @@ use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
+/// What a held session reads from its client at most while it waits: beyond
+/// it the gateway stops reading (TCP backpressure), so a held session cannot
+/// make the gateway buffer without bound.
+pub(crate) const HELD_READ_LIMIT: usize = 1 << 20;
+
 fn outcome(state: ApprovalState) -> Option<HoldOutcome> {
     match state {
         ApprovalState::Pending => None,
@@ -19,8 +24,8 @@ fn outcome(state: ApprovalState) -> Option<HoldOutcome> {
 }
 
 /// Waits for `hold`'s decision. Whatever the client sends meanwhile is kept
-/// in `buf` (after the held statement); a client that disconnects ends the
-/// session, leaving its request pending.
+/// in `buf` (after the held statement), up to [`HELD_READ_LIMIT`]; a client
+/// that disconnects ends the session, leaving its request pending.
 pub(crate) async fn wait<R: AsyncRead + Unpin>(
     desk: &ApprovalDesk,
     hold: &Hold,
@@ -62,7 +67,7 @@ pub(crate) async fn wait<R: AsyncRead + Unpin>(
             },
             _ = &mut deadline => return Ok(HoldOutcome::TimedOut),
             Ok(()) = cancelled.changed() => return Ok(HoldOutcome::Cancelled),
-            read = cr.read_buf(buf) => match read {
+            read = cr.read_buf(buf), if buf.len() < HELD_READ_LIMIT => match read {
                 Ok(0) => return Err(Ending::new(
                     SessionEndReason::ClientDisconnected,
                     format!("the client left while statement waited for approval request {}", hold.id),

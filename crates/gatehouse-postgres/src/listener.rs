@@ -10,7 +10,7 @@ use crate::codec::backend::{
 };
 use crate::codec::frontend::parse_password;
 use crate::codec::startup::{parse_startup_packet, StartupPacket, MAX_STARTUP_LEN};
-use crate::gate::{Gate, GateSettings};
+use crate::gate::{self, Gate, GateSettings};
 use crate::io::read_message;
 use crate::mask::{ConnectionMasking, SessionMasking};
 use crate::relay::{self, Counters};
@@ -34,9 +34,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-/// Startup parameters never passed to the backend: the gateway sets user and
-/// database itself, and replication connections are refused.
-const RESERVED_PARAMS: &[&str] = &["user", "database", "replication"];
 /// Largest password message (an OIDC JWT can be a few KiB).
 const MAX_PASSWORD_MESSAGE: u32 = 16 * 1024;
 
@@ -382,6 +379,14 @@ impl PostgresGateway {
                 return Err(self.failed(&attempt, subject, "policy", refusal).await);
             }
         }
+        // Startup settings are decided like the SETs they amount to.
+        let forwarded =
+            match startup_settings(&inner.settings.gate, params, &identity, &target, peer) {
+                Ok(f) => f,
+                Err(refusal) => {
+                    return Err(self.failed(&attempt, subject, "setting", refusal).await)
+                }
+            };
         // Write-ahead: the login is in the evidence log before the backend sees it.
         let success = AuditEvent::auth_success(&attempt, identity.identity());
         if let Err(e) = inner.recorder.audit(vec![success]).await {
@@ -389,11 +394,6 @@ impl PostgresGateway {
             return Err(evidence_refusal());
         }
 
-        let forwarded: Vec<(String, String)> = params
-            .iter()
-            .filter(|(k, _)| !RESERVED_PARAMS.contains(&k.as_str()) && !k.starts_with("_pq_."))
-            .cloned()
-            .collect();
         let backend = backend::connect(&target, &forwarded).await.map_err(|e| {
             let code = match e {
                 BackendError::Unreachable { .. } => "08006",
@@ -492,9 +492,20 @@ impl PostgresGateway {
             target.name.clone(),
             peer.ip(),
         );
-        gate.parse_mode.backslash_escapes =
-            greeting_param(&backend.greeting, "standard_conforming_strings")
-                .is_some_and(|v| v == "off");
+        // The backend took the pinned settings, or the session cannot be read as it reads it.
+        let broken = gate::settings::PINNED.iter().find_map(|(name, _)| {
+            let value = greeting_param(&backend.greeting, name).unwrap_or_default();
+            gate::settings::reported_break(name, &value)
+        });
+        if let Some(reason) = broken {
+            let refusal = Refusal::new(
+                "08004",
+                format!("the database did not take the gateway's pinned settings: {reason}"),
+                Some("tell the gateway's operator: the backend server overrides client_encoding or standard_conforming_strings"),
+            );
+            refuse(&mut client, &refusal).await;
+            return;
+        }
         let masking = SessionMasking::new(
             inner.settings.masking.get(&target.name).cloned(),
             inner.settings.record_masking.clone(),
@@ -628,4 +639,51 @@ fn greeting_param(greeting: &[u8], name: &str) -> Option<String> {
         rest = &rest[total..];
     }
     None
+}
+
+/// The startup parameters passed to the backend: the pinned settings, the
+/// harmless ones, and those the policy allows as the `SET` they amount to.
+fn startup_settings(
+    gate_settings: &GateSettings,
+    params: &Params,
+    identity: &AuthenticatedIdentity,
+    target: &BackendTarget,
+    peer: SocketAddr,
+) -> Result<Params, Refusal> {
+    let sorted = gate::settings::StartupSettings::sort(params).map_err(|reason| {
+        Refusal::new(
+            "22023",
+            format!("gatehouse: {reason}"),
+            Some("connect without that startup setting, or set it with SET once connected"),
+        )
+    })?;
+    let mut forwarded = sorted.forwarded;
+    if sorted.to_decide.is_empty() {
+        return Ok(forwarded);
+    }
+    let mut gate = Gate::new(
+        gate_settings.clone(),
+        identity.identity().clone(),
+        target.name.clone(),
+        peer.ip(),
+    );
+    for (name, value) in sorted.to_decide {
+        let sql = gate::settings::as_set_statement(&name, &value);
+        let (verdict, _) = gate.decide_text(&sql, "simple");
+        if verdict.refusal.is_some() || verdict.hold.is_some() {
+            let reason = verdict.record.reason.unwrap_or_default();
+            let by = if verdict.record.policies.is_empty() {
+                String::new()
+            } else {
+                format!(" (policy {})", verdict.record.policies.join(", "))
+            };
+            return Err(Refusal::new(
+                "42501",
+                format!("gatehouse: permission denied: startup setting {name}: {reason}{by}"),
+                Some("a startup setting (also one in options=-c …) is decided like the SET statement it amounts to; connect without it"),
+            ));
+        }
+        forwarded.push((name, value));
+    }
+    Ok(forwarded)
 }

@@ -132,6 +132,13 @@ where
             ending.detail.as_deref(),
             "nothing was sent to the database; reconnect later, and tell the gateway's operator",
         )),
+        SessionEndReason::PinnedSettingChanged => Some((
+            "42501",
+            "gatehouse closed the session: a setting it reads statements under was changed",
+            ending.detail.as_deref(),
+            "client_encoding stays UTF8 and standard_conforming_strings on through the gateway; \
+             reconnect, and do not change them (also not from inside a function)",
+        )),
         SessionEndReason::ClientDisconnected
         | SessionEndReason::NetworkError
         | SessionEndReason::ClientTerminated
@@ -362,12 +369,19 @@ where
         }
         first = false;
         loop {
-            let scanned = {
+            let (scanned, pinned_broken) = {
                 let mut t = lock(tracker);
                 let r = scanner.scan(&buf, inspects, |ty, body| t.on_backend(ty, body));
                 finished.append(&mut t.done);
-                r
+                (r, t.pinned_broken.take())
             };
+            if let Some(reason) = pinned_broken {
+                // Nothing more of this session is relayed either way.
+                for r in finished.drain(..) {
+                    let _ = recorder.statement(r).await;
+                }
+                return Ending::new(SessionEndReason::PinnedSettingChanged, reason);
+            }
             let s = match scanned {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

@@ -71,6 +71,10 @@ struct InFlight {
     copy_plan: Option<crate::mask::CopyPlan>,
     /// What masking did to its results.
     tally: MaskTally,
+    /// CommandCompletes received so far (one per statement of a query string).
+    answered: usize,
+    /// SQL `PREPARE`s among its statements, by position: done when answered.
+    sql_prepares: Vec<(usize, Arc<StatementAnalysis>)>,
 }
 
 /// What describes a statement's result rows.
@@ -104,9 +108,11 @@ enum Pending {
         parse_id: u64,
         bind_id: u64,
     },
+    /// A Parse or Bind: its name holds what it defines once the backend confirms.
+    Define(names::Definition),
 }
 
-struct Portal {
+pub(super) struct Portal {
     statement: Prepared,
     params: Vec<Option<String>>,
     /// For a statement that needs approval: what an approval must cover.
@@ -130,7 +136,7 @@ pub(crate) fn frontend_inspects_masked(ty: u8) -> bool {
 
 /// Backend message types the tracker needs to see whole.
 pub(crate) fn backend_inspects(ty: u8) -> bool {
-    matches!(ty, b'C' | b'E' | b'I' | b's' | b'Z' | b'S')
+    matches!(ty, b'C' | b'E' | b'I' | b's' | b'Z' | b'S' | b'1' | b'2')
 }
 
 /// With masking, everything that carries values or describes them:
@@ -170,6 +176,8 @@ pub(crate) struct Tracker {
     next_verdict: Option<gate::Verdict>,
     /// The client sent Terminate.
     pub(crate) terminated: bool,
+    /// The backend reported a pinned setting changed (why): the session ends.
+    pub(crate) pinned_broken: Option<String>,
 }
 
 /// A statement waiting in its session for approval.
@@ -199,6 +207,7 @@ impl Tracker {
             held: None,
             next_verdict: None,
             terminated: false,
+            pinned_broken: None,
         }
     }
 
@@ -241,6 +250,8 @@ impl Tracker {
             plan: None,
             copy_plan: None,
             tally: MaskTally::default(),
+            answered: 0,
+            sql_prepares: Vec::new(),
         }));
     }
 
@@ -290,10 +301,21 @@ impl Tracker {
             verdict.refusal,
             result,
         );
+        self.note_sql_prepares(verdict.sql_prepares);
         if refused {
             Flow::Replace(poison())
         } else {
             Flow::Forward
+        }
+    }
+
+    /// Notes the SQL `PREPARE`s of the statement just queued.
+    fn note_sql_prepares(&mut self, prepares: Vec<(usize, Arc<StatementAnalysis>)>) {
+        if prepares.is_empty() {
+            return;
+        }
+        if let Some(Pending::Statement(s)) = self.pending.back_mut() {
+            s.sql_prepares = prepares;
         }
     }
 
@@ -340,11 +362,13 @@ impl Tracker {
         Ok(match ty {
             b'Q' => {
                 let q = parse_query(body)?;
+                // A simple Query drops the unnamed statement on the server.
+                self.forget_unnamed_statement();
                 let (verdict, single) = match self.next_verdict.take() {
                     Some(v) => (v, None),
                     None => self.gate.decide_text(q, "simple"),
                 };
-                let text = self.recorded_text(q);
+                let text = self.text_of(q, &verdict);
                 let result = ResultSource {
                     copy_out: copy_out(single.as_ref()),
                     ..ResultSource::default()
@@ -360,8 +384,8 @@ impl Tracker {
             }
             b'P' => {
                 let p = parse_parse(body)?;
-                let text = self.recorded_text(p.query);
                 let (verdict, analysis) = self.gate.decide_text(p.query, "extended");
+                let text = self.text_of(p.query, &verdict);
                 self.last_parse = Some(text.clone());
                 // Needing approval is decided at each Execute, with its
                 // parameters: the Parse itself runs nothing.
@@ -374,20 +398,12 @@ impl Tracker {
                     self.masking.schema_changed();
                 }
                 let parse_id = self.new_id();
-                self.prepared.insert(
-                    p.name.to_string(),
-                    Prepared {
-                        text: text.clone(),
-                        analysis,
-                        decision: verdict.record.clone(),
-                        generation: self.gate.generation(),
-                        refused,
-                        needs_approval,
-                        parse_id,
-                        columns: None,
-                    },
-                );
                 if refused {
+                    // The server keeps a named statement's older definition;
+                    // the unnamed one it drops.
+                    if p.name.is_empty() {
+                        self.forget_unnamed_statement();
+                    }
                     // Recorded at the Parse's place; the backend's error for the poison is swapped for ours.
                     self.push(
                         Kind::Extended,
@@ -399,16 +415,47 @@ impl Tracker {
                     );
                     Flow::Replace(gate::poison_parse(p.name))
                 } else {
+                    let prepared = Prepared {
+                        text,
+                        analysis,
+                        decision: verdict.record,
+                        generation: self.gate.generation(),
+                        refused,
+                        needs_approval,
+                        parse_id,
+                        columns: None,
+                    };
+                    self.define(p.name, names::Defined::Statement(prepared));
                     Flow::Forward
                 }
             }
             b'B' => {
                 let b = parse_bind(body)?;
-                let statement = match self.prepared.get(b.statement) {
-                    Some(p) => p.clone(),
+                let statement = match self.statement_named(b.statement) {
+                    names::Named::Known(p) => p.clone(),
+                    names::Named::Ambiguous => Prepared {
+                        text: Arc::from(format!("<prepared statement {:?}>", b.statement)),
+                        analysis: None,
+                        decision: DecisionRecord {
+                            decision: "deny".into(),
+                            policies: Vec::new(),
+                            mode: String::new(),
+                            reason: Some(format!(
+                                "prepared statement {:?} was redefined in a batch the server has not \
+                                 answered yet, so the gateway cannot tell which definition this Bind \
+                                 uses; wait for that batch's ReadyForQuery before binding it",
+                                b.statement
+                            )),
+                        },
+                        generation: 0,
+                        refused: true,
+                        needs_approval: false,
+                        parse_id: 0,
+                        columns: None,
+                    },
                     // A statement made by SQL PREPARE, or one the gateway never saw:
                     // generation 0 makes the Execute decide it.
-                    None => {
+                    names::Named::Unknown => {
                         let analysis = self.gate.sql_prepared(b.statement);
                         let text = match &analysis {
                             Some(a) => self.recorded_text(&a.text),
@@ -446,25 +493,27 @@ impl Tracker {
                 };
                 let bind_id = self.new_id();
                 let formats = ResultFormats::from_codes(b.result_formats);
-                self.portals.insert(
-                    b.portal.to_string(),
-                    Portal {
-                        statement,
-                        params,
-                        fingerprint,
-                        bind_id,
-                        formats,
-                        columns: None,
-                    },
-                );
+                let portal = Portal {
+                    statement,
+                    params,
+                    fingerprint,
+                    bind_id,
+                    formats,
+                    columns: None,
+                };
+                self.define(b.portal, names::Defined::Portal(Box::new(portal)));
                 Flow::Forward
             }
             b'D' => {
                 let (parse_id, bind_id) = match parse_describe(body)? {
-                    DescribeTarget::Statement(n) => {
-                        (self.prepared.get(n).map_or(0, |p| p.parse_id), 0)
-                    }
-                    DescribeTarget::Portal(n) => (0, self.portals.get(n).map_or(0, |p| p.bind_id)),
+                    DescribeTarget::Statement(n) => match self.statement_named(n) {
+                        names::Named::Known(p) => (p.parse_id, 0),
+                        _ => (0, 0),
+                    },
+                    DescribeTarget::Portal(n) => match self.portal_named(n) {
+                        names::Named::Known(p) => (0, p.bind_id),
+                        _ => (0, 0),
+                    },
                 };
                 self.pending
                     .push_back(Pending::Describe { parse_id, bind_id });
@@ -472,11 +521,29 @@ impl Tracker {
             }
             b'E' => {
                 let name = parse_execute(body)?;
-                let Some(portal) = self.portals.get(name) else {
-                    // The backend will refuse an unknown portal itself.
-                    let text = Arc::from(format!("<unknown portal {name:?}>"));
-                    self.push_undecided(text);
-                    return Ok(Flow::Forward);
+                let portal = match self.portal_named(name) {
+                    names::Named::Known(p) => p,
+                    // The server may hold a portal of that name the gateway
+                    // let go of (names.rs): refused, never forwarded undecided.
+                    unknown => {
+                        let reason = match unknown {
+                            names::Named::Ambiguous => format!(
+                                "portal {name:?} was rebound in a batch the server has not answered yet, \
+                                 so the gateway cannot tell which statement it runs"
+                            ),
+                            _ => format!("the gateway knows no portal {name:?} bound in this session"),
+                        };
+                        let text = Arc::from(format!("<portal {name:?}>"));
+                        let verdict = self.gate.refuse(reason);
+                        return Ok(self.gated(
+                            Kind::Extended,
+                            text,
+                            Vec::new(),
+                            verdict,
+                            gate::poison_execute,
+                            ResultSource::default(),
+                        ));
+                    }
                 };
                 let (st, params) = (portal.statement.clone(), portal.params.clone());
                 let fingerprint = portal.fingerprint.clone();
@@ -545,6 +612,9 @@ impl Tracker {
                     None,
                     result,
                 );
+                if let Some(a) = st.analysis.filter(|a| a.prepares.is_some()) {
+                    self.note_sql_prepares(vec![(0, a)]);
+                }
                 Flow::Forward
             }
             b'S' => {
@@ -553,12 +623,8 @@ impl Tracker {
             }
             b'C' => {
                 match parse_close(body)? {
-                    CloseTarget::Statement(n) => {
-                        self.prepared.remove(n);
-                    }
-                    CloseTarget::Portal(n) => {
-                        self.portals.remove(n);
-                    }
+                    CloseTarget::Statement(n) => self.close(n, true),
+                    CloseTarget::Portal(n) => self.close(n, false),
                 }
                 Flow::Forward
             }
@@ -614,14 +680,27 @@ impl Tracker {
     fn note_backend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
         match ty {
             b'S' => {
-                // standard_conforming_strings decides how the parser reads backslashes.
+                // A pinned setting changed by code the gateway could not see
+                // into: what follows can no longer be read as the server reads it.
                 let mut c = crate::codec::Cursor::new(body);
-                if c.cstr("parameter name")? == "standard_conforming_strings" {
-                    self.gate.parse_mode.backslash_escapes = c.cstr("parameter value")? == "off";
+                let name = c.cstr("parameter name")?;
+                let value = c.cstr("parameter value")?;
+                if let Some(reason) = gate::settings::reported_break(name, value) {
+                    self.pinned_broken = Some(reason);
                 }
             }
             b'C' => {
                 let tag = parse_command_tag(body)?;
+                if let Some(Pending::Statement(s)) = self.pending.front_mut() {
+                    let i = s.answered;
+                    s.answered += 1;
+                    if tag == "PREPARE" {
+                        if let Some((_, done)) = s.sql_prepares.iter().find(|(j, _)| *j == i) {
+                            let done = done.clone();
+                            self.gate.sql_prepared_done(&done);
+                        }
+                    }
+                }
                 if let Some(Pending::Statement(s)) = self.pending.front_mut() {
                     if !s.tags.is_empty() {
                         s.tags.push_str("; ");
@@ -635,6 +714,7 @@ impl Tracker {
                     }
                 }
             }
+            b'1' | b'2' => self.confirmed(),
             b'I' | b's' => {
                 if let Some(Pending::Statement(s)) = self.pending.front_mut() {
                     if s.kind == Kind::Extended {
@@ -666,10 +746,18 @@ impl Tracker {
                             self.complete_front();
                         }
                     }
-                    Some(Pending::Sync | Pending::Describe { .. }) => {
+                    Some(Pending::Sync | Pending::Describe { .. } | Pending::Define(_)) => {
                         // Parse, Bind or Describe failed before any Execute of this batch.
-                        if matches!(self.pending.front(), Some(Pending::Describe { .. })) {
-                            self.pending.pop_front();
+                        match self.pending.front() {
+                            Some(Pending::Describe { .. }) => {
+                                self.pending.pop_front();
+                            }
+                            Some(Pending::Define(_)) => {
+                                if let Some(Pending::Define(d)) = self.pending.pop_front() {
+                                    self.not_defined(d);
+                                }
+                            }
+                            _ => {}
                         }
                         let text = self
                             .last_parse
@@ -690,17 +778,19 @@ impl Tracker {
                 loop {
                     match self.pending.front() {
                         Some(Pending::Statement(s)) if s.kind == Kind::Extended => {}
-                        Some(Pending::Describe { .. }) => {}
+                        Some(Pending::Describe { .. } | Pending::Define(_)) => {}
                         _ => break,
                     }
-                    self.pending.pop_front();
+                    if let Some(Pending::Define(d)) = self.pending.pop_front() {
+                        self.not_defined(d);
+                    }
                 }
                 match self.pending.front() {
                     Some(Pending::Statement(_)) => self.complete_front(),
                     Some(Pending::Sync) => {
                         self.pending.pop_front();
                     }
-                    Some(Pending::Describe { .. }) | None => {}
+                    Some(Pending::Describe { .. } | Pending::Define(_)) | None => {}
                 }
             }
             _ => {}
@@ -789,6 +879,15 @@ impl Tracker {
     fn recorded_text(&mut self, sql: &str) -> Arc<str> {
         truncated(&self.masking.mask_for_record(sql))
     }
+
+    /// The text a record keeps of a decided statement: the analysis's
+    /// redacted form when it holds a secret, else [`Self::recorded_text`].
+    fn text_of(&mut self, sql: &str, verdict: &gate::Verdict) -> Arc<str> {
+        match &verdict.recorded {
+            Some(redacted) => truncated(&self.masking.mask_for_record(redacted)),
+            None => self.recorded_text(sql),
+        }
+    }
 }
 
 fn truncated(s: &str) -> Arc<str> {
@@ -825,6 +924,7 @@ fn param_text(v: &BindValue<'_>) -> Option<String> {
     Some(s)
 }
 
+mod names;
 mod results;
 #[cfg(test)]
 mod tests;

@@ -14,12 +14,16 @@ mod copy;
 mod flow;
 mod functions;
 mod kind;
+mod secret;
+mod settings;
 mod walk;
 
 pub use copy::{CopyFormat, CopyOut};
 pub use flow::{ColumnFlow, ColumnUse, RelationName};
 pub use functions::is_safe as is_safe_function;
 pub use kind::ActionKind;
+pub use secret::redact_secrets;
+pub use settings::{SettingChange, SettingValue};
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -108,6 +112,11 @@ pub struct StatementAnalysis {
     /// `SET name = 'value'` (`Some` value when it is one string or number
     /// literal) or `RESET name` / `SET name TO DEFAULT` (`None`).
     pub sets: Option<(String, Option<String>)>,
+    /// Every session setting it changes (`SET`, `RESET`, `set_config`).
+    pub settings: Vec<SettingChange>,
+    /// It holds a secret (a password, a connection string): its `text` is
+    /// already redacted, and records keep only [`Analysis::redacted`].
+    pub secret: bool,
 }
 
 /// The analysis of a query string (which may hold several statements).
@@ -115,6 +124,9 @@ pub struct StatementAnalysis {
 pub struct Analysis {
     /// The statements in order (empty for an empty query).
     pub statements: Vec<StatementAnalysis>,
+    /// When a statement holds a secret: the whole text with every literal
+    /// replaced by a placeholder, the only form any record may keep.
+    pub redacted: Option<String>,
 }
 
 /// Why a statement could not be analyzed. The gateway refuses it.
@@ -253,9 +265,20 @@ pub fn analyze_uncached(sql: &str, mode: ParseMode) -> Result<Analysis, SqlError
             continue;
         };
         let value = serde_json::to_value(stmt).map_err(|e| SqlError::Unsupported(e.to_string()))?;
-        statements.push(walk::analyze_statement(&value, text)?);
+        let mut st = walk::analyze_statement(&value, text)?;
+        if st.secret {
+            st.text = secret::redacted(&st.text);
+        }
+        statements.push(st);
     }
-    Ok(Analysis { statements })
+    let redacted = statements
+        .iter()
+        .any(|s| s.secret)
+        .then(|| secret::redacted(sql));
+    Ok(Analysis {
+        statements,
+        redacted,
+    })
 }
 
 fn parse_message(e: pg_query::Error) -> String {
@@ -297,6 +320,8 @@ impl StatementAnalysis {
             columns: ColumnFlow::default(),
             copy_out: None,
             sets: None,
+            settings: Vec::new(),
+            secret: false,
         }
     }
 }

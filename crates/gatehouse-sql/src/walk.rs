@@ -4,6 +4,7 @@
 //! are still searched for tables and function calls; only the node types that
 //! change *what* is done (DML, DDL, COPY, EXPLAIN, PREPARE…) have rules.
 
+use crate::settings::{self, SettingChange};
 use crate::{functions, Action, ActionKind, Flags, SqlError, StatementAnalysis, TableRef};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -28,6 +29,9 @@ pub(crate) struct Walker {
     executes: Option<String>,
     deallocates: Option<Option<String>>,
     sets: Option<(String, Option<String>)>,
+    settings: Vec<SettingChange>,
+    /// Holds a secret (a password, a connection string): recorded only redacted.
+    secret: bool,
 }
 
 /// `VariableSetKind::VarSetValue` in libpg_query's protobuf (an integer here).
@@ -241,6 +245,8 @@ impl Walker {
             executes: None,
             deallocates: None,
             sets: None,
+            settings: Vec::new(),
+            secret: false,
         }
     }
 
@@ -419,6 +425,27 @@ impl Walker {
             "FuncCall" => {
                 let name = qualified_name(b.get("funcname"));
                 if !name.is_empty() {
+                    if settings::is_set_config(&name) {
+                        let change = settings::from_set_config(b);
+                        // The same flags as the SET it amounts to; a name known
+                        // only at run time could be any of them.
+                        match change.name.as_deref() {
+                            Some("search_path") => self.flags.changes_search_path = true,
+                            Some("role" | "session_authorization") => {
+                                self.flags.changes_role = true
+                            }
+                            Some(_) => {}
+                            None => {
+                                self.flags.changes_search_path = true;
+                                self.flags.changes_role = true;
+                            }
+                        }
+                        self.settings.push(change);
+                    }
+                    if name.contains("dblink") {
+                        // dblink's connection strings carry passwords.
+                        self.secret = true;
+                    }
                     if !functions::is_safe(&name) {
                         self.opaque.insert(name.clone());
                     }
@@ -480,6 +507,15 @@ impl Walker {
                 }
                 if !str_field(b, "name").is_empty() {
                     self.sets = Some((str_field(b, "name").to_string(), set_value(b)));
+                }
+                self.settings.extend(settings::from_variable_set(b));
+                self.visit(b)?;
+            }
+            "DefElem" => {
+                // `PASSWORD 'x'` of a role, `OPTIONS (password 'x')` of a user
+                // mapping or server, however the name was quoted or escaped.
+                if str_field(b, "defname").eq_ignore_ascii_case("password") {
+                    self.secret = true;
                 }
                 self.visit(b)?;
             }
@@ -571,6 +607,21 @@ fn dropped_names(v: Option<&Value>) -> Vec<TableRef> {
     out
 }
 
+/// Statements whose options or connection strings carry credentials.
+fn holds_secret(ty: &str) -> bool {
+    matches!(
+        ty,
+        "CreateRoleStmt"
+            | "AlterRoleStmt"
+            | "CreateUserMappingStmt"
+            | "AlterUserMappingStmt"
+            | "CreateForeignServerStmt"
+            | "AlterForeignServerStmt"
+            | "CreateSubscriptionStmt"
+            | "AlterSubscriptionStmt"
+    )
+}
+
 /// Analyzes one top-level statement node.
 pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAnalysis, SqlError> {
     let (ty, body) = match stmt
@@ -583,6 +634,9 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
     };
     let mut w = Walker::new();
     w.node(ty, body)?;
+    if holds_secret(ty) {
+        w.secret = true;
+    }
     let mut kind = statement_kind(ty, body);
     // EXPLAIN ANALYZE runs its statement and PREPARE prepares one: each is what its statement is.
     if (ty == "ExplainStmt" && w.flags.explain_analyze) || ty == "PrepareStmt" {
@@ -620,6 +674,8 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         executes: w.executes,
         deallocates: w.deallocates,
         sets: w.sets,
+        settings: w.settings,
+        secret: w.secret,
         columns: crate::flow::column_flow(ty, body),
         copy_out: (ty == "CopyStmt")
             .then(|| crate::copy::copy_out(body))

@@ -117,7 +117,11 @@ fn pipelined_extended_statements_complete_in_order_with_params() {
     t.on_frontend(b'B', &bind("", "s1", &["8"])).unwrap();
     t.on_frontend(b'E', &execute("")).unwrap();
     t.on_frontend(b'S', b"").unwrap();
+    // ParseComplete, BindComplete, CommandComplete; BindComplete, CommandComplete.
+    t.on_backend(b'1', b"").unwrap();
+    t.on_backend(b'2', b"").unwrap();
     t.on_backend(b'C', &query("SELECT 1")).unwrap();
+    t.on_backend(b'2', b"").unwrap();
     t.on_backend(b'C', &query("SELECT 1")).unwrap();
     t.on_backend(b'Z', b"I").unwrap();
     let params: Vec<_> = t.done.iter().map(|r| r.params.clone()).collect();
@@ -196,31 +200,85 @@ fn binary_and_long_params_are_rendered_safely() {
 }
 
 #[test]
-fn execute_of_a_refused_statement_is_poisoned_even_if_an_older_one_of_its_name_exists() {
+fn a_name_holds_what_the_server_holds_not_what_was_last_sent() {
     let mut t = tracker_with(
         "permit (principal, action, resource);\n\
          forbid (principal, action == Gatehouse::Action::\"delete\", resource);",
     );
-    assert!(matches!(
-        t.on_frontend(b'P', &parse("s1", "select 1")).unwrap(),
-        Flow::Forward
-    ));
-    // Re-parsing the name with a refused statement: the backend may keep the old s1.
+    // s1 = delete is refused: its poison fails, and the server has no s1.
     assert!(matches!(
         t.on_frontend(b'P', &parse("s1", "delete from t")).unwrap(),
         Flow::Replace(_)
     ));
-    assert!(matches!(
-        t.on_frontend(b'B', &bind("", "s1", &[])).unwrap(),
-        Flow::Forward
-    ));
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'E', &error("42601", "syntax error")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    // s1 = select 1 is allowed, but the server refuses it (say the name is
+    // taken): the gateway must not take it as s1.
+    t.on_frontend(b'P', &parse("s1", "select 1")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(
+        b'E',
+        &error("42P05", "prepared statement \"s1\" already exists"),
+    )
+    .unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    t.on_frontend(b'B', &bind("", "s1", &[])).unwrap();
     match t.on_frontend(b'E', &execute("")).unwrap() {
         Flow::Replace(poison) => assert_eq!(
             poison[0], b'E',
             "an Execute of a portal that does not exist"
         ),
-        other => panic!("the Execute of a refused statement was not poisoned: {other:?}"),
+        other => {
+            panic!("an Execute of a statement the gateway never saw confirmed went out: {other:?}")
+        }
     }
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'2', b"").unwrap();
+    t.on_backend(b'E', &error("34000", "portal does not exist"))
+        .unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    // Confirmed by ParseComplete, it is s1 from then on.
+    t.on_frontend(b'P', &parse("s2", "select 2")).unwrap();
+    t.on_frontend(b'B', &bind("", "s2", &[])).unwrap();
+    assert!(matches!(
+        t.on_frontend(b'E', &execute("")).unwrap(),
+        Flow::Forward
+    ));
+}
+
+#[test]
+fn a_refused_reparse_of_a_name_leaves_the_older_statement_decided_as_itself() {
+    let mut t = tracker_with(
+        "permit (principal, action, resource);\n\
+         forbid (principal, action == Gatehouse::Action::\"delete\", resource);",
+    );
+    t.on_frontend(b'P', &parse("s1", "select 1")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'1', b"").unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    // Re-parsing the name with a refused statement: the server keeps s1 = select 1.
+    assert!(matches!(
+        t.on_frontend(b'P', &parse("s1", "delete from t")).unwrap(),
+        Flow::Replace(_)
+    ));
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'E', &error("42601", "syntax error")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    t.on_frontend(b'B', &bind("", "s1", &[])).unwrap();
+    assert!(matches!(
+        t.on_frontend(b'E', &execute("")).unwrap(),
+        Flow::Forward
+    ));
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'2', b"").unwrap();
+    t.on_backend(b'C', &query("SELECT 1")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    let last = t.done.last().unwrap();
+    assert_eq!(
+        &*last.text, "select 1",
+        "the record names what the server ran"
+    );
 }
 
 fn masked_tracker() -> Tracker {
@@ -298,6 +356,8 @@ fn a_portal_described_before_its_execute_arrives_is_masked() {
     t.on_frontend(b'B', &bind("", "", &[])).unwrap();
     t.on_frontend(b'D', &describe(b'P', "")).unwrap();
     // The backend answers the Describe before the client's Execute arrives.
+    t.on_backend(b'1', b"").unwrap();
+    t.on_backend(b'2', b"").unwrap();
     t.on_backend(b'T', &row_description(&[("card", 25)]))
         .unwrap();
     t.on_frontend(b'E', &execute("")).unwrap();
@@ -322,6 +382,8 @@ fn a_row_without_a_description_is_withheld() {
     t.on_frontend(b'B', &bind("", "s", &[])).unwrap();
     t.on_frontend(b'E', &execute("")).unwrap();
     t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'1', b"").unwrap();
+    t.on_backend(b'2', b"").unwrap();
     match t
         .on_backend(b'D', &data_row(&["4111111111111111"]))
         .unwrap()

@@ -1,0 +1,432 @@
+//! The security review's findings, end to end: a real PostgreSQL behind the
+//! real gateway with the starter policies, real psql and raw protocol
+//! clients, asserting on the backend's state, the client's answer and what
+//! the records say ran (docs/security.md).
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+const STARTER: &str = include_str!("../../../examples/policies/starter.cedar");
+
+const ROUTES: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "request"
+request_ttl = "1h"
+valid_for = "15m"
+"#;
+
+/// A gateway with the starter policies (plaintext on loopback for raw
+/// clients) and an `orders` table of 5 rows the backend login may change.
+fn starter() -> Harness {
+    let h = Harness::with(Options {
+        plaintext_on_loopback: true,
+        policy: Some(STARTER.into()),
+        extra_config: ROUTES,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE orders (id int, note text);
+             INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, 5) g;
+             GRANT ALL ON orders TO app_owner;",
+        )
+        .unwrap();
+    h
+}
+
+fn orders(h: &Harness) -> String {
+    h.cluster.sql("app", "SELECT count(*) FROM orders").unwrap()
+}
+
+fn tables_named(h: &Harness, like: &str) -> String {
+    h.cluster
+        .sql(
+            "app",
+            &format!("SELECT count(*) FROM pg_class WHERE relname LIKE '{like}'"),
+        )
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- a raw client
+
+/// A protocol-level client over plaintext loopback, logged in.
+struct Raw(TcpStream);
+
+impl Raw {
+    fn login(h: &Harness, token: &str) -> Raw {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let s = rt.block_on(raw_login(h.pg_port, token, "app-db"));
+        let s = s.into_std().unwrap();
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Raw(s)
+    }
+
+    /// Sends all messages in one write (one TCP segment where it fits).
+    fn send(&mut self, messages: &[Vec<u8>]) {
+        let all: Vec<u8> = messages.concat();
+        self.0.write_all(&all).unwrap();
+    }
+
+    /// Reads messages until `n` ReadyForQuery have arrived (or the
+    /// connection closed); returns (type, body) pairs.
+    fn until_ready(&mut self, n: usize) -> Vec<(u8, Vec<u8>)> {
+        let mut got = Vec::new();
+        let mut buf = Vec::new();
+        let mut ready = 0;
+        while ready < n {
+            while buf.len() >= 5 {
+                let len = u32::from_be_bytes(buf[1..5].try_into().unwrap()) as usize;
+                if buf.len() < 1 + len {
+                    break;
+                }
+                let ty = buf[0];
+                got.push((ty, buf[5..1 + len].to_vec()));
+                buf.drain(..1 + len);
+                if ty == b'Z' {
+                    ready += 1;
+                }
+            }
+            if ready >= n {
+                break;
+            }
+            let mut chunk = [0u8; 8192];
+            match self.0.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+        got
+    }
+}
+
+fn msg(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty];
+    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn cstrs(parts: &[&[u8]]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for p in parts {
+        b.extend_from_slice(p);
+        b.push(0);
+    }
+    b
+}
+
+fn query(sql: &[u8]) -> Vec<u8> {
+    msg(b'Q', &cstrs(&[sql]))
+}
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    let mut b = cstrs(&[name.as_bytes(), sql.as_bytes()]);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    msg(b'P', &b)
+}
+
+fn bind(portal: &str, statement: &str) -> Vec<u8> {
+    let mut b = cstrs(&[portal.as_bytes(), statement.as_bytes()]);
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    msg(b'B', &b)
+}
+
+fn execute(portal: &str) -> Vec<u8> {
+    let mut b = cstrs(&[portal.as_bytes()]);
+    b.extend_from_slice(&0i32.to_be_bytes());
+    msg(b'E', &b)
+}
+
+fn sync() -> Vec<u8> {
+    msg(b'S', b"")
+}
+
+/// The messages (`M` fields) of every ErrorResponse, with their SQLSTATEs.
+fn errors(got: &[(u8, Vec<u8>)]) -> Vec<(String, String)> {
+    got.iter()
+        .filter(|(ty, _)| *ty == b'E')
+        .map(|(_, body)| {
+            let mut code = String::new();
+            let mut message = String::new();
+            for f in body.split(|b| *b == 0) {
+                match f.first() {
+                    Some(b'C') => code = String::from_utf8_lossy(&f[1..]).into(),
+                    Some(b'M') => message = String::from_utf8_lossy(&f[1..]).into(),
+                    _ => {}
+                }
+            }
+            (code, message)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- the tests
+
+#[test]
+fn the_gateway_reads_statements_under_the_settings_the_server_uses() {
+    let h = starter();
+    let agent = h.token("agent-7", &["agents"], "1h");
+    let dba = h.token("dba-1", &["dba"], "1h");
+
+    // 1. An encoding in which a backslash can be half a character is refused
+    // at startup (psql sends PGCLIENTENCODING as client_encoding) ...
+    let out = h
+        .psql_cmd(&agent, "app-db")
+        .env("PGCLIENTENCODING", "SJIS")
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an SJIS session was opened");
+    let err = stderr(&out);
+    assert!(
+        err.contains("client_encoding") && err.contains("UTF8"),
+        "{err}"
+    );
+    // ... and by SET, SET NAMES and set_config, whoever asks.
+    for (token, sql) in [
+        (&agent, "SET client_encoding = 'SJIS'"),
+        (&agent, "SET NAMES 'BIG5'"),
+        (&agent, "SET standard_conforming_strings = off"),
+        (&dba, "SELECT set_config('client_encoding', 'SJIS', false)"),
+        (
+            &dba,
+            "SELECT pg_catalog.set_config('standard_conforming_strings', 'off', true)",
+        ),
+        (
+            &dba,
+            "SELECT set_config(lower('CLIENT_ENCODING'), 'SJIS', false)",
+        ),
+    ] {
+        let out = h.psql(token, "app-db", sql);
+        assert!(!out.status.success(), "{sql} ran");
+        assert!(
+            stderr(&out).contains("42501")
+                || stderr(&out).contains("pinned")
+                || stderr(&out).contains("computed at run time"),
+            "{sql}: {}",
+            stderr(&out)
+        );
+    }
+    // Going back to the pinned value is fine.
+    let out = h.psql(
+        &agent,
+        "app-db",
+        "RESET client_encoding; SHOW client_encoding",
+    );
+    assert_eq!(stdout(&out).trim(), "UTF8", "{}", stderr(&out));
+
+    // 2. The parse-setting race: SET and a crafted literal in one write.
+    // Read with standard strings (the gateway's setting when it decides) the
+    // second is one SELECT of a string; read with backslash escapes (the
+    // server's, had the SET run) it also creates a table. The SET is refused,
+    // so the server reads it as the gateway did.
+    let mut raw = Raw::login(&h, &agent);
+    raw.send(&[
+        query(b"SET standard_conforming_strings = off"),
+        query(b"SELECT 'a\\'' ; CREATE TABLE pwned_scs (x int); --'"),
+    ]);
+    let got = errors(&raw.until_ready(2));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].1.contains("pinned"), "{got:?}");
+    assert_eq!(tables_named(&h, "pwned%"), "0");
+
+    // 5. Startup options are decided as the SET they amount to: an agent
+    // may not set search_path (starter policy), at startup no more than by SET.
+    for options in [
+        "-c search_path=secret",
+        "--search-path=secret",
+        "-c\\ search_path=x",
+    ] {
+        let out = h
+            .psql_cmd(&agent, "app-db")
+            .env("PGOPTIONS", options)
+            .args(["-c", "SHOW search_path"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{options}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("search_path") || err.contains("startup option"),
+            "{options}: {err}"
+        );
+    }
+    let out = h
+        .psql_cmd(&agent, "app-db")
+        .env("PGOPTIONS", "-c standard_conforming_strings=off")
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = h
+        .psql_cmd(&agent, "app-db")
+        .env("PGOPTIONS", "-d 5")
+        .args(["-c", "SELECT 1"])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("not supported"), "{}", stderr(&out));
+    // A DBA may, and the setting is the server's from the start.
+    let out = h
+        .psql_cmd(&dba, "app-db")
+        .env("PGOPTIONS", "-c search_path=secret,public")
+        .args(["-A", "-t", "-c", "SHOW search_path"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "secret,public", "{}", stderr(&out));
+    // Harmless settings still pass for anyone.
+    let out = h
+        .psql_cmd(&agent, "app-db")
+        .env("PGOPTIONS", "-c statement_timeout=5s")
+        .args(["-A", "-t", "-c", "SHOW statement_timeout"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "5s", "{}", stderr(&out));
+
+    // A pinned setting changed by code inside a function ends the session.
+    h.cluster
+        .sql(
+            "app",
+            "CREATE FUNCTION flip() RETURNS text LANGUAGE sql \
+             AS $$ SELECT set_config('standard_conforming_strings', 'off', false) $$",
+        )
+        .unwrap();
+    let out = h.psql(&dba, "app-db", "SELECT flip(); SELECT 'after'");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("a setting it reads statements under was changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("after"));
+    let ended = h.ended_sessions("dba-1", 5);
+    assert!(
+        ended
+            .iter()
+            .any(|s| s["end"]["reason"] == "pinned_setting_changed"),
+        "{ended:?}"
+    );
+}
+
+#[test]
+fn a_name_runs_what_the_server_holds_under_it_and_the_log_says_so() {
+    let h = starter();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+
+    // 3. Parse s1 = an unbounded DELETE (needs approval: the Parse alone runs
+    // nothing and reaches the server), then s1 = SELECT 1, which the server
+    // refuses (the name is taken), then Execute s1.
+    let mut raw = Raw::login(&h, &ci);
+    raw.send(&[parse("s1", "DELETE FROM orders"), sync()]);
+    raw.until_ready(1);
+    raw.send(&[parse("s1", "SELECT 1"), sync()]);
+    let got = errors(&raw.until_ready(1));
+    assert_eq!(got[0].0, "42P05", "the server kept s1: {got:?}");
+    raw.send(&[bind("", "s1"), execute(""), sync()]);
+    let got = errors(&raw.until_ready(1));
+    assert!(
+        got.iter().any(|(_, m)| m.contains("approval required")),
+        "s1 was not decided as the DELETE the server holds: {got:?}"
+    );
+    assert_eq!(orders(&h), "5", "the DELETE ran");
+    drop(raw);
+
+    // The same through SQL PREPARE: an approved PREPARE of the DELETE, then a
+    // PREPARE of the name the server refuses, then EXECUTE.
+    let out = h.psql(&ci, "app-db", "PREPARE p AS DELETE FROM orders");
+    let err = stderr(&out);
+    let at = err.find("request ").expect(&err) + 8;
+    let id = err[at..at + 36].to_string();
+    let out = h.cli(&["approvals", "approve", &id, "--token", &alice]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // One session: the approved PREPARE, the refused redefinition, EXECUTE.
+    let out = h
+        .psql_cmd(&ci, "app-db")
+        .args(["-v", "ON_ERROR_STOP=0"])
+        .args(["-c", "PREPARE p AS DELETE FROM orders"])
+        .args(["-c", "PREPARE p AS SELECT 1"])
+        .args(["-c", "EXECUTE p"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(
+        err.matches("approval required").count() == 1,
+        "EXECUTE p was not decided as the DELETE the server holds: {err}"
+    );
+    assert_eq!(orders(&h), "5", "the DELETE ran");
+    let out = h.psql(
+        &ci,
+        "app-db",
+        "PREPARE q AS DELETE FROM orders WHERE id = 1; PREPARE q AS SELECT 1; EXECUTE q",
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        orders(&h),
+        "5",
+        "a failed PREPARE stopped the rest of the string"
+    );
+}
+
+#[test]
+fn secrets_in_statements_reach_no_record() {
+    let h = starter();
+    let dba = h.token("dba-1", &["dba"], "1h");
+    h.cluster.sql("app", "CREATE ROLE victim").unwrap();
+    let secrets = [
+        "ALTER ROLE victim PASSWORD $$sekrit-one$$",
+        "ALTER ROLE victim PASSWORD E'sekrit-\\x74wo'",
+        "alter role victim with /* c */ password U&'sekrit-thr\\0065e'",
+        "CREATE ROLE r2 LOGIN PASSWORD 'sekrit-four'",
+        "CREATE USER MAPPING FOR victim SERVER nowhere OPTIONS (user 'u', U&\"p\\0061ssword\" 'sekrit-five')",
+        // Unparseable: withheld whole.
+        "ALTER ROLE victim PASSWORD 'sekrit-six' nonsense nonsense",
+    ];
+    for sql in &secrets {
+        // They fail on the server (privileges, no such server) or at the
+        // gateway (unparseable): recorded either way.
+        let _ = h.psql(&dba, "app-db", sql);
+    }
+    let sessions = h.ended_sessions("dba-1", secrets.len());
+    let texts: Vec<String> = sessions
+        .iter()
+        .flat_map(|s| {
+            let d = h.session_detail(s["id"].as_str().unwrap());
+            d["statements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|st| st["text"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("PASSWORD '[masked:password]'")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("withheld")), "{texts:?}");
+    // Stop the gateway so every record is on disk, then look everywhere.
+    let mut h = h;
+    h.stop_gateway();
+    // Every secret starts "sekrit-", however it was escaped in the statement.
+    for (path, bytes) in h.data_dir_files() {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("sekrit-"), "a secret in {}", path.display());
+    }
+    assert!(
+        !h.log_text().contains("sekrit-"),
+        "a secret in the gateway's log"
+    );
+}
