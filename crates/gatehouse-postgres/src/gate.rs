@@ -67,16 +67,12 @@ pub(crate) struct Verdict {
 }
 
 impl Verdict {
-    /// Lets the statement through, as `policies` decided in policy `mode`.
-    pub(crate) fn allowed(policies: Vec<String>, mode: &str) -> Self {
+    /// A decision, refused when `refusal` is given; no approval step, hold or
+    /// schema change yet.
+    fn decided(record: DecisionRecord, refusal: Option<Refusal>) -> Self {
         Verdict {
-            record: DecisionRecord {
-                decision: "allow".into(),
-                policies,
-                mode: mode.into(),
-                reason: None,
-            },
-            refusal: None,
+            record,
+            refusal,
             changes_schema: false,
             approval: None,
             review_routes: Vec::new(),
@@ -84,6 +80,19 @@ impl Verdict {
             recorded: None,
             sql_prepares: Vec::new(),
         }
+    }
+
+    /// Lets the statement through, as `policies` decided in policy `mode`.
+    pub(crate) fn allowed(policies: Vec<String>, mode: &str) -> Self {
+        Verdict::decided(
+            DecisionRecord {
+                decision: "allow".into(),
+                policies,
+                mode: mode.into(),
+                reason: None,
+            },
+            None,
+        )
     }
 }
 
@@ -367,21 +376,15 @@ impl Gate {
 
     fn shadow(&self, decision: &str, policies: Vec<String>, reason: String) -> Verdict {
         tracing::info!(identity = %self.identity.subject, decision, %reason, "audit mode: letting through a statement the policy refuses");
-        Verdict {
-            record: DecisionRecord {
+        Verdict::decided(
+            DecisionRecord {
                 decision: decision.into(),
                 policies,
                 mode: PolicyMode::Audit.as_str().into(),
                 reason: Some(reason),
             },
-            refusal: None,
-            changes_schema: false,
-            approval: None,
-            review_routes: Vec::new(),
-            hold: None,
-            recorded: None,
-            sql_prepares: Vec::new(),
-        }
+            None,
+        )
     }
 
     /// A SQL `PREPARE` the server did: its name holds it from now on.
@@ -420,21 +423,15 @@ impl Gate {
         } else {
             format!("decided by policy {}", policies.join(", "))
         };
-        Verdict {
-            record: DecisionRecord {
+        Verdict::decided(
+            DecisionRecord {
                 decision: decision.into(),
                 policies,
                 mode: PolicyMode::Enforce.as_str().into(),
                 reason: Some(reason),
             },
-            refusal: Some(refusal("42501", message, Some(&detail), hint)),
-            changes_schema: false,
-            approval: None,
-            review_routes: Vec::new(),
-            hold: None,
-            recorded: None,
-            sql_prepares: Vec::new(),
-        }
+            Some(refusal("42501", message, Some(&detail), hint)),
+        )
     }
 
     /// Refuses what column masking could not follow; in every policy mode,
@@ -445,79 +442,61 @@ impl Gate {
             "column masking rules of connection {} apply to {}",
             self.connection, self.identity.subject
         );
-        Verdict {
-            record: DecisionRecord {
+        Verdict::decided(
+            DecisionRecord {
                 decision: "deny".into(),
                 policies: Vec::new(),
                 mode: PolicyMode::Enforce.as_str().into(),
                 reason: Some(format!("column masking: {reason}")),
             },
-            refusal: Some(refusal(
+            Some(refusal(
                 "42501",
                 message,
                 Some(&detail),
                 "select masked columns as themselves (SELECT ssn FROM customers), which the gateway \
                  masks by rule; nothing of the statement reached the database",
             )),
-            changes_schema: false,
-            approval: None,
-            review_routes: Vec::new(),
-            hold: None,
-            recorded: None,
-            sql_prepares: Vec::new(),
-        }
+        )
     }
 
     /// Refuses a change of a pinned setting, in every policy mode.
     fn settings_refusal(&self, reason: String) -> Verdict {
         let message = format!("gatehouse: permission denied: {reason}");
-        Verdict {
-            record: DecisionRecord {
+        Verdict::decided(
+            DecisionRecord {
                 decision: "deny".into(),
                 policies: Vec::new(),
                 mode: PolicyMode::Enforce.as_str().into(),
                 reason: Some(reason),
             },
-            refusal: Some(refusal(
+            Some(refusal(
                 "42501",
                 message,
                 None,
                 "nothing of the statement reached the database; the gateway pins the settings it \
                  reads statements under (docs/security.md)",
             )),
-            changes_schema: false,
-            approval: None,
-            review_routes: Vec::new(),
-            hold: None,
-            recorded: None,
-            sql_prepares: Vec::new(),
-        }
+        )
     }
 
     fn unparseable(&self, e: &SqlError) -> Verdict {
         let message = format!("gatehouse: {e}");
-        Verdict {
-            record: DecisionRecord {
+        // Unparseable statements are refused in every mode: what cannot be
+        // understood cannot be decided.
+        Verdict::decided(
+            DecisionRecord {
                 decision: "deny".into(),
                 policies: Vec::new(),
                 mode: self.settings.policy.mode().as_str().into(),
                 reason: Some(e.to_string()),
             },
-            // Unparseable statements are refused in every mode: what cannot be
-            // understood cannot be decided.
-            refusal: Some(refusal(
+            Some(refusal(
                 "42601",
                 message,
                 None,
                 "gatehouse parses every statement with PostgreSQL's own parser and refuses what it cannot parse",
             )),
-            changes_schema: false,
-            approval: None,
-            review_routes: Vec::new(),
-            hold: None,
-            recorded: None,
-            sql_prepares: Vec::new(),
-        }
+        )
     }
 }
 

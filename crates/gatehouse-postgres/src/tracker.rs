@@ -501,7 +501,7 @@ impl Tracker {
                     formats,
                     columns: None,
                 };
-                self.define(b.portal, names::Defined::Portal(Box::new(portal)));
+                self.define(b.portal, names::Defined::Portal(portal));
                 Flow::Forward
             }
             b'D' => {

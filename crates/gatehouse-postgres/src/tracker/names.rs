@@ -15,6 +15,7 @@
 
 use super::{Pending, Portal, Tracker};
 use crate::gate::Prepared;
+use std::collections::HashMap;
 
 /// A Parse or Bind the backend has not answered yet.
 pub(super) struct Definition {
@@ -24,9 +25,11 @@ pub(super) struct Definition {
     pub(super) closed: bool,
 }
 
+// Unboxed like `Pending`: a Box would be one more allocation per Bind on the hot path.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Defined {
     Statement(Prepared),
-    Portal(Box<Portal>),
+    Portal(Portal),
 }
 
 /// What the server will hold under a name when a message sent now reaches it.
@@ -38,58 +41,57 @@ pub(super) enum Named<'a, T> {
     Ambiguous,
 }
 
+/// What `name` means once the pending queue is answered: the latest
+/// definition still on its way (`pick` takes a statement's or a portal's),
+/// else what the server confirmed (`committed`).
+fn named<'a, T>(
+    pending: &'a std::collections::VecDeque<Pending>,
+    committed: &'a HashMap<String, T>,
+    name: &str,
+    pick: fn(&Defined) -> Option<&T>,
+) -> Named<'a, T> {
+    let mut same_batch = true;
+    for p in pending.iter().rev() {
+        match p {
+            Pending::Sync => same_batch = false,
+            Pending::Define(d) if d.name == name => {
+                if let Some(defined) = pick(&d.what) {
+                    if d.closed {
+                        return Named::Unknown;
+                    }
+                    // In this batch: if its Parse or Bind fails, what uses it
+                    // is skipped too. In an earlier one, unanswered: the server
+                    // holds the old definition or the new one.
+                    if same_batch || !committed.contains_key(name) {
+                        return Named::Known(defined);
+                    }
+                    return Named::Ambiguous;
+                }
+            }
+            _ => {}
+        }
+    }
+    match committed.get(name) {
+        Some(t) => Named::Known(t),
+        None => Named::Unknown,
+    }
+}
+
 impl Tracker {
     /// A statement name as the next Bind or Describe will find it.
     pub(super) fn statement_named(&self, name: &str) -> Named<'_, Prepared> {
-        let mut same_batch = true;
-        for p in self.pending.iter().rev() {
-            match p {
-                Pending::Sync => same_batch = false,
-                Pending::Define(d) if d.name == name => {
-                    if let Defined::Statement(s) = &d.what {
-                        if d.closed {
-                            return Named::Unknown;
-                        }
-                        // In this batch: if its Parse fails, the Bind is skipped too.
-                        if same_batch || !self.prepared.contains_key(name) {
-                            return Named::Known(s);
-                        }
-                        return Named::Ambiguous;
-                    }
-                }
-                _ => {}
-            }
-        }
-        match self.prepared.get(name) {
-            Some(p) => Named::Known(p),
-            None => Named::Unknown,
-        }
+        named(&self.pending, &self.prepared, name, |d| match d {
+            Defined::Statement(s) => Some(s),
+            Defined::Portal(_) => None,
+        })
     }
 
     /// A portal name as the next Execute or Describe will find it.
     pub(super) fn portal_named(&self, name: &str) -> Named<'_, Portal> {
-        let mut same_batch = true;
-        for p in self.pending.iter().rev() {
-            match p {
-                Pending::Sync => same_batch = false,
-                Pending::Define(d) if d.name == name => {
-                    if let Defined::Portal(portal) = &d.what {
-                        if d.closed {
-                            return Named::Unknown;
-                        }
-                        if same_batch || !self.portals.contains_key(name) {
-                            return Named::Known(portal);
-                        }
-                        return Named::Ambiguous;
-                    }
-                }
-                _ => {}
-            }
-        }
-        match self.portals.get(name) {
-            Some(p) => Named::Known(p),
-            None => Named::Unknown,
-        }
+        named(&self.pending, &self.portals, name, |d| match d {
+            Defined::Portal(p) => Some(p),
+            Defined::Statement(_) => None,
+        })
     }
 
     /// Queues a definition until the server confirms it.
@@ -137,7 +139,7 @@ impl Tracker {
                         self.prepared.insert(d.name, s);
                     }
                     Defined::Portal(p) => {
-                        self.portals.insert(d.name, *p);
+                        self.portals.insert(d.name, p);
                     }
                 }
             }
