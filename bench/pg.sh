@@ -109,6 +109,8 @@ postgres = "127.0.0.1:$2"
 plaintext_on_loopback = true
 [policy]
 files = ["$4"]
+[limits]
+max_sessions_per_identity = 128   # one bench identity opens 64 sessions at once
 [[approval.route]]
 name = "dba"
 approvers = ["dba-leads"]

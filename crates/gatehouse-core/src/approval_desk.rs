@@ -62,7 +62,14 @@ pub struct ApprovalDesk {
     notices: Option<mpsc::Sender<ApprovalNotice>>,
     /// Held sessions waiting for a request's decision.
     waiters: Mutex<HashMap<ApprovalId, watch::Sender<Option<ApprovalState>>>>,
+    /// Requests one requester may file per minute (none: no limit).
+    filing_limit: Option<u32>,
+    /// When each requester filed its requests of the last minute.
+    filed: Mutex<HashMap<String, std::collections::VecDeque<Timestamp>>>,
 }
+
+/// Requesters whose filings the desk remembers before it forgets the quiet ones.
+const FILERS_KEPT: usize = 10_000;
 
 /// Requests read at start-up.
 const LOAD_LIMIT: u32 = 100_000;
@@ -82,6 +89,8 @@ impl ApprovalDesk {
             index: Mutex::new(Index::default()),
             notices: None,
             waiters: Mutex::new(HashMap::new()),
+            filing_limit: None,
+            filed: Mutex::new(HashMap::new()),
         };
         for state in [ApprovalState::Pending, ApprovalState::Approved] {
             for r in desk.store.list_approvals(Some(state), LOAD_LIMIT).await? {
@@ -95,6 +104,35 @@ impl ApprovalDesk {
     pub fn with_notices(mut self, tx: mpsc::Sender<ApprovalNotice>) -> Self {
         self.notices = Some(tx);
         self
+    }
+
+    /// Lets one requester file at most `per_minute` requests a minute.
+    pub fn with_filing_limit(mut self, per_minute: u32) -> Self {
+        self.filing_limit = Some(per_minute);
+        self
+    }
+
+    /// Counts a request `requester` is about to file at `now`; `Err` with the
+    /// limit when it already filed that many in the last minute (then nothing
+    /// is counted, and the caller must not file it).
+    pub fn reserve_filing(&self, requester: &str, now: Timestamp) -> Result<(), u32> {
+        let Some(limit) = self.filing_limit else {
+            return Ok(());
+        };
+        let window_start = Timestamp::from_unix_millis(now.unix_millis() - 60_000);
+        let mut filed = self.filed.lock().unwrap_or_else(|p| p.into_inner());
+        if filed.len() > FILERS_KEPT {
+            filed.retain(|_, times| times.back().is_some_and(|t| *t > window_start));
+        }
+        let times = filed.entry(requester.to_string()).or_default();
+        while times.front().is_some_and(|t| *t <= window_start) {
+            times.pop_front();
+        }
+        if times.len() >= limit as usize {
+            return Err(limit);
+        }
+        times.push_back(now);
+        Ok(())
     }
 
     /// Tells the notifiers, never waiting: a full queue drops the notice

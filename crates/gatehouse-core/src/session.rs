@@ -75,6 +75,8 @@ pub enum SessionEndReason {
     /// a setting that decides how the resource reads what follows, so the
     /// gateway could no longer read the session's actions as the resource does.
     PinnedSettingChanged,
+    /// The client exceeded one of the gateway's limits (a message's size).
+    LimitExceeded,
 }
 
 impl SessionEndReason {
@@ -89,6 +91,7 @@ impl SessionEndReason {
             Self::GatewayShutdown => "gateway_shutdown",
             Self::EvidenceLogFailed => "evidence_log_failed",
             Self::PinnedSettingChanged => "pinned_setting_changed",
+            Self::LimitExceeded => "limit_exceeded",
         }
     }
 
@@ -103,6 +106,7 @@ impl SessionEndReason {
             "gateway_shutdown" => Self::GatewayShutdown,
             "evidence_log_failed" => Self::EvidenceLogFailed,
             "pinned_setting_changed" => Self::PinnedSettingChanged,
+            "limit_exceeded" => Self::LimitExceeded,
             _ => return None,
         })
     }

@@ -214,7 +214,14 @@ impl Gate {
         protocol: &str,
     ) -> (Verdict, Option<Arc<StatementAnalysis>>, bool) {
         // standard_conforming_strings is pinned on (`settings`).
-        let analysis = self.settings.analyzer.analyze(sql, ParseMode::default());
+        let analyzer = &self.settings.analyzer;
+        let analysis = if sql.len() > gatehouse_sql::LARGE_TEXT && on_multi_thread_runtime() {
+            // Parsing a large text takes long: the runtime's other tasks move
+            // to other threads meanwhile.
+            tokio::task::block_in_place(|| analyzer.analyze(sql, ParseMode::default()))
+        } else {
+            analyzer.analyze(sql, ParseMode::default())
+        };
         let analysis = match analysis.as_ref() {
             Ok(a) => a,
             Err(e) => {
@@ -481,6 +488,23 @@ impl Gate {
 
     fn unparseable(&self, e: &SqlError) -> Verdict {
         let message = format!("gatehouse: {e}");
+        if let SqlError::TooLong { .. } = e {
+            return Verdict::decided(
+                DecisionRecord {
+                    decision: "deny".into(),
+                    policies: Vec::new(),
+                    mode: PolicyMode::Enforce.as_str().into(),
+                    reason: Some(e.to_string()),
+                },
+                Some(refusal(
+                    "54000",
+                    message,
+                    None,
+                    "split the statement (for example a large INSERT into several), or ask the gateway's \
+                     operator to raise [limits] max_statement_size",
+                )),
+            );
+        }
         // Unparseable statements are refused in every mode: what cannot be
         // understood cannot be decided.
         Verdict::decided(
@@ -498,6 +522,13 @@ impl Gate {
             )),
         )
     }
+}
+
+/// `block_in_place` needs the multi-threaded runtime (the gateway's); unit
+/// tests decide outside any runtime.
+fn on_multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 fn refusal(sqlstate: &'static str, message: String, detail: Option<&str>, hint: &str) -> Refusal {

@@ -13,6 +13,7 @@ pub mod codec;
 mod gate;
 mod hold;
 mod io;
+mod limits;
 mod listener;
 mod mask;
 mod relay;
@@ -22,6 +23,7 @@ mod tracker;
 
 pub use backend::{BackendError, BackendPassword, BackendTarget, BackendTls};
 pub use gate::GateSettings;
+pub use limits::SessionLimits;
 pub use listener::{ListenerSettings, PostgresGateway};
 pub use mask::ConnectionMasking;
 pub use tls::{client_config_unverified, client_config_verified, server_config, TlsError};

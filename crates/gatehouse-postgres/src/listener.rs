@@ -12,6 +12,7 @@ use crate::codec::frontend::parse_password;
 use crate::codec::startup::{parse_startup_packet, StartupPacket, MAX_STARTUP_LEN};
 use crate::gate::{self, Gate, GateSettings};
 use crate::io::read_message;
+use crate::limits::{Occupancy, SessionLimits, SessionSlot};
 use crate::mask::{ConnectionMasking, SessionMasking};
 use crate::relay::{self, Counters};
 use crate::stream::PgStream;
@@ -34,6 +35,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+/// How long a connection over the limit may take to say what it wants
+/// before it is closed.
+const OVER_CAPACITY_HANDSHAKE: Duration = Duration::from_secs(5);
 /// Largest password message (an OIDC JWT can be a few KiB).
 const MAX_PASSWORD_MESSAGE: u32 = 16 * 1024;
 
@@ -56,6 +60,8 @@ pub struct ListenerSettings {
     pub record_masking: Arc<MaskingEngine>,
     /// Checks the password: a service token or an OIDC workload token.
     pub authenticator: Authenticator,
+    /// What one caller can make the gateway hold or do.
+    pub limits: SessionLimits,
 }
 
 /// The PostgreSQL side of the gateway.
@@ -69,6 +75,7 @@ struct Inner {
     acceptor: TlsAcceptor,
     recorder: SessionRecorder,
     cancels: CancelRegistry,
+    occupancy: Arc<Occupancy>,
 }
 
 /// A refusal sent to the client as an ErrorResponse before closing.
@@ -108,6 +115,8 @@ struct Established {
     backend: backend::BackendSession,
     client_user: String,
     application_name: Option<String>,
+    /// Counts this session against its identity's limit while it lasts.
+    _session_slot: SessionSlot,
 }
 
 impl PostgresGateway {
@@ -120,6 +129,7 @@ impl PostgresGateway {
                 acceptor,
                 recorder,
                 cancels: CancelRegistry::default(),
+                occupancy: Arc::default(),
             }),
         }
     }
@@ -135,7 +145,22 @@ impl PostgresGateway {
                     Ok((socket, peer)) => {
                         let this = self.clone();
                         let stop = shutdown.clone();
-                        sessions.spawn(async move { this.handle(socket, peer, stop).await });
+                        let max = self.inner.settings.limits.max_connections;
+                        match self.inner.occupancy.connection(max) {
+                            Some(slot) => {
+                                sessions.spawn(async move {
+                                    this.handle(socket, peer, stop).await;
+                                    drop(slot);
+                                });
+                            }
+                            None => {
+                                let slot = self.inner.occupancy.refusal();
+                                sessions.spawn(async move {
+                                    this.over_capacity(socket, peer, max, slot.is_some()).await;
+                                    drop(slot);
+                                });
+                            }
+                        }
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -149,6 +174,41 @@ impl PostgresGateway {
         }
         drop(listener);
         while sessions.join_next().await.is_some() {}
+    }
+
+    /// Refuses a connection beyond `max_connections` at once, as PostgreSQL
+    /// answers "too many clients": after its TLS handshake and startup packet
+    /// (so the client can show why) when `handshake`, else before reading
+    /// anything (clients then show only that the server sent an error).
+    async fn over_capacity(&self, socket: TcpStream, peer: SocketAddr, max: u32, handshake: bool) {
+        let message = format!(
+            "gatehouse has {max} client connections open, its limit ([limits] max_connections)"
+        );
+        tracing::warn!(client = %peer, "{message}; connection refused");
+        let client_addr = peer.to_string();
+        let attempt = AuthAttempt {
+            protocol: "postgres",
+            client_addr: &client_addr,
+            connection: None,
+        };
+        let event = AuditEvent::auth_failure(&attempt, None, "limit", &message);
+        if let Err(e) = self.inner.recorder.audit(vec![event]).await {
+            tracing::error!(error = %e, "could not log a refused connection");
+        }
+        let refusal = Refusal::new("53300", message, Some("try again in a moment"));
+        if !handshake {
+            refuse(&mut PgStream::Plain(socket), &refusal).await;
+            return;
+        }
+        let negotiated = tokio::time::timeout(
+            OVER_CAPACITY_HANDSHAKE,
+            self.negotiate(PgStream::Plain(socket)),
+        )
+        .await;
+        // A startup packet read (or a refusal of its own): tell it why.
+        if let Ok(Ok(Some((mut stream, _, _))) | Err((Some(mut stream), _))) = negotiated {
+            refuse(&mut stream, &refusal).await;
+        }
     }
 
     async fn handle(&self, socket: TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
@@ -379,6 +439,22 @@ impl PostgresGateway {
                 return Err(self.failed(&attempt, subject, "policy", refusal).await);
             }
         }
+        // One identity may not take every backend connection.
+        let max = inner.settings.limits.max_sessions_per_identity;
+        let session_slot = match inner.occupancy.session(&identity.identity().subject, max) {
+            Ok(slot) => slot,
+            Err(open) => {
+                let refusal = Refusal::new(
+                    "53300",
+                    format!(
+                        "gatehouse: {} has {open} sessions open, the most one identity may ([limits] max_sessions_per_identity)",
+                        identity.identity().subject
+                    ),
+                    Some("close a session first, or ask the gateway's operator to raise the limit"),
+                );
+                return Err(self.failed(&attempt, subject, "limit", refusal).await);
+            }
+        };
         // Startup settings are decided like the SETs they amount to.
         let forwarded =
             match startup_settings(&inner.settings.gate, params, &identity, &target, peer) {
@@ -415,6 +491,7 @@ impl PostgresGateway {
             backend,
             client_user,
             application_name: param("application_name"),
+            _session_slot: session_slot,
         })))
     }
 
@@ -447,6 +524,7 @@ impl PostgresGateway {
             backend,
             client_user,
             application_name,
+            _session_slot,
         } = e;
         let Some(mut client) = client else { return };
         let start = SessionStart {
@@ -528,6 +606,7 @@ impl PostgresGateway {
                 &tracker,
                 &inner.recorder,
                 &counters,
+                inner.settings.limits.max_message_size,
                 shutdown,
                 cancel_key.cancelled(),
             )

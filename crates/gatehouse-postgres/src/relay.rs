@@ -18,8 +18,6 @@ use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-/// Largest message from a client the gateway reads whole (Query, Parse, Bind…).
-pub(crate) const MAX_CLIENT_MESSAGE: u32 = 256 << 20;
 /// Largest inspected backend message (CommandComplete, ErrorResponse…).
 const MAX_BACKEND_MESSAGE: u32 = 64 << 20;
 /// With masking every DataRow is inspected whole: the largest row accepted.
@@ -59,6 +57,7 @@ pub(crate) async fn relay<C, B>(
     tracker: &Mutex<Tracker>,
     recorder: &SessionRecorder,
     counters: &Counters,
+    max_client_message: u32,
     mut shutdown: watch::Receiver<bool>,
     mut cancelled: watch::Receiver<u64>,
 ) -> Ending
@@ -77,6 +76,7 @@ where
             &mut cr,
             &mut bw,
             client_leftover,
+            max_client_message,
             tracker,
             recorder,
             counters,
@@ -131,6 +131,13 @@ where
             "gatehouse could not write its evidence log, so the statement was not run",
             ending.detail.as_deref(),
             "nothing was sent to the database; reconnect later, and tell the gateway's operator",
+        )),
+        SessionEndReason::LimitExceeded => Some((
+            "54000",
+            "gatehouse closed the connection: a message exceeded its limit",
+            ending.detail.as_deref(),
+            "send less in one message (split a large statement or parameter), or ask the gateway's \
+             operator to raise [limits] max_message_size",
         )),
         SessionEndReason::PinnedSettingChanged => Some((
             "42501",
@@ -188,6 +195,7 @@ async fn client_to_backend<R, W>(
     cr: &mut R,
     bw: &mut W,
     mut buf: BytesMut,
+    max_message: u32,
     tracker: &Mutex<Tracker>,
     recorder: &SessionRecorder,
     counters: &Counters,
@@ -199,7 +207,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut scanner = FrameScanner::new(MAX_CLIENT_MESSAGE);
+    let mut scanner = FrameScanner::new(max_message);
     let inspects = if masked {
         frontend_inspects_masked
     } else {
@@ -246,6 +254,9 @@ where
             };
             let s = match scanned {
                 Ok(Ok(s)) => s,
+                Ok(Err(e @ FrameError::TooLarge { .. })) => {
+                    return Ending::new(SessionEndReason::LimitExceeded, e.to_string())
+                }
                 Ok(Err(e)) => return protocol_error(e),
                 Err(e) => return Ending::new(SessionEndReason::ProtocolError, e.to_string()),
             };

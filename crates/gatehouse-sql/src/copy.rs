@@ -1,10 +1,10 @@
 //! What a `COPY … TO` sends: which table's columns, in which format. Column
 //! masking needs this to find a rule's column among a COPY row's fields.
 
+use crate::tree::Tree as Value;
 use crate::walk::{field, node_of, str_field};
 use crate::TableRef;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The data format of a COPY.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,10 +9,10 @@
 //! scalar subqueries, or values written into another table; those are what
 //! this module lists as *derived*.
 
+use crate::tree::Tree as Value;
 use crate::walk::{field, node_of, str_field};
 use crate::TableRef;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// A column reference: `ssn`, `c.ssn`, `c.*` (`column` is `*`), or a bare
 /// name that may also be a whole-row reference to a relation (`c`).

@@ -16,6 +16,7 @@ mod functions;
 mod kind;
 mod secret;
 mod settings;
+mod tree;
 mod walk;
 
 pub use copy::{CopyFormat, CopyOut};
@@ -141,6 +142,14 @@ pub enum SqlError {
     /// Parsed, but not in a form the analyzer understands.
     #[error("the statement could not be analyzed: {0}")]
     Unsupported(String),
+    /// Longer than the gateway analyzes (parsing costs memory in proportion).
+    #[error("the statement is {len} bytes long, more than the {limit} bytes the gateway analyzes")]
+    TooLong {
+        /// The statement's length.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
 }
 
 /// How the session lexes string literals (from `standard_conforming_strings`).
@@ -174,7 +183,15 @@ pub struct Analyzer {
     caches: [Mutex<Cache>; 2],
     max_cached_len: usize,
     budget: usize,
+    /// Longer texts are refused unparsed.
+    max_len: usize,
+    /// Texts over [`LARGE_TEXT`] are analyzed one at a time, so their peak
+    /// memory (about 1 KiB per byte for a dense text) does not add up.
+    large: Mutex<()>,
 }
+
+/// A text from which on analyses take turns (see [`Analyzer::analyze`]).
+pub const LARGE_TEXT: usize = 64 * 1024;
 
 impl Analyzer {
     /// A cache of `capacity` entries and [`DEFAULT_CACHE_BYTES`] per parse
@@ -191,7 +208,15 @@ impl Analyzer {
             caches: [cache(), cache()],
             max_cached_len: 64 * 1024,
             budget: DEFAULT_CACHE_BYTES,
+            max_len: usize::MAX,
+            large: Mutex::new(()),
         }
+    }
+
+    /// The same, refusing texts longer than `bytes` without parsing them.
+    pub fn with_max_len(mut self, bytes: usize) -> Self {
+        self.max_len = bytes;
+        self
     }
 
     /// The same with another byte budget per parse mode.
@@ -200,13 +225,27 @@ impl Analyzer {
         self
     }
 
-    /// Analyzes `sql`, from the cache when it was seen before.
+    /// Analyzes `sql`, from the cache when it was seen before. A text over
+    /// [`LARGE_TEXT`] waits for any other large one to finish (callers on an
+    /// async runtime should call this from a blocking section for such texts).
     pub fn analyze(&self, sql: &str, mode: ParseMode) -> CachedAnalysis {
+        if sql.len() > self.max_len {
+            return Arc::new(Err(SqlError::TooLong {
+                len: sql.len(),
+                limit: self.max_len,
+            }));
+        }
         let cache = &self.caches[usize::from(mode.backslash_escapes)];
         if let Some(hit) = lock(cache).entries.get(sql) {
             return hit.clone();
         }
-        let result = Arc::new(analyze_uncached(sql, mode));
+        let result = if sql.len() > LARGE_TEXT {
+            // Holds only a unit: a panic elsewhere leaves nothing half-done.
+            let _turn = self.large.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::new(analyze_uncached(sql, mode))
+        } else {
+            Arc::new(analyze_uncached(sql, mode))
+        };
         let cost = approx_bytes(sql, &result);
         if sql.len() <= self.max_cached_len && cost <= self.budget {
             let mut c = lock(cache);
@@ -264,7 +303,7 @@ pub fn analyze_uncached(sql: &str, mode: ParseMode) -> Result<Analysis, SqlError
         let Some(stmt) = raw.stmt.as_ref() else {
             continue;
         };
-        let value = serde_json::to_value(stmt).map_err(|e| SqlError::Unsupported(e.to_string()))?;
+        let value = tree::Tree::from(stmt).map_err(|e| SqlError::Unsupported(e.to_string()))?;
         let mut st = walk::analyze_statement(&value, text)?;
         if st.secret {
             st.text = secret::redacted(&st.text);

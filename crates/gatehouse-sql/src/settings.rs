@@ -3,9 +3,9 @@
 //! the server reads the statements that follow (`client_encoding`,
 //! `standard_conforming_strings`) or what their names mean (`search_path`).
 
+use crate::tree::Tree as Value;
 use crate::walk::{field, node_of, str_field};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// One setting a statement changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

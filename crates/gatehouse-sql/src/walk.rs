@@ -5,8 +5,9 @@
 //! change *what* is done (DML, DDL, COPY, EXPLAIN, PREPARE…) have rules.
 
 use crate::settings::{self, SettingChange};
+use crate::tree::Tree as Value;
 use crate::{functions, Action, ActionKind, Flags, SqlError, StatementAnalysis, TableRef};
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// Deeper trees are refused rather than walked (libpg_query's own protobuf
@@ -86,13 +87,14 @@ pub(crate) fn node_of(v: &Value) -> Option<(&str, &Value)> {
     if m.len() != 1 {
         return None;
     }
-    let (k, b) = m.iter().next()?;
+    let (k, b) = m.first()?;
     k.starts_with(|c: char| c.is_ascii_uppercase())
-        .then_some((k.as_str(), b))
+        .then_some((k.as_ref(), b))
 }
 
-fn is_range_var(m: &Map<String, Value>) -> bool {
-    m.contains_key("relname") && m.contains_key("schemaname")
+fn is_range_var(m: &[(Cow<'static, str>, Value)]) -> bool {
+    let has = |key: &str| m.iter().any(|(k, _)| k == key);
+    has("relname") && has("schemaname")
 }
 
 /// CamelCase node name without `Stmt` to snake_case: `AlterSystemStmt` -> `alter_system`.
@@ -321,7 +323,7 @@ impl Walker {
     fn visit_except(&mut self, b: &Value, skip: &[&str]) -> Result<(), SqlError> {
         if let Value::Object(m) = b {
             for (k, child) in m {
-                if !skip.contains(&k.as_str()) {
+                if !skip.contains(&k.as_ref()) {
                     self.visit(child)?;
                 }
             }
@@ -629,7 +631,7 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         .and_then(Value::as_object)
         .and_then(|m| m.iter().next())
     {
-        Some((ty, body)) => (ty.as_str(), body),
+        Some((ty, body)) => (ty.as_ref(), body),
         None => return Err(SqlError::Unsupported("empty statement node".into())),
     };
     let mut w = Walker::new();

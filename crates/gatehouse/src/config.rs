@@ -98,6 +98,7 @@ pub struct RawConfig {
     evidence: evidence::EvidenceSection,
     approval: approval::ApprovalSection,
     identity: identity::IdentitySection,
+    limits: limits::LimitsSection,
     connections: Vec<connections::ConnectionSection>,
 }
 
@@ -150,6 +151,8 @@ pub struct GatewayConfig {
     pub approval_webhooks: Vec<WebhookSpec>,
     /// Trusted OIDC issuers.
     pub oidc_issuers: Vec<gatehouse_identity::oidc::IssuerSettings>,
+    /// `[limits]`: what one caller can make the gateway hold or do.
+    pub limits: Limits,
     /// Things that are valid but probably not meant.
     pub warnings: Vec<String>,
 }
@@ -186,6 +189,7 @@ impl RawConfig {
         let mut evidence = evidence::EvidenceSection::default();
         let mut approval = approval::ApprovalSection::default();
         let mut identity = identity::IdentitySection::default();
+        let mut limits = limits::LimitsSection::default();
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -201,6 +205,7 @@ impl RawConfig {
                 "evidence" => section(&key, value, &mut problems, file).map(|s| evidence = s),
                 "approval" => section(&key, value, &mut problems, file).map(|s| approval = s),
                 "identity" => section(&key, value, &mut problems, file).map(|s| identity = s),
+                "limits" => section(&key, value, &mut problems, file).map(|s| limits = s),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -226,7 +231,7 @@ impl RawConfig {
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, identity, connection"
+                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, identity, limits, connection"
                             .into(),
                     ));
                     None
@@ -259,6 +264,7 @@ impl RawConfig {
             evidence,
             approval,
             identity,
+            limits,
             connections,
         })
     }
@@ -448,6 +454,11 @@ impl RawConfig {
         let approval_routes = self.approval.resolve(&mut problem);
         let approval_webhooks = self.approval.webhooks(&mut problem);
         let oidc_issuers = self.identity.resolve(&|p| self.path(p), &mut problem);
+        let limits = self
+            .limits
+            .resolve()
+            .map_err(|(key, reason)| problem(key, reason))
+            .unwrap_or_default();
         let policy = match (policy, &approval_routes) {
             (Some(handle), Some(routes)) => {
                 let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
@@ -525,6 +536,7 @@ impl RawConfig {
                 approval_routes,
                 approval_webhooks,
                 oidc_issuers,
+                limits,
             }),
             _ => Err(ConfigProblems(problems)),
         }
@@ -570,9 +582,11 @@ mod approval;
 mod connections;
 mod evidence;
 mod identity;
+mod limits;
 mod masking;
 mod sinks;
 pub use approval::{WebhookFormat, WebhookSpec};
 pub use evidence::EvidenceSpec;
+pub use limits::Limits;
 pub use masking::{read_hash_key, MaskingSpec};
 pub use sinks::{SinkSpec, SinkTarget};

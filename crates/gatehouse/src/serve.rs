@@ -116,7 +116,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), audit.clone(), 8192);
     let mut desk = ApprovalDesk::open(config.approval_routes.clone(), store.clone(), audit.clone())
         .await
-        .context("reading the approval requests from the store")?;
+        .context("reading the approval requests from the store")?
+        .with_filing_limit(config.limits.approval_requests_per_minute);
     if !config.approval_webhooks.is_empty() {
         let (tx, rx) = tokio::sync::mpsc::channel(crate::notify::QUEUE);
         crate::notify::start(&config.approval_webhooks, rx)?;
@@ -135,13 +136,17 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             .collect(),
         handshake_timeout: config.handshake_timeout,
         gate: GateSettings {
-            analyzer: Arc::new(Analyzer::new(ANALYSIS_CACHE_ENTRIES)),
+            analyzer: Arc::new(
+                Analyzer::new(ANALYSIS_CACHE_ENTRIES)
+                    .with_max_len(config.limits.session.max_statement_size),
+            ),
             policy: config.policy.clone(),
             approvals: Some(approvals.clone()),
         },
         masking,
         record_masking: Arc::new(MaskingEngine::secrets_only()),
         authenticator: authenticator.clone(),
+        limits: config.limits.session.clone(),
     };
     let gateway = PostgresGateway::new(settings, recorder);
     let pg_task = {

@@ -549,3 +549,25 @@ audiences = ["gatehouse"]
         ],
     );
 }
+
+#[test]
+fn limit_mistakes_are_named() {
+    let with =
+        |limits: &str| format!("[listeners]\npostgres = \"127.0.0.1:1\"\n[limits]\n{limits}\n");
+    assert_problems(
+        &with("max_message_size = \"8 parsecs\""),
+        &["limits.max_message_size: unknown unit \"parsecs\""],
+    );
+    assert_problems(
+        &with("max_statement_size = \"16MiB\""),
+        &[
+            "limits.max_statement_size:",
+            "may not exceed max_message_size",
+        ],
+    );
+    assert_problems(
+        &with("max_sessions_per_identity = 0"),
+        &["limits.max_sessions_per_identity: must be at least 1"],
+    );
+    assert_problems(&with("max_rows = 5"), &["limits: unknown field `max_rows`"]);
+}

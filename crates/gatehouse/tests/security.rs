@@ -430,3 +430,136 @@ fn secrets_in_statements_reach_no_record() {
         "a secret in the gateway's log"
     );
 }
+
+const LIMITS: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "hold"
+hold_timeout = "60s"
+
+[limits]
+max_message_size = "64KiB"
+max_statement_size = "16KiB"
+max_connections = 8
+max_sessions_per_identity = 2
+approval_requests_per_minute = 2
+"#;
+
+#[test]
+fn one_caller_cannot_hurt_the_others() {
+    let h = Harness::with(Options {
+        plaintext_on_loopback: true,
+        policy: Some(STARTER.into()),
+        extra_config: LIMITS,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE orders (id int, note text); GRANT ALL ON orders TO app_owner;",
+        )
+        .unwrap();
+    let agent = h.token("agent-7", &["agents"], "1h");
+    let other = h.token("agent-8", &["agents"], "1h");
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+
+    // 12. A statement longer than the gateway analyzes is refused unparsed;
+    // a message larger than it reads ends that session with a clear error.
+    let long = format!("SELECT {}", vec!["1"; 9000].join(","));
+    let out = h.psql(&agent, "app-db", &long);
+    let err = stderr(&out);
+    assert!(
+        err.contains("54000") || err.contains("more than the 16384 bytes the gateway analyzes"),
+        "{err}"
+    );
+    let mut raw = Raw::login(&h, &agent);
+    let huge = format!("SELECT '{}'", "x".repeat(100_000));
+    raw.send(&[query(huge.as_bytes())]);
+    let got = errors(&raw.until_ready(1));
+    assert_eq!(got.first().map(|e| e.0.as_str()), Some("54000"), "{got:?}");
+    assert!(got[0].1.contains("exceeded its limit"), "{got:?}");
+    drop(raw);
+    // Others are served meanwhile.
+    assert_eq!(
+        stdout(&h.psql(&other, "app-db", "SELECT 41 + 1")).trim(),
+        "42"
+    );
+
+    // 15. Sessions per identity: two held open, the third refused; another
+    // identity is not affected.
+    let a = Raw::login(&h, &agent);
+    let b = Raw::login(&h, &agent);
+    let out = h.psql(&agent, "app-db", "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("sessions open, the most one identity may"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&h.psql(&other, "app-db", "SELECT 1")).trim(), "1");
+    drop((a, b));
+
+    // Connections at once, handshakes included: idle sockets cannot take the
+    // gateway's file descriptors; the limit frees as they close.
+    std::thread::sleep(Duration::from_millis(300));
+    let idle: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(("127.0.0.1", h.pg_port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = h.psql(&other, "app-db", "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("client connections open"),
+        "{}",
+        stderr(&out)
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stdout(&h.psql(&other, "app-db", "SELECT 1")).trim(), "1");
+
+    // 14. A held statement's session stops reading: what the client sends
+    // behind it does not pile up in the gateway.
+    let mut held = Raw::login(&h, &ci);
+    held.send(&[query(b"DELETE FROM orders")]);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = h.gateway_pid();
+    let before = proc_status_kib(pid, "VmRSS:");
+    let mut writer = held.0.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let filler = query(format!("SELECT '{}'", "y".repeat(60_000)).as_bytes());
+    let mut sent = 0usize;
+    for _ in 0..1000 {
+        if writer.write_all(&filler).is_err() {
+            break;
+        }
+        sent += filler.len();
+    }
+    let after = proc_status_kib(pid, "VmRSS:");
+    assert!(
+        sent < 32 << 20,
+        "the gateway read {sent} bytes behind a held statement"
+    );
+    assert!(
+        after < before + 16 * 1024,
+        "the gateway grew from {before} to {after} KiB while a session was held"
+    );
+    drop((writer, held));
+
+    // Approval requests per identity and minute: the third is not filed.
+    for (i, table) in ["orders", "orders", "orders"].iter().enumerate() {
+        let sql = format!("UPDATE {table} SET note = 'n{i}'");
+        let mut c = Raw::login(&h, &ci);
+        c.send(&[query(sql.as_bytes())]);
+        if i < 2 {
+            // Held: its request is filed; leave it waiting.
+            std::thread::sleep(Duration::from_millis(300));
+            continue;
+        }
+        let got = errors(&c.until_ready(1));
+        assert_eq!(got.first().map(|e| e.0.as_str()), Some("53400"), "{got:?}");
+        assert!(got[0].1.contains("no request filed"), "{got:?}");
+    }
+}

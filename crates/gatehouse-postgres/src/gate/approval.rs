@@ -115,6 +115,23 @@ impl Gate {
         let (id, step) = match desk.pending_for(&fingerprint) {
             Some(id) => (id, None),
             None => {
+                if let Err(limit) = desk.reserve_filing(&self.identity.subject, now) {
+                    let mut v = review.clone();
+                    let reason = format!(
+                        "{}: not filed: {} filed {limit} approval requests in the last minute, the \
+                         most it may",
+                        v.record.reason.clone().unwrap_or_default(),
+                        self.identity.subject
+                    );
+                    v.record.reason = Some(reason.clone());
+                    v.refusal = Some(refusal(
+                        "53400",
+                        format!("gatehouse: approval required, and no request filed: {reason}"),
+                        None,
+                        "wait a minute, or ask the gateway's operator to raise [limits] approval_requests_per_minute",
+                    ));
+                    return Some(v);
+                }
                 let request = ApprovalRequest {
                     id: ApprovalId::new(),
                     route: route.name.clone(),
