@@ -347,6 +347,12 @@ impl Gate {
         }
         if verdict.refusal.is_none() {
             if let Some(guard) = &self.column_guard {
+                if let Some(view) = statements.iter().find_map(|s| reads_column_statistics(s)) {
+                    return self.masking_refusal(format!(
+                        "column masking rules apply, and `{view}` shows sample values of columns \
+                         (most common values, histogram bounds), masked ones too"
+                    ));
+                }
                 if let Err(reason) = statements.iter().try_for_each(|s| guard.check(s)) {
                     return self.masking_refusal(reason);
                 }
@@ -522,6 +528,34 @@ impl Gate {
             )),
         )
     }
+}
+
+/// Catalog views and functions that show values of any column (ANALYZE's
+/// samples): under column rules they would show masked columns' values.
+const COLUMN_STATISTICS: &[&str] = &[
+    "pg_stats",
+    "pg_statistic",
+    "pg_stats_ext",
+    "pg_stats_ext_exprs",
+    "pg_statistic_ext_data",
+];
+
+/// The statistics view or function `st` reads, if any (by name in any
+/// schema: a user's table of that name is refused too, the safe side).
+fn reads_column_statistics(st: &StatementAnalysis) -> Option<String> {
+    let table = st
+        .actions
+        .iter()
+        .filter_map(|a| a.table.as_ref())
+        .chain(st.columns.relations.iter().filter_map(|r| r.table.as_ref()))
+        .find(|t| COLUMN_STATISTICS.contains(&t.name.as_str()))
+        .map(|t| t.name.clone());
+    table.or_else(|| {
+        st.functions
+            .iter()
+            .find(|f| f.rsplit('.').next() == Some("pg_mcv_list_items"))
+            .cloned()
+    })
 }
 
 /// `block_in_place` needs the multi-threaded runtime (the gateway's); unit

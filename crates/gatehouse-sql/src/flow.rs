@@ -308,6 +308,27 @@ fn from_item(f: &mut ColumnFlow, v: &Value, sink: Sink) {
                     from_item(f, s, sink);
                 }
             }
+            if sink != Sink::Filter {
+                // USING and NATURAL merge same-named columns into one: for a
+                // FULL JOIN an expression (COALESCE) with no origin, and for the
+                // others one side's column carrying the other's value. Either
+                // way the merged name is derived; NATURAL merges names the
+                // statement does not spell, so every column counts.
+                for n in list(field(b, "using_clause")) {
+                    if let Some(("String", s)) = node_of(n) {
+                        f.derived.push(ColumnUse {
+                            qualifier: None,
+                            column: str_field(s, "sval").to_string(),
+                        });
+                    }
+                }
+                if b.get("is_natural").and_then(Value::as_bool) == Some(true) {
+                    f.derived.push(ColumnUse {
+                        qualifier: None,
+                        column: "*".into(),
+                    });
+                }
+            }
             expr(f, field(b, "quals"), Sink::Filter);
             alias(f, b, None);
         }

@@ -152,3 +152,24 @@ fn set_statements_name_the_variable_and_its_literal_value() {
     );
     assert_eq!(sets("SELECT 1"), None);
 }
+
+#[test]
+fn columns_merged_by_using_or_natural_are_derived() {
+    assert_eq!(
+        derived("SELECT ssn FROM customers a FULL JOIN other b USING (ssn)"),
+        ["ssn"]
+    );
+    assert_eq!(
+        derived("SELECT * FROM customers JOIN other USING (id, ssn)"),
+        ["id", "ssn"]
+    );
+    assert_eq!(
+        derived("SELECT * FROM customers NATURAL FULL JOIN other"),
+        ["*"]
+    );
+    // Only compared, in a filter: nothing leaves.
+    assert!(derived(
+        "SELECT 1 FROM t WHERE EXISTS (SELECT 1 FROM customers JOIN other USING (ssn))"
+    )
+    .is_empty());
+}

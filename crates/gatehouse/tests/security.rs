@@ -563,3 +563,66 @@ fn one_caller_cannot_hurt_the_others() {
         assert!(got[0].1.contains("no request filed"), "{got:?}");
     }
 }
+
+const RULES: &str = r#"
+[[connection]]
+name = "masked-db"
+kind = "postgres"
+host = "127.0.0.1"
+port = {db_port}
+database = "app"
+user = "app_owner"
+password_env = "GATEHOUSE_TEST_APP_PASSWORD"
+backend_tls = "require"
+
+[[connection.masking.rule]]
+column = "public.customers.national_id"
+strategy = "redact"
+"#;
+
+#[test]
+fn a_ruled_column_does_not_leave_through_merged_joins_or_statistics() {
+    let h = Harness::with(Options {
+        extra_config: RULES,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "SET ROLE app_owner;
+             CREATE TABLE customers (id int, national_id text);
+             CREATE TABLE other (id int, national_id text);
+             INSERT INTO customers SELECT g, 'QQ12345' || (g % 3) || 'C' FROM generate_series(1, 300) g;
+             INSERT INTO other VALUES (1, 'nobody');
+             RESET ROLE;
+             ANALYZE customers;",
+        )
+        .unwrap();
+    let agent = h.token("agent-7", &["agents"], "1h");
+    // As itself the column is masked by its rule.
+    let out = h.psql(
+        &agent,
+        "masked-db",
+        "SELECT national_id FROM customers LIMIT 1",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("QQ12345"), "{}", stdout(&out));
+    for sql in [
+        // 6. Merged join columns carry no origin (FULL JOIN: COALESCE).
+        "SELECT national_id FROM customers FULL JOIN other USING (national_id)",
+        "SELECT * FROM customers FULL JOIN other USING (national_id)",
+        "SELECT * FROM customers NATURAL FULL JOIN other",
+        // 9. Statistics show sample values of every analyzed column.
+        "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'",
+        "SELECT histogram_bounds FROM pg_catalog.pg_stats",
+    ] {
+        let out = h.psql(&agent, "masked-db", sql);
+        assert!(!out.status.success(), "{sql} ran: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("column masking"),
+            "{sql}: {}",
+            stderr(&out)
+        );
+        assert!(!stdout(&out).contains("QQ12345"));
+    }
+}
