@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion) {
             protocol: "extended",
             approved: false,
             statements: &sts,
+            search_path: &[],
         })
     };
     let decide =

@@ -7,7 +7,7 @@ use cedar_policy::{
 };
 
 use gatehouse_core::{Identity, IdentitySource, Timestamp};
-use gatehouse_sql::{ActionKind, StatementAnalysis};
+use gatehouse_sql::{ActionKind, StatementAnalysis, TableRef};
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
@@ -42,6 +42,24 @@ pub struct StatementRequest<'a> {
     pub approved: bool,
     /// The statements (several for a multi-statement simple query); decided together.
     pub statements: &'a [&'a StatementAnalysis],
+    /// The schemas an unqualified table name may resolve to in the session
+    /// (empty: `public`). Each is decided: all must allow.
+    pub search_path: &'a [String],
+}
+
+/// Every qualified name an action's table may mean: itself when qualified,
+/// else one per schema of the search path.
+fn candidates<'a>(t: &'a TableRef, search_path: &'a [String]) -> Vec<(&'a str, String)> {
+    match &t.schema {
+        Some(schema) => vec![(schema.as_str(), format!("{schema}.{}", t.name))],
+        None if search_path.is_empty() => {
+            vec![(DEFAULT_SCHEMA, format!("{DEFAULT_SCHEMA}.{}", t.name))]
+        }
+        None => search_path
+            .iter()
+            .map(|schema| (schema.as_str(), format!("{schema}.{}", t.name)))
+            .collect(),
+    }
 }
 
 fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
@@ -370,37 +388,32 @@ impl PolicyEngine {
         let mut seen_tables = HashSet::new();
         for st in r.statements {
             for a in &st.actions {
-                let resource = match &a.table {
-                    Some(t) => {
-                        let q = t.qualified(DEFAULT_SCHEMA);
-                        let id = format!("{}/{q}", r.connection);
-                        let table = uid(&self.names.table, &id);
-                        if seen_tables.insert(id.clone()) {
-                            let schema = t.schema.as_deref().unwrap_or(DEFAULT_SCHEMA);
-                            match Entity::new(
-                                table.clone(),
-                                [
-                                    ("connection".to_string(), s(r.connection)),
-                                    ("schema".to_string(), s(schema)),
-                                    ("name".to_string(), s(&t.name)),
-                                    ("qualified".to_string(), s(&q)),
-                                ]
-                                .into(),
-                                HashSet::from([built.connection.clone()]),
-                            ) {
-                                Ok(e) => entities.push(e),
-                                Err(e) => return deny_error(e.to_string()),
-                            }
+                let Some(t) = &a.table else {
+                    let what = format!("{} on connection {}", a.kind, r.connection);
+                    requests.push((what, st, a, built.connection.clone()));
+                    continue;
+                };
+                for (schema, q) in candidates(t, r.search_path) {
+                    let id = format!("{}/{q}", r.connection);
+                    let table = uid(&self.names.table, &id);
+                    if seen_tables.insert(id.clone()) {
+                        match Entity::new(
+                            table.clone(),
+                            [
+                                ("connection".to_string(), s(r.connection)),
+                                ("schema".to_string(), s(schema)),
+                                ("name".to_string(), s(&t.name)),
+                                ("qualified".to_string(), s(&q)),
+                            ]
+                            .into(),
+                            HashSet::from([built.connection.clone()]),
+                        ) {
+                            Ok(e) => entities.push(e),
+                            Err(e) => return deny_error(e.to_string()),
                         }
-                        table
                     }
-                    None => built.connection.clone(),
-                };
-                let what = match &a.table {
-                    Some(t) => format!("{} on {}", a.kind, t.qualified(DEFAULT_SCHEMA)),
-                    None => format!("{} on connection {}", a.kind, r.connection),
-                };
-                requests.push((what, st, a, resource));
+                    requests.push((format!("{} on {q}", a.kind), st, a, table));
+                }
             }
         }
         let entities = match Entities::from_entities(entities, None) {
@@ -481,7 +494,8 @@ fn statement_pairs(
         st.actions
             .iter()
             .filter(|x| x.kind.writes() == write && x.kind != ActionKind::Explain)
-            .filter_map(|x| x.table.as_ref().map(|t| t.qualified(DEFAULT_SCHEMA)))
+            .filter_map(|x| x.table.as_ref())
+            .flat_map(|t| candidates(t, r.search_path).into_iter().map(|(_, q)| q))
             .collect()
     };
     let read = tables(false);

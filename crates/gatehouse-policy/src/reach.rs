@@ -103,6 +103,7 @@ impl PolicyEngine {
                                 protocol: "simple",
                                 approved: false,
                                 statements: &statements,
+                                search_path: &[],
                             })
                         }
                         // The probes are fixed statements; a failure here is a bug,

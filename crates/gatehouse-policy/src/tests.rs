@@ -25,6 +25,7 @@ fn decide(e: &PolicyEngine, id: &Identity, sql: &str) -> Decision {
         protocol: "simple",
         approved: false,
         statements: &sts,
+        search_path: &[],
     })
 }
 
@@ -358,6 +359,7 @@ fn an_approved_statement_passes_approval_forbids_but_not_plain_ones() {
             protocol: "simple",
             approved,
             statements: &sts,
+            search_path: &[],
         })
     };
     assert_eq!(ask("DELETE FROM customers", false).name(), "review");

@@ -111,6 +111,10 @@ pub struct BackendSession {
     pub key: (i32, i32),
     /// Bytes that arrived after ReadyForQuery.
     pub leftover: BytesMut,
+    /// The schemas an unqualified name resolves in at the start, in order
+    /// (`current_schemas(false)`: the configured search path, `$user`
+    /// expanded, schemas that do not exist left out).
+    pub search_path: Vec<String>,
 }
 
 const MAX_LOGIN_MESSAGE: u32 = 1 << 20;
@@ -261,13 +265,65 @@ async fn connect_inner(
             }
         }
     }
+    let search_path = first_column(
+        &mut stream,
+        &mut buf,
+        "SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))::text",
+    )
+    .await
+    .map_err(|e| protocol(format!("reading the search path: {e}")))?;
     Ok(BackendSession {
         stream,
         greeting,
         // A backend that sends no key cannot be cancelled; (0, 0) is never registered.
         key: key.unwrap_or((0, 0)),
         leftover: buf,
+        search_path,
     })
+}
+
+/// Runs `sql` (a simple query returning one text column) on a logged-in
+/// connection and returns its values, reading up to ReadyForQuery.
+async fn first_column(
+    stream: &mut PgStream,
+    buf: &mut BytesMut,
+    sql: &str,
+) -> Result<Vec<String>, String> {
+    let mut out = BytesMut::with_capacity(sql.len() + 8);
+    let start = crate::codec::write::begin(&mut out, b'Q');
+    crate::codec::write::put_cstr(&mut out, sql);
+    crate::codec::write::finish(&mut out, start);
+    send(stream, &mut out).await?;
+    let mut values = Vec::new();
+    let mut error = None;
+    loop {
+        let (ty, body) = next_login_message(stream, buf).await?;
+        match ty {
+            b'D' => {
+                let mut c = crate::codec::Cursor::new(&body);
+                let value = (|| {
+                    c.i16("column count").ok()?;
+                    let len = usize::try_from(c.i32("length").ok()?).ok()?;
+                    std::str::from_utf8(c.bytes(len, "value").ok()?).ok()
+                })()
+                .ok_or("a malformed row")?;
+                values.push(value.to_string());
+            }
+            b'E' => {
+                error = Some(
+                    parse_error_fields(&body)
+                        .map(|f| f.message)
+                        .unwrap_or_else(|e| e.to_string()),
+                )
+            }
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
 }
 
 /// The next whole message during login; EOF is an error here.

@@ -17,6 +17,8 @@ use bytes::{BufMut, BytesMut};
 use gatehouse_core::{ApprovalDesk, DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
 use gatehouse_sql::{ActionKind, Analyzer, ParseMode, SqlError, StatementAnalysis};
+use settings::SearchPath;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -136,6 +138,10 @@ pub(crate) struct Gate {
     column_guard: Option<ColumnGuard>,
     /// What the caller said with `SET gatehouse.reason = '…'`, for approval requests.
     reason: Option<String>,
+    /// Where unqualified table names may resolve (`settings::SearchPath`).
+    search_path: SearchPath,
+    /// The backend login's user: what `$user` in a search path means.
+    backend_user: String,
 }
 
 /// The session variable a caller states its reason in (PostgreSQL accepts
@@ -160,7 +166,32 @@ impl Gate {
             verdicts: Default::default(),
             column_guard: None,
             reason: None,
+            search_path: SearchPath::Known(Vec::new()),
+            backend_user: String::new(),
         }
+    }
+
+    /// The search path the backend session started with, and its login user.
+    pub(crate) fn set_search_path(&mut self, login: Vec<String>, backend_user: &str) {
+        self.search_path = SearchPath::Known(login);
+        self.backend_user = backend_user.to_string();
+    }
+
+    /// The search path once `statements` ran: the session's, grown by their
+    /// changes of it (borrowed when they change nothing).
+    fn path_after(&self, statements: &[Arc<StatementAnalysis>]) -> Cow<'_, SearchPath> {
+        let mut path = Cow::Borrowed(&self.search_path);
+        for change in statements.iter().flat_map(|s| s.settings.iter()) {
+            match change.name.as_deref() {
+                Some("search_path") => {
+                    path = Cow::Owned(path.changed(&change.value, &self.backend_user))
+                }
+                // set_config with a computed name may have changed it.
+                None => path = Cow::Owned(SearchPath::Unknown),
+                Some(_) => {}
+            }
+        }
+        path
     }
 
     /// Applies column masking rules to this session's statements.
@@ -230,10 +261,17 @@ impl Gate {
                 return (v, None, true);
             }
         };
-        let cacheable = analysis
-            .statements
-            .iter()
-            .all(|st| st.prepares.is_none() && st.executes.is_none() && st.deallocates.is_none());
+        // Session state: never from the cache (a search path change must be
+        // seen each time it runs).
+        let cacheable = analysis.statements.iter().all(|st| {
+            st.prepares.is_none()
+                && st.executes.is_none()
+                && st.deallocates.is_none()
+                && st
+                    .settings
+                    .iter()
+                    .all(|c| c.name.as_deref().is_some_and(|n| n != "search_path"))
+        });
         // EXECUTE of a SQL-level prepared statement is what was prepared.
         let mut resolved: Vec<Arc<StatementAnalysis>> =
             Vec::with_capacity(analysis.statements.len());
@@ -301,6 +339,15 @@ impl Gate {
                 }
             }
         }
+        if verdict.refusal.is_none() {
+            let path = self.path_after(&resolved);
+            if *path != self.search_path {
+                let path = path.into_owned();
+                self.search_path = path;
+                // Cached verdicts were decided under the old path.
+                self.verdicts = Default::default();
+            }
+        }
         verdict.recorded = analysis.redacted.as_deref().map(Arc::from);
         let single = (resolved.len() == 1).then(|| resolved.swap_remove(0));
         (verdict, single, cacheable)
@@ -315,6 +362,29 @@ impl Gate {
         approved: bool,
     ) -> Decision {
         let refs: Vec<&StatementAnalysis> = statements.iter().map(|s| s.as_ref()).collect();
+        let path = self.path_after(statements);
+        let search_path: &[String] = match path.as_ref() {
+            SearchPath::Known(schemas) => schemas,
+            SearchPath::Unknown => {
+                let unqualified = statements
+                    .iter()
+                    .flat_map(|s| s.actions.iter())
+                    .filter_map(|a| a.table.as_ref())
+                    .find(|t| t.schema.is_none());
+                if let Some(t) = unqualified {
+                    return Decision::Deny {
+                        reason: format!(
+                            "`{}` is not schema-qualified, and search_path was set to a value the \
+                             gateway could not read, so it cannot tell which table that is; write \
+                             schema.{}",
+                            t.name, t.name
+                        ),
+                        policies: Vec::new(),
+                    };
+                }
+                &[]
+            }
+        };
         let (engine, _) = self.settings.policy.current();
         engine.decide_statements(&StatementRequest {
             identity: &self.identity,
@@ -324,6 +394,7 @@ impl Gate {
             protocol,
             approved,
             statements: &refs,
+            search_path,
         })
     }
 

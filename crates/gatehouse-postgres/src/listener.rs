@@ -521,7 +521,7 @@ impl PostgresGateway {
             client_leftover,
             identity,
             target,
-            backend,
+            mut backend,
             client_user,
             application_name,
             _session_slot,
@@ -584,6 +584,7 @@ impl PostgresGateway {
             refuse(&mut client, &refusal).await;
             return;
         }
+        gate.set_search_path(std::mem::take(&mut backend.search_path), &target.user);
         let masking = SessionMasking::new(
             inner.settings.masking.get(&target.name).cloned(),
             inner.settings.record_masking.clone(),

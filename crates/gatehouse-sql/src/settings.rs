@@ -22,6 +22,9 @@ pub struct SettingChange {
 pub enum SettingValue {
     /// One string or number literal.
     Literal(String),
+    /// Several literals (`SET search_path = a, "B"`), as the parser read them
+    /// (unquoted names lower-cased, quoted ones as written).
+    List(Vec<String>),
     /// Back to the session's default (`RESET`, `SET … TO DEFAULT`, `SET … FROM CURRENT`):
     /// the value the session started with.
     Default,
@@ -46,10 +49,7 @@ pub(crate) fn from_variable_set(b: &Value) -> Option<SettingChange> {
         return None;
     }
     let value = match kind {
-        VAR_SET_VALUE => match literal_list(field(b, "args")) {
-            Some(v) => SettingValue::Literal(v),
-            None => SettingValue::Unknown,
-        },
+        VAR_SET_VALUE => literal_list(field(b, "args")),
         VAR_SET_DEFAULT | VAR_SET_CURRENT | VAR_RESET => SettingValue::Default,
         // SET TRANSACTION, SET SESSION CHARACTERISTICS: no session setting by name.
         _ => return None,
@@ -83,12 +83,18 @@ pub(crate) fn from_set_config(call: &Value) -> SettingChange {
     SettingChange { name, value }
 }
 
-/// A single literal argument list (`SET x = 'a'`), as text.
-fn literal_list(args: Option<&Value>) -> Option<String> {
-    let [arg] = args?.as_array()?.as_slice() else {
-        return None;
-    };
-    literal(arg)
+/// A `SET`'s argument list: one literal, several, or something else.
+fn literal_list(args: Option<&Value>) -> SettingValue {
+    let args: &[Value] = args
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let values: Option<Vec<String>> = args.iter().map(literal).collect();
+    match values {
+        Some(mut v) if v.len() == 1 => SettingValue::Literal(v.remove(0)),
+        Some(v) if !v.is_empty() => SettingValue::List(v),
+        _ => SettingValue::Unknown,
+    }
 }
 
 /// A string or number constant (also through a cast: `'x'::text`).

@@ -98,6 +98,7 @@ pub fn explain(engine: &PolicyEngine, q: &Question) -> Explanation {
                     protocol: "simple",
                     approved: false,
                     statements: &refs,
+                    search_path: &[],
                 })
             }
             Err(reason) => Decision::Deny {

@@ -626,3 +626,40 @@ fn a_ruled_column_does_not_leave_through_merged_joins_or_statistics() {
         assert!(!stdout(&out).contains("QQ12345"));
     }
 }
+
+#[test]
+fn unqualified_names_are_decided_in_the_schemas_the_server_searches() {
+    let h = Harness::with(Options {
+        policy: Some(
+            r#"
+@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
+@id("public-reads") permit (principal, action == Gatehouse::Action::"select", resource is Gatehouse::Table)
+when { resource.schema == "public" };
+"#
+            .into(),
+        ),
+        ..Options::default()
+    });
+    // The backend login's role searches a schema before public (as an
+    // operator may configure it); the gateway must see that.
+    h.cluster
+        .sql(
+            "app",
+            "CREATE SCHEMA secret AUTHORIZATION app_owner;
+             SET ROLE app_owner;
+             CREATE TABLE secret.orders (id int, note text);
+             INSERT INTO secret.orders VALUES (1, 'from the secret schema');
+             CREATE TABLE public.orders (id int, note text);
+             INSERT INTO public.orders VALUES (1, 'public');
+             RESET ROLE;
+             ALTER ROLE app_owner SET search_path = secret, public;",
+        )
+        .unwrap();
+    let agent = h.token("agent-7", &["agents"], "1h");
+    let out = h.psql(&agent, "app-db", "SELECT note FROM orders");
+    assert!(!out.status.success(), "read {}", stdout(&out));
+    assert!(stderr(&out).contains("secret.orders"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("from the secret schema"));
+    let out = h.psql(&agent, "app-db", "SELECT note FROM public.orders");
+    assert_eq!(stdout(&out).trim(), "public", "{}", stderr(&out));
+}
