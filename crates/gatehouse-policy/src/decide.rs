@@ -389,7 +389,15 @@ impl PolicyEngine {
         for st in r.statements {
             for a in &st.actions {
                 let Some(t) = &a.table else {
-                    let what = format!("{} on connection {}", a.kind, r.connection);
+                    let what = match (a.kind, st.opaque_functions.as_slice()) {
+                        // Name the functions: what an author must allow or avoid.
+                        (ActionKind::Function, names) if !names.is_empty() => format!(
+                            "function {} on connection {}",
+                            names.join(", "),
+                            r.connection
+                        ),
+                        _ => format!("{} on connection {}", a.kind, r.connection),
+                    };
                     requests.push((what, st, a, built.connection.clone()));
                     continue;
                 };

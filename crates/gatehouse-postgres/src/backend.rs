@@ -284,7 +284,7 @@ async fn connect_inner(
 
 /// Runs `sql` (a simple query returning one text column) on a logged-in
 /// connection and returns its values, reading up to ReadyForQuery.
-async fn first_column(
+pub(crate) async fn first_column(
     stream: &mut PgStream,
     buf: &mut BytesMut,
     sql: &str,

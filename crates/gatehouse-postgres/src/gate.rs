@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 mod approval;
+pub(crate) mod functions;
 pub(crate) mod settings;
 mod verdicts;
 
@@ -38,6 +39,8 @@ pub struct GateSettings {
     pub policy: Arc<PolicyHandle>,
     /// Where statements that need approval are filed (none: they are refused).
     pub approvals: Option<Arc<ApprovalDesk>>,
+    /// Every connection's functions a qualified name can call.
+    pub functions: Arc<functions::FunctionCatalog>,
 }
 
 /// The text sent to the backend in place of a refused statement: a comment
@@ -142,6 +145,8 @@ pub(crate) struct Gate {
     search_path: SearchPath,
     /// The backend login's user: what `$user` in a search path means.
     backend_user: String,
+    /// The connection's functions a qualified name can call.
+    function_names: Arc<functions::FunctionNames>,
 }
 
 /// The session variable a caller states its reason in (PostgreSQL accepts
@@ -168,7 +173,13 @@ impl Gate {
             reason: None,
             search_path: SearchPath::Known(Vec::new()),
             backend_user: String::new(),
+            function_names: Arc::default(),
         }
+    }
+
+    /// The connection's functions, as read at login.
+    pub(crate) fn set_function_names(&mut self, names: Arc<functions::FunctionNames>) {
+        self.function_names = names;
     }
 
     /// The search path the backend session started with, and its login user.
@@ -301,6 +312,11 @@ impl Gate {
                 None => resolved.push(Arc::new(st.clone())),
             }
         }
+        // Qualified names that are function calls count as the calls.
+        let mut resolved: Vec<Arc<StatementAnalysis>> = resolved
+            .into_iter()
+            .map(|st| self.function_names.resolve(st))
+            .collect();
         let mut cacheable = cacheable;
         for st in &analysis.statements {
             if let Some((name, value)) = &st.sets {
@@ -432,6 +448,10 @@ impl Gate {
         verdict.changes_schema = statements
             .iter()
             .any(|s| s.actions.iter().any(|a| a.kind == ActionKind::Ddl));
+        if verdict.changes_schema && verdict.refusal.is_none() {
+            // It may create a function a qualified name then calls.
+            self.settings.functions.schema_changed();
+        }
         verdict
     }
 

@@ -22,6 +22,7 @@ mod tls;
 mod tracker;
 
 pub use backend::{BackendError, BackendPassword, BackendTarget, BackendTls};
+pub use gate::functions::FunctionCatalog;
 pub use gate::GateSettings;
 pub use limits::SessionLimits;
 pub use listener::{ListenerSettings, PostgresGateway};

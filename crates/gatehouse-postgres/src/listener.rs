@@ -10,6 +10,7 @@ use crate::codec::backend::{
 };
 use crate::codec::frontend::parse_password;
 use crate::codec::startup::{parse_startup_packet, StartupPacket, MAX_STARTUP_LEN};
+use crate::gate::functions::FunctionNames;
 use crate::gate::{self, Gate, GateSettings};
 use crate::io::read_message;
 use crate::limits::{Occupancy, SessionLimits, SessionSlot};
@@ -117,6 +118,8 @@ struct Established {
     application_name: Option<String>,
     /// Counts this session against its identity's limit while it lasts.
     _session_slot: SessionSlot,
+    /// The connection's functions a qualified name can call.
+    function_names: Arc<FunctionNames>,
 }
 
 impl PostgresGateway {
@@ -470,7 +473,7 @@ impl PostgresGateway {
             return Err(evidence_refusal());
         }
 
-        let backend = backend::connect(&target, &forwarded).await.map_err(|e| {
+        let mut backend = backend::connect(&target, &forwarded).await.map_err(|e| {
             let code = match e {
                 BackendError::Unreachable { .. } => "08006",
                 BackendError::Rejected { .. } | BackendError::Protocol { .. } => "08004",
@@ -483,6 +486,7 @@ impl PostgresGateway {
             )
         })?;
 
+        let function_names = self.function_names(&target, &mut backend).await?;
         Ok(Some(Box::new(Established {
             client: None,
             client_leftover: buf,
@@ -492,7 +496,39 @@ impl PostgresGateway {
             client_user,
             application_name: param("application_name"),
             _session_slot: session_slot,
+            function_names,
         })))
+    }
+
+    /// The connection's functions a qualified name can call: the shared list
+    /// when it is fresh, else read now through this session's backend login.
+    /// A list that cannot be read refuses the session (fail closed).
+    async fn function_names(
+        &self,
+        target: &BackendTarget,
+        backend: &mut backend::BackendSession,
+    ) -> Result<Arc<FunctionNames>, Refusal> {
+        let catalog = &self.inner.settings.gate.functions;
+        if let Some(names) = catalog.current(&target.name) {
+            return Ok(names);
+        }
+        let rows = backend::first_column(
+            &mut backend.stream,
+            &mut backend.leftover,
+            gate::functions::FUNCTIONS_QUERY,
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(connection = %target.name, error = %e, "could not read the backend's functions");
+            Refusal::new(
+                "08004",
+                format!("the gateway could not read the database's functions, so it cannot decide qualified names: {e}"),
+                Some("try again later; if it persists, ask the gateway's operator"),
+            )
+        })?;
+        let names = Arc::new(FunctionNames::from_rows(rows));
+        catalog.store(&target.name, names.clone());
+        Ok(names)
     }
 
     /// Logs a refused login and hands back the refusal; if even that cannot
@@ -525,6 +561,7 @@ impl PostgresGateway {
             client_user,
             application_name,
             _session_slot,
+            function_names,
         } = e;
         let Some(mut client) = client else { return };
         let start = SessionStart {
@@ -585,6 +622,7 @@ impl PostgresGateway {
             return;
         }
         gate.set_search_path(std::mem::take(&mut backend.search_path), &target.user);
+        gate.set_function_names(function_names);
         let masking = SessionMasking::new(
             inner.settings.masking.get(&target.name).cloned(),
             inner.settings.record_masking.clone(),

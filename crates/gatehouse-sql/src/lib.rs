@@ -118,6 +118,19 @@ pub struct StatementAnalysis {
     /// It holds a secret (a password, a connection string): its `text` is
     /// already redacted, and records keep only [`Analysis::redacted`].
     pub secret: bool,
+    /// Qualified names `x.f` and `(expr).f`: PostgreSQL reads each as the
+    /// column `f` of `x` when there is one, else as the call `f(x)`. Which one
+    /// only the catalog can tell (see the adapter's function catalog).
+    pub attributes: Vec<AttributeUse>,
+}
+
+/// A qualified name that may be a function call in attribute notation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AttributeUse {
+    /// The relation or alias it qualifies (`None` for `(expr).f`).
+    pub qualifier: Option<String>,
+    /// The name after the dot: a column, or a function taking `qualifier`.
+    pub name: String,
 }
 
 /// The analysis of a query string (which may hold several statements).
@@ -361,6 +374,7 @@ impl StatementAnalysis {
             sets: None,
             settings: Vec::new(),
             secret: false,
+            attributes: Vec::new(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub(crate) struct Walker {
     settings: Vec<SettingChange>,
     /// Holds a secret (a password, a connection string): recorded only redacted.
     secret: bool,
+    attributes: Vec<crate::AttributeUse>,
 }
 
 /// `VariableSetKind::VarSetValue` in libpg_query's protobuf (an integer here).
@@ -249,6 +250,7 @@ impl Walker {
             sets: None,
             settings: Vec::new(),
             secret: false,
+            attributes: Vec::new(),
         }
     }
 
@@ -265,6 +267,13 @@ impl Walker {
         };
         if !self.actions.contains(&a) {
             self.actions.push(a);
+        }
+    }
+
+    fn attribute(&mut self, qualifier: Option<String>, name: String) {
+        let a = crate::AttributeUse { qualifier, name };
+        if !self.attributes.contains(&a) {
+            self.attributes.push(a);
         }
     }
 
@@ -513,6 +522,38 @@ impl Walker {
                 self.settings.extend(settings::from_variable_set(b));
                 self.visit(b)?;
             }
+            "ColumnRef" => {
+                // `x.f` may be the function call `f(x)` (attribute notation).
+                let mut parts = Vec::new();
+                for p in field(b, "fields")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    match node_of(p) {
+                        Some(("String", s)) => parts.push(str_field(s, "sval").to_string()),
+                        _ => parts.push(String::new()),
+                    }
+                }
+                if parts.len() >= 2 {
+                    if let Some(name) = parts.pop().filter(|n| !n.is_empty()) {
+                        self.attribute(parts.pop().filter(|q| !q.is_empty()), name);
+                    }
+                }
+            }
+            "A_Indirection" | "AIndirection" => {
+                // `(expr).f`: the same, on any expression.
+                for p in field(b, "indirection")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(("String", s)) = node_of(p) {
+                        self.attribute(None, str_field(s, "sval").to_string());
+                    }
+                }
+                self.visit(b)?;
+            }
             "DefElem" => {
                 // `PASSWORD 'x'` of a role, `OPTIONS (password 'x')` of a user
                 // mapping or server, however the name was quoted or escaped.
@@ -678,6 +719,7 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         sets: w.sets,
         settings: w.settings,
         secret: w.secret,
+        attributes: w.attributes,
         columns: crate::flow::column_flow(ty, body),
         copy_out: (ty == "CopyStmt")
             .then(|| crate::copy::copy_out(body))

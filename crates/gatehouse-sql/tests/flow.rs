@@ -173,3 +173,25 @@ fn columns_merged_by_using_or_natural_are_derived() {
     )
     .is_empty());
 }
+
+#[test]
+fn qualified_names_that_may_be_function_calls_are_listed() {
+    let attrs = |sql: &str| -> Vec<String> {
+        let a = analyze_uncached(sql, ParseMode::default()).unwrap();
+        a.statements[0]
+            .attributes
+            .iter()
+            .map(|u| format!("{}.{}", u.qualifier.as_deref().unwrap_or("()"), u.name))
+            .collect()
+    };
+    assert_eq!(
+        attrs("SELECT s.nextval FROM cast('orders_id_seq' AS regclass) s"),
+        ["s.nextval"]
+    );
+    assert_eq!(
+        attrs("SELECT c.to_json, x.y.z FROM customers c WHERE (c).email IS NOT NULL"),
+        ["c.to_json", "y.z", "().email"]
+    );
+    assert!(attrs("SELECT c.* FROM customers c").is_empty());
+    assert!(attrs("SELECT id FROM customers").is_empty());
+}

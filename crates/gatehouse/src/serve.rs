@@ -142,6 +142,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             ),
             policy: config.policy.clone(),
             approvals: Some(approvals.clone()),
+            functions: Arc::default(),
         },
         masking,
         record_masking: Arc::new(MaskingEngine::secrets_only()),

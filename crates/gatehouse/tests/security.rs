@@ -612,6 +612,9 @@ fn a_ruled_column_does_not_leave_through_merged_joins_or_statistics() {
         "SELECT national_id FROM customers FULL JOIN other USING (national_id)",
         "SELECT * FROM customers FULL JOIN other USING (national_id)",
         "SELECT * FROM customers NATURAL FULL JOIN other",
+        // 4. Attribute notation: `c.to_json` is `to_json(c)`, the whole row.
+        "SELECT c.to_json FROM customers c",
+        "SELECT (c).row_to_json FROM customers c",
         // 9. Statistics show sample values of every analyzed column.
         "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'",
         "SELECT histogram_bounds FROM pg_catalog.pg_stats",
@@ -662,4 +665,61 @@ when { resource.schema == "public" };
     assert!(!stdout(&out).contains("from the secret schema"));
     let out = h.psql(&agent, "app-db", "SELECT note FROM public.orders");
     assert_eq!(stdout(&out).trim(), "public", "{}", stderr(&out));
+}
+
+#[test]
+fn a_qualified_name_that_calls_a_function_is_decided_as_the_call() {
+    let h = starter();
+    h.cluster
+        .sql(
+            "app",
+            "SET ROLE app_owner;
+             CREATE SEQUENCE orders_id_seq;
+             CREATE FUNCTION wipe(o orders) RETURNS bigint LANGUAGE sql
+               AS $$ WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d $$;",
+        )
+        .unwrap();
+    let agent = h.token("agent-7", &["agents"], "1h");
+    let seq = || {
+        h.cluster
+            .sql("app", "SELECT last_value FROM orders_id_seq")
+            .unwrap()
+    };
+    let before = seq();
+    for (sql, function) in [
+        (
+            "SELECT s.nextval FROM cast('orders_id_seq' AS regclass) s",
+            "nextval",
+        ),
+        (
+            "SELECT (cast('orders_id_seq' AS regclass)).nextval",
+            "nextval",
+        ),
+        (
+            "SELECT p.pg_terminate_backend FROM cast(1 AS int) p",
+            "pg_terminate_backend",
+        ),
+        ("SELECT o.wipe FROM orders o", "wipe"),
+    ] {
+        let out = h.psql(&agent, "app-db", sql);
+        assert!(!out.status.success(), "{sql} ran: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("42501") || err.contains("permission denied"),
+            "{sql}: {err}"
+        );
+        assert!(
+            err.contains(&format!("function {function}")),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(seq(), before, "the sequence advanced");
+    assert_eq!(orders(&h), "5", "rows were deleted");
+    // Qualified columns are still just columns.
+    let out = h.psql(
+        &agent,
+        "app-db",
+        "SELECT o.id, o.note FROM orders o ORDER BY o.id LIMIT 1",
+    );
+    assert_eq!(stdout(&out).trim(), "1|o1", "{}", stderr(&out));
 }

@@ -70,6 +70,7 @@ fn tracker_with(policy: &str) -> Tracker {
         analyzer: std::sync::Arc::new(gatehouse_sql::Analyzer::new(64)),
         policy,
         approvals: None,
+        functions: Default::default(),
     };
     let identity = gatehouse_core::Identity::with_service_token("t", vec![], "x");
     let gate = Gate::new(

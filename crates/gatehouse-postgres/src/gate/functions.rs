@@ -1,0 +1,184 @@
+//! The functions a qualified name can call.
+//!
+//! PostgreSQL reads `x.f` as the column `f` of `x` when `x` has one, and
+//! otherwise as the call `f(x)` (attribute notation): `s.nextval` advances a
+//! sequence, `c.to_json` returns a whole row. The syntax alone cannot tell
+//! the two apart, so the gateway keeps, per connection, the names of the
+//! database's functions callable with one argument, read from `pg_proc`
+//! through the backend login, and treats a qualified name that is one of
+//! them as that call: an opaque function (a `function` action the policy
+//! must allow) when the gateway cannot see into it, and a whole-row use of
+//! `x` when the function takes a whole row (which column masking refuses
+//! under its rules). A column named like such a function is refused as the
+//! call would be: the safe side.
+//!
+//! The list is read at most every [`FUNCTIONS_TTL`] and again after a
+//! schema change through the gateway; a function created elsewhere within
+//! that time is not yet known (docs/security.md).
+
+use gatehouse_sql::{Action, ActionKind, ColumnUse, StatementAnalysis};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a connection's function list is used before it is read again.
+pub(crate) const FUNCTIONS_TTL: Duration = Duration::from_secs(30);
+
+/// What the list query returns: one text per function, `<origin><row><name>`
+/// (`u`ser or `b`uilt-in; `r` when its argument can be a whole row, else `-`).
+pub(crate) const FUNCTIONS_QUERY: &str =
+    "SELECT (CASE WHEN n.nspname = 'pg_catalog' THEN 'b' ELSE 'u' END \
+     || CASE WHEN t.typtype IN ('c', 'p') THEN 'r' ELSE '-' END || p.proname)::text \
+     FROM pg_catalog.pg_proc p \
+     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+     JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0] \
+     WHERE p.prokind = 'f' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1";
+
+/// A connection's functions callable with one argument, by name.
+#[derive(Debug, Default)]
+pub struct FunctionNames {
+    /// Ones the gateway cannot see into: every function outside
+    /// `pg_catalog`, and built-ins off the side-effect-free list.
+    opaque: HashSet<String>,
+    /// Ones whose argument can be a whole row (record, polymorphic, composite).
+    whole_row: HashSet<String>,
+}
+
+impl FunctionNames {
+    /// Reads the rows of [`FUNCTIONS_QUERY`].
+    pub(crate) fn from_rows(rows: Vec<String>) -> Self {
+        let mut names = FunctionNames::default();
+        for row in rows {
+            let (Some(origin), Some(row_kind)) = (row.chars().next(), row.chars().nth(1)) else {
+                continue;
+            };
+            let name = row[2..].to_string();
+            if row_kind == 'r' {
+                names.whole_row.insert(name.clone());
+            }
+            if origin == 'u' || !gatehouse_sql::is_safe_function(&name) {
+                names.opaque.insert(name);
+            }
+        }
+        names
+    }
+
+    /// `st` with its qualified names that are function calls counted as such
+    /// (the same `Arc` when there are none).
+    pub(crate) fn resolve(&self, st: Arc<StatementAnalysis>) -> Arc<StatementAnalysis> {
+        let calls = st
+            .attributes
+            .iter()
+            .any(|a| self.opaque.contains(&a.name) || self.whole_row.contains(&a.name));
+        if !calls {
+            return st;
+        }
+        let mut st = (*st).clone();
+        for a in std::mem::take(&mut st.attributes) {
+            if self.opaque.contains(&a.name) {
+                if !st.opaque_functions.contains(&a.name) {
+                    st.opaque_functions.push(a.name.clone());
+                }
+                if !st.functions.contains(&a.name) {
+                    st.functions.push(a.name.clone());
+                }
+                let call = Action {
+                    kind: ActionKind::Function,
+                    table: None,
+                    has_where: None,
+                };
+                if !st.actions.contains(&call) {
+                    st.actions.push(call);
+                }
+                st.kind = st.kind.max(ActionKind::Function);
+            }
+            if self.whole_row.contains(&a.name) {
+                // The whole row of the qualifier leaves without an origin.
+                st.columns.derived.push(ColumnUse {
+                    qualifier: a.qualifier.clone(),
+                    column: "*".into(),
+                });
+            }
+            st.attributes.push(a);
+        }
+        Arc::new(st)
+    }
+}
+
+/// Every connection's function list, shared by its sessions.
+#[derive(Default)]
+pub struct FunctionCatalog {
+    lists: Mutex<HashMap<String, (Instant, u64, Arc<FunctionNames>)>>,
+    /// Bumped by a schema change through the gateway: every list is stale.
+    generation: AtomicU64,
+}
+
+impl FunctionCatalog {
+    /// The list of `connection`, if read recently and since the last schema change.
+    pub(crate) fn current(&self, connection: &str) -> Option<Arc<FunctionNames>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+        lists
+            .get(connection)
+            .filter(|(at, g, _)| *g == generation && at.elapsed() < FUNCTIONS_TTL)
+            .map(|(_, _, names)| names.clone())
+    }
+
+    /// Keeps a list just read.
+    pub(crate) fn store(&self, connection: &str, names: Arc<FunctionNames>) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
+        lists.insert(connection.to_string(), (Instant::now(), generation, names));
+    }
+
+    /// A schema change ran through the gateway (it may have created a function).
+    pub(crate) fn schema_changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_qualified_name_that_is_a_function_counts_as_the_call() {
+        let names = FunctionNames::from_rows(vec![
+            "b-nextval".into(),
+            "brto_json".into(),
+            "b-lower".into(),
+            "urfull_name".into(),
+        ]);
+        let analyze = |sql: &str| {
+            let a = gatehouse_sql::analyze_uncached(sql, Default::default()).unwrap();
+            names.resolve(Arc::new(a.statements[0].clone()))
+        };
+        let st = analyze("SELECT s.nextval FROM cast('orders_id_seq' AS regclass) s");
+        assert_eq!(st.opaque_functions, ["nextval"]);
+        assert!(st.actions.iter().any(|a| a.kind == ActionKind::Function));
+        assert_eq!(st.kind, ActionKind::Function);
+        let st = analyze("SELECT c.to_json FROM customers c");
+        assert!(
+            st.opaque_functions.is_empty(),
+            "to_json is side-effect free"
+        );
+        assert!(st
+            .columns
+            .derived
+            .iter()
+            .any(|u| u.qualifier.as_deref() == Some("c") && u.column == "*"));
+        let st = analyze("SELECT c.full_name FROM customers c");
+        assert_eq!(st.opaque_functions, ["full_name"]);
+        let plain = Arc::new(
+            gatehouse_sql::analyze_uncached(
+                "SELECT c.lower, c.id FROM customers c",
+                Default::default(),
+            )
+            .unwrap()
+            .statements[0]
+                .clone(),
+        );
+        assert!(Arc::ptr_eq(&names.resolve(plain.clone()), &plain));
+    }
+}
