@@ -106,10 +106,17 @@ impl FunctionNames {
     }
 }
 
+/// A connection's list with when it was read and under which schema generation.
+struct ReadList {
+    at: Instant,
+    generation: u64,
+    names: Arc<FunctionNames>,
+}
+
 /// Every connection's function list, shared by its sessions.
 #[derive(Default)]
 pub struct FunctionCatalog {
-    lists: Mutex<HashMap<String, (Instant, u64, Arc<FunctionNames>)>>,
+    lists: Mutex<HashMap<String, ReadList>>,
     /// Bumped by a schema change through the gateway: every list is stale.
     generation: AtomicU64,
 }
@@ -121,15 +128,22 @@ impl FunctionCatalog {
         let lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
         lists
             .get(connection)
-            .filter(|(at, g, _)| *g == generation && at.elapsed() < FUNCTIONS_TTL)
-            .map(|(_, _, names)| names.clone())
+            .filter(|l| l.generation == generation && l.at.elapsed() < FUNCTIONS_TTL)
+            .map(|l| l.names.clone())
     }
 
     /// Keeps a list just read.
     pub(crate) fn store(&self, connection: &str, names: Arc<FunctionNames>) {
         let generation = self.generation.load(Ordering::Acquire);
         let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
-        lists.insert(connection.to_string(), (Instant::now(), generation, names));
+        lists.insert(
+            connection.to_string(),
+            ReadList {
+                at: Instant::now(),
+                generation,
+                names,
+            },
+        );
     }
 
     /// A schema change ran through the gateway (it may have created a function).
