@@ -10,6 +10,7 @@
 //! [`Analyzer`] caches analyses by statement text, so prepared statements and
 //! repeated queries are parsed once.
 
+mod bounds;
 mod copy;
 mod flow;
 mod functions;

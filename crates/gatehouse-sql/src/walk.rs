@@ -415,8 +415,8 @@ impl Walker {
                 }
                 self.dml(Insert, b, None)?;
             }
-            "UpdateStmt" => self.dml(Update, b, Some(is_nonempty(b, "where_clause")))?,
-            "DeleteStmt" => self.dml(Delete, b, Some(is_nonempty(b, "where_clause")))?,
+            "UpdateStmt" => self.dml(Update, b, Some(bounded(b)))?,
+            "DeleteStmt" => self.dml(Delete, b, Some(bounded(b)))?,
             "MergeStmt" => self.dml(Merge, b, None)?,
             "TruncateStmt" => self.with_targets(Truncate, field(b, "relations"))?,
             "CopyStmt" => {
@@ -648,6 +648,21 @@ fn dropped_names(v: Option<&Value>) -> Vec<TableRef> {
         }
     }
     out
+}
+
+/// Whether an UPDATE's or DELETE's WHERE bounds the rows of its target.
+fn bounded(b: &Value) -> bool {
+    let relation = field(b, "relation");
+    let name = relation.map(|r| str_field(r, "relname")).unwrap_or("");
+    let alias = relation
+        .and_then(|r| field(r, "alias"))
+        .map(|a| str_field(a, "aliasname"))
+        .unwrap_or("");
+    let names: Vec<&str> = [name, alias]
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .collect();
+    crate::bounds::restricts(field(b, "where_clause"), &names)
 }
 
 /// Statements whose options or connection strings carry credentials.

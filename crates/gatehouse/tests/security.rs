@@ -723,3 +723,42 @@ fn a_qualified_name_that_calls_a_function_is_decided_as_the_call() {
     );
     assert_eq!(stdout(&out).trim(), "1|o1", "{}", stderr(&out));
 }
+
+#[test]
+fn a_write_behind_an_always_true_where_waits_for_approval() {
+    let h = starter();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    for sql in [
+        "DELETE FROM orders WHERE true",
+        "DELETE FROM orders WHERE 1=1",
+        "DELETE FROM orders WHERE id IS NOT NULL OR true",
+        "UPDATE orders SET note = 'x' WHERE 'a' = 'a'",
+        "UPDATE orders SET note = 'x' WHERE id = id",
+    ] {
+        let out = h.psql(&ci, "app-db", sql);
+        assert!(
+            stderr(&out).contains("approval required"),
+            "{sql}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(orders(&h), "5");
+    assert_eq!(
+        h.cluster
+            .sql("app", "SELECT count(*) FROM orders WHERE note = 'x'")
+            .unwrap(),
+        "0"
+    );
+    // A bounded one runs; an approved unbounded one runs once.
+    let out = h.psql(&ci, "app-db", "DELETE FROM orders WHERE id = 1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&h.psql(&ci, "app-db", "DELETE FROM orders WHERE true"));
+    let at = err.find("request ").expect(&err) + 8;
+    let id = err[at..at + 36].to_string();
+    let out = h.cli(&["approvals", "approve", &id, "--token", &alice]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = h.psql(&ci, "app-db", "DELETE FROM orders WHERE true");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(orders(&h), "0");
+}
