@@ -310,49 +310,28 @@ impl SeqBuilder {
     }
 }
 
-impl ser::SerializeSeq for SeqBuilder {
-    type Ok = Tree;
-    type Error = TreeError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), TreeError> {
-        self.push(v)
-    }
-    fn end(self) -> Result<Tree, TreeError> {
-        Ok(self.done())
-    }
+/// The four sequence-like traits: each pushes an element and ends the same way.
+macro_rules! seq_builder {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for SeqBuilder {
+            type Ok = Tree;
+            type Error = TreeError;
+            fn $method<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), TreeError> {
+                self.push(v)
+            }
+            fn end(self) -> Result<Tree, TreeError> {
+                Ok(self.done())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for SeqBuilder {
-    type Ok = Tree;
-    type Error = TreeError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), TreeError> {
-        self.push(v)
-    }
-    fn end(self) -> Result<Tree, TreeError> {
-        Ok(self.done())
-    }
-}
-
-impl ser::SerializeTupleStruct for SeqBuilder {
-    type Ok = Tree;
-    type Error = TreeError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), TreeError> {
-        self.push(v)
-    }
-    fn end(self) -> Result<Tree, TreeError> {
-        Ok(self.done())
-    }
-}
-
-impl ser::SerializeTupleVariant for SeqBuilder {
-    type Ok = Tree;
-    type Error = TreeError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), TreeError> {
-        self.push(v)
-    }
-    fn end(self) -> Result<Tree, TreeError> {
-        Ok(self.done())
-    }
-}
+seq_builder!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ObjectBuilder {
     fn field<T: Serialize + ?Sized>(
@@ -372,35 +351,27 @@ impl ObjectBuilder {
     }
 }
 
-impl ser::SerializeStruct for ObjectBuilder {
-    type Ok = Tree;
-    type Error = TreeError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), TreeError> {
-        self.field(Cow::Borrowed(key), v)
-    }
-    fn end(self) -> Result<Tree, TreeError> {
-        Ok(self.done())
-    }
+/// A struct's and a struct variant's fields are named by the protobuf.
+macro_rules! struct_builder {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for ObjectBuilder {
+            type Ok = Tree;
+            type Error = TreeError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), TreeError> {
+                self.field(Cow::Borrowed(key), v)
+            }
+            fn end(self) -> Result<Tree, TreeError> {
+                Ok(self.done())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for ObjectBuilder {
-    type Ok = Tree;
-    type Error = TreeError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), TreeError> {
-        self.field(Cow::Borrowed(key), v)
-    }
-    fn end(self) -> Result<Tree, TreeError> {
-        Ok(self.done())
-    }
-}
+struct_builder!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for ObjectBuilder {
     type Ok = Tree;
