@@ -17,6 +17,9 @@ pub struct SessionLimits {
     pub max_connections: u32,
     /// Sessions one identity may have open at once.
     pub max_sessions_per_identity: u32,
+    /// Largest result row masking holds whole (a larger one ends the session:
+    /// it cannot be masked, and is not sent unmasked).
+    pub max_masked_row_size: u32,
 }
 
 impl Default for SessionLimits {
@@ -26,6 +29,7 @@ impl Default for SessionLimits {
             max_statement_size: 1 << 20,
             max_connections: 1000,
             max_sessions_per_identity: 50,
+            max_masked_row_size: 64 << 20,
         }
     }
 }

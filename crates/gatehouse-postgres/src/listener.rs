@@ -645,7 +645,7 @@ impl PostgresGateway {
                 &tracker,
                 &inner.recorder,
                 &counters,
-                inner.settings.limits.max_message_size,
+                &inner.settings.limits,
                 shutdown,
                 cancel_key.cancelled(),
             )

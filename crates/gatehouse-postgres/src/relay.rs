@@ -20,9 +20,6 @@ use tokio::sync::watch;
 
 /// Largest inspected backend message (CommandComplete, ErrorResponse…).
 const MAX_BACKEND_MESSAGE: u32 = 64 << 20;
-/// With masking every DataRow is inspected whole: the largest row accepted.
-/// A larger one cannot be masked and ends the session (fail closed).
-const MAX_MASKED_ROW: u32 = 256 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Bytes relayed each way.
@@ -57,7 +54,7 @@ pub(crate) async fn relay<C, B>(
     tracker: &Mutex<Tracker>,
     recorder: &SessionRecorder,
     counters: &Counters,
-    max_client_message: u32,
+    limits: &crate::limits::SessionLimits,
     mut shutdown: watch::Receiver<bool>,
     mut cancelled: watch::Receiver<u64>,
 ) -> Ending
@@ -76,7 +73,7 @@ where
             &mut cr,
             &mut bw,
             client_leftover,
-            max_client_message,
+            limits.max_message_size,
             tracker,
             recorder,
             counters,
@@ -88,6 +85,7 @@ where
             &mut br,
             &mut cw,
             backend_leftover,
+            limits.max_masked_row_size,
             tracker,
             recorder,
             counters,
@@ -334,6 +332,7 @@ async fn backend_to_client<R, W>(
     br: &mut R,
     cw: &mut W,
     mut buf: BytesMut,
+    max_masked_row: u32,
     tracker: &Mutex<Tracker>,
     recorder: &SessionRecorder,
     counters: &Counters,
@@ -345,7 +344,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let (max, inspects): (u32, fn(u8) -> bool) = if masked {
-        (MAX_MASKED_ROW, backend_inspects_masked)
+        (max_masked_row, backend_inspects_masked)
     } else {
         (MAX_BACKEND_MESSAGE, backend_inspects)
     };
@@ -395,6 +394,14 @@ where
             }
             let s = match scanned {
                 Ok(Ok(s)) => s,
+                Ok(Err(e @ FrameError::TooLarge { .. })) if masked => {
+                    // A row masking would have to hold whole beyond the limit: withheld.
+                    let detail = format!(
+                        "result row too large to mask ({e}; [limits] max_masked_row_size); nothing of it was sent"
+                    );
+                    tell_client_limit(cw, &detail).await;
+                    return Ending::new(SessionEndReason::LimitExceeded, detail);
+                }
                 Ok(Err(e)) => {
                     let detail = format!("backend sent an unframeable message: {e}");
                     tell_client(cw, &detail).await;
@@ -497,6 +504,22 @@ async fn tell_client<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
             message: &format!("gatehouse closed the connection: the {detail}"),
             detail: None,
             hint: Some("no part of the message was relayed; reconnect, and tell the gateway's operator if it recurs"),
+        },
+    );
+    let _ = crate::io::send(cw, &out).await;
+}
+
+/// Tells the client a limit ended its session (what the backend sent exceeded it).
+async fn tell_client_limit<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
+    let mut out = BytesMut::new();
+    error_response(
+        &mut out,
+        &ErrorNotice {
+            severity: "FATAL",
+            code: "54000",
+            message: &format!("gatehouse closed the connection: {detail}"),
+            detail: None,
+            hint: Some("select less in one row, or ask the gateway's operator to raise the limit"),
         },
     );
     let _ = crate::io::send(cw, &out).await;

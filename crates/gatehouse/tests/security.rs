@@ -565,6 +565,9 @@ fn one_caller_cannot_hurt_the_others() {
 }
 
 const RULES: &str = r#"
+[limits]
+max_masked_row_size = "64KiB"
+
 [[connection]]
 name = "masked-db"
 kind = "postgres"
@@ -628,6 +631,21 @@ fn a_ruled_column_does_not_leave_through_merged_joins_or_statistics() {
         );
         assert!(!stdout(&out).contains("QQ12345"));
     }
+    // 15. A row masking would hold whole past its limit ends the session
+    // rather than pass unmasked or pile up in the gateway.
+    let out = h.psql(
+        &agent,
+        "masked-db",
+        "SELECT national_id || repeat('x', 100000) FROM customers",
+    );
+    assert!(!out.status.success());
+    let out = h.psql(&agent, "masked-db", "SELECT repeat('x', 100000)");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("too large to mask"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub struct Limits {
 pub(super) struct LimitsSection {
     max_message_size: Option<Size>,
     max_statement_size: Option<Size>,
+    max_masked_row_size: Option<Size>,
     max_connections: Option<u32>,
     max_sessions_per_identity: Option<u32>,
     approval_requests_per_minute: Option<u32>,
@@ -97,6 +98,12 @@ impl LimitsSection {
             message,
         )
         .map_err(|(k, r)| (k, format!("{r}; it may not exceed max_message_size")))?;
+        let masked_row = size(
+            "max_masked_row_size",
+            &self.max_masked_row_size,
+            d.max_masked_row_size.into(),
+            1 << 30,
+        )?;
         let positive = |key: &str, v: Option<u32>, default: u32| match v {
             Some(0) => Err((format!("limits.{key}"), "must be at least 1".to_string())),
             Some(n) => Ok(n),
@@ -106,6 +113,7 @@ impl LimitsSection {
             session: SessionLimits {
                 max_message_size: message as u32,
                 max_statement_size: statement as usize,
+                max_masked_row_size: masked_row as u32,
                 max_connections: positive(
                     "max_connections",
                     self.max_connections,
