@@ -167,8 +167,13 @@ async fn connect_inner(
     };
 
     let mut out = BytesMut::with_capacity(256);
-    let mut params: Vec<(&str, &str)> = vec![("user", &t.user), ("database", &t.database)];
-    params.extend(client_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    // The gateway's own user and database last: the server keeps the last
+    // value of a key, so nothing before them can replace them.
+    let mut params: Vec<(&str, &str)> = client_params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    params.extend([("user", t.user.as_str()), ("database", t.database.as_str())]);
     startup::startup_message(&mut out, params);
     send(&mut stream, &mut out).await.map_err(unreachable)?;
 

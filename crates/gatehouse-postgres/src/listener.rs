@@ -346,7 +346,10 @@ impl PostgresGateway {
             );
             return Err(self.failed(&attempt, None, "transport", refusal).await);
         }
-        if params.iter().any(|(k, _)| k == "replication") {
+        if params
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("replication"))
+        {
             return Err(Refusal::new(
                 "0A000",
                 "replication connections are not supported through gatehouse",
@@ -779,8 +782,14 @@ fn startup_settings(
     if sorted.to_decide.is_empty() {
         return Ok(forwarded);
     }
+    // No approval desk: a startup setting that needs approval is refused,
+    // and no request is filed for a login that cannot wait for it.
+    let settings = GateSettings {
+        approvals: None,
+        ..gate_settings.clone()
+    };
     let mut gate = Gate::new(
-        gate_settings.clone(),
+        settings,
         identity.identity().clone(),
         target.name.clone(),
         peer.ip(),

@@ -32,6 +32,9 @@ pub struct RelationName {
     pub table: Option<TableRef>,
     /// Its alias, or its name when it has none.
     pub name: String,
+    /// A function in FROM: its alias may stand for a single value rather
+    /// than a row (`FROM cast(… AS regclass) s`).
+    pub function: bool,
 }
 
 /// How a statement's column references carry values (see the module docs).
@@ -177,6 +180,7 @@ fn ctes(f: &mut ColumnFlow, b: &Value, sink: Sink) {
             f.relations.push(RelationName {
                 table: None,
                 name: str_field(e, "ctename").to_string(),
+                function: false,
             });
             nested(f, field(e, "ctequery"), sink);
         }
@@ -258,7 +262,7 @@ fn from_list(f: &mut ColumnFlow, v: Option<&Value>, sink: Sink) {
     }
 }
 
-fn alias(f: &mut ColumnFlow, b: &Value, table: Option<TableRef>) {
+fn alias(f: &mut ColumnFlow, b: &Value, table: Option<TableRef>, function: bool) {
     let a = field(b, "alias");
     let alias_name = a.map(|a| str_field(a, "aliasname")).unwrap_or("");
     if let Some(a) = a {
@@ -269,7 +273,11 @@ fn alias(f: &mut ColumnFlow, b: &Value, table: Option<TableRef>) {
         (Some(t), _) => t.name.clone(),
         (None, _) => return,
     };
-    f.relations.push(RelationName { table, name });
+    f.relations.push(RelationName {
+        table,
+        name,
+        function,
+    });
 }
 
 fn relation(f: &mut ColumnFlow, v: Option<&Value>) {
@@ -287,7 +295,7 @@ fn relation(f: &mut ColumnFlow, v: Option<&Value>) {
         schema: (!schema.is_empty()).then(|| schema.to_string()),
         name: name.to_string(),
     };
-    alias(f, rv, Some(table));
+    alias(f, rv, Some(table), false);
 }
 
 fn from_item(f: &mut ColumnFlow, v: &Value, sink: Sink) {
@@ -300,7 +308,7 @@ fn from_item(f: &mut ColumnFlow, v: &Value, sink: Sink) {
         "RangeSubselect" => {
             // Plain columns of a subquery in FROM keep their origin.
             nested(f, field(b, "subquery"), sink);
-            alias(f, b, None);
+            alias(f, b, None, false);
         }
         "JoinExpr" => {
             for side in ["larg", "rarg"] {
@@ -330,7 +338,7 @@ fn from_item(f: &mut ColumnFlow, v: &Value, sink: Sink) {
                 }
             }
             expr(f, field(b, "quals"), Sink::Filter);
-            alias(f, b, None);
+            alias(f, b, None, false);
         }
         "RangeTableSample" => {
             relation(f, field(b, "relation"));
@@ -340,7 +348,7 @@ fn from_item(f: &mut ColumnFlow, v: &Value, sink: Sink) {
         _ => {
             // Functions in FROM (and anything else): their output derives from their arguments.
             expr(f, Some(b), sink.expression());
-            alias(f, b, None);
+            alias(f, b, None, true);
         }
     }
 }

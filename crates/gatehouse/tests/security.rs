@@ -268,6 +268,25 @@ fn the_gateway_reads_statements_under_the_settings_the_server_uses() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // The login's own keys cannot be replaced through options.
+    for options in [
+        "-c database=postgres",
+        "-c user=postgres",
+        "-c options=-c\\ role=x",
+    ] {
+        let out = h
+            .psql_cmd(&agent, "app-db")
+            .env("PGOPTIONS", options)
+            .args(["-A", "-t", "-c", "SELECT current_database()"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{options}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("not a setting the gateway passes on"),
+            "{options}: {}",
+            stderr(&out)
+        );
+    }
     let out = h
         .psql_cmd(&agent, "app-db")
         .env("PGOPTIONS", "-d 5")

@@ -16,7 +16,7 @@
 //! schema change through the gateway; a function created elsewhere within
 //! that time is not yet known (docs/security.md).
 
-use gatehouse_sql::{Action, ActionKind, ColumnUse, StatementAnalysis};
+use gatehouse_sql::{Action, ActionKind, AttributeUse, ColumnUse, StatementAnalysis};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,18 +64,43 @@ impl FunctionNames {
         names
     }
 
+    /// Whether `f` in `a.f` can be a call: when `a` names a table, a
+    /// subquery or a CTE, its argument would be a whole row, so only a
+    /// function taking one can be meant (`c.name` is a column, not `name(c)`,
+    /// which PostgreSQL does not read into a row); after a function in FROM
+    /// or an expression, any one-argument function can.
+    fn calls(&self, st: &StatementAnalysis, a: &AttributeUse) -> bool {
+        if self.whole_row.contains(&a.name) {
+            return true;
+        }
+        if !self.opaque.contains(&a.name) {
+            return false;
+        }
+        let Some(q) = &a.qualifier else {
+            return true;
+        };
+        let mut relations = st
+            .columns
+            .relations
+            .iter()
+            .filter(|r| &r.name == q)
+            .peekable();
+        // An unknown qualifier (an outer query's, a schema's) counts as a possible call.
+        relations.peek().is_none() || relations.any(|r| r.function)
+    }
+
     /// `st` with its qualified names that are function calls counted as such
     /// (the same `Arc` when there are none).
     pub(crate) fn resolve(&self, st: Arc<StatementAnalysis>) -> Arc<StatementAnalysis> {
-        let calls = st
-            .attributes
-            .iter()
-            .any(|a| self.opaque.contains(&a.name) || self.whole_row.contains(&a.name));
-        if !calls {
+        if !st.attributes.iter().any(|a| self.calls(&st, a)) {
             return st;
         }
         let mut st = (*st).clone();
         for a in std::mem::take(&mut st.attributes) {
+            if !self.calls(&st, &a) {
+                st.attributes.push(a);
+                continue;
+            }
             if self.opaque.contains(&a.name) {
                 if !st.opaque_functions.contains(&a.name) {
                     st.opaque_functions.push(a.name.clone());
@@ -162,6 +187,7 @@ mod tests {
             "b-nextval".into(),
             "brto_json".into(),
             "b-lower".into(),
+            "b-oid".into(),
             "urfull_name".into(),
         ]);
         let analyze = |sql: &str| {
@@ -184,6 +210,11 @@ mod tests {
             .any(|u| u.qualifier.as_deref() == Some("c") && u.column == "*"));
         let st = analyze("SELECT c.full_name FROM customers c");
         assert_eq!(st.opaque_functions, ["full_name"]);
+        let st = analyze("SELECT c.oid, c.relname FROM pg_class c");
+        assert!(
+            st.opaque_functions.is_empty(),
+            "a table's c.oid is its column"
+        );
         let plain = Arc::new(
             gatehouse_sql::analyze_uncached(
                 "SELECT c.lower, c.id FROM customers c",

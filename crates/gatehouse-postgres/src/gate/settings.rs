@@ -136,15 +136,31 @@ impl StartupSettings {
     pub(crate) fn sort(params: &[(String, String)]) -> Result<Self, String> {
         let mut settings = Vec::new();
         for (k, v) in params {
+            // The listener's own keys, exactly as the protocol spells them.
             match k.as_str() {
-                "user" | "database" | "replication" => {}
-                _ if k.starts_with("_pq_.") => {}
+                "user" | "database" | "replication" => continue,
+                _ if k.starts_with("_pq_.") => continue,
                 "options" => settings.extend(split_options(v)?),
                 _ => settings.push((k.to_ascii_lowercase(), v.clone())),
             }
         }
         let mut out = StartupSettings::default();
         for (name, value) in settings {
+            // Whatever reaches the backend as a startup key must be a setting:
+            // never the login's own keys (in any case, or from `options`),
+            // and only a name a setting can have.
+            if matches!(
+                name.as_str(),
+                "user" | "database" | "replication" | "options"
+            ) || name.starts_with("_pq_")
+                || !is_setting_name(&name)
+            {
+                return Err(format!(
+                    "startup parameter {:?} is not a setting the gateway passes on (the gateway \
+                     chooses the database, user and options of the backend login itself)",
+                    name.chars().take(64).collect::<String>()
+                ));
+            }
             match name.as_str() {
                 // libpq sends SQL_ASCII for a C locale; the server reads such
                 // bytes as UTF-8 too once the session is pinned.
@@ -172,6 +188,16 @@ impl StartupSettings {
         }
         Ok(out)
     }
+}
+
+/// A setting's name: letters, digits, `_`, `$` and `.` (custom settings are
+/// `prefix.name`), starting with a letter or `_`, at most 63 bytes.
+fn is_setting_name(name: &str) -> bool {
+    name.len() < 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '.'))
 }
 
 /// The `SET` statement a startup setting amounts to.
@@ -292,6 +318,25 @@ mod tests {
             assert!(
                 StartupSettings::sort(&params(&[("options", bad)])).is_err(),
                 "{bad}"
+            );
+        }
+        for smuggled in [
+            "-c database=postgres",
+            "-c user=postgres",
+            "-c options=-c\\ role=x",
+            "--replication=true",
+            "-c _pq_.x=1",
+            "-c bad\"name=1",
+        ] {
+            assert!(
+                StartupSettings::sort(&params(&[("options", smuggled)])).is_err(),
+                "{smuggled}"
+            );
+        }
+        for key in ["Database", "USER", "REPLICATION", "Options"] {
+            assert!(
+                StartupSettings::sort(&params(&[(key, "x")])).is_err(),
+                "{key}"
             );
         }
         for enc in ["SJIS", "big5", "LATIN1", "GBK"] {
