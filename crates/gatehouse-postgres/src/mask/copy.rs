@@ -6,7 +6,7 @@
 use super::{MaskFailure, PlanState, SessionMasking};
 use crate::codec::write::{begin, finish};
 use bytes::{BufMut, BytesMut};
-use gatehouse_mask::{MaskTally, Masked, SourceColumn};
+use gatehouse_mask::{MaskTally, Masked, SourceColumn, TextKind};
 use gatehouse_sql::{CopyFormat, CopyOut};
 
 /// How a COPY's rows are written.
@@ -321,9 +321,13 @@ impl SessionMasking {
                 }
                 _ => {
                     if is_null
-                        || !self
-                            .engine
-                            .mask_inline(raw, &mut self.value, &mut self.scratch, tally)
+                        || !self.engine.mask_inline(
+                            raw,
+                            TextKind::Plain,
+                            &mut self.value,
+                            &mut self.scratch,
+                            tally,
+                        )
                     {
                         self.value.extend_from_slice(raw);
                     }
