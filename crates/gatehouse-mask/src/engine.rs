@@ -6,7 +6,7 @@ use crate::json::JsonWriter;
 use crate::rules::{self, ColumnRule, SourceColumn};
 use crate::strategy::{self, HashKey, Replacement, Strategy};
 use crate::unescape::{self, Crossings, Escape, RawMap};
-use crate::validate::Validator;
+use crate::validate::{self, Validator};
 use crate::{work, MaskError};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::borrow::Cow;
@@ -491,6 +491,17 @@ impl MaskingEngine {
                             detector: i,
                         });
                     }
+                }
+            } else if d.validator == Validator::Card {
+                for m in d.regex.find_iter(text) {
+                    validate::card_windows(text, m.range(), |r| {
+                        hits.push(Hit {
+                            start: r.start,
+                            end: r.end,
+                            own_end: r.end,
+                            detector: i,
+                        })
+                    });
                 }
             } else {
                 for m in d.regex.find_iter(text) {
