@@ -184,12 +184,16 @@ impl SessionMasking {
         })
     }
 
-    /// Masks one COPY TO STDOUT row (text or CSV): hits are replaced in place.
+    /// Masks one COPY TO STDOUT row (text or CSV) whose options are not
+    /// known (no [`CopyPlan`](super::CopyPlan)): hits in the whole line, and
+    /// in the line with its backslash escapes undone (a value holding the
+    /// delimiter is escaped), are replaced in place, escaped where they
+    /// covered escapes.
     pub(crate) fn copy_row(&mut self, body: &[u8], tally: &mut MaskTally) -> Option<BytesMut> {
         self.value.clear();
         if !self.engine.mask_inline(
             body,
-            TextKind::Plain,
+            TextKind::Escaped,
             &mut self.value,
             &mut self.scratch,
             tally,
