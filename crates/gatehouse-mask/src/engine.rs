@@ -535,7 +535,8 @@ impl MaskingEngine {
 
 /// Joins the hits of a value and of its unescaped view (`view_hits`, mapped
 /// back through `escapes`) into spans of the value to replace, in order and
-/// not overlapping, as [`MaskingEngine::find`] joins hits.
+/// not overlapping, as [`MaskingEngine::find`] joins hits. Spans hold
+/// whole escapes.
 fn merge(hits: &[Hit], view_hits: &[Hit], escapes: &[Escape], spans: &mut Vec<Span>) {
     spans.clear();
     let mut map = RawMap::new(escapes);
@@ -546,12 +547,16 @@ fn merge(hits: &[Hit], view_hits: &[Hit], escapes: &[Escape], spans: &mut Vec<Sp
         source: (h.start, h.own_end),
         in_view: true,
     });
-    let mut own = hits.iter().map(|h| Span {
-        start: h.start,
-        end: h.end,
-        detector: h.detector,
-        source: (h.start, h.own_end),
-        in_view: false,
+    let mut whole = Crossings::new(escapes);
+    let mut own = hits.iter().map(|h| {
+        let (start, end) = whole.widen(h.start, h.end);
+        Span {
+            start,
+            end,
+            detector: h.detector,
+            source: (h.start, h.own_end),
+            in_view: false,
+        }
     });
     let (mut a, mut b) = (own.next(), mapped.next());
     loop {

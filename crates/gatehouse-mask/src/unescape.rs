@@ -172,10 +172,33 @@ impl<'a> Crossings<'a> {
 
     /// Whether bytes `start..end` of the value overlap an escape.
     pub(crate) fn crosses(&mut self, start: usize, end: usize) -> bool {
+        self.skip_before(start);
+        self.escapes.get(self.i).is_some_and(|e| e.raw_start < end)
+    }
+
+    /// `start..end` widened so that it cuts no escape in two (a mask
+    /// written over half an escape would leave the other half to change
+    /// what the mask means, or make JSON invalid).
+    pub(crate) fn widen(&mut self, start: usize, end: usize) -> (usize, usize) {
+        self.skip_before(start);
+        let start = match self.escapes.get(self.i) {
+            Some(e) if e.raw_start < start => e.raw_start,
+            _ => start,
+        };
+        while self.escapes.get(self.i).is_some_and(|e| e.raw_end <= end) {
+            self.i += 1;
+        }
+        let end = match self.escapes.get(self.i) {
+            Some(e) if e.raw_start < end => e.raw_end,
+            _ => end,
+        };
+        (start, end)
+    }
+
+    fn skip_before(&mut self, start: usize) {
         while self.escapes.get(self.i).is_some_and(|e| e.raw_end <= start) {
             self.i += 1;
         }
-        self.escapes.get(self.i).is_some_and(|e| e.raw_start < end)
     }
 }
 
@@ -282,6 +305,9 @@ mod tests {
         assert!(c.crosses(1, 3));
         assert!(!c.crosses(8, 9));
         assert!(c.crosses(8, 10));
+        let mut w = Crossings::new(&e);
+        assert_eq!(w.widen(1, 4), (1, 8));
+        assert_eq!(w.widen(8, 10), (8, 11));
     }
 
     proptest! {

@@ -128,6 +128,20 @@ fn the_unescaped_view_only_adds_hits() {
     .unwrap();
     let (_, out) = mask(&e, r"user CORP\nancy \u0034", TextKind::Plain);
     assert_eq!(out, r"user [masked:account] \u0034");
+    // A pattern matching inside an escape replaces the whole escape.
+    let e = MaskingEngine::new(
+        vec![DetectorSpec {
+            name: "code".into(),
+            pattern: r"u00[0-9]{2}x".into(),
+            validator: Validator::None,
+            strategy: crate::Strategy::Redact,
+        }],
+        Vec::new(),
+        HashKey::new([1; 32]),
+    )
+    .unwrap();
+    let (_, out) = mask(&e, r#"["a\u0034x"]"#, TextKind::Json);
+    assert_eq!(out, r#"["a[masked:code]"]"#);
 }
 
 fn hide(card: &str, escape: &[bool]) -> String {
