@@ -67,6 +67,50 @@ fn bench(c: &mut Criterion) {
         );
     }
     g.finish();
+
+    // One large value with a hit every few bytes (the review's
+    // `to_jsonb(repeat('a@b.co ', 80000))`, and the same with \u escapes):
+    // the cost per byte must not grow with the value.
+    let mut g = c.benchmark_group("mask_large_value");
+    g.sample_size(10);
+    let cases = [
+        ("json_80000_emails", "a@b.co ", TextKind::Json),
+        (
+            "json_20000_escaped_cards",
+            "\\u0034111111111111111 ",
+            TextKind::Json,
+        ),
+        ("text_80000_emails", "a@b.co ", TextKind::Plain),
+    ];
+    for (name, unit, kind) in cases {
+        let n = if name.contains("20000") {
+            20_000
+        } else {
+            80_000
+        };
+        let mut value = unit.repeat(n).into_bytes();
+        if kind == TextKind::Json {
+            value.insert(0, b'"');
+            value.push(b'"');
+        }
+        g.throughput(Throughput::Bytes(value.len() as u64));
+        let mut scratch = Scratch::default();
+        let mut tally = engine.tally();
+        let mut out = Vec::with_capacity(value.len() * 2);
+        g.bench_with_input(BenchmarkId::from_parameter(name), &value, |b, value| {
+            b.iter(|| {
+                out.clear();
+                criterion::black_box(engine.mask_text(
+                    value,
+                    kind,
+                    &mut out,
+                    &mut scratch,
+                    &mut tally,
+                ));
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -78,8 +78,11 @@ pub const BUILTIN: &[BuiltinDetector] = &[
     },
     BuiltinDetector {
         name: "card",
-        description: "payment card numbers, 13-19 digits with or without spaces or dashes (Luhn and issuer checked)",
-        pattern: r"(?-u)\b\d(?:[ -]?\d){12,18}\b",
+        description: "payment card numbers, 13-19 digits in groups separated by spaces, dashes or dots (Luhn and issuer checked)",
+        // A run of digit groups holding at least 13 digits; the validator
+        // finds the cards in it (see `validate::card_windows`), so a run
+        // with no room for a card never reaches it.
+        pattern: r"(?-u)\b\d(?:[ .-]{0,3}\d){12,}\b",
         validator: Validator::Card,
         strategy: Strategy::Partial(4),
         secret: false,
@@ -94,8 +97,8 @@ pub const BUILTIN: &[BuiltinDetector] = &[
     },
     BuiltinDetector {
         name: "ssn",
-        description: "US social security numbers written 123-45-6789 (invalid areas and groups excluded)",
-        pattern: r"(?-u)\b\d{3}[- ]\d{2}[- ]\d{4}\b",
+        description: "US social security numbers written 123-45-6789, 123 45 6789 or 123.45.6789 (invalid areas and groups excluded)",
+        pattern: r"(?-u)\b\d{3}[- .]\d{2}[- .]\d{4}\b",
         validator: Validator::Ssn,
         strategy: Strategy::Partial(4),
         secret: false,

@@ -2,10 +2,12 @@
 //! their masked form.
 
 use crate::detectors::BuiltinDetector;
+use crate::json::JsonWriter;
 use crate::rules::{self, ColumnRule, SourceColumn};
 use crate::strategy::{self, HashKey, Replacement, Strategy};
-use crate::validate::Validator;
-use crate::MaskError;
+use crate::unescape::{self, Crossings, Escape, RawMap};
+use crate::validate::{self, Validator};
+use crate::{work, MaskError};
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use std::borrow::Cow;
 
@@ -68,13 +70,24 @@ impl std::fmt::Debug for MaskingEngine {
 }
 
 /// Where a text value sits, which decides how a replacement is written.
+///
+/// Whatever the kind, the detectors scan the value both as it is and with
+/// its backslash escapes undone (`\u0034`, `\/`, `\ `: see `unescape`), so
+/// an escape a client decodes hides nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextKind {
     /// Plain text: replacements go in place.
     Plain,
-    /// JSON text: a hit outside a JSON string (a bare number) is replaced by
-    /// a quoted string, so the document stays valid.
+    /// JSON text: a hit inside a string is replaced by the mask escaped for
+    /// a JSON string; a hit in a bare number becomes a quoted string, so the
+    /// document stays valid.
     Json,
+    /// Text in which a backslash escapes the byte after it, in an unknown
+    /// syntax (a COPY text row whose delimiter is not known): a replacement
+    /// for a hit that covers an escape is written with every byte but
+    /// letters, digits and `*` escaped too, so it decodes to the mask and
+    /// cannot end a field.
+    Escaped,
 }
 
 /// What masking did to a value.
@@ -168,19 +181,38 @@ fn grow_add(v: &mut Vec<u64>, o: &[u64]) {
 /// `(name, count)` pairs.
 pub type NamedCounts = Vec<(String, u64)>;
 
-/// A hit: a span of the value, and the detector that found it.
+/// A hit: a span of the text it was found in, and the detector that found
+/// it. The mask is made from `start..own_end`, the detector's own match;
+/// `end` may lie further when later hits overlapping it were joined to it.
 #[derive(Debug, Clone, Copy)]
 struct Hit {
     start: usize,
     end: usize,
+    own_end: usize,
     detector: usize,
+}
+
+/// A part of the value to replace: `start..end` of the value; the mask is
+/// made from `source` (of the value, or of its unescaped view).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    detector: usize,
+    source: (usize, usize),
+    in_view: bool,
 }
 
 /// Reusable buffers for one stream of values (one per session direction).
 #[derive(Debug, Default)]
 pub struct Scratch {
     hits: Vec<Hit>,
+    view_hits: Vec<Hit>,
+    spans: Vec<Span>,
     which: Vec<bool>,
+    view: Vec<u8>,
+    escapes: Vec<Escape>,
+    mask: Vec<u8>,
 }
 
 impl MaskingEngine {
@@ -296,7 +328,15 @@ impl MaskingEngine {
     /// Whether any detector could match `value` (one pass, no allocation).
     #[inline]
     pub fn may_contain(&self, value: &[u8]) -> bool {
+        work::charge(value.len());
         self.set.as_ref().is_some_and(|s| s.is_match(value))
+    }
+
+    /// Whether masking `value` may change it: a detector could match it, or
+    /// it holds a backslash (its unescaped view may hold what it hides).
+    #[inline]
+    pub fn may_mask(&self, value: &[u8]) -> bool {
+        self.may_contain(value) || memchr::memchr(b'\\', value).is_some()
     }
 
     /// Finds sensitive parts of `value`; when there are some, writes the
@@ -309,36 +349,7 @@ impl MaskingEngine {
         scratch: &mut Scratch,
         tally: &mut MaskTally,
     ) -> Masked {
-        if !self.may_contain(value) {
-            return Masked::Clean;
-        }
-        self.find(value, scratch);
-        if scratch.hits.is_empty() {
-            return Masked::Clean;
-        }
-        let mark = out.len();
-        let mut at = 0;
-        for h in &scratch.hits {
-            out.extend_from_slice(&value[at..h.start]);
-            let d = &self.detectors[h.detector];
-            tally.bump_detector(h.detector);
-            let quote = kind == TextKind::Json && !inside_json_string(value, h.start);
-            if quote {
-                out.push(b'"');
-            }
-            if let Replacement::Null =
-                strategy::apply(d.strategy, &d.name, &value[h.start..h.end], &self.key, out)
-            {
-                out.truncate(mark);
-                return Masked::Null;
-            }
-            if quote {
-                out.push(b'"');
-            }
-            at = h.end;
-        }
-        out.extend_from_slice(&value[at..]);
-        Masked::Rewritten
+        self.mask(value, kind, false, out, scratch, tally)
     }
 
     /// Masks hits inside `value`, writing the masked value to `out`; returns
@@ -348,27 +359,12 @@ impl MaskingEngine {
     pub fn mask_inline(
         &self,
         value: &[u8],
+        kind: TextKind,
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
         tally: &mut MaskTally,
     ) -> bool {
-        let mark = out.len();
-        match self.mask_text(value, TextKind::Plain, out, scratch, tally) {
-            Masked::Clean => false,
-            Masked::Rewritten => true,
-            Masked::Null => {
-                // `find` left the hits in `scratch`.
-                out.truncate(mark);
-                let mut at = 0;
-                for h in &scratch.hits {
-                    out.extend_from_slice(&value[at..h.start]);
-                    strategy::redact(&self.detectors[h.detector].name, out);
-                    at = h.end;
-                }
-                out.extend_from_slice(&value[at..]);
-                true
-            }
-        }
+        self.mask(value, kind, true, out, scratch, tally) != Masked::Clean
     }
 
     /// [`mask_inline`](Self::mask_inline) for a string.
@@ -379,62 +375,209 @@ impl MaskingEngine {
         tally: &mut MaskTally,
     ) -> Cow<'a, str> {
         let mut out = Vec::new();
-        if self.mask_inline(s.as_bytes(), &mut out, scratch, tally) {
+        if self.mask_inline(s.as_bytes(), TextKind::Plain, &mut out, scratch, tally) {
             Cow::Owned(String::from_utf8_lossy(&out).into_owned())
         } else {
             Cow::Borrowed(s)
         }
     }
 
-    /// Collects validated, non-overlapping hits into `scratch.hits`, sorted.
-    fn find(&self, value: &[u8], scratch: &mut Scratch) {
-        scratch.hits.clear();
-        let Some(set) = &self.set else { return };
-        scratch.which.clear();
-        scratch.which.resize(self.detectors.len(), false);
-        set.matches_read_at(&mut scratch.which, value, 0);
-        for (i, d) in self.detectors.iter().enumerate() {
-            if !scratch.which[i] {
+    /// Finds the hits of `value` and of its unescaped view, and writes the
+    /// masked value. `inline`: the `null` strategy writes its fixed mask
+    /// instead of making the whole value NULL.
+    fn mask(
+        &self,
+        value: &[u8],
+        kind: TextKind,
+        inline: bool,
+        out: &mut Vec<u8>,
+        scratch: &mut Scratch,
+        tally: &mut MaskTally,
+    ) -> Masked {
+        let Scratch {
+            hits,
+            view_hits,
+            spans,
+            which,
+            view,
+            escapes,
+            mask,
+        } = scratch;
+        hits.clear();
+        view_hits.clear();
+        if self.may_contain(value) {
+            self.find(value, hits, which);
+        }
+        let unescaped = unescape::build(value, kind == TextKind::Json, view, escapes);
+        if unescaped && self.may_contain(view) {
+            self.find(view, view_hits, which);
+        }
+        if hits.is_empty() && view_hits.is_empty() {
+            return Masked::Clean;
+        }
+        merge(hits, view_hits, escapes, spans);
+        for s in spans.iter() {
+            tally.bump_detector(s.detector);
+        }
+        let mark = out.len();
+        let mut crossings = Crossings::new(escapes);
+        let mut json = (kind == TextKind::Json).then(|| JsonWriter::new(value));
+        let mut at = 0;
+        for s in spans.iter() {
+            let d = &self.detectors[s.detector];
+            let text: &[u8] = if s.in_view { view } else { value };
+            let part = &text[s.source.0..s.source.1];
+            mask.clear();
+            if inline && d.strategy == Strategy::Null {
+                strategy::redact(&d.name, mask);
+            } else if let Replacement::Null =
+                strategy::apply(d.strategy, &d.name, part, &self.key, mask)
+            {
+                out.truncate(mark);
+                return Masked::Null;
+            }
+            if let Some(w) = json.as_mut() {
+                w.hit(s.start, s.end, mask, out);
                 continue;
             }
+            out.extend_from_slice(&value[at..s.start]);
+            if kind == TextKind::Escaped && crossings.crosses(s.start, s.end) {
+                for &b in mask.iter() {
+                    if !(b.is_ascii_alphanumeric() || b == b'*' || b >= 0x80) {
+                        out.push(b'\\');
+                    }
+                    out.push(b);
+                }
+            } else {
+                out.extend_from_slice(mask);
+            }
+            at = s.end;
+        }
+        match json {
+            Some(w) => w.finish(out),
+            None => out.extend_from_slice(&value[at..]),
+        }
+        Masked::Rewritten
+    }
+
+    /// Collects validated hits of `text` into `hits`, in order and not
+    /// overlapping: where hits overlap, the earliest (at the same start, the
+    /// higher-priority detector) makes the mask and its span grows to cover
+    /// the others, so no part of any hit is left in clear.
+    fn find(&self, text: &[u8], hits: &mut Vec<Hit>, which: &mut Vec<bool>) {
+        hits.clear();
+        let Some(set) = &self.set else { return };
+        which.clear();
+        which.resize(self.detectors.len(), false);
+        set.matches_read_at(which, text, 0);
+        for (i, d) in self.detectors.iter().enumerate() {
+            if !which[i] {
+                continue;
+            }
+            // Each search below is one pass over the text.
+            work::charge(text.len());
             if d.groups {
-                for c in d.regex.captures_iter(value) {
+                for c in d.regex.captures_iter(text) {
                     let Some(whole) = c.get(0) else { continue };
-                    if !d.validator.check(value, whole.range()) {
+                    if !d.validator.check(text, whole.range()) {
                         continue;
                     }
                     let part = c.iter().skip(1).flatten().next().unwrap_or(whole);
-                    if part.start() < part.end() && !is_mask(&value[part.start()..]) {
-                        scratch.hits.push(Hit {
+                    if part.start() < part.end() && !is_mask(&text[part.start()..]) {
+                        hits.push(Hit {
                             start: part.start(),
                             end: part.end(),
+                            own_end: part.end(),
                             detector: i,
                         });
                     }
                 }
+            } else if d.validator == Validator::Card {
+                for m in d.regex.find_iter(text) {
+                    validate::card_windows(text, m.range(), |r| {
+                        hits.push(Hit {
+                            start: r.start,
+                            end: r.end,
+                            own_end: r.end,
+                            detector: i,
+                        })
+                    });
+                }
             } else {
-                for m in d.regex.find_iter(value) {
-                    if d.validator.check(value, m.range()) {
-                        scratch.hits.push(Hit {
+                for m in d.regex.find_iter(text) {
+                    if d.validator.check(text, m.range()) {
+                        hits.push(Hit {
                             start: m.start(),
                             end: m.end(),
+                            own_end: m.end(),
                             detector: i,
                         });
                     }
                 }
             }
         }
-        if scratch.hits.len() > 1 {
-            // Earliest first; at the same start, the higher-priority detector.
-            scratch.hits.sort_unstable_by_key(|h| (h.start, h.detector));
-            let mut end = 0;
-            scratch.hits.retain(|h| {
-                let keep = h.start >= end;
-                if keep {
-                    end = h.end;
+        if hits.len() > 1 {
+            hits.sort_unstable_by_key(|h| (h.start, h.detector));
+            let mut kept = 0;
+            for k in 1..hits.len() {
+                let h = hits[k];
+                if h.start < hits[kept].end {
+                    hits[kept].end = hits[kept].end.max(h.end);
+                } else {
+                    kept += 1;
+                    hits[kept] = h;
                 }
-                keep
-            });
+            }
+            hits.truncate(kept + 1);
+        }
+    }
+}
+
+/// Joins the hits of a value and of its unescaped view (`view_hits`, mapped
+/// back through `escapes`) into spans of the value to replace, in order and
+/// not overlapping, as [`MaskingEngine::find`] joins hits. Spans hold
+/// whole escapes.
+fn merge(hits: &[Hit], view_hits: &[Hit], escapes: &[Escape], spans: &mut Vec<Span>) {
+    spans.clear();
+    let mut map = RawMap::new(escapes);
+    let mut mapped = view_hits.iter().map(|h| Span {
+        start: map.start(h.start),
+        end: map.end(h.end),
+        detector: h.detector,
+        source: (h.start, h.own_end),
+        in_view: true,
+    });
+    let mut whole = Crossings::new(escapes);
+    let mut own = hits.iter().map(|h| {
+        let (start, end) = whole.widen(h.start, h.end);
+        Span {
+            start,
+            end,
+            detector: h.detector,
+            source: (h.start, h.own_end),
+            in_view: false,
+        }
+    });
+    let (mut a, mut b) = (own.next(), mapped.next());
+    loop {
+        let next = match (a, b) {
+            (Some(x), Some(y)) if (x.start, x.detector) <= (y.start, y.detector) => {
+                a = own.next();
+                x
+            }
+            (_, Some(y)) => {
+                b = mapped.next();
+                y
+            }
+            (Some(x), None) => {
+                a = own.next();
+                x
+            }
+            (None, None) => break,
+        };
+        match spans.last_mut() {
+            Some(last) if next.start < last.end => last.end = last.end.max(next.end),
+            _ => spans.push(next),
         }
     }
 }
@@ -445,17 +588,5 @@ fn is_mask(part: &[u8]) -> bool {
     part.starts_with(b"[masked:") || part.starts_with(b"[hash:")
 }
 
-/// Whether byte `at` of a JSON text lies inside a string literal.
-fn inside_json_string(json: &[u8], at: usize) -> bool {
-    let mut inside = false;
-    let mut i = 0;
-    while i < at {
-        match json[i] {
-            b'\\' if inside => i += 1,
-            b'"' => inside = !inside,
-            _ => {}
-        }
-        i += 1;
-    }
-    inside
-}
+#[cfg(test)]
+mod tests;

@@ -13,9 +13,12 @@
 
 mod detectors;
 mod engine;
+mod json;
 mod rules;
 mod strategy;
+mod unescape;
 mod validate;
+pub mod work;
 
 pub use detectors::{builtin, group, BuiltinDetector, BUILTIN};
 pub use engine::{DetectorSpec, MaskTally, Masked, MaskingEngine, Scratch, TextKind};

@@ -131,7 +131,7 @@ pub(crate) fn redact(label: &str, out: &mut Vec<u8>) {
 
 /// Stars every letter or digit but the last `keep` ones; ASCII punctuation
 /// and spaces stay, so the shape remains readable. A non-ASCII character
-/// becomes one star.
+/// or a control character becomes one star.
 fn partial(value: &[u8], keep: usize, out: &mut Vec<u8>) {
     let alnum = value.iter().filter(|b| b.is_ascii_alphanumeric()).count();
     // Never keep more than half: a short value is not given away.
@@ -149,7 +149,9 @@ fn partial(value: &[u8], keep: usize, out: &mut Vec<u8>) {
             }
             i += 1;
         } else if b < 0x80 {
-            out.push(b);
+            // A control character (a decoded `\u0000` among them) could end
+            // or break the text it is written into.
+            out.push(if b < 0x20 || b == 0x7f { b'*' } else { b });
             i += 1;
         } else {
             out.push(b'*');
@@ -184,6 +186,7 @@ mod tests {
         assert_eq!(run(Strategy::Partial(4), "123-45-6789"), "***-**-6789");
         assert_eq!(run(Strategy::Partial(4), "abc"), "**c");
         assert_eq!(run(Strategy::Partial(2), "é1234"), "***34");
+        assert_eq!(run(Strategy::Partial(2), "a\0b\n12"), "****12");
         assert_eq!(run(Strategy::Null, "x"), "NULL");
         let h1 = run(Strategy::Hash, "alice@example.com");
         assert_eq!(h1, run(Strategy::Hash, "alice@example.com"));

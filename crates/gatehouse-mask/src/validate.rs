@@ -112,11 +112,18 @@ fn card(s: &[u8]) -> bool {
         }
     }
     let (d, n) = digits(s);
-    if !(13..=19).contains(&n) || !luhn(&d[..n]) {
+    n <= d.len() && card_digits(&d[..n])
+}
+
+/// Whether digits are a card number: 13 to 19 of them, Luhn, and an issuer
+/// prefix that exists with this length.
+fn card_digits(d: &[u8]) -> bool {
+    let n = d.len();
+    if !(13..=19).contains(&n) || !luhn(d) {
         return false;
     }
-    let (p1, p2, p3, p4) = (d[0] as u32, prefix(&d, 2), prefix(&d, 3), prefix(&d, 4));
-    let p6 = prefix(&d, 6);
+    let (p1, p2, p3, p4) = (d[0] as u32, prefix(d, 2), prefix(d, 3), prefix(d, 4));
+    let p6 = prefix(d, 6);
     match p1 {
         4 => matches!(n, 13 | 16 | 19),
         2 => (2221..=2720).contains(&p4) && n == 16 || (2200..=2204).contains(&p4) && n >= 16,
@@ -139,6 +146,101 @@ fn card(s: &[u8]) -> bool {
                 || matches!(p4, 6304 | 6759 | 6761..=6763) && n >= 13
         }
         _ => false,
+    }
+}
+
+/// Longest separator between two digit groups of a card.
+const MAX_SEPARATOR: usize = 3;
+
+/// Finds the cards in a run of digit groups (`hay[m]`), calling `hit` with
+/// each one's range, in order.
+///
+/// A card is a window of whole groups (it starts and ends at a group
+/// boundary, so no card is read out of the middle of a longer number) with
+/// one separator throughout, at most three bytes long (`4111 1111 …`,
+/// `4111.1111.…`, `4111 - 1111 - …`). The run's first group starts a
+/// window of any grouping; a later group starts one only in the layouts
+/// cards are written in (one group, groups of four, 4-6-5, 4-6-4; and 4-12,
+/// a UUID's last groups), so a card
+/// behind another group (`qty 2 4111 1111 1111 1111`, a card padded into a
+/// UUID) is found, while a list of small numbers (`1 2 3 … 13`) is not read
+/// as one. At each start the longest window that is a card wins, and the
+/// search goes on after it. A window holds at most 19 digits, so the work
+/// is linear in the run.
+pub(crate) fn card_windows(hay: &[u8], m: Range<usize>, mut hit: impl FnMut(Range<usize>)) {
+    let s = &hay[m.clone()];
+    let mut first = true;
+    let mut i = 0;
+    while i < s.len() {
+        if !s[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        match longest_card(s, i, first) {
+            Some(end) => {
+                hit(m.start + i..m.start + end);
+                i = end;
+            }
+            None => {
+                // The next group.
+                while i < s.len() && s[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+        }
+        first = false;
+    }
+}
+
+/// The end of the longest card window starting at group `start` of `s`;
+/// `any_layout`: whatever its groups.
+fn longest_card(s: &[u8], start: usize, any_layout: bool) -> Option<usize> {
+    let mut d = [0u8; 19];
+    let mut n = 0;
+    // Digits per group, in order.
+    let mut groups = [0u8; 19];
+    let mut g = 0;
+    let mut sep: Option<&[u8]> = None;
+    let mut best = None;
+    let mut j = start;
+    loop {
+        let group_start = n;
+        while j < s.len() && s[j].is_ascii_digit() {
+            if n == d.len() {
+                crate::work::charge(j - start);
+                return best;
+            }
+            d[n] = s[j] - b'0';
+            n += 1;
+            j += 1;
+        }
+        groups[g] = (n - group_start) as u8;
+        g += 1;
+        if (any_layout || card_layout(&groups[..g])) && card_digits(&d[..n]) {
+            best = Some(j);
+        }
+        let from = j;
+        while j < s.len() && !s[j].is_ascii_digit() && j - from <= MAX_SEPARATOR {
+            j += 1;
+        }
+        let this = &s[from..j];
+        let same = sep.is_none_or(|x| x == this);
+        if j >= s.len() || this.len() > MAX_SEPARATOR || !same {
+            crate::work::charge(j - start);
+            return best;
+        }
+        sep = Some(this);
+    }
+}
+
+/// Whether digit groups are laid out as cards are written: one group,
+/// groups of four (the last may be shorter), 4-6-5 and 4-6-4 (American
+/// Express, Diners), or 4-12 (a card padded into a UUID's last two groups).
+fn card_layout(groups: &[u8]) -> bool {
+    match groups {
+        [_] | [4, 6, 5] | [4, 6, 4] | [4, 12] => true,
+        [init @ .., last] => init.iter().all(|&x| x == 4) && (1..=4).contains(last),
+        [] => false,
     }
 }
 
@@ -345,6 +447,45 @@ mod tests {
         ] {
             assert!(!ok(Validator::Card, bad), "{bad}");
         }
+    }
+
+    fn windows(s: &str) -> Vec<&str> {
+        let mut found = Vec::new();
+        card_windows(s.as_bytes(), 0..s.len(), |r| found.push(&s[r]));
+        found
+    }
+
+    #[test]
+    fn cards_inside_runs_of_groups() {
+        assert_eq!(windows("2 4111111111111111"), ["4111111111111111"]);
+        assert_eq!(windows("4111111111111111 1"), ["4111111111111111"]);
+        assert_eq!(windows("1 4111 1111 1111 1111 22"), ["4111 1111 1111 1111"]);
+        assert_eq!(windows("4111.1111.1111.1111"), ["4111.1111.1111.1111"]);
+        assert_eq!(
+            windows("4111 - 1111 - 1111 - 1111"),
+            ["4111 - 1111 - 1111 - 1111"]
+        );
+        assert_eq!(
+            windows("4111 1111 1111 1111 5500 0055 5555 5559"),
+            ["4111 1111 1111 1111", "5500 0055 5555 5559"]
+        );
+        // A card padded into a UUID's groups.
+        assert_eq!(
+            windows("00000000-0000-0000-4111-111111111111"),
+            ["4111-111111111111"]
+        );
+        // Not at a group boundary, mixed separators, or too long a separator: no card.
+        assert!(windows("94111111111111111").is_empty());
+        assert!(windows("4111-1111 1111 1111").is_empty());
+        assert!(windows("4111    1111    1111    1111").is_empty());
+        assert!(windows("1 2 3 4 5 6 7 8 9 10 11 12 13").is_empty());
+        // Any grouping from the first group, as before; cards' layouts after it.
+        assert_eq!(
+            windows("4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"),
+            ["4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1"]
+        );
+        assert!(windows("7 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1").is_empty());
+        assert_eq!(windows("7 3782 822463 10005"), ["3782 822463 10005"]);
     }
 
     #[test]

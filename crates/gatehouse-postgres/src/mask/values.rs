@@ -184,13 +184,20 @@ impl SessionMasking {
         })
     }
 
-    /// Masks one COPY TO STDOUT row (text or CSV): hits are replaced in place.
+    /// Masks one COPY TO STDOUT row (text or CSV) whose options are not
+    /// known (no [`CopyPlan`](super::CopyPlan)): hits in the whole line, and
+    /// in the line with its backslash escapes undone (a value holding the
+    /// delimiter is escaped), are replaced in place, escaped where they
+    /// covered escapes.
     pub(crate) fn copy_row(&mut self, body: &[u8], tally: &mut MaskTally) -> Option<BytesMut> {
         self.value.clear();
-        if !self
-            .engine
-            .mask_inline(body, &mut self.value, &mut self.scratch, tally)
-        {
+        if !self.engine.mask_inline(
+            body,
+            TextKind::Escaped,
+            &mut self.value,
+            &mut self.scratch,
+            tally,
+        ) {
             return None;
         }
         let s = begin(&mut self.out, b'd');
@@ -217,7 +224,7 @@ impl SessionMasking {
                 break;
             }
             let v = c.cstr_bytes("value").map_err(|_| bad())?;
-            any |= masked_field(f) && self.engine.may_contain(v);
+            any |= masked_field(f) && self.engine.may_mask(v);
         }
         if !any {
             return Ok(None);
@@ -233,9 +240,13 @@ impl SessionMasking {
             let v = c.cstr_bytes("value").map_err(|_| bad())?;
             self.value.clear();
             if masked_field(f)
-                && self
-                    .engine
-                    .mask_inline(v, &mut self.value, &mut self.scratch, tally)
+                && self.engine.mask_inline(
+                    v,
+                    TextKind::Plain,
+                    &mut self.value,
+                    &mut self.scratch,
+                    tally,
+                )
             {
                 self.out.put_slice(&self.value);
             } else {
@@ -259,10 +270,13 @@ impl SessionMasking {
         let channel = c.cstr_bytes("channel").map_err(|_| bad())?;
         let payload = c.cstr_bytes("payload").map_err(|_| bad())?;
         self.value.clear();
-        if !self
-            .engine
-            .mask_inline(payload, &mut self.value, &mut self.scratch, tally)
-        {
+        if !self.engine.mask_inline(
+            payload,
+            TextKind::Plain,
+            &mut self.value,
+            &mut self.scratch,
+            tally,
+        ) {
             return Ok(None);
         }
         let s = begin(&mut self.out, b'A');
