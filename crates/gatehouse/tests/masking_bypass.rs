@@ -292,14 +292,10 @@ async fn copy_escapes_do_not_hide_values() {
     drop(client);
 }
 
-/// Issue #28 item 8, on a connection without column rules: the tracker
-/// asks for a COPY plan only under column rules, so these rows are masked
-/// as whole lines and a CSV QUOTE or ESCAPE that mangles the digits is not
-/// undone. Runs once tracker/results.rs asks for a plan for every masked
-/// COPY (the CopyOutResponse branch: `self.masking.active` instead of
-/// `self.masking.has_rules()`).
+/// Issue #28 item 8, on a connection without column rules: every masked
+/// COPY is read field by field with its own options, so a CSV QUOTE or
+/// ESCAPE that mangles the digits is undone before the detectors look.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the tracker to plan every masked COPY (tracker/results.rs)"]
 async fn csv_quotes_do_not_hide_values_without_column_rules() {
     let h = harness();
     let agent = h.token("order-agent", &["agents"], "1h");

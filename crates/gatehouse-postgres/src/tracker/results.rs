@@ -46,10 +46,11 @@ impl Tracker {
                     self.fail(MaskFailure(
                         "COPY in binary format cannot be masked; use FORMAT text or csv".into(),
                     ))
-                } else if self.masking.has_rules() {
-                    self.copy_started(body)?
                 } else {
-                    Flow::Forward
+                    // Every masked COPY is read field by field with its own
+                    // options (a CSV QUOTE or ESCAPE can mangle a value past
+                    // the detectors otherwise), with or without column rules.
+                    self.copy_started(body)?
                 }
             }
             b'd' => {
@@ -115,8 +116,9 @@ impl Tracker {
         (&mut self.masking, tally)
     }
 
-    /// A CopyOutResponse under column rules: the COPY's fields are matched
-    /// to its table's columns, so covered ones are masked by rule.
+    /// A CopyOutResponse under masking: the COPY's fields are read with its
+    /// own options and, under column rules, matched to its table's columns,
+    /// so covered ones are masked by rule.
     fn copy_started(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
         let mut c = crate::codec::Cursor::new(body);
         c.u8("copy format")?;
@@ -129,8 +131,8 @@ impl Tracker {
         };
         let Some(copy) = s.result.copy_out.as_ref().and_then(|a| a.copy_out.as_ref()) else {
             return Ok(self.fail(MaskFailure(
-                "column masking rules apply, and this COPY came in a query string with other \
-                 statements, so its columns cannot be matched to its table; send the COPY on its own"
+                "this COPY came in a query string with other statements, so the gateway cannot \
+                 read its fields with its own options to mask them; send the COPY on its own"
                     .into(),
             )));
         };
