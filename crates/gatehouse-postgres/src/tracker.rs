@@ -829,7 +829,7 @@ impl Tracker {
         let outcome = match outcome {
             StatementOutcome::Error { sqlstate, message } => StatementOutcome::Error {
                 sqlstate,
-                message: m.mask_owned(message),
+                message: m.mask_error_message(message),
             },
             o => o,
         };

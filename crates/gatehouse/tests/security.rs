@@ -650,6 +650,25 @@ fn a_ruled_column_does_not_leave_through_merged_joins_or_statistics() {
         );
         assert!(!stdout(&out).contains("QQ12345"));
     }
+    // 7. Values quoted in errors: a ruled column's value is not in the
+    // client's error or in the record.
+    for sql in [
+        "SELECT 1 FROM customers WHERE national_id::int = 0",
+        "SELECT 1 FROM customers WHERE national_id::uuid IS NULL",
+    ] {
+        let out = h.psql(&agent, "masked-db", sql);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("redacted"), "{sql}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("QQ12345"), "{sql}: {}", stderr(&out));
+    }
+    let sessions = h.ended_sessions("agent-7", 10);
+    let recorded = serde_json::to_string(&sessions).unwrap()
+        + &sessions
+            .iter()
+            .map(|s| h.session_detail(s["id"].as_str().unwrap()).to_string())
+            .collect::<String>();
+    assert!(recorded.contains("redacted"));
+    assert!(!recorded.contains("QQ12345"), "a ruled value in a record");
     // 15. A row masking would hold whole past its limit ends the session
     // rather than pass unmasked or pile up in the gateway.
     let out = h.psql(

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod copy;
+mod errors;
 mod guard;
 mod plan;
 mod types;

@@ -215,6 +215,8 @@ impl SessionMasking {
         tally: &mut MaskTally,
     ) -> Result<Option<BytesMut>, MaskFailure> {
         let bad = || MaskFailure("the backend sent a malformed error or notice".into());
+        // Under column rules quoted values are redacted (`errors.rs`).
+        let rules = self.has_rules();
         // A first pass: does any field need masking?
         let mut c = Cursor::new(body);
         let mut any = false;
@@ -225,6 +227,7 @@ impl SessionMasking {
             }
             let v = c.cstr_bytes("value").map_err(|_| bad())?;
             any |= masked_field(f) && self.engine.may_mask(v);
+            any |= rules && super::errors::redact_values(f, v).is_some();
         }
         if !any {
             return Ok(None);
@@ -238,6 +241,12 @@ impl SessionMasking {
                 break;
             }
             let v = c.cstr_bytes("value").map_err(|_| bad())?;
+            let redacted = if rules {
+                super::errors::redact_values(f, v)
+            } else {
+                None
+            };
+            let v = redacted.as_deref().unwrap_or(v);
             self.value.clear();
             if masked_field(f)
                 && self.engine.mask_inline(
@@ -348,5 +357,17 @@ impl SessionMasking {
             std::borrow::Cow::Owned(masked) => masked,
             std::borrow::Cow::Borrowed(_) => s,
         }
+    }
+
+    /// An error message as a record keeps it: quoted values redacted under
+    /// column rules (as the client saw it), then masked.
+    pub(crate) fn mask_error_message(&mut self, message: String) -> String {
+        let message = match self.has_rules() {
+            true => super::errors::redact_values(b'M', message.as_bytes())
+                .and_then(|v| String::from_utf8(v).ok())
+                .unwrap_or(message),
+            false => message,
+        };
+        self.mask_owned(message)
     }
 }
