@@ -69,6 +69,12 @@ pub(crate) struct Verdict {
     /// SQL `PREPARE`s among the statements (by position): their names hold
     /// them once the server answered that statement's CommandComplete.
     pub(crate) sql_prepares: Vec<(usize, Arc<StatementAnalysis>)>,
+    /// Statement names the statements drop (`DEALLOCATE`; `None`: all, also
+    /// `DISCARD ALL`), forgotten at once when allowed.
+    pub(crate) deallocates: Vec<Option<String>>,
+    /// The statements change portals (DECLARE, CLOSE, DISCARD): every portal
+    /// name is forgotten.
+    pub(crate) changes_portals: bool,
 }
 
 impl Verdict {
@@ -84,6 +90,8 @@ impl Verdict {
             hold: None,
             recorded: None,
             sql_prepares: Vec::new(),
+            deallocates: Vec::new(),
+            changes_portals: false,
         }
     }
 
@@ -346,12 +354,16 @@ impl Gate {
                 if st.prepares.is_some() {
                     verdict.sql_prepares.push((i, Arc::new(st.clone())));
                 }
-                match &st.deallocates {
-                    Some(Some(name)) => {
-                        self.sql_prepared.remove(name);
+                if let Some(name) = &st.deallocates {
+                    verdict.deallocates.push(name.clone());
+                }
+                match st.operation.as_str() {
+                    "discard" => {
+                        verdict.deallocates.push(None);
+                        verdict.changes_portals = true;
                     }
-                    Some(None) => self.sql_prepared.clear(),
-                    None => {}
+                    "declare_cursor" | "close_portal" => verdict.changes_portals = true,
+                    _ => {}
                 }
             }
         }
@@ -495,6 +507,16 @@ impl Gate {
     pub(crate) fn sql_prepared_done(&mut self, prepared: &Arc<StatementAnalysis>) {
         if let Some(name) = &prepared.prepares {
             self.sql_prepared.insert(name.clone(), prepared.clone());
+        }
+    }
+
+    /// Forgets a SQL-prepared name (`None`: all of them).
+    pub(crate) fn forget_sql_prepared(&mut self, name: Option<&str>) {
+        match name {
+            Some(n) => {
+                self.sql_prepared.remove(n);
+            }
+            None => self.sql_prepared.clear(),
         }
     }
 

@@ -292,6 +292,14 @@ impl Tracker {
         if verdict.changes_schema && !refused {
             self.masking.schema_changed();
         }
+        if !refused {
+            for name in std::mem::take(&mut verdict.deallocates) {
+                self.deallocate(name.as_deref());
+            }
+            if verdict.changes_portals {
+                self.forget_portals();
+            }
+        }
         self.approval_step(verdict.approval, &text, &params);
         self.push(
             kind,
@@ -594,7 +602,13 @@ impl Tracker {
                         st.text
                     ))),
                 };
-                if let Some(verdict) = verdict {
+                if let Some(mut verdict) = verdict {
+                    // A SQL PREPARE run this way takes its name when answered, too.
+                    if let Some(a) = st.analysis.as_ref().filter(|a| a.prepares.is_some()) {
+                        if verdict.sql_prepares.is_empty() {
+                            verdict.sql_prepares.push((0, a.clone()));
+                        }
+                    }
                     return Ok(self.gated(
                         Kind::Extended,
                         text,
@@ -697,6 +711,10 @@ impl Tracker {
                     if tag == "PREPARE" {
                         if let Some((_, done)) = s.sql_prepares.iter().find(|(j, _)| *j == i) {
                             let done = done.clone();
+                            // One namespace: a protocol-level statement of that name is gone.
+                            if let Some(name) = &done.prepares {
+                                self.prepared.remove(names::server_name(name));
+                            }
                             self.gate.sql_prepared_done(&done);
                         }
                     }
@@ -784,6 +802,10 @@ impl Tracker {
                     if let Some(Pending::Define(d)) = self.pending.pop_front() {
                         self.not_defined(d);
                     }
+                }
+                // Idle: the transaction ended, and its portals with it.
+                if body.first() == Some(&b'I') {
+                    self.forget_portals();
                 }
                 match self.pending.front() {
                     Some(Pending::Statement(_)) => self.complete_front(),

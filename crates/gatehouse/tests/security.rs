@@ -358,6 +358,34 @@ fn a_name_runs_what_the_server_holds_under_it_and_the_log_says_so() {
         "s1 was not decided as the DELETE the server holds: {got:?}"
     );
     assert_eq!(orders(&h), "5", "the DELETE ran");
+    // SQL PREPARE and protocol Parse share one namespace on the server: a
+    // protocol Close of p, then a held Parse of p, then SQL EXECUTE p.
+    raw.send(&[query(b"PREPARE p AS SELECT 1")]);
+    raw.until_ready(1);
+    let mut close = vec![b'S'];
+    close.extend_from_slice(b"p\0");
+    raw.send(&[msg(b'C', &close), sync()]);
+    raw.until_ready(1);
+    raw.send(&[parse("p", "DELETE FROM orders"), sync()]);
+    raw.until_ready(1);
+    raw.send(&[query(b"EXECUTE p")]);
+    let got = errors(&raw.until_ready(1));
+    assert!(!got.is_empty(), "EXECUTE p ran");
+    assert_eq!(orders(&h), "5", "the DELETE ran through SQL EXECUTE");
+    // Names longer than the server keeps are one name to it, and to the gateway.
+    let long = |c: char| format!("{}{c}", "a".repeat(63));
+    raw.send(&[parse(&long('1'), "SELECT 1"), sync()]);
+    raw.until_ready(1);
+    let mut close = vec![b'S'];
+    close.extend_from_slice(long('2').as_bytes());
+    close.push(0);
+    raw.send(&[msg(b'C', &close), sync()]);
+    raw.until_ready(1);
+    raw.send(&[parse(&long('3'), "DELETE FROM orders"), sync()]);
+    raw.until_ready(1);
+    raw.send(&[bind("", &long('1')), execute(""), sync()]);
+    raw.until_ready(1);
+    assert_eq!(orders(&h), "5", "a truncated name ran the DELETE");
     drop(raw);
 
     // The same through SQL PREPARE: an approved PREPARE of the DELETE, then a

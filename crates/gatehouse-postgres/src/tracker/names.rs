@@ -17,6 +17,22 @@ use super::{Pending, Portal, Tracker};
 use crate::gate::Prepared;
 use std::collections::HashMap;
 
+/// Longest name the server keeps: it truncates statement and portal names
+/// to `NAMEDATALEN - 1` bytes, so longer ones that share a prefix are one.
+const MAX_NAME: usize = 63;
+
+/// A name as the server keys it.
+pub(super) fn server_name(name: &str) -> &str {
+    if name.len() <= MAX_NAME {
+        return name;
+    }
+    let mut end = MAX_NAME;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// A Parse or Bind the backend has not answered yet.
 pub(super) struct Definition {
     pub(super) name: String,
@@ -30,6 +46,31 @@ pub(super) struct Definition {
 pub(super) enum Defined {
     Statement(Prepared),
     Portal(Portal),
+}
+
+impl Definition {
+    /// A Describe answered before this definition was confirmed.
+    pub(super) fn described(
+        &mut self,
+        parse_id: u64,
+        bind_id: u64,
+        cols: &std::sync::Arc<[crate::mask::Column]>,
+    ) {
+        match &mut self.what {
+            Defined::Statement(s) if parse_id != 0 && s.parse_id == parse_id => {
+                s.columns = Some(cols.clone());
+            }
+            Defined::Portal(p) => {
+                if bind_id != 0 && p.bind_id == bind_id {
+                    p.columns = Some(cols.clone());
+                }
+                if parse_id != 0 && p.statement.parse_id == parse_id {
+                    p.statement.columns = Some(cols.clone());
+                }
+            }
+            Defined::Statement(_) => {}
+        }
+    }
 }
 
 /// What the server will hold under a name when a message sent now reaches it.
@@ -50,6 +91,7 @@ fn named<'a, T>(
     name: &str,
     pick: fn(&Defined) -> Option<&T>,
 ) -> Named<'a, T> {
+    let name = server_name(name);
     let mut same_batch = true;
     for p in pending.iter().rev() {
         match p {
@@ -97,7 +139,7 @@ impl Tracker {
     /// Queues a definition until the server confirms it.
     pub(super) fn define(&mut self, name: &str, what: Defined) {
         self.pending.push_back(Pending::Define(Definition {
-            name: name.to_string(),
+            name: server_name(name).to_string(),
             what,
             closed: false,
         }));
@@ -107,8 +149,11 @@ impl Tracker {
     /// it, and the gateway refusing it is the safe side), and any definition
     /// still on its way is not kept.
     pub(super) fn close(&mut self, name: &str, statement: bool) {
+        let name = server_name(name);
         if statement {
             self.prepared.remove(name);
+            // SQL PREPARE and Parse share the server's one namespace.
+            self.gate.forget_sql_prepared(Some(name));
         } else {
             self.portals.remove(name);
         }
@@ -119,6 +164,28 @@ impl Tracker {
                 }
             }
         }
+    }
+
+    /// DEALLOCATE (`None`: ALL, DISCARD ALL): statement names are forgotten
+    /// at once, protocol-level ones too (one namespace on the server).
+    pub(super) fn deallocate(&mut self, name: Option<&str>) {
+        match name {
+            Some(n) => {
+                let n = server_name(n);
+                self.prepared.remove(n);
+                self.gate.forget_sql_prepared(Some(n));
+            }
+            None => {
+                self.prepared.clear();
+                self.gate.forget_sql_prepared(None);
+            }
+        }
+    }
+
+    /// Every portal: the transaction that held them ended, or a DECLARE,
+    /// CLOSE or DISCARD changed them in ways the gateway does not follow.
+    pub(super) fn forget_portals(&mut self) {
+        self.portals.clear();
     }
 
     /// The unnamed statement is replaced whatever its Parse's outcome: a
@@ -136,6 +203,8 @@ impl Tracker {
                 }
                 match d.what {
                     Defined::Statement(s) => {
+                        // The name now means this statement for SQL EXECUTE too.
+                        self.gate.forget_sql_prepared(Some(&d.name));
                         self.prepared.insert(d.name, s);
                     }
                     Defined::Portal(p) => {

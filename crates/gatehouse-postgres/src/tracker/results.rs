@@ -203,6 +203,11 @@ impl Tracker {
             }
         }
         for pending in self.pending.iter_mut() {
+            // Definitions the server has not confirmed yet take it along.
+            if let Pending::Define(d) = pending {
+                d.described(parse_id, bind_id, &cols);
+                continue;
+            }
             let Pending::Statement(s) = pending else {
                 continue;
             };

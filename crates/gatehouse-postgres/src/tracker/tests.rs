@@ -409,3 +409,62 @@ fn a_row_without_a_description_is_withheld() {
         other => panic!("recorded as {other:?}"),
     }
 }
+
+fn close_statement(name: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    b.put_u8(b'S');
+    cstr(&mut b, name);
+    b
+}
+
+#[test]
+fn names_are_keyed_as_the_server_keys_them_and_share_one_namespace() {
+    let mut t = tracker();
+    // Longer than 63 bytes: the server keeps the first 63, so these are one name.
+    let long1 = format!("{}1", "a".repeat(63));
+    let long2 = format!("{}2", "a".repeat(63));
+    t.on_frontend(b'P', &parse(&long1, "select 1")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'1', b"").unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    t.on_frontend(b'C', &close_statement(&long2)).unwrap();
+    t.on_frontend(b'B', &bind("", &long1, &[])).unwrap();
+    assert!(
+        matches!(t.on_frontend(b'E', &execute("")).unwrap(), Flow::Replace(_)),
+        "a statement closed under its truncated name ran"
+    );
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'E', &error("26000", "prepared statement does not exist"))
+        .unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+
+    // SQL PREPARE and a protocol-level Close share the namespace.
+    t.on_frontend(b'Q', &query("PREPARE p AS SELECT 1"))
+        .unwrap();
+    t.on_backend(b'C', &query("PREPARE")).unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    t.on_frontend(b'C', &close_statement("p")).unwrap();
+    assert!(
+        matches!(
+            t.on_frontend(b'Q', &query("EXECUTE p")).unwrap(),
+            Flow::Replace(_)
+        ),
+        "EXECUTE of a closed name was decided as what it had been"
+    );
+}
+
+#[test]
+fn portals_end_with_their_transaction() {
+    let mut t = tracker();
+    t.on_frontend(b'P', &parse("s", "select 1")).unwrap();
+    t.on_frontend(b'B', &bind("c", "s", &[])).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'1', b"").unwrap();
+    t.on_backend(b'2', b"").unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    // The implicit transaction ended at Sync: portal c is gone on the server.
+    assert!(matches!(
+        t.on_frontend(b'E', &execute("c")).unwrap(),
+        Flow::Replace(_)
+    ));
+}
