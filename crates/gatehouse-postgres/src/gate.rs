@@ -16,7 +16,9 @@ pub(crate) use approval::{ApprovalStep, Hold, HoldOutcome};
 use bytes::{BufMut, BytesMut};
 use gatehouse_core::{ApprovalDesk, DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
-use gatehouse_sql::{ActionKind, Analyzer, ParseMode, SqlError, StatementAnalysis};
+use gatehouse_sql::{
+    ActionKind, Analysis, Analyzer, ParseMode, SettingValue, SqlError, StatementAnalysis,
+};
 use settings::SearchPath;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -151,6 +153,9 @@ pub(crate) struct Gate {
     reason: Option<String>,
     /// Where unqualified table names may resolve (`settings::SearchPath`).
     search_path: SearchPath,
+    /// Bumped when the search path grows: statements prepared before are
+    /// decided again at their next Execute (the server re-plans them).
+    path_generation: u64,
     /// The backend login's user: what `$user` in a search path means.
     backend_user: String,
     /// The connection's functions a qualified name can call.
@@ -180,6 +185,7 @@ impl Gate {
             column_guard: None,
             reason: None,
             search_path: SearchPath::Known(Vec::new()),
+            path_generation: 0,
             backend_user: String::new(),
             function_names: Arc::default(),
         }
@@ -204,6 +210,10 @@ impl Gate {
             match change.name.as_deref() {
                 Some("search_path") => {
                     path = Cow::Owned(path.changed(&change.value, &self.backend_user))
+                }
+                // Another role: `$user` in the path may mean another schema.
+                Some("role" | "session_authorization") => {
+                    path = Cow::Owned(path.changed_user(&change.value))
                 }
                 // set_config with a computed name may have changed it.
                 None => path = Cow::Owned(SearchPath::Unknown),
@@ -233,8 +243,11 @@ impl Gate {
         self.settings.approvals.clone()
     }
 
+    /// What a prepared statement's decision depends on besides its text: the
+    /// policy in force and the session's search path (one number: the
+    /// policy's generation high, the path's low).
     pub(crate) fn generation(&self) -> u64 {
-        self.settings.policy.generation()
+        (self.settings.policy.generation() << 32) | (self.path_generation & 0xffff_ffff)
     }
 
     /// Decides a query string (simple protocol) or a Parse (extended).
@@ -280,6 +293,13 @@ impl Gate {
                 return (v, None, true);
             }
         };
+        // What it means must not depend on the pinned settings, should code
+        // the gateway cannot see change them unreported (`settings.rs`).
+        if let Some(reason) = self.reading_depends_on_settings(sql, analysis) {
+            let mut v = self.settings_refusal(reason);
+            v.recorded = analysis.redacted.as_deref().map(Arc::from);
+            return (v, None, true);
+        }
         // Session state: never from the cache (a search path change must be
         // seen each time it runs).
         let cacheable = analysis.statements.iter().all(|st| {
@@ -326,13 +346,14 @@ impl Gate {
             .map(|st| self.function_names.resolve(st))
             .collect();
         let mut cacheable = cacheable;
-        for st in &analysis.statements {
-            if let Some((name, value)) = &st.sets {
-                if name == REASON_VARIABLE {
-                    // Session state: decided every time, never from the cache.
-                    cacheable = false;
-                    self.reason = value.as_ref().map(|v| v.chars().take(MAX_REASON).collect());
-                }
+        for change in analysis.statements.iter().flat_map(|s| s.settings.iter()) {
+            if change.name.as_deref() == Some(REASON_VARIABLE) {
+                // Session state: decided every time, never from the cache.
+                cacheable = false;
+                self.reason = match &change.value {
+                    SettingValue::Literal(v) => Some(v.chars().take(MAX_REASON).collect()),
+                    _ => None,
+                };
             }
         }
         let (mut verdict, approvable) = if protocol == "simple" {
@@ -372,6 +393,7 @@ impl Gate {
             if *path != self.search_path {
                 let path = path.into_owned();
                 self.search_path = path;
+                self.path_generation += 1;
                 // Cached verdicts were decided under the old path.
                 self.verdicts = Default::default();
             }
@@ -583,6 +605,44 @@ impl Gate {
                  masks by rule; nothing of the statement reached the database",
             )),
         )
+    }
+
+    /// Why `sql` (analyzed as `analysis`) would mean something else to a
+    /// server whose pinned settings had been changed unreported: read with
+    /// backslash escapes (`standard_conforming_strings` off) it is other
+    /// statements, or a backslash follows a non-ASCII byte. Only texts with
+    /// a backslash are looked at twice.
+    fn reading_depends_on_settings(&self, sql: &str, analysis: &Analysis) -> Option<String> {
+        if !sql.contains('\\') {
+            return None;
+        }
+        if let Some(reason) = settings::encoding_sensitive(sql) {
+            return Some(reason);
+        }
+        let escaped = ParseMode {
+            backslash_escapes: true,
+        };
+        let other = self.settings.analyzer.analyze(sql, escaped);
+        let same = match other.as_ref() {
+            Ok(o) => {
+                o.statements.len() == analysis.statements.len()
+                    && o.statements.iter().zip(&analysis.statements).all(|(a, b)| {
+                        a.text == b.text
+                            && a.kind == b.kind
+                            && a.actions == b.actions
+                            && a.functions == b.functions
+                            && a.flags == b.flags
+                            && a.attributes == b.attributes
+                    })
+            }
+            Err(_) => false,
+        };
+        (!same).then(|| {
+            "with standard_conforming_strings off (which code in a function could set without the \
+             gateway seeing it) this text would be other statements: a backslash in a '…' literal \
+             changes where it ends; use E'…' for escapes, or a parameter"
+                .into()
+        })
     }
 
     /// Refuses a change of a pinned setting, in every policy mode.

@@ -111,9 +111,6 @@ pub struct StatementAnalysis {
     pub columns: ColumnFlow,
     /// For `COPY … TO`: what it sends.
     pub copy_out: Option<CopyOut>,
-    /// `SET name = 'value'` (`Some` value when it is one string or number
-    /// literal) or `RESET name` / `SET name TO DEFAULT` (`None`).
-    pub sets: Option<(String, Option<String>)>,
     /// Every session setting it changes (`SET`, `RESET`, `set_config`).
     pub settings: Vec<SettingChange>,
     /// It holds a secret (a password, a connection string): its `text` is
@@ -372,7 +369,6 @@ impl StatementAnalysis {
             deallocates: None,
             columns: ColumnFlow::default(),
             copy_out: None,
-            sets: None,
             settings: Vec::new(),
             secret: false,
             attributes: Vec::new(),

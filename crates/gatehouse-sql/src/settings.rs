@@ -49,6 +49,14 @@ pub(crate) fn from_variable_set(b: &Value) -> Option<SettingChange> {
         return None;
     }
     let value = match kind {
+        // search_path takes each argument as one schema name, as written
+        // (`SET search_path = "Payroll", 'a, b'`): a list even of one.
+        VAR_SET_VALUE if name.eq_ignore_ascii_case("search_path") => {
+            match literal_list(field(b, "args")) {
+                SettingValue::Literal(v) => SettingValue::List(vec![v]),
+                other => other,
+            }
+        }
         VAR_SET_VALUE => literal_list(field(b, "args")),
         VAR_SET_DEFAULT | VAR_SET_CURRENT | VAR_RESET => SettingValue::Default,
         // SET TRANSACTION, SET SESSION CHARACTERISTICS: no session setting by name.

@@ -29,40 +29,10 @@ pub(crate) struct Walker {
     prepares: Option<String>,
     executes: Option<String>,
     deallocates: Option<Option<String>>,
-    sets: Option<(String, Option<String>)>,
     settings: Vec<SettingChange>,
     /// Holds a secret (a password, a connection string): recorded only redacted.
     secret: bool,
     attributes: Vec<crate::AttributeUse>,
-}
-
-/// `VariableSetKind::VarSetValue` in libpg_query's protobuf (an integer here).
-const VAR_SET_VALUE: i64 = 1;
-
-/// The value a `VariableSetStmt` sets, when it is one literal.
-fn set_value(b: &Value) -> Option<String> {
-    if b.get("kind").and_then(Value::as_i64) != Some(VAR_SET_VALUE) {
-        return None;
-    }
-    let args = b.get("args")?.as_array()?;
-    let [arg] = args.as_slice() else {
-        return None;
-    };
-    let (ty, c) = node_of(arg)?;
-    if ty != "AConst" {
-        return None;
-    }
-    let val = c.get("val")?;
-    if let Some(s) = val.pointer("/Sval/sval").and_then(Value::as_str) {
-        return Some(s.to_string());
-    }
-    val.pointer("/Ival/ival")
-        .map(|v| v.to_string())
-        .or_else(|| {
-            val.pointer("/Fval/fval")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
 }
 
 pub(crate) fn field<'a>(b: &'a Value, key: &str) -> Option<&'a Value> {
@@ -136,7 +106,12 @@ fn statement_kind(ty: &str, b: &Value) -> ActionKind {
         "DoStmt" | "CallStmt" => Procedural,
         "ExplainStmt" => Explain,
         "TransactionStmt" => Transaction,
-        "VariableSetStmt" if matches!(str_field(b, "name"), "role" | "session_authorization") => {
+        "VariableSetStmt"
+            if matches!(
+                str_field(b, "name").to_ascii_lowercase().as_str(),
+                "role" | "session_authorization"
+            ) =>
+        {
             Dcl
         }
         "VariableSetStmt" | "VariableShowStmt" | "DiscardStmt" | "ListenStmt" | "UnlistenStmt"
@@ -247,7 +222,6 @@ impl Walker {
             prepares: None,
             executes: None,
             deallocates: None,
-            sets: None,
             settings: Vec::new(),
             secret: false,
             attributes: Vec::new(),
@@ -511,15 +485,18 @@ impl Walker {
                 self.deallocates = Some((!name.is_empty()).then(|| name.to_string()));
             }
             "VariableSetStmt" => {
-                match str_field(b, "name") {
+                // Setting names are case-insensitive (`SET "SEARCH_PATH" = x`).
+                let name = str_field(b, "name").to_ascii_lowercase();
+                match name.as_str() {
                     "search_path" => self.flags.changes_search_path = true,
                     "role" | "session_authorization" => self.flags.changes_role = true,
                     _ => {}
                 }
-                if !str_field(b, "name").is_empty() {
-                    self.sets = Some((str_field(b, "name").to_string(), set_value(b)));
+                // Only the session's own SET changes this session; one inside
+                // ALTER ROLE/DATABASE/FUNCTION … SET applies elsewhere.
+                if self.depth == 0 {
+                    self.settings.extend(settings::from_variable_set(b));
                 }
-                self.settings.extend(settings::from_variable_set(b));
                 self.visit(b)?;
             }
             "ColumnRef" => {
@@ -731,7 +708,6 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         prepares: w.prepares,
         executes: w.executes,
         deallocates: w.deallocates,
-        sets: w.sets,
         settings: w.settings,
         secret: w.secret,
         attributes: w.attributes,

@@ -123,34 +123,57 @@ fn copy_out_options() {
 }
 
 #[test]
-fn set_statements_name_the_variable_and_its_literal_value() {
-    let sets = |sql: &str| {
+fn set_statements_name_the_setting_and_its_value() {
+    use gatehouse_sql::{SettingChange, SettingValue};
+    let settings = |sql: &str| {
         analyze_uncached(sql, ParseMode::default())
             .unwrap()
             .statements[0]
-            .sets
+            .settings
             .clone()
     };
-    let v = |n: &str, x: Option<&str>| Some((n.to_string(), x.map(str::to_string)));
+    let one = |n: &str, value: SettingValue| {
+        vec![SettingChange {
+            name: Some(n.to_string()),
+            value,
+        }]
+    };
+    let lit = |v: &str| SettingValue::Literal(v.to_string());
     assert_eq!(
-        sets("SET gatehouse.reason = 'ticket OPS-123'"),
-        v("gatehouse.reason", Some("ticket OPS-123"))
+        settings("SET gatehouse.reason = 'ticket OPS-123'"),
+        one("gatehouse.reason", lit("ticket OPS-123"))
     );
     assert_eq!(
-        sets("SET LOCAL statement_timeout TO 5000"),
-        v("statement_timeout", Some("5000"))
+        settings("SET LOCAL statement_timeout TO 5000"),
+        one("statement_timeout", lit("5000"))
     );
     assert_eq!(
-        sets("SET search_path = a, b"),
-        v("search_path", None),
-        "two values: no single literal"
+        settings("SET search_path = a, \"B\""),
+        one(
+            "search_path",
+            SettingValue::List(vec!["a".into(), "B".into()])
+        )
     );
-    assert_eq!(sets("RESET gatehouse.reason"), v("gatehouse.reason", None));
     assert_eq!(
-        sets("SET gatehouse.reason TO DEFAULT"),
-        v("gatehouse.reason", None)
+        settings("SET \"SEARCH_PATH\" = 'Payroll'"),
+        one("search_path", SettingValue::List(vec!["Payroll".into()])),
+        "one schema name as written, the setting's name in any case"
     );
-    assert_eq!(sets("SELECT 1"), None);
+    assert_eq!(
+        settings("RESET gatehouse.reason"),
+        one("gatehouse.reason", SettingValue::Default)
+    );
+    assert_eq!(
+        settings("SET gatehouse.reason TO DEFAULT"),
+        one("gatehouse.reason", SettingValue::Default)
+    );
+    assert!(settings("SELECT 1").is_empty());
+    assert!(
+        settings("ALTER ROLE r SET client_encoding = 'SJIS'").is_empty(),
+        "another session's setting"
+    );
+    let a = analyze_uncached("SET \"SEARCH_PATH\" = x", ParseMode::default()).unwrap();
+    assert!(a.statements[0].flags.changes_search_path);
 }
 
 #[test]

@@ -237,9 +237,24 @@ fn the_gateway_reads_statements_under_the_settings_the_server_uses() {
         query(b"SELECT 'a\\'' ; CREATE TABLE pwned_scs (x int); --'"),
     ]);
     let got = errors(&raw.until_ready(2));
-    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got.len(), 2, "{got:?}");
     assert!(got[0].1.contains("pinned"), "{got:?}");
+    assert!(
+        got[1].1.contains("standard_conforming_strings off"),
+        "{got:?}"
+    );
     assert_eq!(tables_named(&h, "pwned%"), "0");
+    // The crafted text was refused on its own too: a function could flip the
+    // setting unreported within one batch, so a text whose meaning depends
+    // on it is refused, as is a backslash right after a non-ASCII character
+    // (half of a character in SJIS); a backslash elsewhere is fine.
+    raw.send(&[
+        query("SELECT E'\u{c4}\\x27'".as_bytes()),
+        query(b"SELECT 'C:\\temp'"),
+    ]);
+    let got = errors(&raw.until_ready(2));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].1.contains("non-ASCII"), "{got:?}");
 
     // 5. Startup options are decided as the SET they amount to: an agent
     // may not set search_path (starter policy), at startup no more than by SET.

@@ -57,6 +57,13 @@ fn is_utf8(v: &str) -> bool {
     matches!(encoding_key(v).as_str(), "utf8" | "unicode")
 }
 
+/// An encoding the server reads the gateway's UTF-8 bytes in unchanged:
+/// UTF-8 itself, or `SQL_ASCII` (no conversion; validated as the database's
+/// encoding, which is ASCII-safe).
+fn reads_as_utf8(v: &str) -> bool {
+    is_utf8(v) || encoding_key(v) == "sqlascii"
+}
+
 /// PostgreSQL's boolean reading (`on`, `true`, `yes`, `1` and unique prefixes).
 fn is_true(v: &str) -> bool {
     let v = v.trim().to_ascii_lowercase();
@@ -82,7 +89,7 @@ pub(crate) fn refused_change(change: &SettingChange) -> Option<String> {
         SettingValue::List(_) | SettingValue::Unknown => None,
     };
     match name {
-        CLIENT_ENCODING if !value.is_some_and(is_utf8) => Some(format!(
+        CLIENT_ENCODING if !value.is_some_and(reads_as_utf8) => Some(format!(
             "client_encoding is pinned to UTF8 through the gateway (it reads statements as UTF-8, and \
              must read them as the server does); {} refused",
             shown(value)
@@ -104,10 +111,34 @@ fn shown(value: Option<&str>) -> String {
     }
 }
 
+/// Why `sql` could be read differently by the server were a pinned setting
+/// changed behind the gateway's back without a report (code inside a
+/// function may set and reset one within a batch, and the server reports
+/// only the value at the end): a backslash right after a non-ASCII byte (in
+/// SJIS, BIG5, GBK, UHC, GB18030 or JOHAB it can be the second half of a
+/// character). `None` for almost every statement: one without a backslash.
+pub(crate) fn encoding_sensitive(sql: &str) -> Option<String> {
+    let b = sql.as_bytes();
+    let mut from = 0;
+    while let Some(i) = b[from..].iter().position(|&c| c == b'\\') {
+        let at = from + i;
+        if at > 0 && b[at - 1] >= 0x80 {
+            return Some(
+                "a backslash right after a non-ASCII character would be read differently in the \
+                 multi-byte encodings the gateway refuses; put a space or another ASCII character \
+                 between them, or pass the value as a parameter"
+                    .into(),
+            );
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Why a value the backend reports (ParameterStatus) breaks a pin.
 pub(crate) fn reported_break(name: &str, value: &str) -> Option<String> {
     let broken = match name {
-        CLIENT_ENCODING => !is_utf8(value),
+        CLIENT_ENCODING => !reads_as_utf8(value),
         STANDARD_CONFORMING_STRINGS => !is_true(value),
         _ => false,
     };
@@ -164,7 +195,7 @@ impl StartupSettings {
             match name.as_str() {
                 // libpq sends SQL_ASCII for a C locale; the server reads such
                 // bytes as UTF-8 too once the session is pinned.
-                CLIENT_ENCODING if is_utf8(&value) || encoding_key(&value) == "sqlascii" => {}
+                CLIENT_ENCODING if reads_as_utf8(&value) => {}
                 CLIENT_ENCODING => {
                     return Err(format!(
                         "client_encoding {value:?} is not supported through the gateway: it reads \
@@ -395,8 +426,9 @@ pub(crate) enum SearchPath {
 }
 
 impl SearchPath {
-    /// The path once `change` (of `search_path`) is made; `login` is what
-    /// `RESET` returns to, `user` what `$user` means.
+    /// The path once `change` (of `search_path`) is made (`RESET` returns to
+    /// the login path, which it holds from the start); `user` is what `$user`
+    /// means.
     pub(crate) fn changed(&self, change: &SettingValue, user: &str) -> SearchPath {
         let SearchPath::Known(now) = self else {
             return SearchPath::Unknown;
@@ -423,6 +455,20 @@ impl SearchPath {
             }
         }
         SearchPath::Known(all)
+    }
+}
+
+impl SearchPath {
+    /// The path once the session's role becomes `role` (`SET ROLE`,
+    /// `SET SESSION AUTHORIZATION`): `$user` may now name that role's schema.
+    pub(crate) fn changed_user(&self, role: &SettingValue) -> SearchPath {
+        match role {
+            SettingValue::Default => self.clone(),
+            SettingValue::Literal(name) => {
+                self.changed(&SettingValue::List(vec![name.clone()]), "")
+            }
+            SettingValue::List(_) | SettingValue::Unknown => SearchPath::Unknown,
+        }
     }
 }
 
