@@ -4,9 +4,10 @@
 //! all, so it is reported the same way (`has_where: false`): one that names
 //! no column of the target (`WHERE true`, `WHERE 1 = 1`, `WHERE now() > …`),
 //! one whose OR has such an arm (`WHERE x IS NOT NULL OR true`), and one
-//! comparing an expression with itself (`WHERE id = id`). The check leans to
-//! "unbounded": what it cannot show restricts the target is reported as not
-//! restricting it (docs/policy.md lists the shapes).
+//! comparing an expression with itself (`WHERE id = id`, `NOT (id <> id)`,
+//! `id BETWEEN id AND id`), and `x IS NOT NULL` (a NOT NULL column makes it
+//! true for every row). What it cannot show to be always true counts as
+//! bounding (docs/policy.md lists the shapes; a row cap answers the rest).
 
 use crate::tree::Tree as Value;
 use crate::walk::{field, node_of, str_field};
@@ -14,27 +15,42 @@ use crate::walk::{field, node_of, str_field};
 /// `BoolExprType` in libpg_query's protobuf.
 const AND_EXPR: i64 = 1;
 const OR_EXPR: i64 = 2;
+const NOT_EXPR: i64 = 3;
+/// `NullTestType::IS_NOT_NULL`.
+const IS_NOT_NULL: i64 = 2;
+/// `A_Expr_Kind`: `BETWEEN` and `BETWEEN SYMMETRIC`.
+const AEXPR_BETWEEN: i64 = 11;
+const AEXPR_BETWEEN_SYM: i64 = 13;
 /// `A_Expr_Kind`: a plain operator, and `IS NOT DISTINCT FROM`.
 const AEXPR_OP: i64 = 1;
+const AEXPR_DISTINCT: i64 = 4;
 const AEXPR_NOT_DISTINCT: i64 = 5;
 /// `BoolTestType`: `IS TRUE`, `IS NOT FALSE`.
 const IS_TRUE: i64 = 1;
 const IS_NOT_FALSE: i64 = 4;
 
-/// Whether `where_clause` bounds the rows of the target known by `names`
-/// (its table name and alias).
-pub(crate) fn restricts(where_clause: Option<&Value>, names: &[&str]) -> bool {
+/// The target of a DELETE or UPDATE as its WHERE may name it.
+pub(crate) struct Target<'a> {
+    /// Its table name and alias.
+    pub(crate) names: &'a [&'a str],
+    /// Other tables are joined (`USING`, `FROM`): an unqualified column may
+    /// be theirs, so only qualified ones count as the target's.
+    pub(crate) joined: bool,
+}
+
+/// Whether `where_clause` bounds the rows of `target`.
+pub(crate) fn restricts(where_clause: Option<&Value>, target: &Target<'_>) -> bool {
     let Some(w) = where_clause else {
         return false;
     };
     if let Some(("CurrentOfExpr", _)) = node_of(w) {
         return true;
     }
-    refers_to_target(w, names, false) && !maybe_always_true(w, names)
+    refers_to_target(w, target, false) && !maybe_always_true(w, target)
 }
 
 /// Whether an expression may be true for every row.
-fn maybe_always_true(v: &Value, names: &[&str]) -> bool {
+fn maybe_always_true(v: &Value, names: &Target<'_>) -> bool {
     if !refers_to_target(v, names, false) {
         // Nothing of the row decides it: true for all rows or for none.
         return true;
@@ -52,20 +68,31 @@ fn maybe_always_true(v: &Value, names: &[&str]) -> bool {
         "BoolExpr" => match b.get("boolop").and_then(Value::as_i64) {
             Some(OR_EXPR) => args().any(|a| maybe_always_true(a, names)),
             Some(AND_EXPR) => args().all(|a| maybe_always_true(a, names)),
+            Some(NOT_EXPR) => args().all(|a| always_false(a, names)),
             _ => false,
         },
         "AExpr" => {
             let kind = b.get("kind").and_then(Value::as_i64);
-            let op = field(b, "name")
-                .and_then(Value::as_array)
-                .and_then(|n| n.last())
-                .and_then(node_of)
-                .map(|(_, s)| str_field(s, "sval"))
-                .unwrap_or("");
-            let reflexive = (kind == Some(AEXPR_OP) && matches!(op, "=" | "<=" | ">="))
-                || kind == Some(AEXPR_NOT_DISTINCT);
-            reflexive && same_expression(field(b, "lexpr"), field(b, "rexpr"))
+            let (l, r) = (field(b, "lexpr"), field(b, "rexpr"));
+            match kind {
+                Some(AEXPR_OP) => {
+                    matches!(operator(b), "=" | "<=" | ">=") && same_expression(l, r, names)
+                }
+                Some(AEXPR_NOT_DISTINCT) => same_expression(l, r, names),
+                Some(AEXPR_BETWEEN | AEXPR_BETWEEN_SYM) => {
+                    let bounds = r
+                        .and_then(node_of)
+                        .filter(|(t, _)| *t == "List")
+                        .and_then(|(_, list)| field(list, "items"))
+                        .and_then(Value::as_array);
+                    bounds.is_some_and(|items| {
+                        items.iter().all(|x| same_expression(l, Some(x), names))
+                    })
+                }
+                _ => false,
+            }
         }
+        "NullTest" => b.get("nulltesttype").and_then(Value::as_i64) == Some(IS_NOT_NULL),
         "BooleanTest" => {
             matches!(
                 b.get("booltesttype").and_then(Value::as_i64),
@@ -76,11 +103,63 @@ fn maybe_always_true(v: &Value, names: &[&str]) -> bool {
     }
 }
 
-/// Two expressions written the same (source positions aside).
-fn same_expression(a: Option<&Value>, b: Option<&Value>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => same(a, b),
+/// Whether an expression is false for every row: an expression compared
+/// with itself by `<>`, `<`, `>` or `IS DISTINCT FROM`.
+fn always_false(v: &Value, names: &Target<'_>) -> bool {
+    let Some(("AExpr", b)) = node_of(v) else {
+        return false;
+    };
+    let (l, r) = (field(b, "lexpr"), field(b, "rexpr"));
+    match b.get("kind").and_then(Value::as_i64) {
+        Some(AEXPR_OP) => {
+            matches!(operator(b), "<>" | "!=" | "<" | ">") && same_expression(l, r, names)
+        }
+        Some(AEXPR_DISTINCT) => same_expression(l, r, names),
         _ => false,
+    }
+}
+
+/// An operator expression's operator (`=`, `<>`…).
+fn operator(b: &Value) -> &str {
+    field(b, "name")
+        .and_then(Value::as_array)
+        .and_then(|n| n.last())
+        .and_then(node_of)
+        .map(|(_, s)| str_field(s, "sval"))
+        .unwrap_or("")
+}
+
+/// Two expressions written the same (source positions aside), a column of
+/// the target counting the same qualified or not (`orders.id = id`).
+fn same_expression(a: Option<&Value>, b: Option<&Value>, target: &Target<'_>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let (ca, cb) = (target_column(a, target), target_column(b, target));
+            match (ca, cb) {
+                (Some(x), Some(y)) => x == y,
+                _ => same(a, b),
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The name of the target's column `v` is, if it is one.
+fn target_column<'v>(v: &'v Value, target: &Target<'_>) -> Option<&'v str> {
+    let ("ColumnRef", c) = node_of(v)? else {
+        return None;
+    };
+    let parts: Vec<&str> = field(c, "fields")?
+        .as_array()?
+        .iter()
+        .filter_map(node_of)
+        .filter(|(t, _)| *t == "String")
+        .map(|(_, s)| str_field(s, "sval"))
+        .collect();
+    match parts.as_slice() {
+        [name] if !target.joined => Some(name),
+        [.., q, name] if target.names.contains(q) => Some(name),
+        _ => None,
     }
 }
 
@@ -107,7 +186,7 @@ fn same(a: &Value, b: &Value) -> bool {
 /// Whether an expression reads a column of the target: one qualified with
 /// its name or alias, or an unqualified one outside any subquery (inside one
 /// it more likely belongs to the subquery's own tables).
-fn refers_to_target(v: &Value, names: &[&str], in_subquery: bool) -> bool {
+fn refers_to_target(v: &Value, names: &Target<'_>, in_subquery: bool) -> bool {
     match v {
         Value::Array(items) => items
             .iter()
@@ -124,7 +203,7 @@ fn refers_to_target(v: &Value, names: &[&str], in_subquery: bool) -> bool {
     }
 }
 
-fn column_of_target(c: &Value, names: &[&str], in_subquery: bool) -> bool {
+fn column_of_target(c: &Value, target: &Target<'_>, in_subquery: bool) -> bool {
     let parts: Vec<&str> = field(c, "fields")
         .and_then(Value::as_array)
         .into_iter()
@@ -139,8 +218,8 @@ fn column_of_target(c: &Value, names: &[&str], in_subquery: bool) -> bool {
         })
         .collect();
     match parts.as_slice() {
-        [_] => !in_subquery,
-        [.., qualifier, _] => names.contains(qualifier),
+        [_] => !in_subquery && !target.joined,
+        [.., qualifier, _] => target.names.contains(qualifier),
         [] => false,
     }
 }

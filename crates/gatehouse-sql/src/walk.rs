@@ -639,7 +639,11 @@ fn bounded(b: &Value) -> bool {
         .into_iter()
         .filter(|n| !n.is_empty())
         .collect();
-    crate::bounds::restricts(field(b, "where_clause"), &names)
+    let target = crate::bounds::Target {
+        names: &names,
+        joined: is_nonempty(b, "from_clause") || is_nonempty(b, "using_clause"),
+    };
+    crate::bounds::restricts(field(b, "where_clause"), &target)
 }
 
 /// Statements whose options or connection strings carry credentials.
