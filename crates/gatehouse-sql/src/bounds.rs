@@ -5,9 +5,9 @@
 //! no column of the target (`WHERE true`, `WHERE 1 = 1`, `WHERE now() > …`),
 //! one whose OR has such an arm (`WHERE x IS NOT NULL OR true`), and one
 //! comparing an expression with itself (`WHERE id = id`, `NOT (id <> id)`,
-//! `id BETWEEN id AND id`), and `x IS NOT NULL` (a NOT NULL column makes it
-//! true for every row). What it cannot show to be always true counts as
-//! bounding (docs/policy.md lists the shapes; a row cap answers the rest).
+//! `id BETWEEN id AND id`). What it cannot show to be always true counts as
+//! bounding, `x IS NOT NULL` included (docs/policy.md lists the shapes; a
+//! cap on rows changed answers the rest).
 
 use crate::tree::Tree as Value;
 use crate::walk::{field, node_of, str_field};
@@ -16,8 +16,6 @@ use crate::walk::{field, node_of, str_field};
 const AND_EXPR: i64 = 1;
 const OR_EXPR: i64 = 2;
 const NOT_EXPR: i64 = 3;
-/// `NullTestType::IS_NOT_NULL`.
-const IS_NOT_NULL: i64 = 2;
 /// `A_Expr_Kind`: `BETWEEN` and `BETWEEN SYMMETRIC`.
 const AEXPR_BETWEEN: i64 = 11;
 const AEXPR_BETWEEN_SYM: i64 = 13;
@@ -92,7 +90,6 @@ fn maybe_always_true(v: &Value, names: &Target<'_>) -> bool {
                 _ => false,
             }
         }
-        "NullTest" => b.get("nulltesttype").and_then(Value::as_i64) == Some(IS_NOT_NULL),
         "BooleanTest" => {
             matches!(
                 b.get("booltesttype").and_then(Value::as_i64),
