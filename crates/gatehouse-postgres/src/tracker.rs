@@ -31,6 +31,8 @@ use std::time::Instant;
 const MAX_TEXT: usize = 1 << 20;
 /// Longest parameter value kept in a record.
 const MAX_PARAM: usize = 4096;
+/// What a record keeps of a parameter of a statement that holds a secret.
+const WITHHELD_PARAMETER: &str = "[masked:password]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -483,7 +485,16 @@ impl Tracker {
                         }
                     }
                 };
-                let params = b.params.iter().map(param_text).collect();
+                // A statement that holds a secret (a dblink connection string,
+                // a password) may hold it in a parameter: none is recorded.
+                let params = if statement.analysis.as_ref().is_some_and(|a| a.secret) {
+                    b.params
+                        .iter()
+                        .map(|_| Some(WITHHELD_PARAMETER.to_string()))
+                        .collect()
+                } else {
+                    b.params.iter().map(param_text).collect()
+                };
                 // Only a statement that needs approval pays for hashing its parameters.
                 let fingerprint = match (&statement.analysis, statement.needs_approval) {
                     (Some(a), true) => {

@@ -673,7 +673,10 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
     };
     let mut w = Walker::new();
     w.node(ty, body)?;
-    if holds_secret(ty) {
+    if holds_secret(ty)
+        || (matches!(ty, "DoStmt" | "CreateFunctionStmt" | "AlterFunctionStmt")
+            && crate::secret::mentions_password(text))
+    {
         w.secret = true;
     }
     let mut kind = statement_kind(ty, body);
