@@ -482,8 +482,22 @@ impl Gate {
         verdict.changes_schema = statements
             .iter()
             .any(|s| s.actions.iter().any(|a| a.kind == ActionKind::Ddl));
-        if verdict.changes_schema && verdict.refusal.is_none() {
-            // It may create a function a qualified name then calls.
+        let functions_changed = statements.iter().any(|s| {
+            matches!(
+                s.operation.as_str(),
+                "create_function"
+                    | "alter_function"
+                    | "drop"
+                    | "rename"
+                    | "alter_owner"
+                    | "alter_object_schema"
+                    | "create_extension"
+                    | "alter_extension"
+                    | "alter_extension_contents"
+            )
+        });
+        if functions_changed && verdict.refusal.is_none() {
+            // It may create, drop or rename a function a qualified name calls.
             self.settings.functions.schema_changed();
         }
         verdict

@@ -40,6 +40,11 @@ pub(crate) struct Occupancy {
     connections: AtomicU32,
     /// Connections over the limit being told so (after their handshake).
     refusing: AtomicU32,
+    /// The second (Unix) of the last over-capacity event written, and how
+    /// many refusals were not written since: one event a second at most, so
+    /// a flood of connections cannot flood the evidence log.
+    last_refusal_event: std::sync::atomic::AtomicU64,
+    unlogged_refusals: AtomicU32,
     sessions: Mutex<HashMap<String, u32>>,
 }
 
@@ -69,6 +74,20 @@ impl Occupancy {
     /// `None` when [`MAX_REFUSING`] are being refused.
     pub(crate) fn refusal(self: &Arc<Self>) -> Option<ConnectionSlot> {
         self.take(true, MAX_REFUSING)
+    }
+
+    /// Whether this over-capacity refusal gets its event (`Some(n)`: with
+    /// `n` refusals since the last one that did), at most one a second.
+    pub(crate) fn refusal_event(&self) -> Option<u32> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_refusal_event.swap(now, Ordering::AcqRel);
+        if last == now {
+            self.unlogged_refusals.fetch_add(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(self.unlogged_refusals.swap(0, Ordering::AcqRel))
     }
 
     fn counter(&self, refusing: bool) -> &AtomicU32 {

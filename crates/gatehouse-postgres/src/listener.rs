@@ -194,9 +194,17 @@ impl PostgresGateway {
             client_addr: &client_addr,
             connection: None,
         };
-        let event = AuditEvent::auth_failure(&attempt, None, "limit", &message);
-        if let Err(e) = self.inner.recorder.audit(vec![event]).await {
-            tracing::error!(error = %e, "could not log a refused connection");
+        if let Some(unlogged) = self.inner.occupancy.refusal_event() {
+            let reason = match unlogged {
+                0 => message.clone(),
+                n => format!(
+                    "{message} ({n} more refused in the second before, not logged one by one)"
+                ),
+            };
+            let event = AuditEvent::auth_failure(&attempt, None, "limit", &reason);
+            if let Err(e) = self.inner.recorder.audit(vec![event]).await {
+                tracing::error!(error = %e, "could not log a refused connection");
+            }
         }
         let refusal = Refusal::new("53300", message, Some("try again in a moment"));
         if !handshake {

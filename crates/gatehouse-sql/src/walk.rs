@@ -32,7 +32,9 @@ pub(crate) struct Walker {
     settings: Vec<SettingChange>,
     /// Holds a secret (a password, a connection string): recorded only redacted.
     secret: bool,
-    attributes: Vec<crate::AttributeUse>,
+    /// Qualified names that may be calls, each once (a set: a statement may
+    /// hold tens of thousands of qualified columns).
+    attributes: std::collections::HashSet<crate::AttributeUse>,
 }
 
 pub(crate) fn field<'a>(b: &'a Value, key: &str) -> Option<&'a Value> {
@@ -224,7 +226,7 @@ impl Walker {
             deallocates: None,
             settings: Vec::new(),
             secret: false,
-            attributes: Vec::new(),
+            attributes: std::collections::HashSet::new(),
         }
     }
 
@@ -245,10 +247,8 @@ impl Walker {
     }
 
     fn attribute(&mut self, qualifier: Option<String>, name: String) {
-        let a = crate::AttributeUse { qualifier, name };
-        if !self.attributes.contains(&a) {
-            self.attributes.push(a);
-        }
+        self.attributes
+            .insert(crate::AttributeUse { qualifier, name });
     }
 
     fn is_cte(&self, name: &str) -> bool {
@@ -717,7 +717,12 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         deallocates: w.deallocates,
         settings: w.settings,
         secret: w.secret,
-        attributes: w.attributes,
+        attributes: {
+            // In a stable order: analyses are compared and cached.
+            let mut a: Vec<_> = w.attributes.into_iter().collect();
+            a.sort_by(|x, y| (&x.qualifier, &x.name).cmp(&(&y.qualifier, &y.name)));
+            a
+        },
         columns: crate::flow::column_flow(ty, body),
         copy_out: (ty == "CopyStmt")
             .then(|| crate::copy::copy_out(body))

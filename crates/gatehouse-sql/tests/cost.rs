@@ -41,7 +41,11 @@ type Shape = fn(usize) -> String;
 
 #[test]
 fn doubling_a_statement_doubles_the_work_of_analyzing_it() {
-    let shapes: [(&str, Shape); 4] = [
+    let shapes: [(&str, Shape); 5] = [
+        ("qualified columns", |n| {
+            let cols: Vec<String> = (0..n).map(|i| format!("t.c{i}")).collect();
+            format!("SELECT {} FROM t", cols.join(", "))
+        }),
         ("a long select list", |n| {
             format!("SELECT {}", vec!["1"; n].join(","))
         }),

@@ -213,7 +213,7 @@ fn qualified_names_that_may_be_function_calls_are_listed() {
     );
     assert_eq!(
         attrs("SELECT c.to_json, x.y.z FROM customers c WHERE (c).email IS NOT NULL"),
-        ["c.to_json", "y.z", "().email"]
+        ["().email", "c.to_json", "y.z"]
     );
     assert!(attrs("SELECT c.* FROM customers c").is_empty());
     assert!(attrs("SELECT id FROM customers").is_empty());
