@@ -341,9 +341,16 @@ impl Gate {
             }
         }
         // Qualified names that are function calls count as the calls.
+        let catalog_first = match &self.search_path {
+            SearchPath::Known(path) => path
+                .iter()
+                .position(|s| s == "pg_catalog")
+                .is_none_or(|i| i == 0),
+            SearchPath::Unknown => false,
+        };
         let mut resolved: Vec<Arc<StatementAnalysis>> = resolved
             .into_iter()
-            .map(|st| self.function_names.resolve(st))
+            .map(|st| self.function_names.resolve(st, catalog_first))
             .collect();
         let mut cacheable = cacheable;
         for change in analysis.statements.iter().flat_map(|s| s.settings.iter()) {

@@ -796,6 +796,15 @@ when { resource.schema == "public" };
     assert!(!stdout(&out).contains("from the secret schema"));
     let out = h.psql(&agent, "app-db", "SELECT note FROM public.orders");
     assert_eq!(stdout(&out).trim(), "public", "{}", stderr(&out));
+    // pg_catalog is searched first: an unqualified catalog view is decided as
+    // what it is (here, not a public table the policy lets the agent read).
+    let out = h.psql(&agent, "app-db", "SELECT count(*) FROM pg_stat_activity");
+    assert!(!out.status.success(), "read {}", stdout(&out));
+    assert!(
+        stderr(&out).contains("pg_catalog.pg_stat_activity"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -26,14 +26,19 @@ use std::time::{Duration, Instant};
 pub(crate) const FUNCTIONS_TTL: Duration = Duration::from_secs(30);
 
 /// What the list query returns: one text per function, `<origin><row><name>`
-/// (`u`ser or `b`uilt-in; `r` when its argument can be a whole row, else `-`).
+/// (`u`ser or `b`uilt-in; `r` when its argument can be a whole row, else `-`),
+/// and one per relation of `pg_catalog`, `c-<name>`.
 pub(crate) const FUNCTIONS_QUERY: &str =
     "SELECT (CASE WHEN n.nspname = 'pg_catalog' THEN 'b' ELSE 'u' END \
      || CASE WHEN t.typtype IN ('c', 'p') THEN 'r' ELSE '-' END || p.proname)::text \
      FROM pg_catalog.pg_proc p \
      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
      JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0] \
-     WHERE p.prokind = 'f' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1";
+     WHERE p.prokind = 'f' AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 \
+     UNION ALL \
+     SELECT ('c-' || c.relname)::text FROM pg_catalog.pg_class c \
+     WHERE c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace \
+     AND c.relkind IN ('r', 'v', 'm', 'p', 'f')";
 
 /// A connection's functions callable with one argument, by name.
 #[derive(Debug, Default)]
@@ -43,6 +48,9 @@ pub struct FunctionNames {
     opaque: HashSet<String>,
     /// Ones whose argument can be a whole row (record, polymorphic, composite).
     whole_row: HashSet<String>,
+    /// Relations of `pg_catalog`: an unqualified name of one means it, since
+    /// the server searches `pg_catalog` before the search path.
+    catalog_relations: HashSet<String>,
 }
 
 impl FunctionNames {
@@ -54,6 +62,10 @@ impl FunctionNames {
                 continue;
             };
             let name = row[2..].to_string();
+            if origin == 'c' {
+                names.catalog_relations.insert(name);
+                continue;
+            }
             if row_kind == 'r' {
                 names.whole_row.insert(name.clone());
             }
@@ -89,13 +101,46 @@ impl FunctionNames {
         relations.peek().is_none() || relations.any(|r| r.function)
     }
 
-    /// `st` with its qualified names that are function calls counted as such
-    /// (the same `Arc` when there are none).
-    pub(crate) fn resolve(&self, st: Arc<StatementAnalysis>) -> Arc<StatementAnalysis> {
-        if !st.attributes.iter().any(|a| self.calls(&st, a)) {
+    /// An unqualified table of `pg_catalog`'s name (`pg_stat_activity`).
+    fn catalog_relation(&self, t: &gatehouse_sql::TableRef) -> bool {
+        t.schema.is_none() && self.catalog_relations.contains(&t.name)
+    }
+
+    /// `st` with its qualified names that are function calls counted as such,
+    /// and its unqualified names of `pg_catalog` relations qualified (the
+    /// same `Arc` when there are none).
+    /// `catalog_first`: the session searches `pg_catalog` first (it is not
+    /// placed later in its search path, where other schemas would shadow it).
+    pub(crate) fn resolve(
+        &self,
+        st: Arc<StatementAnalysis>,
+        catalog_first: bool,
+    ) -> Arc<StatementAnalysis> {
+        let catalog = catalog_first
+            && st
+                .actions
+                .iter()
+                .filter_map(|a| a.table.as_ref())
+                .any(|t| self.catalog_relation(t));
+        if !catalog && !st.attributes.iter().any(|a| self.calls(&st, a)) {
             return st;
         }
         let mut st = (*st).clone();
+        for t in st.actions.iter_mut().filter_map(|a| a.table.as_mut()) {
+            if catalog && self.catalog_relation(t) {
+                t.schema = Some("pg_catalog".into());
+            }
+        }
+        for t in st
+            .columns
+            .relations
+            .iter_mut()
+            .filter_map(|r| r.table.as_mut())
+        {
+            if catalog && self.catalog_relation(t) {
+                t.schema = Some("pg_catalog".into());
+            }
+        }
         for a in std::mem::take(&mut st.attributes) {
             if !self.calls(&st, &a) {
                 st.attributes.push(a);
@@ -189,10 +234,11 @@ mod tests {
             "b-lower".into(),
             "b-oid".into(),
             "urfull_name".into(),
+            "c-pg_stat_activity".into(),
         ]);
         let analyze = |sql: &str| {
             let a = gatehouse_sql::analyze_uncached(sql, Default::default()).unwrap();
-            names.resolve(Arc::new(a.statements[0].clone()))
+            names.resolve(Arc::new(a.statements[0].clone()), true)
         };
         let st = analyze("SELECT s.nextval FROM cast('orders_id_seq' AS regclass) s");
         assert_eq!(st.opaque_functions, ["nextval"]);
@@ -210,6 +256,12 @@ mod tests {
             .any(|u| u.qualifier.as_deref() == Some("c") && u.column == "*"));
         let st = analyze("SELECT c.full_name FROM customers c");
         assert_eq!(st.opaque_functions, ["full_name"]);
+        let st = analyze("SELECT query FROM pg_stat_activity");
+        assert_eq!(
+            st.actions[0].table.as_ref().unwrap().schema.as_deref(),
+            Some("pg_catalog"),
+            "the server finds it in pg_catalog first"
+        );
         let st = analyze("SELECT c.oid, c.relname FROM pg_class c");
         assert!(
             st.opaque_functions.is_empty(),
@@ -224,6 +276,6 @@ mod tests {
             .statements[0]
                 .clone(),
         );
-        assert!(Arc::ptr_eq(&names.resolve(plain.clone()), &plain));
+        assert!(Arc::ptr_eq(&names.resolve(plain.clone(), true), &plain));
     }
 }
