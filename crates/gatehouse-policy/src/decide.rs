@@ -396,7 +396,12 @@ impl PolicyEngine {
                             names.join(", "),
                             r.connection
                         ),
-                        _ => format!("{} on connection {}", a.kind, r.connection),
+                        _ => format!(
+                            "{} on connection {}{}",
+                            a.kind,
+                            r.connection,
+                            flag_notes(st, a)
+                        ),
                     };
                     requests.push((what, st, a, built.connection.clone()));
                     continue;
@@ -420,7 +425,12 @@ impl PolicyEngine {
                             Err(e) => return deny_error(e.to_string()),
                         }
                     }
-                    requests.push((format!("{} on {q}", a.kind), st, a, table));
+                    requests.push((
+                        format!("{} on {q}{}", a.kind, flag_notes(st, a)),
+                        st,
+                        a,
+                        table,
+                    ));
                 }
             }
         }
@@ -482,6 +492,44 @@ impl PolicyEngine {
             policies: allowed.into_iter().collect(),
         })
     }
+}
+
+/// The flags of `st` a policy most often turns on, named with the context
+/// attribute that allows them, so a refusal says what the policy lacks
+/// (`, locking rows (context.locks_rows)`); empty when none is set.
+fn flag_notes(st: &StatementAnalysis, a: &gatehouse_sql::Action) -> String {
+    let f = &st.flags;
+    let notes: [(bool, &str); 8] = [
+        (
+            a.has_where == Some(false),
+            "without a WHERE that bounds its rows (context.has_where)",
+        ),
+        (f.locks_rows, "locking rows (context.locks_rows)"),
+        (
+            f.data_modifying_cte,
+            "changing data inside another statement (context.data_modifying_cte)",
+        ),
+        (
+            f.explain_analyze,
+            "running it under EXPLAIN ANALYZE (context.explain_analyze)",
+        ),
+        (f.copy_program, "with COPY … PROGRAM (context.copy_program)"),
+        (
+            f.copy_file,
+            "with a server-side COPY file (context.copy_file)",
+        ),
+        (
+            f.changes_search_path,
+            "changing search_path (context.changes_search_path)",
+        ),
+        (f.opaque_code, "with procedural code (context.opaque_code)"),
+    ];
+    let mut out = String::new();
+    for (_, note) in notes.iter().filter(|(on, _)| *on) {
+        out.push_str(", ");
+        out.push_str(note);
+    }
+    out
 }
 
 fn deny_error(e: String) -> Decision {

@@ -129,7 +129,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     assert_eq!(pending[0]["policies"][0], "unbounded-delete");
     assert_eq!(
         pending[0]["analysis"],
-        "ci-deploy (delete on public.customers) requires approval from route dba"
+        "ci-deploy (delete on public.customers, without a WHERE that bounds its rows (context.has_where)) requires approval from route dba"
     );
     let shown = stdout(&approvals(&h, &alice, &["show", &id]));
     assert!(

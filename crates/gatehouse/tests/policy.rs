@@ -212,6 +212,14 @@ async fn starter_policy_blocks_destructive_statements_and_lets_normal_traffic_th
         "{}",
         stderr(&out)
     );
+    // A refusal caused by a flag names it and the attribute that allows it.
+    let locker = h.token("support-bot-2", &["agents"], "1h");
+    let out = h.psql(&locker, "app-db", "SELECT * FROM orders FOR UPDATE");
+    assert!(
+        stderr(&out).contains("select on public.orders, locking rows (context.locks_rows)"),
+        "{}",
+        stderr(&out)
+    );
     let stranger = h.token("intruder", &["nobody"], "1h");
     let e = h
         .refused(&stranger, "app-db", "no policy permits it to connect")
