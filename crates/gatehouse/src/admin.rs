@@ -16,6 +16,26 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long one admin request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API's base URL from `--server`: a URL (`http://…`, `https://…`) or
+/// `host:port`, the form `[server] api_listen` is written in.
+fn api_base(server: &str) -> Result<String> {
+    let s = server.trim().trim_end_matches('/');
+    let url = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let parsed = reqwest::Url::parse(&url)
+        .with_context(|| format!("--server {server:?} is not host:port or an http(s) URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        bail!("--server {server:?} is not host:port or an http(s) URL");
+    }
+    Ok(url)
+}
+
 /// A client of the gateway's REST API.
 pub struct AdminClient {
     base: String,
@@ -65,7 +85,7 @@ impl AdminClient {
             None => None,
         };
         let base = match (server, &raw) {
-            (Some(s), _) => s.trim_end_matches('/').to_string(),
+            (Some(s), _) => api_base(s)?,
             (None, Some(r)) => format!("http://{}", r.api_listen()),
             (None, None) => bail!(
                 "no gateway to talk to: pass --config with the gateway's configuration file, or --server with its API address"
@@ -76,8 +96,10 @@ impl AdminClient {
 
     fn build(base: String, key: String) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .context("setting up the HTTP client")?;
         Ok(Self { base, key, http })
     }
 
@@ -121,6 +143,12 @@ impl AdminClient {
                 anyhow!(
                     "cannot reach the gateway API at {}: is `gatehouse serve` running? (set --server or [server] api_listen)",
                     self.base
+                )
+            } else if e.is_timeout() {
+                anyhow!(
+                    "the gateway API at {} did not answer within {} s; it may be overloaded or stuck (its log says why)",
+                    self.base,
+                    REQUEST_TIMEOUT.as_secs()
                 )
             } else {
                 anyhow!("request to the gateway API at {} failed: {e}", self.base)
@@ -200,5 +228,22 @@ impl AdminClient {
     pub async fn session(&self, id: &str) -> Result<SessionDetail> {
         self.send(self.http.get(format!("{}/v1/sessions/{id}", self.base)))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_base;
+
+    #[test]
+    fn server_takes_host_port_and_urls() {
+        assert_eq!(api_base("127.0.0.1:8089").unwrap(), "http://127.0.0.1:8089");
+        assert_eq!(api_base("http://gw:8089/").unwrap(), "http://gw:8089");
+        assert_eq!(
+            api_base("https://gw.example").unwrap(),
+            "https://gw.example"
+        );
+        assert!(api_base("ftp://gw").is_err());
+        assert!(api_base("").is_err());
     }
 }

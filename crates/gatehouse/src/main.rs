@@ -29,10 +29,10 @@ use std::process::ExitCode;
     about = "A Layer 7 access gateway for machine identities"
 )]
 struct Cli {
-    /// Configuration file [env: GATEHOUSE_CONFIG; default: ./gatehouse.toml].
+    /// Configuration file [default: ./gatehouse.toml].
     #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
-    /// The gateway's REST API, for admin commands (default: [server] api_listen of the configuration).
+    /// The gateway's REST API for admin commands: host:port or an http(s) URL (default: [server] api_listen of the configuration).
     #[arg(long, global = true, env = "GATEHOUSE_SERVER")]
     server: Option<String>,
     #[command(subcommand)]
@@ -70,6 +70,8 @@ enum Command {
     Identity(IdentityCommand),
     /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
     Demo,
+    /// Print the version.
+    Version,
 }
 
 #[derive(Subcommand)]
@@ -295,6 +297,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Identity(cmd) => gatehouse::identity::run(cmd, &config_path(&cli)).await,
         Command::Demo => {
             demo::run().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("gatehouse {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
     }

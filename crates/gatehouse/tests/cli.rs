@@ -1,0 +1,51 @@
+//! The admin CLI's rough edges: `--server` in the form `api_listen` is
+//! written in, `gatehouse version`, and an API that does not answer.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+
+fn gatehouse(args: &[&str], admin_key: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_ADMIN_KEY", admin_key)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn server_takes_host_port_and_a_dead_api_is_named() {
+    let h = Harness::start();
+    let key = std::fs::read_to_string(h.data_dir.join("admin.key")).unwrap();
+    let server = format!("127.0.0.1:{}", h.api_port);
+    // host:port, as [server] api_listen writes it, and a URL.
+    for s in [server.clone(), format!("http://{server}/")] {
+        let out = gatehouse(&["--server", &s, "token", "list"], &key);
+        assert!(out.status.success(), "--server {s}: {}", stderr(&out));
+    }
+    let out = gatehouse(&["--server", "ftp://x", "token", "list"], &key);
+    assert!(
+        stderr(&out).contains("is not host:port or an http(s) URL"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing listening: said so, not a hang.
+    let closed = gatehouse::pgcluster::free_port().unwrap();
+    let out = gatehouse(
+        &["--server", &format!("127.0.0.1:{closed}"), "token", "list"],
+        &key,
+    );
+    assert!(
+        stderr(&out).contains("cannot reach the gateway API"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gatehouse(&["version"], "");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("gatehouse {}", env!("CARGO_PKG_VERSION"))
+    );
+}
