@@ -58,6 +58,7 @@ impl fmt::Display for ConfigProblems {
 struct ServerSection {
     data_dir: Option<String>,
     api_listen: Option<String>,
+    log_format: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -330,6 +331,12 @@ impl RawConfig {
         self.path(self.server.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR))
     }
 
+    /// Whether the gateway's log is JSON lines (`[server] log_format = "json"`)
+    /// rather than text; checked by [`Self::resolve`].
+    pub fn log_json(&self) -> bool {
+        self.server.log_format.as_deref() == Some("json")
+    }
+
     /// The REST API address as written (validated by [`Self::resolve`]).
     pub fn api_listen(&self) -> &str {
         self.server
@@ -370,6 +377,14 @@ impl RawConfig {
                 None
             }
         };
+        if let Some(f) = &self.server.log_format {
+            if !matches!(f.as_str(), "text" | "json") {
+                problem(
+                    "server.log_format".into(),
+                    format!("{f:?} is not a log format: use \"text\" or \"json\""),
+                );
+            }
+        }
         let handshake_timeout = match &self.listeners.handshake_timeout {
             Some(t) => parse_duration(t)
                 .map_err(|r| problem("listeners.handshake_timeout".into(), r))

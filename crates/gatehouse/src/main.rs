@@ -183,7 +183,12 @@ struct ListArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve));
+    let serving = matches!(cli.command, Command::Serve);
+    // The log format is the configuration's; a configuration that does not
+    // parse is reported by `serve` itself, in the default format.
+    let json = serving
+        && gatehouse::config::RawConfig::parse(&config_path(&cli)).is_ok_and(|c| c.log_json());
+    init_logging(serving, json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -203,14 +208,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(serving: bool) {
+/// Logs to stderr: text, coloured only on a terminal and without `NO_COLOR`,
+/// or JSON lines for log shippers.
+fn init_logging(serving: bool, json: bool) {
+    use std::io::IsTerminal;
     let default = if serving { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        builder
+            .with_ansi(std::io::stderr().is_terminal() && !no_color)
+            .init();
+    }
 }
 
 fn config_path(cli: &Cli) -> PathBuf {

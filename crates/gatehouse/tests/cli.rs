@@ -49,3 +49,32 @@ fn server_takes_host_port_and_a_dead_api_is_named() {
         format!("gatehouse {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn logs_to_a_file_are_plain_text_or_json_lines() {
+    let mut h = Harness::start();
+    h.stop_gateway();
+    let text = h.log_text();
+    assert!(text.contains("INFO"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text:?}"
+    );
+    // [server] log_format = "json": one JSON object a line.
+    let config = std::fs::read_to_string(&h.config).unwrap();
+    std::fs::write(
+        &h.config,
+        config.replacen("[server]\n", "[server]\nlog_format = \"json\"\n", 1),
+    )
+    .unwrap();
+    std::fs::write(&h.log, "").unwrap();
+    h.start_gateway();
+    h.stop_gateway();
+    let lines: Vec<String> = h.log_text().lines().map(str::to_string).collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}

@@ -571,3 +571,11 @@ fn limit_mistakes_are_named() {
     );
     assert_problems(&with("max_rows = 5"), &["limits: unknown field `max_rows`"]);
 }
+
+#[test]
+fn an_unknown_log_format_is_named() {
+    assert_problems(
+        "[server]\nlog_format = \"xml\"\n[listeners]\npostgres = \"127.0.0.1:1\"\n",
+        &["server.log_format: \"xml\" is not a log format"],
+    );
+}
