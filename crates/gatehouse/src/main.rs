@@ -480,7 +480,7 @@ async fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode> {
             };
             let e = policy_tools::explain(&engine, &q);
             if *json {
-                println!("{}", serde_json::to_string_pretty(&e)?);
+                println!("{}", serde_json::to_string_pretty(&e.to_json())?);
             } else {
                 print!("{}", policy_tools::render(&q, &e));
             }

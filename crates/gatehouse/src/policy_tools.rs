@@ -57,10 +57,13 @@ fn question_identity(q: &Question) -> Identity {
     }
 }
 
-/// The answer, with everything that led to it.
+/// The answer, with everything that led to it. As JSON (`--json`):
+/// `{"analysis": {…} | null, "analysis_error": "…" | null, "connect": …,
+/// "decision": …, "outcome": "allow" | "deny" | "review"}`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Explanation {
     /// The analysis, or why the SQL cannot be analyzed.
+    #[serde(flatten, serialize_with = "analysis_fields")]
     pub analysis: Result<Analysis, String>,
     /// May the identity connect?
     pub connect: Decision,
@@ -73,6 +76,36 @@ impl Explanation {
     pub fn outcome(&self) -> &'static str {
         self.decision.name()
     }
+
+    /// The `--json` form (see the type's docs).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("outcome".into(), self.outcome().into());
+        }
+        v
+    }
+}
+
+/// `analysis` and `analysis_error`, one of them null, instead of Rust's
+/// `{"Ok": …}` / `{"Err": …}`.
+fn analysis_fields<S: serde::Serializer>(
+    a: &Result<Analysis, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(2))?;
+    match a {
+        Ok(analysis) => {
+            m.serialize_entry("analysis", analysis)?;
+            m.serialize_entry("analysis_error", &None::<String>)?;
+        }
+        Err(e) => {
+            m.serialize_entry("analysis", &None::<Analysis>)?;
+            m.serialize_entry("analysis_error", e)?;
+        }
+    }
+    m.end()
 }
 
 /// Answers a question the way the gateway would.

@@ -403,6 +403,32 @@ fn policy_tools_validate_explain_and_test() {
     assert!(text.contains("flags     data_modifying_cte"), "{text}");
     assert!(text.contains("decision    review"), "{text}");
     assert!(text.contains("unbounded-write-needs-approval"), "{text}");
+    // --json: analysis and its error as fields, no Rust Ok/Err wrapper.
+    for (sql, ok) in [("SELECT 1", true), ("SELEC 1", false)] {
+        let out = run(&[
+            "policy",
+            "explain",
+            "--policy",
+            starter.to_str().unwrap(),
+            "--identity",
+            "ci-deploy",
+            "--group",
+            "ci",
+            "--connection",
+            "app-db",
+            "--sql",
+            sql,
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert!(
+            v.get("Ok").is_none() && v["analysis"].get("Ok").is_none(),
+            "{v}"
+        );
+        assert_eq!(v["analysis"].is_object(), ok, "{v}");
+        assert_eq!(v["analysis_error"].is_string(), !ok, "{v}");
+        assert_eq!(v["outcome"], if ok { "allow" } else { "deny" }, "{v}");
+    }
 
     let out = run(&[
         "policy",
