@@ -16,6 +16,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+/// Sessions searched for an id given by a prefix.
+const PREFIX_SEARCH: u32 = 10_000;
+
 /// How long one admin request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -226,8 +229,42 @@ impl AdminClient {
 
     /// One session with its statements.
     pub async fn session(&self, id: &str) -> Result<SessionDetail> {
+        let id = self.session_id(id).await?;
         self.send(self.http.get(format!("{}/v1/sessions/{id}", self.base)))
             .await
+    }
+
+    /// A whole session id from a unique prefix of it (among the newest
+    /// [`PREFIX_SEARCH`] sessions); a whole id as it is.
+    async fn session_id(&self, given: &str) -> Result<String> {
+        if given.len() == 36 {
+            return Ok(given.to_string());
+        }
+        if given.len() < 4 {
+            bail!("session id prefix {given:?} is too short: give at least 4 characters");
+        }
+        let recent = self
+            .list_sessions(&SessionFilter {
+                limit: Some(PREFIX_SEARCH),
+                ..SessionFilter::default()
+            })
+            .await?;
+        let ids: Vec<String> = recent
+            .iter()
+            .map(|s| s.start.id.to_string())
+            .filter(|id| id.starts_with(given))
+            .collect();
+        match ids.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => bail!(
+                "no session id starts with {given:?} among the newest {PREFIX_SEARCH} sessions; give the whole id"
+            ),
+            many => bail!(
+                "{} sessions' ids start with {given:?} ({}); give more of the id",
+                many.len(),
+                many.join(", ")
+            ),
+        }
     }
 }
 

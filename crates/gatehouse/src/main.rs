@@ -157,7 +157,7 @@ enum SessionsCommand {
     List(ListArgs),
     /// Replay one session: its statements on a timeline.
     Show {
-        /// Session id.
+        /// Session id, or a unique prefix of it (at least 4 characters).
         id: String,
         /// JSON output.
         #[arg(long)]

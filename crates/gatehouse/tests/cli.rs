@@ -43,6 +43,15 @@ fn server_takes_host_port_and_a_dead_api_is_named() {
         "{}",
         stderr(&out)
     );
+    // A session by a unique prefix of its id.
+    let token = h.token("ci-deploy", &["ci"], "1h");
+    assert!(h.psql(&token, "app-db", "SELECT 1").status.success());
+    let sessions = h.ended_sessions("ci-deploy", 1);
+    let id = sessions[0]["id"].as_str().unwrap();
+    let shown = h.cli_ok(&["sessions", "show", &id[..8]]);
+    assert!(shown.contains("SELECT 1"), "{shown}");
+    let out = h.cli(&["sessions", "show", "01"]);
+    assert!(stderr(&out).contains("too short"), "{}", stderr(&out));
     let out = gatehouse(&["version"], "");
     assert_eq!(
         stdout(&out).trim(),
