@@ -237,7 +237,9 @@ impl AdminClient {
     /// A whole session id from a unique prefix of it (among the newest
     /// [`PREFIX_SEARCH`] sessions); a whole id as it is.
     async fn session_id(&self, given: &str) -> Result<String> {
-        if given.len() == 36 {
+        // A whole id, or no id at all: the API says what is wrong with it.
+        let id_like = given.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        if given.len() == 36 || !id_like {
             return Ok(given.to_string());
         }
         if given.len() < 4 {
