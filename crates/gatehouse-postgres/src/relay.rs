@@ -150,18 +150,7 @@ where
         | SessionEndReason::BackendClosed => None,
     };
     if let Some((code, message, detail, hint)) = fatal {
-        let mut out = BytesMut::new();
-        error_response(
-            &mut out,
-            &ErrorNotice {
-                severity: "FATAL",
-                code,
-                message,
-                detail,
-                hint: Some(hint),
-            },
-        );
-        let _ = crate::io::send(&mut cw, &out).await;
+        tell_client_fatal(&mut cw, code, message, detail, hint).await;
     }
     if fatal.is_some()
         || matches!(
@@ -495,31 +484,35 @@ fn client_gone(e: std::io::Error) -> Ending {
 
 /// Tells the client why its session ends, when the backend's stream broke.
 async fn tell_client<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
-    let mut out = BytesMut::new();
-    error_response(
-        &mut out,
-        &ErrorNotice {
-            severity: "FATAL",
-            code: "08P01",
-            message: &format!("gatehouse closed the connection: the {detail}"),
-            detail: None,
-            hint: Some("no part of the message was relayed; reconnect, and tell the gateway's operator if it recurs"),
-        },
-    );
-    let _ = crate::io::send(cw, &out).await;
+    let message = format!("gatehouse closed the connection: the {detail}");
+    let hint = "no part of the message was relayed; reconnect, and tell the gateway's operator if it recurs";
+    tell_client_fatal(cw, "08P01", &message, None, hint).await;
 }
 
 /// Tells the client a limit ended its session (what the backend sent exceeded it).
 async fn tell_client_limit<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
+    let message = format!("gatehouse closed the connection: {detail}");
+    let hint = "select less in one row, or ask the gateway's operator to raise the limit";
+    tell_client_fatal(cw, "54000", &message, None, hint).await;
+}
+
+/// Sends the client a FATAL ErrorResponse (best effort: it may be gone).
+async fn tell_client_fatal<W: AsyncWrite + Unpin>(
+    cw: &mut W,
+    code: &str,
+    message: &str,
+    detail: Option<&str>,
+    hint: &str,
+) {
     let mut out = BytesMut::new();
     error_response(
         &mut out,
         &ErrorNotice {
             severity: "FATAL",
-            code: "54000",
-            message: &format!("gatehouse closed the connection: {detail}"),
-            detail: None,
-            hint: Some("select less in one row, or ask the gateway's operator to raise the limit"),
+            code,
+            message,
+            detail,
+            hint: Some(hint),
         },
     );
     let _ = crate::io::send(cw, &out).await;
