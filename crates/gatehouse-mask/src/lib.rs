@@ -24,6 +24,7 @@ pub use detectors::{builtin, group, BuiltinDetector, BUILTIN};
 pub use engine::{DetectorSpec, MaskTally, Masked, MaskingEngine, Scratch, TextKind};
 pub use rules::{name_matches, ColumnRule, ColumnTarget, SourceColumn};
 pub use strategy::{HashKey, Strategy};
+pub use unescape::control_escape;
 pub use validate::Validator;
 
 /// Errors in a masking configuration.

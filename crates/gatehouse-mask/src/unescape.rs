@@ -105,17 +105,28 @@ fn decode(raw: &[u8], i: usize, run_end: usize, json: bool, view: &mut Vec<u8>) 
             view.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             return Some(end);
         }
+        c => match control_escape(c) {
+            Some(b) => b,
+            None if c.is_ascii_alphanumeric() => return None,
+            None => c,
+        },
+    };
+    view.push(decoded);
+    Some(run_end + 1)
+}
+
+/// The byte a one-letter control escape stands for (`\b \f \n \r \t \v`),
+/// read alike by JSON, PostgreSQL escape strings and COPY's text format.
+pub fn control_escape(c: u8) -> Option<u8> {
+    Some(match c {
         b'b' => 8,
         b'f' => 12,
         b'n' => b'\n',
         b'r' => b'\r',
         b't' => b'\t',
         b'v' => 11,
-        c if c.is_ascii_alphanumeric() => return None,
-        other => other,
-    };
-    view.push(decoded);
-    Some(run_end + 1)
+        _ => return None,
+    })
 }
 
 /// Joins a high surrogate `cp` with the `\uDC00`-`\uDFFF` escape at `at`

@@ -251,13 +251,7 @@ fn decode_text(raw: &[u8], out: &mut Vec<u8>) -> Result<(), MaskFailure> {
                     }
                 }
             },
-            b'b' => 8,
-            b'f' => 12,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'v' => 11,
-            other => other,
+            other => gatehouse_mask::control_escape(other).unwrap_or(other),
         };
         out.push(decoded);
     }
