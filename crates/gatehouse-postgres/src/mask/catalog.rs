@@ -10,11 +10,6 @@
 //! [`TABLE_TTL`], so a change made elsewhere is seen within that time.
 
 use crate::backend::{self, BackendTarget};
-use crate::codec::backend::parse_error_fields;
-use crate::codec::write::{begin, finish, put_cstr};
-use crate::codec::Cursor;
-use crate::io::read_message;
-use bytes::BytesMut;
 use gatehouse_sql::TableRef;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -26,7 +21,6 @@ use tokio::sync::{mpsc, oneshot};
 /// How long a table's column names are trusted without a schema change
 /// seen through the gateway.
 pub(crate) const TABLE_TTL: Duration = Duration::from_secs(60);
-const MAX_CATALOG_MESSAGE: u32 = 1 << 20;
 
 /// A table's schema, name and column names by number.
 #[derive(Debug)]
@@ -219,71 +213,31 @@ async fn query(
         sql.push(')');
     }
     sql.push_str(") ORDER BY c.oid, a.attnum");
-    let mut out = BytesMut::new();
-    let start = begin(&mut out, b'Q');
-    put_cstr(&mut out, &sql);
-    finish(&mut out, start);
-    crate::io::send(&mut s.stream, &out)
-        .await
-        .map_err(|e| format!("catalog query: {e}"))?;
     let mut tables: Vec<(u32, TableInfo)> = Vec::new();
-    let mut error = None;
-    loop {
-        let msg = read_message(&mut s.stream, &mut s.leftover, MAX_CATALOG_MESSAGE)
-            .await
-            .map_err(|e| format!("catalog query: {e}"))?;
-        let Some((ty, body)) = msg else {
-            return Err("catalog query: the backend closed the connection".into());
-        };
-        match ty {
-            b'D' => {
-                let row = data_row_text(&body).ok_or("catalog query: malformed row")?;
-                let [oid, schema, table, attnum, attname, generated] = row;
-                let oid: u32 = oid.parse().map_err(|_| "catalog query: bad oid")?;
-                let attnum: i16 = attnum.parse().map_err(|_| "catalog query: bad attnum")?;
-                if tables.last().is_none_or(|t| t.0 != oid) {
-                    tables.push((
-                        oid,
-                        TableInfo {
-                            schema: schema.to_string(),
-                            name: table.to_string(),
-                            columns: Vec::new(),
-                            generated: Vec::new(),
-                        },
-                    ));
-                }
-                if let Some(t) = tables.last_mut() {
-                    t.1.columns.push((attnum, attname.to_string()));
-                    if generated == "t" {
-                        t.1.generated.push(attnum);
-                    }
-                }
-            }
-            b'E' => {
-                let f = parse_error_fields(&body).map_err(|e| e.to_string())?;
-                error = Some(format!("catalog query failed: {} ({})", f.message, f.code));
-            }
-            b'Z' => break,
-            _ => {}
+    backend::own_query::<6>(&mut s.stream, &mut s.leftover, &sql, |row| {
+        let [oid, schema, table, attnum, attname, generated] = row;
+        let oid: u32 = oid.parse().map_err(|_| "bad oid")?;
+        let attnum: i16 = attnum.parse().map_err(|_| "bad attnum")?;
+        if tables.last().is_none_or(|t| t.0 != oid) {
+            tables.push((
+                oid,
+                TableInfo {
+                    schema: schema.to_string(),
+                    name: table.to_string(),
+                    columns: Vec::new(),
+                    generated: Vec::new(),
+                },
+            ));
         }
-    }
-    match error {
-        Some(e) => Err(e),
-        None => Ok(tables),
-    }
-}
-
-/// The six text values of a catalog row.
-fn data_row_text(body: &[u8]) -> Option<[&str; 6]> {
-    let mut c = Cursor::new(body);
-    if c.i16("column count").ok()? != 6 {
-        return None;
-    }
-    let mut v = [""; 6];
-    for slot in &mut v {
-        let len = c.i32("length").ok()?;
-        let b = c.bytes(usize::try_from(len).ok()?, "value").ok()?;
-        *slot = std::str::from_utf8(b).ok()?;
-    }
-    Some(v)
+        if let Some(t) = tables.last_mut() {
+            t.1.columns.push((attnum, attname.to_string()));
+            if generated == "t" {
+                t.1.generated.push(attnum);
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| format!("catalog query failed: {e}"))?;
+    Ok(tables)
 }
