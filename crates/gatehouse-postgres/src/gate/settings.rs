@@ -303,6 +303,22 @@ fn split_options(options: &str) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Startup parameters and statement texts come from the client:
+        /// any of them is sorted or refused, never a panic.
+        #[test]
+        fn any_startup_parameters_are_sorted_or_refused(
+            key in "[a-zA-Z_ .\\-]{0,12}",
+            value in "\\PC{0,40}",
+        ) {
+            let _ = StartupSettings::sort(&[(key.clone(), value.clone())]);
+            let _ = StartupSettings::sort(&[("options".into(), value.clone())]);
+            let _ = encoding_sensitive(&value);
+            let _ = split_search_path(&value);
+        }
+    }
 
     fn params(kv: &[(&str, &str)]) -> Vec<(String, String)> {
         kv.iter()

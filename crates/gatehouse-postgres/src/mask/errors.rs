@@ -72,6 +72,24 @@ fn key_values(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Error texts come from the backend: any is redacted or left, never a panic.
+        #[test]
+        fn any_error_text_is_redacted_or_left(
+            field in prop::sample::select(vec![b'M', b'D', b'W', b'H']),
+            text in "(\\PC|: \"|\\)=\\(|Failing row contains|JSON data, line 1: ){0,20}",
+        ) {
+            let _ = redact_values(field, text.as_bytes());
+        }
+
+        #[test]
+        fn any_bytes_are_redacted_or_left(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = redact_values(b'M', &bytes);
+            let _ = redact_values(b'D', &bytes);
+        }
+    }
 
     fn r(field: u8, text: &str) -> Option<String> {
         redact_values(field, text.as_bytes()).map(|v| String::from_utf8(v).unwrap())
