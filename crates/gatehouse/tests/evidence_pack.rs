@@ -19,7 +19,8 @@ const POLICY: &str = r#"
 @id("truncate-needs-approval") @approval("dba") forbid (principal, action == Gatehouse::Action::"truncate", resource);
 "#;
 
-const CONFIG: &str = r#"
+const CONFIG: &str = concat!(
+    r#"
 [evidence]
 node = "gw-pack"
 checkpoint_interval = "1s"
@@ -28,19 +29,13 @@ checkpoint_interval = "1s"
 name = "dba"
 approvers = ["dba-leads"]
 
-[[connection]]
-name = "masked-db"
-kind = "postgres"
-host = "127.0.0.1"
-port = {db_port}
-database = "app"
-user = "app_owner"
-password_env = "GATEHOUSE_TEST_APP_PASSWORD"
-backend_tls = "require"
-
+"#,
+    crate::app_connection!("masked-db"),
+    r#"
 [connection.masking]
 detectors = ["pii"]
-"#;
+"#
+);
 
 fn run_in(dir: &Path, program: &str, args: &[&str]) -> std::process::Output {
     Command::new(program)

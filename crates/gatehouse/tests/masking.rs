@@ -25,22 +25,16 @@ const SECRETS: &[&str] = &[
     "hunter2",
 ];
 
-const MASKING: &str = r#"
+const MASKING: &str = concat!(
+    r#"
 [masking]
 [[masking.detector]]
 name = "employee_id"
 pattern = "EMP-[0-9]{6}"
 
-[[connection]]
-name = "masked-db"
-kind = "postgres"
-host = "127.0.0.1"
-port = {db_port}
-database = "app"
-user = "app_owner"
-password_env = "GATEHOUSE_TEST_APP_PASSWORD"
-backend_tls = "require"
-
+"#,
+    crate::app_connection!("masked-db"),
+    r#"
 [connection.masking]
 exempt_groups = ["dpo"]
 strategies = { email = "hash" }
@@ -53,19 +47,13 @@ strategy = "partial:2"
 column_pattern = "*secret_note*"
 strategy = "redact"
 
-[[connection]]
-name = "detectors-db"
-kind = "postgres"
-host = "127.0.0.1"
-port = {db_port}
-database = "app"
-user = "app_owner"
-password_env = "GATEHOUSE_TEST_APP_PASSWORD"
-backend_tls = "require"
-
+"#,
+    crate::app_connection!("detectors-db"),
+    r#"
 [connection.masking]
 detectors = ["pii", "secrets"]
-"#;
+"#
+);
 
 fn harness() -> Harness {
     let h = Harness::with(Options {

@@ -16,38 +16,26 @@ const CARD_SPACED: &str = "4111 1111 1111 1111";
 const MASKED: &str = "************1111";
 const MASKED_SPACED: &str = "**** **** **** 1111";
 
-const MASKING: &str = r#"
-[[connection]]
-name = "detectors-db"
-kind = "postgres"
-host = "127.0.0.1"
-port = {db_port}
-database = "app"
-user = "app_owner"
-password_env = "GATEHOUSE_TEST_APP_PASSWORD"
-backend_tls = "require"
-
+const MASKING: &str = concat!(
+    r#"
+"#,
+    crate::app_connection!("detectors-db"),
+    r#"
 [connection.masking]
 detectors = ["all"]
 
 # Column rules on another column: COPY rows are then split by a plan.
-[[connection]]
-name = "rules-db"
-kind = "postgres"
-host = "127.0.0.1"
-port = {db_port}
-database = "app"
-user = "app_owner"
-password_env = "GATEHOUSE_TEST_APP_PASSWORD"
-backend_tls = "require"
-
+"#,
+    crate::app_connection!("rules-db"),
+    r#"
 [connection.masking]
 detectors = ["all"]
 
 [[connection.masking.rule]]
 column = "public.customers.national_id"
 strategy = "redact"
-"#;
+"#
+);
 
 fn harness() -> Harness {
     let h = Harness::with(Options {

@@ -658,24 +658,19 @@ fn one_caller_cannot_hurt_the_others() {
     }
 }
 
-const RULES: &str = r#"
+const RULES: &str = concat!(
+    r#"
 [limits]
 max_masked_row_size = "64KiB"
 
-[[connection]]
-name = "masked-db"
-kind = "postgres"
-host = "127.0.0.1"
-port = {db_port}
-database = "app"
-user = "app_owner"
-password_env = "GATEHOUSE_TEST_APP_PASSWORD"
-backend_tls = "require"
-
+"#,
+    crate::app_connection!("masked-db"),
+    r#"
 [[connection.masking.rule]]
 column = "public.customers.national_id"
 strategy = "redact"
-"#;
+"#
+);
 
 #[test]
 fn a_ruled_column_does_not_leave_through_merged_joins_or_statistics() {

@@ -18,6 +18,21 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 /// A policy that permits everything: the data-path tests are not about policy.
 pub const ALLOW_ALL: &str = "@id(\"allow-all\")\npermit (principal, action, resource);\n";
 
+/// A `[[connection]]` named `$name` to the harness's cluster as `app_owner`
+/// over TLS (`{db_port}` is filled in by the harness), as a literal for
+/// `concat!` in a test's `extra_config`.
+#[macro_export]
+macro_rules! app_connection {
+    ($name:literal) => {
+        concat!(
+            "[[connection]]\nname = \"",
+            $name,
+            "\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\nport = {db_port}\ndatabase = \"app\"\n",
+            "user = \"app_owner\"\npassword_env = \"GATEHOUSE_TEST_APP_PASSWORD\"\nbackend_tls = \"require\"\n"
+        )
+    };
+}
+
 /// What differs between harnesses.
 pub struct Options {
     /// `[listeners] plaintext_on_loopback = true`, for raw-socket tests.
