@@ -52,6 +52,55 @@ pub struct ApprovalNotice {
     pub request: ApprovalRequest,
 }
 
+/// An action a policy sends to approval, as the desk files it.
+#[derive(Clone, Debug)]
+pub struct ActionToApprove<'a> {
+    /// The routes the deciding policies name; the first configured one decides.
+    pub routes: &'a [String],
+    /// Who asks.
+    pub requester: &'a Identity,
+    /// The connection.
+    pub connection: &'a str,
+    /// The session and the action's number in it.
+    pub session: crate::SessionId,
+    /// Its number in the session.
+    pub seq: u64,
+    /// The action as recorded (masked).
+    pub text: &'a str,
+    /// Its parameters as recorded.
+    pub params: &'a [Option<String>],
+    /// What the approval is bound to.
+    pub fingerprint: &'a str,
+    /// The `@approval` policies.
+    pub policies: &'a [String],
+    /// Why it needs approval.
+    pub analysis: &'a str,
+    /// The caller's reason, if it gave one.
+    pub reason: Option<&'a str>,
+}
+
+/// What the desk says about an action that needs approval.
+#[derive(Debug)]
+pub enum Consulted {
+    /// An approval covers it and is now taken: decide it again as approved,
+    /// and mark the approval used once the action goes ahead.
+    Approved(ApprovalId),
+    /// It waits for a decision: the request's id, its route, and the new
+    /// request to [`submit`](ApprovalDesk::submit) when none was pending.
+    Waiting {
+        /// The request.
+        id: ApprovalId,
+        /// Its route.
+        route: ApprovalRoute,
+        /// A request filed now (not yet submitted).
+        new: Option<Box<ApprovalRequest>>,
+    },
+    /// The requester filed as many requests as it may this minute.
+    TooMany(u32),
+    /// None of the routes is configured.
+    NoRoute,
+}
+
 /// The gateway's approval desk.
 pub struct ApprovalDesk {
     routes: HashMap<String, ApprovalRoute>,
@@ -212,6 +261,82 @@ impl ApprovalDesk {
         match ix.approved.remove(fingerprint) {
             Some((id, until)) if until.is_none_or(|u| now < u) => Some(id),
             _ => None,
+        }
+    }
+
+    /// Waits up to `timeout` for request `id` to be decided: its state once
+    /// approved, denied, expired or used; `None` when still pending then.
+    pub async fn await_decision(
+        &self,
+        id: &ApprovalId,
+        timeout: std::time::Duration,
+    ) -> Result<Option<ApprovalState>, ApprovalError> {
+        let mut decided = self.watch(id);
+        let settled = |s: ApprovalState| (s != ApprovalState::Pending).then_some(s);
+        // Decided before the watch began?
+        if let Some(s) = settled(self.get(id).await?.state) {
+            return Ok(Some(s));
+        }
+        let wait = async {
+            loop {
+                if decided.changed().await.is_err() {
+                    // Nobody will tell any more: only the deadline is left.
+                    std::future::pending::<()>().await;
+                }
+                let state = *decided.borrow_and_update();
+                if let Some(s) = state.and_then(settled) {
+                    return s;
+                }
+            }
+        };
+        Ok(tokio::time::timeout(timeout, wait).await.ok())
+    }
+
+    /// Looks up an action that needs approval: takes an approval covering
+    /// it, or finds its pending request, or prepares a new one (counted
+    /// against the requester's filing limit). Protocol-neutral: every
+    /// adapter asks the same question.
+    pub fn consult(&self, a: &ActionToApprove<'_>, now: Timestamp) -> Consulted {
+        let Some(route) = a.routes.iter().find_map(|r| self.route(r)) else {
+            return Consulted::NoRoute;
+        };
+        if let Some(id) = self.take_approved(a.fingerprint, now) {
+            return Consulted::Approved(id);
+        }
+        if let Some(id) = self.pending_for(a.fingerprint) {
+            return Consulted::Waiting {
+                id,
+                route: route.clone(),
+                new: None,
+            };
+        }
+        if let Err(limit) = self.reserve_filing(&a.requester.subject, now) {
+            return Consulted::TooMany(limit);
+        }
+        let request = ApprovalRequest {
+            id: ApprovalId::new(),
+            route: route.name.clone(),
+            requester: a.requester.clone(),
+            connection: a.connection.to_string(),
+            session: a.session,
+            statement_seq: a.seq,
+            text: a.text.to_string(),
+            params: a.params.to_vec(),
+            fingerprint: a.fingerprint.to_string(),
+            policies: a.policies.to_vec(),
+            analysis: a.analysis.to_string(),
+            reason: a.reason.map(str::to_string),
+            created_at: now,
+            expires_at: now.plus(route.request_ttl),
+            state: ApprovalState::Pending,
+            votes: Vec::new(),
+            valid_until: None,
+            used_at: None,
+        };
+        Consulted::Waiting {
+            id: request.id.clone(),
+            route: route.clone(),
+            new: Some(Box::new(request)),
         }
     }
 

@@ -20,7 +20,7 @@ pub use approval::{
     statement_fingerprint, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalRoute, ApprovalState,
     ApprovalVote, VoteRefused,
 };
-pub use approval_desk::{ApprovalDesk, ApprovalError, ApprovalNotice};
+pub use approval_desk::{ActionToApprove, ApprovalDesk, ApprovalError, ApprovalNotice, Consulted};
 pub use audit::{
     AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore, LogRow,
     StatementDecided,
@@ -34,4 +34,27 @@ pub use session::{
 };
 pub use store::Store;
 pub use time::Timestamp;
+
+/// The wire protocols the gateway speaks; the name is what sessions, events
+/// and records carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// PostgreSQL's frontend/backend protocol.
+    Postgres,
+    /// HTTP requests to a REST API.
+    Http,
+    /// MCP (JSON-RPC over Streamable HTTP).
+    Mcp,
+}
+
+impl Protocol {
+    /// `postgres`, `http` or `mcp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Postgres => "postgres",
+            Protocol::Http => "http",
+            Protocol::Mcp => "mcp",
+        }
+    }
+}
 pub use token::{TokenId, TokenRecord};

@@ -14,6 +14,8 @@
 mod detectors;
 mod engine;
 mod json;
+mod json_stream;
+mod jsonpath;
 mod rules;
 mod strategy;
 mod unescape;
@@ -22,6 +24,8 @@ pub mod work;
 
 pub use detectors::{builtin, group, BuiltinDetector, BUILTIN};
 pub use engine::{DetectorSpec, MaskTally, Masked, MaskingEngine, Scratch, TextKind};
+pub use json_stream::{JsonStream, JsonStreamError};
+pub use jsonpath::{JsonPath, PathStep};
 pub use rules::{name_matches, ColumnRule, ColumnTarget, SourceColumn};
 pub use strategy::{HashKey, Strategy};
 pub use unescape::control_escape;
@@ -49,6 +53,9 @@ pub enum MaskError {
     /// Not a column name pattern.
     #[error("{0:?} is not a column name pattern (use * and ?, no dots)")]
     ColumnPattern(String),
+    /// Not a JSON path of the supported subset.
+    #[error("{0:?} is not a JSON path: {1}")]
+    JsonPath(String, String),
     /// The hash key is not 64 hex digits.
     #[error("the masking hash key must be 64 hex digits (32 bytes)")]
     HashKey,

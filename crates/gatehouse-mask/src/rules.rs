@@ -19,6 +19,9 @@ pub enum ColumnTarget {
     /// A column name pattern with `*` and `?` (`*ssn*`), matched against the
     /// source column's name and the result column's label.
     Pattern(String),
+    /// A JSON path (`$..ssn`): the values it covers in a JSON document (an
+    /// HTTP body, a tool result). Never matches a SQL result column.
+    JsonPath(crate::JsonPath),
 }
 
 impl ColumnTarget {
@@ -60,6 +63,7 @@ impl ColumnTarget {
         match self {
             ColumnTarget::Exact { column, .. } => column.eq_ignore_ascii_case(name),
             ColumnTarget::Pattern(p) => glob(p.as_bytes(), name.to_ascii_lowercase().as_bytes()),
+            ColumnTarget::JsonPath(_) => false,
         }
     }
 
@@ -79,6 +83,7 @@ impl ColumnTarget {
             ColumnTarget::Pattern(_) => {
                 self.matches_name(label) || source.is_some_and(|s| self.matches_name(s.column))
             }
+            ColumnTarget::JsonPath(_) => false,
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct ConnectRequest<'a> {
     pub identity: &'a Identity,
     /// The connection name.
     pub connection: &'a str,
+    /// Its kind: `postgres`, `http`, `mcp`.
+    pub kind: &'a str,
     /// The caller's address.
     pub client_ip: IpAddr,
     /// Now.
@@ -66,11 +68,11 @@ fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
 }
 
-fn s(v: &str) -> RestrictedExpression {
+pub(crate) fn s(v: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(v.to_string())
 }
 
-fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
+pub(crate) fn set<'a>(items: impl IntoIterator<Item = &'a str>) -> RestrictedExpression {
     RestrictedExpression::new_set(items.into_iter().map(s))
 }
 
@@ -114,14 +116,19 @@ fn identity_tags(identity: &Identity) -> Vec<(String, RestrictedExpression)> {
 /// Identities whose principal entities an engine keeps (then it starts over).
 const PRINCIPALS_CACHED: usize = 1024;
 
-struct Built {
-    principal: EntityUid,
-    connection: EntityUid,
-    entities: Vec<Entity>,
+pub(crate) struct Built {
+    pub(crate) principal: EntityUid,
+    pub(crate) connection: EntityUid,
+    pub(crate) entities: Vec<Entity>,
 }
 
 impl PolicyEngine {
-    fn base_entities(&self, identity: &Identity, connection: &str) -> Result<Built, String> {
+    pub(crate) fn base_entities(
+        &self,
+        identity: &Identity,
+        connection: &str,
+        kind: &str,
+    ) -> Result<Built, String> {
         let principal = uid(&self.names.identity, &identity.subject);
         let mut entities = self.principal_entities(identity, &principal)?;
         let conn = uid(&self.names.connection, connection);
@@ -130,7 +137,7 @@ impl PolicyEngine {
                 conn.clone(),
                 [
                     ("name".to_string(), s(connection)),
-                    ("kind".to_string(), s("postgres")),
+                    ("kind".to_string(), s(kind)),
                 ]
                 .into(),
                 HashSet::new(),
@@ -196,7 +203,11 @@ impl PolicyEngine {
         Ok(entities)
     }
 
-    fn time_pairs(&self, now: Timestamp, client_ip: IpAddr) -> Vec<(String, RestrictedExpression)> {
+    pub(crate) fn time_pairs(
+        &self,
+        now: Timestamp,
+        client_ip: IpAddr,
+    ) -> Vec<(String, RestrictedExpression)> {
         let ms = now.unix_millis();
         let ip = {
             // Locks are held only to clone a value; a poisoned map is still a valid cache.
@@ -321,7 +332,7 @@ impl PolicyEngine {
     /// from Deny. An `approved` request is what those forbids ask for, so
     /// it is asked of the set without them (plain forbids still apply).
     #[allow(clippy::too_many_arguments)]
-    fn decide_one(
+    pub(crate) fn decide_one(
         &self,
         what: &str,
         principal: &EntityUid,
@@ -351,7 +362,7 @@ impl PolicyEngine {
     /// May `identity` open `connection`?
     pub fn decide_connect(&self, r: &ConnectRequest<'_>) -> Decision {
         let what = format!("{} connecting to {}", r.identity.subject, r.connection);
-        let built = match self.base_entities(r.identity, r.connection) {
+        let built = match self.base_entities(r.identity, r.connection, r.kind) {
             Ok(b) => b,
             Err(e) => return deny_error(e),
         };
@@ -374,7 +385,7 @@ impl PolicyEngine {
     /// May the statements run? All their actions must be allowed; a denial of
     /// any wins over a review, a review over an allow.
     pub fn decide_statements(&self, r: &StatementRequest<'_>) -> Decision {
-        let built = match self.base_entities(r.identity, r.connection) {
+        let built = match self.base_entities(r.identity, r.connection, "postgres") {
             Ok(b) => b,
             Err(e) => return deny_error(e),
         };
@@ -532,7 +543,7 @@ fn flag_notes(st: &StatementAnalysis, a: &gatehouse_sql::Action) -> String {
     out
 }
 
-fn deny_error(e: String) -> Decision {
+pub(crate) fn deny_error(e: String) -> Decision {
     Decision::Deny {
         reason: format!("the request could not be evaluated: {e}"),
         policies: Vec::new(),

@@ -12,11 +12,13 @@
 
 mod decide;
 mod handle;
+mod http;
 mod load;
 mod reach;
 
 pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;
+pub use http::HttpRequestFacts;
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
 pub use reach::{ReachRow, OTHER_TABLES};
 
@@ -103,6 +105,17 @@ impl PolicyMode {
     }
 }
 
+/// The HTTP actions: `http:` and the request method.
+pub const HTTP_ACTIONS: &[&str] = &[
+    "http:GET",
+    "http:HEAD",
+    "http:OPTIONS",
+    "http:POST",
+    "http:PUT",
+    "http:PATCH",
+    "http:DELETE",
+];
+
 /// Entity type names and action ids, parsed once: Cedar parses names with
 /// its full grammar, far too slow to do per request.
 pub(crate) struct Names {
@@ -123,6 +136,7 @@ impl Names {
         let mut actions = HashMap::new();
         for name in std::iter::once("connect")
             .chain(gatehouse_sql::ActionKind::ALL.iter().map(|k| k.as_str()))
+            .chain(HTTP_ACTIONS.iter().copied())
         {
             actions.insert(
                 name,
@@ -157,6 +171,8 @@ pub(crate) struct BuiltValues {
 /// A loaded, validated policy set.
 pub struct PolicyEngine {
     names: Names,
+    /// The schema's actions with their groups.
+    action_entities: Vec<cedar_policy::Entity>,
     cache: BuiltValues,
     all: PolicySet,
     /// The set without `@approval` forbids: does anything permit the request at all?

@@ -222,8 +222,15 @@ impl PolicyEngine {
                 })
             })
         });
+        // The action groups (`http:read` ⊃ `http:GET`), for requests whose
+        // action belongs to one: Cedar resolves `action in …` from entities.
+        let action_entities = schema
+            .action_entities()
+            .map(|e| e.iter().cloned().collect())
+            .unwrap_or_default();
         Ok(PolicyEngine {
             names: crate::Names::new(),
+            action_entities,
             cache: crate::BuiltValues::default(),
             uses_time,
             all,

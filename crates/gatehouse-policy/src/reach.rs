@@ -73,6 +73,7 @@ impl PolicyEngine {
             let connect = self.decide_connect(&ConnectRequest {
                 identity,
                 connection,
+                kind: "postgres",
                 client_ip,
                 now,
             });

@@ -44,6 +44,7 @@ fn connect_is_default_deny() {
         e.decide_connect(&ConnectRequest {
             identity: id,
             connection: conn,
+            kind: "postgres",
             client_ip: "10.1.2.3".parse().unwrap(),
             now: Timestamp::now(),
         })

@@ -432,6 +432,7 @@ impl PostgresGateway {
         let decision = engine.decide_connect(&ConnectRequest {
             identity: identity.identity(),
             connection: &target.name,
+            kind: "postgres",
             client_ip: peer.ip(),
             now: Timestamp::now(),
         });

@@ -65,6 +65,7 @@ struct ServerSection {
 #[serde(deny_unknown_fields)]
 struct ListenersSection {
     postgres: Option<String>,
+    http: Option<String>,
     #[serde(default)]
     plaintext_on_loopback: bool,
     handshake_timeout: Option<String>,
@@ -130,6 +131,8 @@ pub struct GatewayConfig {
     pub api_listen: SocketAddr,
     /// PostgreSQL listener address.
     pub postgres_listen: SocketAddr,
+    /// HTTP listener address, when configured.
+    pub http_listen: Option<SocketAddr>,
     /// Accept non-TLS clients from loopback addresses.
     pub plaintext_on_loopback: bool,
     /// Limit for a client's startup handshake.
@@ -138,6 +141,8 @@ pub struct GatewayConfig {
     pub tls: TlsSource,
     /// Backends, in file order.
     pub connections: Vec<Arc<BackendTarget>>,
+    /// HTTP upstreams (`kind = "http"`), in file order; masking is attached at start.
+    pub http_connections: Vec<gatehouse_http::HttpTarget>,
     /// The policy, loaded and validated.
     pub policy: Arc<PolicyHandle>,
     /// Masking by connection name (connections without masking are absent).
@@ -385,6 +390,11 @@ impl RawConfig {
                 );
             }
         }
+        let http_listen = self.listeners.http.as_ref().and_then(|a| {
+            parse_addr(a)
+                .map_err(|r| problem("listeners.http".into(), r))
+                .ok()
+        });
         let handshake_timeout = match &self.listeners.handshake_timeout {
             Some(t) => parse_duration(t)
                 .map_err(|r| problem("listeners.handshake_timeout".into(), r))
@@ -491,20 +501,37 @@ impl RawConfig {
         let mut masking_specs = HashMap::new();
         let mut names = HashSet::new();
         let mut connections = Vec::new();
+        let mut http_connections = Vec::new();
         for (i, c) in self.connections.iter().enumerate() {
             let target = c.resolve(i, &mut names, |p| self.path(p), &mut problem);
             let mut ok = true;
             if let Some(m) = &c.masking {
                 let prefix = format!("connection[{i}].masking");
-                match masking::resolve_connection(m, &masking_global, &prefix, &mut problem) {
+                match masking::resolve_connection(
+                    m,
+                    &masking_global,
+                    &prefix,
+                    &c.kind,
+                    &mut problem,
+                ) {
                     Some(spec) => {
                         masking_specs.insert(c.name.clone(), spec);
                     }
                     None => ok = false,
                 }
             }
-            if let (true, Some(target)) = (ok, target) {
-                connections.push(Arc::new(target));
+            match (ok, target) {
+                (true, Some(connections::Resolved::Postgres(t))) => connections.push(Arc::new(t)),
+                (true, Some(connections::Resolved::Http(t))) => {
+                    if self.listeners.http.is_none() {
+                        problem(
+                            format!("connection[{i}].kind"),
+                            "http connections need an HTTP listener: add http = \"127.0.0.1:18080\" to [listeners]".into(),
+                        );
+                    }
+                    http_connections.push(t);
+                }
+                _ => {}
             }
         }
 
@@ -535,10 +562,12 @@ impl RawConfig {
                 data_dir: self.data_dir(),
                 api_listen,
                 postgres_listen,
+                http_listen,
                 plaintext_on_loopback: self.listeners.plaintext_on_loopback,
                 handshake_timeout,
                 tls,
                 connections,
+                http_connections,
                 warnings: if self.policy.is_none() {
                     vec![format!("{}: policy: {MISSING_POLICY}", self.file.display())]
                 } else {
@@ -596,6 +625,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 mod approval;
 mod connections;
 mod evidence;
+mod http;
 mod identity;
 mod limits;
 mod masking;

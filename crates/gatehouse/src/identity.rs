@@ -133,6 +133,7 @@ pub async fn run(cmd: &IdentityCommand, config: &Path) -> Result<ExitCode> {
                 let d = engine.decide_connect(&ConnectRequest {
                     identity: &identity,
                     connection: &c,
+                    kind: "postgres",
                     client_ip: *client_ip,
                     now: Timestamp::now(),
                 });

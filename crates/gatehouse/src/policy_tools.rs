@@ -115,6 +115,7 @@ pub fn explain(engine: &PolicyEngine, q: &Question) -> Explanation {
     let connect = engine.decide_connect(&ConnectRequest {
         identity: &identity,
         connection: &q.connection,
+        kind: "postgres",
         client_ip: q.client_ip,
         now,
     });

@@ -35,6 +35,8 @@ pub struct RunningGateway {
     pub postgres_addr: SocketAddr,
     /// Where the REST API listens.
     pub api_addr: SocketAddr,
+    /// Where the HTTP listener accepts callers, when configured.
+    pub http_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Keeps OIDC keys fresh; never ends by itself, so it is aborted at stop.
@@ -71,6 +73,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let key_pem = std::fs::read(&key).with_context(|| format!("reading {}", key.display()))?;
     let tls = gatehouse_postgres::server_config(&cert_pem, &key_pem)
         .with_context(|| format!("loading TLS certificate {}", cert.display()))?;
+    let tls_for_http = http_server_tls(&tls);
 
     let pg_listener = TcpListener::bind(config.postgres_listen)
         .await
@@ -90,12 +93,40 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                 config.api_listen
             )
         })?;
+    let http_listener = match config.http_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "{}: listeners.http: cannot listen on {addr}",
+                config.file.display()
+            )
+        })?),
+        None => None,
+    };
+    let http_addr = http_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let postgres_addr = pg_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
     let mut masking = HashMap::new();
-    if !config.masking.is_empty() {
-        let key = masking_key(config)?;
+    let mut http_targets = HashMap::new();
+    let hash_key = if config.masking.is_empty() {
+        None
+    } else {
+        Some(masking_key(config)?)
+    };
+    for target in &config.http_connections {
+        let mut t = target.clone();
+        if let (Some(spec), Some(key)) = (config.masking.get(&t.name), &hash_key) {
+            let engine = spec
+                .engine(key.clone())
+                .with_context(|| format!("masking for connection {}", t.name))?;
+            t.masking = Some(Arc::new(gatehouse_http::HttpMasking {
+                engine: Arc::new(engine),
+                exempt_groups: spec.exempt_groups.clone(),
+            }));
+        }
+        http_targets.insert(t.name.clone(), Arc::new(t));
+    }
+    if let Some(key) = hash_key {
         for target in &config.connections {
             if let Some(spec) = config.masking.get(&target.name) {
                 let engine = spec
@@ -149,6 +180,23 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         authenticator: authenticator.clone(),
         limits: config.limits.session.clone(),
     };
+    let http_task = http_listener.map(|listener| {
+        let settings = gatehouse_http::HttpSettings {
+            tls: tls_for_http.clone(),
+            plaintext_on_loopback: config.plaintext_on_loopback,
+            connections: http_targets,
+            policy: config.policy.clone(),
+            approvals: Some(approvals.clone()),
+            authenticator: authenticator.clone(),
+            record_masking: Arc::new(MaskingEngine::secrets_only()),
+            max_request_body: config.limits.session.max_message_size as usize,
+            max_masked_value: config.limits.session.max_masked_row_size as usize,
+            header_timeout: config.handshake_timeout,
+        };
+        let gateway = gatehouse_http::HttpGateway::new(settings, recorder.clone());
+        let rx = shutdown_rx.clone();
+        tokio::spawn(async move { gateway.serve(listener, rx).await })
+    });
     let gateway = PostgresGateway::new(settings, recorder);
     let pg_task = {
         let rx = shutdown_rx.clone();
@@ -161,7 +209,12 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             admin_key,
             policy: config.policy.clone(),
             audit: audit.clone(),
-            connections: config.connections.iter().map(|c| c.name.clone()).collect(),
+            connections: config
+                .connections
+                .iter()
+                .map(|c| c.name.clone())
+                .chain(config.http_connections.iter().map(|c| c.name.clone()))
+                .collect(),
             approvals: approvals.clone(),
             authenticator,
         };
@@ -190,7 +243,10 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             &[
                 format!("postgres {postgres_addr}"),
                 format!("api {api_addr}"),
-            ],
+            ]
+            .into_iter()
+            .chain(http_addr.map(|a| format!("http {a}")))
+            .collect::<Vec<_>>(),
         )])
         .await
         .context("writing to the evidence log")?;
@@ -202,8 +258,12 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     Ok(RunningGateway {
         postgres_addr,
         api_addr,
+        http_addr,
         shutdown,
-        tasks: vec![pg_task, api_task, reload_task, expiry_task],
+        tasks: [pg_task, api_task, reload_task, expiry_task]
+            .into_iter()
+            .chain(http_task)
+            .collect(),
         key_refresh: oidc_task,
         recorder_task,
         store: sqlite,
@@ -357,6 +417,14 @@ fn ensure_admin_key(dir: &Path) -> Result<AdminKey> {
     certs::write_private(&path, format!("{text}\n").as_bytes())?;
     tracing::info!(path = %path.display(), "generated the admin key");
     Ok(AdminKey::from_text(&text))
+}
+
+/// The PostgreSQL listener's TLS settings for HTTP callers: the same
+/// certificate, offering HTTP/1.1 by ALPN.
+fn http_server_tls(pg: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> {
+    let mut c = (**pg).clone();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
 }
 
 /// Completes once `rx` reads true; the watch guard is dropped inside so the future stays `Send`.

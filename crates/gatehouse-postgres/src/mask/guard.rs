@@ -239,7 +239,7 @@ fn covers_table(t: &ColumnTarget, table: &TableRef) -> bool {
                     _ => true,
                 }
         }
-        ColumnTarget::Pattern(_) => false,
+        ColumnTarget::Pattern(_) | ColumnTarget::JsonPath(_) => false,
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-enum BackendTlsMode {
+pub(super) enum BackendTlsMode {
     Disable,
     Prefer,
     Require,
@@ -22,27 +22,33 @@ enum BackendTlsMode {
 #[serde(deny_unknown_fields)]
 pub(super) struct ConnectionSection {
     pub(super) name: String,
-    kind: String,
-    host: String,
-    #[serde(default = "default_pg_port")]
-    port: u16,
-    database: String,
-    user: String,
-    password_env: Option<String>,
-    password_file: Option<String>,
-    #[serde(default = "default_backend_tls")]
-    backend_tls: BackendTlsMode,
-    backend_ca: Option<String>,
-    connect_timeout: Option<String>,
+    pub(super) kind: String,
+    pub(super) host: Option<String>,
+    pub(super) port: Option<u16>,
+    pub(super) database: Option<String>,
+    pub(super) user: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) backend_tls: Option<BackendTlsMode>,
+    pub(super) backend_ca: Option<String>,
+    pub(super) connect_timeout: Option<String>,
     pub(super) masking: Option<super::masking::ConnectionMaskingSection>,
+    // http and mcp connections (config/http.rs).
+    pub(super) url: Option<String>,
+    pub(super) auth: Option<String>,
+    pub(super) token_env: Option<String>,
+    pub(super) token_file: Option<String>,
+    pub(super) header_name: Option<String>,
+    #[serde(default)]
+    pub(super) hosts: Vec<String>,
+    pub(super) client_cert: Option<String>,
+    pub(super) client_key: Option<String>,
 }
 
-fn default_pg_port() -> u16 {
-    5432
-}
-
-fn default_backend_tls() -> BackendTlsMode {
-    BackendTlsMode::Prefer
+/// A checked `[[connection]]`.
+pub(super) enum Resolved {
+    Postgres(BackendTarget),
+    Http(gatehouse_http::HttpTarget),
 }
 
 impl ConnectionSection {
@@ -56,7 +62,7 @@ impl ConnectionSection {
         names: &mut HashSet<String>,
         path: impl Fn(&str) -> PathBuf,
         problem: &mut impl FnMut(String, String),
-    ) -> Option<BackendTarget> {
+    ) -> Option<Resolved> {
         let k = |field: &str| format!("connection[{i}].{field}");
         let mut ok = true;
         let mut bad = |key: String, reason: String, ok: &mut bool| {
@@ -82,85 +88,85 @@ impl ConnectionSection {
                 &mut ok,
             );
         }
-        if self.kind != "postgres" {
-            bad(
-                k("kind"),
-                format!(
-                    "{:?} is not supported; the supported kind is \"postgres\"",
-                    self.kind
-                ),
-                &mut ok,
-            );
-        }
-        if self.host.trim().is_empty() {
-            bad(k("host"), "must not be empty".into(), &mut ok);
-        }
-        if self.port == 0 {
-            bad(k("port"), "must be between 1 and 65535".into(), &mut ok);
-        }
-        if self.database.is_empty() {
-            bad(k("database"), "must not be empty".into(), &mut ok);
-        }
-        if self.user.is_empty() {
-            bad(k("user"), "must not be empty".into(), &mut ok);
-        }
-        let password = match (&self.password_env, &self.password_file) {
-            (Some(_), Some(_)) => {
+        let target = match self.kind.as_str() {
+            "postgres" => self
+                .resolve_postgres(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
+                .map(Resolved::Postgres),
+            "http" => self
+                .resolve_http(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
+                .map(Resolved::Http),
+            other => {
                 bad(
-                    k("password_env"),
-                    "set either password_env or password_file, not both".into(),
+                    k("kind"),
+                    format!("{other:?} is not supported; the supported kinds are \"postgres\" and \"http\""),
                     &mut ok,
                 );
                 None
             }
-            (None, None) => {
-                bad(k("password_env"), "missing: name the environment variable (password_env) or file (password_file) holding the backend password; passwords are never written in this file".into(), &mut ok);
-                None
+        };
+        if ok {
+            target
+        } else {
+            None
+        }
+    }
+
+    /// Checks a `kind = "postgres"` connection and reads its password and CA.
+    fn resolve_postgres(
+        &self,
+        i: usize,
+        path: &impl Fn(&str) -> PathBuf,
+        problem: &mut dyn FnMut(String, String),
+    ) -> Option<BackendTarget> {
+        let k = |field: &str| format!("connection[{i}].{field}");
+        let mut ok = true;
+        let mut bad = |key: String, reason: String, ok: &mut bool| {
+            *ok = false;
+            problem(key, reason);
+        };
+        for (key, set) in [
+            ("url", self.url.is_some()),
+            ("auth", self.auth.is_some()),
+            ("token_env", self.token_env.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("header_name", self.header_name.is_some()),
+            ("hosts", !self.hosts.is_empty()),
+            ("client_cert", self.client_cert.is_some()),
+            ("client_key", self.client_key.is_some()),
+        ] {
+            if set {
+                bad(k(key), "only used by http connections".into(), &mut ok);
             }
-            (Some(var), None) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some(v),
-                Ok(_) => {
-                    bad(
-                        k("password_env"),
-                        format!("environment variable {var} is empty"),
-                        &mut ok,
-                    );
-                    None
+        }
+        let mut required =
+            |v: &Option<String>, key: &str, ok: &mut bool| match v.as_deref().map(str::trim) {
+                Some(s) if !s.is_empty() => s.to_string(),
+                Some(_) => {
+                    bad(k(key), "must not be empty".into(), ok);
+                    String::new()
                 }
-                Err(_) => {
-                    bad(
-                        k("password_env"),
-                        format!("environment variable {var} is not set"),
-                        &mut ok,
-                    );
-                    None
+                None => {
+                    bad(k(key), "missing".into(), ok);
+                    String::new()
                 }
-            },
-            (None, Some(f)) => {
-                let path = path(f);
-                match std::fs::read_to_string(&path) {
-                    Ok(v) => {
-                        let v = v.trim_end_matches(['\n', '\r']).to_string();
-                        if v.is_empty() {
-                            bad(
-                                k("password_file"),
-                                format!("{} is empty", path.display()),
-                                &mut ok,
-                            );
-                            None
-                        } else {
-                            Some(v)
-                        }
-                    }
-                    Err(e) => {
-                        bad(
-                            k("password_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                            &mut ok,
-                        );
-                        None
-                    }
-                }
+            };
+        let host = required(&self.host, "host", &mut ok);
+        let database = required(&self.database, "database", &mut ok);
+        let user = required(&self.user, "user", &mut ok);
+        let port = self.port.unwrap_or(5432);
+        if port == 0 {
+            bad(k("port"), "must be between 1 and 65535".into(), &mut ok);
+        }
+        let password = match read_secret(
+            (&self.password_env, "password_env"),
+            (&self.password_file, "password_file"),
+            "the backend password",
+            path,
+        ) {
+            Ok(p) => Some(p),
+            Err((key, reason)) => {
+                bad(k(key), reason, &mut ok);
+                None
             }
         };
         let connect_timeout = match &self.connect_timeout {
@@ -173,7 +179,10 @@ impl ConnectionSection {
             },
             None => Duration::from_secs(10),
         };
-        let backend_tls = match (self.backend_tls, &self.backend_ca) {
+        let backend_tls = match (
+            self.backend_tls.unwrap_or(BackendTlsMode::Prefer),
+            &self.backend_ca,
+        ) {
             (BackendTlsMode::VerifyFull, None) => {
                 bad(k("backend_ca"), "backend_tls = \"verify-full\" needs backend_ca: the PEM file of the CA that signed the server's certificate".into(), &mut ok);
                 None
@@ -222,13 +231,52 @@ impl ConnectionSection {
         }
         Some(BackendTarget {
             name: self.name.clone(),
-            host: self.host.clone(),
-            port: self.port,
-            database: self.database.clone(),
-            user: self.user.clone(),
+            host,
+            port,
+            database,
+            user,
             password: BackendPassword::new(password?),
             tls: backend_tls?,
             connect_timeout,
         })
+    }
+}
+
+/// Reads a secret named by an environment variable or a file (never
+/// written in the configuration itself). `Err` names the key and why.
+pub(super) fn read_secret(
+    (env, env_key): (&Option<String>, &'static str),
+    (file, file_key): (&Option<String>, &'static str),
+    what: &str,
+    path: &impl Fn(&str) -> PathBuf,
+) -> Result<String, (&'static str, String)> {
+    match (env, file) {
+        (Some(_), Some(_)) => Err((
+            env_key,
+            format!("set either {env_key} or {file_key}, not both"),
+        )),
+        (None, None) => Err((
+            env_key,
+            format!("missing: name the environment variable ({env_key}) or file ({file_key}) holding {what}; secrets are never written in this file"),
+        )),
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(_) => Err((env_key, format!("environment variable {var} is empty"))),
+            Err(_) => Err((env_key, format!("environment variable {var} is not set"))),
+        },
+        (None, Some(f)) => {
+            let path = path(f);
+            match std::fs::read_to_string(&path) {
+                Ok(v) => {
+                    let v = v.trim_end_matches(['\n', '\r']).to_string();
+                    if v.is_empty() {
+                        Err((file_key, format!("{} is empty", path.display())))
+                    } else {
+                        Ok(v)
+                    }
+                }
+                Err(e) => Err((file_key, format!("cannot read {}: {e}", path.display()))),
+            }
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! detectors, strategies, column rules, exempt groups).
 
 use gatehouse_mask::{
-    builtin, group, ColumnRule, ColumnTarget, DetectorSpec, HashKey, MaskingEngine, Strategy,
-    Validator,
+    builtin, group, ColumnRule, ColumnTarget, DetectorSpec, HashKey, JsonPath, MaskingEngine,
+    Strategy, Validator,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -39,6 +39,9 @@ pub(super) struct ConnectionMaskingSection {
     trusted_functions: Vec<String>,
     #[serde(default)]
     rule: Vec<RuleSection>,
+    /// JSON paths masked with the default strategy (http and mcp connections).
+    #[serde(default)]
+    json_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +49,7 @@ pub(super) struct ConnectionMaskingSection {
 struct RuleSection {
     column: Option<String>,
     column_pattern: Option<String>,
+    json_path: Option<String>,
     strategy: Option<String>,
 }
 
@@ -188,8 +192,11 @@ pub(super) fn resolve_connection(
     m: &ConnectionMaskingSection,
     global: &MaskingGlobal,
     prefix: &str,
+    kind: &str,
     problem: &mut Report<'_>,
 ) -> Option<MaskingSpec> {
+    // http and mcp answers are documents: JSON path rules, not column rules.
+    let documents = kind != "postgres";
     let ok = std::cell::Cell::new(true);
     let mut fail = |key: String, reason: String| {
         ok.set(false);
@@ -250,18 +257,32 @@ pub(super) fn resolve_connection(
     let mut rules = Vec::new();
     for (i, r) in m.rule.iter().enumerate() {
         let k = |f: &str| format!("{prefix}.rule[{i}].{f}");
-        let target = match (&r.column, &r.column_pattern) {
-            (Some(c), None) => ColumnTarget::exact(c).map(|t| (t, c.clone())),
-            (None, Some(p)) => ColumnTarget::pattern(p).map(|t| (t, p.clone())),
-            (Some(_), Some(_)) => {
+        let target = match (&r.column, &r.column_pattern, &r.json_path) {
+            (Some(c), None, None) => ColumnTarget::exact(c).map(|t| (t, c.clone())),
+            (None, Some(p), None) => ColumnTarget::pattern(p).map(|t| (t, p.clone())),
+            (None, None, Some(j)) if !documents => {
+                fail(k("json_path"), format!("{j:?}: JSON path rules apply to http and mcp connections; on a {kind} connection use column or column_pattern"));
+                continue;
+            }
+            (None, None, Some(j)) => {
+                JsonPath::parse(j).map(|p| (ColumnTarget::JsonPath(p), j.clone()))
+            }
+            (None, None, None) => {
                 fail(
                     k("column"),
-                    "set either column or column_pattern, not both".into(),
+                    if documents {
+                        "missing: name a JSON path (json_path = \"$..ssn\")".into()
+                    } else {
+                        "missing: name the column (column = \"public.customers.card\") or a name pattern (column_pattern = \"*ssn*\")".into()
+                    },
                 );
                 continue;
             }
-            (None, None) => {
-                fail(k("column"), "missing: name the column (column = \"public.customers.card\") or a name pattern (column_pattern = \"*ssn*\")".into());
+            _ => {
+                fail(
+                    k("column"),
+                    "set one of column, column_pattern or json_path".into(),
+                );
                 continue;
             }
         };
@@ -270,13 +291,22 @@ pub(super) fn resolve_connection(
             Err(e) => {
                 let key = if r.column.is_some() {
                     "column"
-                } else {
+                } else if r.column_pattern.is_some() {
                     "column_pattern"
+                } else {
+                    "json_path"
                 };
                 fail(k(key), e.to_string());
                 continue;
             }
         };
+        if documents && !matches!(target, ColumnTarget::JsonPath(_)) {
+            fail(
+                k("column"),
+                format!("column rules apply to SQL results; on a {kind} connection use json_path"),
+            );
+            continue;
+        }
         let strategy = match r.strategy.as_deref().map(Strategy::parse) {
             None => Strategy::Redact,
             Some(Ok(s)) => s,
@@ -290,6 +320,24 @@ pub(super) fn resolve_connection(
             strategy,
             label,
         });
+    }
+    for (i, j) in m.json_paths.iter().enumerate() {
+        let key = format!("{prefix}.json_paths[{i}]");
+        if !documents {
+            fail(
+                key,
+                format!("JSON paths apply to http and mcp connections, not to a {kind} connection"),
+            );
+            continue;
+        }
+        match JsonPath::parse(j) {
+            Ok(p) => rules.push(ColumnRule {
+                target: ColumnTarget::JsonPath(p),
+                strategy: Strategy::Redact,
+                label: j.clone(),
+            }),
+            Err(e) => fail(key, e.to_string()),
+        }
     }
     for (i, g) in m.exempt_groups.iter().enumerate() {
         if gatehouse_identity::validate_name("group", g).is_err() {

@@ -1,0 +1,592 @@
+//! One request from a caller to its answer: route, authenticate, open the
+//! session, decide, write ahead, forward, stream the response back masked,
+//! record.
+
+use crate::gate::{self, Asking, RequestFacts, Verdict};
+use crate::listener::HttpGateway;
+use crate::path::NormalPath;
+use crate::refusals::{self, Body, Problem};
+use crate::response::{BodyKind, BodyPipeline};
+use crate::session::{CallerConnection, OpenSession};
+use crate::{upstream, HttpTarget};
+use bytes::Bytes;
+use gatehouse_core::{
+    AuditEvent, DecisionRecord, MaskingSummary, Protocol, StatementDecided, StatementOutcome,
+    StatementRecord, Timestamp,
+};
+use gatehouse_identity::CredentialKind;
+use gatehouse_mask::{MaskingEngine, Scratch};
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Frame, Incoming};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// Handles one request; every outcome is a response (refusals included).
+pub(crate) async fn handle(
+    gw: &HttpGateway,
+    caller: &CallerConnection,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    match Exchange::begin(gw, caller, req).await {
+        Ok(resp) | Err(resp) => resp,
+    }
+}
+
+struct Exchange<'a> {
+    gw: &'a HttpGateway,
+    caller: &'a CallerConnection,
+    target: Arc<HttpTarget>,
+    session: Arc<OpenSession>,
+    seq: u64,
+    text: String,
+    params: Vec<Option<String>>,
+}
+
+impl<'a> Exchange<'a> {
+    async fn begin(
+        gw: &'a HttpGateway,
+        caller: &'a CallerConnection,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Response<Body>> {
+        let s = &gw.settings;
+        if req.method() == http::Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
+            return Err(refusals::upgrade_refused().response());
+        }
+        // Route: a host name mapped to a connection, else the first segment.
+        let path = NormalPath::parse(req.uri().path())
+            .map_err(|e| refusals::bad_path(&e.to_string()).response())?;
+        if path.decoded().contains(';') {
+            return Err(refusals::bad_path(
+                "the path has a path parameter (;), which some upstreams drop before routing",
+            )
+            .response());
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| {
+                h.rsplit_once(':')
+                    .map_or(h, |(name, _)| name)
+                    .to_ascii_lowercase()
+            });
+        let by_host = host.as_deref().and_then(|h| {
+            s.connections
+                .values()
+                .find(|t| t.hosts.iter().any(|x| x == h))
+                .cloned()
+        });
+        let (target, rest) = match by_host {
+            Some(t) => (t, path),
+            None => {
+                let (name, rest) = path
+                    .split_first()
+                    .ok_or_else(|| refusals::no_connection(None).response())?;
+                let t = s
+                    .connections
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| refusals::no_connection(Some(name)).response())?;
+                (t, rest)
+            }
+        };
+
+        let session = Self::login(gw, caller, &target, req.headers()).await?;
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, s.max_request_body).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let p = if e.is::<http_body_util::LengthLimitError>() {
+                    refusals::body_too_large(s.max_request_body)
+                } else {
+                    refusals::bad_body(&e.to_string())
+                };
+                return Err(p.response());
+            }
+        };
+        session
+            .bytes_in
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        let facts = RequestFacts::new(&parts, rest, &body);
+        let record_engine: &MaskingEngine = match &target.masking {
+            Some(m) => &m.engine,
+            None => &s.record_masking,
+        };
+        let text = mask_for_record(record_engine, &facts.text());
+        let params = if body.is_empty() {
+            Vec::new()
+        } else {
+            let keep = &body[..body.len().min(target.record_body_limit)];
+            let mut p = mask_for_record(record_engine, &String::from_utf8_lossy(keep));
+            if keep.len() < body.len() {
+                p.push_str(&format!("… ({} bytes)", body.len()));
+            }
+            vec![Some(p)]
+        };
+        let ex = Exchange {
+            gw,
+            caller,
+            session: session.clone(),
+            seq: session.next_seq(),
+            target,
+            text,
+            params,
+        };
+        ex.decide_and_forward(parts, facts, body).await
+    }
+
+    /// Authenticates the caller and finds or opens its session.
+    async fn login(
+        gw: &HttpGateway,
+        caller: &CallerConnection,
+        target: &HttpTarget,
+        headers: &http::HeaderMap,
+    ) -> Result<Arc<OpenSession>, Response<Body>> {
+        let s = &gw.settings;
+        let conn = Some(target.name.as_str());
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+            })
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            let p = refusals::missing_credential();
+            return Err(Self::auth_refusal(caller, conn, None, "credential", p).await);
+        };
+        let identity = match s.authenticator.authenticate(token, Timestamp::now()).await {
+            Ok(i) => i.into_identity(),
+            Err(e) => {
+                let jwt = CredentialKind::of(token) == CredentialKind::Jwt;
+                let p = refusals::bad_credential(&e.to_string(), jwt);
+                return Err(Self::auth_refusal(caller, conn, None, "credential", p).await);
+            }
+        };
+        if let Some(open) = caller.current(&identity, &target.name) {
+            return Ok(open);
+        }
+        let (engine, _) = s.policy.current();
+        let decision = engine.decide_connect(&gatehouse_policy::ConnectRequest {
+            identity: &identity,
+            connection: &target.name,
+            kind: "http",
+            client_ip: caller.peer.ip(),
+            now: Timestamp::now(),
+        });
+        if let (Some(reason), gatehouse_policy::PolicyMode::Enforce) =
+            (decision.reason(), s.policy.mode())
+        {
+            let p = refusals::connect_denied(reason);
+            let subject = Some(identity.subject.as_str());
+            return Err(Self::auth_refusal(caller, conn, subject, "policy", p).await);
+        }
+        let agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        caller
+            .open(identity, &target.name, agent)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not record a session start; refusing the request");
+                refusals::evidence_unavailable().response()
+            })
+    }
+
+    async fn auth_refusal(
+        caller: &CallerConnection,
+        connection: Option<&str>,
+        subject: Option<&str>,
+        stage: &str,
+        p: Problem,
+    ) -> Response<Body> {
+        if caller
+            .auth_failed(connection, subject, stage, &p.detail)
+            .await
+        {
+            p.response()
+        } else {
+            refusals::evidence_unavailable().response()
+        }
+    }
+
+    async fn decide_and_forward(
+        self,
+        parts: http::request::Parts,
+        facts: RequestFacts,
+        body: Bytes,
+    ) -> Result<Response<Body>, Response<Body>> {
+        let s = &self.gw.settings;
+        let asking = Asking {
+            identity: &self.session.identity,
+            connection: &self.target.name,
+            client_ip: self.caller.peer.ip(),
+            session: self.session.id,
+            seq: self.seq,
+            recorded_text: &self.text,
+            recorded_params: &self.params,
+            body: &body,
+        };
+        let verdict = gate::decide(&s.policy, s.approvals.as_deref(), &facts, &asking).await;
+        let started = Timestamp::now();
+        let clock = std::time::Instant::now();
+        match verdict {
+            Verdict::Refuse { record, problem } => {
+                self.write_ahead(&record).await?;
+                self.finish(
+                    started,
+                    clock,
+                    StatementOutcome::Error {
+                        sqlstate: problem.code(),
+                        message: problem.detail.clone(),
+                    },
+                    record,
+                    None,
+                )
+                .await;
+                Err(problem.response())
+            }
+            Verdict::Forward { record, approval } => {
+                self.write_ahead(&record).await?;
+                if let (Some(id), Some(desk)) = (&approval, &s.approvals) {
+                    if let Err(e) = desk.mark_used(id, Timestamp::now()).await {
+                        tracing::error!(error = %e, "could not mark an approval used; refusing the request");
+                        return Err(refusals::evidence_unavailable().response());
+                    }
+                }
+                self.forward(parts, facts, body, record, started, clock)
+                    .await
+            }
+        }
+    }
+
+    /// The decision is durable in the evidence log before anything is forwarded.
+    async fn write_ahead(&self, decision: &DecisionRecord) -> Result<(), Response<Body>> {
+        let event = AuditEvent::statement(&StatementDecided {
+            session: self.session.id,
+            seq: self.seq,
+            identity: &self.session.identity.subject,
+            connection: &self.target.name,
+            protocol: Protocol::Http.as_str(),
+            text: &self.text,
+            parameters: self.params.len(),
+            decision,
+        });
+        self.caller.recorder.audit(vec![event]).await.map_err(|e| {
+            tracing::error!(error = %e, "could not log a request; refusing it");
+            refusals::evidence_unavailable().response()
+        })
+    }
+
+    async fn forward(
+        self,
+        parts: http::request::Parts,
+        facts: RequestFacts,
+        body: Bytes,
+        record: DecisionRecord,
+        started: Timestamp,
+        clock: std::time::Instant,
+    ) -> Result<Response<Body>, Response<Body>> {
+        let s = &self.gw.settings;
+        let target = self.target.clone();
+        let masking = target.masking.as_ref().filter(|m| {
+            !self
+                .session
+                .identity
+                .groups
+                .iter()
+                .any(|g| m.exempt_groups.contains(g))
+        });
+        let exempt_group = target.masking.as_ref().and_then(|m| {
+            self.session
+                .identity
+                .groups
+                .iter()
+                .find(|g| m.exempt_groups.contains(g))
+                .cloned()
+        });
+        let secrets: Arc<[String]> = upstream::secrets(&target.auth).into();
+        let mut url = target.url.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}{}", facts.path.forward()));
+        url.set_query(facts.raw_query.as_deref());
+        let headers = upstream::request_headers(
+            &parts.headers,
+            &target,
+            masking.is_some() || !secrets.is_empty(),
+        );
+        let sent = target
+            .client
+            .request(parts.method.clone(), url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let problem = if e.is_timeout() {
+                    refusals::upstream_timeout(&target.name)
+                } else {
+                    refusals::upstream_unreachable(&target.name, &error_chain(&e))
+                };
+                tracing::warn!(connection = %target.name, error = %error_chain(&e), "upstream request failed");
+                self.finish(
+                    started,
+                    clock,
+                    StatementOutcome::Error {
+                        sqlstate: problem.code(),
+                        message: problem.detail.clone(),
+                    },
+                    record,
+                    None,
+                )
+                .await;
+                return Err(problem.response());
+            }
+        };
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let encoding = resp
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let no_body = parts.method == http::Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+            || resp.content_length() == Some(0);
+        let engine = if no_body {
+            None
+        } else {
+            masking.map(|m| m.engine.clone())
+        };
+        let pipeline = BodyPipeline::new(
+            if no_body { None } else { encoding.as_deref() },
+            BodyKind::of(&content_type),
+            engine.clone(),
+            if no_body {
+                Arc::from(Vec::new())
+            } else {
+                secrets.clone()
+            },
+            s.max_masked_value,
+        );
+        let pipeline = match pipeline {
+            Ok(p) => p,
+            Err(reason) if engine.is_some() => {
+                let problem = refusals::unmaskable(&target.name, &reason);
+                self.finish(
+                    started,
+                    clock,
+                    StatementOutcome::Error {
+                        sqlstate: problem.code(),
+                        message: problem.detail.clone(),
+                    },
+                    record,
+                    None,
+                )
+                .await;
+                return Err(problem.response());
+            }
+            // Not masked and not decodable: passed as the upstream sent it.
+            Err(_) => BodyPipeline::new(None, None, None, Arc::from(Vec::new()), 0)
+                .map_err(|_| refusals::evidence_unavailable().response())?,
+        };
+        let mut out = Response::new(());
+        *out.status_mut() = status;
+        *out.headers_mut() =
+            upstream::response_headers(resp.headers(), &secrets, pipeline.rewrites());
+        let (tx, rx) = mpsc::channel(8);
+        let outcome = if status.as_u16() >= 400 {
+            StatementOutcome::Error {
+                sqlstate: status.as_u16().to_string(),
+                message: status.canonical_reason().unwrap_or("").to_string(),
+            }
+        } else {
+            StatementOutcome::Ok {
+                command_tag: format!(
+                    "{} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                )
+                .trim_end()
+                .to_string(),
+                rows: None,
+            }
+        };
+        let finisher = self.into_finisher(started, clock, record, exempt_group);
+        tokio::spawn(stream_body(resp, pipeline, tx, finisher, outcome));
+        let (head, ()) = out.into_parts();
+        Ok(Response::from_parts(head, ChannelBody { rx }.boxed()))
+    }
+
+    fn into_finisher(
+        self,
+        started: Timestamp,
+        clock: std::time::Instant,
+        decision: DecisionRecord,
+        exempt_group: Option<String>,
+    ) -> Finisher {
+        Finisher {
+            recorder: self.caller.recorder.clone(),
+            session: self.session,
+            seq: self.seq,
+            text: self.text,
+            params: self.params,
+            started,
+            clock,
+            decision,
+            exempt_group,
+        }
+    }
+
+    async fn finish(
+        self,
+        started: Timestamp,
+        clock: std::time::Instant,
+        outcome: StatementOutcome,
+        decision: DecisionRecord,
+        masking: Option<MaskingSummary>,
+    ) {
+        let f = self.into_finisher(started, clock, decision, None);
+        f.record(outcome, masking).await;
+    }
+}
+
+/// What the record of a forwarded request needs once its body has passed.
+struct Finisher {
+    recorder: gatehouse_core::SessionRecorder,
+    session: Arc<OpenSession>,
+    seq: u64,
+    text: String,
+    params: Vec<Option<String>>,
+    started: Timestamp,
+    clock: std::time::Instant,
+    decision: DecisionRecord,
+    exempt_group: Option<String>,
+}
+
+impl Finisher {
+    async fn record(self, outcome: StatementOutcome, masking: Option<MaskingSummary>) {
+        let record = StatementRecord {
+            session_id: self.session.id,
+            seq: self.seq,
+            protocol: Protocol::Http.as_str().to_string(),
+            text: self.text,
+            params: self.params,
+            started_at: self.started,
+            duration_us: self.clock.elapsed().as_micros() as u64,
+            outcome,
+            decision: Some(self.decision),
+            masking,
+        };
+        if self.recorder.statement(record).await.is_err() {
+            tracing::error!("session recorder stopped; a request is not recorded");
+        }
+    }
+}
+
+/// Reads the upstream body, masks it, sends it on; records the request
+/// when it ends (completely, cut by an error, or abandoned by the caller).
+async fn stream_body(
+    mut resp: reqwest::Response,
+    mut pipeline: BodyPipeline,
+    tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+    finisher: Finisher,
+    ok: StatementOutcome,
+) {
+    let mut out = Vec::new();
+    let session = finisher.session.clone();
+    let outcome = loop {
+        out.clear();
+        let step = match resp.chunk().await {
+            Ok(Some(chunk)) => pipeline.feed(&chunk, &mut out).map(|()| false),
+            Ok(None) => pipeline.finish(&mut out).map(|()| true),
+            Err(e) => {
+                let msg = format!("the upstream's body broke off: {}", error_chain(&e));
+                let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
+                break StatementOutcome::Error {
+                    sqlstate: "502".into(),
+                    message: msg,
+                };
+            }
+        };
+        match step {
+            Ok(done) => {
+                if !out.is_empty() {
+                    session
+                        .bytes_out
+                        .fetch_add(out.len() as u64, Ordering::Relaxed);
+                    let frame = Frame::data(Bytes::copy_from_slice(&out));
+                    if tx.send(Ok(frame)).await.is_err() {
+                        break StatementOutcome::Incomplete;
+                    }
+                }
+                if done {
+                    break ok;
+                }
+            }
+            Err(e) => {
+                // Withheld from here on: the caller sees the response cut.
+                let msg = format!("gatehouse withheld the rest of the response: {e}");
+                tracing::warn!(session = %session.id, "{msg}");
+                let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
+                break StatementOutcome::Error {
+                    sqlstate: "502".into(),
+                    message: msg,
+                };
+            }
+        }
+    };
+    let masking = pipeline.summary(finisher.exempt_group.clone());
+    finisher.record(outcome, masking).await;
+}
+
+/// A response body fed by the streaming task; bounded, so a slow caller
+/// slows the upstream read instead of growing memory.
+struct ChannelBody {
+    rx: mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Masks a text for records with `engine` (detectors, secrets).
+fn mask_for_record(engine: &MaskingEngine, text: &str) -> String {
+    let mut scratch = Scratch::default();
+    let mut tally = engine.tally();
+    engine.mask_str(text, &mut scratch, &mut tally).into_owned()
+}
+
+/// An error with its causes (reqwest's top level says little).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

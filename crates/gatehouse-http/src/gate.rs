@@ -1,0 +1,350 @@
+//! One request → the policy's decision → forward or refuse, with approvals:
+//! taken when one covers the exact request, filed (and in hold mode waited
+//! for) when none does.
+
+use crate::path::NormalPath;
+use crate::refusals::{self, Problem};
+use gatehouse_core::{
+    statement_fingerprint, ActionToApprove, ApprovalDesk, ApprovalId, ApprovalMode, ApprovalState,
+    Consulted, DecisionRecord, Identity, SessionId, Timestamp,
+};
+use gatehouse_policy::{Decision, HttpRequestFacts, PolicyHandle, PolicyMode};
+use http::request::Parts;
+use std::net::IpAddr;
+
+/// Headers a policy never sees: the caller's credentials.
+const PRIVATE_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
+
+/// What the gateway knows of a request, as it will forward it.
+pub(crate) struct RequestFacts {
+    pub(crate) method: String,
+    pub(crate) path: NormalPath,
+    pub(crate) raw_query: Option<String>,
+    query: Vec<String>,
+    headers: Vec<String>,
+    content_type: String,
+    body_fields: Vec<String>,
+    body: Vec<String>,
+}
+
+impl RequestFacts {
+    /// Reads the facts of a request whose path after the connection is `path`.
+    pub(crate) fn new(parts: &Parts, path: NormalPath, body: &[u8]) -> Self {
+        let raw_query = parts.uri.query().map(str::to_string);
+        let query = raw_query
+            .as_deref()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| {
+                        if v.is_empty() {
+                            k.into_owned()
+                        } else {
+                            format!("{k}={v}")
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let headers = parts
+            .headers
+            .iter()
+            .filter(|(n, _)| !PRIVATE_HEADERS.contains(&n.as_str()))
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| format!("{}: {v}", n.as_str())))
+            .collect();
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(crate::response::media_type)
+            .unwrap_or_default();
+        let (body_fields, body) =
+            if content_type == "application/json" || content_type.ends_with("+json") {
+                json_fields(body)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+        Self {
+            method: parts.method.as_str().to_string(),
+            path,
+            raw_query,
+            query,
+            headers,
+            content_type,
+            body_fields,
+            body,
+        }
+    }
+
+    /// The request line as decided and recorded (before masking):
+    /// `GET /v1/invoices?status=open`.
+    pub(crate) fn text(&self) -> String {
+        match &self.raw_query {
+            Some(q) => format!("{} {}?{q}", self.method, self.path.forward()),
+            None => format!("{} {}", self.method, self.path.forward()),
+        }
+    }
+}
+
+/// A JSON object body's top-level member names and `name=value` scalars.
+fn json_fields(body: &[u8]) -> (Vec<String>, Vec<String>) {
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (Vec::new(), Vec::new());
+    };
+    let fields = m.keys().cloned().collect();
+    let pairs = m
+        .iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some(format!("{k}={s}")),
+            serde_json::Value::Number(n) => Some(format!("{k}={n}")),
+            serde_json::Value::Bool(b) => Some(format!("{k}={b}")),
+            _ => None,
+        })
+        .collect();
+    (fields, pairs)
+}
+
+/// The gate's answer.
+pub(crate) enum Verdict {
+    /// Forward it; `approval` is used once it goes ahead.
+    Forward {
+        record: DecisionRecord,
+        approval: Option<ApprovalId>,
+    },
+    /// Refuse it with this problem.
+    Refuse {
+        record: DecisionRecord,
+        problem: Problem,
+    },
+}
+
+/// Who asks, for what, where: everything a decision needs.
+pub(crate) struct Asking<'a> {
+    pub(crate) identity: &'a Identity,
+    pub(crate) connection: &'a str,
+    pub(crate) client_ip: IpAddr,
+    pub(crate) session: SessionId,
+    pub(crate) seq: u64,
+    /// The request line as recorded (masked).
+    pub(crate) recorded_text: &'a str,
+    pub(crate) recorded_params: &'a [Option<String>],
+    pub(crate) body: &'a [u8],
+}
+
+fn record(d: &Decision, mode: PolicyMode, shadow: bool) -> DecisionRecord {
+    let name = d.name();
+    DecisionRecord {
+        decision: if shadow && name != "allow" {
+            format!("shadow_{name}")
+        } else {
+            name.to_string()
+        },
+        policies: d.policies().to_vec(),
+        mode: mode.as_str().to_string(),
+        reason: d.reason().map(str::to_string),
+    }
+}
+
+/// Decides a request; in hold mode waits for its approval.
+pub(crate) async fn decide(
+    policy: &PolicyHandle,
+    desk: Option<&ApprovalDesk>,
+    facts: &RequestFacts,
+    a: &Asking<'_>,
+) -> Verdict {
+    let decide_as = |approved: bool| {
+        let (engine, _) = policy.current();
+        engine.decide_http(&HttpRequestFacts {
+            identity: a.identity,
+            connection: a.connection,
+            kind: "http",
+            client_ip: a.client_ip,
+            now: Timestamp::now(),
+            approved,
+            method: &facts.method,
+            path: facts.path.decoded(),
+            query: &facts.query,
+            headers: &facts.headers,
+            content_type: &facts.content_type,
+            body_fields: &facts.body_fields,
+            body: &facts.body,
+        })
+    };
+    let mode = policy.mode();
+    let decision = decide_as(false);
+    match (&decision, mode) {
+        (Decision::Allow { .. }, _) => Verdict::Forward {
+            record: record(&decision, mode, false),
+            approval: None,
+        },
+        (_, PolicyMode::Audit) => Verdict::Forward {
+            record: record(&decision, mode, true),
+            approval: None,
+        },
+        (Decision::Deny { reason, policies }, PolicyMode::Enforce) => Verdict::Refuse {
+            problem: refusals::denied(reason, policies),
+            record: record(&decision, mode, false),
+        },
+        (
+            Decision::Review {
+                routes,
+                reason,
+                policies,
+            },
+            PolicyMode::Enforce,
+        ) => {
+            let base = record(&decision, mode, false);
+            let Some(desk) = desk else {
+                return Verdict::Refuse {
+                    problem: refusals::denied(reason, policies),
+                    record: base,
+                };
+            };
+            let fingerprint = fingerprint(a, facts);
+            let asked = ActionToApprove {
+                routes,
+                requester: a.identity,
+                connection: a.connection,
+                session: a.session,
+                seq: a.seq,
+                text: a.recorded_text,
+                params: a.recorded_params,
+                fingerprint: &fingerprint,
+                policies,
+                analysis: reason,
+                reason: None,
+            };
+            approve(desk, &asked, base, &decide_as).await
+        }
+    }
+}
+
+/// What an approval of this exact request is bound to: who, where, the
+/// method, path and query as forwarded, and the body's bytes.
+fn fingerprint(a: &Asking<'_>, facts: &RequestFacts) -> String {
+    statement_fingerprint(
+        &a.identity.subject,
+        a.connection,
+        "http",
+        &facts.text(),
+        &[Some(a.body)],
+    )
+}
+
+async fn approve(
+    desk: &ApprovalDesk,
+    asked: &ActionToApprove<'_>,
+    mut base: DecisionRecord,
+    decide_as: &impl Fn(bool) -> Decision,
+) -> Verdict {
+    let reason = base.reason.clone().unwrap_or_default();
+    let (id, route) = match desk.consult(asked, Timestamp::now()) {
+        Consulted::Approved(id) => return approved(id, base, decide_as),
+        Consulted::NoRoute => {
+            return Verdict::Refuse {
+                problem: refusals::denied(
+                    &format!("{reason}, and no approval route it names is configured"),
+                    &base.policies,
+                ),
+                record: base,
+            }
+        }
+        Consulted::TooMany(limit) => {
+            let why = format!(
+                "{reason}: not filed: {} filed {limit} approval requests in the last minute, the most it may",
+                asked.requester.subject
+            );
+            base.reason = Some(why.clone());
+            return Verdict::Refuse {
+                problem: refusals::too_many_requests(&why),
+                record: base,
+            };
+        }
+        Consulted::Waiting { id, route, new } => {
+            if let Some(request) = new {
+                if let Err(e) = desk.submit(*request).await {
+                    tracing::error!(error = %e, "could not file an approval request");
+                    return Verdict::Refuse {
+                        problem: refusals::evidence_unavailable(),
+                        record: base,
+                    };
+                }
+            }
+            (id, route)
+        }
+    };
+    base.reason = Some(format!("{reason}: request {id}"));
+    if route.mode == ApprovalMode::Request {
+        return Verdict::Refuse {
+            problem: refusals::approval_required(
+                &reason,
+                &id.to_string(),
+                &route.approver_groups,
+                &humantime_secs(route.valid_for),
+            ),
+            record: base,
+        };
+    }
+    // Hold mode: the caller's request waits for the decision.
+    let state = match desk.await_decision(&id, route.hold_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read an approval request");
+            return Verdict::Refuse {
+                problem: refusals::evidence_unavailable(),
+                record: base,
+            };
+        }
+    };
+    if state == Some(ApprovalState::Approved) {
+        if let Some(taken) = desk.take_approved(asked.fingerprint, Timestamp::now()) {
+            return approved(taken, base, decide_as);
+        }
+    }
+    let (denied, expired, what) = match state {
+        Some(ApprovalState::Denied) => (true, false, "denied"),
+        Some(ApprovalState::Expired) => (false, true, "expired"),
+        _ => (false, false, "not decided in time"),
+    };
+    base.reason = Some(format!("{reason}: request {id}: {what}"));
+    Verdict::Refuse {
+        problem: refusals::approval_outcome(&id.to_string(), denied, expired),
+        record: base,
+    }
+}
+
+/// An approval was taken: decided again as approved (plain forbids still apply).
+fn approved(
+    id: ApprovalId,
+    mut base: DecisionRecord,
+    decide_as: &impl Fn(bool) -> Decision,
+) -> Verdict {
+    match decide_as(true) {
+        Decision::Allow { policies } => Verdict::Forward {
+            record: DecisionRecord {
+                decision: "allow".into(),
+                policies,
+                mode: base.mode,
+                reason: Some(format!("approved: request {id}")),
+            },
+            approval: Some(id),
+        },
+        d => {
+            let reason = d.reason().unwrap_or_default().to_string();
+            base.decision = d.name().to_string();
+            base.reason = Some(reason.clone());
+            Verdict::Refuse {
+                problem: refusals::denied(&reason, d.policies()),
+                record: base,
+            }
+        }
+    }
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -1,0 +1,131 @@
+//! Gatehouse HTTP adapter: REST APIs reached through the gateway.
+//!
+//! A caller sends `https://gateway:port/<connection>/<path>` (or uses a
+//! host name mapped to a connection) with `Authorization: Bearer <token>`.
+//! Each request is one *action*: the path normalised as the upstream will
+//! read it (`path.rs`), decided by the policy as `http:<METHOD>` with its
+//! facts (`gate.rs`), held for or refused pending approval, written ahead
+//! to the evidence log, forwarded with the gateway's own upstream
+//! credential (`upstream.rs`), and its response streamed back masked
+//! (`response.rs`) and recorded (`session.rs`). Refusals are RFC 9457
+//! problem documents (`refusals.rs`).
+//!
+//! The adapter owns no policy, masking, approval or evidence logic: it
+//! turns HTTP into the core's terms and back.
+
+mod exchange;
+mod gate;
+mod listener;
+pub mod path;
+mod refusals;
+mod response;
+mod session;
+mod sse;
+mod upstream;
+
+pub use listener::HttpGateway;
+pub use upstream::{client as upstream_client, UpstreamClientError};
+
+use gatehouse_core::ApprovalDesk;
+use gatehouse_identity::Authenticator;
+use gatehouse_mask::MaskingEngine;
+use gatehouse_policy::PolicyHandle;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the gateway authenticates to an upstream.
+#[derive(Clone)]
+pub enum UpstreamAuth {
+    /// No credential.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// `<header>: <value>` (an API key).
+    Header {
+        /// The header's name.
+        name: http::HeaderName,
+        /// Its value.
+        value: Secret,
+    },
+    /// `Authorization: Basic …`.
+    Basic {
+        /// The user.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+}
+
+/// A credential the gateway holds: never printed, never logged.
+#[derive(Clone)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(s: impl Into<Arc<str>>) -> Self {
+        Self(s.into())
+    }
+
+    /// The credential, for the request that carries it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// One `[[connection]] kind = "http"`.
+#[derive(Clone)]
+pub struct HttpTarget {
+    /// The connection's name: the first path segment callers use.
+    pub name: String,
+    /// The upstream base URL (`http://host:port/base`), without a trailing slash.
+    pub url: url::Url,
+    /// Host names (without port) that select this connection without a prefix.
+    pub hosts: Vec<String>,
+    /// How the gateway authenticates upstream.
+    pub auth: UpstreamAuth,
+    /// The HTTP client for this upstream (its CA, client certificate, timeouts).
+    pub client: reqwest::Client,
+    /// Masking of responses, when configured.
+    pub masking: Option<Arc<HttpMasking>>,
+    /// Bytes of a request body the record keeps (masked).
+    pub record_body_limit: usize,
+}
+
+/// Masking for one connection.
+pub struct HttpMasking {
+    /// The engine: detectors and JSON path rules.
+    pub engine: Arc<MaskingEngine>,
+    /// Callers in these groups get responses in clear (records stay masked).
+    pub exempt_groups: Vec<String>,
+}
+
+/// Everything the HTTP listener needs.
+pub struct HttpSettings {
+    /// The server certificate.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Accept plaintext HTTP from loopback peers.
+    pub plaintext_on_loopback: bool,
+    /// Connections by name.
+    pub connections: HashMap<String, Arc<HttpTarget>>,
+    /// The policy.
+    pub policy: Arc<PolicyHandle>,
+    /// Where approvals are filed.
+    pub approvals: Option<Arc<ApprovalDesk>>,
+    /// Credential checks.
+    pub authenticator: Authenticator,
+    /// Masks what records keep on connections without masking (secrets).
+    pub record_masking: Arc<MaskingEngine>,
+    /// Largest request body the gateway reads (it is decided and hashed whole).
+    pub max_request_body: usize,
+    /// Largest single JSON value or text line held to mask it.
+    pub max_masked_value: usize,
+    /// How long a caller may take to send a request's head.
+    pub header_timeout: Duration,
+}

@@ -1,0 +1,132 @@
+//! Accepting callers: TLS (plaintext only from loopback when allowed),
+//! HTTP/1.1 per connection, graceful drain at shutdown.
+
+use crate::exchange;
+use crate::refusals::{self, Body};
+use crate::session::CallerConnection;
+use crate::HttpSettings;
+use gatehouse_core::{SessionEndReason, SessionRecorder};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// The HTTP adapter: one listener for every `http` connection.
+#[derive(Clone)]
+pub struct HttpGateway {
+    pub(crate) settings: Arc<HttpSettings>,
+    pub(crate) recorder: SessionRecorder,
+}
+
+/// A TLS ClientHello starts with a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+impl HttpGateway {
+    /// The adapter over `settings`, recording through `recorder`.
+    pub fn new(settings: HttpSettings, recorder: SessionRecorder) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            recorder,
+        }
+    }
+
+    /// Accepts callers until `shutdown` reads true, then lets the open
+    /// connections finish their current request.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let gw = self.clone();
+                        let stop = shutdown.clone();
+                        tasks.spawn(async move { gw.connection(stream, peer, stop).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "http listener: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                _ = stopped(&mut shutdown) => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn connection(self, stream: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
+        let _ = stream.set_nodelay(true);
+        let mut first = [0u8; 1];
+        let is_tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE);
+        let caller = Arc::new(CallerConnection::new(peer, self.recorder.clone()));
+        if is_tls {
+            let acceptor = tokio_rustls::TlsAcceptor::from(self.settings.tls.clone());
+            let handshake =
+                tokio::time::timeout(self.settings.header_timeout, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(tls)) => self.serve_http(tls, caller.clone(), true, stop).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "http: TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "http: TLS handshake timed out"),
+            }
+        } else {
+            let allowed = self.settings.plaintext_on_loopback && peer.ip().is_loopback();
+            self.serve_http(stream, caller.clone(), allowed, stop).await;
+        }
+        let reason = SessionEndReason::ClientDisconnected;
+        caller.end(reason, None).await;
+    }
+
+    async fn serve_http<S>(
+        &self,
+        io: S,
+        caller: Arc<CallerConnection>,
+        transport_ok: bool,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let gw = self.clone();
+        let service = service_fn(move |req| {
+            let gw = gw.clone();
+            let caller = caller.clone();
+            async move {
+                let resp: hyper::Response<Body> = if transport_ok {
+                    exchange::handle(&gw, &caller, req).await
+                } else {
+                    let problem = refusals::tls_required();
+                    caller
+                        .auth_failed(None, None, "transport", &problem.detail)
+                        .await;
+                    problem.response()
+                };
+                Ok::<_, Infallible>(resp)
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.settings.header_timeout)
+            .keep_alive(transport_ok)
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "http connection ended with an error");
+                }
+            }
+            _ = stopped(&mut stop) => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+/// Completes once `rx` reads true; the watch guard is dropped inside so the future stays `Send`.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
