@@ -272,12 +272,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     for w in &c.warnings {
                         eprintln!("warning: {w}");
                     }
+                    let http = c
+                        .http_listen
+                        .map(|a| format!(", http listener {a}"))
+                        .unwrap_or_default();
                     println!(
-                        "{}: ok (postgres listener {}, API {}, {} connection(s))",
+                        "{}: ok (postgres listener {}{http}, API {}, {} connection(s))",
                         path.display(),
                         c.postgres_listen,
                         c.api_listen,
-                        c.connections.len()
+                        c.connections.len() + c.http_connections.len()
                     );
                     Ok(ExitCode::SUCCESS)
                 }

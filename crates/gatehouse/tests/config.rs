@@ -579,3 +579,74 @@ fn an_unknown_log_format_is_named() {
         &["server.log_format: \"xml\" is not a log format"],
     );
 }
+
+#[test]
+fn http_connection_mistakes_are_named() {
+    assert_problems(
+        &[
+            r#"[listeners]
+postgres = "127.0.0.1:15432"
+http = "127.0.0.1:notaport"
+
+[[connection]]
+name = "api-a"
+kind = "http"
+host = "127.0.0.1"
+
+[[connection]]
+name = "api-b"
+kind = "http"
+url = "ftp://files.example"
+auth = "bearer"
+token_env = "NO_SUCH_TOKEN_VAR"
+
+[[connection]]
+name = "api-c"
+kind = "http"
+url = "http://127.0.0.1:9000/?x=1"
+auth = "header"
+token_env = "APP_DB_PASSWORD"
+
+[[connection]]
+name = "api-d"
+kind = "http"
+url = "http://127.0.0.1:9000"
+auth = "magic"
+hosts = ["billing.local:8443"]
+backend_ca = "missing-ca.pem"
+
+[connection.masking]
+json_paths = ["customers.ssn"]
+
+[[connection.masking.rule]]
+column = "public.customers.ssn"
+
+[[connection]]
+name = "api-e"
+kind = "soap"
+"#,
+            APP_CONNECTION,
+            r#"
+[connection.masking]
+json_paths = ["$..ssn"]
+"#,
+        ]
+        .concat(),
+        &[
+            "listeners.http: ",
+            "connection[0].host: not used by http connections",
+            "connection[0].url: missing: the upstream's base URL",
+            "connection[1].url: use an http:// or https:// URL with a host",
+            "connection[1].token_env: environment variable NO_SUCH_TOKEN_VAR is not set",
+            "connection[2].url: the base URL takes no query",
+            "connection[2].header_name: missing: the header that carries the key",
+            "connection[3].backend_ca: only used with an https:// url",
+            "connection[3].auth: \"magic\" is not an upstream authentication",
+            "connection[3].hosts[0]: \"billing.local:8443\" is not a host name",
+            "connection[3].masking.json_paths[0]: \"customers.ssn\" is not a JSON path: a JSON path starts with $",
+            "connection[3].masking.rule[0].column: column rules apply to SQL results; on a http connection use json_path",
+            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\" and \"http\"",
+            "connection[5].masking.json_paths[0]: JSON paths apply to http and mcp connections, not to a postgres connection",
+        ],
+    );
+}

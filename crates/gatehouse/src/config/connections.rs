@@ -101,6 +101,10 @@ impl ConnectionSection {
                     format!("{other:?} is not supported; the supported kinds are \"postgres\" and \"http\""),
                     &mut ok,
                 );
+                // A database-shaped section still gets its other mistakes named.
+                if self.url.is_none() {
+                    self.resolve_postgres(i, &path, &mut |key, reason| bad(key, reason, &mut ok));
+                }
                 None
             }
         };

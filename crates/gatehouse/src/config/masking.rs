@@ -278,6 +278,13 @@ pub(super) fn resolve_connection(
                 );
                 continue;
             }
+            (Some(_), Some(_), None) => {
+                fail(
+                    k("column"),
+                    "set either column or column_pattern, not both".into(),
+                );
+                continue;
+            }
             _ => {
                 fail(
                     k("column"),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod upstream;
 
 use gatehouse::certs::TestCa;
 use gatehouse::pgcluster::{free_port, random_hex, ClusterOptions, TempCluster};
@@ -43,6 +44,10 @@ pub struct Options {
     pub policy_mode: &'static str,
     /// Appended to the configuration; `{db_port}` is replaced by the cluster's port.
     pub extra_config: &'static str,
+    /// More `{name}` → value replacements in `extra_config` (an upstream's port).
+    pub vars: Vec<(&'static str, String)>,
+    /// Environment for the gateway (upstream credentials).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -52,6 +57,8 @@ impl Default for Options {
             policy: None,
             policy_mode: "enforce",
             extra_config: "",
+            vars: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -64,6 +71,9 @@ pub struct Harness {
     pub log: PathBuf,
     pub pg_port: u16,
     pub api_port: u16,
+    /// The HTTP listener (HTTPS with the test CA's certificate).
+    pub http_port: u16,
+    env: Vec<(&'static str, String)>,
     /// Backend passwords: they must never leave the gateway.
     pub backend_passwords: Vec<String>,
     pub ca_pem: String,
@@ -120,6 +130,7 @@ impl Harness {
         std::fs::write(dir.path().join("plain.password"), &plain_pw).unwrap();
         let pg_port = free_port().unwrap();
         let api_port = free_port().unwrap();
+        let http_port = free_port().unwrap();
         let closed_port = free_port().unwrap();
         let policy_file = dir.path().join("policy.cedar");
         std::fs::write(&policy_file, opts.policy.as_deref().unwrap_or(ALLOW_ALL)).unwrap();
@@ -135,6 +146,7 @@ api_listen = "127.0.0.1:{api_port}"
 
 [listeners]
 postgres = "127.0.0.1:{pg_port}"
+http = "127.0.0.1:{http_port}"
 plaintext_on_loopback = {plain}
 
 [tls]
@@ -201,7 +213,10 @@ connect_timeout = "3s"
                 plain = opts.plaintext_on_loopback,
                 policy_file = policy_file.display(),
                 policy_mode = opts.policy_mode,
-                extra = opts.extra_config.replace("{db_port}", &db_port.to_string()),
+                extra = opts.vars.iter().fold(
+                    opts.extra_config.replace("{db_port}", &db_port.to_string()),
+                    |text, (name, value)| text.replace(name, value)
+                ),
             ),
         )
         .unwrap();
@@ -213,6 +228,8 @@ connect_timeout = "3s"
             dir,
             pg_port,
             api_port,
+            http_port,
+            env: opts.env,
             backend_passwords: vec![app_pw, md5_pw, plain_pw],
             ca_pem: ca.cert_pem(),
             policy_file,
@@ -232,6 +249,7 @@ connect_timeout = "3s"
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("GATEHOUSE_TEST_APP_PASSWORD", &self.backend_passwords[0])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("GATEHOUSE_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -265,6 +283,7 @@ connect_timeout = "3s"
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("GATEHOUSE_TEST_APP_PASSWORD", &self.backend_passwords[0])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         assert!(!out.status.success(), "the gateway started");

@@ -1,0 +1,424 @@
+//! REST APIs through the gateway, end to end: the real `gatehouse` binary
+//! in front of a real HTTP upstream (`tests/http-upstream/upstream.py`),
+//! driven by curl over TLS. Each check asserts what the caller got, what
+//! reached the upstream, and what the records and the evidence log hold.
+
+mod common;
+
+use common::upstream::{curl, Got, Upstream};
+use common::{Harness, Options};
+use gatehouse::pgcluster::free_port;
+use std::path::PathBuf;
+
+const UPSTREAM_TOKEN: &str = "upstream-secret-7f3a9c";
+
+const POLICY: &str = r#"
+@id("connect")
+permit (principal, action == Gatehouse::Action::"connect", resource);
+
+@id("agents-read")
+permit (principal in Gatehouse::Group::"agents", action in Gatehouse::Action::"http:read",
+        resource == Gatehouse::Connection::"billing")
+when { !(context.path like "/admin*") };
+
+@id("agents-invoices")
+permit (principal in Gatehouse::Group::"agents", action in Gatehouse::Action::"http:write",
+        resource == Gatehouse::Connection::"billing")
+when { context.path like "/invoices*" };
+
+@id("no-refunds")
+forbid (principal, action == Gatehouse::Action::"http:POST", resource)
+when { context.body.contains("kind=refund") };
+
+@id("deletes-need-approval")
+@approval("ops")
+forbid (principal, action == Gatehouse::Action::"http:DELETE", resource);
+
+@id("updates-wait-for-ops")
+@approval("ops-hold")
+forbid (principal, action == Gatehouse::Action::"http:PUT", resource);
+
+@id("down-api")
+permit (principal, action in Gatehouse::Action::"http:read", resource == Gatehouse::Connection::"down-api");
+"#;
+
+const CONFIG: &str = r#"
+[[approval.route]]
+name = "ops"
+approvers = ["ops"]
+mode = "request"
+
+[[approval.route]]
+name = "ops-hold"
+approvers = ["ops"]
+mode = "hold"
+hold_timeout = "60s"
+
+[[connection]]
+name = "billing"
+kind = "http"
+url = "http://127.0.0.1:{upstream_port}"
+auth = "bearer"
+token_env = "BILLING_TOKEN"
+
+[connection.masking]
+detectors = ["all"]
+strategies = { card = "partial" }
+json_paths = ["$..ssn"]
+
+[[connection]]
+name = "down-api"
+kind = "http"
+url = "http://127.0.0.1:{closed_port}"
+connect_timeout = "3s"
+"#;
+
+struct Gateway {
+    h: Harness,
+    _upstream: Upstream,
+    ca: PathBuf,
+    agent: String,
+}
+
+impl Gateway {
+    fn start() -> Self {
+        let upstream = Upstream::start(&["--require-bearer", UPSTREAM_TOKEN]);
+        let h = Harness::with(Options {
+            policy: Some(POLICY.into()),
+            extra_config: CONFIG,
+            vars: vec![
+                ("{upstream_port}", upstream.port.to_string()),
+                ("{closed_port}", free_port().unwrap().to_string()),
+            ],
+            env: vec![("BILLING_TOKEN", UPSTREAM_TOKEN.to_string())],
+            ..Options::default()
+        });
+        let ca = h.dir.path().join("ca.pem");
+        let agent = h.token("agent-7", &["agents"], "1h");
+        Self {
+            h,
+            _upstream: upstream,
+            ca,
+            agent,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.h.http_port)
+    }
+
+    /// A request as `token` (none when empty), with more curl arguments.
+    fn call(&self, token: &str, path: &str, more: &[&str]) -> Got {
+        let auth = format!("Authorization: Bearer {token}");
+        let url = self.url(path);
+        let mut args: Vec<&str> = Vec::new();
+        if !token.is_empty() {
+            args.extend(["-H", &auth]);
+        }
+        args.extend_from_slice(more);
+        // --path-as-is: curl must not resolve dot segments itself.
+        args.extend(["--path-as-is", &url]);
+        curl(&self.ca, &args)
+    }
+
+    fn get(&self, path: &str) -> Got {
+        self.call(&self.agent, path, &[])
+    }
+}
+
+fn problem_detail(g: &Got) -> String {
+    assert_eq!(
+        g.header("content-type"),
+        Some("application/problem+json"),
+        "{g:?}"
+    );
+    g.json()["detail"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
+    let g = Gateway::start();
+
+    // Who: no token, a wrong token, an unknown connection.
+    let r = g.call("", "/billing/customers", &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"gatehouse\"")
+    );
+    assert!(problem_detail(&r).contains("no bearer token"), "{r:?}");
+    let mut forged = g.agent.clone();
+    let last = if forged.ends_with('a') { "b" } else { "a" };
+    forged.replace_range(forged.len() - 1.., last);
+    let r = g.call(&forged, "/billing/customers", &[]);
+    assert_eq!(r.status, 401);
+    assert!(problem_detail(&r).contains("token not recognised"), "{r:?}");
+    let r = g.get("/nowhere/customers");
+    assert_eq!(r.status, 404);
+    assert!(problem_detail(&r).contains("connection \"nowhere\" is not configured"));
+
+    // Plaintext from loopback is refused (plaintext_on_loopback is off).
+    let plain = curl(
+        &g.ca,
+        &[
+            "-H",
+            &format!("Authorization: Bearer {}", g.agent),
+            &format!("http://127.0.0.1:{}/billing/customers", g.h.http_port),
+        ],
+    );
+    assert_eq!(plain.status, 403);
+    assert!(problem_detail(&plain).contains("plaintext HTTP only from loopback"));
+
+    // Masked JSON: detectors (email, card kept partial) and a JSON path rule.
+    let r = g.get("/billing/customers");
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    let c = &v["customers"][0];
+    assert_eq!(c["email"], "[masked:email]");
+    assert_eq!(c["ssn"], "[masked:$..ssn]");
+    assert_eq!(c["card"], "**** **** **** 1111");
+    assert_eq!(c["name"], "Ada");
+    assert!(!r.body.contains("ada@example.com") && !r.body.contains("123-45-6789"));
+    assert!(
+        r.header("content-length").is_none(),
+        "masked bodies are re-framed"
+    );
+
+    // A large JSON array streams through masking in bounded memory: every
+    // element masked, the gateway's memory not growing with the body.
+    let pid = g.h.gateway_pid();
+    let before = common::proc_status_kib(pid, "VmRSS:");
+    let r = g.get("/billing/big?n=600000");
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() > 85_000_000, "{} bytes", r.body.len());
+    assert_eq!(
+        r.body.matches("\"email\":\"[masked:email]\"").count(),
+        600_000
+    );
+    assert!(!r.body.contains("@example.com"));
+    let peak = common::proc_status_kib(pid, "VmHWM:");
+    assert!(
+        peak < before + 48 * 1024,
+        "a {} MB body raised the gateway's memory from {before} KiB to {peak} KiB",
+        r.body.len() >> 20
+    );
+
+    // Compressed answers are decoded and masked, never passed through.
+    let r = g.get("/billing/gzip");
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-encoding").is_none());
+    assert_eq!(r.json()["customers"][1]["ssn"], "[masked:$..ssn]");
+    // Text and server-sent events are masked too, event by event.
+    let r = g.get("/billing/text");
+    assert!(r.body.contains("[masked:email]") && !r.body.contains("ada@example.com"));
+    let r = g.call(&g.agent, "/billing/events", &["-N"]);
+    assert_eq!(
+        r.body
+            .matches("data: {\"email\":\"[masked:email]\"}")
+            .count(),
+        3,
+        "{r:?}"
+    );
+    // What cannot be masked is withheld.
+    let r = g.get("/billing/binary");
+    assert_eq!(r.status, 502);
+    assert!(problem_detail(&r).contains("cannot be masked"));
+
+    // The caller's token never reaches the upstream; the gateway's own
+    // credential does (the upstream requires it), and never comes back.
+    let r = g.get("/billing/echo");
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = r.json()["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(seen, "Bearer [masked:upstream-credential]");
+    assert!(!r.body.contains(&g.agent) && !r.body.contains(UPSTREAM_TOKEN));
+    let r = g.get("/billing/leak-credential");
+    assert!(!r.body.contains(UPSTREAM_TOKEN), "{r:?}");
+
+    // Paths are decided as the upstream reads them.
+    for sneaky in [
+        "/billing/admin",
+        "/billing/v1/../admin",
+        "/billing//admin",
+        "/billing/%61dmin",
+        "/billing/./admin/x",
+    ] {
+        let r = g.get(sneaky);
+        assert_eq!(r.status, 403, "{sneaky}: {r:?}");
+        assert!(
+            problem_detail(&r).contains("no policy permits agent-7 (GET /admin"),
+            "{sneaky}: {r:?}"
+        );
+    }
+    for refused in [
+        "/billing/..%2fadmin",
+        "/billing/admin;x=1",
+        "/billing/a/../../../etc",
+    ] {
+        let r = g.get(refused);
+        assert_eq!(r.status, 400, "{refused}: {r:?}");
+    }
+
+    // A forbid on a JSON body field names its policy.
+    let r = g.call(
+        &g.agent,
+        "/billing/invoices",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"kind":"refund","amount":5}"#,
+        ],
+    );
+    assert_eq!(r.status, 403);
+    let d = problem_detail(&r);
+    assert!(d.contains("forbidden by policy no-refunds"), "{d}");
+    assert_eq!(r.json()["policies"][0], "no-refunds");
+    let r = g.call(
+        &g.agent,
+        "/billing/invoices",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"kind":"sale","amount":5}"#,
+        ],
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+
+    // Redirects go back to the caller; the gateway never follows them.
+    let r = g.get("/billing/redirect");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("http://127.0.0.1:1/elsewhere"));
+    // An upstream that is down: 502 with the reason.
+    let r = g.get("/down-api/anything");
+    assert_eq!(r.status, 502);
+    assert!(problem_detail(&r).contains("could not reach the upstream of connection down-api"));
+
+    // Every request is recorded, masked, with its decision.
+    let sessions = g.h.ended_sessions("agent-7", sessions_of(&g));
+    let mut texts = Vec::new();
+    for s in &sessions {
+        assert_eq!(s["protocol"], "http");
+        let d = g.h.session_detail(s["id"].as_str().unwrap());
+        for st in d["statements"].as_array().unwrap() {
+            texts.push((
+                st["text"].as_str().unwrap().to_string(),
+                st["decision"]["decision"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                st["outcome"].clone(),
+            ));
+        }
+    }
+    let find = |t: &str| {
+        texts
+            .iter()
+            .find(|(x, ..)| x == t)
+            .unwrap_or_else(|| panic!("{t} not recorded: {texts:?}"))
+    };
+    let (_, decision, outcome) = find("GET /customers");
+    assert_eq!(decision, "allow");
+    assert_eq!(outcome["status"], "ok");
+    assert_eq!(outcome["command_tag"], "200 OK");
+    let (_, decision, outcome) = find("GET /admin");
+    assert_eq!(decision, "deny");
+    assert_eq!(outcome["sqlstate"], "403");
+    let (_, _, outcome) = find("GET /binary");
+    assert_eq!(outcome["sqlstate"], "502");
+    // The evidence log holds them and verifies.
+    let export = g.h.cli_ok(&["audit", "export", "--format", "jsonl"]);
+    assert!(export.contains("\"protocol\":\"http\""), "no http events");
+    assert!(!export.contains(UPSTREAM_TOKEN) && !export.contains(&g.agent));
+    let verify = g.h.cli_ok(&["audit", "verify"]);
+    assert!(verify.contains("OK"), "{verify}");
+}
+
+/// How many sessions agent-7 has (each curl run is one connection).
+fn sessions_of(g: &Gateway) -> usize {
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&g.h.cli_ok(&["sessions", "list", "--identity", "agent-7", "--json"]))
+            .unwrap();
+    list.len()
+}
+
+#[test]
+fn a_risky_request_waits_for_a_human_in_both_approval_modes() {
+    let g = Gateway::start();
+    let ops = g.h.token("lead", &["ops"], "1h");
+    let approve = |id: &str| {
+        let out = g.h.cli(&["approvals", "approve", id, "--token", &ops]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+
+    // Request mode: refused with the request id; once approved, the exact
+    // same request runs once.
+    let r = g.call(&g.agent, "/billing/invoices/7", &["-X", "DELETE"]);
+    assert_eq!(r.status, 403);
+    let id = r.json()["request_id"].as_str().unwrap().to_string();
+    assert!(problem_detail(&r).contains(&format!("request {id}")));
+    let hint = r.json()["hint"].as_str().unwrap().to_string();
+    assert!(
+        hint.contains(&format!("gatehouse approvals approve {id}")),
+        "{hint}"
+    );
+    let again = g.call(&g.agent, "/billing/invoices/7", &["-X", "DELETE"]);
+    assert_eq!(
+        again.json()["request_id"],
+        id.as_str(),
+        "a repeat points at the same request"
+    );
+    approve(&id);
+    let other = g.call(&g.agent, "/billing/invoices/8", &["-X", "DELETE"]);
+    assert_eq!(other.status, 403, "another path is another request");
+    let ran = g.call(&g.agent, "/billing/invoices/7", &["-X", "DELETE"]);
+    assert_eq!(ran.status, 200, "{ran:?}");
+    assert_eq!(ran.json()["method"], "DELETE");
+    let once = g.call(&g.agent, "/billing/invoices/7", &["-X", "DELETE"]);
+    assert_eq!(once.status, 403, "an approval is used once");
+    assert_ne!(once.json()["request_id"], id.as_str());
+
+    // Hold mode: the request waits until an approver decides, then runs.
+    let waiting = std::thread::scope(|s| {
+        let call = s.spawn(|| {
+            g.call(
+                &g.agent,
+                "/billing/invoices/9",
+                &[
+                    "-X",
+                    "PUT",
+                    "-H",
+                    "content-type: application/json",
+                    "-d",
+                    r#"{"amount":1}"#,
+                ],
+            )
+        });
+        let pending = loop {
+            let list: Vec<serde_json::Value> = serde_json::from_str(&g.h.cli_ok(&[
+                "approvals",
+                "list",
+                "--pending",
+                "--json",
+                "--token",
+                &ops,
+            ]))
+            .unwrap();
+            if let Some(r) = list.iter().find(|r| r["route"] == "ops-hold") {
+                break r["id"].as_str().unwrap().to_string();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        approve(&pending);
+        call.join().unwrap()
+    });
+    assert_eq!(waiting.status, 200, "{waiting:?}");
+    assert_eq!(waiting.json()["body"]["amount"], 1);
+}
