@@ -284,6 +284,11 @@ impl AuditEvent {
             }
         }
         m.insert("duration_us".into(), r.duration_us.into());
+        // Requests of other protocols say which; SQL statements' results
+        // stay as they always were.
+        if r.protocol == crate::Protocol::Http.as_str() {
+            m.insert("protocol".into(), r.protocol.clone().into());
+        }
         if !r.params.is_empty() {
             m.insert("params".into(), json!(r.params));
         }

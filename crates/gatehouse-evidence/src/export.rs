@@ -147,6 +147,24 @@ impl Exported<'_> {
             ),
             EventKind::SessionStart => (3002, 1, 1, "session started".into()),
             EventKind::SessionEnd => (3002, 2, 1, format!("session ended: {}", self.ps("reason"))),
+            EventKind::Statement if self.is_http() => {
+                let refused = matches!(decision, "deny" | "review");
+                (
+                    6003,
+                    self.api_activity(),
+                    if refused { 2 } else { 1 },
+                    format!("request {decision}"),
+                )
+            }
+            EventKind::StatementResult if self.is_http() => {
+                let ok = self.ps("status") == "ok";
+                (
+                    6003,
+                    99,
+                    if ok { 1 } else { 2 },
+                    format!("request {}", self.ps("status")),
+                )
+            }
             EventKind::Statement => {
                 let refused = matches!(decision, "deny" | "review");
                 (
@@ -235,6 +253,21 @@ impl Exported<'_> {
                 }
                 ev.insert("session".into(), json!({"uid": self.ps("session")}));
             }
+            6003 => {
+                ev.insert("actor".into(), json!({"user": user}));
+                let text = self.ps("text");
+                let (method, target) = text.split_once(' ').unwrap_or(("", ""));
+                let mut api = json!({"service": {"name": self.service()}});
+                if !method.is_empty() {
+                    api["operation"] = method.into();
+                    ev.insert(
+                        "http_request".into(),
+                        json!({"http_method": method, "url": {"path": target}}),
+                    );
+                }
+                ev.insert("api".into(), api);
+                ev.insert("session".into(), json!({"uid": self.ps("session")}));
+            }
             3003 => {
                 ev.insert("user".into(), user);
                 ev.insert("session".into(), json!({"uid": self.ps("session")}));
@@ -246,6 +279,23 @@ impl Exported<'_> {
             json!({"gatehouse": {"payload": self.entry.event.payload, "integrity": self.integrity()}}),
         );
         Value::Object(ev)
+    }
+
+    /// A request to an HTTP connection (OCSF API Activity) rather than a
+    /// SQL statement (Datastore Activity).
+    fn is_http(&self) -> bool {
+        self.ps("protocol") == "http"
+    }
+
+    /// API Activity's activity: 1 create, 2 read, 3 update, 4 delete, 99 other.
+    fn api_activity(&self) -> u32 {
+        match self.ps("text").split(' ').next().unwrap_or("") {
+            "POST" => 1,
+            "GET" | "HEAD" | "OPTIONS" => 2,
+            "PUT" | "PATCH" => 3,
+            "DELETE" => 4,
+            _ => 99,
+        }
     }
 
     fn service(&self) -> String {

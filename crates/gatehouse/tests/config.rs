@@ -28,10 +28,17 @@ fn text(o: &Output) -> String {
 #[test]
 fn the_shipped_example_is_valid() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gatehouse.toml");
-    let out = check(&example, &[("APP_DB_PASSWORD", "s3cret")]);
+    let out = check(
+        &example,
+        &[
+            ("APP_DB_PASSWORD", "s3cret"),
+            ("BILLING_API_TOKEN", "billing-s3cret"),
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out)
-        .contains("ok (postgres listener 127.0.0.1:15432, API 127.0.0.1:8089, 1 connection(s))"));
+    assert!(text(&out).contains(
+        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, API 127.0.0.1:8089, 2 connection(s))"
+    ));
     // And says exactly what is missing without the secret.
     let out = check(&example, &[]);
     assert_eq!(out.status.code(), Some(2));

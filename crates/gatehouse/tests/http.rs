@@ -337,6 +337,17 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     let export = g.h.cli_ok(&["audit", "export", "--format", "jsonl"]);
     assert!(export.contains("\"protocol\":\"http\""), "no http events");
     assert!(!export.contains(UPSTREAM_TOKEN) && !export.contains(&g.agent));
+    // OCSF: requests are API Activity (6003), with method and path.
+    let ocsf = g.h.cli_ok(&["audit", "export", "--format", "ocsf"]);
+    let deletes: Vec<serde_json::Value> = ocsf
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["class_uid"] == 6003 && e["http_request"]["url"]["path"] == "/admin")
+        .collect();
+    assert!(!deletes.is_empty(), "no API Activity for GET /admin");
+    assert_eq!(deletes[0]["activity_id"], 2);
+    assert_eq!(deletes[0]["status_id"], 2, "a refused request is a failure");
+    assert_eq!(deletes[0]["api"]["operation"], "GET");
     let verify = g.h.cli_ok(&["audit", "verify"]);
     assert!(verify.contains("OK"), "{verify}");
 }
