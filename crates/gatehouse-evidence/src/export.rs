@@ -260,10 +260,18 @@ impl Exported<'_> {
                 let mut api = json!({"service": {"name": self.service()}});
                 if !method.is_empty() {
                     api["operation"] = method.into();
-                    ev.insert(
-                        "http_request".into(),
-                        json!({"http_method": method, "url": {"path": target}}),
-                    );
+                    if self.ps("protocol") == "mcp" {
+                        // `tools/call query_db {…}`: the tool, resource or prompt.
+                        let name = target.split(' ').next().unwrap_or("");
+                        if !name.is_empty() {
+                            ev.insert("resources".into(), json!([{"name": name}]));
+                        }
+                    } else {
+                        ev.insert(
+                            "http_request".into(),
+                            json!({"http_method": method, "url": {"path": target}}),
+                        );
+                    }
                 }
                 ev.insert("api".into(), api);
                 ev.insert("session".into(), json!({"uid": self.ps("session")}));
@@ -284,14 +292,15 @@ impl Exported<'_> {
     /// A request to an HTTP connection (OCSF API Activity) rather than a
     /// SQL statement (Datastore Activity).
     fn is_http(&self) -> bool {
-        self.ps("protocol") == "http"
+        matches!(self.ps("protocol"), "http" | "mcp")
     }
 
     /// API Activity's activity: 1 create, 2 read, 3 update, 4 delete, 99 other.
     fn api_activity(&self) -> u32 {
         match self.ps("text").split(' ').next().unwrap_or("") {
             "POST" => 1,
-            "GET" | "HEAD" | "OPTIONS" => 2,
+            "GET" | "HEAD" | "OPTIONS" | "tools/list" | "resources/list" | "resources/read"
+            | "prompts/list" | "prompts/get" => 2,
             "PUT" | "PATCH" => 3,
             "DELETE" => 4,
             _ => 99,

@@ -8,10 +8,10 @@ use crate::path::NormalPath;
 use crate::refusals::{self, Body, Problem};
 use crate::response::{BodyKind, BodyPipeline};
 use crate::session::{CallerConnection, OpenSession};
-use crate::{upstream, HttpTarget};
+use crate::{upstream, Dialect, HttpTarget};
 use bytes::Bytes;
 use gatehouse_core::{
-    AuditEvent, DecisionRecord, MaskingSummary, Protocol, StatementDecided, StatementOutcome,
+    AuditEvent, DecisionRecord, MaskingSummary, StatementDecided, StatementOutcome,
     StatementRecord, Timestamp,
 };
 use gatehouse_identity::CredentialKind;
@@ -44,6 +44,8 @@ struct Exchange<'a> {
     seq: u64,
     text: String,
     params: Vec<Option<String>>,
+    /// MCP: the message's JSON-RPC id (refusals are JSON-RPC errors).
+    rpc: Option<Option<serde_json::Value>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -95,7 +97,17 @@ impl<'a> Exchange<'a> {
             }
         };
 
-        let session = Self::login(gw, caller, &target, req.headers()).await?;
+        let mcp = target.dialect == Dialect::Mcp;
+        let early = |p: Problem| {
+            if mcp {
+                crate::mcp::error_response(&p, None)
+            } else {
+                p.response()
+            }
+        };
+        let session = Self::login(gw, caller, &target, req.headers())
+            .await
+            .map_err(early)?;
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, s.max_request_body).collect().await {
             Ok(b) => b.to_bytes(),
@@ -105,19 +117,34 @@ impl<'a> Exchange<'a> {
                 } else {
                     refusals::bad_body(&e.to_string())
                 };
-                return Err(p.response());
+                return Err(early(p));
             }
         };
         session
             .bytes_in
             .fetch_add(body.len() as u64, Ordering::Relaxed);
-        let facts = RequestFacts::new(&parts, rest, &body);
+        let call = if mcp {
+            if rest.decoded() != "/" {
+                return Err(early(refusals::not_an_mcp_endpoint(&target.name)));
+            }
+            Some(match parts.method {
+                http::Method::POST => crate::mcp::parse(&body, &parts.headers).map_err(early)?,
+                http::Method::GET | http::Method::DELETE => {
+                    crate::mcp::session_request(&parts.method)
+                }
+                ref other => return Err(early(refusals::method_not_allowed(other.as_str()))),
+            })
+        } else {
+            None
+        };
+        let mut facts = RequestFacts::new(&parts, rest, &body);
+        facts.mcp = call;
         let record_engine: &MaskingEngine = match &target.masking {
             Some(m) => &m.engine,
             None => &s.record_masking,
         };
         let text = mask_for_record(record_engine, &facts.text());
-        let params = if body.is_empty() {
+        let params = if body.is_empty() || facts.mcp.is_some() {
             Vec::new()
         } else {
             let keep = &body[..body.len().min(target.record_body_limit)];
@@ -135,6 +162,7 @@ impl<'a> Exchange<'a> {
             target,
             text,
             params,
+            rpc: facts.mcp.as_ref().map(|c| c.id.clone()),
         };
         ex.decide_and_forward(parts, facts, body).await
     }
@@ -145,7 +173,7 @@ impl<'a> Exchange<'a> {
         caller: &CallerConnection,
         target: &HttpTarget,
         headers: &http::HeaderMap,
-    ) -> Result<Arc<OpenSession>, Response<Body>> {
+    ) -> Result<Arc<OpenSession>, Problem> {
         let s = &gw.settings;
         let conn = Some(target.name.as_str());
         let token = headers
@@ -175,7 +203,7 @@ impl<'a> Exchange<'a> {
         let decision = engine.decide_connect(&gatehouse_policy::ConnectRequest {
             identity: &identity,
             connection: &target.name,
-            kind: "http",
+            kind: target.dialect.kind(),
             client_ip: caller.peer.ip(),
             now: Timestamp::now(),
         });
@@ -191,11 +219,11 @@ impl<'a> Exchange<'a> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         caller
-            .open(identity, &target.name, agent)
+            .open(identity, &target.name, target.dialect.protocol(), agent)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "could not record a session start; refusing the request");
-                refusals::evidence_unavailable().response()
+                refusals::evidence_unavailable()
             })
     }
 
@@ -205,14 +233,23 @@ impl<'a> Exchange<'a> {
         subject: Option<&str>,
         stage: &str,
         p: Problem,
-    ) -> Response<Body> {
+    ) -> Problem {
         if caller
             .auth_failed(connection, subject, stage, &p.detail)
             .await
         {
-            p.response()
+            p
         } else {
-            refusals::evidence_unavailable().response()
+            refusals::evidence_unavailable()
+        }
+    }
+
+    /// A refusal in the caller's terms: a problem document, or for MCP a
+    /// JSON-RPC error.
+    fn render(&self, p: &Problem) -> Response<Body> {
+        match &self.rpc {
+            Some(id) => crate::mcp::error_response(p, id.as_ref()),
+            None => p.response(),
         }
     }
 
@@ -239,6 +276,7 @@ impl<'a> Exchange<'a> {
         match verdict {
             Verdict::Refuse { record, problem } => {
                 self.write_ahead(&record).await?;
+                let answer = self.render(&problem);
                 self.finish(
                     started,
                     clock,
@@ -250,14 +288,14 @@ impl<'a> Exchange<'a> {
                     None,
                 )
                 .await;
-                Err(problem.response())
+                Err(answer)
             }
             Verdict::Forward { record, approval } => {
                 self.write_ahead(&record).await?;
                 if let (Some(id), Some(desk)) = (&approval, &s.approvals) {
                     if let Err(e) = desk.mark_used(id, Timestamp::now()).await {
                         tracing::error!(error = %e, "could not mark an approval used; refusing the request");
-                        return Err(refusals::evidence_unavailable().response());
+                        return Err(self.render(&refusals::evidence_unavailable()));
                     }
                 }
                 self.forward(parts, facts, body, record, started, clock)
@@ -273,14 +311,14 @@ impl<'a> Exchange<'a> {
             seq: self.seq,
             identity: &self.session.identity.subject,
             connection: &self.target.name,
-            protocol: Protocol::Http.as_str(),
+            protocol: self.session.protocol.as_str(),
             text: &self.text,
             parameters: self.params.len(),
             decision,
         });
         self.caller.recorder.audit(vec![event]).await.map_err(|e| {
             tracing::error!(error = %e, "could not log a request; refusing it");
-            refusals::evidence_unavailable().response()
+            self.render(&refusals::evidence_unavailable())
         })
     }
 
@@ -314,13 +352,21 @@ impl<'a> Exchange<'a> {
         let secrets: Arc<[String]> = upstream::secrets(&target.auth).into();
         let mut url = target.url.clone();
         let base = url.path().trim_end_matches('/').to_string();
-        url.set_path(&format!("{base}{}", facts.path.forward()));
+        if target.dialect == Dialect::Rest || base.is_empty() {
+            url.set_path(&format!("{base}{}", facts.path.forward()));
+        }
+        // An MCP endpoint is the configured URL itself.
         url.set_query(facts.raw_query.as_deref());
-        let headers = upstream::request_headers(
+        let mut headers = upstream::request_headers(
             &parts.headers,
             &target,
             masking.is_some() || !secrets.is_empty(),
         );
+        if target.dialect == Dialect::Mcp {
+            // MCP servers refuse a browser's Origin (DNS rebinding guard);
+            // the gateway is not a browser.
+            headers.remove(header::ORIGIN);
+        }
         let sent = target
             .client
             .request(parts.method.clone(), url)
@@ -337,6 +383,7 @@ impl<'a> Exchange<'a> {
                     refusals::upstream_unreachable(&target.name, &error_chain(&e))
                 };
                 tracing::warn!(connection = %target.name, error = %error_chain(&e), "upstream request failed");
+                let answer = self.render(&problem);
                 self.finish(
                     started,
                     clock,
@@ -348,7 +395,7 @@ impl<'a> Exchange<'a> {
                     None,
                 )
                 .await;
-                return Err(problem.response());
+                return Err(answer);
             }
         };
         let status = resp.status();
@@ -387,6 +434,7 @@ impl<'a> Exchange<'a> {
             Ok(p) => p,
             Err(reason) if engine.is_some() => {
                 let problem = refusals::unmaskable(&target.name, &reason);
+                let answer = self.render(&problem);
                 self.finish(
                     started,
                     clock,
@@ -398,11 +446,11 @@ impl<'a> Exchange<'a> {
                     None,
                 )
                 .await;
-                return Err(problem.response());
+                return Err(answer);
             }
             // Not masked and not decodable: passed as the upstream sent it.
             Err(_) => BodyPipeline::new(None, None, None, Arc::from(Vec::new()), 0)
-                .map_err(|_| refusals::evidence_unavailable().response())?,
+                .map_err(|_| self.render(&refusals::evidence_unavailable()))?,
         };
         let mut out = Response::new(());
         *out.status_mut() = status;
@@ -426,8 +474,24 @@ impl<'a> Exchange<'a> {
                 rows: None,
             }
         };
+        let tools = facts
+            .mcp
+            .as_ref()
+            .filter(|c| c.method == "tools/list")
+            .map(|_| ToolFilter {
+                policy: s.policy.clone(),
+                identity: self.session.identity.clone(),
+                connection: target.name.clone(),
+                client_ip: self.caller.peer.ip(),
+                event_stream: BodyKind::of(&content_type) == Some(BodyKind::EventStream),
+                limit: s.max_masked_value,
+            });
+        if tools.is_some() {
+            // The filtered answer is shorter than the upstream's.
+            out.headers_mut().remove(header::CONTENT_LENGTH);
+        }
         let finisher = self.into_finisher(started, clock, record, exempt_group);
-        tokio::spawn(stream_body(resp, pipeline, tx, finisher, outcome));
+        tokio::spawn(stream_body(resp, pipeline, tx, finisher, outcome, tools));
         let (head, ()) = out.into_parts();
         Ok(Response::from_parts(head, ChannelBody { rx }.boxed()))
     }
@@ -483,7 +547,7 @@ impl Finisher {
         let record = StatementRecord {
             session_id: self.session.id,
             seq: self.seq,
-            protocol: Protocol::Http.as_str().to_string(),
+            protocol: self.session.protocol.as_str().to_string(),
             text: self.text,
             params: self.params,
             started_at: self.started,
@@ -498,6 +562,32 @@ impl Finisher {
     }
 }
 
+/// An MCP `tools/list` answer is held whole (it is small) and shown only
+/// with the tools the caller may call.
+struct ToolFilter {
+    policy: Arc<gatehouse_policy::PolicyHandle>,
+    identity: gatehouse_core::Identity,
+    connection: String,
+    client_ip: std::net::IpAddr,
+    event_stream: bool,
+    limit: usize,
+}
+
+impl ToolFilter {
+    fn apply(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        let keep = |tool: &str| {
+            gate::may_list_tool(
+                &self.policy,
+                &self.identity,
+                &self.connection,
+                self.client_ip,
+                tool,
+            )
+        };
+        crate::mcp::filter_tools(body, self.event_stream, &keep)
+    }
+}
+
 /// Reads the upstream body, masks it, sends it on; records the request
 /// when it ends (completely, cut by an error, or abandoned by the caller).
 async fn stream_body(
@@ -506,15 +596,29 @@ async fn stream_body(
     tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
     finisher: Finisher,
     ok: StatementOutcome,
+    tools: Option<ToolFilter>,
 ) {
     let mut out = Vec::new();
+    let mut held = Vec::new();
     let session = finisher.session.clone();
     let outcome = loop {
         out.clear();
-        let step = match resp.chunk().await {
-            Ok(Some(chunk)) => pipeline.feed(&chunk, &mut out).map(|()| false),
-            Ok(None) => pipeline.finish(&mut out).map(|()| true),
-            Err(e) => {
+        let step = match (resp.chunk().await, &tools) {
+            (Ok(Some(chunk)), Some(f)) if held.len() + chunk.len() <= f.limit => {
+                held.extend_from_slice(&chunk);
+                Ok(false)
+            }
+            (Ok(Some(_)), Some(f)) => Err(crate::response::BodyError::LineTooLong(f.limit)),
+            (Ok(None), Some(f)) => match f.apply(&held) {
+                Ok(filtered) => pipeline
+                    .feed(&filtered, &mut out)
+                    .and_then(|()| pipeline.finish(&mut out))
+                    .map(|()| true),
+                Err(e) => Err(crate::response::BodyError::Unfilterable(e)),
+            },
+            (Ok(Some(chunk)), None) => pipeline.feed(&chunk, &mut out).map(|()| false),
+            (Ok(None), None) => pipeline.finish(&mut out).map(|()| true),
+            (Err(e), _) => {
                 let msg = format!("the upstream's body broke off: {}", error_chain(&e));
                 let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
                 break StatementOutcome::Error {

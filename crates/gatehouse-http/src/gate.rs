@@ -8,7 +8,7 @@ use gatehouse_core::{
     statement_fingerprint, ActionToApprove, ApprovalDesk, ApprovalId, ApprovalMode, ApprovalState,
     Consulted, DecisionRecord, Identity, SessionId, Timestamp,
 };
-use gatehouse_policy::{Decision, HttpRequestFacts, PolicyHandle, PolicyMode};
+use gatehouse_policy::{Decision, HttpRequestFacts, McpRequestFacts, PolicyHandle, PolicyMode};
 use http::request::Parts;
 use std::net::IpAddr;
 
@@ -25,6 +25,8 @@ pub(crate) struct RequestFacts {
     content_type: String,
     body_fields: Vec<String>,
     body: Vec<String>,
+    /// The MCP message, on an `mcp` connection.
+    pub(crate) mcp: Option<crate::mcp::McpCall>,
 }
 
 impl RequestFacts {
@@ -72,12 +74,16 @@ impl RequestFacts {
             content_type,
             body_fields,
             body,
+            mcp: None,
         }
     }
 
     /// The request line as decided and recorded (before masking):
     /// `GET /v1/invoices?status=open`.
     pub(crate) fn text(&self) -> String {
+        if let Some(call) = &self.mcp {
+            return call.text.clone();
+        }
         match &self.raw_query {
             Some(q) => format!("{} {}?{q}", self.method, self.path.forward()),
             None => format!("{} {}", self.method, self.path.forward()),
@@ -87,20 +93,10 @@ impl RequestFacts {
 
 /// A JSON object body's top-level member names and `name=value` scalars.
 fn json_fields(body: &[u8]) -> (Vec<String>, Vec<String>) {
-    let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return (Vec::new(), Vec::new());
-    };
-    let fields = m.keys().cloned().collect();
-    let pairs = m
-        .iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some(format!("{k}={s}")),
-            serde_json::Value::Number(n) => Some(format!("{k}={n}")),
-            serde_json::Value::Bool(b) => Some(format!("{k}={b}")),
-            _ => None,
-        })
-        .collect();
-    (fields, pairs)
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(m)) => crate::mcp::scalars(&m),
+        _ => (Vec::new(), Vec::new()),
+    }
 }
 
 /// The gate's answer.
@@ -153,6 +149,22 @@ pub(crate) async fn decide(
 ) -> Verdict {
     let decide_as = |approved: bool| {
         let (engine, _) = policy.current();
+        if let Some(call) = &facts.mcp {
+            return engine.decide_mcp(&McpRequestFacts {
+                identity: a.identity,
+                connection: a.connection,
+                client_ip: a.client_ip,
+                now: Timestamp::now(),
+                approved,
+                action: call.action,
+                method: &call.method,
+                tool: &call.tool,
+                uri: &call.uri,
+                prompt: &call.prompt,
+                argument_names: &call.argument_names,
+                arguments: &call.arguments,
+            });
+        }
         engine.decide_http(&HttpRequestFacts {
             identity: a.identity,
             connection: a.connection,
@@ -219,15 +231,52 @@ pub(crate) async fn decide(
 }
 
 /// What an approval of this exact request is bound to: who, where, the
-/// method, path and query as forwarded, and the body's bytes.
+/// method, path and query as forwarded, and the body's bytes; for an MCP
+/// message its method, name and arguments (not its JSON-RPC id, which
+/// changes with every call).
 fn fingerprint(a: &Asking<'_>, facts: &RequestFacts) -> String {
-    statement_fingerprint(
-        &a.identity.subject,
-        a.connection,
-        "http",
-        &facts.text(),
-        &[Some(a.body)],
-    )
+    match &facts.mcp {
+        Some(call) => {
+            statement_fingerprint(&a.identity.subject, a.connection, "mcp", &call.text, &[])
+        }
+        None => statement_fingerprint(
+            &a.identity.subject,
+            a.connection,
+            "http",
+            &facts.text(),
+            &[Some(a.body)],
+        ),
+    }
+}
+
+/// Whether a `tools/list` answer may show `tool` to this caller: a call
+/// without arguments would not be denied (it may be allowed or need approval).
+pub(crate) fn may_list_tool(
+    policy: &PolicyHandle,
+    identity: &Identity,
+    connection: &str,
+    client_ip: IpAddr,
+    tool: &str,
+) -> bool {
+    if policy.mode() == PolicyMode::Audit {
+        return true;
+    }
+    let (engine, _) = policy.current();
+    let d = engine.decide_mcp(&McpRequestFacts {
+        identity,
+        connection,
+        client_ip,
+        now: Timestamp::now(),
+        approved: false,
+        action: "mcp:tools/call",
+        method: "tools/call",
+        tool,
+        uri: "",
+        prompt: "",
+        argument_names: &[],
+        arguments: &[],
+    });
+    !matches!(d, Decision::Deny { .. })
 }
 
 async fn approve(

@@ -16,6 +16,7 @@
 mod exchange;
 mod gate;
 mod listener;
+mod mcp;
 pub mod path;
 mod refusals;
 mod response;
@@ -79,11 +80,40 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// One `[[connection]] kind = "http"`.
+/// What an upstream speaks over HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// A REST API: each request is an action.
+    Rest,
+    /// An MCP server (Streamable HTTP): each JSON-RPC message is an action.
+    Mcp,
+}
+
+impl Dialect {
+    /// The protocol its sessions and records carry.
+    pub fn protocol(self) -> gatehouse_core::Protocol {
+        match self {
+            Dialect::Rest => gatehouse_core::Protocol::Http,
+            Dialect::Mcp => gatehouse_core::Protocol::Mcp,
+        }
+    }
+
+    /// The connection kind: `http` or `mcp`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Dialect::Rest => "http",
+            Dialect::Mcp => "mcp",
+        }
+    }
+}
+
+/// One `[[connection]] kind = "http"` or `kind = "mcp"`.
 #[derive(Clone)]
 pub struct HttpTarget {
     /// The connection's name: the first path segment callers use.
     pub name: String,
+    /// REST or MCP.
+    pub dialect: Dialect,
     /// The upstream base URL (`http://host:port/base`), without a trailing slash.
     pub url: url::Url,
     /// Host names (without port) that select this connection without a prefix.

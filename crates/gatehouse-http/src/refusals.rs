@@ -168,6 +168,31 @@ pub(crate) fn bad_body(reason: &str) -> Problem {
     )
 }
 
+pub(crate) fn bad_message(reason: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "Message refused",
+        format!("gatehouse: {reason}"),
+    )
+}
+
+pub(crate) fn not_an_mcp_endpoint(connection: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "Not an MCP endpoint",
+        format!("connection {connection} is an MCP server: its endpoint is /{connection} itself"),
+    )
+    .hint("point the MCP client at https://gateway/<connection>")
+}
+
+pub(crate) fn method_not_allowed(method: &str) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        format!("an MCP endpoint takes POST, GET and DELETE, not {method}"),
+    )
+}
+
 pub(crate) fn denied(reason: &str, policies: &[String]) -> Problem {
     Problem::new(
         StatusCode::FORBIDDEN,

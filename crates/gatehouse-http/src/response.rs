@@ -65,6 +65,8 @@ pub(crate) enum BodyError {
     Json(#[from] gatehouse_mask::JsonStreamError),
     #[error("a line of the body is longer than {0} bytes, the most the gateway holds to mask one")]
     LineTooLong(usize),
+    #[error("{0}")]
+    Unfilterable(String),
 }
 
 enum Decoder {

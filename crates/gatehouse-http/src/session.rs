@@ -16,6 +16,7 @@ pub(crate) struct OpenSession {
     pub(crate) id: SessionId,
     pub(crate) identity: Identity,
     pub(crate) connection: String,
+    pub(crate) protocol: Protocol,
     seq: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
@@ -66,6 +67,7 @@ impl CallerConnection {
         &self,
         identity: Identity,
         connection: &str,
+        protocol: Protocol,
         user_agent: Option<String>,
     ) -> Result<Arc<OpenSession>, String> {
         self.end(
@@ -75,7 +77,7 @@ impl CallerConnection {
         .await;
         let client_addr = self.peer.to_string();
         let attempt = AuthAttempt {
-            protocol: Protocol::Http.as_str(),
+            protocol: protocol.as_str(),
             client_addr: &client_addr,
             connection: Some(connection),
         };
@@ -87,7 +89,7 @@ impl CallerConnection {
             id: SessionId::new(),
             identity: identity.clone(),
             connection: connection.to_string(),
-            protocol: Protocol::Http.as_str().to_string(),
+            protocol: protocol.as_str().to_string(),
             client_addr,
             client_user: String::new(),
             application_name: user_agent,
@@ -101,6 +103,7 @@ impl CallerConnection {
             id: start.id,
             identity,
             connection: connection.to_string(),
+            protocol,
             seq: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),

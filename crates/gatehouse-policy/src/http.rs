@@ -3,7 +3,7 @@
 //! context.
 
 use crate::decide::{deny_error, s, set};
-use crate::{Decision, PolicyEngine, HTTP_ACTIONS};
+use crate::{Decision, PolicyEngine, HTTP_ACTIONS, MCP_ACTIONS};
 use cedar_policy::{Entities, RestrictedExpression};
 use gatehouse_core::{Identity, Timestamp};
 use std::net::IpAddr;
@@ -39,7 +39,87 @@ pub struct HttpRequestFacts<'a> {
     pub body: &'a [String],
 }
 
+/// One MCP message as the policy sees it, read from the body the gateway
+/// forwards (never from headers a caller could set apart from it).
+pub struct McpRequestFacts<'a> {
+    /// The caller.
+    pub identity: &'a Identity,
+    /// The connection name.
+    pub connection: &'a str,
+    /// The caller's address.
+    pub client_ip: IpAddr,
+    /// Now.
+    pub now: Timestamp,
+    /// Whether a human approved exactly this call.
+    pub approved: bool,
+    /// The action: one of [`MCP_ACTIONS`] (`mcp:tools/call`).
+    pub action: &'a str,
+    /// The JSON-RPC method.
+    pub method: &'a str,
+    /// The tool (tools/call), the URI (resources/read), the prompt (prompts/get).
+    pub tool: &'a str,
+    /// The resource URI.
+    pub uri: &'a str,
+    /// The prompt.
+    pub prompt: &'a str,
+    /// Top-level argument names.
+    pub argument_names: &'a [String],
+    /// Top-level scalar arguments as `name=value`.
+    pub arguments: &'a [String],
+}
+
 impl PolicyEngine {
+    /// May the MCP message be forwarded?
+    pub fn decide_mcp(&self, r: &McpRequestFacts<'_>) -> Decision {
+        let subject = match (r.tool, r.uri, r.prompt) {
+            (t, _, _) if !t.is_empty() => format!("tool {t}"),
+            (_, u, _) if !u.is_empty() => format!("resource {u}"),
+            (_, _, p) if !p.is_empty() => format!("prompt {p}"),
+            _ if r.method.is_empty() => "the session".to_string(),
+            _ => r.method.to_string(),
+        };
+        let what = format!(
+            "{} ({} {subject} on {})",
+            r.identity.subject, r.action, r.connection
+        );
+        if !MCP_ACTIONS.contains(&r.action) {
+            return deny_error(format!("unknown MCP action {}", r.action));
+        }
+        let built = match self.base_entities(r.identity, r.connection, "mcp") {
+            Ok(b) => b,
+            Err(e) => return deny_error(e),
+        };
+        let mut entities = built.entities;
+        entities.extend(self.action_entities.iter().cloned());
+        let entities = match Entities::from_entities(entities, None) {
+            Ok(e) => e,
+            Err(e) => return deny_error(e.to_string()),
+        };
+        let mut pairs = self.time_pairs(r.now, r.client_ip);
+        let strings = |v: &[String]| set(v.iter().map(String::as_str));
+        pairs.extend([
+            (
+                "approved".to_string(),
+                RestrictedExpression::new_bool(r.approved),
+            ),
+            ("method".to_string(), s(r.method)),
+            ("tool".to_string(), s(r.tool)),
+            ("uri".to_string(), s(r.uri)),
+            ("prompt".to_string(), s(r.prompt)),
+            ("argument_names".to_string(), strings(r.argument_names)),
+            ("arguments".to_string(), strings(r.arguments)),
+        ]);
+        self.decide_one(
+            &what,
+            &built.principal,
+            r.action,
+            &built.connection,
+            &pairs,
+            &entities,
+            r.approved,
+        )
+    }
+
     /// May the HTTP request be forwarded? A method outside the schema's
     /// actions is refused (fail closed).
     pub fn decide_http(&self, r: &HttpRequestFacts<'_>) -> Decision {

@@ -18,7 +18,7 @@ mod reach;
 
 pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;
-pub use http::HttpRequestFacts;
+pub use http::{HttpRequestFacts, McpRequestFacts};
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
 pub use reach::{ReachRow, OTHER_TABLES};
 
@@ -116,6 +116,18 @@ pub const HTTP_ACTIONS: &[&str] = &[
     "http:DELETE",
 ];
 
+/// The MCP actions: `mcp:` and the kind of message.
+pub const MCP_ACTIONS: &[&str] = &[
+    "mcp:session",
+    "mcp:tools/list",
+    "mcp:resources/list",
+    "mcp:prompts/list",
+    "mcp:tools/call",
+    "mcp:resources/read",
+    "mcp:prompts/get",
+    "mcp:other",
+];
+
 /// Entity type names and action ids, parsed once: Cedar parses names with
 /// its full grammar, far too slow to do per request.
 pub(crate) struct Names {
@@ -137,6 +149,7 @@ impl Names {
         for name in std::iter::once("connect")
             .chain(gatehouse_sql::ActionKind::ALL.iter().map(|k| k.as_str()))
             .chain(HTTP_ACTIONS.iter().copied())
+            .chain(MCP_ACTIONS.iter().copied())
         {
             actions.insert(
                 name,

@@ -526,7 +526,7 @@ impl RawConfig {
                     if self.listeners.http.is_none() {
                         problem(
                             format!("connection[{i}].kind"),
-                            "http connections need an HTTP listener: add http = \"127.0.0.1:18080\" to [listeners]".into(),
+                            "http and mcp connections need an HTTP listener: add http = \"127.0.0.1:18080\" to [listeners]".into(),
                         );
                     }
                     http_connections.push(t);

@@ -652,7 +652,7 @@ json_paths = ["$..ssn"]
             "connection[3].hosts[0]: \"billing.local:8443\" is not a host name",
             "connection[3].masking.json_paths[0]: \"customers.ssn\" is not a JSON path: a JSON path starts with $",
             "connection[3].masking.rule[0].column: column rules apply to SQL results; on a http connection use json_path",
-            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\" and \"http\"",
+            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"http\" and \"mcp\"",
             "connection[5].masking.json_paths[0]: JSON paths apply to http and mcp connections, not to a postgres connection",
         ],
     );

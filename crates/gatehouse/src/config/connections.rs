@@ -92,13 +92,13 @@ impl ConnectionSection {
             "postgres" => self
                 .resolve_postgres(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Postgres),
-            "http" => self
+            "http" | "mcp" => self
                 .resolve_http(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Http),
             other => {
                 bad(
                     k("kind"),
-                    format!("{other:?} is not supported; the supported kinds are \"postgres\" and \"http\""),
+                    format!("{other:?} is not supported; the supported kinds are \"postgres\", \"http\" and \"mcp\""),
                     &mut ok,
                 );
                 // A database-shaped section still gets its other mistakes named.

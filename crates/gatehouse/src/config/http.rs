@@ -139,6 +139,11 @@ impl ConnectionSection {
         }
         Some(HttpTarget {
             name: self.name.clone(),
+            dialect: if self.kind == "mcp" {
+                gatehouse_http::Dialect::Mcp
+            } else {
+                gatehouse_http::Dialect::Rest
+            },
             url: url?,
             hosts,
             auth: auth?,

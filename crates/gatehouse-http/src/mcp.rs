@@ -1,0 +1,377 @@
+//! MCP (the Model Context Protocol, JSON-RPC over Streamable HTTP): one
+//! message → one action, read from the body the gateway forwards; refusals
+//! as JSON-RPC errors the SDKs show with code, message and data; `tools/list`
+//! answers filtered to the tools the caller may call.
+//!
+//! Batches (a JSON array of messages) were removed from the protocol in its
+//! 2025-06-18 revision and no SDK client sends them, but some servers still
+//! run them: the gateway refuses them rather than forward messages it did
+//! not decide one by one.
+
+use crate::refusals::{full, Body, Problem};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+/// The JSON-RPC error code of every gateway refusal: implementation-defined,
+/// and none the SDKs give a meaning of their own (-32000, -32001 and
+/// -32020 to -32099 are theirs).
+pub(crate) const REFUSED: i64 = -32003;
+
+/// One MCP message as decided and recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct McpCall {
+    /// The request's id; `None` for a notification (or the HTTP GET/DELETE
+    /// of a session).
+    pub(crate) id: Option<Value>,
+    pub(crate) method: String,
+    /// The Cedar action (`mcp:tools/call`).
+    pub(crate) action: &'static str,
+    pub(crate) tool: String,
+    pub(crate) uri: String,
+    pub(crate) prompt: String,
+    pub(crate) argument_names: Vec<String>,
+    pub(crate) arguments: Vec<String>,
+    /// What is recorded and bound to an approval:
+    /// `tools/call delete_user {"id":7}` (arguments with sorted keys, no id).
+    pub(crate) text: String,
+}
+
+/// The action of a JSON-RPC method.
+fn action_of(method: &str) -> &'static str {
+    match method {
+        "tools/call" => "mcp:tools/call",
+        "resources/read" => "mcp:resources/read",
+        "prompts/get" => "mcp:prompts/get",
+        "tools/list" => "mcp:tools/list",
+        "resources/list" | "resources/templates/list" => "mcp:resources/list",
+        "prompts/list" => "mcp:prompts/list",
+        "initialize" | "ping" | "server/discover" | "logging/setLevel" => "mcp:session",
+        m if m.starts_with("notifications/") => "mcp:session",
+        _ => "mcp:other",
+    }
+}
+
+/// Reads one message from a POST body; `Err` is the refusal to send.
+pub(crate) fn parse(body: &[u8], headers: &HeaderMap) -> Result<McpCall, Problem> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+    let m = match v {
+        Value::Object(m) => m,
+        Value::Array(_) => {
+            return Err(invalid(
+                "JSON-RPC batches are not accepted: the gateway decides each MCP message on its own; send them one by one".into(),
+            ))
+        }
+        _ => return Err(invalid("the body is not a JSON-RPC message".into())),
+    };
+    let id = m.get("id").cloned();
+    let method = match m.get("method") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(invalid("method is not a string".into())),
+        // A response to a request of the server (sampling, elicitation).
+        None if m.contains_key("result") || m.contains_key("error") => String::new(),
+        None => return Err(invalid("the message has no method".into())),
+    };
+    let params = m.get("params").and_then(Value::as_object);
+    let string = |key: &str| -> Result<String, Problem> {
+        match params.and_then(|p| p.get(key)) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            _ => Err(invalid(format!("{method} needs params.{key} as a string"))),
+        }
+    };
+    let (tool, uri, prompt) = match method.as_str() {
+        "tools/call" => (string("name")?, String::new(), String::new()),
+        "resources/read" => (String::new(), string("uri")?, String::new()),
+        "prompts/get" => (String::new(), String::new(), string("name")?),
+        _ => (String::new(), String::new(), String::new()),
+    };
+    // The routing headers of the 2026-07-28 revision must say what the body says.
+    check_header(headers, "mcp-method", &method)?;
+    let named = [&tool, &uri, &prompt]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .cloned()
+        .unwrap_or_default();
+    if !named.is_empty() {
+        check_header(headers, "mcp-name", &named)?;
+    }
+    let args = params
+        .and_then(|p| p.get("arguments"))
+        .and_then(Value::as_object);
+    let (argument_names, arguments) = args.map(scalars).unwrap_or_default();
+    let action = if method.is_empty() {
+        "mcp:other"
+    } else {
+        action_of(&method)
+    };
+    let mut text = if method.is_empty() {
+        "(response to a server request)".to_string()
+    } else {
+        method.clone()
+    };
+    if !named.is_empty() {
+        text.push(' ');
+        text.push_str(&named);
+    }
+    if let Some(a) = args {
+        text.push(' ');
+        canonical(&Value::Object(a.clone()), &mut text);
+    }
+    Ok(McpCall {
+        id,
+        method,
+        action,
+        tool,
+        uri,
+        prompt,
+        argument_names,
+        arguments,
+        text,
+    })
+}
+
+/// The HTTP GET (the server's event stream) or DELETE (end the session) of
+/// an MCP session.
+pub(crate) fn session_request(method: &http::Method) -> McpCall {
+    McpCall {
+        id: None,
+        method: String::new(),
+        action: "mcp:session",
+        tool: String::new(),
+        uri: String::new(),
+        prompt: String::new(),
+        argument_names: Vec::new(),
+        arguments: Vec::new(),
+        text: format!(
+            "{} {}",
+            method,
+            if method == http::Method::GET {
+                "(server event stream)"
+            } else {
+                "(end session)"
+            }
+        ),
+    }
+}
+
+fn check_header(headers: &HeaderMap, name: &str, body: &str) -> Result<(), Problem> {
+    let Some(h) = headers.get(name) else {
+        return Ok(());
+    };
+    let h = h.to_str().unwrap_or("");
+    // Non-ASCII values travel base64-encoded; the server checks those.
+    if h.starts_with("=?base64?") || h == body {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "the {name} header ({h:?}) does not match the message's body ({body:?}); the gateway decides on the body"
+    )))
+}
+
+/// Writes `v` with every object's members sorted by name, so the same
+/// arguments make the same text (and approval) whatever order a client
+/// sent them in.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// A JSON object's member names, and its strings, numbers and booleans as `name=value`.
+pub(crate) fn scalars(m: &Map<String, Value>) -> (Vec<String>, Vec<String>) {
+    let names = m.keys().cloned().collect();
+    let pairs = m
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some(format!("{k}={s}")),
+            Value::Number(n) => Some(format!("{k}={n}")),
+            Value::Bool(b) => Some(format!("{k}={b}")),
+            _ => None,
+        })
+        .collect();
+    (names, pairs)
+}
+
+fn invalid(detail: String) -> Problem {
+    crate::refusals::bad_message(&detail)
+}
+
+/// A refusal as MCP clients read it: a JSON-RPC error (code -32003, the
+/// problem's title and detail as message, the rest as data). A refused
+/// request with an id is answered with HTTP 200, so the SDKs show the
+/// error itself and the session goes on; others keep the problem's status.
+pub(crate) fn error_response(problem: &Problem, id: Option<&Value>) -> Response<Body> {
+    let mut data = json!({"title": problem.title, "status": problem.status.as_u16()});
+    if let Some(h) = &problem.hint {
+        data["hint"] = h.clone().into();
+    }
+    for (k, v) in &problem.extra {
+        data[*k] = v.clone();
+    }
+    let code = if problem.status == StatusCode::BAD_REQUEST {
+        -32600
+    } else {
+        REFUSED
+    };
+    let doc = json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": {"code": code, "message": problem.detail, "data": data},
+    });
+    let mut r = Response::new(full(Bytes::from(doc.to_string())));
+    *r.status_mut() = match (id, problem.status) {
+        (Some(Value::Null) | None, s) => s,
+        (Some(_), StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED) => problem.status,
+        (Some(_), _) => StatusCode::OK,
+    };
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if problem.status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"gatehouse\""),
+        );
+    }
+    r
+}
+
+/// Removes from a `tools/list` answer (JSON, or server-sent events whose
+/// data lines are JSON) the tools `keep` refuses. Every other byte stays.
+pub(crate) fn filter_tools(
+    body: &[u8],
+    event_stream: bool,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<u8>, String> {
+    let filter_doc = |text: &[u8]| -> Result<Vec<u8>, String> {
+        let mut v: Value = serde_json::from_slice(text)
+            .map_err(|e| format!("the tools/list answer is not JSON: {e}"))?;
+        if let Some(tools) = v
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .and_then(Value::as_array_mut)
+        {
+            tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
+        }
+        serde_json::to_vec(&v).map_err(|e| e.to_string())
+    };
+    if !event_stream {
+        return filter_doc(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        match line.strip_prefix(b"data:") {
+            Some(payload) => {
+                let end = payload.len()
+                    - payload
+                        .iter()
+                        .rev()
+                        .take_while(|b| matches!(b, b'\n' | b'\r'))
+                        .count();
+                let (doc, eol) = payload.split_at(end);
+                let trimmed = doc.trim_ascii();
+                out.extend_from_slice(b"data: ");
+                if trimmed.starts_with(b"{") {
+                    out.extend_from_slice(&filter_doc(trimmed)?);
+                } else {
+                    out.extend_from_slice(trimmed);
+                }
+                out.extend_from_slice(eol);
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(body: &str) -> Result<McpCall, Problem> {
+        parse(body.as_bytes(), &HeaderMap::new())
+    }
+
+    #[test]
+    fn a_tool_call_is_decided_by_its_name_and_arguments() {
+        let c = call(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"query_db","arguments":{"sql":"select 1","limit":5,"opts":{}},"_meta":{"x":1}}}"#).unwrap();
+        assert_eq!(c.action, "mcp:tools/call");
+        assert_eq!(c.tool, "query_db");
+        assert_eq!(c.id, Some(json!(3)));
+        assert_eq!(c.argument_names, ["sql", "limit", "opts"]);
+        assert_eq!(c.arguments, ["sql=select 1", "limit=5"]);
+        assert_eq!(
+            c.text,
+            r#"tools/call query_db {"limit":5,"opts":{},"sql":"select 1"}"#
+        );
+    }
+
+    #[test]
+    fn plumbing_lists_and_unknown_methods_get_their_actions() {
+        for (m, a) in [
+            ("initialize", "mcp:session"),
+            ("notifications/initialized", "mcp:session"),
+            ("server/discover", "mcp:session"),
+            ("tools/list", "mcp:tools/list"),
+            ("resources/templates/list", "mcp:resources/list"),
+            ("completion/complete", "mcp:other"),
+        ] {
+            let c = call(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{m}"}}"#)).unwrap();
+            assert_eq!(c.action, a, "{m}");
+        }
+    }
+
+    #[test]
+    fn batches_malformed_messages_and_lying_headers_are_refused() {
+        assert!(call(r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#).is_err());
+        assert!(call("not json").is_err());
+        assert!(call(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("mcp-name", HeaderValue::from_static("query_db"));
+        let body =
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_user"}}"#;
+        let e = parse(body.as_bytes(), &h).unwrap_err();
+        assert!(e.detail.contains("does not match"), "{}", e.detail);
+    }
+
+    #[test]
+    fn tools_lists_are_filtered_in_json_and_in_events() {
+        let doc = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"query_db"},{"name":"delete_user"}],"ttlMs":0}}"#;
+        let keep = |n: &str| n != "delete_user";
+        let out = String::from_utf8(filter_tools(doc.as_bytes(), false, &keep).unwrap()).unwrap();
+        assert!(out.contains("query_db") && !out.contains("delete_user") && out.contains("ttlMs"));
+        let sse = format!("event: message\r\ndata: {doc}\r\n\r\n");
+        let out = String::from_utf8(filter_tools(sse.as_bytes(), true, &keep).unwrap()).unwrap();
+        assert!(out.starts_with("event: message\r\ndata: {"), "{out}");
+        assert!(
+            out.ends_with("}\r\n\r\n") && !out.contains("delete_user"),
+            "{out}"
+        );
+    }
+}
