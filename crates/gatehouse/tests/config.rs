@@ -37,7 +37,7 @@ fn the_shipped_example_is_valid() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(
-        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, API 127.0.0.1:8089, 2 connection(s))"
+        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, API 127.0.0.1:8089, 3 connection(s))"
     ));
     // And says exactly what is missing without the secret.
     let out = check(&example, &[]);
