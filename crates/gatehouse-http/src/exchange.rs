@@ -44,6 +44,8 @@ struct Exchange<'a> {
     seq: u64,
     text: String,
     params: Vec<Option<String>>,
+    /// What an approval request shows of the body; `None`: too large.
+    approval_body: Option<Vec<Option<String>>>,
     /// MCP: the message's JSON-RPC id (refusals are JSON-RPC errors).
     rpc: Option<Option<serde_json::Value>>,
 }
@@ -109,9 +111,15 @@ impl<'a> Exchange<'a> {
             .await
             .map_err(early)?;
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, s.max_request_body).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
+        let collect = Limited::new(body, s.max_request_body).collect();
+        let body = match tokio::time::timeout(s.header_timeout, collect).await {
+            Err(_) => {
+                return Err(early(refusals::bad_body(
+                    "it did not arrive within the header timeout",
+                )))
+            }
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
                 let p = if e.is::<http_body_util::LengthLimitError>() {
                     refusals::body_too_large(s.max_request_body)
                 } else {
@@ -137,7 +145,18 @@ impl<'a> Exchange<'a> {
         } else {
             None
         };
-        let mut facts = RequestFacts::new(&parts, rest, &body);
+        let masked = target.masking.as_ref().is_some_and(|m| {
+            !session
+                .identity
+                .groups
+                .iter()
+                .any(|g| m.exempt_groups.contains(g))
+        });
+        let whole = masked || !upstream::secrets(&target.auth).is_empty();
+        let forwarded = upstream::forwardable(&parts.headers, whole)
+            .map_err(|e| early(refusals::bad_message(&e)))?;
+        let mut facts = RequestFacts::new(&parts, &forwarded, rest, &body)
+            .map_err(|e| early(refusals::bad_body(&e)))?;
         facts.mcp = call;
         let record_engine: &MaskingEngine = match &target.masking {
             Some(m) => &m.engine,
@@ -154,6 +173,18 @@ impl<'a> Exchange<'a> {
             }
             vec![Some(p)]
         };
+        // An approver sees the whole body (masked), or the request is too
+        // large to be approved.
+        let approval_body = if body.is_empty() || facts.mcp.is_some() {
+            Some(Vec::new())
+        } else if body.len() <= gate::APPROVAL_BODY_LIMIT {
+            Some(vec![Some(mask_for_record(
+                record_engine,
+                &String::from_utf8_lossy(&body),
+            ))])
+        } else {
+            None
+        };
         let ex = Exchange {
             gw,
             caller,
@@ -162,9 +193,10 @@ impl<'a> Exchange<'a> {
             target,
             text,
             params,
+            approval_body,
             rpc: facts.mcp.as_ref().map(|c| c.id.clone()),
         };
-        ex.decide_and_forward(parts, facts, body).await
+        ex.decide_and_forward(parts, forwarded, facts, body).await
     }
 
     /// Authenticates the caller and finds or opens its session.
@@ -256,6 +288,7 @@ impl<'a> Exchange<'a> {
     async fn decide_and_forward(
         self,
         parts: http::request::Parts,
+        forwarded: http::HeaderMap,
         facts: RequestFacts,
         body: Bytes,
     ) -> Result<Response<Body>, Response<Body>> {
@@ -267,7 +300,7 @@ impl<'a> Exchange<'a> {
             session: self.session.id,
             seq: self.seq,
             recorded_text: &self.text,
-            recorded_params: &self.params,
+            approval_body: self.approval_body.as_deref(),
             body: &body,
         };
         let verdict = gate::decide(&s.policy, s.approvals.as_deref(), &facts, &asking).await;
@@ -298,7 +331,7 @@ impl<'a> Exchange<'a> {
                         return Err(self.render(&refusals::evidence_unavailable()));
                     }
                 }
-                self.forward(parts, facts, body, record, started, clock)
+                self.forward(parts, forwarded, facts, body, record, started, clock)
                     .await
             }
         }
@@ -306,6 +339,14 @@ impl<'a> Exchange<'a> {
 
     /// The decision is durable in the evidence log before anything is forwarded.
     async fn write_ahead(&self, decision: &DecisionRecord) -> Result<(), Response<Body>> {
+        // The reason quotes the request (its path): masked like the text.
+        let engine: &MaskingEngine = match &self.target.masking {
+            Some(m) => &m.engine,
+            None => &self.gw.settings.record_masking,
+        };
+        let mut decision = decision.clone();
+        decision.reason = decision.reason.map(|r| mask_for_record(engine, &r));
+        let decision = &decision;
         let event = AuditEvent::statement(&StatementDecided {
             session: self.session.id,
             seq: self.seq,
@@ -322,9 +363,11 @@ impl<'a> Exchange<'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         self,
         parts: http::request::Parts,
+        forwarded: http::HeaderMap,
         facts: RequestFacts,
         body: Bytes,
         record: DecisionRecord,
@@ -357,11 +400,7 @@ impl<'a> Exchange<'a> {
         }
         // An MCP endpoint is the configured URL itself.
         url.set_query(facts.raw_query.as_deref());
-        let mut headers = upstream::request_headers(
-            &parts.headers,
-            &target,
-            masking.is_some() || !secrets.is_empty(),
-        );
+        let mut headers = upstream::request_headers(&forwarded, &target, self.caller.peer.ip());
         if target.dialect == Dialect::Mcp {
             // MCP servers refuse a browser's Origin (DNS rebinding guard);
             // the gateway is not a browser.
@@ -377,6 +416,8 @@ impl<'a> Exchange<'a> {
         let resp = match sent {
             Ok(r) => r,
             Err(e) => {
+                // The upstream's URL (and query) stays out of answers and records.
+                let e = e.without_url();
                 let problem = if e.is_timeout() {
                     refusals::upstream_timeout(&target.name)
                 } else {
@@ -405,11 +446,15 @@ impl<'a> Exchange<'a> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let encoding = resp
+        // Every coding of every Content-Encoding header, in order.
+        let codings: Vec<String> = resp
             .headers()
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("(not text)"))
+            .flat_map(|v| v.split(','))
+            .map(|c| c.trim().to_string())
+            .collect();
         let no_body = parts.method == http::Method::HEAD
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
@@ -420,7 +465,7 @@ impl<'a> Exchange<'a> {
             masking.map(|m| m.engine.clone())
         };
         let pipeline = BodyPipeline::new(
-            if no_body { None } else { encoding.as_deref() },
+            if no_body { &[] } else { &codings },
             BodyKind::of(&content_type),
             engine.clone(),
             if no_body {
@@ -430,9 +475,18 @@ impl<'a> Exchange<'a> {
             },
             s.max_masked_value,
         );
+        // A partial answer cannot be masked by structure: the gateway asked
+        // for whole bodies (Range is not forwarded under masking).
+        let pipeline = match pipeline {
+            Ok(_) if engine.is_some() && status == StatusCode::PARTIAL_CONTENT => {
+                Err("the upstream answered part of the body (206)".to_string())
+            }
+            other => other,
+        };
         let pipeline = match pipeline {
             Ok(p) => p,
-            Err(reason) if engine.is_some() => {
+            // Masked, or carrying the gateway's credential to scrub: withheld.
+            Err(reason) if engine.is_some() || !secrets.is_empty() => {
                 let problem = refusals::unmaskable(&target.name, &reason);
                 let answer = self.render(&problem);
                 self.finish(
@@ -449,7 +503,7 @@ impl<'a> Exchange<'a> {
                 return Err(answer);
             }
             // Not masked and not decodable: passed as the upstream sent it.
-            Err(_) => BodyPipeline::new(None, None, None, Arc::from(Vec::new()), 0)
+            Err(_) => BodyPipeline::new(&[], None, None, Arc::from(Vec::new()), 0)
                 .map_err(|_| self.render(&refusals::evidence_unavailable()))?,
         };
         let mut out = Response::new(());
@@ -603,6 +657,7 @@ async fn stream_body(
     let session = finisher.session.clone();
     let outcome = loop {
         out.clear();
+        let mut gone = false;
         let step = match (resp.chunk().await, &tools) {
             (Ok(Some(chunk)), Some(f)) if held.len() + chunk.len() <= f.limit => {
                 held.extend_from_slice(&chunk);
@@ -616,9 +671,32 @@ async fn stream_body(
                     .map(|()| true),
                 Err(e) => Err(crate::response::BodyError::Unfilterable(e)),
             },
-            (Ok(Some(chunk)), None) => pipeline.feed(&chunk, &mut out).map(|()| false),
+            (Ok(Some(chunk)), None) => {
+                let slice = pipeline.slice();
+                let mut r = Ok(false);
+                for piece in chunk.chunks(slice.min(chunk.len()).max(1)) {
+                    if let Err(e) = pipeline.feed(piece, &mut out) {
+                        r = Err(e);
+                        break;
+                    }
+                    // What a compressed slice inflated to goes out before the next.
+                    if out.len() >= 64 * 1024 {
+                        session
+                            .bytes_out
+                            .fetch_add(out.len() as u64, Ordering::Relaxed);
+                        let frame = Frame::data(Bytes::copy_from_slice(&out));
+                        out.clear();
+                        if tx.send(Ok(frame)).await.is_err() {
+                            gone = true;
+                            break;
+                        }
+                    }
+                }
+                r
+            }
             (Ok(None), None) => pipeline.finish(&mut out).map(|()| true),
             (Err(e), _) => {
+                let e = e.without_url();
                 let msg = format!("the upstream's body broke off: {}", error_chain(&e));
                 let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
                 break StatementOutcome::Error {
@@ -627,6 +705,9 @@ async fn stream_body(
                 };
             }
         };
+        if gone {
+            break StatementOutcome::Incomplete;
+        }
         match step {
             Ok(done) => {
                 if !out.is_empty() {

@@ -12,6 +12,10 @@ use gatehouse_policy::{Decision, HttpRequestFacts, McpRequestFacts, PolicyHandle
 use http::request::Parts;
 use std::net::IpAddr;
 
+/// The largest request body an approval can be asked for: the approver is
+/// shown all of it.
+pub(crate) const APPROVAL_BODY_LIMIT: usize = 64 * 1024;
+
 /// Headers a policy never sees: the caller's credentials.
 const PRIVATE_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie"];
 
@@ -29,43 +33,49 @@ pub(crate) struct RequestFacts {
     pub(crate) mcp: Option<crate::mcp::McpCall>,
 }
 
+/// Headers that change with every sending of the same request (tracing,
+/// what the client and gateway add): not part of what an approval binds.
+const VOLATILE_HEADERS: &[&str] = &[
+    "user-agent",
+    "date",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "x-amzn-trace-id",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-sampled",
+    "accept-encoding",
+];
+
 impl RequestFacts {
-    /// Reads the facts of a request whose path after the connection is `path`.
-    pub(crate) fn new(parts: &Parts, path: NormalPath, body: &[u8]) -> Self {
+    /// Reads the facts of a request whose path after the connection is
+    /// `path`, from the headers and body it will be forwarded with. A body
+    /// that claims or looks like JSON but does not parse is refused: a
+    /// policy on its fields could not be decided, and the upstream's parser
+    /// might read it all the same.
+    pub(crate) fn new(
+        parts: &Parts,
+        forwarded: &http::HeaderMap,
+        path: NormalPath,
+        body: &[u8],
+    ) -> Result<Self, String> {
         let raw_query = parts.uri.query().map(str::to_string);
         let query = raw_query
             .as_deref()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .map(|(k, v)| {
-                        if v.is_empty() {
-                            k.into_owned()
-                        } else {
-                            format!("{k}={v}")
-                        }
-                    })
-                    .collect()
-            })
+            .map(|q| form_pairs(q.as_bytes()))
             .unwrap_or_default();
-        let headers = parts
-            .headers
+        let headers = forwarded
             .iter()
             .filter(|(n, _)| !PRIVATE_HEADERS.contains(&n.as_str()))
-            .filter_map(|(n, v)| v.to_str().ok().map(|v| format!("{}: {v}", n.as_str())))
+            .map(|(n, v)| format!("{}: {}", n.as_str(), String::from_utf8_lossy(v.as_bytes())))
             .collect();
-        let content_type = parts
-            .headers
+        let content_type = forwarded
             .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(crate::response::media_type)
+            .map(|v| crate::response::media_type(&String::from_utf8_lossy(v.as_bytes())))
             .unwrap_or_default();
-        let (body_fields, body) =
-            if content_type == "application/json" || content_type.ends_with("+json") {
-                json_fields(body)
-            } else {
-                (Vec::new(), Vec::new())
-            };
-        Self {
+        let (body_fields, body) = body_facts(&content_type, body)?;
+        Ok(Self {
             method: parts.method.as_str().to_string(),
             path,
             raw_query,
@@ -75,7 +85,7 @@ impl RequestFacts {
             body_fields,
             body,
             mcp: None,
-        }
+        })
     }
 
     /// The request line as decided and recorded (before masking):
@@ -89,13 +99,73 @@ impl RequestFacts {
             None => format!("{} {}", self.method, self.path.forward()),
         }
     }
+
+    /// The forwarded headers an approval binds: all but the volatile ones, sorted.
+    fn bound_headers(&self) -> String {
+        let mut h: Vec<&String> = self
+            .headers
+            .iter()
+            .filter(|l| {
+                let name = l.split(':').next().unwrap_or("");
+                !VOLATILE_HEADERS.contains(&name)
+            })
+            .collect();
+        h.sort();
+        h.into_iter().map(|l| format!("{l}\n")).collect()
+    }
 }
 
-/// A JSON object body's top-level member names and `name=value` scalars.
-fn json_fields(body: &[u8]) -> (Vec<String>, Vec<String>) {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(m)) => crate::mcp::scalars(&m),
-        _ => (Vec::new(), Vec::new()),
+/// `name=value` pairs (a bare name: `name`) of a query or form body, decoded.
+fn form_pairs(raw: &[u8]) -> Vec<String> {
+    url::form_urlencoded::parse(raw)
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect()
+}
+
+/// A body's top-level member names and `name=value` scalars: of a JSON
+/// object, or of a form. `Err` when the body claims or looks like JSON and
+/// is not JSON the gateway can read (UTF-16, NaN, numbers out of range,
+/// lone surrogates, nesting past 128).
+fn body_facts(content_type: &str, body: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
+    if body.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    if content_type == "application/x-www-form-urlencoded" {
+        let pairs = form_pairs(body);
+        let names = pairs
+            .iter()
+            .map(|p| p.split('=').next().unwrap_or("").to_string())
+            .collect();
+        return Ok((names, pairs));
+    }
+    if body.starts_with(&[0xFE, 0xFF])
+        || body.starts_with(&[0xFF, 0xFE])
+        || body.starts_with(&[0, 0])
+    {
+        return Err(
+            "the body is UTF-16 or UTF-32, which the gateway does not read; send UTF-8".into(),
+        );
+    }
+    let text = body
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(body);
+    let looks_json = matches!(text.trim_ascii_start().first(), Some(b'{' | b'['));
+    let says_json = content_type == "application/json" || content_type.ends_with("+json");
+    if !looks_json && !says_json {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    match serde_json::from_slice::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(crate::mcp::scalars(&m)),
+        Ok(_) => Ok((Vec::new(), Vec::new())),
+        Err(e) => Err(format!(
+            "the body is not JSON the gateway can read ({e}), so its fields cannot be decided"
+        )),
     }
 }
 
@@ -122,7 +192,8 @@ pub(crate) struct Asking<'a> {
     pub(crate) seq: u64,
     /// The request line as recorded (masked).
     pub(crate) recorded_text: &'a str,
-    pub(crate) recorded_params: &'a [Option<String>],
+    /// The whole body as an approver sees it (masked); `None`: too large.
+    pub(crate) approval_body: Option<&'a [Option<String>]>,
     pub(crate) body: &'a [u8],
 }
 
@@ -211,6 +282,18 @@ pub(crate) async fn decide(
                     record: base,
                 };
             };
+            let Some(_) = a.approval_body else {
+                let why = format!(
+                    "{reason}, and its body is over {APPROVAL_BODY_LIMIT} bytes, more than an approver can be shown"
+                );
+                return Verdict::Refuse {
+                    problem: refusals::denied(&why, policies),
+                    record: DecisionRecord {
+                        reason: Some(why.clone()),
+                        ..base
+                    },
+                };
+            };
             let fingerprint = fingerprint(a, facts);
             let asked = ActionToApprove {
                 routes,
@@ -219,7 +302,7 @@ pub(crate) async fn decide(
                 session: a.session,
                 seq: a.seq,
                 text: a.recorded_text,
-                params: a.recorded_params,
+                params: a.approval_body.unwrap_or_default(),
                 fingerprint: &fingerprint,
                 policies,
                 analysis: reason,
@@ -231,7 +314,8 @@ pub(crate) async fn decide(
 }
 
 /// What an approval of this exact request is bound to: who, where, the
-/// method, path and query as forwarded, and the body's bytes; for an MCP
+/// method, path and query as forwarded, its headers (but volatile ones)
+/// and the body's bytes; for an MCP
 /// message its method, name and arguments (not its JSON-RPC id, which
 /// changes with every call).
 fn fingerprint(a: &Asking<'_>, facts: &RequestFacts) -> String {
@@ -244,7 +328,7 @@ fn fingerprint(a: &Asking<'_>, facts: &RequestFacts) -> String {
             a.connection,
             "http",
             &facts.text(),
-            &[Some(a.body)],
+            &[Some(facts.bound_headers().as_bytes()), Some(a.body)],
         ),
     }
 }
@@ -395,5 +479,38 @@ fn humantime_secs(d: std::time::Duration) -> String {
         s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_facts;
+
+    #[test]
+    fn a_body_that_looks_like_json_is_read_as_json_whatever_its_label() {
+        let (names, pairs) = body_facts("text/plain", br#" {"kind":"refund","n":1}"#).unwrap();
+        assert_eq!(names, ["kind", "n"]);
+        assert_eq!(pairs, ["kind=refund", "n=1"]);
+        let bom = b"\xEF\xBB\xBF{\"kind\":\"refund\"}";
+        assert_eq!(body_facts("", bom).unwrap().1, ["kind=refund"]);
+        let (_, form) =
+            body_facts("application/x-www-form-urlencoded", b"kind=refund&x=%41").unwrap();
+        assert_eq!(form, ["kind=refund", "x=A"]);
+        assert!(body_facts("text/plain", b"hello").unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn json_the_gateway_cannot_read_is_refused() {
+        for bad in [
+            &br#"{"amount":NaN}"#[..],
+            br#"{"amount":1e400}"#,
+            br#"{"s":"\ud800"}"#,
+            b"\xFF\xFE{\x00}\x00",
+            br#"{"a":"#,
+        ] {
+            assert!(body_facts("application/json", bad).is_err(), "{bad:?}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(body_facts("application/json", deep.as_bytes()).is_err());
     }
 }

@@ -156,6 +156,10 @@ pub struct HttpSettings {
     pub max_request_body: usize,
     /// Largest single JSON value or text line held to mask it.
     pub max_masked_value: usize,
-    /// How long a caller may take to send a request's head.
+    /// How long a caller may take to send a request's head (and its first
+    /// byte, and the TLS handshake).
     pub header_timeout: Duration,
+    /// Caller connections open at once (`[limits] max_connections`); more
+    /// are closed at once, so silent sockets cannot exhaust descriptors.
+    pub max_connections: usize,
 }

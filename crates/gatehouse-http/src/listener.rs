@@ -20,6 +20,7 @@ use tokio::sync::watch;
 pub struct HttpGateway {
     pub(crate) settings: Arc<HttpSettings>,
     pub(crate) recorder: SessionRecorder,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A TLS ClientHello starts with a handshake record.
@@ -29,6 +30,7 @@ impl HttpGateway {
     /// The adapter over `settings`, recording through `recorder`.
     pub fn new(settings: HttpSettings, recorder: SessionRecorder) -> Self {
         Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
             settings: Arc::new(settings),
             recorder,
         }
@@ -42,9 +44,18 @@ impl HttpGateway {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                            // Full: closed at once ([limits] max_connections).
+                            tracing::warn!(%peer, "http listener: connection limit reached; closing a new connection");
+                            drop(stream);
+                            continue;
+                        };
                         let gw = self.clone();
                         let stop = shutdown.clone();
-                        tasks.spawn(async move { gw.connection(stream, peer, stop).await });
+                        tasks.spawn(async move {
+                            gw.connection(stream, peer, stop).await;
+                            drop(slot);
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "http listener: accept failed");
@@ -61,7 +72,17 @@ impl HttpGateway {
     async fn connection(self, stream: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
         let _ = stream.set_nodelay(true);
         let mut first = [0u8; 1];
-        let is_tls = matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE);
+        // A caller that connects and says nothing is closed after the header timeout.
+        let is_tls =
+            match tokio::time::timeout(self.settings.header_timeout, stream.peek(&mut first)).await
+            {
+                Ok(Ok(1)) => first[0] == TLS_HANDSHAKE,
+                Ok(_) => false,
+                Err(_) => {
+                    tracing::debug!(%peer, "http: no request within the header timeout");
+                    return;
+                }
+            };
         let caller = Arc::new(CallerConnection::new(peer, self.recorder.clone()));
         if is_tls {
             let acceptor = tokio_rustls::TlsAcceptor::from(self.settings.tls.clone());

@@ -18,6 +18,8 @@ pub(crate) enum BodyKind {
     EventStream,
     /// Text: line by line, detectors.
     Text,
+    /// JSON lines (NDJSON): each line a JSON document.
+    JsonLines,
 }
 
 impl BodyKind {
@@ -28,14 +30,12 @@ impl BodyKind {
             Some(BodyKind::Json)
         } else if media == "text/event-stream" {
             Some(BodyKind::EventStream)
+        } else if matches!(media.as_str(), "application/x-ndjson" | "application/jsonl") {
+            Some(BodyKind::JsonLines)
         } else if media.starts_with("text/")
             || matches!(
                 media.as_str(),
-                "application/xml"
-                    | "application/x-ndjson"
-                    | "application/jsonl"
-                    | "application/javascript"
-                    | "application/x-www-form-urlencoded"
+                "application/xml" | "application/javascript" | "application/x-www-form-urlencoded"
             )
             || media.ends_with("+xml")
         {
@@ -76,17 +76,24 @@ enum Decoder {
 }
 
 impl Decoder {
-    /// The decoder for a `Content-Encoding`; `None` for one the gateway cannot decode.
-    fn of(encoding: Option<&str>) -> Option<Self> {
-        match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("") | Some("identity") => Some(Decoder::Identity),
-            Some("gzip") | Some("x-gzip") => {
+    /// The decoder for a body's codings (every `Content-Encoding` value, in
+    /// order); `None` when the gateway cannot decode them: an unknown coding,
+    /// or more than one (a second layer would pass through undecoded).
+    fn of(codings: &[String]) -> Option<Self> {
+        let real: Vec<&str> = codings
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+            .collect();
+        match real.as_slice() {
+            [] => Some(Decoder::Identity),
+            [c] if c.eq_ignore_ascii_case("gzip") || c.eq_ignore_ascii_case("x-gzip") => {
                 Some(Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())))
             }
-            Some("deflate") => Some(Decoder::Deflate(
+            [c] if c.eq_ignore_ascii_case("deflate") => Some(Decoder::Deflate(
                 flate2::write::ZlibDecoder::new(Vec::new()),
             )),
-            Some(_) => None,
+            _ => None,
         }
     }
 
@@ -185,6 +192,7 @@ enum Masker {
     None,
     Json(JsonStream),
     Lines { line: Vec<u8> },
+    JsonLines { line: Vec<u8> },
     Sse(SseMasker),
 }
 
@@ -206,16 +214,16 @@ impl BodyPipeline {
     /// A pipeline for a body with this encoding, masked as `kind` by
     /// `engine` (`None`: no masking). `Err` names what cannot be handled.
     pub(crate) fn new(
-        encoding: Option<&str>,
+        codings: &[String],
         kind: Option<BodyKind>,
         engine: Option<Arc<MaskingEngine>>,
         secrets: Arc<[String]>,
         limit: usize,
     ) -> Result<Self, String> {
-        let decoder = Decoder::of(encoding).ok_or_else(|| {
+        let decoder = Decoder::of(codings).ok_or_else(|| {
             format!(
                 "the body is encoded as {:?}, which the gateway cannot decode",
-                encoding.unwrap_or("")
+                codings.join(", ")
             )
         })?;
         let masker = match (&engine, kind) {
@@ -223,6 +231,7 @@ impl BodyPipeline {
             (Some(_), Some(BodyKind::Json)) => Masker::Json(JsonStream::new(limit)),
             (Some(_), Some(BodyKind::Text)) => Masker::Lines { line: Vec::new() },
             (Some(_), Some(BodyKind::EventStream)) => Masker::Sse(SseMasker::new(limit)),
+            (Some(_), Some(BodyKind::JsonLines)) => Masker::JsonLines { line: Vec::new() },
             (Some(_), None) => return Err("its content type cannot be masked".into()),
         };
         let tally = engine.as_ref().map(|e| e.tally());
@@ -238,6 +247,16 @@ impl BodyPipeline {
             scrubbed: Vec::new(),
             credentials_scrubbed: 0,
         })
+    }
+
+    /// How much of a chunk to pass at a time: a compressed kilobyte can
+    /// inflate a thousandfold, so compressed bodies go in small slices and
+    /// what they make is sent before the next (memory stays bounded).
+    pub(crate) fn slice(&self) -> usize {
+        match self.decoder {
+            Decoder::Identity => usize::MAX,
+            _ => 1024,
+        }
     }
 
     /// Whether the bytes sent can differ from the upstream's (so length
@@ -304,6 +323,27 @@ impl BodyPipeline {
                 }
             }
             Masker::Sse(s) => s.feed(engine, input, last, out, &mut self.scratch, tally)?,
+            Masker::JsonLines { line } => {
+                let mut rest = input;
+                loop {
+                    let (piece, complete) = match memchr::memchr(b'\n', rest) {
+                        Some(nl) => (&rest[..=nl], true),
+                        None => (rest, false),
+                    };
+                    line.extend_from_slice(piece);
+                    rest = &rest[piece.len()..];
+                    if line.len() > self.limit {
+                        return Err(BodyError::LineTooLong(self.limit));
+                    }
+                    if complete || (last && rest.is_empty() && !line.is_empty()) {
+                        mask_json_line(engine, line, out, &mut self.scratch, tally, self.limit)?;
+                        line.clear();
+                    }
+                    if !complete {
+                        break;
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -333,6 +373,27 @@ impl BodyPipeline {
         }
         Some(s)
     }
+}
+
+/// Masks one JSON line as a document of its own (field rules and
+/// detectors); a blank line passes, anything else that is not JSON stops
+/// the body.
+fn mask_json_line(
+    engine: &MaskingEngine,
+    line: &[u8],
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    tally: &mut MaskTally,
+    limit: usize,
+) -> Result<(), BodyError> {
+    if line.trim_ascii().is_empty() {
+        out.extend_from_slice(line);
+        return Ok(());
+    }
+    let mut j = JsonStream::new(limit);
+    j.feed(engine, line, out, scratch, tally)?;
+    j.finish(engine, out, scratch, tally)?;
+    Ok(())
 }
 
 /// Masks one line of text (detectors) into `out`.
@@ -397,13 +458,16 @@ mod tests {
         let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(b"{\"a\": \"x\"}").unwrap();
         let gz = enc.finish().unwrap();
-        let mut p = BodyPipeline::new(Some("gzip"), None, None, Arc::from(vec![]), 1024).unwrap();
+        let mut p =
+            BodyPipeline::new(&["gzip".into()], None, None, Arc::from(vec![]), 1024).unwrap();
         let mut out = Vec::new();
         for c in gz.chunks(3) {
             p.feed(c, &mut out).unwrap();
         }
         p.finish(&mut out).unwrap();
         assert_eq!(out, b"{\"a\": \"x\"}");
-        assert!(BodyPipeline::new(Some("br"), None, None, Arc::from(vec![]), 1024).is_err());
+        for refused in [&["br".to_string()][..], &["gzip".into(), "gzip".into()]] {
+            assert!(BodyPipeline::new(refused, None, None, Arc::from(vec![]), 1024).is_err());
+        }
     }
 }

@@ -35,9 +35,10 @@ impl SseMasker {
             self.line.extend_from_slice(&rest[..=nl]);
             rest = &rest[nl + 1..];
             let line = std::mem::take(&mut self.line);
-            self.line_out(engine, &line, out, scratch, tally);
+            let r = self.line_out(engine, &line, out, scratch, tally);
             self.line = line;
             self.line.clear();
+            r?;
         }
         self.line.extend_from_slice(rest);
         if self.line.len() > self.limit {
@@ -45,7 +46,7 @@ impl SseMasker {
         }
         if last && !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.line_out(engine, &line, out, scratch, tally);
+            self.line_out(engine, &line, out, scratch, tally)?;
         }
         Ok(())
     }
@@ -57,22 +58,12 @@ impl SseMasker {
         out: &mut Vec<u8>,
         scratch: &mut Scratch,
         tally: &mut MaskTally,
-    ) {
+    ) -> Result<(), BodyError> {
         let Some(payload) = line.strip_prefix(b"data:") else {
-            // Other fields and comments carry no data... except an unknown
-            // field, which the client ignores; mask it as text all the same.
-            if line.starts_with(b"event:")
-                || line.starts_with(b"id:")
-                || line.starts_with(b"retry:")
-                || line.starts_with(b":")
-                || line == b"\n"
-                || line == b"\r\n"
-            {
-                out.extend_from_slice(line);
-            } else {
-                mask_line(engine, line, out, scratch, tally);
-            }
-            return;
+            // Other fields and comments: through the detectors all the same
+            // (an id or a comment can carry data too).
+            mask_line(engine, line, out, scratch, tally);
+            return Ok(());
         };
         out.extend_from_slice(b"data:");
         let body_end = payload.len()
@@ -84,22 +75,35 @@ impl SseMasker {
         let (body, eol) = payload.split_at(body_end);
         let trimmed = body.trim_ascii_start();
         if trimmed.starts_with(b"{") || trimmed.starts_with(b"[") {
-            // A JSON payload: masked as its own document, or as text when
-            // it is not one (a document split over several data lines).
+            // A JSON payload: masked as its own document.
             self.json.clear();
             let mut tally_json = tally.clone();
             let mut j = JsonStream::new(self.limit);
-            let ok = j
+            let parsed = j
                 .feed(engine, body, &mut self.json, scratch, &mut tally_json)
-                .and_then(|_| j.finish(engine, &mut self.json, scratch, &mut tally_json))
-                .is_ok();
-            if ok {
-                *tally = tally_json;
-                out.extend_from_slice(&self.json);
-                out.extend_from_slice(eol);
-                return;
+                .and_then(|_| j.finish(engine, &mut self.json, scratch, &mut tally_json));
+            match parsed {
+                Ok(()) => {
+                    *tally = tally_json;
+                    out.extend_from_slice(&self.json);
+                    out.extend_from_slice(eol);
+                    return Ok(());
+                }
+                // A document split over several data lines: its field rules
+                // could not be applied line by line, so it is withheld.
+                Err(e) if has_field_rules(engine) => return Err(e.into()),
+                Err(_) => {}
             }
         }
         mask_line(engine, payload, out, scratch, tally);
+        Ok(())
     }
+}
+
+/// Whether masking has JSON path rules (which only a whole document can honour).
+pub(crate) fn has_field_rules(engine: &MaskingEngine) -> bool {
+    engine
+        .rules()
+        .iter()
+        .any(|r| matches!(r.target, gatehouse_mask::ColumnTarget::JsonPath(_)))
 }

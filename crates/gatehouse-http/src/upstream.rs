@@ -28,6 +28,9 @@ pub fn client(
         .no_proxy()
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
+        // An upstream silent this long mid-answer is given up (504 before
+        // the head, a cut body after); event streams send more often.
+        .read_timeout(Duration::from_secs(300))
         .http1_only();
     if let Some(pem) = ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -84,26 +87,75 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// The headers sent upstream: the caller's, minus hop-by-hop ones, its
-/// credential and what the client sets itself, plus the gateway's
-/// credential. `identity_only`: ask for an unencoded body (masking reads it).
-pub(crate) fn request_headers(
+/// Headers that would make the upstream run another method than the one decided.
+const METHOD_OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers a caller could use to pose as another client; the gateway says
+/// who the client is itself (`Forwarded`).
+const CLIENT_CLAIMS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+/// The caller's headers as they will be forwarded, before the gateway adds
+/// its credential: without hop-by-hop ones, the caller's credential, what
+/// the client sets itself, and claims about the client. What the policy
+/// sees and an approval binds are exactly these. `whole_identity_body`:
+/// ask for an unencoded, whole body (masking or scrubbing reads it). `Err`
+/// names a header the gateway refuses.
+pub(crate) fn forwardable(
     caller: &HeaderMap,
-    target: &HttpTarget,
-    identity_only: bool,
-) -> HeaderMap {
+    whole_identity_body: bool,
+) -> Result<HeaderMap, String> {
+    if let Some(n) = METHOD_OVERRIDES.iter().find(|n| caller.contains_key(**n)) {
+        return Err(format!(
+            "the {n} header would make the upstream run another method than the one decided; send the real method"
+        ));
+    }
     let mut h = caller.clone();
     strip_hop_by_hop(&mut h);
     for n in [header::HOST, header::AUTHORIZATION, header::CONTENT_LENGTH] {
         h.remove(n);
     }
-    if identity_only {
+    for n in CLIENT_CLAIMS {
+        h.remove(*n);
+    }
+    if whole_identity_body {
         h.insert(
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
+        // A byte range of a document cannot be masked by its structure.
+        h.remove(header::RANGE);
+        h.remove(header::IF_RANGE);
     }
+    Ok(h)
+}
+
+/// The headers sent upstream: the forwardable ones plus `Via`, `Forwarded`
+/// (who the client is) and the gateway's credential.
+pub(crate) fn request_headers(
+    forwardable: &HeaderMap,
+    target: &HttpTarget,
+    peer: std::net::IpAddr,
+) -> HeaderMap {
+    let mut h = forwardable.clone();
     h.append(header::VIA, HeaderValue::from_static("1.1 gatehouse"));
+    let for_ = match peer {
+        std::net::IpAddr::V4(ip) => format!("for={ip}"),
+        std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\""),
+    };
+    if let Ok(v) = HeaderValue::from_str(&for_) {
+        h.insert(header::FORWARDED, v);
+    }
     match &target.auth {
         UpstreamAuth::None => {}
         UpstreamAuth::Bearer(t) => {
@@ -178,6 +230,15 @@ pub(crate) fn secrets(auth: &UpstreamAuth) -> Vec<String> {
     // Too short a secret would mask innocent text; configuration refuses
     // those, this is the second line.
     .filter(|s| s.len() >= 8)
+    // As a JSON string would carry it, too.
+    .flat_map(|s| {
+        let escaped = s.replace('/', "\\/");
+        if escaped == s {
+            vec![s]
+        } else {
+            vec![s, escaped]
+        }
+    })
     .collect()
 }
 

@@ -34,6 +34,9 @@ pub enum JsonStreamError {
     /// The document ended in the middle.
     #[error("the JSON body ended before the document was complete")]
     Truncated,
+    /// Objects and arrays nest deeper than the gateway follows.
+    #[error("the JSON body nests deeper than {0} levels, the most the gateway follows")]
+    TooDeep(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,11 @@ enum Held {
         escaped: bool,
     },
 }
+
+/// How deep objects and arrays may nest: each level costs a frame and a
+/// path step, so without a bound `[[[[…` would make memory grow with the
+/// body (serde_json stops at 128; browsers' parsers at a few thousand).
+pub const MAX_DEPTH: usize = 512;
 
 /// One document's masking state. Feed it the document's bytes in order.
 #[derive(Debug)]
@@ -191,6 +199,9 @@ impl JsonStream {
                     } else {
                         match b {
                             b'"' => in_str = true,
+                            b'{' | b'[' if depth >= MAX_DEPTH => {
+                                return Err(JsonStreamError::TooDeep(MAX_DEPTH))
+                            }
                             b'{' | b'[' => depth += 1,
                             b'}' | b']' => depth -= 1,
                             _ => {}
@@ -339,6 +350,9 @@ impl JsonStream {
                         escaped: false,
                     };
                     return Ok(());
+                }
+                if self.stack.len() >= MAX_DEPTH {
+                    return Err(JsonStreamError::TooDeep(MAX_DEPTH));
                 }
                 out.push(b);
                 if b == b'{' {

@@ -116,20 +116,33 @@ impl JsonPath {
     }
 }
 
+/// Runs the segments as an automaton over the path, one step at a time:
+/// `states[i]` says the first `i` segments matched the steps so far.
+/// Linear in the path's depth times the segments (a recursive search was
+/// exponential in `..` segments and quadratic in depth).
 fn matches_from(segments: &[Segment], path: &[PathStep]) -> bool {
-    let Some((seg, rest)) = segments.split_first() else {
-        return path.is_empty();
-    };
-    if seg.descendant {
-        // The selector matches one of the steps; what follows matches after it.
-        (0..path.len())
-            .any(|k| seg.selector.matches(&path[k]) && matches_from(rest, &path[k + 1..]))
-    } else {
-        match path.split_first() {
-            Some((step, tail)) => seg.selector.matches(step) && matches_from(rest, tail),
-            None => false,
+    let n = segments.len();
+    let mut states = vec![false; n + 1];
+    let mut next = vec![false; n + 1];
+    states[0] = true;
+    for step in path {
+        next.iter_mut().for_each(|s| *s = false);
+        for i in 0..n {
+            if !states[i] {
+                continue;
+            }
+            let seg = &segments[i];
+            if seg.descendant {
+                // `..` may skip this step and match further down.
+                next[i] = true;
+            }
+            if seg.selector.matches(step) {
+                next[i + 1] = true;
+            }
         }
+        std::mem::swap(&mut states, &mut next);
     }
+    states[n]
 }
 
 /// Reads `[…]` at `i`: `[*]`, `[N]`, `['name']` or `["name"]`.
@@ -197,6 +210,16 @@ mod tests {
         let any = JsonPath::parse("$.data..*").unwrap();
         assert!(any.matches(&p(&["data", "x"])));
         assert!(!any.matches(&p(&["other", "x"])));
+    }
+
+    #[test]
+    fn many_descendant_segments_on_a_deep_path_match_in_linear_time() {
+        let j = JsonPath::parse("$..a..a..a..a..a..b").unwrap();
+        let deep: Vec<PathStep> = (0..5000).map(|_| PathStep::Key("a".into())).collect();
+        assert!(!j.matches(&deep));
+        let mut hit = deep.clone();
+        hit.push(PathStep::Key("b".into()));
+        assert!(j.matches(&hit));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod work;
 
 pub use detectors::{builtin, group, BuiltinDetector, BUILTIN};
 pub use engine::{DetectorSpec, MaskTally, Masked, MaskingEngine, Scratch, TextKind};
-pub use json_stream::{JsonStream, JsonStreamError};
+pub use json_stream::{JsonStream, JsonStreamError, MAX_DEPTH};
 pub use jsonpath::{JsonPath, PathStep};
 pub use rules::{name_matches, ColumnRule, ColumnTarget, SourceColumn};
 pub use strategy::{HashKey, Strategy};

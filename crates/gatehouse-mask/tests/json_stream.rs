@@ -184,3 +184,19 @@ proptest! {
         let _ = mask(&e, &doc, chunk);
     }
 }
+
+#[test]
+fn nesting_deeper_than_the_limit_is_stopped_not_followed() {
+    let e = engine(&[("$..ssn", Mask::Redact)]);
+    let deep = "[".repeat(gatehouse_mask::MAX_DEPTH + 1);
+    assert_eq!(
+        mask(&e, deep.as_bytes(), 64),
+        Err(JsonStreamError::TooDeep(gatehouse_mask::MAX_DEPTH))
+    );
+    let ok = format!(
+        "{}{}",
+        "[".repeat(gatehouse_mask::MAX_DEPTH),
+        "]".repeat(gatehouse_mask::MAX_DEPTH)
+    );
+    assert!(mask(&e, ok.as_bytes(), 64).is_ok());
+}

@@ -123,7 +123,11 @@ impl PolicyEngine {
     /// May the HTTP request be forwarded? A method outside the schema's
     /// actions is refused (fail closed).
     pub fn decide_http(&self, r: &HttpRequestFacts<'_>) -> Decision {
-        let action = format!("http:{}", r.method);
+        // Frameworks answer HEAD with their GET handler: it is decided as a GET.
+        let action = match r.method {
+            "HEAD" => "http:GET".to_string(),
+            m => format!("http:{m}"),
+        };
         let what = format!(
             "{} ({} {} on {})",
             r.identity.subject, r.method, r.path, r.connection

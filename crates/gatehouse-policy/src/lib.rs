@@ -105,10 +105,9 @@ impl PolicyMode {
     }
 }
 
-/// The HTTP actions: `http:` and the request method.
+/// The HTTP actions: `http:` and the request method (HEAD is decided as GET).
 pub const HTTP_ACTIONS: &[&str] = &[
     "http:GET",
-    "http:HEAD",
     "http:OPTIONS",
     "http:POST",
     "http:PUT",

@@ -192,6 +192,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             max_request_body: config.limits.session.max_message_size as usize,
             max_masked_value: config.limits.session.max_masked_row_size as usize,
             header_timeout: config.handshake_timeout,
+            max_connections: config.limits.session.max_connections as usize,
         };
         let gateway = gatehouse_http::HttpGateway::new(settings, recorder.clone());
         let rx = shutdown_rx.clone();

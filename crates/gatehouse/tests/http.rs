@@ -292,6 +292,62 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     );
     assert_eq!(r.status, 201, "{r:?}");
 
+    // The policy sees the body the upstream will parse, whatever its label;
+    // a body that looks like JSON and is not is refused, not passed undecided.
+    let r = g.call(
+        &g.agent,
+        "/billing/invoices",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: text/plain",
+            "-d",
+            r#"{"kind":"refund","amount":5}"#,
+        ],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = g.call(
+        &g.agent,
+        "/billing/invoices",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"kind":"refund","amount":NaN}"#,
+        ],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(problem_detail(&r).contains("not JSON the gateway can read"));
+    // Another method than the one decided cannot be smuggled in a header.
+    let r = g.call(
+        &g.agent,
+        "/billing/invoices",
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "X-HTTP-Method-Override: DELETE",
+            "-d",
+            "{}",
+        ],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    // HEAD is decided as GET.
+    let r = g.call(&g.agent, "/billing/admin", &["-I"]);
+    assert_eq!(r.status, 403, "{r:?}");
+    // The gateway says who the client is; a caller's claim is dropped.
+    let r = g.call(
+        &g.agent,
+        "/billing/echo",
+        &["-H", "X-Forwarded-For: 10.9.9.9"],
+    );
+    let seen = &r.json()["headers"];
+    assert!(seen.get("x-forwarded-for").is_none(), "{seen}");
+    assert_eq!(seen["forwarded"], "for=[masked:ipv4]", "{seen}");
+
     // Redirects go back to the caller; the gateway never follows them.
     let r = g.get("/billing/redirect");
     assert_eq!(r.status, 302);

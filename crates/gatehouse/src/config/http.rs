@@ -256,6 +256,10 @@ impl ConnectionSection {
                     "the upstream password",
                     path,
                 ) {
+                    Ok(p) if p.len() < 8 => {
+                        bad(k("password_env"), "the upstream password is shorter than 8 characters; the gateway masks it in responses and cannot do that for so short a value".into());
+                        None
+                    }
                     Ok(p) => Some(Secret::new(p)),
                     Err((key, reason)) => {
                         bad(k(key), reason);
