@@ -309,19 +309,7 @@ impl<'a> Exchange<'a> {
         match verdict {
             Verdict::Refuse { record, problem } => {
                 self.write_ahead(&record).await?;
-                let answer = self.render(&problem);
-                self.finish(
-                    started,
-                    clock,
-                    StatementOutcome::Error {
-                        sqlstate: problem.code(),
-                        message: problem.detail.clone(),
-                    },
-                    record,
-                    None,
-                )
-                .await;
-                Err(answer)
+                Err(self.refused(&problem, record, started, clock).await)
             }
             Verdict::Forward { record, approval } => {
                 self.write_ahead(&record).await?;
@@ -424,19 +412,7 @@ impl<'a> Exchange<'a> {
                     refusals::upstream_unreachable(&target.name, &error_chain(&e))
                 };
                 tracing::warn!(connection = %target.name, error = %error_chain(&e), "upstream request failed");
-                let answer = self.render(&problem);
-                self.finish(
-                    started,
-                    clock,
-                    StatementOutcome::Error {
-                        sqlstate: problem.code(),
-                        message: problem.detail.clone(),
-                    },
-                    record,
-                    None,
-                )
-                .await;
-                return Err(answer);
+                return Err(self.refused(&problem, record, started, clock).await);
             }
         };
         let status = resp.status();
@@ -488,19 +464,7 @@ impl<'a> Exchange<'a> {
             // Masked, or carrying the gateway's credential to scrub: withheld.
             Err(reason) if engine.is_some() || !secrets.is_empty() => {
                 let problem = refusals::unmaskable(&target.name, &reason);
-                let answer = self.render(&problem);
-                self.finish(
-                    started,
-                    clock,
-                    StatementOutcome::Error {
-                        sqlstate: problem.code(),
-                        message: problem.detail.clone(),
-                    },
-                    record,
-                    None,
-                )
-                .await;
-                return Err(answer);
+                return Err(self.refused(&problem, record, started, clock).await);
             }
             // Not masked and not decodable: passed as the upstream sent it.
             Err(_) => BodyPipeline::new(&[], None, None, Arc::from(Vec::new()), 0)
@@ -568,6 +532,23 @@ impl<'a> Exchange<'a> {
             decision,
             exempt_group,
         }
+    }
+
+    /// Records a refusal after the decision was logged, and answers it.
+    async fn refused(
+        self,
+        problem: &Problem,
+        record: DecisionRecord,
+        started: Timestamp,
+        clock: std::time::Instant,
+    ) -> Response<Body> {
+        let answer = self.render(problem);
+        let outcome = StatementOutcome::Error {
+            sqlstate: problem.code(),
+            message: problem.detail.clone(),
+        };
+        self.finish(started, clock, outcome, record, None).await;
+        answer
     }
 
     async fn finish(

@@ -508,41 +508,36 @@ fn scalar_byte(b: u8) -> bool {
 
 /// RFC 8259's number grammar.
 fn valid_number(t: &[u8]) -> bool {
-    let mut i = 0;
-    if t.get(i) == Some(&b'-') {
-        i += 1;
-    }
+    // The end of the run of digits from `i`.
+    let digits = |i: usize| {
+        i + t[i.min(t.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut i = usize::from(t.first() == Some(&b'-'));
     match t.get(i) {
         Some(b'0') => i += 1,
-        Some(b'1'..=b'9') => {
-            while t.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-        }
+        Some(b'1'..=b'9') => i = digits(i),
         _ => return false,
     }
     if t.get(i) == Some(&b'.') {
-        i += 1;
-        let s = i;
-        while t.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == s {
+        let end = digits(i + 1);
+        if end == i + 1 {
             return false;
         }
+        i = end;
     }
     if matches!(t.get(i), Some(b'e' | b'E')) {
         i += 1;
         if matches!(t.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
-        let s = i;
-        while t.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        if i == s {
+        let end = digits(i);
+        if end == i {
             return false;
         }
+        i = end;
     }
     i == t.len()
 }

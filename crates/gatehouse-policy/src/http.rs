@@ -68,7 +68,54 @@ pub struct McpRequestFacts<'a> {
     pub arguments: &'a [String],
 }
 
+/// Who asks for which action on a connection, when and from where.
+struct Asked<'a> {
+    identity: &'a Identity,
+    connection: &'a str,
+    kind: &'a str,
+    client_ip: IpAddr,
+    now: Timestamp,
+    approved: bool,
+    action: &'a str,
+}
+
 impl PolicyEngine {
+    /// Decides one action on a connection (its kind's actions and groups),
+    /// with the time, the caller's address, `approved` and `context` as the
+    /// request's context.
+    fn decide_on_connection<const N: usize>(
+        &self,
+        what: &str,
+        a: &Asked<'_>,
+        context: [(&str, RestrictedExpression); N],
+    ) -> Decision {
+        let built = match self.base_entities(a.identity, a.connection, a.kind) {
+            Ok(b) => b,
+            Err(e) => return deny_error(e),
+        };
+        let mut entities = built.entities;
+        entities.extend(self.action_entities.iter().cloned());
+        let entities = match Entities::from_entities(entities, None) {
+            Ok(e) => e,
+            Err(e) => return deny_error(e.to_string()),
+        };
+        let mut pairs = self.time_pairs(a.now, a.client_ip);
+        pairs.push((
+            "approved".to_string(),
+            RestrictedExpression::new_bool(a.approved),
+        ));
+        pairs.extend(context.into_iter().map(|(k, v)| (k.to_string(), v)));
+        self.decide_one(
+            what,
+            &built.principal,
+            a.action,
+            &built.connection,
+            &pairs,
+            &entities,
+            a.approved,
+        )
+    }
+
     /// May the MCP message be forwarded?
     pub fn decide_mcp(&self, r: &McpRequestFacts<'_>) -> Decision {
         let subject = match (r.tool, r.uri, r.prompt) {
@@ -85,38 +132,26 @@ impl PolicyEngine {
         if !MCP_ACTIONS.contains(&r.action) {
             return deny_error(format!("unknown MCP action {}", r.action));
         }
-        let built = match self.base_entities(r.identity, r.connection, "mcp") {
-            Ok(b) => b,
-            Err(e) => return deny_error(e),
-        };
-        let mut entities = built.entities;
-        entities.extend(self.action_entities.iter().cloned());
-        let entities = match Entities::from_entities(entities, None) {
-            Ok(e) => e,
-            Err(e) => return deny_error(e.to_string()),
-        };
-        let mut pairs = self.time_pairs(r.now, r.client_ip);
         let strings = |v: &[String]| set(v.iter().map(String::as_str));
-        pairs.extend([
-            (
-                "approved".to_string(),
-                RestrictedExpression::new_bool(r.approved),
-            ),
-            ("method".to_string(), s(r.method)),
-            ("tool".to_string(), s(r.tool)),
-            ("uri".to_string(), s(r.uri)),
-            ("prompt".to_string(), s(r.prompt)),
-            ("argument_names".to_string(), strings(r.argument_names)),
-            ("arguments".to_string(), strings(r.arguments)),
-        ]);
-        self.decide_one(
+        self.decide_on_connection(
             &what,
-            &built.principal,
-            r.action,
-            &built.connection,
-            &pairs,
-            &entities,
-            r.approved,
+            &Asked {
+                identity: r.identity,
+                connection: r.connection,
+                kind: "mcp",
+                client_ip: r.client_ip,
+                now: r.now,
+                approved: r.approved,
+                action: r.action,
+            },
+            [
+                ("method", s(r.method)),
+                ("tool", s(r.tool)),
+                ("uri", s(r.uri)),
+                ("prompt", s(r.prompt)),
+                ("argument_names", strings(r.argument_names)),
+                ("arguments", strings(r.arguments)),
+            ],
         )
     }
 
@@ -138,39 +173,27 @@ impl PolicyEngine {
                 policies: Vec::new(),
             };
         }
-        let built = match self.base_entities(r.identity, r.connection, r.kind) {
-            Ok(b) => b,
-            Err(e) => return deny_error(e),
-        };
-        let mut entities = built.entities;
-        entities.extend(self.action_entities.iter().cloned());
-        let entities = match Entities::from_entities(entities, None) {
-            Ok(e) => e,
-            Err(e) => return deny_error(e.to_string()),
-        };
-        let mut pairs = self.time_pairs(r.now, r.client_ip);
         let strings = |v: &[String]| set(v.iter().map(String::as_str));
-        pairs.extend([
-            (
-                "approved".to_string(),
-                RestrictedExpression::new_bool(r.approved),
-            ),
-            ("method".to_string(), s(r.method)),
-            ("path".to_string(), s(r.path)),
-            ("query".to_string(), strings(r.query)),
-            ("headers".to_string(), strings(r.headers)),
-            ("content_type".to_string(), s(r.content_type)),
-            ("body_fields".to_string(), strings(r.body_fields)),
-            ("body".to_string(), strings(r.body)),
-        ]);
-        self.decide_one(
+        self.decide_on_connection(
             &what,
-            &built.principal,
-            &action,
-            &built.connection,
-            &pairs,
-            &entities,
-            r.approved,
+            &Asked {
+                identity: r.identity,
+                connection: r.connection,
+                kind: r.kind,
+                client_ip: r.client_ip,
+                now: r.now,
+                approved: r.approved,
+                action: &action,
+            },
+            [
+                ("method", s(r.method)),
+                ("path", s(r.path)),
+                ("query", strings(r.query)),
+                ("headers", strings(r.headers)),
+                ("content_type", s(r.content_type)),
+                ("body_fields", strings(r.body_fields)),
+                ("body", strings(r.body)),
+            ],
         )
     }
 }

@@ -124,6 +124,11 @@ impl Gateway {
     fn get(&self, path: &str) -> Got {
         self.call(&self.agent, path, &[])
     }
+
+    /// A POST as the agent with one header and a body.
+    fn post(&self, path: &str, header: &str, body: &str) -> Got {
+        self.call(&self.agent, path, &["-X", "POST", "-H", header, "-d", body])
+    }
 }
 
 fn problem_detail(g: &Got) -> String {
@@ -262,78 +267,39 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     }
 
     // A forbid on a JSON body field names its policy.
-    let r = g.call(
-        &g.agent,
+    let r = g.post(
         "/billing/invoices",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            r#"{"kind":"refund","amount":5}"#,
-        ],
+        "content-type: application/json",
+        r#"{"kind":"refund","amount":5}"#,
     );
     assert_eq!(r.status, 403);
     let d = problem_detail(&r);
     assert!(d.contains("forbidden by policy no-refunds"), "{d}");
     assert_eq!(r.json()["policies"][0], "no-refunds");
-    let r = g.call(
-        &g.agent,
+    let r = g.post(
         "/billing/invoices",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            r#"{"kind":"sale","amount":5}"#,
-        ],
+        "content-type: application/json",
+        r#"{"kind":"sale","amount":5}"#,
     );
     assert_eq!(r.status, 201, "{r:?}");
 
     // The policy sees the body the upstream will parse, whatever its label;
     // a body that looks like JSON and is not is refused, not passed undecided.
-    let r = g.call(
-        &g.agent,
+    let r = g.post(
         "/billing/invoices",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: text/plain",
-            "-d",
-            r#"{"kind":"refund","amount":5}"#,
-        ],
+        "content-type: text/plain",
+        r#"{"kind":"refund","amount":5}"#,
     );
     assert_eq!(r.status, 403, "{r:?}");
-    let r = g.call(
-        &g.agent,
+    let r = g.post(
         "/billing/invoices",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            r#"{"kind":"refund","amount":NaN}"#,
-        ],
+        "content-type: application/json",
+        r#"{"kind":"refund","amount":NaN}"#,
     );
     assert_eq!(r.status, 400, "{r:?}");
     assert!(problem_detail(&r).contains("not JSON the gateway can read"));
     // Another method than the one decided cannot be smuggled in a header.
-    let r = g.call(
-        &g.agent,
-        "/billing/invoices",
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "X-HTTP-Method-Override: DELETE",
-            "-d",
-            "{}",
-        ],
-    );
+    let r = g.post("/billing/invoices", "X-HTTP-Method-Override: DELETE", "{}");
     assert_eq!(r.status, 400, "{r:?}");
     // HEAD is decided as GET.
     let r = g.call(&g.agent, "/billing/admin", &["-I"]);

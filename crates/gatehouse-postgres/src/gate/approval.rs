@@ -6,8 +6,8 @@
 
 use super::{refusal, Gate, Verdict};
 use gatehouse_core::{
-    statement_fingerprint, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalRoute, ApprovalState,
-    SessionId, Timestamp,
+    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalRequest,
+    ApprovalRoute, Consulted, SessionId, Timestamp,
 };
 use gatehouse_sql::StatementAnalysis;
 use std::sync::Arc;
@@ -98,66 +98,55 @@ impl Gate {
         review: &Verdict,
     ) -> Option<Verdict> {
         let desk = self.settings.approvals.as_ref()?;
-        let route = review.review_routes.iter().find_map(|r| desk.route(r))?;
         let now = Timestamp::now();
-        if let Some(id) = desk.take_approved(&fingerprint, now) {
-            let decision = self.decision(statements, protocol, true);
-            let mut v = self.checked(statements, self.verdict(decision));
-            if v.refusal.is_none() {
-                v.record.reason = Some(format!("approved: request {id}"));
-                v.approval = Some(ApprovalStep::Use(id));
-            }
-            // Refused even approved (a plain forbid, column masking): the
-            // approval is not used; it is out of the index until a restart
-            // or its expiry, which only ever refuses more.
-            return Some(v);
-        }
-        let (id, step) = match desk.pending_for(&fingerprint) {
-            Some(id) => (id, None),
-            None => {
-                if let Err(limit) = desk.reserve_filing(&self.identity.subject, now) {
-                    let mut v = review.clone();
-                    let reason = format!(
-                        "{}: not filed: {} filed {limit} approval requests in the last minute, the \
-                         most it may",
-                        v.record.reason.clone().unwrap_or_default(),
-                        self.identity.subject
-                    );
-                    v.record.reason = Some(reason.clone());
-                    v.refusal = Some(refusal(
-                        "53400",
-                        format!("gatehouse: approval required, and no request filed: {reason}"),
-                        None,
-                        "wait a minute, or ask the gateway's operator to raise [limits] approval_requests_per_minute",
-                    ));
-                    return Some(v);
-                }
-                let request = ApprovalRequest {
-                    id: ApprovalId::new(),
-                    route: route.name.clone(),
-                    requester: self.identity.clone(),
-                    connection: self.connection.clone(),
-                    session: SessionId::default(),
-                    statement_seq: 0,
-                    text: String::new(),
-                    params: Vec::new(),
-                    fingerprint,
-                    policies: review.record.policies.clone(),
-                    analysis: review.record.reason.clone().unwrap_or_default(),
-                    reason: self.reason.clone(),
-                    created_at: now,
-                    expires_at: now.plus(route.request_ttl),
-                    state: ApprovalState::Pending,
-                    votes: Vec::new(),
-                    valid_until: None,
-                    used_at: None,
-                };
-                (
-                    request.id.clone(),
-                    Some(ApprovalStep::File(Box::new(request))),
-                )
-            }
+        // The session, number and recorded text are filled in by the tracker.
+        let asked = ActionToApprove {
+            routes: &review.review_routes,
+            requester: &self.identity,
+            connection: &self.connection,
+            session: SessionId::default(),
+            seq: 0,
+            text: "",
+            params: &[],
+            fingerprint: &fingerprint,
+            policies: &review.record.policies,
+            analysis: review.record.reason.as_deref().unwrap_or_default(),
+            reason: self.reason.as_deref(),
         };
+        let (id, route, step) = match desk.consult(&asked, now) {
+            Consulted::NoRoute => return None,
+            Consulted::Approved(id) => {
+                let decision = self.decision(statements, protocol, true);
+                let mut v = self.checked(statements, self.verdict(decision));
+                if v.refusal.is_none() {
+                    v.record.reason = Some(format!("approved: request {id}"));
+                    v.approval = Some(ApprovalStep::Use(id));
+                }
+                // Refused even approved (a plain forbid, column masking): the
+                // approval is not used; it is out of the index until a restart
+                // or its expiry, which only ever refuses more.
+                return Some(v);
+            }
+            Consulted::TooMany(limit) => {
+                let mut v = review.clone();
+                let reason = format!(
+                    "{}: not filed: {} filed {limit} approval requests in the last minute, the \
+                     most it may",
+                    v.record.reason.clone().unwrap_or_default(),
+                    self.identity.subject
+                );
+                v.record.reason = Some(reason.clone());
+                v.refusal = Some(refusal(
+                    "53400",
+                    format!("gatehouse: approval required, and no request filed: {reason}"),
+                    None,
+                    "wait a minute, or ask the gateway's operator to raise [limits] approval_requests_per_minute",
+                ));
+                return Some(v);
+            }
+            Consulted::Waiting { id, route, new } => (id, route, new.map(ApprovalStep::File)),
+        };
+        let route = &route;
         let mut v = review.clone();
         let reason = v.record.reason.clone().unwrap_or_default();
         v.record.reason = Some(format!("{reason}: request {id}"));
