@@ -26,7 +26,7 @@ pub struct ApiState {
     /// The evidence log.
     pub audit: Arc<dyn AuditTrail>,
     /// The configured connection names (what an access review covers).
-    pub connections: Arc<[String]>,
+    pub connections: Arc<[(String, String)]>,
     /// Approval requests and decisions.
     pub approvals: Arc<gatehouse_core::ApprovalDesk>,
     /// Checks approvers' tokens (service tokens or OIDC tokens).

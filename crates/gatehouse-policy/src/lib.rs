@@ -15,6 +15,7 @@ mod handle;
 mod http;
 mod load;
 mod reach;
+mod reach_api;
 
 pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;

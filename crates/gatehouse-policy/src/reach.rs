@@ -60,26 +60,42 @@ impl PolicyEngine {
     }
 
     /// What `identity`, calling from `client_ip` at `now`, may do on each
-    /// of `connections`. Where it may not connect, nothing else is asked.
+    /// of `connections` (name and kind: `postgres`, `http`, `mcp`). Where it
+    /// may not connect, nothing else is asked.
     pub fn reach(
         &self,
         identity: &Identity,
-        connections: &[String],
+        connections: &[(String, String)],
         client_ip: IpAddr,
         now: Timestamp,
     ) -> Vec<ReachRow> {
         let mut rows = Vec::new();
-        for connection in connections {
+        for (connection, kind) in connections {
             let connect = self.decide_connect(&ConnectRequest {
                 identity,
                 connection,
-                kind: "postgres",
+                kind,
                 client_ip,
                 now,
             });
             let refused = matches!(connect, Decision::Deny { .. });
             rows.push(row(connection, "", "connect", &connect));
             if refused {
+                continue;
+            }
+            if kind != "postgres" {
+                let probe = crate::reach_api::Probe {
+                    identity,
+                    connection,
+                    kind,
+                    client_ip,
+                    now,
+                };
+                rows.extend(
+                    self.reach_api(&probe)
+                        .into_iter()
+                        .map(|(what, action, d)| row(connection, &what, &action, &d)),
+                );
                 continue;
             }
             let mut tables: Vec<(String, String)> = self

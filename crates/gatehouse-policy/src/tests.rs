@@ -275,7 +275,10 @@ fn reach_answers_per_connection_table_and_action() {
         ["public.orders", "vault.secrets"]
     );
     assert!(e.named_tables("other-db").is_empty());
-    let conns = ["app-db".to_string(), "other-db".to_string()];
+    let conns = [
+        ("app-db".to_string(), "postgres".to_string()),
+        ("other-db".to_string(), "postgres".to_string()),
+    ];
     let rows = e.reach(
         &who("ci-deploy", &["ci"]),
         &conns,
@@ -415,4 +418,43 @@ permit (principal, action, resource)
     assert!(matches!(decide(&e, &service, sql), Decision::Deny { .. }));
     // One entry per distinct identity.
     assert_eq!(e.cache.principals.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn an_access_review_of_http_and_mcp_connections_asks_about_what_policies_name() {
+    let policy = r#"
+@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
+@id("read-v1") permit (principal in Gatehouse::Group::"agents", action in Gatehouse::Action::"http:read", resource == Gatehouse::Connection::"api")
+when { context.path like "/v1/*" };
+@id("tools") permit (principal in Gatehouse::Group::"agents", action == Gatehouse::Action::"mcp:tools/call", resource == Gatehouse::Connection::"tools")
+when { ["query_db", "search"].contains(context.tool) };
+@id("drop") @approval("ops") forbid (principal, action == Gatehouse::Action::"mcp:tools/call", resource)
+when { context.tool == "query_db" };
+"#;
+    let e = PolicyEngine::from_sources(&[(PathBuf::from("p.cedar"), policy.to_string())]).unwrap();
+    let conns = [
+        ("api".to_string(), "http".to_string()),
+        ("tools".to_string(), "mcp".to_string()),
+    ];
+    let rows = e.reach(
+        &who("agent", &["agents"]),
+        &conns,
+        "127.0.0.1".parse().unwrap(),
+        Timestamp::now(),
+    );
+    let get = |conn: &str, what: &str, action: &str| {
+        rows.iter()
+            .find(|r| r.connection == conn && r.table == what && r.action == action)
+            .map(|r| r.decision.clone())
+            .unwrap_or_else(|| panic!("no row {conn} {what} {action}: {rows:?}"))
+    };
+    assert_eq!(get("api", "/v1/", "http:GET"), "allow");
+    assert_eq!(get("api", "/v1/", "http:DELETE"), "deny");
+    assert_eq!(get("api", "/", "http:GET"), "deny");
+    assert_eq!(get("tools", "search", "mcp:tools/call"), "allow");
+    assert_eq!(get("tools", "query_db", "mcp:tools/call"), "review");
+    assert_eq!(
+        get("tools", crate::reach_api::UNNAMED, "mcp:tools/call"),
+        "deny"
+    );
 }

@@ -70,11 +70,6 @@ pub async fn run(cmd: &AccessCommand, client: &AdminClient) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The statement kinds in the order a review shows them.
-const ACTIONS: &[&str] = &[
-    "select", "insert", "update", "delete", "truncate", "ddl", "copy_out",
-];
-
 /// The review as text: per identity, per connection, a table × action grid.
 pub fn render(r: &AccessReview) -> String {
     let mut out = String::new();
@@ -128,8 +123,24 @@ fn render_reach(out: &mut String, rows: &[ReachRow]) {
         if on.is_empty() {
             continue;
         }
-        let _ = write!(out, "    {:width$}", "table");
-        for a in ACTIONS {
+        // Columns: the actions asked about on this connection, in the order
+        // asked (statement kinds; HTTP methods; MCP actions).
+        let mut actions: Vec<&str> = Vec::new();
+        for r in &on {
+            if !actions.contains(&r.action.as_str()) {
+                actions.push(&r.action);
+            }
+        }
+        let label = if on.iter().any(|r| r.action.starts_with("http:")) {
+            "path"
+        } else if on.iter().any(|r| r.action.starts_with("mcp:")) {
+            "tool / resource"
+        } else {
+            "table"
+        };
+        let width = width.max(label.len());
+        let _ = write!(out, "    {label:width$}");
+        for a in &actions {
             let _ = write!(out, "  {a:8}");
         }
         out.push('\n');
@@ -137,12 +148,12 @@ fn render_reach(out: &mut String, rows: &[ReachRow]) {
         tables.dedup();
         for t in tables {
             let _ = write!(out, "    {t:width$}");
-            for a in ACTIONS {
+            for a in &actions {
                 let d = on
                     .iter()
                     .find(|r| r.table == t && r.action == *a)
                     .map_or("-", |r| r.decision.as_str());
-                let _ = write!(out, "  {d:8}");
+                let _ = write!(out, "  {d:w$}", w = a.len().max(8));
             }
             out.push('\n');
         }

@@ -326,9 +326,12 @@ impl RawConfig {
         }
     }
 
-    /// The connection names as written.
-    pub fn connection_names(&self) -> Vec<String> {
-        self.connections.iter().map(|c| c.name.clone()).collect()
+    /// The connections as written: name and kind (`postgres`, `http`, `mcp`).
+    pub fn connection_kinds(&self) -> Vec<(String, String)> {
+        self.connections
+            .iter()
+            .map(|c| (c.name.clone(), c.kind.clone()))
+            .collect()
     }
 
     /// The data directory, relative paths taken from the config file's folder.

@@ -127,13 +127,13 @@ pub async fn run(cmd: &IdentityCommand, config: &Path) -> Result<ExitCode> {
     let reach: Vec<(String, Decision)> = match &engine {
         None => Vec::new(),
         Some(engine) => raw
-            .connection_names()
+            .connection_kinds()
             .into_iter()
-            .map(|c| {
+            .map(|(c, kind)| {
                 let d = engine.decide_connect(&ConnectRequest {
                     identity: &identity,
                     connection: &c,
-                    kind: "postgres",
+                    kind: &kind,
                     client_ip: *client_ip,
                     now: Timestamp::now(),
                 });

@@ -213,8 +213,13 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             connections: config
                 .connections
                 .iter()
-                .map(|c| c.name.clone())
-                .chain(config.http_connections.iter().map(|c| c.name.clone()))
+                .map(|c| (c.name.clone(), "postgres".to_string()))
+                .chain(
+                    config
+                        .http_connections
+                        .iter()
+                        .map(|c| (c.name.clone(), c.dialect.kind().to_string())),
+                )
                 .collect(),
             approvals: approvals.clone(),
             authenticator,

@@ -370,6 +370,15 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     assert_eq!(deletes[0]["activity_id"], 2);
     assert_eq!(deletes[0]["status_id"], 2, "a refused request is a failure");
     assert_eq!(deletes[0]["api"]["operation"], "GET");
+    // The access review asks about the paths the policies name.
+    let review = g.h.cli_ok(&["access", "review"]);
+    let agent_part = &review[review.find("agent-7").expect("agent-7 reviewed")..];
+    assert!(agent_part.contains("billing: connect allow"), "{review}");
+    let admin = agent_part
+        .lines()
+        .find(|l| l.trim_start().starts_with("/admin"))
+        .unwrap_or_else(|| panic!("no /admin row: {review}"));
+    assert!(admin.contains("deny"), "{admin}");
     let verify = g.h.cli_ok(&["audit", "verify"]);
     assert!(verify.contains("OK"), "{verify}");
 }

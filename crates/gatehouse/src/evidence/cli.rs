@@ -107,7 +107,7 @@ pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
                     .map_err(|p| anyhow!("{p}\nthe pack lists what identities may reach with these policy files: fix them first"))?;
                 Some(AccessPolicy {
                     engine,
-                    connections: raw.connection_names(),
+                    connections: raw.connection_kinds(),
                 })
             }
             _ => None,

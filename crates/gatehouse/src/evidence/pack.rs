@@ -33,7 +33,7 @@ pub struct AccessPolicy {
     /// The policy files of the configuration, loaded.
     pub engine: PolicyEngine,
     /// The configured connections.
-    pub connections: Vec<String>,
+    pub connections: Vec<(String, String)>,
 }
 
 /// What a written pack holds, for the command's summary.
