@@ -27,6 +27,7 @@ cargo build --release --locked -p gatehouse >&2  # never bench a stale binary
 GW="$ROOT/target/release/gatehouse"
 
 WORK=$(mktemp -d /tmp/gatehouse-http-bench-XXXXXX)
+chmod 755 "$WORK"  # nginx workers run as an unprivileged user
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done

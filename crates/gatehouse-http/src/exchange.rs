@@ -220,8 +220,20 @@ impl<'a> Exchange<'a> {
             let p = refusals::missing_credential();
             return Err(Self::auth_refusal(caller, conn, None, "credential", p).await);
         };
-        let identity = match s.authenticator.authenticate(token, Timestamp::now()).await {
-            Ok(i) => i.into_identity(),
+        let identity = match caller.recently_checked(token) {
+            Some(identity) => Ok(identity),
+            None => s
+                .authenticator
+                .authenticate(token, Timestamp::now())
+                .await
+                .map(|i| {
+                    let identity = i.into_identity();
+                    caller.remember_check(token, &identity);
+                    identity
+                }),
+        };
+        let identity = match identity {
+            Ok(i) => i,
             Err(e) => {
                 let jwt = CredentialKind::of(token) == CredentialKind::Jwt;
                 let p = refusals::bad_credential(&e.to_string(), jwt);

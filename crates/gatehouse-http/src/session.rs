@@ -29,11 +29,25 @@ impl OpenSession {
     }
 }
 
+/// How long a credential checked on a caller connection is taken again
+/// without asking the store or the issuer's keys: a revoked token is
+/// refused on a kept-alive connection at most this much later (a
+/// PostgreSQL session is checked once, at its login).
+const CREDENTIAL_REUSE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A credential this connection presented and the identity it proved.
+struct Checked {
+    digest: [u8; 32],
+    identity: Identity,
+    at: std::time::Instant,
+}
+
 /// The sessions of one caller connection (one at a time).
 pub(crate) struct CallerConnection {
     pub(crate) peer: SocketAddr,
     pub(crate) recorder: SessionRecorder,
     current: Mutex<Option<Arc<OpenSession>>>,
+    checked: Mutex<Option<Checked>>,
 }
 
 impl CallerConnection {
@@ -42,7 +56,34 @@ impl CallerConnection {
             peer,
             recorder,
             current: Mutex::new(None),
+            checked: Mutex::new(None),
         }
+    }
+
+    /// The identity `credential` proved on this connection in the last
+    /// few seconds (and, for an OIDC token, not expired since).
+    pub(crate) fn recently_checked(&self, credential: &str) -> Option<Identity> {
+        let digest = digest(credential);
+        let guard = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        let c = guard.as_ref()?;
+        let fresh = c.at.elapsed() < CREDENTIAL_REUSE
+            && subtle_eq(&c.digest, &digest)
+            && match &c.identity.source {
+                gatehouse_core::IdentitySource::Oidc(o) => {
+                    o.expires_at * 1000 > Timestamp::now().unix_millis()
+                }
+                _ => true,
+            };
+        fresh.then(|| c.identity.clone())
+    }
+
+    /// Remembers that `credential` proved `identity` just now.
+    pub(crate) fn remember_check(&self, credential: &str, identity: &Identity) {
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) = Some(Checked {
+            digest: digest(credential),
+            identity: identity.clone(),
+            at: std::time::Instant::now(),
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<OpenSession>>> {
@@ -153,4 +194,15 @@ impl CallerConnection {
             }
         }
     }
+}
+
+/// A credential's SHA-256: what the connection keeps instead of the credential.
+fn digest(credential: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(credential.as_bytes()).into()
+}
+
+/// Constant-time equality of two digests.
+fn subtle_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

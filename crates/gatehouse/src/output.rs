@@ -127,7 +127,14 @@ pub fn session_replay(d: &SessionDetail) -> String {
             let _ = writeln!(out, "  ended       (still open)");
         }
     }
-    let _ = writeln!(out, "\n  {} statement(s):", d.statements.len());
+    // A SQL session is a series of statements; an HTTP one of requests, an
+    // MCP one of messages.
+    let unit = match s.protocol.as_str() {
+        "http" => "request(s)",
+        "mcp" => "message(s)",
+        _ => "statement(s)",
+    };
+    let _ = writeln!(out, "\n  {} {unit}:", d.statements.len());
     for st in &d.statements {
         out.push_str(&statement_line(st, s.started_at));
     }
