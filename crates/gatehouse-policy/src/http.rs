@@ -94,7 +94,7 @@ impl PolicyEngine {
             Err(e) => return deny_error(e),
         };
         let mut entities = built.entities;
-        entities.extend(self.action_entities.iter().cloned());
+        entities.extend(self.action_entities.get(a.action).cloned());
         let entities = match Entities::from_entities(entities, None) {
             Ok(e) => e,
             Err(e) => return deny_error(e.to_string()),

@@ -184,8 +184,10 @@ pub(crate) struct BuiltValues {
 /// A loaded, validated policy set.
 pub struct PolicyEngine {
     names: Names,
-    /// The schema's actions with their groups.
-    action_entities: Vec<cedar_policy::Entity>,
+    /// The schema's actions with their groups, by action id: a request
+    /// carries only its own action's entity (what `action in` reads), not
+    /// all of them, whose closure Cedar would compute again each time.
+    action_entities: HashMap<String, cedar_policy::Entity>,
     cache: BuiltValues,
     all: PolicySet,
     /// The set without `@approval` forbids: does anything permit the request at all?

@@ -226,7 +226,11 @@ impl PolicyEngine {
         // action belongs to one: Cedar resolves `action in …` from entities.
         let action_entities = schema
             .action_entities()
-            .map(|e| e.iter().cloned().collect())
+            .map(|e| {
+                e.iter()
+                    .map(|a| (a.uid().id().unescaped().to_string(), a.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(PolicyEngine {
             names: crate::Names::new(),
