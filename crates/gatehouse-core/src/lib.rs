@@ -29,8 +29,9 @@ pub use error::StoreError;
 pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
 pub use recorder::{RecorderClosed, SessionRecorder, StartError};
 pub use session::{
-    DecisionRecord, MaskingSummary, SessionDetail, SessionEnd, SessionEndFields, SessionEndReason,
-    SessionFilter, SessionId, SessionStart, SessionSummary, StatementOutcome, StatementRecord,
+    DecisionRecord, HttpExchange, MaskingSummary, SessionDetail, SessionEnd, SessionEndFields,
+    SessionEndReason, SessionFilter, SessionId, SessionStart, SessionSummary, StatementOutcome,
+    StatementRecord,
 };
 pub use store::Store;
 pub use time::Timestamp;

@@ -177,6 +177,30 @@ pub struct StatementRecord {
     /// connection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masking: Option<MaskingSummary>,
+    /// For an HTTP request (or MCP message): what the request and its
+    /// response carried besides the request line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange: Option<HttpExchange>,
+}
+
+/// What one HTTP request and its response carried, as recorded: headers
+/// without credentials and values masked, sizes, and the first bytes of the
+/// response body as the caller got it (masked for the record).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpExchange {
+    /// The request's headers as forwarded, without credentials.
+    pub request_headers: Vec<(String, String)>,
+    /// The request body's size.
+    pub request_bytes: u64,
+    /// The response status (0 when none came).
+    pub status: u16,
+    /// The response's headers as sent to the caller, without cookies.
+    pub response_headers: Vec<(String, String)>,
+    /// Bytes of response body sent to the caller.
+    pub response_bytes: u64,
+    /// The first bytes of the response body (masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
 }
 
 /// What masking did to one statement's results: counts, never values.

@@ -11,7 +11,7 @@ use crate::session::{CallerConnection, OpenSession};
 use crate::{upstream, Dialect, HttpTarget};
 use bytes::Bytes;
 use gatehouse_core::{
-    AuditEvent, DecisionRecord, MaskingSummary, StatementDecided, StatementOutcome,
+    AuditEvent, DecisionRecord, HttpExchange, MaskingSummary, StatementDecided, StatementOutcome,
     StatementRecord, Timestamp,
 };
 use gatehouse_identity::CredentialKind;
@@ -46,6 +46,10 @@ struct Exchange<'a> {
     params: Vec<Option<String>>,
     /// What an approval request shows of the body; `None`: too large.
     approval_body: Option<Vec<Option<String>>>,
+    /// What the record keeps of the request and its response.
+    exchange: HttpExchange,
+    /// Masks what records keep (the connection's engine, or secrets only).
+    record_engine: Arc<MaskingEngine>,
     /// MCP: the message's JSON-RPC id (refusals are JSON-RPC errors).
     rpc: Option<Option<serde_json::Value>>,
 }
@@ -185,6 +189,15 @@ impl<'a> Exchange<'a> {
         } else {
             None
         };
+        let exchange = HttpExchange {
+            request_headers: recorded_headers(record_engine, &forwarded),
+            request_bytes: body.len() as u64,
+            ..HttpExchange::default()
+        };
+        let record_engine = match &target.masking {
+            Some(m) => m.engine.clone(),
+            None => s.record_masking.clone(),
+        };
         let ex = Exchange {
             gw,
             caller,
@@ -194,6 +207,8 @@ impl<'a> Exchange<'a> {
             text,
             params,
             approval_body,
+            exchange,
+            record_engine,
             rpc: facts.mcp.as_ref().map(|c| c.id.clone()),
         };
         ex.decide_and_forward(parts, forwarded, facts, body).await
@@ -520,7 +535,10 @@ impl<'a> Exchange<'a> {
             // The filtered answer is shorter than the upstream's.
             out.headers_mut().remove(header::CONTENT_LENGTH);
         }
-        let finisher = self.into_finisher(started, clock, record, exempt_group);
+        let mut finisher = self.into_finisher(started, clock, record, exempt_group);
+        finisher.exchange.status = status.as_u16();
+        finisher.exchange.response_headers =
+            recorded_headers(&finisher.record_engine, out.headers());
         tokio::spawn(stream_body(resp, pipeline, tx, finisher, outcome, tools));
         let (head, ()) = out.into_parts();
         Ok(Response::from_parts(head, ChannelBody { rx }.boxed()))
@@ -543,6 +561,10 @@ impl<'a> Exchange<'a> {
             clock,
             decision,
             exempt_group,
+            exchange: self.exchange,
+            record_engine: self.record_engine,
+            record_body_limit: self.target.record_body_limit,
+            body_prefix: Vec::new(),
         }
     }
 
@@ -559,7 +581,9 @@ impl<'a> Exchange<'a> {
             sqlstate: problem.code(),
             message: problem.detail.clone(),
         };
-        self.finish(started, clock, outcome, record, None).await;
+        let mut me = self;
+        me.exchange.status = answer.status().as_u16();
+        me.finish(started, clock, outcome, record, None).await;
         answer
     }
 
@@ -587,10 +611,34 @@ struct Finisher {
     clock: std::time::Instant,
     decision: DecisionRecord,
     exempt_group: Option<String>,
+    exchange: HttpExchange,
+    record_engine: Arc<MaskingEngine>,
+    record_body_limit: usize,
+    /// The first bytes of the response body as sent.
+    body_prefix: Vec<u8>,
 }
 
 impl Finisher {
-    async fn record(self, outcome: StatementOutcome, masking: Option<MaskingSummary>) {
+    /// Counts bytes sent to the caller and keeps the first of them.
+    fn sent(&mut self, bytes: &[u8]) {
+        self.session
+            .bytes_out
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.exchange.response_bytes += bytes.len() as u64;
+        let room = self
+            .record_body_limit
+            .saturating_sub(self.body_prefix.len());
+        self.body_prefix
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    async fn record(mut self, outcome: StatementOutcome, masking: Option<MaskingSummary>) {
+        if !self.body_prefix.is_empty() {
+            self.exchange.response_body = Some(mask_for_record(
+                &self.record_engine,
+                &String::from_utf8_lossy(&self.body_prefix),
+            ));
+        }
         let record = StatementRecord {
             session_id: self.session.id,
             seq: self.seq,
@@ -602,6 +650,7 @@ impl Finisher {
             outcome,
             decision: Some(self.decision),
             masking,
+            exchange: Some(self.exchange),
         };
         if self.recorder.statement(record).await.is_err() {
             tracing::error!("session recorder stopped; a request is not recorded");
@@ -641,7 +690,7 @@ async fn stream_body(
     mut resp: reqwest::Response,
     mut pipeline: BodyPipeline,
     tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
-    finisher: Finisher,
+    mut finisher: Finisher,
     ok: StatementOutcome,
     tools: Option<ToolFilter>,
 ) {
@@ -674,9 +723,7 @@ async fn stream_body(
                     }
                     // What a compressed slice inflated to goes out before the next.
                     if out.len() >= 64 * 1024 {
-                        session
-                            .bytes_out
-                            .fetch_add(out.len() as u64, Ordering::Relaxed);
+                        finisher.sent(&out);
                         let frame = Frame::data(Bytes::copy_from_slice(&out));
                         out.clear();
                         if tx.send(Ok(frame)).await.is_err() {
@@ -704,9 +751,7 @@ async fn stream_body(
         match step {
             Ok(done) => {
                 if !out.is_empty() {
-                    session
-                        .bytes_out
-                        .fetch_add(out.len() as u64, Ordering::Relaxed);
+                    finisher.sent(&out);
                     let frame = Frame::data(Bytes::copy_from_slice(&out));
                     if tx.send(Ok(frame)).await.is_err() {
                         break StatementOutcome::Incomplete;
@@ -767,4 +812,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// Headers as a record keeps them: without cookies and credentials, values
+/// masked.
+fn recorded_headers(engine: &MaskingEngine, headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| {
+            !matches!(
+                n.as_str(),
+                "cookie" | "set-cookie" | "authorization" | "proxy-authorization"
+            )
+        })
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                mask_for_record(engine, &String::from_utf8_lossy(v.as_bytes())),
+            )
+        })
+        .collect()
 }

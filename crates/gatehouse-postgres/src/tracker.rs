@@ -882,6 +882,7 @@ impl Tracker {
             outcome,
             decision: s.decision,
             masking: m.summary(&s.tally),
+            exchange: None,
         }
     }
 

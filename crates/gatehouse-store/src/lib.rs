@@ -219,16 +219,18 @@ impl Store for SqliteStore {
                     .map(|d| rows::to_json(&d.policies))
                     .transpose()?;
                 let masking = st.masking.as_ref().map(rows::to_json).transpose()?;
-                rows_json.push((params, policies, masking));
+                let exchange = st.exchange.as_ref().map(rows::to_json).transpose()?;
+                rows_json.push((params, policies, masking, exchange));
             }
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO statements (session_id, seq, protocol, text, params_json, started_at, \
                  duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
-                 decision, decision_policies_json, policy_mode, decision_reason, masking_json) ",
+                 decision, decision_policies_json, policy_mode, decision_reason, masking_json, \
+                 exchange_json) ",
             );
             q.push_values(
                 chunk.iter().zip(rows_json),
-                |mut b, (st, (params, policies, masking))| {
+                |mut b, (st, (params, policies, masking, exchange))| {
                     let (status, tag, rows, sqlstate, message) = match &st.outcome {
                         StatementOutcome::Ok { command_tag, rows } => (
                             "ok",
@@ -262,7 +264,8 @@ impl Store for SqliteStore {
                         .push_bind(policies)
                         .push_bind(st.decision.as_ref().map(|d| d.mode.clone()))
                         .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()))
-                        .push_bind(masking);
+                        .push_bind(masking)
+                        .push_bind(exchange);
                 },
             );
             q.build().execute(&mut *tx).await.map_err(unavailable)?;

@@ -120,6 +120,7 @@ pub(crate) struct StatementRow {
     policy_mode: Option<String>,
     decision_reason: Option<String>,
     masking_json: Option<String>,
+    exchange_json: Option<String>,
 }
 
 impl TryFrom<StatementRow> for StatementRecord {
@@ -163,6 +164,10 @@ impl TryFrom<StatementRow> for StatementRecord {
             masking: r
                 .masking_json
                 .map(|j| from_json("statement masking", &j))
+                .transpose()?,
+            exchange: r
+                .exchange_json
+                .map(|j| from_json("statement exchange", &j))
                 .transpose()?,
         })
     }

@@ -79,6 +79,14 @@ async fn sessions_and_statements_round_trip() {
             rules: vec![("*ssn*".into(), 1)],
             exempt_group: None,
         }),
+        exchange: Some(gatehouse_core::HttpExchange {
+            request_headers: vec![("accept".into(), "application/json".into())],
+            request_bytes: 12,
+            status: 200,
+            response_headers: vec![("content-type".into(), "application/json".into())],
+            response_bytes: 2,
+            response_body: Some("{}".into()),
+        }),
     };
     let end = SessionEnd {
         id: start.id,
@@ -165,6 +173,7 @@ async fn large_batches_are_split_and_kept_in_order() {
             },
             decision: None,
             masking: None,
+            exchange: None,
         })
         .collect();
     store.record_batch(&statements, &[]).await.unwrap();

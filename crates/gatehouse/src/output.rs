@@ -175,6 +175,22 @@ fn statement_line(st: &StatementRecord, session_start: Timestamp) -> String {
         StatementOutcome::Incomplete => "incomplete (session ended before an answer)".into(),
     };
     let _ = writeln!(line, "{:>30}-> {result} in {took}", "");
+    if let Some(x) = &st.exchange {
+        let ctype = x
+            .response_headers
+            .iter()
+            .find(|(n, _)| n == "content-type")
+            .map(|(_, v)| format!(", {v}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            line,
+            "{:>30}http: request {} bytes; response {}, {} bytes{ctype}",
+            "", x.request_bytes, x.status, x.response_bytes
+        );
+        if let Some(b) = &x.response_body {
+            let _ = writeln!(line, "{:>30}body: {}", "", one_line(b, 160));
+        }
+    }
     if let Some(d) = &st.decision {
         let by = if d.policies.is_empty() {
             String::new()

@@ -350,6 +350,31 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     assert_eq!(decision, "allow");
     assert_eq!(outcome["status"], "ok");
     assert_eq!(outcome["command_tag"], "200 OK");
+    // The record keeps the exchange: headers without credentials, sizes,
+    // the first bytes of the response as the caller got it (masked).
+    let customers = sessions
+        .iter()
+        .flat_map(|s| {
+            g.h.session_detail(s["id"].as_str().unwrap())["statements"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .find(|st| st["text"] == "GET /customers")
+        .unwrap();
+    let x = &customers["exchange"];
+    assert_eq!(x["status"], 200, "{x}");
+    assert!(x["response_bytes"].as_u64().unwrap() > 100, "{x}");
+    let body = x["response_body"].as_str().unwrap();
+    assert!(
+        body.contains("[masked:email]") && !body.contains("ada@example.com"),
+        "{body}"
+    );
+    let headers = x["request_headers"].to_string();
+    assert!(
+        !headers.contains(&g.agent) && !headers.to_lowercase().contains("authorization"),
+        "{headers}"
+    );
     let (_, decision, outcome) = find("GET /admin");
     assert_eq!(decision, "deny");
     assert_eq!(outcome["sqlstate"], "403");
