@@ -140,7 +140,12 @@ impl<'a> Exchange<'a> {
                 return Err(early(refusals::not_an_mcp_endpoint(&target.name)));
             }
             Some(match parts.method {
-                http::Method::POST => crate::mcp::parse(&body, &parts.headers).map_err(early)?,
+                http::Method::POST => {
+                    match crate::mcp::parse_posted(&body, &parts.headers).map_err(early)? {
+                        crate::mcp::Posted::One(c) => c,
+                        crate::mcp::Posted::Batch(calls) => crate::mcp::McpCall::batch(calls),
+                    }
+                }
                 http::Method::GET | http::Method::DELETE => {
                     crate::mcp::session_request(&parts.method)
                 }
@@ -522,7 +527,7 @@ impl<'a> Exchange<'a> {
         let tools = facts
             .mcp
             .as_ref()
-            .filter(|c| c.method == "tools/list")
+            .filter(|c| c.lists_tools())
             .map(|_| ToolFilter {
                 policy: s.policy.clone(),
                 identity: self.session.identity.clone(),

@@ -253,6 +253,9 @@ pub(crate) async fn decide(
         })
     };
     let mode = policy.mode();
+    if let Some(call) = facts.mcp.as_ref().filter(|c| !c.batch.is_empty()) {
+        return decide_batch(policy, a, &call.batch);
+    }
     let decision = decide_as(false);
     match (&decision, mode) {
         (Decision::Allow { .. }, _) => Verdict::Forward {
@@ -310,6 +313,66 @@ pub(crate) async fn decide(
             };
             approve(desk, &asked, base, &decide_as).await
         }
+    }
+}
+
+/// A batch of MCP messages: each decided; forwarded only when all are
+/// allowed. One that needs approval refuses the batch (an approval binds
+/// one message: it is sent alone).
+fn decide_batch(policy: &PolicyHandle, a: &Asking<'_>, calls: &[crate::mcp::McpCall]) -> Verdict {
+    let (engine, _) = policy.current();
+    let mode = policy.mode();
+    let mut allowed: Vec<String> = Vec::new();
+    for (i, call) in calls.iter().enumerate() {
+        let d = engine.decide_mcp(&McpRequestFacts {
+            identity: a.identity,
+            connection: a.connection,
+            client_ip: a.client_ip,
+            now: Timestamp::now(),
+            approved: false,
+            action: call.action,
+            method: &call.method,
+            tool: &call.tool,
+            uri: &call.uri,
+            prompt: &call.prompt,
+            argument_names: &call.argument_names,
+            arguments: &call.arguments,
+        });
+        let reason = match &d {
+            Decision::Allow { policies } => {
+                allowed.extend(policies.iter().cloned());
+                continue;
+            }
+            Decision::Deny { reason, .. } => format!("message {} of the batch: {reason}", i + 1),
+            Decision::Review { reason, .. } => format!(
+                "message {} of the batch: {reason}; a batch is not approved as a whole: send that message alone",
+                i + 1
+            ),
+        };
+        let mut record = record(&d, mode, mode == PolicyMode::Audit);
+        record.reason = Some(reason.clone());
+        if mode == PolicyMode::Audit {
+            return Verdict::Forward {
+                record,
+                approval: None,
+            };
+        }
+        record.decision = "deny".into();
+        return Verdict::Refuse {
+            problem: refusals::denied(&reason, d.policies()),
+            record,
+        };
+    }
+    allowed.sort();
+    allowed.dedup();
+    Verdict::Forward {
+        record: DecisionRecord {
+            decision: "allow".into(),
+            policies: allowed,
+            mode: mode.as_str().to_string(),
+            reason: None,
+        },
+        approval: None,
     }
 }
 

@@ -5,8 +5,9 @@
 //!
 //! Batches (a JSON array of messages) were removed from the protocol in its
 //! 2025-06-18 revision and no SDK client sends them, but some servers still
-//! run them: the gateway refuses them rather than forward messages it did
-//! not decide one by one.
+//! run them: a batch is decided message by message, and forwarded only
+//! when every message of it is allowed (one that needs approval refuses the
+//! batch: it is sent alone to be approved).
 
 use crate::refusals::{full, Body, Problem};
 use bytes::Bytes;
@@ -35,6 +36,40 @@ pub(crate) struct McpCall {
     /// What is recorded and bound to an approval:
     /// `tools/call delete_user {"id":7}` (arguments with sorted keys, no id).
     pub(crate) text: String,
+    /// A batch: its messages, each decided (this call stands for the whole).
+    pub(crate) batch: Vec<McpCall>,
+}
+
+impl McpCall {
+    /// The call standing for a batch: recorded as its messages' texts.
+    pub(crate) fn batch(calls: Vec<McpCall>) -> Self {
+        let text = format!(
+            "batch of {}: {}",
+            calls.len(),
+            calls
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        McpCall {
+            id: None,
+            method: "(batch)".into(),
+            action: "mcp:other",
+            tool: String::new(),
+            uri: String::new(),
+            prompt: String::new(),
+            argument_names: Vec::new(),
+            arguments: Vec::new(),
+            text,
+            batch: calls,
+        }
+    }
+
+    /// Whether it is, or a batch holds, a `tools/list`.
+    pub(crate) fn lists_tools(&self) -> bool {
+        self.method == "tools/list" || self.batch.iter().any(|c| c.method == "tools/list")
+    }
 }
 
 /// The action of a JSON-RPC method.
@@ -52,17 +87,48 @@ fn action_of(method: &str) -> &'static str {
     }
 }
 
-/// Reads one message from a POST body; `Err` is the refusal to send.
-pub(crate) fn parse(body: &[u8], headers: &HeaderMap) -> Result<McpCall, Problem> {
+/// What a POST carries: one message, or a batch of them.
+#[derive(Debug, Clone)]
+pub(crate) enum Posted {
+    One(McpCall),
+    Batch(Vec<McpCall>),
+}
+
+/// Most messages one batch may hold.
+const BATCH_LIMIT: usize = 100;
+
+/// Reads a POST body; `Err` is the refusal to send.
+pub(crate) fn parse_posted(body: &[u8], headers: &HeaderMap) -> Result<Posted, Problem> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+    match v {
+        Value::Array(items) if items.is_empty() => Err(invalid("the batch is empty".into())),
+        Value::Array(items) if items.len() > BATCH_LIMIT => Err(invalid(format!(
+            "the batch holds {} messages, more than the {BATCH_LIMIT} the gateway decides at once",
+            items.len()
+        ))),
+        // The routing headers name one message; in a batch only bodies count.
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| parse_value(item, &HeaderMap::new()))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Posted::Batch),
+        v => parse_value(v, headers).map(Posted::One),
+    }
+}
+
+/// Reads one message from a POST body; `Err` is the refusal to send.
+#[cfg(test)]
+pub(crate) fn parse(body: &[u8], headers: &HeaderMap) -> Result<McpCall, Problem> {
+    match parse_posted(body, headers)? {
+        Posted::One(c) => Ok(c),
+        Posted::Batch(_) => Err(invalid("a batch".into())),
+    }
+}
+
+fn parse_value(v: Value, headers: &HeaderMap) -> Result<McpCall, Problem> {
     let m = match v {
         Value::Object(m) => m,
-        Value::Array(_) => {
-            return Err(invalid(
-                "JSON-RPC batches are not accepted: the gateway decides each MCP message on its own; send them one by one".into(),
-            ))
-        }
         _ => return Err(invalid("the body is not a JSON-RPC message".into())),
     };
     let id = m.get("id").cloned();
@@ -128,6 +194,7 @@ pub(crate) fn parse(body: &[u8], headers: &HeaderMap) -> Result<McpCall, Problem
         argument_names,
         arguments,
         text,
+        batch: Vec::new(),
     })
 }
 
@@ -152,6 +219,7 @@ pub(crate) fn session_request(method: &http::Method) -> McpCall {
                 "(end session)"
             }
         ),
+        batch: Vec::new(),
     }
 }
 
@@ -272,12 +340,18 @@ pub(crate) fn filter_tools(
     let filter_doc = |text: &[u8]| -> Result<Vec<u8>, String> {
         let mut v: Value = serde_json::from_slice(text)
             .map_err(|e| format!("the tools/list answer is not JSON: {e}"))?;
-        if let Some(tools) = v
-            .get_mut("result")
-            .and_then(|r| r.get_mut("tools"))
-            .and_then(Value::as_array_mut)
-        {
-            tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
+        let answers: Vec<&mut Value> = match &mut v {
+            Value::Array(items) => items.iter_mut().collect(),
+            one => vec![one],
+        };
+        for a in answers {
+            if let Some(tools) = a
+                .get_mut("result")
+                .and_then(|r| r.get_mut("tools"))
+                .and_then(Value::as_array_mut)
+            {
+                tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
+            }
         }
         serde_json::to_vec(&v).map_err(|e| e.to_string())
     };
@@ -345,6 +419,22 @@ mod tests {
             let c = call(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{m}"}}"#)).unwrap();
             assert_eq!(c.action, a, "{m}");
         }
+    }
+
+    #[test]
+    fn a_batch_is_read_message_by_message() {
+        let body = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"q","arguments":{}}}]"#;
+        let Posted::Batch(calls) = parse_posted(body.as_bytes(), &HeaderMap::new()).unwrap() else {
+            panic!("not a batch")
+        };
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1].tool, "q");
+        assert!(parse_posted(b"[]", &HeaderMap::new()).is_err());
+        assert!(parse_posted(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}]"#,
+            &HeaderMap::new()
+        )
+        .is_err());
     }
 
     #[test]

@@ -221,26 +221,47 @@ fn an_agent_calls_mcp_tools_through_the_gateway_in_both_protocol_eras() {
         r[2]
     );
 
-    // Malformed and batched messages are refused before anything is forwarded.
+    // A batch is decided message by message: one refused message refuses it
+    // before anything is forwarded; an allowed one goes to the server (this
+    // SDK server refuses batches itself, as the current protocol does).
     let url = format!("https://localhost:{}/tools", h.http_port);
     let ca = h.dir.path().join("ca.pem");
-    let batch = common::upstream::curl(
-        &ca,
-        &[
-            "-H",
-            &format!("Authorization: Bearer {agent_token}"),
-            "-H",
-            "content-type: application/json",
-            "-d",
-            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#,
-            &url,
-        ],
+    let post = |body: &str| {
+        common::upstream::curl(
+            &ca,
+            &[
+                "-H",
+                &format!("Authorization: Bearer {agent_token}"),
+                "-H",
+                "content-type: application/json",
+                "-H",
+                "accept: application/json, text/event-stream",
+                "-d",
+                body,
+                &url,
+            ],
+        )
+    };
+    let refused = post(
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"refund","arguments":{"order":1}}}]"#,
     );
-    assert_eq!(batch.status, 400);
-    assert!(batch.json()["error"]["message"]
+    assert_eq!(refused.status, 403, "{refused:?}");
+    let msg = refused.json()["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("batches are not accepted"));
+        .to_string();
+    assert!(
+        msg.contains("message 2 of the batch") && msg.contains("tool refund"),
+        "{msg}"
+    );
+    let passed = post(r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#);
+    assert_ne!(passed.json()["error"]["code"], -32003, "{passed:?}");
+    let junk = post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#);
+    assert_eq!(junk.status, 400, "{junk:?}");
+    assert!(junk.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("params.name"));
     let anon = common::upstream::curl(&ca, &["-d", "{}", &url]);
     assert_eq!(anon.status, 401);
     assert!(anon.json()["error"]["message"]
