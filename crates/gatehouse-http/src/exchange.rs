@@ -142,7 +142,7 @@ impl<'a> Exchange<'a> {
             Some(match parts.method {
                 http::Method::POST => {
                     match crate::mcp::parse_posted(&body, &parts.headers).map_err(early)? {
-                        crate::mcp::Posted::One(c) => c,
+                        crate::mcp::Posted::One(c) => *c,
                         crate::mcp::Posted::Batch(calls) => crate::mcp::McpCall::batch(calls),
                     }
                 }

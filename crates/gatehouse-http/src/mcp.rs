@@ -90,7 +90,7 @@ fn action_of(method: &str) -> &'static str {
 /// What a POST carries: one message, or a batch of them.
 #[derive(Debug, Clone)]
 pub(crate) enum Posted {
-    One(McpCall),
+    One(Box<McpCall>),
     Batch(Vec<McpCall>),
 }
 
@@ -113,7 +113,7 @@ pub(crate) fn parse_posted(body: &[u8], headers: &HeaderMap) -> Result<Posted, P
             .map(|item| parse_value(item, &HeaderMap::new()))
             .collect::<Result<Vec<_>, _>>()
             .map(Posted::Batch),
-        v => parse_value(v, headers).map(Posted::One),
+        v => parse_value(v, headers).map(|c| Posted::One(Box::new(c))),
     }
 }
 
@@ -121,7 +121,7 @@ pub(crate) fn parse_posted(body: &[u8], headers: &HeaderMap) -> Result<Posted, P
 #[cfg(test)]
 pub(crate) fn parse(body: &[u8], headers: &HeaderMap) -> Result<McpCall, Problem> {
     match parse_posted(body, headers)? {
-        Posted::One(c) => Ok(c),
+        Posted::One(c) => Ok(*c),
         Posted::Batch(_) => Err(invalid("a batch".into())),
     }
 }
