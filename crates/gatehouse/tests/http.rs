@@ -158,6 +158,11 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     let r = g.call(&forged, "/billing/customers", &[]);
     assert_eq!(r.status, 401);
     assert!(problem_detail(&r).contains("token not recognised"), "{r:?}");
+    let short = g.h.token("agent-brief", &["agents"], "1s");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = g.call(&short, "/billing/customers", &[]);
+    assert_eq!(r.status, 401);
+    assert!(problem_detail(&r).contains("expired"), "{r:?}");
     let r = g.get("/nowhere/customers");
     assert_eq!(r.status, 404);
     assert!(problem_detail(&r).contains("connection \"nowhere\" is not configured"));
