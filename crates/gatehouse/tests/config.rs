@@ -620,6 +620,7 @@ kind = "http"
 url = "http://127.0.0.1:9000"
 auth = "magic"
 hosts = ["billing.local:8443"]
+record_body_size = "2GiB"
 backend_ca = "missing-ca.pem"
 
 [connection.masking]
@@ -650,6 +651,7 @@ json_paths = ["$..ssn"]
             "connection[3].backend_ca: only used with an https:// url",
             "connection[3].auth: \"magic\" is not an upstream authentication",
             "connection[3].hosts[0]: \"billing.local:8443\" is not a host name",
+            "connection[3].record_body_size: at most 1MiB",
             "connection[3].masking.json_paths[0]: \"customers.ssn\" is not a JSON path: a JSON path starts with $",
             "connection[3].masking.rule[0].column: column rules apply to SQL results; on a http connection use json_path",
             "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"http\" and \"mcp\"",

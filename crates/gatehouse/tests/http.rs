@@ -411,6 +411,29 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     assert!(admin.contains("deny"), "{admin}");
     let verify = g.h.cli_ok(&["audit", "verify"]);
     assert!(verify.contains("OK"), "{verify}");
+
+    // The SOC 2 evidence pack lists the refused requests with the rest.
+    let mut g = g;
+    g.h.stop_gateway();
+    let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
+    let pack = g.h.dir.path().join("pack");
+    let out = g.h.cli(&[
+        "evidence",
+        "--from",
+        today,
+        "--to",
+        today,
+        "--out",
+        pack.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let denials = std::fs::read_to_string(pack.join("denials.csv")).unwrap();
+    assert!(
+        denials
+            .lines()
+            .any(|l| l.contains(",request,agent-7,billing,") && l.contains("GET /admin")),
+        "{denials}"
+    );
 }
 
 /// How many sessions agent-7 has (each curl run is one connection).

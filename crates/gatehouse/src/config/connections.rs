@@ -43,6 +43,7 @@ pub(super) struct ConnectionSection {
     pub(super) hosts: Vec<String>,
     pub(super) client_cert: Option<String>,
     pub(super) client_key: Option<String>,
+    pub(super) record_body_size: Option<super::limits::Size>,
 }
 
 /// A checked `[[connection]]`.
@@ -137,6 +138,7 @@ impl ConnectionSection {
             ("hosts", !self.hosts.is_empty()),
             ("client_cert", self.client_cert.is_some()),
             ("client_key", self.client_key.is_some()),
+            ("record_body_size", self.record_body_size.is_some()),
         ] {
             if set {
                 bad(k(key), "only used by http connections".into(), &mut ok);

@@ -7,8 +7,11 @@ use gatehouse_http::{HttpTarget, Secret, UpstreamAuth};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Bytes of a request body kept (masked) in the record.
-const RECORD_BODY_LIMIT: usize = 4096;
+/// Bytes of a request and of a response body kept (masked) in the record,
+/// unless `record_body_size` says otherwise.
+const RECORD_BODY_LIMIT: u64 = 4096;
+/// The most `record_body_size` may be.
+const RECORD_BODY_MAX: u64 = 1 << 20;
 
 impl ConnectionSection {
     /// Checks a `kind = "http"` connection, reads its credential and TLS
@@ -134,6 +137,18 @@ impl ConnectionSection {
                 None
             }
         };
+        let record_body_limit = match self.record_body_size.as_ref().map(|s| s.bytes()) {
+            None => RECORD_BODY_LIMIT,
+            Some(Ok(n)) if n <= RECORD_BODY_MAX => n,
+            Some(Ok(_)) => {
+                bad(k("record_body_size"), "at most 1MiB: records are kept for every request".into());
+                0
+            }
+            Some(Err(e)) => {
+                bad(k("record_body_size"), e);
+                0
+            }
+        };
         if !ok {
             return None;
         }
@@ -149,7 +164,7 @@ impl ConnectionSection {
             auth: auth?,
             client: client?,
             masking: None,
-            record_body_limit: RECORD_BODY_LIMIT,
+            record_body_limit: record_body_limit as usize,
         })
     }
 

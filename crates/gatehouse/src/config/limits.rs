@@ -30,13 +30,13 @@ pub(super) struct LimitsSection {
 /// A byte size: a number of bytes, or text such as `"8MiB"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-enum Size {
+pub(super) enum Size {
     Bytes(u64),
     Text(String),
 }
 
 impl Size {
-    fn bytes(&self) -> Result<u64, String> {
+    pub(super) fn bytes(&self) -> Result<u64, String> {
         let text = match self {
             Size::Bytes(n) => return Ok(*n),
             Size::Text(t) => t.trim(),

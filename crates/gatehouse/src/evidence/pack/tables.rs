@@ -230,10 +230,16 @@ impl Tables {
                 EventKind::Statement => {
                     let decision = text(p, "/decision/decision");
                     if decision != "allow" {
+                        // What was refused: a SQL statement, an HTTP request, an MCP message.
+                        let kind = match text(p, "/protocol").as_str() {
+                            "http" => "request",
+                            "mcp" => "mcp message",
+                            _ => "statement",
+                        };
                         t.denials.rows.push(vec![
                             seq,
                             time,
-                            "statement".into(),
+                            kind.into(),
                             text(p, "/identity"),
                             text(p, "/connection"),
                             String::new(),
