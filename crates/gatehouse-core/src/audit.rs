@@ -5,8 +5,8 @@
 //! texts and parameters enter only as recorded (masked).
 
 use crate::{
-    ApprovalRequest, ApprovalState, ApprovalVote, DecisionRecord, Identity, SessionEnd, SessionId,
-    SessionStart, StatementOutcome, StatementRecord, StoreError, Timestamp, TokenRecord,
+    ActionOutcome, ActionRecord, ApprovalRequest, ApprovalState, ApprovalVote, DecisionRecord,
+    Identity, SessionEnd, SessionId, SessionStart, StoreError, Timestamp, TokenRecord,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -246,8 +246,9 @@ impl AuditEvent {
         )
     }
 
-    /// A statement as decided, before it is forwarded (or refused).
-    pub fn statement(s: &StatementDecided<'_>) -> Self {
+    /// An action (statement, request, message) as decided, before it is
+    /// forwarded (or refused). The event keeps its historical name.
+    pub fn statement(s: &ActionDecided<'_>) -> Self {
         event(
             EventKind::Statement,
             json!({
@@ -263,23 +264,29 @@ impl AuditEvent {
         )
     }
 
-    /// How a statement finished, as recorded (masked).
-    pub fn statement_result(r: &StatementRecord) -> Self {
+    /// How an action finished, as recorded (masked).
+    pub fn statement_result(r: &ActionRecord) -> Self {
         let mut m = Map::new();
         m.insert("session".into(), json!(r.session_id));
         m.insert("seq".into(), r.seq.into());
         match &r.outcome {
-            StatementOutcome::Ok { command_tag, rows } => {
+            ActionOutcome::Ok {
+                summary: command_tag,
+                count: rows,
+            } => {
                 m.insert("status".into(), "ok".into());
                 m.insert("command_tag".into(), command_tag.clone().into());
                 m.insert("rows".into(), json!(rows));
             }
-            StatementOutcome::Error { sqlstate, message } => {
+            ActionOutcome::Error {
+                code: sqlstate,
+                message,
+            } => {
                 m.insert("status".into(), "error".into());
                 m.insert("sqlstate".into(), sqlstate.clone().into());
                 m.insert("message".into(), message.clone().into());
             }
-            StatementOutcome::Incomplete => {
+            ActionOutcome::Incomplete => {
                 m.insert("status".into(), "incomplete".into());
             }
         }
@@ -443,9 +450,9 @@ impl AuditEvent {
     }
 }
 
-/// A statement's decision, for [`AuditEvent::statement`].
+/// An action's decision, for [`AuditEvent::statement`].
 #[derive(Clone, Copy, Debug)]
-pub struct StatementDecided<'a> {
+pub struct ActionDecided<'a> {
     /// Its session.
     pub session: SessionId,
     /// Its place in the session.

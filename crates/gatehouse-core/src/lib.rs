@@ -22,16 +22,16 @@ pub use approval::{
 };
 pub use approval_desk::{ActionToApprove, ApprovalDesk, ApprovalError, ApprovalNotice, Consulted};
 pub use audit::{
-    AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore, LogRow,
-    StatementDecided,
+    ActionDecided, AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore,
+    LogRow,
 };
 pub use error::StoreError;
 pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
 pub use recorder::{RecorderClosed, SessionRecorder, StartError};
 pub use session::{
-    DecisionRecord, HttpExchange, MaskingSummary, SessionDetail, SessionEnd, SessionEndFields,
-    SessionEndReason, SessionFilter, SessionId, SessionStart, SessionSummary, StatementOutcome,
-    StatementRecord,
+    ActionOutcome, ActionRecord, DecisionRecord, HttpExchange, MaskingSummary, SessionDetail,
+    SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId, SessionStart,
+    SessionSummary,
 };
 pub use store::Store;
 pub use time::Timestamp;

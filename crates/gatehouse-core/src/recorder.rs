@@ -10,8 +10,7 @@
 //! statement results and session ends follow their records into the log.
 
 use crate::{
-    AuditError, AuditEvent, AuditTrail, SessionEnd, SessionStart, StatementRecord, Store,
-    StoreError,
+    ActionRecord, AuditError, AuditEvent, AuditTrail, SessionEnd, SessionStart, Store, StoreError,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -20,7 +19,7 @@ use tokio::task::JoinHandle;
 // Statements are nearly every event: boxing them would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
 enum RecordEvent {
-    Statement(StatementRecord),
+    Statement(ActionRecord),
     End(SessionEnd),
 }
 
@@ -85,7 +84,7 @@ impl SessionRecorder {
     }
 
     /// Queues a finished statement.
-    pub async fn statement(&self, record: StatementRecord) -> Result<(), RecorderClosed> {
+    pub async fn statement(&self, record: ActionRecord) -> Result<(), RecorderClosed> {
         self.tx
             .send(RecordEvent::Statement(record))
             .await

@@ -129,38 +129,47 @@ pub struct SessionEnd {
     pub detail: Option<String>,
 }
 
-/// How one statement finished.
+/// How one action finished, in any protocol. The serialized names are the
+/// ones records and events have always carried (`command_tag`, `rows`,
+/// `sqlstate`), so stored records, exports and the API read the same.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum StatementOutcome {
-    /// Completed; the command tag(s) the server returned.
+pub enum ActionOutcome {
+    /// Completed: what the resource said it did.
     Ok {
-        /// e.g. `SELECT 3`; several tags joined by `; ` for multi-statement queries.
-        command_tag: String,
-        /// Rows returned or affected, summed over the tags.
-        rows: Option<u64>,
+        /// SQL: the command tag(s), `SELECT 3` (several joined by `; `);
+        /// HTTP: the status line, `200 OK`.
+        #[serde(rename = "command_tag")]
+        summary: String,
+        /// SQL: rows returned or affected, summed over the tags.
+        #[serde(rename = "rows")]
+        count: Option<u64>,
     },
-    /// The server (or gateway) answered with an error.
+    /// The resource (or the gateway) answered with an error.
     Error {
-        /// SQLSTATE code.
-        sqlstate: String,
+        /// SQL: the SQLSTATE; HTTP: the status code; MCP refusals: the
+        /// HTTP status the refusal stands for.
+        #[serde(rename = "sqlstate")]
+        code: String,
         /// The primary message.
         message: String,
     },
-    /// The session ended before the statement completed.
+    /// The session ended before the action completed.
     Incomplete,
 }
 
-/// One statement executed in a session.
+/// One action of a session: a SQL statement, an HTTP request, an MCP message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatementRecord {
+pub struct ActionRecord {
     /// The session it belongs to.
     pub session_id: SessionId,
     /// Position in the session, from 1.
     pub seq: u64,
-    /// How it was sent: `simple`, `extended`, or `function_call`.
+    /// How it was sent: `simple`, `extended`, `function_call` (PostgreSQL);
+    /// `http`; `mcp`.
     pub protocol: String,
-    /// The statement text as sent.
+    /// The action as sent: a statement's text, `GET /path?query`,
+    /// `tools/call name {arguments}` (masked).
     pub text: String,
     /// Bind parameters (extended protocol): text values as-is, binary ones as `\x` hex, NULL as null.
     pub params: Vec<Option<String>>,
@@ -169,7 +178,7 @@ pub struct StatementRecord {
     /// Time from relay to completion, in microseconds.
     pub duration_us: u64,
     /// The result.
-    pub outcome: StatementOutcome,
+    pub outcome: ActionOutcome,
     /// The policy decision that let it through or refused it (`None` where no
     /// decision applies, e.g. a message outside any statement).
     pub decision: Option<DecisionRecord>,
@@ -268,7 +277,7 @@ pub struct SessionDetail {
     #[serde(flatten)]
     pub summary: SessionSummary,
     /// Its statements in order.
-    pub statements: Vec<StatementRecord>,
+    pub statements: Vec<ActionRecord>,
 }
 
 /// Which sessions to list.

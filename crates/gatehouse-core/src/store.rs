@@ -1,6 +1,6 @@
 use crate::{
-    ApprovalId, ApprovalRequest, ApprovalState, SessionDetail, SessionEnd, SessionFilter,
-    SessionId, SessionStart, SessionSummary, StatementRecord, StoreError, Timestamp, TokenId,
+    ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SessionDetail, SessionEnd,
+    SessionFilter, SessionId, SessionStart, SessionSummary, StoreError, Timestamp, TokenId,
     TokenRecord,
 };
 use async_trait::async_trait;
@@ -23,7 +23,7 @@ pub trait Store: Send + Sync + 'static {
     /// Records a batch of events in one transaction (group commit).
     async fn record_batch(
         &self,
-        statements: &[StatementRecord],
+        statements: &[ActionRecord],
         ends: &[SessionEnd],
     ) -> Result<(), StoreError>;
     /// Lists sessions, newest first.

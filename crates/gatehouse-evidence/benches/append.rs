@@ -3,14 +3,14 @@
 //! (each waits for its acknowledgement, as the data path does).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gatehouse_core::{AuditEvent, AuditTrail, DecisionRecord, SessionId, StatementDecided};
+use gatehouse_core::{ActionDecided, AuditEvent, AuditTrail, DecisionRecord, SessionId};
 use gatehouse_evidence::{EvidenceLog, LogSettings, SigningKey};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn event(session: SessionId, seq: u64, decision: &DecisionRecord) -> AuditEvent {
-    AuditEvent::statement(&StatementDecided {
+    AuditEvent::statement(&ActionDecided {
         session,
         seq,
         identity: "ci-deploy",

@@ -11,8 +11,8 @@ use crate::session::{CallerConnection, OpenSession};
 use crate::{upstream, Dialect, HttpTarget};
 use bytes::Bytes;
 use gatehouse_core::{
-    AuditEvent, DecisionRecord, HttpExchange, MaskingSummary, StatementDecided, StatementOutcome,
-    StatementRecord, Timestamp,
+    ActionDecided, ActionOutcome, ActionRecord, AuditEvent, DecisionRecord, HttpExchange,
+    MaskingSummary, Timestamp,
 };
 use gatehouse_identity::CredentialKind;
 use gatehouse_mask::{MaskingEngine, Scratch};
@@ -367,7 +367,7 @@ impl<'a> Exchange<'a> {
         let mut decision = decision.clone();
         decision.reason = decision.reason.map(|r| mask_for_record(engine, &r));
         let decision = &decision;
-        let event = AuditEvent::statement(&StatementDecided {
+        let event = AuditEvent::statement(&ActionDecided {
             session: self.session.id,
             seq: self.seq,
             identity: &self.session.identity.subject,
@@ -508,20 +508,20 @@ impl<'a> Exchange<'a> {
             upstream::response_headers(resp.headers(), &secrets, pipeline.rewrites());
         let (tx, rx) = mpsc::channel(8);
         let outcome = if status.as_u16() >= 400 {
-            StatementOutcome::Error {
-                sqlstate: status.as_u16().to_string(),
+            ActionOutcome::Error {
+                code: status.as_u16().to_string(),
                 message: status.canonical_reason().unwrap_or("").to_string(),
             }
         } else {
-            StatementOutcome::Ok {
-                command_tag: format!(
+            ActionOutcome::Ok {
+                summary: format!(
                     "{} {}",
                     status.as_u16(),
                     status.canonical_reason().unwrap_or("")
                 )
                 .trim_end()
                 .to_string(),
-                rows: None,
+                count: None,
             }
         };
         let tools = facts
@@ -582,8 +582,8 @@ impl<'a> Exchange<'a> {
         clock: std::time::Instant,
     ) -> Response<Body> {
         let answer = self.render(problem);
-        let outcome = StatementOutcome::Error {
-            sqlstate: problem.code(),
+        let outcome = ActionOutcome::Error {
+            code: problem.code(),
             message: problem.detail.clone(),
         };
         let mut me = self;
@@ -596,7 +596,7 @@ impl<'a> Exchange<'a> {
         self,
         started: Timestamp,
         clock: std::time::Instant,
-        outcome: StatementOutcome,
+        outcome: ActionOutcome,
         decision: DecisionRecord,
         masking: Option<MaskingSummary>,
     ) {
@@ -637,14 +637,14 @@ impl Finisher {
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
-    async fn record(mut self, outcome: StatementOutcome, masking: Option<MaskingSummary>) {
+    async fn record(mut self, outcome: ActionOutcome, masking: Option<MaskingSummary>) {
         if !self.body_prefix.is_empty() {
             self.exchange.response_body = Some(mask_for_record(
                 &self.record_engine,
                 &String::from_utf8_lossy(&self.body_prefix),
             ));
         }
-        let record = StatementRecord {
+        let record = ActionRecord {
             session_id: self.session.id,
             seq: self.seq,
             protocol: self.session.protocol.as_str().to_string(),
@@ -696,7 +696,7 @@ async fn stream_body(
     mut pipeline: BodyPipeline,
     tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
     mut finisher: Finisher,
-    ok: StatementOutcome,
+    ok: ActionOutcome,
     tools: Option<ToolFilter>,
 ) {
     let mut out = Vec::new();
@@ -744,14 +744,14 @@ async fn stream_body(
                 let e = e.without_url();
                 let msg = format!("the upstream's body broke off: {}", error_chain(&e));
                 let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
-                break StatementOutcome::Error {
-                    sqlstate: "502".into(),
+                break ActionOutcome::Error {
+                    code: "502".into(),
                     message: msg,
                 };
             }
         };
         if gone {
-            break StatementOutcome::Incomplete;
+            break ActionOutcome::Incomplete;
         }
         match step {
             Ok(done) => {
@@ -759,7 +759,7 @@ async fn stream_body(
                     finisher.sent(&out);
                     let frame = Frame::data(Bytes::copy_from_slice(&out));
                     if tx.send(Ok(frame)).await.is_err() {
-                        break StatementOutcome::Incomplete;
+                        break ActionOutcome::Incomplete;
                     }
                 }
                 if done {
@@ -771,8 +771,8 @@ async fn stream_body(
                 let msg = format!("gatehouse withheld the rest of the response: {e}");
                 tracing::warn!(session = %session.id, "{msg}");
                 let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
-                break StatementOutcome::Error {
-                    sqlstate: "502".into(),
+                break ActionOutcome::Error {
+                    code: "502".into(),
                     message: msg,
                 };
             }

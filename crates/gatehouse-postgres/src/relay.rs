@@ -12,7 +12,7 @@ use crate::tracker::{
     backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked, Tracker,
 };
 use bytes::{Buf, BytesMut};
-use gatehouse_core::{SessionEndReason, SessionRecorder, StatementRecord};
+use gatehouse_core::{ActionRecord, SessionEndReason, SessionRecorder};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -338,7 +338,7 @@ where
         (MAX_BACKEND_MESSAGE, backend_inspects)
     };
     let mut scanner = FrameScanner::new(max);
-    let mut finished: Vec<StatementRecord> = Vec::new();
+    let mut finished: Vec<ActionRecord> = Vec::new();
     // Output assembled when some message was replaced (masked): still one write per read.
     let mut out = BytesMut::new();
     let mut first = !buf.is_empty();

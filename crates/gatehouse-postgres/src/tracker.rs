@@ -17,8 +17,7 @@ use crate::codec::{CodecError, Flow};
 use crate::gate::{self, Gate, Prepared, Refusal};
 use crate::mask::{Column, ResultFormats, ResultPlan, SessionMasking};
 use gatehouse_core::{
-    AuditEvent, DecisionRecord, SessionId, StatementDecided, StatementOutcome, StatementRecord,
-    Timestamp,
+    ActionDecided, ActionOutcome, ActionRecord, AuditEvent, DecisionRecord, SessionId, Timestamp,
 };
 use gatehouse_mask::MaskTally;
 use gatehouse_sql::StatementAnalysis;
@@ -165,7 +164,7 @@ pub(crate) struct Tracker {
     /// Counts masking outside any statement (notices between statements).
     stray_tally: MaskTally,
     /// Completed records waiting to be handed to the recorder.
-    pub(crate) done: Vec<StatementRecord>,
+    pub(crate) done: Vec<ActionRecord>,
     /// Decisions to make durable in the evidence log before the messages
     /// they decide are forwarded (write-ahead).
     pub(crate) decided: Vec<AuditEvent>,
@@ -225,7 +224,7 @@ impl Tracker {
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(d) = &decision {
-            self.decided.push(AuditEvent::statement(&StatementDecided {
+            self.decided.push(AuditEvent::statement(&ActionDecided {
                 session: self.session_id,
                 seq,
                 identity: self.gate.subject(),
@@ -839,10 +838,13 @@ impl Tracker {
 
     fn finish(&mut self, mut s: InFlight) {
         let outcome = match s.error.take() {
-            Some((sqlstate, message)) => StatementOutcome::Error { sqlstate, message },
-            None => StatementOutcome::Ok {
-                command_tag: std::mem::take(&mut s.tags),
-                rows: s.rows,
+            Some((sqlstate, message)) => ActionOutcome::Error {
+                code: sqlstate,
+                message,
+            },
+            None => ActionOutcome::Ok {
+                summary: std::mem::take(&mut s.tags),
+                count: s.rows,
             },
         };
         let r = self.record(s, outcome);
@@ -857,16 +859,19 @@ impl Tracker {
 
     /// The record of a statement; what it keeps of the statement (text,
     /// parameters, error message) is masked, whatever the caller may see.
-    fn record(&mut self, s: InFlight, outcome: StatementOutcome) -> StatementRecord {
+    fn record(&mut self, s: InFlight, outcome: ActionOutcome) -> ActionRecord {
         let m = &mut self.masking;
         let outcome = match outcome {
-            StatementOutcome::Error { sqlstate, message } => StatementOutcome::Error {
-                sqlstate,
+            ActionOutcome::Error {
+                code: sqlstate,
+                message,
+            } => ActionOutcome::Error {
+                code: sqlstate,
                 message: m.mask_error_message(message),
             },
             o => o,
         };
-        StatementRecord {
+        ActionRecord {
             session_id: self.session_id,
             seq: s.seq,
             protocol: s.kind.as_str().to_string(),
@@ -890,7 +895,7 @@ impl Tracker {
     pub(crate) fn drain_incomplete(&mut self) {
         while let Some(p) = self.pending.pop_front() {
             if let Pending::Statement(s) = p {
-                let r = self.record(s, StatementOutcome::Incomplete);
+                let r = self.record(s, ActionOutcome::Incomplete);
                 self.done.push(r);
             }
         }

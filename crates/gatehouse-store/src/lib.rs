@@ -11,8 +11,8 @@ pub use evidence::{Durability, SqliteEvidenceStore};
 
 use async_trait::async_trait;
 use gatehouse_core::{
-    ApprovalId, ApprovalRequest, ApprovalState, SessionDetail, SessionEnd, SessionFilter,
-    SessionId, SessionStart, SessionSummary, StatementOutcome, StatementRecord, Store, StoreError,
+    ActionOutcome, ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SessionDetail,
+    SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary, Store, StoreError,
     Timestamp, TokenId, TokenRecord,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -203,7 +203,7 @@ impl Store for SqliteStore {
 
     async fn record_batch(
         &self,
-        statements: &[StatementRecord],
+        statements: &[ActionRecord],
         ends: &[SessionEnd],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
@@ -232,21 +232,27 @@ impl Store for SqliteStore {
                 chunk.iter().zip(rows_json),
                 |mut b, (st, (params, policies, masking, exchange))| {
                     let (status, tag, rows, sqlstate, message) = match &st.outcome {
-                        StatementOutcome::Ok { command_tag, rows } => (
+                        ActionOutcome::Ok {
+                            summary: command_tag,
+                            count: rows,
+                        } => (
                             "ok",
                             Some(command_tag.clone()),
                             rows.map(|r| r as i64),
                             None,
                             None,
                         ),
-                        StatementOutcome::Error { sqlstate, message } => (
+                        ActionOutcome::Error {
+                            code: sqlstate,
+                            message,
+                        } => (
                             "error",
                             None,
                             None,
                             Some(sqlstate.clone()),
                             Some(message.clone()),
                         ),
-                        StatementOutcome::Incomplete => ("incomplete", None, None, None, None),
+                        ActionOutcome::Incomplete => ("incomplete", None, None, None, None),
                     };
                     b.push_bind(st.session_id.to_string())
                         .push_bind(st.seq as i64)

@@ -1,8 +1,8 @@
 //! Row types and their conversion into domain types.
 
 use gatehouse_core::{
-    DecisionRecord, Identity, SessionEndFields, SessionEndReason, SessionId, SessionStart,
-    SessionSummary, StatementOutcome, StatementRecord, StoreError, Timestamp, TokenId, TokenRecord,
+    ActionOutcome, ActionRecord, DecisionRecord, Identity, SessionEndFields, SessionEndReason,
+    SessionId, SessionStart, SessionSummary, StoreError, Timestamp, TokenId, TokenRecord,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -123,24 +123,24 @@ pub(crate) struct StatementRow {
     exchange_json: Option<String>,
 }
 
-impl TryFrom<StatementRow> for StatementRecord {
+impl TryFrom<StatementRow> for ActionRecord {
     type Error = StoreError;
     fn try_from(r: StatementRow) -> Result<Self, StoreError> {
         let outcome = match r.status.as_str() {
-            "ok" => StatementOutcome::Ok {
-                command_tag: r.command_tag.unwrap_or_default(),
-                rows: r.rows_affected.map(|n| n as u64),
+            "ok" => ActionOutcome::Ok {
+                summary: r.command_tag.unwrap_or_default(),
+                count: r.rows_affected.map(|n| n as u64),
             },
-            "error" => StatementOutcome::Error {
-                sqlstate: r.sqlstate.unwrap_or_default(),
+            "error" => ActionOutcome::Error {
+                code: r.sqlstate.unwrap_or_default(),
                 message: r.error_message.unwrap_or_default(),
             },
-            "incomplete" => StatementOutcome::Incomplete,
+            "incomplete" => ActionOutcome::Incomplete,
             other => {
                 return Err(StoreError::Malformed(format!("statement status {other:?}")));
             }
         };
-        Ok(StatementRecord {
+        Ok(ActionRecord {
             session_id: session_id(&r.session_id)?,
             seq: r.seq as u64,
             protocol: r.protocol,

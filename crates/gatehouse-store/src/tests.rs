@@ -55,7 +55,7 @@ async fn sessions_and_statements_round_trip() {
         started_at: Timestamp::from_unix_millis(10),
     };
     store.record_session_start(&start).await.unwrap();
-    let st = StatementRecord {
+    let st = ActionRecord {
         session_id: start.id,
         seq: 1,
         protocol: "extended".into(),
@@ -63,9 +63,9 @@ async fn sessions_and_statements_round_trip() {
         params: vec![Some("1".into()), None],
         started_at: Timestamp::from_unix_millis(11),
         duration_us: 42,
-        outcome: StatementOutcome::Ok {
-            command_tag: "SELECT 1".into(),
-            rows: Some(1),
+        outcome: ActionOutcome::Ok {
+            summary: "SELECT 1".into(),
+            count: Some(1),
         },
         decision: Some(gatehouse_core::DecisionRecord {
             decision: "allow".into(),
@@ -151,8 +151,8 @@ async fn large_batches_are_split_and_kept_in_order() {
         started_at: Timestamp::from_unix_millis(1),
     };
     store.record_session_start(&start).await.unwrap();
-    let statements: Vec<StatementRecord> = (1..=1234u64)
-        .map(|seq| StatementRecord {
+    let statements: Vec<ActionRecord> = (1..=1234u64)
+        .map(|seq| ActionRecord {
             session_id: start.id,
             seq,
             protocol: "simple".into(),
@@ -161,13 +161,13 @@ async fn large_batches_are_split_and_kept_in_order() {
             started_at: Timestamp::from_unix_millis(seq as i64),
             duration_us: seq,
             outcome: if seq % 2 == 0 {
-                StatementOutcome::Ok {
-                    command_tag: "SELECT 1".into(),
-                    rows: Some(1),
+                ActionOutcome::Ok {
+                    summary: "SELECT 1".into(),
+                    count: Some(1),
                 }
             } else {
-                StatementOutcome::Error {
-                    sqlstate: "42501".into(),
+                ActionOutcome::Error {
+                    code: "42501".into(),
                     message: "no".into(),
                 }
             },

@@ -1,7 +1,7 @@
 //! Human-readable output of admin commands (`--json` prints the API's JSON).
 
 use gatehouse_core::{
-    IdentitySource, SessionDetail, SessionSummary, StatementOutcome, StatementRecord, Timestamp,
+    ActionOutcome, ActionRecord, IdentitySource, SessionDetail, SessionSummary, Timestamp,
     TokenRecord,
 };
 use std::fmt::Write as _;
@@ -141,7 +141,7 @@ pub fn session_replay(d: &SessionDetail) -> String {
     out
 }
 
-fn statement_line(st: &StatementRecord, session_start: Timestamp) -> String {
+fn statement_line(st: &ActionRecord, session_start: Timestamp) -> String {
     let offset = (st.started_at.unix_millis() - session_start.unix_millis()) as f64 / 1000.0;
     let mut line = format!(
         "  +{offset:>9.3}s  #{:<4} {:<13} {}\n",
@@ -162,17 +162,23 @@ fn statement_line(st: &StatementRecord, session_start: Timestamp) -> String {
     }
     let took = format_duration_us(st.duration_us);
     let result = match &st.outcome {
-        StatementOutcome::Ok { command_tag, rows } => match rows {
+        ActionOutcome::Ok {
+            summary: command_tag,
+            count: rows,
+        } => match rows {
             Some(n) => format!(
                 "ok  {command_tag} ({n} row{})",
                 if *n == 1 { "" } else { "s" }
             ),
             None => format!("ok  {command_tag}"),
         },
-        StatementOutcome::Error { sqlstate, message } => {
+        ActionOutcome::Error {
+            code: sqlstate,
+            message,
+        } => {
             format!("error {sqlstate}: {}", one_line(message, 160))
         }
-        StatementOutcome::Incomplete => "incomplete (session ended before an answer)".into(),
+        ActionOutcome::Incomplete => "incomplete (session ended before an answer)".into(),
     };
     let _ = writeln!(line, "{:>30}-> {result} in {took}", "");
     if let Some(x) = &st.exchange {

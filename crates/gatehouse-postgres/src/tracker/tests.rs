@@ -102,9 +102,9 @@ fn simple_multi_statement_query_collects_tags_until_ready() {
     assert_eq!(r.seq, 1);
     assert_eq!(
         r.outcome,
-        StatementOutcome::Ok {
-            command_tag: "INSERT 0 1; SELECT 1".into(),
-            rows: Some(2)
+        ActionOutcome::Ok {
+            summary: "INSERT 0 1; SELECT 1".into(),
+            count: Some(2)
         }
     );
 }
@@ -155,8 +155,8 @@ fn error_skips_rest_of_batch_until_sync() {
     assert_eq!(t.done.len(), 2);
     assert_eq!(
         t.done[0].outcome,
-        StatementOutcome::Error {
-            sqlstate: "22012".into(),
+        ActionOutcome::Error {
+            code: "22012".into(),
             message: "division by zero".into()
         }
     );
@@ -185,7 +185,7 @@ fn unanswered_statements_are_recorded_incomplete() {
     let mut t = tracker();
     t.on_frontend(b'Q', &query("select pg_sleep(100)")).unwrap();
     t.drain_incomplete();
-    assert_eq!(t.done[0].outcome, StatementOutcome::Incomplete);
+    assert_eq!(t.done[0].outcome, ActionOutcome::Incomplete);
 }
 
 #[test]
@@ -402,7 +402,10 @@ fn a_row_without_a_description_is_withheld() {
     assert!(m.is_empty());
     assert!(matches!(t.on_backend(b'Z', b"I").unwrap(), Flow::Forward));
     match &t.done[0].outcome {
-        StatementOutcome::Error { sqlstate, message } => {
+        ActionOutcome::Error {
+            code: sqlstate,
+            message,
+        } => {
             assert_eq!(sqlstate, "58000");
             assert!(message.contains("withheld"), "{message}");
         }

@@ -141,7 +141,10 @@ impl ConnectionSection {
             None => RECORD_BODY_LIMIT,
             Some(Ok(n)) if n <= RECORD_BODY_MAX => n,
             Some(Ok(_)) => {
-                bad(k("record_body_size"), "at most 1MiB: records are kept for every request".into());
+                bad(
+                    k("record_body_size"),
+                    "at most 1MiB: records are kept for every request".into(),
+                );
                 0
             }
             Some(Err(e)) => {
