@@ -445,6 +445,69 @@ fn sessions_of(g: &Gateway) -> usize {
 }
 
 #[test]
+fn https_upstreams_are_verified_and_host_names_pick_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = gatehouse::certs::TestCa::new("upstream CA").unwrap();
+    let leaf = ca.leaf(&["localhost"]).unwrap();
+    std::fs::write(dir.path().join("up.pem"), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.path().join("up.key"), &leaf.key_pem).unwrap();
+    let upstream = Upstream::start(&[
+        "--tls-cert",
+        dir.path().join("up.pem").to_str().unwrap(),
+        "--tls-key",
+        dir.path().join("up.key").to_str().unwrap(),
+    ]);
+    let ca_file = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let h = Harness::with(Options {
+        policy: Some(common::ALLOW_ALL.into()),
+        extra_config: r#"
+[[connection]]
+name = "tls-api"
+kind = "http"
+url = "https://localhost:{upstream_port}"
+backend_ca = "{ca_file}"
+hosts = ["billing.gw.test"]
+
+[[connection]]
+name = "untrusted-api"
+kind = "http"
+url = "https://localhost:{upstream_port}"
+"#,
+        vars: vec![
+            ("{upstream_port}", upstream.port.to_string()),
+            ("{ca_file}", ca_file.display().to_string()),
+        ],
+        ..Options::default()
+    });
+    let ca = h.dir.path().join("ca.pem");
+    let token = h.token("agent-3", &["agents"], "1h");
+    let auth = format!("Authorization: Bearer {token}");
+    let url = |path: &str| format!("https://127.0.0.1:{}{path}", h.http_port);
+    // The upstream's certificate is checked against backend_ca.
+    let r = curl(&ca, &["-H", &auth, &url("/tls-api/customers")]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["customers"][0]["name"], "Ada");
+    // Without it, the system's roots do not vouch for it: refused, not sent.
+    let r = curl(&ca, &["-H", &auth, &url("/untrusted-api/customers")]);
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.body.contains("could not reach the upstream"), "{r:?}");
+    // A caller that cannot add a prefix names the connection by host.
+    let r = curl(
+        &ca,
+        &[
+            "-H",
+            &auth,
+            "-H",
+            "Host: billing.gw.test",
+            &url("/customers"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["customers"][1]["name"], "Bob");
+}
+
+#[test]
 fn a_risky_request_waits_for_a_human_in_both_approval_modes() {
     let g = Gateway::start();
     let ops = g.h.token("lead", &["ops"], "1h");

@@ -377,6 +377,8 @@ def main():
     ap.add_argument("--require-bearer", metavar="TOKEN")
     ap.add_argument("--require-header", metavar="NAME:VALUE")
     ap.add_argument("--require-basic", metavar="USER:PASS")
+    ap.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    ap.add_argument("--tls-key", metavar="PEM")
     args = ap.parse_args()
 
     required = []
@@ -397,6 +399,12 @@ def main():
     signal.signal(signal.SIGINT, stop)
 
     server = Server(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     try:
         write_ready(args.ready_file, server.server_address[1])
         server.serve_forever()
