@@ -2,6 +2,9 @@
 //! session, decide, write ahead, forward, stream the response back masked,
 //! record.
 
+use crate::answer::{
+    error_chain, mask_for_record, recorded_headers, stream_body, ChannelBody, Finisher, ToolFilter,
+};
 use crate::gate::{self, Asking, RequestFacts, Verdict};
 use crate::listener::HttpGateway;
 use crate::path::NormalPath;
@@ -11,18 +14,15 @@ use crate::session::{CallerConnection, OpenSession};
 use crate::{upstream, Dialect, HttpTarget};
 use bytes::Bytes;
 use gatehouse_core::{
-    ActionDecided, ActionOutcome, ActionRecord, AuditEvent, DecisionRecord, HttpExchange,
-    MaskingSummary, Timestamp,
+    ActionDecided, ActionOutcome, AuditEvent, DecisionRecord, HttpExchange, MaskingSummary,
+    Timestamp,
 };
-use gatehouse_identity::CredentialKind;
-use gatehouse_mask::{MaskingEngine, Scratch};
+use gatehouse_mask::MaskingEngine;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Frame, Incoming};
-use std::pin::Pin;
+use hyper::body::Incoming;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
 /// Handles one request; every outcome is a response (refusals included).
@@ -111,7 +111,7 @@ impl<'a> Exchange<'a> {
                 p.response()
             }
         };
-        let session = Self::login(gw, caller, &target, req.headers())
+        let session = crate::login::login(gw, caller, &target, req.headers())
             .await
             .map_err(early)?;
         let (parts, body) = req.into_parts();
@@ -217,95 +217,6 @@ impl<'a> Exchange<'a> {
             rpc: facts.mcp.as_ref().map(|c| c.id.clone()),
         };
         ex.decide_and_forward(parts, forwarded, facts, body).await
-    }
-
-    /// Authenticates the caller and finds or opens its session.
-    async fn login(
-        gw: &HttpGateway,
-        caller: &CallerConnection,
-        target: &HttpTarget,
-        headers: &http::HeaderMap,
-    ) -> Result<Arc<OpenSession>, Problem> {
-        let s = &gw.settings;
-        let conn = Some(target.name.as_str());
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .filter(|t| !t.is_empty());
-        let Some(token) = token else {
-            let p = refusals::missing_credential();
-            return Err(Self::auth_refusal(caller, conn, None, "credential", p).await);
-        };
-        let identity = match caller.recently_checked(token) {
-            Some(identity) => Ok(identity),
-            None => s
-                .authenticator
-                .authenticate(token, Timestamp::now())
-                .await
-                .map(|i| {
-                    let identity = i.into_identity();
-                    caller.remember_check(token, &identity);
-                    identity
-                }),
-        };
-        let identity = match identity {
-            Ok(i) => i,
-            Err(e) => {
-                let jwt = CredentialKind::of(token) == CredentialKind::Jwt;
-                let p = refusals::bad_credential(&e.to_string(), jwt);
-                return Err(Self::auth_refusal(caller, conn, None, "credential", p).await);
-            }
-        };
-        if let Some(open) = caller.current(&identity, &target.name) {
-            return Ok(open);
-        }
-        let (engine, _) = s.policy.current();
-        let decision = engine.decide_connect(&gatehouse_policy::ConnectRequest {
-            identity: &identity,
-            connection: &target.name,
-            kind: target.dialect.kind(),
-            client_ip: caller.peer.ip(),
-            now: Timestamp::now(),
-        });
-        if let (Some(reason), gatehouse_policy::PolicyMode::Enforce) =
-            (decision.reason(), s.policy.mode())
-        {
-            let p = refusals::connect_denied(reason);
-            let subject = Some(identity.subject.as_str());
-            return Err(Self::auth_refusal(caller, conn, subject, "policy", p).await);
-        }
-        let agent = headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        caller
-            .open(identity, &target.name, target.dialect.protocol(), agent)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not record a session start; refusing the request");
-                refusals::evidence_unavailable()
-            })
-    }
-
-    async fn auth_refusal(
-        caller: &CallerConnection,
-        connection: Option<&str>,
-        subject: Option<&str>,
-        stage: &str,
-        p: Problem,
-    ) -> Problem {
-        if caller
-            .auth_failed(connection, subject, stage, &p.detail)
-            .await
-        {
-            p
-        } else {
-            refusals::evidence_unavailable()
-        }
     }
 
     /// A refusal in the caller's terms: a problem document, or for MCP a
@@ -603,238 +514,4 @@ impl<'a> Exchange<'a> {
         let f = self.into_finisher(started, clock, decision, None);
         f.record(outcome, masking).await;
     }
-}
-
-/// What the record of a forwarded request needs once its body has passed.
-struct Finisher {
-    recorder: gatehouse_core::SessionRecorder,
-    session: Arc<OpenSession>,
-    seq: u64,
-    text: String,
-    params: Vec<Option<String>>,
-    started: Timestamp,
-    clock: std::time::Instant,
-    decision: DecisionRecord,
-    exempt_group: Option<String>,
-    exchange: HttpExchange,
-    record_engine: Arc<MaskingEngine>,
-    record_body_limit: usize,
-    /// The first bytes of the response body as sent.
-    body_prefix: Vec<u8>,
-}
-
-impl Finisher {
-    /// Counts bytes sent to the caller and keeps the first of them.
-    fn sent(&mut self, bytes: &[u8]) {
-        self.session
-            .bytes_out
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.exchange.response_bytes += bytes.len() as u64;
-        let room = self
-            .record_body_limit
-            .saturating_sub(self.body_prefix.len());
-        self.body_prefix
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
-    }
-
-    async fn record(mut self, outcome: ActionOutcome, masking: Option<MaskingSummary>) {
-        if !self.body_prefix.is_empty() {
-            self.exchange.response_body = Some(mask_for_record(
-                &self.record_engine,
-                &String::from_utf8_lossy(&self.body_prefix),
-            ));
-        }
-        let record = ActionRecord {
-            session_id: self.session.id,
-            seq: self.seq,
-            protocol: self.session.protocol.as_str().to_string(),
-            text: self.text,
-            params: self.params,
-            started_at: self.started,
-            duration_us: self.clock.elapsed().as_micros() as u64,
-            outcome,
-            decision: Some(self.decision),
-            masking,
-            exchange: Some(self.exchange),
-        };
-        if self.recorder.statement(record).await.is_err() {
-            tracing::error!("session recorder stopped; a request is not recorded");
-        }
-    }
-}
-
-/// An MCP `tools/list` answer is held whole (it is small) and shown only
-/// with the tools the caller may call.
-struct ToolFilter {
-    policy: Arc<gatehouse_policy::PolicyHandle>,
-    identity: gatehouse_core::Identity,
-    connection: String,
-    client_ip: std::net::IpAddr,
-    event_stream: bool,
-    limit: usize,
-}
-
-impl ToolFilter {
-    fn apply(&self, body: &[u8]) -> Result<Vec<u8>, String> {
-        let keep = |tool: &str| {
-            gate::may_list_tool(
-                &self.policy,
-                &self.identity,
-                &self.connection,
-                self.client_ip,
-                tool,
-            )
-        };
-        crate::mcp::filter_tools(body, self.event_stream, &keep)
-    }
-}
-
-/// Reads the upstream body, masks it, sends it on; records the request
-/// when it ends (completely, cut by an error, or abandoned by the caller).
-async fn stream_body(
-    mut resp: reqwest::Response,
-    mut pipeline: BodyPipeline,
-    tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
-    mut finisher: Finisher,
-    ok: ActionOutcome,
-    tools: Option<ToolFilter>,
-) {
-    let mut out = Vec::new();
-    let mut held = Vec::new();
-    let session = finisher.session.clone();
-    let outcome = loop {
-        out.clear();
-        let mut gone = false;
-        let step = match (resp.chunk().await, &tools) {
-            (Ok(Some(chunk)), Some(f)) if held.len() + chunk.len() <= f.limit => {
-                held.extend_from_slice(&chunk);
-                Ok(false)
-            }
-            (Ok(Some(_)), Some(f)) => Err(crate::response::BodyError::LineTooLong(f.limit)),
-            (Ok(None), Some(f)) => match f.apply(&held) {
-                Ok(filtered) => pipeline
-                    .feed(&filtered, &mut out)
-                    .and_then(|()| pipeline.finish(&mut out))
-                    .map(|()| true),
-                Err(e) => Err(crate::response::BodyError::Unfilterable(e)),
-            },
-            (Ok(Some(chunk)), None) => {
-                let slice = pipeline.slice();
-                let mut r = Ok(false);
-                for piece in chunk.chunks(slice.min(chunk.len()).max(1)) {
-                    if let Err(e) = pipeline.feed(piece, &mut out) {
-                        r = Err(e);
-                        break;
-                    }
-                    // What a compressed slice inflated to goes out before the next.
-                    if out.len() >= 64 * 1024 {
-                        finisher.sent(&out);
-                        let frame = Frame::data(Bytes::copy_from_slice(&out));
-                        out.clear();
-                        if tx.send(Ok(frame)).await.is_err() {
-                            gone = true;
-                            break;
-                        }
-                    }
-                }
-                r
-            }
-            (Ok(None), None) => pipeline.finish(&mut out).map(|()| true),
-            (Err(e), _) => {
-                let e = e.without_url();
-                let msg = format!("the upstream's body broke off: {}", error_chain(&e));
-                let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
-                break ActionOutcome::Error {
-                    code: "502".into(),
-                    message: msg,
-                };
-            }
-        };
-        if gone {
-            break ActionOutcome::Incomplete;
-        }
-        match step {
-            Ok(done) => {
-                if !out.is_empty() {
-                    finisher.sent(&out);
-                    let frame = Frame::data(Bytes::copy_from_slice(&out));
-                    if tx.send(Ok(frame)).await.is_err() {
-                        break ActionOutcome::Incomplete;
-                    }
-                }
-                if done {
-                    break ok;
-                }
-            }
-            Err(e) => {
-                // Withheld from here on: the caller sees the response cut.
-                let msg = format!("gatehouse withheld the rest of the response: {e}");
-                tracing::warn!(session = %session.id, "{msg}");
-                let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
-                break ActionOutcome::Error {
-                    code: "502".into(),
-                    message: msg,
-                };
-            }
-        }
-    };
-    let masking = pipeline.summary(finisher.exempt_group.clone());
-    finisher.record(outcome, masking).await;
-}
-
-/// A response body fed by the streaming task; bounded, so a slow caller
-/// slows the upstream read instead of growing memory.
-struct ChannelBody {
-    rx: mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>,
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.rx.poll_recv(cx)
-    }
-}
-
-/// Masks a text for records with `engine` (detectors, secrets).
-fn mask_for_record(engine: &MaskingEngine, text: &str) -> String {
-    let mut scratch = Scratch::default();
-    let mut tally = engine.tally();
-    engine.mask_str(text, &mut scratch, &mut tally).into_owned()
-}
-
-/// An error with its causes (reqwest's top level says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
-/// Headers as a record keeps them: without cookies and credentials, values
-/// masked.
-fn recorded_headers(engine: &MaskingEngine, headers: &http::HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(n, _)| {
-            !matches!(
-                n.as_str(),
-                "cookie" | "set-cookie" | "authorization" | "proxy-authorization"
-            )
-        })
-        .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                mask_for_record(engine, &String::from_utf8_lossy(v.as_bytes())),
-            )
-        })
-        .collect()
 }

@@ -1,21 +1,26 @@
-//! Gatehouse HTTP adapter: REST APIs reached through the gateway.
+//! Gatehouse HTTP adapter: REST APIs and MCP tool servers reached through
+//! the gateway.
 //!
 //! A caller sends `https://gateway:port/<connection>/<path>` (or uses a
-//! host name mapped to a connection) with `Authorization: Bearer <token>`.
-//! Each request is one *action*: the path normalised as the upstream will
-//! read it (`path.rs`), decided by the policy as `http:<METHOD>` with its
-//! facts (`gate.rs`), held for or refused pending approval, written ahead
-//! to the evidence log, forwarded with the gateway's own upstream
-//! credential (`upstream.rs`), and its response streamed back masked
-//! (`response.rs`) and recorded (`session.rs`). Refusals are RFC 9457
-//! problem documents (`refusals.rs`).
+//! host name mapped to a connection) with `Authorization: Bearer <token>`
+//! (`login.rs`). Each request is one *action* (`exchange.rs`): the path
+//! normalised as the upstream will read it (`path.rs`), decided by the
+//! policy as `http:<METHOD>` with its facts, or on an `mcp` connection each
+//! JSON-RPC message as `mcp:<kind>` (`mcp.rs`), held for or refused pending
+//! approval (`gate.rs`), written ahead to the evidence log, forwarded with
+//! the gateway's own upstream credential (`upstream.rs`), and its response
+//! streamed back masked (`response.rs`, `sse.rs`) and recorded
+//! (`answer.rs`, `session.rs`). Refusals are RFC 9457 problem documents, or
+//! JSON-RPC errors for MCP (`refusals.rs`).
 //!
 //! The adapter owns no policy, masking, approval or evidence logic: it
 //! turns HTTP into the core's terms and back.
 
+mod answer;
 mod exchange;
 mod gate;
 mod listener;
+mod login;
 mod mcp;
 pub mod path;
 mod refusals;

@@ -1,0 +1,255 @@
+//! The answer's way back: the upstream body read, masked and sent on in a
+//! bounded channel (an MCP `tools/list` answer held and filtered first),
+//! and the request's record once the body has passed.
+
+use crate::gate;
+use crate::response::BodyPipeline;
+use crate::session::OpenSession;
+use bytes::Bytes;
+use gatehouse_core::{
+    ActionOutcome, ActionRecord, DecisionRecord, HttpExchange, MaskingSummary, Timestamp,
+};
+use gatehouse_mask::{MaskingEngine, Scratch};
+use hyper::body::Frame;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// What the record of a forwarded request needs once its body has passed.
+pub(crate) struct Finisher {
+    pub(crate) recorder: gatehouse_core::SessionRecorder,
+    pub(crate) session: Arc<OpenSession>,
+    pub(crate) seq: u64,
+    pub(crate) text: String,
+    pub(crate) params: Vec<Option<String>>,
+    pub(crate) started: Timestamp,
+    pub(crate) clock: std::time::Instant,
+    pub(crate) decision: DecisionRecord,
+    pub(crate) exempt_group: Option<String>,
+    pub(crate) exchange: HttpExchange,
+    pub(crate) record_engine: Arc<MaskingEngine>,
+    pub(crate) record_body_limit: usize,
+    /// The first bytes of the response body as sent.
+    pub(crate) body_prefix: Vec<u8>,
+}
+
+impl Finisher {
+    /// Counts bytes sent to the caller and keeps the first of them.
+    fn sent(&mut self, bytes: &[u8]) {
+        self.session
+            .bytes_out
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.exchange.response_bytes += bytes.len() as u64;
+        let room = self
+            .record_body_limit
+            .saturating_sub(self.body_prefix.len());
+        self.body_prefix
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    pub(crate) async fn record(mut self, outcome: ActionOutcome, masking: Option<MaskingSummary>) {
+        if !self.body_prefix.is_empty() {
+            self.exchange.response_body = Some(mask_for_record(
+                &self.record_engine,
+                &String::from_utf8_lossy(&self.body_prefix),
+            ));
+        }
+        let record = ActionRecord {
+            session_id: self.session.id,
+            seq: self.seq,
+            protocol: self.session.protocol.as_str().to_string(),
+            text: self.text,
+            params: self.params,
+            started_at: self.started,
+            duration_us: self.clock.elapsed().as_micros() as u64,
+            outcome,
+            decision: Some(self.decision),
+            masking,
+            exchange: Some(self.exchange),
+        };
+        if self.recorder.statement(record).await.is_err() {
+            tracing::error!("session recorder stopped; a request is not recorded");
+        }
+    }
+}
+
+/// An MCP `tools/list` answer is held whole (it is small) and shown only
+/// with the tools the caller may call.
+pub(crate) struct ToolFilter {
+    pub(crate) policy: Arc<gatehouse_policy::PolicyHandle>,
+    pub(crate) identity: gatehouse_core::Identity,
+    pub(crate) connection: String,
+    pub(crate) client_ip: std::net::IpAddr,
+    pub(crate) event_stream: bool,
+    pub(crate) limit: usize,
+}
+
+impl ToolFilter {
+    fn apply(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+        let keep = |tool: &str| {
+            gate::may_list_tool(
+                &self.policy,
+                &self.identity,
+                &self.connection,
+                self.client_ip,
+                tool,
+            )
+        };
+        crate::mcp::filter_tools(body, self.event_stream, &keep)
+    }
+}
+
+/// Reads the upstream body, masks it, sends it on; records the request
+/// when it ends (completely, cut by an error, or abandoned by the caller).
+pub(crate) async fn stream_body(
+    mut resp: reqwest::Response,
+    mut pipeline: BodyPipeline,
+    tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+    mut finisher: Finisher,
+    ok: ActionOutcome,
+    tools: Option<ToolFilter>,
+) {
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    let session = finisher.session.clone();
+    let outcome = loop {
+        out.clear();
+        let mut gone = false;
+        let step = match (resp.chunk().await, &tools) {
+            (Ok(Some(chunk)), Some(f)) if held.len() + chunk.len() <= f.limit => {
+                held.extend_from_slice(&chunk);
+                Ok(false)
+            }
+            (Ok(Some(_)), Some(f)) => Err(crate::response::BodyError::LineTooLong(f.limit)),
+            (Ok(None), Some(f)) => match f.apply(&held) {
+                Ok(filtered) => pipeline
+                    .feed(&filtered, &mut out)
+                    .and_then(|()| pipeline.finish(&mut out))
+                    .map(|()| true),
+                Err(e) => Err(crate::response::BodyError::Unfilterable(e)),
+            },
+            (Ok(Some(chunk)), None) => {
+                let slice = pipeline.slice();
+                let mut r = Ok(false);
+                for piece in chunk.chunks(slice.min(chunk.len()).max(1)) {
+                    if let Err(e) = pipeline.feed(piece, &mut out) {
+                        r = Err(e);
+                        break;
+                    }
+                    // What a compressed slice inflated to goes out before the next.
+                    if out.len() >= 64 * 1024 {
+                        finisher.sent(&out);
+                        let frame = Frame::data(Bytes::copy_from_slice(&out));
+                        out.clear();
+                        if tx.send(Ok(frame)).await.is_err() {
+                            gone = true;
+                            break;
+                        }
+                    }
+                }
+                r
+            }
+            (Ok(None), None) => pipeline.finish(&mut out).map(|()| true),
+            (Err(e), _) => {
+                let e = e.without_url();
+                let msg = format!("the upstream's body broke off: {}", error_chain(&e));
+                let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
+                break ActionOutcome::Error {
+                    code: "502".into(),
+                    message: msg,
+                };
+            }
+        };
+        if gone {
+            break ActionOutcome::Incomplete;
+        }
+        match step {
+            Ok(done) => {
+                if !out.is_empty() {
+                    finisher.sent(&out);
+                    let frame = Frame::data(Bytes::copy_from_slice(&out));
+                    if tx.send(Ok(frame)).await.is_err() {
+                        break ActionOutcome::Incomplete;
+                    }
+                }
+                if done {
+                    break ok;
+                }
+            }
+            Err(e) => {
+                // Withheld from here on: the caller sees the response cut.
+                let msg = format!("gatehouse withheld the rest of the response: {e}");
+                tracing::warn!(session = %session.id, "{msg}");
+                let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
+                break ActionOutcome::Error {
+                    code: "502".into(),
+                    message: msg,
+                };
+            }
+        }
+    };
+    let masking = pipeline.summary(finisher.exempt_group.clone());
+    finisher.record(outcome, masking).await;
+}
+
+/// A response body fed by the streaming task; bounded, so a slow caller
+/// slows the upstream read instead of growing memory.
+pub(crate) struct ChannelBody {
+    pub(crate) rx: mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Masks a text for records with `engine` (detectors, secrets).
+pub(crate) fn mask_for_record(engine: &MaskingEngine, text: &str) -> String {
+    let mut scratch = Scratch::default();
+    let mut tally = engine.tally();
+    engine.mask_str(text, &mut scratch, &mut tally).into_owned()
+}
+
+/// An error with its causes (reqwest's top level says little).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Headers as a record keeps them: without cookies and credentials, values
+/// masked.
+pub(crate) fn recorded_headers(
+    engine: &MaskingEngine,
+    headers: &http::HeaderMap,
+) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| {
+            !matches!(
+                n.as_str(),
+                "cookie" | "set-cookie" | "authorization" | "proxy-authorization"
+            )
+        })
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                mask_for_record(engine, &String::from_utf8_lossy(v.as_bytes())),
+            )
+        })
+        .collect()
+}
