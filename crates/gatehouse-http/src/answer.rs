@@ -42,19 +42,22 @@ impl Finisher {
             .bytes_out
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.exchange.response_bytes += bytes.len() as u64;
-        let room = self
-            .record_body_limit
-            .saturating_sub(self.body_prefix.len());
+        // A little more than is kept, so a value cut at the limit is still
+        // whole when the detectors look at it.
+        let room = (self.record_body_limit + RECORD_MARGIN).saturating_sub(self.body_prefix.len());
         self.body_prefix
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
     pub(crate) async fn record(mut self, outcome: ActionOutcome, masking: Option<MaskingSummary>) {
-        if !self.body_prefix.is_empty() {
-            self.exchange.response_body = Some(mask_for_record(
+        // An exempt caller got clear values; the record keeps no body rather
+        // than one only the detectors masked.
+        if !self.body_prefix.is_empty() && self.exempt_group.is_none() {
+            let masked = mask_for_record(
                 &self.record_engine,
                 &String::from_utf8_lossy(&self.body_prefix),
-            ));
+            );
+            self.exchange.response_body = Some(cut(&masked, self.record_body_limit));
         }
         let record = ActionRecord {
             session_id: self.session.id,
@@ -239,17 +242,75 @@ pub(crate) fn recorded_headers(
 ) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter(|(n, _)| {
-            !matches!(
-                n.as_str(),
-                "cookie" | "set-cookie" | "authorization" | "proxy-authorization"
-            )
-        })
+        .filter(|(n, _)| !matches!(n.as_str(), "cookie" | "set-cookie"))
         .map(|(n, v)| {
-            (
-                n.as_str().to_string(),
-                mask_for_record(engine, &String::from_utf8_lossy(v.as_bytes())),
-            )
+            let name = n.as_str();
+            // Credentials and capabilities (an API key, a session id) are
+            // named but not kept.
+            let value = if ["auth", "key", "token", "secret", "session", "password"]
+                .iter()
+                .any(|w| name.contains(w))
+            {
+                "[withheld]".to_string()
+            } else {
+                mask_for_record(engine, &String::from_utf8_lossy(v.as_bytes()))
+            };
+            (name.to_string(), value)
         })
         .collect()
+}
+
+/// Bytes past the kept size that are read too, so a value cut there is
+/// masked whole before the cut.
+const RECORD_MARGIN: usize = 256;
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
+}
+
+/// Headers whose values are the protocol's own (a redirect must still
+/// lead somewhere): not masked.
+const STRUCTURAL_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "date",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "expires",
+    "vary",
+    "allow",
+    "via",
+    "server",
+    "location",
+    "content-location",
+    "retry-after",
+    "accept-ranges",
+];
+
+/// Masks the values of headers sent to a caller masking applies to.
+pub(crate) fn mask_header_values(engine: &MaskingEngine, headers: &mut http::HeaderMap) {
+    let mut scratch = Scratch::default();
+    let mut tally = engine.tally();
+    for (_, v) in headers
+        .iter_mut()
+        .filter(|(n, _)| !STRUCTURAL_HEADERS.contains(&n.as_str()))
+    {
+        let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        let masked = engine.mask_str(&text, &mut scratch, &mut tally);
+        if masked != text {
+            if let Ok(nv) = http::HeaderValue::from_str(&masked) {
+                *v = nv;
+            }
+        }
+    }
 }

@@ -116,7 +116,7 @@ impl<'a> Exchange<'a> {
             .map_err(early)?;
         let (parts, body) = req.into_parts();
         let collect = Limited::new(body, s.max_request_body).collect();
-        let body = match tokio::time::timeout(s.header_timeout, collect).await {
+        let mut body = match tokio::time::timeout(s.header_timeout, collect).await {
             Err(_) => {
                 return Err(early(refusals::bad_body(
                     "it did not arrive within the header timeout",
@@ -141,7 +141,10 @@ impl<'a> Exchange<'a> {
             }
             Some(match parts.method {
                 http::Method::POST => {
-                    match crate::mcp::parse_posted(&body, &parts.headers).map_err(early)? {
+                    let (posted, canonical) =
+                        crate::mcp::parse_posted(&body, &parts.headers).map_err(early)?;
+                    body = canonical;
+                    match posted {
                         crate::mcp::Posted::One(c) => *c,
                         crate::mcp::Posted::Batch(calls) => crate::mcp::McpCall::batch(calls),
                     }
@@ -161,9 +164,26 @@ impl<'a> Exchange<'a> {
                 .iter()
                 .any(|g| m.exempt_groups.contains(g))
         });
-        let whole = masked || !upstream::secrets(&target.auth).is_empty();
-        let forwarded = upstream::forwardable(&parts.headers, whole)
+        let whole = mcp || masked || !upstream::secrets(&target.auth).is_empty();
+        let mut forwarded = upstream::forwardable(&parts.headers, whole)
             .map_err(|e| early(refusals::bad_message(&e)))?;
+        if mcp {
+            if parts.uri.query().is_some() {
+                return Err(early(refusals::bad_message(
+                    "an MCP endpoint takes no query string",
+                )));
+            }
+            upstream::mcp_only(&mut forwarded);
+            // A session id belongs to the identity that opened it.
+            if let Some(sid) = forwarded
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                if !gw.mcp_session_is(sid, &session.identity.subject) {
+                    return Err(early(refusals::unknown_mcp_session()));
+                }
+            }
+        }
         let mut facts = RequestFacts::new(&parts, &forwarded, rest, &body)
             .map_err(|e| early(refusals::bad_body(&e)))?;
         facts.mcp = call;
@@ -171,7 +191,10 @@ impl<'a> Exchange<'a> {
             Some(m) => &m.engine,
             None => &s.record_masking,
         };
-        let text = mask_for_record(record_engine, &facts.text());
+        let text = crate::answer::cut(
+            &mask_for_record(record_engine, &facts.text()),
+            target.record_body_limit.max(1024),
+        );
         let params = if body.is_empty() || facts.mcp.is_some() {
             Vec::new()
         } else {
@@ -184,7 +207,11 @@ impl<'a> Exchange<'a> {
         };
         // An approver sees the whole body (masked), or the request is too
         // large to be approved.
-        let approval_body = if body.is_empty() || facts.mcp.is_some() {
+        let approval_body = if let Some(call) = &facts.mcp {
+            // The whole call (the record's text may be cut).
+            (call.text.len() <= gate::APPROVAL_BODY_LIMIT)
+                .then(|| vec![Some(mask_for_record(record_engine, &call.text))])
+        } else if body.is_empty() {
             Some(Vec::new())
         } else if body.len() <= gate::APPROVAL_BODY_LIMIT {
             Some(vec![Some(mask_for_record(
@@ -236,7 +263,10 @@ impl<'a> Exchange<'a> {
         body: Bytes,
     ) -> Result<Response<Body>, Response<Body>> {
         let s = &self.gw.settings;
+        let engine = self.record_engine.clone();
+        let mask = move |t: &str| mask_for_record(&engine, t);
         let asking = Asking {
+            mask: &mask,
             identity: &self.session.identity,
             connection: &self.target.name,
             client_ip: self.caller.peer.ip(),
@@ -247,6 +277,23 @@ impl<'a> Exchange<'a> {
             body: &body,
         };
         let verdict = gate::decide(&s.policy, s.approvals.as_deref(), &facts, &asking).await;
+        // Reasons quote the request (its path, a tool's URI): masked like the text.
+        let verdict = match verdict {
+            Verdict::Refuse {
+                mut record,
+                problem,
+            } => {
+                record.reason = record.reason.map(|r| mask(&r));
+                Verdict::Refuse { record, problem }
+            }
+            Verdict::Forward {
+                mut record,
+                approval,
+            } => {
+                record.reason = record.reason.map(|r| mask(&r));
+                Verdict::Forward { record, approval }
+            }
+        };
         let started = Timestamp::now();
         let clock = std::time::Instant::now();
         match verdict {
@@ -359,6 +406,16 @@ impl<'a> Exchange<'a> {
             }
         };
         let status = resp.status();
+        if target.dialect == Dialect::Mcp {
+            if let Some(sid) = resp
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                self.gw
+                    .mcp_session_opened(sid, &self.session.identity.subject);
+            }
+        }
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -417,6 +474,10 @@ impl<'a> Exchange<'a> {
         *out.status_mut() = status;
         *out.headers_mut() =
             upstream::response_headers(resp.headers(), &secrets, pipeline.rewrites());
+        if let Some(engine) = &engine {
+            // Header values can carry data too (an email in a custom header).
+            crate::answer::mask_header_values(engine, out.headers_mut());
+        }
         let (tx, rx) = mpsc::channel(8);
         let outcome = if status.as_u16() >= 400 {
             ActionOutcome::Error {
@@ -445,9 +506,18 @@ impl<'a> Exchange<'a> {
                 connection: target.name.clone(),
                 client_ip: self.caller.peer.ip(),
                 event_stream: BodyKind::of(&content_type) == Some(BodyKind::EventStream),
-                limit: s.max_masked_value,
+                // A tool list is small; it is held whole to be filtered.
+                limit: s.max_masked_value.min(8 << 20),
             });
         if tools.is_some() {
+            // The list is filtered as it reads, so it must come unencoded.
+            if codings
+                .iter()
+                .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+            {
+                let problem = refusals::unmaskable(&target.name, "a tool list came encoded");
+                return Err(self.refused(&problem, record, started, clock).await);
+            }
             // The filtered answer is shorter than the upstream's.
             out.headers_mut().remove(header::CONTENT_LENGTH);
         }
@@ -495,7 +565,7 @@ impl<'a> Exchange<'a> {
         let answer = self.render(problem);
         let outcome = ActionOutcome::Error {
             code: problem.code(),
-            message: problem.detail.clone(),
+            message: mask_for_record(&self.record_engine, &problem.detail),
         };
         let mut me = self;
         me.exchange.status = answer.status().as_u16();

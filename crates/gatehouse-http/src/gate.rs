@@ -161,6 +161,10 @@ fn body_facts(content_type: &str, body: &[u8]) -> Result<(Vec<String>, Vec<Strin
         return Ok((Vec::new(), Vec::new()));
     }
     match serde_json::from_slice::<serde_json::Value>(text) {
+        Ok(v) if crate::mcp::ambiguous_keys(&v).is_some() => Err(format!(
+            "the body's JSON is ambiguous: {}",
+            crate::mcp::ambiguous_keys(&v).unwrap_or_default()
+        )),
         Ok(serde_json::Value::Object(m)) => Ok(crate::mcp::scalars(&m)),
         Ok(_) => Ok((Vec::new(), Vec::new())),
         Err(e) => Err(format!(
@@ -185,6 +189,8 @@ pub(crate) enum Verdict {
 
 /// Who asks, for what, where: everything a decision needs.
 pub(crate) struct Asking<'a> {
+    /// Masks what records keep (a reason quoting the request).
+    pub(crate) mask: &'a (dyn Fn(&str) -> String + Sync),
     pub(crate) identity: &'a Identity,
     pub(crate) connection: &'a str,
     pub(crate) client_ip: IpAddr,
@@ -308,7 +314,7 @@ pub(crate) async fn decide(
                 params: a.approval_body.unwrap_or_default(),
                 fingerprint: &fingerprint,
                 policies,
-                analysis: reason,
+                analysis: &(a.mask)(reason),
                 reason: None,
             };
             approve(desk, &asked, base, &decide_as).await
@@ -384,7 +390,19 @@ fn decide_batch(policy: &PolicyHandle, a: &Asking<'_>, calls: &[crate::mcp::McpC
 fn fingerprint(a: &Asking<'_>, facts: &RequestFacts) -> String {
     match &facts.mcp {
         Some(call) => {
-            statement_fingerprint(&a.identity.subject, a.connection, "mcp", &call.text, &[])
+            // Method, name and arguments apart, so no two calls share one.
+            let args = call.canonical_args.as_str();
+            let name = [&call.tool, &call.uri, &call.prompt]
+                .into_iter()
+                .find(|s| !s.is_empty())
+                .map_or("", |s| s.as_str());
+            statement_fingerprint(
+                &a.identity.subject,
+                a.connection,
+                "mcp",
+                &call.method,
+                &[Some(name.as_bytes()), Some(args.as_bytes())],
+            )
         }
         None => statement_fingerprint(
             &a.identity.subject,

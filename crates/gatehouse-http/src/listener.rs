@@ -21,6 +21,44 @@ pub struct HttpGateway {
     pub(crate) settings: Arc<HttpSettings>,
     pub(crate) recorder: SessionRecorder,
     slots: Arc<tokio::sync::Semaphore>,
+    /// MCP session ids the upstreams issued, and the subject each was issued to.
+    mcp_sessions: Arc<std::sync::Mutex<McpSessions>>,
+}
+
+/// MCP session ids by the subject they belong to; the oldest are forgotten
+/// past a bound (their holders start a new session, as the protocol says
+/// a client does on 404).
+#[derive(Default)]
+struct McpSessions {
+    owner: std::collections::HashMap<String, String>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// MCP session ids remembered at once.
+const MCP_SESSIONS_KEPT: usize = 100_000;
+
+impl HttpGateway {
+    /// Notes that the upstream issued session `sid` to `subject`.
+    pub(crate) fn mcp_session_opened(&self, sid: &str, subject: &str) {
+        let mut s = self.mcp_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if s.owner
+            .insert(sid.to_string(), subject.to_string())
+            .is_none()
+        {
+            s.order.push_back(sid.to_string());
+        }
+        while s.order.len() > MCP_SESSIONS_KEPT {
+            if let Some(old) = s.order.pop_front() {
+                s.owner.remove(&old);
+            }
+        }
+    }
+
+    /// Whether `sid` was issued to `subject` through this gateway.
+    pub(crate) fn mcp_session_is(&self, sid: &str, subject: &str) -> bool {
+        let s = self.mcp_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        s.owner.get(sid).is_some_and(|o| o == subject)
+    }
 }
 
 /// A TLS ClientHello starts with a handshake record.
@@ -30,6 +68,7 @@ impl HttpGateway {
     /// The adapter over `settings`, recording through `recorder`.
     pub fn new(settings: HttpSettings, recorder: SessionRecorder) -> Self {
         Self {
+            mcp_sessions: Arc::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
             settings: Arc::new(settings),
             recorder,

@@ -38,6 +38,8 @@ pub(crate) struct McpCall {
     pub(crate) text: String,
     /// A batch: its messages, each decided (this call stands for the whole).
     pub(crate) batch: Vec<McpCall>,
+    /// The arguments written canonically (sorted keys), `""` without any.
+    pub(crate) canonical_args: String,
 }
 
 impl McpCall {
@@ -63,6 +65,7 @@ impl McpCall {
             arguments: Vec::new(),
             text,
             batch: calls,
+            canonical_args: String::new(),
         }
     }
 
@@ -97,10 +100,55 @@ pub(crate) enum Posted {
 /// Most messages one batch may hold.
 const BATCH_LIMIT: usize = 100;
 
-/// Reads a POST body; `Err` is the refusal to send.
-pub(crate) fn parse_posted(body: &[u8], headers: &HeaderMap) -> Result<Posted, Problem> {
+/// Reads a POST body into what it carries and the bytes to forward: the
+/// message as the gateway read it, written anew, so a server whose parser
+/// differs (keys matched without case, the first of two equal keys) runs
+/// what was decided. `Err` is the refusal to send.
+pub(crate) fn parse_posted(
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<(Posted, bytes::Bytes), Problem> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+    if let Some(why) = ambiguous_keys(&v) {
+        return Err(invalid(why));
+    }
+    let forward = serde_json::to_vec(&v)
+        .map(bytes::Bytes::from)
+        .map_err(|e| invalid(format!("the message cannot be written again: {e}")))?;
+    parse_json(v, headers).map(|p| (p, forward))
+}
+
+/// Keys some servers would read as another key: two that differ only by
+/// case (Go's JSON decoding matches names without case), and keys with
+/// control or non-ASCII characters (a trailing NUL, Unicode folding).
+pub(crate) fn ambiguous_keys(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(m) => {
+            let mut seen = std::collections::HashSet::new();
+            for (k, x) in m {
+                if k.chars().any(|c| c.is_control() || !c.is_ascii()) {
+                    return Some(format!(
+                        "the key {k:?} has control or non-ASCII characters, which servers may read as another key"
+                    ));
+                }
+                if !seen.insert(k.to_ascii_lowercase()) {
+                    return Some(format!(
+                        "two keys differ only by case ({k:?}), which some servers read as one"
+                    ));
+                }
+                if let Some(why) = ambiguous_keys(x) {
+                    return Some(why);
+                }
+            }
+            None
+        }
+        Value::Array(items) => items.iter().find_map(ambiguous_keys),
+        _ => None,
+    }
+}
+
+fn parse_json(v: Value, headers: &HeaderMap) -> Result<Posted, Problem> {
     match v {
         Value::Array(items) if items.is_empty() => Err(invalid("the batch is empty".into())),
         Value::Array(items) if items.len() > BATCH_LIMIT => Err(invalid(format!(
@@ -120,7 +168,7 @@ pub(crate) fn parse_posted(body: &[u8], headers: &HeaderMap) -> Result<Posted, P
 /// Reads one message from a POST body; `Err` is the refusal to send.
 #[cfg(test)]
 pub(crate) fn parse(body: &[u8], headers: &HeaderMap) -> Result<McpCall, Problem> {
-    match parse_posted(body, headers)? {
+    match parse_posted(body, headers)?.0 {
         Posted::One(c) => Ok(*c),
         Posted::Batch(_) => Err(invalid("a batch".into())),
     }
@@ -180,9 +228,11 @@ fn parse_value(v: Value, headers: &HeaderMap) -> Result<McpCall, Problem> {
         text.push(' ');
         text.push_str(&named);
     }
+    let mut canonical_args = String::new();
     if let Some(a) = args {
+        canonical(&Value::Object(a.clone()), &mut canonical_args);
         text.push(' ');
-        canonical(&Value::Object(a.clone()), &mut text);
+        text.push_str(&canonical_args);
     }
     Ok(McpCall {
         id,
@@ -195,6 +245,7 @@ fn parse_value(v: Value, headers: &HeaderMap) -> Result<McpCall, Problem> {
         arguments,
         text,
         batch: Vec::new(),
+        canonical_args,
     })
 }
 
@@ -220,6 +271,7 @@ pub(crate) fn session_request(method: &http::Method) -> McpCall {
             }
         ),
         batch: Vec::new(),
+        canonical_args: String::new(),
     }
 }
 
@@ -424,7 +476,8 @@ mod tests {
     #[test]
     fn a_batch_is_read_message_by_message() {
         let body = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"q","arguments":{}}}]"#;
-        let Posted::Batch(calls) = parse_posted(body.as_bytes(), &HeaderMap::new()).unwrap() else {
+        let Posted::Batch(calls) = parse_posted(body.as_bytes(), &HeaderMap::new()).unwrap().0
+        else {
             panic!("not a batch")
         };
         assert_eq!(calls.len(), 2);
@@ -435,6 +488,28 @@ mod tests {
             &HeaderMap::new()
         )
         .is_err());
+    }
+
+    #[test]
+    fn keys_a_server_could_read_as_other_keys_are_refused() {
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"q","arguments":{"sql":"x","SQL":"y"}}}"#,
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"method\\u0000\":\"tools/call\"}",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","\u017fomething":1}"#,
+        ] {
+            assert!(parse(bad.as_bytes(), &HeaderMap::new()).is_err(), "{bad}");
+        }
+        // What is forwarded is the message as read: the last of two equal keys.
+        let (_, fwd) = parse_posted(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/list"}"#,
+            &HeaderMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            fwd.as_ref(),
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#
+        );
     }
 
     #[test]

@@ -185,6 +185,15 @@ pub(crate) fn not_an_mcp_endpoint(connection: &str) -> Problem {
     .hint("point the MCP client at https://gateway/<connection>")
 }
 
+pub(crate) fn unknown_mcp_session() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "Session not found",
+        "gatehouse: this MCP session id was not opened by this identity through the gateway",
+    )
+    .hint("start a new session (initialize) through the gateway")
+}
+
 pub(crate) fn method_not_allowed(method: &str) -> Problem {
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,

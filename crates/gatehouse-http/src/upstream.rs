@@ -87,6 +87,32 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
+/// The only caller headers an MCP server is sent: what the protocol uses.
+/// Others (a tenant header, `Last-Event-ID`, which would replay a stream the
+/// gateway filtered once) are not decided, so they are not forwarded.
+const MCP_HEADERS: &[&str] = &[
+    "accept",
+    "content-type",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "user-agent",
+];
+
+/// Keeps only the headers an MCP server is sent.
+pub(crate) fn mcp_only(h: &mut HeaderMap) {
+    let drop: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| !MCP_HEADERS.contains(&n.as_str()) && !n.as_str().starts_with("mcp-param-"))
+        .filter(|n| *n != header::ACCEPT_ENCODING)
+        .cloned()
+        .collect();
+    for n in drop {
+        h.remove(n);
+    }
+}
+
 /// Headers that would make the upstream run another method than the one decided.
 const METHOD_OVERRIDES: &[&str] = &[
     "x-http-method-override",
@@ -119,6 +145,14 @@ pub(crate) fn forwardable(
         return Err(format!(
             "the {n} header would make the upstream run another method than the one decided; send the real method"
         ));
+    }
+    if caller
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(
+            "the request body is compressed (Content-Encoding), so the gateway could not decide on it; send it unencoded".into(),
+        );
     }
     let mut h = caller.clone();
     strip_hop_by_hop(&mut h);

@@ -256,6 +256,47 @@ fn an_agent_calls_mcp_tools_through_the_gateway_in_both_protocol_eras() {
     );
     let passed = post(r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#);
     assert_ne!(passed.json()["error"]["code"], -32003, "{passed:?}");
+    // Keys a server could read as other keys are refused; so is a query.
+    let variant = post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call"}"#);
+    assert_eq!(variant.status, 400, "{variant:?}");
+    let q = common::upstream::curl(
+        &ca,
+        &[
+            "-H",
+            &format!("Authorization: Bearer {agent_token}"),
+            "-d",
+            "{}",
+            &format!("{url}?x=1"),
+        ],
+    );
+    assert_eq!(q.status, 400, "{q:?}");
+    // A session id belongs to the identity it was issued to.
+    let init = post(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    );
+    let sid = init
+        .header("mcp-session-id")
+        .unwrap_or_else(|| panic!("no session id: {init:?}"))
+        .to_string();
+    let stolen = common::upstream::curl(
+        &ca,
+        &[
+            "-H",
+            &format!("Authorization: Bearer {ops}"),
+            "-H",
+            &format!("mcp-session-id: {sid}"),
+            "-H",
+            "accept: application/json, text/event-stream",
+            "-d",
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            &url,
+        ],
+    );
+    assert_eq!(stolen.status, 404, "{stolen:?}");
+    assert!(
+        stolen.body.contains("not opened by this identity"),
+        "{stolen:?}"
+    );
     let junk = post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#);
     assert_eq!(junk.status, 400, "{junk:?}");
     assert!(junk.json()["error"]["message"]
