@@ -150,6 +150,8 @@ impl<'a> Exchange<'a> {
                     }
                 }
                 http::Method::GET | http::Method::DELETE => {
+                    // Nothing undecided goes along.
+                    body = Bytes::new();
                     crate::mcp::session_request(&parts.method)
                 }
                 ref other => return Err(early(refusals::method_not_allowed(other.as_str()))),
