@@ -227,20 +227,7 @@ pub(crate) async fn decide(
     let decide_as = |approved: bool| {
         let (engine, _) = policy.current();
         if let Some(call) = &facts.mcp {
-            return engine.decide_mcp(&McpRequestFacts {
-                identity: a.identity,
-                connection: a.connection,
-                client_ip: a.client_ip,
-                now: Timestamp::now(),
-                approved,
-                action: call.action,
-                method: &call.method,
-                tool: &call.tool,
-                uri: &call.uri,
-                prompt: &call.prompt,
-                argument_names: &call.argument_names,
-                arguments: &call.arguments,
-            });
+            return engine.decide_mcp(&mcp_facts(a, call, approved));
         }
         engine.decide_http(&HttpRequestFacts {
             identity: a.identity,
@@ -322,6 +309,28 @@ pub(crate) async fn decide(
     }
 }
 
+/// What the policy is asked about one MCP message.
+fn mcp_facts<'a>(
+    a: &'a Asking<'_>,
+    call: &'a crate::mcp::McpCall,
+    approved: bool,
+) -> McpRequestFacts<'a> {
+    McpRequestFacts {
+        identity: a.identity,
+        connection: a.connection,
+        client_ip: a.client_ip,
+        now: Timestamp::now(),
+        approved,
+        action: call.action,
+        method: &call.method,
+        tool: &call.tool,
+        uri: &call.uri,
+        prompt: &call.prompt,
+        argument_names: &call.argument_names,
+        arguments: &call.arguments,
+    }
+}
+
 /// A batch of MCP messages: each decided; forwarded only when all are
 /// allowed. One that needs approval refuses the batch (an approval binds
 /// one message: it is sent alone).
@@ -330,20 +339,7 @@ fn decide_batch(policy: &PolicyHandle, a: &Asking<'_>, calls: &[crate::mcp::McpC
     let mode = policy.mode();
     let mut allowed: Vec<String> = Vec::new();
     for (i, call) in calls.iter().enumerate() {
-        let d = engine.decide_mcp(&McpRequestFacts {
-            identity: a.identity,
-            connection: a.connection,
-            client_ip: a.client_ip,
-            now: Timestamp::now(),
-            approved: false,
-            action: call.action,
-            method: &call.method,
-            tool: &call.tool,
-            uri: &call.uri,
-            prompt: &call.prompt,
-            argument_names: &call.argument_names,
-            arguments: &call.arguments,
-        });
+        let d = engine.decide_mcp(&mcp_facts(a, call, false));
         let reason = match &d {
             Decision::Allow { policies } => {
                 allowed.extend(policies.iter().cloned());
