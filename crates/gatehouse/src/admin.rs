@@ -116,8 +116,9 @@ impl AdminClient {
         .await
     }
 
-    /// One approval request.
+    /// One approval request (by its id or a unique prefix of it).
     pub async fn approval(&self, id: &str) -> Result<ApprovalRequest> {
+        let id = self.approval_id(id).await?;
         self.send(self.http.get(format!("{}/v1/approvals/{id}", self.base)))
             .await
     }
@@ -129,6 +130,7 @@ impl AdminClient {
         approve: bool,
         comment: &str,
     ) -> Result<ApprovalRequest> {
+        let id = self.approval_id(id).await?;
         let verb = if approve { "approve" } else { "deny" };
         self.send(
             self.http
@@ -237,13 +239,8 @@ impl AdminClient {
     /// A whole session id from a unique prefix of it (among the newest
     /// [`PREFIX_SEARCH`] sessions); a whole id as it is.
     async fn session_id(&self, given: &str) -> Result<String> {
-        // A whole id, or no id at all: the API says what is wrong with it.
-        let id_like = given.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-        if given.len() == 36 || !id_like {
-            return Ok(given.to_string());
-        }
-        if given.len() < 4 {
-            bail!("session id prefix {given:?} is too short: give at least 4 characters");
+        if let Some(whole) = as_given(given, "session")? {
+            return Ok(whole);
         }
         let recent = self
             .list_sessions(&SessionFilter {
@@ -251,28 +248,89 @@ impl AdminClient {
                 ..SessionFilter::default()
             })
             .await?;
-        let ids: Vec<String> = recent
-            .iter()
-            .map(|s| s.start.id.to_string())
-            .filter(|id| id.starts_with(given))
-            .collect();
-        match ids.as_slice() {
-            [one] => Ok(one.clone()),
-            [] => bail!(
-                "no session id starts with {given:?} among the newest {PREFIX_SEARCH} sessions; give the whole id"
-            ),
-            many => bail!(
-                "{} sessions' ids start with {given:?} ({}); give more of the id",
-                many.len(),
-                many.join(", ")
-            ),
+        unique_prefix(
+            given,
+            "session",
+            recent.iter().map(|s| s.start.id.to_string()),
+        )
+    }
+
+    /// A whole approval request id from a unique prefix of it (among the
+    /// newest [`PREFIX_SEARCH`] requests); a whole id as it is.
+    async fn approval_id(&self, given: &str) -> Result<String> {
+        if let Some(whole) = as_given(given, "request")? {
+            return Ok(whole);
         }
+        let recent = self
+            .approvals(&ApprovalFilter {
+                state: None,
+                limit: Some(PREFIX_SEARCH),
+            })
+            .await?;
+        unique_prefix(given, "request", recent.iter().map(|r| r.id.to_string()))
+    }
+}
+
+/// `Some(id)` when `given` is to be used as it is: a whole id, or text that
+/// is no id at all (the API says what is wrong with it); an error when it
+/// is too short a prefix.
+fn as_given(given: &str, what: &str) -> Result<Option<String>> {
+    let id_like = given.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if given.len() == 36 || !id_like {
+        return Ok(Some(given.to_string()));
+    }
+    if given.len() < 4 {
+        bail!("{what} id prefix {given:?} is too short: give at least 4 characters");
+    }
+    Ok(None)
+}
+
+/// The one id among `ids` that starts with `given`.
+fn unique_prefix(given: &str, what: &str, ids: impl Iterator<Item = String>) -> Result<String> {
+    let ids: Vec<String> = ids.filter(|id| id.starts_with(given)).collect();
+    match ids.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!(
+            "no {what} id starts with {given:?} among the newest {PREFIX_SEARCH}; give the whole id"
+        ),
+        many => bail!(
+            "{} {what}s' ids start with {given:?} ({}); give more of the id",
+            many.len(),
+            many.join(", ")
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::api_base;
+    use super::{api_base, as_given, unique_prefix};
+
+    #[test]
+    fn ids_are_found_by_a_unique_prefix() {
+        let ids = || {
+            [
+                "01a22b79-b7eb-7655-bc2a-267157b2e4f0",
+                "01a22b79-c1b5-7345-908e-b09c11aa61a9",
+            ]
+            .into_iter()
+            .map(String::from)
+        };
+        assert_eq!(
+            unique_prefix("01a22b79-c1", "request", ids()).unwrap(),
+            "01a22b79-c1b5-7345-908e-b09c11aa61a9"
+        );
+        let many = unique_prefix("01a22b79", "request", ids())
+            .unwrap_err()
+            .to_string();
+        assert!(many.contains("2 requests' ids start with"), "{many}");
+        assert!(unique_prefix("ffff", "request", ids()).is_err());
+        assert!(as_given("01a", "request").is_err());
+        assert_eq!(
+            as_given("not-an-id!", "request").unwrap().as_deref(),
+            Some("not-an-id!")
+        );
+        assert_eq!(as_given("01a22b79", "request").unwrap(), None);
+    }
 
     #[test]
     fn server_takes_host_port_and_urls() {

@@ -30,7 +30,7 @@ pub enum ApprovalsCommand {
     },
     /// Show one request: who asked, the exact statement, the votes.
     Show {
-        /// The request id.
+        /// The request id, or a unique prefix of it (at least 4 characters).
         id: String,
         /// JSON output.
         #[arg(long)]
@@ -40,7 +40,7 @@ pub enum ApprovalsCommand {
     },
     /// Approve a request (as an approver of its route).
     Approve {
-        /// The request id.
+        /// The request id, or a unique prefix of it (at least 4 characters).
         id: String,
         /// Why.
         #[arg(long, default_value = "")]
@@ -50,7 +50,7 @@ pub enum ApprovalsCommand {
     },
     /// Deny a request (as an approver of its route); a comment is required.
     Deny {
-        /// The request id.
+        /// The request id, or a unique prefix of it (at least 4 characters).
         id: String,
         /// Why (required).
         #[arg(long)]

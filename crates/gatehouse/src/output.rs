@@ -181,6 +181,25 @@ fn statement_line(st: &ActionRecord, session_start: Timestamp) -> String {
         ActionOutcome::Incomplete => "incomplete (session ended before an answer)".into(),
     };
     let _ = writeln!(line, "{:>30}-> {result} in {took}", "");
+    if let Some(m) = &st.masking {
+        let named = |v: &[(String, u64)]| {
+            v.iter()
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut parts = vec![format!("{} value(s) masked", m.values_masked)];
+        if !m.detectors.is_empty() {
+            parts.push(format!("detectors: {}", named(&m.detectors)));
+        }
+        if !m.rules.is_empty() {
+            parts.push(format!("rules: {}", named(&m.rules)));
+        }
+        if let Some(g) = &m.exempt_group {
+            parts.push(format!("sent in clear to the exempt group {g}"));
+        }
+        let _ = writeln!(line, "{:>30}masking: {}", "", parts.join("; "));
+    }
     if let Some(x) = &st.exchange {
         let ctype = x
             .response_headers

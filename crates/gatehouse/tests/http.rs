@@ -375,6 +375,20 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
         body.contains("[masked:email]") && !body.contains("ada@example.com"),
         "{body}"
     );
+    let replay = g.h.cli_ok(&[
+        "sessions",
+        "show",
+        customers["session_id"].as_str().unwrap(),
+    ]);
+    assert!(replay.contains("1 request(s):"), "{replay}");
+    assert!(
+        replay.contains("masking: ") && replay.contains("email"),
+        "{replay}"
+    );
+    assert!(
+        replay.contains("http: request 0 bytes; response 200"),
+        "{replay}"
+    );
     let headers = x["request_headers"].to_string();
     assert!(
         !headers.contains(&g.agent) && !headers.to_lowercase().contains("authorization"),
