@@ -40,6 +40,84 @@ pub const OCSF_VERSION: &str = "1.3.0";
 const PRODUCT: &str = "Gatehouse";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// What a session's start said of it: who, from where, to what, over
+/// which protocol. Later events of the session name only its id.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFacts {
+    subject: String,
+    client_addr: String,
+    connection: String,
+    protocol: String,
+}
+
+/// The sessions seen so far in an export, so each event of a session can
+/// carry its identity, client address and connection (OCSF, CEF). A
+/// session whose start came before the export began stays unknown: its
+/// events then leave those fields out rather than make them up.
+#[derive(Default)]
+pub struct SessionIndex {
+    open: std::collections::HashMap<String, SessionFacts>,
+}
+
+/// Sessions an index keeps (the oldest are forgotten past it).
+const SESSIONS_INDEXED: usize = 100_000;
+
+impl SessionIndex {
+    /// Notes a session start; forgets a session at its end (after its own
+    /// end event was exported: call this after exporting the entry). A
+    /// reader that may read an entry again (a sink retrying a batch) calls
+    /// [`remember`](Self::remember) instead.
+    pub fn observe(&mut self, entry: &Entry) {
+        self.note(entry, true);
+    }
+
+    /// Notes a session start and keeps it (up to the bound).
+    pub fn remember(&mut self, entry: &Entry) {
+        self.note(entry, false);
+    }
+
+    fn note(&mut self, entry: &Entry, forget_ended: bool) {
+        let p = &entry.event.payload;
+        let id = || p.get("session").and_then(Value::as_str).map(str::to_string);
+        match entry.event.kind {
+            EventKind::SessionStart => {
+                if self.open.len() >= SESSIONS_INDEXED {
+                    self.open.clear();
+                }
+                if let Some(id) = id() {
+                    let s = |k: &str| {
+                        p.pointer(k)
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    self.open.insert(
+                        id,
+                        SessionFacts {
+                            subject: s("/identity/subject"),
+                            client_addr: s("/client_addr"),
+                            connection: s("/connection"),
+                            protocol: s("/protocol"),
+                        },
+                    );
+                }
+            }
+            EventKind::SessionEnd if forget_ended => {
+                if let Some(id) = id() {
+                    self.open.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The facts of `entry`'s session, when its start was seen.
+    pub fn of(&self, entry: &Entry) -> Option<&SessionFacts> {
+        let id = entry.event.payload.get("session")?.as_str()?;
+        self.open.get(id)
+    }
+}
+
 /// One entry ready for export.
 pub struct Exported<'a> {
     /// The decoded entry.
@@ -48,6 +126,8 @@ pub struct Exported<'a> {
     pub bytes: &'a [u8],
     /// The smallest checkpoint covering it, if one does yet.
     pub checkpoint: Option<&'a Checkpoint>,
+    /// Its session, when the export saw the session start.
+    pub session: Option<&'a SessionFacts>,
 }
 
 impl Exported<'_> {
@@ -106,6 +186,20 @@ impl Exported<'_> {
         self.p(key).as_str().unwrap_or("")
     }
 
+    /// A payload string, else what the session's start said (`""` when
+    /// neither knows).
+    fn known(&self, key: &str) -> &str {
+        match self.ps(key) {
+            "" => self.session.map_or("", |s| match key {
+                "client_addr" => s.client_addr.as_str(),
+                "connection" => s.connection.as_str(),
+                "protocol" => s.protocol.as_str(),
+                _ => "",
+            }),
+            v => v,
+        }
+    }
+
     /// The caller: the identity's subject, wherever the payload keeps it.
     fn subject(&self) -> Option<&str> {
         let p = &self.entry.event.payload;
@@ -113,17 +207,23 @@ impl Exported<'_> {
             .or_else(|| p.get("identity"))
             .or_else(|| p.get("subject"))
             .and_then(Value::as_str)
+            .or_else(|| self.session.map(|s| s.subject.as_str()))
+            .filter(|s| !s.is_empty())
     }
 
-    fn src_endpoint(&self) -> Value {
-        let addr = self.ps("client_addr");
-        match addr.rsplit_once(':') {
+    /// Where the caller came from; `None` when the event does not say.
+    fn src_endpoint(&self) -> Option<Value> {
+        let addr = self.known("client_addr");
+        if addr.is_empty() {
+            return None;
+        }
+        Some(match addr.rsplit_once(':') {
             Some((ip, port)) => json!({
                 "ip": ip.trim_start_matches('[').trim_end_matches(']'),
                 "port": port.parse::<u16>().ok(),
             }),
             None => json!({"ip": addr}),
-        }
+        })
     }
 
     /// OCSF class, activity, status (1 success, 2 failure) and message.
@@ -229,38 +329,55 @@ impl Exported<'_> {
                 "original_time": self.entry.event.time,
             }),
         );
-        let user = json!({"name": self.subject().unwrap_or("unknown"), "type_id": 3});
+        let user = self.subject().map(|s| json!({"name": s, "type_id": 3}));
+        let actor = user.clone().map(|u| json!({"user": u}));
+        let src = self.src_endpoint();
+        let session = Some(self.known("session"))
+            .filter(|s| !s.is_empty())
+            .map(|s| json!({"uid": s}));
+        let connection = Some(self.known("connection"))
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         match class_uid {
             3002 => {
-                ev.insert("user".into(), user);
-                ev.insert("service".into(), json!({"name": self.service()}));
-                ev.insert("src_endpoint".into(), self.src_endpoint());
-                if !self.ps("session").is_empty() {
-                    ev.insert("session".into(), json!({"uid": self.ps("session")}));
-                }
+                // A refused credential names no one: the user is there (the
+                // class requires it) but of unknown type, without a name.
+                put(
+                    &mut ev,
+                    "user",
+                    user.or_else(|| Some(json!({"type_id": 0}))),
+                );
+                put(&mut ev, "service", Some(json!({"name": self.service()})));
+                put(&mut ev, "src_endpoint", src);
+                put(&mut ev, "session", session);
             }
             6005 => {
-                ev.insert("actor".into(), json!({"user": user}));
-                ev.insert("src_endpoint".into(), self.src_endpoint());
-                ev.insert(
-                    "database".into(),
-                    json!({"name": self.service(), "type": "PostgreSQL"}),
-                );
+                put(&mut ev, "actor", actor);
+                put(&mut ev, "src_endpoint", src);
+                let mut db = json!({"type": "PostgreSQL"});
+                if let Some(c) = &connection {
+                    db["name"] = c.clone().into();
+                }
+                ev.insert("database".into(), db);
                 ev.insert("type_id".into(), 1.into());
                 let text = self.ps("text");
                 if !text.is_empty() {
                     ev.insert("query_info".into(), json!({"query_string": text}));
                 }
-                ev.insert("session".into(), json!({"uid": self.ps("session")}));
+                put(&mut ev, "session", session);
             }
             6003 => {
-                ev.insert("actor".into(), json!({"user": user}));
+                put(&mut ev, "actor", actor);
+                put(&mut ev, "src_endpoint", src);
                 let text = self.ps("text");
                 let (method, target) = text.split_once(' ').unwrap_or(("", ""));
-                let mut api = json!({"service": {"name": self.service()}});
+                let mut api = json!({});
+                if let Some(c) = &connection {
+                    api["service"] = json!({"name": c});
+                }
                 if !method.is_empty() {
                     api["operation"] = method.into();
-                    if self.ps("protocol") == "mcp" {
+                    if self.known("protocol") == "mcp" {
                         // `tools/call query_db {…}`: the tool, resource or prompt.
                         let name = target.split(' ').next().unwrap_or("");
                         if !name.is_empty() {
@@ -274,11 +391,11 @@ impl Exported<'_> {
                     }
                 }
                 ev.insert("api".into(), api);
-                ev.insert("session".into(), json!({"uid": self.ps("session")}));
+                put(&mut ev, "session", session);
             }
             3003 => {
-                ev.insert("user".into(), user);
-                ev.insert("session".into(), json!({"uid": self.ps("session")}));
+                put(&mut ev, "user", user);
+                put(&mut ev, "session", session);
             }
             _ => {}
         }
@@ -292,7 +409,7 @@ impl Exported<'_> {
     /// A request to an HTTP connection (OCSF API Activity) rather than a
     /// SQL statement (Datastore Activity).
     fn is_http(&self) -> bool {
-        matches!(self.ps("protocol"), "http" | "mcp")
+        matches!(self.known("protocol"), "http" | "mcp")
     }
 
     /// API Activity's activity: 1 create, 2 read, 3 update, 4 delete, 99 other.
@@ -308,7 +425,7 @@ impl Exported<'_> {
     }
 
     fn service(&self) -> String {
-        let c = self.ps("connection");
+        let c = self.known("connection");
         if c.is_empty() {
             PRODUCT.into()
         } else {
@@ -333,7 +450,7 @@ impl Exported<'_> {
         if let Some(s) = self.subject() {
             ext.push(("suser", s.into()));
         }
-        let addr = self.src_endpoint();
+        let addr = self.src_endpoint().unwrap_or(Value::Null);
         if let Some(ip) = addr
             .get("ip")
             .and_then(Value::as_str)
@@ -399,4 +516,11 @@ fn cef_value(s: &str) -> String {
         }
     }
     out
+}
+
+/// Sets `key` when there is a value: OCSF events leave out what they do not know.
+fn put(ev: &mut Map<String, Value>, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        ev.insert(key.into(), v);
+    }
 }

@@ -74,6 +74,7 @@ pub async fn spawn_sink(
         settings,
         store,
         next,
+        sessions: crate::export::SessionIndex::default(),
     };
     Ok(tokio::spawn(feed.run(committed)))
 }
@@ -148,6 +149,8 @@ struct Feed {
     store: Arc<dyn EvidenceStore>,
     /// The next sequence number to deliver.
     next: u64,
+    /// The sessions whose start this sink has read (since it started).
+    sessions: crate::export::SessionIndex,
 }
 
 impl Feed {
@@ -208,9 +211,11 @@ impl Feed {
                 entry: &entry,
                 bytes: &row.bytes,
                 checkpoint: None,
+                session: self.sessions.of(&entry),
             };
             let line = exported.line(self.settings.format);
             let failure = exported.is_failure();
+            self.sessions.remember(&entry);
             batch.push(SinkEvent {
                 line,
                 failure,

@@ -267,10 +267,24 @@ fn check_ocsf(lines: &[String], n: usize) {
         assert_eq!(integrity["leaf_hash"].as_str().unwrap().len(), 64);
         assert_eq!(e["metadata"]["sequence"], integrity["seq"]);
         if class == 3002 {
-            assert!(!e["user"]["name"].is_null());
+            // Named, but for a credential refused before anyone was known:
+            // then an unknown user (type 0), not a made-up name.
+            let unknown_login = e["metadata"]["event_code"] == "auth_failure"
+                && e["unmapped"]["gatehouse"]["payload"]["subject"].is_null();
+            assert!(
+                !e["user"]["name"].is_null() || (unknown_login && e["user"]["type_id"] == 0),
+                "{l}"
+            );
         }
         if class == 6005 {
             assert!(!e["actor"]["user"]["name"].is_null());
+            // Known from the session's start, never made up.
+            assert_ne!(e["actor"]["user"]["name"], "unknown", "{l}");
+            assert_ne!(e["database"]["name"], "Gatehouse", "{l}");
+        }
+        if let Some(ip) = e["src_endpoint"].get("ip") {
+            let ip = ip.as_str().unwrap_or("");
+            assert!(ip.parse::<std::net::IpAddr>().is_ok(), "not an IP: {l}");
         }
     }
     assert!(

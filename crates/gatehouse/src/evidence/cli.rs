@@ -294,11 +294,15 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let mut n = 0u64;
+            // Sessions are followed from the log's start, so events of a
+            // session that began before --since still carry who and where.
+            let mut sessions = gatehouse_evidence::export::SessionIndex::default();
             for (entry, bytes) in &entries {
                 let t = humantime::parse_rfc3339(&entry.event.time).ok();
                 if since.is_some_and(|s| t.is_some_and(|t| t < s))
                     || until.is_some_and(|u| t.is_some_and(|t| t >= u))
                 {
+                    sessions.observe(entry);
                     continue;
                 }
                 let checkpoint = checkpoints.iter().find(|c| c.size > entry.seq);
@@ -306,8 +310,10 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                     entry,
                     bytes,
                     checkpoint,
+                    session: sessions.of(entry),
                 }
                 .line(*format);
+                sessions.observe(entry);
                 writeln!(w, "{line}")?;
                 n += 1;
             }
