@@ -72,6 +72,13 @@ enum Command {
     Demo,
     /// Print the version.
     Version,
+    /// Print a shell completion script: `gatehouse completions bash >
+    /// /etc/bash_completion.d/gatehouse` (zsh: into a directory of `$fpath`
+    /// as `_gatehouse`; fish: `~/.config/fish/completions/gatehouse.fish`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -321,6 +328,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Version => {
             println!("gatehouse {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // Into a buffer first: the generator panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "gatehouse", &mut script);
+            match std::io::stdout().lock().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::anyhow!("writing the completion script: {e}"))
+                }
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
     }
 }

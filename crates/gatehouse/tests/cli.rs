@@ -87,3 +87,32 @@ fn logs_to_a_file_are_plain_text_or_json_lines() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
     }
 }
+
+#[test]
+fn completion_scripts_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = gatehouse(&["completions", shell], "");
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for sub in ["sessions", "approvals", "policy", "completions"] {
+            assert!(script.contains(sub), "{shell} script lacks {sub}");
+        }
+    }
+    // The bash script is valid bash.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gatehouse.bash");
+    std::fs::write(&file, stdout(&gatehouse(&["completions", "bash"], ""))).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let out = gatehouse(&["completions", "tcsh"], "");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("possible values: bash"),
+        "{}",
+        stderr(&out)
+    );
+}
