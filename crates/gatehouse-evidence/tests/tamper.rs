@@ -148,6 +148,38 @@ fn deletions_insertions_swaps_and_truncation_are_named() {
 }
 
 #[test]
+fn an_edit_and_a_deletion_are_named_and_nothing_else() {
+    let mut f = fixture();
+    let s = String::from_utf8(f.entries[2].bytes.clone()).unwrap();
+    f.entries[2].bytes = s.replace("\"allow\"", "\"alloW\"").into_bytes();
+    f.entries.remove(6);
+    let got = findings(&f);
+    assert!(got.contains(&Finding::Edited { seq: 2 }), "{got:?}");
+    assert!(
+        got.contains(&Finding::Deleted { from: 6, to: 6 }),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter().any(|x| matches!(x, Finding::Truncated { .. })),
+        "a deletion in the middle is no truncation: {got:?}"
+    );
+    // Deleted, then also cut at the end: both named.
+    f.entries.truncate(7);
+    let got = findings(&f);
+    assert!(
+        got.iter().any(|x| matches!(
+            x,
+            Finding::Truncated {
+                checkpoint_size: 10,
+                present: 8,
+                ..
+            }
+        )),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn a_forged_or_replaced_checkpoint_is_named() {
     let mut f = fixture();
     let other = SigningKey::generate(ORIGIN).unwrap();
