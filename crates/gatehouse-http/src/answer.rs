@@ -133,6 +133,14 @@ pub(crate) async fn stream_body(
                     .map(|()| true),
                 Err(e) => Err(crate::response::BodyError::Unfilterable(e)),
             },
+            // Nothing to decode, scrub or mask: the upstream's bytes go on as they are.
+            (Ok(Some(chunk)), None) if !pipeline.rewrites() => {
+                finisher.sent(&chunk);
+                if tx.send(Ok(Frame::data(chunk))).await.is_err() {
+                    gone = true;
+                }
+                Ok(false)
+            }
             (Ok(Some(chunk)), None) => {
                 let slice = pipeline.slice();
                 let mut r = Ok(false);
@@ -144,8 +152,7 @@ pub(crate) async fn stream_body(
                     // What a compressed slice inflated to goes out before the next.
                     if out.len() >= 64 * 1024 {
                         finisher.sent(&out);
-                        let frame = Frame::data(Bytes::copy_from_slice(&out));
-                        out.clear();
+                        let frame = Frame::data(Bytes::from(std::mem::take(&mut out)));
                         if tx.send(Ok(frame)).await.is_err() {
                             gone = true;
                             break;
@@ -172,7 +179,7 @@ pub(crate) async fn stream_body(
             Ok(done) => {
                 if !out.is_empty() {
                     finisher.sent(&out);
-                    let frame = Frame::data(Bytes::copy_from_slice(&out));
+                    let frame = Frame::data(Bytes::from(std::mem::take(&mut out)));
                     if tx.send(Ok(frame)).await.is_err() {
                         break ActionOutcome::Incomplete;
                     }

@@ -269,26 +269,43 @@ impl BodyPipeline {
 
     /// Passes `input` through, appending what may be sent to `out`.
     pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
-        self.plain.clear();
-        self.decoder.feed(input, &mut self.plain)?;
-        self.scrubbed.clear();
-        self.credentials_scrubbed += self.scrub.feed(&self.plain, &mut self.scrubbed, false);
-        self.mask(false, out)
+        self.stages(input, false, out)
     }
 
     /// The body ended: what is still held goes out.
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), BodyError> {
-        self.plain.clear();
-        self.decoder.finish(&mut self.plain)?;
-        self.scrubbed.clear();
-        self.credentials_scrubbed += self.scrub.feed(&self.plain, &mut self.scrubbed, true);
-        self.mask(true, out)
+        self.stages(&[], true, out)
     }
 
-    fn mask(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), BodyError> {
-        let input = std::mem::take(&mut self.scrubbed);
-        let r = self.mask_bytes(&input, last, out);
-        self.scrubbed = input;
+    /// Decode, scrub, mask; a stage with nothing to do passes its input on
+    /// without copying it.
+    fn stages(&mut self, input: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), BodyError> {
+        let mut plain = std::mem::take(&mut self.plain);
+        let mut scrubbed = std::mem::take(&mut self.scrubbed);
+        let r = (|| {
+            let decoded: &[u8] = match self.decoder {
+                Decoder::Identity => input,
+                _ => {
+                    plain.clear();
+                    if last {
+                        self.decoder.finish(&mut plain)?;
+                    } else {
+                        self.decoder.feed(input, &mut plain)?;
+                    }
+                    &plain
+                }
+            };
+            let clean: &[u8] = if self.scrub.longest == 0 {
+                decoded
+            } else {
+                scrubbed.clear();
+                self.credentials_scrubbed += self.scrub.feed(decoded, &mut scrubbed, last);
+                &scrubbed
+            };
+            self.mask_bytes(clean, last, out)
+        })();
+        self.plain = plain;
+        self.scrubbed = scrubbed;
         r
     }
 
