@@ -58,10 +58,14 @@ impl FunctionNames {
     pub(crate) fn from_rows(rows: Vec<String>) -> Self {
         let mut names = FunctionNames::default();
         for row in rows {
-            let (Some(origin), Some(row_kind)) = (row.chars().next(), row.chars().nth(1)) else {
+            // Two ASCII markers, then the name: anything else from the
+            // backend is skipped (never sliced inside a character).
+            let (Some(&[origin, row_kind]), Some(name)) = (row.as_bytes().get(..2), row.get(2..))
+            else {
                 continue;
             };
-            let name = row[2..].to_string();
+            let (origin, row_kind) = (char::from(origin), char::from(row_kind));
+            let name = name.to_string();
             if origin == 'c' {
                 names.catalog_relations.insert(name);
                 continue;
@@ -225,6 +229,21 @@ impl FunctionCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Rows come from the backend: any text is read without panicking.
+        #[test]
+        fn any_backend_row_is_read_without_panicking(rows in prop::collection::vec(".{0,12}", 0..20)) {
+            let _ = FunctionNames::from_rows(rows);
+        }
+    }
+
+    #[test]
+    fn a_row_starting_with_a_wide_character_is_skipped() {
+        let names = FunctionNames::from_rows(vec!["éx".into(), "uxf".into()]);
+        assert!(!names.opaque.is_empty());
+    }
 
     #[test]
     fn a_qualified_name_that_is_a_function_counts_as_the_call() {
