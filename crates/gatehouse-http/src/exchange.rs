@@ -308,7 +308,8 @@ impl<'a> Exchange<'a> {
                 if let (Some(id), Some(desk)) = (&approval, &s.approvals) {
                     if let Err(e) = desk.mark_used(id, Timestamp::now()).await {
                         tracing::error!(error = %e, "could not mark an approval used; refusing the request");
-                        return Err(self.render(&refusals::evidence_unavailable()));
+                        let problem = refusals::evidence_unavailable();
+                        return Err(self.refused(&problem, record, started, clock).await);
                     }
                 }
                 self.forward(parts, forwarded, facts, body, record, started, clock)

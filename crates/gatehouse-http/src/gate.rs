@@ -161,12 +161,11 @@ fn body_facts(content_type: &str, body: &[u8]) -> Result<(Vec<String>, Vec<Strin
         return Ok((Vec::new(), Vec::new()));
     }
     match serde_json::from_slice::<serde_json::Value>(text) {
-        Ok(v) if crate::mcp::ambiguous_keys(&v).is_some() => Err(format!(
-            "the body's JSON is ambiguous: {}",
-            crate::mcp::ambiguous_keys(&v).unwrap_or_default()
-        )),
-        Ok(serde_json::Value::Object(m)) => Ok(crate::mcp::scalars(&m)),
-        Ok(_) => Ok((Vec::new(), Vec::new())),
+        Ok(v) => match (crate::mcp::ambiguous_keys(&v), v) {
+            (Some(why), _) => Err(format!("the body's JSON is ambiguous: {why}")),
+            (None, serde_json::Value::Object(m)) => Ok(crate::mcp::scalars(&m)),
+            (None, _) => Ok((Vec::new(), Vec::new())),
+        },
         Err(e) => Err(format!(
             "the body is not JSON the gateway can read ({e}), so its fields cannot be decided"
         )),
@@ -489,7 +488,7 @@ async fn approve(
                 &reason,
                 &id.to_string(),
                 &route.approver_groups,
-                &humantime_secs(route.valid_for),
+                &humantime::format_duration(route.valid_for).to_string(),
             ),
             record: base,
         };
@@ -547,15 +546,6 @@ fn approved(
                 record: base,
             }
         }
-    }
-}
-
-fn humantime_secs(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }
 

@@ -423,10 +423,12 @@ pub(crate) fn filter_tools(
                 let (doc, eol) = payload.split_at(end);
                 let trimmed = doc.trim_ascii();
                 out.extend_from_slice(b"data: ");
-                if trimmed.starts_with(b"{") {
-                    out.extend_from_slice(&filter_doc(trimmed)?);
-                } else {
+                // Any JSON payload (an answer or a batch's array of them) is
+                // filtered; one that is not JSON stops the answer.
+                if trimmed.is_empty() {
                     out.extend_from_slice(trimmed);
+                } else {
+                    out.extend_from_slice(&filter_doc(trimmed)?);
                 }
                 out.extend_from_slice(eol);
             }

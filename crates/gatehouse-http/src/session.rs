@@ -204,5 +204,6 @@ fn digest(credential: &str) -> [u8; 32] {
 
 /// Constant-time equality of two digests.
 fn subtle_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
