@@ -52,6 +52,10 @@ struct Exchange<'a> {
     record_engine: Arc<MaskingEngine>,
     /// MCP: the message's JSON-RPC id (refusals are JSON-RPC errors).
     rpc: Option<Option<serde_json::Value>>,
+    /// The exempt group the caller is in, when masking spares it.
+    exempt_group: Option<String>,
+    /// The gateway's upstream credential in the forms it must not leave in.
+    secrets: Arc<[String]>,
 }
 
 impl<'a> Exchange<'a> {
@@ -159,14 +163,19 @@ impl<'a> Exchange<'a> {
         } else {
             None
         };
-        let masked = target.masking.as_ref().is_some_and(|m| {
-            !session
+        // Decided once per request: whom masking spares, and the
+        // credentials to keep from the caller.
+        let exempt_group = target.masking.as_ref().and_then(|m| {
+            session
                 .identity
                 .groups
                 .iter()
-                .any(|g| m.exempt_groups.contains(g))
+                .find(|g| m.exempt_groups.contains(g))
+                .cloned()
         });
-        let whole = mcp || masked || !upstream::secrets(&target.auth).is_empty();
+        let masked = target.masking.is_some() && exempt_group.is_none();
+        let secrets: Arc<[String]> = upstream::secrets(&target.auth).into();
+        let whole = mcp || masked || !secrets.is_empty();
         let mut forwarded = upstream::forwardable(&parts.headers, whole)
             .map_err(|e| early(refusals::bad_message(&e)))?;
         if mcp {
@@ -244,6 +253,8 @@ impl<'a> Exchange<'a> {
             exchange,
             record_engine,
             rpc: facts.mcp.as_ref().map(|c| c.id.clone()),
+            exempt_group,
+            secrets,
         };
         ex.decide_and_forward(parts, forwarded, facts, body).await
     }
@@ -320,14 +331,6 @@ impl<'a> Exchange<'a> {
 
     /// The decision is durable in the evidence log before anything is forwarded.
     async fn write_ahead(&self, decision: &DecisionRecord) -> Result<(), Response<Body>> {
-        // The reason quotes the request (its path): masked like the text.
-        let engine: &MaskingEngine = match &self.target.masking {
-            Some(m) => &m.engine,
-            None => &self.gw.settings.record_masking,
-        };
-        let mut decision = decision.clone();
-        decision.reason = decision.reason.map(|r| mask_for_record(engine, &r));
-        let decision = &decision;
         let event = AuditEvent::statement(&ActionDecided {
             session: self.session.id,
             seq: self.seq,
@@ -357,23 +360,9 @@ impl<'a> Exchange<'a> {
     ) -> Result<Response<Body>, Response<Body>> {
         let s = &self.gw.settings;
         let target = self.target.clone();
-        let masking = target.masking.as_ref().filter(|m| {
-            !self
-                .session
-                .identity
-                .groups
-                .iter()
-                .any(|g| m.exempt_groups.contains(g))
-        });
-        let exempt_group = target.masking.as_ref().and_then(|m| {
-            self.session
-                .identity
-                .groups
-                .iter()
-                .find(|g| m.exempt_groups.contains(g))
-                .cloned()
-        });
-        let secrets: Arc<[String]> = upstream::secrets(&target.auth).into();
+        let exempt_group = self.exempt_group.clone();
+        let masking = target.masking.as_ref().filter(|_| exempt_group.is_none());
+        let secrets = self.secrets.clone();
         let mut url = target.url.clone();
         let base = url.path().trim_end_matches('/').to_string();
         if target.dialect == Dialect::Rest || base.is_empty() {
