@@ -553,6 +553,17 @@ fn approved(
 mod tests {
     use super::body_facts;
 
+    proptest::proptest! {
+        /// Any body under any label is read or refused, never a panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            ct in proptest::sample::select(vec!["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+        ) {
+            let _ = body_facts(ct, &body);
+        }
+    }
+
     #[test]
     fn a_body_that_looks_like_json_is_read_as_json_whatever_its_label() {
         let (names, pairs) = body_facts("text/plain", br#" {"kind":"refund","n":1}"#).unwrap();

@@ -446,6 +446,20 @@ mod tests {
         parse(body.as_bytes(), &HeaderMap::new())
     }
 
+    proptest::proptest! {
+        /// A caller's arbitrary bytes are refused or read, never a panic.
+        #[test]
+        fn arbitrary_posts_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = parse_posted(&body, &HeaderMap::new());
+        }
+
+        /// JSON-shaped posts too (deeper into the reader).
+        #[test]
+        fn json_shaped_posts_never_panic(body in r#"[\[\]{}",:a-z0-9 ]{0,120}"#) {
+            let _ = parse_posted(body.as_bytes(), &HeaderMap::new());
+        }
+    }
+
     #[test]
     fn a_tool_call_is_decided_by_its_name_and_arguments() {
         let c = call(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"query_db","arguments":{"sql":"select 1","limit":5,"opts":{}},"_meta":{"x":1}}}"#).unwrap();

@@ -429,6 +429,88 @@ pub(crate) fn mask_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_mask::{ColumnRule, ColumnTarget, DetectorSpec, HashKey, JsonPath, Strategy as Mask};
+    use proptest::prelude::*;
+
+    fn engine() -> Arc<MaskingEngine> {
+        let detectors = gatehouse_mask::BUILTIN
+            .iter()
+            .map(|d| DetectorSpec::builtin(d, None))
+            .collect();
+        let rules = vec![ColumnRule {
+            target: ColumnTarget::JsonPath(JsonPath::parse("$..ssn").unwrap()),
+            strategy: Mask::Redact,
+            label: "$..ssn".into(),
+        }];
+        Arc::new(MaskingEngine::new(detectors, rules, HashKey::new([1; 32])).unwrap())
+    }
+
+    /// The body passed whole and in pieces cut at `cuts`: `Ok(output)` or
+    /// the error's text.
+    fn run(kind: BodyKind, body: &[u8], cuts: &[usize]) -> Result<Vec<u8>, String> {
+        let secrets: Arc<[String]> = vec!["s3cret-upstream-token".to_string()].into();
+        let mut p = BodyPipeline::new(&[], Some(kind), Some(engine()), secrets, 4096)
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let mut at = 0;
+        for &c in cuts {
+            let end = (at + c).min(body.len());
+            p.feed(&body[at..end], &mut out)
+                .map_err(|e| e.to_string())?;
+            at = end;
+        }
+        p.feed(&body[at..], &mut out).map_err(|e| e.to_string())?;
+        p.finish(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn pieces() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("data: {\"email\":\"ada@example.com\",\"ssn\":\"1\"}\n"),
+                Just("data: [1, 2]\r\n"),
+                Just("event: x\n"),
+                Just(": keep-alive\n"),
+                Just("\n"),
+                Just("call 4111 1111 1111 1111 now\n"),
+                Just("{\"ssn\": \"123-45-6789\", \"a\": [true, null]}\n"),
+                Just("s3cret-upstream-token"),
+                Just("x"),
+            ],
+            0..12,
+        )
+        .prop_map(|v| v.concat().into_bytes())
+    }
+
+    proptest! {
+        /// Whatever the chunking, a body comes out the same (or is stopped the same).
+        #[test]
+        fn any_chunking_gives_the_same_answer(
+            body in pieces(),
+            cuts in prop::collection::vec(1usize..40, 0..12),
+            which in 0usize..4,
+        ) {
+            let kind = [BodyKind::Json, BodyKind::EventStream, BodyKind::Text, BodyKind::JsonLines][which];
+            let whole = run(kind, &body, &[]);
+            let chunked = run(kind, &body, &cuts);
+            prop_assert_eq!(whole.is_ok(), chunked.is_ok(), "{:?} vs {:?}", whole, chunked);
+            if let (Ok(a), Ok(b)) = (&whole, &chunked) {
+                prop_assert_eq!(a, b);
+                prop_assert!(!String::from_utf8_lossy(a).contains("s3cret-upstream-token"));
+            }
+        }
+
+        /// Arbitrary bytes in any body kind never panic.
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            body in prop::collection::vec(any::<u8>(), 0..300),
+            cuts in prop::collection::vec(1usize..40, 0..8),
+            which in 0usize..4,
+        ) {
+            let kind = [BodyKind::Json, BodyKind::EventStream, BodyKind::Text, BodyKind::JsonLines][which];
+            let _ = run(kind, &body, &cuts);
+        }
+    }
 
     #[test]
     fn a_secret_split_across_chunks_is_still_scrubbed() {
