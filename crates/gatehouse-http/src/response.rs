@@ -429,7 +429,9 @@ pub(crate) fn mask_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_mask::{ColumnRule, ColumnTarget, DetectorSpec, HashKey, JsonPath, Strategy as Mask};
+    use gatehouse_mask::{
+        ColumnRule, ColumnTarget, DetectorSpec, HashKey, JsonPath, Strategy as Mask,
+    };
     use proptest::prelude::*;
 
     fn engine() -> Arc<MaskingEngine> {

@@ -277,14 +277,7 @@ impl Gate {
         protocol: &str,
     ) -> (Verdict, Option<Arc<StatementAnalysis>>, bool) {
         // standard_conforming_strings is pinned on (`settings`).
-        let analyzer = &self.settings.analyzer;
-        let analysis = if sql.len() > gatehouse_sql::LARGE_TEXT && on_multi_thread_runtime() {
-            // Parsing a large text takes long: the runtime's other tasks move
-            // to other threads meanwhile.
-            tokio::task::block_in_place(|| analyzer.analyze(sql, ParseMode::default()))
-        } else {
-            analyzer.analyze(sql, ParseMode::default())
-        };
+        let analysis = self.analyze(sql, ParseMode::default());
         let analysis = match analysis.as_ref() {
             Ok(a) => a,
             Err(e) => {
@@ -633,6 +626,17 @@ impl Gate {
     /// backslash escapes (`standard_conforming_strings` off) it is other
     /// statements, or a backslash follows a non-ASCII byte. Only texts with
     /// a backslash are looked at twice.
+    /// Analyzes `sql` read in `mode`. Parsing a large text takes long: the
+    /// runtime's other tasks move to other threads meanwhile.
+    fn analyze(&self, sql: &str, mode: ParseMode) -> gatehouse_sql::CachedAnalysis {
+        let analyzer = &self.settings.analyzer;
+        if sql.len() > gatehouse_sql::LARGE_TEXT && on_multi_thread_runtime() {
+            tokio::task::block_in_place(|| analyzer.analyze(sql, mode))
+        } else {
+            analyzer.analyze(sql, mode)
+        }
+    }
+
     fn reading_depends_on_settings(&self, sql: &str, analysis: &Analysis) -> Option<String> {
         if !sql.contains('\\') {
             return None;
@@ -643,7 +647,7 @@ impl Gate {
         let escaped = ParseMode {
             backslash_escapes: true,
         };
-        let other = self.settings.analyzer.analyze(sql, escaped);
+        let other = self.analyze(sql, escaped);
         let same = match other.as_ref() {
             Ok(o) => {
                 o.statements.len() == analysis.statements.len()

@@ -187,7 +187,6 @@ impl PostgresGateway {
         let message = format!(
             "gatehouse has {max} client connections open, its limit ([limits] max_connections)"
         );
-        tracing::warn!(client = %peer, "{message}; connection refused");
         let client_addr = peer.to_string();
         let attempt = AuthAttempt {
             protocol: "postgres",
@@ -201,6 +200,8 @@ impl PostgresGateway {
                     "{message} ({n} more refused in the second before, not logged one by one)"
                 ),
             };
+            // At most once a second, like the event: a flood must not flood the log.
+            tracing::warn!(client = %peer, "{reason}; connection refused");
             let event = AuditEvent::auth_failure(&attempt, None, "limit", &reason);
             if let Err(e) = self.inner.recorder.audit(vec![event]).await {
                 tracing::error!(error = %e, "could not log a refused connection");

@@ -250,13 +250,11 @@ impl Analyzer {
         if let Some(hit) = lock(cache).entries.get(sql) {
             return hit.clone();
         }
-        let result = if sql.len() > LARGE_TEXT {
-            // Holds only a unit: a panic elsewhere leaves nothing half-done.
-            let _turn = self.large.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::new(analyze_uncached(sql, mode))
-        } else {
-            Arc::new(analyze_uncached(sql, mode))
-        };
+        // Large texts one at a time. The lock holds only a unit: a panic
+        // elsewhere leaves nothing half-done.
+        let _turn =
+            (sql.len() > LARGE_TEXT).then(|| self.large.lock().unwrap_or_else(|p| p.into_inner()));
+        let result = Arc::new(analyze_uncached(sql, mode));
         let cost = approx_bytes(sql, &result);
         if sql.len() <= self.max_cached_len && cost <= self.budget {
             let mut c = lock(cache);
