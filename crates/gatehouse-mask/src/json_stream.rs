@@ -104,6 +104,8 @@ pub struct JsonStream {
     limit: usize,
     view: Vec<u8>,
     escapes: Vec<crate::unescape::Escape>,
+    /// A rule's mask before it is written as JSON.
+    masked: Vec<u8>,
 }
 
 impl JsonStream {
@@ -121,6 +123,7 @@ impl JsonStream {
             limit,
             view: Vec::new(),
             escapes: Vec::new(),
+            masked: Vec::new(),
         }
     }
 
@@ -441,13 +444,22 @@ impl JsonStream {
         tally: &mut MaskTally,
     ) {
         let content = &self.token[1..self.token.len() - 1];
-        let name = if crate::unescape::build(content, true, &mut self.view, &mut self.escapes) {
-            String::from_utf8_lossy(&self.view).into_owned()
-        } else {
-            String::from_utf8_lossy(content).into_owned()
-        };
+        let name: &[u8] =
+            if crate::unescape::build(content, true, &mut self.view, &mut self.escapes) {
+                &self.view
+            } else {
+                content
+            };
+        // The member's step reuses its string: no allocation per key.
         if let Some(last) = self.path.last_mut() {
-            *last = PathStep::Key(name);
+            let name = String::from_utf8_lossy(name);
+            match last {
+                PathStep::Key(k) => {
+                    k.clear();
+                    k.push_str(&name);
+                }
+                other => *other = PathStep::Key(name.into_owned()),
+            }
         }
         if !engine.mask_inline(&self.token, TextKind::Json, out, scratch, tally) {
             out.extend_from_slice(&self.token);
@@ -475,11 +487,7 @@ impl JsonStream {
             } else {
                 &self.token
             };
-            let mut masked = Vec::new();
-            match engine.mask_by_rule(rule, value, &mut masked, tally) {
-                Masked::Null => out.extend_from_slice(b"null"),
-                _ => write_json_string(&masked, out),
-            }
+            write_by_rule(engine, rule, value, &mut self.masked, out, tally);
         } else if !engine.mask_inline(&self.token, TextKind::Json, out, scratch, tally) {
             out.extend_from_slice(&self.token);
         }
@@ -494,11 +502,24 @@ impl JsonStream {
         out: &mut Vec<u8>,
         tally: &mut MaskTally,
     ) {
-        let mut masked = Vec::new();
-        match engine.mask_by_rule(rule, &self.token, &mut masked, tally) {
-            Masked::Null => out.extend_from_slice(b"null"),
-            _ => write_json_string(&masked, out),
-        }
+        write_by_rule(engine, rule, &self.token, &mut self.masked, out, tally);
+    }
+}
+
+/// Writes `value` masked by field rule `rule`, as JSON (`null` for the null
+/// strategy); `masked` is a reused buffer.
+fn write_by_rule(
+    engine: &MaskingEngine,
+    rule: usize,
+    value: &[u8],
+    masked: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+    tally: &mut MaskTally,
+) {
+    masked.clear();
+    match engine.mask_by_rule(rule, value, masked, tally) {
+        Masked::Null => out.extend_from_slice(b"null"),
+        _ => write_json_string(masked, out),
     }
 }
 
@@ -549,7 +570,12 @@ fn write_json_string(s: &[u8], out: &mut Vec<u8>) {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
-            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 15)]);
+            }
             _ => out.push(b),
         }
     }
