@@ -247,6 +247,8 @@ pub(crate) fn recorded_headers(
     engine: &MaskingEngine,
     headers: &http::HeaderMap,
 ) -> Vec<(String, String)> {
+    let mut scratch = Scratch::default();
+    let mut tally = engine.tally();
     headers
         .iter()
         .filter(|(n, _)| !matches!(n.as_str(), "cookie" | "set-cookie"))
@@ -260,7 +262,10 @@ pub(crate) fn recorded_headers(
             {
                 "[withheld]".to_string()
             } else {
-                mask_for_record(engine, &String::from_utf8_lossy(v.as_bytes()))
+                let text = String::from_utf8_lossy(v.as_bytes());
+                engine
+                    .mask_str(&text, &mut scratch, &mut tally)
+                    .into_owned()
             };
             (name.to_string(), value)
         })

@@ -277,7 +277,7 @@ pub(crate) async fn decide(
                     record: base,
                 };
             };
-            let Some(_) = a.approval_body else {
+            let Some(shown) = a.approval_body else {
                 let why = format!(
                     "{reason}, and its body is over {APPROVAL_BODY_LIMIT} bytes, more than an approver can be shown"
                 );
@@ -297,7 +297,7 @@ pub(crate) async fn decide(
                 session: a.session,
                 seq: a.seq,
                 text: a.recorded_text,
-                params: a.approval_body.unwrap_or_default(),
+                params: shown,
                 fingerprint: &fingerprint,
                 policies,
                 analysis: &(a.mask)(reason),
