@@ -159,9 +159,9 @@ fn identity_json(identity: &Identity) -> Value {
 
 fn decision_json(d: &DecisionRecord) -> Value {
     let mut m = Map::new();
-    m.insert("decision".into(), d.decision.clone().into());
+    m.insert("decision".into(), d.decision.as_str().into());
     m.insert("policies".into(), d.policies.clone().into());
-    m.insert("mode".into(), d.mode.clone().into());
+    m.insert("mode".into(), d.mode.as_str().into());
     if let Some(r) = &d.reason {
         m.insert("reason".into(), r.clone().into());
     }
@@ -302,7 +302,7 @@ impl AuditEvent {
             m.insert("params".into(), json!(r.params));
         }
         if let Some(d) = &r.decision {
-            m.insert("decision".into(), d.decision.clone().into());
+            m.insert("decision".into(), d.decision.as_str().into());
         }
         if let Some(masking) = &r.masking {
             m.insert("masking".into(), json!(masking));

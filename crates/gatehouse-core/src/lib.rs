@@ -29,9 +29,9 @@ pub use error::StoreError;
 pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
 pub use recorder::{RecorderClosed, SessionRecorder, StartError};
 pub use session::{
-    ActionOutcome, ActionRecord, DecisionRecord, HttpExchange, MaskingSummary, SessionDetail,
-    SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId, SessionStart,
-    SessionSummary,
+    ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, HttpExchange, MaskingSummary,
+    SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId,
+    SessionStart, SessionSummary,
 };
 pub use store::Store;
 pub use time::Timestamp;

@@ -232,15 +232,105 @@ pub struct MaskingSummary {
 /// A policy decision as recorded with a statement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRecord {
-    /// `allow`, `deny`, `review`, or in audit mode `shadow_deny` / `shadow_review`
-    /// (would have been refused, was let through).
-    pub decision: String,
+    /// What was decided.
+    pub decision: Decided,
     /// The determining policy ids.
     pub policies: Vec<String>,
-    /// `enforce` or `audit`.
-    pub mode: String,
+    /// The policy mode it was decided in.
+    pub mode: DecidedIn,
     /// Why it was refused (or would have been).
     pub reason: Option<String>,
+}
+
+/// What a decision was, as records keep it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decided {
+    /// Let through.
+    Allow,
+    /// Refused.
+    Deny,
+    /// Needs approval (refused until approved).
+    Review,
+    /// Audit mode: would have been refused, was let through.
+    ShadowDeny,
+    /// Audit mode: would have needed approval, was let through.
+    ShadowReview,
+    /// Not decided yet (a statement bound before its Execute decides it).
+    Undecided,
+}
+
+impl Decided {
+    /// The stable snake_case name used in storage and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Review => "review",
+            Self::ShadowDeny => "shadow_deny",
+            Self::ShadowReview => "shadow_review",
+            Self::Undecided => "undecided",
+        }
+    }
+
+    /// Parses the name produced by [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "allow" => Self::Allow,
+            "deny" => Self::Deny,
+            "review" => Self::Review,
+            "shadow_deny" => Self::ShadowDeny,
+            "shadow_review" => Self::ShadowReview,
+            "undecided" => Self::Undecided,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Decided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The policy mode a decision was made in, as records keep it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedIn {
+    /// Refusals refuse.
+    Enforce,
+    /// Refusals are recorded and let through.
+    Audit,
+    /// No policy decided it (yet).
+    #[serde(rename = "")]
+    Unset,
+}
+
+impl DecidedIn {
+    /// `enforce`, `audit`, or empty when no policy decided.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Audit => "audit",
+            Self::Unset => "",
+        }
+    }
+
+    /// Parses the name produced by [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "enforce" => Self::Enforce,
+            "audit" => Self::Audit,
+            "" => Self::Unset,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for DecidedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A session as listed: start, end and counters.

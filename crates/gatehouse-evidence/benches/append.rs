@@ -29,9 +29,9 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let decision = DecisionRecord {
-        decision: "allow".into(),
+        decision: gatehouse_core::Decided::Allow,
         policies: vec!["ci-read-write".into()],
-        mode: "enforce".into(),
+        mode: gatehouse_core::DecidedIn::Enforce,
         reason: None,
     };
     let mut g = c.benchmark_group("evidence_append");

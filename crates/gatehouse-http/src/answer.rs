@@ -4,7 +4,6 @@
 
 use crate::gate;
 use crate::response::BodyPipeline;
-use crate::session::OpenSession;
 use bytes::Bytes;
 use gatehouse_core::{
     ActionOutcome, ActionRecord, DecisionRecord, HttpExchange, MaskingSummary, Timestamp,
@@ -12,15 +11,13 @@ use gatehouse_core::{
 use gatehouse_mask::{MaskingEngine, Scratch};
 use hyper::body::Frame;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
 /// What the record of a forwarded request needs once its body has passed.
 pub(crate) struct Finisher {
-    pub(crate) recorder: gatehouse_core::SessionRecorder,
-    pub(crate) session: Arc<OpenSession>,
+    pub(crate) session: gatehouse_session::Session,
     pub(crate) seq: u64,
     pub(crate) text: String,
     pub(crate) params: Vec<Option<String>>,
@@ -38,9 +35,7 @@ pub(crate) struct Finisher {
 impl Finisher {
     /// Counts bytes sent to the caller and keeps the first of them.
     fn sent(&mut self, bytes: &[u8]) {
-        self.session
-            .bytes_out
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.session.counters().written(bytes.len());
         self.exchange.response_bytes += bytes.len() as u64;
         // A little more than is kept, so a value cut at the limit is still
         // whole when the detectors look at it.
@@ -60,9 +55,9 @@ impl Finisher {
             self.exchange.response_body = Some(cut(&masked, self.record_body_limit));
         }
         let record = ActionRecord {
-            session_id: self.session.id,
+            session_id: self.session.id(),
             seq: self.seq,
-            protocol: self.session.protocol.as_str().to_string(),
+            protocol: self.session.protocol().as_str().to_string(),
             text: self.text,
             params: self.params,
             started_at: self.started,
@@ -72,7 +67,7 @@ impl Finisher {
             masking,
             exchange: Some(self.exchange),
         };
-        if self.recorder.statement(record).await.is_err() {
+        if self.session.finished(record).await.is_err() {
             tracing::error!("session recorder stopped; a request is not recorded");
         }
     }
@@ -191,7 +186,7 @@ pub(crate) async fn stream_body(
             Err(e) => {
                 // Withheld from here on: the caller sees the response cut.
                 let msg = format!("gatehouse withheld the rest of the response: {e}");
-                tracing::warn!(session = %session.id, "{msg}");
+                tracing::warn!(session = %session.id(), "{msg}");
                 let _ = tx.send(Err(std::io::Error::other(msg.clone()))).await;
                 break ActionOutcome::Error {
                     code: "502".into(),

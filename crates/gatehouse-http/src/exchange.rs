@@ -10,18 +10,15 @@ use crate::listener::HttpGateway;
 use crate::path::NormalPath;
 use crate::refusals::{self, Body, Problem};
 use crate::response::{BodyKind, BodyPipeline};
-use crate::session::{CallerConnection, OpenSession};
+use crate::session::CallerConnection;
 use crate::{upstream, Dialect, HttpTarget};
 use bytes::Bytes;
-use gatehouse_core::{
-    ActionDecided, ActionOutcome, AuditEvent, DecisionRecord, HttpExchange, MaskingSummary,
-    Timestamp,
-};
+use gatehouse_core::{ActionOutcome, DecisionRecord, HttpExchange, MaskingSummary, Timestamp};
 use gatehouse_mask::MaskingEngine;
+use gatehouse_session::{DecidedAction, Session};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -40,7 +37,7 @@ struct Exchange<'a> {
     gw: &'a HttpGateway,
     caller: &'a CallerConnection,
     target: Arc<HttpTarget>,
-    session: Arc<OpenSession>,
+    session: Session,
     seq: u64,
     text: String,
     params: Vec<Option<String>>,
@@ -136,9 +133,7 @@ impl<'a> Exchange<'a> {
                 return Err(early(p));
             }
         };
-        session
-            .bytes_in
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        session.counters().read(body.len());
         let call = if mcp {
             if rest.decoded() != "/" {
                 return Err(early(refusals::not_an_mcp_endpoint(&target.name)));
@@ -167,7 +162,7 @@ impl<'a> Exchange<'a> {
         // credentials to keep from the caller.
         let exempt_group = target.masking.as_ref().and_then(|m| {
             session
-                .identity
+                .identity()
                 .groups
                 .iter()
                 .find(|g| m.exempt_groups.contains(g))
@@ -190,7 +185,7 @@ impl<'a> Exchange<'a> {
                 .get("mcp-session-id")
                 .and_then(|v| v.to_str().ok())
             {
-                if !gw.mcp_session_is(sid, &session.identity.subject) {
+                if !gw.mcp_session_is(sid, &session.identity().subject) {
                     return Err(early(refusals::unknown_mcp_session()));
                 }
             }
@@ -280,16 +275,16 @@ impl<'a> Exchange<'a> {
         let mask = move |t: &str| mask_for_record(&engine, t);
         let asking = Asking {
             mask: &mask,
-            identity: &self.session.identity,
+            identity: self.session.identity(),
             connection: &self.target.name,
             client_ip: self.caller.peer.ip(),
-            session: self.session.id,
+            session: self.session.id(),
             seq: self.seq,
             recorded_text: &self.text,
             approval_body: self.approval_body.as_deref(),
             body: &body,
         };
-        let verdict = gate::decide(&s.policy, s.approvals.as_deref(), &facts, &asking).await;
+        let verdict = gate::decide(&s.policy, &self.session, &facts, &asking).await;
         // Reasons quote the request (its path, a tool's URI): masked like the text.
         let verdict = match verdict {
             Verdict::Refuse {
@@ -311,37 +306,36 @@ impl<'a> Exchange<'a> {
         let clock = std::time::Instant::now();
         match verdict {
             Verdict::Refuse { record, problem } => {
-                self.write_ahead(&record).await?;
+                self.write_ahead(&record, None).await?;
                 Err(self.refused(&problem, record, started, clock).await)
             }
             Verdict::Forward { record, approval } => {
-                self.write_ahead(&record).await?;
-                if let (Some(id), Some(desk)) = (&approval, &s.approvals) {
-                    if let Err(e) = desk.mark_used(id, Timestamp::now()).await {
-                        tracing::error!(error = %e, "could not mark an approval used; refusing the request");
-                        let problem = refusals::evidence_unavailable();
-                        return Err(self.refused(&problem, record, started, clock).await);
-                    }
-                }
+                self.write_ahead(&record, approval).await?;
                 self.forward(parts, forwarded, facts, body, record, started, clock)
                     .await
             }
         }
     }
 
-    /// The decision is durable in the evidence log before anything is forwarded.
-    async fn write_ahead(&self, decision: &DecisionRecord) -> Result<(), Response<Body>> {
-        let event = AuditEvent::statement(&ActionDecided {
-            session: self.session.id,
+    /// The decision (and the approval it runs on) is durable in the
+    /// evidence log before anything is forwarded.
+    async fn write_ahead(
+        &self,
+        decision: &DecisionRecord,
+        approval: Option<gatehouse_core::ApprovalId>,
+    ) -> Result<(), Response<Body>> {
+        let mut w = self.session.write_ahead();
+        w.decided(DecidedAction {
             seq: self.seq,
-            identity: &self.session.identity.subject,
-            connection: &self.target.name,
-            protocol: self.session.protocol.as_str(),
+            flavour: self.session.protocol().as_str(),
             text: &self.text,
             parameters: self.params.len(),
             decision,
         });
-        self.caller.recorder.audit(vec![event]).await.map_err(|e| {
+        if let Some(id) = approval {
+            w.take(id);
+        }
+        self.session.commit(&mut w).await.map_err(|e| {
             tracing::error!(error = %e, "could not log a request; refusing it");
             self.render(&refusals::evidence_unavailable())
         })
@@ -405,7 +399,7 @@ impl<'a> Exchange<'a> {
                 .and_then(|v| v.to_str().ok())
             {
                 self.gw
-                    .mcp_session_opened(sid, &self.session.identity.subject);
+                    .mcp_session_opened(sid, &self.session.identity().subject);
             }
         }
         let content_type = resp
@@ -494,7 +488,7 @@ impl<'a> Exchange<'a> {
             .filter(|c| c.lists_tools())
             .map(|_| ToolFilter {
                 policy: s.policy.clone(),
-                identity: self.session.identity.clone(),
+                identity: self.session.identity().clone(),
                 connection: target.name.clone(),
                 client_ip: self.caller.peer.ip(),
                 event_stream: BodyKind::of(&content_type) == Some(BodyKind::EventStream),
@@ -530,7 +524,6 @@ impl<'a> Exchange<'a> {
         exempt_group: Option<String>,
     ) -> Finisher {
         Finisher {
-            recorder: self.caller.recorder.clone(),
             session: self.session,
             seq: self.seq,
             text: self.text,

@@ -5,10 +5,11 @@
 use crate::path::NormalPath;
 use crate::refusals::{self, Problem};
 use gatehouse_core::{
-    statement_fingerprint, ActionToApprove, ApprovalDesk, ApprovalId, ApprovalMode, ApprovalState,
-    Consulted, DecisionRecord, Identity, SessionId, Timestamp,
+    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalState, Consulted,
+    Decided, DecisionRecord, Identity, SessionId, Timestamp,
 };
 use gatehouse_policy::{Decision, HttpRequestFacts, McpRequestFacts, PolicyHandle, PolicyMode};
+use gatehouse_session::Session;
 use http::request::Parts;
 use std::net::IpAddr;
 
@@ -203,15 +204,15 @@ pub(crate) struct Asking<'a> {
 }
 
 fn record(d: &Decision, mode: PolicyMode, shadow: bool) -> DecisionRecord {
-    let name = d.name();
+    let decided_as = if shadow {
+        PolicyMode::Audit
+    } else {
+        PolicyMode::Enforce
+    };
     DecisionRecord {
-        decision: if shadow && name != "allow" {
-            format!("shadow_{name}")
-        } else {
-            name.to_string()
-        },
+        decision: d.recorded(decided_as),
         policies: d.policies().to_vec(),
-        mode: mode.as_str().to_string(),
+        mode: mode.recorded(),
         reason: d.reason().map(str::to_string),
     }
 }
@@ -219,7 +220,7 @@ fn record(d: &Decision, mode: PolicyMode, shadow: bool) -> DecisionRecord {
 /// Decides a request; in hold mode waits for its approval.
 pub(crate) async fn decide(
     policy: &PolicyHandle,
-    desk: Option<&ApprovalDesk>,
+    session: &Session,
     facts: &RequestFacts,
     a: &Asking<'_>,
 ) -> Verdict {
@@ -271,12 +272,12 @@ pub(crate) async fn decide(
             PolicyMode::Enforce,
         ) => {
             let base = record(&decision, mode, false);
-            let Some(desk) = desk else {
+            if !session.takes_approvals() {
                 return Verdict::Refuse {
                     problem: refusals::denied(reason, policies),
                     record: base,
                 };
-            };
+            }
             let Some(shown) = a.approval_body else {
                 let why = format!(
                     "{reason}, and its body is over {APPROVAL_BODY_LIMIT} bytes, more than an approver can be shown"
@@ -303,7 +304,7 @@ pub(crate) async fn decide(
                 analysis: &(a.mask)(reason),
                 reason: None,
             };
-            approve(desk, &asked, base, &decide_as).await
+            approve(session, &asked, base, &decide_as).await
         }
     }
 }
@@ -358,7 +359,7 @@ fn decide_batch(policy: &PolicyHandle, a: &Asking<'_>, calls: &[crate::mcp::McpC
                 approval: None,
             };
         }
-        record.decision = "deny".into();
+        record.decision = Decided::Deny;
         return Verdict::Refuse {
             problem: refusals::denied(&reason, d.policies()),
             record,
@@ -368,9 +369,9 @@ fn decide_batch(policy: &PolicyHandle, a: &Asking<'_>, calls: &[crate::mcp::McpC
     allowed.dedup();
     Verdict::Forward {
         record: DecisionRecord {
-            decision: "allow".into(),
+            decision: Decided::Allow,
             policies: allowed,
-            mode: mode.as_str().to_string(),
+            mode: mode.recorded(),
             reason: None,
         },
         approval: None,
@@ -440,13 +441,13 @@ pub(crate) fn may_list_tool(
 }
 
 async fn approve(
-    desk: &ApprovalDesk,
+    session: &Session,
     asked: &ActionToApprove<'_>,
     mut base: DecisionRecord,
     decide_as: &impl Fn(bool) -> Decision,
 ) -> Verdict {
     let reason = base.reason.clone().unwrap_or_default();
-    let (id, route) = match desk.consult(asked, Timestamp::now()) {
+    let (id, route) = match session.consult(asked) {
         Consulted::Approved(id) => return approved(id, base, decide_as),
         Consulted::NoRoute => {
             return Verdict::Refuse {
@@ -470,7 +471,9 @@ async fn approve(
         }
         Consulted::Waiting { id, route, new } => {
             if let Some(request) = new {
-                if let Err(e) = desk.submit(*request).await {
+                let mut w = session.write_ahead();
+                w.file(request);
+                if let Err(e) = session.commit(&mut w).await {
                     tracing::error!(error = %e, "could not file an approval request");
                     return Verdict::Refuse {
                         problem: refusals::evidence_unavailable(),
@@ -494,7 +497,7 @@ async fn approve(
         };
     }
     // Hold mode: the caller's request waits for the decision.
-    let state = match desk.await_decision(&id, route.hold_timeout).await {
+    let state = match session.await_decision(&id, route.hold_timeout).await {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "could not read an approval request");
@@ -505,7 +508,7 @@ async fn approve(
         }
     };
     if state == Some(ApprovalState::Approved) {
-        if let Some(taken) = desk.take_approved(asked.fingerprint, Timestamp::now()) {
+        if let Some(taken) = session.take_approved(asked.fingerprint) {
             return approved(taken, base, decide_as);
         }
     }
@@ -530,7 +533,7 @@ fn approved(
     match decide_as(true) {
         Decision::Allow { policies } => Verdict::Forward {
             record: DecisionRecord {
-                decision: "allow".into(),
+                decision: Decided::Allow,
                 policies,
                 mode: base.mode,
                 reason: Some(format!("approved: request {id}")),
@@ -539,7 +542,7 @@ fn approved(
         },
         d => {
             let reason = d.reason().unwrap_or_default().to_string();
-            base.decision = d.name().to_string();
+            base.decision = d.recorded(PolicyMode::Enforce);
             base.reason = Some(reason.clone());
             Verdict::Refuse {
                 problem: refusals::denied(&reason, d.policies()),

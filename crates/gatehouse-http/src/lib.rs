@@ -32,8 +32,6 @@ mod upstream;
 pub use listener::HttpGateway;
 pub use upstream::{client as upstream_client, UpstreamClientError};
 
-use gatehouse_core::ApprovalDesk;
-use gatehouse_identity::Authenticator;
 use gatehouse_mask::MaskingEngine;
 use gatehouse_policy::PolicyHandle;
 use std::collections::HashMap;
@@ -151,10 +149,6 @@ pub struct HttpSettings {
     pub connections: HashMap<String, Arc<HttpTarget>>,
     /// The policy.
     pub policy: Arc<PolicyHandle>,
-    /// Where approvals are filed.
-    pub approvals: Option<Arc<ApprovalDesk>>,
-    /// Credential checks.
-    pub authenticator: Authenticator,
     /// Masks what records keep on connections without masking (secrets).
     pub record_masking: Arc<MaskingEngine>,
     /// Largest request body the gateway reads (it is decided and hashed whole).

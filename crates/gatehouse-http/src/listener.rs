@@ -5,7 +5,8 @@ use crate::exchange;
 use crate::refusals::{self, Body};
 use crate::session::CallerConnection;
 use crate::HttpSettings;
-use gatehouse_core::{SessionEndReason, SessionRecorder};
+use gatehouse_core::{Protocol, SessionEndReason};
+use gatehouse_session::{Gatekeeper, LoginAttempt};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -19,7 +20,8 @@ use tokio::sync::watch;
 #[derive(Clone)]
 pub struct HttpGateway {
     pub(crate) settings: Arc<HttpSettings>,
-    pub(crate) recorder: SessionRecorder,
+    /// The login sequence, sessions and what they report.
+    pub(crate) gatekeeper: Gatekeeper,
     slots: Arc<tokio::sync::Semaphore>,
     /// MCP session ids the upstreams issued, and the subject each was issued to.
     mcp_sessions: Arc<std::sync::Mutex<McpSessions>>,
@@ -65,13 +67,13 @@ impl HttpGateway {
 const TLS_HANDSHAKE: u8 = 0x16;
 
 impl HttpGateway {
-    /// The adapter over `settings`, recording through `recorder`.
-    pub fn new(settings: HttpSettings, recorder: SessionRecorder) -> Self {
+    /// The adapter over `settings`; callers log in through `gatekeeper`.
+    pub fn new(settings: HttpSettings, gatekeeper: Gatekeeper) -> Self {
         Self {
             mcp_sessions: Arc::default(),
             slots: Arc::new(tokio::sync::Semaphore::new(settings.max_connections.max(1))),
             settings: Arc::new(settings),
-            recorder,
+            gatekeeper,
         }
     }
 
@@ -122,7 +124,7 @@ impl HttpGateway {
                     return;
                 }
             };
-        let caller = Arc::new(CallerConnection::new(peer, self.recorder.clone()));
+        let caller = Arc::new(CallerConnection::new(peer, is_tls));
         if is_tls {
             let acceptor = tokio_rustls::TlsAcceptor::from(self.settings.tls.clone());
             let handshake =
@@ -158,8 +160,15 @@ impl HttpGateway {
                     exchange::handle(&gw, &caller, req).await
                 } else {
                     let problem = refusals::tls_required();
-                    caller
-                        .auth_failed(None, None, "transport", &problem.detail)
+                    let attempt = LoginAttempt {
+                        protocol: Protocol::Http,
+                        peer: caller.peer,
+                        encrypted: false,
+                        connection: None,
+                        kind: None,
+                    };
+                    gw.gatekeeper
+                        .log_refusal(&attempt, "transport", &problem.detail)
                         .await;
                     problem.response()
                 };

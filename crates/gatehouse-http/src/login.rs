@@ -4,12 +4,11 @@
 
 use crate::listener::HttpGateway;
 use crate::refusals::{self, Problem};
-use crate::session::{CallerConnection, OpenSession};
+use crate::session::CallerConnection;
 use crate::HttpTarget;
-use gatehouse_core::Timestamp;
-use gatehouse_identity::CredentialKind;
+use gatehouse_core::SessionEndReason;
+use gatehouse_session::{Credential, LoginAttempt, LoginRefusal, Session, SessionDetails};
 use http::header;
-use std::sync::Arc;
 
 /// Authenticates the caller and finds or opens its session.
 pub(crate) async fn login(
@@ -17,9 +16,16 @@ pub(crate) async fn login(
     caller: &CallerConnection,
     target: &HttpTarget,
     headers: &http::HeaderMap,
-) -> Result<Arc<OpenSession>, Problem> {
-    let s = &gw.settings;
-    let conn = Some(target.name.as_str());
+) -> Result<Session, Problem> {
+    let gatekeeper = &gw.gatekeeper;
+    let attempt = LoginAttempt {
+        protocol: target.dialect.protocol(),
+        peer: caller.peer,
+        encrypted: caller.encrypted,
+        connection: Some(&target.name),
+        kind: Some(target.dialect.kind()),
+    };
+    let knock = gatekeeper.knock(attempt).await.map_err(|r| problem(&r))?;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -28,74 +34,61 @@ pub(crate) async fn login(
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
         .filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        let p = refusals::missing_credential();
-        return Err(auth_refusal(caller, conn, None, "credential", p).await);
+    let credential = match token {
+        None => Credential::Missing,
+        Some(t) => match caller.recently_checked(t) {
+            Some(identity) => Credential::Proven(identity),
+            None => Credential::Token(t),
+        },
     };
-    let identity = match caller.recently_checked(token) {
-        Some(identity) => Ok(identity),
-        None => s
-            .authenticator
-            .authenticate(token, Timestamp::now())
-            .await
-            .map(|i| {
-                let identity = i.into_identity();
-                caller.remember_check(token, &identity);
-                identity
-            }),
-    };
-    let identity = match identity {
-        Ok(i) => i,
-        Err(e) => {
-            let jwt = CredentialKind::of(token) == CredentialKind::Jwt;
-            let p = refusals::bad_credential(&e.to_string(), jwt);
-            return Err(auth_refusal(caller, conn, None, "credential", p).await);
-        }
-    };
+    let identity = gatekeeper
+        .identify(&knock, credential)
+        .await
+        .map_err(|r| problem(&r))?;
+    if let Some(t) = token {
+        caller.remember_check(t, &identity);
+    }
     if let Some(open) = caller.current(&identity, &target.name) {
         return Ok(open);
     }
-    let (engine, _) = s.policy.current();
-    let decision = engine.decide_connect(&gatehouse_policy::ConnectRequest {
-        identity: &identity,
-        connection: &target.name,
-        kind: target.dialect.kind(),
-        client_ip: caller.peer.ip(),
-        now: Timestamp::now(),
-    });
-    if let (Some(reason), gatehouse_policy::PolicyMode::Enforce) =
-        (decision.reason(), s.policy.mode())
-    {
-        let p = refusals::connect_denied(reason);
-        let subject = Some(identity.subject.as_str());
-        return Err(auth_refusal(caller, conn, subject, "policy", p).await);
-    }
+    // One session at a time per caller connection: the other one ends first.
+    caller
+        .end(
+            SessionEndReason::ClientTerminated,
+            Some("the caller switched identity or connection"),
+        )
+        .await;
+    let checked = gatekeeper
+        .check(&knock, identity)
+        .await
+        .map_err(|r| problem(&r))?;
+    let admitted = checked.admit().await.map_err(|r| problem(&r))?;
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    caller
-        .open(identity, &target.name, target.dialect.protocol(), agent)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not record a session start; refusing the request");
-            refusals::evidence_unavailable()
-        })
+    let details = SessionDetails {
+        client_user: String::new(),
+        application_name: agent,
+    };
+    let session = admitted.open(details).await.map_err(|e| {
+        tracing::error!(error = %e, "could not record a session start; refusing the request");
+        refusals::evidence_unavailable()
+    })?;
+    caller.opened(session.clone());
+    Ok(session)
 }
 
-async fn auth_refusal(
-    caller: &CallerConnection,
-    connection: Option<&str>,
-    subject: Option<&str>,
-    stage: &str,
-    p: Problem,
-) -> Problem {
-    if caller
-        .auth_failed(connection, subject, stage, &p.detail)
-        .await
-    {
-        p
-    } else {
-        refusals::evidence_unavailable()
+/// The login sequence's refusal as a problem document.
+pub(crate) fn problem(r: &LoginRefusal) -> Problem {
+    match r {
+        LoginRefusal::TlsRequired => refusals::tls_required(),
+        LoginRefusal::MissingCredential => refusals::missing_credential(),
+        LoginRefusal::BadCredential { reason, jwt } => refusals::bad_credential(reason, *jwt),
+        LoginRefusal::UnknownConnection { name } => refusals::no_connection(Some(name)),
+        LoginRefusal::ConnectDenied { reason } => refusals::connect_denied(reason),
+        LoginRefusal::TooManySessions { .. } => refusals::too_many_sessions(&r.message()),
+        LoginRefusal::Refused { message, .. } => refusals::login_refused(message),
+        LoginRefusal::EvidenceUnavailable => refusals::evidence_unavailable(),
     }
 }

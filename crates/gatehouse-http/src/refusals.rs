@@ -264,6 +264,18 @@ pub(crate) fn too_many_requests(reason: &str) -> Problem {
     .hint("wait a minute, or ask the gateway's operator to raise [limits] approval_requests_per_minute")
 }
 
+/// The identity has as many sessions open as it may (`detail` says so).
+pub(crate) fn too_many_sessions(detail: &str) -> Problem {
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many sessions", detail)
+        .hint("close another connection first, or ask the gateway's operator to raise [limits] max_sessions_per_identity")
+}
+
+/// A login refused for a reason stated in full (`message`).
+pub(crate) fn login_refused(message: &str) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "Permission denied", message)
+        .hint("ask the gateway's operator")
+}
+
 pub(crate) fn evidence_unavailable() -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,

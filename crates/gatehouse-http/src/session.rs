@@ -1,33 +1,13 @@
 //! One caller connection's session: opened by its first authenticated
-//! request to a connection, numbering its requests, ended when the caller
-//! closes (or switches identity or connection on the same socket, which
-//! ends one session and opens the next).
+//! request to a connection (on the core's session object), taking the
+//! numbers of its requests, ended when the caller closes (or switches
+//! identity or connection on the same socket, which ends one session and
+//! opens the next).
 
-use gatehouse_core::{
-    AuditEvent, AuthAttempt, Identity, Protocol, SessionEnd, SessionEndReason, SessionId,
-    SessionRecorder, SessionStart, Timestamp,
-};
+use gatehouse_core::{Identity, SessionEndReason, Timestamp};
+use gatehouse_session::Session;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// An open session.
-pub(crate) struct OpenSession {
-    pub(crate) id: SessionId,
-    pub(crate) identity: Identity,
-    pub(crate) connection: String,
-    pub(crate) protocol: Protocol,
-    seq: AtomicU64,
-    pub(crate) bytes_in: AtomicU64,
-    pub(crate) bytes_out: AtomicU64,
-}
-
-impl OpenSession {
-    /// The next request's number, from 1.
-    pub(crate) fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
+use std::sync::Mutex;
 
 /// How long a credential checked on a caller connection is taken again
 /// without asking the store or the issuer's keys: a revoked token is
@@ -45,16 +25,17 @@ struct Checked {
 /// The sessions of one caller connection (one at a time).
 pub(crate) struct CallerConnection {
     pub(crate) peer: SocketAddr,
-    pub(crate) recorder: SessionRecorder,
-    current: Mutex<Option<Arc<OpenSession>>>,
+    /// It came over TLS.
+    pub(crate) encrypted: bool,
+    current: Mutex<Option<Session>>,
     checked: Mutex<Option<Checked>>,
 }
 
 impl CallerConnection {
-    pub(crate) fn new(peer: SocketAddr, recorder: SessionRecorder) -> Self {
+    pub(crate) fn new(peer: SocketAddr, encrypted: bool) -> Self {
         Self {
             peer,
-            recorder,
+            encrypted,
             current: Mutex::new(None),
             checked: Mutex::new(None),
         }
@@ -86,71 +67,21 @@ impl CallerConnection {
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<OpenSession>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The open session for this identity and connection, if there is one.
-    pub(crate) fn current(
-        &self,
-        identity: &Identity,
-        connection: &str,
-    ) -> Option<Arc<OpenSession>> {
+    pub(crate) fn current(&self, identity: &Identity, connection: &str) -> Option<Session> {
         self.lock()
             .as_ref()
-            .filter(|s| s.identity == *identity && s.connection == connection)
+            .filter(|s| s.identity() == identity && s.connection() == connection)
             .cloned()
     }
 
-    /// Opens a session (ending any other first): the login and the
-    /// session start are made durable in the evidence log before it is used.
-    pub(crate) async fn open(
-        &self,
-        identity: Identity,
-        connection: &str,
-        protocol: Protocol,
-        user_agent: Option<String>,
-    ) -> Result<Arc<OpenSession>, String> {
-        self.end(
-            SessionEndReason::ClientTerminated,
-            Some("the caller switched identity or connection"),
-        )
-        .await;
-        let client_addr = self.peer.to_string();
-        let attempt = AuthAttempt {
-            protocol: protocol.as_str(),
-            client_addr: &client_addr,
-            connection: Some(connection),
-        };
-        self.recorder
-            .audit(vec![AuditEvent::auth_success(&attempt, &identity)])
-            .await
-            .map_err(|e| e.to_string())?;
-        let start = SessionStart {
-            id: SessionId::new(),
-            identity: identity.clone(),
-            connection: connection.to_string(),
-            protocol: protocol.as_str().to_string(),
-            client_addr,
-            client_user: String::new(),
-            application_name: user_agent,
-            started_at: Timestamp::now(),
-        };
-        self.recorder
-            .session_started(&start)
-            .await
-            .map_err(|e| e.to_string())?;
-        let s = Arc::new(OpenSession {
-            id: start.id,
-            identity,
-            connection: connection.to_string(),
-            protocol,
-            seq: AtomicU64::new(0),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-        });
-        *self.lock() = Some(s.clone());
-        Ok(s)
+    /// Makes `session` this connection's open session.
+    pub(crate) fn opened(&self, session: Session) {
+        *self.lock() = Some(session);
     }
 
     /// Ends the open session, if any.
@@ -158,41 +89,7 @@ impl CallerConnection {
         let Some(s) = self.lock().take() else {
             return;
         };
-        let end = SessionEnd {
-            id: s.id,
-            ended_at: Timestamp::now(),
-            bytes_from_client: s.bytes_in.load(Ordering::Relaxed),
-            bytes_to_client: s.bytes_out.load(Ordering::Relaxed),
-            reason,
-            detail: detail.map(str::to_string),
-        };
-        if self.recorder.session_ended(end).await.is_err() {
-            tracing::error!(session = %s.id, "session recorder stopped; the session end is not recorded");
-        }
-    }
-
-    /// Logs a refused login (durably); `false` when even that failed.
-    pub(crate) async fn auth_failed(
-        &self,
-        connection: Option<&str>,
-        subject: Option<&str>,
-        stage: &str,
-        reason: &str,
-    ) -> bool {
-        let client_addr = self.peer.to_string();
-        let attempt = AuthAttempt {
-            protocol: Protocol::Http.as_str(),
-            client_addr: &client_addr,
-            connection,
-        };
-        let event = AuditEvent::auth_failure(&attempt, subject, stage, reason);
-        match self.recorder.audit(vec![event]).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "could not log a refused request");
-                false
-            }
-        }
+        s.close(reason, detail.map(str::to_string)).await;
     }
 }
 

@@ -67,6 +67,19 @@ impl Decision {
         }
     }
 
+    /// What a record keeps of it, decided in `mode` (in audit mode a refusal
+    /// is a shadow: recorded and let through).
+    pub fn recorded(&self, mode: PolicyMode) -> gatehouse_core::Decided {
+        use gatehouse_core::Decided;
+        match (self, mode) {
+            (Decision::Allow { .. }, _) => Decided::Allow,
+            (Decision::Deny { .. }, PolicyMode::Enforce) => Decided::Deny,
+            (Decision::Review { .. }, PolicyMode::Enforce) => Decided::Review,
+            (Decision::Deny { .. }, PolicyMode::Audit) => Decided::ShadowDeny,
+            (Decision::Review { .. }, PolicyMode::Audit) => Decided::ShadowReview,
+        }
+    }
+
     /// Why it was refused or needs approval; `None` when allowed.
     pub fn reason(&self) -> Option<&str> {
         match self {
@@ -102,6 +115,14 @@ impl PolicyMode {
         match self {
             PolicyMode::Enforce => "enforce",
             PolicyMode::Audit => "audit",
+        }
+    }
+
+    /// What a record keeps of the mode.
+    pub fn recorded(self) -> gatehouse_core::DecidedIn {
+        match self {
+            PolicyMode::Enforce => gatehouse_core::DecidedIn::Enforce,
+            PolicyMode::Audit => gatehouse_core::DecidedIn::Audit,
         }
     }
 }

@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
                         }
                         _ => {}
                     }
-                    Ok::<_, Infallible>(Flow::Forward)
+                    Ok::<_, Infallible>(Flow::<()>::Forward)
                 },
             );
             std::hint::black_box(r.expect("no error").expect("framed").forward)
@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
             let r = scanner.scan(
                 &rows,
                 |ty| matches!(ty, b'C' | b'Z' | b'E'),
-                |_, _| Ok::<_, Infallible>(Flow::Forward),
+                |_, _| Ok::<_, Infallible>(Flow::<()>::Forward),
             );
             std::hint::black_box(r.expect("no error").expect("framed").forward)
         })

@@ -12,10 +12,11 @@
 use crate::codec::backend::{error_response, ErrorNotice};
 use crate::codec::write::{begin, finish, put_cstr};
 use crate::mask::ColumnGuard;
-pub(crate) use approval::{ApprovalStep, Hold, HoldOutcome};
+pub(crate) use approval::{Hold, HoldOutcome};
 use bytes::{BufMut, BytesMut};
-use gatehouse_core::{ApprovalDesk, DecisionRecord, Identity, Timestamp};
+use gatehouse_core::{Decided, DecidedIn, DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
+use gatehouse_session::{ApprovalStep, Session};
 use gatehouse_sql::{
     ActionKind, Analysis, Analyzer, ParseMode, SettingValue, SqlError, StatementAnalysis,
 };
@@ -39,8 +40,6 @@ pub struct GateSettings {
     pub analyzer: Arc<Analyzer>,
     /// The policy in force.
     pub policy: Arc<PolicyHandle>,
-    /// Where statements that need approval are filed (none: they are refused).
-    pub approvals: Option<Arc<ApprovalDesk>>,
     /// Every connection's functions a qualified name can call.
     pub functions: Arc<functions::FunctionCatalog>,
 }
@@ -51,8 +50,31 @@ const POISON_SQL: &str = "/* gatehouse refused this statement by policy */ !";
 /// A portal that never exists, for refused Executes.
 const POISON_PORTAL: &str = "gatehouse refused portal";
 
+/// How a statement was sent: the PostgreSQL protocol's flavours, which
+/// policies see as `context.protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// A simple Query.
+    Simple,
+    /// Parse, Bind and Execute.
+    Extended,
+    /// The fast-path FunctionCall.
+    FunctionCall,
+}
+
+impl Flavour {
+    /// `simple`, `extended` or `function_call`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Simple => "simple",
+            Flavour::Extended => "extended",
+            Flavour::FunctionCall => "function_call",
+        }
+    }
+}
+
 /// A decided statement.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Verdict {
     pub(crate) record: DecisionRecord,
     /// The ErrorResponse to give the client instead of running it.
@@ -98,12 +120,12 @@ impl Verdict {
     }
 
     /// Lets the statement through, as `policies` decided in policy `mode`.
-    pub(crate) fn allowed(policies: Vec<String>, mode: &str) -> Self {
+    pub(crate) fn allowed(policies: Vec<String>, mode: DecidedIn) -> Self {
         Verdict::decided(
             DecisionRecord {
-                decision: "allow".into(),
+                decision: Decided::Allow,
                 policies,
-                mode: mode.into(),
+                mode,
                 reason: None,
             },
             None,
@@ -112,7 +134,7 @@ impl Verdict {
 }
 
 /// A refusal: the client's error, and the SQLSTATE and message to record.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Refusal {
     pub(crate) error: BytesMut,
     pub(crate) sqlstate: &'static str,
@@ -160,6 +182,9 @@ pub(crate) struct Gate {
     backend_user: String,
     /// The connection's functions a qualified name can call.
     function_names: Arc<functions::FunctionNames>,
+    /// The session statements that need approval are filed from (none:
+    /// they are refused, as at login).
+    session: Option<Session>,
 }
 
 /// The session variable a caller states its reason in (PostgreSQL accepts
@@ -188,7 +213,13 @@ impl Gate {
             path_generation: 0,
             backend_user: String::new(),
             function_names: Arc::default(),
+            session: None,
         }
+    }
+
+    /// Files statements that need approval from `session`.
+    pub(crate) fn set_session(&mut self, session: Session) {
+        self.session = Some(session);
     }
 
     /// The connection's functions, as read at login.
@@ -228,19 +259,9 @@ impl Gate {
         self.column_guard = guard;
     }
 
-    /// The caller's subject.
-    pub(crate) fn subject(&self) -> &str {
-        &self.identity.subject
-    }
-
-    /// The connection's name.
-    pub(crate) fn connection(&self) -> &str {
-        &self.connection
-    }
-
-    /// Where approval requests go, if anywhere.
-    pub(crate) fn approvals(&self) -> Option<Arc<ApprovalDesk>> {
-        self.settings.approvals.clone()
+    /// Whether statements that need approval can be filed from this session.
+    pub(crate) fn takes_approvals(&self) -> bool {
+        self.session.as_ref().is_some_and(Session::takes_approvals)
     }
 
     /// What a prepared statement's decision depends on besides its text: the
@@ -255,10 +276,10 @@ impl Gate {
     pub(crate) fn decide_text(
         &mut self,
         sql: &str,
-        protocol: &str,
+        protocol: Flavour,
     ) -> (Verdict, Option<Arc<StatementAnalysis>>) {
         let (engine, generation) = self.settings.policy.current();
-        let slot = usize::from(protocol != "simple");
+        let slot = usize::from(protocol != Flavour::Simple);
         if let Some(hit) = self.verdicts[slot].get(sql, generation) {
             return hit;
         }
@@ -274,7 +295,7 @@ impl Gate {
     fn decide_text_uncached(
         &mut self,
         sql: &str,
-        protocol: &str,
+        protocol: Flavour,
     ) -> (Verdict, Option<Arc<StatementAnalysis>>, bool) {
         // standard_conforming_strings is pinned on (`settings`).
         let analysis = self.analyze(sql, ParseMode::default());
@@ -327,7 +348,11 @@ impl Gate {
                         let reason = format!(
                             "EXECUTE {name}: no statement of that name was prepared through the gateway in this session"
                         );
-                        return (self.refuse_reason("deny", Vec::new(), reason), None, false);
+                        return (
+                            self.refuse_reason(Decided::Deny, Vec::new(), reason),
+                            None,
+                            false,
+                        );
                     }
                 },
                 None => resolved.push(Arc::new(st.clone())),
@@ -356,12 +381,14 @@ impl Gate {
                 };
             }
         }
-        let (mut verdict, approvable) = if protocol == "simple" {
-            self.decide_approvable(&resolved, protocol, || self.fingerprint("simple", sql, &[]))
+        let (mut verdict, approvable) = if protocol == Flavour::Simple {
+            self.decide_approvable(&resolved, protocol, || {
+                self.fingerprint(Flavour::Simple, sql, &[])
+            })
         } else {
             // A Parse: approval is decided at each Execute, with its parameters.
             let v = self.decide(&resolved, protocol);
-            let review = v.record.decision == "review";
+            let review = v.record.decision == Decided::Review;
             (v, review)
         };
         // Whether an approval covers it changes from one run to the next.
@@ -408,7 +435,7 @@ impl Gate {
     fn decision(
         &self,
         statements: &[Arc<StatementAnalysis>],
-        protocol: &str,
+        protocol: Flavour,
         approved: bool,
     ) -> Decision {
         let refs: Vec<&StatementAnalysis> = statements.iter().map(|s| s.as_ref()).collect();
@@ -441,7 +468,7 @@ impl Gate {
             connection: &self.connection,
             client_ip: self.client_ip,
             now: Timestamp::now(),
-            protocol,
+            protocol: protocol.as_str(),
             approved,
             statements: &refs,
             search_path,
@@ -450,7 +477,11 @@ impl Gate {
 
     /// Decides already analyzed statements (a re-check at Execute after a policy reload,
     /// or a FunctionCall).
-    pub(crate) fn decide(&self, statements: &[Arc<StatementAnalysis>], protocol: &str) -> Verdict {
+    pub(crate) fn decide(
+        &self,
+        statements: &[Arc<StatementAnalysis>],
+        protocol: Flavour,
+    ) -> Verdict {
         let decision = self.decision(statements, protocol, false);
         self.checked(statements, self.verdict(decision))
     }
@@ -507,32 +538,32 @@ impl Gate {
         let mode = self.settings.policy.mode();
         let policies = decision.policies().to_vec();
         match (decision, mode) {
-            (Decision::Allow { .. }, _) => Verdict::allowed(policies, mode.as_str()),
+            (Decision::Allow { .. }, _) => Verdict::allowed(policies, mode.recorded()),
             (Decision::Deny { reason, .. }, PolicyMode::Audit) => {
-                self.shadow("shadow_deny", policies, reason)
+                self.shadow(Decided::ShadowDeny, policies, reason)
             }
             (Decision::Review { reason, .. }, PolicyMode::Audit) => {
-                self.shadow("shadow_review", policies, reason)
+                self.shadow(Decided::ShadowReview, policies, reason)
             }
             (Decision::Deny { reason, .. }, PolicyMode::Enforce) => {
-                self.refuse_reason("deny", policies, reason)
+                self.refuse_reason(Decided::Deny, policies, reason)
             }
             (Decision::Review { reason, routes, .. }, PolicyMode::Enforce) => {
                 let reason = format!("{reason} from route {}", routes.join(" or "));
-                let mut v = self.refuse_reason("review", policies, reason);
+                let mut v = self.refuse_reason(Decided::Review, policies, reason);
                 v.review_routes = routes;
                 v
             }
         }
     }
 
-    fn shadow(&self, decision: &str, policies: Vec<String>, reason: String) -> Verdict {
-        tracing::info!(identity = %self.identity.subject, decision, %reason, "audit mode: letting through a statement the policy refuses");
+    fn shadow(&self, decision: Decided, policies: Vec<String>, reason: String) -> Verdict {
+        tracing::info!(identity = %self.identity.subject, decision = decision.as_str(), %reason, "audit mode: letting through a statement the policy refuses");
         Verdict::decided(
             DecisionRecord {
-                decision: decision.into(),
+                decision,
                 policies,
-                mode: PolicyMode::Audit.as_str().into(),
+                mode: DecidedIn::Audit,
                 reason: Some(reason),
             },
             None,
@@ -563,11 +594,11 @@ impl Gate {
 
     /// Refuses with `reason` (no policy involved: the gateway cannot decide).
     pub(crate) fn refuse(&self, reason: String) -> Verdict {
-        self.refuse_reason("deny", Vec::new(), reason)
+        self.refuse_reason(Decided::Deny, Vec::new(), reason)
     }
 
-    fn refuse_reason(&self, decision: &str, policies: Vec<String>, reason: String) -> Verdict {
-        let (message, hint) = if decision == "review" {
+    fn refuse_reason(&self, decision: Decided, policies: Vec<String>, reason: String) -> Verdict {
+        let (message, hint) = if decision == Decided::Review {
             (
                 format!("gatehouse: approval required: {reason}"),
                 "this statement may run only once approved, and no approval request can be filed for it \
@@ -587,9 +618,9 @@ impl Gate {
         };
         Verdict::decided(
             DecisionRecord {
-                decision: decision.into(),
+                decision,
                 policies,
-                mode: PolicyMode::Enforce.as_str().into(),
+                mode: DecidedIn::Enforce,
                 reason: Some(reason),
             },
             Some(refusal("42501", message, Some(&detail), hint)),
@@ -606,9 +637,9 @@ impl Gate {
         );
         Verdict::decided(
             DecisionRecord {
-                decision: "deny".into(),
+                decision: Decided::Deny,
                 policies: Vec::new(),
-                mode: PolicyMode::Enforce.as_str().into(),
+                mode: DecidedIn::Enforce,
                 reason: Some(format!("column masking: {reason}")),
             },
             Some(refusal(
@@ -675,9 +706,9 @@ impl Gate {
         let message = format!("gatehouse: permission denied: {reason}");
         Verdict::decided(
             DecisionRecord {
-                decision: "deny".into(),
+                decision: Decided::Deny,
                 policies: Vec::new(),
-                mode: PolicyMode::Enforce.as_str().into(),
+                mode: DecidedIn::Enforce,
                 reason: Some(reason),
             },
             Some(refusal(
@@ -695,9 +726,9 @@ impl Gate {
         if let SqlError::TooLong { .. } = e {
             return Verdict::decided(
                 DecisionRecord {
-                    decision: "deny".into(),
+                    decision: Decided::Deny,
                     policies: Vec::new(),
-                    mode: PolicyMode::Enforce.as_str().into(),
+                    mode: DecidedIn::Enforce,
                     reason: Some(e.to_string()),
                 },
                 Some(refusal(
@@ -713,9 +744,9 @@ impl Gate {
         // understood cannot be decided.
         Verdict::decided(
             DecisionRecord {
-                decision: "deny".into(),
+                decision: Decided::Deny,
                 policies: Vec::new(),
-                mode: self.settings.policy.mode().as_str().into(),
+                mode: self.settings.policy.mode().recorded(),
                 reason: Some(e.to_string()),
             },
             Some(refusal(

@@ -6,14 +6,16 @@
 //! syscall. Large messages the tracker does not inspect (DataRow, CopyData)
 //! are forwarded as they arrive, so a result set is never buffered whole.
 
-use crate::codec::backend::{error_response, ErrorNotice};
 use crate::codec::{frontend, FrameError, FrameScanner};
+use crate::ending::{stopped, Ending};
+use crate::refusals;
 use crate::tracker::{
-    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked, Tracker,
+    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked, Pause,
+    Tracker,
 };
 use bytes::{Buf, BytesMut};
-use gatehouse_core::{ActionRecord, SessionEndReason, SessionRecorder};
-use std::sync::atomic::{AtomicU64, Ordering};
+use gatehouse_core::{ActionRecord, SessionEndReason};
+use gatehouse_session::{Counters, Session};
 use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -22,48 +24,40 @@ use tokio::sync::watch;
 const MAX_BACKEND_MESSAGE: u32 = 64 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Bytes relayed each way.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) from_client: AtomicU64,
-    pub(crate) to_client: AtomicU64,
+/// The two legs of a session, each with what was read past the handshake.
+pub(crate) struct Legs<C, B> {
+    pub(crate) client: C,
+    pub(crate) client_leftover: BytesMut,
+    pub(crate) backend: B,
+    pub(crate) backend_leftover: BytesMut,
 }
 
-/// How the relay ended.
-pub(crate) struct Ending {
-    pub(crate) reason: SessionEndReason,
-    pub(crate) detail: Option<String>,
-}
-
-impl Ending {
-    pub(crate) fn new(reason: SessionEndReason, detail: impl Into<Option<String>>) -> Self {
-        Self {
-            reason,
-            detail: detail.into(),
-        }
-    }
+/// What ends a relay besides its legs: the gateway's shutdown, and the
+/// session's cancel requests (they end a hold).
+pub(crate) struct Signals {
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) cancelled: watch::Receiver<u64>,
 }
 
 /// Relays until either side closes, the client misbehaves, or shutdown.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay<C, B>(
-    client: C,
-    client_leftover: BytesMut,
-    backend: B,
-    backend_leftover: BytesMut,
+    legs: Legs<C, B>,
     tracker: &Mutex<Tracker>,
-    recorder: &SessionRecorder,
-    counters: &Counters,
+    session: &Session,
     limits: &crate::limits::SessionLimits,
-    mut shutdown: watch::Receiver<bool>,
-    mut cancelled: watch::Receiver<u64>,
+    signals: Signals,
 ) -> Ending
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut br, mut bw) = tokio::io::split(backend);
+    let Signals {
+        mut shutdown,
+        mut cancelled,
+    } = signals;
+    let (mut cr, mut cw) = tokio::io::split(legs.client);
+    let (mut br, mut bw) = tokio::io::split(legs.backend);
+    let (client_leftover, backend_leftover) = (legs.client_leftover, legs.backend_leftover);
     let masked = lock(tracker).masking.active;
     // The gateway's own messages to the client (a held statement's notice)
     // go through the client-writing side, at a message boundary.
@@ -75,8 +69,7 @@ where
             client_leftover,
             limits.max_message_size,
             tracker,
-            recorder,
-            counters,
+            session,
             masked,
             &notices,
             &mut cancelled,
@@ -87,15 +80,14 @@ where
             backend_leftover,
             limits.max_masked_row_size,
             tracker,
-            recorder,
-            counters,
+            session,
             masked,
             &mut notices_rx,
         );
         tokio::select! {
             e = up => e,
             e = down => e,
-            _ = crate::listener::stopped(&mut shutdown) => Ending::new(SessionEndReason::GatewayShutdown, None),
+            _ = stopped(&mut shutdown) => Ending::new(SessionEndReason::GatewayShutdown, None),
         }
     };
     // After the client's Terminate the backend closes too, and its EOF may win
@@ -106,51 +98,9 @@ where
         ending
     };
     // Why the gateway ended the session, told to the client before it closes.
-    let protocol_message;
-    let fatal: Option<(&str, &str, Option<&str>, &str)> = match ending.reason {
-        SessionEndReason::ProtocolError => {
-            let msg = ending.detail.as_deref().unwrap_or("invalid message");
-            protocol_message = format!("gatehouse closed the connection: {msg}");
-            Some((
-                "08P01",
-                &protocol_message,
-                None,
-                "this is a client or driver bug; the connection cannot continue",
-            ))
-        }
-        SessionEndReason::GatewayShutdown => Some((
-            "57P01",
-            "the gateway is shutting down",
-            None,
-            "reconnect in a moment",
-        )),
-        SessionEndReason::EvidenceLogFailed => Some((
-            "58030",
-            "gatehouse could not write its evidence log, so the statement was not run",
-            ending.detail.as_deref(),
-            "nothing was sent to the database; reconnect later, and tell the gateway's operator",
-        )),
-        SessionEndReason::LimitExceeded => Some((
-            "54000",
-            "gatehouse closed the connection: a message exceeded its limit",
-            ending.detail.as_deref(),
-            "send less in one message (split a large statement or parameter), or ask the gateway's \
-             operator to raise [limits] max_message_size",
-        )),
-        SessionEndReason::PinnedSettingChanged => Some((
-            "42501",
-            "gatehouse closed the session: a setting it reads statements under was changed",
-            ending.detail.as_deref(),
-            "client_encoding stays UTF8 and standard_conforming_strings on through the gateway; \
-             reconnect, and do not change them (also not from inside a function)",
-        )),
-        SessionEndReason::ClientDisconnected
-        | SessionEndReason::NetworkError
-        | SessionEndReason::ClientTerminated
-        | SessionEndReason::BackendClosed => None,
-    };
-    if let Some((code, message, detail, hint)) = fatal {
-        tell_client_fatal(&mut cw, code, message, detail, hint).await;
+    let fatal = refusals::session_ended(&ending);
+    if let Some(fatal) = &fatal {
+        let _ = crate::io::send(&mut cw, fatal).await;
     }
     if fatal.is_some()
         || matches!(
@@ -184,8 +134,7 @@ async fn client_to_backend<R, W>(
     mut buf: BytesMut,
     max_message: u32,
     tracker: &Mutex<Tracker>,
-    recorder: &SessionRecorder,
-    counters: &Counters,
+    session: &Session,
     masked: bool,
     notices: &tokio::sync::mpsc::Sender<BytesMut>,
     cancelled: &mut watch::Receiver<u64>,
@@ -200,7 +149,8 @@ where
     } else {
         frontend_inspects
     };
-    let desk = lock(tracker).approvals();
+    let counters = session.counters();
+    let mut write_ahead = session.write_ahead();
     let mut first = !buf.is_empty();
     loop {
         if !first {
@@ -214,9 +164,7 @@ where
                         Ending::new(SessionEndReason::ClientDisconnected, None)
                     };
                 }
-                Ok(n) => {
-                    counters.from_client.fetch_add(n as u64, Ordering::Relaxed);
-                }
+                Ok(n) => counters.read(n),
                 Err(e) if is_disconnect(&e) => {
                     return Ending::new(
                         SessionEndReason::ClientDisconnected,
@@ -230,14 +178,10 @@ where
         }
         first = false;
         loop {
-            let (scanned, decided, steps) = {
+            let scanned = {
                 let mut t = lock(tracker);
-                let r = scanner.scan(&buf, inspects, |ty, body| t.on_frontend(ty, body));
-                (
-                    r,
-                    std::mem::take(&mut t.decided),
-                    std::mem::take(&mut t.approval_steps),
-                )
+                let w = &mut write_ahead;
+                scanner.scan(&buf, inspects, |ty, body| t.on_frontend(ty, body, w))
             };
             let s = match scanned {
                 Ok(Ok(s)) => s,
@@ -247,17 +191,11 @@ where
                 Ok(Err(e)) => return protocol_error(e),
                 Err(e) => return Ending::new(SessionEndReason::ProtocolError, e.to_string()),
             };
-            // Write-ahead: what was decided is durable before any of it is forwarded.
-            if !decided.is_empty() {
-                if let Err(e) = recorder.audit(decided).await {
+            // Write-ahead: what was decided (and the approvals it files or
+            // takes) is durable before any of it is forwarded.
+            if !write_ahead.is_empty() {
+                if let Err(e) = session.commit(&mut write_ahead).await {
                     tracing::error!(error = %e, "evidence log write failed; ending the session");
-                    return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
-                }
-            }
-            // Requests filed and approvals used are durable before too.
-            if !steps.is_empty() {
-                if let Err(e) = settle_approvals(desk.as_deref(), steps).await {
-                    tracing::error!(error = %e, "approval could not be recorded; ending the session");
                     return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
                 }
             }
@@ -267,22 +205,19 @@ where
                 }
                 buf.advance(s.forward);
             }
-            if s.wait {
-                // A statement held for approval: tell the client, wait, then
-                // scan it again (approved, it runs; otherwise it is refused).
-                let held = lock(tracker).held.take();
-                let (Some(held), Some(desk)) = (held, desk.as_deref()) else {
-                    return Ending::new(
-                        SessionEndReason::ProtocolError,
-                        "internal: a statement waited with no approval to wait for".to_string(),
-                    );
-                };
-                let _ = notices.send(held.hold.notice.clone()).await;
-                match crate::hold::wait(desk, &held.hold, cr, &mut buf, counters, cancelled).await {
-                    Ok(outcome) => lock(tracker).resolve_hold(held, outcome),
-                    Err(ending) => return ending,
+            match s.pause {
+                Some(Pause::Approval(held)) => {
+                    // Held for approval: tell the client, wait, then scan the
+                    // statement again (approved, it runs; otherwise it is refused).
+                    let _ = notices.send(held.hold.notice.clone()).await;
+                    match crate::hold::wait(session, &held.hold, cr, &mut buf, cancelled).await {
+                        Ok(outcome) => lock(tracker).resolve_hold(&held, outcome),
+                        Err(ending) => return ending,
+                    }
+                    continue;
                 }
-                continue;
+                // The frontend pauses only for approvals.
+                Some(Pause::CatalogLookup | Pause::SettingChanged(_)) | None => {}
             }
             // A refused message: its poison goes to the backend instead.
             let Some((with, skip)) = s.replace else { break };
@@ -294,28 +229,6 @@ where
     }
 }
 
-/// Files the requests and marks the approvals used that the statements
-/// just decided carry.
-async fn settle_approvals(
-    desk: Option<&gatehouse_core::ApprovalDesk>,
-    steps: Vec<crate::gate::ApprovalStep>,
-) -> Result<(), gatehouse_core::ApprovalError> {
-    // Steps come only from a gate with a desk (the gate files nothing without one).
-    let Some(desk) = desk else {
-        return Ok(());
-    };
-    for step in steps {
-        match step {
-            crate::gate::ApprovalStep::File(request) => desk.submit(*request).await?,
-            crate::gate::ApprovalStep::Use(id) => {
-                desk.mark_used(&id, gatehouse_core::Timestamp::now())
-                    .await?
-            }
-        }
-    }
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn backend_to_client<R, W>(
     br: &mut R,
@@ -323,8 +236,7 @@ async fn backend_to_client<R, W>(
     mut buf: BytesMut,
     max_masked_row: u32,
     tracker: &Mutex<Tracker>,
-    recorder: &SessionRecorder,
-    counters: &Counters,
+    session: &Session,
     masked: bool,
     notices: &mut tokio::sync::mpsc::Receiver<BytesMut>,
 ) -> Ending
@@ -338,6 +250,7 @@ where
         (MAX_BACKEND_MESSAGE, backend_inspects)
     };
     let mut scanner = FrameScanner::new(max);
+    let counters = session.counters();
     let mut finished: Vec<ActionRecord> = Vec::new();
     // Output assembled when some message was replaced (masked): still one write per read.
     let mut out = BytesMut::new();
@@ -368,49 +281,39 @@ where
         }
         first = false;
         loop {
-            let (scanned, pinned_broken) = {
+            let scanned = {
                 let mut t = lock(tracker);
-                let r = scanner.scan(&buf, inspects, |ty, body| t.on_backend(ty, body));
-                finished.append(&mut t.done);
-                (r, t.pinned_broken.take())
+                let done = &mut finished;
+                scanner.scan(&buf, inspects, |ty, body| t.on_backend(ty, body, done))
             };
-            if let Some(reason) = pinned_broken {
-                // Nothing more of this session is relayed either way.
-                for r in finished.drain(..) {
-                    let _ = recorder.statement(r).await;
-                }
-                return Ending::new(SessionEndReason::PinnedSettingChanged, reason);
-            }
-            let s = match scanned {
+            let mut s = match scanned {
                 Ok(Ok(s)) => s,
                 Ok(Err(e @ FrameError::TooLarge { .. })) if masked => {
                     // A row masking would have to hold whole beyond the limit: withheld.
                     let detail = format!(
                         "result row too large to mask ({e}; [limits] max_masked_row_size); nothing of it was sent"
                     );
-                    tell_client_limit(cw, &detail).await;
+                    let _ = crate::io::send(cw, &refusals::row_too_large(&detail)).await;
                     return Ending::new(SessionEndReason::LimitExceeded, detail);
                 }
                 Ok(Err(e)) => {
                     let detail = format!("backend sent an unframeable message: {e}");
-                    tell_client(cw, &detail).await;
+                    let _ = crate::io::send(cw, &refusals::backend_broke(&detail)).await;
                     return Ending::new(SessionEndReason::NetworkError, detail);
                 }
                 Err(e) => {
                     let detail = format!("backend sent a malformed message: {e}");
-                    tell_client(cw, &detail).await;
+                    let _ = crate::io::send(cw, &refusals::backend_broke(&detail)).await;
                     return Ending::new(SessionEndReason::NetworkError, detail);
                 }
             };
-            if s.replace.is_none() && !s.wait && out.is_empty() {
+            if s.replace.is_none() && s.pause.is_none() && out.is_empty() {
                 // The common case: forward what arrived as it is.
                 if s.forward > 0 {
                     if let Err(e) = crate::io::send(cw, &buf[..s.forward]).await {
                         return client_gone(e);
                     }
-                    counters
-                        .to_client
-                        .fetch_add(s.forward as u64, Ordering::Relaxed);
+                    counters.written(s.forward);
                     buf.advance(s.forward);
                 }
                 break;
@@ -423,21 +326,32 @@ where
                 buf.advance(skip);
                 continue;
             }
-            if s.wait {
-                // A result's plan needs table names from the catalog.
-                if let Err(e) = flush(cw, &mut out, counters).await {
-                    return client_gone(e);
+            match s.pause.take() {
+                Some(Pause::CatalogLookup) => {
+                    // A result's plan needs table names from the catalog.
+                    if let Err(e) = flush(cw, &mut out, counters).await {
+                        return client_gone(e);
+                    }
+                    resolve_tables(tracker).await;
+                    continue;
                 }
-                resolve_tables(tracker).await;
-                continue;
+                Some(Pause::SettingChanged(reason)) => {
+                    // Nothing more of this session is relayed, not even what
+                    // came before it in this read (it ran under the changed setting).
+                    for r in finished.drain(..) {
+                        let _ = session.finished(r).await;
+                    }
+                    return Ending::new(SessionEndReason::PinnedSettingChanged, reason);
+                }
+                // The backend never pauses for approvals.
+                Some(Pause::Approval(_)) | None => break,
             }
-            break;
         }
         if let Err(e) = flush(cw, &mut out, counters).await {
             return client_gone(e);
         }
         for r in finished.drain(..) {
-            if recorder.statement(r).await.is_err() {
+            if session.finished(r).await.is_err() {
                 return Ending::new(
                     SessionEndReason::GatewayShutdown,
                     "session recorder stopped".to_string(),
@@ -471,51 +385,13 @@ async fn flush<W: AsyncWrite + Unpin>(
         return Ok(());
     }
     crate::io::send(cw, out).await?;
-    counters
-        .to_client
-        .fetch_add(out.len() as u64, Ordering::Relaxed);
+    counters.written(out.len());
     out.clear();
     Ok(())
 }
 
 fn client_gone(e: std::io::Error) -> Ending {
     Ending::new(SessionEndReason::ClientDisconnected, format!("client: {e}"))
-}
-
-/// Tells the client why its session ends, when the backend's stream broke.
-async fn tell_client<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
-    let message = format!("gatehouse closed the connection: the {detail}");
-    let hint = "no part of the message was relayed; reconnect, and tell the gateway's operator if it recurs";
-    tell_client_fatal(cw, "08P01", &message, None, hint).await;
-}
-
-/// Tells the client a limit ended its session (what the backend sent exceeded it).
-async fn tell_client_limit<W: AsyncWrite + Unpin>(cw: &mut W, detail: &str) {
-    let message = format!("gatehouse closed the connection: {detail}");
-    let hint = "select less in one row, or ask the gateway's operator to raise the limit";
-    tell_client_fatal(cw, "54000", &message, None, hint).await;
-}
-
-/// Sends the client a FATAL ErrorResponse (best effort: it may be gone).
-async fn tell_client_fatal<W: AsyncWrite + Unpin>(
-    cw: &mut W,
-    code: &str,
-    message: &str,
-    detail: Option<&str>,
-    hint: &str,
-) {
-    let mut out = BytesMut::new();
-    error_response(
-        &mut out,
-        &ErrorNotice {
-            severity: "FATAL",
-            code,
-            message,
-            detail,
-            hint: Some(hint),
-        },
-    );
-    let _ = crate::io::send(cw, &out).await;
 }
 
 /// A peer that went away (including TLS without close_notify) rather than a fault.
@@ -537,3 +413,6 @@ fn protocol_error(e: FrameError) -> Ending {
 pub(crate) fn lock(t: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
     t.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests;

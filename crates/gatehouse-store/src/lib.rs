@@ -266,9 +266,9 @@ impl Store for SqliteStore {
                         .push_bind(rows)
                         .push_bind(sqlstate)
                         .push_bind(message)
-                        .push_bind(st.decision.as_ref().map(|d| d.decision.clone()))
+                        .push_bind(st.decision.as_ref().map(|d| d.decision.as_str()))
                         .push_bind(policies)
-                        .push_bind(st.decision.as_ref().map(|d| d.mode.clone()))
+                        .push_bind(st.decision.as_ref().map(|d| d.mode.as_str()))
                         .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()))
                         .push_bind(masking)
                         .push_bind(exchange);

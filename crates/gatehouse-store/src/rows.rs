@@ -1,8 +1,9 @@
 //! Row types and their conversion into domain types.
 
 use gatehouse_core::{
-    ActionOutcome, ActionRecord, DecisionRecord, Identity, SessionEndFields, SessionEndReason,
-    SessionId, SessionStart, SessionSummary, StoreError, Timestamp, TokenId, TokenRecord,
+    ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, Identity, SessionEndFields,
+    SessionEndReason, SessionId, SessionStart, SessionSummary, StoreError, Timestamp, TokenId,
+    TokenRecord,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -151,12 +152,19 @@ impl TryFrom<StatementRow> for ActionRecord {
             outcome,
             decision: match r.decision {
                 Some(decision) => Some(DecisionRecord {
-                    decision,
+                    decision: Decided::parse(&decision).ok_or_else(|| {
+                        StoreError::Malformed(format!("statement decision {decision:?}"))
+                    })?,
                     policies: match r.decision_policies_json {
                         Some(j) => from_json("decision policies", &j)?,
                         None => Vec::new(),
                     },
-                    mode: r.policy_mode.unwrap_or_default(),
+                    mode: {
+                        let mode = r.policy_mode.unwrap_or_default();
+                        DecidedIn::parse(&mode).ok_or_else(|| {
+                            StoreError::Malformed(format!("statement policy mode {mode:?}"))
+                        })?
+                    },
                     reason: r.decision_reason,
                 }),
                 None => None,

@@ -68,9 +68,9 @@ async fn sessions_and_statements_round_trip() {
             count: Some(1),
         },
         decision: Some(gatehouse_core::DecisionRecord {
-            decision: "allow".into(),
+            decision: gatehouse_core::Decided::Allow,
             policies: vec!["ci-read".into()],
-            mode: "enforce".into(),
+            mode: gatehouse_core::DecidedIn::Enforce,
             reason: None,
         }),
         masking: Some(gatehouse_core::MaskingSummary {

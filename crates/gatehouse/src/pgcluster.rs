@@ -81,6 +81,17 @@ fn log_tail(log: &Path) -> String {
 
 /// A free TCP port on 127.0.0.1 (released before returning; good enough for tests and demos).
 pub fn free_port() -> Result<u16> {
+    // Below the kernel's ephemeral range (32768 and up on Linux): a port the
+    // kernel hands out is also what outgoing connections are given, so one
+    // could take it between this check and the server's bind.
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }

@@ -8,6 +8,7 @@ use gatehouse_core::{ApprovalDesk, AuditEvent, AuditTrail, SessionRecorder, Stor
 use gatehouse_evidence::EvidenceLog;
 use gatehouse_mask::{HashKey, MaskingEngine};
 use gatehouse_postgres::{ConnectionMasking, GateSettings, ListenerSettings, PostgresGateway};
+use gatehouse_session::Gatekeeper;
 use gatehouse_sql::Analyzer;
 use gatehouse_store::SqliteStore;
 use std::collections::HashMap;
@@ -157,9 +158,17 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let approvals = Arc::new(desk);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (authenticator, oidc_task) = crate::identity::authenticator(config, store.clone())?;
+    // One login sequence and one count of sessions for every listener.
+    let gatekeeper = Gatekeeper::new(
+        authenticator.clone(),
+        config.policy.clone(),
+        recorder,
+        Some(approvals.clone()),
+    )
+    .with_max_sessions_per_identity(config.limits.session.max_sessions_per_identity)
+    .with_plaintext_on_loopback(config.plaintext_on_loopback);
     let settings = ListenerSettings {
         tls,
-        plaintext_on_loopback: config.plaintext_on_loopback,
         connections: config
             .connections
             .iter()
@@ -172,12 +181,10 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                     .with_max_len(config.limits.session.max_statement_size),
             ),
             policy: config.policy.clone(),
-            approvals: Some(approvals.clone()),
             functions: Arc::default(),
         },
         masking,
         record_masking: Arc::new(MaskingEngine::secrets_only()),
-        authenticator: authenticator.clone(),
         limits: config.limits.session.clone(),
     };
     let http_task = http_listener.map(|listener| {
@@ -186,19 +193,17 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             plaintext_on_loopback: config.plaintext_on_loopback,
             connections: http_targets,
             policy: config.policy.clone(),
-            approvals: Some(approvals.clone()),
-            authenticator: authenticator.clone(),
             record_masking: Arc::new(MaskingEngine::secrets_only()),
             max_request_body: config.limits.session.max_message_size as usize,
             max_masked_value: config.limits.session.max_masked_row_size as usize,
             header_timeout: config.handshake_timeout,
             max_connections: config.limits.session.max_connections as usize,
         };
-        let gateway = gatehouse_http::HttpGateway::new(settings, recorder.clone());
+        let gateway = gatehouse_http::HttpGateway::new(settings, gatekeeper.clone());
         let rx = shutdown_rx.clone();
         tokio::spawn(async move { gateway.serve(listener, rx).await })
     });
-    let gateway = PostgresGateway::new(settings, recorder);
+    let gateway = PostgresGateway::new(settings, gatekeeper);
     let pg_task = {
         let rx = shutdown_rx.clone();
         tokio::spawn(async move { gateway.serve(pg_listener, rx).await })

@@ -23,28 +23,28 @@ pub enum FrameError {
     },
 }
 
-/// What to do with an inspected message.
+/// What to do with an inspected message; `P` says why a pause is needed.
 #[derive(Debug)]
-pub enum Flow {
+pub enum Flow<P = ()> {
     /// Forward it as it arrived.
     Forward,
     /// Send these bytes in its place.
     Replace(bytes::BytesMut),
-    /// Not yet: stop before this message, let the caller do some async
-    /// work, then scan it again.
-    Wait,
+    /// Not yet: stop before this message, let the caller do what the pause
+    /// asks (asynchronously), then scan it again.
+    Pause(P),
 }
 
 /// The result of one scan.
 #[derive(Debug)]
-pub struct Scanned {
+pub struct Scanned<P = ()> {
     /// Leading bytes that may be forwarded as they are.
     pub forward: usize,
     /// A message right after them to replace: the replacement, and the length
     /// of the original message to skip.
     pub replace: Option<(bytes::BytesMut, usize)>,
-    /// Stopped before a message the callback asked to see again later.
-    pub wait: bool,
+    /// Stopped before a message the callback asked to see again later, and why.
+    pub pause: Option<P>,
 }
 
 /// Walks a stream of typed messages as bytes arrive.
@@ -82,17 +82,17 @@ impl FrameScanner {
     /// for which `inspect(type)` is true. Returns how many leading bytes of
     /// `buf` may be forwarded now (the rest must be kept and more appended),
     /// or stops at a message the callback wants replaced.
-    pub fn scan<E>(
+    pub fn scan<E, P>(
         &mut self,
         buf: &[u8],
         inspect: impl Fn(u8) -> bool,
-        mut on_message: impl FnMut(u8, &[u8]) -> Result<Flow, E>,
-    ) -> Result<Result<Scanned, FrameError>, E> {
+        mut on_message: impl FnMut(u8, &[u8]) -> Result<Flow<P>, E>,
+    ) -> Result<Result<Scanned<P>, FrameError>, E> {
         let done = |forward| {
             Ok(Ok(Scanned {
                 forward,
                 replace: None,
-                wait: false,
+                pause: None,
             }))
         };
         let mut pos = 0;
@@ -135,14 +135,14 @@ impl FrameScanner {
                         return Ok(Ok(Scanned {
                             forward: pos,
                             replace: Some((with, total)),
-                            wait: false,
+                            pause: None,
                         }))
                     }
-                    Flow::Wait => {
+                    Flow::Pause(why) => {
                         return Ok(Ok(Scanned {
                             forward: pos,
                             replace: None,
-                            wait: true,
+                            pause: Some(why),
                         }))
                     }
                 }

@@ -125,7 +125,7 @@ fn scan_in_chunks(stream: &[u8], chunk: usize) -> (Vec<(u8, Vec<u8>)>, usize) {
     for piece in stream.chunks(chunk.max(1)) {
         pending.extend_from_slice(piece);
         let n = sc
-            .scan::<()>(
+            .scan::<(), ()>(
                 &pending,
                 |t| t != b'D',
                 |t, b| {
@@ -161,7 +161,7 @@ proptest! {
         let mut pending = Vec::new();
         for piece in data.chunks(chunk) {
             pending.extend_from_slice(piece);
-            match sc.scan::<()>(&pending, |t| t % 2 == 0, |_, _| Ok(Flow::Forward)).unwrap() {
+            match sc.scan::<(), ()>(&pending, |t| t % 2 == 0, |_, _| Ok(Flow::Forward)).unwrap() {
                 Ok(n) => { pending.drain(..n.forward); }
                 Err(_) => break,
             }
@@ -209,7 +209,7 @@ fn scanner_stops_at_a_replaced_message() {
     ]);
     let mut sc = FrameScanner::new(1024);
     let r = sc
-        .scan::<()>(
+        .scan::<(), ()>(
             &stream,
             |_| true,
             |_, body| {

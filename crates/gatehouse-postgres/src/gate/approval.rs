@@ -4,11 +4,12 @@
 //! `gatehouse_core::statement_fingerprint`) and is taken when used, so it
 //! runs at most once.
 
-use super::{refusal, Gate, Verdict};
+use super::{refusal, Flavour, Gate, Verdict};
 use gatehouse_core::{
-    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalRequest,
-    ApprovalRoute, Consulted, SessionId, Timestamp,
+    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalRoute, Consulted,
+    Decided, SessionId,
 };
+use gatehouse_session::ApprovalStep;
 use gatehouse_sql::StatementAnalysis;
 use std::sync::Arc;
 
@@ -38,29 +39,18 @@ pub(crate) enum HoldOutcome {
     Cancelled,
 }
 
-/// What a statement does to an approval; the relay makes it durable before
-/// anything of the statement is forwarded.
-#[derive(Clone, Debug)]
-pub(crate) enum ApprovalStep {
-    /// A new request (its session, number and recorded text are filled in
-    /// by the tracker).
-    File(Box<ApprovalRequest>),
-    /// The statement runs on this approval, which is now used.
-    Use(ApprovalId),
-}
-
 impl Gate {
     /// What an approval of `sql` with these parameters is bound to.
     pub(crate) fn fingerprint(
         &self,
-        protocol: &str,
+        protocol: Flavour,
         sql: &str,
         params: &[Option<&[u8]>],
     ) -> String {
         statement_fingerprint(
             &self.identity.subject,
             &self.connection,
-            protocol,
+            protocol.as_str(),
             sql,
             params,
         )
@@ -73,11 +63,11 @@ impl Gate {
     pub(crate) fn decide_approvable(
         &self,
         statements: &[Arc<StatementAnalysis>],
-        protocol: &str,
+        protocol: Flavour,
         fingerprint: impl FnOnce() -> String,
     ) -> (Verdict, bool) {
         let v = self.decide(statements, protocol);
-        if v.record.decision != "review" {
+        if v.record.decision != Decided::Review {
             return (v, false);
         }
         let v = self
@@ -92,13 +82,12 @@ impl Gate {
     /// route of the verdict is configured.
     fn approval_verdict(
         &self,
-        protocol: &str,
+        protocol: Flavour,
         fingerprint: String,
         statements: &[Arc<StatementAnalysis>],
         review: &Verdict,
     ) -> Option<Verdict> {
-        let desk = self.settings.approvals.as_ref()?;
-        let now = Timestamp::now();
+        let session = self.session.as_ref().filter(|s| s.takes_approvals())?;
         // The session, number and recorded text are filled in by the tracker.
         let asked = ActionToApprove {
             routes: &review.review_routes,
@@ -113,7 +102,7 @@ impl Gate {
             analysis: review.record.reason.as_deref().unwrap_or_default(),
             reason: self.reason.as_deref(),
         };
-        let (id, route, step) = match desk.consult(&asked, now) {
+        let (id, route, step) = match session.consult(&asked) {
             Consulted::NoRoute => return None,
             Consulted::Approved(id) => {
                 let decision = self.decision(statements, protocol, true);

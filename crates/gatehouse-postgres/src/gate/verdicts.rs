@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     fn allow() -> Verdict {
-        Verdict::allowed(vec!["p".into()], "enforce")
+        Verdict::allowed(vec!["p".into()], gatehouse_core::DecidedIn::Enforce)
     }
 
     #[test]

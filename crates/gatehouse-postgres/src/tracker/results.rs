@@ -1,9 +1,10 @@
 //! The tracker's side of masking: which description a result's rows follow,
 //! and the masking of every message that carries values.
 
+use super::Flow;
 use super::{Pending, Tracker};
 use crate::codec::backend::{error_response, ErrorNotice};
-use crate::codec::{CodecError, Flow};
+use crate::codec::CodecError;
 use crate::mask::{parse_row_description, MaskFailure, PlanState};
 use bytes::BytesMut;
 use std::sync::Arc;
@@ -141,7 +142,7 @@ impl Tracker {
                 s.copy_plan = Some(p);
                 Flow::Forward
             }
-            PlanState::Wait => Flow::Wait,
+            PlanState::Wait => Flow::Pause(super::Pause::CatalogLookup),
             PlanState::Failed(e) => self.fail(MaskFailure(e)),
         })
     }
@@ -165,7 +166,7 @@ impl Tracker {
                 };
                 match masking.plan(cols, s.result.formats.as_ref()) {
                     PlanState::Ready(p) => &*s.plan.insert(p),
-                    PlanState::Wait => return Flow::Wait,
+                    PlanState::Wait => return Flow::Pause(super::Pause::CatalogLookup),
                     PlanState::Failed(e) => return self.fail(MaskFailure(e)),
                 }
             }

@@ -51,11 +51,47 @@ fn error(code: &str, msg: &str) -> BytesMut {
     b
 }
 
-fn tracker() -> Tracker {
+/// A tracker with what the relay keeps for it: the write-ahead batch its
+/// decisions go to, and the records it finished.
+struct Harness {
+    t: Tracker,
+    w: WriteAhead,
+    done: Vec<ActionRecord>,
+}
+
+impl Harness {
+    fn on_frontend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
+        self.t.on_frontend(ty, body, &mut self.w)
+    }
+
+    fn on_backend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
+        self.t.on_backend(ty, body, &mut self.done)
+    }
+
+    fn drain_incomplete(&mut self) {
+        let left = self.t.drain_incomplete();
+        self.done.extend(left);
+    }
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Tracker;
+    fn deref(&self) -> &Tracker {
+        &self.t
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut Tracker {
+        &mut self.t
+    }
+}
+
+fn tracker() -> Harness {
     tracker_with("permit (principal, action, resource);")
 }
 
-fn tracker_with(policy: &str) -> Tracker {
+fn tracker_with(policy: &str) -> Harness {
     let engine = gatehouse_policy::PolicyEngine::from_sources(&[(
         std::path::PathBuf::from("policy.cedar"),
         policy.to_string(),
@@ -69,7 +105,6 @@ fn tracker_with(policy: &str) -> Tracker {
     let settings = crate::gate::GateSettings {
         analyzer: std::sync::Arc::new(gatehouse_sql::Analyzer::new(64)),
         policy,
-        approvals: None,
         functions: Default::default(),
     };
     let identity = gatehouse_core::Identity::with_service_token("t", vec![], "x");
@@ -84,7 +119,12 @@ fn tracker_with(policy: &str) -> Tracker {
         std::sync::Arc::new(gatehouse_mask::MaskingEngine::secrets_only()),
         &[],
     );
-    Tracker::new(SessionId::new(), gate, masking)
+    let id = SessionId::new();
+    Harness {
+        t: Tracker::new(id, gate, masking),
+        w: WriteAhead::new(id, "t", "app-db"),
+        done: Vec::new(),
+    }
 }
 
 #[test]
@@ -282,7 +322,7 @@ fn a_refused_reparse_of_a_name_leaves_the_older_statement_decided_as_itself() {
     );
 }
 
-fn masked_tracker() -> Tracker {
+fn masked_tracker() -> Harness {
     let mut t = tracker();
     let engine = gatehouse_mask::MaskingEngine::new(
         vec![gatehouse_mask::DetectorSpec::builtin(

@@ -1,0 +1,248 @@
+//! The relay in process: a client and a scripted backend on in-memory
+//! duplex streams, a real session opened through the login sequence
+//! (`gatehouse-testkit`), and assertions on what the session reported and
+//! when, against what each side saw.
+
+use super::*;
+use crate::codec::backend::{error_response, raw, ErrorNotice};
+use crate::gate::{Gate, GateSettings};
+use crate::io::read_message;
+use crate::mask::SessionMasking;
+use gatehouse_core::Protocol;
+use gatehouse_testkit::{open_session, OpenedSession};
+use std::sync::Arc;
+use tokio::io::{AsyncWriteExt, DuplexStream};
+
+/// Reads may run out of policy: a select on anything, nothing else.
+const SELECT_ONLY: &str = r#"
+permit (principal, action == Gatehouse::Action::"connect", resource);
+permit (principal, action == Gatehouse::Action::"select", resource);
+"#;
+
+fn query(sql: &str) -> BytesMut {
+    let mut body = sql.as_bytes().to_vec();
+    body.push(0);
+    let mut out = BytesMut::new();
+    raw(&mut out, b'Q', &body);
+    out
+}
+
+fn command_complete_and_ready(tag: &str) -> BytesMut {
+    let mut tag = tag.as_bytes().to_vec();
+    tag.push(0);
+    let mut out = BytesMut::new();
+    raw(&mut out, b'C', &tag);
+    raw(&mut out, b'Z', b"I");
+    out
+}
+
+/// A tracker for `opened`'s session under `policy`, as `session.rs` builds it.
+fn tracker(opened: &OpenedSession, policy: &str) -> Mutex<Tracker> {
+    let engine =
+        gatehouse_policy::PolicyEngine::from_sources(&[("test.cedar".into(), policy.to_string())])
+            .unwrap();
+    let settings = GateSettings {
+        analyzer: Arc::new(gatehouse_sql::Analyzer::new(64)),
+        policy: Arc::new(gatehouse_policy::PolicyHandle::new(
+            engine,
+            Vec::new(),
+            gatehouse_policy::PolicyMode::Enforce,
+        )),
+        functions: Default::default(),
+    };
+    let session = &opened.session;
+    let mut gate = Gate::new(
+        settings,
+        session.identity().clone(),
+        session.connection().to_string(),
+        "127.0.0.1".parse().unwrap(),
+    );
+    gate.set_search_path(vec!["public".into()], "app");
+    gate.set_session(session.clone());
+    let masking = SessionMasking::new(
+        None,
+        Arc::new(gatehouse_mask::MaskingEngine::secrets_only()),
+        &[],
+    );
+    Mutex::new(Tracker::new(session.id(), gate, masking))
+}
+
+/// Runs the relay between `client` and `backend` (the gateway's ends).
+async fn run_relay(
+    opened: &OpenedSession,
+    tracker: &Mutex<Tracker>,
+    client: DuplexStream,
+    backend: DuplexStream,
+) -> Ending {
+    // Kept alive for the relay's whole run: a dropped sender would read as a shutdown.
+    let (_stop, shutdown) = watch::channel(false);
+    let (_cancel, cancelled) = watch::channel(0u64);
+    let legs = Legs {
+        client,
+        client_leftover: BytesMut::new(),
+        backend,
+        backend_leftover: BytesMut::new(),
+    };
+    let signals = Signals {
+        shutdown,
+        cancelled,
+    };
+    let limits = crate::limits::SessionLimits::default();
+    relay(legs, tracker, &opened.session, &limits, signals).await
+}
+
+/// Waits (boundedly) until `done` holds of what the session reported.
+async fn reported_until(opened: &OpenedSession, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    for _ in 0..200 {
+        let kinds = opened.reported.kinds();
+        if done(&kinds) {
+            return kinds;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    opened.reported.kinds()
+}
+
+#[tokio::test]
+async fn an_allowed_statement_is_durable_before_the_backend_sees_it_and_recorded_after() {
+    let opened = open_session(
+        Protocol::Postgres,
+        "app-db",
+        "postgres",
+        "ci",
+        &[],
+        SELECT_ONLY,
+    )
+    .await;
+    let tracker = tracker(&opened, SELECT_ONLY);
+    let (mut client, gw_client) = tokio::io::duplex(64 * 1024);
+    let (gw_backend, mut backend) = tokio::io::duplex(64 * 1024);
+    let reported = opened.reported.clone();
+    let script = async move {
+        client.write_all(&query("select 1")).await.unwrap();
+        // The scripted backend: the statement arrives only once its decision is durable.
+        let mut bbuf = BytesMut::new();
+        let (ty, body) = read_message(&mut backend, &mut bbuf, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((ty, &body[..]), (b'Q', &b"select 1\0"[..]));
+        let decided = reported.decided();
+        assert_eq!(
+            decided.len(),
+            1,
+            "one decision, durable before the backend saw it"
+        );
+        assert_eq!(decided[0]["text"], "select 1");
+        assert_eq!(decided[0]["decision"]["decision"], "allow");
+        backend
+            .write_all(&command_complete_and_ready("SELECT 1"))
+            .await
+            .unwrap();
+        let mut cbuf = BytesMut::new();
+        let (ty, body) = read_message(&mut client, &mut cbuf, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((ty, &body[..]), (b'C', &b"SELECT 1\0"[..]));
+        let mut out = BytesMut::new();
+        crate::codec::frontend::terminate(&mut out);
+        client.write_all(&out).await.unwrap();
+        // The backend sees the Terminate, then closes.
+        let (ty, _) = read_message(&mut backend, &mut bbuf, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ty, b'X');
+        drop(backend);
+    };
+    let (ending, ()) = tokio::join!(run_relay(&opened, &tracker, gw_client, gw_backend), script);
+    assert_eq!(ending.reason, SessionEndReason::ClientTerminated);
+    let kinds = reported_until(&opened, |k| k.iter().any(|k| k == "statement_result")).await;
+    let decided_at = kinds.iter().position(|k| k == "statement").unwrap();
+    let result_at = kinds.iter().position(|k| k == "statement_result").unwrap();
+    assert!(decided_at < result_at, "{kinds:?}");
+    assert_eq!(
+        &kinds[..3],
+        ["auth_success", "session_start", "statement"],
+        "the login, then the session, then the decision"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_statement_never_reaches_the_backend_and_the_client_is_told_why() {
+    let opened = open_session(
+        Protocol::Postgres,
+        "app-db",
+        "postgres",
+        "agent",
+        &[],
+        SELECT_ONLY,
+    )
+    .await;
+    let tracker = tracker(&opened, SELECT_ONLY);
+    let (mut client, gw_client) = tokio::io::duplex(64 * 1024);
+    let (gw_backend, mut backend) = tokio::io::duplex(64 * 1024);
+    let reported = opened.reported.clone();
+    let script = async move {
+        client
+            .write_all(&query("delete from orders"))
+            .await
+            .unwrap();
+        let mut bbuf = BytesMut::new();
+        let (ty, body) = read_message(&mut backend, &mut bbuf, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ty, b'Q');
+        let sent = String::from_utf8_lossy(&body).to_string();
+        assert!(!sent.contains("delete"), "the backend got {sent:?}");
+        assert!(
+            sent.contains("gatehouse refused"),
+            "the backend got {sent:?}"
+        );
+        let decided = reported.decided();
+        assert_eq!(decided[0]["decision"]["decision"], "deny");
+        // The backend fails the poison as it fails any syntax error.
+        let mut answer = BytesMut::new();
+        error_response(
+            &mut answer,
+            &ErrorNotice {
+                severity: "ERROR",
+                code: "42601",
+                message: "syntax error at or near \"!\"",
+                detail: None,
+                hint: None,
+            },
+        );
+        raw(&mut answer, b'Z', b"I");
+        backend.write_all(&answer).await.unwrap();
+        let mut cbuf = BytesMut::new();
+        let (ty, body) = read_message(&mut client, &mut cbuf, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ty, b'E');
+        let error = crate::codec::backend::parse_error_fields(&body).unwrap();
+        assert_eq!(error.code, "42501");
+        assert!(
+            error.message.contains("permission denied"),
+            "{}",
+            error.message
+        );
+        let (ty, _) = read_message(&mut client, &mut cbuf, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ty, b'Z', "the session goes on after a refusal");
+        drop(client);
+        // The backend stays up: the client's leaving ends the session.
+        backend
+    };
+    let (ending, _backend) =
+        tokio::join!(run_relay(&opened, &tracker, gw_client, gw_backend), script);
+    assert_eq!(ending.reason, SessionEndReason::ClientDisconnected);
+    opened.session.close(ending.reason, ending.detail).await;
+    let kinds = reported_until(&opened, |k| k.iter().any(|k| k == "session_end")).await;
+    assert!(kinds.iter().any(|k| k == "statement_result"), "{kinds:?}");
+}

@@ -1,0 +1,349 @@
+//! The client's messages, one function each: what each decides, queues
+//! and defines.
+
+use super::*;
+
+impl Tracker {
+    /// A simple Query: decided whole, its statements recorded as one.
+    pub(super) fn on_query(&mut self, body: &[u8], w: &mut WriteAhead) -> Result<Flow, CodecError> {
+        let q = parse_query(body)?;
+        // A simple Query drops the unnamed statement on the server.
+        self.forget_unnamed_statement();
+        let (verdict, single) = match self.next_verdict.take() {
+            Some(v) => (v, None),
+            None => self.gate.decide_text(q, Flavour::Simple),
+        };
+        let text = self.text_of(q, &verdict);
+        let result = ResultSource {
+            copy_out: copy_out(single.as_ref()),
+            ..ResultSource::default()
+        };
+        Ok(self.gated(
+            w,
+            Flavour::Simple,
+            text,
+            Vec::new(),
+            verdict,
+            gate::poison_query,
+            result,
+        ))
+    }
+
+    /// A Parse: decided now (approval waits for each Execute); its name holds
+    /// the statement once the server confirms it.
+    pub(super) fn on_parse(&mut self, body: &[u8], w: &mut WriteAhead) -> Result<Flow, CodecError> {
+        let p = parse_parse(body)?;
+        let (verdict, analysis) = self.gate.decide_text(p.query, Flavour::Extended);
+        let text = self.text_of(p.query, &verdict);
+        self.last_parse = Some(text.clone());
+        // Needing approval is decided at each Execute, with its
+        // parameters: the Parse itself runs nothing.
+        let needs_approval = verdict.record.decision == Decided::Review
+            && !verdict.review_routes.is_empty()
+            && analysis.is_some()
+            && self.gate.takes_approvals();
+        let refused = verdict.refusal.is_some() && !needs_approval;
+        if verdict.changes_schema && !refused {
+            self.masking.schema_changed();
+        }
+        let parse_id = self.new_id();
+        if refused {
+            // The server keeps a named statement's older definition;
+            // the unnamed one it drops.
+            if p.name.is_empty() {
+                self.forget_unnamed_statement();
+            }
+            // Recorded at the Parse's place; the backend's error for the poison is swapped for ours.
+            self.push(
+                w,
+                Flavour::Extended,
+                text,
+                Vec::new(),
+                verdict.record,
+                verdict.refusal,
+                ResultSource::default(),
+            );
+            Ok(Flow::Replace(gate::poison_parse(p.name)))
+        } else {
+            let prepared = Prepared {
+                text,
+                analysis,
+                decision: verdict.record,
+                generation: self.gate.generation(),
+                refused,
+                needs_approval,
+                parse_id,
+                columns: None,
+            };
+            self.define(p.name, names::Defined::Statement(prepared));
+            Ok(Flow::Forward)
+        }
+    }
+
+    /// A Bind: the portal takes the statement and its parameters once the
+    /// server confirms it.
+    pub(super) fn on_bind(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
+        let b = parse_bind(body)?;
+        let statement = match self.statement_named(b.statement) {
+            names::Named::Known(p) => p.clone(),
+            names::Named::Ambiguous => Prepared {
+                text: Arc::from(format!("<prepared statement {:?}>", b.statement)),
+                analysis: None,
+                decision: DecisionRecord {
+                    decision: Decided::Deny,
+                    policies: Vec::new(),
+                    mode: DecidedIn::Unset,
+                    reason: Some(format!(
+                        "prepared statement {:?} was redefined in a batch the server has not \
+                         answered yet, so the gateway cannot tell which definition this Bind \
+                         uses; wait for that batch's ReadyForQuery before binding it",
+                        b.statement
+                    )),
+                },
+                generation: 0,
+                refused: true,
+                needs_approval: false,
+                parse_id: 0,
+                columns: None,
+            },
+            // A statement made by SQL PREPARE, or one the gateway never saw:
+            // generation 0 makes the Execute decide it.
+            names::Named::Unknown => {
+                let analysis = self.gate.sql_prepared(b.statement);
+                let text = match &analysis {
+                    Some(a) => self.recorded_text(&a.text),
+                    None => Arc::from(format!("<unknown prepared statement {:?}>", b.statement)),
+                };
+                Prepared {
+                    text,
+                    analysis,
+                    decision: unknown_statement_decision(),
+                    generation: 0,
+                    refused: false,
+                    needs_approval: false,
+                    parse_id: 0,
+                    columns: None,
+                }
+            }
+        };
+        // A statement that holds a secret (a dblink connection string,
+        // a password) may hold it in a parameter: none is recorded.
+        let params = if statement.analysis.as_ref().is_some_and(|a| a.secret) {
+            b.params
+                .iter()
+                .map(|_| Some(WITHHELD_PARAMETER.to_string()))
+                .collect()
+        } else {
+            b.params.iter().map(param_text).collect()
+        };
+        // Only a statement that needs approval pays for hashing its parameters.
+        let fingerprint = match (&statement.analysis, statement.needs_approval) {
+            (Some(a), true) => {
+                let raw: Vec<Option<&[u8]>> = b
+                    .params
+                    .iter()
+                    .map(|v| match v {
+                        BindValue::Null => None,
+                        BindValue::Text(b) | BindValue::Binary(b) => Some(*b),
+                    })
+                    .collect();
+                Some(self.gate.fingerprint(Flavour::Extended, &a.text, &raw))
+            }
+            _ => None,
+        };
+        let bind_id = self.new_id();
+        let formats = ResultFormats::from_codes(b.result_formats);
+        let portal = Portal {
+            statement,
+            params,
+            fingerprint,
+            bind_id,
+            formats,
+            columns: None,
+        };
+        self.define(b.portal, names::Defined::Portal(portal));
+        Ok(Flow::Forward)
+    }
+
+    /// A Describe (seen only under masking): its answer is matched to the
+    /// Parse or Bind it asked about.
+    pub(super) fn on_describe(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
+        let (parse_id, bind_id) = match parse_describe(body)? {
+            DescribeTarget::Statement(n) => match self.statement_named(n) {
+                names::Named::Known(p) => (p.parse_id, 0),
+                _ => (0, 0),
+            },
+            DescribeTarget::Portal(n) => match self.portal_named(n) {
+                names::Named::Known(p) => (0, p.bind_id),
+                _ => (0, 0),
+            },
+        };
+        self.pending
+            .push_back(Pending::Describe { parse_id, bind_id });
+        Ok(Flow::Forward)
+    }
+
+    /// An Execute: the portal's statement runs only if decided under the
+    /// policy in force and allowed (and, when it needs approval, approved with
+    /// these parameters).
+    pub(super) fn on_execute(
+        &mut self,
+        body: &[u8],
+        w: &mut WriteAhead,
+    ) -> Result<Flow, CodecError> {
+        let name = parse_execute(body)?;
+        let portal = match self.portal_named(name) {
+            names::Named::Known(p) => p,
+            // The server may hold a portal of that name the gateway
+            // let go of (names.rs): refused, never forwarded undecided.
+            unknown => {
+                let reason = match unknown {
+                    names::Named::Ambiguous => format!(
+                        "portal {name:?} was rebound in a batch the server has not answered yet, \
+                         so the gateway cannot tell which statement it runs"
+                    ),
+                    _ => format!("the gateway knows no portal {name:?} bound in this session"),
+                };
+                let text = Arc::from(format!("<portal {name:?}>"));
+                let verdict = self.gate.refuse(reason);
+                return Ok(self.gated(
+                    w,
+                    Flavour::Extended,
+                    text,
+                    Vec::new(),
+                    verdict,
+                    gate::poison_execute,
+                    ResultSource::default(),
+                ));
+            }
+        };
+        let (st, params) = (portal.statement.clone(), portal.params.clone());
+        let fingerprint = portal.fingerprint.clone();
+        let result = match &portal.columns {
+            Some(c) => ResultSource {
+                columns: Some(c.clone()),
+                formats: None,
+                parse_id: st.parse_id,
+                bind_id: portal.bind_id,
+                copy_out: copy_out(st.analysis.as_ref()),
+            },
+            None => ResultSource {
+                columns: st.columns.clone(),
+                formats: Some(portal.formats.clone()),
+                parse_id: st.parse_id,
+                bind_id: portal.bind_id,
+                copy_out: copy_out(st.analysis.as_ref()),
+            },
+        };
+        let text = st.text.clone();
+        // Forward only a statement decided under the policy in force and allowed.
+        // A refused one is poisoned here too: a statement of the same name made
+        // earlier may still exist on the backend and must not run in its place.
+        let verdict = match (&st.analysis, fingerprint) {
+            // Needs approval: decided now, with its parameters.
+            (Some(a), Some(fingerprint)) if st.needs_approval => {
+                Some(self.next_verdict.take().unwrap_or_else(|| {
+                    self.gate
+                        .decide_approvable(std::slice::from_ref(a), Flavour::Extended, || {
+                            fingerprint
+                        })
+                        .0
+                }))
+            }
+            // Cannot happen (Parse marks it only with an analysis, Bind then
+            // fingerprints it); refused rather than forwarded undecided.
+            _ if st.needs_approval => Some(self.gate.refuse(format!(
+                "{}: needs approval, but its parameters could not be bound to one",
+                st.text
+            ))),
+            _ if !st.refused && st.generation == self.gate.generation() => None,
+            (Some(a), _) => Some(self.gate.decide(std::slice::from_ref(a), Flavour::Extended)),
+            (None, _) if st.refused => Some(
+                self.gate.refuse(
+                    st.decision
+                        .reason
+                        .clone()
+                        .unwrap_or_else(|| "refused at Parse".into()),
+                ),
+            ),
+            (None, _) => Some(self.gate.refuse(format!(
+                "{}: the gateway did not see this statement prepared, so it cannot decide it",
+                st.text
+            ))),
+        };
+        if let Some(mut verdict) = verdict {
+            // A SQL PREPARE run this way takes its name when answered, too.
+            if let Some(a) = st.analysis.as_ref().filter(|a| a.prepares.is_some()) {
+                if verdict.sql_prepares.is_empty() {
+                    verdict.sql_prepares.push((0, a.clone()));
+                }
+            }
+            return Ok(self.gated(
+                w,
+                Flavour::Extended,
+                text,
+                params,
+                verdict,
+                gate::poison_execute,
+                result,
+            ));
+        }
+        self.push(
+            w,
+            Flavour::Extended,
+            text,
+            params,
+            st.decision,
+            None,
+            result,
+        );
+        if let Some(a) = st.analysis.filter(|a| a.prepares.is_some()) {
+            self.note_sql_prepares(vec![(0, a)]);
+        }
+        Ok(Flow::Forward)
+    }
+
+    /// A Sync: the batch's ReadyForQuery completes what the server skipped.
+    pub(super) fn on_sync(&mut self) -> Result<Flow, CodecError> {
+        self.pending.push_back(Pending::Sync);
+        Ok(Flow::Forward)
+    }
+
+    /// A Close of a statement or portal.
+    pub(super) fn on_close(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
+        match parse_close(body)? {
+            CloseTarget::Statement(n) => self.close(n, true),
+            CloseTarget::Portal(n) => self.close(n, false),
+        }
+        Ok(Flow::Forward)
+    }
+
+    /// A FunctionCall: an opaque call, decided as such.
+    pub(super) fn on_function_call(
+        &mut self,
+        body: &[u8],
+        w: &mut WriteAhead,
+    ) -> Result<Flow, CodecError> {
+        let oid = parse_function_call(body)?;
+        let analysis = Arc::new(StatementAnalysis::function_call(oid));
+        let verdict = self
+            .gate
+            .decide(std::slice::from_ref(&analysis), Flavour::FunctionCall);
+        let text = Arc::from(analysis.text.as_str());
+        Ok(self.gated(
+            w,
+            Flavour::FunctionCall,
+            text,
+            Vec::new(),
+            verdict,
+            gate::poison_function_call,
+            ResultSource::default(),
+        ))
+    }
+
+    /// The client ends the session.
+    pub(super) fn on_terminate(&mut self) -> Result<Flow, CodecError> {
+        self.terminated = true;
+        Ok(Flow::Forward)
+    }
+}
