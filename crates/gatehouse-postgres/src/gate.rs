@@ -9,17 +9,12 @@
 //! The tracker swaps the backend's error for the gateway's refusal, so the
 //! client sees why, at the right place in the stream.
 
-use crate::codec::backend::{error_response, ErrorNotice};
-use crate::codec::write::{begin, finish, put_cstr};
 use crate::mask::ColumnGuard;
 pub(crate) use approval::{Hold, HoldOutcome};
-use bytes::{BufMut, BytesMut};
 use gatehouse_core::{Decided, DecidedIn, DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
-use gatehouse_session::{ApprovalStep, Session};
-use gatehouse_sql::{
-    ActionKind, Analysis, Analyzer, ParseMode, SettingValue, SqlError, StatementAnalysis,
-};
+use gatehouse_session::Session;
+use gatehouse_sql::{ActionKind, Analyzer, ParseMode, SettingValue, StatementAnalysis};
 use settings::SearchPath;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -28,8 +23,15 @@ use std::sync::Arc;
 
 mod approval;
 pub(crate) mod functions;
+mod poison;
+mod reading;
+mod refuse;
 pub(crate) mod settings;
+mod verdict;
 mod verdicts;
+
+pub(crate) use poison::{poison_execute, poison_function_call, poison_parse, poison_query};
+pub(crate) use verdict::{Flavour, Prepared, Verdict};
 
 use verdicts::VerdictCache;
 
@@ -42,119 +44,6 @@ pub struct GateSettings {
     pub policy: Arc<PolicyHandle>,
     /// Every connection's functions a qualified name can call.
     pub functions: Arc<functions::FunctionCatalog>,
-}
-
-/// The text sent to the backend in place of a refused statement: a comment
-/// that says what happened, then a lone operator, a certain syntax error.
-const POISON_SQL: &str = "/* gatehouse refused this statement by policy */ !";
-/// A portal that never exists, for refused Executes.
-const POISON_PORTAL: &str = "gatehouse refused portal";
-
-/// How a statement was sent: the PostgreSQL protocol's flavours, which
-/// policies see as `context.protocol`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Flavour {
-    /// A simple Query.
-    Simple,
-    /// Parse, Bind and Execute.
-    Extended,
-    /// The fast-path FunctionCall.
-    FunctionCall,
-}
-
-impl Flavour {
-    /// `simple`, `extended` or `function_call`.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Flavour::Simple => "simple",
-            Flavour::Extended => "extended",
-            Flavour::FunctionCall => "function_call",
-        }
-    }
-}
-
-/// A decided statement.
-#[derive(Clone, Debug)]
-pub(crate) struct Verdict {
-    pub(crate) record: DecisionRecord,
-    /// The ErrorResponse to give the client instead of running it.
-    pub(crate) refusal: Option<Refusal>,
-    /// A statement may change the schema (DDL): cached table names are stale.
-    pub(crate) changes_schema: bool,
-    /// What the statement does to an approval: files a request, or uses one.
-    pub(crate) approval: Option<ApprovalStep>,
-    /// The routes a `review` verdict needs approval from.
-    pub(crate) review_routes: Vec<String>,
-    /// Hold mode: the statement waits for this request before going on.
-    pub(crate) hold: Option<Hold>,
-    /// The text records keep instead of the client's, which holds a secret
-    /// (a password): its literals replaced by placeholders.
-    pub(crate) recorded: Option<Arc<str>>,
-    /// SQL `PREPARE`s among the statements (by position): their names hold
-    /// them once the server answered that statement's CommandComplete.
-    pub(crate) sql_prepares: Vec<(usize, Arc<StatementAnalysis>)>,
-    /// Statement names the statements drop (`DEALLOCATE`; `None`: all, also
-    /// `DISCARD ALL`), forgotten at once when allowed.
-    pub(crate) deallocates: Vec<Option<String>>,
-    /// The statements change portals (DECLARE, CLOSE, DISCARD): every portal
-    /// name is forgotten.
-    pub(crate) changes_portals: bool,
-}
-
-impl Verdict {
-    /// A decision, refused when `refusal` is given; no approval step, hold or
-    /// schema change yet.
-    fn decided(record: DecisionRecord, refusal: Option<Refusal>) -> Self {
-        Verdict {
-            record,
-            refusal,
-            changes_schema: false,
-            approval: None,
-            review_routes: Vec::new(),
-            hold: None,
-            recorded: None,
-            sql_prepares: Vec::new(),
-            deallocates: Vec::new(),
-            changes_portals: false,
-        }
-    }
-
-    /// Lets the statement through, as `policies` decided in policy `mode`.
-    pub(crate) fn allowed(policies: Vec<String>, mode: DecidedIn) -> Self {
-        Verdict::decided(
-            DecisionRecord {
-                decision: Decided::Allow,
-                policies,
-                mode,
-                reason: None,
-            },
-            None,
-        )
-    }
-}
-
-/// A refusal: the client's error, and the SQLSTATE and message to record.
-#[derive(Clone, Debug)]
-pub(crate) struct Refusal {
-    pub(crate) error: BytesMut,
-    pub(crate) sqlstate: &'static str,
-    pub(crate) message: String,
-}
-
-/// What the gate knows of one prepared statement (extended protocol).
-#[derive(Clone)]
-pub(crate) struct Prepared {
-    pub(crate) text: Arc<str>,
-    pub(crate) analysis: Option<Arc<StatementAnalysis>>,
-    pub(crate) decision: DecisionRecord,
-    pub(crate) generation: u64,
-    pub(crate) refused: bool,
-    /// Needs approval: decided at each Execute, with its parameters.
-    pub(crate) needs_approval: bool,
-    /// Which Parse made it: Describe answers are matched to it by this.
-    pub(crate) parse_id: u64,
-    /// Its result columns, once the backend described them.
-    pub(crate) columns: Option<Arc<[crate::mask::Column]>>,
 }
 
 /// Per-session gate state.
@@ -591,172 +480,6 @@ impl Gate {
     pub(crate) fn sql_prepared(&self, name: &str) -> Option<Arc<StatementAnalysis>> {
         self.sql_prepared.get(name).cloned()
     }
-
-    /// Refuses with `reason` (no policy involved: the gateway cannot decide).
-    pub(crate) fn refuse(&self, reason: String) -> Verdict {
-        self.refuse_reason(Decided::Deny, Vec::new(), reason)
-    }
-
-    fn refuse_reason(&self, decision: Decided, policies: Vec<String>, reason: String) -> Verdict {
-        let (message, hint) = if decision == Decided::Review {
-            (
-                format!("gatehouse: approval required: {reason}"),
-                "this statement may run only once approved, and no approval request can be filed for it \
-                 here (a fast-path function call, or no approval route): run it as a statement, or ask \
-                 the gateway's operator",
-            )
-        } else {
-            (
-                format!("gatehouse: permission denied: {reason}"),
-                "nothing of the statement reached the database; check the policy with `gatehouse policy explain`",
-            )
-        };
-        let detail = if policies.is_empty() {
-            "decided by default deny (no policy permits it)".to_string()
-        } else {
-            format!("decided by policy {}", policies.join(", "))
-        };
-        Verdict::decided(
-            DecisionRecord {
-                decision,
-                policies,
-                mode: DecidedIn::Enforce,
-                reason: Some(reason),
-            },
-            Some(refusal("42501", message, Some(&detail), hint)),
-        )
-    }
-
-    /// Refuses what column masking could not follow; in every policy mode,
-    /// since masking is not a policy being tried out.
-    fn masking_refusal(&self, reason: String) -> Verdict {
-        let message = format!("gatehouse: permission denied: {reason}");
-        let detail = format!(
-            "column masking rules of connection {} apply to {}",
-            self.connection, self.identity.subject
-        );
-        Verdict::decided(
-            DecisionRecord {
-                decision: Decided::Deny,
-                policies: Vec::new(),
-                mode: DecidedIn::Enforce,
-                reason: Some(format!("column masking: {reason}")),
-            },
-            Some(refusal(
-                "42501",
-                message,
-                Some(&detail),
-                "select masked columns as themselves (SELECT ssn FROM customers), which the gateway \
-                 masks by rule; nothing of the statement reached the database",
-            )),
-        )
-    }
-
-    /// Why `sql` (analyzed as `analysis`) would mean something else to a
-    /// server whose pinned settings had been changed unreported: read with
-    /// backslash escapes (`standard_conforming_strings` off) it is other
-    /// statements, or a backslash follows a non-ASCII byte. Only texts with
-    /// a backslash are looked at twice.
-    /// Analyzes `sql` read in `mode`. Parsing a large text takes long: the
-    /// runtime's other tasks move to other threads meanwhile.
-    fn analyze(&self, sql: &str, mode: ParseMode) -> gatehouse_sql::CachedAnalysis {
-        let analyzer = &self.settings.analyzer;
-        if sql.len() > gatehouse_sql::LARGE_TEXT && on_multi_thread_runtime() {
-            tokio::task::block_in_place(|| analyzer.analyze(sql, mode))
-        } else {
-            analyzer.analyze(sql, mode)
-        }
-    }
-
-    fn reading_depends_on_settings(&self, sql: &str, analysis: &Analysis) -> Option<String> {
-        if !sql.contains('\\') {
-            return None;
-        }
-        if let Some(reason) = settings::encoding_sensitive(sql) {
-            return Some(reason);
-        }
-        let escaped = ParseMode {
-            backslash_escapes: true,
-        };
-        let other = self.analyze(sql, escaped);
-        let same = match other.as_ref() {
-            Ok(o) => {
-                o.statements.len() == analysis.statements.len()
-                    && o.statements.iter().zip(&analysis.statements).all(|(a, b)| {
-                        a.text == b.text
-                            && a.kind == b.kind
-                            && a.actions == b.actions
-                            && a.functions == b.functions
-                            && a.flags == b.flags
-                            && a.attributes == b.attributes
-                    })
-            }
-            Err(_) => false,
-        };
-        (!same).then(|| {
-            "with standard_conforming_strings off (which code in a function could set without the \
-             gateway seeing it) this text would be other statements: a backslash in a '…' literal \
-             changes where it ends; use E'…' for escapes, or a parameter"
-                .into()
-        })
-    }
-
-    /// Refuses a change of a pinned setting, in every policy mode.
-    fn settings_refusal(&self, reason: String) -> Verdict {
-        let message = format!("gatehouse: permission denied: {reason}");
-        Verdict::decided(
-            DecisionRecord {
-                decision: Decided::Deny,
-                policies: Vec::new(),
-                mode: DecidedIn::Enforce,
-                reason: Some(reason),
-            },
-            Some(refusal(
-                "42501",
-                message,
-                None,
-                "nothing of the statement reached the database; the gateway pins the settings it \
-                 reads statements under (docs/security.md)",
-            )),
-        )
-    }
-
-    fn unparseable(&self, e: &SqlError) -> Verdict {
-        let message = format!("gatehouse: {e}");
-        if let SqlError::TooLong { .. } = e {
-            return Verdict::decided(
-                DecisionRecord {
-                    decision: Decided::Deny,
-                    policies: Vec::new(),
-                    mode: DecidedIn::Enforce,
-                    reason: Some(e.to_string()),
-                },
-                Some(refusal(
-                    "54000",
-                    message,
-                    None,
-                    "split the statement (for example a large INSERT into several), or ask the gateway's \
-                     operator to raise [limits] max_statement_size",
-                )),
-            );
-        }
-        // Unparseable statements are refused in every mode: what cannot be
-        // understood cannot be decided.
-        Verdict::decided(
-            DecisionRecord {
-                decision: Decided::Deny,
-                policies: Vec::new(),
-                mode: self.settings.policy.mode().recorded(),
-                reason: Some(e.to_string()),
-            },
-            Some(refusal(
-                "42601",
-                message,
-                None,
-                "gatehouse parses every statement with PostgreSQL's own parser and refuses what it cannot parse",
-            )),
-        )
-    }
 }
 
 /// Catalog views and functions that show values of any column (ANALYZE's
@@ -785,72 +508,4 @@ fn reads_column_statistics(st: &StatementAnalysis) -> Option<String> {
             .find(|f| f.rsplit('.').next() == Some("pg_mcv_list_items"))
             .cloned()
     })
-}
-
-/// `block_in_place` needs the multi-threaded runtime (the gateway's); unit
-/// tests decide outside any runtime.
-fn on_multi_thread_runtime() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-}
-
-fn refusal(sqlstate: &'static str, message: String, detail: Option<&str>, hint: &str) -> Refusal {
-    let mut error = BytesMut::new();
-    error_response(
-        &mut error,
-        &ErrorNotice {
-            severity: "ERROR",
-            code: sqlstate,
-            message: &message,
-            detail,
-            hint: Some(hint),
-        },
-    );
-    Refusal {
-        error,
-        sqlstate,
-        message,
-    }
-}
-
-/// A Query carrying the poison text.
-pub(crate) fn poison_query() -> BytesMut {
-    let mut out = BytesMut::with_capacity(64);
-    let start = begin(&mut out, b'Q');
-    put_cstr(&mut out, POISON_SQL);
-    finish(&mut out, start);
-    out
-}
-
-/// A Parse of the poison text under the client's statement name.
-pub(crate) fn poison_parse(name: &str) -> BytesMut {
-    let mut out = BytesMut::with_capacity(64 + name.len());
-    let start = begin(&mut out, b'P');
-    put_cstr(&mut out, name);
-    put_cstr(&mut out, POISON_SQL);
-    out.put_i16(0);
-    finish(&mut out, start);
-    out
-}
-
-/// An Execute of a portal that does not exist.
-pub(crate) fn poison_execute() -> BytesMut {
-    let mut out = BytesMut::with_capacity(40);
-    let start = begin(&mut out, b'E');
-    put_cstr(&mut out, POISON_PORTAL);
-    out.put_i32(0);
-    finish(&mut out, start);
-    out
-}
-
-/// A FunctionCall of OID 0, which does not exist.
-pub(crate) fn poison_function_call() -> BytesMut {
-    let mut out = BytesMut::with_capacity(16);
-    let start = begin(&mut out, b'F');
-    out.put_i32(0); // function oid
-    out.put_i16(0); // argument format codes
-    out.put_i16(0); // arguments
-    out.put_i16(0); // result format
-    finish(&mut out, start);
-    out
 }

@@ -10,7 +10,7 @@ use crate::codec::startup::{parse_startup_packet, StartupPacket, MAX_STARTUP_LEN
 use crate::gate::functions::FunctionNames;
 use crate::gate::{self, Gate, GateSettings};
 use crate::io::read_message;
-use crate::refusals::{self, Refusal};
+use crate::refusals::{self, ConnectionRefusal};
 use crate::stream::PgStream;
 use crate::Inner;
 use bytes::BytesMut;
@@ -30,7 +30,7 @@ pub(crate) enum Handshake {
     /// The client only wanted to cancel a query, or went away.
     Done,
     /// The client is refused with this error.
-    Refused(PgStream, Refusal),
+    Refused(PgStream, ConnectionRefusal),
     /// A session is established.
     Session(Box<Established>),
 }
@@ -93,7 +93,7 @@ impl Startup {
 pub(crate) async fn negotiate(
     inner: &Inner,
     mut stream: PgStream,
-) -> Result<Option<(PgStream, Startup)>, (Option<PgStream>, Refusal)> {
+) -> Result<Option<(PgStream, Startup)>, (Option<PgStream>, ConnectionRefusal)> {
     loop {
         let body = match read_startup(&mut stream).await {
             Ok(Some(b)) => b,
@@ -153,7 +153,7 @@ async fn login(
     stream: &mut PgStream,
     peer: SocketAddr,
     startup: &Startup,
-) -> Result<Option<LoggedIn>, Refusal> {
+) -> Result<Option<LoggedIn>, ConnectionRefusal> {
     let gatekeeper = &inner.gatekeeper;
     let client_user = startup.param("user").unwrap_or_default().to_string();
     let dbname = startup
@@ -239,7 +239,7 @@ async fn login(
 async fn ask_password(
     stream: &mut PgStream,
     startup: &Startup,
-) -> Result<Option<(String, BytesMut)>, Refusal> {
+) -> Result<Option<(String, BytesMut)>, ConnectionRefusal> {
     let mut out = BytesMut::with_capacity(256);
     if startup.minor > 0 {
         let unknown: Vec<&str> = startup
@@ -275,7 +275,7 @@ async fn function_names(
     gate: &GateSettings,
     target: &BackendTarget,
     backend: &mut backend::BackendSession,
-) -> Result<Arc<FunctionNames>, Refusal> {
+) -> Result<Arc<FunctionNames>, ConnectionRefusal> {
     if let Some(names) = gate.functions.current(&target.name) {
         return Ok(names);
     }
@@ -295,7 +295,7 @@ async fn function_names(
 }
 
 /// Reads one untyped startup packet, exactly (never more bytes than it holds).
-async fn read_startup(stream: &mut PgStream) -> Result<Option<Vec<u8>>, Refusal> {
+async fn read_startup(stream: &mut PgStream) -> Result<Option<Vec<u8>>, ConnectionRefusal> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}

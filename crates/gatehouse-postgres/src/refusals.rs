@@ -1,25 +1,29 @@
-//! Every error the gateway itself sends a PostgreSQL client before or while
-//! ending its connection, as a named constructor: the SQLSTATE, what
-//! happened and what to do next, in one place. (Refusals of single
-//! statements, which leave the session open, are the gate's verdicts.)
+//! Every error the gateway itself sends a PostgreSQL client, as a named
+//! constructor: the SQLSTATE, what happened and what to do next, in one
+//! place. A `ConnectionRefusal` ends the connection (FATAL); a
+//! `StatementRefusal` takes a refused statement's place in the stream and
+//! the session goes on (ERROR).
 
 use crate::codec::backend::{error_response, ErrorNotice};
 use crate::ending::Ending;
+use crate::gate::HoldOutcome;
 use crate::stream::PgStream;
 use bytes::BytesMut;
+use gatehouse_core::{ApprovalId, ApprovalRoute};
 use gatehouse_core::{SessionEndReason, StartError};
 use gatehouse_session::LoginRefusal;
+use gatehouse_sql::SqlError;
 
 /// A connection refused before its session started: sent as a FATAL
 /// ErrorResponse, then the connection is closed.
 #[derive(Debug)]
-pub(crate) struct Refusal {
+pub(crate) struct ConnectionRefusal {
     pub(crate) code: &'static str,
     pub(crate) message: String,
     pub(crate) hint: Option<&'static str>,
 }
 
-impl Refusal {
+impl ConnectionRefusal {
     fn new(code: &'static str, message: impl Into<String>, hint: Option<&'static str>) -> Self {
         Self {
             code,
@@ -36,7 +40,7 @@ impl Refusal {
 
 /// Sends `r` as a FATAL error and closes the connection (best effort: the
 /// client may be gone).
-pub(crate) async fn send(stream: &mut PgStream, r: &Refusal) {
+pub(crate) async fn send(stream: &mut PgStream, r: &ConnectionRefusal) {
     use tokio::io::AsyncWriteExt;
     let _ = crate::io::send(stream, &r.message()).await;
     let _ = stream.shutdown().await;
@@ -68,61 +72,61 @@ pub(crate) fn fatal(
 
 // === Before the login ===
 
-pub(crate) fn invalid_startup_packet(reason: impl std::fmt::Display) -> Refusal {
-    Refusal::new("08P01", format!("invalid startup packet: {reason}"), None)
+pub(crate) fn invalid_startup_packet(reason: impl std::fmt::Display) -> ConnectionRefusal {
+    ConnectionRefusal::new("08P01", format!("invalid startup packet: {reason}"), None)
 }
 
-pub(crate) fn startup_packet_length(len: usize) -> Refusal {
-    Refusal::new(
+pub(crate) fn startup_packet_length(len: usize) -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "08P01",
         format!("invalid startup packet length {len}"),
         None,
     )
 }
 
-pub(crate) fn ssl_request_inside_tls() -> Refusal {
-    Refusal::new("08P01", "SSLRequest received inside TLS", None)
+pub(crate) fn ssl_request_inside_tls() -> ConnectionRefusal {
+    ConnectionRefusal::new("08P01", "SSLRequest received inside TLS", None)
 }
 
-pub(crate) fn tls_handshake_failed(e: impl std::fmt::Display) -> Refusal {
-    Refusal::new("08P01", format!("TLS handshake failed: {e}"), None)
+pub(crate) fn tls_handshake_failed(e: impl std::fmt::Display) -> ConnectionRefusal {
+    ConnectionRefusal::new("08P01", format!("TLS handshake failed: {e}"), None)
 }
 
-pub(crate) fn connection_error(e: std::io::Error) -> Refusal {
-    Refusal::new("08006", format!("connection error: {e}"), None)
+pub(crate) fn connection_error(e: std::io::Error) -> ConnectionRefusal {
+    ConnectionRefusal::new("08006", format!("connection error: {e}"), None)
 }
 
-pub(crate) fn replication_unsupported() -> Refusal {
-    Refusal::new(
+pub(crate) fn replication_unsupported() -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "0A000",
         "replication connections are not supported through gatehouse",
         None,
     )
 }
 
-pub(crate) fn invalid_auth_message(e: impl std::fmt::Display) -> Refusal {
-    Refusal::new(
+pub(crate) fn invalid_auth_message(e: impl std::fmt::Display) -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "08P01",
         format!("invalid message during authentication: {e}"),
         None,
     )
 }
 
-pub(crate) fn expected_password(ty: u8) -> Refusal {
-    Refusal::new(
+pub(crate) fn expected_password(ty: u8) -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "08P01",
         format!("expected a password message, got {:?}", ty as char),
         None,
     )
 }
 
-pub(crate) fn invalid_password_message(e: impl std::fmt::Display) -> Refusal {
-    Refusal::new("08P01", format!("invalid password message: {e}"), None)
+pub(crate) fn invalid_password_message(e: impl std::fmt::Display) -> ConnectionRefusal {
+    ConnectionRefusal::new("08P01", format!("invalid password message: {e}"), None)
 }
 
 /// More connections than `[limits] max_connections` at once.
-pub(crate) fn over_capacity(max: u32) -> Refusal {
-    Refusal::new(
+pub(crate) fn over_capacity(max: u32) -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "53300",
         format!(
             "gatehouse has {max} client connections open, its limit ([limits] max_connections)"
@@ -134,45 +138,45 @@ pub(crate) fn over_capacity(max: u32) -> Refusal {
 // === The login ===
 
 /// The login sequence's refusal, in PostgreSQL's words.
-pub(crate) fn login(r: &LoginRefusal) -> Refusal {
+pub(crate) fn login(r: &LoginRefusal) -> ConnectionRefusal {
     let message = r.message();
     match r {
-        LoginRefusal::TlsRequired => Refusal::new(
+        LoginRefusal::TlsRequired => ConnectionRefusal::new(
             "28000",
             "gatehouse requires TLS",
             Some("connect with sslmode=require (or verify-full with the gateway's CA certificate)"),
         ),
-        LoginRefusal::MissingCredential => Refusal::new(
+        LoginRefusal::MissingCredential => ConnectionRefusal::new(
             "28P01",
             message,
             Some("use a token from `gatehouse token create`, or an OIDC token from a trusted issuer, as the password"),
         ),
-        LoginRefusal::BadCredential { jwt: true, .. } => Refusal::new(
+        LoginRefusal::BadCredential { jwt: true, .. } => ConnectionRefusal::new(
             "28P01",
             message,
             Some("use a current token from your platform (GitHub Actions, Entra ID, GitLab, Kubernetes…) with the audience the gateway expects; `gatehouse identity inspect` shows what the gateway makes of a token"),
         ),
-        LoginRefusal::BadCredential { jwt: false, .. } => Refusal::new(
+        LoginRefusal::BadCredential { jwt: false, .. } => ConnectionRefusal::new(
             "28P01",
             message,
             Some("use a token from `gatehouse token create`, or an OIDC token from a trusted issuer, as the password"),
         ),
-        LoginRefusal::UnknownConnection { .. } => Refusal::new(
+        LoginRefusal::UnknownConnection { .. } => ConnectionRefusal::new(
             "3D000",
             message,
             Some("set dbname to the name of a [[connection]] in the gateway's configuration"),
         ),
-        LoginRefusal::ConnectDenied { .. } => Refusal::new(
+        LoginRefusal::ConnectDenied { .. } => ConnectionRefusal::new(
             "28000",
             message,
             Some("ask the gateway's operator for a policy that permits this identity to connect"),
         ),
-        LoginRefusal::TooManySessions { .. } => Refusal::new(
+        LoginRefusal::TooManySessions { .. } => ConnectionRefusal::new(
             "53300",
             message,
             Some("close a session first, or ask the gateway's operator to raise the limit"),
         ),
-        LoginRefusal::Refused { .. } => Refusal::new(
+        LoginRefusal::Refused { .. } => ConnectionRefusal::new(
             "42501",
             message,
             Some("a startup setting (also one in options=-c …) is decided like the SET statement it amounts to; connect without it"),
@@ -182,8 +186,8 @@ pub(crate) fn login(r: &LoginRefusal) -> Refusal {
 }
 
 /// A startup setting the gateway cannot pass on at all.
-pub(crate) fn startup_setting_invalid(reason: &str) -> Refusal {
-    Refusal::new(
+pub(crate) fn startup_setting_invalid(reason: &str) -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "22023",
         format!("gatehouse: {reason}"),
         Some("connect without that startup setting, or set it with SET once connected"),
@@ -191,8 +195,8 @@ pub(crate) fn startup_setting_invalid(reason: &str) -> Refusal {
 }
 
 /// The evidence log cannot take an event, so the connection is not opened.
-pub(crate) fn evidence_unavailable() -> Refusal {
-    Refusal::new(
+pub(crate) fn evidence_unavailable() -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "58030",
         "gatehouse could not write its evidence log, so the connection was not opened",
         Some(OPERATOR_TOLD),
@@ -200,10 +204,10 @@ pub(crate) fn evidence_unavailable() -> Refusal {
 }
 
 /// The session's start could not be recorded.
-pub(crate) fn session_unrecorded(e: &StartError) -> Refusal {
+pub(crate) fn session_unrecorded(e: &StartError) -> ConnectionRefusal {
     match e {
         StartError::Audit(_) => evidence_unavailable(),
-        StartError::Store(_) => Refusal::new(
+        StartError::Store(_) => ConnectionRefusal::new(
             "58000",
             "the gateway could not record this session, so it was not opened",
             Some(OPERATOR_TOLD),
@@ -214,21 +218,21 @@ pub(crate) fn session_unrecorded(e: &StartError) -> Refusal {
 // === The backend ===
 
 /// The backend login failed (`unreachable`: not even reached).
-pub(crate) fn backend_failed(unreachable: bool, e: impl std::fmt::Display) -> Refusal {
+pub(crate) fn backend_failed(unreachable: bool, e: impl std::fmt::Display) -> ConnectionRefusal {
     let code = if unreachable { "08006" } else { "08004" };
-    Refusal::new(code, e.to_string(), Some(TRY_LATER))
+    ConnectionRefusal::new(code, e.to_string(), Some(TRY_LATER))
 }
 
-pub(crate) fn functions_unreadable(e: impl std::fmt::Display) -> Refusal {
-    Refusal::new(
+pub(crate) fn functions_unreadable(e: impl std::fmt::Display) -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "08004",
         format!("the gateway could not read the database's functions, so it cannot decide qualified names: {e}"),
         Some(TRY_LATER),
     )
 }
 
-pub(crate) fn settings_not_pinned(reason: &str) -> Refusal {
-    Refusal::new(
+pub(crate) fn settings_not_pinned(reason: &str) -> ConnectionRefusal {
+    ConnectionRefusal::new(
         "08004",
         format!("the database did not take the gateway's pinned settings: {reason}"),
         Some("tell the gateway's operator: the backend server overrides client_encoding or standard_conforming_strings"),
@@ -306,4 +310,200 @@ pub(crate) fn backend_broke(detail: &str) -> BytesMut {
         None,
         Some("no part of the message was relayed; reconnect, and tell the gateway's operator if it recurs"),
     )
+}
+
+// === A statement refused (the session goes on) ===
+
+/// A refused statement: the ErrorResponse the client gets in its place,
+/// and the SQLSTATE and message its record keeps.
+#[derive(Clone, Debug)]
+pub(crate) struct StatementRefusal {
+    pub(crate) error: BytesMut,
+    pub(crate) sqlstate: &'static str,
+    pub(crate) message: String,
+}
+
+fn statement_error(
+    sqlstate: &'static str,
+    message: String,
+    detail: Option<&str>,
+    hint: &str,
+) -> StatementRefusal {
+    let mut error = BytesMut::new();
+    error_response(
+        &mut error,
+        &ErrorNotice {
+            severity: "ERROR",
+            code: sqlstate,
+            message: &message,
+            detail,
+            hint: Some(hint),
+        },
+    );
+    StatementRefusal {
+        error,
+        sqlstate,
+        message,
+    }
+}
+
+/// Who decided: the policies, or the default deny.
+fn decided_by(policies: &[String]) -> String {
+    if policies.is_empty() {
+        "decided by default deny (no policy permits it)".to_string()
+    } else {
+        format!("decided by policy {}", policies.join(", "))
+    }
+}
+
+/// The policy refused the statement (or no policy permits it).
+pub(crate) fn denied(reason: &str, policies: &[String]) -> StatementRefusal {
+    statement_error(
+        "42501",
+        format!("gatehouse: permission denied: {reason}"),
+        Some(&decided_by(policies)),
+        "nothing of the statement reached the database; check the policy with `gatehouse policy explain`",
+    )
+}
+
+/// The statement needs approval, and none can be filed for it here.
+pub(crate) fn approval_unavailable(reason: &str, policies: &[String]) -> StatementRefusal {
+    statement_error(
+        "42501",
+        format!("gatehouse: approval required: {reason}"),
+        Some(&decided_by(policies)),
+        "this statement may run only once approved, and no approval request can be filed for it \
+         here (a fast-path function call, or no approval route): run it as a statement, or ask \
+         the gateway's operator",
+    )
+}
+
+/// Column masking could not follow where a covered column goes.
+pub(crate) fn masking_denied(reason: &str, connection: &str, subject: &str) -> StatementRefusal {
+    statement_error(
+        "42501",
+        format!("gatehouse: permission denied: {reason}"),
+        Some(&format!(
+            "column masking rules of connection {connection} apply to {subject}"
+        )),
+        "select masked columns as themselves (SELECT ssn FROM customers), which the gateway \
+         masks by rule; nothing of the statement reached the database",
+    )
+}
+
+/// The statement would change (or depend on) a setting the gateway pins.
+pub(crate) fn setting_pinned(reason: &str) -> StatementRefusal {
+    statement_error(
+        "42501",
+        format!("gatehouse: permission denied: {reason}"),
+        None,
+        "nothing of the statement reached the database; the gateway pins the settings it \
+         reads statements under (docs/security.md)",
+    )
+}
+
+/// The statement is longer than `[limits] max_statement_size`.
+pub(crate) fn statement_too_long(e: &SqlError) -> StatementRefusal {
+    statement_error(
+        "54000",
+        format!("gatehouse: {e}"),
+        None,
+        "split the statement (for example a large INSERT into several), or ask the gateway's \
+         operator to raise [limits] max_statement_size",
+    )
+}
+
+/// The statement could not be parsed, so it cannot be decided.
+pub(crate) fn unparseable(e: &SqlError) -> StatementRefusal {
+    statement_error(
+        "42601",
+        format!("gatehouse: {e}"),
+        None,
+        "gatehouse parses every statement with PostgreSQL's own parser and refuses what it cannot parse",
+    )
+}
+
+/// The statement needs approval, and its requester filed as many requests
+/// this minute as it may.
+pub(crate) fn too_many_filings(reason: &str) -> StatementRefusal {
+    statement_error(
+        "53400",
+        format!("gatehouse: approval required, and no request filed: {reason}"),
+        None,
+        "wait a minute, or ask the gateway's operator to raise [limits] approval_requests_per_minute",
+    )
+}
+
+/// The statement waits for approval request `id`: what to do.
+pub(crate) fn approval_requested(
+    reason: &str,
+    id: &ApprovalId,
+    route: &ApprovalRoute,
+    policies: &[String],
+) -> StatementRefusal {
+    statement_error(
+        "42501",
+        format!("gatehouse: approval required: {reason}: request {id}"),
+        Some(&format!(
+            "decided by policy {}; approvers: members of {}",
+            policies.join(", "),
+            route.approver_groups.join(", ")
+        )),
+        &format!(
+            "ask an approver to run `gatehouse approvals approve {id}`; once approved, run exactly \
+             this statement again on this connection (within {}), and it runs once",
+            humantime::format_duration(route.valid_for)
+        ),
+    )
+}
+
+/// A held statement that was not approved (`reason`: why it needed approval).
+pub(crate) fn hold_ended(id: &ApprovalId, outcome: HoldOutcome, reason: &str) -> StatementRefusal {
+    let (code, message, hint) = match outcome {
+        HoldOutcome::Denied => (
+            "42501",
+            format!("gatehouse: approval denied: request {id}"),
+            format!("an approver denied it; `gatehouse approvals show {id}` says who and why"),
+        ),
+        HoldOutcome::Expired => (
+            "57014",
+            format!("gatehouse: approval request {id} expired undecided"),
+            "run the statement again to file a new request".to_string(),
+        ),
+        HoldOutcome::Cancelled => (
+            "57014",
+            format!("gatehouse: canceling statement due to user request: it was waiting for approval request {id}"),
+            format!("the request stays pending until it expires; once `gatehouse approvals approve {id}` is done, run exactly this statement again and it runs once"),
+        ),
+        HoldOutcome::TimedOut | HoldOutcome::Approved => (
+            "57014",
+            format!("gatehouse: the statement waited for approval and was not decided in time: request {id}"),
+            format!("the request stays pending; once `gatehouse approvals approve {id}` is done, run exactly this statement again and it runs once"),
+        ),
+    };
+    statement_error(code, message, Some(reason), &hint)
+}
+
+/// The notice a held client gets at once.
+pub(crate) fn held_notice(reason: &str, id: &ApprovalId, route: &ApprovalRoute) -> BytesMut {
+    let mut out = BytesMut::new();
+    crate::codec::backend::notice_response(
+        &mut out,
+        &ErrorNotice {
+            severity: "NOTICE",
+            code: "00000",
+            message: &format!(
+                "gatehouse: {reason}: request {id}; waiting up to {} for a decision",
+                humantime::format_duration(route.hold_timeout)
+            ),
+            detail: Some(&format!(
+                "approvers: members of {}",
+                route.approver_groups.join(", ")
+            )),
+            hint: Some(&format!(
+                "an approver runs `gatehouse approvals approve {id}`"
+            )),
+        },
+    );
+    out
 }

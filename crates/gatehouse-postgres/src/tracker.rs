@@ -14,8 +14,9 @@ use crate::codec::frontend::{
     parse_query, BindValue, CloseTarget, DescribeTarget,
 };
 use crate::codec::CodecError;
-use crate::gate::{self, Flavour, Gate, Prepared, Refusal};
+use crate::gate::{self, Flavour, Gate, Prepared};
 use crate::mask::{Column, ResultFormats, ResultPlan, SessionMasking};
+use crate::refusals::StatementRefusal;
 use gatehouse_core::{
     ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, SessionId, Timestamp,
 };
@@ -48,7 +49,7 @@ struct InFlight {
     error: Option<(String, String)>,
     decision: Option<DecisionRecord>,
     /// Refused: the backend's error for the poison is replaced by this.
-    refusal: Option<Refusal>,
+    refusal: Option<StatementRefusal>,
     /// Where its result rows come from, for masking.
     result: ResultSource,
     /// How its rows are masked, once known.
@@ -206,7 +207,7 @@ impl Tracker {
         text: Arc<str>,
         params: Vec<Option<String>>,
         decision: DecisionRecord,
-        refusal: Option<Refusal>,
+        refusal: Option<StatementRefusal>,
         result: ResultSource,
     ) {
         w.decided(DecidedAction {
@@ -226,7 +227,7 @@ impl Tracker {
         text: Arc<str>,
         params: Vec<Option<String>>,
         decision: Option<DecisionRecord>,
-        refusal: Option<Refusal>,
+        refusal: Option<StatementRefusal>,
         result: ResultSource,
     ) {
         let seq = self.next_seq;

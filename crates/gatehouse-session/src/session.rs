@@ -87,6 +87,15 @@ impl WriteAhead {
         self.events.is_empty() && self.approvals.is_empty()
     }
 
+    /// Empties the batch, handing back what it held: the decisions and the
+    /// approval steps ([`Session::commit`] makes them durable).
+    pub fn drain(&mut self) -> (Vec<AuditEvent>, Vec<ApprovalStep>) {
+        (
+            std::mem::take(&mut self.events),
+            std::mem::take(&mut self.approvals),
+        )
+    }
+
     /// The decisions noted so far (for tests).
     pub fn decisions(&self) -> &[AuditEvent] {
         &self.events
@@ -252,21 +261,18 @@ impl Session {
             w.session, self.inner.id,
             "a write-ahead batch of another session"
         );
-        if !w.events.is_empty() {
-            self.inner
-                .recorder
-                .audit(std::mem::take(&mut w.events))
-                .await?;
+        let (events, steps) = w.drain();
+        if !events.is_empty() {
+            self.inner.recorder.audit(events).await?;
         }
-        if w.approvals.is_empty() {
+        if steps.is_empty() {
             return Ok(());
         }
         // Steps come only from a session with a desk (consult says NoRoute without one).
         let Some(desk) = &self.inner.approvals else {
-            w.approvals.clear();
             return Ok(());
         };
-        for step in w.approvals.drain(..) {
+        for step in steps {
             match step {
                 ApprovalStep::File(request) => desk.submit(*request).await?,
                 ApprovalStep::Use(id) => desk.mark_used(&id, Timestamp::now()).await?,

@@ -4,10 +4,10 @@
 //! `gatehouse_core::statement_fingerprint`) and is taken when used, so it
 //! runs at most once.
 
-use super::{refusal, Flavour, Gate, Verdict};
+use super::{Flavour, Gate, Verdict};
+use crate::refusals;
 use gatehouse_core::{
-    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalRoute, Consulted,
-    Decided, SessionId,
+    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, Consulted, Decided, SessionId,
 };
 use gatehouse_session::ApprovalStep;
 use gatehouse_sql::StatementAnalysis;
@@ -125,12 +125,7 @@ impl Gate {
                     self.identity.subject
                 );
                 v.record.reason = Some(reason.clone());
-                v.refusal = Some(refusal(
-                    "53400",
-                    format!("gatehouse: approval required, and no request filed: {reason}"),
-                    None,
-                    "wait a minute, or ask the gateway's operator to raise [limits] approval_requests_per_minute",
-                ));
+                v.refusal = Some(refusals::too_many_filings(&reason));
                 return Some(v);
             }
             Consulted::Waiting { id, route, new } => (id, route, new.map(ApprovalStep::File)),
@@ -139,10 +134,15 @@ impl Gate {
         let mut v = review.clone();
         let reason = v.record.reason.clone().unwrap_or_default();
         v.record.reason = Some(format!("{reason}: request {id}"));
-        v.refusal = Some(requested(&reason, &id, route, &review.record.policies));
+        v.refusal = Some(refusals::approval_requested(
+            &reason,
+            &id,
+            route,
+            &review.record.policies,
+        ));
         if route.mode == ApprovalMode::Hold {
             v.hold = Some(Hold {
-                notice: held_notice(&reason, &id, route),
+                notice: refusals::held_notice(&reason, &id, route),
                 id: id.clone(),
                 timeout: route.hold_timeout,
             });
@@ -158,28 +158,6 @@ impl Gate {
         id: &ApprovalId,
         outcome: HoldOutcome,
     ) -> Verdict {
-        let (code, message, hint) = match outcome {
-            HoldOutcome::Denied => (
-                "42501",
-                format!("gatehouse: approval denied: request {id}"),
-                format!("an approver denied it; `gatehouse approvals show {id}` says who and why"),
-            ),
-            HoldOutcome::Expired => (
-                "57014",
-                format!("gatehouse: approval request {id} expired undecided"),
-                "run the statement again to file a new request".to_string(),
-            ),
-            HoldOutcome::Cancelled => (
-                "57014",
-                format!("gatehouse: canceling statement due to user request: it was waiting for approval request {id}"),
-                format!("the request stays pending until it expires; once `gatehouse approvals approve {id}` is done, run exactly this statement again and it runs once"),
-            ),
-            HoldOutcome::TimedOut | HoldOutcome::Approved => (
-                "57014",
-                format!("gatehouse: the statement waited for approval and was not decided in time: request {id}"),
-                format!("the request stays pending; once `gatehouse approvals approve {id}` is done, run exactly this statement again and it runs once"),
-            ),
-        };
         let mut v = review.clone();
         let reason = v.record.reason.clone().unwrap_or_default();
         v.record.reason = Some(format!(
@@ -191,56 +169,9 @@ impl Gate {
                 _ => "not decided in time",
             }
         ));
-        v.refusal = Some(refusal(code, message, Some(&reason), &hint));
+        v.refusal = Some(refusals::hold_ended(id, outcome, &reason));
         v.hold = None;
         v.approval = None;
         v
     }
-}
-
-/// The notice a held client gets at once.
-fn held_notice(reason: &str, id: &ApprovalId, route: &ApprovalRoute) -> bytes::BytesMut {
-    let mut out = bytes::BytesMut::new();
-    crate::codec::backend::notice_response(
-        &mut out,
-        &crate::codec::backend::ErrorNotice {
-            severity: "NOTICE",
-            code: "00000",
-            message: &format!(
-                "gatehouse: {reason}: request {id}; waiting up to {} for a decision",
-                humantime::format_duration(route.hold_timeout)
-            ),
-            detail: Some(&format!(
-                "approvers: members of {}",
-                route.approver_groups.join(", ")
-            )),
-            hint: Some(&format!(
-                "an approver runs `gatehouse approvals approve {id}`"
-            )),
-        },
-    );
-    out
-}
-
-/// The error for a statement waiting for approval: its request id and what to do.
-fn requested(
-    reason: &str,
-    id: &ApprovalId,
-    route: &ApprovalRoute,
-    policies: &[String],
-) -> super::Refusal {
-    refusal(
-        "42501",
-        format!("gatehouse: approval required: {reason}: request {id}"),
-        Some(&format!(
-            "decided by policy {}; approvers: members of {}",
-            policies.join(", "),
-            route.approver_groups.join(", ")
-        )),
-        &format!(
-            "ask an approver to run `gatehouse approvals approve {id}`; once approved, run exactly \
-             this statement again on this connection (within {}), and it runs once",
-            humantime::format_duration(route.valid_for)
-        ),
-    )
 }

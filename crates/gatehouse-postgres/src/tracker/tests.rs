@@ -511,3 +511,31 @@ fn portals_end_with_their_transaction() {
         Flow::Replace(_)
     ));
 }
+
+/// Not a test: a fixed workload for counting instructions per statement
+/// under callgrind (docs/performance.md): `n` executions of a prepared
+/// statement, as a driver pipelines them, with the relay's draining.
+#[test]
+#[ignore]
+fn statement_cycles() {
+    let n: usize = std::env::var("GATEHOUSE_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut t = tracker();
+    t.on_frontend(b'P', &parse("s1", "select $1")).unwrap();
+    t.on_frontend(b'S', b"").unwrap();
+    t.on_backend(b'1', b"").unwrap();
+    t.on_backend(b'Z', b"I").unwrap();
+    let (b, e, c) = (bind("", "s1", &["7"]), execute(""), query("SELECT 1"));
+    for _ in 0..n {
+        t.on_frontend(b'B', &b).unwrap();
+        t.on_frontend(b'E', &e).unwrap();
+        t.on_frontend(b'S', b"").unwrap();
+        std::hint::black_box(t.w.drain());
+        t.on_backend(b'2', b"").unwrap();
+        t.on_backend(b'C', &c).unwrap();
+        t.on_backend(b'Z', b"I").unwrap();
+        std::hint::black_box(std::mem::take(&mut t.done));
+    }
+}
