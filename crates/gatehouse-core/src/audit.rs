@@ -193,6 +193,25 @@ impl AuditEvent {
         )
     }
 
+    /// A caller proved its identity and asked for these session settings at
+    /// login (PostgreSQL's startup parameters the gateway passes on, each
+    /// allowed like the `SET` it amounts to).
+    pub fn auth_success_with_settings(
+        at: &AuthAttempt<'_>,
+        identity: &Identity,
+        settings: &[(String, String)],
+    ) -> Self {
+        let mut e = Self::auth_success(at, identity);
+        if let Value::Object(m) = &mut e.payload {
+            let settings: serde_json::Map<String, Value> = settings
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            m.insert("settings".into(), Value::Object(settings));
+        }
+        e
+    }
+
     /// A caller was refused at login: `stage` is `transport`, `credential` or
     /// `policy`; `reason` is what the caller was told (never a secret).
     pub fn auth_failure(

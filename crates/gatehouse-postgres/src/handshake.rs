@@ -215,7 +215,11 @@ async fn login(
         }
     };
     // Write-ahead: the login is in the evidence log before the backend sees it.
-    let admitted = checked.admit().await.map_err(|r| refusals::login(&r))?;
+    let admitted = checked
+        .with_settings(forwarded.clone())
+        .admit()
+        .await
+        .map_err(|r| refusals::login(&r))?;
     let mut backend = backend::connect(&target, &forwarded).await.map_err(|e| {
         tracing::warn!(connection = %target.name, error = %e, "backend connection failed");
         refusals::backend_failed(matches!(e, BackendError::Unreachable { .. }), e)

@@ -165,6 +165,7 @@ pub struct Checked {
     peer: SocketAddr,
     connection: String,
     slot: SessionSlot,
+    settings: Vec<(String, String)>,
 }
 
 impl Gatekeeper {
@@ -319,6 +320,7 @@ impl Gatekeeper {
             connection: connection.to_string(),
             identity,
             slot,
+            settings: Vec::new(),
         })
     }
 
@@ -397,6 +399,13 @@ impl Checked {
         }
     }
 
+    /// The session settings the caller asked for at login and the adapter
+    /// passes on (after deciding them): the login's event names them.
+    pub fn with_settings(mut self, settings: Vec<(String, String)>) -> Self {
+        self.settings = settings;
+        self
+    }
+
     /// Refuses the login for the adapter's own reason (logged first).
     pub async fn refuse(self, stage: &'static str, message: String) -> LoginRefusal {
         let subject = Some(self.identity.subject.as_str());
@@ -413,7 +422,11 @@ impl Checked {
             client_addr: &client_addr,
             connection: Some(&self.connection),
         };
-        let event = AuditEvent::auth_success(&at, &self.identity);
+        let event = if self.settings.is_empty() {
+            AuditEvent::auth_success(&at, &self.identity)
+        } else {
+            AuditEvent::auth_success_with_settings(&at, &self.identity, &self.settings)
+        };
         if let Err(e) = self.gate.recorder.audit(vec![event]).await {
             tracing::error!(error = %e, "could not log a login; refusing it");
             return Err(LoginRefusal::EvidenceUnavailable);
@@ -443,6 +456,7 @@ impl Admitted {
             peer,
             connection,
             slot,
+            settings: _,
         } = self.0;
         Session::open(
             gate.recorder,

@@ -57,10 +57,7 @@ fn export(h: &Harness, format: &str, log: Option<&Path>) -> Vec<String> {
 }
 
 fn events(h: &Harness) -> Vec<Value> {
-    export(h, "jsonl", None)
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    h.evidence_events()
 }
 
 /// `audit verify` on a copy of the log: exit code and output.

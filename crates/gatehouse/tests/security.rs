@@ -325,6 +325,17 @@ fn the_gateway_reads_statements_under_the_settings_the_server_uses() {
         .output()
         .unwrap();
     assert_eq!(stdout(&out).trim(), "5s", "{}", stderr(&out));
+    // The login's event names the settings it passed on.
+    let events = h.evidence_events();
+    let login = events
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "auth_success" && e["payload"]["identity"]["subject"] == "agent-7")
+        .unwrap();
+    assert_eq!(
+        login["payload"]["settings"]["statement_timeout"], "5s",
+        "{login}"
+    );
 
     // A pinned setting changed by code inside a function ends the session.
     h.cluster

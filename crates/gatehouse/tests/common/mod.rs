@@ -340,6 +340,14 @@ connect_timeout = "3s"
     }
 
     /// Like [`Self::cli`], asserting success; returns stdout.
+    /// The evidence log's events, as `gatehouse audit export --format jsonl` gives them.
+    pub fn evidence_events(&self) -> Vec<serde_json::Value> {
+        self.cli_ok(&["audit", "export", "--format", "jsonl"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
