@@ -594,3 +594,68 @@ fn a_risky_request_waits_for_a_human_in_both_approval_modes() {
     assert_eq!(waiting.status, 200, "{waiting:?}");
     assert_eq!(waiting.json()["body"]["amount"], 1);
 }
+
+#[test]
+fn an_identitys_sessions_are_counted_across_protocols() {
+    let h = Harness::with(Options {
+        plaintext_on_loopback: true,
+        extra_config: r#"
+[[connection]]
+name = "down-api"
+kind = "http"
+url = "http://127.0.0.1:{closed_port}"
+connect_timeout = "2s"
+
+[limits]
+max_sessions_per_identity = 1
+"#,
+        vars: vec![("{closed_port}", free_port().unwrap().to_string())],
+        ..Options::default()
+    });
+    let agent = h.token("agent-7", &["agents"], "1h");
+    // An HTTP session, held open on a kept-alive connection (its upstream is
+    // down: the session opens at the login, whatever the answer).
+    use std::io::{Read, Write};
+    let mut held = std::net::TcpStream::connect(("127.0.0.1", h.http_port)).unwrap();
+    write!(
+        held,
+        "GET /down-api/v1/ping HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {agent}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    held.read_exact(&mut head).unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 "), "{head:?}");
+    // The same identity's PostgreSQL login is one session too many.
+    let out = h.psql(&agent, "app-db", "SELECT 1");
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("agent-7 has 1 sessions open") && err.contains("max_sessions_per_identity"),
+        "{err}"
+    );
+    // Another identity is not affected.
+    let other = h.token("ci-1", &["ci"], "1h");
+    assert!(h.psql(&other, "app-db", "SELECT 1").status.success());
+    // Once the HTTP connection closes, its session ends and frees the slot.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = h.psql(&agent, "app-db", "SELECT 1");
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was not freed: {}",
+            common::stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let events = h.evidence_events();
+    assert!(
+        events.iter().any(|e| e["kind"] == "auth_failure"
+            && e["payload"]["stage"] == "limit"
+            && e["payload"]["protocol"] == "postgres"),
+        "the refusal is in the evidence log"
+    );
+}
