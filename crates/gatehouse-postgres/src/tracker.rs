@@ -13,6 +13,7 @@ use crate::codec::frontend::{
     parse_bind, parse_close, parse_describe, parse_execute, parse_function_call, parse_parse,
     parse_query, BindValue, CloseTarget, DescribeTarget,
 };
+use crate::codec::msg::{backend as be, frontend as fe};
 use crate::codec::CodecError;
 use crate::gate::{self, Flavour, Gate, Prepared};
 use crate::mask::{Column, ResultFormats, ResultPlan, SessionMasking};
@@ -129,24 +130,51 @@ pub(crate) type Flow = crate::codec::Flow<Pause>;
 
 /// Frontend message types the tracker needs to see whole.
 pub(crate) fn frontend_inspects(ty: u8) -> bool {
-    matches!(ty, b'Q' | b'P' | b'B' | b'E' | b'S' | b'C' | b'F' | b'X')
+    use fe::*;
+    matches!(
+        ty,
+        QUERY | PARSE | BIND | EXECUTE | SYNC | CLOSE | FUNCTION_CALL | TERMINATE
+    )
 }
 
 /// With masking, Describe too (to know each result's columns).
 pub(crate) fn frontend_inspects_masked(ty: u8) -> bool {
-    frontend_inspects(ty) || ty == b'D'
+    frontend_inspects(ty) || ty == fe::DESCRIBE
 }
 
 /// Backend message types the tracker needs to see whole.
 pub(crate) fn backend_inspects(ty: u8) -> bool {
-    matches!(ty, b'C' | b'E' | b'I' | b's' | b'Z' | b'S' | b'1' | b'2')
+    use be::*;
+    matches!(
+        ty,
+        COMMAND_COMPLETE
+            | ERROR_RESPONSE
+            | EMPTY_QUERY_RESPONSE
+            | PORTAL_SUSPENDED
+            | READY_FOR_QUERY
+            | PARAMETER_STATUS
+            | PARSE_COMPLETE
+            | BIND_COMPLETE
+    )
 }
 
 /// With masking, everything that carries values or describes them:
 /// RowDescription, NoData, DataRow, CopyOutResponse, CopyData,
 /// NoticeResponse and NotificationResponse.
 pub(crate) fn backend_inspects_masked(ty: u8) -> bool {
-    backend_inspects(ty) || matches!(ty, b'T' | b'n' | b'D' | b'H' | b'd' | b'N' | b'A' | b'V')
+    use be::*;
+    backend_inspects(ty)
+        || matches!(
+            ty,
+            ROW_DESCRIPTION
+                | NO_DATA
+                | DATA_ROW
+                | COPY_OUT_RESPONSE
+                | COPY_DATA
+                | NOTICE_RESPONSE
+                | NOTIFICATION_RESPONSE
+                | FUNCTION_CALL_RESPONSE
+        )
 }
 
 /// Per-session statement state.
@@ -370,15 +398,15 @@ impl Tracker {
         w: &mut WriteAhead,
     ) -> Result<Flow, CodecError> {
         match ty {
-            b'Q' => self.on_query(body, w),
-            b'P' => self.on_parse(body, w),
-            b'B' => self.on_bind(body),
-            b'D' => self.on_describe(body),
-            b'E' => self.on_execute(body, w),
-            b'S' => self.on_sync(),
-            b'C' => self.on_close(body),
-            b'F' => self.on_function_call(body, w),
-            b'X' => self.on_terminate(),
+            fe::QUERY => self.on_query(body, w),
+            fe::PARSE => self.on_parse(body, w),
+            fe::BIND => self.on_bind(body),
+            fe::DESCRIBE => self.on_describe(body),
+            fe::EXECUTE => self.on_execute(body, w),
+            fe::SYNC => self.on_sync(),
+            fe::CLOSE => self.on_close(body),
+            fe::FUNCTION_CALL => self.on_function_call(body, w),
+            fe::TERMINATE => self.on_terminate(),
             _ => Ok(Flow::Forward),
         }
     }
@@ -393,12 +421,12 @@ impl Tracker {
         body: &[u8],
         finished: &mut Vec<ActionRecord>,
     ) -> Result<Flow, CodecError> {
-        if self.masking.withholding && ty != b'Z' {
+        if self.masking.withholding && ty != be::READY_FOR_QUERY {
             // After a masking failure nothing reaches the client until ReadyForQuery.
             self.note_backend(ty, body, finished)?;
             return Ok(Flow::Replace(bytes::BytesMut::new()));
         }
-        if ty == b'Z' {
+        if ty == be::READY_FOR_QUERY {
             self.masking.withholding = false;
         }
         if self.masking.active {
@@ -407,7 +435,7 @@ impl Tracker {
             }
         }
         let flow = self.note_backend(ty, body, finished)?;
-        if ty == b'E' && self.masking.active && matches!(flow, Flow::Forward) {
+        if ty == be::ERROR_RESPONSE && self.masking.active && matches!(flow, Flow::Forward) {
             return Ok(self.mask_error(body));
         }
         Ok(flow)
@@ -427,15 +455,17 @@ impl Tracker {
         finished: &mut Vec<ActionRecord>,
     ) -> Result<Flow, CodecError> {
         match ty {
-            b'S' => self.on_parameter_status(body),
-            b'C' => self.on_command_complete(body, finished),
-            b'1' | b'2' => {
+            be::PARAMETER_STATUS => self.on_parameter_status(body),
+            be::COMMAND_COMPLETE => self.on_command_complete(body, finished),
+            be::PARSE_COMPLETE | be::BIND_COMPLETE => {
                 self.confirmed();
                 Ok(Flow::Forward)
             }
-            b'I' | b's' => self.on_empty_or_suspended(ty, finished),
-            b'E' => self.on_error(body, finished),
-            b'Z' => self.on_ready_for_query(body, finished),
+            be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED => {
+                self.on_empty_or_suspended(ty, finished)
+            }
+            be::ERROR_RESPONSE => self.on_error(body, finished),
+            be::READY_FOR_QUERY => self.on_ready_for_query(body, finished),
             _ => Ok(Flow::Forward),
         }
     }

@@ -9,6 +9,7 @@ pub mod backend;
 mod cursor;
 mod frame;
 pub mod frontend;
+pub mod msg;
 pub mod startup;
 pub(crate) mod write;
 

@@ -63,7 +63,7 @@ impl Tracker {
     ) -> Result<Flow, CodecError> {
         if let Some(Pending::Statement(s)) = self.pending.front_mut() {
             if s.kind == Flavour::Extended {
-                if ty == b's' {
+                if ty == be::PORTAL_SUSPENDED {
                     s.tags.push_str("(portal suspended)");
                 }
                 self.complete_front(finished);
@@ -147,7 +147,7 @@ impl Tracker {
             }
         }
         // Idle: the transaction ended, and its portals with it.
-        if body.first() == Some(&b'I') {
+        if body.first() == Some(&be::IDLE) {
             self.forget_portals();
         }
         match self.pending.front() {

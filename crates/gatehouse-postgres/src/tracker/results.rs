@@ -4,6 +4,7 @@
 use super::Flow;
 use super::{Pending, Tracker};
 use crate::codec::backend::{error_response, ErrorNotice};
+use crate::codec::msg::backend as be;
 use crate::codec::CodecError;
 use crate::mask::{parse_row_description, MaskFailure, PlanState};
 use bytes::BytesMut;
@@ -17,7 +18,7 @@ impl Tracker {
     /// `None`: not a message masking handles; the usual bookkeeping applies.
     pub(super) fn mask_backend(&mut self, ty: u8, body: &[u8]) -> Result<Option<Flow>, CodecError> {
         let flow = match ty {
-            b'T' => {
+            be::ROW_DESCRIPTION => {
                 let cols = parse_row_description(body)?;
                 match self.pending.front_mut() {
                     Some(Pending::Describe { parse_id, bind_id }) => {
@@ -35,14 +36,14 @@ impl Tracker {
                 }
                 Flow::Forward
             }
-            b'n' => {
+            be::NO_DATA => {
                 if let Some(Pending::Describe { .. }) = self.pending.front() {
                     self.pending.pop_front();
                 }
                 Flow::Forward
             }
-            b'D' => self.mask_row(body),
-            b'H' => {
+            be::DATA_ROW => self.mask_row(body),
+            be::COPY_OUT_RESPONSE => {
                 if body.first() == Some(&1) {
                     self.fail(MaskFailure(
                         "COPY in binary format cannot be masked; use FORMAT text or csv".into(),
@@ -54,7 +55,7 @@ impl Tracker {
                     self.copy_started(body)?
                 }
             }
-            b'd' => {
+            be::COPY_DATA => {
                 let Tracker {
                     pending,
                     masking,
@@ -74,11 +75,11 @@ impl Tracker {
                     Err(f) => self.fail(f),
                 }
             }
-            b'N' | b'A' | b'V' => {
+            be::NOTICE_RESPONSE | be::NOTIFICATION_RESPONSE | be::FUNCTION_CALL_RESPONSE => {
                 let (masking, tally) = self.masking_and_tally();
                 let r = match ty {
-                    b'N' => masking.error_fields(b'N', body, tally),
-                    b'A' => masking.notification(body, tally),
+                    be::NOTICE_RESPONSE => masking.error_fields(be::NOTICE_RESPONSE, body, tally),
+                    be::NOTIFICATION_RESPONSE => masking.notification(body, tally),
                     _ => masking.function_result(body, tally),
                 };
                 match r {
@@ -95,7 +96,7 @@ impl Tracker {
     /// Masks the fields of a backend ErrorResponse the client will see.
     pub(super) fn mask_error(&mut self, body: &[u8]) -> Flow {
         let (masking, tally) = self.masking_and_tally();
-        match masking.error_fields(b'E', body, tally) {
+        match masking.error_fields(be::ERROR_RESPONSE, body, tally) {
             Ok(Some(m)) => Flow::Replace(m),
             Ok(None) => Flow::Forward,
             Err(f) => self.fail(f),
