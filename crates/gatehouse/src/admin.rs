@@ -8,7 +8,7 @@ use crate::serve::ADMIN_KEY_FILE;
 use anyhow::{anyhow, bail, Context, Result};
 use gatehouse_api::{
     AccessReview, ApprovalFilter, CreateTokenRequest, CreatedToken, ErrorBody, PolicyReloaded,
-    SignOffRequest, SignedOff, VoteRequest,
+    Sealed, SignOffRequest, SignedOff, VoteRequest,
 };
 use gatehouse_core::{ApprovalRequest, SessionDetail, SessionFilter, SessionSummary, TokenRecord};
 use serde::de::DeserializeOwned;
@@ -208,6 +208,15 @@ impl AdminClient {
     pub async fn reload_policy(&self) -> Result<PolicyReloaded> {
         self.send(self.http.post(format!("{}/v1/policy/reload", self.base)))
             .await
+    }
+
+    /// Makes the gateway sign a checkpoint over its whole evidence log now.
+    pub async fn seal_evidence(&self) -> Result<Sealed> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/evidence/checkpoint", self.base)),
+        )
+        .await
     }
 
     /// The access review as the gateway computes it now.

@@ -63,7 +63,7 @@ enum Command {
     /// Verify, prove and export the evidence log (reads the log file directly).
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Write the SOC 2 evidence pack for a period: tables, signed checkpoint, proofs (reads the log file directly).
+    /// Write the SOC 2 evidence pack for a period: tables, signed checkpoint, proofs (reads the log file; asks the running gateway to sign a checkpoint first).
     Evidence(PackArgs),
     /// Debug workload identity: what the gateway makes of an OIDC token (reads the configuration).
     #[command(subcommand)]
@@ -318,7 +318,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(cmd) => policy(&cli, cmd).await,
         Command::Audit(cmd) => gatehouse::evidence::cli::run(cmd, &config_path(&cli)).await,
         Command::Evidence(args) => {
-            gatehouse::evidence::cli::run_pack(args, &config_path(&cli)).await
+            gatehouse::evidence::cli::run_pack(args, &config_path(&cli), cli.server.as_deref())
+                .await
         }
         Command::Identity(cmd) => gatehouse::identity::run(cmd, &config_path(&cli)).await,
         Command::Demo => {

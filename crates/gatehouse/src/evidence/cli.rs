@@ -4,6 +4,7 @@ use super::commands::{
     check_proof, parse_verifier, print_report, prove, InclusionProof, LoadedLog,
 };
 use super::pack::{AccessPolicy, Period};
+use super::seal::{self, Sealing};
 use crate::config::RawConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
@@ -82,8 +83,9 @@ pub struct PackArgs {
     source: Source,
 }
 
-/// Writes an evidence pack.
-pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
+/// Writes an evidence pack; `server` is the gateway API asked for a fresh
+/// checkpoint (default: the configuration's).
+pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> Result<ExitCode> {
     let from = parse_time("--from", &args.from)?;
     let mut to = parse_time("--to", &args.to)?;
     if args.to.len() == 10 {
@@ -93,13 +95,27 @@ pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
         bail!("--to must be after --from");
     }
     let r = resolve(&args.source, config)?;
-    let log = LoadedLog::read(&r.log, &r.witnesses).await?;
-    // The access listing needs the policy and connections of the configuration.
     let raw = if config.exists() {
         Some(RawConfig::parse(config).map_err(|p| anyhow!("{p}"))?)
     } else {
         None
     };
+    // The gateway signs what it has logged, so the last events are proven
+    // now rather than after its checkpoint_interval.
+    let interval = raw
+        .as_ref()
+        .and_then(|r| r.evidence().ok())
+        .map(|e| e.checkpoint_interval);
+    let sealing = if args.source.log.is_some() {
+        Sealing::NotAsked {
+            why: "--log names the log file, so no gateway is asked for a checkpoint".into(),
+            interval,
+        }
+    } else {
+        seal::ask(config, server, interval).await
+    };
+    let log = LoadedLog::read(&r.log, &r.witnesses).await?;
+    // The access listing needs the policy and connections of the configuration.
     let policy = match raw {
         Some(raw) => match raw.policy_files() {
             Some(files) if !files.is_empty() => {
@@ -125,6 +141,7 @@ pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
         &r.key,
         &Period { from, to },
         policy.as_ref(),
+        &sealing,
         &args.out,
     )?;
     eprintln!(
@@ -135,6 +152,13 @@ pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
         written.proofs,
         written.tree_size
     );
+    if let Some(until) = &written.complete_until {
+        eprintln!(
+            "note: the pack is complete up to {until} (its last signed entry), not up to {}: \
+             the pack and its verifier say so; later events belong to a later pack",
+            humantime::format_rfc3339_millis(to)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
