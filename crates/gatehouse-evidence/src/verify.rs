@@ -27,8 +27,10 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
-/// Something verification found wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Something verification found wrong. As JSON: `{"kind": "edited", "seq": 5}`
+/// and so on, the variant's name in snake case and its fields.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
     /// An entry's bytes are not a valid canonical entry.
     Unreadable {
@@ -159,7 +161,7 @@ impl fmt::Display for Finding {
 }
 
 /// What verification found.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Report {
     /// Entries read.
     pub entries: u64,

@@ -123,6 +123,42 @@ fn combined_edits_deletions_and_insertions_are_each_named_once() {
     assert!(got[2].contains("does not match the entries"), "{got:#?}");
     assert!(!got.iter().any(|f| f.contains("truncated")), "{got:#?}");
 
+    // The same as JSON: each finding's kind, fields and message.
+    let key = h.cli_ok(&["audit", "public-key"]).trim().to_string();
+    let copy = h.dir.path().join("edit-delete.db");
+    let out = h.cli(&[
+        "audit",
+        "verify",
+        "--json",
+        "--log",
+        copy.to_str().unwrap(),
+        "--key",
+        &key,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["ok"], false);
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["deleted", "edited", "root_mismatch"], "{v}");
+    assert_eq!(v["findings"][1]["seq"], s2);
+    assert_eq!(v["findings"][0]["from"], deleted);
+    let messages: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    let mut text = got.clone();
+    text.sort();
+    let mut messages: Vec<String> = messages.into_iter().map(str::to_string).collect();
+    messages.sort();
+    assert_eq!(messages, text);
+
     // A statement and the entry after it edited together: both named.
     let got = findings(
         &h,
