@@ -8,7 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use gatehouse_core::{
-    ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, Identity, Timestamp, VoteRefused,
+    ApprovalError, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalState, Identity, Timestamp,
+    VoteRefused,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,19 @@ pub struct VoteRequest {
     /// Why (required to deny).
     #[serde(default)]
     pub comment: String,
+}
+
+/// Answer of `POST /v1/approvals/{id}/approve` and `/deny`: the request as
+/// decided, and how its route makes the statement wait (hold: the statement
+/// waits in its session and runs there once approved; request: the caller
+/// runs it again).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Decided {
+    /// The request after the vote.
+    #[serde(flatten)]
+    pub request: ApprovalRequest,
+    /// The route's mode, when the route is still configured.
+    pub mode: Option<ApprovalMode>,
 }
 
 /// Who is calling: the admin, or an identity by its service or OIDC token.
@@ -131,7 +145,7 @@ async fn vote(
     id: String,
     body: Result<Json<VoteRequest>, axum::extract::rejection::JsonRejection>,
     approve: bool,
-) -> ApiResult<Json<ApprovalRequest>> {
+) -> ApiResult<Json<Decided>> {
     let voter = match caller(&state, &headers).await? {
         Caller::Identity(i) => i,
         Caller::Admin => {
@@ -152,7 +166,8 @@ async fn vote(
         .await
         .map_err(desk_error)?;
     tracing::info!(request = %r.id, approver = %voter.subject, approve, state = r.state.as_str(), "approval decided");
-    Ok(Json(r))
+    let mode = state.approvals.route(&r.route).map(|route| route.mode);
+    Ok(Json(Decided { request: r, mode }))
 }
 
 pub(crate) async fn approve(
@@ -160,7 +175,7 @@ pub(crate) async fn approve(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<VoteRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<ApprovalRequest>> {
+) -> ApiResult<Json<Decided>> {
     vote(state, headers, id, body, true).await
 }
 
@@ -169,6 +184,6 @@ pub(crate) async fn deny(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<VoteRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<Json<ApprovalRequest>> {
+) -> ApiResult<Json<Decided>> {
     vote(state, headers, id, body, false).await
 }

@@ -1,4 +1,4 @@
-use crate::{access_review, approvals, AdminKey};
+use crate::{access_review, approvals, evidence, AdminKey};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +31,8 @@ pub struct ApiState {
     pub approvals: Arc<gatehouse_core::ApprovalDesk>,
     /// Checks approvers' tokens (service tokens or OIDC tokens).
     pub authenticator: gatehouse_identity::Authenticator,
+    /// The evidence log's writer, for checkpoints on demand (None: not offered).
+    pub evidence: Option<gatehouse_evidence::EvidenceLog>,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -166,6 +168,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/approvals/{id}", get(approvals::show))
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
+        .route("/v1/evidence/checkpoint", post(evidence::seal))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(state)
 }
@@ -356,6 +359,6 @@ mod tests {
                 "dangling $ref {target}"
             );
         }
-        assert_eq!(paths.len(), 13, "one entry per route of `router`");
+        assert_eq!(paths.len(), 14, "one entry per route of `router`");
     }
 }

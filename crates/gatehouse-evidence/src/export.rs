@@ -48,7 +48,14 @@ pub struct SessionFacts {
     client_addr: String,
     connection: String,
     protocol: String,
+    /// Texts of its statements (requests) whose results were not seen yet,
+    /// by their number in the session: a result names only that number.
+    statements: std::collections::HashMap<u64, String>,
 }
+
+/// Statements a session keeps awaiting their results (the oldest are
+/// forgotten past it: a result then carries no text).
+const STATEMENTS_INDEXED: usize = 256;
 
 /// The sessions seen so far in an export, so each event of a session can
 /// carry its identity, client address and connection (OCSF, CEF). A
@@ -98,8 +105,28 @@ impl SessionIndex {
                             client_addr: s("/client_addr"),
                             connection: s("/connection"),
                             protocol: s("/protocol"),
+                            statements: Default::default(),
                         },
                     );
+                }
+            }
+            EventKind::Statement => {
+                let seq = p.get("seq").and_then(Value::as_u64);
+                let text = p.get("text").and_then(Value::as_str);
+                if let (Some(facts), Some(seq), Some(text)) =
+                    (id().and_then(|id| self.open.get_mut(&id)), seq, text)
+                {
+                    if facts.statements.len() >= STATEMENTS_INDEXED {
+                        facts.statements.clear();
+                    }
+                    facts.statements.insert(seq, text.to_string());
+                }
+            }
+            EventKind::StatementResult if forget_ended => {
+                let seq = p.get("seq").and_then(Value::as_u64);
+                if let (Some(facts), Some(seq)) = (id().and_then(|id| self.open.get_mut(&id)), seq)
+                {
+                    facts.statements.remove(&seq);
                 }
             }
             EventKind::SessionEnd if forget_ended => {
@@ -194,6 +221,12 @@ impl Exported<'_> {
                 "client_addr" => s.client_addr.as_str(),
                 "connection" => s.connection.as_str(),
                 "protocol" => s.protocol.as_str(),
+                // A result's statement, from the statement event before it.
+                "text" => self
+                    .p("seq")
+                    .as_u64()
+                    .and_then(|seq| s.statements.get(&seq))
+                    .map_or("", String::as_str),
                 _ => "",
             }),
             v => v,
@@ -260,7 +293,7 @@ impl Exported<'_> {
                 let ok = self.ps("status") == "ok";
                 (
                     6003,
-                    99,
+                    self.api_activity(),
                     if ok { 1 } else { 2 },
                     format!("request {}", self.ps("status")),
                 )
@@ -289,9 +322,12 @@ impl Exported<'_> {
             | EventKind::ApprovalExpired => {
                 let ok = self.entry.event.kind != EventKind::ApprovalDenied
                     && self.entry.event.kind != EventKind::ApprovalExpired;
+                // An approval assigns the privilege to run one statement
+                // once; the other steps are "other" activities.
+                let granted = self.entry.event.kind == EventKind::ApprovalApproved;
                 (
                     3003,
-                    99,
+                    if granted { 1 } else { 99 },
                     if ok { 1 } else { 2 },
                     self.entry.event.kind.as_str().replace('_', " "),
                 )
@@ -340,12 +376,13 @@ impl Exported<'_> {
             .map(str::to_string);
         match class_uid {
             3002 => {
-                // A refused credential names no one: the user is there (the
-                // class requires it) but of unknown type, without a name.
+                // A refused credential names no one: the class requires a
+                // user, so it is an account of unknown type, with no name
+                // made up for it.
                 put(
                     &mut ev,
                     "user",
-                    user.or_else(|| Some(json!({"type_id": 0}))),
+                    user.or_else(|| Some(json!({"account": {"type_id": 0, "type": "Unknown"}}))),
                 );
                 put(&mut ev, "service", Some(json!({"name": self.service()})));
                 put(&mut ev, "src_endpoint", src);
@@ -354,13 +391,13 @@ impl Exported<'_> {
             6005 => {
                 put(&mut ev, "actor", actor);
                 put(&mut ev, "src_endpoint", src);
-                let mut db = json!({"type": "PostgreSQL"});
+                let mut db = json!({"type_id": 1, "type": "Relational"});
                 if let Some(c) = &connection {
                     db["name"] = c.clone().into();
                 }
                 ev.insert("database".into(), db);
                 ev.insert("type_id".into(), 1.into());
-                let text = self.ps("text");
+                let text = self.known("text");
                 if !text.is_empty() {
                     ev.insert("query_info".into(), json!({"query_string": text}));
                 }
@@ -369,8 +406,8 @@ impl Exported<'_> {
             6003 => {
                 put(&mut ev, "actor", actor);
                 put(&mut ev, "src_endpoint", src);
-                let text = self.ps("text");
-                let (method, target) = text.split_once(' ').unwrap_or(("", ""));
+                let text = self.known("text");
+                let (method, target) = text.split_once(' ').unwrap_or((text, ""));
                 let mut api = json!({});
                 if let Some(c) = &connection {
                     api["service"] = json!({"name": c});
@@ -396,6 +433,10 @@ impl Exported<'_> {
             3003 => {
                 put(&mut ev, "user", user);
                 put(&mut ev, "session", session);
+                let text = self.known("text");
+                if !text.is_empty() {
+                    ev.insert("privileges".into(), json!([format!("run once: {text}")]));
+                }
             }
             _ => {}
         }
@@ -414,7 +455,7 @@ impl Exported<'_> {
 
     /// API Activity's activity: 1 create, 2 read, 3 update, 4 delete, 99 other.
     fn api_activity(&self) -> u32 {
-        match self.ps("text").split(' ').next().unwrap_or("") {
+        match self.known("text").split(' ').next().unwrap_or("") {
             "POST" => 1,
             "GET" | "HEAD" | "OPTIONS" | "tools/list" | "resources/list" | "resources/read"
             | "prompts/list" | "prompts/get" => 2,

@@ -56,6 +56,8 @@ enum Command {
     /// Events nothing waits for: written with the next commit.
     Record(Vec<AuditEvent>),
     Close(oneshot::Sender<()>),
+    /// Commit what waits and sign a checkpoint over it; answers the size covered.
+    Seal(oneshot::Sender<Result<u64, String>>),
 }
 
 /// A handle to the node's evidence log; cheap to clone.
@@ -174,6 +176,23 @@ impl EvidenceLog {
         self.committed.clone()
     }
 
+    /// Writes what is queued and signs a checkpoint covering every entry
+    /// now in the log (none when the newest already does); returns how many
+    /// entries the newest checkpoint covers. An evidence pack asks for this
+    /// so that it can prove events of the last seconds without waiting for
+    /// `checkpoint_interval`.
+    pub async fn seal(&self) -> Result<u64, EvidenceError> {
+        let stopped = || EvidenceError::Store("the evidence log writer has stopped".into());
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Seal(tx))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await
+            .map_err(|_| stopped())?
+            .map_err(EvidenceError::Store)
+    }
+
     /// Writes what is queued, signs a final checkpoint, hands it to the
     /// witnesses and stops the writer.
     pub async fn close(&self) {
@@ -230,15 +249,23 @@ impl Writer {
                     }
                     let mut appends = Vec::with_capacity(n);
                     let mut closing = None;
+                    let mut seals = Vec::new();
                     for c in commands.drain(..) {
                         match c {
                             Command::Append(events, ack) => appends.push((events, ack)),
                             Command::Record(events) => self.recorded.extend(events),
                             Command::Close(done) => closing = Some(done),
+                            Command::Seal(answer) => seals.push(answer),
                         }
                     }
-                    if !appends.is_empty() || self.recorded.len() >= RECORD_BATCH {
+                    if !appends.is_empty() || self.recorded.len() >= RECORD_BATCH || !seals.is_empty() {
                         self.commit(appends).await;
+                    }
+                    if !seals.is_empty() {
+                        let sealed = self.seal().await;
+                        for answer in seals {
+                            let _ = answer.send(sealed.clone());
+                        }
                     }
                     if closing.is_some() {
                         break closing;
@@ -398,21 +425,30 @@ impl Writer {
 
     /// Signs and stores a checkpoint if entries are uncovered.
     async fn checkpoint_now(&mut self) {
-        if self.settle().await.is_err() || self.head.frontier.size() == self.checkpointed {
+        // A store that cannot be written was already reported by the commit.
+        if self.settle().await.is_err() {
             return;
         }
-        let note = self.sign(&self.head);
-        let size = self.head.frontier.size();
-        match self
-            .store
-            .append_blocking(Vec::new(), Some((size, note.clone())))
-        {
-            Ok(()) => {
-                self.checkpointed = size;
-                self.publish(note);
-            }
-            Err(e) => tracing::error!(error = %e, "could not store an evidence log checkpoint"),
+        if let Err(e) = self.seal().await {
+            tracing::error!(error = %e, "could not store an evidence log checkpoint");
         }
+    }
+
+    /// Signs and stores a checkpoint if entries are uncovered; the size the
+    /// newest stored checkpoint covers, or why there is none over the head.
+    async fn seal(&mut self) -> Result<u64, String> {
+        self.settle().await.map_err(|e| e.0)?;
+        let size = self.head.frontier.size();
+        if size == self.checkpointed {
+            return Ok(size);
+        }
+        let note = self.sign(&self.head);
+        self.store
+            .append_blocking(Vec::new(), Some((size, note.clone())))
+            .map_err(|e| e.to_string())?;
+        self.checkpointed = size;
+        self.publish(note);
+        Ok(size)
     }
 
     fn publish(&self, note: String) {

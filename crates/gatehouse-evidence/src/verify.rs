@@ -27,13 +27,17 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
-/// Something verification found wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Something verification found wrong. As JSON: `{"kind": "edited", "seq": 5}`
+/// and so on, the variant's name in snake case and its fields.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Finding {
     /// An entry's bytes are not a valid canonical entry.
     Unreadable {
         /// Storage position.
         position: i64,
+        /// Its sequence number, when the bytes still say it.
+        seq: Option<u64>,
         /// Why.
         reason: String,
     },
@@ -80,6 +84,8 @@ pub enum Finding {
         size: u64,
         /// The largest earlier checkpoint size that matched (the change lies after it).
         last_good: u64,
+        /// Larger checkpoints that fail too (they cover the same change).
+        also: u64,
     },
     /// A checkpoint whose signature does not verify.
     BadCheckpoint {
@@ -93,9 +99,19 @@ pub enum Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Unreadable { position, reason } => {
-                write!(f, "entry at storage position {position} is unreadable: {reason}")
-            }
+            Self::Unreadable {
+                position,
+                seq: Some(seq),
+                reason,
+            } => write!(
+                f,
+                "entry {seq} (storage position {position}) was edited and is no longer a valid entry: {reason}"
+            ),
+            Self::Unreadable {
+                position,
+                seq: None,
+                reason,
+            } => write!(f, "entry at storage position {position} is unreadable: {reason}"),
             Self::Edited { seq } => write!(
                 f,
                 "entry {seq} was edited: its content no longer matches the hash entry {} links to",
@@ -124,12 +140,19 @@ impl fmt::Display for Finding {
                 source,
                 size,
                 last_good,
-            } => write!(
-                f,
-                "the checkpoint of size {size} ({source}) does not match the entries: \
-                 an entry between {last_good} and {} was changed, added or removed",
-                size.saturating_sub(1)
-            ),
+                also,
+            } => {
+                write!(
+                    f,
+                    "the checkpoint of size {size} ({source}) does not match the entries: \
+                     an entry between {last_good} and {} was changed, added or removed",
+                    size.saturating_sub(1)
+                )?;
+                if *also > 0 {
+                    write!(f, " ({also} larger checkpoint(s) fail with it)")?;
+                }
+                Ok(())
+            }
             Self::BadCheckpoint { source, reason } => {
                 write!(f, "a checkpoint ({source}) does not verify: {reason}")
             }
@@ -138,7 +161,7 @@ impl fmt::Display for Finding {
 }
 
 /// What verification found.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Report {
     /// Entries read.
     pub entries: u64,
@@ -157,7 +180,74 @@ impl Report {
     }
 }
 
+/// One stored copy of an entry, decoded when it can be.
+struct Copy<'a> {
+    stored: &'a StoredEntry,
+    entry: Option<Entry>,
+}
+
+/// The sequence number an unreadable entry's bytes still carry, if any.
+fn loose_seq(bytes: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()?
+        .get("seq")?
+        .as_u64()
+}
+
+/// Of several copies of one sequence number, the one that fits between its
+/// neighbours (links to the entry before, is linked to by the one after; a
+/// readable one; else the first stored); the others are named as inserted.
+fn choose<'c, 'a>(
+    copies: &'c BTreeMap<u64, Vec<Copy<'a>>>,
+    findings: &mut Vec<Finding>,
+) -> BTreeMap<u64, &'c Copy<'a>> {
+    let mut chosen: BTreeMap<u64, &Copy<'_>> = BTreeMap::new();
+    for (&seq, all) in copies {
+        let before = seq
+            .checked_sub(1)
+            .and_then(|s| chosen.get(&s))
+            .map(|c| leaf_hash(&c.stored.bytes));
+        let after: Vec<Hash> = copies
+            .get(&(seq + 1))
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.entry.as_ref().map(|e| e.prev))
+            .collect();
+        let fit = |c: &Copy<'_>| {
+            let linked = c
+                .entry
+                .as_ref()
+                .is_some_and(|e| Some(e.prev) == before || (seq == 0 && e.prev == [0; 32]));
+            let linked_to = after.contains(&leaf_hash(&c.stored.bytes));
+            (u8::from(linked) + u8::from(linked_to), c.entry.is_some())
+        };
+        // The first stored wins a tie: `max_by_key` keeps the last maximum.
+        let Some(best) = all.iter().rev().max_by_key(|c| fit(c)) else {
+            continue;
+        };
+        for c in all {
+            if !std::ptr::eq(c, best) {
+                findings.push(Finding::Inserted {
+                    seq,
+                    position: c.stored.position,
+                });
+            }
+        }
+        chosen.insert(seq, best);
+    }
+    chosen
+}
+
 /// Verifies `entries` (in storage order) against `checkpoints` signed by `key`.
+///
+/// Each kind of change is named once, as what it is: an entry whose bytes
+/// no longer decode is named (by its number when the bytes still carry one)
+/// and not also counted as deleted; of two copies of one number, the one
+/// that does not fit the chain is the inserted one, wherever it is stored;
+/// every broken link names the entry before it as edited; a cut at the end
+/// is one truncation (the largest checkpoint past the end), never a
+/// deletion in the middle; and of the checkpoints an edit makes fail, the
+/// smallest is named, which bounds where the change lies.
 pub fn verify(
     entries: &[StoredEntry],
     checkpoints: &[StoredCheckpoint],
@@ -168,88 +258,115 @@ pub fn verify(
         ..Report::default()
     };
     let findings = &mut report.findings;
-    // Decode, and note storage order problems.
-    let mut by_seq: BTreeMap<u64, (&StoredEntry, Entry)> = BTreeMap::new();
-    let mut last_seq: Option<u64> = None;
+    let mut copies: BTreeMap<u64, Vec<Copy<'_>>> = BTreeMap::new();
+    // Unreadable entries whose number is lost: their storage positions.
+    let mut unplaced: Vec<i64> = Vec::new();
     for e in entries {
-        let entry = match Entry::decode(&e.bytes) {
-            Ok(x) => x,
+        match Entry::decode(&e.bytes) {
+            Ok(entry) => copies.entry(entry.seq).or_default().push(Copy {
+                stored: e,
+                entry: Some(entry),
+            }),
             Err(err) => {
+                let seq = loose_seq(&e.bytes);
                 findings.push(Finding::Unreadable {
                     position: e.position,
+                    seq,
                     reason: err.to_string(),
                 });
-                continue;
+                match seq {
+                    Some(s) => copies.entry(s).or_default().push(Copy {
+                        stored: e,
+                        entry: None,
+                    }),
+                    None => unplaced.push(e.position),
+                }
             }
+        }
+    }
+    let chosen = choose(&copies, findings);
+
+    // Storage order of the entries in the chain.
+    let at: BTreeMap<i64, u64> = chosen
+        .iter()
+        .map(|(&s, c)| (c.stored.position, s))
+        .collect();
+    let mut last_seq: Option<u64> = None;
+    for e in entries {
+        let Some(&seq) = at.get(&e.position) else {
+            continue;
         };
         if let Some(prev) = last_seq {
-            if entry.seq < prev && !by_seq.contains_key(&entry.seq) {
+            if seq < prev {
                 findings.push(Finding::Reordered {
                     first: prev,
-                    second: entry.seq,
+                    second: seq,
                 });
             }
         }
-        last_seq = Some(entry.seq);
-        if by_seq.contains_key(&entry.seq) {
-            findings.push(Finding::Inserted {
-                seq: entry.seq,
-                position: e.position,
-            });
-            continue;
-        }
-        by_seq.insert(entry.seq, (e, entry));
+        last_seq = Some(seq);
     }
+
     // Gaps and links, in sequence order.
     let mut expected = 0u64;
     let mut prev_leaf: Option<Hash> = None;
+    let mut prev_position: Option<i64> = None;
     let mut broken: Vec<u64> = Vec::new();
-    for (&seq, (stored, entry)) in &by_seq {
+    for (&seq, c) in &chosen {
         if seq > expected {
-            findings.push(Finding::Deleted {
-                from: expected,
-                to: seq - 1,
-            });
+            // Unreadable entries stored between the two neighbours may be
+            // the missing numbers: they are named already.
+            let (lo, hi) = match prev_position {
+                Some(p) => (p.min(c.stored.position), p.max(c.stored.position)),
+                None => (i64::MIN, c.stored.position),
+            };
+            let between = unplaced.iter().filter(|&&p| p > lo && p < hi).count() as u64;
+            if between < seq - expected {
+                findings.push(Finding::Deleted {
+                    from: expected,
+                    to: seq - 1,
+                });
+            }
             prev_leaf = None;
         }
         let want = if seq == 0 { Some([0; 32]) } else { prev_leaf };
-        if let Some(want) = want {
+        if let (Some(want), Some(entry)) = (want, &c.entry) {
             if entry.prev != want {
                 broken.push(seq);
             }
         }
-        prev_leaf = Some(leaf_hash(&stored.bytes));
+        // After an unreadable entry (named already) the link is not checked.
+        prev_leaf = c.entry.as_ref().map(|_| leaf_hash(&c.stored.bytes));
+        prev_position = Some(c.stored.position);
         expected = seq + 1;
     }
-    // A break before entry b means entry b-1 changed, unless b itself changed
-    // (then the link after b breaks too).
-    let mut i = 0;
-    while i < broken.len() {
-        let b = broken[i];
-        if i + 1 < broken.len() && broken[i + 1] == b + 1 {
-            findings.push(Finding::Edited { seq: b });
-            i += 2;
-        } else {
-            findings.push(Finding::Edited {
-                seq: b.saturating_sub(1),
-            });
-            i += 1;
-        }
+    // A link broken before entry b: entry b-1's content changed (or, for
+    // entry 0, its own link).
+    for b in broken {
+        findings.push(Finding::Edited {
+            seq: b.saturating_sub(1),
+        });
     }
+
     // Entries present in order from 0: what checkpoints can be checked against.
-    let mut leaves: Vec<Hash> = Vec::with_capacity(by_seq.len());
-    for (n, (&seq, (stored, _))) in by_seq.iter().enumerate() {
+    let mut leaves: Vec<Hash> = Vec::with_capacity(chosen.len());
+    for (n, (&seq, c)) in chosen.iter().enumerate() {
         if seq != n as u64 {
             break;
         }
-        leaves.push(leaf_hash(&stored.bytes));
+        leaves.push(leaf_hash(&c.stored.bytes));
     }
     let present = leaves.len() as u64;
-    // Entries up to the highest sequence number stored: a checkpoint larger
-    // than that was cut off at the end; one the entries reach but that a
-    // gap (a deletion, already named) stops short of cannot be checked, and
-    // is not a truncation.
-    let stored_through = by_seq.keys().next_back().map_or(0, |&s| s + 1);
+    // Entries up to the highest sequence number stored (and unreadable ones
+    // stored after it): a checkpoint larger than that was cut off at the
+    // end; one the entries reach but that a gap (a deletion, already named)
+    // stops short of cannot be checked, and is not a truncation.
+    let stored_through = chosen.keys().next_back().map_or(0, |&s| s + 1);
+    let last_position = chosen.values().map(|c| c.stored.position).max();
+    let unplaced_after = unplaced
+        .iter()
+        .filter(|&&p| last_position.is_none_or(|l| p > l))
+        .count() as u64;
     let mut cps: Vec<(String, crate::note::Checkpoint)> = Vec::new();
     for c in checkpoints {
         match key.open(&c.note) {
@@ -263,13 +380,12 @@ pub fn verify(
     cps.sort_by_key(|(_, cp)| cp.size);
     let mut frontier = Frontier::default();
     let mut last_good = 0u64;
+    let mut truncated: Option<(&str, u64)> = None;
+    let mut mismatch: Option<usize> = None;
     for (source, cp) in &cps {
-        if cp.size > stored_through {
-            findings.push(Finding::Truncated {
-                source: source.clone(),
-                checkpoint_size: cp.size,
-                present: stored_through,
-            });
+        if cp.size > stored_through + unplaced_after {
+            // Sorted by size: the last one seen is the largest.
+            truncated = Some((source, cp.size));
             continue;
         }
         if cp.size > present {
@@ -282,13 +398,27 @@ pub fn verify(
             last_good = cp.size;
             report.checkpoints_verified += 1;
             report.verified_size = report.verified_size.max(cp.size);
-        } else {
-            findings.push(Finding::RootMismatch {
-                source: source.clone(),
-                size: cp.size,
-                last_good,
-            });
+            continue;
         }
+        match mismatch.and_then(|i| findings.get_mut(i)) {
+            Some(Finding::RootMismatch { also, .. }) => *also += 1,
+            _ => {
+                mismatch = Some(findings.len());
+                findings.push(Finding::RootMismatch {
+                    source: source.clone(),
+                    size: cp.size,
+                    last_good,
+                    also: 0,
+                });
+            }
+        }
+    }
+    if let Some((source, checkpoint_size)) = truncated {
+        findings.push(Finding::Truncated {
+            source: source.to_string(),
+            checkpoint_size,
+            present: stored_through,
+        });
     }
     report
 }

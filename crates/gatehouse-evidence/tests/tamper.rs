@@ -187,3 +187,211 @@ fn a_forged_or_replaced_checkpoint_is_named() {
     let got = findings(&f);
     assert!(matches!(got[0], Finding::BadCheckpoint { .. }), "{got:?}");
 }
+
+/// 20 entries, a checkpoint every 4.
+fn long_fixture() -> Fixture {
+    let key = SigningKey::generate(ORIGIN).unwrap();
+    let entries = log(20);
+    let checkpoints = (1..=5).map(|i| checkpoint(&key, &entries, i * 4)).collect();
+    Fixture {
+        key,
+        entries,
+        checkpoints,
+    }
+}
+
+fn edit(f: &mut Fixture, seq: u64) {
+    let i = f
+        .entries
+        .iter()
+        .position(|e| Entry::decode(&e.bytes).unwrap().seq == seq)
+        .unwrap();
+    let s = String::from_utf8(f.entries[i].bytes.clone()).unwrap();
+    f.entries[i].bytes = s.replace("\"allow\"", "\"alloW\"").into_bytes();
+}
+
+fn delete(f: &mut Fixture, seq: u64) {
+    f.entries
+        .retain(|e| Entry::decode(&e.bytes).map_or(true, |x| x.seq != seq));
+}
+
+fn mismatch(size: u64, last_good: u64, also: u64) -> Finding {
+    Finding::RootMismatch {
+        source: "store".into(),
+        size,
+        last_good,
+        also,
+    }
+}
+
+/// Findings in a stable order, to compare with exactly what was done.
+fn sorted(f: &Fixture) -> Vec<String> {
+    let mut v: Vec<String> = findings(f).iter().map(|x| format!("{x:?}")).collect();
+    v.sort();
+    v
+}
+
+fn expect(f: &Fixture, want: &[Finding]) {
+    let mut want: Vec<String> = want.iter().map(|x| format!("{x:?}")).collect();
+    want.sort();
+    assert_eq!(sorted(f), want);
+}
+
+#[test]
+fn combinations_of_edits_deletions_and_insertions_are_each_named_once() {
+    // Two adjacent entries edited (a statement and its result, say): both named.
+    let mut f = long_fixture();
+    edit(&mut f, 5);
+    edit(&mut f, 6);
+    expect(
+        &f,
+        &[
+            Finding::Edited { seq: 5 },
+            Finding::Edited { seq: 6 },
+            mismatch(8, 4, 3),
+        ],
+    );
+
+    // An edit, a deletion and an inserted copy.
+    let mut f = long_fixture();
+    edit(&mut f, 3);
+    delete(&mut f, 10);
+    let copy = f.entries[13].bytes.clone();
+    f.entries.push(StoredEntry {
+        position: 99,
+        bytes: copy,
+    });
+    expect(
+        &f,
+        &[
+            Finding::Edited { seq: 3 },
+            Finding::Deleted { from: 10, to: 10 },
+            Finding::Inserted {
+                seq: 14,
+                position: 99,
+            },
+            mismatch(4, 0, 1),
+        ],
+    );
+
+    // Two deletions in the middle and the tail cut: one truncation, named
+    // by the largest checkpoint, and no other.
+    let mut f = long_fixture();
+    delete(&mut f, 2);
+    delete(&mut f, 7);
+    f.entries.truncate(f.entries.len() - 3);
+    expect(
+        &f,
+        &[
+            Finding::Deleted { from: 2, to: 2 },
+            Finding::Deleted { from: 7, to: 7 },
+            Finding::Truncated {
+                source: "store".into(),
+                checkpoint_size: 20,
+                present: 17,
+            },
+        ],
+    );
+
+    // The tail cut past several checkpoints: still one truncation.
+    let mut f = long_fixture();
+    f.entries.truncate(9);
+    expect(
+        &f,
+        &[Finding::Truncated {
+            source: "store".into(),
+            checkpoint_size: 20,
+            present: 9,
+        }],
+    );
+
+    // The first entries deleted.
+    let mut f = long_fixture();
+    delete(&mut f, 0);
+    delete(&mut f, 1);
+    expect(&f, &[Finding::Deleted { from: 0, to: 1 }]);
+
+    // A forged entry stored before the original it duplicates: the forgery
+    // is the inserted one, not the original.
+    let mut f = long_fixture();
+    let mut forged = f.entries[9].clone();
+    let s = String::from_utf8(forged.bytes).unwrap();
+    forged.bytes = s.replace("\"allow\"", "\"alloW\"").into_bytes();
+    forged.position = -5;
+    f.entries.insert(0, forged);
+    expect(
+        &f,
+        &[Finding::Inserted {
+            seq: 9,
+            position: -5,
+        }],
+    );
+
+    // Two entries swapped and another edited.
+    let mut f = long_fixture();
+    f.entries.swap(11, 12);
+    edit(&mut f, 16);
+    expect(
+        &f,
+        &[
+            Finding::Reordered {
+                first: 12,
+                second: 11,
+            },
+            Finding::Edited { seq: 16 },
+            mismatch(20, 16, 0),
+        ],
+    );
+}
+
+#[test]
+fn an_entry_edited_until_unreadable_is_not_also_called_deleted() {
+    // Its number still readable: named by it, and nothing else but the
+    // checkpoints over it.
+    let mut f = long_fixture();
+    let s = String::from_utf8(f.entries[6].bytes.clone()).unwrap();
+    f.entries[6].bytes = s.replace("\"statement\"", "\"statemnt\"").into_bytes();
+    let got = findings(&f);
+    assert!(
+        matches!(
+            &got[0],
+            Finding::Unreadable {
+                position: 7,
+                seq: Some(6),
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    assert!(got[0]
+        .to_string()
+        .starts_with("entry 6 (storage position 7) was edited"));
+    assert_eq!(got[1], mismatch(8, 4, 3), "{got:?}");
+    assert_eq!(got.len(), 2, "{got:?}");
+
+    // Not even JSON any more: the gap it leaves is not a deletion.
+    let mut f = long_fixture();
+    f.entries[6].bytes = b"garbage".to_vec();
+    let got = findings(&f);
+    assert!(
+        matches!(
+            &got[0],
+            Finding::Unreadable {
+                position: 7,
+                seq: None,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter()
+            .any(|x| matches!(x, Finding::Deleted { .. } | Finding::Truncated { .. })),
+        "{got:?}"
+    );
+    // The last entry unreadable: no truncation either.
+    let mut f = long_fixture();
+    f.entries[19].bytes = b"garbage".to_vec();
+    let got = findings(&f);
+    assert_eq!(got.len(), 1, "{got:?}");
+}

@@ -7,8 +7,8 @@ use crate::config::RawConfig;
 use crate::serve::ADMIN_KEY_FILE;
 use anyhow::{anyhow, bail, Context, Result};
 use gatehouse_api::{
-    AccessReview, ApprovalFilter, CreateTokenRequest, CreatedToken, ErrorBody, PolicyReloaded,
-    SignOffRequest, SignedOff, VoteRequest,
+    AccessReview, ApprovalFilter, CreateTokenRequest, CreatedToken, Decided, ErrorBody,
+    PolicyReloaded, Sealed, SignOffRequest, SignedOff, VoteRequest,
 };
 use gatehouse_core::{ApprovalRequest, SessionDetail, SessionFilter, SessionSummary, TokenRecord};
 use serde::de::DeserializeOwned;
@@ -124,12 +124,7 @@ impl AdminClient {
     }
 
     /// Approves (`approve`) or denies request `id`.
-    pub async fn decide_approval(
-        &self,
-        id: &str,
-        approve: bool,
-        comment: &str,
-    ) -> Result<ApprovalRequest> {
+    pub async fn decide_approval(&self, id: &str, approve: bool, comment: &str) -> Result<Decided> {
         let id = self.approval_id(id).await?;
         let verb = if approve { "approve" } else { "deny" };
         self.send(
@@ -208,6 +203,15 @@ impl AdminClient {
     pub async fn reload_policy(&self) -> Result<PolicyReloaded> {
         self.send(self.http.post(format!("{}/v1/policy/reload", self.base)))
             .await
+    }
+
+    /// Makes the gateway sign a checkpoint over its whole evidence log now.
+    pub async fn seal_evidence(&self) -> Result<Sealed> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/evidence/checkpoint", self.base)),
+        )
+        .await
     }
 
     /// The access review as the gateway computes it now.

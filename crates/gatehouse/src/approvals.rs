@@ -6,7 +6,7 @@
 use crate::admin::AdminClient;
 use anyhow::{bail, Result};
 use gatehouse_api::ApprovalFilter;
-use gatehouse_core::{ApprovalRequest, ApprovalState, Timestamp};
+use gatehouse_core::{ApprovalMode, ApprovalRequest, ApprovalState, Timestamp};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -140,11 +140,15 @@ async fn decide(
     if token.token.is_none() {
         bail!("deciding needs your own Gatehouse token: pass --token or set GATEHOUSE_TOKEN (the admin key cannot approve)");
     }
-    let r = client.decide_approval(id, approve, comment).await?;
+    let decided = client.decide_approval(id, approve, comment).await?;
+    let r = &decided.request;
     let what = match r.state {
+        ApprovalState::Approved if decided.mode == Some(ApprovalMode::Hold) => {
+            held_outcome(&client, r).await
+        }
         ApprovalState::Approved => match r.valid_until {
             Some(until) => format!(
-                "approved: {} may run the statement once, until {until}",
+                "approved: {} may now run the statement again, once, until {until}",
                 r.requester.subject
             ),
             None => "approved".to_string(),
@@ -153,11 +157,50 @@ async fn decide(
             let have = r.votes.iter().filter(|v| v.approve).count();
             format!("your approval is recorded ({have} so far); more approvers are needed")
         }
+        ApprovalState::Denied if decided.mode == Some(ApprovalMode::Hold) => {
+            "denied: the held statement is refused in its session".to_string()
+        }
         ApprovalState::Denied => "denied".to_string(),
         other => other.as_str().to_string(),
     };
     eprintln!("request {}: {what}", r.id);
     Ok(())
+}
+
+/// How long `approve` watches a held statement start once released.
+const HELD_RUN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What became of a held statement just approved: it runs in the session
+/// that waited (the request turns `used`), or, when that session stopped
+/// waiting, the caller may run it again until the approval lapses.
+async fn held_outcome(client: &AdminClient, r: &ApprovalRequest) -> String {
+    let deadline = tokio::time::Instant::now() + HELD_RUN_WAIT;
+    loop {
+        match client.approval(&r.id.to_string()).await {
+            Ok(now) if now.state == ApprovalState::Used => {
+                return format!(
+                    "approved: the held statement was released and ran in {}'s session",
+                    r.requester.subject
+                )
+            }
+            Ok(now) if now.state != ApprovalState::Approved => {
+                return format!("approved, then {}", now.state.as_str())
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let until = r
+                .valid_until
+                .map(|u| format!(", until {u}"))
+                .unwrap_or_default();
+            return format!(
+                "approved: the held statement was released, but its session no longer waits \
+                 (the hold timed out or the client left); {} may run it again, once{until}",
+                r.requester.subject
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn render_list(list: &[ApprovalRequest], now: Timestamp) -> String {

@@ -10,7 +10,8 @@ use gatehouse_api::CreateTokenRequest;
 
 const SAMPLE_SQL: &str = include_str!("demo/sample.sql");
 const STARTER_POLICY: &str = include_str!("../../../examples/policies/starter.cedar");
-/// The demo's own addition to the starter policies: the cancel walkthrough sleeps.
+/// The demo's own additions to the starter policies: the cancel walkthrough
+/// sleeps, and the approval walkthrough updates orders.
 const DEMO_POLICY: &str = r#"
 // Demo only: let the demo group call pg_sleep, to try cancelling a query.
 @id("demo-may-sleep")
@@ -20,7 +21,45 @@ permit (
   resource in Gatehouse::Connection::"app-db"
 )
 when { context.opaque_functions == ["pg_sleep"] };
+
+// Demo only: the demo group may update orders; an UPDATE without WHERE is
+// held for the "dba" route by unbounded-write-needs-approval above.
+@id("demo-may-update-orders")
+permit (
+  principal in Gatehouse::Group::"demo",
+  action == Gatehouse::Action::"update",
+  resource == Gatehouse::Table::"app-db/public.orders"
+);
 "#;
+
+/// How to call this binary in the printed commands: `gatehouse` when that
+/// name on the PATH is this binary, else its full path, so every printed
+/// command runs as printed.
+fn self_command() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "gatehouse".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::canonicalize(dir.join("gatehouse")).is_ok_and(|found| found == exe))
+    });
+    if on_path {
+        "gatehouse".into()
+    } else {
+        shell_quote(&exe.display().to_string())
+    }
+}
+
+/// `s` as one shell word.
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
 
 fn port_or_free(preferred: u16) -> Result<u16> {
     match std::net::TcpListener::bind(("127.0.0.1", preferred)) {
@@ -76,6 +115,8 @@ files = ["policies.cedar"]
 [[approval.route]]
 name = "dba"
 approvers = ["dba-leads"]
+mode = "hold"
+hold_timeout = "10m"
 
 [[connection]]
 name = "app-db"
@@ -86,6 +127,19 @@ database = "app"
 user = "app_owner"
 password_file = "app-db.password"
 backend_tls = "disable"
+
+# Values are masked inside the gateway as rows stream back: personal data
+# by detectors (emails and phones redacted, cards and SSNs partly shown)…
+[connection.masking]
+detectors = ["pii"]
+# Under column rules, functions the gateway cannot see into are refused;
+# pg_sleep (the cancel walkthrough) returns nothing of a column.
+trusted_functions = ["pg_sleep"]
+
+# …and a column by name, whatever its content: SSNs hashed (stable, joinable).
+[[connection.masking.rule]]
+column = "public.customers.ssn"
+strategy = "hash"
 "#,
             db_port = cluster.port()
         ),
@@ -103,7 +157,21 @@ backend_tls = "disable"
         })
         .await
         .context("creating the demo token")?;
-    let cfg = config_path.display();
+    let approver = admin
+        .create_token(&CreateTokenRequest {
+            identity: "demo-approver".into(),
+            groups: vec!["dba-leads".into()],
+            ttl_seconds: 24 * 3600,
+        })
+        .await
+        .context("creating the demo approver's token")?;
+    let gh = format!(
+        "{} --config {}",
+        self_command(),
+        shell_quote(&config_path.display().to_string())
+    );
+    let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
+    let pack = shell_quote(&work.path().join("evidence-pack").display().to_string());
     println!(
         r#"
 Gatehouse demo is running.
@@ -112,28 +180,42 @@ Gatehouse demo is running.
   Gateway                 PostgreSQL clients on 127.0.0.1:{pg_port}, REST API on http://{api}
   Configuration           {cfg}
 
-Connect through the gateway. The password is your token; dbname picks the connection:
+Two identities, each with its own token:
+  agent     demo-agent     groups demo, agents: reads; UPDATE orders needs approval without WHERE
+            {agent}
+  approver  demo-approver  group dba-leads: decides approval requests
+            {approver_token}
 
-  PGPASSWORD='{token}' psql "host=127.0.0.1 port={pg_port} dbname=app-db user=demo-agent sslmode=require"
+1. Connect as the agent through the gateway (the token is the password; dbname picks the connection):
 
-Then try:
-  SELECT full_name, email, country FROM customers LIMIT 5;
-  SELECT status, count(*), sum(total_cents) / 100.0 AS total FROM orders GROUP BY status;
-  SELECT pg_sleep(30);     -- press Ctrl-C in psql: the gateway forwards the cancel
-  DELETE FROM customers;   -- refused: the token's group "agents" is read-only
+  PGPASSWORD='{agent}' psql "host=127.0.0.1 port={pg_port} dbname=app-db user=demo-agent sslmode=require"
 
-The policies are in {policies}; ask why something is refused with:
-  gatehouse --config {cfg} policy explain --identity demo-agent --group demo --group agents \
-      --connection app-db --sql "DELETE FROM customers"
+2. Try, in psql:
+  SELECT full_name, email, phone, card_number, ssn FROM customers LIMIT 3;   -- masked in the gateway
+  DELETE FROM customers;                  -- refused: the group "agents" is read-only
+  SELECT pg_sleep(30);                    -- press Ctrl-C in psql: the gateway forwards the cancel
+  UPDATE orders SET status = 'shipped';   -- held: no WHERE, so it waits for an approver
 
-See the session recorded, statement by statement (in another terminal):
-  gatehouse --config {cfg} sessions list
-  gatehouse --config {cfg} sessions show <ID>
+3. While it waits, approve it as the approver (another terminal):
+  GATEHOUSE_TOKEN='{approver_token}' {gh} approvals list --pending
+  GATEHOUSE_TOKEN='{approver_token}' {gh} approvals approve <ID>
+
+4. Replay the session, verify the evidence log, write and check an evidence pack:
+  {gh} sessions list
+  {gh} sessions show <ID>
+  {gh} audit verify
+  {gh} evidence --from {today} --to {today} --out {pack}
+  python3 {pack}/verify_pack.py
+
+Why is something refused? The policies are in {policies}:
+  {gh} policy explain --identity demo-agent --group demo --group agents --connection app-db --sql "DELETE FROM customers"
 
 Press Ctrl-C here to stop and delete everything."#,
         db_port = cluster.port(),
         api = gateway.api_addr,
-        token = token.token,
+        cfg = config_path.display(),
+        agent = token.token,
+        approver_token = approver.token,
         policies = work.path().join("policies.cedar").display(),
     );
     serve::wait_for_signal().await?;

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 pub mod cli;
 pub mod commands;
 pub mod pack;
+pub mod seal;
 pub mod sinks;
 
 /// File name of the evidence log inside the data directory.

@@ -14,19 +14,26 @@ use gatehouse::approvals::ApprovalsCommand;
 use gatehouse::config::RawConfig;
 use gatehouse::evidence::cli::{AuditCommand, PackArgs};
 use gatehouse::identity::IdentityCommand;
-use gatehouse::policy_tools::{self, Question, TestFile};
+use gatehouse::policy_cli::PolicyCommand;
 use gatehouse::{demo, output, serve};
 use gatehouse_api::CreateTokenRequest;
 use gatehouse_core::{SessionFilter, Timestamp};
-use gatehouse_policy::PolicyEngine;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// The exit statuses, for `--help` and the manual page (docs/cli.md too).
+const EXIT_CODES: &str = "Exit status: 0 success; 1 an error (the message says what to do), or a \
+negative verdict: `audit verify` found tampering, `audit verify-proof` failed, `policy test` had a \
+failing case; 2 an invalid configuration or policy (`serve`, `check-config`, `policy validate`, \
+`policy explain`, `policy test`). Commands that print a table or a verdict take --json; \
+docs/cli.md describes each shape.";
 
 #[derive(Parser)]
 #[command(
     name = "gatehouse",
     version,
-    about = "A Layer 7 access gateway for machine identities"
+    about = "A Layer 7 access gateway for machine identities",
+    after_long_help = EXIT_CODES
 )]
 struct Cli {
     /// Configuration file [default: ./gatehouse.toml].
@@ -43,8 +50,12 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve,
-    /// Validate a configuration file; prints every problem and exits non-zero if any.
-    CheckConfig,
+    /// Validate a configuration file; prints every problem and exits 2 if any.
+    CheckConfig {
+        /// JSON output: {"ok": true, "file", "postgres_listen", "http_listen", "api_listen", "connections", "warnings"} or {"ok": false, "file", "problems"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage service tokens (through the running gateway's API).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -63,7 +74,7 @@ enum Command {
     /// Verify, prove and export the evidence log (reads the log file directly).
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Write the SOC 2 evidence pack for a period: tables, signed checkpoint, proofs (reads the log file directly).
+    /// Write the SOC 2 evidence pack for a period: tables, signed checkpoint, proofs (reads the log file; asks the running gateway to sign a checkpoint first).
     Evidence(PackArgs),
     /// Debug workload identity: what the gateway makes of an OIDC token (reads the configuration).
     #[command(subcommand)]
@@ -71,7 +82,18 @@ enum Command {
     /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
     Demo,
     /// Print the version.
-    Version,
+    Version {
+        /// JSON output: {"version"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the manual page (roff) generated from this command line: `gatehouse man | man -l -`;
+    /// with --out, write gatehouse.1 and one page per subcommand into a folder.
+    Man {
+        /// A folder to write every page into (gatehouse.1, gatehouse-audit-verify.1, …).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script: `gatehouse completions bash >
     /// /etc/bash_completion.d/gatehouse` (zsh: into a directory of `$fpath`
     /// as `_gatehouse`; fish: `~/.config/fish/completions/gatehouse.fish`).
@@ -79,53 +101,6 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-}
-
-#[derive(Subcommand)]
-enum PolicyCommand {
-    /// Check policy files against the schema the gateway ships (default: the configuration's [policy] files).
-    Validate {
-        /// Policy files to check instead of the configuration's.
-        files: Vec<PathBuf>,
-    },
-    /// Show how a statement is analyzed and decided, and by which policies.
-    Explain {
-        /// Identity subject.
-        #[arg(long)]
-        identity: String,
-        /// A group of the identity (repeatable).
-        #[arg(long = "group")]
-        groups: Vec<String>,
-        /// Connection name (what the client puts in dbname).
-        #[arg(long)]
-        connection: String,
-        /// The SQL.
-        #[arg(long)]
-        sql: String,
-        /// The client's address.
-        #[arg(long, default_value = "127.0.0.1")]
-        client_ip: std::net::IpAddr,
-        /// An OIDC claim of the identity, NAME=VALUE (repeatable): the identity
-        /// is then an OIDC one, of the issuer its subject's prefix names.
-        #[arg(long = "claim", value_parser = parse_claim)]
-        claims: Vec<(String, String)>,
-        /// Policy files instead of the configuration's (repeatable).
-        #[arg(long = "policy")]
-        policies: Vec<PathBuf>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run a file of test cases ([[case]] identity, groups, connection, sql, expect); exits non-zero on a failure.
-    Test {
-        /// The TOML file of cases.
-        file: PathBuf,
-        /// Policy files instead of the configuration's (repeatable).
-        #[arg(long = "policy")]
-        policies: Vec<PathBuf>,
-    },
-    /// Make the running gateway re-read its policy files (as SIGHUP does).
-    Reload,
 }
 
 #[derive(Subcommand)]
@@ -272,32 +247,57 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             serve::run(&config).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig => {
+        Command::CheckConfig { json } => {
             let path = config_path(&cli);
-            match RawConfig::parse(&path).and_then(|r| r.resolve()) {
+            let report = match RawConfig::parse(&path).and_then(|r| r.resolve()) {
                 Ok(c) => {
-                    for w in &c.warnings {
-                        eprintln!("warning: {w}");
+                    if !json {
+                        for w in &c.warnings {
+                            eprintln!("warning: {w}");
+                        }
+                        let http = c
+                            .http_listen
+                            .map(|a| format!(", http listener {a}"))
+                            .unwrap_or_default();
+                        println!(
+                            "{}: ok (postgres listener {}{http}, API {}, {} connection(s))",
+                            path.display(),
+                            c.postgres_listen,
+                            c.api_listen,
+                            c.connections.len() + c.http_connections.len()
+                        );
+                        return Ok(ExitCode::SUCCESS);
                     }
-                    let http = c
-                        .http_listen
-                        .map(|a| format!(", http listener {a}"))
-                        .unwrap_or_default();
-                    println!(
-                        "{}: ok (postgres listener {}{http}, API {}, {} connection(s))",
-                        path.display(),
-                        c.postgres_listen,
-                        c.api_listen,
-                        c.connections.len() + c.http_connections.len()
-                    );
-                    Ok(ExitCode::SUCCESS)
+                    serde_json::json!({
+                        "ok": true,
+                        "file": path.display().to_string(),
+                        "postgres_listen": c.postgres_listen.to_string(),
+                        "http_listen": c.http_listen.map(|a| a.to_string()),
+                        "api_listen": c.api_listen.to_string(),
+                        "connections": c.connections.len() + c.http_connections.len(),
+                        "warnings": c.warnings,
+                    })
                 }
                 Err(problems) => {
-                    eprintln!("{problems}");
-                    eprintln!("{} problem(s) found", problems.0.len());
-                    Ok(ExitCode::from(2))
+                    if !json {
+                        eprintln!("{problems}");
+                        eprintln!("{} problem(s) found", problems.0.len());
+                        return Ok(ExitCode::from(2));
+                    }
+                    let list: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+                    serde_json::json!({
+                        "ok": false,
+                        "file": path.display().to_string(),
+                        "problems": list,
+                    })
                 }
-            }
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report["ok"] == true {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         Command::Token(cmd) => {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
@@ -315,19 +315,37 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
             gatehouse::access::run(cmd, &client).await
         }
-        Command::Policy(cmd) => policy(&cli, cmd).await,
+        Command::Policy(cmd) => {
+            gatehouse::policy_cli::run(
+                cmd,
+                &config_path(&cli),
+                admin_config(&cli).as_deref(),
+                cli.server.as_deref(),
+            )
+            .await
+        }
         Command::Audit(cmd) => gatehouse::evidence::cli::run(cmd, &config_path(&cli)).await,
         Command::Evidence(args) => {
-            gatehouse::evidence::cli::run_pack(args, &config_path(&cli)).await
+            gatehouse::evidence::cli::run_pack(args, &config_path(&cli), cli.server.as_deref())
+                .await
         }
         Command::Identity(cmd) => gatehouse::identity::run(cmd, &config_path(&cli)).await,
         Command::Demo => {
             demo::run().await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Version => {
-            println!("gatehouse {}", env!("CARGO_PKG_VERSION"));
+        Command::Version { json } => {
+            let version = env!("CARGO_PKG_VERSION");
+            if *json {
+                println!("{}", serde_json::json!({ "version": version }));
+            } else {
+                println!("gatehouse {version}");
+            }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out } => {
+            use clap::CommandFactory;
+            gatehouse::manpage::run(Cli::command(), out.as_deref())
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -429,130 +447,4 @@ async fn sessions(cmd: &SessionsCommand, client: &AdminClient) -> Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `NAME=VALUE` of `--claim`.
-fn parse_claim(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!(
-            "{s:?}: write NAME=VALUE, e.g. repository=octo-org/app"
-        )),
-    }
-}
-
-/// Policy files from `--policy`, else the configuration's [policy] files.
-fn policy_files(cli: &Cli, given: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
-    }
-    let path = config_path(cli);
-    let raw = RawConfig::parse(&path).map_err(|p| anyhow!("{p}"))?;
-    raw.require_policy_files().map_err(|p| anyhow!("{p}"))
-}
-
-fn load_policies(files: &[PathBuf]) -> Result<Option<PolicyEngine>> {
-    match PolicyEngine::load(files) {
-        Ok(e) => Ok(Some(e)),
-        Err(problems) => {
-            eprintln!("{problems}");
-            eprintln!("{} problem(s) found", problems.0.len());
-            Ok(None)
-        }
-    }
-}
-
-async fn policy(cli: &Cli, cmd: &PolicyCommand) -> Result<ExitCode> {
-    match cmd {
-        PolicyCommand::Validate { files } => {
-            let files = policy_files(cli, files)?;
-            let Some(engine) = load_policies(&files)? else {
-                return Ok(ExitCode::from(2));
-            };
-            for f in engine.files() {
-                println!(
-                    "{}: ok, {} polic{} (sha256 {})",
-                    f.path.display(),
-                    f.policies,
-                    if f.policies == 1 { "y" } else { "ies" },
-                    f.sha256
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        PolicyCommand::Explain {
-            identity,
-            groups,
-            connection,
-            sql,
-            client_ip,
-            claims,
-            policies,
-            json,
-        } => {
-            let files = policy_files(cli, policies)?;
-            let Some(engine) = load_policies(&files)? else {
-                return Ok(ExitCode::from(2));
-            };
-            let q = Question {
-                identity: identity.clone(),
-                groups: groups.clone(),
-                connection: connection.clone(),
-                sql: sql.clone(),
-                client_ip: *client_ip,
-                claims: claims.iter().cloned().collect(),
-            };
-            let e = policy_tools::explain(&engine, &q);
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&e.to_json())?);
-            } else {
-                print!("{}", policy_tools::render(&q, &e));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        PolicyCommand::Test { file, policies } => {
-            let files = policy_files(cli, policies)?;
-            let Some(engine) = load_policies(&files)? else {
-                return Ok(ExitCode::from(2));
-            };
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
-            let cases: TestFile = toml::from_str(&text)
-                .map_err(|e| anyhow!("{}: {}", file.display(), e.to_string().trim()))?;
-            for c in &cases.case {
-                if !matches!(c.expect.as_str(), "allow" | "deny" | "review") {
-                    bail!(
-                        "{}: case {:?}: expect must be allow, deny or review, not {:?}",
-                        file.display(),
-                        c.name.as_deref().unwrap_or(&c.sql),
-                        c.expect
-                    );
-                }
-            }
-            let outcomes = policy_tools::run_tests(&engine, &cases.case);
-            let failed = outcomes.iter().filter(|o| !o.passed()).count();
-            for o in &outcomes {
-                let mark = if o.passed() { "ok  " } else { "FAIL" };
-                println!(
-                    "{mark} {} (expected {}, got {})",
-                    o.name, o.expected, o.detail
-                );
-            }
-            println!("{} passed, {} failed", outcomes.len() - failed, failed);
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        PolicyCommand::Reload => {
-            let client = AdminClient::new(admin_config(cli).as_deref(), cli.server.as_deref())?;
-            let r = client.reload_policy().await?;
-            for f in &r.files {
-                println!("{}: {} policies (sha256 {})", f.path, f.policies, f.sha256);
-            }
-            eprintln!("policy reloaded: generation {}", r.generation);
-            Ok(ExitCode::SUCCESS)
-        }
-    }
 }

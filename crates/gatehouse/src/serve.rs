@@ -228,6 +228,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                 .collect(),
             approvals: approvals.clone(),
             authenticator,
+            evidence: Some(evidence.log.clone()),
         };
         tokio::spawn(async move {
             let stop = async move {

@@ -169,7 +169,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     let out = approvals(&h, &alice, &["approve", &id, "--comment", "cleanup OPS-7"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("approved: ci-deploy may run the statement once"),
+        stderr(&out).contains("approved: ci-deploy may now run the statement again, once, until"),
         "{}",
         stderr(&out)
     );
@@ -381,7 +381,7 @@ fn every_documented_endpoint_exists(h: &Harness) {
                 calls += 1;
             }
         }
-        assert_eq!(calls, 14, "one call per route and method");
+        assert_eq!(calls, 15, "one call per route and method");
     });
 }
 
@@ -437,6 +437,13 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
     assert_eq!(rows(&h), "5", "nothing ran while held");
     let out = approvals(&h, &alice, &["approve", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Held: the approver is told it ran, not that it "may run".
+    assert!(
+        stderr(&out)
+            .contains("approved: the held statement was released and ran in ci-deploy's session"),
+        "{}",
+        stderr(&out)
+    );
     let out = held.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let told = stderr(&out);
@@ -455,6 +462,11 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
     let id = pending_request(&h, "DELETE FROM customers");
     let out = approvals(&h, &alice, &["deny", &id, "--comment", "not today"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("denied: the held statement is refused in its session"),
+        "{}",
+        stderr(&out)
+    );
     let out = held.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(
@@ -474,6 +486,11 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
     assert!(err.contains(&id), "{err}");
     let out = approvals(&h, &alice, &["approve", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its session no longer waits (the hold timed out or the client left); ci-deploy may run it again, once, until"),
+        "{}",
+        stderr(&out)
+    );
     let out = h.psql(&ci, "app-db", "TRUNCATE customers");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(rows(&h), "0");

@@ -116,3 +116,176 @@ fn completion_scripts_are_printed_for_each_shell() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_manual_page_is_generated_from_the_command_line() {
+    let out = gatehouse(&["man"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH gatehouse 1"), "{page}");
+    for sub in [
+        "serve",
+        "check\\-config",
+        "token",
+        "sessions",
+        "policy",
+        "approvals",
+        "access",
+        "audit",
+        "evidence",
+        "identity",
+        "demo",
+        "version",
+        "completions",
+        "man",
+    ] {
+        assert!(
+            page.contains(&format!("gatehouse\\-{sub}(1)")),
+            "{sub} missing"
+        );
+    }
+    assert!(
+        page.contains("Exit status: 0 success"),
+        "exit codes documented"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(&["man", "--out", dir.path().to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in [
+        "gatehouse",
+        "gatehouse-audit-verify",
+        "gatehouse-evidence",
+        "gatehouse-policy-test",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(format!("{name}.1"))).unwrap();
+        assert!(text.contains(&format!(".TH {name} 1")), "{name}: {text}");
+    }
+    assert!(stderr(&out).contains("manual pages"), "{}", stderr(&out));
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(out))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn verdicts_and_tables_have_json_with_documented_exit_codes() {
+    let mut h = Harness::start();
+    let out = gatehouse(&["version", "--json"], "");
+    assert_eq!(json_of(&out)["version"], env!("CARGO_PKG_VERSION"));
+
+    // check-config: ok (0), or the problems (2).
+    // (The backend password comes from the environment, as for `serve`.)
+    let out = Command::new(BIN)
+        .args(["check-config", "--json", "--config"])
+        .arg(&h.config)
+        .env("GATEHOUSE_TEST_APP_PASSWORD", &h.backend_passwords[0])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let v = json_of(&out);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["api_listen"], format!("127.0.0.1:{}", h.api_port));
+    assert!(v["connections"].as_u64().unwrap() >= 5, "{v}");
+    let bad = h.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nnope = 1\n").unwrap();
+    let out = gatehouse(
+        &["--config", bad.to_str().unwrap(), "check-config", "--json"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v = json_of(&out);
+    assert_eq!(v["ok"], false);
+    assert!(!v["problems"].as_array().unwrap().is_empty(), "{v}");
+
+    // policy validate (0 / 2) and policy test (0 / 1).
+    let out = h.cli(&["policy", "validate", "--json"]);
+    let v = json_of(&out);
+    assert_eq!((out.status.code(), v["ok"].clone()), (Some(0), true.into()));
+    assert_eq!(v["files"][0]["sha256"].as_str().unwrap().len(), 64);
+    let broken = h.dir.path().join("broken.cedar");
+    std::fs::write(
+        &broken,
+        "permit (principal, action, resource) when { nonsense };",
+    )
+    .unwrap();
+    let out = h.cli(&["policy", "validate", "--json", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json_of(&out)["ok"], false);
+    let cases = h.dir.path().join("cases.toml");
+    std::fs::write(
+        &cases,
+        "[[case]]\nidentity = \"ci\"\nconnection = \"app-db\"\nsql = \"SELECT 1\"\nexpect = \"allow\"\n\n\
+         [[case]]\nname = \"wrong on purpose\"\nidentity = \"ci\"\nconnection = \"app-db\"\nsql = \"SELECT 1\"\nexpect = \"deny\"\n",
+    )
+    .unwrap();
+    let out = h.cli(&["policy", "test", "--json", cases.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["cases"][1]["name"], "wrong on purpose");
+    assert_eq!(v["cases"][1]["passed"], false);
+    assert_eq!(v["cases"][1]["got"], "allow");
+
+    // policy reload through the running gateway.
+    let v = json_of(&h.cli(&["policy", "reload", "--json"]));
+    assert!(v["generation"].as_u64().unwrap() >= 1, "{v}");
+
+    // The evidence log: verify, a pack, a proof.
+    let token = h.token("ci-deploy", &["ci"], "1h");
+    assert!(h.psql(&token, "app-db", "SELECT 1").status.success());
+    h.stop_gateway();
+    let out = h.cli(&["audit", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json_of(&out);
+    assert_eq!(v["ok"], true);
+    assert!(v["findings"].as_array().unwrap().is_empty());
+    assert_eq!(v["entries"], v["verified_size"], "{v}");
+    let pack = h.dir.path().join("pack");
+    let out = h.cli(&[
+        "evidence",
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2999-01-01",
+        "--out",
+        pack.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(v["tree_size"], v["entries"], "{v}");
+    assert!(v["complete_until"].is_string(), "the period runs on: {v}");
+    let proof = pack.join("proofs/0.json");
+    let key = pack.join("public-key.txt");
+    let out = h.cli(&[
+        "audit",
+        "verify-proof",
+        proof.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(
+        (out.status.code(), v["ok"].clone(), v["seq"].clone()),
+        (Some(0), true.into(), 0.into())
+    );
+    let text = std::fs::read_to_string(&proof).unwrap();
+    std::fs::write(&proof, text.replacen("config_loaded", "config_unloaded", 1)).unwrap();
+    let out = h.cli(&[
+        "audit",
+        "verify-proof",
+        proof.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].is_string(), "{v}");
+}

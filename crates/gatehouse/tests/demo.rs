@@ -1,5 +1,8 @@
 //! The newcomer's path: `gatehouse demo`, psql with the printed command,
-//! a cancelled query, the session replayed, Ctrl-C cleans everything up.
+//! masked values, a refused statement, a cancelled query, a held statement
+//! approved with the approver's printed commands, the session replayed, the
+//! evidence log verified and an evidence pack checked, each with the command
+//! the demo printed; Ctrl-C cleans everything up.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -154,6 +157,116 @@ fn demo_runs_connects_replays_and_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // Every other printed command runs as printed (with <ID> filled in).
+    let line = |fragment: &str| -> String {
+        printed
+            .iter()
+            .find(|l| l.contains(fragment))
+            .unwrap_or_else(|| panic!("no printed line with {fragment:?}: {printed:#?}"))
+            .trim()
+            .to_string()
+    };
+    let sh = |cmd: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    // Masking is on: detectors and a column rule.
+    let masked_select =
+        line("SELECT full_name, email, phone, card_number, ssn FROM customers LIMIT 3;");
+    let sql = masked_select.split(';').next().unwrap();
+    let out = run(sql);
+    let rows = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    assert!(
+        rows.contains("[masked:email]") && rows.contains("[hash:"),
+        "{rows}"
+    );
+    assert!(
+        rows.contains("**** **** **** "),
+        "cards partly shown: {rows}"
+    );
+    assert!(!rows.contains("@example.com"), "no email in clear: {rows}");
+
+    // The held statement waits; the approver's printed commands release it.
+    let update = line("UPDATE orders SET status = 'shipped';");
+    let update = update.split(';').next().unwrap().to_string();
+    let held = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{psql_line} -X -q -c \"{update}\""))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let list_cmd = line("approvals list --pending");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let out = sh(&list_cmd);
+        assert!(out.status.success(), "{}", text(&out));
+        let listed = String::from_utf8_lossy(&out.stdout).to_string();
+        if let Some(l) = listed.lines().find(|l| l.contains("UPDATE orders")) {
+            break l.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "never pending: {listed}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = sh(&line("approvals approve <ID>").replace("<ID>", &id));
+    assert!(
+        text(&out)
+            .contains("approved: the held statement was released and ran in demo-agent's session"),
+        "{}",
+        text(&out)
+    );
+    let out = held.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("waiting up to 10m for a decision"),
+        "{}",
+        text(&out)
+    );
+
+    // Sessions, the evidence log and a pack, with the printed commands.
+    let out = sh(&line("sessions list"));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    let session = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let out = sh(&line("sessions show <ID>").replace("<ID>", session));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sh(&line("audit verify"));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("OK: no entry was edited"),
+        "{}",
+        text(&out)
+    );
+    let out = sh(&line(" evidence --from "));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = sh(&line("verify_pack.py"));
+    assert!(
+        text(&out).contains("OK: the pack is unaltered and complete up to"),
+        "{}",
+        text(&out)
+    );
+    let out = sh(&line("policy explain"));
+    assert!(out.status.success(), "{}", text(&out));
 
     // Ctrl-C stops everything and removes the temporary files.
     std::mem::forget(guard);

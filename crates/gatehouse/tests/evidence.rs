@@ -269,7 +269,8 @@ fn check_ocsf(lines: &[String], n: usize) {
             let unknown_login = e["metadata"]["event_code"] == "auth_failure"
                 && e["unmapped"]["gatehouse"]["payload"]["subject"].is_null();
             assert!(
-                !e["user"]["name"].is_null() || (unknown_login && e["user"]["type_id"] == 0),
+                !e["user"]["name"].is_null()
+                    || (unknown_login && e["user"]["account"]["type_id"] == 0),
                 "{l}"
             );
         }

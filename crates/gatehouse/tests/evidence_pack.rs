@@ -320,7 +320,13 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     // Its proofs verify offline: the pack's own script (Python + OpenSSL)…
     let out = run_in(&pack, "python3", &["verify_pack.py"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("OK: the pack is complete and unaltered"));
+    // The period runs to midnight, the log to the gateway's stop: the pack
+    // is proven complete up to its last entry, and says so.
+    assert!(
+        stdout(&out).contains("OK: the pack is unaltered and complete up to"),
+        "{}",
+        stdout(&out)
+    );
     // …OpenSSL alone, as VERIFY.md says…
     let out = run_in(
         &pack,
@@ -444,4 +450,155 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     assert!(manifest["before"].is_u64(), "{manifest}");
     let out = run_in(&late, "python3", &["verify_pack.py"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// Right after activity, with no checkpoint signed by itself for an hour:
+/// the pack has the running gateway sign one; it is complete up to its last
+/// signed entry and says so (its verifier too). A gateway that cannot be
+/// asked gets a refusal saying how long to wait and why; once it is back,
+/// the pack is made.
+#[test]
+fn a_pack_right_after_activity_has_the_gateway_sign_and_states_how_far_it_is_complete() {
+    let mut h = Harness::with(Options {
+        extra_config: "[evidence]\nnode = \"gw-fresh\"\ncheckpoint_interval = \"1h\"\n",
+        ..Options::default()
+    });
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let out = h.psql(&ci, "app-db", "SELECT 41 + 1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
+    let pack = |h: &Harness, name: &str| {
+        let dir = h.dir.path().join(name);
+        let out = h.cli(&[
+            "evidence",
+            "--from",
+            today,
+            "--to",
+            today,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        (dir, out)
+    };
+
+    let (fresh, out) = pack(&h, "fresh");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: Value = std::fs::read_to_string(fresh.join("pack.json"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let events = std::fs::read_to_string(fresh.join("events.jsonl")).unwrap();
+    assert!(events.contains("SELECT 41 + 1"), "the last statement is in");
+    let last: Value = events.lines().last().unwrap().parse().unwrap();
+    assert!(manifest["after"].is_null(), "{manifest}");
+    assert_eq!(manifest["complete_until"], last["time"], "{manifest}");
+    assert_eq!(
+        manifest["last"].as_u64().unwrap() + 1,
+        manifest["tree_size"]
+    );
+    let until = last["time"].as_str().unwrap();
+    assert!(
+        stderr(&out).contains(&format!("complete up to {until}")),
+        "{}",
+        stderr(&out)
+    );
+    let readme = std::fs::read_to_string(fresh.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("**Complete up to {until}, not up to")),
+        "{readme}"
+    );
+    let out = run_in(&fresh, "python3", &["verify_pack.py"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "OK: the pack is unaltered and complete up to {until}, not up to"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("complete and unaltered for its period"));
+    // A manifest that claims the whole period is caught.
+    let mut claimed = manifest.clone();
+    claimed["complete_until"] = manifest["to"].clone();
+    std::fs::write(fresh.join("pack.json"), claimed.to_string()).unwrap();
+    let out = run_in(&fresh, "python3", &["verify_pack.py"]);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("claims completeness up to"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::write(fresh.join("pack.json"), manifest.to_string()).unwrap();
+
+    // Killed: its last events are signed by no checkpoint, and it cannot be asked.
+    let out = h.psql(&ci, "app-db", "SELECT 'after the pack'");
+    assert!(out.status.success(), "{}", stderr(&out));
+    h.kill_gateway();
+    let (_, out) = pack(&h, "unsigned");
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    for expect in [
+        "are not yet covered by a signed checkpoint",
+        "The gateway could not be asked to sign one now: cannot reach the gateway API",
+        "within 1h (its configured checkpoint_interval)",
+        // An hour has not passed: the time to wait for.
+        "wait until ",
+        "s from now) and run this again",
+        "--to",
+    ] {
+        assert!(err.contains(expect), "{expect:?} missing: {err}");
+    }
+    assert!(!h.dir.path().join("unsigned").join("pack.json").exists());
+
+    // Started again, it signs the tail at once; the pack holds everything.
+    h.start_gateway();
+    let (back, out) = pack(&h, "back");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = std::fs::read_to_string(back.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("after the pack"),
+        "the killed gateway's last statement"
+    );
+    let out = run_in(&back, "python3", &["verify_pack.py"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // A period with a signed entry after it is complete to its end; a pack
+    // that hides that entry claims nothing more than its last entry.
+    let after: Value = events
+        .lines()
+        .find(|l| l.contains("after the pack"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bounded = h.dir.path().join("bounded");
+    let out = h.cli(&[
+        "evidence",
+        "--from",
+        today,
+        "--to",
+        after["time"].as_str().unwrap(),
+        "--out",
+        bounded.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("complete up to"), "{}", stderr(&out));
+    let out = run_in(&bounded, "python3", &["verify_pack.py"]);
+    assert!(
+        stdout(&out).contains("OK: the pack is complete and unaltered for its period"),
+        "{}",
+        stdout(&out)
+    );
+    let mut manifest: Value = std::fs::read_to_string(bounded.join("pack.json"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    manifest["after"] = Value::Null;
+    std::fs::write(bounded.join("pack.json"), manifest.to_string()).unwrap();
+    let out = run_in(&bounded, "python3", &["verify_pack.py"]);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("the signed tree holds entries after it"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -4,6 +4,7 @@ use super::commands::{
     check_proof, parse_verifier, print_report, prove, InclusionProof, LoadedLog,
 };
 use super::pack::{AccessPolicy, Period};
+use super::seal::{self, Sealing};
 use crate::config::RawConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
@@ -25,6 +26,9 @@ pub enum AuditCommand {
         /// default: the configuration's witness_files).
         #[arg(long = "witness")]
         witnesses: Vec<PathBuf>,
+        /// JSON output: {"ok", "log", "entries", "checkpoints_verified", "verified_size", "findings": [{"kind", "message", …}]}.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         source: Source,
     },
@@ -45,6 +49,9 @@ pub enum AuditCommand {
         /// The public key (text or a file holding it).
         #[arg(long)]
         key: String,
+        /// JSON output: {"ok": true, "seq", "kind", "time", "log", "tree_size", "key"} or {"ok": false, "error"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Export events as JSON lines, OCSF or CEF.
     Export {
@@ -78,12 +85,16 @@ pub struct PackArgs {
     /// The folder to write (new, or empty).
     #[arg(long)]
     out: PathBuf,
+    /// JSON output: {"out", "entries", "proofs", "tree_size", "complete_until"}.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     source: Source,
 }
 
-/// Writes an evidence pack.
-pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
+/// Writes an evidence pack; `server` is the gateway API asked for a fresh
+/// checkpoint (default: the configuration's).
+pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> Result<ExitCode> {
     let from = parse_time("--from", &args.from)?;
     let mut to = parse_time("--to", &args.to)?;
     if args.to.len() == 10 {
@@ -93,13 +104,27 @@ pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
         bail!("--to must be after --from");
     }
     let r = resolve(&args.source, config)?;
-    let log = LoadedLog::read(&r.log, &r.witnesses).await?;
-    // The access listing needs the policy and connections of the configuration.
     let raw = if config.exists() {
         Some(RawConfig::parse(config).map_err(|p| anyhow!("{p}"))?)
     } else {
         None
     };
+    // The gateway signs what it has logged, so the last events are proven
+    // now rather than after its checkpoint_interval.
+    let interval = raw
+        .as_ref()
+        .and_then(|r| r.evidence().ok())
+        .map(|e| e.checkpoint_interval);
+    let sealing = if args.source.log.is_some() {
+        Sealing::NotAsked {
+            why: "--log names the log file, so no gateway is asked for a checkpoint".into(),
+            interval,
+        }
+    } else {
+        seal::ask(config, server, interval).await
+    };
+    let log = LoadedLog::read(&r.log, &r.witnesses).await?;
+    // The access listing needs the policy and connections of the configuration.
     let policy = match raw {
         Some(raw) => match raw.policy_files() {
             Some(files) if !files.is_empty() => {
@@ -125,8 +150,20 @@ pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
         &r.key,
         &Period { from, to },
         policy.as_ref(),
+        &sealing,
         &args.out,
     )?;
+    if args.json {
+        let out = serde_json::json!({
+            "out": args.out.display().to_string(),
+            "entries": written.entries,
+            "proofs": written.proofs,
+            "tree_size": written.tree_size,
+            "complete_until": written.complete_until,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
         "wrote the evidence pack to {}: {} events, {} inclusion proofs against the checkpoint of {} entries; \
          check it with `python3 verify_pack.py` in that folder",
@@ -135,6 +172,13 @@ pub async fn run_pack(args: &PackArgs, config: &Path) -> Result<ExitCode> {
         written.proofs,
         written.tree_size
     );
+    if let Some(until) = &written.complete_until {
+        eprintln!(
+            "note: the pack is complete up to {until} (its last signed entry), not up to {}: \
+             the pack and its verifier say so; later events belong to a later pack",
+            humantime::format_rfc3339_millis(to)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -205,7 +249,11 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             println!("{}", super::verifier_key(&spec, &raw.data_dir())?);
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { witnesses, source } => {
+        AuditCommand::Verify {
+            witnesses,
+            source,
+            json,
+        } => {
             let r = resolve(source, config)?;
             let witnesses = if witnesses.is_empty() {
                 r.witnesses
@@ -214,6 +262,32 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             };
             let log = LoadedLog::read(&r.log, &witnesses).await?;
             let report = log.verify(&r.key);
+            if *json {
+                let findings: Vec<serde_json::Value> = report
+                    .findings
+                    .iter()
+                    .map(|f| {
+                        let mut v = serde_json::to_value(f).unwrap_or_default();
+                        v["message"] = f.to_string().into();
+                        v
+                    })
+                    .collect();
+                let out = serde_json::json!({
+                    "ok": report.is_clean(),
+                    "log": r.log.display().to_string(),
+                    "witness_files": witnesses.len(),
+                    "entries": report.entries,
+                    "checkpoints_verified": report.checkpoints_verified,
+                    "verified_size": report.verified_size,
+                    "findings": findings,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             Ok(if print_report(&r.log, &report, witnesses.len()) {
                 ExitCode::SUCCESS
             } else {
@@ -232,13 +306,34 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::VerifyProof { file, key } => {
+        AuditCommand::VerifyProof { file, key, json } => {
             let key = parse_verifier(key)?;
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let proof: InclusionProof = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not an inclusion proof", file.display()))?;
-            match check_proof(&proof, &key) {
+            let checked = check_proof(&proof, &key);
+            if *json {
+                let out = match &checked {
+                    Ok(entry) => serde_json::json!({
+                        "ok": true,
+                        "seq": entry.seq,
+                        "kind": entry.event.kind.as_str(),
+                        "time": entry.event.time,
+                        "log": key.name(),
+                        "tree_size": proof.tree_size,
+                        "key": key.to_string(),
+                    }),
+                    Err(e) => serde_json::json!({"ok": false, "error": format!("{e:#}")}),
+                };
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(if checked.is_ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
+            match checked {
                 Ok(entry) => {
                     println!(
                         "OK: entry {} ({} at {}) is in the log {} signed at size {} by key {}",

@@ -9,6 +9,7 @@ mod readme;
 mod tables;
 
 use super::commands::{proof_in, LoadedLog};
+use super::seal::{self, Sealing};
 use anyhow::{anyhow, bail, Context, Result};
 
 use gatehouse_evidence::merkle::{leaf_hash, MerkleTree};
@@ -44,6 +45,9 @@ pub struct Written {
     pub proofs: usize,
     /// The checkpoint's tree size.
     pub tree_size: u64,
+    /// When the pack is proven complete only up to the last signed entry,
+    /// short of the period's end: that entry's time.
+    pub complete_until: Option<String>,
 }
 
 const VERIFY_SCRIPT: &str = include_str!("pack/verify_pack.py");
@@ -58,31 +62,39 @@ pub fn write(
     key: &VerifierKey,
     period: &Period,
     policy: Option<&AccessPolicy>,
+    sealing: &Sealing,
     out: &Path,
 ) -> Result<Written> {
     let (from, to) = (rfc3339(period.from), rfc3339(period.to));
     let verified = log.verified(key)?;
-    let (cp, note) = log
-        .latest_checkpoint(key)
-        .ok_or_else(|| anyhow!("the log has no signed checkpoint yet"))?;
     let entries: Vec<(&Entry, &[u8])> = verified.iter().map(|(e, b)| (e, *b)).collect();
     let in_period = |e: &Entry| e.event.time >= from && e.event.time < to;
     let first = entries
         .iter()
         .position(|(e, _)| in_period(e))
         .ok_or_else(|| anyhow!("the log holds no event between {from} and {to}"))?;
-    let last = entries
+    let mut last = entries
         .iter()
         .rposition(|(e, _)| in_period(e))
         .unwrap_or(first);
-    if last as u64 >= cp.size {
-        bail!(
-            "the period's last event (entry {last}) is not yet covered by a signed checkpoint \
-             (the newest covers {} entries); the gateway signs one every checkpoint_interval: \
-             try again shortly, or end the period earlier",
-            cp.size
-        );
+    let checkpoint = log.latest_checkpoint(key);
+    let covered = checkpoint.as_ref().map_or(0, |(cp, _)| cp.size) as usize;
+    if last >= covered {
+        match sealing {
+            // Written after the gateway signed on request: the pack stops
+            // at what it signed, and says so.
+            Sealing::Sealed(_) if first < covered => last = covered - 1,
+            _ => {
+                return Err(seal::not_covered(
+                    covered as u64,
+                    &entries[covered].0.event.time,
+                    sealing,
+                    SystemTime::now(),
+                ))
+            }
+        }
     }
+    let (cp, note) = checkpoint.ok_or_else(|| anyhow!("the log has no signed checkpoint yet"))?;
     prepare(out)?;
     let period_entries: Vec<&Entry> = entries[first..=last].iter().map(|(e, _)| *e).collect();
     let tables = Tables::from_entries(&period_entries);
@@ -94,6 +106,12 @@ pub fn write(
     );
     let before = first.checked_sub(1);
     let after = (last + 1 < cp.size as usize).then_some(last + 1);
+    // Proven complete up to `to` when an entry after the period is signed;
+    // else only up to the last signed entry.
+    let complete_until = match after {
+        Some(_) => to.clone(),
+        None => entries[last].0.event.time.clone(),
+    };
     let mut proven: BTreeSet<usize> = BTreeSet::from([first, last]);
     proven.extend(before);
     proven.extend(after);
@@ -141,6 +159,7 @@ pub fn write(
         "last": last,
         "before": before,
         "after": after,
+        "complete_until": complete_until,
         "tables": tables.all().iter().map(|t| t.name).collect::<Vec<_>>(),
     });
     write_file(
@@ -158,6 +177,7 @@ pub fn write(
         first_time: &entries[first].0.event.time,
         last_time: &entries[last].0.event.time,
         after: after.is_some(),
+        complete_until: &complete_until,
         entries: &period_entries,
         tables: &tables,
         identities: &identities,
@@ -170,6 +190,7 @@ pub fn write(
         entries: last - first + 1,
         proofs: proven.len(),
         tree_size: cp.size,
+        complete_until: after.is_none().then_some(complete_until),
     })
 }
 

@@ -19,6 +19,8 @@ pub struct Facts<'a> {
     pub last_time: &'a str,
     /// Whether an entry after the period is covered (so the end is proven).
     pub after: bool,
+    /// Up to when nothing is missing: `to`, or the last signed entry's time.
+    pub complete_until: &'a str,
     pub entries: &'a [&'a Entry],
     pub tables: &'a Tables,
     pub identities: &'a Table,
@@ -48,13 +50,17 @@ pub fn readme(f: &Facts<'_>) -> String {
     let _ = writeln!(
         o,
         "Log `{}`, signed with key `{}`.\n\nThis pack holds every event the gateway recorded \
-         from {} up to (not including) {}: entries {} to {} ({} events, {} to {}), all inside \
+         from {} up to {}: entries {} to {} ({} events, {} to {}), all inside \
          the signed checkpoint of {} entries in `checkpoint.txt`, with {} inclusion proofs in \
          `proofs/`.",
         f.origin,
         f.key,
         f.from,
-        f.to,
+        if f.after {
+            format!("(not including) {}", f.to)
+        } else {
+            format!("{} (the last signed entry)", f.complete_until)
+        },
         f.first,
         f.last,
         f.entries.len(),
@@ -66,9 +72,11 @@ pub fn readme(f: &Facts<'_>) -> String {
     if !f.after {
         let _ = writeln!(
             o,
-            "\nThe checkpoint covers no entry after the period yet, so completeness is proven up \
-             to {} (the last entry it covers); later events belong to a later pack.",
-            f.last_time
+            "\n**Complete up to {0}, not up to {1}.** The signed checkpoint covers no entry \
+             after the period, so what is proven is that nothing from {2} up to {0} (the last \
+             entry it covers) is missing; events after {0} were not yet signed when the pack \
+             was made and belong to a later pack.",
+            f.complete_until, f.to, f.from
         );
     }
     o.push_str(
@@ -225,7 +233,9 @@ operator published (`gatehouse audit public-key` prints it):
     python3 verify_pack.py
 
 It prints each check and ends with `OK: the pack is complete and unaltered for its
-period`, or stops at the first failure with `FAILED:` and what is wrong.
+period` (or, when the signed log ended before the period did, `OK: the pack is
+unaltered and complete up to <time>`), or stops at the first failure with
+`FAILED:` and what is wrong.
 
 ## Step by step
 
@@ -255,7 +265,10 @@ period`, or stops at the first failure with `FAILED:` and what is wrong.
    before it, so the chain ties every line to the proven last entry (and to
    the proven entry after the period, when there is one). The entries just
    before and after (`proofs/`, named in `pack.json`) carry times outside the
-   period, so nothing at its edges was left out.
+   period, so nothing at its edges was left out. When there is no entry after
+   the period, the last entry must be the checkpoint's last ({last} = tree size
+   {size} - 1): the pack is then complete up to that entry's time
+   ({complete_until}), and no further.
 
 4. **Each table row is an entry.** Every CSV row starts with `seq`; that line
    of `events.jsonl` holds the event it was read from, and `proofs/SEQ.json`
@@ -274,5 +287,6 @@ period`, or stops at the first failure with `FAILED:` and what is wrong.
         size = f.tree_size,
         first = f.first,
         last = f.last,
+        complete_until = f.complete_until,
     )
 }

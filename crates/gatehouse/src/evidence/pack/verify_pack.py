@@ -13,7 +13,9 @@ It checks that:
      by hash, ending in (or linked up to) a proven entry, so every event of
      the period is in the signed log and none is missing between its first
      and last;
-  4. the entries just outside the period are outside it in time;
+  4. the entries just outside the period are outside it in time; without a
+     signed entry after the period, the pack is complete only up to its last
+     entry's time, and says so;
   5. every row of every table names an entry of events.jsonl with a proof.
 It prints what it checked and exits 1 on the first failure.
 """
@@ -145,6 +147,8 @@ def main():
             fail("the entry after the period does not link to the period's last entry")
     elif last not in proven:
         fail("the period's last entry has no proof")
+    elif last != size - 1:
+        fail("the entry after the period has no proof (the signed tree holds entries after it)")
     print(f"ok: entries {first} to {last} are consecutive, hash-linked and in the signed tree")
 
     # 4. The boundaries.
@@ -159,7 +163,13 @@ def main():
         fail("the entry before the period has no proof")
     if after is not None and json.loads(proven[after])["time"] < manifest["to"]:
         fail("the entry after the period is not after it")
-    print(f"ok: nothing between {manifest['from']} and {manifest['to']} was left out")
+    # Without a signed entry after the period, completeness is proven only up
+    # to the last signed entry: the checkpoint says nothing of later events.
+    until = manifest["to"] if after is not None else parsed[-1]["time"]
+    if manifest.get("complete_until", until) != until:
+        fail("pack.json claims completeness up to " + manifest["complete_until"]
+             + " but the signed entries prove it up to " + until)
+    print(f"ok: nothing between {manifest['from']} and {until} was left out")
 
     # 5. Every table row names a proven entry of the period.
     rows = 0
@@ -171,7 +181,11 @@ def main():
                     fail(f"{name}.csv: row for entry {seq} has no proven entry in the period")
                 rows += 1
     print(f"ok: all {rows} table rows are backed by proven entries")
-    print("OK: the pack is complete and unaltered for its period")
+    if until == manifest["to"]:
+        print("OK: the pack is complete and unaltered for its period")
+    else:
+        print(f"OK: the pack is unaltered and complete up to {until}, not up to {manifest['to']}: "
+              "later events were not yet signed when it was made (they belong to a later pack)")
 
 
 if __name__ == "__main__":
