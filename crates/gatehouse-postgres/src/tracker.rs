@@ -24,6 +24,10 @@ use gatehouse_core::{
 use gatehouse_mask::MaskTally;
 use gatehouse_session::{ApprovalStep, DecidedAction, WriteAhead};
 use gatehouse_sql::StatementAnalysis;
+pub(crate) use inspects::{
+    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked,
+};
+use pending::{copy_out, InFlight, Pending, Portal, ResultSource};
 use record::{param_text, unknown_statement_decision};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -36,81 +40,6 @@ const MAX_TEXT: usize = 1 << 20;
 const MAX_PARAM: usize = 4096;
 /// What a record keeps of a parameter of a statement that holds a secret.
 const WITHHELD_PARAMETER: &str = "[masked:password]";
-
-struct InFlight {
-    kind: Flavour,
-    seq: u64,
-    /// Already masked for recording (see `Tracker::recorded_text`).
-    text: Arc<str>,
-    params: Vec<Option<String>>,
-    started_at: Timestamp,
-    t0: Instant,
-    tags: String,
-    rows: Option<u64>,
-    error: Option<(String, String)>,
-    decision: Option<DecisionRecord>,
-    /// Refused: the backend's error for the poison is replaced by this.
-    refusal: Option<StatementRefusal>,
-    /// Where its result rows come from, for masking.
-    result: ResultSource,
-    /// How its rows are masked, once known.
-    plan: Option<ResultPlan>,
-    /// How its COPY rows are masked under column rules, once known.
-    copy_plan: Option<crate::mask::CopyPlan>,
-    /// What masking did to its results.
-    tally: MaskTally,
-    /// CommandCompletes received so far (one per statement of a query string).
-    answered: usize,
-    /// SQL `PREPARE`s among its statements, by position: done when answered.
-    sql_prepares: Vec<(usize, Arc<StatementAnalysis>)>,
-}
-
-/// What describes a statement's result rows.
-#[derive(Default)]
-struct ResultSource {
-    /// The columns, once described.
-    columns: Option<Arc<[Column]>>,
-    /// The Bind's result formats; `None`: the description's own formats.
-    formats: Option<ResultFormats>,
-    /// The Parse and Bind it came from (0: none), to match Describe answers.
-    parse_id: u64,
-    bind_id: u64,
-    /// A `COPY … TO` statement: what it sends.
-    copy_out: Option<Arc<StatementAnalysis>>,
-}
-
-/// The analysis when it is a `COPY … TO` (kept for masking its rows by column).
-fn copy_out(a: Option<&Arc<StatementAnalysis>>) -> Option<Arc<StatementAnalysis>> {
-    a.filter(|a| a.copy_out.is_some()).cloned()
-}
-
-// The queue lives for the session and is reused; boxing the large variant
-// would cost an allocation per statement on the hot path.
-#[allow(clippy::large_enum_variant)]
-enum Pending {
-    Statement(InFlight),
-    Sync,
-    /// A Describe (tracked only when masking): its RowDescription is matched
-    /// to the Parse or Bind it asked about.
-    Describe {
-        parse_id: u64,
-        bind_id: u64,
-    },
-    /// A Parse or Bind: its name holds what it defines once the backend confirms.
-    Define(names::Definition),
-}
-
-pub(super) struct Portal {
-    statement: Prepared,
-    params: Vec<Option<String>>,
-    /// For a statement that needs approval: what an approval must cover.
-    fingerprint: Option<String>,
-    bind_id: u64,
-    formats: ResultFormats,
-    /// Its columns with their real formats, once a Describe of the portal
-    /// was answered.
-    columns: Option<Arc<[Column]>>,
-}
 
 /// Why the relay must stop before a message and act before scanning it again.
 #[derive(Debug)]
@@ -127,55 +56,6 @@ pub(crate) enum Pause {
 
 /// What to do with a message the tracker saw.
 pub(crate) type Flow = crate::codec::Flow<Pause>;
-
-/// Frontend message types the tracker needs to see whole.
-pub(crate) fn frontend_inspects(ty: u8) -> bool {
-    use fe::*;
-    matches!(
-        ty,
-        QUERY | PARSE | BIND | EXECUTE | SYNC | CLOSE | FUNCTION_CALL | TERMINATE
-    )
-}
-
-/// With masking, Describe too (to know each result's columns).
-pub(crate) fn frontend_inspects_masked(ty: u8) -> bool {
-    frontend_inspects(ty) || ty == fe::DESCRIBE
-}
-
-/// Backend message types the tracker needs to see whole.
-pub(crate) fn backend_inspects(ty: u8) -> bool {
-    use be::*;
-    matches!(
-        ty,
-        COMMAND_COMPLETE
-            | ERROR_RESPONSE
-            | EMPTY_QUERY_RESPONSE
-            | PORTAL_SUSPENDED
-            | READY_FOR_QUERY
-            | PARAMETER_STATUS
-            | PARSE_COMPLETE
-            | BIND_COMPLETE
-    )
-}
-
-/// With masking, everything that carries values or describes them:
-/// RowDescription, NoData, DataRow, CopyOutResponse, CopyData,
-/// NoticeResponse and NotificationResponse.
-pub(crate) fn backend_inspects_masked(ty: u8) -> bool {
-    use be::*;
-    backend_inspects(ty)
-        || matches!(
-            ty,
-            ROW_DESCRIPTION
-                | NO_DATA
-                | DATA_ROW
-                | COPY_OUT_RESPONSE
-                | COPY_DATA
-                | NOTICE_RESPONSE
-                | NOTIFICATION_RESPONSE
-                | FUNCTION_CALL_RESPONSE
-        )
-}
 
 /// Per-session statement state.
 pub(crate) struct Tracker {
@@ -473,7 +353,9 @@ impl Tracker {
 
 mod backend;
 mod frontend;
+mod inspects;
 mod names;
+mod pending;
 mod record;
 mod results;
 #[cfg(test)]
