@@ -45,6 +45,9 @@ pub enum ApprovalsCommand {
         /// Why.
         #[arg(long, default_value = "")]
         comment: String,
+        /// JSON output: the request as decided and what happened.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         token: TokenArg,
     },
@@ -55,6 +58,9 @@ pub enum ApprovalsCommand {
         /// Why (required).
         #[arg(long)]
         comment: String,
+        /// JSON output: the request as decided and what happened.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         token: TokenArg,
     },
@@ -117,14 +123,24 @@ pub async fn run(
                 print!("{}", render(&r));
             }
         }
-        ApprovalsCommand::Approve { id, comment, token } => {
-            decide(token, client, id, true, comment).await?;
+        ApprovalsCommand::Approve {
+            id,
+            comment,
+            json,
+            token,
+        } => {
+            decide(token, client, id, true, comment, *json).await?;
         }
-        ApprovalsCommand::Deny { id, comment, token } => {
+        ApprovalsCommand::Deny {
+            id,
+            comment,
+            json,
+            token,
+        } => {
             if comment.trim().is_empty() {
                 bail!("--comment: say why the statement is denied; the requester and the auditor read it");
             }
-            decide(token, client, id, false, comment).await?;
+            decide(token, client, id, false, comment, *json).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -136,6 +152,7 @@ async fn decide(
     id: &str,
     approve: bool,
     comment: &str,
+    json: bool,
 ) -> Result<()> {
     if token.token.is_none() {
         bail!("deciding needs your own Gatehouse token: pass --token or set GATEHOUSE_TOKEN (the admin key cannot approve)");
@@ -163,7 +180,16 @@ async fn decide(
         ApprovalState::Denied => "denied".to_string(),
         other => other.as_str().to_string(),
     };
-    eprintln!("request {}: {what}", r.id);
+    if json {
+        let out = serde_json::json!({
+            "request": r,
+            "mode": decided.mode,
+            "outcome": what,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        eprintln!("request {}: {what}", r.id);
+    }
     Ok(())
 }
 

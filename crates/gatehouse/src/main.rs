@@ -130,6 +130,9 @@ enum TokenCommand {
     Revoke {
         /// The token id (from `token list`).
         id: String,
+        /// JSON output: the token record as revoked.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -409,8 +412,12 @@ async fn token(cmd: &TokenCommand, client: &AdminClient) -> Result<ExitCode> {
                 print!("{}", output::tokens(&list, Timestamp::now()));
             }
         }
-        TokenCommand::Revoke { id } => {
+        TokenCommand::Revoke { id, json } => {
             let t = client.revoke_token(id).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             eprintln!(
                 "revoked token {} of {} at {}; new connections with it are refused",
                 t.id,

@@ -241,8 +241,18 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     h.start_gateway();
     let listed = stdout(&approvals(&h, "", &["list", "--pending"]));
     assert!(listed.contains(&own), "{listed}");
-    let out = approvals(&h, &alice, &["approve", &own]);
+    let out = approvals(&h, &alice, &["approve", &own, "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let decided: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(decided["request"]["state"], "approved", "{decided}");
+    assert_eq!(decided["mode"], "request", "{decided}");
+    assert!(
+        decided["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("approved: ci-lead may now run the statement again"),
+        "{decided}"
+    );
     let out = h.psql(
         &lead,
         "app-db",

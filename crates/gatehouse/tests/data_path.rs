@@ -74,7 +74,11 @@ async fn tls_is_required_and_only_valid_tokens_get_in() {
         .expect("listed");
     let id = id_line.split_whitespace().next().unwrap();
     assert!(id_line.contains("active"));
-    h.cli_ok(&["token", "revoke", id]);
+    let revoked: serde_json::Value =
+        serde_json::from_str(&h.cli_ok(&["token", "revoke", id, "--json"])).unwrap();
+    assert_eq!(revoked["id"], id, "{revoked}");
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    assert!(revoked.get("secret_hash").is_none(), "{revoked}");
     let e = h.refused(&victim, "app-db", "revoked token refused").await;
     assert_eq!(sqlstate(&e), "28P01");
     assert!(message(&e).contains("revoked"), "{}", message(&e));
