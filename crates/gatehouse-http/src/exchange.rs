@@ -15,7 +15,7 @@ use crate::{upstream, Dialect, HttpTarget};
 use bytes::Bytes;
 use gatehouse_core::{ActionOutcome, DecisionRecord, HttpExchange, MaskingSummary, Timestamp};
 use gatehouse_mask::MaskingEngine;
-use gatehouse_session::{DecidedAction, Session};
+use gatehouse_session::{DecidedAction, Session, SessionError};
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -306,13 +306,25 @@ impl<'a> Exchange<'a> {
         let clock = std::time::Instant::now();
         match verdict {
             Verdict::Refuse { record, problem } => {
-                self.write_ahead(&record, None).await?;
+                if self.write_ahead(&record, None).await.is_err() {
+                    return Err(self.render(&refusals::evidence_unavailable()));
+                }
                 Err(self.refused(&problem, record, started, clock).await)
             }
             Verdict::Forward { record, approval } => {
-                self.write_ahead(&record, approval).await?;
-                self.forward(parts, forwarded, facts, body, record, started, clock)
-                    .await
+                match self.write_ahead(&record, approval).await {
+                    Ok(()) => {
+                        self.forward(parts, forwarded, facts, body, record, started, clock)
+                            .await
+                    }
+                    // The decision is durable, the approval could not be taken:
+                    // refused, and recorded as refused.
+                    Err(SessionError::Approval(_)) => {
+                        let problem = refusals::evidence_unavailable();
+                        Err(self.refused(&problem, record, started, clock).await)
+                    }
+                    Err(_) => Err(self.render(&refusals::evidence_unavailable())),
+                }
             }
         }
     }
@@ -323,7 +335,7 @@ impl<'a> Exchange<'a> {
         &self,
         decision: &DecisionRecord,
         approval: Option<gatehouse_core::ApprovalId>,
-    ) -> Result<(), Response<Body>> {
+    ) -> Result<(), SessionError> {
         let mut w = self.session.write_ahead();
         w.decided(DecidedAction {
             seq: self.seq,
@@ -335,9 +347,8 @@ impl<'a> Exchange<'a> {
         if let Some(id) = approval {
             w.take(id);
         }
-        self.session.commit(&mut w).await.map_err(|e| {
+        self.session.commit(&mut w).await.inspect_err(|e| {
             tracing::error!(error = %e, "could not log a request; refusing it");
-            self.render(&refusals::evidence_unavailable())
         })
     }
 

@@ -34,34 +34,38 @@ pub(crate) async fn login(
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
         .filter(|t| !t.is_empty());
-    let credential = match token {
-        None => Credential::Missing,
+    // A credential checked on this connection in the last seconds is taken
+    // as proven; only a fresh check starts a new reuse window (so a revoked
+    // token is refused within the window however often it is sent).
+    let (credential, fresh) = match token {
+        None => (Credential::Missing, None),
         Some(t) => match caller.recently_checked(t) {
-            Some(identity) => Credential::Proven(identity),
-            None => Credential::Token(t),
+            Some(identity) => (Credential::Proven(identity), None),
+            None => (Credential::Token(t), Some(t)),
         },
     };
     let identity = gatekeeper
         .identify(&knock, credential)
         .await
         .map_err(|r| problem(&r))?;
-    if let Some(t) = token {
+    if let Some(t) = fresh {
         caller.remember_check(t, &identity);
     }
     if let Some(open) = caller.current(&identity, &target.name) {
         return Ok(open);
     }
-    // One session at a time per caller connection: the other one ends first.
+    let checked = gatekeeper
+        .check(&knock, identity)
+        .await
+        .map_err(|r| problem(&r))?;
+    // One session at a time per caller connection: the other one ends once
+    // the new one may open (a refused switch leaves it as it was).
     caller
         .end(
             SessionEndReason::ClientTerminated,
             Some("the caller switched identity or connection"),
         )
         .await;
-    let checked = gatekeeper
-        .check(&knock, identity)
-        .await
-        .map_err(|r| problem(&r))?;
     let admitted = checked.admit().await.map_err(|r| problem(&r))?;
     let agent = headers
         .get(header::USER_AGENT)

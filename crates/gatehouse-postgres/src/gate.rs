@@ -9,8 +9,8 @@
 //! The tracker swaps the backend's error for the gateway's refusal, so the
 //! client sees why, at the right place in the stream.
 
+pub(crate) use crate::hold::{Hold, HoldOutcome};
 use crate::mask::ColumnGuard;
-pub(crate) use approval::{Hold, HoldOutcome};
 use gatehouse_core::{Decided, DecidedIn, DecisionRecord, Identity, Timestamp};
 use gatehouse_policy::{Decision, PolicyHandle, PolicyMode, StatementRequest};
 use gatehouse_session::Session;

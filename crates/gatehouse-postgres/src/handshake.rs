@@ -15,7 +15,7 @@ use crate::stream::PgStream;
 use crate::Inner;
 use bytes::BytesMut;
 use gatehouse_core::{Identity, Protocol};
-use gatehouse_session::{Admitted, Credential, Knock, LoginAttempt, SessionDetails};
+use gatehouse_session::{Admitted, Credential, Knock, LoginAttempt, LoginRefusal, SessionDetails};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -204,10 +204,13 @@ async fn login(
     ) {
         Ok(f) => f,
         Err(Denied::Invalid(reason)) => {
-            let _ = checked
+            let r = checked
                 .refuse("setting", format!("gatehouse: {reason}"))
                 .await;
-            return Err(refusals::startup_setting_invalid(&reason));
+            return Err(match r {
+                LoginRefusal::EvidenceUnavailable => refusals::login(&r),
+                _ => refusals::startup_setting_invalid(&reason),
+            });
         }
         Err(Denied::Policy(message)) => {
             let r = checked.refuse("setting", message).await;
@@ -215,8 +218,10 @@ async fn login(
         }
     };
     // Write-ahead: the login is in the evidence log before the backend sees it.
+    // What the evidence log keeps of them is masked like a SET statement's text.
+    let recorded = recorded_settings(inner, &target, &forwarded);
     let admitted = checked
-        .with_settings(forwarded.clone())
+        .with_settings(recorded)
         .admit()
         .await
         .map_err(|r| refusals::login(&r))?;
@@ -365,4 +370,29 @@ fn startup_settings(
         forwarded.push((name, value));
     }
     Ok(forwarded)
+}
+
+/// The startup settings as the login's event keeps them: values masked by
+/// the connection's masking (or the secrets detectors), as a `SET`
+/// statement's text is in its record.
+fn recorded_settings(
+    inner: &Inner,
+    target: &BackendTarget,
+    settings: &[(String, String)],
+) -> Vec<(String, String)> {
+    let engine = match inner.settings.masking.get(&target.name) {
+        Some(m) => m.engine(),
+        None => &inner.settings.record_masking,
+    };
+    let mut scratch = gatehouse_mask::Scratch::default();
+    let mut tally = gatehouse_mask::MaskTally::default();
+    settings
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                engine.mask_str(v, &mut scratch, &mut tally).into_owned(),
+            )
+        })
+        .collect()
 }

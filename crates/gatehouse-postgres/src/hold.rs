@@ -2,12 +2,37 @@
 //! decided, the hold times out, the client cancels it, or goes away.
 
 use crate::ending::Ending;
-use crate::gate::{Hold, HoldOutcome};
 use bytes::BytesMut;
-use gatehouse_core::{ApprovalState, SessionEndReason};
+use gatehouse_core::{ApprovalId, ApprovalState, SessionEndReason};
 use gatehouse_session::Session;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
+
+/// A statement that waits in its session for a decision (hold mode).
+#[derive(Clone, Debug)]
+pub(crate) struct Hold {
+    /// The request it waits for.
+    pub(crate) id: ApprovalId,
+    /// How long it waits.
+    pub(crate) timeout: std::time::Duration,
+    /// Told to the client at once (a NoticeResponse).
+    pub(crate) notice: bytes::BytesMut,
+}
+
+/// How a hold ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HoldOutcome {
+    /// Approved: decide the statement again, which takes the approval.
+    Approved,
+    /// Denied by an approver.
+    Denied,
+    /// The request expired.
+    Expired,
+    /// Nobody decided within the hold timeout; the request stays pending.
+    TimedOut,
+    /// The client cancelled (CancelRequest, Ctrl-C in psql); the request stays pending.
+    Cancelled,
+}
 
 /// What a held session reads from its client at most while it waits: beyond
 /// it the gateway stops reading (TCP backpressure), so a held session cannot

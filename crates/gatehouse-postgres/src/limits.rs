@@ -11,7 +11,9 @@ pub struct SessionLimits {
     pub max_statement_size: usize,
     /// Client connections open at once, handshakes included.
     pub max_connections: u32,
-    /// Sessions one identity may have open at once.
+    /// Sessions one identity may have open at once, across every listener:
+    /// the gateway gives it to its `gatehouse_session::Gatekeeper`, which
+    /// counts them.
     pub max_sessions_per_identity: u32,
     /// Largest result row masking holds whole (a larger one ends the session:
     /// it cannot be masked, and is not sent unmasked).
@@ -24,7 +26,7 @@ impl Default for SessionLimits {
             max_message_size: 8 << 20,
             max_statement_size: 1 << 20,
             max_connections: 1000,
-            max_sessions_per_identity: 50,
+            max_sessions_per_identity: gatehouse_session::DEFAULT_MAX_SESSIONS_PER_IDENTITY,
             max_masked_row_size: 64 << 20,
         }
     }

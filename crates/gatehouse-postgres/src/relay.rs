@@ -10,11 +10,11 @@ use crate::codec::{frontend, FrameError, FrameScanner};
 use crate::ending::{stopped, Ending};
 use crate::refusals;
 use crate::tracker::{
-    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked, Pause,
-    Tracker,
+    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked,
+    Answered, Pause, Tracker,
 };
 use bytes::{Buf, BytesMut};
-use gatehouse_core::{ActionRecord, SessionEndReason};
+use gatehouse_core::SessionEndReason;
 use gatehouse_session::{Counters, Session};
 use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -62,6 +62,9 @@ where
     // The gateway's own messages to the client (a held statement's notice)
     // go through the client-writing side, at a message boundary.
     let (notices, mut notices_rx) = tokio::sync::mpsc::channel::<BytesMut>(4);
+    // Outlives the two directions: what the backend side completed but had
+    // not yet handed over when the session ended is recorded below.
+    let mut answered = Answered::default();
     let ending = {
         let up = client_to_backend(
             &mut cr,
@@ -83,6 +86,7 @@ where
             session,
             masked,
             &mut notices_rx,
+            &mut answered,
         );
         tokio::select! {
             e = up => e,
@@ -111,6 +115,9 @@ where
         terminate_backend(&mut bw).await;
     }
     let _ = cw.shutdown().await;
+    for r in answered.finished.drain(..) {
+        let _ = session.finished(r).await;
+    }
     ending
 }
 
@@ -217,7 +224,7 @@ where
                     continue;
                 }
                 // The frontend pauses only for approvals.
-                Some(Pause::CatalogLookup | Pause::SettingChanged(_)) | None => {}
+                Some(Pause::CatalogLookup) | None => {}
             }
             // A refused message: its poison goes to the backend instead.
             let Some((with, skip)) = s.replace else { break };
@@ -239,6 +246,7 @@ async fn backend_to_client<R, W>(
     session: &Session,
     masked: bool,
     notices: &mut tokio::sync::mpsc::Receiver<BytesMut>,
+    answered: &mut Answered,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -251,7 +259,6 @@ where
     };
     let mut scanner = FrameScanner::new(max);
     let counters = session.counters();
-    let mut finished: Vec<ActionRecord> = Vec::new();
     // Output assembled when some message was replaced (masked): still one write per read.
     let mut out = BytesMut::new();
     let mut first = !buf.is_empty();
@@ -283,9 +290,14 @@ where
         loop {
             let scanned = {
                 let mut t = lock(tracker);
-                let done = &mut finished;
+                let done = &mut *answered;
                 scanner.scan(&buf, inspects, |ty, body| t.on_backend(ty, body, done))
             };
+            if let Some(reason) = answered.setting_changed.take() {
+                // Nothing more of this session is relayed, not even this read
+                // (it ran under the changed setting); its records are kept.
+                return Ending::new(SessionEndReason::PinnedSettingChanged, reason);
+            }
             let mut s = match scanned {
                 Ok(Ok(s)) => s,
                 Ok(Err(e @ FrameError::TooLarge { .. })) if masked => {
@@ -335,14 +347,6 @@ where
                     resolve_tables(tracker).await;
                     continue;
                 }
-                Some(Pause::SettingChanged(reason)) => {
-                    // Nothing more of this session is relayed, not even what
-                    // came before it in this read (it ran under the changed setting).
-                    for r in finished.drain(..) {
-                        let _ = session.finished(r).await;
-                    }
-                    return Ending::new(SessionEndReason::PinnedSettingChanged, reason);
-                }
                 // The backend never pauses for approvals.
                 Some(Pause::Approval(_)) | None => break,
             }
@@ -350,7 +354,7 @@ where
         if let Err(e) = flush(cw, &mut out, counters).await {
             return client_gone(e);
         }
-        for r in finished.drain(..) {
+        for r in answered.finished.drain(..) {
             if session.finished(r).await.is_err() {
                 return Ending::new(
                     SessionEndReason::GatewayShutdown,

@@ -49,7 +49,7 @@ pub(crate) async fn run(
     if let Some(reason) = broken {
         refusals::send(&mut client, &refusals::settings_not_pinned(&reason)).await;
         session
-            .close(SessionEndReason::BackendClosed, Some(reason))
+            .close(SessionEndReason::PinnedSettingChanged, Some(reason))
             .await;
         return;
     }

@@ -49,9 +49,18 @@ pub(crate) enum Pause {
     Approval(Box<Held>),
     /// A result's masking plan needs table names from the catalog.
     CatalogLookup,
+}
+
+/// What the backend's messages of one read did, for the relay to carry out
+/// once the read is scanned.
+#[derive(Debug, Default)]
+pub(crate) struct Answered {
+    /// Statements completed, to record.
+    pub(crate) finished: Vec<ActionRecord>,
     /// The backend reported that a pinned setting changed (why): code the
-    /// gateway could not see into did it, so nothing more is relayed.
-    SettingChanged(String),
+    /// gateway could not see into did it, so nothing of this read, or after
+    /// it, is relayed.
+    pub(crate) setting_changed: Option<String>,
 }
 
 /// What to do with a message the tracker saw.
@@ -294,16 +303,17 @@ impl Tracker {
     /// Notes a message the backend sent (only types for which
     /// [`backend_inspects`], or with masking [`backend_inspects_masked`],
     /// holds): forward it, or replace it (a refusal, a masked message).
-    /// Statements it completes are appended to `finished`.
+    /// What it does (statements completed, a pinned setting changed) goes
+    /// to `answered`.
     pub(crate) fn on_backend(
         &mut self,
         ty: u8,
         body: &[u8],
-        finished: &mut Vec<ActionRecord>,
+        answered: &mut Answered,
     ) -> Result<Flow, CodecError> {
         if self.masking.withholding && ty != be::READY_FOR_QUERY {
             // After a masking failure nothing reaches the client until ReadyForQuery.
-            self.note_backend(ty, body, finished)?;
+            self.note_backend(ty, body, answered)?;
             return Ok(Flow::Replace(bytes::BytesMut::new()));
         }
         if ty == be::READY_FOR_QUERY {
@@ -314,7 +324,7 @@ impl Tracker {
                 return Ok(flow);
             }
         }
-        let flow = self.note_backend(ty, body, finished)?;
+        let flow = self.note_backend(ty, body, answered)?;
         if ty == be::ERROR_RESPONSE && self.masking.active && matches!(flow, Flow::Forward) {
             return Ok(self.mask_error(body));
         }
@@ -332,10 +342,16 @@ impl Tracker {
         &mut self,
         ty: u8,
         body: &[u8],
-        finished: &mut Vec<ActionRecord>,
+        answered: &mut Answered,
     ) -> Result<Flow, CodecError> {
+        let finished = &mut answered.finished;
         match ty {
-            be::PARAMETER_STATUS => self.on_parameter_status(body),
+            be::PARAMETER_STATUS => {
+                if let Some(reason) = self.on_parameter_status(body)? {
+                    answered.setting_changed = Some(reason);
+                }
+                Ok(Flow::Forward)
+            }
             be::COMMAND_COMPLETE => self.on_command_complete(body, finished),
             be::PARSE_COMPLETE | be::BIND_COMPLETE => {
                 self.confirmed();

@@ -22,7 +22,10 @@ mod login;
 mod occupancy;
 mod session;
 
-pub use login::{Admitted, Checked, Credential, Gatekeeper, Knock, LoginAttempt, LoginRefusal};
+pub use login::{
+    Admitted, Checked, Credential, Gatekeeper, Knock, LoginAttempt, LoginRefusal,
+    DEFAULT_MAX_SESSIONS_PER_IDENTITY,
+};
 pub use occupancy::{ConnectionSlot, Occupancy, SessionSlot, MAX_REFUSING};
 pub use session::{ApprovalStep, Counters, DecidedAction, Session, SessionDetails, WriteAhead};
 

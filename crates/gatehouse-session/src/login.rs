@@ -16,6 +16,10 @@ use gatehouse_policy::{ConnectRequest, Decision, PolicyHandle, PolicyMode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Sessions one identity may hold at once unless configured otherwise
+/// (`[limits] max_sessions_per_identity`).
+pub const DEFAULT_MAX_SESSIONS_PER_IDENTITY: u32 = 50;
+
 /// Lets callers in: shared by every listener of a gateway.
 #[derive(Clone)]
 pub struct Gatekeeper {
@@ -182,7 +186,7 @@ impl Gatekeeper {
             recorder,
             approvals,
             occupancy: Arc::default(),
-            max_sessions_per_identity: u32::MAX,
+            max_sessions_per_identity: DEFAULT_MAX_SESSIONS_PER_IDENTITY,
             plaintext_on_loopback: false,
         }
     }

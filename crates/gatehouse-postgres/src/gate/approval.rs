@@ -4,7 +4,7 @@
 //! `gatehouse_core::statement_fingerprint`) and is taken when used, so it
 //! runs at most once.
 
-use super::{Flavour, Gate, Verdict};
+use super::{Flavour, Gate, Hold, HoldOutcome, Verdict};
 use crate::refusals;
 use gatehouse_core::{
     statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, Consulted, Decided, SessionId,
@@ -12,32 +12,6 @@ use gatehouse_core::{
 use gatehouse_session::ApprovalStep;
 use gatehouse_sql::StatementAnalysis;
 use std::sync::Arc;
-
-/// A statement that waits in its session for a decision (hold mode).
-#[derive(Clone, Debug)]
-pub(crate) struct Hold {
-    /// The request it waits for.
-    pub(crate) id: ApprovalId,
-    /// How long it waits.
-    pub(crate) timeout: std::time::Duration,
-    /// Told to the client at once (a NoticeResponse).
-    pub(crate) notice: bytes::BytesMut,
-}
-
-/// How a hold ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HoldOutcome {
-    /// Approved: decide the statement again, which takes the approval.
-    Approved,
-    /// Denied by an approver.
-    Denied,
-    /// The request expired.
-    Expired,
-    /// Nobody decided within the hold timeout; the request stays pending.
-    TimedOut,
-    /// The client cancelled (CancelRequest, Ctrl-C in psql); the request stays pending.
-    Cancelled,
-}
 
 impl Gate {
     /// What an approval of `sql` with these parameters is bound to.

@@ -35,6 +35,11 @@ pub struct ConnectionMasking {
 }
 
 impl ConnectionMasking {
+    /// The connection's masking engine.
+    pub(crate) fn engine(&self) -> &Arc<MaskingEngine> {
+        &self.engine
+    }
+
     /// Masking with `engine` for the connection `target`; identities in one
     /// of `exempt_groups` receive clear values (their recordings are still
     /// masked). Under column rules, masked sessions may call functions the

@@ -2,7 +2,7 @@
 //! in the stream (an ERROR), and the session goes on.
 
 use crate::codec::backend::{error_response, ErrorNotice};
-use crate::gate::HoldOutcome;
+use crate::hold::HoldOutcome;
 use bytes::BytesMut;
 use gatehouse_core::{ApprovalId, ApprovalRoute};
 use gatehouse_sql::SqlError;

@@ -4,18 +4,17 @@
 use super::*;
 
 impl Tracker {
-    /// A ParameterStatus: a pinned setting changed by code the gateway could
-    /// not see into ends the session.
-    pub(super) fn on_parameter_status(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
-        // A pinned setting changed by code the gateway could not see
-        // into: what follows can no longer be read as the server reads it.
+    /// A ParameterStatus: why it ends the session, when it reports a pinned
+    /// setting changed by code the gateway could not see into (what follows
+    /// can no longer be read as the server reads it).
+    pub(super) fn on_parameter_status(
+        &mut self,
+        body: &[u8],
+    ) -> Result<Option<String>, CodecError> {
         let mut c = crate::codec::Cursor::new(body);
         let name = c.cstr("parameter name")?;
         let value = c.cstr("parameter value")?;
-        if let Some(reason) = gate::settings::reported_break(name, value) {
-            return Ok(Flow::Pause(Pause::SettingChanged(reason)));
-        }
-        Ok(Flow::Forward)
+        Ok(gate::settings::reported_break(name, value))
     }
 
     /// A CommandComplete: a statement's tag and rows (a SQL `PREPARE` takes

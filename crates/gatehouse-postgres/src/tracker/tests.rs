@@ -65,7 +65,10 @@ impl Harness {
     }
 
     fn on_backend(&mut self, ty: u8, body: &[u8]) -> Result<Flow, CodecError> {
-        self.t.on_backend(ty, body, &mut self.done)
+        let mut answered = Answered::default();
+        let flow = self.t.on_backend(ty, body, &mut answered);
+        self.done.append(&mut answered.finished);
+        flow
     }
 
     fn drain_incomplete(&mut self) {
