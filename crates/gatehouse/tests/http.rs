@@ -659,3 +659,75 @@ max_sessions_per_identity = 1
         "the refusal is in the evidence log"
     );
 }
+
+/// Sends one request on `conn` and reads its answer whole: the status.
+fn exchange_on(conn: &mut std::net::TcpStream, token: &str) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    write!(
+        conn,
+        "GET /down-api/v1/ping HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut length = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    status
+}
+
+#[test]
+fn a_revoked_token_is_refused_on_a_kept_alive_connection_however_often_it_is_sent() {
+    let h = Harness::with(Options {
+        plaintext_on_loopback: true,
+        extra_config: r#"
+[[connection]]
+name = "down-api"
+kind = "http"
+url = "http://127.0.0.1:{closed_port}"
+connect_timeout = "1s"
+"#,
+        vars: vec![("{closed_port}", free_port().unwrap().to_string())],
+        ..Options::default()
+    });
+    let token = h.token("to-revoke", &["agents"], "1h");
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", h.http_port)).unwrap();
+    // Accepted (the upstream is down: 502, past the login).
+    assert_eq!(exchange_on(&mut conn, &token), 502);
+    let list = h.cli_ok(&["token", "list"]);
+    let id = list
+        .lines()
+        .find(|l| l.contains("to-revoke"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    h.cli_ok(&["token", "revoke", &id]);
+    // Requests keep coming more often than the reuse window (10 s): the
+    // token is checked again once the window of its last check has passed.
+    let start = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let status = exchange_on(&mut conn, &token);
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 502);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "a revoked token was still accepted {:?} later",
+            start.elapsed()
+        );
+    }
+}
