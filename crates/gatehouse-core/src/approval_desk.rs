@@ -5,6 +5,7 @@
 //! an approval covers a statement's fingerprint; taking one removes it, so
 //! two sessions can never both use it.
 
+use crate::approval_index::ApprovalIndex;
 use crate::{
     ApprovalId, ApprovalRequest, ApprovalRoute, ApprovalState, AuditError, AuditEvent, AuditTrail,
     Identity, Store, StoreError, Timestamp, VoteRefused,
@@ -31,16 +32,6 @@ pub enum ApprovalError {
     /// The evidence log failed: nothing was changed.
     #[error(transparent)]
     Audit(#[from] AuditError),
-}
-
-/// Requests the data path may find without waiting, by fingerprint.
-#[derive(Default)]
-struct Index {
-    /// Approved, unused (request mode): id and deadline.
-    approved: HashMap<String, (ApprovalId, Option<Timestamp>)>,
-    /// Pending: a repeat of the statement points at the same request; and
-    /// when it expires.
-    pending: HashMap<String, (ApprovalId, Timestamp)>,
 }
 
 /// What happened to a request, for notifications.
@@ -97,6 +88,8 @@ pub enum Consulted {
     },
     /// The requester filed as many requests as it may this minute.
     TooMany(u32),
+    /// The requester has as many requests pending as it may.
+    TooManyPending(u32),
     /// None of the routes is configured.
     NoRoute,
 }
@@ -106,7 +99,7 @@ pub struct ApprovalDesk {
     routes: HashMap<String, ApprovalRoute>,
     store: Arc<dyn Store>,
     audit: Arc<dyn AuditTrail>,
-    index: Mutex<Index>,
+    index: Mutex<ApprovalIndex>,
     /// Where notices go (webhooks); full or absent: nobody is told, the log still is.
     notices: Option<mpsc::Sender<ApprovalNotice>>,
     /// Held sessions waiting for a request's decision.
@@ -115,13 +108,16 @@ pub struct ApprovalDesk {
     filing_limit: Option<u32>,
     /// When each requester filed its requests of the last minute.
     filed: Mutex<HashMap<String, std::collections::VecDeque<Timestamp>>>,
+    /// Requests one requester may have pending at once (none: no limit).
+    pending_limit: Option<u32>,
 }
 
 /// Requesters whose filings the desk remembers before it forgets the quiet ones.
 const FILERS_KEPT: usize = 10_000;
 
-/// Requests read at start-up.
-const LOAD_LIMIT: u32 = 100_000;
+/// Requests read from the store at a time at start-up (every live one is
+/// indexed, page by page).
+const LOAD_PAGE: u32 = 1_000;
 
 impl ApprovalDesk {
     /// Opens the desk over `store`, indexing the pending and approved
@@ -135,18 +131,36 @@ impl ApprovalDesk {
             routes: routes.into_iter().map(|r| (r.name.clone(), r)).collect(),
             store,
             audit,
-            index: Mutex::new(Index::default()),
+            index: Mutex::new(ApprovalIndex::default()),
             notices: None,
             waiters: Mutex::new(HashMap::new()),
             filing_limit: None,
             filed: Mutex::new(HashMap::new()),
+            pending_limit: None,
         };
         for state in [ApprovalState::Pending, ApprovalState::Approved] {
-            for r in desk.store.list_approvals(Some(state), LOAD_LIMIT).await? {
-                desk.index_request(&r);
+            let mut after = None;
+            loop {
+                let page = desk
+                    .store
+                    .list_approvals_after(state, after.as_ref(), LOAD_PAGE)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.created_at, last.id.clone()));
+                for r in &page {
+                    desk.index_request(r);
+                }
             }
         }
+        let (pending, approved) = desk.lock().len();
+        tracing::info!(pending, approved, "approval requests indexed");
         Ok(desk)
+    }
+
+    /// Lets one requester have at most `limit` requests pending at once.
+    pub fn with_pending_limit(mut self, limit: u32) -> Self {
+        self.pending_limit = Some(limit);
+        self
     }
 
     /// Sends a notice of every filed, decided and expired request to `tx`.
@@ -219,27 +233,13 @@ impl ApprovalDesk {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Index> {
+    fn lock(&self) -> MutexGuard<'_, ApprovalIndex> {
         // The index holds plain maps; a panic elsewhere cannot leave it half-updated.
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn index_request(&self, r: &ApprovalRequest) {
-        let mut ix = self.lock();
-        ix.pending.retain(|_, (id, _)| *id != r.id);
-        match r.state {
-            ApprovalState::Pending => {
-                ix.pending
-                    .insert(r.fingerprint.clone(), (r.id.clone(), r.expires_at));
-            }
-            ApprovalState::Approved => {
-                ix.approved
-                    .insert(r.fingerprint.clone(), (r.id.clone(), r.valid_until));
-            }
-            _ => {
-                ix.approved.retain(|_, (id, _)| *id != r.id);
-            }
-        }
+        self.lock().update(r);
     }
 
     /// Whether `who` may decide some route's requests (and so read all requests).
@@ -257,11 +257,7 @@ impl ApprovalDesk {
     /// Takes the approval covering `fingerprint`, if one is valid at `now`:
     /// it is no longer available to anyone else.
     pub fn take_approved(&self, fingerprint: &str, now: Timestamp) -> Option<ApprovalId> {
-        let mut ix = self.lock();
-        match ix.approved.remove(fingerprint) {
-            Some((id, until)) if until.is_none_or(|u| now < u) => Some(id),
-            _ => None,
-        }
+        self.lock().take_approved(fingerprint, now)
     }
 
     /// Waits up to `timeout` for request `id` to be decided: its state once
@@ -310,6 +306,11 @@ impl ApprovalDesk {
                 new: None,
             };
         }
+        if let Some(limit) = self.pending_limit {
+            if self.lock().pending_of(&a.requester.subject) >= limit {
+                return Consulted::TooManyPending(limit);
+            }
+        }
         if let Err(limit) = self.reserve_filing(&a.requester.subject, now) {
             return Consulted::TooMany(limit);
         }
@@ -342,10 +343,7 @@ impl ApprovalDesk {
 
     /// The pending request for `fingerprint`, if the statement was already asked for.
     pub fn pending_for(&self, fingerprint: &str) -> Option<ApprovalId> {
-        self.lock()
-            .pending
-            .get(fingerprint)
-            .map(|(id, _)| id.clone())
+        self.lock().pending_for(fingerprint)
     }
 
     /// Files a new request: logged, stored, indexed.
@@ -446,20 +444,7 @@ impl ApprovalDesk {
     /// Expires what lapsed by `now`; returns how many. The index says which
     /// (its deadlines), so the store is read only for those.
     pub async fn expire_due(&self, now: Timestamp) -> Result<usize, ApprovalError> {
-        let due: Vec<ApprovalId> = {
-            let ix = self.lock();
-            ix.pending
-                .values()
-                .filter(|(_, expires)| now >= *expires)
-                .map(|(id, _)| id.clone())
-                .chain(
-                    ix.approved
-                        .values()
-                        .filter(|(_, until)| until.is_some_and(|u| now >= u))
-                        .map(|(id, _)| id.clone()),
-                )
-                .collect()
-        };
+        let due = self.lock().due(now);
         let mut n = 0;
         for id in due {
             let r = self.get(&id).await?;

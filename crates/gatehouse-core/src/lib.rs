@@ -7,6 +7,7 @@
 
 mod approval;
 mod approval_desk;
+mod approval_index;
 mod audit;
 mod error;
 mod identity;

@@ -38,6 +38,15 @@ pub trait Store: Send + Sync + 'static {
     async fn save_approval(&self, request: &ApprovalRequest) -> Result<(), StoreError>;
     /// One approval request.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError>;
+    /// Approval requests in `state`, oldest first (by creation, then id),
+    /// those after `after` (a creation time and id), at most `limit`: a
+    /// page at a time through every one of them.
+    async fn list_approvals_after(
+        &self,
+        state: ApprovalState,
+        after: Option<&(Timestamp, ApprovalId)>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRequest>, StoreError>;
     /// Approval requests, newest first; only those in `state` if given.
     async fn list_approvals(
         &self,

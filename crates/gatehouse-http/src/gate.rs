@@ -469,6 +469,17 @@ async fn approve(
                 record: base,
             };
         }
+        Consulted::TooManyPending(limit) => {
+            let why = format!(
+                "{reason}: not filed: {} has {limit} approval requests pending, the most it may",
+                asked.requester.subject
+            );
+            base.reason = Some(why.clone());
+            return Verdict::Refuse {
+                problem: refusals::too_many_pending(&why),
+                record: base,
+            };
+        }
         Consulted::Waiting { id, route, new } => {
             if let Some(request) = new {
                 let mut w = session.write_ahead();

@@ -276,6 +276,15 @@ pub(crate) fn login_refused(message: &str) -> Problem {
         .hint("ask the gateway's operator")
 }
 
+pub(crate) fn too_many_pending(reason: &str) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many pending approval requests",
+        format!("gatehouse: approval required, and no request filed: {reason}"),
+    )
+    .hint("wait for your pending requests to be decided or to expire, or ask the gateway's operator to raise [limits] max_pending_approvals_per_identity")
+}
+
 pub(crate) fn evidence_unavailable() -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -128,6 +128,36 @@ impl Store for SqliteStore {
         body.map(|b| rows::from_json("approval", &b)).transpose()
     }
 
+    async fn list_approvals_after(
+        &self,
+        state: ApprovalState,
+        after: Option<&(Timestamp, ApprovalId)>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRequest>, StoreError> {
+        // Keyset pagination over the (state, created_at) index: each page
+        // costs its own rows, however deep into the table it is.
+        let (after_at, after_id) = match after {
+            Some((at, id)) => (at.unix_millis(), id.0.as_str()),
+            None => (i64::MIN, ""),
+        };
+        let bodies: Vec<String> = sqlx::query_scalar(
+            "SELECT body_json FROM approvals WHERE state = ?1 \
+             AND (created_at > ?2 OR (created_at = ?2 AND id > ?3)) \
+             ORDER BY created_at, id LIMIT ?4",
+        )
+        .bind(state.as_str())
+        .bind(after_at)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        bodies
+            .iter()
+            .map(|b| rows::from_json("approval", b))
+            .collect()
+    }
+
     async fn list_approvals(
         &self,
         state: Option<ApprovalState>,

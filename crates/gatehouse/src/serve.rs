@@ -149,7 +149,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let mut desk = ApprovalDesk::open(config.approval_routes.clone(), store.clone(), audit.clone())
         .await
         .context("reading the approval requests from the store")?
-        .with_filing_limit(config.limits.approval_requests_per_minute);
+        .with_filing_limit(config.limits.approval_requests_per_minute)
+        .with_pending_limit(config.limits.max_pending_approvals_per_identity);
     if !config.approval_webhooks.is_empty() {
         let (tx, rx) = tokio::sync::mpsc::channel(crate::notify::QUEUE);
         crate::notify::start(&config.approval_webhooks, rx)?;

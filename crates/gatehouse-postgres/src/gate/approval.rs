@@ -102,6 +102,17 @@ impl Gate {
                 v.refusal = Some(refusals::too_many_filings(&reason));
                 return Some(v);
             }
+            Consulted::TooManyPending(limit) => {
+                let mut v = review.clone();
+                let reason = format!(
+                    "{}: not filed: {} has {limit} approval requests pending, the most it may",
+                    v.record.reason.clone().unwrap_or_default(),
+                    self.identity.subject
+                );
+                v.record.reason = Some(reason.clone());
+                v.refusal = Some(refusals::too_many_pending(&reason));
+                return Some(v);
+            }
             Consulted::Waiting { id, route, new } => (id, route, new.map(ApprovalStep::File)),
         };
         let route = &route;

@@ -127,6 +127,18 @@ pub(crate) fn too_many_filings(reason: &str) -> StatementRefusal {
     )
 }
 
+/// The statement needs approval, and its requester has as many requests
+/// pending as it may.
+pub(crate) fn too_many_pending(reason: &str) -> StatementRefusal {
+    statement_error(
+        "53400",
+        format!("gatehouse: approval required, and no request filed: {reason}"),
+        None,
+        "wait for your pending requests to be decided or to expire (`gatehouse approvals list --pending`), \
+         or ask the gateway's operator to raise [limits] max_pending_approvals_per_identity",
+    )
+}
+
 /// The statement waits for approval request `id`: what to do.
 pub(crate) fn approval_requested(
     reason: &str,

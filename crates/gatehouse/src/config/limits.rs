@@ -6,6 +6,8 @@ use serde::Deserialize;
 
 /// Approval requests one identity may file per minute, by default.
 const DEFAULT_APPROVAL_REQUESTS_PER_MINUTE: u32 = 30;
+/// Approval requests one identity may have pending at once, by default.
+const DEFAULT_PENDING_APPROVALS_PER_IDENTITY: u32 = 100;
 
 /// The checked `[limits]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub struct Limits {
     pub session: SessionLimits,
     /// Approval requests one identity may file per minute.
     pub approval_requests_per_minute: u32,
+    /// Approval requests one identity may have pending at once.
+    pub max_pending_approvals_per_identity: u32,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -25,6 +29,7 @@ pub(super) struct LimitsSection {
     max_connections: Option<u32>,
     max_sessions_per_identity: Option<u32>,
     approval_requests_per_minute: Option<u32>,
+    max_pending_approvals_per_identity: Option<u32>,
 }
 
 /// A byte size: a number of bytes, or text such as `"8MiB"`.
@@ -130,6 +135,11 @@ impl LimitsSection {
                 self.approval_requests_per_minute,
                 DEFAULT_APPROVAL_REQUESTS_PER_MINUTE,
             )?,
+            max_pending_approvals_per_identity: positive(
+                "max_pending_approvals_per_identity",
+                self.max_pending_approvals_per_identity,
+                DEFAULT_PENDING_APPROVALS_PER_IDENTITY,
+            )?,
         })
     }
 }
@@ -139,6 +149,7 @@ impl Default for Limits {
         Self {
             session: SessionLimits::default(),
             approval_requests_per_minute: DEFAULT_APPROVAL_REQUESTS_PER_MINUTE,
+            max_pending_approvals_per_identity: DEFAULT_PENDING_APPROVALS_PER_IDENTITY,
         }
     }
 }
