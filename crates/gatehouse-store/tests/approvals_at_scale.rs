@@ -54,7 +54,7 @@ fn request(i: usize, now: Timestamp) -> ApprovalRequest {
     ApprovalRequest {
         id: ApprovalId(format!("req-{i:06}")),
         route: "dba".into(),
-        requester: Identity::with_service_token(&format!("agent-{}", i % 3), vec![], "t"),
+        requester: Identity::with_service_token(format!("agent-{}", i % 3), vec![], "t"),
         connection: "app-db".into(),
         session: SessionId::new(),
         statement_seq: 1,
