@@ -127,7 +127,7 @@ pub trait EvidenceStore: Send + Sync + 'static {
     /// async runtime's workers.
     fn append_blocking(
         &self,
-        entries: Vec<(u64, Vec<u8>)>,
+        entries: &[(u64, Vec<u8>)],
         checkpoint: Option<(u64, String)>,
     ) -> Result<(), StoreError>;
     /// Every entry, in storage order.

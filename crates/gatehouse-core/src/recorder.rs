@@ -124,25 +124,77 @@ async fn write_batches(
                 RecordEvent::End(e) => ends.push(e),
             }
         }
-        let events: Vec<AuditEvent> = statements
-            .iter()
-            .map(AuditEvent::statement_result)
-            .chain(ends.iter().map(AuditEvent::session_end))
-            .collect();
-        if let Err(e) = audit.record(events).await {
-            // The statements were decided and logged before they ran; only
-            // their results are lost from the log.
-            tracing::error!(error = %e, "could not log statement results and session ends");
-        }
-        if let Err(e) = store.record_batch(&statements, &ends).await {
-            tracing::error!(
-                error = %e,
-                statements = statements.len(),
-                session_ends = ends.len(),
-                "could not write session records"
-            );
-        }
+        write_until_done(store.as_ref(), audit.as_ref(), &statements, &ends, &rx).await;
         statements.clear();
         ends.clear();
+    }
+}
+
+/// First wait after a failed write; doubled up to [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest wait between two tries.
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a batch is still tried once the gateway is stopping (no handle
+/// left): a store that stays broken must not keep it from exiting.
+const RETRY_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Writes a batch's results and session ends to the evidence log and its
+/// records to the store, trying each again until it is written (a full disk
+/// that frees up loses nothing). Meanwhile no further batch is taken: the
+/// bounded queue fills and sessions wait for it (backpressure), rather than
+/// results piling up in memory or being dropped. At shutdown a store that
+/// stays broken is given up after a bound, with an error naming what is lost.
+async fn write_until_done(
+    store: &dyn Store,
+    audit: &dyn AuditTrail,
+    statements: &[ActionRecord],
+    ends: &[SessionEnd],
+    rx: &mpsc::Receiver<RecordEvent>,
+) {
+    let mut logged = false;
+    let mut stored = false;
+    let mut wait = RETRY_FIRST;
+    let mut stopping_since: Option<tokio::time::Instant> = None;
+    loop {
+        if !logged {
+            // Built again on each try: a failed append consumed its events.
+            let events: Vec<AuditEvent> = statements
+                .iter()
+                .map(AuditEvent::statement_result)
+                .chain(ends.iter().map(AuditEvent::session_end))
+                .collect();
+            match audit.record(events).await {
+                Ok(()) => logged = true,
+                Err(e) => tracing::error!(
+                    error = %e, retry_in = ?wait,
+                    "could not log statement results and session ends; trying again"
+                ),
+            }
+        }
+        if !stored {
+            match store.record_batch(statements, ends).await {
+                Ok(()) => stored = true,
+                Err(e) => tracing::error!(
+                    error = %e, retry_in = ?wait, statements = statements.len(),
+                    session_ends = ends.len(), "could not write session records; trying again"
+                ),
+            }
+        }
+        if logged && stored {
+            return;
+        }
+        if rx.is_closed() {
+            let since = *stopping_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= RETRY_AT_SHUTDOWN {
+                tracing::error!(
+                    statements = statements.len(), session_ends = ends.len(),
+                    results_logged = logged, records_stored = stored,
+                    "the gateway is stopping and its stores stay unwritable: these records are lost"
+                );
+                return;
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
     }
 }

@@ -45,6 +45,10 @@ const GROUP: usize = 1024;
 const RECORD_DELAY: Duration = Duration::from_millis(200);
 /// …or once this many wait.
 const RECORD_BATCH: usize = 4096;
+/// Events written without waiting that the writer keeps while the store
+/// cannot be written (a full disk): beyond this many the oldest are dropped,
+/// with an error, so an outage cannot exhaust memory.
+const RECORD_KEPT: usize = 65_536;
 /// How long stopping waits for witnesses to take the final checkpoint.
 const WITNESS_GRACE: Duration = Duration::from_secs(5);
 
@@ -65,6 +69,12 @@ enum Command {
 pub struct EvidenceLog {
     tx: mpsc::Sender<Command>,
     committed: watch::Receiver<u64>,
+}
+
+/// Encoded entries of recorded events, and the head after them.
+struct Unwritten {
+    rows: Vec<(u64, Vec<u8>)>,
+    head: Head,
 }
 
 /// The tree state the writer extends.
@@ -89,6 +99,10 @@ struct Writer {
     broken: Option<String>,
     /// Events queued with [`AuditTrail::record`], not yet committed.
     recorded: Vec<AuditEvent>,
+    /// Recorded events a failed commit carried, encoded from `head`: sent
+    /// again first with the next commit unless that commit turns out to have
+    /// been written (nothing waits for them, so nothing else would).
+    unwritten: Option<Unwritten>,
     witnesses: Vec<watch::Sender<Option<Arc<str>>>>,
     witness_tasks: Vec<JoinHandle<()>>,
     /// How many entries the store durably holds; live sinks follow it.
@@ -155,6 +169,7 @@ impl EvidenceLog {
             uncertain: None,
             broken: None,
             recorded: Vec::new(),
+            unwritten: None,
             witnesses,
             witness_tasks,
             committed,
@@ -272,7 +287,9 @@ impl Writer {
                     }
                 }
                 _ = ticker.tick() => self.checkpoint_now().await,
-                _ = flush.tick(), if !self.recorded.is_empty() => self.commit(Vec::new()).await,
+                _ = flush.tick(), if !self.recorded.is_empty() || self.unwritten.is_some() => {
+                    self.commit(Vec::new()).await
+                }
             }
         };
         // Closed, or every handle dropped: write what waits, seal, hand over.
@@ -290,17 +307,15 @@ impl Writer {
             for (_, ack) in appends {
                 let _ = ack.send(Err(e.clone()));
             }
-            if self.recorded.len() > 4 * RECORD_BATCH {
-                tracing::error!(
-                    dropped = self.recorded.len(),
-                    "the evidence log cannot be written; dropping queued result events"
-                );
-                self.recorded.clear();
-            }
+            self.keep_recorded_bounded();
             return;
         }
-        let mut head = self.head.clone();
-        let mut rows: Vec<(u64, Vec<u8>)> = Vec::new();
+        // What a failed commit carried of recorded events goes first, as
+        // encoded then (the head has not moved since).
+        let (mut head, mut rows) = match self.unwritten.take() {
+            Some(u) => (u.head, u.rows),
+            None => (self.head.clone(), Vec::new()),
+        };
         // Events recorded without waiting came first: they go first.
         for ev in std::mem::take(&mut self.recorded) {
             let (saved, len) = (head.clone(), rows.len());
@@ -310,6 +325,7 @@ impl Writer {
                 rows.truncate(len);
             }
         }
+        let (recorded_rows, after_recorded) = (rows.len(), head.clone());
         let mut acks = Vec::with_capacity(appends.len());
         for (events, ack) in appends {
             let (saved, len) = (head.clone(), rows.len());
@@ -335,7 +351,7 @@ impl Writer {
         // On the writer's own thread (see `spawn_writer`): no hop to a pool.
         let stored = self
             .store
-            .append_blocking(rows, note.clone().map(|n| (head.frontier.size(), n)));
+            .append_blocking(&rows, note.clone().map(|n| (head.frontier.size(), n)));
         match stored {
             Ok(()) => {
                 self.head = head;
@@ -351,11 +367,35 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, entries = count, "could not write to the evidence log; refusing the actions");
                 self.uncertain = Some(head);
+                // The write-ahead callers are refused (they act on it); the
+                // recorded events are kept to be written once the store can.
+                if recorded_rows > 0 {
+                    rows.truncate(recorded_rows);
+                    self.unwritten = Some(Unwritten {
+                        rows,
+                        head: after_recorded,
+                    });
+                }
                 let e = AuditError(e.to_string());
                 for ack in acks {
                     let _ = ack.send(Err(e.clone()));
                 }
             }
+        }
+    }
+
+    /// While the store cannot be written, keeps at most [`RECORD_KEPT`]
+    /// recorded events (the newest), saying how many it drops.
+    fn keep_recorded_bounded(&mut self) {
+        let kept = self.unwritten.as_ref().map_or(0, |u| u.rows.len());
+        let room = RECORD_KEPT.saturating_sub(kept);
+        if self.recorded.len() > room {
+            let dropped = self.recorded.len() - room;
+            tracing::error!(
+                dropped,
+                "the evidence log cannot be written; dropping the oldest queued result events"
+            );
+            self.recorded.drain(..dropped);
         }
     }
 
@@ -402,6 +442,8 @@ impl Writer {
         if next == attempted.next_seq {
             self.head = attempted;
             self.committed.send_replace(self.head.next_seq);
+            // Written after all: what it carried must not be sent twice.
+            self.unwritten = None;
         } else if next != self.head.next_seq {
             let why = format!(
                 "the evidence store holds entries up to {next} but this gateway wrote up to {}; \
@@ -444,7 +486,7 @@ impl Writer {
         }
         let note = self.sign(&self.head);
         self.store
-            .append_blocking(Vec::new(), Some((size, note.clone())))
+            .append_blocking(&[], Some((size, note.clone())))
             .map_err(|e| e.to_string())?;
         self.checkpointed = size;
         self.publish(note);

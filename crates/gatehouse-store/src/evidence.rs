@@ -178,11 +178,11 @@ fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
 impl EvidenceStore for SqliteEvidenceStore {
     fn append_blocking(
         &self,
-        entries: Vec<(u64, Vec<u8>)>,
+        entries: &[(u64, Vec<u8>)],
         checkpoint: Option<(u64, String)>,
     ) -> Result<(), StoreError> {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        write_entries(&mut c, &entries, checkpoint.as_ref()).map_err(unavailable)
+        write_entries(&mut c, entries, checkpoint.as_ref()).map_err(unavailable)
     }
 
     async fn entries(&self) -> Result<Vec<LogRow>, StoreError> {

@@ -133,7 +133,11 @@ async fn every_pending_request_survives_a_restart_and_expires_on_time() {
         .unwrap();
     assert_eq!(expired.len(), DUE);
     assert!(expired.iter().all(|r| r.id.0.as_str() < "req-001000"));
-    assert_eq!(desk.pending_for("fp-000000"), None, "expired: out of the index");
+    assert_eq!(
+        desk.pending_for("fp-000000"),
+        None,
+        "expired: out of the index"
+    );
     assert_eq!(desk.expire_due(Timestamp::now()).await.unwrap(), 0);
 
     // agent-0 has 49,666 pending (every third request, less the expired);
