@@ -217,6 +217,15 @@ fn record(d: &Decision, mode: PolicyMode, shadow: bool) -> DecisionRecord {
     }
 }
 
+/// A request that needs approval, refused because no request could be filed.
+fn not_filed(mut base: DecisionRecord, problem: Problem, why: String) -> Verdict {
+    base.reason = Some(why);
+    Verdict::Refuse {
+        problem,
+        record: base,
+    }
+}
+
 /// Decides a request; in hold mode waits for its approval.
 pub(crate) async fn decide(
     policy: &PolicyHandle,
@@ -459,26 +468,18 @@ async fn approve(
             }
         }
         Consulted::TooMany(limit) => {
+            let who = &asked.requester.subject;
             let why = format!(
-                "{reason}: not filed: {} filed {limit} approval requests in the last minute, the most it may",
-                asked.requester.subject
+                "{reason}: not filed: {who} filed {limit} approval requests in the last minute, the most it may"
             );
-            base.reason = Some(why.clone());
-            return Verdict::Refuse {
-                problem: refusals::too_many_requests(&why),
-                record: base,
-            };
+            return not_filed(base, refusals::too_many_requests(&why), why);
         }
         Consulted::TooManyPending(limit) => {
+            let who = &asked.requester.subject;
             let why = format!(
-                "{reason}: not filed: {} has {limit} approval requests pending, the most it may",
-                asked.requester.subject
+                "{reason}: not filed: {who} has {limit} approval requests pending, the most it may"
             );
-            base.reason = Some(why.clone());
-            return Verdict::Refuse {
-                problem: refusals::too_many_pending(&why),
-                record: base,
-            };
+            return not_filed(base, refusals::too_many_pending(&why), why);
         }
         Consulted::Waiting { id, route, new } => {
             if let Some(request) = new {

@@ -152,10 +152,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        bodies
-            .iter()
-            .map(|b| rows::from_json("approval", b))
-            .collect()
+        approvals_from(&bodies)
     }
 
     async fn list_approvals(
@@ -172,10 +169,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        bodies
-            .iter()
-            .map(|b| rows::from_json("approval", b))
-            .collect()
+        approvals_from(&bodies)
     }
 
     async fn find_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
@@ -368,6 +362,14 @@ impl Store for SqliteStore {
             statements,
         }))
     }
+}
+
+/// Approval requests from their stored JSON bodies.
+fn approvals_from(bodies: &[String]) -> Result<Vec<ApprovalRequest>, StoreError> {
+    bodies
+        .iter()
+        .map(|b| rows::from_json("approval", b))
+        .collect()
 }
 
 #[cfg(test)]

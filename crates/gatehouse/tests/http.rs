@@ -595,23 +595,32 @@ fn a_risky_request_waits_for_a_human_in_both_approval_modes() {
     assert_eq!(waiting.json()["body"]["amount"], 1);
 }
 
-#[test]
-fn an_identitys_sessions_are_counted_across_protocols() {
-    let h = Harness::with(Options {
-        plaintext_on_loopback: true,
-        extra_config: r#"
+/// A gateway taking plaintext HTTP from loopback, with a connection whose
+/// upstream is down (a session opens at the login, whatever the answer);
+/// `more` is appended to its configuration.
+fn down_api_gateway(more: &str) -> Harness {
+    let extra = format!(
+        r#"
 [[connection]]
 name = "down-api"
 kind = "http"
-url = "http://127.0.0.1:{closed_port}"
-connect_timeout = "2s"
+url = "http://127.0.0.1:{{closed_port}}"
+connect_timeout = "1s"
 
-[limits]
-max_sessions_per_identity = 1
-"#,
+{more}"#
+    );
+    Harness::with(Options {
+        plaintext_on_loopback: true,
+        // The harness keeps its configuration for the test's life.
+        extra_config: Box::leak(extra.into_boxed_str()),
         vars: vec![("{closed_port}", free_port().unwrap().to_string())],
         ..Options::default()
-    });
+    })
+}
+
+#[test]
+fn an_identitys_sessions_are_counted_across_protocols() {
+    let h = down_api_gateway("[limits]\nmax_sessions_per_identity = 1\n");
     let agent = h.token("agent-7", &["agents"], "1h");
     // An HTTP session, held open on a kept-alive connection (its upstream is
     // down: the session opens at the login, whatever the answer).
@@ -690,18 +699,7 @@ fn exchange_on(conn: &mut std::net::TcpStream, token: &str) -> u16 {
 
 #[test]
 fn a_revoked_token_is_refused_on_a_kept_alive_connection_however_often_it_is_sent() {
-    let h = Harness::with(Options {
-        plaintext_on_loopback: true,
-        extra_config: r#"
-[[connection]]
-name = "down-api"
-kind = "http"
-url = "http://127.0.0.1:{closed_port}"
-connect_timeout = "1s"
-"#,
-        vars: vec![("{closed_port}", free_port().unwrap().to_string())],
-        ..Options::default()
-    });
+    let h = down_api_gateway("");
     let token = h.token("to-revoke", &["agents"], "1h");
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", h.http_port)).unwrap();
     // Accepted (the upstream is down: 502, past the login).

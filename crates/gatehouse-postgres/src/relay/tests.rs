@@ -67,6 +67,14 @@ fn tracker(opened: &OpenedSession, policy: &str) -> Mutex<Tracker> {
     Mutex::new(Tracker::new(session.id(), gate, masking))
 }
 
+/// The next whole message `stream` sends.
+async fn next(stream: &mut DuplexStream, buf: &mut BytesMut) -> (u8, BytesMut) {
+    read_message(stream, buf, 1 << 20)
+        .await
+        .unwrap()
+        .expect("a message, not the end of the stream")
+}
+
 /// Runs the relay between `client` and `backend` (the gateway's ends).
 async fn run_relay(
     opened: &OpenedSession,
@@ -122,10 +130,7 @@ async fn an_allowed_statement_is_durable_before_the_backend_sees_it_and_recorded
         client.write_all(&query("select 1")).await.unwrap();
         // The scripted backend: the statement arrives only once its decision is durable.
         let mut bbuf = BytesMut::new();
-        let (ty, body) = read_message(&mut backend, &mut bbuf, 1 << 20)
-            .await
-            .unwrap()
-            .unwrap();
+        let (ty, body) = next(&mut backend, &mut bbuf).await;
         assert_eq!((ty, &body[..]), (b'Q', &b"select 1\0"[..]));
         let decided = reported.decided();
         assert_eq!(
@@ -140,19 +145,13 @@ async fn an_allowed_statement_is_durable_before_the_backend_sees_it_and_recorded
             .await
             .unwrap();
         let mut cbuf = BytesMut::new();
-        let (ty, body) = read_message(&mut client, &mut cbuf, 1 << 20)
-            .await
-            .unwrap()
-            .unwrap();
+        let (ty, body) = next(&mut client, &mut cbuf).await;
         assert_eq!((ty, &body[..]), (b'C', &b"SELECT 1\0"[..]));
         let mut out = BytesMut::new();
         crate::codec::frontend::terminate(&mut out);
         client.write_all(&out).await.unwrap();
         // The backend sees the Terminate, then closes.
-        let (ty, _) = read_message(&mut backend, &mut bbuf, 1 << 20)
-            .await
-            .unwrap()
-            .unwrap();
+        let (ty, _) = next(&mut backend, &mut bbuf).await;
         assert_eq!(ty, b'X');
         drop(backend);
     };
@@ -190,10 +189,7 @@ async fn a_refused_statement_never_reaches_the_backend_and_the_client_is_told_wh
             .await
             .unwrap();
         let mut bbuf = BytesMut::new();
-        let (ty, body) = read_message(&mut backend, &mut bbuf, 1 << 20)
-            .await
-            .unwrap()
-            .unwrap();
+        let (ty, body) = next(&mut backend, &mut bbuf).await;
         assert_eq!(ty, b'Q');
         let sent = String::from_utf8_lossy(&body).to_string();
         assert!(!sent.contains("delete"), "the backend got {sent:?}");
@@ -218,10 +214,7 @@ async fn a_refused_statement_never_reaches_the_backend_and_the_client_is_told_wh
         raw(&mut answer, b'Z', b"I");
         backend.write_all(&answer).await.unwrap();
         let mut cbuf = BytesMut::new();
-        let (ty, body) = read_message(&mut client, &mut cbuf, 1 << 20)
-            .await
-            .unwrap()
-            .unwrap();
+        let (ty, body) = next(&mut client, &mut cbuf).await;
         assert_eq!(ty, b'E');
         let error = crate::codec::backend::parse_error_fields(&body).unwrap();
         assert_eq!(error.code, "42501");
@@ -230,10 +223,7 @@ async fn a_refused_statement_never_reaches_the_backend_and_the_client_is_told_wh
             "{}",
             error.message
         );
-        let (ty, _) = read_message(&mut client, &mut cbuf, 1 << 20)
-            .await
-            .unwrap()
-            .unwrap();
+        let (ty, _) = next(&mut client, &mut cbuf).await;
         assert_eq!(ty, b'Z', "the session goes on after a refusal");
         drop(client);
         // The backend stays up: the client's leaving ends the session.
