@@ -92,6 +92,7 @@ pub(crate) fn problem(r: &LoginRefusal) -> Problem {
         LoginRefusal::UnknownConnection { name } => refusals::no_connection(Some(name)),
         LoginRefusal::ConnectDenied { reason } => refusals::connect_denied(reason),
         LoginRefusal::TooManySessions { .. } => refusals::too_many_sessions(&r.message()),
+        LoginRefusal::TooManyFailures { .. } => refusals::too_many_failed_logins(&r.message()),
         LoginRefusal::Refused { message, .. } => refusals::login_refused(message),
         LoginRefusal::EvidenceUnavailable => refusals::evidence_unavailable(),
     }

@@ -270,6 +270,12 @@ pub(crate) fn too_many_sessions(detail: &str) -> Problem {
         .hint("close another connection first, or ask the gateway's operator to raise [limits] max_sessions_per_identity")
 }
 
+/// The caller's address failed to log in too often this minute.
+pub(crate) fn too_many_failed_logins(detail: &str) -> Problem {
+    Problem::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed logins", detail)
+        .hint("wait a minute, then send a valid token; the gateway's operator can raise [limits] failed_logins_per_minute")
+}
+
 /// A login refused for a reason stated in full (`message`).
 pub(crate) fn login_refused(message: &str) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "Permission denied", message)

@@ -168,6 +168,11 @@ pub(crate) fn login(r: &LoginRefusal) -> ConnectionRefusal {
             message,
             Some("ask the gateway's operator for a policy that permits this identity to connect"),
         ),
+        LoginRefusal::TooManyFailures { .. } => ConnectionRefusal::new(
+            "53400",
+            message,
+            Some("wait a minute, then log in with a valid token; the gateway's operator can raise [limits] failed_logins_per_minute"),
+        ),
         LoginRefusal::TooManySessions { .. } => ConnectionRefusal::new(
             "53300",
             message,

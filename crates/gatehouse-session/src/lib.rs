@@ -18,6 +18,7 @@
 //! - [`Occupancy`] counts open connections and each identity's sessions
 //!   across every listener, so one caller cannot take them all.
 
+mod failures;
 mod login;
 mod occupancy;
 mod session;

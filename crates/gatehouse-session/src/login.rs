@@ -5,6 +5,7 @@
 //! on. An adapter supplies the credential it read from its wire and words
 //! the [`LoginRefusal`] in its protocol's form.
 
+use crate::failures::FailedLogins;
 use crate::occupancy::{Occupancy, SessionSlot};
 use crate::session::{Session, SessionDetails};
 use gatehouse_core::{
@@ -30,6 +31,7 @@ pub struct Gatekeeper {
     occupancy: Arc<Occupancy>,
     max_sessions_per_identity: u32,
     plaintext_on_loopback: bool,
+    failed_logins: Arc<FailedLogins>,
 }
 
 /// Who is knocking, from where, and for which connection.
@@ -101,6 +103,14 @@ pub enum LoginRefusal {
         /// The policy's reason.
         reason: String,
     },
+    /// The caller's address failed to log in as often as it may this
+    /// minute; its logins are refused, unchecked, until the minute is over.
+    TooManyFailures {
+        /// The address.
+        ip: std::net::IpAddr,
+        /// The limit.
+        limit: u32,
+    },
     /// The identity has as many sessions open as it may.
     TooManySessions {
         /// The identity's subject.
@@ -128,7 +138,7 @@ impl LoginRefusal {
             Self::MissingCredential | Self::BadCredential { .. } => "credential",
             Self::UnknownConnection { .. } => "connection",
             Self::ConnectDenied { .. } => "policy",
-            Self::TooManySessions { .. } => "limit",
+            Self::TooManySessions { .. } | Self::TooManyFailures { .. } => "limit",
             Self::Refused { stage, .. } => stage,
             Self::EvidenceUnavailable => "evidence",
         }
@@ -145,6 +155,10 @@ impl LoginRefusal {
                 format!("connection \"{name}\" is not configured on this gateway")
             }
             Self::ConnectDenied { reason } => format!("gatehouse: permission denied: {reason}"),
+            Self::TooManyFailures { ip, limit } => format!(
+                "gatehouse: {limit} failed logins from {ip} within a minute, the most one address \
+                 may ([limits] failed_logins_per_minute): its logins are refused for up to a minute"
+            ),
             Self::TooManySessions { subject, open } => format!(
                 "gatehouse: {subject} has {open} sessions open, the most one identity may \
                  ([limits] max_sessions_per_identity)"
@@ -188,7 +202,16 @@ impl Gatekeeper {
             occupancy: Arc::default(),
             max_sessions_per_identity: DEFAULT_MAX_SESSIONS_PER_IDENTITY,
             plaintext_on_loopback: false,
+            failed_logins: Arc::default(),
         }
+    }
+
+    /// At most `per_minute` failed logins a minute from one client address
+    /// (`[limits] failed_logins_per_minute`); beyond it the address's logins
+    /// are refused before any credential is checked.
+    pub fn with_failed_login_limit(mut self, per_minute: u32) -> Self {
+        self.failed_logins = Arc::new(FailedLogins::new(Some(per_minute)));
+        self
     }
 
     /// At most `max` sessions per identity at once (`[limits]
@@ -252,6 +275,33 @@ impl Gatekeeper {
             }
             Credential::Token(t) => t,
         };
+        let ip = attempt.peer.ip();
+        if let Some(blocked) = self.failed_logins.blocked(ip, std::time::Instant::now()) {
+            let refusal = LoginRefusal::TooManyFailures {
+                ip,
+                limit: blocked.limit,
+            };
+            // One event a minute per address: an attack cannot flood the log.
+            let Some(unlogged) = blocked.log else {
+                return Err(refusal);
+            };
+            let reason = match unlogged {
+                0 => refusal.message(),
+                n => format!(
+                    "{} ({n} more refused since the last event)",
+                    refusal.message()
+                ),
+            };
+            return Err(
+                match self
+                    .log_failure(attempt, None, refusal.stage(), &reason)
+                    .await
+                {
+                    true => refusal,
+                    false => LoginRefusal::EvidenceUnavailable,
+                },
+            );
+        }
         match self
             .authenticator
             .authenticate(token, Timestamp::now())
@@ -259,6 +309,7 @@ impl Gatekeeper {
         {
             Ok(i) => Ok(i.into_identity()),
             Err(e) => {
+                self.failed_logins.failed(ip, std::time::Instant::now());
                 let refusal = LoginRefusal::BadCredential {
                     reason: e.to_string(),
                     jwt: CredentialKind::of(token) == CredentialKind::Jwt,
@@ -341,20 +392,7 @@ impl Gatekeeper {
     /// Logs a refusal that came before any login (the gateway's connection
     /// limit): `false` when even that could not be written.
     pub async fn log_refusal(&self, attempt: &LoginAttempt<'_>, stage: &str, reason: &str) -> bool {
-        let client_addr = attempt.peer.to_string();
-        let at = AuthAttempt {
-            protocol: attempt.protocol.as_str(),
-            client_addr: &client_addr,
-            connection: attempt.connection,
-        };
-        let event = AuditEvent::auth_failure(&at, None, stage, reason);
-        match self.recorder.audit(vec![event]).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "could not log a refused login");
-                false
-            }
-        }
+        self.log_failure(attempt, None, stage, reason).await
     }
 
     /// Logs `refusal` and hands it back; if even that cannot be logged, the
@@ -365,18 +403,36 @@ impl Gatekeeper {
         subject: Option<&str>,
         refusal: LoginRefusal,
     ) -> LoginRefusal {
+        let reason = refusal.message();
+        match self
+            .log_failure(attempt, subject, refusal.stage(), &reason)
+            .await
+        {
+            true => refusal,
+            false => LoginRefusal::EvidenceUnavailable,
+        }
+    }
+
+    /// Writes an `auth_failure` event; `false` when it could not be written.
+    async fn log_failure(
+        &self,
+        attempt: &LoginAttempt<'_>,
+        subject: Option<&str>,
+        stage: &str,
+        reason: &str,
+    ) -> bool {
         let client_addr = attempt.peer.to_string();
         let at = AuthAttempt {
             protocol: attempt.protocol.as_str(),
             client_addr: &client_addr,
             connection: attempt.connection,
         };
-        let event = AuditEvent::auth_failure(&at, subject, refusal.stage(), &refusal.message());
+        let event = AuditEvent::auth_failure(&at, subject, stage, reason);
         match self.recorder.audit(vec![event]).await {
-            Ok(()) => refusal,
+            Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "could not log a refused login");
-                LoginRefusal::EvidenceUnavailable
+                false
             }
         }
     }

@@ -167,7 +167,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         Some(approvals.clone()),
     )
     .with_max_sessions_per_identity(config.limits.session.max_sessions_per_identity)
-    .with_plaintext_on_loopback(config.plaintext_on_loopback);
+    .with_plaintext_on_loopback(config.plaintext_on_loopback)
+    .with_failed_login_limit(config.limits.failed_logins_per_minute);
     let settings = ListenerSettings {
         tls,
         connections: config

@@ -729,3 +729,42 @@ fn a_revoked_token_is_refused_on_a_kept_alive_connection_however_often_it_is_sen
         );
     }
 }
+
+#[test]
+fn an_address_with_too_many_failed_logins_is_refused_before_any_check() {
+    let h = down_api_gateway("[limits]\nfailed_logins_per_minute = 3\n");
+    let good = h.token("agent-7", &["agents"], "1h");
+    let bad = format!("{}x", &good[..good.len() - 1]);
+    for _ in 0..3 {
+        let out = h.psql(&bad, "app-db", "SELECT 1");
+        assert!(
+            common::stderr(&out).contains("authentication failed"),
+            "{}",
+            common::stderr(&out)
+        );
+    }
+    // Now even a valid token from this address is refused, unchecked.
+    let out = h.psql(&good, "app-db", "SELECT 1");
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("3 failed logins from 127.0.0.1 within a minute")
+            && err.contains("failed_logins_per_minute"),
+        "{err}"
+    );
+    // The same address over HTTP: 429, as a problem document.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", h.http_port)).unwrap();
+    assert_eq!(exchange_on(&mut conn, &good), 429);
+    // The refusals are one event, not one each.
+    let events = h.evidence_events();
+    let limited: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] == "auth_failure" && e["payload"]["stage"] == "limit")
+        .collect();
+    assert_eq!(limited.len(), 1, "{limited:?}");
+    let credential_failures = events
+        .iter()
+        .filter(|e| e["kind"] == "auth_failure" && e["payload"]["stage"] == "credential")
+        .count();
+    assert_eq!(credential_failures, 3);
+}

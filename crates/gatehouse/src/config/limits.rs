@@ -8,6 +8,8 @@ use serde::Deserialize;
 const DEFAULT_APPROVAL_REQUESTS_PER_MINUTE: u32 = 30;
 /// Approval requests one identity may have pending at once, by default.
 const DEFAULT_PENDING_APPROVALS_PER_IDENTITY: u32 = 100;
+/// Failed logins one client address may make a minute, by default.
+const DEFAULT_FAILED_LOGINS_PER_MINUTE: u32 = 100;
 
 /// The checked `[limits]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub struct Limits {
     pub approval_requests_per_minute: u32,
     /// Approval requests one identity may have pending at once.
     pub max_pending_approvals_per_identity: u32,
+    /// Failed logins one client address may make a minute.
+    pub failed_logins_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -30,6 +34,7 @@ pub(super) struct LimitsSection {
     max_sessions_per_identity: Option<u32>,
     approval_requests_per_minute: Option<u32>,
     max_pending_approvals_per_identity: Option<u32>,
+    failed_logins_per_minute: Option<u32>,
 }
 
 /// A byte size: a number of bytes, or text such as `"8MiB"`.
@@ -140,6 +145,11 @@ impl LimitsSection {
                 self.max_pending_approvals_per_identity,
                 DEFAULT_PENDING_APPROVALS_PER_IDENTITY,
             )?,
+            failed_logins_per_minute: positive(
+                "failed_logins_per_minute",
+                self.failed_logins_per_minute,
+                DEFAULT_FAILED_LOGINS_PER_MINUTE,
+            )?,
         })
     }
 }
@@ -150,6 +160,7 @@ impl Default for Limits {
             session: SessionLimits::default(),
             approval_requests_per_minute: DEFAULT_APPROVAL_REQUESTS_PER_MINUTE,
             max_pending_approvals_per_identity: DEFAULT_PENDING_APPROVALS_PER_IDENTITY,
+            failed_logins_per_minute: DEFAULT_FAILED_LOGINS_PER_MINUTE,
         }
     }
 }
