@@ -1,5 +1,6 @@
 //! The answer's way back: the upstream body read, masked and sent on in a
-//! bounded channel (an MCP `tools/list` answer held and filtered first),
+//! bounded channel (an MCP listing of tools, resources or prompts held and
+//! filtered first),
 //! and the request's record once the body has passed.
 
 use crate::gate;
@@ -73,9 +74,9 @@ impl Finisher {
     }
 }
 
-/// An MCP `tools/list` answer is held whole (it is small) and shown only
-/// with the tools the caller may call.
-pub(crate) struct ToolFilter {
+/// An MCP listing (`tools/list`, `resources/list`, `prompts/list`) is held
+/// whole (it is small) and shown only with what the caller may use.
+pub(crate) struct ListFilter {
     pub(crate) policy: Arc<gatehouse_policy::PolicyHandle>,
     pub(crate) identity: gatehouse_core::Identity,
     pub(crate) connection: String,
@@ -84,18 +85,19 @@ pub(crate) struct ToolFilter {
     pub(crate) limit: usize,
 }
 
-impl ToolFilter {
+impl ListFilter {
     fn apply(&self, body: &[u8]) -> Result<Vec<u8>, String> {
-        let keep = |tool: &str| {
-            gate::may_list_tool(
+        let keep = |listed: crate::mcp::Listed, key: &str| {
+            gate::may_list(
                 &self.policy,
                 &self.identity,
                 &self.connection,
                 self.client_ip,
-                tool,
+                listed,
+                key,
             )
         };
-        crate::mcp::filter_tools(body, self.event_stream, &keep)
+        crate::mcp::filter_listing(body, self.event_stream, &keep)
     }
 }
 
@@ -107,7 +109,7 @@ pub(crate) async fn stream_body(
     tx: mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
     mut finisher: Finisher,
     ok: ActionOutcome,
-    tools: Option<ToolFilter>,
+    tools: Option<ListFilter>,
 ) {
     let mut out = Vec::new();
     let mut held = Vec::new();

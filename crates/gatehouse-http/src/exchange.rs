@@ -3,7 +3,7 @@
 //! record.
 
 use crate::answer::{
-    error_chain, mask_for_record, recorded_headers, stream_body, ChannelBody, Finisher, ToolFilter,
+    error_chain, mask_for_record, recorded_headers, stream_body, ChannelBody, Finisher, ListFilter,
 };
 use crate::gate::{self, Asking, RequestFacts, Verdict};
 use crate::listener::HttpGateway;
@@ -496,14 +496,14 @@ impl<'a> Exchange<'a> {
         let tools = facts
             .mcp
             .as_ref()
-            .filter(|c| c.lists_tools())
-            .map(|_| ToolFilter {
+            .filter(|c| c.lists())
+            .map(|_| ListFilter {
                 policy: s.policy.clone(),
                 identity: self.session.identity().clone(),
                 connection: target.name.clone(),
                 client_ip: self.caller.peer.ip(),
                 event_stream: BodyKind::of(&content_type) == Some(BodyKind::EventStream),
-                // A tool list is small; it is held whole to be filtered.
+                // A listing is small; it is held whole to be filtered.
                 limit: s.max_masked_value.min(8 << 20),
             });
         if tools.is_some() {
@@ -512,7 +512,7 @@ impl<'a> Exchange<'a> {
                 .iter()
                 .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
             {
-                let problem = refusals::unmaskable(&target.name, "a tool list came encoded");
+                let problem = refusals::unmaskable(&target.name, "a listing came encoded");
                 return Err(self.refused(&problem, record, started, clock).await);
             }
             // The filtered answer is shorter than the upstream's.

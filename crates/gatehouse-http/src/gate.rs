@@ -419,18 +419,26 @@ fn fingerprint(a: &Asking<'_>, facts: &RequestFacts) -> String {
     }
 }
 
-/// Whether a `tools/list` answer may show `tool` to this caller: a call
-/// without arguments would not be denied (it may be allowed or need approval).
-pub(crate) fn may_list_tool(
+/// Whether a listing may show this entry to the caller: using it (a call of
+/// the tool without arguments, a read of the resource, a get of the prompt)
+/// would not be denied (it may be allowed or need approval).
+pub(crate) fn may_list(
     policy: &PolicyHandle,
     identity: &Identity,
     connection: &str,
     client_ip: IpAddr,
-    tool: &str,
+    listed: crate::mcp::Listed,
+    key: &str,
 ) -> bool {
+    use crate::mcp::Listed;
     if policy.mode() == PolicyMode::Audit {
         return true;
     }
+    let (action, method, tool, uri, prompt) = match listed {
+        Listed::Tools => ("mcp:tools/call", "tools/call", key, "", ""),
+        Listed::Resources => ("mcp:resources/read", "resources/read", "", key, ""),
+        Listed::Prompts => ("mcp:prompts/get", "prompts/get", "", "", key),
+    };
     let (engine, _) = policy.current();
     let d = engine.decide_mcp(&McpRequestFacts {
         identity,
@@ -438,11 +446,11 @@ pub(crate) fn may_list_tool(
         client_ip,
         now: Timestamp::now(),
         approved: false,
-        action: "mcp:tools/call",
-        method: "tools/call",
+        action,
+        method,
         tool,
-        uri: "",
-        prompt: "",
+        uri,
+        prompt,
         argument_names: &[],
         arguments: &[],
     });

@@ -69,9 +69,11 @@ impl McpCall {
         }
     }
 
-    /// Whether it is, or a batch holds, a `tools/list`.
-    pub(crate) fn lists_tools(&self) -> bool {
-        self.method == "tools/list" || self.batch.iter().any(|c| c.method == "tools/list")
+    /// Whether it is, or a batch holds, a listing the gateway filters
+    /// (`tools/list`, `resources/list`, `prompts/list`).
+    pub(crate) fn lists(&self) -> bool {
+        let listing = |m: &str| Listed::ALL.iter().any(|l| l.method() == m);
+        listing(&self.method) || self.batch.iter().any(|c| listing(&c.method))
     }
 }
 
@@ -382,27 +384,69 @@ pub(crate) fn error_response(problem: &Problem, id: Option<&Value>) -> Response<
     r
 }
 
-/// Removes from a `tools/list` answer (JSON, or server-sent events whose
-/// data lines are JSON) the tools `keep` refuses. Every other byte stays.
-pub(crate) fn filter_tools(
+/// What a listing lists: each kind is shown only with the entries the
+/// caller could use (a call of the tool, a read of the resource, a get of
+/// the prompt would not be denied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Listed {
+    /// `tools/list`: `result.tools[].name`.
+    Tools,
+    /// `resources/list`: `result.resources[].uri`.
+    Resources,
+    /// `prompts/list`: `result.prompts[].name`.
+    Prompts,
+}
+
+impl Listed {
+    const ALL: [Listed; 3] = [Listed::Tools, Listed::Resources, Listed::Prompts];
+
+    /// The JSON-RPC method that lists them.
+    pub(crate) fn method(self) -> &'static str {
+        match self {
+            Listed::Tools => "tools/list",
+            Listed::Resources => "resources/list",
+            Listed::Prompts => "prompts/list",
+        }
+    }
+
+    /// The member of `result` holding the entries, and the entry's key.
+    fn member_and_key(self) -> (&'static str, &'static str) {
+        match self {
+            Listed::Tools => ("tools", "name"),
+            Listed::Resources => ("resources", "uri"),
+            Listed::Prompts => ("prompts", "name"),
+        }
+    }
+}
+
+/// Removes from a listing answer (JSON, or server-sent events whose data
+/// lines are JSON) the tools, resources and prompts `keep` refuses. Every
+/// other byte stays.
+pub(crate) fn filter_listing(
     body: &[u8],
     event_stream: bool,
-    keep: &dyn Fn(&str) -> bool,
+    keep: &dyn Fn(Listed, &str) -> bool,
 ) -> Result<Vec<u8>, String> {
     let filter_doc = |text: &[u8]| -> Result<Vec<u8>, String> {
         let mut v: Value = serde_json::from_slice(text)
-            .map_err(|e| format!("the tools/list answer is not JSON: {e}"))?;
+            .map_err(|e| format!("the listing answer is not JSON: {e}"))?;
         let answers: Vec<&mut Value> = match &mut v {
             Value::Array(items) => items.iter_mut().collect(),
             one => vec![one],
         };
         for a in answers {
-            if let Some(tools) = a
-                .get_mut("result")
-                .and_then(|r| r.get_mut("tools"))
-                .and_then(Value::as_array_mut)
-            {
-                tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
+            let Some(result) = a.get_mut("result") else {
+                continue;
+            };
+            for listed in Listed::ALL {
+                let (member, key) = listed.member_and_key();
+                if let Some(entries) = result.get_mut(member).and_then(Value::as_array_mut) {
+                    entries.retain(|e| {
+                        e.get(key)
+                            .and_then(Value::as_str)
+                            .is_some_and(|k| keep(listed, k))
+                    });
+                }
             }
         }
         serde_json::to_vec(&v).map_err(|e| e.to_string())
@@ -542,13 +586,32 @@ mod tests {
     }
 
     #[test]
+    fn resource_and_prompt_lists_are_filtered_by_uri_and_name() {
+        let doc = r#"[{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"customers://list"},{"uri":"secrets://keys"}]}},{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"summarize"},{"name":"dump"}]}}]"#;
+        let keep = |l: Listed, k: &str| match l {
+            Listed::Resources => k == "customers://list",
+            Listed::Prompts => k == "summarize",
+            Listed::Tools => true,
+        };
+        let out = String::from_utf8(filter_listing(doc.as_bytes(), false, &keep).unwrap()).unwrap();
+        assert!(
+            out.contains("customers://list") && out.contains("summarize"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("secrets://keys") && !out.contains("dump"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn tools_lists_are_filtered_in_json_and_in_events() {
         let doc = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"query_db"},{"name":"delete_user"}],"ttlMs":0}}"#;
-        let keep = |n: &str| n != "delete_user";
-        let out = String::from_utf8(filter_tools(doc.as_bytes(), false, &keep).unwrap()).unwrap();
+        let keep = |_: Listed, n: &str| n != "delete_user";
+        let out = String::from_utf8(filter_listing(doc.as_bytes(), false, &keep).unwrap()).unwrap();
         assert!(out.contains("query_db") && !out.contains("delete_user") && out.contains("ttlMs"));
         let sse = format!("event: message\r\ndata: {doc}\r\n\r\n");
-        let out = String::from_utf8(filter_tools(sse.as_bytes(), true, &keep).unwrap()).unwrap();
+        let out = String::from_utf8(filter_listing(sse.as_bytes(), true, &keep).unwrap()).unwrap();
         assert!(out.starts_with("event: message\r\ndata: {"), "{out}");
         assert!(
             out.ends_with("}\r\n\r\n") && !out.contains("delete_user"),

@@ -36,6 +36,11 @@ permit (principal in Gatehouse::Group::"agents", action == Gatehouse::Action::"m
         resource == Gatehouse::Connection::"tools")
 when { context.uri == "customers://list" };
 
+@id("agents-prompts")
+permit (principal in Gatehouse::Group::"agents", action == Gatehouse::Action::"mcp:prompts/get",
+        resource == Gatehouse::Connection::"tools")
+when { context.prompt == "summarize" };
+
 @id("deletes-need-approval")
 @approval("ops")
 forbid (principal, action == Gatehouse::Action::"mcp:tools/call", resource)
@@ -159,6 +164,9 @@ fn an_agent_calls_mcp_tools_through_the_gateway_in_both_protocol_eras() {
         assert_eq!(got["protocol_version"], era, "{got}");
         // tools/list shows only what the agent may call.
         assert_eq!(got["tools"], json!(["query_db", "delete_user"]), "{mode}");
+        // Resources and prompts are listed only as far as they could be used.
+        assert_eq!(got["resources"], json!(["customers://list"]), "{mode}");
+        assert_eq!(got["prompts"], json!(["summarize"]), "{mode}");
         let r = &got["results"];
         // A permitted call: its result masked in text and structured content.
         let text = r[0]["content"][0]["text"].as_str().unwrap();

@@ -1,6 +1,6 @@
 """An MCP client for the end-to-end tests, on the official Python SDK: an
 agent's side. It connects through the gateway with a bearer token, lists
-tools, makes the calls it is given, reads resources, and prints what it got
+tools, resources and prompts, makes the calls it is given, reads resources, and prints what it got
 as one JSON object (errors as {"MCPError": {code, message, data}}).
 
 usage: python client.py URL TOKEN CA_FILE MODE CALLS_JSON
@@ -31,6 +31,8 @@ async def main(url: str, token: str, ca: str, mode: str, calls: list) -> None:
     async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as c:
         out["protocol_version"] = c.protocol_version
         out["tools"] = [t.name for t in (await c.list_tools()).tools]
+        out["resources"] = [str(r.uri) for r in (await c.list_resources()).resources]
+        out["prompts"] = [p.name for p in (await c.list_prompts()).prompts]
         results = []
         for call in calls:
             try:

@@ -39,6 +39,18 @@ def keys() -> str:
     return "not for agents"
 
 
+@mcp.prompt()
+def summarize(topic: str) -> str:
+    """Summarize a topic."""
+    return f"Summarize {topic} in three sentences."
+
+
+@mcp.prompt()
+def dump_secrets() -> str:
+    """Not for agents."""
+    return "List every secret you know."
+
+
 if __name__ == "__main__":
     mcp.run(
         "streamable-http",
