@@ -28,7 +28,7 @@ pub use audit::{
 };
 pub use error::StoreError;
 pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
-pub use recorder::{RecorderClosed, SessionRecorder, StartError};
+pub use recorder::{RecorderClosed, RecorderStop, SessionRecorder, StartError};
 pub use session::{
     ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, HttpExchange, MaskingSummary,
     SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId,

@@ -12,6 +12,7 @@
 use crate::{
     ActionRecord, AuditError, AuditEvent, AuditTrail, SessionEnd, SessionStart, Store, StoreError,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -34,6 +35,21 @@ pub struct SessionRecorder {
     tx: mpsc::Sender<RecordEvent>,
     store: Arc<dyn Store>,
     audit: Arc<dyn AuditTrail>,
+    stopping: Arc<AtomicBool>,
+}
+
+/// Tells the recorder's writer the gateway is stopping: a batch its stores
+/// keep refusing is given up 10 s later instead of tried until written, so
+/// a broken disk cannot keep the gateway from exiting. Holds no handle: the
+/// writer still ends once every [`SessionRecorder`] is dropped.
+#[derive(Clone)]
+pub struct RecorderStop(Arc<AtomicBool>);
+
+impl RecorderStop {
+    /// The gateway is stopping.
+    pub fn stopping(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// A session start that could not be recorded.
@@ -65,8 +81,25 @@ impl SessionRecorder {
         capacity: usize,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let task = tokio::spawn(write_batches(store.clone(), audit.clone(), rx));
-        (Self { tx, store, audit }, task)
+        let stopping = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(write_batches(
+            store.clone(),
+            audit.clone(),
+            rx,
+            stopping.clone(),
+        ));
+        let recorder = Self {
+            tx,
+            store,
+            audit,
+            stopping,
+        };
+        (recorder, task)
+    }
+
+    /// What tells the writer the gateway is stopping.
+    pub fn stop_signal(&self) -> RecorderStop {
+        RecorderStop(self.stopping.clone())
     }
 
     /// Records a session start, in the evidence log first, before the
@@ -104,7 +137,10 @@ async fn write_batches(
     store: Arc<dyn Store>,
     audit: Arc<dyn AuditTrail>,
     mut rx: mpsc::Receiver<RecordEvent>,
+    stopping: Arc<AtomicBool>,
 ) {
+    // Once the gateway stops, one deadline for every batch still failing.
+    let mut give_up_at = None;
     let mut events = Vec::with_capacity(BATCH);
     let mut statements = Vec::with_capacity(BATCH);
     let mut ends = Vec::new();
@@ -124,7 +160,12 @@ async fn write_batches(
                 RecordEvent::End(e) => ends.push(e),
             }
         }
-        write_until_done(store.as_ref(), audit.as_ref(), &statements, &ends, &rx).await;
+        let stop = Stopping {
+            signal: &stopping,
+            rx: &rx,
+            give_up_at: &mut give_up_at,
+        };
+        write_until_done(store.as_ref(), audit.as_ref(), &statements, &ends, stop).await;
         statements.clear();
         ends.clear();
     }
@@ -134,9 +175,27 @@ async fn write_batches(
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
 /// Longest wait between two tries.
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
-/// How long a batch is still tried once the gateway is stopping (no handle
-/// left): a store that stays broken must not keep it from exiting.
+/// How long failing batches are still tried once the gateway is stopping: a
+/// store that stays broken must not keep it from exiting.
 const RETRY_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether the gateway is stopping, and when the writer gives up then.
+struct Stopping<'a> {
+    signal: &'a AtomicBool,
+    rx: &'a mpsc::Receiver<RecordEvent>,
+    give_up_at: &'a mut Option<tokio::time::Instant>,
+}
+
+impl Stopping<'_> {
+    /// Whether to give up on a failing batch now.
+    fn given_up(&mut self) -> bool {
+        if !self.signal.load(Ordering::Acquire) && !self.rx.is_closed() {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        now >= *self.give_up_at.get_or_insert(now + RETRY_AT_SHUTDOWN)
+    }
+}
 
 /// Writes a batch's results and session ends to the evidence log and its
 /// records to the store, trying each again until it is written (a full disk
@@ -149,12 +208,11 @@ async fn write_until_done(
     audit: &dyn AuditTrail,
     statements: &[ActionRecord],
     ends: &[SessionEnd],
-    rx: &mpsc::Receiver<RecordEvent>,
+    mut stop: Stopping<'_>,
 ) {
     let mut logged = false;
     let mut stored = false;
     let mut wait = RETRY_FIRST;
-    let mut stopping_since: Option<tokio::time::Instant> = None;
     loop {
         if !logged {
             // Built again on each try: a failed append consumed its events.
@@ -174,6 +232,12 @@ async fn write_until_done(
         if !stored {
             match store.record_batch(statements, ends).await {
                 Ok(()) => stored = true,
+                // Records the store cannot encode fail the same way every
+                // time: trying again would only hold up every session.
+                Err(e @ StoreError::Malformed(_)) => {
+                    tracing::error!(error = %e, statements = statements.len(), "session records the store cannot take are dropped");
+                    stored = true;
+                }
                 Err(e) => tracing::error!(
                     error = %e, retry_in = ?wait, statements = statements.len(),
                     session_ends = ends.len(), "could not write session records; trying again"
@@ -183,16 +247,15 @@ async fn write_until_done(
         if logged && stored {
             return;
         }
-        if rx.is_closed() {
-            let since = *stopping_since.get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() >= RETRY_AT_SHUTDOWN {
-                tracing::error!(
-                    statements = statements.len(), session_ends = ends.len(),
-                    results_logged = logged, records_stored = stored,
-                    "the gateway is stopping and its stores stay unwritable: these records are lost"
-                );
-                return;
-            }
+        if stop.given_up() {
+            tracing::error!(
+                statements = statements.len(),
+                session_ends = ends.len(),
+                results_logged = logged,
+                records_stored = stored,
+                "the gateway is stopping and its stores stay unwritable: these records are lost"
+            );
+            return;
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(RETRY_MAX);

@@ -316,6 +316,16 @@ impl Writer {
             Some(u) => (u.head, u.rows),
             None => (self.head.clone(), Vec::new()),
         };
+        // While earlier ones wait unwritten, at most RECORD_KEPT are held.
+        let room = RECORD_KEPT.saturating_sub(rows.len());
+        if self.recorded.len() > room {
+            tracing::error!(
+                dropped = self.recorded.len() - room,
+                "the evidence log cannot be written; dropping the newest queued result events \
+                 beyond the {RECORD_KEPT} it keeps"
+            );
+            self.recorded.truncate(room);
+        }
         // Events recorded without waiting came first: they go first.
         for ev in std::mem::take(&mut self.recorded) {
             let (saved, len) = (head.clone(), rows.len());

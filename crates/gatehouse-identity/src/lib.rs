@@ -83,6 +83,20 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+impl AuthError {
+    /// Whether the caller's credential is at fault (not the gateway's store
+    /// or an issuer's keys being unreachable): what counts as a failed login.
+    pub fn caused_by_caller(&self) -> bool {
+        match self {
+            AuthError::Store(_) => false,
+            AuthError::InvalidToken { problem, .. } => {
+                !matches!(problem, oidc::TokenProblem::KeysUnavailable(_))
+            }
+            _ => true,
+        }
+    }
+}
+
 /// A subject or group name is not acceptable.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid {what} {value:?}: use 1-128 characters of letters, digits and . _ - @ :")]

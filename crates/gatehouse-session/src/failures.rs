@@ -11,14 +11,36 @@ use std::time::{Duration, Instant};
 
 /// The window the limit counts in.
 const WINDOW: Duration = Duration::from_secs(60);
-/// Addresses remembered before the quiet ones are forgotten.
+/// Addresses remembered at most: past it the quiet ones are forgotten (at
+/// most once a second), and while all are busy a new address is not
+/// counted (the limiter gives way rather than memory).
 const ADDRESSES_KEPT: usize = 10_000;
+/// How often a full map is searched for quiet addresses at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 /// Failed logins of the last minute, by client address.
 #[derive(Default)]
 pub(crate) struct FailedLogins {
     limit: Option<u32>,
-    by_address: Mutex<HashMap<IpAddr, Failures>>,
+    by_address: Mutex<Addresses>,
+}
+
+#[derive(Default)]
+struct Addresses {
+    map: HashMap<IpAddr, Failures>,
+    pruned_at: Option<Instant>,
+}
+
+/// The address a limit counts under: IPv6 by its /64 (one host's block),
+/// so a caller cannot step through addresses to escape it.
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
 }
 
 #[derive(Default)]
@@ -48,7 +70,7 @@ impl FailedLogins {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Addresses> {
         // Counters only: a panic elsewhere cannot leave them half-updated.
         self.by_address.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -56,8 +78,8 @@ impl FailedLogins {
     /// Whether `ip` has failed `limit` times in the last minute.
     pub(crate) fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Blocked> {
         let limit = self.limit?;
-        let mut map = self.lock();
-        let f = map.get_mut(&ip)?;
+        let mut addresses = self.lock();
+        let f = addresses.map.get_mut(&counted_as(ip))?;
         while f
             .at
             .front()
@@ -86,11 +108,21 @@ impl FailedLogins {
         if self.limit.is_none() {
             return;
         }
-        let mut map = self.lock();
-        if map.len() >= ADDRESSES_KEPT && !map.contains_key(&ip) {
-            map.retain(|_, f| f.at.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
+        let ip = counted_as(ip);
+        let mut a = self.lock();
+        if a.map.len() >= ADDRESSES_KEPT && !a.map.contains_key(&ip) {
+            if a.pruned_at
+                .is_none_or(|t| now.duration_since(t) >= PRUNE_EVERY)
+            {
+                a.pruned_at = Some(now);
+                a.map
+                    .retain(|_, f| f.at.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
+            }
+            if a.map.len() >= ADDRESSES_KEPT {
+                return;
+            }
         }
-        map.entry(ip).or_default().at.push_back(now);
+        a.map.entry(ip).or_default().at.push_back(now);
     }
 }
 
@@ -127,5 +159,15 @@ mod tests {
             "a minute later the address is free"
         );
         assert!(FailedLogins::new(None).blocked(a, t0).is_none());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_block() {
+        let f = FailedLogins::new(Some(2));
+        let t0 = Instant::now();
+        f.failed("2001:db8:1:2::1".parse().unwrap(), t0);
+        f.failed("2001:db8:1:2::ffff".parse().unwrap(), t0);
+        assert!(f.blocked("2001:db8:1:2::42".parse().unwrap(), t0).is_some());
+        assert!(f.blocked("2001:db8:1:3::1".parse().unwrap(), t0).is_none());
     }
 }

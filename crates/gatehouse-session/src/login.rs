@@ -207,10 +207,11 @@ impl Gatekeeper {
     }
 
     /// At most `per_minute` failed logins a minute from one client address
-    /// (`[limits] failed_logins_per_minute`); beyond it the address's logins
-    /// are refused before any credential is checked.
+    /// (`[limits] failed_logins_per_minute`; 0: no limit); beyond it the
+    /// address's logins are refused before any credential is checked.
     pub fn with_failed_login_limit(mut self, per_minute: u32) -> Self {
-        self.failed_logins = Arc::new(FailedLogins::new(Some(per_minute)));
+        let limit = (per_minute > 0).then_some(per_minute);
+        self.failed_logins = Arc::new(FailedLogins::new(limit));
         self
     }
 
@@ -268,12 +269,8 @@ impl Gatekeeper {
         let attempt = &knock.attempt;
         let token = match credential {
             Credential::Proven(identity) => return Ok(identity),
-            Credential::Missing => {
-                return Err(self
-                    .refused(attempt, None, LoginRefusal::MissingCredential)
-                    .await)
-            }
-            Credential::Token(t) => t,
+            Credential::Missing => None,
+            Credential::Token(t) => Some(t),
         };
         let ip = attempt.peer.ip();
         if let Some(blocked) = self.failed_logins.blocked(ip, std::time::Instant::now()) {
@@ -302,6 +299,14 @@ impl Gatekeeper {
                 },
             );
         }
+        let Some(token) = token else {
+            // No credential at all counts as a failed login too: each one is
+            // an event in the log.
+            self.failed_logins.failed(ip, std::time::Instant::now());
+            return Err(self
+                .refused(attempt, None, LoginRefusal::MissingCredential)
+                .await);
+        };
         match self
             .authenticator
             .authenticate(token, Timestamp::now())
@@ -309,7 +314,11 @@ impl Gatekeeper {
         {
             Ok(i) => Ok(i.into_identity()),
             Err(e) => {
-                self.failed_logins.failed(ip, std::time::Instant::now());
+                // The store or an issuer being unreachable is not the caller's
+                // failure: healthy clients retrying then must not be locked out.
+                if e.caused_by_caller() {
+                    self.failed_logins.failed(ip, std::time::Instant::now());
+                }
                 let refusal = LoginRefusal::BadCredential {
                     reason: e.to_string(),
                     jwt: CredentialKind::of(token) == CredentialKind::Jwt,

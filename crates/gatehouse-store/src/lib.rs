@@ -298,6 +298,10 @@ impl Store for SqliteStore {
                         .push_bind(exchange);
                 },
             );
+            // A batch tried again after a commit that did land (its success
+            // was lost) must not fail on its own rows: the recorder retries
+            // until a batch is written.
+            q.push(" ON CONFLICT (session_id, seq) DO NOTHING");
             q.build().execute(&mut *tx).await.map_err(unavailable)?;
         }
         for e in ends {

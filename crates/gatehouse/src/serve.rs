@@ -43,6 +43,7 @@ pub struct RunningGateway {
     /// Keeps OIDC keys fresh; never ends by itself, so it is aborted at stop.
     key_refresh: Option<JoinHandle<()>>,
     recorder_task: JoinHandle<()>,
+    recorder_stop: gatehouse_core::RecorderStop,
     store: SqliteStore,
     evidence: crate::evidence::OpenLog,
 }
@@ -146,6 +147,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         }
     }
     let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), audit.clone(), 8192);
+    let recorder_stop = recorder.stop_signal();
     let mut desk = ApprovalDesk::open(config.approval_routes.clone(), store.clone(), audit.clone())
         .await
         .context("reading the approval requests from the store")?
@@ -280,6 +282,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             .collect(),
         key_refresh: oidc_task,
         recorder_task,
+        recorder_stop,
         store: sqlite,
         evidence,
     })
@@ -289,6 +292,9 @@ impl RunningGateway {
     /// Stops accepting, ends every session, and waits until all records are written.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        // A store that stays unwritable must not keep the sessions (and so
+        // the gateway) from ending.
+        self.recorder_stop.stopping();
         if let Some(t) = self.key_refresh {
             t.abort();
         }

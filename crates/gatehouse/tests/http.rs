@@ -768,3 +768,23 @@ fn an_address_with_too_many_failed_logins_is_refused_before_any_check() {
         .count();
     assert_eq!(credential_failures, 3);
 }
+
+#[test]
+fn requests_without_a_credential_count_as_failed_logins() {
+    let h = down_api_gateway("[limits]\nfailed_logins_per_minute = 2\n");
+    let good = h.token("agent-7", &["agents"], "1h");
+    use std::io::{Read, Write};
+    for _ in 0..2 {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", h.http_port)).unwrap();
+        write!(
+            conn,
+            "GET /down-api/v1/ping HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", h.http_port)).unwrap();
+    assert_eq!(exchange_on(&mut conn, &good), 429);
+}

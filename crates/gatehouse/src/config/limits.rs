@@ -20,7 +20,7 @@ pub struct Limits {
     pub approval_requests_per_minute: u32,
     /// Approval requests one identity may have pending at once.
     pub max_pending_approvals_per_identity: u32,
-    /// Failed logins one client address may make a minute.
+    /// Failed logins one client address may make a minute (0: no limit).
     pub failed_logins_per_minute: u32,
 }
 
@@ -145,11 +145,10 @@ impl LimitsSection {
                 self.max_pending_approvals_per_identity,
                 DEFAULT_PENDING_APPROVALS_PER_IDENTITY,
             )?,
-            failed_logins_per_minute: positive(
-                "failed_logins_per_minute",
-                self.failed_logins_per_minute,
-                DEFAULT_FAILED_LOGINS_PER_MINUTE,
-            )?,
+            // 0 turns the limit off (callers behind one shared address).
+            failed_logins_per_minute: self
+                .failed_logins_per_minute
+                .unwrap_or(DEFAULT_FAILED_LOGINS_PER_MINUTE),
         })
     }
 }
