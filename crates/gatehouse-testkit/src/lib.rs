@@ -65,6 +65,8 @@ pub struct OpenedSession {
     pub session: Session,
     /// What it (and its login) reported.
     pub reported: Reported,
+    /// The policy it was let in under (an adapter's gate decides with it too).
+    pub policy: Arc<PolicyHandle>,
     /// The recorder's store (sessions and statements as recorded).
     pub store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,
@@ -105,7 +107,7 @@ pub async fn open_session(
     let policy = Arc::new(PolicyHandle::new(engine, Vec::new(), PolicyMode::Enforce));
     let gatekeeper = Gatekeeper::new(
         Authenticator::new(store.clone(), None),
-        policy,
+        policy.clone(),
         recorder,
         None,
     );
@@ -131,6 +133,7 @@ pub async fn open_session(
     OpenedSession {
         session,
         reported,
+        policy,
         store,
         _dir: dir,
     }

@@ -36,18 +36,31 @@ fn command_complete_and_ready(tag: &str) -> BytesMut {
     out
 }
 
-/// A tracker for `opened`'s session under `policy`, as `session.rs` builds it.
-fn tracker(opened: &OpenedSession, policy: &str) -> Mutex<Tracker> {
-    let engine =
-        gatehouse_policy::PolicyEngine::from_sources(&[("test.cedar".into(), policy.to_string())])
-            .unwrap();
+/// A session of `subject` under [`SELECT_ONLY`], its tracker as
+/// `session.rs` builds it, and the two legs: the test's ends (client,
+/// backend) and the relay's (client, backend).
+struct Relayed {
+    opened: OpenedSession,
+    tracker: Mutex<Tracker>,
+    client: DuplexStream,
+    backend: DuplexStream,
+    gw_client: DuplexStream,
+    gw_backend: DuplexStream,
+}
+
+async fn relayed(subject: &str) -> Relayed {
+    let opened = open_session(
+        Protocol::Postgres,
+        "app-db",
+        "postgres",
+        subject,
+        &[],
+        SELECT_ONLY,
+    )
+    .await;
     let settings = GateSettings {
         analyzer: Arc::new(gatehouse_sql::Analyzer::new(64)),
-        policy: Arc::new(gatehouse_policy::PolicyHandle::new(
-            engine,
-            Vec::new(),
-            gatehouse_policy::PolicyMode::Enforce,
-        )),
+        policy: opened.policy.clone(),
         functions: Default::default(),
     };
     let session = &opened.session;
@@ -64,7 +77,17 @@ fn tracker(opened: &OpenedSession, policy: &str) -> Mutex<Tracker> {
         Arc::new(gatehouse_mask::MaskingEngine::secrets_only()),
         &[],
     );
-    Mutex::new(Tracker::new(session.id(), gate, masking))
+    let tracker = Mutex::new(Tracker::new(session.id(), gate, masking));
+    let (client, gw_client) = tokio::io::duplex(64 * 1024);
+    let (gw_backend, backend) = tokio::io::duplex(64 * 1024);
+    Relayed {
+        opened,
+        tracker,
+        client,
+        backend,
+        gw_client,
+        gw_backend,
+    }
 }
 
 /// The next whole message `stream` sends.
@@ -113,18 +136,14 @@ async fn reported_until(opened: &OpenedSession, done: impl Fn(&[String]) -> bool
 
 #[tokio::test]
 async fn an_allowed_statement_is_durable_before_the_backend_sees_it_and_recorded_after() {
-    let opened = open_session(
-        Protocol::Postgres,
-        "app-db",
-        "postgres",
-        "ci",
-        &[],
-        SELECT_ONLY,
-    )
-    .await;
-    let tracker = tracker(&opened, SELECT_ONLY);
-    let (mut client, gw_client) = tokio::io::duplex(64 * 1024);
-    let (gw_backend, mut backend) = tokio::io::duplex(64 * 1024);
+    let Relayed {
+        opened,
+        tracker,
+        mut client,
+        mut backend,
+        gw_client,
+        gw_backend,
+    } = relayed("ci").await;
     let reported = opened.reported.clone();
     let script = async move {
         client.write_all(&query("select 1")).await.unwrap();
@@ -170,18 +189,14 @@ async fn an_allowed_statement_is_durable_before_the_backend_sees_it_and_recorded
 
 #[tokio::test]
 async fn a_refused_statement_never_reaches_the_backend_and_the_client_is_told_why() {
-    let opened = open_session(
-        Protocol::Postgres,
-        "app-db",
-        "postgres",
-        "agent",
-        &[],
-        SELECT_ONLY,
-    )
-    .await;
-    let tracker = tracker(&opened, SELECT_ONLY);
-    let (mut client, gw_client) = tokio::io::duplex(64 * 1024);
-    let (gw_backend, mut backend) = tokio::io::duplex(64 * 1024);
+    let Relayed {
+        opened,
+        tracker,
+        mut client,
+        mut backend,
+        gw_client,
+        gw_backend,
+    } = relayed("agent").await;
     let reported = opened.reported.clone();
     let script = async move {
         client
