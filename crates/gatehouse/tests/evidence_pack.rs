@@ -195,19 +195,9 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
 
     // The final checkpoint covers everything once the gateway stops.
     h.stop_gateway();
-    let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
+    let today = &today();
     let pack = h.dir.path().join("pack");
-    let write_pack = |from: &str, to: &str, out: &Path| {
-        h.cli(&[
-            "evidence",
-            "--from",
-            from,
-            "--to",
-            to,
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
+    let write_pack = |from: &str, to: &str, out: &Path| h.evidence_pack(from, to, out);
     let out = write_pack(today, today, &pack);
     assert!(out.status.success(), "{}", stderr(&out));
     for f in [
@@ -466,18 +456,10 @@ fn a_pack_right_after_activity_has_the_gateway_sign_and_states_how_far_it_is_com
     let ci = h.token("ci-deploy", &["ci"], "1h");
     let out = h.psql(&ci, "app-db", "SELECT 41 + 1");
     assert!(out.status.success(), "{}", stderr(&out));
-    let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
+    let today = &today();
     let pack = |h: &Harness, name: &str| {
         let dir = h.dir.path().join(name);
-        let out = h.cli(&[
-            "evidence",
-            "--from",
-            today,
-            "--to",
-            today,
-            "--out",
-            dir.to_str().unwrap(),
-        ]);
+        let out = h.evidence_pack(today, today, &dir);
         (dir, out)
     };
 
@@ -571,15 +553,7 @@ fn a_pack_right_after_activity_has_the_gateway_sign_and_states_how_far_it_is_com
         .parse()
         .unwrap();
     let bounded = h.dir.path().join("bounded");
-    let out = h.cli(&[
-        "evidence",
-        "--from",
-        today,
-        "--to",
-        after["time"].as_str().unwrap(),
-        "--out",
-        bounded.to_str().unwrap(),
-    ]);
+    let out = h.evidence_pack(today, after["time"].as_str().unwrap(), &bounded);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("complete up to"), "{}", stderr(&out));
     let out = run_in(&bounded, "python3", &["verify_pack.py"]);

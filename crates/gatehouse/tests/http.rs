@@ -429,17 +429,9 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     // The SOC 2 evidence pack lists the refused requests with the rest.
     let mut g = g;
     g.h.stop_gateway();
-    let today = &humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10];
+    let today = &common::today();
     let pack = g.h.dir.path().join("pack");
-    let out = g.h.cli(&[
-        "evidence",
-        "--from",
-        today,
-        "--to",
-        today,
-        "--out",
-        pack.to_str().unwrap(),
-    ]);
+    let out = g.h.evidence_pack(today, today, &pack);
     assert!(out.status.success(), "{}", common::stderr(&out));
     let denials = std::fs::read_to_string(pack.join("denials.csv")).unwrap();
     assert!(

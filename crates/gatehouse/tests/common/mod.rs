@@ -340,6 +340,19 @@ connect_timeout = "3s"
     }
 
     /// Like [`Self::cli`], asserting success; returns stdout.
+    /// `gatehouse evidence` for the period `from`..`to`, written to `out`.
+    pub fn evidence_pack(&self, from: &str, to: &str, out: &std::path::Path) -> Output {
+        self.cli(&[
+            "evidence",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    }
+
     /// The evidence log's events, as `gatehouse audit export --format jsonl` gives them.
     pub fn evidence_events(&self) -> Vec<serde_json::Value> {
         self.cli_ok(&["audit", "export", "--format", "jsonl"])
@@ -484,6 +497,11 @@ impl Drop for Harness {
             let _ = c.wait();
         }
     }
+}
+
+/// Today's date (UTC), as a period's bound: `2026-11-30`.
+pub fn today() -> String {
+    humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10].to_string()
 }
 
 pub fn stdout(o: &Output) -> String {
