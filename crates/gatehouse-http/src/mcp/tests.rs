@@ -131,3 +131,24 @@ fn tools_lists_are_filtered_in_json_and_in_events() {
         "{out}"
     );
 }
+
+proptest::proptest! {
+    /// A listing answer comes from the upstream: any bytes, as JSON or as
+    /// server-sent events, are filtered or refused, never a panic.
+    #[test]
+    fn arbitrary_listing_answers_never_panic(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        event_stream in proptest::prelude::any::<bool>(),
+    ) {
+        let _ = filter_listing(&body, event_stream, &|_, _| false);
+    }
+
+    /// JSON-shaped answers reach deeper: results, members and entries.
+    #[test]
+    fn json_shaped_listing_answers_never_panic(
+        body in r#"(data: )?[\[\]{}",:a-z0-9 ]{0,120}"#,
+        event_stream in proptest::prelude::any::<bool>(),
+    ) {
+        let _ = filter_listing(body.as_bytes(), event_stream, &|_, k| k.len() % 2 == 0);
+    }
+}
