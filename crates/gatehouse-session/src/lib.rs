@@ -40,7 +40,4 @@ pub enum SessionError {
     /// The approval desk could not file a request or take an approval.
     #[error("approvals: {0}")]
     Approval(#[from] gatehouse_core::ApprovalError),
-    /// The session recorder stopped (the gateway is going down).
-    #[error(transparent)]
-    Recorder(#[from] gatehouse_core::RecorderClosed),
 }

@@ -229,23 +229,13 @@ impl Gatekeeper {
     }
 
     /// Whether a connection from `peer` may go without TLS.
-    pub fn plaintext_allowed(&self, peer: &SocketAddr) -> bool {
+    fn plaintext_allowed(&self, peer: &SocketAddr) -> bool {
         self.plaintext_on_loopback && peer.ip().is_loopback()
     }
 
     /// Open connections and sessions, shared by every listener.
     pub fn occupancy(&self) -> &Arc<Occupancy> {
         &self.occupancy
-    }
-
-    /// The policy in force.
-    pub fn policy(&self) -> &Arc<PolicyHandle> {
-        &self.policy
-    }
-
-    /// Where actions that need approval are filed, if anywhere.
-    pub fn approvals(&self) -> Option<&Arc<ApprovalDesk>> {
-        self.approvals.as_ref()
     }
 
     /// Checks the transport before anything else: TLS, or plaintext from
@@ -453,11 +443,6 @@ impl Checked {
         &self.identity
     }
 
-    /// The connection it is for.
-    pub fn connection(&self) -> &str {
-        &self.connection
-    }
-
     fn attempt(&self) -> LoginAttempt<'_> {
         LoginAttempt {
             protocol: self.protocol,
@@ -510,11 +495,6 @@ impl Checked {
 pub struct Admitted(Checked);
 
 impl Admitted {
-    /// The identity logged in.
-    pub fn identity(&self) -> &Identity {
-        &self.0.identity
-    }
-
     /// Opens the session: its start is durable in the evidence log and the
     /// session store before this returns.
     pub async fn open(self, details: SessionDetails) -> Result<Session, StartError> {

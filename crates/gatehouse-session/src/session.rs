@@ -96,16 +96,6 @@ impl WriteAhead {
         )
     }
 
-    /// The decisions noted so far (for tests).
-    pub fn decisions(&self) -> &[AuditEvent] {
-        &self.events
-    }
-
-    /// The approval steps noted so far (for tests).
-    pub fn approval_steps(&self) -> &[ApprovalStep] {
-        &self.approvals
-    }
-
     /// Notes a decided action.
     pub fn decided(&mut self, d: DecidedAction<'_>) {
         self.events.push(AuditEvent::statement(&ActionDecided {
@@ -159,7 +149,10 @@ pub struct Session {
 struct Shared {
     id: SessionId,
     identity: Identity,
-    connection: String,
+    /// The subject and connection every decided action's event names,
+    /// shared by the session's write-ahead batches (no copy per batch).
+    subject: Arc<str>,
+    connection: Arc<str>,
     protocol: Protocol,
     recorder: SessionRecorder,
     approvals: Option<Arc<ApprovalDesk>>,
@@ -200,8 +193,9 @@ impl Session {
         Ok(Self {
             inner: Arc::new(Shared {
                 id: start.id,
+                subject: Arc::from(start.identity.subject.as_str()),
                 identity: start.identity,
-                connection: start.connection,
+                connection: Arc::from(start.connection),
                 protocol,
                 recorder,
                 approvals,
@@ -245,11 +239,13 @@ impl Session {
 
     /// An empty batch for this session's decisions.
     pub fn write_ahead(&self) -> WriteAhead {
-        WriteAhead::new(
-            self.inner.id,
-            &self.inner.identity.subject,
-            &self.inner.connection,
-        )
+        WriteAhead {
+            session: self.inner.id,
+            subject: self.inner.subject.clone(),
+            connection: self.inner.connection.clone(),
+            events: Vec::new(),
+            approvals: Vec::new(),
+        }
     }
 
     /// Makes what `w` holds durable (decisions in the evidence log, then
