@@ -256,7 +256,7 @@ pub enum Decided {
     ShadowDeny,
     /// Audit mode: would have needed approval, was let through.
     ShadowReview,
-    /// Not decided yet (a statement bound before its Execute decides it).
+    /// Not decided yet (an action prepared before the step that decides it).
     Undecided,
 }
 
