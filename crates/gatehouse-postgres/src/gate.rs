@@ -32,7 +32,9 @@ pub(crate) mod settings;
 mod verdict;
 mod verdicts;
 
-pub(crate) use poison::{poison_execute, poison_function_call, poison_parse, poison_query};
+pub(crate) use poison::{
+    poison_bind, poison_execute, poison_function_call, poison_parse, poison_query, RESERVED_PREFIX,
+};
 pub(crate) use verdict::{Flavour, Prepared, Verdict};
 
 use verdicts::VerdictCache;

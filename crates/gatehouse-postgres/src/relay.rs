@@ -10,8 +10,7 @@ use crate::codec::{frontend, FrameError, FrameScanner};
 use crate::ending::{stopped, Ending};
 use crate::refusals;
 use crate::tracker::{
-    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked,
-    Answered, Pause, Tracker,
+    backend_inspects, backend_inspects_masked, frontend_inspects, Answered, Pause, Tracker,
 };
 use bytes::{Buf, BytesMut};
 use gatehouse_core::SessionEndReason;
@@ -73,7 +72,6 @@ where
             limits.max_message_size,
             tracker,
             session,
-            masked,
             &notices,
             &mut cancelled,
         );
@@ -142,7 +140,6 @@ async fn client_to_backend<R, W>(
     max_message: u32,
     tracker: &Mutex<Tracker>,
     session: &Session,
-    masked: bool,
     notices: &tokio::sync::mpsc::Sender<BytesMut>,
     cancelled: &mut watch::Receiver<u64>,
 ) -> Ending
@@ -151,11 +148,6 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut scanner = FrameScanner::new(max_message);
-    let inspects = if masked {
-        frontend_inspects_masked
-    } else {
-        frontend_inspects
-    };
     let counters = session.counters();
     let mut write_ahead = session.write_ahead();
     let mut first = !buf.is_empty();
@@ -188,7 +180,9 @@ where
             let scanned = {
                 let mut t = lock(tracker);
                 let w = &mut write_ahead;
-                scanner.scan(&buf, inspects, |ty, body| t.on_frontend(ty, body, w))
+                scanner.scan(&buf, frontend_inspects, |ty, body| {
+                    t.on_frontend(ty, body, w)
+                })
             };
             let s = match scanned {
                 Ok(Ok(s)) => s,

@@ -24,9 +24,7 @@ use gatehouse_core::{
 use gatehouse_mask::MaskTally;
 use gatehouse_session::{ApprovalStep, DecidedAction, WriteAhead};
 use gatehouse_sql::StatementAnalysis;
-pub(crate) use inspects::{
-    backend_inspects, backend_inspects_masked, frontend_inspects, frontend_inspects_masked,
-};
+pub(crate) use inspects::{backend_inspects, backend_inspects_masked, frontend_inspects};
 use pending::{copy_out, InFlight, Pending, Portal, ResultSource};
 use record::{param_text, unknown_statement_decision};
 use std::collections::{HashMap, VecDeque};
@@ -289,7 +287,7 @@ impl Tracker {
         match ty {
             fe::QUERY => self.on_query(body, w),
             fe::PARSE => self.on_parse(body, w),
-            fe::BIND => self.on_bind(body),
+            fe::BIND => self.on_bind(body, w),
             fe::DESCRIBE => self.on_describe(body),
             fe::EXECUTE => self.on_execute(body, w),
             fe::SYNC => self.on_sync(),
@@ -353,8 +351,13 @@ impl Tracker {
                 Ok(Flow::Forward)
             }
             be::COMMAND_COMPLETE => self.on_command_complete(body, finished),
-            be::PARSE_COMPLETE | be::BIND_COMPLETE => {
-                self.confirmed();
+            be::PARSE_COMPLETE | be::BIND_COMPLETE | be::CLOSE_COMPLETE => {
+                if let Some(flow) = self.added_answered() {
+                    return Ok(flow);
+                }
+                if ty != be::CLOSE_COMPLETE {
+                    self.confirmed();
+                }
                 Ok(Flow::Forward)
             }
             be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED => {
@@ -370,6 +373,7 @@ impl Tracker {
 mod backend;
 mod frontend;
 mod inspects;
+mod kept_back;
 mod names;
 mod pending;
 mod record;

@@ -375,9 +375,9 @@ fn a_name_runs_what_the_server_holds_under_it_and_the_log_says_so() {
     let ci = h.token("ci-deploy", &["ci"], "1h");
     let alice = h.token("alice", &["dba-leads"], "1h");
 
-    // 3. Parse s1 = an unbounded DELETE (needs approval: the Parse alone runs
-    // nothing and reaches the server), then s1 = SELECT 1, which the server
-    // refuses (the name is taken), then Execute s1.
+    // 3. Parse s1 = an unbounded DELETE (needs approval: the server holds a
+    // stand-in under s1), then s1 = SELECT 1, which the server refuses (the
+    // name is taken), then Execute s1.
     let mut raw = Raw::login(&h, &ci);
     raw.send(&[parse("s1", "DELETE FROM orders"), sync()]);
     raw.until_ready(1);
@@ -456,6 +456,108 @@ fn a_name_runs_what_the_server_holds_under_it_and_the_log_says_so() {
         "5",
         "a failed PREPARE stopped the rest of the string"
     );
+}
+
+/// A Bind of `statement` to the unnamed portal with one text parameter.
+fn bind_text(statement: &str, value: &str) -> Vec<u8> {
+    let mut b = cstrs(&[b"", statement.as_bytes()]);
+    b.extend_from_slice(&0i16.to_be_bytes()); // parameter formats: text
+    b.extend_from_slice(&1i16.to_be_bytes());
+    b.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    b.extend_from_slice(value.as_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes()); // result formats
+    msg(b'B', &b)
+}
+
+/// The text of every column of every DataRow, in order.
+fn row_values(got: &[(u8, Vec<u8>)]) -> Vec<String> {
+    let mut values = Vec::new();
+    for (_, body) in got.iter().filter(|(ty, _)| *ty == b'D') {
+        let mut at = 2;
+        for _ in 0..i16::from_be_bytes([body[0], body[1]]) {
+            let len = i32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+            at += 4;
+            if len < 0 {
+                values.push("<null>".into());
+                continue;
+            }
+            let len = len as usize;
+            values.push(String::from_utf8_lossy(&body[at..at + len]).into());
+            at += len;
+        }
+    }
+    values
+}
+
+#[test]
+fn a_statement_held_for_approval_reaches_the_server_only_once_approved() {
+    let h = starter();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let held = "DELETE FROM orders WHERE note = $1 OR true";
+    let on_server = |raw: &mut Raw| {
+        raw.send(&[query(
+            b"SELECT name || ': ' || statement FROM pg_prepared_statements ORDER BY name",
+        )]);
+        row_values(&raw.until_ready(1))
+    };
+
+    // The Parse needs approval (an always-true WHERE): the server holds a
+    // stand-in under the name; a Describe is still answered as for the
+    // statement itself (one text parameter, no rows).
+    let mut raw = Raw::login(&h, &ci);
+    let mut describe = vec![b'S'];
+    describe.extend_from_slice(b"s1\0");
+    raw.send(&[parse("s1", held), msg(b'D', &describe), sync()]);
+    let got = raw.until_ready(1);
+    let types: Vec<u8> = got.iter().map(|(ty, _)| *ty).collect();
+    assert_eq!(types, b"1tnZ", "{got:?}");
+    let params = &got[1].1;
+    assert_eq!(params[..2], 1i16.to_be_bytes(), "one parameter");
+    assert_eq!(params[2..6], 25u32.to_be_bytes(), "of type text");
+    assert_eq!(
+        on_server(&mut raw),
+        ["s1: "],
+        "the DELETE reached the server"
+    );
+
+    // Its Bind, with a parameter, is decided: refused, a request filed.
+    raw.send(&[bind_text("s1", "o1"), execute(""), sync()]);
+    let got = errors(&raw.until_ready(1));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].1.contains("approval required"), "{got:?}");
+    let at = got[0].1.find("request ").unwrap() + 8;
+    let id = got[0].1[at..at + 36].to_string();
+    assert_eq!(on_server(&mut raw), ["s1: "]);
+    assert_eq!(orders(&h), "5");
+
+    // Approved, the same Bind takes the statement to the server and runs it once.
+    let out = h.cli(&["approvals", "approve", &id, "--token", &alice]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    raw.send(&[bind_text("s1", "o1"), execute(""), sync()]);
+    let got = raw.until_ready(1);
+    assert!(errors(&got).is_empty(), "{got:?}");
+    let types: Vec<u8> = got.iter().map(|(ty, _)| *ty).collect();
+    assert_eq!(
+        types, b"2CZ",
+        "only the Bind's answer, then the DELETE's: {got:?}"
+    );
+    assert_eq!(orders(&h), "0");
+    assert_eq!(on_server(&mut raw), [format!("s1: {held}")]);
+    raw.send(&[bind_text("s1", "o2"), execute(""), sync()]);
+    let got = errors(&raw.until_ready(1));
+    assert!(got[0].1.contains("approval required"), "used once: {got:?}");
+
+    // The gateway's own names are not the client's to use.
+    raw.send(&[parse("gatehouse refused statement", "SELECT 1"), sync()]);
+    let got = errors(&raw.until_ready(1));
+    assert!(got[0].1.contains("are the gateway's own"), "{got:?}");
+    raw.send(&[query(
+        b"PREPARE \"gatehouse refused statement\" AS SELECT 1",
+    )]);
+    let got = errors(&raw.until_ready(1));
+    assert!(got[0].1.contains("are the gateway's own"), "{got:?}");
+    assert_eq!(on_server(&mut raw), [format!("s1: {held}")]);
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub mod backend {
     pub const PARSE_COMPLETE: u8 = b'1';
     /// BindComplete.
     pub const BIND_COMPLETE: u8 = b'2';
+    /// CloseComplete.
+    pub const CLOSE_COMPLETE: u8 = b'3';
     /// RowDescription.
     pub const ROW_DESCRIPTION: u8 = b'T';
     /// NoData.

@@ -29,6 +29,20 @@ impl Gate {
             v.recorded = analysis.redacted.as_deref().map(Arc::from);
             return (v, None, true);
         }
+        // The gateway's own statement names (its poisons) are not the client's.
+        let reserved = analysis
+            .statements
+            .iter()
+            .filter_map(|st| st.prepares.as_deref())
+            .find(|name| name.starts_with(RESERVED_PREFIX));
+        if let Some(name) = reserved {
+            let mut v = self.refuse(format!(
+                "PREPARE {name:?}: statement names beginning with {RESERVED_PREFIX:?} are the \
+                 gateway's own; use another name"
+            ));
+            v.recorded = analysis.redacted.as_deref().map(Arc::from);
+            return (v, None, true);
+        }
         // Session state: never from the cache (a search path change must be
         // seen each time it runs).
         let cacheable = analysis.statements.iter().all(|st| {

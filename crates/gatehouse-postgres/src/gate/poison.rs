@@ -8,6 +8,12 @@ use bytes::{BufMut, BytesMut};
 /// The text sent to the backend in place of a refused statement: a comment
 /// that says what happened, then a lone operator, a certain syntax error.
 const POISON_SQL: &str = "/* gatehouse refused this statement by policy */ !";
+/// What the names of the gateway's own statements and portals begin with;
+/// a client's Parse or Bind of such a name is refused, so none of them can
+/// exist on the server but the gateway's.
+pub(crate) const RESERVED_PREFIX: &str = "gatehouse ";
+/// A statement that never exists, for refused Binds.
+const POISON_STATEMENT: &str = "gatehouse refused statement";
 /// A portal that never exists, for refused Executes.
 const POISON_PORTAL: &str = "gatehouse refused portal";
 
@@ -27,6 +33,22 @@ pub(crate) fn poison_parse(name: &str) -> BytesMut {
     put_cstr(&mut out, name);
     put_cstr(&mut out, POISON_SQL);
     out.put_i16(0);
+    finish(&mut out, start);
+    out
+}
+
+/// A Bind of a statement that does not exist, and that would fail even if
+/// it did: two parameter formats for no parameters.
+pub(crate) fn poison_bind() -> BytesMut {
+    let mut out = BytesMut::with_capacity(64);
+    let start = begin(&mut out, b'B');
+    put_cstr(&mut out, "");
+    put_cstr(&mut out, POISON_STATEMENT);
+    out.put_i16(2); // parameter format codes
+    out.put_i16(0);
+    out.put_i16(0);
+    out.put_i16(0); // parameters
+    out.put_i16(0); // result format codes
     finish(&mut out, start);
     out
 }

@@ -104,4 +104,7 @@ pub(crate) struct Prepared {
     pub(crate) parse_id: u64,
     /// Its result columns, once the backend described them.
     pub(crate) columns: Option<Arc<[crate::mask::Column]>>,
+    /// Needs approval and not yet approved: the client's Parse (its body),
+    /// kept back from the server, which holds a stand-in under the name.
+    pub(crate) kept_back: Option<bytes::Bytes>,
 }

@@ -98,14 +98,18 @@ impl Tracker {
                     self.complete_front(finished);
                 }
             }
-            Some(Pending::Sync | Pending::Describe { .. } | Pending::Define(_)) => {
+            Some(
+                Pending::Sync | Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_),
+            ) => {
                 // Parse, Bind or Describe failed before any Execute of this batch.
                 match self.pending.front() {
-                    Some(Pending::Describe { .. }) => {
+                    Some(Pending::Describe { .. } | Pending::Added(None)) => {
                         self.pending.pop_front();
                     }
-                    Some(Pending::Define(_)) => {
-                        if let Some(Pending::Define(d)) = self.pending.pop_front() {
+                    Some(Pending::Define(_) | Pending::Added(Some(_))) => {
+                        if let Some(Pending::Define(d) | Pending::Added(Some(d))) =
+                            self.pending.pop_front()
+                        {
                             self.not_defined(d);
                         }
                     }
@@ -138,10 +142,10 @@ impl Tracker {
         loop {
             match self.pending.front() {
                 Some(Pending::Statement(s)) if s.kind == Flavour::Extended => {}
-                Some(Pending::Describe { .. } | Pending::Define(_)) => {}
+                Some(Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_)) => {}
                 _ => break,
             }
-            if let Some(Pending::Define(d)) = self.pending.pop_front() {
+            if let Some(Pending::Define(d) | Pending::Added(Some(d))) = self.pending.pop_front() {
                 self.not_defined(d);
             }
         }
@@ -154,7 +158,7 @@ impl Tracker {
             Some(Pending::Sync) => {
                 self.pending.pop_front();
             }
-            Some(Pending::Describe { .. } | Pending::Define(_)) | None => {}
+            Some(Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_)) | None => {}
         }
         Ok(Flow::Forward)
     }

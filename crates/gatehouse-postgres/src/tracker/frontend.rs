@@ -29,11 +29,14 @@ impl Tracker {
         ))
     }
 
-    /// A Parse: decided now (approval waits for each Execute); its name holds
-    /// the statement once the server confirms it.
+    /// A Parse: decided now; its name holds the statement once the server
+    /// confirms it. One that needs approval is kept back (`kept_back.rs`).
     pub(super) fn on_parse(&mut self, body: &[u8], w: &mut WriteAhead) -> Result<Flow, CodecError> {
         let p = parse_parse(body)?;
-        let (verdict, analysis) = self.gate.decide_text(p.query, Flavour::Extended);
+        let (verdict, analysis) = match reserved(p.name) {
+            Some(refusal) => (self.gate.refuse(refusal), None),
+            None => self.gate.decide_text(p.query, Flavour::Extended),
+        };
         let text = self.text_of(p.query, &verdict);
         self.last_parse = Some(text.clone());
         // Needing approval is decided at each Execute, with its
@@ -74,7 +77,12 @@ impl Tracker {
                 needs_approval,
                 parse_id,
                 columns: None,
+                kept_back: None,
             };
+            // Needing approval, it does not reach the server until approved.
+            if needs_approval {
+                return Ok(self.keep_back(p.name, body, prepared));
+            }
             self.define(p.name, names::Defined::Statement(prepared));
             Ok(Flow::Forward)
         }
@@ -82,8 +90,21 @@ impl Tracker {
 
     /// A Bind: the portal takes the statement and its parameters once the
     /// server confirms it.
-    pub(super) fn on_bind(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
+    pub(super) fn on_bind(&mut self, body: &[u8], w: &mut WriteAhead) -> Result<Flow, CodecError> {
         let b = parse_bind(body)?;
+        if let Some(refusal) = reserved(b.portal) {
+            let text = Arc::from(format!("<portal {:?}>", b.portal));
+            let verdict = self.gate.refuse(refusal);
+            return Ok(self.gated(
+                w,
+                Flavour::Extended,
+                text,
+                Vec::new(),
+                verdict,
+                gate::poison_bind,
+                ResultSource::default(),
+            ));
+        }
         let statement = match self.statement_named(b.statement) {
             names::Named::Known(p) => p.clone(),
             names::Named::Ambiguous => Prepared {
@@ -105,6 +126,7 @@ impl Tracker {
                 needs_approval: false,
                 parse_id: 0,
                 columns: None,
+                kept_back: None,
             },
             // A statement made by SQL PREPARE, or one the gateway never saw:
             // generation 0 makes the Execute decide it.
@@ -123,6 +145,7 @@ impl Tracker {
                     needs_approval: false,
                     parse_id: 0,
                     columns: None,
+                    kept_back: None,
                 }
             }
         };
@@ -153,6 +176,19 @@ impl Tracker {
         };
         let bind_id = self.new_id();
         let formats = ResultFormats::from_codes(b.result_formats);
+        if statement.kept_back.is_some() {
+            let kept = kept_back::KeptBind {
+                portal: b.portal,
+                statement_name: b.statement,
+                statement,
+                params,
+                fingerprint,
+                bind_id,
+                formats,
+                body,
+            };
+            return Ok(self.bind_kept_back(kept, w));
+        }
         let portal = Portal {
             statement,
             params,
@@ -160,17 +196,21 @@ impl Tracker {
             bind_id,
             formats,
             columns: None,
+            approved: None,
         };
         self.define(b.portal, names::Defined::Portal(portal));
         Ok(Flow::Forward)
     }
 
-    /// A Describe (seen only under masking): its answer is matched to the
-    /// Parse or Bind it asked about.
+    /// A Describe: under masking its answer is matched to the Parse or Bind
+    /// it asked about; a kept-back statement is described from a copy.
     pub(super) fn on_describe(&mut self, body: &[u8]) -> Result<Flow, CodecError> {
         let (parse_id, bind_id) = match parse_describe(body)? {
             DescribeTarget::Statement(n) => match self.statement_named(n) {
-                names::Named::Known(p) => (p.parse_id, 0),
+                names::Named::Known(p) => match p.kept_back.clone() {
+                    Some(kept) => return Ok(self.describe_kept_back(&kept, p.parse_id)),
+                    None => (p.parse_id, 0),
+                },
                 _ => (0, 0),
             },
             DescribeTarget::Portal(n) => match self.portal_named(n) {
@@ -178,8 +218,10 @@ impl Tracker {
                 _ => (0, 0),
             },
         };
-        self.pending
-            .push_back(Pending::Describe { parse_id, bind_id });
+        if self.masking.active {
+            self.pending
+                .push_back(Pending::Describe { parse_id, bind_id });
+        }
         Ok(Flow::Forward)
     }
 
@@ -219,6 +261,7 @@ impl Tracker {
         };
         let (st, params) = (portal.statement.clone(), portal.params.clone());
         let fingerprint = portal.fingerprint.clone();
+        let approved = portal.approved.clone();
         let result = match &portal.columns {
             Some(c) => ResultSource {
                 columns: Some(c.clone()),
@@ -240,6 +283,8 @@ impl Tracker {
         // A refused one is poisoned here too: a statement of the same name made
         // earlier may still exist on the backend and must not run in its place.
         let verdict = match (&st.analysis, fingerprint) {
+            // Approved at its Bind (kept back until then): runs on that.
+            _ if approved.is_some() => approved.map(|v| *v),
             // Needs approval: decided now, with its parameters.
             (Some(a), Some(fingerprint)) if st.needs_approval => {
                 Some(self.next_verdict.take().unwrap_or_else(|| {
@@ -346,4 +391,15 @@ impl Tracker {
         self.terminated = true;
         Ok(Flow::Forward)
     }
+}
+
+/// Why a client may not use this statement or portal name: it is one of
+/// the gateway's own.
+fn reserved(name: &str) -> Option<String> {
+    name.starts_with(gate::RESERVED_PREFIX).then(|| {
+        format!(
+            "statement and portal names beginning with {:?} are the gateway's own; use another name",
+            gate::RESERVED_PREFIX
+        )
+    })
 }

@@ -3,18 +3,15 @@
 
 use crate::codec::msg::{backend as be, frontend as fe};
 
-/// Frontend message types the tracker needs to see whole.
+/// Frontend message types the tracker needs to see whole (a Describe: a
+/// statement kept back from the server is described by the gateway's own
+/// means, and with masking each answer tells a result's columns).
 pub(crate) fn frontend_inspects(ty: u8) -> bool {
     use fe::*;
     matches!(
         ty,
-        QUERY | PARSE | BIND | EXECUTE | SYNC | CLOSE | FUNCTION_CALL | TERMINATE
+        QUERY | PARSE | BIND | DESCRIBE | EXECUTE | SYNC | CLOSE | FUNCTION_CALL | TERMINATE
     )
-}
-
-/// With masking, Describe too (to know each result's columns).
-pub(crate) fn frontend_inspects_masked(ty: u8) -> bool {
-    frontend_inspects(ty) || ty == fe::DESCRIBE
 }
 
 /// Backend message types the tracker needs to see whole.
@@ -30,6 +27,7 @@ pub(crate) fn backend_inspects(ty: u8) -> bool {
             | PARAMETER_STATUS
             | PARSE_COMPLETE
             | BIND_COMPLETE
+            | CLOSE_COMPLETE
     )
 }
 

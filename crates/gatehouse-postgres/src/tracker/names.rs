@@ -49,6 +49,15 @@ pub(super) enum Defined {
 }
 
 impl Definition {
+    /// What `name` (as the server keys it) will hold once confirmed.
+    pub(super) fn new(name: &str, what: Defined) -> Self {
+        Self {
+            name: server_name(name).to_string(),
+            what,
+            closed: false,
+        }
+    }
+
     /// A Describe answered before this definition was confirmed.
     pub(super) fn described(
         &mut self,
@@ -96,7 +105,7 @@ fn named<'a, T>(
     for p in pending.iter().rev() {
         match p {
             Pending::Sync => same_batch = false,
-            Pending::Define(d) if d.name == name => {
+            Pending::Define(d) | Pending::Added(Some(d)) if d.name == name => {
                 if let Some(defined) = pick(&d.what) {
                     if d.closed {
                         return Named::Unknown;
@@ -138,11 +147,8 @@ impl Tracker {
 
     /// Queues a definition until the server confirms it.
     pub(super) fn define(&mut self, name: &str, what: Defined) {
-        self.pending.push_back(Pending::Define(Definition {
-            name: server_name(name).to_string(),
-            what,
-            closed: false,
-        }));
+        self.pending
+            .push_back(Pending::Define(Definition::new(name, what)));
     }
 
     /// A Close: forgotten at once (if the Close is skipped the server keeps
@@ -158,7 +164,7 @@ impl Tracker {
             self.portals.remove(name);
         }
         for p in self.pending.iter_mut() {
-            if let Pending::Define(d) = p {
+            if let Pending::Define(d) | Pending::Added(Some(d)) = p {
                 if d.name == name && matches!(d.what, Defined::Statement(_)) == statement {
                     d.closed = true;
                 }
@@ -198,19 +204,24 @@ impl Tracker {
     pub(super) fn confirmed(&mut self) {
         if let Some(Pending::Define(_)) = self.pending.front() {
             if let Some(Pending::Define(d)) = self.pending.pop_front() {
-                if d.closed {
-                    return;
-                }
-                match d.what {
-                    Defined::Statement(s) => {
-                        // The name now means this statement for SQL EXECUTE too.
-                        self.gate.forget_sql_prepared(Some(&d.name));
-                        self.prepared.insert(d.name, s);
-                    }
-                    Defined::Portal(p) => {
-                        self.portals.insert(d.name, p);
-                    }
-                }
+                self.confirm(d);
+            }
+        }
+    }
+
+    /// A definition the server confirmed holds (unless closed since).
+    pub(super) fn confirm(&mut self, d: Definition) {
+        if d.closed {
+            return;
+        }
+        match d.what {
+            Defined::Statement(s) => {
+                // The name now means this statement for SQL EXECUTE too.
+                self.gate.forget_sql_prepared(Some(&d.name));
+                self.prepared.insert(d.name, s);
+            }
+            Defined::Portal(p) => {
+                self.portals.insert(d.name, p);
             }
         }
     }

@@ -64,6 +64,9 @@ pub(super) enum Pending {
     },
     /// A Parse or Bind: its name holds what it defines once the backend confirms.
     Define(names::Definition),
+    /// A message the gateway added (`kept_back.rs`): its answer is not
+    /// passed on; a definition it carries holds once confirmed.
+    Added(Option<names::Definition>),
 }
 
 pub(super) struct Portal {
@@ -76,4 +79,7 @@ pub(super) struct Portal {
     /// Its columns with their real formats, once a Describe of the portal
     /// was answered.
     pub(super) columns: Option<Arc<[Column]>>,
+    /// Approved at its Bind (a statement kept back): the verdict its
+    /// Executes run on, the approval already taken.
+    pub(super) approved: Option<Box<crate::gate::Verdict>>,
 }
