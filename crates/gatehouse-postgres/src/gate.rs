@@ -130,6 +130,12 @@ impl Gate {
     /// changes of it (borrowed when they change nothing).
     fn path_after(&self, statements: &[Arc<StatementAnalysis>]) -> Cow<'_, SearchPath> {
         let mut path = Cow::Borrowed(&self.search_path);
+        // A temporary relation: the server searches the session's temporary
+        // schema first, so an unqualified name may now mean one there too
+        // (for good: the path only grows).
+        if statements.iter().any(|s| s.flags.temporary) {
+            path = Cow::Owned(path.with_temporary());
+        }
         for change in statements.iter().flat_map(|s| s.settings.iter()) {
             match change.name.as_deref() {
                 Some("search_path") => {

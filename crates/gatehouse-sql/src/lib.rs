@@ -82,6 +82,11 @@ pub struct Flags {
     pub locks_rows: bool,
     /// Procedural code whose body the gateway cannot see into (DO, CALL, CREATE FUNCTION).
     pub opaque_code: bool,
+    /// Creates (or names) a relation in the session's temporary schema
+    /// (`CREATE TEMP TABLE`, `SELECT … INTO TEMP`, `pg_temp.x`), which the
+    /// server searches before the path for unqualified names.
+    #[serde(default)]
+    pub temporary: bool,
 }
 
 /// The analysis of one statement.

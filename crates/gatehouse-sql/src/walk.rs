@@ -277,6 +277,11 @@ impl Walker {
         }
         match v {
             Value::Object(m) if is_range_var(m) => {
+                if str_field(v, "relpersistence") == "t"
+                    || str_field(v, "schemaname").starts_with("pg_temp")
+                {
+                    self.flags.temporary = true;
+                }
                 if let Some(t) = self.table_of(v) {
                     let kind = self.target.unwrap_or(ActionKind::Select);
                     self.action(kind, Some(t), None);

@@ -923,6 +923,46 @@ when { resource.schema == "public" };
 }
 
 #[test]
+fn a_name_the_session_made_temporary_is_decided_in_the_temporary_schema_too() {
+    let h = Harness::with(Options {
+        policy: Some(
+            r#"
+@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
+@id("ddl") permit (principal, action == Gatehouse::Action::"ddl", resource);
+@id("public-reads") permit (principal, action == Gatehouse::Action::"select", resource is Gatehouse::Table)
+when { resource.schema == "public" };
+"#
+            .into(),
+        ),
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE public.orders (id int, note text);
+             INSERT INTO public.orders VALUES (1, 'public');
+             GRANT ALL ON public.orders TO app_owner;",
+        )
+        .unwrap();
+    let agent = h.token("agent-7", &["agents"], "1h");
+    // The server searches the session's temporary schema first: once the
+    // session has one, `orders` may mean pg_temp.orders, and is decided so.
+    let out = h
+        .psql_cmd(&agent, "app-db")
+        .args(["-v", "ON_ERROR_STOP=0"])
+        .args(["-c", "SELECT note FROM orders"])
+        .args(["-c", "CREATE TEMP TABLE orders (id int, note text)"])
+        .args(["-c", "SELECT note FROM orders"])
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&out), stderr(&out));
+    assert!(out.contains("public"), "{out} {err}");
+    assert!(out.contains("CREATE TABLE"), "{out} {err}");
+    assert_eq!(err.matches("ERROR").count(), 1, "{err}");
+    assert!(err.contains("pg_temp.orders"), "the second read: {err}");
+}
+
+#[test]
 fn a_qualified_name_that_calls_a_function_is_decided_as_the_call() {
     let h = starter();
     h.cluster

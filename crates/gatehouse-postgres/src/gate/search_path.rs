@@ -3,6 +3,9 @@
 
 use gatehouse_sql::SettingValue;
 
+/// The session's temporary schema, as a path names it.
+const TEMPORARY: &str = "pg_temp";
+
 /// Where unqualified table names may resolve in a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SearchPath {
@@ -47,6 +50,11 @@ impl SearchPath {
 }
 
 impl SearchPath {
+    /// The path once the session has a temporary schema (`pg_temp`).
+    pub(crate) fn with_temporary(&self) -> SearchPath {
+        self.changed(&SettingValue::List(vec![TEMPORARY.into()]), "")
+    }
+
     /// The path once the session's role becomes `role` (`SET ROLE`,
     /// `SET SESSION AUTHORIZATION`): `$user` may now name that role's schema.
     pub(crate) fn changed_user(&self, role: &SettingValue) -> SearchPath {
