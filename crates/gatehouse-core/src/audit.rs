@@ -50,6 +50,11 @@ pub enum EventKind {
     GatewayStopped,
     /// An access review was signed off.
     AccessReview,
+    /// A masking detector found a sensitive column; column masking now
+    /// protects it.
+    SensitiveColumnFound,
+    /// An operator removed a found sensitive column.
+    SensitiveColumnRemoved,
 }
 
 impl EventKind {
@@ -73,6 +78,8 @@ impl EventKind {
             Self::GatewayStarted => "gateway_started",
             Self::GatewayStopped => "gateway_stopped",
             Self::AccessReview => "access_review",
+            Self::SensitiveColumnFound => "sensitive_column_found",
+            Self::SensitiveColumnRemoved => "sensitive_column_removed",
         }
     }
 }
@@ -430,6 +437,46 @@ impl AuditEvent {
                 "token_id": t.id,
                 "identity": t.identity,
                 "revoked_at": t.revoked_at,
+            }),
+        )
+    }
+
+    /// A masking detector found a sensitive column.
+    pub fn sensitive_column_found(c: &crate::SensitiveColumn) -> Self {
+        let mut payload = json!({
+            "column_id": c.id,
+            "connection": c.connection,
+            "schema": c.schema,
+            "table": c.table,
+            "column": c.column,
+            "detector": c.detector,
+            "found_by": c.found_by.as_str(),
+        });
+        if let Some(who) = &c.found_for {
+            payload["identity"] = json!(who);
+        }
+        if let Some(s) = c.session {
+            payload["session_id"] = json!(s.to_string());
+        }
+        if let Some((hits, sampled)) = c.sampled {
+            payload["hits"] = json!(hits);
+            payload["sampled"] = json!(sampled);
+        }
+        event(EventKind::SensitiveColumnFound, payload)
+    }
+
+    /// An operator (`by`) removed a found sensitive column.
+    pub fn sensitive_column_removed(c: &crate::SensitiveColumn, by: &str) -> Self {
+        event(
+            EventKind::SensitiveColumnRemoved,
+            json!({
+                "column_id": c.id,
+                "connection": c.connection,
+                "schema": c.schema,
+                "table": c.table,
+                "column": c.column,
+                "detector": c.detector,
+                "removed_by": by,
             }),
         )
     }

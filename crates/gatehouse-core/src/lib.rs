@@ -12,6 +12,7 @@ mod audit;
 mod error;
 mod identity;
 mod recorder;
+mod sensitive_columns;
 mod session;
 mod store;
 mod time;
@@ -29,6 +30,7 @@ pub use audit::{
 pub use error::StoreError;
 pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
 pub use recorder::{RecorderClosed, RecorderStop, SessionRecorder, StartError};
+pub use sensitive_columns::{FoundBy, SensitiveColumn, SensitiveColumns, SensitiveColumnsError};
 pub use session::{
     ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, HttpExchange, MaskingSummary,
     SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId,

@@ -1,7 +1,7 @@
 use crate::{
-    ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SessionDetail, SessionEnd,
-    SessionFilter, SessionId, SessionStart, SessionSummary, StoreError, Timestamp, TokenId,
-    TokenRecord,
+    ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SensitiveColumn, SessionDetail,
+    SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary, StoreError, Timestamp,
+    TokenId, TokenRecord,
 };
 use async_trait::async_trait;
 
@@ -53,4 +53,12 @@ pub trait Store: Send + Sync + 'static {
         state: Option<ApprovalState>,
         limit: u32,
     ) -> Result<Vec<ApprovalRequest>, StoreError>;
+
+    /// Stores a found sensitive column (nothing when the same column of the
+    /// same connection is stored and not removed).
+    async fn save_sensitive_column(&self, column: &SensitiveColumn) -> Result<(), StoreError>;
+    /// The sensitive columns found and not removed.
+    async fn list_sensitive_columns(&self) -> Result<Vec<SensitiveColumn>, StoreError>;
+    /// Marks sensitive column `id` removed.
+    async fn remove_sensitive_column(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
 }

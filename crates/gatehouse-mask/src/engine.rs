@@ -106,6 +106,8 @@ pub enum Masked {
 pub struct MaskTally {
     detectors: Vec<u64>,
     rules: Vec<u64>,
+    /// The detector counted last (see [`MaskTally::take_last_detector`]).
+    last_detector: Option<usize>,
 }
 
 impl MaskTally {
@@ -123,6 +125,7 @@ impl MaskTally {
     pub fn clear(&mut self) {
         self.detectors.iter_mut().for_each(|n| *n = 0);
         self.rules.iter_mut().for_each(|n| *n = 0);
+        self.last_detector = None;
     }
 
     /// Adds another tally's counts.
@@ -135,6 +138,13 @@ impl MaskTally {
     /// (for example, a whole `inet` value).
     pub fn bump_detector(&mut self, i: usize) {
         bump(&mut self.detectors, i);
+        self.last_detector = Some(i);
+    }
+
+    /// The detector counted last since the previous call: which detector
+    /// masked (part of) a value, when a caller wants to know.
+    pub fn take_last_detector(&mut self) -> Option<usize> {
+        self.last_detector.take()
     }
 
     /// Counts one value masked by column rule `i`.
@@ -300,6 +310,7 @@ impl MaskingEngine {
         MaskTally {
             detectors: vec![0; self.detectors.len()],
             rules: vec![0; self.rules.len()],
+            last_detector: None,
         }
     }
 

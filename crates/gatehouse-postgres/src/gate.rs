@@ -163,11 +163,21 @@ impl Gate {
         self.session.as_ref().is_some_and(Session::takes_approvals)
     }
 
-    /// What a prepared statement's decision depends on besides its text: the
-    /// policy in force and the session's search path (one number: the
-    /// policy's generation high, the path's low).
+    /// What a statement's decision depends on besides its text: the policy
+    /// in force, the session's search path and the found sensitive columns
+    /// (one number: the policy's generation high; the other two only grow,
+    /// so their sum changes whenever either does).
     pub(crate) fn generation(&self) -> u64 {
-        (self.settings.policy.generation() << 32) | (self.path_generation & 0xffff_ffff)
+        self.generation_under(self.settings.policy.generation())
+    }
+
+    /// [`generation`](Self::generation) with the policy's generation given.
+    fn generation_under(&self, policy: u64) -> u64 {
+        let found = self
+            .column_guard
+            .as_ref()
+            .map_or(0, ColumnGuard::generation);
+        (policy << 32) | (self.path_generation.wrapping_add(found) & 0xffff_ffff)
     }
 
     /// Decides a query string (simple protocol) or a Parse (extended).
@@ -177,7 +187,8 @@ impl Gate {
         sql: &str,
         protocol: Flavour,
     ) -> (Verdict, Option<Arc<StatementAnalysis>>) {
-        let (engine, generation) = self.settings.policy.current();
+        let (engine, policy) = self.settings.policy.current();
+        let generation = self.generation_under(policy);
         let slot = usize::from(protocol != Flavour::Simple);
         if let Some(hit) = self.verdicts[slot].get(sql, generation) {
             return hit;
@@ -212,7 +223,7 @@ impl Gate {
             return self.settings_refusal(reason);
         }
         if verdict.refusal.is_none() {
-            if let Some(guard) = &self.column_guard {
+            if let Some(guard) = self.column_guard.as_ref().filter(|g| g.applies()) {
                 if let Some(view) = statements.iter().find_map(|s| reads_column_statistics(s)) {
                     return self.masking_refusal(format!(
                         "column masking rules apply, and `{view}` shows sample values of columns \

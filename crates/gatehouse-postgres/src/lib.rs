@@ -29,7 +29,7 @@ pub use backend::{BackendError, BackendPassword, BackendTarget, BackendTls};
 pub use gate::functions::FunctionCatalog;
 pub use gate::GateSettings;
 pub use limits::SessionLimits;
-pub use mask::ConnectionMasking;
+pub use mask::{ConnectionMasking, Discovery};
 pub use tls::{client_config_unverified, client_config_verified, server_config, TlsError};
 
 use cancel::CancelRegistry;

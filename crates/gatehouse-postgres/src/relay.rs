@@ -348,6 +348,9 @@ where
         if let Err(e) = flush(cw, &mut out, counters).await {
             return client_gone(e);
         }
+        for column in answered.found.drain(..) {
+            record_found(tracker, &column).await;
+        }
         for r in answered.finished.drain(..) {
             if session.finished(r).await.is_err() {
                 return Ending::new(
@@ -356,6 +359,30 @@ where
                 );
             }
         }
+    }
+}
+
+/// Logs and stores a column a detector found sensitive (it protects
+/// already). A failure is logged: the column stays protected until the
+/// gateway restarts, and the next result that shows it finds it again.
+async fn record_found(tracker: &Mutex<Tracker>, column: &gatehouse_core::SensitiveColumn) {
+    let columns = lock(tracker)
+        .masking
+        .discovery()
+        .map(|d| d.columns().clone());
+    let Some(columns) = columns else { return };
+    match columns.record(column).await {
+        Ok(()) => tracing::info!(
+            connection = %column.connection,
+            column = %column.qualified(),
+            detector = %column.detector,
+            "sensitive column found"
+        ),
+        Err(e) => tracing::error!(
+            connection = %column.connection,
+            column = %column.qualified(),
+            "a sensitive column found could not be recorded: {e}"
+        ),
     }
 }
 

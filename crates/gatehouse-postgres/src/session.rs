@@ -75,11 +75,12 @@ pub(crate) async fn run(
     gate.set_search_path(backend.search_path, &target.user);
     gate.set_function_names(function_names);
     gate.set_session(session.clone());
-    let masking = SessionMasking::new(
+    let mut masking = SessionMasking::new(
         settings.masking.get(&target.name).cloned(),
         settings.record_masking.clone(),
         &identity.groups,
     );
+    masking.found_for(&identity, session.id());
     gate.set_column_guard(masking.column_guard());
     let tracker = Mutex::new(Tracker::new(session.id(), gate, masking));
     let ending = if let Err(err) = crate::io::send(&mut client, &out).await {

@@ -59,6 +59,8 @@ pub(crate) struct Answered {
     /// gateway could not see into did it, so nothing of this read, or after
     /// it, is relayed.
     pub(crate) setting_changed: Option<String>,
+    /// Columns a detector found sensitive (protecting already), to log and store.
+    pub(crate) found: Vec<gatehouse_core::SensitiveColumn>,
 }
 
 /// What to do with a message the tracker saw.
@@ -232,6 +234,34 @@ impl Tracker {
         }
     }
 
+    /// [`gated`](Self::gated) for an Execute: its poison closes the poison
+    /// portal first, and that Close's answer is the gateway's.
+    fn gated_execute(
+        &mut self,
+        w: &mut WriteAhead,
+        text: Arc<str>,
+        params: Vec<Option<String>>,
+        verdict: gate::Verdict,
+        result: ResultSource,
+    ) -> Flow {
+        let flow = self.gated(
+            w,
+            Flavour::Extended,
+            text,
+            params,
+            verdict,
+            gate::poison_execute,
+            result,
+        );
+        if matches!(flow, Flow::Replace(_)) {
+            if let Some(refused) = self.pending.pop_back() {
+                self.pending.push_back(Pending::Added(None));
+                self.pending.push_back(refused);
+            }
+        }
+        flow
+    }
+
     /// Notes the SQL `PREPARE`s of the statement just queued.
     fn note_sql_prepares(&mut self, prepares: Vec<(usize, Arc<StatementAnalysis>)>) {
         if prepares.is_empty() {
@@ -284,7 +314,7 @@ impl Tracker {
         body: &[u8],
         w: &mut WriteAhead,
     ) -> Result<Flow, CodecError> {
-        match ty {
+        let flow = match ty {
             fe::QUERY => self.on_query(body, w),
             fe::PARSE => self.on_parse(body, w),
             fe::BIND => self.on_bind(body, w),
@@ -295,7 +325,10 @@ impl Tracker {
             fe::FUNCTION_CALL => self.on_function_call(body, w),
             fe::TERMINATE => self.on_terminate(),
             _ => Ok(Flow::Forward),
-        }
+        };
+        // A hold's outcome is for the message scanned again after it, only.
+        self.next_verdict = None;
+        flow
     }
 
     /// Notes a message the backend sent (only types for which
@@ -318,7 +351,9 @@ impl Tracker {
             self.masking.withholding = false;
         }
         if self.masking.active {
-            if let Some(flow) = self.mask_backend(ty, body)? {
+            let masked = self.mask_backend(ty, body)?;
+            answered.found.append(&mut self.masking.take_found());
+            if let Some(flow) = masked {
                 return Ok(flow);
             }
         }
@@ -355,7 +390,11 @@ impl Tracker {
                 if let Some(flow) = self.added_answered() {
                     return Ok(flow);
                 }
-                if ty != be::CLOSE_COMPLETE {
+                if ty == be::CLOSE_COMPLETE {
+                    if let Some(Pending::Close) = self.pending.front() {
+                        self.pending.pop_front();
+                    }
+                } else {
                     self.confirmed();
                 }
                 Ok(Flow::Forward)

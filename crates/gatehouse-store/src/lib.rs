@@ -6,14 +6,15 @@
 
 mod evidence;
 mod rows;
+mod sensitive_columns;
 
 pub use evidence::{Durability, SqliteEvidenceStore};
 
 use async_trait::async_trait;
 use gatehouse_core::{
-    ActionOutcome, ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SessionDetail,
-    SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary, Store, StoreError,
-    Timestamp, TokenId, TokenRecord,
+    ActionOutcome, ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SensitiveColumn,
+    SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary, Store,
+    StoreError, Timestamp, TokenId, TokenRecord,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -170,6 +171,18 @@ impl Store for SqliteStore {
         .await
         .map_err(unavailable)?;
         approvals_from(&bodies)
+    }
+
+    async fn save_sensitive_column(&self, column: &SensitiveColumn) -> Result<(), StoreError> {
+        sensitive_columns::save(&self.pool, column).await
+    }
+
+    async fn list_sensitive_columns(&self) -> Result<Vec<SensitiveColumn>, StoreError> {
+        sensitive_columns::list(&self.pool).await
+    }
+
+    async fn remove_sensitive_column(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        sensitive_columns::remove(&self.pool, id, at).await
     }
 
     async fn find_token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {

@@ -56,6 +56,20 @@ impl Store for FullDisk {
     async fn session(&self, id: SessionId) -> Result<Option<SessionDetail>, StoreError> {
         self.inner.session(id).await
     }
+    async fn save_sensitive_column(
+        &self,
+        c: &gatehouse_core::SensitiveColumn,
+    ) -> Result<(), StoreError> {
+        self.inner.save_sensitive_column(c).await
+    }
+    async fn list_sensitive_columns(
+        &self,
+    ) -> Result<Vec<gatehouse_core::SensitiveColumn>, StoreError> {
+        self.inner.list_sensitive_columns().await
+    }
+    async fn remove_sensitive_column(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.remove_sensitive_column(id, at).await
+    }
     async fn save_approval(&self, r: &ApprovalRequest) -> Result<(), StoreError> {
         self.inner.save_approval(r).await
     }

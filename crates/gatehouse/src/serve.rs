@@ -128,21 +128,29 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         }
         http_targets.insert(t.name.clone(), Arc::new(t));
     }
+    let sensitive_columns = Arc::new(
+        gatehouse_core::SensitiveColumns::open(store.clone(), audit.clone())
+            .await
+            .context("reading the found sensitive columns from the store")?,
+    );
     if let Some(key) = hash_key {
         for target in &config.connections {
             if let Some(spec) = config.masking.get(&target.name) {
                 let engine = spec
                     .engine(key.clone())
                     .with_context(|| format!("masking for connection {}", target.name))?;
-                masking.insert(
-                    target.name.clone(),
-                    Arc::new(ConnectionMasking::new(
-                        Arc::new(engine),
-                        spec.exempt_groups.clone(),
-                        spec.trusted_functions.clone(),
-                        target.clone(),
-                    )),
+                let mut connection_masking = ConnectionMasking::new(
+                    Arc::new(engine),
+                    spec.exempt_groups.clone(),
+                    spec.trusted_functions.clone(),
+                    target.clone(),
                 );
+                if spec.discover_columns {
+                    connection_masking = connection_masking.with_discovery(
+                        gatehouse_postgres::Discovery::new(sensitive_columns.clone(), &target.name),
+                    );
+                }
+                masking.insert(target.name.clone(), Arc::new(connection_masking));
             }
         }
     }

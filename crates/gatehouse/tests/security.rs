@@ -531,22 +531,42 @@ fn a_statement_held_for_approval_reaches_the_server_only_once_approved() {
     assert_eq!(on_server(&mut raw), ["s1: "]);
     assert_eq!(orders(&h), "5");
 
-    // Approved, the same Bind takes the statement to the server and runs it once.
+    // Approved, the same Bind takes the statement to the server and runs it
+    // once. A Close of the client's own goes first in the same write (as
+    // pgjdbc sends them): each answer still pairs with its message.
     let out = h.cli(&["approvals", "approve", &id, "--token", &alice]);
     assert!(out.status.success(), "{}", stderr(&out));
-    raw.send(&[bind_text("s1", "o1"), execute(""), sync()]);
+    let mut close = vec![b'S'];
+    close.extend_from_slice(b"nothing\0");
+    raw.send(&[
+        msg(b'C', &close),
+        bind_text("s1", "o1"),
+        execute(""),
+        sync(),
+    ]);
     let got = raw.until_ready(1);
     assert!(errors(&got).is_empty(), "{got:?}");
     let types: Vec<u8> = got.iter().map(|(ty, _)| *ty).collect();
     assert_eq!(
-        types, b"2CZ",
-        "only the Bind's answer, then the DELETE's: {got:?}"
+        types, b"32CZ",
+        "the Close's, the Bind's, then the DELETE's: {got:?}"
     );
     assert_eq!(orders(&h), "0");
     assert_eq!(on_server(&mut raw), [format!("s1: {held}")]);
     raw.send(&[bind_text("s1", "o2"), execute(""), sync()]);
     let got = errors(&raw.until_ready(1));
     assert!(got[0].1.contains("approval required"), "used once: {got:?}");
+
+    // A refused Execute's poison fails even where a cursor took its portal's name.
+    raw.send(&[query(
+        b"BEGIN; DECLARE \"gatehouse refused portal\" CURSOR WITH HOLD FOR SELECT 1; COMMIT",
+    )]);
+    raw.until_ready(1);
+    raw.send(&[execute("nope"), sync()]);
+    let got = raw.until_ready(1);
+    let types: Vec<u8> = got.iter().map(|(ty, _)| *ty).collect();
+    assert_eq!(types, b"EZ", "{got:?}");
+    assert!(errors(&got)[0].1.contains("no portal \"nope\""), "{got:?}");
 
     // The gateway's own names are not the client's to use.
     raw.send(&[parse("gatehouse refused statement", "SELECT 1"), sync()]);

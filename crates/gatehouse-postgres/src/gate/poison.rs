@@ -53,9 +53,14 @@ pub(crate) fn poison_bind() -> BytesMut {
     out
 }
 
-/// An Execute of a portal that does not exist.
+/// A Close of the poison portal (a client's cursor may have taken the
+/// name), then an Execute of it, which fails: the portal does not exist.
 pub(crate) fn poison_execute() -> BytesMut {
-    let mut out = BytesMut::with_capacity(40);
+    let mut out = BytesMut::with_capacity(80);
+    let start = begin(&mut out, b'C');
+    out.put_u8(b'P');
+    put_cstr(&mut out, POISON_PORTAL);
+    finish(&mut out, start);
     let start = begin(&mut out, b'E');
     put_cstr(&mut out, POISON_PORTAL);
     out.put_i32(0);

@@ -8,9 +8,11 @@
 //! gateway cannot see into.
 //!
 //! The check is by name, without the catalog, so it leans to refusing: a
-//! reference that *may* be a covered column counts as one.
+//! reference that *may* be a covered column counts as one. Columns the
+//! detectors found sensitive (`discovery.rs`) count as covered too.
 
-use gatehouse_mask::{name_matches, ColumnTarget, MaskingEngine};
+use super::discovery::Discovery;
+use gatehouse_mask::{name_matches, ColumnRule, ColumnTarget, MaskingEngine};
 use gatehouse_sql::{ColumnFlow, ColumnUse, StatementAnalysis, TableRef};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,20 +23,47 @@ pub(crate) struct ColumnGuard {
     engine: Arc<MaskingEngine>,
     /// Functions the operator trusts not to return covered columns (name patterns).
     trusted_functions: Arc<[String]>,
+    /// The connection's found sensitive columns, when discovery is on.
+    discovery: Option<Arc<Discovery>>,
 }
 
 impl ColumnGuard {
-    pub(crate) fn new(engine: Arc<MaskingEngine>, trusted_functions: Arc<[String]>) -> Self {
+    pub(crate) fn new(
+        engine: Arc<MaskingEngine>,
+        trusted_functions: Arc<[String]>,
+        discovery: Option<Arc<Discovery>>,
+    ) -> Self {
         Self {
             engine,
             trusted_functions,
+            discovery,
         }
+    }
+
+    /// Changes when the found columns do: decisions made before are stale.
+    pub(crate) fn generation(&self) -> u64 {
+        self.discovery.as_ref().map_or(0, |d| d.generation())
+    }
+
+    /// Whether any column is covered (by a rule, or found sensitive).
+    pub(crate) fn applies(&self) -> bool {
+        !self.engine.rules().is_empty()
+            || self
+                .discovery
+                .as_ref()
+                .is_some_and(|d| !d.rules().is_empty())
     }
 
     /// `Err(reason)` when the statement could carry a covered column's value
     /// out without its origin.
     pub(crate) fn check(&self, st: &StatementAnalysis) -> Result<(), String> {
-        let rules = self.engine.rules();
+        let found = self.discovery.as_ref().map(|d| d.rules());
+        let rules: Vec<&ColumnRule> = self
+            .engine
+            .rules()
+            .iter()
+            .chain(found.iter().flat_map(|f| f.iter()))
+            .collect();
         if rules.is_empty() {
             return Ok(());
         }
@@ -52,7 +81,7 @@ impl ColumnGuard {
                  (an operator may trust it with `trusted_functions` in [connection.masking])"
             ));
         }
-        Scope::new(self, st).check()
+        Scope::new(&rules, st).check()
     }
 
     fn trusted(&self, function: &str) -> bool {
@@ -64,7 +93,7 @@ impl ColumnGuard {
 
 /// One statement's relations against the rules.
 struct Scope<'a> {
-    guard: &'a ColumnGuard,
+    rules: &'a [&'a ColumnRule],
     /// Tables the statement names anywhere.
     tables: Vec<&'a TableRef>,
     flow: &'a ColumnFlow,
@@ -73,17 +102,15 @@ struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
-    fn new(guard: &'a ColumnGuard, st: &'a StatementAnalysis) -> Self {
+    fn new(rules: &'a [&'a ColumnRule], st: &'a StatementAnalysis) -> Self {
         let mut tables: Vec<&TableRef> =
             st.actions.iter().filter_map(|a| a.table.as_ref()).collect();
         tables.extend(st.columns.relations.iter().filter_map(|r| r.table.as_ref()));
-        let patterns = guard
-            .engine
-            .rules()
+        let patterns = rules
             .iter()
             .any(|r| matches!(r.target, ColumnTarget::Pattern(_)));
         Self {
-            guard,
+            rules,
             tables,
             flow: &st.columns,
             patterns,
@@ -133,7 +160,7 @@ impl<'a> Scope<'a> {
 
     /// The label of a rule that may cover the column `u` refers to.
     fn covering_rule(&self, u: &ColumnUse, renamed: &HashSet<String>) -> Option<&str> {
-        let rules = self.guard.engine.rules();
+        let rules = self.rules;
         if renamed.contains(&u.column.to_ascii_lowercase()) {
             return Some(
                 rules
@@ -172,11 +199,7 @@ impl<'a> Scope<'a> {
     }
 
     fn any_rule_in_reach(&self) -> bool {
-        self.guard
-            .engine
-            .rules()
-            .iter()
-            .any(|r| self.in_reach(&r.target))
+        self.rules.iter().any(|r| self.in_reach(&r.target))
     }
 
     /// A whole-row reference to `name`, when the statement has a relation of that name.
@@ -196,7 +219,7 @@ impl<'a> Scope<'a> {
     /// Refuses a whole-row reference (`c`, `c.*` or `*` outside a plain
     /// select list) to a relation that may hold a covered column.
     fn whole_row(&self, qualifier: Option<&str>) -> Result<(), String> {
-        let rules = self.guard.engine.rules();
+        let rules = self.rules;
         let matching: Vec<_> = self
             .flow
             .relations
@@ -263,7 +286,7 @@ mod tests {
             })
             .collect();
         let engine = MaskingEngine::new(Vec::new(), rules, HashKey::new([0; 32])).unwrap();
-        ColumnGuard::new(Arc::new(engine), Arc::from(vec!["app.*".to_string()]))
+        ColumnGuard::new(Arc::new(engine), Arc::from(vec!["app.*".to_string()]), None)
     }
 
     fn check(g: &ColumnGuard, sql: &str) -> Result<(), String> {

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod copy;
+mod discovery;
 mod errors;
 mod guard;
 mod plan;
@@ -13,13 +14,14 @@ mod types;
 mod values;
 
 pub(crate) use copy::CopyPlan;
+pub use discovery::Discovery;
 pub(crate) use guard::ColumnGuard;
 pub(crate) use plan::{parse_row_description, Column, ResultFormats, ResultPlan};
 
 use crate::backend::BackendTarget;
 use bytes::BytesMut;
 use catalog::{Catalog, TableInfo, TABLE_TTL};
-use gatehouse_core::MaskingSummary;
+use gatehouse_core::{Identity, MaskingSummary, SensitiveColumn, SessionId};
 use gatehouse_mask::{MaskTally, MaskingEngine, Scratch};
 use gatehouse_sql::TableRef;
 use std::collections::HashMap;
@@ -32,6 +34,8 @@ pub struct ConnectionMasking {
     exempt_groups: Vec<String>,
     trusted_functions: Arc<[String]>,
     catalog: Catalog,
+    /// Columns the detectors find sensitive become covered (when on).
+    discovery: Option<Arc<Discovery>>,
 }
 
 impl ConnectionMasking {
@@ -55,7 +59,14 @@ impl ConnectionMasking {
             exempt_groups,
             trusted_functions: trusted_functions.into(),
             catalog: Catalog::new(target),
+            discovery: None,
         }
+    }
+
+    /// Turns sensitive-column discovery on.
+    pub fn with_discovery(mut self, discovery: Discovery) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self
     }
 }
 
@@ -100,6 +111,10 @@ pub(crate) struct SessionMasking {
     pub(crate) withholding: bool,
     /// A failed catalog lookup, for the plan that waited for it.
     catalog_error: Option<String>,
+    /// Whose results these are, for the columns they show sensitive.
+    finder: Option<(Identity, SessionId)>,
+    /// Columns found sensitive (noted already), for the relay to record.
+    found: Vec<SensitiveColumn>,
 }
 
 impl SessionMasking {
@@ -137,6 +152,60 @@ impl SessionMasking {
             out: BytesMut::new(),
             withholding: false,
             catalog_error: None,
+            finder: None,
+            found: Vec::new(),
+        }
+    }
+
+    /// Names whose results these are (the identity and session a found
+    /// column is recorded with).
+    pub(crate) fn found_for(&mut self, identity: &Identity, session: SessionId) {
+        self.finder = Some((identity.clone(), session));
+    }
+
+    /// Discovery on this connection, when on and the session is masked.
+    pub(crate) fn discovery(&self) -> Option<&Arc<Discovery>> {
+        self.connection
+            .as_ref()
+            .filter(|_| self.active)
+            .and_then(|c| c.discovery.as_ref())
+    }
+
+    /// The columns found sensitive since the last call (already protecting;
+    /// still to be logged and stored).
+    pub(crate) fn take_found(&mut self) -> Vec<SensitiveColumn> {
+        std::mem::take(&mut self.found)
+    }
+
+    /// Detector `detector` masked a value of column `attnum` of table `oid`:
+    /// that column is sensitive.
+    pub(crate) fn detector_hit(&mut self, (oid, attnum): (u32, i16), detector: usize) {
+        let (Some(d), Some((identity, session))) = (self.discovery(), &self.finder) else {
+            return;
+        };
+        let Some(t) = self.tables.get(&oid) else {
+            return;
+        };
+        let Some(column) = t.column(attnum) else {
+            return;
+        };
+        if d.knows(&t.schema, &t.name, column) {
+            return;
+        }
+        let Some(name) = self.engine.detector_names().nth(detector) else {
+            return;
+        };
+        let found = SensitiveColumn::found_in_result(
+            d.connection(),
+            &t.schema,
+            &t.name,
+            column,
+            name,
+            identity,
+            *session,
+        );
+        if d.note(&found) {
+            self.found.push(found);
         }
     }
 
@@ -148,8 +217,13 @@ impl SessionMasking {
     /// The check of statements against column rules, when they apply to this session.
     pub(crate) fn column_guard(&self) -> Option<ColumnGuard> {
         let c = self.connection.as_ref()?;
-        (self.active && self.has_rules())
-            .then(|| ColumnGuard::new(self.engine.clone(), c.trusted_functions.clone()))
+        (self.active && (self.has_rules() || c.discovery.is_some())).then(|| {
+            ColumnGuard::new(
+                self.engine.clone(),
+                c.trusted_functions.clone(),
+                c.discovery.clone(),
+            )
+        })
     }
 
     /// The summary recorded with a statement.

@@ -81,6 +81,9 @@ pub(crate) struct ColumnPlan {
     pub(super) treatment: Treatment,
     /// The column rule covering it.
     pub(super) rule: Option<usize>,
+    /// The table column it comes from (table OID, column number), when a
+    /// detector's hit would make it a found sensitive column.
+    pub(super) origin: Option<(u32, i16)>,
 }
 
 /// How every column of a result is masked.
@@ -96,12 +99,13 @@ impl SessionMasking {
     /// formats in the description (a statement described before its Bind).
     pub(crate) fn plan(&mut self, cols: &[Column], formats: Option<&ResultFormats>) -> PlanState {
         let rules = !self.engine.rules().is_empty();
+        let discovering = self.discovery().is_some();
         if let Some(e) = self.catalog_error.take() {
             return PlanState::Failed(format!(
                 "the column names of this result could not be looked up in the catalog: {e}"
             ));
         }
-        if rules {
+        if rules || discovering {
             self.refresh_tables();
             for c in cols {
                 if c.table != 0
@@ -137,9 +141,32 @@ impl SessionMasking {
                     None
                 };
                 any |= rule.is_some() || treatment != Treatment::Skip;
-                ColumnPlan { treatment, rule }
+                // Only for a column not yet known sensitive.
+                let origin = (discovering
+                    && rule.is_none()
+                    && treatment != Treatment::Skip
+                    && c.attnum > 0
+                    && !self.known_sensitive(c.table, c.attnum))
+                .then_some((c.table, c.attnum));
+                ColumnPlan {
+                    treatment,
+                    rule,
+                    origin,
+                }
             })
             .collect();
         PlanState::Ready(ResultPlan { columns, any })
+    }
+}
+
+impl SessionMasking {
+    /// Whether column `attnum` of table `oid` is a found sensitive column
+    /// (an unknown table's is not).
+    fn known_sensitive(&self, oid: u32, attnum: i16) -> bool {
+        let (Some(d), Some(t)) = (self.discovery(), self.tables.get(&oid)) else {
+            return false;
+        };
+        t.column(attnum)
+            .is_some_and(|column| d.knows(&t.schema, &t.name, column))
     }
 }

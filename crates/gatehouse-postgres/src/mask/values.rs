@@ -57,9 +57,18 @@ impl SessionMasking {
                         .map_err(|_| malformed("value"))?,
                 )
             };
-            let outcome = match v {
-                None => Value::Keep,
-                Some(v) => self.value(*cp, v, tally)?,
+            let outcome = match (v, cp.origin) {
+                (None, _) => Value::Keep,
+                (Some(v), None) => self.value(*cp, v, tally)?,
+                // A detector's hit here makes the column a found sensitive one.
+                (Some(v), Some(origin)) => {
+                    tally.take_last_detector();
+                    let outcome = self.value(*cp, v, tally)?;
+                    if let Some(detector) = tally.take_last_detector() {
+                        self.detector_hit(origin, detector);
+                    }
+                    outcome
+                }
             };
             match (outcome, start) {
                 (Value::Keep, None) => {}

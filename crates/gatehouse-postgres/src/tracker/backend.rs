@@ -99,25 +99,34 @@ impl Tracker {
                 }
             }
             Some(
-                Pending::Sync | Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_),
+                Pending::Sync
+                | Pending::Describe { .. }
+                | Pending::Define(_)
+                | Pending::Added(_)
+                | Pending::Close,
             ) => {
                 // Parse, Bind or Describe failed before any Execute of this batch.
+                let mut failed = None;
                 match self.pending.front() {
-                    Some(Pending::Describe { .. } | Pending::Added(None)) => {
+                    Some(Pending::Describe { .. } | Pending::Added(None) | Pending::Close) => {
                         self.pending.pop_front();
                     }
                     Some(Pending::Define(_) | Pending::Added(Some(_))) => {
                         if let Some(Pending::Define(d) | Pending::Added(Some(d))) =
                             self.pending.pop_front()
                         {
+                            // A Parse that failed is recorded with its own text.
+                            failed = Some(match &d.what {
+                                names::Defined::Statement(s) => s.text.clone(),
+                                names::Defined::Portal(p) => p.statement.text.clone(),
+                            });
                             self.not_defined(d);
                         }
                     }
                     _ => {}
                 }
-                let text = self
-                    .last_parse
-                    .clone()
+                let text = failed
+                    .or_else(|| self.last_parse.clone())
                     .unwrap_or_else(|| Arc::from("<extended protocol message>"));
                 self.push_undecided(text);
                 // The pushed statement went to the back; complete it directly.
@@ -142,7 +151,12 @@ impl Tracker {
         loop {
             match self.pending.front() {
                 Some(Pending::Statement(s)) if s.kind == Flavour::Extended => {}
-                Some(Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_)) => {}
+                Some(
+                    Pending::Describe { .. }
+                    | Pending::Define(_)
+                    | Pending::Added(_)
+                    | Pending::Close,
+                ) => {}
                 _ => break,
             }
             if let Some(Pending::Define(d) | Pending::Added(Some(d))) = self.pending.pop_front() {
@@ -158,7 +172,10 @@ impl Tracker {
             Some(Pending::Sync) => {
                 self.pending.pop_front();
             }
-            Some(Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_)) | None => {}
+            Some(
+                Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_) | Pending::Close,
+            )
+            | None => {}
         }
         Ok(Flow::Forward)
     }

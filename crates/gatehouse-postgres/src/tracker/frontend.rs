@@ -30,7 +30,8 @@ impl Tracker {
     }
 
     /// A Parse: decided now; its name holds the statement once the server
-    /// confirms it. One that needs approval is kept back (`kept_back.rs`).
+    /// confirms it. One that needs approval is kept back until its Bind
+    /// (`kept_back.rs`).
     pub(super) fn on_parse(&mut self, body: &[u8], w: &mut WriteAhead) -> Result<Flow, CodecError> {
         let p = parse_parse(body)?;
         let (verdict, analysis) = match reserved(p.name) {
@@ -39,8 +40,7 @@ impl Tracker {
         };
         let text = self.text_of(p.query, &verdict);
         self.last_parse = Some(text.clone());
-        // Needing approval is decided at each Execute, with its
-        // parameters: the Parse itself runs nothing.
+        // Needing approval is decided at its Bind, with its parameters.
         let needs_approval = verdict.record.decision == Decided::Review
             && !verdict.review_routes.is_empty()
             && analysis.is_some()
@@ -92,7 +92,7 @@ impl Tracker {
     /// server confirms it.
     pub(super) fn on_bind(&mut self, body: &[u8], w: &mut WriteAhead) -> Result<Flow, CodecError> {
         let b = parse_bind(body)?;
-        if let Some(refusal) = reserved(b.portal) {
+        if let Some(refusal) = reserved(b.portal).or_else(|| reserved(b.statement)) {
             let text = Arc::from(format!("<portal {:?}>", b.portal));
             let verdict = self.gate.refuse(refusal);
             return Ok(self.gated(
@@ -248,13 +248,11 @@ impl Tracker {
                 };
                 let text = Arc::from(format!("<portal {name:?}>"));
                 let verdict = self.gate.refuse(reason);
-                return Ok(self.gated(
+                return Ok(self.gated_execute(
                     w,
-                    Flavour::Extended,
                     text,
                     Vec::new(),
                     verdict,
-                    gate::poison_execute,
                     ResultSource::default(),
                 ));
             }
@@ -262,6 +260,7 @@ impl Tracker {
         let (st, params) = (portal.statement.clone(), portal.params.clone());
         let fingerprint = portal.fingerprint.clone();
         let approved = portal.approved.clone();
+        let runs_approved = approved.is_some();
         let result = match &portal.columns {
             Some(c) => ResultSource {
                 columns: Some(c.clone()),
@@ -316,6 +315,12 @@ impl Tracker {
                 st.text
             ))),
         };
+        if runs_approved {
+            // Its approval is recorded used with this run, once.
+            if let Some(v) = self.portal_mut(name).and_then(|p| p.approved.as_mut()) {
+                v.approval = None;
+            }
+        }
         if let Some(mut verdict) = verdict {
             // A SQL PREPARE run this way takes its name when answered, too.
             if let Some(a) = st.analysis.as_ref().filter(|a| a.prepares.is_some()) {
@@ -323,15 +328,7 @@ impl Tracker {
                     verdict.sql_prepares.push((0, a.clone()));
                 }
             }
-            return Ok(self.gated(
-                w,
-                Flavour::Extended,
-                text,
-                params,
-                verdict,
-                gate::poison_execute,
-                result,
-            ));
+            return Ok(self.gated_execute(w, text, params, verdict, result));
         }
         self.push(
             w,
@@ -360,6 +357,7 @@ impl Tracker {
             CloseTarget::Statement(n) => self.close(n, true),
             CloseTarget::Portal(n) => self.close(n, false),
         }
+        self.pending.push_back(Pending::Close);
         Ok(Flow::Forward)
     }
 

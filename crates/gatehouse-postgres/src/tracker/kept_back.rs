@@ -7,7 +7,8 @@
 //! statement is decided at its Bind, with its parameters:
 //! - approved: the stand-in is closed and the kept Parse goes to the server
 //!   just before the Bind (the answers to both are the gateway's, and are
-//!   not passed on); the approval is taken then, and the Execute runs on it;
+//!   not passed on); the portal's first Execute runs on the approval and
+//!   records it used;
 //! - held (hold mode): the Bind waits for the decision, then is decided
 //!   again;
 //! - otherwise: the Bind is refused in place (a poison), saying why.
@@ -15,7 +16,9 @@
 //! A Describe of a kept-back statement is answered by the server from a
 //! copy under a name of the gateway's, parsed, described and closed at
 //! once: the client's name never holds the statement before approval, and
-//! nothing can bind that copy.
+//! nothing can bind that copy. The gateway's Closes and its copy's Parse
+//! are answered to the gateway, never passed on; the client's own Closes
+//! are queued too (`Pending::Close`), so the answers stay paired.
 
 use super::names::{Defined, Definition};
 use super::pending::{Pending, Portal, ResultSource};
@@ -83,7 +86,7 @@ impl Tracker {
     /// A Bind of a kept-back statement: decided now (see the module's doc).
     pub(super) fn bind_kept_back(&mut self, b: KeptBind<'_>, w: &mut WriteAhead) -> Flow {
         let st = &b.statement;
-        let mut verdict = match self.next_verdict.take() {
+        let verdict = match self.next_verdict.take() {
             Some(v) => v,
             None => match (&st.analysis, b.fingerprint.clone()) {
                 (Some(a), Some(fingerprint)) => {
@@ -113,11 +116,11 @@ impl Tracker {
                 ResultSource::default(),
             );
         }
-        // Approved (or allowed outright by now): the approval is taken as
-        // the statement reaches the server; its Execute runs on this verdict.
+        // Approved (or allowed outright by now). The approval is out of the
+        // desk's index already; its first Execute runs on this verdict and
+        // records the approval used (the evidence says so with the run).
         let approved = matches!(verdict.approval, Some(ApprovalStep::Use(_)))
             && verdict.record.decision == Decided::Allow;
-        self.approval_step(w, verdict.approval.take(), &st.text, &b.params);
         let Some(kept) = st.kept_back.clone() else {
             // Impossible: only kept-back statements come here.
             return Flow::Forward;
@@ -156,7 +159,10 @@ impl Tracker {
             // Impossible: a Parse is kept only once decoded, name included.
             return Flow::Forward;
         };
-        let mut out = BytesMut::with_capacity(kept.len() + 3 * DESCRIBED_NAME.len() + 24);
+        let mut out = BytesMut::with_capacity(kept.len() + 4 * DESCRIBED_NAME.len() + 32);
+        // A copy left over (its Close skipped after an error) goes first.
+        close_statement(&mut out, DESCRIBED_NAME);
+        self.pending.push_back(Pending::Added(None));
         let start = begin(&mut out, fe::PARSE);
         put_cstr(&mut out, DESCRIBED_NAME);
         out.extend_from_slice(&kept[end + 1..]);

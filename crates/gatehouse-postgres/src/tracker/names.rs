@@ -145,6 +145,24 @@ impl Tracker {
         })
     }
 
+    /// The portal `name` as the next Execute finds it, to change.
+    pub(super) fn portal_mut(&mut self, name: &str) -> Option<&mut Portal> {
+        let name = server_name(name);
+        let pending = self.pending.iter_mut().rev().find_map(|p| match p {
+            Pending::Define(d) | Pending::Added(Some(d)) if d.name == name && !d.closed => {
+                match &mut d.what {
+                    Defined::Portal(p) => Some(p),
+                    Defined::Statement(_) => None,
+                }
+            }
+            _ => None,
+        });
+        match pending {
+            Some(p) => Some(p),
+            None => self.portals.get_mut(name),
+        }
+    }
+
     /// Queues a definition until the server confirms it.
     pub(super) fn define(&mut self, name: &str, what: Defined) {
         self.pending

@@ -67,6 +67,9 @@ pub(super) enum Pending {
     /// A message the gateway added (`kept_back.rs`): its answer is not
     /// passed on; a definition it carries holds once confirmed.
     Added(Option<names::Definition>),
+    /// A client's Close: its CloseComplete is the client's (kept apart from
+    /// the gateway's own Closes).
+    Close,
 }
 
 pub(super) struct Portal {

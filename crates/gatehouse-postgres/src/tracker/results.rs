@@ -206,7 +206,7 @@ impl Tracker {
         }
         for pending in self.pending.iter_mut() {
             // Definitions the server has not confirmed yet take it along.
-            if let Pending::Define(d) = pending {
+            if let Pending::Define(d) | Pending::Added(Some(d)) = pending {
                 d.described(parse_id, bind_id, &cols);
                 continue;
             }

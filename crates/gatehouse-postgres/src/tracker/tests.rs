@@ -269,16 +269,27 @@ fn a_name_holds_what_the_server_holds_not_what_was_last_sent() {
     t.on_backend(b'Z', b"I").unwrap();
     t.on_frontend(b'B', &bind("", "s1", &[])).unwrap();
     match t.on_frontend(b'E', &execute("")).unwrap() {
-        Flow::Replace(poison) => assert_eq!(
-            poison[0], b'E',
-            "an Execute of a portal that does not exist"
-        ),
+        Flow::Replace(poison) => {
+            // A Close of the poison portal, then an Execute of it.
+            assert_eq!(poison[0], b'C');
+            let close = u32::from_be_bytes(poison[1..5].try_into().unwrap()) as usize;
+            assert_eq!(
+                poison[1 + close],
+                b'E',
+                "an Execute of a portal that does not exist"
+            );
+        }
         other => {
             panic!("an Execute of a statement the gateway never saw confirmed went out: {other:?}")
         }
     }
     t.on_frontend(b'S', b"").unwrap();
     t.on_backend(b'2', b"").unwrap();
+    // The poison's Close is answered to the gateway, not the client.
+    match t.on_backend(b'3', b"").unwrap() {
+        Flow::Replace(none) => assert!(none.is_empty()),
+        other => panic!("the gateway's CloseComplete went out: {other:?}"),
+    }
     t.on_backend(b'E', &error("34000", "portal does not exist"))
         .unwrap();
     t.on_backend(b'Z', b"I").unwrap();

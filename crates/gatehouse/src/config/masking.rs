@@ -42,6 +42,9 @@ pub(super) struct ConnectionMaskingSection {
     /// JSON paths masked with the default strategy (http and mcp connections).
     #[serde(default)]
     json_paths: Vec<String>,
+    /// Columns the detectors find sensitive are protected like ruled ones
+    /// (database connections; on by default when detectors are).
+    discover_columns: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +68,8 @@ pub struct MaskingSpec {
     /// Functions (name patterns) masked sessions may call under column rules
     /// although the gateway cannot see into them.
     pub trusted_functions: Vec<String>,
+    /// Columns a detector finds sensitive become covered like ruled ones.
+    pub discover_columns: bool,
 }
 
 impl MaskingSpec {
@@ -365,10 +370,28 @@ pub(super) fn resolve_connection(
             );
         }
     }
-    if !m.trusted_functions.is_empty() && m.rule.is_empty() {
+    let discover_columns = match (m.discover_columns, documents) {
+        (Some(true), true) => {
+            fail(
+                format!("{prefix}.discover_columns"),
+                format!("finds sensitive table columns; a {kind} connection has none (mask its answers with detectors and json_paths)"),
+            );
+            false
+        }
+        (Some(true), false) if detectors.is_empty() => {
+            fail(
+                format!("{prefix}.discover_columns"),
+                "columns are found sensitive by detectors: name some in detectors".into(),
+            );
+            false
+        }
+        (Some(on), _) => on,
+        (None, documents) => !documents && !detectors.is_empty(),
+    };
+    if !m.trusted_functions.is_empty() && m.rule.is_empty() && !discover_columns {
         fail(
             format!("{prefix}.trusted_functions"),
-            "only column rules restrict function calls; without a [[connection.masking.rule]] this has no effect".into(),
+            "only column rules and found sensitive columns restrict function calls; without a [[connection.masking.rule]] or discover_columns this has no effect".into(),
         );
     }
     if detectors.is_empty() && rules.is_empty() {
@@ -386,6 +409,7 @@ pub(super) fn resolve_connection(
             .iter()
             .map(|f| f.to_ascii_lowercase())
             .collect(),
+        discover_columns,
     };
     // Detectors compile together too (the combined prefilter has its own limits).
     if ok.get() {
