@@ -10,12 +10,14 @@ mod access_review;
 mod admin_key;
 mod approvals;
 mod evidence;
+mod masking;
 mod routes;
 
 pub use access_review::{AccessReview, IdentityAccess, SignOffRequest, SignedOff, TokenAccess};
 pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
 pub use approvals::{ApprovalFilter, Decided, VoteRequest};
 pub use evidence::Sealed;
+pub use masking::{ColumnFilter, DiscoverRequest, DiscoveredColumn};
 pub use routes::{
     policy_event, router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,
     PolicyReloaded,

@@ -1,4 +1,4 @@
-use crate::{access_review, approvals, evidence, AdminKey};
+use crate::{access_review, approvals, evidence, masking, AdminKey};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +33,10 @@ pub struct ApiState {
     pub authenticator: gatehouse_identity::Authenticator,
     /// The evidence log's writer, for checkpoints on demand (None: not offered).
     pub evidence: Option<gatehouse_evidence::EvidenceLog>,
+    /// Columns the masking detectors found sensitive.
+    pub sensitive_columns: Arc<gatehouse_core::SensitiveColumns>,
+    /// Samples connections for `masking discover` (None: not offered).
+    pub sampler: Option<Arc<dyn gatehouse_core::ColumnSampler>>,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -169,6 +173,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/approvals/{id}/approve", post(approvals::approve))
         .route("/v1/approvals/{id}/deny", post(approvals::deny))
         .route("/v1/evidence/checkpoint", post(evidence::seal))
+        .route("/v1/masking/columns", get(masking::list))
+        .route("/v1/masking/columns/{id}/remove", post(masking::remove))
+        .route("/v1/masking/discover", post(masking::discover))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .with_state(state)
 }
@@ -359,6 +366,6 @@ mod tests {
                 "dangling $ref {target}"
             );
         }
-        assert_eq!(paths.len(), 14, "one entry per route of `router`");
+        assert_eq!(paths.len(), 17, "one entry per route of `router`");
     }
 }

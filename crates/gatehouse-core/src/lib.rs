@@ -9,6 +9,7 @@ mod approval;
 mod approval_desk;
 mod approval_index;
 mod audit;
+mod column_sampling;
 mod error;
 mod identity;
 mod recorder;
@@ -27,6 +28,7 @@ pub use audit::{
     ActionDecided, AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore,
     LogRow,
 };
+pub use column_sampling::{ColumnSampler, SampledColumn, SamplingProgress};
 pub use error::StoreError;
 pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
 pub use recorder::{RecorderClosed, RecorderStop, SessionRecorder, StartError};

@@ -351,4 +351,4 @@ async fn negotiate_tls(
 }
 
 mod own_query;
-pub(crate) use own_query::{first_column, own_query};
+pub(crate) use own_query::{first_column, own_query, own_query_rows};

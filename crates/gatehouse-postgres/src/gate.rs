@@ -226,7 +226,7 @@ impl Gate {
             if let Some(guard) = self.column_guard.as_ref().filter(|g| g.applies()) {
                 if let Some(view) = statements.iter().find_map(|s| reads_column_statistics(s)) {
                     return self.masking_refusal(format!(
-                        "column masking rules apply, and `{view}` shows sample values of columns \
+                        "column masking applies (column rules, or columns found sensitive), and `{view}` shows sample values of columns \
                          (most common values, histogram bounds), masked ones too"
                     ));
                 }

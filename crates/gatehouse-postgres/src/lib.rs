@@ -20,6 +20,7 @@ mod listener;
 mod mask;
 mod refusals;
 mod relay;
+mod sampling;
 mod session;
 mod stream;
 mod tls;
@@ -30,6 +31,7 @@ pub use gate::functions::FunctionCatalog;
 pub use gate::GateSettings;
 pub use limits::SessionLimits;
 pub use mask::{ConnectionMasking, Discovery};
+pub use sampling::TableSampler;
 pub use tls::{client_config_unverified, client_config_verified, server_config, TlsError};
 
 use cancel::CancelRegistry;

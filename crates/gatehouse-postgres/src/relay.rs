@@ -348,8 +348,8 @@ where
         if let Err(e) = flush(cw, &mut out, counters).await {
             return client_gone(e);
         }
-        for column in answered.found.drain(..) {
-            record_found(tracker, &column).await;
+        if !answered.found.is_empty() {
+            record_found(tracker, std::mem::take(&mut answered.found));
         }
         for r in answered.finished.drain(..) {
             if session.finished(r).await.is_err() {
@@ -362,28 +362,34 @@ where
     }
 }
 
-/// Logs and stores a column a detector found sensitive (it protects
-/// already). A failure is logged: the column stays protected until the
-/// gateway restarts, and the next result that shows it finds it again.
-async fn record_found(tracker: &Mutex<Tracker>, column: &gatehouse_core::SensitiveColumn) {
+/// Logs and stores columns a detector found sensitive (they protect
+/// already), on a task of their own: the session may end meanwhile, and the
+/// record must not end with it. A failure is logged: the column stays
+/// protected until the gateway restarts, and the next result that shows it
+/// after that finds it again.
+fn record_found(tracker: &Mutex<Tracker>, found: Vec<gatehouse_core::SensitiveColumn>) {
     let columns = lock(tracker)
         .masking
         .discovery()
         .map(|d| d.columns().clone());
     let Some(columns) = columns else { return };
-    match columns.record(column).await {
-        Ok(()) => tracing::info!(
-            connection = %column.connection,
-            column = %column.qualified(),
-            detector = %column.detector,
-            "sensitive column found"
-        ),
-        Err(e) => tracing::error!(
-            connection = %column.connection,
-            column = %column.qualified(),
-            "a sensitive column found could not be recorded: {e}"
-        ),
-    }
+    tokio::spawn(async move {
+        for column in found {
+            match columns.record(&column).await {
+                Ok(()) => tracing::info!(
+                    connection = %column.connection,
+                    column = %column.qualified(),
+                    detector = %column.detector,
+                    "sensitive column found"
+                ),
+                Err(e) => tracing::error!(
+                    connection = %column.connection,
+                    column = %column.qualified(),
+                    "a sensitive column found could not be recorded: {e}"
+                ),
+            }
+        }
+    });
 }
 
 /// Looks up the tables a result plan waits for, without holding the tracker.

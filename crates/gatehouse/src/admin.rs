@@ -21,6 +21,8 @@ const PREFIX_SEARCH: u32 = 10_000;
 
 /// How long one admin request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a discovery (`masking discover`) may take.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
 /// The API's base URL from `--server`: a URL (`http://…`, `https://…`) or
 /// `host:port`, the form `[server] api_listen` is written in.
@@ -203,6 +205,81 @@ impl AdminClient {
     pub async fn reload_policy(&self) -> Result<PolicyReloaded> {
         self.send(self.http.post(format!("{}/v1/policy/reload", self.base)))
             .await
+    }
+
+    /// Columns the masking detectors found sensitive.
+    pub async fn sensitive_columns(
+        &self,
+        filter: &gatehouse_api::ColumnFilter,
+    ) -> Result<Vec<gatehouse_core::SensitiveColumn>> {
+        self.send(
+            self.http
+                .get(format!("{}/v1/masking/columns", self.base))
+                .query(filter),
+        )
+        .await
+    }
+
+    /// Removes a found sensitive column.
+    pub async fn remove_sensitive_column(
+        &self,
+        id: &str,
+    ) -> Result<gatehouse_core::SensitiveColumn> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/masking/columns/{id}/remove", self.base)),
+        )
+        .await
+    }
+
+    /// Runs a discovery, handing each JSON line of the answer to `line` as it
+    /// arrives (no overall time limit: sampling a large database takes time).
+    pub async fn discover(
+        &self,
+        req: &gatehouse_api::DiscoverRequest,
+        mut line: impl FnMut(serde_json::Value) -> Result<()>,
+    ) -> Result<()> {
+        let mut resp = self
+            .http
+            .post(format!("{}/v1/masking/discover", self.base))
+            .json(req)
+            .bearer_auth(&self.key)
+            .timeout(DISCOVER_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    anyhow!(
+                        "cannot reach the gateway API at {}: is `gatehouse serve` running? (set --server or [server] api_listen)",
+                        self.base
+                    )
+                } else {
+                    anyhow!("request to the gateway API at {} failed: {e}", self.base)
+                }
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<ErrorBody>(&text)
+                .map(|b| b.error)
+                .unwrap_or(text);
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .context("the gateway API stopped answering mid-discovery")?
+        {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let text: Vec<u8> = pending.drain(..=end).collect();
+                let value = serde_json::from_slice(&text)
+                    .context("the gateway API sent an unreadable line")?;
+                line(value)?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes the gateway sign a checkpoint over its whole evidence log now.

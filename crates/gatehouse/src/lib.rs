@@ -10,6 +10,7 @@ pub mod demo;
 pub mod evidence;
 pub mod identity;
 pub mod manpage;
+pub mod masking;
 pub mod notify;
 pub mod output;
 pub mod pgcluster;

@@ -14,6 +14,7 @@ use gatehouse::approvals::ApprovalsCommand;
 use gatehouse::config::RawConfig;
 use gatehouse::evidence::cli::{AuditCommand, PackArgs};
 use gatehouse::identity::IdentityCommand;
+use gatehouse::masking::MaskingCommand;
 use gatehouse::policy_cli::PolicyCommand;
 use gatehouse::{demo, output, serve};
 use gatehouse_api::CreateTokenRequest;
@@ -71,6 +72,9 @@ enum Command {
     /// Review who can reach what, and sign the review off (through the running gateway's API).
     #[command(subcommand)]
     Access(AccessCommand),
+    /// Columns the masking detectors found sensitive: list, remove, discover (through the running gateway's API).
+    #[command(subcommand)]
+    Masking(MaskingCommand),
     /// Verify, prove and export the evidence log (reads the log file directly).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -317,6 +321,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Access(cmd) => {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
             gatehouse::access::run(cmd, &client).await
+        }
+        Command::Masking(cmd) => {
+            let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
+            gatehouse::masking::run(cmd, &client).await
         }
         Command::Policy(cmd) => {
             gatehouse::policy_cli::run(

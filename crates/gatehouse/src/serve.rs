@@ -133,6 +133,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             .await
             .context("reading the found sensitive columns from the store")?,
     );
+    let mut sampler = gatehouse_postgres::TableSampler::new();
     if let Some(key) = hash_key {
         for target in &config.connections {
             if let Some(spec) = config.masking.get(&target.name) {
@@ -150,7 +151,9 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                         gatehouse_postgres::Discovery::new(sensitive_columns.clone(), &target.name),
                     );
                 }
-                masking.insert(target.name.clone(), Arc::new(connection_masking));
+                let connection_masking = Arc::new(connection_masking);
+                sampler.add(target.clone(), connection_masking.clone());
+                masking.insert(target.name.clone(), connection_masking);
             }
         }
     }
@@ -241,6 +244,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             approvals: approvals.clone(),
             authenticator,
             evidence: Some(evidence.log.clone()),
+            sensitive_columns,
+            sampler: Some(Arc::new(sampler)),
         };
         tokio::spawn(async move {
             let stop = async move {

@@ -21,6 +21,21 @@ pub(crate) async fn own_query<const N: usize>(
     sql: &str,
     mut row: impl FnMut([&str; N]) -> Result<(), String>,
 ) -> Result<(), String> {
+    own_query_rows(stream, buf, sql, |body| {
+        row_text::<N>(body)
+            .ok_or_else(|| "a malformed row".to_string())
+            .and_then(&mut row)
+    })
+    .await
+}
+
+/// [`own_query`] handing each DataRow's body to `row` as it is.
+pub(crate) async fn own_query_rows(
+    stream: &mut PgStream,
+    buf: &mut BytesMut,
+    sql: &str,
+    mut row: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(), String> {
     let mut out = BytesMut::with_capacity(sql.len() + 8);
     let start = crate::codec::write::begin(&mut out, b'Q');
     crate::codec::write::put_cstr(&mut out, sql);
@@ -36,9 +51,7 @@ pub(crate) async fn own_query<const N: usize>(
                 let result = if rows > MAX_OWN_QUERY_ROWS {
                     Err(format!("more than {MAX_OWN_QUERY_ROWS} rows"))
                 } else {
-                    row_text::<N>(&body)
-                        .ok_or_else(|| "a malformed row".to_string())
-                        .and_then(&mut row)
+                    row(&body)
                 };
                 error = result.err();
             }

@@ -7,6 +7,9 @@ use gatehouse_core::{SensitiveColumn, SensitiveColumns};
 use gatehouse_mask::{ColumnRule, ColumnTarget, Strategy};
 use std::sync::{Arc, Mutex};
 
+/// How the guard's rules for found columns are labelled.
+pub(crate) const FOUND: &str = "found sensitive";
+
 /// Discovery for one connection, shared by its sessions.
 pub struct Discovery {
     columns: Arc<SensitiveColumns>,
@@ -60,9 +63,9 @@ impl Discovery {
                     },
                     strategy: Strategy::Redact,
                     label: format!(
-                        "{} (found sensitive by the {} detector)",
+                        "{FOUND} by the {} detector (`{}`; `gatehouse masking columns` lists it)",
+                        c.detector,
                         c.qualified(),
-                        c.detector
                     ),
                 })
                 .collect();

@@ -69,14 +69,14 @@ impl ColumnGuard {
         }
         if st.flags.opaque_code {
             return Err(
-                "column masking rules apply, and procedural code (DO, CALL, CREATE FUNCTION) could \
+                "column masking applies (column rules, or columns found sensitive), and procedural code (DO, CALL, CREATE FUNCTION) could \
                  return masked columns in a form the gateway cannot follow"
                     .into(),
             );
         }
         if let Some(f) = st.opaque_functions.iter().find(|f| !self.trusted(f)) {
             return Err(format!(
-                "column masking rules apply, and `{f}` is a function the gateway cannot see into: \
+                "column masking applies (column rules, or columns found sensitive), and `{f}` is a function the gateway cannot see into: \
                  it could return masked columns in a form the gateway cannot follow \
                  (an operator may trust it with `trusted_functions` in [connection.masking])"
             ));
@@ -141,8 +141,12 @@ impl<'a> Scope<'a> {
                 continue;
             }
             if let Some(label) = self.covering_rule(u, &renamed) {
+                let covered = match label.strip_prefix(super::discovery::FOUND) {
+                    Some(how) => format!("was found sensitive{how}"),
+                    None => format!("is masked by rule `{label}`"),
+                };
                 return Err(format!(
-                    "column `{}` is masked by rule `{label}`, and this statement uses it in an \
+                    "column `{}` {covered}, and this statement uses it in an \
                      expression, a set operation (UNION…), a subquery's value, a COPY query or a \
                      copy into another table or object, where the gateway cannot follow it to mask it",
                     u.column
@@ -240,7 +244,7 @@ impl<'a> Scope<'a> {
         }
         let what = qualifier.unwrap_or("*");
         Err(format!(
-            "column masking rules apply to columns this statement reads, and `{what}` is used as a \
+            "column masking (a column rule, or a column found sensitive) applies to columns this statement reads, and `{what}` is used as a \
              whole row (in an expression, a set operation, a COPY query or a copy into another \
              table), where the gateway cannot follow its columns to mask them; list the columns \
              in the select list instead"

@@ -63,6 +63,11 @@ impl ConnectionMasking {
         }
     }
 
+    /// Discovery on this connection, when on.
+    pub(crate) fn discovery(&self) -> Option<&Arc<Discovery>> {
+        self.discovery.as_ref()
+    }
+
     /// Turns sensitive-column discovery on.
     pub fn with_discovery(mut self, discovery: Discovery) -> Self {
         self.discovery = Some(Arc::new(discovery));
