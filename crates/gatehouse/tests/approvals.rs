@@ -391,7 +391,7 @@ fn every_documented_endpoint_exists(h: &Harness) {
                 calls += 1;
             }
         }
-        assert_eq!(calls, 15, "one call per route and method");
+        assert_eq!(calls, 18, "one call per route and method");
     });
 }
 
