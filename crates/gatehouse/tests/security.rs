@@ -1037,6 +1037,31 @@ fn a_qualified_name_that_calls_a_function_is_decided_as_the_call() {
         "SELECT o.id, o.note FROM orders o ORDER BY o.id LIMIT 1",
     );
     assert_eq!(stdout(&out).trim(), "1|o1", "{}", stderr(&out));
+
+    // A function created outside the gateway after the session's list was
+    // read: the name is neither a column nor a known function, refused.
+    let mut raw = Raw::login(&h, &agent);
+    h.cluster
+        .sql(
+            "app",
+            "SET ROLE app_owner;
+             CREATE FUNCTION purge(o orders) RETURNS bigint LANGUAGE sql
+               AS $$ WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d $$;",
+        )
+        .unwrap();
+    raw.send(&[query(b"SELECT o.purge FROM orders o")]);
+    let got = errors(&raw.until_ready(1));
+    assert!(
+        got[0]
+            .1
+            .contains("`purge` is neither a column nor a function"),
+        "{got:?}"
+    );
+    assert_eq!(orders(&h), "5", "rows were deleted");
+    // Column names the database has are columns, as before.
+    raw.send(&[query(b"SELECT o.note FROM orders o WHERE o.id = 1")]);
+    let got = raw.until_ready(1);
+    assert!(errors(&got).is_empty(), "{got:?}");
 }
 
 #[test]

@@ -87,6 +87,38 @@ impl Gate {
                 None => resolved.push(Arc::new(st.clone())),
             }
         }
+        // A qualified name the function list cannot place may be a function
+        // created since it was read: a newer list (read by a later login)
+        // may know it; otherwise it is refused until one does.
+        if resolved
+            .iter()
+            .any(|st| self.function_names.unknown_attribute(st).is_some())
+        {
+            if let Some(newer) = self.settings.functions.current(&self.connection) {
+                self.function_names = newer;
+            }
+        }
+        let unknown = resolved
+            .iter()
+            .find_map(|st| self.function_names.unknown_attribute(st));
+        if let Some(a) = unknown {
+            let reason = format!(
+                "`{}.{}`: `{}` is neither a column nor a function the gateway knows of in the \
+                 database of connection {} (its list is read at login, at most {} s old, and \
+                 again after a schema change through the gateway); PostgreSQL would call a \
+                 function of that name created since. If it was created just now, reconnect in \
+                 {} s",
+                a.qualifier.as_deref().unwrap_or_default(),
+                a.name,
+                a.name,
+                self.connection,
+                functions::FUNCTIONS_TTL.as_secs(),
+                functions::FUNCTIONS_TTL.as_secs(),
+            );
+            let mut v = self.refuse(reason);
+            v.recorded = analysis.redacted.as_deref().map(Arc::from);
+            return (v, None, false);
+        }
         // Qualified names that are function calls count as the calls.
         let catalog_first = match &self.search_path {
             SearchPath::Known(path) => path

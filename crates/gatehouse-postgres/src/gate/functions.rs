@@ -13,8 +13,11 @@
 //! call would be: the safe side.
 //!
 //! The list is read at most every [`FUNCTIONS_TTL`] and again after a
-//! schema change through the gateway; a function created elsewhere within
-//! that time is not yet known (docs/security.md).
+//! schema change through the gateway. A function created elsewhere within
+//! that time is not yet known; so the list also holds every column name of
+//! the database, and a qualified name over a table that is neither a known
+//! column name nor a known function is refused until the list is read
+//! again (docs/security.md).
 
 use gatehouse_sql::{Action, ActionKind, AttributeUse, ColumnUse, StatementAnalysis};
 use std::collections::{HashMap, HashSet};
@@ -27,7 +30,8 @@ pub(crate) const FUNCTIONS_TTL: Duration = Duration::from_secs(30);
 
 /// What the list query returns: one text per function, `<origin><row><name>`
 /// (`u`ser or `b`uilt-in; `r` when its argument can be a whole row, else `-`),
-/// and one per relation of `pg_catalog`, `c-<name>`.
+/// one per relation of `pg_catalog`, `c-<name>`, and one per distinct column
+/// name of any relation or composite type (system columns too), `a-<name>`.
 pub(crate) const FUNCTIONS_QUERY: &str =
     "SELECT (CASE WHEN n.nspname = 'pg_catalog' THEN 'b' ELSE 'u' END \
      || CASE WHEN t.typtype IN ('c', 'p') THEN 'r' ELSE '-' END || p.proname)::text \
@@ -38,7 +42,11 @@ pub(crate) const FUNCTIONS_QUERY: &str =
      UNION ALL \
      SELECT ('c-' || c.relname)::text FROM pg_catalog.pg_class c \
      WHERE c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace \
-     AND c.relkind IN ('r', 'v', 'm', 'p', 'f')";
+     AND c.relkind IN ('r', 'v', 'm', 'p', 'f') \
+     UNION ALL \
+     SELECT DISTINCT ('a-' || a.attname)::text FROM pg_catalog.pg_attribute a \
+     JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+     WHERE NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'c')";
 
 /// A connection's functions callable with one argument, by name.
 #[derive(Debug, Default)]
@@ -51,6 +59,10 @@ pub struct FunctionNames {
     /// Relations of `pg_catalog`: an unqualified name of one means it, since
     /// the server searches `pg_catalog` before the search path.
     catalog_relations: HashSet<String>,
+    /// Every function callable with one argument.
+    functions: HashSet<String>,
+    /// Every column name of the database's relations and composite types.
+    columns: HashSet<String>,
 }
 
 impl FunctionNames {
@@ -66,9 +78,18 @@ impl FunctionNames {
             };
             let (origin, row_kind) = (char::from(origin), char::from(row_kind));
             let name = name.to_string();
-            if origin == 'c' {
-                names.catalog_relations.insert(name);
-                continue;
+            match origin {
+                'c' => {
+                    names.catalog_relations.insert(name);
+                    continue;
+                }
+                'a' => {
+                    names.columns.insert(name);
+                    continue;
+                }
+                _ => {
+                    names.functions.insert(name.clone());
+                }
             }
             if row_kind == 'r' {
                 names.whole_row.insert(name.clone());
@@ -103,6 +124,28 @@ impl FunctionNames {
             .peekable();
         // An unknown qualifier (an outer query's, a schema's) counts as a possible call.
         relations.peek().is_none() || relations.any(|r| r.function)
+    }
+
+    /// A qualified name over a table (`o.f` with `o` a table of the
+    /// statement) whose `f` is neither a column name nor a function the list
+    /// knows: created since the list was read, the server may call it.
+    pub(crate) fn unknown_attribute<'a>(
+        &self,
+        st: &'a StatementAnalysis,
+    ) -> Option<&'a AttributeUse> {
+        // A list read before column names were part of it knows none.
+        if self.columns.is_empty() {
+            return None;
+        }
+        st.attributes.iter().find(|a| {
+            let over_table = a.qualifier.as_ref().is_some_and(|q| {
+                st.columns
+                    .relations
+                    .iter()
+                    .any(|r| &r.name == q && r.table.is_some() && !r.function)
+            });
+            over_table && !self.columns.contains(&a.name) && !self.functions.contains(&a.name)
+        })
     }
 
     /// An unqualified table of `pg_catalog`'s name (`pg_stat_activity`).
@@ -243,6 +286,40 @@ mod tests {
     fn a_row_starting_with_a_wide_character_is_skipped() {
         let names = FunctionNames::from_rows(vec!["éx".into(), "uxf".into()]);
         assert!(!names.opaque.is_empty());
+    }
+
+    #[test]
+    fn a_name_over_a_table_that_is_neither_column_nor_function_is_unknown() {
+        let names = FunctionNames::from_rows(vec![
+            "b-lower".into(),
+            "a-id".into(),
+            "a-note".into(),
+            "a-ctid".into(),
+        ]);
+        let unknown = |sql: &str| {
+            let a = gatehouse_sql::analyze_uncached(sql, Default::default()).unwrap();
+            names
+                .unknown_attribute(&a.statements[0])
+                .map(|a| a.name.clone())
+        };
+        assert_eq!(
+            unknown("SELECT o.purge FROM orders o"),
+            Some("purge".into())
+        );
+        assert_eq!(unknown("SELECT o.id, o.note, o.ctid FROM orders o"), None);
+        assert_eq!(
+            unknown("SELECT o.lower FROM orders o"),
+            None,
+            "a known function"
+        );
+        // A subquery's or a function's output names are its own.
+        assert_eq!(unknown("SELECT s.x FROM (SELECT 1 AS x) s"), None);
+        assert_eq!(unknown("SELECT g.g FROM generate_series(1, 2) g"), None);
+        // A list read without column names knows none: nothing is unknown.
+        let old = FunctionNames::from_rows(vec!["b-lower".into()]);
+        let a = gatehouse_sql::analyze_uncached("SELECT o.purge FROM orders o", Default::default())
+            .unwrap();
+        assert!(old.unknown_attribute(&a.statements[0]).is_none());
     }
 
     #[test]
