@@ -350,7 +350,7 @@ fn decide_batch(policy: &PolicyHandle, a: &Asking<'_>, calls: &[crate::mcp::McpC
     for (i, call) in calls.iter().enumerate() {
         let d = engine.decide_mcp(&mcp_facts(a, call, false));
         let reason = match &d {
-            Decision::Allow { policies } => {
+            Decision::Allow { policies, .. } => {
                 allowed.extend(policies.iter().cloned());
                 continue;
             }
@@ -551,7 +551,7 @@ fn approved(
     decide_as: &impl Fn(bool) -> Decision,
 ) -> Verdict {
     match decide_as(true) {
-        Decision::Allow { policies } => Verdict::Forward {
+        Decision::Allow { policies, .. } => Verdict::Forward {
             record: DecisionRecord {
                 decision: Decided::Allow,
                 policies,

@@ -1,6 +1,6 @@
 //! Turning a request into Cedar requests and Cedar answers into a [`Decision`].
 
-use crate::{Decision, PolicyEngine};
+use crate::{Decision, PolicyEngine, RowCap};
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, Response,
     RestrictedExpression,
@@ -284,7 +284,7 @@ impl PolicyEngine {
         }
         let reasons: Vec<String> = resp.diagnostics().reason().map(|p| p.to_string()).collect();
         match resp.decision() {
-            cedar_policy::Decision::Allow => Decision::Allow { policies: reasons },
+            cedar_policy::Decision::Allow => Decision::allow(reasons),
             cedar_policy::Decision::Deny if reasons.is_empty() => Decision::Deny {
                 reason: format!("no policy permits {what}"),
                 policies: Vec::new(),
@@ -451,6 +451,8 @@ impl PolicyEngine {
         };
         let multi = r.statements.len() > 1;
         let mut allowed = BTreeSet::new();
+        // The tightest cap of any write (`None` inside: a write not capped).
+        let mut row_cap: Option<RowCap> = None;
         let mut review: Option<Decision> = None;
         for (what, st, a, resource) in requests {
             let pairs = statement_pairs(self.time_pairs(r.now, r.client_ip), r, st, a, multi);
@@ -465,7 +467,16 @@ impl PolicyEngine {
                 r.approved,
             );
             match d {
-                Decision::Allow { policies } => allowed.extend(policies),
+                Decision::Allow { policies, .. } => {
+                    if a.kind.changes_rows() {
+                        if let Some(cap) = self.write_cap(&policies) {
+                            if row_cap.as_ref().is_none_or(|c| cap.rows < c.rows) {
+                                row_cap = Some(cap);
+                            }
+                        }
+                    }
+                    allowed.extend(policies)
+                }
                 deny @ Decision::Deny { .. } => return deny,
                 Decision::Review {
                     routes,
@@ -501,7 +512,25 @@ impl PolicyEngine {
         }
         review.unwrap_or(Decision::Allow {
             policies: allowed.into_iter().collect(),
+            row_cap,
         })
+    }
+
+    /// The cap on a write these permits allowed: only when every one of
+    /// them carries `@max_rows` (permits add up: an uncapped one allows it
+    /// uncapped), and then the most generous.
+    fn write_cap(&self, permits: &[String]) -> Option<RowCap> {
+        let mut cap: Option<RowCap> = None;
+        for p in permits {
+            let rows = *self.row_caps.get(p)?;
+            if cap.as_ref().is_none_or(|c| rows > c.rows) {
+                cap = Some(RowCap {
+                    rows,
+                    policy: p.clone(),
+                });
+            }
+        }
+        cap
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Decision {
     Allow {
         /// The permit policies that allowed it.
         policies: Vec<String>,
+        /// The most rows one statement may change, when every permit that
+        /// allowed one of its writes carries `@max_rows`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        row_cap: Option<RowCap>,
     },
     /// Refused.
     Deny {
@@ -91,9 +95,28 @@ impl Decision {
     /// The determining policies.
     pub fn policies(&self) -> &[String] {
         match self {
-            Decision::Allow { policies }
+            Decision::Allow { policies, .. }
             | Decision::Deny { policies, .. }
             | Decision::Review { policies, .. } => policies,
+        }
+    }
+}
+
+/// A cap on the rows one statement may change (`@max_rows` on a permit).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RowCap {
+    /// At most this many rows.
+    pub rows: u64,
+    /// The policy that sets it.
+    pub policy: String,
+}
+
+impl Decision {
+    /// An allow by `policies`, uncapped.
+    pub fn allow(policies: Vec<String>) -> Self {
+        Decision::Allow {
+            policies,
+            row_cap: None,
         }
     }
 }
@@ -215,6 +238,8 @@ pub struct PolicyEngine {
     without_approvals: PolicySet,
     /// `@approval` forbids: policy id -> route.
     approval_routes: HashMap<String, String>,
+    /// `@max_rows` permits: policy id -> the most rows a statement may change.
+    row_caps: HashMap<String, u64>,
     files: Vec<PolicyFile>,
     uses_time: bool,
 }

@@ -1,6 +1,9 @@
 //! Loading and validating policy files.
 
 use crate::{PolicyEngine, SCHEMA};
+
+/// The largest `@max_rows` (a trillion rows: any more is no cap).
+const MAX_ROW_CAP: u64 = 1_000_000_000_000;
 use cedar_policy::{Policy, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 use sha2::{Digest, Sha256};
@@ -114,6 +117,7 @@ impl PolicyEngine {
         let mut all = PolicySet::new();
         let mut without_approvals = PolicySet::new();
         let mut approval_routes = HashMap::new();
+        let mut row_caps = HashMap::new();
         let mut files = Vec::new();
         // Where each policy came from, for validation errors.
         let mut origin: HashMap<String, usize> = HashMap::new();
@@ -174,6 +178,27 @@ impl PolicyEngine {
                         reason: format!("policy {id}: @approval only makes sense on a forbid policy"),
                     }),
                     _ => {}
+                }
+                if let Some(cap) = policy.annotation("max_rows") {
+                    let problem = match (cap.trim().parse::<u64>(), policy.effect()) {
+                        (_, cedar_policy::Effect::Forbid) => Some(format!(
+                            "policy {id}: @max_rows caps what a permit allows; put it on a permit policy"
+                        )),
+                        (Ok(n), _) if (1..=MAX_ROW_CAP).contains(&n) => {
+                            row_caps.insert(id.clone(), n);
+                            None
+                        }
+                        _ => Some(format!(
+                            "policy {id}: @max_rows({cap:?}) must be a whole number of rows from 1 to {MAX_ROW_CAP}, e.g. @max_rows(\"100\")"
+                        )),
+                    };
+                    if let Some(reason) = problem {
+                        problems.push(PolicyProblem {
+                            file: path.clone(),
+                            line: None,
+                            reason,
+                        });
+                    }
                 }
                 let is_approval = route.is_some();
                 if let Some(r) = route {
@@ -240,6 +265,7 @@ impl PolicyEngine {
             all,
             without_approvals,
             approval_routes,
+            row_caps,
             files,
         })
     }

@@ -458,3 +458,70 @@ when { context.tool == "query_db" };
         "deny"
     );
 }
+
+#[test]
+fn writes_carry_the_row_cap_of_the_permits_that_allowed_them() {
+    let e = engine();
+    let ci = who("ci-deploy", &["ci"]);
+    let cap = |sql: &str| match decide(&e, &ci, sql) {
+        Decision::Allow { row_cap, .. } => row_cap.map(|c| (c.rows, c.policy)),
+        other => panic!("{sql}: {other:?}"),
+    };
+    assert_eq!(
+        cap("DELETE FROM orders WHERE id = 1"),
+        Some((100, "ci-read-write".into()))
+    );
+    assert_eq!(
+        cap("INSERT INTO orders SELECT * FROM staging"),
+        Some((100, "ci-read-write".into()))
+    );
+    assert_eq!(cap("SELECT * FROM orders"), None, "reads are not capped");
+    // A DBA's permit carries no cap: permits add up, so none applies.
+    let both = who("lead", &["ci", "dba"]);
+    match decide(&e, &both, "DELETE FROM orders WHERE id = 1") {
+        Decision::Allow { row_cap, .. } => assert_eq!(row_cap, None),
+        other => panic!("{other:?}"),
+    }
+    // The tightest write cap of a statement counts.
+    let two = "@id(\"a\") @max_rows(\"10\") permit (principal, action == Gatehouse::Action::\"delete\", resource);\n\
+               @id(\"b\") @max_rows(\"500\") permit (principal, action == Gatehouse::Action::\"delete\", resource);\n\
+               @id(\"c\") permit (principal, action == Gatehouse::Action::\"select\", resource);";
+    let e2 = PolicyEngine::from_sources(&[(PathBuf::from("two.cedar"), two.into())]).unwrap();
+    match decide(
+        &e2,
+        &ci,
+        "DELETE FROM orders WHERE id IN (SELECT id FROM stale)",
+    ) {
+        Decision::Allow { row_cap, .. } => {
+            assert_eq!(
+                row_cap.map(|c| (c.rows, c.policy)),
+                Some((500, "b".into())),
+                "the most generous permit of a write"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_row_cap_must_be_a_number_on_a_permit() {
+    for (text, why) in [
+        (
+            "@id(\"f\") @max_rows(\"5\") forbid (principal, action, resource);",
+            "put it on a permit",
+        ),
+        (
+            "@id(\"p\") @max_rows(\"many\") permit (principal, action, resource);",
+            "whole number of rows",
+        ),
+        (
+            "@id(\"z\") @max_rows(\"0\") permit (principal, action, resource);",
+            "whole number of rows",
+        ),
+    ] {
+        let err = PolicyEngine::from_sources(&[(PathBuf::from("cap.cedar"), text.into())])
+            .err()
+            .unwrap_or_else(|| panic!("{text} loaded"));
+        assert!(err.to_string().contains(why), "{err}");
+    }
+}

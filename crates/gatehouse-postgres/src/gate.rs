@@ -222,6 +222,21 @@ impl Gate {
         if let Some(reason) = pinned {
             return self.settings_refusal(reason);
         }
+        if let Some(cap) = verdict
+            .row_cap
+            .as_ref()
+            .filter(|_| verdict.refusal.is_none())
+        {
+            if let Some(why) = uncountable(statements) {
+                let reason = format!(
+                    "policy `{}` caps the rows one statement may change at {} (@max_rows), and \
+                     {why}, so the gateway could not count and undo its changes; send the write \
+                     alone, as a plain INSERT, UPDATE, DELETE or MERGE",
+                    cap.policy, cap.rows
+                );
+                return self.refuse_reason(Decided::Deny, vec![cap.policy.clone()], reason);
+            }
+        }
         if verdict.refusal.is_none() {
             if let Some(guard) = self.column_guard.as_ref().filter(|g| g.applies()) {
                 if let Some(view) = statements.iter().find_map(|s| reads_column_statistics(s)) {
@@ -263,7 +278,12 @@ impl Gate {
         let mode = self.settings.policy.mode();
         let policies = decision.policies().to_vec();
         match (decision, mode) {
-            (Decision::Allow { .. }, _) => Verdict::allowed(policies, mode.recorded()),
+            (Decision::Allow { row_cap, .. }, mode) => {
+                let mut v = Verdict::allowed(policies, mode.recorded());
+                // Audit mode lets everything through: no cap either.
+                v.row_cap = row_cap.filter(|_| mode == PolicyMode::Enforce);
+                v
+            }
             (Decision::Deny { reason, .. }, PolicyMode::Audit) => {
                 self.shadow(Decided::ShadowDeny, policies, reason)
             }
@@ -344,4 +364,22 @@ fn reads_column_statistics(st: &StatementAnalysis) -> Option<String> {
             .find(|f| f.rsplit('.').next() == Some("pg_mcv_list_items"))
             .cloned()
     })
+}
+
+/// Why a capped write cannot be counted from its command tag, if it cannot:
+/// the tag counts the top-level statement's rows only.
+fn uncountable(statements: &[Arc<StatementAnalysis>]) -> Option<&'static str> {
+    let [st] = statements else {
+        return Some("it is one of several statements in one query");
+    };
+    if !matches!(
+        st.operation.as_str(),
+        "insert" | "update" | "delete" | "merge"
+    ) {
+        return Some("its writes are inside another statement (a WITH, a function)");
+    }
+    if st.flags.data_modifying_cte {
+        return Some("it writes in a WITH as well");
+    }
+    None
 }

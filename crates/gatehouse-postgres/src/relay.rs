@@ -58,6 +58,8 @@ where
     let (mut br, mut bw) = tokio::io::split(legs.backend);
     let (client_leftover, backend_leftover) = (legs.client_leftover, legs.backend_leftover);
     let masked = lock(tracker).masking.active;
+    // What the backend side has the gateway send to finish a capped statement.
+    let (resume_tx, mut resume_rx) = tokio::sync::mpsc::channel::<BytesMut>(4);
     // The gateway's own messages to the client (a held statement's notice)
     // go through the client-writing side, at a message boundary.
     let (notices, mut notices_rx) = tokio::sync::mpsc::channel::<BytesMut>(4);
@@ -74,6 +76,7 @@ where
             session,
             &notices,
             &mut cancelled,
+            &mut resume_rx,
         );
         let down = backend_to_client(
             &mut br,
@@ -85,6 +88,7 @@ where
             masked,
             &mut notices_rx,
             &mut answered,
+            &resume_tx,
         );
         tokio::select! {
             e = up => e,
@@ -142,6 +146,7 @@ async fn client_to_backend<R, W>(
     session: &Session,
     notices: &tokio::sync::mpsc::Sender<BytesMut>,
     cancelled: &mut watch::Receiver<u64>,
+    resume: &mut tokio::sync::mpsc::Receiver<BytesMut>,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -154,7 +159,16 @@ where
     loop {
         if !first {
             reserve(&mut buf);
-            match cr.read_buf(&mut buf).await {
+            let read = tokio::select! {
+                r = cr.read_buf(&mut buf) => r,
+                Some(bytes) = resume.recv() => {
+                    if let Err(e) = resumed(bw, tracker, &bytes).await {
+                        return e;
+                    }
+                    continue;
+                }
+            };
+            match read {
                 Ok(0) => {
                     let terminated = lock(tracker).terminated;
                     return if terminated {
@@ -217,7 +231,18 @@ where
                     }
                     continue;
                 }
-                // The frontend pauses only for approvals.
+                Some(Pause::RowCap) => {
+                    // A capped statement runs: wait until the gateway has
+                    // finished it, then scan the waiting message again.
+                    let Some(bytes) = resume.recv().await else {
+                        return Ending::new(SessionEndReason::BackendClosed, None);
+                    };
+                    if let Err(e) = resumed(bw, tracker, &bytes).await {
+                        return e;
+                    }
+                    continue;
+                }
+                // The frontend pauses only for approvals and row caps.
                 Some(Pause::CatalogLookup) | None => {}
             }
             // A refused message: its poison goes to the backend instead.
@@ -241,6 +266,7 @@ async fn backend_to_client<R, W>(
     masked: bool,
     notices: &mut tokio::sync::mpsc::Receiver<BytesMut>,
     answered: &mut Answered,
+    resume: &tokio::sync::mpsc::Sender<BytesMut>,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -341,12 +367,17 @@ where
                     resolve_tables(tracker).await;
                     continue;
                 }
-                // The backend never pauses for approvals.
-                Some(Pause::Approval(_)) | None => break,
+                // The backend never pauses for approvals or row caps.
+                Some(Pause::Approval(_) | Pause::RowCap) | None => break,
             }
         }
         if let Err(e) = flush(cw, &mut out, counters).await {
             return client_gone(e);
+        }
+        if let Some(bytes) = answered.resume.take() {
+            if resume.send(bytes).await.is_err() {
+                return Ending::new(SessionEndReason::ClientDisconnected, None);
+            }
         }
         if !answered.found.is_empty() {
             record_found(tracker, std::mem::take(&mut answered.found));
@@ -360,6 +391,23 @@ where
             }
         }
     }
+}
+
+/// Writes what the gateway sends to finish a capped statement, then lets
+/// the client's messages go on (in that order: nothing of the client's may
+/// reach the backend before it).
+async fn resumed<W: AsyncWrite + Unpin>(
+    bw: &mut W,
+    tracker: &Mutex<Tracker>,
+    bytes: &[u8],
+) -> Result<(), Ending> {
+    if !bytes.is_empty() {
+        crate::io::send(bw, bytes)
+            .await
+            .map_err(|e| Ending::new(SessionEndReason::BackendClosed, format!("backend: {e}")))?;
+    }
+    lock(tracker).barrier_lifted();
+    Ok(())
 }
 
 /// Logs and stores columns a detector found sensitive (they protect

@@ -47,6 +47,9 @@ pub(crate) enum Pause {
     Approval(Box<Held>),
     /// A result's masking plan needs table names from the catalog.
     CatalogLookup,
+    /// A statement under a row cap runs: the client's next messages wait
+    /// until the gateway has finished it (`row_cap.rs`).
+    RowCap,
 }
 
 /// What the backend's messages of one read did, for the relay to carry out
@@ -61,6 +64,9 @@ pub(crate) struct Answered {
     pub(crate) setting_changed: Option<String>,
     /// Columns a detector found sensitive (protecting already), to log and store.
     pub(crate) found: Vec<gatehouse_core::SensitiveColumn>,
+    /// A capped statement is settled: write these (possibly no) bytes of the
+    /// gateway's to the backend, then let the client's messages go on.
+    pub(crate) resume: Option<bytes::BytesMut>,
 }
 
 /// What to do with a message the tracker saw.
@@ -86,6 +92,12 @@ pub(crate) struct Tracker {
     next_verdict: Option<gate::Verdict>,
     /// The client sent Terminate.
     pub(crate) terminated: bool,
+    /// The transaction state of the latest ReadyForQuery.
+    tx_status: u8,
+    /// The client's messages wait for a capped statement (`row_cap.rs`).
+    barrier: bool,
+    /// A capped Query waits until every earlier statement is answered.
+    drain_wait: bool,
 }
 
 /// A statement waiting in its session for approval.
@@ -112,6 +124,9 @@ impl Tracker {
             stray_tally: MaskTally::default(),
             next_verdict: None,
             terminated: false,
+            tx_status: b'I',
+            barrier: false,
+            drain_wait: false,
         }
     }
 
@@ -167,6 +182,7 @@ impl Tracker {
             tally: MaskTally::default(),
             answered: 0,
             sql_prepares: Vec::new(),
+            cap: None,
         }));
     }
 
@@ -314,6 +330,9 @@ impl Tracker {
         body: &[u8],
         w: &mut WriteAhead,
     ) -> Result<Flow, CodecError> {
+        if self.barrier() {
+            return Ok(Flow::Pause(Pause::RowCap));
+        }
         let flow = match ty {
             fe::QUERY => self.on_query(body, w),
             fe::PARSE => self.on_parse(body, w),
@@ -342,6 +361,16 @@ impl Tracker {
         body: &[u8],
         answered: &mut Answered,
     ) -> Result<Flow, CodecError> {
+        // Every answer to a query of the gateway's own is the gateway's.
+        if let Some(Pending::AddedQuery) = self.pending.front() {
+            if ty == be::READY_FOR_QUERY {
+                self.pending.pop_front();
+                if let Some(&status) = body.first() {
+                    self.tx_status = status;
+                }
+            }
+            return Ok(Flow::Replace(bytes::BytesMut::new()));
+        }
         if self.masking.withholding && ty != be::READY_FOR_QUERY {
             // After a masking failure nothing reaches the client until ReadyForQuery.
             self.note_backend(ty, body, answered)?;
@@ -385,7 +414,13 @@ impl Tracker {
                 }
                 Ok(Flow::Forward)
             }
-            be::COMMAND_COMPLETE => self.on_command_complete(body, finished),
+            be::COMMAND_COMPLETE => {
+                let tag = parse_command_tag(body)?;
+                if let Some(flow) = self.capped_tag(tag, rows_from_tag(tag), &mut answered.resume) {
+                    return Ok(flow);
+                }
+                self.on_command_complete(body, finished)
+            }
             be::PARSE_COMPLETE | be::BIND_COMPLETE | be::CLOSE_COMPLETE => {
                 if let Some(flow) = self.added_answered() {
                     return Ok(flow);
@@ -402,8 +437,21 @@ impl Tracker {
             be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED => {
                 self.on_empty_or_suspended(ty, finished)
             }
-            be::ERROR_RESPONSE => self.on_error(body, finished),
-            be::READY_FOR_QUERY => self.on_ready_for_query(body, finished),
+            be::ERROR_RESPONSE => {
+                self.capped_batch_failed(&mut answered.resume);
+                self.on_error(body, finished)
+            }
+            be::READY_FOR_QUERY => {
+                if let Some(&status) = body.first() {
+                    self.tx_status = status;
+                }
+                if let Some(flow) = self.capped_ready(&mut answered.resume) {
+                    return Ok(flow);
+                }
+                let flow = self.on_ready_for_query(body, finished);
+                self.drained(&mut answered.resume);
+                flow
+            }
             _ => Ok(Flow::Forward),
         }
     }
@@ -417,5 +465,6 @@ mod names;
 mod pending;
 mod record;
 mod results;
+mod row_cap;
 #[cfg(test)]
 mod tests;

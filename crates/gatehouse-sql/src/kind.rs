@@ -62,6 +62,15 @@ impl ActionKind {
         Self::Other,
     ];
 
+    /// Changes rows of a table (what a row cap counts): INSERT, UPDATE,
+    /// MERGE, DELETE.
+    pub fn changes_rows(self) -> bool {
+        matches!(
+            self,
+            Self::Insert | Self::Update | Self::Merge | Self::Delete
+        )
+    }
+
     /// The snake_case name (also the Cedar action id).
     pub fn as_str(self) -> &'static str {
         match self {

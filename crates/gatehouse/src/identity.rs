@@ -192,7 +192,7 @@ fn describe(identity: &Identity, reach: &[(String, Decision)]) -> String {
     }
     for (c, d) in reach {
         match d {
-            Decision::Allow { policies } => {
+            Decision::Allow { policies, .. } => {
                 let _ = writeln!(out, "  connect {c:<16} allowed by {}", policies.join(", "));
             }
             other => {

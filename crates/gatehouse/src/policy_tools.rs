@@ -174,7 +174,7 @@ fn resolve_executes(a: &Analysis) -> Result<Vec<StatementAnalysis>, String> {
 
 fn decision_line(d: &Decision) -> String {
     match d {
-        Decision::Allow { policies } => format!("allow (permitted by {})", policies.join(", ")),
+        Decision::Allow { policies, .. } => format!("allow (permitted by {})", policies.join(", ")),
         Decision::Deny { reason, policies } if policies.is_empty() => format!("deny: {reason}"),
         Decision::Deny { reason, policies } => format!("deny: {reason} [{}]", policies.join(", ")),
         Decision::Review {

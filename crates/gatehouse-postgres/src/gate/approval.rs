@@ -80,7 +80,10 @@ impl Gate {
             Consulted::NoRoute => return None,
             Consulted::Approved(id) => {
                 let decision = self.decision(statements, protocol, true);
-                let mut v = self.checked(statements, self.verdict(decision));
+                // A person approved exactly this statement: no row cap.
+                let mut allowed = self.verdict(decision);
+                allowed.row_cap = None;
+                let mut v = self.checked(statements, allowed);
                 if v.refusal.is_none() {
                     v.record.reason = Some(format!("approved: request {id}"));
                     v.approval = Some(ApprovalStep::Use(id));

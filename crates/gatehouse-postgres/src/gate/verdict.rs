@@ -56,6 +56,9 @@ pub(crate) struct Verdict {
     /// The statements change portals (DECLARE, CLOSE, DISCARD): every portal
     /// name is forgotten.
     pub(crate) changes_portals: bool,
+    /// The most rows the statement may change (`@max_rows`): it runs so that
+    /// it can be undone, and is when it changed more (`tracker/row_cap.rs`).
+    pub(crate) row_cap: Option<gatehouse_policy::RowCap>,
 }
 
 impl Verdict {
@@ -73,6 +76,7 @@ impl Verdict {
             sql_prepares: Vec::new(),
             deallocates: Vec::new(),
             changes_portals: false,
+            row_cap: None,
         }
     }
 
@@ -107,4 +111,6 @@ pub(crate) struct Prepared {
     /// Needs approval and not yet approved: the client's Parse (its body),
     /// kept back from the server, which holds a stand-in under the name.
     pub(crate) kept_back: Option<bytes::Bytes>,
+    /// The row cap its allowing policy set at Parse.
+    pub(crate) row_cap: Option<gatehouse_policy::RowCap>,
 }

@@ -59,6 +59,31 @@ pub(crate) fn denied(reason: &str, policies: &[String]) -> StatementRefusal {
     )
 }
 
+/// The statement changed more rows than its policy's `@max_rows`: undone.
+pub(crate) fn over_row_cap(
+    tag: &str,
+    changed: u64,
+    cap: &gatehouse_policy::RowCap,
+    in_transaction: bool,
+) -> StatementRefusal {
+    let undone = if in_transaction {
+        "it was undone with the transaction, which is aborted now, as after any refused statement"
+    } else {
+        "it was rolled back"
+    };
+    statement_error(
+        "42501",
+        format!(
+            "gatehouse: permission denied: the statement changed {changed} rows ({tag}), more \
+             than the {} one statement may change under policy `{}` (@max_rows); {undone}",
+            cap.rows, cap.policy
+        ),
+        Some(&format!("decided by policy {}", cap.policy)),
+        "change fewer rows per statement (a narrower WHERE, or in batches); a statement \
+         approved through an approval route runs uncapped",
+    )
+}
+
 /// The statement needs approval, and none can be filed for it here.
 pub(crate) fn approval_unavailable(reason: &str, policies: &[String]) -> StatementRefusal {
     statement_error(

@@ -135,7 +135,8 @@ impl Tracker {
                     self.finish(s, finished);
                 }
             }
-            None => {}
+            // Answered before anything reaches here (`Tracker::on_backend`).
+            Some(Pending::AddedQuery) | None => {}
         }
         Ok(Flow::Forward)
     }
@@ -173,7 +174,11 @@ impl Tracker {
                 self.pending.pop_front();
             }
             Some(
-                Pending::Describe { .. } | Pending::Define(_) | Pending::Added(_) | Pending::Close,
+                Pending::Describe { .. }
+                | Pending::Define(_)
+                | Pending::Added(_)
+                | Pending::Close
+                | Pending::AddedQuery,
             )
             | None => {}
         }

@@ -13,12 +13,20 @@ impl Tracker {
             Some(v) => (v, None),
             None => self.gate.decide_text(q, Flavour::Simple),
         };
+        let cap = verdict
+            .row_cap
+            .clone()
+            .filter(|_| verdict.refusal.is_none() && verdict.hold.is_none());
+        // Capped: it runs once the transaction state it runs in is known.
+        if cap.is_some() && self.capped_query_waits() {
+            return Ok(Flow::Pause(Pause::RowCap));
+        }
         let text = self.text_of(q, &verdict);
         let result = ResultSource {
             copy_out: copy_out(single.as_ref()),
             ..ResultSource::default()
         };
-        Ok(self.gated(
+        let flow = self.gated(
             w,
             Flavour::Simple,
             text,
@@ -26,7 +34,11 @@ impl Tracker {
             verdict,
             gate::poison_query,
             result,
-        ))
+        );
+        Ok(match cap {
+            Some(cap) => self.capped_query(body, cap),
+            None => flow,
+        })
     }
 
     /// A Parse: decided now; its name holds the statement once the server
@@ -78,6 +90,7 @@ impl Tracker {
                 parse_id,
                 columns: None,
                 kept_back: None,
+                row_cap: verdict.row_cap.clone(),
             };
             // Needing approval, it does not reach the server until approved.
             if needs_approval {
@@ -127,6 +140,7 @@ impl Tracker {
                 parse_id: 0,
                 columns: None,
                 kept_back: None,
+                row_cap: None,
             },
             // A statement made by SQL PREPARE, or one the gateway never saw:
             // generation 0 makes the Execute decide it.
@@ -146,6 +160,7 @@ impl Tracker {
                     parse_id: 0,
                     columns: None,
                     kept_back: None,
+                    row_cap: None,
                 }
             }
         };
@@ -321,6 +336,20 @@ impl Tracker {
                 v.approval = None;
             }
         }
+        let cap = match &verdict {
+            Some(v) => v.row_cap.clone().filter(|_| v.refusal.is_none()),
+            None => st.row_cap.clone(),
+        };
+        // A capped statement runs whole: its tag counts every row it changed.
+        let verdict = match verdict {
+            _ if cap.is_some() && execute_row_limit(body) != 0 => Some(self.gate.refuse(format!(
+                "{}: policy `{}` caps the rows it may change (@max_rows), so it must run \
+                     whole, in one Execute without a row limit",
+                st.text,
+                cap.as_ref().map_or("", |c| c.policy.as_str())
+            ))),
+            v => v,
+        };
         if let Some(mut verdict) = verdict {
             // A SQL PREPARE run this way takes its name when answered, too.
             if let Some(a) = st.analysis.as_ref().filter(|a| a.prepares.is_some()) {
@@ -328,7 +357,14 @@ impl Tracker {
                     verdict.sql_prepares.push((0, a.clone()));
                 }
             }
-            return Ok(self.gated_execute(w, text, params, verdict, result));
+            let refused = verdict.refusal.is_some();
+            let flow = self.gated_execute(w, text, params, verdict, result);
+            return Ok(match cap {
+                Some(cap) if !refused && matches!(flow, Flow::Forward) => {
+                    self.capped_execute(body, cap)
+                }
+                _ => flow,
+            });
         }
         self.push(
             w,
@@ -342,7 +378,10 @@ impl Tracker {
         if let Some(a) = st.analysis.filter(|a| a.prepares.is_some()) {
             self.note_sql_prepares(vec![(0, a)]);
         }
-        Ok(Flow::Forward)
+        Ok(match cap {
+            Some(cap) => self.capped_execute(body, cap),
+            None => Flow::Forward,
+        })
     }
 
     /// A Sync: the batch's ReadyForQuery completes what the server skipped.
@@ -400,4 +439,14 @@ fn reserved(name: &str) -> Option<String> {
             gate::RESERVED_PREFIX
         )
     })
+}
+
+/// The most rows an Execute asks for (0: all).
+fn execute_row_limit(body: &[u8]) -> i32 {
+    let Some(end) = body.iter().position(|&b| b == 0) else {
+        return 0;
+    };
+    body.get(end + 1..end + 5)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, i32::from_be_bytes)
 }

@@ -29,6 +29,8 @@ pub(super) struct InFlight {
     pub(super) answered: usize,
     /// SQL `PREPARE`s among its statements, by position: done when answered.
     pub(super) sql_prepares: Vec<(usize, Arc<StatementAnalysis>)>,
+    /// Under a row cap: how its run goes (`row_cap.rs`).
+    pub(super) cap: Option<Box<super::row_cap::CapRun>>,
 }
 
 /// What describes a statement's result rows.
@@ -70,6 +72,9 @@ pub(super) enum Pending {
     /// A client's Close: its CloseComplete is the client's (kept apart from
     /// the gateway's own Closes).
     Close,
+    /// A simple Query of the gateway's own (`row_cap.rs`): every answer up
+    /// to its ReadyForQuery is the gateway's.
+    AddedQuery,
 }
 
 pub(super) struct Portal {

@@ -1,0 +1,245 @@
+//! Row caps (`@max_rows` on a permit): a write runs so that it can be
+//! undone, the gateway reads how many rows it changed from its command tag,
+//! and undoes it, refusing it in its place, when that is more than the cap.
+//!
+//! - Simple protocol, outside a transaction: the gateway opens one
+//!   (`BEGIN`, its answers not passed on) before the statement; within the
+//!   cap it sends `COMMIT`, over it `ROLLBACK` and a poison, whose error is
+//!   replaced by the refusal. The client sees the statement's own answers and
+//!   one ReadyForQuery, exactly as without the cap. To know the transaction
+//!   state the statement will run in, it waits until every earlier
+//!   statement is answered.
+//! - Simple protocol, inside the client's transaction: over the cap a poison
+//!   aborts the transaction, as after any refused statement.
+//! - Extended protocol: the Execute is followed by a Flush (the server then
+//!   sends the tag at once); over the cap a poison Bind aborts the
+//!   (implicit or explicit) transaction before the client's Sync can commit.
+//!
+//! While a capped statement runs, the client's next messages wait (a
+//! barrier): nothing may run between the write and its undoing. The relay
+//! lifts it once the gateway's own messages are written to the backend.
+
+use super::pending::Pending;
+use super::{Flavour, Flow, Tracker};
+use crate::codec::msg::frontend as fe;
+use crate::codec::write::{begin, finish, put_cstr};
+use bytes::BytesMut;
+use gatehouse_policy::RowCap;
+
+/// Where a capped statement is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Sent; its tag not seen yet.
+    Running,
+    /// Within the cap.
+    Within,
+    /// Over the cap: it changed this many rows.
+    Over(u64),
+    /// The gateway's COMMIT is on its way (its tag is not the client's).
+    Committing,
+    /// The gateway's ROLLBACK is on its way (ditto).
+    RollingBack,
+    /// Its refusal replaces the poison's error.
+    Refusing,
+}
+
+/// A capped statement in flight.
+#[derive(Debug)]
+pub(super) struct CapRun {
+    pub(super) cap: RowCap,
+    /// The gateway opened the transaction (simple protocol, autocommit).
+    pub(super) opened: bool,
+    pub(super) stage: Stage,
+}
+
+/// A simple Query of `sql`.
+fn query(out: &mut BytesMut, sql: &str) {
+    let start = begin(out, fe::QUERY);
+    put_cstr(out, sql);
+    finish(out, start);
+}
+
+impl Tracker {
+    /// Whether the client's messages wait for a capped statement.
+    pub(super) fn barrier(&self) -> bool {
+        self.barrier
+    }
+
+    /// The relay wrote what the gateway sent to finish a capped statement:
+    /// the client's messages go on.
+    pub(crate) fn barrier_lifted(&mut self) {
+        self.barrier = false;
+    }
+
+    /// A simple Query under a row cap, just queued alone, `body` as the
+    /// client sent it: runs in a transaction the gateway can undo.
+    pub(super) fn capped_query(&mut self, body: &[u8], cap: RowCap) -> Flow {
+        // In a failed transaction it fails without changing anything.
+        if self.tx_status == b'E' {
+            return Flow::Forward;
+        }
+        let opened = self.tx_status == b'I';
+        self.barrier = true;
+        let Some(Pending::Statement(s)) = self.pending.back_mut() else {
+            return Flow::Forward;
+        };
+        s.cap = Some(Box::new(CapRun {
+            cap,
+            opened,
+            stage: Stage::Running,
+        }));
+        if !opened {
+            return Flow::Forward;
+        }
+        // BEGIN first: its answers are the gateway's.
+        let statement = self.pending.pop_back();
+        self.pending.push_back(Pending::AddedQuery);
+        self.pending.extend(statement);
+        let mut out = BytesMut::with_capacity(body.len() + 32);
+        query(&mut out, "BEGIN");
+        let start = begin(&mut out, fe::QUERY);
+        out.extend_from_slice(body);
+        finish(&mut out, start);
+        Flow::Replace(out)
+    }
+
+    /// Whether a capped Query must first wait for the statements before it
+    /// to be answered (then it pauses; scanned again once they are).
+    pub(super) fn capped_query_waits(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return false;
+        }
+        self.barrier = true;
+        self.drain_wait = true;
+        true
+    }
+
+    /// An Execute under a row cap, `body` as the client sent it: a Flush
+    /// follows, so its tag comes back before the client's Sync goes out.
+    pub(super) fn capped_execute(&mut self, body: &[u8], cap: RowCap) -> Flow {
+        self.barrier = true;
+        if let Some(Pending::Statement(s)) = self.pending.back_mut() {
+            s.cap = Some(Box::new(CapRun {
+                cap,
+                opened: false,
+                stage: Stage::Running,
+            }));
+        }
+        let mut out = BytesMut::with_capacity(body.len() + 16);
+        let start = begin(&mut out, fe::EXECUTE);
+        out.extend_from_slice(body);
+        finish(&mut out, start);
+        let start = begin(&mut out, b'H');
+        finish(&mut out, start);
+        Flow::Replace(out)
+    }
+
+    /// An ErrorResponse: a capped Execute still waiting for its tag will
+    /// not run (the batch failed), so the client's messages go on.
+    pub(super) fn capped_batch_failed(&mut self, resume: &mut Option<BytesMut>) {
+        let waiting = self.pending.iter_mut().find_map(|p| match p {
+            Pending::Statement(s) if s.kind == Flavour::Extended => {
+                s.cap.as_mut().filter(|c| c.stage == Stage::Running)
+            }
+            _ => None,
+        });
+        if let Some(run) = waiting {
+            run.stage = Stage::Within;
+            *resume = Some(BytesMut::new());
+        }
+    }
+
+    /// A CommandComplete of a capped statement (`rows` from its tag): what
+    /// becomes of it. `Some(flow)` replaces the usual handling.
+    pub(super) fn capped_tag(
+        &mut self,
+        tag: &str,
+        rows: Option<u64>,
+        resume: &mut Option<BytesMut>,
+    ) -> Option<Flow> {
+        let Some(Pending::Statement(s)) = self.pending.front_mut() else {
+            return None;
+        };
+        let run = s.cap.as_mut()?;
+        match run.stage {
+            // The gateway's COMMIT or ROLLBACK: not the client's tag.
+            Stage::Committing | Stage::RollingBack => return Some(Flow::Replace(BytesMut::new())),
+            Stage::Running => {}
+            _ => return None,
+        }
+        let changed = rows.unwrap_or(u64::MAX);
+        if changed <= run.cap.rows {
+            run.stage = Stage::Within;
+            if s.kind == Flavour::Extended {
+                *resume = Some(BytesMut::new());
+            }
+            return None;
+        }
+        run.stage = Stage::Over(changed);
+        let refusal = crate::refusals::over_row_cap(tag, changed, &run.cap, !run.opened);
+        s.error = Some((refusal.sqlstate.to_string(), refusal.message.clone()));
+        s.refusal = Some(refusal);
+        if s.kind == Flavour::Extended {
+            // A poison aborts the transaction before the client's Sync.
+            run.stage = Stage::Refusing;
+            *resume = Some(crate::gate::poison_bind());
+        }
+        s.tags.push_str(tag);
+        s.rows = rows;
+        Some(Flow::Replace(BytesMut::new()))
+    }
+
+    /// A ReadyForQuery ending a capped simple statement: finish it (commit,
+    /// or roll back and refuse). `Some(flow)`: the ReadyForQuery is the
+    /// gateway's, and the statement stays in flight.
+    pub(super) fn capped_ready(&mut self, resume: &mut Option<BytesMut>) -> Option<Flow> {
+        let Some(Pending::Statement(s)) = self.pending.front_mut() else {
+            return None;
+        };
+        if s.kind != Flavour::Simple {
+            return None;
+        }
+        let run = s.cap.as_mut()?;
+        let mut out = BytesMut::new();
+        match (run.stage, run.opened) {
+            // The end of the gateway's own COMMIT, ROLLBACK or poison: the
+            // statement completes as usual.
+            (Stage::Committing | Stage::RollingBack | Stage::Refusing, _) => return None,
+            (Stage::Within, true) => {
+                run.stage = Stage::Committing;
+                query(&mut out, "COMMIT");
+            }
+            (Stage::Over(_), true) => {
+                run.stage = Stage::Refusing;
+                query(&mut out, "ROLLBACK");
+                out.extend_from_slice(&crate::gate::poison_query());
+                // ROLLBACK's answers come before the poison's.
+                self.pending.push_front(Pending::AddedQuery);
+            }
+            (Stage::Over(_), false) => {
+                run.stage = Stage::Refusing;
+                out.extend_from_slice(&crate::gate::poison_query());
+            }
+            // It failed (no tag) in the gateway's transaction: end that.
+            (Stage::Running, true) => {
+                run.stage = Stage::RollingBack;
+                query(&mut out, "ROLLBACK");
+            }
+            _ => {
+                // Done: the client's messages go on.
+                *resume = Some(BytesMut::new());
+                return None;
+            }
+        }
+        *resume = Some(out);
+        Some(Flow::Replace(BytesMut::new()))
+    }
+
+    /// Every statement before a capped one is answered: it may go now.
+    pub(super) fn drained(&mut self, resume: &mut Option<BytesMut>) {
+        if self.drain_wait && self.pending.is_empty() {
+            self.drain_wait = false;
+            *resume = Some(BytesMut::new());
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Row caps end to end: the starter policy caps a CI token's writes at 100
+//! rows per statement (`@max_rows("100")`). A real PostgreSQL behind the
+//! real gateway, psql, tokio-postgres and a raw protocol client: a capped
+//! write over the cap is undone and refused (autocommit, inside a
+//! transaction, prepared with parameters, pipelined), one under the cap
+//! commits, and the records say how many rows it changed.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const STARTER: &str = include_str!("../../../examples/policies/starter.cedar");
+
+const ROUTES: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "request"
+request_ttl = "1h"
+valid_for = "15m"
+"#;
+
+/// A gateway with the starter policies over `orders` with 150 rows.
+fn harness() -> Harness {
+    let h = Harness::with(Options {
+        plaintext_on_loopback: true,
+        policy: Some(STARTER.into()),
+        extra_config: ROUTES,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE orders (id int PRIMARY KEY, note text);
+             INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, 150) g;
+             GRANT ALL ON orders TO app_owner;",
+        )
+        .unwrap();
+    h
+}
+
+fn count(h: &Harness, sql: &str) -> String {
+    h.cluster.sql("app", sql).unwrap()
+}
+
+fn orders(h: &Harness) -> String {
+    count(h, "SELECT count(*) FROM orders")
+}
+
+#[test]
+fn a_write_over_the_cap_is_undone_and_refused_in_psql() {
+    let h = harness();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+
+    // Autocommit: over the cap, rolled back and refused.
+    let out = h.psql(&ci, "app-db", "DELETE FROM orders WHERE id > 0");
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("changed 150 rows (DELETE 150)"), "{err}");
+    assert!(err.contains("more than the 100"), "{err}");
+    assert!(err.contains("`ci-read-write`"), "{err}");
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(orders(&h), "150");
+    // Within the cap, it commits, and says what it did.
+    let out = h
+        .psql_cmd(&ci, "app-db")
+        .args(["-c", "UPDATE orders SET note = 'x' WHERE id <= 100"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "UPDATE 100", "{}", stderr(&out));
+    assert_eq!(
+        count(&h, "SELECT count(*) FROM orders WHERE note = 'x'"),
+        "100"
+    );
+    // INSERT … SELECT counts too.
+    let out = h.psql(
+        &ci,
+        "app-db",
+        "INSERT INTO orders SELECT id + 1000, note FROM orders",
+    );
+    assert!(
+        stderr(&out).contains("changed 150 rows (INSERT 0 150)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(orders(&h), "150");
+
+    // Inside the client's transaction: refused like any refused statement
+    // (the transaction is aborted), the rest of the session goes on.
+    let out = h
+        .psql_cmd(&ci, "app-db")
+        .args(["-v", "ON_ERROR_STOP=0"])
+        .args(["-c", "BEGIN"])
+        .args(["-c", "UPDATE orders SET note = 'in tx' WHERE id < 10"])
+        .args(["-c", "DELETE FROM orders WHERE id > 0"])
+        .args(["-c", "SELECT 1"])
+        .args(["-c", "COMMIT"])
+        .args(["-c", "SELECT count(*) FROM orders"])
+        .output()
+        .unwrap();
+    let (o, err) = (stdout(&out), stderr(&out));
+    assert!(err.contains("changed 150 rows"), "{err}");
+    assert!(err.contains("aborted"), "{err}");
+    assert!(
+        o.contains("ROLLBACK"),
+        "COMMIT of an aborted transaction: {o}"
+    );
+    assert!(o.contains("   150\n"), "{o}");
+    assert_eq!(orders(&h), "150");
+    assert_eq!(
+        count(&h, "SELECT count(*) FROM orders WHERE note = 'in tx'"),
+        "0"
+    );
+    // Within the cap inside a transaction: committed by the client.
+    let out = h
+        .psql_cmd(&ci, "app-db")
+        .args(["-c", "BEGIN"])
+        .args(["-c", "DELETE FROM orders WHERE id > 140"])
+        .args(["-c", "COMMIT"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(orders(&h), "140");
+
+    // A write the cap cannot count is refused before it runs.
+    let out = h.psql(
+        &ci,
+        "app-db",
+        "WITH d AS (DELETE FROM orders WHERE id > 0 RETURNING 1) SELECT count(*) FROM d",
+    );
+    assert!(stderr(&out).contains("could not count"), "{}", stderr(&out));
+    let out = h.psql(
+        &ci,
+        "app-db",
+        "DELETE FROM orders WHERE id = 1; DELETE FROM orders WHERE id = 2",
+    );
+    assert!(
+        stderr(&out).contains("one of several statements"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(orders(&h), "140");
+
+    // The records say how many rows it changed.
+    let events = h.evidence_events();
+    let refused = events
+        .iter()
+        .find(|e| {
+            e["kind"] == "statement_result"
+                && e["payload"]
+                    .to_string()
+                    .contains("changed 150 rows (DELETE 150)")
+        })
+        .unwrap_or_else(|| panic!("no result event names the count"));
+    assert!(
+        refused["payload"].to_string().contains("42501"),
+        "{refused}"
+    );
+
+    // An approved statement runs uncapped.
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let out = h.psql(&ci, "app-db", "DELETE FROM orders WHERE true");
+    let err = stderr(&out);
+    let at = err.find("request ").expect(&err) + 8;
+    let id = err[at..at + 36].to_string();
+    let out = h.cli(&["approvals", "approve", &id, "--token", &alice]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = h
+        .psql_cmd(&ci, "app-db")
+        .args(["-c", "DELETE FROM orders WHERE true"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "DELETE 140", "{}", stderr(&out));
+    assert_eq!(orders(&h), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_and_pipelined_writes_are_capped_too() {
+    let h = harness();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let client = h.connect(&ci, "app-db").await.unwrap();
+    // Prepared, with a parameter: over the cap, refused and undone.
+    let e = client
+        .execute("DELETE FROM orders WHERE id > $1", &[&0i32])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "42501", "{e:?}");
+    assert!(message(&e).contains("changed 150 rows"), "{e:?}");
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "150");
+    // Under the cap, it commits.
+    let n = client
+        .execute("DELETE FROM orders WHERE id > $1", &[&120i32])
+        .await
+        .unwrap();
+    assert_eq!(n, 30);
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "120");
+    // In a transaction: refused, the transaction aborted, then rolled back.
+    let mut client = client;
+    let tx = client.transaction().await.unwrap();
+    tx.execute("UPDATE orders SET note = 'tx' WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    let e = tx
+        .execute("UPDATE orders SET note = 'all' WHERE id > $1", &[&0i32])
+        .await
+        .unwrap_err();
+    assert!(message(&e).contains("changed 120 rows"), "{e:?}");
+    let e = tx.execute("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(
+        sqlstate(&e),
+        "25P02",
+        "aborted, as after any refused statement"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        tokio::task::block_in_place(|| count(
+            &h,
+            "SELECT count(*) FROM orders WHERE note IN ('tx', 'all')"
+        )),
+        "0"
+    );
+    // The session goes on.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 120);
+    drop(client);
+
+    // Pipelined in one write: the read behind the capped write waits for
+    // it to be undone, and sees every row.
+    let mut s = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(raw_login(h.pg_port, &ci, "app-db"))
+    });
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let q = |sql: &str| {
+        let mut m = vec![b'Q'];
+        m.extend_from_slice(&((sql.len() + 5) as u32).to_be_bytes());
+        m.extend_from_slice(sql.as_bytes());
+        m.push(0);
+        m
+    };
+    let mut all = q("SELECT count(*) FROM orders");
+    all.extend(q("DELETE FROM orders WHERE id > 0"));
+    all.extend(q("SELECT count(*) FROM orders"));
+    s.write_all(&all).await.unwrap();
+    let mut got = Vec::new();
+    let mut ready = 0;
+    while ready < 3 {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed");
+        got.extend_from_slice(&buf[..n]);
+        ready = count_ready(&got);
+    }
+    let text = String::from_utf8_lossy(&got);
+    // A DataRow value "120": four-byte length 3, then the text.
+    let counted = got
+        .windows(7)
+        .filter(|w| *w == [0, 0, 0, 3, b'1', b'2', b'0'])
+        .count();
+    assert_eq!(counted, 2, "both counts see every row: {text}");
+    assert!(text.contains("changed 120 rows"), "{text}");
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "120");
+}
+
+/// ReadyForQuery messages in a stream of whole messages.
+fn count_ready(mut b: &[u8]) -> usize {
+    let mut n = 0;
+    while b.len() >= 5 {
+        let len = u32::from_be_bytes(b[1..5].try_into().unwrap()) as usize;
+        if b.len() < 1 + len {
+            break;
+        }
+        if b[0] == b'Z' {
+            n += 1;
+        }
+        b = &b[1 + len..];
+    }
+    n
+}
