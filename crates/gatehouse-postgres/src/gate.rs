@@ -224,17 +224,20 @@ impl Gate {
         }
         if let Some(cap) = verdict
             .row_cap
-            .as_ref()
+            .clone()
             .filter(|_| verdict.refusal.is_none())
         {
-            if let Some(why) = uncountable(statements) {
-                let reason = format!(
-                    "policy `{}` caps the rows one statement may change at {} (@max_rows), and \
-                     {why}, so the gateway could not count and undo its changes; send the write \
-                     alone, as a plain INSERT, UPDATE, DELETE or MERGE",
-                    cap.policy, cap.rows
-                );
-                return self.refuse_reason(Decided::Deny, vec![cap.policy.clone()], reason);
+            match capped_at_run_time(statements, cap.rows) {
+                Ok(true) => {}
+                Ok(false) => verdict.row_cap = None,
+                Err(why) => {
+                    let reason = format!(
+                        "policy `{}` caps the rows one statement may change at {} (@max_rows), \
+                         and {why}",
+                        cap.policy, cap.rows
+                    );
+                    return self.refuse_reason(Decided::Deny, vec![cap.policy.clone()], reason);
+                }
             }
         }
         if verdict.refusal.is_none() {
@@ -366,20 +369,48 @@ fn reads_column_statistics(st: &StatementAnalysis) -> Option<String> {
     })
 }
 
-/// Why a capped write cannot be counted from its command tag, if it cannot:
-/// the tag counts the top-level statement's rows only.
-fn uncountable(statements: &[Arc<StatementAnalysis>]) -> Option<&'static str> {
-    let [st] = statements else {
-        return Some("it is one of several statements in one query");
-    };
-    if !matches!(
-        st.operation.as_str(),
-        "insert" | "update" | "delete" | "merge"
-    ) {
-        return Some("its writes are inside another statement (a WITH, a function)");
+/// How statements under a row cap of `cap` rows are held to it: `Ok(false)`
+/// when every write is bounded before it runs (an `INSERT … VALUES` of at
+/// most `cap` rows, a PREPARE), `Ok(true)` when its command tag must be
+/// counted (one plain write, alone), `Err(why not)` when it is refused.
+fn capped_at_run_time(statements: &[Arc<StatementAnalysis>], cap: u64) -> Result<bool, String> {
+    const ALONE: &str = "the gateway could not count and undo its changes; send the write \
+                         alone, as a plain INSERT, UPDATE, DELETE or MERGE";
+    let mut counted = Vec::new();
+    for st in statements {
+        if !st.actions.iter().any(|a| a.kind.changes_rows()) {
+            continue;
+        }
+        match st.values_rows {
+            Some(n) if n <= cap => {}
+            Some(n) => {
+                return Err(format!(
+                    "this INSERT writes {n} rows; insert at most {cap} rows per statement"
+                ))
+            }
+            None => counted.push(st),
+        }
     }
-    if st.flags.data_modifying_cte {
-        return Some("it writes in a WITH as well");
+    match counted[..] {
+        [] => Ok(false),
+        [_] if statements.len() > 1 => Err(format!(
+            "the write is one of several statements in one query, so {ALONE}"
+        )),
+        // A PREPARE changes nothing; an EXECUTE of it is tagged as the
+        // statement it runs (both carry the prepared statement's analysis).
+        [st] if !matches!(
+            st.operation.as_str(),
+            "insert" | "update" | "delete" | "merge" | "prepare"
+        ) =>
+        {
+            Err(format!(
+                "its writes are inside another statement (a WITH, a function), so {ALONE}"
+            ))
+        }
+        [st] if st.flags.data_modifying_cte => {
+            Err(format!("it writes in a WITH as well, so {ALONE}"))
+        }
+        [_] => Ok(true),
+        _ => Err(format!("the query holds several writes, so {ALONE}")),
     }
-    None
 }

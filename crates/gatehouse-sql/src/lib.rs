@@ -125,6 +125,10 @@ pub struct StatementAnalysis {
     /// column `f` of `x` when there is one, else as the call `f(x)`. Which one
     /// only the catalog can tell (see the adapter's function catalog).
     pub attributes: Vec<AttributeUse>,
+    /// An `INSERT … VALUES` of this many rows (an upsert included): it
+    /// changes at most that many rows, known before it runs.
+    #[serde(default)]
+    pub values_rows: Option<u64>,
 }
 
 /// A qualified name that may be a function call in attribute notation.
@@ -375,6 +379,7 @@ impl StatementAnalysis {
             settings: Vec::new(),
             secret: false,
             attributes: Vec::new(),
+            values_rows: None,
         }
     }
 }

@@ -732,5 +732,24 @@ pub(crate) fn analyze_statement(stmt: &Value, text: &str) -> Result<StatementAna
         copy_out: (ty == "CopyStmt")
             .then(|| crate::copy::copy_out(body))
             .flatten(),
+        values_rows: values_rows(ty, body),
     })
+}
+
+/// The rows of an `INSERT … VALUES` without a WITH (whose own writes would
+/// count too).
+fn values_rows(ty: &str, body: &Value) -> Option<u64> {
+    if ty != "InsertStmt" || field(body, "with_clause").is_some() {
+        return None;
+    }
+    let (ty, select) = node_of(field(body, "select_stmt")?)?;
+    if ty != "SelectStmt" {
+        return None;
+    }
+    if field(select, "with_clause").is_some() {
+        return None;
+    }
+    // An INSERT … SELECT has no VALUES lists (an empty one, as parsed).
+    let n = select.get("values_lists")?.as_array()?.len();
+    u64::try_from(n).ok().filter(|n| *n > 0)
 }

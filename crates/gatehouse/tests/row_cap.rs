@@ -133,14 +133,58 @@ fn a_write_over_the_cap_is_undone_and_refused_in_psql() {
     let out = h.psql(
         &ci,
         "app-db",
-        "DELETE FROM orders WHERE id = 1; DELETE FROM orders WHERE id = 2",
+        "BEGIN; DELETE FROM orders WHERE id = 1; COMMIT",
     );
     assert!(
-        stderr(&out).contains("one of several statements"),
+        stderr(&out).contains("one of several statements in one query"),
         "{}",
         stderr(&out)
     );
+    let out = h.psql(
+        &ci,
+        "app-db",
+        "DELETE FROM orders WHERE id = 1; DELETE FROM orders WHERE id = 2",
+    );
+    assert!(stderr(&out).contains("several writes"), "{}", stderr(&out));
     assert_eq!(orders(&h), "140");
+    // An INSERT … VALUES is bounded before it runs: with other statements
+    // when within the cap, refused unrun when not.
+    let out = h.psql(
+        &ci,
+        "app-db",
+        "BEGIN; INSERT INTO orders VALUES (500, 'a'), (501, 'b'); COMMIT",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(orders(&h), "142");
+    let values: Vec<String> = (1000..1101).map(|i| format!("({i}, 'v')")).collect();
+    let out = h.psql(
+        &ci,
+        "app-db",
+        &format!("INSERT INTO orders VALUES {}", values.join(", ")),
+    );
+    assert!(
+        stderr(&out).contains("this INSERT writes 101 rows"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(orders(&h), "142");
+    h.cluster
+        .sql("app", "DELETE FROM orders WHERE id >= 500")
+        .unwrap();
+
+    // SQL-level PREPARE and EXECUTE: the EXECUTE is counted.
+    let out = h
+        .psql_cmd(&ci, "app-db")
+        .args(["-v", "ON_ERROR_STOP=0"])
+        .args(["-c", "PREPARE d(int) AS DELETE FROM orders WHERE id > $1"])
+        .args(["-c", "EXECUTE d(0)"])
+        .args(["-c", "EXECUTE d(135)"])
+        .output()
+        .unwrap();
+    let (o, err) = (stdout(&out), stderr(&out));
+    assert!(err.contains("changed 140 rows (DELETE 140)"), "{err}");
+    assert!(o.contains("DELETE 5"), "{o} {err}");
+    assert_eq!(orders(&h), "135");
 
     // The records say how many rows it changed.
     let events = h.evidence_events();
@@ -171,7 +215,7 @@ fn a_write_over_the_cap_is_undone_and_refused_in_psql() {
         .args(["-c", "DELETE FROM orders WHERE true"])
         .output()
         .unwrap();
-    assert_eq!(stdout(&out).trim(), "DELETE 140", "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "DELETE 135", "{}", stderr(&out));
     assert_eq!(orders(&h), "0");
 }
 

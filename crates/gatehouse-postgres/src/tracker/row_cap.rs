@@ -167,7 +167,12 @@ impl Tracker {
             Stage::Running => {}
             _ => return None,
         }
-        let changed = rows.unwrap_or(u64::MAX);
+        // A PREPARE of a capped write changes nothing; its EXECUTE is counted.
+        let changed = if tag == "PREPARE" {
+            0
+        } else {
+            rows.unwrap_or(u64::MAX)
+        };
         if changed <= run.cap.rows {
             run.stage = Stage::Within;
             if s.kind == Flavour::Extended {
