@@ -400,11 +400,12 @@ fn capped_at_run_time(statements: &[Arc<StatementAnalysis>], cap: u64) -> Result
         // statement it runs (both carry the prepared statement's analysis).
         [st] if !matches!(
             st.operation.as_str(),
-            "insert" | "update" | "delete" | "merge" | "prepare"
+            "insert" | "update" | "delete" | "merge" | "copy" | "prepare"
         ) =>
         {
             Err(format!(
-                "its writes are inside another statement (a WITH, a function), so {ALONE}"
+                "its writes are inside another statement (EXPLAIN ANALYZE, a WITH, a \
+                 function), so {ALONE}"
             ))
         }
         [st] if st.flags.data_modifying_cte => {

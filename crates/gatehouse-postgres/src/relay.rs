@@ -313,6 +313,10 @@ where
                 let done = &mut *answered;
                 scanner.scan(&buf, inspects, |ty, body| t.on_backend(ty, body, done))
             };
+            // Columns found sensitive are recorded whatever ends the session next.
+            if !answered.found.is_empty() {
+                record_found(tracker, std::mem::take(&mut answered.found));
+            }
             if let Some(reason) = answered.setting_changed.take() {
                 // Nothing more of this session is relayed, not even this read
                 // (it ran under the changed setting); its records are kept.
@@ -379,9 +383,7 @@ where
                 return Ending::new(SessionEndReason::ClientDisconnected, None);
             }
         }
-        if !answered.found.is_empty() {
-            record_found(tracker, std::mem::take(&mut answered.found));
-        }
+
         for r in answered.finished.drain(..) {
             if session.finished(r).await.is_err() {
                 return Ending::new(

@@ -26,14 +26,15 @@ const VALUE_PREFIX: u32 = 2048;
 const COLUMNS_PER_QUERY: usize = 64;
 
 /// Every column the detectors can read (strings, JSON, and numbers long
-/// enough to be a card), of every table, view or materialized view the
-/// backend login may read, outside the system schemas.
+/// enough to be a card), of every table and materialized view the backend
+/// login may read, outside the system schemas (views and foreign tables
+/// would run their code, or another server's, as the gateway's login).
 const COLUMNS_SQL: &str = "SELECT n.nspname::text, c.relname::text, a.attname::text \
      FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
      JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-     WHERE c.relkind IN ('r', 'p', 'm', 'v', 'f') AND a.attnum > 0 AND NOT a.attisdropped \
+     WHERE c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 AND NOT a.attisdropped \
      AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
      AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
      AND (t.typcategory = 'S' OR t.typname IN ('json', 'jsonb', 'int8', 'numeric')) \
@@ -99,7 +100,8 @@ impl ColumnSampler for TableSampler {
         backend::own_query::<0>(
             stream,
             buf,
-            &format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"),
+            // Built-ins as themselves, whatever the login's search path.
+            &format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'; SET search_path = pg_catalog"),
             |_| Ok(()),
         )
         .await?;
@@ -186,7 +188,12 @@ async fn sample_columns(
 ) -> Result<(), String> {
     let list: Vec<String> = cols
         .iter()
-        .map(|c| format!("left({}::text, {VALUE_PREFIX})", ident(&c.column)))
+        .map(|c| {
+            format!(
+                "pg_catalog.left({}::pg_catalog.text, {VALUE_PREFIX})",
+                ident(&c.column)
+            )
+        })
         .collect();
     let sql = format!(
         "BEGIN TRANSACTION READ ONLY; SELECT {} FROM {}.{} LIMIT {rows}; COMMIT",

@@ -98,6 +98,9 @@ pub(crate) struct Tracker {
     barrier: bool,
     /// A capped Query waits until every earlier statement is answered.
     drain_wait: bool,
+    /// Extended-protocol messages went out since the latest ReadyForQuery
+    /// (until one comes, the transaction state is not known).
+    unsynced: bool,
 }
 
 /// A statement waiting in its session for approval.
@@ -127,6 +130,7 @@ impl Tracker {
             tx_status: b'I',
             barrier: false,
             drain_wait: false,
+            unsynced: false,
         }
     }
 
@@ -333,6 +337,12 @@ impl Tracker {
         if self.barrier() {
             return Ok(Flow::Pause(Pause::RowCap));
         }
+        if matches!(
+            ty,
+            fe::PARSE | fe::BIND | fe::DESCRIBE | fe::EXECUTE | fe::CLOSE
+        ) {
+            self.unsynced = true;
+        }
         let flow = match ty {
             fe::QUERY => self.on_query(body, w),
             fe::PARSE => self.on_parse(body, w),
@@ -449,6 +459,12 @@ impl Tracker {
                     return Ok(flow);
                 }
                 let flow = self.on_ready_for_query(body, finished);
+                // Extended messages still unanswered belong to a later batch.
+                self.unsynced = self.pending.iter().any(|p| match p {
+                    Pending::Statement(s) => s.kind == Flavour::Extended,
+                    Pending::Sync | Pending::AddedQuery => false,
+                    _ => true,
+                });
                 self.drained(&mut answered.resume);
                 flow
             }

@@ -63,11 +63,11 @@ impl ActionKind {
     ];
 
     /// Changes rows of a table (what a row cap counts): INSERT, UPDATE,
-    /// MERGE, DELETE.
+    /// MERGE, DELETE, COPY … FROM.
     pub fn changes_rows(self) -> bool {
         matches!(
             self,
-            Self::Insert | Self::Update | Self::Merge | Self::Delete
+            Self::Insert | Self::Update | Self::Merge | Self::Delete | Self::CopyIn
         )
     }
 

@@ -217,6 +217,38 @@ fn a_write_over_the_cap_is_undone_and_refused_in_psql() {
         .unwrap();
     assert_eq!(stdout(&out).trim(), "DELETE 135", "{}", stderr(&out));
     assert_eq!(orders(&h), "0");
+
+    // COPY … FROM STDIN is counted too: the data flows, a large load is undone.
+    let rows: String = (1..=150).map(|i| format!("{i}\tc{i}\n")).collect();
+    let copy = |data: &str| {
+        use std::io::Write;
+        let mut child = h
+            .psql_cmd(&ci, "app-db")
+            .args(["-c", "\\copy orders FROM STDIN"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(data.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = copy(&rows);
+    assert!(
+        stderr(&out).contains("changed 150 rows (COPY 150)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(orders(&h), "0");
+    let few: String = (1..=5).map(|i| format!("{i}\tc{i}\n")).collect();
+    let out = copy(&few);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(orders(&h), "5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +343,75 @@ async fn prepared_and_pipelined_writes_are_capped_too() {
     assert_eq!(counted, 2, "both counts see every row: {text}");
     assert!(text.contains("changed 120 rows"), "{text}");
     assert_eq!(tokio::task::block_in_place(|| orders(&h)), "120");
+
+    // An error of an earlier message, pipelined ahead of a capped Execute
+    // in another batch, does not let the Execute's batch commit uncounted.
+    let mut all = q("SELECT 1/0");
+    all.extend(extended("DELETE FROM orders WHERE id > 0"));
+    all.extend(msg(b'S', b""));
+    s.write_all(&all).await.unwrap();
+    let text = until_ready(&mut s, 2).await;
+    assert!(text.contains("division by zero"), "{text}");
+    assert!(text.contains("changed 120 rows"), "{text}");
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "120");
+
+    // A capped Query right after extended-protocol messages without a Sync
+    // (whose COMMIT the gateway saw no ReadyForQuery for) is refused unrun.
+    s.write_all(&q("BEGIN")).await.unwrap();
+    until_ready(&mut s, 1).await;
+    let mut all = extended("COMMIT");
+    all.extend(msg(b'H', b""));
+    s.write_all(&all).await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("COMMIT") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(&q("DELETE FROM orders WHERE id > 0"))
+        .await
+        .unwrap();
+    let text = until_ready(&mut s, 1).await;
+    assert!(text.contains("send Sync first"), "{text}");
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "120");
+}
+
+fn msg(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty];
+    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// Parse, Bind and Execute of `sql` (unnamed, no parameters).
+fn extended(sql: &str) -> Vec<u8> {
+    let mut parse = vec![0];
+    parse.extend_from_slice(sql.as_bytes());
+    parse.extend_from_slice(&[0, 0, 0]);
+    let mut out = msg(b'P', &parse);
+    out.extend(msg(b'B', &[0, 0, 0, 0, 0, 0, 0, 0]));
+    out.extend(msg(b'E', &[0, 0, 0, 0, 0]));
+    out
+}
+
+/// Reads until `n` ReadyForQuery messages arrived; the bytes as text.
+async fn until_ready(s: &mut tokio::net::TcpStream, n: usize) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    while count_ready(&got) < n {
+        let mut buf = [0u8; 4096];
+        let k = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(k > 0, "closed");
+        got.extend_from_slice(&buf[..k]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 /// ReadyForQuery messages in a stream of whole messages.

@@ -59,17 +59,34 @@ pub(crate) fn denied(reason: &str, policies: &[String]) -> StatementRefusal {
     )
 }
 
+/// How a write over its row cap was undone.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Undone {
+    /// In the gateway's own transaction, rolled back.
+    RolledBack,
+    /// In the client's transaction, now aborted.
+    TransactionAborted,
+    /// In an extended-protocol batch, whose transaction is aborted.
+    BatchAborted,
+}
+
 /// The statement changed more rows than its policy's `@max_rows`: undone.
 pub(crate) fn over_row_cap(
     tag: &str,
     changed: u64,
     cap: &gatehouse_policy::RowCap,
-    in_transaction: bool,
+    undone: Undone,
 ) -> StatementRefusal {
-    let undone = if in_transaction {
-        "it was undone with the transaction, which is aborted now, as after any refused statement"
-    } else {
-        "it was rolled back"
+    let undone = match undone {
+        Undone::RolledBack => "it was rolled back",
+        Undone::TransactionAborted => {
+            "it was undone with the transaction, which is aborted now, as after any refused \
+             statement"
+        }
+        Undone::BatchAborted => {
+            "it was undone: the transaction it ran in is aborted (an implicit one ends at the \
+             batch's Sync), as after any refused statement"
+        }
     };
     statement_error(
         "42501",

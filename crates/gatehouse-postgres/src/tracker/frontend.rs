@@ -18,9 +18,17 @@ impl Tracker {
             .clone()
             .filter(|_| verdict.refusal.is_none() && verdict.hold.is_none());
         // Capped: it runs once the transaction state it runs in is known.
-        if cap.is_some() && self.capped_query_waits() {
-            return Ok(Flow::Pause(Pause::RowCap));
-        }
+        let verdict = match cap.as_ref().map(|_| self.capped_query_may_go()) {
+            Some(row_cap::Drained::Wait) => return Ok(Flow::Pause(Pause::RowCap)),
+            Some(row_cap::Drained::Refuse) => self.gate.refuse(
+                "a statement under a row cap (@max_rows) runs in a transaction whose state the \
+                 gateway must know, and extended-protocol messages went before it without a \
+                 Sync; send Sync first"
+                    .into(),
+            ),
+            _ => verdict,
+        };
+        let cap = cap.filter(|_| verdict.refusal.is_none());
         let text = self.text_of(q, &verdict);
         let result = ResultSource {
             copy_out: copy_out(single.as_ref()),

@@ -26,6 +26,17 @@ use crate::codec::write::{begin, finish, put_cstr};
 use bytes::BytesMut;
 use gatehouse_policy::RowCap;
 
+/// When a capped simple Query may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Drained {
+    /// Now: the transaction state is known.
+    Go,
+    /// Once the statements before it are answered.
+    Wait,
+    /// Not: extended-protocol messages without a Sync went before it.
+    Refuse,
+}
+
 /// Where a capped statement is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stage {
@@ -103,15 +114,26 @@ impl Tracker {
         Flow::Replace(out)
     }
 
-    /// Whether a capped Query must first wait for the statements before it
-    /// to be answered (then it pauses; scanned again once they are).
-    pub(super) fn capped_query_waits(&mut self) -> bool {
-        if self.pending.is_empty() {
-            return false;
+    /// When a capped Query may go: the transaction state it runs in must be
+    /// known, from a ReadyForQuery after everything sent before it.
+    pub(super) fn capped_query_may_go(&mut self) -> Drained {
+        let ends_with_ready = self.pending.iter().any(|p| match p {
+            Pending::Sync => true,
+            Pending::Statement(s) => s.kind != Flavour::Extended,
+            _ => false,
+        });
+        match (self.pending.is_empty(), self.unsynced, ends_with_ready) {
+            (true, false, _) => Drained::Go,
+            // Answered up to a ReadyForQuery still to come: then it goes.
+            (false, _, true) => {
+                self.barrier = true;
+                self.drain_wait = true;
+                Drained::Wait
+            }
+            // Extended-protocol messages without a Sync went before it: no
+            // ReadyForQuery will tell the transaction state.
+            _ => Drained::Refuse,
         }
-        self.barrier = true;
-        self.drain_wait = true;
-        true
     }
 
     /// An Execute under a row cap, `body` as the client sent it: a Flush
@@ -134,18 +156,24 @@ impl Tracker {
         Flow::Replace(out)
     }
 
-    /// An ErrorResponse: a capped Execute still waiting for its tag will
-    /// not run (the batch failed), so the client's messages go on.
+    /// An ErrorResponse: a capped Execute of the same batch, still waiting
+    /// for its tag, will not run (the batch failed), so the client's
+    /// messages go on. An error of an earlier batch or of a simple Query
+    /// skips nothing after a Sync.
     pub(super) fn capped_batch_failed(&mut self, resume: &mut Option<BytesMut>) {
-        let waiting = self.pending.iter_mut().find_map(|p| match p {
-            Pending::Statement(s) if s.kind == Flavour::Extended => {
-                s.cap.as_mut().filter(|c| c.stage == Stage::Running)
+        for p in self.pending.iter_mut() {
+            match p {
+                Pending::Sync => return,
+                Pending::Statement(s) if s.kind != Flavour::Extended => return,
+                Pending::Statement(s) => {
+                    if let Some(run) = s.cap.as_mut().filter(|c| c.stage == Stage::Running) {
+                        run.stage = Stage::Within;
+                        *resume = Some(BytesMut::new());
+                        return;
+                    }
+                }
+                _ => {}
             }
-            _ => None,
-        });
-        if let Some(run) = waiting {
-            run.stage = Stage::Within;
-            *resume = Some(BytesMut::new());
         }
     }
 
@@ -181,7 +209,12 @@ impl Tracker {
             return None;
         }
         run.stage = Stage::Over(changed);
-        let refusal = crate::refusals::over_row_cap(tag, changed, &run.cap, !run.opened);
+        let undone = match (s.kind, run.opened) {
+            (Flavour::Extended, _) => crate::refusals::Undone::BatchAborted,
+            (_, true) => crate::refusals::Undone::RolledBack,
+            (_, false) => crate::refusals::Undone::TransactionAborted,
+        };
+        let refusal = crate::refusals::over_row_cap(tag, changed, &run.cap, undone);
         s.error = Some((refusal.sqlstate.to_string(), refusal.message.clone()));
         s.refusal = Some(refusal);
         if s.kind == Flavour::Extended {
