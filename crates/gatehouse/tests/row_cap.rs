@@ -429,3 +429,60 @@ fn count_ready(mut b: &[u8]) -> usize {
     }
     n
 }
+
+#[test]
+fn psycopg_writes_are_held_and_capped() {
+    let h = harness();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let out = h
+        .python_cmd("psycopg/writes.py", &ci, "app-db")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cases: std::collections::HashMap<String, serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["case"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    for held in ["where_true", "where_or_true"] {
+        let c = &cases[held];
+        assert_eq!(c["ok"], false, "{c}");
+        assert!(
+            c["message"].as_str().unwrap().contains("approval required"),
+            "{c}"
+        );
+    }
+    let c = &cases["over_cap"];
+    assert_eq!(c["sqlstate"], "42501", "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("changed 150 rows"),
+        "{c}"
+    );
+    assert_eq!(
+        cases["within_cap"]["rowcount"], 10,
+        "{:?}",
+        cases["within_cap"]
+    );
+    assert_eq!(cases["tx_within"]["ok"], true);
+    assert!(cases["tx_over"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("changed 150 rows"));
+    assert_eq!(
+        cases["tx_after"]["sqlstate"], "25P02",
+        "the transaction is aborted"
+    );
+    // Nothing over the cap, nothing held, and nothing of the rolled-back
+    // transaction changed the table.
+    assert_eq!(orders(&h), "150");
+    assert_eq!(
+        count(&h, "SELECT count(*) FROM orders WHERE note = 'p'"),
+        "10"
+    );
+    assert_eq!(
+        count(&h, "SELECT count(*) FROM orders WHERE note = 'q'"),
+        "0"
+    );
+}

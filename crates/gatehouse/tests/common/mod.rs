@@ -390,6 +390,18 @@ connect_timeout = "3s"
             .env("PGCONNECT_TIMEOUT", "10");
     }
 
+    /// A Python script of the tests (run by the tests' venv, `tests/mcp/.venv`,
+    /// which `scripts/setup test` fills) with libpq's environment pointing it
+    /// through the gateway.
+    pub fn python_cmd(&self, script: &str, token: &str, dbname: &str) -> Command {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+        let mut cmd = Command::new(dir.join("mcp/.venv/bin/python"));
+        cmd.arg(dir.join(script));
+        self.libpq_env(&mut cmd, token, dbname);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
     /// A psql command through the gateway (not yet run).
     pub fn psql_cmd(&self, token: &str, dbname: &str) -> Command {
         let mut cmd = Command::new(self.cluster.tool("psql"));
