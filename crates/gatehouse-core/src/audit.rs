@@ -156,6 +156,18 @@ fn event(kind: EventKind, payload: Value) -> AuditEvent {
     }
 }
 
+/// What names a found sensitive column in its events.
+fn column_json(c: &crate::SensitiveColumn) -> Value {
+    json!({
+        "column_id": c.id,
+        "connection": c.connection,
+        "schema": c.schema,
+        "table": c.table,
+        "column": c.column,
+        "detector": c.detector,
+    })
+}
+
 fn identity_json(identity: &Identity) -> Value {
     json!({
         "subject": identity.subject,
@@ -443,15 +455,8 @@ impl AuditEvent {
 
     /// A masking detector found a sensitive column.
     pub fn sensitive_column_found(c: &crate::SensitiveColumn) -> Self {
-        let mut payload = json!({
-            "column_id": c.id,
-            "connection": c.connection,
-            "schema": c.schema,
-            "table": c.table,
-            "column": c.column,
-            "detector": c.detector,
-            "found_by": c.found_by.as_str(),
-        });
+        let mut payload = column_json(c);
+        payload["found_by"] = json!(c.found_by.as_str());
         if let Some(who) = &c.found_for {
             payload["identity"] = json!(who);
         }
@@ -467,18 +472,9 @@ impl AuditEvent {
 
     /// An operator (`by`) removed a found sensitive column.
     pub fn sensitive_column_removed(c: &crate::SensitiveColumn, by: &str) -> Self {
-        event(
-            EventKind::SensitiveColumnRemoved,
-            json!({
-                "column_id": c.id,
-                "connection": c.connection,
-                "schema": c.schema,
-                "table": c.table,
-                "column": c.column,
-                "detector": c.detector,
-                "removed_by": by,
-            }),
-        )
+        let mut payload = column_json(c);
+        payload["removed_by"] = json!(by);
+        event(EventKind::SensitiveColumnRemoved, payload)
     }
 
     /// Policies were loaded (`trigger`: `start` or `reload`), with each

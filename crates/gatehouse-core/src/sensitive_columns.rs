@@ -62,52 +62,54 @@ pub struct SensitiveColumn {
 }
 
 impl SensitiveColumn {
-    /// A column a detector found in a result of `session`, run by `identity`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn found_in_result(
+    fn new(
         connection: &str,
-        schema: &str,
-        table: &str,
-        column: &str,
+        (schema, table, column): (&str, &str, &str),
         detector: &str,
-        identity: &Identity,
-        session: SessionId,
+        found_by: FoundBy,
     ) -> Self {
         Self {
-            id: new_id(),
+            id: uuid::Uuid::now_v7().to_string(),
             connection: connection.into(),
             schema: schema.into(),
             table: table.into(),
             column: column.into(),
             detector: detector.into(),
-            found_by: FoundBy::Query,
-            found_for: Some(identity.subject.clone()),
-            session: Some(session),
+            found_by,
+            found_for: None,
+            session: None,
             sampled: None,
             found_at: Timestamp::now(),
+        }
+    }
+
+    /// A column a detector found in a result of `session`, run by `identity`.
+    pub fn found_in_result(
+        connection: &str,
+        name: (&str, &str, &str),
+        detector: &str,
+        identity: &Identity,
+        session: SessionId,
+    ) -> Self {
+        Self {
+            found_for: Some(identity.subject.clone()),
+            session: Some(session),
+            ..Self::new(connection, name, detector, FoundBy::Query)
         }
     }
 
     /// A column a discovery run found: `hits` of `sampled` values.
     pub fn found_by_sampling(
         connection: &str,
-        (schema, table, column): (&str, &str, &str),
+        name: (&str, &str, &str),
         detector: &str,
         (hits, sampled): (u64, u64),
         by: &str,
     ) -> Self {
         Self {
-            id: new_id(),
-            connection: connection.into(),
-            schema: schema.into(),
-            table: table.into(),
-            column: column.into(),
-            detector: detector.into(),
-            found_by: FoundBy::Discover,
             found_for: Some(by.into()),
-            session: None,
             sampled: Some((hits, sampled)),
-            found_at: Timestamp::now(),
+            ..Self::new(connection, name, detector, FoundBy::Discover)
         }
     }
 
@@ -123,10 +125,6 @@ impl SensitiveColumn {
             && self.table == other.table
             && self.column == other.column
     }
-}
-
-fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// What went wrong keeping the set.

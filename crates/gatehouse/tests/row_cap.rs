@@ -10,34 +10,9 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const STARTER: &str = include_str!("../../../examples/policies/starter.cedar");
-
-const ROUTES: &str = r#"
-[[approval.route]]
-name = "dba"
-approvers = ["dba-leads"]
-mode = "request"
-request_ttl = "1h"
-valid_for = "15m"
-"#;
-
 /// A gateway with the starter policies over `orders` with 150 rows.
 fn harness() -> Harness {
-    let h = Harness::with(Options {
-        plaintext_on_loopback: true,
-        policy: Some(STARTER.into()),
-        extra_config: ROUTES,
-        ..Options::default()
-    });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE orders (id int PRIMARY KEY, note text);
-             INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, 150) g;
-             GRANT ALL ON orders TO app_owner;",
-        )
-        .unwrap();
-    h
+    starter_with_orders(150)
 }
 
 fn count(h: &Harness, sql: &str) -> String {

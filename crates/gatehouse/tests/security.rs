@@ -10,35 +10,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-const STARTER: &str = include_str!("../../../examples/policies/starter.cedar");
-
-const ROUTES: &str = r#"
-[[approval.route]]
-name = "dba"
-approvers = ["dba-leads"]
-mode = "request"
-request_ttl = "1h"
-valid_for = "15m"
-"#;
-
-/// A gateway with the starter policies (plaintext on loopback for raw
-/// clients) and an `orders` table of 5 rows the backend login may change.
+/// A gateway with the starter policies over `orders` with 5 rows.
 fn starter() -> Harness {
-    let h = Harness::with(Options {
-        plaintext_on_loopback: true,
-        policy: Some(STARTER.into()),
-        extra_config: ROUTES,
-        ..Options::default()
-    });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE orders (id int, note text);
-             INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, 5) g;
-             GRANT ALL ON orders TO app_owner;",
-        )
-        .unwrap();
-    h
+    starter_with_orders(5)
 }
 
 fn orders(h: &Harness) -> String {
@@ -684,7 +658,7 @@ approval_requests_per_minute = 2
 fn one_caller_cannot_hurt_the_others() {
     let h = Harness::with(Options {
         plaintext_on_loopback: true,
-        policy: Some(STARTER.into()),
+        policy: Some(STARTER_POLICY.into()),
         extra_config: LIMITS,
         ..Options::default()
     });

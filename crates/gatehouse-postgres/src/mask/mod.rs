@@ -206,9 +206,7 @@ impl SessionMasking {
         };
         let found = SensitiveColumn::found_in_result(
             d.connection(),
-            &t.schema,
-            &t.name,
-            column,
+            (&t.schema, &t.name, column),
             name,
             identity,
             *session,

@@ -637,3 +637,40 @@ impl Harness {
         serde_json::from_str(&self.cli_ok(&["sessions", "show", id, "--json"])).unwrap()
     }
 }
+
+/// The starter policies (`examples/policies/starter.cedar`).
+pub const STARTER_POLICY: &str = include_str!("../../../../examples/policies/starter.cedar");
+
+/// The starter policies' approval route `dba` (request mode), approved by
+/// the group `dba-leads`.
+pub const DBA_ROUTE: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "request"
+request_ttl = "1h"
+valid_for = "15m"
+"#;
+
+/// A gateway with the starter policies and their `dba` route (plaintext on
+/// loopback for raw clients) over an `orders (id int, note text)` table of
+/// `rows` rows the backend login may change.
+pub fn starter_with_orders(rows: u32) -> Harness {
+    let h = Harness::with(Options {
+        plaintext_on_loopback: true,
+        policy: Some(STARTER_POLICY.into()),
+        extra_config: DBA_ROUTE,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            &format!(
+                "CREATE TABLE orders (id int PRIMARY KEY, note text);
+                 INSERT INTO orders SELECT g, 'o' || g FROM generate_series(1, {rows}) g;
+                 GRANT ALL ON orders TO app_owner;"
+            ),
+        )
+        .unwrap();
+    h
+}
