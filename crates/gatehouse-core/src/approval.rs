@@ -147,6 +147,10 @@ pub struct ApprovalRequest {
     pub valid_until: Option<Timestamp>,
     /// When the approved statement ran.
     pub used_at: Option<Timestamp>,
+    /// A write over its row cap: the rows it changed when it was undone;
+    /// approved, it may change at most that many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
 }
 
 /// Why a vote was not taken.
@@ -326,6 +330,7 @@ mod tests {
             votes: Vec::new(),
             valid_until: None,
             used_at: None,
+            max_rows: None,
         }
     }
 

@@ -68,6 +68,8 @@ pub struct ActionToApprove<'a> {
     pub analysis: &'a str,
     /// The caller's reason, if it gave one.
     pub reason: Option<&'a str>,
+    /// A write over its row cap: the rows it changed.
+    pub max_rows: Option<u64>,
 }
 
 /// What the desk says about an action that needs approval.
@@ -257,6 +259,18 @@ impl ApprovalDesk {
     /// Takes the approval covering `fingerprint`, if one is valid at `now`:
     /// it is no longer available to anyone else.
     pub fn take_approved(&self, fingerprint: &str, now: Timestamp) -> Option<ApprovalId> {
+        self.lock()
+            .take_approved(fingerprint, now)
+            .map(|(id, _)| id)
+    }
+
+    /// Takes the approval covering `fingerprint`, if one is valid at `now`,
+    /// with the rows it allows (a write approved over its row cap).
+    pub fn take_approved_rows(
+        &self,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> Option<(ApprovalId, Option<u64>)> {
         self.lock().take_approved(fingerprint, now)
     }
 
@@ -333,6 +347,7 @@ impl ApprovalDesk {
             votes: Vec::new(),
             valid_until: None,
             used_at: None,
+            max_rows: a.max_rows,
         };
         Consulted::Waiting {
             id: request.id.clone(),

@@ -16,8 +16,8 @@ pub(crate) struct PendingEntry {
 /// Live requests by statement fingerprint.
 #[derive(Default)]
 pub(crate) struct ApprovalIndex {
-    /// Approved, unused (request mode): id and deadline.
-    pub(crate) approved: HashMap<String, (ApprovalId, Option<Timestamp>)>,
+    /// Approved, unused (request mode): id, deadline and the rows allowed.
+    pub(crate) approved: HashMap<String, (ApprovalId, Option<Timestamp>, Option<u64>)>,
     /// Pending: a repeat of the statement points at the same request.
     pub(crate) pending: HashMap<String, PendingEntry>,
     /// The fingerprint each indexed request is under.
@@ -49,8 +49,8 @@ impl ApprovalIndex {
                     .insert(r.id.clone(), r.fingerprint.clone());
             }
             ApprovalState::Approved => {
-                let entry = (r.id.clone(), r.valid_until);
-                if let Some((old, _)) = self.approved.insert(r.fingerprint.clone(), entry) {
+                let entry = (r.id.clone(), r.valid_until, r.max_rows);
+                if let Some((old, ..)) = self.approved.insert(r.fingerprint.clone(), entry) {
                     self.fingerprints.remove(&old);
                 }
                 self.fingerprints
@@ -73,7 +73,7 @@ impl ApprovalIndex {
         if self
             .approved
             .get(&fingerprint)
-            .is_some_and(|(a, _)| a == id)
+            .is_some_and(|(a, ..)| a == id)
         {
             self.approved.remove(&fingerprint);
         }
@@ -93,10 +93,10 @@ impl ApprovalIndex {
         &mut self,
         fingerprint: &str,
         now: Timestamp,
-    ) -> Option<ApprovalId> {
-        let (id, until) = self.approved.remove(fingerprint)?;
+    ) -> Option<(ApprovalId, Option<u64>)> {
+        let (id, until, rows) = self.approved.remove(fingerprint)?;
         self.fingerprints.remove(&id);
-        until.is_none_or(|u| now < u).then_some(id)
+        until.is_none_or(|u| now < u).then_some((id, rows))
     }
 
     /// The pending request for `fingerprint`.
@@ -119,8 +119,8 @@ impl ApprovalIndex {
             .chain(
                 self.approved
                     .values()
-                    .filter(|(_, until)| until.is_some_and(|u| now >= u))
-                    .map(|(id, _)| id.clone()),
+                    .filter(|(_, until, _)| until.is_some_and(|u| now >= u))
+                    .map(|(id, ..)| id.clone()),
             )
             .collect()
     }

@@ -312,6 +312,7 @@ pub(crate) async fn decide(
                 policies,
                 analysis: &(a.mask)(reason),
                 reason: None,
+                max_rows: None,
             };
             approve(session, &asked, base, &decide_as).await
         }

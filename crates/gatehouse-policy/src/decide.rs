@@ -527,6 +527,7 @@ impl PolicyEngine {
                 cap = Some(RowCap {
                     rows,
                     policy: p.clone(),
+                    approval: self.row_cap_routes.get(p).cloned(),
                 });
             }
         }

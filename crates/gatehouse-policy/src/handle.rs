@@ -40,6 +40,7 @@ impl PolicyHandle {
         let mut missing: Vec<(String, String)> = engine
             .approval_routes()
             .iter()
+            .chain(engine.row_cap_routes())
             .filter(|(_, route)| !routes.contains(route))
             .map(|(id, route)| (id.clone(), route.clone()))
             .collect();

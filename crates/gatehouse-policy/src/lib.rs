@@ -109,6 +109,10 @@ pub struct RowCap {
     pub rows: u64,
     /// The policy that sets it.
     pub policy: String,
+    /// The approval route a write over it is filed with
+    /// (`@max_rows_approval`); none: it is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 impl Decision {
@@ -240,6 +244,8 @@ pub struct PolicyEngine {
     approval_routes: HashMap<String, String>,
     /// `@max_rows` permits: policy id -> the most rows a statement may change.
     row_caps: HashMap<String, u64>,
+    /// `@max_rows_approval` permits: policy id -> the route over-cap writes go to.
+    row_cap_routes: HashMap<String, String>,
     files: Vec<PolicyFile>,
     uses_time: bool,
 }
@@ -260,6 +266,11 @@ impl PolicyEngine {
     /// `@approval` policies and the route each names (policy id → route).
     pub fn approval_routes(&self) -> &HashMap<String, String> {
         &self.approval_routes
+    }
+
+    /// `@max_rows_approval` policies and the route each names.
+    pub fn row_cap_routes(&self) -> &HashMap<String, String> {
+        &self.row_cap_routes
     }
 
     /// How many policies are loaded.

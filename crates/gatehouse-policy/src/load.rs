@@ -118,6 +118,7 @@ impl PolicyEngine {
         let mut without_approvals = PolicySet::new();
         let mut approval_routes = HashMap::new();
         let mut row_caps = HashMap::new();
+        let mut row_cap_routes = HashMap::new();
         let mut files = Vec::new();
         // Where each policy came from, for validation errors.
         let mut origin: HashMap<String, usize> = HashMap::new();
@@ -200,6 +201,27 @@ impl PolicyEngine {
                         });
                     }
                 }
+                if let Some(route) = policy.annotation("max_rows_approval") {
+                    let problem = if policy.annotation("max_rows").is_none() {
+                        Some(format!(
+                            "policy {id}: @max_rows_approval names where writes over @max_rows go; add @max_rows(\"N\") to the policy"
+                        ))
+                    } else if route.trim().is_empty() {
+                        Some(format!(
+                            "policy {id}: @max_rows_approval needs a route name, e.g. @max_rows_approval(\"dba\")"
+                        ))
+                    } else {
+                        row_cap_routes.insert(id.clone(), route.trim().to_string());
+                        None
+                    };
+                    if let Some(reason) = problem {
+                        problems.push(PolicyProblem {
+                            file: path.clone(),
+                            line: None,
+                            reason,
+                        });
+                    }
+                }
                 let is_approval = route.is_some();
                 if let Some(r) = route {
                     approval_routes.insert(id.clone(), r);
@@ -266,6 +288,7 @@ impl PolicyEngine {
             without_approvals,
             approval_routes,
             row_caps,
+            row_cap_routes,
             files,
         })
     }

@@ -518,6 +518,10 @@ fn a_row_cap_must_be_a_number_on_a_permit() {
             "@id(\"z\") @max_rows(\"0\") permit (principal, action, resource);",
             "whole number of rows",
         ),
+        (
+            "@id(\"r\") @max_rows_approval(\"dba\") permit (principal, action, resource);",
+            "add @max_rows",
+        ),
     ] {
         let err = PolicyEngine::from_sources(&[(PathBuf::from("cap.cedar"), text.into())])
             .err()

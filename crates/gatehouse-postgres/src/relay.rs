@@ -313,6 +313,16 @@ where
                 let done = &mut *answered;
                 scanner.scan(&buf, inspects, |ty, body| t.on_backend(ty, body, done))
             };
+            // A request filed for a write over its row cap is durable before its
+            // refusal (which names it) can reach the client.
+            if let Some(request) = answered.file.take() {
+                let mut w = session.write_ahead();
+                w.file(request);
+                if let Err(e) = session.commit(&mut w).await {
+                    tracing::error!(error = %e, "evidence log write failed; ending the session");
+                    return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
+                }
+            }
             // Columns found sensitive are recorded whatever ends the session next.
             if !answered.found.is_empty() {
                 record_found(tracker, std::mem::take(&mut answered.found));

@@ -67,6 +67,9 @@ pub(crate) struct Answered {
     /// A capped statement is settled: write these (possibly no) bytes of the
     /// gateway's to the backend, then let the client's messages go on.
     pub(crate) resume: Option<bytes::BytesMut>,
+    /// An approval request for a write over its row cap: durable before
+    /// anything more reaches the client or the backend.
+    pub(crate) file: Option<Box<gatehouse_core::ApprovalRequest>>,
 }
 
 /// What to do with a message the tracker saw.
@@ -426,7 +429,8 @@ impl Tracker {
             }
             be::COMMAND_COMPLETE => {
                 let tag = parse_command_tag(body)?;
-                if let Some(flow) = self.capped_tag(tag, rows_from_tag(tag), &mut answered.resume) {
+                let (resume, file) = (&mut answered.resume, &mut answered.file);
+                if let Some(flow) = self.capped_tag(tag, rows_from_tag(tag), resume, file) {
                     return Ok(flow);
                 }
                 self.on_command_complete(body, finished)

@@ -298,6 +298,13 @@ impl Session {
         desk.take_approved(fingerprint, Timestamp::now())
     }
 
+    /// Takes the approval covering `fingerprint`, if one is valid now, with
+    /// the rows it allows (a write approved over its row cap).
+    pub fn take_approved_rows(&self, fingerprint: &str) -> Option<(ApprovalId, Option<u64>)> {
+        let desk = self.inner.approvals.as_ref()?;
+        desk.take_approved_rows(fingerprint, Timestamp::now())
+    }
+
     /// Waits up to `timeout` for request `id` to be decided (hold mode): its
     /// state once decided, `None` while still pending then.
     pub async fn await_decision(

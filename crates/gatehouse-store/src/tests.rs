@@ -205,6 +205,7 @@ async fn approvals_round_trip_and_filter_by_state() {
         votes: Vec::new(),
         valid_until: None,
         used_at: None,
+        max_rows: None,
     };
     let a = request(1_000, "DELETE FROM a");
     let mut b = request(2_000, "DELETE FROM b");

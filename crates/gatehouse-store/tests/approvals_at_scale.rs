@@ -70,6 +70,7 @@ fn request(i: usize, now: Timestamp) -> ApprovalRequest {
         votes: Vec::new(),
         valid_until: None,
         used_at: None,
+        max_rows: None,
     }
 }
 
@@ -90,6 +91,7 @@ fn asking<'a>(
         policies: &[],
         analysis: "",
         reason: None,
+        max_rows: None,
     }
 }
 

@@ -461,3 +461,101 @@ fn psycopg_writes_are_held_and_capped() {
         "0"
     );
 }
+
+/// The request id in a refusal's message.
+fn request_id(message: &str) -> String {
+    let at = message
+        .find("request ")
+        .unwrap_or_else(|| panic!("no request in {message}"))
+        + 8;
+    message[at..at + 36].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_cap_write_is_filed_and_approved_for_the_rows_it_changed() {
+    let h = harness();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let approve = |id: &str| {
+        let out = h.cli(&["approvals", "approve", id, "--token", &alice]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let delete = "DELETE FROM orders WHERE id > 0";
+
+    // Over the cap: undone, and a request filed that says how many rows.
+    let out = tokio::task::block_in_place(|| h.psql(&ci, "app-db", delete));
+    let err = stderr(&out);
+    assert!(err.contains("approval required"), "{err}");
+    assert!(err.contains("changed 150 rows"), "{err}");
+    let id = request_id(&err);
+    let shown: serde_json::Value = serde_json::from_str(&tokio::task::block_in_place(|| {
+        h.cli_ok(&["approvals", "show", &id, "--json"])
+    }))
+    .unwrap();
+    assert_eq!(shown["max_rows"], 150, "{shown}");
+    assert_eq!(shown["text"], delete);
+    assert!(
+        shown["analysis"]
+            .as_str()
+            .unwrap()
+            .contains("changed 150 rows"),
+        "{shown}"
+    );
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "150");
+
+    // Approved, it may change as many rows as it did, and no more: with
+    // ten rows more, it is undone again (and the approval is spent).
+    tokio::task::block_in_place(|| approve(&id));
+    tokio::task::block_in_place(|| {
+        h.cluster
+            .sql(
+                "app",
+                "INSERT INTO orders SELECT g, 'n' FROM generate_series(151, 160) g",
+            )
+            .unwrap()
+    });
+    let out = tokio::task::block_in_place(|| h.psql(&ci, "app-db", delete));
+    let err = stderr(&out);
+    assert!(
+        err.contains("changed 160 rows") && err.contains("more than the 150"),
+        "{err}"
+    );
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "160");
+    // Filed again for 160, approved: it runs, once.
+    let out = tokio::task::block_in_place(|| h.psql(&ci, "app-db", delete));
+    let id = request_id(&stderr(&out));
+    tokio::task::block_in_place(|| approve(&id));
+    let out = tokio::task::block_in_place(|| h.psql(&ci, "app-db", delete));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "0");
+
+    // The extended protocol: bound to the parameters, then run approved.
+    tokio::task::block_in_place(|| {
+        h.cluster
+            .sql(
+                "app",
+                "INSERT INTO orders SELECT g, 'o' FROM generate_series(1, 120) g",
+            )
+            .unwrap()
+    });
+    let client = h.connect(&ci, "app-db").await.unwrap();
+    let e = client
+        .execute("DELETE FROM orders WHERE id > $1", &[&0i32])
+        .await
+        .unwrap_err();
+    assert!(message(&e).contains("approval required"), "{e:?}");
+    let id = request_id(&message(&e));
+    tokio::task::block_in_place(|| approve(&id));
+    // Other parameters are another statement: not approved.
+    let e = client
+        .execute("DELETE FROM orders WHERE id > $1", &[&1i32])
+        .await
+        .unwrap_err();
+    assert!(message(&e).contains("changed 119 rows"), "{e:?}");
+    let n = client
+        .execute("DELETE FROM orders WHERE id > $1", &[&0i32])
+        .await
+        .unwrap();
+    assert_eq!(n, 120);
+    assert_eq!(tokio::task::block_in_place(|| orders(&h)), "0");
+}

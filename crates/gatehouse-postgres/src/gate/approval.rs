@@ -7,7 +7,8 @@
 use super::{Flavour, Gate, Hold, HoldOutcome, Verdict};
 use crate::refusals;
 use gatehouse_core::{
-    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, Consulted, Decided, SessionId,
+    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalRoute, Consulted,
+    Decided, SessionId,
 };
 use gatehouse_session::ApprovalStep;
 use gatehouse_sql::StatementAnalysis;
@@ -42,6 +43,9 @@ impl Gate {
     ) -> (Verdict, bool) {
         let v = self.decide(statements, protocol);
         if v.record.decision != Decided::Review {
+            if v.row_cap.as_ref().is_some_and(|c| c.approval.is_some()) && v.refusal.is_none() {
+                return (self.over_cap_approved(v, fingerprint()), true);
+            }
             return (v, false);
         }
         let v = self
@@ -75,6 +79,7 @@ impl Gate {
             policies: &review.record.policies,
             analysis: review.record.reason.as_deref().unwrap_or_default(),
             reason: self.reason.as_deref(),
+            max_rows: None,
         };
         let (id, route, step) = match session.consult(&asked) {
             Consulted::NoRoute => return None,
@@ -161,5 +166,64 @@ impl Gate {
         v.hold = None;
         v.approval = None;
         v
+    }
+
+    /// A write under a row cap whose policy files over-cap writes for
+    /// approval: bound to `fingerprint`, and, when such an approval covers
+    /// it, capped at the rows approved (taking the approval).
+    fn over_cap_approved(&self, mut v: Verdict, fingerprint: String) -> Verdict {
+        let taken = self
+            .session
+            .as_ref()
+            .and_then(|s| s.take_approved_rows(&fingerprint));
+        if let (Some((id, rows)), Some(cap)) = (taken, v.row_cap.as_mut()) {
+            let rows = rows.unwrap_or(cap.rows);
+            v.record.reason = Some(format!(
+                "approved: request {id}: it may change at most {rows} rows"
+            ));
+            cap.rows = rows;
+            cap.approval = None;
+            v.approval = Some(ApprovalStep::Use(id));
+        }
+        v.cap_fingerprint = Some(fingerprint);
+        v
+    }
+
+    /// A write over its row cap whose policy files such writes with route
+    /// `route`: files the request (or finds one pending) and says so. `None`:
+    /// nothing can be filed (no desk, no such route, too many filed).
+    pub(crate) fn file_over_cap(
+        &self,
+        route: &str,
+        cap: &gatehouse_policy::RowCap,
+        fingerprint: &str,
+        (what, changed): (&str, u64),
+    ) -> Option<(
+        ApprovalId,
+        ApprovalRoute,
+        Option<Box<gatehouse_core::ApprovalRequest>>,
+    )> {
+        let session = self.session.as_ref().filter(|s| s.takes_approvals())?;
+        let routes = [route.to_string()];
+        let policies = [cap.policy.clone()];
+        let analysis = format!("{}: {what}", self.identity.subject);
+        let asked = ActionToApprove {
+            routes: &routes,
+            requester: &self.identity,
+            connection: &self.connection,
+            session: SessionId::default(),
+            seq: 0,
+            text: "",
+            params: &[],
+            fingerprint,
+            policies: &policies,
+            analysis: &analysis,
+            reason: self.reason.as_deref(),
+            max_rows: Some(changed),
+        };
+        match session.consult(&asked) {
+            Consulted::Waiting { id, route, new } => Some((id, route, new)),
+            _ => None,
+        }
     }
 }

@@ -59,6 +59,9 @@ pub(crate) struct Verdict {
     /// The most rows the statement may change (`@max_rows`): it runs so that
     /// it can be undone, and is when it changed more (`tracker/row_cap.rs`).
     pub(crate) row_cap: Option<gatehouse_policy::RowCap>,
+    /// Under a row cap whose policy files over-cap writes for approval:
+    /// what such an approval is bound to.
+    pub(crate) cap_fingerprint: Option<String>,
 }
 
 impl Verdict {
@@ -77,6 +80,7 @@ impl Verdict {
             deallocates: Vec::new(),
             changes_portals: false,
             row_cap: None,
+            cap_fingerprint: None,
         }
     }
 

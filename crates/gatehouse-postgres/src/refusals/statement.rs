@@ -76,6 +76,7 @@ pub(crate) fn over_row_cap(
     changed: u64,
     cap: &gatehouse_policy::RowCap,
     undone: Undone,
+    filed: Option<(ApprovalId, ApprovalRoute)>,
 ) -> StatementRefusal {
     let undone = match undone {
         Undone::RolledBack => "it was rolled back",
@@ -88,17 +89,35 @@ pub(crate) fn over_row_cap(
              batch's Sync), as after any refused statement"
         }
     };
-    statement_error(
-        "42501",
-        format!(
-            "gatehouse: permission denied: the statement changed {changed} rows ({tag}), more \
-             than the {} one statement may change under policy `{}` (@max_rows); {undone}",
-            cap.rows, cap.policy
+    let what = format!(
+        "the statement changed {changed} rows ({tag}), more than the {} one statement may \
+         change under policy `{}` (@max_rows); {undone}",
+        cap.rows, cap.policy
+    );
+    match filed {
+        Some((id, route)) => statement_error(
+            "42501",
+            format!("gatehouse: approval required: {what}: request {id}"),
+            Some(&format!(
+                "decided by policy {}; approvers: members of {}",
+                cap.policy,
+                route.approver_groups.join(", ")
+            )),
+            &format!(
+                "ask an approver to run `gatehouse approvals approve {id}`; once approved, run \
+                 exactly this statement again on this connection (within {}): it runs once, and \
+                 may change at most {changed} rows",
+                humantime::format_duration(route.valid_for)
+            ),
         ),
-        Some(&format!("decided by policy {}", cap.policy)),
-        "change fewer rows per statement (a narrower WHERE, or in batches); a statement \
-         approved through an approval route runs uncapped",
-    )
+        None => statement_error(
+            "42501",
+            format!("gatehouse: permission denied: {what}"),
+            Some(&format!("decided by policy {}", cap.policy)),
+            "change fewer rows per statement (a narrower WHERE, or in batches); a statement \
+             approved through an approval route runs uncapped",
+        ),
+    }
 }
 
 /// The statement needs approval, and none can be filed for it here.

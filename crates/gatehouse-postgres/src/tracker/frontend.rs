@@ -29,6 +29,7 @@ impl Tracker {
             _ => verdict,
         };
         let cap = cap.filter(|_| verdict.refusal.is_none());
+        let fingerprint = verdict.cap_fingerprint.clone();
         let text = self.text_of(q, &verdict);
         let result = ResultSource {
             copy_out: copy_out(single.as_ref()),
@@ -44,7 +45,7 @@ impl Tracker {
             result,
         );
         Ok(match cap {
-            Some(cap) => self.capped_query(body, cap),
+            Some(cap) => self.capped_query(body, cap, fingerprint),
             None => flow,
         })
     }
@@ -182,8 +183,10 @@ impl Tracker {
         } else {
             b.params.iter().map(param_text).collect()
         };
-        // Only a statement that needs approval pays for hashing its parameters.
-        let fingerprint = match (&statement.analysis, statement.needs_approval) {
+        // Only a statement that needs approval (or may be approved over its
+        // row cap) pays for hashing its parameters.
+        let approvable = statement.needs_approval || capped_with_route(&statement);
+        let fingerprint = match (&statement.analysis, approvable) {
             (Some(a), true) => {
                 let raw: Vec<Option<&[u8]>> = b
                     .params
@@ -307,8 +310,9 @@ impl Tracker {
         let verdict = match (&st.analysis, fingerprint) {
             // Approved at its Bind (kept back until then): runs on that.
             _ if approved.is_some() => approved.map(|v| *v),
-            // Needs approval: decided now, with its parameters.
-            (Some(a), Some(fingerprint)) if st.needs_approval => {
+            // Needs approval (or may be approved over its row cap): decided
+            // now, with its parameters.
+            (Some(a), Some(fingerprint)) if st.needs_approval || capped_with_route(&st) => {
                 Some(self.next_verdict.take().unwrap_or_else(|| {
                     self.gate
                         .decide_approvable(std::slice::from_ref(a), Flavour::Extended, || {
@@ -344,9 +348,12 @@ impl Tracker {
                 v.approval = None;
             }
         }
-        let cap = match &verdict {
-            Some(v) => v.row_cap.clone().filter(|_| v.refusal.is_none()),
-            None => st.row_cap.clone(),
+        let (cap, cap_fingerprint) = match &verdict {
+            Some(v) => (
+                v.row_cap.clone().filter(|_| v.refusal.is_none()),
+                v.cap_fingerprint.clone(),
+            ),
+            None => (st.row_cap.clone(), None),
         };
         // A capped statement runs whole: its tag counts every row it changed.
         let verdict = match verdict {
@@ -369,7 +376,7 @@ impl Tracker {
             let flow = self.gated_execute(w, text, params, verdict, result);
             return Ok(match cap {
                 Some(cap) if !refused && matches!(flow, Flow::Forward) => {
-                    self.capped_execute(body, cap)
+                    self.capped_execute(body, cap, cap_fingerprint)
                 }
                 _ => flow,
             });
@@ -387,7 +394,7 @@ impl Tracker {
             self.note_sql_prepares(vec![(0, a)]);
         }
         Ok(match cap {
-            Some(cap) => self.capped_execute(body, cap),
+            Some(cap) => self.capped_execute(body, cap, None),
             None => Flow::Forward,
         })
     }
@@ -457,4 +464,10 @@ fn execute_row_limit(body: &[u8]) -> i32 {
     body.get(end + 1..end + 5)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, i32::from_be_bytes)
+}
+
+/// A prepared statement under a row cap whose policy files over-cap writes
+/// for approval: each run is decided with its parameters.
+fn capped_with_route(st: &Prepared) -> bool {
+    st.row_cap.as_ref().is_some_and(|c| c.approval.is_some())
 }

@@ -24,6 +24,7 @@ use super::{Flavour, Flow, Tracker};
 use crate::codec::msg::frontend as fe;
 use crate::codec::write::{begin, finish, put_cstr};
 use bytes::BytesMut;
+use gatehouse_core::{ApprovalId, ApprovalRequest, ApprovalRoute};
 use gatehouse_policy::RowCap;
 
 /// When a capped simple Query may run.
@@ -58,6 +59,9 @@ pub(super) enum Stage {
 #[derive(Debug)]
 pub(super) struct CapRun {
     pub(super) cap: RowCap,
+    /// What an approval of it over the cap is bound to (its policy files
+    /// such writes for approval).
+    pub(super) fingerprint: Option<String>,
     /// The gateway opened the transaction (simple protocol, autocommit).
     pub(super) opened: bool,
     pub(super) stage: Stage,
@@ -84,7 +88,12 @@ impl Tracker {
 
     /// A simple Query under a row cap, just queued alone, `body` as the
     /// client sent it: runs in a transaction the gateway can undo.
-    pub(super) fn capped_query(&mut self, body: &[u8], cap: RowCap) -> Flow {
+    pub(super) fn capped_query(
+        &mut self,
+        body: &[u8],
+        cap: RowCap,
+        fingerprint: Option<String>,
+    ) -> Flow {
         // In a failed transaction it fails without changing anything.
         if self.tx_status == b'E' {
             return Flow::Forward;
@@ -96,6 +105,7 @@ impl Tracker {
         };
         s.cap = Some(Box::new(CapRun {
             cap,
+            fingerprint,
             opened,
             stage: Stage::Running,
         }));
@@ -138,11 +148,17 @@ impl Tracker {
 
     /// An Execute under a row cap, `body` as the client sent it: a Flush
     /// follows, so its tag comes back before the client's Sync goes out.
-    pub(super) fn capped_execute(&mut self, body: &[u8], cap: RowCap) -> Flow {
+    pub(super) fn capped_execute(
+        &mut self,
+        body: &[u8],
+        cap: RowCap,
+        fingerprint: Option<String>,
+    ) -> Flow {
         self.barrier = true;
         if let Some(Pending::Statement(s)) = self.pending.back_mut() {
             s.cap = Some(Box::new(CapRun {
                 cap,
+                fingerprint,
                 opened: false,
                 stage: Stage::Running,
             }));
@@ -184,7 +200,9 @@ impl Tracker {
         tag: &str,
         rows: Option<u64>,
         resume: &mut Option<BytesMut>,
+        file: &mut Option<Box<ApprovalRequest>>,
     ) -> Option<Flow> {
+        let filed = self.file_over_cap(tag, rows, file);
         let Some(Pending::Statement(s)) = self.pending.front_mut() else {
             return None;
         };
@@ -214,7 +232,7 @@ impl Tracker {
             (_, true) => crate::refusals::Undone::RolledBack,
             (_, false) => crate::refusals::Undone::TransactionAborted,
         };
-        let refusal = crate::refusals::over_row_cap(tag, changed, &run.cap, undone);
+        let refusal = crate::refusals::over_row_cap(tag, changed, &run.cap, undone, filed);
         s.error = Some((refusal.sqlstate.to_string(), refusal.message.clone()));
         s.refusal = Some(refusal);
         if s.kind == Flavour::Extended {
@@ -225,6 +243,43 @@ impl Tracker {
         s.tags.push_str(tag);
         s.rows = rows;
         Some(Flow::Replace(BytesMut::new()))
+    }
+
+    /// The front statement is a capped one whose tag says it changed more
+    /// rows than its cap, and its policy files such writes for approval:
+    /// the request (filed in `file`, to be made durable before the refusal
+    /// can reach the client), or the one already pending.
+    fn file_over_cap(
+        &mut self,
+        tag: &str,
+        rows: Option<u64>,
+        file: &mut Option<Box<ApprovalRequest>>,
+    ) -> Option<(ApprovalId, ApprovalRoute)> {
+        let Some(Pending::Statement(s)) = self.pending.front() else {
+            return None;
+        };
+        let run = s.cap.as_ref().filter(|r| r.stage == Stage::Running)?;
+        let changed = rows.filter(|n| *n > run.cap.rows)?;
+        let (route, fingerprint) = (run.cap.approval.as_ref()?, run.fingerprint.as_ref()?);
+        let what = format!(
+            "it changed {changed} rows ({tag}), more than the {} policy `{}` allows one \
+             statement (@max_rows); approved, it may change at most {changed}",
+            run.cap.rows, run.cap.policy
+        );
+        let (id, route, new) =
+            self.gate
+                .file_over_cap(route, &run.cap, fingerprint, (&what, changed))?;
+        if let Some(mut request) = new {
+            request.statement_seq = s.seq;
+            request.text = s.text.to_string();
+            let params = s.params.clone();
+            request.params = params
+                .into_iter()
+                .map(|p| p.map(|v| self.masking.mask_owned(v)))
+                .collect();
+            *file = Some(request);
+        }
+        Some((id, route))
     }
 
     /// A ReadyForQuery ending a capped simple statement: finish it (commit,
