@@ -333,3 +333,17 @@ fn masking_discover_finds_columns_before_any_query() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_copy_of_a_table_finds_its_sensitive_columns_too() {
+    let h = harness();
+    let agent = h.token("report-agent", &["agents"], "1h");
+    let o = h.psql(&agent, "cards-db", "COPY customers (id, card) TO STDOUT");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_clean("COPY", &stdout(&o));
+    let found = events(&h, "sensitive_column_found", 1);
+    assert_eq!(found[0]["payload"]["column"], "card", "{found:?}");
+    let o = h.psql(&agent, "cards-db", "SELECT reverse(card) FROM customers");
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert_clean("after the COPY", &stdout(&o));
+}

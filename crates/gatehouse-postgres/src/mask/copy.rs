@@ -22,6 +22,9 @@ pub(crate) struct CopyPlan {
     /// not matched to columns (no column rules, or `COPY (query)`), and then
     /// every field goes through the detectors.
     rules: Vec<Option<usize>>,
+    /// With discovery: the table's OID and each field's column number, so a
+    /// detector's hit makes that column a found sensitive one.
+    origins: Option<(u32, Vec<i16>)>,
     /// The next row is the header line (column names, not values).
     header: bool,
 }
@@ -38,27 +41,30 @@ impl SessionMasking {
             Ok(s) => s,
             Err(e) => return PlanState::Failed(e),
         };
+        let discovering = self.discovery().is_some();
         let table = match &copy.table {
             // COPY (query): the column guard let it through, so it reads no
-            // covered column. Without column rules no field needs its column.
-            Some(table) if self.has_rules() => table,
+            // covered column. Without column rules (or discovery) no field
+            // needs its column.
+            Some(table) if self.has_rules() || discovering => table,
             _ => {
                 return PlanState::Ready(CopyPlan {
                     syntax,
                     rules: Vec::new(),
+                    origins: None,
                     header: copy.header,
                 })
             }
         };
         self.refresh_tables();
-        let info = match self.named.get(table) {
+        let (oid, info) = match self.named.get(table) {
             None => {
                 self.wanted.names.push(table.clone());
                 return PlanState::Wait;
             }
             Some(Err(e)) => return PlanState::Failed(e.clone()),
             Some(Ok(oid)) => match self.tables.get(oid) {
-                Some(info) => info.clone(),
+                Some(info) => (*oid, info.clone()),
                 None => {
                     self.named.remove(table);
                     self.wanted.names.push(table.clone());
@@ -66,24 +72,24 @@ impl SessionMasking {
                 }
             },
         };
-        let columns: Vec<&str> = if copy.columns.is_empty() {
-            let stored: Vec<&str> = info
+        let columns: Vec<(i16, &str)> = if copy.columns.is_empty() {
+            let stored: Vec<(i16, &str)> = info
                 .columns
                 .iter()
                 .filter(|(n, _)| !info.generated.contains(n))
-                .map(|(_, c)| c.as_str())
+                .map(|(n, c)| (*n, c.as_str()))
                 .collect();
             if stored.len() == fields {
                 stored
             } else {
                 // Servers that copy generated columns too.
-                info.columns.iter().map(|(_, c)| c.as_str()).collect()
+                info.columns.iter().map(|(n, c)| (*n, c.as_str())).collect()
             }
         } else {
             let mut named = Vec::with_capacity(copy.columns.len());
             for c in &copy.columns {
                 match info.columns.iter().find(|(_, n)| n == c) {
-                    Some((_, n)) => named.push(n.as_str()),
+                    Some((attnum, n)) => named.push((*attnum, n.as_str())),
                     None => {
                         return PlanState::Failed(format!(
                             "column {c:?} of {}.{} was not found in the catalog",
@@ -104,7 +110,7 @@ impl SessionMasking {
         }
         let rules: Vec<Option<usize>> = columns
             .iter()
-            .map(|column| {
+            .map(|(_, column)| {
                 let source = SourceColumn {
                     schema: &info.schema,
                     table: &info.name,
@@ -113,9 +119,11 @@ impl SessionMasking {
                 self.engine.rule_for(Some(&source), column)
             })
             .collect();
+        let origins = discovering.then(|| (oid, columns.iter().map(|(n, _)| *n).collect()));
         PlanState::Ready(CopyPlan {
             syntax,
             rules,
+            origins,
             header: copy.header,
         })
     }
@@ -132,7 +140,9 @@ impl SessionMasking {
     ) -> Result<Option<BytesMut>, MaskFailure> {
         let header = std::mem::take(&mut plan.header);
         let syntax = &plan.syntax;
-        let engine = &*self.engine;
+        let engine = self.engine.clone();
+        // Fields a detector found something in (with discovery): field, detector.
+        let mut hits: Vec<(usize, usize)> = Vec::new();
         // Bytes of `body` before this are in `self.value` (once a field changed).
         let mut copied = 0;
         let mut changed = false;
@@ -151,13 +161,22 @@ impl SessionMasking {
                 self.field.clear();
                 let masked = match rule {
                     Some(r) => engine.mask_by_rule(r, v, &mut self.field, tally),
-                    None => engine.mask_text(
-                        v,
-                        TextKind::Plain,
-                        &mut self.field,
-                        &mut self.scratch,
-                        tally,
-                    ),
+                    None => {
+                        tally.take_last_detector();
+                        let m = engine.mask_text(
+                            v,
+                            TextKind::Plain,
+                            &mut self.field,
+                            &mut self.scratch,
+                            tally,
+                        );
+                        if let (Some(d), Some(_)) = (tally.take_last_detector(), &plan.origins) {
+                            if !header {
+                                hits.push((i, d));
+                            }
+                        }
+                        m
+                    }
                 };
                 if masked != Masked::Clean {
                     if !changed {
@@ -184,6 +203,13 @@ impl SessionMasking {
         }
         if !header && !plan.rules.is_empty() && i != plan.rules.len() {
             return Err(malformed());
+        }
+        if let Some((oid, attnums)) = &plan.origins {
+            for (field, detector) in hits {
+                if let Some(&attnum) = attnums.get(field) {
+                    self.detector_hit((*oid, attnum), detector);
+                }
+            }
         }
         if !changed {
             return Ok(None);

@@ -20,6 +20,7 @@ fn plan(syntax: Syntax) -> CopyPlan {
     CopyPlan {
         syntax,
         rules: Vec::new(),
+        origins: None,
         header: false,
     }
 }
