@@ -1013,24 +1013,38 @@ fn a_qualified_name_that_calls_a_function_is_decided_as_the_call() {
     assert_eq!(stdout(&out).trim(), "1|o1", "{}", stderr(&out));
 
     // A function created outside the gateway after the session's list was
-    // read: the name is neither a column nor a known function, refused.
+    // read: the name is not a column of the table, nor a known function,
+    // refused; also when another table has a column of that name.
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE audit_trail (id int, status text); GRANT ALL ON audit_trail TO app_owner;",
+        )
+        .unwrap();
     let mut raw = Raw::login(&h, &agent);
     h.cluster
         .sql(
             "app",
             "SET ROLE app_owner;
              CREATE FUNCTION purge(o orders) RETURNS bigint LANGUAGE sql
+               AS $$ WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d $$;
+             CREATE FUNCTION status(o orders) RETURNS bigint LANGUAGE sql
                AS $$ WITH d AS (DELETE FROM orders RETURNING 1) SELECT count(*) FROM d $$;",
         )
         .unwrap();
-    raw.send(&[query(b"SELECT o.purge FROM orders o")]);
-    let got = errors(&raw.until_ready(1));
-    assert!(
-        got[0]
-            .1
-            .contains("`purge` is neither a column nor a function"),
-        "{got:?}"
-    );
+    for (sql, name) in [
+        (&b"SELECT o.purge FROM orders o"[..], "purge"),
+        (&b"SELECT o.status FROM orders o"[..], "status"),
+    ] {
+        raw.send(&[query(sql)]);
+        let got = errors(&raw.until_ready(1));
+        assert!(
+            got[0]
+                .1
+                .contains(&format!("`{name}` is neither a column nor a function")),
+            "{got:?}"
+        );
+    }
     assert_eq!(orders(&h), "5", "rows were deleted");
     // Column names the database has are columns, as before.
     raw.send(&[query(b"SELECT o.note FROM orders o WHERE o.id = 1")]);

@@ -90,17 +90,23 @@ impl Gate {
         // A qualified name the function list cannot place may be a function
         // created since it was read: a newer list (read by a later login)
         // may know it; otherwise it is refused until one does.
-        if resolved
-            .iter()
-            .any(|st| self.function_names.unknown_attribute(st).is_some())
-        {
+        let path: &[String] = match &self.search_path {
+            SearchPath::Known(p) => p,
+            SearchPath::Unknown => &[],
+        };
+        let unknown_in = |names: &functions::FunctionNames| -> Option<gatehouse_sql::AttributeUse> {
+            resolved
+                .iter()
+                .find_map(|st| names.unknown_attribute(st, path))
+                .cloned()
+        };
+        let mut unknown = unknown_in(&self.function_names);
+        if unknown.is_some() {
             if let Some(newer) = self.settings.functions.current(&self.connection) {
+                unknown = unknown_in(&newer);
                 self.function_names = newer;
             }
         }
-        let unknown = resolved
-            .iter()
-            .find_map(|st| self.function_names.unknown_attribute(st));
         if let Some(a) = unknown {
             let reason = format!(
                 "`{}.{}`: `{}` is neither a column nor a function the gateway knows of in the \

@@ -30,8 +30,9 @@ pub(crate) const FUNCTIONS_TTL: Duration = Duration::from_secs(30);
 
 /// What the list query returns: one text per function, `<origin><row><name>`
 /// (`u`ser or `b`uilt-in; `r` when its argument can be a whole row, else `-`),
-/// one per relation of `pg_catalog`, `c-<name>`, and one per distinct column
-/// name of any relation or composite type (system columns too), `a-<name>`.
+/// one per relation of `pg_catalog`, `c-<name>`, and one per column of every
+/// relation (system columns too), `a-` then the schema and the relation
+/// name, each as `<characters>:<name>`, then the column's name.
 pub(crate) const FUNCTIONS_QUERY: &str =
     "SELECT (CASE WHEN n.nspname = 'pg_catalog' THEN 'b' ELSE 'u' END \
      || CASE WHEN t.typtype IN ('c', 'p') THEN 'r' ELSE '-' END || p.proname)::text \
@@ -44,9 +45,12 @@ pub(crate) const FUNCTIONS_QUERY: &str =
      WHERE c.relnamespace = 'pg_catalog'::pg_catalog.regnamespace \
      AND c.relkind IN ('r', 'v', 'm', 'p', 'f') \
      UNION ALL \
-     SELECT DISTINCT ('a-' || a.attname)::text FROM pg_catalog.pg_attribute a \
+     SELECT ('a-' || pg_catalog.length(n.nspname) || ':' || n.nspname \
+     || pg_catalog.length(c.relname) || ':' || c.relname || a.attname)::text \
+     FROM pg_catalog.pg_attribute a \
      JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-     WHERE NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'p', 'f', 'c')";
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'p', 'f')";
 
 /// A connection's functions callable with one argument, by name.
 #[derive(Debug, Default)]
@@ -61,8 +65,8 @@ pub struct FunctionNames {
     catalog_relations: HashSet<String>,
     /// Every function callable with one argument.
     functions: HashSet<String>,
-    /// Every column name of the database's relations and composite types.
-    columns: HashSet<String>,
+    /// Every relation's columns: schema -> relation -> column names.
+    columns: HashMap<String, HashMap<String, HashSet<String>>>,
 }
 
 impl FunctionNames {
@@ -84,7 +88,17 @@ impl FunctionNames {
                     continue;
                 }
                 'a' => {
-                    names.columns.insert(name);
+                    if let Some((schema, rest)) = counted(&name) {
+                        if let Some((table, column)) = counted(rest) {
+                            names
+                                .columns
+                                .entry(schema.to_string())
+                                .or_default()
+                                .entry(table.to_string())
+                                .or_default()
+                                .insert(column.to_string());
+                        }
+                    }
                     continue;
                 }
                 _ => {
@@ -127,24 +141,47 @@ impl FunctionNames {
     }
 
     /// A qualified name over a table (`o.f` with `o` a table of the
-    /// statement) whose `f` is neither a column name nor a function the list
-    /// knows: created since the list was read, the server may call it.
+    /// statement) that is not a column of that table (in any schema the
+    /// name may mean, `search_path` for an unqualified one) nor a function
+    /// the list knows: created since the list was read, the server may call
+    /// it. A relation the list does not know is not judged (the server
+    /// finds it, or fails).
     pub(crate) fn unknown_attribute<'a>(
         &self,
         st: &'a StatementAnalysis,
+        search_path: &[String],
     ) -> Option<&'a AttributeUse> {
-        // A list read before column names were part of it knows none.
+        // A list read without columns knows none.
         if self.columns.is_empty() {
             return None;
         }
         st.attributes.iter().find(|a| {
-            let over_table = a.qualifier.as_ref().is_some_and(|q| {
-                st.columns
-                    .relations
-                    .iter()
-                    .any(|r| &r.name == q && r.table.is_some() && !r.function)
-            });
-            over_table && !self.columns.contains(&a.name) && !self.functions.contains(&a.name)
+            if self.functions.contains(&a.name) {
+                return false;
+            }
+            let Some(q) = &a.qualifier else {
+                return false;
+            };
+            st.columns
+                .relations
+                .iter()
+                .filter(|r| &r.name == q && !r.function)
+                .filter_map(|r| r.table.as_ref())
+                .any(|t| {
+                    let schemas: Vec<&str> = match &t.schema {
+                        Some(s) => vec![s.as_str()],
+                        None => search_path
+                            .iter()
+                            .map(String::as_str)
+                            .chain(["pg_catalog", "public"])
+                            .collect(),
+                    };
+                    // Every relation the name may mean must have the column.
+                    schemas
+                        .iter()
+                        .filter_map(|s| self.columns.get(*s)?.get(&t.name))
+                        .any(|cols| !cols.contains(&a.name))
+                })
         })
     }
 
@@ -223,6 +260,14 @@ impl FunctionNames {
     }
 }
 
+/// `<n>:<name><rest>` as (name, rest), `n` counting characters.
+fn counted(s: &str) -> Option<(&str, &str)> {
+    let (n, rest) = s.split_once(':')?;
+    let n: usize = n.parse().ok()?;
+    let end = rest.char_indices().nth(n).map_or(rest.len(), |(i, _)| i);
+    (rest.chars().count() >= n).then(|| rest.split_at(end))
+}
+
 /// A connection's list with when it was read and under which schema generation.
 struct ReadList {
     at: Instant,
@@ -292,16 +337,34 @@ mod tests {
     fn a_name_over_a_table_that_is_neither_column_nor_function_is_unknown() {
         let names = FunctionNames::from_rows(vec![
             "b-lower".into(),
-            "a-id".into(),
-            "a-note".into(),
-            "a-ctid".into(),
+            "a-6:public6:ordersid".into(),
+            "a-6:public6:ordersnote".into(),
+            "a-6:public6:ordersctid".into(),
+            "a-6:secret6:ordersid".into(),
+            "a-6:public4:ünïnote".into(),
         ]);
+        let path = ["public".to_string()];
         let unknown = |sql: &str| {
             let a = gatehouse_sql::analyze_uncached(sql, Default::default()).unwrap();
             names
-                .unknown_attribute(&a.statements[0])
+                .unknown_attribute(&a.statements[0], &path)
                 .map(|a| a.name.clone())
         };
+        // A column of another table is not a column of this one.
+        assert_eq!(
+            unknown("SELECT u.note FROM secret.orders u"),
+            Some("note".into())
+        );
+        assert_eq!(
+            unknown("SELECT x.note FROM ünï x"),
+            None,
+            "names count characters"
+        );
+        assert_eq!(
+            unknown("SELECT x.note FROM nowhere x"),
+            None,
+            "an unknown table is not judged"
+        );
         assert_eq!(
             unknown("SELECT o.purge FROM orders o"),
             Some("purge".into())
@@ -319,7 +382,7 @@ mod tests {
         let old = FunctionNames::from_rows(vec!["b-lower".into()]);
         let a = gatehouse_sql::analyze_uncached("SELECT o.purge FROM orders o", Default::default())
             .unwrap();
-        assert!(old.unknown_attribute(&a.statements[0]).is_none());
+        assert!(old.unknown_attribute(&a.statements[0], &path).is_none());
     }
 
     #[test]
