@@ -124,24 +124,40 @@ pub struct LogRow {
     pub bytes: Vec<u8>,
 }
 
+/// A signed checkpoint as stored, with the writer's state at it (what a
+/// restart resumes from: opaque to the store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// The tree size it covers.
+    pub size: u64,
+    /// The signed note.
+    pub note: String,
+    /// The writer's state at that size.
+    pub state: Vec<u8>,
+}
+
 /// Where the evidence log keeps its entries and signed checkpoints.
 #[async_trait]
 pub trait EvidenceStore: Send + Sync + 'static {
     /// Appends entries (sequence number, canonical bytes) and, if given, a
-    /// signed checkpoint (tree size, note), all in one durable transaction.
-    /// Synchronous: the log's writer runs on a thread of its own so that a
-    /// commit is one hop from the session and back. Never call it on the
-    /// async runtime's workers.
+    /// signed checkpoint with the writer's state at it, all in one durable
+    /// transaction. Synchronous: the log's writer runs on a thread of its
+    /// own so that a commit is one hop from the session and back. Never
+    /// call it on the async runtime's workers.
     fn append_blocking(
         &self,
         entries: &[(u64, Vec<u8>)],
-        checkpoint: Option<(u64, String)>,
+        checkpoint: Option<StoredCheckpoint>,
     ) -> Result<(), StoreError>;
     /// Every entry, in storage order.
     async fn entries(&self) -> Result<Vec<LogRow>, StoreError>;
-    /// Up to `limit` entries numbered `first` and after, in storage order
-    /// (what a live sink delivers next).
+    /// Up to `limit` entries numbered `first` and after, by number (then
+    /// storage order): what a live sink delivers next, and the unsigned tail
+    /// a restart checks. Through an index: its cost does not grow with the log.
     async fn entries_from(&self, first: u64, limit: usize) -> Result<Vec<LogRow>, StoreError>;
+    /// The newest checkpoint stored with the writer's state (`None`: none,
+    /// or only ones written before the state was kept).
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Every stored checkpoint note, oldest first.
     async fn checkpoints(&self) -> Result<Vec<String>, StoreError>;
     /// The highest stored sequence number.

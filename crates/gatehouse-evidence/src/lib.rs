@@ -17,6 +17,7 @@ pub mod export;
 mod log;
 pub mod merkle;
 pub mod note;
+mod resume;
 mod sink;
 mod verify;
 mod witness;

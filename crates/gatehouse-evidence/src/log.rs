@@ -85,6 +85,18 @@ struct Head {
     frontier: Frontier,
 }
 
+impl Head {
+    /// A checkpoint of this head signed as `note`, with the state a restart
+    /// resumes from.
+    fn checkpoint(&self, note: String) -> gatehouse_core::StoredCheckpoint {
+        gatehouse_core::StoredCheckpoint {
+            size: self.frontier.size(),
+            note,
+            state: self.frontier.state(&self.prev),
+        }
+    }
+}
+
 struct Writer {
     store: Arc<dyn EvidenceStore>,
     key: SigningKey,
@@ -109,6 +121,48 @@ struct Writer {
     committed: watch::Sender<u64>,
 }
 
+/// Verifies the whole log (no checkpoint state to resume from): the head
+/// it ends with and the size its newest good checkpoint covers.
+async fn verified_whole(
+    store: &dyn EvidenceStore,
+    key: &SigningKey,
+) -> Result<(Head, u64), EvidenceError> {
+    let unavailable = |e: gatehouse_core::StoreError| EvidenceError::Store(e.to_string());
+    let rows = store.entries().await.map_err(unavailable)?;
+    let notes = store.checkpoints().await.map_err(unavailable)?;
+    let entries: Vec<StoredEntry> = rows
+        .into_iter()
+        .map(|r| StoredEntry {
+            position: r.position,
+            bytes: r.bytes,
+        })
+        .collect();
+    let checkpoints: Vec<StoredCheckpoint> = notes
+        .into_iter()
+        .map(|note| StoredCheckpoint {
+            source: "store".into(),
+            note,
+        })
+        .collect();
+    let report = verify(&entries, &checkpoints, &key.verifier());
+    if !report.is_clean() {
+        let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
+        return Err(EvidenceError::Damaged(findings.join("; ")));
+    }
+    let mut head = Head {
+        next_seq: 0,
+        prev: [0; 32],
+        frontier: Frontier::default(),
+    };
+    for e in &entries {
+        let leaf = leaf_hash(&e.bytes);
+        head.frontier.push(leaf);
+        head.prev = leaf;
+        head.next_seq += 1;
+    }
+    Ok((head, report.verified_size))
+}
+
 impl EvidenceLog {
     /// Opens the log in `store`: verifies what is there against `key` (a log
     /// that does not verify is not extended, since new checkpoints would sign
@@ -120,38 +174,26 @@ impl EvidenceLog {
         settings: LogSettings,
     ) -> Result<(Self, JoinHandle<()>), EvidenceError> {
         let unavailable = |e: gatehouse_core::StoreError| EvidenceError::Store(e.to_string());
-        let rows = store.entries().await.map_err(unavailable)?;
-        let notes = store.checkpoints().await.map_err(unavailable)?;
-        let entries: Vec<StoredEntry> = rows
-            .into_iter()
-            .map(|r| StoredEntry {
-                position: r.position,
-                bytes: r.bytes,
-            })
-            .collect();
-        let checkpoints: Vec<StoredCheckpoint> = notes
-            .into_iter()
-            .map(|note| StoredCheckpoint {
-                source: "store".into(),
-                note,
-            })
-            .collect();
-        let report = verify(&entries, &checkpoints, &key.verifier());
-        if !report.is_clean() {
-            let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
-            return Err(EvidenceError::Damaged(findings.join("; ")));
-        }
-        let mut head = Head {
-            next_seq: 0,
-            prev: [0; 32],
-            frontier: Frontier::default(),
+        // From the newest checkpoint's stored state, reading only what came
+        // after it; a log without one (new, or written before the state was
+        // kept) is verified whole once.
+        let (head, checkpointed) = match store.latest_checkpoint().await.map_err(unavailable)? {
+            Some(cp) => {
+                let r = crate::resume::resume(&*store, &cp, &key.verifier()).await?;
+                tracing::info!(
+                    entries = r.next_seq,
+                    read = r.read,
+                    "evidence log resumed from its newest checkpoint"
+                );
+                let head = Head {
+                    next_seq: r.next_seq,
+                    prev: r.prev,
+                    frontier: r.frontier,
+                };
+                (head, cp.size)
+            }
+            None => verified_whole(&*store, &key).await?,
         };
-        for e in &entries {
-            let leaf = leaf_hash(&e.bytes);
-            head.frontier.push(leaf);
-            head.prev = leaf;
-            head.next_seq += 1;
-        }
         let mut witnesses = Vec::new();
         let mut witness_tasks = Vec::new();
         for w in &settings.witnesses {
@@ -165,7 +207,7 @@ impl EvidenceLog {
             key,
             settings,
             head,
-            checkpointed: report.verified_size,
+            checkpointed,
             uncertain: None,
             broken: None,
             recorded: Vec::new(),
@@ -361,7 +403,7 @@ impl Writer {
         // On the writer's own thread (see `spawn_writer`): no hop to a pool.
         let stored = self
             .store
-            .append_blocking(&rows, note.clone().map(|n| (head.frontier.size(), n)));
+            .append_blocking(&rows, note.clone().map(|n| head.checkpoint(n)));
         match stored {
             Ok(()) => {
                 self.head = head;
@@ -496,7 +538,7 @@ impl Writer {
         }
         let note = self.sign(&self.head);
         self.store
-            .append_blocking(&[], Some((size, note.clone())))
+            .append_blocking(&[], Some(self.head.checkpoint(note.clone())))
             .map_err(|e| e.to_string())?;
         self.checkpointed = size;
         self.publish(note);

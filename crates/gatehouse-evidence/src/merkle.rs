@@ -186,6 +186,9 @@ pub struct Frontier {
     size: u64,
     /// Perfect subtree roots, largest first.
     stack: Vec<Hash>,
+    /// The last leaf's left siblings inside the smallest subtree of the
+    /// stack (what ties that leaf to the root), nearest first.
+    last_path: Vec<Hash>,
 }
 
 impl Frontier {
@@ -198,15 +201,81 @@ impl Frontier {
     pub fn push(&mut self, leaf: Hash) {
         let mut h = leaf;
         let mut n = self.size;
+        self.last_path.clear();
         // Each trailing one bit of the old size is a subtree of equal height to merge with.
         while n & 1 == 1 {
             if let Some(left) = self.stack.pop() {
+                self.last_path.push(left);
                 h = node_hash(&left, &h);
             }
             n >>= 1;
         }
         self.stack.push(h);
         self.size += 1;
+    }
+
+    /// The state a writer resumes from, with `last_leaf` (the last leaf's
+    /// hash): the size, the subtree roots and that leaf's path to the last
+    /// of them.
+    pub fn state(&self, last_leaf: &Hash) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + 32 * (2 + self.stack.len() + self.last_path.len()));
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.push(self.stack.len() as u8);
+        for h in self.stack.iter().chain(std::iter::once(last_leaf)) {
+            out.extend_from_slice(h);
+        }
+        out.push(self.last_path.len() as u8);
+        for h in &self.last_path {
+            out.extend_from_slice(h);
+        }
+        out
+    }
+
+    /// A frontier and its last leaf from [`state`](Self::state), checked:
+    /// the subtrees fit the size, and the leaf hashes up to the last of
+    /// them. `None`: malformed or inconsistent.
+    pub fn from_state(state: &[u8]) -> Option<(Frontier, Hash)> {
+        let size = u64::from_be_bytes(state.get(..8)?.try_into().ok()?);
+        let mut at = 8;
+        let hashes = |n: usize, at: &mut usize| -> Option<Vec<Hash>> {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(state.get(*at..*at + 32)?.try_into().ok()?);
+                *at += 32;
+            }
+            Some(v)
+        };
+        let n = usize::from(*state.get(at)?);
+        at += 1;
+        if u32::try_from(n).ok()? != size.count_ones() {
+            return None;
+        }
+        let stack = hashes(n, &mut at)?;
+        let last_leaf = hashes(1, &mut at)?.pop()?;
+        let p = usize::from(*state.get(at)?);
+        at += 1;
+        let last_path = hashes(p, &mut at)?;
+        if at != state.len() || size == 0 {
+            return None;
+        }
+        // The last leaf's path is as long as its subtree is high, and leads to it.
+        if u32::try_from(p).ok()? != size.trailing_zeros() {
+            return None;
+        }
+        let top = last_path
+            .iter()
+            .fold(last_leaf, |acc, left| node_hash(left, &acc));
+        if stack.last() != Some(&top) {
+            return None;
+        }
+        Some((
+            Frontier {
+                size,
+                stack,
+                last_path,
+            },
+            last_leaf,
+        ))
     }
 
     /// The current root.

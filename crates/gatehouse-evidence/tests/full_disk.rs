@@ -4,7 +4,7 @@
 //! kept and written once the store can take them, exactly once, in order.
 
 use async_trait::async_trait;
-use gatehouse_core::{AuditEvent, AuditTrail, EvidenceStore, LogRow, StoreError};
+use gatehouse_core::{AuditEvent, AuditTrail, EvidenceStore, LogRow, StoreError, StoredCheckpoint};
 use gatehouse_evidence::{EvidenceLog, LogSettings, SigningKey};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,7 @@ impl EvidenceStore for FullDisk {
     fn append_blocking(
         &self,
         entries: &[(u64, Vec<u8>)],
-        checkpoint: Option<(u64, String)>,
+        checkpoint: Option<StoredCheckpoint>,
     ) -> Result<(), StoreError> {
         if self.full.load(Ordering::Acquire) {
             return Err(StoreError::Unavailable("database or disk is full".into()));
@@ -40,6 +40,9 @@ impl EvidenceStore for FullDisk {
     }
     async fn last_seq(&self) -> Result<Option<u64>, StoreError> {
         self.inner.last_seq().await
+    }
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.inner.latest_checkpoint().await
     }
 }
 

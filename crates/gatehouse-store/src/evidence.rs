@@ -8,7 +8,7 @@
 //! COMMIT); measured, that halves the time an acknowledged append takes.
 
 use async_trait::async_trait;
-use gatehouse_core::{EvidenceStore, LogRow, StoreError};
+use gatehouse_core::{EvidenceStore, LogRow, StoreError, StoredCheckpoint};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -33,9 +33,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     size     INTEGER NOT NULL,
     note     TEXT NOT NULL
 );
-PRAGMA user_version = 1;
 ";
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2: each checkpoint keeps the writer's state at it (the Merkle
+/// frontier and the last entry's hash), so a restart resumes from it.
+const SCHEMA_V2: &str = "
+ALTER TABLE checkpoints ADD COLUMN state BLOB;
+PRAGMA user_version = 2;
+";
+const SCHEMA_VERSION: i64 = 2;
 
 /// How far a commit is durable before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +96,9 @@ impl SqliteEvidenceStore {
                 )));
             }
             conn.execute_batch(SCHEMA).map_err(at)?;
+            if version < 2 {
+                conn.execute_batch(SCHEMA_V2).map_err(at)?;
+            }
             Ok(Self::wrap(conn))
         })
         .await
@@ -150,7 +158,7 @@ async fn blocking<T: Send + 'static>(
 fn write_entries(
     c: &mut Connection,
     entries: &[(u64, Vec<u8>)],
-    checkpoint: Option<&(u64, String)>,
+    checkpoint: Option<&StoredCheckpoint>,
 ) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     {
@@ -159,9 +167,9 @@ fn write_entries(
             insert.execute(params![*seq as i64, bytes])?;
         }
     }
-    if let Some((size, note)) = checkpoint {
-        tx.prepare_cached("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")?
-            .execute(params![*size as i64, note])?;
+    if let Some(cp) = checkpoint {
+        tx.prepare_cached("INSERT INTO checkpoints (size, note, state) VALUES (?1, ?2, ?3)")?
+            .execute(params![cp.size as i64, cp.note, cp.state])?;
     }
     tx.commit()
 }
@@ -179,7 +187,7 @@ impl EvidenceStore for SqliteEvidenceStore {
     fn append_blocking(
         &self,
         entries: &[(u64, Vec<u8>)],
-        checkpoint: Option<(u64, String)>,
+        checkpoint: Option<StoredCheckpoint>,
     ) -> Result<(), StoreError> {
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         write_entries(&mut c, entries, checkpoint.as_ref()).map_err(unavailable)
@@ -197,7 +205,7 @@ impl EvidenceStore for SqliteEvidenceStore {
     async fn entries_from(&self, first: u64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
         self.with(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT position, bytes FROM entries WHERE seq >= ?1 ORDER BY position LIMIT ?2",
+                "SELECT position, bytes FROM entries WHERE seq >= ?1 ORDER BY seq, position LIMIT ?2",
             )?;
             let rows = st.query_map(params![first as i64, limit as i64], log_row)?;
             rows.collect()
@@ -212,6 +220,33 @@ impl EvidenceStore for SqliteEvidenceStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT size, note, state FROM checkpoints ORDER BY position DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+        .await
+        .map(|row| {
+            row.and_then(|(size, note, state)| {
+                Some(StoredCheckpoint {
+                    size: u64::try_from(size).ok()?,
+                    note,
+                    state: state?,
+                })
+            })
+        })
     }
 
     async fn last_seq(&self) -> Result<Option<u64>, StoreError> {

@@ -473,15 +473,42 @@ fn tampering_with_the_store_file_is_detected_and_named() {
         "{text}"
     );
 
-    // A gateway does not extend a damaged log: it refuses to start and says why.
-    std::fs::copy(h.dir.path().join("deleted.db"), log_file(&h)).unwrap();
-    let _ = std::fs::remove_file(h.data_dir.join("evidence.db-wal"));
-    let _ = std::fs::remove_file(h.data_dir.join("evidence.db-shm"));
-    let err = stderr(&h.serve_expecting_failure());
-    assert!(
-        err.contains("entry 5 was deleted") && err.contains("audit verify"),
-        "{err}"
+    // A gateway resumes from its newest checkpoint's stored state (reading
+    // only what came after it), and does not extend a log whose state, or
+    // whose entries at and after that checkpoint, are not as signed: it
+    // refuses to start and says why. (Damage to what the checkpoint covers
+    // is `audit verify`'s to find, as above: new checkpoints extend the
+    // signed state and never sign over it.)
+    let last = n - 1;
+    let edited_last = tampered(
+        &h,
+        "edited-last.db",
+        &format!(
+            "UPDATE entries SET bytes = CAST(replace(CAST(bytes AS TEXT), '\"time\":\"20', '\"time\":\"19') AS BLOB) WHERE seq = {last}"
+        ),
     );
+    assert!(!edited_last.is_empty());
+    let forged_state = copy_of(&h, "forged-state.db");
+    sqlite(
+        &forged_state,
+        "UPDATE checkpoints SET state = zeroblob(length(state)) WHERE position = (SELECT MAX(position) FROM checkpoints)",
+    );
+    for (file, why) in [
+        (
+            h.dir.path().join("edited-last.db"),
+            format!("entry {last}, the last the newest checkpoint signs, is not as signed"),
+        ),
+        (
+            forged_state,
+            "the state stored with the newest checkpoint".to_string(),
+        ),
+    ] {
+        std::fs::copy(&file, log_file(&h)).unwrap();
+        let _ = std::fs::remove_file(h.data_dir.join("evidence.db-wal"));
+        let _ = std::fs::remove_file(h.data_dir.join("evidence.db-shm"));
+        let err = stderr(&h.serve_expecting_failure());
+        assert!(err.contains(&why) && err.contains("audit verify"), "{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
