@@ -120,6 +120,9 @@ pub trait AuditTrail: Send + Sync + 'static {
 pub struct LogRow {
     /// Its storage position (row id).
     pub position: i64,
+    /// The sequence number it is stored under (what the store indexes; the
+    /// entry's own is in its bytes, and a reader checks they agree).
+    pub seq: i64,
     /// The entry's bytes as stored.
     pub bytes: Vec<u8>,
 }
@@ -162,6 +165,8 @@ pub trait EvidenceStore: Send + Sync + 'static {
     async fn checkpoints(&self) -> Result<Vec<String>, StoreError>;
     /// The highest stored sequence number.
     async fn last_seq(&self) -> Result<Option<u64>, StoreError>;
+    /// The highest storage position (the last row written).
+    async fn last_position(&self) -> Result<Option<i64>, StoreError>;
 }
 
 fn event(kind: EventKind, payload: Value) -> AuditEvent {

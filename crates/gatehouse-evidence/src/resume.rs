@@ -62,6 +62,13 @@ pub(crate) async fn resume(
                     row.position
                 ))
             })?;
+            // The store finds rows by the number it keeps beside each one.
+            if i64::try_from(entry.seq).ok() != Some(row.seq) {
+                return Err(damaged(format!(
+                    "the entry stored at position {} is entry {} but is filed as entry {}",
+                    row.position, entry.seq, row.seq
+                )));
+            }
             // Read on an earlier page already.
             if seen.is_some_and(|s| (entry.seq, row.position) <= s) {
                 continue;
@@ -119,6 +126,15 @@ pub(crate) async fn resume(
         return Err(damaged(format!(
             "the log ends at entry {:?}, but its entries run on to {}",
             stored_last,
+            next - 1
+        )));
+    }
+    // Nothing stored after the last entry read (a row filed under another
+    // number would not have been read).
+    let last_position = store.last_position().await.map_err(unavailable)?;
+    if last_position != seen.map(|(_, p)| p) {
+        return Err(damaged(format!(
+            "rows are stored after entry {} that do not follow on from it",
             next - 1
         )));
     }

@@ -45,6 +45,9 @@ impl EvidenceStore for Counting {
     async fn last_seq(&self) -> Result<Option<u64>, StoreError> {
         self.inner.last_seq().await
     }
+    async fn last_position(&self) -> Result<Option<i64>, StoreError> {
+        self.inner.last_position().await
+    }
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.inner.latest_checkpoint().await
     }

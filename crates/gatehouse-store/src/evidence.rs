@@ -36,9 +36,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ";
 /// Version 2: each checkpoint keeps the writer's state at it (the Merkle
 /// frontier and the last entry's hash), so a restart resumes from it.
+/// One transaction: a crash between the two leaves neither.
 const SCHEMA_V2: &str = "
+BEGIN;
 ALTER TABLE checkpoints ADD COLUMN state BLOB;
 PRAGMA user_version = 2;
+COMMIT;
 ";
 const SCHEMA_VERSION: i64 = 2;
 
@@ -174,11 +177,12 @@ fn write_entries(
     tx.commit()
 }
 
-/// A `SELECT position, bytes` row.
+/// A `SELECT position, seq, bytes` row.
 fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
     Ok(LogRow {
         position: r.get(0)?,
-        bytes: r.get(1)?,
+        seq: r.get(1)?,
+        bytes: r.get(2)?,
     })
 }
 
@@ -195,7 +199,7 @@ impl EvidenceStore for SqliteEvidenceStore {
 
     async fn entries(&self) -> Result<Vec<LogRow>, StoreError> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT position, bytes FROM entries ORDER BY position")?;
+            let mut st = c.prepare("SELECT position, seq, bytes FROM entries ORDER BY position")?;
             let rows = st.query_map([], log_row)?;
             rows.collect()
         })
@@ -205,7 +209,7 @@ impl EvidenceStore for SqliteEvidenceStore {
     async fn entries_from(&self, first: u64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
         self.with(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT position, bytes FROM entries WHERE seq >= ?1 ORDER BY seq, position LIMIT ?2",
+                "SELECT position, seq, bytes FROM entries WHERE seq >= ?1 ORDER BY seq, position LIMIT ?2",
             )?;
             let rows = st.query_map(params![first as i64, limit as i64], log_row)?;
             rows.collect()
@@ -225,7 +229,8 @@ impl EvidenceStore for SqliteEvidenceStore {
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         self.with(|c| {
             c.query_row(
-                "SELECT size, note, state FROM checkpoints ORDER BY position DESC LIMIT 1",
+                // The largest: a copy of an older one stored later is not newer.
+                "SELECT size, note, state FROM checkpoints ORDER BY size DESC, position DESC LIMIT 1",
                 [],
                 |r| {
                     Ok((
@@ -247,6 +252,17 @@ impl EvidenceStore for SqliteEvidenceStore {
                 })
             })
         })
+    }
+
+    async fn last_position(&self) -> Result<Option<i64>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT MAX(position) FROM entries", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()
+            .map(Option::flatten)
+        })
+        .await
     }
 
     async fn last_seq(&self) -> Result<Option<u64>, StoreError> {

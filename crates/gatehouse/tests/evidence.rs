@@ -493,6 +493,21 @@ fn tampering_with_the_store_file_is_detected_and_named() {
         &forged_state,
         "UPDATE checkpoints SET state = zeroblob(length(state)) WHERE position = (SELECT MAX(position) FROM checkpoints)",
     );
+    // An older checkpoint copied to the end, the entries after it removed:
+    // the largest checkpoint is the newest, wherever it is stored.
+    let replayed = copy_of(&h, "replayed.db");
+    sqlite(
+        &replayed,
+        "INSERT INTO checkpoints (size, note, state) SELECT size, note, state FROM checkpoints \
+         WHERE state IS NOT NULL ORDER BY size LIMIT 1; \
+         DELETE FROM entries WHERE seq >= (SELECT MIN(size) FROM checkpoints WHERE state IS NOT NULL)",
+    );
+    // A copy of an entry stored last under a small number (never read by number).
+    let refiled = copy_of(&h, "refiled.db");
+    sqlite(
+        &refiled,
+        "INSERT INTO entries (seq, bytes) SELECT 0, bytes FROM entries WHERE seq = 3",
+    );
     for (file, why) in [
         (
             h.dir.path().join("edited-last.db"),
@@ -502,6 +517,11 @@ fn tampering_with_the_store_file_is_detected_and_named() {
             forged_state,
             "the state stored with the newest checkpoint".to_string(),
         ),
+        (
+            replayed,
+            format!("entry {last}, the last the newest checkpoint signs, is missing"),
+        ),
+        (refiled, "rows are stored after entry".to_string()),
     ] {
         std::fs::copy(&file, log_file(&h)).unwrap();
         let _ = std::fs::remove_file(h.data_dir.join("evidence.db-wal"));
