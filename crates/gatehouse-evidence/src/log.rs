@@ -104,6 +104,9 @@ struct Writer {
     head: Head,
     /// Entries covered by the newest stored checkpoint.
     checkpointed: u64,
+    /// The newest checkpoint has no stored state (a log verified whole):
+    /// the first seal writes one even when no entry is uncovered.
+    state_missing: bool,
     /// After a failed commit: the head that commit would have made, if it
     /// was in fact written. Resolved against the store before the next one.
     uncertain: Option<Head>,
@@ -177,7 +180,9 @@ impl EvidenceLog {
         // From the newest checkpoint's stored state, reading only what came
         // after it; a log without one (new, or written before the state was
         // kept) is verified whole once.
-        let (head, checkpointed) = match store.latest_checkpoint().await.map_err(unavailable)? {
+        let resumable = store.latest_checkpoint().await.map_err(unavailable)?;
+        let state_missing = resumable.is_none();
+        let (head, checkpointed) = match resumable {
             Some(cp) => {
                 let r = crate::resume::resume(&*store, &cp, &key.verifier()).await?;
                 tracing::info!(
@@ -208,6 +213,7 @@ impl EvidenceLog {
             settings,
             head,
             checkpointed,
+            state_missing,
             uncertain: None,
             broken: None,
             recorded: Vec::new(),
@@ -410,6 +416,7 @@ impl Writer {
                 self.committed.send_replace(self.head.next_seq);
                 if let Some(note) = note {
                     self.checkpointed = self.head.frontier.size();
+                    self.state_missing = false;
                     self.publish(note);
                 }
                 for ack in acks {
@@ -533,7 +540,7 @@ impl Writer {
     async fn seal(&mut self) -> Result<u64, String> {
         self.settle().await.map_err(|e| e.0)?;
         let size = self.head.frontier.size();
-        if size == self.checkpointed {
+        if size == self.checkpointed && (!self.state_missing || size == 0) {
             return Ok(size);
         }
         let note = self.sign(&self.head);
@@ -541,6 +548,7 @@ impl Writer {
             .append_blocking(&[], Some(self.head.checkpoint(note.clone())))
             .map_err(|e| e.to_string())?;
         self.checkpointed = size;
+        self.state_missing = false;
         self.publish(note);
         Ok(size)
     }
