@@ -173,3 +173,21 @@ async fn a_restart_reads_the_same_whatever_the_size_of_the_log() {
     assert!(report.is_clean(), "{:?}", report.findings);
     assert!(entries.len() > 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_without_stored_state_is_verified_whole_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate("gatehouse.test/restart").unwrap();
+    let path = dir.path().join("legacy.db");
+    write(&path, &key, 2_000, 0).await;
+    // As a log written before the state was kept.
+    let out = std::process::Command::new("sqlite3")
+        .arg(&path)
+        .arg("UPDATE checkpoints SET state = NULL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (whole, _) = reopen(&path, &key).await;
+    assert!(whole >= 2_000, "verified whole: {whole} rows");
+    assert_eq!(reopen(&path, &key).await.0, 0, "then resumes");
+}
