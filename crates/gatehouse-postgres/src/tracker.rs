@@ -428,10 +428,13 @@ impl Tracker {
                 Ok(Flow::Forward)
             }
             be::COMMAND_COMPLETE => {
-                let tag = parse_command_tag(body)?;
-                let (resume, file) = (&mut answered.resume, &mut answered.file);
-                if let Some(flow) = self.capped_tag(tag, rows_from_tag(tag), resume, file) {
-                    return Ok(flow);
+                // Only a capped statement's tag is read here (most are not).
+                if self.front_capped() {
+                    let tag = parse_command_tag(body)?;
+                    let (resume, file) = (&mut answered.resume, &mut answered.file);
+                    if let Some(flow) = self.capped_tag(tag, rows_from_tag(tag), resume, file) {
+                        return Ok(flow);
+                    }
                 }
                 self.on_command_complete(body, finished)
             }
@@ -464,11 +467,12 @@ impl Tracker {
                 }
                 let flow = self.on_ready_for_query(body, finished);
                 // Extended messages still unanswered belong to a later batch.
-                self.unsynced = self.pending.iter().any(|p| match p {
-                    Pending::Statement(s) => s.kind == Flavour::Extended,
-                    Pending::Sync | Pending::AddedQuery => false,
-                    _ => true,
-                });
+                self.unsynced = self.unsynced
+                    && self.pending.iter().any(|p| match p {
+                        Pending::Statement(s) => s.kind == Flavour::Extended,
+                        Pending::Sync | Pending::AddedQuery => false,
+                        _ => true,
+                    });
                 self.drained(&mut answered.resume);
                 flow
             }

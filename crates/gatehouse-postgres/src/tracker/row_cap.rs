@@ -193,6 +193,11 @@ impl Tracker {
         }
     }
 
+    /// Whether the statement the next answer is for runs under a row cap.
+    pub(super) fn front_capped(&self) -> bool {
+        matches!(self.pending.front(), Some(Pending::Statement(s)) if s.cap.is_some())
+    }
+
     /// A CommandComplete of a capped statement (`rows` from its tag): what
     /// becomes of it. `Some(flow)` replaces the usual handling.
     pub(super) fn capped_tag(
