@@ -37,9 +37,7 @@ pub(crate) async fn own_query_rows(
     mut row: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut out = BytesMut::with_capacity(sql.len() + 8);
-    let start = crate::codec::write::begin(&mut out, b'Q');
-    crate::codec::write::put_cstr(&mut out, sql);
-    crate::codec::write::finish(&mut out, start);
+    crate::codec::write::query(&mut out, sql);
     send(stream, &mut out).await?;
     let mut error = None;
     let mut rows = 0usize;

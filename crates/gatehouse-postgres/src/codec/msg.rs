@@ -22,6 +22,8 @@ pub mod frontend {
     pub const FUNCTION_CALL: u8 = b'F';
     /// Terminate.
     pub const TERMINATE: u8 = b'X';
+    /// Flush.
+    pub const FLUSH: u8 = b'H';
 }
 
 /// Messages a server sends.

@@ -2,7 +2,7 @@
 //! fails at parse time and carries nothing of the statement, so the backend
 //! aborts exactly as for a failed statement and answers the rest in order.
 
-use crate::codec::write::{begin, finish, put_cstr};
+use crate::codec::write::{begin, close, finish, put_cstr, query};
 use bytes::{BufMut, BytesMut};
 
 /// The text sent to the backend in place of a refused statement: a comment
@@ -20,9 +20,7 @@ const POISON_PORTAL: &str = "gatehouse refused portal";
 /// A Query carrying the poison text.
 pub(crate) fn poison_query() -> BytesMut {
     let mut out = BytesMut::with_capacity(64);
-    let start = begin(&mut out, b'Q');
-    put_cstr(&mut out, POISON_SQL);
-    finish(&mut out, start);
+    query(&mut out, POISON_SQL);
     out
 }
 
@@ -57,10 +55,7 @@ pub(crate) fn poison_bind() -> BytesMut {
 /// name), then an Execute of it, which fails: the portal does not exist.
 pub(crate) fn poison_execute() -> BytesMut {
     let mut out = BytesMut::with_capacity(80);
-    let start = begin(&mut out, b'C');
-    out.put_u8(b'P');
-    put_cstr(&mut out, POISON_PORTAL);
-    finish(&mut out, start);
+    close(&mut out, b'P', POISON_PORTAL);
     let start = begin(&mut out, b'E');
     put_cstr(&mut out, POISON_PORTAL);
     out.put_i32(0);

@@ -24,7 +24,7 @@ use super::names::{Defined, Definition};
 use super::pending::{Pending, Portal, ResultSource};
 use super::{Flow, Tracker};
 use crate::codec::msg::frontend as fe;
-use crate::codec::write::{begin, finish, put_cstr};
+use crate::codec::write::{begin, close, finish, message, put_cstr};
 use crate::gate::{self, Flavour, Prepared};
 use crate::mask::ResultFormats;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -58,21 +58,6 @@ pub(super) fn stand_in_parse(name: &str) -> BytesMut {
     out.put_i16(0);
     finish(&mut out, start);
     out
-}
-
-/// A message of type `ty` with `body`, appended to `out`.
-fn framed(out: &mut BytesMut, ty: u8, body: &[u8]) {
-    let start = begin(out, ty);
-    out.extend_from_slice(body);
-    finish(out, start);
-}
-
-/// A Close of the statement `name`, appended to `out`.
-fn close_statement(out: &mut BytesMut, name: &str) {
-    let start = begin(out, fe::CLOSE);
-    out.put_u8(b'S');
-    put_cstr(out, name);
-    finish(out, start);
 }
 
 impl Tracker {
@@ -129,15 +114,15 @@ impl Tracker {
         statement.kept_back = None;
         let mut out = BytesMut::with_capacity(kept.len() + b.body.len() + 32);
         if !b.statement_name.is_empty() {
-            close_statement(&mut out, b.statement_name);
+            close(&mut out, b'S', b.statement_name);
             self.pending.push_back(Pending::Added(None));
         }
-        framed(&mut out, fe::PARSE, &kept);
+        message(&mut out, fe::PARSE, &kept);
         self.pending.push_back(Pending::Added(Some(Definition::new(
             b.statement_name,
             Defined::Statement(statement.clone()),
         ))));
-        framed(&mut out, fe::BIND, b.body);
+        message(&mut out, fe::BIND, b.body);
         let portal = Portal {
             statement,
             params: b.params,
@@ -161,7 +146,7 @@ impl Tracker {
         };
         let mut out = BytesMut::with_capacity(kept.len() + 4 * DESCRIBED_NAME.len() + 32);
         // A copy left over (its Close skipped after an error) goes first.
-        close_statement(&mut out, DESCRIBED_NAME);
+        close(&mut out, b'S', DESCRIBED_NAME);
         self.pending.push_back(Pending::Added(None));
         let start = begin(&mut out, fe::PARSE);
         put_cstr(&mut out, DESCRIBED_NAME);
@@ -178,7 +163,7 @@ impl Tracker {
                 bind_id: 0,
             });
         }
-        close_statement(&mut out, DESCRIBED_NAME);
+        close(&mut out, b'S', DESCRIBED_NAME);
         self.pending.push_back(Pending::Added(None));
         Flow::Replace(out)
     }

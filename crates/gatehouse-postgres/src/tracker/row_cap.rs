@@ -22,7 +22,7 @@
 use super::pending::Pending;
 use super::{Flavour, Flow, Tracker};
 use crate::codec::msg::frontend as fe;
-use crate::codec::write::{begin, finish, put_cstr};
+use crate::codec::write::{message, query};
 use bytes::BytesMut;
 use gatehouse_core::{ApprovalId, ApprovalRequest, ApprovalRoute};
 use gatehouse_policy::RowCap;
@@ -65,13 +65,6 @@ pub(super) struct CapRun {
     /// The gateway opened the transaction (simple protocol, autocommit).
     pub(super) opened: bool,
     pub(super) stage: Stage,
-}
-
-/// A simple Query of `sql`.
-fn query(out: &mut BytesMut, sql: &str) {
-    let start = begin(out, fe::QUERY);
-    put_cstr(out, sql);
-    finish(out, start);
 }
 
 impl Tracker {
@@ -118,9 +111,7 @@ impl Tracker {
         self.pending.extend(statement);
         let mut out = BytesMut::with_capacity(body.len() + 32);
         query(&mut out, "BEGIN");
-        let start = begin(&mut out, fe::QUERY);
-        out.extend_from_slice(body);
-        finish(&mut out, start);
+        message(&mut out, fe::QUERY, body);
         Flow::Replace(out)
     }
 
@@ -164,11 +155,8 @@ impl Tracker {
             }));
         }
         let mut out = BytesMut::with_capacity(body.len() + 16);
-        let start = begin(&mut out, fe::EXECUTE);
-        out.extend_from_slice(body);
-        finish(&mut out, start);
-        let start = begin(&mut out, b'H');
-        finish(&mut out, start);
+        message(&mut out, fe::EXECUTE, body);
+        message(&mut out, fe::FLUSH, &[]);
         Flow::Replace(out)
     }
 
