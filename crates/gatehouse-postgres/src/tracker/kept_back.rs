@@ -71,7 +71,13 @@ impl Tracker {
     /// A Bind of a kept-back statement: decided now (see the module's doc).
     pub(super) fn bind_kept_back(&mut self, b: KeptBind<'_>, w: &mut WriteAhead) -> Flow {
         let st = &b.statement;
+        let kept = st.kept_back.clone();
         let verdict = match self.next_verdict.take() {
+            // Only kept-back statements come here; refused, never forwarded, if not.
+            _ if kept.is_none() => self.gate.refuse(format!(
+                "{}: the gateway holds no statement to bind",
+                st.text
+            )),
             Some(v) => v,
             None => match (&st.analysis, b.fingerprint.clone()) {
                 (Some(a), Some(fingerprint)) => {
@@ -106,9 +112,9 @@ impl Tracker {
         // records the approval used (the evidence says so with the run).
         let approved = matches!(verdict.approval, Some(ApprovalStep::Use(_)))
             && verdict.record.decision == Decided::Allow;
-        let Some(kept) = st.kept_back.clone() else {
-            // Impossible: only kept-back statements come here.
-            return Flow::Forward;
+        let Some(kept) = kept else {
+            // Refused above.
+            return Flow::Replace(gate::poison_bind());
         };
         let mut statement = b.statement;
         statement.kept_back = None;

@@ -92,10 +92,11 @@ impl Tracker {
             return Flow::Forward;
         }
         let opened = self.tx_status == b'I';
-        self.barrier = true;
         let Some(Pending::Statement(s)) = self.pending.back_mut() else {
-            return Flow::Forward;
+            // Impossible (the statement was just queued); never run uncapped.
+            return Flow::Replace(crate::gate::poison_query());
         };
+        self.barrier = true;
         s.cap = Some(Box::new(CapRun {
             cap,
             fingerprint,
@@ -145,15 +146,17 @@ impl Tracker {
         cap: RowCap,
         fingerprint: Option<String>,
     ) -> Flow {
+        let Some(Pending::Statement(s)) = self.pending.back_mut() else {
+            // Impossible (the Execute was just queued); never run uncapped.
+            return Flow::Replace(crate::gate::poison_bind());
+        };
         self.barrier = true;
-        if let Some(Pending::Statement(s)) = self.pending.back_mut() {
-            s.cap = Some(Box::new(CapRun {
-                cap,
-                fingerprint,
-                opened: false,
-                stage: Stage::Running,
-            }));
-        }
+        s.cap = Some(Box::new(CapRun {
+            cap,
+            fingerprint,
+            opened: false,
+            stage: Stage::Running,
+        }));
         let mut out = BytesMut::with_capacity(body.len() + 16);
         message(&mut out, fe::EXECUTE, body);
         message(&mut out, fe::FLUSH, &[]);
