@@ -66,21 +66,12 @@ impl Gate {
         review: &Verdict,
     ) -> Option<Verdict> {
         let session = self.session.as_ref().filter(|s| s.takes_approvals())?;
-        // The session, number and recorded text are filled in by the tracker.
-        let asked = ActionToApprove {
-            routes: &review.review_routes,
-            requester: &self.identity,
-            connection: &self.connection,
-            session: SessionId::default(),
-            seq: 0,
-            text: "",
-            params: &[],
-            fingerprint: &fingerprint,
-            policies: &review.record.policies,
-            analysis: review.record.reason.as_deref().unwrap_or_default(),
-            reason: self.reason.as_deref(),
-            max_rows: None,
-        };
+        let asked = self.asked(
+            &review.review_routes,
+            &fingerprint,
+            &review.record.policies,
+            review.record.reason.as_deref().unwrap_or_default(),
+        );
         let (id, route, step) = match session.consult(&asked) {
             Consulted::NoRoute => return None,
             Consulted::Approved(id) => {
@@ -208,7 +199,26 @@ impl Gate {
         let policies = [cap.policy.clone()];
         let analysis = format!("{}: {what}", self.identity.subject);
         let asked = ActionToApprove {
-            routes: &routes,
+            max_rows: Some(changed),
+            ..self.asked(&routes, fingerprint, &policies, &analysis)
+        };
+        match session.consult(&asked) {
+            Consulted::Waiting { id, route, new } => Some((id, route, new)),
+            _ => None,
+        }
+    }
+
+    /// What the approval desk is asked about a statement of this session:
+    /// the session, number and recorded text are filled in by the tracker.
+    fn asked<'a>(
+        &'a self,
+        routes: &'a [String],
+        fingerprint: &'a str,
+        policies: &'a [String],
+        analysis: &'a str,
+    ) -> ActionToApprove<'a> {
+        ActionToApprove {
+            routes,
             requester: &self.identity,
             connection: &self.connection,
             session: SessionId::default(),
@@ -216,14 +226,10 @@ impl Gate {
             text: "",
             params: &[],
             fingerprint,
-            policies: &policies,
-            analysis: &analysis,
+            policies,
+            analysis,
             reason: self.reason.as_deref(),
-            max_rows: Some(changed),
-        };
-        match session.consult(&asked) {
-            Consulted::Waiting { id, route, new } => Some((id, route, new)),
-            _ => None,
+            max_rows: None,
         }
     }
 }
