@@ -11,7 +11,6 @@
 use crate::entry::encode_fields;
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::note::{Checkpoint, SigningKey};
-use crate::verify::{verify, StoredCheckpoint, StoredEntry};
 use crate::witness::Witness;
 use crate::EvidenceError;
 use async_trait::async_trait;
@@ -124,48 +123,6 @@ struct Writer {
     committed: watch::Sender<u64>,
 }
 
-/// Verifies the whole log (no checkpoint state to resume from): the head
-/// it ends with and the size its newest good checkpoint covers.
-async fn verified_whole(
-    store: &dyn EvidenceStore,
-    key: &SigningKey,
-) -> Result<(Head, u64), EvidenceError> {
-    let unavailable = |e: gatehouse_core::StoreError| EvidenceError::Store(e.to_string());
-    let rows = store.entries().await.map_err(unavailable)?;
-    let notes = store.checkpoints().await.map_err(unavailable)?;
-    let entries: Vec<StoredEntry> = rows
-        .into_iter()
-        .map(|r| StoredEntry {
-            position: r.position,
-            bytes: r.bytes,
-        })
-        .collect();
-    let checkpoints: Vec<StoredCheckpoint> = notes
-        .into_iter()
-        .map(|note| StoredCheckpoint {
-            source: "store".into(),
-            note,
-        })
-        .collect();
-    let report = verify(&entries, &checkpoints, &key.verifier());
-    if !report.is_clean() {
-        let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
-        return Err(EvidenceError::Damaged(findings.join("; ")));
-    }
-    let mut head = Head {
-        next_seq: 0,
-        prev: [0; 32],
-        frontier: Frontier::default(),
-    };
-    for e in &entries {
-        let leaf = leaf_hash(&e.bytes);
-        head.frontier.push(leaf);
-        head.prev = leaf;
-        head.next_seq += 1;
-    }
-    Ok((head, report.verified_size))
-}
-
 impl EvidenceLog {
     /// Opens the log in `store`: verifies what is there against `key` (a log
     /// that does not verify is not extended, since new checkpoints would sign
@@ -182,7 +139,7 @@ impl EvidenceLog {
         // kept) is verified whole once.
         let resumable = store.latest_checkpoint().await.map_err(unavailable)?;
         let state_missing = resumable.is_none();
-        let (head, checkpointed) = match resumable {
+        let r = match resumable {
             Some(cp) => {
                 let r = crate::resume::resume(&*store, &cp, &key.verifier()).await?;
                 tracing::info!(
@@ -190,14 +147,15 @@ impl EvidenceLog {
                     read = r.read,
                     "evidence log resumed from its newest checkpoint"
                 );
-                let head = Head {
-                    next_seq: r.next_seq,
-                    prev: r.prev,
-                    frontier: r.frontier,
-                };
-                (head, cp.size)
+                r
             }
-            None => verified_whole(&*store, &key).await?,
+            None => crate::resume::verified_whole(&*store, &key.verifier()).await?,
+        };
+        let checkpointed = r.checkpointed;
+        let head = Head {
+            next_seq: r.next_seq,
+            prev: r.prev,
+            frontier: r.frontier,
         };
         let mut witnesses = Vec::new();
         let mut witness_tasks = Vec::new();

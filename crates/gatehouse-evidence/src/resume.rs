@@ -10,6 +10,7 @@
 use crate::entry::Entry;
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::note::VerifierKey;
+use crate::verify::{verify, StoredEntry};
 use crate::EvidenceError;
 use gatehouse_core::{EvidenceStore, StoredCheckpoint};
 
@@ -23,6 +24,8 @@ pub(crate) struct Resumed {
     pub(crate) frontier: Frontier,
     /// Entries read to resume (the checkpoint's last one and the tail).
     pub(crate) read: u64,
+    /// Entries the newest good checkpoint covers.
+    pub(crate) checkpointed: u64,
 }
 
 /// Resumes from `cp`, the newest stored checkpoint with its state.
@@ -143,5 +146,49 @@ pub(crate) async fn resume(
         prev,
         frontier,
         read,
+        checkpointed: cp.size,
+    })
+}
+
+/// Verifies the whole log (there is no checkpoint state to resume from):
+/// where the writer goes on from.
+pub(crate) async fn verified_whole(
+    store: &dyn EvidenceStore,
+    verifier: &VerifierKey,
+) -> Result<Resumed, EvidenceError> {
+    let unavailable = |e: gatehouse_core::StoreError| EvidenceError::Store(e.to_string());
+    let rows = store.entries().await.map_err(unavailable)?;
+    let notes = store.checkpoints().await.map_err(unavailable)?;
+    let entries: Vec<StoredEntry> = rows
+        .into_iter()
+        .map(|r| StoredEntry {
+            position: r.position,
+            bytes: r.bytes,
+        })
+        .collect();
+    let checkpoints: Vec<crate::verify::StoredCheckpoint> = notes
+        .into_iter()
+        .map(|note| crate::verify::StoredCheckpoint {
+            source: "store".into(),
+            note,
+        })
+        .collect();
+    let report = verify(&entries, &checkpoints, verifier);
+    if !report.is_clean() {
+        let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
+        return Err(EvidenceError::Damaged(findings.join("; ")));
+    }
+    let mut frontier = Frontier::default();
+    let mut prev = [0; 32];
+    for e in &entries {
+        prev = leaf_hash(&e.bytes);
+        frontier.push(prev);
+    }
+    Ok(Resumed {
+        next_seq: frontier.size(),
+        prev,
+        frontier,
+        read: entries.len() as u64,
+        checkpointed: report.verified_size,
     })
 }
