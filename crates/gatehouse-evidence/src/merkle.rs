@@ -458,4 +458,29 @@ mod tests {
             }
         }
     }
+
+    proptest! {
+        /// The stored state comes from a file anyone with access may edit:
+        /// any bytes are read or refused, never a panic.
+        #[test]
+        fn any_stored_state_is_read_or_refused(state in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Frontier::from_state(&state);
+        }
+
+        /// A frontier's state reads back as the same frontier, for any size;
+        /// a different last leaf is refused.
+        #[test]
+        fn a_frontier_state_round_trips(n in 1usize..300, seed in any::<u8>()) {
+            let mut f = Frontier::default();
+            let mut last = [0; 32];
+            for i in 0..n {
+                last = leaf_hash(&[seed, i as u8, (i >> 8) as u8]);
+                f.push(last);
+            }
+            let (back, leaf) = Frontier::from_state(&f.state(&last)).unwrap();
+            prop_assert_eq!(&back, &f);
+            prop_assert_eq!(leaf, last);
+            prop_assert!(Frontier::from_state(&f.state(&leaf_hash(b"other"))).is_none());
+        }
+    }
 }

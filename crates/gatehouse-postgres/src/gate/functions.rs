@@ -325,6 +325,13 @@ mod tests {
         fn any_backend_row_is_read_without_panicking(rows in prop::collection::vec(".{0,12}", 0..20)) {
             let _ = FunctionNames::from_rows(rows);
         }
+
+        /// Column rows (`a-<n>:<schema><n>:<table><column>`) with any counts
+        /// and text, wide characters too: read or skipped, never a panic.
+        #[test]
+        fn any_column_row_is_read_without_panicking(rows in prop::collection::vec("a-[0-9]{0,3}:.{0,6}[0-9]{0,2}:?.{0,8}", 0..20)) {
+            let _ = FunctionNames::from_rows(rows);
+        }
     }
 
     #[test]
