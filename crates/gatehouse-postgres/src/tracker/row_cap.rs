@@ -45,8 +45,8 @@ pub(super) enum Stage {
     Running,
     /// Within the cap.
     Within,
-    /// Over the cap: it changed this many rows.
-    Over(u64),
+    /// Over the cap (the count is in its refusal).
+    Over,
     /// The gateway's COMMIT is on its way (its tag is not the client's).
     Committing,
     /// The gateway's ROLLBACK is on its way (ditto).
@@ -222,7 +222,7 @@ impl Tracker {
             }
             return None;
         }
-        run.stage = Stage::Over(changed);
+        run.stage = Stage::Over;
         let undone = match (s.kind, run.opened) {
             (Flavour::Extended, _) => crate::refusals::Undone::BatchAborted,
             (_, true) => crate::refusals::Undone::RolledBack,
@@ -298,14 +298,14 @@ impl Tracker {
                 run.stage = Stage::Committing;
                 query(&mut out, "COMMIT");
             }
-            (Stage::Over(_), true) => {
+            (Stage::Over, true) => {
                 run.stage = Stage::Refusing;
                 query(&mut out, "ROLLBACK");
                 out.extend_from_slice(&crate::gate::poison_query());
                 // ROLLBACK's answers come before the poison's.
                 self.pending.push_front(Pending::AddedQuery);
             }
-            (Stage::Over(_), false) => {
+            (Stage::Over, false) => {
                 run.stage = Stage::Refusing;
                 out.extend_from_slice(&crate::gate::poison_query());
             }
