@@ -152,8 +152,14 @@ pub trait EvidenceStore: Send + Sync + 'static {
         entries: &[(u64, Vec<u8>)],
         checkpoint: Option<StoredCheckpoint>,
     ) -> Result<(), StoreError>;
-    /// Every entry, in storage order.
-    async fn entries(&self) -> Result<Vec<LogRow>, StoreError>;
+    /// Up to `limit` entries stored after storage position `after` (from
+    /// the first when `None`), in storage order: how verification and
+    /// exports read the whole log a page at a time.
+    async fn entries_after(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, StoreError>;
     /// Up to `limit` entries numbered `first` and after, by number (then
     /// storage order): what a live sink delivers next, and the unsigned tail
     /// a restart checks. Through an index: its cost does not grow with the log.

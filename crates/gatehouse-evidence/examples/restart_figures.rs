@@ -4,7 +4,9 @@
 //! log without that state). The figures in docs/performance.md.
 //!
 //! `cargo run --release -p gatehouse-evidence --example restart_figures -- 1000000`
-//! (one size per run: peak memory is the process's).
+//! (one size per run: peak memory is the process's). With `verify` after
+//! the size: how fast `gatehouse audit verify` reads the whole log, and in
+//! how much memory.
 
 use gatehouse_core::{AuditEvent, AuditTrail};
 use gatehouse_evidence::note::SigningKey;
@@ -70,6 +72,27 @@ async fn main() {
         eprintln!("wrote {n} entries in {:.1} s", t.elapsed().as_secs_f64());
         std::fs::read_to_string(dir.join("key")).unwrap()
     };
+    if std::env::args().nth(2).as_deref() == Some("verify") {
+        let key = SigningKey::parse(&key_text).unwrap().verifier();
+        let store = SqliteEvidenceStore::open_read_only(&path).await.unwrap();
+        let t = Instant::now();
+        let report = gatehouse_evidence::verify_store(&store, Vec::new(), &key, |_| ())
+            .await
+            .unwrap();
+        let took = t.elapsed().as_secs_f64();
+        println!(
+            "{} entries: verified ({}) in {took:.1} s, {:.0} entries/s, peak {} MiB",
+            report.entries,
+            if report.is_clean() {
+                "clean"
+            } else {
+                "NOT clean"
+            },
+            report.entries as f64 / took,
+            peak_mib()
+        );
+        return;
+    }
     if whole {
         // A log without the state (as written before it was kept).
         let c = rusqlite_free_update(&path);

@@ -17,6 +17,7 @@ pub mod export;
 mod log;
 pub mod merkle;
 pub mod note;
+pub mod proofs;
 mod resume;
 mod sink;
 mod verify;
@@ -27,7 +28,10 @@ pub use log::{EvidenceLog, LogSettings};
 pub use merkle::Hash;
 pub use note::{split_notes, Checkpoint, SigningKey, VerifierKey};
 pub use sink::{spawn_sink, Sink, SinkEvent, SinkSettings};
-pub use verify::{verify, Finding, Report, StoredCheckpoint, StoredEntry};
+pub use verify::{
+    for_each_row, verify, verify_store, Finding, Report, StoredCheckpoint, StoredEntry, Verifier,
+    Window, PAGE,
+};
 pub use witness::{FileWitness, Witness};
 
 /// Evidence log errors.

@@ -10,12 +10,10 @@
 use crate::entry::Entry;
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::note::VerifierKey;
-use crate::verify::{verify, StoredEntry};
+use crate::verify::{for_each_row, verify_store, PAGE};
 use crate::EvidenceError;
 use gatehouse_core::{EvidenceStore, StoredCheckpoint};
-
-/// Entries read per query of the tail.
-const PAGE: usize = 4096;
+use std::ops::ControlFlow;
 
 /// Where the writer goes on from.
 pub(crate) struct Resumed {
@@ -156,39 +154,26 @@ pub(crate) async fn verified_whole(
     store: &dyn EvidenceStore,
     verifier: &VerifierKey,
 ) -> Result<Resumed, EvidenceError> {
-    let unavailable = |e: gatehouse_core::StoreError| EvidenceError::Store(e.to_string());
-    let rows = store.entries().await.map_err(unavailable)?;
-    let notes = store.checkpoints().await.map_err(unavailable)?;
-    let entries: Vec<StoredEntry> = rows
-        .into_iter()
-        .map(|r| StoredEntry {
-            position: r.position,
-            bytes: r.bytes,
-        })
-        .collect();
-    let checkpoints: Vec<crate::verify::StoredCheckpoint> = notes
-        .into_iter()
-        .map(|note| crate::verify::StoredCheckpoint {
-            source: "store".into(),
-            note,
-        })
-        .collect();
-    let report = verify(&entries, &checkpoints, verifier);
+    let report = verify_store(store, Vec::new(), verifier, |_| ()).await?;
     if !report.is_clean() {
         let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
         return Err(EvidenceError::Damaged(findings.join("; ")));
     }
+    // Clean: the rows are the chain, in order; a second pass rebuilds the
+    // frontier (the verifier keeps none of it).
     let mut frontier = Frontier::default();
     let mut prev = [0; 32];
-    for e in &entries {
-        prev = leaf_hash(&e.bytes);
+    for_each_row(store, |row| {
+        prev = leaf_hash(&row.bytes);
         frontier.push(prev);
-    }
+        ControlFlow::Continue(())
+    })
+    .await?;
     Ok(Resumed {
         next_seq: frontier.size(),
         prev,
         frontier,
-        read: entries.len() as u64,
+        read: report.entries,
         checkpointed: report.verified_size,
     })
 }

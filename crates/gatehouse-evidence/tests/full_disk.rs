@@ -29,8 +29,12 @@ impl EvidenceStore for FullDisk {
         }
         self.inner.append_blocking(entries, checkpoint)
     }
-    async fn entries(&self) -> Result<Vec<LogRow>, StoreError> {
-        self.inner.entries().await
+    async fn entries_after(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        self.inner.entries_after(after, limit).await
     }
     async fn entries_from(&self, first: u64, limit: usize) -> Result<Vec<LogRow>, StoreError> {
         self.inner.entries_from(first, limit).await
@@ -99,7 +103,7 @@ async fn recorded_events_outlive_a_full_disk_and_are_written_once() {
     log.close().await;
     task.await.unwrap();
     let texts: Vec<String> = store
-        .entries()
+        .entries_after(None, usize::MAX)
         .await
         .unwrap()
         .iter()
@@ -127,7 +131,7 @@ async fn recorded_events_outlive_a_full_disk_and_are_written_once() {
     // The log still verifies end to end.
     let verify = gatehouse_evidence::verify(
         &store
-            .entries()
+            .entries_after(None, usize::MAX)
             .await
             .unwrap()
             .into_iter()

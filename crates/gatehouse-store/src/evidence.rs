@@ -197,10 +197,19 @@ impl EvidenceStore for SqliteEvidenceStore {
         write_entries(&mut c, entries, checkpoint.as_ref()).map_err(unavailable)
     }
 
-    async fn entries(&self) -> Result<Vec<LogRow>, StoreError> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT position, seq, bytes FROM entries ORDER BY position")?;
-            let rows = st.query_map([], log_row)?;
+    async fn entries_after(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        self.with(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT position, seq, bytes FROM entries WHERE position > ?1 ORDER BY position LIMIT ?2",
+            )?;
+            let rows = st.query_map(
+                params![after.unwrap_or(i64::MIN), limit as i64],
+                log_row,
+            )?;
             rows.collect()
         })
         .await

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 pub mod cli;
 pub mod commands;
+pub mod log_file;
 pub mod pack;
 pub mod seal;
 pub mod sinks;

@@ -1,16 +1,16 @@
 //! The `gatehouse audit` command line.
 
-use super::commands::{
-    check_proof, parse_verifier, print_report, prove, InclusionProof, LoadedLog,
-};
+use super::commands::{check_proof, parse_verifier, print_report, prove, InclusionProof};
+use super::log_file::LogFile;
 use super::pack::{AccessPolicy, Period};
 use super::seal::{self, Sealing};
 use crate::config::RawConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use gatehouse_evidence::export::{Exported, Format};
-use gatehouse_evidence::VerifierKey;
+use gatehouse_evidence::{Checkpoint, Entry, VerifierKey};
 use std::io::Write as _;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -123,7 +123,7 @@ pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> R
     } else {
         seal::ask(config, server, interval).await
     };
-    let log = LoadedLog::read(&r.log, &r.witnesses).await?;
+    let log = LogFile::open(&r.log, &r.witnesses).await?;
     // The access listing needs the policy and connections of the configuration.
     let policy = match raw {
         Some(raw) => match raw.policy_files() {
@@ -152,7 +152,8 @@ pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> R
         policy.as_ref(),
         &sealing,
         &args.out,
-    )?;
+    )
+    .await?;
     if args.json {
         let out = serde_json::json!({
             "out": args.out.display().to_string(),
@@ -260,8 +261,9 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             } else {
                 witnesses.clone()
             };
-            let log = LoadedLog::read(&r.log, &witnesses).await?;
-            let report = log.verify(&r.key);
+            let log = LogFile::open(&r.log, &witnesses).await?;
+            let pass = log.verify(&r.key, |_| ()).await?;
+            let report = &pass.report;
             if *json {
                 let findings: Vec<serde_json::Value> = report
                     .findings
@@ -280,6 +282,9 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                     "checkpoints_verified": report.checkpoints_verified,
                     "verified_size": report.verified_size,
                     "findings": findings,
+                    "more_findings": report.more_findings,
+                    "seconds": pass.took.as_secs_f64(),
+                    "entries_per_second": pass.rate().round(),
                 });
                 println!("{}", serde_json::to_string_pretty(&out)?);
                 return Ok(if report.is_clean() {
@@ -288,7 +293,7 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                     ExitCode::from(1)
                 });
             }
-            Ok(if print_report(&r.log, &report, witnesses.len()) {
+            Ok(if print_report(&r.log, &pass, witnesses.len()) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -296,8 +301,8 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
         }
         AuditCommand::Proof { seq, out, source } => {
             let r = resolve(source, config)?;
-            let log = LoadedLog::read(&r.log, &r.witnesses).await?;
-            let proof = prove(&log, &r.key, *seq)?;
+            let log = LogFile::open(&r.log, &r.witnesses).await?;
+            let proof = prove(&log, &r.key, *seq).await?;
             let text = serde_json::to_string_pretty(&proof)? + "\n";
             match out {
                 Some(path) => std::fs::write(path, text)
@@ -373,14 +378,14 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                 }
             }
             let r = resolve(source, config)?;
-            let log = LoadedLog::read(&r.log, &r.witnesses).await?;
-            let entries = log.verified(&r.key)?;
-            let mut checkpoints: Vec<_> = log
-                .checkpoints
-                .iter()
-                .filter_map(|c| r.key.open(&c.note).ok())
+            let log = LogFile::open(&r.log, &r.witnesses).await?;
+            log.verified(&r.key, |_| ()).await?;
+            let checkpoints: Vec<Checkpoint> = log
+                .checkpoints(&r.key)
+                .await?
+                .into_iter()
+                .map(|(cp, _)| cp)
                 .collect();
-            checkpoints.sort_by_key(|c| c.size);
             let mut w: Box<dyn std::io::Write> = match out {
                 Some(p) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(p)
@@ -392,25 +397,48 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             // Sessions are followed from the log's start, so events of a
             // session that began before --since still carry who and where.
             let mut sessions = gatehouse_evidence::export::SessionIndex::default();
-            for (entry, bytes) in &entries {
+            // The first checkpoint covering each entry: entries come in order.
+            let mut covering = 0usize;
+            let mut failed: Option<anyhow::Error> = None;
+            log.rows(|row| {
+                let entry = match Entry::decode(&row.bytes) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        failed = Some(anyhow!("entry at storage position {}: {e}", row.position));
+                        return ControlFlow::Break(());
+                    }
+                };
                 let t = humantime::parse_rfc3339(&entry.event.time).ok();
                 if since.is_some_and(|s| t.is_some_and(|t| t < s))
                     || until.is_some_and(|u| t.is_some_and(|t| t >= u))
                 {
-                    sessions.observe(entry);
-                    continue;
+                    sessions.observe(&entry);
+                    return ControlFlow::Continue(());
                 }
-                let checkpoint = checkpoints.iter().find(|c| c.size > entry.seq);
+                while checkpoints
+                    .get(covering)
+                    .is_some_and(|c| c.size <= entry.seq)
+                {
+                    covering += 1;
+                }
                 let line = Exported {
-                    entry,
-                    bytes,
-                    checkpoint,
-                    session: sessions.of(entry),
+                    entry: &entry,
+                    bytes: &row.bytes,
+                    checkpoint: checkpoints.get(covering),
+                    session: sessions.of(&entry),
                 }
                 .line(*format);
-                sessions.observe(entry);
-                writeln!(w, "{line}")?;
+                sessions.observe(&entry);
+                if let Err(e) = writeln!(w, "{line}") {
+                    failed = Some(e.into());
+                    return ControlFlow::Break(());
+                }
                 n += 1;
+                ControlFlow::Continue(())
+            })
+            .await?;
+            if let Some(e) = failed {
+                return Err(e);
             }
             w.flush()?;
             if out.is_some() {

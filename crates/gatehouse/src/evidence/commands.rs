@@ -2,98 +2,19 @@
 //! the log file directly (read-only), never through the gateway: a check
 //! must not depend on the process it checks.
 
+use super::log_file::{LogFile, Pass};
 use anyhow::{anyhow, bail, Context, Result};
-use gatehouse_core::EvidenceStore;
-use gatehouse_evidence::merkle::{leaf_hash, verify_inclusion, Hash, MerkleTree};
-use gatehouse_evidence::{
-    split_notes, verify, Checkpoint, Entry, Report, StoredCheckpoint, StoredEntry, VerifierKey,
-};
-use gatehouse_store::SqliteEvidenceStore;
+use gatehouse_evidence::merkle::{leaf_hash, verify_inclusion, Hash};
+use gatehouse_evidence::proofs::ProofPlan;
+use gatehouse_evidence::{Checkpoint, Entry, VerifierKey};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-
-/// A log read from its file, with its checkpoints and witness copies.
-pub struct LoadedLog {
-    /// Entries in storage order.
-    pub entries: Vec<StoredEntry>,
-    /// Checkpoints from the store, then from each witness.
-    pub checkpoints: Vec<StoredCheckpoint>,
-}
-
-impl LoadedLog {
-    /// Reads the log at `path` and the witness files.
-    pub async fn read(path: &Path, witnesses: &[PathBuf]) -> Result<Self> {
-        let store = SqliteEvidenceStore::open_read_only(path)
-            .await
-            .with_context(|| format!("reading the evidence log {}", path.display()))?;
-        let entries = store
-            .entries()
-            .await?
-            .into_iter()
-            .map(|r| StoredEntry {
-                position: r.position,
-                bytes: r.bytes,
-            })
-            .collect();
-        let mut checkpoints: Vec<StoredCheckpoint> = store
-            .checkpoints()
-            .await?
-            .into_iter()
-            .map(|note| StoredCheckpoint {
-                source: "store".into(),
-                note,
-            })
-            .collect();
-        for w in witnesses {
-            let text = std::fs::read_to_string(w)
-                .with_context(|| format!("reading the witness file {}", w.display()))?;
-            let notes = split_notes(&text);
-            if notes.is_empty() {
-                bail!("{}: holds no checkpoints", w.display());
-            }
-            checkpoints.extend(notes.into_iter().map(|note| StoredCheckpoint {
-                source: format!("witness {}", w.display()),
-                note,
-            }));
-        }
-        Ok(Self {
-            entries,
-            checkpoints,
-        })
-    }
-
-    /// Verifies everything against `key`.
-    pub fn verify(&self, key: &VerifierKey) -> Report {
-        verify(&self.entries, &self.checkpoints, key)
-    }
-
-    /// The verified log's entries in sequence order, with their bytes, or
-    /// an error naming the findings.
-    pub fn verified(&self, key: &VerifierKey) -> Result<Vec<(Entry, &[u8])>> {
-        let report = self.verify(key);
-        if !report.is_clean() {
-            bail!(
-                "the evidence log does not verify ({} finding(s)); run `gatehouse audit verify` for details",
-                report.findings.len()
-            );
-        }
-        self.entries
-            .iter()
-            .map(|e| Ok((Entry::decode(&e.bytes)?, e.bytes.as_slice())))
-            .collect()
-    }
-
-    /// The largest checkpoint that verifies with `key`.
-    pub fn latest_checkpoint(&self, key: &VerifierKey) -> Option<(Checkpoint, &str)> {
-        self.checkpoints
-            .iter()
-            .filter_map(|c| key.open(&c.note).ok().map(|cp| (cp, c.note.as_str())))
-            .max_by_key(|(cp, _)| cp.size)
-    }
-}
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::path::Path;
 
 /// Prints the report; returns whether the log is clean.
-pub fn print_report(path: &Path, report: &Report, witnesses: usize) -> bool {
+pub fn print_report(path: &Path, pass: &Pass, witnesses: usize) -> bool {
+    let report = &pass.report;
     println!(
         "evidence log {}: {} entries, {} checkpoint(s) verified{}, covered by a checkpoint up to entry {}",
         path.display(),
@@ -105,6 +26,11 @@ pub fn print_report(path: &Path, report: &Report, witnesses: usize) -> bool {
             String::new()
         },
         report.verified_size.saturating_sub(1),
+    );
+    println!(
+        "read in {:.1} s ({:.0} entries/s)",
+        pass.took.as_secs_f64(),
+        pass.rate()
     );
     if report.verified_size < report.entries && report.is_clean() {
         println!(
@@ -121,9 +47,16 @@ pub fn print_report(path: &Path, report: &Report, witnesses: usize) -> bool {
     for f in &report.findings {
         println!("FOUND: {f}");
     }
+    if report.more_findings > 0 {
+        println!(
+            "FOUND: {} more (a report lists the first {})",
+            report.more_findings,
+            report.findings.len()
+        );
+    }
     println!(
         "{} finding(s): the log is not intact",
-        report.findings.len()
+        report.findings.len() as u64 + report.more_findings
     );
     false
 }
@@ -149,16 +82,18 @@ pub struct InclusionProof {
     pub checkpoint: String,
 }
 
-/// Builds the inclusion proof of entry `seq` against the newest checkpoint.
-pub fn prove(log: &LoadedLog, key: &VerifierKey, seq: u64) -> Result<InclusionProof> {
-    let entries = log.verified(key)?;
+/// Builds the inclusion proof of entry `seq` against the newest checkpoint:
+/// one pass to verify the log, one to hash the leaves the checkpoint covers.
+pub async fn prove(log: &LogFile, key: &VerifierKey, seq: u64) -> Result<InclusionProof> {
+    let pass = log.verified(key, |_| ()).await?;
     let (cp, note) = log
         .latest_checkpoint(key)
+        .await?
         .ok_or_else(|| anyhow!("the log has no signed checkpoint yet"))?;
-    if seq >= entries.len() as u64 {
+    if seq >= pass.report.entries {
         bail!(
             "there is no entry {seq}: the log holds {} entries",
-            entries.len()
+            pass.report.entries
         );
     }
     if seq >= cp.size {
@@ -168,32 +103,67 @@ pub fn prove(log: &LoadedLog, key: &VerifierKey, seq: u64) -> Result<InclusionPr
             cp.size
         );
     }
-    let tree = MerkleTree::new(
-        entries[..cp.size as usize]
-            .iter()
-            .map(|(_, b)| leaf_hash(b))
-            .collect(),
-    );
-    proof_in(&tree, &cp, note, seq, entries[seq as usize].1)
+    let mut proven = prove_many(log, &cp, [seq]).await?;
+    let (bytes, path) = proven
+        .remove(&seq)
+        .ok_or_else(|| anyhow!("no inclusion proof for entry {seq}"))?;
+    proof_from(&cp, &note, seq, &bytes, &path)
 }
 
-/// The proof of entry `seq` (whose bytes are `bytes`) in `tree`, against
-/// the checkpoint `cp` (signed as `note`) of the tree's size.
-pub fn proof_in(
-    tree: &MerkleTree,
+/// The audit paths (and bytes) of entries `wanted` in the tree `cp` signs,
+/// in one pass over the leaves it covers; fails unless that tree's root is
+/// the signed one. Call it on a verified log (rows in sequence order).
+pub async fn prove_many(
+    log: &LogFile,
+    cp: &Checkpoint,
+    wanted: impl IntoIterator<Item = u64>,
+) -> Result<BTreeMap<u64, (Vec<u8>, Vec<Hash>)>> {
+    let wanted: BTreeSet<u64> = wanted.into_iter().collect();
+    let mut plan = ProofPlan::new(cp.size, wanted.iter().copied()).ok_or_else(|| {
+        anyhow!(
+            "an entry to prove lies beyond the checkpoint of {} entries",
+            cp.size
+        )
+    })?;
+    let mut bytes: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut n = 0u64;
+    log.rows(|row| {
+        if n >= cp.size {
+            return ControlFlow::Break(());
+        }
+        if wanted.contains(&n) {
+            bytes.insert(n, row.bytes.clone());
+        }
+        plan.push(&leaf_hash(&row.bytes));
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .await?;
+    let proofs = plan.finish().ok_or_else(|| {
+        anyhow!(
+            "the log holds fewer entries than its checkpoint of {} covers",
+            cp.size
+        )
+    })?;
+    if proofs.root != cp.root {
+        bail!("the entries do not hash to the checkpoint's root: run `gatehouse audit verify`");
+    }
+    Ok(proofs
+        .proofs
+        .into_iter()
+        .filter_map(|(seq, path)| Some((seq, (bytes.remove(&seq)?, path))))
+        .collect())
+}
+
+/// The proof of entry `seq` (whose bytes are `bytes`) with audit path
+/// `path`, against the checkpoint `cp` (signed as `note`).
+pub fn proof_from(
     cp: &Checkpoint,
     note: &str,
     seq: u64,
     bytes: &[u8],
+    path: &[Hash],
 ) -> Result<InclusionProof> {
-    let path = tree
-        .inclusion_proof(seq as usize, cp.size as usize)
-        .ok_or_else(|| {
-            anyhow!(
-                "no inclusion proof for entry {seq} in a tree of {}",
-                cp.size
-            )
-        })?;
     Ok(InclusionProof {
         format: PROOF_FORMAT.into(),
         seq,

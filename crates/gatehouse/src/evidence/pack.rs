@@ -8,15 +8,18 @@ mod identities;
 mod readme;
 mod tables;
 
-use super::commands::{proof_in, LoadedLog};
+use super::commands::{proof_from, prove_many};
+use super::log_file::LogFile;
 use super::seal::{self, Sealing};
 use anyhow::{anyhow, bail, Context, Result};
 
-use gatehouse_evidence::merkle::{leaf_hash, MerkleTree};
 use gatehouse_evidence::{Entry, EventKind, VerifierKey};
 use gatehouse_policy::PolicyEngine;
+use identities::Identities;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::SystemTime;
 use tables::{Table, Tables};
@@ -56,9 +59,12 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// Writes the pack for `period` into `out` (which must not exist or be empty).
-pub fn write(
-    log: &LoadedLog,
+/// Writes the pack for `period` into `out` (which must not exist or be
+/// empty), in three passes over the log that each keep one page of it in
+/// memory: verification (which also finds the period), the period's entries
+/// (events, tables, identities), and the leaves for the proofs.
+pub async fn write(
+    log: &LogFile,
     key: &VerifierKey,
     period: &Period,
     policy: Option<&AccessPolicy>,
@@ -66,19 +72,23 @@ pub fn write(
     out: &Path,
 ) -> Result<Written> {
     let (from, to) = (rfc3339(period.from), rfc3339(period.to));
-    let verified = log.verified(key)?;
-    let entries: Vec<(&Entry, &[u8])> = verified.iter().map(|(e, b)| (e, *b)).collect();
     let in_period = |e: &Entry| e.event.time >= from && e.event.time < to;
-    let first = entries
-        .iter()
-        .position(|(e, _)| in_period(e))
-        .ok_or_else(|| anyhow!("the log holds no event between {from} and {to}"))?;
-    let mut last = entries
-        .iter()
-        .rposition(|(e, _)| in_period(e))
-        .unwrap_or(first);
-    let checkpoint = log.latest_checkpoint(key);
-    let covered = checkpoint.as_ref().map_or(0, |(cp, _)| cp.size) as usize;
+    let checkpoint = log.latest_checkpoint(key).await?;
+    let covered = checkpoint.as_ref().map_or(0, |(cp, _)| cp.size);
+    let (mut first, mut last, mut uncovered_time) = (None, None, None);
+    log.verified(key, |e| {
+        let Some(e) = e else { return };
+        if in_period(&e) {
+            first.get_or_insert(e.seq);
+            last = Some(e.seq);
+        }
+        if e.seq == covered {
+            uncovered_time = Some(e.event.time);
+        }
+    })
+    .await?;
+    let first = first.ok_or_else(|| anyhow!("the log holds no event between {from} and {to}"))?;
+    let mut last = last.unwrap_or(first);
     if last >= covered {
         match sealing {
             // Written after the gateway signed on request: the pack stops
@@ -86,8 +96,8 @@ pub fn write(
             Sealing::Sealed(_) if first < covered => last = covered - 1,
             _ => {
                 return Err(seal::not_covered(
-                    covered as u64,
-                    &entries[covered].0.event.time,
+                    covered,
+                    uncovered_time.as_deref().unwrap_or_default(),
                     sealing,
                     SystemTime::now(),
                 ))
@@ -96,59 +106,49 @@ pub fn write(
     }
     let (cp, note) = checkpoint.ok_or_else(|| anyhow!("the log has no signed checkpoint yet"))?;
     prepare(out)?;
-    let period_entries: Vec<&Entry> = entries[first..=last].iter().map(|(e, _)| *e).collect();
-    let tables = Tables::from_entries(&period_entries);
-    let tree = MerkleTree::new(
-        entries[..cp.size as usize]
-            .iter()
-            .map(|(_, b)| leaf_hash(b))
-            .collect(),
-    );
+    let read = read_period(log, period, first, last, out).await?;
     let before = first.checked_sub(1);
-    let after = (last + 1 < cp.size as usize).then_some(last + 1);
+    let after = (last + 1 < cp.size).then_some(last + 1);
     // Proven complete up to `to` when an entry after the period is signed;
     // else only up to the last signed entry.
     let complete_until = match after {
         Some(_) => to.clone(),
-        None => entries[last].0.event.time.clone(),
+        None => read.last_time.clone(),
     };
-    let mut proven: BTreeSet<usize> = BTreeSet::from([first, last]);
+    let mut proven: BTreeSet<u64> = BTreeSet::from([first, last]);
     proven.extend(before);
     proven.extend(after);
-    for t in tables.all() {
-        proven.extend(t.seqs().map(|s| s as usize));
+    for t in read.tables.all() {
+        proven.extend(t.seqs());
     }
     let proofs = out.join("proofs");
     std::fs::create_dir(&proofs).with_context(|| format!("creating {}", proofs.display()))?;
-    for &seq in &proven {
-        let p = proof_in(&tree, &cp, note, seq as u64, entries[seq].1)?;
+    for (seq, (bytes, path)) in prove_many(log, &cp, proven.iter().copied()).await? {
+        let p = proof_from(&cp, &note, seq, &bytes, &path)?;
         write_file(
             &proofs.join(format!("{seq}.json")),
             serde_json::to_string_pretty(&p)? + "\n",
         )?;
     }
-
-    let mut events = Vec::new();
-    for (_, bytes) in &entries[first..=last] {
-        events.extend_from_slice(bytes);
-        events.push(b'\n');
-    }
-    write_file(&out.join("events.jsonl"), events)?;
-    for t in tables.all() {
+    for t in read.tables.all() {
         write_table(out, t)?;
     }
-    let identities = identities::table(&entries[..=last], period, policy);
+    let identities = read.identities.table(period, policy);
     write_table(out, &identities)?;
 
-    let (body, sig) = key.detached(note).context("the checkpoint")?;
-    write_file(&out.join("checkpoint.txt"), note)?;
+    let (body, sig) = key.detached(&note).context("the checkpoint")?;
+    write_file(&out.join("checkpoint.txt"), &note)?;
     write_file(&out.join("checkpoint.body"), body)?;
     write_file(&out.join("checkpoint.sig"), sig)?;
     write_file(&out.join("public-key.txt"), format!("{key}\n"))?;
     write_file(&out.join("public-key.pem"), key.pem())?;
     write_file(&out.join("verify_pack.py"), VERIFY_SCRIPT)?;
 
-    let policy_match = policy.map(|p| policy_in_force(p, &entries[..=last]));
+    let policy_match = policy.map(|p| {
+        let configured: BTreeSet<String> =
+            p.engine.files().iter().map(|f| f.sha256.clone()).collect();
+        read.last_loaded.as_ref() == Some(&configured)
+    });
     let manifest = json!({
         "format": "gatehouse-evidence-pack/v1",
         "from": from,
@@ -160,26 +160,28 @@ pub fn write(
         "before": before,
         "after": after,
         "complete_until": complete_until,
-        "tables": tables.all().iter().map(|t| t.name).collect::<Vec<_>>(),
+        "tables": read.tables.all().iter().map(|t| t.name).collect::<Vec<_>>(),
     });
     write_file(
         &out.join("pack.json"),
         serde_json::to_string_pretty(&manifest)? + "\n",
     )?;
+    let events = (last - first + 1) as usize;
     let facts = readme::Facts {
         from: &from,
         to: &to,
         origin: &cp.origin,
         key: &key.to_string(),
         tree_size: cp.size,
-        first,
-        last,
-        first_time: &entries[first].0.event.time,
-        last_time: &entries[last].0.event.time,
+        first: first as usize,
+        last: last as usize,
+        first_time: &read.first_time,
+        last_time: &read.last_time,
         after: after.is_some(),
         complete_until: &complete_until,
-        entries: &period_entries,
-        tables: &tables,
+        events,
+        kinds: &read.kinds,
+        tables: &read.tables,
         identities: &identities,
         policy_match,
         proofs: proven.len(),
@@ -187,11 +189,90 @@ pub fn write(
     write_file(&out.join("README.md"), readme::readme(&facts))?;
     write_file(&out.join("VERIFY.md"), readme::verify(&facts))?;
     Ok(Written {
-        entries: last - first + 1,
+        entries: events,
         proofs: proven.len(),
         tree_size: cp.size,
         complete_until: after.is_none().then_some(complete_until),
     })
+}
+
+/// What the pass over the log up to the period's end read.
+struct PeriodRead {
+    tables: Tables,
+    identities: Identities,
+    kinds: BTreeMap<&'static str, usize>,
+    /// The SHA-256 of the policy files the log last recorded as loaded.
+    last_loaded: Option<BTreeSet<String>>,
+    first_time: String,
+    last_time: String,
+}
+
+/// Reads entries 0 to `last` (of a verified log): who could act from all of
+/// them, and from `first` on the tables, the count by kind and
+/// `events.jsonl`, written as it is read.
+async fn read_period(
+    log: &LogFile,
+    period: &Period,
+    first: u64,
+    last: u64,
+    out: &Path,
+) -> Result<PeriodRead> {
+    let path = out.join("events.jsonl");
+    let mut events = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?,
+    );
+    let mut read = PeriodRead {
+        tables: Tables::new(),
+        identities: Identities::new(period),
+        kinds: BTreeMap::new(),
+        last_loaded: None,
+        first_time: String::new(),
+        last_time: String::new(),
+    };
+    let mut failed: Option<anyhow::Error> = None;
+    log.rows(|row| {
+        let e = match Entry::decode(&row.bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                failed = Some(anyhow!("entry at storage position {}: {e}", row.position));
+                return ControlFlow::Break(());
+            }
+        };
+        if e.seq > last {
+            return ControlFlow::Break(());
+        }
+        read.identities.observe(&e);
+        if e.event.kind == EventKind::PolicyLoaded {
+            read.last_loaded = loaded_files(&e);
+        }
+        if e.seq < first {
+            return ControlFlow::Continue(());
+        }
+        read.tables.observe(&e);
+        *read.kinds.entry(e.event.kind.as_str()).or_default() += 1;
+        if e.seq == first {
+            read.first_time = e.event.time.clone();
+        }
+        if e.seq == last {
+            read.last_time = e.event.time.clone();
+        }
+        let written = events
+            .write_all(&row.bytes)
+            .and_then(|()| events.write_all(b"\n"));
+        if let Err(err) = written {
+            failed = Some(anyhow!("writing {}: {err}", path.display()));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })
+    .await?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    events
+        .flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(read)
 }
 
 /// Creates `out`, or accepts it empty: a pack never overwrites anything.
@@ -222,22 +303,17 @@ fn write_table(out: &Path, t: &Table) -> Result<()> {
     )
 }
 
-/// Whether the configured policy files are the ones the log last recorded
-/// as loaded (by hash).
-fn policy_in_force(p: &AccessPolicy, entries: &[(&Entry, &[u8])]) -> bool {
-    let last_loaded = entries
-        .iter()
-        .rev()
-        .find(|(e, _)| e.event.kind == EventKind::PolicyLoaded)
-        .and_then(|(e, _)| e.event.payload.get("files"))
+/// The SHA-256 of the files a `policy_loaded` entry records.
+fn loaded_files(e: &Entry) -> Option<BTreeSet<String>> {
+    e.event
+        .payload
+        .get("files")
         .and_then(Value::as_array)
         .map(|files| {
             files
                 .iter()
                 .filter_map(|f| f.get("sha256").and_then(Value::as_str))
                 .map(str::to_string)
-                .collect::<BTreeSet<_>>()
-        });
-    let configured: BTreeSet<String> = p.engine.files().iter().map(|f| f.sha256.clone()).collect();
-    last_loaded.is_some_and(|l| l == configured)
+                .collect()
+        })
 }

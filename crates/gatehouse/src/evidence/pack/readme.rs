@@ -2,7 +2,7 @@
 //! Criteria) and `VERIFY.md` (how to check it with standard tools).
 
 use super::tables::{Table, Tables};
-use gatehouse_evidence::{Entry, EventKind};
+use gatehouse_evidence::EventKind;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -21,7 +21,10 @@ pub struct Facts<'a> {
     pub after: bool,
     /// Up to when nothing is missing: `to`, or the last signed entry's time.
     pub complete_until: &'a str,
-    pub entries: &'a [&'a Entry],
+    /// The period's entries: how many.
+    pub events: usize,
+    /// The period's entries by kind.
+    pub kinds: &'a BTreeMap<&'static str, usize>,
     pub tables: &'a Tables,
     pub identities: &'a Table,
     /// Whether the configured policy files are the last loaded (None: no policy given).
@@ -31,10 +34,10 @@ pub struct Facts<'a> {
 
 impl Facts<'_> {
     fn count(&self, kinds: &[EventKind]) -> usize {
-        self.entries
+        kinds
             .iter()
-            .filter(|e| kinds.contains(&e.event.kind))
-            .count()
+            .filter_map(|k| self.kinds.get(k.as_str()))
+            .sum()
     }
 }
 
@@ -63,7 +66,7 @@ pub fn readme(f: &Facts<'_>) -> String {
         },
         f.first,
         f.last,
-        f.entries.len(),
+        f.events,
         f.first_time,
         f.last_time,
         f.tree_size,
@@ -135,7 +138,7 @@ pub fn readme(f: &Facts<'_>) -> String {
             "Every security event, hash-linked and signed; gateway starts and stops",
             format!(
                 "{} events, {} starts, {} stops",
-                f.entries.len(),
+                f.events,
                 f.count(&[EventKind::GatewayStarted]),
                 f.count(&[EventKind::GatewayStopped])
             ),
@@ -157,11 +160,7 @@ pub fn readme(f: &Facts<'_>) -> String {
         let _ = writeln!(o, "| {c} | {what} | {n} | {files} |");
     }
     o.push_str("\n## Events by kind\n\n| Kind | Count |\n|---|---|\n");
-    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in f.entries {
-        *kinds.entry(e.event.kind.as_str()).or_default() += 1;
-    }
-    for (k, n) in kinds {
+    for (k, n) in f.kinds {
         let _ = writeln!(o, "| {k} | {n} |");
     }
     o.push_str("\n## Files\n\n");

@@ -95,12 +95,14 @@ pub struct Tables {
     pub policy_changes: Table,
     pub tokens: Table,
     pub access_reviews: Table,
+    /// Open sessions: their row in `sessions`.
+    open: std::collections::HashMap<String, usize>,
 }
 
 impl Tables {
-    /// Reads the tables off `entries` (the period's, in order).
-    pub fn from_entries(entries: &[&Entry]) -> Self {
-        let mut t = Self {
+    /// Empty tables; [`Tables::observe`] the period's entries in order.
+    pub fn new() -> Self {
+        Self {
             sessions: Table::new(
                 "sessions",
                 &[
@@ -181,171 +183,171 @@ impl Tables {
                 "access-reviews",
                 &["seq", "time", "reviewer", "identities", "digest", "notes"],
             ),
-        };
+            open: Default::default(),
+        }
+    }
+
+    /// Adds what `e` (the next entry of the period) puts in a table.
+    pub fn observe(&mut self, e: &Entry) {
+        let t = self;
         // Sessions are one row each: the end fills in its start's row.
-        let mut open: std::collections::HashMap<String, usize> = Default::default();
-        for e in entries {
-            let p = &e.event.payload;
-            let seq = e.seq.to_string();
-            let time = e.event.time.clone();
-            match e.event.kind {
-                EventKind::SessionStart => {
-                    open.insert(text(p, "/session"), t.sessions.rows.len());
-                    t.sessions.rows.push(vec![
-                        seq,
-                        time,
-                        text(p, "/session"),
-                        text(p, "/identity/subject"),
-                        text(p, "/identity/groups"),
-                        text(p, "/connection"),
-                        text(p, "/client_addr"),
-                        text(p, "/application_name"),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ]);
-                }
-                EventKind::SessionEnd => {
-                    if let Some(&i) = open.get(&text(p, "/session")) {
-                        let row = &mut t.sessions.rows[i];
-                        row[8] = text(p, "/ended_at");
-                        row[9] = text(p, "/reason");
-                        row[10] = seq;
-                    }
-                }
-                EventKind::AuthFailure => t.denials.rows.push(vec![
+        let p = &e.event.payload;
+        let seq = e.seq.to_string();
+        let time = e.event.time.clone();
+        match e.event.kind {
+            EventKind::SessionStart => {
+                t.open.insert(text(p, "/session"), t.sessions.rows.len());
+                t.sessions.rows.push(vec![
                     seq,
                     time,
-                    "login".into(),
-                    text(p, "/subject"),
+                    text(p, "/session"),
+                    text(p, "/identity/subject"),
+                    text(p, "/identity/groups"),
                     text(p, "/connection"),
                     text(p, "/client_addr"),
+                    text(p, "/application_name"),
                     String::new(),
-                    "deny".into(),
                     String::new(),
                     String::new(),
-                    format!("{}: {}", text(p, "/stage"), text(p, "/reason")),
-                    String::new(),
-                ]),
-                EventKind::Statement => {
-                    let decision = text(p, "/decision/decision");
-                    if decision != "allow" {
-                        // What was refused: a SQL statement, an HTTP request, an MCP message.
-                        let kind = match text(p, "/protocol").as_str() {
-                            "http" => "request",
-                            "mcp" => "mcp message",
-                            _ => "statement",
-                        };
-                        t.denials.rows.push(vec![
-                            seq,
-                            time,
-                            kind.into(),
-                            text(p, "/identity"),
-                            text(p, "/connection"),
-                            String::new(),
-                            text(p, "/session"),
-                            decision,
-                            text(p, "/decision/mode"),
-                            text(p, "/decision/policies"),
-                            text(p, "/decision/reason"),
-                            text(p, "/text"),
-                        ]);
-                    }
+                ]);
+            }
+            EventKind::SessionEnd => {
+                if let Some(&i) = t.open.get(&text(p, "/session")) {
+                    let row = &mut t.sessions.rows[i];
+                    row[8] = text(p, "/ended_at");
+                    row[9] = text(p, "/reason");
+                    row[10] = seq;
                 }
-                EventKind::ApprovalRequested
-                | EventKind::ApprovalApproved
-                | EventKind::ApprovalDenied
-                | EventKind::ApprovalExpired => t.approvals.rows.push(vec![
-                    seq,
-                    time,
-                    e.event.kind.as_str().into(),
-                    text(p, "/request"),
-                    text(p, "/identity"),
-                    text(p, "/approver"),
-                    text(p, "/text"),
-                    // An approver's comment, or why a request expired.
-                    match text(p, "/comment") {
-                        c if c.is_empty() => text(p, "/reason"),
-                        c => c,
-                    },
-                ]),
-                EventKind::StatementResult if p.get("masking").is_some() => {
-                    let pairs = |key: &str| {
-                        p.pointer(&format!("/masking/{key}"))
-                            .and_then(Value::as_array)
-                            .map(|a| {
-                                a.iter()
-                                    .map(|pair| {
-                                        format!("{}={}", text(pair, "/0"), text(pair, "/1"))
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(" ")
-                            })
-                            .unwrap_or_default()
+            }
+            EventKind::AuthFailure => t.denials.rows.push(vec![
+                seq,
+                time,
+                "login".into(),
+                text(p, "/subject"),
+                text(p, "/connection"),
+                text(p, "/client_addr"),
+                String::new(),
+                "deny".into(),
+                String::new(),
+                String::new(),
+                format!("{}: {}", text(p, "/stage"), text(p, "/reason")),
+                String::new(),
+            ]),
+            EventKind::Statement => {
+                let decision = text(p, "/decision/decision");
+                if decision != "allow" {
+                    // What was refused: a SQL statement, an HTTP request, an MCP message.
+                    let kind = match text(p, "/protocol").as_str() {
+                        "http" => "request",
+                        "mcp" => "mcp message",
+                        _ => "statement",
                     };
-                    t.masking.rows.push(vec![
+                    t.denials.rows.push(vec![
                         seq,
                         time,
+                        kind.into(),
+                        text(p, "/identity"),
+                        text(p, "/connection"),
+                        String::new(),
                         text(p, "/session"),
-                        text(p, "/seq"),
-                        text(p, "/masking/values_masked"),
-                        pairs("rules"),
-                        pairs("detectors"),
-                        text(p, "/masking/exempt_group"),
+                        decision,
+                        text(p, "/decision/mode"),
+                        text(p, "/decision/policies"),
+                        text(p, "/decision/reason"),
+                        text(p, "/text"),
                     ]);
                 }
-                EventKind::PolicyLoaded => {
-                    for f in p
-                        .get("files")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        t.policy_changes.rows.push(vec![
-                            seq.clone(),
-                            time.clone(),
-                            "policy_loaded".into(),
-                            text(p, "/trigger"),
-                            text(p, "/mode"),
-                            text(f, "/path"),
-                            text(f, "/sha256"),
-                        ]);
-                    }
-                }
-                EventKind::ConfigLoaded => t.policy_changes.rows.push(vec![
-                    seq,
-                    time,
-                    "config_loaded".into(),
-                    "start".into(),
-                    String::new(),
-                    text(p, "/path"),
-                    text(p, "/sha256"),
-                ]),
-                EventKind::TokenCreated | EventKind::TokenRevoked => t.tokens.rows.push(vec![
-                    seq,
-                    time,
-                    e.event.kind.as_str().into(),
-                    text(p, "/token_id"),
-                    text(p, "/identity"),
-                    text(p, "/groups"),
-                    text(p, "/expires_at"),
-                    text(p, "/revoked_at"),
-                ]),
-                EventKind::AccessReview => t.access_reviews.rows.push(vec![
-                    seq,
-                    time,
-                    text(p, "/reviewer"),
-                    p.get("review")
-                        .and_then(Value::as_array)
-                        .map_or(0, Vec::len)
-                        .to_string(),
-                    text(p, "/digest"),
-                    text(p, "/notes"),
-                ]),
-                _ => {}
             }
+            EventKind::ApprovalRequested
+            | EventKind::ApprovalApproved
+            | EventKind::ApprovalDenied
+            | EventKind::ApprovalExpired => t.approvals.rows.push(vec![
+                seq,
+                time,
+                e.event.kind.as_str().into(),
+                text(p, "/request"),
+                text(p, "/identity"),
+                text(p, "/approver"),
+                text(p, "/text"),
+                // An approver's comment, or why a request expired.
+                match text(p, "/comment") {
+                    c if c.is_empty() => text(p, "/reason"),
+                    c => c,
+                },
+            ]),
+            EventKind::StatementResult if p.get("masking").is_some() => {
+                let pairs = |key: &str| {
+                    p.pointer(&format!("/masking/{key}"))
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .map(|pair| format!("{}={}", text(pair, "/0"), text(pair, "/1")))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default()
+                };
+                t.masking.rows.push(vec![
+                    seq,
+                    time,
+                    text(p, "/session"),
+                    text(p, "/seq"),
+                    text(p, "/masking/values_masked"),
+                    pairs("rules"),
+                    pairs("detectors"),
+                    text(p, "/masking/exempt_group"),
+                ]);
+            }
+            EventKind::PolicyLoaded => {
+                for f in p
+                    .get("files")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    t.policy_changes.rows.push(vec![
+                        seq.clone(),
+                        time.clone(),
+                        "policy_loaded".into(),
+                        text(p, "/trigger"),
+                        text(p, "/mode"),
+                        text(f, "/path"),
+                        text(f, "/sha256"),
+                    ]);
+                }
+            }
+            EventKind::ConfigLoaded => t.policy_changes.rows.push(vec![
+                seq,
+                time,
+                "config_loaded".into(),
+                "start".into(),
+                String::new(),
+                text(p, "/path"),
+                text(p, "/sha256"),
+            ]),
+            EventKind::TokenCreated | EventKind::TokenRevoked => t.tokens.rows.push(vec![
+                seq,
+                time,
+                e.event.kind.as_str().into(),
+                text(p, "/token_id"),
+                text(p, "/identity"),
+                text(p, "/groups"),
+                text(p, "/expires_at"),
+                text(p, "/revoked_at"),
+            ]),
+            EventKind::AccessReview => t.access_reviews.rows.push(vec![
+                seq,
+                time,
+                text(p, "/reviewer"),
+                p.get("review")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len)
+                    .to_string(),
+                text(p, "/digest"),
+                text(p, "/notes"),
+            ]),
+            _ => {}
         }
-        t
     }
 
     /// Every table, in the order the README lists them.

@@ -1,0 +1,202 @@
+//! A log file as the `audit` commands read it: read-only, a page at a time,
+//! whatever its size. Verification comes first and decodes each entry once
+//! (readers may follow along); later passes read the rows again in storage
+//! order, which a clean log guarantees is sequence order.
+
+use anyhow::{bail, Context, Result};
+use gatehouse_core::{EvidenceStore, LogRow};
+use gatehouse_evidence::{
+    for_each_row, split_notes, verify_store, Checkpoint, Entry, Report, StoredCheckpoint,
+    VerifierKey,
+};
+use gatehouse_store::SqliteEvidenceStore;
+use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// An evidence log file and the witness files holding copies of its checkpoints.
+pub struct LogFile {
+    path: PathBuf,
+    store: SqliteEvidenceStore,
+    witnessed: Vec<StoredCheckpoint>,
+}
+
+/// What a pass over the whole log read, and how fast.
+pub struct Pass {
+    /// The verification report.
+    pub report: Report,
+    /// How long it took.
+    pub took: Duration,
+}
+
+impl Pass {
+    /// Entries read per second.
+    pub fn rate(&self) -> f64 {
+        self.report.entries as f64 / self.took.as_secs_f64().max(1e-6)
+    }
+}
+
+impl LogFile {
+    /// Opens the log at `path` (read-only) and reads the witness files.
+    pub async fn open(path: &Path, witnesses: &[PathBuf]) -> Result<Self> {
+        let store = SqliteEvidenceStore::open_read_only(path)
+            .await
+            .with_context(|| format!("reading the evidence log {}", path.display()))?;
+        let mut witnessed = Vec::new();
+        for w in witnesses {
+            let text = std::fs::read_to_string(w)
+                .with_context(|| format!("reading the witness file {}", w.display()))?;
+            let notes = split_notes(&text);
+            if notes.is_empty() {
+                bail!("{}: holds no checkpoints", w.display());
+            }
+            witnessed.extend(notes.into_iter().map(|note| StoredCheckpoint {
+                source: format!("witness {}", w.display()),
+                note,
+            }));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            store,
+            witnessed,
+        })
+    }
+
+    /// Verifies every entry and checkpoint against `key`, with a progress
+    /// line on a terminal; `each` reads along (every row, decoded when it
+    /// decodes).
+    pub async fn verify(
+        &self,
+        key: &VerifierKey,
+        mut each: impl FnMut(Option<Entry>),
+    ) -> Result<Pass> {
+        let total = self.store.last_seq().await?.map_or(0, |s| s + 1);
+        let mut progress = Progress::new("verifying", total);
+        let start = Instant::now();
+        let report = verify_store(&self.store, self.witnessed.clone(), key, |e| {
+            progress.tick();
+            each(e);
+        })
+        .await
+        .with_context(|| format!("reading the evidence log {}", self.path.display()))?;
+        progress.done();
+        Ok(Pass {
+            report,
+            took: start.elapsed(),
+        })
+    }
+
+    /// [`LogFile::verify`], failing unless the log is intact.
+    pub async fn verified(
+        &self,
+        key: &VerifierKey,
+        each: impl FnMut(Option<Entry>),
+    ) -> Result<Pass> {
+        let pass = self.verify(key, each).await?;
+        if !pass.report.is_clean() {
+            bail!(
+                "the evidence log does not verify ({} finding(s)); run `gatehouse audit verify` for details",
+                pass.report.findings.len() as u64 + pass.report.more_findings
+            );
+        }
+        Ok(pass)
+    }
+
+    /// Gives `each` every row in storage order until it breaks (after
+    /// [`LogFile::verified`]: the entries in sequence order).
+    pub async fn rows(&self, each: impl FnMut(&LogRow) -> ControlFlow<()>) -> Result<()> {
+        for_each_row(&self.store, each)
+            .await
+            .with_context(|| format!("reading the evidence log {}", self.path.display()))
+    }
+
+    /// Every checkpoint that verifies with `key`, smallest first, with its note.
+    pub async fn checkpoints(&self, key: &VerifierKey) -> Result<Vec<(Checkpoint, String)>> {
+        let stored = self.store.checkpoints().await?;
+        let mut all: Vec<(Checkpoint, String)> = stored
+            .into_iter()
+            .chain(self.witnessed.iter().map(|w| w.note.clone()))
+            .filter_map(|note| key.open(&note).ok().map(|cp| (cp, note)))
+            .collect();
+        all.sort_by_key(|(cp, _)| cp.size);
+        Ok(all)
+    }
+
+    /// The largest checkpoint that verifies with `key`.
+    pub async fn latest_checkpoint(
+        &self,
+        key: &VerifierKey,
+    ) -> Result<Option<(Checkpoint, String)>> {
+        Ok(self.checkpoints(key).await?.pop())
+    }
+}
+
+/// A progress line on standard error, redrawn a few times a second, only
+/// when standard error is a terminal (never in a pipe or a log file).
+pub struct Progress {
+    what: &'static str,
+    total: u64,
+    done: u64,
+    start: Instant,
+    drawn: Option<Instant>,
+    terminal: bool,
+}
+
+impl Progress {
+    /// For `total` entries (an estimate: the highest stored number).
+    pub fn new(what: &'static str, total: u64) -> Self {
+        Self {
+            what,
+            total,
+            done: 0,
+            start: Instant::now(),
+            drawn: None,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// One more entry.
+    pub fn tick(&mut self) {
+        self.done += 1;
+        if !self.terminal || !self.done.is_multiple_of(4096) {
+            return;
+        }
+        let now = Instant::now();
+        if self
+            .drawn
+            .is_some_and(|d| now - d < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.drawn = Some(now);
+        let rate = self.done as f64 / (now - self.start).as_secs_f64().max(1e-6);
+        let pct = if self.total > 0 {
+            (self.done as f64 * 100.0 / self.total as f64).min(100.0)
+        } else {
+            0.0
+        };
+        let width = 30usize;
+        let filled = (pct / 100.0 * width as f64) as usize;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r{} [{}{}] {:>5.1}% {}/{} entries, {:.0}/s ",
+            self.what,
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            pct,
+            self.done,
+            self.total,
+            rate
+        );
+        let _ = err.flush();
+    }
+
+    /// Clears the line.
+    pub fn done(&mut self) {
+        if self.terminal && self.drawn.is_some() {
+            let _ = write!(std::io::stderr().lock(), "\r{:80}\r", "");
+        }
+    }
+}
