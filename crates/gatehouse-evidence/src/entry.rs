@@ -50,6 +50,20 @@ pub struct Event {
     pub payload: Value,
 }
 
+/// What verification reads of an entry: its number, its link, its kind
+/// and time (not its payload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Position in this node's log, from 0.
+    pub seq: u64,
+    /// The leaf hash of the entry before it.
+    pub prev: Hash,
+    /// What happened.
+    pub kind: EventKind,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+}
+
 /// A decoded entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
@@ -79,30 +93,46 @@ impl Entry {
     /// Decodes stored bytes, which must be exactly the canonical encoding.
     pub fn decode(bytes: &[u8]) -> Result<Self, EvidenceError> {
         let bad = |why: String| EvidenceError::Entry(why);
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let field = |k: &str| v.get(k).ok_or_else(|| bad(format!("no {k:?}")));
-        let seq = field("seq")?
+        // Borrowed where it can be; exactly the six members, each once (the
+        // canonical comparison below also rules out anything else).
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Members<'a> {
+            seq: Value,
+            #[serde(borrow)]
+            node: std::borrow::Cow<'a, str>,
+            prev: Value,
+            kind: Value,
+            #[serde(borrow)]
+            time: std::borrow::Cow<'a, str>,
+            payload: Value,
+        }
+        let m: Members<'_> = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_data() {
+                // Missing, unknown or repeated members.
+                bad(e.to_string())
+            } else {
+                bad(format!("not JSON: {e}"))
+            }
+        })?;
+        let seq = m
+            .seq
             .as_u64()
             .ok_or_else(|| bad("seq is not a number".into()))?;
-        let node = field("node")?
+        let prev = m
+            .prev
             .as_str()
-            .ok_or_else(|| bad("node is not a string".into()))?
-            .to_string();
-        let prev = field("prev")?
-            .as_str()
-            .and_then(|p| hex::decode(p).ok())
-            .and_then(|p| Hash::try_from(p).ok())
+            .and_then(|p| {
+                let mut h = [0u8; 32];
+                hex::decode_to_slice(p, &mut h).ok().map(|()| h)
+            })
             .ok_or_else(|| bad("prev is not a hash".into()))?;
-        let kind: EventKind = serde_json::from_value(field("kind")?.clone())
-            .map_err(|_| bad("unknown kind".into()))?;
-        let time = field("time")?
+        let kind: EventKind = m
+            .kind
             .as_str()
-            .ok_or_else(|| bad("time is not a string".into()))?
-            .to_string();
-        let payload = field("payload")?.clone();
-        if v.as_object().map_or(0, |m| m.len()) != 6 {
-            return Err(bad("unexpected fields".into()));
-        }
+            .and_then(|k| serde_json::from_value(Value::String(k.to_string())).ok())
+            .ok_or_else(|| bad("unknown kind".into()))?;
+        let (node, time, payload) = (m.node.into_owned(), m.time.into_owned(), m.payload);
         let entry = Entry {
             seq,
             node,
@@ -117,6 +147,18 @@ impl Entry {
             return Err(bad("not in canonical form".into()));
         }
         Ok(entry)
+    }
+
+    /// Checks that `bytes` are exactly a canonical entry, as
+    /// [`Entry::decode`] does, and reads its head.
+    pub fn decode_head(bytes: &[u8]) -> Result<Head, EvidenceError> {
+        let e = Self::decode(bytes)?;
+        Ok(Head {
+            seq: e.seq,
+            prev: e.prev,
+            kind: e.event.kind,
+            time: e.event.time,
+        })
     }
 
     /// This entry's leaf hash.

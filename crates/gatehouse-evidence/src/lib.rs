@@ -23,7 +23,7 @@ mod sink;
 mod verify;
 mod witness;
 
-pub use entry::{Entry, Event, EventKind};
+pub use entry::{Entry, Event, EventKind, Head};
 pub use log::{EvidenceLog, LogSettings};
 pub use merkle::Hash;
 pub use note::{split_notes, Checkpoint, SigningKey, VerifierKey};

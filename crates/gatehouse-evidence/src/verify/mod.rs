@@ -8,7 +8,7 @@ mod stream;
 mod window;
 
 pub use store::{for_each_row, verify_store, PAGE};
-pub use stream::{Verifier, Window};
+pub use stream::{ReadRow, Verifier, Window};
 
 use crate::note::VerifierKey;
 use std::fmt;

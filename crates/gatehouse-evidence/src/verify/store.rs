@@ -1,8 +1,8 @@
 //! Reading a log where it is stored, a page at a time: verification and
 //! every reader after it (exports, proofs, packs) keep one page in memory.
 
-use super::{Report, StoredCheckpoint, Verifier};
-use crate::entry::Entry;
+use super::{ReadRow, Report, StoredCheckpoint, Verifier};
+use crate::entry::Head;
 use crate::note::VerifierKey;
 use crate::EvidenceError;
 use gatehouse_core::{EvidenceStore, LogRow};
@@ -21,15 +21,22 @@ pub async fn for_each_row(
     store: &dyn EvidenceStore,
     mut each: impl FnMut(&LogRow) -> ControlFlow<()>,
 ) -> Result<(), EvidenceError> {
+    for_each_page(store, |page| page.iter().try_for_each(&mut each)).await
+}
+
+/// Gives `each` every page of stored rows in storage order until it breaks;
+/// the next page is read (on the store's thread) while `each` works
+/// through this one.
+pub async fn for_each_page(
+    store: &dyn EvidenceStore,
+    mut each: impl FnMut(&[LogRow]) -> ControlFlow<()>,
+) -> Result<(), EvidenceError> {
     let mut page = store.entries_after(None, PAGE).await.map_err(unavailable)?;
     loop {
-        // The next page is read (on the store's thread) while this one is
-        // worked through.
         let next = match page.last() {
             Some(last) if page.len() == PAGE => Some(last.position),
             _ => None,
         };
-        let work = async { page.iter().try_for_each(&mut each) };
         let (read, worked) = tokio::join!(
             async {
                 match next {
@@ -37,7 +44,7 @@ pub async fn for_each_row(
                     None => Ok(None),
                 }
             },
-            work
+            async { each(&page) }
         );
         if worked.is_break() {
             return Ok(());
@@ -49,15 +56,45 @@ pub async fn for_each_row(
     }
 }
 
+/// Reads (decodes and hashes) a page's rows, split over the machine's
+/// cores.
+fn read_page(rows: &[LogRow]) -> Vec<ReadRow> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let per = rows.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let mut parts = rows.chunks(per);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts
+            .map(|part| {
+                s.spawn(|| {
+                    part.iter()
+                        .map(|r| ReadRow::of(&r.bytes))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut read: Vec<ReadRow> = first.iter().map(|r| ReadRow::of(&r.bytes)).collect();
+        for t in others {
+            match t.join() {
+                Ok(part) => read.extend(part),
+                // Reading never panics (it is property-tested); if it did,
+                // the panic goes on as it would have on this thread.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        read
+    })
+}
+
 /// Verifies every entry of `store` against its checkpoints and `witnessed`
 /// (checkpoints kept elsewhere), in storage order; `each` is given every
-/// row read, decoded when it decodes (a report, an export or a progress bar
-/// reads along, and no entry is decoded twice).
+/// row read: its head when it decodes (a report or a progress bar reads
+/// along without decoding it again).
 pub async fn verify_store(
     store: &dyn EvidenceStore,
     witnessed: Vec<StoredCheckpoint>,
     key: &VerifierKey,
-    mut each: impl FnMut(Option<Entry>),
+    mut each: impl FnMut(Option<Head>),
 ) -> Result<Report, EvidenceError> {
     let stored = store.checkpoints().await.map_err(unavailable)?;
     let checkpoints = stored
@@ -68,8 +105,10 @@ pub async fn verify_store(
         })
         .chain(witnessed);
     let mut verifier = Verifier::new(checkpoints, key);
-    for_each_row(store, |row| {
-        each(verifier.push(row.position, &row.bytes));
+    for_each_page(store, |page| {
+        for (row, read) in page.iter().zip(read_page(page)) {
+            each(verifier.push_read(row.position, read));
+        }
         ControlFlow::Continue(())
     })
     .await?;

@@ -15,7 +15,7 @@
 
 use super::window::{analyse, Row, Settled};
 use super::{Finding, Report, StoredCheckpoint};
-use crate::entry::Entry;
+use crate::entry::{Entry, Head};
 use crate::merkle::{leaf_hash, Frontier};
 use crate::note::{Checkpoint, VerifierKey};
 use std::collections::VecDeque;
@@ -139,35 +139,42 @@ impl Verifier {
         self.report.entries
     }
 
-    /// The next stored row, in storage order; the entry, when it decodes
-    /// (so that a reader decodes each entry once).
-    pub fn push(&mut self, position: i64, bytes: &[u8]) -> Option<Entry> {
+    /// The next stored row, in storage order; its head, when it decodes
+    /// (so that a reader reads along without decoding it again).
+    pub fn push(&mut self, position: i64, bytes: &[u8]) -> Option<Head> {
+        self.push_read(position, ReadRow::of(bytes))
+    }
+
+    /// [`Verifier::push`] of a row already read (decoding and hashing, the
+    /// costly part, can run on other threads).
+    pub fn push_read(&mut self, position: i64, read: ReadRow) -> Option<Head> {
         self.report.entries += 1;
-        let mut decoded = None;
-        let row = match Entry::decode(bytes) {
-            Ok(e) => {
-                let row = Row {
+        let ReadRow { entry, leaf } = read;
+        let (row, decoded) = match entry {
+            Ok(e) => (
+                Row {
                     position,
                     seq: Some(e.seq),
                     prev: Some(e.prev),
-                    leaf: leaf_hash(bytes),
-                };
-                decoded = Some(e);
-                row
-            }
-            Err(err) => {
-                let seq = loose_seq(bytes);
+                    leaf,
+                },
+                Some(e),
+            ),
+            Err((reason, seq)) => {
                 self.found(Finding::Unreadable {
                     position,
                     seq,
-                    reason: err.to_string(),
+                    reason,
                 });
-                Row {
-                    position,
-                    seq,
-                    prev: None,
-                    leaf: leaf_hash(bytes),
-                }
+                (
+                    Row {
+                        position,
+                        seq,
+                        prev: None,
+                        leaf,
+                    },
+                    None,
+                )
             }
         };
         if self.in_window {
@@ -314,6 +321,23 @@ impl Verifier {
                     self.found(f);
                 }
             }
+        }
+    }
+}
+
+/// One stored row, decoded (or why not, and the number its bytes still
+/// carry) and hashed: the work of verification that can run on any thread.
+pub struct ReadRow {
+    entry: Result<Head, (String, Option<u64>)>,
+    leaf: crate::merkle::Hash,
+}
+
+impl ReadRow {
+    /// Reads `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self {
+            entry: Entry::decode_head(bytes).map_err(|e| (e.to_string(), loose_seq(bytes))),
+            leaf: leaf_hash(bytes),
         }
     }
 }

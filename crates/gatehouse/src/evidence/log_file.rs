@@ -6,7 +6,7 @@
 use anyhow::{bail, Context, Result};
 use gatehouse_core::{EvidenceStore, LogRow};
 use gatehouse_evidence::{
-    for_each_row, split_notes, verify_store, Checkpoint, Entry, Report, StoredCheckpoint,
+    for_each_row, split_notes, verify_store, Checkpoint, Head, Report, StoredCheckpoint,
     VerifierKey,
 };
 use gatehouse_store::SqliteEvidenceStore;
@@ -69,7 +69,7 @@ impl LogFile {
     pub async fn verify(
         &self,
         key: &VerifierKey,
-        mut each: impl FnMut(Option<Entry>),
+        mut each: impl FnMut(Option<Head>),
     ) -> Result<Pass> {
         let total = self.store.last_seq().await?.map_or(0, |s| s + 1);
         let mut progress = Progress::new("verifying", total);
@@ -91,7 +91,7 @@ impl LogFile {
     pub async fn verified(
         &self,
         key: &VerifierKey,
-        each: impl FnMut(Option<Entry>),
+        each: impl FnMut(Option<Head>),
     ) -> Result<Pass> {
         let pass = self.verify(key, each).await?;
         if !pass.report.is_clean() {

@@ -72,18 +72,17 @@ pub async fn write(
     out: &Path,
 ) -> Result<Written> {
     let (from, to) = (rfc3339(period.from), rfc3339(period.to));
-    let in_period = |e: &Entry| e.event.time >= from && e.event.time < to;
     let checkpoint = log.latest_checkpoint(key).await?;
     let covered = checkpoint.as_ref().map_or(0, |(cp, _)| cp.size);
     let (mut first, mut last, mut uncovered_time) = (None, None, None);
     log.verified(key, |e| {
         let Some(e) = e else { return };
-        if in_period(&e) {
+        if e.time >= from && e.time < to {
             first.get_or_insert(e.seq);
             last = Some(e.seq);
         }
         if e.seq == covered {
-            uncovered_time = Some(e.event.time);
+            uncovered_time = Some(e.time);
         }
     })
     .await?;
