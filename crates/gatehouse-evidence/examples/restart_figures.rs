@@ -85,9 +85,14 @@ async fn main() {
         let key = SigningKey::parse(&key_text).unwrap().verifier();
         let store = SqliteEvidenceStore::open_read_only(&path).await.unwrap();
         let t = Instant::now();
-        let report = gatehouse_evidence::verify_store(&store, Vec::new(), &key, |_| ())
-            .await
-            .unwrap();
+        let report = gatehouse_evidence::verify_store(
+            gatehouse_evidence::LogSource::store(&store),
+            Vec::new(),
+            &key,
+            |_| (),
+        )
+        .await
+        .unwrap();
         let took = t.elapsed().as_secs_f64();
         println!(
             "{} entries: verified ({}) in {took:.1} s, {:.0} entries/s, peak {} MiB",

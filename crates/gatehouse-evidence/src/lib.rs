@@ -19,6 +19,7 @@ pub mod merkle;
 pub mod note;
 pub mod proofs;
 mod resume;
+pub mod segment;
 mod sink;
 mod verify;
 mod witness;
@@ -29,8 +30,8 @@ pub use merkle::Hash;
 pub use note::{split_notes, Checkpoint, SigningKey, VerifierKey};
 pub use sink::{spawn_sink, Sink, SinkEvent, SinkSettings};
 pub use verify::{
-    for_each_row, verify, verify_store, Finding, Report, StoredCheckpoint, StoredEntry, Verifier,
-    Window, PAGE,
+    for_each_row, verify, verify_store, Finding, LogSource, Report, StoredCheckpoint, StoredEntry,
+    Verifier, Window, PAGE,
 };
 pub use witness::{FileWitness, Witness};
 

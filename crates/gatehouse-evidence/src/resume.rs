@@ -10,7 +10,7 @@
 use crate::entry::Entry;
 use crate::merkle::{leaf_hash, Frontier, Hash};
 use crate::note::VerifierKey;
-use crate::verify::{for_each_row, verify_store, PAGE};
+use crate::verify::{for_each_row, verify_store, LogSource, PAGE};
 use crate::EvidenceError;
 use gatehouse_core::{EvidenceStore, StoredCheckpoint};
 use std::ops::ControlFlow;
@@ -154,7 +154,7 @@ pub(crate) async fn verified_whole(
     store: &dyn EvidenceStore,
     verifier: &VerifierKey,
 ) -> Result<Resumed, EvidenceError> {
-    let report = verify_store(store, Vec::new(), verifier, |_| ()).await?;
+    let report = verify_store(LogSource::store(store), Vec::new(), verifier, |_| ()).await?;
     if !report.is_clean() {
         let findings: Vec<String> = report.findings.iter().map(|f| f.to_string()).collect();
         return Err(EvidenceError::Damaged(findings.join("; ")));
@@ -163,7 +163,7 @@ pub(crate) async fn verified_whole(
     // frontier (the verifier keeps none of it).
     let mut frontier = Frontier::default();
     let mut prev = [0; 32];
-    for_each_row(store, |row| {
+    for_each_row(LogSource::store(store), |row| {
         prev = leaf_hash(&row.bytes);
         frontier.push(prev);
         ControlFlow::Continue(())

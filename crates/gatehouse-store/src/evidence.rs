@@ -43,7 +43,55 @@ ALTER TABLE checkpoints ADD COLUMN state BLOB;
 PRAGMA user_version = 2;
 COMMIT;
 ";
-const SCHEMA_VERSION: i64 = 2;
+/// Version 3: sealed segments (stretches of the log moved to files of
+/// their own), and checkpoints found by size.
+const SCHEMA_V3: &str = "
+BEGIN;
+CREATE TABLE IF NOT EXISTS segments (
+    number      INTEGER PRIMARY KEY,
+    first       INTEGER NOT NULL,
+    count       INTEGER NOT NULL,
+    file        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    bytes       INTEGER NOT NULL,
+    first_time  TEXT NOT NULL,
+    last_time   TEXT NOT NULL,
+    sealed_at   TEXT NOT NULL,
+    archived_to TEXT,
+    archived_at TEXT
+);
+CREATE INDEX IF NOT EXISTS checkpoints_size ON checkpoints (size);
+PRAGMA user_version = 3;
+COMMIT;
+";
+const SCHEMA_VERSION: i64 = 3;
+
+/// A sealed segment as the live store records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentRecord {
+    /// Its number, from 1.
+    pub number: u64,
+    /// Its first entry.
+    pub first: u64,
+    /// Entries it holds.
+    pub count: u64,
+    /// Its file name (wherever it is kept).
+    pub file: String,
+    /// The file's SHA-256, hex.
+    pub sha256: String,
+    /// The file's size.
+    pub bytes: u64,
+    /// Its first entry's time.
+    pub first_time: String,
+    /// Its last entry's time.
+    pub last_time: String,
+    /// When it was sealed (RFC 3339).
+    pub sealed_at: String,
+    /// Where it was archived (a directory or `command`), if it was.
+    pub archived_to: Option<String>,
+    /// When.
+    pub archived_at: Option<String>,
+}
 
 /// How far a commit is durable before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +150,9 @@ impl SqliteEvidenceStore {
             if version < 2 {
                 conn.execute_batch(SCHEMA_V2).map_err(at)?;
             }
+            if version < 3 {
+                conn.execute_batch(SCHEMA_V3).map_err(at)?;
+            }
             Ok(Self::wrap(conn))
         })
         .await
@@ -123,6 +174,112 @@ impl SqliteEvidenceStore {
             conn.busy_timeout(Duration::from_secs(5))
                 .map_err(unavailable)?;
             Ok(Self::wrap(conn))
+        })
+        .await
+    }
+
+    /// The sealed segments, oldest first (none in a log written before
+    /// segments were kept).
+    pub async fn segments(&self) -> Result<Vec<SegmentRecord>, StoreError> {
+        self.with(|c| {
+            let exists: bool = c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'segments')",
+                [],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(Vec::new());
+            }
+            let mut st = c.prepare(
+                "SELECT number, first, count, file, sha256, bytes, first_time, last_time, sealed_at, \
+                 archived_to, archived_at FROM segments ORDER BY number",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(SegmentRecord {
+                    number: r.get::<_, i64>(0)? as u64,
+                    first: r.get::<_, i64>(1)? as u64,
+                    count: r.get::<_, i64>(2)? as u64,
+                    file: r.get(3)?,
+                    sha256: r.get(4)?,
+                    bytes: r.get::<_, i64>(5)? as u64,
+                    first_time: r.get(6)?,
+                    last_time: r.get(7)?,
+                    sealed_at: r.get(8)?,
+                    archived_to: r.get(9)?,
+                    archived_at: r.get(10)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The smallest checkpoint of at least `size` entries stored with the
+    /// writer's state (where a segment can end).
+    pub async fn checkpoint_at_least(
+        &self,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.with(move |c| {
+            c.query_row(
+                "SELECT size, note, state FROM checkpoints WHERE size >= ?1 AND state IS NOT NULL \
+                 ORDER BY size, position LIMIT 1",
+                params![size as i64],
+                |r| {
+                    Ok(StoredCheckpoint {
+                        size: r.get::<_, i64>(0)? as u64,
+                        note: r.get(1)?,
+                        state: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Records `segment` as sealed and removes its entries from the live
+    /// store, in one transaction (its file is durable before this).
+    pub async fn seal_segment(&self, segment: SegmentRecord) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO segments (number, first, count, file, sha256, bytes, first_time, \
+                 last_time, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    segment.number as i64,
+                    segment.first as i64,
+                    segment.count as i64,
+                    segment.file,
+                    segment.sha256,
+                    segment.bytes as i64,
+                    segment.first_time,
+                    segment.last_time,
+                    segment.sealed_at
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM entries WHERE seq >= ?1 AND seq < ?2",
+                params![segment.first as i64, (segment.first + segment.count) as i64],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    /// Records that segment `number` was archived to `to` at `at`.
+    pub async fn segment_archived(
+        &self,
+        number: u64,
+        to: String,
+        at: String,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE segments SET archived_to = ?2, archived_at = ?3 WHERE number = ?1",
+                params![number as i64, to, at],
+            )
+            .map(|_| ())
         })
         .await
     }

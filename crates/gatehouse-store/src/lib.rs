@@ -8,7 +8,7 @@ mod evidence;
 mod rows;
 mod sensitive_columns;
 
-pub use evidence::{Durability, SqliteEvidenceStore};
+pub use evidence::{Durability, SegmentRecord, SqliteEvidenceStore};
 
 use async_trait::async_trait;
 use gatehouse_core::{

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod log_file;
 pub mod pack;
 pub mod seal;
+pub mod segments;
 pub mod sinks;
 
 /// File name of the evidence log inside the data directory.
@@ -117,6 +118,8 @@ pub struct OpenLog {
     pub task: JoinHandle<()>,
     /// The live sinks' feeders; they end once the log is closed and delivered.
     pub sinks: Vec<JoinHandle<()>>,
+    /// Seals and archives segments (when the log is kept in segments).
+    pub sealer: Option<JoinHandle<()>>,
 }
 
 /// How long stopping waits for sinks to take what is left; the rest goes
@@ -127,6 +130,11 @@ impl OpenLog {
     /// Closes the log (final checkpoint, witnesses), then lets the sinks
     /// deliver what is left.
     pub async fn close(self) {
+        if let Some(sealer) = &self.sealer {
+            // A seal cut short leaves a file without a record, which the
+            // next seal writes again.
+            sealer.abort();
+        }
         self.log.close().await;
         let _ = self.task.await;
         let deadline = tokio::time::Instant::now() + SINK_GRACE;
@@ -172,7 +180,8 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
         checkpoint_interval: spec.checkpoint_interval,
         witnesses,
     };
-    let (log, task) = EvidenceLog::open(Arc::new(store), key, settings)
+    let verifier = key.verifier();
+    let (log, task) = EvidenceLog::open(Arc::new(store.clone()), key, settings)
         .await
         .with_context(|| {
             format!(
@@ -182,5 +191,18 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
             )
         })?;
     let sinks = sinks::start(spec, data_dir, &path, &log).await?;
-    Ok(OpenLog { log, task, sinks })
+    let sealer = (spec.segments.entries > 0).then(|| {
+        let cursors = spec
+            .sinks
+            .iter()
+            .map(|s| sinks::cursor_path(data_dir, &s.name))
+            .collect();
+        segments::spawn_sealer(store, verifier, spec.segments.clone(), cursors)
+    });
+    Ok(OpenLog {
+        log,
+        task,
+        sinks,
+        sealer,
+    })
 }

@@ -1,5 +1,6 @@
 //! The `[evidence]` section: how this node writes its evidence log.
 
+use super::segments::{SegmentSection, SegmentSpec};
 use super::sinks::{SinkSection, SinkSpec};
 use gatehouse_store::Durability;
 use serde::Deserialize;
@@ -21,6 +22,8 @@ pub(super) struct EvidenceSection {
     witness_urls: Vec<String>,
     #[serde(default)]
     sinks: Vec<SinkSection>,
+    #[serde(default)]
+    segments: SegmentSection,
 }
 
 /// How this node writes its evidence log, checked.
@@ -44,6 +47,8 @@ pub struct EvidenceSpec {
     pub witness_urls: Vec<String>,
     /// Live sinks.
     pub sinks: Vec<SinkSpec>,
+    /// Sealed segments.
+    pub segments: SegmentSpec,
 }
 
 const DEFAULT_CHECKPOINT_EVERY: u64 = 1000;
@@ -151,6 +156,9 @@ impl EvidenceSection {
                 );
             }
         }
+        let segments = self
+            .segments
+            .resolve(&path, data_dir, &mut |k, r| bad(k, r));
         let mut sinks: Vec<SinkSpec> = Vec::new();
         for (i, section) in self.sinks.iter().enumerate() {
             let key = format!("evidence.sinks[{i}]");
@@ -177,6 +185,7 @@ impl EvidenceSection {
             witness_files,
             witness_urls: self.witness_urls.clone(),
             sinks,
+            segments,
         })
     }
 }

@@ -4,6 +4,7 @@ use super::commands::{check_proof, parse_verifier, print_report, prove, Inclusio
 use super::log_file::LogFile;
 use super::pack::{AccessPolicy, Period};
 use super::seal::{self, Sealing};
+use super::segments::SegmentPlaces;
 use crate::config::RawConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
@@ -39,6 +40,14 @@ pub enum AuditCommand {
         /// Write the proof to this file instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// List the sealed segments: entries, times, file, SHA-256, where they are.
+    Segments {
+        /// JSON output: [{"number", "first", "last", "entries", "first_time", "last_time", "file", "sha256", "bytes", "sealed_at", "archived_to", "archived_at", "found_at"}].
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         source: Source,
     },
@@ -123,7 +132,7 @@ pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> R
     } else {
         seal::ask(config, server, interval).await
     };
-    let log = LogFile::open(&r.log, &r.witnesses).await?;
+    let log = r.open(&r.witnesses).await?;
     // The access listing needs the policy and connections of the configuration.
     let policy = match raw {
         Some(raw) => match raw.policy_files() {
@@ -193,12 +202,23 @@ pub struct Source {
     /// configuration's signing key).
     #[arg(long)]
     key: Option<String>,
+    /// A folder holding sealed segments moved off this host (repeatable;
+    /// searched before the configured segment and archive folders).
+    #[arg(long = "segments")]
+    segments: Vec<PathBuf>,
 }
 
 struct Resolved {
     log: PathBuf,
     key: VerifierKey,
     witnesses: Vec<PathBuf>,
+    places: SegmentPlaces,
+}
+
+impl Resolved {
+    async fn open(&self, witnesses: &[PathBuf]) -> Result<LogFile> {
+        LogFile::open(&self.log, witnesses, &self.places).await
+    }
 }
 
 fn resolve(source: &Source, config: &Path) -> Result<Resolved> {
@@ -212,11 +232,16 @@ fn resolve(source: &Source, config: &Path) -> Result<Resolved> {
     } else {
         None
     };
-    let (log, witnesses) = match (&source.log, &configured) {
-        (Some(l), _) => (l.clone(), Vec::new()),
-        (None, Some((data_dir, spec))) => (super::log_path(data_dir), spec.witness_files.clone()),
+    let (log, witnesses, mut places) = match (&source.log, &configured) {
+        (Some(l), _) => (l.clone(), Vec::new(), SegmentPlaces::beside(l)),
+        (None, Some((data_dir, spec))) => (
+            super::log_path(data_dir),
+            spec.witness_files.clone(),
+            SegmentPlaces::configured(&spec.segments),
+        ),
         (None, None) => unreachable!("the configuration is read when --log is absent"),
     };
+    places.dirs.splice(0..0, source.segments.iter().cloned());
     let key = match (&source.key, &configured) {
         (Some(k), _) => parse_verifier(k)?,
         (None, Some((data_dir, spec))) => super::verifier_key(spec, data_dir)?,
@@ -226,6 +251,7 @@ fn resolve(source: &Source, config: &Path) -> Result<Resolved> {
         log,
         key,
         witnesses,
+        places,
     })
 }
 
@@ -257,11 +283,11 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
         } => {
             let r = resolve(source, config)?;
             let witnesses = if witnesses.is_empty() {
-                r.witnesses
+                r.witnesses.clone()
             } else {
                 witnesses.clone()
             };
-            let log = LogFile::open(&r.log, &witnesses).await?;
+            let log = r.open(&witnesses).await?;
             let pass = log.verify(&r.key, |_| ()).await?;
             let report = &pass.report;
             if *json {
@@ -301,7 +327,7 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
         }
         AuditCommand::Proof { seq, out, source } => {
             let r = resolve(source, config)?;
-            let log = LogFile::open(&r.log, &r.witnesses).await?;
+            let log = r.open(&r.witnesses).await?;
             let proof = prove(&log, &r.key, *seq).await?;
             let text = serde_json::to_string_pretty(&proof)? + "\n";
             match out {
@@ -310,6 +336,10 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                 None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Segments { json, source } => {
+            let r = resolve(source, config)?;
+            super::segments::list(&r.log, &r.places, *json).await
         }
         AuditCommand::VerifyProof { file, key, json } => {
             let key = parse_verifier(key)?;
@@ -378,7 +408,7 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                 }
             }
             let r = resolve(source, config)?;
-            let log = LogFile::open(&r.log, &r.witnesses).await?;
+            let log = r.open(&r.witnesses).await?;
             log.verified(&r.key, |_| ()).await?;
             let checkpoints: Vec<Checkpoint> = log
                 .checkpoints(&r.key)

@@ -3,22 +3,28 @@
 //! (readers may follow along); later passes read the rows again in storage
 //! order, which a clean log guarantees is sequence order.
 
+use super::segments::SegmentPlaces;
 use anyhow::{bail, Context, Result};
 use gatehouse_core::{EvidenceStore, LogRow};
 use gatehouse_evidence::{
-    for_each_row, split_notes, verify_store, Checkpoint, Head, Report, StoredCheckpoint,
+    for_each_row, split_notes, verify_store, Checkpoint, Head, LogSource, Report, StoredCheckpoint,
     VerifierKey,
 };
-use gatehouse_store::SqliteEvidenceStore;
+use gatehouse_store::{SegmentRecord, SqliteEvidenceStore};
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// An evidence log file and the witness files holding copies of its checkpoints.
+/// An evidence log file, its sealed segments and the witness files holding
+/// copies of its checkpoints.
 pub struct LogFile {
     path: PathBuf,
     store: SqliteEvidenceStore,
+    /// The sealed segments' files, oldest first.
+    segments: Vec<PathBuf>,
+    /// Where fetched segments are kept while the command runs.
+    _scratch: tempfile::TempDir,
     witnessed: Vec<StoredCheckpoint>,
 }
 
@@ -38,11 +44,15 @@ impl Pass {
 }
 
 impl LogFile {
-    /// Opens the log at `path` (read-only) and reads the witness files.
-    pub async fn open(path: &Path, witnesses: &[PathBuf]) -> Result<Self> {
+    /// Opens the log at `path` (read-only), finds its sealed segments in
+    /// `places` and reads the witness files.
+    pub async fn open(path: &Path, witnesses: &[PathBuf], places: &SegmentPlaces) -> Result<Self> {
         let store = SqliteEvidenceStore::open_read_only(path)
             .await
             .with_context(|| format!("reading the evidence log {}", path.display()))?;
+        let scratch = tempfile::tempdir().context("a scratch folder for fetched segments")?;
+        let records = store.segments().await?;
+        let segments = places.locate(&records, scratch.path()).await?;
         let mut witnessed = Vec::new();
         for w in witnesses {
             let text = std::fs::read_to_string(w)
@@ -59,6 +69,8 @@ impl LogFile {
         Ok(Self {
             path: path.to_path_buf(),
             store,
+            segments,
+            _scratch: scratch,
             witnessed,
         })
     }
@@ -74,7 +86,7 @@ impl LogFile {
         let total = self.store.last_seq().await?.map_or(0, |s| s + 1);
         let mut progress = Progress::new("verifying", total);
         let start = Instant::now();
-        let report = verify_store(&self.store, self.witnessed.clone(), key, |e| {
+        let report = verify_store(self.source(), self.witnessed.clone(), key, |e| {
             progress.tick();
             each(e);
         })
@@ -106,9 +118,21 @@ impl LogFile {
     /// Gives `each` every row in storage order until it breaks (after
     /// [`LogFile::verified`]: the entries in sequence order).
     pub async fn rows(&self, each: impl FnMut(&LogRow) -> ControlFlow<()>) -> Result<()> {
-        for_each_row(&self.store, each)
+        for_each_row(self.source(), each)
             .await
             .with_context(|| format!("reading the evidence log {}", self.path.display()))
+    }
+
+    fn source(&self) -> LogSource<'_> {
+        LogSource {
+            segments: &self.segments,
+            store: &self.store,
+        }
+    }
+
+    /// The sealed segments' records, oldest first.
+    pub async fn segment_records(&self) -> Result<Vec<SegmentRecord>> {
+        Ok(self.store.segments().await?)
     }
 
     /// Every checkpoint that verifies with `key`, smallest first, with its note.

@@ -1,0 +1,440 @@
+//! Sealed segments on this node: sealing the oldest signed stretch of the
+//! live log into a file once it is long enough, moving sealed files to the
+//! archive, and finding them again for verification and evidence packs.
+//!
+//! A segment ends at a stored checkpoint (with the writer's state) that is
+//! older than the newest one, so a restart, which reads the newest
+//! checkpoint's last entry, never needs a sealed entry; and before every
+//! live sink's saved position, so a sink never looks for an entry that left
+//! the store.
+
+use crate::config::{Archive, SegmentSpec};
+use anyhow::{anyhow, bail, Context, Result};
+use gatehouse_core::EvidenceStore;
+use gatehouse_evidence::merkle::Frontier;
+use gatehouse_evidence::segment::{SegmentHeader, SegmentWriter, SEGMENT_FORMAT};
+use gatehouse_evidence::VerifierKey;
+use gatehouse_store::{SegmentRecord, SqliteEvidenceStore};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How often the node looks for a segment to seal or archive.
+const SEAL_EVERY: Duration = Duration::from_secs(60);
+
+/// Rows read from the store per page while sealing.
+const PAGE: usize = 4096;
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Seals the next segment if one is ready: returns it, or `None`.
+/// `hold_from`: the first entry a live sink may still ask the store for.
+pub async fn seal_next(
+    store: &SqliteEvidenceStore,
+    key: &VerifierKey,
+    spec: &SegmentSpec,
+    hold_from: u64,
+) -> Result<Option<SegmentRecord>> {
+    if spec.entries == 0 {
+        return Ok(None);
+    }
+    let sealed = store.segments().await?;
+    let first = sealed.last().map_or(0, |s| s.first + s.count);
+    let number = sealed.last().map_or(1, |s| s.number + 1);
+    let Some(newest) = store.latest_checkpoint().await? else {
+        return Ok(None);
+    };
+    let Some(end) = store.checkpoint_at_least(first + spec.entries).await? else {
+        return Ok(None);
+    };
+    if end.size >= newest.size || end.size > hold_from {
+        return Ok(None);
+    }
+    let end_cp = key
+        .open(&end.note)
+        .map_err(|e| anyhow!("the checkpoint of size {} does not verify: {e}", end.size))?;
+    let start = if first == 0 {
+        None
+    } else {
+        let cp = store
+            .checkpoint_at_least(first)
+            .await?
+            .filter(|c| c.size == first)
+            .ok_or_else(|| {
+                anyhow!(
+                    "no stored checkpoint of size {first}, where segment {} ended",
+                    number - 1
+                )
+            })?;
+        let signed = key
+            .open(&cp.note)
+            .map_err(|e| anyhow!("the checkpoint of size {first} does not verify: {e}"))?;
+        let (frontier, last) = Frontier::from_state(&cp.state)
+            .filter(|(f, _)| f.root() == signed.root && f.size() == first)
+            .ok_or_else(|| {
+                anyhow!("the state stored with the checkpoint of size {first} does not match it")
+            })?;
+        Some((cp.note, frontier, last))
+    };
+    let page = store.entries_from(first, PAGE).await?;
+    let first_position = page
+        .first()
+        .map(|r| r.position)
+        .ok_or_else(|| anyhow!("entry {first} is not in the live store"))?;
+    let header = SegmentHeader {
+        format: SEGMENT_FORMAT.into(),
+        number,
+        first,
+        count: end.size - first,
+        first_position,
+        start_checkpoint: start.as_ref().map(|(note, _, _)| note.clone()),
+        start_state: start
+            .as_ref()
+            .map(|(_, f, last)| hex::encode(f.state(last))),
+        end_checkpoint: end.note.clone(),
+    };
+    let start_state = start.map(|(_, f, last)| (f, last));
+    // File writes on the blocking pool; the store's pages fetched from there.
+    let (dir, store_copy) = (spec.dir.clone(), store.clone());
+    let handle = tokio::runtime::Handle::current();
+    let file = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut w = SegmentWriter::create(&dir, header, start_state, end_cp)?;
+        let mut page = page;
+        loop {
+            for row in &page {
+                if w.remaining() == 0 {
+                    break;
+                }
+                // The store deletes the sealed rows by the number filed
+                // beside each one: it must be the entry's own.
+                if row.seq != w.next() as i64 {
+                    bail!(
+                        "cannot seal entry {} into a segment: the row at storage position {} is filed as entry {}",
+                        w.next(),
+                        row.position,
+                        row.seq
+                    );
+                }
+                w.push(&row.bytes)?;
+            }
+            if w.remaining() == 0 {
+                return Ok(w.finish()?);
+            }
+            if page.len() < PAGE {
+                bail!("the live store ends at entry {}, inside the segment being sealed", w.next());
+            }
+            page = handle.block_on(store_copy.entries_from(w.next(), PAGE))?;
+        }
+    })
+    .await??;
+    let record = SegmentRecord {
+        number,
+        first,
+        count: end.size - first,
+        file: file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: file.sha256,
+        bytes: file.bytes,
+        first_time: file.first_time,
+        last_time: file.last_time,
+        sealed_at: now(),
+        archived_to: None,
+        archived_at: None,
+    };
+    store.seal_segment(record.clone()).await?;
+    tracing::info!(
+        segment = number,
+        first,
+        last = end.size - 1,
+        file = %file.path.display(),
+        "sealed an evidence segment"
+    );
+    Ok(Some(record))
+}
+
+/// The first entry some live sink may still read from the store: the entry
+/// before its saved position (which it checks at start), or 0 for a sink
+/// that has saved none.
+pub fn hold_from(cursors: &[PathBuf]) -> u64 {
+    cursors
+        .iter()
+        .map(|c| {
+            std::fs::read_to_string(c)
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+                .map_or(0, |next| next.saturating_sub(1))
+        })
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// `s` quoted for `sh`.
+fn quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `cmd` with `{file}` and `{name}` filled in, quoted.
+fn command(cmd: &str, file: &Path, name: &str) -> String {
+    cmd.replace("{file}", &quoted(&file.to_string_lossy()))
+        .replace("{name}", &quoted(name))
+}
+
+async fn run(cmd: &str) -> Result<()> {
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "`{cmd}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Copies `from` to `dir` durably (a temporary name, then renamed).
+fn copy_durably(from: &Path, dir: &Path, name: &str) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(from, &tmp)
+        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("renaming {}", tmp.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
+}
+
+/// Moves every sealed segment not yet archived to the archive, recording
+/// each; the local copy is removed once the archive holds it.
+pub async fn archive_pending(store: &SqliteEvidenceStore, spec: &SegmentSpec) -> Result<usize> {
+    let Some(archive) = &spec.archive else {
+        return Ok(0);
+    };
+    let mut moved = 0;
+    for seg in store.segments().await? {
+        if seg.archived_to.is_some() {
+            continue;
+        }
+        let local = spec.dir.join(&seg.file);
+        let to = match archive {
+            Archive::Dir(dir) => {
+                let (local, dir, name) = (local.clone(), dir.clone(), seg.file.clone());
+                tokio::task::spawn_blocking(move || copy_durably(&local, &dir, &name)).await??;
+                dir_label(archive)
+            }
+            Archive::Command(cmd) => {
+                run(&command(cmd, &local, &seg.file)).await?;
+                dir_label(archive)
+            }
+        };
+        store.segment_archived(seg.number, to, now()).await?;
+        std::fs::remove_file(&local).with_context(|| format!("removing {}", local.display()))?;
+        tracing::info!(segment = seg.number, file = %seg.file, "archived an evidence segment");
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+fn dir_label(archive: &Archive) -> String {
+    match archive {
+        Archive::Dir(d) => d.display().to_string(),
+        Archive::Command(_) => "archive_command".into(),
+    }
+}
+
+/// Seals what is ready and archives what is sealed, every minute, until
+/// aborted. Failures are logged and retried: the live log goes on either way.
+pub fn spawn_sealer(
+    store: SqliteEvidenceStore,
+    key: VerifierKey,
+    spec: SegmentSpec,
+    cursors: Vec<PathBuf>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SEAL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            loop {
+                match seal_next(&store, &key, &spec, hold_from(&cursors)).await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "could not seal an evidence segment; the log stays whole in its store until this is fixed");
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = archive_pending(&store, &spec).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not archive an evidence segment; retrying in a minute");
+            }
+        }
+    })
+}
+
+/// Where readers look for segment files.
+#[derive(Clone, Debug, Default)]
+pub struct SegmentPlaces {
+    /// Directories, searched in order.
+    pub dirs: Vec<PathBuf>,
+    /// The command that brings an archived segment back.
+    pub fetch_command: Option<String>,
+}
+
+impl SegmentPlaces {
+    /// The configured places: the segment directory, then the archive.
+    pub fn configured(spec: &SegmentSpec) -> Self {
+        let mut dirs = vec![spec.dir.clone()];
+        if let Some(Archive::Dir(d)) = &spec.archive {
+            dirs.push(d.clone());
+        }
+        Self {
+            dirs,
+            fetch_command: spec.fetch_command.clone(),
+        }
+    }
+
+    /// Beside a log file given by path: its `evidence-segments` folder.
+    pub fn beside(log: &Path) -> Self {
+        Self {
+            dirs: vec![log
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("evidence-segments")],
+            fetch_command: None,
+        }
+    }
+
+    /// Finds each of `segments`' files (bringing archived ones back into
+    /// `scratch` with the fetch command when no directory has them).
+    pub async fn locate(&self, segments: &[SegmentRecord], scratch: &Path) -> Result<Vec<PathBuf>> {
+        let mut found = Vec::with_capacity(segments.len());
+        for seg in segments {
+            if let Some(p) = self
+                .dirs
+                .iter()
+                .map(|d| d.join(&seg.file))
+                .find(|p| p.is_file())
+            {
+                found.push(p);
+                continue;
+            }
+            let looked: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+            let what = format!(
+                "segment {} (entries {} to {}, file {})",
+                seg.number,
+                seg.first,
+                seg.first + seg.count - 1,
+                seg.file
+            );
+            let Some(fetch) = &self.fetch_command else {
+                bail!(
+                    "{what} is not in {}: bring it back there, or name its folder with --segments",
+                    looked.join(", ")
+                );
+            };
+            let into = scratch.join(&seg.file);
+            run(&command(fetch, &into, &seg.file))
+                .await
+                .with_context(|| format!("{what} is not in {}; fetching it", looked.join(", ")))?;
+            if !into.is_file() {
+                bail!(
+                    "{what}: the fetch command succeeded but wrote no {}",
+                    into.display()
+                );
+            }
+            found.push(into);
+        }
+        Ok(found)
+    }
+}
+
+/// `gatehouse audit segments`: every sealed segment and where its file is.
+pub async fn list(
+    log: &Path,
+    places: &SegmentPlaces,
+    json: bool,
+) -> Result<std::process::ExitCode> {
+    let store = SqliteEvidenceStore::open_read_only(log)
+        .await
+        .with_context(|| format!("reading the evidence log {}", log.display()))?;
+    let records = store.segments().await?;
+    let live_first = records.last().map_or(0, |s| s.first + s.count);
+    let live_last = store.last_seq().await?;
+    let found: Vec<Option<PathBuf>> = records
+        .iter()
+        .map(|s| {
+            places
+                .dirs
+                .iter()
+                .map(|d| d.join(&s.file))
+                .find(|p| p.is_file())
+        })
+        .collect();
+    if json {
+        let rows: Vec<serde_json::Value> = records
+            .iter()
+            .zip(&found)
+            .map(|(s, at)| {
+                serde_json::json!({
+                    "number": s.number,
+                    "first": s.first,
+                    "last": s.first + s.count - 1,
+                    "entries": s.count,
+                    "first_time": s.first_time,
+                    "last_time": s.last_time,
+                    "file": s.file,
+                    "sha256": s.sha256,
+                    "bytes": s.bytes,
+                    "sealed_at": s.sealed_at,
+                    "archived_to": s.archived_to,
+                    "archived_at": s.archived_at,
+                    "found_at": at.as_ref().map(|p| p.display().to_string()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    if records.is_empty() {
+        println!("no sealed segments: the whole log is in {}", log.display());
+    }
+    for (s, at) in records.iter().zip(&found) {
+        let place = match (at, &s.archived_to, &places.fetch_command) {
+            (Some(p), _, _) => format!("at {}", p.display()),
+            (None, Some(to), Some(_)) => format!("archived to {to} (fetched on demand)"),
+            (None, Some(to), None) => format!("archived to {to}; not found here"),
+            (None, None, _) => "NOT FOUND in the segment folders".into(),
+        };
+        println!(
+            "segment {}: entries {} to {} ({} to {}), {} bytes, sha256 {}, sealed {}; {place}",
+            s.number,
+            s.first,
+            s.first + s.count - 1,
+            s.first_time,
+            s.last_time,
+            s.bytes,
+            s.sha256,
+            s.sealed_at
+        );
+    }
+    match live_last {
+        Some(last) if last + 1 > live_first => {
+            println!("live: entries {live_first} to {last} in {}", log.display())
+        }
+        _ => println!("live: no entries after the last segment yet"),
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -1,0 +1,260 @@
+//! Sealed segments: a log of 20,000 entries (the real writer, a real SQLite
+//! store) sealed into segments of 5,000 by the node's sealer; then the real
+//! `gatehouse` binary lists, verifies, proves and packs across segments and
+//! the live store, finds segments moved to an archive (by folder or by a
+//! fetch command), and names tampering inside a sealed segment.
+
+mod common;
+
+use common::{stderr, stdout, BIN};
+use gatehouse::config::{Archive, SegmentSpec};
+use gatehouse::evidence::segments::{archive_pending, seal_next, SegmentPlaces};
+use gatehouse_core::{AuditEvent, AuditTrail, EventKind, Timestamp};
+use gatehouse_evidence::{EvidenceLog, LogSettings, SigningKey};
+use gatehouse_store::{Durability, SqliteEvidenceStore};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ENTRIES: usize = 20_000;
+/// 2026-12-01T00:00:00Z.
+const DAY_ONE_MS: i64 = 1_796_083_200_000;
+
+fn event(i: usize) -> AuditEvent {
+    let time =
+        Timestamp::from_unix_millis(DAY_ONE_MS + (i as i64) * 2 * 86_400_000 / ENTRIES as i64);
+    AuditEvent {
+        kind: EventKind::Statement,
+        time,
+        payload: json!({"session": format!("s-{}", i / 20), "statement": format!("SELECT {i}"), "decision": "allow"}),
+    }
+}
+
+async fn write_log(path: &Path, key: &SigningKey) {
+    let store = Arc::new(
+        SqliteEvidenceStore::open(path, Durability::Os)
+            .await
+            .unwrap(),
+    );
+    let settings = LogSettings {
+        node: "segments".into(),
+        origin: "gatehouse.test/segments".into(),
+        checkpoint_every: 1000,
+        checkpoint_interval: Duration::from_secs(3600),
+        witnesses: Vec::new(),
+    };
+    let (log, task) = EvidenceLog::open(store, SigningKey::parse(&key.encode()).unwrap(), settings)
+        .await
+        .unwrap();
+    for chunk in 0..ENTRIES / 1000 {
+        log.append((chunk * 1000..(chunk + 1) * 1000).map(event).collect())
+            .await
+            .unwrap();
+    }
+    log.close().await;
+    task.await.unwrap();
+}
+
+fn gatehouse(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
+}
+
+fn rows_in(db: &Path) -> u64 {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg("SELECT count(*) FROM entries")
+        .output()
+        .unwrap();
+    stdout(&out).trim().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("evidence.db");
+    let key = SigningKey::generate("gatehouse.test/segments").unwrap();
+    write_log(&db, &key).await;
+    let pubkey = key.verifier().to_string();
+    let log = db.to_str().unwrap().to_string();
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|s| s.to_string())
+            .chain(["--log".into(), log.clone(), "--key".into(), pubkey.clone()])
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        let a = with(args);
+        gatehouse(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // Seal: segments of at least 5,000 entries, each ending at a checkpoint
+    // older than the newest; a live sink 16,500 entries in holds the rest.
+    let store = SqliteEvidenceStore::open(&db, Durability::Os)
+        .await
+        .unwrap();
+    let spec = SegmentSpec {
+        entries: 5_000,
+        dir: dir.path().join("evidence-segments"),
+        archive: None,
+        fetch_command: None,
+    };
+    let mut sealed = Vec::new();
+    while let Some(s) = seal_next(&store, &key.verifier(), &spec, 16_500)
+        .await
+        .unwrap()
+    {
+        sealed.push((s.first, s.count));
+    }
+    assert_eq!(sealed, [(0, 5_000), (5_000, 5_000), (10_000, 5_000)]);
+    assert_eq!(rows_in(&db), 5_000, "sealed entries leave the live store");
+
+    let out = run(&["audit", "segments", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = json_of(&out);
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(listed[1]["first"], 5_000);
+    assert_eq!(listed[1]["last"], 9_999);
+    assert!(
+        listed[2]["found_at"]
+            .as_str()
+            .unwrap()
+            .ends_with("segment-000003-10000-14999.log"),
+        "{listed}"
+    );
+
+    // The whole log verifies across segments and the live store.
+    let out = run(&["audit", "verify", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["entries"], ENTRIES as u64, "{v}");
+    assert_eq!(v["verified_size"], ENTRIES as u64, "{v}");
+
+    // A proof of an entry in the first segment; a pack of day one (all sealed).
+    let proof = dir.path().join("p.json");
+    let out = run(&["audit", "proof", "1234", "--out", proof.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = gatehouse(&[
+        "audit",
+        "verify-proof",
+        proof.to_str().unwrap(),
+        "--key",
+        &pubkey,
+    ]);
+    assert!(
+        stdout(&out).starts_with("OK: entry 1234 "),
+        "{}",
+        stdout(&out)
+    );
+    let pack = dir.path().join("pack");
+    let out = run(&[
+        "evidence",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2026-12-01",
+        "--json",
+        "--out",
+        pack.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json_of(&out)["entries"], ENTRIES as u64 / 2);
+    let out = Command::new("python3")
+        .arg("verify_pack.py")
+        .current_dir(&pack)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // Archived to another folder: not found where the log is, found with
+    // --segments naming the archive.
+    let archive = dir.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    let archiving = SegmentSpec {
+        archive: Some(Archive::Dir(archive.clone())),
+        ..spec.clone()
+    };
+    assert_eq!(archive_pending(&store, &archiving).await.unwrap(), 3);
+    assert!(!spec.dir.join("segment-000001-0-4999.log").exists());
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("segment 1 (entries 0 to 4999, file segment-000001-0-4999.log) is not in"),
+        "{err}"
+    );
+    assert!(err.contains("--segments"), "{err}");
+    let out = run(&["audit", "verify", "--segments", archive.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let listed = json_of(&run(&["audit", "segments", "--json"]));
+    assert_eq!(
+        listed[0]["archived_to"],
+        archive.display().to_string(),
+        "{listed}"
+    );
+    assert_eq!(listed[0]["found_at"], Value::Null, "{listed}");
+
+    // Brought back by a fetch command (as from an object store).
+    let places = SegmentPlaces {
+        dirs: vec![spec.dir.clone()],
+        fetch_command: Some(format!("cp {}/{{name}} {{file}}", archive.display())),
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let found = places
+        .locate(&store.segments().await.unwrap(), scratch.path())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found
+        .iter()
+        .all(|p| p.starts_with(scratch.path()) && p.is_file()));
+    let failing = SegmentPlaces {
+        dirs: vec![spec.dir.clone()],
+        fetch_command: Some("false {name} {file}".into()),
+    };
+    let err = failing
+        .locate(&store.segments().await.unwrap(), scratch.path())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("fetching it"), "{err:#}");
+
+    // An entry edited inside a sealed segment is named.
+    let seg2 = archive.join("segment-000002-5000-9999.log");
+    let text = std::fs::read_to_string(&seg2).unwrap();
+    std::fs::write(&seg2, text.replace("SELECT 7000\"", "SELECT 7001\"")).unwrap();
+    let out = run(&[
+        "audit",
+        "verify",
+        "--json",
+        "--segments",
+        archive.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v = json_of(&out);
+    let findings = v["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "edited" && f["seq"] == 7000),
+        "{v}"
+    );
+    assert!(findings.iter().any(|f| f["kind"] == "root_mismatch"), "{v}");
+}
