@@ -423,6 +423,32 @@ type = "kafka"
         "[listeners]\npostgres = \"127.0.0.1:1\"\n[[evidence.sinks]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://x\"\nretries = 3\n",
         &["unknown field `retries`"],
     );
+    // Segments: sizes, archives and commands.
+    let seg = |body: &str| {
+        format!("[listeners]\npostgres = \"127.0.0.1:1\"\n[evidence.segments]\n{body}")
+    };
+    assert_problems(
+        &seg("entries = 10\narchive_dir = \"/nonexistent-archive\"\narchive_command = \"cp {file} /a\"\n"),
+        &[
+            "evidence.segments.entries: 10 is too small: at least 100 entries, or 0 to keep the log whole",
+            "evidence.segments.archive_dir: give archive_dir or archive_command, not both",
+        ],
+    );
+    assert_problems(
+        &seg("archive_command = \"aws s3 cp {file} s3://b/\"\n"),
+        &[
+            "evidence.segments.archive_command: \"aws s3 cp {file} s3://b/\" must use {file}",
+            "evidence.segments.fetch_command: archive_command needs a fetch_command too",
+        ],
+    );
+    assert_problems(
+        &seg("archive_dir = \"/nonexistent-archive\"\nfetch_command = \"get {name}\"\n"),
+        &[
+            "evidence.segments.archive_dir: /nonexistent-archive is not a directory",
+            "evidence.segments.fetch_command: \"get {name}\" must use {file}",
+        ],
+    );
+    assert_problems(&seg("size = 5\n"), &["unknown field `size`"]);
 }
 
 #[test]
