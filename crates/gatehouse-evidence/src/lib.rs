@@ -27,7 +27,7 @@ mod witness;
 pub use entry::{Entry, Event, EventKind, Head};
 pub use log::{EvidenceLog, LogSettings};
 pub use merkle::Hash;
-pub use note::{split_notes, Checkpoint, SigningKey, VerifierKey};
+pub use note::{split_notes, whole_notes_end, Checkpoint, SigningKey, VerifierKey};
 pub use sink::{spawn_sink, Sink, SinkEvent, SinkSettings};
 pub use verify::{
     for_each_row, verify, verify_store, Finding, LogSource, Report, StoredCheckpoint, StoredEntry,

@@ -307,6 +307,27 @@ impl std::fmt::Display for VerifierKey {
 
 /// Splits a file of signed notes written one after another (a witness file,
 /// with or without blank lines between notes) into the notes.
+/// Where the whole notes of a witness file's `text` end: after the last
+/// complete signature line (and the blank line after it). Bytes after that
+/// (other than blank lines) are a torn write: a note cut short by a crash
+/// while it was appended.
+pub fn whole_notes_end(text: &str) -> usize {
+    let mut end = 0;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        at += line.len();
+        if line.starts_with(SIG_PREFIX) && line.ends_with('\n') {
+            end = at;
+        }
+    }
+    // The blank line that separates notes belongs to the note before it.
+    let rest = &text[end..];
+    if rest.trim().is_empty() {
+        return text.len();
+    }
+    end + rest.len() - rest.trim_start_matches('\n').len()
+}
+
 pub fn split_notes(text: &str) -> Vec<String> {
     let mut notes = Vec::new();
     let mut current = String::new();

@@ -19,10 +19,71 @@ pub struct FileWitness {
     path: PathBuf,
 }
 
+/// How much of a witness file's end is read to find its newest note or a
+/// torn write (notes are a few hundred bytes).
+const TAIL: u64 = 64 * 1024;
+
 impl FileWitness {
     /// A witness appending to `path` (created if missing).
     pub fn new(path: PathBuf) -> Self {
         Self { path }
+    }
+
+    /// The end of the file (up to 64 KiB) and where it starts; none if the
+    /// file does not exist yet.
+    fn tail(&self) -> std::io::Result<Option<(u64, String)>> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        let start = len.saturating_sub(TAIL);
+        f.seek(SeekFrom::Start(start))?;
+        let mut bytes = Vec::with_capacity((len - start) as usize);
+        f.read_to_end(&mut bytes)?;
+        // From a line's start, so offsets are the file's.
+        let skip = if start == 0 {
+            0
+        } else {
+            bytes
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(bytes.len(), |i| i + 1)
+        };
+        let text = String::from_utf8(bytes.split_off(skip)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a witness file (not UTF-8)", self.path.display()),
+            )
+        })?;
+        Ok(Some((start + skip as u64, text)))
+    }
+
+    /// Cuts a torn last note (a crash while one was appended) off the file,
+    /// so the next note starts on a line of its own: the bytes cut.
+    pub fn repair(&self) -> std::io::Result<u64> {
+        let Some((start, tail)) = self.tail()? else {
+            return Ok(0);
+        };
+        let end = crate::note::whole_notes_end(&tail);
+        if end == tail.len() {
+            return Ok(0);
+        }
+        let f = std::fs::OpenOptions::new().write(true).open(&self.path)?;
+        f.set_len(start + end as u64)?;
+        f.sync_data()?;
+        Ok((tail.len() - end) as u64)
+    }
+
+    /// The last whole note in the file, if any.
+    pub fn newest_note(&self) -> std::io::Result<Option<String>> {
+        let Some((_, tail)) = self.tail()? else {
+            return Ok(None);
+        };
+        let end = crate::note::whole_notes_end(&tail);
+        Ok(crate::note::split_notes(&tail[..end]).pop())
     }
 }
 

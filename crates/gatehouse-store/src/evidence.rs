@@ -238,6 +238,17 @@ impl SqliteEvidenceStore {
         .await
     }
 
+    /// The largest tree size any stored checkpoint covers (0: none).
+    pub async fn largest_checkpoint(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT MAX(size) FROM checkpoints", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|v| v.map_or(0, |s| s as u64))
+        })
+        .await
+    }
+
     /// Records `segment` as sealed and removes its entries from the live
     /// store, in one transaction (its file is durable before this).
     pub async fn seal_segment(&self, segment: SegmentRecord) -> Result<(), StoreError> {

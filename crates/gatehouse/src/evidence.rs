@@ -150,6 +150,60 @@ impl OpenLog {
     }
 }
 
+/// Before the log is extended: cuts a torn last note off a witness file
+/// (a crash while it was appended), and refuses a log that is behind its
+/// witness. The writer publishes a checkpoint only after it is stored, so
+/// a witness ahead of the store means signed entries were lost (a torn or
+/// truncated file, or another log put in its place); extending the log
+/// would sign a second, different tree of the same size.
+fn check_witness(
+    witness: &FileWitness,
+    file: &Path,
+    key: &VerifierKey,
+    stored: u64,
+    log: &Path,
+) -> Result<()> {
+    let cut = witness
+        .repair()
+        .with_context(|| format!("reading the witness file {}", file.display()))?;
+    if cut > 0 {
+        tracing::warn!(
+            witness = %file.display(),
+            bytes = cut,
+            "the witness file ended in a torn write (a crash while a checkpoint was appended); the partial note was cut off"
+        );
+    }
+    let Some(note) = witness
+        .newest_note()
+        .with_context(|| format!("reading the witness file {}", file.display()))?
+    else {
+        return Ok(());
+    };
+    let cp = key.open(&note).map_err(|e| {
+        anyhow::anyhow!(
+            "the newest checkpoint in the witness file {} does not verify with this node's key ({e}): \
+             is it another node's witness?",
+            file.display()
+        )
+    })?;
+    if cp.size > stored {
+        bail!(
+            "the evidence log {} holds signed entries up to {} only, but the witness file {} holds a \
+             checkpoint of {} entries: entries {} to {} were lost (a torn or truncated file, or \
+             another log in its place). The gateway will not extend it: restore the file from a \
+             backup, or move both the log and the witness file aside (keep them: they are evidence) \
+             to start a new log",
+            log.display(),
+            stored.saturating_sub(1),
+            file.display(),
+            cp.size,
+            stored,
+            cp.size - 1
+        );
+    }
+    Ok(())
+}
+
 /// Opens (creating on first start) the node's log and starts its writer.
 pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
     let key = signing_key(spec, data_dir)?;
@@ -157,9 +211,12 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
     let store = SqliteEvidenceStore::open(&path, spec.durability)
         .await
         .with_context(|| format!("opening the evidence log {}", path.display()))?;
+    let newest = store.largest_checkpoint().await?;
     let mut witnesses: Vec<Arc<dyn Witness>> = Vec::new();
     for f in &spec.witness_files {
-        witnesses.push(Arc::new(FileWitness::new(f.clone())));
+        let witness = FileWitness::new(f.clone());
+        check_witness(&witness, f, &key.verifier(), newest, &path)?;
+        witnesses.push(Arc::new(witness));
     }
     if !spec.witness_urls.is_empty() {
         let client = reqwest::Client::builder()

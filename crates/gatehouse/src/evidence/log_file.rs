@@ -7,8 +7,8 @@ use super::segments::SegmentPlaces;
 use anyhow::{bail, Context, Result};
 use gatehouse_core::{EvidenceStore, LogRow};
 use gatehouse_evidence::{
-    for_each_row, split_notes, verify_store, Checkpoint, Head, LogSource, Report, StoredCheckpoint,
-    VerifierKey,
+    for_each_row, split_notes, verify_store, whole_notes_end, Checkpoint, Head, LogSource, Report,
+    StoredCheckpoint, VerifierKey,
 };
 use gatehouse_store::{SegmentRecord, SqliteEvidenceStore};
 use std::io::{IsTerminal, Write};
@@ -57,7 +57,16 @@ impl LogFile {
         for w in witnesses {
             let text = std::fs::read_to_string(w)
                 .with_context(|| format!("reading the witness file {}", w.display()))?;
-            let notes = split_notes(&text);
+            let whole = whole_notes_end(&text);
+            if whole < text.len() {
+                eprintln!(
+                    "note: the witness file {} ends in {} bytes of a torn write (a crash while a \
+                     checkpoint was appended): they are not a checkpoint and are left out",
+                    w.display(),
+                    text.len() - whole
+                );
+            }
+            let notes = split_notes(&text[..whole]);
             if notes.is_empty() {
                 bail!("{}: holds no checkpoints", w.display());
             }

@@ -240,6 +240,12 @@ connect_timeout = "3s"
     }
 
     pub fn start_gateway(&mut self) {
+        self.spawn_gateway();
+        self.wait_for_gateway();
+    }
+
+    /// Starts the gateway without waiting for it to listen.
+    pub fn spawn_gateway(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -257,6 +263,10 @@ connect_timeout = "3s"
             .spawn()
             .unwrap();
         self.gateway = Some(child);
+    }
+
+    /// Waits until the spawned gateway listens (or fails the test).
+    pub fn wait_for_gateway(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let pg = std::net::TcpStream::connect(("127.0.0.1", self.pg_port)).is_ok();
