@@ -65,7 +65,7 @@ pub fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), EvidenceError> {
 /// JCS member order: by UTF-16 code units. For keys below U+D800 (every
 /// key events use) that is the order of their UTF-8 bytes, which needs no
 /// conversion.
-fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
     let below_surrogates = |s: &str| s.chars().all(|c| (c as u32) < 0xD800);
     if a.is_ascii() && b.is_ascii() || below_surrogates(a) && below_surrogates(b) {
         a.as_bytes().cmp(b.as_bytes())

@@ -150,14 +150,50 @@ impl Entry {
     }
 
     /// Checks that `bytes` are exactly a canonical entry, as
-    /// [`Entry::decode`] does, and reads its head.
+    /// [`Entry::decode`] does, and reads its head, without building the
+    /// payload: the canonical form is checked in one pass over the bytes
+    /// (what verification of a whole log does for every entry).
     pub fn decode_head(bytes: &[u8]) -> Result<Head, EvidenceError> {
-        let e = Self::decode(bytes)?;
+        let bad = |why: String| EvidenceError::Entry(why);
+        crate::canonical_check::check(bytes).map_err(|why| {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+                bad(format!("not in canonical form: {why}"))
+            } else {
+                bad(format!("not JSON: {why}"))
+            }
+        })?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Members<'a> {
+            seq: u64,
+            #[serde(borrow, rename = "node")]
+            _node: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            prev: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            kind: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            time: std::borrow::Cow<'a, str>,
+            #[serde(rename = "payload")]
+            _payload: serde::de::IgnoredAny,
+        }
+        let m: Members<'_> = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        // As the writer encodes it: 64 lower-case hex digits.
+        let mut prev = [0u8; 32];
+        let lower = m
+            .prev
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !lower || hex::decode_to_slice(m.prev.as_bytes(), &mut prev).is_err() {
+            return Err(bad("prev is not a hash".into()));
+        }
+        let kind: EventKind = serde_json::from_value(Value::String(m.kind.into_owned()))
+            .map_err(|_| bad("unknown kind".into()))?;
         Ok(Head {
-            seq: e.seq,
-            prev: e.prev,
-            kind: e.event.kind,
-            time: e.event.time,
+            seq: m.seq,
+            prev,
+            kind,
+            time: m.time.into_owned(),
         })
     }
 
