@@ -185,6 +185,23 @@ impl ProofPlan {
     /// After `size` pushes: the root and each wanted leaf with its proof;
     /// `None` if fewer were pushed.
     pub fn finish(self) -> Option<Proofs> {
+        let known = self.known()?;
+        let proofs = known
+            .wanted
+            .iter()
+            .filter_map(|&m| Some((m, known.path(m)?)))
+            .collect();
+        Some(Proofs {
+            root: known.root,
+            proofs,
+        })
+    }
+
+    /// After `size` pushes: the nodes every wanted proof is made of, each
+    /// proof built when asked ([`KnownNodes::path`]), so that many proofs
+    /// take the memory of their distinct nodes, not of their paths; `None`
+    /// if fewer were pushed.
+    pub fn known(self) -> Option<KnownNodes> {
         if self.pushed != self.size {
             return None;
         }
@@ -206,32 +223,59 @@ impl ProofPlan {
             spine.push((end, h));
             acc = Some(h);
         }
-        let root = acc.unwrap_or_else(empty_root);
-        let mut proofs = BTreeMap::new();
-        for &m in &self.wanted {
-            let mut path = Vec::new();
-            siblings(m, self.size, |node| {
-                let h = match node {
-                    Node::Perfect { height, index } => {
-                        let l = &self.levels[height as usize];
-                        l.wanted
-                            .binary_search(&index)
-                            .ok()
-                            .and_then(|i| l.found.get(i))
-                    }
-                    Node::Spine { start } => {
-                        spine.iter().find(|(s, _)| *s == start).map(|(_, h)| h)
-                    }
-                };
-                // Impossible: `new` listed every perfect sibling of this walk,
-                // each finished during the `size` pushes, and every spine
-                // node starts at a piece of `size`.
-                path.push(*h.expect("every sibling of a wanted leaf is known after the last push"));
-            });
-            path.reverse();
-            proofs.insert(m, path);
+        Some(KnownNodes {
+            root: acc.unwrap_or_else(empty_root),
+            size: self.size,
+            wanted: self.wanted,
+            levels: self.levels,
+            spine,
+        })
+    }
+}
+
+/// The nodes the wanted proofs are made of, after the last leaf.
+#[derive(Clone, Debug)]
+pub struct KnownNodes {
+    /// The root of the tree.
+    pub root: Hash,
+    size: u64,
+    wanted: BTreeSet<u64>,
+    levels: Vec<Level>,
+    spine: Vec<(u64, Hash)>,
+}
+
+impl KnownNodes {
+    /// The inclusion proof of leaf `m` (leaf to root); `None` unless `m`
+    /// was wanted.
+    pub fn path(&self, m: u64) -> Option<Vec<Hash>> {
+        if !self.wanted.contains(&m) {
+            return None;
         }
-        Some(Proofs { root, proofs })
+        let mut path = Vec::new();
+        let mut complete = true;
+        siblings(m, self.size, |node| {
+            let h = match node {
+                Node::Perfect { height, index } => {
+                    let l = &self.levels[height as usize];
+                    l.wanted
+                        .binary_search(&index)
+                        .ok()
+                        .and_then(|i| l.found.get(i))
+                }
+                Node::Spine { start } => {
+                    self.spine.iter().find(|(s, _)| *s == start).map(|(_, h)| h)
+                }
+            };
+            // Every perfect sibling of a wanted leaf was listed by `new` and
+            // finished during the pushes, and every spine node starts at a
+            // piece of `size`; a missing one is a bug, answered with None.
+            match h {
+                Some(h) => path.push(*h),
+                None => complete = false,
+            }
+        });
+        path.reverse();
+        complete.then_some(path)
     }
 }
 

@@ -8,7 +8,7 @@ use gatehouse_evidence::merkle::{leaf_hash, verify_inclusion, Hash};
 use gatehouse_evidence::proofs::ProofPlan;
 use gatehouse_evidence::{Checkpoint, Entry, VerifierKey};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -103,56 +103,74 @@ pub async fn prove(log: &LogFile, key: &VerifierKey, seq: u64) -> Result<Inclusi
             cp.size
         );
     }
-    let mut proven = prove_many(log, &cp, [seq]).await?;
-    let (bytes, path) = proven
-        .remove(&seq)
-        .ok_or_else(|| anyhow!("no inclusion proof for entry {seq}"))?;
+    let mut proven = None;
+    prove_each(log, &cp, &BTreeSet::from([seq]), |_, bytes, path| {
+        proven = Some((bytes.to_vec(), path));
+        Ok(())
+    })
+    .await?;
+    let (bytes, path) = proven.ok_or_else(|| anyhow!("no inclusion proof for entry {seq}"))?;
     proof_from(&cp, &note, seq, &bytes, &path)
 }
 
-/// The audit paths (and bytes) of entries `wanted` in the tree `cp` signs,
-/// in one pass over the leaves it covers; fails unless that tree's root is
-/// the signed one. Call it on a verified log (rows in sequence order).
-pub async fn prove_many(
+/// The audit paths of entries `wanted` in the tree `cp` signs, each handed
+/// to `each` with the entry's bytes, in sequence order: one pass hashes the
+/// leaves the checkpoint covers (and fails unless they give its root), a
+/// second hands over the wanted entries as they stream past. Memory is the
+/// distinct nodes of the proofs, not their paths or the log. Call it on a
+/// verified log (rows in sequence order).
+pub async fn prove_each(
     log: &LogFile,
     cp: &Checkpoint,
-    wanted: impl IntoIterator<Item = u64>,
-) -> Result<BTreeMap<u64, (Vec<u8>, Vec<Hash>)>> {
-    let wanted: BTreeSet<u64> = wanted.into_iter().collect();
+    wanted: &BTreeSet<u64>,
+    mut each: impl FnMut(u64, &[u8], Vec<Hash>) -> Result<()>,
+) -> Result<()> {
     let mut plan = ProofPlan::new(cp.size, wanted.iter().copied()).ok_or_else(|| {
         anyhow!(
             "an entry to prove lies beyond the checkpoint of {} entries",
             cp.size
         )
     })?;
-    let mut bytes: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut n = 0u64;
     log.rows(|row| {
         if n >= cp.size {
             return ControlFlow::Break(());
-        }
-        if wanted.contains(&n) {
-            bytes.insert(n, row.bytes.clone());
         }
         plan.push(&leaf_hash(&row.bytes));
         n += 1;
         ControlFlow::Continue(())
     })
     .await?;
-    let proofs = plan.finish().ok_or_else(|| {
+    let known = plan.known().ok_or_else(|| {
         anyhow!(
             "the log holds fewer entries than its checkpoint of {} covers",
             cp.size
         )
     })?;
-    if proofs.root != cp.root {
+    if known.root != cp.root {
         bail!("the entries do not hash to the checkpoint's root: run `gatehouse audit verify`");
     }
-    Ok(proofs
-        .proofs
-        .into_iter()
-        .filter_map(|(seq, path)| Some((seq, (bytes.remove(&seq)?, path))))
-        .collect())
+    let last = wanted.last().copied().unwrap_or(0);
+    let (mut n, mut failed) = (0u64, None);
+    log.rows(|row| {
+        if n > last {
+            return ControlFlow::Break(());
+        }
+        if wanted.contains(&n) {
+            let done = known
+                .path(n)
+                .ok_or_else(|| anyhow!("no inclusion proof for entry {n}"))
+                .and_then(|path| each(n, &row.bytes, path));
+            if let Err(e) = done {
+                failed = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .await?;
+    failed.map_or(Ok(()), Err)
 }
 
 /// The proof of entry `seq` (whose bytes are `bytes`) with audit path

@@ -8,7 +8,7 @@ mod identities;
 mod readme;
 mod tables;
 
-use super::commands::{proof_from, prove_many};
+use super::commands::{proof_from, prove_each};
 use super::log_file::LogFile;
 use super::seal::{self, Sealing};
 use anyhow::{anyhow, bail, Context, Result};
@@ -22,7 +22,7 @@ use std::io::Write as _;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::SystemTime;
-use tables::{Table, Tables};
+use tables::Tables;
 
 /// The period a pack covers: `from` ≤ time < `to`.
 pub struct Period {
@@ -122,18 +122,22 @@ pub async fn write(
     }
     let proofs = out.join("proofs");
     std::fs::create_dir(&proofs).with_context(|| format!("creating {}", proofs.display()))?;
-    for (seq, (bytes, path)) in prove_many(log, &cp, proven.iter().copied()).await? {
-        let p = proof_from(&cp, &note, seq, &bytes, &path)?;
+    prove_each(log, &cp, &proven, |seq, bytes, path| {
+        let p = proof_from(&cp, &note, seq, bytes, &path)?;
         write_file(
             &proofs.join(format!("{seq}.json")),
             serde_json::to_string_pretty(&p)? + "\n",
-        )?;
-    }
-    for t in read.tables.all() {
-        write_table(out, t)?;
-    }
-    let identities = read.identities.table(period, policy);
-    write_table(out, &identities)?;
+        )
+    })
+    .await?;
+    let mut tables = read.tables;
+    tables
+        .write(out)
+        .with_context(|| format!("writing the tables in {}", out.display()))?;
+    let mut identities = read.identities.table(period, policy);
+    identities
+        .write(out)
+        .with_context(|| format!("writing the identities table in {}", out.display()))?;
 
     let (body, sig) = key.detached(&note).context("the checkpoint")?;
     write_file(&out.join("checkpoint.txt"), &note)?;
@@ -159,7 +163,7 @@ pub async fn write(
         "before": before,
         "after": after,
         "complete_until": complete_until,
-        "tables": read.tables.all().iter().map(|t| t.name).collect::<Vec<_>>(),
+        "tables": tables.all().iter().map(|t| t.name).collect::<Vec<_>>(),
     });
     write_file(
         &out.join("pack.json"),
@@ -180,7 +184,7 @@ pub async fn write(
         complete_until: &complete_until,
         events,
         kinds: &read.kinds,
-        tables: &read.tables,
+        tables: &tables,
         identities: &identities,
         policy_match,
         proofs: proven.len(),
@@ -221,7 +225,8 @@ async fn read_period(
         std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?,
     );
     let mut read = PeriodRead {
-        tables: Tables::new(),
+        tables: Tables::new(out)
+            .with_context(|| format!("writing the tables in {}", out.display()))?,
         identities: Identities::new(period),
         kinds: BTreeMap::new(),
         last_loaded: None,
@@ -247,7 +252,10 @@ async fn read_period(
         if e.seq < first {
             return ControlFlow::Continue(());
         }
-        read.tables.observe(&e);
+        if let Err(err) = read.tables.observe(&e) {
+            failed = Some(anyhow!("writing the tables in {}: {err}", out.display()));
+            return ControlFlow::Break(());
+        }
         *read.kinds.entry(e.event.kind.as_str()).or_default() += 1;
         if e.seq == first {
             read.first_time = e.event.time.clone();
@@ -292,14 +300,6 @@ fn prepare(out: &Path) -> Result<()> {
 
 fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-fn write_table(out: &Path, t: &Table) -> Result<()> {
-    write_file(&out.join(format!("{}.csv", t.name)), t.csv())?;
-    write_file(
-        &out.join(format!("{}.json", t.name)),
-        serde_json::to_string_pretty(&t.json())? + "\n",
-    )
 }
 
 /// The SHA-256 of the files a `policy_loaded` entry records.

@@ -114,9 +114,9 @@ impl Identities {
             principals.push((id, credential));
         }
 
-        let mut table = Table {
-            name: "identities",
-            columns: &[
+        let mut table = Table::new(
+            "identities",
+            &[
                 "identity",
                 "groups",
                 "tokens",
@@ -126,8 +126,7 @@ impl Identities {
                 "decision",
                 "policies",
             ],
-            rows: Vec::new(),
-        };
+        );
         let now = Timestamp::from_system_time(period.to);
         for (principal, credentials) in principals {
             let who = [

@@ -98,7 +98,7 @@ pub fn readme(f: &Facts<'_>) -> String {
                 "{} logins, {} refused, {} sessions",
                 f.count(&[EventKind::AuthSuccess]),
                 f.count(&[EventKind::AuthFailure]),
-                t.sessions.rows.len()
+                t.sessions.len()
             ),
             format!(
                 "{}, {}, {}",
@@ -114,7 +114,7 @@ pub fn readme(f: &Facts<'_>) -> String {
                 "{} created, {} revoked, {} reviews",
                 f.count(&[EventKind::TokenCreated]),
                 f.count(&[EventKind::TokenRevoked]),
-                t.access_reviews.rows.len()
+                t.access_reviews.len()
             ),
             format!(
                 "{}, {}, {}",
@@ -128,8 +128,8 @@ pub fn readme(f: &Facts<'_>) -> String {
             "Statements refused or held by policy (and would-be refusals in audit mode); results with sensitive values masked",
             format!(
                 "{} refusals, {} masked results",
-                t.denials.rows.len(),
-                t.masking.rows.len()
+                t.denials.len(),
+                t.masking.len()
             ),
             format!("{}, {}", link(&t.denials), link(&t.masking)),
         ),
@@ -151,7 +151,7 @@ pub fn readme(f: &Facts<'_>) -> String {
                 "{} policy loads, {} configuration loads, {} approval events",
                 f.count(&[EventKind::PolicyLoaded]),
                 f.count(&[EventKind::ConfigLoaded]),
-                t.approvals.rows.len()
+                t.approvals.len()
             ),
             format!("{}, {}", link(&t.policy_changes), link(&t.approvals)),
         ),

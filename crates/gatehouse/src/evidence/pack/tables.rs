@@ -3,32 +3,132 @@
 
 use gatehouse_evidence::{Entry, EventKind};
 use serde_json::Value;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::Path;
 
-/// One table of the pack, written as CSV and as JSON.
+/// One table of the pack, written as CSV and as JSON: held in memory and
+/// written at the end, or (a table whose rows never change once added)
+/// written row by row as the log streams past, so that a day of a million
+/// refusals does not sit in memory.
 pub struct Table {
     /// File stem: `sessions` → `sessions.csv`, `sessions.json`.
     pub name: &'static str,
     /// Column names; the first is always `seq`.
     pub columns: &'static [&'static str],
-    /// Rows of text, in column order.
+    /// Rows of text, in column order, held until written.
     pub rows: Vec<Vec<String>>,
+    /// Where a streamed table's rows go as they come.
+    files: Option<TableFiles>,
+    /// Rows written to `files`.
+    written: usize,
+    /// The sequence numbers of the rows written to `files`.
+    written_seqs: Vec<u64>,
+}
+
+/// A streamed table's two files, open.
+struct TableFiles {
+    csv: BufWriter<File>,
+    json: BufWriter<File>,
 }
 
 impl Table {
-    fn new(name: &'static str, columns: &'static [&'static str]) -> Self {
+    /// A table held in memory.
+    pub fn new(name: &'static str, columns: &'static [&'static str]) -> Self {
         Self {
             name,
             columns,
             rows: Vec::new(),
+            files: None,
+            written: 0,
+            written_seqs: Vec::new(),
         }
+    }
+
+    /// A table written to `dir` row by row.
+    fn streamed(
+        name: &'static str,
+        columns: &'static [&'static str],
+        dir: &Path,
+    ) -> std::io::Result<Self> {
+        let create =
+            |ext: &str| File::create(dir.join(format!("{name}.{ext}"))).map(BufWriter::new);
+        let mut files = TableFiles {
+            csv: create("csv")?,
+            json: create("json")?,
+        };
+        let mut head = String::new();
+        push_csv_row(&mut head, columns.iter().copied());
+        files.csv.write_all(head.as_bytes())?;
+        files.json.write_all(b"[")?;
+        Ok(Self {
+            files: Some(files),
+            ..Self::new(name, columns)
+        })
+    }
+
+    /// Adds a row (written at once if the table is streamed).
+    pub fn push(&mut self, row: Vec<String>) -> std::io::Result<()> {
+        let Some(files) = &mut self.files else {
+            self.rows.push(row);
+            return Ok(());
+        };
+        let mut line = String::new();
+        push_csv_row(&mut line, row.iter().map(String::as_str));
+        files.csv.write_all(line.as_bytes())?;
+        // The pretty-printed array's element, as `json()` would print it.
+        let object = row_json(self.columns, &row);
+        let text = serde_json::to_string_pretty(&object).map_err(std::io::Error::other)?;
+        files
+            .json
+            .write_all(if self.written == 0 { b"\n" } else { b",\n" })?;
+        for (i, l) in text.lines().enumerate() {
+            if i > 0 {
+                files.json.write_all(b"\n")?;
+            }
+            files.json.write_all(b"  ")?;
+            files.json.write_all(l.as_bytes())?;
+        }
+        if let Some(seq) = row.first().and_then(|s| s.parse().ok()) {
+            self.written_seqs.push(seq);
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    /// How many rows it has.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.written
     }
 
     /// The sequence numbers the rows come from.
     pub fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
-        self.rows.iter().filter_map(|r| r.first()?.parse().ok())
+        self.written_seqs
+            .iter()
+            .copied()
+            .chain(self.rows.iter().filter_map(|r| r.first()?.parse().ok()))
     }
 
-    /// RFC 4180 CSV.
+    /// Writes (or finishes writing) its two files in `dir`.
+    pub fn write(&mut self, dir: &Path) -> std::io::Result<()> {
+        match self.files.take() {
+            Some(mut files) => {
+                files
+                    .json
+                    .write_all(if self.written == 0 { b"]\n" } else { b"\n]\n" })?;
+                files.csv.flush()?;
+                files.json.flush()
+            }
+            None => {
+                std::fs::write(dir.join(format!("{}.csv", self.name)), self.csv())?;
+                let json =
+                    serde_json::to_string_pretty(&self.json()).map_err(std::io::Error::other)?;
+                std::fs::write(dir.join(format!("{}.json", self.name)), json + "\n")
+            }
+        }
+    }
+
+    /// RFC 4180 CSV of the rows held.
     pub fn csv(&self) -> String {
         let mut out = String::new();
         push_csv_row(&mut out, self.columns.iter().copied());
@@ -38,23 +138,26 @@ impl Table {
         out
     }
 
-    /// A JSON array of objects keyed by column.
+    /// A JSON array of objects keyed by column, of the rows held.
     pub fn json(&self) -> Value {
         Value::Array(
             self.rows
                 .iter()
-                .map(|r| {
-                    Value::Object(
-                        self.columns
-                            .iter()
-                            .zip(r)
-                            .map(|(c, v)| (c.to_string(), Value::String(v.clone())))
-                            .collect(),
-                    )
-                })
+                .map(|r| row_json(self.columns, r))
                 .collect(),
         )
     }
+}
+
+/// One row as a JSON object keyed by column.
+fn row_json(columns: &[&str], row: &[String]) -> Value {
+    Value::Object(
+        columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| (c.to_string(), Value::String(v.clone())))
+            .collect(),
+    )
 }
 
 fn push_csv_row<'a>(out: &mut String, cells: impl Iterator<Item = &'a str>) {
@@ -101,8 +204,10 @@ pub struct Tables {
 
 impl Tables {
     /// Empty tables; [`Tables::observe`] the period's entries in order.
-    pub fn new() -> Self {
-        Self {
+    /// Every table but `sessions` (whose end fills in its start's row) is
+    /// written to `dir` as it grows.
+    pub fn new(dir: &Path) -> std::io::Result<Self> {
+        Ok(Self {
             sessions: Table::new(
                 "sessions",
                 &[
@@ -119,7 +224,7 @@ impl Tables {
                     "end_seq",
                 ],
             ),
-            denials: Table::new(
+            denials: Table::streamed(
                 "denials",
                 &[
                     "seq",
@@ -135,8 +240,9 @@ impl Tables {
                     "reason",
                     "statement",
                 ],
-            ),
-            approvals: Table::new(
+                dir,
+            )?,
+            approvals: Table::streamed(
                 "approvals",
                 &[
                     "seq",
@@ -148,8 +254,9 @@ impl Tables {
                     "statement",
                     "reason",
                 ],
-            ),
-            masking: Table::new(
+                dir,
+            )?,
+            masking: Table::streamed(
                 "masking",
                 &[
                     "seq",
@@ -161,12 +268,14 @@ impl Tables {
                     "detectors",
                     "exempt_group",
                 ],
-            ),
-            policy_changes: Table::new(
+                dir,
+            )?,
+            policy_changes: Table::streamed(
                 "policy-changes",
                 &["seq", "time", "kind", "trigger", "mode", "file", "sha256"],
-            ),
-            tokens: Table::new(
+                dir,
+            )?,
+            tokens: Table::streamed(
                 "tokens",
                 &[
                     "seq",
@@ -178,17 +287,19 @@ impl Tables {
                     "expires_at",
                     "revoked_at",
                 ],
-            ),
-            access_reviews: Table::new(
+                dir,
+            )?,
+            access_reviews: Table::streamed(
                 "access-reviews",
                 &["seq", "time", "reviewer", "identities", "digest", "notes"],
-            ),
+                dir,
+            )?,
             open: Default::default(),
-        }
+        })
     }
 
     /// Adds what `e` (the next entry of the period) puts in a table.
-    pub fn observe(&mut self, e: &Entry) {
+    pub fn observe(&mut self, e: &Entry) -> std::io::Result<()> {
         let t = self;
         // Sessions are one row each: the end fills in its start's row.
         let p = &e.event.payload;
@@ -219,7 +330,7 @@ impl Tables {
                     row[10] = seq;
                 }
             }
-            EventKind::AuthFailure => t.denials.rows.push(vec![
+            EventKind::AuthFailure => t.denials.push(vec![
                 seq,
                 time,
                 "login".into(),
@@ -232,7 +343,7 @@ impl Tables {
                 String::new(),
                 format!("{}: {}", text(p, "/stage"), text(p, "/reason")),
                 String::new(),
-            ]),
+            ])?,
             EventKind::Statement => {
                 let decision = text(p, "/decision/decision");
                 if decision != "allow" {
@@ -242,7 +353,7 @@ impl Tables {
                         "mcp" => "mcp message",
                         _ => "statement",
                     };
-                    t.denials.rows.push(vec![
+                    t.denials.push(vec![
                         seq,
                         time,
                         kind.into(),
@@ -255,13 +366,13 @@ impl Tables {
                         text(p, "/decision/policies"),
                         text(p, "/decision/reason"),
                         text(p, "/text"),
-                    ]);
+                    ])?;
                 }
             }
             EventKind::ApprovalRequested
             | EventKind::ApprovalApproved
             | EventKind::ApprovalDenied
-            | EventKind::ApprovalExpired => t.approvals.rows.push(vec![
+            | EventKind::ApprovalExpired => t.approvals.push(vec![
                 seq,
                 time,
                 e.event.kind.as_str().into(),
@@ -274,7 +385,7 @@ impl Tables {
                     c if c.is_empty() => text(p, "/reason"),
                     c => c,
                 },
-            ]),
+            ])?,
             EventKind::StatementResult if p.get("masking").is_some() => {
                 let pairs = |key: &str| {
                     p.pointer(&format!("/masking/{key}"))
@@ -287,7 +398,7 @@ impl Tables {
                         })
                         .unwrap_or_default()
                 };
-                t.masking.rows.push(vec![
+                t.masking.push(vec![
                     seq,
                     time,
                     text(p, "/session"),
@@ -296,7 +407,7 @@ impl Tables {
                     pairs("rules"),
                     pairs("detectors"),
                     text(p, "/masking/exempt_group"),
-                ]);
+                ])?;
             }
             EventKind::PolicyLoaded => {
                 for f in p
@@ -305,7 +416,7 @@ impl Tables {
                     .into_iter()
                     .flatten()
                 {
-                    t.policy_changes.rows.push(vec![
+                    t.policy_changes.push(vec![
                         seq.clone(),
                         time.clone(),
                         "policy_loaded".into(),
@@ -313,10 +424,10 @@ impl Tables {
                         text(p, "/mode"),
                         text(f, "/path"),
                         text(f, "/sha256"),
-                    ]);
+                    ])?;
                 }
             }
-            EventKind::ConfigLoaded => t.policy_changes.rows.push(vec![
+            EventKind::ConfigLoaded => t.policy_changes.push(vec![
                 seq,
                 time,
                 "config_loaded".into(),
@@ -324,8 +435,8 @@ impl Tables {
                 String::new(),
                 text(p, "/path"),
                 text(p, "/sha256"),
-            ]),
-            EventKind::TokenCreated | EventKind::TokenRevoked => t.tokens.rows.push(vec![
+            ])?,
+            EventKind::TokenCreated | EventKind::TokenRevoked => t.tokens.push(vec![
                 seq,
                 time,
                 e.event.kind.as_str().into(),
@@ -334,8 +445,8 @@ impl Tables {
                 text(p, "/groups"),
                 text(p, "/expires_at"),
                 text(p, "/revoked_at"),
-            ]),
-            EventKind::AccessReview => t.access_reviews.rows.push(vec![
+            ])?,
+            EventKind::AccessReview => t.access_reviews.push(vec![
                 seq,
                 time,
                 text(p, "/reviewer"),
@@ -345,9 +456,26 @@ impl Tables {
                     .to_string(),
                 text(p, "/digest"),
                 text(p, "/notes"),
-            ]),
+            ])?,
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Writes (or finishes writing) every table's files in `dir`.
+    pub fn write(&mut self, dir: &Path) -> std::io::Result<()> {
+        for t in [
+            &mut self.sessions,
+            &mut self.denials,
+            &mut self.approvals,
+            &mut self.masking,
+            &mut self.policy_changes,
+            &mut self.tokens,
+            &mut self.access_reviews,
+        ] {
+            t.write(dir)?;
+        }
+        Ok(())
     }
 
     /// Every table, in the order the README lists them.
