@@ -45,7 +45,7 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     let whole = std::env::args().nth(2).as_deref() == Some("whole");
-    let dir = std::env::temp_dir().join(format!("gatehouse-figures-v2-{n}"));
+    let dir = std::env::temp_dir().join(format!("gatehouse-figures-v3-{n}"));
     let path = dir.join("evidence.db");
     let key_text = if path.exists() {
         std::fs::read_to_string(dir.join("key")).expect("the key beside the log")
@@ -153,7 +153,7 @@ fn sample_event(i: usize, time: Timestamp) -> AuditEvent {
             EventKind::Statement,
             json!({"session": session, "identity": identity, "connection": "orders-db",
                    "statement": format!("SELECT id, status, total FROM orders WHERE customer_id = {k} AND created_at > now() - interval '1 day'"),
-                   "decision": "allow", "mode": "enforce", "policies": ["ci-read-write"],
+                   "decision": {"decision": "allow", "mode": "enforce", "policies": ["ci-read-write"]},
                    "tables": ["public.orders"]}),
         ),
     };

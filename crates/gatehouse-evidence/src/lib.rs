@@ -32,8 +32,8 @@ pub use merkle::Hash;
 pub use note::{split_notes, whole_notes_end, Checkpoint, SigningKey, VerifierKey};
 pub use sink::{spawn_sink, Sink, SinkEvent, SinkSettings};
 pub use verify::{
-    for_each_row, verify, verify_store, Finding, LogSource, Report, StoredCheckpoint, StoredEntry,
-    Verifier, Window, PAGE,
+    for_each_page, for_each_row, verify, verify_store, Finding, LogSource, Page, Report,
+    SegmentFiles, StoredCheckpoint, StoredEntry, Verifier, Window, PAGE,
 };
 pub use witness::{FileWitness, Witness};
 

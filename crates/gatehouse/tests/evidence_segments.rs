@@ -10,7 +10,7 @@ use common::{stderr, stdout, BIN};
 use gatehouse::config::{Archive, SegmentSpec};
 use gatehouse::evidence::segments::{archive_pending, seal_next, SegmentPlaces};
 use gatehouse_core::{AuditEvent, AuditTrail, EventKind, Timestamp};
-use gatehouse_evidence::{EvidenceLog, LogSettings, SigningKey};
+use gatehouse_evidence::{EvidenceLog, LogSettings, SegmentFiles, SigningKey};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -217,24 +217,32 @@ async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
         dirs: vec![spec.dir.clone()],
         fetch_command: Some(format!("cp {}/{{name}} {{file}}", archive.display())),
     };
-    let scratch = tempfile::tempdir().unwrap();
-    let found = places
-        .locate(&store.segments().await.unwrap(), scratch.path())
-        .await
-        .unwrap();
-    assert_eq!(found.len(), 3);
-    assert!(found
-        .iter()
-        .all(|p| p.starts_with(scratch.path()) && p.is_file()));
+    let found = places.find(&store.segments().await.unwrap()).unwrap();
+    assert_eq!(found.count(), 3);
+    for i in 0..3 {
+        // Brought back when reached, let go when done.
+        let p = found.open(i).await.unwrap();
+        assert!(
+            p.is_file() && !p.starts_with(&spec.dir) && !p.starts_with(&archive),
+            "{p:?}"
+        );
+        found.done(i).await;
+        assert!(
+            !p.exists(),
+            "the fetched copy of segment {} stays behind",
+            i + 1
+        );
+    }
     let failing = SegmentPlaces {
         dirs: vec![spec.dir.clone()],
         fetch_command: Some("false {name} {file}".into()),
     };
-    let err = failing
-        .locate(&store.segments().await.unwrap(), scratch.path())
-        .await
-        .unwrap_err();
-    assert!(format!("{err:#}").contains("fetching it"), "{err:#}");
+    let found = failing.find(&store.segments().await.unwrap()).unwrap();
+    let err = found.open(0).await.unwrap_err().to_string();
+    assert!(
+        err.contains("segment 1 (entries 0 to 4999") && err.contains("fetching it"),
+        "{err}"
+    );
 
     // An entry edited inside a sealed segment is named.
     let seg2 = archive.join("segment-000002-5000-9999.log");

@@ -7,7 +7,7 @@ mod store;
 mod stream;
 mod window;
 
-pub use store::{for_each_row, verify_store, LogSource, PAGE};
+pub use store::{for_each_page, for_each_row, verify_store, LogSource, Page, SegmentFiles, PAGE};
 pub use stream::{ReadRow, Verifier, Window};
 
 use crate::note::VerifierKey;

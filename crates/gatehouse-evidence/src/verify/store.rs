@@ -4,7 +4,7 @@
 use super::{ReadRow, Report, StoredCheckpoint, Verifier};
 use crate::entry::Head;
 use crate::note::VerifierKey;
-use crate::segment::SegmentReader;
+use crate::segment::{SegmentHeader, SegmentReader};
 use crate::EvidenceError;
 use gatehouse_core::{EvidenceStore, LogRow};
 use std::ops::ControlFlow;
@@ -17,12 +17,55 @@ fn unavailable(e: gatehouse_core::StoreError) -> EvidenceError {
     EvidenceError::Store(e.to_string())
 }
 
-/// Where a log's entries are: its sealed segment files, in order, then the
-/// live store.
+/// The sealed segments of a log, in order, as a reader reaches them: one
+/// kept elsewhere is brought here when it is reached and let go after, so
+/// a pass over a log of many archived segments holds one at a time.
+#[async_trait::async_trait]
+pub trait SegmentFiles: Send + Sync {
+    /// How many there are.
+    fn count(&self) -> usize;
+    /// Segment `i`'s file (0 is the oldest), brought here if it must be.
+    async fn open(&self, i: usize) -> Result<PathBuf, EvidenceError>;
+    /// The reader is done with segment `i` (a copy brought here can go).
+    async fn done(&self, i: usize);
+}
+
+#[async_trait::async_trait]
+impl SegmentFiles for Vec<PathBuf> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    async fn open(&self, i: usize) -> Result<PathBuf, EvidenceError> {
+        self.get(i)
+            .cloned()
+            .ok_or_else(|| EvidenceError::Store(format!("there is no segment {}", i + 1)))
+    }
+    async fn done(&self, _: usize) {}
+}
+
+/// A log with no sealed segments.
+struct NoSegments;
+
+#[async_trait::async_trait]
+impl SegmentFiles for NoSegments {
+    fn count(&self) -> usize {
+        0
+    }
+    async fn open(&self, i: usize) -> Result<PathBuf, EvidenceError> {
+        Err(EvidenceError::Store(format!(
+            "there is no segment {}",
+            i + 1
+        )))
+    }
+    async fn done(&self, _: usize) {}
+}
+
+/// Where a log's entries are: its sealed segments, in order, then the live
+/// store.
 #[derive(Clone, Copy)]
 pub struct LogSource<'a> {
     /// Segment files, oldest first.
-    pub segments: &'a [PathBuf],
+    pub segments: &'a dyn SegmentFiles,
     /// The live store.
     pub store: &'a dyn EvidenceStore,
 }
@@ -31,10 +74,18 @@ impl<'a> LogSource<'a> {
     /// A log kept whole in its store.
     pub fn store(store: &'a dyn EvidenceStore) -> Self {
         Self {
-            segments: &[],
+            segments: &NoSegments,
             store,
         }
     }
+}
+
+/// What a pass over a log meets, in order.
+pub enum Page<'a> {
+    /// The start of a sealed segment: its header.
+    Segment(&'a SegmentHeader),
+    /// Rows in storage order.
+    Rows(&'a [LogRow]),
 }
 
 /// Gives `each` every stored row in storage order (the segments', then the
@@ -43,25 +94,26 @@ pub async fn for_each_row(
     log: LogSource<'_>,
     mut each: impl FnMut(&LogRow) -> ControlFlow<()>,
 ) -> Result<(), EvidenceError> {
-    for_each_page(log, |page| page.iter().try_for_each(&mut each)).await
+    for_each_page(log, |page| match page {
+        Page::Rows(rows) => rows.iter().try_for_each(&mut each),
+        Page::Segment(_) => ControlFlow::Continue(()),
+    })
+    .await
 }
 
-/// Gives `each` every page of rows in storage order until it breaks: the
-/// segment files' lines, then the store's rows; the next page is read (on
-/// another thread) while `each` works through this one.
+/// Gives `each` every segment header and page of rows in storage order
+/// until it breaks: the segments' lines, then the store's rows; the next
+/// page is read (on another thread) while `each` works through this one.
 pub async fn for_each_page(
     log: LogSource<'_>,
-    mut each: impl FnMut(&[LogRow]) -> ControlFlow<()>,
+    mut each: impl FnMut(Page<'_>) -> ControlFlow<()>,
 ) -> Result<(), EvidenceError> {
-    for path in log.segments {
-        let mut reader = Some(SegmentReader::open(path)?);
-        let mut page = next_lines(&mut reader).await?;
-        while !page.is_empty() {
-            let (read, worked) = tokio::join!(next_lines(&mut reader), async { each(&page) });
-            if worked.is_break() {
-                return Ok(());
-            }
-            page = read?;
+    for i in 0..log.segments.count() {
+        let path = log.segments.open(i).await?;
+        let read = read_segment(&path, &mut each).await;
+        log.segments.done(i).await;
+        if read?.is_break() {
+            return Ok(());
         }
     }
     let store = log.store;
@@ -78,7 +130,7 @@ pub async fn for_each_page(
                     None => Ok(None),
                 }
             },
-            async { each(&page) }
+            async { each(Page::Rows(&page)) }
         );
         if worked.is_break() {
             return Ok(());
@@ -88,6 +140,32 @@ pub async fn for_each_page(
             None => return Ok(()),
         }
     }
+}
+
+/// One segment file's header and rows, to `each`.
+async fn read_segment(
+    path: &std::path::Path,
+    each: &mut impl FnMut(Page<'_>) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, EvidenceError> {
+    let path = path.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || SegmentReader::open(&path))
+        .await
+        .map_err(|e| EvidenceError::Store(format!("reading a segment: {e}")))??;
+    let header = reader.header().clone();
+    if each(Page::Segment(&header)).is_break() {
+        return Ok(ControlFlow::Break(()));
+    }
+    let mut reader = Some(reader);
+    let mut page = next_lines(&mut reader).await?;
+    while !page.is_empty() {
+        let (read, worked) =
+            tokio::join!(next_lines(&mut reader), async { each(Page::Rows(&page)) });
+        if worked.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        page = read?;
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// The next page of a segment file, read on the blocking pool (the reader
@@ -106,23 +184,17 @@ async fn next_lines(reader: &mut Option<SegmentReader>) -> Result<Vec<LogRow>, E
     page
 }
 
-/// The signed checkpoints segment headers carry (verified with the rest).
-fn segment_checkpoints(segments: &[PathBuf]) -> Result<Vec<StoredCheckpoint>, EvidenceError> {
-    let mut out = Vec::new();
-    for path in segments {
-        let r = SegmentReader::open(path)?;
-        let h = r.header();
-        let source = format!("segment {}", h.number);
-        out.extend(h.start_checkpoint.iter().map(|note| StoredCheckpoint {
+/// The signed checkpoints a segment header carries.
+fn header_checkpoints(h: &SegmentHeader) -> Vec<StoredCheckpoint> {
+    let source = format!("segment {}", h.number);
+    h.start_checkpoint
+        .iter()
+        .chain(std::iter::once(&h.end_checkpoint))
+        .map(|note| StoredCheckpoint {
             source: source.clone(),
             note: note.clone(),
-        }));
-        out.push(StoredCheckpoint {
-            source,
-            note: h.end_checkpoint.clone(),
-        });
-    }
-    Ok(out)
+        })
+        .collect()
 }
 
 /// Reads (decodes and hashes) a page's rows, split over the machine's
@@ -172,12 +244,17 @@ pub async fn verify_store(
             source: "store".into(),
             note,
         })
-        .chain(segment_checkpoints(log.segments)?)
         .chain(witnessed);
     let mut verifier = Verifier::new(checkpoints, key);
     for_each_page(log, |page| {
-        for (row, read) in page.iter().zip(read_page(page)) {
-            each(verifier.push_read(row.position, read));
+        match page {
+            // Its checkpoints are checked with the store's as the tree reaches them.
+            Page::Segment(h) => verifier.add_checkpoints(header_checkpoints(h)),
+            Page::Rows(rows) => {
+                for (row, read) in rows.iter().zip(read_page(rows)) {
+                    each(verifier.push_read(row.position, read));
+                }
+            }
         }
         ControlFlow::Continue(())
     })

@@ -60,6 +60,7 @@ const MAX_FINDINGS: usize = 100_000;
 /// Verifies a log read in storage order: [`Verifier::push`] each row,
 /// then [`Verifier::finish`].
 pub struct Verifier {
+    key: VerifierKey,
     window: Window,
     /// Signed checkpoints, by size; `next_cp` is the first not yet reached.
     checkpoints: Vec<(String, Checkpoint)>,
@@ -113,6 +114,7 @@ impl Verifier {
         }
         cps.sort_by_key(|(_, cp)| cp.size);
         let mut v = Self {
+            key: key.clone(),
             window,
             checkpoints: cps,
             next_cp: 0,
@@ -132,6 +134,26 @@ impl Verifier {
         };
         v.check_checkpoints();
         v
+    }
+
+    /// More signed checkpoints, met on the way (a segment's header): each
+    /// is checked when the tree reaches its size (one of a size already
+    /// passed is a copy of one checked then, from the store).
+    pub fn add_checkpoints(&mut self, checkpoints: impl IntoIterator<Item = StoredCheckpoint>) {
+        for c in checkpoints {
+            match self.key.open(&c.note) {
+                Ok(cp) => {
+                    let rest = &self.checkpoints[self.next_cp..];
+                    let at = self.next_cp + rest.partition_point(|(_, x)| x.size <= cp.size);
+                    self.checkpoints.insert(at, (c.source, cp));
+                }
+                Err(e) => self.found(Finding::BadCheckpoint {
+                    source: c.source,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        self.check_checkpoints();
     }
 
     /// Entries read so far.

@@ -3,7 +3,7 @@
 //! (readers may follow along); later passes read the rows again in storage
 //! order, which a clean log guarantees is sequence order.
 
-use super::segments::SegmentPlaces;
+use super::segments::{FoundSegments, SegmentPlaces};
 use anyhow::{bail, Context, Result};
 use gatehouse_core::{EvidenceStore, LogRow};
 use gatehouse_evidence::{
@@ -22,9 +22,7 @@ pub struct LogFile {
     path: PathBuf,
     store: SqliteEvidenceStore,
     /// The sealed segments' files, oldest first.
-    segments: Vec<PathBuf>,
-    /// Where fetched segments are kept while the command runs.
-    _scratch: tempfile::TempDir,
+    segments: FoundSegments,
     witnessed: Vec<StoredCheckpoint>,
 }
 
@@ -50,9 +48,7 @@ impl LogFile {
         let store = SqliteEvidenceStore::open_read_only(path)
             .await
             .with_context(|| format!("reading the evidence log {}", path.display()))?;
-        let scratch = tempfile::tempdir().context("a scratch folder for fetched segments")?;
-        let records = store.segments().await?;
-        let segments = places.locate(&records, scratch.path()).await?;
+        let segments = places.find(&store.segments().await?)?;
         let mut witnessed = Vec::new();
         for w in witnesses {
             let text = std::fs::read_to_string(w)
@@ -79,7 +75,6 @@ impl LogFile {
             path: path.to_path_buf(),
             store,
             segments,
-            _scratch: scratch,
             witnessed,
         })
     }

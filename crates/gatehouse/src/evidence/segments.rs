@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use gatehouse_core::EvidenceStore;
 use gatehouse_evidence::merkle::Frontier;
 use gatehouse_evidence::segment::{SegmentHeader, SegmentWriter, SEGMENT_FORMAT};
-use gatehouse_evidence::VerifierKey;
+use gatehouse_evidence::{EvidenceError, SegmentFiles, VerifierKey};
 use gatehouse_store::{SegmentRecord, SqliteEvidenceStore};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -317,10 +317,11 @@ impl SegmentPlaces {
         }
     }
 
-    /// Finds each of `segments`' files (bringing archived ones back into
-    /// `scratch` with the fetch command when no directory has them).
-    pub async fn locate(&self, segments: &[SegmentRecord], scratch: &Path) -> Result<Vec<PathBuf>> {
-        let mut found = Vec::with_capacity(segments.len());
+    /// Finds each of `segments`' files: in a folder, or (archived where
+    /// only the fetch command reaches) brought back when a reader reaches
+    /// it, into a scratch folder, and removed when it is done with it.
+    pub fn find(&self, segments: &[SegmentRecord]) -> Result<FoundSegments> {
+        let mut spots = Vec::with_capacity(segments.len());
         for seg in segments {
             if let Some(p) = self
                 .dirs
@@ -328,7 +329,7 @@ impl SegmentPlaces {
                 .map(|d| d.join(&seg.file))
                 .find(|p| p.is_file())
             {
-                found.push(p);
+                spots.push(Spot::Here(p));
                 continue;
             }
             let looked: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
@@ -345,19 +346,72 @@ impl SegmentPlaces {
                     looked.join(", ")
                 );
             };
-            let into = scratch.join(&seg.file);
-            run(&command(fetch, &into, &seg.file))
-                .await
-                .with_context(|| format!("{what} is not in {}; fetching it", looked.join(", ")))?;
-            if !into.is_file() {
-                bail!(
-                    "{what}: the fetch command succeeded but wrote no {}",
-                    into.display()
-                );
-            }
-            found.push(into);
+            spots.push(Spot::Fetch {
+                command: fetch.clone(),
+                file: seg.file.clone(),
+                what: format!("{what} is not in {}; fetching it", looked.join(", ")),
+            });
         }
-        Ok(found)
+        Ok(FoundSegments {
+            spots,
+            scratch: tempfile::tempdir().context("a scratch folder for fetched segments")?,
+        })
+    }
+}
+
+/// Where one segment's file is.
+enum Spot {
+    Here(PathBuf),
+    Fetch {
+        command: String,
+        file: String,
+        what: String,
+    },
+}
+
+/// The segment files of a log, found ([`SegmentPlaces::find`]).
+pub struct FoundSegments {
+    spots: Vec<Spot>,
+    scratch: tempfile::TempDir,
+}
+
+#[async_trait::async_trait]
+impl SegmentFiles for FoundSegments {
+    fn count(&self) -> usize {
+        self.spots.len()
+    }
+
+    async fn open(&self, i: usize) -> Result<PathBuf, EvidenceError> {
+        match self.spots.get(i) {
+            Some(Spot::Here(p)) => Ok(p.clone()),
+            Some(Spot::Fetch {
+                command: fetch,
+                file,
+                what,
+            }) => {
+                let into = self.scratch.path().join(file);
+                run(&command(fetch, &into, file))
+                    .await
+                    .map_err(|e| EvidenceError::Store(format!("{what}: {e:#}")))?;
+                if !into.is_file() {
+                    return Err(EvidenceError::Store(format!(
+                        "{what}: the fetch command succeeded but wrote no {}",
+                        into.display()
+                    )));
+                }
+                Ok(into)
+            }
+            None => Err(EvidenceError::Store(format!(
+                "there is no segment {}",
+                i + 1
+            ))),
+        }
+    }
+
+    async fn done(&self, i: usize) {
+        if let Some(Spot::Fetch { file, .. }) = self.spots.get(i) {
+            let _ = tokio::fs::remove_file(self.scratch.path().join(file)).await;
+        }
     }
 }
 
