@@ -12,7 +12,6 @@
 //! knows no storage engine and no protocol.
 
 pub mod canonical;
-// Not yet called outside its tests; `Entry::decode` is to use it.
 mod canonical_check;
 mod entry;
 pub mod export;

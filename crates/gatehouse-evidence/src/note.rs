@@ -305,8 +305,6 @@ impl std::fmt::Display for VerifierKey {
     }
 }
 
-/// Splits a file of signed notes written one after another (a witness file,
-/// with or without blank lines between notes) into the notes.
 /// Where the whole notes of a witness file's `text` end: after the last
 /// complete signature line (and the blank line after it). Bytes after that
 /// (other than blank lines) are a torn write: a note cut short by a crash
@@ -328,6 +326,8 @@ pub fn whole_notes_end(text: &str) -> usize {
     end + rest.len() - rest.trim_start_matches('\n').len()
 }
 
+/// Splits a file of signed notes written one after another (a witness file,
+/// with or without blank lines between notes) into the notes.
 pub fn split_notes(text: &str) -> Vec<String> {
     let mut notes = Vec::new();
     let mut current = String::new();

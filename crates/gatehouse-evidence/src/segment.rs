@@ -198,7 +198,7 @@ impl SegmentWriter {
                 "segment {}: entries {} to {} do not hash to the checkpoint that would seal them",
                 self.header.number,
                 self.header.first,
-                self.header.first + self.header.count - 1
+                (self.header.first + self.header.count).saturating_sub(1)
             )));
         }
         self.out.flush().map_err(|e| io(&self.tmp, e))?;
@@ -283,11 +283,25 @@ impl SegmentReader {
             if line.last() == Some(&b'\n') {
                 line.pop();
             }
-            let position = self.header.first_position + self.read as i64;
+            // A hostile header cannot make these overflow into a panic.
+            let (Some(position), Some(seq)) = (
+                i64::try_from(self.read)
+                    .ok()
+                    .and_then(|r| self.header.first_position.checked_add(r)),
+                self.header
+                    .first
+                    .checked_add(self.read)
+                    .and_then(|s| i64::try_from(s).ok()),
+            ) else {
+                return Err(EvidenceError::Damaged(format!(
+                    "{}: its header's numbers are out of range",
+                    self.path.display()
+                )));
+            };
             self.read += 1;
             page.push(LogRow {
                 position,
-                seq: (self.header.first + self.read - 1) as i64,
+                seq,
                 bytes: line.clone(),
             });
         }

@@ -124,7 +124,24 @@ async fn check_cursor(
     cursor: Cursor,
 ) -> Result<u64, EvidenceError> {
     let Some(want) = cursor.after else {
-        return Ok(0);
+        // A new sink: from the first entry the store holds. Entries sealed
+        // into segments before it are not in the store to read.
+        let first = store
+            .entries_from(0, 1)
+            .await
+            .map_err(|e| EvidenceError::Store(e.to_string()))?
+            .first()
+            .map_or(0, |r| u64::try_from(r.seq).unwrap_or(0));
+        if first > 0 {
+            tracing::warn!(
+                sink = %settings.name,
+                first,
+                "a new sink starts at the first entry of the live log; entries 0 to {} are sealed \
+                 in segments: deliver them with `gatehouse audit export --until`",
+                first - 1
+            );
+        }
+        return Ok(first);
     };
     let rows = store
         .entries_from(cursor.next - 1, 1)
@@ -134,7 +151,7 @@ async fn check_cursor(
     if found.as_deref() != Some(want.as_str()) {
         return Err(EvidenceError::Store(format!(
             "sink {:?}: its saved position {} (entry {} of hash {want}) is not in this evidence log, \
-             which was replaced since; delete the file to deliver this log from its start",
+             which was replaced since; delete the file to deliver this log from its first live entry",
             settings.name,
             settings.cursor.display(),
             cursor.next - 1,
@@ -196,7 +213,13 @@ impl Feed {
             .await
             .map_err(|e| Retry(e.to_string()))?;
         let mut batch = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for (expected, row) in (self.next..).zip(&rows) {
+            // Found by number, each one once: a gap is never skipped.
+            if u64::try_from(row.seq).ok() != Some(expected) {
+                tracing::error!(sink = %self.settings.name, expected, found = row.seq,
+                    "the evidence log holds no entry {expected} where this sink goes on; it stops rather than skip it: run `gatehouse audit verify`");
+                return Err(Stop);
+            }
             let entry = match Entry::decode(&row.bytes) {
                 Ok(e) => e,
                 Err(e) => {

@@ -178,6 +178,21 @@ impl SqliteEvidenceStore {
         .await
     }
 
+    /// From now on every read sees the log as it is now (one read
+    /// transaction, held until the store is dropped): a reader making
+    /// several passes over a log a gateway is writing, sealing and
+    /// archiving sees the same entries, segments and checkpoints each time.
+    pub async fn hold_snapshot(&self) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute_batch("BEGIN DEFERRED")?;
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|_| ())
+        })
+        .await
+    }
+
     /// The sealed segments, oldest first (none in a log written before
     /// segments were kept).
     pub async fn segments(&self) -> Result<Vec<SegmentRecord>, StoreError> {
@@ -249,33 +264,66 @@ impl SqliteEvidenceStore {
         .await
     }
 
-    /// Records `segment` as sealed and removes its entries from the live
-    /// store, in one transaction (its file is durable before this).
-    pub async fn seal_segment(&self, segment: SegmentRecord) -> Result<(), StoreError> {
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO segments (number, first, count, file, sha256, bytes, first_time, \
-                 last_time, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    segment.number as i64,
-                    segment.first as i64,
-                    segment.count as i64,
-                    segment.file,
-                    segment.sha256,
-                    segment.bytes as i64,
-                    segment.first_time,
-                    segment.last_time,
-                    segment.sealed_at
-                ],
-            )?;
-            tx.execute(
-                "DELETE FROM entries WHERE seq >= ?1 AND seq < ?2",
-                params![segment.first as i64, (segment.first + segment.count) as i64],
-            )?;
-            tx.commit()
+    /// Records `segment` as sealed and removes its entries (stored at
+    /// positions `first_position..=last_position`) from the live store, in
+    /// one transaction (its file is durable before this). Refused, with
+    /// nothing changed, unless exactly the segment's rows are there: no
+    /// other row among them, no second copy of one elsewhere.
+    pub async fn seal_segment(
+        &self,
+        segment: SegmentRecord,
+        first_position: i64,
+        last_position: i64,
+    ) -> Result<(), StoreError> {
+        let count = segment.count;
+        let outcome = self
+            .with(move |c| {
+                let tx = c.transaction()?;
+                let (first, end) = (segment.first as i64, (segment.first + segment.count) as i64);
+                let numbered: i64 = tx.query_row(
+                    "SELECT count(*) FROM entries WHERE seq >= ?1 AND seq < ?2",
+                    params![first, end],
+                    |r| r.get(0),
+                )?;
+                let placed: i64 = tx.query_row(
+                    "SELECT count(*) FROM entries WHERE position >= ?1 AND position <= ?2",
+                    params![first_position, last_position],
+                    |r| r.get(0),
+                )?;
+                if numbered != segment.count as i64 || placed != segment.count as i64 {
+                    // Dropped without commit: rolled back.
+                    return Ok(Err((numbered, placed)));
+                }
+                tx.execute(
+                    "INSERT INTO segments (number, first, count, file, sha256, bytes, first_time, \
+                     last_time, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        segment.number as i64,
+                        segment.first as i64,
+                        segment.count as i64,
+                        segment.file,
+                        segment.sha256,
+                        segment.bytes as i64,
+                        segment.first_time,
+                        segment.last_time,
+                        segment.sealed_at
+                    ],
+                )?;
+                tx.execute(
+                    "DELETE FROM entries WHERE position >= ?1 AND position <= ?2",
+                    params![first_position, last_position],
+                )?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await?;
+        outcome.map_err(|(numbered, placed)| {
+            StoreError::Malformed(format!(
+                "the live log does not hold exactly the entries of the segment to seal \
+                 ({numbered} rows filed under their numbers, {placed} stored among them, \
+                 {count} expected): run `gatehouse audit verify`"
+            ))
         })
-        .await
     }
 
     /// Records that segment `number` was archived to `to` at `at`.

@@ -187,14 +187,17 @@ fn check_witness(
         )
     })?;
     if cp.size > stored {
+        let holds = match stored {
+            0 => "holds no signed entry".to_string(),
+            n => format!("holds signed entries up to {} only", n - 1),
+        };
         bail!(
-            "the evidence log {} holds signed entries up to {} only, but the witness file {} holds a \
-             checkpoint of {} entries: entries {} to {} were lost (a torn or truncated file, or \
-             another log in its place). The gateway will not extend it: restore the file from a \
-             backup, or move both the log and the witness file aside (keep them: they are evidence) \
-             to start a new log",
+            "the evidence log {} {holds}, but the witness file {} holds a checkpoint of {} \
+             entries: entries {} to {} were lost (a torn or truncated file, a power loss with \
+             durability = \"os\", or another log in its place). The gateway will not extend it: \
+             restore the file from a backup, or move both the log and the witness file aside \
+             (keep them: they are evidence) to start a new log",
             log.display(),
-            stored.saturating_sub(1),
             file.display(),
             cp.size,
             stored,

@@ -196,6 +196,7 @@ async fn audit_commands_read_a_large_log_a_page_at_a_time() {
     let sql = format!(
         "UPDATE entries SET bytes = CAST(replace(CAST(bytes AS TEXT), 'SELECT 5', 'SELECT 6') AS BLOB) WHERE seq = 105; \
          DELETE FROM entries WHERE seq = 9000; \
+         UPDATE entries SET seq = 999999 WHERE seq = 12345; \
          INSERT INTO entries (seq, bytes) SELECT seq, bytes FROM entries WHERE seq = {};",
         ENTRIES - 7
     );
@@ -222,6 +223,8 @@ async fn audit_commands_read_a_large_log_a_page_at_a_time() {
         .collect();
     assert!(kinds.contains(&"edited:105".to_string()), "{kinds:?}");
     assert!(kinds.contains(&"deleted:9000".to_string()), "{kinds:?}");
+    // Filed under another number: a live sink would never find it.
+    assert!(kinds.contains(&"misfiled:12345".to_string()), "{kinds:?}");
     assert!(
         kinds.contains(&format!("inserted:{}", ENTRIES - 7)),
         "{kinds:?}"

@@ -33,6 +33,10 @@ fn event(i: usize) -> AuditEvent {
 }
 
 async fn write_log(path: &Path, key: &SigningKey) {
+    write_entries(path, key, ENTRIES).await
+}
+
+async fn write_entries(path: &Path, key: &SigningKey, entries: usize) {
     let store = Arc::new(
         SqliteEvidenceStore::open(path, Durability::Os)
             .await
@@ -48,7 +52,7 @@ async fn write_log(path: &Path, key: &SigningKey) {
     let (log, task) = EvidenceLog::open(store, SigningKey::parse(&key.encode()).unwrap(), settings)
         .await
         .unwrap();
-    for chunk in 0..ENTRIES / 1000 {
+    for chunk in 0..entries / 1000 {
         log.append((chunk * 1000..(chunk + 1) * 1000).map(event).collect())
             .await
             .unwrap();
@@ -265,4 +269,84 @@ async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
         "{v}"
     );
     assert!(findings.iter().any(|f| f["kind"] == "root_mismatch"), "{v}");
+}
+
+fn sqlite(db: &Path, sql: &str) {
+    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    assert!(out.status.success(), "{sql}: {}", stderr(&out));
+}
+
+/// Sealing never tidies damage away: a second copy of a sealed entry, or
+/// two entries stored out of order, stop it with nothing changed (and
+/// `audit verify` still names them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealing_refuses_a_stretch_that_is_not_exactly_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("evidence.db");
+    let key = SigningKey::generate("gatehouse.test/segments").unwrap();
+    write_entries(&db, &key, 4_000).await;
+    let store = SqliteEvidenceStore::open(&db, Durability::Os)
+        .await
+        .unwrap();
+    let spec = SegmentSpec {
+        entries: 1_000,
+        dir: dir.path().join("evidence-segments"),
+        archive: None,
+        fetch_command: None,
+    };
+    let verifier = key.verifier();
+    let seal = || seal_next(&store, &verifier, &spec, u64::MAX);
+
+    // A copy of the segment's last entry, stored after the segment.
+    sqlite(
+        &db,
+        "INSERT INTO entries (seq, bytes) SELECT seq, bytes FROM entries WHERE seq = 999",
+    );
+    let err = format!("{:#}", seal().await.unwrap_err());
+    assert!(
+        err.contains("filed twice") || err.contains("does not hold exactly"),
+        "{err}"
+    );
+    assert_eq!(rows_in(&db), 4_001, "nothing was removed");
+    assert!(store.segments().await.unwrap().is_empty());
+    sqlite(
+        &db,
+        "DELETE FROM entries WHERE position = (SELECT max(position) FROM entries WHERE seq = 999)",
+    );
+
+    // Entries 200 and 201 stored the other way round.
+    sqlite(
+        &db,
+        "UPDATE entries SET position = -1 WHERE seq = 200; \
+         UPDATE entries SET position = 201 WHERE seq = 201; \
+         UPDATE entries SET position = 202 WHERE seq = 200;",
+    );
+    let err = format!("{:#}", seal().await.unwrap_err());
+    assert!(err.contains("stored before the entry it follows"), "{err}");
+    assert_eq!(rows_in(&db), 4_000);
+    let pubkey = key.verifier().to_string();
+    let out = gatehouse(&[
+        "audit",
+        "verify",
+        "--log",
+        db.to_str().unwrap(),
+        "--key",
+        &pubkey,
+    ]);
+    assert!(
+        stdout(&out).contains("stored out of order"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Put right, it seals.
+    sqlite(
+        &db,
+        "UPDATE entries SET position = -1 WHERE seq = 201; \
+         UPDATE entries SET position = 201 WHERE seq = 200; \
+         UPDATE entries SET position = 202 WHERE seq = 201;",
+    );
+    let sealed = seal().await.unwrap().unwrap();
+    assert_eq!((sealed.first, sealed.count), (0, 1_000));
+    assert_eq!(rows_in(&db), 3_000);
 }

@@ -71,6 +71,17 @@ pub enum Finding {
         /// The entry stored after it, with a smaller number.
         second: u64,
     },
+    /// An entry filed under a number not its own: readers that find
+    /// entries by number (live sinks, a restart) would miss it or take
+    /// another in its place.
+    Misfiled {
+        /// Storage position.
+        position: i64,
+        /// Its own number.
+        seq: u64,
+        /// The number it is filed under.
+        filed: i64,
+    },
     /// A checkpoint covers more entries than the log holds.
     Truncated {
         /// Where the checkpoint came from.
@@ -126,6 +137,15 @@ impl fmt::Display for Finding {
             Self::Inserted { seq, position } => write!(
                 f,
                 "an entry was inserted at storage position {position}: sequence number {seq} is used twice"
+            ),
+            Self::Misfiled {
+                position,
+                seq,
+                filed,
+            } => write!(
+                f,
+                "entry {seq} (storage position {position}) is filed as entry {filed}: \
+                 readers that find entries by number (live sinks) would miss it"
             ),
             Self::Reordered { first, second } => {
                 write!(f, "entries {first} and {second} are stored out of order")

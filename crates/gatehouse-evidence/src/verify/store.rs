@@ -252,7 +252,7 @@ pub async fn verify_store(
             Page::Segment(h) => verifier.add_checkpoints(header_checkpoints(h)),
             Page::Rows(rows) => {
                 for (row, read) in rows.iter().zip(read_page(rows)) {
-                    each(verifier.push_read(row.position, read));
+                    each(verifier.push_read(row.position, Some(row.seq), read));
                 }
             }
         }

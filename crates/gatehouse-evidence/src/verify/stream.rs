@@ -164,14 +164,24 @@ impl Verifier {
     /// The next stored row, in storage order; its head, when it decodes
     /// (so that a reader reads along without decoding it again).
     pub fn push(&mut self, position: i64, bytes: &[u8]) -> Option<Head> {
-        self.push_read(position, ReadRow::of(bytes))
+        self.push_read(position, None, ReadRow::of(bytes))
     }
 
     /// [`Verifier::push`] of a row already read (decoding and hashing, the
-    /// costly part, can run on other threads).
-    pub fn push_read(&mut self, position: i64, read: ReadRow) -> Option<Head> {
+    /// costly part, can run on other threads), with the number it is filed
+    /// under when the store keeps one beside it.
+    pub fn push_read(&mut self, position: i64, filed: Option<i64>, read: ReadRow) -> Option<Head> {
         self.report.entries += 1;
         let ReadRow { entry, leaf } = read;
+        if let (Ok(head), Some(filed)) = (&entry, filed) {
+            if i64::try_from(head.seq).ok() != Some(filed) {
+                self.found(Finding::Misfiled {
+                    position,
+                    seq: head.seq,
+                    filed,
+                });
+            }
+        }
         let (row, decoded) = match entry {
             Ok(e) => (
                 Row {

@@ -140,10 +140,14 @@ pub(super) fn analyse<'r>(
     let chosen = choose(&copies, settled, findings);
 
     // Storage order of the entries in the chain.
-    let at: BTreeMap<i64, u64> = chosen.iter().map(|(&s, c)| (c.position, s)).collect();
+    // (Rows are told apart by identity, not by position: positions in a
+    // segment come from its header, which is not signed.)
     let mut last_seq: Option<u64> = None;
     for r in rows {
-        let Some(&seq) = at.get(&r.position) else {
+        let Some(seq) = r
+            .seq
+            .filter(|s| chosen.get(s).is_some_and(|c| std::ptr::eq(*c, r)))
+        else {
             continue;
         };
         if let Some(prev) = last_seq {

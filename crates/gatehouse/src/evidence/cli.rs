@@ -430,6 +430,7 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             // The first checkpoint covering each entry: entries come in order.
             let mut covering = 0usize;
             let mut failed: Option<anyhow::Error> = None;
+            let mut next_seq = 0u64;
             log.rows(|row| {
                 let entry = match Entry::decode(&row.bytes) {
                     Ok(e) => e,
@@ -438,6 +439,15 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                         return ControlFlow::Break(());
                     }
                 };
+                // Verified, so the entries run on by number; a reader
+                // must still never skip one silently.
+                if entry.seq != next_seq {
+                    failed = Some(anyhow!(
+                        "entry {next_seq} is missing from the log read after verification: run the export again"
+                    ));
+                    return ControlFlow::Break(());
+                }
+                next_seq += 1;
                 let t = humantime::parse_rfc3339(&entry.event.time).ok();
                 if since.is_some_and(|s| t.is_some_and(|t| t < s))
                     || until.is_some_and(|u| t.is_some_and(|t| t >= u))

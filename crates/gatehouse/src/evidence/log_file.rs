@@ -48,6 +48,9 @@ impl LogFile {
         let store = SqliteEvidenceStore::open_read_only(path)
             .await
             .with_context(|| format!("reading the evidence log {}", path.display()))?;
+        // Several passes follow: each must see the same log, however the
+        // gateway writes, seals and archives meanwhile.
+        store.hold_snapshot().await?;
         let segments = places.find(&store.segments().await?)?;
         let mut witnessed = Vec::new();
         for w in witnesses {

@@ -98,28 +98,35 @@ pub async fn seal_next(
     // File writes on the blocking pool; the store's pages fetched from there.
     let (dir, store_copy) = (spec.dir.clone(), store.clone());
     let handle = tokio::runtime::Handle::current();
-    let file = tokio::task::spawn_blocking(move || -> Result<_> {
+    let (file, last_position) = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut w = SegmentWriter::create(&dir, header, start_state, end_cp)?;
         let mut page = page;
+        let mut last_position: Option<i64> = None;
+        let verify = "run `gatehouse audit verify`; the log stays whole in its store until this is resolved";
         loop {
             for row in &page {
                 if w.remaining() == 0 {
                     break;
                 }
-                // The store deletes the sealed rows by the number filed
-                // beside each one: it must be the entry's own.
-                if row.seq != w.next() as i64 {
-                    bail!(
-                        "cannot seal entry {} into a segment: the row at storage position {} is filed as entry {}",
-                        w.next(),
-                        row.position,
-                        row.seq
-                    );
+                // The store finds the sealed rows by the number filed beside
+                // each one: it must be the entry's own, once each.
+                let next = w.next() as i64;
+                if row.seq > next {
+                    bail!("cannot seal entry {next} into a segment: no row is filed as entry {next} (the next is {}, at storage position {}); {verify}", row.seq, row.position);
                 }
+                if row.seq < next {
+                    bail!("cannot seal entry {} into a segment: it is filed twice (again at storage position {}); {verify}", row.seq, row.position);
+                }
+                // Stored in order: sealing must not tidy away a reordering.
+                if last_position.is_some_and(|p| row.position <= p) {
+                    bail!("cannot seal entry {next} into a segment: it is stored before the entry it follows (storage position {}); {verify}", row.position);
+                }
+                last_position = Some(row.position);
                 w.push(&row.bytes)?;
             }
             if w.remaining() == 0 {
-                return Ok(w.finish()?);
+                let last = last_position.ok_or_else(|| anyhow!("an empty segment"))?;
+                return Ok((w.finish()?, last));
             }
             if page.len() < PAGE {
                 bail!("the live store ends at entry {}, inside the segment being sealed", w.next());
@@ -145,7 +152,9 @@ pub async fn seal_next(
         archived_to: None,
         archived_at: None,
     };
-    store.seal_segment(record.clone()).await?;
+    store
+        .seal_segment(record.clone(), first_position, last_position)
+        .await?;
     tracing::info!(
         segment = number,
         first,
@@ -201,11 +210,30 @@ async fn run(cmd: &str) -> Result<()> {
     Ok(())
 }
 
-/// Copies `from` to `dir` durably (a temporary name, then renamed).
-fn copy_durably(from: &Path, dir: &Path, name: &str) -> Result<()> {
+/// The SHA-256 of a file, hex.
+fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Copies `from` to `dir` durably (a temporary name, checked against
+/// `sha256`, then renamed): the local copy is removed only after this.
+fn copy_durably(from: &Path, dir: &Path, name: &str, sha256: &str) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::copy(from, &tmp)
         .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    let copied = file_sha256(&tmp)?;
+    if copied != sha256 {
+        let _ = std::fs::remove_file(&tmp);
+        bail!(
+            "the copy of {name} in {} does not hash to the SHA-256 recorded when it was sealed \
+             ({sha256}; the copy: {copied}); the local file is kept",
+            dir.display()
+        );
+    }
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("syncing {}", tmp.display()))?;
@@ -230,8 +258,14 @@ pub async fn archive_pending(store: &SqliteEvidenceStore, spec: &SegmentSpec) ->
         let local = spec.dir.join(&seg.file);
         let to = match archive {
             Archive::Dir(dir) => {
-                let (local, dir, name) = (local.clone(), dir.clone(), seg.file.clone());
-                tokio::task::spawn_blocking(move || copy_durably(&local, &dir, &name)).await??;
+                let (local, dir, name, sha) = (
+                    local.clone(),
+                    dir.clone(),
+                    seg.file.clone(),
+                    seg.sha256.clone(),
+                );
+                tokio::task::spawn_blocking(move || copy_durably(&local, &dir, &name, &sha))
+                    .await??;
                 dir_label(archive)
             }
             Archive::Command(cmd) => {
@@ -240,7 +274,9 @@ pub async fn archive_pending(store: &SqliteEvidenceStore, spec: &SegmentSpec) ->
             }
         };
         store.segment_archived(seg.number, to, now()).await?;
-        std::fs::remove_file(&local).with_context(|| format!("removing {}", local.display()))?;
+        tokio::fs::remove_file(&local)
+            .await
+            .with_context(|| format!("removing {}", local.display()))?;
         tracing::info!(segment = seg.number, file = %seg.file, "archived an evidence segment");
         moved += 1;
     }
@@ -268,7 +304,12 @@ pub fn spawn_sealer(
         loop {
             tick.tick().await;
             loop {
-                match seal_next(&store, &key, &spec, hold_from(&cursors)).await {
+                let now_cursors = cursors.clone();
+                // Small files, read off the runtime; unreadable holds everything.
+                let hold = tokio::task::spawn_blocking(move || hold_from(&now_cursors))
+                    .await
+                    .unwrap_or(0);
+                match seal_next(&store, &key, &spec, hold).await {
                     Ok(Some(_)) => continue,
                     Ok(None) => break,
                     Err(e) => {
@@ -323,23 +364,23 @@ impl SegmentPlaces {
     pub fn find(&self, segments: &[SegmentRecord]) -> Result<FoundSegments> {
         let mut spots = Vec::with_capacity(segments.len());
         for seg in segments {
+            let what = format!(
+                "segment {} (entries {} to {}, file {})",
+                seg.number,
+                seg.first,
+                (seg.first + seg.count).saturating_sub(1),
+                seg.file
+            );
             if let Some(p) = self
                 .dirs
                 .iter()
                 .map(|d| d.join(&seg.file))
                 .find(|p| p.is_file())
             {
-                spots.push(Spot::Here(p));
+                spots.push(Spot::Here(p, what));
                 continue;
             }
             let looked: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
-            let what = format!(
-                "segment {} (entries {} to {}, file {})",
-                seg.number,
-                seg.first,
-                seg.first + seg.count - 1,
-                seg.file
-            );
             let Some(fetch) = &self.fetch_command else {
                 bail!(
                     "{what} is not in {}: bring it back there, or name its folder with --segments",
@@ -361,7 +402,8 @@ impl SegmentPlaces {
 
 /// Where one segment's file is.
 enum Spot {
-    Here(PathBuf),
+    /// At this path (and how to name it).
+    Here(PathBuf, String),
     Fetch {
         command: String,
         file: String,
@@ -383,7 +425,11 @@ impl SegmentFiles for FoundSegments {
 
     async fn open(&self, i: usize) -> Result<PathBuf, EvidenceError> {
         match self.spots.get(i) {
-            Some(Spot::Here(p)) => Ok(p.clone()),
+            Some(Spot::Here(p, what)) if !p.is_file() => Err(EvidenceError::Store(format!(
+                "{what} was moved from {} while this command ran (archived?): run it again",
+                p.display()
+            ))),
+            Some(Spot::Here(p, _)) => Ok(p.clone()),
             Some(Spot::Fetch {
                 command: fetch,
                 file,
@@ -445,7 +491,7 @@ pub async fn list(
                 serde_json::json!({
                     "number": s.number,
                     "first": s.first,
-                    "last": s.first + s.count - 1,
+                    "last": (s.first + s.count).saturating_sub(1),
                     "entries": s.count,
                     "first_time": s.first_time,
                     "last_time": s.last_time,
@@ -476,7 +522,7 @@ pub async fn list(
             "segment {}: entries {} to {} ({} to {}), {} bytes, sha256 {}, sealed {}; {place}",
             s.number,
             s.first,
-            s.first + s.count - 1,
+            (s.first + s.count).saturating_sub(1),
             s.first_time,
             s.last_time,
             s.bytes,
