@@ -8,11 +8,14 @@
 //! the size: how fast `gatehouse audit verify` reads the whole log, and in
 //! how much memory.
 
-use gatehouse_core::{AuditEvent, AuditTrail, EventKind, Timestamp};
+use gatehouse_core::{AuditTrail, Timestamp};
 use gatehouse_evidence::note::SigningKey;
 use gatehouse_evidence::{EvidenceLog, LogSettings};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
-use serde_json::json;
+
+#[path = "common/sample.rs"]
+mod sample;
+use sample::{sample_event, START_MS};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,14 +66,13 @@ async fn main() {
         let t = Instant::now();
         // Ten days of sessions of 50 events (a start, 48 statements, an
         // end), about 400 bytes an entry, as a busy gateway writes them.
-        let start_ms: i64 = 1_796_083_200_000; // 2026-12-01T00:00:00Z
         let step_ms = (10 * 86_400_000 / n.max(1)) as i64;
         for chunk in 0..n.div_ceil(1000) {
             let events = (chunk * 1000..((chunk + 1) * 1000).min(n))
                 .map(|i| {
                     sample_event(
                         i,
-                        Timestamp::from_unix_millis(start_ms + i as i64 * step_ms),
+                        Timestamp::from_unix_millis(START_MS + i as i64 * step_ms),
                     )
                 })
                 .collect();
@@ -133,35 +135,6 @@ async fn main() {
     );
     log.close().await;
     task.await.unwrap();
-}
-
-/// Event `i` of the sample: sessions of 50 events.
-fn sample_event(i: usize, time: Timestamp) -> AuditEvent {
-    let session = format!("s-{}", i / 50);
-    let identity = json!({"subject": format!("ci-job-{}", i / 5000), "groups": ["ci"], "source": "service_token"});
-    let (kind, payload) = match i % 50 {
-        0 => (
-            EventKind::SessionStart,
-            json!({"session": session, "identity": identity, "connection": "orders-db",
-                   "client_addr": "10.0.3.7:51234", "application_name": "deploy"}),
-        ),
-        49 => (
-            EventKind::SessionEnd,
-            json!({"session": session, "reason": "client_closed", "statements": 48}),
-        ),
-        k => (
-            EventKind::Statement,
-            json!({"session": session, "identity": identity, "connection": "orders-db",
-                   "statement": format!("SELECT id, status, total FROM orders WHERE customer_id = {k} AND created_at > now() - interval '1 day'"),
-                   "decision": {"decision": "allow", "mode": "enforce", "policies": ["ci-read-write"]},
-                   "tables": ["public.orders"]}),
-        ),
-    };
-    AuditEvent {
-        kind,
-        time,
-        payload,
-    }
 }
 
 /// Clears the stored state with the sqlite3 tool (no SQLite crate here).

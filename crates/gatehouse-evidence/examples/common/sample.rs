@@ -1,0 +1,38 @@
+//! The sample log the figures examples write: sessions of 50 events (a
+//! start, 48 statements, an end), about 580 bytes an entry, as a busy
+//! gateway writes them.
+
+use gatehouse_core::{AuditEvent, EventKind, Timestamp};
+use serde_json::json;
+
+/// 2026-12-01T00:00:00Z, the sample's first entry.
+pub const START_MS: i64 = 1_796_083_200_000;
+
+/// Event `i` of the sample: sessions of 50 events.
+pub fn sample_event(i: usize, time: Timestamp) -> AuditEvent {
+    let session = format!("s-{}", i / 50);
+    let identity = json!({"subject": format!("ci-job-{}", i / 5000), "groups": ["ci"], "source": "service_token"});
+    let (kind, payload) = match i % 50 {
+        0 => (
+            EventKind::SessionStart,
+            json!({"session": session, "identity": identity, "connection": "orders-db",
+                   "client_addr": "10.0.3.7:51234", "application_name": "deploy"}),
+        ),
+        49 => (
+            EventKind::SessionEnd,
+            json!({"session": session, "reason": "client_closed", "statements": 48}),
+        ),
+        k => (
+            EventKind::Statement,
+            json!({"session": session, "identity": identity, "connection": "orders-db",
+                   "statement": format!("SELECT id, status, total FROM orders WHERE customer_id = {k} AND created_at > now() - interval '1 day'"),
+                   "decision": {"decision": "allow", "mode": "enforce", "policies": ["ci-read-write"]},
+                   "tables": ["public.orders"]}),
+        ),
+    };
+    AuditEvent {
+        kind,
+        time,
+        payload,
+    }
+}
