@@ -218,7 +218,7 @@ address = "127.0.0.1:{syslog_port}"
         "{err}"
     );
     assert!(
-        err.contains("delete the file to deliver this log from its start"),
+        err.contains("delete the file to deliver this log from its first live entry"),
         "{err}"
     );
 }
