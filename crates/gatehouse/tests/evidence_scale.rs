@@ -5,19 +5,14 @@
 
 mod common;
 
-use common::{stderr, stdout, BIN};
-use gatehouse_core::{AuditEvent, AuditTrail, EventKind, Timestamp};
-use gatehouse_evidence::{EvidenceLog, LogSettings, SigningKey};
-use gatehouse_store::{Durability, SqliteEvidenceStore};
+use common::evidence_log::{self, gatehouse, json_of, sqlite, DAY_ONE_MS};
+use common::{stderr, stdout};
+use gatehouse_core::{AuditEvent, EventKind, Timestamp};
+use gatehouse_evidence::SigningKey;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::time::Duration;
 
 const ENTRIES: usize = 20_000;
-/// 2026-12-01T00:00:00Z.
-const DAY_ONE_MS: i64 = 1_796_083_200_000;
 
 fn event(i: usize) -> AuditEvent {
     // Two days, evenly: entry i at DAY_ONE + i × (2 days / ENTRIES).
@@ -46,39 +41,8 @@ fn event(i: usize) -> AuditEvent {
     }
 }
 
-async fn write_log(path: &Path, key: &SigningKey) {
-    let store = Arc::new(
-        SqliteEvidenceStore::open(path, Durability::Os)
-            .await
-            .unwrap(),
-    );
-    let settings = LogSettings {
-        node: "scale".into(),
-        origin: "gatehouse.test/scale".into(),
-        checkpoint_every: 1000,
-        checkpoint_interval: Duration::from_secs(3600),
-        witnesses: Vec::new(),
-    };
-    let (log, task) = EvidenceLog::open(store, SigningKey::parse(&key.encode()).unwrap(), settings)
-        .await
-        .unwrap();
-    for chunk in 0..ENTRIES / 1000 {
-        log.append((chunk * 1000..(chunk + 1) * 1000).map(event).collect())
-            .await
-            .unwrap();
-    }
-    // Closing signs a checkpoint over every entry.
-    log.close().await;
-    task.await.unwrap();
-}
-
 fn audit(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
+    gatehouse(args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +50,7 @@ async fn audit_commands_read_a_large_log_a_page_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("evidence.db");
     let key = SigningKey::generate("gatehouse.test/scale").unwrap();
-    write_log(&db, &key).await;
+    evidence_log::write(&db, &key, ENTRIES, event).await;
     let pubkey = key.verifier().to_string();
     let log = db.to_str().unwrap();
     let source = ["--log", log, "--key", pubkey.as_str()];
@@ -200,8 +164,7 @@ async fn audit_commands_read_a_large_log_a_page_at_a_time() {
          INSERT INTO entries (seq, bytes) SELECT seq, bytes FROM entries WHERE seq = {};",
         ENTRIES - 7
     );
-    let out = Command::new("sqlite3").arg(&db).arg(&sql).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    sqlite(&db, &sql);
     let out = audit(&[&["audit", "verify", "--json"][..], &source].concat());
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let v = json_of(&out);

@@ -6,21 +6,18 @@
 
 mod common;
 
-use common::{stderr, stdout, BIN};
+use common::evidence_log::{self, gatehouse, json_of, sqlite, DAY_ONE_MS};
+use common::{stderr, stdout};
 use gatehouse::config::{Archive, SegmentSpec};
 use gatehouse::evidence::segments::{archive_pending, seal_next, SegmentPlaces};
-use gatehouse_core::{AuditEvent, AuditTrail, EventKind, Timestamp};
-use gatehouse_evidence::{EvidenceLog, LogSettings, SegmentFiles, SigningKey};
+use gatehouse_core::{AuditEvent, EventKind, Timestamp};
+use gatehouse_evidence::{SegmentFiles, SigningKey};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::Arc;
-use std::time::Duration;
+use std::process::Command;
 
 const ENTRIES: usize = 20_000;
-/// 2026-12-01T00:00:00Z.
-const DAY_ONE_MS: i64 = 1_796_083_200_000;
 
 fn event(i: usize) -> AuditEvent {
     let time =
@@ -30,44 +27,6 @@ fn event(i: usize) -> AuditEvent {
         time,
         payload: json!({"session": format!("s-{}", i / 20), "statement": format!("SELECT {i}"), "decision": "allow"}),
     }
-}
-
-async fn write_log(path: &Path, key: &SigningKey) {
-    write_entries(path, key, ENTRIES).await
-}
-
-async fn write_entries(path: &Path, key: &SigningKey, entries: usize) {
-    let store = Arc::new(
-        SqliteEvidenceStore::open(path, Durability::Os)
-            .await
-            .unwrap(),
-    );
-    let settings = LogSettings {
-        node: "segments".into(),
-        origin: "gatehouse.test/segments".into(),
-        checkpoint_every: 1000,
-        checkpoint_interval: Duration::from_secs(3600),
-        witnesses: Vec::new(),
-    };
-    let (log, task) = EvidenceLog::open(store, SigningKey::parse(&key.encode()).unwrap(), settings)
-        .await
-        .unwrap();
-    for chunk in 0..entries / 1000 {
-        log.append((chunk * 1000..(chunk + 1) * 1000).map(event).collect())
-            .await
-            .unwrap();
-    }
-    log.close().await;
-    task.await.unwrap();
-}
-
-fn gatehouse(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(o), stderr(o)))
 }
 
 fn rows_in(db: &Path) -> u64 {
@@ -84,7 +43,7 @@ async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("evidence.db");
     let key = SigningKey::generate("gatehouse.test/segments").unwrap();
-    write_log(&db, &key).await;
+    evidence_log::write(&db, &key, ENTRIES, event).await;
     let pubkey = key.verifier().to_string();
     let log = db.to_str().unwrap().to_string();
     let with = |args: &[&str]| -> Vec<String> {
@@ -271,11 +230,6 @@ async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
     assert!(findings.iter().any(|f| f["kind"] == "root_mismatch"), "{v}");
 }
 
-fn sqlite(db: &Path, sql: &str) {
-    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
-    assert!(out.status.success(), "{sql}: {}", stderr(&out));
-}
-
 /// Sealing never tidies damage away: a second copy of a sealed entry, or
 /// two entries stored out of order, stop it with nothing changed (and
 /// `audit verify` still names them).
@@ -284,7 +238,7 @@ async fn sealing_refuses_a_stretch_that_is_not_exactly_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("evidence.db");
     let key = SigningKey::generate("gatehouse.test/segments").unwrap();
-    write_entries(&db, &key, 4_000).await;
+    evidence_log::write(&db, &key, 4_000, event).await;
     let store = SqliteEvidenceStore::open(&db, Durability::Os)
         .await
         .unwrap();
