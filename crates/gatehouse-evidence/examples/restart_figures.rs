@@ -8,14 +8,14 @@
 //! the size: how fast `gatehouse audit verify` reads the whole log, and in
 //! how much memory.
 
-use gatehouse_core::{AuditTrail, Timestamp};
+use gatehouse_core::AuditTrail;
 use gatehouse_evidence::note::SigningKey;
 use gatehouse_evidence::{EvidenceLog, LogSettings};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 
 #[path = "common/sample.rs"]
 mod sample;
-use sample::{sample_event, START_MS};
+use sample::sample_chunk;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,18 +64,9 @@ async fn main() {
         );
         let (log, task) = EvidenceLog::open(store, key, settings()).await.unwrap();
         let t = Instant::now();
-        // Ten days of sessions of 50 events (a start, 48 statements, an
-        // end), about 400 bytes an entry, as a busy gateway writes them.
-        let step_ms = (10 * 86_400_000 / n.max(1)) as i64;
+        // The sample: ten days of sessions (common/sample.rs).
         for chunk in 0..n.div_ceil(1000) {
-            let events = (chunk * 1000..((chunk + 1) * 1000).min(n))
-                .map(|i| {
-                    sample_event(
-                        i,
-                        Timestamp::from_unix_millis(START_MS + i as i64 * step_ms),
-                    )
-                })
-                .collect();
+            let events = sample_chunk(chunk, n);
             log.append(events).await.unwrap();
         }
         log.close().await;

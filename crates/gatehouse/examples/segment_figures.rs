@@ -15,7 +15,7 @@
 use gatehouse::config::{Archive, SegmentSpec};
 use gatehouse::evidence::log_file::LogFile;
 use gatehouse::evidence::segments::{archive_pending, seal_next, SegmentPlaces};
-use gatehouse_core::{AuditTrail, Timestamp};
+use gatehouse_core::AuditTrail;
 use gatehouse_evidence::{EvidenceLog, LogSettings, SigningKey};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../../gatehouse-evidence/examples/common/sample.rs"]
 mod sample;
-use sample::{sample_event, START_MS};
+use sample::sample_chunk;
 
 fn settings() -> LogSettings {
     LogSettings {
@@ -90,17 +90,9 @@ async fn write(n: usize, dir: &Path) {
         .await
         .unwrap();
     let spec = spec(dir);
-    let step_ms = (10 * 86_400_000 / n.max(1)) as i64;
     let t = Instant::now();
     for chunk in 0..n.div_ceil(1000) {
-        let events = (chunk * 1000..((chunk + 1) * 1000).min(n))
-            .map(|i| {
-                sample_event(
-                    i,
-                    Timestamp::from_unix_millis(START_MS + i as i64 * step_ms),
-                )
-            })
-            .collect();
+        let events = sample_chunk(chunk, n);
         log.append(events).await.unwrap();
         if chunk % 1000 == 999 {
             while seal_next(&store, &verifier, &spec, u64::MAX)

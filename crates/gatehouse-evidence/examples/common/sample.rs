@@ -8,6 +8,20 @@ use serde_json::json;
 /// 2026-12-01T00:00:00Z, the sample's first entry.
 pub const START_MS: i64 = 1_796_083_200_000;
 
+/// Chunk `chunk` (a thousand events) of a sample log of `n` entries
+/// spread evenly over ten days.
+pub fn sample_chunk(chunk: usize, n: usize) -> Vec<AuditEvent> {
+    let step_ms = (10 * 86_400_000 / n.max(1)) as i64;
+    (chunk * 1000..((chunk + 1) * 1000).min(n))
+        .map(|i| {
+            sample_event(
+                i,
+                Timestamp::from_unix_millis(START_MS + i as i64 * step_ms),
+            )
+        })
+        .collect()
+}
+
 /// Event `i` of the sample: sessions of 50 events.
 pub fn sample_event(i: usize, time: Timestamp) -> AuditEvent {
     let session = format!("s-{}", i / 50);
