@@ -15,7 +15,7 @@ use gatehouse_store::{Durability, SqliteEvidenceStore};
 
 #[path = "common/sample.rs"]
 mod sample;
-use sample::sample_chunk;
+use sample::{peak_mib, sample_chunk};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,18 +27,6 @@ fn settings() -> LogSettings {
         checkpoint_interval: Duration::from_secs(3600),
         witnesses: Vec::new(),
     }
-}
-
-/// The process's peak resident memory so far, in MiB.
-fn peak_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

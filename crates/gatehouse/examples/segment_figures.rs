@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../../gatehouse-evidence/examples/common/sample.rs"]
 mod sample;
-use sample::sample_chunk;
+use sample::{peak_mib, sample_chunk};
 
 fn settings() -> LogSettings {
     LogSettings {
@@ -50,18 +50,6 @@ fn spec(dir: &Path) -> SegmentSpec {
             archive.display()
         )),
     }
-}
-
-/// The process's peak resident memory so far, in MiB.
-fn peak_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024)
 }
 
 fn du(path: &Path) -> u64 {

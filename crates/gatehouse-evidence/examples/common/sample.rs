@@ -50,3 +50,15 @@ pub fn sample_event(i: usize, time: Timestamp) -> AuditEvent {
         payload,
     }
 }
+
+/// The process's peak resident memory so far, in MiB.
+pub fn peak_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024)
+}
