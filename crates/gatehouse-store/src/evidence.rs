@@ -58,13 +58,19 @@ CREATE TABLE IF NOT EXISTS segments (
     last_time   TEXT NOT NULL,
     sealed_at   TEXT NOT NULL,
     archived_to TEXT,
-    archived_at TEXT
+    archived_at TEXT,
+    first_position INTEGER NOT NULL,
+    last_position  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS checkpoints_size ON checkpoints (size);
 PRAGMA user_version = 3;
 COMMIT;
 ";
 const SCHEMA_VERSION: i64 = 3;
+
+/// Rows removed per transaction when a sealed segment leaves the live
+/// store (each a few milliseconds: appends interleave).
+const PURGE_SLICE: i64 = 20_000;
 
 /// A sealed segment as the live store records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +97,11 @@ pub struct SegmentRecord {
     pub archived_to: Option<String>,
     /// When.
     pub archived_at: Option<String>,
+    /// Where its entries were stored in the live store: readers of the
+    /// live store go on after `last_position`.
+    pub first_position: i64,
+    /// The last of them.
+    pub last_position: i64,
 }
 
 /// How far a commit is durable before it is acknowledged.
@@ -207,7 +218,7 @@ impl SqliteEvidenceStore {
             }
             let mut st = c.prepare(
                 "SELECT number, first, count, file, sha256, bytes, first_time, last_time, sealed_at, \
-                 archived_to, archived_at FROM segments ORDER BY number",
+                 archived_to, archived_at, first_position, last_position FROM segments ORDER BY number",
             )?;
             let rows = st.query_map([], |r| {
                 Ok(SegmentRecord {
@@ -222,6 +233,8 @@ impl SqliteEvidenceStore {
                     sealed_at: r.get(8)?,
                     archived_to: r.get(9)?,
                     archived_at: r.get(10)?,
+                    first_position: r.get(11)?,
+                    last_position: r.get(12)?,
                 })
             })?;
             rows.collect()
@@ -264,17 +277,13 @@ impl SqliteEvidenceStore {
         .await
     }
 
-    /// Records `segment` as sealed and removes its entries (stored at
-    /// positions `first_position..=last_position`) from the live store, in
-    /// one transaction (its file is durable before this). Refused, with
-    /// nothing changed, unless exactly the segment's rows are there: no
-    /// other row among them, no second copy of one elsewhere.
-    pub async fn seal_segment(
-        &self,
-        segment: SegmentRecord,
-        first_position: i64,
-        last_position: i64,
-    ) -> Result<(), StoreError> {
+    /// Records `segment` as sealed (its file is durable before this).
+    /// Refused, with nothing changed, unless exactly the segment's rows are
+    /// in the live store: no other row among them, no second copy of one
+    /// elsewhere. Its rows are then removed a slice at a time by
+    /// [`Self::purge_sealed`]; readers of the live store go on after the
+    /// segment's last position, so they never see them twice.
+    pub async fn seal_segment(&self, segment: SegmentRecord) -> Result<(), StoreError> {
         let count = segment.count;
         let outcome = self
             .with(move |c| {
@@ -287,7 +296,7 @@ impl SqliteEvidenceStore {
                 )?;
                 let placed: i64 = tx.query_row(
                     "SELECT count(*) FROM entries WHERE position >= ?1 AND position <= ?2",
-                    params![first_position, last_position],
+                    params![segment.first_position, segment.last_position],
                     |r| r.get(0),
                 )?;
                 if numbered != segment.count as i64 || placed != segment.count as i64 {
@@ -296,7 +305,8 @@ impl SqliteEvidenceStore {
                 }
                 tx.execute(
                     "INSERT INTO segments (number, first, count, file, sha256, bytes, first_time, \
-                     last_time, sealed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     last_time, sealed_at, first_position, last_position) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     params![
                         segment.number as i64,
                         segment.first as i64,
@@ -306,12 +316,10 @@ impl SqliteEvidenceStore {
                         segment.bytes as i64,
                         segment.first_time,
                         segment.last_time,
-                        segment.sealed_at
+                        segment.sealed_at,
+                        segment.first_position,
+                        segment.last_position
                     ],
-                )?;
-                tx.execute(
-                    "DELETE FROM entries WHERE position >= ?1 AND position <= ?2",
-                    params![first_position, last_position],
                 )?;
                 tx.commit()?;
                 Ok(Ok(()))
@@ -324,6 +332,32 @@ impl SqliteEvidenceStore {
                  {count} expected): run `gatehouse audit verify`"
             ))
         })
+    }
+
+    /// Removes sealed segments' rows from the live store, `PURGE_SLICE`
+    /// rows per transaction so appends never wait long (after a crash, the
+    /// next call finishes the job): the rows removed.
+    pub async fn purge_sealed(&self) -> Result<u64, StoreError> {
+        let mut removed = 0u64;
+        for seg in self.segments().await? {
+            loop {
+                let (a, b) = (seg.first_position, seg.last_position);
+                let n = self
+                    .with(move |c| {
+                        c.execute(
+                            "DELETE FROM entries WHERE position IN \
+                             (SELECT position FROM entries WHERE position >= ?1 AND position <= ?2 LIMIT ?3)",
+                            params![a, b, PURGE_SLICE],
+                        )
+                    })
+                    .await? as u64;
+                removed += n;
+                if n < PURGE_SLICE as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Records that segment `number` was archived to `to` at `at`.

@@ -250,6 +250,12 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
                 path.display()
             )
         })?;
+    // Rows of sealed segments a crash left in the store go first: a sink
+    // starting now must find the live log's first entry.
+    store
+        .purge_sealed()
+        .await
+        .with_context(|| format!("removing sealed entries from {}", path.display()))?;
     let sinks = sinks::start(spec, data_dir, &path, &log).await?;
     let sealer = (spec.segments.entries > 0).then(|| {
         let cursors = spec

@@ -68,6 +68,10 @@ pub struct LogSource<'a> {
     pub segments: &'a dyn SegmentFiles,
     /// The live store.
     pub store: &'a dyn EvidenceStore,
+    /// Where the live store's rows after the segments start: after this
+    /// position (the last segment's last; rows up to it are sealed, and
+    /// may still await their removal).
+    pub store_after: Option<i64>,
 }
 
 impl<'a> LogSource<'a> {
@@ -76,6 +80,7 @@ impl<'a> LogSource<'a> {
         Self {
             segments: &NoSegments,
             store,
+            store_after: None,
         }
     }
 }
@@ -117,7 +122,10 @@ pub async fn for_each_page(
         }
     }
     let store = log.store;
-    let mut page = store.entries_after(None, PAGE).await.map_err(unavailable)?;
+    let mut page = store
+        .entries_after(log.store_after, PAGE)
+        .await
+        .map_err(unavailable)?;
     loop {
         let next = match page.last() {
             Some(last) if page.len() == PAGE => Some(last.position),

@@ -23,6 +23,8 @@ pub struct LogFile {
     store: SqliteEvidenceStore,
     /// The sealed segments' files, oldest first.
     segments: FoundSegments,
+    /// Where the live rows after them start.
+    store_after: Option<i64>,
     witnessed: Vec<StoredCheckpoint>,
 }
 
@@ -51,7 +53,9 @@ impl LogFile {
         // Several passes follow: each must see the same log, however the
         // gateway writes, seals and archives meanwhile.
         store.hold_snapshot().await?;
-        let segments = places.find(&store.segments().await?)?;
+        let records = store.segments().await?;
+        let store_after = records.last().map(|s| s.last_position);
+        let segments = places.find(&records)?;
         let mut witnessed = Vec::new();
         for w in witnesses {
             let text = std::fs::read_to_string(w)
@@ -78,6 +82,7 @@ impl LogFile {
             path: path.to_path_buf(),
             store,
             segments,
+            store_after,
             witnessed,
         })
     }
@@ -134,6 +139,7 @@ impl LogFile {
         LogSource {
             segments: &self.segments,
             store: &self.store,
+            store_after: self.store_after,
         }
     }
 

@@ -151,10 +151,11 @@ pub async fn seal_next(
         sealed_at: now(),
         archived_to: None,
         archived_at: None,
+        first_position,
+        last_position,
     };
-    store
-        .seal_segment(record.clone(), first_position, last_position)
-        .await?;
+    store.seal_segment(record.clone()).await?;
+    store.purge_sealed().await?;
     tracing::info!(
         segment = number,
         first,
