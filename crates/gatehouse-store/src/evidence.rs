@@ -60,7 +60,8 @@ CREATE TABLE IF NOT EXISTS segments (
     archived_to TEXT,
     archived_at TEXT,
     first_position INTEGER NOT NULL,
-    last_position  INTEGER NOT NULL
+    last_position  INTEGER NOT NULL,
+    purged_through INTEGER
 );
 CREATE INDEX IF NOT EXISTS checkpoints_size ON checkpoints (size);
 PRAGMA user_version = 3;
@@ -102,6 +103,20 @@ pub struct SegmentRecord {
     pub first_position: i64,
     /// The last of them.
     pub last_position: i64,
+    /// Up to where its rows have been removed from the live store (none
+    /// yet: `None`; all: `last_position`).
+    pub purged_through: Option<i64>,
+}
+
+impl SegmentRecord {
+    /// The storage positions of its rows still awaiting removal, if any:
+    /// rows there are the segment's own, read from its file instead.
+    pub fn awaiting_purge(&self) -> Option<(i64, i64)> {
+        let from = self
+            .purged_through
+            .map_or(self.first_position, |p| p.saturating_add(1));
+        (from <= self.last_position).then_some((from, self.last_position))
+    }
 }
 
 /// How far a commit is durable before it is acknowledged.
@@ -218,7 +233,8 @@ impl SqliteEvidenceStore {
             }
             let mut st = c.prepare(
                 "SELECT number, first, count, file, sha256, bytes, first_time, last_time, sealed_at, \
-                 archived_to, archived_at, first_position, last_position FROM segments ORDER BY number",
+                 archived_to, archived_at, first_position, last_position, purged_through \
+                 FROM segments ORDER BY number",
             )?;
             let rows = st.query_map([], |r| {
                 Ok(SegmentRecord {
@@ -235,6 +251,7 @@ impl SqliteEvidenceStore {
                     archived_at: r.get(10)?,
                     first_position: r.get(11)?,
                     last_position: r.get(12)?,
+                    purged_through: r.get(13)?,
                 })
             })?;
             rows.collect()
@@ -294,9 +311,12 @@ impl SqliteEvidenceStore {
                     params![first, end],
                     |r| r.get(0),
                 )?;
+                // Every row stored up to the segment's last is its own: the
+                // earlier segments' rows are removed before a seal, and no
+                // other row may hide below the live log's start.
                 let placed: i64 = tx.query_row(
-                    "SELECT count(*) FROM entries WHERE position >= ?1 AND position <= ?2",
-                    params![segment.first_position, segment.last_position],
+                    "SELECT count(*) FROM entries WHERE position <= ?1",
+                    params![segment.last_position],
                     |r| r.get(0),
                 )?;
                 if numbered != segment.count as i64 || placed != segment.count as i64 {
@@ -329,32 +349,57 @@ impl SqliteEvidenceStore {
             StoreError::Malformed(format!(
                 "the live log does not hold exactly the entries of the segment to seal \
                  ({numbered} rows filed under their numbers, {placed} stored among them, \
-                 {count} expected): run `gatehouse audit verify`"
+                 {count} expected, none stored before them): run `gatehouse audit verify`"
             ))
         })
     }
 
     /// Removes sealed segments' rows from the live store, `PURGE_SLICE`
-    /// rows per transaction so appends never wait long (after a crash, the
-    /// next call finishes the job): the rows removed.
+    /// rows per transaction in storage order so appends never wait long,
+    /// each transaction recording how far it got (after a crash, the next
+    /// call goes on from there): the rows removed.
     pub async fn purge_sealed(&self) -> Result<u64, StoreError> {
         let mut removed = 0u64;
         for seg in self.segments().await? {
+            let Some((from, to)) = seg.awaiting_purge() else {
+                continue;
+            };
+            let number = seg.number as i64;
+            let mut from = from;
             loop {
-                let (a, b) = (seg.first_position, seg.last_position);
-                let n = self
+                let (n, through) = self
                     .with(move |c| {
-                        c.execute(
-                            "DELETE FROM entries WHERE position IN \
-                             (SELECT position FROM entries WHERE position >= ?1 AND position <= ?2 LIMIT ?3)",
-                            params![a, b, PURGE_SLICE],
-                        )
+                        let tx = c.transaction()?;
+                        let through: Option<i64> = tx.query_row(
+                            "SELECT max(position) FROM (SELECT position FROM entries \
+                             WHERE position >= ?1 AND position <= ?2 ORDER BY position LIMIT ?3)",
+                            params![from, to, PURGE_SLICE],
+                            |r| r.get(0),
+                        )?;
+                        let through = through.unwrap_or(to);
+                        let n = tx.execute(
+                            "DELETE FROM entries WHERE position >= ?1 AND position <= ?2",
+                            params![from, through],
+                        )?;
+                        // Done: the rest of the range is empty.
+                        let through = if n < PURGE_SLICE as usize {
+                            to
+                        } else {
+                            through
+                        };
+                        tx.execute(
+                            "UPDATE segments SET purged_through = ?2 WHERE number = ?1",
+                            params![number, through],
+                        )?;
+                        tx.commit()?;
+                        Ok((n as u64, through))
                     })
-                    .await? as u64;
+                    .await?;
                 removed += n;
-                if n < PURGE_SLICE as u64 {
+                if through >= to {
                     break;
                 }
+                from = through + 1;
             }
         }
         Ok(removed)
@@ -427,12 +472,24 @@ fn write_entries(
     tx.commit()
 }
 
-/// A `SELECT position, seq, bytes` row.
+/// A `SELECT position, seq, bytes` row. Whatever was stored is read
+/// (text as its bytes; a number or NULL as no bytes), so that a changed
+/// row is named by verification rather than failing the read.
 fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+    use rusqlite::types::ValueRef;
+    let bytes = match r.get_ref(2)? {
+        ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
+        ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => Vec::new(),
+    };
+    let seq = match r.get_ref(1)? {
+        ValueRef::Integer(n) => n,
+        // Not a number: filed under none (-1 is never an entry's).
+        _ => -1,
+    };
     Ok(LogRow {
         position: r.get(0)?,
-        seq: r.get(1)?,
-        bytes: r.get(2)?,
+        seq,
+        bytes,
     })
 }
 

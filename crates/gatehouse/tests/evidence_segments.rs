@@ -77,6 +77,24 @@ async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
     }
     assert_eq!(sealed, [(0, 5_000), (5_000, 5_000), (10_000, 5_000)]);
     assert_eq!(rows_in(&db), 5_000, "sealed entries leave the live store");
+    // A row slipped in below the live log, where sealed rows were: every
+    // reader of the store would meet it, so verification names it.
+    sqlite(
+        &db,
+        "INSERT INTO entries (position, seq, bytes) VALUES (3, 15500, 'junk')",
+    );
+    let out = run(&["audit", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let v = json_of(&out);
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "unreadable" && f["position"] == 3),
+        "{v}"
+    );
+    sqlite(&db, "DELETE FROM entries WHERE position = 3");
 
     let out = run(&["audit", "segments", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -300,6 +318,15 @@ async fn sealing_refuses_a_stretch_that_is_not_exactly_the_chain() {
          UPDATE entries SET position = 201 WHERE seq = 200; \
          UPDATE entries SET position = 202 WHERE seq = 201;",
     );
+    // A row stored below the stretch (where sealed rows were, say): not sealed over.
+    sqlite(
+        &db,
+        "INSERT INTO entries (position, seq, bytes) VALUES (-5, 3999, 'junk')",
+    );
+    let err = format!("{:#}", seal().await.unwrap_err());
+    assert!(err.contains("none stored before them"), "{err}");
+    sqlite(&db, "DELETE FROM entries WHERE position = -5");
+
     let sealed = seal().await.unwrap().unwrap();
     assert_eq!((sealed.first, sealed.count), (0, 1_000));
     assert_eq!(rows_in(&db), 3_000);

@@ -68,10 +68,10 @@ pub struct LogSource<'a> {
     pub segments: &'a dyn SegmentFiles,
     /// The live store.
     pub store: &'a dyn EvidenceStore,
-    /// Where the live store's rows after the segments start: after this
-    /// position (the last segment's last; rows up to it are sealed, and
-    /// may still await their removal).
-    pub store_after: Option<i64>,
+    /// Storage positions (inclusive ranges, sorted) of sealed segments'
+    /// rows still awaiting removal from the store: read from the segment
+    /// files instead. Any other row is read, wherever it is stored.
+    pub awaiting_purge: &'a [(i64, i64)],
 }
 
 impl<'a> LogSource<'a> {
@@ -80,7 +80,7 @@ impl<'a> LogSource<'a> {
         Self {
             segments: &NoSegments,
             store,
-            store_after: None,
+            awaiting_purge: &[],
         }
     }
 }
@@ -122,15 +122,20 @@ pub async fn for_each_page(
         }
     }
     let store = log.store;
-    let mut page = store
-        .entries_after(log.store_after, PAGE)
-        .await
-        .map_err(unavailable)?;
+    let sealed = |r: &LogRow| {
+        log.awaiting_purge
+            .iter()
+            .any(|&(a, b)| r.position >= a && r.position <= b)
+    };
+    let mut page = store.entries_after(None, PAGE).await.map_err(unavailable)?;
     loop {
         let next = match page.last() {
             Some(last) if page.len() == PAGE => Some(last.position),
             _ => None,
         };
+        if !log.awaiting_purge.is_empty() {
+            page.retain(|r| !sealed(r));
+        }
         let (read, worked) = tokio::join!(
             async {
                 match next {

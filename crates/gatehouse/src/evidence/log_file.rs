@@ -23,8 +23,8 @@ pub struct LogFile {
     store: SqliteEvidenceStore,
     /// The sealed segments' files, oldest first.
     segments: FoundSegments,
-    /// Where the live rows after them start.
-    store_after: Option<i64>,
+    /// Their rows the store still holds, awaiting removal.
+    awaiting_purge: Vec<(i64, i64)>,
     witnessed: Vec<StoredCheckpoint>,
 }
 
@@ -54,7 +54,7 @@ impl LogFile {
         // gateway writes, seals and archives meanwhile.
         store.hold_snapshot().await?;
         let records = store.segments().await?;
-        let store_after = records.last().map(|s| s.last_position);
+        let awaiting_purge = records.iter().filter_map(|s| s.awaiting_purge()).collect();
         let segments = places.find(&records)?;
         let mut witnessed = Vec::new();
         for w in witnesses {
@@ -82,7 +82,7 @@ impl LogFile {
             path: path.to_path_buf(),
             store,
             segments,
-            store_after,
+            awaiting_purge,
             witnessed,
         })
     }
@@ -139,7 +139,7 @@ impl LogFile {
         LogSource {
             segments: &self.segments,
             store: &self.store,
-            store_after: self.store_after,
+            awaiting_purge: &self.awaiting_purge,
         }
     }
 

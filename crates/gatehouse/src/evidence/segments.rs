@@ -39,6 +39,9 @@ pub async fn seal_next(
     if spec.entries == 0 {
         return Ok(None);
     }
+    // Earlier segments' rows go first (what a crash or a failure left, too):
+    // the seal checks that no row is stored below this segment's but its own.
+    store.purge_sealed().await?;
     let sealed = store.segments().await?;
     let first = sealed.last().map_or(0, |s| s.first + s.count);
     let number = sealed.last().map_or(1, |s| s.number + 1);
@@ -153,6 +156,7 @@ pub async fn seal_next(
         archived_at: None,
         first_position,
         last_position,
+        purged_through: None,
     };
     store.seal_segment(record.clone()).await?;
     store.purge_sealed().await?;
@@ -314,7 +318,7 @@ pub fn spawn_sealer(
                     Ok(Some(_)) => continue,
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "could not seal an evidence segment; the log stays whole in its store until this is fixed");
+                        tracing::error!(error = %format!("{e:#}"), "could not seal an evidence segment; no further segment is sealed until this is fixed (the live log goes on)");
                         break;
                     }
                 }
