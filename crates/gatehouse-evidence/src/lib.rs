@@ -34,7 +34,7 @@ pub use verify::{
     for_each_page, for_each_row, verify, verify_store, Finding, LogSource, Page, Report,
     SegmentFiles, StoredCheckpoint, StoredEntry, Verifier, Window, PAGE,
 };
-pub use witness::{FileWitness, Witness};
+pub use witness::{whole_utf8, FileWitness, Witness};
 
 /// Evidence log errors.
 #[derive(Debug, thiserror::Error)]

@@ -29,9 +29,10 @@ impl FileWitness {
         Self { path }
     }
 
-    /// The end of the file (up to 64 KiB) and where it starts; none if the
-    /// file does not exist yet.
-    fn tail(&self) -> std::io::Result<Option<(u64, String)>> {
+    /// The end of the file (up to 64 KiB): where it starts, its text (a
+    /// character cut short at the very end left out) and its length in
+    /// bytes; none if the file does not exist yet.
+    fn tail(&self) -> std::io::Result<Option<(u64, String, usize)>> {
         use std::io::{Read as _, Seek as _, SeekFrom};
         let mut f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
@@ -52,39 +53,52 @@ impl FileWitness {
                 .position(|&b| b == b'\n')
                 .map_or(bytes.len(), |i| i + 1)
         };
-        let text = String::from_utf8(bytes.split_off(skip)).map_err(|_| {
+        let bytes = bytes.split_off(skip);
+        let raw = bytes.len();
+        let text = whole_utf8(bytes).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("{} is not a witness file (not UTF-8)", self.path.display()),
             )
         })?;
-        Ok(Some((start + skip as u64, text)))
+        Ok(Some((start + skip as u64, text, raw)))
     }
 
     /// Cuts a torn last note (a crash while one was appended) off the file,
     /// so the next note starts on a line of its own: the bytes cut.
     pub fn repair(&self) -> std::io::Result<u64> {
-        let Some((start, tail)) = self.tail()? else {
+        let Some((start, tail, raw)) = self.tail()? else {
             return Ok(0);
         };
         let end = crate::note::whole_notes_end(&tail);
-        if end == tail.len() {
+        if end == raw {
             return Ok(0);
         }
         let f = std::fs::OpenOptions::new().write(true).open(&self.path)?;
         f.set_len(start + end as u64)?;
         f.sync_data()?;
-        Ok((tail.len() - end) as u64)
+        Ok((raw - end) as u64)
     }
 
     /// The last whole note in the file, if any.
     pub fn newest_note(&self) -> std::io::Result<Option<String>> {
-        let Some((_, tail)) = self.tail()? else {
+        let Some((_, tail, _)) = self.tail()? else {
             return Ok(None);
         };
         let end = crate::note::whole_notes_end(&tail);
         Ok(crate::note::split_notes(&tail[..end]).pop())
     }
+}
+
+/// `bytes` as text, a character cut short at the very end (a torn write
+/// inside the signature line's dash) left out; `None` if not UTF-8.
+pub fn whole_utf8(mut bytes: Vec<u8>) -> Option<String> {
+    match std::str::from_utf8(&bytes) {
+        Ok(_) => {}
+        Err(e) if e.error_len().is_none() => bytes.truncate(e.valid_up_to()),
+        Err(_) => return None,
+    }
+    String::from_utf8(bytes).ok()
 }
 
 #[async_trait]

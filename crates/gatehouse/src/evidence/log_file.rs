@@ -7,8 +7,8 @@ use super::segments::{FoundSegments, SegmentPlaces};
 use anyhow::{bail, Context, Result};
 use gatehouse_core::{EvidenceStore, LogRow};
 use gatehouse_evidence::{
-    for_each_row, split_notes, verify_store, whole_notes_end, Checkpoint, Head, LogSource, Report,
-    StoredCheckpoint, VerifierKey,
+    for_each_row, split_notes, verify_store, whole_notes_end, whole_utf8, Checkpoint, Head,
+    LogSource, Report, StoredCheckpoint, VerifierKey,
 };
 use gatehouse_store::{SegmentRecord, SqliteEvidenceStore};
 use std::io::{IsTerminal, Write};
@@ -58,15 +58,19 @@ impl LogFile {
         let segments = places.find(&records)?;
         let mut witnessed = Vec::new();
         for w in witnesses {
-            let text = std::fs::read_to_string(w)
+            let bytes = std::fs::read(w)
                 .with_context(|| format!("reading the witness file {}", w.display()))?;
+            let raw = bytes.len();
+            let text = whole_utf8(bytes).ok_or_else(|| {
+                anyhow::anyhow!("{}: not a witness file (not UTF-8)", w.display())
+            })?;
             let whole = whole_notes_end(&text);
-            if whole < text.len() {
+            if whole < raw {
                 eprintln!(
                     "note: the witness file {} ends in {} bytes of a torn write (a crash while a \
                      checkpoint was appended): they are not a checkpoint and are left out",
                     w.display(),
-                    text.len() - whole
+                    raw - whole
                 );
             }
             let notes = split_notes(&text[..whole]);
