@@ -229,6 +229,8 @@ pub struct SegmentReader {
     path: PathBuf,
     lines: BufReader<File>,
     read: u64,
+    /// Of every byte read so far (the whole file, once at its end).
+    sha: Sha256,
 }
 
 impl SegmentReader {
@@ -238,6 +240,8 @@ impl SegmentReader {
         let mut lines = BufReader::new(file);
         let mut first = String::new();
         lines.read_line(&mut first).map_err(|e| io(path, e))?;
+        let mut sha = Sha256::new();
+        sha.update(first.as_bytes());
         let header: SegmentHeader = serde_json::from_str(first.trim_end()).map_err(|e| {
             EvidenceError::Damaged(format!(
                 "{}: not an evidence segment (its first line: {e})",
@@ -256,12 +260,18 @@ impl SegmentReader {
             path: path.to_path_buf(),
             lines,
             read: 0,
+            sha,
         })
     }
 
     /// Its header.
     pub fn header(&self) -> &SegmentHeader {
         &self.header
+    }
+
+    /// The SHA-256 of what was read, hex: the file's, once every page was.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.sha.clone().finalize())
     }
 
     /// Up to `limit` more entries as rows (positions counted from the
@@ -280,6 +290,7 @@ impl SegmentReader {
             if n == 0 {
                 break;
             }
+            self.sha.update(&line);
             if line.last() == Some(&b'\n') {
                 line.pop();
             }

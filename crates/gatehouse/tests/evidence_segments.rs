@@ -246,6 +246,21 @@ async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
         "{v}"
     );
     assert!(findings.iter().any(|f| f["kind"] == "root_mismatch"), "{v}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "segment_changed" && f["segment"] == 2),
+        "{v}"
+    );
+    // A pass after verification refuses a file that changed under it.
+    let out = run(&["audit", "export", "--segments", archive.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not verify")
+            || stderr(&out).contains("segment 2's file does not hash"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Sealing never tidies damage away: a second copy of a sealed entry, or

@@ -82,6 +82,16 @@ pub enum Finding {
         /// The number it is filed under.
         filed: i64,
     },
+    /// A sealed segment's file no longer hashes to the SHA-256 recorded
+    /// when it was sealed (what changed in it is named as well).
+    SegmentChanged {
+        /// The segment.
+        segment: u64,
+        /// The SHA-256 recorded.
+        recorded: String,
+        /// The file's now.
+        found: String,
+    },
     /// A checkpoint covers more entries than the log holds.
     Truncated {
         /// Where the checkpoint came from.
@@ -146,6 +156,15 @@ impl fmt::Display for Finding {
                 f,
                 "entry {seq} (storage position {position}) is filed as entry {filed}: \
                  readers that find entries by number (live sinks) would miss it"
+            ),
+            Self::SegmentChanged {
+                segment,
+                recorded,
+                found,
+            } => write!(
+                f,
+                "segment {segment}'s file does not hash to the SHA-256 recorded when it was \
+                 sealed ({recorded}; now {found}): it was changed"
             ),
             Self::Reordered { first, second } => {
                 write!(f, "entries {first} and {second} are stored out of order")

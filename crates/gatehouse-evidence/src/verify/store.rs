@@ -1,7 +1,7 @@
 //! Reading a log where it is stored, a page at a time: verification and
 //! every reader after it (exports, proofs, packs) keep one page in memory.
 
-use super::{ReadRow, Report, StoredCheckpoint, Verifier};
+use super::{Finding, ReadRow, Report, StoredCheckpoint, Verifier};
 use crate::entry::Head;
 use crate::note::VerifierKey;
 use crate::segment::{SegmentHeader, SegmentReader};
@@ -28,6 +28,11 @@ pub trait SegmentFiles: Send + Sync {
     async fn open(&self, i: usize) -> Result<PathBuf, EvidenceError>;
     /// The reader is done with segment `i` (a copy brought here can go).
     async fn done(&self, i: usize);
+    /// The SHA-256 segment `i`'s file had when it was sealed, hex, if known
+    /// (a file that changed since is named).
+    fn sha256(&self, _i: usize) -> Option<String> {
+        None
+    }
 }
 
 #[async_trait::async_trait]
@@ -91,6 +96,16 @@ pub enum Page<'a> {
     Segment(&'a SegmentHeader),
     /// Rows in storage order.
     Rows(&'a [LogRow]),
+    /// The end of a sealed segment whose file does not hash to what was
+    /// recorded when it was sealed.
+    Changed {
+        /// The segment.
+        number: u64,
+        /// The SHA-256 recorded.
+        recorded: String,
+        /// The file's.
+        found: String,
+    },
 }
 
 /// Gives `each` every stored row in storage order (the segments', then the
@@ -99,11 +114,24 @@ pub async fn for_each_row(
     log: LogSource<'_>,
     mut each: impl FnMut(&LogRow) -> ControlFlow<()>,
 ) -> Result<(), EvidenceError> {
+    let mut changed = None;
     for_each_page(log, |page| match page {
         Page::Rows(rows) => rows.iter().try_for_each(&mut each),
         Page::Segment(_) => ControlFlow::Continue(()),
+        Page::Changed {
+            number,
+            recorded,
+            found,
+        } => {
+            changed = Some(EvidenceError::Damaged(format!(
+                "segment {number}'s file does not hash to the SHA-256 recorded when it was sealed \
+                 ({recorded}; now {found}): it changed; run `gatehouse audit verify`"
+            )));
+            ControlFlow::Break(())
+        }
     })
-    .await
+    .await?;
+    changed.map_or(Ok(()), Err)
 }
 
 /// Gives `each` every segment header and page of rows in storage order
@@ -115,7 +143,7 @@ pub async fn for_each_page(
 ) -> Result<(), EvidenceError> {
     for i in 0..log.segments.count() {
         let path = log.segments.open(i).await?;
-        let read = read_segment(&path, &mut each).await;
+        let read = read_segment(&path, log.segments.sha256(i), &mut each).await;
         log.segments.done(i).await;
         if read?.is_break() {
             return Ok(());
@@ -158,6 +186,7 @@ pub async fn for_each_page(
 /// One segment file's header and rows, to `each`.
 async fn read_segment(
     path: &std::path::Path,
+    recorded: Option<String>,
     each: &mut impl FnMut(Page<'_>) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>, EvidenceError> {
     let path = path.to_path_buf();
@@ -177,6 +206,17 @@ async fn read_segment(
             return Ok(ControlFlow::Break(()));
         }
         page = read?;
+    }
+    let found = reader.as_ref().map(SegmentReader::sha256);
+    if let (Some(recorded), Some(found)) = (recorded, found) {
+        if recorded != found {
+            let number = header.number;
+            return Ok(each(Page::Changed {
+                number,
+                recorded,
+                found,
+            }));
+        }
     }
     Ok(ControlFlow::Continue(()))
 }
@@ -263,6 +303,15 @@ pub async fn verify_store(
         match page {
             // Its checkpoints are checked with the store's as the tree reaches them.
             Page::Segment(h) => verifier.add_checkpoints(header_checkpoints(h)),
+            Page::Changed {
+                number,
+                recorded,
+                found,
+            } => verifier.name(Finding::SegmentChanged {
+                segment: number,
+                recorded,
+                found,
+            }),
             Page::Rows(rows) => {
                 for (row, read) in rows.iter().zip(read_page(rows)) {
                     each(verifier.push_read(row.position, Some(row.seq), read));

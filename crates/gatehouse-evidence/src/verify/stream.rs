@@ -275,6 +275,11 @@ impl Verifier {
         self.report
     }
 
+    /// Names something found outside the rows (a segment file changed).
+    pub fn name(&mut self, f: Finding) {
+        self.found(f);
+    }
+
     fn found(&mut self, f: Finding) {
         if self.report.findings.len() < MAX_FINDINGS {
             self.report.findings.push(f);

@@ -399,6 +399,7 @@ impl SegmentPlaces {
             });
         }
         Ok(FoundSegments {
+            sha256: segments.iter().map(|s| s.sha256.clone()).collect(),
             spots,
             scratch: tempfile::tempdir().context("a scratch folder for fetched segments")?,
         })
@@ -419,6 +420,8 @@ enum Spot {
 /// The segment files of a log, found ([`SegmentPlaces::find`]).
 pub struct FoundSegments {
     spots: Vec<Spot>,
+    /// Each file's SHA-256 when it was sealed.
+    sha256: Vec<String>,
     scratch: tempfile::TempDir,
 }
 
@@ -457,6 +460,10 @@ impl SegmentFiles for FoundSegments {
                 i + 1
             ))),
         }
+    }
+
+    fn sha256(&self, i: usize) -> Option<String> {
+        self.sha256.get(i).cloned()
     }
 
     async fn done(&self, i: usize) {
