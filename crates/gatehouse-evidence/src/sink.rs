@@ -148,6 +148,21 @@ async fn check_cursor(
         .await
         .map_err(|e| EvidenceError::Store(e.to_string()))?;
     let found = rows.first().map(|r| hex::encode(leaf_hash(&r.bytes)));
+    let first_live = rows.first().map(|r| r.seq);
+    if found.as_deref() != Some(want.as_str())
+        && first_live.is_some_and(|s| s > (cursor.next - 1) as i64)
+    {
+        return Err(EvidenceError::Store(format!(
+            "sink {:?}: its saved position {} (entry {}) is sealed in a segment now (the live \
+             log starts at entry {}): deliver the entries from {} on with `gatehouse audit export \
+             --since`, then delete the file to go on from the live log",
+            settings.name,
+            settings.cursor.display(),
+            cursor.next - 1,
+            first_live.unwrap_or_default(),
+            cursor.next,
+        )));
+    }
     if found.as_deref() != Some(want.as_str()) {
         return Err(EvidenceError::Store(format!(
             "sink {:?}: its saved position {} (entry {} of hash {want}) is not in this evidence log, \

@@ -116,6 +116,32 @@ async fn a_new_sink_starts_at_the_live_log_and_never_skips_a_number() {
     );
     assert_eq!(got, (400..1_000).collect::<Vec<_>>());
 
+    // A sink whose saved position was sealed away meanwhile is told so.
+    let store: Arc<dyn EvidenceStore> = Arc::new(
+        SqliteEvidenceStore::open(&db, Durability::Os)
+            .await
+            .unwrap(),
+    );
+    let cursor = dir.path().join("old-cursor");
+    std::fs::write(&cursor, format!("101 {}\n", "ab".repeat(32))).unwrap();
+    let settings = SinkSettings {
+        name: "old".into(),
+        format: Format::Jsonl,
+        batch_max: 64,
+        cursor,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(1_000);
+    let err = spawn_sink(Box::new(Collect(Default::default())), settings, store, rx)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("(entry 100) is sealed in a segment now"),
+        "{err}"
+    );
+    assert!(err.contains("gatehouse audit export"), "{err}");
+
     // A number missing further on: delivered up to it, then the sink stops.
     sqlite(&db, "DELETE FROM entries WHERE seq = 700");
     let got = deliver(&db, dir.path(), 1_000).await;
