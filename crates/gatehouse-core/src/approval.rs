@@ -465,4 +465,39 @@ mod tests {
             assert_ne!(base, other);
         }
     }
+
+    #[test]
+    fn approval_events_repeat_an_excerpt_not_the_text() {
+        let now = Timestamp::now();
+        let mut r = request(now);
+        // Multi-byte characters across the cut.
+        r.text = format!("UPDATE t SET note = '{}'", "é".repeat(300));
+        let ev = crate::AuditEvent::approval_requested(&r);
+        let text = ev.payload["text"].as_str().unwrap();
+        assert!(
+            text.ends_with('…') && text.len() <= crate::APPROVAL_TEXT_EXCERPT + 3,
+            "{text}"
+        );
+        assert!(r.text.starts_with(text.trim_end_matches('…')));
+        assert_eq!(ev.payload["text_bytes"], r.text.len());
+        assert_eq!(ev.payload["statement_seq"], 3);
+        let vote = ApprovalVote {
+            approver: "dana".into(),
+            approve: true,
+            comment: "fine".into(),
+            at: now,
+        };
+        for ev in [
+            crate::AuditEvent::approval_decided(&r, &vote),
+            crate::AuditEvent::approval_expired(&r, ApprovalState::Pending),
+        ] {
+            assert_eq!(ev.payload["text"].as_str(), Some(text));
+            assert_eq!(ev.payload["statement_seq"], 3);
+            assert_eq!(ev.payload["session"], serde_json::json!(r.session));
+        }
+        // A short statement is repeated whole.
+        let short = request(now);
+        let ev = crate::AuditEvent::approval_requested(&short);
+        assert_eq!(ev.payload["text"], "DELETE FROM customers");
+    }
 }

@@ -175,6 +175,25 @@ pub trait EvidenceStore: Send + Sync + 'static {
     async fn last_position(&self) -> Result<Option<i64>, StoreError>;
 }
 
+/// How much of a statement's text an approval event repeats: the text
+/// itself is in the log once, in the statement's own event (which the
+/// approval events name by `session` and `statement_seq`); the request's
+/// `fingerprint` binds the whole of it.
+pub const APPROVAL_TEXT_EXCERPT: usize = 256;
+
+/// `text`, cut to [`APPROVAL_TEXT_EXCERPT`] bytes (at a character
+/// boundary) with `…` when longer.
+fn text_excerpt(text: &str) -> String {
+    if text.len() <= APPROVAL_TEXT_EXCERPT {
+        return text.to_string();
+    }
+    let mut end = APPROVAL_TEXT_EXCERPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 fn event(kind: EventKind, payload: Value) -> AuditEvent {
     AuditEvent {
         kind,
@@ -414,7 +433,8 @@ impl AuditEvent {
                 "connection": r.connection,
                 "session": r.session,
                 "statement_seq": r.statement_seq,
-                "text": r.text,
+                "text": text_excerpt(&r.text),
+                "text_bytes": r.text.len(),
                 "params": r.params,
                 "fingerprint": r.fingerprint,
                 "policies": r.policies,
@@ -440,7 +460,10 @@ impl AuditEvent {
                 "identity": r.requester.subject,
                 "approver": vote.approver,
                 "comment": vote.comment,
-                "text": r.text,
+                "session": r.session,
+                "statement_seq": r.statement_seq,
+                "text": text_excerpt(&r.text),
+                "text_bytes": r.text.len(),
                 "fingerprint": r.fingerprint,
                 "state": r.state.as_str(),
                 "valid_until": r.valid_until,
@@ -457,7 +480,10 @@ impl AuditEvent {
                 "request": r.id,
                 "route": r.route,
                 "identity": r.requester.subject,
-                "text": r.text,
+                "session": r.session,
+                "statement_seq": r.statement_seq,
+                "text": text_excerpt(&r.text),
+                "text_bytes": r.text.len(),
                 "reason": if was == ApprovalState::Approved {
                     "approved but not used in time"
                 } else {
