@@ -43,6 +43,8 @@ pub struct ProofPlan {
     /// Roots of the perfect subtrees completed so far, largest first: one
     /// per set bit of `pushed`.
     stack: Vec<Hash>,
+    /// The older tree size a consistency proof is wanted from.
+    consistency_from: Option<u64>,
 }
 
 /// The wanted perfect subtrees of one height.
@@ -140,7 +142,32 @@ impl ProofPlan {
             wanted,
             levels,
             stack: Vec::with_capacity(heights),
+            consistency_from: None,
         })
+    }
+
+    /// Also the consistency proof from the tree of the first `old` leaves
+    /// ([`KnownNodes::consistency`]); `None` unless `0 < old <= size` and
+    /// no leaf was pushed yet.
+    pub fn with_consistency(mut self, old: u64) -> Option<Self> {
+        if old == 0 || old > self.size || self.pushed > 0 {
+            return None;
+        }
+        consistency_nodes(old, self.size, &mut |node| {
+            if let Node::Perfect { height, index } = node {
+                if let Some(l) = self.levels.get_mut(height as usize) {
+                    l.wanted.push(index);
+                }
+            }
+        });
+        for l in &mut self.levels {
+            l.wanted.sort_unstable();
+            l.wanted.dedup();
+            l.found
+                .reserve_exact(l.wanted.len().saturating_sub(l.found.capacity()));
+        }
+        self.consistency_from = Some(old);
+        Some(self)
     }
 
     /// The next leaf hash (leaves 0, 1, 2, … in order). Leaves past `size`
@@ -225,6 +252,7 @@ impl ProofPlan {
         }
         Some(KnownNodes {
             root: acc.unwrap_or_else(empty_root),
+            consistency_from: self.consistency_from,
             size: self.size,
             wanted: self.wanted,
             levels: self.levels,
@@ -238,6 +266,7 @@ impl ProofPlan {
 pub struct KnownNodes {
     /// The root of the tree.
     pub root: Hash,
+    consistency_from: Option<u64>,
     size: u64,
     wanted: BTreeSet<u64>,
     levels: Vec<Level>,
@@ -253,30 +282,77 @@ impl KnownNodes {
         }
         let mut path = Vec::new();
         let mut complete = true;
-        siblings(m, self.size, |node| {
-            let h = match node {
-                Node::Perfect { height, index } => {
-                    let l = &self.levels[height as usize];
-                    l.wanted
-                        .binary_search(&index)
-                        .ok()
-                        .and_then(|i| l.found.get(i))
-                }
-                Node::Spine { start } => {
-                    self.spine.iter().find(|(s, _)| *s == start).map(|(_, h)| h)
-                }
-            };
-            // Every perfect sibling of a wanted leaf was listed by `new` and
-            // finished during the pushes, and every spine node starts at a
-            // piece of `size`; a missing one is a bug, answered with None.
-            match h {
-                Some(h) => path.push(*h),
-                None => complete = false,
-            }
+        siblings(m, self.size, |node| match self.hash_of(node) {
+            Some(h) => path.push(h),
+            None => complete = false,
         });
         path.reverse();
         complete.then_some(path)
     }
+
+    /// The consistency proof (RFC 6962 PROOF) from the tree of its first
+    /// `old` leaves to this one; `None` unless the plan was made
+    /// [`with_consistency`](ProofPlan::with_consistency) from `old`.
+    pub fn consistency(&self, old: u64) -> Option<Vec<Hash>> {
+        if self.consistency_from != Some(old) {
+            return None;
+        }
+        let mut proof = Vec::new();
+        let mut complete = true;
+        consistency_nodes(old, self.size, &mut |node| match self.hash_of(node) {
+            Some(h) => proof.push(h),
+            None => complete = false,
+        });
+        complete.then_some(proof)
+    }
+
+    /// A node's hash, known after the last leaf. Every node a plan listed
+    /// was finished during the pushes (a perfect subtree) or starts at a
+    /// piece of `size` (the spine); a missing one is a bug, answered with
+    /// `None`.
+    fn hash_of(&self, node: Node) -> Option<Hash> {
+        match node {
+            Node::Perfect { height, index } => {
+                let l = self.levels.get(height as usize)?;
+                l.wanted
+                    .binary_search(&index)
+                    .ok()
+                    .and_then(|i| l.found.get(i))
+                    .copied()
+            }
+            Node::Spine { start } => self
+                .spine
+                .iter()
+                .find(|(s, _)| *s == start)
+                .map(|(_, h)| *h),
+        }
+    }
+}
+
+/// Calls `f` with each node of SUBPROOF(m, D\[start:end\], whole), in the
+/// order RFC 6962 lists them (the walk of `merkle::consistency_proof`).
+fn consistency_walk(m: u64, start: u64, end: u64, whole: bool, f: &mut impl FnMut(Node)) {
+    let n = end - start;
+    if m == n {
+        if !whole {
+            f(Node::of(start, end));
+        }
+        return;
+    }
+    let k = 1u64 << (n - 1).ilog2();
+    if m <= k {
+        consistency_walk(m, start, start + k, whole, f);
+        f(Node::of(start + k, end));
+    } else {
+        consistency_walk(m - k, start + k, end, false, f);
+        f(Node::of(start, start + k));
+    }
+}
+
+/// The nodes of the consistency proof from `old` leaves to `size` (every
+/// one a node of the tree of `size`). `0 < old <= size`.
+fn consistency_nodes(old: u64, size: u64, f: &mut impl FnMut(Node)) {
+    consistency_walk(old, 0, size, true, f);
 }
 
 #[cfg(test)]
@@ -284,6 +360,32 @@ mod tests {
     use super::*;
     use crate::merkle::{leaf_hash, root, verify_inclusion, MerkleTree};
     use proptest::prelude::*;
+
+    proptest! {
+        /// Consistency proofs streamed equal the in-memory ones and verify.
+        #[test]
+        fn consistency_proofs_match_the_tree(n in 1u64..200, old_frac in 0.0f64..=1.0, seed in any::<u8>()) {
+            let old = ((n as f64 * old_frac) as u64).clamp(1, n);
+            let all = leaves(n, seed);
+            let mut plan = ProofPlan::new(n, [n - 1]).unwrap().with_consistency(old).unwrap();
+            for l in &all {
+                plan.push(l);
+            }
+            let known = plan.known().unwrap();
+            let streamed = known.consistency(old).unwrap();
+            let reference = crate::merkle::consistency_proof(old as usize, &all).unwrap();
+            prop_assert_eq!(&streamed, &reference);
+            prop_assert!(crate::merkle::verify_consistency(
+                old,
+                n,
+                &root(&all[..old as usize]),
+                &root(&all),
+                &streamed
+            ));
+            // And the inclusion proof alongside is unchanged.
+            prop_assert_eq!(known.path(n - 1), MerkleTree::new(all.clone()).inclusion_proof((n - 1) as usize, n as usize));
+        }
+    }
 
     fn leaves(n: u64, seed: u8) -> Vec<Hash> {
         (0..n)

@@ -123,6 +123,53 @@ async fn a_log_kept_in_segments_verifies_proves_and_packs_wherever_they_are() {
     assert_eq!(v["entries"], ENTRIES as u64, "{v}");
     assert_eq!(v["verified_size"], ENTRIES as u64, "{v}");
 
+    // One tree across segments: the log signed at 5,000 entries (now all
+    // sealed) is a prefix of the newest, offline with only the key.
+    let cons = dir.path().join("c.json");
+    let out = run(&[
+        "audit",
+        "consistency",
+        "--from",
+        "5000",
+        "--out",
+        cons.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = gatehouse(&[
+        "audit",
+        "verify-consistency",
+        cons.to_str().unwrap(),
+        "--key",
+        &pubkey,
+    ]);
+    assert!(
+        stdout(&out).starts_with("OK: the log gatehouse.test/segments signed at 5000 entries is a prefix of the log signed at 20000"),
+        "{}",
+        stdout(&out)
+    );
+    let mut forged: Value = serde_json::from_str(&std::fs::read_to_string(&cons).unwrap()).unwrap();
+    forged["proof"][0] = Value::String("00".repeat(32));
+    std::fs::write(&cons, forged.to_string()).unwrap();
+    let out = gatehouse(&[
+        "audit",
+        "verify-consistency",
+        cons.to_str().unwrap(),
+        "--key",
+        &pubkey,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("FAILED: the log signed at 5000 entries is not a prefix"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["audit", "consistency", "--from", "4321"]);
+    assert!(
+        stderr(&out).contains("no signed checkpoint covers exactly 4321 entries"),
+        "{}",
+        stderr(&out)
+    );
+
     // A proof of an entry in the first segment; a pack of day one (all sealed).
     let proof = dir.path().join("p.json");
     let out = run(&["audit", "proof", "1234", "--out", proof.to_str().unwrap()]);

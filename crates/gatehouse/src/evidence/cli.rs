@@ -1,6 +1,9 @@
 //! The `gatehouse audit` command line.
 
-use super::commands::{check_proof, parse_verifier, print_report, prove, InclusionProof};
+use super::commands::{
+    check_consistency, check_proof, parse_verifier, print_report, prove, prove_consistency,
+    ConsistencyProof, InclusionProof,
+};
 use super::log_file::LogFile;
 use super::pack::{AccessPolicy, Period};
 use super::seal::{self, Sealing};
@@ -42,6 +45,25 @@ pub enum AuditCommand {
         out: Option<PathBuf>,
         #[command(flatten)]
         source: Source,
+    },
+    /// Print a consistency proof: the log signed at an older checkpoint is a prefix of the newest.
+    Consistency {
+        /// The older checkpoint's size (entries it covers).
+        #[arg(long)]
+        from: u64,
+        /// Write the proof to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Check a consistency proof offline, with only the public key.
+    VerifyConsistency {
+        /// The proof file (from `audit consistency`).
+        file: PathBuf,
+        /// The public key (text or a file holding it).
+        #[arg(long)]
+        key: String,
     },
     /// List the sealed segments: entries, times, file, SHA-256, where they are.
     Segments {
@@ -336,6 +358,41 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                 None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Consistency { from, out, source } => {
+            let r = resolve(source, config)?;
+            let log = r.open(&r.witnesses).await?;
+            let proof = prove_consistency(&log, &r.key, *from).await?;
+            let text = serde_json::to_string_pretty(&proof)? + "\n";
+            match out {
+                Some(path) => std::fs::write(path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyConsistency { file, key } => {
+            let key = parse_verifier(key)?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let proof: ConsistencyProof = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a consistency proof", file.display()))?;
+            match check_consistency(&proof, &key) {
+                Ok((old, new)) => {
+                    println!(
+                        "OK: the log {} signed at {} entries is a prefix of the log signed at {}, by key {}",
+                        key.name(),
+                        old.size,
+                        new.size,
+                        key
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("FAILED: {e:#}");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         AuditCommand::Segments { json, source } => {
             let r = resolve(source, config)?;

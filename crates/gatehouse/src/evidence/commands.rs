@@ -4,7 +4,7 @@
 
 use super::log_file::{LogFile, Pass};
 use anyhow::{anyhow, bail, Context, Result};
-use gatehouse_evidence::merkle::{leaf_hash, verify_inclusion, Hash};
+use gatehouse_evidence::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
 use gatehouse_evidence::proofs::ProofPlan;
 use gatehouse_evidence::{Checkpoint, Entry, VerifierKey};
 use serde::{Deserialize, Serialize};
@@ -194,6 +194,122 @@ pub fn proof_from(
 }
 
 const PROOF_FORMAT: &str = "gatehouse-inclusion-proof/v1";
+const CONSISTENCY_FORMAT: &str = "gatehouse-consistency-proof/v1";
+
+/// A self-contained consistency proof: the log of the older signed
+/// checkpoint is a prefix of the newer one's (nothing signed was changed
+/// or dropped since). What `audit consistency` writes and `audit
+/// verify-consistency` checks with only the public key.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    /// Always `gatehouse-consistency-proof/v1`.
+    pub format: String,
+    /// The older tree's size.
+    pub old_size: u64,
+    /// The newer tree's size.
+    pub new_size: u64,
+    /// The proof, hex (RFC 6962 / RFC 9162).
+    pub proof: Vec<String>,
+    /// The signed checkpoint of the older tree.
+    pub old_checkpoint: String,
+    /// The signed checkpoint of the newer tree.
+    pub new_checkpoint: String,
+}
+
+/// The consistency proof from the checkpoint of `from` entries to the
+/// newest: one pass to verify the log, one to hash the leaves.
+pub async fn prove_consistency(
+    log: &LogFile,
+    key: &VerifierKey,
+    from: u64,
+) -> Result<ConsistencyProof> {
+    log.verified(key, |_| ()).await?;
+    let checkpoints = log.checkpoints(key).await?;
+    let (new, new_note) = checkpoints
+        .last()
+        .ok_or_else(|| anyhow!("the log has no signed checkpoint yet"))?;
+    let (old, old_note) = checkpoints
+        .iter()
+        .find(|(c, _)| c.size == from)
+        .ok_or_else(|| {
+            anyhow!(
+                "no signed checkpoint covers exactly {from} entries: give the size of one \
+                 (a checkpoint you hold, or one `gatehouse audit export` names)"
+            )
+        })?;
+    let mut plan = ProofPlan::new(new.size, [])
+        .and_then(|p| p.with_consistency(from))
+        .ok_or_else(|| anyhow!("no consistency proof from {from} to {} entries", new.size))?;
+    let mut n = 0u64;
+    log.rows(|row| {
+        if n >= new.size {
+            return ControlFlow::Break(());
+        }
+        plan.push(&leaf_hash(&row.bytes));
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .await?;
+    let known = plan.known().ok_or_else(|| {
+        anyhow!(
+            "the log holds fewer entries than its checkpoint of {} covers",
+            new.size
+        )
+    })?;
+    if known.root != new.root {
+        bail!("the entries do not hash to the checkpoint's root: run `gatehouse audit verify`");
+    }
+    let proof = known
+        .consistency(from)
+        .ok_or_else(|| anyhow!("no consistency proof from {from} entries"))?;
+    Ok(ConsistencyProof {
+        format: CONSISTENCY_FORMAT.into(),
+        old_size: old.size,
+        new_size: new.size,
+        proof: proof.iter().map(hex::encode).collect(),
+        old_checkpoint: old_note.clone(),
+        new_checkpoint: new_note.clone(),
+    })
+}
+
+/// Checks a consistency proof offline.
+pub fn check_consistency(
+    p: &ConsistencyProof,
+    key: &VerifierKey,
+) -> Result<(Checkpoint, Checkpoint)> {
+    if p.format != CONSISTENCY_FORMAT {
+        bail!("not a Gatehouse consistency proof (format {:?})", p.format);
+    }
+    let old = key
+        .open(&p.old_checkpoint)
+        .context("the older checkpoint's signature does not verify with this key")?;
+    let new = key
+        .open(&p.new_checkpoint)
+        .context("the newer checkpoint's signature does not verify with this key")?;
+    if old.size != p.old_size || new.size != p.new_size {
+        bail!("the proof's sizes are not its checkpoints' sizes");
+    }
+    let path: Vec<Hash> = p
+        .proof
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| Hash::try_from(b).ok())
+                .ok_or_else(|| anyhow!("{h:?} is not a SHA-256 hash in hex"))
+        })
+        .collect::<Result<_>>()?;
+    if !verify_consistency(old.size, new.size, &old.root, &new.root, &path) {
+        bail!(
+            "the log signed at {} entries is not a prefix of the log signed at {}: entries were \
+             changed or dropped in between, or the proof was changed",
+            old.size,
+            new.size
+        );
+    }
+    Ok((old, new))
+}
 
 /// Checks a proof offline; returns the entry it proves.
 pub fn check_proof(p: &InclusionProof, key: &VerifierKey) -> Result<Entry> {
