@@ -207,8 +207,11 @@ fn an_agent_calls_a_rest_api_through_the_gateway_decided_masked_and_recorded() {
     );
     assert!(!r.body.contains("@example.com"));
     let peak = common::proc_status_kib(pid, "VmHWM:");
+    // Held whole, the body alone would add its 84 MB (and its masked copy
+    // as much again); streamed, growth is buffers and the allocator's
+    // slack, measured at 34 to 50 MB on this 2-core machine under load.
     assert!(
-        peak < before + 48 * 1024,
+        peak < before + 64 * 1024,
         "a {} MB body raised the gateway's memory from {before} KiB to {peak} KiB",
         r.body.len() >> 20
     );
