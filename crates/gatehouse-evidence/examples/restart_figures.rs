@@ -15,19 +15,9 @@ use gatehouse_store::{Durability, SqliteEvidenceStore};
 
 #[path = "common/sample.rs"]
 mod sample;
-use sample::{peak_mib, sample_chunk};
+use sample::{peak_mib, sample_chunk, settings};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn settings() -> LogSettings {
-    LogSettings {
-        node: "figures".into(),
-        origin: "gatehouse.test/figures".into(),
-        checkpoint_every: 1000,
-        checkpoint_interval: Duration::from_secs(3600),
-        witnesses: Vec::new(),
-    }
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -24,17 +24,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../../gatehouse-evidence/examples/common/sample.rs"]
 mod sample;
-use sample::{peak_mib, sample_chunk};
-
-fn settings() -> LogSettings {
-    LogSettings {
-        node: "figures".into(),
-        origin: "gatehouse.test/figures".into(),
-        checkpoint_every: 1000,
-        checkpoint_interval: Duration::from_secs(3600),
-        witnesses: Vec::new(),
-    }
-}
+use sample::{peak_mib, sample_chunk, settings};
 
 fn spec(dir: &Path) -> SegmentSpec {
     let archive = dir.join("archive");

@@ -3,7 +3,9 @@
 //! gateway writes them.
 
 use gatehouse_core::{AuditEvent, EventKind, Timestamp};
+use gatehouse_evidence::LogSettings;
 use serde_json::json;
+use std::time::Duration;
 
 /// 2026-12-01T00:00:00Z, the sample's first entry.
 pub const START_MS: i64 = 1_796_083_200_000;
@@ -61,4 +63,15 @@ pub fn peak_mib() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kib| kib / 1024)
+}
+
+/// The figures' log: a checkpoint every 1,000 entries, none by time.
+pub fn settings() -> LogSettings {
+    LogSettings {
+        node: "figures".into(),
+        origin: "gatehouse.test/figures".into(),
+        checkpoint_every: 1000,
+        checkpoint_interval: Duration::from_secs(3600),
+        witnesses: Vec::new(),
+    }
 }

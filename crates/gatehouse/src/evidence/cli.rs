@@ -289,6 +289,18 @@ fn parse_time(flag: &str, s: &str) -> Result<SystemTime> {
     })
 }
 
+/// Writes `value` as pretty JSON to `out`, or to stdout.
+fn write_json(value: &impl serde::Serialize, out: Option<&Path>) -> Result<ExitCode> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs an audit command; `config` is the configuration file.
 pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
     match cmd {
@@ -351,25 +363,13 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             let r = resolve(source, config)?;
             let log = r.open(&r.witnesses).await?;
             let proof = prove(&log, &r.key, *seq).await?;
-            let text = serde_json::to_string_pretty(&proof)? + "\n";
-            match out {
-                Some(path) => std::fs::write(path, text)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{text}"),
-            }
-            Ok(ExitCode::SUCCESS)
+            write_json(&proof, out.as_deref())
         }
         AuditCommand::Consistency { from, out, source } => {
             let r = resolve(source, config)?;
             let log = r.open(&r.witnesses).await?;
             let proof = prove_consistency(&log, &r.key, *from).await?;
-            let text = serde_json::to_string_pretty(&proof)? + "\n";
-            match out {
-                Some(path) => std::fs::write(path, text)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{text}"),
-            }
-            Ok(ExitCode::SUCCESS)
+            write_json(&proof, out.as_deref())
         }
         AuditCommand::VerifyConsistency { file, key } => {
             let key = parse_verifier(key)?;

@@ -5,7 +5,7 @@
 use super::log_file::{LogFile, Pass};
 use anyhow::{anyhow, bail, Context, Result};
 use gatehouse_evidence::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
-use gatehouse_evidence::proofs::ProofPlan;
+use gatehouse_evidence::proofs::{KnownNodes, ProofPlan};
 use gatehouse_evidence::{Checkpoint, Entry, VerifierKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -125,31 +125,13 @@ pub async fn prove_each(
     wanted: &BTreeSet<u64>,
     mut each: impl FnMut(u64, &[u8], Vec<Hash>) -> Result<()>,
 ) -> Result<()> {
-    let mut plan = ProofPlan::new(cp.size, wanted.iter().copied()).ok_or_else(|| {
+    let plan = ProofPlan::new(cp.size, wanted.iter().copied()).ok_or_else(|| {
         anyhow!(
             "an entry to prove lies beyond the checkpoint of {} entries",
             cp.size
         )
     })?;
-    let mut n = 0u64;
-    log.rows(|row| {
-        if n >= cp.size {
-            return ControlFlow::Break(());
-        }
-        plan.push(&leaf_hash(&row.bytes));
-        n += 1;
-        ControlFlow::Continue(())
-    })
-    .await?;
-    let known = plan.known().ok_or_else(|| {
-        anyhow!(
-            "the log holds fewer entries than its checkpoint of {} covers",
-            cp.size
-        )
-    })?;
-    if known.root != cp.root {
-        bail!("the entries do not hash to the checkpoint's root: run `gatehouse audit verify`");
-    }
+    let known = known_nodes(log, cp, plan).await?;
     let last = wanted.last().copied().unwrap_or(0);
     let (mut n, mut failed) = (0u64, None);
     log.rows(|row| {
@@ -171,6 +153,31 @@ pub async fn prove_each(
     })
     .await?;
     failed.map_or(Ok(()), Err)
+}
+
+/// Pushes the leaves `cp` covers through `plan` (one pass over a verified
+/// log), failing unless they hash to its signed root.
+async fn known_nodes(log: &LogFile, cp: &Checkpoint, mut plan: ProofPlan) -> Result<KnownNodes> {
+    let mut n = 0u64;
+    log.rows(|row| {
+        if n >= cp.size {
+            return ControlFlow::Break(());
+        }
+        plan.push(&leaf_hash(&row.bytes));
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .await?;
+    let known = plan.known().ok_or_else(|| {
+        anyhow!(
+            "the log holds fewer entries than its checkpoint of {} covers",
+            cp.size
+        )
+    })?;
+    if known.root != cp.root {
+        bail!("the entries do not hash to the checkpoint's root: run `gatehouse audit verify`");
+    }
+    Ok(known)
 }
 
 /// The proof of entry `seq` (whose bytes are `bytes`) with audit path
@@ -238,28 +245,10 @@ pub async fn prove_consistency(
                  (a checkpoint you hold, or one `gatehouse audit export` names)"
             )
         })?;
-    let mut plan = ProofPlan::new(new.size, [])
+    let plan = ProofPlan::new(new.size, [])
         .and_then(|p| p.with_consistency(from))
         .ok_or_else(|| anyhow!("no consistency proof from {from} to {} entries", new.size))?;
-    let mut n = 0u64;
-    log.rows(|row| {
-        if n >= new.size {
-            return ControlFlow::Break(());
-        }
-        plan.push(&leaf_hash(&row.bytes));
-        n += 1;
-        ControlFlow::Continue(())
-    })
-    .await?;
-    let known = plan.known().ok_or_else(|| {
-        anyhow!(
-            "the log holds fewer entries than its checkpoint of {} covers",
-            new.size
-        )
-    })?;
-    if known.root != new.root {
-        bail!("the entries do not hash to the checkpoint's root: run `gatehouse audit verify`");
-    }
+    let known = known_nodes(log, new, plan).await?;
     let proof = known
         .consistency(from)
         .ok_or_else(|| anyhow!("no consistency proof from {from} entries"))?;
