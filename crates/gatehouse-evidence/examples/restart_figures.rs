@@ -10,14 +10,14 @@
 
 use gatehouse_core::AuditTrail;
 use gatehouse_evidence::note::SigningKey;
-use gatehouse_evidence::{EvidenceLog, LogSettings};
+use gatehouse_evidence::EvidenceLog;
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 
 #[path = "common/sample.rs"]
 mod sample;
 use sample::{peak_mib, sample_chunk, settings};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -16,11 +16,11 @@ use gatehouse::config::{Archive, SegmentSpec};
 use gatehouse::evidence::log_file::LogFile;
 use gatehouse::evidence::segments::{archive_pending, seal_next, SegmentPlaces};
 use gatehouse_core::AuditTrail;
-use gatehouse_evidence::{EvidenceLog, LogSettings, SigningKey};
+use gatehouse_evidence::{EvidenceLog, SigningKey};
 use gatehouse_store::{Durability, SqliteEvidenceStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[path = "../../gatehouse-evidence/examples/common/sample.rs"]
 mod sample;
