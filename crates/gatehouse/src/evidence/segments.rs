@@ -197,17 +197,19 @@ fn command(cmd: &str, file: &Path, name: &str) -> String {
         .replace("{name}", &quoted(name))
 }
 
-async fn run(cmd: &str) -> Result<()> {
+/// Runs `cmd` with `sh`. Errors name the command by `what` (its config
+/// key), never its text: an operator may have put a credential in it.
+async fn run(what: &str, cmd: &str) -> Result<()> {
     let out = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
         .stdin(std::process::Stdio::null())
         .output()
         .await
-        .with_context(|| format!("running {cmd}"))?;
+        .with_context(|| format!("running the {what} (sh -c)"))?;
     if !out.status.success() {
         bail!(
-            "`{cmd}` failed ({}): {}",
+            "the {what} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -274,7 +276,7 @@ pub async fn archive_pending(store: &SqliteEvidenceStore, spec: &SegmentSpec) ->
                 dir_label(archive)
             }
             Archive::Command(cmd) => {
-                run(&command(cmd, &local, &seg.file)).await?;
+                run("archive_command", &command(cmd, &local, &seg.file)).await?;
                 dir_label(archive)
             }
         };
@@ -444,7 +446,7 @@ impl SegmentFiles for FoundSegments {
                 what,
             }) => {
                 let into = self.scratch.path().join(file);
-                run(&command(fetch, &into, file))
+                run("fetch_command", &command(fetch, &into, file))
                     .await
                     .map_err(|e| EvidenceError::Store(format!("{what}: {e:#}")))?;
                 if !into.is_file() {
