@@ -47,15 +47,10 @@ impl LogFile {
     /// Opens the log at `path` (read-only), finds its sealed segments in
     /// `places` and reads the witness files.
     pub async fn open(path: &Path, witnesses: &[PathBuf], places: &SegmentPlaces) -> Result<Self> {
-        let store = SqliteEvidenceStore::open_read_only(path)
-            .await
-            .with_context(|| format!("reading the evidence log {}", path.display()))?;
-        // Several passes follow: each must see the same log, however the
-        // gateway writes, seals and archives meanwhile.
-        store.hold_snapshot().await?;
-        let records = store.segments().await?;
-        let awaiting_purge = records.iter().filter_map(|s| s.awaiting_purge()).collect();
-        let segments = places.find(&records)?;
+        // Witness copies first: the gateway publishes a checkpoint only
+        // after storing it, so every copy read now is in the snapshot taken
+        // after (read the other way round, one published in between would
+        // look like a cut-off log).
         let mut witnessed = Vec::new();
         for w in witnesses {
             let bytes = std::fs::read(w)
@@ -82,6 +77,15 @@ impl LogFile {
                 note,
             }));
         }
+        let store = SqliteEvidenceStore::open_read_only(path)
+            .await
+            .with_context(|| format!("reading the evidence log {}", path.display()))?;
+        // Several passes follow: each must see the same log, however the
+        // gateway writes, seals and archives meanwhile.
+        store.hold_snapshot().await?;
+        let records = store.segments().await?;
+        let awaiting_purge = records.iter().filter_map(|s| s.awaiting_purge()).collect();
+        let segments = places.find(&records)?;
         Ok(Self {
             path: path.to_path_buf(),
             store,
