@@ -7,6 +7,7 @@
 mod evidence;
 mod rows;
 mod sensitive_columns;
+mod texts;
 
 pub use evidence::{Durability, SegmentRecord, SqliteEvidenceStore};
 
@@ -21,7 +22,7 @@ use sqlx::SqlitePool;
 use std::path::Path;
 use std::time::Duration;
 
-/// Statement rows per INSERT at most (17 columns each, well under SQLite's
+/// Statement rows per INSERT at most (19 columns each, well under SQLite's
 /// 32,766 parameters).
 const STATEMENT_ROWS_PER_INSERT: usize = 256;
 
@@ -102,31 +103,47 @@ impl Store for SqliteStore {
     }
 
     async fn save_approval(&self, r: &ApprovalRequest) -> Result<(), StoreError> {
+        // A long text is kept once, by content: every vote rewrites the body,
+        // and the session record of the statement names the same text.
+        let text_key = texts::key(&r.text);
+        let body = match text_key {
+            Some(_) => rows::to_json(&ApprovalRequest {
+                text: String::new(),
+                ..r.clone()
+            })?,
+            None => rows::to_json(r)?,
+        };
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        if let Some(key) = &text_key {
+            texts::keep(&mut tx, key, &r.text).await?;
+        }
         sqlx::query(
-            "INSERT INTO approvals (id, state, fingerprint, created_at, expires_at, body_json) \
-             VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, body_json = excluded.body_json",
+            "INSERT INTO approvals (id, state, fingerprint, created_at, expires_at, body_json, \
+             text_sha256) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, body_json = excluded.body_json, \
+             text_sha256 = excluded.text_sha256",
         )
         .bind(&r.id.0)
         .bind(r.state.as_str())
         .bind(&r.fingerprint)
         .bind(r.created_at.unix_millis())
         .bind(r.expires_at.unix_millis())
-        .bind(rows::to_json(r)?)
-        .execute(&self.pool)
+        .bind(body)
+        .bind(text_key)
+        .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        tx.commit().await.map_err(unavailable)
     }
 
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body_json FROM approvals WHERE id = ?")
+        let row =
+            sqlx::query_as::<_, rows::ApprovalRow>(&format!("{APPROVAL_COLUMNS} WHERE a.id = ?"))
                 .bind(&id.0)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(unavailable)?;
-        body.map(|b| rows::from_json("approval", &b)).transpose()
+        row.map(TryInto::try_into).transpose()
     }
 
     async fn list_approvals_after(
@@ -141,11 +158,11 @@ impl Store for SqliteStore {
             Some((at, id)) => (at.unix_millis(), id.0.as_str()),
             None => (i64::MIN, ""),
         };
-        let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body_json FROM approvals WHERE state = ?1 \
-             AND (created_at > ?2 OR (created_at = ?2 AND id > ?3)) \
-             ORDER BY created_at, id LIMIT ?4",
-        )
+        let rows = sqlx::query_as::<_, rows::ApprovalRow>(&format!(
+            "{APPROVAL_COLUMNS} WHERE a.state = ?1 \
+             AND (a.created_at > ?2 OR (a.created_at = ?2 AND a.id > ?3)) \
+             ORDER BY a.created_at, a.id LIMIT ?4"
+        ))
         .bind(state.as_str())
         .bind(after_at)
         .bind(after_id)
@@ -153,7 +170,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        approvals_from(&bodies)
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     async fn list_approvals(
@@ -161,16 +178,16 @@ impl Store for SqliteStore {
         state: Option<ApprovalState>,
         limit: u32,
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
-        let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body_json FROM approvals WHERE (?1 IS NULL OR state = ?1) \
-             ORDER BY created_at DESC, id DESC LIMIT ?2",
-        )
+        let rows = sqlx::query_as::<_, rows::ApprovalRow>(&format!(
+            "{APPROVAL_COLUMNS} WHERE (?1 IS NULL OR a.state = ?1) \
+             ORDER BY a.created_at DESC, a.id DESC LIMIT ?2"
+        ))
         .bind(state.map(ApprovalState::as_str))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
-        approvals_from(&bodies)
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     async fn save_sensitive_column(&self, column: &SensitiveColumn) -> Result<(), StoreError> {
@@ -248,7 +265,13 @@ impl Store for SqliteStore {
         // thread, so one per row would dominate the recorder's cost.
         for chunk in insert_chunks(statements) {
             let mut rows_json = Vec::with_capacity(chunk.len());
+            let mut text_keys = Vec::with_capacity(chunk.len());
             for st in chunk {
+                let key = texts::key(&st.text);
+                if let Some(key) = &key {
+                    texts::keep(&mut tx, key, &st.text).await?;
+                }
+                text_keys.push(key);
                 let params = rows::to_json(&st.params)?;
                 let policies = st
                     .decision
@@ -263,11 +286,11 @@ impl Store for SqliteStore {
                 "INSERT INTO statements (session_id, seq, protocol, text, params_json, started_at, \
                  duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
                  decision, decision_policies_json, policy_mode, decision_reason, masking_json, \
-                 exchange_json) ",
+                 exchange_json, text_sha256) ",
             );
             q.push_values(
-                chunk.iter().zip(rows_json),
-                |mut b, (st, (params, policies, masking, exchange))| {
+                chunk.iter().zip(rows_json).zip(text_keys),
+                |mut b, ((st, (params, policies, masking, exchange)), text_key)| {
                     let (status, tag, rows, sqlstate, message) = match &st.outcome {
                         ActionOutcome::Ok {
                             summary: command_tag,
@@ -294,7 +317,10 @@ impl Store for SqliteStore {
                     b.push_bind(st.session_id.to_string())
                         .push_bind(st.seq as i64)
                         .push_bind(st.protocol.clone())
-                        .push_bind(st.text.clone())
+                        .push_bind(match text_key {
+                            Some(_) => String::new(),
+                            None => st.text.clone(),
+                        })
                         .push_bind(params)
                         .push_bind(st.started_at.unix_millis())
                         .push_bind(st.duration_us as i64)
@@ -308,7 +334,8 @@ impl Store for SqliteStore {
                         .push_bind(st.decision.as_ref().map(|d| d.mode.as_str()))
                         .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()))
                         .push_bind(masking)
-                        .push_bind(exchange);
+                        .push_bind(exchange)
+                        .push_bind(text_key);
                 },
             );
             // A batch tried again after a commit that did land (its success
@@ -365,7 +392,9 @@ impl Store for SqliteStore {
         let Some(row) = row else { return Ok(None) };
         let summary: SessionSummary = row.try_into()?;
         let statements = sqlx::query_as::<_, rows::StatementRow>(
-            "SELECT * FROM statements WHERE session_id = ? ORDER BY seq",
+            "SELECT s.*, t.text AS shared_text FROM statements s \
+             LEFT JOIN statement_texts t ON t.sha256 = s.text_sha256 \
+             WHERE s.session_id = ? ORDER BY s.seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
@@ -381,13 +410,9 @@ impl Store for SqliteStore {
     }
 }
 
-/// Approval requests from their stored JSON bodies.
-fn approvals_from(bodies: &[String]) -> Result<Vec<ApprovalRequest>, StoreError> {
-    bodies
-        .iter()
-        .map(|b| rows::from_json("approval", b))
-        .collect()
-}
+/// An approval's body with its long text joined back (see [`texts`]).
+const APPROVAL_COLUMNS: &str = "SELECT a.id, a.body_json, a.text_sha256, t.text AS shared_text \
+     FROM approvals a LEFT JOIN statement_texts t ON t.sha256 = a.text_sha256";
 
 #[cfg(test)]
 mod tests;

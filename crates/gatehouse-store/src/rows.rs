@@ -1,9 +1,9 @@
 //! Row types and their conversion into domain types.
 
 use gatehouse_core::{
-    ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, Identity, SessionEndFields,
-    SessionEndReason, SessionId, SessionStart, SessionSummary, StoreError, Timestamp, TokenId,
-    TokenRecord,
+    ActionOutcome, ActionRecord, ApprovalRequest, Decided, DecidedIn, DecisionRecord, Identity,
+    SessionEndFields, SessionEndReason, SessionId, SessionStart, SessionSummary, StoreError,
+    Timestamp, TokenId, TokenRecord,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -122,6 +122,8 @@ pub(crate) struct StatementRow {
     decision_reason: Option<String>,
     masking_json: Option<String>,
     exchange_json: Option<String>,
+    text_sha256: Option<String>,
+    shared_text: Option<String>,
 }
 
 impl TryFrom<StatementRow> for ActionRecord {
@@ -145,7 +147,12 @@ impl TryFrom<StatementRow> for ActionRecord {
             session_id: session_id(&r.session_id)?,
             seq: r.seq as u64,
             protocol: r.protocol,
-            text: r.text,
+            text: super::texts::restore(
+                || format!("statement {}/{}", r.session_id, r.seq),
+                r.text,
+                r.text_sha256,
+                r.shared_text,
+            )?,
             params: from_json("statement params", &r.params_json)?,
             started_at: Timestamp::from_unix_millis(r.started_at),
             duration_us: r.duration_us as u64,
@@ -178,5 +185,29 @@ impl TryFrom<StatementRow> for ActionRecord {
                 .map(|j| from_json("statement exchange", &j))
                 .transpose()?,
         })
+    }
+}
+
+/// An approval request's row: its JSON body, and its long text if stored by
+/// content.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApprovalRow {
+    id: String,
+    body_json: String,
+    text_sha256: Option<String>,
+    shared_text: Option<String>,
+}
+
+impl TryFrom<ApprovalRow> for ApprovalRequest {
+    type Error = StoreError;
+    fn try_from(r: ApprovalRow) -> Result<Self, StoreError> {
+        let mut request: ApprovalRequest = from_json("approval", &r.body_json)?;
+        request.text = super::texts::restore(
+            || format!("approval {}", r.id),
+            request.text,
+            r.text_sha256,
+            r.shared_text,
+        )?;
+        Ok(request)
     }
 }

@@ -228,3 +228,129 @@ async fn approvals_round_trip_and_filter_by_state() {
     assert_eq!(pending, vec![a]);
     assert_eq!(store.list_approvals(None, 1).await.unwrap().len(), 1);
 }
+
+/// The logical size of the database (WAL included), in bytes.
+async fn database_bytes(store: &SqliteStore) -> i64 {
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    pages * size
+}
+
+#[tokio::test]
+async fn a_held_statement_text_is_stored_once() {
+    use gatehouse_core::{statement_fingerprint, ApprovalId, ApprovalRequest, ApprovalState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    let start = SessionStart {
+        id: SessionId::new(),
+        identity: identity(),
+        connection: "app-db".into(),
+        protocol: "postgres".into(),
+        client_addr: "127.0.0.1:1".into(),
+        client_user: "u".into(),
+        application_name: None,
+        started_at: Timestamp::from_unix_millis(1),
+    };
+    store.record_session_start(&start).await.unwrap();
+    let before = database_bytes(&store).await;
+
+    // A 1 MiB statement: refused with a request id, voted on three times,
+    // then run (request mode names it in two session records).
+    const MIB: usize = 1 << 20;
+    let text = format!("DELETE FROM t WHERE note = '{}'", "x".repeat(MIB));
+    let mut request = ApprovalRequest {
+        id: ApprovalId::new(),
+        route: "dba".into(),
+        requester: identity(),
+        connection: "app-db".into(),
+        session: start.id,
+        statement_seq: 1,
+        text: text.clone(),
+        params: vec![],
+        fingerprint: statement_fingerprint("ci-deploy", "app-db", "simple", &text, &[]),
+        policies: vec!["p".into()],
+        analysis: String::new(),
+        reason: None,
+        created_at: Timestamp::from_unix_millis(1_000),
+        expires_at: Timestamp::from_unix_millis(61_000),
+        state: ApprovalState::Pending,
+        votes: Vec::new(),
+        valid_until: None,
+        used_at: None,
+        max_rows: None,
+    };
+    store.save_approval(&request).await.unwrap();
+    for at in [2_000, 3_000] {
+        request.used_at = Some(Timestamp::from_unix_millis(at));
+        store.save_approval(&request).await.unwrap();
+    }
+    request.state = ApprovalState::Approved;
+    store.save_approval(&request).await.unwrap();
+    let run = |seq: u64, text: &str| ActionRecord {
+        session_id: start.id,
+        seq,
+        protocol: "simple".into(),
+        text: text.into(),
+        params: vec![],
+        started_at: Timestamp::from_unix_millis(seq as i64),
+        duration_us: 1,
+        outcome: ActionOutcome::Incomplete,
+        decision: None,
+        masking: None,
+        exchange: None,
+    };
+    let statements = [run(1, &text), run(2, &text), run(3, "select 1")];
+    store.record_batch(&statements, &[]).await.unwrap();
+
+    let grew = database_bytes(&store).await - before;
+    assert!(
+        grew < (MIB + MIB / 4) as i64,
+        "five records of a 1 MiB text grew the store by {grew} bytes: stored more than once"
+    );
+    let shared: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM statement_texts")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(shared, 1, "the short statement stays in its row");
+
+    // Every reader gets the whole text back.
+    assert_eq!(
+        store.approval(&request.id).await.unwrap(),
+        Some(request.clone())
+    );
+    assert_eq!(
+        store.list_approvals(None, 10).await.unwrap(),
+        vec![request.clone()]
+    );
+    assert_eq!(
+        store
+            .list_approvals_after(ApprovalState::Approved, None, 10)
+            .await
+            .unwrap(),
+        vec![request.clone()]
+    );
+    assert_eq!(
+        store.session(start.id).await.unwrap().unwrap().statements,
+        statements
+    );
+
+    // A text gone from the store is an error that names the record, never
+    // an empty statement.
+    sqlx::query("DELETE FROM statement_texts")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let err = store.session(start.id).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("statement {}/1", start.id)) && err.contains("statement_texts"),
+        "{err}"
+    );
+    let err = store.approval(&request.id).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("approval {}", request.id)), "{err}");
+}
