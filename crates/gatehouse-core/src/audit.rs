@@ -377,9 +377,7 @@ impl AuditEvent {
         m.insert("duration_us".into(), r.duration_us.into());
         // Requests of other protocols say which; SQL statements' results
         // stay as they always were.
-        if r.protocol == crate::Protocol::Http.as_str()
-            || r.protocol == crate::Protocol::Mcp.as_str()
-        {
+        if r.protocol != crate::Protocol::Postgres.as_str() {
             m.insert("protocol".into(), r.protocol.clone().into());
         }
         if !r.params.is_empty() {

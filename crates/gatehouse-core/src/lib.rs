@@ -51,15 +51,18 @@ pub enum Protocol {
     Http,
     /// MCP (JSON-RPC over Streamable HTTP).
     Mcp,
+    /// The Kubernetes API (HTTP requests to an API server).
+    Kubernetes,
 }
 
 impl Protocol {
-    /// `postgres`, `http` or `mcp`.
+    /// `postgres`, `http`, `mcp` or `kubernetes`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Postgres => "postgres",
             Protocol::Http => "http",
             Protocol::Mcp => "mcp",
+            Protocol::Kubernetes => "kubernetes",
         }
     }
 }

@@ -450,7 +450,7 @@ impl Exported<'_> {
     /// A request to an HTTP connection (OCSF API Activity) rather than a
     /// SQL statement (Datastore Activity).
     fn is_http(&self) -> bool {
-        matches!(self.known("protocol"), "http" | "mcp")
+        matches!(self.known("protocol"), "http" | "mcp" | "kubernetes")
     }
 
     /// API Activity's activity: 1 create, 2 read, 3 update, 4 delete, 99 other.

@@ -62,9 +62,8 @@ impl<'a> Exchange<'a> {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Response<Body>> {
         let s = &gw.settings;
-        if req.method() == http::Method::CONNECT || req.headers().contains_key(header::UPGRADE) {
-            return Err(refusals::upgrade_refused().response());
-        }
+        let upgrade =
+            req.method() == http::Method::CONNECT || req.headers().contains_key(header::UPGRADE);
         // Route: a host name mapped to a connection, else the first segment.
         let path = NormalPath::parse(req.uri().path())
             .map_err(|e| refusals::bad_path(&e.to_string()).response())?;
@@ -105,13 +104,23 @@ impl<'a> Exchange<'a> {
         };
 
         let mcp = target.dialect == Dialect::Mcp;
+        let kube = target.dialect == Dialect::Kubernetes;
         let early = |p: Problem| {
             if mcp {
                 crate::mcp::error_response(&p, None)
+            } else if kube {
+                crate::kube::status_response(&p)
             } else {
                 p.response()
             }
         };
+        if upgrade {
+            return Err(early(if kube {
+                refusals::kube_streams_not_relayed()
+            } else {
+                refusals::upgrade_refused()
+            }));
+        }
         let session = crate::login::login(gw, caller, &target, req.headers())
             .await
             .map_err(early)?;
@@ -170,9 +179,17 @@ impl<'a> Exchange<'a> {
         });
         let masked = target.masking.is_some() && exempt_group.is_none();
         let secrets: Arc<[String]> = upstream::secrets(&target.auth).into();
-        let whole = mcp || masked || !secrets.is_empty();
+        // Kubernetes answers are read whole and unencoded always: records
+        // of Secrets are masked even for a caller masking spares.
+        let whole = mcp || kube || masked || !secrets.is_empty();
         let mut forwarded = upstream::forwardable(&parts.headers, whole)
             .map_err(|e| early(refusals::bad_message(&e)))?;
+        if kube {
+            if let Some(h) = crate::kube::masking::impersonation_asked(&forwarded) {
+                return Err(early(refusals::impersonation_refused(&h)));
+            }
+            crate::kube::masking::json_only(&mut forwarded);
+        }
         if mcp {
             if parts.uri.query().is_some() {
                 return Err(early(refusals::bad_message(
@@ -190,11 +207,30 @@ impl<'a> Exchange<'a> {
                 }
             }
         }
+        let kube_request = if kube {
+            let query: Vec<(String, String)> = parts
+                .uri
+                .query()
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(
+                crate::kube::KubeRequest::classify(&parts.method, rest.segments(), &query)
+                    .map_err(|e| early(refusals::bad_message(&e)))?,
+            )
+        } else {
+            None
+        };
         let mut facts = RequestFacts::new(&parts, &forwarded, rest, &body)
             .map_err(|e| early(refusals::bad_body(&e)))?;
         facts.mcp = call;
+        facts.kube = kube_request;
+        let about_secrets = facts.kube.as_ref().is_some_and(|k| k.names_secrets());
         let record_engine: &MaskingEngine = match &target.masking {
-            Some(m) => &m.engine,
+            Some(m) => m.engine_for(about_secrets),
             None => &s.record_masking,
         };
         let text = crate::answer::cut(
@@ -233,7 +269,7 @@ impl<'a> Exchange<'a> {
             ..HttpExchange::default()
         };
         let record_engine = match &target.masking {
-            Some(m) => m.engine.clone(),
+            Some(m) => m.engine_for(about_secrets).clone(),
             None => s.record_masking.clone(),
         };
         let ex = Exchange {
@@ -259,6 +295,7 @@ impl<'a> Exchange<'a> {
     fn render(&self, p: &Problem) -> Response<Body> {
         match &self.rpc {
             Some(id) => crate::mcp::error_response(p, id.as_ref()),
+            None if self.target.dialect == Dialect::Kubernetes => crate::kube::status_response(p),
             None => p.response(),
         }
     }
@@ -370,12 +407,20 @@ impl<'a> Exchange<'a> {
         let secrets = self.secrets.clone();
         let mut url = target.url.clone();
         let base = url.path().trim_end_matches('/').to_string();
-        if target.dialect == Dialect::Rest || base.is_empty() {
+        if target.dialect != Dialect::Mcp || base.is_empty() {
             url.set_path(&format!("{base}{}", facts.path.forward()));
         }
         // An MCP endpoint is the configured URL itself.
         url.set_query(facts.raw_query.as_deref());
         let mut headers = upstream::request_headers(&forwarded, &target, self.caller.peer.ip());
+        if target.impersonate {
+            if let Err(why) =
+                crate::kube::masking::impersonate(&mut headers, self.session.identity())
+            {
+                let problem = refusals::bad_message(&why);
+                return Err(self.refused(&problem, record, started, clock).await);
+            }
+        }
         if target.dialect == Dialect::Mcp {
             // MCP servers refuse a browser's Origin (DNS rebinding guard);
             // the gateway is not a browser.
@@ -432,14 +477,22 @@ impl<'a> Exchange<'a> {
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
             || resp.content_length() == Some(0);
+        let about_secrets = facts.kube.as_ref().is_some_and(|k| k.names_secrets());
         let engine = if no_body {
             None
         } else {
-            masking.map(|m| m.engine.clone())
+            masking.map(|m| m.engine_for(about_secrets).clone())
+        };
+        // A watch is a stream of JSON documents, one per line.
+        let body_kind = match BodyKind::of(&content_type) {
+            Some(BodyKind::Json) if facts.kube.as_ref().is_some_and(|k| k.verb == "watch") => {
+                Some(BodyKind::JsonLines)
+            }
+            other => other,
         };
         let pipeline = BodyPipeline::new(
             if no_body { &[] } else { &codings },
-            BodyKind::of(&content_type),
+            body_kind,
             engine.clone(),
             if no_body {
                 Arc::from(Vec::new())

@@ -8,7 +8,9 @@ use gatehouse_core::{
     statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalState, Consulted,
     Decided, DecisionRecord, Identity, SessionId, Timestamp,
 };
-use gatehouse_policy::{Decision, HttpRequestFacts, McpRequestFacts, PolicyHandle, PolicyMode};
+use gatehouse_policy::{
+    Decision, HttpRequestFacts, KubeRequestFacts, McpRequestFacts, PolicyHandle, PolicyMode,
+};
 use gatehouse_session::Session;
 use http::request::Parts;
 use std::net::IpAddr;
@@ -32,6 +34,8 @@ pub(crate) struct RequestFacts {
     body: Vec<String>,
     /// The MCP message, on an `mcp` connection.
     pub(crate) mcp: Option<crate::mcp::McpCall>,
+    /// The request as the API server reads it, on a `kubernetes` connection.
+    pub(crate) kube: Option<crate::kube::KubeRequest>,
 }
 
 /// Headers that change with every sending of the same request (tracing,
@@ -86,6 +90,7 @@ impl RequestFacts {
             body_fields,
             body,
             mcp: None,
+            kube: None,
         })
     }
 
@@ -237,6 +242,31 @@ pub(crate) async fn decide(
         let (engine, _) = policy.current();
         if let Some(call) = &facts.mcp {
             return engine.decide_mcp(&mcp_facts(a, call, approved));
+        }
+        if let Some(k) = &facts.kube {
+            return engine.decide_kube(&KubeRequestFacts {
+                identity: a.identity,
+                connection: a.connection,
+                client_ip: a.client_ip,
+                now: Timestamp::now(),
+                approved,
+                verb: k.verb,
+                api_group: &k.api_group,
+                api_version: &k.api_version,
+                resource: &k.resource,
+                subresource: &k.subresource,
+                namespace: &k.namespace,
+                name: &k.name,
+                path: facts.path.decoded(),
+                query: &facts.query,
+                dry_run: k.dry_run,
+                command: &k.command,
+                container: &k.container,
+                tty: k.tty,
+                stdin: k.stdin,
+                body_fields: &facts.body_fields,
+                body: &facts.body,
+            });
         }
         engine.decide_http(&HttpRequestFacts {
             identity: a.identity,
@@ -413,7 +443,11 @@ fn fingerprint(a: &Asking<'_>, facts: &RequestFacts) -> String {
         None => statement_fingerprint(
             &a.identity.subject,
             a.connection,
-            "http",
+            if facts.kube.is_some() {
+                "kubernetes"
+            } else {
+                "http"
+            },
             &facts.text(),
             &[Some(facts.bound_headers().as_bytes()), Some(a.body)],
         ),

@@ -19,6 +19,7 @@
 mod answer;
 mod exchange;
 mod gate;
+mod kube;
 mod listener;
 mod login;
 mod mcp;
@@ -29,6 +30,7 @@ mod session;
 mod sse;
 mod upstream;
 
+pub use kube::masking::kube_masking;
 pub use listener::HttpGateway;
 pub use upstream::{client as upstream_client, UpstreamClientError};
 
@@ -90,6 +92,9 @@ pub enum Dialect {
     Rest,
     /// An MCP server (Streamable HTTP): each JSON-RPC message is an action.
     Mcp,
+    /// A Kubernetes API server: each request is an action, classified as
+    /// the API server classifies it.
+    Kubernetes,
 }
 
 impl Dialect {
@@ -98,19 +103,21 @@ impl Dialect {
         match self {
             Dialect::Rest => gatehouse_core::Protocol::Http,
             Dialect::Mcp => gatehouse_core::Protocol::Mcp,
+            Dialect::Kubernetes => gatehouse_core::Protocol::Kubernetes,
         }
     }
 
-    /// The connection kind: `http` or `mcp`.
+    /// The connection kind: `http`, `mcp` or `kubernetes`.
     pub fn kind(self) -> &'static str {
         match self {
             Dialect::Rest => "http",
             Dialect::Mcp => "mcp",
+            Dialect::Kubernetes => "kubernetes",
         }
     }
 }
 
-/// One `[[connection]] kind = "http"` or `kind = "mcp"`.
+/// One `[[connection]] kind = "http"`, `"mcp"` or `"kubernetes"`.
 #[derive(Clone)]
 pub struct HttpTarget {
     /// The connection's name: the first path segment callers use.
@@ -129,14 +136,31 @@ pub struct HttpTarget {
     pub masking: Option<Arc<HttpMasking>>,
     /// Bytes of a request body the record keeps (masked).
     pub record_body_limit: usize,
+    /// Kubernetes: name the caller to the API server with
+    /// `Impersonate-User` and `Impersonate-Group`.
+    pub impersonate: bool,
 }
 
 /// Masking for one connection.
 pub struct HttpMasking {
     /// The engine: detectors and JSON path rules.
     pub engine: Arc<MaskingEngine>,
+    /// Kubernetes: the engine for answers about Secrets (`engine` plus
+    /// every Secret value).
+    pub secrets: Option<Arc<MaskingEngine>>,
     /// Callers in these groups get responses in clear (records stay masked).
     pub exempt_groups: Vec<String>,
+}
+
+impl HttpMasking {
+    /// The engine for an answer: the Secrets one when the answer is about
+    /// Secrets and the connection has one.
+    pub(crate) fn engine_for(&self, about_secrets: bool) -> &Arc<MaskingEngine> {
+        match &self.secrets {
+            Some(secrets) if about_secrets => secrets,
+            _ => &self.engine,
+        }
+    }
 }
 
 /// Everything the HTTP listener needs.

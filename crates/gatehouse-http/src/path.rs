@@ -111,6 +111,11 @@ impl NormalPath {
         &self.forward
     }
 
+    /// The decoded segments: none is empty, `.` or `..`, and none holds '/'.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
     /// Splits off the first segment (the gateway's connection name) and
     /// returns (name, rest), where rest is a `NormalPath` for the remainder
     /// ("/" when nothing is left). `None` when the path is just "/".

@@ -325,3 +325,21 @@ pub(crate) fn unmaskable(connection: &str, reason: &str) -> Problem {
     )
     .hint("ask for JSON or text, without compression other than gzip or deflate; or ask the gateway's operator")
 }
+
+pub(crate) fn impersonation_refused(header: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "Impersonation refused",
+        format!("gatehouse: the {header} header is refused: on this connection the gateway alone says who is calling"),
+    )
+    .hint("send the request without Impersonate-* headers (kubectl --as / --as-group); the gateway's operator can set impersonate = true to have the API server see your identity")
+}
+
+pub(crate) fn kube_streams_not_relayed() -> Problem {
+    Problem::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "Streams not relayed yet",
+        "gatehouse: kubectl exec, attach, cp and port-forward (WebSocket and SPDY upgrades) are not relayed by this gateway yet",
+    )
+    .hint("run the command from a session that reaches the cluster another way, or ask the gateway's operator")
+}

@@ -175,11 +175,21 @@ impl Scrub {
                 None => break,
             }
         }
-        // Keep what could be the start of a secret split across chunks.
+        // Keep only what could be the start of a secret split across
+        // chunks: the longest tail that begins some secret. Anything more
+        // would hold a streamed event (a watch, a log line) back until the
+        // next one arrives.
         let keep = if last {
             0
         } else {
-            (self.longest - 1).min(self.held.len() - at)
+            let rest = &self.held[at..];
+            (1..self.longest.min(rest.len() + 1))
+                .rev()
+                .find(|&k| {
+                    let tail = &rest[rest.len() - k..];
+                    self.secrets.iter().any(|s| s.as_bytes().starts_with(tail))
+                })
+                .unwrap_or(0)
         };
         let end = self.held.len() - keep;
         out.extend_from_slice(&self.held[at..end]);
@@ -532,6 +542,22 @@ mod tests {
                 "before [masked:upstream-credential] middle [masked:upstream-credential] end"
             );
         }
+    }
+
+    #[test]
+    fn a_streamed_event_is_not_held_back_for_the_next() {
+        let secrets: Arc<[String]> = vec!["s3cr3t-token-value".to_string()].into();
+        let mut s = Scrub::new(secrets);
+        let mut out = Vec::new();
+        // A whole event goes out at once: no tail of it begins the secret.
+        s.feed(b"{\"type\":\"ADDED\"}\n", &mut out, false);
+        assert_eq!(out, b"{\"type\":\"ADDED\"}\n");
+        // A tail that could begin the secret waits for what follows.
+        out.clear();
+        s.feed(b"event two s3cr", &mut out, false);
+        assert_eq!(out, b"event two ");
+        s.feed(b"3t-token-value!\n", &mut out, false);
+        assert_eq!(out, b"event two [masked:upstream-credential]!\n");
     }
 
     #[test]

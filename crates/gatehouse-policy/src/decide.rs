@@ -64,7 +64,7 @@ fn candidates<'a>(t: &'a TableRef, search_path: &'a [String]) -> Vec<(&'a str, S
     }
 }
 
-fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
+pub(crate) fn uid(ty: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
 }
 

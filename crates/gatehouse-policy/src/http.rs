@@ -69,14 +69,14 @@ pub struct McpRequestFacts<'a> {
 }
 
 /// Who asks for which action on a connection, when and from where.
-struct Asked<'a> {
-    identity: &'a Identity,
-    connection: &'a str,
-    kind: &'a str,
-    client_ip: IpAddr,
-    now: Timestamp,
-    approved: bool,
-    action: &'a str,
+pub(crate) struct Asked<'a> {
+    pub(crate) identity: &'a Identity,
+    pub(crate) connection: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) client_ip: IpAddr,
+    pub(crate) now: Timestamp,
+    pub(crate) approved: bool,
+    pub(crate) action: &'a str,
 }
 
 impl PolicyEngine {
@@ -89,11 +89,32 @@ impl PolicyEngine {
         a: &Asked<'_>,
         context: [(&str, RestrictedExpression); N],
     ) -> Decision {
+        self.decide_on(what, a, |_| Ok(None), context)
+    }
+
+    /// Decides one action whose resource is the connection, or an entity
+    /// inside it that `resource` builds from the connection's uid.
+    pub(crate) fn decide_on<const N: usize>(
+        &self,
+        what: &str,
+        a: &Asked<'_>,
+        resource: impl FnOnce(&cedar_policy::EntityUid) -> Result<Option<cedar_policy::Entity>, String>,
+        context: [(&str, RestrictedExpression); N],
+    ) -> Decision {
         let built = match self.base_entities(a.identity, a.connection, a.kind) {
             Ok(b) => b,
             Err(e) => return deny_error(e),
         };
         let mut entities = built.entities;
+        let resource = match resource(&built.connection) {
+            Ok(Some(entity)) => {
+                let uid = entity.uid();
+                entities.push(entity);
+                uid
+            }
+            Ok(None) => built.connection,
+            Err(e) => return deny_error(e),
+        };
         entities.extend(self.action_entities.get(a.action).cloned());
         let entities = match Entities::from_entities(entities, None) {
             Ok(e) => e,
@@ -109,7 +130,7 @@ impl PolicyEngine {
             what,
             &built.principal,
             a.action,
-            &built.connection,
+            &resource,
             &pairs,
             &entities,
             a.approved,

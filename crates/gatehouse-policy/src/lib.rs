@@ -13,6 +13,7 @@
 mod decide;
 mod handle;
 mod http;
+mod kube;
 mod load;
 mod reach;
 mod reach_api;
@@ -20,6 +21,7 @@ mod reach_api;
 pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;
 pub use http::{HttpRequestFacts, McpRequestFacts};
+pub use kube::{KubeRequestFacts, KUBE_ACTIONS};
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
 pub use reach::{ReachRow, OTHER_TABLES};
 
@@ -183,6 +185,7 @@ pub(crate) struct Names {
     pub(crate) group: EntityTypeName,
     pub(crate) connection: EntityTypeName,
     pub(crate) table: EntityTypeName,
+    pub(crate) kube_object: EntityTypeName,
     pub(crate) actions: HashMap<&'static str, EntityUid>,
 }
 
@@ -198,6 +201,7 @@ impl Names {
             .chain(gatehouse_sql::ActionKind::ALL.iter().map(|k| k.as_str()))
             .chain(HTTP_ACTIONS.iter().copied())
             .chain(MCP_ACTIONS.iter().copied())
+            .chain(KUBE_ACTIONS.iter().copied())
         {
             actions.insert(
                 name,
@@ -209,6 +213,7 @@ impl Names {
             group: ty("Gatehouse::Group"),
             connection: ty("Gatehouse::Connection"),
             table: ty("Gatehouse::Table"),
+            kube_object: ty("Gatehouse::KubeObject"),
             actions,
         }
     }

@@ -28,10 +28,16 @@ impl PolicyEngine {
     /// (`==`, `like` with its `*` taken as nothing, or a list's
     /// `.contains(context.<attribute>)`).
     pub(crate) fn named_in_conditions(&self, attribute: &str) -> BTreeSet<String> {
+        self.named_in(&format!("context.{attribute}"))
+    }
+
+    /// The string literals policies compare `expr` with (`context.path`,
+    /// `resource.namespace`).
+    fn named_in(&self, expr: &str) -> BTreeSet<String> {
         let mut found = BTreeSet::new();
         for p in self.all.policies() {
             let text = p.to_string();
-            let member = format!("].contains(context.{attribute})");
+            let member = format!("].contains({expr})");
             let mut rest = text.as_str();
             while let Some(at) = rest.find(&member) {
                 if let Some(open) = rest[..at].rfind('[') {
@@ -45,7 +51,7 @@ impl PolicyEngine {
                 rest = &rest[at + member.len()..];
             }
             for op in ["==", "like"] {
-                let needle = format!("context.{attribute} {op} \"");
+                let needle = format!("{expr} {op} \"");
                 let mut rest = text.as_str();
                 while let Some(at) = rest.find(&needle) {
                     rest = &rest[at + needle.len()..];
@@ -62,6 +68,40 @@ impl PolicyEngine {
     /// `(what, action, decision)` rows for one HTTP or MCP connection.
     pub(crate) fn reach_api(&self, p: &Probe<'_>) -> Vec<(String, String, Decision)> {
         let mut rows = Vec::new();
+        if p.kind == "kubernetes" {
+            // Every verb in each namespace policies name, and in any other.
+            let namespaces = self.named_in("resource.namespace");
+            for (shown, ns) in named_and_unnamed(&namespaces) {
+                for action in crate::KUBE_ACTIONS.iter().filter(|a| **a != "k8s:other") {
+                    let verb = action.trim_start_matches("k8s:");
+                    let d = self.decide_kube(&crate::KubeRequestFacts {
+                        identity: p.identity,
+                        connection: p.connection,
+                        client_ip: p.client_ip,
+                        now: p.now,
+                        approved: false,
+                        verb,
+                        api_group: "",
+                        api_version: "",
+                        resource: "",
+                        subresource: "",
+                        namespace: &ns,
+                        name: "",
+                        path: "",
+                        query: &[],
+                        dry_run: false,
+                        command: &[],
+                        container: "",
+                        tty: false,
+                        stdin: false,
+                        body_fields: &[],
+                        body: &[],
+                    });
+                    rows.push((format!("namespace {shown}"), action.to_string(), d));
+                }
+            }
+            return rows;
+        }
         if p.kind == "mcp" {
             for action in ["mcp:tools/list", "mcp:resources/list", "mcp:session"] {
                 rows.push((

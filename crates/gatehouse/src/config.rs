@@ -345,6 +345,20 @@ impl RawConfig {
         self.server.log_format.as_deref() == Some("json")
     }
 
+    /// The HTTP listener's address as written (validated by [`Self::resolve`]).
+    pub fn http_listen(&self) -> Option<&str> {
+        self.listeners.http.as_deref()
+    }
+
+    /// The gateway's certificate file: `[tls] cert`, else the self-signed
+    /// one the gateway generates into its data directory.
+    pub fn tls_cert(&self) -> PathBuf {
+        match &self.tls {
+            Some(t) => self.path(&t.cert),
+            None => self.data_dir().join("tls/gateway.pem"),
+        }
+    }
+
     /// The REST API address as written (validated by [`Self::resolve`]).
     pub fn api_listen(&self) -> &str {
         self.server

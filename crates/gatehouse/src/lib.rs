@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod evidence;
 pub mod identity;
+pub mod kubeconfig;
 pub mod manpage;
 pub mod masking;
 pub mod notify;

@@ -83,6 +83,38 @@ enum Command {
     /// Debug workload identity: what the gateway makes of an OIDC token (reads the configuration).
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// Print a kubeconfig that points kubectl at a kubernetes connection through the gateway
+    /// (reads the configuration); kubectl gets the caller's token from `gatehouse kube-credential`.
+    Kubeconfig {
+        /// The `kind = "kubernetes"` connection.
+        #[arg(long)]
+        connection: String,
+        /// The gateway's URL as callers reach it, e.g. https://gatehouse.internal:18080 (default: listeners.http).
+        #[arg(long)]
+        server: Option<String>,
+        /// The CA certificate callers verify the gateway with (default: the gateway's certificate).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// The environment variable kube-credential reads the caller's token from (default GATEHOUSE_TOKEN).
+        #[arg(long, conflicts_with = "token_file")]
+        token_env: Option<String>,
+        /// A file kube-credential reads the caller's token from (a projected OIDC token, say).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Write it to this file (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// kubectl's exec credential plugin: prints an ExecCredential with the caller's token
+    /// (a Gatehouse service token or the platform's OIDC token).
+    KubeCredential {
+        /// The environment variable that holds the token (default GATEHOUSE_TOKEN).
+        #[arg(long, conflicts_with = "token_file")]
+        token_env: Option<String>,
+        /// A file that holds the token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Start a throwaway PostgreSQL with sample data and a gateway in front of it.
     Demo,
     /// Print the version.
@@ -341,6 +373,43 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .await
         }
         Command::Identity(cmd) => gatehouse::identity::run(cmd, &config_path(&cli)).await,
+        Command::Kubeconfig {
+            connection,
+            server,
+            ca,
+            token_env,
+            token_file,
+            out,
+        } => {
+            let yaml = gatehouse::kubeconfig::kubeconfig(
+                &config_path(&cli),
+                &gatehouse::kubeconfig::KubeconfigArgs {
+                    connection,
+                    server: server.as_deref(),
+                    ca: ca.as_deref(),
+                    token_env: token_env.as_deref(),
+                    token_file: token_file.as_deref(),
+                },
+            )?;
+            match out {
+                Some(f) => gatehouse::certs::write_private(f, yaml.as_bytes())?,
+                None => print!("{yaml}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::KubeCredential {
+            token_env,
+            token_file,
+        } => {
+            println!(
+                "{}",
+                gatehouse::kubeconfig::exec_credential(
+                    token_env.as_deref(),
+                    token_file.as_deref()
+                )?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo => {
             demo::run().await?;
             Ok(ExitCode::SUCCESS)

@@ -130,7 +130,7 @@ pub fn session_replay(d: &SessionDetail) -> String {
     // A SQL session is a series of statements; an HTTP one of requests, an
     // MCP one of messages.
     let unit = match s.protocol.as_str() {
-        "http" => "request(s)",
+        "http" | "kubernetes" => "request(s)",
         "mcp" => "message(s)",
         _ => "statement(s)",
     };

@@ -110,19 +110,33 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
 
     let mut masking = HashMap::new();
     let mut http_targets = HashMap::new();
-    let hash_key = if config.masking.is_empty() {
+    let kube = |t: &gatehouse_http::HttpTarget| t.dialect == gatehouse_http::Dialect::Kubernetes;
+    let hash_key = if config.masking.is_empty() && !config.http_connections.iter().any(kube) {
         None
     } else {
         Some(masking_key(config)?)
     };
     for target in &config.http_connections {
         let mut t = target.clone();
-        if let (Some(spec), Some(key)) = (config.masking.get(&t.name), &hash_key) {
+        if let (true, Some(key)) = (kube(&t), &hash_key) {
+            // Secret values are always masked on a kubernetes connection;
+            // its [connection.masking] adds detectors, rules and exemptions.
+            let spec = config.masking.get(&t.name);
+            let m = gatehouse_http::kube_masking(
+                spec.map(|s| s.detectors.clone()).unwrap_or_default(),
+                spec.map(|s| s.rules.clone()).unwrap_or_default(),
+                key.clone(),
+                spec.map(|s| s.exempt_groups.clone()).unwrap_or_default(),
+            )
+            .with_context(|| format!("masking for connection {}", t.name))?;
+            t.masking = Some(Arc::new(m));
+        } else if let (Some(spec), Some(key)) = (config.masking.get(&t.name), &hash_key) {
             let engine = spec
                 .engine(key.clone())
                 .with_context(|| format!("masking for connection {}", t.name))?;
             t.masking = Some(Arc::new(gatehouse_http::HttpMasking {
                 engine: Arc::new(engine),
+                secrets: None,
                 exempt_groups: spec.exempt_groups.clone(),
             }));
         }

@@ -44,6 +44,8 @@ pub(super) struct ConnectionSection {
     pub(super) client_cert: Option<String>,
     pub(super) client_key: Option<String>,
     pub(super) record_body_size: Option<super::limits::Size>,
+    // kubernetes connections.
+    pub(super) impersonate: Option<bool>,
 }
 
 /// A checked `[[connection]]`.
@@ -93,13 +95,13 @@ impl ConnectionSection {
             "postgres" => self
                 .resolve_postgres(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Postgres),
-            "http" | "mcp" => self
+            "http" | "mcp" | "kubernetes" => self
                 .resolve_http(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Http),
             other => {
                 bad(
                     k("kind"),
-                    format!("{other:?} is not supported; the supported kinds are \"postgres\", \"http\" and \"mcp\""),
+                    format!("{other:?} is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\" and \"kubernetes\""),
                     &mut ok,
                 );
                 // A database-shaped section still gets its other mistakes named.
@@ -139,6 +141,7 @@ impl ConnectionSection {
             ("client_cert", self.client_cert.is_some()),
             ("client_key", self.client_key.is_some()),
             ("record_body_size", self.record_body_size.is_some()),
+            ("impersonate", self.impersonate.is_some()),
         ] {
             if set {
                 bad(k(key), "only used by http connections".into(), &mut ok);

@@ -73,7 +73,18 @@ impl ConnectionSection {
         if url.as_ref().is_some_and(|u| u.scheme() == "http") && self.backend_ca.is_some() {
             bad(k("backend_ca"), "only used with an https:// url".into());
         }
-        let auth = self.upstream_auth(i, path, &mut bad);
+        let kube = self.kind == "kubernetes";
+        if !kube && self.impersonate.is_some() {
+            bad(
+                k("impersonate"),
+                "only used by kubernetes connections".into(),
+            );
+        }
+        let auth = if kube {
+            self.kube_auth(i, path, &mut bad)
+        } else {
+            self.upstream_auth(i, path, &mut bad)
+        };
         let mut hosts = Vec::new();
         for (j, h) in self.hosts.iter().enumerate() {
             let valid = !h.is_empty()
@@ -157,10 +168,10 @@ impl ConnectionSection {
         }
         Some(HttpTarget {
             name: self.name.clone(),
-            dialect: if self.kind == "mcp" {
-                gatehouse_http::Dialect::Mcp
-            } else {
-                gatehouse_http::Dialect::Rest
+            dialect: match self.kind.as_str() {
+                "mcp" => gatehouse_http::Dialect::Mcp,
+                "kubernetes" => gatehouse_http::Dialect::Kubernetes,
+                _ => gatehouse_http::Dialect::Rest,
             },
             url: url?,
             hosts,
@@ -168,7 +179,69 @@ impl ConnectionSection {
             client: client?,
             masking: None,
             record_body_limit: record_body_limit as usize,
+            impersonate: self.impersonate.unwrap_or(false),
         })
+    }
+
+    /// A kubernetes connection's `auth`: `bearer` (token_env or token_file)
+    /// or `client_cert` (client_cert and client_key, read with the TLS
+    /// material); the API server always wants a credential.
+    fn kube_auth(
+        &self,
+        i: usize,
+        path: &impl Fn(&str) -> PathBuf,
+        bad: &mut dyn FnMut(String, String),
+    ) -> Option<UpstreamAuth> {
+        let k = |field: &str| format!("connection[{i}].{field}");
+        for (key, set) in [
+            ("user", self.user.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("header_name", self.header_name.is_some()),
+        ] {
+            if set {
+                bad(
+                    k(key),
+                    "not used by kubernetes connections (auth is bearer or client_cert)".into(),
+                );
+            }
+        }
+        match self.auth.as_deref() {
+            Some("bearer") => self.upstream_auth(i, path, bad),
+            Some("client_cert") => {
+                for (key, set) in [
+                    ("token_env", self.token_env.is_some()),
+                    ("token_file", self.token_file.is_some()),
+                ] {
+                    if set {
+                        bad(k(key), "not used with auth = \"client_cert\"".into());
+                    }
+                }
+                if self.client_cert.is_none() || self.client_key.is_none() {
+                    bad(
+                        k("client_cert"),
+                        "auth = \"client_cert\" needs client_cert and client_key (PEM files)"
+                            .into(),
+                    );
+                    return None;
+                }
+                Some(UpstreamAuth::None)
+            }
+            Some(other) => {
+                bad(
+                    k("auth"),
+                    format!("{other:?} is not a kubernetes credential: use bearer (token_file or token_env) or client_cert"),
+                );
+                None
+            }
+            None => {
+                bad(
+                    k("auth"),
+                    "missing: the gateway's own credential for the API server, bearer (token_file or token_env) or client_cert".into(),
+                );
+                None
+            }
+        }
     }
 
     /// `auth` with its credential: `bearer` and `header` read token_env or

@@ -350,6 +350,7 @@ impl Tables {
                     // What was refused: a SQL statement, an HTTP request, an MCP message.
                     let kind = match text(p, "/protocol").as_str() {
                         "http" => "request",
+                        "kubernetes" => "kubernetes request",
                         "mcp" => "mcp message",
                         _ => "statement",
                     };

@@ -1,0 +1,174 @@
+//! Kubernetes API requests, classified as the API server classifies them
+//! (its request-info rules), so the policy decides the verb, resource,
+//! namespace and name the API server will act on.
+//!
+//! - `/api/v1/...` is the core group; `/apis/<group>/<version>/...` the
+//!   others. `/api`, `/apis`, a group or version alone, `/version` and
+//!   `/openapi/...` are discovery.
+//! - `namespaces/<ns>/<resource>/<name>/<subresource>`; a namespace object
+//!   (`namespaces/<ns>`, and its `status` and `finalize`) is in its own
+//!   namespace, as the API server files it.
+//! - GET is `get` with a name, `list` without; `watch=true` (or the legacy
+//!   `/watch/` prefix) makes either a `watch`. POST `create`, PUT `update`,
+//!   PATCH `patch`, DELETE `delete` with a name and `deletecollection`
+//!   without. A list whose `fieldSelector` is `metadata.name=<n>` names `n`.
+//! - The `exec`, `attach`, `portforward` and `proxy` subresources are
+//!   verbs of their own (what they let a caller do has nothing to do with
+//!   reading or writing an object); the caller's own access reviews
+//!   (`kubectl auth can-i`) are `self_review`.
+
+use http::Method;
+
+pub(crate) mod masking;
+mod status;
+
+pub(crate) use status::status_response;
+
+/// A request as the policy decides it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct KubeRequest {
+    pub(crate) verb: &'static str,
+    pub(crate) api_group: String,
+    pub(crate) api_version: String,
+    pub(crate) resource: String,
+    pub(crate) subresource: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) dry_run: bool,
+    /// exec: the command's arguments, in order.
+    pub(crate) command: Vec<String>,
+    pub(crate) container: String,
+    pub(crate) tty: bool,
+    pub(crate) stdin: bool,
+}
+
+/// Subresources of a namespace object (the namespace stays the object).
+const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
+
+/// The caller's own access reviews: `(group, resource)`.
+const SELF_REVIEWS: &[(&str, &str)] = &[
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+];
+
+fn truthy(v: &str) -> bool {
+    matches!(v, "true" | "1" | "True" | "TRUE")
+}
+
+impl KubeRequest {
+    /// Classifies a request for `segments` (the normalised path after the
+    /// connection) with its decoded query pairs. `Err` names what the API
+    /// server would not take either.
+    pub(crate) fn classify(
+        method: &Method,
+        segments: &[String],
+        query: &[(String, String)],
+    ) -> Result<Self, String> {
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let discovery = || KubeRequest {
+            verb: "discovery",
+            ..KubeRequest::default()
+        };
+        let reads = matches!(*method, Method::GET | Method::HEAD);
+        let (group, version, rest) = match seg.as_slice() {
+            ["api"] | ["apis"] | ["apis", _] | ["api", _] | ["apis", _, _] if reads => {
+                return Ok(discovery())
+            }
+            ["version"] | ["openapi", ..] if reads => return Ok(discovery()),
+            ["api", version, rest @ ..] if !rest.is_empty() => ("", *version, rest),
+            ["apis", group, version, rest @ ..] if !rest.is_empty() => (*group, *version, rest),
+            _ => {
+                return Ok(KubeRequest {
+                    verb: "other",
+                    ..KubeRequest::default()
+                })
+            }
+        };
+        let mut r = KubeRequest {
+            api_group: group.to_string(),
+            api_version: version.to_string(),
+            dry_run: param("dryRun") == Some("All"),
+            ..KubeRequest::default()
+        };
+        let mut watch = query.iter().any(|(k, v)| k == "watch" && truthy(v));
+        let mut parts = rest;
+        if parts.first() == Some(&"watch") {
+            watch = true;
+            parts = &parts[1..];
+        }
+        if parts.first() == Some(&"namespaces") {
+            if let Some(ns) = parts.get(1) {
+                r.namespace = ns.to_string();
+                if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
+                    parts = &parts[2..];
+                }
+            }
+        }
+        let Some(resource) = parts.first() else {
+            return Err("the path names no resource".into());
+        };
+        r.resource = resource.to_string();
+        r.name = parts.get(1).map_or_else(String::new, |n| n.to_string());
+        r.subresource = parts.get(2).map_or_else(String::new, |s| s.to_string());
+        if r.name.is_empty() {
+            if let Some(name) =
+                param("fieldSelector").and_then(|f| f.strip_prefix("metadata.name="))
+            {
+                if !name.contains(',') && reads {
+                    r.name = name.to_string();
+                }
+            }
+        }
+        let named = parts.len() > 1;
+        r.verb = match (method, r.subresource.as_str()) {
+            (_, "exec") => "exec",
+            (_, "attach") => "attach",
+            (_, "portforward") => "portforward",
+            (_, "proxy") => "proxy",
+            (&Method::GET | &Method::HEAD, _) if watch => "watch",
+            (&Method::GET | &Method::HEAD, _) if named => "get",
+            (&Method::GET | &Method::HEAD, _) => "list",
+            (&Method::POST, _) if !named && SELF_REVIEWS.contains(&(group, resource)) => {
+                "self_review"
+            }
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, _) if named => "delete",
+            (&Method::DELETE, _) => "deletecollection",
+            (m, _) => {
+                return Err(format!(
+                    "the Kubernetes API takes no {m} requests on resources"
+                ))
+            }
+        };
+        if matches!(r.verb, "exec" | "attach") {
+            r.command = query
+                .iter()
+                .filter(|(k, _)| k == "command")
+                .map(|(_, v)| v.clone())
+                .collect();
+            r.tty = param("tty").is_some_and(truthy);
+            r.stdin = param("stdin").is_some_and(truthy);
+        }
+        if let Some(c) = param("container") {
+            r.container = c.to_string();
+        }
+        Ok(r)
+    }
+
+    /// Whether the response may carry Secret values.
+    pub(crate) fn names_secrets(&self) -> bool {
+        self.api_group.is_empty() && self.resource == "secrets"
+    }
+}
+
+#[cfg(test)]
+mod tests;

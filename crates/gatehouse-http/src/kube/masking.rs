@@ -1,0 +1,174 @@
+//! What a `kubernetes` connection always masks, and the request headers it
+//! sets so that masking can read every answer.
+//!
+//! - Secret values: every `data` and `stringData` entry of an answer about
+//!   Secrets (an object, a list, a watch event, a Table row with its
+//!   object), whatever the connection's detectors.
+//! - The `kubectl.kubernetes.io/last-applied-configuration` annotation of
+//!   any object: it repeats the object as last applied, a Secret's values
+//!   and a Deployment's environment included.
+//! - Answers come as JSON: protobuf and YAML are struck from `Accept`, so
+//!   no answer comes in a form the gateway cannot mask.
+//! - Impersonation is the gateway's: a caller's `Impersonate-*` header is
+//!   refused, and with `impersonate = true` the gateway names the caller.
+
+use crate::HttpMasking;
+use gatehouse_core::Identity;
+use gatehouse_mask::{
+    ColumnRule, ColumnTarget, DetectorSpec, HashKey, JsonPath, MaskError, MaskingEngine, Strategy,
+};
+use http::{header, HeaderMap, HeaderValue};
+use std::sync::Arc;
+
+/// JSON paths of Secret values, in any answer about Secrets.
+const SECRET_PATHS: &[(&str, &str)] = &[
+    ("$..data.*", "secret-data"),
+    ("$..stringData.*", "secret-data"),
+];
+
+/// The annotation that repeats an object as last applied.
+const LAST_APPLIED: (&str, &str) = (
+    "$..annotations['kubectl.kubernetes.io/last-applied-configuration']",
+    "last-applied-configuration",
+);
+
+fn rule((path, label): (&str, &str)) -> Result<ColumnRule, MaskError> {
+    Ok(ColumnRule {
+        target: ColumnTarget::JsonPath(JsonPath::parse(path)?),
+        strategy: Strategy::Redact,
+        label: label.to_string(),
+    })
+}
+
+/// A kubernetes connection's masking: the connection's own detectors and
+/// rules (from `[connection.masking]`, if any) with the built-in ones, in
+/// two engines: one for every answer, one for answers about Secrets.
+pub fn kube_masking(
+    detectors: Vec<DetectorSpec>,
+    rules: Vec<ColumnRule>,
+    key: HashKey,
+    exempt_groups: Vec<String>,
+) -> Result<HttpMasking, MaskError> {
+    let mut every = rules;
+    every.push(rule(LAST_APPLIED)?);
+    let mut secrets = every.clone();
+    for p in SECRET_PATHS {
+        secrets.push(rule(*p)?);
+    }
+    Ok(HttpMasking {
+        engine: Arc::new(MaskingEngine::new(detectors.clone(), every, key.clone())?),
+        secrets: Some(Arc::new(MaskingEngine::new(detectors, secrets, key)?)),
+        exempt_groups,
+    })
+}
+
+/// Whether a media range of `Accept` names a form the gateway cannot mask.
+fn unmaskable_form(range: &str) -> bool {
+    let media = range.split(';').next().unwrap_or("").trim();
+    media.contains("protobuf") || media.contains("yaml") || media.contains("cbor")
+}
+
+/// Strikes protobuf, YAML and CBOR from `Accept` (JSON is left, or asked
+/// for when nothing else is).
+pub(crate) fn json_only(headers: &mut HeaderMap) {
+    let kept: Vec<String> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|r| !r.is_empty() && !unmaskable_form(r))
+        .map(str::to_string)
+        .collect();
+    let accept = if kept.is_empty() {
+        "application/json".to_string()
+    } else {
+        kept.join(",")
+    };
+    headers.remove(header::ACCEPT);
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        headers.insert(header::ACCEPT, v);
+    }
+}
+
+/// The first `Impersonate-*` header a caller sent, if any.
+pub(crate) fn impersonation_asked(headers: &HeaderMap) -> Option<String> {
+    headers
+        .keys()
+        .find(|n| n.as_str().starts_with("impersonate-"))
+        .map(|n| n.as_str().to_string())
+}
+
+/// Names the caller to the API server: `Impersonate-User` is its subject,
+/// one `Impersonate-Group` per group. A value that cannot be a header is
+/// left out (the subject then cannot be impersonated: `Err`).
+pub(crate) fn impersonate(headers: &mut HeaderMap, identity: &Identity) -> Result<(), String> {
+    let user = HeaderValue::from_str(&identity.subject).map_err(|_| {
+        format!(
+            "the identity {:?} cannot be sent as Impersonate-User",
+            identity.subject
+        )
+    })?;
+    headers.insert("impersonate-user", user);
+    for g in &identity.groups {
+        if let Ok(v) = HeaderValue::from_str(g) {
+            headers.append("impersonate-group", v);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_keeps_json_and_tables_only() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            ),
+        );
+        json_only(&mut h);
+        assert_eq!(
+            h[header::ACCEPT],
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        );
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/yaml"));
+        json_only(&mut h);
+        assert_eq!(h[header::ACCEPT], "application/json");
+        h.remove(header::ACCEPT);
+        json_only(&mut h);
+        assert_eq!(h[header::ACCEPT], "application/json");
+    }
+
+    #[test]
+    fn the_caller_is_named_by_the_gateway() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "Impersonate-Group",
+            HeaderValue::from_static("system:masters"),
+        );
+        assert_eq!(
+            impersonation_asked(&h).as_deref(),
+            Some("impersonate-group")
+        );
+        let id =
+            Identity::with_service_token("ci-deploy", vec!["ci".into(), "deployers".into()], "t");
+        let mut h = HeaderMap::new();
+        impersonate(&mut h, &id).unwrap();
+        assert_eq!(h["impersonate-user"], "ci-deploy");
+        let groups: Vec<_> = h.get_all("impersonate-group").iter().collect();
+        assert_eq!(groups, ["ci", "deployers"]);
+    }
+
+    #[test]
+    fn secret_values_and_last_applied_are_masked() {
+        let m = kube_masking(Vec::new(), Vec::new(), HashKey::new([0; 32]), Vec::new()).unwrap();
+        let secrets = m.secrets.as_ref().unwrap();
+        assert_eq!(secrets.rules().len(), 3);
+        assert_eq!(m.engine.rules().len(), 1);
+    }
+}

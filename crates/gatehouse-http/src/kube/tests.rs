@@ -1,0 +1,243 @@
+use super::*;
+
+fn ask(method: &str, path: &str, query: &str) -> Result<KubeRequest, String> {
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    KubeRequest::classify(&method.parse().unwrap(), &segments, &query)
+}
+
+fn verb_of(method: &str, path: &str, query: &str) -> &'static str {
+    ask(method, path, query).unwrap().verb
+}
+
+#[test]
+fn discovery_and_other_paths() {
+    for p in [
+        "/api",
+        "/api/v1",
+        "/apis",
+        "/apis/apps",
+        "/apis/apps/v1",
+        "/version",
+        "/openapi/v2",
+        "/openapi/v3/apis/apps/v1",
+    ] {
+        assert_eq!(verb_of("GET", p, ""), "discovery", "{p}");
+    }
+    for p in ["/healthz", "/metrics", "/logs/kube-apiserver.log", "/"] {
+        assert_eq!(verb_of("GET", p, ""), "other", "{p}");
+    }
+    // Writing to a discovery path is not discovery.
+    assert_eq!(verb_of("POST", "/apis/apps/v1", ""), "other");
+}
+
+#[test]
+fn verbs_as_the_api_server_reads_them() {
+    let cases = [
+        ("GET", "/api/v1/namespaces/prod/pods", "", "list"),
+        ("GET", "/api/v1/namespaces/prod/pods/web-1", "", "get"),
+        ("HEAD", "/api/v1/namespaces/prod/pods/web-1", "", "get"),
+        ("GET", "/api/v1/namespaces/prod/pods", "watch=true", "watch"),
+        (
+            "GET",
+            "/api/v1/namespaces/prod/pods",
+            "watch=1&resourceVersion=5",
+            "watch",
+        ),
+        ("GET", "/api/v1/namespaces/prod/pods", "watch=false", "list"),
+        ("GET", "/api/v1/watch/namespaces/prod/pods", "", "watch"),
+        (
+            "POST",
+            "/apis/apps/v1/namespaces/prod/deployments",
+            "",
+            "create",
+        ),
+        (
+            "PUT",
+            "/apis/apps/v1/namespaces/prod/deployments/web",
+            "",
+            "update",
+        ),
+        (
+            "PATCH",
+            "/apis/apps/v1/namespaces/prod/deployments/web",
+            "",
+            "patch",
+        ),
+        (
+            "DELETE",
+            "/apis/apps/v1/namespaces/prod/deployments/web",
+            "",
+            "delete",
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/dev/pods",
+            "",
+            "deletecollection",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/prod/pods/web-1/log",
+            "follow=true",
+            "get",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/prod/pods/web-1/exec",
+            "command=ls",
+            "exec",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/prod/pods/web-1/exec",
+            "command=ls",
+            "exec",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/prod/pods/web-1/attach",
+            "",
+            "attach",
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/prod/pods/web-1/portforward",
+            "",
+            "portforward",
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/prod/services/web/proxy/metrics/x",
+            "",
+            "proxy",
+        ),
+        (
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "",
+            "self_review",
+        ),
+        (
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            "",
+            "self_review",
+        ),
+        // Someone else's access review is a create like any other.
+        (
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            "",
+            "create",
+        ),
+        ("GET", "/api/v1/pods", "", "list"),
+    ];
+    for (method, path, query, verb) in cases {
+        assert_eq!(
+            verb_of(method, path, query),
+            verb,
+            "{method} {path}?{query}"
+        );
+    }
+}
+
+#[test]
+fn objects_namespaces_and_subresources() {
+    let r = ask(
+        "DELETE",
+        "/apis/apps/v1/namespaces/prod/deployments/web",
+        "dryRun=All",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            r.api_group.as_str(),
+            r.api_version.as_str(),
+            r.resource.as_str()
+        ),
+        ("apps", "v1", "deployments")
+    );
+    assert_eq!((r.namespace.as_str(), r.name.as_str()), ("prod", "web"));
+    assert!(r.dry_run);
+    // A namespace object is filed in itself, its status too.
+    for (path, sub) in [
+        ("/api/v1/namespaces/prod", ""),
+        ("/api/v1/namespaces/prod/status", "status"),
+        ("/api/v1/namespaces/prod/finalize", "finalize"),
+    ] {
+        let r = ask("PUT", path, "").unwrap();
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.namespace.as_str(),
+                r.name.as_str(),
+                r.subresource.as_str()
+            ),
+            ("namespaces", "prod", "prod", sub),
+            "{path}"
+        );
+    }
+    let r = ask("GET", "/api/v1/namespaces", "").unwrap();
+    assert_eq!((r.verb, r.namespace.as_str()), ("list", ""));
+    let r = ask(
+        "PATCH",
+        "/apis/apps/v1/namespaces/prod/deployments/web/scale",
+        "",
+    )
+    .unwrap();
+    assert_eq!((r.verb, r.subresource.as_str()), ("patch", "scale"));
+    // Cluster-scoped.
+    let r = ask("DELETE", "/api/v1/nodes/node-1", "").unwrap();
+    assert_eq!((r.namespace.as_str(), r.name.as_str()), ("", "node-1"));
+    // A list of one name is about that name (kubectl get -w NAME).
+    let r = ask(
+        "GET",
+        "/api/v1/namespaces/prod/pods",
+        "fieldSelector=metadata.name%3Dweb-1&watch=1",
+    )
+    .unwrap();
+    assert_eq!((r.verb, r.name.as_str()), ("watch", "web-1"));
+    let r = ask(
+        "GET",
+        "/api/v1/namespaces/prod/pods",
+        "fieldSelector=metadata.name%3Da,status.phase%3DRunning",
+    )
+    .unwrap();
+    assert_eq!(r.name, "");
+    // Secrets, wherever listed.
+    assert!(ask("GET", "/api/v1/secrets", "").unwrap().names_secrets());
+    assert!(ask("GET", "/api/v1/namespaces/prod/secrets/db", "")
+        .unwrap()
+        .names_secrets());
+    assert!(!ask("GET", "/apis/example.com/v1/secrets", "")
+        .unwrap()
+        .names_secrets());
+}
+
+#[test]
+fn exec_arguments_in_order() {
+    let r = ask(
+        "POST",
+        "/api/v1/namespaces/prod/pods/web-1/exec",
+        "command=rm&command=-rf&command=%2Fdata&container=web&stdin=true&tty=1&stdout=true",
+    )
+    .unwrap();
+    assert_eq!(r.command, ["rm", "-rf", "/data"]);
+    assert_eq!(r.container, "web");
+    assert!(r.tty && r.stdin);
+}
+
+#[test]
+fn what_the_api_server_would_not_take_either() {
+    assert!(ask("GET", "/api/v1/namespaces/prod/pods/a/log/extra", "")
+        .is_ok_and(|r| r.subresource == "log"));
+    assert!(ask("OPTIONS", "/api/v1/namespaces/prod/pods", "").is_err());
+    assert!(ask("GET", "/api/v1/namespaces/prod", "").is_ok_and(|r| r.verb == "get"));
+}
