@@ -237,8 +237,21 @@ impl<'a> Exchange<'a> {
             &mask_for_record(record_engine, &facts.text()),
             target.record_body_limit.max(1024),
         );
+        // A body that writes a Secret (JSON or protobuf) holds its values in
+        // clear: neither records nor approvers see more than its size and hash.
+        let withheld = (about_secrets && !body.is_empty()).then(|| {
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(&body));
+            format!(
+                "(a Secret's body: {} bytes, sha256 {}; its values are not recorded)",
+                body.len(),
+                &digest[..16]
+            )
+        });
         let params = if body.is_empty() || facts.mcp.is_some() {
             Vec::new()
+        } else if let Some(note) = &withheld {
+            vec![Some(note.clone())]
         } else {
             let keep = &body[..body.len().min(target.record_body_limit)];
             let mut p = mask_for_record(record_engine, &String::from_utf8_lossy(keep));
@@ -255,6 +268,8 @@ impl<'a> Exchange<'a> {
                 .then(|| vec![Some(mask_for_record(record_engine, &call.text))])
         } else if body.is_empty() {
             Some(Vec::new())
+        } else if let Some(note) = withheld {
+            Some(vec![Some(note)])
         } else if body.len() <= gate::APPROVAL_BODY_LIMIT {
             Some(vec![Some(mask_for_record(
                 record_engine,

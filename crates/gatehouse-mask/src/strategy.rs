@@ -20,14 +20,20 @@ pub enum Strategy {
     /// SQL NULL. Inside free text, where a part cannot be NULL, the whole
     /// value becomes NULL.
     Null,
+    /// The fixed mask, base64-encoded (`W21hc2tlZDpzZWNyZXRd` for
+    /// `[masked:secret]`): for values a client decodes as base64, such as a
+    /// Kubernetes Secret's `data`, which a typed client refuses otherwise.
+    RedactBase64,
 }
 
 impl Strategy {
-    /// Parses `redact`, `null`, `hash`, `partial` (keeps 4) or `partial:N`.
+    /// Parses `redact`, `redact-base64`, `null`, `hash`, `partial` (keeps 4)
+    /// or `partial:N`.
     pub fn parse(s: &str) -> Result<Self, MaskError> {
         let bad = || MaskError::Strategy(s.to_string());
         Ok(match s {
             "redact" => Strategy::Redact,
+            "redact-base64" => Strategy::RedactBase64,
             "null" => Strategy::Null,
             "hash" => Strategy::Hash,
             "partial" => Strategy::Partial(4),
@@ -47,6 +53,7 @@ impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Strategy::Redact => f.write_str("redact"),
+            Strategy::RedactBase64 => f.write_str("redact-base64"),
             Strategy::Partial(n) => write!(f, "partial:{n}"),
             Strategy::Hash => f.write_str("hash"),
             Strategy::Null => f.write_str("null"),
@@ -108,6 +115,11 @@ pub(crate) fn apply(
     match strategy {
         Strategy::Null => return Replacement::Null,
         Strategy::Redact => redact(label, out),
+        Strategy::RedactBase64 => {
+            let mut mask = Vec::with_capacity(label.len() + 9);
+            redact(label, &mut mask);
+            base64_into(&mask, out);
+        }
         Strategy::Hash => {
             out.extend_from_slice(b"[hash:");
             let d = key.digest(value);
@@ -120,6 +132,26 @@ pub(crate) fn apply(
         Strategy::Partial(keep) => partial(value, keep as usize, out),
     }
     Replacement::Written
+}
+
+/// Standard base64 (with padding) of `bytes`, appended to `out`.
+fn base64_into(bytes: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
 }
 
 /// The fixed mask `[masked:label]`, also used where NULL cannot stand (inside text).
@@ -204,6 +236,39 @@ mod tests {
         assert_eq!(
             Strategy::parse("partial:6").unwrap().to_string(),
             "partial:6"
+        );
+    }
+}
+
+#[cfg(test)]
+mod base64_tests {
+    use super::*;
+
+    #[test]
+    fn the_base64_mask_decodes_to_the_fixed_mask() {
+        for (input, want) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"[masked:secret-data]", "W21hc2tlZDpzZWNyZXQtZGF0YV0="),
+        ] {
+            let mut out = Vec::new();
+            base64_into(input, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+        let mut out = Vec::new();
+        apply(
+            Strategy::RedactBase64,
+            "secret-data",
+            b"czNjcmV0",
+            &HashKey::new([0; 32]),
+            &mut out,
+        );
+        assert_eq!(out, b"W21hc2tlZDpzZWNyZXQtZGF0YV0=");
+        assert_eq!(
+            Strategy::parse("redact-base64").unwrap(),
+            Strategy::RedactBase64
         );
     }
 }

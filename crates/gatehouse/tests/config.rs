@@ -33,11 +33,12 @@ fn the_shipped_example_is_valid() {
         &[
             ("APP_DB_PASSWORD", "s3cret"),
             ("BILLING_API_TOKEN", "billing-s3cret"),
+            ("CLUSTER_TOKEN", "cluster-s3cret-token"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(
-        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, API 127.0.0.1:8089, 3 connection(s))"
+        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, API 127.0.0.1:8089, 4 connection(s))"
     ));
     // And says exactly what is missing without the secret.
     let out = check(&example, &[]);
@@ -680,8 +681,55 @@ json_paths = ["$..ssn"]
             "connection[3].record_body_size: at most 1MiB",
             "connection[3].masking.json_paths[0]: \"customers.ssn\" is not a JSON path: a JSON path starts with $",
             "connection[3].masking.rule[0].column: column rules apply to SQL results; on a http connection use json_path",
-            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"http\" and \"mcp\"",
+            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\" and \"kubernetes\"",
             "connection[5].masking.json_paths[0]: JSON paths apply to http and mcp connections, not to a postgres connection",
+        ],
+    );
+}
+
+#[test]
+fn kubernetes_connection_mistakes_are_named() {
+    assert_problems(
+        &[
+            r#"[listeners]
+postgres = "127.0.0.1:15432"
+http = "127.0.0.1:18080"
+
+[[connection]]
+name = "cluster-a"
+kind = "kubernetes"
+url = "https://127.0.0.1:6443"
+
+[[connection]]
+name = "cluster-b"
+kind = "kubernetes"
+url = "https://127.0.0.1:6443"
+auth = "basic"
+user = "admin"
+
+[[connection]]
+name = "cluster-c"
+kind = "kubernetes"
+url = "https://127.0.0.1:6443"
+auth = "client_cert"
+token_file = "cluster.token"
+
+[[connection]]
+name = "api-x"
+kind = "http"
+url = "http://127.0.0.1:9000"
+impersonate = true
+"#,
+            APP_CONNECTION,
+        ]
+        .concat(),
+        &[
+            "connection[0].auth: missing: the gateway's own credential for the API server",
+            "connection[1].auth: \"basic\" is not a kubernetes credential: use bearer (token_file or token_env) or client_cert",
+            "connection[1].user: not used by kubernetes connections",
+            "connection[2].token_file: not used with auth = \"client_cert\"",
+            "connection[2].client_cert: auth = \"client_cert\" needs client_cert and client_key",
+            "connection[3].impersonate: only used by kubernetes connections",
         ],
     );
 }

@@ -20,22 +20,25 @@ use gatehouse_mask::{
 use http::{header, HeaderMap, HeaderValue};
 use std::sync::Arc;
 
-/// JSON paths of Secret values, in any answer about Secrets.
-const SECRET_PATHS: &[(&str, &str)] = &[
-    ("$..data.*", "secret-data"),
-    ("$..stringData.*", "secret-data"),
+/// JSON paths of Secret values, in any answer about Secrets, and how each
+/// is masked: `data` values stay base64 (typed clients decode them, and
+/// refuse the answer otherwise), `stringData` values are plain text.
+const SECRET_PATHS: &[(&str, &str, Strategy)] = &[
+    ("$..data.*", "secret-data", Strategy::RedactBase64),
+    ("$..stringData.*", "secret-data", Strategy::Redact),
 ];
 
 /// The annotation that repeats an object as last applied.
-const LAST_APPLIED: (&str, &str) = (
+const LAST_APPLIED: (&str, &str, Strategy) = (
     "$..annotations['kubectl.kubernetes.io/last-applied-configuration']",
     "last-applied-configuration",
+    Strategy::Redact,
 );
 
-fn rule((path, label): (&str, &str)) -> Result<ColumnRule, MaskError> {
+fn rule((path, label, strategy): (&str, &str, Strategy)) -> Result<ColumnRule, MaskError> {
     Ok(ColumnRule {
         target: ColumnTarget::JsonPath(JsonPath::parse(path)?),
-        strategy: Strategy::Redact,
+        strategy,
         label: label.to_string(),
     })
 }
