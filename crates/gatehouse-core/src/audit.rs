@@ -389,6 +389,9 @@ impl AuditEvent {
         if let Some(masking) = &r.masking {
             m.insert("masking".into(), json!(masking));
         }
+        if let Some(stream) = r.exchange.as_ref().and_then(|x| x.stream.as_ref()) {
+            m.insert("stream".into(), json!(stream));
+        }
         event(EventKind::StatementResult, Value::Object(m))
     }
 

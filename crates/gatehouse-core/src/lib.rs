@@ -36,7 +36,7 @@ pub use sensitive_columns::{FoundBy, SensitiveColumn, SensitiveColumns, Sensitiv
 pub use session::{
     ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, HttpExchange, MaskingSummary,
     SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId,
-    SessionStart, SessionSummary,
+    SessionStart, SessionSummary, StreamRecord,
 };
 pub use store::Store;
 pub use time::Timestamp;

@@ -210,6 +210,46 @@ pub struct HttpExchange {
     /// The first bytes of the response body (masked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
+    /// An upgraded stream (Kubernetes exec, attach, port-forward): what it
+    /// carried and where its recording is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamRecord>,
+}
+
+/// What an upgraded stream carried: an exec or attach session's recording
+/// (asciicast v2, masked) named by its SHA-256, or a port-forward's
+/// connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// The protocol the stream spoke (`v5.channel.k8s.io`, `SPDY/3.1`).
+    pub protocol: String,
+    /// The recording's file name in the gateway's recordings folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
+    /// Its SHA-256 (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_sha256: Option<String>,
+    /// Its size.
+    #[serde(default)]
+    pub recording_bytes: u64,
+    /// Events were dropped at the recording's limit (bytes still counted).
+    #[serde(default)]
+    pub truncated: bool,
+    /// Bytes on stdin, stdout and stderr.
+    #[serde(default)]
+    pub stdin_bytes: u64,
+    /// Bytes the command wrote on stdout.
+    #[serde(default)]
+    pub stdout_bytes: u64,
+    /// Bytes the command wrote on stderr.
+    #[serde(default)]
+    pub stderr_bytes: u64,
+    /// The command's exit code, when the API server reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// port-forward: connections opened, by port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<(String, u64)>,
 }
 
 /// What masking did to one statement's results: counts, never values.

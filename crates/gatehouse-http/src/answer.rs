@@ -34,6 +34,13 @@ pub(crate) struct Finisher {
 }
 
 impl Finisher {
+    /// Counts the bytes of an upgraded stream, both ways.
+    pub(crate) fn count(&mut self, from_caller: u64, to_caller: u64) {
+        self.session.counters().read(from_caller as usize);
+        self.session.counters().written(to_caller as usize);
+        self.exchange.response_bytes += to_caller;
+    }
+
     /// Counts bytes sent to the caller and keeps the first of them.
     fn sent(&mut self, bytes: &[u8]) {
         self.session.counters().written(bytes.len());

@@ -22,6 +22,8 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+mod upgraded;
+
 /// Handles one request; every outcome is a response (refusals included).
 pub(crate) async fn handle(
     gw: &HttpGateway,
@@ -53,17 +55,29 @@ struct Exchange<'a> {
     exempt_group: Option<String>,
     /// The gateway's upstream credential in the forms it must not leave in.
     secrets: Arc<[String]>,
+    /// Kubernetes exec, attach, port-forward: the caller's side of the
+    /// upgrade, and the protocol asked for.
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    upgrade_to: Option<&'static str>,
+    /// Kubernetes: the verb, and exec's command line (for the recording).
+    kube_verb: Option<&'static str>,
+    kube_command: String,
 }
 
 impl<'a> Exchange<'a> {
     async fn begin(
         gw: &'a HttpGateway,
         caller: &'a CallerConnection,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
     ) -> Result<Response<Body>, Response<Body>> {
         let s = &gw.settings;
         let upgrade =
             req.method() == http::Method::CONNECT || req.headers().contains_key(header::UPGRADE);
+        let upgrade_to = req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| upgraded::relayed_upgrade(v).ok_or_else(|| v.to_string()));
         // Route: a host name mapped to a connection, else the first segment.
         let path = NormalPath::parse(req.uri().path())
             .map_err(|e| refusals::bad_path(&e.to_string()).response())?;
@@ -114,13 +128,19 @@ impl<'a> Exchange<'a> {
                 p.response()
             }
         };
-        if upgrade {
-            return Err(early(if kube {
-                refusals::kube_streams_not_relayed()
-            } else {
-                refusals::upgrade_refused()
-            }));
+        if upgrade && (!kube || req.method() == http::Method::CONNECT) {
+            return Err(early(refusals::upgrade_refused()));
         }
+        let upgrade_to = match upgrade_to {
+            None => None,
+            Some(Ok(u)) => Some(u),
+            Some(Err(asked)) => {
+                return Err(early(refusals::upgrade_not_relayed(&format!(
+                    "the upgrade to {asked:?} is not relayed"
+                ))))
+            }
+        };
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let session = crate::login::login(gw, caller, &target, req.headers())
             .await
             .map_err(early)?;
@@ -217,10 +237,18 @@ impl<'a> Exchange<'a> {
                         .collect()
                 })
                 .unwrap_or_default();
-            Some(
-                crate::kube::KubeRequest::classify(&parts.method, rest.segments(), &query)
-                    .map_err(|e| early(refusals::bad_message(&e)))?,
-            )
+            let k =
+                crate::kube::KubeRequest::classify(&parts.method, rest.segments(), &query, &body)
+                    .map_err(|e| early(refusals::bad_message(&e)))?;
+            let streams = matches!(k.verb, "exec" | "attach" | "portforward");
+            if upgrade_to.is_some() != streams {
+                return Err(early(refusals::upgrade_not_relayed(if streams {
+                    "exec, attach and port-forward are relayed only as an upgrade to WebSocket or SPDY/3.1"
+                } else {
+                    "only exec, attach and port-forward are relayed as upgrades"
+                })));
+            }
+            Some(k)
         } else {
             None
         };
@@ -301,6 +329,14 @@ impl<'a> Exchange<'a> {
             rpc: facts.mcp.as_ref().map(|c| c.id.clone()),
             exempt_group,
             secrets,
+            on_upgrade,
+            upgrade_to,
+            kube_verb: facts.kube.as_ref().map(|k| k.verb),
+            kube_command: facts
+                .kube
+                .as_ref()
+                .map(|k| gatehouse_policy::command_line(&k.command))
+                .unwrap_or_default(),
         };
         ex.decide_and_forward(parts, forwarded, facts, body).await
     }
@@ -440,6 +476,20 @@ impl<'a> Exchange<'a> {
             // MCP servers refuse a browser's Origin (DNS rebinding guard);
             // the gateway is not a browser.
             headers.remove(header::ORIGIN);
+        }
+        if let Some(upgrade_to) = self.upgrade_to {
+            return self
+                .forward_upgraded(
+                    parts.method.clone(),
+                    url,
+                    headers,
+                    body,
+                    upgrade_to,
+                    record,
+                    started,
+                    clock,
+                )
+                .await;
         }
         let sent = target
             .client

@@ -51,6 +51,9 @@ const VOLATILE_HEADERS: &[&str] = &[
     "x-b3-spanid",
     "x-b3-sampled",
     "accept-encoding",
+    // kubectl: one id per invocation, and a WebSocket upgrade's nonce.
+    "kubectl-session",
+    "sec-websocket-key",
 ];
 
 impl RequestFacts {

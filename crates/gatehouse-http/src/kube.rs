@@ -21,6 +21,7 @@ use http::Method;
 
 pub(crate) mod masking;
 mod status;
+pub(crate) mod stream;
 
 pub(crate) use status::status_response;
 
@@ -58,12 +59,13 @@ fn truthy(v: &str) -> bool {
 
 impl KubeRequest {
     /// Classifies a request for `segments` (the normalised path after the
-    /// connection) with its decoded query pairs. `Err` names what the API
-    /// server would not take either.
+    /// connection) with its decoded query pairs and body. `Err` names what
+    /// the API server would not take either.
     pub(crate) fn classify(
         method: &Method,
         segments: &[String],
         query: &[(String, String)],
+        body: &[u8],
     ) -> Result<Self, String> {
         let param = |name: &str| {
             query
@@ -94,7 +96,7 @@ impl KubeRequest {
         let mut r = KubeRequest {
             api_group: group.to_string(),
             api_version: version.to_string(),
-            dry_run: param("dryRun") == Some("All"),
+            dry_run: dry_run(method, param("dryRun"), body),
             ..KubeRequest::default()
         };
         let mut watch = query.iter().any(|(k, v)| k == "watch" && truthy(v));
@@ -168,6 +170,20 @@ impl KubeRequest {
     pub(crate) fn names_secrets(&self) -> bool {
         self.api_group.is_empty() && self.resource == "secrets"
     }
+}
+
+/// Whether the API server will only pretend. A DELETE with a body reads
+/// its options (`dryRun` among them) from the body and ignores the query;
+/// a body the gateway cannot read (protobuf) counts as no dry run, the
+/// safe side for a policy that spares dry runs.
+fn dry_run(method: &Method, query: Option<&str>, body: &[u8]) -> bool {
+    if method == Method::DELETE && !body.is_empty() {
+        return serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["dryRun"].as_array().map(|a| a.iter().any(|x| x == "All")))
+            .unwrap_or(false);
+    }
+    query == Some("All")
 }
 
 #[cfg(test)]

@@ -185,4 +185,6 @@ pub struct HttpSettings {
     /// Caller connections open at once (`[limits] max_connections`); more
     /// are closed at once, so silent sockets cannot exhaust descriptors.
     pub max_connections: usize,
+    /// Where exec and attach recordings are kept (asciicast v2 files).
+    pub recordings: std::path::PathBuf,
 }

@@ -179,7 +179,8 @@ impl HttpGateway {
             .timer(TokioTimer::new())
             .header_read_timeout(self.settings.header_timeout)
             .keep_alive(transport_ok)
-            .serve_connection(TokioIo::new(io), service);
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => {

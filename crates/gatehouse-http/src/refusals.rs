@@ -300,6 +300,24 @@ pub(crate) fn evidence_unavailable() -> Problem {
     .hint("try again later; if it persists, ask the gateway's operator")
 }
 
+pub(crate) fn upstream_protocol(connection: &str, upgrade: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "Unknown protocol",
+        format!("gatehouse: the upstream of connection {connection} switched to {upgrade:?}, which the gateway cannot read to record; the stream was not opened"),
+    )
+    .hint("ask the gateway's operator")
+}
+
+pub(crate) fn upgrade_not_relayed(what: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "Upgrade refused",
+        format!("gatehouse: {what}"),
+    )
+    .hint("exec, attach and port-forward are relayed over WebSocket or SPDY/3.1; other requests are plain HTTP")
+}
+
 pub(crate) fn upstream_unreachable(connection: &str, reason: &str) -> Problem {
     Problem::new(
         StatusCode::BAD_GATEWAY,
@@ -333,13 +351,4 @@ pub(crate) fn impersonation_refused(header: &str) -> Problem {
         format!("gatehouse: the {header} header is refused: on this connection the gateway alone says who is calling"),
     )
     .hint("send the request without Impersonate-* headers (kubectl --as / --as-group); the gateway's operator can set impersonate = true to have the API server see your identity")
-}
-
-pub(crate) fn kube_streams_not_relayed() -> Problem {
-    Problem::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "Streams not relayed yet",
-        "gatehouse: kubectl exec, attach, cp and port-forward (WebSocket and SPDY upgrades) are not relayed by this gateway yet",
-    )
-    .hint("run the command from a session that reaches the cluster another way, or ask the gateway's operator")
 }

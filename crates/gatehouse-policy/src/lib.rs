@@ -21,7 +21,7 @@ mod reach_api;
 pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;
 pub use http::{HttpRequestFacts, McpRequestFacts};
-pub use kube::{KubeRequestFacts, KUBE_ACTIONS};
+pub use kube::{command_line, KubeRequestFacts, KUBE_ACTIONS};
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
 pub use reach::{ReachRow, OTHER_TABLES};
 

@@ -86,6 +86,14 @@ async fn sessions_and_statements_round_trip() {
             response_headers: vec![("content-type".into(), "application/json".into())],
             response_bytes: 2,
             response_body: Some("{}".into()),
+            stream: Some(gatehouse_core::StreamRecord {
+                protocol: "v5.channel.k8s.io".into(),
+                recording: Some("s-1.cast".into()),
+                recording_sha256: Some("ab".repeat(32)),
+                recording_bytes: 120,
+                exit_code: Some(3),
+                ..Default::default()
+            }),
         }),
     };
     let end = SessionEnd {

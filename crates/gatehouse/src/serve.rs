@@ -227,6 +227,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             max_masked_value: config.limits.session.max_masked_row_size as usize,
             header_timeout: config.handshake_timeout,
             max_connections: config.limits.session.max_connections as usize,
+            recordings: config.data_dir.join("recordings"),
         };
         let gateway = gatehouse_http::HttpGateway::new(settings, gatekeeper.clone());
         let rx = shutdown_rx.clone();

@@ -9,7 +9,7 @@ fn ask(method: &str, path: &str, query: &str) -> Result<KubeRequest, String> {
     let query: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    KubeRequest::classify(&method.parse().unwrap(), &segments, &query)
+    KubeRequest::classify(&method.parse().unwrap(), &segments, &query, b"")
 }
 
 fn verb_of(method: &str, path: &str, query: &str) -> &'static str {
@@ -240,4 +240,53 @@ fn what_the_api_server_would_not_take_either() {
         .is_ok_and(|r| r.subresource == "log"));
     assert!(ask("OPTIONS", "/api/v1/namespaces/prod/pods", "").is_err());
     assert!(ask("GET", "/api/v1/namespaces/prod", "").is_ok_and(|r| r.verb == "get"));
+}
+
+#[test]
+fn a_delete_reads_its_dry_run_from_its_body() {
+    let segs: Vec<String> = [
+        "apis",
+        "apps",
+        "v1",
+        "namespaces",
+        "prod",
+        "deployments",
+        "web",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let del = http::Method::DELETE;
+    let q = |v: &str| vec![("dryRun".to_string(), v.to_string())];
+    let body = br#"{"propagationPolicy":"Background","dryRun":["All"]}"#;
+    assert!(
+        KubeRequest::classify(&del, &segs, &[], body)
+            .unwrap()
+            .dry_run
+    );
+    // The API server ignores the query when a body is sent.
+    let real = br#"{"propagationPolicy":"Background"}"#;
+    assert!(
+        !KubeRequest::classify(&del, &segs, &q("All"), real)
+            .unwrap()
+            .dry_run
+    );
+    assert!(
+        KubeRequest::classify(&del, &segs, &q("All"), b"")
+            .unwrap()
+            .dry_run
+    );
+    // A body the gateway cannot read is no dry run.
+    assert!(
+        !KubeRequest::classify(&del, &segs, &[], b"\x6b\x38\x73\x00")
+            .unwrap()
+            .dry_run
+    );
+    // Other verbs read it from the query (their body is the object).
+    let patch = http::Method::PATCH;
+    assert!(
+        KubeRequest::classify(&patch, &segs, &q("All"), br#"{"dryRun":[]}"#)
+            .unwrap()
+            .dry_run
+    );
 }

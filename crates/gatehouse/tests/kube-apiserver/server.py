@@ -104,18 +104,30 @@ import argparse
 import base64
 import collections
 import copy
+import errno
+import fcntl
+import hashlib
+import heapq
 import json
 import os
 import random
 import re
 import select
+import selectors
+import shutil
 import signal
+import socket
 import ssl
+import struct
+import subprocess
 import sys
+import tempfile
+import termios
 import threading
 import time
 import traceback
 import uuid
+import zlib
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -1518,7 +1530,7 @@ class Handler(BaseHTTPRequestHandler):
         if res.plural == "pods" and sub in ("exec", "attach", "portforward"):
             if m not in ("GET", "POST"):
                 raise self.method_not_allowed()
-            raise bad_request("this test server does not model %s yet" % sub)
+            return self.streaming(res, ns, name, sub)
         if res.plural == "deployments" and sub == "scale":
             dry = self.dry_run() if m in ("PUT", "PATCH") else False
             if m == "GET":
@@ -1709,6 +1721,1423 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+    # ---- exec, attach, port-forward ---------------------------------------------
+
+    def streaming(self, res, ns, name, sub):
+        """Validate, negotiate the upgrade (SPDY/3.1 or WebSocket), answer 101, then serve."""
+        pod = STORE.get(res, ns, name)
+        path = urlsplit(self.path).path
+        tokens = {t.strip().lower() for v in self.headers.get_all("Connection") or [] for t in v.split(",")}
+        upgrade = (self.headers.get("Upgrade") or "").strip()
+        if "upgrade" not in tokens or not upgrade:
+            raise bad_request("Upgrade request required")
+        flags = {k: (self.q(k) or "").lower() in ("1", "true") for k in ("stdin", "stdout", "stderr", "tty")}
+        info = {"path": path, "command": None, "protocol": None, "pod": name, "namespace": ns}
+        ports = []
+        if sub == "portforward":
+            for v in self.query.get("ports", []):
+                for p in v.split(","):
+                    try:
+                        ports.append(int(p))
+                    except ValueError:
+                        raise bad_request('invalid port "%s"' % p)
+        else:
+            containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+            container = self.q("container")
+            if not container:
+                if len(containers) != 1:
+                    raise bad_request("a container name must be specified for pod %s, choose one of: %s"
+                                      % (name, go_list(containers)))
+                container = containers[0]
+            elif container not in containers:
+                raise bad_request("container %s is not valid for pod %s" % (container, name))
+            if sub == "exec":
+                info["command"] = self.query.get("command") or []
+                if not info["command"]:
+                    raise bad_request("you must specify at least 1 command")
+            else:
+                info["command"] = ["cat"]        # attach: the pod's "main process"
+            if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
+                raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
+            info["container"] = container
+        if upgrade.lower() == "websocket":
+            key = self.headers.get("Sec-WebSocket-Key")
+            if self.headers.get("Sec-WebSocket-Version") != "13" or not key:
+                raise bad_request("a WebSocket upgrade needs Sec-WebSocket-Version 13 and a Sec-WebSocket-Key")
+            offered = [p.strip() for v in self.headers.get_all("Sec-WebSocket-Protocol") or []
+                       for p in v.split(",") if p.strip()]
+            supported = WS_PF_PROTOCOLS if sub == "portforward" else WS_EXEC_PROTOCOLS
+            chosen = next((p for p in supported if p in offered), None)
+            if chosen is None:
+                if offered:
+                    raise bad_request("requested protocol(s) are not supported: %s; supports %s"
+                                      % (go_list(offered), go_list(supported)))
+                chosen = ""                       # no subprotocol: plain channel.k8s.io
+            if sub == "portforward" and chosen != PF_TUNNEL_PROTOCOL and not ports:
+                raise bad_request('query parameter "port" is required')
+            answer = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                      ("Sec-WebSocket-Accept", ws_accept(key))]
+            if chosen:
+                answer.append(("Sec-WebSocket-Protocol", chosen))
+            info["upgrade"] = "websocket"
+        elif upgrade.lower().startswith("spdy/"):
+            offered = [p.strip() for v in self.headers.get_all("X-Stream-Protocol-Version") or []
+                       for p in v.split(",") if p.strip()]
+            supported = (PF_PROTOCOL,) if sub == "portforward" else SPDY_EXEC_PROTOCOLS
+            if not offered:
+                raise bad_request("unable to upgrade: X-Stream-Protocol-Version is required")
+            chosen = next((p for p in offered if p in supported), None)   # the client's order
+            if chosen is None:
+                msg = ("unable to upgrade: unable to negotiate protocol: client supports %s, server "
+                       "accepts %s" % (go_list(offered), go_list(supported)))
+                return self.send_json(403, status_obj(403, "Forbidden", msg),
+                                      extra={"X-Accepted-Stream-Protocol-Versions": ", ".join(supported)})
+            answer = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"),
+                      ("X-Stream-Protocol-Version", chosen)]
+            info["upgrade"] = "SPDY/3.1"
+        else:
+            raise bad_request("unsupported upgrade %r: only SPDY/3.1 and websocket" % upgrade)
+        info["protocol"] = chosen
+        self.started = True
+        self.close_connection = True
+        self.send_response(101)
+        self.send_header("Audit-Id", str(uuid.uuid4()))
+        for k, v in answer:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.flush()
+        self.serve_upgraded(sub, info, ns, name, flags, ports)
+
+    def serve_upgraded(self, sub, info, ns, name, flags, ports):
+        leftover = buffered_leftover(self.rfile, self.connection)
+        reactor = Reactor()
+        conn = ClientConn(reactor, self.connection)
+        ws = WebSocket(conn, None, None) if info["upgrade"] == "websocket" else None
+        session = pf = None
+        try:
+            if sub == "portforward":
+                if ws is None or info["protocol"] == PF_TUNNEL_PROTOCOL:
+                    if ws is None:
+                        pf = SpdyPortForward(conn, info)
+                        conn.start(leftover, pf.spdy.feed, pf.end)
+                    else:     # SPDY frames as a byte stream carried in binary messages
+                        pf = SpdyPortForward(conn, info, write=lambda b: ws.send(WebSocket.BINARY, b),
+                                             close=lambda: ws.close(1000))
+                        ws.on_message = lambda op, payload: pf.spdy.feed(payload)
+                        ws.on_end = pf.end
+                        ws.start(leftover)
+                else:
+                    pf = WsPortForward(ws, info, ports)
+                    ws.on_message, ws.on_end = pf.message, pf.end
+                    ws.start(leftover)
+                    pf.open()
+            else:
+                tty = flags["tty"]
+                env = dict(os.environ, HOSTNAME=name)
+                session = ExecSession(reactor, info, info["command"], pod_dir(ns, name), env,
+                                      flags["stdin"], flags["stdout"], flags["stderr"] and not tty, tty)
+                if ws is not None:
+                    t = WsExec(ws, session, info["protocol"])
+                    ws.on_message, ws.on_end = t.message, t.end
+                    ws.start(leftover)
+                    session.ready()
+                else:
+                    expected = {"error"}
+                    expected.update(k for k in ("stdin", "stdout") if flags[k])
+                    if flags["stderr"] and not tty:
+                        expected.add("stderr")
+                    if tty and info["protocol"] in ("v3.channel.k8s.io", "v4.channel.k8s.io"):
+                        expected.add("resize")
+                    t = SpdyExec(conn, session, info["protocol"], expected)
+                    conn.start(leftover, t.spdy.feed, t.eof)
+            reactor.run()
+        finally:
+            if session is not None and not session.done:
+                session.gone()
+            if pf is not None:
+                close_targets(pf.fwds)
+
+
+# ---- exec, attach, port-forward: upgraded connections ------------------------------
+#
+# After the 101 answer everything runs in the connection's own thread on one
+# selector loop (Reactor): the client socket (plain or TLS, non-blocking), the
+# process's pipes or pty and port-forward's target sockets. Only that thread
+# touches the TLS object, so reads and writes never race inside OpenSSL.
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+HIGH_WATER = 1 << 20          # stop reading a source while this much waits for the client
+STDIN_HIGH = 8 << 20          # stop reading the client while this much waits for a process
+MAX_WS_MESSAGE = 64 << 20
+LINGER = 2.0                  # how long a finished connection waits for the client's EOF
+STREAM_CREATION_TIMEOUT = 30.0
+FIRST_RESIZE_WAIT = 0.5       # a tty session waits this long for the client's first size
+WS_EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io",
+                     "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io",
+                     "base64.channel.k8s.io")
+SPDY_EXEC_PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
+                       "channel.k8s.io")
+PF_PROTOCOL = "portforward.k8s.io"
+PF_TUNNEL_PROTOCOL = "SPDY/3.1+" + PF_PROTOCOL
+WS_PF_PROTOCOLS = (PF_TUNNEL_PROTOCOL, "v4.channel.k8s.io", "channel.k8s.io")
+STREAM_TYPES = ("error", "stdin", "stdout", "stderr", "resize")
+# The child of a tty session makes the pty its controlling terminal, then runs the command.
+CTTY_SHIM = ("import fcntl, os, sys, termios\n"
+             "fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
+             "os.execvp(sys.argv[1], sys.argv[1:])\n")
+
+# SPDY/3 name/value header blocks are zlib streams primed with this dictionary
+# (SPDY Protocol Draft 3, section 2.6.10.1): length-prefixed header names and
+# common values, then a run of status codes, reason phrases, dates and types.
+_SPDY_DICT_WORDS = (
+    "options head post put delete trace accept accept-charset accept-encoding accept-language "
+    "accept-ranges age allow authorization cache-control connection content-base "
+    "content-encoding content-language content-length content-location content-md5 "
+    "content-range content-type date etag expect expires from host if-match if-modified-since "
+    "if-none-match if-range if-unmodified-since last-modified location max-forwards pragma "
+    "proxy-authenticate proxy-authorization range referer retry-after server te trailer "
+    "transfer-encoding upgrade user-agent vary via warning www-authenticate method get status"
+).split() + ["200 OK"] + "version HTTP/1.1 url public set-cookie keep-alive origin".split()
+_SPDY_DICT_TAIL = (
+    "100101201202205206300302303304305306307402405406407408409410411412413414415416417"
+    "502504505203 Non-Authoritative Information204 No Content301 Moved Permanently"
+    "400 Bad Request401 Unauthorized403 Forbidden404 Not Found500 Internal Server Error"
+    "501 Not Implemented503 Service UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct "
+    "Nov Dec 00:00:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMTchunked,text/html,image/png,"
+    "image/jpg,image/gif,application/xml,application/xhtml+xml,text/plain,text/javascript,"
+    "publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.")
+SPDY_DICT = b"".join(struct.pack(">I", len(w)) + w.encode("ascii") for w in _SPDY_DICT_WORDS) \
+    + _SPDY_DICT_TAIL.encode("ascii")
+assert len(SPDY_DICT) == 1423 and zlib.adler32(SPDY_DICT) == 0xE3C6A7C2
+
+SPDY_SYN_STREAM, SPDY_SYN_REPLY, SPDY_RST_STREAM, SPDY_SETTINGS = 1, 2, 3, 4
+SPDY_PING, SPDY_GOAWAY, SPDY_HEADERS, SPDY_WINDOW_UPDATE = 6, 7, 8, 9
+SPDY_FIN = 0x01
+SPDY_PROTOCOL_ERROR, SPDY_INVALID_STREAM, SPDY_REFUSED_STREAM, SPDY_CANCEL = 1, 2, 3, 5
+SPDY_WINDOW_STEP = 32768      # acknowledge received data in steps of this size
+
+POD_ROOT = None               # temporary directory holding one directory per pod
+POD_ROOT_LOCK = threading.Lock()
+LIVE = set()                  # running exec/attach processes, killed at exit
+LIVE_LOCK = threading.Lock()
+
+
+def log_event(entry):
+    if Handler.log_file is None:
+        return
+    line = json.dumps(entry, separators=(",", ":"))
+    with Handler.log_lock:
+        Handler.log_file.write(line + "\n")
+        Handler.log_file.flush()
+
+
+def pod_dir(ns, name):
+    """The pod's filesystem: POD_ROOT/NS/NAME with hello.txt and tmp/, made on first use."""
+    d = os.path.join(POD_ROOT, ns, name)
+    with POD_ROOT_LOCK:
+        if not os.path.isdir(d):
+            os.makedirs(os.path.join(d, "tmp"))
+            with open(os.path.join(d, "hello.txt"), "w") as f:
+                f.write("hello from %s\n" % name)
+    return d
+
+
+def in_pod(arg):
+    """An absolute path argument names a path inside the pod directory (made relative)."""
+    return (arg.lstrip("/") or ".") if arg.startswith("/") else arg
+
+
+def go_list(items):
+    return "[" + " ".join(items) + "]"
+
+
+def exit_status(argv, code):
+    """The Status kubelet writes on the error stream when the command ends (v4/v5)."""
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure",
+            "message": "command terminated with non-zero exit code: error executing command "
+                       "%s, exit code %d" % (go_list(argv), code),
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def internal_status(message):
+    return {"metadata": {}, "status": "Failure", "message": "Internal error occurred: " + message,
+            "reason": "InternalError", "details": {"causes": [{"message": message}]}, "code": 500}
+
+
+def kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+class Reactor:
+    """A selector loop with timers; every callback runs in the loop's thread."""
+
+    def __init__(self):
+        self.sel = selectors.DefaultSelector()
+        self.cbs = {}        # fd -> [on_read, on_write]
+        self.timers = []     # heap of [when, seq, fn]
+        self.seq = 0
+        self.stopped = False
+
+    def want(self, fd, kind, cb):
+        """Call cb when fd is readable (kind "r") or writable ("w"); cb None stops that."""
+        entry = self.cbs.get(fd)
+        old = 0 if entry is None else ((selectors.EVENT_READ if entry[0] else 0)
+                                       | (selectors.EVENT_WRITE if entry[1] else 0))
+        if entry is None:
+            if cb is None:
+                return
+            entry = self.cbs[fd] = [None, None]
+        entry[0 if kind == "r" else 1] = cb
+        mask = (selectors.EVENT_READ if entry[0] else 0) | (selectors.EVENT_WRITE if entry[1] else 0)
+        if mask == old:
+            return
+        if not old:
+            self.sel.register(fd, mask)
+        elif not mask:
+            self.sel.unregister(fd)
+            del self.cbs[fd]
+        else:
+            self.sel.modify(fd, mask)
+
+    def forget(self, fd):
+        if self.cbs.pop(fd, None) is not None:
+            self.sel.unregister(fd)
+
+    def later(self, delay, fn):
+        self.seq += 1
+        timer = [time.monotonic() + delay, self.seq, fn]
+        heapq.heappush(self.timers, timer)
+        return timer
+
+    @staticmethod
+    def cancel(timer):
+        if timer is not None:
+            timer[2] = None
+
+    def stop(self):
+        self.stopped = True
+
+    def run(self):
+        try:
+            while not self.stopped:
+                now = time.monotonic()
+                while self.timers and self.timers[0][0] <= now and not self.stopped:
+                    fn = heapq.heappop(self.timers)[2]
+                    if fn is not None:
+                        fn()
+                if self.stopped:
+                    break
+                timeout = max(0.0, self.timers[0][0] - time.monotonic()) if self.timers else None
+                if timeout is None and not self.cbs:
+                    break
+                for key, mask in self.sel.select(timeout):
+                    entry = self.cbs.get(key.fd)
+                    if entry and mask & selectors.EVENT_READ and entry[0]:
+                        entry[0]()
+                    entry = self.cbs.get(key.fd)
+                    if entry and mask & selectors.EVENT_WRITE and entry[1]:
+                        entry[1]()
+                    if self.stopped:
+                        break
+        finally:
+            self.sel.close()
+
+
+class ClientConn:
+    """The upgraded client connection: buffered non-blocking writes, pausable reads."""
+
+    def __init__(self, reactor, sock):
+        self.r, self.sock, self.fd = reactor, sock, sock.fileno()
+        self.out = bytearray()
+        self.chunk = None            # the write in progress (TLS retries need the same bytes)
+        self.reading = self.closing = self.shut = self.dead = False
+        self.on_data = self.on_eof = None
+        self.drained = []
+
+    def start(self, leftover, on_data, on_eof):
+        self.on_data, self.on_eof = on_data, on_eof
+        if leftover:
+            on_data(leftover)
+        self.resume()
+
+    def pause(self):
+        if self.reading:
+            self.reading = False
+            self.r.want(self.fd, "r", None)
+
+    def resume(self):
+        if not self.reading and not self.dead:
+            self.reading = True
+            self.r.want(self.fd, "r", self.readable)
+            self.r.later(0, self.readable)   # TLS may hold decrypted bytes already
+
+    def readable(self):
+        for _ in range(8):
+            if not self.reading or self.dead:
+                return
+            try:
+                data = self.sock.recv(262144)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.lost()
+                return
+            if not self.closing:
+                self.on_data(data)
+        self.r.later(0, self.readable)
+
+    def send(self, data):
+        if data and not self.dead and not self.shut:
+            self.out += data
+            self.flush()
+
+    def backlog(self):
+        return len(self.out)
+
+    def when_drained(self, cb):
+        self.drained.append(cb)
+
+    def flush(self):
+        while self.out and not self.dead:
+            if self.chunk is None:
+                self.chunk = bytes(self.out[:262144])
+            try:
+                n = self.sock.send(self.chunk)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                self.r.want(self.fd, "w", self.flush)
+                return
+            except OSError:
+                self.lost()
+                return
+            del self.out[:n]
+            self.chunk = self.chunk[n:] or None
+        if self.dead:
+            return
+        self.r.want(self.fd, "w", None)
+        if self.drained:
+            cbs, self.drained = self.drained, []
+            for cb in cbs:
+                cb()
+        if self.closing and not self.out and not self.shut:
+            self.half_close()
+
+    def close(self):
+        """Flush, then half-close and wait (bounded) for the client's EOF before stopping."""
+        if not self.closing:
+            self.closing = True
+            self.flush()
+            if self.dead:
+                self.r.stop()
+
+    def half_close(self):
+        self.shut = True
+        try:
+            self.sock.shutdown(socket.SHUT_WR)   # on TLS this drops the session: no close_notify
+        except OSError:
+            pass
+        self.on_eof = self.r.stop
+        self.resume()
+        self.r.later(LINGER, self.r.stop)
+
+    def lost(self):
+        if self.dead:
+            return
+        self.dead = True
+        self.reading = False
+        self.out.clear()
+        self.chunk = None
+        self.r.forget(self.fd)
+        self.on_eof()
+        if self.closing:
+            self.r.stop()
+
+
+def ws_accept(key):
+    return base64.b64encode(hashlib.sha1(key.encode("ascii") + WS_GUID).digest()).decode("ascii")
+
+
+def ws_unmask(data, key):
+    n = len(data)
+    if not n:
+        return b""
+    k = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
+
+
+class WebSocket:
+    """RFC 6455, server side: client frames must be masked, ours are not.
+
+    on_message(opcode, payload) gets whole messages (fragments joined);
+    on_end(why) is called once if the client ends first ("close" or "eof").
+    Pings are answered with pongs carrying the same payload.
+    """
+    TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
+
+    def __init__(self, conn, on_message, on_end):
+        self.conn, self.on_message, self.on_end = conn, on_message, on_end
+        self.buf = bytearray()
+        self.frag_op, self.frag = None, bytearray()
+        self.close_sent = self.close_received = self.ended = False
+
+    def start(self, leftover):
+        self.conn.start(leftover, self.feed, self.eof)
+
+    def eof(self):
+        self.end("eof")
+
+    def end(self, why):
+        if not self.ended:
+            self.ended = True
+            self.on_end(why)
+
+    def feed(self, data):
+        self.buf += data
+        while not self.close_received:
+            b = self.buf
+            if len(b) < 2:
+                return
+            fin, rsv, op, masked, n = b[0] & 0x80, b[0] & 0x70, b[0] & 0x0F, b[1] & 0x80, b[1] & 0x7F
+            i = 2
+            if n == 126:
+                if len(b) < 4:
+                    return
+                n, i = struct.unpack(">H", b[2:4])[0], 4
+            elif n == 127:
+                if len(b) < 10:
+                    return
+                n, i = struct.unpack(">Q", b[2:10])[0], 10
+            if not masked or rsv or n > MAX_WS_MESSAGE:
+                return self.fail(1009 if n > MAX_WS_MESSAGE else 1002)
+            if len(b) < i + 4 + n:
+                return
+            key = bytes(b[i:i + 4])
+            payload = ws_unmask(bytes(b[i + 4:i + 4 + n]), key)
+            del b[:i + 4 + n]
+            if op >= 8:
+                if not fin or n > 125:
+                    return self.fail(1002)
+                self.control(op, payload)
+            elif op in (self.TEXT, self.BINARY):
+                if self.frag_op is not None:
+                    return self.fail(1002)
+                if fin:
+                    self.on_message(op, payload)
+                else:
+                    self.frag_op, self.frag = op, bytearray(payload)
+            elif op == 0:
+                if self.frag_op is None or len(self.frag) + n > MAX_WS_MESSAGE:
+                    return self.fail(1002)
+                self.frag += payload
+                if fin:
+                    op, msg = self.frag_op, bytes(self.frag)
+                    self.frag_op, self.frag = None, bytearray()
+                    self.on_message(op, msg)
+            else:
+                return self.fail(1002)
+
+    def control(self, op, payload):
+        if op == self.PING:
+            self.send(self.PONG, payload)
+        elif op == self.CLOSE:
+            self.close_received = True
+            if not self.close_sent:
+                code = payload[:2] if len(payload) >= 2 else struct.pack(">H", 1000)
+                self.send(self.CLOSE, code)
+                self.close_sent = True
+                self.end("close")
+            self.conn.close()
+
+    def send(self, op, payload):
+        n = len(payload)
+        if n < 126:
+            head = struct.pack(">BB", 0x80 | op, n)
+        elif n < 65536:
+            head = struct.pack(">BBH", 0x80 | op, 126, n)
+        else:
+            head = struct.pack(">BBQ", 0x80 | op, 127, n)
+        self.conn.send(head + payload)
+
+    def close(self, code=1000, reason=b""):
+        if self.close_sent:
+            return
+        self.close_sent = True
+        self.send(self.CLOSE, struct.pack(">H", code) + reason)
+        if self.close_received or self.conn.dead:
+            self.conn.close()
+        else:
+            self.conn.r.later(LINGER, self.conn.close)
+
+    def fail(self, code):
+        self.close(code)
+        self.close_received = True
+        self.end("error")
+        self.conn.close()
+
+
+class Spdy:
+    """SPDY/3.1 framing, server side, as Kubernetes uses it (streams opened by the client).
+
+    One zlib context per direction for the whole connection: every header
+    block received is inflated (even ones whose content is ignored) so the
+    shared state stays in step. Flow control is acknowledged, never enforced:
+    spdystream (kubectl's side) neither sends nor waits for WINDOW_UPDATE.
+    """
+
+    def __init__(self, write, on_syn, on_data, on_rst, on_goaway):
+        self.write = write
+        self.on_syn, self.on_data, self.on_rst, self.on_goaway = on_syn, on_data, on_rst, on_goaway
+        self.inflate = zlib.decompressobj(zdict=SPDY_DICT)
+        self.deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, SPDY_DICT)
+        self.buf = bytearray()
+        self.last_id = 0
+        self.fin_sent, self.fin_received = set(), set()
+        self.unacked = collections.Counter()
+        self.broken = False
+
+    def feed(self, data):
+        self.buf += data
+        while len(self.buf) >= 8 and not self.broken:
+            w0, w1 = struct.unpack(">II", self.buf[:8])
+            flags, length = w1 >> 24, w1 & 0xFFFFFF
+            if len(self.buf) < 8 + length:
+                return
+            payload = bytes(self.buf[8:8 + length])
+            del self.buf[:8 + length]
+            if w0 & 0x80000000:
+                if (w0 >> 16) & 0x7FFF != 3:
+                    self.protocol_error()
+                    return
+                self.control(w0 & 0xFFFF, flags, payload)
+            else:
+                self.data_frame(w0 & 0x7FFFFFFF, flags, payload)
+
+    def headers(self, block):
+        raw = self.inflate.decompress(block)
+        out, i = {}, 4
+        (count,) = struct.unpack(">I", raw[:4])
+        for _ in range(count):
+            (n,) = struct.unpack(">I", raw[i:i + 4])
+            name = raw[i + 4:i + 4 + n].decode("latin-1").lower()
+            i += 4 + n
+            (n,) = struct.unpack(">I", raw[i:i + 4])
+            values = raw[i + 4:i + 4 + n].decode("latin-1").split("\0")
+            i += 4 + n
+            out.setdefault(name, []).extend(values)
+        return out
+
+    def header_block(self, headers):
+        raw = struct.pack(">I", len(headers))
+        for k, v in headers.items():
+            k, v = k.lower().encode("latin-1"), v.encode("latin-1")
+            raw += struct.pack(">I", len(k)) + k + struct.pack(">I", len(v)) + v
+        return self.deflate.compress(raw) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+
+    def control(self, ftype, flags, p):
+        try:
+            if ftype == SPDY_SYN_STREAM:
+                sid = struct.unpack(">I", p[:4])[0] & 0x7FFFFFFF
+                headers = self.headers(p[10:])
+                if sid % 2 == 0 or sid <= self.last_id:
+                    self.rst(sid, SPDY_PROTOCOL_ERROR)
+                    return
+                self.last_id = sid
+                if flags & SPDY_FIN:
+                    self.fin_received.add(sid)
+                self.on_syn(sid, headers, bool(flags & SPDY_FIN))
+            elif ftype in (SPDY_SYN_REPLY, SPDY_HEADERS):
+                self.headers(p[4:])   # nothing to do with them, but the zlib state must follow
+            elif ftype == SPDY_RST_STREAM:
+                sid, status = struct.unpack(">II", p[:8])
+                self.on_rst(sid & 0x7FFFFFFF, status)
+            elif ftype == SPDY_PING:
+                (pid,) = struct.unpack(">I", p[:4])
+                if pid % 2 == 1:      # the client's ping (ours would be even): echo it
+                    self.control_frame(SPDY_PING, 0, p[:4])
+            elif ftype == SPDY_GOAWAY:
+                self.on_goaway()
+            # SETTINGS, WINDOW_UPDATE and unknown types: nothing to do.
+        except (struct.error, zlib.error, UnicodeDecodeError):
+            self.protocol_error()
+
+    def data_frame(self, sid, flags, data):
+        fin = bool(flags & SPDY_FIN)
+        if fin:
+            self.fin_received.add(sid)
+        if data:
+            self.unacked[sid] += len(data)
+            self.unacked[0] += len(data)
+            for k in (sid, 0):
+                if self.unacked[k] >= SPDY_WINDOW_STEP and (k == 0 or not fin):
+                    self.control_frame(SPDY_WINDOW_UPDATE, 0, struct.pack(">II", k, self.unacked[k]))
+                    self.unacked[k] = 0
+        self.on_data(sid, data, fin)
+
+    def protocol_error(self):
+        self.broken = True
+        self.goaway(SPDY_PROTOCOL_ERROR)
+        self.on_goaway()
+
+    def control_frame(self, ftype, flags, payload):
+        self.write(struct.pack(">HHI", 0x8000 | 3, ftype, (flags << 24) | len(payload)) + payload)
+
+    def reply(self, sid):
+        self.control_frame(SPDY_SYN_REPLY, 0, struct.pack(">I", sid) + self.header_block({}))
+
+    def data(self, sid, data, fin=False):
+        if sid is None or sid in self.fin_sent:
+            return
+        view = memoryview(data)
+        while True:
+            part, view = view[:65536], view[65536:]
+            last = not len(view)
+            flags = SPDY_FIN if fin and last else 0
+            self.write(struct.pack(">II", sid, (flags << 24) | len(part)) + bytes(part))
+            if last:
+                break
+        if fin:
+            self.fin_sent.add(sid)
+
+    def finish(self, sid):
+        self.data(sid, b"", True)
+
+    def rst(self, sid, status):
+        self.fin_sent.add(sid)
+        self.control_frame(SPDY_RST_STREAM, 0, struct.pack(">II", sid, status))
+
+    def goaway(self, status=0):
+        self.control_frame(SPDY_GOAWAY, 0, struct.pack(">II", self.last_id, status))
+
+
+class ExecSession:
+    """One exec or attach: a real process in the pod directory, wired to a transport.
+
+    The transport (WsExec or SpdyExec) calls stdin(), stdin_eof(), resize(),
+    ready() and gone(); the session calls transport.write(channel, data),
+    transport.backlog(), transport.when_drained(cb), transport.pause_input(flag)
+    and, once, transport.finish(status).
+    """
+
+    def __init__(self, reactor, info, argv, cwd, env, stdin, stdout, stderr, tty):
+        self.r, self.info, self.argv, self.cwd, self.env = reactor, info, argv, cwd, env
+        self.want_stdin, self.want_stdout, self.want_stderr, self.tty = stdin, stdout, stderr, tty
+        self.transport = None
+        self.proc = None
+        self.outputs = {}            # fd -> channel
+        self.paused = set()
+        self.in_fd = None
+        self.in_buf = bytearray()
+        self.in_eof = self.in_closed = self.input_paused = False
+        self.size = None
+        self.resize_buf = ""
+        self.started = self.done = False
+        self.exited_at = None
+        self.start_timer = self.poll_timer = None
+
+    # -- from the transport --
+
+    def ready(self):
+        if self.started or self.done:
+            return
+        if self.tty and self.size is None:
+            self.start_timer = self.r.later(FIRST_RESIZE_WAIT, self.start)
+        else:
+            self.start()
+
+    def stdin(self, data):
+        if self.done or self.in_eof or self.in_closed:
+            return
+        self.in_buf += data
+        self.pump()
+
+    def stdin_eof(self):
+        if not self.in_eof:
+            self.in_eof = True
+            self.pump()
+
+    def resize(self, data):
+        self.resize_buf += data.decode("utf-8", "replace")
+        dec = json.JSONDecoder()
+        while True:
+            text = self.resize_buf.lstrip()
+            if not text:
+                self.resize_buf = ""
+                return
+            try:
+                obj, end = dec.raw_decode(text)
+            except ValueError:
+                self.resize_buf = text
+                return
+            self.resize_buf = text[end:]
+            if isinstance(obj, dict):
+                try:
+                    self.set_size(int(obj.get("Width") or 0), int(obj.get("Height") or 0))
+                except (TypeError, ValueError):
+                    pass
+
+    def gone(self):
+        """The client went away first: kill the process and stop."""
+        if self.done:
+            return
+        if self.proc is not None:
+            kill_group(self.proc)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.end(self.exit_code(), client_gone=True)
+        self.r.stop()
+
+    # -- the process --
+
+    def set_size(self, width, height):
+        if width <= 0 or height <= 0:
+            return
+        self.size = (width, height)
+        if self.tty and self.in_fd is not None:
+            try:
+                fcntl.ioctl(self.in_fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            except OSError:
+                pass
+        if self.start_timer is not None and not self.started:
+            Reactor.cancel(self.start_timer)
+            self.start()
+
+    def start(self):
+        if self.started or self.done:
+            return
+        self.started = True
+        exe = self.argv[0]
+        if "/" in exe:
+            path = os.path.join(self.cwd, exe)
+            found = path if os.access(path, os.X_OK) else None
+        else:
+            found = shutil.which(exe, path=self.env.get("PATH"))
+        if not found:
+            msg = ('error executing command in container: failed to exec in container: '
+                   'exec: "%s": executable file not found in $PATH' % exe)
+            return self.end(None, status=internal_status(msg), error=msg)
+        run = [exe] + [in_pod(a) for a in self.argv[1:]]
+        try:
+            if self.tty:
+                master, slave = os.openpty()
+                w, h = self.size or (80, 24)
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
+                try:
+                    self.proc = subprocess.Popen([sys.executable, "-c", CTTY_SHIM] + run, cwd=self.cwd,
+                                                 env=dict(self.env, TERM="xterm"), stdin=slave,
+                                                 stdout=slave, stderr=slave, start_new_session=True)
+                finally:
+                    os.close(slave)
+                os.set_blocking(master, False)
+                self.in_fd = master
+                self.outputs[master] = 1
+            else:
+                pipe, null = subprocess.PIPE, subprocess.DEVNULL
+                self.proc = subprocess.Popen(run, cwd=self.cwd, env=self.env,
+                                             stdin=pipe if self.want_stdin else null,
+                                             stdout=pipe if self.want_stdout else null,
+                                             stderr=pipe if self.want_stderr else null,
+                                             start_new_session=True)
+                if self.proc.stdin is not None:
+                    self.in_fd = self.proc.stdin.fileno()
+                    os.set_blocking(self.in_fd, False)
+                for f, ch in ((self.proc.stdout, 1), (self.proc.stderr, 2)):
+                    if f is not None:
+                        os.set_blocking(f.fileno(), False)
+                        self.outputs[f.fileno()] = ch
+        except OSError as e:
+            msg = "error executing command in container: failed to exec in container: %s" % e
+            return self.end(None, status=internal_status(msg), error=msg)
+        with LIVE_LOCK:
+            LIVE.add(self.proc)
+        for fd in self.outputs:
+            self.r.want(fd, "r", lambda fd=fd: self.readable(fd))
+        if not self.want_stdin and not self.tty:
+            self.in_closed = True
+        self.pump()
+        self.poll()
+
+    def readable(self, fd):
+        if self.transport.backlog() > HIGH_WATER:
+            self.r.want(fd, "r", None)
+            self.paused.add(fd)
+            self.transport.when_drained(self.resume_outputs)
+            return
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:        # EIO from a pty master once the last slave is closed
+            data = b""
+        if not data:
+            self.close_output(fd)
+            self.poll()
+            return
+        ch = self.outputs[fd]
+        if (ch == 1 and self.want_stdout) or (ch == 2 and self.want_stderr):
+            self.transport.write(ch, data)
+
+    def resume_outputs(self):
+        for fd in list(self.paused):
+            self.paused.discard(fd)
+            if fd in self.outputs:
+                self.r.want(fd, "r", lambda fd=fd: self.readable(fd))
+
+    def close_output(self, fd):
+        self.r.forget(fd)
+        self.outputs.pop(fd, None)
+        self.paused.discard(fd)
+        if fd == self.in_fd:     # the pty master: input ends with it
+            self.in_fd = None
+            self.in_closed = True
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    def pump(self):
+        """Move buffered stdin into the process (pipe or pty master)."""
+        fd = self.in_fd
+        if fd is None or self.in_closed:
+            if self.in_closed:
+                self.in_buf.clear()
+            self.throttle()
+            return
+        while self.in_buf:
+            try:
+                n = os.write(fd, self.in_buf[:65536])
+            except BlockingIOError:
+                self.r.want(fd, "w", self.pump)
+                self.throttle()
+                return
+            except OSError:      # the process closed its stdin
+                self.in_buf.clear()
+                self.close_input()
+                return
+            del self.in_buf[:n]
+        self.r.want(fd, "w", None)
+        self.throttle()
+        if self.in_eof:
+            if self.tty:
+                try:
+                    os.write(fd, b"\x04")   # end of input at the terminal: ^D
+                except OSError:
+                    pass
+                self.in_closed = True
+            else:
+                self.close_input()
+
+    def close_input(self):
+        self.in_closed = True
+        if self.in_fd is not None and not self.tty:
+            self.r.forget(self.in_fd)
+            self.proc.stdin.close()
+            self.in_fd = None
+
+    def throttle(self):
+        want_pause = len(self.in_buf) > STDIN_HIGH
+        if want_pause != self.input_paused:
+            self.input_paused = want_pause
+            self.transport.pause_input(want_pause)
+
+    def poll(self):
+        """Once the process has exited and its output is drained, end the session."""
+        Reactor.cancel(self.poll_timer)
+        self.poll_timer = None
+        if self.done or self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            now = time.monotonic()
+            self.exited_at = self.exited_at or now
+            # Output still open after the exit belongs to a leftover child: wait a moment.
+            if not self.outputs or now - self.exited_at > 1.0:
+                self.drain_outputs()
+                self.end(self.exit_code())
+                return
+        self.poll_timer = self.r.later(0.05, self.poll)
+
+    def drain_outputs(self):
+        for fd in list(self.outputs):
+            ch = self.outputs[fd]
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                if (ch == 1 and self.want_stdout) or (ch == 2 and self.want_stderr):
+                    self.transport.write(ch, data)
+            self.close_output(fd)
+
+    def exit_code(self):
+        if self.proc is None or self.proc.returncode is None:
+            return None
+        rc = self.proc.returncode
+        return 128 - rc if rc < 0 else rc
+
+    def end(self, code, status=None, error=None, client_gone=False):
+        if self.done:
+            return
+        self.done = True
+        for fd in list(self.outputs):
+            self.r.forget(fd)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.outputs.clear()
+        if self.in_fd is not None and not self.tty:
+            self.r.forget(self.in_fd)
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if self.proc is not None:
+            with LIVE_LOCK:
+                LIVE.discard(self.proc)
+            kill_group(self.proc)      # nothing may outlive the session in the "pod"
+        entry = {"event": "exec_end", "path": self.info["path"], "command": self.info["command"],
+                 "exit_code": code, "protocol": self.info["protocol"]}
+        entry.update((k, v) for k, v in self.info.items() if k not in entry)
+        if error:
+            entry["error"] = error
+        if client_gone:
+            entry["client_gone"] = True
+        log_event(entry)
+        if not client_gone:
+            self.transport.finish(status or exit_status(self.info["command"], code))
+
+
+class WsExec:
+    """Remote command channels over a WebSocket: one byte of channel, then data."""
+
+    def __init__(self, ws, session, protocol):
+        self.ws, self.s = ws, session
+        self.base64 = "base64" in protocol
+        self.v5 = protocol == "v5.channel.k8s.io"
+        self.json_status = protocol.startswith(("v4.", "v5."))
+        session.transport = self
+
+    def message(self, op, payload):
+        if not payload:
+            return
+        if self.base64:
+            ch = payload[0] - ord("0")
+            try:
+                data = base64.b64decode(payload[1:])
+            except ValueError:
+                return
+        else:
+            ch, data = payload[0], payload[1:]
+        if self.v5 and ch == 255:       # v5 close signal: the next byte names the stream
+            if data[:1] == b"\x00":
+                self.s.stdin_eof()
+            return
+        if ch == 0:
+            self.s.stdin(data)
+        elif ch == 4:
+            self.s.resize(data)
+
+    def end(self, why):
+        self.s.gone()
+
+    def write(self, ch, data):
+        if self.base64:
+            self.ws.send(WebSocket.TEXT, bytes([ord("0") + ch]) + base64.b64encode(data))
+        else:
+            self.ws.send(WebSocket.BINARY, bytes([ch]) + data)
+
+    def backlog(self):
+        return self.ws.conn.backlog()
+
+    def when_drained(self, cb):
+        self.ws.conn.when_drained(cb)
+
+    def pause_input(self, flag):
+        (self.ws.conn.pause if flag else self.ws.conn.resume)()
+
+    def finish(self, status):
+        if self.json_status:
+            self.write(3, dumps(status))
+        elif status.get("status") != "Success":
+            self.write(3, status.get("message", "").encode("utf-8"))
+        self.ws.close(1000)
+
+
+class SpdyExec:
+    """Remote command streams over SPDY: one client-opened stream per streamtype."""
+
+    def __init__(self, conn, session, protocol, expected):
+        self.conn, self.s, self.protocol, self.expected = conn, session, protocol, expected
+        self.spdy = Spdy(conn.send, self.syn, self.data, self.rst, self.goaway)
+        self.streams, self.types = {}, {}
+        session.transport = self
+        self.timer = conn.r.later(STREAM_CREATION_TIMEOUT, self.timeout)
+
+    def syn(self, sid, headers, fin):
+        t = (headers.get("streamtype") or [""])[0]
+        if t not in STREAM_TYPES or t in self.streams:
+            self.spdy.rst(sid, SPDY_REFUSED_STREAM)
+            return
+        self.spdy.reply(sid)
+        self.streams[t], self.types[sid] = sid, t
+        if fin and t == "stdin":
+            self.s.stdin_eof()
+        if self.expected <= set(self.streams):
+            Reactor.cancel(self.timer)
+            self.s.ready()
+
+    def timeout(self):
+        if not self.s.started and not self.s.done:
+            msg = "timed out waiting for client to create streams"
+            self.s.end(None, status=internal_status(msg), error=msg)
+
+    def data(self, sid, data, fin):
+        t = self.types.get(sid)
+        if t == "stdin":
+            if data:
+                self.s.stdin(data)
+            if fin:
+                self.s.stdin_eof()
+        elif t == "resize" and data:
+            self.s.resize(data)
+
+    def rst(self, sid, status):
+        if self.types.get(sid) == "stdin":
+            self.s.stdin_eof()
+
+    def goaway(self):
+        self.s.gone()
+
+    def eof(self):
+        self.s.gone()
+
+    def write(self, ch, data):
+        self.spdy.data(self.streams.get("stdout" if ch == 1 else "stderr"), data)
+
+    def backlog(self):
+        return self.conn.backlog()
+
+    def when_drained(self, cb):
+        self.conn.when_drained(cb)
+
+    def pause_input(self, flag):
+        (self.conn.pause if flag else self.conn.resume)()
+
+    def finish(self, status):
+        Reactor.cancel(self.timer)
+        for t in ("stdout", "stderr"):
+            self.spdy.finish(self.streams.get(t))
+        if self.protocol == "v4.channel.k8s.io":
+            payload = dumps(status)
+        else:
+            payload = b"" if status.get("status") == "Success" else status.get("message", "").encode("utf-8")
+        if "error" in self.streams:
+            self.spdy.data(self.streams["error"], payload, fin=True)
+        for t in ("stdin", "resize"):
+            self.spdy.finish(self.streams.get(t))
+        self.spdy.goaway()
+        self.conn.close()
+
+
+class ForwardedConn:
+    """One forwarded connection: a TCP connection to 127.0.0.1:port on this host."""
+
+    def __init__(self, owner, port, label):
+        self.owner, self.r, self.port, self.label = owner, owner.r, port, label
+        self.sock = None
+        self.to_target = bytearray()
+        self.client_fin = self.target_eof = self.shut_target = self.closed = False
+        self.connected = False
+        self.sent = self.received = 0
+        self.error = None
+
+    def connect(self):
+        if not 0 < self.port < 65536:
+            return self.fail("invalid port %d" % self.port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        rc = self.sock.connect_ex(("127.0.0.1", self.port))
+        if rc not in (0, errno.EINPROGRESS):
+            return self.fail(self.dial_error(rc))
+        self.r.want(self.sock.fileno(), "w", self.connect_done)
+
+    def dial_error(self, rc):
+        return "dial tcp4 127.0.0.1:%d: connect: %s" % (self.port, os.strerror(rc).lower())
+
+    def connect_done(self):
+        self.r.want(self.sock.fileno(), "w", None)
+        rc = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if rc:
+            return self.fail(self.dial_error(rc))
+        self.connected = True
+        self.r.want(self.sock.fileno(), "r", self.readable)
+        self.pump()
+
+    def fail(self, why):
+        self.error = ("error forwarding port %d to pod %s, uid : failed to connect to "
+                      "localhost:%d inside the pod: %s" % (self.port, self.label, self.port, why))
+        self.owner.forward_error(self, self.error)
+        self.close()
+
+    def from_client(self, data):
+        if self.closed:
+            return
+        self.sent += len(data)
+        self.to_target += data
+        self.pump()
+
+    def client_done(self):
+        self.client_fin = True
+        self.pump()
+
+    def pump(self):
+        if not self.connected or self.closed:
+            return
+        fd = self.sock.fileno()
+        while self.to_target:
+            try:
+                n = self.sock.send(self.to_target[:65536])
+            except (BlockingIOError, InterruptedError):
+                self.r.want(fd, "w", self.pump)
+                return
+            except OSError:
+                self.to_target.clear()
+                self.client_fin = True
+                break
+            del self.to_target[:n]
+        self.r.want(fd, "w", None)
+        if self.client_fin and not self.shut_target:
+            self.shut_target = True
+            try:
+                self.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            self.maybe_done()
+
+    def readable(self):
+        if self.owner.backlog() > HIGH_WATER:
+            self.r.want(self.sock.fileno(), "r", None)
+            self.owner.when_drained(self.resume)
+            return
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.received += len(data)
+            self.owner.to_client(self, data)
+            return
+        self.r.want(self.sock.fileno(), "r", None)
+        self.target_eof = True
+        self.owner.to_client_eof(self)
+        self.maybe_done()
+
+    def resume(self):
+        if not self.closed and not self.target_eof:
+            self.r.want(self.sock.fileno(), "r", self.readable)
+
+    def maybe_done(self):
+        if self.target_eof and self.shut_target:
+            self.close()
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        if self.sock is not None:
+            self.r.forget(self.sock.fileno())
+            self.sock.close()
+        self.owner.forward_done(self)
+
+
+class SpdyPortForward:
+    """portforward.k8s.io over SPDY: a data and an error stream per forwarded connection,
+    paired by their requestid header (or, without one, error stream id + 2 = data)."""
+
+    def __init__(self, conn, info, write=None, close=None):
+        self.conn, self.r, self.info = conn, conn.r, info
+        self.spdy = Spdy(write or conn.send, self.syn, self.data, self.rst, self.goaway)
+        self.close_fn = close or conn.close
+        self.fwds = []
+        self.pairs = {}      # request id -> {"error": sid, "data": sid, "fwd": ForwardedConn}
+        self.by_sid = {}
+        self.ended = False
+
+    def syn(self, sid, headers, fin):
+        t = (headers.get("streamtype") or [""])[0]
+        if t not in ("data", "error"):
+            self.spdy.rst(sid, SPDY_REFUSED_STREAM)
+            return
+        try:
+            port = int((headers.get("port") or [""])[0])
+        except ValueError:
+            port = 0
+        rid = (headers.get("requestid") or [None])[0]
+        if rid is None:
+            rid = "id-%d" % (sid if t == "error" else sid - 2)
+        self.spdy.reply(sid)
+        pair = self.pairs.setdefault(rid, {"port": port})
+        pair[t] = sid
+        self.by_sid[sid] = (rid, t)
+        if "error" in pair and "data" in pair and "fwd" not in pair:
+            fwd = pair["fwd"] = ForwardedConn(self, port, self.info["pod"])
+            self.fwds.append(fwd)
+            fwd.pair = pair
+            fwd.rid = rid
+            fwd.connect()
+            if pair.get("data_fin"):
+                fwd.client_done()
+        if fin and t == "data":
+            self.data(sid, b"", True)
+
+    def data(self, sid, data, fin):
+        rid, t = self.by_sid.get(sid, (None, None))
+        if t != "data":
+            return
+        pair = self.pairs.get(rid)
+        if pair is None:
+            return
+        fwd = pair.get("fwd")
+        if fwd is None:
+            if fin:
+                pair["data_fin"] = True
+            return
+        if data:
+            fwd.from_client(data)
+        if fin:
+            fwd.client_done()
+
+    def rst(self, sid, status):
+        rid, t = self.by_sid.get(sid, (None, None))
+        pair = self.pairs.get(rid)
+        if pair and pair.get("fwd") is not None:
+            pair["fwd"].close()
+
+    def to_client(self, fwd, data):
+        self.spdy.data(fwd.pair["data"], data)
+
+    def to_client_eof(self, fwd):
+        self.spdy.finish(fwd.pair["data"])
+
+    def forward_error(self, fwd, message):
+        self.spdy.data(fwd.pair["error"], message.encode("utf-8"), fin=True)
+        self.spdy.finish(fwd.pair["data"])
+
+    def forward_done(self, fwd):
+        self.fwds.remove(fwd)
+        pair = self.pairs.pop(fwd.rid, None)
+        if pair is None:
+            return
+        self.spdy.finish(pair["error"])
+        self.spdy.finish(pair["data"])
+        for k in ("error", "data"):
+            self.by_sid.pop(pair[k], None)
+        log_event(dict(self.info, event="portforward_end", port=fwd.port, request_id=fwd.rid,
+                       bytes_to_pod=fwd.sent, bytes_from_pod=fwd.received, error=fwd.error))
+
+    def backlog(self):
+        return self.conn.backlog()
+
+    def when_drained(self, cb):
+        self.conn.when_drained(cb)
+
+    def goaway(self):
+        self.end()
+
+    def end(self, why=None):
+        if self.ended:
+            return
+        self.ended = True
+        for pair in list(self.pairs.values()):
+            if pair.get("fwd") is not None:
+                pair["fwd"].close()
+        self.close_fn()
+
+
+class WsPortForward:
+    """Port-forward over plain WebSocket channels (v4.channel.k8s.io, ?ports=): for the
+    i-th port, channel 2i carries data and 2i+1 errors; the first message the server
+    sends on each channel is the port number, two bytes little-endian."""
+
+    def __init__(self, ws, info, ports):
+        self.ws, self.r, self.info = ws, ws.conn.r, info
+        self.fwds = []
+        self.ended = False
+        for i, port in enumerate(ports):
+            fwd = ForwardedConn(self, port, info["pod"])
+            fwd.index, fwd.rid = i, str(i)
+            self.fwds.append(fwd)
+
+    def open(self):
+        for fwd in self.fwds:
+            for ch in (2 * fwd.index, 2 * fwd.index + 1):
+                self.ws.send(WebSocket.BINARY, bytes([ch]) + struct.pack("<H", fwd.port))
+        for fwd in self.fwds:
+            fwd.connect()
+
+    def message(self, op, payload):
+        if len(payload) < 1 or payload[0] % 2 or payload[0] // 2 >= len(self.fwds):
+            return
+        self.fwds[payload[0] // 2].from_client(payload[1:])
+
+    def to_client(self, fwd, data):
+        self.ws.send(WebSocket.BINARY, bytes([2 * fwd.index]) + data)
+
+    def to_client_eof(self, fwd):
+        fwd.close()      # no half-close in this protocol: the target's EOF ends the forward
+
+    def forward_error(self, fwd, message):
+        self.ws.send(WebSocket.BINARY, bytes([2 * fwd.index + 1]) + message.encode("utf-8"))
+
+    def forward_done(self, fwd):
+        log_event(dict(self.info, event="portforward_end", port=fwd.port, request_id=fwd.rid,
+                       bytes_to_pod=fwd.sent, bytes_from_pod=fwd.received, error=fwd.error))
+        if all(f.closed for f in self.fwds) and not self.ended:
+            self.ended = True
+            self.ws.close(1000)
+
+    def backlog(self):
+        return self.ws.conn.backlog()
+
+    def when_drained(self, cb):
+        self.ws.conn.when_drained(cb)
+
+    def end(self, why):
+        self.ended = True
+        for fwd in self.fwds:
+            fwd.close()
+        self.ws.conn.close()
+
+
+def close_targets(fwds):
+    """After the loop: drop whatever target sockets are still open."""
+    for fwd in list(fwds):
+        if fwd.sock is not None and not fwd.closed:
+            fwd.closed = True
+            fwd.sock.close()
+
+
+def buffered_leftover(rfile, sock):
+    """Bytes the request reader already buffered past the request head (normally none)."""
+    sock.setblocking(False)
+    try:
+        return rfile.read1(262144) or b""
+    except (OSError, ValueError):
+        return b""
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -1753,6 +3182,10 @@ def main():
     if args.log:
         Handler.log_file = open(args.log, "a", encoding="utf-8")
     seed(STORE)
+    global POD_ROOT
+    POD_ROOT = tempfile.mkdtemp(prefix="gatehouse-test-pods-")
+    for pod in STORE.list(RES["pods"], None, [], [])[0]:
+        pod_dir(meta(pod)["namespace"], meta(pod)["name"])
 
     def stop(signum, frame):
         raise SystemExit(0)
@@ -1771,6 +3204,10 @@ def main():
         server.serve_forever()
     finally:
         server.server_close()
+        with LIVE_LOCK:
+            for proc in LIVE:
+                kill_group(proc)
+        shutil.rmtree(POD_ROOT, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,241 @@
+//! A decided exec, attach or port-forward: the upgrade asked of the API
+//! server with the gateway's credential, the 101 passed back to kubectl,
+//! then both upgraded connections relayed and recorded
+//! (`kube/stream.rs`); the recording is kept in the recordings folder and
+//! named by its SHA-256 in the action's result event.
+
+use super::Exchange;
+use crate::answer::error_chain;
+use crate::kube::stream::{relay, RelaySettings, Wire};
+use crate::refusals::{self, Body};
+use bytes::Bytes;
+use gatehouse_core::{ActionOutcome, DecisionRecord, StreamRecord, Timestamp};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use sha2::Digest;
+
+/// Upgrade protocols the gateway relays.
+const UPGRADES: &[&str] = &["websocket", "SPDY/3.1"];
+
+/// Headers of the API server's 101 that kubectl needs.
+const SWITCH_HEADERS: &[&str] = &[
+    "sec-websocket-accept",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "x-stream-protocol-version",
+];
+
+/// The most bytes of events one recording keeps.
+const RECORDING_LIMIT: usize = 16 << 20;
+
+/// Whether `value` (an `Upgrade` header) is one the gateway relays.
+pub(crate) fn relayed_upgrade(value: &str) -> Option<&'static str> {
+    UPGRADES
+        .iter()
+        .find(|u| u.eq_ignore_ascii_case(value.trim()))
+        .copied()
+}
+
+impl Exchange<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn forward_upgraded(
+        mut self,
+        method: http::Method,
+        url: url::Url,
+        mut headers: HeaderMap,
+        body: Bytes,
+        upgrade_to: &'static str,
+        record: DecisionRecord,
+        started: Timestamp,
+        clock: std::time::Instant,
+    ) -> Result<Response<Body>, Response<Body>> {
+        let target = self.target.clone();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static(upgrade_to));
+        let sent = target
+            .client
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let e = e.without_url();
+                let problem = refusals::upstream_unreachable(&target.name, &error_chain(&e));
+                return Err(self.refused(&problem, record, started, clock).await);
+            }
+        };
+        let status = resp.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            // The API server refused the upgrade (kubectl may then try SPDY):
+            // its answer goes back as it is, scrubbed of the credential.
+            return Ok(self.not_switched(resp, record, started, clock).await);
+        }
+        let theirs = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let upgrade = theirs("upgrade");
+        let subprotocol = match theirs("sec-websocket-protocol") {
+            p if p.is_empty() => theirs("x-stream-protocol-version"),
+            p => p,
+        };
+        let Some(wire) = Wire::of(&upgrade, &subprotocol) else {
+            let problem = refusals::upstream_protocol(&target.name, &upgrade);
+            return Err(self.refused(&problem, record, started, clock).await);
+        };
+        let mut out = Response::new(crate::refusals::full(Bytes::new()));
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        out.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&upgrade) {
+            out.headers_mut().insert(header::UPGRADE, v);
+        }
+        for name in SWITCH_HEADERS {
+            for v in resp.headers().get_all(*name) {
+                out.headers_mut().append(*name, v.clone());
+            }
+        }
+        let upstream = match resp.upgrade().await {
+            Ok(u) => u,
+            Err(e) => {
+                let problem = refusals::upstream_unreachable(&target.name, &error_chain(&e));
+                return Err(self.refused(&problem, record, started, clock).await);
+            }
+        };
+        let Some(on_upgrade) = self.on_upgrade.take() else {
+            // Only upgrade requests come here; the caller's side is always there.
+            let problem = refusals::bad_message("the request asked for no upgrade");
+            return Err(self.refused(&problem, record, started, clock).await);
+        };
+        let recordings = self.gw.settings.recordings.clone();
+        let port_forward = self.kube_verb == Some("portforward");
+        let command = self.kube_command.clone();
+        let engine = self.record_engine.clone();
+        let exempt = self.exempt_group.clone();
+        let mut finisher = self.into_finisher(started, clock, record, exempt);
+        finisher.exchange.status = StatusCode::SWITCHING_PROTOCOLS.as_u16();
+        tokio::spawn(async move {
+            let client = match on_upgrade.await {
+                Ok(c) => c,
+                Err(e) => {
+                    let outcome = ActionOutcome::Error {
+                        code: "101".into(),
+                        message: format!("the caller's side of the upgrade failed: {e}"),
+                    };
+                    finisher.record(outcome, None).await;
+                    return;
+                }
+            };
+            let settings = RelaySettings {
+                wire,
+                port_forward,
+                engine,
+                limit: RECORDING_LIMIT,
+            };
+            let (relayed, cast) = relay(TokioIo::new(client), upstream, settings).await;
+            finisher.count(relayed.bytes_in, relayed.bytes_out);
+            let mut stream = StreamRecord {
+                protocol: subprotocol.clone(),
+                truncated: relayed.truncated,
+                stdin_bytes: relayed.stdio_bytes[0],
+                stdout_bytes: relayed.stdio_bytes[1],
+                stderr_bytes: relayed.stdio_bytes[2],
+                exit_code: relayed.exit_code,
+                forwarded: relayed.forwarded.clone(),
+                ..StreamRecord::default()
+            };
+            let mut outcome = match (&relayed.cut, relayed.exit_code, &relayed.status_message) {
+                (Some(why), _, _) => ActionOutcome::Error {
+                    code: "cut".into(),
+                    message: why.clone(),
+                },
+                (None, Some(0), _) | (None, None, None) => ActionOutcome::Ok {
+                    summary: match relayed.exit_code {
+                        Some(c) => format!("exit {c}"),
+                        None => "ended".into(),
+                    },
+                    count: None,
+                },
+                (None, Some(code), _) => ActionOutcome::Error {
+                    code: "exit".into(),
+                    message: format!("the command exited with {code}"),
+                },
+                (None, None, Some(m)) => ActionOutcome::Error {
+                    code: "status".into(),
+                    message: m.clone(),
+                },
+            };
+            if let Some(mut cast) = cast {
+                if let Some(code) = relayed.exit_code {
+                    cast.marker(&format!("exit {code}"));
+                }
+                let title = finisher.text.clone();
+                let bytes = cast.finish(&title, &command, started.unix_millis() / 1000);
+                let name = format!("{}-{}.cast", finisher.session.id(), finisher.seq);
+                let path = recordings.join(&name);
+                let written = async {
+                    tokio::fs::create_dir_all(&recordings).await?;
+                    tokio::fs::write(&path, &bytes).await
+                }
+                .await;
+                match written {
+                    Ok(()) => {
+                        stream.recording = Some(name);
+                        stream.recording_sha256 = Some(hex::encode(sha2::Sha256::digest(&bytes)));
+                        stream.recording_bytes = bytes.len() as u64;
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %path.display(), error = %e, "could not keep an exec recording");
+                        outcome = ActionOutcome::Error {
+                            code: "recording".into(),
+                            message: format!("gatehouse could not keep the recording: {e}"),
+                        };
+                    }
+                }
+            }
+            finisher.exchange.stream = Some(stream);
+            finisher.record(outcome, None).await;
+        });
+        Ok(out)
+    }
+
+    /// The API server answered the upgrade without switching: its answer
+    /// (a Status, usually) goes back whole, scrubbed of the credential.
+    async fn not_switched(
+        self,
+        resp: reqwest::Response,
+        record: DecisionRecord,
+        started: Timestamp,
+        clock: std::time::Instant,
+    ) -> Response<Body> {
+        let status = resp.status();
+        let headers = crate::upstream::response_headers(resp.headers(), &self.secrets, true);
+        let body = resp.bytes().await.unwrap_or_default();
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        for s in self.secrets.iter() {
+            text = text.replace(s.as_str(), "[masked:upstream-credential]");
+        }
+        let outcome = ActionOutcome::Error {
+            code: status.as_u16().to_string(),
+            message: crate::answer::mask_for_record(&self.record_engine, &text),
+        };
+        let mut me = self;
+        me.exchange.status = status.as_u16();
+        let answer = {
+            let mut r = Response::new(crate::refusals::full(Bytes::from(text)));
+            *r.status_mut() = status;
+            *r.headers_mut() = headers;
+            r
+        };
+        let exempt = me.exempt_group.clone();
+        let f = me.into_finisher(started, clock, record, exempt);
+        f.record(outcome, None).await;
+        answer
+    }
+}

@@ -1,0 +1,281 @@
+//! SPDY/3.1 frames read as they pass, in one direction (kubectl's exec,
+//! attach and port-forward before WebSocket): the gateway relays every
+//! byte unchanged and reads which stream is which from the streams' header
+//! blocks, and the data each stream carries. Header blocks are one zlib
+//! stream per direction, primed with SPDY/3's dictionary, so every block
+//! is inflated in order, whether its headers matter or not.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+/// What a chunk of frames held.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SpdyEvent<'a> {
+    /// A stream opened (SYN_STREAM) with its headers (lower-case names).
+    Open {
+        stream: u32,
+        headers: Vec<(String, String)>,
+        fin: bool,
+    },
+    /// Data on a stream.
+    Data { stream: u32, bytes: &'a [u8] },
+    /// The sender finished a stream.
+    Fin { stream: u32 },
+    /// A stream was reset.
+    Reset { stream: u32 },
+}
+
+/// Why the frames cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SpdyError {
+    #[error("a SPDY control frame of version {0} (only 3 is spoken)")]
+    Version(u16),
+    #[error("a SPDY control frame of {0} bytes, more than the gateway reads")]
+    TooLarge(usize),
+    #[error("a SPDY frame is shorter than its kind")]
+    Short,
+    #[error("a SPDY header block does not inflate: {0}")]
+    Inflate(String),
+    #[error("a SPDY header block is malformed")]
+    Headers,
+}
+
+/// The largest control frame read (a header block, compressed).
+const MAX_CONTROL: usize = 64 * 1024;
+/// The largest header block once inflated.
+const MAX_HEADERS: usize = 256 * 1024;
+
+const SYN_STREAM: u16 = 1;
+const SYN_REPLY: u16 = 2;
+const RST_STREAM: u16 = 3;
+const HEADERS: u16 = 8;
+const FLAG_FIN: u8 = 0x01;
+
+enum State {
+    Head,
+    Control { kind: u16, flags: u8, len: usize },
+    Data { stream: u32, flags: u8, left: usize },
+}
+
+/// One direction's frame reader.
+pub(crate) struct SpdyFrames {
+    state: State,
+    buf: Vec<u8>,
+    inflate: Decompress,
+    inflated: Vec<u8>,
+}
+
+impl SpdyFrames {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: State::Head,
+            buf: Vec::with_capacity(8),
+            inflate: Decompress::new(true),
+            inflated: Vec::new(),
+        }
+    }
+
+    /// Reads `input`, calling `on` for what it holds.
+    pub(crate) fn feed(
+        &mut self,
+        mut input: &[u8],
+        on: &mut dyn FnMut(SpdyEvent<'_>),
+    ) -> Result<(), SpdyError> {
+        while !input.is_empty() {
+            match self.state {
+                State::Head => {
+                    let take = (8 - self.buf.len()).min(input.len());
+                    self.buf.extend_from_slice(&input[..take]);
+                    input = &input[take..];
+                    if self.buf.len() == 8 {
+                        self.start_frame(on)?;
+                    }
+                }
+                State::Control { kind, flags, len } => {
+                    let take = (len - self.buf.len()).min(input.len());
+                    self.buf.extend_from_slice(&input[..take]);
+                    input = &input[take..];
+                    if self.buf.len() == len {
+                        let body = std::mem::take(&mut self.buf);
+                        self.state = State::Head;
+                        self.control(kind, flags, &body, on)?;
+                    }
+                }
+                State::Data {
+                    stream,
+                    flags,
+                    left,
+                } => {
+                    let take = left.min(input.len());
+                    let (chunk, rest) = input.split_at(take);
+                    input = rest;
+                    if !chunk.is_empty() {
+                        on(SpdyEvent::Data {
+                            stream,
+                            bytes: chunk,
+                        });
+                    }
+                    let left = left - take;
+                    self.state = State::Data {
+                        stream,
+                        flags,
+                        left,
+                    };
+                    if left == 0 {
+                        self.end_data(stream, flags, on);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_frame(&mut self, on: &mut dyn FnMut(SpdyEvent<'_>)) -> Result<(), SpdyError> {
+        let h = std::mem::take(&mut self.buf);
+        let len = (usize::from(h[5]) << 16) | (usize::from(h[6]) << 8) | usize::from(h[7]);
+        let flags = h[4];
+        if h[0] & 0x80 != 0 {
+            let version = u16::from_be_bytes([h[0] & 0x7f, h[1]]);
+            if version != 3 {
+                return Err(SpdyError::Version(version));
+            }
+            if len > MAX_CONTROL {
+                return Err(SpdyError::TooLarge(len));
+            }
+            let kind = u16::from_be_bytes([h[2], h[3]]);
+            self.state = State::Control { kind, flags, len };
+            if len == 0 {
+                self.state = State::Head;
+                self.control(kind, flags, &[], on)?;
+            }
+        } else {
+            let stream = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) & 0x7fff_ffff;
+            self.state = State::Data {
+                stream,
+                flags,
+                left: len,
+            };
+            if len == 0 {
+                self.end_data(stream, flags, on);
+            }
+        }
+        Ok(())
+    }
+
+    fn end_data(&mut self, stream: u32, flags: u8, on: &mut dyn FnMut(SpdyEvent<'_>)) {
+        self.state = State::Head;
+        if flags & FLAG_FIN != 0 {
+            on(SpdyEvent::Fin { stream });
+        }
+    }
+
+    fn control(
+        &mut self,
+        kind: u16,
+        flags: u8,
+        body: &[u8],
+        on: &mut dyn FnMut(SpdyEvent<'_>),
+    ) -> Result<(), SpdyError> {
+        let stream_id = |b: &[u8]| -> Result<u32, SpdyError> {
+            let s: [u8; 4] = b
+                .get(..4)
+                .ok_or(SpdyError::Short)?
+                .try_into()
+                .map_err(|_| SpdyError::Short)?;
+            Ok(u32::from_be_bytes(s) & 0x7fff_ffff)
+        };
+        match kind {
+            SYN_STREAM => {
+                let stream = stream_id(body)?;
+                let block = body.get(10..).ok_or(SpdyError::Short)?;
+                let headers = self.headers(block)?;
+                on(SpdyEvent::Open {
+                    stream,
+                    headers,
+                    fin: flags & FLAG_FIN != 0,
+                });
+                if flags & FLAG_FIN != 0 {
+                    on(SpdyEvent::Fin { stream });
+                }
+            }
+            SYN_REPLY | HEADERS => {
+                let stream = stream_id(body)?;
+                // Inflated to keep the zlib stream in step; not needed.
+                self.headers(body.get(4..).ok_or(SpdyError::Short)?)?;
+                if flags & FLAG_FIN != 0 {
+                    on(SpdyEvent::Fin { stream });
+                }
+            }
+            RST_STREAM => on(SpdyEvent::Reset {
+                stream: stream_id(body)?,
+            }),
+            // SETTINGS, PING, GOAWAY, WINDOW_UPDATE: nothing to record.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Inflates one header block and reads its name/value pairs.
+    fn headers(&mut self, block: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
+        self.inflated.clear();
+        let mut input = block;
+        loop {
+            self.inflated.reserve(4096);
+            let before_in = self.inflate.total_in();
+            let r = self
+                .inflate
+                .decompress_vec(input, &mut self.inflated, FlushDecompress::Sync);
+            let used = (self.inflate.total_in() - before_in) as usize;
+            input = &input[used..];
+            match r {
+                Ok(Status::Ok | Status::BufError | Status::StreamEnd) => {}
+                Err(e) if e.needs_dictionary().is_some() => {
+                    self.inflate
+                        .set_dictionary(SPDY3_DICTIONARY)
+                        .map_err(|e| SpdyError::Inflate(e.to_string()))?;
+                    continue;
+                }
+                Err(e) => return Err(SpdyError::Inflate(e.to_string())),
+            }
+            if self.inflated.len() > MAX_HEADERS {
+                return Err(SpdyError::TooLarge(self.inflated.len()));
+            }
+            // Done once the block is read and the output has room to spare.
+            if input.is_empty() && self.inflated.len() < self.inflated.capacity() {
+                break;
+            }
+        }
+        parse_block(&self.inflated)
+    }
+}
+
+/// A name/value header block: a count, then length-prefixed names and values.
+fn parse_block(b: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
+    let mut at = 0;
+    let u32_at = |at: &mut usize| -> Result<usize, SpdyError> {
+        let v: [u8; 4] = b
+            .get(*at..*at + 4)
+            .ok_or(SpdyError::Headers)?
+            .try_into()
+            .map_err(|_| SpdyError::Headers)?;
+        *at += 4;
+        Ok(u32::from_be_bytes(v) as usize)
+    };
+    let count = u32_at(&mut at)?;
+    let mut out = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        let n = u32_at(&mut at)?;
+        let name = b.get(at..at + n).ok_or(SpdyError::Headers)?;
+        at += n;
+        let n = u32_at(&mut at)?;
+        let value = b.get(at..at + n).ok_or(SpdyError::Headers)?;
+        at += n;
+        out.push((
+            String::from_utf8_lossy(name).to_ascii_lowercase(),
+            String::from_utf8_lossy(value).into_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+/// SPDY/3's header compression dictionary (draft 3, section 2.6.10.1).
+pub(crate) const SPDY3_DICTIONARY: &[u8] = include_bytes!("spdy3.dict");
