@@ -37,6 +37,8 @@ pub struct ApiState {
     pub sensitive_columns: Arc<gatehouse_core::SensitiveColumns>,
     /// Samples connections for `masking discover` (None: not offered).
     pub sampler: Option<Arc<dyn gatehouse_core::ColumnSampler>>,
+    /// Where exec and attach recordings are kept.
+    pub recordings: std::path::PathBuf,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -165,6 +167,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{id}", get(show_session))
+        .route("/v1/sessions/{id}/recordings/{seq}", get(recording))
         .route("/v1/policy/reload", post(reload_policy))
         .route("/v1/access-review", get(access_review::show))
         .route("/v1/access-review/sign-off", post(access_review::sign_off))
@@ -306,6 +309,69 @@ async fn show_session(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("session {id} not found")))
+}
+
+/// An exec or attach session's recording (asciicast v2), checked against
+/// the SHA-256 its result event holds before it is served.
+async fn recording(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((id, seq)): Path<(String, u64)>,
+) -> ApiResult<axum::response::Response> {
+    require_admin(&state, &headers)?;
+    let sid: SessionId = id.parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a session id"),
+        )
+    })?;
+    let detail = state
+        .store
+        .session(sid)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("session {sid} not found")))?;
+    let stream = detail
+        .statements
+        .iter()
+        .find(|s| s.seq == seq)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("session {sid} has no action #{seq}")))?
+        .exchange
+        .as_ref()
+        .and_then(|x| x.stream.as_ref())
+        .filter(|s| s.recording.is_some())
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("action #{seq} of session {sid} has no recording (only exec and attach are recorded)"),
+            )
+        })?;
+    let (Some(name), Some(want)) = (&stream.recording, &stream.recording_sha256) else {
+        return Err(ApiError(StatusCode::NOT_FOUND, "no recording".into()));
+    };
+    // The name was written by the gateway; a path inside it is refused all the same.
+    if name.contains('/') || name.starts_with('.') {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("the recording's name {name:?} is not a file name"),
+        ));
+    }
+    let bytes = tokio::fs::read(state.recordings.join(name))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("the recording {name} cannot be read: {e}"),
+            )
+        })?;
+    use sha2::Digest;
+    let got = hex::encode(sha2::Sha256::digest(&bytes));
+    if &got != want {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("the recording {name} has changed since it was written: its SHA-256 is {got}, the evidence log holds {want}"),
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-asciicast")], bytes).into_response())
 }
 
 async fn reload_policy(

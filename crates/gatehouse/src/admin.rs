@@ -140,6 +140,14 @@ impl AdminClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let resp = self.answer(req).await?;
+        resp.json()
+            .await
+            .context("the gateway API sent an unreadable answer")
+    }
+
+    /// A successful answer, or its error as a message.
+    async fn answer(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let resp = req.bearer_auth(&self.key).send().await.map_err(|e| {
             if e.is_connect() {
                 anyhow!(
@@ -158,10 +166,7 @@ impl AdminClient {
         })?;
         let status = resp.status();
         if status.is_success() {
-            return resp
-                .json()
-                .await
-                .context("the gateway API sent an unreadable answer");
+            return Ok(resp);
         }
         let text = resp.text().await.unwrap_or_default();
         let msg = serde_json::from_str::<ErrorBody>(&text)
@@ -311,6 +316,23 @@ impl AdminClient {
     }
 
     /// One session with its statements.
+    /// An exec or attach session's recording (asciicast v2), checked by
+    /// the gateway against the hash in the evidence log.
+    pub async fn recording(&self, id: &str, seq: u64) -> Result<Vec<u8>> {
+        let id = self.session_id(id).await?;
+        let resp = self
+            .answer(
+                self.http
+                    .get(format!("{}/v1/sessions/{id}/recordings/{seq}", self.base)),
+            )
+            .await?;
+        Ok(resp
+            .bytes()
+            .await
+            .context("the gateway API's answer broke off")?
+            .to_vec())
+    }
+
     pub async fn session(&self, id: &str) -> Result<SessionDetail> {
         let id = self.session_id(id).await?;
         self.send(self.http.get(format!("{}/v1/sessions/{id}", self.base)))

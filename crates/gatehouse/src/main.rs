@@ -184,6 +184,21 @@ enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replay a Kubernetes exec or attach recording: what the terminal showed
+    /// (checked against the hash in the evidence log), or the asciicast v2 file
+    /// with --out for any asciicast player.
+    Replay {
+        /// Session id, or a unique prefix of it (at least 4 characters).
+        id: String,
+        /// The action's number in the session (`sessions show` lists them).
+        seq: u64,
+        /// Write the recording (asciicast v2) to this file instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replay at the recorded pace (default: at once).
+        #[arg(long)]
+        realtime: bool,
+    },
 }
 
 #[derive(Args)]
@@ -519,6 +534,19 @@ async fn sessions(cmd: &SessionsCommand, client: &AdminClient) -> Result<ExitCod
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
                 print!("{}", output::sessions(&list));
+            }
+        }
+        SessionsCommand::Replay {
+            id,
+            seq,
+            out,
+            realtime,
+        } => {
+            let cast = client.recording(id, *seq).await?;
+            match out {
+                Some(f) => std::fs::write(f, &cast)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", f.display()))?,
+                None => output::replay_cast(&cast, *realtime)?,
             }
         }
         SessionsCommand::Show { id, json } => {

@@ -215,6 +215,29 @@ fn statement_line(st: &ActionRecord, session_start: Timestamp) -> String {
         if let Some(b) = &x.response_body {
             let _ = writeln!(line, "{:>30}body: {}", "", one_line(b, 160));
         }
+        if let Some(s) = &x.stream {
+            let mut parts = vec![format!("{}", s.protocol)];
+            if let Some(c) = s.exit_code {
+                parts.push(format!("exit {c}"));
+            }
+            parts.push(format!(
+                "stdin {} B, stdout {} B, stderr {} B",
+                s.stdin_bytes, s.stdout_bytes, s.stderr_bytes
+            ));
+            for (port, n) in &s.forwarded {
+                parts.push(format!("port {port}: {n} connection(s)"));
+            }
+            if let (Some(name), Some(sha)) = (&s.recording, &s.recording_sha256) {
+                parts.push(format!(
+                    "recording {name} ({} bytes, sha256 {}{}; `gatehouse sessions replay <session> {}`)",
+                    s.recording_bytes,
+                    &sha[..16.min(sha.len())],
+                    if s.truncated { ", cut at its limit" } else { "" },
+                    st.seq
+                ));
+            }
+            let _ = writeln!(line, "{:>30}stream: {}", "", parts.join("; "));
+        }
     }
     if let Some(d) = &st.decision {
         let by = if d.policies.is_empty() {
@@ -252,4 +275,51 @@ fn format_duration_us(us: u64) -> String {
     } else {
         format!("{:.2} s", us as f64 / 1_000_000.0)
     }
+}
+
+/// Writes what an asciicast v2 recording's terminal showed to standard
+/// output: its output events in order (at the recorded pace with
+/// `realtime`), its markers (the exit status) on standard error.
+pub fn replay_cast(cast: &[u8], realtime: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let text =
+        std::str::from_utf8(cast).map_err(|_| anyhow::anyhow!("the recording is not UTF-8"))?;
+    let mut lines = text.lines();
+    let header: serde_json::Value = lines
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| anyhow::anyhow!("the recording has no asciicast header"))?;
+    if header["version"] != 2 {
+        anyhow::bail!("the recording is not asciicast v2");
+    }
+    let mut out = std::io::stdout().lock();
+    let mut at = 0.0f64;
+    for line in lines {
+        let Ok(serde_json::Value::Array(e)) = serde_json::from_str::<serde_json::Value>(line)
+        else {
+            anyhow::bail!("the recording has an unreadable event: {line}");
+        };
+        let (Some(t), Some(code), Some(data)) = (
+            e.first().and_then(|v| v.as_f64()),
+            e.get(1).and_then(|v| v.as_str()),
+            e.get(2).and_then(|v| v.as_str()),
+        ) else {
+            anyhow::bail!("the recording has an unreadable event: {line}");
+        };
+        if realtime && t > at {
+            out.flush()?;
+            std::thread::sleep(std::time::Duration::from_secs_f64((t - at).min(5.0)));
+        }
+        at = t;
+        match code {
+            "o" => out.write_all(data.as_bytes())?,
+            "m" => {
+                out.flush()?;
+                eprintln!("[{data}]");
+            }
+            _ => {}
+        }
+    }
+    out.flush()?;
+    Ok(())
 }

@@ -261,6 +261,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             evidence: Some(evidence.log.clone()),
             sensitive_columns,
             sampler: Some(Arc::new(sampler)),
+            recordings: config.data_dir.join("recordings"),
         };
         tokio::spawn(async move {
             let stop = async move {

@@ -1931,6 +1931,13 @@ def log_event(entry):
         Handler.log_file.flush()
 
 
+def log_forward_end(info, fwd):
+    log_event({"event": "portforward_end", "path": info["path"], "port": fwd.port,
+               "request_id": fwd.rid, "bytes_to_pod": fwd.sent, "bytes_from_pod": fwd.received,
+               "error": fwd.error, "protocol": info["protocol"], "upgrade": info["upgrade"],
+               "pod": info["pod"], "namespace": info["namespace"]})
+
+
 def pod_dir(ns, name):
     """The pod's filesystem: POD_ROOT/NS/NAME with hello.txt and tmp/, made on first use."""
     d = os.path.join(POD_ROOT, ns, name)
@@ -2162,6 +2169,9 @@ class ClientConn:
 
 def ws_accept(key):
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + WS_GUID).digest()).decode("ascii")
+
+
+assert ws_accept("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 1.3
 
 
 def ws_unmask(data, key):
@@ -2431,6 +2441,7 @@ class ExecSession:
         self.transport = None
         self.proc = None
         self.outputs = {}            # fd -> channel
+        self.files = {}              # fd -> the Popen file object owning it (None: pty master)
         self.paused = set()
         self.in_fd = None
         self.in_buf = bytearray()
@@ -2539,6 +2550,7 @@ class ExecSession:
                 os.set_blocking(master, False)
                 self.in_fd = master
                 self.outputs[master] = 1
+                self.files[master] = None
             else:
                 pipe, null = subprocess.PIPE, subprocess.DEVNULL
                 self.proc = subprocess.Popen(run, cwd=self.cwd, env=self.env,
@@ -2553,6 +2565,7 @@ class ExecSession:
                     if f is not None:
                         os.set_blocking(f.fileno(), False)
                         self.outputs[f.fileno()] = ch
+                        self.files[f.fileno()] = f
         except OSError as e:
             msg = "error executing command in container: failed to exec in container: %s" % e
             return self.end(None, status=internal_status(msg), error=msg)
@@ -2598,8 +2611,13 @@ class ExecSession:
         if fd == self.in_fd:     # the pty master: input ends with it
             self.in_fd = None
             self.in_closed = True
+        self.close_fd(fd)
+
+    def close_fd(self, fd):
+        """Close through the owning file object, so no finalizer closes a reused number."""
+        f = self.files.pop(fd, None)
         try:
-            os.close(fd)
+            f.close() if f is not None else os.close(fd)
         except OSError:
             pass
 
@@ -2690,10 +2708,7 @@ class ExecSession:
         self.done = True
         for fd in list(self.outputs):
             self.r.forget(fd)
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            self.close_fd(fd)
         self.outputs.clear()
         if self.in_fd is not None and not self.tty:
             self.r.forget(self.in_fd)
@@ -3044,8 +3059,7 @@ class SpdyPortForward:
         self.spdy.finish(pair["data"])
         for k in ("error", "data"):
             self.by_sid.pop(pair[k], None)
-        log_event(dict(self.info, event="portforward_end", port=fwd.port, request_id=fwd.rid,
-                       bytes_to_pod=fwd.sent, bytes_from_pod=fwd.received, error=fwd.error))
+        log_forward_end(self.info, fwd)
 
     def backlog(self):
         return self.conn.backlog()
@@ -3102,8 +3116,7 @@ class WsPortForward:
         self.ws.send(WebSocket.BINARY, bytes([2 * fwd.index + 1]) + message.encode("utf-8"))
 
     def forward_done(self, fwd):
-        log_event(dict(self.info, event="portforward_end", port=fwd.port, request_id=fwd.rid,
-                       bytes_to_pod=fwd.sent, bytes_from_pod=fwd.received, error=fwd.error))
+        log_forward_end(self.info, fwd)
         if all(f.closed for f in self.fwds) and not self.ended:
             self.ended = True
             self.ws.close(1000)

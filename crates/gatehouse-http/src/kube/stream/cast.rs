@@ -172,7 +172,10 @@ mod tests {
         // A character split across chunks is kept whole, never replaced.
         assert_eq!(lines[2][2], "h");
         assert_eq!(lines[3][2], "\u{e9}");
-        assert_eq!((lines[4][1].as_str(), lines[4][2].as_str()), (Some("i"), Some("ls\n")));
+        assert_eq!(
+            (lines[4][1].as_str(), lines[4][2].as_str()),
+            (Some("i"), Some("ls\n"))
+        );
         assert_eq!(lines[5][2], "oops\n");
         assert_eq!(lines[6][2], "exit 3");
     }

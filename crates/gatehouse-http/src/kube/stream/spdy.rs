@@ -230,7 +230,7 @@ impl SpdyFrames {
                 Ok(Status::Ok | Status::BufError | Status::StreamEnd) => {}
                 Err(e) if e.needs_dictionary().is_some() => {
                     self.inflate
-                        .set_dictionary(SPDY3_DICTIONARY)
+                        .set_dictionary(spdy3_dictionary())
                         .map_err(|e| SpdyError::Inflate(e.to_string()))?;
                     continue;
                 }
@@ -277,5 +277,224 @@ fn parse_block(b: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
     Ok(out)
 }
 
-/// SPDY/3's header compression dictionary (draft 3, section 2.6.10.1).
-pub(crate) const SPDY3_DICTIONARY: &[u8] = include_bytes!("spdy3.dict");
+/// SPDY/3's header compression dictionary (draft 3, section 2.6.10.1):
+/// length-prefixed header names and common values, then a run of status
+/// codes, reason phrases, dates and media types.
+fn spdy3_dictionary() -> &'static [u8] {
+    static DICTIONARY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    DICTIONARY.get_or_init(|| {
+        const WORDS: &[&str] = &[
+            "options",
+            "head",
+            "post",
+            "put",
+            "delete",
+            "trace",
+            "accept",
+            "accept-charset",
+            "accept-encoding",
+            "accept-language",
+            "accept-ranges",
+            "age",
+            "allow",
+            "authorization",
+            "cache-control",
+            "connection",
+            "content-base",
+            "content-encoding",
+            "content-language",
+            "content-length",
+            "content-location",
+            "content-md5",
+            "content-range",
+            "content-type",
+            "date",
+            "etag",
+            "expect",
+            "expires",
+            "from",
+            "host",
+            "if-match",
+            "if-modified-since",
+            "if-none-match",
+            "if-range",
+            "if-unmodified-since",
+            "last-modified",
+            "location",
+            "max-forwards",
+            "pragma",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "range",
+            "referer",
+            "retry-after",
+            "server",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "user-agent",
+            "vary",
+            "via",
+            "warning",
+            "www-authenticate",
+            "method",
+            "get",
+            "status",
+            "200 OK",
+            "version",
+            "HTTP/1.1",
+            "url",
+            "public",
+            "set-cookie",
+            "keep-alive",
+            "origin",
+        ];
+        const TAIL: &str = concat!(
+            "100101201202205206300302303304305306307402405406407408409410411412413414415416417",
+            "502504505203 Non-Authoritative Information204 No Content301 Moved Permanently",
+            "400 Bad Request401 Unauthorized403 Forbidden404 Not Found500 Internal Server Error",
+            "501 Not Implemented503 Service UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct ",
+            "Nov Dec 00:00:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMTchunked,text/html,image/png,",
+            "image/jpg,image/gif,application/xml,application/xhtml+xml,text/plain,text/javascript,",
+            "publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.",
+        );
+        let mut d = Vec::with_capacity(1423);
+        for w in WORDS {
+            d.extend_from_slice(&(w.len() as u32).to_be_bytes());
+            d.extend_from_slice(w.as_bytes());
+        }
+        d.extend_from_slice(TAIL.as_bytes());
+        d
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// The dictionary zlib streams name by its Adler-32.
+    #[test]
+    fn the_dictionary_is_spdy3s() {
+        let d = spdy3_dictionary();
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in d {
+            a = (a + u32::from(x)) % 65521;
+            b = (b + a) % 65521;
+        }
+        assert_eq!((d.len(), (b << 16) | a), (1423, 0xE3C6_A7C2));
+    }
+
+    /// A header block as a SPDY/3 sender writes it: compressed with the
+    /// dictionary, one zlib stream for the connection, synced per block.
+    fn block(z: &mut Compress, headers: &[(&str, &str)]) -> Vec<u8> {
+        let mut raw = (headers.len() as u32).to_be_bytes().to_vec();
+        for (n, v) in headers {
+            for s in [n, v] {
+                raw.extend_from_slice(&(s.len() as u32).to_be_bytes());
+                raw.extend_from_slice(s.as_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(raw.len() + 64);
+        z.compress_vec(&raw, &mut out, FlushCompress::Sync).unwrap();
+        out
+    }
+
+    fn syn_stream(z: &mut Compress, id: u32, headers: &[(&str, &str)]) -> Vec<u8> {
+        let hb = block(z, headers);
+        let len = 10 + hb.len();
+        let mut f = vec![
+            0x80,
+            3,
+            0,
+            1,
+            0,
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+        ];
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&hb);
+        f
+    }
+
+    fn data(id: u32, fin: bool, bytes: &[u8]) -> Vec<u8> {
+        let len = bytes.len();
+        let mut f = id.to_be_bytes().to_vec();
+        f.extend_from_slice(&[
+            u8::from(fin),
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+        ]);
+        f.extend_from_slice(bytes);
+        f
+    }
+
+    #[test]
+    fn streams_are_named_by_their_headers_in_any_pieces() {
+        let mut z = Compress::new(Compression::default(), true);
+        z.set_dictionary(spdy3_dictionary()).unwrap();
+        let mut wire = Vec::new();
+        wire.extend(syn_stream(&mut z, 1, &[("streamtype", "error")]));
+        wire.extend(syn_stream(&mut z, 3, &[("streamtype", "stdout")]));
+        wire.extend(syn_stream(
+            &mut z,
+            5,
+            &[("streamtype", "stderr"), ("x", "y")],
+        ));
+        wire.extend(data(3, false, b"hello "));
+        wire.extend(data(5, false, b"oops"));
+        wire.extend(data(3, true, b"world"));
+        // A PING, which carries nothing to record.
+        wire.extend([0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1]);
+        for cut in [1, 5, 13, 4096] {
+            let mut r = SpdyFrames::new();
+            let mut names = Vec::new();
+            let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
+            let mut fins = Vec::new();
+            for piece in wire.chunks(cut) {
+                r.feed(piece, &mut |e| match e {
+                    SpdyEvent::Open {
+                        stream, headers, ..
+                    } => names.push((stream, headers)),
+                    SpdyEvent::Data { stream, bytes } => out.push((stream, bytes.to_vec())),
+                    SpdyEvent::Fin { stream } => fins.push(stream),
+                    SpdyEvent::Reset { .. } => {}
+                })
+                .unwrap();
+            }
+            assert_eq!(names.len(), 3, "cut {cut}");
+            assert_eq!(
+                names[1],
+                (3, vec![("streamtype".to_string(), "stdout".to_string())])
+            );
+            assert_eq!(names[2].1.len(), 2);
+            let stdout: Vec<u8> = out
+                .iter()
+                .filter(|(s, _)| *s == 3)
+                .flat_map(|(_, b)| b.clone())
+                .collect();
+            assert_eq!(stdout, b"hello world");
+            assert_eq!(fins, [3]);
+        }
+    }
+
+    #[test]
+    fn a_wrong_version_or_a_garbled_block_is_named() {
+        let mut r = SpdyFrames::new();
+        let e = r
+            .feed(&[0x80, 2, 0, 1, 0, 0, 0, 0], &mut |_| {})
+            .unwrap_err();
+        assert_eq!(e, SpdyError::Version(2));
+        let mut r = SpdyFrames::new();
+        let mut f = vec![0x80, 3, 0, 1, 0, 0, 0, 14, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        f.extend_from_slice(b"junk");
+        assert!(matches!(
+            r.feed(&f, &mut |_| {}),
+            Err(SpdyError::Inflate(_))
+        ));
+    }
+}
