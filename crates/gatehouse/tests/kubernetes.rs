@@ -7,135 +7,16 @@
 
 mod common;
 
-use common::kube::{kubectl, KubeApi};
-use common::{stderr, stdout, Harness, Options};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use common::kube::{Cluster, CLUSTER_TOKEN};
+use common::{stderr, stdout};
+use std::process::Stdio;
 use std::time::Duration;
 
-const CLUSTER_TOKEN: &str = "cluster-credential-5b8e1d";
 /// base64 of the seeded Secret's password, as the API server sends it.
 const PASSWORD_B64: &str = "czNjcmV0LXBhNTU=";
 /// A Secret value written through the gateway, and its base64.
 const NEW_SECRET: &str = "TopSecretValue42";
 const NEW_SECRET_B64: &str = "VG9wU2VjcmV0VmFsdWU0Mg==";
-
-const POLICY: &str = r#"
-@id("connect")
-permit (principal, action == Gatehouse::Action::"connect", resource);
-
-@id("ci-reads")
-permit (principal in Gatehouse::Group::"ci", action in Gatehouse::Action::"k8s:read", resource);
-
-@id("ci-writes")
-permit (principal in Gatehouse::Group::"ci", action in Gatehouse::Action::"k8s:write", resource);
-
-@id("prod-deletes")
-@approval("sre")
-forbid (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"k8s:delete", resource)
-when { resource.namespace == "prod" };
-
-@id("no-dev-secrets")
-forbid (principal, action in Gatehouse::Action::"k8s:read", resource)
-when { resource.resource == "secrets" && resource.namespace == "dev" };
-"#;
-
-const CONFIG: &str = r#"
-[[approval.route]]
-name = "sre"
-approvers = ["sre"]
-mode = "request"
-
-[[connection]]
-name = "prod-cluster"
-kind = "kubernetes"
-url = "http://127.0.0.1:{api_port}"
-auth = "bearer"
-token_env = "CLUSTER_TOKEN"
-impersonate = true
-
-[connection.masking]
-detectors = ["email"]
-exempt_groups = ["sre"]
-"#;
-
-struct Cluster {
-    h: Harness,
-    api: KubeApi,
-    kubeconfig: PathBuf,
-    ci: String,
-    /// An approver (group sre).
-    sre: String,
-}
-
-impl Cluster {
-    fn start() -> Self {
-        let api = KubeApi::start(CLUSTER_TOKEN);
-        let h = Harness::with(Options {
-            policy: Some(POLICY.into()),
-            extra_config: CONFIG,
-            vars: vec![("{api_port}", api.port.to_string())],
-            env: vec![("CLUSTER_TOKEN", CLUSTER_TOKEN.to_string())],
-            ..Options::default()
-        });
-        let kubeconfig = h.dir.path().join("kubeconfig");
-        let out = h.cli(&[
-            "kubeconfig",
-            "--connection",
-            "prod-cluster",
-            "--out",
-            kubeconfig.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let ci = h.token("ci-deploy", &["ci"], "1h");
-        let sre = h.token("sre-lead", &["ci", "sre"], "1h");
-        Self {
-            h,
-            api,
-            kubeconfig,
-            ci,
-            sre,
-        }
-    }
-
-    fn kubectl_cmd(&self, minor: u32, token: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(kubectl(minor));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.h.dir.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("GATEHOUSE_TOKEN", token)
-            .args(["--request-timeout", "30s"])
-            .args(args)
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn kubectl(&self, minor: u32, args: &[&str]) -> Output {
-        self.kubectl_cmd(minor, &self.ci, args).output().unwrap()
-    }
-
-    fn ok(&self, minor: u32, args: &[&str]) -> String {
-        let out = self.kubectl(minor, args);
-        assert!(
-            out.status.success(),
-            "kubectl 1.{minor} {args:?}: {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    }
-
-    fn refused(&self, minor: u32, args: &[&str]) -> String {
-        let out = self.kubectl(minor, args);
-        assert!(
-            !out.status.success(),
-            "kubectl 1.{minor} {args:?} ran: {}",
-            stdout(&out)
-        );
-        stderr(&out)
-    }
-}
 
 /// The request id in a refusal: `… request <uuid>`.
 fn request_id(err: &str) -> String {

@@ -3,8 +3,9 @@
 //! its header lists what it models), started on a free loopback port with
 //! a log of every request it got, and the kubectl binaries that drive it.
 
+use super::{stderr, stdout, Harness, Options};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct KubeApi {
@@ -81,4 +82,135 @@ pub fn kubectl(minor: u32) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The gateway's own credential for the API server.
+pub const CLUSTER_TOKEN: &str = "cluster-credential-5b8e1d";
+
+const POLICY: &str = r#"
+@id("connect")
+permit (principal, action == Gatehouse::Action::"connect", resource);
+
+@id("ci-reads")
+permit (principal in Gatehouse::Group::"ci", action in Gatehouse::Action::"k8s:read", resource);
+
+@id("ci-writes")
+permit (principal in Gatehouse::Group::"ci", action in Gatehouse::Action::"k8s:write", resource);
+
+@id("prod-deletes")
+@approval("sre")
+forbid (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"k8s:delete", resource)
+when { resource.namespace == "prod" };
+
+@id("ci-streams")
+permit (principal in Gatehouse::Group::"ci", action in [Gatehouse::Action::"k8s:exec", Gatehouse::Action::"k8s:attach", Gatehouse::Action::"k8s:portforward"], resource)
+unless { context.command like "rm *" };
+
+@id("no-dev-secrets")
+forbid (principal, action in Gatehouse::Action::"k8s:read", resource)
+when { resource.resource == "secrets" && resource.namespace == "dev" };
+"#;
+
+const CONFIG: &str = r#"
+[[approval.route]]
+name = "sre"
+approvers = ["sre"]
+mode = "request"
+
+[[connection]]
+name = "prod-cluster"
+kind = "kubernetes"
+url = "http://127.0.0.1:{api_port}"
+auth = "bearer"
+token_env = "CLUSTER_TOKEN"
+impersonate = true
+
+[connection.masking]
+detectors = ["email"]
+exempt_groups = ["sre"]
+"#;
+
+/// A gateway with a `prod-cluster` connection to the test API server, a
+/// kubeconfig from `gatehouse kubeconfig`, and two callers' tokens.
+pub struct Cluster {
+    pub h: Harness,
+    pub api: KubeApi,
+    pub kubeconfig: PathBuf,
+    /// A CI job (group ci).
+    pub ci: String,
+    /// An approver (groups ci and sre).
+    pub sre: String,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let api = KubeApi::start(CLUSTER_TOKEN);
+        let h = Harness::with(Options {
+            policy: Some(POLICY.into()),
+            extra_config: CONFIG,
+            vars: vec![("{api_port}", api.port.to_string())],
+            env: vec![("CLUSTER_TOKEN", CLUSTER_TOKEN.to_string())],
+            ..Options::default()
+        });
+        let kubeconfig = h.dir.path().join("kubeconfig");
+        let out = h.cli(&[
+            "kubeconfig",
+            "--connection",
+            "prod-cluster",
+            "--out",
+            kubeconfig.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ci = h.token("ci-deploy", &["ci"], "1h");
+        let sre = h.token("sre-lead", &["ci", "sre"], "1h");
+        Self {
+            h,
+            api,
+            kubeconfig,
+            ci,
+            sre,
+        }
+    }
+
+    /// kubectl 1.`minor` as `token`, not yet run.
+    pub fn kubectl_cmd(&self, minor: u32, token: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl(minor));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.h.dir.path())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("GATEHOUSE_TOKEN", token)
+            .args(["--request-timeout", "30s"])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// kubectl 1.`minor` as the CI job.
+    pub fn kubectl(&self, minor: u32, args: &[&str]) -> Output {
+        self.kubectl_cmd(minor, &self.ci, args).output().unwrap()
+    }
+
+    /// kubectl 1.`minor` as the CI job, which must succeed: its stdout.
+    pub fn ok(&self, minor: u32, args: &[&str]) -> String {
+        let out = self.kubectl(minor, args);
+        assert!(
+            out.status.success(),
+            "kubectl 1.{minor} {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// kubectl 1.`minor` as the CI job, which must fail: its stderr.
+    pub fn refused(&self, minor: u32, args: &[&str]) -> String {
+        let out = self.kubectl(minor, args);
+        assert!(
+            !out.status.success(),
+            "kubectl 1.{minor} {args:?} ran: {}",
+            stdout(&out)
+        );
+        stderr(&out)
+    }
 }

@@ -1950,8 +1950,11 @@ def pod_dir(ns, name):
 
 
 def in_pod(arg):
-    """An absolute path argument names a path inside the pod directory (made relative)."""
-    return (arg.lstrip("/") or ".") if arg.startswith("/") else arg
+    """An absolute path argument names a path inside the pod directory (made relative),
+    except under /dev and /proc, which a container shares with its host anyway."""
+    if not arg.startswith("/") or arg.startswith(("/dev/", "/proc/")) or arg in ("/dev", "/proc"):
+        return arg
+    return arg.lstrip("/") or "."
 
 
 def go_list(items):

@@ -94,9 +94,10 @@ impl Cast {
         self.carry[i] = rest;
     }
 
-    /// The terminal's new size.
+    /// The terminal's new size; the first is the header's (kubectl sends
+    /// it as the session opens, before the command writes).
     pub(crate) fn resize(&mut self, width: u32, height: u32) {
-        if self.size.is_none() && self.events.is_empty() {
+        if self.size.is_none() {
             self.size = Some((width, height));
         }
         self.event("r", &format!("{width}x{height}"));
