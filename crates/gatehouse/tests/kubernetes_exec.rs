@@ -268,6 +268,7 @@ fn port_forward_carries_bytes_both_ways() {
         let _ = pf.wait();
     }
     // Recorded as port-forwards of that port, without their content.
+    let port = echo_port.to_string();
     std::thread::sleep(std::time::Duration::from_millis(500));
     let results = stream_results(&c);
     let forwards: Vec<&serde_json::Value> = results
@@ -278,7 +279,7 @@ fn port_forward_carries_bytes_both_ways() {
     assert!(
         forwards
             .iter()
-            .all(|e| e["payload"]["stream"]["forwarded"][0][0] == echo_port.to_string()),
+            .all(|e| e["payload"]["stream"]["forwarded"][0][0] == port.as_str()),
         "{forwards:#?}"
     );
     assert!(
