@@ -262,7 +262,7 @@ impl<'a> Exchange<'a> {
             None => &s.record_masking,
         };
         let text = crate::answer::cut(
-            &mask_for_record(record_engine, &facts.text()),
+            &crate::answer::mask_request_line(record_engine, &facts.text()),
             target.record_body_limit.max(1024),
         );
         // A body that writes a Secret (JSON or protobuf) holds its values in

@@ -49,6 +49,20 @@ fn stream_results(c: &Cluster) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The stream results once there are `n` (a result is written when its
+/// stream ends, riding along with the next write or within 200 ms).
+fn stream_results_when(c: &Cluster, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let results = stream_results(c);
+        if results.len() >= n || std::time::Instant::now() > deadline {
+            assert_eq!(results.len(), n, "{results:#?}");
+            return results;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn exec_is_decided_relayed_and_recorded() {
     let c = Cluster::start();
@@ -118,7 +132,7 @@ fn exec_is_decided_relayed_and_recorded() {
     }
 
     // Every exec is in the evidence log with its recording's hash and exit code.
-    let results = stream_results(&c);
+    let results = stream_results_when(&c, 2 * FLAVOURS.len());
     let failing: Vec<&serde_json::Value> = results
         .iter()
         .filter(|e| e["payload"]["stream"]["exit_code"] == 3)
@@ -366,4 +380,73 @@ fn a_terminal_session_and_attach_are_recorded() {
         }
     }
     assert_eq!(sized, FLAVOURS.len());
+}
+
+#[test]
+fn a_risky_exec_waits_for_an_approver_and_its_recording_is_masked() {
+    let c = Cluster::start();
+    for &(minor, ws) in FLAVOURS {
+        let what = format!("kubectl 1.{minor} (websockets {ws})");
+        let marker = format!("risky-{minor}-{ws}");
+        let mut cmd = c.kubectl_cmd(
+            minor,
+            &c.ci,
+            &[
+                "exec",
+                "web-1",
+                "-n",
+                "prod",
+                "--",
+                "echo",
+                "--risky",
+                &marker,
+                "alice@example.com",
+            ],
+        );
+        let child = cmd
+            .env(
+                "KUBECTL_REMOTE_COMMAND_WEBSOCKETS",
+                if ws { "true" } else { "false" },
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Held: the request waits in the approvers' list until one approves.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let id = loop {
+            let out = c.h.cli(&["approvals", "list", "--pending", "--json"]);
+            let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+            if let Some(r) = list.as_array().and_then(|a| {
+                a.iter()
+                    .find(|r| r["text"].as_str().unwrap_or("").contains(&marker))
+            }) {
+                break r["id"].as_str().unwrap().to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: no pending request"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let out = c.h.cli(&["approvals", "approve", &id, "--token", &c.sre]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        assert!(stdout(&out).contains(&marker), "{what}: {}", stdout(&out));
+    }
+    // The recordings hold the output, with the address masked.
+    let results = stream_results_when(&c, FLAVOURS.len());
+    for e in &results {
+        let file =
+            c.h.data_dir
+                .join("recordings")
+                .join(e["payload"]["stream"]["recording"].as_str().unwrap());
+        let cast = std::fs::read_to_string(file).unwrap();
+        assert!(
+            cast.contains("risky-") && cast.contains("[masked:email]"),
+            "{cast}"
+        );
+        assert!(!cast.contains("alice@example.com"), "{cast}");
+    }
 }

@@ -115,7 +115,7 @@ impl Exchange<'_> {
         };
         let recordings = self.gw.settings.recordings.clone();
         let port_forward = self.kube_verb == Some("portforward");
-        let command = self.kube_command.clone();
+        let command = crate::answer::mask_for_record(&self.record_engine, &self.kube_command);
         let engine = self.record_engine.clone();
         let exempt = self.exempt_group.clone();
         let mut finisher = self.into_finisher(started, clock, record, exempt);

@@ -106,6 +106,11 @@ when { resource.namespace == "prod" };
 permit (principal in Gatehouse::Group::"ci", action in [Gatehouse::Action::"k8s:exec", Gatehouse::Action::"k8s:attach", Gatehouse::Action::"k8s:portforward"], resource)
 unless { context.command like "rm *" };
 
+@id("risky-exec-waits")
+@approval("sre-hold")
+forbid (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"k8s:exec", resource)
+when { context.argv.contains("--risky") };
+
 @id("no-dev-secrets")
 forbid (principal, action in Gatehouse::Action::"k8s:read", resource)
 when { resource.resource == "secrets" && resource.namespace == "dev" };
@@ -116,6 +121,12 @@ const CONFIG: &str = r#"
 name = "sre"
 approvers = ["sre"]
 mode = "request"
+
+[[approval.route]]
+name = "sre-hold"
+approvers = ["sre"]
+mode = "hold"
+hold_timeout = "60s"
 
 [[connection]]
 name = "prod-cluster"

@@ -26,6 +26,20 @@ is appended, as it arrives, as one JSON line and flushed:
      included), "header_list" ([name, value] pairs as received, repeats kept),
      "body" (text, "" when empty), and "body_base64" too when the body is
      not UTF-8 (protobuf)}
+Upgraded connections (exec, attach, port-forward) add one line as each
+session ends:
+    {"event": "exec_end", "path", "command" (the argv asked for; ["cat"] for
+     attach), "exit_code" (null if it never started), "protocol" (the chosen
+     subprotocol), "pod", "namespace", "container", "upgrade" ("websocket" or
+     "SPDY/3.1"), and "error" or "client_gone": true when so}
+    {"event": "portforward_end", "path", "port", "request_id",
+     "bytes_to_pod", "bytes_from_pod", "error" (null, or the text sent on the
+     error stream), "protocol", "upgrade", "pod", "namespace"}
+Exec and attach run real processes on this host, each in its pod's
+directory POD_ROOT/NS/NAME, where POD_ROOT is a new "pods-*" directory made
+at start next to the ready file and removed at a clean exit (a harness that
+removes the ready file's directory removes it too); port-forward connects to
+ports on this host's loopback.
 
 Behaviours modelled (JSON everywhere, never HTML; responses are never
 compressed, whatever Accept-Encoding says):
@@ -83,7 +97,63 @@ compressed, whatever Accept-Encoding says):
     pods/log (text/plain, 3 lines "line N: user=alice@example.com card=4111
     1111 1111 1111"; tailLines, limitBytes, timestamps, container; with
     follow=true a new line every 200 ms for 5 s, chunked, flushed per line).
-    pods/exec, pods/attach and pods/portforward answer 400 (not modelled).
+    pods/exec, pods/attach and pods/portforward: see the next item.
+  * Exec, attach, port-forward (GET or POST; the pod must exist, else 404;
+    a request that is not an upgrade gets 400). Both upgrades are served:
+    kubectl 1.27-1.29 exec over SPDY; 1.30+ try a WebSocket (v5 only) and
+    fall back to SPDY when that upgrade fails or with
+    KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false. Port-forward is SPDY up to 1.30
+    and SPDY inside a WebSocket from 1.31 (KUBECTL_PORT_FORWARD_WEBSOCKETS).
+    - WebSocket (RFC 6455; 101 with Sec-WebSocket-Accept and the chosen
+      Sec-WebSocket-Protocol): exec/attach speak, in this order of
+      preference, v5.channel.k8s.io, v4.channel.k8s.io,
+      v4.base64.channel.k8s.io, v3/v2.channel.k8s.io, channel.k8s.io,
+      base64.channel.k8s.io (none offered: channel.k8s.io; none supported:
+      400). A message is one channel byte (0 stdin, 1 stdout, 2 stderr,
+      3 error/status, 4 resize; base64 kinds: an ASCII digit, then base64)
+      and data; v5 adds [255, N]: the client closed stream N (stdin EOF).
+      The server ends with the status on channel 3 and a close frame 1000.
+      Pings get pongs, fragments are joined, an unmasked client frame gets
+      close 1002. Without v5 stdin cannot be closed (as in a real cluster).
+    - SPDY/3.1 (101 with Upgrade: SPDY/3.1 and X-Stream-Protocol-Version,
+      the first of the client's list among v4.channel.k8s.io, v3, v2 and
+      channel.k8s.io; 403 when none): the client opens one stream per
+      streamtype header (error, stdin, stdout, stderr, resize), each
+      answered with SYN_REPLY; the process starts once all the query calls
+      for exist (30 s at most). At the end: FIN on stdout/stderr, the status
+      and FIN on the error stream, FIN on the others, GOAWAY, half-close.
+      Header blocks share one zlib context (SPDY/3 dictionary) per
+      direction; PINGs are echoed; data received is acknowledged with
+      WINDOW_UPDATE (stream and session) but windows are never waited for
+      (kubectl's spdystream sends no WINDOW_UPDATE).
+    The status (v4/v5) is kubelet's: {"metadata":{},"status":"Success"} or
+    Failure, reason NonZeroExitCode, details.causes [{"reason":"ExitCode",
+    "message":"N"}] (kubectl then exits N); v1-v3 get a failure's message as
+    text. A command not found is Failure/InternalError (code 500).
+    exec runs the command argv as a real process (no shell unless the argv
+    is one, e.g. sh -c) with cwd the pod directory, seeded with hello.txt
+    ("hello from NAME\n") and tmp/. Arguments after the first that are
+    absolute paths are made relative to it (/tmp/x -> tmp/x, / -> .),
+    except under /dev and /proc, so kubectl cp's "tar cf - /tmp/x" and
+    "tar -xmf - -C /tmp" work inside it. Not a sandbox: scripts see the
+    host. stdin, stdout, stderr follow the query; tty=true runs it on a pty
+    (its controlling terminal, TERM=xterm, output on stdout, no stderr as
+    with kubelet) sized by the client's resize messages ({"Width","Height"}
+    JSON; 80x24 unless one comes within 0.5 s), resized live; stdin EOF on
+    a tty is typed as ^D. A client that leaves first gets the process group
+    killed. attach models the container's main process as a fresh "cat"
+    per attach: stdin echoed to stdout, Success when stdin closes.
+    port-forward, over SPDY (portforward.k8s.io) or a WebSocket carrying
+    SPDY (SPDY/3.1+portforward.k8s.io: the SPDY byte stream cut into binary
+    messages anywhere): each forwarded connection is a pair of client
+    streams (streamtype error and data, headers port and requestid) and
+    becomes a TCP connection to 127.0.0.1:port on this host. Bytes flow
+    both ways, half-closes pass as FIN / shutdown, a failed connect writes
+    kubelet's "error forwarding port ..." text on the error stream (kubectl
+    then drops the whole forward). Plain WebSocket port-forward
+    (v4.channel.k8s.io or channel.k8s.io with ?ports=) too: channel 2i data
+    and 2i+1 errors for the i-th port, each opened by the port number (2
+    bytes, little-endian); the target's EOF ends that port's forward.
   * Reviews: POST selfsubjectaccessreviews (authorization.k8s.io/v1) is
     always allowed and echoes the spec (kubectl auth can-i); POST
     selfsubjectreviews (authentication.k8s.io/v1, kubectl auth whoami)
@@ -97,7 +167,8 @@ compressed, whatever Accept-Encoding says):
     answers 404, so kubectl 1.27 and 1.28 apply/create -f need --validate=false.
     /healthz, /livez, /readyz answer "ok".
 
-SIGTERM/SIGINT exit cleanly with status 0.
+SIGTERM/SIGINT exit cleanly with status 0, killing exec/attach processes
+still running and removing the pod directories.
 """
 
 import argparse
@@ -3199,7 +3270,9 @@ def main():
         Handler.log_file = open(args.log, "a", encoding="utf-8")
     seed(STORE)
     global POD_ROOT
-    POD_ROOT = tempfile.mkdtemp(prefix="gatehouse-test-pods-")
+    # Next to the ready file: a harness that removes that directory after killing
+    # this process (even with SIGKILL, when no cleanup here runs) removes the pods too.
+    POD_ROOT = tempfile.mkdtemp(prefix="pods-", dir=os.path.dirname(os.path.abspath(args.ready_file)))
     for pod in STORE.list(RES["pods"], None, [], [])[0]:
         pod_dir(meta(pod)["namespace"], meta(pod)["name"])
 
