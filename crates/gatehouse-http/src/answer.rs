@@ -379,7 +379,10 @@ mod tests {
         let line = "POST /pods/web-1/exec?command=echo&command=alice%40example.com&tty=1";
         let masked = mask_request_line(&engine, line);
         assert!(!masked.contains("alice"), "{masked}");
-        assert!(masked.contains("command=echo&command=%5Bmasked%3Aemail%5D&tty=1"), "{masked}");
+        assert!(
+            masked.contains("command=echo&command=%5Bmasked%3Aemail%5D&tty=1"),
+            "{masked}"
+        );
         // Nothing to mask: the line as it was.
         let plain = "GET /api/v1/pods?limit=500&labelSelector=app%3Dweb";
         assert_eq!(mask_request_line(&engine, plain), plain);

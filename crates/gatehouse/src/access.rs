@@ -124,7 +124,7 @@ fn render_reach(out: &mut String, rows: &[ReachRow]) {
             continue;
         }
         // Columns: the actions asked about on this connection, in the order
-        // asked (statement kinds; HTTP methods; MCP actions).
+        // asked (statement kinds; HTTP methods; MCP actions; Kubernetes verbs).
         let mut actions: Vec<&str> = Vec::new();
         for r in &on {
             if !actions.contains(&r.action.as_str()) {
@@ -135,6 +135,8 @@ fn render_reach(out: &mut String, rows: &[ReachRow]) {
             "path"
         } else if on.iter().any(|r| r.action.starts_with("mcp:")) {
             "tool / resource"
+        } else if on.iter().any(|r| r.action.starts_with("k8s:")) {
+            "objects"
         } else {
             "table"
         };

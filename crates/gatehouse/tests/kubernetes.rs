@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::kube::{Cluster, CLUSTER_TOKEN};
+use common::kube::{python_client, Cluster, CLUSTER_TOKEN};
 use common::{stderr, stdout};
 use std::process::Stdio;
 use std::time::Duration;
@@ -46,8 +46,45 @@ fn kubectl_through_the_gateway_is_decided_masked_and_recorded() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0, "the kubeconfig is the owner's only");
+    // By default its CA is the gateway's own certificate, which kubectl
+    // takes as the trust anchor; printed to stdout without --out.
+    let plain = c.h.cli_ok(&["kubeconfig", "--connection", "prod-cluster"]);
+    let default_kc = c.h.dir.path().join("kubeconfig-default");
+    std::fs::write(&default_kc, plain).unwrap();
+    let out = c
+        .kubectl_cmd(33, &c.ci, &["get", "ns"])
+        .env("KUBECONFIG", &default_kc)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("prod"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // Mistakes are named.
+    let out = c.h.cli(&["kubeconfig", "--connection", "app-db"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("connection \"app-db\" is kind = \"postgres\", not \"kubernetes\"; the kubernetes connections are: prod-cluster"),
+        "{}",
+        stderr(&out)
+    );
+    let out = c.h.cli(&["kubeconfig", "--connection", "nope"]);
+    assert!(
+        stderr(&out).contains("no connection \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+    let out =
+        c.h.cli(&["kube-credential", "--token-env", "GATEHOUSE_NO_SUCH_VAR"]);
+    assert!(
+        stderr(&out).contains("the environment variable GATEHOUSE_NO_SUCH_VAR holds no token"),
+        "{}",
+        stderr(&out)
+    );
 
-    for minor in [27, 33] {
+    for minor in [27, 33, 35] {
         // Reads: discovery, tables, single objects.
         let pods = c.ok(minor, &["get", "pods", "-n", "prod"]);
         assert!(pods.contains("web-1") && pods.contains("Running"), "{pods}");
@@ -174,6 +211,43 @@ fn kubectl_through_the_gateway_is_decided_masked_and_recorded() {
         );
     }
 
+    // The official Python client, with the same kubeconfig and its exec
+    // credential plugin: reads, Secret data still base64, a refusal it can
+    // read, exec over WebSocket v4.
+    let out = python_client("client.py")
+        .arg(&c.kubeconfig)
+        .env("GATEHOUSE_TOKEN", &c.ci)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let checks: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let check = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {checks:?}"))
+            .clone()
+    };
+    assert!(check("pods")["names"].to_string().contains("web-1"));
+    assert_eq!(check("secret")["password"], "[masked:secret-data]");
+    let delete = check("delete");
+    assert_eq!(delete["status"], 403, "{delete}");
+    assert!(
+        delete["reason"]
+            .as_str()
+            .unwrap()
+            .contains("approval required"),
+        "{delete}"
+    );
+    let exec = check("exec")["output"].as_str().unwrap().to_string();
+    assert!(
+        exec.contains("from-python") && exec.contains("to-stderr"),
+        "{exec}"
+    );
+
     // An exempt group sees clear values; its records still do not.
     let out = c
         .kubectl_cmd(
@@ -224,7 +298,7 @@ fn kubectl_through_the_gateway_is_decided_masked_and_recorded() {
                     .contains("/namespaces/prod/")
         })
         .collect();
-    assert_eq!(prod_deletes.len(), 2, "{prod_deletes:?}");
+    assert_eq!(prod_deletes.len(), 3, "{prod_deletes:?}");
     assert!(
         prod_deletes.iter().all(|r| r["body"]
             .as_str()
@@ -232,6 +306,32 @@ fn kubectl_through_the_gateway_is_decided_masked_and_recorded() {
             .contains(r#""dryRun":["All"]"#)),
         "{prod_deletes:?}"
     );
+
+    // OCSF: Kubernetes requests are API Activity (6003); the access review
+    // asks about the namespaces the policies name.
+    let ocsf = c.h.cli_ok(&["audit", "export", "--format", "ocsf"]);
+    let api: Vec<serde_json::Value> = ocsf
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["class_uid"] == 6003)
+        .collect();
+    assert!(
+        api.iter().any(|e| e["api"]["operation"] == "DELETE"
+            && e["http_request"]["url"]["path"] == "/apis/apps/v1/namespaces/prod/deployments/web"),
+        "{api:?}"
+    );
+    let review = c.h.cli_ok(&["access", "review"]);
+    let ci_part = &review[review.find("ci-deploy").expect("ci-deploy reviewed")..];
+    let row = |ns: &str| {
+        ci_part
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("namespace {ns} ")))
+            .unwrap_or_else(|| panic!("no {ns} row: {review}"))
+            .to_string()
+    };
+    // Deletes in prod need approval; not in dev.
+    assert!(row("prod").contains("review"), "{review}");
+    assert!(!row("dev").contains("review"), "{review}");
 
     // Every request is in the evidence log, decided; no Secret value in
     // any record the gateway keeps.
@@ -266,9 +366,23 @@ fn kubectl_through_the_gateway_is_decided_masked_and_recorded() {
 }
 
 #[test]
-fn a_watch_delivers_events_as_they_happen() {
+fn watches_and_logs_stream_as_they_happen_masked_1_27() {
+    watches_and_logs(27);
+}
+
+#[test]
+fn watches_and_logs_stream_as_they_happen_masked_1_33() {
+    watches_and_logs(33);
+}
+
+#[test]
+fn watches_and_logs_stream_as_they_happen_masked_1_35() {
+    watches_and_logs(35);
+}
+
+fn watches_and_logs(minor: u32) {
     let c = Cluster::start();
-    for minor in [27, 33] {
+    {
         let mut watch = c
             .kubectl_cmd(minor, &c.ci, &["get", "pods", "-n", "prod", "-w"])
             .stdout(Stdio::piped())
@@ -291,6 +405,65 @@ fn a_watch_delivers_events_as_they_happen() {
             seen.contains(&name),
             "kubectl 1.{minor} -w missed the new pod: {seen}{}",
             stderr(&out)
+        );
+
+        // A watch of Secrets as JSON: each event's values masked.
+        let mut watch = c
+            .kubectl_cmd(
+                minor,
+                &c.ci,
+                &["get", "secrets", "-n", "prod", "-w", "-o", "json"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        let secret = format!("late-{minor}");
+        c.ok(
+            minor,
+            &[
+                "create",
+                "secret",
+                "generic",
+                &secret,
+                "-n",
+                "prod",
+                "--from-literal=pin=SeenInWatch99",
+            ],
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = watch.kill();
+        let out = watch.wait_with_output().unwrap();
+        let seen = stdout(&out);
+        assert!(
+            seen.contains(&secret) && seen.contains("db-creds"),
+            "kubectl 1.{minor}: {seen}"
+        );
+        assert!(
+            !seen.contains("U2VlbkluV2F0Y2g5OQ") && !seen.contains(PASSWORD_B64),
+            "kubectl 1.{minor} -w showed a Secret's value: {seen}"
+        );
+
+        // logs -f: lines arrive while the pod writes them, masked.
+        let mut logs = c
+            .kubectl_cmd(minor, &c.ci, &["logs", "-f", "web-1", "-n", "prod"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = logs.kill();
+        let out = logs.wait_with_output().unwrap();
+        let lines = stdout(&out);
+        // 3 lines at once, then one every 200 ms: more than 3 in 1.5 s.
+        assert!(
+            lines.lines().count() > 4,
+            "kubectl 1.{minor} logs -f: {lines}"
+        );
+        assert!(
+            !lines.contains("alice@example.com") && lines.contains("[masked:email]"),
+            "{lines}"
         );
     }
 }

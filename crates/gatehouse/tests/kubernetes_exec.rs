@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::process::Stdio;
 
 /// kubectl's flavours of remote command: (minor, WebSockets on).
-const FLAVOURS: &[(u32, bool)] = &[(27, false), (33, true), (33, false)];
+const FLAVOURS: &[(u32, bool)] = &[(27, false), (33, true), (33, false), (35, true)];
 
 fn exec(
     c: &Cluster,
@@ -131,6 +131,18 @@ fn exec_is_decided_relayed_and_recorded() {
         );
     }
 
+    // A refused WebSocket attempt makes kubectl 1.30+ try SPDY: both are
+    // decided, and both refused.
+    let denied: Vec<String> =
+        c.h.evidence_events()
+            .into_iter()
+            .filter(|e| e["kind"] == "statement" && e["payload"]["decision"]["decision"] == "deny")
+            .filter_map(|e| e["payload"]["text"].as_str().map(str::to_string))
+            .filter(|t| t.contains("command=rm"))
+            .collect();
+    assert!(denied.iter().any(|t| t.starts_with("GET ")), "{denied:?}");
+    assert!(denied.iter().any(|t| t.starts_with("POST ")), "{denied:?}");
+
     // Every exec is in the evidence log with its recording's hash and exit code.
     let results = stream_results_when(&c, 2 * FLAVOURS.len());
     let failing: Vec<&serde_json::Value> = results
@@ -242,7 +254,7 @@ fn port_forward_carries_bytes_both_ways() {
             });
         }
     });
-    for minor in [27, 33] {
+    for minor in [27, 33, 35] {
         let local = gatehouse::pgcluster::free_port().unwrap();
         let mut pf = c
             .kubectl_cmd(

@@ -61,7 +61,9 @@ impl KubeApi {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            // The other lines are the server's own events (exec_end).
+            .filter(|r| r.get("method").is_some())
             .collect()
     }
 }
@@ -73,15 +75,29 @@ impl Drop for KubeApi {
     }
 }
 
-/// The kubectl of minor version `minor` shipped on these machines.
+/// kubectl 1.`minor`: 1.27 to 1.33 as the Google Cloud SDK ships them on
+/// these machines, 1.35 as scripts/setup unpacks it from its npm package.
 pub fn kubectl(minor: u32) -> PathBuf {
-    let p = PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
+    let p = if minor == 35 {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kube-client/bin/kubectl.1.35")
+    } else {
+        PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"))
+    };
     assert!(
         p.exists(),
-        "{} is missing: scripts/setup installs it",
+        "{} is missing: run scripts/setup test",
         p.display()
     );
     p
+}
+
+/// The official Kubernetes Python client (in its venv) running `script` in
+/// `tests/kube-client`.
+pub fn python_client(script: &str) -> Command {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kube-client");
+    let mut cmd = Command::new(dir.join(".venv/bin/python"));
+    cmd.arg(dir.join(script)).stdin(Stdio::null());
+    cmd
 }
 
 /// The gateway's own credential for the API server.
@@ -164,10 +180,15 @@ impl Cluster {
             ..Options::default()
         });
         let kubeconfig = h.dir.path().join("kubeconfig");
+        // The CA that signed the gateway's certificate (Python's TLS wants
+        // a root; kubectl would take the certificate itself, the default).
+        let ca = h.dir.path().join("ca.pem");
         let out = h.cli(&[
             "kubeconfig",
             "--connection",
             "prod-cluster",
+            "--ca",
+            ca.to_str().unwrap(),
             "--out",
             kubeconfig.to_str().unwrap(),
         ]);
@@ -211,6 +232,7 @@ impl Cluster {
             stdout(&out),
             stderr(&out)
         );
+        never_the_credential(&out);
         stdout(&out)
     }
 
@@ -222,6 +244,17 @@ impl Cluster {
             "kubectl 1.{minor} {args:?} ran: {}",
             stdout(&out)
         );
+        never_the_credential(&out);
         stderr(&out)
+    }
+}
+
+/// The gateway's own credential reaches no caller.
+fn never_the_credential(out: &Output) {
+    for text in [stdout(out), stderr(out)] {
+        assert!(
+            !text.contains(CLUSTER_TOKEN),
+            "the gateway's credential reached the caller: {text}"
+        );
     }
 }
