@@ -8,6 +8,7 @@
 mod common;
 
 use common::kube::{python_client, Cluster, CLUSTER_TOKEN};
+use common::oidc::Issuer;
 use common::{stderr, stdout};
 use std::process::Stdio;
 use std::time::Duration;
@@ -466,4 +467,79 @@ fn watches_and_logs(minor: u32) {
             "{lines}"
         );
     }
+}
+
+#[test]
+fn a_ci_job_with_only_its_oidc_token_runs_kubectl() {
+    let issuer = Issuer::start();
+    let c = Cluster::start_with(&format!(
+        "[[identity.oidc]]\nname = \"ci-idp\"\nissuer = \"{}\"\naudience = \"gatehouse\"\ngroups = [\"ci\"]\nclaims = [\"repository\"]\n",
+        issuer.url
+    ));
+    let jwt = issuer.token(
+        "deploy-job",
+        "gatehouse",
+        serde_json::json!({"repository": "octo-org/app"}),
+    );
+    // Once from the environment, once from a token file (a projected
+    // service-account or CI token), each with the kubeconfig made for it.
+    let file = c.h.dir.path().join("ci.jwt");
+    std::fs::write(&file, &jwt).unwrap();
+    let by_file = c.h.dir.path().join("kubeconfig-file");
+    let out = c.h.cli(&[
+        "kubeconfig",
+        "--connection",
+        "prod-cluster",
+        "--ca",
+        c.h.dir.path().join("ca.pem").to_str().unwrap(),
+        "--token-file",
+        file.to_str().unwrap(),
+        "--out",
+        by_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (kubeconfig, token) in [(&c.kubeconfig, jwt.as_str()), (&by_file, "")] {
+        let out = c
+            .kubectl_cmd(35, token, &["get", "pods", "-n", "prod"])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            stdout(&out).contains("web-1"),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let out = c
+            .kubectl_cmd(35, token, &["delete", "deployment", "web", "-n", "prod"])
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            stderr(&out).contains("approval required"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // The API server saw the workload named by the issuer, never its token.
+    let requests = c.api.requests();
+    assert!(requests.iter().all(|r| !r.to_string().contains(&jwt)));
+    assert!(
+        requests.iter().any(|r| r["headers"]["impersonate-user"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ci-idp/")),
+        "{requests:?}"
+    );
+    // A bad token is refused in the API server's own form.
+    let out = c
+        .kubectl_cmd(35, "not-a-token", &["get", "pods", "-n", "prod"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Unauthorized") || stderr(&out).contains("must be logged in"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -171,10 +171,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With more configuration (an OIDC issuer).
+    pub fn start_with(extra: &str) -> Self {
         let api = KubeApi::start(CLUSTER_TOKEN);
+        let config: &'static str = Box::leak(format!("{CONFIG}\n{extra}").into_boxed_str());
         let h = Harness::with(Options {
             policy: Some(POLICY.into()),
-            extra_config: CONFIG,
+            extra_config: config,
             vars: vec![("{api_port}", api.port.to_string())],
             env: vec![("CLUSTER_TOKEN", CLUSTER_TOKEN.to_string())],
             ..Options::default()

@@ -7,6 +7,7 @@
 pub mod evidence_log;
 pub mod http;
 pub mod kube;
+pub mod oidc;
 pub mod upstream;
 
 use gatehouse::certs::TestCa;
