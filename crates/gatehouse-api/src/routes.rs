@@ -432,6 +432,6 @@ mod tests {
                 "dangling $ref {target}"
             );
         }
-        assert_eq!(paths.len(), 17, "one entry per route of `router`");
+        assert_eq!(paths.len(), 18, "one entry per route of `router`");
     }
 }
