@@ -491,26 +491,9 @@ impl<'a> Exchange<'a> {
                 )
                 .await;
         }
-        let sent = target
-            .client
-            .request(parts.method.clone(), url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
+        let resp = match self.send(parts.method.clone(), url, headers, body).await {
             Ok(r) => r,
-            Err(e) => {
-                // The upstream's URL (and query) stays out of answers and records.
-                let e = e.without_url();
-                let problem = if e.is_timeout() {
-                    refusals::upstream_timeout(&target.name)
-                } else {
-                    refusals::upstream_unreachable(&target.name, &error_chain(&e))
-                };
-                tracing::warn!(connection = %target.name, error = %error_chain(&e), "upstream request failed");
-                return Err(self.refused(&problem, record, started, clock).await);
-            }
+            Err(problem) => return Err(self.refused(&problem, record, started, clock).await),
         };
         let status = resp.status();
         if target.dialect == Dialect::Mcp {
@@ -643,6 +626,34 @@ impl<'a> Exchange<'a> {
         tokio::spawn(stream_body(resp, pipeline, tx, finisher, outcome, tools));
         let (head, ()) = out.into_parts();
         Ok(Response::from_parts(head, ChannelBody { rx }.boxed()))
+    }
+
+    /// Sends the request upstream; a failure is the problem to answer.
+    async fn send(
+        &self,
+        method: http::Method,
+        url: url::Url,
+        headers: http::HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::Response, Problem> {
+        let target = &self.target;
+        let sent = target
+            .client
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        sent.map_err(|e| {
+            // The upstream's URL (and query) stays out of answers and records.
+            let e = e.without_url();
+            tracing::warn!(connection = %target.name, error = %error_chain(&e), "upstream request failed");
+            if e.is_timeout() {
+                refusals::upstream_timeout(&target.name)
+            } else {
+                refusals::upstream_unreachable(&target.name, &error_chain(&e))
+            }
+        })
     }
 
     fn into_finisher(

@@ -52,20 +52,9 @@ impl Exchange<'_> {
         let target = self.target.clone();
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static(upgrade_to));
-        let sent = target
-            .client
-            .request(method, url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
-        let resp = match sent {
+        let resp = match self.send(method, url, headers, body).await {
             Ok(r) => r,
-            Err(e) => {
-                let e = e.without_url();
-                let problem = refusals::upstream_unreachable(&target.name, &error_chain(&e));
-                return Err(self.refused(&problem, record, started, clock).await);
-            }
+            Err(problem) => return Err(self.refused(&problem, record, started, clock).await),
         };
         let status = resp.status();
         if status != StatusCode::SWITCHING_PROTOCOLS {
