@@ -106,6 +106,9 @@ pub struct JsonStream {
     escapes: Vec<crate::unescape::Escape>,
     /// A rule's mask before it is written as JSON.
     masked: Vec<u8>,
+    /// A document inside another's string (`Strategy::JsonDocument`): one
+    /// level only.
+    nested: bool,
 }
 
 impl JsonStream {
@@ -124,6 +127,7 @@ impl JsonStream {
             view: Vec::new(),
             escapes: Vec::new(),
             masked: Vec::new(),
+            nested: false,
         }
     }
 
@@ -487,7 +491,20 @@ impl JsonStream {
             } else {
                 &self.token
             };
-            write_by_rule(engine, rule, value, &mut self.masked, out, tally);
+            let inside = is_str
+                && !self.nested
+                && engine.rules()[rule].strategy == crate::Strategy::JsonDocument;
+            // The document inside is the string decoded whole (the view
+            // above is built for detectors, not for a parser).
+            let document = inside
+                .then(|| serde_json::from_slice::<String>(&self.token).ok())
+                .flatten();
+            let written = document.is_some_and(|d| {
+                write_document(engine, rule, d.as_bytes(), self.limit, out, scratch, tally)
+            });
+            if !written {
+                write_by_rule(engine, rule, value, &mut self.masked, out, tally);
+            }
         } else if !engine.mask_inline(&self.token, TextKind::Json, out, scratch, tally) {
             out.extend_from_slice(&self.token);
         }
@@ -504,6 +521,32 @@ impl JsonStream {
     ) {
         write_by_rule(engine, rule, &self.token, &mut self.masked, out, tally);
     }
+}
+
+/// Writes `value`, a JSON document held in a string, masked as a document
+/// of its own and written back as a JSON string. `false` (nothing written)
+/// when it is not a JSON document.
+fn write_document(
+    engine: &MaskingEngine,
+    rule: usize,
+    value: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    tally: &mut MaskTally,
+) -> bool {
+    let mut inner = JsonStream::new(limit);
+    inner.nested = true;
+    let mut doc = Vec::with_capacity(value.len());
+    let read = inner
+        .feed(engine, value, &mut doc, scratch, tally)
+        .and_then(|()| inner.finish(engine, &mut doc, scratch, tally));
+    if read.is_err() {
+        return false;
+    }
+    tally.bump_rule(rule);
+    write_json_string(&doc, out);
+    true
 }
 
 /// Writes `value` masked by field rule `rule`, as JSON (`null` for the null

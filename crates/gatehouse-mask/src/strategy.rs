@@ -24,6 +24,12 @@ pub enum Strategy {
     /// `[masked:secret]`): for values a client decodes as base64, such as a
     /// Kubernetes Secret's `data`, which a typed client refuses otherwise.
     RedactBase64,
+    /// A JSON document held in a string (Kubernetes'
+    /// `last-applied-configuration` annotation): masked as a document of
+    /// its own by the same rules and detectors, and written back as a
+    /// string, so a client that reads it still can; a value that is not
+    /// JSON, or one inside another, is redacted.
+    JsonDocument,
 }
 
 impl Strategy {
@@ -54,6 +60,7 @@ impl fmt::Display for Strategy {
         match self {
             Strategy::Redact => f.write_str("redact"),
             Strategy::RedactBase64 => f.write_str("redact-base64"),
+            Strategy::JsonDocument => f.write_str("json-document"),
             Strategy::Partial(n) => write!(f, "partial:{n}"),
             Strategy::Hash => f.write_str("hash"),
             Strategy::Null => f.write_str("null"),
@@ -114,7 +121,9 @@ pub(crate) fn apply(
 ) -> Replacement {
     match strategy {
         Strategy::Null => return Replacement::Null,
-        Strategy::Redact => redact(label, out),
+        // The JSON reader masks the document inside; anywhere else (inside
+        // another such document, or a value that is not JSON) it is redacted.
+        Strategy::Redact | Strategy::JsonDocument => redact(label, out),
         Strategy::RedactBase64 => {
             let mut mask = Vec::with_capacity(label.len() + 9);
             redact(label, &mut mask);

@@ -6,7 +6,10 @@
 //!   object), whatever the connection's detectors.
 //! - The `kubectl.kubernetes.io/last-applied-configuration` annotation of
 //!   any object: it repeats the object as last applied, a Secret's values
-//!   and a Deployment's environment included.
+//!   and a Deployment's environment included. It is masked inside, as a
+//!   document of its own (a Secret's values as above, the detectors'
+//!   finds), and stays JSON: `kubectl apply` reads it to work out its
+//!   patch.
 //! - Answers come as JSON: protobuf and YAML are struck from `Accept`, so
 //!   no answer comes in a form the gateway cannot mask.
 //! - Impersonation is the gateway's: a caller's `Impersonate-*` header is
@@ -32,7 +35,7 @@ const SECRET_PATHS: &[(&str, &str, Strategy)] = &[
 const LAST_APPLIED: (&str, &str, Strategy) = (
     "$..annotations['kubectl.kubernetes.io/last-applied-configuration']",
     "last-applied-configuration",
-    Strategy::Redact,
+    Strategy::JsonDocument,
 );
 
 fn rule((path, label, strategy): (&str, &str, Strategy)) -> Result<ColumnRule, MaskError> {
@@ -167,11 +170,57 @@ mod tests {
         assert_eq!(groups, ["ci", "deployers"]);
     }
 
+    /// A whole document through an engine, as the response pipeline reads it.
+    fn mask(engine: &MaskingEngine, doc: &str) -> serde_json::Value {
+        let mut s = gatehouse_mask::JsonStream::new(1 << 20);
+        let mut out = Vec::new();
+        let mut scratch = gatehouse_mask::Scratch::default();
+        let mut tally = engine.tally();
+        s.feed(engine, doc.as_bytes(), &mut out, &mut scratch, &mut tally)
+            .unwrap();
+        s.finish(engine, &mut out, &mut scratch, &mut tally)
+            .unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
     #[test]
     fn secret_values_and_last_applied_are_masked() {
         let m = kube_masking(Vec::new(), Vec::new(), HashKey::new([0; 32]), Vec::new()).unwrap();
         let secrets = m.secrets.as_ref().unwrap();
-        assert_eq!(secrets.rules().len(), 3);
-        assert_eq!(m.engine.rules().len(), 1);
+        let applied = r#"{"apiVersion":"v1","kind":"Secret","data":{"password":"czNjcmV0"},"stringData":{"token":"t0k3n"}}"#;
+        let doc = serde_json::json!({
+            "kind": "SecretList",
+            "items": [{
+                "metadata": {"name": "db", "annotations": {
+                    "kubectl.kubernetes.io/last-applied-configuration": applied,
+                    "owner": "team-a",
+                }},
+                "data": {"password": "czNjcmV0"},
+            }],
+        });
+        let got = mask(secrets, &doc.to_string());
+        let item = &got["items"][0];
+        assert_eq!(item["data"]["password"], "W21hc2tlZDpzZWNyZXQtZGF0YV0=");
+        assert_eq!(item["metadata"]["annotations"]["owner"], "team-a");
+        // The annotation is still a JSON document kubectl apply can read,
+        // with its values masked inside.
+        let inner: serde_json::Value = serde_json::from_str(
+            item["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(inner["kind"], "Secret");
+        assert_eq!(inner["data"]["password"], "W21hc2tlZDpzZWNyZXQtZGF0YV0=");
+        assert_eq!(inner["stringData"]["token"], "[masked:secret-data]");
+        // An annotation that is not JSON is redacted whole.
+        let odd = serde_json::json!({"metadata": {"annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "not json {",
+        }}});
+        let got = mask(&m.engine, &odd.to_string());
+        assert_eq!(
+            got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+            "[masked:last-applied-configuration]"
+        );
     }
 }

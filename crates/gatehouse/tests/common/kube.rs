@@ -127,6 +127,10 @@ unless { context.command like "rm *" };
 forbid (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"k8s:exec", resource)
 when { context.argv.contains("--risky") };
 
+@id("no-kube-system-writes")
+forbid (principal, action in Gatehouse::Action::"k8s:write", resource)
+when { resource.namespace == "kube-system" };
+
 @id("no-dev-secrets")
 forbid (principal, action in Gatehouse::Action::"k8s:read", resource)
 when { resource.resource == "secrets" && resource.namespace == "dev" };
