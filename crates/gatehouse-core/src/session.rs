@@ -232,9 +232,6 @@ pub struct StreamRecord {
     /// Its size.
     #[serde(default)]
     pub recording_bytes: u64,
-    /// Events were dropped at the recording's limit (bytes still counted).
-    #[serde(default)]
-    pub truncated: bool,
     /// Bytes on stdin, stdout and stderr.
     #[serde(default)]
     pub stdin_bytes: u64,

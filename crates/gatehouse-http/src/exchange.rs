@@ -228,6 +228,9 @@ impl<'a> Exchange<'a> {
             }
         }
         let kube_request = if kube {
+            if let Some(raw) = parts.uri.query() {
+                crate::kube::query_read_alike(raw).map_err(|e| early(refusals::bad_message(&e)))?;
+            }
             let query: Vec<(String, String)> = parts
                 .uri
                 .query()

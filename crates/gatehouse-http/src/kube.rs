@@ -57,6 +57,45 @@ fn truthy(v: &str) -> bool {
     matches!(v, "true" | "1" | "True" | "TRUE")
 }
 
+/// The name a field selector requires exactly (`metadata.name=x` or `==x`
+/// among its terms), as the API server reads it.
+fn exact_name(selector: &str) -> Option<String> {
+    selector.split(',').find_map(|term| {
+        let v = term.trim().strip_prefix("metadata.name")?;
+        let v = v.strip_prefix("==").or_else(|| v.strip_prefix('='))?;
+        (!v.is_empty() && !v.contains(['/', '%'])).then(|| v.to_string())
+    })
+}
+
+/// Whether a raw query reads the same to Go's parser as to the gateway's:
+/// Go drops a pair with `;` or a malformed `%` escape, so
+/// `command=rm&command=%zz` would be one argument shorter to the API server
+/// than to the policy.
+pub(crate) fn query_read_alike(raw: &str) -> Result<(), String> {
+    if raw.contains(';') {
+        return Err(
+            "the query has a ';', which the API server reads differently: send it encoded (%3B)"
+                .into(),
+        );
+    }
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return Err(
+                    "the query has a malformed % escape, which the API server drops".into(),
+                );
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 impl KubeRequest {
     /// Classifies a request for `segments` (the normalised path after the
     /// connection) with its decoded query pairs and body. `Err` names what
@@ -99,7 +138,11 @@ impl KubeRequest {
             dry_run: dry_run(method, param("dryRun"), body),
             ..KubeRequest::default()
         };
-        let mut watch = query.iter().any(|(k, v)| k == "watch" && truthy(v));
+        // As the API server reads ListOptions: the first `watch` value, any
+        // but `0` and `false`, and only on a list.
+        let asks_watch = param("watch")
+            .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false"));
+        let mut watch = false;
         let mut parts = rest;
         if parts.first() == Some(&"watch") {
             watch = true;
@@ -119,16 +162,15 @@ impl KubeRequest {
         r.resource = resource.to_string();
         r.name = parts.get(1).map_or_else(String::new, |n| n.to_string());
         r.subresource = parts.get(2).map_or_else(String::new, |s| s.to_string());
-        if r.name.is_empty() {
-            if let Some(name) =
-                param("fieldSelector").and_then(|f| f.strip_prefix("metadata.name="))
-            {
-                if !name.contains(',') && reads {
-                    r.name = name.to_string();
-                }
+        let named = parts.len() > 1;
+        if !named && reads {
+            watch |= asks_watch;
+            // A list that selects one name (`kubectl get -w NAME`) is about
+            // that name, as the API server files it.
+            if let Some(name) = param("fieldSelector").and_then(exact_name) {
+                r.name = name;
             }
         }
-        let named = parts.len() > 1;
         r.verb = match (method, r.subresource.as_str()) {
             (_, "exec") => "exec",
             (_, "attach") => "attach",

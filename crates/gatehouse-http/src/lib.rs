@@ -139,6 +139,9 @@ pub struct HttpTarget {
     /// Kubernetes: name the caller to the API server with
     /// `Impersonate-User` and `Impersonate-Group`.
     pub impersonate: bool,
+    /// Kubernetes: the most bytes one exec or attach recording keeps; a
+    /// stream that would need more is cut.
+    pub recording_limit: usize,
 }
 
 /// Masking for one connection.

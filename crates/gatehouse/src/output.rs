@@ -229,10 +229,9 @@ fn statement_line(st: &ActionRecord, session_start: Timestamp) -> String {
             }
             if let (Some(name), Some(sha)) = (&s.recording, &s.recording_sha256) {
                 parts.push(format!(
-                    "recording {name} ({} bytes, sha256 {}{}; `gatehouse sessions replay <session> {}`)",
+                    "recording {name} ({} bytes, sha256 {}; `gatehouse sessions replay <session> {}`)",
                     s.recording_bytes,
                     &sha[..16.min(sha.len())],
-                    if s.truncated { ", cut at its limit" } else { "" },
                     st.seq
                 ));
             }

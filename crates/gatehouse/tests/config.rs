@@ -713,12 +713,14 @@ kind = "kubernetes"
 url = "https://127.0.0.1:6443"
 auth = "client_cert"
 token_file = "cluster.token"
+recording_limit = "2GiB"
 
 [[connection]]
 name = "api-x"
 kind = "http"
 url = "http://127.0.0.1:9000"
 impersonate = true
+recording_limit = "8MiB"
 "#,
             APP_CONNECTION,
         ]
@@ -730,6 +732,8 @@ impersonate = true
             "connection[2].token_file: not used with auth = \"client_cert\"",
             "connection[2].client_cert: auth = \"client_cert\" needs client_cert and client_key",
             "connection[3].impersonate: only used by kubernetes connections",
+            "connection[2].recording_limit: between 1MiB and 1GiB",
+            "connection[3].recording_limit: only used by kubernetes connections",
         ],
     );
 }

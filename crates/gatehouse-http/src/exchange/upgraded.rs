@@ -6,7 +6,7 @@
 
 use super::Exchange;
 use crate::answer::error_chain;
-use crate::kube::stream::{relay, RelaySettings, Wire};
+use crate::kube::stream::{relay, RelaySettings, Wire, WS_CHANNEL_PROTOCOLS};
 use crate::refusals::{self, Body};
 use bytes::Bytes;
 use gatehouse_core::{ActionOutcome, DecisionRecord, StreamRecord, Timestamp};
@@ -24,9 +24,6 @@ const SWITCH_HEADERS: &[&str] = &[
     "sec-websocket-extensions",
     "x-stream-protocol-version",
 ];
-
-/// The most bytes of events one recording keeps.
-const RECORDING_LIMIT: usize = 16 << 20;
 
 /// Whether `value` (an `Upgrade` header) is one the gateway relays.
 pub(crate) fn relayed_upgrade(value: &str) -> Option<&'static str> {
@@ -52,6 +49,31 @@ impl Exchange<'_> {
         let target = self.target.clone();
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static(upgrade_to));
+        if upgrade_to == "websocket" {
+            // Only the subprotocols the gateway can read to record are
+            // offered (a caller's credential in one goes no further).
+            let offered: Vec<String> = headers
+                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|p| p.trim().to_string())
+                .filter(|p| WS_CHANNEL_PROTOCOLS.contains(&p.as_str()))
+                .collect();
+            headers.remove(header::SEC_WEBSOCKET_PROTOCOL);
+            match HeaderValue::from_str(&offered.join(", ")) {
+                Ok(v) if !offered.is_empty() => {
+                    headers.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+                }
+                _ => {
+                    let problem = refusals::upgrade_not_relayed(&format!(
+                        "none of the WebSocket subprotocols offered is one the gateway can record ({})",
+                        WS_CHANNEL_PROTOCOLS.join(", ")
+                    ));
+                    return Err(self.refused(&problem, record, started, clock).await);
+                }
+            }
+        }
         let resp = match self.send(method, url, headers, body).await {
             Ok(r) => r,
             Err(problem) => return Err(self.refused(&problem, record, started, clock).await),
@@ -103,6 +125,7 @@ impl Exchange<'_> {
             return Err(self.refused(&problem, record, started, clock).await);
         };
         let recordings = self.gw.settings.recordings.clone();
+        let recording_limit = target.recording_limit;
         let port_forward = self.kube_verb == Some("portforward");
         let command = crate::answer::mask_for_record(&self.record_engine, &self.kube_command);
         let engine = self.record_engine.clone();
@@ -125,13 +148,12 @@ impl Exchange<'_> {
                 wire,
                 port_forward,
                 engine,
-                limit: RECORDING_LIMIT,
+                limit: recording_limit,
             };
             let (relayed, cast) = relay(TokioIo::new(client), upstream, settings).await;
             finisher.count(relayed.bytes_in, relayed.bytes_out);
             let mut stream = StreamRecord {
                 protocol: subprotocol.clone(),
-                truncated: relayed.truncated,
                 stdin_bytes: relayed.stdio_bytes[0],
                 stdout_bytes: relayed.stdio_bytes[1],
                 stderr_bytes: relayed.stdio_bytes[2],
@@ -205,14 +227,24 @@ impl Exchange<'_> {
     ) -> Response<Body> {
         let status = resp.status();
         let headers = crate::upstream::response_headers(resp.headers(), &self.secrets, true);
-        let body = resp.bytes().await.unwrap_or_default();
+        // A refusal is small; more than 64 KiB of it is not read.
+        let mut body = Vec::new();
+        let mut resp = resp;
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let room = (64 * 1024usize).saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
         let mut text = String::from_utf8_lossy(&body).into_owned();
         for s in self.secrets.iter() {
             text = text.replace(s.as_str(), "[masked:upstream-credential]");
         }
+        let text = crate::answer::mask_for_record(&self.record_engine, &text);
         let outcome = ActionOutcome::Error {
             code: status.as_u16().to_string(),
-            message: crate::answer::mask_for_record(&self.record_engine, &text),
+            message: crate::answer::cut(&text, 1024),
         };
         let mut me = self;
         me.exchange.status = status.as_u16();

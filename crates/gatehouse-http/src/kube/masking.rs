@@ -55,6 +55,15 @@ pub fn kube_masking(
     key: HashKey,
     exempt_groups: Vec<String>,
 ) -> Result<HttpMasking, MaskError> {
+    // The secret detectors always (tokens, keys, passwords in an exec's
+    // output or a TokenRequest's answer), as every record of a connection
+    // without masking gets them.
+    let mut detectors = detectors;
+    for d in gatehouse_mask::BUILTIN.iter().filter(|d| d.secret) {
+        if !detectors.iter().any(|x| x.name == d.name) {
+            detectors.push(DetectorSpec::builtin(d, Some(Strategy::Redact)));
+        }
+    }
     let mut every = rules;
     every.push(rule(LAST_APPLIED)?);
     let mut secrets = every.clone();
@@ -181,6 +190,16 @@ mod tests {
         s.finish(engine, &mut out, &mut scratch, &mut tally)
             .unwrap();
         serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn records_keep_the_secret_detectors_without_masking_configured() {
+        let m = kube_masking(Vec::new(), Vec::new(), HashKey::new([0; 32]), Vec::new()).unwrap();
+        let jwt = "token: eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJpc3MiOiJrdWJlcm5ldGVzIn0.c2lnbmF0dXJlc2lnbmF0dXJl";
+        for e in [m.engine_for(false), m.engine_for(true)] {
+            let masked = crate::answer::mask_for_record(e, jwt);
+            assert!(masked.contains("[masked:jwt]"), "{masked}");
+        }
     }
 
     #[test]

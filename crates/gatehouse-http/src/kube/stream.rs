@@ -35,20 +35,63 @@ pub(crate) enum Wire {
 }
 
 impl Wire {
-    /// The wire from the 101 answer's `Upgrade` and subprotocol headers.
+    /// The wire from the 101 answer's `Upgrade` and subprotocol headers;
+    /// `None` for a protocol the gateway cannot read to record (the
+    /// kubelet's base64 channel protocols among them).
     pub(crate) fn of(upgrade: &str, subprotocol: &str) -> Option<Self> {
         if upgrade.eq_ignore_ascii_case("websocket") {
-            if subprotocol.starts_with("SPDY/3.1+") {
-                Some(Wire::SpdyInWebSocket)
-            } else {
-                Some(Wire::WebSocket {
-                    v5: subprotocol.starts_with("v5."),
-                })
+            match subprotocol {
+                "SPDY/3.1+portforward.k8s.io" => Some(Wire::SpdyInWebSocket),
+                "v5.channel.k8s.io" => Some(Wire::WebSocket { v5: true }),
+                p if WS_CHANNEL_PROTOCOLS.contains(&p) => Some(Wire::WebSocket { v5: false }),
+                _ => None,
             }
         } else if upgrade.eq_ignore_ascii_case("SPDY/3.1") {
             Some(Wire::Spdy)
         } else {
             None
+        }
+    }
+}
+
+/// The WebSocket subprotocols the gateway reads: binary channel framing
+/// (each frame's first byte its channel), and SPDY for port-forward.
+pub(crate) const WS_CHANNEL_PROTOCOLS: &[&str] = &[
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v3.channel.k8s.io",
+    "v2.channel.k8s.io",
+    "channel.k8s.io",
+    "SPDY/3.1+portforward.k8s.io",
+];
+
+/// At most this many SPDY streams are followed on one connection (each
+/// port-forwarded connection opens two).
+const MAX_STREAMS: usize = 100_000;
+
+/// What a SPDY stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    Stdin,
+    Stdout,
+    Stderr,
+    Error,
+    Resize,
+    /// port-forward: a connection's bytes.
+    Data,
+    Other,
+}
+
+impl StreamKind {
+    fn of(name: &str) -> Self {
+        match name {
+            "stdin" => StreamKind::Stdin,
+            "stdout" => StreamKind::Stdout,
+            "stderr" => StreamKind::Stderr,
+            "error" => StreamKind::Error,
+            "resize" => StreamKind::Resize,
+            "data" => StreamKind::Data,
+            _ => StreamKind::Other,
         }
     }
 }
@@ -69,8 +112,6 @@ pub(crate) struct Relayed {
     pub(crate) forwarded: Vec<(String, u64)>,
     /// Why the relay was cut, if it was.
     pub(crate) cut: Option<String>,
-    /// The recording dropped events at its limit.
-    pub(crate) truncated: bool,
 }
 
 /// What one side's bytes mean, read as they pass.
@@ -88,19 +129,29 @@ struct Recording {
     cast: Cast,
     status: Vec<u8>,
     resize: Vec<u8>,
-    /// SPDY: stream id → its type ("stdout", "data"…), and port.
-    streams: HashMap<u32, (String, String)>,
+    /// SPDY: stream id → what it carries.
+    streams: HashMap<u32, StreamKind>,
+    /// port-forward: connections opened, by port.
     forwarded: HashMap<String, u64>,
+    /// A stream the gateway cannot follow: the relay is cut.
+    broken: Option<String>,
 }
 
 impl Recording {
-    fn channel_data(&mut self, channel: u8, bytes: &[u8]) {
-        match channel {
-            0 => self.cast.data(Stdio::Stdin, bytes),
-            1 => self.cast.data(Stdio::Stdout, bytes),
-            2 => self.cast.data(Stdio::Stderr, bytes),
-            3 => keep(&mut self.status, bytes),
-            4 => {
+    /// A channel's bytes from one side. Only what that side's peer reads
+    /// is recorded: stdin and resizes from the caller, stdout, stderr and
+    /// the status from the API server (the other side would drop the rest,
+    /// so recording it would let a caller write the record).
+    fn channel_data(&mut self, from_client: bool, channel: u8, bytes: &[u8]) {
+        if self.port_forward {
+            return;
+        }
+        match (from_client, channel) {
+            (true, 0) => self.cast.data(Stdio::Stdin, bytes),
+            (false, 1) => self.cast.data(Stdio::Stdout, bytes),
+            (false, 2) => self.cast.data(Stdio::Stderr, bytes),
+            (false, 3) => keep(&mut self.status, bytes),
+            (true, 4) => {
                 keep(&mut self.resize, bytes);
                 self.resizes();
             }
@@ -108,19 +159,16 @@ impl Recording {
         }
     }
 
-    fn stream_data(&mut self, stream: u32, bytes: &[u8]) {
-        let Some((kind, _)) = self.streams.get(&stream) else {
-            return;
-        };
-        let channel = match kind.as_str() {
-            "stdin" => 0,
-            "stdout" => 1,
-            "stderr" => 2,
-            "error" if !self.port_forward => 3,
-            "resize" => 4,
+    fn stream_data(&mut self, from_client: bool, stream: u32, bytes: &[u8]) {
+        let channel = match self.streams.get(&stream) {
+            Some(StreamKind::Stdin) => 0,
+            Some(StreamKind::Stdout) => 1,
+            Some(StreamKind::Stderr) => 2,
+            Some(StreamKind::Error) => 3,
+            Some(StreamKind::Resize) => 4,
             _ => return,
         };
-        self.channel_data(channel, bytes);
+        self.channel_data(from_client, channel, bytes);
     }
 
     /// Resize messages: JSON objects (`{"Width":…,"Height":…}`), one per
@@ -159,7 +207,24 @@ impl Reader {
     }
 
     /// Reads one chunk into the recording.
-    fn read(&mut self, bytes: &[u8], rec: &mut Recording) -> Result<(), String> {
+    fn read(&mut self, from_client: bool, bytes: &[u8], rec: &mut Recording) -> Result<(), String> {
+        let r = self.frames(from_client, bytes, rec);
+        match (r, rec.broken.take(), rec.cast.truncated()) {
+            (Err(e), _, _) | (Ok(()), Some(e), _) => Err(e),
+            (Ok(()), None, true) => Err(format!(
+                "the recording reached its limit of {} bytes (recording_limit)",
+                rec.cast.limit()
+            )),
+            (Ok(()), None, false) => Ok(()),
+        }
+    }
+
+    fn frames(
+        &mut self,
+        from_client: bool,
+        bytes: &[u8],
+        rec: &mut Recording,
+    ) -> Result<(), String> {
         let Reader { ws, spdy, channel } = self;
         match (ws, spdy) {
             (Some(ws), None) => {
@@ -174,7 +239,7 @@ impl Reader {
                         match *channel {
                             // v5: a stream's close, not data.
                             Some(255) if v5 => {}
-                            Some(c) => rec.channel_data(c, bytes),
+                            Some(c) => rec.channel_data(from_client, c, bytes),
                             None => {}
                         }
                     }
@@ -185,7 +250,7 @@ impl Reader {
                 let mut failed = None;
                 let mut on = |e: WsEvent<'_>| {
                     if let (WsEvent::Data { bytes, .. }, None) = (e, &failed) {
-                        if let Err(e) = spdy.feed(bytes, &mut |s| spdy_event(s, rec)) {
+                        if let Err(e) = spdy.feed(bytes, &mut |s| spdy_event(from_client, s, rec)) {
                             failed = Some(e.to_string());
                         }
                     }
@@ -194,14 +259,14 @@ impl Reader {
                 failed.map_or(Ok(()), Err)
             }
             (None, Some(spdy)) => spdy
-                .feed(bytes, &mut |s| spdy_event(s, rec))
+                .feed(bytes, &mut |s| spdy_event(from_client, s, rec))
                 .map_err(|e| e.to_string()),
             (None, None) => Ok(()),
         }
     }
 }
 
-fn spdy_event(e: SpdyEvent<'_>, rec: &mut Recording) {
+fn spdy_event(from_client: bool, e: SpdyEvent<'_>, rec: &mut Recording) {
     match e {
         SpdyEvent::Open {
             stream, headers, ..
@@ -210,17 +275,25 @@ fn spdy_event(e: SpdyEvent<'_>, rec: &mut Recording) {
                 headers
                     .iter()
                     .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| v.as_str())
                     .unwrap_or_default()
             };
-            let kind = find("streamtype");
-            let port = find("port");
-            if rec.port_forward && kind == "data" {
-                *rec.forwarded.entry(port.clone()).or_default() += 1;
+            let kind = StreamKind::of(find("streamtype"));
+            if rec.port_forward && kind == StreamKind::Data {
+                // A port is a number; anything else is named as such.
+                let port = match find("port").parse::<u16>() {
+                    Ok(p) => p.to_string(),
+                    Err(_) => "(not a port)".into(),
+                };
+                *rec.forwarded.entry(port).or_default() += 1;
             }
-            rec.streams.insert(stream, (kind, port));
+            if rec.streams.len() >= MAX_STREAMS && !rec.streams.contains_key(&stream) {
+                rec.broken = Some(format!("more than {MAX_STREAMS} streams on one connection"));
+                return;
+            }
+            rec.streams.insert(stream, kind);
         }
-        SpdyEvent::Data { stream, bytes } => rec.stream_data(stream, bytes),
+        SpdyEvent::Data { stream, bytes } => rec.stream_data(from_client, stream, bytes),
         SpdyEvent::Fin { .. } | SpdyEvent::Reset { .. } => {}
     }
 }
@@ -250,14 +323,40 @@ where
         resize: Vec::new(),
         streams: HashMap::new(),
         forwarded: HashMap::new(),
+        broken: None,
     });
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = tokio::io::split(upstream);
     let mut from_client = Reader::new(s.wire, true);
     let mut from_server = Reader::new(s.wire, false);
-    let up = pump(&mut cr, &mut uw, &mut from_client, &rec);
-    let down = pump(&mut ur, &mut cw, &mut from_server, &rec);
-    let (up, down) = tokio::join!(up, down);
+    let (up, down) = {
+        let up = pump(&mut cr, &mut uw, &mut from_client, true, &rec);
+        let down = pump(&mut ur, &mut cw, &mut from_server, false, &rec);
+        tokio::pin!(up, down);
+        // Both directions run until each ends; a direction that fails or
+        // cannot be read ends both at once (the other is dropped, so both
+        // connections close).
+        let (mut up_done, mut down_done) = (None, None);
+        while up_done.is_none() || down_done.is_none() {
+            tokio::select! {
+                r = &mut up, if up_done.is_none() => {
+                    let failed = r.is_err();
+                    up_done = Some(r);
+                    if failed {
+                        break;
+                    }
+                }
+                r = &mut down, if down_done.is_none() => {
+                    let failed = r.is_err();
+                    down_done = Some(r);
+                    if failed {
+                        break;
+                    }
+                }
+            }
+        }
+        (up_done.unwrap_or(Ok(0)), down_done.unwrap_or(Ok(0)))
+    };
     let mut out = Relayed::default();
     let cut = |r: &Result<u64, String>| r.as_ref().err().cloned();
     out.cut = cut(&up).or_else(|| cut(&down));
@@ -275,7 +374,6 @@ where
         out.status_message = message;
     }
     out.stdio_bytes = rec.cast.bytes;
-    out.truncated = rec.cast.truncated();
     (out, (!s.port_forward).then_some(rec.cast))
 }
 
@@ -286,6 +384,7 @@ async fn pump<R, W>(
     from: &mut R,
     to: &mut W,
     reader: &mut Reader,
+    from_client: bool,
     rec: &Mutex<Recording>,
 ) -> Result<u64, String>
 where
@@ -309,7 +408,7 @@ where
         // The lock is held for the read alone, never across an await.
         let unreadable = {
             let mut rec = rec.lock().unwrap_or_else(|p| p.into_inner());
-            let r = reader.read(&buf[..n], &mut rec);
+            let r = reader.read(from_client, &buf[..n], &mut rec);
             if let Err(why) = &r {
                 rec.cast.marker(&format!("gatehouse cut the stream: {why}"));
             }
@@ -347,39 +446,4 @@ fn exit_status(status: &[u8]) -> (Option<i64>, Option<String>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_statuses_are_read() {
-        assert_eq!(
-            exit_status(br#"{"metadata":{},"status":"Success"}"#),
-            (Some(0), None)
-        );
-        let failure = br#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
-        assert_eq!(exit_status(failure), (Some(3), None));
-        let other = br#"{"status":"Failure","message":"container not found"}"#;
-        assert_eq!(
-            exit_status(other),
-            (None, Some("container not found".into()))
-        );
-    }
-
-    #[test]
-    fn wires_from_the_answer() {
-        assert_eq!(
-            Wire::of("websocket", "v5.channel.k8s.io"),
-            Some(Wire::WebSocket { v5: true })
-        );
-        assert_eq!(
-            Wire::of("WebSocket", "v4.channel.k8s.io"),
-            Some(Wire::WebSocket { v5: false })
-        );
-        assert_eq!(
-            Wire::of("websocket", "SPDY/3.1+portforward.k8s.io"),
-            Some(Wire::SpdyInWebSocket)
-        );
-        assert_eq!(Wire::of("SPDY/3.1", "v4.channel.k8s.io"), Some(Wire::Spdy));
-        assert_eq!(Wire::of("h2c", ""), None);
-    }
-}
+mod tests;

@@ -210,7 +210,8 @@ fn objects_namespaces_and_subresources() {
         "fieldSelector=metadata.name%3Da,status.phase%3DRunning",
     )
     .unwrap();
-    assert_eq!(r.name, "");
+    // One of its terms requires the name, so the list is about it.
+    assert_eq!(r.name, "a");
     // Secrets, wherever listed.
     assert!(ask("GET", "/api/v1/secrets", "").unwrap().names_secrets());
     assert!(ask("GET", "/api/v1/namespaces/prod/secrets/db", "")
@@ -289,4 +290,53 @@ fn a_delete_reads_its_dry_run_from_its_body() {
             .unwrap()
             .dry_run
     );
+}
+
+#[test]
+fn watch_and_names_read_as_the_api_server_reads_them() {
+    for (query, verb) in [
+        ("watch=yes", "watch"),
+        ("watch=tRue", "watch"),
+        ("watch=false&watch=true", "list"),
+        ("watch=0", "list"),
+        ("watch=FALSE", "list"),
+    ] {
+        assert_eq!(
+            verb_of("GET", "/api/v1/namespaces/prod/secrets", query),
+            verb,
+            "{query}"
+        );
+    }
+    // A named object is a get, whatever watch says; the legacy prefix is a watch.
+    assert_eq!(
+        verb_of("GET", "/api/v1/namespaces/prod/secrets/db", "watch=true"),
+        "get"
+    );
+    assert_eq!(
+        verb_of("GET", "/api/v1/watch/namespaces/prod/secrets/db", ""),
+        "watch"
+    );
+    for (selector, name) in [
+        ("metadata.name%3D%3Ddb", "db"),
+        ("type%3DOpaque,metadata.name%3Ddb", "db"),
+        ("metadata.name!%3Ddb", ""),
+        ("metadata.namespace%3Dprod", ""),
+    ] {
+        let r = ask(
+            "GET",
+            "/api/v1/namespaces/prod/secrets",
+            &format!("fieldSelector={selector}"),
+        )
+        .unwrap();
+        assert_eq!(r.name, name, "{selector}");
+    }
+}
+
+#[test]
+fn queries_go_reads_differently_are_named() {
+    assert!(query_read_alike("command=rm&command=-rf&command=%2Fdata").is_ok());
+    assert!(query_read_alike("command=rm&command=%zz&command=-rf").is_err());
+    assert!(query_read_alike("command=a;b").is_err());
+    assert!(query_read_alike("x=%4").is_err());
+    assert!(query_read_alike("").is_ok());
 }

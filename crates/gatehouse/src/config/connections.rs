@@ -46,6 +46,7 @@ pub(super) struct ConnectionSection {
     pub(super) record_body_size: Option<super::limits::Size>,
     // kubernetes connections.
     pub(super) impersonate: Option<bool>,
+    pub(super) recording_limit: Option<super::limits::Size>,
 }
 
 /// A checked `[[connection]]`.
@@ -142,6 +143,7 @@ impl ConnectionSection {
             ("client_key", self.client_key.is_some()),
             ("record_body_size", self.record_body_size.is_some()),
             ("impersonate", self.impersonate.is_some()),
+            ("recording_limit", self.recording_limit.is_some()),
         ] {
             if set {
                 bad(k(key), "only used by http connections".into(), &mut ok);

@@ -12,6 +12,10 @@ use std::time::Duration;
 const RECORD_BODY_LIMIT: u64 = 4096;
 /// The most `record_body_size` may be.
 const RECORD_BODY_MAX: u64 = 1 << 20;
+/// Bytes one exec or attach recording keeps, unless `recording_limit` says
+/// otherwise; and the most it may say.
+const RECORDING_LIMIT: u64 = 64 << 20;
+const RECORDING_MAX: u64 = 1 << 30;
 
 impl ConnectionSection {
     /// Checks a `kind = "http"` connection, reads its credential and TLS
@@ -80,6 +84,29 @@ impl ConnectionSection {
                 "only used by kubernetes connections".into(),
             );
         }
+        let recording_limit = match (kube, self.recording_limit.as_ref().map(|s| s.bytes())) {
+            (false, Some(_)) => {
+                bad(
+                    k("recording_limit"),
+                    "only used by kubernetes connections (exec and attach recordings)".into(),
+                );
+                0
+            }
+            (_, None) => RECORDING_LIMIT,
+            (true, Some(Ok(n))) if (1 << 20..=RECORDING_MAX).contains(&n) => n,
+            (true, Some(Ok(_))) => {
+                bad(
+                    k("recording_limit"),
+                    "between 1MiB and 1GiB: a recording is held in memory until its stream ends"
+                        .into(),
+                );
+                0
+            }
+            (true, Some(Err(e))) => {
+                bad(k("recording_limit"), e);
+                0
+            }
+        };
         let auth = if kube {
             self.kube_auth(i, path, &mut bad)
         } else {
@@ -180,6 +207,7 @@ impl ConnectionSection {
             masking: None,
             record_body_limit: record_body_limit as usize,
             impersonate: self.impersonate.unwrap_or(false),
+            recording_limit: recording_limit as usize,
         })
     }
 

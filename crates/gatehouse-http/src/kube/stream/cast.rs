@@ -2,11 +2,15 @@
 //! then one JSON array per event (`[seconds, "o", text]` for output,
 //! stdout and stderr alike as a terminal shows them, `"i"` for input,
 //! `"r"` for a resize, `"m"` for a marker such as the exit status). Every
-//! text is masked by the connection's detectors before it is kept, and the
-//! events stop (with a marker) once the recording reaches its limit; the
-//! byte counts go on.
+//! text is masked by the connection's detectors a line at a time (up to
+//! 4 KiB), so a value split across chunks, or typed a key at a time, is
+//! still found. A recording that reaches its limit says so in a marker, and
+//! the relay cuts the stream: what is not recorded is not relayed.
 
 use gatehouse_mask::MaskingEngine;
+
+/// The longest run recorded as one event without a line end.
+const LINE_LIMIT: usize = 4096;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,8 +30,8 @@ pub(crate) struct Cast {
     limit: usize,
     truncated: bool,
     size: Option<(u32, u32)>,
-    /// An incomplete UTF-8 sequence at the end of each stream's last chunk.
-    carry: [Vec<u8>; 3],
+    /// Each stream's bytes since its last whole line.
+    pending: [Vec<u8>; 3],
     engine: Arc<MaskingEngine>,
     /// Bytes seen on stdin, stdout and stderr (all, recorded or not).
     pub(crate) bytes: [u64; 3],
@@ -41,7 +45,7 @@ impl Cast {
             limit,
             truncated: false,
             size: None,
-            carry: Default::default(),
+            pending: Default::default(),
             engine,
             bytes: [0; 3],
         }
@@ -61,7 +65,10 @@ impl Cast {
             let note = json!([
                 self.at(),
                 "m",
-                format!("gatehouse: the recording reached its limit of {} bytes; later events are counted, not kept", self.limit)
+                format!(
+                    "gatehouse: the recording reached its limit of {} bytes; the stream was cut",
+                    self.limit
+                )
             ])
             .to_string();
             self.events.extend_from_slice(note.as_bytes());
@@ -72,26 +79,53 @@ impl Cast {
         self.events.push(b'\n');
     }
 
-    /// Bytes of a stream.
+    /// Bytes of a stream: kept until a line ends (or 4 KiB gather), then
+    /// masked and recorded as one event.
     pub(crate) fn data(&mut self, which: Stdio, bytes: &[u8]) {
         let i = which as usize;
         self.bytes[i] += bytes.len() as u64;
-        let mut carry = std::mem::take(&mut self.carry[i]);
-        carry.extend_from_slice(bytes);
-        // Keep an incomplete character for the next chunk.
-        let cut = match std::str::from_utf8(&carry) {
-            Ok(_) => carry.len(),
-            Err(e) if e.error_len().is_none() => e.valid_up_to(),
-            Err(_) => carry.len(),
-        };
-        let rest = carry.split_off(cut);
-        if !carry.is_empty() {
-            let text = String::from_utf8_lossy(&carry);
-            let masked = crate::answer::mask_for_record(&self.engine, &text);
-            let code = if which == Stdio::Stdin { "i" } else { "o" };
-            self.event(code, &masked);
+        let mut pending = std::mem::take(&mut self.pending[i]);
+        pending.extend_from_slice(bytes);
+        let mut start = 0;
+        loop {
+            let rest = &pending[start..];
+            let end = match memchr::memchr(b'\n', rest) {
+                Some(nl) => nl + 1,
+                None if rest.len() >= LINE_LIMIT => {
+                    // No line end within the limit: cut before an
+                    // incomplete character.
+                    match std::str::from_utf8(&rest[..LINE_LIMIT]) {
+                        Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => e.valid_up_to(),
+                        _ => LINE_LIMIT,
+                    }
+                }
+                None => break,
+            };
+            self.emit(which, &pending[start..start + end]);
+            start += end;
         }
-        self.carry[i] = rest;
+        pending.drain(..start);
+        self.pending[i] = pending;
+    }
+
+    fn emit(&mut self, which: Stdio, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        let masked = crate::answer::mask_for_record(&self.engine, &text);
+        let code = if which == Stdio::Stdin { "i" } else { "o" };
+        self.event(code, &masked);
+    }
+
+    /// Writes what waits for a line end (before a marker, and at the end).
+    fn flush(&mut self) {
+        for (i, which) in [Stdio::Stdin, Stdio::Stdout, Stdio::Stderr]
+            .into_iter()
+            .enumerate()
+        {
+            let rest = std::mem::take(&mut self.pending[i]);
+            if !rest.is_empty() {
+                self.emit(which, &rest);
+            }
+        }
     }
 
     /// The terminal's new size; the first is the header's (kubectl sends
@@ -105,20 +139,13 @@ impl Cast {
 
     /// A marker (the exit status, why the stream ended).
     pub(crate) fn marker(&mut self, text: &str) {
+        self.flush();
         self.event("m", text);
     }
 
     /// The whole recording: the header, then the events.
     pub(crate) fn finish(mut self, title: &str, command: &str, started_unix: i64) -> Vec<u8> {
-        for i in 0..3 {
-            if !self.carry[i].is_empty() {
-                let which = [Stdio::Stdin, Stdio::Stdout, Stdio::Stderr][i];
-                let rest = std::mem::take(&mut self.carry[i]);
-                self.bytes[i] -= rest.len() as u64;
-                self.data(which, &rest);
-                self.carry[i].clear();
-            }
-        }
+        self.flush();
         let (width, height) = self.size.unwrap_or((80, 24));
         let mut out = json!({
             "version": 2,
@@ -135,9 +162,14 @@ impl Cast {
         out
     }
 
-    /// Whether events were dropped at the limit.
+    /// Whether the recording reached its limit (the relay then cuts).
     pub(crate) fn truncated(&self) -> bool {
         self.truncated
+    }
+
+    /// The limit, in bytes of events.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 }
 
@@ -170,27 +202,51 @@ mod tests {
             (Some(120), Some(40))
         );
         assert_eq!(lines[1][1], "r");
-        // A character split across chunks is kept whole, never replaced.
-        assert_eq!(lines[2][2], "h");
-        assert_eq!(lines[3][2], "\u{e9}");
+        // stdin's line first (the only whole line before the marker), then
+        // what waited for a line end: a character split across chunks is
+        // kept whole.
         assert_eq!(
-            (lines[4][1].as_str(), lines[4][2].as_str()),
+            (lines[2][1].as_str(), lines[2][2].as_str()),
             (Some("i"), Some("ls\n"))
         );
-        assert_eq!(lines[5][2], "oops\n");
-        assert_eq!(lines[6][2], "exit 3");
+        assert_eq!(lines[3][2], "oops\n");
+        assert_eq!(lines[4][2], "h\u{e9}");
+        assert_eq!(lines[5][2], "exit 3");
     }
 
     #[test]
-    fn past_the_limit_events_are_counted_not_kept() {
+    fn the_limit_is_named() {
         let mut c = cast(200);
         for _ in 0..50 {
-            c.data(Stdio::Stdout, b"0123456789");
+            c.data(Stdio::Stdout, b"0123456789\n");
         }
         assert!(c.truncated());
-        assert_eq!(c.bytes[1], 500);
+        assert_eq!(c.bytes[1], 550);
         let text = String::from_utf8(c.finish("t", "c", 0)).unwrap();
         assert!(text.contains("reached its limit"), "{text}");
         assert!(text.len() < 600);
+    }
+
+    #[test]
+    fn a_value_split_across_chunks_or_typed_a_key_at_a_time_is_masked() {
+        let engine = MaskingEngine::new(
+            gatehouse_mask::BUILTIN
+                .iter()
+                .filter(|d| d.name == "email")
+                .map(|d| gatehouse_mask::DetectorSpec::builtin(d, None))
+                .collect(),
+            Vec::new(),
+            gatehouse_mask::HashKey::new([0; 32]),
+        )
+        .unwrap();
+        let mut c = Cast::new(Arc::new(engine), 1 << 20);
+        c.data(Stdio::Stdout, b"mail alice@exa");
+        c.data(Stdio::Stdout, b"mple.com now\n");
+        for b in b"bob@example.com\r" {
+            c.data(Stdio::Stdin, &[*b]);
+        }
+        let text = String::from_utf8(c.finish("t", "c", 0)).unwrap();
+        assert!(!text.contains("alice@") && !text.contains("bob@"), "{text}");
+        assert_eq!(text.matches("[masked:email]").count(), 2, "{text}");
     }
 }

@@ -221,13 +221,24 @@ impl SpdyFrames {
         loop {
             self.inflated.reserve(4096);
             let before_in = self.inflate.total_in();
+            let before_out = self.inflated.len();
             let r = self
                 .inflate
                 .decompress_vec(input, &mut self.inflated, FlushDecompress::Sync);
             let used = (self.inflate.total_in() - before_in) as usize;
             input = &input[used..];
             match r {
-                Ok(Status::Ok | Status::BufError | Status::StreamEnd) => {}
+                // SPDY's header stream never ends: an end is not SPDY.
+                Ok(Status::StreamEnd) => {
+                    return Err(SpdyError::Inflate("the header stream ended".into()))
+                }
+                // No progress with input left: it can never be read.
+                Ok(_) if used == 0 && self.inflated.len() == before_out && !input.is_empty() => {
+                    return Err(SpdyError::Inflate(
+                        "the header block makes no progress".into(),
+                    ))
+                }
+                Ok(Status::Ok | Status::BufError) => {}
                 Err(e) if e.needs_dictionary().is_some() => {
                     self.inflate
                         .set_dictionary(spdy3_dictionary())
@@ -269,9 +280,12 @@ fn parse_block(b: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
         let n = u32_at(&mut at)?;
         let value = b.get(at..at + n).ok_or(SpdyError::Headers)?;
         at += n;
+        // Several values are separated by NUL; readers (spdystream) take
+        // the first.
+        let first = value.split(|b| *b == 0).next().unwrap_or_default();
         out.push((
             String::from_utf8_lossy(name).to_ascii_lowercase(),
-            String::from_utf8_lossy(value).into_owned(),
+            String::from_utf8_lossy(first).into_owned(),
         ));
     }
     Ok(out)
@@ -280,7 +294,7 @@ fn parse_block(b: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
 /// SPDY/3's header compression dictionary (draft 3, section 2.6.10.1):
 /// length-prefixed header names and common values, then a run of status
 /// codes, reason phrases, dates and media types.
-fn spdy3_dictionary() -> &'static [u8] {
+pub(crate) fn spdy3_dictionary() -> &'static [u8] {
     static DICTIONARY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     DICTIONARY.get_or_init(|| {
         const WORDS: &[&str] = &[

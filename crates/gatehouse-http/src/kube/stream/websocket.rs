@@ -6,8 +6,10 @@
 /// What a chunk of frames held.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum WsEvent<'a> {
-    /// Payload bytes of a data message; `first` marks the message's first
-    /// bytes (the channel byte of Kubernetes' channel protocols).
+    /// Payload bytes of a data frame; `first` marks the frame's first bytes
+    /// (the channel byte of Kubernetes' channel protocols: the API server
+    /// and the kubelet read each frame as a message of its own, a
+    /// continuation frame included, so each frame starts with its channel).
     Data { first: bool, bytes: &'a [u8] },
     /// A close frame.
     Close,
@@ -156,6 +158,7 @@ impl WsFrames {
             if !self.in_message {
                 return Err(WsError::Orphan);
             }
+            self.first = true;
         } else {
             if self.in_message {
                 return Err(WsError::Interleaved);
@@ -236,7 +239,7 @@ mod tests {
         f
     }
 
-    /// (first, bytes) of every data event, reading `wire` in `cut`-byte pieces.
+    /// (first, bytes) of every data frame, reading `wire` in `cut`-byte pieces.
     fn read(from_client: bool, wire: &[u8], cut: usize) -> Result<Vec<(bool, Vec<u8>)>, WsError> {
         let mut r = WsFrames::new(from_client);
         let mut got: Vec<(bool, Vec<u8>)> = Vec::new();
@@ -247,7 +250,7 @@ mod tests {
                 }
             })?;
         }
-        // Merge pieces: what matters is the bytes and where messages start.
+        // Merge pieces: what matters is the bytes and where frames start.
         let mut merged: Vec<(bool, Vec<u8>)> = Vec::new();
         for (first, b) in got {
             match merged.last_mut() {
@@ -275,10 +278,12 @@ mod tests {
         wire.extend(frame(2, true, b"", Some([1, 1, 1, 1])));
         for cut in [1, 2, 3, 7, 64, 100_000] {
             let got = read(true, &wire, cut).unwrap();
-            assert_eq!(got.len(), 3, "cut {cut}");
+            assert_eq!(got.len(), 4, "cut {cut}");
             assert_eq!(got[0], (true, b"\x01hello".to_vec()));
-            assert_eq!(got[1], (true, b"\x02error".to_vec()));
-            assert_eq!(got[2].1.len(), 70_001);
+            // A continuation frame starts with a channel byte of its own.
+            assert_eq!(got[1], (true, b"\x02err".to_vec()));
+            assert_eq!(got[2], (true, b"or".to_vec()));
+            assert_eq!(got[3].1.len(), 70_001);
         }
         // Servers do not mask.
         let wire = frame(2, true, b"\x01out", None);

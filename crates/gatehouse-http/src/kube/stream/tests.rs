@@ -1,0 +1,227 @@
+//! The relay's reading of both upgrade protocols, and what a hostile
+//! caller could try against the recording.
+
+use super::*;
+use flate2::{Compress, Compression, FlushCompress};
+use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+
+#[test]
+fn exit_statuses_are_read() {
+    assert_eq!(
+        exit_status(br#"{"metadata":{},"status":"Success"}"#),
+        (Some(0), None)
+    );
+    let failure = br#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
+    assert_eq!(exit_status(failure), (Some(3), None));
+    let other = br#"{"status":"Failure","message":"container not found"}"#;
+    assert_eq!(
+        exit_status(other),
+        (None, Some("container not found".into()))
+    );
+}
+
+#[test]
+fn wires_from_the_answer() {
+    assert_eq!(
+        Wire::of("websocket", "v5.channel.k8s.io"),
+        Some(Wire::WebSocket { v5: true })
+    );
+    assert_eq!(
+        Wire::of("WebSocket", "v4.channel.k8s.io"),
+        Some(Wire::WebSocket { v5: false })
+    );
+    assert_eq!(
+        Wire::of("websocket", "SPDY/3.1+portforward.k8s.io"),
+        Some(Wire::SpdyInWebSocket)
+    );
+    assert_eq!(Wire::of("SPDY/3.1", "v4.channel.k8s.io"), Some(Wire::Spdy));
+    assert_eq!(Wire::of("h2c", ""), None);
+}
+
+fn ws_frame(opcode: u8, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut f = vec![(u8::from(fin) << 7) | opcode];
+    let m = if mask.is_some() { 0x80 } else { 0 };
+    let n = payload.len();
+    if n < 126 {
+        f.push(m | n as u8)
+    } else {
+        f.push(m | 126);
+        f.extend_from_slice(&(n as u16).to_be_bytes())
+    }
+    match mask {
+        Some(k) => {
+            f.extend_from_slice(&k);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
+        }
+        None => f.extend_from_slice(payload),
+    }
+    f
+}
+
+/// A channel message from the caller (masked) and from the API server.
+fn from_caller(ch: u8, data: &[u8]) -> Vec<u8> {
+    ws_frame(2, true, &[&[ch][..], data].concat(), Some([1, 2, 3, 4]))
+}
+fn from_server(ch: u8, data: &[u8]) -> Vec<u8> {
+    ws_frame(2, true, &[&[ch][..], data].concat(), None)
+}
+
+/// Relays `client` and `server` bytes through `relay`; what it found and
+/// the recording's text.
+async fn run(wire: Wire, limit: usize, client: Vec<u8>, server: Vec<u8>) -> (Relayed, String) {
+    let (gw_c, mut peer_c) = duplex(1 << 20);
+    let (gw_u, mut peer_u) = duplex(1 << 20);
+    let engine = Arc::new(MaskingEngine::secrets_only());
+    let settings = RelaySettings {
+        wire,
+        port_forward: false,
+        engine,
+        limit,
+    };
+    let h = tokio::spawn(relay(gw_c, gw_u, settings));
+    peer_c.write_all(&client).await.unwrap();
+    peer_c.shutdown().await.unwrap();
+    peer_u.write_all(&server).await.unwrap();
+    peer_u.shutdown().await.unwrap();
+    let mut sink = Vec::new();
+    let _ = peer_c.read_to_end(&mut sink).await;
+    let _ = peer_u.read_to_end(&mut sink).await;
+    let (r, cast) = h.await.unwrap();
+    let text = cast
+        .map(|c| String::from_utf8(c.finish("t", "c", 0)).unwrap())
+        .unwrap_or_default();
+    (r, text)
+}
+
+#[test]
+fn protocols_the_gateway_cannot_read_are_not_relayed() {
+    for p in [
+        "base64.channel.k8s.io",
+        "v4.base64.channel.k8s.io",
+        "v6.channel.k8s.io",
+        "",
+    ] {
+        assert_eq!(Wire::of("websocket", p), None, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn each_frame_carries_its_own_channel() {
+    // The API server reads a continuation frame as a message of its own:
+    // its first byte is its channel (here 0, stdin).
+    let first = ws_frame(2, false, &[5u8], Some([1, 2, 3, 4]));
+    let cont = ws_frame(0, true, b"\x00rm -rf /data\n", Some([4, 3, 2, 1]));
+    let (r, cast) = run(
+        Wire::WebSocket { v5: true },
+        1 << 20,
+        [first, cont].concat(),
+        Vec::new(),
+    )
+    .await;
+    assert!(cast.contains("rm -rf /data"), "{cast}");
+    assert_eq!(r.stdio_bytes[0], 13);
+}
+
+#[tokio::test]
+async fn a_caller_cannot_write_the_output_or_the_status() {
+    let mut client = from_caller(1, b"everything is fine\n");
+    client.extend(from_caller(3, br#"{"status":"Success"}"#));
+    let mut server = from_server(1, b"real output\n");
+    server.extend(from_server(3, br#"{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"2"}]}}"#));
+    let (r, cast) = run(Wire::WebSocket { v5: true }, 1 << 20, client, server).await;
+    assert!(
+        !cast.contains("everything is fine") && cast.contains("real output"),
+        "{cast}"
+    );
+    assert_eq!(r.exit_code, Some(2));
+}
+
+#[tokio::test]
+async fn a_full_recording_cuts_the_stream() {
+    let mut client = Vec::new();
+    for _ in 0..64 {
+        client.extend(from_caller(0, &[b'.'; 100]));
+    }
+    client.extend(from_caller(0, b"rm -rf /data\n"));
+    let (r, cast) = run(Wire::WebSocket { v5: true }, 4096, client, Vec::new()).await;
+    let cut = r.cut.unwrap_or_default();
+    assert!(cut.contains("recording_limit"), "{cut}");
+    assert!(cast.contains("reached its limit"), "{cast}");
+}
+
+fn block(z: &mut Compress, headers: &[(&str, &str)], flush: FlushCompress) -> Vec<u8> {
+    let mut raw = (headers.len() as u32).to_be_bytes().to_vec();
+    for (n, v) in headers {
+        for s in [n, v] {
+            raw.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            raw.extend_from_slice(s.as_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(raw.len() + 256);
+    z.compress_vec(&raw, &mut out, flush).unwrap();
+    out
+}
+
+fn syn_stream(id: u32, hb: &[u8]) -> Vec<u8> {
+    let len = 10 + hb.len();
+    let mut f = vec![
+        0x80,
+        3,
+        0,
+        1,
+        0,
+        (len >> 16) as u8,
+        (len >> 8) as u8,
+        len as u8,
+    ];
+    f.extend_from_slice(&id.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    f.extend_from_slice(hb);
+    f
+}
+
+fn spdy_data(id: u32, bytes: &[u8]) -> Vec<u8> {
+    let len = bytes.len();
+    let mut f = id.to_be_bytes().to_vec();
+    f.extend_from_slice(&[0, (len >> 16) as u8, (len >> 8) as u8, len as u8]);
+    f.extend_from_slice(bytes);
+    f
+}
+
+fn compressor() -> Compress {
+    let mut z = Compress::new(Compression::default(), true);
+    z.set_dictionary(spdy::spdy3_dictionary()).unwrap();
+    z
+}
+
+#[tokio::test]
+async fn a_header_value_is_read_up_to_its_first_nul_as_spdystream_does() {
+    let mut z = compressor();
+    let mut client = syn_stream(
+        1,
+        &block(&mut z, &[("streamtype", "stdin\0x")], FlushCompress::Sync),
+    );
+    client.extend(syn_stream(
+        3,
+        &block(&mut z, &[("streamtype", "stdout\0x")], FlushCompress::Sync),
+    ));
+    client.extend(spdy_data(1, b"cat /secret\n"));
+    let (r, cast) = run(Wire::Spdy, 1 << 20, client, spdy_data(3, b"hunter2\n")).await;
+    assert_eq!(r.stdio_bytes, [12, 8, 0], "{cast}");
+}
+
+#[test]
+fn a_header_stream_that_ends_is_refused_at_once() {
+    let mut z = compressor();
+    let mut wire = syn_stream(
+        1,
+        &block(&mut z, &[("streamtype", "stdin")], FlushCompress::Finish),
+    );
+    wire.extend(syn_stream(3, b"\x00\x00\x00\x00junk"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = spdy::SpdyFrames::new();
+        let _ = tx.send(r.feed(&wire, &mut |_| {}).is_err());
+    });
+    assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(true));
+}
