@@ -62,6 +62,7 @@ struct Exchange<'a> {
     /// Kubernetes: the verb, and exec's command line (for the recording).
     kube_verb: Option<&'static str>,
     kube_command: String,
+    kube_stdin: bool,
 }
 
 impl<'a> Exchange<'a> {
@@ -335,6 +336,7 @@ impl<'a> Exchange<'a> {
             on_upgrade,
             upgrade_to,
             kube_verb: facts.kube.as_ref().map(|k| k.verb),
+            kube_stdin: facts.kube.as_ref().is_some_and(|k| k.stdin),
             kube_command: facts
                 .kube
                 .as_ref()

@@ -53,8 +53,10 @@ const SELF_REVIEWS: &[(&str, &str)] = &[
     ("authentication.k8s.io", "selfsubjectreviews"),
 ];
 
+/// A boolean option as the API server converts it: any value but `0` and
+/// `false` (in any case), the empty one included, is true.
 fn truthy(v: &str) -> bool {
-    matches!(v, "true" | "1" | "True" | "TRUE")
+    !(v == "0" || v.eq_ignore_ascii_case("false"))
 }
 
 /// The name a field selector requires exactly (`metadata.name=x` or `==x`
@@ -140,8 +142,7 @@ impl KubeRequest {
         };
         // As the API server reads ListOptions: the first `watch` value, any
         // but `0` and `false`, and only on a list.
-        let asks_watch = param("watch")
-            .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false"));
+        let asks_watch = param("watch").is_some_and(truthy);
         let mut watch = false;
         let mut parts = rest;
         if parts.first() == Some(&"watch") {

@@ -498,7 +498,9 @@ impl JsonStream {
             // above is built for detectors, not for a parser).
             let document = inside
                 .then(|| serde_json::from_slice::<String>(&self.token).ok())
-                .flatten();
+                .flatten()
+                // A document is an object; a bare value is redacted.
+                .filter(|d| d.trim_start().starts_with('{'));
             let written = document.is_some_and(|d| {
                 write_document(engine, rule, d.as_bytes(), self.limit, out, scratch, tally)
             });

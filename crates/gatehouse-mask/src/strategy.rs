@@ -27,8 +27,8 @@ pub enum Strategy {
     /// A JSON document held in a string (Kubernetes'
     /// `last-applied-configuration` annotation): masked as a document of
     /// its own by the same rules and detectors, and written back as a
-    /// string, so a client that reads it still can; a value that is not
-    /// JSON, or one inside another, is redacted.
+    /// string, so a client that reads it still can; a value that is not a
+    /// JSON object, or one inside another, is redacted.
     JsonDocument,
 }
 

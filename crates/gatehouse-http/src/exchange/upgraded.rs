@@ -128,6 +128,7 @@ impl Exchange<'_> {
         let recording_limit = target.recording_limit;
         let port_forward = self.kube_verb == Some("portforward");
         let command = crate::answer::mask_for_record(&self.record_engine, &self.kube_command);
+        let stdin = self.kube_stdin;
         let engine = self.record_engine.clone();
         let exempt = self.exempt_group.clone();
         let mut finisher = self.into_finisher(started, clock, record, exempt);
@@ -147,6 +148,7 @@ impl Exchange<'_> {
             let settings = RelaySettings {
                 wire,
                 port_forward,
+                stdin,
                 engine,
                 limit: recording_limit,
             };

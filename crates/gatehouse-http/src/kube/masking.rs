@@ -64,12 +64,16 @@ pub fn kube_masking(
             detectors.push(DetectorSpec::builtin(d, Some(Strategy::Redact)));
         }
     }
-    let mut every = rules;
-    every.push(rule(LAST_APPLIED)?);
-    let mut secrets = every.clone();
+    // The built-in rules come first (the first rule that covers a value
+    // masks it): an operator's rule cannot weaken them.
+    let mut every = vec![rule(LAST_APPLIED)?];
+    every.extend(rules.iter().cloned());
+    let mut secrets = Vec::new();
     for p in SECRET_PATHS {
         secrets.push(rule(*p)?);
     }
+    secrets.push(rule(LAST_APPLIED)?);
+    secrets.extend(rules);
     Ok(HttpMasking {
         engine: Arc::new(MaskingEngine::new(detectors.clone(), every, key.clone())?),
         secrets: Some(Arc::new(MaskingEngine::new(detectors, secrets, key)?)),
@@ -232,7 +236,29 @@ mod tests {
         assert_eq!(inner["kind"], "Secret");
         assert_eq!(inner["data"]["password"], "W21hc2tlZDpzZWNyZXQtZGF0YV0=");
         assert_eq!(inner["stringData"]["token"], "[masked:secret-data]");
-        // An annotation that is not JSON is redacted whole.
+        // An operator's rule cannot weaken the built-in ones.
+        let partial = ColumnRule {
+            target: ColumnTarget::JsonPath(JsonPath::parse("$..data.*").unwrap()),
+            strategy: Strategy::Partial(32),
+            label: "config-data".into(),
+        };
+        let m2 =
+            kube_masking(Vec::new(), vec![partial], HashKey::new([0; 32]), Vec::new()).unwrap();
+        let got = mask(
+            m2.secrets.as_ref().unwrap(),
+            r#"{"data":{"password":"czNjcmV0cGFzc3dvcmQ="}}"#,
+        );
+        assert_eq!(got["data"]["password"], "W21hc2tlZDpzZWNyZXQtZGF0YV0=");
+        // An annotation that is not a JSON object is redacted whole.
+        let scalar = serde_json::json!({"metadata": {"annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "\"hunter2-db-password\"",
+        }}});
+        let got = mask(&m.engine, &scalar.to_string());
+        assert_eq!(
+            got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+            "[masked:last-applied-configuration]"
+        );
+        // Nor one that is not JSON at all.
         let odd = serde_json::json!({"metadata": {"annotations": {
             "kubectl.kubernetes.io/last-applied-configuration": "not json {",
         }}});

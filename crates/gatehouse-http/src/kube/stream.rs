@@ -20,6 +20,7 @@ use gatehouse_mask::MaskingEngine;
 use spdy::{SpdyEvent, SpdyFrames};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use websocket::{WsEvent, WsFrames};
 
@@ -64,6 +65,9 @@ pub(crate) const WS_CHANNEL_PROTOCOLS: &[&str] = &[
     "channel.k8s.io",
     "SPDY/3.1+portforward.k8s.io",
 ];
+
+/// How long the caller's side may stay open once the API server's has ended.
+const CALLER_GRACE: Duration = Duration::from_secs(5);
 
 /// At most this many SPDY streams are followed on one connection (each
 /// port-forwarded connection opens two).
@@ -126,6 +130,7 @@ struct Reader {
 struct Recording {
     wire: Wire,
     port_forward: bool,
+    stdin: bool,
     cast: Cast,
     status: Vec<u8>,
     resize: Vec<u8>,
@@ -147,7 +152,7 @@ impl Recording {
             return;
         }
         match (from_client, channel) {
-            (true, 0) => self.cast.data(Stdio::Stdin, bytes),
+            (true, 0) if self.stdin => self.cast.data(Stdio::Stdin, bytes),
             (false, 1) => self.cast.data(Stdio::Stdout, bytes),
             (false, 2) => self.cast.data(Stdio::Stderr, bytes),
             (false, 3) => keep(&mut self.status, bytes),
@@ -302,6 +307,9 @@ fn spdy_event(from_client: bool, e: SpdyEvent<'_>, rec: &mut Recording) {
 pub(crate) struct RelaySettings {
     pub(crate) wire: Wire,
     pub(crate) port_forward: bool,
+    /// exec/attach asked for stdin: without it the API server drops what
+    /// the caller sends on that channel, so it is not recorded either.
+    pub(crate) stdin: bool,
     /// Masks what the recording keeps.
     pub(crate) engine: Arc<MaskingEngine>,
     /// The most bytes of events a recording keeps.
@@ -318,6 +326,7 @@ where
     let rec = Mutex::new(Recording {
         wire: s.wire,
         port_forward: s.port_forward,
+        stdin: s.stdin,
         cast: Cast::new(s.engine, s.limit),
         status: Vec::new(),
         resize: Vec::new(),
@@ -337,8 +346,15 @@ where
         // cannot be read ends both at once (the other is dropped, so both
         // connections close).
         let (mut up_done, mut down_done) = (None, None);
+        // Once the API server's side has ended, the caller has a moment to
+        // end too: a silent caller does not hold the record open.
+        let grace = tokio::time::sleep(Duration::from_secs(86_400));
+        tokio::pin!(grace);
         while up_done.is_none() || down_done.is_none() {
             tokio::select! {
+                () = &mut grace, if down_done.is_some() => {
+                    up_done = Some(Ok(0));
+                }
                 r = &mut up, if up_done.is_none() => {
                     let failed = r.is_err();
                     up_done = Some(r);
@@ -352,6 +368,7 @@ where
                     if failed {
                         break;
                     }
+                    grace.as_mut().reset(tokio::time::Instant::now() + CALLER_GRACE);
                 }
             }
         }

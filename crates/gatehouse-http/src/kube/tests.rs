@@ -340,3 +340,23 @@ fn queries_go_reads_differently_are_named() {
     assert!(query_read_alike("x=%4").is_err());
     assert!(query_read_alike("").is_ok());
 }
+
+#[test]
+fn terminal_and_input_options_read_as_the_api_server_reads_them() {
+    for (q, on) in [
+        ("yes", true),
+        ("on", true),
+        ("t", true),
+        ("", true),
+        ("0", false),
+        ("FALSE", false),
+    ] {
+        let r = ask(
+            "POST",
+            "/api/v1/namespaces/prod/pods/web-1/exec",
+            &format!("command=sh&stdin={q}&tty={q}"),
+        )
+        .unwrap();
+        assert_eq!((r.stdin, r.tty), (on, on), "{q:?}");
+    }
+}

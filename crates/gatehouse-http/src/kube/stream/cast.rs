@@ -11,6 +11,8 @@ use gatehouse_mask::MaskingEngine;
 
 /// The longest run recorded as one event without a line end.
 const LINE_LIMIT: usize = 4096;
+/// The longest PEM block held to be masked whole.
+const BLOCK_LIMIT: usize = 64 * 1024;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +34,10 @@ pub(crate) struct Cast {
     size: Option<(u32, u32)>,
     /// Each stream's bytes since its last whole line.
     pending: [Vec<u8>; 3],
+    /// Each stream's lines of a PEM block being read (`-----BEGIN` until
+    /// `-----END`): masked as one text, so a key's body is found with its
+    /// head.
+    block: [Option<Vec<u8>>; 3],
     engine: Arc<MaskingEngine>,
     /// Bytes seen on stdin, stdout and stderr (all, recorded or not).
     pub(crate) bytes: [u64; 3],
@@ -46,6 +52,7 @@ impl Cast {
             truncated: false,
             size: None,
             pending: Default::default(),
+            block: Default::default(),
             engine,
             bytes: [0; 3],
         }
@@ -89,7 +96,13 @@ impl Cast {
         let mut start = 0;
         loop {
             let rest = &pending[start..];
-            let end = match memchr::memchr(b'\n', rest) {
+            // A terminal sends Enter as a carriage return.
+            let line_end = if which == Stdio::Stdin {
+                memchr::memchr2(b'\n', b'\r', rest)
+            } else {
+                memchr::memchr(b'\n', rest)
+            };
+            let end = match line_end {
                 Some(nl) => nl + 1,
                 None if rest.len() >= LINE_LIMIT => {
                     // No line end within the limit: cut before an
@@ -101,11 +114,31 @@ impl Cast {
                 }
                 None => break,
             };
-            self.emit(which, &pending[start..start + end]);
+            self.line(which, &pending[start..start + end]);
             start += end;
         }
         pending.drain(..start);
         self.pending[i] = pending;
+    }
+
+    /// One whole line: recorded, or kept with the PEM block it belongs to.
+    fn line(&mut self, which: Stdio, line: &[u8]) {
+        let i = which as usize;
+        let has = |needle: &[u8]| memchr::memmem::find(line, needle).is_some();
+        match self.block[i].take() {
+            Some(mut block) => {
+                block.extend_from_slice(line);
+                if has(b"-----END ") || block.len() > BLOCK_LIMIT {
+                    self.emit(which, &block);
+                } else {
+                    self.block[i] = Some(block);
+                }
+            }
+            None if has(b"-----BEGIN ") && !has(b"-----END ") => {
+                self.block[i] = Some(line.to_vec());
+            }
+            None => self.emit(which, line),
+        }
     }
 
     fn emit(&mut self, which: Stdio, bytes: &[u8]) {
@@ -121,7 +154,8 @@ impl Cast {
             .into_iter()
             .enumerate()
         {
-            let rest = std::mem::take(&mut self.pending[i]);
+            let mut rest = self.block[i].take().unwrap_or_default();
+            rest.extend(std::mem::take(&mut self.pending[i]));
             if !rest.is_empty() {
                 self.emit(which, &rest);
             }
@@ -212,6 +246,24 @@ mod tests {
         assert_eq!(lines[3][2], "oops\n");
         assert_eq!(lines[4][2], "h\u{e9}");
         assert_eq!(lines[5][2], "exit 3");
+    }
+
+    #[test]
+    fn a_private_key_is_masked_whole_and_enter_ends_a_typed_line() {
+        let mut c = Cast::new(Arc::new(MaskingEngine::secrets_only()), 1 << 20);
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nVJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDu\n-----END PRIVATE KEY-----\n";
+        c.data(Stdio::Stdout, key.as_bytes());
+        for b in b"ls\r" {
+            c.data(Stdio::Stdin, &[*b]);
+        }
+        c.data(Stdio::Stdout, b"after\n");
+        let text = String::from_utf8(c.finish("t", "c", 0)).unwrap();
+        assert!(
+            !text.contains("MIIEvQIBADAN") && !text.contains("VJTUt9Us8c"),
+            "{text}"
+        );
+        assert!(text.contains(r#""i","ls\r"]"#), "{text}");
+        assert!(text.contains("after"), "{text}");
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub(crate) enum SpdyError {
     Inflate(String),
     #[error("a SPDY header block is malformed")]
     Headers,
+    #[error(
+        "a SPDY control frame of type {0} and {1} bytes, which its readers would read otherwise"
+    )]
+    Control(u16, usize),
+    #[error("a SPDY stream was opened with id {0}, not above the last one ({1})")]
+    StreamId(u32, u32),
 }
 
 /// The largest control frame read (a header block, compressed).
@@ -47,7 +53,11 @@ const MAX_HEADERS: usize = 256 * 1024;
 const SYN_STREAM: u16 = 1;
 const SYN_REPLY: u16 = 2;
 const RST_STREAM: u16 = 3;
+const SETTINGS: u16 = 4;
+const PING: u16 = 6;
+const GOAWAY: u16 = 7;
 const HEADERS: u16 = 8;
+const WINDOW_UPDATE: u16 = 9;
 const FLAG_FIN: u8 = 0x01;
 
 enum State {
@@ -62,6 +72,9 @@ pub(crate) struct SpdyFrames {
     buf: Vec<u8>,
     inflate: Decompress,
     inflated: Vec<u8>,
+    /// The last stream this side opened: ids only grow (spdystream refuses
+    /// a reused one, so the first stream of an id is the one that counts).
+    last_stream: u32,
 }
 
 impl SpdyFrames {
@@ -71,6 +84,7 @@ impl SpdyFrames {
             buf: Vec::with_capacity(8),
             inflate: Decompress::new(true),
             inflated: Vec::new(),
+            last_stream: 0,
         }
     }
 
@@ -183,9 +197,28 @@ impl SpdyFrames {
                 .map_err(|_| SpdyError::Short)?;
             Ok(u32::from_be_bytes(s) & 0x7fff_ffff)
         };
+        // Frames of fixed size must be exactly that size: a reader that
+        // reads the size it expects would see the rest as other frames.
+        let fixed = match kind {
+            PING => Some(4),
+            RST_STREAM | GOAWAY | WINDOW_UPDATE => Some(8),
+            SETTINGS => {
+                let n = stream_id(body).map(|n| n as usize).unwrap_or(usize::MAX);
+                Some(n.saturating_mul(8).saturating_add(4))
+            }
+            SYN_STREAM | SYN_REPLY | HEADERS => None,
+            other => return Err(SpdyError::Control(other, body.len())),
+        };
+        if fixed.is_some_and(|n| n != body.len()) {
+            return Err(SpdyError::Control(kind, body.len()));
+        }
         match kind {
             SYN_STREAM => {
                 let stream = stream_id(body)?;
+                if stream == 0 || stream <= self.last_stream {
+                    return Err(SpdyError::StreamId(stream, self.last_stream));
+                }
+                self.last_stream = stream;
                 let block = body.get(10..).ok_or(SpdyError::Short)?;
                 let headers = self.headers(block)?;
                 on(SpdyEvent::Open {
@@ -287,6 +320,10 @@ fn parse_block(b: &[u8]) -> Result<Vec<(String, String)>, SpdyError> {
             String::from_utf8_lossy(name).to_ascii_lowercase(),
             String::from_utf8_lossy(first).into_owned(),
         ));
+    }
+    // Bytes after the pairs would start the next block to another reader.
+    if at != b.len() {
+        return Err(SpdyError::Headers);
     }
     Ok(out)
 }

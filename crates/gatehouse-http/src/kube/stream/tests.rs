@@ -75,17 +75,19 @@ async fn run(wire: Wire, limit: usize, client: Vec<u8>, server: Vec<u8>) -> (Rel
     let settings = RelaySettings {
         wire,
         port_forward: false,
+        stdin: true,
         engine,
         limit,
     };
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_c.write_all(&client).await.unwrap();
     peer_c.shutdown().await.unwrap();
+    // The API server answers what reached it (a stream it was told of).
+    let mut sink = Vec::new();
+    let _ = peer_u.read_to_end(&mut sink).await;
     peer_u.write_all(&server).await.unwrap();
     peer_u.shutdown().await.unwrap();
-    let mut sink = Vec::new();
     let _ = peer_c.read_to_end(&mut sink).await;
-    let _ = peer_u.read_to_end(&mut sink).await;
     let (r, cast) = h.await.unwrap();
     let text = cast
         .map(|c| String::from_utf8(c.finish("t", "c", 0)).unwrap())
@@ -224,4 +226,103 @@ fn a_header_stream_that_ends_is_refused_at_once() {
         let _ = tx.send(r.feed(&wire, &mut |_| {}).is_err());
     });
     assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)), Ok(true));
+}
+
+#[test]
+fn a_length_with_its_top_bit_set_is_refused() {
+    let mut f = vec![0x82, 0xFF];
+    f.extend_from_slice(&0x8000_0000_0000_0001u64.to_be_bytes());
+    f.extend_from_slice(&[1, 2, 3, 4, 9]);
+    let mut r = websocket::WsFrames::new(true);
+    assert!(r.feed(&f, &mut |_| {}).is_err());
+}
+
+#[test]
+fn spdy_frames_other_readers_would_read_otherwise_are_refused() {
+    // A PING longer than its 4 bytes would hide a frame inside it.
+    let mut ping = vec![0x80, 3, 0, 6, 0, 0, 0, 12, 0, 0, 0, 1];
+    ping.extend(spdy_data(1, b"rm"));
+    assert!(spdy::SpdyFrames::new().feed(&ping, &mut |_| {}).is_err());
+    // An unknown control frame.
+    let odd = [0x80, 3, 0, 5, 0, 0, 0, 0];
+    assert!(spdy::SpdyFrames::new().feed(&odd, &mut |_| {}).is_err());
+    // A stream id used again.
+    let mut z = compressor();
+    let mut wire = syn_stream(
+        3,
+        &block(&mut z, &[("streamtype", "stdin")], FlushCompress::Sync),
+    );
+    wire.extend(syn_stream(
+        3,
+        &block(&mut z, &[("streamtype", "resize")], FlushCompress::Sync),
+    ));
+    assert!(spdy::SpdyFrames::new().feed(&wire, &mut |_| {}).is_err());
+    // Bytes left after a header block's pairs.
+    let mut z = compressor();
+    let mut raw = 1u32.to_be_bytes().to_vec();
+    for s in ["streamtype", "stdin"] {
+        raw.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        raw.extend_from_slice(s.as_bytes());
+    }
+    raw.extend_from_slice(b"extra");
+    let mut hb = Vec::with_capacity(raw.len() + 64);
+    z.compress_vec(&raw, &mut hb, FlushCompress::Sync).unwrap();
+    assert!(spdy::SpdyFrames::new()
+        .feed(&syn_stream(1, &hb), &mut |_| {})
+        .is_err());
+}
+
+#[tokio::test]
+async fn without_stdin_the_caller_cannot_write_input_into_the_record() {
+    let (gw_c, mut peer_c) = duplex(1 << 20);
+    let (gw_u, mut peer_u) = duplex(1 << 20);
+    let settings = RelaySettings {
+        wire: Wire::WebSocket { v5: true },
+        port_forward: false,
+        stdin: false,
+        engine: Arc::new(MaskingEngine::secrets_only()),
+        limit: 1 << 20,
+    };
+    let h = tokio::spawn(relay(gw_c, gw_u, settings));
+    peer_c
+        .write_all(&from_caller(0, b"fake input\n"))
+        .await
+        .unwrap();
+    peer_c.shutdown().await.unwrap();
+    let mut sink = Vec::new();
+    let _ = peer_u.read_to_end(&mut sink).await;
+    peer_u.shutdown().await.unwrap();
+    let _ = peer_c.read_to_end(&mut sink).await;
+    let (r, cast) = h.await.unwrap();
+    assert_eq!(r.stdio_bytes[0], 0);
+    assert!(!cast
+        .unwrap()
+        .finish("t", "c", 0)
+        .windows(4)
+        .any(|w| w == b"fake"));
+}
+
+#[tokio::test]
+async fn a_silent_caller_does_not_hold_the_record_open() {
+    let (gw_c, _peer_c) = duplex(1 << 20);
+    let (gw_u, mut peer_u) = duplex(1 << 20);
+    let settings = RelaySettings {
+        wire: Wire::WebSocket { v5: true },
+        port_forward: false,
+        stdin: true,
+        engine: Arc::new(MaskingEngine::secrets_only()),
+        limit: 1 << 20,
+    };
+    let h = tokio::spawn(relay(gw_c, gw_u, settings));
+    peer_u
+        .write_all(&from_server(3, br#"{"status":"Success"}"#))
+        .await
+        .unwrap();
+    peer_u.shutdown().await.unwrap();
+    // The caller's side stays open and silent; the relay ends anyway.
+    let (r, _) = tokio::time::timeout(Duration::from_secs(60), h)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0));
 }

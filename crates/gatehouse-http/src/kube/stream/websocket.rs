@@ -28,6 +28,8 @@ pub(crate) enum WsError {
     Interleaved,
     #[error("a WebSocket frame from the {0} is {1}masked")]
     Masking(&'static str, &'static str),
+    #[error("a WebSocket frame's 64-bit length has its top bit set")]
+    Length,
 }
 
 #[derive(Debug)]
@@ -141,6 +143,11 @@ impl WsFrames {
             127 => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&self.head[2..10]);
+                // RFC 6455: the top bit is 0; readers that clear it would
+                // see another frame boundary than the gateway.
+                if b[0] & 0x80 != 0 {
+                    return Err(WsError::Length);
+                }
                 (u64::from_be_bytes(b), 10)
             }
             n => (u64::from(n), 2),
