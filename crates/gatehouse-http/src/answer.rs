@@ -366,16 +366,7 @@ mod tests {
 
     #[test]
     fn a_query_is_masked_as_decoded() {
-        let engine = MaskingEngine::new(
-            gatehouse_mask::BUILTIN
-                .iter()
-                .filter(|d| d.name == "email")
-                .map(|d| gatehouse_mask::DetectorSpec::builtin(d, None))
-                .collect(),
-            Vec::new(),
-            gatehouse_mask::HashKey::new([0; 32]),
-        )
-        .unwrap();
+        let engine = crate::email_engine();
         let line = "POST /pods/web-1/exec?command=echo&command=alice%40example.com&tty=1";
         let masked = mask_request_line(&engine, line);
         assert!(!masked.contains("alice"), "{masked}");

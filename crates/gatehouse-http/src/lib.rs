@@ -191,3 +191,18 @@ pub struct HttpSettings {
     /// Where exec and attach recordings are kept (asciicast v2 files).
     pub recordings: std::path::PathBuf,
 }
+
+/// An engine with the email detector alone, for tests.
+#[cfg(test)]
+pub(crate) fn email_engine() -> MaskingEngine {
+    MaskingEngine::new(
+        gatehouse_mask::BUILTIN
+            .iter()
+            .filter(|d| d.name == "email")
+            .map(|d| gatehouse_mask::DetectorSpec::builtin(d, None))
+            .collect(),
+        Vec::new(),
+        gatehouse_mask::HashKey::new([0; 32]),
+    )
+    .unwrap_or_else(|e| unreachable!("the email detector compiles: {e}"))
+}

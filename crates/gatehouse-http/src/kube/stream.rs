@@ -12,6 +12,8 @@
 //! cannot read is cut: what is not recorded is not relayed.
 
 mod cast;
+#[cfg(test)]
+mod fixtures;
 mod spdy;
 mod websocket;
 

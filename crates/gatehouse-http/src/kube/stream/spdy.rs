@@ -423,7 +423,8 @@ pub(crate) fn spdy3_dictionary() -> &'static [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::{Compress, Compression, FlushCompress};
+    use crate::kube::stream::fixtures::{block, compressor, spdy_data, syn_stream};
+    use flate2::FlushCompress;
 
     /// The dictionary zlib streams name by its Adler-32.
     #[test]
@@ -437,68 +438,29 @@ mod tests {
         assert_eq!((d.len(), (b << 16) | a), (1423, 0xE3C6_A7C2));
     }
 
-    /// A header block as a SPDY/3 sender writes it: compressed with the
-    /// dictionary, one zlib stream for the connection, synced per block.
-    fn block(z: &mut Compress, headers: &[(&str, &str)]) -> Vec<u8> {
-        let mut raw = (headers.len() as u32).to_be_bytes().to_vec();
-        for (n, v) in headers {
-            for s in [n, v] {
-                raw.extend_from_slice(&(s.len() as u32).to_be_bytes());
-                raw.extend_from_slice(s.as_bytes());
-            }
-        }
-        let mut out = Vec::with_capacity(raw.len() + 64);
-        z.compress_vec(&raw, &mut out, FlushCompress::Sync).unwrap();
-        out
-    }
-
-    fn syn_stream(z: &mut Compress, id: u32, headers: &[(&str, &str)]) -> Vec<u8> {
-        let hb = block(z, headers);
-        let len = 10 + hb.len();
-        let mut f = vec![
-            0x80,
-            3,
-            0,
-            1,
-            0,
-            (len >> 16) as u8,
-            (len >> 8) as u8,
-            len as u8,
-        ];
-        f.extend_from_slice(&id.to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-        f.extend_from_slice(&hb);
-        f
-    }
-
-    fn data(id: u32, fin: bool, bytes: &[u8]) -> Vec<u8> {
-        let len = bytes.len();
-        let mut f = id.to_be_bytes().to_vec();
-        f.extend_from_slice(&[
-            u8::from(fin),
-            (len >> 16) as u8,
-            (len >> 8) as u8,
-            len as u8,
-        ]);
-        f.extend_from_slice(bytes);
-        f
-    }
-
     #[test]
     fn streams_are_named_by_their_headers_in_any_pieces() {
-        let mut z = Compress::new(Compression::default(), true);
-        z.set_dictionary(spdy3_dictionary()).unwrap();
+        let mut z = compressor();
         let mut wire = Vec::new();
-        wire.extend(syn_stream(&mut z, 1, &[("streamtype", "error")]));
-        wire.extend(syn_stream(&mut z, 3, &[("streamtype", "stdout")]));
         wire.extend(syn_stream(
-            &mut z,
-            5,
-            &[("streamtype", "stderr"), ("x", "y")],
+            1,
+            &block(&mut z, &[("streamtype", "error")], FlushCompress::Sync),
         ));
-        wire.extend(data(3, false, b"hello "));
-        wire.extend(data(5, false, b"oops"));
-        wire.extend(data(3, true, b"world"));
+        wire.extend(syn_stream(
+            3,
+            &block(&mut z, &[("streamtype", "stdout")], FlushCompress::Sync),
+        ));
+        wire.extend(syn_stream(
+            5,
+            &block(
+                &mut z,
+                &[("streamtype", "stderr"), ("x", "y")],
+                FlushCompress::Sync,
+            ),
+        ));
+        wire.extend(spdy_data(3, false, b"hello "));
+        wire.extend(spdy_data(5, false, b"oops"));
+        wire.extend(spdy_data(3, true, b"world"));
         // A PING, which carries nothing to record.
         wire.extend([0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1]);
         for cut in [1, 5, 13, 4096] {

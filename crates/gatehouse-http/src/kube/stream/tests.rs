@@ -1,8 +1,9 @@
 //! The relay's reading of both upgrade protocols, and what a hostile
 //! caller could try against the recording.
 
+use super::fixtures::{block, compressor, spdy_data, syn_stream, ws_frame};
 use super::*;
-use flate2::{Compress, Compression, FlushCompress};
+use flate2::FlushCompress;
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 
 #[test]
@@ -36,26 +37,6 @@ fn wires_from_the_answer() {
     );
     assert_eq!(Wire::of("SPDY/3.1", "v4.channel.k8s.io"), Some(Wire::Spdy));
     assert_eq!(Wire::of("h2c", ""), None);
-}
-
-fn ws_frame(opcode: u8, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut f = vec![(u8::from(fin) << 7) | opcode];
-    let m = if mask.is_some() { 0x80 } else { 0 };
-    let n = payload.len();
-    if n < 126 {
-        f.push(m | n as u8)
-    } else {
-        f.push(m | 126);
-        f.extend_from_slice(&(n as u16).to_be_bytes())
-    }
-    match mask {
-        Some(k) => {
-            f.extend_from_slice(&k);
-            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
-        }
-        None => f.extend_from_slice(payload),
-    }
-    f
 }
 
 /// A channel message from the caller (masked) and from the API server.
@@ -151,51 +132,6 @@ async fn a_full_recording_cuts_the_stream() {
     assert!(cast.contains("reached its limit"), "{cast}");
 }
 
-fn block(z: &mut Compress, headers: &[(&str, &str)], flush: FlushCompress) -> Vec<u8> {
-    let mut raw = (headers.len() as u32).to_be_bytes().to_vec();
-    for (n, v) in headers {
-        for s in [n, v] {
-            raw.extend_from_slice(&(s.len() as u32).to_be_bytes());
-            raw.extend_from_slice(s.as_bytes());
-        }
-    }
-    let mut out = Vec::with_capacity(raw.len() + 256);
-    z.compress_vec(&raw, &mut out, flush).unwrap();
-    out
-}
-
-fn syn_stream(id: u32, hb: &[u8]) -> Vec<u8> {
-    let len = 10 + hb.len();
-    let mut f = vec![
-        0x80,
-        3,
-        0,
-        1,
-        0,
-        (len >> 16) as u8,
-        (len >> 8) as u8,
-        len as u8,
-    ];
-    f.extend_from_slice(&id.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    f.extend_from_slice(hb);
-    f
-}
-
-fn spdy_data(id: u32, bytes: &[u8]) -> Vec<u8> {
-    let len = bytes.len();
-    let mut f = id.to_be_bytes().to_vec();
-    f.extend_from_slice(&[0, (len >> 16) as u8, (len >> 8) as u8, len as u8]);
-    f.extend_from_slice(bytes);
-    f
-}
-
-fn compressor() -> Compress {
-    let mut z = Compress::new(Compression::default(), true);
-    z.set_dictionary(spdy::spdy3_dictionary()).unwrap();
-    z
-}
-
 #[tokio::test]
 async fn a_header_value_is_read_up_to_its_first_nul_as_spdystream_does() {
     let mut z = compressor();
@@ -207,8 +143,14 @@ async fn a_header_value_is_read_up_to_its_first_nul_as_spdystream_does() {
         3,
         &block(&mut z, &[("streamtype", "stdout\0x")], FlushCompress::Sync),
     ));
-    client.extend(spdy_data(1, b"cat /secret\n"));
-    let (r, cast) = run(Wire::Spdy, 1 << 20, client, spdy_data(3, b"hunter2\n")).await;
+    client.extend(spdy_data(1, false, b"cat /secret\n"));
+    let (r, cast) = run(
+        Wire::Spdy,
+        1 << 20,
+        client,
+        spdy_data(3, false, b"hunter2\n"),
+    )
+    .await;
     assert_eq!(r.stdio_bytes, [12, 8, 0], "{cast}");
 }
 
@@ -241,7 +183,7 @@ fn a_length_with_its_top_bit_set_is_refused() {
 fn spdy_frames_other_readers_would_read_otherwise_are_refused() {
     // A PING longer than its 4 bytes would hide a frame inside it.
     let mut ping = vec![0x80, 3, 0, 6, 0, 0, 0, 12, 0, 0, 0, 1];
-    ping.extend(spdy_data(1, b"rm"));
+    ping.extend(spdy_data(1, false, b"rm"));
     assert!(spdy::SpdyFrames::new().feed(&ping, &mut |_| {}).is_err());
     // An unknown control frame.
     let odd = [0x80, 3, 0, 5, 0, 0, 0, 0];
