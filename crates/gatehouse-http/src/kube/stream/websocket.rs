@@ -220,31 +220,7 @@ impl WsFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A frame as a client (masked with `mask`) or a server sends it.
-    fn frame(opcode: u8, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-        let mut f = vec![(u8::from(fin) << 7) | opcode];
-        let m = if mask.is_some() { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => f.push(m | n as u8),
-            n if n < 65536 => {
-                f.push(m | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(m | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        match mask {
-            Some(k) => {
-                f.extend_from_slice(&k);
-                f.extend(payload.iter().enumerate().map(|(i, b)| b ^ k[i % 4]));
-            }
-            None => f.extend_from_slice(payload),
-        }
-        f
-    }
+    use crate::kube::stream::fixtures::ws_frame as frame;
 
     /// (first, bytes) of every data frame, reading `wire` in `cut`-byte pieces.
     fn read(from_client: bool, wire: &[u8], cut: usize) -> Result<Vec<(bool, Vec<u8>)>, WsError> {
