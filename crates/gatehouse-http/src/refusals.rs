@@ -352,3 +352,12 @@ pub(crate) fn impersonation_refused(header: &str) -> Problem {
     )
     .hint("send the request without Impersonate-* headers (kubectl --as / --as-group); the gateway's operator can set impersonate = true to have the API server see your identity")
 }
+
+pub(crate) fn recording_unavailable() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Recording unavailable",
+        "gatehouse could not start the session's recording, so the stream was not opened",
+    )
+    .hint("try again later; if it persists, ask the gateway's operator (its log says why)")
+}

@@ -6,13 +6,14 @@
 
 use super::Exchange;
 use crate::answer::error_chain;
-use crate::kube::stream::{relay, RelaySettings, Wire, WS_CHANNEL_PROTOCOLS};
+use crate::kube::stream::{
+    relay, Header, RecordingFile, RelaySettings, Wire, WS_CHANNEL_PROTOCOLS,
+};
 use crate::refusals::{self, Body};
 use bytes::Bytes;
 use gatehouse_core::{ActionOutcome, DecisionRecord, StreamRecord, Timestamp};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sha2::Digest;
 
 /// Upgrade protocols the gateway relays.
 const UPGRADES: &[&str] = &["websocket", "SPDY/3.1"];
@@ -74,6 +75,22 @@ impl Exchange<'_> {
                 }
             }
         }
+        // An exec or attach is recorded from its first byte: its file is
+        // made before anything goes to the API server.
+        let port_forward = self.kube_verb == Some("portforward");
+        let name = format!("{}-{}.cast", self.session.id(), self.seq);
+        let file = if port_forward {
+            None
+        } else {
+            match RecordingFile::create(&self.gw.settings.recordings, &name).await {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not start an exec recording; refusing it");
+                    let problem = refusals::recording_unavailable();
+                    return Err(self.refused(&problem, record, started, clock).await);
+                }
+            }
+        };
         let resp = match self.send(method, url, headers, body).await {
             Ok(r) => r,
             Err(problem) => return Err(self.refused(&problem, record, started, clock).await),
@@ -124,9 +141,7 @@ impl Exchange<'_> {
             let problem = refusals::bad_message("the request asked for no upgrade");
             return Err(self.refused(&problem, record, started, clock).await);
         };
-        let recordings = self.gw.settings.recordings.clone();
         let recording_limit = target.recording_limit;
-        let port_forward = self.kube_verb == Some("portforward");
         let command = crate::answer::mask_for_record(&self.record_engine, &self.kube_command);
         let stdin = self.kube_stdin;
         let engine = self.record_engine.clone();
@@ -145,12 +160,19 @@ impl Exchange<'_> {
                     return;
                 }
             };
+            let header = Header {
+                title: finisher.text.clone(),
+                command,
+                started_unix: started.unix_millis() / 1000,
+            };
             let settings = RelaySettings {
                 wire,
                 port_forward,
                 stdin,
                 engine,
                 limit: recording_limit,
+                header,
+                sink: file.as_ref().map(|f| f.sink.clone()),
             };
             let (relayed, cast) = relay(TokioIo::new(client), upstream, settings).await;
             finisher.count(relayed.bytes_in, relayed.bytes_out);
@@ -184,27 +206,18 @@ impl Exchange<'_> {
                     message: m.clone(),
                 },
             };
-            if let Some(mut cast) = cast {
+            if let (Some(mut cast), Some(file)) = (cast, file) {
                 if let Some(code) = relayed.exit_code {
                     cast.marker(&format!("exit {code}"));
                 }
-                let title = finisher.text.clone();
-                let bytes = cast.finish(&title, &command, started.unix_millis() / 1000);
-                let name = format!("{}-{}.cast", finisher.session.id(), finisher.seq);
-                let path = recordings.join(&name);
-                let written = async {
-                    tokio::fs::create_dir_all(&recordings).await?;
-                    tokio::fs::write(&path, &bytes).await
-                }
-                .await;
-                match written {
-                    Ok(()) => {
+                match file.close(cast.finish()).await {
+                    Ok(w) => {
                         stream.recording = Some(name);
-                        stream.recording_sha256 = Some(hex::encode(sha2::Sha256::digest(&bytes)));
-                        stream.recording_bytes = bytes.len() as u64;
+                        stream.recording_sha256 = Some(w.sha256);
+                        stream.recording_bytes = w.bytes;
                     }
                     Err(e) => {
-                        tracing::error!(path = %path.display(), error = %e, "could not keep an exec recording");
+                        tracing::error!(error = %e, "could not keep an exec recording");
                         outcome = ActionOutcome::Error {
                             code: "recording".into(),
                             message: format!("gatehouse could not keep the recording: {e}"),

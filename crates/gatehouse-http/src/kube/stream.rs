@@ -12,18 +12,22 @@
 //! cannot read is cut: what is not recorded is not relayed.
 
 mod cast;
+mod file;
 #[cfg(test)]
 mod fixtures;
 mod spdy;
 mod websocket;
 
+pub(crate) use cast::Header;
 use cast::{Cast, Stdio};
+pub(crate) use file::RecordingFile;
 use gatehouse_mask::MaskingEngine;
 use spdy::{SpdyEvent, SpdyFrames};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 use websocket::{WsEvent, WsFrames};
 
 /// The protocol the API server chose (from its 101 answer).
@@ -314,8 +318,14 @@ pub(crate) struct RelaySettings {
     pub(crate) stdin: bool,
     /// Masks what the recording keeps.
     pub(crate) engine: Arc<MaskingEngine>,
-    /// The most bytes of events a recording keeps.
+    /// The most bytes a recording holds.
     pub(crate) limit: usize,
+    /// What the recording's header says.
+    pub(crate) header: Header,
+    /// Where the recording's bytes go as they are ready (the writer of its
+    /// file); `None` for port-forward, which records no content. A sink
+    /// that is gone cuts the stream: what is not recorded is not relayed.
+    pub(crate) sink: Option<mpsc::Sender<Vec<u8>>>,
 }
 
 /// Relays until both sides are done (or one fails, or a side's bytes
@@ -329,7 +339,7 @@ where
         wire: s.wire,
         port_forward: s.port_forward,
         stdin: s.stdin,
-        cast: Cast::new(s.engine, s.limit),
+        cast: Cast::new(s.engine, s.limit, s.header),
         status: Vec::new(),
         resize: Vec::new(),
         streams: HashMap::new(),
@@ -341,8 +351,22 @@ where
     let mut from_client = Reader::new(s.wire, true);
     let mut from_server = Reader::new(s.wire, false);
     let (up, down) = {
-        let up = pump(&mut cr, &mut uw, &mut from_client, true, &rec);
-        let down = pump(&mut ur, &mut cw, &mut from_server, false, &rec);
+        let up = pump(
+            &mut cr,
+            &mut uw,
+            &mut from_client,
+            true,
+            &rec,
+            s.sink.as_ref(),
+        );
+        let down = pump(
+            &mut ur,
+            &mut cw,
+            &mut from_server,
+            false,
+            &rec,
+            s.sink.as_ref(),
+        );
         tokio::pin!(up, down);
         // Both directions run until each ends; a direction that fails or
         // cannot be read ends both at once (the other is dropped, so both
@@ -405,6 +429,7 @@ async fn pump<R, W>(
     reader: &mut Reader,
     from_client: bool,
     rec: &Mutex<Recording>,
+    sink: Option<&mpsc::Sender<Vec<u8>>>,
 ) -> Result<u64, String>
 where
     R: AsyncRead + Unpin,
@@ -425,14 +450,28 @@ where
             }
         };
         // The lock is held for the read alone, never across an await.
-        let unreadable = {
+        let (unreadable, ready) = {
             let mut rec = rec.lock().unwrap_or_else(|p| p.into_inner());
             let r = reader.read(from_client, &buf[..n], &mut rec);
             if let Err(why) = &r {
                 rec.cast.marker(&format!("gatehouse cut the stream: {why}"));
             }
-            r.err()
+            // Without a sink the recording stays whole in memory.
+            let ready = if sink.is_some() {
+                rec.cast.ready()
+            } else {
+                Vec::new()
+            };
+            (r.err(), ready)
         };
+        // Recorded (handed to the writer, which slows the stream when it
+        // falls behind) before it is relayed.
+        if let (Some(sink), false) = (sink, ready.is_empty()) {
+            if sink.send(ready).await.is_err() {
+                let _ = to.shutdown().await;
+                return Err("the recording could not be written".into());
+            }
+        }
         if let Some(why) = unreadable {
             let _ = to.shutdown().await;
             return Err(format!("the stream could not be read to record it: {why}"));

@@ -11,6 +11,8 @@ use gatehouse_mask::MaskingEngine;
 
 /// The longest run recorded as one event without a line end.
 const LINE_LIMIT: usize = 4096;
+/// Events held back while the header waits to learn the terminal's size.
+const HEADER_WAIT: usize = 64 * 1024;
 /// The longest PEM block held to be masked whole.
 const BLOCK_LIMIT: usize = 64 * 1024;
 use serde_json::json;
@@ -25,10 +27,26 @@ pub(crate) enum Stdio {
     Stderr,
 }
 
-/// A recording being made.
+/// What the recording's header says besides the terminal's size.
+pub(crate) struct Header {
+    pub(crate) title: String,
+    pub(crate) command: String,
+    pub(crate) started_unix: i64,
+}
+
+/// A recording being made. Its bytes are handed out as they are ready
+/// ([`Cast::ready`]) to be written as the stream goes, so a recording
+/// costs memory for a chunk's events, not for the session.
 pub(crate) struct Cast {
     start: Instant,
     events: Vec<u8>,
+    header: Header,
+    /// The header went out (then every event goes out as it comes).
+    header_out: bool,
+    /// An output event was recorded (the header need not wait for a size).
+    output_seen: bool,
+    /// Bytes handed out so far, header included.
+    written: usize,
     limit: usize,
     truncated: bool,
     size: Option<(u32, u32)>,
@@ -44,10 +62,14 @@ pub(crate) struct Cast {
 }
 
 impl Cast {
-    pub(crate) fn new(engine: Arc<MaskingEngine>, limit: usize) -> Self {
+    pub(crate) fn new(engine: Arc<MaskingEngine>, limit: usize, header: Header) -> Self {
         Self {
             start: Instant::now(),
             events: Vec::new(),
+            header,
+            header_out: false,
+            output_seen: false,
+            written: 0,
             limit,
             truncated: false,
             size: None,
@@ -67,7 +89,7 @@ impl Cast {
             return;
         }
         let line = json!([self.at(), code, text]).to_string();
-        if self.events.len() + line.len() + 1 > self.limit {
+        if self.written + self.events.len() + line.len() + 1 > self.limit {
             self.truncated = true;
             let note = json!([
                 self.at(),
@@ -145,6 +167,7 @@ impl Cast {
         let text = String::from_utf8_lossy(bytes);
         let masked = crate::answer::mask_for_record(&self.engine, &text);
         let code = if which == Stdio::Stdin { "i" } else { "o" };
+        self.output_seen |= code == "o";
         self.event(code, &masked);
     }
 
@@ -177,23 +200,48 @@ impl Cast {
         self.event("m", text);
     }
 
-    /// The whole recording: the header, then the events.
-    pub(crate) fn finish(mut self, title: &str, command: &str, started_unix: i64) -> Vec<u8> {
-        self.flush();
-        let (width, height) = self.size.unwrap_or((80, 24));
-        let mut out = json!({
-            "version": 2,
-            "width": width,
-            "height": height,
-            "timestamp": started_unix,
-            "title": title,
-            "command": command,
-        })
-        .to_string()
-        .into_bytes();
-        out.push(b'\n');
-        out.extend_from_slice(&self.events);
+    /// The bytes ready to be written: nothing until the header can say the
+    /// terminal's size (a resize came, or output did: then there is no
+    /// terminal, or 64 KiB of events wait), then the header and every
+    /// event as it comes.
+    pub(crate) fn ready(&mut self) -> Vec<u8> {
+        if !self.header_out
+            && self.size.is_none()
+            && !self.output_seen
+            && self.events.len() < HEADER_WAIT
+        {
+            return Vec::new();
+        }
+        self.take()
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.header_out {
+            self.header_out = true;
+            let (width, height) = self.size.unwrap_or((80, 24));
+            out = json!({
+                "version": 2,
+                "width": width,
+                "height": height,
+                "timestamp": self.header.started_unix,
+                "title": self.header.title,
+                "command": self.header.command,
+            })
+            .to_string()
+            .into_bytes();
+            out.push(b'\n');
+        }
+        out.append(&mut self.events);
+        self.written += out.len();
         out
+    }
+
+    /// The rest of the recording: what waited for a line end, and the
+    /// header if it has not gone out yet.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.flush();
+        self.take()
     }
 
     /// Whether the recording reached its limit (the relay then cuts).
@@ -211,8 +259,16 @@ impl Cast {
 mod tests {
     use super::*;
 
+    fn header() -> Header {
+        Header {
+            title: "kubectl exec prod/web-1".into(),
+            command: "sh".into(),
+            started_unix: 1_700_000_000,
+        }
+    }
+
     fn cast(limit: usize) -> Cast {
-        Cast::new(Arc::new(MaskingEngine::secrets_only()), limit)
+        Cast::new(Arc::new(MaskingEngine::secrets_only()), limit, header())
     }
 
     #[test]
@@ -224,8 +280,7 @@ mod tests {
         c.data(Stdio::Stdin, b"ls\n");
         c.data(Stdio::Stderr, b"oops\n");
         c.marker("exit 3");
-        let text =
-            String::from_utf8(c.finish("kubectl exec prod/web-1", "sh", 1_700_000_000)).unwrap();
+        let text = String::from_utf8(c.finish()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -250,20 +305,44 @@ mod tests {
 
     #[test]
     fn a_private_key_is_masked_whole_and_enter_ends_a_typed_line() {
-        let mut c = Cast::new(Arc::new(MaskingEngine::secrets_only()), 1 << 20);
+        let mut c = Cast::new(Arc::new(MaskingEngine::secrets_only()), 1 << 20, header());
         let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nVJTUt9Us8cKjMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDu\n-----END PRIVATE KEY-----\n";
         c.data(Stdio::Stdout, key.as_bytes());
         for b in b"ls\r" {
             c.data(Stdio::Stdin, &[*b]);
         }
         c.data(Stdio::Stdout, b"after\n");
-        let text = String::from_utf8(c.finish("t", "c", 0)).unwrap();
+        let text = String::from_utf8(c.finish()).unwrap();
         assert!(
             !text.contains("MIIEvQIBADAN") && !text.contains("VJTUt9Us8c"),
             "{text}"
         );
         assert!(text.contains(r#""i","ls\r"]"#), "{text}");
         assert!(text.contains("after"), "{text}");
+    }
+
+    #[test]
+    fn events_go_out_as_they_come_once_the_header_knows_the_size() {
+        let mut c = cast(1 << 20);
+        c.data(Stdio::Stdin, b"\x00");
+        c.data(Stdio::Stdin, b"\n");
+        // Input alone: the header waits to learn the terminal's size.
+        assert!(c.ready().is_empty());
+        c.resize(132, 50);
+        let first = c.ready();
+        let head: serde_json::Value =
+            serde_json::from_slice(first.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        assert_eq!((head["width"].as_u64(), head["height"].as_u64()), (Some(132), Some(50)));
+        assert_eq!(head["title"], "kubectl exec prod/web-1");
+        c.data(Stdio::Stdout, b"out\n");
+        let second = c.ready();
+        assert!(String::from_utf8_lossy(&second).contains("out"));
+        assert!(c.ready().is_empty());
+        c.data(Stdio::Stdout, b"tail");
+        let rest = c.finish();
+        let whole = String::from_utf8([first, second, rest].concat()).unwrap();
+        assert_eq!(whole.lines().count(), 5, "{whole}");
+        assert!(whole.ends_with("\"tail\"]\n"), "{whole}");
     }
 
     #[test]
@@ -274,7 +353,7 @@ mod tests {
         }
         assert!(c.truncated());
         assert_eq!(c.bytes[1], 550);
-        let text = String::from_utf8(c.finish("t", "c", 0)).unwrap();
+        let text = String::from_utf8(c.finish()).unwrap();
         assert!(text.contains("reached its limit"), "{text}");
         assert!(text.len() < 600);
     }
@@ -282,13 +361,13 @@ mod tests {
     #[test]
     fn a_value_split_across_chunks_or_typed_a_key_at_a_time_is_masked() {
         let engine = crate::email_engine();
-        let mut c = Cast::new(Arc::new(engine), 1 << 20);
+        let mut c = Cast::new(Arc::new(engine), 1 << 20, header());
         c.data(Stdio::Stdout, b"mail alice@exa");
         c.data(Stdio::Stdout, b"mple.com now\n");
         for b in b"bob@example.com\r" {
             c.data(Stdio::Stdin, &[*b]);
         }
-        let text = String::from_utf8(c.finish("t", "c", 0)).unwrap();
+        let text = String::from_utf8(c.finish()).unwrap();
         assert!(!text.contains("alice@") && !text.contains("bob@"), "{text}");
         assert_eq!(text.matches("[masked:email]").count(), 2, "{text}");
     }

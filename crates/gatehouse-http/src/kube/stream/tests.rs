@@ -39,6 +39,14 @@ fn wires_from_the_answer() {
     assert_eq!(Wire::of("h2c", ""), None);
 }
 
+fn header() -> Header {
+    Header {
+        title: "t".into(),
+        command: "c".into(),
+        started_unix: 0,
+    }
+}
+
 /// A channel message from the caller (masked) and from the API server.
 fn from_caller(ch: u8, data: &[u8]) -> Vec<u8> {
     ws_frame(2, true, &[&[ch][..], data].concat(), Some([1, 2, 3, 4]))
@@ -59,6 +67,8 @@ async fn run(wire: Wire, limit: usize, client: Vec<u8>, server: Vec<u8>) -> (Rel
         stdin: true,
         engine,
         limit,
+        header: header(),
+        sink: None,
     };
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_c.write_all(&client).await.unwrap();
@@ -71,7 +81,7 @@ async fn run(wire: Wire, limit: usize, client: Vec<u8>, server: Vec<u8>) -> (Rel
     let _ = peer_c.read_to_end(&mut sink).await;
     let (r, cast) = h.await.unwrap();
     let text = cast
-        .map(|c| String::from_utf8(c.finish("t", "c", 0)).unwrap())
+        .map(|c| String::from_utf8(c.finish()).unwrap())
         .unwrap_or_default();
     (r, text)
 }
@@ -224,6 +234,8 @@ async fn without_stdin_the_caller_cannot_write_input_into_the_record() {
         stdin: false,
         engine: Arc::new(MaskingEngine::secrets_only()),
         limit: 1 << 20,
+        header: header(),
+        sink: None,
     };
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_c
@@ -237,11 +249,7 @@ async fn without_stdin_the_caller_cannot_write_input_into_the_record() {
     let _ = peer_c.read_to_end(&mut sink).await;
     let (r, cast) = h.await.unwrap();
     assert_eq!(r.stdio_bytes[0], 0);
-    assert!(!cast
-        .unwrap()
-        .finish("t", "c", 0)
-        .windows(4)
-        .any(|w| w == b"fake"));
+    assert!(!cast.unwrap().finish().windows(4).any(|w| w == b"fake"));
 }
 
 #[tokio::test]
@@ -254,6 +262,8 @@ async fn a_silent_caller_does_not_hold_the_record_open() {
         stdin: true,
         engine: Arc::new(MaskingEngine::secrets_only()),
         limit: 1 << 20,
+        header: header(),
+        sink: None,
     };
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_u
