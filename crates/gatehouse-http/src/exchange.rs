@@ -490,6 +490,7 @@ impl<'a> Exchange<'a> {
                     headers,
                     body,
                     upgrade_to,
+                    &facts,
                     record,
                     started,
                     clock,

@@ -267,6 +267,7 @@ pub(crate) async fn decide(
                 container: &k.container,
                 tty: k.tty,
                 stdin: k.stdin,
+                ports: &k.ports,
                 body_fields: &facts.body_fields,
                 body: &facts.body,
             });

@@ -41,6 +41,8 @@ pub(crate) struct KubeRequest {
     pub(crate) container: String,
     pub(crate) tty: bool,
     pub(crate) stdin: bool,
+    /// port-forward: the ports the request names (`ports=80,443`).
+    pub(crate) ports: Vec<u16>,
 }
 
 /// Subresources of a namespace object (the namespace stays the object).
@@ -202,6 +204,16 @@ impl KubeRequest {
                 .collect();
             r.tty = param("tty").is_some_and(truthy);
             r.stdin = param("stdin").is_some_and(truthy);
+        }
+        if r.verb == "portforward" {
+            for (_, v) in query.iter().filter(|(k, _)| k == "ports") {
+                for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    r.ports.push(
+                        p.parse()
+                            .map_err(|_| format!("{p:?} is not a port (1-65535)"))?,
+                    );
+                }
+            }
         }
         if let Some(c) = param("container") {
             r.container = c.to_string();

@@ -74,6 +74,10 @@ pub struct KubeRequestFacts<'a> {
     pub tty: bool,
     /// exec, attach: the caller sends input.
     pub stdin: bool,
+    /// port-forward: the pod's ports, when the request names them (the
+    /// WebSocket form's `ports`), or the one port of a forwarded
+    /// connection as it opens (SPDY names it then).
+    pub ports: &'a [u16],
     /// A JSON object body's top-level member names.
     pub body_fields: &'a [String],
     /// Its top-level scalars as `name=value`.
@@ -158,6 +162,14 @@ impl PolicyEngine {
                 ("container", s(r.container)),
                 ("tty", RestrictedExpression::new_bool(r.tty)),
                 ("stdin", RestrictedExpression::new_bool(r.stdin)),
+                (
+                    "ports",
+                    RestrictedExpression::new_set(
+                        r.ports
+                            .iter()
+                            .map(|p| RestrictedExpression::new_long(i64::from(*p))),
+                    ),
+                ),
                 ("body_fields", strings(r.body_fields)),
                 ("body", strings(r.body)),
             ],
@@ -213,6 +225,7 @@ mod tests {
             container: "",
             tty: false,
             stdin: false,
+            ports: &[],
             body_fields: &[],
             body: &[],
         })

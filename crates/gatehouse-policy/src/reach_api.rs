@@ -94,6 +94,7 @@ impl PolicyEngine {
                         container: "",
                         tty: false,
                         stdin: false,
+                        ports: &[],
                         body_fields: &[],
                         body: &[],
                     });

@@ -293,6 +293,67 @@ fn port_forward_carries_bytes_both_ways() {
         let _ = pf.kill();
         let _ = pf.wait();
     }
+    // A port the policy refuses: the forwarded connection is cut as it
+    // opens, and the result says why.
+    for minor in [27, 33] {
+        let local = gatehouse::pgcluster::free_port().unwrap();
+        let mut pf = c
+            .kubectl_cmd(
+                minor,
+                &c.ci,
+                &[
+                    "port-forward",
+                    "pod/web-1",
+                    "-n",
+                    "prod",
+                    &format!("{local}:9"),
+                ],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut conn = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", local)) {
+                Ok(s) => break s,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(e) => panic!("kubectl 1.{minor} port-forward never listened: {e}"),
+            }
+        };
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let _ = conn.write_all(b"anyone there?\n");
+        let mut got = [0u8; 16];
+        let n = conn.read(&mut got).unwrap_or(0);
+        assert_eq!(
+            n, 0,
+            "kubectl 1.{minor}: bytes came back through a refused port"
+        );
+        drop(conn);
+        let _ = pf.kill();
+        let _ = pf.wait();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let refused: Vec<serde_json::Value> =
+        c.h.evidence_events()
+            .into_iter()
+            .filter(|e| {
+                e["kind"] == "statement_result"
+                    && e["payload"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("port 9 refused")
+            })
+            .collect();
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    assert!(refused[0]["payload"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no-discard-port"));
+
     // Recorded as port-forwards of that port, without their content.
     let port = echo_port.to_string();
     std::thread::sleep(std::time::Duration::from_millis(500));

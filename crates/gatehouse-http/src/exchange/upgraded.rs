@@ -7,13 +7,14 @@
 use super::Exchange;
 use crate::answer::error_chain;
 use crate::kube::stream::{
-    relay, Header, RecordingFile, RelaySettings, Wire, WS_CHANNEL_PROTOCOLS,
+    relay, Header, PortCheck, RecordingFile, RelaySettings, Wire, WS_CHANNEL_PROTOCOLS,
 };
 use crate::refusals::{self, Body};
 use bytes::Bytes;
 use gatehouse_core::{ActionOutcome, DecisionRecord, StreamRecord, Timestamp};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::sync::Arc;
 
 /// Upgrade protocols the gateway relays.
 const UPGRADES: &[&str] = &["websocket", "SPDY/3.1"];
@@ -43,6 +44,7 @@ impl Exchange<'_> {
         mut headers: HeaderMap,
         body: Bytes,
         upgrade_to: &'static str,
+        facts: &crate::gate::RequestFacts,
         record: DecisionRecord,
         started: Timestamp,
         clock: std::time::Instant,
@@ -142,6 +144,7 @@ impl Exchange<'_> {
             return Err(self.refused(&problem, record, started, clock).await);
         };
         let recording_limit = target.recording_limit;
+        let port_check = port_forward.then(|| self.port_check(facts));
         let command = crate::answer::mask_for_record(&self.record_engine, &self.kube_command);
         let stdin = self.kube_stdin;
         let engine = self.record_engine.clone();
@@ -169,6 +172,7 @@ impl Exchange<'_> {
                 wire,
                 port_forward,
                 stdin,
+                port_check,
                 engine,
                 limit: recording_limit,
                 header,
@@ -229,6 +233,56 @@ impl Exchange<'_> {
             finisher.record(outcome, None).await;
         });
         Ok(out)
+    }
+
+    /// Decides a port-forwarded connection's port as it opens: the
+    /// request decided again with that port alone, as the policy is now
+    /// (audit mode lets it through). Approval cannot be waited for inside
+    /// a stream: a port that needs it is refused, naming why.
+    fn port_check(&self, facts: &crate::gate::RequestFacts) -> PortCheck {
+        let policy = self.gw.settings.policy.clone();
+        let identity = self.session.identity().clone();
+        let connection = self.target.name.clone();
+        let client_ip = self.caller.peer.ip();
+        let k = facts.kube.clone().unwrap_or_default();
+        let path = facts.path.decoded().to_string();
+        Arc::new(move |port: u16| {
+            if policy.mode() == gatehouse_policy::PolicyMode::Audit {
+                return Ok(());
+            }
+            let (engine, _) = policy.current();
+            let d = engine.decide_kube(&gatehouse_policy::KubeRequestFacts {
+                identity: &identity,
+                connection: &connection,
+                client_ip,
+                now: Timestamp::now(),
+                approved: false,
+                verb: "portforward",
+                api_group: &k.api_group,
+                api_version: &k.api_version,
+                resource: &k.resource,
+                subresource: &k.subresource,
+                namespace: &k.namespace,
+                name: &k.name,
+                path: &path,
+                query: &[],
+                dry_run: false,
+                command: &[],
+                container: &k.container,
+                tty: false,
+                stdin: false,
+                ports: &[port],
+                body_fields: &[],
+                body: &[],
+            });
+            match d {
+                gatehouse_policy::Decision::Allow { .. } => Ok(()),
+                gatehouse_policy::Decision::Deny { reason, .. }
+                | gatehouse_policy::Decision::Review { reason, .. } => {
+                    Err(format!("port {port} refused: {reason}"))
+                }
+            }
+        })
     }
 
     /// The API server answered the upgrade without switching: its answer

@@ -72,6 +72,9 @@ pub(crate) const WS_CHANNEL_PROTOCOLS: &[&str] = &[
     "SPDY/3.1+portforward.k8s.io",
 ];
 
+/// Decides a forwarded port: `Err` says why it is refused.
+pub(crate) type PortCheck = Arc<dyn Fn(u16) -> Result<(), String> + Send + Sync>;
+
 /// How long the caller's side may stay open once the API server's has ended.
 const CALLER_GRACE: Duration = Duration::from_secs(5);
 
@@ -137,6 +140,7 @@ struct Recording {
     wire: Wire,
     port_forward: bool,
     stdin: bool,
+    port_check: Option<PortCheck>,
     cast: Cast,
     status: Vec<u8>,
     resize: Vec<u8>,
@@ -291,12 +295,18 @@ fn spdy_event(from_client: bool, e: SpdyEvent<'_>, rec: &mut Recording) {
             };
             let kind = StreamKind::of(find("streamtype"));
             if rec.port_forward && kind == StreamKind::Data {
-                // A port is a number; anything else is named as such.
                 let port = match find("port").parse::<u16>() {
-                    Ok(p) => p.to_string(),
-                    Err(_) => "(not a port)".into(),
+                    Ok(p) => p,
+                    Err(_) => {
+                        rec.broken = Some("a forwarded connection names no port".into());
+                        return;
+                    }
                 };
-                *rec.forwarded.entry(port).or_default() += 1;
+                if let Some(Err(why)) = rec.port_check.as_ref().map(|check| check(port)) {
+                    rec.broken = Some(why);
+                    return;
+                }
+                *rec.forwarded.entry(port.to_string()).or_default() += 1;
             }
             if rec.streams.len() >= MAX_STREAMS && !rec.streams.contains_key(&stream) {
                 rec.broken = Some(format!("more than {MAX_STREAMS} streams on one connection"));
@@ -316,6 +326,9 @@ pub(crate) struct RelaySettings {
     /// exec/attach asked for stdin: without it the API server drops what
     /// the caller sends on that channel, so it is not recorded either.
     pub(crate) stdin: bool,
+    /// port-forward: decides each forwarded connection's port as it opens
+    /// (SPDY names it then); a refused port cuts the stream.
+    pub(crate) port_check: Option<PortCheck>,
     /// Masks what the recording keeps.
     pub(crate) engine: Arc<MaskingEngine>,
     /// The most bytes a recording holds.
@@ -339,6 +352,7 @@ where
         wire: s.wire,
         port_forward: s.port_forward,
         stdin: s.stdin,
+        port_check: s.port_check,
         cast: Cast::new(s.engine, s.limit, s.header),
         status: Vec::new(),
         resize: Vec::new(),

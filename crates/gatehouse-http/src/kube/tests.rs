@@ -360,3 +360,29 @@ fn terminal_and_input_options_read_as_the_api_server_reads_them() {
         assert_eq!((r.stdin, r.tty), (on, on), "{q:?}");
     }
 }
+
+#[test]
+fn port_forward_names_its_ports() {
+    let r = ask(
+        "GET",
+        "/api/v1/namespaces/prod/pods/web-1/portforward",
+        "ports=80,443&ports=5432",
+    )
+    .unwrap();
+    assert_eq!(
+        (r.verb, r.ports.as_slice()),
+        ("portforward", &[80u16, 443, 5432][..])
+    );
+    assert!(ask(
+        "GET",
+        "/api/v1/namespaces/prod/pods/web-1/portforward",
+        "ports=http"
+    )
+    .is_err());
+    assert!(
+        ask("POST", "/api/v1/namespaces/prod/pods/web-1/portforward", "")
+            .unwrap()
+            .ports
+            .is_empty()
+    );
+}

@@ -131,6 +131,10 @@ when { context.argv.contains("--risky") };
 forbid (principal, action in Gatehouse::Action::"k8s:write", resource)
 when { resource.namespace == "kube-system" };
 
+@id("no-discard-port")
+forbid (principal, action == Gatehouse::Action::"k8s:portforward", resource)
+when { context.ports.contains(9) };
+
 @id("no-dev-secrets")
 forbid (principal, action in Gatehouse::Action::"k8s:read", resource)
 when { resource.resource == "secrets" && resource.namespace == "dev" };

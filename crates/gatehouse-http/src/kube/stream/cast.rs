@@ -332,7 +332,10 @@ mod tests {
         let first = c.ready();
         let head: serde_json::Value =
             serde_json::from_slice(first.split(|b| *b == b'\n').next().unwrap()).unwrap();
-        assert_eq!((head["width"].as_u64(), head["height"].as_u64()), (Some(132), Some(50)));
+        assert_eq!(
+            (head["width"].as_u64(), head["height"].as_u64()),
+            (Some(132), Some(50))
+        );
         assert_eq!(head["title"], "kubectl exec prod/web-1");
         c.data(Stdio::Stdout, b"out\n");
         let second = c.ready();

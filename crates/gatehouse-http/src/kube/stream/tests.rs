@@ -69,6 +69,7 @@ async fn run(wire: Wire, limit: usize, client: Vec<u8>, server: Vec<u8>) -> (Rel
         limit,
         header: header(),
         sink: None,
+        port_check: None,
     };
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_c.write_all(&client).await.unwrap();
@@ -236,6 +237,7 @@ async fn without_stdin_the_caller_cannot_write_input_into_the_record() {
         limit: 1 << 20,
         header: header(),
         sink: None,
+        port_check: None,
     };
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_c
@@ -264,6 +266,7 @@ async fn a_silent_caller_does_not_hold_the_record_open() {
         limit: 1 << 20,
         header: header(),
         sink: None,
+        port_check: None,
     };
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_u
