@@ -235,6 +235,41 @@ fn kubectl_cp_copies_both_ways() {
     }
 }
 
+/// `kubectl port-forward pod/web-1 <local>:<port>` as the CI job, and a
+/// connection to its local end once it listens.
+fn forward(c: &Cluster, minor: u32, port: u16) -> (std::process::Child, std::net::TcpStream) {
+    let local = gatehouse::pgcluster::free_port().unwrap();
+    let pf = c
+        .kubectl_cmd(
+            minor,
+            &c.ci,
+            &[
+                "port-forward",
+                "pod/web-1",
+                "-n",
+                "prod",
+                &format!("{local}:{port}"),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let conn = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", local)) {
+            Ok(s) => break s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(e) => panic!("kubectl 1.{minor} port-forward never listened: {e}"),
+        }
+    };
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    (pf, conn)
+}
+
 #[test]
 fn port_forward_carries_bytes_both_ways() {
     let c = Cluster::start();
@@ -255,35 +290,7 @@ fn port_forward_carries_bytes_both_ways() {
         }
     });
     for minor in [27, 33, 35] {
-        let local = gatehouse::pgcluster::free_port().unwrap();
-        let mut pf = c
-            .kubectl_cmd(
-                minor,
-                &c.ci,
-                &[
-                    "port-forward",
-                    "pod/web-1",
-                    "-n",
-                    "prod",
-                    &format!("{local}:{echo_port}"),
-                ],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let mut conn = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", local)) {
-                Ok(s) => break s,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(100))
-                }
-                Err(e) => panic!("kubectl 1.{minor} port-forward never listened: {e}"),
-            }
-        };
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .unwrap();
+        let (mut pf, mut conn) = forward(&c, minor, echo_port);
         let msg = format!("ping through kubectl 1.{minor}\n");
         conn.write_all(msg.as_bytes()).unwrap();
         let mut got = vec![0u8; msg.len()];
@@ -296,35 +303,7 @@ fn port_forward_carries_bytes_both_ways() {
     // A port the policy refuses: the forwarded connection is cut as it
     // opens, and the result says why.
     for minor in [27, 33] {
-        let local = gatehouse::pgcluster::free_port().unwrap();
-        let mut pf = c
-            .kubectl_cmd(
-                minor,
-                &c.ci,
-                &[
-                    "port-forward",
-                    "pod/web-1",
-                    "-n",
-                    "prod",
-                    &format!("{local}:9"),
-                ],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let mut conn = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", local)) {
-                Ok(s) => break s,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(100))
-                }
-                Err(e) => panic!("kubectl 1.{minor} port-forward never listened: {e}"),
-            }
-        };
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
+        let (mut pf, mut conn) = forward(&c, minor, 9);
         let _ = conn.write_all(b"anyone there?\n");
         let mut got = [0u8; 16];
         let n = conn.read(&mut got).unwrap_or(0);
