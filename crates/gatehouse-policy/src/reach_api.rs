@@ -69,9 +69,24 @@ impl PolicyEngine {
     pub(crate) fn reach_api(&self, p: &Probe<'_>) -> Vec<(String, String, Decision)> {
         let mut rows = Vec::new();
         if p.kind == "kubernetes" {
-            // Every verb in each namespace policies name, and in any other.
+            // Every verb in each namespace policies name, and in any other;
+            // and, when policies name resources, for each of them and any other.
             let namespaces = self.named_in("resource.namespace");
-            for (shown, ns) in named_and_unnamed(&namespaces) {
+            let named_resources = self.named_in("resource.resource");
+            let resources = if named_resources.is_empty() {
+                vec![(String::new(), String::new())]
+            } else {
+                named_and_unnamed(&named_resources)
+            };
+            for ((shown, ns), (res_shown, res)) in named_and_unnamed(&namespaces)
+                .into_iter()
+                .flat_map(|n| resources.iter().map(move |r| (n.clone(), r.clone())))
+            {
+                let what = if res_shown.is_empty() {
+                    format!("namespace {shown}")
+                } else {
+                    format!("namespace {shown}, {res_shown}")
+                };
                 for action in crate::KUBE_ACTIONS.iter().filter(|a| **a != "k8s:other") {
                     let verb = action.trim_start_matches("k8s:");
                     let d = self.decide_kube(&crate::KubeRequestFacts {
@@ -83,7 +98,7 @@ impl PolicyEngine {
                         verb,
                         api_group: "",
                         api_version: "",
-                        resource: "",
+                        resource: &res,
                         subresource: "",
                         namespace: &ns,
                         name: "",
@@ -98,7 +113,7 @@ impl PolicyEngine {
                         body_fields: &[],
                         body: &[],
                     });
-                    rows.push((format!("namespace {shown}"), action.to_string(), d));
+                    rows.push((what.clone(), action.to_string(), d));
                 }
             }
             return rows;

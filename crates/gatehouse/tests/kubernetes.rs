@@ -376,16 +376,24 @@ fn kubectl_through_the_gateway_is_decided_masked_and_recorded() {
     );
     let review = c.h.cli_ok(&["access", "review"]);
     let ci_part = &review[review.find("ci-deploy").expect("ci-deploy reviewed")..];
-    let row = |ns: &str| {
+    let row = |label: &str| {
         ci_part
             .lines()
-            .find(|l| l.trim_start().starts_with(&format!("namespace {ns} ")))
-            .unwrap_or_else(|| panic!("no {ns} row: {review}"))
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} row: {review}"))
             .to_string()
     };
-    // Deletes in prod need approval; not in dev.
-    assert!(row("prod").contains("review"), "{review}");
-    assert!(!row("dev").contains("review"), "{review}");
+    // Deletes in prod need approval; not in dev. Policies name the
+    // resource `secrets`, so it has rows of its own: dev's are refused.
+    assert!(
+        row("namespace prod, (none a policy names)").contains("review"),
+        "{review}"
+    );
+    assert!(
+        !row("namespace dev, (none a policy names)").contains("review"),
+        "{review}"
+    );
+    assert!(row("namespace dev, secrets").contains("deny"), "{review}");
 
     // Every request is in the evidence log, decided; no Secret value in
     // any record the gateway keeps.
