@@ -17,6 +17,7 @@
 //!   reading or writing an object); the caller's own access reviews
 //!   (`kubectl auth can-i`) are `self_review`.
 
+use crate::refusals::{self, Problem};
 use http::Method;
 
 pub(crate) mod masking;
@@ -219,6 +220,39 @@ impl KubeRequest {
             r.container = c.to_string();
         }
         Ok(r)
+    }
+
+    /// Classifies a request to a kubernetes connection with its raw query,
+    /// refusing what the API server would read otherwise and upgrades
+    /// that are not streams (or streams that are not upgrades).
+    pub(crate) fn of_request(
+        method: &Method,
+        raw_query: Option<&str>,
+        segments: &[String],
+        body: &[u8],
+        upgrading: bool,
+    ) -> Result<Self, Problem> {
+        if let Some(raw) = raw_query {
+            query_read_alike(raw).map_err(|e| refusals::bad_message(&e))?;
+        }
+        let query: Vec<(String, String)> = raw_query
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let k = Self::classify(method, segments, &query, body)
+            .map_err(|e| refusals::bad_message(&e))?;
+        let streams = matches!(k.verb, "exec" | "attach" | "portforward");
+        if upgrading != streams {
+            return Err(refusals::upgrade_not_relayed(if streams {
+                "exec, attach and port-forward are relayed only as an upgrade to WebSocket or SPDY/3.1"
+            } else {
+                "only exec, attach and port-forward are relayed as upgrades"
+            }));
+        }
+        Ok(k)
     }
 
     /// Whether the response may carry Secret values.

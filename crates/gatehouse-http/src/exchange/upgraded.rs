@@ -79,7 +79,7 @@ impl Exchange<'_> {
         }
         // An exec or attach is recorded from its first byte: its file is
         // made before anything goes to the API server.
-        let port_forward = self.kube_verb == Some("portforward");
+        let port_forward = self.kube.as_ref().is_some_and(|k| k.verb == "portforward");
         let name = format!("{}-{}.cast", self.session.id(), self.seq);
         let file = if port_forward {
             None
@@ -145,8 +145,12 @@ impl Exchange<'_> {
         };
         let recording_limit = target.recording_limit;
         let port_check = port_forward.then(|| self.port_check(facts));
-        let command = crate::answer::mask_for_record(&self.record_engine, &self.kube_command);
-        let stdin = self.kube_stdin;
+        let kube = self.kube.clone().unwrap_or_default();
+        let command = crate::answer::mask_for_record(
+            &self.record_engine,
+            &gatehouse_policy::command_line(&kube.command),
+        );
+        let stdin = kube.stdin;
         let engine = self.record_engine.clone();
         let exempt = self.exempt_group.clone();
         let mut finisher = self.into_finisher(started, clock, record, exempt);
