@@ -6,6 +6,9 @@
 #
 #   bench/pg.sh [--write]        # env: DURATION (s per run, 5), ROUNDS (3), SCALE (10),
 #                                #      LARGE_ROWS (7000000: about 1 GB)
+#   bench/pg.sh --quick          # direct, relay, PgBouncer and gw-mask only: -S -M prepared
+#                                # at 1 and 8 clients, TPC-B at 8, and -C; one round, no large
+#                                # result; the same table in about two minutes (never --write)
 #
 # Needs: postgresql (initdb, pg_ctl, pgbench, psql), pgbouncer, socat, and a
 # release build of gatehouse (built or brought up to date here). Runs as root too (the
@@ -16,7 +19,20 @@ ROOT=$(pwd)
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 SCALE=${SCALE:-10}
-WRITE=${1:-}
+WRITE=
+QUICK=
+for arg in "$@"; do
+  case "$arg" in
+    --write) WRITE=--write ;;
+    --quick) QUICK=1 ;;
+    *) echo "bench/pg.sh: unknown argument $arg (--write, --quick)" >&2; exit 2 ;;
+  esac
+done
+if [ -n "$QUICK" ] && [ -n "$WRITE" ]; then
+  echo "bench/pg.sh: --quick runs one round of a few workloads; it does not replace the full run in docs/performance.md (drop --write)" >&2
+  exit 2
+fi
+[ -n "$QUICK" ] && ROUNDS=1
 
 need() { command -v "$1" >/dev/null || { echo "bench/pg.sh: $1 not found: $2" >&2; exit 1; }; }
 PGBIN=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
@@ -158,6 +174,7 @@ declare -A TARGET=(
   [gw-tls]="$GW1 app-db $TOKEN1 require"
 )
 ORDER=(direct relay pgbouncer gw-allow gw-os gw-policy gw-mask)
+[ -n "$QUICK" ] && ORDER=(direct relay pgbouncer gw-mask)
 WORKLOADS=(
   "S-simple-c1|-S -M simple -c 1"
   "S-extended-c1|-S -M extended -c 1"
@@ -168,6 +185,11 @@ WORKLOADS=(
   "S-simple-c64|-S -M simple -c 64 -j 2"
   "S-extended-c64|-S -M extended -c 64 -j 2"
   "S-prepared-c64|-S -M prepared -c 64 -j 2"
+  "tpcb-prepared-c8|-M prepared -c 8 -j 2"
+)
+[ -n "$QUICK" ] && WORKLOADS=(
+  "S-prepared-c1|-S -M prepared -c 1"
+  "S-prepared-c8|-S -M prepared -c 8 -j 2"
   "tpcb-prepared-c8|-M prepared -c 8 -j 2"
 )
 
@@ -203,6 +225,7 @@ done
 # login, one SELECT, logout. direct-tls and gw-tls use TLS (the gateway also
 # checks the service token against its store and writes the login ahead).
 CONN_ORDER=(direct direct-tls relay pgbouncer gw-allow gw-tls)
+[ -n "$QUICK" ] && CONN_ORDER=(direct relay pgbouncer gw-mask)
 declare -A CONN
 for round in $(seq "$ROUNDS"); do
   for t in "${CONN_ORDER[@]}"; do
@@ -214,6 +237,9 @@ done
 
 # A large result: realistic rows (a quarter with an email and a card number),
 # read whole with psql, interleaved like the rest; seconds and MB/s.
+declare -A LARGE COPY RSS
+LARGE_MB=0
+if [ -z "$QUICK" ]; then
 PGPASSWORD=apppw psql -q -h 127.0.0.1 -p "$PG" -U app_owner app >/dev/null <<SQL
 CREATE TABLE people AS
 SELECT g AS id, 'Customer ' || g AS name,
@@ -224,7 +250,6 @@ SELECT g AS id, 'Customer ' || g AS name,
 FROM generate_series(1, ${LARGE_ROWS:-7000000}) g;
 SQL
 LARGE_MB=$(PGPASSWORD=apppw psql -At -h 127.0.0.1 -p "$PG" -U app_owner -c "SELECT round(sum(pg_column_size(p.*))/1e6) FROM people p" app)
-declare -A LARGE COPY RSS
 GW_MASK_PID=${GWPID[gw-mask]}
 rss_mb() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$GW_MASK_PID/status"; }
 for round in $(seq "$ROUNDS"); do
@@ -248,6 +273,7 @@ for round in $(seq "$ROUNDS"); do
     echo "round $round large-result $t: SELECT ${secs}s, COPY ${csecs}s" >&2
   done
 done
+fi
 
 median() { tr ';' '\n' | awk -v f="$1" 'NF{print $f}' | sort -g | awk '{a[NR]=$1} END{if(NR==0){print 0}else if(NR%2){print a[(NR+1)/2]}else{print (a[NR/2]+a[NR/2+1])/2}}'; }
 TABLE=$(
@@ -285,6 +311,9 @@ TABLE=$(
   done
   echo
   echo
+  if [ -n "$QUICK" ]; then
+    echo "(--quick: one round, no large result.)"
+  else
   echo "Large result: ${LARGE_MB} MB (${LARGE_ROWS:-7000000} rows, a quarter with an email and a card) read by psql, median seconds (MB/s, ratio to direct):"
   echo
   echo "| | direct | relay | gw-allow | gw-mask |"
@@ -300,6 +329,7 @@ TABLE=$(
   done
   echo
   echo "gw-mask resident memory: $(echo "${RSS[before]}" | median 1) MB before the large result, $(echo "${RSS[peak]}" | median 1) MB at most while streaming it (sampled every 50 ms)."
+  fi
 )
 MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(postgres --version | head -1); $(pgbouncer --version | head -1); $("$GW" --version)"
 REPORT=$(cat <<EOF
