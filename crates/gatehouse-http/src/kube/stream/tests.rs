@@ -39,6 +39,20 @@ fn wires_from_the_answer() {
     assert_eq!(Wire::of("h2c", ""), None);
 }
 
+/// An exec's relay settings, its recording kept in memory.
+fn settings(wire: Wire, stdin: bool, limit: usize) -> RelaySettings {
+    RelaySettings {
+        wire,
+        port_forward: false,
+        stdin,
+        engine: Arc::new(MaskingEngine::secrets_only()),
+        limit,
+        header: header(),
+        sink: None,
+        port_check: None,
+    }
+}
+
 fn header() -> Header {
     Header {
         title: "t".into(),
@@ -60,18 +74,7 @@ fn from_server(ch: u8, data: &[u8]) -> Vec<u8> {
 async fn run(wire: Wire, limit: usize, client: Vec<u8>, server: Vec<u8>) -> (Relayed, String) {
     let (gw_c, mut peer_c) = duplex(1 << 20);
     let (gw_u, mut peer_u) = duplex(1 << 20);
-    let engine = Arc::new(MaskingEngine::secrets_only());
-    let settings = RelaySettings {
-        wire,
-        port_forward: false,
-        stdin: true,
-        engine,
-        limit,
-        header: header(),
-        sink: None,
-        port_check: None,
-    };
-    let h = tokio::spawn(relay(gw_c, gw_u, settings));
+    let h = tokio::spawn(relay(gw_c, gw_u, settings(wire, true, limit)));
     peer_c.write_all(&client).await.unwrap();
     peer_c.shutdown().await.unwrap();
     // The API server answers what reached it (a stream it was told of).
@@ -229,16 +232,7 @@ fn spdy_frames_other_readers_would_read_otherwise_are_refused() {
 async fn without_stdin_the_caller_cannot_write_input_into_the_record() {
     let (gw_c, mut peer_c) = duplex(1 << 20);
     let (gw_u, mut peer_u) = duplex(1 << 20);
-    let settings = RelaySettings {
-        wire: Wire::WebSocket { v5: true },
-        port_forward: false,
-        stdin: false,
-        engine: Arc::new(MaskingEngine::secrets_only()),
-        limit: 1 << 20,
-        header: header(),
-        sink: None,
-        port_check: None,
-    };
+    let settings = settings(Wire::WebSocket { v5: true }, false, 1 << 20);
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_c
         .write_all(&from_caller(0, b"fake input\n"))
@@ -258,16 +252,7 @@ async fn without_stdin_the_caller_cannot_write_input_into_the_record() {
 async fn a_silent_caller_does_not_hold_the_record_open() {
     let (gw_c, _peer_c) = duplex(1 << 20);
     let (gw_u, mut peer_u) = duplex(1 << 20);
-    let settings = RelaySettings {
-        wire: Wire::WebSocket { v5: true },
-        port_forward: false,
-        stdin: true,
-        engine: Arc::new(MaskingEngine::secrets_only()),
-        limit: 1 << 20,
-        header: header(),
-        sink: None,
-        port_check: None,
-    };
+    let settings = settings(Wire::WebSocket { v5: true }, true, 1 << 20);
     let h = tokio::spawn(relay(gw_c, gw_u, settings));
     peer_u
         .write_all(&from_server(3, br#"{"status":"Success"}"#))
