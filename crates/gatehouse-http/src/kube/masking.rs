@@ -269,3 +269,45 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever an annotation holds (JSON of any shape or not), the
+        /// masked answer is JSON, the annotation still a string, and a
+        /// Secret's value inside it never shows.
+        #[test]
+        fn any_last_applied_annotation_masks_to_json(
+            inner in prop_oneof![
+                ".{0,80}",
+                Just(r#"{"data":{"k":"czNjcmV0"}}"#.to_string()),
+                // (A Secret's `data` is always a map: the API server refuses another shape.)
+                Just(r#"{"data":{"b":"czNjcmV0"},"x":[1,{"data":{"a":"czNjcmV0"}}]}"#.to_string()),
+                Just("[\"czNjcmV0\"]".to_string()),
+            ],
+        ) {
+            // Compiled once: the detectors' regexes are costly to build.
+            static MASKING: std::sync::OnceLock<HttpMasking> = std::sync::OnceLock::new();
+            let m = MASKING.get_or_init(|| {
+                kube_masking(Vec::new(), Vec::new(), HashKey::new([0; 32]), Vec::new()).unwrap()
+            });
+            let doc = serde_json::json!({"metadata": {"annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": inner,
+            }}, "data": {"k": "czNjcmV0"}});
+            let engine = m.secrets.as_ref().unwrap();
+            let mut s = gatehouse_mask::JsonStream::new(1 << 20);
+            let mut out = Vec::new();
+            let mut scratch = gatehouse_mask::Scratch::default();
+            let mut tally = engine.tally();
+            s.feed(engine, doc.to_string().as_bytes(), &mut out, &mut scratch, &mut tally).unwrap();
+            s.finish(engine, &mut out, &mut scratch, &mut tally).unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let annotation = &got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"];
+            prop_assert!(annotation.is_string());
+            prop_assert!(!String::from_utf8_lossy(&out).contains("czNjcmV0"), "{}", String::from_utf8_lossy(&out));
+        }
+    }
+}

@@ -386,3 +386,28 @@ fn port_forward_names_its_ports() {
             .is_empty()
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any path, query and body a caller sends is classified or refused.
+        #[test]
+        fn any_request_is_classified_or_refused(
+            method in prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("PATCH"), Just("DELETE"), Just("HEAD"), Just("OPTIONS")],
+            segments in proptest::collection::vec("[a-z0-9.:-]{0,12}|watch|namespaces|api|apis|exec|portforward", 0..8),
+            query in proptest::collection::vec(("[a-zA-Z]{1,12}", ".{0,20}"), 0..6),
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            upgrading in any::<bool>(),
+        ) {
+            let query: Vec<(String, String)> = query;
+            let method: http::Method = method.parse().unwrap();
+            if let Ok(r) = KubeRequest::classify(&method, &segments, &query, &body) {
+                prop_assert!(!r.verb.is_empty());
+            }
+            let raw = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&query).finish();
+            let _ = KubeRequest::of_request(&method, Some(&raw), &segments, &body, upgrading);
+        }
+    }
+}

@@ -266,3 +266,158 @@ async fn a_silent_caller_does_not_hold_the_record_open() {
         .unwrap();
     assert_eq!(r.exit_code, Some(0));
 }
+
+mod properties {
+    //! Bytes from a caller or an API server, whatever they are and however
+    //! they are cut: the readers never panic or hang, and read the same
+    //! in any pieces.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The data events of `wire` read in `cut`-byte pieces (merged per
+    /// frame start), and whether reading failed.
+    fn ws_read(from_client: bool, wire: &[u8], cut: usize) -> (Vec<(bool, Vec<u8>)>, bool) {
+        let mut r = websocket::WsFrames::new(from_client);
+        let mut got: Vec<(bool, Vec<u8>)> = Vec::new();
+        let mut failed = false;
+        for piece in wire.chunks(cut.max(1)) {
+            let res = r.feed(piece, &mut |e| {
+                if let websocket::WsEvent::Data { first, bytes } = e {
+                    match got.last_mut() {
+                        Some(last) if !first => last.1.extend_from_slice(bytes),
+                        _ => got.push((first, bytes.to_vec())),
+                    }
+                }
+            });
+            if res.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        (got, failed)
+    }
+
+    /// What `wire` read in `cut`-byte pieces holds: each event as text,
+    /// a stream's consecutive data merged (it may come in more pieces).
+    fn spdy_read(wire: &[u8], cut: usize) -> (Vec<String>, bool) {
+        let mut r = spdy::SpdyFrames::new();
+        let mut got: Vec<(Option<u32>, String, Vec<u8>)> = Vec::new();
+        let mut failed = false;
+        for piece in wire.chunks(cut.max(1)) {
+            let res = r.feed(piece, &mut |e| match e {
+                spdy::SpdyEvent::Data { stream, bytes } => match got.last_mut() {
+                    Some((Some(s), _, data)) if *s == stream => data.extend_from_slice(bytes),
+                    _ => got.push((Some(stream), String::new(), bytes.to_vec())),
+                },
+                other => got.push((None, format!("{other:?}"), Vec::new())),
+            });
+            if res.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        let text = got
+            .into_iter()
+            .map(|(stream, event, data)| match stream {
+                Some(s) => format!("data {s} {data:?}"),
+                None => event,
+            })
+            .collect();
+        (text, failed)
+    }
+
+    proptest! {
+        #[test]
+        fn any_websocket_bytes_read_alike_in_any_pieces(
+            wire in proptest::collection::vec(any::<u8>(), 0..600),
+            cut in 1usize..40,
+            from_client in any::<bool>(),
+        ) {
+            let (whole, whole_failed) = ws_read(from_client, &wire, wire.len().max(1));
+            let (pieces, pieces_failed) = ws_read(from_client, &wire, cut);
+            prop_assert_eq!(whole_failed, pieces_failed);
+            if !whole_failed {
+                prop_assert_eq!(whole, pieces);
+            }
+        }
+
+        #[test]
+        fn well_formed_websocket_messages_are_read_whole(
+            messages in proptest::collection::vec((0u8..5, proptest::collection::vec(any::<u8>(), 0..300)), 1..6),
+            cut in 1usize..50,
+        ) {
+            let mut wire = Vec::new();
+            for (ch, data) in &messages {
+                wire.extend(from_caller(*ch, data));
+            }
+            let (got, failed) = ws_read(true, &wire, cut);
+            prop_assert!(!failed);
+            let want: Vec<(bool, Vec<u8>)> = messages
+                .iter()
+                .map(|(ch, data)| (true, [&[*ch][..], data].concat()))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn any_spdy_bytes_are_read_or_refused(
+            wire in proptest::collection::vec(any::<u8>(), 0..600),
+            cut in 1usize..40,
+        ) {
+            let (whole, whole_failed) = spdy_read(&wire, wire.len().max(1));
+            let (pieces, pieces_failed) = spdy_read(&wire, cut);
+            prop_assert_eq!(whole_failed, pieces_failed);
+            if !whole_failed {
+                prop_assert_eq!(whole, pieces);
+            }
+        }
+
+        #[test]
+        fn well_formed_spdy_streams_are_read_alike_in_any_pieces(
+            streams in proptest::collection::vec(
+                (prop_oneof![Just("stdin"), Just("stdout"), Just("stderr"), Just("error"), Just("resize")],
+                 proptest::collection::vec(any::<u8>(), 0..200)),
+                1..6),
+            cut in 1usize..50,
+        ) {
+            let mut z = compressor();
+            let mut wire = Vec::new();
+            for (i, (kind, data)) in streams.iter().enumerate() {
+                let id = 2 * i as u32 + 1;
+                wire.extend(syn_stream(id, &block(&mut z, &[("streamtype", kind)], FlushCompress::Sync)));
+                wire.extend(spdy_data(id, true, data));
+            }
+            let (whole, whole_failed) = spdy_read(&wire, wire.len());
+            let (pieces, pieces_failed) = spdy_read(&wire, cut);
+            prop_assert!(!whole_failed && !pieces_failed);
+            prop_assert_eq!(&whole, &pieces);
+            let opens = whole.iter().filter(|e| e.starts_with("Open")).count();
+            prop_assert_eq!(opens, streams.len());
+        }
+
+        #[test]
+        fn any_output_makes_a_valid_recording(
+            chunks in proptest::collection::vec((0usize..3, proptest::collection::vec(any::<u8>(), 0..300)), 0..20),
+        ) {
+            let mut c = cast::Cast::new(Arc::new(MaskingEngine::secrets_only()), 1 << 20, header());
+            let mut out = Vec::new();
+            let mut totals = [0u64; 3];
+            for (which, bytes) in &chunks {
+                let stdio = [cast::Stdio::Stdin, cast::Stdio::Stdout, cast::Stdio::Stderr][*which];
+                c.data(stdio, bytes);
+                totals[*which] += bytes.len() as u64;
+                out.extend(c.ready());
+            }
+            prop_assert_eq!(c.bytes, totals);
+            out.extend(c.finish());
+            let text = String::from_utf8(out).unwrap();
+            let mut lines = text.lines();
+            let head: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+            prop_assert_eq!(&head["version"], 2);
+            for l in lines {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                prop_assert!(e[0].is_f64() && e[1].is_string() && e[2].is_string(), "{}", l);
+            }
+        }
+    }
+}
