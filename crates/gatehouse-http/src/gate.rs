@@ -248,28 +248,16 @@ pub(crate) async fn decide(
         }
         if let Some(k) = &facts.kube {
             return engine.decide_kube(&KubeRequestFacts {
-                identity: a.identity,
-                connection: a.connection,
-                client_ip: a.client_ip,
-                now: Timestamp::now(),
-                approved,
-                verb: k.verb,
-                api_group: &k.api_group,
-                api_version: &k.api_version,
-                resource: &k.resource,
-                subresource: &k.subresource,
-                namespace: &k.namespace,
-                name: &k.name,
-                path: facts.path.decoded(),
                 query: &facts.query,
-                dry_run: k.dry_run,
-                command: &k.command,
-                container: &k.container,
-                tty: k.tty,
-                stdin: k.stdin,
-                ports: &k.ports,
                 body_fields: &facts.body_fields,
                 body: &facts.body,
+                ..k.facts(
+                    a.identity,
+                    a.connection,
+                    a.client_ip,
+                    approved,
+                    facts.path.decoded(),
+                )
             });
         }
         engine.decide_http(&HttpRequestFacts {

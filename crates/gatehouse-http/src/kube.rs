@@ -255,6 +255,43 @@ impl KubeRequest {
         Ok(k)
     }
 
+    /// What the policy is asked about this request by `identity` from
+    /// `client_ip` (the query and body facts left empty for the caller to
+    /// add; its ports its own).
+    pub(crate) fn facts<'a>(
+        &'a self,
+        identity: &'a gatehouse_core::Identity,
+        connection: &'a str,
+        client_ip: std::net::IpAddr,
+        approved: bool,
+        path: &'a str,
+    ) -> gatehouse_policy::KubeRequestFacts<'a> {
+        gatehouse_policy::KubeRequestFacts {
+            identity,
+            connection,
+            client_ip,
+            now: gatehouse_core::Timestamp::now(),
+            approved,
+            verb: self.verb,
+            api_group: &self.api_group,
+            api_version: &self.api_version,
+            resource: &self.resource,
+            subresource: &self.subresource,
+            namespace: &self.namespace,
+            name: &self.name,
+            path,
+            query: &[],
+            dry_run: self.dry_run,
+            command: &self.command,
+            container: &self.container,
+            tty: self.tty,
+            stdin: self.stdin,
+            ports: &self.ports,
+            body_fields: &[],
+            body: &[],
+        }
+    }
+
     /// Whether the response may carry Secret values.
     pub(crate) fn names_secrets(&self) -> bool {
         self.api_group.is_empty() && self.resource == "secrets"

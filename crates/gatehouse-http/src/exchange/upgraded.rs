@@ -256,28 +256,8 @@ impl Exchange<'_> {
             }
             let (engine, _) = policy.current();
             let d = engine.decide_kube(&gatehouse_policy::KubeRequestFacts {
-                identity: &identity,
-                connection: &connection,
-                client_ip,
-                now: Timestamp::now(),
-                approved: false,
-                verb: "portforward",
-                api_group: &k.api_group,
-                api_version: &k.api_version,
-                resource: &k.resource,
-                subresource: &k.subresource,
-                namespace: &k.namespace,
-                name: &k.name,
-                path: &path,
-                query: &[],
-                dry_run: false,
-                command: &[],
-                container: &k.container,
-                tty: false,
-                stdin: false,
                 ports: &[port],
-                body_fields: &[],
-                body: &[],
+                ..k.facts(&identity, &connection, client_ip, false, &path)
             });
             match d {
                 gatehouse_policy::Decision::Allow { .. } => Ok(()),
