@@ -53,16 +53,19 @@ pub enum Protocol {
     Mcp,
     /// The Kubernetes API (HTTP requests to an API server).
     Kubernetes,
+    /// SSH: shells, commands, file transfer and forwarding on a host.
+    Ssh,
 }
 
 impl Protocol {
-    /// `postgres`, `http`, `mcp` or `kubernetes`.
+    /// `postgres`, `http`, `mcp`, `kubernetes` or `ssh`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Postgres => "postgres",
             Protocol::Http => "http",
             Protocol::Mcp => "mcp",
             Protocol::Kubernetes => "kubernetes",
+            Protocol::Ssh => "ssh",
         }
     }
 }

@@ -226,12 +226,7 @@ impl http_body::Body for ChannelBody {
     }
 }
 
-/// Masks a text for records with `engine` (detectors, secrets).
-pub(crate) fn mask_for_record(engine: &MaskingEngine, text: &str) -> String {
-    let mut scratch = Scratch::default();
-    let mut tally = engine.tally();
-    engine.mask_str(text, &mut scratch, &mut tally).into_owned()
-}
+pub(crate) use gatehouse_session::recording::mask_for_record;
 
 /// A request line for records: masked as text, and its query's values
 /// masked as decoded too (`alice%40example.com` is an address the

@@ -17,6 +17,7 @@ mod kube;
 mod load;
 mod reach;
 mod reach_api;
+mod ssh;
 
 pub use decide::{ConnectRequest, StatementRequest};
 pub use handle::PolicyHandle;
@@ -24,6 +25,7 @@ pub use http::{HttpRequestFacts, McpRequestFacts};
 pub use kube::{command_line, KubeRequestFacts, KUBE_ACTIONS};
 pub use load::{PolicyFile, PolicyLoadError, PolicyProblem};
 pub use reach::{ReachRow, OTHER_TABLES};
+pub use ssh::{shell_words, SshRequestFacts, SSH_ACTIONS};
 
 use cedar_policy::{EntityId, EntityTypeName, EntityUid, PolicySet};
 use std::collections::HashMap;
@@ -186,6 +188,7 @@ pub(crate) struct Names {
     pub(crate) connection: EntityTypeName,
     pub(crate) table: EntityTypeName,
     pub(crate) kube_object: EntityTypeName,
+    pub(crate) ssh_account: EntityTypeName,
     pub(crate) actions: HashMap<&'static str, EntityUid>,
 }
 
@@ -202,6 +205,7 @@ impl Names {
             .chain(HTTP_ACTIONS.iter().copied())
             .chain(MCP_ACTIONS.iter().copied())
             .chain(KUBE_ACTIONS.iter().copied())
+            .chain(SSH_ACTIONS.iter().copied())
         {
             actions.insert(
                 name,
@@ -214,6 +218,7 @@ impl Names {
             connection: ty("Gatehouse::Connection"),
             table: ty("Gatehouse::Table"),
             kube_object: ty("Gatehouse::KubeObject"),
+            ssh_account: ty("Gatehouse::SshAccount"),
             actions,
         }
     }

@@ -19,8 +19,10 @@
 //!   across every listener, so one caller cannot take them all.
 
 mod failures;
+pub mod gate;
 mod login;
 mod occupancy;
+pub mod recording;
 mod session;
 
 pub use login::{

@@ -11,17 +11,14 @@
 //! connections and byte counts, not their content. A stream the gateway
 //! cannot read is cut: what is not recorded is not relayed.
 
-mod cast;
-mod file;
 #[cfg(test)]
 mod fixtures;
 mod spdy;
 mod websocket;
 
-pub(crate) use cast::Header;
-use cast::{Cast, Stdio};
-pub(crate) use file::RecordingFile;
 use gatehouse_mask::MaskingEngine;
+use gatehouse_session::recording::{Cast, Stdio};
+pub(crate) use gatehouse_session::recording::{Header, RecordingFile};
 use spdy::{SpdyEvent, SpdyFrames};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -7,37 +7,40 @@
 //! still found. A recording that reaches its limit says so in a marker, and
 //! the relay cuts the stream: what is not recorded is not relayed.
 
+use super::lines::Lines;
 use gatehouse_mask::MaskingEngine;
 
-/// The longest run recorded as one event without a line end.
-const LINE_LIMIT: usize = 4096;
 /// Events held back while the header waits to learn the terminal's size.
 const HEADER_WAIT: usize = 64 * 1024;
-/// The longest PEM block held to be masked whole.
-const BLOCK_LIMIT: usize = 64 * 1024;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Which stream an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stdio {
+pub enum Stdio {
+    /// What the caller typed or sent.
     Stdin,
+    /// The command's output.
     Stdout,
+    /// Its errors (shown as output, as a terminal shows them).
     Stderr,
 }
 
 /// What the recording's header says besides the terminal's size.
-pub(crate) struct Header {
-    pub(crate) title: String,
-    pub(crate) command: String,
-    pub(crate) started_unix: i64,
+pub struct Header {
+    /// The title: what ran, where.
+    pub title: String,
+    /// The command as recorded (masked).
+    pub command: String,
+    /// When it started, in seconds since 1970.
+    pub started_unix: i64,
 }
 
 /// A recording being made. Its bytes are handed out as they are ready
 /// ([`Cast::ready`]) to be written as the stream goes, so a recording
 /// costs memory for a chunk's events, not for the session.
-pub(crate) struct Cast {
+pub struct Cast {
     start: Instant,
     events: Vec<u8>,
     header: Header,
@@ -51,18 +54,14 @@ pub(crate) struct Cast {
     truncated: bool,
     size: Option<(u32, u32)>,
     /// Each stream's bytes since its last whole line.
-    pending: [Vec<u8>; 3],
-    /// Each stream's lines of a PEM block being read (`-----BEGIN` until
-    /// `-----END`): masked as one text, so a key's body is found with its
-    /// head.
-    block: [Option<Vec<u8>>; 3],
+    pending: [Lines; 3],
     engine: Arc<MaskingEngine>,
     /// Bytes seen on stdin, stdout and stderr (all, recorded or not).
-    pub(crate) bytes: [u64; 3],
+    pub bytes: [u64; 3],
 }
 
 impl Cast {
-    pub(crate) fn new(engine: Arc<MaskingEngine>, limit: usize, header: Header) -> Self {
+    pub fn new(engine: Arc<MaskingEngine>, limit: usize, header: Header) -> Self {
         Self {
             start: Instant::now(),
             events: Vec::new(),
@@ -73,8 +72,7 @@ impl Cast {
             limit,
             truncated: false,
             size: None,
-            pending: Default::default(),
-            block: Default::default(),
+            pending: [Lines::new(true), Lines::new(false), Lines::new(false)],
             engine,
             bytes: [0; 3],
         }
@@ -108,64 +106,19 @@ impl Cast {
         self.events.push(b'\n');
     }
 
-    /// Bytes of a stream: kept until a line ends (or 4 KiB gather), then
-    /// masked and recorded as one event.
-    pub(crate) fn data(&mut self, which: Stdio, bytes: &[u8]) {
+    /// Bytes of a stream: kept until a line ends (or 4 KiB gather, or a
+    /// PEM block ends), then masked and recorded as one event.
+    pub fn data(&mut self, which: Stdio, bytes: &[u8]) {
         let i = which as usize;
         self.bytes[i] += bytes.len() as u64;
-        let mut pending = std::mem::take(&mut self.pending[i]);
-        pending.extend_from_slice(bytes);
-        let mut start = 0;
-        loop {
-            let rest = &pending[start..];
-            // A terminal sends Enter as a carriage return.
-            let line_end = if which == Stdio::Stdin {
-                memchr::memchr2(b'\n', b'\r', rest)
-            } else {
-                memchr::memchr(b'\n', rest)
-            };
-            let end = match line_end {
-                Some(nl) => nl + 1,
-                None if rest.len() >= LINE_LIMIT => {
-                    // No line end within the limit: cut before an
-                    // incomplete character.
-                    match std::str::from_utf8(&rest[..LINE_LIMIT]) {
-                        Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => e.valid_up_to(),
-                        _ => LINE_LIMIT,
-                    }
-                }
-                None => break,
-            };
-            self.line(which, &pending[start..start + end]);
-            start += end;
-        }
-        pending.drain(..start);
-        self.pending[i] = pending;
-    }
-
-    /// One whole line: recorded, or kept with the PEM block it belongs to.
-    fn line(&mut self, which: Stdio, line: &[u8]) {
-        let i = which as usize;
-        let has = |needle: &[u8]| memchr::memmem::find(line, needle).is_some();
-        match self.block[i].take() {
-            Some(mut block) => {
-                block.extend_from_slice(line);
-                if has(b"-----END ") || block.len() > BLOCK_LIMIT {
-                    self.emit(which, &block);
-                } else {
-                    self.block[i] = Some(block);
-                }
-            }
-            None if has(b"-----BEGIN ") && !has(b"-----END ") => {
-                self.block[i] = Some(line.to_vec());
-            }
-            None => self.emit(which, line),
-        }
+        let mut lines = std::mem::take(&mut self.pending[i]);
+        lines.feed(bytes, &mut |unit| self.emit(which, unit));
+        self.pending[i] = lines;
     }
 
     fn emit(&mut self, which: Stdio, bytes: &[u8]) {
         let text = String::from_utf8_lossy(bytes);
-        let masked = crate::answer::mask_for_record(&self.engine, &text);
+        let masked = super::mask_for_record(&self.engine, &text);
         let code = if which == Stdio::Stdin { "i" } else { "o" };
         self.output_seen |= code == "o";
         self.event(code, &masked);
@@ -177,17 +130,15 @@ impl Cast {
             .into_iter()
             .enumerate()
         {
-            let mut rest = self.block[i].take().unwrap_or_default();
-            rest.extend(std::mem::take(&mut self.pending[i]));
-            if !rest.is_empty() {
-                self.emit(which, &rest);
-            }
+            let mut lines = std::mem::take(&mut self.pending[i]);
+            lines.flush(&mut |unit| self.emit(which, unit));
+            self.pending[i] = lines;
         }
     }
 
     /// The terminal's new size; the first is the header's (kubectl sends
     /// it as the session opens, before the command writes).
-    pub(crate) fn resize(&mut self, width: u32, height: u32) {
+    pub fn resize(&mut self, width: u32, height: u32) {
         if self.size.is_none() {
             self.size = Some((width, height));
         }
@@ -195,7 +146,7 @@ impl Cast {
     }
 
     /// A marker (the exit status, why the stream ended).
-    pub(crate) fn marker(&mut self, text: &str) {
+    pub fn marker(&mut self, text: &str) {
         self.flush();
         self.event("m", text);
     }
@@ -204,7 +155,7 @@ impl Cast {
     /// terminal's size (a resize came, or output did: then there is no
     /// terminal, or 64 KiB of events wait), then the header and every
     /// event as it comes.
-    pub(crate) fn ready(&mut self) -> Vec<u8> {
+    pub fn ready(&mut self) -> Vec<u8> {
         if !self.header_out
             && self.size.is_none()
             && !self.output_seen
@@ -239,18 +190,18 @@ impl Cast {
 
     /// The rest of the recording: what waited for a line end, and the
     /// header if it has not gone out yet.
-    pub(crate) fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Vec<u8> {
         self.flush();
         self.take()
     }
 
     /// Whether the recording reached its limit (the relay then cuts).
-    pub(crate) fn truncated(&self) -> bool {
+    pub fn truncated(&self) -> bool {
         self.truncated
     }
 
     /// The limit, in bytes of events.
-    pub(crate) fn limit(&self) -> usize {
+    pub fn limit(&self) -> usize {
         self.limit
     }
 }
@@ -363,7 +314,16 @@ mod tests {
 
     #[test]
     fn a_value_split_across_chunks_or_typed_a_key_at_a_time_is_masked() {
-        let engine = crate::email_engine();
+        let engine = MaskingEngine::new(
+            gatehouse_mask::BUILTIN
+                .iter()
+                .filter(|d| d.name == "email")
+                .map(|d| gatehouse_mask::DetectorSpec::builtin(d, None))
+                .collect(),
+            Vec::new(),
+            gatehouse_mask::HashKey::new([0; 32]),
+        )
+        .unwrap();
         let mut c = Cast::new(Arc::new(engine), 1 << 20, header());
         c.data(Stdio::Stdout, b"mail alice@exa");
         c.data(Stdio::Stdout, b"mple.com now\n");

@@ -9,22 +9,24 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// A finished recording.
-pub(crate) struct Written {
-    pub(crate) sha256: String,
-    pub(crate) bytes: u64,
+pub struct Written {
+    /// The file's SHA-256, in hex.
+    pub sha256: String,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// A recording's file being written by its own task.
-pub(crate) struct RecordingFile {
+pub struct RecordingFile {
     /// Where the recording's bytes go; a full channel slows the stream.
-    pub(crate) sink: mpsc::Sender<Vec<u8>>,
+    pub sink: mpsc::Sender<Vec<u8>>,
     task: JoinHandle<Result<Written, String>>,
 }
 
 impl RecordingFile {
     /// Creates `dir/<name>.part` (it must not exist) and the task that
     /// writes it.
-    pub(crate) async fn create(dir: &Path, name: &str) -> Result<Self, String> {
+    pub async fn create(dir: &Path, name: &str) -> Result<Self, String> {
         let part = dir.join(format!("{name}.part"));
         let done = dir.join(name);
         tokio::fs::create_dir_all(dir)
@@ -63,7 +65,7 @@ impl RecordingFile {
     }
 
     /// Writes the recording's last bytes and waits for the file to be whole.
-    pub(crate) async fn close(self, tail: Vec<u8>) -> Result<Written, String> {
+    pub async fn close(self, tail: Vec<u8>) -> Result<Written, String> {
         let Self { sink, task } = self;
         if !tail.is_empty() {
             // A writer that failed says why below.
