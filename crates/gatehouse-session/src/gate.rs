@@ -100,6 +100,8 @@ pub enum Verdict {
 pub struct Held {
     id: ApprovalId,
     timeout: Duration,
+    approver_groups: Vec<String>,
+    valid_for: Duration,
     fingerprint: String,
     reason: String,
     base: DecisionRecord,
@@ -256,6 +258,8 @@ async fn approve(
     Verdict::Held(Held {
         id,
         timeout: route.hold_timeout,
+        approver_groups: route.approver_groups.clone(),
+        valid_for: route.valid_for,
         fingerprint: asked.fingerprint.to_string(),
         reason,
         base,
@@ -273,6 +277,20 @@ impl Held {
         self.timeout
     }
 
+    /// Refuses the action without waiting (it cannot wait: a forwarded
+    /// connection opening), naming its request as request mode does.
+    pub fn refuse(self) -> Verdict {
+        Verdict::Refuse {
+            refusal: Refusal::ApprovalRequired {
+                reason: self.reason,
+                id: self.id,
+                approver_groups: self.approver_groups,
+                valid_for: self.valid_for,
+            },
+            record: self.base,
+        }
+    }
+
     /// Waits for the decision: forward on approval (decided again as
     /// approved: plain forbids still apply), refuse otherwise. Never
     /// [`Verdict::Held`].
@@ -287,6 +305,7 @@ impl Held {
             fingerprint,
             reason,
             mut base,
+            ..
         } = self;
         let state = match session.await_decision(&id, timeout).await {
             Ok(s) => s,

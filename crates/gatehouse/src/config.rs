@@ -66,6 +66,9 @@ struct ServerSection {
 struct ListenersSection {
     postgres: Option<String>,
     http: Option<String>,
+    ssh: Option<String>,
+    ssh_idle_timeout: Option<String>,
+    ssh_keepalive: Option<String>,
     #[serde(default)]
     plaintext_on_loopback: bool,
     handshake_timeout: Option<String>,
@@ -143,6 +146,14 @@ pub struct GatewayConfig {
     pub connections: Vec<Arc<BackendTarget>>,
     /// HTTP upstreams (`kind = "http"`), in file order; masking is attached at start.
     pub http_connections: Vec<gatehouse_http::HttpTarget>,
+    /// SSH listener address, when configured.
+    pub ssh_listen: Option<SocketAddr>,
+    /// A quiet SSH caller connection is closed after this long.
+    pub ssh_idle_timeout: Duration,
+    /// Keepalives go to a quiet SSH caller this often.
+    pub ssh_keepalive: Duration,
+    /// SSH hosts (`kind = "ssh"`), in file order; masking is attached at start.
+    pub ssh_connections: Vec<Arc<gatehouse_ssh::SshTarget>>,
     /// The policy, loaded and validated.
     pub policy: Arc<PolicyHandle>,
     /// Masking by connection name (connections without masking are absent).
@@ -350,6 +361,11 @@ impl RawConfig {
         self.listeners.http.as_deref()
     }
 
+    /// The SSH listener's address as written (validated by [`Self::resolve`]).
+    pub fn ssh_listen(&self) -> Option<&str> {
+        self.listeners.ssh.as_deref()
+    }
+
     /// The gateway's certificate file: `[tls] cert`, else the self-signed
     /// one the gateway generates into its data directory.
     pub fn tls_cert(&self) -> PathBuf {
@@ -412,6 +428,19 @@ impl RawConfig {
                 .map_err(|r| problem("listeners.http".into(), r))
                 .ok()
         });
+        let ssh_listen = self.listeners.ssh.as_ref().and_then(|a| {
+            parse_addr(a)
+                .map_err(|r| problem("listeners.ssh".into(), r))
+                .ok()
+        });
+        let mut ssh_duration = |key: &str, v: &Option<String>, default: u64| match v {
+            Some(t) => parse_duration(t)
+                .map_err(|r| problem(format!("listeners.{key}"), r))
+                .unwrap_or_default(),
+            None => Duration::from_secs(default),
+        };
+        let ssh_idle_timeout = ssh_duration("ssh_idle_timeout", &self.listeners.ssh_idle_timeout, 1800);
+        let ssh_keepalive = ssh_duration("ssh_keepalive", &self.listeners.ssh_keepalive, 30);
         let handshake_timeout = match &self.listeners.handshake_timeout {
             Some(t) => parse_duration(t)
                 .map_err(|r| problem("listeners.handshake_timeout".into(), r))
@@ -519,6 +548,7 @@ impl RawConfig {
         let mut names = HashSet::new();
         let mut connections = Vec::new();
         let mut http_connections = Vec::new();
+        let mut ssh_connections = Vec::new();
         for (i, c) in self.connections.iter().enumerate() {
             let target = c.resolve(i, &mut names, |p| self.path(p), &mut problem);
             let mut ok = true;
@@ -547,6 +577,15 @@ impl RawConfig {
                         );
                     }
                     http_connections.push(t);
+                }
+                (true, Some(connections::Resolved::Ssh(t))) => {
+                    if self.listeners.ssh.is_none() {
+                        problem(
+                            format!("connection[{i}].kind"),
+                            "ssh connections need an SSH listener: add ssh = \"127.0.0.1:2222\" to [listeners]".into(),
+                        );
+                    }
+                    ssh_connections.push(Arc::new(t));
                 }
                 _ => {}
             }
@@ -585,6 +624,10 @@ impl RawConfig {
                 tls,
                 connections,
                 http_connections,
+                ssh_listen,
+                ssh_idle_timeout,
+                ssh_keepalive,
+                ssh_connections,
                 warnings: if self.policy.is_none() {
                     vec![format!("{}: policy: {MISSING_POLICY}", self.file.display())]
                 } else {
@@ -648,6 +691,7 @@ mod limits;
 mod masking;
 mod segments;
 mod sinks;
+mod ssh;
 pub use approval::{WebhookFormat, WebhookSpec};
 pub use evidence::EvidenceSpec;
 pub use limits::Limits;

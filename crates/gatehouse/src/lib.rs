@@ -18,3 +18,4 @@ pub mod pgcluster;
 pub mod policy_cli;
 pub mod policy_tools;
 pub mod serve;
+pub mod ssh_cli;

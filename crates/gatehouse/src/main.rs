@@ -48,6 +48,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum SshCommand {
+    /// Print the gateway's SSH host key (made in the data directory if there is none yet),
+    /// its SHA256 fingerprint and a known_hosts line for callers to pin.
+    HostKey {
+        /// JSON output: {"public_key", "fingerprint", "known_hosts"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
     Serve,
@@ -105,6 +116,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The SSH listener: its host key.
+    #[command(subcommand)]
+    Ssh(SshCommand),
     /// kubectl's exec credential plugin: prints an ExecCredential with the caller's token
     /// (a Gatehouse service token or the platform's OIDC token).
     KubeCredential {
@@ -410,6 +424,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 Some(f) => gatehouse::certs::write_private(f, yaml.as_bytes())?,
                 None => print!("{yaml}"),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ssh(SshCommand::HostKey { json }) => {
+            print!("{}", gatehouse::ssh_cli::host_key(&config_path(&cli), *json)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::KubeCredential {

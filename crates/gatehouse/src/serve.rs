@@ -38,6 +38,8 @@ pub struct RunningGateway {
     pub api_addr: SocketAddr,
     /// Where the HTTP listener accepts callers, when configured.
     pub http_addr: Option<SocketAddr>,
+    /// Where the SSH listener accepts callers, when configured.
+    pub ssh_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Keeps OIDC keys fresh; never ends by itself, so it is aborted at stop.
@@ -105,13 +107,26 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         None => None,
     };
     let http_addr = http_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let ssh_listener = match config.ssh_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "{}: listeners.ssh: cannot listen on {addr}",
+                config.file.display()
+            )
+        })?),
+        None => None,
+    };
+    let ssh_addr = ssh_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let postgres_addr = pg_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
     let mut masking = HashMap::new();
     let mut http_targets = HashMap::new();
     let kube = |t: &gatehouse_http::HttpTarget| t.dialect == gatehouse_http::Dialect::Kubernetes;
-    let hash_key = if config.masking.is_empty() && !config.http_connections.iter().any(kube) {
+    let hash_key = if config.masking.is_empty()
+        && !config.http_connections.iter().any(kube)
+        && config.ssh_connections.is_empty()
+    {
         None
     } else {
         Some(masking_key(config)?)
@@ -141,6 +156,24 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             }));
         }
         http_targets.insert(t.name.clone(), Arc::new(t));
+    }
+    let mut ssh_targets = HashMap::new();
+    for target in &config.ssh_connections {
+        let mut t = gatehouse_ssh::SshTarget::clone(target);
+        if let Some(key) = &hash_key {
+            // Secret values are always masked in a shell's or command's
+            // output; [connection.masking] adds detectors.
+            let detectors = config
+                .masking
+                .get(&t.name)
+                .map(|s| s.detectors.clone())
+                .unwrap_or_default();
+            t.masking = Arc::new(
+                gatehouse_ssh::ssh_masking(detectors, key.clone())
+                    .with_context(|| format!("masking for connection {}", t.name))?,
+            );
+        }
+        ssh_targets.insert(t.name.clone(), Arc::new(t));
     }
     let sensitive_columns = Arc::new(
         gatehouse_core::SensitiveColumns::open(store.clone(), audit.clone())
@@ -233,6 +266,28 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         let rx = shutdown_rx.clone();
         tokio::spawn(async move { gateway.serve(listener, rx).await })
     });
+    let ssh_task = match ssh_listener {
+        Some(listener) => {
+            let key_path = config.data_dir.join(gatehouse_ssh::HOST_KEY_FILE);
+            let host_key = gatehouse_ssh::load_or_create_host_key(&key_path)
+                .with_context(|| format!("the SSH host key {}", key_path.display()))?;
+            let settings = gatehouse_ssh::SshSettings {
+                host_key,
+                connections: ssh_targets,
+                policy: config.policy.clone(),
+                record_masking: Arc::new(MaskingEngine::secrets_only()),
+                recordings: config.data_dir.join("recordings"),
+                idle_timeout: config.ssh_idle_timeout,
+                keepalive: config.ssh_keepalive,
+                max_connections: config.limits.session.max_connections as usize,
+                login_timeout: config.handshake_timeout,
+            };
+            let gateway = gatehouse_ssh::SshGateway::new(settings, gatekeeper.clone());
+            let rx = shutdown_rx.clone();
+            Some(tokio::spawn(async move { gateway.serve(listener, rx).await }))
+        }
+        None => None,
+    };
     let gateway = PostgresGateway::new(settings, gatekeeper);
     let pg_task = {
         let rx = shutdown_rx.clone();
@@ -254,6 +309,12 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                         .http_connections
                         .iter()
                         .map(|c| (c.name.clone(), c.dialect.kind().to_string())),
+                )
+                .chain(
+                    config
+                        .ssh_connections
+                        .iter()
+                        .map(|c| (c.name.clone(), "ssh".to_string())),
                 )
                 .collect(),
             approvals: approvals.clone(),
@@ -291,6 +352,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             ]
             .into_iter()
             .chain(http_addr.map(|a| format!("http {a}")))
+            .chain(ssh_addr.map(|a| format!("ssh {a}")))
             .collect::<Vec<_>>(),
         )])
         .await
@@ -304,10 +366,12 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         postgres_addr,
         api_addr,
         http_addr,
+        ssh_addr,
         shutdown,
         tasks: [pg_task, api_task, reload_task, expiry_task]
             .into_iter()
             .chain(http_task)
+            .chain(ssh_task)
             .collect(),
         key_refresh: oidc_task,
         recorder_task,

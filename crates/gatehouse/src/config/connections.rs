@@ -47,12 +47,19 @@ pub(super) struct ConnectionSection {
     // kubernetes connections.
     pub(super) impersonate: Option<bool>,
     pub(super) recording_limit: Option<super::limits::Size>,
+    // ssh connections (config/ssh.rs).
+    #[serde(default)]
+    pub(super) users: Vec<String>,
+    pub(super) private_key_file: Option<String>,
+    pub(super) host_key: Option<String>,
+    pub(super) host_key_file: Option<String>,
 }
 
 /// A checked `[[connection]]`.
 pub(super) enum Resolved {
     Postgres(BackendTarget),
     Http(gatehouse_http::HttpTarget),
+    Ssh(gatehouse_ssh::SshTarget),
 }
 
 impl ConnectionSection {
@@ -92,7 +99,22 @@ impl ConnectionSection {
                 &mut ok,
             );
         }
+        if self.kind != "ssh" {
+            for (key, set) in [
+                ("users", !self.users.is_empty()),
+                ("private_key_file", self.private_key_file.is_some()),
+                ("host_key", self.host_key.is_some()),
+                ("host_key_file", self.host_key_file.is_some()),
+            ] {
+                if set {
+                    bad(k(key), "only used by ssh connections".into(), &mut ok);
+                }
+            }
+        }
         let target = match self.kind.as_str() {
+            "ssh" => self
+                .resolve_ssh(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
+                .map(Resolved::Ssh),
             "postgres" => self
                 .resolve_postgres(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Postgres),
@@ -102,7 +124,7 @@ impl ConnectionSection {
             other => {
                 bad(
                     k("kind"),
-                    format!("{other:?} is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\" and \"kubernetes\""),
+                    format!("{other:?} is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\", \"kubernetes\" and \"ssh\""),
                     &mut ok,
                 );
                 // A database-shaped section still gets its other mistakes named.

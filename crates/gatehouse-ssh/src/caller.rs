@@ -1,0 +1,364 @@
+//! One caller's SSH connection: its login (the token as the password, or
+//! typed at a keyboard-interactive prompt, the connection named by the SSH
+//! user name), then each channel it opens handed to its own task. Requests
+//! are answered here, in the order they came (the SSH client matches the
+//! answers to its requests by order); what they ask for is acted on by
+//! the channel's task.
+
+use crate::listener::Gw;
+use crate::target::SshTarget;
+use crate::upstream::{self, Upstream};
+use gatehouse_core::Protocol;
+use gatehouse_session::{Credential, LoginAttempt, LoginRefusal, Session, SessionDetails};
+use russh::server::{self, Auth, ChannelOpenHandle, Msg, Response};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// The prompt of the keyboard-interactive login.
+const PROMPT: &str = "Gatehouse token: ";
+
+/// A caller logged in: its session, the connection and account it asked
+/// for, and the gateway's connection to the target (made when the first
+/// channel needs it, shared by all).
+pub(crate) struct Login {
+    pub(crate) gw: Arc<Gw>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) session: Session,
+    pub(crate) target: Arc<SshTarget>,
+    /// The account on the target.
+    pub(crate) user: String,
+    upstream: OnceCell<Result<Arc<Upstream>, String>>,
+}
+
+impl Login {
+    /// The gateway's connection to the target, made on first use. `Err`
+    /// says why it cannot be made (for the caller), every time it is asked.
+    pub(crate) async fn upstream(&self) -> Result<Arc<Upstream>, String> {
+        self.upstream
+            .get_or_init(|| async {
+                upstream::connect(self.target.clone(), &self.user)
+                    .await
+                    .map(Arc::new)
+                    .inspect_err(|e| tracing::warn!(connection = %self.target.name, error = %e, "ssh target unreachable"))
+            })
+            .await
+            .clone()
+    }
+}
+
+/// The handler of one caller connection.
+pub(crate) struct CallerConnection {
+    gw: Arc<Gw>,
+    peer: SocketAddr,
+    /// Set once the caller is in; the listener closes its session.
+    pub(crate) login: Arc<std::sync::Mutex<Option<Arc<Login>>>>,
+    /// Why the last keyboard-interactive answer was refused: shown once,
+    /// then the method fails.
+    refused: Option<String>,
+    /// The client's version string, for the session's record.
+    client: String,
+}
+
+impl CallerConnection {
+    pub(crate) fn new(
+        gw: Arc<Gw>,
+        peer: SocketAddr,
+        login: Arc<std::sync::Mutex<Option<Arc<Login>>>>,
+    ) -> Self {
+        Self {
+            gw,
+            peer,
+            login,
+            refused: None,
+            client: String::new(),
+        }
+    }
+
+    fn logged_in(&self) -> Option<Arc<Login>> {
+        self.login
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The connection and account an SSH user name asks for: a configured
+    /// connection's name, or `account@connection`.
+    fn resolve(&self, name: &str) -> (String, Option<String>) {
+        if self.gw.settings.connections.contains_key(name) {
+            return (name.to_string(), None);
+        }
+        match name.split_once('@') {
+            Some((account, connection)) => (connection.to_string(), Some(account.to_string())),
+            None => (name.to_string(), None),
+        }
+    }
+
+    /// Logs the caller in with `token`: the core's login sequence, the
+    /// account checked against the connection's, the session opened.
+    /// `Err` is what the caller is told.
+    async fn log_in(&mut self, name: &str, token: &str) -> Result<(), String> {
+        let (connection, account) = self.resolve(name);
+        let target = self.gw.settings.connections.get(&connection).cloned();
+        let attempt = LoginAttempt {
+            protocol: Protocol::Ssh,
+            peer: self.peer,
+            encrypted: true,
+            connection: Some(&connection),
+            kind: target.as_ref().map(|_| "ssh"),
+        };
+        let gate = &self.gw.gatekeeper;
+        let knock = gate.knock(attempt).await.map_err(|r| words(&r))?;
+        let checked = gate
+            .login(&knock, Credential::Token(token))
+            .await
+            .map_err(|r| words(&r))?;
+        // Only a configured connection passes the login.
+        let Some(target) = target else {
+            return Err(format!("connection {connection:?} is not configured"));
+        };
+        let user = account.unwrap_or_else(|| target.user.clone());
+        if !target.users.contains(&user) {
+            let message = format!(
+                "the connection {} does not let callers log in to the account {user:?} (its accounts: {})",
+                target.name,
+                target.users.join(", ")
+            );
+            return Err(words(&checked.refuse("account", message).await));
+        }
+        let admitted = checked.admit().await.map_err(|r| words(&r))?;
+        let session = admitted
+            .open(SessionDetails {
+                client_user: name.to_string(),
+                application_name: Some(self.client.clone()).filter(|c| !c.is_empty()),
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not open an ssh session");
+                "gatehouse could not record the session's start, so it was not opened".to_string()
+            })?;
+        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Login {
+            gw: self.gw.clone(),
+            peer: self.peer,
+            session,
+            target,
+            user,
+            upstream: OnceCell::new(),
+        }));
+        Ok(())
+    }
+}
+
+/// A refused login in words for the caller.
+fn words(r: &LoginRefusal) -> String {
+    match r {
+        LoginRefusal::BadCredential { .. } | LoginRefusal::MissingCredential => format!(
+            "{}; use a service token or an OIDC token as the password",
+            r.message()
+        ),
+        _ => r.message(),
+    }
+}
+
+fn methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::KeyboardInteractive, MethodKind::Password][..])
+}
+
+impl server::Handler for CallerConnection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(methods()),
+            partial_success: false,
+        })
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        match self.log_in(user, password).await {
+            Ok(()) => Ok(Auth::Accept),
+            Err(why) => {
+                tracing::info!(client = %self.peer, reason = %why, "ssh login refused");
+                Ok(Auth::Reject {
+                    proceed_with_methods: Some(methods()),
+                    partial_success: false,
+                })
+            }
+        }
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let reject = Auth::Reject {
+            proceed_with_methods: Some(methods()),
+            partial_success: false,
+        };
+        let Some(mut response) = response else {
+            return Ok(Auth::Partial {
+                name: Cow::Borrowed(""),
+                instructions: Cow::Borrowed(""),
+                prompts: Cow::Owned(vec![(Cow::Borrowed(PROMPT), false)]),
+            });
+        };
+        if self.refused.take().is_some() {
+            // The answer to the note that said why: the method fails now.
+            return Ok(reject);
+        }
+        let token = response
+            .next()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_default();
+        match self.log_in(user, &token).await {
+            Ok(()) => Ok(Auth::Accept),
+            Err(why) => {
+                tracing::info!(client = %self.peer, reason = %why, "ssh login refused");
+                // The caller is told why in an instruction without prompts.
+                let note = format!("gatehouse: {why}");
+                self.refused = Some(note.clone());
+                Ok(Auth::Partial {
+                    name: Cow::Borrowed("gatehouse"),
+                    instructions: Cow::Owned(note),
+                    prompts: Cow::Owned(Vec::new()),
+                })
+            }
+        }
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        _offer: server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(methods()),
+            partial_success: false,
+        })
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        let Some(login) = self.logged_in() else {
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        reply.accept().await;
+        let handle = session.handle();
+        tokio::spawn(crate::channel::run(login, channel, handle));
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        let Some(login) = self.logged_in() else {
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        let host = host_to_connect.to_string();
+        let handle = session.handle();
+        tokio::spawn(crate::forward::run(login, channel, reply, host, port_to_connect, handle));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _variable_name: &str,
+        _variable_value: &str,
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        // Accepted here; decided by the channel's task, which tells the
+        // caller on stderr and ends the channel if it is refused.
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(client = %self.peer, "ssh: X11 forwarding refused");
+        session.channel_failure(channel)
+    }
+
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut server::Session,
+    ) -> Result<bool, Self::Error> {
+        tracing::info!(client = %self.peer, "ssh: agent forwarding refused");
+        Ok(false)
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut server::Session,
+    ) -> Result<bool, Self::Error> {
+        tracing::info!(client = %self.peer, address, port = *port, "ssh: remote forwarding refused");
+        Ok(false)
+    }
+}

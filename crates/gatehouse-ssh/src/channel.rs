@@ -1,0 +1,614 @@
+//! One session channel: its terminal and environment noted, then its one
+//! action (a shell, a command, the sftp subsystem) decided by the policy,
+//! held for approval or refused (the caller told on stderr, with an exit
+//! status), and only then opened on the target and relayed.
+
+use crate::caller::Login;
+use crate::relay::{self, CallerSide, Carries, Recording, TargetSide};
+use gatehouse_core::{
+    statement_fingerprint, ActionOutcome, ActionRecord, DecisionRecord, HttpExchange,
+    StreamRecord, Timestamp,
+};
+use gatehouse_policy::{Decision, SshRequestFacts};
+use gatehouse_session::gate::{self, ApprovalAsk, Refusal, Verdict};
+use gatehouse_session::recording::{mask_for_record, Cast, Header, RecordingFile};
+use gatehouse_session::DecidedAction;
+use russh::{Channel, ChannelMsg, Pty};
+use std::sync::{Arc, Mutex};
+
+/// Exit status of an action the gateway refused (it did not run).
+const REFUSED: u32 = 126;
+/// Exit status when the gateway or the target failed.
+const FAILED: u32 = 255;
+/// Environment variables one channel may ask for.
+const MAX_ENV: usize = 64;
+/// Input kept while an action is held for approval.
+const EARLY_LIMIT: usize = 1 << 20;
+
+/// An action's number, recorded text and parameters, and when it started.
+struct Acted {
+    seq: u64,
+    text: String,
+    params: Vec<Option<String>>,
+    started: Timestamp,
+    clock: std::time::Instant,
+}
+
+/// The terminal a channel asked for.
+#[derive(Clone, Debug)]
+pub(crate) struct Terminal {
+    term: String,
+    cols: u32,
+    rows: u32,
+    pix: (u32, u32),
+    modes: Vec<(Pty, u32)>,
+}
+
+/// What a session channel was opened for.
+#[derive(Debug)]
+enum Start {
+    Shell,
+    Exec(String),
+    Subsystem(String),
+}
+
+impl Start {
+    fn action(&self) -> &'static str {
+        match self {
+            Self::Shell => "ssh:shell",
+            Self::Exec(_) => "ssh:exec",
+            Self::Subsystem(_) => "ssh:sftp",
+        }
+    }
+
+    /// The action as records show it.
+    fn text(&self) -> String {
+        match self {
+            Self::Shell => "(shell)".into(),
+            Self::Exec(c) => c.clone(),
+            Self::Subsystem(s) => format!("(subsystem {s})"),
+        }
+    }
+}
+
+/// The caller's side of a channel before it is relayed.
+struct Caller {
+    chan: Channel<russh::server::Msg>,
+    handle: russh::server::Handle,
+}
+
+impl Caller {
+    /// Tells the caller why on stderr, ends the channel with `status`.
+    async fn end(&self, message: &str, status: u32) {
+        let text = format!("gatehouse: {message}\r\n");
+        let _ = self.chan.extended_data(1, text.as_bytes()).await;
+        let _ = self.chan.exit_status(status).await;
+        let _ = self.chan.eof().await;
+        let _ = self.chan.close().await;
+    }
+}
+
+/// Runs one session channel to its end.
+pub(crate) async fn run(
+    login: Arc<Login>,
+    chan: Channel<russh::server::Msg>,
+    handle: russh::server::Handle,
+) {
+    let mut caller = Caller { chan, handle };
+    let mut terminal: Option<Terminal> = None;
+    let mut env: Vec<(String, String)> = Vec::new();
+    let start = loop {
+        match caller.chan.wait().await {
+            None | Some(ChannelMsg::Close) => return,
+            Some(ChannelMsg::RequestPty {
+                term,
+                col_width,
+                row_height,
+                pix_width,
+                pix_height,
+                terminal_modes,
+                ..
+            }) => {
+                terminal = Some(Terminal {
+                    term,
+                    cols: col_width,
+                    rows: row_height,
+                    pix: (pix_width, pix_height),
+                    modes: terminal_modes,
+                })
+            }
+            Some(ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                ..
+            }) => {
+                if let Some(t) = terminal.as_mut() {
+                    t.cols = col_width;
+                    t.rows = row_height;
+                }
+            }
+            Some(ChannelMsg::SetEnv {
+                variable_name,
+                variable_value,
+                ..
+            }) => {
+                if env.len() < MAX_ENV {
+                    env.push((variable_name, variable_value));
+                }
+            }
+            Some(ChannelMsg::RequestShell { .. }) => break Start::Shell,
+            Some(ChannelMsg::Exec { command, .. }) => match String::from_utf8(command) {
+                Ok(c) => break Start::Exec(c),
+                Err(_) => {
+                    caller
+                        .end(
+                            "the command is not UTF-8 text, so it cannot be decided; nothing was run",
+                            REFUSED,
+                        )
+                        .await;
+                    return;
+                }
+            },
+            Some(ChannelMsg::RequestSubsystem { name, .. }) => {
+                if name == "sftp" {
+                    break Start::Subsystem(name);
+                }
+                caller
+                    .end(
+                        &format!("the subsystem {name:?} is not relayed (only sftp is)"),
+                        REFUSED,
+                    )
+                    .await;
+                return;
+            }
+            Some(_) => {}
+        }
+    };
+    act(login, caller, terminal, env, start).await;
+}
+
+async fn act(
+    login: Arc<Login>,
+    mut caller: Caller,
+    terminal: Option<Terminal>,
+    env: Vec<(String, String)>,
+    start: Start,
+) {
+    let session = &login.session;
+    let seq = session.next_seq();
+    let engine = login.target.masking.clone();
+    let mask = {
+        let engine = engine.clone();
+        move |t: &str| mask_for_record(&engine, t)
+    };
+    let text = mask(&start.text());
+    let env_pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let command = match &start {
+        Start::Exec(c) => c.as_str(),
+        _ => "",
+    };
+    let subsystem = match &start {
+        Start::Subsystem(s) => s.as_str(),
+        _ => "",
+    };
+    let identity = session.identity().clone();
+    let policy = login.gw.settings.policy.clone();
+    let client_ip = login.peer.ip();
+    let target = login.target.clone();
+    let decide_as = |approved: bool| -> Decision {
+        let (engine, _) = policy.current();
+        engine.decide_ssh(&SshRequestFacts {
+            identity: &identity,
+            connection: &target.name,
+            client_ip,
+            now: Timestamp::now(),
+            approved,
+            action: start.action(),
+            host: &target.host,
+            port: target.port,
+            user: &login.user,
+            command,
+            pty: terminal.as_ref().map(|t| t.term.as_str()),
+            env: &env_pairs,
+            subsystem,
+            forward: None,
+        })
+    };
+    let mut params: Vec<Option<String>> = vec![Some(format!("account={}", login.user))];
+    if let Some(t) = &terminal {
+        params.push(Some(format!("pty={}", t.term)));
+    }
+    params.extend(env_pairs.iter().map(|p| Some(mask(p))));
+    let bound = params
+        .iter()
+        .flatten()
+        .map(|p| format!("{p}\n"))
+        .collect::<String>();
+    let fingerprint = statement_fingerprint(
+        &identity.subject,
+        &target.name,
+        "ssh",
+        &format!("{} {}", start.action(), start.text()),
+        &[Some(bound.as_bytes())],
+    );
+    let ask = ApprovalAsk {
+        seq,
+        text: &text,
+        params: &params,
+        fingerprint: &fingerprint,
+        mask: &mask,
+    };
+    let started = Timestamp::now();
+    let clock = std::time::Instant::now();
+    let mut verdict = gate::decide(session, policy.mode(), &decide_as, &ask).await;
+    let mut early = Vec::new();
+    if let Verdict::Held(held) = verdict {
+        let note = format!(
+            "gatehouse: held for approval: request {id}; an approver runs `gatehouse approvals approve {id}`. Waiting up to {}…\r\n",
+            humantime_secs(held.timeout()),
+            id = held.id()
+        );
+        let _ = caller.chan.extended_data(1, note.as_bytes()).await;
+        // The caller may give up while it waits: its channel closing ends
+        // the wait. What it sends meanwhile (input, its end) is kept for
+        // the target, up to a bound; past it, the caller waits too.
+        let mut chan = caller.chan;
+        let gave_up = async {
+            let mut kept = 0usize;
+            while kept < EARLY_LIMIT {
+                match chan.wait().await {
+                    None | Some(ChannelMsg::Close) => return true,
+                    Some(m) => {
+                        if let ChannelMsg::Data { data } = &m {
+                            kept += data.len();
+                        }
+                        early.push(m);
+                    }
+                }
+            }
+            std::future::pending::<bool>().await
+        };
+        verdict = tokio::select! {
+            v = held.wait(session, &decide_as) => v,
+            _ = gave_up => {
+                let outcome = ActionOutcome::Error {
+                    code: "left".into(),
+                    message: "the caller closed the channel while it was held for approval".into(),
+                };
+                let record = DecisionRecord {
+                    decision: gatehouse_core::Decided::Deny,
+                    policies: Vec::new(),
+                    mode: policy.mode().recorded(),
+                    reason: Some("held for approval; the caller left".into()),
+                };
+                finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+                return;
+            }
+        };
+        caller = Caller {
+            chan,
+            handle: caller.handle,
+        };
+    }
+    let acted = Acted {
+        seq,
+        text,
+        params,
+        started,
+        clock,
+    };
+    proceed(login, caller, terminal, env, start, acted, verdict, early).await
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn proceed(
+    login: Arc<Login>,
+    caller: Caller,
+    terminal: Option<Terminal>,
+    env: Vec<(String, String)>,
+    start: Start,
+    acted: Acted,
+    verdict: Verdict,
+    early: Vec<ChannelMsg>,
+) {
+    let Acted {
+        seq,
+        text,
+        params,
+        started,
+        clock,
+    } = acted;
+    let session = &login.session;
+    let engine = login.target.masking.clone();
+    let (record, approval) = match verdict {
+        Verdict::Forward { record, approval } => (record, approval),
+        Verdict::Refuse {
+            mut record,
+            refusal,
+        } => {
+            record.reason = record.reason.map(|r| mask_for_record(&engine, &r));
+            let message = mask_for_record(&engine, &refusal.message());
+            if write_ahead(&login, seq, &text, params.len(), &record, None)
+                .await
+                .is_err()
+            {
+                caller.end(&Refusal::EvidenceUnavailable.message(), FAILED).await;
+                return;
+            }
+            let code = match refusal {
+                Refusal::ApprovalRequired { .. } => "approval",
+                Refusal::EvidenceUnavailable => "evidence",
+                _ => "refused",
+            };
+            caller.end(&message, REFUSED).await;
+            let outcome = ActionOutcome::Error {
+                code: code.into(),
+                message,
+            };
+            finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+            return;
+        }
+        Verdict::Held(_) => unreachable!("a held action is waited for before it proceeds"),
+    };
+    let mut record = record;
+    record.reason = record.reason.map(|r| mask_for_record(&engine, &r));
+    if write_ahead(&login, seq, &text, params.len(), &record, approval)
+        .await
+        .is_err()
+    {
+        caller.end(&Refusal::EvidenceUnavailable.message(), FAILED).await;
+        return;
+    }
+    let fail = |message: String| ActionOutcome::Error {
+        code: "unreachable".into(),
+        message,
+    };
+    let upstream = match login.upstream().await {
+        Ok(u) => u,
+        Err(why) => {
+            caller.end(&why, FAILED).await;
+            finish(&login, seq, text, params, started, clock, fail(why), record, None).await;
+            return;
+        }
+    };
+    let up = match upstream.channel_open_session().await {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("the host did not open a channel: {e}");
+            caller.end(&why, FAILED).await;
+            finish(&login, seq, text, params, started, clock, fail(why), record, None).await;
+            return;
+        }
+    };
+    let carries = match (&start, &terminal) {
+        (Start::Subsystem(_), _) => Carries::Bytes,
+        (Start::Exec(c), None) if legacy_scp(c) => Carries::Bytes,
+        (_, Some(_)) => Carries::Terminal,
+        (_, None) => Carries::Command,
+    };
+    // Shells and commands are recorded from their first byte: the file is
+    // made before anything goes to the target.
+    let name = format!("{}-{seq}.cast", session.id());
+    let file = if carries == Carries::Bytes {
+        None
+    } else {
+        match RecordingFile::create(&login.gw.settings.recordings, &name).await {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::error!(error = %e, "could not start an ssh recording; refusing the channel");
+                let why = "gatehouse could not start the channel's recording, so it was not opened".to_string();
+                caller.end(&why, FAILED).await;
+                let outcome = ActionOutcome::Error {
+                    code: "recording".into(),
+                    message: why,
+                };
+                finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+                return;
+            }
+        }
+    };
+    let sent = async {
+        if let Some(t) = &terminal {
+            up.request_pty(false, &t.term, t.cols, t.rows, t.pix.0, t.pix.1, &t.modes)
+                .await?;
+        }
+        for (k, v) in &env {
+            up.set_env(false, k.as_str(), v.as_str()).await?;
+        }
+        match &start {
+            Start::Shell => up.request_shell(true).await,
+            Start::Exec(c) => up.exec(true, c.as_bytes()).await,
+            Start::Subsystem(s) => up.request_subsystem(true, s.as_str()).await,
+        }
+    }
+    .await;
+    if let Err(e) = sent {
+        let why = format!("the host's channel failed: {e}");
+        caller.end(&why, FAILED).await;
+        finish(&login, seq, text, params, started, clock, fail(why), record, None).await;
+        return;
+    }
+    let recording = file.as_ref().map(|f| {
+        let header = Header {
+            title: format!("{} on {} as {}", text, login.target.name, login.user),
+            command: match &start {
+                Start::Exec(_) => text.clone(),
+                _ => String::new(),
+            },
+            started_unix: started.unix_millis() / 1000,
+        };
+        let mut cast = Cast::new(engine.clone(), login.target.recording_limit, header);
+        if let Some(t) = &terminal {
+            cast.resize(t.cols, t.rows);
+        }
+        Arc::new(Recording {
+            cast: Mutex::new(cast),
+            sink: f.sink.clone(),
+        })
+    });
+    let (read, write) = caller.chan.split();
+    let (up_read, up_write) = up.split();
+    let relayed = relay::relay(
+        session,
+        CallerSide {
+            read,
+            write,
+            handle: caller.handle,
+        },
+        TargetSide {
+            read: up_read,
+            write: up_write,
+        },
+        carries,
+        engine,
+        recording.clone(),
+        early,
+    )
+    .await;
+    let mut stream = StreamRecord {
+        protocol: "ssh".into(),
+        stdin_bytes: relayed.bytes[0],
+        stdout_bytes: relayed.bytes[1],
+        stderr_bytes: relayed.bytes[2],
+        exit_code: relayed.exit_status.map(i64::from),
+        ..StreamRecord::default()
+    };
+    let mut outcome = match (&relayed.cut, relayed.exit_status, &relayed.exit_signal) {
+        (Some(why), _, _) => ActionOutcome::Error {
+            code: "cut".into(),
+            message: why.clone(),
+        },
+        _ if relayed.refused_by_target => ActionOutcome::Error {
+            code: "target".into(),
+            message: "the host refused the request".into(),
+        },
+        (None, Some(0), _) | (None, None, None) => ActionOutcome::Ok {
+            summary: match relayed.exit_status {
+                Some(c) => format!("exit {c}"),
+                None => "ended".into(),
+            },
+            count: None,
+        },
+        (None, Some(code), _) => ActionOutcome::Error {
+            code: "exit".into(),
+            message: format!("the command exited with {code}"),
+        },
+        (None, None, Some(sig)) => ActionOutcome::Error {
+            code: "signal".into(),
+            message: format!("the command was ended by signal {sig}"),
+        },
+    };
+    if let (Some(r), Some(file)) = (recording, file) {
+        let tail = {
+            let mut cast = r.cast.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(code) = relayed.exit_status {
+                cast.marker(&format!("exit {code}"));
+            }
+            std::mem::replace(
+                &mut *cast,
+                Cast::new(
+                    Arc::new(gatehouse_mask::MaskingEngine::secrets_only()),
+                    0,
+                    Header {
+                        title: String::new(),
+                        command: String::new(),
+                        started_unix: 0,
+                    },
+                ),
+            )
+        }
+        .finish();
+        drop(r);
+        match file.close(tail).await {
+            Ok(w) => {
+                stream.recording = Some(name);
+                stream.recording_sha256 = Some(w.sha256);
+                stream.recording_bytes = w.bytes;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not keep an ssh recording");
+                outcome = ActionOutcome::Error {
+                    code: "recording".into(),
+                    message: format!("gatehouse could not keep the recording: {e}"),
+                };
+            }
+        }
+    }
+    finish(&login, seq, text, params, started, clock, outcome, record, Some(stream)).await;
+}
+
+/// A legacy scp (`scp -O`, or an old client): `scp -t` or `scp -f`
+/// carries file bytes, not text, so it is relayed unmasked.
+fn legacy_scp(command: &str) -> bool {
+    let Some((words, compound)) = gatehouse_policy::shell_words(command) else {
+        return false;
+    };
+    !compound
+        && words.first().is_some_and(|w| w == "scp")
+        && words.iter().any(|w| w.starts_with('-') && (w.contains('t') || w.contains('f')))
+}
+
+/// The decision (and the approval it runs on) is durable before anything
+/// of the action reaches the target.
+pub(crate) async fn write_ahead(
+    login: &Login,
+    seq: u64,
+    text: &str,
+    parameters: usize,
+    decision: &DecisionRecord,
+    approval: Option<gatehouse_core::ApprovalId>,
+) -> Result<(), ()> {
+    let session = &login.session;
+    let mut w = session.write_ahead();
+    w.decided(DecidedAction {
+        seq,
+        flavour: "ssh",
+        text,
+        parameters,
+        decision,
+    });
+    if let Some(id) = approval {
+        w.take(id);
+    }
+    session.commit(&mut w).await.map_err(|e| {
+        tracing::error!(error = %e, "could not log an ssh action; refusing it");
+    })
+}
+
+/// Records a finished action.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish(
+    login: &Login,
+    seq: u64,
+    text: String,
+    params: Vec<Option<String>>,
+    started: Timestamp,
+    clock: std::time::Instant,
+    outcome: ActionOutcome,
+    decision: DecisionRecord,
+    stream: Option<StreamRecord>,
+) {
+    let record = ActionRecord {
+        session_id: login.session.id(),
+        seq,
+        protocol: "ssh".into(),
+        text,
+        params,
+        started_at: started,
+        duration_us: clock.elapsed().as_micros() as u64,
+        outcome,
+        decision: Some(decision),
+        masking: None,
+        exchange: stream.map(|s| HttpExchange {
+            stream: Some(s),
+            ..HttpExchange::default()
+        }),
+    };
+    if login.session.finished(record).await.is_err() {
+        tracing::error!("session recorder stopped; an ssh action is not recorded");
+    }
+}

@@ -1,0 +1,77 @@
+//! The gateway's own SSH host key: made on first start in the data
+//! directory (Ed25519, mode 0600) and kept, so callers can pin it.
+
+use crate::SshError;
+use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{HashAlg, PrivateKey, PublicKey};
+use std::io::Write;
+use std::path::Path;
+
+/// The host key's file name in the data directory.
+pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+
+/// Reads the host key at `path`, or makes one there when there is none.
+pub fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, SshError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => PrivateKey::from_openssh(&text)
+            .map_err(|e| SshError::Key(format!("{}: not an OpenSSH private key: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
+        Err(source) => Err(SshError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn create(path: &Path) -> Result<PrivateKey, SshError> {
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+    let pair = Ed25519Keypair::from_seed(&seed);
+    let key = PrivateKey::new(KeypairData::Ed25519(pair), "gatehouse host key")
+        .map_err(|e| SshError::Key(format!("making a host key: {e}")))?;
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| SshError::Key(format!("encoding the host key: {e}")))?;
+    let io = |source| SshError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(key)
+}
+
+/// A key's SHA-256 fingerprint as OpenSSH prints it (`SHA256:…`).
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_key_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HOST_KEY_FILE);
+        let a = load_or_create_host_key(&path).unwrap();
+        let b = load_or_create_host_key(&path).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        assert!(fingerprint(a.public_key()).starts_with("SHA256:"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "not a key").unwrap();
+        let e = load_or_create_host_key(&path).unwrap_err().to_string();
+        assert!(e.contains("not an OpenSSH private key"), "{e}");
+    }
+}

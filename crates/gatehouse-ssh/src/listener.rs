@@ -1,0 +1,140 @@
+//! The SSH listener: accepts callers (up to the connection limit, counted
+//! with every other listener's), runs each connection's SSH session, and
+//! closes its gateway session when the connection ends, after its
+//! channels' records are written.
+
+use crate::caller::CallerConnection;
+use crate::SshSettings;
+use gatehouse_core::SessionEndReason;
+use gatehouse_session::Gatekeeper;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What every connection of the listener shares.
+pub(crate) struct Gw {
+    pub(crate) settings: SshSettings,
+    pub(crate) gatekeeper: Gatekeeper,
+    config: Arc<russh::server::Config>,
+}
+
+/// The SSH listener.
+#[derive(Clone)]
+pub struct SshGateway {
+    gw: Arc<Gw>,
+}
+
+impl SshGateway {
+    /// A listener over these settings, letting callers in with `gatekeeper`.
+    pub fn new(settings: SshSettings, gatekeeper: Gatekeeper) -> Self {
+        let config = russh::server::Config {
+            server_id: russh::SshId::Standard("SSH-2.0-Gatehouse".into()),
+            keys: vec![settings.host_key.clone()],
+            // Refusals are slowed by the core's failed-login limit; a fixed
+            // delay here would only slow honest retries.
+            auth_rejection_time: std::time::Duration::from_millis(200),
+            auth_rejection_time_initial: Some(std::time::Duration::ZERO),
+            inactivity_timeout: Some(settings.idle_timeout),
+            keepalive_interval: Some(settings.keepalive),
+            keepalive_max: 3,
+            max_auth_attempts: 6,
+            nodelay: true,
+            ..russh::server::Config::default()
+        };
+        Self {
+            gw: Arc::new(Gw {
+                settings,
+                gatekeeper,
+                config: Arc::new(config),
+            }),
+        }
+    }
+
+    /// Accepts callers until `shutdown` reads true, then ends the open
+    /// connections.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        let max = u32::try_from(self.gw.settings.max_connections).unwrap_or(u32::MAX);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let Some(slot) = self.gw.gatekeeper.occupancy().connection(max) else {
+                            tracing::warn!(%peer, "ssh listener: connection limit reached; closing a new connection");
+                            drop(stream);
+                            continue;
+                        };
+                        let gw = self.gw.clone();
+                        let stop = shutdown.clone();
+                        tasks.spawn(async move {
+                            connection(gw, stream, peer, stop).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ssh listener: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                () = stopped(&mut shutdown) => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn connection(gw: Arc<Gw>, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+    let login = Arc::new(std::sync::Mutex::new(None));
+    let handler = CallerConnection::new(gw.clone(), peer, login.clone());
+    let running = match tokio::time::timeout(
+        gw.settings.login_timeout,
+        russh::server::run_stream(gw.config.clone(), stream, handler),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "ssh: handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "ssh: no handshake within the login timeout");
+            return;
+        }
+    };
+    let handle = running.handle();
+    let mut running = std::pin::pin!(running);
+    let reason = tokio::select! {
+        r = &mut running => match r {
+            Ok(()) => SessionEndReason::ClientDisconnected,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "ssh connection ended with an error");
+                SessionEndReason::ClientDisconnected
+            }
+        },
+        () = stopped(&mut stop) => {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "gatehouse is shutting down".into(), "en".into())
+                .await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut running).await;
+            SessionEndReason::GatewayShutdown
+        }
+    };
+    let login = login.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(login) = login {
+        // The channels' tasks record their actions; the session ends after them.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&login) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        login.session.close(reason, None).await;
+    }
+}
+
+/// Completes once `rx` reads true; the watch guard is dropped inside so the
+/// future stays `Send`.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
