@@ -78,10 +78,7 @@ impl CallerConnection {
     }
 
     fn logged_in(&self) -> Option<Arc<Login>> {
-        self.login
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.login.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The connection and account an SSH user name asks for: a configured
@@ -248,7 +245,9 @@ impl server::Handler for CallerConnection {
         session: &mut server::Session,
     ) -> Result<(), Self::Error> {
         let Some(login) = self.logged_in() else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         reply.accept().await;
@@ -269,12 +268,21 @@ impl server::Handler for CallerConnection {
         session: &mut server::Session,
     ) -> Result<(), Self::Error> {
         let Some(login) = self.logged_in() else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         let host = host_to_connect.to_string();
         let handle = session.handle();
-        tokio::spawn(crate::forward::run(login, channel, reply, host, port_to_connect, handle));
+        tokio::spawn(crate::forward::run(
+            login,
+            channel,
+            reply,
+            host,
+            port_to_connect,
+            handle,
+        ));
         Ok(())
     }
 

@@ -6,8 +6,8 @@
 use crate::caller::Login;
 use crate::relay::{self, CallerSide, Carries, Recording, TargetSide};
 use gatehouse_core::{
-    statement_fingerprint, ActionOutcome, ActionRecord, DecisionRecord, HttpExchange,
-    StreamRecord, Timestamp,
+    statement_fingerprint, ActionOutcome, ActionRecord, DecisionRecord, HttpExchange, StreamRecord,
+    Timestamp,
 };
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Refusal, Verdict};
@@ -336,7 +336,9 @@ async fn proceed(
                 .await
                 .is_err()
             {
-                caller.end(&Refusal::EvidenceUnavailable.message(), FAILED).await;
+                caller
+                    .end(&Refusal::EvidenceUnavailable.message(), FAILED)
+                    .await;
                 return;
             }
             let code = match refusal {
@@ -349,7 +351,10 @@ async fn proceed(
                 code: code.into(),
                 message,
             };
-            finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+            finish(
+                &login, seq, text, params, started, clock, outcome, record, None,
+            )
+            .await;
             return;
         }
         Verdict::Held(_) => unreachable!("a held action is waited for before it proceeds"),
@@ -360,7 +365,9 @@ async fn proceed(
         .await
         .is_err()
     {
-        caller.end(&Refusal::EvidenceUnavailable.message(), FAILED).await;
+        caller
+            .end(&Refusal::EvidenceUnavailable.message(), FAILED)
+            .await;
         return;
     }
     let fail = |message: String| ActionOutcome::Error {
@@ -371,7 +378,18 @@ async fn proceed(
         Ok(u) => u,
         Err(why) => {
             caller.end(&why, FAILED).await;
-            finish(&login, seq, text, params, started, clock, fail(why), record, None).await;
+            finish(
+                &login,
+                seq,
+                text,
+                params,
+                started,
+                clock,
+                fail(why),
+                record,
+                None,
+            )
+            .await;
             return;
         }
     };
@@ -380,7 +398,18 @@ async fn proceed(
         Err(e) => {
             let why = format!("the host did not open a channel: {e}");
             caller.end(&why, FAILED).await;
-            finish(&login, seq, text, params, started, clock, fail(why), record, None).await;
+            finish(
+                &login,
+                seq,
+                text,
+                params,
+                started,
+                clock,
+                fail(why),
+                record,
+                None,
+            )
+            .await;
             return;
         }
     };
@@ -400,13 +429,17 @@ async fn proceed(
             Ok(f) => Some(f),
             Err(e) => {
                 tracing::error!(error = %e, "could not start an ssh recording; refusing the channel");
-                let why = "gatehouse could not start the channel's recording, so it was not opened".to_string();
+                let why = "gatehouse could not start the channel's recording, so it was not opened"
+                    .to_string();
                 caller.end(&why, FAILED).await;
                 let outcome = ActionOutcome::Error {
                     code: "recording".into(),
                     message: why,
                 };
-                finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+                finish(
+                    &login, seq, text, params, started, clock, outcome, record, None,
+                )
+                .await;
                 return;
             }
         }
@@ -429,7 +462,18 @@ async fn proceed(
     if let Err(e) = sent {
         let why = format!("the host's channel failed: {e}");
         caller.end(&why, FAILED).await;
-        finish(&login, seq, text, params, started, clock, fail(why), record, None).await;
+        finish(
+            &login,
+            seq,
+            text,
+            params,
+            started,
+            clock,
+            fail(why),
+            record,
+            None,
+        )
+        .await;
         return;
     }
     let recording = file.as_ref().map(|f| {
@@ -538,7 +582,18 @@ async fn proceed(
             }
         }
     }
-    finish(&login, seq, text, params, started, clock, outcome, record, Some(stream)).await;
+    finish(
+        &login,
+        seq,
+        text,
+        params,
+        started,
+        clock,
+        outcome,
+        record,
+        Some(stream),
+    )
+    .await;
 }
 
 /// A legacy scp (`scp -O`, or an old client): `scp -t` or `scp -f`
@@ -549,7 +604,9 @@ fn legacy_scp(command: &str) -> bool {
     };
     !compound
         && words.first().is_some_and(|w| w == "scp")
-        && words.iter().any(|w| w.starts_with('-') && (w.contains('t') || w.contains('f')))
+        && words
+            .iter()
+            .any(|w| w.starts_with('-') && (w.contains('t') || w.contains('f')))
 }
 
 /// The decision (and the approval it runs on) is durable before anything

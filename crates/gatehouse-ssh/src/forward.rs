@@ -93,7 +93,10 @@ pub(crate) async fn run(
     };
     let (mut record, approval) = match verdict {
         Verdict::Forward { record, approval } => (record, approval),
-        Verdict::Refuse { mut record, refusal } => {
+        Verdict::Refuse {
+            mut record,
+            refusal,
+        } => {
             record.reason = record.reason.map(|r| mask(&r));
             let message = mask(&refusal.message());
             let logged = write_ahead(&login, seq, &text, params.len(), &record, None).await;
@@ -108,7 +111,10 @@ pub(crate) async fn run(
                     code: "refused".into(),
                     message,
                 };
-                finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+                finish(
+                    &login, seq, text, params, started, clock, outcome, record, None,
+                )
+                .await;
             }
             return;
         }
@@ -122,8 +128,9 @@ pub(crate) async fn run(
         reply
             .reject(ChannelOpenFailure::Other {
                 code: PROHIBITED,
-                reason: "gatehouse could not write its evidence log, so the connection was not opened"
-                    .into(),
+                reason:
+                    "gatehouse could not write its evidence log, so the connection was not opened"
+                        .into(),
             })
             .await;
         return;
@@ -148,7 +155,10 @@ pub(crate) async fn run(
                 code: "unreachable".into(),
                 message: why,
             };
-            finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+            finish(
+                &login, seq, text, params, started, clock, outcome, record, None,
+            )
+            .await;
             return;
         }
     };
@@ -176,7 +186,10 @@ pub(crate) async fn run(
         protocol: "ssh-forward".into(),
         stdin_bytes: relayed.bytes[0],
         stdout_bytes: relayed.bytes[1],
-        forwarded: vec![(format!("{host}:{port}"), relayed.bytes[0] + relayed.bytes[1])],
+        forwarded: vec![(
+            format!("{host}:{port}"),
+            relayed.bytes[0] + relayed.bytes[1],
+        )],
         ..StreamRecord::default()
     };
     let outcome = ActionOutcome::Ok {
@@ -186,5 +199,16 @@ pub(crate) async fn run(
         ),
         count: None,
     };
-    finish(&login, seq, text, params, started, clock, outcome, record, Some(stream)).await;
+    finish(
+        &login,
+        seq,
+        text,
+        params,
+        started,
+        clock,
+        outcome,
+        record,
+        Some(stream),
+    )
+    .await;
 }

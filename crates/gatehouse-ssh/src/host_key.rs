@@ -14,8 +14,12 @@ pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 /// Reads the host key at `path`, or makes one there when there is none.
 pub fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, SshError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => PrivateKey::from_openssh(&text)
-            .map_err(|e| SshError::Key(format!("{}: not an OpenSSH private key: {e}", path.display()))),
+        Ok(text) => PrivateKey::from_openssh(&text).map_err(|e| {
+            SshError::Key(format!(
+                "{}: not an OpenSSH private key: {e}",
+                path.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
         Err(source) => Err(SshError::Io {
             path: path.to_path_buf(),

@@ -85,7 +85,12 @@ impl SshGateway {
     }
 }
 
-async fn connection(gw: Arc<Gw>, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
+async fn connection(
+    gw: Arc<Gw>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
     let login = Arc::new(std::sync::Mutex::new(None));
     let handler = CallerConnection::new(gw.clone(), peer, login.clone());
     let running = match tokio::time::timeout(

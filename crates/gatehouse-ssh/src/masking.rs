@@ -101,7 +101,10 @@ mod tests {
         assert_eq!(m.held(), 14);
         m.feed(b"mple.com\nnext", &mut out);
         let sent = String::from_utf8_lossy(&out).into_owned();
-        assert!(!sent.contains("alice@") && sent.starts_with("user ") && sent.ends_with('\n'), "{sent}");
+        assert!(
+            !sent.contains("alice@") && sent.starts_with("user ") && sent.ends_with('\n'),
+            "{sent}"
+        );
         m.flush(&mut out);
         assert!(String::from_utf8_lossy(&out).ends_with("next"));
         assert_eq!(m.masked, 1);
@@ -117,7 +120,10 @@ mod tests {
         }
         m.flush(&mut out);
         let sent = String::from_utf8_lossy(&out).into_owned();
-        assert!(!sent.contains("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"), "{sent}");
+        assert!(
+            !sent.contains("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"),
+            "{sent}"
+        );
         assert!(m.masked >= 1);
     }
 
@@ -125,7 +131,9 @@ mod tests {
     fn clean_output_passes_byte_for_byte() {
         let mut m = OutputMask::new(engine());
         let mut out = Vec::new();
-        let text: Vec<u8> = (0..20_000u32).map(|i| b"abc \n\t\x1b[0m"[i as usize % 11]).collect();
+        let text: Vec<u8> = (0..20_000u32)
+            .map(|i| b"abc \n\t\x1b[0m"[i as usize % 11])
+            .collect();
         for chunk in text.chunks(1000) {
             m.feed(chunk, &mut out);
         }

@@ -232,7 +232,10 @@ pub(crate) async fn relay(
                     continue;
                 }
                 ChannelMsg::Failure => {
-                    state.lock().unwrap_or_else(|p| p.into_inner()).refused_by_target = true;
+                    state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .refused_by_target = true;
                     let note = "gatehouse: the host refused the request\r\n";
                     let _ = caller_write.extended_data(1, note.as_bytes()).await;
                     let _ = caller_write.exit_status(255).await;
@@ -255,7 +258,11 @@ pub(crate) async fn relay(
             }
             out.clear();
             masks[i].feed(&data, &mut out);
-            if !out.is_empty() && send(session, caller_write, i, &out, recording, state).await.is_err() {
+            if !out.is_empty()
+                && send(session, caller_write, i, &out, recording, state)
+                    .await
+                    .is_err()
+            {
                 break;
             }
         }

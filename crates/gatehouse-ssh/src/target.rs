@@ -80,8 +80,14 @@ pub fn parse_pinned_keys(text: &str) -> Result<Vec<PinnedKey>, String> {
         }
         if let Some(f) = line.strip_prefix("SHA256:") {
             let f = f.split_whitespace().next().unwrap_or("");
-            if f.len() != 43 || !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
-                return Err(at(format!("SHA256:{f} is not a SHA-256 key fingerprint (43 base64 characters)")));
+            if f.len() != 43
+                || !f
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            {
+                return Err(at(format!(
+                    "SHA256:{f} is not a SHA-256 key fingerprint (43 base64 characters)"
+                )));
             }
             keys.push(PinnedKey::Fingerprint(format!("SHA256:{f}")));
             continue;
@@ -112,7 +118,8 @@ pub fn parse_pinned_keys(text: &str) -> Result<Vec<PinnedKey>, String> {
 mod tests {
     use super::*;
 
-    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyLEyZ/ozN2sLXt1a0WTqQxSSTxA4JC8Z8VLnlnXTPo";
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyLEyZ/ozN2sLXt1a0WTqQxSSTxA4JC8Z8VLnlnXTPo";
 
     #[test]
     fn keys_known_hosts_lines_and_fingerprints_are_pinned() {
@@ -129,6 +136,8 @@ mod tests {
         assert!(e.contains("not supported"), "{e}");
         let e = parse_pinned_keys("SHA256:short").unwrap_err();
         assert!(e.contains("not a SHA-256"), "{e}");
-        assert!(parse_pinned_keys("# nothing\n").unwrap_err().contains("no host key"));
+        assert!(parse_pinned_keys("# nothing\n")
+            .unwrap_err()
+            .contains("no host key"));
     }
 }

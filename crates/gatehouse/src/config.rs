@@ -439,7 +439,8 @@ impl RawConfig {
                 .unwrap_or_default(),
             None => Duration::from_secs(default),
         };
-        let ssh_idle_timeout = ssh_duration("ssh_idle_timeout", &self.listeners.ssh_idle_timeout, 1800);
+        let ssh_idle_timeout =
+            ssh_duration("ssh_idle_timeout", &self.listeners.ssh_idle_timeout, 1800);
         let ssh_keepalive = ssh_duration("ssh_keepalive", &self.listeners.ssh_keepalive, 30);
         let handshake_timeout = match &self.listeners.handshake_timeout {
             Some(t) => parse_duration(t)

@@ -427,7 +427,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ssh(SshCommand::HostKey { json }) => {
-            print!("{}", gatehouse::ssh_cli::host_key(&config_path(&cli), *json)?);
+            print!(
+                "{}",
+                gatehouse::ssh_cli::host_key(&config_path(&cli), *json)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::KubeCredential {

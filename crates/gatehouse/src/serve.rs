@@ -284,7 +284,9 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             };
             let gateway = gatehouse_ssh::SshGateway::new(settings, gatekeeper.clone());
             let rx = shutdown_rx.clone();
-            Some(tokio::spawn(async move { gateway.serve(listener, rx).await }))
+            Some(tokio::spawn(
+                async move { gateway.serve(listener, rx).await },
+            ))
         }
         None => None,
     };

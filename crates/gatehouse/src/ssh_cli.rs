@@ -21,9 +21,7 @@ pub fn host_key(config_file: &Path, json: bool) -> Result<String> {
     let key = gatehouse_ssh::load_or_create_host_key(&path)
         .with_context(|| format!("the SSH host key {}", path.display()))?;
     let public = key.public_key();
-    let line = public
-        .to_openssh()
-        .context("encoding the host key")?;
+    let line = public.to_openssh().context("encoding the host key")?;
     // known_hosts names a non-default port as [host]:port.
     let host = match listen.rsplit_once(':') {
         Some((h, "22")) => h.to_string(),

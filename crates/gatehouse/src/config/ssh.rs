@@ -56,7 +56,10 @@ impl ConnectionSection {
                 String::new()
             }
             None => {
-                bad(k("host"), "missing: the host the gateway reaches over SSH".into());
+                bad(
+                    k("host"),
+                    "missing: the host the gateway reaches over SSH".into(),
+                );
                 String::new()
             }
         };
@@ -67,7 +70,10 @@ impl ConnectionSection {
         let user = match self.user.as_deref().map(str::trim) {
             Some(u) if !u.is_empty() => u.to_string(),
             _ => {
-                bad(k("user"), "missing: the account on the host the gateway logs in to".into());
+                bad(
+                    k("user"),
+                    "missing: the account on the host the gateway logs in to".into(),
+                );
                 String::new()
             }
         };
@@ -82,7 +88,11 @@ impl ConnectionSection {
                 users.push(u.clone());
             }
         }
-        let credential = match (&self.private_key_file, &self.password_env, &self.password_file) {
+        let credential = match (
+            &self.private_key_file,
+            &self.password_env,
+            &self.password_file,
+        ) {
             (Some(f), None, None) => {
                 let file = path(f);
                 match russh::keys::load_secret_key(&file, None) {
@@ -90,7 +100,10 @@ impl ConnectionSection {
                     Err(e) => {
                         bad(
                             k("private_key_file"),
-                            format!("{}: not an unencrypted SSH private key the gateway can read: {e}", file.display()),
+                            format!(
+                                "{}: not an unencrypted SSH private key the gateway can read: {e}",
+                                file.display()
+                            ),
                         );
                         None
                     }
@@ -134,13 +147,19 @@ impl ConnectionSection {
                         .map_err(|e| bad(k("host_key_file"), format!("{}: {e}", file.display())))
                         .ok(),
                     Err(e) => {
-                        bad(k("host_key_file"), format!("cannot read {}: {e}", file.display()));
+                        bad(
+                            k("host_key_file"),
+                            format!("cannot read {}: {e}", file.display()),
+                        );
                         None
                     }
                 }
             }
             (Some(_), Some(_)) => {
-                bad(k("host_key"), "set either host_key or host_key_file, not both".into());
+                bad(
+                    k("host_key"),
+                    "set either host_key or host_key_file, not both".into(),
+                );
                 None
             }
             (None, None) => {
@@ -152,7 +171,9 @@ impl ConnectionSection {
             }
         };
         let connect_timeout = match &self.connect_timeout {
-            Some(t) => parse_duration(t).map_err(|r| bad(k("connect_timeout"), r)).unwrap_or_default(),
+            Some(t) => parse_duration(t)
+                .map_err(|r| bad(k("connect_timeout"), r))
+                .unwrap_or_default(),
             None => Duration::from_secs(10),
         };
         let recording_limit = match self.recording_limit.as_ref().map(|s| s.bytes()) {

@@ -8,6 +8,7 @@ pub mod evidence_log;
 pub mod http;
 pub mod kube;
 pub mod oidc;
+pub mod ssh;
 pub mod upstream;
 
 use gatehouse::certs::TestCa;
@@ -51,6 +52,8 @@ pub struct Options {
     pub vars: Vec<(&'static str, String)>,
     /// Environment for the gateway (upstream credentials).
     pub env: Vec<(&'static str, String)>,
+    /// `[listeners] ssh` on a free port.
+    pub ssh: bool,
 }
 
 impl Default for Options {
@@ -62,6 +65,7 @@ impl Default for Options {
             extra_config: "",
             vars: Vec::new(),
             env: Vec::new(),
+            ssh: false,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Harness {
     pub api_port: u16,
     /// The HTTP listener (HTTPS with the test CA's certificate).
     pub http_port: u16,
+    /// The SSH listener, when the options asked for one.
+    pub ssh_port: u16,
     env: Vec<(&'static str, String)>,
     /// Backend passwords: they must never leave the gateway.
     pub backend_passwords: Vec<String>,
@@ -134,6 +140,12 @@ impl Harness {
         let pg_port = free_port().unwrap();
         let api_port = free_port().unwrap();
         let http_port = free_port().unwrap();
+        let ssh_port = free_port().unwrap();
+        let ssh_listener = if opts.ssh {
+            format!("ssh = \"127.0.0.1:{ssh_port}\"")
+        } else {
+            String::new()
+        };
         let closed_port = free_port().unwrap();
         let policy_file = dir.path().join("policy.cedar");
         std::fs::write(&policy_file, opts.policy.as_deref().unwrap_or(ALLOW_ALL)).unwrap();
@@ -150,6 +162,7 @@ api_listen = "127.0.0.1:{api_port}"
 [listeners]
 postgres = "127.0.0.1:{pg_port}"
 http = "127.0.0.1:{http_port}"
+{ssh_listener}
 plaintext_on_loopback = {plain}
 
 [tls]
@@ -232,6 +245,7 @@ connect_timeout = "3s"
             pg_port,
             api_port,
             http_port,
+            ssh_port,
             env: opts.env,
             backend_passwords: vec![app_pw, md5_pw, plain_pw],
             ca_pem: ca.cert_pem(),
