@@ -154,3 +154,293 @@ fn commands_run_decided_masked_and_recorded() {
     let r = g.result_of("rm -f");
     assert_eq!(r["payload"]["decision"], "deny", "{r}");
 }
+
+/// The pending approval request whose text contains `marker`.
+fn pending(g: &SshGateway, marker: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = g.h.cli(&["approvals", "list", "--pending", "--json"]);
+        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+        if let Some(r) = list.as_array().and_then(|a| {
+            a.iter()
+                .find(|r| r["text"].as_str().unwrap_or("").contains(marker))
+        }) {
+            return r["id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pending request for {marker}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn risky_commands_wait_for_an_approver_or_name_their_request() {
+    let (g, ops, sre) = gateway();
+    // Hold mode: the command waits, the caller is told on stderr, and it
+    // runs once an approver approves.
+    let child = g
+        .ssh_cmd(&ops, "web-1", &[], &["echo restarted --restart"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = pending(&g, "--restart");
+    let out = g.h.cli(&["approvals", "approve", &id, "--token", &sre]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "restarted --restart");
+    assert!(
+        stderr(&out).contains(&format!("held for approval: request {id}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Denied: nothing runs.
+    let child = g
+        .ssh_cmd(&ops, "web-1", &[], &["echo second --restart"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = pending(&g, "second --restart");
+    let out = g.h.cli(&[
+        "approvals",
+        "deny",
+        &id,
+        "--token",
+        &sre,
+        "--comment",
+        "not now",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains(&format!("approval request {id} was denied")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Request mode: refused at once, naming the request; once approved,
+    // the same command runs once.
+    let out = g.ssh(&ops, "web-1", "echo dropped --drop");
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("approval required"), "{err}");
+    let id = pending(&g, "dropped --drop");
+    assert!(err.contains(&id), "{err}");
+    let out = g.h.cli(&["approvals", "approve", &id, "--token", &sre]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = g.ssh(&ops, "web-1", "echo dropped --drop");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "dropped --drop");
+    // The approval was for exactly one run.
+    let out = g.ssh(&ops, "web-1", "echo dropped --drop");
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+}
+
+#[test]
+fn shells_files_and_forwarded_connections() {
+    let (g, ops, _sre) = gateway();
+    // A shell on a terminal: typed commands run, the session is recorded
+    // and replays with `gatehouse sessions replay`.
+    let mut child = g
+        .ssh_cmd(&ops, "web-1", &["-tt"], &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"echo shell-$((6*7)) bob@example.com\nexit 0\n")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let got = stdout(&out);
+    assert!(got.contains("shell-42"), "{got}{}", stderr(&out));
+    assert!(!got.contains("bob@example.com"), "{got}");
+    let r = g.result_of("(shell)");
+    let cast = g.recording(&r);
+    assert!(
+        cast.contains("shell-42") && !cast.contains("bob@example.com"),
+        "{cast}"
+    );
+    let session = r["payload"]["session"].as_str().unwrap();
+    let seq = r["payload"]["seq"].to_string();
+    let out = g.h.cli(&["sessions", "replay", session, &seq]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("shell-42"), "{}", stdout(&out));
+
+    // sftp: upload and download.
+    let work = g.h.dir.path().join("files");
+    std::fs::create_dir_all(&work).unwrap();
+    let up = work.join("up.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&up, &data).unwrap();
+    let remote = g.sshd.dir.path().join("uploaded.bin");
+    let back = work.join("back.bin");
+    let batch = work.join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}\nget {} {}\n",
+            up.display(),
+            remote.display(),
+            remote.display(),
+            back.display()
+        ),
+    )
+    .unwrap();
+    // (Not `sftp -b`: batch mode turns off password prompts, askpass too.)
+    let out = g
+        .file_cmd("sftp", &ops, &["web-1@127.0.0.1"])
+        .stdin(std::fs::File::open(&batch).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read(&remote).unwrap(), data);
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+
+    // scp of a larger file both ways (sftp underneath, as OpenSSH 9 does).
+    let big = work.join("big.bin");
+    let big_data: Vec<u8> = (0..(24u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&big, &big_data).unwrap();
+    let remote_big = g.sshd.dir.path().join("big.bin");
+    let out = g
+        .file_cmd(
+            "scp",
+            &ops,
+            &[
+                "-q",
+                big.to_str().unwrap(),
+                &format!("web-1@127.0.0.1:{}", remote_big.display()),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::read(&remote_big).unwrap() == big_data,
+        "scp upload differs"
+    );
+    let big_back = work.join("big-back.bin");
+    let out = g
+        .file_cmd(
+            "scp",
+            &ops,
+            &[
+                "-q",
+                &format!("web-1@127.0.0.1:{}", remote_big.display()),
+                big_back.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::read(&big_back).unwrap() == big_data,
+        "scp download differs"
+    );
+    // The legacy scp protocol (an exec of `scp -t`) carries bytes unmasked.
+    let legacy = g.sshd.dir.path().join("legacy.bin");
+    let out = g
+        .file_cmd(
+            "scp",
+            &ops,
+            &[
+                "-O",
+                "-q",
+                up.to_str().unwrap(),
+                &format!("web-1@127.0.0.1:{}", legacy.display()),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&legacy).unwrap(), data);
+
+    // A forwarded connection (ssh -W, a direct-tcpip channel) carries bytes
+    // both ways; one to a port the policy forbids is refused, saying why.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = stream.try_clone().unwrap();
+                let mut w = stream;
+                let _ = std::io::copy(&mut r, &mut w);
+            });
+        }
+    });
+    let mut child = g
+        .ssh_cmd(
+            &ops,
+            "web-1",
+            &["-W", &format!("127.0.0.1:{echo_port}")],
+            &[],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ping through the tunnel\n").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stdout(&out).contains("ping through the tunnel"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let r = g.result_of(&format!("(forward 127.0.0.1:{echo_port})"));
+    assert_eq!(r["payload"]["stream"]["stdin_bytes"], 24, "{r}");
+    let out = g
+        .ssh_cmd(&ops, "web-1", &["-W", "127.0.0.1:9"], &[])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("forward-to-echo-only"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Agent forwarding is refused: no agent reaches the host.
+    let agent_sock = g.h.dir.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&agent_sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !agent_sock.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = g
+        .ssh_cmd(
+            &ops,
+            "web-1",
+            &["-A"],
+            &["echo agent=${SSH_AUTH_SOCK:-none}"],
+        )
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "agent=none");
+}
