@@ -441,6 +441,7 @@ fn shells_files_and_forwarded_connections() {
         .output()
         .unwrap();
     let _ = agent.kill();
+    let _ = agent.wait();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "agent=none");
 }

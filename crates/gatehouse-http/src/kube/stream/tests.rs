@@ -399,11 +399,11 @@ mod properties {
         fn any_output_makes_a_valid_recording(
             chunks in proptest::collection::vec((0usize..3, proptest::collection::vec(any::<u8>(), 0..300)), 0..20),
         ) {
-            let mut c = cast::Cast::new(Arc::new(MaskingEngine::secrets_only()), 1 << 20, header());
+            let mut c = gatehouse_session::recording::Cast::new(Arc::new(MaskingEngine::secrets_only()), 1 << 20, header());
             let mut out = Vec::new();
             let mut totals = [0u64; 3];
             for (which, bytes) in &chunks {
-                let stdio = [cast::Stdio::Stdin, cast::Stdio::Stdout, cast::Stdio::Stderr][*which];
+                let stdio = [gatehouse_session::recording::Stdio::Stdin, gatehouse_session::recording::Stdio::Stdout, gatehouse_session::recording::Stdio::Stderr][*which];
                 c.data(stdio, bytes);
                 totals[*which] += bytes.len() as u64;
                 out.extend(c.ready());
