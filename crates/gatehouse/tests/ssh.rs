@@ -445,3 +445,59 @@ fn shells_files_and_forwarded_connections() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "agent=none");
 }
+
+#[test]
+fn a_library_client_runs_commands_and_moves_files() {
+    let (g, ops, _sre) = gateway();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ssh-client/client.py");
+    let python = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/ssh-client/.venv/bin/python"
+    );
+    let known_hosts = g.client.join("known_hosts");
+    let port = g.h.ssh_port.to_string();
+    let run = |token: &str, args: &[&str]| {
+        std::process::Command::new(python)
+            .arg(script)
+            .arg(&known_hosts)
+            .arg(&port)
+            .args(args)
+            .env("GATEHOUSE_TOKEN", token)
+            .output()
+            .unwrap_or_else(|e| panic!("{python}: {e} (scripts/setup makes the venv)"))
+    };
+    let out = run(&ops, &["web-1", "exec", "echo lib-$((2+3)); exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "lib-5");
+    let out = run(&ops, &["web-1", "exec", "rm -rf /nothing"]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("stderr: gatehouse: permission denied"),
+        "{}",
+        stdout(&out)
+    );
+    let local = g.h.dir.path().join("lib-up.txt");
+    std::fs::write(&local, "from paramiko\n").unwrap();
+    let remote = g.sshd.dir.path().join("lib-remote.txt");
+    let back = g.h.dir.path().join("lib-back.txt");
+    let out = run(
+        &ops,
+        &[
+            "web-1",
+            "sftp",
+            local.to_str().unwrap(),
+            remote.to_str().unwrap(),
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "from paramiko\n");
+    // A bad token fails authentication.
+    let out = run("nope", &["web-1", "exec", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("AuthenticationException"),
+        "{}",
+        stderr(&out)
+    );
+}
