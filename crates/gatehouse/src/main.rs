@@ -64,7 +64,7 @@ enum Command {
     Serve,
     /// Validate a configuration file; prints every problem and exits 2 if any.
     CheckConfig {
-        /// JSON output: {"ok": true, "file", "postgres_listen", "http_listen", "api_listen", "connections", "warnings"} or {"ok": false, "file", "problems"}.
+        /// JSON output: {"ok": true, "file", "postgres_listen", "http_listen", "ssh_listen", "api_listen", "connections", "warnings"} or {"ok": false, "file", "problems"}.
         #[arg(long)]
         json: bool,
     },
@@ -327,12 +327,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             .http_listen
                             .map(|a| format!(", http listener {a}"))
                             .unwrap_or_default();
+                        let ssh = c
+                            .ssh_listen
+                            .map(|a| format!(", ssh listener {a}"))
+                            .unwrap_or_default();
                         println!(
-                            "{}: ok (postgres listener {}{http}, API {}, {} connection(s))",
+                            "{}: ok (postgres listener {}{http}{ssh}, API {}, {} connection(s))",
                             path.display(),
                             c.postgres_listen,
                             c.api_listen,
-                            c.connections.len() + c.http_connections.len()
+                            c.connections.len()
+                                + c.http_connections.len()
+                                + c.ssh_connections.len()
                         );
                         return Ok(ExitCode::SUCCESS);
                     }
@@ -341,8 +347,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         "file": path.display().to_string(),
                         "postgres_listen": c.postgres_listen.to_string(),
                         "http_listen": c.http_listen.map(|a| a.to_string()),
+                        "ssh_listen": c.ssh_listen.map(|a| a.to_string()),
                         "api_listen": c.api_listen.to_string(),
-                        "connections": c.connections.len() + c.http_connections.len(),
+                        "connections": c.connections.len() + c.http_connections.len() + c.ssh_connections.len(),
                         "warnings": c.warnings,
                     })
                 }

@@ -25,9 +25,35 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// The shipped example in a folder of its own, with the SSH key it names
+/// made (no private key is shipped).
+fn example_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        shipped.join("gatehouse.toml"),
+        dir.path().join("gatehouse.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    for f in std::fs::read_dir(shipped.join("policies")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dir.path().join("policies").join(f.file_name())).unwrap();
+    }
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(dir.path().join("secrets/deploy-host.key"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let file = dir.path().join("gatehouse.toml");
+    (dir, file)
+}
+
 #[test]
 fn the_shipped_example_is_valid() {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gatehouse.toml");
+    let (_dir, example) = example_copy();
     let out = check(
         &example,
         &[
@@ -38,7 +64,7 @@ fn the_shipped_example_is_valid() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(
-        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, API 127.0.0.1:8089, 4 connection(s))"
+        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, ssh listener 127.0.0.1:2222, API 127.0.0.1:8089, 5 connection(s))"
     ));
     // And says exactly what is missing without the secret.
     let out = check(&example, &[]);
@@ -681,7 +707,7 @@ json_paths = ["$..ssn"]
             "connection[3].record_body_size: at most 1MiB",
             "connection[3].masking.json_paths[0]: \"customers.ssn\" is not a JSON path: a JSON path starts with $",
             "connection[3].masking.rule[0].column: column rules apply to SQL results; on a http connection use json_path",
-            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\" and \"kubernetes\"",
+            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\", \"kubernetes\" and \"ssh\"",
             "connection[5].masking.json_paths[0]: JSON paths apply to http and mcp connections, not to a postgres connection",
         ],
     );
@@ -735,5 +761,107 @@ recording_limit = "8MiB"
             "connection[2].recording_limit: between 1MiB and 1GiB",
             "connection[3].recording_limit: only used by kubernetes connections",
         ],
+    );
+}
+
+#[test]
+fn ssh_connection_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("gw.key");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let public = dir.path().join("gw.key.pub");
+    let pinned = std::fs::read_to_string(&public).unwrap();
+    let config = format!(
+        r#"[listeners]
+postgres = "127.0.0.1:15432"
+ssh = "127.0.0.1:nope"
+
+[[connection]]
+name = "no-pin"
+kind = "ssh"
+host = "10.0.0.5"
+user = "deploy"
+private_key_file = "{key}"
+
+[[connection]]
+name = "bad-pin"
+kind = "ssh"
+host = "10.0.0.5"
+user = "deploy"
+private_key_file = "{key}"
+password_env = "APP_DB_PASSWORD"
+host_key = "ssh-ed25519 AAAAnotakey"
+users = ["two words"]
+url = "https://x"
+
+[[connection]]
+name = "no-key"
+kind = "ssh"
+host = "10.0.0.5"
+user = "deploy"
+host_key = "{pin}"
+recording_limit = "2GiB"
+
+[[connection]]
+name = "unreadable"
+kind = "ssh"
+host = "10.0.0.5"
+user = "deploy"
+private_key_file = "{pubkey}"
+host_key_file = "missing_known_hosts"
+
+[[connection]]
+name = "db"
+kind = "postgres"
+host = "127.0.0.1"
+database = "app"
+user = "app"
+password_env = "APP_DB_PASSWORD"
+host_key = "{pin}"
+"#,
+        key = key.display(),
+        pubkey = public.display(),
+        pin = pinned.trim(),
+    );
+    assert_problems(
+        &config,
+        &[
+            "listeners.ssh: \"127.0.0.1:nope\" is not an address",
+            "connection[0].host_key: missing: the host's key, pinned (`ssh-keyscan -p 22 10.0.0.5` prints it)",
+            "connection[1].private_key_file: set either private_key_file or a password",
+            "connection[1].host_key: line 1: not a public key, known_hosts line or SHA256 fingerprint",
+            "connection[1].users[0]: \"two words\" is not an account name",
+            "connection[1].url: not used by ssh connections",
+            "connection[2].private_key_file: missing: the gateway's own private key for the host",
+            "connection[2].recording_limit: between 1MiB and 1GiB",
+            "not an unencrypted SSH private key the gateway can read",
+            "connection[3].host_key_file: cannot read",
+            "connection[4].host_key: only used by ssh connections",
+        ],
+    );
+    // An ssh connection without an SSH listener is named.
+    let config = format!(
+        r#"[listeners]
+postgres = "127.0.0.1:15432"
+
+[[connection]]
+name = "web-1"
+kind = "ssh"
+host = "10.0.0.5"
+user = "deploy"
+private_key_file = "{key}"
+host_key = "{pin}"
+"#,
+        key = key.display(),
+        pin = pinned.trim(),
+    );
+    assert_problems(
+        &config,
+        &["connection[0].kind: ssh connections need an SSH listener: add ssh = \"127.0.0.1:2222\" to [listeners]"],
     );
 }
