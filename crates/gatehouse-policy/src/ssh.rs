@@ -42,6 +42,10 @@ pub struct SshRequestFacts<'a> {
     pub env: &'a [String],
     /// The subsystem (`sftp`), `""` when none.
     pub subsystem: &'a str,
+    /// sftp: the file operation (`open-write`), `""` for the subsystem itself.
+    pub operation: &'a str,
+    /// sftp: the operation's paths, as sent.
+    pub paths: &'a [String],
     /// port-forward: the destination as asked.
     pub forward: Option<(&'a str, u16)>,
 }
@@ -125,6 +129,9 @@ impl PolicyEngine {
         let object = match (r.action, r.forward) {
             ("ssh:exec", _) => format!("`{}`", r.command),
             ("ssh:port-forward", Some((h, p))) => format!("to {h}:{p}"),
+            ("ssh:sftp", _) if !r.operation.is_empty() => {
+                format!("sftp {} {}", r.operation, r.paths.join(" "))
+            }
             ("ssh:sftp", _) => "sftp".to_string(),
             _ => "a shell".to_string(),
         };
@@ -181,6 +188,9 @@ impl PolicyEngine {
                 ("term", s(r.pty.unwrap_or(""))),
                 ("env", set(r.env.iter().map(String::as_str))),
                 ("subsystem", s(r.subsystem)),
+                ("operation", s(r.operation)),
+                ("path", s(r.paths.first().map_or("", String::as_str))),
+                ("paths", set(r.paths.iter().map(String::as_str))),
                 ("forward_host", s(forward_host)),
                 (
                     "forward_port",
@@ -225,6 +235,8 @@ mod tests {
             pty: None,
             env: &[],
             subsystem: "",
+            operation: "",
+            paths: &[],
             forward: (action == "ssh:port-forward").then_some(("db", command.parse().unwrap_or(0))),
         })
     }

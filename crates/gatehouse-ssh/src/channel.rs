@@ -211,6 +211,8 @@ async fn act(
             pty: terminal.as_ref().map(|t| t.term.as_str()),
             env: &env_pairs,
             subsystem,
+            operation: "",
+            paths: &[],
             forward: None,
         })
     };
@@ -494,6 +496,8 @@ async fn proceed(
             sink: f.sink.clone(),
         })
     });
+    let sftp = matches!(start, Start::Subsystem(_))
+        .then(|| Arc::new(crate::sftp::SftpGate::new(login.clone())));
     let (read, write) = caller.chan.split();
     let (up_read, up_write) = up.split();
     let relayed = relay::relay(
@@ -507,12 +511,18 @@ async fn proceed(
             read: up_read,
             write: up_write,
         },
-        carries,
-        engine,
-        recording.clone(),
-        early,
+        relay::Plan {
+            carries,
+            engine,
+            recording: recording.clone(),
+            early,
+            sftp: sftp.clone(),
+        },
     )
     .await;
+    if let Some(gate) = sftp {
+        gate.end().await;
+    }
     let mut stream = StreamRecord {
         protocol: "ssh".into(),
         stdin_bytes: relayed.bytes[0],

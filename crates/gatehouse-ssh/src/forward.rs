@@ -68,6 +68,8 @@ pub(crate) async fn run(
             pty: None,
             env: &[],
             subsystem: "",
+            operation: "",
+            paths: &[],
             forward: Some((&host, port16)),
         })
     };
@@ -176,10 +178,13 @@ pub(crate) async fn run(
             read: up_read,
             write: up_write,
         },
-        Carries::Bytes,
-        engine,
-        None,
-        Vec::new(),
+        relay::Plan {
+            carries: Carries::Bytes,
+            engine,
+            recording: None,
+            early: Vec::new(),
+            sftp: None,
+        },
     )
     .await;
     let stream = StreamRecord {

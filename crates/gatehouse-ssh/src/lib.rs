@@ -25,6 +25,7 @@ mod host_key;
 mod listener;
 mod masking;
 mod relay;
+mod sftp;
 mod target;
 mod upstream;
 

@@ -97,17 +97,33 @@ pub(crate) struct TargetSide {
     pub(crate) write: ChannelWriteHalf<russh::client::Msg>,
 }
 
+/// How a channel is relayed.
+pub(crate) struct Plan {
+    pub(crate) carries: Carries,
+    /// Masks what the caller gets (text channels).
+    pub(crate) engine: Arc<gatehouse_mask::MaskingEngine>,
+    pub(crate) recording: Option<Arc<Recording>>,
+    /// What the caller sent while its action was held, sent first.
+    pub(crate) early: Vec<ChannelMsg>,
+    /// The sftp subsystem's reader, on an sftp channel.
+    pub(crate) sftp: Option<Arc<crate::sftp::SftpGate>>,
+}
+
 /// Relays until both sides have closed (or one has, and the other did not
 /// follow within a few seconds).
 pub(crate) async fn relay(
     session: &Session,
     caller: CallerSide,
     target: TargetSide,
-    carries: Carries,
-    engine: Arc<gatehouse_mask::MaskingEngine>,
-    recording: Option<Arc<Recording>>,
-    early: Vec<ChannelMsg>,
+    plan: Plan,
 ) -> Relayed {
+    let Plan {
+        carries,
+        engine,
+        recording,
+        early,
+        sftp,
+    } = plan;
     let state = Mutex::new(Relayed::default());
     let CallerSide {
         read: mut caller_read,
@@ -122,6 +138,10 @@ pub(crate) async fn relay(
     let target_write = &target_write;
     let state = &state;
     let recording = recording.as_deref();
+    let sftp = sftp.as_deref();
+    // The gateway's own sftp replies go to the caller between whole packets
+    // of the host's, from the direction that writes to the caller.
+    let (replies_tx, mut replies_rx) = mpsc::channel::<Vec<u8>>(16);
     let cut = |why: String| {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.cut.get_or_insert(why);
@@ -146,6 +166,25 @@ pub(crate) async fn relay(
                             cut(why);
                             break;
                         }
+                    }
+                    if let Some(gate) = sftp {
+                        match gate.caller_sent(&data).await {
+                            Ok((to_target, replies)) => {
+                                if !replies.is_empty() && replies_tx.send(replies).await.is_err() {
+                                    break;
+                                }
+                                if !to_target.is_empty()
+                                    && target_write.data(&to_target[..]).await.is_err()
+                                {
+                                    break;
+                                }
+                            }
+                            Err(why) => {
+                                cut(why);
+                                break;
+                            }
+                        }
+                        continue;
                     }
                     if target_write.data_bytes(data).await.is_err() {
                         break;
@@ -175,6 +214,7 @@ pub(crate) async fn relay(
                 _ => {}
             }
         }
+        drop(replies_tx);
         let _ = target_write.close().await;
     };
     let downstream = async {
@@ -188,6 +228,12 @@ pub(crate) async fn relay(
             let held = carries != Carries::Bytes && masks.iter().any(|m| m.held() > 0);
             let msg = tokio::select! {
                 m = target_read.wait() => m,
+                Some(reply) = replies_rx.recv() => {
+                    if write_caller(session, caller_write, 0, &reply).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 () = tokio::time::sleep(quiet), if held => {
                     // Quiet: what was held goes out masked as it stands.
                     for (i, m) in masks.iter_mut().enumerate() {
@@ -250,6 +296,17 @@ pub(crate) async fn relay(
                 _ => continue,
             };
             state.lock().unwrap_or_else(|p| p.into_inner()).bytes[i + 1] += data.len() as u64;
+            if let (Some(gate), 0) = (sftp, i) {
+                out.clear();
+                if let Err(why) = gate.host_sent(&data, &mut out).await {
+                    cut(why);
+                    break;
+                }
+                if !out.is_empty() && write_caller(session, caller_write, 0, &out).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             if carries == Carries::Bytes {
                 if write_caller(session, caller_write, i, &data).await.is_err() {
                     break;

@@ -32,6 +32,14 @@ when { context.argv.contains("--restart") };
 forbid (principal, action == Gatehouse::Action::"ssh:exec", resource)
 when { context.argv.contains("--drop") };
 
+@id("no-sftp-removals")
+forbid (principal, action == Gatehouse::Action::"ssh:sftp", resource)
+when { context.operation == "remove" };
+
+@id("protected-is-read-only")
+forbid (principal, action == Gatehouse::Action::"ssh:sftp", resource)
+when { context.operation == "open-write" && context.path like "*/protected/*" };
+
 @id("forward-to-echo-only")
 forbid (principal, action == Gatehouse::Action::"ssh:port-forward", resource)
 when { context.forward_port == 9 };
@@ -307,6 +315,41 @@ fn shells_files_and_forwarded_connections() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(std::fs::read(&remote).unwrap(), data);
     assert_eq!(std::fs::read(&back).unwrap(), data);
+    // Each file operation was decided and recorded with its bytes.
+    let r = g.result_of(&format!("sftp open-write {}", remote.display()));
+    assert_eq!(r["payload"]["command_tag"], "wrote 300000 bytes", "{r}");
+    let r = g.result_of(&format!("sftp open-read {}", remote.display()));
+    assert_eq!(r["payload"]["command_tag"], "read 300000 bytes", "{r}");
+    // Refused operations are answered by the gateway; nothing reaches the host.
+    let protected = g.sshd.dir.path().join("protected");
+    std::fs::create_dir_all(&protected).unwrap();
+    std::fs::write(
+        &batch,
+        format!(
+            "rm {}\nput {} {}/new.bin\nls {}\n",
+            remote.display(),
+            up.display(),
+            protected.display(),
+            protected.display(),
+        ),
+    )
+    .unwrap();
+    let out = g
+        .file_cmd("sftp", &ops, &["web-1@127.0.0.1"])
+        .stdin(std::fs::File::open(&batch).unwrap())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(said.contains("Permission denied"), "{said}");
+    assert!(remote.exists(), "a refused removal did not happen");
+    assert!(
+        !protected.join("new.bin").exists(),
+        "a refused upload did not happen"
+    );
+    let r = g.result_of(&format!("sftp remove {}", remote.display()));
+    assert_eq!(r["payload"]["decision"], "deny", "{r}");
+    let r = g.result_of(&format!("sftp list {}", protected.display()));
+    assert_eq!(r["payload"]["decision"], "allow", "{r}");
 
     // scp of a larger file both ways (sftp underneath, as OpenSSH 9 does).
     let big = work.join("big.bin");
