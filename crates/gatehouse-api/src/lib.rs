@@ -12,6 +12,7 @@ mod approvals;
 mod evidence;
 mod masking;
 mod routes;
+mod ssh;
 
 pub use access_review::{AccessReview, IdentityAccess, SignOffRequest, SignedOff, TokenAccess};
 pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
@@ -22,6 +23,7 @@ pub use routes::{
     policy_event, router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,
     PolicyReloaded,
 };
+pub use ssh::{CertificateRequest, IssuedCertificate, RegisterKeyRequest};
 
 /// Serves the API on `listener` until `stop` completes.
 pub async fn serve(

@@ -39,6 +39,8 @@ pub struct ApiState {
     pub sampler: Option<Arc<dyn gatehouse_core::ColumnSampler>>,
     /// Where exec and attach recordings are kept.
     pub recordings: std::path::PathBuf,
+    /// The SSH CA and the lifetime of its certificates (None: no SSH listener).
+    pub ssh_ca: Option<(gatehouse_ssh::CertificateAuthority, Duration)>,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -107,7 +109,7 @@ pub struct CreatedToken {
 }
 
 /// Longest token lifetime accepted.
-const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
 
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
@@ -169,6 +171,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/sessions/{id}", get(show_session))
         .route("/v1/sessions/{id}/recordings/{seq}", get(recording))
         .route("/v1/policy/reload", post(reload_policy))
+        .route("/v1/ssh/certificates", post(crate::ssh::issue))
+        .route("/v1/ssh/keys", post(crate::ssh::register))
         .route("/v1/access-review", get(access_review::show))
         .route("/v1/access-review/sign-off", post(access_review::sign_off))
         .route("/v1/approvals", get(approvals::list))

@@ -55,6 +55,8 @@ pub enum EventKind {
     SensitiveColumnFound,
     /// An operator removed a found sensitive column.
     SensitiveColumnRemoved,
+    /// The gateway signed an SSH certificate for a caller.
+    SshCertificateIssued,
 }
 
 impl EventKind {
@@ -80,6 +82,7 @@ impl EventKind {
             Self::AccessReview => "access_review",
             Self::SensitiveColumnFound => "sensitive_column_found",
             Self::SensitiveColumnRemoved => "sensitive_column_removed",
+            Self::SshCertificateIssued => "ssh_certificate_issued",
         }
     }
 }
@@ -397,13 +400,32 @@ impl AuditEvent {
 
     /// A service token was created (its public id, never its secret).
     pub fn token_created(t: &TokenRecord) -> Self {
+        let mut payload = json!({
+            "token_id": t.id,
+            "identity": t.identity,
+            "groups": t.groups,
+            "expires_at": t.expires_at,
+        });
+        if let (Some(key), Value::Object(m)) = (&t.ssh_key, &mut payload) {
+            m.insert("ssh_key".into(), key.clone().into());
+        }
+        event(EventKind::TokenCreated, payload)
+    }
+
+    /// The gateway signed a short-lived SSH certificate for `identity`.
+    pub fn ssh_certificate_issued(
+        identity: &Identity,
+        serial: u64,
+        key_fingerprint: &str,
+        valid_before: Timestamp,
+    ) -> Self {
         event(
-            EventKind::TokenCreated,
+            EventKind::SshCertificateIssued,
             json!({
-                "token_id": t.id,
-                "identity": t.identity,
-                "groups": t.groups,
-                "expires_at": t.expires_at,
+                "identity": identity,
+                "serial": serial.to_string(),
+                "key_fingerprint": key_fingerprint,
+                "valid_before": valid_before,
             }),
         )
     }

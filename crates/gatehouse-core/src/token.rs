@@ -32,6 +32,10 @@ pub struct TokenRecord {
     pub expires_at: Timestamp,
     /// When the token was revoked, if it was.
     pub revoked_at: Option<Timestamp>,
+    /// For a registered SSH public key (the credential is the key, not a
+    /// secret): its SHA256 fingerprint. `None` for a service token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<String>,
 }
 
 impl TokenRecord {

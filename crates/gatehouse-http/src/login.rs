@@ -87,7 +87,10 @@ pub(crate) async fn login(
 pub(crate) fn problem(r: &LoginRefusal) -> Problem {
     match r {
         LoginRefusal::TlsRequired => refusals::tls_required(),
-        LoginRefusal::MissingCredential => refusals::missing_credential(),
+        // Only SSH presents keys; to HTTP it is a missing credential.
+        LoginRefusal::MissingCredential | LoginRefusal::UnknownKey => {
+            refusals::missing_credential()
+        }
         LoginRefusal::BadCredential { reason, jwt } => refusals::bad_credential(reason, *jwt),
         LoginRefusal::UnknownConnection { name } => refusals::no_connection(Some(name)),
         LoginRefusal::ConnectDenied { reason } => refusals::connect_denied(reason),

@@ -48,6 +48,25 @@ impl Authenticator {
         self.oidc.as_ref()
     }
 
+    /// The identity a registered SSH key (its wire encoding) proves at `now`.
+    pub async fn ssh_key(
+        &self,
+        blob: &[u8],
+        now: Timestamp,
+    ) -> Result<AuthenticatedIdentity, AuthError> {
+        crate::verify_ssh_key(self.store.as_ref(), blob, now).await
+    }
+
+    /// The identity a certificate the gateway signed was issued to, checked
+    /// again at `now`.
+    pub async fn certified(
+        &self,
+        identity: gatehouse_core::Identity,
+        now: Timestamp,
+    ) -> Result<AuthenticatedIdentity, AuthError> {
+        crate::verify_certified(self.store.as_ref(), identity, now).await
+    }
+
     /// Checks `credential` at `now`.
     pub async fn authenticate(
         &self,

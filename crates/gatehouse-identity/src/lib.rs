@@ -9,8 +9,10 @@
 mod authenticator;
 pub mod oidc;
 mod service_token;
+mod ssh_key;
 
 pub use authenticator::{Authenticator, CredentialKind};
+pub use ssh_key::{register_ssh_key, verify_certified, verify_ssh_key};
 
 pub use service_token::{
     looks_like_service_token, mint_service_token, verify_service_token, MintedToken,
@@ -74,6 +76,15 @@ pub enum AuthError {
         issuer: Option<String>,
         /// What is wrong.
         problem: oidc::TokenProblem,
+    },
+    /// No registered SSH key is this one.
+    #[error("this SSH key is not registered to any identity; register it with `gatehouse token create --ssh-key`, or log in with a token")]
+    UnknownSshKey,
+    /// A certificate outlived the OIDC token it was issued for.
+    #[error("the certificate's OIDC token (issuer {issuer}) has expired; run `gatehouse ssh login` again")]
+    CertifiedTokenExpired {
+        /// The issuer's configured name.
+        issuer: String,
     },
     /// A JWT was presented but no issuer is configured.
     #[error("this gateway trusts no OIDC issuer; use a Gatehouse service token, or ask the operator to add an [[identity.oidc]] issuer")]

@@ -72,6 +72,7 @@ pub fn mint_service_token(
         created_at: now,
         expires_at: now.plus(ttl),
         revoked_at: None,
+        ssh_key: None,
     };
     Ok(MintedToken {
         record,

@@ -143,7 +143,8 @@ pub(crate) fn login(r: &LoginRefusal) -> ConnectionRefusal {
             "gatehouse requires TLS",
             Some("connect with sslmode=require (or verify-full with the gateway's CA certificate)"),
         ),
-        LoginRefusal::MissingCredential => ConnectionRefusal::new(
+        // Only SSH presents keys; to PostgreSQL it is a missing password.
+        LoginRefusal::MissingCredential | LoginRefusal::UnknownKey => ConnectionRefusal::new(
             "28P01",
             message,
             Some("use a token from `gatehouse token create`, or an OIDC token from a trusted issuer, as the password"),

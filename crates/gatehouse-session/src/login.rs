@@ -75,6 +75,13 @@ pub enum Credential<'a> {
     /// An identity this caller connection proved moments ago (the HTTP
     /// adapter's kept-alive connections); not checked again.
     Proven(Identity),
+    /// An SSH public key the caller proved it holds (its wire encoding):
+    /// a key registered to an identity.
+    SshKey(&'a [u8]),
+    /// The identity in a certificate the gateway signed, whose signature,
+    /// validity and options the adapter checked: checked again against
+    /// the credential it was issued for.
+    Certified(Identity),
 }
 
 /// Why a caller was not let in. Each has been written to the evidence log
@@ -128,6 +135,9 @@ pub enum LoginRefusal {
     /// The evidence log did not take the login (or its refusal), so nothing
     /// goes on.
     EvidenceUnavailable,
+    /// An SSH key registered to no one: not logged and not counted as a
+    /// failed login (a client offers each of its keys in turn).
+    UnknownKey,
 }
 
 impl LoginRefusal {
@@ -135,7 +145,7 @@ impl LoginRefusal {
     pub fn stage(&self) -> &'static str {
         match self {
             Self::TlsRequired => "transport",
-            Self::MissingCredential | Self::BadCredential { .. } => "credential",
+            Self::MissingCredential | Self::BadCredential { .. } | Self::UnknownKey => "credential",
             Self::UnknownConnection { .. } => "connection",
             Self::ConnectDenied { .. } => "policy",
             Self::TooManySessions { .. } | Self::TooManyFailures { .. } => "limit",
@@ -168,6 +178,7 @@ impl LoginRefusal {
                 "gatehouse could not write its evidence log, so the connection was not opened"
                     .into()
             }
+            Self::UnknownKey => "this SSH key is not registered to any identity".into(),
         }
     }
 }
@@ -257,11 +268,9 @@ impl Gatekeeper {
         credential: Credential<'_>,
     ) -> Result<Identity, LoginRefusal> {
         let attempt = &knock.attempt;
-        let token = match credential {
-            Credential::Proven(identity) => return Ok(identity),
-            Credential::Missing => None,
-            Credential::Token(t) => Some(t),
-        };
+        if let Credential::Proven(identity) = credential {
+            return Ok(identity);
+        }
         let ip = attempt.peer.ip();
         if let Some(blocked) = self.failed_logins.blocked(ip, std::time::Instant::now()) {
             let refusal = LoginRefusal::TooManyFailures {
@@ -288,6 +297,38 @@ impl Gatekeeper {
                     false => LoginRefusal::EvidenceUnavailable,
                 },
             );
+        }
+        let (token, proof) = match credential {
+            Credential::Proven(_) | Credential::Missing => (None, None),
+            Credential::Token(t) => (Some(t), None),
+            Credential::SshKey(blob) => (
+                None,
+                Some(self.authenticator.ssh_key(blob, Timestamp::now()).await),
+            ),
+            Credential::Certified(identity) => (
+                None,
+                Some(
+                    self.authenticator
+                        .certified(identity, Timestamp::now())
+                        .await,
+                ),
+            ),
+        };
+        if let Some(proof) = proof {
+            return match proof {
+                Ok(i) => Ok(i.into_identity()),
+                Err(gatehouse_identity::AuthError::UnknownSshKey) => Err(LoginRefusal::UnknownKey),
+                Err(e) => {
+                    if e.caused_by_caller() {
+                        self.failed_logins.failed(ip, std::time::Instant::now());
+                    }
+                    let refusal = LoginRefusal::BadCredential {
+                        reason: e.to_string(),
+                        jwt: false,
+                    };
+                    Err(self.refused(attempt, None, refusal).await)
+                }
+            };
         }
         let Some(token) = token else {
             // No credential at all counts as a failed login too: each one is

@@ -93,10 +93,17 @@ impl CallerConnection {
         }
     }
 
-    /// Logs the caller in with `token`: the core's login sequence, the
-    /// account checked against the connection's, the session opened.
-    /// `Err` is what the caller is told.
-    async fn log_in(&mut self, name: &str, token: &str) -> Result<(), String> {
+    /// Logs the caller in with `credential` (`how` names the method for
+    /// the login's event): the core's login sequence, the account checked
+    /// against the connection's, the session opened. `Err` is what the
+    /// caller is told; `None` for a key registered to no one (not an event:
+    /// the client offers its keys in turn).
+    async fn log_in(
+        &mut self,
+        name: &str,
+        credential: Credential<'_>,
+        how: String,
+    ) -> Result<(), Option<String>> {
         let (connection, account) = self.resolve(name);
         let target = self.gw.settings.connections.get(&connection).cloned();
         let attempt = LoginAttempt {
@@ -109,12 +116,13 @@ impl CallerConnection {
         let gate = &self.gw.gatekeeper;
         let knock = gate.knock(attempt).await.map_err(|r| words(&r))?;
         let checked = gate
-            .login(&knock, Credential::Token(token))
+            .login(&knock, credential)
             .await
-            .map_err(|r| words(&r))?;
+            .map_err(|r| words(&r))?
+            .with_settings(vec![("ssh_auth".into(), how)]);
         // Only a configured connection passes the login.
         let Some(target) = target else {
-            return Err(format!("connection {connection:?} is not configured"));
+            return Err(Some(format!("connection {connection:?} is not configured")));
         };
         let user = account.unwrap_or_else(|| target.user.clone());
         if !target.users.contains(&user) {
@@ -134,7 +142,10 @@ impl CallerConnection {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "could not open an ssh session");
-                "gatehouse could not record the session's start, so it was not opened".to_string()
+                Some(
+                    "gatehouse could not record the session's start, so it was not opened"
+                        .to_string(),
+                )
             })?;
         *self.login.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Login {
             gw: self.gw.clone(),
@@ -148,40 +159,111 @@ impl CallerConnection {
     }
 }
 
-/// A refused login in words for the caller.
-fn words(r: &LoginRefusal) -> String {
+/// A refused login in words for the caller (`None`: an unknown key, which
+/// is not told).
+fn words(r: &LoginRefusal) -> Option<String> {
     match r {
-        LoginRefusal::BadCredential { .. } | LoginRefusal::MissingCredential => format!(
+        LoginRefusal::UnknownKey => None,
+        LoginRefusal::BadCredential { .. } | LoginRefusal::MissingCredential => Some(format!(
             "{}; use a service token or an OIDC token as the password",
             r.message()
-        ),
-        _ => r.message(),
+        )),
+        _ => Some(r.message()),
     }
 }
 
 fn methods() -> MethodSet {
-    MethodSet::from(&[MethodKind::KeyboardInteractive, MethodKind::Password][..])
+    MethodSet::from(
+        &[
+            MethodKind::PublicKey,
+            MethodKind::KeyboardInteractive,
+            MethodKind::Password,
+        ][..],
+    )
+}
+
+fn rejected() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(methods()),
+        partial_success: false,
+    }
 }
 
 impl server::Handler for CallerConnection {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
-        Ok(Auth::Reject {
-            proceed_with_methods: Some(methods()),
-            partial_success: false,
-        })
+        Ok(rejected())
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        match self.log_in(user, password).await {
+        let credential = Credential::Token(password);
+        match self.log_in(user, credential, "password".into()).await {
             Ok(()) => Ok(Auth::Accept),
             Err(why) => {
-                tracing::info!(client = %self.peer, reason = %why, "ssh login refused");
-                Ok(Auth::Reject {
-                    proceed_with_methods: Some(methods()),
-                    partial_success: false,
-                })
+                tracing::info!(client = %self.peer, reason = ?why, "ssh login refused");
+                Ok(rejected())
+            }
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let Ok(blob) = key.public_key.to_bytes() else {
+            return Ok(rejected());
+        };
+        let how = format!("key {}", crate::fingerprint(key.public_key));
+        match self.log_in(user, Credential::SshKey(&blob), how).await {
+            Ok(()) => Ok(Auth::Accept),
+            Err(why) => {
+                if let Some(why) = why {
+                    tracing::info!(client = %self.peer, reason = %why, "ssh login refused");
+                }
+                Ok(rejected())
+            }
+        }
+    }
+
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        certificate: &russh::keys::Certificate,
+    ) -> Result<Auth, Self::Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let how = format!("certificate serial {}", certificate.serial());
+        let identity = match self.gw.settings.ca.verify(certificate, now) {
+            Ok(identity) => identity,
+            Err(why) => {
+                let (connection, _) = self.resolve(user);
+                let kind = self.gw.settings.connections.get(&connection).map(|_| "ssh");
+                let attempt = LoginAttempt {
+                    protocol: Protocol::Ssh,
+                    peer: self.peer,
+                    encrypted: true,
+                    connection: Some(&connection),
+                    kind,
+                };
+                tracing::info!(client = %self.peer, reason = %why, "ssh certificate refused");
+                self.gw
+                    .gatekeeper
+                    .log_refusal(&attempt, "credential", &why)
+                    .await;
+                return Ok(rejected());
+            }
+        };
+        match self
+            .log_in(user, Credential::Certified(identity), how)
+            .await
+        {
+            Ok(()) => Ok(Auth::Accept),
+            Err(why) => {
+                tracing::info!(client = %self.peer, reason = ?why, "ssh login refused");
+                Ok(rejected())
             }
         }
     }
@@ -192,10 +274,7 @@ impl server::Handler for CallerConnection {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        let reject = Auth::Reject {
-            proceed_with_methods: Some(methods()),
-            partial_success: false,
-        };
+        let reject = rejected();
         let Some(mut response) = response else {
             return Ok(Auth::Partial {
                 name: Cow::Borrowed(""),
@@ -211,9 +290,14 @@ impl server::Handler for CallerConnection {
             .next()
             .map(|b| String::from_utf8_lossy(&b).trim().to_string())
             .unwrap_or_default();
-        match self.log_in(user, &token).await {
+        let credential = Credential::Token(&token);
+        match self
+            .log_in(user, credential, "keyboard-interactive".into())
+            .await
+        {
             Ok(()) => Ok(Auth::Accept),
             Err(why) => {
+                let why = why.unwrap_or_default();
                 tracing::info!(client = %self.peer, reason = %why, "ssh login refused");
                 // The caller is told why in an instruction without prompts.
                 let note = format!("gatehouse: {why}");
@@ -225,17 +309,6 @@ impl server::Handler for CallerConnection {
                 })
             }
         }
-    }
-
-    async fn auth_publickey_offered(
-        &mut self,
-        _user: &str,
-        _offer: server::PublicKeyOffer<'_>,
-    ) -> Result<Auth, Self::Error> {
-        Ok(Auth::Reject {
-            proceed_with_methods: Some(methods()),
-            partial_success: false,
-        })
     }
 
     async fn channel_open_session(

@@ -13,6 +13,11 @@ pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 
 /// Reads the host key at `path`, or makes one there when there is none.
 pub fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, SshError> {
+    load_or_create_key(path, "gatehouse host key")
+}
+
+/// Reads the Ed25519 key at `path`, or makes one there (mode 0600).
+pub(crate) fn load_or_create_key(path: &Path, comment: &str) -> Result<PrivateKey, SshError> {
     match std::fs::read_to_string(path) {
         Ok(text) => PrivateKey::from_openssh(&text).map_err(|e| {
             SshError::Key(format!(
@@ -20,7 +25,7 @@ pub fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, SshError> {
                 path.display()
             ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path, comment),
         Err(source) => Err(SshError::Io {
             path: path.to_path_buf(),
             source,
@@ -28,11 +33,11 @@ pub fn load_or_create_host_key(path: &Path) -> Result<PrivateKey, SshError> {
     }
 }
 
-fn create(path: &Path) -> Result<PrivateKey, SshError> {
+fn create(path: &Path, comment: &str) -> Result<PrivateKey, SshError> {
     let mut seed = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
     let pair = Ed25519Keypair::from_seed(&seed);
-    let key = PrivateKey::new(KeypairData::Ed25519(pair), "gatehouse host key")
+    let key = PrivateKey::new(KeypairData::Ed25519(pair), comment)
         .map_err(|e| SshError::Key(format!("making a host key: {e}")))?;
     let text = key
         .to_openssh(LineEnding::LF)

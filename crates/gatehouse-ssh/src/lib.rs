@@ -18,6 +18,7 @@
 //! (`masking.rs`) and recorded as asciicast (`relay.rs`); everything is in
 //! the evidence log. Agent, X11 and remote forwarding are refused.
 
+mod ca;
 mod caller;
 mod channel;
 mod forward;
@@ -29,6 +30,7 @@ mod sftp;
 mod target;
 mod upstream;
 
+pub use ca::{CertificateAuthority, Issued, CA_KEY_FILE};
 pub use host_key::{fingerprint, load_or_create_host_key, HOST_KEY_FILE};
 pub use listener::SshGateway;
 pub use masking::ssh_masking;
@@ -61,6 +63,8 @@ pub struct SshSettings {
     pub max_connections: usize,
     /// How long a caller has to authenticate.
     pub login_timeout: Duration,
+    /// The CA whose certificates callers may log in with.
+    pub ca: CertificateAuthority,
 }
 
 /// Errors of the SSH adapter.

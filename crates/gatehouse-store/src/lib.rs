@@ -86,8 +86,8 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO tokens (id, identity, groups_json, secret_hash, created_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (id, identity, groups_json, secret_hash, created_at, expires_at, revoked_at, ssh_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&t.id.0)
         .bind(&t.identity)
@@ -96,6 +96,7 @@ impl Store for SqliteStore {
         .bind(t.created_at.unix_millis())
         .bind(t.expires_at.unix_millis())
         .bind(t.revoked_at.map(Timestamp::unix_millis))
+        .bind(&t.ssh_key)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;

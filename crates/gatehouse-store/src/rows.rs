@@ -29,6 +29,7 @@ pub(crate) struct TokenRow {
     created_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    ssh_key: Option<String>,
 }
 
 impl TryFrom<TokenRow> for TokenRecord {
@@ -42,6 +43,7 @@ impl TryFrom<TokenRow> for TokenRecord {
             created_at: Timestamp::from_unix_millis(r.created_at),
             expires_at: Timestamp::from_unix_millis(r.expires_at),
             revoked_at: r.revoked_at.map(Timestamp::from_unix_millis),
+            ssh_key: r.ssh_key,
         })
     }
 }

@@ -17,6 +17,7 @@ async fn tokens_round_trip_and_revoke() {
         created_at: Timestamp::from_unix_millis(1_000),
         expires_at: Timestamp::from_unix_millis(9_000),
         revoked_at: None,
+        ssh_key: Some("SHA256:key".into()),
     };
     store.insert_token(&t).await.unwrap();
     assert_eq!(store.find_token(&t.id).await.unwrap(), Some(t.clone()));

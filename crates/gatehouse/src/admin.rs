@@ -181,6 +181,32 @@ impl AdminClient {
             .await
     }
 
+    /// Exchanges this client's token for an SSH certificate.
+    pub async fn ssh_certificate(
+        &self,
+        req: &gatehouse_api::CertificateRequest,
+    ) -> Result<gatehouse_api::IssuedCertificate> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/ssh/certificates", self.base))
+                .json(req),
+        )
+        .await
+    }
+
+    /// Registers an SSH public key to a service identity.
+    pub async fn register_ssh_key(
+        &self,
+        req: &gatehouse_api::RegisterKeyRequest,
+    ) -> Result<TokenRecord> {
+        self.send(
+            self.http
+                .post(format!("{}/v1/ssh/keys", self.base))
+                .json(req),
+        )
+        .await
+    }
+
     /// Lists tokens.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
         self.send(self.http.get(format!("{}/v1/tokens", self.base)))

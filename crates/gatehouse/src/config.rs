@@ -69,6 +69,7 @@ struct ListenersSection {
     ssh: Option<String>,
     ssh_idle_timeout: Option<String>,
     ssh_keepalive: Option<String>,
+    ssh_certificate_ttl: Option<String>,
     #[serde(default)]
     plaintext_on_loopback: bool,
     handshake_timeout: Option<String>,
@@ -152,6 +153,8 @@ pub struct GatewayConfig {
     pub ssh_idle_timeout: Duration,
     /// Keepalives go to a quiet SSH caller this often.
     pub ssh_keepalive: Duration,
+    /// How long an SSH certificate from `gatehouse ssh login` is valid.
+    pub ssh_certificate_ttl: Duration,
     /// SSH hosts (`kind = "ssh"`), in file order; masking is attached at start.
     pub ssh_connections: Vec<Arc<gatehouse_ssh::SshTarget>>,
     /// The policy, loaded and validated.
@@ -442,6 +445,17 @@ impl RawConfig {
         let ssh_idle_timeout =
             ssh_duration("ssh_idle_timeout", &self.listeners.ssh_idle_timeout, 1800);
         let ssh_keepalive = ssh_duration("ssh_keepalive", &self.listeners.ssh_keepalive, 30);
+        let ssh_certificate_ttl = ssh_duration(
+            "ssh_certificate_ttl",
+            &self.listeners.ssh_certificate_ttl,
+            600,
+        );
+        if !(60..=86_400).contains(&ssh_certificate_ttl.as_secs()) {
+            problem(
+                "listeners.ssh_certificate_ttl".into(),
+                "between 1m and 24h: certificates are meant to be short-lived".into(),
+            );
+        }
         let handshake_timeout = match &self.listeners.handshake_timeout {
             Some(t) => parse_duration(t)
                 .map_err(|r| problem("listeners.handshake_timeout".into(), r))
@@ -628,6 +642,7 @@ impl RawConfig {
                 ssh_listen,
                 ssh_idle_timeout,
                 ssh_keepalive,
+                ssh_certificate_ttl,
                 ssh_connections,
                 warnings: if self.policy.is_none() {
                     vec![format!("{}: policy: {MISSING_POLICY}", self.file.display())]

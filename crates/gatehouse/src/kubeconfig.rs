@@ -128,6 +128,18 @@ pub fn kubeconfig(config_file: &Path, args: &KubeconfigArgs<'_>) -> Result<Strin
 
 /// The ExecCredential kubectl reads from `gatehouse kube-credential`.
 pub fn exec_credential(token_env: Option<&str>, token_file: Option<&Path>) -> Result<String> {
+    let token = read_token(token_env, token_file)?;
+    Ok(serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {"token": token},
+    })
+    .to_string())
+}
+
+/// The caller's token from `token_file`, or the environment variable
+/// `token_env` (default `GATEHOUSE_TOKEN`), trimmed.
+pub fn read_token(token_env: Option<&str>, token_file: Option<&Path>) -> Result<String> {
     let token = match (token_env, token_file) {
         (Some(_), Some(_)) => bail!("give --token-env or --token-file, not both"),
         (_, Some(f)) => std::fs::read_to_string(f)
@@ -143,10 +155,5 @@ pub fn exec_credential(token_env: Option<&str>, token_file: Option<&Path>) -> Re
     if token.is_empty() {
         bail!("the token is empty: set it to your Gatehouse service token or your platform's OIDC token");
     }
-    Ok(serde_json::json!({
-        "apiVersion": "client.authentication.k8s.io/v1",
-        "kind": "ExecCredential",
-        "status": {"token": token},
-    })
-    .to_string())
+    Ok(token.to_string())
 }

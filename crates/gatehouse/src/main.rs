@@ -6,7 +6,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use gatehouse::access::AccessCommand;
 use gatehouse::admin::AdminClient;
@@ -53,6 +53,41 @@ enum SshCommand {
     /// its SHA256 fingerprint and a known_hosts line for callers to pin.
     HostKey {
         /// JSON output: {"public_key", "fingerprint", "known_hosts"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exchange your token for a short-lived SSH certificate: writes a fresh key, its .pub and
+    /// its -cert.pub, so that `ssh -i KEY -p PORT <connection>@gateway` logs in with no password.
+    Login {
+        /// The environment variable holding your token (a service token or an OIDC token).
+        #[arg(long, default_value = "GATEHOUSE_TOKEN", conflicts_with = "token_file")]
+        token_env: String,
+        /// A file holding your token (a projected OIDC token, say).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Where to write the key (replaced; KEY.pub and KEY-cert.pub beside it).
+        #[arg(long, default_value = "gatehouse_ed25519")]
+        key: PathBuf,
+        /// JSON output: {"key", "certificate_file", "principal", "serial", "valid_before"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register an SSH public key to a service identity, for hosts that cannot fetch tokens
+    /// (admin). It is listed and revoked with `gatehouse token list|revoke`.
+    RegisterKey {
+        /// The identity the key logs in as.
+        #[arg(long)]
+        identity: String,
+        /// A group of the identity (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// How long the registration lasts, e.g. 90d (at most 366d).
+        #[arg(long, default_value = "90d")]
+        ttl: String,
+        /// The public key file (`ssh-ed25519 AAAA… comment`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Print the record as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -438,6 +473,59 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "{}",
                 gatehouse::ssh_cli::host_key(&config_path(&cli), *json)?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ssh(SshCommand::Login {
+            token_env,
+            token_file,
+            key,
+            json,
+        }) => {
+            let env = token_file.is_none().then_some(token_env.as_str());
+            let token = gatehouse::kubeconfig::read_token(env, token_file.as_deref())?;
+            let client =
+                AdminClient::with_token(cli.config.as_deref(), cli.server.as_deref(), &token)?;
+            print!("{}", gatehouse::ssh_cli::login(&client, key, *json).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ssh(SshCommand::RegisterKey {
+            identity,
+            groups,
+            ttl,
+            key,
+            json,
+        }) => {
+            let client = AdminClient::new(cli.config.as_deref(), cli.server.as_deref())?;
+            let ttl = humantime::parse_duration(ttl).map_err(|e| {
+                anyhow!("--ttl {ttl:?} is not a duration such as 90d, 12h or 15m: {e}")
+            })?;
+            let public_key = std::fs::read_to_string(key)
+                .with_context(|| format!("reading the public key {}", key.display()))?;
+            let record = client
+                .register_ssh_key(&gatehouse_api::RegisterKeyRequest {
+                    identity: identity.clone(),
+                    groups: groups.clone(),
+                    ttl_seconds: ttl.as_secs(),
+                    public_key,
+                })
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+            } else {
+                println!(
+                    "registered {} to {} (groups: {}) as record {}, until {}; revoke it with `gatehouse token revoke {}`",
+                    record.ssh_key.as_deref().unwrap_or(""),
+                    record.identity,
+                    if record.groups.is_empty() {
+                        "none".into()
+                    } else {
+                        record.groups.join(", ")
+                    },
+                    record.id,
+                    record.expires_at,
+                    record.id
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::KubeCredential {

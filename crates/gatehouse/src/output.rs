@@ -20,6 +20,11 @@ pub fn tokens(list: &[TokenRecord], now: Timestamp) -> String {
         } else {
             "active"
         };
+        // A registered SSH key says so, with its fingerprint.
+        let state = match &t.ssh_key {
+            Some(k) => format!("{state} (ssh key {k})"),
+            None => state.to_string(),
+        };
         let _ = writeln!(
             out,
             "{:<18} {:<24} {:<28} {:<25} {}",

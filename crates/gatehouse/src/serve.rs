@@ -266,8 +266,18 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         let rx = shutdown_rx.clone();
         tokio::spawn(async move { gateway.serve(listener, rx).await })
     });
-    let ssh_task = match ssh_listener {
-        Some(listener) => {
+    let ssh_ca = match &ssh_listener {
+        Some(_) => {
+            let path = config.data_dir.join(gatehouse_ssh::CA_KEY_FILE);
+            Some(
+                gatehouse_ssh::CertificateAuthority::load_or_create(&path)
+                    .with_context(|| format!("the SSH CA key {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let ssh_task = match (ssh_listener, ssh_ca.clone()) {
+        (Some(listener), Some(ca)) => {
             let key_path = config.data_dir.join(gatehouse_ssh::HOST_KEY_FILE);
             let host_key = gatehouse_ssh::load_or_create_host_key(&key_path)
                 .with_context(|| format!("the SSH host key {}", key_path.display()))?;
@@ -281,6 +291,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                 keepalive: config.ssh_keepalive,
                 max_connections: config.limits.session.max_connections as usize,
                 login_timeout: config.handshake_timeout,
+                ca,
             };
             let gateway = gatehouse_ssh::SshGateway::new(settings, gatekeeper.clone());
             let rx = shutdown_rx.clone();
@@ -288,7 +299,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                 async move { gateway.serve(listener, rx).await },
             ))
         }
-        None => None,
+        _ => None,
     };
     let gateway = PostgresGateway::new(settings, gatekeeper);
     let pg_task = {
@@ -325,6 +336,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             sensitive_columns,
             sampler: Some(Arc::new(sampler)),
             recordings: config.data_dir.join("recordings"),
+            ssh_ca: ssh_ca.map(|ca| (ca, config.ssh_certificate_ttl)),
         };
         tokio::spawn(async move {
             let stop = async move {

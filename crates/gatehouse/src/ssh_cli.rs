@@ -1,4 +1,5 @@
-//! `gatehouse ssh host-key`: the gateway's SSH host key as callers pin it.
+//! `gatehouse ssh host-key`: the gateway's SSH host key as callers pin it;
+//! `gatehouse ssh login`: a token exchanged for a short-lived certificate.
 
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -42,5 +43,65 @@ pub fn host_key(config_file: &Path, json: bool) -> Result<String> {
     }
     Ok(format!(
         "{line}\n{fingerprint}\n\nFor callers' known_hosts:\n{known_hosts}\n"
+    ))
+}
+
+/// Makes a fresh Ed25519 key at `key`, has the gateway certify it for the
+/// client's token, and writes `key`, `key.pub` and `key-cert.pub`.
+pub async fn login(client: &crate::admin::AdminClient, key: &Path, json: bool) -> Result<String> {
+    use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
+    use russh::keys::ssh_key::LineEnding;
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+    let private = russh::keys::PrivateKey::new(
+        KeypairData::Ed25519(Ed25519Keypair::from_seed(&seed)),
+        "gatehouse ssh login",
+    )
+    .context("making a key")?;
+    let public = private
+        .public_key()
+        .to_openssh()
+        .context("encoding the key")?;
+    let issued = client
+        .ssh_certificate(&gatehouse_api::CertificateRequest {
+            public_key: public.clone(),
+        })
+        .await?;
+    let text = private
+        .to_openssh(LineEnding::LF)
+        .context("encoding the key")?;
+    // The key is replaced whole: a stale certificate never pairs with a new key.
+    let _ = std::fs::remove_file(key);
+    crate::certs::write_private(key, text.as_bytes())?;
+    let with_suffix = |suffix: &str| {
+        let mut name = key.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    let cert_file = with_suffix("-cert.pub");
+    std::fs::write(with_suffix(".pub"), format!("{public}\n"))
+        .with_context(|| format!("writing {}.pub", key.display()))?;
+    std::fs::write(&cert_file, format!("{}\n", issued.certificate))
+        .with_context(|| format!("writing {}", cert_file.display()))?;
+    if json {
+        return Ok(format!(
+            "{}\n",
+            serde_json::json!({
+                "key": key.display().to_string(),
+                "certificate_file": cert_file.display().to_string(),
+                "principal": issued.principal,
+                "serial": issued.serial,
+                "valid_before": issued.valid_before,
+            })
+        ));
+    }
+    Ok(format!(
+        "certificate for {} (serial {}) valid until {}\nwritten: {} and {}\nlog in with: ssh -i {} -p <ssh port> <connection>@<gateway>\n",
+        issued.principal,
+        issued.serial,
+        issued.valid_before,
+        key.display(),
+        cert_file.display(),
+        key.display()
     ))
 }

@@ -544,3 +544,161 @@ fn a_library_client_runs_commands_and_moves_files() {
         stderr(&out)
     );
 }
+
+#[test]
+fn certificates_and_registered_keys_log_in_without_a_password() {
+    let (g, ops, _sre) = gateway();
+    let dir = g.h.dir.path().join("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, &ops).unwrap();
+    // `gatehouse ssh login` exchanges the token for a certificate beside a fresh key.
+    let key = dir.join("id_gatehouse");
+    let out = g.h.cli(&[
+        "ssh",
+        "login",
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let issued: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(issued["principal"], "deploy-job", "{issued}");
+    assert!(std::fs::read_to_string(dir.join("id_gatehouse-cert.pub"))
+        .unwrap()
+        .starts_with("ssh-ed25519-cert-v01@openssh.com "));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o077,
+        0
+    );
+    let out = g
+        .ssh_key_cmd(&key, "web-1", &["echo certified"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "certified");
+    // The login says how the caller proved itself.
+    let events = g.h.evidence_events();
+    assert!(events.iter().any(|e| e["kind"] == "ssh_certificate_issued"
+        && e["payload"]["identity"]["subject"] == "deploy-job"));
+    let login = events
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "auth_success" && e["payload"]["protocol"] == "ssh")
+        .unwrap();
+    assert!(login.to_string().contains("certificate serial"), "{login}");
+
+    // A certificate from another CA is refused, and the refusal is logged.
+    let rogue_ca = dir.join("rogue_ca");
+    common::ssh::keygen(&rogue_ca);
+    let victim = dir.join("victim");
+    common::ssh::keygen(&victim);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&rogue_ca)
+        .args(["-I", "deploy-job", "-n", "deploy-job", "-V", "+5m"])
+        .arg(victim.with_extension("pub"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = g
+        .ssh_key_cmd(&victim, "web-1", &["echo no"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(stdout(&out).is_empty());
+    assert!(g
+        .h
+        .evidence_events()
+        .iter()
+        .any(|e| e["kind"] == "auth_failure"
+            && e["payload"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not signed by this gateway's SSH CA")));
+
+    // A certificate stops working when the token it came from is revoked.
+    let temp = g.h.token("short-job", &["ops"], "1h");
+    std::fs::write(&token_file, &temp).unwrap();
+    let key2 = dir.join("id_short");
+    let out = g.h.cli(&[
+        "ssh",
+        "login",
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--key",
+        key2.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = g.ssh_key_cmd(&key2, "web-1", &["true"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = temp
+        .trim_start_matches("gatehouse_st_")
+        .split('_')
+        .next()
+        .unwrap();
+    let out = g.h.cli(&["token", "revoke", id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = g.ssh_key_cmd(&key2, "web-1", &["true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+
+    // A key registered to a service identity logs in as it, until revoked.
+    let registered = dir.join("backup_key");
+    common::ssh::keygen(&registered);
+    let out = g.h.cli(&[
+        "ssh",
+        "register-key",
+        "--identity",
+        "backup-job",
+        "--group",
+        "ops",
+        "--key",
+        registered.with_extension("pub").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        record["ssh_key"].as_str().unwrap().starts_with("SHA256:"),
+        "{record}"
+    );
+    let out = g
+        .ssh_key_cmd(&registered, "web-1", &["echo as-backup"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "as-backup");
+    let listed = g.h.cli_ok(&["token", "list"]);
+    assert!(
+        listed.contains("backup-job") && listed.contains("ssh key SHA256:"),
+        "{listed}"
+    );
+    let out =
+        g.h.cli(&["token", "revoke", record["id"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = g
+        .ssh_key_cmd(&registered, "web-1", &["true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(g
+        .h
+        .evidence_events()
+        .iter()
+        .any(|e| e["kind"] == "auth_failure"
+            && e["payload"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("was revoked")));
+    // A key registered to no one is simply not accepted.
+    let stranger = dir.join("stranger");
+    common::ssh::keygen(&stranger);
+    let out = g
+        .ssh_key_cmd(&stranger, "web-1", &["true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+}

@@ -194,6 +194,38 @@ impl SshGateway {
             .stdin(Stdio::null());
     }
 
+    /// `ssh` to `login` logging in with the key (and certificate) at `key`
+    /// only: no password, no other key.
+    pub fn ssh_key_cmd(&self, key: &Path, login: &str, remote: &[&str]) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            &format!(
+                "UserKnownHostsFile={}",
+                self.client.join("known_hosts").display()
+            ),
+            "-o",
+            "PreferredAuthentications=publickey",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-i",
+        ])
+        .arg(key)
+        .args(["-p", &self.h.ssh_port.to_string()])
+        .arg(format!("{login}@127.0.0.1"))
+        .args(remote)
+        .env("HOME", &self.client)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null());
+        cmd
+    }
+
     /// `ssh` to `login` (a connection, or `account@connection`) through the
     /// gateway as `token`, with `extra` options, running `remote`.
     pub fn ssh_cmd(&self, token: &str, login: &str, extra: &[&str], remote: &[&str]) -> Command {
