@@ -60,13 +60,6 @@ pub(crate) async fn issue(
     headers: HeaderMap,
     body: Result<Json<CertificateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<IssuedCertificate>)> {
-    let Some((ca, ttl)) = state.ssh_ca.clone() else {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "this gateway has no SSH listener, so it signs no SSH certificates ([listeners] ssh)"
-                .into(),
-        ));
-    };
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -84,6 +77,13 @@ pub(crate) async fn issue(
         .await
         .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.to_string()))?
         .into_identity();
+    let Some((ca, ttl)) = state.ssh_ca.clone() else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "this gateway has no SSH listener, so it signs no SSH certificates ([listeners] ssh)"
+                .into(),
+        ));
+    };
     let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let key = parse_key(&req.public_key)?;
     let now = Timestamp::now();

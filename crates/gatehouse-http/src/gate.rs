@@ -5,12 +5,13 @@
 use crate::path::NormalPath;
 use crate::refusals::{self, Problem};
 use gatehouse_core::{
-    statement_fingerprint, ActionToApprove, ApprovalId, ApprovalMode, ApprovalState, Consulted,
-    Decided, DecisionRecord, Identity, SessionId, Timestamp,
+    statement_fingerprint, ActionToApprove, ApprovalId, Decided, DecisionRecord, Identity,
+    SessionId, Timestamp,
 };
 use gatehouse_policy::{
     Decision, HttpRequestFacts, KubeRequestFacts, McpRequestFacts, PolicyHandle, PolicyMode,
 };
+use gatehouse_session::gate::{record, Refusal, Verdict as CoreVerdict};
 use gatehouse_session::Session;
 use http::request::Parts;
 use std::net::IpAddr;
@@ -209,29 +210,6 @@ pub(crate) struct Asking<'a> {
     /// The whole body as an approver sees it (masked); `None`: too large.
     pub(crate) approval_body: Option<&'a [Option<String>]>,
     pub(crate) body: &'a [u8],
-}
-
-fn record(d: &Decision, mode: PolicyMode, shadow: bool) -> DecisionRecord {
-    let decided_as = if shadow {
-        PolicyMode::Audit
-    } else {
-        PolicyMode::Enforce
-    };
-    DecisionRecord {
-        decision: d.recorded(decided_as),
-        policies: d.policies().to_vec(),
-        mode: mode.recorded(),
-        reason: d.reason().map(str::to_string),
-    }
-}
-
-/// A request that needs approval, refused because no request could be filed.
-fn not_filed(mut base: DecisionRecord, problem: Problem, why: String) -> Verdict {
-    base.reason = Some(why);
-    Verdict::Refuse {
-        problem,
-        record: base,
-    }
 }
 
 /// Decides a request; in hold mode waits for its approval.
@@ -484,118 +462,51 @@ pub(crate) fn may_list(
     !matches!(d, Decision::Deny { .. })
 }
 
+/// An action that needs approval, through the core's approval flow: taken,
+/// refused naming its request, or held here until decided.
 async fn approve(
     session: &Session,
     asked: &ActionToApprove<'_>,
-    mut base: DecisionRecord,
-    decide_as: &impl Fn(bool) -> Decision,
+    base: DecisionRecord,
+    decide_as: &(impl Fn(bool) -> Decision + Sync),
 ) -> Verdict {
-    let reason = base.reason.clone().unwrap_or_default();
-    let (id, route) = match session.consult(asked) {
-        Consulted::Approved(id) => return approved(id, base, decide_as),
-        Consulted::NoRoute => {
-            return Verdict::Refuse {
-                problem: refusals::denied(
-                    &format!("{reason}, and no approval route it names is configured"),
-                    &base.policies,
-                ),
-                record: base,
-            }
-        }
-        Consulted::TooMany(limit) => {
-            let who = &asked.requester.subject;
-            let why = format!(
-                "{reason}: not filed: {who} filed {limit} approval requests in the last minute, the most it may"
-            );
-            return not_filed(base, refusals::too_many_requests(&why), why);
-        }
-        Consulted::TooManyPending(limit) => {
-            let who = &asked.requester.subject;
-            let why = format!(
-                "{reason}: not filed: {who} has {limit} approval requests pending, the most it may"
-            );
-            return not_filed(base, refusals::too_many_pending(&why), why);
-        }
-        Consulted::Waiting { id, route, new } => {
-            if let Some(request) = new {
-                let mut w = session.write_ahead();
-                w.file(request);
-                if let Err(e) = session.commit(&mut w).await {
-                    tracing::error!(error = %e, "could not file an approval request");
-                    return Verdict::Refuse {
-                        problem: refusals::evidence_unavailable(),
-                        record: base,
-                    };
-                }
-            }
-            (id, route)
-        }
+    let verdict = match gatehouse_session::gate::ask_approval(session, asked, base, decide_as).await
+    {
+        // Hold mode: the caller's request waits for the decision.
+        CoreVerdict::Held(held) => held.wait(session, decide_as).await,
+        v => v,
     };
-    base.reason = Some(format!("{reason}: request {id}"));
-    if route.mode == ApprovalMode::Request {
-        return Verdict::Refuse {
-            problem: refusals::approval_required(
-                &reason,
-                &id.to_string(),
-                &route.approver_groups,
-                &humantime::format_duration(route.valid_for).to_string(),
-            ),
-            record: base,
-        };
-    }
-    // Hold mode: the caller's request waits for the decision.
-    let state = match session.await_decision(&id, route.hold_timeout).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "could not read an approval request");
-            return Verdict::Refuse {
-                problem: refusals::evidence_unavailable(),
-                record: base,
-            };
-        }
-    };
-    if state == Some(ApprovalState::Approved) {
-        if let Some(taken) = session.take_approved(asked.fingerprint) {
-            return approved(taken, base, decide_as);
-        }
-    }
-    let (denied, expired, what) = match state {
-        Some(ApprovalState::Denied) => (true, false, "denied"),
-        Some(ApprovalState::Expired) => (false, true, "expired"),
-        _ => (false, false, "not decided in time"),
-    };
-    base.reason = Some(format!("{reason}: request {id}: {what}"));
-    Verdict::Refuse {
-        problem: refusals::approval_outcome(&id.to_string(), denied, expired),
-        record: base,
+    match verdict {
+        CoreVerdict::Forward { record, approval } => Verdict::Forward { record, approval },
+        CoreVerdict::Refuse { record, refusal } => Verdict::Refuse {
+            problem: problem(&refusal),
+            record,
+        },
+        CoreVerdict::Held(_) => unreachable!("a held request is waited for above"),
     }
 }
 
-/// An approval was taken: decided again as approved (plain forbids still apply).
-fn approved(
-    id: ApprovalId,
-    mut base: DecisionRecord,
-    decide_as: &impl Fn(bool) -> Decision,
-) -> Verdict {
-    match decide_as(true) {
-        Decision::Allow { policies, .. } => Verdict::Forward {
-            record: DecisionRecord {
-                decision: Decided::Allow,
-                policies,
-                mode: base.mode,
-                reason: Some(format!("approved: request {id}")),
-            },
-            approval: Some(id),
-        },
-        d => {
-            let reason = d.reason().unwrap_or_default().to_string();
-            base.decision = d.recorded(PolicyMode::Enforce);
-            base.reason = Some(reason.clone());
-            Verdict::Refuse {
-                problem: refusals::denied(&reason, d.policies()),
-                record: base,
-            }
+/// The core's refusal as a problem document.
+fn problem(r: &Refusal) -> Problem {
+    match r {
+        Refusal::Denied { reason, policies } => refusals::denied(reason, policies),
+        Refusal::ApprovalRequired {
+            reason,
+            id,
+            approver_groups,
+            valid_for,
+        } => refusals::approval_required(
+            reason,
+            &id.to_string(),
+            approver_groups,
+            &humantime::format_duration(*valid_for).to_string(),
+        ),
+        Refusal::ApprovalOutcome { id, outcome } => {
+            refusals::approval_outcome(&id.to_string(), *outcome == "denied", *outcome == "expired")
         }
+        Refusal::TooManyFiled(why) => refusals::too_many_requests(why),
+        Refusal::TooManyPending(why) => refusals::too_many_pending(why),
+        Refusal::EvidenceUnavailable => refusals::evidence_unavailable(),
     }
 }
 

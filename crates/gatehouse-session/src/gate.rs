@@ -42,8 +42,10 @@ pub enum Refusal {
         /// `denied`, `expired` or `not decided in time`.
         outcome: &'static str,
     },
-    /// The caller filed or holds as many requests as it may.
-    TooManyRequests(String),
+    /// The caller filed as many requests this minute as it may.
+    TooManyFiled(String),
+    /// The caller has as many requests pending as it may.
+    TooManyPending(String),
     /// The evidence log or the approval desk failed: nothing goes ahead.
     EvidenceUnavailable,
 }
@@ -67,7 +69,9 @@ impl Refusal {
             Self::ApprovalOutcome { id, outcome } => {
                 format!("approval request {id} was {outcome}; nothing was run")
             }
-            Self::TooManyRequests(why) => why.clone(),
+            Self::TooManyFiled(why) | Self::TooManyPending(why) => {
+                format!("approval required, and no request filed: {why}")
+            }
             Self::EvidenceUnavailable => {
                 "gatehouse could not write its evidence log, so nothing was run".into()
             }
@@ -185,12 +189,17 @@ pub async fn decide(
                 reason: None,
                 max_rows: None,
             };
-            approve(session, &asked, base, decide_as).await
+            ask_approval(session, &asked, base, decide_as).await
         }
     }
 }
 
-async fn approve(
+/// An action the policy said needs approval (`base` its decision as
+/// recorded): an approval covering it is taken (and it is decided again as
+/// approved), or its request is filed (or found pending) and it is refused
+/// naming it (request mode) or held (hold mode). For adapters that decide
+/// the rest themselves; [`decide`] does all of it.
+pub async fn ask_approval(
     session: &Session,
     asked: &ActionToApprove<'_>,
     mut base: DecisionRecord,
@@ -219,14 +228,14 @@ async fn approve(
             let why = format!(
                 "{reason}: not filed: {who} filed {limit} approval requests in the last minute, the most it may"
             );
-            return refuse(base, why.clone(), Refusal::TooManyRequests(why));
+            return refuse(base, why.clone(), Refusal::TooManyFiled(why));
         }
         Consulted::TooManyPending(limit) => {
             let who = &asked.requester.subject;
             let why = format!(
                 "{reason}: not filed: {who} has {limit} approval requests pending, the most it may"
             );
-            return refuse(base, why.clone(), Refusal::TooManyRequests(why));
+            return refuse(base, why.clone(), Refusal::TooManyPending(why));
         }
         Consulted::Waiting { id, route, new } => {
             if let Some(request) = new {

@@ -19,6 +19,17 @@ use tokio::sync::OnceCell;
 
 /// The prompt of the keyboard-interactive login.
 const PROMPT: &str = "Gatehouse token: ";
+/// Channels one caller connection may have open at once.
+pub(crate) const MAX_CHANNELS: usize = 64;
+
+/// Counts a connection's open channel while it lasts.
+pub(crate) struct ChannelSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ChannelSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// A caller logged in: its session, the connection and account it asked
 /// for, and the gateway's connection to the target (made when the first
@@ -60,6 +71,11 @@ pub(crate) struct CallerConnection {
     refused: Option<String>,
     /// The client's version string, for the session's record.
     client: String,
+    /// Channels open now.
+    open_channels: Arc<std::sync::atomic::AtomicUsize>,
+    /// Channels whose shell, command or subsystem was asked for: a second
+    /// such request on one channel is refused.
+    started: std::collections::HashSet<ChannelId>,
 }
 
 impl CallerConnection {
@@ -74,6 +90,31 @@ impl CallerConnection {
             login,
             refused: None,
             client: String::new(),
+            open_channels: Arc::default(),
+            started: std::collections::HashSet::new(),
+        }
+    }
+
+    /// A slot for one more channel, or `None` when the connection has
+    /// [`MAX_CHANNELS`] open.
+    fn channel_slot(&self) -> Option<ChannelSlot> {
+        use std::sync::atomic::Ordering;
+        let n = self.open_channels.fetch_add(1, Ordering::AcqRel);
+        let slot = ChannelSlot(self.open_channels.clone());
+        (n < MAX_CHANNELS).then_some(slot)
+    }
+
+    /// Answers a shell, exec or subsystem request: the first on a channel
+    /// goes to its task, which decides it; a second is refused.
+    fn start(
+        &mut self,
+        channel: ChannelId,
+        session: &mut server::Session,
+    ) -> Result<(), russh::Error> {
+        if self.started.insert(channel) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
         }
     }
 
@@ -156,6 +197,15 @@ impl CallerConnection {
             upstream: OnceCell::new(),
         }));
         Ok(())
+    }
+}
+
+fn too_many_channels() -> ChannelOpenFailure {
+    ChannelOpenFailure::Other {
+        code: 4, // SSH_OPEN_RESOURCE_SHORTAGE
+        reason: format!(
+            "gatehouse: {MAX_CHANNELS} channels are open on this connection, the most one may have"
+        ),
     }
 }
 
@@ -323,9 +373,16 @@ impl server::Handler for CallerConnection {
                 .await;
             return Ok(());
         };
+        let Some(slot) = self.channel_slot() else {
+            reply.reject(too_many_channels()).await;
+            return Ok(());
+        };
         reply.accept().await;
         let handle = session.handle();
-        tokio::spawn(crate::channel::run(login, channel, handle));
+        tokio::spawn(async move {
+            crate::channel::run(login, channel, handle).await;
+            drop(slot);
+        });
         Ok(())
     }
 
@@ -346,16 +403,25 @@ impl server::Handler for CallerConnection {
                 .await;
             return Ok(());
         };
+        let Some(slot) = self.channel_slot() else {
+            reply.reject(too_many_channels()).await;
+            return Ok(());
+        };
         let host = host_to_connect.to_string();
         let handle = session.handle();
-        tokio::spawn(crate::forward::run(
-            login,
-            channel,
-            reply,
-            host,
-            port_to_connect,
-            handle,
-        ));
+        tokio::spawn(async move {
+            crate::forward::run(login, channel, reply, host, port_to_connect, handle).await;
+            drop(slot);
+        });
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut server::Session,
+    ) -> Result<(), Self::Error> {
+        self.started.remove(&channel);
         Ok(())
     }
 
@@ -390,7 +456,7 @@ impl server::Handler for CallerConnection {
     ) -> Result<(), Self::Error> {
         // Accepted here; decided by the channel's task, which tells the
         // caller on stderr and ends the channel if it is refused.
-        session.channel_success(channel)
+        self.start(channel, session)
     }
 
     async fn exec_request(
@@ -399,7 +465,7 @@ impl server::Handler for CallerConnection {
         _data: &[u8],
         session: &mut server::Session,
     ) -> Result<(), Self::Error> {
-        session.channel_success(channel)
+        self.start(channel, session)
     }
 
     async fn subsystem_request(
@@ -408,7 +474,7 @@ impl server::Handler for CallerConnection {
         _name: &str,
         session: &mut server::Session,
     ) -> Result<(), Self::Error> {
-        session.channel_success(channel)
+        self.start(channel, session)
     }
 
     async fn x11_request(

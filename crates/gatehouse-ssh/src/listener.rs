@@ -111,20 +111,40 @@ async fn connection(
     };
     let handle = running.handle();
     let mut running = std::pin::pin!(running);
-    let reason = tokio::select! {
-        r = &mut running => match r {
-            Ok(()) => SessionEndReason::ClientDisconnected,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "ssh connection ended with an error");
-                SessionEndReason::ClientDisconnected
+    // A caller that has not logged in by the login timeout is disconnected.
+    let login_deadline = tokio::time::sleep(gw.settings.login_timeout);
+    let mut login_deadline = std::pin::pin!(login_deadline);
+    let mut checking_login = true;
+    let reason = loop {
+        tokio::select! {
+            r = &mut running => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "ssh connection ended with an error");
+                }
+                break SessionEndReason::ClientDisconnected;
             }
-        },
-        () = stopped(&mut stop) => {
-            let _ = handle
-                .disconnect(russh::Disconnect::ByApplication, "gatehouse is shutting down".into(), "en".into())
-                .await;
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut running).await;
-            SessionEndReason::GatewayShutdown
+            () = &mut login_deadline, if checking_login => {
+                checking_login = false;
+                if login.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+                    tracing::debug!(%peer, "ssh: not logged in within the login timeout");
+                    let _ = handle
+                        .disconnect(
+                            russh::Disconnect::ByApplication,
+                            "gatehouse: not logged in within the login timeout".into(),
+                            "en".into(),
+                        )
+                        .await;
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut running).await;
+                    return;
+                }
+            }
+            () = stopped(&mut stop) => {
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "gatehouse is shutting down".into(), "en".into())
+                    .await;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut running).await;
+                break SessionEndReason::GatewayShutdown;
+            }
         }
     };
     let login = login.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -391,7 +391,7 @@ fn every_documented_endpoint_exists(h: &Harness) {
                 calls += 1;
             }
         }
-        assert_eq!(calls, 19, "one call per route and method");
+        assert_eq!(calls, 21, "one call per route and method");
     });
 }
 

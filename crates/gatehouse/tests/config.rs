@@ -807,6 +807,11 @@ user = "deploy"
 host_key = "{pin}"
 recording_limit = "2GiB"
 
+[connection.masking]
+detectors = ["email"]
+json_paths = ["$.x"]
+exempt_groups = ["sre"]
+
 [[connection]]
 name = "unreadable"
 kind = "ssh"
@@ -839,6 +844,8 @@ host_key = "{pin}"
             "connection[1].url: not used by ssh connections",
             "connection[2].private_key_file: missing: the gateway's own private key for the host",
             "connection[2].recording_limit: between 1MiB and 1GiB",
+            "connection[2].masking.json_paths: not used by ssh connections",
+            "connection[2].masking.exempt_groups: not used by ssh connections",
             "not an unencrypted SSH private key the gateway can read",
             "connection[3].host_key_file: cannot read",
             "connection[4].host_key: only used by ssh connections",

@@ -128,6 +128,33 @@ fn commands_run_decided_masked_and_recorded() {
         "the gateway's key reached the caller: {got}"
     );
 
+    // An account the connection lists is asked for as `account@connection`;
+    // one it does not list is refused, naming those it does.
+    let out = g.ssh(&ops, &format!("{}@web-1", g.user), "id -un");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), g.user);
+    let out = g.ssh(&ops, "mallory@web-1", "id -un");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("does not let callers log in to the account \"mallory\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // Bytes that are not SSH close that one connection; others go on.
+    {
+        use std::io::{Read, Write};
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", g.h.ssh_port)).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut buf = Vec::new();
+        let _ = raw.read_to_end(&mut buf);
+        assert!(
+            String::from_utf8_lossy(&buf).starts_with("SSH-2.0-"),
+            "{buf:?}"
+        );
+    }
+
     // A wrong token is refused, saying why.
     let out = g.ssh("not-a-token", "web-1", "echo no");
     assert_eq!(out.status.code(), Some(255));
@@ -535,6 +562,13 @@ fn a_library_client_runs_commands_and_moves_files() {
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "from paramiko\n");
+    // One connection may hold 64 channels at once; the next is refused, saying why.
+    let out = run(&ops, &["web-1", "channels", "70"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("opened 64"), "{said}");
+    // (paramiko shows the code's name; OpenSSH prints the gateway's reason too.)
+    assert!(said.contains("Resource shortage"), "{said}");
     // A bad token fails authentication.
     let out = run("nope", &["web-1", "exec", "true"]);
     assert!(!out.status.success());

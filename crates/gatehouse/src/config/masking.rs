@@ -207,6 +207,24 @@ pub(super) fn resolve_connection(
         ok.set(false);
         problem(key, reason);
     };
+    // SSH output is a terminal's text: detectors mask it; there are no
+    // columns or documents to rule, and no exemption is applied yet.
+    if kind == "ssh" {
+        for (key, set) in [
+            ("rule", !m.rule.is_empty()),
+            ("json_paths", !m.json_paths.is_empty()),
+            ("exempt_groups", !m.exempt_groups.is_empty()),
+            ("trusted_functions", !m.trusted_functions.is_empty()),
+            ("discover_columns", m.discover_columns.is_some()),
+        ] {
+            if set {
+                fail(
+                    format!("{prefix}.{key}"),
+                    "not used by ssh connections: their output is text, masked by detectors (and always by the secret detectors)".into(),
+                );
+            }
+        }
+    }
     // Which detectors, in built-in priority order then custom ones.
     let wanted: Vec<String> = m.detectors.clone().unwrap_or_else(|| vec!["all".into()]);
     let mut names: Vec<String> = Vec::new();

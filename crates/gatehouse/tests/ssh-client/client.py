@@ -2,11 +2,13 @@
 
     client.py KNOWN_HOSTS PORT LOGIN exec COMMAND
     client.py KNOWN_HOSTS PORT LOGIN sftp LOCAL REMOTE BACK
+    client.py KNOWN_HOSTS PORT LOGIN channels N
 
 The token comes from GATEHOUSE_TOKEN and is sent as the password; the
 gateway's host key must be the one in KNOWN_HOSTS. Prints what the command
 wrote (stdout, then stderr prefixed with "stderr: ") and exits with its
-status; sftp uploads LOCAL to REMOTE and downloads it again to BACK.
+status; sftp uploads LOCAL to REMOTE and downloads it again to BACK;
+channels opens N session channels at once and prints how many opened.
 """
 import os
 import sys
@@ -35,6 +37,15 @@ def main():
             for line in err.read().decode().splitlines():
                 print("stderr: " + line)
             return out.channel.recv_exit_status()
+        if mode == "channels":
+            opened = []
+            try:
+                for _ in range(int(sys.argv[5])):
+                    opened.append(client.get_transport().open_session())
+            except paramiko.ChannelException as e:
+                print("refused:", e)
+            print("opened", len(opened))
+            return 0
         local, remote, back = sys.argv[5:8]
         sftp = client.open_sftp()
         sftp.put(local, remote)
