@@ -90,7 +90,7 @@ done
 "$GW" --config "$WORK/gatehouse.toml" ssh host-key --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["known_hosts"])' > "$WORK/known_hosts"
 echo "[127.0.0.1]:$SSHD $(cat "$WORK/host_key.pub")" >> "$WORK/known_hosts"
 
-COMMON=(-F /dev/null -o UserKnownHostsFile="$WORK/known_hosts" -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes -o Ciphers=aes128-gcm@openssh.com)
+COMMON=(-F /dev/null -o UserKnownHostsFile="$WORK/known_hosts" -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o BatchMode=yes -o Ciphers=aes256-gcm@openssh.com)
 DIRECT=("${COMMON[@]}" -i "$WORK/direct_key")
 THROUGH=("${COMMON[@]}" -i "$WORK/cert_key")
 

@@ -147,7 +147,7 @@ pub(crate) async fn register(
         return Err(ApiError(
             StatusCode::CONFLICT,
             format!(
-                "the key {fingerprint} is registered already (record {}): revoke it first to register it again",
+                "the key {fingerprint} was registered already (record {}); a key is registered once, and a revoked one stays revoked: make a new key",
                 record.id
             ),
         ));

@@ -78,7 +78,7 @@ pub enum AuthError {
         problem: oidc::TokenProblem,
     },
     /// No registered SSH key is this one.
-    #[error("this SSH key is not registered to any identity; register it with `gatehouse token create --ssh-key`, or log in with a token")]
+    #[error("this SSH key is not registered to any identity; an admin registers it with `gatehouse ssh register-key`; or log in with a token")]
     UnknownSshKey,
     /// A certificate outlived the OIDC token it was issued for.
     #[error("the certificate's OIDC token (issuer {issuer}) has expired; run `gatehouse ssh login` again")]

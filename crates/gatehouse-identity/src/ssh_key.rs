@@ -109,7 +109,7 @@ pub async fn verify_certified(
             })
         }
         IdentitySource::Oidc(o) => {
-            if o.expires_at * 1000 <= now.unix_millis() {
+            if o.expires_at.saturating_mul(1000) <= now.unix_millis() {
                 return Err(AuthError::CertifiedTokenExpired {
                     issuer: o.issuer.clone(),
                 });

@@ -50,12 +50,24 @@ pub struct SshRequestFacts<'a> {
     pub forward: Option<(&'a str, u16)>,
 }
 
+/// Words that, first in a command, make another word the one that runs
+/// (or make it a compound command): reserved words and the builtins that
+/// run or read commands.
+const INDIRECT: &[&str] = &[
+    "!", "{", "}", "(", ")", "if", "then", "else", "elif", "fi", "for", "while", "until", "do",
+    "done", "case", "esac", "select", "function", "time", "coproc", "exec", "eval", "command",
+    "builtin", ".", "source", "[[",
+];
+
 /// `command`'s words as a POSIX shell splits them (quotes and backslashes
 /// removed), and whether it is compound: it holds a control operator,
 /// redirection, expansion or substitution (`;`, `&`, `|`, `<`, `>`, `$`,
-/// a backquote or a line end outside single quotes), so its first word
-/// alone does not say what runs. `None` when it cannot be split (an
-/// unterminated quote or a trailing backslash).
+/// `(`, `)`, a backquote or a line end outside single quotes), or its
+/// first word is a variable assignment (`X=1 rm …`), a reserved word or a
+/// builtin that runs another command (`exec`, `eval`, `command`, `!`…):
+/// its first word alone does not say what runs. `None` when it cannot be
+/// split (an unterminated quote or a trailing backslash): a shell may
+/// still run it, so callers treat it as compound.
 pub fn shell_words(command: &str) -> Option<(Vec<String>, bool)> {
     let mut words = Vec::new();
     let mut word = String::new();
@@ -119,6 +131,14 @@ pub fn shell_words(command: &str) -> Option<(Vec<String>, bool)> {
     if in_word {
         words.push(word);
     }
+    if let Some(first) = words.first() {
+        let assignment = first.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        compound |= assignment || INDIRECT.contains(&first.as_str());
+    }
     Some((words, compound))
 }
 
@@ -145,7 +165,8 @@ impl PolicyEngine {
                 policies: Vec::new(),
             };
         }
-        let (argv, compound) = shell_words(r.command).unwrap_or_default();
+        // A command that cannot be split may still run: compound, no words.
+        let (argv, compound) = shell_words(r.command).unwrap_or((Vec::new(), true));
         let program = argv.first().cloned().unwrap_or_default();
         let (forward_host, forward_port) = r.forward.unwrap_or(("", 0));
         let resource = |connection: &cedar_policy::EntityUid| {
@@ -190,6 +211,7 @@ impl PolicyEngine {
                 ("subsystem", s(r.subsystem)),
                 ("operation", s(r.operation)),
                 ("path", s(r.paths.first().map_or("", String::as_str))),
+                ("target_path", s(r.paths.get(1).map_or("", String::as_str))),
                 ("paths", set(r.paths.iter().map(String::as_str))),
                 ("forward_host", s(forward_host)),
                 (
@@ -272,6 +294,11 @@ mod tests {
             ask(&e, "ssh:exec", "root", "uptime", false),
             Decision::Allow { .. }
         ));
+        // A command that cannot be split is compound (a shell may still run it).
+        assert!(matches!(
+            ask(&e, "ssh:exec", "root", "uptime \\", false),
+            Decision::Deny { .. }
+        ));
         assert!(matches!(
             ask(&e, "ssh:port-forward", "deploy", "5432", false),
             Decision::Allow { .. }
@@ -311,6 +338,10 @@ mod tests {
         assert_eq!(w("a;b").map(|x| x.1), Some(true));
         assert_eq!(w("a | b").map(|x| x.1), Some(true));
         assert_eq!(w("a\nb").map(|x| x.1), Some(true));
+        assert_eq!(w("X=1 rm -rf /").map(|x| x.1), Some(true));
+        assert_eq!(w("exec rm -rf /").map(|x| x.1), Some(true));
+        assert_eq!(w("! rm x").map(|x| x.1), Some(true));
+        assert_eq!(w("rm a=b").map(|x| x.1), Some(false));
         assert_eq!(w("echo 'open"), None);
         assert_eq!(w("echo \\"), None);
         assert_eq!(w(""), Some((vec![], false)));

@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
-/// The prompt of the keyboard-interactive login.
-const PROMPT: &str = "Gatehouse token: ";
+/// The prompt of the keyboard-interactive login ("assword" in it is what
+/// sshpass waits for).
+const PROMPT: &str = "Password (your Gatehouse or OIDC token): ";
 /// Channels one caller connection may have open at once.
 pub(crate) const MAX_CHANNELS: usize = 64;
 
@@ -326,6 +327,8 @@ impl server::Handler for CallerConnection {
     ) -> Result<Auth, Self::Error> {
         let reject = rejected();
         let Some(mut response) = response else {
+            // A new round: whatever was refused before is behind us.
+            self.refused = None;
             return Ok(Auth::Partial {
                 name: Cow::Borrowed(""),
                 instructions: Cow::Borrowed(""),

@@ -139,13 +139,12 @@ pub(crate) async fn run(
             Some(ChannelMsg::RequestShell { .. }) => break Start::Shell,
             Some(ChannelMsg::Exec { command, .. }) => match String::from_utf8(command) {
                 Ok(c) => break Start::Exec(c),
-                Err(_) => {
-                    caller
-                        .end(
-                            "the command is not UTF-8 text, so it cannot be decided; nothing was run",
-                            REFUSED,
-                        )
-                        .await;
+                Err(e) => {
+                    let shown = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    let why =
+                        "the command is not UTF-8 text, so it cannot be decided; nothing was run";
+                    refuse_unread(&login, &shown, why).await;
+                    caller.end(why, REFUSED).await;
                     return;
                 }
             },
@@ -153,12 +152,9 @@ pub(crate) async fn run(
                 if name == "sftp" {
                     break Start::Subsystem(name);
                 }
-                caller
-                    .end(
-                        &format!("the subsystem {name:?} is not relayed (only sftp is)"),
-                        REFUSED,
-                    )
-                    .await;
+                let why = format!("the subsystem {name:?} is not relayed (only sftp is)");
+                refuse_unread(&login, &format!("(subsystem {name})"), &why).await;
+                caller.end(&why, REFUSED).await;
                 return;
             }
             Some(_) => {}
@@ -252,38 +248,49 @@ async fn act(
         );
         let _ = caller.chan.extended_data(1, note.as_bytes()).await;
         // The caller may give up while it waits: its channel closing ends
-        // the wait. What it sends meanwhile (input, its end) is kept for
-        // the target, up to a bound; past it, the caller waits too.
+        // the wait. What it sends meanwhile (input, its end, its terminal's
+        // size, signals) is kept for the target, up to a bound; past it the
+        // command is refused.
         let mut chan = caller.chan;
         let gave_up = async {
             let mut kept = 0usize;
-            while kept < EARLY_LIMIT {
-                match chan.wait().await {
-                    None | Some(ChannelMsg::Close) => return true,
-                    Some(m) => {
-                        if let ChannelMsg::Data { data } = &m {
-                            kept += data.len();
-                        }
-                        early.push(m);
-                    }
+            loop {
+                let m = match chan.wait().await {
+                    None | Some(ChannelMsg::Close) => return "the caller closed the channel",
+                    Some(m) => m,
+                };
+                kept += match &m {
+                    ChannelMsg::Data { data } => data.len(),
+                    ChannelMsg::Eof
+                    | ChannelMsg::WindowChange { .. }
+                    | ChannelMsg::Signal { .. } => 64,
+                    _ => continue,
+                };
+                if kept > EARLY_LIMIT {
+                    return "more than 1 MiB of input arrived";
                 }
+                early.push(m);
             }
-            std::future::pending::<bool>().await
         };
         verdict = tokio::select! {
             v = held.wait(session, &decide_as) => v,
-            _ = gave_up => {
+            why = gave_up => {
+                let why = format!("held for approval; {why} while it waited, so it was not run");
                 let outcome = ActionOutcome::Error {
                     code: "left".into(),
-                    message: "the caller closed the channel while it was held for approval".into(),
+                    message: why.clone(),
                 };
                 let record = DecisionRecord {
                     decision: gatehouse_core::Decided::Deny,
                     policies: Vec::new(),
                     mode: policy.mode().recorded(),
-                    reason: Some("held for approval; the caller left".into()),
+                    reason: Some(why.clone()),
                 };
-                finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+                let caller = Caller { chan, handle: caller.handle };
+                caller.end(&why, REFUSED).await;
+                if write_ahead(&login, seq, &text, params.len(), &record, None).await.is_ok() {
+                    finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+                }
                 return;
             }
         };
@@ -606,17 +613,64 @@ async fn proceed(
     .await;
 }
 
-/// A legacy scp (`scp -O`, or an old client): `scp -t` or `scp -f`
-/// carries file bytes, not text, so it is relayed unmasked.
+/// A legacy scp (`scp -O`, or an old client): exactly `scp [-v] [-r] [-p]
+/// [-d] -t|-f [--] PATH`, as OpenSSH's scp runs it on the far side. Its
+/// stdout carries file bytes, not text, so it is relayed unmasked (stderr
+/// stays text).
 fn legacy_scp(command: &str) -> bool {
-    let Some((words, compound)) = gatehouse_policy::shell_words(command) else {
+    let Some((words, false)) = gatehouse_policy::shell_words(command) else {
         return false;
     };
-    !compound
-        && words.first().is_some_and(|w| w == "scp")
-        && words
+    let Some((first, rest)) = words.split_first() else {
+        return false;
+    };
+    let flags: Vec<&String> = rest.iter().filter(|w| w.starts_with('-')).collect();
+    let modes = flags
+        .iter()
+        .filter(|w| ["-t", "-f"].contains(&w.as_str()))
+        .count();
+    first == "scp"
+        && modes == 1
+        && flags
             .iter()
-            .any(|w| w.starts_with('-') && (w.contains('t') || w.contains('f')))
+            .all(|w| ["-t", "-f", "-v", "-r", "-p", "-d", "--"].contains(&w.as_str()))
+        && rest.len() - flags.len() <= 1
+}
+
+/// Records an action refused before it could be decided (what it asks for
+/// cannot be read): its refusal is in the evidence log like any other.
+pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
+    let seq = login.session.next_seq();
+    let text = mask_for_record(&login.target.masking, what);
+    let record = DecisionRecord {
+        decision: gatehouse_core::Decided::Deny,
+        policies: Vec::new(),
+        mode: login.gw.settings.policy.mode().recorded(),
+        reason: Some(why.to_string()),
+    };
+    let started = Timestamp::now();
+    let clock = std::time::Instant::now();
+    if write_ahead(login, seq, &text, 0, &record, None)
+        .await
+        .is_ok()
+    {
+        let outcome = ActionOutcome::Error {
+            code: "refused".into(),
+            message: why.to_string(),
+        };
+        finish(
+            login,
+            seq,
+            text,
+            Vec::new(),
+            started,
+            clock,
+            outcome,
+            record,
+            None,
+        )
+        .await;
+    }
 }
 
 /// The decision (and the approval it runs on) is durable before anything
@@ -677,5 +731,19 @@ pub(crate) async fn finish(
     };
     if login.session.finished(record).await.is_err() {
         tracing::error!("session recorder stopped; an ssh action is not recorded");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_far_side_of_scp_is_a_legacy_scp() {
+        assert!(super::legacy_scp("scp -t -- /srv/x"));
+        assert!(super::legacy_scp("scp -v -r -p -f /srv"));
+        assert!(!super::legacy_scp("scp -f -o ProxyCommand=x a:b c"));
+        assert!(!super::legacy_scp("scp -t -f /x"));
+        assert!(!super::legacy_scp("scp -t /x; cat /etc/shadow"));
+        assert!(!super::legacy_scp("scp -tf /x"));
+        assert!(!super::legacy_scp("cat -t /x"));
     }
 }

@@ -41,6 +41,8 @@ pub(crate) async fn run(
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     let Ok(port16) = u16::try_from(port) else {
+        let why = format!("port {port} is not a TCP port");
+        crate::channel::refuse_unread(&login, &text, &why).await;
         reply
             .reject(ChannelOpenFailure::Other {
                 code: PROHIBITED,

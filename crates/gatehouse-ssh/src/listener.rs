@@ -135,7 +135,8 @@ async fn connection(
                         )
                         .await;
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut running).await;
-                    return;
+                    // A login finishing meanwhile opened a session: it is closed below.
+                    break SessionEndReason::ClientDisconnected;
                 }
             }
             () = stopped(&mut stop) => {
@@ -150,7 +151,7 @@ async fn connection(
     let login = login.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(login) = login {
         // The channels' tasks record their actions; the session ends after them.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         while Arc::strong_count(&login) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

@@ -1,21 +1,43 @@
-//! A decided channel relayed between the caller and the target: each
-//! direction on its own (a stalled side slows only its own direction, and
-//! only this channel), the target's output masked on its way to the
-//! caller and recorded as the caller got it, the caller's input recorded
-//! as typed. A recording that reaches its limit, or cannot be written,
-//! cuts the channel: what is not recorded is not relayed.
+//! A decided channel relayed between the caller and the target.
+//!
+//! Four parts run side by side: a reader and a writer for each direction,
+//! joined by a queue. A reader never waits for the other side's window, so
+//! it keeps draining its channel while the writer waits. This matters:
+//! russh reads a whole connection in one loop and grants the peer window
+//! as data arrives, not as it is consumed, so a channel nobody drains
+//! stalls every channel of that connection, window adjustments included;
+//! a command that echoes its input (`cat`) would then deadlock, its output
+//! waiting for the caller's window adjustments queued behind its input.
+//! The caller's input waiting for the host is held up to 32 MiB per
+//! channel; past that the reader waits for the host to take some, and a
+//! host that takes none for 30 s cuts the channel (rather than stall the
+//! connection). Output waits in a bounded queue: the host's window then
+//! slows it, as the caller's reading does.
+//!
+//! The target's output is masked on its way to the caller and recorded as
+//! the caller got it; the caller's input is counted, not recorded (on a
+//! terminal its echo is in the output; a password typed without echo is
+//! kept nowhere). A recording that reaches its limit, or cannot be
+//! written, cuts the channel: what is not recorded is not relayed.
 
 use crate::masking::OutputMask;
+use bytes::Bytes;
 use gatehouse_session::recording::{Cast, Stdio};
 use gatehouse_session::Session;
-use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How long the other direction may go on once one has ended (the peer's
-/// close on its way).
+/// How long the other parts may go on once one direction has ended (the
+/// peer's close on its way).
 const GRACE: Duration = Duration::from_secs(5);
+/// Messages the output queue holds (packets of at most 32 KiB).
+const QUEUE: usize = 64;
+/// Input held for the host, per channel, before the reader waits.
+const INPUT_BACKLOG: usize = 32 << 20;
+/// How long the host may take none of a full input backlog.
+const INPUT_STALL: Duration = Duration::from_secs(30);
 
 /// What a channel carries, which decides how it is relayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +48,7 @@ pub(crate) enum Carries {
     /// A command without a terminal: output masked line by line.
     Command,
     /// Bytes that are not text (sftp, a legacy scp, a forwarded
-    /// connection): relayed as they are, counted.
+    /// connection): stdout relayed as it is, counted; stderr is text.
     Bytes,
 }
 
@@ -57,7 +79,7 @@ pub(crate) struct Relayed {
     pub(crate) masked: u64,
 }
 
-/// The recording being made, shared by the two directions.
+/// The recording being made.
 pub(crate) struct Recording {
     pub(crate) cast: Mutex<Cast>,
     pub(crate) sink: mpsc::Sender<Vec<u8>>,
@@ -109,7 +131,32 @@ pub(crate) struct Plan {
     pub(crate) sftp: Option<Arc<crate::sftp::SftpGate>>,
 }
 
-/// Relays until both sides have closed (or one has, and the other did not
+/// What goes to the target, in order.
+enum ToTarget {
+    Data(Bytes),
+    Eof,
+    WindowChange(u32, u32, u32, u32),
+    Signal(Sig),
+}
+
+/// What goes to the caller, in order.
+enum ToCaller {
+    /// Output on stdout (`0`) or stderr (`1`), masked where it is text.
+    Out(usize, Vec<u8>),
+    ExitStatus(u32),
+    ExitSignal {
+        signal: Sig,
+        core_dumped: bool,
+        message: String,
+        lang: String,
+    },
+    Eof,
+    /// The target's side has ended: the caller's side is closed (the
+    /// caller's reader may still hold a sender, for sftp replies).
+    End,
+}
+
+/// Relays until both sides have closed (or one has, and the rest did not
 /// follow within a few seconds).
 pub(crate) async fn relay(
     session: &Session,
@@ -134,220 +181,317 @@ pub(crate) async fn relay(
         read: mut target_read,
         write: target_write,
     } = target;
-    let caller_write = &caller_write;
-    let target_write = &target_write;
     let state = &state;
     let recording = recording.as_deref();
     let sftp = sftp.as_deref();
-    // The gateway's own sftp replies go to the caller between whole packets
-    // of the host's, from the direction that writes to the caller.
-    let (replies_tx, mut replies_rx) = mpsc::channel::<Vec<u8>>(16);
+    // Input for the host: unbounded as a queue, bounded by INPUT_BACKLOG in
+    // bytes (the reader waits past it).
+    let (to_target, mut for_target) = mpsc::unbounded_channel::<(ToTarget, usize)>();
+    let backlog = std::sync::atomic::AtomicUsize::new(0);
+    let taken = tokio::sync::Notify::new();
+    let (backlog, taken) = (&backlog, &taken);
+    let (to_caller, mut for_caller) = mpsc::channel::<ToCaller>(QUEUE);
     let cut = |why: String| {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.cut.get_or_insert(why);
     };
-    let upstream = async {
-        let mut early = early.into_iter();
-        loop {
-            // What the caller sent while its action was held goes first.
-            let msg = match early.next() {
-                Some(m) => m,
-                None => match caller_read.wait().await {
+
+    // The caller's input: counted, passed to the target's writer (an sftp
+    // stream read for decisions first).
+    let caller_reader = {
+        let to_caller = to_caller.clone();
+        async move {
+            let mut early = early.into_iter();
+            loop {
+                // What the caller sent while its action was held goes first.
+                let msg = match early.next() {
                     Some(m) => m,
-                    None => break,
-                },
-            };
-            match msg {
-                ChannelMsg::Data { data } => {
-                    session.counters().read(data.len());
-                    state.lock().unwrap_or_else(|p| p.into_inner()).bytes[0] += data.len() as u64;
-                    if let Some(r) = recording {
-                        if let Err(why) = r.record(|c| c.data(Stdio::Stdin, &data)).await {
-                            cut(why);
-                            break;
-                        }
-                    }
-                    if let Some(gate) = sftp {
-                        match gate.caller_sent(&data).await {
-                            Ok((to_target, replies)) => {
-                                if !replies.is_empty() && replies_tx.send(replies).await.is_err() {
-                                    break;
+                    None => match caller_read.wait().await {
+                        Some(m) => m,
+                        None => break,
+                    },
+                };
+                let next = match msg {
+                    ChannelMsg::Data { data } => {
+                        session.counters().read(data.len());
+                        state.lock().unwrap_or_else(|p| p.into_inner()).bytes[0] +=
+                            data.len() as u64;
+                        if let Some(gate) = sftp {
+                            match gate.caller_sent(&data).await {
+                                Ok((forward, replies)) => {
+                                    if !replies.is_empty()
+                                        && to_caller.send(ToCaller::Out(0, replies)).await.is_err()
+                                    {
+                                        break;
+                                    }
+                                    if forward.is_empty() {
+                                        continue;
+                                    }
+                                    ToTarget::Data(Bytes::from(forward))
                                 }
-                                if !to_target.is_empty()
-                                    && target_write.data(&to_target[..]).await.is_err()
-                                {
+                                Err(why) => {
+                                    cut(why);
                                     break;
                                 }
                             }
-                            Err(why) => {
-                                cut(why);
-                                break;
-                            }
+                        } else {
+                            ToTarget::Data(data)
                         }
-                        continue;
                     }
-                    if target_write.data_bytes(data).await.is_err() {
-                        break;
+                    ChannelMsg::Eof => ToTarget::Eof,
+                    ChannelMsg::WindowChange {
+                        col_width,
+                        row_height,
+                        pix_width,
+                        pix_height,
+                    } => {
+                        if let Some(r) = recording {
+                            // A resize is small: it never fills the recording alone.
+                            let _ = r.record(|c| c.resize(col_width, row_height)).await;
+                        }
+                        ToTarget::WindowChange(col_width, row_height, pix_width, pix_height)
+                    }
+                    ChannelMsg::Signal { signal } => ToTarget::Signal(signal),
+                    ChannelMsg::Close => break,
+                    _ => continue,
+                };
+                let size = match &next {
+                    ToTarget::Data(d) => d.len(),
+                    _ => 0,
+                };
+                backlog.fetch_add(size, std::sync::atomic::Ordering::AcqRel);
+                if to_target.send((next, size)).is_err() {
+                    break;
+                }
+                // Past the backlog, wait for the host to take some input.
+                while backlog.load(std::sync::atomic::Ordering::Acquire) >= INPUT_BACKLOG {
+                    if tokio::time::timeout(INPUT_STALL, taken.notified())
+                        .await
+                        .is_err()
+                    {
+                        cut(format!(
+                            "the host took none of {} MiB of input in {} s",
+                            INPUT_BACKLOG >> 20,
+                            INPUT_STALL.as_secs()
+                        ));
+                        return;
                     }
                 }
-                ChannelMsg::Eof => {
-                    let _ = target_write.eof().await;
-                }
-                ChannelMsg::WindowChange {
-                    col_width,
-                    row_height,
-                    pix_width,
-                    pix_height,
-                } => {
-                    if let Some(r) = recording {
-                        // A resize is small: it never fills the recording alone.
-                        let _ = r.record(|c| c.resize(col_width, row_height)).await;
-                    }
-                    let _ = target_write
-                        .window_change(col_width, row_height, pix_width, pix_height)
-                        .await;
-                }
-                ChannelMsg::Signal { signal } => {
-                    let _ = target_write.signal(signal).await;
-                }
-                ChannelMsg::Close => break,
-                _ => {}
             }
+            // Dropping the sender ends the target's writer, which closes.
         }
-        drop(replies_tx);
-        let _ = target_write.close().await;
     };
-    let downstream = async {
-        let mut masks = [
-            OutputMask::new(engine.clone()),
-            OutputMask::new(engine.clone()),
-        ];
-        let quiet = carries.quiet();
-        let mut out = Vec::new();
-        loop {
-            let held = carries != Carries::Bytes && masks.iter().any(|m| m.held() > 0);
-            let msg = tokio::select! {
-                m = target_read.wait() => m,
-                Some(reply) = replies_rx.recv() => {
-                    if write_caller(session, caller_write, 0, &reply).await.is_err() {
-                        break;
-                    }
-                    continue;
+
+    let target_writer = async {
+        while let Some((m, size)) = for_target.recv().await {
+            let sent = match m {
+                ToTarget::Data(d) => target_write.data_bytes(d).await,
+                ToTarget::Eof => target_write.eof().await,
+                ToTarget::WindowChange(c, r, pw, ph) => {
+                    target_write.window_change(c, r, pw, ph).await
                 }
-                () = tokio::time::sleep(quiet), if held => {
-                    // Quiet: what was held goes out masked as it stands.
-                    for (i, m) in masks.iter_mut().enumerate() {
-                        out.clear();
-                        m.flush(&mut out);
-                        if !out.is_empty() && send(session, caller_write, i, &out, recording, state).await.is_err() {
-                            return;
-                        }
-                    }
-                    continue;
-                }
+                ToTarget::Signal(s) => target_write.signal(s).await,
             };
-            let Some(msg) = msg else { break };
-            let (i, data) = match msg {
-                ChannelMsg::Data { data } => (0, data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => (1, data),
-                ChannelMsg::ExtendedData { .. } => continue,
-                ChannelMsg::ExitStatus { exit_status } => {
-                    flush_all(session, caller_write, &mut masks, recording, state).await;
-                    state.lock().unwrap_or_else(|p| p.into_inner()).exit_status = Some(exit_status);
-                    let _ = caller_write.exit_status(exit_status).await;
-                    continue;
-                }
-                ChannelMsg::ExitSignal {
-                    signal_name,
-                    core_dumped,
-                    error_message,
-                    lang_tag,
-                } => {
-                    flush_all(session, caller_write, &mut masks, recording, state).await;
-                    state.lock().unwrap_or_else(|p| p.into_inner()).exit_signal =
-                        Some(format!("{signal_name:?}"));
-                    let _ = handle
-                        .exit_signal_request(
-                            caller_write.id(),
-                            signal_name,
-                            core_dumped,
-                            error_message,
-                            lang_tag,
-                        )
-                        .await;
-                    continue;
-                }
-                ChannelMsg::Failure => {
-                    state
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .refused_by_target = true;
-                    let note = "gatehouse: the host refused the request\r\n";
-                    let _ = caller_write.extended_data(1, note.as_bytes()).await;
-                    let _ = caller_write.exit_status(255).await;
-                    break;
-                }
-                ChannelMsg::Eof => {
-                    flush_all(session, caller_write, &mut masks, recording, state).await;
-                    let _ = caller_write.eof().await;
-                    continue;
-                }
-                ChannelMsg::Close => break,
-                _ => continue,
-            };
-            state.lock().unwrap_or_else(|p| p.into_inner()).bytes[i + 1] += data.len() as u64;
-            if let (Some(gate), 0) = (sftp, i) {
-                out.clear();
-                if let Err(why) = gate.host_sent(&data, &mut out).await {
-                    cut(why);
-                    break;
-                }
-                if !out.is_empty() && write_caller(session, caller_write, 0, &out).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            if carries == Carries::Bytes {
-                if write_caller(session, caller_write, i, &data).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            out.clear();
-            masks[i].feed(&data, &mut out);
-            if !out.is_empty()
-                && send(session, caller_write, i, &out, recording, state)
-                    .await
-                    .is_err()
-            {
+            backlog.fetch_sub(size, std::sync::atomic::Ordering::AcqRel);
+            taken.notify_one();
+            if sent.is_err() {
                 break;
             }
         }
-        flush_all(session, caller_write, &mut masks, recording, state).await;
-        let masked: u64 = masks.iter().map(|m| m.masked).sum();
-        state.lock().unwrap_or_else(|p| p.into_inner()).masked = masked;
+        let _ = target_write.close().await;
     };
-    let cut_note = || async {
+
+    // The target's output: masked and recorded, passed to the caller's writer.
+    let target_reader = {
+        let engine = engine.clone();
+        async move {
+            let mut masks = [OutputMask::new(engine.clone()), OutputMask::new(engine)];
+            let quiet = carries.quiet();
+            loop {
+                let held = masks.iter().any(|m| m.held() > 0);
+                let msg = tokio::select! {
+                    m = target_read.wait() => m,
+                    () = tokio::time::sleep(quiet), if held => {
+                        // Quiet: what was held goes out masked as it stands.
+                        if flush(&mut masks, recording, &to_caller, state).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let Some(msg) = msg else { break };
+                let (i, data) = match msg {
+                    ChannelMsg::Data { data } => (0, data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => (1, data),
+                    ChannelMsg::ExtendedData { .. } => continue,
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        if flush(&mut masks, recording, &to_caller, state)
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        state.lock().unwrap_or_else(|p| p.into_inner()).exit_status =
+                            Some(exit_status);
+                        if to_caller
+                            .send(ToCaller::ExitStatus(exit_status))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                    ChannelMsg::ExitSignal {
+                        signal_name,
+                        core_dumped,
+                        error_message,
+                        lang_tag,
+                    } => {
+                        if flush(&mut masks, recording, &to_caller, state)
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                        state.lock().unwrap_or_else(|p| p.into_inner()).exit_signal =
+                            Some(format!("{signal_name:?}"));
+                        let m = ToCaller::ExitSignal {
+                            signal: signal_name,
+                            core_dumped,
+                            message: error_message,
+                            lang: lang_tag,
+                        };
+                        if to_caller.send(m).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                    ChannelMsg::Failure => {
+                        state
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .refused_by_target = true;
+                        let note = b"gatehouse: the host refused the request\r\n".to_vec();
+                        let _ = to_caller.send(ToCaller::Out(1, note)).await;
+                        let _ = to_caller.send(ToCaller::ExitStatus(255)).await;
+                        break;
+                    }
+                    ChannelMsg::Eof => {
+                        if flush(&mut masks, recording, &to_caller, state)
+                            .await
+                            .is_err()
+                            || to_caller.send(ToCaller::Eof).await.is_err()
+                        {
+                            break;
+                        }
+                        continue;
+                    }
+                    ChannelMsg::Close => break,
+                    _ => continue,
+                };
+                state.lock().unwrap_or_else(|p| p.into_inner()).bytes[i + 1] += data.len() as u64;
+                let out = match (sftp, carries, i) {
+                    (Some(gate), _, 0) => {
+                        let mut out = Vec::new();
+                        if let Err(why) = gate.host_sent(&data, &mut out).await {
+                            cut(why);
+                            break;
+                        }
+                        ToCaller::Out(0, out)
+                    }
+                    (None, Carries::Bytes, 0) => ToCaller::Out(0, data.to_vec()),
+                    _ => {
+                        let mut out = Vec::new();
+                        masks[i].feed(&data, &mut out);
+                        if let Err(why) = record(recording, i, &out).await {
+                            cut(why);
+                            break;
+                        }
+                        ToCaller::Out(i, out)
+                    }
+                };
+                if matches!(&out, ToCaller::Out(_, b) if b.is_empty()) {
+                    continue;
+                }
+                if to_caller.send(out).await.is_err() {
+                    break;
+                }
+            }
+            let _ = flush(&mut masks, recording, &to_caller, state).await;
+            let masked: u64 = masks.iter().map(|m| m.masked).sum();
+            state.lock().unwrap_or_else(|p| p.into_inner()).masked = masked;
+            let _ = to_caller.send(ToCaller::End).await;
+        }
+    };
+
+    let caller_writer = async {
+        while let Some(m) = for_caller.recv().await {
+            let sent = match m {
+                ToCaller::Out(i, out) => {
+                    session.counters().written(out.len());
+                    if i == 0 {
+                        caller_write.data(&out[..]).await
+                    } else {
+                        caller_write.extended_data(1, &out[..]).await
+                    }
+                    .map_err(|_| ())
+                }
+                ToCaller::ExitStatus(s) => caller_write.exit_status(s).await.map_err(|_| ()),
+                ToCaller::ExitSignal {
+                    signal,
+                    core_dumped,
+                    message,
+                    lang,
+                } => handle
+                    .exit_signal_request(caller_write.id(), signal, core_dumped, message, lang)
+                    .await
+                    .map_err(|_| ()),
+                ToCaller::Eof => caller_write.eof().await.map_err(|_| ()),
+                ToCaller::End => break,
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
         let why = state.lock().unwrap_or_else(|p| p.into_inner()).cut.clone();
         if let Some(why) = why {
             let note = format!("\r\ngatehouse: the channel was cut: {why}\r\n");
             let _ = caller_write.extended_data(1, note.as_bytes()).await;
             let _ = caller_write.exit_status(255).await;
         }
+        let _ = caller_write.eof().await;
+        let _ = caller_write.close().await;
     };
+
     {
-        let mut upstream = std::pin::pin!(upstream);
-        let mut downstream = std::pin::pin!(downstream);
-        tokio::select! {
-            () = &mut upstream => {
-                cut_note().await;
-                let _ = tokio::time::timeout(GRACE, &mut downstream).await;
+        let mut parts = [
+            std::pin::pin!(caller_reader)
+                as std::pin::Pin<&mut (dyn std::future::Future<Output = ()> + Send)>,
+            std::pin::pin!(target_writer),
+            std::pin::pin!(target_reader),
+            std::pin::pin!(caller_writer),
+        ];
+        let mut done = [false; 4];
+        let mut deadline: Option<tokio::time::Instant> = None;
+        while !done.iter().all(|d| *d) {
+            let grace = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let [a, b, c, d] = &mut parts;
+            tokio::select! {
+                () = a.as_mut(), if !done[0] => done[0] = true,
+                () = b.as_mut(), if !done[1] => done[1] = true,
+                () = c.as_mut(), if !done[2] => done[2] = true,
+                () = d.as_mut(), if !done[3] => done[3] = true,
+                () = grace => break,
             }
-            () = &mut downstream => {
-                cut_note().await;
-                let _ = caller_write.eof().await;
-                let _ = caller_write.close().await;
-                let _ = tokio::time::timeout(GRACE, &mut upstream).await;
+            // Once a reader has ended, the rest have a few seconds to follow.
+            if deadline.is_none() && (done[0] || done[2]) {
+                deadline = Some(tokio::time::Instant::now() + GRACE);
             }
         }
     }
@@ -357,55 +501,39 @@ pub(crate) async fn relay(
     relayed
 }
 
-/// Sends output to the caller (stdout `0`, stderr `1`) and records it.
-async fn send(
-    session: &Session,
-    caller: &ChannelWriteHalf<russh::server::Msg>,
-    i: usize,
-    out: &[u8],
+/// Records output sent on stdout (`0`) or stderr (`1`).
+async fn record(recording: Option<&Recording>, i: usize, out: &[u8]) -> Result<(), String> {
+    match recording {
+        Some(r) if !out.is_empty() => {
+            let which = if i == 0 { Stdio::Stdout } else { Stdio::Stderr };
+            r.record(|c| c.data(which, out)).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Sends what the masks hold, masked as it stands, and records it.
+async fn flush(
+    masks: &mut [OutputMask; 2],
     recording: Option<&Recording>,
+    to_caller: &mpsc::Sender<ToCaller>,
     state: &Mutex<Relayed>,
 ) -> Result<(), ()> {
-    if let Some(r) = recording {
-        let which = if i == 0 { Stdio::Stdout } else { Stdio::Stderr };
-        if let Err(why) = r.record(|c| c.data(which, out)).await {
+    for (i, m) in masks.iter_mut().enumerate() {
+        let mut out = Vec::new();
+        m.flush(&mut out);
+        if out.is_empty() {
+            continue;
+        }
+        if let Err(why) = record(recording, i, &out).await {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             s.cut.get_or_insert(why);
             return Err(());
         }
+        to_caller
+            .send(ToCaller::Out(i, out))
+            .await
+            .map_err(|_| ())?;
     }
-    write_caller(session, caller, i, out).await
-}
-
-async fn write_caller(
-    session: &Session,
-    caller: &ChannelWriteHalf<russh::server::Msg>,
-    i: usize,
-    out: &[u8],
-) -> Result<(), ()> {
-    session.counters().written(out.len());
-    let sent = if i == 0 {
-        caller.data(out).await
-    } else {
-        caller.extended_data(1, out).await
-    };
-    sent.map_err(|_| ())
-}
-
-/// Sends what the masks hold (the stream ended, or the command exited).
-async fn flush_all(
-    session: &Session,
-    caller: &ChannelWriteHalf<russh::server::Msg>,
-    masks: &mut [OutputMask; 2],
-    recording: Option<&Recording>,
-    state: &Mutex<Relayed>,
-) {
-    let mut out = Vec::new();
-    for (i, m) in masks.iter_mut().enumerate() {
-        out.clear();
-        m.flush(&mut out);
-        if !out.is_empty() {
-            let _ = send(session, caller, i, &out, recording, state).await;
-        }
-    }
+    Ok(())
 }

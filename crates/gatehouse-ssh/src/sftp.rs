@@ -12,7 +12,7 @@ mod packet;
 
 use crate::caller::Login;
 use crate::channel::{finish, write_ahead};
-use gatehouse_core::{statement_fingerprint, ActionOutcome, Decided, DecisionRecord, Timestamp};
+use gatehouse_core::{statement_fingerprint, ActionOutcome, DecisionRecord, Timestamp};
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Verdict};
 use gatehouse_session::recording::mask_for_record;
@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 
 /// One decided operation, until its reply (or, for an open, its close).
 struct Op {
+    /// The paths it was decided on.
+    paths: Vec<String>,
     seq: u64,
     text: String,
     record: DecisionRecord,
@@ -79,20 +81,62 @@ impl SftpGate {
         for p in packets {
             match packet::request(&p).map_err(|e| format!("a malformed sftp request: {e}"))? {
                 Request::Init | Request::Harmless { .. } => to_target.extend_from_slice(&p),
-                Request::Handle { id, handle, what } => {
-                    let mut state = lock(&self.state);
-                    let Some(open) = state.handles.get_mut(&handle) else {
-                        drop(state);
-                        let why = "gatehouse: a handle the gateway did not see opened";
-                        replies.extend(packet::status(id, packet::FX_FAILURE, why));
+                Request::Handle { id, .. } | Request::Paths { id, .. }
+                    if lock(&self.state).pending.contains_key(&id) =>
+                {
+                    // A request id still waiting for its reply would mix up
+                    // two actions' results.
+                    self.refuse_unread(id, "a request id already in use", &mut replies)
+                        .await;
+                }
+                Request::Handle {
+                    id,
+                    handle,
+                    what: OnHandle::SetStat,
+                } => {
+                    let paths = lock(&self.state)
+                        .handles
+                        .get(&handle)
+                        .map(|o| o.paths.clone());
+                    let Some(paths) = paths else {
+                        self.refuse_unread(
+                            id,
+                            "a handle the gateway did not see opened",
+                            &mut replies,
+                        )
+                        .await;
                         continue;
                     };
-                    match what {
-                        OnHandle::Write(n) => open.bytes += n,
-                        OnHandle::Read | OnHandle::Close => {
-                            state.on_handle.insert(id, (handle, what));
+                    if let Some(op) = self.decide(id, "setstat", &paths, &mut replies).await {
+                        lock(&self.state).pending.insert(id, op);
+                        to_target.extend_from_slice(&p);
+                    }
+                }
+                Request::Handle { id, handle, what } => {
+                    let known = {
+                        let mut state = lock(&self.state);
+                        match state.handles.get_mut(&handle) {
+                            None => false,
+                            Some(open) => {
+                                match what {
+                                    OnHandle::Write(n) => open.bytes += n,
+                                    OnHandle::Read | OnHandle::Close => {
+                                        state.on_handle.insert(id, (handle, what));
+                                    }
+                                    OnHandle::Other | OnHandle::SetStat => {}
+                                }
+                                true
+                            }
                         }
-                        OnHandle::Other => {}
+                    };
+                    if !known {
+                        self.refuse_unread(
+                            id,
+                            "a handle the gateway did not see opened",
+                            &mut replies,
+                        )
+                        .await;
+                        continue;
                     }
                     to_target.extend_from_slice(&p);
                 }
@@ -171,41 +215,12 @@ impl SftpGate {
     /// A request the gateway cannot read for a decision: refused, and
     /// recorded as refused.
     async fn refuse_unread(&self, id: u32, why: &str, replies: &mut Vec<u8>) {
-        let login = &self.login;
-        let seq = login.session.next_seq();
-        let text = mask_for_record(&login.target.masking, &format!("sftp ({why})"));
-        let record = DecisionRecord {
-            decision: Decided::Deny,
-            policies: Vec::new(),
-            mode: login.gw.settings.policy.mode().recorded(),
-            reason: Some(why.to_string()),
-        };
-        let started = Timestamp::now();
-        let clock = std::time::Instant::now();
-        let logged = write_ahead(login, seq, &text, 0, &record, None).await;
+        crate::channel::refuse_unread(&self.login, &format!("sftp ({why})"), why).await;
         replies.extend(packet::status(
             id,
             packet::FX_OP_UNSUPPORTED,
             &format!("gatehouse: {why}"),
         ));
-        if logged.is_ok() {
-            let outcome = ActionOutcome::Error {
-                code: "refused".into(),
-                message: why.to_string(),
-            };
-            finish(
-                login,
-                seq,
-                text,
-                Vec::new(),
-                started,
-                clock,
-                outcome,
-                record,
-                None,
-            )
-            .await;
-        }
     }
 
     /// Decides one operation; `None` when it is refused (the caller's reply
@@ -286,6 +301,7 @@ impl SftpGate {
                     return None;
                 }
                 Some(Op {
+                    paths: paths.to_vec(),
                     seq,
                     text,
                     record,
@@ -365,7 +381,11 @@ fn note_reply(state: &mut State, reply: Reply, done: &mut Vec<Done>) {
         Reply::Version => {}
         Reply::Handle { id, handle } => {
             if let Some(op) = state.pending.remove(&id) {
-                state.handles.insert(handle, op);
+                // A handle the host gives again ends the file it named.
+                if let Some(old) = state.handles.insert(handle, op) {
+                    let outcome = transferred(&old);
+                    done.push(Done { op: old, outcome });
+                }
             }
         }
         Reply::Data { id, bytes } => {

@@ -4,8 +4,9 @@
 //! account. One per caller connection, shared by its channels.
 
 use crate::target::{SshTarget, TargetCredential};
-use russh::client;
+use russh::client::{self, ChannelOpenHandle, Msg, Session};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{Channel, ChannelOpenFailure};
 use std::sync::{Arc, Mutex};
 
 /// The target's connection as the gateway holds it.
@@ -45,11 +46,111 @@ impl client::Handler for HostCheck {
         ));
         Ok(false)
     }
+
+    // The host may open no channel towards the gateway: nothing of the
+    // host reaches the caller that the caller did not open and the policy
+    // did not decide (russh's defaults would accept these).
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _connected_address: &str,
+        _connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply).await
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply).await
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply).await
+    }
+
+    async fn server_channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply).await
+    }
+
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        _host_to_connect: &str,
+        _port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply).await
+    }
+
+    async fn server_channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply).await
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        refuse(reply).await
+    }
 }
 
-/// Reaches `target` as `user`. `Err` says why in words for the caller
-/// (never the credential).
+async fn refuse(reply: ChannelOpenHandle) -> Result<(), russh::Error> {
+    tracing::warn!("ssh: the host opened a channel towards the gateway; refused");
+    reply
+        .reject(ChannelOpenFailure::AdministrativelyProhibited)
+        .await;
+    Ok(())
+}
+
+/// Reaches `target` as `user`, within its `connect_timeout` (connection,
+/// key exchange and login together). `Err` says why in words for the
+/// caller (never the credential).
 pub(crate) async fn connect(target: Arc<SshTarget>, user: &str) -> Result<Upstream, String> {
+    let limit = target.connect_timeout;
+    let where_ = format!("{} ({}:{})", target.name, target.host, target.port);
+    match tokio::time::timeout(limit, reach(target, user)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "cannot reach {where_}: not logged in within {}s (connect_timeout)",
+            limit.as_secs()
+        )),
+    }
+}
+
+async fn reach(target: Arc<SshTarget>, user: &str) -> Result<Upstream, String> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(std::time::Duration::from_secs(30)),
@@ -63,15 +164,8 @@ pub(crate) async fn connect(target: Arc<SshTarget>, user: &str) -> Result<Upstre
     };
     let addr = (target.host.as_str(), target.port);
     let where_ = format!("{} ({}:{})", target.name, target.host, target.port);
-    let connecting = client::connect(config, addr, check);
-    let mut handle = match tokio::time::timeout(target.connect_timeout, connecting).await {
-        Err(_) => {
-            return Err(format!(
-                "cannot reach {where_}: no answer within {}s",
-                target.connect_timeout.as_secs()
-            ))
-        }
-        Ok(Err(e)) => {
+    let mut handle = match client::connect(config, addr, check).await {
+        Err(e) => {
             let offered = refused.lock().unwrap_or_else(|p| p.into_inner()).take();
             return Err(match offered {
                 Some(key) => format!(
@@ -82,15 +176,21 @@ pub(crate) async fn connect(target: Arc<SshTarget>, user: &str) -> Result<Upstre
                 None => format!("cannot reach {where_}: {e}"),
             });
         }
-        Ok(Ok(h)) => h,
+        Ok(h) => h,
     };
     let result = match &target.credential {
         TargetCredential::Key(key) => {
-            let hash = handle
-                .best_supported_rsa_hash()
-                .await
-                .map_err(|e| format!("{where_}: {e}"))?
-                .flatten();
+            // Only an RSA key needs the host's signature algorithms (and
+            // asking waits up to a second for them).
+            let hash = if key.algorithm().is_rsa() {
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(|e| format!("{where_}: {e}"))?
+                    .flatten()
+            } else {
+                None
+            };
             handle
                 .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
                 .await

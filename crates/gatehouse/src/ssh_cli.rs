@@ -70,8 +70,19 @@ pub async fn login(client: &crate::admin::AdminClient, key: &Path, json: bool) -
     let text = private
         .to_openssh(LineEnding::LF)
         .context("encoding the key")?;
-    // The key is replaced whole: a stale certificate never pairs with a new key.
-    let _ = std::fs::remove_file(key);
+    // Only a key this command made is replaced (whole: a stale certificate
+    // never pairs with a new key); any other file is left alone.
+    if let Ok(existing) = std::fs::read_to_string(key) {
+        let ours = russh::keys::PrivateKey::from_openssh(&existing)
+            .is_ok_and(|k| AsRef::<str>::as_ref(k.comment()) == "gatehouse ssh login");
+        if !ours {
+            anyhow::bail!(
+                "{} exists and is not a key `gatehouse ssh login` made: choose another --key",
+                key.display()
+            );
+        }
+        std::fs::remove_file(key).with_context(|| format!("replacing {}", key.display()))?;
+    }
     crate::certs::write_private(key, text.as_bytes())?;
     let with_suffix = |suffix: &str| {
         let mut name = key.as_os_str().to_owned();

@@ -95,6 +95,14 @@ fn commands_run_decided_masked_and_recorded() {
     assert_eq!(stdout(&out), "hello-42");
     assert!(stderr(&out).contains("oops"), "{}", stderr(&out));
 
+    // Scripts that set SSHPASS (sshpass answers the password prompt).
+    let out = g
+        .sshpass_cmd(&ops, "web-1", "echo via-sshpass")
+        .output()
+        .unwrap_or_else(|e| panic!("sshpass: {e} (scripts/setup installs it)"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "via-sshpass");
+
     // Refused by policy: nothing runs, the caller is told why.
     let marker = g.sshd.dir.path().join("kept");
     std::fs::write(&marker, "x").unwrap();
@@ -420,6 +428,21 @@ fn shells_files_and_forwarded_connections() {
         std::fs::read(&big_back).unwrap() == big_data,
         "scp download differs"
     );
+    // Both directions at once, more than any window or queue holds: a
+    // command echoing its input back neither deadlocks nor loses a byte.
+    let out = g
+        .ssh_cmd(&ops, "web-1", &[], &["cat"])
+        .stdin(std::fs::File::open(&big).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        out.stdout.len(),
+        big_data.len(),
+        "cat echoed a different size"
+    );
+    assert!(out.stdout == big_data, "cat echoed different bytes");
+
     // The legacy scp protocol (an exec of `scp -t`) carries bytes unmasked.
     let legacy = g.sshd.dir.path().join("legacy.bin");
     let out = g
@@ -478,6 +501,48 @@ fn shells_files_and_forwarded_connections() {
     );
     let r = g.result_of(&format!("(forward 127.0.0.1:{echo_port})"));
     assert_eq!(r["payload"]["stream"]["stdin_bytes"], 24, "{r}");
+    // ssh -L: a local port forwarded through the gateway, bytes both ways.
+    let local = gatehouse::pgcluster::free_port().unwrap();
+    let mut tunnel = g
+        .ssh_cmd(
+            &ops,
+            "web-1",
+            &[
+                "-N",
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-L",
+                &format!("127.0.0.1:{local}:127.0.0.1:{echo_port}"),
+            ],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh -L did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    {
+        use std::io::{Read, Write};
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"over -L\n").unwrap();
+        let mut got = [0u8; 8];
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"over -L\n");
+    }
+    drop(conn);
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
     let out = g
         .ssh_cmd(&ops, "web-1", &["-W", "127.0.0.1:9"], &[])
         .output()

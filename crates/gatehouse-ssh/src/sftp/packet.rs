@@ -89,7 +89,10 @@ pub(crate) enum OnHandle {
     Read,
     /// A write of this many bytes.
     Write(u64),
-    /// fstat, fsetstat, readdir, fsync, copy-data: decided with the open.
+    /// fsetstat: changes the file's attributes, decided as `setstat` on
+    /// the path it was opened with.
+    SetStat,
+    /// fstat, readdir, fsync, fstatvfs: decided with the open.
     Other,
 }
 
@@ -185,7 +188,12 @@ pub(crate) fn request(packet: &[u8]) -> Result<Request, String> {
                 what: OnHandle::Write(data.len() as u64),
             })
         }
-        8 | 10 | 12 => Ok(Request::Handle {
+        10 => Ok(Request::Handle {
+            id,
+            handle: handle(&mut r)?,
+            what: OnHandle::SetStat,
+        }),
+        8 | 12 => Ok(Request::Handle {
             id,
             handle: handle(&mut r)?,
             what: OnHandle::Other,

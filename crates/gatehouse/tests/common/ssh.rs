@@ -27,6 +27,23 @@ pub fn keygen(path: &Path) -> String {
         .to_string()
 }
 
+/// A free port below the kernel's ephemeral range. sshd binds its port
+/// itself, some time after it is chosen: a port from the ephemeral range
+/// (what `free_port` hands out to every harness running in parallel)
+/// could be another test's gateway listener by then.
+fn outside_ephemeral_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 500) as u16 * 20;
+    for _ in 0..1000 {
+        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    free_port().unwrap()
+}
+
 /// A throwaway OpenSSH server.
 pub struct Sshd {
     pub port: u16,
@@ -49,7 +66,7 @@ impl Sshd {
         std::fs::write(d.join("authorized_keys"), format!("{authorized}\n")).unwrap();
         // sshd's privilege separation directory (Debian's package makes it at boot).
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let port = free_port().unwrap();
+        let port = outside_ephemeral_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\n\
@@ -236,6 +253,24 @@ impl SshGateway {
             .arg(format!("{login}@127.0.0.1"))
             .args(remote);
         self.client_env(&mut cmd, token);
+        cmd
+    }
+
+    /// `ssh` run by `sshpass -e` (the token in `SSHPASS`), no askpass.
+    pub fn sshpass_cmd(&self, token: &str, login: &str, remote: &str) -> Command {
+        let mut cmd = Command::new("sshpass");
+        cmd.arg("-e")
+            .arg("ssh")
+            .args(self.options())
+            .args(["-p", &self.h.ssh_port.to_string()])
+            .arg(format!("{login}@127.0.0.1"))
+            .arg(remote)
+            .env("SSHPASS", token)
+            .env("HOME", &self.client)
+            .env_remove("SSH_ASKPASS")
+            .env_remove("SSH_ASKPASS_REQUIRE")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null());
         cmd
     }
 
