@@ -11,8 +11,16 @@ use gatehouse_core::{Identity, Timestamp};
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-/// The SSH actions, all in the group `ssh:session`.
-pub const SSH_ACTIONS: &[&str] = &["ssh:shell", "ssh:exec", "ssh:sftp", "ssh:port-forward"];
+/// The SSH actions: `ssh:shell`, `ssh:exec`, `ssh:sftp` and
+/// `ssh:port-forward` are in the group `ssh:session`; `ssh:agent-forward`
+/// is not (a policy allows it by name).
+pub const SSH_ACTIONS: &[&str] = &[
+    "ssh:shell",
+    "ssh:exec",
+    "ssh:sftp",
+    "ssh:port-forward",
+    "ssh:agent-forward",
+];
 
 /// One SSH action as the policy sees it.
 pub struct SshRequestFacts<'a> {
@@ -153,6 +161,7 @@ impl PolicyEngine {
                 format!("sftp {} {}", r.operation, r.paths.join(" "))
             }
             ("ssh:sftp", _) => "sftp".to_string(),
+            ("ssh:agent-forward", _) => "the caller's SSH agent".to_string(),
             _ => "a shell".to_string(),
         };
         let what = format!(

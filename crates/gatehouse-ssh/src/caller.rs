@@ -43,15 +43,35 @@ pub(crate) struct Login {
     /// The account on the target.
     pub(crate) user: String,
     upstream: OnceCell<Result<Arc<Upstream>, String>>,
+    /// The caller's connection, to open agent channels to it.
+    pub(crate) caller: std::sync::OnceLock<server::Handle>,
+    /// Agent forwarding was allowed on some channel of this connection.
+    pub(crate) agent: Arc<std::sync::atomic::AtomicBool>,
+    /// The channels it was allowed on.
+    pub(crate) agent_channels: std::sync::Mutex<std::collections::HashSet<ChannelId>>,
 }
 
 impl Login {
+    /// Whether agent forwarding was allowed on the caller's `channel`.
+    pub(crate) fn agent_allowed(&self, channel: ChannelId) -> bool {
+        self.agent_channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&channel)
+    }
+
     /// The gateway's connection to the target, made on first use. `Err`
     /// says why it cannot be made (for the caller), every time it is asked.
     pub(crate) async fn upstream(&self) -> Result<Arc<Upstream>, String> {
         self.upstream
             .get_or_init(|| async {
-                upstream::connect(self.target.clone(), &self.user)
+                let bridge = self.caller.get().map(|h| crate::agent::AgentBridge {
+                    allowed: self.agent.clone(),
+                    caller: h.clone(),
+                    session: self.session.clone(),
+                    engine: self.target.masking.clone(),
+                });
+                upstream::connect(self.target.clone(), &self.user, bridge)
                     .await
                     .map(Arc::new)
                     .inspect_err(|e| tracing::warn!(connection = %self.target.name, error = %e, "ssh target unreachable"))
@@ -196,6 +216,9 @@ impl CallerConnection {
             target,
             user,
             upstream: OnceCell::new(),
+            caller: std::sync::OnceLock::new(),
+            agent: Arc::default(),
+            agent_channels: std::sync::Mutex::default(),
         }));
         Ok(())
     }
@@ -382,6 +405,7 @@ impl server::Handler for CallerConnection {
         };
         reply.accept().await;
         let handle = session.handle();
+        let _ = login.caller.set(handle.clone());
         tokio::spawn(async move {
             crate::channel::run(login, channel, handle).await;
             drop(slot);
@@ -412,6 +436,7 @@ impl server::Handler for CallerConnection {
         };
         let host = host_to_connect.to_string();
         let handle = session.handle();
+        let _ = login.caller.set(handle.clone());
         tokio::spawn(async move {
             crate::forward::run(login, channel, reply, host, port_to_connect, handle).await;
             drop(slot);
@@ -495,11 +520,28 @@ impl server::Handler for CallerConnection {
 
     async fn agent_request(
         &mut self,
-        _channel: ChannelId,
-        _session: &mut server::Session,
+        channel: ChannelId,
+        session: &mut server::Session,
     ) -> Result<bool, Self::Error> {
-        tracing::info!(client = %self.peer, "ssh: agent forwarding refused");
-        Ok(false)
+        let Some(login) = self.logged_in() else {
+            return Ok(false);
+        };
+        let _ = login.caller.set(session.handle());
+        // Decided (and recorded) now, answered in order with the other requests.
+        let allowed = crate::agent::decide(&login).await;
+        if allowed {
+            login
+                .agent
+                .store(true, std::sync::atomic::Ordering::Release);
+            login
+                .agent_channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(channel);
+        } else {
+            tracing::info!(client = %self.peer, "ssh: agent forwarding refused");
+        }
+        Ok(allowed)
     }
 
     async fn tcpip_forward(

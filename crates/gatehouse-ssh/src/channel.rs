@@ -288,8 +288,8 @@ async fn act(
                 };
                 let caller = Caller { chan, handle: caller.handle };
                 caller.end(&why, REFUSED).await;
-                if write_ahead(&login, seq, &text, params.len(), &record, None).await.is_ok() {
-                    finish(&login, seq, text, params, started, clock, outcome, record, None).await;
+                if write_ahead(&login.session, seq, &text, params.len(), &record, None).await.is_ok() {
+                    finish(&login.session, seq, text, params, started, clock, outcome, record, None).await;
                 }
                 return;
             }
@@ -341,7 +341,7 @@ async fn proceed(
         } => {
             record.reason = record.reason.map(|r| mask_for_record(&engine, &r));
             let message = mask_for_record(&engine, &refusal.message());
-            if write_ahead(&login, seq, &text, params.len(), &record, None)
+            if write_ahead(&login.session, seq, &text, params.len(), &record, None)
                 .await
                 .is_err()
             {
@@ -361,7 +361,15 @@ async fn proceed(
                 message,
             };
             finish(
-                &login, seq, text, params, started, clock, outcome, record, None,
+                &login.session,
+                seq,
+                text,
+                params,
+                started,
+                clock,
+                outcome,
+                record,
+                None,
             )
             .await;
             return;
@@ -370,7 +378,7 @@ async fn proceed(
     };
     let mut record = record;
     record.reason = record.reason.map(|r| mask_for_record(&engine, &r));
-    if write_ahead(&login, seq, &text, params.len(), &record, approval)
+    if write_ahead(&login.session, seq, &text, params.len(), &record, approval)
         .await
         .is_err()
     {
@@ -379,47 +387,31 @@ async fn proceed(
             .await;
         return;
     }
-    let fail = |message: String| ActionOutcome::Error {
-        code: "unreachable".into(),
-        message,
-    };
     let upstream = match login.upstream().await {
         Ok(u) => u,
         Err(why) => {
-            caller.end(&why, FAILED).await;
-            finish(
-                &login,
+            let acted = Acted {
                 seq,
                 text,
                 params,
                 started,
                 clock,
-                fail(why),
-                record,
-                None,
-            )
-            .await;
-            return;
+            };
+            return failed(&caller, session, acted, record, why).await;
         }
     };
     let up = match upstream.channel_open_session().await {
         Ok(c) => c,
         Err(e) => {
             let why = format!("the host did not open a channel: {e}");
-            caller.end(&why, FAILED).await;
-            finish(
-                &login,
+            let acted = Acted {
                 seq,
                 text,
                 params,
                 started,
                 clock,
-                fail(why),
-                record,
-                None,
-            )
-            .await;
-            return;
+            };
+            return failed(&caller, session, acted, record, why).await;
         }
     };
     let carries = match (&start, &terminal) {
@@ -446,14 +438,26 @@ async fn proceed(
                     message: why,
                 };
                 finish(
-                    &login, seq, text, params, started, clock, outcome, record, None,
+                    &login.session,
+                    seq,
+                    text,
+                    params,
+                    started,
+                    clock,
+                    outcome,
+                    record,
+                    None,
                 )
                 .await;
                 return;
             }
         }
     };
+    let agent = login.agent_allowed(caller.chan.id());
     let sent = async {
+        if agent {
+            up.agent_forward(false).await?;
+        }
         if let Some(t) = &terminal {
             up.request_pty(false, &t.term, t.cols, t.rows, t.pix.0, t.pix.1, &t.modes)
                 .await?;
@@ -470,20 +474,14 @@ async fn proceed(
     .await;
     if let Err(e) = sent {
         let why = format!("the host's channel failed: {e}");
-        caller.end(&why, FAILED).await;
-        finish(
-            &login,
+        let acted = Acted {
             seq,
             text,
             params,
             started,
             clock,
-            fail(why),
-            record,
-            None,
-        )
-        .await;
-        return;
+        };
+        return failed(&caller, session, acted, record, why).await;
     }
     let recording = file.as_ref().map(|f| {
         let header = Header {
@@ -600,7 +598,7 @@ async fn proceed(
         }
     }
     finish(
-        &login,
+        &login.session,
         seq,
         text,
         params,
@@ -637,6 +635,33 @@ fn legacy_scp(command: &str) -> bool {
         && rest.len() - flags.len() <= 1
 }
 
+/// A decided action that could not be run (the host unreachable, its
+/// channel refused): the caller is told, the result recorded.
+async fn failed(
+    caller: &Caller,
+    session: &gatehouse_session::Session,
+    acted: Acted,
+    record: DecisionRecord,
+    why: String,
+) {
+    caller.end(&why, FAILED).await;
+    let Acted {
+        seq,
+        text,
+        params,
+        started,
+        clock,
+    } = acted;
+    let outcome = ActionOutcome::Error {
+        code: "unreachable".into(),
+        message: why,
+    };
+    finish(
+        session, seq, text, params, started, clock, outcome, record, None,
+    )
+    .await;
+}
+
 /// Records an action refused before it could be decided (what it asks for
 /// cannot be read): its refusal is in the evidence log like any other.
 pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
@@ -650,7 +675,7 @@ pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
     };
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
-    if write_ahead(login, seq, &text, 0, &record, None)
+    if write_ahead(&login.session, seq, &text, 0, &record, None)
         .await
         .is_ok()
     {
@@ -659,7 +684,7 @@ pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
             message: why.to_string(),
         };
         finish(
-            login,
+            &login.session,
             seq,
             text,
             Vec::new(),
@@ -676,14 +701,13 @@ pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
 /// The decision (and the approval it runs on) is durable before anything
 /// of the action reaches the target.
 pub(crate) async fn write_ahead(
-    login: &Login,
+    session: &gatehouse_session::Session,
     seq: u64,
     text: &str,
     parameters: usize,
     decision: &DecisionRecord,
     approval: Option<gatehouse_core::ApprovalId>,
 ) -> Result<(), ()> {
-    let session = &login.session;
     let mut w = session.write_ahead();
     w.decided(DecidedAction {
         seq,
@@ -703,7 +727,7 @@ pub(crate) async fn write_ahead(
 /// Records a finished action.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn finish(
-    login: &Login,
+    session: &gatehouse_session::Session,
     seq: u64,
     text: String,
     params: Vec<Option<String>>,
@@ -714,7 +738,7 @@ pub(crate) async fn finish(
     stream: Option<StreamRecord>,
 ) {
     let record = ActionRecord {
-        session_id: login.session.id(),
+        session_id: session.id(),
         seq,
         protocol: "ssh".into(),
         text,
@@ -729,7 +753,7 @@ pub(crate) async fn finish(
             ..HttpExchange::default()
         }),
     };
-    if login.session.finished(record).await.is_err() {
+    if session.finished(record).await.is_err() {
         tracing::error!("session recorder stopped; an ssh action is not recorded");
     }
 }

@@ -103,7 +103,7 @@ pub(crate) async fn run(
         } => {
             record.reason = record.reason.map(|r| mask(&r));
             let message = mask(&refusal.message());
-            let logged = write_ahead(&login, seq, &text, params.len(), &record, None).await;
+            let logged = write_ahead(&login.session, seq, &text, params.len(), &record, None).await;
             reply
                 .reject(ChannelOpenFailure::Other {
                     code: PROHIBITED,
@@ -116,7 +116,15 @@ pub(crate) async fn run(
                     message,
                 };
                 finish(
-                    &login, seq, text, params, started, clock, outcome, record, None,
+                    &login.session,
+                    seq,
+                    text,
+                    params,
+                    started,
+                    clock,
+                    outcome,
+                    record,
+                    None,
                 )
                 .await;
             }
@@ -125,7 +133,7 @@ pub(crate) async fn run(
         Verdict::Held(_) => unreachable!("a held forward was turned into a refusal above"),
     };
     record.reason = record.reason.map(|r| mask(&r));
-    if write_ahead(&login, seq, &text, params.len(), &record, approval)
+    if write_ahead(&login.session, seq, &text, params.len(), &record, approval)
         .await
         .is_err()
     {
@@ -160,7 +168,15 @@ pub(crate) async fn run(
                 message: why,
             };
             finish(
-                &login, seq, text, params, started, clock, outcome, record, None,
+                &login.session,
+                seq,
+                text,
+                params,
+                started,
+                clock,
+                outcome,
+                record,
+                None,
             )
             .await;
             return;
@@ -207,7 +223,7 @@ pub(crate) async fn run(
         count: None,
     };
     finish(
-        &login,
+        &login.session,
         seq,
         text,
         params,

@@ -199,7 +199,7 @@ impl SftpGate {
     async fn record(&self, d: Done) {
         let Done { op, outcome } = d;
         finish(
-            &self.login,
+            &self.login.session,
             op.seq,
             op.text,
             Vec::new(),
@@ -291,7 +291,7 @@ impl SftpGate {
                 approval,
             } => {
                 record.reason = record.reason.map(|r| mask(&r));
-                if write_ahead(login, seq, &text, 0, &record, approval)
+                if write_ahead(&login.session, seq, &text, 0, &record, approval)
                     .await
                     .is_err()
                 {
@@ -317,7 +317,7 @@ impl SftpGate {
             } => {
                 record.reason = record.reason.map(|r| mask(&r));
                 let message = mask(&refusal.message());
-                let logged = write_ahead(login, seq, &text, 0, &record, None).await;
+                let logged = write_ahead(&login.session, seq, &text, 0, &record, None).await;
                 replies.extend(packet::status(
                     id,
                     packet::FX_PERMISSION_DENIED,
@@ -329,7 +329,7 @@ impl SftpGate {
                         message,
                     };
                     finish(
-                        login,
+                        &login.session,
                         seq,
                         text,
                         Vec::new(),

@@ -15,6 +15,9 @@ pub(crate) type Upstream = client::Handle<HostCheck>;
 /// Checks the key the host offers against the pinned ones.
 pub(crate) struct HostCheck {
     target: Arc<SshTarget>,
+    /// Bridges agent connections the host opens to the caller, when the
+    /// session allowed agent forwarding.
+    agent: Option<crate::agent::AgentBridge>,
     /// The fingerprint of a key refused, for the error.
     refused: Arc<Mutex<Option<String>>>,
 }
@@ -47,9 +50,10 @@ impl client::Handler for HostCheck {
         Ok(false)
     }
 
-    // The host may open no channel towards the gateway: nothing of the
-    // host reaches the caller that the caller did not open and the policy
-    // did not decide (russh's defaults would accept these).
+    // The host may open no channel towards the gateway (but an agent
+    // connection the session allowed): nothing of the host reaches the
+    // caller that the caller did not open and the policy did not decide
+    // (russh's defaults would accept these).
 
     async fn server_channel_open_forwarded_tcpip(
         &mut self,
@@ -76,11 +80,12 @@ impl client::Handler for HostCheck {
 
     async fn server_channel_open_agent_forward(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        refuse(reply).await
+        crate::agent::host_opened(self.agent.clone(), channel, reply).await;
+        Ok(())
     }
 
     async fn server_channel_open_session(
@@ -138,10 +143,14 @@ async fn refuse(reply: ChannelOpenHandle) -> Result<(), russh::Error> {
 /// Reaches `target` as `user`, within its `connect_timeout` (connection,
 /// key exchange and login together). `Err` says why in words for the
 /// caller (never the credential).
-pub(crate) async fn connect(target: Arc<SshTarget>, user: &str) -> Result<Upstream, String> {
+pub(crate) async fn connect(
+    target: Arc<SshTarget>,
+    user: &str,
+    agent: Option<crate::agent::AgentBridge>,
+) -> Result<Upstream, String> {
     let limit = target.connect_timeout;
     let where_ = format!("{} ({}:{})", target.name, target.host, target.port);
-    match tokio::time::timeout(limit, reach(target, user)).await {
+    match tokio::time::timeout(limit, reach(target, user, agent)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "cannot reach {where_}: not logged in within {}s (connect_timeout)",
@@ -150,7 +159,11 @@ pub(crate) async fn connect(target: Arc<SshTarget>, user: &str) -> Result<Upstre
     }
 }
 
-async fn reach(target: Arc<SshTarget>, user: &str) -> Result<Upstream, String> {
+async fn reach(
+    target: Arc<SshTarget>,
+    user: &str,
+    agent: Option<crate::agent::AgentBridge>,
+) -> Result<Upstream, String> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(std::time::Duration::from_secs(30)),
@@ -160,6 +173,7 @@ async fn reach(target: Arc<SshTarget>, user: &str) -> Result<Upstream, String> {
     let refused = Arc::new(Mutex::new(None));
     let check = HostCheck {
         target: target.clone(),
+        agent,
         refused: refused.clone(),
     };
     let addr = (target.host.as_str(), target.port);

@@ -32,6 +32,9 @@ when { context.argv.contains("--restart") };
 forbid (principal, action == Gatehouse::Action::"ssh:exec", resource)
 when { context.argv.contains("--drop") };
 
+@id("agents-may-forward")
+permit (principal in Gatehouse::Group::"agents", action == Gatehouse::Action::"ssh:agent-forward", resource);
+
 @id("no-sftp-removals")
 forbid (principal, action == Gatehouse::Action::"ssh:sftp", resource)
 when { context.operation == "remove" };
@@ -575,10 +578,38 @@ fn shells_files_and_forwarded_connections() {
         .env("SSH_AUTH_SOCK", &agent_sock)
         .output()
         .unwrap();
-    let _ = agent.kill();
-    let _ = agent.wait();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "agent=none");
+    // Where a policy allows ssh:agent-forward, the caller's agent answers
+    // the host through the gateway (its keys listed there), recorded.
+    let agent_key = g.h.dir.path().join("agent_key");
+    common::ssh::keygen(&agent_key);
+    let added = std::process::Command::new("ssh-add")
+        .arg(&agent_key)
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", stderr(&added));
+    let forwarder = g.h.token("agent-user", &["ops", "agents"], "1h");
+    let out = g
+        .ssh_cmd(&forwarder, "web-1", &["-A"], &["ssh-add -l"])
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let listed = stdout(&out);
+    let fp = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(agent_key.with_extension("pub"))
+        .output()
+        .unwrap();
+    let fp = stdout(&fp);
+    let fp = fp.split_whitespace().nth(1).unwrap();
+    assert!(listed.contains(fp), "{listed} lacks {fp}");
+    let r = g.result_of("(agent connection)");
+    assert_eq!(r["payload"]["status"], "ok", "{r}");
 }
 
 #[test]

@@ -1,0 +1,192 @@
+//! Agent forwarding (`ssh -A`), only where a policy allows
+//! `ssh:agent-forward` by name. The request is decided and recorded when
+//! the caller makes it; the channel that asked then asks the host for it
+//! too; each agent connection the host opens back is bridged to a new
+//! agent channel to the caller, relayed as bytes and recorded with its
+//! byte counts. Without the permission the request is refused (and
+//! recorded), and any agent channel the host opens is refused.
+
+use crate::caller::Login;
+use crate::channel::{finish, write_ahead};
+use crate::relay::{self, CallerSide, Carries, Plan, TargetSide};
+use gatehouse_core::{ActionOutcome, Decided, DecisionRecord, StreamRecord, Timestamp};
+use gatehouse_mask::MaskingEngine;
+use gatehouse_policy::{Decision, SshRequestFacts};
+use gatehouse_session::Session;
+use russh::client::ChannelOpenHandle;
+use russh::{Channel, ChannelOpenFailure};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What the gateway's connection to the host needs to bridge agent
+/// connections back to the caller.
+#[derive(Clone)]
+pub(crate) struct AgentBridge {
+    /// Some channel of this caller connection was allowed agent forwarding.
+    pub(crate) allowed: Arc<AtomicBool>,
+    pub(crate) caller: russh::server::Handle,
+    pub(crate) session: Session,
+    pub(crate) engine: Arc<MaskingEngine>,
+}
+
+/// Decides a caller's agent-forwarding request on its channel, recording
+/// the decision; `true` when it is allowed. A request that needs approval
+/// is refused (an agent request cannot wait).
+pub(crate) async fn decide(login: &Login) -> bool {
+    let session = &login.session;
+    let target = &login.target;
+    let policy = login.gw.settings.policy.clone();
+    let (engine, _) = policy.current();
+    let d = engine.decide_ssh(&SshRequestFacts {
+        identity: session.identity(),
+        connection: &target.name,
+        client_ip: login.peer.ip(),
+        now: Timestamp::now(),
+        approved: false,
+        action: "ssh:agent-forward",
+        host: &target.host,
+        port: target.port,
+        user: &login.user,
+        command: "",
+        pty: None,
+        env: &[],
+        subsystem: "",
+        operation: "",
+        paths: &[],
+        forward: None,
+    });
+    let mode = policy.mode();
+    let allowed =
+        matches!(d, Decision::Allow { .. }) || mode == gatehouse_policy::PolicyMode::Audit;
+    let mut record =
+        gatehouse_session::gate::record(&d, mode, mode == gatehouse_policy::PolicyMode::Audit);
+    if !allowed {
+        // Approval is not waited for here: the request is refused.
+        record.decision = Decided::Deny;
+    }
+    let seq = session.next_seq();
+    let text = "(agent forwarding)".to_string();
+    let started = Timestamp::now();
+    let clock = std::time::Instant::now();
+    if write_ahead(session, seq, &text, 0, &record, None)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let outcome = if allowed {
+        ActionOutcome::Ok {
+            summary: "allowed".into(),
+            count: None,
+        }
+    } else {
+        ActionOutcome::Error {
+            code: "refused".into(),
+            message: record.reason.clone().unwrap_or_default(),
+        }
+    };
+    finish(
+        session,
+        seq,
+        text,
+        Vec::new(),
+        started,
+        clock,
+        outcome,
+        record,
+        None,
+    )
+    .await;
+    allowed
+}
+
+/// The host opened an agent connection: bridged to the caller when the
+/// session allowed agent forwarding, refused otherwise.
+pub(crate) async fn host_opened(
+    bridge: Option<AgentBridge>,
+    channel: Channel<russh::client::Msg>,
+    reply: ChannelOpenHandle,
+) {
+    let Some(bridge) = bridge.filter(|b| b.allowed.load(Ordering::Acquire)) else {
+        tracing::warn!("ssh: the host opened an agent channel the session did not allow; refused");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        return;
+    };
+    tokio::spawn(async move {
+        let caller = match bridge.caller.channel_open_agent().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "ssh: the caller's agent did not open");
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                return;
+            }
+        };
+        reply.accept().await;
+        let session = &bridge.session;
+        let seq = session.next_seq();
+        let text = "(agent connection)".to_string();
+        let record = DecisionRecord {
+            decision: Decided::Allow,
+            policies: Vec::new(),
+            mode: gatehouse_core::DecidedIn::Enforce,
+            reason: Some("the session's agent forwarding was allowed".into()),
+        };
+        let started = Timestamp::now();
+        let clock = std::time::Instant::now();
+        if write_ahead(session, seq, &text, 0, &record, None)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let (read, write) = caller.split();
+        let (up_read, up_write) = channel.split();
+        let relayed = relay::relay(
+            session,
+            CallerSide {
+                read,
+                write,
+                handle: bridge.caller.clone(),
+            },
+            TargetSide {
+                read: up_read,
+                write: up_write,
+            },
+            Plan {
+                carries: Carries::Bytes,
+                engine: bridge.engine.clone(),
+                recording: None,
+                early: Vec::new(),
+                sftp: None,
+            },
+        )
+        .await;
+        let stream = StreamRecord {
+            protocol: "ssh-agent".into(),
+            stdin_bytes: relayed.bytes[0],
+            stdout_bytes: relayed.bytes[1],
+            ..StreamRecord::default()
+        };
+        let outcome = ActionOutcome::Ok {
+            summary: format!(
+                "agent: {} bytes from the caller's agent, {} to it",
+                relayed.bytes[0], relayed.bytes[1]
+            ),
+            count: None,
+        };
+        finish(
+            session,
+            seq,
+            text,
+            Vec::new(),
+            started,
+            clock,
+            outcome,
+            record,
+            Some(stream),
+        )
+        .await;
+    });
+}
