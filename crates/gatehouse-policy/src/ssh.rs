@@ -13,13 +13,14 @@ use std::net::IpAddr;
 
 /// The SSH actions: `ssh:shell`, `ssh:exec`, `ssh:sftp` and
 /// `ssh:port-forward` are in the group `ssh:session`; `ssh:agent-forward`
-/// is not (a policy allows it by name).
+/// and `ssh:remote-forward` are not (a policy allows them by name).
 pub const SSH_ACTIONS: &[&str] = &[
     "ssh:shell",
     "ssh:exec",
     "ssh:sftp",
     "ssh:port-forward",
     "ssh:agent-forward",
+    "ssh:remote-forward",
 ];
 
 /// One SSH action as the policy sees it.
@@ -157,6 +158,7 @@ impl PolicyEngine {
         let object = match (r.action, r.forward) {
             ("ssh:exec", _) => format!("`{}`", r.command),
             ("ssh:port-forward", Some((h, p))) => format!("to {h}:{p}"),
+            ("ssh:remote-forward", Some((h, p))) => format!("listening on {h}:{p}"),
             ("ssh:sftp", _) if !r.operation.is_empty() => {
                 format!("sftp {} {}", r.operation, r.paths.join(" "))
             }

@@ -18,15 +18,27 @@ use russh::{Channel, ChannelOpenFailure};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// What the gateway's connection to the host needs to bridge agent
-/// connections back to the caller.
+/// What the gateway's connection to the host needs to bridge connections
+/// the host opens back (agent connections, remote forwards) to the caller.
 #[derive(Clone)]
-pub(crate) struct AgentBridge {
+pub(crate) struct Bridge {
     /// Some channel of this caller connection was allowed agent forwarding.
     pub(crate) allowed: Arc<AtomicBool>,
+    /// Ports the gateway asked the host to listen on for the caller.
+    pub(crate) forwards: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
     pub(crate) caller: russh::server::Handle,
     pub(crate) session: Session,
     pub(crate) engine: Arc<MaskingEngine>,
+}
+
+impl Bridge {
+    /// Whether the gateway asked the host to listen on `port`.
+    pub(crate) fn forwarded(&self, port: u32) -> bool {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&port)
+    }
 }
 
 /// Decides a caller's agent-forwarding request on its channel, recording
@@ -103,7 +115,7 @@ pub(crate) async fn decide(login: &Login) -> bool {
 /// The host opened an agent connection: bridged to the caller when the
 /// session allowed agent forwarding, refused otherwise.
 pub(crate) async fn host_opened(
-    bridge: Option<AgentBridge>,
+    bridge: Option<Bridge>,
     channel: Channel<russh::client::Msg>,
     reply: ChannelOpenHandle,
 ) {

@@ -49,9 +49,27 @@ pub(crate) struct Login {
     pub(crate) agent: Arc<std::sync::atomic::AtomicBool>,
     /// The channels it was allowed on.
     pub(crate) agent_channels: std::sync::Mutex<std::collections::HashSet<ChannelId>>,
+    /// Ports the host listens on for the caller (ssh -R).
+    pub(crate) forwards: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
 }
 
 impl Login {
+    /// Notes that the host listens on `port` for the caller.
+    pub(crate) fn note_forward(&self, port: u32) {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(port);
+    }
+
+    /// Forgets a port the host listened on; `false` when it was not one.
+    pub(crate) fn drop_forward(&self, port: u32) -> bool {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&port)
+    }
+
     /// Whether agent forwarding was allowed on the caller's `channel`.
     pub(crate) fn agent_allowed(&self, channel: ChannelId) -> bool {
         self.agent_channels
@@ -65,8 +83,9 @@ impl Login {
     pub(crate) async fn upstream(&self) -> Result<Arc<Upstream>, String> {
         self.upstream
             .get_or_init(|| async {
-                let bridge = self.caller.get().map(|h| crate::agent::AgentBridge {
+                let bridge = self.caller.get().map(|h| crate::agent::Bridge {
                     allowed: self.agent.clone(),
+                    forwards: self.forwards.clone(),
                     caller: h.clone(),
                     session: self.session.clone(),
                     engine: self.target.masking.clone(),
@@ -219,6 +238,7 @@ impl CallerConnection {
             caller: std::sync::OnceLock::new(),
             agent: Arc::default(),
             agent_channels: std::sync::Mutex::default(),
+            forwards: Arc::default(),
         }));
         Ok(())
     }
@@ -548,9 +568,25 @@ impl server::Handler for CallerConnection {
         &mut self,
         address: &str,
         port: &mut u32,
+        session: &mut server::Session,
+    ) -> Result<bool, Self::Error> {
+        let Some(login) = self.logged_in() else {
+            return Ok(false);
+        };
+        let _ = login.caller.set(session.handle());
+        // Decided, recorded and asked of the host now, answered in order.
+        Ok(crate::remote::request(&login, address, port).await)
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
         _session: &mut server::Session,
     ) -> Result<bool, Self::Error> {
-        tracing::info!(client = %self.peer, address, port = *port, "ssh: remote forwarding refused");
-        Ok(false)
+        let Some(login) = self.logged_in() else {
+            return Ok(false);
+        };
+        Ok(crate::remote::cancel(&login, address, port).await)
     }
 }

@@ -27,6 +27,7 @@ mod host_key;
 mod listener;
 mod masking;
 mod relay;
+mod remote;
 mod sftp;
 mod target;
 mod upstream;

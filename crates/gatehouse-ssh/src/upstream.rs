@@ -17,7 +17,7 @@ pub(crate) struct HostCheck {
     target: Arc<SshTarget>,
     /// Bridges agent connections the host opens to the caller, when the
     /// session allowed agent forwarding.
-    agent: Option<crate::agent::AgentBridge>,
+    bridge: Option<crate::agent::Bridge>,
     /// The fingerprint of a key refused, for the error.
     refused: Arc<Mutex<Option<String>>>,
 }
@@ -51,21 +51,29 @@ impl client::Handler for HostCheck {
     }
 
     // The host may open no channel towards the gateway (but an agent
-    // connection the session allowed): nothing of the host reaches the
+    // connection or a remote forward the session allowed): nothing of the host reaches the
     // caller that the caller did not open and the policy did not decide
     // (russh's defaults would accept these).
 
     async fn server_channel_open_forwarded_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
-        _connected_address: &str,
-        _connected_port: u32,
-        _originator_address: &str,
-        _originator_port: u32,
+        channel: Channel<Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        refuse(reply).await
+        crate::remote::host_opened(
+            self.bridge.clone(),
+            channel,
+            (connected_address.to_string(), connected_port),
+            (originator_address.to_string(), originator_port),
+            reply,
+        )
+        .await;
+        Ok(())
     }
 
     async fn server_channel_open_forwarded_streamlocal(
@@ -84,7 +92,7 @@ impl client::Handler for HostCheck {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        crate::agent::host_opened(self.agent.clone(), channel, reply).await;
+        crate::agent::host_opened(self.bridge.clone(), channel, reply).await;
         Ok(())
     }
 
@@ -146,11 +154,11 @@ async fn refuse(reply: ChannelOpenHandle) -> Result<(), russh::Error> {
 pub(crate) async fn connect(
     target: Arc<SshTarget>,
     user: &str,
-    agent: Option<crate::agent::AgentBridge>,
+    bridge: Option<crate::agent::Bridge>,
 ) -> Result<Upstream, String> {
     let limit = target.connect_timeout;
     let where_ = format!("{} ({}:{})", target.name, target.host, target.port);
-    match tokio::time::timeout(limit, reach(target, user, agent)).await {
+    match tokio::time::timeout(limit, reach(target, user, bridge)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "cannot reach {where_}: not logged in within {}s (connect_timeout)",
@@ -162,7 +170,7 @@ pub(crate) async fn connect(
 async fn reach(
     target: Arc<SshTarget>,
     user: &str,
-    agent: Option<crate::agent::AgentBridge>,
+    bridge: Option<crate::agent::Bridge>,
 ) -> Result<Upstream, String> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
@@ -173,7 +181,7 @@ async fn reach(
     let refused = Arc::new(Mutex::new(None));
     let check = HostCheck {
         target: target.clone(),
-        agent,
+        bridge,
         refused: refused.clone(),
     };
     let addr = (target.host.as_str(), target.port);

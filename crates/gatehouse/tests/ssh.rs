@@ -35,6 +35,10 @@ when { context.argv.contains("--drop") };
 @id("agents-may-forward")
 permit (principal in Gatehouse::Group::"agents", action == Gatehouse::Action::"ssh:agent-forward", resource);
 
+@id("agents-may-listen")
+permit (principal in Gatehouse::Group::"agents", action == Gatehouse::Action::"ssh:remote-forward", resource)
+when { context.forward_port > 1024 };
+
 @id("no-sftp-removals")
 forbid (principal, action == Gatehouse::Action::"ssh:sftp", resource)
 when { context.operation == "remove" };
@@ -610,6 +614,71 @@ fn shells_files_and_forwarded_connections() {
     assert!(listed.contains(fp), "{listed} lacks {fp}");
     let r = g.result_of("(agent connection)");
     assert_eq!(r["payload"]["status"], "ok", "{r}");
+
+    // ssh -R: the host listens for the caller where a policy allows
+    // ssh:remote-forward; each connection it takes comes back through the
+    // gateway, bytes both ways, recorded.
+    let rport = gatehouse::pgcluster::free_port().unwrap();
+    let forward = format!("127.0.0.1:{rport}:127.0.0.1:{echo_port}");
+    let mut reverse = g
+        .ssh_cmd(
+            &forwarder,
+            "web-1",
+            &["-N", "-o", "ExitOnForwardFailure=yes", "-R", &forward],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", rport)) {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh -R did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    {
+        use std::io::{Read, Write};
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(b"over -R\n").unwrap();
+        let mut got = [0u8; 8];
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"over -R\n");
+    }
+    drop(conn);
+    let _ = reverse.kill();
+    let _ = reverse.wait();
+    let r = g.result_of(&format!("(remote forward connection to 127.0.0.1:{rport}"));
+    assert_eq!(r["payload"]["stream"]["stdout_bytes"], 8, "{r}");
+    // Without the permission the host is never asked to listen.
+    let out = g
+        .ssh_cmd(
+            &ops,
+            "web-1",
+            &["-N", "-o", "ExitOnForwardFailure=yes", "-R", &forward],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("remote port forwarding failed"),
+        "{}",
+        stderr(&out)
+    );
+    let text = format!("(remote forward 127.0.0.1:{rport})");
+    let refused = g.h.evidence_events().into_iter().any(|e| {
+        e["kind"] == "statement"
+            && e["payload"]["text"] == text.as_str()
+            && e.to_string().contains("\"deny\"")
+    });
+    assert!(refused, "no refused {text} in the evidence log");
 }
 
 #[test]
