@@ -327,6 +327,22 @@ impl PolicyEngine {
         }
     }
 
+    /// Whether policy `id` names `action` in its scope (`action ==` it, or
+    /// `action in [...]` listing it): a permit of every action does not.
+    pub(crate) fn names_action(&self, id: &str, action: &str) -> bool {
+        let Some(p) = self.all.policy(&cedar_policy::PolicyId::new(id)) else {
+            return false;
+        };
+        let Some(uid) = self.names.actions.get(action) else {
+            return false;
+        };
+        match p.action_constraint() {
+            cedar_policy::ActionConstraint::Eq(a) => a == *uid,
+            cedar_policy::ActionConstraint::In(list) => list.contains(uid),
+            cedar_policy::ActionConstraint::Any => false,
+        }
+    }
+
     /// Decides one Cedar request: asked of the whole set, and, if only
     /// `@approval` forbids deny it, asked again without them to tell Review
     /// from Deny. An `approved` request is what those forbids ask for, so

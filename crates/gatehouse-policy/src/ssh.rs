@@ -59,6 +59,10 @@ pub struct SshRequestFacts<'a> {
     pub forward: Option<(&'a str, u16)>,
 }
 
+/// Actions a permit must name to allow (not in `ssh:session`, not granted
+/// by a permit of every action).
+const NAMED_ONLY: &[&str] = &["ssh:agent-forward", "ssh:remote-forward"];
+
 /// Words that, first in a command, make another word the one that runs
 /// (or make it a compound command): reserved words and the builtins that
 /// run or read commands.
@@ -132,6 +136,10 @@ pub fn shell_words(command: &str) -> Option<(Vec<String>, bool)> {
                     c,
                     ';' | '&' | '|' | '<' | '>' | '$' | '`' | '\n' | '(' | ')'
                 );
+                // A glob or brace expansion (or a leading ~) in the first
+                // word: the program is what the host's shell expands it to.
+                compound |= words.is_empty()
+                    && (matches!(c, '*' | '?' | '[' | '{') || (c == '~' && !in_word));
                 in_word = true;
                 word.push(c);
             }
@@ -199,7 +207,7 @@ impl PolicyEngine {
             .map(Some)
             .map_err(|e| e.to_string())
         };
-        self.decide_on(
+        let decision = self.decide_on(
             &what,
             &Asked {
                 identity: r.identity,
@@ -230,7 +238,24 @@ impl PolicyEngine {
                     RestrictedExpression::new_long(i64::from(forward_port)),
                 ),
             ],
-        )
+        );
+        // Forwarding the caller's agent, or a listener on the host, is
+        // allowed only by a permit that names it: a permit of every action
+        // (written before these existed) does not grant them.
+        if let (true, Decision::Allow { policies, .. }) =
+            (NAMED_ONLY.contains(&r.action), &decision)
+        {
+            if !policies.iter().any(|id| self.names_action(id, r.action)) {
+                return Decision::Deny {
+                    reason: format!(
+                        "{what}: {} is allowed only by a permit that names it (action == Gatehouse::Action::\"{}\"), and none does",
+                        r.action, r.action
+                    ),
+                    policies: Vec::new(),
+                };
+            }
+        }
+        decision
     }
 }
 
@@ -244,6 +269,7 @@ mod tests {
 @id("no-rm") forbid (principal, action == Gatehouse::Action::"ssh:exec", resource) when { context.program == "rm" };
 @id("restart-needs-approval") @approval("ops") forbid (principal, action == Gatehouse::Action::"ssh:exec", resource) when { context.command like "systemctl restart *" && !context.approved };
 @id("no-compound-as-root") forbid (principal, action == Gatehouse::Action::"ssh:exec", resource) when { context.compound && resource.user == "root" };
+@id("everything-for-admins") permit (principal == Gatehouse::Identity::"admin", action, resource);
 @id("forward-only-to-db") forbid (principal, action == Gatehouse::Action::"ssh:port-forward", resource) unless { context.forward_port == 5432 };
 "#;
 
@@ -325,6 +351,58 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_is_allowed_only_by_a_permit_that_names_it() {
+        let e = PolicyEngine::from_sources(&[(
+            PathBuf::from("f.cedar"),
+            format!(
+                "{POLICY}\n@id(\"deploy-forwards-agent\") permit (principal == Gatehouse::Identity::\"deploy\", action == Gatehouse::Action::\"ssh:agent-forward\", resource);"
+            ),
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let facts = |who: &'static str, action: &'static str| {
+            let id = Identity::with_service_token(who, vec![], "t");
+            e.decide_ssh(&SshRequestFacts {
+                identity: &id,
+                connection: "web-1",
+                client_ip: "127.0.0.1".parse().unwrap(),
+                now: Timestamp::now(),
+                approved: false,
+                action,
+                host: "10.0.0.5",
+                port: 22,
+                user: "deploy",
+                command: "",
+                pty: None,
+                env: &[],
+                subsystem: "",
+                operation: "",
+                paths: &[],
+                forward: Some(("127.0.0.1", 9000)),
+            })
+        };
+        // A permit of every action grants every other action, not these.
+        assert!(matches!(facts("admin", "ssh:exec"), Decision::Allow { .. }));
+        let d = facts("admin", "ssh:agent-forward");
+        assert!(
+            matches!(&d, Decision::Deny { reason, .. } if reason.contains("allowed only by a permit that names it")),
+            "{d:?}"
+        );
+        assert!(matches!(
+            facts("admin", "ssh:remote-forward"),
+            Decision::Deny { .. }
+        ));
+        // ssh:session does not include them either; naming does.
+        assert!(matches!(
+            facts("deploy", "ssh:remote-forward"),
+            Decision::Deny { .. }
+        ));
+        assert!(matches!(
+            facts("deploy", "ssh:agent-forward"),
+            Decision::Allow { .. }
+        ));
+    }
+
+    #[test]
     fn words_are_split_as_a_posix_shell_splits_them() {
         let w = |c: &str| shell_words(c);
         assert_eq!(
@@ -353,6 +431,11 @@ mod tests {
         assert_eq!(w("exec rm -rf /").map(|x| x.1), Some(true));
         assert_eq!(w("! rm x").map(|x| x.1), Some(true));
         assert_eq!(w("rm a=b").map(|x| x.1), Some(false));
+        assert_eq!(w("{rm,-rf,/srv}").map(|x| x.1), Some(true));
+        assert_eq!(w("/bin/r[m] -rf /x").map(|x| x.1), Some(true));
+        assert_eq!(w("~/bin/tool").map(|x| x.1), Some(true));
+        assert_eq!(w("ls *.log").map(|x| x.1), Some(false));
+        assert_eq!(w("'r*m' x").map(|x| x.1), Some(false));
         assert_eq!(w("echo 'open"), None);
         assert_eq!(w("echo \\"), None);
         assert_eq!(w(""), Some((vec![], false)));

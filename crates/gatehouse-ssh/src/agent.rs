@@ -15,15 +15,20 @@ use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::Session;
 use russh::client::ChannelOpenHandle;
 use russh::{Channel, ChannelOpenFailure};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// How long a channel the host opens back waits for the caller to take it.
+pub(crate) const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the gateway's connection to the host needs to bridge connections
 /// the host opens back (agent connections, remote forwards) to the caller.
 #[derive(Clone)]
 pub(crate) struct Bridge {
-    /// Some channel of this caller connection was allowed agent forwarding.
-    pub(crate) allowed: Arc<AtomicBool>,
+    /// Open channels of this caller connection with agent forwarding on.
+    pub(crate) agent_channels: Arc<AtomicUsize>,
+    /// Open channels of the caller connection, against its limit.
+    pub(crate) open_channels: Arc<AtomicUsize>,
     /// Ports the gateway asked the host to listen on for the caller.
     pub(crate) forwards: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
     pub(crate) caller: russh::server::Handle,
@@ -119,19 +124,66 @@ pub(crate) async fn host_opened(
     channel: Channel<russh::client::Msg>,
     reply: ChannelOpenHandle,
 ) {
-    let Some(bridge) = bridge.filter(|b| b.allowed.load(Ordering::Acquire)) else {
-        tracing::warn!("ssh: the host opened an agent channel the session did not allow; refused");
+    let Some(bridge) = bridge.filter(|b| b.agent_channels.load(Ordering::Acquire) > 0) else {
+        tracing::warn!("ssh: the host opened an agent channel no open channel asked for; refused");
         reply
             .reject(ChannelOpenFailure::AdministrativelyProhibited)
             .await;
         return;
     };
+    let Some(slot) = crate::caller::channel_slot(&bridge.open_channels) else {
+        reply.reject(ChannelOpenFailure::ResourceShortage).await;
+        return;
+    };
     tokio::spawn(async move {
-        let caller = match bridge.caller.channel_open_agent().await {
+        let _slot = slot;
+        let session = &bridge.session;
+        let seq = session.next_seq();
+        let text = "(agent connection)".to_string();
+        let record = DecisionRecord {
+            decision: Decided::Allow,
+            policies: Vec::new(),
+            mode: gatehouse_core::DecidedIn::Enforce,
+            reason: Some("the session's agent forwarding was allowed".into()),
+        };
+        let started = Timestamp::now();
+        let clock = std::time::Instant::now();
+        // Written ahead before anything of it is relayed.
+        if write_ahead(session, seq, &text, 0, &record, None)
+            .await
+            .is_err()
+        {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return;
+        }
+        // A caller that has gone never answers: not waited for long.
+        let opening = bridge.caller.channel_open_agent();
+        let opened = tokio::time::timeout(OPEN_WAIT, opening)
+            .await
+            .unwrap_or(Err(russh::Error::SendError));
+        let caller = match opened {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "ssh: the caller's agent did not open");
                 reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                let outcome = ActionOutcome::Error {
+                    code: "unreachable".into(),
+                    message: "the caller's agent did not open".into(),
+                };
+                finish(
+                    session,
+                    seq,
+                    text,
+                    Vec::new(),
+                    started,
+                    clock,
+                    outcome,
+                    record,
+                    None,
+                )
+                .await;
                 return;
             }
         };
@@ -201,4 +253,21 @@ pub(crate) async fn host_opened(
         )
         .await;
     });
+}
+
+/// Counts a channel with agent forwarding on while it is open.
+pub(crate) struct AgentChannel(Arc<AtomicUsize>);
+
+impl AgentChannel {
+    /// Counts one more (the host was asked for agent forwarding on it).
+    pub(crate) fn open(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for AgentChannel {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }

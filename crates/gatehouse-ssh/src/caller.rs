@@ -26,6 +26,14 @@ pub(crate) const MAX_CHANNELS: usize = 64;
 /// Counts a connection's open channel while it lasts.
 pub(crate) struct ChannelSlot(Arc<std::sync::atomic::AtomicUsize>);
 
+/// A slot for one more channel of a connection whose open channels
+/// `open` counts, or `None` when it has [`MAX_CHANNELS`] open.
+pub(crate) fn channel_slot(open: &Arc<std::sync::atomic::AtomicUsize>) -> Option<ChannelSlot> {
+    let n = open.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    let slot = ChannelSlot(open.clone());
+    (n < MAX_CHANNELS).then_some(slot)
+}
+
 impl Drop for ChannelSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -45,9 +53,14 @@ pub(crate) struct Login {
     upstream: OnceCell<Result<Arc<Upstream>, String>>,
     /// The caller's connection, to open agent channels to it.
     pub(crate) caller: std::sync::OnceLock<server::Handle>,
-    /// Agent forwarding was allowed on some channel of this connection.
-    pub(crate) agent: Arc<std::sync::atomic::AtomicBool>,
-    /// The channels it was allowed on.
+    /// Channels of this connection whose agent forwarding the host was
+    /// asked for and that are still open: the host may open agent
+    /// connections only while there is one.
+    pub(crate) agent: Arc<std::sync::atomic::AtomicUsize>,
+    /// Channels of this connection open now (the caller's and those the
+    /// host opens back), against [`MAX_CHANNELS`].
+    pub(crate) open_channels: Arc<std::sync::atomic::AtomicUsize>,
+    /// The channels agent forwarding was allowed on.
     pub(crate) agent_channels: std::sync::Mutex<std::collections::HashSet<ChannelId>>,
     /// Ports the host listens on for the caller (ssh -R).
     pub(crate) forwards: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
@@ -84,7 +97,8 @@ impl Login {
         self.upstream
             .get_or_init(|| async {
                 let bridge = self.caller.get().map(|h| crate::agent::Bridge {
-                    allowed: self.agent.clone(),
+                    agent_channels: self.agent.clone(),
+                    open_channels: self.open_channels.clone(),
                     forwards: self.forwards.clone(),
                     caller: h.clone(),
                     session: self.session.clone(),
@@ -138,10 +152,7 @@ impl CallerConnection {
     /// A slot for one more channel, or `None` when the connection has
     /// [`MAX_CHANNELS`] open.
     fn channel_slot(&self) -> Option<ChannelSlot> {
-        use std::sync::atomic::Ordering;
-        let n = self.open_channels.fetch_add(1, Ordering::AcqRel);
-        let slot = ChannelSlot(self.open_channels.clone());
-        (n < MAX_CHANNELS).then_some(slot)
+        channel_slot(&self.open_channels)
     }
 
     /// Answers a shell, exec or subsystem request: the first on a channel
@@ -237,6 +248,7 @@ impl CallerConnection {
             upstream: OnceCell::new(),
             caller: std::sync::OnceLock::new(),
             agent: Arc::default(),
+            open_channels: self.open_channels.clone(),
             agent_channels: std::sync::Mutex::default(),
             forwards: Arc::default(),
         }));
@@ -547,12 +559,11 @@ impl server::Handler for CallerConnection {
             return Ok(false);
         };
         let _ = login.caller.set(session.handle());
-        // Decided (and recorded) now, answered in order with the other requests.
+        // Decided (and recorded) now, answered in order with the other
+        // requests; the host is asked (and may open agent connections)
+        // only once this channel's own action is allowed and runs.
         let allowed = crate::agent::decide(&login).await;
         if allowed {
-            login
-                .agent
-                .store(true, std::sync::atomic::Ordering::Release);
             login
                 .agent_channels
                 .lock()

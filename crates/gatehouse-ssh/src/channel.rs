@@ -454,9 +454,12 @@ async fn proceed(
         }
     };
     let agent = login.agent_allowed(caller.chan.id());
+    let mut agent_channel = None;
     let sent = async {
         if agent {
             up.agent_forward(false).await?;
+            // Agent connections from the host are bridged while this runs.
+            agent_channel = Some(crate::agent::AgentChannel::open(&login.agent));
         }
         if let Some(t) = &terminal {
             up.request_pty(false, &t.term, t.cols, t.rows, t.pix.0, t.pix.1, &t.modes)
@@ -667,6 +670,8 @@ async fn failed(
 pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
     let seq = login.session.next_seq();
     let text = mask_for_record(&login.target.masking, what);
+    // The reason quotes what the caller sent: masked like the text.
+    let why = &mask_for_record(&login.target.masking, why);
     let record = DecisionRecord {
         decision: gatehouse_core::Decided::Deny,
         policies: Vec::new(),

@@ -29,11 +29,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How long the other parts may go on once one direction has ended (the
-/// peer's close on its way).
+/// How long the other parts may go on once one side is done (the peer's
+/// close on its way).
 const GRACE: Duration = Duration::from_secs(5);
+/// How long output queued for a slow caller may take to go out once the
+/// host has closed.
+const DRAIN: Duration = Duration::from_secs(60);
 /// Messages the output queue holds (packets of at most 32 KiB).
 const QUEUE: usize = 64;
+/// The gateway's own sftp answers waiting for the caller.
+const REPLIES_BUDGET: usize = 1 << 20;
 /// Input held for the host, per channel, before the reader waits.
 const INPUT_BACKLOG: usize = 32 << 20;
 /// How long the host may take none of a full input backlog.
@@ -191,6 +196,11 @@ pub(crate) async fn relay(
     let taken = tokio::sync::Notify::new();
     let (backlog, taken) = (&backlog, &taken);
     let (to_caller, mut for_caller) = mpsc::channel::<ToCaller>(QUEUE);
+    // The gateway's own sftp replies: a lane of their own, so the caller's
+    // reader never waits for the caller's window (a budget bounds it).
+    let (to_caller_replies, mut for_caller_replies) = mpsc::unbounded_channel::<Vec<u8>>();
+    let replies_held = std::sync::atomic::AtomicUsize::new(0);
+    let replies_held = &replies_held;
     let cut = |why: String| {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         s.cut.get_or_insert(why);
@@ -199,7 +209,6 @@ pub(crate) async fn relay(
     // The caller's input: counted, passed to the target's writer (an sftp
     // stream read for decisions first).
     let caller_reader = {
-        let to_caller = to_caller.clone();
         async move {
             let mut early = early.into_iter();
             loop {
@@ -219,10 +228,18 @@ pub(crate) async fn relay(
                         if let Some(gate) = sftp {
                             match gate.caller_sent(&data).await {
                                 Ok((forward, replies)) => {
-                                    if !replies.is_empty()
-                                        && to_caller.send(ToCaller::Out(0, replies)).await.is_err()
-                                    {
-                                        break;
+                                    if !replies.is_empty() {
+                                        let held = replies_held.fetch_add(
+                                            replies.len(),
+                                            std::sync::atomic::Ordering::AcqRel,
+                                        );
+                                        if held > REPLIES_BUDGET {
+                                            cut("the caller reads none of the gateway's sftp answers".into());
+                                            break;
+                                        }
+                                        if to_caller_replies.send(replies).is_err() {
+                                            break;
+                                        }
                                     }
                                     if forward.is_empty() {
                                         continue;
@@ -255,9 +272,11 @@ pub(crate) async fn relay(
                     ChannelMsg::Close => break,
                     _ => continue,
                 };
+                // Every message is charged its overhead too, so small ones
+                // (resizes, signals, one-byte packets) cannot pile up free.
                 let size = match &next {
-                    ToTarget::Data(d) => d.len(),
-                    _ => 0,
+                    ToTarget::Data(d) => d.len() + 64,
+                    _ => 64,
                 };
                 backlog.fetch_add(size, std::sync::atomic::Ordering::AcqRel);
                 if to_target.send((next, size)).is_err() {
@@ -426,7 +445,18 @@ pub(crate) async fn relay(
     };
 
     let caller_writer = async {
-        while let Some(m) = for_caller.recv().await {
+        loop {
+            let m = tokio::select! {
+                biased;
+                Some(reply) = for_caller_replies.recv() => {
+                    replies_held.fetch_sub(reply.len(), std::sync::atomic::Ordering::AcqRel);
+                    ToCaller::Out(0, reply)
+                }
+                m = for_caller.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
             let sent = match m {
                 ToCaller::Out(i, out) => {
                     session.counters().written(out.len());
@@ -464,7 +494,7 @@ pub(crate) async fn relay(
         let _ = caller_write.close().await;
     };
 
-    {
+    let caller_done = {
         let mut parts = [
             std::pin::pin!(caller_reader)
                 as std::pin::Pin<&mut (dyn std::future::Future<Output = ()> + Send)>,
@@ -489,11 +519,42 @@ pub(crate) async fn relay(
                 () = d.as_mut(), if !done[3] => done[3] = true,
                 () = grace => break,
             }
-            // Once a reader has ended, the rest have a few seconds to follow.
-            if deadline.is_none() && (done[0] || done[2]) {
-                deadline = Some(tokio::time::Instant::now() + GRACE);
+            // Once a writer has closed its side (all it had was delivered),
+            // the caller has gone, or the channel was cut, the rest have a
+            // few seconds to follow. Once the host has closed, the caller's
+            // writer has longer to deliver what is queued to a slow caller.
+            let cut_now = state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cut
+                .is_some();
+            let wait = if done[0] || done[1] || done[3] || cut_now {
+                Some(GRACE)
+            } else if done[2] {
+                Some(DRAIN)
+            } else {
+                None
+            };
+            if let Some(wait) = wait {
+                let until = tokio::time::Instant::now() + wait;
+                deadline = Some(deadline.map_or(until, |d| d.min(until)));
             }
         }
+        done[3]
+    };
+    if !caller_done {
+        // The caller's writer never finished (a cut while the host's side
+        // was stuck): the caller still learns why.
+        let why = state.lock().unwrap_or_else(|p| p.into_inner()).cut.clone();
+        let tell = async {
+            if let Some(why) = why {
+                let note = format!("\r\ngatehouse: the channel was cut: {why}\r\n");
+                let _ = caller_write.extended_data(1, note.as_bytes()).await;
+                let _ = caller_write.exit_status(255).await;
+            }
+            let _ = caller_write.eof().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), tell).await;
     }
     let _ = target_write.close().await;
     let _ = caller_write.close().await;

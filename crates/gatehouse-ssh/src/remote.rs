@@ -23,7 +23,10 @@ pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> boo
     let target = &login.target;
     let policy = login.gw.settings.policy.clone();
     let seq = session.next_seq();
-    let text = format!("(remote forward {address}:{port})");
+    let text = gatehouse_session::recording::mask_for_record(
+        &target.masking,
+        &format!("(remote forward {address}:{port})"),
+    );
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     let Ok(asked) = u16::try_from(*port) else {
@@ -89,13 +92,26 @@ pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> boo
     if asked_port != 0 {
         login.note_forward(asked_port);
     }
-    let bound = match login.upstream().await {
-        Ok(up) => up
-            .tcpip_forward(address, *port)
-            .await
-            .map_err(|e| format!("the host did not listen on {address}:{port}: {e}")),
-        Err(why) => Err(why),
+    // The caller's connection waits for this answer (requests are answered
+    // in order): the host gets its connect_timeout, then it is refused.
+    let limit = target.connect_timeout;
+    let asking = async {
+        match login.upstream().await {
+            Ok(up) => up
+                .tcpip_forward(address, *port)
+                .await
+                .map_err(|e| format!("the host did not listen on {address}:{port}: {e}")),
+            Err(why) => Err(why),
+        }
     };
+    let bound = tokio::time::timeout(limit, asking)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the host did not answer within {}s",
+                limit.as_secs()
+            ))
+        });
     let outcome = match bound {
         Ok(bound) => {
             if *port == 0 {
@@ -135,10 +151,15 @@ pub(crate) async fn cancel(login: &Login, address: &str, port: u32) -> bool {
     if !login.drop_forward(port) {
         return false;
     }
-    match login.upstream().await {
-        Ok(up) => up.cancel_tcpip_forward(address, port).await.is_ok(),
-        Err(_) => false,
-    }
+    let asking = async {
+        match login.upstream().await {
+            Ok(up) => up.cancel_tcpip_forward(address, port).await.is_ok(),
+            Err(_) => false,
+        }
+    };
+    tokio::time::timeout(login.target.connect_timeout, asking)
+        .await
+        .unwrap_or(false)
 }
 
 /// The host accepted a connection on a forwarded port: bridged to the
@@ -160,25 +181,12 @@ pub(crate) async fn host_opened(
             .await;
         return;
     };
+    let Some(slot) = crate::caller::channel_slot(&bridge.open_channels) else {
+        reply.reject(ChannelOpenFailure::ResourceShortage).await;
+        return;
+    };
     tokio::spawn(async move {
-        let caller = match bridge
-            .caller
-            .channel_open_forwarded_tcpip(
-                connected.0.clone(),
-                connected.1,
-                originator.0.clone(),
-                originator.1,
-            )
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "ssh: the caller did not take a forwarded connection");
-                reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                return;
-            }
-        };
-        reply.accept().await;
+        let _slot = slot;
         let session = &bridge.session;
         let seq = session.next_seq();
         let text = format!(
@@ -202,6 +210,41 @@ pub(crate) async fn host_opened(
         {
             return;
         }
+        let opening = bridge.caller.channel_open_forwarded_tcpip(
+            connected.0.clone(),
+            connected.1,
+            originator.0.clone(),
+            originator.1,
+        );
+        // A caller that has gone never answers: not waited for long.
+        let opened = tokio::time::timeout(crate::agent::OPEN_WAIT, opening)
+            .await
+            .unwrap_or(Err(russh::Error::SendError));
+        let caller = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "ssh: the caller did not take a forwarded connection");
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                let outcome = ActionOutcome::Error {
+                    code: "unreachable".into(),
+                    message: "the caller did not take the connection".into(),
+                };
+                finish(
+                    session,
+                    seq,
+                    text,
+                    Vec::new(),
+                    started,
+                    clock,
+                    outcome,
+                    record,
+                    None,
+                )
+                .await;
+                return;
+            }
+        };
+        reply.accept().await;
         let (read, write) = caller.split();
         let (up_read, up_write) = channel.split();
         let relayed = relay::relay(

@@ -41,6 +41,9 @@ struct Done {
 
 #[derive(Default)]
 struct State {
+    /// Request ids forwarded and not answered yet: one in use again would
+    /// mix up two requests' replies.
+    in_flight: std::collections::HashSet<u32>,
     /// Decided operations waiting for the host's reply, by request id.
     pending: HashMap<u32, Op>,
     /// Open files and folders, by handle.
@@ -80,15 +83,18 @@ impl SftpGate {
         let mut replies = Vec::new();
         for p in packets {
             match packet::request(&p).map_err(|e| format!("a malformed sftp request: {e}"))? {
-                Request::Init | Request::Harmless { .. } => to_target.extend_from_slice(&p),
-                Request::Handle { id, .. } | Request::Paths { id, .. }
-                    if lock(&self.state).pending.contains_key(&id) =>
+                Request::Init => to_target.extend_from_slice(&p),
+                Request::Harmless { id }
+                | Request::Handle { id, .. }
+                | Request::Paths { id, .. }
+                    if !lock(&self.state).in_flight.insert(id) =>
                 {
                     // A request id still waiting for its reply would mix up
                     // two actions' results.
                     self.refuse_unread(id, "a request id already in use", &mut replies)
                         .await;
                 }
+                Request::Harmless { .. } => to_target.extend_from_slice(&p),
                 Request::Handle {
                     id,
                     handle,
@@ -377,6 +383,15 @@ fn status_name(code: u32) -> &'static str {
 
 /// Applies one of the host's replies to what waits for it.
 fn note_reply(state: &mut State, reply: Reply, done: &mut Vec<Done>) {
+    match &reply {
+        Reply::Version => {}
+        Reply::Status { id, .. }
+        | Reply::Handle { id, .. }
+        | Reply::Data { id, .. }
+        | Reply::Other { id } => {
+            state.in_flight.remove(id);
+        }
+    }
     match reply {
         Reply::Version => {}
         Reply::Handle { id, handle } => {

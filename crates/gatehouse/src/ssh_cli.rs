@@ -72,9 +72,16 @@ pub async fn login(client: &crate::admin::AdminClient, key: &Path, json: bool) -
         .context("encoding the key")?;
     // Only a key this command made is replaced (whole: a stale certificate
     // never pairs with a new key); any other file is left alone.
-    if let Ok(existing) = std::fs::read_to_string(key) {
-        let ours = russh::keys::PrivateKey::from_openssh(&existing)
-            .is_ok_and(|k| AsRef::<str>::as_ref(k.comment()) == "gatehouse ssh login");
+    let existing = match std::fs::read(key) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => anyhow::bail!("{}: {e}: choose another --key", key.display()),
+    };
+    if let Some(existing) = existing {
+        let ours = std::str::from_utf8(&existing)
+            .ok()
+            .and_then(|t| russh::keys::PrivateKey::from_openssh(t).ok())
+            .is_some_and(|k| AsRef::<str>::as_ref(k.comment()) == "gatehouse ssh login");
         if !ours {
             anyhow::bail!(
                 "{} exists and is not a key `gatehouse ssh login` made: choose another --key",
