@@ -96,7 +96,7 @@ impl Login {
     pub(crate) async fn upstream(&self) -> Result<Arc<Upstream>, String> {
         self.upstream
             .get_or_init(|| async {
-                let bridge = self.caller.get().map(|h| crate::agent::Bridge {
+                let bridge = self.caller.get().map(|h| crate::back::Bridge {
                     agent_channels: self.agent.clone(),
                     open_channels: self.open_channels.clone(),
                     forwards: self.forwards.clone(),

@@ -6,7 +6,7 @@
 
 use crate::caller::Login;
 use crate::channel::{finish, write_ahead};
-use crate::relay::{self, CallerSide, Carries, TargetSide};
+use crate::relay;
 use gatehouse_core::{statement_fingerprint, ActionOutcome, StreamRecord, Timestamp};
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Verdict};
@@ -183,28 +183,7 @@ pub(crate) async fn run(
         }
     };
     reply.accept().await;
-    let (read, write) = chan.split();
-    let (up_read, up_write) = up.split();
-    let relayed = relay::relay(
-        session,
-        CallerSide {
-            read,
-            write,
-            handle,
-        },
-        TargetSide {
-            read: up_read,
-            write: up_write,
-        },
-        relay::Plan {
-            carries: Carries::Bytes,
-            engine,
-            recording: None,
-            early: Vec::new(),
-            sftp: None,
-        },
-    )
-    .await;
+    let relayed = relay::relay_bytes(session, chan, up, handle, engine).await;
     let stream = StreamRecord {
         protocol: "ssh-forward".into(),
         stdin_bytes: relayed.bytes[0],

@@ -19,6 +19,7 @@
 //! the evidence log. Agent, X11 and remote forwarding are refused.
 
 mod agent;
+mod back;
 mod ca;
 mod caller;
 mod channel;

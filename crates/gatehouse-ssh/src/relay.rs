@@ -598,3 +598,36 @@ async fn flush(
     }
     Ok(())
 }
+
+/// Relays two channels as bytes (a forwarded connection, an agent
+/// connection): nothing masked or recorded but their byte counts.
+pub(crate) async fn relay_bytes(
+    session: &Session,
+    caller: russh::Channel<russh::server::Msg>,
+    target: russh::Channel<russh::client::Msg>,
+    handle: russh::server::Handle,
+    engine: Arc<gatehouse_mask::MaskingEngine>,
+) -> Relayed {
+    let (read, write) = caller.split();
+    let (up_read, up_write) = target.split();
+    relay(
+        session,
+        CallerSide {
+            read,
+            write,
+            handle,
+        },
+        TargetSide {
+            read: up_read,
+            write: up_write,
+        },
+        Plan {
+            carries: Carries::Bytes,
+            engine,
+            recording: None,
+            early: Vec::new(),
+            sftp: None,
+        },
+    )
+    .await
+}

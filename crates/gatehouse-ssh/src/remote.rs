@@ -6,12 +6,10 @@
 //! and recorded with its byte counts. A connection for a port the gateway
 //! did not ask for is refused.
 
-use crate::agent::Bridge;
+use crate::back::{Back, Bridge};
 use crate::caller::Login;
 use crate::channel::{finish, write_ahead};
-use crate::relay::{self, CallerSide, Carries, Plan, TargetSide};
-use gatehouse_core::{ActionOutcome, Decided, DecisionRecord, StreamRecord, Timestamp};
-use gatehouse_policy::{Decision, PolicyMode, SshRequestFacts};
+use gatehouse_core::{ActionOutcome, Timestamp};
 use russh::client::ChannelOpenHandle;
 use russh::{Channel, ChannelOpenFailure};
 
@@ -21,7 +19,6 @@ use russh::{Channel, ChannelOpenFailure};
 pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> bool {
     let session = &login.session;
     let target = &login.target;
-    let policy = login.gw.settings.policy.clone();
     let seq = session.next_seq();
     let text = gatehouse_session::recording::mask_for_record(
         &target.masking,
@@ -34,32 +31,8 @@ pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> boo
         crate::channel::refuse_unread(login, &text, &why).await;
         return false;
     };
-    let (engine, _) = policy.current();
-    let d = engine.decide_ssh(&SshRequestFacts {
-        identity: session.identity(),
-        connection: &target.name,
-        client_ip: login.peer.ip(),
-        now: Timestamp::now(),
-        approved: false,
-        action: "ssh:remote-forward",
-        host: &target.host,
-        port: target.port,
-        user: &login.user,
-        command: "",
-        pty: None,
-        env: &[],
-        subsystem: "",
-        operation: "",
-        paths: &[],
-        forward: Some((address, asked)),
-    });
-    let mode = policy.mode();
-    let allowed = matches!(d, Decision::Allow { .. }) || mode == PolicyMode::Audit;
-    let mut record = gatehouse_session::gate::record(&d, mode, mode == PolicyMode::Audit);
-    if !allowed {
-        // Approval is not waited for here: the request is refused.
-        record.decision = Decided::Deny;
-    }
+    let (allowed, record) =
+        crate::agent::decide_named(login, "ssh:remote-forward", Some((address, asked)));
     if write_ahead(session, seq, &text, 0, &record, None)
         .await
         .is_err()
@@ -162,8 +135,8 @@ pub(crate) async fn cancel(login: &Login, address: &str, port: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// The host accepted a connection on a forwarded port: bridged to the
-/// caller when the gateway asked for that port, refused otherwise.
+/// The host accepted a connection on a forwarded port: brought back to
+/// the caller when the gateway asked for that port, refused otherwise.
 pub(crate) async fn host_opened(
     bridge: Option<Bridge>,
     channel: Channel<russh::client::Msg>,
@@ -181,120 +154,22 @@ pub(crate) async fn host_opened(
             .await;
         return;
     };
-    let Some(slot) = crate::caller::channel_slot(&bridge.open_channels) else {
-        reply.reject(ChannelOpenFailure::ResourceShortage).await;
-        return;
-    };
-    tokio::spawn(async move {
-        let _slot = slot;
-        let session = &bridge.session;
-        let seq = session.next_seq();
-        let text = format!(
+    let back = Back {
+        text: format!(
             "(remote forward connection to {}:{} from {}:{})",
             connected.0, connected.1, originator.0, originator.1
-        );
-        let record = DecisionRecord {
-            decision: Decided::Allow,
-            policies: Vec::new(),
-            mode: gatehouse_core::DecidedIn::Enforce,
-            reason: Some(format!(
-                "the session's remote forward of port {} was allowed",
-                connected.1
-            )),
-        };
-        let started = Timestamp::now();
-        let clock = std::time::Instant::now();
-        if write_ahead(session, seq, &text, 0, &record, None)
+        ),
+        reason: format!(
+            "the session's remote forward of port {} was allowed",
+            connected.1
+        ),
+        protocol: "ssh-remote-forward",
+        forwarded: Some(format!("{}:{}", connected.0, connected.1)),
+    };
+    let caller = bridge.caller.clone();
+    bridge.carry(channel, reply, back, async move {
+        caller
+            .channel_open_forwarded_tcpip(connected.0, connected.1, originator.0, originator.1)
             .await
-            .is_err()
-        {
-            return;
-        }
-        let opening = bridge.caller.channel_open_forwarded_tcpip(
-            connected.0.clone(),
-            connected.1,
-            originator.0.clone(),
-            originator.1,
-        );
-        // A caller that has gone never answers: not waited for long.
-        let opened = tokio::time::timeout(crate::agent::OPEN_WAIT, opening)
-            .await
-            .unwrap_or(Err(russh::Error::SendError));
-        let caller = match opened {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "ssh: the caller did not take a forwarded connection");
-                reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                let outcome = ActionOutcome::Error {
-                    code: "unreachable".into(),
-                    message: "the caller did not take the connection".into(),
-                };
-                finish(
-                    session,
-                    seq,
-                    text,
-                    Vec::new(),
-                    started,
-                    clock,
-                    outcome,
-                    record,
-                    None,
-                )
-                .await;
-                return;
-            }
-        };
-        reply.accept().await;
-        let (read, write) = caller.split();
-        let (up_read, up_write) = channel.split();
-        let relayed = relay::relay(
-            session,
-            CallerSide {
-                read,
-                write,
-                handle: bridge.caller.clone(),
-            },
-            TargetSide {
-                read: up_read,
-                write: up_write,
-            },
-            Plan {
-                carries: Carries::Bytes,
-                engine: bridge.engine.clone(),
-                recording: None,
-                early: Vec::new(),
-                sftp: None,
-            },
-        )
-        .await;
-        let stream = StreamRecord {
-            protocol: "ssh-remote-forward".into(),
-            stdin_bytes: relayed.bytes[0],
-            stdout_bytes: relayed.bytes[1],
-            forwarded: vec![(
-                format!("{}:{}", connected.0, connected.1),
-                relayed.bytes[0] + relayed.bytes[1],
-            )],
-            ..StreamRecord::default()
-        };
-        let outcome = ActionOutcome::Ok {
-            summary: format!(
-                "forwarded {} bytes from the caller, {} to it",
-                relayed.bytes[0], relayed.bytes[1]
-            ),
-            count: None,
-        };
-        finish(
-            session,
-            seq,
-            text,
-            Vec::new(),
-            started,
-            clock,
-            outcome,
-            record,
-            Some(stream),
-        )
-        .await;
     });
 }

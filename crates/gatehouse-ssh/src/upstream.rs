@@ -17,7 +17,7 @@ pub(crate) struct HostCheck {
     target: Arc<SshTarget>,
     /// Bridges agent connections the host opens to the caller, when the
     /// session allowed agent forwarding.
-    bridge: Option<crate::agent::Bridge>,
+    bridge: Option<crate::back::Bridge>,
     /// The fingerprint of a key refused, for the error.
     refused: Arc<Mutex<Option<String>>>,
 }
@@ -154,7 +154,7 @@ async fn refuse(reply: ChannelOpenHandle) -> Result<(), russh::Error> {
 pub(crate) async fn connect(
     target: Arc<SshTarget>,
     user: &str,
-    bridge: Option<crate::agent::Bridge>,
+    bridge: Option<crate::back::Bridge>,
 ) -> Result<Upstream, String> {
     let limit = target.connect_timeout;
     let where_ = format!("{} ({}:{})", target.name, target.host, target.port);
@@ -170,7 +170,7 @@ pub(crate) async fn connect(
 async fn reach(
     target: Arc<SshTarget>,
     user: &str,
-    bridge: Option<crate::agent::Bridge>,
+    bridge: Option<crate::back::Bridge>,
 ) -> Result<Upstream, String> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,

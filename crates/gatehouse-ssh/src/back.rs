@@ -1,0 +1,164 @@
+//! Channels the host opens back towards the caller (an agent connection,
+//! a connection to a forwarded port), where the session allowed them:
+//! counted against the connection's channel limit, written ahead, opened
+//! to the caller (not waited for long: a caller that has gone never
+//! answers), relayed as bytes and recorded with their byte counts.
+
+use crate::channel::{finish, write_ahead};
+use crate::relay;
+use gatehouse_core::{ActionOutcome, Decided, DecisionRecord, StreamRecord, Timestamp};
+use gatehouse_mask::MaskingEngine;
+use gatehouse_session::Session;
+use russh::client::ChannelOpenHandle;
+use russh::{Channel, ChannelOpenFailure};
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a channel the host opens back waits for the caller to take it.
+const OPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// What the gateway's connection to the host needs to bring channels back
+/// to the caller.
+#[derive(Clone)]
+pub(crate) struct Bridge {
+    /// Open channels of this caller connection with agent forwarding on.
+    pub(crate) agent_channels: Arc<AtomicUsize>,
+    /// Open channels of the caller connection, against its limit.
+    pub(crate) open_channels: Arc<AtomicUsize>,
+    /// Ports the gateway asked the host to listen on for the caller.
+    pub(crate) forwards: Arc<Mutex<std::collections::HashSet<u32>>>,
+    pub(crate) caller: russh::server::Handle,
+    pub(crate) session: Session,
+    pub(crate) engine: Arc<MaskingEngine>,
+}
+
+/// One channel coming back: what it is recorded as.
+pub(crate) struct Back {
+    /// The action's text (`(agent connection)`).
+    pub(crate) text: String,
+    /// Why it was let through.
+    pub(crate) reason: String,
+    /// The stream's protocol in the record (`ssh-agent`).
+    pub(crate) protocol: &'static str,
+    /// For a forwarded port: its `address:port`.
+    pub(crate) forwarded: Option<String>,
+}
+
+impl Bridge {
+    /// Whether the gateway asked the host to listen on `port`.
+    pub(crate) fn forwarded(&self, port: u32) -> bool {
+        self.forwards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&port)
+    }
+
+    /// Brings the host's `channel` back to the caller through the channel
+    /// `open` opens there, in a task of its own.
+    pub(crate) fn carry<F>(
+        self,
+        channel: Channel<russh::client::Msg>,
+        reply: ChannelOpenHandle,
+        back: Back,
+        open: F,
+    ) where
+        F: Future<Output = Result<Channel<russh::server::Msg>, russh::Error>> + Send + 'static,
+    {
+        let Some(slot) = crate::caller::channel_slot(&self.open_channels) else {
+            tokio::spawn(reply.reject(ChannelOpenFailure::ResourceShortage));
+            return;
+        };
+        tokio::spawn(async move {
+            let _slot = slot;
+            let session = &self.session;
+            let seq = session.next_seq();
+            let record = DecisionRecord {
+                decision: Decided::Allow,
+                policies: Vec::new(),
+                mode: gatehouse_core::DecidedIn::Enforce,
+                reason: Some(back.reason),
+            };
+            let started = Timestamp::now();
+            let clock = std::time::Instant::now();
+            // Written ahead before anything of it is relayed.
+            if write_ahead(session, seq, &back.text, 0, &record, None)
+                .await
+                .is_err()
+            {
+                reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+                return;
+            }
+            let opened = tokio::time::timeout(OPEN_WAIT, open)
+                .await
+                .unwrap_or(Err(russh::Error::SendError));
+            let caller = match opened {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "ssh: the caller did not take a channel the host opened");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                    let outcome = ActionOutcome::Error {
+                        code: "unreachable".into(),
+                        message: "the caller did not take the channel".into(),
+                    };
+                    let text = back.text;
+                    finish(
+                        session,
+                        seq,
+                        text,
+                        Vec::new(),
+                        started,
+                        clock,
+                        outcome,
+                        record,
+                        None,
+                    )
+                    .await;
+                    return;
+                }
+            };
+            reply.accept().await;
+            let relayed = relay::relay_bytes(
+                session,
+                caller,
+                channel,
+                self.caller.clone(),
+                self.engine.clone(),
+            )
+            .await;
+            let stream = StreamRecord {
+                protocol: back.protocol.into(),
+                stdin_bytes: relayed.bytes[0],
+                stdout_bytes: relayed.bytes[1],
+                forwarded: back
+                    .forwarded
+                    .map(|f| vec![(f, relayed.bytes[0] + relayed.bytes[1])])
+                    .unwrap_or_default(),
+                ..StreamRecord::default()
+            };
+            let outcome = ActionOutcome::Ok {
+                summary: format!(
+                    "{} bytes from the caller, {} to it",
+                    relayed.bytes[0], relayed.bytes[1]
+                ),
+                count: None,
+            };
+            let text = back.text;
+            finish(
+                session,
+                seq,
+                text,
+                Vec::new(),
+                started,
+                clock,
+                outcome,
+                record,
+                Some(stream),
+            )
+            .await;
+        });
+    }
+}
