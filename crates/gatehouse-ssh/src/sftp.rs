@@ -82,19 +82,21 @@ impl SftpGate {
         let mut to_target = Vec::new();
         let mut replies = Vec::new();
         for p in packets {
-            match packet::request(&p).map_err(|e| format!("a malformed sftp request: {e}"))? {
-                Request::Init => to_target.extend_from_slice(&p),
-                Request::Harmless { id }
-                | Request::Handle { id, .. }
-                | Request::Paths { id, .. }
-                    if !lock(&self.state).in_flight.insert(id) =>
-                {
-                    // A request id still waiting for its reply would mix up
-                    // two actions' results.
+            let request =
+                packet::request(&p).map_err(|e| format!("a malformed sftp request: {e}"))?;
+            let id = request.id();
+            if let Some(id) = id {
+                if !lock(&self.state).in_flight.insert(id) {
+                    // A request id still waiting for its host's reply would
+                    // mix up two requests' replies.
                     self.refuse_unread(id, "a request id already in use", &mut replies)
                         .await;
+                    continue;
                 }
-                Request::Harmless { .. } => to_target.extend_from_slice(&p),
+            }
+            let forwarded_before = to_target.len();
+            match request {
+                Request::Init | Request::Harmless { .. } => to_target.extend_from_slice(&p),
                 Request::Handle {
                     id,
                     handle,
@@ -159,6 +161,10 @@ impl SftpGate {
                         to_target.extend_from_slice(&p);
                     }
                 }
+            }
+            // Answered by the gateway, not forwarded: its id is free again.
+            if let (Some(id), true) = (id, to_target.len() == forwarded_before) {
+                lock(&self.state).in_flight.remove(&id);
             }
         }
         Ok((to_target, replies))

@@ -120,6 +120,19 @@ pub(crate) enum Request {
     Refused { id: u32, why: String },
 }
 
+impl Request {
+    /// The request's id (`None` for the version exchange).
+    pub(crate) fn id(&self) -> Option<u32> {
+        match self {
+            Self::Init => None,
+            Self::Paths { id, .. }
+            | Self::Handle { id, .. }
+            | Self::Harmless { id }
+            | Self::Refused { id, .. } => Some(*id),
+        }
+    }
+}
+
 /// `SSH_FXF_WRITE | APPEND | CREAT | TRUNC`: an open that changes the file.
 const WRITING_FLAGS: u32 = 0x02 | 0x04 | 0x08 | 0x10;
 
