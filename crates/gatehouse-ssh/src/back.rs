@@ -28,7 +28,11 @@ pub(crate) struct Bridge {
     /// Open channels of the caller connection, against its limit.
     pub(crate) open_channels: Arc<AtomicUsize>,
     /// Ports the gateway asked the host to listen on for the caller.
-    pub(crate) forwards: Arc<Mutex<std::collections::HashSet<u32>>>,
+    pub(crate) forwards: Arc<Mutex<std::collections::HashMap<u32, usize>>>,
+    /// Channels brought back and still relayed (the session waits for them).
+    pub(crate) back_channels: Arc<AtomicUsize>,
+    /// The policy (its mode is what the records say).
+    pub(crate) policy: Arc<gatehouse_policy::PolicyHandle>,
     pub(crate) caller: russh::server::Handle,
     pub(crate) session: Session,
     pub(crate) engine: Arc<MaskingEngine>,
@@ -52,7 +56,7 @@ impl Bridge {
         self.forwards
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&port)
+            .contains_key(&port)
     }
 
     /// Brings the host's `channel` back to the caller through the channel
@@ -70,14 +74,16 @@ impl Bridge {
             tokio::spawn(reply.reject(ChannelOpenFailure::ResourceShortage));
             return;
         };
+        let running = Running::start(&self.back_channels);
         tokio::spawn(async move {
             let _slot = slot;
+            let _running = running;
             let session = &self.session;
             let seq = session.next_seq();
             let record = DecisionRecord {
                 decision: Decided::Allow,
                 policies: Vec::new(),
-                mode: gatehouse_core::DecidedIn::Enforce,
+                mode: self.policy.mode().recorded(),
                 reason: Some(back.reason),
             };
             let started = Timestamp::now();
@@ -160,5 +166,21 @@ impl Bridge {
             )
             .await;
         });
+    }
+}
+
+/// Counts a channel brought back while it is relayed.
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }

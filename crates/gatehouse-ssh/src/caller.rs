@@ -62,25 +62,40 @@ pub(crate) struct Login {
     pub(crate) open_channels: Arc<std::sync::atomic::AtomicUsize>,
     /// The channels agent forwarding was allowed on.
     pub(crate) agent_channels: std::sync::Mutex<std::collections::HashSet<ChannelId>>,
-    /// Ports the host listens on for the caller (ssh -R).
-    pub(crate) forwards: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
+    /// Ports the host listens on for the caller (ssh -R), with how many
+    /// forwards (asked or granted) name each.
+    pub(crate) forwards: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+    /// Channels the host opened back that are still being relayed: the
+    /// session ends after their records.
+    pub(crate) back_channels: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Login {
     /// Notes that the host listens on `port` for the caller.
     pub(crate) fn note_forward(&self, port: u32) {
-        self.forwards
+        *self
+            .forwards
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(port);
+            .entry(port)
+            .or_default() += 1;
     }
 
-    /// Forgets a port the host listened on; `false` when it was not one.
+    /// Forgets one forward of a port the host listened on (the port stays
+    /// forwarded while another names it); `false` when none did.
     pub(crate) fn drop_forward(&self, port: u32) -> bool {
-        self.forwards
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&port)
+        let mut forwards = self.forwards.lock().unwrap_or_else(|p| p.into_inner());
+        match forwards.get_mut(&port) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => {
+                forwards.remove(&port);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether agent forwarding was allowed on the caller's `channel`.
@@ -100,6 +115,8 @@ impl Login {
                     agent_channels: self.agent.clone(),
                     open_channels: self.open_channels.clone(),
                     forwards: self.forwards.clone(),
+                    back_channels: self.back_channels.clone(),
+                    policy: self.gw.settings.policy.clone(),
                     caller: h.clone(),
                     session: self.session.clone(),
                     engine: self.target.masking.clone(),
@@ -251,6 +268,7 @@ impl CallerConnection {
             open_channels: self.open_channels.clone(),
             agent_channels: std::sync::Mutex::default(),
             forwards: Arc::default(),
+            back_channels: Arc::default(),
         }));
         Ok(())
     }

@@ -150,9 +150,17 @@ async fn connection(
     };
     let login = login.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(login) = login {
-        // The channels' tasks record their actions; the session ends after them.
+        // The channels' tasks (and the channels the host opened back) record
+        // their actions; the session ends after them.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        while Arc::strong_count(&login) > 1 && tokio::time::Instant::now() < deadline {
+        let busy = |login: &Arc<crate::caller::Login>| {
+            Arc::strong_count(login) > 1
+                || login
+                    .back_channels
+                    .load(std::sync::atomic::Ordering::Acquire)
+                    > 0
+        };
+        while busy(&login) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         login.session.close(reason, None).await;
