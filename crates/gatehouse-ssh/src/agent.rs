@@ -6,10 +6,10 @@
 //! byte counts. Without the permission the request is refused (and
 //! recorded), and any agent channel the host opens is refused.
 
+use crate::action::Action;
 use crate::back::{Back, Bridge};
 use crate::caller::Login;
-use crate::channel::{finish, write_ahead};
-use gatehouse_core::{ActionOutcome, Decided, Timestamp};
+use gatehouse_core::{ActionOutcome, Decided};
 use gatehouse_policy::{Decision, SshRequestFacts};
 use russh::client::ChannelOpenHandle;
 use russh::{Channel, ChannelOpenFailure};
@@ -25,27 +25,11 @@ pub(crate) fn decide_named(
     action: &str,
     forward: Option<(&str, u16)>,
 ) -> (bool, gatehouse_core::DecisionRecord) {
-    let session = &login.session;
-    let target = &login.target;
     let policy = login.gw.settings.policy.clone();
     let (engine, _) = policy.current();
     let d = engine.decide_ssh(&SshRequestFacts {
-        identity: session.identity(),
-        connection: &target.name,
-        client_ip: login.peer.ip(),
-        now: Timestamp::now(),
-        approved: false,
-        action,
-        host: &target.host,
-        port: target.port,
-        user: &login.user,
-        command: "",
-        pty: None,
-        env: &[],
-        subsystem: "",
-        operation: "",
-        paths: &[],
         forward,
+        ..login.facts(action, false)
     });
     let mode = policy.mode();
     let audit = mode == gatehouse_policy::PolicyMode::Audit;
@@ -63,39 +47,20 @@ pub(crate) fn decide_named(
 pub(crate) async fn decide(login: &Login) -> bool {
     let session = &login.session;
     let (allowed, record) = decide_named(login, "ssh:agent-forward", None);
-    let seq = session.next_seq();
-    let text = "(agent forwarding)".to_string();
-    let started = Timestamp::now();
-    let clock = std::time::Instant::now();
-    if write_ahead(session, seq, &text, 0, &record, None)
-        .await
-        .is_err()
-    {
+    let action = Action::begin(session, "(agent forwarding)".into(), Vec::new());
+    if action.write_ahead(session, &record, None).await.is_err() {
         return false;
     }
-    let outcome = if allowed {
-        ActionOutcome::Ok {
+    if allowed {
+        let outcome = ActionOutcome::Ok {
             summary: "allowed".into(),
             count: None,
-        }
+        };
+        action.finish(session, outcome, record, None).await;
     } else {
-        ActionOutcome::Error {
-            code: "refused".into(),
-            message: record.reason.clone().unwrap_or_default(),
-        }
-    };
-    finish(
-        session,
-        seq,
-        text,
-        Vec::new(),
-        started,
-        clock,
-        outcome,
-        record,
-        None,
-    )
-    .await;
+        let why = record.reason.clone().unwrap_or_default();
+        action.failed(session, "refused", why, record).await;
+    }
     allowed
 }
 

@@ -4,9 +4,9 @@
 //! to the caller (not waited for long: a caller that has gone never
 //! answers), relayed as bytes and recorded with their byte counts.
 
-use crate::channel::{finish, write_ahead};
+use crate::action::Action;
 use crate::relay;
-use gatehouse_core::{ActionOutcome, Decided, DecisionRecord, StreamRecord, Timestamp};
+use gatehouse_core::{Decided, DecisionRecord};
 use gatehouse_mask::MaskingEngine;
 use gatehouse_session::Session;
 use russh::client::ChannelOpenHandle;
@@ -79,20 +79,15 @@ impl Bridge {
             let _slot = slot;
             let _running = running;
             let session = &self.session;
-            let seq = session.next_seq();
             let record = DecisionRecord {
                 decision: Decided::Allow,
                 policies: Vec::new(),
                 mode: self.policy.mode().recorded(),
                 reason: Some(back.reason),
             };
-            let started = Timestamp::now();
-            let clock = std::time::Instant::now();
+            let action = Action::begin(session, back.text, Vec::new());
             // Written ahead before anything of it is relayed.
-            if write_ahead(session, seq, &back.text, 0, &record, None)
-                .await
-                .is_err()
-            {
+            if action.write_ahead(session, &record, None).await.is_err() {
                 reply
                     .reject(ChannelOpenFailure::AdministrativelyProhibited)
                     .await;
@@ -106,23 +101,8 @@ impl Bridge {
                 Err(e) => {
                     tracing::debug!(error = %e, "ssh: the caller did not take a channel the host opened");
                     reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                    let outcome = ActionOutcome::Error {
-                        code: "unreachable".into(),
-                        message: "the caller did not take the channel".into(),
-                    };
-                    let text = back.text;
-                    finish(
-                        session,
-                        seq,
-                        text,
-                        Vec::new(),
-                        started,
-                        clock,
-                        outcome,
-                        record,
-                        None,
-                    )
-                    .await;
+                    let why = "the caller did not take the channel".to_string();
+                    action.failed(session, "unreachable", why, record).await;
                     return;
                 }
             };
@@ -135,36 +115,8 @@ impl Bridge {
                 self.engine.clone(),
             )
             .await;
-            let stream = StreamRecord {
-                protocol: back.protocol.into(),
-                stdin_bytes: relayed.bytes[0],
-                stdout_bytes: relayed.bytes[1],
-                forwarded: back
-                    .forwarded
-                    .map(|f| vec![(f, relayed.bytes[0] + relayed.bytes[1])])
-                    .unwrap_or_default(),
-                ..StreamRecord::default()
-            };
-            let outcome = ActionOutcome::Ok {
-                summary: format!(
-                    "{} bytes from the caller, {} to it",
-                    relayed.bytes[0], relayed.bytes[1]
-                ),
-                count: None,
-            };
-            let text = back.text;
-            finish(
-                session,
-                seq,
-                text,
-                Vec::new(),
-                started,
-                clock,
-                outcome,
-                record,
-                Some(stream),
-            )
-            .await;
+            let (outcome, stream) = relayed.bytes_record(back.protocol, back.forwarded);
+            action.finish(session, outcome, record, Some(stream)).await;
         });
     }
 }

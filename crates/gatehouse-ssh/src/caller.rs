@@ -71,6 +71,33 @@ pub(crate) struct Login {
 }
 
 impl Login {
+    /// What the policy is asked about `action` by this login: no command,
+    /// terminal, environment, paths or forward (the caller sets those).
+    pub(crate) fn facts<'a>(
+        &'a self,
+        action: &'a str,
+        approved: bool,
+    ) -> gatehouse_policy::SshRequestFacts<'a> {
+        gatehouse_policy::SshRequestFacts {
+            identity: self.session.identity(),
+            connection: &self.target.name,
+            client_ip: self.peer.ip(),
+            now: gatehouse_core::Timestamp::now(),
+            approved,
+            action,
+            host: &self.target.host,
+            port: self.target.port,
+            user: &self.user,
+            command: "",
+            pty: None,
+            env: &[],
+            subsystem: "",
+            operation: "",
+            paths: &[],
+            forward: None,
+        }
+    }
+
     /// Notes that the host listens on `port` for the caller.
     pub(crate) fn note_forward(&self, port: u32) {
         *self

@@ -3,16 +3,13 @@
 //! held for approval or refused (the caller told on stderr, with an exit
 //! status), and only then opened on the target and relayed.
 
+use crate::action::Action;
 use crate::caller::Login;
 use crate::relay::{self, CallerSide, Carries, Recording, TargetSide};
-use gatehouse_core::{
-    statement_fingerprint, ActionOutcome, ActionRecord, DecisionRecord, HttpExchange, StreamRecord,
-    Timestamp,
-};
+use gatehouse_core::{statement_fingerprint, ActionOutcome, DecisionRecord, StreamRecord};
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Refusal, Verdict};
 use gatehouse_session::recording::{mask_for_record, Cast, Header, RecordingFile};
-use gatehouse_session::DecidedAction;
 use russh::{Channel, ChannelMsg, Pty};
 use std::sync::{Arc, Mutex};
 
@@ -24,15 +21,6 @@ const FAILED: u32 = 255;
 const MAX_ENV: usize = 64;
 /// Input kept while an action is held for approval.
 const EARLY_LIMIT: usize = 1 << 20;
-
-/// An action's number, recorded text and parameters, and when it started.
-struct Acted {
-    seq: u64,
-    text: String,
-    params: Vec<Option<String>>,
-    started: Timestamp,
-    clock: std::time::Instant,
-}
 
 /// The terminal a channel asked for.
 #[derive(Clone, Debug)]
@@ -171,13 +159,11 @@ async fn act(
     start: Start,
 ) {
     let session = &login.session;
-    let seq = session.next_seq();
     let engine = login.target.masking.clone();
     let mask = {
         let engine = engine.clone();
         move |t: &str| mask_for_record(&engine, t)
     };
-    let text = mask(&start.text());
     let env_pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let command = match &start {
         Start::Exec(c) => c.as_str(),
@@ -187,29 +173,15 @@ async fn act(
         Start::Subsystem(s) => s.as_str(),
         _ => "",
     };
-    let identity = session.identity().clone();
     let policy = login.gw.settings.policy.clone();
-    let client_ip = login.peer.ip();
-    let target = login.target.clone();
     let decide_as = |approved: bool| -> Decision {
         let (engine, _) = policy.current();
         engine.decide_ssh(&SshRequestFacts {
-            identity: &identity,
-            connection: &target.name,
-            client_ip,
-            now: Timestamp::now(),
-            approved,
-            action: start.action(),
-            host: &target.host,
-            port: target.port,
-            user: &login.user,
             command,
             pty: terminal.as_ref().map(|t| t.term.as_str()),
             env: &env_pairs,
             subsystem,
-            operation: "",
-            paths: &[],
-            forward: None,
+            ..login.facts(start.action(), approved)
         })
     };
     let mut params: Vec<Option<String>> = vec![Some(format!("account={}", login.user))];
@@ -223,21 +195,20 @@ async fn act(
         .map(|p| format!("{p}\n"))
         .collect::<String>();
     let fingerprint = statement_fingerprint(
-        &identity.subject,
-        &target.name,
+        &session.identity().subject,
+        &login.target.name,
         "ssh",
         &format!("{} {}", start.action(), start.text()),
         &[Some(bound.as_bytes())],
     );
+    let action = Action::begin(session, mask(&start.text()), params);
     let ask = ApprovalAsk {
-        seq,
-        text: &text,
-        params: &params,
+        seq: action.seq,
+        text: &action.text,
+        params: &action.params,
         fingerprint: &fingerprint,
         mask: &mask,
     };
-    let started = Timestamp::now();
-    let clock = std::time::Instant::now();
     let mut verdict = gate::decide(session, policy.mode(), &decide_as, &ask).await;
     let mut early = Vec::new();
     if let Verdict::Held(held) = verdict {
@@ -276,10 +247,6 @@ async fn act(
             v = held.wait(session, &decide_as) => v,
             why = gave_up => {
                 let why = format!("held for approval; {why} while it waited, so it was not run");
-                let outcome = ActionOutcome::Error {
-                    code: "left".into(),
-                    message: why.clone(),
-                };
                 let record = DecisionRecord {
                     decision: gatehouse_core::Decided::Deny,
                     policies: Vec::new(),
@@ -288,8 +255,8 @@ async fn act(
                 };
                 let caller = Caller { chan, handle: caller.handle };
                 caller.end(&why, REFUSED).await;
-                if write_ahead(&login.session, seq, &text, params.len(), &record, None).await.is_ok() {
-                    finish(&login.session, seq, text, params, started, clock, outcome, record, None).await;
+                if action.write_ahead(session, &record, None).await.is_ok() {
+                    action.failed(session, "left", why, record).await;
                 }
                 return;
             }
@@ -299,14 +266,7 @@ async fn act(
             handle: caller.handle,
         };
     }
-    let acted = Acted {
-        seq,
-        text,
-        params,
-        started,
-        clock,
-    };
-    proceed(login, caller, terminal, env, start, acted, verdict, early).await
+    proceed(login, caller, terminal, env, start, action, verdict, early).await
 }
 
 fn humantime_secs(d: std::time::Duration) -> String {
@@ -320,17 +280,10 @@ async fn proceed(
     terminal: Option<Terminal>,
     env: Vec<(String, String)>,
     start: Start,
-    acted: Acted,
+    action: Action,
     verdict: Verdict,
     early: Vec<ChannelMsg>,
 ) {
-    let Acted {
-        seq,
-        text,
-        params,
-        started,
-        clock,
-    } = acted;
     let session = &login.session;
     let engine = login.target.masking.clone();
     let (record, approval) = match verdict {
@@ -341,10 +294,7 @@ async fn proceed(
         } => {
             record.reason = record.reason.map(|r| mask_for_record(&engine, &r));
             let message = mask_for_record(&engine, &refusal.message());
-            if write_ahead(&login.session, seq, &text, params.len(), &record, None)
-                .await
-                .is_err()
-            {
+            if action.write_ahead(session, &record, None).await.is_err() {
                 caller
                     .end(&Refusal::EvidenceUnavailable.message(), FAILED)
                     .await;
@@ -356,29 +306,15 @@ async fn proceed(
                 _ => "refused",
             };
             caller.end(&message, REFUSED).await;
-            let outcome = ActionOutcome::Error {
-                code: code.into(),
-                message,
-            };
-            finish(
-                &login.session,
-                seq,
-                text,
-                params,
-                started,
-                clock,
-                outcome,
-                record,
-                None,
-            )
-            .await;
+            action.failed(session, code, message, record).await;
             return;
         }
         Verdict::Held(_) => unreachable!("a held action is waited for before it proceeds"),
     };
     let mut record = record;
     record.reason = record.reason.map(|r| mask_for_record(&engine, &r));
-    if write_ahead(&login.session, seq, &text, params.len(), &record, approval)
+    if action
+        .write_ahead(session, &record, approval)
         .await
         .is_err()
     {
@@ -390,28 +326,14 @@ async fn proceed(
     let upstream = match login.upstream().await {
         Ok(u) => u,
         Err(why) => {
-            let acted = Acted {
-                seq,
-                text,
-                params,
-                started,
-                clock,
-            };
-            return failed(&caller, session, acted, record, why).await;
+            return failed(&caller, session, action, record, why).await;
         }
     };
     let up = match upstream.channel_open_session().await {
         Ok(c) => c,
         Err(e) => {
             let why = format!("the host did not open a channel: {e}");
-            let acted = Acted {
-                seq,
-                text,
-                params,
-                started,
-                clock,
-            };
-            return failed(&caller, session, acted, record, why).await;
+            return failed(&caller, session, action, record, why).await;
         }
     };
     let carries = match (&start, &terminal) {
@@ -422,7 +344,7 @@ async fn proceed(
     };
     // Shells and commands are recorded from their first byte: the file is
     // made before anything goes to the target.
-    let name = format!("{}-{seq}.cast", session.id());
+    let name = format!("{}-{}.cast", session.id(), action.seq);
     let file = if carries == Carries::Bytes {
         None
     } else {
@@ -433,22 +355,7 @@ async fn proceed(
                 let why = "gatehouse could not start the channel's recording, so it was not opened"
                     .to_string();
                 caller.end(&why, FAILED).await;
-                let outcome = ActionOutcome::Error {
-                    code: "recording".into(),
-                    message: why,
-                };
-                finish(
-                    &login.session,
-                    seq,
-                    text,
-                    params,
-                    started,
-                    clock,
-                    outcome,
-                    record,
-                    None,
-                )
-                .await;
+                action.failed(session, "recording", why, record).await;
                 return;
             }
         }
@@ -477,23 +384,16 @@ async fn proceed(
     .await;
     if let Err(e) = sent {
         let why = format!("the host's channel failed: {e}");
-        let acted = Acted {
-            seq,
-            text,
-            params,
-            started,
-            clock,
-        };
-        return failed(&caller, session, acted, record, why).await;
+        return failed(&caller, session, action, record, why).await;
     }
     let recording = file.as_ref().map(|f| {
         let header = Header {
-            title: format!("{} on {} as {}", text, login.target.name, login.user),
+            title: format!("{} on {} as {}", action.text, login.target.name, login.user),
             command: match &start {
-                Start::Exec(_) => text.clone(),
+                Start::Exec(_) => action.text.clone(),
                 _ => String::new(),
             },
-            started_unix: started.unix_millis() / 1000,
+            started_unix: action.started.unix_millis() / 1000,
         };
         let mut cast = Cast::new(engine.clone(), login.target.recording_limit, header);
         if let Some(t) = &terminal {
@@ -565,27 +465,15 @@ async fn proceed(
         },
     };
     if let (Some(r), Some(file)) = (recording, file) {
-        let tail = {
-            let mut cast = r.cast.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(code) = relayed.exit_status {
-                cast.marker(&format!("exit {code}"));
-            }
-            std::mem::replace(
-                &mut *cast,
-                Cast::new(
-                    Arc::new(gatehouse_mask::MaskingEngine::secrets_only()),
-                    0,
-                    Header {
-                        title: String::new(),
-                        command: String::new(),
-                        started_unix: 0,
-                    },
-                ),
-            )
+        // The relay is over: this is the recording's last holder.
+        let mut cast = match Arc::into_inner(r) {
+            Some(r) => r.cast.into_inner().unwrap_or_else(|p| p.into_inner()),
+            None => unreachable!("the relay hands its recording back when it ends"),
+        };
+        if let Some(code) = relayed.exit_status {
+            cast.marker(&format!("exit {code}"));
         }
-        .finish();
-        drop(r);
-        match file.close(tail).await {
+        match file.close(cast.finish()).await {
             Ok(w) => {
                 stream.recording = Some(name);
                 stream.recording_sha256 = Some(w.sha256);
@@ -600,18 +488,7 @@ async fn proceed(
             }
         }
     }
-    finish(
-        &login.session,
-        seq,
-        text,
-        params,
-        started,
-        clock,
-        outcome,
-        record,
-        Some(stream),
-    )
-    .await;
+    action.finish(session, outcome, record, Some(stream)).await;
 }
 
 /// A legacy scp (`scp -O`, or an old client): exactly `scp [-v] [-r] [-p]
@@ -643,123 +520,33 @@ fn legacy_scp(command: &str) -> bool {
 async fn failed(
     caller: &Caller,
     session: &gatehouse_session::Session,
-    acted: Acted,
+    action: Action,
     record: DecisionRecord,
     why: String,
 ) {
     caller.end(&why, FAILED).await;
-    let Acted {
-        seq,
-        text,
-        params,
-        started,
-        clock,
-    } = acted;
-    let outcome = ActionOutcome::Error {
-        code: "unreachable".into(),
-        message: why,
-    };
-    finish(
-        session, seq, text, params, started, clock, outcome, record, None,
-    )
-    .await;
+    action.failed(session, "unreachable", why, record).await;
 }
 
 /// Records an action refused before it could be decided (what it asks for
 /// cannot be read): its refusal is in the evidence log like any other.
 pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
-    let seq = login.session.next_seq();
-    let text = mask_for_record(&login.target.masking, what);
+    let session = &login.session;
+    let action = Action::begin(
+        session,
+        mask_for_record(&login.target.masking, what),
+        Vec::new(),
+    );
     // The reason quotes what the caller sent: masked like the text.
-    let why = &mask_for_record(&login.target.masking, why);
+    let why = mask_for_record(&login.target.masking, why);
     let record = DecisionRecord {
         decision: gatehouse_core::Decided::Deny,
         policies: Vec::new(),
         mode: login.gw.settings.policy.mode().recorded(),
-        reason: Some(why.to_string()),
+        reason: Some(why.clone()),
     };
-    let started = Timestamp::now();
-    let clock = std::time::Instant::now();
-    if write_ahead(&login.session, seq, &text, 0, &record, None)
-        .await
-        .is_ok()
-    {
-        let outcome = ActionOutcome::Error {
-            code: "refused".into(),
-            message: why.to_string(),
-        };
-        finish(
-            &login.session,
-            seq,
-            text,
-            Vec::new(),
-            started,
-            clock,
-            outcome,
-            record,
-            None,
-        )
-        .await;
-    }
-}
-
-/// The decision (and the approval it runs on) is durable before anything
-/// of the action reaches the target.
-pub(crate) async fn write_ahead(
-    session: &gatehouse_session::Session,
-    seq: u64,
-    text: &str,
-    parameters: usize,
-    decision: &DecisionRecord,
-    approval: Option<gatehouse_core::ApprovalId>,
-) -> Result<(), ()> {
-    let mut w = session.write_ahead();
-    w.decided(DecidedAction {
-        seq,
-        flavour: "ssh",
-        text,
-        parameters,
-        decision,
-    });
-    if let Some(id) = approval {
-        w.take(id);
-    }
-    session.commit(&mut w).await.map_err(|e| {
-        tracing::error!(error = %e, "could not log an ssh action; refusing it");
-    })
-}
-
-/// Records a finished action.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn finish(
-    session: &gatehouse_session::Session,
-    seq: u64,
-    text: String,
-    params: Vec<Option<String>>,
-    started: Timestamp,
-    clock: std::time::Instant,
-    outcome: ActionOutcome,
-    decision: DecisionRecord,
-    stream: Option<StreamRecord>,
-) {
-    let record = ActionRecord {
-        session_id: session.id(),
-        seq,
-        protocol: "ssh".into(),
-        text,
-        params,
-        started_at: started,
-        duration_us: clock.elapsed().as_micros() as u64,
-        outcome,
-        decision: Some(decision),
-        masking: None,
-        exchange: stream.map(|s| HttpExchange {
-            stream: Some(s),
-            ..HttpExchange::default()
-        }),
-    };
-    if session.finished(record).await.is_err() {
-        tracing::error!("session recorder stopped; an ssh action is not recorded");
+    if action.write_ahead(session, &record, None).await.is_ok() {
+        action.failed(session, "refused", why, record).await;
     }
 }
 

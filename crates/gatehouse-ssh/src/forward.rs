@@ -4,10 +4,10 @@
 //! cannot be waited for inside a forwarded connection: one that needs it
 //! is refused, naming its request, and opens once approved.
 
+use crate::action::Action;
 use crate::caller::Login;
-use crate::channel::{finish, write_ahead};
 use crate::relay;
-use gatehouse_core::{statement_fingerprint, ActionOutcome, StreamRecord, Timestamp};
+use gatehouse_core::statement_fingerprint;
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Verdict};
 use gatehouse_session::recording::mask_for_record;
@@ -30,62 +30,47 @@ pub(crate) async fn run(
     handle: russh::server::Handle,
 ) {
     let session = &login.session;
-    let seq = session.next_seq();
     let engine = login.target.masking.clone();
     let mask = {
         let engine = engine.clone();
         move |t: &str| mask_for_record(&engine, t)
     };
-    let text = mask(&format!("(forward {host}:{port})"));
-    let params = vec![Some(format!("account={}", login.user))];
-    let started = Timestamp::now();
-    let clock = std::time::Instant::now();
+    let what = format!("(forward {host}:{port})");
     let Ok(port16) = u16::try_from(port) else {
         let why = format!("port {port} is not a TCP port");
-        crate::channel::refuse_unread(&login, &text, &why).await;
+        crate::channel::refuse_unread(&login, &what, &why).await;
         reply
             .reject(ChannelOpenFailure::Other {
                 code: PROHIBITED,
-                reason: format!("gatehouse: port {port} is not a TCP port"),
+                reason: format!("gatehouse: {why}"),
             })
             .await;
         return;
     };
-    let identity = session.identity().clone();
     let policy = login.gw.settings.policy.clone();
-    let target = login.target.clone();
     let decide_as = |approved: bool| -> Decision {
         let (engine, _) = policy.current();
         engine.decide_ssh(&SshRequestFacts {
-            identity: &identity,
-            connection: &target.name,
-            client_ip: login.peer.ip(),
-            now: Timestamp::now(),
-            approved,
-            action: "ssh:port-forward",
-            host: &target.host,
-            port: target.port,
-            user: &login.user,
-            command: "",
-            pty: None,
-            env: &[],
-            subsystem: "",
-            operation: "",
-            paths: &[],
             forward: Some((&host, port16)),
+            ..login.facts("ssh:port-forward", approved)
         })
     };
     let fingerprint = statement_fingerprint(
-        &identity.subject,
-        &target.name,
+        &session.identity().subject,
+        &login.target.name,
         "ssh",
         &format!("ssh:port-forward {host}:{port}"),
         &[Some(login.user.as_bytes())],
     );
+    let action = Action::begin(
+        session,
+        mask(&what),
+        vec![Some(format!("account={}", login.user))],
+    );
     let ask = ApprovalAsk {
-        seq,
-        text: &text,
-        params: &params,
+        seq: action.seq,
+        text: &action.text,
+        params: &action.params,
         fingerprint: &fingerprint,
         mask: &mask,
     };
@@ -103,7 +88,7 @@ pub(crate) async fn run(
         } => {
             record.reason = record.reason.map(|r| mask(&r));
             let message = mask(&refusal.message());
-            let logged = write_ahead(&login.session, seq, &text, params.len(), &record, None).await;
+            let logged = action.write_ahead(session, &record, None).await;
             reply
                 .reject(ChannelOpenFailure::Other {
                     code: PROHIBITED,
@@ -111,29 +96,15 @@ pub(crate) async fn run(
                 })
                 .await;
             if logged.is_ok() {
-                let outcome = ActionOutcome::Error {
-                    code: "refused".into(),
-                    message,
-                };
-                finish(
-                    &login.session,
-                    seq,
-                    text,
-                    params,
-                    started,
-                    clock,
-                    outcome,
-                    record,
-                    None,
-                )
-                .await;
+                action.failed(session, "refused", message, record).await;
             }
             return;
         }
         Verdict::Held(_) => unreachable!("a held forward was turned into a refusal above"),
     };
     record.reason = record.reason.map(|r| mask(&r));
-    if write_ahead(&login.session, seq, &text, params.len(), &record, approval)
+    if action
+        .write_ahead(session, &record, approval)
         .await
         .is_err()
     {
@@ -163,54 +134,12 @@ pub(crate) async fn run(
                     reason: format!("gatehouse: {why}"),
                 })
                 .await;
-            let outcome = ActionOutcome::Error {
-                code: "unreachable".into(),
-                message: why,
-            };
-            finish(
-                &login.session,
-                seq,
-                text,
-                params,
-                started,
-                clock,
-                outcome,
-                record,
-                None,
-            )
-            .await;
+            action.failed(session, "unreachable", why, record).await;
             return;
         }
     };
     reply.accept().await;
     let relayed = relay::relay_bytes(session, chan, up, handle, engine).await;
-    let stream = StreamRecord {
-        protocol: "ssh-forward".into(),
-        stdin_bytes: relayed.bytes[0],
-        stdout_bytes: relayed.bytes[1],
-        forwarded: vec![(
-            format!("{host}:{port}"),
-            relayed.bytes[0] + relayed.bytes[1],
-        )],
-        ..StreamRecord::default()
-    };
-    let outcome = ActionOutcome::Ok {
-        summary: format!(
-            "forwarded {} bytes out, {} back",
-            relayed.bytes[0], relayed.bytes[1]
-        ),
-        count: None,
-    };
-    finish(
-        &login.session,
-        seq,
-        text,
-        params,
-        started,
-        clock,
-        outcome,
-        record,
-        Some(stream),
-    )
-    .await;
+    let (outcome, stream) = relayed.bytes_record("ssh-forward", Some(format!("{host}:{port}")));
+    action.finish(session, outcome, record, Some(stream)).await;
 }

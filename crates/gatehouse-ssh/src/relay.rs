@@ -631,3 +631,29 @@ pub(crate) async fn relay_bytes(
     )
     .await
 }
+
+impl Relayed {
+    /// A bytes channel's result as recorded: byte counts each way, under
+    /// `protocol`, with `forwarded` (an `address:port`) where it names one.
+    pub(crate) fn bytes_record(
+        &self,
+        protocol: &str,
+        forwarded: Option<String>,
+    ) -> (gatehouse_core::ActionOutcome, gatehouse_core::StreamRecord) {
+        let [from_caller, to_caller, _] = self.bytes;
+        let stream = gatehouse_core::StreamRecord {
+            protocol: protocol.into(),
+            stdin_bytes: from_caller,
+            stdout_bytes: to_caller,
+            forwarded: forwarded
+                .map(|f| vec![(f, from_caller + to_caller)])
+                .unwrap_or_default(),
+            ..gatehouse_core::StreamRecord::default()
+        };
+        let outcome = gatehouse_core::ActionOutcome::Ok {
+            summary: format!("{from_caller} bytes from the caller, {to_caller} to it"),
+            count: None,
+        };
+        (outcome, stream)
+    }
+}

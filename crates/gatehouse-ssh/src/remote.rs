@@ -6,10 +6,11 @@
 //! and recorded with its byte counts. A connection for a port the gateway
 //! did not ask for is refused.
 
+use crate::action::Action;
 use crate::back::{Back, Bridge};
 use crate::caller::Login;
-use crate::channel::{finish, write_ahead};
-use gatehouse_core::{ActionOutcome, Timestamp};
+use gatehouse_core::ActionOutcome;
+use gatehouse_session::recording::mask_for_record;
 use russh::client::ChannelOpenHandle;
 use russh::{Channel, ChannelOpenFailure};
 
@@ -19,51 +20,28 @@ use russh::{Channel, ChannelOpenFailure};
 pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> bool {
     let session = &login.session;
     let target = &login.target;
-    let seq = session.next_seq();
-    let text = gatehouse_session::recording::mask_for_record(
-        &target.masking,
-        &format!("(remote forward {address}:{port})"),
-    );
-    let started = Timestamp::now();
-    let clock = std::time::Instant::now();
+    let what = format!("(remote forward {address}:{port})");
     let Ok(asked) = u16::try_from(*port) else {
         let why = format!("port {port} is not a TCP port");
-        crate::channel::refuse_unread(login, &text, &why).await;
+        crate::channel::refuse_unread(login, &what, &why).await;
         return false;
     };
     let (allowed, record) =
         crate::agent::decide_named(login, "ssh:remote-forward", Some((address, asked)));
-    if write_ahead(session, seq, &text, 0, &record, None)
-        .await
-        .is_err()
-    {
+    let text = mask_for_record(&target.masking, &what);
+    let action = Action::begin(session, text, Vec::new());
+    if action.write_ahead(session, &record, None).await.is_err() {
         return false;
     }
-    let refused = |message: String| ActionOutcome::Error {
-        code: "refused".into(),
-        message,
-    };
     if !allowed {
         let why = record.reason.clone().unwrap_or_default();
-        finish(
-            session,
-            seq,
-            text,
-            Vec::new(),
-            started,
-            clock,
-            refused(why),
-            record,
-            None,
-        )
-        .await;
+        action.failed(session, "refused", why, record).await;
         return false;
     }
     // Noted before the host is asked: it listens before it answers, and a
     // connection may come in between (a port it picks is noted after).
-    let asked_port = *port;
-    if asked_port != 0 {
-        login.note_forward(asked_port);
+    if *port != 0 {
+        login.note_forward(*port);
     }
     // The caller's connection waits for this answer (requests are answered
     // in order): the host gets its connect_timeout, then it is refused.
@@ -85,38 +63,27 @@ pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> boo
                 limit.as_secs()
             ))
         });
-    let outcome = match bound {
+    match bound {
         Ok(bound) => {
             if *port == 0 {
                 *port = bound;
+                login.note_forward(bound);
             }
-            login.note_forward(*port);
-            ActionOutcome::Ok {
+            let outcome = ActionOutcome::Ok {
                 summary: format!("listening on {address}:{port}"),
                 count: None,
-            }
+            };
+            action.finish(session, outcome, record, None).await;
+            true
         }
         Err(why) => {
-            if asked_port != 0 {
-                login.drop_forward(asked_port);
+            if asked != 0 {
+                login.drop_forward(u32::from(asked));
             }
-            refused(why)
+            action.failed(session, "refused", why, record).await;
+            false
         }
-    };
-    let ok = matches!(outcome, ActionOutcome::Ok { .. });
-    finish(
-        session,
-        seq,
-        text,
-        Vec::new(),
-        started,
-        clock,
-        outcome,
-        record,
-        None,
-    )
-    .await;
-    ok
+    }
 }
 
 /// Stops listening on the host at `address:port`.

@@ -10,9 +10,9 @@
 
 mod packet;
 
+use crate::action::Action;
 use crate::caller::Login;
-use crate::channel::{finish, write_ahead};
-use gatehouse_core::{statement_fingerprint, ActionOutcome, DecisionRecord, Timestamp};
+use gatehouse_core::{statement_fingerprint, ActionOutcome, DecisionRecord};
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Verdict};
 use gatehouse_session::recording::mask_for_record;
@@ -24,11 +24,8 @@ use std::sync::{Arc, Mutex};
 struct Op {
     /// The paths it was decided on.
     paths: Vec<String>,
-    seq: u64,
-    text: String,
+    action: Action,
     record: DecisionRecord,
-    started: Timestamp,
-    clock: std::time::Instant,
     operation: &'static str,
     bytes: u64,
 }
@@ -210,18 +207,9 @@ impl SftpGate {
 
     async fn record(&self, d: Done) {
         let Done { op, outcome } = d;
-        finish(
-            &self.login.session,
-            op.seq,
-            op.text,
-            Vec::new(),
-            op.started,
-            op.clock,
-            outcome,
-            op.record,
-            None,
-        )
-        .await;
+        op.action
+            .finish(&self.login.session, outcome, op.record, None)
+            .await;
     }
 
     /// A request the gateway cannot read for a decision: refused, and
@@ -246,51 +234,37 @@ impl SftpGate {
     ) -> Option<Op> {
         let login = &self.login;
         let session = &login.session;
-        let seq = session.next_seq();
         let engine = login.target.masking.clone();
         let mask = move |t: &str| mask_for_record(&engine, t);
-        let text = mask(&format!("sftp {operation} {}", paths.join(" ")));
         let policy = login.gw.settings.policy.clone();
-        let identity = session.identity();
-        let target = &login.target;
         let decide_as = |approved: bool| -> Decision {
             let (engine, _) = policy.current();
             engine.decide_ssh(&SshRequestFacts {
-                identity,
-                connection: &target.name,
-                client_ip: login.peer.ip(),
-                now: Timestamp::now(),
-                approved,
-                action: "ssh:sftp",
-                host: &target.host,
-                port: target.port,
-                user: &login.user,
-                command: "",
-                pty: None,
-                env: &[],
                 subsystem: "sftp",
                 operation,
                 paths,
-                forward: None,
+                ..login.facts("ssh:sftp", approved)
             })
         };
         let fingerprint = statement_fingerprint(
-            &identity.subject,
-            &target.name,
+            &session.identity().subject,
+            &login.target.name,
             "ssh",
             &format!("ssh:sftp {operation}\n{}", paths.join("\n")),
             &[Some(login.user.as_bytes())],
         );
-        let params = vec![Some(format!("account={}", login.user))];
+        let action = Action::begin(
+            session,
+            mask(&format!("sftp {operation} {}", paths.join(" "))),
+            vec![Some(format!("account={}", login.user))],
+        );
         let ask = ApprovalAsk {
-            seq,
-            text: &text,
-            params: &params,
+            seq: action.seq,
+            text: &action.text,
+            params: &action.params,
             fingerprint: &fingerprint,
             mask: &mask,
         };
-        let started = Timestamp::now();
-        let clock = std::time::Instant::now();
         // A file operation cannot wait: one that needs approval is refused
         // naming its request, and goes through once approved.
         let verdict = match gate::decide(session, policy.mode(), &decide_as, &ask).await {
@@ -303,7 +277,8 @@ impl SftpGate {
                 approval,
             } => {
                 record.reason = record.reason.map(|r| mask(&r));
-                if write_ahead(&login.session, seq, &text, 0, &record, approval)
+                if action
+                    .write_ahead(session, &record, approval)
                     .await
                     .is_err()
                 {
@@ -314,11 +289,8 @@ impl SftpGate {
                 }
                 Some(Op {
                     paths: paths.to_vec(),
-                    seq,
-                    text,
+                    action,
                     record,
-                    started,
-                    clock,
                     operation,
                     bytes: 0,
                 })
@@ -329,29 +301,14 @@ impl SftpGate {
             } => {
                 record.reason = record.reason.map(|r| mask(&r));
                 let message = mask(&refusal.message());
-                let logged = write_ahead(&login.session, seq, &text, 0, &record, None).await;
+                let logged = action.write_ahead(session, &record, None).await;
                 replies.extend(packet::status(
                     id,
                     packet::FX_PERMISSION_DENIED,
                     &format!("gatehouse: {message}"),
                 ));
                 if logged.is_ok() {
-                    let outcome = ActionOutcome::Error {
-                        code: "refused".into(),
-                        message,
-                    };
-                    finish(
-                        &login.session,
-                        seq,
-                        text,
-                        Vec::new(),
-                        started,
-                        clock,
-                        outcome,
-                        record,
-                        None,
-                    )
-                    .await;
+                    action.failed(session, "refused", message, record).await;
                 }
                 None
             }

@@ -527,27 +527,7 @@ fn shells_files_and_forwarded_connections() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut conn = loop {
-        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", local)) {
-            break c;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ssh -L did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    {
-        use std::io::{Read, Write};
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        conn.write_all(b"over -L\n").unwrap();
-        let mut got = [0u8; 8];
-        conn.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"over -L\n");
-    }
-    drop(conn);
+    echo_through(local, "-L");
     let _ = tunnel.kill();
     let _ = tunnel.wait();
     let out = g
@@ -642,27 +622,7 @@ fn shells_files_and_forwarded_connections() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut conn = loop {
-        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", rport)) {
-            break c;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ssh -R did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    {
-        use std::io::{Read, Write};
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        conn.write_all(b"over -R\n").unwrap();
-        let mut got = [0u8; 8];
-        conn.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"over -R\n");
-    }
-    drop(conn);
+    echo_through(rport, "-R");
     let _ = reverse.kill();
     let _ = reverse.wait();
     let r = g.result_of(&format!("(remote forward connection to 127.0.0.1:{rport}"));
@@ -911,4 +871,28 @@ fn certificates_and_registered_keys_log_in_without_a_password() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(255));
+}
+
+/// Waits for a forwarded port to listen, then sends a line through it to
+/// the echo server behind it and reads the line back.
+fn echo_through(port: u16, flag: &str) {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh {flag} did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let line = format!("over {flag}\n");
+    conn.write_all(line.as_bytes()).unwrap();
+    let mut got = vec![0u8; line.len()];
+    conn.read_exact(&mut got).unwrap();
+    assert_eq!(got, line.as_bytes(), "ssh {flag}");
 }
