@@ -146,8 +146,9 @@ enum ToTarget {
 
 /// What goes to the caller, in order.
 enum ToCaller {
-    /// Output on stdout (`0`) or stderr (`1`), masked where it is text.
-    Out(usize, Vec<u8>),
+    /// Output on stdout (`0`) or stderr (`1`), masked where it is text
+    /// (bytes relayed as they are pass without a copy).
+    Out(usize, Bytes),
     ExitStatus(u32),
     ExitSignal {
         signal: Sig,
@@ -392,7 +393,7 @@ pub(crate) async fn relay(
                             .unwrap_or_else(|p| p.into_inner())
                             .refused_by_target = true;
                         let note = b"gatehouse: the host refused the request\r\n".to_vec();
-                        let _ = to_caller.send(ToCaller::Out(1, note)).await;
+                        let _ = to_caller.send(ToCaller::Out(1, Bytes::from(note))).await;
                         let _ = to_caller.send(ToCaller::ExitStatus(255)).await;
                         break;
                     }
@@ -417,9 +418,9 @@ pub(crate) async fn relay(
                             cut(why);
                             break;
                         }
-                        ToCaller::Out(0, out)
+                        ToCaller::Out(0, Bytes::from(out))
                     }
-                    (None, Carries::Bytes, 0) => ToCaller::Out(0, data.to_vec()),
+                    (None, Carries::Bytes, 0) => ToCaller::Out(0, data),
                     _ => {
                         let mut out = Vec::new();
                         masks[i].feed(&data, &mut out);
@@ -427,7 +428,7 @@ pub(crate) async fn relay(
                             cut(why);
                             break;
                         }
-                        ToCaller::Out(i, out)
+                        ToCaller::Out(i, Bytes::from(out))
                     }
                 };
                 if matches!(&out, ToCaller::Out(_, b) if b.is_empty()) {
@@ -450,7 +451,7 @@ pub(crate) async fn relay(
                 biased;
                 Some(reply) = for_caller_replies.recv() => {
                     replies_held.fetch_sub(reply.len(), std::sync::atomic::Ordering::AcqRel);
-                    ToCaller::Out(0, reply)
+                    ToCaller::Out(0, Bytes::from(reply))
                 }
                 m = for_caller.recv() => match m {
                     Some(m) => m,
@@ -592,7 +593,7 @@ async fn flush(
             return Err(());
         }
         to_caller
-            .send(ToCaller::Out(i, out))
+            .send(ToCaller::Out(i, Bytes::from(out)))
             .await
             .map_err(|_| ())?;
     }
