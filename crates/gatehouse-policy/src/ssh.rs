@@ -441,4 +441,27 @@ mod tests {
         assert_eq!(w(""), Some((vec![], false)));
         assert_eq!(w("''"), Some((vec!["".into()], false)));
     }
+
+    proptest::proptest! {
+        /// Any command is split or refused without a panic; plain words
+        /// (quoted or not) come back as they were, and are not compound.
+        #[test]
+        fn any_command_splits_or_is_refused(command in ".{0,200}") {
+            let _ = shell_words(&command);
+        }
+
+        #[test]
+        fn plain_words_come_back(words in proptest::collection::vec("[a-z0-9._/-]{1,12}", 1..8), quote in proptest::prelude::any::<bool>()) {
+            // A reserved word or indirect builtin first is compound by design.
+            proptest::prop_assume!(!INDIRECT.contains(&words[0].as_str()));
+            let command = words
+                .iter()
+                .map(|w| if quote { format!("'{w}'") } else { w.clone() })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let (got, compound) = shell_words(&command).unwrap();
+            proptest::prop_assert_eq!(got, words);
+            proptest::prop_assert!(!compound);
+        }
+    }
 }

@@ -139,4 +139,36 @@ mod tests {
             ["ls\r", "pwd\r"]
         );
     }
+
+    proptest::proptest! {
+        /// However a stream is cut into chunks, it comes out as the same
+        /// units, and every byte comes out once, in order.
+        #[test]
+        fn any_chunking_gives_the_same_units(
+            data in proptest::collection::vec(proptest::prop_oneof![
+                proptest::prelude::any::<u8>(),
+                proptest::prelude::Just(b'\n'),
+                proptest::prelude::Just(b'\r'),
+            ], 0..12_000),
+            cut in 1usize..5000,
+            cr in proptest::prelude::any::<bool>(),
+            pem in proptest::prelude::any::<bool>(),
+        ) {
+            let mut data = data;
+            if pem {
+                data.splice(0..0, b"-----BEGIN KEY-----\n".iter().copied());
+            }
+            let mut whole = Lines::new(cr);
+            let a = units(&mut whole, &[&data], true);
+            let mut pieces = Lines::new(cr);
+            let chunks: Vec<&[u8]> = data.chunks(cut).collect();
+            let b = units(&mut pieces, &chunks, true);
+            proptest::prop_assert_eq!(&a, &b);
+            let mut joined = Vec::new();
+            let mut l = Lines::new(cr);
+            l.feed(&data, &mut |u| joined.extend_from_slice(u));
+            l.flush(&mut |u| joined.extend_from_slice(u));
+            proptest::prop_assert_eq!(joined, data);
+        }
+    }
 }
