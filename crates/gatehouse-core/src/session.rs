@@ -249,6 +249,15 @@ pub struct StreamRecord {
     pub forwarded: Vec<(String, u64)>,
 }
 
+impl StreamRecord {
+    /// Names the recording kept for the stream: its file, SHA-256 and size.
+    pub fn kept(&mut self, name: String, sha256: String, bytes: u64) {
+        self.recording = Some(name);
+        self.recording_sha256 = Some(sha256);
+        self.recording_bytes = bytes;
+    }
+}
+
 /// What masking did to one statement's results: counts, never values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MaskingSummary {

@@ -466,19 +466,13 @@ async fn proceed(
     };
     if let (Some(r), Some(file)) = (recording, file) {
         // The relay is over: this is the recording's last holder.
-        let mut cast = match Arc::into_inner(r) {
+        let cast = match Arc::into_inner(r) {
             Some(r) => r.cast.into_inner().unwrap_or_else(|p| p.into_inner()),
             None => unreachable!("the relay hands its recording back when it ends"),
         };
-        if let Some(code) = relayed.exit_status {
-            cast.marker(&format!("exit {code}"));
-        }
-        match file.close(cast.finish()).await {
-            Ok(w) => {
-                stream.recording = Some(name);
-                stream.recording_sha256 = Some(w.sha256);
-                stream.recording_bytes = w.bytes;
-            }
+        let exit = relayed.exit_status.map(i64::from);
+        match file.keep(cast, exit).await {
+            Ok(w) => stream.kept(name, w.sha256, w.bytes),
             Err(e) => {
                 tracing::error!(error = %e, "could not keep an ssh recording");
                 outcome = ActionOutcome::Error {

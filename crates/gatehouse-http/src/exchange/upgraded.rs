@@ -214,16 +214,9 @@ impl Exchange<'_> {
                     message: m.clone(),
                 },
             };
-            if let (Some(mut cast), Some(file)) = (cast, file) {
-                if let Some(code) = relayed.exit_code {
-                    cast.marker(&format!("exit {code}"));
-                }
-                match file.close(cast.finish()).await {
-                    Ok(w) => {
-                        stream.recording = Some(name);
-                        stream.recording_sha256 = Some(w.sha256);
-                        stream.recording_bytes = w.bytes;
-                    }
+            if let (Some(cast), Some(file)) = (cast, file) {
+                match file.keep(cast, relayed.exit_code).await {
+                    Ok(w) => stream.kept(name, w.sha256, w.bytes),
                     Err(e) => {
                         tracing::error!(error = %e, "could not keep an exec recording");
                         outcome = ActionOutcome::Error {

@@ -64,6 +64,15 @@ impl RecordingFile {
         Ok(Self { sink, task })
     }
 
+    /// Ends `cast` in this file: the exit status (when the stream had one)
+    /// as its last marker, what it still held written, the file whole.
+    pub async fn keep(self, mut cast: super::Cast, exit: Option<i64>) -> Result<Written, String> {
+        if let Some(code) = exit {
+            cast.marker(&format!("exit {code}"));
+        }
+        self.close(cast.finish()).await
+    }
+
     /// Writes the recording's last bytes and waits for the file to be whole.
     pub async fn close(self, tail: Vec<u8>) -> Result<Written, String> {
         let Self { sink, task } = self;
