@@ -55,10 +55,12 @@ pub enum Protocol {
     Kubernetes,
     /// SSH: shells, commands, file transfer and forwarding on a host.
     Ssh,
+    /// MySQL's client/server protocol (MySQL and MariaDB).
+    Mysql,
 }
 
 impl Protocol {
-    /// `postgres`, `http`, `mcp`, `kubernetes` or `ssh`.
+    /// `postgres`, `http`, `mcp`, `kubernetes`, `ssh` or `mysql`.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Postgres => "postgres",
@@ -66,6 +68,7 @@ impl Protocol {
             Protocol::Mcp => "mcp",
             Protocol::Kubernetes => "kubernetes",
             Protocol::Ssh => "ssh",
+            Protocol::Mysql => "mysql",
         }
     }
 }

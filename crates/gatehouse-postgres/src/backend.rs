@@ -25,7 +25,9 @@ impl BackendPassword {
     pub fn new(p: String) -> Self {
         Self(p)
     }
-    fn expose(&self) -> &str {
+    /// The password itself, for the login that needs it (or another
+    /// adapter's target built from the same checked section).
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -67,6 +67,7 @@ struct ListenersSection {
     postgres: Option<String>,
     http: Option<String>,
     ssh: Option<String>,
+    mysql: Option<String>,
     ssh_idle_timeout: Option<String>,
     ssh_keepalive: Option<String>,
     ssh_certificate_ttl: Option<String>,
@@ -157,6 +158,10 @@ pub struct GatewayConfig {
     pub ssh_certificate_ttl: Duration,
     /// SSH hosts (`kind = "ssh"`), in file order; masking is attached at start.
     pub ssh_connections: Vec<Arc<gatehouse_ssh::SshTarget>>,
+    /// MySQL listener address, when configured.
+    pub mysql_listen: Option<SocketAddr>,
+    /// MySQL and MariaDB servers (`kind = "mysql"`), in file order; masking is attached at start.
+    pub mysql_connections: Vec<Arc<gatehouse_mysql::MysqlTarget>>,
     /// The policy, loaded and validated.
     pub policy: Arc<PolicyHandle>,
     /// Masking by connection name (connections without masking are absent).
@@ -436,6 +441,11 @@ impl RawConfig {
                 .map_err(|r| problem("listeners.ssh".into(), r))
                 .ok()
         });
+        let mysql_listen = self.listeners.mysql.as_ref().and_then(|a| {
+            parse_addr(a)
+                .map_err(|r| problem("listeners.mysql".into(), r))
+                .ok()
+        });
         let mut ssh_duration = |key: &str, v: &Option<String>, default: u64| match v {
             Some(t) => parse_duration(t)
                 .map_err(|r| problem(format!("listeners.{key}"), r))
@@ -564,6 +574,7 @@ impl RawConfig {
         let mut connections = Vec::new();
         let mut http_connections = Vec::new();
         let mut ssh_connections = Vec::new();
+        let mut mysql_connections = Vec::new();
         for (i, c) in self.connections.iter().enumerate() {
             let target = c.resolve(i, &mut names, |p| self.path(p), &mut problem);
             let mut ok = true;
@@ -601,6 +612,15 @@ impl RawConfig {
                         );
                     }
                     ssh_connections.push(Arc::new(t));
+                }
+                (true, Some(connections::Resolved::Mysql(t))) => {
+                    if self.listeners.mysql.is_none() {
+                        problem(
+                            format!("connection[{i}].kind"),
+                            "mysql connections need a MySQL listener: add mysql = \"127.0.0.1:13306\" to [listeners]".into(),
+                        );
+                    }
+                    mysql_connections.push(Arc::new(t));
                 }
                 _ => {}
             }
@@ -644,6 +664,8 @@ impl RawConfig {
                 ssh_keepalive,
                 ssh_certificate_ttl,
                 ssh_connections,
+                mysql_listen,
+                mysql_connections,
                 warnings: if self.policy.is_none() {
                     vec![format!("{}: policy: {MISSING_POLICY}", self.file.display())]
                 } else {

@@ -366,14 +366,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             .ssh_listen
                             .map(|a| format!(", ssh listener {a}"))
                             .unwrap_or_default();
+                        let mysql = c
+                            .mysql_listen
+                            .map(|a| format!(", mysql listener {a}"))
+                            .unwrap_or_default();
                         println!(
-                            "{}: ok (postgres listener {}{http}{ssh}, API {}, {} connection(s))",
+                            "{}: ok (postgres listener {}{http}{ssh}{mysql}, API {}, {} connection(s))",
                             path.display(),
                             c.postgres_listen,
                             c.api_listen,
                             c.connections.len()
                                 + c.http_connections.len()
                                 + c.ssh_connections.len()
+                                + c.mysql_connections.len()
                         );
                         return Ok(ExitCode::SUCCESS);
                     }
@@ -383,6 +388,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         "postgres_listen": c.postgres_listen.to_string(),
                         "http_listen": c.http_listen.map(|a| a.to_string()),
                         "ssh_listen": c.ssh_listen.map(|a| a.to_string()),
+                        "mysql_listen": c.mysql_listen.map(|a| a.to_string()),
                         "api_listen": c.api_listen.to_string(),
                         "connections": c.connections.len() + c.http_connections.len() + c.ssh_connections.len(),
                         "warnings": c.warnings,

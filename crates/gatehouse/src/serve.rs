@@ -40,6 +40,8 @@ pub struct RunningGateway {
     pub http_addr: Option<SocketAddr>,
     /// Where the SSH listener accepts callers, when configured.
     pub ssh_addr: Option<SocketAddr>,
+    /// Where the MySQL listener accepts callers, when configured.
+    pub mysql_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Keeps OIDC keys fresh; never ends by itself, so it is aborted at stop.
@@ -117,6 +119,19 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         None => None,
     };
     let ssh_addr = ssh_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let mysql_listener = match config.mysql_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "{}: listeners.mysql: cannot listen on {addr}",
+                config.file.display()
+            )
+        })?),
+        None => None,
+    };
+    let mysql_addr = mysql_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
     let postgres_addr = pg_listener.local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
@@ -174,6 +189,18 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             );
         }
         ssh_targets.insert(t.name.clone(), Arc::new(t));
+    }
+    let mut mysql_targets = HashMap::new();
+    for target in &config.mysql_connections {
+        let mut t = gatehouse_mysql::MysqlTarget::clone(target);
+        if let (Some(key), Some(spec)) = (&hash_key, config.masking.get(&t.name)) {
+            t.masking =
+                Some(Arc::new(spec.engine(key.clone()).with_context(|| {
+                    format!("masking for connection {}", t.name)
+                })?));
+            t.exempt_groups = spec.exempt_groups.clone();
+        }
+        mysql_targets.insert(t.name.clone(), Arc::new(t));
     }
     let sensitive_columns = Arc::new(
         gatehouse_core::SensitiveColumns::open(store.clone(), audit.clone())
@@ -301,6 +328,20 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         }
         _ => None,
     };
+    let mysql_task = mysql_listener.map(|listener| {
+        let settings = gatehouse_mysql::MysqlSettings {
+            tls: settings.tls.clone(),
+            connections: mysql_targets,
+            policy: config.policy.clone(),
+            record_masking: Arc::new(MaskingEngine::secrets_only()),
+            login_timeout: config.handshake_timeout,
+            max_message: config.limits.session.max_message_size as usize,
+            max_connections: config.limits.session.max_connections as usize,
+        };
+        let gateway = gatehouse_mysql::MysqlGateway::new(settings, gatekeeper.clone());
+        let rx = shutdown_rx.clone();
+        tokio::spawn(async move { gateway.serve(listener, rx).await })
+    });
     let gateway = PostgresGateway::new(settings, gatekeeper);
     let pg_task = {
         let rx = shutdown_rx.clone();
@@ -328,6 +369,12 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
                         .ssh_connections
                         .iter()
                         .map(|c| (c.name.clone(), "ssh".to_string())),
+                )
+                .chain(
+                    config
+                        .mysql_connections
+                        .iter()
+                        .map(|c| (c.name.clone(), "mysql".to_string())),
                 )
                 .collect(),
             approvals: approvals.clone(),
@@ -367,6 +414,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             .into_iter()
             .chain(http_addr.map(|a| format!("http {a}")))
             .chain(ssh_addr.map(|a| format!("ssh {a}")))
+            .chain(mysql_addr.map(|a| format!("mysql {a}")))
             .collect::<Vec<_>>(),
         )])
         .await
@@ -381,11 +429,13 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         api_addr,
         http_addr,
         ssh_addr,
+        mysql_addr,
         shutdown,
         tasks: [pg_task, api_task, reload_task, expiry_task]
             .into_iter()
             .chain(http_task)
             .chain(ssh_task)
+            .chain(mysql_task)
             .collect(),
         key_refresh: oidc_task,
         recorder_task,

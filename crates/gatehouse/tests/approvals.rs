@@ -421,20 +421,7 @@ fn spawn_psql(h: &Harness, token: &str, sql: &str) -> std::process::Child {
 
 /// The pending request for `text`, once it appears.
 fn pending_request(h: &Harness, text: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let list: Value =
-            serde_json::from_str(&stdout(&approvals(h, "", &["list", "--pending", "--json"])))
-                .unwrap();
-        if let Some(r) = list.as_array().unwrap().iter().find(|r| r["text"] == text) {
-            return r["id"].as_str().unwrap().to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pending request for {text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    h.pending_approval(text)
 }
 
 #[test]

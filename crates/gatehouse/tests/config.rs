@@ -60,11 +60,12 @@ fn the_shipped_example_is_valid() {
             ("APP_DB_PASSWORD", "s3cret"),
             ("BILLING_API_TOKEN", "billing-s3cret"),
             ("CLUSTER_TOKEN", "cluster-s3cret-token"),
+            ("SHOP_DB_PASSWORD", "shop-s3cret"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(
-        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, ssh listener 127.0.0.1:2222, API 127.0.0.1:8089, 5 connection(s))"
+        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, ssh listener 127.0.0.1:2222, mysql listener 127.0.0.1:13306, API 127.0.0.1:8089, 6 connection(s))"
     ));
     // And says exactly what is missing without the secret.
     let out = check(&example, &[]);

@@ -207,22 +207,7 @@ fn commands_run_decided_masked_and_recorded() {
 
 /// The pending approval request whose text contains `marker`.
 fn pending(g: &SshGateway, marker: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = g.h.cli(&["approvals", "list", "--pending", "--json"]);
-        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
-        if let Some(r) = list.as_array().and_then(|a| {
-            a.iter()
-                .find(|r| r["text"].as_str().unwrap_or("").contains(marker))
-        }) {
-            return r["id"].as_str().unwrap().to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pending request for {marker}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    g.h.pending_approval(marker)
 }
 
 #[test]

@@ -60,6 +60,7 @@ pub(super) enum Resolved {
     Postgres(BackendTarget),
     Http(gatehouse_http::HttpTarget),
     Ssh(gatehouse_ssh::SshTarget),
+    Mysql(gatehouse_mysql::MysqlTarget),
 }
 
 impl ConnectionSection {
@@ -116,20 +117,25 @@ impl ConnectionSection {
                 .resolve_ssh(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Ssh),
             "postgres" => self
-                .resolve_postgres(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
+                .resolve_postgres(i, &path, 5432, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Postgres),
+            "mysql" => self
+                .resolve_postgres(i, &path, 3306, &mut |key, reason| bad(key, reason, &mut ok))
+                .map(|t| Resolved::Mysql(mysql_target(t))),
             "http" | "mcp" | "kubernetes" => self
                 .resolve_http(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Http),
             other => {
                 bad(
                     k("kind"),
-                    format!("{other:?} is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\", \"kubernetes\" and \"ssh\""),
+                    format!("{other:?} is not supported; the supported kinds are \"postgres\", \"mysql\", \"http\", \"mcp\", \"kubernetes\" and \"ssh\""),
                     &mut ok,
                 );
                 // A database-shaped section still gets its other mistakes named.
                 if self.url.is_none() {
-                    self.resolve_postgres(i, &path, &mut |key, reason| bad(key, reason, &mut ok));
+                    self.resolve_postgres(i, &path, 5432, &mut |key, reason| {
+                        bad(key, reason, &mut ok)
+                    });
                 }
                 None
             }
@@ -141,11 +147,13 @@ impl ConnectionSection {
         }
     }
 
-    /// Checks a `kind = "postgres"` connection and reads its password and CA.
+    /// Checks a `kind = "postgres"` (or `"mysql"`: the same keys, another
+    /// default port) connection and reads its password and CA.
     fn resolve_postgres(
         &self,
         i: usize,
         path: &impl Fn(&str) -> PathBuf,
+        default_port: u16,
         problem: &mut dyn FnMut(String, String),
     ) -> Option<BackendTarget> {
         let k = |field: &str| format!("connection[{i}].{field}");
@@ -186,7 +194,7 @@ impl ConnectionSection {
         let host = required(&self.host, "host", &mut ok);
         let database = required(&self.database, "database", &mut ok);
         let user = required(&self.user, "user", &mut ok);
-        let port = self.port.unwrap_or(5432);
+        let port = self.port.unwrap_or(default_port);
         if port == 0 {
             bad(k("port"), "must be between 1 and 65535".into(), &mut ok);
         }
@@ -272,6 +280,29 @@ impl ConnectionSection {
             tls: backend_tls?,
             connect_timeout,
         })
+    }
+}
+
+/// A checked database connection as the MySQL adapter takes it (masking
+/// is attached at start).
+fn mysql_target(t: BackendTarget) -> gatehouse_mysql::MysqlTarget {
+    let tls = match t.tls {
+        BackendTls::Disable => gatehouse_mysql::BackendTls::Disable,
+        BackendTls::Prefer(c) => gatehouse_mysql::BackendTls::Prefer(c),
+        BackendTls::Require(c) => gatehouse_mysql::BackendTls::Require(c),
+        BackendTls::VerifyFull(c) => gatehouse_mysql::BackendTls::VerifyFull(c),
+    };
+    gatehouse_mysql::MysqlTarget {
+        name: t.name,
+        host: t.host,
+        port: t.port,
+        database: t.database,
+        user: t.user,
+        password: gatehouse_mysql::BackendPassword::new(t.password.expose().to_string()),
+        tls,
+        connect_timeout: t.connect_timeout,
+        masking: None,
+        exempt_groups: Vec::new(),
     }
 }
 

@@ -201,7 +201,7 @@ pub(super) fn resolve_connection(
     problem: &mut Report<'_>,
 ) -> Option<MaskingSpec> {
     // http and mcp answers are documents: JSON path rules, not column rules.
-    let documents = kind != "postgres";
+    let documents = !matches!(kind, "postgres" | "mysql");
     let ok = std::cell::Cell::new(true);
     let mut fail = |key: String, reason: String| {
         ok.set(false);
@@ -221,6 +221,21 @@ pub(super) fn resolve_connection(
                 fail(
                     format!("{prefix}.{key}"),
                     "not used by ssh connections: their output is text, masked by detectors (and always by the secret detectors)".into(),
+                );
+            }
+        }
+    }
+    // MySQL results are masked by column origin and detectors; functions
+    // and column discovery are PostgreSQL's so far.
+    if kind == "mysql" {
+        for (key, set) in [
+            ("trusted_functions", !m.trusted_functions.is_empty()),
+            ("discover_columns", m.discover_columns.is_some()),
+        ] {
+            if set {
+                fail(
+                    format!("{prefix}.{key}"),
+                    "not supported on mysql connections yet (column rules, detectors and exempt_groups are)".into(),
                 );
             }
         }

@@ -7,6 +7,8 @@
 pub mod evidence_log;
 pub mod http;
 pub mod kube;
+pub mod mariadb;
+pub mod mysql;
 pub mod oidc;
 pub mod ssh;
 pub mod upstream;
@@ -54,6 +56,8 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     /// `[listeners] ssh` on a free port.
     pub ssh: bool,
+    /// `[listeners] mysql` on a free port.
+    pub mysql: bool,
 }
 
 impl Default for Options {
@@ -66,6 +70,7 @@ impl Default for Options {
             vars: Vec::new(),
             env: Vec::new(),
             ssh: false,
+            mysql: false,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct Harness {
     pub http_port: u16,
     /// The SSH listener, when the options asked for one.
     pub ssh_port: u16,
+    /// The MySQL listener, when the options asked for one.
+    pub mysql_port: u16,
     env: Vec<(&'static str, String)>,
     /// Backend passwords: they must never leave the gateway.
     pub backend_passwords: Vec<String>,
@@ -146,6 +153,12 @@ impl Harness {
         } else {
             String::new()
         };
+        let mysql_port = free_port().unwrap();
+        let mysql_listener = if opts.mysql {
+            format!("mysql = \"127.0.0.1:{mysql_port}\"")
+        } else {
+            String::new()
+        };
         let closed_port = free_port().unwrap();
         let policy_file = dir.path().join("policy.cedar");
         std::fs::write(&policy_file, opts.policy.as_deref().unwrap_or(ALLOW_ALL)).unwrap();
@@ -163,6 +176,7 @@ api_listen = "127.0.0.1:{api_port}"
 postgres = "127.0.0.1:{pg_port}"
 http = "127.0.0.1:{http_port}"
 {ssh_listener}
+{mysql_listener}
 plaintext_on_loopback = {plain}
 
 [tls]
@@ -246,6 +260,7 @@ connect_timeout = "3s"
             api_port,
             http_port,
             ssh_port,
+            mysql_port,
             env: opts.env,
             backend_passwords: vec![app_pw, md5_pw, plain_pw],
             ca_pem: ca.cert_pem(),
@@ -386,6 +401,57 @@ connect_timeout = "3s"
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    /// The id of the pending approval request whose text contains
+    /// `marker`, once it appears (within 20 s).
+    pub fn pending_approval(&self, marker: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.cli(&["approvals", "list", "--pending", "--json"]);
+            let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+            if let Some(r) = list.as_array().and_then(|a| {
+                a.iter()
+                    .find(|r| r["text"].as_str().unwrap_or("").contains(marker))
+            }) {
+                return r["id"].as_str().unwrap().to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no pending request for {marker}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The `statement_result` event of the action whose recorded text
+    /// contains `needle`, once it is written (within 15 s).
+    pub fn result_of(&self, needle: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let events = self.evidence_events();
+            let decided = events.iter().find(|e| {
+                e["kind"] == "statement"
+                    && e["payload"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains(needle))
+            });
+            if let Some(d) = decided {
+                let found = events.iter().find(|e| {
+                    e["kind"] == "statement_result"
+                        && e["payload"]["session"] == d["payload"]["session"]
+                        && e["payload"]["seq"] == d["payload"]["seq"]
+                });
+                if let Some(r) = found {
+                    return r.clone();
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no result for {needle:?}: {events:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn cli_ok(&self, args: &[&str]) -> String {

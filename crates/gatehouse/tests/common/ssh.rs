@@ -294,36 +294,10 @@ impl SshGateway {
         cmd
     }
 
-    /// The result of the action whose recorded text contains `needle`
-    /// (waiting for it: a result is written when its channel ends).
+    /// The result event of the action whose text contains `needle`.
     pub fn result_of(&self, needle: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let events = self.h.evidence_events();
-            let decided = events.iter().find(|e| {
-                e["kind"] == "statement"
-                    && e["payload"]["text"]
-                        .as_str()
-                        .is_some_and(|t| t.contains(needle))
-            });
-            if let Some(d) = decided {
-                let found = events.iter().find(|e| {
-                    e["kind"] == "statement_result"
-                        && e["payload"]["session"] == d["payload"]["session"]
-                        && e["payload"]["seq"] == d["payload"]["seq"]
-                });
-                if let Some(r) = found {
-                    return r.clone();
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no result for {needle:?}: {events:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.h.result_of(needle)
     }
-
     /// The recording an action's result names, as text.
     pub fn recording(&self, result: &serde_json::Value) -> String {
         let name = result["payload"]["stream"]["recording"]

@@ -1,0 +1,139 @@
+//! Gatehouse MySQL and MariaDB adapter.
+//!
+//! Callers log in with their token as the password (`mysql_clear_password`
+//! over TLS) and name the connection as the database. The gateway then logs
+//! in to the backend with its own credentials, and decides every command
+//! before any of it reaches the server: SQL is lexed the way the server's
+//! version lexes it (executable comments included) and parsed into the same
+//! actions, tables and flags as PostgreSQL statements, so the same Cedar
+//! policies apply. A statement it does not fully understand is refused.
+//! Results are masked by the columns' origins, which the protocol reports.
+//!
+//! - `listener.rs`: accept loop, one task per caller.
+//! - `handshake.rs`: the caller's login, on the core's login sequence.
+//! - `backend.rs` (+ `backend/auth.rs`): the backend login.
+//! - `session.rs`: the command loop; `gate.rs` decides, `results.rs`
+//!   relays (and masks) what the server answers, `refusals.rs` words every
+//!   error a caller sees.
+//! - `codec/`: framing and one file per message family; `sql/`: analysis.
+
+pub mod sql;
+
+mod action;
+mod backend;
+mod codec;
+mod gate;
+mod handshake;
+mod io;
+mod listener;
+mod refusals;
+mod results;
+mod session;
+
+pub use listener::MysqlGateway;
+
+use gatehouse_mask::MaskingEngine;
+use gatehouse_policy::PolicyHandle;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The backend password, never shown in debug output.
+#[derive(Clone)]
+pub struct BackendPassword(String);
+
+impl BackendPassword {
+    /// Wraps a password read from the environment or a file.
+    pub fn new(p: String) -> Self {
+        Self(p)
+    }
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for BackendPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackendPassword(<redacted>)")
+    }
+}
+
+/// How the gateway secures the backend leg.
+#[derive(Clone, Debug)]
+pub enum BackendTls {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, unverified.
+    Prefer(Arc<rustls::ClientConfig>),
+    /// TLS always, unverified.
+    Require(Arc<rustls::ClientConfig>),
+    /// TLS always, the certificate verified against the configured CA and host name.
+    VerifyFull(Arc<rustls::ClientConfig>),
+}
+
+/// One `kind = "mysql"` connection.
+#[derive(Clone, Debug)]
+pub struct MysqlTarget {
+    /// Its name: what callers pass as the database.
+    pub name: String,
+    /// The server's host.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The backend database sessions start in.
+    pub database: String,
+    /// The gateway's own user on it.
+    pub user: String,
+    /// That user's password.
+    pub password: BackendPassword,
+    /// TLS to it.
+    pub tls: BackendTls,
+    /// How long the connection and login to it may take.
+    pub connect_timeout: Duration,
+    /// Result masking for this connection (detectors and column rules).
+    pub masking: Option<Arc<MaskingEngine>>,
+    /// Groups whose members see results unmasked.
+    pub exempt_groups: Vec<String>,
+}
+
+/// What the MySQL listener needs.
+#[derive(Clone)]
+pub struct MysqlSettings {
+    /// The caller-facing TLS configuration.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// The `mysql` connections, by name.
+    pub connections: HashMap<String, Arc<MysqlTarget>>,
+    /// The policy.
+    pub policy: Arc<PolicyHandle>,
+    /// Masks what records keep (statement texts, parameters).
+    pub record_masking: Arc<MaskingEngine>,
+    /// How long a caller has to log in.
+    pub login_timeout: Duration,
+    /// The longest message a caller may send.
+    pub max_message: usize,
+    /// At most this many caller connections at once.
+    pub max_connections: usize,
+}
+
+/// Errors of the MySQL adapter.
+#[derive(Debug, thiserror::Error)]
+pub enum MysqlError {
+    /// A socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A message could not be read.
+    #[error("{0}")]
+    Frame(#[from] codec::FrameError),
+    /// TLS failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The backend answered something the gateway cannot use.
+    #[error("the MySQL server at {0}")]
+    Backend(String),
+    /// The backend refused the gateway's login.
+    #[error("the MySQL server refused the gateway's login: {0}")]
+    BackendLogin(String),
+    /// It took too long.
+    #[error("{0} took longer than {1:?}")]
+    Timeout(&'static str, Duration),
+}

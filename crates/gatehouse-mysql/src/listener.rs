@@ -1,0 +1,82 @@
+//! The MySQL listener: accepts callers (up to the connection limit, counted
+//! with every other listener's) and runs each one's login and session.
+
+use crate::handshake;
+use crate::MysqlSettings;
+use gatehouse_session::Gatekeeper;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What every connection of the listener shares.
+pub(crate) struct Gw {
+    pub(crate) settings: MysqlSettings,
+    pub(crate) gatekeeper: Gatekeeper,
+    /// The connection ids the gateway gives callers (never the backend's).
+    next_id: AtomicU32,
+}
+
+impl Gw {
+    /// A fresh caller-facing connection id.
+    pub(crate) fn connection_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed).max(1)
+    }
+}
+
+/// The MySQL listener.
+#[derive(Clone)]
+pub struct MysqlGateway {
+    gw: Arc<Gw>,
+}
+
+impl MysqlGateway {
+    /// A listener over these settings, letting callers in with `gatekeeper`.
+    pub fn new(settings: MysqlSettings, gatekeeper: Gatekeeper) -> Self {
+        Self {
+            gw: Arc::new(Gw {
+                settings,
+                gatekeeper,
+                next_id: AtomicU32::new(1),
+            }),
+        }
+    }
+
+    /// Accepts callers until `shutdown` reads true, then ends the open
+    /// sessions.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        let max = u32::try_from(self.gw.settings.max_connections).unwrap_or(u32::MAX);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let Some(slot) = self.gw.gatekeeper.occupancy().connection(max) else {
+                            tracing::warn!(%peer, "mysql listener: connection limit reached; closing a new connection");
+                            drop(stream);
+                            continue;
+                        };
+                        let gw = self.gw.clone();
+                        let stop = shutdown.clone();
+                        tasks.spawn(async move {
+                            handshake::serve(gw, stream, peer, stop).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "mysql listener: accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                () = stopped(&mut shutdown) => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Resolves once `shutdown` reads true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}

@@ -1,0 +1,384 @@
+//! Relays what the server answers a command with, frame by frame with one
+//! write to the caller per read from the server, and masks text result
+//! rows on the way: a column rule by the column's origin (the table and
+//! column its definition names), the detectors in every text column.
+//! Sequence numbers are the gateway's own towards the caller, so a row
+//! masked longer or shorter (or split anew) stays in order.
+
+use crate::backend::Backend;
+use crate::codec::result::{self, Column};
+use crate::codec::wire::{put_lenenc_bytes, Cursor};
+use crate::codec::{put_message, status, HEADER, MAX_PAYLOAD};
+use crate::io::Wire;
+use crate::MysqlError;
+use bytes::BytesMut;
+use gatehouse_core::MaskingSummary;
+use gatehouse_mask::{MaskTally, Masked, MaskingEngine, Scratch, SourceColumn, TextKind};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+/// How a command's answer ended.
+#[derive(Debug, Default)]
+pub(crate) struct Answered {
+    /// `OK` / `SELECT` per result, with their counts.
+    pub(crate) tags: Vec<String>,
+    /// Rows returned or affected, summed.
+    pub(crate) rows: u64,
+    /// The server's error, when it ended in one: SQLSTATE and message.
+    pub(crate) error: Option<(String, String)>,
+    /// What masking did.
+    pub(crate) masking: Option<MaskingSummary>,
+}
+
+/// How one result column's values are masked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Clear,
+    Detect,
+    Rule(usize),
+}
+
+/// Masking for one session's results.
+pub(crate) struct ResultMask {
+    pub(crate) engine: Arc<MaskingEngine>,
+}
+
+/// A message from the server: one frame in place, or a long one joined.
+enum Message {
+    Frame(BytesMut),
+    Joined(Vec<u8>),
+}
+
+impl Message {
+    fn payload(&self) -> &[u8] {
+        match self {
+            Self::Frame(f) => &f[HEADER..],
+            Self::Joined(p) => p,
+        }
+    }
+}
+
+/// The relay of one command's answer.
+pub(crate) struct Relay<'a> {
+    caller: &'a mut Wire,
+    backend: &'a mut Backend,
+    out: BytesMut,
+    seq: u8,
+    mask: Option<&'a ResultMask>,
+    tally: Option<MaskTally>,
+    scratch: Scratch,
+    sent: u64,
+}
+
+impl<'a> Relay<'a> {
+    /// `seq`: the sequence number of the caller's command.
+    pub(crate) fn new(
+        caller: &'a mut Wire,
+        backend: &'a mut Backend,
+        seq: u8,
+        mask: Option<&'a ResultMask>,
+    ) -> Self {
+        Self {
+            caller,
+            backend,
+            out: BytesMut::with_capacity(16 * 1024),
+            seq: seq.wrapping_add(1),
+            tally: mask.map(|m| m.engine.tally()),
+            mask,
+            scratch: Scratch::default(),
+            sent: 0,
+        }
+    }
+
+    /// Bytes written to the caller.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// The next message; what is gathered for the caller is written first
+    /// when the server has nothing more buffered.
+    async fn next(&mut self) -> Result<Message, MysqlError> {
+        let mut joined: Option<Vec<u8>> = None;
+        loop {
+            let Some(frame) = self.backend.reader.frame() else {
+                self.flush().await?;
+                self.backend.reader.fill(&mut self.backend.wire).await?;
+                continue;
+            };
+            let long = frame.len() - HEADER == MAX_PAYLOAD;
+            match (joined.as_mut(), long) {
+                (None, false) => return Ok(Message::Frame(frame)),
+                (None, true) => joined = Some(frame[HEADER..].to_vec()),
+                (Some(j), _) => {
+                    j.extend_from_slice(&frame[HEADER..]);
+                    if !long {
+                        return Ok(Message::Joined(joined.unwrap_or_default()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `m` on to the caller as it came.
+    fn pass(&mut self, m: Message) {
+        match m {
+            Message::Frame(mut f) => {
+                f[3] = self.seq;
+                self.seq = self.seq.wrapping_add(1);
+                self.out.extend_from_slice(&f);
+            }
+            Message::Joined(p) => self.put(&p),
+        }
+    }
+
+    /// Sends a payload of the gateway's own making.
+    pub(crate) fn put(&mut self, payload: &[u8]) {
+        self.seq = put_message(&mut self.out, self.seq, payload);
+    }
+
+    /// Writes what is gathered.
+    pub(crate) async fn flush(&mut self) -> Result<(), MysqlError> {
+        if !self.out.is_empty() {
+            self.caller.write_all(&self.out).await?;
+            self.sent += self.out.len() as u64;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Relays the answer to a command that gets one OK or ERR (or, for
+    /// `COM_STATISTICS`, a string).
+    pub(crate) async fn single(&mut self) -> Result<Answered, MysqlError> {
+        let m = self.next().await?;
+        let mut answered = Answered::default();
+        if let Some(e) = result::Err::parse(m.payload()) {
+            answered.error = Some((e.sqlstate, e.message));
+        } else if let Some(ok) = result::Ok::parse(m.payload()) {
+            answered.tags.push(format!("OK {}", ok.affected_rows));
+        }
+        self.pass(m);
+        self.flush().await?;
+        Ok(answered)
+    }
+
+    /// Relays column definitions up to their EOF (`COM_FIELD_LIST`), or an ERR.
+    pub(crate) async fn field_list(&mut self) -> Result<Answered, MysqlError> {
+        let mut answered = Answered::default();
+        loop {
+            let m = self.next().await?;
+            let p = m.payload();
+            let end = result::is_eof(p);
+            if let Some(e) = result::Err::parse(p) {
+                answered.error = Some((e.sqlstate, e.message));
+                self.pass(m);
+                break;
+            }
+            self.pass(m);
+            if end {
+                break;
+            }
+            answered.rows += 1;
+        }
+        self.flush().await?;
+        answered.tags.push(format!("FIELDS {}", answered.rows));
+        Ok(answered)
+    }
+
+    /// Relays a query's answer: results (several, for a procedure) of OKs
+    /// and result sets, or an ERR; masks the rows.
+    pub(crate) async fn query(&mut self) -> Result<Answered, MysqlError> {
+        let mut answered = Answered::default();
+        loop {
+            let m = self.next().await?;
+            let p = m.payload();
+            let more = match p.first() {
+                Some(&result::OK) => {
+                    let ok = result::Ok::parse(p).unwrap_or_default();
+                    answered.tags.push(format!("OK {}", ok.affected_rows));
+                    answered.rows += ok.affected_rows;
+                    self.pass(m);
+                    ok.status & status::MORE_RESULTS_EXISTS != 0
+                }
+                Some(&result::ERR) => {
+                    if let Some(e) = result::Err::parse(p) {
+                        answered.error = Some((e.sqlstate, e.message));
+                    }
+                    self.pass(m);
+                    false
+                }
+                Some(&result::LOCAL_INFILE) if p.len() > 1 => {
+                    self.refuse_local_infile().await?;
+                    answered.error = Some(("HY000".into(), LOCAL_INFILE_REFUSED.into()));
+                    false
+                }
+                _ => self.result_set(m, &mut answered).await?,
+            };
+            if !more {
+                break;
+            }
+        }
+        self.flush().await?;
+        if let (Some(mask), Some(tally)) = (self.mask, self.tally.take()) {
+            if !tally.is_empty() {
+                let (detectors, rules) = tally.named(&mask.engine);
+                answered.masking = Some(MaskingSummary {
+                    values_masked: tally.total(),
+                    detectors,
+                    rules,
+                    exempt_group: None,
+                });
+            }
+        }
+        Ok(answered)
+    }
+
+    /// A server asked the caller for a file (it was never offered
+    /// LOCAL_FILES, so this is a misbehaving server): it gets an empty
+    /// file, its answer is dropped, and the caller an error.
+    async fn refuse_local_infile(&mut self) -> Result<(), MysqlError> {
+        let next = self.seq;
+        crate::codec::write_message(&mut self.backend.wire, next, &[]).await?;
+        let _ = self.backend.reader.message(&mut self.backend.wire).await?;
+        let e = crate::refusals::denied(LOCAL_INFILE_REFUSED);
+        self.put(&e.encode());
+        Ok(())
+    }
+
+    /// One result set: column count, definitions, EOF, rows, EOF (or ERR).
+    /// Whether another result follows.
+    async fn result_set(
+        &mut self,
+        first: Message,
+        answered: &mut Answered,
+    ) -> Result<bool, MysqlError> {
+        let count = Cursor::new(first.payload())
+            .lenenc()
+            .ok_or_else(|| MysqlError::Backend("sent a malformed result set".into()))?;
+        self.pass(first);
+        let mut plans = Vec::new();
+        for _ in 0..count {
+            let m = self.next().await?;
+            let column = Column::parse(m.payload())
+                .ok_or_else(|| MysqlError::Backend("sent a malformed column definition".into()))?;
+            let plan = self.plan(&column);
+            match (plan, m) {
+                // A masked number or date becomes text the client reads as text.
+                (Plan::Rule(_), Message::Frame(mut f)) if !column.is_textual() => {
+                    column.retype_as_text(&mut f[HEADER..]);
+                    self.pass(Message::Frame(f));
+                }
+                (_, m) => self.pass(m),
+            }
+            plans.push(plan);
+        }
+        let eof = self.next().await?;
+        self.pass(eof);
+        let masking = plans.iter().any(|p| *p != Plan::Clear);
+        let mut rows = 0u64;
+        loop {
+            let m = self.next().await?;
+            let p = m.payload();
+            if result::is_eof(p) {
+                let st = result::eof_status(p).unwrap_or(0);
+                self.pass(m);
+                answered.tags.push(format!("SELECT {rows}"));
+                answered.rows += rows;
+                return Ok(st & status::MORE_RESULTS_EXISTS != 0);
+            }
+            if let Some(e) = result::Err::parse(p) {
+                answered.error = Some((e.sqlstate, e.message));
+                self.pass(m);
+                answered.rows += rows;
+                return Ok(false);
+            }
+            rows += 1;
+            if !masking {
+                self.pass(m);
+                continue;
+            }
+            match self.mask_row(m.payload(), &plans) {
+                Some(masked) => self.put(&masked),
+                None => self.pass(m),
+            }
+        }
+    }
+
+    fn plan(&self, column: &Column) -> Plan {
+        let Some(mask) = self.mask else {
+            return Plan::Clear;
+        };
+        let source = (!column.org_table.is_empty() && !column.org_name.is_empty()).then(|| {
+            SourceColumn {
+                schema: &column.schema,
+                table: &column.org_table,
+                column: &column.org_name,
+            }
+        });
+        match mask.engine.rule_for(source.as_ref(), &column.name) {
+            Some(rule) => Plan::Rule(rule),
+            None if column.is_textual() => Plan::Detect,
+            None => Plan::Clear,
+        }
+    }
+
+    /// The row masked, or `None` when nothing in it needed masking.
+    fn mask_row(&mut self, payload: &[u8], plans: &[Plan]) -> Option<Vec<u8>> {
+        let mask = self.mask?;
+        let tally = self.tally.as_mut()?;
+        let engine = &mask.engine;
+        let mut c = Cursor::new(payload);
+        let mut out: Option<Vec<u8>> = None;
+        let mut value_buf = Vec::new();
+        for plan in plans {
+            let before = payload.len() - c.rest().len();
+            let value = c.row_value()?;
+            let masked = match (plan, value) {
+                (_, None) | (Plan::Clear, _) => None,
+                (Plan::Rule(rule), Some(v)) => {
+                    value_buf.clear();
+                    Some(engine.mask_by_rule(*rule, v, &mut value_buf, tally))
+                }
+                (Plan::Detect, Some(v)) => {
+                    if !engine.may_mask(v) {
+                        None
+                    } else {
+                        value_buf.clear();
+                        let m = engine.mask_text(
+                            v,
+                            TextKind::Plain,
+                            &mut value_buf,
+                            &mut self.scratch,
+                            tally,
+                        );
+                        (m != Masked::Clean).then_some(m)
+                    }
+                }
+            };
+            match masked {
+                Some(m) => {
+                    let o = out.get_or_insert_with(|| {
+                        let mut o = Vec::with_capacity(payload.len() + 16);
+                        // Every column before this one, as it came.
+                        o.extend_from_slice(&payload[..before]);
+                        o
+                    });
+                    match m {
+                        Masked::Null => o.push(0xFB),
+                        _ => put_lenenc_bytes(o, &value_buf),
+                    }
+                }
+                None => {
+                    if let Some(o) = out.as_mut() {
+                        let after = payload.len() - c.rest().len();
+                        o.extend_from_slice(&payload[before..after]);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+const LOCAL_INFILE_REFUSED: &str =
+    "the server asked for a file from the client (LOAD DATA LOCAL): the gateway never lets a \
+     server read files from the client";

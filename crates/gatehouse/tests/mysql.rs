@@ -1,0 +1,432 @@
+//! MySQL through the gateway, end to end: the real `gatehouse` binary in
+//! front of a real MariaDB server (`tests/common/mariadb.rs`), driven by the
+//! `mariadb` CLI and by Python's PyMySQL and MySQL Connector/Python. Each
+//! check asserts what the client got, what the server holds afterwards, and
+//! what the evidence log keeps.
+
+mod common;
+
+use common::mariadb::{json_lines, ED25519_PASSWORD, ED25519_USER};
+use common::mysql::MysqlGateway;
+use common::{stderr, stdout};
+
+const POLICY: &str = r#"
+@id("connect")
+permit (principal, action == Gatehouse::Action::"connect", resource);
+
+@id("jobs-work")
+permit (principal in Gatehouse::Group::"jobs", action, resource)
+unless { action == Gatehouse::Action::"connect" };
+
+@id("no-schema-changes")
+forbid (principal, action in [Gatehouse::Action::"ddl", Gatehouse::Action::"dcl",
+    Gatehouse::Action::"admin", Gatehouse::Action::"truncate",
+    Gatehouse::Action::"copy_out", Gatehouse::Action::"copy_in",
+    Gatehouse::Action::"procedural", Gatehouse::Action::"function"], resource);
+
+@id("unbounded-deletes")
+@approval("dba")
+forbid (principal, action == Gatehouse::Action::"delete", resource)
+when { context.has_where == false };
+
+@id("price-changes-wait")
+@approval("dba-hold")
+forbid (principal, action == Gatehouse::Action::"update", resource)
+when { resource.name == "orders" && context.has_where == false };
+"#;
+
+const SETUP: &str = "
+CREATE TABLE orders (id INT PRIMARY KEY, item VARCHAR(50), total DECIMAL(10,2));
+INSERT INTO orders VALUES (1, 'book', 12.50), (2, 'pen', 1.20), (3, 'lamp', 30.00);
+CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50), ssn VARCHAR(11),
+    email VARCHAR(100), pin INT);
+INSERT INTO customers VALUES (1, 'Ann', '123-45-6789', 'ann@example.com', 4321),
+    (2, 'Bob', '987-65-4321', 'bob@example.com', 1234);
+";
+
+const ROUTES: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba"]
+mode = "request"
+
+[[approval.route]]
+name = "dba-hold"
+approvers = ["dba"]
+mode = "hold"
+hold_timeout = "60s"
+
+[connection.masking]
+detectors = ["email"]
+
+[[connection.masking.rule]]
+column = "customers.ssn"
+strategy = "partial:4"
+
+[[connection.masking.rule]]
+column = "customers.pin"
+strategy = "redact"
+"#;
+
+fn gateway(db: &str) -> (MysqlGateway, String, String) {
+    let g = MysqlGateway::start(POLICY, db, SETUP, ROUTES);
+    let job = g.h.token("ci-job", &["jobs"], "1h");
+    let dba = g.h.token("alice", &["dba"], "1h");
+    (g, job, dba)
+}
+
+#[test]
+fn a_job_with_only_its_token_works_through_the_mariadb_cli_and_python_drivers() {
+    let (g, job, _) = gateway("t_basics");
+    // The mariadb CLI, TLS verified against the gateway's CA.
+    let out = g.run(&job, "SELECT id, item FROM orders ORDER BY id");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim_end(), "1\tbook\n2\tpen\n3\tlamp");
+    let out = g.run(
+        &job,
+        "INSERT INTO orders VALUES (4, 'mug', 8.00); UPDATE orders SET total = 9.00 WHERE id = 4",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(g.backend("SELECT total FROM orders WHERE id = 4"), "9.00");
+    // USE and the current database: unqualified names follow it.
+    let out = g.run(
+        &job,
+        &format!("USE `{}`; SELECT COUNT(*) FROM orders", g.db),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "4");
+    // PyMySQL and Connector/Python, each with its own way to the token.
+    for driver in ["pymysql", "connector"] {
+        let out = g
+            .python(&job)
+            .args(["--driver", driver, "--cleartext"])
+            .args(["SELECT item FROM orders WHERE id = 2", "SELECT 1 + 1"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{driver}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let lines = json_lines(&out);
+        assert_eq!(lines[0], serde_json::json!(["pen"]), "{driver}");
+        assert_eq!(lines[1], serde_json::json!([2]), "{driver}");
+    }
+}
+
+#[test]
+fn logins_without_tls_a_token_or_a_known_connection_are_refused_clearly() {
+    let (g, job, _) = gateway("t_logins");
+    let out = g.run("not-a-token", "SELECT 1");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("1045"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("authentication failed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = g
+        .cli(&job, "no-such-db")
+        .arg("--execute=SELECT 1")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("1049"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"no-such-db\" is not configured"),
+        "{}",
+        stderr(&out)
+    );
+    // Without TLS, from loopback without plaintext_on_loopback.
+    let out = common::mariadb::mariadb_cli(g.h.mysql_port)
+        .args(["--user=job", "--skip-ssl", "--database=shop-db"])
+        .arg(format!("--password={job}"))
+        .arg("--execute=SELECT 1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("requires TLS"), "{}", stderr(&out));
+    // The connection as the user name, without a database.
+    let out = common::mariadb::mariadb_cli(g.h.mysql_port)
+        .args(["--user=shop-db", "--batch", "--skip-column-names"])
+        .arg(format!("--password={job}"))
+        .arg(format!("--ssl-ca={}", g.ca_file.display()))
+        .arg("--execute=SELECT COUNT(*) FROM orders")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "3");
+    // Every refusal is in the evidence log; the token never is.
+    let events = g.h.evidence_events();
+    let failures = events
+        .iter()
+        .filter(|e| e["kind"] == "auth_failure" && e["payload"]["protocol"] == "mysql")
+        .count();
+    assert!(failures >= 3, "{events:?}");
+    let log = serde_json::to_string(&events).unwrap();
+    assert!(!log.contains(&job));
+}
+
+#[test]
+fn the_gateway_logs_in_to_mariadb_with_ed25519() {
+    let g = MysqlGateway::start_as(
+        POLICY,
+        "t_ed25519",
+        "CREATE TABLE t (x INT); INSERT INTO t VALUES (7)",
+        ROUTES,
+        ED25519_USER,
+        ED25519_PASSWORD,
+    );
+    let job = g.h.token("ci-job", &["jobs"], "1h");
+    let out = g.run(&job, "SELECT x, CURRENT_USER() FROM t");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("7\t{ED25519_USER}@")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn destructive_statements_are_refused_or_wait_for_an_approver() {
+    let (g, job, dba) = gateway("t_approvals");
+    let out = g.run(&job, "DROP TABLE orders");
+    assert!(
+        stderr(&out).contains("ERROR 1227 (42000)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    // Request mode: refused naming the request; runs once after approval.
+    let out = g.run(&job, "DELETE FROM orders");
+    let err = stderr(&out);
+    assert!(err.contains("approval required"), "{err}");
+    assert!(err.contains("gatehouse approvals approve"), "{err}");
+    assert_eq!(g.backend("SELECT COUNT(*) FROM orders"), "3");
+    let id = g.h.pending_approval("DELETE FROM orders");
+    let out = g.h.cli(&["approvals", "approve", &id, "--token", &dba]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = g.run(&job, "DELETE FROM orders");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(g.backend("SELECT COUNT(*) FROM orders"), "0");
+    // Once only.
+    let out = g.run(&job, "DELETE FROM orders");
+    assert!(
+        stderr(&out).contains("approval required"),
+        "{}",
+        stderr(&out)
+    );
+    // Hold mode: the statement waits until an approver approves it.
+    g.backend("INSERT INTO orders VALUES (1, 'book', 12.50)");
+    let child = g
+        .cli(&job, "shop-db")
+        .arg("--execute=UPDATE orders SET total = 0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = g.h.pending_approval("UPDATE orders SET total = 0");
+    assert_eq!(g.backend("SELECT total FROM orders"), "12.50");
+    let out = g.h.cli(&["approvals", "approve", &id, "--token", &dba]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(g.backend("SELECT total FROM orders"), "0.00");
+}
+
+/// Statements that try to get something refused past the analysis. Each
+/// must be refused, and the server must be untouched.
+const BYPASSES: &[&str] = &[
+    "DROP TABLE orders",
+    "DROP/**/TABLE orders",
+    "/*!50000 DROP TABLE orders */",
+    "/*!DROP TABLE orders*/",
+    "/*M!100000 DROP TABLE orders */",
+    "SELECT 1 /*!, (SELECT 1) */; DROP TABLE orders",
+    "SELECT 1; DROP TABLE orders",
+    "SELECT 1 # a comment\n; DROP TABLE orders",
+    "SELECT 1 -- a comment\n; DROP TABLE orders",
+    "SELECT 1 /* unterminated",
+    "TRUNCATE orders",
+    "DELETE FROM orders",
+    "DELETE/**/FROM/**/orders",
+    "DELETE FROM orders -- WHERE id = 1",
+    "DELETE FROM orders # WHERE id = 1",
+    "/*!50000 DELETE */ FROM orders",
+    "SELECT * FROM orders INTO OUTFILE '/tmp/gatehouse-orders.txt'",
+    "SELECT * FROM orders INTO/**/OUTFILE '/tmp/gatehouse-orders.txt'",
+    "SELECT * FROM orders INTO DUMPFILE '/tmp/gatehouse-orders.bin'",
+    "PREPARE s FROM 'DROP TABLE orders'",
+    "PREPARE s FROM 'DELETE FROM orders'",
+    "EXECUTE never_prepared",
+    "PREPARE s FROM @q",
+    "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE orders",
+    "LOAD DATA INFILE '/etc/passwd' INTO TABLE orders",
+    "SELECT load_file('/etc/passwd')",
+    "SELECT sleep(0)",
+    "DO sleep(0)",
+    "CALL mysql.some_procedure()",
+    "SET GLOBAL general_log = 1",
+    "SET NAMES gbk",
+    "REPLACE INTO orders VALUES (1, 'x', 0)",
+    "CREATE TABLE t2 AS SELECT * FROM orders",
+    "GRANT ALL ON *.* TO 'gh_native'@'%'",
+    "KILL 1",
+];
+
+#[test]
+fn no_comment_quote_or_statement_trick_gets_a_refused_statement_through() {
+    let (g, job, _) = gateway("t_bypass");
+    let before = g.backend("CHECKSUM TABLE orders");
+    for sql in BYPASSES {
+        let out = g.python(&job).arg(sql).output().unwrap();
+        let lines = json_lines(&out);
+        let last = lines.last().cloned().unwrap_or_default();
+        assert!(
+            !out.status.success() && last["errno"].is_number(),
+            "{sql:?} was not refused: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let errno = last["errno"].as_u64().unwrap();
+        assert!(
+            [1227, 1064, 1047].contains(&errno),
+            "{sql:?}: refused by the server, not the gateway: {last}"
+        );
+    }
+    // Strings are read as the server reads them: a backslash-escaped quote
+    // keeps the rest inside the string (one harmless statement)…
+    let trick = r"SELECT '\'; DROP TABLE orders; -- '";
+    let out = g.python(&job).arg(trick).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        json_lines(&out)[0],
+        serde_json::json!(["'; DROP TABLE orders; -- "])
+    );
+    // …but under NO_BACKSLASH_ESCAPES the same text is a string and a second
+    // statement: refused. ANSI_QUOTES makes "orders" a table name.
+    let out = g
+        .python(&job)
+        .args(["SET sql_mode = 'NO_BACKSLASH_ESCAPES'", trick])
+        .output()
+        .unwrap();
+    let lines = json_lines(&out);
+    assert_eq!(lines.last().unwrap()["errno"], 1064, "{lines:?}");
+    let out = g
+        .python(&job)
+        .args([
+            "SET sql_mode = 'ANSI_QUOTES'",
+            "SELECT COUNT(*) FROM \"orders\"",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(json_lines(&out).last().unwrap(), &serde_json::json!([3]));
+    // Multi-statements through the client flag are never turned on.
+    let out = g
+        .python(&job)
+        .args(["--multi", "SELECT 1; DROP TABLE orders"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert_eq!(g.backend("CHECKSUM TABLE orders"), before);
+    assert_eq!(
+        g.backend("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"),
+        "2"
+    );
+    assert!(!std::path::Path::new("/tmp/gatehouse-orders.txt").exists());
+    // Each refusal is a refused statement in the evidence log (deletes
+    // without WHERE as needing review: their requests are filed).
+    let events = g.h.evidence_events();
+    let denied = events
+        .iter()
+        .filter(|e| {
+            e["kind"] == "statement"
+                && ["deny", "review"]
+                    .contains(&e["payload"]["decision"]["decision"].as_str().unwrap_or(""))
+        })
+        .count();
+    assert!(denied >= BYPASSES.len() - 2, "{denied}");
+}
+
+#[test]
+fn masked_columns_stay_masked_and_cannot_leave_through_an_expression() {
+    let (g, job, _) = gateway("t_masking");
+    let out = g.run(
+        &job,
+        "SELECT name, ssn, email, pin FROM customers ORDER BY id",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains("123-45-6789") && !text.contains("ann@example.com"),
+        "{text}"
+    );
+    assert!(!text.contains("4321\n"), "{text}");
+    assert!(
+        text.contains("6789"),
+        "partial:4 keeps the last four: {text}"
+    );
+    // Under an alias, and from PyMySQL (which parses numbers: the masked
+    // number column is sent as text).
+    let out = g
+        .python(&job)
+        .args(["SELECT ssn AS s, pin AS p FROM customers WHERE id = 2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let row = stdout(&out);
+    assert!(
+        !row.contains("987-65-4321") && !row.contains("1234"),
+        "{row}"
+    );
+    // Expressions lose the column's origin: refused before they run.
+    for sql in [
+        "SELECT CONCAT(ssn, '') FROM customers",
+        "SELECT UPPER(ssn) FROM customers",
+        "SELECT name FROM customers UNION SELECT ssn FROM customers",
+        "SELECT pin + 0 FROM customers",
+    ] {
+        let out = g.run(&job, sql);
+        assert!(
+            stderr(&out).contains("ERROR 1227")
+                && stderr(&out).contains("select the column directly"),
+            "{sql}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    // A filter does not send the value out.
+    let out = g.run(&job, "SELECT name FROM customers WHERE ssn LIKE '987%'");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Bob");
+}
+
+#[test]
+fn every_statement_is_in_the_signed_evidence_log() {
+    let (g, job, _) = gateway("t_evidence");
+    let out = g.run(
+        &job,
+        "SELECT item FROM orders WHERE id = 1; DROP TABLE orders",
+    );
+    assert!(!out.status.success());
+    let select = g.h.result_of("SELECT item FROM orders WHERE id = 1");
+    assert_eq!(select["payload"]["command_tag"], "SELECT 1", "{select}");
+    assert_eq!(select["payload"]["protocol"], "simple", "{select}");
+    let drop = g.h.result_of("DROP TABLE orders");
+    assert_eq!(drop["payload"]["decision"], "deny", "{drop}");
+    assert_eq!(drop["payload"]["sqlstate"], "42000", "{drop}");
+    let events = g.h.evidence_events();
+    let start = events
+        .iter()
+        .find(|e| e["kind"] == "session_start")
+        .expect("the session's start");
+    assert_eq!(start["payload"]["protocol"], "mysql", "{start}");
+    assert_eq!(start["payload"]["connection"], "shop-db", "{start}");
+    let out = g.h.cli(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
