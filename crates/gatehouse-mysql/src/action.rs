@@ -13,6 +13,8 @@ pub(crate) struct Action {
     pub(crate) seq: u64,
     /// As records keep it.
     pub(crate) text: String,
+    /// Its parameters as records keep them (masked).
+    pub(crate) params: Vec<Option<String>>,
     /// `simple` (a query) or `extended` (a prepared statement).
     flavour: &'static str,
     started: Timestamp,
@@ -21,10 +23,16 @@ pub(crate) struct Action {
 
 impl Action {
     /// The session's next action, starting now.
-    pub(crate) fn begin(session: &Session, text: String, flavour: &'static str) -> Self {
+    pub(crate) fn begin(
+        session: &Session,
+        text: String,
+        flavour: &'static str,
+        params: Vec<Option<String>>,
+    ) -> Self {
         Self {
             seq: session.next_seq(),
             text,
+            params,
             flavour,
             started: Timestamp::now(),
             clock: std::time::Instant::now(),
@@ -43,7 +51,7 @@ impl Action {
             seq: self.seq,
             flavour: self.flavour,
             text: &self.text,
-            parameters: 0,
+            parameters: self.params.len(),
             decision,
         });
         if let Some(id) = approval {
@@ -67,7 +75,7 @@ impl Action {
             seq: self.seq,
             protocol: self.flavour.into(),
             text: self.text,
-            params: Vec::new(),
+            params: self.params,
             started_at: self.started,
             duration_us: self.clock.elapsed().as_micros() as u64,
             outcome,

@@ -45,7 +45,12 @@ pub(crate) async fn connect(
     let login = login(target, caller_caps, collation, max_message);
     let mut backend = tokio::time::timeout(target.connect_timeout, login)
         .await
-        .map_err(|_| MysqlError::Timeout("connecting and logging in to the MySQL server", target.connect_timeout))??;
+        .map_err(|_| {
+            MysqlError::Timeout(
+                "connecting and logging in to the MySQL server",
+                target.connect_timeout,
+            )
+        })??;
     backend.read_sql_mode().await?;
     Ok(backend)
 }
@@ -289,10 +294,7 @@ impl Backend {
 
 /// Sets the dialect's quoting flags from a `sql_mode` value.
 pub(crate) fn apply_sql_mode(dialect: &mut Dialect, mode: &str) {
-    let has = |flag: &str| {
-        mode.split(',')
-            .any(|m| m.trim().eq_ignore_ascii_case(flag))
-    };
+    let has = |flag: &str| mode.split(',').any(|m| m.trim().eq_ignore_ascii_case(flag));
     // ANSI is a combination mode that includes ANSI_QUOTES.
     dialect.ansi_quotes = has("ANSI_QUOTES") || has("ANSI");
     dialect.no_backslash_escapes = has("NO_BACKSLASH_ESCAPES");

@@ -104,7 +104,10 @@ impl Gate {
             a.actions.iter().filter_map(|x| x.table.as_ref()).any(|t| {
                 t.name.eq_ignore_ascii_case(table)
                     && schema.as_deref().is_none_or(|s| {
-                        t.schema.as_deref().unwrap_or(&self.database).eq_ignore_ascii_case(s)
+                        t.schema
+                            .as_deref()
+                            .unwrap_or(&self.database)
+                            .eq_ignore_ascii_case(s)
                     })
             })
         };

@@ -120,7 +120,9 @@ pub(crate) async fn serve(
         Ok(b) => b,
         Err(e) => {
             tracing::warn!(connection = %target.name, error = %e, "mysql: could not log in to the backend");
-            return caller.refuse(&refusals::backend_unavailable(&target.name)).await;
+            return caller
+                .refuse(&refusals::backend_unavailable(&target.name))
+                .await;
         }
     };
     tracing::debug!(connection = %target.name, server = %backend.server_version, "mysql: logged in to the backend");
@@ -150,7 +152,16 @@ pub(crate) async fn serve(
             .await;
         return;
     }
-    let s = MysqlSession::new(gw, caller, backend, session, identity, target, peer, connection_id);
+    let s = MysqlSession::new(
+        gw,
+        caller,
+        backend,
+        session,
+        identity,
+        target,
+        peer,
+        connection_id,
+    );
     s.run(stop).await;
 }
 
@@ -194,11 +205,7 @@ async fn greet(
         seq = s.wrapping_add(1);
         payload = p;
     }
-    let mut caller = Caller {
-        wire,
-        reader,
-        seq,
-    };
+    let mut caller = Caller { wire, reader, seq };
     match HandshakeResponse::parse(&payload) {
         Some(r) => Ok((caller, r)),
         None => {

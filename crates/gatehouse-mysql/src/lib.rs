@@ -26,9 +26,11 @@ mod gate;
 mod handshake;
 mod io;
 mod listener;
+mod prepared;
 mod refusals;
 mod results;
 mod session;
+mod statement;
 
 pub use listener::MysqlGateway;
 

@@ -60,7 +60,10 @@ pub(crate) fn login(refusal: &LoginRefusal) -> Err {
         other => err(
             ACCESS_DENIED,
             "28000",
-            format!("gatehouse: {}", other.message().trim_start_matches("gatehouse: ")),
+            format!(
+                "gatehouse: {}",
+                other.message().trim_start_matches("gatehouse: ")
+            ),
         ),
     }
 }

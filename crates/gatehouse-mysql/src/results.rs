@@ -6,6 +6,7 @@
 //! masked longer or shorter (or split anew) stays in order.
 
 use crate::backend::Backend;
+use crate::codec::binary;
 use crate::codec::result::{self, Column};
 use crate::codec::wire::{put_lenenc_bytes, Cursor};
 use crate::codec::{put_message, status, HEADER, MAX_PAYLOAD};
@@ -36,6 +37,23 @@ enum Plan {
     Clear,
     Detect,
     Rule(usize),
+}
+
+/// A result column as masking needs it.
+#[derive(Clone, Copy)]
+struct Col {
+    plan: Plan,
+    column_type: u8,
+    unsigned: bool,
+}
+
+/// How a result's rows are encoded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// `COM_QUERY`: every value a length-encoded string.
+    Text,
+    /// `COM_STMT_EXECUTE`: a NULL bitmap, then each value in its type's encoding.
+    Binary,
 }
 
 /// Masking for one session's results.
@@ -161,6 +179,35 @@ impl<'a> Relay<'a> {
         Ok(answered)
     }
 
+    /// Relays a `COM_STMT_PREPARE`'s answer: the statement's id and shape
+    /// (then its parameter and column definitions), or the server's error.
+    pub(crate) async fn prepared(
+        &mut self,
+    ) -> Result<Result<binary::PrepareOk, (String, String)>, MysqlError> {
+        let m = self.next().await?;
+        if let Some(e) = result::Err::parse(m.payload()) {
+            self.pass(m);
+            self.flush().await?;
+            return Ok(Err((e.sqlstate, e.message)));
+        }
+        let ok = binary::PrepareOk::parse(m.payload()).ok_or_else(|| {
+            MysqlError::Backend("sent a malformed COM_STMT_PREPARE answer".into())
+        })?;
+        self.pass(m);
+        for n in [ok.params, ok.columns] {
+            if n == 0 {
+                continue;
+            }
+            // The definitions, then an EOF.
+            for _ in 0..=n {
+                let m = self.next().await?;
+                self.pass(m);
+            }
+        }
+        self.flush().await?;
+        Ok(Ok(ok))
+    }
+
     /// Relays column definitions up to their EOF (`COM_FIELD_LIST`), or an ERR.
     pub(crate) async fn field_list(&mut self) -> Result<Answered, MysqlError> {
         let mut answered = Answered::default();
@@ -186,7 +233,7 @@ impl<'a> Relay<'a> {
 
     /// Relays a query's answer: results (several, for a procedure) of OKs
     /// and result sets, or an ERR; masks the rows.
-    pub(crate) async fn query(&mut self) -> Result<Answered, MysqlError> {
+    pub(crate) async fn query(&mut self, rows: Rows) -> Result<Answered, MysqlError> {
         let mut answered = Answered::default();
         loop {
             let m = self.next().await?;
@@ -211,7 +258,7 @@ impl<'a> Relay<'a> {
                     answered.error = Some(("HY000".into(), LOCAL_INFILE_REFUSED.into()));
                     false
                 }
-                _ => self.result_set(m, &mut answered).await?,
+                _ => self.result_set(m, &mut answered, rows).await?,
             };
             if !more {
                 break;
@@ -250,6 +297,7 @@ impl<'a> Relay<'a> {
         &mut self,
         first: Message,
         answered: &mut Answered,
+        encoding: Rows,
     ) -> Result<bool, MysqlError> {
         let count = Cursor::new(first.payload())
             .lenenc()
@@ -269,11 +317,15 @@ impl<'a> Relay<'a> {
                 }
                 (_, m) => self.pass(m),
             }
-            plans.push(plan);
+            plans.push(Col {
+                plan,
+                column_type: column.column_type,
+                unsigned: column.flags & binary::UNSIGNED_FLAG != 0,
+            });
         }
         let eof = self.next().await?;
         self.pass(eof);
-        let masking = plans.iter().any(|p| *p != Plan::Clear);
+        let masking = plans.iter().any(|c| c.plan != Plan::Clear);
         let mut rows = 0u64;
         loop {
             let m = self.next().await?;
@@ -296,7 +348,11 @@ impl<'a> Relay<'a> {
                 self.pass(m);
                 continue;
             }
-            match self.mask_row(m.payload(), &plans) {
+            let masked = match encoding {
+                Rows::Text => self.mask_row(m.payload(), &plans),
+                Rows::Binary => self.mask_binary_row(m.payload(), &plans),
+            };
+            match masked {
                 Some(masked) => self.put(&masked),
                 None => self.pass(m),
             }
@@ -307,13 +363,12 @@ impl<'a> Relay<'a> {
         let Some(mask) = self.mask else {
             return Plan::Clear;
         };
-        let source = (!column.org_table.is_empty() && !column.org_name.is_empty()).then(|| {
-            SourceColumn {
+        let source =
+            (!column.org_table.is_empty() && !column.org_name.is_empty()).then(|| SourceColumn {
                 schema: &column.schema,
                 table: &column.org_table,
                 column: &column.org_name,
-            }
-        });
+            });
         match mask.engine.rule_for(source.as_ref(), &column.name) {
             Some(rule) => Plan::Rule(rule),
             None if column.is_textual() => Plan::Detect,
@@ -322,38 +377,26 @@ impl<'a> Relay<'a> {
     }
 
     /// The row masked, or `None` when nothing in it needed masking.
-    fn mask_row(&mut self, payload: &[u8], plans: &[Plan]) -> Option<Vec<u8>> {
+    fn mask_row(&mut self, payload: &[u8], plans: &[Col]) -> Option<Vec<u8>> {
         let mask = self.mask?;
         let tally = self.tally.as_mut()?;
         let engine = &mask.engine;
         let mut c = Cursor::new(payload);
         let mut out: Option<Vec<u8>> = None;
         let mut value_buf = Vec::new();
-        for plan in plans {
+        for col in plans {
             let before = payload.len() - c.rest().len();
             let value = c.row_value()?;
-            let masked = match (plan, value) {
-                (_, None) | (Plan::Clear, _) => None,
-                (Plan::Rule(rule), Some(v)) => {
-                    value_buf.clear();
-                    Some(engine.mask_by_rule(*rule, v, &mut value_buf, tally))
-                }
-                (Plan::Detect, Some(v)) => {
-                    if !engine.may_mask(v) {
-                        None
-                    } else {
-                        value_buf.clear();
-                        let m = engine.mask_text(
-                            v,
-                            TextKind::Plain,
-                            &mut value_buf,
-                            &mut self.scratch,
-                            tally,
-                        );
-                        (m != Masked::Clean).then_some(m)
-                    }
-                }
-            };
+            let masked = value.and_then(|v| {
+                mask_value(
+                    engine,
+                    col.plan,
+                    v,
+                    &mut value_buf,
+                    &mut self.scratch,
+                    tally,
+                )
+            });
             match masked {
                 Some(m) => {
                     let o = out.get_or_insert_with(|| {
@@ -376,6 +419,125 @@ impl<'a> Relay<'a> {
             }
         }
         out
+    }
+}
+
+impl Relay<'_> {
+    /// A binary row masked, or `None` when nothing in it needed masking. A
+    /// value masked to NULL sets its bit in the NULL bitmap; a number or
+    /// date masked to text is written as a string (its column was retyped).
+    fn mask_binary_row(&mut self, payload: &[u8], cols: &[Col]) -> Option<Vec<u8>> {
+        let mask = self.mask?;
+        let tally = self.tally.as_mut()?;
+        let engine = &mask.engine;
+        // Header byte, then the NULL bitmap (its first two bits unused).
+        let bitmap_len = (cols.len() + 2).div_ceil(8);
+        let bitmap = payload.get(1..1 + bitmap_len)?;
+        let mut rest = payload.get(1 + bitmap_len..)?;
+        let mut new_bitmap = bitmap.to_vec();
+        let mut values: Vec<u8> = Vec::with_capacity(payload.len());
+        let mut changed = false;
+        let mut value_buf = Vec::new();
+        for (i, col) in cols.iter().enumerate() {
+            let bit = i + 2;
+            if bitmap[bit / 8] & (1 << (bit % 8)) != 0 {
+                continue;
+            }
+            let n = binary::value_len(col.column_type, rest)?;
+            let (raw, tail) = rest.split_at(n);
+            rest = tail;
+            if col.plan == Plan::Clear {
+                values.extend_from_slice(raw);
+                continue;
+            }
+            // Strings are length-encoded; numbers and dates are masked as
+            // the text the text protocol would have sent.
+            let text;
+            let v: &[u8] = if col.plan == Plan::Detect {
+                Cursor::new(raw).lenenc_bytes()?
+            } else {
+                let mut c = Cursor::new(raw);
+                match c.lenenc_bytes() {
+                    Some(b) if !is_fixed_or_temporal(col.column_type) => b,
+                    _ => {
+                        text = binary::as_text(
+                            col.column_type,
+                            col.unsigned,
+                            payload_value(col.column_type, raw),
+                        );
+                        text.as_bytes()
+                    }
+                }
+            };
+            match mask_value(
+                engine,
+                col.plan,
+                v,
+                &mut value_buf,
+                &mut self.scratch,
+                tally,
+            ) {
+                None if matches!(col.plan, Plan::Rule(_))
+                    && is_fixed_or_temporal(col.column_type) =>
+                {
+                    // Retyped as text: the clear value goes as text too.
+                    changed = true;
+                    put_lenenc_bytes(&mut values, v);
+                }
+                None => values.extend_from_slice(raw),
+                Some(Masked::Null) => {
+                    changed = true;
+                    new_bitmap[bit / 8] |= 1 << (bit % 8);
+                }
+                Some(_) => {
+                    changed = true;
+                    put_lenenc_bytes(&mut values, &value_buf);
+                }
+            }
+        }
+        if !changed {
+            return None;
+        }
+        let mut out = Vec::with_capacity(1 + bitmap_len + values.len());
+        out.push(0);
+        out.extend_from_slice(&new_bitmap);
+        out.extend_from_slice(&values);
+        Some(out)
+    }
+}
+
+/// Whether a binary value of this type is a number or a date (not a
+/// length-encoded string).
+fn is_fixed_or_temporal(t: u8) -> bool {
+    matches!(t, 0x01..=0x0E) && t != 0x0F
+}
+
+/// A fixed-size or temporal binary value without its length byte.
+fn payload_value(t: u8, raw: &[u8]) -> &[u8] {
+    match t {
+        0x07 | 0x0A | 0x0B | 0x0C | 0x0E => raw.get(1..).unwrap_or_default(),
+        _ => raw,
+    }
+}
+
+/// Masks one value by its column's plan into `out`; `None` when it stays.
+fn mask_value(
+    engine: &MaskingEngine,
+    plan: Plan,
+    v: &[u8],
+    out: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    tally: &mut MaskTally,
+) -> Option<Masked> {
+    out.clear();
+    match plan {
+        Plan::Clear => None,
+        Plan::Rule(rule) => Some(engine.mask_by_rule(rule, v, out, tally)),
+        Plan::Detect if !engine.may_mask(v) => None,
+        Plan::Detect => {
+            let m = engine.mask_text(v, TextKind::Plain, out, scratch, tally);
+            (m != Masked::Clean).then_some(m)
+        }
     }
 }
 

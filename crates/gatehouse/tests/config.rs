@@ -135,7 +135,7 @@ key = "missing.key"
 
 [[connection]]
 name = "a"
-kind = "mysql"
+kind = "oracle"
 host = "h"
 database = "x"
 user = "u"
@@ -188,7 +188,7 @@ password = "inline secrets are not allowed"
         "listeners.postgres: \"localhost\" is not an address of the form IP:PORT",
         "tls.cert: cannot read",
         "tls.key: cannot read",
-        "connection[0].kind: \"mysql\" is not supported",
+        "connection[0].kind: \"oracle\" is not supported",
         "connection[0].password_env: set either password_env or password_file, not both",
         "connection[1].name: \"a\" is used by another connection",
         "connection[1].password_file: cannot read",
@@ -708,7 +708,7 @@ json_paths = ["$..ssn"]
             "connection[3].record_body_size: at most 1MiB",
             "connection[3].masking.json_paths[0]: \"customers.ssn\" is not a JSON path: a JSON path starts with $",
             "connection[3].masking.rule[0].column: column rules apply to SQL results; on a http connection use json_path",
-            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"http\", \"mcp\", \"kubernetes\" and \"ssh\"",
+            "connection[4].kind: \"soap\" is not supported; the supported kinds are \"postgres\", \"mysql\", \"http\", \"mcp\", \"kubernetes\" and \"ssh\"",
             "connection[5].masking.json_paths[0]: JSON paths apply to http and mcp connections, not to a postgres connection",
         ],
     );

@@ -430,3 +430,54 @@ fn every_statement_is_in_the_signed_evidence_log() {
     let out = g.h.cli(&["audit", "verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn prepared_statements_are_decided_with_their_parameters_and_masked_in_binary_rows() {
+    let (g, job, dba) = gateway("t_prepared");
+    let prepared = |queries: &[&str]| {
+        g.python(&job)
+            .args(["--driver", "connector", "--cleartext", "--prepared"])
+            .args(queries)
+            .output()
+            .unwrap()
+    };
+    // Binary rows: a ruled string column partly masked, a ruled INT column
+    // sent as text, detectors on text columns; the clear ones as they are.
+    let out = prepared(&["SELECT id, name, ssn, email, pin FROM customers WHERE id = ? ::: [1]"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let row = &json_lines(&out)[0];
+    assert_eq!(row[0], 1, "{row}");
+    assert_eq!(row[1], "Ann", "{row}");
+    let (ssn, email, pin) = (row[2].to_string(), row[3].to_string(), row[4].to_string());
+    assert!(!ssn.contains("123-45") && ssn.contains("6789"), "{row}");
+    assert!(!email.contains("ann@example.com"), "{row}");
+    assert!(!pin.contains("4321"), "{row}");
+    // Parameters decide nothing the text does not, but are recorded.
+    let out = prepared(&["DELETE FROM orders WHERE id = ? ::: [3]"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(g.backend("SELECT COUNT(*) FROM orders"), "2");
+    let r = g.h.result_of("DELETE FROM orders WHERE id = ?");
+    assert_eq!(r["payload"]["protocol"], "extended", "{r}");
+    assert_eq!(r["payload"]["params"], serde_json::json!(["3"]), "{r}");
+    // A statement the policy refuses is never prepared.
+    let out = prepared(&["DROP TABLE orders ::: []"]);
+    let lines = json_lines(&out);
+    assert_eq!(lines.last().unwrap()["errno"], 1227, "{lines:?}");
+    // One that needs approval is prepared, and decided at each execution:
+    // refused naming its request, then run once approved.
+    let out = prepared(&["DELETE FROM orders ::: []"]);
+    let lines = json_lines(&out);
+    let last = lines.last().unwrap();
+    assert_eq!(last["errno"], 1227, "{lines:?}");
+    assert!(
+        last["msg"].as_str().unwrap().contains("approval required"),
+        "{last}"
+    );
+    assert_eq!(g.backend("SELECT COUNT(*) FROM orders"), "2");
+    let id = g.h.pending_approval("DELETE FROM orders");
+    let out = g.h.cli(&["approvals", "approve", &id, "--token", &dba]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = prepared(&["DELETE FROM orders ::: []"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(g.backend("SELECT COUNT(*) FROM orders"), "0");
+}

@@ -2,6 +2,7 @@
 //! file per message family below it. Decoders take a payload slice and
 //! return `None` (or an error) on anything malformed; they never panic.
 
+pub(crate) mod binary;
 pub(crate) mod command;
 pub(crate) mod handshake;
 pub(crate) mod result;
@@ -189,7 +190,8 @@ pub(crate) async fn read_exact_packet<R: AsyncRead + Unpin>(
 
 /// The payload length a buffer's first header announces.
 fn frame_len(buf: &[u8]) -> Option<usize> {
-    (buf.len() >= HEADER).then(|| buf[0] as usize | (buf[1] as usize) << 8 | (buf[2] as usize) << 16)
+    (buf.len() >= HEADER)
+        .then(|| buf[0] as usize | (buf[1] as usize) << 8 | (buf[2] as usize) << 16)
 }
 
 /// Appends `payload` as packets from sequence number `seq` on, split where

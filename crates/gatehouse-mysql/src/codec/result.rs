@@ -134,6 +134,8 @@ pub(crate) struct Column {
     pub(crate) column_type: u8,
     /// Its character set (63: binary).
     pub(crate) charset: u16,
+    /// Its flags (`UNSIGNED_FLAG`…).
+    pub(crate) flags: u16,
     /// Where its fixed fields (character set, length, type, flags,
     /// decimals) start in the payload.
     pub(crate) fixed_at: usize,
@@ -142,9 +144,8 @@ pub(crate) struct Column {
 impl Column {
     pub(crate) fn parse(payload: &[u8]) -> Option<Self> {
         let mut c = Cursor::new(payload);
-        let mut s = || -> Option<String> {
-            Some(String::from_utf8_lossy(c.lenenc_bytes()?).into_owned())
-        };
+        let mut s =
+            || -> Option<String> { Some(String::from_utf8_lossy(c.lenenc_bytes()?).into_owned()) };
         let _catalog = s()?;
         let schema = s()?;
         let table = s()?;
@@ -156,6 +157,7 @@ impl Column {
         let charset = c.u16()?;
         let _length = c.u32()?;
         let column_type = c.u8()?;
+        let flags = c.u16()?;
         Some(Self {
             schema,
             table,
@@ -164,6 +166,7 @@ impl Column {
             org_name,
             column_type,
             charset,
+            flags,
             fixed_at,
         })
     }

@@ -65,7 +65,9 @@ fn a_long_message_is_split_into_full_packets_and_joined_again() {
     let payload = vec![7u8; MAX_PAYLOAD + 10];
     let mut out = BytesMut::new();
     assert_eq!(put_message(&mut out, 3, &payload), 5);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let (seq, joined) = rt
         .block_on(PacketReader::new(1 << 26).message(&mut &out[..]))
         .unwrap();

@@ -42,7 +42,7 @@ use gatehouse_sql::{
 use keywords::Route;
 use sqlparser::dialect::MySqlDialect;
 use sqlparser::parser::{Parser, ParserError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// How deeply sqlparser may recurse (its own default): subqueries and
 /// parentheses nest at most this deep.
@@ -170,6 +170,8 @@ struct Facts {
     kind: ActionKind,
     operation: String,
     actions: Vec<Action>,
+    /// The actions as a set, so that adding one stays cheap.
+    seen: HashSet<(ActionKind, Option<TableRef>, Option<bool>)>,
     functions: BTreeSet<String>,
     opaque: BTreeSet<String>,
     flags: Flags,
@@ -191,6 +193,7 @@ impl Facts {
             kind,
             operation: operation.to_string(),
             actions: Vec::new(),
+            seen: HashSet::new(),
             functions: BTreeSet::new(),
             opaque: BTreeSet::new(),
             flags: Flags::default(),
@@ -212,13 +215,12 @@ impl Facts {
         } else {
             (kind, has_where)
         };
-        let a = Action {
-            kind,
-            table,
-            has_where,
-        };
-        if !self.actions.contains(&a) {
-            self.actions.push(a);
+        if self.seen.insert((kind, table.clone(), has_where)) {
+            self.actions.push(Action {
+                kind,
+                table,
+                has_where,
+            });
         }
     }
 

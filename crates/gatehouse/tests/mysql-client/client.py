@@ -4,10 +4,13 @@ server or through the gateway.
 
     client.py [--host H] [--port P] --user U [--password PW] [--database DB]
               [--ssl-ca CA | --ssl | --no-ssl] [--driver pymysql|connector]
-              [--cleartext] [--columns] [--multi] [QUERY ...]
+              [--cleartext] [--columns] [--multi] [--prepared] [QUERY ...]
 
 Connects once (autocommit on, utf8mb4), then runs each QUERY in turn; with
-no QUERY, each non-empty line of standard input is one. Prints, as JSON
+no QUERY, each non-empty line of standard input is one. A QUERY written
+"SQL ::: [1, \"x\"]" runs SQL with those parameters (with --prepared and
+--driver connector, as a server-side prepared statement: COM_STMT_PREPARE,
+COM_STMT_EXECUTE and binary rows). Prints, as JSON
 lines on standard output:
   - each row of a result set as an array (with --columns, the column names
     first, as {"columns": [...]});
@@ -143,6 +146,7 @@ def main():
     p.add_argument("--cleartext", action="store_true")
     p.add_argument("--columns", action="store_true")
     p.add_argument("--multi", action="store_true", help="ask for multi-statements (CLIENT_MULTI_STATEMENTS)")
+    p.add_argument("--prepared", action="store_true", help="connector: server-side prepared statements (binary protocol)")
     p.add_argument("queries", nargs="*", metavar="QUERY")
     args = p.parse_args()
     password = args.password if args.password is not None else os.environ.get("MYSQL_PWD", "")
@@ -156,10 +160,15 @@ def main():
     except Exception as e:  # the driver's own errors and the socket's
         return error(e)
     try:
-        cur = conn.cursor()
+        cur = conn.cursor(prepared=True) if args.prepared else conn.cursor()
         for q in queries:
+            # "SQL ::: [params]" runs SQL with parameters (a JSON array).
+            params = None
+            if " ::: " in q:
+                q, raw = q.split(" ::: ", 1)
+                params = json.loads(raw)
             try:
-                cur.execute(q)
+                cur.execute(q, params) if params is not None else cur.execute(q)
                 if cur.description is None:
                     emit({"affected_rows": cur.rowcount})
                     continue

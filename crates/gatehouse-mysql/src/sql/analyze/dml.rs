@@ -105,6 +105,19 @@ fn returning(items: Option<&[SelectItem]>, w: &mut Walk) {
     }
 }
 
+/// MySQL joins at most 61 tables; more (which it refuses) would only make
+/// matching targets to tables slow.
+const MAX_TABLES: usize = 64;
+
+fn too_many(n: usize) -> Result<(), AnalyzeError> {
+    if n > MAX_TABLES {
+        return Err(AnalyzeError::Unsupported(format!(
+            "a statement writing through more than {MAX_TABLES} tables is not supported"
+        )));
+    }
+    Ok(())
+}
+
 /// A table named in an UPDATE's or DELETE's table list.
 struct Named<'a> {
     name: &'a ObjectName,
@@ -161,6 +174,7 @@ fn named<'a>(items: &'a [TableWithJoins]) -> Result<Vec<Named<'a>>, AnalyzeError
             _ => {}
         }
     }
+    too_many(out.len())?;
     out.reverse();
     Ok(out)
 }
@@ -316,6 +330,7 @@ pub(super) fn delete(
             sources
         }
         (None, false) => {
+            too_many(d.tables.len())?;
             let sources = named(from)?;
             for n in &d.tables {
                 let target = target_name(n)?;

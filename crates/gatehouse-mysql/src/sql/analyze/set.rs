@@ -277,7 +277,10 @@ fn setting_value(e: &Expr, system: bool) -> SettingValue {
         {
             SettingValue::Default
         }
-        Expr::Identifier(i) if system => SettingValue::Literal(i.value.clone()),
+        // A word (`ON`, `utf8mb4`) for a system variable; `@x` is known only when run.
+        Expr::Identifier(i) if system && !i.value.starts_with('@') => {
+            SettingValue::Literal(i.value.clone())
+        }
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,

@@ -22,7 +22,8 @@ pub(super) const MYSQL: Dialect = Dialect {
 
 /// Lexes and analyses `sql`.
 pub(super) fn run(sql: &str) -> Result<MysqlStatement, AnalyzeError> {
-    let canonical = lexer::canonical(sql, &MYSQL).map_err(|e| AnalyzeError::Nested(e.to_string()))?;
+    let canonical =
+        lexer::canonical(sql, &MYSQL).map_err(|e| AnalyzeError::Nested(e.to_string()))?;
     analyze(&canonical, sql, &MYSQL)
 }
 

@@ -52,12 +52,14 @@ impl Sink {
 
 /// The CTE names one WITH makes visible.
 struct CteScope {
-    names: Vec<String>,
-    /// The address of each CTE's query.
-    queries: Vec<usize>,
+    /// Each name and its position (the first, should one repeat).
+    names: HashMap<String, usize>,
+    /// Each CTE's query, by address, and its position.
+    queries: HashMap<usize, usize>,
+    count: usize,
     recursive: bool,
-    /// How many of `names` the query being walked sees: inside the i-th
-    /// CTE only the earlier ones (and itself when RECURSIVE), so that
+    /// How many CTEs the query being walked sees: inside the i-th CTE only
+    /// the earlier ones (and itself when RECURSIVE), so that
     /// `WITH t AS (SELECT * FROM t)` reads the real table `t`.
     visible: usize,
 }
@@ -76,6 +78,7 @@ fn flow(r: Result<(), AnalyzeError>) -> ControlFlow<AnalyzeError> {
 /// What the walk found.
 pub(super) struct Walk {
     pub(super) reads: Vec<TableRef>,
+    read: HashSet<TableRef>,
     pub(super) functions: BTreeSet<String>,
     pub(super) opaque: BTreeSet<String>,
     pub(super) locks_rows: bool,
@@ -97,6 +100,7 @@ impl Walk {
     pub(super) fn new(root: Sink) -> Self {
         Walk {
             reads: Vec::new(),
+            read: HashSet::new(),
             functions: BTreeSet::new(),
             opaque: BTreeSet::new(),
             locks_rows: false,
@@ -163,7 +167,7 @@ impl Walk {
     fn is_cte(&self, name: &str) -> bool {
         self.scopes
             .iter()
-            .any(|s| s.names.iter().take(s.visible).any(|n| n == name))
+            .any(|s| s.names.get(name).is_some_and(|&i| i < s.visible))
     }
 
     fn column(&mut self, e: &Expr, qualifier: Option<&Ident>, column: &Ident) {
@@ -194,8 +198,8 @@ impl Visitor for Walk {
             self.scopes.pop();
         }
         if let Some(scope) = self.scopes.last_mut() {
-            if scope.queries.contains(&addr(q)) {
-                scope.visible = scope.names.len();
+            if scope.queries.contains_key(&addr(q)) {
+                scope.visible = scope.count;
             }
         }
         self.stack.pop();
@@ -272,7 +276,7 @@ impl Visitor for Walk {
         if t.schema.is_none() && (self.is_cte(&t.name) || is_dual(name)) {
             return ControlFlow::Continue(());
         }
-        if !self.reads.contains(&t) {
+        if self.read.insert(t.clone()) {
             self.reads.push(t);
         }
         ControlFlow::Continue(())

@@ -11,6 +11,7 @@ use sqlparser::ast::{
     Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableAlias,
     TableWithJoins,
 };
+use std::collections::HashMap;
 
 impl Walk {
     /// Entering a query: its sink, its CTEs' scope, and what its parts feed.
@@ -23,7 +24,7 @@ impl Walk {
         self.stack.push(sink);
         // The i-th CTE's own query sees only the CTEs before it.
         if let Some(scope) = self.scopes.last_mut() {
-            if let Some(i) = scope.queries.iter().position(|&p| p == addr(q)) {
+            if let Some(&i) = scope.queries.get(&addr(q)) {
                 scope.visible = i + usize::from(scope.recursive);
             }
         }
@@ -41,14 +42,15 @@ impl Walk {
         if let Some(with) = &q.with {
             let inner = sink.expression();
             let mut scope = CteScope {
-                names: Vec::new(),
-                queries: Vec::new(),
+                names: HashMap::new(),
+                queries: HashMap::new(),
+                count: with.cte_tables.len(),
                 recursive: with.recursive,
                 visible: with.cte_tables.len(),
             };
-            for cte in &with.cte_tables {
-                scope.names.push(cte.alias.name.value.clone());
-                scope.queries.push(addr(&*cte.query));
+            for (i, cte) in with.cte_tables.iter().enumerate() {
+                scope.names.entry(cte.alias.name.value.clone()).or_insert(i);
+                scope.queries.insert(addr(&*cte.query), i);
                 self.queries.insert(addr(&*cte.query), inner);
                 self.alias(Some(&cte.alias), None, false);
             }
