@@ -29,6 +29,8 @@ pub(crate) struct Backend {
     pub(crate) reader: PacketReader,
     /// The server's version string.
     pub(crate) server_version: String,
+    /// The server's id for this connection (what `KILL` names).
+    pub(crate) connection_id: u32,
     /// How the server lexes statements.
     pub(crate) dialect: Dialect,
     /// The server's status flags after login.
@@ -119,6 +121,7 @@ async fn login(
                     reader,
                     dialect: dialect_of(&greeting.server_version),
                     server_version: greeting.server_version,
+                    connection_id: greeting.connection_id,
                     status: ok.status,
                 });
             }

@@ -25,6 +25,7 @@ mod codec;
 mod gate;
 mod handshake;
 mod io;
+mod kill;
 mod listener;
 mod prepared;
 mod refusals;

@@ -15,6 +15,8 @@ pub(crate) struct Gw {
     pub(crate) gatekeeper: Gatekeeper,
     /// The connection ids the gateway gives callers (never the backend's).
     next_id: AtomicU32,
+    /// Live sessions, for `KILL`.
+    pub(crate) kills: Arc<crate::kill::Sessions>,
 }
 
 impl Gw {
@@ -38,6 +40,7 @@ impl MysqlGateway {
                 settings,
                 gatekeeper,
                 next_id: AtomicU32::new(1),
+                kills: Arc::default(),
             }),
         }
     }

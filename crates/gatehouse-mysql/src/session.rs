@@ -30,6 +30,8 @@ pub(crate) struct MysqlSession {
     pub(crate) mask: Option<ResultMask>,
     /// Prepared statements, by the server's id.
     pub(crate) prepared: crate::prepared::Statements,
+    /// Its place among the sessions `KILL` can reach.
+    _registered: crate::kill::Registered,
 }
 
 /// Why the command loop stopped.
@@ -45,8 +47,14 @@ impl MysqlSession {
         identity: Identity,
         target: Arc<MysqlTarget>,
         peer: SocketAddr,
-        _connection_id: u32,
+        connection_id: u32,
     ) -> Self {
+        let registered = gw.kills.register(
+            connection_id,
+            &identity.subject,
+            &target.name,
+            backend.connection_id,
+        );
         let exempt = target
             .exempt_groups
             .iter()
@@ -71,6 +79,7 @@ impl MysqlSession {
             gate,
             mask: masking.map(|engine| ResultMask { engine }),
             prepared: Default::default(),
+            _registered: registered,
         }
     }
 
@@ -120,8 +129,16 @@ impl MysqlSession {
             Command::ResetConnection => self.reset(seq, &payload).await,
             Command::SetOption => self.set_option(seq, &payload).await,
             Command::ProcessKill => {
-                self.refuse_command(seq, cmd, "only KILL QUERY of your own session is allowed, and the gateway does not pass it yet")
-                    .await
+                let id = payload
+                    .get(1..5)
+                    .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+                let recorded = format!("COM_PROCESS_KILL {}", id.unwrap_or_default());
+                self.kill(
+                    seq,
+                    recorded,
+                    id.map(|id| (crate::kill::Kill::Connection, id)),
+                )
+                .await
             }
             Command::StmtPrepare => self.stmt_prepare(seq, &payload).await,
             Command::StmtExecute => self.stmt_execute(seq, &payload).await,
@@ -129,17 +146,28 @@ impl MysqlSession {
             Command::StmtClose => self.stmt_close(&payload).await,
             Command::StmtReset => self.stmt_reset(seq, &payload).await,
             Command::StmtFetch => {
-                self.refuse_command(seq, cmd, "server-side cursors do not pass the gateway; fetch the whole result")
-                    .await
+                self.refuse_command(
+                    seq,
+                    cmd,
+                    "server-side cursors do not pass the gateway; fetch the whole result",
+                )
+                .await
             }
             Command::ChangeUser => {
-                self.refuse_command(seq, cmd, "a session keeps the identity it logged in with; open a new connection").await
+                self.refuse_command(
+                    seq,
+                    cmd,
+                    "a session keeps the identity it logged in with; open a new connection",
+                )
+                .await
             }
             Command::BinlogDump | Command::RegisterSlave => {
-                self.refuse_command(seq, cmd, "replication does not pass the gateway").await
+                self.refuse_command(seq, cmd, "replication does not pass the gateway")
+                    .await
             }
             Command::Other(_) => {
-                self.refuse_command(seq, cmd, "the gateway does not know this command").await
+                self.refuse_command(seq, cmd, "the gateway does not know this command")
+                    .await
             }
         }
     }

@@ -68,10 +68,9 @@ impl MysqlSession {
                 return Ok(Err(end));
             }
         };
-        if Gate::is_kill(&st) {
+        if Gate::is_kill(&st) && flavour != "simple" {
             let recorded = self.recorded(text, Some(&st));
-            let reason = "KILL does not pass the gateway yet (a caller will be able to end only \
-                          its own queries)";
+            let reason = "KILL cannot be prepared through the gateway; send it as a query";
             let err = refusals::denied(reason);
             let end = self
                 .refuse_unread(seq, recorded, reason, err, flavour)
@@ -93,6 +92,13 @@ impl MysqlSession {
             Ok(st) => st,
             Err(end) => return Ok(end),
         };
+        if Gate::is_kill(&st) {
+            let recorded = self.recorded(text, Some(&st));
+            let what = crate::sql::lexer::canonical(text, &self.gate.dialect)
+                .ok()
+                .and_then(|c| crate::kill::parse(&c));
+            return self.kill(seq, recorded, what).await;
+        }
         let run = Run {
             st,
             text,

@@ -481,3 +481,64 @@ fn prepared_statements_are_decided_with_their_parameters_and_masked_in_binary_ro
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert_eq!(g.backend("SELECT COUNT(*) FROM orders"), "0");
 }
+
+#[test]
+fn a_caller_may_end_its_own_queries_and_no_one_elses() {
+    use std::io::BufRead;
+    let (g, job, _) = gateway("t_kill");
+    let other = g.h.token("other-job", &["jobs"], "1h");
+    // Root holds a row lock, so the job's update waits for it.
+    let server = common::mariadb::Mariadb::shared();
+    let mut holder = std::process::Command::new("mariadb")
+        .arg("--no-defaults")
+        .arg("--user=root")
+        .arg(format!("--socket={}", server.socket().display()))
+        .arg(format!("--database={}", g.db))
+        .arg("--execute=BEGIN; SELECT id FROM orders WHERE id = 1 FOR UPDATE; DO SLEEP(30)")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waiting = |sql: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while g.backend(&format!(
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE '{sql}%'"
+        )) != "1"
+        {
+            assert!(std::time::Instant::now() < deadline, "{sql} never ran");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    waiting("DO SLEEP");
+    let mut blocked = g
+        .python(&job)
+        .args([
+            "SELECT CONNECTION_ID()",
+            "UPDATE orders SET item = 'x' WHERE id = 1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(blocked.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let id: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let id = id[0].as_u64().unwrap();
+    waiting("UPDATE orders SET item");
+    // Another identity may not end it, nor may anyone end a session that
+    // is not theirs.
+    let out = g.run(&other, &format!("KILL QUERY {id}"));
+    assert!(stderr(&out).contains("ERROR 1227"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not one of them"), "{}", stderr(&out));
+    // Its own identity may.
+    let out = g.run(&job, &format!("KILL QUERY {id}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = blocked.wait_with_output().unwrap();
+    let lines = json_lines(&out);
+    assert_eq!(lines.last().unwrap()["errno"], 1317, "{lines:?}");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(g.backend("SELECT item FROM orders WHERE id = 1"), "book");
+    let r = g.h.result_of(&format!("KILL QUERY {id}"));
+    assert_eq!(r["payload"]["status"], "error", "the other identity's: {r}");
+}

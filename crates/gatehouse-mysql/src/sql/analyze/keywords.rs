@@ -87,7 +87,7 @@ pub(super) fn route(
         "TABLE" => rewrite::rewrite(tokens, "SELECT * FROM ", None, "select"),
         "SELECT" | "WITH" => Ok(rewrite::query(tokens)),
         "" if tokens.punct(0, '(') => Ok(rewrite::query(tokens)),
-        "UPDATE" => Ok(rewrite::update(tokens)),
+        "UPDATE" | "DELETE" => Ok(rewrite::dml(tokens)),
         "LOAD" => load(tokens),
         "HANDLER" => refuse(
             "HANDLER reads tables row by row outside SQL and is not supported through the gateway",

@@ -2,11 +2,13 @@
 //! meaning: `DO x` as `SELECT x`, `TABLE t` as `SELECT * FROM t`, MariaDB's
 //! `ANALYZE stmt` as `EXPLAIN ANALYZE stmt`, `UPDATE t1, t2` as a join,
 //! `SET PERSIST` as `SET GLOBAL`, `:=` as `=`, `LOCK IN SHARE MODE` as
-//! `FOR SHARE`; and a query's `INTO OUTFILE`, `INTO DUMPFILE` or `INTO
-//! @var`, which it cannot read where MySQL allows them, taken out and noted
-//! so that the analysis still counts where the values go.
+//! `FOR SHARE`, without the `LOW_PRIORITY`, `QUICK` and `IGNORE` of UPDATE
+//! and DELETE (which it reads as table names); and a query's `INTO
+//! OUTFILE`, `INTO DUMPFILE` or `INTO @var`, which it cannot read where
+//! MySQL allows them, taken out and noted so that the analysis still counts
+//! where the values go.
 
-use super::keywords::{done, one_statement, parse, refuse, single, Adjust, Route};
+use super::keywords::{done, one_statement, refuse, single, Adjust, Route};
 use super::scan::{Kind, Tokens};
 use super::set;
 use super::walk::Sink;
@@ -79,12 +81,22 @@ pub(super) fn query(tokens: &Tokens<'_>) -> Route {
     if adjust.into_file {
         adjust.operation = Some("copy");
     }
-    if cuts.is_empty() {
-        return Route::Parse { text: None, adjust };
+    Route::Parse {
+        text: splice(tokens, cuts),
+        adjust,
     }
-    let mut text = String::with_capacity(tokens.text.len());
+}
+
+/// The text with each `(start, end, replacement)` applied (in order, not
+/// overlapping), or `None` when there is nothing to change. Replacements
+/// are spaced off so that no two tokens fuse.
+fn splice(tokens: &Tokens<'_>, edits: Vec<(usize, usize, &str)>) -> Option<String> {
+    if edits.is_empty() {
+        return None;
+    }
+    let mut text = String::with_capacity(tokens.text.len() + 8 * edits.len());
     let mut at = 0;
-    for (start, end, with) in cuts {
+    for (start, end, with) in edits {
         text.push_str(tokens.text.get(at..start).unwrap_or(""));
         text.push(' ');
         text.push_str(with);
@@ -92,10 +104,7 @@ pub(super) fn query(tokens: &Tokens<'_>) -> Route {
         at = end;
     }
     text.push_str(tokens.text.get(at..).unwrap_or(""));
-    Route::Parse {
-        text: Some(text),
-        adjust,
-    }
+    Some(text)
 }
 
 /// Past `INTO OUTFILE 'f'`'s export options (`CHARACTER SET x`,
@@ -134,12 +143,25 @@ fn variables(tokens: &Tokens<'_>, mut i: usize) -> usize {
     i
 }
 
-/// `UPDATE t1, t2 SET …`: sqlparser reads only joins there, and a comma
-/// in MySQL's table list is a join without condition.
-pub(super) fn update(tokens: &Tokens<'_>) -> Route {
-    let mut commas = Vec::new();
+/// UPDATE and DELETE: their modifiers left out, and in UPDATE's table
+/// list a comma (a join without condition) spelled `JOIN`, which is all
+/// sqlparser reads there.
+pub(super) fn dml(tokens: &Tokens<'_>) -> Route {
+    let update = tokens.is(0, "UPDATE");
+    let modifiers: &[&str] = if update {
+        &["LOW_PRIORITY", "IGNORE"]
+    } else {
+        &["LOW_PRIORITY", "QUICK", "IGNORE"]
+    };
+    let mut edits = Vec::new();
+    let mut i = 1;
+    while tokens.is_any(i, modifiers) {
+        let span = &tokens.list[i].span;
+        edits.push((span.start, span.end, ""));
+        i += 1;
+    }
     let mut depth = 0usize;
-    for i in 1..tokens.len() {
+    while update && i < tokens.len() {
         if tokens.punct(i, '(') {
             depth += 1;
         } else if tokens.punct(i, ')') {
@@ -147,25 +169,13 @@ pub(super) fn update(tokens: &Tokens<'_>) -> Route {
         } else if depth == 0 && tokens.is(i, "SET") {
             break;
         } else if depth == 0 && tokens.punct(i, ',') {
-            commas.push(tokens.list[i].span.clone());
+            let span = &tokens.list[i].span;
+            edits.push((span.start, span.end, "JOIN"));
         }
+        i += 1;
     }
-    if commas.is_empty() {
-        return Route::Parse {
-            text: None,
-            adjust: Adjust::default(),
-        };
-    }
-    let mut text = String::with_capacity(tokens.text.len() + 8 * commas.len());
-    let mut at = 0;
-    for span in commas {
-        text.push_str(tokens.text.get(at..span.start).unwrap_or(""));
-        text.push_str(" JOIN ");
-        at = span.end;
-    }
-    text.push_str(tokens.text.get(at..).unwrap_or(""));
     Route::Parse {
-        text: Some(text),
+        text: splice(tokens, edits),
         adjust: Adjust::default(),
     }
 }
@@ -212,46 +222,32 @@ pub(super) fn set(tokens: &Tokens<'_>) -> Result<Route, AnalyzeError> {
     }
     // `SET PERSIST x = …` is `SET GLOBAL x = …` that also survives a
     // restart, and `:=` assigns as `=` does: spelled so sqlparser reads them.
-    let mut text = String::with_capacity(tokens.text.len());
-    let mut at = 0;
+    let mut edits = Vec::new();
     let mut depth = 0usize;
     let mut expect_assignment = true;
     for i in 1..tokens.len() {
         let span = &tokens.list[i].span;
-        let replace = if tokens.punct(i, '(') {
+        if tokens.punct(i, '(') {
             depth += 1;
-            None
         } else if tokens.punct(i, ')') {
             depth = depth.saturating_sub(1);
-            None
-        } else if depth > 0 {
-            None
-        } else if tokens.punct(i, ',') {
-            expect_assignment = true;
-            None
-        } else if tokens.is_any(i, &["PERSIST", "PERSIST_ONLY"]) {
-            Some((span.start, span.end, "GLOBAL"))
-        } else if expect_assignment && tokens.punct(i, ':') && tokens.punct(i + 1, '=') {
-            expect_assignment = false;
-            Some((span.start, span.end, " "))
-        } else {
-            if tokens.punct(i, '=') {
+        } else if depth == 0 {
+            if tokens.punct(i, ',') {
+                expect_assignment = true;
+            } else if tokens.is_any(i, &["PERSIST", "PERSIST_ONLY"])
+                && (i == 1 || tokens.punct(i - 1, ','))
+            {
+                edits.push((span.start, span.end, "GLOBAL"));
+            } else if expect_assignment && tokens.punct(i, ':') && tokens.punct(i + 1, '=') {
+                expect_assignment = false;
+                edits.push((span.start, span.end, ""));
+            } else if tokens.punct(i, '=') {
                 expect_assignment = false;
             }
-            None
-        };
-        if let Some((start, end, with)) = replace {
-            text.push_str(tokens.text.get(at..start).unwrap_or(""));
-            text.push_str(with);
-            at = end;
         }
     }
-    if at == 0 {
-        return parse();
-    }
-    text.push_str(tokens.text.get(at..).unwrap_or(""));
     Ok(Route::Parse {
-        text: Some(text),
+        text: splice(tokens, edits),
         adjust: Adjust::default(),
     })
 }

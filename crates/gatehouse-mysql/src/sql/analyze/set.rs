@@ -110,7 +110,7 @@ pub(super) fn set(
             ..
         } => {
             // sqlparser drops GLOBAL here: read it from the keywords.
-            if tokens.is(1, "GLOBAL") {
+            if tokens.is_any(1, &["GLOBAL", "PERSIST", "PERSIST_ONLY"]) {
                 f.kind = ActionKind::Admin;
             } else {
                 f.kind = ActionKind::Transaction;

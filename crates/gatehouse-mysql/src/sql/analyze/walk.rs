@@ -227,12 +227,14 @@ impl Visitor for Walk {
                     self.alias(alias.as_ref(), None, true);
                     self.call(name)
                 } else {
-                    table_ref(name).map(|t| {
-                        let cte = t.schema.is_none() && self.is_cte(&t.name);
-                        if !is_dual(name) {
+                    if is_dual(name) {
+                        Ok(())
+                    } else {
+                        table_ref(name).map(|t| {
+                            let cte = t.schema.is_none() && self.is_cte(&t.name);
                             self.alias(alias.as_ref(), (!cte).then_some(t), false);
-                        }
-                    })
+                        })
+                    }
                 }
             }
             TableFactor::Derived {
@@ -266,14 +268,14 @@ impl Visitor for Walk {
     }
 
     fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<AnalyzeError> {
-        if self.skip.contains(&addr(name)) {
+        if self.skip.contains(&addr(name)) || is_dual(name) {
             return ControlFlow::Continue(());
         }
         let t = match table_ref(name) {
             Ok(t) => t,
             Err(e) => return ControlFlow::Break(e),
         };
-        if t.schema.is_none() && (self.is_cte(&t.name) || is_dual(name)) {
+        if t.schema.is_none() && self.is_cte(&t.name) {
             return ControlFlow::Continue(());
         }
         if self.read.insert(t.clone()) {
