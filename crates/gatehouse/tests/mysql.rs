@@ -116,6 +116,51 @@ fn a_job_with_only_its_token_works_through_the_mariadb_cli_and_python_drivers() 
 }
 
 #[test]
+fn mysqlclient_and_node_mysql2_work_with_queries_and_prepared_statements() {
+    let (g, job, _) = gateway("t_drivers");
+    let out = g
+        .mysqldb(&job)
+        .args([
+            "SELECT item FROM orders WHERE id = 3",
+            "UPDATE orders SET total = 31.00 WHERE id = 3",
+            "SELECT ssn FROM customers WHERE id = 1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines[0], serde_json::json!(["lamp"]));
+    assert_eq!(lines[1], serde_json::json!({"affected_rows": 1}));
+    assert!(!lines[2].to_string().contains("123-45"), "{lines:?}");
+    // mysql2: query() (text rows) and execute() (prepared, binary rows).
+    for mode in [&[][..], &["--execute"][..]] {
+        let out = g
+            .node(&job)
+            .args(mode)
+            .args([
+                "SELECT id, item, total FROM orders WHERE id = ? ::: [1]",
+                "SELECT name, ssn, pin FROM customers WHERE id = ? ::: [2]",
+                "DROP TABLE orders",
+            ])
+            .output()
+            .unwrap();
+        let lines = json_lines(&out);
+        assert_eq!(
+            lines[0],
+            serde_json::json!([1, "book", "12.50"]),
+            "{mode:?}: {lines:?}"
+        );
+        let masked = lines[1].to_string();
+        assert!(
+            masked.contains("Bob") && !masked.contains("987-65") && !masked.contains("1234"),
+            "{mode:?}: {masked}"
+        );
+        assert_eq!(lines[2]["errno"], 1227, "{mode:?}: {lines:?}");
+    }
+    assert_eq!(g.backend("SELECT total FROM orders WHERE id = 3"), "31.00");
+}
+
+#[test]
 fn logins_without_tls_a_token_or_a_known_connection_are_refused_clearly() {
     let (g, job, _) = gateway("t_logins");
     let out = g.run("not-a-token", "SELECT 1");

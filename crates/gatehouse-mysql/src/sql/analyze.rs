@@ -6,8 +6,11 @@
 //! The input is one statement as the lexer made it canonical (comments
 //! gone, executable comments expanded, strings `'…'`, names `` `…` ``).
 //! Most statements are parsed with sqlparser's MySQL dialect and mapped
-//! variant by variant; a few it cannot parse, or parses too loosely, are
-//! read from their keywords ([`keywords`]). Everything fails closed: a
+//! variant by variant ([`statements`]); a few it cannot parse, or parses
+//! too loosely, are read from their keywords ([`keywords`], [`objects`]) or
+//! rewritten into a form it reads the same ([`rewrite`]). One walk of the
+//! parsed tree ([`walk`]) finds every table read and function called.
+//! Everything fails closed: a
 //! statement kind nobody mapped is refused, never taken for a harmless one,
 //! and so is anything the analysis cannot see into (`PREPARE … FROM
 //! @variable`, `LOAD DATA LOCAL`, a multi-byte client character set).
@@ -100,9 +103,8 @@ fn analyze_text(
     if tokens.nesting() > MAX_NESTING {
         return Err(AnalyzeError::TooComplex);
     }
-    let placeholders = tokens.placeholders();
-    let (facts, placeholders) = match keywords::route(&tokens, dialect, nested)? {
-        Route::Done(facts) => (*facts, placeholders),
+    let facts = match keywords::route(&tokens, dialect, nested)? {
+        Route::Done(facts) => *facts,
         Route::Prepared(mut st) => {
             st.analysis.text = if st.analysis.secret {
                 tokens.redacted()
@@ -115,13 +117,11 @@ fn analyze_text(
             if tokens.second_statement() {
                 return Err(AnalyzeError::MultipleStatements);
             }
-            let parsed = parse_one(text.as_deref().unwrap_or(canonical), &tokens);
-            let facts = match parsed {
+            match parse_one(text.as_deref().unwrap_or(canonical), &tokens) {
                 Ok(stmt) => statements::analyze_statement(&stmt, &tokens, &adjust)?,
                 Err(AnalyzeError::Parse(_)) if adjust.grant_fallback => keywords::grant(&tokens)?,
                 Err(e) => return Err(e),
-            };
-            (facts, placeholders)
+            }
         }
     };
     let text = if facts.secret {
@@ -129,7 +129,7 @@ fn analyze_text(
     } else {
         original.to_string()
     };
-    Ok(facts.finish(text, placeholders))
+    Ok(facts.finish(text, tokens.placeholders()))
 }
 
 /// Parses exactly one statement.

@@ -104,6 +104,42 @@ impl MysqlGateway {
         cmd
     }
 
+    /// `client.py` run by the system's python3 with mysqlclient (Debian's
+    /// python3-mysqldb, on libmariadb) through the gateway.
+    pub fn mysqldb(&self, token: &str) -> Command {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mysql-client/client.py");
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(script)
+            .args(["--driver", "mysqldb", "--host", "127.0.0.1", "--port"])
+            .arg(self.h.mysql_port.to_string())
+            .args(["--user", "job", "--database", "shop-db", "--ssl-ca"])
+            .arg(&self.ca_file)
+            .env("MYSQL_PWD", token)
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// node's mysql2 (`tests/mysql-client/node/client.mjs`) through the
+    /// gateway; add `--execute` for prepared statements.
+    pub fn node(&self, token: &str) -> Command {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mysql-client/node");
+        assert!(
+            dir.join("node_modules/mysql2").exists(),
+            "{}: npm packages missing: scripts/setup test installs them",
+            dir.display()
+        );
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.join("client.mjs"))
+            .args(["--port"])
+            .arg(self.h.mysql_port.to_string())
+            .args(["--user", "job", "--database", "shop-db", "--ssl-ca"])
+            .arg(&self.ca_file)
+            .env("MYSQL_PWD", token)
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
     /// Runs `sql` as root on the test's database, straight on the server.
     pub fn backend(&self, sql: &str) -> String {
         Mariadb::shared().sql(&self.db, sql)

@@ -1,6 +1,7 @@
 """A MySQL/MariaDB client library for the MySQL tests: PyMySQL (pure Python)
-or MySQL Connector/Python (Oracle's, run as pure Python), straight to a
-server or through the gateway.
+MySQL Connector/Python (Oracle's, run as pure Python) or mysqlclient
+(MySQLdb on libmariadb: Debian's python3-mysqldb, so run with the system's
+python3 for --driver mysqldb), straight to a server or through the gateway.
 
     client.py [--host H] [--port P] --user U [--password PW] [--database DB]
               [--ssl-ca CA | --ssl | --no-ssl] [--driver pymysql|connector]
@@ -119,6 +120,28 @@ def connect_connector(args, password):
     )
 
 
+def connect_mysqldb(args, password):
+    # mysqlclient (MySQLdb, on libmariadb): Debian's python3-mysqldb, so run
+    # this script with the system's python3 for it.
+    import MySQLdb
+
+    opts = {}
+    if args.ssl_ca:
+        opts["ssl"] = {"ca": args.ssl_ca}
+    if args.database:
+        opts["db"] = args.database
+    return MySQLdb.connect(
+        host=args.host,
+        port=args.port,
+        user=args.user,
+        passwd=password,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=10,
+        **opts,
+    )
+
+
 def error(e):
     errno = getattr(e, "errno", None)
     sqlstate = getattr(e, "sqlstate", None)
@@ -142,7 +165,7 @@ def main():
     tls.add_argument("--ssl-ca")
     tls.add_argument("--ssl", action="store_true")
     tls.add_argument("--no-ssl", action="store_true")
-    p.add_argument("--driver", choices=["pymysql", "connector"], default="pymysql")
+    p.add_argument("--driver", choices=["pymysql", "connector", "mysqldb"], default="pymysql")
     p.add_argument("--cleartext", action="store_true")
     p.add_argument("--columns", action="store_true")
     p.add_argument("--multi", action="store_true", help="ask for multi-statements (CLIENT_MULTI_STATEMENTS)")
@@ -155,6 +178,8 @@ def main():
     try:
         if args.driver == "pymysql":
             conn = connect_pymysql(args, password)
+        elif args.driver == "mysqldb":
+            conn = connect_mysqldb(args, password)
         else:
             conn = connect_connector(args, password)
     except Exception as e:  # the driver's own errors and the socket's

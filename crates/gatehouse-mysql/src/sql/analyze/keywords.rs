@@ -2,14 +2,13 @@
 //! keywords alone.
 //!
 //! sqlparser's MySQL dialect cannot parse some statements MySQL runs
-//! (`PREPARE … FROM`, `LOAD DATA`, `CREATE USER … IDENTIFIED BY`, stored
-//! routine bodies, replication and plugin administration) and reads some
-//! others loosely (`SET PASSWORD` as a variable). Those whose keywords
-//! alone say what they do, and which hold no query or expression the
-//! analysis would have to see, are analysed here; a few are rewritten into
-//! a form it parses with the same meaning (`DO x` as `SELECT x`, `TABLE t`
-//! as `SELECT * FROM t`, `INTO OUTFILE` taken out and flagged). Everything
-//! else goes to the parser.
+//! (`PREPARE … FROM`, `LOAD DATA`, `LOCK TABLE`, replication and plugin
+//! administration) and reads some others loosely (`SET PASSWORD` as a
+//! variable). Those whose keywords alone say what they do, and which hold
+//! no query or expression the analysis would have to see, are analysed
+//! here or in [`super::objects`] (stored programs, accounts); others are
+//! spelled the way sqlparser reads them ([`super::rewrite`]). Everything
+//! else goes to the parser as it is.
 
 use super::scan::{Kind, Tokens};
 use super::walk::Sink;

@@ -409,3 +409,47 @@ fn a_parse_error_never_quotes_a_password() {
     let e = refused("CREATE TABLE t (password INT) 'sekrit'");
     assert!(!e.to_string().contains("sekrit"), "{e}");
 }
+
+#[test]
+fn update_and_delete_modifiers_are_not_taken_for_table_names() {
+    // sqlparser alone reads `UPDATE IGNORE payroll` as an update of a table
+    // named IGNORE aliased payroll, and `DELETE LOW_PRIORITY FROM payroll`
+    // as a delete from LOW_PRIORITY that only reads payroll.
+    for (sql, want) in [
+        (
+            "UPDATE IGNORE payroll SET salary = 1",
+            "update payroll no where",
+        ),
+        (
+            "UPDATE LOW_PRIORITY IGNORE payroll SET salary = 1 WHERE id = 2",
+            "update payroll where",
+        ),
+        (
+            "DELETE LOW_PRIORITY FROM payroll WHERE id = 2",
+            "delete payroll where",
+        ),
+        (
+            "DELETE QUICK IGNORE FROM payroll",
+            "delete payroll no where",
+        ),
+    ] {
+        assert_eq!(actions(&ok(sql)), [want], "{sql}");
+    }
+    // A reserved word is never a table name unquoted: whatever put one
+    // there, the statement is refused rather than misread.
+    refused("SELECT * FROM select");
+    refused("UPDATE ignore.t SET a = 1");
+    assert_eq!(actions(&ok("SELECT * FROM `select`")), ["select select"]);
+    assert_eq!(
+        actions(&ok("SELECT * FROM shop.select")),
+        ["select shop.select"]
+    );
+}
+
+#[test]
+fn mariadb_dynamic_and_compound_statements_are_refused() {
+    refused("EXECUTE IMMEDIATE 'DROP TABLE t'");
+    refused("EXECUTE IMMEDIATE @q");
+    refused("BEGIN NOT ATOMIC DROP TABLE t; END");
+    refused("BEGIN NOT ATOMIC DROP TABLE t END");
+}
