@@ -80,7 +80,8 @@ pub enum AnalyzeError {
 
 /// Analyses one statement: `canonical` is the lexer's form of `original`,
 /// the text the client sent (kept as the analysis's text unless it holds a
-/// secret, when the canonical text is kept with every literal replaced).
+/// secret, when the canonical text is kept with every literal replaced:
+/// the original may hide the password in a comment or an escape).
 pub(crate) fn analyze(
     canonical: &str,
     original: &str,
@@ -107,7 +108,7 @@ fn analyze_text(
         Route::Done(facts) => *facts,
         Route::Prepared(mut st) => {
             st.analysis.text = if st.analysis.secret {
-                tokens.redacted()
+                tokens.redacted(true)
             } else {
                 original.to_string()
             };
@@ -125,7 +126,7 @@ fn analyze_text(
         }
     };
     let text = if facts.secret {
-        tokens.redacted()
+        tokens.redacted(true)
     } else {
         original.to_string()
     };
@@ -149,7 +150,7 @@ fn parse_one(
             // A parse error quotes the token it stopped at, which may be a
             // password: a statement naming one gets no quotes back.
             let m = if tokens.mentions_secret() {
-                scan::scan(&m).map_or_else(|_| "near a literal".to_string(), |t| t.redacted())
+                scan::scan(&m).map_or_else(|_| "near a literal".to_string(), |t| t.redacted(false))
             } else {
                 m
             };

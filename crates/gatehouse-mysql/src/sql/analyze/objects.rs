@@ -8,6 +8,7 @@ use super::keywords::{done, one_statement, parse, refuse, single, Route};
 use super::scan::Tokens;
 use super::{AnalyzeError, Facts};
 use gatehouse_sql::ActionKind;
+use std::collections::HashSet;
 
 /// The object keyword of a CREATE/ALTER/DROP/RENAME and its index, past
 /// `OR REPLACE`, `DEFINER = user`, `ALGORITHM = …`, `SQL SECURITY …`.
@@ -127,8 +128,23 @@ fn routine(tokens: &Tokens<'_>, at: usize, object: &str) -> Result<Route, Analyz
 
 /// A stored program's body holds `;`s inside BEGIN … END and the other
 /// blocks: only one after the last block closes ends the statement, and
-/// anything after it is a second statement.
+/// anything after it is a second statement. (The server, which the
+/// gateway never lets run several statements at once, refuses one too;
+/// this is so the analysis never describes less than what is sent.)
 fn body_is_one_statement(tokens: &Tokens<'_>) -> Result<(), AnalyzeError> {
+    let calls = function_parentheses(tokens);
+    // `IF(a, b, c)` and `REPEAT(s, n)` are functions; `IF [NOT] EXISTS name`
+    // is a clause of CREATE and DROP; any other IF or REPEAT opens a block.
+    let opens = |i: usize| {
+        let call = tokens.punct(i + 1, '(') && calls.contains(&(i + 1));
+        let exists = if tokens.is(i + 1, "NOT") {
+            i + 2
+        } else {
+            i + 1
+        };
+        let clause = tokens.is(exists, "EXISTS") && !tokens.punct(exists + 1, '(');
+        !call && !clause
+    };
     let mut blocks: Vec<String> = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
@@ -138,35 +154,20 @@ fn body_is_one_statement(tokens: &Tokens<'_>) -> Result<(), AnalyzeError> {
                 let closes = tokens
                     .upper(i + 1)
                     .filter(|w| matches!(w.as_str(), "IF" | "LOOP" | "WHILE" | "REPEAT" | "CASE"));
-                match closes {
-                    Some(kind) => {
-                        // `END IF` of an `IF (…) THEN` that was not counted.
-                        if blocks.last() == Some(&kind) {
-                            blocks.pop();
-                        } else if kind != "IF" {
-                            return refuse("the routine body's blocks do not balance");
-                        }
-                        i += 2;
-                        continue;
-                    }
-                    None => {
-                        if !matches!(blocks.pop().as_deref(), Some("BEGIN" | "CASE")) {
-                            return refuse("the routine body's blocks do not balance");
-                        }
-                    }
+                let closed = blocks.pop();
+                let balanced = match &closes {
+                    Some(kind) => closed.as_ref() == Some(kind),
+                    None => matches!(closed.as_deref(), Some("BEGIN" | "CASE")),
+                };
+                if !balanced {
+                    return refuse("the routine body's blocks do not balance");
+                }
+                if closes.is_some() {
+                    i += 1;
                 }
             }
-            Some("BEGIN") => blocks.push("BEGIN".into()),
-            Some("CASE") => blocks.push("CASE".into()),
-            Some(w @ ("LOOP" | "WHILE")) => blocks.push(w.to_string()),
-            // REPEAT(…) is also a string function.
-            Some("REPEAT") if !tokens.punct(i + 1, '(') => blocks.push("REPEAT".into()),
-            // IF(…) is also a function, IF [NOT] EXISTS a clause.
-            Some("IF")
-                if !tokens.punct(i + 1, '(') && !tokens.is_any(i + 1, &["NOT", "EXISTS"]) =>
-            {
-                blocks.push("IF".into())
-            }
+            Some(w @ ("BEGIN" | "CASE" | "LOOP" | "WHILE")) => blocks.push(w.to_string()),
+            Some(w @ ("IF" | "REPEAT")) if opens(i) => blocks.push(w.to_string()),
             _ if tokens.punct(i, ';') && blocks.is_empty() && !single(tokens, i) => {
                 return Err(AnalyzeError::MultipleStatements);
             }
@@ -179,4 +180,23 @@ fn body_is_one_statement(tokens: &Tokens<'_>) -> Result<(), AnalyzeError> {
     } else {
         refuse("the routine body's blocks do not balance")
     }
+}
+
+/// The `(` of each parenthesis pair with a comma directly inside: the
+/// arguments of a function call rather than a parenthesized condition.
+fn function_parentheses(tokens: &Tokens<'_>) -> HashSet<usize> {
+    let mut open: Vec<usize> = Vec::new();
+    let mut calls = HashSet::new();
+    for i in 0..tokens.len() {
+        if tokens.punct(i, '(') {
+            open.push(i);
+        } else if tokens.punct(i, ')') {
+            open.pop();
+        } else if tokens.punct(i, ',') {
+            if let Some(&at) = open.last() {
+                calls.insert(at);
+            }
+        }
+    }
+    calls
 }

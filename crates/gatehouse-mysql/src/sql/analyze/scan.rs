@@ -289,11 +289,13 @@ impl<'a> Tokens<'a> {
         max
     }
 
-    /// The text with every string literal replaced by [`PLACEHOLDER`].
-    pub(super) fn redacted(&self) -> String {
+    /// The text with every string literal, and with `numbers` every number
+    /// too (`0x…` is a string to MySQL), replaced by [`PLACEHOLDER`].
+    pub(super) fn redacted(&self, numbers: bool) -> String {
         let mut out = String::with_capacity(self.text.len());
         let mut at = 0;
-        for t in self.list.iter().filter(|t| t.kind == Kind::Str) {
+        let literal = |t: &&Token| t.kind == Kind::Str || (numbers && t.kind == Kind::Num);
+        for t in self.list.iter().filter(literal) {
             out.push_str(self.text.get(at..t.span.start).unwrap_or(""));
             out.push_str(PLACEHOLDER);
             at = t.span.end;

@@ -263,8 +263,18 @@ fn a_routine_body_hides_no_second_statement() {
         run(&format!("{body}; DROP TABLE t")).err(),
         Some(AnalyzeError::MultipleStatements)
     );
-    // END closing what never opened.
+    let nested = "CREATE PROCEDURE IF NOT EXISTS p() BEGIN \
+                  IF (a > 0) THEN IF NOT EXISTS (SELECT 1) THEN SELECT IF(a, 1, 2); END IF; END IF; \
+                  DROP TABLE IF EXISTS t; SELECT REPEAT('x', 2); \
+                  l: REPEAT SET @a = 1; UNTIL 1 END REPEAT; END";
+    assert_eq!(kind(&ok(nested)), "ddl");
+    assert_eq!(
+        run(&format!("{nested}; DROP TABLE t")).err(),
+        Some(AnalyzeError::MultipleStatements)
+    );
+    // END closing what never opened, or the wrong block.
     refused("CREATE PROCEDURE p() SELECT 1; END; DROP TABLE t");
+    refused("CREATE PROCEDURE p() BEGIN IF a THEN SELECT 1; END WHILE; END");
 }
 
 #[test]
