@@ -41,38 +41,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The backend password, never shown in debug output.
-#[derive(Clone)]
-pub struct BackendPassword(String);
-
-impl BackendPassword {
-    /// Wraps a password read from the environment or a file.
-    pub fn new(p: String) -> Self {
-        Self(p)
-    }
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for BackendPassword {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BackendPassword(<redacted>)")
-    }
-}
-
-/// How the gateway secures the backend leg.
-#[derive(Clone, Debug)]
-pub enum BackendTls {
-    /// Plain TCP.
-    Disable,
-    /// TLS when the server offers it, unverified.
-    Prefer(Arc<rustls::ClientConfig>),
-    /// TLS always, unverified.
-    Require(Arc<rustls::ClientConfig>),
-    /// TLS always, the certificate verified against the configured CA and host name.
-    VerifyFull(Arc<rustls::ClientConfig>),
-}
+pub use gatehouse_session::{BackendPassword, BackendTls};
 
 /// One `kind = "mysql"` connection.
 #[derive(Clone, Debug)]
@@ -114,6 +83,8 @@ pub struct MysqlSettings {
     pub login_timeout: Duration,
     /// The longest message a caller may send.
     pub max_message: usize,
+    /// The longest result row the gateway masks (a longer one ends the session).
+    pub max_masked_row: usize,
     /// At most this many caller connections at once.
     pub max_connections: usize,
 }
@@ -136,6 +107,9 @@ pub enum MysqlError {
     /// The backend refused the gateway's login.
     #[error("the MySQL server refused the gateway's login: {0}")]
     BackendLogin(String),
+    /// A result row to mask is longer than the gateway masks.
+    #[error("a result row of more than {0} bytes to mask")]
+    RowTooLarge(usize),
     /// It took too long.
     #[error("{0} took longer than {1:?}")]
     Timeout(&'static str, Duration),

@@ -61,10 +61,12 @@ pub(crate) struct ResultMask {
     pub(crate) engine: Arc<MaskingEngine>,
 }
 
-/// A message from the server: one frame in place, or a long one joined.
+/// A message from the server: one frame in place, a long one joined, or
+/// a long one already passed on unread.
 enum Message {
     Frame(BytesMut),
     Joined(Vec<u8>),
+    Passed,
 }
 
 impl Message {
@@ -72,6 +74,7 @@ impl Message {
         match self {
             Self::Frame(f) => &f[HEADER..],
             Self::Joined(p) => p,
+            Self::Passed => &[],
         }
     }
 }
@@ -86,6 +89,8 @@ pub(crate) struct Relay<'a> {
     tally: Option<MaskTally>,
     scratch: Scratch,
     sent: u64,
+    /// The longest message joined to be masked.
+    max_joined: usize,
 }
 
 impl<'a> Relay<'a> {
@@ -105,7 +110,14 @@ impl<'a> Relay<'a> {
             mask,
             scratch: Scratch::default(),
             sent: 0,
+            max_joined: DEFAULT_MAX_JOINED,
         }
+    }
+
+    /// Masks rows of at most `max` bytes; a longer one ends the session.
+    pub(crate) fn with_max_row(mut self, max: usize) -> Self {
+        self.max_joined = max;
+        self
     }
 
     /// Bytes written to the caller.
@@ -114,9 +126,12 @@ impl<'a> Relay<'a> {
     }
 
     /// The next message; what is gathered for the caller is written first
-    /// when the server has nothing more buffered.
-    async fn next(&mut self) -> Result<Message, MysqlError> {
+    /// when the server has nothing more buffered. A message longer than one
+    /// packet is joined (up to `max_joined` bytes) only where it is masked
+    /// (`join`); otherwise its packets go straight on ([`Message::Passed`]).
+    async fn next_message(&mut self, join: bool) -> Result<Message, MysqlError> {
         let mut joined: Option<Vec<u8>> = None;
+        let mut passing = false;
         loop {
             let Some(frame) = self.backend.reader.frame() else {
                 self.flush().await?;
@@ -124,10 +139,24 @@ impl<'a> Relay<'a> {
                 continue;
             };
             let long = frame.len() - HEADER == MAX_PAYLOAD;
+            if passing {
+                self.pass(Message::Frame(frame));
+                if !long {
+                    return Ok(Message::Passed);
+                }
+                continue;
+            }
             match (joined.as_mut(), long) {
                 (None, false) => return Ok(Message::Frame(frame)),
+                (None, true) if !join => {
+                    passing = true;
+                    self.pass(Message::Frame(frame));
+                }
                 (None, true) => joined = Some(frame[HEADER..].to_vec()),
                 (Some(j), _) => {
+                    if j.len() + frame.len() > self.max_joined {
+                        return Err(MysqlError::RowTooLarge(self.max_joined));
+                    }
                     j.extend_from_slice(&frame[HEADER..]);
                     if !long {
                         return Ok(Message::Joined(joined.unwrap_or_default()));
@@ -135,6 +164,11 @@ impl<'a> Relay<'a> {
                 }
             }
         }
+    }
+
+    /// The next message, joined if long (headers, definitions, OK, ERR).
+    async fn next(&mut self) -> Result<Message, MysqlError> {
+        self.next_message(true).await
     }
 
     /// Sends `m` on to the caller as it came.
@@ -146,6 +180,7 @@ impl<'a> Relay<'a> {
                 self.out.extend_from_slice(&f);
             }
             Message::Joined(p) => self.put(&p),
+            Message::Passed => {}
         }
     }
 
@@ -328,7 +363,11 @@ impl<'a> Relay<'a> {
         let masking = plans.iter().any(|c| c.plan != Plan::Clear);
         let mut rows = 0u64;
         loop {
-            let m = self.next().await?;
+            let m = self.next_message(masking).await?;
+            if matches!(m, Message::Passed) {
+                rows += 1;
+                continue;
+            }
             let p = m.payload();
             if result::is_eof(p) {
                 let st = result::eof_status(p).unwrap_or(0);
@@ -540,6 +579,9 @@ fn mask_value(
         }
     }
 }
+
+/// The longest row masked unless [`Relay::with_max_row`] says otherwise.
+const DEFAULT_MAX_JOINED: usize = 64 << 20;
 
 const LOCAL_INFILE_REFUSED: &str =
     "the server asked for a file from the client (LOAD DATA LOCAL): the gateway never lets a \

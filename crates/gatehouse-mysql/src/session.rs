@@ -103,6 +103,10 @@ impl MysqlSession {
             match self.command(seq, payload).await {
                 Ok(None) => {}
                 Ok(Some(end)) => break end,
+                Err(MysqlError::RowTooLarge(limit)) => {
+                    tracing::warn!(limit, "mysql: a result row too large to mask; ending the session");
+                    break End::LimitExceeded;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "mysql session ended");
                     break End::NetworkError;

@@ -163,7 +163,8 @@ impl MysqlSession {
                     &mut self.backend,
                     seq,
                     self.mask.as_ref(),
-                );
+                )
+                .with_max_row(self.gw.settings.max_masked_row);
                 let answered = match run.shape {
                     Shape::Results(rows) => relay.query(rows).await?,
                     Shape::Single => relay.single().await?,

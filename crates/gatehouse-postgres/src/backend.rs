@@ -16,40 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A backend password. Its `Debug` never prints it.
-#[derive(Clone)]
-pub struct BackendPassword(String);
-
-impl BackendPassword {
-    /// Wraps a password read from the environment or a file.
-    pub fn new(p: String) -> Self {
-        Self(p)
-    }
-    /// The password itself, for the login that needs it (or another
-    /// adapter's target built from the same checked section).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for BackendPassword {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BackendPassword(<redacted>)")
-    }
-}
-
-/// How the gateway secures the backend leg (libpq's `sslmode` names).
-#[derive(Clone, Debug)]
-pub enum BackendTls {
-    /// Plain TCP.
-    Disable,
-    /// TLS if the server offers it, else plain; certificate not verified.
-    Prefer(Arc<rustls::ClientConfig>),
-    /// TLS or fail; certificate not verified.
-    Require(Arc<rustls::ClientConfig>),
-    /// TLS, chain verified against the configured CA, host name checked.
-    VerifyFull(Arc<rustls::ClientConfig>),
-}
+pub use gatehouse_session::{BackendPassword, BackendTls};
 
 /// A configured backend: where it is and how the gateway logs in.
 #[derive(Clone, Debug)]

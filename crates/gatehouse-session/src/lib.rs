@@ -18,6 +18,7 @@
 //! - [`Occupancy`] counts open connections and each identity's sessions
 //!   across every listener, so one caller cannot take them all.
 
+mod backend;
 mod failures;
 pub mod gate;
 mod login;
@@ -25,6 +26,7 @@ mod occupancy;
 pub mod recording;
 mod session;
 
+pub use backend::{BackendPassword, BackendTls};
 pub use login::{
     Admitted, Checked, Credential, Gatekeeper, Knock, LoginAttempt, LoginRefusal,
     DEFAULT_MAX_SESSIONS_PER_IDENTITY,

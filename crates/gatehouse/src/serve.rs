@@ -336,6 +336,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             record_masking: Arc::new(MaskingEngine::secrets_only()),
             login_timeout: config.handshake_timeout,
             max_message: config.limits.session.max_message_size as usize,
+            max_masked_row: config.limits.session.max_masked_row_size as usize,
             max_connections: config.limits.session.max_connections as usize,
         };
         let gateway = gatehouse_mysql::MysqlGateway::new(settings, gatekeeper.clone());

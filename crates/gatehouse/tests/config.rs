@@ -873,3 +873,40 @@ host_key = "{pin}"
         &["connection[0].kind: ssh connections need an SSH listener: add ssh = \"127.0.0.1:2222\" to [listeners]"],
     );
 }
+
+#[test]
+fn mysql_connection_mistakes_are_named() {
+    assert_problems(
+        r#"[listeners]
+postgres = "127.0.0.1:15432"
+
+[[connection]]
+name = "ok-db"
+kind = "mysql"
+host = "127.0.0.1"
+database = "shop"
+user = "shop_owner"
+password_env = "APP_DB_PASSWORD"
+
+[[connection]]
+name = "shop-db"
+kind = "mysql"
+host = "127.0.0.1"
+database = "shop"
+user = "shop_owner"
+password_env = "NO_SUCH_MYSQL_PASSWORD"
+backend_tls = "verify-full"
+
+[connection.masking]
+trusted_functions = ["app.total"]
+json_paths = ["$..ssn"]
+"#,
+        &[
+            "connection[0].kind: mysql connections need a MySQL listener: add mysql = \"127.0.0.1:13306\" to [listeners]",
+            "connection[1].password_env: environment variable NO_SUCH_MYSQL_PASSWORD is not set",
+            "connection[1].backend_ca: backend_tls = \"verify-full\" needs backend_ca",
+            "connection[1].masking.trusted_functions: not supported on mysql connections yet",
+            "connection[1].masking.json_paths: JSON paths apply to http and mcp connections, not to a mysql connection",
+        ],
+    );
+}

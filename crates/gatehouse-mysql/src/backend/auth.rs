@@ -76,6 +76,23 @@ mod tests {
     }
 
     #[test]
+    fn caching_sha2_scrambles_as_the_server_checks_them() {
+        // The server caches SHA256(SHA256(pw)) and checks
+        // SHA256(reply XOR SHA256(cached ‖ challenge)) == cached.
+        let challenge = [3u8; 20];
+        let reply = caching_sha2("secret", &challenge);
+        let cached = Sha256::digest(Sha256::digest(b"secret"));
+        let mut h = Sha256::new();
+        h.update(cached);
+        h.update(challenge);
+        let mix = h.finalize();
+        let stage1: Vec<u8> = reply.iter().zip(mix.iter()).map(|(a, b)| a ^ b).collect();
+        assert_eq!(Sha256::digest(&stage1), cached);
+        assert!(caching_sha2("", &challenge).is_empty());
+        assert_eq!(cleartext("pw"), b"pw\0");
+    }
+
+    #[test]
     fn ed25519_signatures_verify_with_the_key_mariadb_stores() {
         use ed25519_dalek::Verifier;
         let challenge = [9u8; 32];

@@ -286,20 +286,14 @@ impl ConnectionSection {
 /// A checked database connection as the MySQL adapter takes it (masking
 /// is attached at start).
 fn mysql_target(t: BackendTarget) -> gatehouse_mysql::MysqlTarget {
-    let tls = match t.tls {
-        BackendTls::Disable => gatehouse_mysql::BackendTls::Disable,
-        BackendTls::Prefer(c) => gatehouse_mysql::BackendTls::Prefer(c),
-        BackendTls::Require(c) => gatehouse_mysql::BackendTls::Require(c),
-        BackendTls::VerifyFull(c) => gatehouse_mysql::BackendTls::VerifyFull(c),
-    };
     gatehouse_mysql::MysqlTarget {
         name: t.name,
         host: t.host,
         port: t.port,
         database: t.database,
         user: t.user,
-        password: gatehouse_mysql::BackendPassword::new(t.password.expose().to_string()),
-        tls,
+        password: t.password,
+        tls: t.tls,
         connect_timeout: t.connect_timeout,
         masking: None,
         exempt_groups: Vec::new(),

@@ -13,6 +13,8 @@ use sqlparser::ast::{
     SetExpr, TableFactor, TableObject, TableWithJoins,
 };
 
+/// INSERT and REPLACE (a delete of the rows the new ones collide with,
+/// then an insert), with `ON DUPLICATE KEY UPDATE` an update too.
 pub(super) fn insert(
     ins: &sqlparser::ast::Insert,
     f: &mut Facts,
@@ -179,6 +181,7 @@ fn named<'a>(items: &'a [TableWithJoins]) -> Result<Vec<Named<'a>>, AnalyzeError
     Ok(out)
 }
 
+/// UPDATE, single- or multi-table.
 pub(super) fn update(
     u: &sqlparser::ast::Update,
     f: &mut Facts,
@@ -292,6 +295,7 @@ fn filters(
     }
 }
 
+/// DELETE, single- or multi-table.
 pub(super) fn delete(
     d: &sqlparser::ast::Delete,
     f: &mut Facts,

@@ -106,6 +106,10 @@ pub(super) fn route(
                 ..Adjust::default()
             },
         }),
+        // sqlparser lacks `WITH CONSISTENT SNAPSHOT` (which mysqldump sends).
+        "START" if second == "TRANSACTION" && transaction_modes(tokens) => {
+            done(tokens, ActionKind::Transaction, "transaction")
+        }
         "START" | "STOP"
             if matches!(second.as_str(), "SLAVE" | "REPLICA" | "GROUP_REPLICATION") =>
         {
@@ -122,6 +126,13 @@ pub(super) fn route(
         "OPTIMIZE" | "CHECK" | "REPAIR" | "CHECKSUM" | "ANALYZE" => table_admin(tokens, &first),
         _ => parse(),
     }
+}
+
+/// `START TRANSACTION` followed only by its modes.
+fn transaction_modes(tokens: &Tokens<'_>) -> bool {
+    const MODES: &[&str] = &["WITH", "CONSISTENT", "SNAPSHOT", "READ", "ONLY", "WRITE"];
+    (2..tokens.len())
+        .all(|i| tokens.is_any(i, MODES) || tokens.punct(i, ',') || tokens.punct(i, ';'))
 }
 
 /// Whether only `;` follow from `i` on.

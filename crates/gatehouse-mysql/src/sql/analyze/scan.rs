@@ -206,7 +206,7 @@ impl<'a> Tokens<'a> {
         let raw = self.text_of(i);
         match self.kind(i)? {
             Kind::Word | Kind::Num => Some(raw.to_string()),
-            Kind::Ident => Some(raw.get(1..raw.len() - 1)?.replace("``", "`")),
+            Kind::Ident => Some(raw.get(1..raw.len().saturating_sub(1))?.replace("``", "`")),
             _ => None,
         }
     }
@@ -240,7 +240,7 @@ impl<'a> Tokens<'a> {
         }
         let raw = self.text_of(i);
         let quote = raw.chars().next()?;
-        Some(unescape(raw.get(1..raw.len() - 1)?, quote))
+        Some(unescape(raw.get(1..raw.len().saturating_sub(1))?, quote))
     }
 
     /// Whether anything but `;` follows a `;`: a second statement.

@@ -48,7 +48,7 @@ pub(super) fn analyze_statement(
 /// `… is not supported through the gateway`, naming the statement by its
 /// leading keywords.
 pub(super) fn unsupported(tokens: &Tokens<'_>) -> AnalyzeError {
-    let words: Vec<String> = (0..3).map_while(|i| tokens.upper(i)).collect();
+    let words: Vec<String> = (0..2).map_while(|i| tokens.upper(i)).collect();
     let name = if words.is_empty() {
         "this statement".to_string()
     } else {

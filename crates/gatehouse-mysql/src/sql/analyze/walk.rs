@@ -218,25 +218,22 @@ impl Visitor for Walk {
     fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<AnalyzeError> {
         let sink = self.current();
         let outcome = match tf {
+            // A table function: a call, not a table.
             TableFactor::Table {
-                name, alias, args, ..
+                name,
+                alias,
+                args: Some(_),
+                ..
             } => {
-                if args.is_some() {
-                    // A table function: a call, not a table.
-                    self.skip.insert(addr(name));
-                    self.alias(alias.as_ref(), None, true);
-                    self.call(name)
-                } else {
-                    if is_dual(name) {
-                        Ok(())
-                    } else {
-                        table_ref(name).map(|t| {
-                            let cte = t.schema.is_none() && self.is_cte(&t.name);
-                            self.alias(alias.as_ref(), (!cte).then_some(t), false);
-                        })
-                    }
-                }
+                self.skip.insert(addr(name));
+                self.alias(alias.as_ref(), None, true);
+                self.call(name)
             }
+            TableFactor::Table { name, .. } if is_dual(name) => Ok(()),
+            TableFactor::Table { name, alias, .. } => table_ref(name).map(|t| {
+                let cte = t.schema.is_none() && self.is_cte(&t.name);
+                self.alias(alias.as_ref(), (!cte).then_some(t), false);
+            }),
             TableFactor::Derived {
                 subquery, alias, ..
             } => {
@@ -261,10 +258,7 @@ impl Visitor for Walk {
             }
             _ => Err(not_mysql("this FROM item")),
         };
-        match outcome {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => ControlFlow::Break(e),
-        }
+        flow(outcome)
     }
 
     fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<AnalyzeError> {

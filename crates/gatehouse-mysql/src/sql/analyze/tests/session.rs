@@ -155,6 +155,8 @@ fn transaction_control_is_transaction() {
         "BEGIN WORK",
         "START TRANSACTION",
         "START TRANSACTION READ ONLY",
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        "START TRANSACTION READ WRITE, WITH CONSISTENT SNAPSHOT",
         "COMMIT",
         "COMMIT AND CHAIN",
         "ROLLBACK",

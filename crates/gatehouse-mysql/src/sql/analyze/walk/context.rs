@@ -40,6 +40,9 @@ impl Walk {
             self.locks_rows = true;
         }
         if let Some(with) = &q.with {
+            // What a CTE returns reaches the client through the query that
+            // reads it, with no origin the server reports for sure: derived,
+            // like a subquery in FROM.
             let inner = sink.expression();
             let mut scope = CteScope {
                 names: HashMap::new(),
