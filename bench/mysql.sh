@@ -60,7 +60,7 @@ SB=(--db-driver=mysql --mysql-host=127.0.0.1 --tables=1 --table-size="$ROWS" --t
 sysbench oltp_read_only "${SB[@]}" --mysql-port="$DB" --mysql-user=bench \
   --mysql-password=bench-pw --mysql-db=sbtest prepare >/dev/null
 
-socat TCP-LISTEN:$RELAY,fork,reuseaddr,bind=127.0.0.1 TCP:127.0.0.1:$DB &
+socat TCP-LISTEN:$RELAY,fork,reuseaddr,nodelay,bind=127.0.0.1 TCP:127.0.0.1:$DB,nodelay &
 PIDS+=($!)
 
 cat > "$WORK/policy.cedar" <<'EOF2'
@@ -107,8 +107,9 @@ run() { # target ps-mode: "tps p95"
   esac
   sysbench oltp_read_only "${SB[@]}" --mysql-port="$port" --mysql-user="$user" \
     --mysql-password="$pw" --mysql-db=sbtest --db-ps-mode="$mode" --time="$SECONDS_EACH" \
-    --report-interval=0 run 2>&1 |
-    awk '/transactions:/ {gsub("\\(",""); tps=$3} /95th percentile:/ {p95=$3} END {print tps, p95}'
+    --report-interval=0 run >"$WORK/run.log" 2>&1 || true
+  grep -q "transactions:" "$WORK/run.log" || { echo "bench/mysql.sh: $target ($mode) failed:" >&2; tail -5 "$WORK/run.log" >&2; }
+  awk '/transactions:/ {gsub("\\(",""); tps=$3} /95th percentile:/ {p95=$3} END {print tps, p95}' "$WORK/run.log"
 }
 
 declare -A TPS P95

@@ -44,17 +44,19 @@ pub(crate) async fn connect(
     collation: u8,
     max_message: usize,
 ) -> Result<Backend, MysqlError> {
-    let login = login(target, caller_caps, collation, max_message);
-    let mut backend = tokio::time::timeout(target.connect_timeout, login)
+    let login = async {
+        let mut backend = login(target, caller_caps, collation, max_message).await?;
+        backend.read_session().await?;
+        Ok::<_, MysqlError>(backend)
+    };
+    tokio::time::timeout(target.connect_timeout, login)
         .await
         .map_err(|_| {
             MysqlError::Timeout(
                 "connecting and logging in to the MySQL server",
                 target.connect_timeout,
             )
-        })??;
-    backend.read_sql_mode().await?;
-    Ok(backend)
+        })?
 }
 
 async fn login(
@@ -105,9 +107,11 @@ async fn login(
         seq = write_message(&mut wire, seq, &response.ssl_request()).await?;
         wire = upgrade(wire, config, &target.host).await?;
     }
-    let encrypted = wire.encrypted();
+    // The password itself goes only to a server whose certificate was
+    // verified: over unverified TLS anyone in between could be the server.
+    let verified = matches!(target.tls, BackendTls::VerifyFull(_)) && wire.encrypted();
     let password = target.password.expose();
-    response.auth = answer(&greeting.plugin, password, &greeting.scramble, encrypted)?;
+    response.auth = answer(&greeting.plugin, password, &greeting.scramble, verified)?;
     write_message(&mut wire, seq, &response.encode()).await?;
     let mut plugin = greeting.plugin.clone();
     loop {
@@ -132,7 +136,7 @@ async fn login(
             Some(&handshake::AUTH_SWITCH) => {
                 let (p, challenge) = handshake::parse_auth_switch(&payload)
                     .ok_or_else(|| MysqlError::Backend(format!("{addr}: malformed auth switch")))?;
-                let reply = answer(&p, password, &challenge, encrypted)?;
+                let reply = answer(&p, password, &challenge, verified)?;
                 plugin = p;
                 write_message(&mut wire, seq, &reply).await?;
             }
@@ -141,16 +145,16 @@ async fn login(
                     // Fast authentication succeeded: the OK follows.
                     Some(3) => {}
                     // Full authentication: the password itself, which only
-                    // goes over TLS.
-                    Some(4) if encrypted => {
+                    // goes to a verified server.
+                    Some(4) if verified => {
                         write_message(&mut wire, seq, &auth::cleartext(password)).await?;
                     }
                     Some(4) => {
                         return Err(MysqlError::BackendLogin(
                             "the server asks for caching_sha2_password full authentication, \
-                             which sends the password: use backend_tls = \"require\" or \
-                             \"verify-full\" (or log the user in once over TLS so the server \
-                             caches it)"
+                             which sends the password itself: the gateway does so only with \
+                             backend_tls = \"verify-full\" (or log the account in once so the \
+                             server caches it, and the fast path needs no password)"
                                 .into(),
                         ))
                     }
@@ -175,16 +179,16 @@ fn answer(
     plugin: &str,
     password: &str,
     challenge: &[u8],
-    encrypted: bool,
+    verified: bool,
 ) -> Result<Vec<u8>, MysqlError> {
     match plugin {
         "mysql_native_password" => Ok(auth::native(password, challenge)),
         "caching_sha2_password" => Ok(auth::caching_sha2(password, challenge)),
         "client_ed25519" => Ok(auth::ed25519(password, challenge)),
-        "mysql_clear_password" if encrypted => Ok(auth::cleartext(password)),
+        "mysql_clear_password" if verified => Ok(auth::cleartext(password)),
         "mysql_clear_password" => Err(MysqlError::BackendLogin(
-            "the server asks for the password in clear text, which the gateway sends only \
-             over TLS: use backend_tls = \"require\" or \"verify-full\""
+            "the server asks for the password in clear text, which the gateway sends only to \
+             a server whose certificate it verified: use backend_tls = \"verify-full\""
                 .into(),
         )),
         other => Err(MysqlError::BackendLogin(format!(
@@ -237,16 +241,28 @@ pub(crate) fn dialect_of(server_version: &str) -> Dialect {
 }
 
 impl Backend {
-    /// Reads the session's `sql_mode` into the dialect.
-    pub(crate) async fn read_sql_mode(&mut self) -> Result<(), MysqlError> {
-        let rows = self.own_query("SELECT @@SESSION.sql_mode").await?;
-        let mode = rows
-            .first()
-            .and_then(|r| r.first())
-            .cloned()
-            .flatten()
-            .unwrap_or_default();
-        apply_sql_mode(&mut self.dialect, &mode);
+    /// Reads what decides how the server reads statements: `sql_mode`
+    /// (into the dialect) and the connection's character sets. One the
+    /// gateway does not read as the server would is an error.
+    pub(crate) async fn read_session(&mut self) -> Result<(), MysqlError> {
+        let rows = self
+            .own_query(
+                "SELECT @@SESSION.sql_mode, @@SESSION.character_set_client, \
+                 @@SESSION.character_set_connection",
+            )
+            .await?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        let value = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        apply_sql_mode(&mut self.dialect, &value(0)).map_err(MysqlError::UnsafeSession)?;
+        for charset in [value(1), value(2)] {
+            if !SAFE_CHARSETS.contains(&charset.to_ascii_lowercase().as_str()) {
+                return Err(MysqlError::UnsafeSession(format!(
+                    "the session's character set is {charset}, in which a multi-byte character \
+                     can hide a backslash from the gateway; it reads only {}",
+                    SAFE_CHARSETS.join(", ")
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -295,12 +311,32 @@ impl Backend {
     }
 }
 
-/// Sets the dialect's quoting flags from a `sql_mode` value.
-pub(crate) fn apply_sql_mode(dialect: &mut Dialect, mode: &str) {
+/// Character sets in which the gateway reads statements as the server
+/// does (single-byte, or UTF-8, where no byte of a character is a quote
+/// or a backslash).
+pub(crate) const SAFE_CHARSETS: [&str; 6] =
+    ["utf8mb4", "utf8mb3", "utf8", "latin1", "ascii", "binary"];
+
+/// `sql_mode` values that change the grammar (MSSQL's `[ident]` quoting,
+/// Oracle's syntax): the gateway refuses them.
+pub(crate) const UNSUPPORTED_MODES: [&str; 2] = ["MSSQL", "ORACLE"];
+
+/// Sets the dialect's quoting flags from a `sql_mode` value; `Err` names a
+/// mode the gateway does not read statements under.
+pub(crate) fn apply_sql_mode(dialect: &mut Dialect, mode: &str) -> Result<(), String> {
     let has = |flag: &str| mode.split(',').any(|m| m.trim().eq_ignore_ascii_case(flag));
-    // ANSI is a combination mode that includes ANSI_QUOTES.
-    dialect.ansi_quotes = has("ANSI_QUOTES") || has("ANSI");
+    if let Some(m) = UNSUPPORTED_MODES.iter().find(|m| has(m)) {
+        return Err(format!(
+            "sql_mode {m} changes how the server reads statements in ways the gateway does not \
+             follow"
+        ));
+    }
+    // The combination modes that include ANSI_QUOTES.
+    dialect.ansi_quotes = ["ANSI_QUOTES", "ANSI", "DB2", "MAXDB", "POSTGRESQL"]
+        .iter()
+        .any(|m| has(m));
     dialect.no_backslash_escapes = has("NO_BACKSLASH_ESCAPES");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -320,11 +356,15 @@ mod tests {
     #[test]
     fn sql_mode_flags_are_found_in_any_case_and_through_ansi() {
         let mut d = dialect_of("8.0.40");
-        apply_sql_mode(&mut d, "STRICT_TRANS_TABLES,ansi_quotes");
+        apply_sql_mode(&mut d, "STRICT_TRANS_TABLES,ansi_quotes").unwrap();
         assert!(d.ansi_quotes && !d.no_backslash_escapes);
-        apply_sql_mode(&mut d, "ANSI,NO_BACKSLASH_ESCAPES");
+        apply_sql_mode(&mut d, "ANSI,NO_BACKSLASH_ESCAPES").unwrap();
         assert!(d.ansi_quotes && d.no_backslash_escapes);
-        apply_sql_mode(&mut d, "");
+        apply_sql_mode(&mut d, "").unwrap();
         assert!(!d.ansi_quotes && !d.no_backslash_escapes);
+        apply_sql_mode(&mut d, "POSTGRESQL").unwrap();
+        assert!(d.ansi_quotes);
+        assert!(apply_sql_mode(&mut d, "MSSQL").is_err());
+        assert!(apply_sql_mode(&mut d, "STRICT_ALL_TABLES,oracle").is_err());
     }
 }

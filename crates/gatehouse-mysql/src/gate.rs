@@ -21,20 +21,23 @@ pub(crate) struct Gate {
     client_ip: IpAddr,
     /// How the server lexes (its version, `sql_mode`).
     pub(crate) dialect: Dialect,
-    /// The `sql_mode` flags the session started with (what `DEFAULT` means).
-    login_dialect: Dialect,
     /// The current database: what unqualified table names mean.
     pub(crate) database: String,
-    /// SQL-level `PREPARE name FROM '…'`, by name.
-    prepared: HashMap<String, Arc<MysqlStatement>>,
+    /// SQL-level `PREPARE name FROM '…'`, by name, with the database that
+    /// was current when it was prepared (where the server runs it).
+    prepared: HashMap<String, (Arc<MysqlStatement>, String)>,
     /// Column rules whose values must not leave in an expression.
     guard: Option<Arc<MaskingEngine>>,
+    /// The last statement touched a masked column: `SHOW WARNINGS`,
+    /// `SHOW ERRORS` and `GET DIAGNOSTICS` are refused until another runs.
+    pub(crate) warnings_guarded: bool,
 }
 
 /// A statement read and ready to decide, or why it cannot be.
 pub(crate) enum Reading {
-    /// Analysed (an `EXECUTE` resolved to what was prepared).
-    Statement(Arc<MysqlStatement>),
+    /// Analysed (an `EXECUTE` resolved to what was prepared), with the
+    /// database its unqualified tables are in.
+    Statement(Arc<MysqlStatement>, String),
     /// It could not be read exactly as the server would: refused.
     Unreadable(String),
     /// Refused by the gateway's own rules before the policy (a masked
@@ -58,10 +61,10 @@ impl Gate {
             connection,
             client_ip,
             dialect,
-            login_dialect: dialect,
             database,
             prepared: HashMap::new(),
             guard,
+            warnings_guarded: false,
         }
     }
 
@@ -71,13 +74,20 @@ impl Gate {
             Ok(c) => c,
             Err(e) => return Reading::Unreadable(format!("the statement could not be read: {e}")),
         };
+        if self.warnings_guarded && is_diagnostics(&canonical) {
+            return Reading::Denied(
+                "the last statement touched a masked column, and its warnings and errors may \
+                 quote the column's values: they are not shown"
+                    .into(),
+            );
+        }
         let st = match sql::analyze::analyze(&canonical, text, &self.dialect) {
             Ok(st) => st,
             Err(e) => return Reading::Unreadable(e.to_string()),
         };
-        let st = match &st.analysis.executes {
+        let (st, database) = match &st.analysis.executes {
             Some(name) => match self.prepared.get(name) {
-                Some(p) => p.clone(),
+                Some((p, db)) => (p.clone(), db.clone()),
                 None => {
                     return Reading::Denied(format!(
                         "EXECUTE {name}: no statement of that name was prepared through the \
@@ -85,28 +95,55 @@ impl Gate {
                     ))
                 }
             },
-            None => Arc::new(st),
+            None => (Arc::new(st), self.database.clone()),
         };
-        if let Some(reason) = self.flow_refusal(&st) {
+        if let Some(SqlModeChange::Literal(mode)) = &st.sql_mode {
+            let mut probe = self.dialect;
+            if let Err(why) = crate::backend::apply_sql_mode(&mut probe, mode) {
+                return Reading::Denied(format!("{why}; it is refused"));
+            }
+        }
+        if let Some(reason) = self.flow_refusal(&st, &database) {
             return Reading::Denied(reason);
         }
-        Reading::Statement(st)
+        Reading::Statement(st, database)
     }
 
     /// A masked column whose values this statement sends out without their
     /// origin (in an expression, a UNION, into a table or a file): the
     /// server's result would not say where they came from, so result
     /// masking could not find them.
-    fn flow_refusal(&self, st: &MysqlStatement) -> Option<String> {
+    pub(crate) fn flow_refusal(&self, st: &MysqlStatement, database: &str) -> Option<String> {
         let engine = self.guard.as_ref()?;
         let a = &st.analysis;
+        let ruled = engine
+            .rules()
+            .iter()
+            .any(|r| !matches!(r.target, ColumnTarget::JsonPath(_)));
+        // Code the gateway cannot see into could return a ruled column in a
+        // form no rule can find (as on PostgreSQL).
+        if ruled
+            && (a.flags.opaque_code
+                || a.kind == ActionKind::Procedural
+                || !a.opaque_functions.is_empty())
+        {
+            let what = a
+                .opaque_functions
+                .first()
+                .map(|f| format!("the function {f}"))
+                .unwrap_or_else(|| "code the gateway cannot see into".into());
+            return Some(format!(
+                "this connection masks columns by rule, and the statement runs {what}, which \
+                 could return a masked column's values where no rule can find them"
+            ));
+        }
         let reads = |schema: &Option<String>, table: &str| {
             a.actions.iter().filter_map(|x| x.table.as_ref()).any(|t| {
                 t.name.eq_ignore_ascii_case(table)
                     && schema.as_deref().is_none_or(|s| {
                         t.schema
                             .as_deref()
-                            .unwrap_or(&self.database)
+                            .unwrap_or(database)
                             .eq_ignore_ascii_case(s)
                     })
             })
@@ -139,11 +176,46 @@ impl Gate {
         None
     }
 
+    /// Whether `st` reads a table a column rule covers (or any table,
+    /// under a name-pattern rule): the server's error texts and warnings
+    /// may then quote a masked value.
+    pub(crate) fn touches_ruled(&self, st: &MysqlStatement, database: &str) -> bool {
+        let Some(engine) = self.guard.as_ref() else {
+            return false;
+        };
+        let tables: Vec<_> = st
+            .analysis
+            .actions
+            .iter()
+            .filter_map(|x| x.table.as_ref())
+            .collect();
+        engine.rules().iter().any(|r| match &r.target {
+            ColumnTarget::Exact { schema, table, .. } => tables.iter().any(|t| {
+                t.name.eq_ignore_ascii_case(table)
+                    && schema.as_deref().is_none_or(|s| {
+                        t.schema
+                            .as_deref()
+                            .unwrap_or(database)
+                            .eq_ignore_ascii_case(s)
+                    })
+            }),
+            ColumnTarget::Pattern(_) => !tables.is_empty(),
+            ColumnTarget::JsonPath(_) => false,
+        })
+    }
+
     /// The policy's decision on `st`; `approved` when a human approved
     /// exactly it. `flavour`: `simple` (a query) or `extended` (a prepared
     /// statement's execution), as PostgreSQL's protocols.
-    pub(crate) fn decision(&self, st: &MysqlStatement, flavour: &str, approved: bool) -> Decision {
+    pub(crate) fn decision(
+        &self,
+        st: &MysqlStatement,
+        database: &str,
+        flavour: &str,
+        approved: bool,
+    ) -> Decision {
         let (engine, _) = self.policy.current();
+        let search_path = [database.to_string()];
         engine.decide_statements(&StatementRequest {
             identity: &self.identity,
             connection: &self.connection,
@@ -152,7 +224,7 @@ impl Gate {
             protocol: flavour,
             approved,
             statements: &[&st.analysis],
-            search_path: std::slice::from_ref(&self.database),
+            search_path: &search_path,
         })
     }
 
@@ -161,17 +233,10 @@ impl Gate {
         if let Some(db) = &st.uses_database {
             self.database = db.clone();
         }
-        match &st.sql_mode {
-            Some(SqlModeChange::Literal(mode)) => {
-                crate::backend::apply_sql_mode(&mut self.dialect, mode)
-            }
-            Some(SqlModeChange::Default) => self.dialect = self.login_dialect,
-            // Known only to the server: read back by the session.
-            Some(SqlModeChange::Unknown) | None => {}
-        }
         let a = &st.analysis;
         if let Some(name) = &a.prepares {
-            self.prepared.insert(name.clone(), Arc::new(st.clone()));
+            let entry = (Arc::new(st.clone()), self.database.clone());
+            self.prepared.insert(name.clone(), entry);
         }
         match &a.deallocates {
             Some(Some(name)) => {
@@ -182,10 +247,12 @@ impl Gate {
         }
     }
 
-    /// Whether the server must be asked for `sql_mode` after `st` ran (its
-    /// value was not a literal the gateway could read).
-    pub(crate) fn needs_sql_mode(st: &MysqlStatement) -> bool {
-        matches!(st.sql_mode, Some(SqlModeChange::Unknown))
+    /// Whether the server must be asked for `sql_mode` after `st` (which
+    /// changes it: the gateway never interprets a value, since `DEFAULT`
+    /// and combination modes mean what the server says), whether or not it
+    /// succeeded.
+    pub(crate) fn touches_sql_mode(st: &MysqlStatement) -> bool {
+        st.sql_mode.is_some()
     }
 
     /// The session was reset (`COM_RESET_CONNECTION`): prepared statements
@@ -197,5 +264,35 @@ impl Gate {
     /// Whether `st` is a `KILL` (which only the caller's own session may be).
     pub(crate) fn is_kill(st: &MysqlStatement) -> bool {
         st.analysis.operation == "kill" && st.analysis.kind == ActionKind::Admin
+    }
+}
+
+/// Whether a canonical statement reads the last statement's diagnostics.
+fn is_diagnostics(canonical: &str) -> bool {
+    let mut words = canonical
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase);
+    matches!(
+        (words.next().as_deref(), words.next().as_deref()),
+        (Some("SHOW"), Some("WARNINGS" | "ERRORS" | "COUNT"))
+            | (Some("GET"), Some("DIAGNOSTICS" | "CURRENT" | "STACKED"))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_diagnostics;
+
+    #[test]
+    fn diagnostics_statements_are_recognised_in_any_spelling() {
+        assert!(is_diagnostics("SHOW WARNINGS"));
+        assert!(is_diagnostics("show   errors LIMIT 1"));
+        assert!(is_diagnostics("SHOW COUNT(*) WARNINGS"));
+        assert!(is_diagnostics(
+            "GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT"
+        ));
+        assert!(!is_diagnostics("SHOW TABLES"));
+        assert!(!is_diagnostics("SELECT 1"));
     }
 }

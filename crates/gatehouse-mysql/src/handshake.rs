@@ -207,6 +207,16 @@ async fn greet(
     }
     let mut caller = Caller { wire, reader, seq };
     match HandshakeResponse::parse(&payload) {
+        // The token is asked for with an AuthSwitchRequest, which a client
+        // without plugin authentication would not understand.
+        Some(r) if r.capabilities & caps::PLUGIN_AUTH == 0 => {
+            let e = refusals::unanalysable(
+                "this client does not support authentication plugins (MySQL 5.5 and later do), \
+                 which the gateway needs to receive the token",
+            );
+            caller.refuse(&e).await;
+            Err(MysqlError::Frame(FrameError::Closed))
+        }
         Some(r) => Ok((caller, r)),
         None => {
             let e = refusals::unanalysable("the login message could not be read");

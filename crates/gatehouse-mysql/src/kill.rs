@@ -51,6 +51,16 @@ impl Drop for Registered {
 }
 
 impl Sessions {
+    /// Whether `id` is a live session's (ids wrap after 2³² connections).
+    pub(crate) fn in_use(&self, id: u32) -> bool {
+        self.by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&id)
+    }
+}
+
+impl Sessions {
     /// Registers a session: caller-facing `id`, its identity and
     /// connection, and the server's id for it.
     pub(crate) fn register(

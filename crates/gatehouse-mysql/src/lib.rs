@@ -107,6 +107,10 @@ pub enum MysqlError {
     /// The backend refused the gateway's login.
     #[error("the MySQL server refused the gateway's login: {0}")]
     BackendLogin(String),
+    /// The backend session's `sql_mode` or character set is one the
+    /// gateway does not read statements under.
+    #[error("{0}")]
+    UnsafeSession(String),
     /// A result row to mask is longer than the gateway masks.
     #[error("a result row of more than {0} bytes to mask")]
     RowTooLarge(usize),

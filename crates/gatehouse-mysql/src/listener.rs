@@ -20,9 +20,14 @@ pub(crate) struct Gw {
 }
 
 impl Gw {
-    /// A fresh caller-facing connection id.
+    /// A fresh caller-facing connection id, none a live session holds.
     pub(crate) fn connection_id(&self) -> u32 {
-        self.next_id.fetch_add(1, Ordering::Relaxed).max(1)
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 && !self.kills.in_use(id) {
+                return id;
+            }
+        }
     }
 }
 

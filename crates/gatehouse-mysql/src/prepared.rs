@@ -1,12 +1,19 @@
 //! Server-side prepared statements (`COM_STMT_*`). A statement is read and
 //! checked when it is prepared (one the policy refuses outright is never
 //! prepared); each execution is decided with its parameters, which an
-//! approval is bound to, and its binary rows are masked. Long data sent
-//! for a parameter is part of what the execution is decided and recorded
-//! with.
+//! approval is bound to (their types too), in the database that was
+//! current when it was prepared (where the server runs it), and its binary
+//! rows are masked.
+//!
+//! The gateway keeps what the server will execute with: long data sent
+//! for a parameter (which the server uses whatever the NULL bit says), and
+//! the parameter types last bound. Both change only when an execution
+//! reaches the server; a refused execution resets the statement on the
+//! server too, so long data cannot wait there for a later execution.
 
-use crate::codec::binary::{self, ParamType};
+use crate::codec::binary::{self, LongData, ParamType};
 use crate::codec::command::Command;
+use crate::codec::write_message;
 use crate::results::{Relay, Rows};
 use crate::session::{End, MysqlSession};
 use crate::sql::MysqlStatement;
@@ -20,28 +27,45 @@ use std::sync::Arc;
 
 /// The longest parameter value records keep (longer ones are cut).
 const RECORDED_PARAM: usize = 1024;
+/// Prepared statements one session may hold at once.
+const MAX_PREPARED: usize = 1024;
 
 /// A session's prepared statements, by the server's id.
 #[derive(Default)]
 pub(crate) struct Statements {
     by_id: HashMap<u32, Prepared>,
+    /// Long data held for all of them, in bytes.
+    long_data_bytes: usize,
 }
 
 /// One prepared statement.
 struct Prepared {
     st: Arc<MysqlStatement>,
     text: String,
+    /// The database current when it was prepared: where the server runs it.
+    database: String,
     params: usize,
-    /// The parameter types last bound (an execution may reuse them).
+    /// The parameter types the server last bound (an execution may reuse them).
     types: Vec<ParamType>,
-    /// What `COM_STMT_SEND_LONG_DATA` sent per parameter since the last execution.
-    long_data: Vec<Option<Vec<u8>>>,
+    /// What `COM_STMT_SEND_LONG_DATA` sent since the last execution.
+    long_data: LongData,
+    /// The server counted other parameters than the analysis: refused.
+    mismatch: Option<(usize, usize)>,
 }
 
 impl Statements {
     /// Forgets them all (`COM_RESET_CONNECTION`).
     pub(crate) fn clear(&mut self) {
         self.by_id.clear();
+        self.long_data_bytes = 0;
+    }
+
+    fn drop_long_data(&mut self, id: u32) {
+        if let Some(p) = self.by_id.get_mut(&id) {
+            let held: usize = p.long_data.values().map(Vec::len).sum();
+            self.long_data_bytes -= held.min(self.long_data_bytes);
+            p.long_data.clear();
+        }
     }
 }
 
@@ -61,15 +85,22 @@ impl MysqlSession {
                 .refuse_unread(seq, recorded, reason, err, "extended")
                 .await;
         };
+        if self.prepared.by_id.len() >= MAX_PREPARED {
+            let why = format!(
+                "this session holds {MAX_PREPARED} prepared statements, the most it may; close some"
+            );
+            return self.refuse_command(seq, Command::StmtPrepare, &why).await;
+        }
         let text = text.to_string();
-        let st = match self.read(seq, &text, "extended").await? {
-            Ok(st) => st,
+        let (st, database) = match self.read(seq, &text, "extended").await? {
+            Ok(read) => read,
             Err(end) => return Ok(end),
         };
         // A statement the policy refuses whatever its parameters is never
         // prepared; one that needs approval is decided at each execution.
         if self.gw.settings.policy.mode() == PolicyMode::Enforce {
-            if let Decision::Deny { reason, policies } = self.gate.decision(&st, "extended", false)
+            if let Decision::Deny { reason, policies } =
+                self.gate.decision(&st, &database, "extended", false)
             {
                 let recorded = self.recorded(&text, Some(&st));
                 let err = refusals::refused(&Refusal::Denied {
@@ -82,19 +113,29 @@ impl MysqlSession {
             }
         }
         self.forward(payload).await?;
-        let mut relay = Relay::new(&mut self.caller.wire, &mut self.backend, seq, None);
+        let mut relay = Relay::new(
+            &mut self.caller.wire,
+            &mut self.backend,
+            seq,
+            self.mask.as_ref(),
+        );
         let answer = relay.prepared().await?;
         self.session.counters().written(relay.sent() as usize);
         if let Ok(ok) = answer {
             let params = usize::from(ok.params);
+            // The server's count and the analysis's must agree, or they did
+            // not read the same statement.
+            let mismatch = (st.placeholders != params).then_some((st.placeholders, params));
             self.prepared.by_id.insert(
                 ok.statement_id,
                 Prepared {
                     st,
                     text,
+                    database,
                     params,
                     types: Vec::new(),
-                    long_data: vec![None; params],
+                    long_data: LongData::new(),
+                    mismatch,
                 },
             );
         }
@@ -119,56 +160,90 @@ impl MysqlSession {
                 )
                 .await;
         }
-        let Some(p) = self.prepared.by_id.get_mut(&id) else {
+        let Some(p) = self.prepared.by_id.get(&id) else {
             let why =
                 format!("statement {id} was not prepared through the gateway in this session");
             return self.refuse_command(seq, Command::StmtExecute, &why).await;
         };
-        let long_data = std::mem::replace(&mut p.long_data, vec![None; p.params]);
-        let Some((types, values)) = binary::execute_params(payload, p.params, &p.types, &long_data)
-        else {
+        if let Some((analysed, server)) = p.mismatch {
+            let why = format!(
+                "the gateway read {analysed} parameters in this statement and the server \
+                 {server}: they did not read the same statement, so it is not run"
+            );
+            return self.refuse_command(seq, Command::StmtExecute, &why).await;
+        }
+        let parsed = binary::execute_params(payload, p.params, &p.types, &p.long_data);
+        let (st, text, database) = (p.st.clone(), p.text.clone(), p.database.clone());
+        let Some((types, values)) = parsed else {
             let reason = "the execution's parameters could not be read";
-            let text = p.text.clone();
             let recorded = self.recorded(&text, None);
             let err = refusals::unanalysable(reason);
+            self.reset_on_server(id).await?;
             return self
                 .refuse_unread(seq, recorded, reason, err, "extended")
                 .await;
         };
-        p.types = types.clone();
-        let (st, text) = (p.st.clone(), p.text.clone());
         let record_masking = &self.gw.settings.record_masking;
         let params = values
             .iter()
             .zip(&types)
             .map(|(v, (t, unsigned))| {
+                v.as_ref()
+                    .map(|v| mask_for_record(record_masking, &recorded_param(*t, *unsigned, v)))
+            })
+            .collect();
+        // What an approval is bound to: each value with its type.
+        let bound = values
+            .iter()
+            .zip(&types)
+            .map(|(v, (t, unsigned))| {
                 v.as_ref().map(|v| {
-                    let mut s = binary::as_text(*t, *unsigned, v);
-                    if s.len() > RECORDED_PARAM {
-                        let mut cut = RECORDED_PARAM;
-                        while !s.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        s.truncate(cut);
-                        s.push('…');
-                    }
-                    mask_for_record(record_masking, &s)
+                    let mut b = Vec::with_capacity(v.len() + 2);
+                    b.extend_from_slice(&[*t, u8::from(*unsigned)]);
+                    b.extend_from_slice(v);
+                    b
                 })
             })
             .collect();
         let run = Run {
             st,
+            database,
             text: &text,
             params,
-            bound: values,
+            bound,
             flavour: "extended",
             shape: Shape::Results(Rows::Binary),
         };
-        self.decide_and_run(seq, payload, run).await
+        let (end, forwarded) = self.decide_and_run(seq, payload, run).await?;
+        if forwarded {
+            // The server bound these types and used (and dropped) the long data.
+            self.prepared.drop_long_data(id);
+            if let Some(p) = self.prepared.by_id.get_mut(&id) {
+                p.types = types;
+            }
+        } else if end.is_none() {
+            self.reset_on_server(id).await?;
+        }
+        Ok(end)
+    }
+
+    /// Drops a statement's long data here and on the server (after an
+    /// execution that did not reach it), so none waits for a later one.
+    async fn reset_on_server(&mut self, id: u32) -> Result<(), MysqlError> {
+        self.prepared.drop_long_data(id);
+        let mut reset = vec![0x1A];
+        reset.extend_from_slice(&id.to_le_bytes());
+        write_message(&mut self.backend.wire, 0, &reset).await?;
+        // Its answer (OK, or an error for a statement the server dropped)
+        // is the gateway's own.
+        let _ = self.backend.reader.message(&mut self.backend.wire).await?;
+        Ok(())
     }
 
     /// `COM_STMT_SEND_LONG_DATA`: kept for the execution's decision and
-    /// passed on (the server only buffers it); no answer.
+    /// passed on (the server only buffers it); no answer. For a statement
+    /// or parameter the gateway did not prepare, dropped (MariaDB reads id
+    /// 0xFFFFFFFF as "the last prepared"; nothing passes unread).
     pub(crate) async fn stmt_long_data(
         &mut self,
         payload: &[u8],
@@ -176,37 +251,54 @@ impl MysqlSession {
         let head = payload.get(1..7).map(|b| {
             (
                 u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                usize::from(u16::from_le_bytes([b[4], b[5]])),
+                u16::from_le_bytes([b[4], b[5]]),
             )
         });
         let Some((id, param)) = head else {
             return Ok(Some(End::ProtocolError));
         };
         let max = self.gw.settings.max_message;
-        if let Some(slot) = self
+        let data = &payload[7..];
+        let Some(p) = self
             .prepared
             .by_id
             .get_mut(&id)
-            .and_then(|p| p.long_data.get_mut(param))
-        {
-            let data = slot.get_or_insert_with(Vec::new);
-            if data.len() + payload.len() > max {
-                return Ok(Some(End::LimitExceeded));
-            }
-            data.extend_from_slice(&payload[7..]);
+            .filter(|p| usize::from(param) < p.params)
+        else {
+            tracing::debug!(
+                id,
+                param,
+                "mysql: long data for no prepared parameter; dropped"
+            );
+            return Ok(None);
+        };
+        // One budget for all of a session's long data.
+        if self.prepared.long_data_bytes + data.len() > max {
+            return Ok(Some(End::LimitExceeded));
         }
+        p.long_data
+            .entry(param)
+            .or_default()
+            .extend_from_slice(data);
+        self.prepared.long_data_bytes += data.len();
         self.forward(payload).await?;
         Ok(None)
     }
 
-    /// `COM_STMT_CLOSE`: forgotten and passed on; no answer.
+    /// `COM_STMT_CLOSE`: forgotten and passed on; no answer. One the
+    /// gateway did not prepare is dropped.
     pub(crate) async fn stmt_close(&mut self, payload: &[u8]) -> Result<Option<End>, MysqlError> {
-        if let Some(id) = payload
+        let Some(id) = payload
             .get(1..5)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        {
-            self.prepared.by_id.remove(&id);
+        else {
+            return Ok(Some(End::ProtocolError));
+        };
+        if !self.prepared.by_id.contains_key(&id) {
+            return Ok(None);
         }
+        self.prepared.drop_long_data(id);
+        self.prepared.by_id.remove(&id);
         self.forward(payload).await?;
         Ok(None)
     }
@@ -217,13 +309,33 @@ impl MysqlSession {
         seq: u8,
         payload: &[u8],
     ) -> Result<Option<End>, MysqlError> {
-        if let Some(p) = payload
+        let id = payload
             .get(1..5)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .and_then(|id| self.prepared.by_id.get_mut(&id))
-        {
-            p.long_data = vec![None; p.params];
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        match id {
+            Some(id) if self.prepared.by_id.contains_key(&id) => {
+                self.prepared.drop_long_data(id);
+                self.pass_through(seq, payload).await
+            }
+            _ => {
+                let why =
+                    "no statement of that id was prepared through the gateway in this session";
+                self.refuse_command(seq, Command::StmtReset, why).await
+            }
         }
-        self.pass_through(seq, payload).await
     }
+}
+
+/// A parameter as records keep it: as text, cut at [`RECORDED_PARAM`].
+fn recorded_param(t: u8, unsigned: bool, v: &[u8]) -> String {
+    let mut s = binary::as_text(t, unsigned, v);
+    if s.len() > RECORDED_PARAM {
+        let mut cut = RECORDED_PARAM;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
 }

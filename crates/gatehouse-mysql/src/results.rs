@@ -29,6 +29,8 @@ pub(crate) struct Answered {
     pub(crate) error: Option<(String, String)>,
     /// What masking did.
     pub(crate) masking: Option<MaskingSummary>,
+    /// The server's status flags in its last OK or EOF.
+    pub(crate) status: Option<u16>,
 }
 
 /// How one result column's values are masked.
@@ -91,6 +93,9 @@ pub(crate) struct Relay<'a> {
     sent: u64,
     /// The longest message joined to be masked.
     max_joined: usize,
+    /// The server's error texts are replaced (they may quote a masked
+    /// column's values).
+    withhold_errors: bool,
 }
 
 impl<'a> Relay<'a> {
@@ -111,6 +116,7 @@ impl<'a> Relay<'a> {
             scratch: Scratch::default(),
             sent: 0,
             max_joined: DEFAULT_MAX_JOINED,
+            withhold_errors: false,
         }
     }
 
@@ -118,6 +124,35 @@ impl<'a> Relay<'a> {
     pub(crate) fn with_max_row(mut self, max: usize) -> Self {
         self.max_joined = max;
         self
+    }
+
+    /// Replaces the server's error texts with their number and SQLSTATE
+    /// (for statements that touch a masked column: `Truncated incorrect
+    /// DOUBLE value: '<the value>'`).
+    pub(crate) fn withholding_errors(mut self, withhold: bool) -> Self {
+        self.withhold_errors = withhold;
+        self
+    }
+
+    /// Passes the server's error on (or its replacement) and notes it.
+    fn pass_error(&mut self, m: Message, e: result::Err, answered: &mut Answered) {
+        if !self.withhold_errors {
+            answered.error = Some((e.sqlstate, e.message));
+            self.pass(m);
+            return;
+        }
+        let message = format!(
+            "gatehouse: the server's error {} is withheld: this statement touches a masked \
+             column, whose values the server's message may quote",
+            e.code
+        );
+        let replaced = result::Err {
+            code: e.code,
+            sqlstate: e.sqlstate.clone(),
+            message: message.clone(),
+        };
+        self.put(&replaced.encode());
+        answered.error = Some((e.sqlstate, message));
     }
 
     /// Bytes written to the caller.
@@ -193,6 +228,8 @@ impl<'a> Relay<'a> {
     pub(crate) async fn flush(&mut self) -> Result<(), MysqlError> {
         if !self.out.is_empty() {
             self.caller.write_all(&self.out).await?;
+            // TLS may hold written bytes back until flushed.
+            self.caller.flush().await?;
             self.sent += self.out.len() as u64;
             self.out.clear();
         }
@@ -205,11 +242,14 @@ impl<'a> Relay<'a> {
         let m = self.next().await?;
         let mut answered = Answered::default();
         if let Some(e) = result::Err::parse(m.payload()) {
-            answered.error = Some((e.sqlstate, e.message));
-        } else if let Some(ok) = result::Ok::parse(m.payload()) {
-            answered.tags.push(format!("OK {}", ok.affected_rows));
+            self.pass_error(m, e, &mut answered);
+        } else {
+            if let Some(ok) = result::Ok::parse(m.payload()) {
+                answered.tags.push(format!("OK {}", ok.affected_rows));
+                answered.status = Some(ok.status);
+            }
+            self.pass(m);
         }
-        self.pass(m);
         self.flush().await?;
         Ok(answered)
     }
@@ -229,15 +269,18 @@ impl<'a> Relay<'a> {
             MysqlError::Backend("sent a malformed COM_STMT_PREPARE answer".into())
         })?;
         self.pass(m);
-        for n in [ok.params, ok.columns] {
+        for (n, columns) in [(ok.params, false), (ok.columns, true)] {
             if n == 0 {
                 continue;
             }
-            // The definitions, then an EOF.
-            for _ in 0..=n {
+            // The definitions, then an EOF. Result columns a rule masks
+            // are announced as text, as the execution's will be.
+            for _ in 0..n {
                 let m = self.next().await?;
-                self.pass(m);
+                self.pass_definition(m, columns);
             }
+            let eof = self.next().await?;
+            self.pass(eof);
         }
         self.flush().await?;
         Ok(Ok(ok))
@@ -251,8 +294,7 @@ impl<'a> Relay<'a> {
             let p = m.payload();
             let end = result::is_eof(p);
             if let Some(e) = result::Err::parse(p) {
-                answered.error = Some((e.sqlstate, e.message));
-                self.pass(m);
+                self.pass_error(m, e, &mut answered);
                 break;
             }
             self.pass(m);
@@ -276,16 +318,17 @@ impl<'a> Relay<'a> {
             let more = match p.first() {
                 Some(&result::OK) => {
                     let ok = result::Ok::parse(p).unwrap_or_default();
+                    answered.status = Some(ok.status);
                     answered.tags.push(format!("OK {}", ok.affected_rows));
                     answered.rows += ok.affected_rows;
                     self.pass(m);
                     ok.status & status::MORE_RESULTS_EXISTS != 0
                 }
                 Some(&result::ERR) => {
-                    if let Some(e) = result::Err::parse(p) {
-                        answered.error = Some((e.sqlstate, e.message));
+                    match result::Err::parse(p) {
+                        Some(e) => self.pass_error(m, e, &mut answered),
+                        None => self.pass(m),
                     }
-                    self.pass(m);
                     false
                 }
                 Some(&result::LOCAL_INFILE) if p.len() > 1 => {
@@ -344,14 +387,7 @@ impl<'a> Relay<'a> {
             let column = Column::parse(m.payload())
                 .ok_or_else(|| MysqlError::Backend("sent a malformed column definition".into()))?;
             let plan = self.plan(&column);
-            match (plan, m) {
-                // A masked number or date becomes text the client reads as text.
-                (Plan::Rule(_), Message::Frame(mut f)) if !column.is_textual() => {
-                    column.retype_as_text(&mut f[HEADER..]);
-                    self.pass(Message::Frame(f));
-                }
-                (_, m) => self.pass(m),
-            }
+            self.pass_column(m, &column, plan);
             plans.push(Col {
                 plan,
                 column_type: column.column_type,
@@ -371,14 +407,14 @@ impl<'a> Relay<'a> {
             let p = m.payload();
             if result::is_eof(p) {
                 let st = result::eof_status(p).unwrap_or(0);
+                answered.status = Some(st);
                 self.pass(m);
                 answered.tags.push(format!("SELECT {rows}"));
                 answered.rows += rows;
                 return Ok(st & status::MORE_RESULTS_EXISTS != 0);
             }
             if let Some(e) = result::Err::parse(p) {
-                answered.error = Some((e.sqlstate, e.message));
-                self.pass(m);
+                self.pass_error(m, e, answered);
                 answered.rows += rows;
                 return Ok(false);
             }
@@ -388,13 +424,45 @@ impl<'a> Relay<'a> {
                 continue;
             }
             let masked = match encoding {
-                Rows::Text => self.mask_row(m.payload(), &plans),
-                Rows::Binary => self.mask_binary_row(m.payload(), &plans),
+                Rows::Text => Masking::from(self.mask_row(m.payload(), &plans)),
+                Rows::Binary => Masking::from(self.mask_binary_row(m.payload(), &plans)),
             };
             match masked {
-                Some(masked) => self.put(&masked),
-                None => self.pass(m),
+                Masking::Masked(masked) => self.put(&masked),
+                Masking::Clean => self.pass(m),
+                // A row the gateway cannot read is not passed unmasked.
+                Masking::Unreadable => {
+                    return Err(MysqlError::Backend(
+                        "sent a result row the gateway could not read".into(),
+                    ))
+                }
             }
+        }
+    }
+
+    /// Passes a column definition on; one a rule masks is announced as
+    /// text when it is a number or a date (the client reads the masked
+    /// value as text).
+    fn pass_column(&mut self, m: Message, column: &Column, plan: Plan) {
+        match (plan, m) {
+            (Plan::Rule(_), Message::Frame(mut f)) if !column.is_textual() => {
+                column.retype_as_text(&mut f[HEADER..]);
+                self.pass(Message::Frame(f));
+            }
+            (_, m) => self.pass(m),
+        }
+    }
+
+    /// A prepared statement's parameter (`columns` false) or result
+    /// column definition, passed on as [`Self::pass_column`] does.
+    fn pass_definition(&mut self, m: Message, columns: bool) {
+        let column = columns.then(|| Column::parse(m.payload())).flatten();
+        match column {
+            Some(c) => {
+                let plan = self.plan(&c);
+                self.pass_column(m, &c, plan);
+            }
+            None => self.pass(m),
         }
     }
 
@@ -415,8 +483,9 @@ impl<'a> Relay<'a> {
         }
     }
 
-    /// The row masked, or `None` when nothing in it needed masking.
-    fn mask_row(&mut self, payload: &[u8], plans: &[Col]) -> Option<Vec<u8>> {
+    /// The row masked (`Some(Some)`), as it came (`Some(None)`: nothing in
+    /// it needed masking), or `None` when it could not be read.
+    fn mask_row(&mut self, payload: &[u8], plans: &[Col]) -> Option<Option<Vec<u8>>> {
         let mask = self.mask?;
         let tally = self.tally.as_mut()?;
         let engine = &mask.engine;
@@ -457,15 +526,18 @@ impl<'a> Relay<'a> {
                 }
             }
         }
-        out
+        if !c.is_empty() {
+            return None;
+        }
+        Some(out)
     }
 }
 
 impl Relay<'_> {
-    /// A binary row masked, or `None` when nothing in it needed masking. A
+    /// A binary row as [`Self::mask_row`] gives a text row. A
     /// value masked to NULL sets its bit in the NULL bitmap; a number or
     /// date masked to text is written as a string (its column was retyped).
-    fn mask_binary_row(&mut self, payload: &[u8], cols: &[Col]) -> Option<Vec<u8>> {
+    fn mask_binary_row(&mut self, payload: &[u8], cols: &[Col]) -> Option<Option<Vec<u8>>> {
         let mask = self.mask?;
         let tally = self.tally.as_mut()?;
         let engine = &mask.engine;
@@ -483,7 +555,7 @@ impl Relay<'_> {
                 continue;
             }
             let n = binary::value_len(col.column_type, rest)?;
-            let (raw, tail) = rest.split_at(n);
+            let (raw, tail) = (rest.get(..n)?, rest.get(n..)?);
             rest = tail;
             if col.plan == Plan::Clear {
                 values.extend_from_slice(raw);
@@ -534,14 +606,37 @@ impl Relay<'_> {
                 }
             }
         }
-        if !changed {
+        if !rest.is_empty() {
             return None;
+        }
+        if !changed {
+            return Some(None);
         }
         let mut out = Vec::with_capacity(1 + bitmap_len + values.len());
         out.push(0);
         out.extend_from_slice(&new_bitmap);
         out.extend_from_slice(&values);
-        Some(out)
+        Some(Some(out))
+    }
+}
+
+/// What masking made of a row.
+enum Masking {
+    /// Rewritten.
+    Masked(Vec<u8>),
+    /// Nothing in it needed masking: it goes as it came.
+    Clean,
+    /// It could not be read: it must not go on.
+    Unreadable,
+}
+
+impl From<Option<Option<Vec<u8>>>> for Masking {
+    fn from(r: Option<Option<Vec<u8>>>) -> Self {
+        match r {
+            Some(Some(m)) => Self::Masked(m),
+            Some(None) => Self::Clean,
+            None => Self::Unreadable,
+        }
     }
 }
 

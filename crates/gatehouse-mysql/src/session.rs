@@ -10,7 +10,7 @@ use crate::gate::Gate;
 use crate::handshake::Caller;
 use crate::listener::{stopped, Gw};
 use crate::results::{Relay, ResultMask, Rows};
-use crate::statement::Shape;
+use crate::statement::{Run, Shape};
 use crate::{refusals, MysqlError, MysqlTarget};
 use bytes::Bytes;
 use gatehouse_core::{Identity, SessionEndReason};
@@ -104,7 +104,10 @@ impl MysqlSession {
                 Ok(None) => {}
                 Ok(Some(end)) => break end,
                 Err(MysqlError::RowTooLarge(limit)) => {
-                    tracing::warn!(limit, "mysql: a result row too large to mask; ending the session");
+                    tracing::warn!(
+                        limit,
+                        "mysql: a result row too large to mask; ending the session"
+                    );
                     break End::LimitExceeded;
                 }
                 Err(e) => {
@@ -114,6 +117,8 @@ impl MysqlSession {
             }
         };
         let _ = self.caller.wire.shutdown().await;
+        // A quit, so the server does not count the connection as aborted.
+        let _ = write_message(&mut self.backend.wire, 0, &[0x01]).await;
         let _ = self.backend.wire.shutdown().await;
         self.session.close(reason, None).await;
     }
@@ -190,9 +195,9 @@ impl MysqlSession {
         cmd: Command,
         why: &str,
     ) -> Result<Option<End>, MysqlError> {
-        self.reply(seq, &refusals::command(&cmd.name(), why))
-            .await?;
-        Ok(None)
+        let err = refusals::command(&cmd.name(), why);
+        let recorded = cmd.name();
+        self.refuse_unread(seq, recorded, why, err, "simple").await
     }
 
     /// Sends `payload` to the server as the command it is.
@@ -232,25 +237,49 @@ impl MysqlSession {
 
     /// `COM_RESET_CONNECTION`: the server forgets the session's state, and
     /// so does the gate.
+    /// It rolls back the open transaction (and drops temporary tables,
+    /// locks and variables): decided as `ROLLBACK`, recorded as itself.
     async fn reset(&mut self, seq: u8, payload: &[u8]) -> Result<Option<End>, MysqlError> {
-        self.forward(payload).await?;
-        let mut relay = Relay::new(&mut self.caller.wire, &mut self.backend, seq, None);
-        relay.single().await?;
-        self.session.counters().written(relay.sent() as usize);
+        let (st, database) = match self.read(seq, "ROLLBACK", "simple").await? {
+            Ok(read) => read,
+            Err(end) => return Ok(end),
+        };
+        let run = Run {
+            st,
+            database,
+            text: "COM_RESET_CONNECTION",
+            params: Vec::new(),
+            bound: Vec::new(),
+            flavour: "simple",
+            shape: Shape::Single,
+        };
+        let (end, forwarded) = self.decide_and_run(seq, payload, run).await?;
+        if !forwarded || end.is_some() {
+            return Ok(end);
+        }
         self.gate.reset();
         self.prepared.clear();
-        self.refresh_sql_mode().await?;
-        Ok(None)
+        self.refresh_session().await
     }
 
-    /// Reads `sql_mode` back from the server (after something the gateway
-    /// could not see into may have changed it).
-    pub(crate) async fn refresh_sql_mode(&mut self) -> Result<(), MysqlError> {
-        self.backend.read_sql_mode().await?;
-        let d = self.backend.dialect;
-        self.gate.dialect.ansi_quotes = d.ansi_quotes;
-        self.gate.dialect.no_backslash_escapes = d.no_backslash_escapes;
-        Ok(())
+    /// Reads `sql_mode` and the character sets back from the server
+    /// (after something that changed or may have changed them); `Some`
+    /// ends the session when the gateway can no longer read statements as
+    /// the server does.
+    pub(crate) async fn refresh_session(&mut self) -> Result<Option<End>, MysqlError> {
+        match self.backend.read_session().await {
+            Ok(()) => {
+                let d = self.backend.dialect;
+                self.gate.dialect.ansi_quotes = d.ansi_quotes;
+                self.gate.dialect.no_backslash_escapes = d.no_backslash_escapes;
+                Ok(None)
+            }
+            Err(MysqlError::UnsafeSession(why)) => {
+                tracing::warn!(reason = %why, "mysql: the session changed how the server reads statements; ending it");
+                Ok(Some(End::PinnedSettingChanged))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `COM_QUERY`.
@@ -274,7 +303,15 @@ impl MysqlSession {
 
     /// `COM_INIT_DB`: decided as `USE db`.
     async fn init_db(&mut self, seq: u8, payload: &[u8]) -> Result<Option<End>, MysqlError> {
-        let db = String::from_utf8_lossy(&payload[1..]).replace('`', "``");
+        let Ok(db) = std::str::from_utf8(&payload[1..]) else {
+            let reason = "the database name is not valid UTF-8";
+            let recorded = String::from_utf8_lossy(&payload[1..]).into_owned();
+            let err = refusals::unanalysable(reason);
+            return self
+                .refuse_unread(seq, recorded, reason, err, "simple")
+                .await;
+        };
+        let db = db.replace('`', "``");
         self.statement(seq, payload, &format!("USE `{db}`"), Shape::Single)
             .await
     }

@@ -5,6 +5,7 @@
 
 use crate::action::Action;
 use crate::codec::result::Err as ErrPacket;
+use crate::codec::status;
 use crate::gate::{Gate, Reading};
 use crate::results::{Answered, Relay, Rows};
 use crate::session::{End, MysqlSession};
@@ -30,6 +31,9 @@ pub(crate) enum Shape {
 /// A statement ready to decide and run.
 pub(crate) struct Run<'a> {
     pub(crate) st: Arc<MysqlStatement>,
+    /// The database its unqualified tables are in (for a prepared
+    /// statement, the one current when it was prepared).
+    pub(crate) database: String,
     /// Its text as sent (what an approval is bound to).
     pub(crate) text: &'a str,
     /// Its parameters as records keep them (masked).
@@ -48,9 +52,9 @@ impl MysqlSession {
         seq: u8,
         text: &str,
         flavour: &'static str,
-    ) -> Result<Result<Arc<MysqlStatement>, Option<End>>, MysqlError> {
-        let st = match self.gate.read(text) {
-            Reading::Statement(st) => st,
+    ) -> Result<Result<(Arc<MysqlStatement>, String), Option<End>>, MysqlError> {
+        let (st, database) = match self.gate.read(text) {
+            Reading::Statement(st, database) => (st, database),
             Reading::Unreadable(reason) => {
                 let recorded = self.recorded(text, None);
                 let err = refusals::unanalysable(&reason);
@@ -77,7 +81,7 @@ impl MysqlSession {
                 .await?;
             return Ok(Err(end));
         }
-        Ok(Ok(st))
+        Ok(Ok((st, database)))
     }
 
     /// A statement (`text`) that `payload` carries: read, then [`Self::decide_and_run`].
@@ -88,8 +92,8 @@ impl MysqlSession {
         text: &str,
         shape: Shape,
     ) -> Result<Option<End>, MysqlError> {
-        let st = match self.read(seq, text, "simple").await? {
-            Ok(st) => st,
+        let (st, database) = match self.read(seq, text, "simple").await? {
+            Ok(read) => read,
             Err(end) => return Ok(end),
         };
         if Gate::is_kill(&st) {
@@ -101,23 +105,25 @@ impl MysqlSession {
         }
         let run = Run {
             st,
+            database,
             text,
             params: Vec::new(),
             bound: Vec::new(),
             flavour: "simple",
             shape,
         };
-        self.decide_and_run(seq, payload, run).await
+        Ok(self.decide_and_run(seq, payload, run).await?.0)
     }
 
     /// Decides `run`, and forwards `payload` (the command that carries it)
-    /// when it may go ahead; records it either way.
+    /// when it may go ahead; records it either way. Also says whether it
+    /// was forwarded.
     pub(crate) async fn decide_and_run(
         &mut self,
         seq: u8,
         payload: &[u8],
         run: Run<'_>,
-    ) -> Result<Option<End>, MysqlError> {
+    ) -> Result<(Option<End>, bool), MysqlError> {
         let st = run.st.clone();
         let recorded = self.recorded(run.text, Some(&st));
         let action = Action::begin(&self.session, recorded, run.flavour, run.params);
@@ -140,7 +146,8 @@ impl MysqlSession {
         };
         let gate = &self.gate;
         let flavour = run.flavour;
-        let decide_as = |approved: bool| gate.decision(&st, flavour, approved);
+        let database = run.database.as_str();
+        let decide_as = |approved: bool| gate.decision(&st, database, flavour, approved);
         let mode = self.gw.settings.policy.mode();
         let verdict = match core_gate::decide(&self.session, mode, &decide_as, &ask).await {
             Verdict::Held(held) => held.wait(&self.session, &decide_as).await,
@@ -155,30 +162,36 @@ impl MysqlSession {
                 {
                     let refusal = Refusal::EvidenceUnavailable;
                     self.reply(seq, &refusals::refused(&refusal)).await?;
-                    return Ok(Some(End::EvidenceLogFailed));
+                    return Ok((Some(End::EvidenceLogFailed), false));
                 }
                 self.forward(payload).await?;
+                let guarded = self.gate.touches_ruled(&st, &run.database);
+                self.gate.warnings_guarded = guarded;
                 let mut relay = Relay::new(
                     &mut self.caller.wire,
                     &mut self.backend,
                     seq,
                     self.mask.as_ref(),
                 )
-                .with_max_row(self.gw.settings.max_masked_row);
+                .with_max_row(self.gw.settings.max_masked_row)
+                .withholding_errors(guarded);
                 let answered = match run.shape {
                     Shape::Results(rows) => relay.query(rows).await?,
                     Shape::Single => relay.single().await?,
                     Shape::Fields => relay.field_list().await?,
                 };
                 self.session.counters().written(relay.sent() as usize);
-                if answered.error.is_none() {
-                    self.ran(&st).await?;
-                }
+                let end = self.ran(&st, &answered).await?;
                 let masking = answered.masking.clone();
                 action
-                    .finish(&self.session, outcome(answered), record, masking)
+                    .finish(
+                        &self.session,
+                        outcome(answered, &self.gw.settings.record_masking),
+                        record,
+                        masking,
+                    )
                     .await;
-                Ok(None)
+                Ok((end, true))
             }
             Verdict::Refuse { record, refusal } => {
                 let err = refusals::refused(&refusal);
@@ -189,31 +202,53 @@ impl MysqlSession {
                     message: err.message.clone(),
                 };
                 action.finish(&self.session, outcome, record, None).await;
-                Ok(None)
+                Ok((None, false))
             }
             // `wait` never holds again.
-            Verdict::Held(_) => Ok(Some(End::ProtocolError)),
+            Verdict::Held(_) => Ok((Some(End::ProtocolError), false)),
         }
     }
 
-    /// The session state once `st` ran.
-    async fn ran(&mut self, st: &MysqlStatement) -> Result<(), MysqlError> {
-        self.gate.ran(st);
+    /// The session state once `st` ran (or failed): `Some` ends the
+    /// session.
+    async fn ran(
+        &mut self,
+        st: &MysqlStatement,
+        answered: &Answered,
+    ) -> Result<Option<End>, MysqlError> {
+        if answered.error.is_none() {
+            self.gate.ran(st);
+        }
         let a = &st.analysis;
-        // Code the gateway cannot see into may have changed sql_mode.
+        // Code the gateway cannot see into may have changed sql_mode or the
+        // character set; a failed SET may have changed part of it; and the
+        // server says in every OK and EOF whether backslashes escape.
         let opaque = a.flags.opaque_code
             || matches!(a.kind, ActionKind::Procedural | ActionKind::Function)
             || !a.opaque_functions.is_empty();
-        if Gate::needs_sql_mode(st) || opaque {
-            self.refresh_sql_mode().await?;
+        let escapes_differ = answered.status.is_some_and(|s| {
+            (s & status::NO_BACKSLASH_ESCAPES != 0) != self.gate.dialect.no_backslash_escapes
+        });
+        let charset = a.settings.iter().any(|c| {
+            c.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("character_set") || n == "names")
+        }) || a.operation.contains("names")
+            || a.operation.contains("charset");
+        if Gate::touches_sql_mode(st) || opaque || escapes_differ || charset {
+            return self.refresh_session().await;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The text records keep: redacted when it holds a password, masked otherwise.
     pub(crate) fn recorded(&self, text: &str, st: Option<&MysqlStatement>) -> String {
         match st {
             Some(st) if st.analysis.secret => st.analysis.text.clone(),
+            // Unread: it may set a password the analysis did not find.
+            None if may_hold_password(text) => {
+                mask_for_record(&self.gw.settings.record_masking, &redact_quoted(text))
+            }
             _ => mask_for_record(&self.gw.settings.record_masking, text),
         }
     }
@@ -246,13 +281,63 @@ impl MysqlSession {
     }
 }
 
-/// A relayed answer as records keep it.
-fn outcome(a: Answered) -> ActionOutcome {
+/// A relayed answer as records keep it (an error's text masked as
+/// statement texts are).
+fn outcome(a: Answered, masking: &gatehouse_mask::MaskingEngine) -> ActionOutcome {
     match a.error {
-        Some((code, message)) => ActionOutcome::Error { code, message },
+        Some((code, message)) => ActionOutcome::Error {
+            code,
+            message: mask_for_record(masking, &message),
+        },
         None => ActionOutcome::Ok {
             summary: a.tags.join("; "),
             count: Some(a.rows),
         },
+    }
+}
+
+/// Whether an unread text may set a password (`IDENTIFIED BY`, `PASSWORD`).
+fn may_hold_password(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    upper.contains("IDENTIFIED") || upper.contains("PASSWORD")
+}
+
+/// `text` with everything between quotes replaced by `…`.
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unread_texts_that_may_set_a_password_lose_their_quoted_parts() {
+        let t = "CREATE USER x IDENTIFIED BY 'hunter2' /* odd";
+        assert!(may_hold_password(t));
+        assert_eq!(redact_quoted(t), "CREATE USER x IDENTIFIED BY '…' /* odd");
+        assert_eq!(redact_quoted("SET PASSWORD = \"abc"), "SET PASSWORD = \"…");
+        assert!(!may_hold_password("SELECT 1"));
     }
 }

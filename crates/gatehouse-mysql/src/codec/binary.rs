@@ -45,15 +45,19 @@ pub(crate) type ParamType = (u8, bool);
 /// Parameter values as sent (`None`: NULL).
 pub(crate) type ParamValues = Vec<Option<Vec<u8>>>;
 
+/// What `COM_STMT_SEND_LONG_DATA` sent, by parameter number.
+pub(crate) type LongData = std::collections::HashMap<u16, Vec<u8>>;
+
 /// Reads an execute's parameters: their types (the ones sent, else
-/// `previous`) and values (`None`: NULL; for a parameter sent with
-/// `COM_STMT_SEND_LONG_DATA` and not in the message, `Some` of what was
-/// sent that way, from `long_data`).
+/// `previous`) and values as the server will take them: a parameter sent
+/// with `COM_STMT_SEND_LONG_DATA` is that data whatever its NULL bit says
+/// (both MySQL and MariaDB use long data first), else NULL when its bit is
+/// set, else its value in the message.
 pub(crate) fn execute_params(
     payload: &[u8],
     count: usize,
     previous: &[ParamType],
-    long_data: &[Option<Vec<u8>>],
+    long_data: &LongData,
 ) -> Option<(Vec<ParamType>, ParamValues)> {
     if count == 0 {
         return Some((Vec::new(), Vec::new()));
@@ -77,12 +81,12 @@ pub(crate) fn execute_params(
     };
     let mut values = Vec::with_capacity(count);
     for (i, (t, _)) in types.iter().enumerate() {
-        if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-            values.push(None);
+        if let Some(long) = u16::try_from(i).ok().and_then(|i| long_data.get(&i)) {
+            values.push(Some(long.clone()));
             continue;
         }
-        if let Some(Some(long)) = long_data.get(i) {
-            values.push(Some(long.clone()));
+        if bitmap[i / 8] & (1 << (i % 8)) != 0 {
+            values.push(None);
             continue;
         }
         let n = value_len(*t, c.rest())?;
@@ -95,6 +99,11 @@ pub(crate) fn execute_params(
 /// The bytes a binary value of `column_type` takes at the start of `rest`
 /// (its length prefix included).
 pub(crate) fn value_len(column_type: u8, rest: &[u8]) -> Option<usize> {
+    let n = declared_len(column_type, rest)?;
+    (rest.len() >= n).then_some(n)
+}
+
+fn declared_len(column_type: u8, rest: &[u8]) -> Option<usize> {
     Some(match column_type {
         types::NULL => 0,
         types::TINY => 1,
@@ -249,7 +258,7 @@ mod tests {
         p.push(1);
         p.extend_from_slice(&[types::LONGLONG, 0, types::NULL, 0, 0xFD, 0]);
         p.extend_from_slice(&42i64.to_le_bytes());
-        let long = vec![None, None, Some(b"hi".to_vec())];
+        let long = LongData::from([(2, b"hi".to_vec())]);
         let (t, v) = execute_params(&p, 3, &[], &long).unwrap();
         assert_eq!(t[0], (types::LONGLONG, false));
         assert_eq!(
@@ -265,6 +274,17 @@ mod tests {
             "42"
         );
         assert_eq!(execute_head(&p), Some((7, 0)));
+    }
+
+    #[test]
+    fn long_data_is_the_value_even_when_the_null_bit_is_set() {
+        let mut p = vec![0x17, 7, 0, 0, 0, 0, 1, 0, 0, 0];
+        p.push(0b1);
+        p.push(1);
+        p.extend_from_slice(&[0xFD, 0]);
+        let long = LongData::from([(0, b"admin".to_vec())]);
+        let (_, v) = execute_params(&p, 1, &[], &long).unwrap();
+        assert_eq!(v, vec![Some(b"admin".to_vec())]);
     }
 
     #[test]
@@ -286,6 +306,7 @@ mod tests {
         assert_eq!(value_len(types::DATE, &[4, 0xE8, 0x07, 11, 30]), Some(5));
         assert_eq!(value_len(0xFD, &[2, b'h', b'i']), Some(3));
         assert_eq!(value_len(0xFD, &[5, b'h']), None);
+        assert_eq!(value_len(types::LONGLONG, &[1, 2, 3]), None);
     }
 
     proptest! {
@@ -295,7 +316,7 @@ mod tests {
             let _ = as_text(t, false, &bytes);
             let _ = PrepareOk::parse(&bytes);
             let _ = execute_head(&bytes);
-            let _ = execute_params(&bytes, n, &[], &[]);
+            let _ = execute_params(&bytes, n, &[], &LongData::new());
         }
     }
 }

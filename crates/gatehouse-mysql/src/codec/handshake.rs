@@ -94,8 +94,9 @@ impl Greeting {
     }
 }
 
-/// A client's answer to the greeting.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A client's answer to the greeting. Its `Debug` leaves out `auth`,
+/// which may be a token or a password.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct HandshakeResponse {
     pub(crate) capabilities: u32,
     pub(crate) max_packet: u32,
@@ -104,6 +105,22 @@ pub(crate) struct HandshakeResponse {
     pub(crate) auth: Vec<u8>,
     pub(crate) database: Option<Vec<u8>>,
     pub(crate) plugin: Option<String>,
+}
+
+impl std::fmt::Debug for HandshakeResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeResponse")
+            .field("capabilities", &self.capabilities)
+            .field("collation", &self.collation)
+            .field("user", &String::from_utf8_lossy(&self.user))
+            .field("auth", &format_args!("<{} bytes>", self.auth.len()))
+            .field(
+                "database",
+                &self.database.as_deref().map(String::from_utf8_lossy),
+            )
+            .field("plugin", &self.plugin)
+            .finish()
+    }
 }
 
 /// An SSLRequest: the first 32 bytes of a response, with the SSL flag.
@@ -201,7 +218,7 @@ pub(crate) fn parse_auth_switch(payload: &[u8]) -> Option<(String, Vec<u8>)> {
     let mut c = Cursor::new(payload);
     (c.u8()? == AUTH_SWITCH).then_some(())?;
     let plugin = String::from_utf8_lossy(c.nul_str_or_rest()).into_owned();
-    let data = c.rest();
-    let data = data.strip_suffix(&[0]).unwrap_or(data);
-    Some((plugin, data.to_vec()))
+    // Not trimmed: ed25519's 32-byte challenge may end in a zero byte; the
+    // 20-byte scrambles take their first 20 (native's carries a NUL after).
+    Some((plugin, c.rest().to_vec()))
 }

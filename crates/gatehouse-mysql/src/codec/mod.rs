@@ -75,6 +75,8 @@ pub(crate) mod caps {
 pub(crate) mod status {
     /// Another result follows this one.
     pub(crate) const MORE_RESULTS_EXISTS: u16 = 0x0008;
+    /// The session's `sql_mode` has NO_BACKSLASH_ESCAPES.
+    pub(crate) const NO_BACKSLASH_ESCAPES: u16 = 0x0200;
 }
 
 /// Why a packet could not be read.

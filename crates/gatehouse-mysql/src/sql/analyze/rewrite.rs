@@ -217,7 +217,7 @@ pub(super) fn set(tokens: &Tokens<'_>) -> Result<Route, AnalyzeError> {
             );
         }
         let mut f = Facts::new(ActionKind::Set, "variable_set");
-        set::names(&mut f, &charset, "SET CHARACTER SET")?;
+        set::names(&mut f, &charset, false)?;
         return Ok(Route::Done(Box::new(f)));
     }
     // `SET PERSIST x = …` is `SET GLOBAL x = …` that also survives a

@@ -95,7 +95,7 @@ pub(super) fn set(
             });
         }
         Set::SetNames { charset_name, .. } => {
-            names(f, &charset_name.value, "SET NAMES")?;
+            names(f, &charset_name.value, true)?;
         }
         Set::SetNamesDefault {} => {
             return Err(AnalyzeError::Unsupported(
@@ -126,21 +126,25 @@ fn not_mysql() -> AnalyzeError {
     AnalyzeError::Unsupported("this SET form is not supported through the gateway".into())
 }
 
-/// `SET NAMES x` and `SET CHARACTER SET x`: the character sets of
-/// statements, their literals and results.
-pub(super) fn names(f: &mut Facts, charset: &str, statement: &str) -> Result<(), AnalyzeError> {
+/// `SET NAMES x` and `SET CHARACTER SET x` (`names`: the first, which
+/// also sets the connection's character set; the second takes the
+/// database's for it).
+pub(super) fn names(f: &mut Facts, charset: &str, names: bool) -> Result<(), AnalyzeError> {
+    let statement = if names {
+        "SET NAMES"
+    } else {
+        "SET CHARACTER SET"
+    };
     check_charset(charset, statement)?;
     f.kind = ActionKind::Set;
     f.operation = "variable_set".into();
     for v in CHARSET_VARIABLES {
-        if statement == "SET CHARACTER SET" && *v == "character_set_connection" {
-            // SET CHARACTER SET takes the connection's from the database.
-            continue;
+        if names || *v != "character_set_connection" {
+            f.settings.push(SettingChange {
+                name: Some((*v).into()),
+                value: SettingValue::Literal(charset.to_string()),
+            });
         }
-        f.settings.push(SettingChange {
-            name: Some((*v).into()),
-            value: SettingValue::Literal(charset.to_string()),
-        });
     }
     Ok(())
 }
@@ -189,7 +193,12 @@ fn assign(
             f.secret = true;
             return Ok(());
         }
-        if CHARSET_VARIABLES.contains(&var.as_str()) || var == "collation_connection" {
+        // The statements' character set; the results' may be anything the
+        // client reads (`NULL`: no conversion), as the column definitions say.
+        if matches!(
+            var.as_str(),
+            "character_set_client" | "character_set_connection" | "collation_connection"
+        ) {
             let statement = format!("SET {var} =");
             match &setting {
                 // A collation names its character set first (`gbk_bin`).

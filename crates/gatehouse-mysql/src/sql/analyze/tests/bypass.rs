@@ -221,6 +221,7 @@ fn a_multibyte_client_character_set_is_refused() {
         "SET NAMES latin1",
         "SET CHARACTER SET ascii",
         "SET NAMES binary",
+        "SET character_set_results = NULL",
     ] {
         assert_eq!(kind(&ok(sql)), "set", "{sql}");
     }
@@ -377,6 +378,9 @@ fn statements_the_gateway_does_not_know_are_refused() {
         "DEALLOCATE s",
         "ANALYZE",
         "EXPLAIN DROP TABLE t",
+        "WITH c AS (SELECT id FROM u) DELETE FROM t WHERE id IN (SELECT id FROM c)",
+        "SELECT 1 UNION TABLE t",
+        "EXECUTE s (1, 2)",
     ] {
         run(sql).expect_err(sql);
     }

@@ -82,12 +82,22 @@ impl Walk {
                         }
                     }
                 }
-                SetExpr::Table(_) => return Err(not_mysql("TABLE inside a query")),
+                SetExpr::Table(_) => {
+                    return Err(AnalyzeError::Unsupported(
+                        "TABLE inside a query is not supported through the gateway; use \
+                         SELECT * FROM"
+                            .into(),
+                    ))
+                }
                 SetExpr::Insert(_)
                 | SetExpr::Update(_)
                 | SetExpr::Delete(_)
                 | SetExpr::Merge(_) => {
-                    return Err(not_mysql("a data-changing statement inside a query"))
+                    return Err(AnalyzeError::Unsupported(
+                        "WITH … UPDATE or DELETE is not supported through the gateway; write \
+                         the CTE as a subquery"
+                            .into(),
+                    ))
                 }
             }
         }
