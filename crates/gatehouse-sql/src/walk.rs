@@ -328,21 +328,46 @@ impl Walker {
         Ok(())
     }
 
-    fn push_ctes(&mut self, b: &Value) {
+    /// Visits a statement's WITH clause, each CTE's body seeing only the
+    /// CTEs before it (all of them, itself included, under RECURSIVE), as
+    /// PostgreSQL scopes them: in `WITH orders AS (SELECT * FROM orders)`
+    /// the body reads the table. Then the names are in scope for the rest
+    /// of the statement, until [`Self::leave_with`].
+    fn enter_with(&mut self, b: &Value) -> Result<(), SqlError> {
         let mut names = Vec::new();
-        if let Some(ctes) = field(b, "with_clause")
-            .and_then(|w| w.get("ctes"))
-            .and_then(Value::as_array)
-        {
-            for c in ctes {
-                if let Some(("CommonTableExpr", e)) = node_of(c) {
-                    if let Some(n) = e.get("ctename").and_then(Value::as_str) {
-                        names.push(n.to_string());
-                    }
+        if let Some(w) = field(b, "with_clause") {
+            let recursive = w.get("recursive").and_then(Value::as_bool) == Some(true);
+            let ctes: Vec<&Value> = w
+                .get("ctes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
+            let name_of = |c: &Value| match node_of(c) {
+                Some(("CommonTableExpr", e)) => {
+                    e.get("ctename").and_then(Value::as_str).map(str::to_string)
                 }
+                _ => None,
+            };
+            let all: Vec<String> = ctes.iter().filter_map(|c| name_of(c)).collect();
+            for (i, c) in ctes.iter().enumerate() {
+                let visible = if recursive {
+                    all.clone()
+                } else {
+                    ctes[..i].iter().filter_map(|c| name_of(c)).collect()
+                };
+                self.cte_scopes.push(visible);
+                let visited = self.visit(c);
+                self.cte_scopes.pop();
+                visited?;
             }
+            names = all;
         }
         self.cte_scopes.push(names);
+        Ok(())
+    }
+
+    fn leave_with(&mut self) {
+        self.cte_scopes.pop();
     }
 
     fn dml(
@@ -357,12 +382,12 @@ impl Walker {
             self.flags.data_modifying_cte = true;
         }
         self.dml_depth += 1;
-        self.push_ctes(b);
+        self.enter_with(b)?;
         if let Some(t) = field(b, "relation").and_then(|r| self.table_of(r)) {
             self.action(kind, Some(t), has_where);
         }
-        self.visit_except(b, &["relation"])?;
-        self.cte_scopes.pop();
+        self.visit_except(b, &["relation", "with_clause"])?;
+        self.leave_with();
         self.dml_depth -= 1;
         Ok(())
     }
@@ -371,7 +396,6 @@ impl Walker {
         use ActionKind::*;
         match ty {
             "SelectStmt" => {
-                self.push_ctes(b);
                 if let Some(into) = field(b, "into_clause") {
                     self.with_targets(Ddl, into.get("rel"))?;
                 }
@@ -379,9 +403,10 @@ impl Walker {
                     self.flags.locks_rows = true;
                 }
                 self.dml_depth += 1;
-                self.visit_except(b, &["into_clause"])?;
+                self.enter_with(b)?;
+                self.visit_except(b, &["into_clause", "with_clause"])?;
+                self.leave_with();
                 self.dml_depth -= 1;
-                self.cte_scopes.pop();
             }
             "InsertStmt" => {
                 if let Some(oc) = field(b, "on_conflict_clause") {
