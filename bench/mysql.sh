@@ -105,6 +105,10 @@ run() { # target ps-mode: "tps p95"
     relay) port=$RELAY; user=bench; pw=bench-pw ;;
     gateway) port=$GWP; user=bench; pw=$TOKEN ;;
   esac
+  # libmariadb loads mysql_clear_password (which carries the token) on
+  # first use, racing when several threads connect at once ("it is already
+  # loaded"): loaded up front instead.
+  LIBMYSQL_PLUGINS=mysql_clear_password \
   sysbench oltp_read_only "${SB[@]}" --mysql-port="$port" --mysql-user="$user" \
     --mysql-password="$pw" --mysql-db=sbtest --db-ps-mode="$mode" --time="$SECONDS_EACH" \
     --report-interval=0 run >"$WORK/run.log" 2>&1 || true

@@ -103,6 +103,16 @@ impl MysqlSession {
                 .and_then(|c| crate::kill::parse(&c));
             return self.kill(seq, recorded, what).await;
         }
+        // `EXECUTE s` runs what was prepared under `s`: that is what it is
+        // recorded as and what an approval of it covers, so a statement
+        // prepared anew under the same name is not covered.
+        let resolved;
+        let text = if st.analysis.prepares.is_some() && st.analysis.text != text {
+            resolved = format!("{text} -- {}", st.analysis.text);
+            resolved.as_str()
+        } else {
+            text
+        };
         let run = Run {
             st,
             database,
