@@ -53,25 +53,35 @@ impl MysqlSession {
         text: &str,
         flavour: &'static str,
     ) -> Result<Result<(Arc<MysqlStatement>, String), Option<End>>, MysqlError> {
-        let (st, database) = match self.gate.read(text) {
-            Reading::Statement(st, database) => (st, database),
+        let (reason, err) = match self.gate.read(text) {
+            Reading::Statement(st, database) => {
+                return self.readable(seq, text, flavour, st, database).await
+            }
             Reading::Unreadable(reason) => {
-                let recorded = self.recorded(text, None);
                 let err = refusals::unanalysable(&reason);
-                let end = self
-                    .refuse_unread(seq, recorded, &reason, err, flavour)
-                    .await?;
-                return Ok(Err(end));
+                (reason, err)
             }
             Reading::Denied(reason) => {
-                let recorded = self.recorded(text, None);
                 let err = refusals::denied(&reason);
-                let end = self
-                    .refuse_unread(seq, recorded, &reason, err, flavour)
-                    .await?;
-                return Ok(Err(end));
+                (reason, err)
             }
         };
+        let recorded = self.recorded(text, None);
+        let end = self
+            .refuse_unread(seq, recorded, &reason, err, flavour)
+            .await?;
+        Ok(Err(end))
+    }
+
+    /// A statement that was read: refused only when it is a prepared KILL.
+    async fn readable(
+        &mut self,
+        seq: u8,
+        text: &str,
+        flavour: &'static str,
+        st: Arc<MysqlStatement>,
+        database: String,
+    ) -> Result<Result<(Arc<MysqlStatement>, String), Option<End>>, MysqlError> {
         if Gate::is_kill(&st) && flavour != "simple" {
             let recorded = self.recorded(text, Some(&st));
             let reason = "KILL cannot be prepared through the gateway; send it as a query";
