@@ -33,11 +33,19 @@ pub(crate) struct Gate {
     pub(crate) warnings_guarded: bool,
 }
 
+/// Whether a statement read is itself, or what an `EXECUTE` named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// The text's own statement.
+    Itself,
+    /// `EXECUTE name`: the statement prepared under the name.
+    Prepared,
+}
+
 /// A statement read and ready to decide, or why it cannot be.
 pub(crate) enum Reading {
-    /// Analysed (an `EXECUTE` resolved to what was prepared), with the
-    /// database its unqualified tables are in.
-    Statement(Arc<MysqlStatement>, String),
+    /// Analysed, with the database its unqualified tables are in.
+    Statement(Arc<MysqlStatement>, String, Resolved),
     /// It could not be read exactly as the server would: refused.
     Unreadable(String),
     /// Refused by the gateway's own rules before the policy (a masked
@@ -74,7 +82,7 @@ impl Gate {
             Ok(c) => c,
             Err(e) => return Reading::Unreadable(format!("the statement could not be read: {e}")),
         };
-        if self.warnings_guarded && is_diagnostics(&canonical) {
+        if self.warnings_guarded && sql::is_diagnostics(&canonical) {
             return Reading::Denied(
                 "the last statement touched a masked column, and its warnings and errors may \
                  quote the column's values: they are not shown"
@@ -85,9 +93,9 @@ impl Gate {
             Ok(st) => st,
             Err(e) => return Reading::Unreadable(e.to_string()),
         };
-        let (st, database) = match &st.analysis.executes {
+        let (st, database, resolved) = match &st.analysis.executes {
             Some(name) => match self.prepared.get(name) {
-                Some((p, db)) => (p.clone(), db.clone()),
+                Some((p, db)) => (p.clone(), db.clone(), Resolved::Prepared),
                 None => {
                     return Reading::Denied(format!(
                         "EXECUTE {name}: no statement of that name was prepared through the \
@@ -95,7 +103,7 @@ impl Gate {
                     ))
                 }
             },
-            None => (Arc::new(st), self.database.clone()),
+            None => (Arc::new(st), self.database.clone(), Resolved::Itself),
         };
         if let Some(SqlModeChange::Literal(mode)) = &st.sql_mode {
             let mut probe = self.dialect;
@@ -106,7 +114,7 @@ impl Gate {
         if let Some(reason) = self.flow_refusal(&st, &database) {
             return Reading::Denied(reason);
         }
-        Reading::Statement(st, database)
+        Reading::Statement(st, database, resolved)
     }
 
     /// A masked column whose values this statement sends out without their
@@ -229,13 +237,15 @@ impl Gate {
     }
 
     /// What the session state becomes once `st` ran.
-    pub(crate) fn ran(&mut self, st: &MysqlStatement) {
+    pub(crate) fn ran(&mut self, st: &Arc<MysqlStatement>, resolved: Resolved) {
         if let Some(db) = &st.uses_database {
             self.database = db.clone();
         }
         let a = &st.analysis;
-        if let Some(name) = &a.prepares {
-            let entry = (Arc::new(st.clone()), self.database.clone());
+        // A PREPARE stores its statement with today's database; an EXECUTE
+        // of it leaves it as it was prepared.
+        if let (Some(name), Resolved::Itself) = (&a.prepares, resolved) {
+            let entry = (st.clone(), self.database.clone());
             self.prepared.insert(name.clone(), entry);
         }
         match &a.deallocates {
@@ -261,38 +271,14 @@ impl Gate {
         self.prepared.clear();
     }
 
+    /// Whether a text reads the last statement's diagnostics (which a
+    /// prepared statement may not).
+    pub(crate) fn reads_diagnostics(&self, text: &str) -> bool {
+        sql::lexer::canonical(text, &self.dialect).is_ok_and(|c| sql::is_diagnostics(&c))
+    }
+
     /// Whether `st` is a `KILL` (which only the caller's own session may be).
     pub(crate) fn is_kill(st: &MysqlStatement) -> bool {
         st.analysis.operation == "kill" && st.analysis.kind == ActionKind::Admin
-    }
-}
-
-/// Whether a canonical statement reads the last statement's diagnostics.
-fn is_diagnostics(canonical: &str) -> bool {
-    let mut words = canonical
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_uppercase);
-    matches!(
-        (words.next().as_deref(), words.next().as_deref()),
-        (Some("SHOW"), Some("WARNINGS" | "ERRORS" | "COUNT"))
-            | (Some("GET"), Some("DIAGNOSTICS" | "CURRENT" | "STACKED"))
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_diagnostics;
-
-    #[test]
-    fn diagnostics_statements_are_recognised_in_any_spelling() {
-        assert!(is_diagnostics("SHOW WARNINGS"));
-        assert!(is_diagnostics("show   errors LIMIT 1"));
-        assert!(is_diagnostics("SHOW COUNT(*) WARNINGS"));
-        assert!(is_diagnostics(
-            "GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT"
-        ));
-        assert!(!is_diagnostics("SHOW TABLES"));
-        assert!(!is_diagnostics("SELECT 1"));
     }
 }

@@ -14,6 +14,7 @@
 use crate::codec::binary::{self, LongData, ParamType};
 use crate::codec::command::Command;
 use crate::codec::write_message;
+use crate::gate::Resolved;
 use crate::results::{Relay, Rows};
 use crate::session::{End, MysqlSession};
 use crate::sql::MysqlStatement;
@@ -93,7 +94,7 @@ impl MysqlSession {
         }
         let text = text.to_string();
         let (st, database) = match self.read(seq, &text, "extended").await? {
-            Ok(read) => read,
+            Ok(read) => (read.st, read.database),
             Err(end) => return Ok(end),
         };
         // A statement the policy refuses whatever its parameters is never
@@ -208,23 +209,27 @@ impl MysqlSession {
         let run = Run {
             st,
             database,
+            resolved: Resolved::Itself,
+            approved_text: text.clone(),
             text: &text,
             params,
             bound,
             flavour: "extended",
             shape: Shape::Results(Rows::Binary),
         };
-        let (end, forwarded) = self.decide_and_run(seq, payload, run).await?;
-        if forwarded {
-            // The server bound these types and used (and dropped) the long data.
+        let ran = self.decide_and_run(seq, payload, run).await?;
+        if ran.forwarded {
+            // The server used (and dropped) the long data, and bound these
+            // types unless it failed first: then the next execution must
+            // send its types again.
             self.prepared.drop_long_data(id);
             if let Some(p) = self.prepared.by_id.get_mut(&id) {
-                p.types = types;
+                p.types = if ran.failed { Vec::new() } else { types };
             }
-        } else if end.is_none() {
+        } else if ran.end.is_none() {
             self.reset_on_server(id).await?;
         }
-        Ok(end)
+        Ok(ran.end)
     }
 
     /// Drops a statement's long data here and on the server (after an

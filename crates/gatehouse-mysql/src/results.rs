@@ -96,6 +96,8 @@ pub(crate) struct Relay<'a> {
     /// The server's error texts are replaced (they may quote a masked
     /// column's values).
     withhold_errors: bool,
+    /// The sequence number of the server's last packet.
+    backend_seq: u8,
 }
 
 impl<'a> Relay<'a> {
@@ -117,6 +119,7 @@ impl<'a> Relay<'a> {
             sent: 0,
             max_joined: DEFAULT_MAX_JOINED,
             withhold_errors: false,
+            backend_seq: 0,
         }
     }
 
@@ -174,6 +177,7 @@ impl<'a> Relay<'a> {
                 continue;
             };
             let long = frame.len() - HEADER == MAX_PAYLOAD;
+            self.backend_seq = frame[3];
             if passing {
                 self.pass(Message::Frame(frame));
                 if !long {
@@ -361,7 +365,7 @@ impl<'a> Relay<'a> {
     /// LOCAL_FILES, so this is a misbehaving server): it gets an empty
     /// file, its answer is dropped, and the caller an error.
     async fn refuse_local_infile(&mut self) -> Result<(), MysqlError> {
-        let next = self.seq;
+        let next = self.backend_seq.wrapping_add(1);
         crate::codec::write_message(&mut self.backend.wire, next, &[]).await?;
         let _ = self.backend.reader.message(&mut self.backend.wire).await?;
         let e = crate::refusals::denied(LOCAL_INFILE_REFUSED);

@@ -240,22 +240,25 @@ impl MysqlSession {
     /// It rolls back the open transaction (and drops temporary tables,
     /// locks and variables): decided as `ROLLBACK`, recorded as itself.
     async fn reset(&mut self, seq: u8, payload: &[u8]) -> Result<Option<End>, MysqlError> {
-        let (st, database) = match self.read(seq, "ROLLBACK", "simple").await? {
+        let read = match self.read(seq, "ROLLBACK", "simple").await? {
             Ok(read) => read,
             Err(end) => return Ok(end),
         };
         let run = Run {
-            st,
-            database,
+            st: read.st,
+            database: read.database,
+            resolved: read.resolved,
             text: "COM_RESET_CONNECTION",
+            approved_text: "COM_RESET_CONNECTION".into(),
             params: Vec::new(),
             bound: Vec::new(),
             flavour: "simple",
             shape: Shape::Single,
         };
-        let (end, forwarded) = self.decide_and_run(seq, payload, run).await?;
-        if !forwarded || end.is_some() {
-            return Ok(end);
+        let ran = self.decide_and_run(seq, payload, run).await?;
+        // The server forgets the session's state only when it reset it.
+        if !ran.forwarded || ran.failed || ran.end.is_some() {
+            return Ok(ran.end);
         }
         self.gate.reset();
         self.prepared.clear();

@@ -6,7 +6,7 @@
 use crate::action::Action;
 use crate::codec::result::Err as ErrPacket;
 use crate::codec::status;
-use crate::gate::{Gate, Reading};
+use crate::gate::{Gate, Reading, Resolved};
 use crate::results::{Answered, Relay, Rows};
 use crate::session::{End, MysqlSession};
 use crate::sql::MysqlStatement;
@@ -28,9 +28,50 @@ pub(crate) enum Shape {
     Fields,
 }
 
+/// A statement read: what it is, the database its unqualified tables are
+/// in, and whether an `EXECUTE` named it.
+pub(crate) struct Read {
+    pub(crate) st: Arc<MysqlStatement>,
+    pub(crate) database: String,
+    pub(crate) resolved: Resolved,
+}
+
+/// How a decided statement went.
+pub(crate) struct Ran {
+    /// `Some` ends the session.
+    pub(crate) end: Option<End>,
+    /// It reached the server.
+    pub(crate) forwarded: bool,
+    /// The server answered it with an error.
+    pub(crate) failed: bool,
+}
+
+impl Ran {
+    fn ended(end: End) -> Self {
+        Self {
+            end: Some(end),
+            forwarded: false,
+            failed: false,
+        }
+    }
+
+    fn refused() -> Self {
+        Self {
+            end: None,
+            forwarded: false,
+            failed: false,
+        }
+    }
+}
+
 /// A statement ready to decide and run.
 pub(crate) struct Run<'a> {
     pub(crate) st: Arc<MysqlStatement>,
+    /// A query's own statement, or what an `EXECUTE` named.
+    pub(crate) resolved: Resolved,
+    /// What an approval covers (with the database): the statement itself,
+    /// for an `EXECUTE` the one prepared.
+    pub(crate) approved_text: String,
     /// The database its unqualified tables are in (for a prepared
     /// statement, the one current when it was prepared).
     pub(crate) database: String,
@@ -52,10 +93,15 @@ impl MysqlSession {
         seq: u8,
         text: &str,
         flavour: &'static str,
-    ) -> Result<Result<(Arc<MysqlStatement>, String), Option<End>>, MysqlError> {
+    ) -> Result<Result<Read, Option<End>>, MysqlError> {
         let (reason, err) = match self.gate.read(text) {
-            Reading::Statement(st, database) => {
-                return self.readable(seq, text, flavour, st, database).await
+            Reading::Statement(st, database, resolved) => {
+                let read = Read {
+                    st,
+                    database,
+                    resolved,
+                };
+                return self.readable(seq, text, flavour, read).await;
             }
             Reading::Unreadable(reason) => {
                 let err = refusals::unanalysable(&reason);
@@ -73,25 +119,36 @@ impl MysqlSession {
         Ok(Err(end))
     }
 
-    /// A statement that was read: refused only when it is a prepared KILL.
+    /// A statement that was read: refused when it is a prepared KILL or a
+    /// prepared read of diagnostics (checked on queries only).
     async fn readable(
         &mut self,
         seq: u8,
         text: &str,
         flavour: &'static str,
-        st: Arc<MysqlStatement>,
-        database: String,
-    ) -> Result<Result<(Arc<MysqlStatement>, String), Option<End>>, MysqlError> {
-        if Gate::is_kill(&st) && flavour != "simple" {
-            let recorded = self.recorded(text, Some(&st));
-            let reason = "KILL cannot be prepared through the gateway; send it as a query";
+        read: Read,
+    ) -> Result<Result<Read, Option<End>>, MysqlError> {
+        let reason = if flavour == "simple" {
+            None
+        } else if Gate::is_kill(&read.st) {
+            Some("KILL cannot be prepared through the gateway; send it as a query")
+        } else if self.gate.reads_diagnostics(text) {
+            Some(
+                "SHOW WARNINGS, SHOW ERRORS and GET DIAGNOSTICS cannot be prepared through the \
+                 gateway; send them as queries",
+            )
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let recorded = self.recorded(text, Some(&read.st));
             let err = refusals::denied(reason);
             let end = self
                 .refuse_unread(seq, recorded, reason, err, flavour)
                 .await?;
             return Ok(Err(end));
         }
-        Ok(Ok((st, database)))
+        Ok(Ok(read))
     }
 
     /// A statement (`text`) that `payload` carries: read, then [`Self::decide_and_run`].
@@ -102,57 +159,60 @@ impl MysqlSession {
         text: &str,
         shape: Shape,
     ) -> Result<Option<End>, MysqlError> {
-        let (st, database) = match self.read(seq, text, "simple").await? {
+        let read = match self.read(seq, text, "simple").await? {
             Ok(read) => read,
             Err(end) => return Ok(end),
         };
-        if Gate::is_kill(&st) {
-            let recorded = self.recorded(text, Some(&st));
+        if Gate::is_kill(&read.st) {
+            let recorded = self.recorded(text, Some(&read.st));
             let what = crate::sql::lexer::canonical(text, &self.gate.dialect)
                 .ok()
                 .and_then(|c| crate::kill::parse(&c));
             return self.kill(seq, recorded, what).await;
         }
         // `EXECUTE s` runs what was prepared under `s`: that is what it is
-        // recorded as and what an approval of it covers, so a statement
-        // prepared anew under the same name is not covered.
-        let resolved;
-        let text = if st.analysis.prepares.is_some() && st.analysis.text != text {
-            resolved = format!("{text} -- {}", st.analysis.text);
-            resolved.as_str()
-        } else {
-            text
+        // recorded as, and what an approval of it covers (with the database
+        // it runs in), so a statement prepared anew under the name is not.
+        let shown;
+        let (text, approved_text) = match read.resolved {
+            Resolved::Prepared => {
+                shown = format!("{text} -- {}", read.st.analysis.text);
+                (shown.as_str(), read.st.analysis.text.clone())
+            }
+            Resolved::Itself => (text, text.to_string()),
         };
         let run = Run {
-            st,
-            database,
+            st: read.st,
+            database: read.database,
+            resolved: read.resolved,
             text,
+            approved_text,
             params: Vec::new(),
             bound: Vec::new(),
             flavour: "simple",
             shape,
         };
-        Ok(self.decide_and_run(seq, payload, run).await?.0)
+        Ok(self.decide_and_run(seq, payload, run).await?.end)
     }
 
     /// Decides `run`, and forwards `payload` (the command that carries it)
-    /// when it may go ahead; records it either way. Also says whether it
-    /// was forwarded.
+    /// when it may go ahead; records it either way.
     pub(crate) async fn decide_and_run(
         &mut self,
         seq: u8,
         payload: &[u8],
         run: Run<'_>,
-    ) -> Result<(Option<End>, bool), MysqlError> {
+    ) -> Result<Ran, MysqlError> {
         let st = run.st.clone();
         let recorded = self.recorded(run.text, Some(&st));
         let action = Action::begin(&self.session, recorded, run.flavour, run.params);
         let bound: Vec<Option<&[u8]>> = run.bound.iter().map(|p| p.as_deref()).collect();
+        // Bound to the database it runs in as well as its text.
         let fingerprint = statement_fingerprint(
             &self.session.identity().subject,
             self.session.connection(),
             "mysql",
-            run.text,
+            &format!("{}\n{}", run.database, run.approved_text),
             &bound,
         );
         let record_masking = self.gw.settings.record_masking.clone();
@@ -182,11 +242,15 @@ impl MysqlSession {
                 {
                     let refusal = Refusal::EvidenceUnavailable;
                     self.reply(seq, &refusals::refused(&refusal)).await?;
-                    return Ok((Some(End::EvidenceLogFailed), false));
+                    return Ok(Ran::ended(End::EvidenceLogFailed));
                 }
                 self.forward(payload).await?;
                 let guarded = self.gate.touches_ruled(&st, &run.database);
-                self.gate.warnings_guarded = guarded;
+                // Warnings stay guarded until a statement reading a table
+                // (which clears them on the server) runs.
+                if guarded || !st.analysis.actions.iter().all(|a| a.table.is_none()) {
+                    self.gate.warnings_guarded = guarded;
+                }
                 let mut relay = Relay::new(
                     &mut self.caller.wire,
                     &mut self.backend,
@@ -195,23 +259,37 @@ impl MysqlSession {
                 )
                 .with_max_row(self.gw.settings.max_masked_row)
                 .withholding_errors(guarded);
-                let answered = match run.shape {
-                    Shape::Results(rows) => relay.query(rows).await?,
-                    Shape::Single => relay.single().await?,
-                    Shape::Fields => relay.field_list().await?,
+                let relayed = match run.shape {
+                    Shape::Results(rows) => relay.query(rows).await,
+                    Shape::Single => relay.single().await,
+                    Shape::Fields => relay.field_list().await,
                 };
-                self.session.counters().written(relay.sent() as usize);
-                let end = self.ran(&st, &answered).await?;
+                let sent = relay.sent();
+                self.session.counters().written(sent as usize);
+                let answered = match relayed {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // It ran (or may have): recorded as cut short.
+                        action
+                            .finish(&self.session, ActionOutcome::Incomplete, record, None)
+                            .await;
+                        return Err(e);
+                    }
+                };
+                let failed = answered.error.is_some();
+                if !failed {
+                    self.gate.ran(&st, run.resolved);
+                }
+                let status = answered.status;
                 let masking = answered.masking.clone();
-                action
-                    .finish(
-                        &self.session,
-                        outcome(answered, &self.gw.settings.record_masking),
-                        record,
-                        masking,
-                    )
-                    .await;
-                Ok((end, true))
+                let outcome = outcome(answered, &self.gw.settings.record_masking);
+                action.finish(&self.session, outcome, record, masking).await;
+                let end = self.after(&st, status).await?;
+                Ok(Ran {
+                    end,
+                    forwarded: true,
+                    failed,
+                })
             }
             Verdict::Refuse { record, refusal } => {
                 let err = refusals::refused(&refusal);
@@ -222,23 +300,20 @@ impl MysqlSession {
                     message: err.message.clone(),
                 };
                 action.finish(&self.session, outcome, record, None).await;
-                Ok((None, false))
+                Ok(Ran::refused())
             }
             // `wait` never holds again.
-            Verdict::Held(_) => Ok((Some(End::ProtocolError), false)),
+            Verdict::Held(_) => Ok(Ran::ended(End::ProtocolError)),
         }
     }
 
-    /// The session state once `st` ran (or failed): `Some` ends the
-    /// session.
-    async fn ran(
+    /// What must be read back from the server once `st` ran (or failed):
+    /// `Some` ends the session.
+    async fn after(
         &mut self,
         st: &MysqlStatement,
-        answered: &Answered,
+        status: Option<u16>,
     ) -> Result<Option<End>, MysqlError> {
-        if answered.error.is_none() {
-            self.gate.ran(st);
-        }
         let a = &st.analysis;
         // Code the gateway cannot see into may have changed sql_mode or the
         // character set; a failed SET may have changed part of it; and the
@@ -246,15 +321,14 @@ impl MysqlSession {
         let opaque = a.flags.opaque_code
             || matches!(a.kind, ActionKind::Procedural | ActionKind::Function)
             || !a.opaque_functions.is_empty();
-        let escapes_differ = answered.status.is_some_and(|s| {
+        let escapes_differ = status.is_some_and(|s| {
             (s & status::NO_BACKSLASH_ESCAPES != 0) != self.gate.dialect.no_backslash_escapes
         });
         let charset = a.settings.iter().any(|c| {
             c.name
                 .as_deref()
-                .is_some_and(|n| n.starts_with("character_set") || n == "names")
-        }) || a.operation.contains("names")
-            || a.operation.contains("charset");
+                .is_some_and(|n| n.starts_with("character_set") || n.starts_with("collation"))
+        });
         if Gate::touches_sql_mode(st) || opaque || escapes_differ || charset {
             return self.refresh_session().await;
         }

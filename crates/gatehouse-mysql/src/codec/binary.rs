@@ -65,8 +65,9 @@ pub(crate) fn execute_params(
     // Command byte, statement id, flags, iteration count.
     let mut c = Cursor::new(payload.get(10..)?);
     let bitmap = c.take(count.div_ceil(8))?;
+    // Any non-zero flag means the types follow, as the servers read it.
     let bound = c.u8()?;
-    let types: Vec<ParamType> = if bound == 1 {
+    let types: Vec<ParamType> = if bound != 0 {
         (0..count)
             .map(|_| {
                 let t = c.u8()?;
@@ -89,11 +90,29 @@ pub(crate) fn execute_params(
             values.push(None);
             continue;
         }
-        let n = value_len(*t, c.rest())?;
-        let v = c.take(n)?;
-        values.push(Some(payload_of(*t, v).to_vec()));
+        let v = param_value(*t, &mut c)?;
+        values.push(Some(v.to_vec()));
     }
     Some((types, values))
+}
+
+/// A parameter's value (without its length prefix), read as both MySQL
+/// and MariaDB read it; `None` for a type they read differently (YEAR,
+/// INT24, NEWDATE and NULL not marked NULL: MariaDB reads them as strings,
+/// MySQL not) or one that does not fit.
+fn param_value<'a>(t: u8, c: &mut Cursor<'a>) -> Option<&'a [u8]> {
+    match t {
+        types::TINY => c.take(1),
+        types::SHORT => c.take(2),
+        types::LONG | types::FLOAT => c.take(4),
+        types::LONGLONG | types::DOUBLE => c.take(8),
+        // Length-encoded, as the servers read temporal parameters.
+        types::DATE | types::TIME | types::DATETIME | types::TIMESTAMP => c.lenenc_bytes(),
+        types::YEAR | types::INT24 | types::NEWDATE | types::NULL => None,
+        // Decimals, strings, blobs, JSON, bits, enums, sets, geometry.
+        0x00 | 0x0F | 0x10 | 0xF5..=0xFF => c.lenenc_bytes(),
+        _ => None,
+    }
 }
 
 /// The bytes a binary value of `column_type` takes at the start of `rest`
@@ -124,35 +143,6 @@ fn declared_len(column_type: u8, rest: &[u8]) -> Option<usize> {
             head + n
         }
     })
-}
-
-/// A binary value without its length prefix.
-fn payload_of(column_type: u8, v: &[u8]) -> &[u8] {
-    match column_type {
-        types::TIMESTAMP | types::DATE | types::TIME | types::DATETIME | types::NEWDATE => {
-            v.get(1..).unwrap_or_default()
-        }
-        t if is_fixed(t) => v,
-        _ => {
-            let mut c = Cursor::new(v);
-            c.lenenc_bytes().unwrap_or_default()
-        }
-    }
-}
-
-fn is_fixed(t: u8) -> bool {
-    matches!(
-        t,
-        types::NULL
-            | types::TINY
-            | types::SHORT
-            | types::YEAR
-            | types::LONG
-            | types::INT24
-            | types::FLOAT
-            | types::LONGLONG
-            | types::DOUBLE
-    )
 }
 
 /// A binary value (without its length prefix) as text, as the text
@@ -274,6 +264,19 @@ mod tests {
             "42"
         );
         assert_eq!(execute_head(&p), Some((7, 0)));
+    }
+
+    #[test]
+    fn parameter_types_the_servers_read_differently_are_not_read() {
+        // One YEAR parameter, not NULL: MariaDB reads a string, MySQL two bytes.
+        let mut p = vec![0x17, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, types::YEAR, 0];
+        p.extend_from_slice(&[3, b'A', 1]);
+        assert_eq!(execute_params(&p, 1, &[], &LongData::new()), None);
+        // Any non-zero flag sends types; a date's length is length-encoded.
+        let mut p = vec![0x17, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0, 2, types::DATE, 0];
+        p.extend_from_slice(&[4, 0xE8, 0x07, 11, 30]);
+        let (_, v) = execute_params(&p, 1, &[], &LongData::new()).unwrap();
+        assert_eq!(v, vec![Some(vec![0xE8, 0x07, 11, 30])]);
     }
 
     #[test]

@@ -130,14 +130,13 @@ impl PacketReader {
         }
     }
 
-    /// The next message: its first packet's sequence number and the payload
-    /// joined across continuation packets.
+    /// The next message: its last packet's sequence number (what an answer
+    /// follows) and the payload joined across continuation packets.
     pub(crate) async fn message<R: AsyncRead + Unpin>(
         &mut self,
         r: &mut R,
     ) -> Result<(u8, Bytes), FrameError> {
         let mut joined: Option<BytesMut> = None;
-        let mut first_seq = None;
         loop {
             if let Some(len) = frame_len(&self.buf) {
                 let so_far = joined.as_ref().map_or(0, |j| j.len());
@@ -149,8 +148,8 @@ impl PacketReader {
                 self.fill(r).await?;
                 continue;
             };
+            // The last packet's number: an answer follows it.
             let seq = frame[3];
-            first_seq.get_or_insert(seq);
             frame.advance(HEADER);
             let more = frame.len() == MAX_PAYLOAD;
             let payload = match joined.take() {
@@ -161,7 +160,7 @@ impl PacketReader {
                 }
             };
             if !more {
-                return Ok((first_seq.unwrap_or(seq), payload.freeze()));
+                return Ok((seq, payload.freeze()));
             }
             joined = Some(payload);
         }

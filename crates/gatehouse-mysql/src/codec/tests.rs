@@ -71,7 +71,11 @@ fn a_long_message_is_split_into_full_packets_and_joined_again() {
     let (seq, joined) = rt
         .block_on(PacketReader::new(1 << 26).message(&mut &out[..]))
         .unwrap();
-    assert_eq!((seq, joined.len()), (3, payload.len()));
+    assert_eq!(
+        (seq, joined.len()),
+        (4, payload.len()),
+        "the last packet's number"
+    );
     let too_small = rt.block_on(PacketReader::new(1 << 20).message(&mut &out[..]));
     assert!(matches!(too_small, Err(FrameError::TooLong(_))));
 }

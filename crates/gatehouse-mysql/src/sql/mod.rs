@@ -50,3 +50,35 @@ pub struct MysqlStatement {
     /// How many `?` placeholders it holds (a prepared statement's parameters).
     pub placeholders: usize,
 }
+
+/// Whether a canonical statement reads the last statement's diagnostics
+/// (`SHOW WARNINGS`, `SHOW ERRORS`, `SHOW COUNT(*) …`, `GET DIAGNOSTICS`),
+/// which may quote values of the tables it read.
+pub(crate) fn is_diagnostics(canonical: &str) -> bool {
+    let mut words = canonical
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase);
+    matches!(
+        (words.next().as_deref(), words.next().as_deref()),
+        (Some("SHOW"), Some("WARNINGS" | "ERRORS" | "COUNT"))
+            | (Some("GET"), Some("DIAGNOSTICS" | "CURRENT" | "STACKED"))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_diagnostics;
+
+    #[test]
+    fn diagnostics_statements_are_recognised_in_any_spelling() {
+        assert!(is_diagnostics("SHOW WARNINGS"));
+        assert!(is_diagnostics("show   errors LIMIT 1"));
+        assert!(is_diagnostics("SHOW COUNT(*) WARNINGS"));
+        assert!(is_diagnostics(
+            "GET DIAGNOSTICS CONDITION 1 @m = MESSAGE_TEXT"
+        ));
+        assert!(!is_diagnostics("SHOW TABLES"));
+        assert!(!is_diagnostics("SELECT 1"));
+    }
+}

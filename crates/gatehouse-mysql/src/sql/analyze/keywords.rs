@@ -235,7 +235,18 @@ fn prepare(tokens: &Tokens<'_>, dialect: &Dialect) -> Result<Route, AnalyzeError
     }
     let canonical = super::super::lexer::canonical(&inner, dialect)
         .map_err(|e| AnalyzeError::Nested(e.to_string()))?;
+    // What the session layer checks (whose sessions KILL reaches, whether
+    // diagnostics may be shown) it checks on queries: not prepared.
+    if super::super::is_diagnostics(&canonical) {
+        return refuse(
+            "SHOW WARNINGS, SHOW ERRORS and GET DIAGNOSTICS cannot be prepared through the \
+             gateway; send them as queries",
+        );
+    }
     let mut st = analyze_text(&canonical, &inner, dialect, true)?;
+    if st.analysis.operation == "kill" {
+        return refuse("KILL cannot be prepared through the gateway; send it as a query");
+    }
     // The gateway follows session settings when a statement changing them
     // runs; one hidden in a prepared statement would run out of its sight.
     let system_setting = st
