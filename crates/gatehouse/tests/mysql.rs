@@ -458,7 +458,11 @@ fn masked_columns_stay_masked_and_cannot_leave_through_an_expression() {
         "SELECT name FROM customers WHERE ssn LIKE '987%'; SELECT 1; SHOW WARNINGS",
     );
     assert!(stderr(&out).contains("ERROR 1227"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("warnings and errors"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warnings and errors"),
+        "{}",
+        stderr(&out)
+    );
     let out = g.run(
         &job,
         "SELECT name FROM customers WHERE id = 1; SELECT id FROM orders WHERE id = 1; SHOW WARNINGS",
@@ -467,7 +471,11 @@ fn masked_columns_stay_masked_and_cannot_leave_through_an_expression() {
     // A server error on a masked table is withheld (its text may quote a
     // value): the number and SQLSTATE stay.
     let out = g.run(&job, "SELECT name FROM customers WHERE no_such_column = 1");
-    assert!(stderr(&out).contains("ERROR 1054 (42S22)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ERROR 1054 (42S22)"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("withheld"), "{}", stderr(&out));
 }
 
@@ -606,4 +614,128 @@ fn a_caller_may_end_its_own_queries_and_no_one_elses() {
     assert_eq!(g.backend("SELECT item FROM orders WHERE id = 1"), "book");
     let r = g.h.result_of(&format!("KILL QUERY {id}"));
     assert_eq!(r["payload"]["status"], "error", "the other identity's: {r}");
+}
+
+#[test]
+fn the_gateway_logs_in_with_caching_sha2_fast_and_full_and_sends_the_password_only_to_a_verified_server(
+) {
+    // MariaDB has no caching_sha2_password: a stand-in server in the test
+    // tree speaks MySQL 8's protocol for it (tests/mysql-client/sha2_server.py).
+    let ca = gatehouse::certs::TestCa::new("sha2 test CA").unwrap();
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca_file) = (
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let port = gatehouse::pgcluster::free_port().unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mysql-client/sha2_server.py");
+    let mut server = KillOnDrop(
+        std::process::Command::new("python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--cert"])
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["app=app-pw-1", "other=other-pw-2"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout_lines =
+        std::io::BufRead::lines(std::io::BufReader::new(server.0.stdout.take().unwrap()));
+    assert_eq!(stdout_lines.next().unwrap().unwrap(), "ready");
+    let config: &'static str = r#"
+[[connection]]
+name = "sha2-db"
+kind = "mysql"
+host = "127.0.0.1"
+port = {sha2_port}
+database = "app"
+user = "app"
+password_env = "SHA2_PASSWORD"
+backend_tls = "verify-full"
+backend_ca = "{sha2_ca}"
+
+[[connection]]
+name = "sha2-unverified"
+kind = "mysql"
+host = "127.0.0.1"
+port = {sha2_port}
+database = "app"
+user = "other"
+password_env = "SHA2_OTHER_PASSWORD"
+backend_tls = "require"
+"#;
+    let h = common::Harness::with(common::Options {
+        policy: Some(READS.into()),
+        extra_config: config,
+        vars: vec![
+            ("{sha2_port}", port.to_string()),
+            ("{sha2_ca}", ca_file.display().to_string()),
+        ],
+        env: vec![
+            ("SHA2_PASSWORD", "app-pw-1".into()),
+            ("SHA2_OTHER_PASSWORD", "other-pw-2".into()),
+        ],
+        mysql: true,
+        ..common::Options::default()
+    });
+    let ca_gw = h.dir.path().join("gateway-ca.pem");
+    std::fs::write(&ca_gw, &h.ca_pem).unwrap();
+    let job = h.token("ci-job", &["jobs"], "1h");
+    let run = |db: &str| {
+        common::mariadb::mariadb_cli(h.mysql_port)
+            .args(["--user=job", "--batch", "--skip-column-names"])
+            .arg(format!("--password={job}"))
+            .arg(format!("--ssl-ca={}", ca_gw.display()))
+            .arg(format!("--database={db}"))
+            .arg("--execute=SELECT CURRENT_USER()")
+            .output()
+            .unwrap()
+    };
+    // First login: full authentication (the password over verified TLS);
+    // then the server's cache lets the fast path do.
+    for _ in 0..2 {
+        let out = run("sha2-db");
+        assert!(out.status.success(), "{}{}", stderr(&out), h.log_text());
+        assert_eq!(stdout(&out).trim(), "app@%");
+    }
+    // Unverified TLS: the gateway does not send the password.
+    let out = run("sha2-unverified");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("could not log in"),
+        "{}",
+        stderr(&out)
+    );
+    drop(server);
+    let lines: Vec<String> = stdout_lines.map_while(Result::ok).collect();
+    assert_eq!(lines, ["full app", "fast app"], "{lines:?}");
+    assert!(
+        h.log_text().contains("full authentication"),
+        "{}",
+        h.log_text()
+    );
+}
+
+/// Connect and read, nothing else.
+const READS: &str = r#"
+@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
+@id("reads") permit (principal, action == Gatehouse::Action::"select", resource);
+"#;
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
