@@ -114,6 +114,7 @@ async fn login(
     response.auth = answer(&greeting.plugin, password, &greeting.scramble, verified)?;
     write_message(&mut wire, seq, &response.encode()).await?;
     let mut plugin = greeting.plugin.clone();
+    let mut challenge = greeting.scramble.clone();
     loop {
         let (s, payload) = reader.message(&mut wire).await?;
         seq = s.wrapping_add(1);
@@ -134,10 +135,11 @@ async fn login(
                 return Err(MysqlError::BackendLogin(e));
             }
             Some(&handshake::AUTH_SWITCH) => {
-                let (p, challenge) = handshake::parse_auth_switch(&payload)
+                let (p, data) = handshake::parse_auth_switch(&payload)
                     .ok_or_else(|| MysqlError::Backend(format!("{addr}: malformed auth switch")))?;
-                let reply = answer(&p, password, &challenge, verified)?;
+                let reply = answer(&p, password, &data, verified)?;
                 plugin = p;
+                challenge = data;
                 write_message(&mut wire, seq, &reply).await?;
             }
             Some(&AUTH_MORE_DATA) if plugin == "caching_sha2_password" => {
@@ -149,12 +151,22 @@ async fn login(
                     Some(4) if verified => {
                         write_message(&mut wire, seq, &auth::cleartext(password)).await?;
                     }
+                    // Or encrypted to the server's pinned RSA key.
+                    Some(4) if target.server_key.is_some() => {
+                        let key = target.server_key.as_ref().map(|k| &k.0);
+                        let sealed = key
+                            .map(|k| auth::rsa_encrypted(password, &challenge, k))
+                            .transpose()
+                            .map_err(|e| MysqlError::BackendLogin(format!("RSA: {e}")))?
+                            .unwrap_or_default();
+                        write_message(&mut wire, seq, &sealed).await?;
+                    }
                     Some(4) => {
                         return Err(MysqlError::BackendLogin(
                             "the server asks for caching_sha2_password full authentication, \
                              which sends the password itself: the gateway does so only with \
-                             backend_tls = \"verify-full\" (or log the account in once so the \
-                             server caches it, and the fast path needs no password)"
+                             backend_tls = \"verify-full\", or encrypted to the server's RSA key \
+                             pinned with backend_public_key_file"
                                 .into(),
                         ))
                     }

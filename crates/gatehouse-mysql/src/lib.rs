@@ -62,10 +62,36 @@ pub struct MysqlTarget {
     pub tls: BackendTls,
     /// How long the connection and login to it may take.
     pub connect_timeout: Duration,
+    /// The server's RSA public key, pinned (`backend_public_key_file`):
+    /// `caching_sha2_password`'s full authentication without verified TLS
+    /// sends the password encrypted to it.
+    pub server_key: Option<ServerPublicKey>,
     /// Result masking for this connection (detectors and column rules).
     pub masking: Option<Arc<MaskingEngine>>,
     /// Groups whose members see results unmasked.
     pub exempt_groups: Vec<String>,
+}
+
+/// A MySQL server's RSA public key (its `public_key.pem`).
+#[derive(Clone)]
+pub struct ServerPublicKey(Arc<rsa::RsaPublicKey>);
+
+impl ServerPublicKey {
+    /// Reads a PEM public key (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        use rsa::pkcs8::DecodePublicKey;
+        rsa::RsaPublicKey::from_public_key_pem(pem.trim())
+            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem.trim()))
+            .map(|k| Self(Arc::new(k)))
+            .map_err(|e| format!("not an RSA public key in PEM: {e}"))
+    }
+}
+
+impl std::fmt::Debug for ServerPublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerPublicKey")
+    }
 }
 
 /// What the MySQL listener needs.

@@ -896,6 +896,7 @@ database = "shop"
 user = "shop_owner"
 password_env = "NO_SUCH_MYSQL_PASSWORD"
 backend_tls = "verify-full"
+backend_public_key_file = "missing-public-key.pem"
 
 [connection.masking]
 trusted_functions = ["app.total"]
@@ -906,6 +907,7 @@ json_paths = ["$..ssn"]
             "connection[1].password_env: environment variable NO_SUCH_MYSQL_PASSWORD is not set",
             "connection[1].backend_ca: backend_tls = \"verify-full\" needs backend_ca",
             "connection[1].masking.trusted_functions: not supported on mysql connections yet",
+            "connection[1].backend_public_key_file: cannot read",
             "connection[1].masking.json_paths[0]: JSON paths apply to http and mcp connections, not to a mysql connection",
         ],
     );

@@ -617,8 +617,8 @@ fn a_caller_may_end_its_own_queries_and_no_one_elses() {
 }
 
 #[test]
-fn the_gateway_logs_in_with_caching_sha2_fast_and_full_and_sends_the_password_only_to_a_verified_server(
-) {
+fn the_gateway_logs_in_with_caching_sha2_fast_full_and_rsa_and_sends_no_clear_password_unverified()
+{
     // MariaDB has no caching_sha2_password: a stand-in server in the test
     // tree speaks MySQL 8's protocol for it (tests/mysql-client/sha2_server.py).
     let ca = gatehouse::certs::TestCa::new("sha2 test CA").unwrap();
@@ -635,14 +635,19 @@ fn the_gateway_logs_in_with_caching_sha2_fast_and_full_and_sends_the_password_on
     let port = gatehouse::pgcluster::free_port().unwrap();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mysql-client/sha2_server.py");
+    let public = dir.path().join("public_key.pem");
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mysql-client/.venv/bin/python");
     let mut server = KillOnDrop(
-        std::process::Command::new("python3")
+        std::process::Command::new(python)
             .arg(script)
             .args(["--port", &port.to_string(), "--cert"])
             .arg(&cert)
             .arg("--key")
             .arg(&key)
-            .args(["app=app-pw-1", "other=other-pw-2"])
+            .arg("--rsa-public-out")
+            .arg(&public)
+            .args(["app=app-pw-1", "other=other-pw-2", "third=third-pw-3"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
@@ -671,6 +676,17 @@ database = "app"
 user = "other"
 password_env = "SHA2_OTHER_PASSWORD"
 backend_tls = "require"
+
+[[connection]]
+name = "sha2-rsa"
+kind = "mysql"
+host = "127.0.0.1"
+port = {sha2_port}
+database = "app"
+user = "third"
+password_env = "SHA2_THIRD_PASSWORD"
+backend_tls = "disable"
+backend_public_key_file = "{sha2_public}"
 "#;
     let h = common::Harness::with(common::Options {
         policy: Some(READS.into()),
@@ -678,10 +694,12 @@ backend_tls = "require"
         vars: vec![
             ("{sha2_port}", port.to_string()),
             ("{sha2_ca}", ca_file.display().to_string()),
+            ("{sha2_public}", public.display().to_string()),
         ],
         env: vec![
             ("SHA2_PASSWORD", "app-pw-1".into()),
             ("SHA2_OTHER_PASSWORD", "other-pw-2".into()),
+            ("SHA2_THIRD_PASSWORD", "third-pw-3".into()),
         ],
         mysql: true,
         ..common::Options::default()
@@ -714,9 +732,17 @@ backend_tls = "require"
         "{}",
         stderr(&out)
     );
+    // No TLS, the server's RSA key pinned: the password goes encrypted to it.
+    let out = run("sha2-rsa");
+    assert!(out.status.success(), "{}{}", stderr(&out), h.log_text());
+    assert_eq!(stdout(&out).trim(), "third@%");
     drop(server);
     let lines: Vec<String> = stdout_lines.map_while(Result::ok).collect();
-    assert_eq!(lines, ["full app", "fast app"], "{lines:?}");
+    assert_eq!(
+        lines,
+        ["full app", "fast app", "full-rsa third"],
+        "{lines:?}"
+    );
     assert!(
         h.log_text().contains("full authentication"),
         "{}",

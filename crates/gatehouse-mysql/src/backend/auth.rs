@@ -47,6 +47,25 @@ pub(crate) fn ed25519(password: &str, challenge: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// `caching_sha2_password`'s full authentication without TLS: the
+/// password (NUL-terminated) XOR the challenge, encrypted with the
+/// server's RSA key under OAEP (SHA-1), as MySQL 8 reads it. The key is
+/// the one pinned in the configuration, never one the server offers.
+pub(crate) fn rsa_encrypted(
+    password: &str,
+    challenge: &[u8],
+    key: &rsa::RsaPublicKey,
+) -> Result<Vec<u8>, rsa::Error> {
+    let challenge = challenge.get(..20).unwrap_or(challenge);
+    let mut plain = cleartext(password);
+    if !challenge.is_empty() {
+        for (i, b) in plain.iter_mut().enumerate() {
+            *b ^= challenge[i % challenge.len()];
+        }
+    }
+    key.encrypt(&mut rand::thread_rng(), rsa::Oaep::new::<Sha1>(), &plain)
+}
+
 /// The cleartext password as `mysql_clear_password` and the full
 /// `caching_sha2_password` exchange over TLS send it.
 pub(crate) fn cleartext(password: &str) -> Vec<u8> {
@@ -90,6 +109,21 @@ mod tests {
         assert_eq!(Sha256::digest(&stage1), cached);
         assert!(caching_sha2("", &challenge).is_empty());
         assert_eq!(cleartext("pw"), b"pw\0");
+    }
+
+    #[test]
+    fn the_rsa_exchange_decrypts_to_the_password_xor_the_challenge() {
+        use rsa::{Oaep, RsaPrivateKey};
+        let private = RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let challenge = [5u8; 20];
+        let sealed = rsa_encrypted("secret", &challenge, &private.to_public_key()).unwrap();
+        let plain = private.decrypt(Oaep::new::<Sha1>(), &sealed).unwrap();
+        let clear: Vec<u8> = plain
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ challenge[i % 20])
+            .collect();
+        assert_eq!(clear, b"secret\0");
     }
 
     #[test]

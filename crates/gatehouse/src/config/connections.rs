@@ -53,6 +53,8 @@ pub(super) struct ConnectionSection {
     pub(super) private_key_file: Option<String>,
     pub(super) host_key: Option<String>,
     pub(super) host_key_file: Option<String>,
+    // mysql connections.
+    pub(super) backend_public_key_file: Option<String>,
 }
 
 /// A checked `[[connection]]`.
@@ -100,6 +102,13 @@ impl ConnectionSection {
                 &mut ok,
             );
         }
+        if self.kind != "mysql" && self.backend_public_key_file.is_some() {
+            bad(
+                k("backend_public_key_file"),
+                "only used by mysql connections".into(),
+                &mut ok,
+            );
+        }
         if self.kind != "ssh" {
             for (key, set) in [
                 ("users", !self.users.is_empty()),
@@ -119,9 +128,12 @@ impl ConnectionSection {
             "postgres" => self
                 .resolve_postgres(i, &path, 5432, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Postgres),
-            "mysql" => self
-                .resolve_postgres(i, &path, 3306, &mut |key, reason| bad(key, reason, &mut ok))
-                .map(|t| Resolved::Mysql(mysql_target(t))),
+            "mysql" => {
+                let key =
+                    self.server_public_key(i, &path, &mut |key, reason| bad(key, reason, &mut ok));
+                self.resolve_postgres(i, &path, 3306, &mut |key, reason| bad(key, reason, &mut ok))
+                    .map(|t| Resolved::Mysql(mysql_target(t, key)))
+            }
             "http" | "mcp" | "kubernetes" => self
                 .resolve_http(i, &path, &mut |key, reason| bad(key, reason, &mut ok))
                 .map(Resolved::Http),
@@ -144,6 +156,31 @@ impl ConnectionSection {
             target
         } else {
             None
+        }
+    }
+
+    /// Reads a mysql connection's `backend_public_key_file`, when set.
+    fn server_public_key(
+        &self,
+        i: usize,
+        path: &impl Fn(&str) -> PathBuf,
+        problem: &mut dyn FnMut(String, String),
+    ) -> Option<gatehouse_mysql::ServerPublicKey> {
+        let file = self.backend_public_key_file.as_ref()?;
+        let key = format!("connection[{i}].backend_public_key_file");
+        let path = path(file);
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => match gatehouse_mysql::ServerPublicKey::from_pem(&pem) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    problem(key, format!("{}: {e}", path.display()));
+                    None
+                }
+            },
+            Err(e) => {
+                problem(key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
         }
     }
 
@@ -285,7 +322,10 @@ impl ConnectionSection {
 
 /// A checked database connection as the MySQL adapter takes it (masking
 /// is attached at start).
-fn mysql_target(t: BackendTarget) -> gatehouse_mysql::MysqlTarget {
+fn mysql_target(
+    t: BackendTarget,
+    server_key: Option<gatehouse_mysql::ServerPublicKey>,
+) -> gatehouse_mysql::MysqlTarget {
     gatehouse_mysql::MysqlTarget {
         name: t.name,
         host: t.host,
@@ -295,6 +335,7 @@ fn mysql_target(t: BackendTarget) -> gatehouse_mysql::MysqlTarget {
         password: t.password,
         tls: t.tls,
         connect_timeout: t.connect_timeout,
+        server_key,
         masking: None,
         exempt_groups: Vec::new(),
     }

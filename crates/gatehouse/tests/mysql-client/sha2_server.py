@@ -12,10 +12,14 @@ Blocking sockets, read exactly: a client sends its TLS ClientHello right
 behind its SSLRequest, which a buffered reader would swallow.
 It is not a database: every SELECT returns one row.
 
-    sha2_server.py --port P --cert C --key K USER=PASSWORD...
+    sha2_server.py --port P --cert C --key K [--rsa-public-out F] USER=PASSWORD...
 
-Prints "ready" when it listens, then one line per login: "fast USER",
-"full USER", "refused USER why".
+With --rsa-public-out, it makes an RSA key pair and takes the full path's
+password without TLS too, encrypted to that key (OAEP with SHA-1, the
+password XOR the scramble, as MySQL 8 reads it). Prints "ready" when it
+listens, then one line per login: "fast USER", "full USER", "full-rsa
+USER", "refused USER why". Needs the `cryptography` package for RSA (in
+the venv scripts/setup makes).
 """
 import argparse
 import hashlib
@@ -120,7 +124,20 @@ def result(conn, names, values):
     conn.write(eof)
 
 
-def serve(sock, users, cache, tls):
+def rsa_decrypt(key, sealed, scramble):
+    """caching_sha2_password's RSA exchange as MySQL 8 reads it: OAEP
+    (SHA-1), then XOR with the scramble."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    plain = key.decrypt(
+        sealed,
+        padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
+    )
+    return bytes(b ^ scramble[i % len(scramble)] for i, b in enumerate(plain))
+
+
+def serve(sock, users, cache, tls, rsa_key):
     conn = Conn(sock)
     scramble = bytes((b % 94) + 33 for b in os.urandom(20))
     caps = (
@@ -160,17 +177,25 @@ def serve(sock, users, cache, tls):
             conn.write(b"\x01\x03")
         else:
             conn.write(b"\x01\x04")
-            if not encrypted:
-                say(f"refused {user} full authentication without TLS")
-                conn.write(err(1045, b"28000", "full authentication needs TLS here"))
-                return
+            how = "full"
             clear = conn.read()
+            if not encrypted:
+                if rsa_key is None:
+                    say(f"refused {user} full authentication without TLS")
+                    conn.write(err(1045, b"28000", "full authentication needs TLS here"))
+                    return
+                if clear == b"\x02":
+                    # The client asks for the key (the gateway never does: it pins it).
+                    say(f"refused {user} asked for the public key")
+                    return
+                clear = rsa_decrypt(rsa_key, clear, scramble)
+                how = "full-rsa"
             if clear.rstrip(b"\x00").decode() != password:
                 say(f"refused {user} wrong password")
                 conn.write(err(1045, b"28000", f"Access denied for user '{user}'"))
                 return
             cache.add(user)
-            say(f"full {user}")
+            say(f"{how} {user}")
         conn.write(ok())
         while True:
             try:
@@ -201,8 +226,21 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
+    p.add_argument("--rsa-public-out", help="make an RSA key pair, write its public half here")
     p.add_argument("users", nargs="+", metavar="USER=PASSWORD")
     args = p.parse_args()
+    rsa_key = None
+    if args.rsa_public_out:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with open(args.rsa_public_out, "wb") as f:
+            f.write(
+                rsa_key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            )
     users = dict(u.split("=", 1) for u in args.users)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(args.cert, args.key)
@@ -210,7 +248,7 @@ def main():
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
-            serve(self.request, users, cache, tls)
+            serve(self.request, users, cache, tls, rsa_key)
 
     socketserver.ThreadingTCPServer.allow_reuse_address = True
     with socketserver.ThreadingTCPServer(("127.0.0.1", args.port), Handler) as server:
