@@ -502,6 +502,21 @@ fn every_statement_is_in_the_signed_evidence_log() {
     assert_eq!(start["payload"]["connection"], "shop-db", "{start}");
     let out = g.h.cli(&["audit", "verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // OCSF: statements are Datastore Activity (6005) with the query.
+    let ocsf = g.h.cli_ok(&["audit", "export", "--format", "ocsf"]);
+    let refused: Vec<serde_json::Value> = ocsf
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            e["class_uid"] == 6005 && e["query_info"]["query_string"] == "DROP TABLE orders"
+        })
+        .collect();
+    assert!(!refused.is_empty(), "no Datastore Activity for the DROP");
+    assert_eq!(
+        refused[0]["status_id"], 2,
+        "a refused statement is a failure"
+    );
+    assert_eq!(refused[0]["database"]["name"], "shop-db");
 }
 
 #[test]
