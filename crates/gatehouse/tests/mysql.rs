@@ -158,6 +158,33 @@ fn mysqlclient_and_node_mysql2_work_with_queries_and_prepared_statements() {
         assert_eq!(lines[2]["errno"], 1227, "{mode:?}: {lines:?}");
     }
     assert_eq!(g.backend("SELECT total FROM orders WHERE id = 3"), "31.00");
+    // COM_SET_OPTION may not turn multi-statements on (mysqlclient's
+    // set_server_option(MYSQL_OPTION_MULTI_STATEMENTS_ON)).
+    let script = format!(
+        "import MySQLdb, os\n\
+         c = MySQLdb.connect(host='127.0.0.1', port={}, user='job', passwd=os.environ['MYSQL_PWD'], \
+         db='shop-db', ssl={{'ca': '{}'}})\n\
+         try:\n    c.set_server_option(0)\n    print('on')\n\
+         except MySQLdb.Error as e:\n    print(e.args[0], e.args[1])\n\
+         cur = c.cursor()\ncur.execute('SELECT 1')\nprint(cur.fetchone()[0])\n",
+        g.h.mysql_port,
+        g.ca_file.display()
+    );
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .env("MYSQL_PWD", &job)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("1047 gatehouse: COM_SET_OPTION is refused"),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(
+        text.trim_end().ends_with('1'),
+        "the session goes on: {text}"
+    );
 }
 
 #[test]
