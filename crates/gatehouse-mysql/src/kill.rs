@@ -4,11 +4,11 @@
 //! client's Ctrl-C use) or by the server's (what `CONNECTION_ID()` shows).
 //! The gateway sends the server's id on; any other id is refused.
 
-use crate::action::Action;
 use crate::results::Relay;
 use crate::session::{End, MysqlSession};
 use crate::{refusals, MysqlError};
 use gatehouse_core::{Decided, DecisionRecord};
+use gatehouse_session::{Action, Finished};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -152,7 +152,7 @@ impl MysqlSession {
             mode: self.gw.settings.policy.mode().recorded(),
             reason: Some(format!("the caller's own session {id}")),
         };
-        let action = Action::begin(&self.session, recorded, "simple", Vec::new());
+        let action = Action::begin(&self.session, "simple", recorded, Vec::new());
         if action
             .write_ahead(&self.session, &record, None)
             .await
@@ -180,7 +180,9 @@ impl MysqlSession {
                 count: None,
             },
         };
-        action.finish(&self.session, outcome, record, None).await;
+        action
+            .finish(&self.session, outcome, record, Finished::default())
+            .await;
         Ok(None)
     }
 }

@@ -19,7 +19,6 @@
 
 pub mod sql;
 
-mod action;
 mod backend;
 mod codec;
 mod gate;

@@ -3,7 +3,6 @@
 //! recorded. The same for a query's text and a prepared statement's
 //! execution (whose parameters are part of what an approval covers).
 
-use crate::action::Action;
 use crate::codec::result::Err as ErrPacket;
 use crate::codec::status;
 use crate::gate::{Gate, Reading, Resolved};
@@ -14,6 +13,7 @@ use crate::{refusals, MysqlError};
 use gatehouse_core::{statement_fingerprint, ActionOutcome, Decided, DecisionRecord};
 use gatehouse_session::gate::{self as core_gate, ApprovalAsk, Refusal, Verdict};
 use gatehouse_session::recording::mask_for_record;
+use gatehouse_session::{Action, Finished};
 use gatehouse_sql::ActionKind;
 use std::sync::Arc;
 
@@ -205,7 +205,7 @@ impl MysqlSession {
     ) -> Result<Ran, MysqlError> {
         let st = run.st.clone();
         let recorded = self.recorded(run.text, Some(&st));
-        let action = Action::begin(&self.session, recorded, run.flavour, run.params);
+        let action = Action::begin(&self.session, run.flavour, recorded, run.params);
         let bound: Vec<Option<&[u8]>> = run.bound.iter().map(|p| p.as_deref()).collect();
         // Bound to the database it runs in as well as its text.
         let fingerprint = statement_fingerprint(
@@ -218,9 +218,9 @@ impl MysqlSession {
         let record_masking = self.gw.settings.record_masking.clone();
         let mask = move |s: &str| mask_for_record(&record_masking, s);
         let ask = ApprovalAsk {
-            seq: action.seq,
-            text: &action.text,
-            params: &action.params,
+            seq: action.seq(),
+            text: action.text(),
+            params: action.params(),
             fingerprint: &fingerprint,
             mask: &mask,
         };
@@ -271,7 +271,12 @@ impl MysqlSession {
                     Err(e) => {
                         // It ran (or may have): recorded as cut short.
                         action
-                            .finish(&self.session, ActionOutcome::Incomplete, record, None)
+                            .finish(
+                                &self.session,
+                                ActionOutcome::Incomplete,
+                                record,
+                                Finished::default(),
+                            )
                             .await;
                         return Err(e);
                     }
@@ -283,7 +288,17 @@ impl MysqlSession {
                 let status = answered.status;
                 let masking = answered.masking.clone();
                 let outcome = outcome(answered, &self.gw.settings.record_masking);
-                action.finish(&self.session, outcome, record, masking).await;
+                action
+                    .finish(
+                        &self.session,
+                        outcome,
+                        record,
+                        Finished {
+                            masking,
+                            stream: None,
+                        },
+                    )
+                    .await;
                 let end = self.after(&st, status).await?;
                 Ok(Ran {
                     end,
@@ -299,7 +314,9 @@ impl MysqlSession {
                     code: err.sqlstate.clone(),
                     message: err.message.clone(),
                 };
-                action.finish(&self.session, outcome, record, None).await;
+                action
+                    .finish(&self.session, outcome, record, Finished::default())
+                    .await;
                 Ok(Ran::refused())
             }
             // `wait` never holds again.
@@ -357,7 +374,7 @@ impl MysqlSession {
         err: ErrPacket,
         flavour: &'static str,
     ) -> Result<Option<End>, MysqlError> {
-        let action = Action::begin(&self.session, recorded, flavour, Vec::new());
+        let action = Action::begin(&self.session, flavour, recorded, Vec::new());
         let record = DecisionRecord {
             decision: Decided::Deny,
             policies: Vec::new(),
@@ -370,7 +387,9 @@ impl MysqlSession {
             code: err.sqlstate.clone(),
             message: err.message.clone(),
         };
-        action.finish(&self.session, outcome, record, None).await;
+        action
+            .finish(&self.session, outcome, record, Finished::default())
+            .await;
         Ok(None)
     }
 }

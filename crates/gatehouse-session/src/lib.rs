@@ -18,6 +18,7 @@
 //! - [`Occupancy`] counts open connections and each identity's sessions
 //!   across every listener, so one caller cannot take them all.
 
+mod action;
 mod backend;
 mod failures;
 pub mod gate;
@@ -26,6 +27,7 @@ mod occupancy;
 pub mod recording;
 mod session;
 
+pub use action::{Action, Finished};
 pub use backend::{BackendPassword, BackendTls};
 pub use login::{
     Admitted, Checked, Credential, Gatekeeper, Knock, LoginAttempt, LoginRefusal,

@@ -6,11 +6,11 @@
 //! byte counts. Without the permission the request is refused (and
 //! recorded), and any agent channel the host opens is refused.
 
-use crate::action::Action;
 use crate::back::{Back, Bridge};
 use crate::caller::Login;
 use gatehouse_core::{ActionOutcome, Decided};
 use gatehouse_policy::{Decision, SshRequestFacts};
+use gatehouse_session::{Action, Finished};
 use russh::client::ChannelOpenHandle;
 use russh::{Channel, ChannelOpenFailure};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,7 +47,7 @@ pub(crate) fn decide_named(
 pub(crate) async fn decide(login: &Login) -> bool {
     let session = &login.session;
     let (allowed, record) = decide_named(login, "ssh:agent-forward", None);
-    let action = Action::begin(session, "(agent forwarding)".into(), Vec::new());
+    let action = Action::begin(session, "ssh", "(agent forwarding)".into(), Vec::new());
     if action.write_ahead(session, &record, None).await.is_err() {
         return false;
     }
@@ -56,7 +56,9 @@ pub(crate) async fn decide(login: &Login) -> bool {
             summary: "allowed".into(),
             count: None,
         };
-        action.finish(session, outcome, record, None).await;
+        action
+            .finish(session, outcome, record, Finished::default())
+            .await;
     } else {
         let why = record.reason.clone().unwrap_or_default();
         action.failed(session, "refused", why, record).await;

@@ -4,11 +4,11 @@
 //! to the caller (not waited for long: a caller that has gone never
 //! answers), relayed as bytes and recorded with their byte counts.
 
-use crate::action::Action;
 use crate::relay;
 use gatehouse_core::{Decided, DecisionRecord};
 use gatehouse_mask::MaskingEngine;
 use gatehouse_session::Session;
+use gatehouse_session::{Action, Finished};
 use russh::client::ChannelOpenHandle;
 use russh::{Channel, ChannelOpenFailure};
 use std::future::Future;
@@ -85,7 +85,7 @@ impl Bridge {
                 mode: self.policy.mode().recorded(),
                 reason: Some(back.reason),
             };
-            let action = Action::begin(session, back.text, Vec::new());
+            let action = Action::begin(session, "ssh", back.text, Vec::new());
             // Written ahead before anything of it is relayed.
             if action.write_ahead(session, &record, None).await.is_err() {
                 reply
@@ -116,7 +116,17 @@ impl Bridge {
             )
             .await;
             let (outcome, stream) = relayed.bytes_record(back.protocol, back.forwarded);
-            action.finish(session, outcome, record, Some(stream)).await;
+            action
+                .finish(
+                    session,
+                    outcome,
+                    record,
+                    Finished {
+                        stream: Some(stream),
+                        ..Finished::default()
+                    },
+                )
+                .await;
         });
     }
 }

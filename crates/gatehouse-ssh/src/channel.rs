@@ -3,13 +3,13 @@
 //! held for approval or refused (the caller told on stderr, with an exit
 //! status), and only then opened on the target and relayed.
 
-use crate::action::Action;
 use crate::caller::Login;
 use crate::relay::{self, CallerSide, Carries, Recording, TargetSide};
 use gatehouse_core::{statement_fingerprint, ActionOutcome, DecisionRecord, StreamRecord};
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Refusal, Verdict};
 use gatehouse_session::recording::{mask_for_record, Cast, Header, RecordingFile};
+use gatehouse_session::{Action, Finished};
 use russh::{Channel, ChannelMsg, Pty};
 use std::sync::{Arc, Mutex};
 
@@ -201,11 +201,11 @@ async fn act(
         &format!("{} {}", start.action(), start.text()),
         &[Some(bound.as_bytes())],
     );
-    let action = Action::begin(session, mask(&start.text()), params);
+    let action = Action::begin(session, "ssh", mask(&start.text()), params);
     let ask = ApprovalAsk {
-        seq: action.seq,
-        text: &action.text,
-        params: &action.params,
+        seq: action.seq(),
+        text: action.text(),
+        params: action.params(),
         fingerprint: &fingerprint,
         mask: &mask,
     };
@@ -344,7 +344,7 @@ async fn proceed(
     };
     // Shells and commands are recorded from their first byte: the file is
     // made before anything goes to the target.
-    let name = format!("{}-{}.cast", session.id(), action.seq);
+    let name = format!("{}-{}.cast", session.id(), action.seq());
     let file = if carries == Carries::Bytes {
         None
     } else {
@@ -388,12 +388,17 @@ async fn proceed(
     }
     let recording = file.as_ref().map(|f| {
         let header = Header {
-            title: format!("{} on {} as {}", action.text, login.target.name, login.user),
+            title: format!(
+                "{} on {} as {}",
+                action.text(),
+                login.target.name,
+                login.user
+            ),
             command: match &start {
-                Start::Exec(_) => action.text.clone(),
+                Start::Exec(_) => action.text().to_string(),
                 _ => String::new(),
             },
-            started_unix: action.started.unix_millis() / 1000,
+            started_unix: action.started().unix_millis() / 1000,
         };
         let mut cast = Cast::new(engine.clone(), login.target.recording_limit, header);
         if let Some(t) = &terminal {
@@ -482,7 +487,17 @@ async fn proceed(
             }
         }
     }
-    action.finish(session, outcome, record, Some(stream)).await;
+    action
+        .finish(
+            session,
+            outcome,
+            record,
+            Finished {
+                stream: Some(stream),
+                ..Finished::default()
+            },
+        )
+        .await;
 }
 
 /// A legacy scp (`scp -O`, or an old client): exactly `scp [-v] [-r] [-p]
@@ -528,6 +543,7 @@ pub(crate) async fn refuse_unread(login: &Login, what: &str, why: &str) {
     let session = &login.session;
     let action = Action::begin(
         session,
+        "ssh",
         mask_for_record(&login.target.masking, what),
         Vec::new(),
     );

@@ -4,13 +4,13 @@
 //! cannot be waited for inside a forwarded connection: one that needs it
 //! is refused, naming its request, and opens once approved.
 
-use crate::action::Action;
 use crate::caller::Login;
 use crate::relay;
 use gatehouse_core::statement_fingerprint;
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Verdict};
 use gatehouse_session::recording::mask_for_record;
+use gatehouse_session::{Action, Finished};
 use russh::server::{ChannelOpenHandle, Msg};
 use russh::{Channel, ChannelOpenFailure};
 use std::sync::Arc;
@@ -64,13 +64,14 @@ pub(crate) async fn run(
     );
     let action = Action::begin(
         session,
+        "ssh",
         mask(&what),
         vec![Some(format!("account={}", login.user))],
     );
     let ask = ApprovalAsk {
-        seq: action.seq,
-        text: &action.text,
-        params: &action.params,
+        seq: action.seq(),
+        text: action.text(),
+        params: action.params(),
         fingerprint: &fingerprint,
         mask: &mask,
     };
@@ -141,5 +142,15 @@ pub(crate) async fn run(
     reply.accept().await;
     let relayed = relay::relay_bytes(session, chan, up, handle, engine).await;
     let (outcome, stream) = relayed.bytes_record("ssh-forward", Some(format!("{host}:{port}")));
-    action.finish(session, outcome, record, Some(stream)).await;
+    action
+        .finish(
+            session,
+            outcome,
+            record,
+            Finished {
+                stream: Some(stream),
+                ..Finished::default()
+            },
+        )
+        .await;
 }

@@ -18,7 +18,6 @@
 //! (`masking.rs`) and recorded as asciicast (`relay.rs`); everything is in
 //! the evidence log. Agent, X11 and remote forwarding are refused.
 
-mod action;
 mod agent;
 mod back;
 mod ca;

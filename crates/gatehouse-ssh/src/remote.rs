@@ -6,11 +6,11 @@
 //! and recorded with its byte counts. A connection for a port the gateway
 //! did not ask for is refused.
 
-use crate::action::Action;
 use crate::back::{Back, Bridge};
 use crate::caller::Login;
 use gatehouse_core::ActionOutcome;
 use gatehouse_session::recording::mask_for_record;
+use gatehouse_session::{Action, Finished};
 use russh::client::ChannelOpenHandle;
 use russh::{Channel, ChannelOpenFailure};
 
@@ -29,7 +29,7 @@ pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> boo
     let (allowed, record) =
         crate::agent::decide_named(login, "ssh:remote-forward", Some((address, asked)));
     let text = mask_for_record(&target.masking, &what);
-    let action = Action::begin(session, text, Vec::new());
+    let action = Action::begin(session, "ssh", text, Vec::new());
     if action.write_ahead(session, &record, None).await.is_err() {
         return false;
     }
@@ -73,7 +73,9 @@ pub(crate) async fn request(login: &Login, address: &str, port: &mut u32) -> boo
                 summary: format!("listening on {address}:{port}"),
                 count: None,
             };
-            action.finish(session, outcome, record, None).await;
+            action
+                .finish(session, outcome, record, Finished::default())
+                .await;
             true
         }
         Err(why) => {

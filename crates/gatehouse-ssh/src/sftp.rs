@@ -10,12 +10,12 @@
 
 mod packet;
 
-use crate::action::Action;
 use crate::caller::Login;
 use gatehouse_core::{statement_fingerprint, ActionOutcome, DecisionRecord};
 use gatehouse_policy::{Decision, SshRequestFacts};
 use gatehouse_session::gate::{self, ApprovalAsk, Verdict};
 use gatehouse_session::recording::mask_for_record;
+use gatehouse_session::{Action, Finished};
 use packet::{Frames, OnHandle, Reply, Request};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -208,7 +208,7 @@ impl SftpGate {
     async fn record(&self, d: Done) {
         let Done { op, outcome } = d;
         op.action
-            .finish(&self.login.session, outcome, op.record, None)
+            .finish(&self.login.session, outcome, op.record, Finished::default())
             .await;
     }
 
@@ -255,13 +255,14 @@ impl SftpGate {
         );
         let action = Action::begin(
             session,
+            "ssh",
             mask(&format!("sftp {operation} {}", paths.join(" "))),
             vec![Some(format!("account={}", login.user))],
         );
         let ask = ApprovalAsk {
-            seq: action.seq,
-            text: &action.text,
-            params: &action.params,
+            seq: action.seq(),
+            text: action.text(),
+            params: action.params(),
             fingerprint: &fingerprint,
             mask: &mask,
         };
