@@ -84,11 +84,23 @@ pub fn free_port() -> Result<u16> {
     // Below the kernel's ephemeral range (32768 and up on Linux): a port the
     // kernel hands out is also what outgoing connections are given, so one
     // could take it between this check and the server's bind.
+    // Never the same port twice in one process: a port handed out is free
+    // when checked but bound only later, by whoever asked, and parallel
+    // tests would otherwise be given it again in between.
     use rand::Rng;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let mut rng = rand::thread_rng();
     for _ in 0..1000 {
         let port = rng.gen_range(20_000..32_000);
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        let handed = handed.get_or_insert_with(HashSet::new);
+        if handed.contains(&port) {
+            continue;
+        }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed.insert(port);
             return Ok(port);
         }
     }
