@@ -458,8 +458,9 @@ connect_timeout = "3s"
         let out = self.cli(args);
         assert!(
             out.status.success(),
-            "gatehouse {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "gatehouse {args:?} failed: {}\n--- the gateway's log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
         );
         String::from_utf8(out.stdout).unwrap()
     }

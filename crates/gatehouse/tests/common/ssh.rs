@@ -27,20 +27,10 @@ pub fn keygen(path: &Path) -> String {
         .to_string()
 }
 
-/// A free port below the kernel's ephemeral range. sshd binds its port
-/// itself, some time after it is chosen: a port from the ephemeral range
-/// (what `free_port` hands out to every harness running in parallel)
-/// could be another test's gateway listener by then.
+/// A free port below the kernel's ephemeral range, never handed out
+/// before in this process (`free_port`): sshd binds it itself, some time
+/// after it is chosen.
 fn outside_ephemeral_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = (std::process::id() % 500) as u16 * 20;
-    for _ in 0..1000 {
-        let port = 20_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
     free_port().unwrap()
 }
 
