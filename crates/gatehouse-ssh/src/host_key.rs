@@ -46,14 +46,33 @@ fn create(path: &Path, comment: &str) -> Result<PrivateKey, SshError> {
         path: path.to_path_buf(),
         source,
     };
+    // Written whole under a name of its own, then linked into place: a
+    // reader never sees half a key, and when another process (the CLI's
+    // `ssh host-key` beside a starting gateway) made one first, its key
+    // is the one kept and read.
+    let mut suffix = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut suffix);
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.tmp", hex::encode(suffix)));
+    let tmp = std::path::PathBuf::from(tmp_name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(key)
+    let written = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_or_create_key(path, comment)
+        }
+        Err(source) => Err(io(source)),
+    }
 }
 
 /// A key's SHA-256 fingerprint as OpenSSH prints it (`SHA256:…`).
@@ -64,6 +83,21 @@ pub fn fingerprint(key: &PublicKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_making_the_key_at_once_all_end_with_the_same_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(HOST_KEY_FILE);
+        let keys: Vec<PrivateKey> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_or_create_host_key(&path).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| k.public_key() == keys[0].public_key()));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left");
+    }
 
     #[test]
     fn a_host_key_is_made_once_and_kept() {
