@@ -29,6 +29,24 @@ pub struct Finished {
     pub stream: Option<StreamRecord>,
 }
 
+impl Finished {
+    /// A finished stream's record.
+    pub fn stream(stream: StreamRecord) -> Self {
+        Self {
+            stream: Some(stream),
+            ..Self::default()
+        }
+    }
+
+    /// What masking did, if anything.
+    pub fn masking(masking: Option<MaskingSummary>) -> Self {
+        Self {
+            masking,
+            ..Self::default()
+        }
+    }
+}
+
 impl Action {
     /// The session's next action, starting now. `flavour`: how it was sent
     /// (`simple`, `extended`, `ssh`…), what records call its protocol;

@@ -117,15 +117,7 @@ impl Bridge {
             .await;
             let (outcome, stream) = relayed.bytes_record(back.protocol, back.forwarded);
             action
-                .finish(
-                    session,
-                    outcome,
-                    record,
-                    Finished {
-                        stream: Some(stream),
-                        ..Finished::default()
-                    },
-                )
+                .finish(session, outcome, record, Finished::stream(stream))
                 .await;
         });
     }

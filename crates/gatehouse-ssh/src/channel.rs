@@ -488,15 +488,7 @@ async fn proceed(
         }
     }
     action
-        .finish(
-            session,
-            outcome,
-            record,
-            Finished {
-                stream: Some(stream),
-                ..Finished::default()
-            },
-        )
+        .finish(session, outcome, record, Finished::stream(stream))
         .await;
 }
 

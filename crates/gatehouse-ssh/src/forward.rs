@@ -143,14 +143,6 @@ pub(crate) async fn run(
     let relayed = relay::relay_bytes(session, chan, up, handle, engine).await;
     let (outcome, stream) = relayed.bytes_record("ssh-forward", Some(format!("{host}:{port}")));
     action
-        .finish(
-            session,
-            outcome,
-            record,
-            Finished {
-                stream: Some(stream),
-                ..Finished::default()
-            },
-        )
+        .finish(session, outcome, record, Finished::stream(stream))
         .await;
 }
