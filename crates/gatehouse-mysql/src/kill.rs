@@ -170,7 +170,13 @@ impl MysqlSession {
         payload.push(0x03);
         payload.extend_from_slice(sql.as_bytes());
         self.forward(&payload).await?;
-        let mut relay = Relay::new(&mut self.caller.wire, &mut self.backend, seq, None);
+        let mut relay = Relay::new(
+            &mut self.caller.wire,
+            &mut self.backend,
+            &mut self.out,
+            seq,
+            None,
+        );
         let answered = relay.single().await?;
         self.session.counters().written(relay.sent() as usize);
         let outcome = match answered.error {

@@ -117,6 +117,7 @@ impl MysqlSession {
         let mut relay = Relay::new(
             &mut self.caller.wire,
             &mut self.backend,
+            &mut self.out,
             seq,
             self.mask.as_ref(),
         );

@@ -87,7 +87,8 @@ impl Message {
 pub(crate) struct Relay<'a> {
     caller: &'a mut Wire,
     backend: &'a mut Backend,
-    out: BytesMut,
+    /// The session's output buffer, lent (empty) for this answer.
+    out: &'a mut BytesMut,
     seq: u8,
     mask: Option<&'a ResultMask>,
     tally: Option<MaskTally>,
@@ -103,17 +104,21 @@ pub(crate) struct Relay<'a> {
 }
 
 impl<'a> Relay<'a> {
-    /// `seq`: the sequence number of the caller's command.
+    /// `seq`: the sequence number of the caller's command; `out`: the
+    /// session's output buffer (kept between commands: no allocation per
+    /// answer).
     pub(crate) fn new(
         caller: &'a mut Wire,
         backend: &'a mut Backend,
+        out: &'a mut BytesMut,
         seq: u8,
         mask: Option<&'a ResultMask>,
     ) -> Self {
+        out.clear();
         Self {
             caller,
             backend,
-            out: BytesMut::with_capacity(16 * 1024),
+            out,
             seq: seq.wrapping_add(1),
             tally: mask.map(|m| m.engine.tally()),
             mask,
@@ -227,13 +232,13 @@ impl<'a> Relay<'a> {
 
     /// Sends a payload of the gateway's own making.
     pub(crate) fn put(&mut self, payload: &[u8]) {
-        self.seq = put_message(&mut self.out, self.seq, payload);
+        self.seq = put_message(self.out, self.seq, payload);
     }
 
     /// Writes what is gathered.
     pub(crate) async fn flush(&mut self) -> Result<(), MysqlError> {
         if !self.out.is_empty() {
-            self.caller.write_all(&self.out).await?;
+            self.caller.write_all(self.out).await?;
             // TLS may hold written bytes back until flushed.
             self.caller.flush().await?;
             self.sent += self.out.len() as u64;
@@ -258,6 +263,18 @@ impl<'a> Relay<'a> {
         }
         self.flush().await?;
         Ok(answered)
+    }
+
+    /// Runs a row masker with the session's engine, tally and scratch
+    /// (a row goes as it came when nothing masks).
+    fn with_masker(
+        &mut self,
+        f: impl FnOnce(&MaskingEngine, &mut MaskTally, &mut Scratch) -> Option<Option<Vec<u8>>>,
+    ) -> Option<Option<Vec<u8>>> {
+        match (self.mask, self.tally.as_mut()) {
+            (Some(mask), Some(tally)) => f(&mask.engine, tally, &mut self.scratch),
+            _ => Some(None),
+        }
     }
 
     /// Relays a `COM_STMT_PREPARE`'s answer: the statement's id and shape
@@ -430,8 +447,12 @@ impl<'a> Relay<'a> {
                 continue;
             }
             let masked = match encoding {
-                Rows::Text => Masking::from(self.mask_row(m.payload(), &plans)),
-                Rows::Binary => Masking::from(self.mask_binary_row(m.payload(), &plans)),
+                Rows::Text => Masking::from(
+                    self.with_masker(|e, t, sc| text_row(e, t, sc, m.payload(), &plans)),
+                ),
+                Rows::Binary => Masking::from(self.with_masker(|e, t, sc| {
+                    binary_rows::binary_row(e, t, sc, m.payload(), &plans)
+                })),
             };
             match masked {
                 Masking::Masked(masked) => self.put(&masked),
@@ -488,55 +509,50 @@ impl<'a> Relay<'a> {
             None => Plan::Clear,
         }
     }
+}
 
-    /// The row masked (`Some(Some)`), as it came (`Some(None)`: nothing in
-    /// it needed masking), or `None` when it could not be read.
-    fn mask_row(&mut self, payload: &[u8], plans: &[Col]) -> Option<Option<Vec<u8>>> {
-        let mask = self.mask?;
-        let tally = self.tally.as_mut()?;
-        let engine = &mask.engine;
-        let mut c = Cursor::new(payload);
-        let mut out: Option<Vec<u8>> = None;
-        let mut value_buf = Vec::new();
-        for col in plans {
-            let before = payload.len() - c.rest().len();
-            let value = c.row_value()?;
-            let masked = value.and_then(|v| {
-                mask_value(
-                    engine,
-                    col.plan,
-                    v,
-                    &mut value_buf,
-                    &mut self.scratch,
-                    tally,
-                )
-            });
-            match masked {
-                Some(m) => {
-                    let o = out.get_or_insert_with(|| {
-                        let mut o = Vec::with_capacity(payload.len() + 16);
-                        // Every column before this one, as it came.
-                        o.extend_from_slice(&payload[..before]);
-                        o
-                    });
-                    match m {
-                        Masked::Null => o.push(0xFB),
-                        _ => put_lenenc_bytes(o, &value_buf),
-                    }
+/// The row masked (`Some(Some)`), as it came (`Some(None)`: nothing in
+/// it needed masking), or `None` when it could not be read.
+pub(super) fn text_row(
+    engine: &MaskingEngine,
+    tally: &mut MaskTally,
+    scratch: &mut Scratch,
+    payload: &[u8],
+    plans: &[Col],
+) -> Option<Option<Vec<u8>>> {
+    let mut c = Cursor::new(payload);
+    let mut out: Option<Vec<u8>> = None;
+    let mut value_buf = Vec::new();
+    for col in plans {
+        let before = payload.len() - c.rest().len();
+        let value = c.row_value()?;
+        let masked =
+            value.and_then(|v| mask_value(engine, col.plan, v, &mut value_buf, scratch, tally));
+        match masked {
+            Some(m) => {
+                let o = out.get_or_insert_with(|| {
+                    let mut o = Vec::with_capacity(payload.len() + 16);
+                    // Every column before this one, as it came.
+                    o.extend_from_slice(&payload[..before]);
+                    o
+                });
+                match m {
+                    Masked::Null => o.push(0xFB),
+                    _ => put_lenenc_bytes(o, &value_buf),
                 }
-                None => {
-                    if let Some(o) = out.as_mut() {
-                        let after = payload.len() - c.rest().len();
-                        o.extend_from_slice(&payload[before..after]);
-                    }
+            }
+            None => {
+                if let Some(o) = out.as_mut() {
+                    let after = payload.len() - c.rest().len();
+                    o.extend_from_slice(&payload[before..after]);
                 }
             }
         }
-        if !c.is_empty() {
-            return None;
-        }
-        Some(out)
     }
+    if !c.is_empty() {
+        return None;
+    }
+    Some(out)
 }
 
 /// What masking made of a row.
@@ -586,3 +602,78 @@ const DEFAULT_MAX_JOINED: usize = 64 << 20;
 const LOCAL_INFILE_REFUSED: &str =
     "the server asked for a file from the client (LOAD DATA LOCAL): the gateway never lets a \
      server read files from the client";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::wire::put_lenenc_bytes;
+    use proptest::prelude::*;
+
+    fn col(plan: Plan, column_type: u8) -> Col {
+        Col {
+            plan,
+            column_type,
+            unsigned: false,
+        }
+    }
+
+    #[test]
+    fn a_secret_in_a_text_row_is_masked_and_the_other_columns_kept() {
+        let engine = MaskingEngine::secrets_only();
+        let (mut tally, mut scratch) = (engine.tally(), Scratch::default());
+        let secret = "AKIAIOSFODNN7EXAMPLE";
+        let mut row = Vec::new();
+        put_lenenc_bytes(&mut row, b"plain");
+        put_lenenc_bytes(&mut row, secret.as_bytes());
+        row.push(0xFB);
+        let plans = [
+            col(Plan::Detect, 0xFD),
+            col(Plan::Detect, 0xFD),
+            col(Plan::Detect, 0xFD),
+        ];
+        let masked = text_row(&engine, &mut tally, &mut scratch, &row, &plans)
+            .expect("readable")
+            .expect("masked");
+        let mut c = Cursor::new(&masked);
+        assert_eq!(c.row_value(), Some(Some(&b"plain"[..])));
+        let second = c.row_value().unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(second).contains(secret));
+        assert_eq!(c.row_value(), Some(None));
+        // A row shorter than its columns is unreadable, never passed.
+        assert_eq!(
+            text_row(&engine, &mut tally, &mut scratch, &row[..3], &plans),
+            None
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn row_maskers_never_panic_on_any_bytes(
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            types in proptest::collection::vec(any::<u8>(), 0..8),
+            detect in any::<bool>(),
+        ) {
+            let engine = MaskingEngine::secrets_only();
+            let (mut tally, mut scratch) = (engine.tally(), Scratch::default());
+            let plan = if detect { Plan::Detect } else { Plan::Clear };
+            let cols: Vec<Col> = types.iter().map(|t| col(plan, *t)).collect();
+            let _ = text_row(&engine, &mut tally, &mut scratch, &payload, &cols);
+            let _ = binary_rows::binary_row(&engine, &mut tally, &mut scratch, &payload, &cols);
+        }
+
+        #[test]
+        fn a_clean_text_row_comes_back_as_it_came(values in proptest::collection::vec(proptest::option::of("[a-z0-9 ]{0,40}"), 0..6)) {
+            let engine = MaskingEngine::secrets_only();
+            let (mut tally, mut scratch) = (engine.tally(), Scratch::default());
+            let mut row = Vec::new();
+            for v in &values {
+                match v {
+                    Some(v) => put_lenenc_bytes(&mut row, v.as_bytes()),
+                    None => row.push(0xFB),
+                }
+            }
+            let cols: Vec<Col> = values.iter().map(|_| col(Plan::Detect, 0xFD)).collect();
+            prop_assert_eq!(text_row(&engine, &mut tally, &mut scratch, &row, &cols), Some(None));
+        }
+    }
+}

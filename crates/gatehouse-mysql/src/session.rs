@@ -5,14 +5,14 @@
 use crate::backend::Backend;
 use crate::codec::command::Command;
 use crate::codec::result::Err as ErrPacket;
-use crate::codec::{write_message, FrameError};
+use crate::codec::{put_message, write_message, FrameError};
 use crate::gate::Gate;
 use crate::handshake::Caller;
 use crate::listener::{stopped, Gw};
 use crate::results::{Relay, ResultMask, Rows};
 use crate::statement::{Run, Shape};
 use crate::{refusals, MysqlError, MysqlTarget};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use gatehouse_core::{Identity, SessionEndReason};
 use gatehouse_session::Session;
 use std::net::SocketAddr;
@@ -32,6 +32,8 @@ pub(crate) struct MysqlSession {
     pub(crate) prepared: crate::prepared::Statements,
     /// Its place among the sessions `KILL` can reach.
     _registered: crate::kill::Registered,
+    /// Bytes on their way to either side, kept between commands.
+    pub(crate) out: BytesMut,
 }
 
 /// Why the command loop stopped.
@@ -80,6 +82,7 @@ impl MysqlSession {
             mask: masking.map(|engine| ResultMask { engine }),
             prepared: Default::default(),
             _registered: registered,
+            out: BytesMut::with_capacity(16 * 1024),
         }
     }
 
@@ -202,7 +205,10 @@ impl MysqlSession {
 
     /// Sends `payload` to the server as the command it is.
     pub(crate) async fn forward(&mut self, payload: &[u8]) -> Result<(), MysqlError> {
-        write_message(&mut self.backend.wire, 0, payload).await?;
+        self.out.clear();
+        put_message(&mut self.out, 0, payload);
+        self.backend.wire.write_all(&self.out).await?;
+        self.backend.wire.flush().await?;
         Ok(())
     }
 
@@ -213,7 +219,13 @@ impl MysqlSession {
         payload: &[u8],
     ) -> Result<Option<End>, MysqlError> {
         self.forward(payload).await?;
-        let mut relay = Relay::new(&mut self.caller.wire, &mut self.backend, seq, None);
+        let mut relay = Relay::new(
+            &mut self.caller.wire,
+            &mut self.backend,
+            &mut self.out,
+            seq,
+            None,
+        );
         relay.single().await?;
         self.session.counters().written(relay.sent() as usize);
         Ok(None)

@@ -254,6 +254,7 @@ impl MysqlSession {
                 let mut relay = Relay::new(
                     &mut self.caller.wire,
                     &mut self.backend,
+                    &mut self.out,
                     seq,
                     self.mask.as_ref(),
                 )
@@ -289,15 +290,7 @@ impl MysqlSession {
                 let masking = answered.masking.clone();
                 let outcome = outcome(answered, &self.gw.settings.record_masking);
                 action
-                    .finish(
-                        &self.session,
-                        outcome,
-                        record,
-                        Finished {
-                            masking,
-                            stream: None,
-                        },
-                    )
+                    .finish(&self.session, outcome, record, Finished::masking(masking))
                     .await;
                 let end = self.after(&st, status).await?;
                 Ok(Ran {
