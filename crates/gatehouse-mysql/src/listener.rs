@@ -3,7 +3,7 @@
 
 use crate::handshake;
 use crate::MysqlSettings;
-use gatehouse_session::Gatekeeper;
+use gatehouse_session::{accept_until_shutdown, Gatekeeper};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -52,39 +52,18 @@ impl MysqlGateway {
 
     /// Accepts callers until `shutdown` reads true, then ends the open
     /// sessions.
-    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-        let mut tasks = tokio::task::JoinSet::new();
-        let max = u32::try_from(self.gw.settings.max_connections).unwrap_or(u32::MAX);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let Some(slot) = self.gw.gatekeeper.occupancy().connection(max) else {
-                            tracing::warn!(%peer, "mysql listener: connection limit reached; closing a new connection");
-                            drop(stream);
-                            continue;
-                        };
-                        let gw = self.gw.clone();
-                        let stop = shutdown.clone();
-                        tasks.spawn(async move {
-                            handshake::serve(gw, stream, peer, stop).await;
-                            drop(slot);
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "mysql listener: accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                },
-                () = stopped(&mut shutdown) => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-        }
-        while tasks.join_next().await.is_some() {}
+    pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let gw = self.gw.clone();
+        let occupancy = self.gw.gatekeeper.occupancy().clone();
+        let max = self.gw.settings.max_connections;
+        accept_until_shutdown(
+            "mysql",
+            listener,
+            &occupancy,
+            max,
+            shutdown,
+            |stream, peer, stop| handshake::serve(gw.clone(), stream, peer, stop),
+        )
+        .await;
     }
-}
-
-/// Resolves once `shutdown` reads true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }

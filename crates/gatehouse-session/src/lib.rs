@@ -22,6 +22,7 @@ mod action;
 mod backend;
 mod failures;
 pub mod gate;
+mod listen;
 mod login;
 mod occupancy;
 pub mod recording;
@@ -29,6 +30,7 @@ mod session;
 
 pub use action::{Action, Finished};
 pub use backend::{BackendPassword, BackendTls};
+pub use listen::{accept_until_shutdown, stopped};
 pub use login::{
     Admitted, Checked, Credential, Gatekeeper, Knock, LoginAttempt, LoginRefusal,
     DEFAULT_MAX_SESSIONS_PER_IDENTITY,

@@ -6,7 +6,7 @@
 use crate::caller::CallerConnection;
 use crate::SshSettings;
 use gatehouse_core::SessionEndReason;
-use gatehouse_session::Gatekeeper;
+use gatehouse_session::{accept_until_shutdown, stopped, Gatekeeper};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -53,35 +53,19 @@ impl SshGateway {
 
     /// Accepts callers until `shutdown` reads true, then ends the open
     /// connections.
-    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-        let mut tasks = tokio::task::JoinSet::new();
-        let max = u32::try_from(self.gw.settings.max_connections).unwrap_or(u32::MAX);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let Some(slot) = self.gw.gatekeeper.occupancy().connection(max) else {
-                            tracing::warn!(%peer, "ssh listener: connection limit reached; closing a new connection");
-                            drop(stream);
-                            continue;
-                        };
-                        let gw = self.gw.clone();
-                        let stop = shutdown.clone();
-                        tasks.spawn(async move {
-                            connection(gw, stream, peer, stop).await;
-                            drop(slot);
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "ssh listener: accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                },
-                () = stopped(&mut shutdown) => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-        }
-        while tasks.join_next().await.is_some() {}
+    pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let gw = self.gw.clone();
+        let occupancy = self.gw.gatekeeper.occupancy().clone();
+        let max = self.gw.settings.max_connections;
+        accept_until_shutdown(
+            "ssh",
+            listener,
+            &occupancy,
+            max,
+            shutdown,
+            |stream, peer, stop| connection(gw.clone(), stream, peer, stop),
+        )
+        .await;
     }
 }
 
@@ -165,10 +149,4 @@ async fn connection(
         }
         login.session.close(reason, None).await;
     }
-}
-
-/// Completes once `rx` reads true; the watch guard is dropped inside so the
-/// future stays `Send`.
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }
