@@ -86,7 +86,9 @@ fn desk_error(e: ApprovalError) -> ApiError {
             ApiError(StatusCode::BAD_REQUEST, e.to_string())
         }
         ApprovalError::Refused(_) => ApiError(StatusCode::FORBIDDEN, e.to_string()),
-        ApprovalError::UnknownRoute(..) => ApiError(StatusCode::CONFLICT, e.to_string()),
+        ApprovalError::UnknownRoute(..)
+        | ApprovalError::AlreadyUsed(_)
+        | ApprovalError::Conflict(_) => ApiError(StatusCode::CONFLICT, e.to_string()),
         ApprovalError::Store(s) => s.into(),
         ApprovalError::Audit(a) => a.into(),
     }

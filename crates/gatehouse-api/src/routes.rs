@@ -168,6 +168,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tokens", post(create_token).get(list_tokens))
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .route("/v1/sessions", get(list_sessions))
+        .route("/v1/nodes", get(list_nodes))
         .route("/v1/sessions/{id}", get(show_session))
         .route("/v1/sessions/{id}/recordings/{seq}", get(recording))
         .route("/v1/policy/reload", post(reload_policy))
@@ -293,6 +294,14 @@ async fn list_sessions(
 ) -> ApiResult<Json<Vec<SessionSummary>>> {
     require_admin(&state, &headers)?;
     Ok(Json(state.store.list_sessions(&filter).await?))
+}
+
+async fn list_nodes(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Vec<gatehouse_core::NodeRecord>>> {
+    require_admin(&state, &headers)?;
+    Ok(Json(state.store.list_nodes().await?))
 }
 
 async fn show_session(

@@ -29,6 +29,13 @@ pub enum ApprovalError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The approval was used already (by another session, possibly on
+    /// another node sharing the store) or lapsed: it is used at most once.
+    #[error("approval {0} was already used or has lapsed; run the statement again to file a new request")]
+    AlreadyUsed(ApprovalId),
+    /// Another node changed the request while this vote was made.
+    #[error("request {0} was changed by another approver meanwhile; read it again and vote again if it still needs you")]
+    Conflict(ApprovalId),
     /// The evidence log failed: nothing was changed.
     #[error(transparent)]
     Audit(#[from] AuditError),
@@ -112,7 +119,13 @@ pub struct ApprovalDesk {
     filed: Mutex<HashMap<String, std::collections::VecDeque<Timestamp>>>,
     /// Requests one requester may have pending at once (none: no limit).
     pending_limit: Option<u32>,
+    /// Approvals this node took, newest last: a change read back from a
+    /// shared store before the take landed must not index them again.
+    taken: Mutex<std::collections::VecDeque<ApprovalId>>,
 }
+
+/// Approvals taken here that the desk remembers (see `ApprovalDesk::taken`).
+const TAKEN_KEPT: usize = 4_096;
 
 /// Requesters whose filings the desk remembers before it forgets the quiet ones.
 const FILERS_KEPT: usize = 10_000;
@@ -139,6 +152,7 @@ impl ApprovalDesk {
             filing_limit: None,
             filed: Mutex::new(HashMap::new()),
             pending_limit: None,
+            taken: Mutex::new(std::collections::VecDeque::new()),
         };
         for state in [ApprovalState::Pending, ApprovalState::Approved] {
             let mut after = None;
@@ -259,9 +273,7 @@ impl ApprovalDesk {
     /// Takes the approval covering `fingerprint`, if one is valid at `now`:
     /// it is no longer available to anyone else.
     pub fn take_approved(&self, fingerprint: &str, now: Timestamp) -> Option<ApprovalId> {
-        self.lock()
-            .take_approved(fingerprint, now)
-            .map(|(id, _)| id)
+        self.take_approved_rows(fingerprint, now).map(|(id, _)| id)
     }
 
     /// Takes the approval covering `fingerprint`, if one is valid at `now`,
@@ -271,7 +283,37 @@ impl ApprovalDesk {
         fingerprint: &str,
         now: Timestamp,
     ) -> Option<(ApprovalId, Option<u64>)> {
-        self.lock().take_approved(fingerprint, now)
+        let taken = self.lock().take_approved(fingerprint, now)?;
+        let mut kept = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= TAKEN_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(taken.0.clone());
+        Some(taken)
+    }
+
+    /// Takes in a request as another node stored it (read back from a
+    /// shared store): indexed, and its held sessions woken once decided.
+    /// Changes arrive late and may repeat, so a state this node has gone
+    /// past is ignored: an approval taken here, or a request approved here
+    /// read back as pending.
+    pub fn apply_remote(&self, r: &ApprovalRequest) {
+        match r.state {
+            ApprovalState::Approved => {
+                let kept = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.contains(&r.id) {
+                    return;
+                }
+            }
+            ApprovalState::Pending => {
+                if self.lock().is_approved(&r.id) {
+                    return;
+                }
+            }
+            ApprovalState::Denied | ApprovalState::Expired | ApprovalState::Used => {}
+        }
+        self.index_request(r);
+        self.wake(r);
     }
 
     /// Waits up to `timeout` for request `id` to be decided: its state once
@@ -373,12 +415,14 @@ impl ApprovalDesk {
     }
 
     /// Marks an approval taken with [`Self::take_approved`] as used.
+    /// One conditional update in the store: across every node sharing it,
+    /// an approval is used once; `AlreadyUsed` when it was not approved.
     pub async fn mark_used(&self, id: &ApprovalId, now: Timestamp) -> Result<(), ApprovalError> {
-        let mut r = self.get(id).await?;
-        r.state = ApprovalState::Used;
-        r.used_at = Some(now);
-        self.store.save_approval(&r).await?;
-        Ok(())
+        if self.store.use_approval(id, now).await? {
+            Ok(())
+        } else {
+            Err(ApprovalError::AlreadyUsed(id.clone()))
+        }
     }
 
     /// One request.
@@ -414,6 +458,7 @@ impl ApprovalDesk {
             .ok_or_else(|| ApprovalError::UnknownRoute(r.id.clone(), r.route.clone()))?;
         let now = Timestamp::now();
         let was = r.state;
+        let was_votes = r.votes.len();
         let outcome = r.vote(route, voter, approve, comment, now);
         if r.state == ApprovalState::Expired && was != ApprovalState::Expired {
             self.expire(r.clone(), was).await?;
@@ -426,7 +471,12 @@ impl ApprovalDesk {
         self.audit
             .append(vec![AuditEvent::approval_decided(&r, &vote)])
             .await?;
-        self.store.save_approval(&r).await?;
+        // Conditional on the request as read: of two approvers voting at
+        // once on different nodes, one vote lands and the other is told to
+        // read again (its event is in the log, with its state as voted).
+        if !self.store.update_approval(&r, was, was_votes).await? {
+            return Err(ApprovalError::Conflict(r.id.clone()));
+        }
         self.index_request(&r);
         self.wake(&r);
         self.notify(
@@ -449,7 +499,15 @@ impl ApprovalDesk {
         self.audit
             .append(vec![AuditEvent::approval_expired(&r, was)])
             .await?;
-        self.store.save_approval(&r).await?;
+        // Conditional: every node sharing the store sweeps the same
+        // deadlines. One update lands; a node whose update does not (its
+        // log saw the expiry too) takes the request as stored.
+        if !self.store.update_approval(&r, was, r.votes.len()).await? {
+            if let Some(stored) = self.store.approval(&r.id).await? {
+                self.apply_remote(&stored);
+            }
+            return Ok(());
+        }
         self.index_request(&r);
         self.wake(&r);
         self.notify("approval_expired", &r);

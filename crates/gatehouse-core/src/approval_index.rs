@@ -99,6 +99,14 @@ impl ApprovalIndex {
         until.is_none_or(|u| now < u).then_some((id, rows))
     }
 
+    /// Whether request `id` is indexed as approved (and not taken).
+    pub(crate) fn is_approved(&self, id: &ApprovalId) -> bool {
+        self.fingerprints
+            .get(id)
+            .and_then(|f| self.approved.get(f))
+            .is_some_and(|(a, ..)| a == id)
+    }
+
     /// The pending request for `fingerprint`.
     pub(crate) fn pending_for(&self, fingerprint: &str) -> Option<ApprovalId> {
         self.pending.get(fingerprint).map(|e| e.id.clone())

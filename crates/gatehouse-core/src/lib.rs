@@ -12,6 +12,7 @@ mod audit;
 mod column_sampling;
 mod error;
 mod identity;
+mod node;
 mod recorder;
 mod sensitive_columns;
 mod session;
@@ -31,6 +32,7 @@ pub use audit::{
 pub use column_sampling::{ColumnSampler, SampledColumn, SamplingProgress};
 pub use error::StoreError;
 pub use identity::{Actor, Delegation, Identity, IdentitySource, OidcSource};
+pub use node::{LostNode, NodeRecord};
 pub use recorder::{RecorderClosed, RecorderStop, SessionRecorder, StartError};
 pub use sensitive_columns::{FoundBy, SensitiveColumn, SensitiveColumns, SensitiveColumnsError};
 pub use session::{

@@ -77,6 +77,9 @@ pub enum SessionEndReason {
     PinnedSettingChanged,
     /// The client exceeded one of the gateway's limits (a message's size).
     LimitExceeded,
+    /// The gateway node serving it stopped heartbeating to the shared
+    /// store, and another node marked its open sessions ended.
+    NodeLost,
 }
 
 impl SessionEndReason {
@@ -92,6 +95,7 @@ impl SessionEndReason {
             Self::EvidenceLogFailed => "evidence_log_failed",
             Self::PinnedSettingChanged => "pinned_setting_changed",
             Self::LimitExceeded => "limit_exceeded",
+            Self::NodeLost => "node_lost",
         }
     }
 
@@ -107,6 +111,7 @@ impl SessionEndReason {
             "evidence_log_failed" => Self::EvidenceLogFailed,
             "pinned_setting_changed" => Self::PinnedSettingChanged,
             "limit_exceeded" => Self::LimitExceeded,
+            "node_lost" => Self::NodeLost,
             _ => return None,
         })
     }

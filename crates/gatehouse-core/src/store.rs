@@ -1,12 +1,13 @@
 use crate::{
-    ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SensitiveColumn, SessionDetail,
-    SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary, StoreError, Timestamp,
-    TokenId, TokenRecord,
+    ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, LostNode, NodeRecord,
+    SensitiveColumn, SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart,
+    SessionSummary, StoreError, Timestamp, TokenId, TokenRecord,
 };
 use async_trait::async_trait;
 
-/// Persistence for the gateway. The embedded SQLite store implements it; a
-/// shared PostgreSQL store for several gateway nodes can follow.
+/// Persistence for the gateway: the embedded SQLite store of one node, or
+/// a PostgreSQL store several nodes share. Races between nodes are decided
+/// in the store by conditional updates, never by a read then a write.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a new token record.
@@ -34,8 +35,31 @@ pub trait Store: Send + Sync + 'static {
     /// One session with its statements.
     async fn session(&self, id: SessionId) -> Result<Option<SessionDetail>, StoreError>;
 
-    /// Stores an approval request, replacing its earlier state.
+    /// Stores a new approval request (or replaces one unconditionally).
     async fn save_approval(&self, request: &ApprovalRequest) -> Result<(), StoreError>;
+    /// Replaces request `request.id` only if the stored one is still in
+    /// state `was` with `was_votes` votes: `false` (nothing written) when
+    /// another node changed it meanwhile.
+    async fn update_approval(
+        &self,
+        request: &ApprovalRequest,
+        was: ApprovalState,
+        was_votes: usize,
+    ) -> Result<bool, StoreError>;
+    /// Marks approval `id` used at `at` if it is approved and not used:
+    /// `true` when this call used it, `false` when it was not approved
+    /// (used elsewhere, expired). One conditional update: across every node
+    /// sharing the store, an approval is used at most once.
+    async fn use_approval(&self, id: &ApprovalId, at: Timestamp) -> Result<bool, StoreError>;
+    /// Approval requests stored or changed at or after `since` by the
+    /// store's clock (all when `None`), oldest change first, at most
+    /// `limit`, with the store's clock as read before them: the next call
+    /// passes that back (less a margin for writes still committing).
+    async fn approvals_changed_since(
+        &self,
+        since: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError>;
     /// One approval request.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError>;
     /// Approval requests in `state`, oldest first (by creation, then id),
@@ -61,4 +85,31 @@ pub trait Store: Send + Sync + 'static {
     async fn list_sensitive_columns(&self) -> Result<Vec<SensitiveColumn>, StoreError>;
     /// Marks sensitive column `id` removed.
     async fn remove_sensitive_column(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
+
+    /// The id of the node this store handle writes for (its sessions are
+    /// stored under it).
+    fn node_id(&self) -> &str;
+    /// Registers this node (its start, or a heartbeat): `node.id` must be
+    /// [`Self::node_id`]. A node that was marked lost and heartbeats again
+    /// is alive again (its ended sessions stay ended).
+    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<(), StoreError>;
+    /// Marks this node stopped cleanly at `at`.
+    async fn node_stopped(&self, at: Timestamp) -> Result<(), StoreError>;
+    /// Every node the store knows, by id.
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+    /// Ends, with reason `node_lost`, the open sessions of every node other
+    /// than this one whose last heartbeat is before `silent_before` and
+    /// which neither stopped nor was marked lost already; marks those nodes
+    /// lost by this one at `now`. Conditional: one node does it for each.
+    async fn end_sessions_of_silent_nodes(
+        &self,
+        silent_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<LostNode>, StoreError>;
+    /// Wakes when another node may have changed shared state (a store
+    /// notification): the value counts notifications. `None` for a store
+    /// only this node uses. Lost notifications are covered by polling.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

@@ -10,10 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 
 /// How long a credential checked on a caller connection is taken again
-/// without asking the store or the issuer's keys: a revoked token is
-/// refused on a kept-alive connection at most this much later (a
-/// PostgreSQL session is checked once, at its login).
-const CREDENTIAL_REUSE: std::time::Duration = std::time::Duration::from_secs(10);
+/// without asking the store or the issuer's keys: a token revoked on any
+/// node sharing the store is refused on a kept-alive connection at most
+/// this much later (a PostgreSQL session is checked once, at its login).
+/// A store read a second per busy connection costs little.
+const CREDENTIAL_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A credential this connection presented and the identity it proved.
 struct Checked {

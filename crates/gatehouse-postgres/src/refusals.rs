@@ -291,7 +291,10 @@ pub(crate) fn session_ended(ending: &Ending) -> Option<BytesMut> {
         SessionEndReason::ClientDisconnected
         | SessionEndReason::NetworkError
         | SessionEndReason::ClientTerminated
-        | SessionEndReason::BackendClosed => return None,
+        | SessionEndReason::BackendClosed
+        // Written by another node for a node that fell silent, never an
+        // ending a live session has.
+        | SessionEndReason::NodeLost => return None,
     })
 }
 

@@ -248,8 +248,8 @@ impl Session {
         }
     }
 
-    /// Makes what `w` holds durable (decisions in the evidence log, then
-    /// requests filed and approvals used), emptying it. Until this returns
+    /// Makes what `w` holds durable (approvals used, decisions in the
+    /// evidence log, then requests filed), emptying it. Until this returns
     /// `Ok`, nothing of those actions may be forwarded.
     pub async fn commit(&self, w: &mut WriteAhead) -> Result<(), SessionError> {
         // A batch of another session would put its decisions under the wrong id.
@@ -258,20 +258,27 @@ impl Session {
             "a write-ahead batch of another session"
         );
         let (events, steps) = w.drain();
+        // Steps come only from a session with a desk (consult says NoRoute without one).
+        let desk = self.inner.approvals.as_ref().filter(|_| !steps.is_empty());
+        // Approvals are used first, each by a conditional update in the
+        // store: one taken by another session meanwhile (on another node
+        // sharing the store) fails the commit before anything is logged as
+        // running on it.
+        if let Some(desk) = desk {
+            for step in &steps {
+                if let ApprovalStep::Use(id) = step {
+                    desk.mark_used(id, Timestamp::now()).await?;
+                }
+            }
+        }
         if !events.is_empty() {
             self.inner.recorder.audit(events).await?;
         }
-        if steps.is_empty() {
-            return Ok(());
-        }
-        // Steps come only from a session with a desk (consult says NoRoute without one).
-        let Some(desk) = &self.inner.approvals else {
-            return Ok(());
-        };
-        for step in steps {
-            match step {
-                ApprovalStep::File(request) => desk.submit(*request).await?,
-                ApprovalStep::Use(id) => desk.mark_used(&id, Timestamp::now()).await?,
+        if let Some(desk) = desk {
+            for step in steps {
+                if let ApprovalStep::File(request) = step {
+                    desk.submit(*request).await?;
+                }
             }
         }
         Ok(())

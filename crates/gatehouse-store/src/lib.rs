@@ -1,22 +1,35 @@
-//! Gatehouse persistence: the embedded SQLite store.
+//! Gatehouse persistence: the embedded SQLite store of one gateway node, or
+//! a PostgreSQL store several nodes share.
 //!
 //! [`SqliteStore`] implements [`gatehouse_core::Store`] over one SQLite file in
 //! the gateway's data directory, in WAL mode, with migrations embedded in the
-//! binary and applied at open.
+//! binary and applied at open. [`PgStore`] implements it over a PostgreSQL
+//! database every node of a cluster uses: races between nodes (an approval
+//! used twice, a vote lost, a silent node's sessions ended twice) are decided
+//! there by conditional updates, and notifications wake the other nodes.
+//!
+//! The top-level modules beside this one are the SQLite store's; the
+//! PostgreSQL store's are under `postgres`. Both share the row conversions
+//! (`rows`) and the long-text scheme (`texts`).
 
+mod approvals;
 mod evidence;
+mod nodes;
+mod postgres;
 mod rows;
 mod sensitive_columns;
 mod texts;
 
 pub use evidence::{Durability, SegmentRecord, SqliteEvidenceStore};
+pub use postgres::{PgStore, PgStoreSettings, SchemaState, StoreTls};
 
 use async_trait::async_trait;
 use gatehouse_core::{
-    ActionOutcome, ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, SensitiveColumn,
-    SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart, SessionSummary, Store,
-    StoreError, Timestamp, TokenId, TokenRecord,
+    ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, LostNode, NodeRecord,
+    SensitiveColumn, SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart,
+    SessionSummary, Store, StoreError, Timestamp, TokenId, TokenRecord,
 };
+use rows::APPROVAL_COLUMNS;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::path::Path;
@@ -26,37 +39,45 @@ use std::time::Duration;
 /// 32,766 parameters).
 const STATEMENT_ROWS_PER_INSERT: usize = 256;
 
-/// Splits rows into INSERTs of power-of-two sizes, largest first. Each size
-/// is its own SQL text, which SQLite compiles and sqlx keeps per connection
-/// (up to 100 programs each): with any size from 1 to 500 those programs,
-/// about 100 KiB for a large INSERT, held 117 MB of the gateway's memory
-/// after a few `pgbench -c 64` runs (measured with heaptrack). Nine sizes
-/// bound it, and a batch still takes at most nine round trips.
-fn insert_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+/// Splits rows into INSERTs of power-of-two sizes, largest first, of at
+/// most `max` (a power of two) rows. Each size is its own SQL text, which
+/// SQLite compiles and sqlx keeps per connection (up to 100 programs each;
+/// PostgreSQL prepares each too): with any size from 1 to 500 those
+/// programs, about 100 KiB for a large INSERT, held 117 MB of the gateway's
+/// memory after a few `pgbench -c 64` runs (measured with heaptrack). A few
+/// sizes bound it, and a batch still takes few round trips.
+pub(crate) fn insert_chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         if rows.is_empty() {
             return None;
         }
-        let size = 1 << rows.len().min(STATEMENT_ROWS_PER_INSERT).ilog2();
+        let size = 1 << rows.len().min(max).ilog2();
         let (chunk, rest) = rows.split_at(size);
         rows = rest;
         Some(chunk)
     })
 }
 
-/// The embedded store: one SQLite database file.
+/// The embedded store: one SQLite database file, one node's.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    node_id: String,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and applies migrations.
+    /// Opens (creating if needed) the database at `path` and applies
+    /// migrations, for node `local` (a store only one node uses).
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_for_node(path, "local").await
+    }
+
+    /// [`Self::open`] for node `node_id`: its sessions are stored under it.
+    pub async fn open_for_node(path: &Path, node_id: &str) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -73,7 +94,10 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| unavailable(format!("migrating {}: {e}", path.display())))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            node_id: node_id.to_string(),
+        })
     }
 
     /// Closes the pool, waiting for in-flight writes.
@@ -104,25 +128,17 @@ impl Store for SqliteStore {
     }
 
     async fn save_approval(&self, r: &ApprovalRequest) -> Result<(), StoreError> {
-        // A long text is kept once, by content: every vote rewrites the body,
-        // and the session record of the statement names the same text.
-        let text_key = texts::key(&r.text);
-        let body = match text_key {
-            Some(_) => rows::to_json(&ApprovalRequest {
-                text: String::new(),
-                ..r.clone()
-            })?,
-            None => rows::to_json(r)?,
-        };
+        let (body, text_key) = rows::approval_body(r)?;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         if let Some(key) = &text_key {
             texts::keep(&mut tx, key, &r.text).await?;
         }
         sqlx::query(
             "INSERT INTO approvals (id, state, fingerprint, created_at, expires_at, body_json, \
-             text_sha256) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             text_sha256, vote_count, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, body_json = excluded.body_json, \
-             text_sha256 = excluded.text_sha256",
+             text_sha256 = excluded.text_sha256, vote_count = excluded.vote_count, \
+             changed_at = excluded.changed_at",
         )
         .bind(&r.id.0)
         .bind(r.state.as_str())
@@ -131,10 +147,33 @@ impl Store for SqliteStore {
         .bind(r.expires_at.unix_millis())
         .bind(body)
         .bind(text_key)
+        .bind(r.votes.len() as i64)
+        .bind(Timestamp::now().unix_millis())
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
+    }
+
+    async fn update_approval(
+        &self,
+        r: &ApprovalRequest,
+        was: ApprovalState,
+        was_votes: usize,
+    ) -> Result<bool, StoreError> {
+        approvals::update(&self.pool, r, was, was_votes).await
+    }
+
+    async fn use_approval(&self, id: &ApprovalId, at: Timestamp) -> Result<bool, StoreError> {
+        approvals::use_once(&self.pool, id, at).await
+    }
+
+    async fn approvals_changed_since(
+        &self,
+        since: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError> {
+        approvals::changed_since(&self.pool, since, limit).await
     }
 
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError> {
@@ -238,7 +277,8 @@ impl Store for SqliteStore {
     async fn record_session_start(&self, s: &SessionStart) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (id, identity, groups_json, source_json, connection, protocol, \
-             client_addr, client_user, application_name, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             client_addr, client_user, application_name, started_at, node_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.to_string())
         .bind(&s.identity.subject)
@@ -250,6 +290,7 @@ impl Store for SqliteStore {
         .bind(&s.client_user)
         .bind(&s.application_name)
         .bind(s.started_at.unix_millis())
+        .bind(&self.node_id)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -264,81 +305,20 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // Multi-row INSERTs: each statement is a round trip to SQLite's worker
         // thread, so one per row would dominate the recorder's cost.
-        for chunk in insert_chunks(statements) {
-            let mut rows_json = Vec::with_capacity(chunk.len());
-            let mut text_keys = Vec::with_capacity(chunk.len());
+        for chunk in insert_chunks(statements, STATEMENT_ROWS_PER_INSERT) {
+            let mut values = Vec::with_capacity(chunk.len());
             for st in chunk {
-                let key = texts::key(&st.text);
-                if let Some(key) = &key {
+                let v = rows::StatementValues::new(st)?;
+                if let Some(key) = v.text_key() {
                     texts::keep(&mut tx, key, &st.text).await?;
                 }
-                text_keys.push(key);
-                let params = rows::to_json(&st.params)?;
-                let policies = st
-                    .decision
-                    .as_ref()
-                    .map(|d| rows::to_json(&d.policies))
-                    .transpose()?;
-                let masking = st.masking.as_ref().map(rows::to_json).transpose()?;
-                let exchange = st.exchange.as_ref().map(rows::to_json).transpose()?;
-                rows_json.push((params, policies, masking, exchange));
+                values.push(v);
             }
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO statements (session_id, seq, protocol, text, params_json, started_at, \
-                 duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
-                 decision, decision_policies_json, policy_mode, decision_reason, masking_json, \
-                 exchange_json, text_sha256) ",
-            );
-            q.push_values(
-                chunk.iter().zip(rows_json).zip(text_keys),
-                |mut b, ((st, (params, policies, masking, exchange)), text_key)| {
-                    let (status, tag, rows, sqlstate, message) = match &st.outcome {
-                        ActionOutcome::Ok {
-                            summary: command_tag,
-                            count: rows,
-                        } => (
-                            "ok",
-                            Some(command_tag.clone()),
-                            rows.map(|r| r as i64),
-                            None,
-                            None,
-                        ),
-                        ActionOutcome::Error {
-                            code: sqlstate,
-                            message,
-                        } => (
-                            "error",
-                            None,
-                            None,
-                            Some(sqlstate.clone()),
-                            Some(message.clone()),
-                        ),
-                        ActionOutcome::Incomplete => ("incomplete", None, None, None, None),
-                    };
-                    b.push_bind(st.session_id.to_string())
-                        .push_bind(st.seq as i64)
-                        .push_bind(st.protocol.clone())
-                        .push_bind(match text_key {
-                            Some(_) => String::new(),
-                            None => st.text.clone(),
-                        })
-                        .push_bind(params)
-                        .push_bind(st.started_at.unix_millis())
-                        .push_bind(st.duration_us as i64)
-                        .push_bind(status)
-                        .push_bind(tag)
-                        .push_bind(rows)
-                        .push_bind(sqlstate)
-                        .push_bind(message)
-                        .push_bind(st.decision.as_ref().map(|d| d.decision.as_str()))
-                        .push_bind(policies)
-                        .push_bind(st.decision.as_ref().map(|d| d.mode.as_str()))
-                        .push_bind(st.decision.as_ref().and_then(|d| d.reason.clone()))
-                        .push_bind(masking)
-                        .push_bind(exchange)
-                        .push_bind(text_key);
-                },
-            );
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "INSERT INTO statements ({}) ",
+                rows::STATEMENT_COLUMNS
+            ));
+            q.push_values(values, rows::push_statement);
             // A batch tried again after a commit that did land (its success
             // was lost) must not fail on its own rows: the recorder retries
             // until a batch is written.
@@ -409,11 +389,32 @@ impl Store for SqliteStore {
             statements,
         }))
     }
-}
 
-/// An approval's body with its long text joined back (see [`texts`]).
-const APPROVAL_COLUMNS: &str = "SELECT a.id, a.body_json, a.text_sha256, t.text AS shared_text \
-     FROM approvals a LEFT JOIN statement_texts t ON t.sha256 = a.text_sha256";
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        nodes::check_own(&self.node_id, node)?;
+        nodes::heartbeat(&self.pool, node).await
+    }
+
+    async fn node_stopped(&self, at: Timestamp) -> Result<(), StoreError> {
+        nodes::stopped(&self.pool, &self.node_id, at).await
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        nodes::list(&self.pool).await
+    }
+
+    async fn end_sessions_of_silent_nodes(
+        &self,
+        silent_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<LostNode>, StoreError> {
+        nodes::end_sessions_of_silent(&self.pool, &self.node_id, silent_before, now).await
+    }
+}
 
 #[cfg(test)]
 mod tests;

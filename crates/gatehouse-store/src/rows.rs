@@ -2,8 +2,8 @@
 
 use gatehouse_core::{
     ActionOutcome, ActionRecord, ApprovalRequest, Decided, DecidedIn, DecisionRecord, Identity,
-    SessionEndFields, SessionEndReason, SessionId, SessionStart, SessionSummary, StoreError,
-    Timestamp, TokenId, TokenRecord,
+    NodeRecord, SessionEndFields, SessionEndReason, SessionId, SessionStart, SessionSummary,
+    StoreError, Timestamp, TokenId, TokenRecord,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -212,4 +212,195 @@ impl TryFrom<ApprovalRow> for ApprovalRequest {
         )?;
         Ok(request)
     }
+}
+
+/// A statement record's columns as both stores keep them, in the order of
+/// [`STATEMENT_COLUMNS`]: one conversion, so the stores cannot drift apart.
+pub(crate) struct StatementValues {
+    session_id: String,
+    seq: i64,
+    protocol: String,
+    /// Empty when the text is stored by content (`text_sha256`).
+    text: String,
+    params_json: String,
+    started_at: i64,
+    duration_us: i64,
+    status: &'static str,
+    command_tag: Option<String>,
+    rows_affected: Option<i64>,
+    sqlstate: Option<String>,
+    error_message: Option<String>,
+    decision: Option<&'static str>,
+    decision_policies_json: Option<String>,
+    policy_mode: Option<&'static str>,
+    decision_reason: Option<String>,
+    masking_json: Option<String>,
+    exchange_json: Option<String>,
+    text_sha256: Option<String>,
+}
+
+/// The `statements` columns [`push_statement`] binds, in its order.
+pub(crate) const STATEMENT_COLUMNS: &str = "session_id, seq, protocol, text, params_json, \
+     started_at, duration_us, status, command_tag, rows_affected, sqlstate, error_message, \
+     decision, decision_policies_json, policy_mode, decision_reason, masking_json, \
+     exchange_json, text_sha256";
+
+impl StatementValues {
+    pub(crate) fn new(st: &ActionRecord) -> Result<Self, StoreError> {
+        let (status, command_tag, rows_affected, sqlstate, error_message) = match &st.outcome {
+            ActionOutcome::Ok { summary, count } => (
+                "ok",
+                Some(summary.clone()),
+                count.map(|r| r as i64),
+                None,
+                None,
+            ),
+            ActionOutcome::Error { code, message } => (
+                "error",
+                None,
+                None,
+                Some(code.clone()),
+                Some(message.clone()),
+            ),
+            ActionOutcome::Incomplete => ("incomplete", None, None, None, None),
+        };
+        let text_sha256 = super::texts::key(&st.text);
+        Ok(Self {
+            session_id: st.session_id.to_string(),
+            seq: st.seq as i64,
+            protocol: st.protocol.clone(),
+            text: match text_sha256 {
+                Some(_) => String::new(),
+                None => st.text.clone(),
+            },
+            params_json: to_json(&st.params)?,
+            started_at: st.started_at.unix_millis(),
+            duration_us: st.duration_us as i64,
+            status,
+            command_tag,
+            rows_affected,
+            sqlstate,
+            error_message,
+            decision: st.decision.as_ref().map(|d| d.decision.as_str()),
+            decision_policies_json: st
+                .decision
+                .as_ref()
+                .map(|d| to_json(&d.policies))
+                .transpose()?,
+            policy_mode: st.decision.as_ref().map(|d| d.mode.as_str()),
+            decision_reason: st.decision.as_ref().and_then(|d| d.reason.clone()),
+            masking_json: st.masking.as_ref().map(to_json).transpose()?,
+            exchange_json: st.exchange.as_ref().map(to_json).transpose()?,
+            text_sha256,
+        })
+    }
+
+    /// The content key of its text, when the text is stored by content.
+    pub(crate) fn text_key(&self) -> Option<&str> {
+        self.text_sha256.as_deref()
+    }
+
+    /// The same values with every free text passed through `clean` (a
+    /// store that cannot hold some characters replaces them).
+    pub(crate) fn map_texts(mut self, clean: impl Fn(String) -> String) -> Self {
+        let opt = |v: Option<String>| v.map(&clean);
+        self.protocol = clean(self.protocol);
+        self.text = clean(self.text);
+        self.command_tag = opt(self.command_tag);
+        self.sqlstate = opt(self.sqlstate);
+        self.error_message = opt(self.error_message);
+        self.decision_reason = opt(self.decision_reason);
+        self
+    }
+}
+
+/// Binds one statement's values as a row of a multi-row INSERT into
+/// [`STATEMENT_COLUMNS`], for either store.
+pub(crate) fn push_statement<'args, DB>(
+    mut b: sqlx::query_builder::Separated<'_, 'args, DB, &'static str>,
+    v: StatementValues,
+) where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+    Option<&'static str>: sqlx::Encode<'args, DB> + sqlx::Type<DB>,
+{
+    b.push_bind(v.session_id)
+        .push_bind(v.seq)
+        .push_bind(v.protocol)
+        .push_bind(v.text)
+        .push_bind(v.params_json)
+        .push_bind(v.started_at)
+        .push_bind(v.duration_us)
+        .push_bind(v.status)
+        .push_bind(v.command_tag)
+        .push_bind(v.rows_affected)
+        .push_bind(v.sqlstate)
+        .push_bind(v.error_message)
+        .push_bind(v.decision)
+        .push_bind(v.decision_policies_json)
+        .push_bind(v.policy_mode)
+        .push_bind(v.decision_reason)
+        .push_bind(v.masking_json)
+        .push_bind(v.exchange_json)
+        .push_bind(v.text_sha256);
+}
+
+/// An approval's JSON body as stored, and the content key of its text when
+/// the text is stored by content (then the body's text is empty): a long
+/// text is kept once, however often its votes rewrite the body.
+pub(crate) fn approval_body(r: &ApprovalRequest) -> Result<(String, Option<String>), StoreError> {
+    let key = super::texts::key(&r.text);
+    let body = match key {
+        Some(_) => to_json(&ApprovalRequest {
+            text: String::new(),
+            ..r.clone()
+        })?,
+        None => to_json(r)?,
+    };
+    Ok((body, key))
+}
+
+/// Selects approvals (as [`ApprovalRow`]s, alias `a`) with their long text
+/// joined back (see `texts`); callers add the WHERE clause.
+pub(crate) const APPROVAL_COLUMNS: &str =
+    "SELECT a.id, a.body_json, a.text_sha256, t.text AS shared_text \
+     FROM approvals a LEFT JOIN statement_texts t ON t.sha256 = a.text_sha256";
+
+/// A gateway node's row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct NodeRow {
+    id: String,
+    api_address: String,
+    version: String,
+    started_at: i64,
+    heartbeat_at: i64,
+    stopped_at: Option<i64>,
+    lost_at: Option<i64>,
+    lost_by: Option<String>,
+}
+
+impl From<NodeRow> for NodeRecord {
+    fn from(r: NodeRow) -> Self {
+        NodeRecord {
+            id: r.id,
+            api_address: r.api_address,
+            version: r.version,
+            started_at: Timestamp::from_unix_millis(r.started_at),
+            heartbeat_at: Timestamp::from_unix_millis(r.heartbeat_at),
+            stopped_at: r.stopped_at.map(Timestamp::from_unix_millis),
+            lost: match (r.lost_at, r.lost_by) {
+                (Some(at), Some(by)) => Some((Timestamp::from_unix_millis(at), by)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The `end_detail` of a session ended because its node fell silent.
+pub(crate) fn node_lost_detail(node: &str, heartbeat_at: Timestamp, by: &str) -> String {
+    format!("node {node} stopped heartbeating at {heartbeat_at}; ended by node {by}")
 }

@@ -5,7 +5,7 @@ use gatehouse_core::{SensitiveColumn, StoreError, Timestamp};
 use sqlx::SqlitePool;
 
 /// What makes two records the same column: unique among those not removed.
-fn key(c: &SensitiveColumn) -> String {
+pub(crate) fn key(c: &SensitiveColumn) -> String {
     // Each part length-prefixed: names may hold any character.
     [&c.connection, &c.schema, &c.table, &c.column]
         .iter()

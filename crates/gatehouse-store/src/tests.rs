@@ -1,5 +1,6 @@
 use super::*;
-use gatehouse_core::{Identity, SessionEndReason};
+use gatehouse_core::{ActionOutcome, Identity, SessionEndReason};
+use std::time::Duration;
 
 fn identity() -> Identity {
     Identity::with_service_token("ci-deploy", vec!["ci".into()], "abcd")
@@ -132,17 +133,26 @@ async fn sessions_and_statements_round_trip() {
 #[test]
 fn inserts_take_few_distinct_sizes() {
     let rows: Vec<u32> = (0..1234).collect();
-    let sizes: Vec<usize> = insert_chunks(&rows).map(<[u32]>::len).collect();
+    let sizes: Vec<usize> = insert_chunks(&rows, STATEMENT_ROWS_PER_INSERT)
+        .map(<[u32]>::len)
+        .collect();
     assert_eq!(sizes, [256, 256, 256, 256, 128, 64, 16, 2]);
-    let joined: Vec<u32> = insert_chunks(&rows).flatten().copied().collect();
+    let joined: Vec<u32> = insert_chunks(&rows, STATEMENT_ROWS_PER_INSERT)
+        .flatten()
+        .copied()
+        .collect();
     assert_eq!(joined, rows);
     // Every batch size from 1 to 2,000 uses only the nine power-of-two sizes.
     let mut seen = std::collections::BTreeSet::new();
     for n in 1..=2000 {
-        seen.extend(insert_chunks(&rows[..n.min(rows.len())]).map(<[u32]>::len));
+        seen.extend(
+            insert_chunks(&rows[..n.min(rows.len())], STATEMENT_ROWS_PER_INSERT).map(<[u32]>::len),
+        );
     }
     assert_eq!(seen.len(), 9);
-    assert!(insert_chunks(&rows[..0]).next().is_none());
+    assert!(insert_chunks(&rows[..0], STATEMENT_ROWS_PER_INSERT)
+        .next()
+        .is_none());
 }
 
 #[tokio::test]
@@ -362,4 +372,287 @@ async fn a_held_statement_text_is_stored_once() {
     );
     let err = store.approval(&request.id).await.unwrap_err().to_string();
     assert!(err.contains(&format!("approval {}", request.id)), "{err}");
+}
+
+fn pending_request(at: i64, text: &str) -> gatehouse_core::ApprovalRequest {
+    use gatehouse_core::{statement_fingerprint, ApprovalId, ApprovalRequest, ApprovalState};
+    ApprovalRequest {
+        id: ApprovalId::new(),
+        route: "dba".into(),
+        requester: identity(),
+        connection: "app-db".into(),
+        session: SessionId::new(),
+        statement_seq: 1,
+        text: text.into(),
+        params: vec![],
+        fingerprint: statement_fingerprint("ci-deploy", "app-db", "simple", text, &[]),
+        policies: vec!["p".into()],
+        analysis: String::new(),
+        reason: None,
+        created_at: Timestamp::from_unix_millis(at),
+        expires_at: Timestamp::from_unix_millis(at + 60_000),
+        state: ApprovalState::Pending,
+        votes: Vec::new(),
+        valid_until: None,
+        used_at: None,
+        max_rows: None,
+    }
+}
+
+fn approve(r: &mut gatehouse_core::ApprovalRequest, approver: &str, at: i64) {
+    r.votes.push(gatehouse_core::ApprovalVote {
+        approver: approver.into(),
+        approve: true,
+        comment: "ok".into(),
+        at: Timestamp::from_unix_millis(at),
+    });
+    r.state = ApprovalState::Approved;
+    r.valid_until = Some(Timestamp::from_unix_millis(at + 600_000));
+}
+
+#[tokio::test]
+async fn approval_updates_are_conditional_and_an_approval_is_used_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    // A long text too: it is stored by content, and kept across the writes.
+    for text in [
+        "DELETE FROM a".to_string(),
+        format!("DELETE FROM a -- {}", "x".repeat(4096)),
+    ] {
+        let mut r = pending_request(1_000, &text);
+        store.save_approval(&r).await.unwrap();
+        assert!(
+            !store.use_approval(&r.id, Timestamp::now()).await.unwrap(),
+            "pending"
+        );
+
+        let stale = r.clone();
+        approve(&mut r, "dba-1", 2_000);
+        assert!(store
+            .update_approval(&r, ApprovalState::Pending, 0)
+            .await
+            .unwrap());
+        // Another node's vote cast on the state before: refused, nothing written.
+        let mut late = stale.clone();
+        approve(&mut late, "dba-2", 2_500);
+        assert!(!store
+            .update_approval(&late, ApprovalState::Pending, 0)
+            .await
+            .unwrap());
+        assert!(!store
+            .update_approval(&late, ApprovalState::Approved, 0)
+            .await
+            .unwrap());
+        assert_eq!(store.approval(&r.id).await.unwrap(), Some(r.clone()));
+
+        let at = Timestamp::from_unix_millis(3_000);
+        assert!(store.use_approval(&r.id, at).await.unwrap());
+        assert!(!store.use_approval(&r.id, Timestamp::now()).await.unwrap());
+        let used = store.approval(&r.id).await.unwrap().unwrap();
+        assert_eq!(used.state, ApprovalState::Used);
+        assert_eq!(used.used_at, Some(at));
+        assert_eq!(
+            used,
+            ApprovalRequest {
+                state: ApprovalState::Used,
+                used_at: Some(at),
+                ..r.clone()
+            }
+        );
+        let listed = store
+            .list_approvals(Some(ApprovalState::Used), 10)
+            .await
+            .unwrap();
+        assert!(listed.contains(&used));
+        // Used: no update cast on the approved state lands any more.
+        assert!(!store
+            .update_approval(&r, ApprovalState::Approved, 1)
+            .await
+            .unwrap());
+    }
+}
+
+#[tokio::test]
+async fn approvals_changed_since_returns_the_changed_ones_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+    let pause = || tokio::time::sleep(Duration::from_millis(5));
+    let mut a = pending_request(1_000, "DELETE FROM a");
+    let b = pending_request(2_000, "DELETE FROM b");
+    store.save_approval(&a).await.unwrap();
+    pause().await;
+    let (first, all) = store.approvals_changed_since(None, 10).await.unwrap();
+    assert_eq!(all, vec![a.clone()]);
+    pause().await;
+    store.save_approval(&b).await.unwrap();
+    pause().await;
+    let (second, changed) = store
+        .approvals_changed_since(Some(first), 10)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![b.clone()]);
+    assert!(second > first);
+    pause().await;
+    approve(&mut a, "dba-1", 3_000);
+    assert!(store
+        .update_approval(&a, ApprovalState::Pending, 0)
+        .await
+        .unwrap());
+    let (_, changed) = store
+        .approvals_changed_since(Some(second), 10)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![a.clone()]);
+    // Oldest change first, at most `limit`.
+    let (_, all) = store.approvals_changed_since(None, 10).await.unwrap();
+    assert_eq!(all, vec![b.clone(), a.clone()]);
+    let (_, one) = store.approvals_changed_since(None, 1).await.unwrap();
+    assert_eq!(one, vec![b]);
+}
+
+fn node(id: &str, heartbeat_at: i64) -> NodeRecord {
+    NodeRecord {
+        id: id.into(),
+        api_address: format!("{id}.example:8080"),
+        version: "0.1.0".into(),
+        started_at: Timestamp::from_unix_millis(1_000),
+        heartbeat_at: Timestamp::from_unix_millis(heartbeat_at),
+        stopped_at: None,
+        lost: None,
+    }
+}
+
+fn session_start(started_at: i64) -> SessionStart {
+    SessionStart {
+        id: SessionId::new(),
+        identity: identity(),
+        connection: "app-db".into(),
+        protocol: "postgres".into(),
+        client_addr: "127.0.0.1:1".into(),
+        client_user: "u".into(),
+        application_name: None,
+        started_at: Timestamp::from_unix_millis(started_at),
+    }
+}
+
+#[tokio::test]
+async fn a_silent_nodes_open_sessions_are_ended_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let n1 = SqliteStore::open_for_node(&path, "n1").await.unwrap();
+    let n2 = SqliteStore::open_for_node(&path, "n2").await.unwrap();
+    let n3 = SqliteStore::open_for_node(&path, "n3").await.unwrap();
+    assert_eq!((n1.node_id(), n2.node_id()), ("n1", "n2"));
+    assert!(n1.changes().is_none());
+    assert!(n1.node_heartbeat(&node("n2", 1)).await.is_err());
+    n1.node_heartbeat(&node("n1", 10_000)).await.unwrap();
+    n2.node_heartbeat(&node("n2", 5_000)).await.unwrap();
+    n3.node_heartbeat(&node("n3", 5_000)).await.unwrap();
+    n3.node_stopped(Timestamp::from_unix_millis(6_000))
+        .await
+        .unwrap();
+
+    // n2 serves two sessions, one ended; n3 (stopped cleanly) one left open.
+    let open = session_start(2_000);
+    let closed = session_start(2_100);
+    let n3s = session_start(2_200);
+    n2.record_session_start(&open).await.unwrap();
+    n2.record_session_start(&closed).await.unwrap();
+    n3.record_session_start(&n3s).await.unwrap();
+    let end = SessionEnd {
+        id: closed.id,
+        ended_at: Timestamp::from_unix_millis(3_000),
+        bytes_from_client: 1,
+        bytes_to_client: 2,
+        reason: SessionEndReason::ClientTerminated,
+        detail: None,
+    };
+    n2.record_batch(&[], std::slice::from_ref(&end))
+        .await
+        .unwrap();
+
+    // Not silent yet.
+    let now = Timestamp::from_unix_millis(20_000);
+    let before = Timestamp::from_unix_millis(4_000);
+    assert!(n1
+        .end_sessions_of_silent_nodes(before, now)
+        .await
+        .unwrap()
+        .is_empty());
+    let before = Timestamp::from_unix_millis(15_000);
+    let lost = n1.end_sessions_of_silent_nodes(before, now).await.unwrap();
+    assert_eq!(
+        lost,
+        vec![LostNode {
+            id: "n2".into(),
+            heartbeat_at: Timestamp::from_unix_millis(5_000),
+            sessions_ended: 1,
+        }]
+    );
+    // Done once: n2 itself would not take n1 (heartbeat recent), nor again n2.
+    assert!(n1
+        .end_sessions_of_silent_nodes(before, now)
+        .await
+        .unwrap()
+        .is_empty());
+    let e = n1
+        .session(open.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .summary
+        .end
+        .unwrap();
+    assert_eq!(e.reason, SessionEndReason::NodeLost);
+    assert_eq!(e.ended_at, now);
+    assert_eq!((e.bytes_from_client, e.bytes_to_client), (0, 0));
+    let detail = e.detail.unwrap();
+    assert!(
+        detail.contains("node n2") && detail.contains("by node n1"),
+        "{detail}"
+    );
+    let e = n1
+        .session(closed.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .summary
+        .end
+        .unwrap();
+    assert_eq!(e.reason, SessionEndReason::ClientTerminated);
+    assert!(n1
+        .session(n3s.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .summary
+        .end
+        .is_none());
+
+    let nodes = n1.list_nodes().await.unwrap();
+    assert_eq!(
+        nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["n1", "n2", "n3"]
+    );
+    assert_eq!(nodes[1].lost, Some((now, "n1".to_string())));
+    assert_eq!(
+        nodes[2].stopped_at,
+        Some(Timestamp::from_unix_millis(6_000))
+    );
+    assert_eq!(nodes[0], node("n1", 10_000));
+    // n2 heartbeats again: alive again, its ended session stays ended.
+    n2.node_heartbeat(&node("n2", 21_000)).await.unwrap();
+    let nodes = n1.list_nodes().await.unwrap();
+    assert_eq!(nodes[1], node("n2", 21_000));
+    assert_eq!(
+        n1.session(open.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .end
+            .unwrap()
+            .reason,
+        SessionEndReason::NodeLost
+    );
 }

@@ -91,6 +91,45 @@ impl Store for FullDisk {
     ) -> Result<Vec<ApprovalRequest>, StoreError> {
         self.inner.list_approvals(state, limit).await
     }
+    async fn update_approval(
+        &self,
+        r: &ApprovalRequest,
+        was: ApprovalState,
+        was_votes: usize,
+    ) -> Result<bool, StoreError> {
+        self.inner.update_approval(r, was, was_votes).await
+    }
+    async fn use_approval(&self, id: &ApprovalId, at: Timestamp) -> Result<bool, StoreError> {
+        self.inner.use_approval(id, at).await
+    }
+    async fn approvals_changed_since(
+        &self,
+        since: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError> {
+        self.inner.approvals_changed_since(since, limit).await
+    }
+    fn node_id(&self) -> &str {
+        self.inner.node_id()
+    }
+    async fn node_heartbeat(&self, node: &gatehouse_core::NodeRecord) -> Result<(), StoreError> {
+        self.inner.node_heartbeat(node).await
+    }
+    async fn node_stopped(&self, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.node_stopped(at).await
+    }
+    async fn list_nodes(&self) -> Result<Vec<gatehouse_core::NodeRecord>, StoreError> {
+        self.inner.list_nodes().await
+    }
+    async fn end_sessions_of_silent_nodes(
+        &self,
+        silent_before: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<gatehouse_core::LostNode>, StoreError> {
+        self.inner
+            .end_sessions_of_silent_nodes(silent_before, now)
+            .await
+    }
 }
 
 /// An evidence trail whose appends fail the first `failures` times.

@@ -232,6 +232,12 @@ impl AdminClient {
         .await
     }
 
+    /// The gateway nodes the store knows (one, with the embedded store).
+    pub async fn list_nodes(&self) -> Result<Vec<gatehouse_core::NodeRecord>> {
+        self.send(self.http.get(format!("{}/v1/nodes", self.base)))
+            .await
+    }
+
     /// Makes the gateway re-read its policy files.
     pub async fn reload_policy(&self) -> Result<PolicyReloaded> {
         self.send(self.http.post(format!("{}/v1/policy/reload", self.base)))

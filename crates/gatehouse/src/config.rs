@@ -59,6 +59,7 @@ struct ServerSection {
     data_dir: Option<String>,
     api_listen: Option<String>,
     log_format: Option<String>,
+    node_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -106,6 +107,7 @@ pub struct RawConfig {
     approval: approval::ApprovalSection,
     identity: identity::IdentitySection,
     limits: limits::LimitsSection,
+    store: store::StoreSection,
     connections: Vec<connections::ConnectionSection>,
 }
 
@@ -132,6 +134,10 @@ pub struct GatewayConfig {
     pub sha256: String,
     /// Data directory (store, generated keys and certificates).
     pub data_dir: PathBuf,
+    /// This node's id.
+    pub node: NodeIdentity,
+    /// Where tokens, sessions and approvals are kept.
+    pub store: StoreSpec,
     /// REST API address.
     pub api_listen: SocketAddr,
     /// PostgreSQL listener address.
@@ -215,6 +221,7 @@ impl RawConfig {
         let mut approval = approval::ApprovalSection::default();
         let mut identity = identity::IdentitySection::default();
         let mut limits = limits::LimitsSection::default();
+        let mut store = store::StoreSection::default();
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -231,6 +238,7 @@ impl RawConfig {
                 "approval" => section(&key, value, &mut problems, file).map(|s| approval = s),
                 "identity" => section(&key, value, &mut problems, file).map(|s| identity = s),
                 "limits" => section(&key, value, &mut problems, file).map(|s| limits = s),
+                "store" => section(&key, value, &mut problems, file).map(|s| store = s),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -256,7 +264,7 @@ impl RawConfig {
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, identity, limits, connection"
+                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, identity, limits, store, connection"
                             .into(),
                     ));
                     None
@@ -290,8 +298,45 @@ impl RawConfig {
             approval,
             identity,
             limits,
+            store,
             connections,
         })
+    }
+
+    /// The `[store]` section, checked (what `gatehouse store` needs).
+    pub fn store(&self) -> Result<StoreSpec, ConfigProblems> {
+        let mut problems = Vec::new();
+        let spec = self.store.resolve(&|p| self.path(p), &mut |key, reason| {
+            problems.push(Problem {
+                file: self.file.clone(),
+                key,
+                reason,
+            })
+        });
+        spec.filter(|_| problems.is_empty())
+            .ok_or(ConfigProblems(problems))
+    }
+
+    /// This node's id, checked (generated ids are not yet kept).
+    pub fn node(&self) -> Result<NodeIdentity, ConfigProblems> {
+        let mut problems = Vec::new();
+        let node = self.resolve_node(&mut |key, reason| {
+            problems.push(Problem {
+                file: self.file.clone(),
+                key,
+                reason,
+            })
+        });
+        node.ok_or(ConfigProblems(problems))
+    }
+
+    fn resolve_node(&self, problem: &mut dyn FnMut(String, String)) -> Option<NodeIdentity> {
+        node::resolve(
+            self.server.node_id.as_deref(),
+            self.evidence.node(),
+            &self.data_dir(),
+            problem,
+        )
     }
 
     /// The trusted OIDC issuers, checked (what `identity inspect` needs).
@@ -314,15 +359,17 @@ impl RawConfig {
     /// The `[evidence]` section, checked (what the `audit` commands need).
     pub fn evidence(&self) -> Result<EvidenceSpec, ConfigProblems> {
         let mut problems = Vec::new();
-        let spec = self
-            .evidence
-            .resolve(|p| self.path(p), &self.data_dir(), &mut |key, reason| {
-                problems.push(Problem {
-                    file: self.file.clone(),
-                    key,
-                    reason,
-                })
-            });
+        let mut problem = |key, reason| {
+            problems.push(Problem {
+                file: self.file.clone(),
+                key,
+                reason,
+            })
+        };
+        let spec = self.resolve_node(&mut problem).and_then(|node| {
+            self.evidence
+                .resolve(|p| self.path(p), &self.data_dir(), &node.id, &mut problem)
+        });
         spec.ok_or(ConfigProblems(problems))
     }
 
@@ -544,9 +591,12 @@ impl RawConfig {
         }
         let masking_global =
             masking::resolve_global(self.masking.as_ref(), |p| self.path(p), &mut problem);
-        let evidence = self
-            .evidence
-            .resolve(|p| self.path(p), &self.data_dir(), &mut problem);
+        let node = self.resolve_node(&mut problem);
+        let store = self.store.resolve(&|p| self.path(p), &mut problem);
+        let evidence = node.as_ref().and_then(|node| {
+            self.evidence
+                .resolve(|p| self.path(p), &self.data_dir(), &node.id, &mut problem)
+        });
         let approval_routes = self.approval.resolve(&mut problem);
         let approval_webhooks = self.approval.webhooks(&mut problem);
         let oidc_issuers = self.identity.resolve(&|p| self.path(p), &mut problem);
@@ -636,6 +686,8 @@ impl RawConfig {
             approval_routes,
             approval_webhooks,
             oidc_issuers,
+            node,
+            store,
         ) {
             (
                 Some(api_listen),
@@ -647,10 +699,14 @@ impl RawConfig {
                 Some(approval_routes),
                 Some(approval_webhooks),
                 Some(oidc_issuers),
+                Some(node),
+                Some(store),
             ) if problems.is_empty() => Ok(GatewayConfig {
                 file: self.file.clone(),
                 sha256: self.sha256.clone(),
                 data_dir: self.data_dir(),
+                node,
+                store,
                 api_listen,
                 postgres_listen,
                 http_listen,
@@ -727,12 +783,16 @@ mod http;
 mod identity;
 mod limits;
 mod masking;
+mod node;
 mod segments;
 mod sinks;
 mod ssh;
+mod store;
 pub use approval::{WebhookFormat, WebhookSpec};
 pub use evidence::EvidenceSpec;
 pub use limits::Limits;
 pub use masking::{read_hash_key, MaskingSpec};
+pub use node::{NodeIdentity, NODE_ID_FILE};
 pub use segments::{Archive, SegmentSpec};
 pub use sinks::{SinkSpec, SinkTarget};
+pub use store::{SharedStore, StoreSpec, HEARTBEAT};

@@ -8,6 +8,8 @@ pub mod certs;
 pub mod config;
 pub mod demo;
 pub mod evidence;
+pub mod fleet;
+pub mod fleet_cli;
 pub mod identity;
 pub mod kubeconfig;
 pub mod manpage;

@@ -99,7 +99,7 @@ enum Command {
     Serve,
     /// Validate a configuration file; prints every problem and exits 2 if any.
     CheckConfig {
-        /// JSON output: {"ok": true, "file", "postgres_listen", "http_listen", "ssh_listen", "api_listen", "connections", "warnings"} or {"ok": false, "file", "problems"}.
+        /// JSON output: {"ok": true, "file", "postgres_listen", "http_listen", "ssh_listen", "mysql_listen", "api_listen", "node_id", "store", "connections", "warnings"} or {"ok": false, "file", "problems"}.
         #[arg(long)]
         json: bool,
     },
@@ -109,6 +109,12 @@ enum Command {
     /// Inspect recorded sessions (through the running gateway's API).
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// The gateway nodes sharing the store (through the running gateway's API).
+    #[command(subcommand)]
+    Nodes(gatehouse::fleet_cli::NodesCommand),
+    /// Migrate or check a shared PostgreSQL store (reads the configuration).
+    #[command(subcommand)]
+    Store(gatehouse::fleet_cli::StoreCommand),
     /// Validate, explain, test and reload Cedar policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -370,9 +376,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                             .mysql_listen
                             .map(|a| format!(", mysql listener {a}"))
                             .unwrap_or_default();
+                        let store = match &c.store {
+                            gatehouse::config::StoreSpec::Embedded => "embedded store".to_string(),
+                            gatehouse::config::StoreSpec::Shared(s) => {
+                                format!("shared store {}", s.url)
+                            }
+                        };
                         println!(
-                            "{}: ok (postgres listener {}{http}{ssh}{mysql}, API {}, {} connection(s))",
+                            "{}: ok (node {}, {store}, postgres listener {}{http}{ssh}{mysql}, API {}, {} connection(s))",
                             path.display(),
+                            c.node.id,
                             c.postgres_listen,
                             c.api_listen,
                             c.connections.len()
@@ -390,7 +403,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         "ssh_listen": c.ssh_listen.map(|a| a.to_string()),
                         "mysql_listen": c.mysql_listen.map(|a| a.to_string()),
                         "api_listen": c.api_listen.to_string(),
-                        "connections": c.connections.len() + c.http_connections.len() + c.ssh_connections.len(),
+                        "node_id": c.node.id,
+                        "store": match &c.store {
+                            gatehouse::config::StoreSpec::Embedded => None,
+                            gatehouse::config::StoreSpec::Shared(s) => Some(s.url.clone()),
+                        },
+                        "connections": c.connections.len() + c.http_connections.len() + c.ssh_connections.len() + c.mysql_connections.len(),
                         "warnings": c.warnings,
                     })
                 }
@@ -423,6 +441,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
             sessions(cmd, &client).await
         }
+        Command::Nodes(cmd) => {
+            let client = AdminClient::new(admin_config(&cli).as_deref(), cli.server.as_deref())?;
+            gatehouse::fleet_cli::nodes(cmd, &client).await
+        }
+        Command::Store(cmd) => gatehouse::fleet_cli::store(cmd, &config_path(&cli)).await,
         Command::Approvals(cmd) => {
             gatehouse::approvals::run(cmd, admin_config(&cli).as_deref(), cli.server.as_deref())
                 .await

@@ -10,7 +10,6 @@ use gatehouse_mask::{HashKey, MaskingEngine};
 use gatehouse_postgres::{ConnectionMasking, GateSettings, ListenerSettings, PostgresGateway};
 use gatehouse_session::Gatekeeper;
 use gatehouse_sql::Analyzer;
-use gatehouse_store::SqliteStore;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,8 +18,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// File name of the store inside the data directory.
-pub const STORE_FILE: &str = "gatehouse.db";
 /// Statements whose analysis is cached (by text).
 const ANALYSIS_CACHE_ENTRIES: usize = 10_000;
 
@@ -48,7 +45,7 @@ pub struct RunningGateway {
     key_refresh: Option<JoinHandle<()>>,
     recorder_task: JoinHandle<()>,
     recorder_stop: gatehouse_core::RecorderStop,
-    store: SqliteStore,
+    store: crate::fleet::OpenStore,
     evidence: crate::evidence::OpenLog,
 }
 
@@ -56,11 +53,15 @@ pub struct RunningGateway {
 pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     prepare_data_dir(&config.data_dir)?;
     let admin_key = ensure_admin_key(&config.data_dir)?;
-    let store_path = config.data_dir.join(STORE_FILE);
-    let sqlite = SqliteStore::open(&store_path)
-        .await
-        .with_context(|| format!("opening the store {}", store_path.display()))?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    config.node.keep().with_context(|| {
+        format!(
+            "keeping this node's id in {}",
+            config.data_dir.join(crate::config::NODE_ID_FILE).display()
+        )
+    })?;
+    let opened = crate::fleet::OpenStore::open(config).await?;
+    let store: Arc<dyn Store> = opened.dyn_store();
+    let started_at = crate::fleet::register(store.as_ref(), config).await?;
     let evidence = crate::evidence::open(&config.evidence, &config.data_dir).await?;
     let audit: Arc<dyn AuditTrail> = Arc::new(evidence.log.clone());
     audit
@@ -348,6 +349,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         let rx = shutdown_rx.clone();
         tokio::spawn(async move { gateway.serve(pg_listener, rx).await })
     };
+    let store_for_tasks = store.clone();
     let api_task = {
         let mut rx = shutdown_rx;
         let state = ApiState {
@@ -395,6 +397,21 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             }
         })
     };
+    let follow_task = tokio::spawn(crate::fleet::follow_approvals(
+        store_for_tasks.clone(),
+        approvals.clone(),
+        shutdown.subscribe(),
+    ));
+    let heartbeat_task = tokio::spawn(crate::fleet::heartbeat(
+        store_for_tasks,
+        config.clone(),
+        started_at,
+        match &opened {
+            crate::fleet::OpenStore::Shared(_, lost_after) => Some(*lost_after),
+            crate::fleet::OpenStore::Embedded(_) => None,
+        },
+        shutdown.subscribe(),
+    ));
     let expiry_task = tokio::spawn(expire_approvals(approvals, shutdown.subscribe()));
     let reload_task = tokio::spawn(reload_on_sighup(
         config.policy.clone(),
@@ -432,16 +449,23 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         ssh_addr,
         mysql_addr,
         shutdown,
-        tasks: [pg_task, api_task, reload_task, expiry_task]
-            .into_iter()
-            .chain(http_task)
-            .chain(ssh_task)
-            .chain(mysql_task)
-            .collect(),
+        tasks: [
+            pg_task,
+            api_task,
+            reload_task,
+            expiry_task,
+            follow_task,
+            heartbeat_task,
+        ]
+        .into_iter()
+        .chain(http_task)
+        .chain(ssh_task)
+        .chain(mysql_task)
+        .collect(),
         key_refresh: oidc_task,
         recorder_task,
         recorder_stop,
-        store: sqlite,
+        store: opened,
         evidence,
     })
 }
@@ -471,6 +495,14 @@ impl RunningGateway {
         // Seals the log with a final checkpoint, hands it to the witnesses
         // and lets the sinks catch up.
         self.evidence.close().await;
+        if let Err(e) = self
+            .store
+            .dyn_store()
+            .node_stopped(gatehouse_core::Timestamp::now())
+            .await
+        {
+            tracing::error!(error = %e, "could not mark this node stopped in the store");
+        }
         self.store.close().await;
         tracing::info!("gatehouse stopped");
     }

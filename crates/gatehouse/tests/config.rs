@@ -65,7 +65,7 @@ fn the_shipped_example_is_valid() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(
-        "ok (postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, ssh listener 127.0.0.1:2222, mysql listener 127.0.0.1:13306, API 127.0.0.1:8089, 6 connection(s))"
+        "ok (node gw-1, embedded store, postgres listener 127.0.0.1:15432, http listener 127.0.0.1:18080, ssh listener 127.0.0.1:2222, mysql listener 127.0.0.1:13306, API 127.0.0.1:8089, 6 connection(s))"
     ));
     // And says exactly what is missing without the secret.
     let out = check(&example, &[]);

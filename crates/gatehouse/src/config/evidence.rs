@@ -29,7 +29,7 @@ pub(super) struct EvidenceSection {
 /// How this node writes its evidence log, checked.
 #[derive(Debug, Clone)]
 pub struct EvidenceSpec {
-    /// The node's name, in every entry.
+    /// The node's id, in every entry.
     pub node: String,
     /// The log's origin line in checkpoints.
     pub origin: String,
@@ -59,22 +59,19 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '+')
 }
 
-/// This machine's host name, the default node name.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| valid_name(h))
-        .unwrap_or_else(|| "gatehouse".into())
-}
-
 impl EvidenceSection {
     /// Checks the section; `path` resolves relative paths, `data_dir` is where
     /// witnesses must not be.
+    /// The configured `node` (the node's id, if `[server] node_id` is not set).
+    pub(super) fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
     pub(super) fn resolve(
         &self,
         path: impl Fn(&str) -> PathBuf,
         data_dir: &Path,
+        node: &str,
         problem: &mut dyn FnMut(String, String),
     ) -> Option<EvidenceSpec> {
         let mut ok = true;
@@ -82,13 +79,7 @@ impl EvidenceSection {
             ok = false;
             problem(format!("evidence.{key}"), reason);
         };
-        let node = self.node.clone().unwrap_or_else(host_name);
-        if !valid_name(&node) {
-            bad(
-                "node",
-                format!("{node:?} cannot name a node: use letters, digits, dots and dashes, no spaces or '+'"),
-            );
-        }
+        let node = node.to_string();
         let origin = self
             .origin
             .clone()

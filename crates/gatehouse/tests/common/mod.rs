@@ -11,6 +11,7 @@ pub mod mariadb;
 pub mod mysql;
 pub mod oidc;
 pub mod ssh;
+pub mod store;
 pub mod upstream;
 
 use gatehouse::certs::TestCa;
@@ -76,7 +77,8 @@ impl Default for Options {
 }
 
 pub struct Harness {
-    pub cluster: TempCluster,
+    /// The target database (shared with the harness's other nodes).
+    pub cluster: Arc<TempCluster>,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub data_dir: PathBuf,
@@ -251,7 +253,7 @@ connect_timeout = "3s"
         )
         .unwrap();
         let mut h = Self {
-            cluster,
+            cluster: Arc::new(cluster),
             data_dir: dir.path().join("data"),
             log: dir.path().join("gateway.log"),
             config,
@@ -269,6 +271,84 @@ connect_timeout = "3s"
         };
         h.start_gateway();
         h
+    }
+
+    /// Another gateway node beside this one: the same configuration (so
+    /// the same store, when it names a shared one) with its own data
+    /// directory, ports and log, started. Its node id is generated.
+    pub fn another_node(&self) -> Harness {
+        let n = random_hex(3);
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-node-")
+            .tempdir()
+            .unwrap();
+        let (pg_port, api_port, http_port, ssh_port, mysql_port) = (
+            free_port().unwrap(),
+            free_port().unwrap(),
+            free_port().unwrap(),
+            free_port().unwrap(),
+            free_port().unwrap(),
+        );
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = [
+            (
+                "data_dir = \"data\"".to_string(),
+                format!("data_dir = \"data-{n}\""),
+            ),
+            (
+                format!("127.0.0.1:{}\"", self.api_port),
+                format!("127.0.0.1:{api_port}\""),
+            ),
+            (
+                format!("127.0.0.1:{}\"", self.pg_port),
+                format!("127.0.0.1:{pg_port}\""),
+            ),
+            (
+                format!("127.0.0.1:{}\"", self.http_port),
+                format!("127.0.0.1:{http_port}\""),
+            ),
+            (
+                format!("127.0.0.1:{}\"", self.ssh_port),
+                format!("127.0.0.1:{ssh_port}\""),
+            ),
+            (
+                format!("127.0.0.1:{}\"", self.mysql_port),
+                format!("127.0.0.1:{mysql_port}\""),
+            ),
+        ]
+        .iter()
+        .fold(text, |t, (from, to)| t.replace(from, to));
+        // Beside the first node's file: its relative paths (certificates,
+        // password files) name the same files.
+        let config = self.dir.path().join(format!("gatehouse-{n}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let mut node = Harness {
+            cluster: self.cluster.clone(),
+            data_dir: self.dir.path().join(format!("data-{n}")),
+            log: dir.path().join("gateway.log"),
+            config,
+            dir,
+            pg_port,
+            api_port,
+            http_port,
+            ssh_port,
+            mysql_port,
+            env: self.env.clone(),
+            backend_passwords: self.backend_passwords.clone(),
+            ca_pem: self.ca_pem.clone(),
+            policy_file: self.policy_file.clone(),
+            gateway: None,
+        };
+        node.start_gateway();
+        node
+    }
+
+    /// This node's id (generated into its data directory when not configured).
+    pub fn node_id(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("node_id"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     pub fn start_gateway(&mut self) {

@@ -1,0 +1,292 @@
+//! Several gateway nodes on one shared PostgreSQL store (a cluster of its
+//! own, from initdb, reached over verified TLS): real `gatehouse serve`
+//! processes, real psql callers, `gatehouse` CLI against each node.
+
+mod common;
+
+use common::store::StoreCluster;
+use common::*;
+use serde_json::Value;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"
+@id("ci-connect") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"connect", resource);
+@id("ci-work") permit (principal in Gatehouse::Group::"ci", action, resource) unless { action == Gatehouse::Action::"connect" };
+@id("unbounded-delete") @approval("dba") forbid (principal, action == Gatehouse::Action::"delete", resource) when { context.has_where == false };
+@id("truncate") @approval("held") forbid (principal, action == Gatehouse::Action::"truncate", resource);
+"#;
+
+const ROUTES: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "request"
+request_ttl = "1h"
+valid_for = "15m"
+
+[[approval.route]]
+name = "held"
+approvers = ["dba-leads"]
+mode = "hold"
+hold_timeout = "60s"
+"#;
+
+/// Three nodes on one store, a customers table of 5 rows.
+fn fleet(store: &StoreCluster) -> (Harness, Harness, Harness) {
+    let config: &'static str =
+        Box::leak(format!("{ROUTES}{}", store.section("6s")).into_boxed_str());
+    let h1 = Harness::with(Options {
+        policy: Some(POLICY.into()),
+        extra_config: config,
+        ..Options::default()
+    });
+    h1.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner;
+             INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
+        )
+        .unwrap();
+    let h2 = h1.another_node();
+    let h3 = h1.another_node();
+    (h1, h2, h3)
+}
+
+fn rows(h: &Harness) -> String {
+    h.cluster
+        .sql("app", "SELECT count(*) FROM customers")
+        .unwrap()
+}
+
+/// The request id in a refusal: `… request <uuid>`.
+fn request_id(err: &str) -> String {
+    let at = err
+        .find("request ")
+        .unwrap_or_else(|| panic!("no request id in {err}"))
+        + 8;
+    err[at..at + 36].to_string()
+}
+
+fn approvals(h: &Harness, token: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["approvals"];
+    all.extend_from_slice(args);
+    all.extend(["--token", token]);
+    h.cli(&all)
+}
+
+fn nodes(h: &Harness) -> Vec<Value> {
+    let list: Value = serde_json::from_str(&h.cli_ok(&["nodes", "list", "--json"])).unwrap();
+    list.as_array().unwrap().clone()
+}
+
+fn token_id(h: &Harness, identity: &str) -> String {
+    let list = h.cli_ok(&["token", "list"]);
+    let line = list
+        .lines()
+        .find(|l| l.contains(identity))
+        .unwrap_or_else(|| panic!("{identity} not listed: {list}"));
+    line.split_whitespace().next().unwrap().to_string()
+}
+
+fn spawn_psql(h: &Harness, token: &str, sql: &str) -> Child {
+    h.psql_cmd(token, "app-db")
+        .args(["-q", "-A", "-t", "-c", sql])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `what` to hold (polling), failing with `why` after `limit`.
+fn eventually<T>(limit: Duration, why: &str, mut what: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = what() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{why}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
+    let store = StoreCluster::start();
+    let (h1, mut h2, h3) = fleet(&store);
+    let ids = [h1.node_id(), h2.node_id(), h3.node_id()];
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "{ids:?}"
+    );
+
+    // Every node knows every node.
+    let listed = nodes(&h3);
+    for id in &ids {
+        let n = listed
+            .iter()
+            .find(|n| n["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} not in {listed:?}"));
+        assert!(n["stopped_at"].is_null() && n["lost"].is_null(), "{n}");
+    }
+    let table = h1.cli_ok(&["nodes", "list"]);
+    assert!(
+        table.contains(&ids[1]) && table.contains("running"),
+        "{table}"
+    );
+
+    // A token made on one node logs in on every node.
+    let ci = h1.token("ci-deploy", &["ci"], "1h");
+    let alice = h2.token("alice", &["dba-leads"], "1h");
+    for h in [&h1, &h2, &h3] {
+        let out = h.psql(&ci, "app-db", "SELECT count(*) FROM customers");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "5");
+    }
+
+    // Revoked on node 2: refused by nodes 1 and 3 at once (each login reads
+    // the shared store; nothing is cached).
+    let victim = h3.token("to-revoke", &["ci"], "1h");
+    assert!(h1.psql(&victim, "app-db", "SELECT 1").status.success());
+    let id = token_id(&h3, "to-revoke");
+    h2.cli_ok(&["token", "revoke", &id]);
+    for h in [&h1, &h3] {
+        let out = h.psql(&victim, "app-db", "SELECT 1");
+        assert!(!out.status.success(), "a revoked token logged in");
+        assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+    }
+
+    // Request mode: filed on node 1, listed and approved on node 3, run on
+    // node 1 exactly once.
+    let out = h1.psql(&ci, "app-db", "DELETE FROM customers");
+    assert!(!out.status.success(), "ran without approval");
+    let id = request_id(&stderr(&out));
+    let pending: Value = serde_json::from_str(&stdout(&approvals(
+        &h3,
+        &alice,
+        &["list", "--pending", "--json"],
+    )))
+    .unwrap();
+    assert!(
+        pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == id.as_str()),
+        "{pending}"
+    );
+    let out = approvals(&h3, &alice, &["approve", &id, "--comment", "cleanup OPS-9"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let approved_at = Instant::now();
+    // Node 1 takes the approval in from the store (a notification, or its poll).
+    let ran = eventually(
+        Duration::from_secs(5),
+        "node 1 never ran the approved statement",
+        || {
+            let out = h1.psql(&ci, "app-db", "DELETE FROM customers");
+            if out.status.success() {
+                return Some(approved_at.elapsed());
+            }
+            let err = stderr(&out);
+            assert_eq!(request_id(&err), id, "a new request while approved: {err}");
+            None
+        },
+    );
+    eprintln!("approved on node 3, ran on node 1 after {ran:?}");
+    assert_eq!(rows(&h1), "0");
+    // Used: no node runs it again on the same approval.
+    h1.cluster
+        .sql(
+            "app",
+            "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
+        )
+        .unwrap();
+    for h in [&h2, &h3, &h1] {
+        let out = h.psql(&ci, "app-db", "DELETE FROM customers");
+        assert!(!out.status.success(), "ran twice on one approval");
+        assert_ne!(request_id(&stderr(&out)), id);
+    }
+    assert_eq!(rows(&h1), "5");
+    let shown: Value =
+        serde_json::from_str(&stdout(&approvals(&h2, &alice, &["show", &id, "--json"]))).unwrap();
+    assert_eq!(shown["state"], "used", "{shown}");
+
+    // Hold mode: held on node 1, approved on node 2, resumes on node 1.
+    let held = spawn_psql(&h1, &ci, "TRUNCATE customers");
+    let req = eventually(
+        Duration::from_secs(20),
+        "no pending TRUNCATE request",
+        || {
+            let out = approvals(&h2, &alice, &["list", "--pending", "--json"]);
+            let list: Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+            list.as_array()?
+                .iter()
+                .find(|r| r["text"].as_str().unwrap_or("").contains("TRUNCATE"))
+                .map(|r| r["id"].as_str().unwrap().to_string())
+        },
+    );
+    let out = approvals(&h2, &alice, &["approve", &req, "--comment", "reset"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let approved_at = Instant::now();
+    let out = held.wait_with_output().unwrap();
+    eprintln!(
+        "approved on node 2, the held statement on node 1 resumed after {:?}",
+        approved_at.elapsed()
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rows(&h1), "0");
+
+    // Sessions of every node are listed from any node.
+    let sessions: Value =
+        serde_json::from_str(&h3.cli_ok(&["sessions", "list", "--json", "--limit", "500"]))
+            .unwrap();
+    let sessions = sessions.as_array().unwrap();
+    assert!(sessions.len() >= 10, "{}", sessions.len());
+
+    // Node 2 dies with a session open: another node ends its sessions.
+    let mut open = spawn_psql(&h2, &ci, "SELECT pg_sleep(120)");
+    let session = eventually(
+        Duration::from_secs(20),
+        "the open session is not listed",
+        || {
+            if let Some(status) = open.try_wait().unwrap() {
+                panic!("the sleeping psql ended: {status}");
+            }
+            let list: Value =
+                serde_json::from_str(&h1.cli_ok(&["sessions", "list", "--json", "--limit", "500"]))
+                    .unwrap();
+            list.as_array()?
+                .iter()
+                .find(|s| s["end"].is_null() && s["identity"]["subject"] == "ci-deploy")
+                .map(|s| s["id"].as_str().unwrap().to_string())
+        },
+    );
+    h2.kill_gateway();
+    let _ = open.wait();
+    let ended = eventually(
+        Duration::from_secs(30),
+        "node 2's session was never ended",
+        || {
+            let s: Value =
+                serde_json::from_str(&h3.cli_ok(&["sessions", "show", &session, "--json"]))
+                    .unwrap();
+            (!s["end"].is_null()).then_some(s)
+        },
+    );
+    assert_eq!(ended["end"]["reason"], "node_lost", "{ended}");
+    let detail = ended["end"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&ids[1]), "{detail}");
+    let lost = nodes(&h1);
+    let n2 = lost.iter().find(|n| n["id"] == ids[1].as_str()).unwrap();
+    assert!(!n2["lost"].is_null(), "{n2}");
+
+    // Every node's own evidence log verifies, the killed one's too.
+    for h in [&h1, &h2, &h3] {
+        let out = h.cli(&["audit", "verify"]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    }
+}
