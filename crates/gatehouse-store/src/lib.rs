@@ -8,6 +8,12 @@
 //! used twice, a vote lost, a silent node's sessions ended twice) are decided
 //! there by conditional updates, and notifications wake the other nodes.
 //!
+//! Each node's evidence log stays local ([`SqliteEvidenceStore`]); with a
+//! shared store, each node also copies its log there and the nodes cosign
+//! each other's checkpoints ([`EvidenceReplicas`], each copy readable as
+//! an evidence store through [`ReplicaLog`]), so one verification from any
+//! node covers the whole fleet.
+//!
 //! The top-level modules beside this one are the SQLite store's; the
 //! PostgreSQL store's are under `postgres`. Both share the row conversions
 //! (`rows`) and the long-text scheme (`texts`).
@@ -21,7 +27,7 @@ mod sensitive_columns;
 mod texts;
 
 pub use evidence::{Durability, SegmentRecord, SqliteEvidenceStore};
-pub use postgres::{PgStore, PgStoreSettings, SchemaState, StoreTls};
+pub use postgres::{EvidenceReplicas, PgStore, PgStoreSettings, ReplicaLog, SchemaState, StoreTls};
 
 use async_trait::async_trait;
 use gatehouse_core::{

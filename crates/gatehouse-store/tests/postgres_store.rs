@@ -17,6 +17,9 @@ use sqlx::{Connection, PgConnection};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The newest migration this gatehouse knows.
+const KNOWN: i64 = 2;
+
 /// A store on a new database of the shared cluster, for node `n1`.
 async fn store(name: &str) -> (PgStore, String) {
     let cluster = Cluster::shared();
@@ -850,7 +853,7 @@ async fn an_empty_database_is_set_up_at_connect_even_by_nodes_starting_together(
         PgStore::schema_state(&settings).await.unwrap(),
         SchemaState::Current
     );
-    assert_eq!(PgStore::migrate(&settings).await.unwrap(), (1, 1));
+    assert_eq!(PgStore::migrate(&settings).await.unwrap(), (KNOWN, KNOWN));
     let mut conn = cluster.connect(&db).await;
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
@@ -863,6 +866,10 @@ async fn an_empty_database_is_set_up_at_connect_even_by_nodes_starting_together(
         [
             "_sqlx_migrations",
             "approvals",
+            "evidence_checkpoints",
+            "evidence_cosignatures",
+            "evidence_entries",
+            "evidence_keys",
             "nodes",
             "sensitive_columns",
             "sessions",
@@ -891,7 +898,7 @@ async fn a_store_migrated_by_a_newer_gatehouse_is_refused() {
         PgStore::schema_state(&settings).await.unwrap(),
         SchemaState::Newer {
             applied: 9999,
-            known: 1
+            known: KNOWN
         }
     );
     let err = PgStore::connect(settings.clone()).await.unwrap_err();
@@ -926,7 +933,7 @@ async fn an_older_store_waits_for_store_migrate() {
         PgStore::schema_state(&settings).await.unwrap(),
         SchemaState::Older {
             applied: 0,
-            known: 1
+            known: KNOWN
         }
     );
     let text = PgStore::connect(settings.clone())
@@ -935,19 +942,76 @@ async fn an_older_store_waits_for_store_migrate() {
         .to_string();
     assert!(
         text.contains(&format!("the store at {}", cluster.url(&db)))
-            && text.contains("schema version 0; this gatehouse needs 1")
+            && text.contains(&format!("schema version 0; this gatehouse needs {KNOWN}"))
             && text.contains("gatehouse store migrate"),
         "{text}"
     );
     // From any task (the futures are Send).
     let migrating = settings.clone();
     let migrated = tokio::spawn(async move { PgStore::migrate(&migrating).await });
-    assert_eq!(migrated.await.unwrap().unwrap(), (0, 1));
+    assert_eq!(migrated.await.unwrap().unwrap(), (0, KNOWN));
     let checking = settings.clone();
     let state = tokio::spawn(async move { PgStore::schema_state(&checking).await });
     assert_eq!(state.await.unwrap().unwrap(), SchemaState::Current);
     let store = PgStore::connect(settings).await.unwrap();
     assert!(store.list_tokens().await.unwrap().is_empty());
+}
+
+/// The PostgreSQL migrations, as the store embeds them.
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
+
+#[tokio::test]
+async fn a_store_at_the_first_migration_waits_for_store_migrate_then_has_the_second() {
+    let cluster = Cluster::shared();
+    let db = cluster.database("first_only").await;
+    // The store as the first gatehouse with a shared store left it.
+    let first = sqlx::migrate::Migrator {
+        migrations: MIGRATIONS
+            .migrations
+            .iter()
+            .filter(|m| m.version == 1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    let mut conn = cluster.connect(&db).await;
+    first.run(&mut conn).await.unwrap();
+    let settings = cluster.settings(&db, "n1");
+    assert_eq!(
+        PgStore::schema_state(&settings).await.unwrap(),
+        SchemaState::Older {
+            applied: 1,
+            known: 2
+        }
+    );
+    let text = PgStore::connect(settings.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("schema version 1; this gatehouse needs 2")
+            && text.contains("gatehouse store migrate"),
+        "{text}"
+    );
+    assert_eq!(PgStore::migrate(&settings).await.unwrap(), (1, 2));
+    assert_eq!(
+        PgStore::schema_state(&settings).await.unwrap(),
+        SchemaState::Current
+    );
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 2]);
+    let store = PgStore::connect(settings).await.unwrap();
+    let replicas = store.evidence_replicas();
+    replicas
+        .replicate("n1", &[(1, b"e1".to_vec())])
+        .await
+        .unwrap();
+    assert_eq!(replicas.replicated_through("n1").await.unwrap(), Some(1));
 }
 
 #[tokio::test]

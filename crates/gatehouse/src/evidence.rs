@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 pub mod cli;
 pub mod commands;
+pub mod fleet;
 pub mod log_file;
 pub mod pack;
 pub mod seal;
@@ -208,7 +209,9 @@ fn check_witness(
 }
 
 /// Opens (creating on first start) the node's log and starts its writer.
-pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
+/// `holds` are more cursor files (beside the sinks') whose readers sealing
+/// must wait for: the copy to a shared store.
+pub async fn open(spec: &EvidenceSpec, data_dir: &Path, holds: &[PathBuf]) -> Result<OpenLog> {
     let key = signing_key(spec, data_dir)?;
     let path = log_path(data_dir);
     let store = SqliteEvidenceStore::open(&path, spec.durability)
@@ -262,6 +265,7 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path) -> Result<OpenLog> {
             .sinks
             .iter()
             .map(|s| sinks::cursor_path(data_dir, &s.name))
+            .chain(holds.iter().cloned())
             .collect();
         segments::spawn_sealer(store, verifier, spec.segments.clone(), cursors)
     });

@@ -47,6 +47,8 @@ pub struct RunningGateway {
     recorder_stop: gatehouse_core::RecorderStop,
     store: crate::fleet::OpenStore,
     evidence: crate::evidence::OpenLog,
+    /// Copies the log to a shared store; awaited (briefly) after it closes.
+    replicator: Option<JoinHandle<()>>,
 }
 
 /// Starts the gateway described by `config`.
@@ -62,7 +64,33 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let opened = crate::fleet::OpenStore::open(config).await?;
     let store: Arc<dyn Store> = opened.dyn_store();
     let started_at = crate::fleet::register(store.as_ref(), config).await?;
-    let evidence = crate::evidence::open(&config.evidence, &config.data_dir).await?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let replica_cursor = config
+        .data_dir
+        .join(crate::evidence::sinks::CURSOR_DIR)
+        .join(crate::fleet::evidence::REPLICA_CURSOR);
+    let holds = match &opened {
+        crate::fleet::OpenStore::Shared(..) => vec![replica_cursor.clone()],
+        crate::fleet::OpenStore::Embedded(_) => Vec::new(),
+    };
+    let evidence = crate::evidence::open(&config.evidence, &config.data_dir, &holds).await?;
+    let fleet_evidence = match &opened {
+        crate::fleet::OpenStore::Shared(pg, _) => Some(
+            crate::fleet::start_evidence(
+                pg,
+                config,
+                &evidence,
+                replica_cursor,
+                shutdown.subscribe(),
+            )
+            .await?,
+        ),
+        crate::fleet::OpenStore::Embedded(_) => None,
+    };
+    let (replicator, witness_task) = match fleet_evidence {
+        Some(f) => (Some(f.replicator), Some(f.witness)),
+        None => (None, None),
+    };
     let audit: Arc<dyn AuditTrail> = Arc::new(evidence.log.clone());
     audit
         .append(vec![
@@ -245,7 +273,6 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         desk = desk.with_notices(tx);
     }
     let approvals = Arc::new(desk);
-    let (shutdown, shutdown_rx) = watch::channel(false);
     let (authenticator, oidc_task) = crate::identity::authenticator(config, store.clone())?;
     // One login sequence and one count of sessions for every listener.
     let gatekeeper = Gatekeeper::new(
@@ -458,6 +485,8 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             heartbeat_task,
         ]
         .into_iter()
+        .chain(witness_task)
+        .into_iter()
         .chain(http_task)
         .chain(ssh_task)
         .chain(mysql_task)
@@ -467,6 +496,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         recorder_stop,
         store: opened,
         evidence,
+        replicator,
     })
 }
 
@@ -495,6 +525,13 @@ impl RunningGateway {
         // Seals the log with a final checkpoint, hands it to the witnesses
         // and lets the sinks catch up.
         self.evidence.close().await;
+        if let Some(mut replicator) = self.replicator {
+            let grace = crate::fleet::REPLICA_GRACE;
+            if tokio::time::timeout(grace, &mut replicator).await.is_err() {
+                tracing::warn!("the last evidence entries did not reach the shared store in time; they are copied at the next start");
+                replicator.abort();
+            }
+        }
         if let Err(e) = self
             .store
             .dyn_store()

@@ -30,6 +30,9 @@ name = "held"
 approvers = ["dba-leads"]
 mode = "hold"
 hold_timeout = "60s"
+
+[evidence]
+checkpoint_interval = "1s"
 "#;
 
 /// Three nodes on one store, a customers table of 5 rows.
@@ -289,4 +292,49 @@ fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
         let out = h.cli(&["audit", "verify"]);
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     }
+
+    // One verification covers the fleet: every node's log as copied to the
+    // store, and each live node's checkpoints cosigned by the other.
+    let fleet = eventually(
+        Duration::from_secs(30),
+        "the live nodes never cosigned each other",
+        || {
+            let out = h3.cli(&["audit", "fleet", "--json"]);
+            let v: Value = serde_json::from_str(&stdout(&out)).ok()?;
+            let by = |node: &str, witness: &str| {
+                v["nodes"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|n| n["node"] == node))
+                    .is_some_and(|n| n["cosigned_through"][witness].as_u64().unwrap_or(0) > 0)
+            };
+            (out.status.success() && by(&ids[0], &ids[2]) && by(&ids[2], &ids[0])).then_some(v)
+        },
+    );
+    let listed: Vec<&str> = fleet["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    for id in &ids {
+        assert!(listed.contains(&id.as_str()), "{fleet}");
+    }
+    let text = h1.cli_ok(&["audit", "fleet"]);
+    assert!(text.contains(&format!("node {}: ok", ids[0])), "{text}");
+
+    // An entry of node 1 edited in the store: the fleet check names it.
+    store.sql(&format!(
+        "UPDATE evidence_entries SET bytes = convert_to(replace(convert_from(bytes, 'UTF8'), 'ci-deploy', 'ci-deplox'), 'UTF8') \
+         WHERE node_id = '{}' AND seq = (SELECT min(seq) FROM evidence_entries e WHERE e.node_id = '{}' \
+         AND position('ci-deploy' in convert_from(e.bytes, 'UTF8')) > 0)",
+        ids[0], ids[0]
+    ));
+    let out = h3.cli(&["audit", "fleet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("node {}: FINDINGS", ids[0])),
+        "{text}"
+    );
+    assert!(text.contains(&format!("  node {}: ", ids[0])), "{text}");
 }

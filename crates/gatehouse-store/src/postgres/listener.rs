@@ -1,6 +1,7 @@
 //! Notifications between the nodes sharing the store.
 //!
-//! A write other nodes cache (an approval's, a token's revocation) sends
+//! A write other nodes cache (an approval's, a token's revocation) or act
+//! on (a published evidence checkpoint, which they witness) sends
 //! `NOTIFY gatehouse_changes` in its transaction (delivered at commit).
 //! Each store handle listens on a connection of its own and counts the
 //! notifications in a `watch` channel the gateway waits on. Notifications
@@ -27,6 +28,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub(super) enum Change {
     Approval,
     Token,
+    /// A node published an evidence checkpoint: witnesses may cosign it.
+    Checkpoint,
 }
 
 impl Change {
@@ -34,6 +37,7 @@ impl Change {
         match self {
             Self::Approval => "approval",
             Self::Token => "token",
+            Self::Checkpoint => "checkpoint",
         }
     }
 }

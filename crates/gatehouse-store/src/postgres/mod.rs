@@ -7,8 +7,10 @@
 //! decides by a conditional update.
 
 mod approvals;
+mod evidence;
 mod listener;
 mod nodes;
+mod replica_log;
 mod schema;
 mod sensitive_columns;
 mod sessions;
@@ -16,6 +18,8 @@ mod settings;
 mod texts;
 mod tokens;
 
+pub use evidence::EvidenceReplicas;
+pub use replica_log::ReplicaLog;
 pub use schema::SchemaState;
 pub use settings::{PgStoreSettings, StoreTls};
 
@@ -155,6 +159,12 @@ impl PgStore {
         self.inner.listening.stop();
         self.inner.listen_pool.close().await;
         self.inner.pool.close().await;
+    }
+
+    /// The replicated evidence logs of every node and their witness
+    /// cosignatures, on this store's pool.
+    pub fn evidence_replicas(&self) -> EvidenceReplicas {
+        EvidenceReplicas::new(self.inner.pool.clone())
     }
 
     fn pool(&self) -> &PgPool {

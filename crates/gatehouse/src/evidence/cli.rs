@@ -36,6 +36,13 @@ pub enum AuditCommand {
         #[command(flatten)]
         source: Source,
     },
+    /// Verify every node's log as copied to the shared store, and the
+    /// nodes' cosignatures of each other's checkpoints; exits 1 on any finding.
+    Fleet {
+        /// JSON output: {"ok", "nodes": [{"node", "key", "entries", "checkpoints_verified", "newest_checkpoint", "cosigned_through", "findings"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print an inclusion proof of one entry against the newest checkpoint.
     Proof {
         /// The entry's sequence number.
@@ -359,6 +366,7 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        AuditCommand::Fleet { json } => super::fleet::run(config, *json).await,
         AuditCommand::Proof { seq, out, source } => {
             let r = resolve(source, config)?;
             let log = r.open(&r.witnesses).await?;

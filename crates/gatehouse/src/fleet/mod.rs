@@ -2,13 +2,17 @@
 //! heartbeat in the store's node registry, the sessions of nodes that fell
 //! silent, and the approval changes other nodes make.
 
+pub mod evidence;
+
 use crate::config::{GatewayConfig, StoreSpec, HEARTBEAT};
 use anyhow::{Context, Result};
 use gatehouse_core::{ApprovalDesk, NodeRecord, Store, Timestamp};
 use gatehouse_store::{PgStore, SqliteStore};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// File name of the embedded store inside the data directory.
 pub const STORE_FILE: &str = "gatehouse.db";
@@ -205,11 +209,70 @@ pub async fn follow_approvals(
 }
 
 /// The next store notification; never, once notifications ended.
-async fn notified(
+pub(crate) async fn notified(
     changes: &mut Option<watch::Receiver<u64>>,
 ) -> Result<(), watch::error::RecvError> {
     match changes {
         Some(c) => c.changed().await,
         None => std::future::pending().await,
     }
+}
+
+/// The tasks that keep this node's evidence in the shared store.
+pub struct FleetEvidence {
+    /// Copies the log; ends once the log is closed and copied.
+    pub replicator: JoinHandle<()>,
+    /// Cosigns the other nodes' checkpoints; ends at shutdown.
+    pub witness: JoinHandle<()>,
+}
+
+/// How long stopping waits for the last entries to reach the shared store;
+/// the rest is copied at the next start.
+pub const REPLICA_GRACE: Duration = Duration::from_secs(5);
+
+/// Publishes this node's evidence key in the shared store (refusing to
+/// start when the store holds another key for this node id) and starts
+/// copying the log there and witnessing the other nodes'.
+pub async fn start_evidence(
+    pg: &PgStore,
+    config: &GatewayConfig,
+    log: &crate::evidence::OpenLog,
+    cursor: PathBuf,
+    stop: watch::Receiver<bool>,
+) -> Result<FleetEvidence> {
+    let node = config.node.id.clone();
+    let key = crate::evidence::signing_key(&config.evidence, &config.data_dir)?;
+    let replicas = pg.evidence_replicas();
+    replicas
+        .publish_key(&node, &key.verifier().to_string())
+        .await
+        .with_context(|| {
+            format!(
+                "publishing node {node}'s evidence key in the shared store: if another node uses the id {node}, give each node its own [server] node_id"
+            )
+        })?;
+    if let Some(dir) = cursor.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let path = crate::evidence::log_path(&config.data_dir);
+    let local: Arc<dyn gatehouse_core::EvidenceStore> = Arc::new(
+        gatehouse_store::SqliteEvidenceStore::open_read_only(&path)
+            .await
+            .with_context(|| {
+                format!("opening {} to copy it to the shared store", path.display())
+            })?,
+    );
+    let replicator = evidence::Replicator::new(replicas.clone(), node.clone(), local, cursor);
+    let replicator = tokio::spawn(replicator.run(log.log.committed()));
+    let witness = tokio::spawn(evidence::witness(
+        replicas,
+        node,
+        Arc::new(key),
+        pg.changes(),
+        stop,
+    ));
+    Ok(FleetEvidence {
+        replicator,
+        witness,
+    })
 }
