@@ -119,13 +119,7 @@ pub struct ApprovalDesk {
     filed: Mutex<HashMap<String, std::collections::VecDeque<Timestamp>>>,
     /// Requests one requester may have pending at once (none: no limit).
     pending_limit: Option<u32>,
-    /// Approvals this node took, newest last: a change read back from a
-    /// shared store before the take landed must not index them again.
-    taken: Mutex<std::collections::VecDeque<ApprovalId>>,
 }
-
-/// Approvals taken here that the desk remembers (see `ApprovalDesk::taken`).
-const TAKEN_KEPT: usize = 4_096;
 
 /// Requesters whose filings the desk remembers before it forgets the quiet ones.
 const FILERS_KEPT: usize = 10_000;
@@ -152,7 +146,6 @@ impl ApprovalDesk {
             filing_limit: None,
             filed: Mutex::new(HashMap::new()),
             pending_limit: None,
-            taken: Mutex::new(std::collections::VecDeque::new()),
         };
         for state in [ApprovalState::Pending, ApprovalState::Approved] {
             let mut after = None;
@@ -283,13 +276,7 @@ impl ApprovalDesk {
         fingerprint: &str,
         now: Timestamp,
     ) -> Option<(ApprovalId, Option<u64>)> {
-        let taken = self.lock().take_approved(fingerprint, now)?;
-        let mut kept = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= TAKEN_KEPT {
-            kept.pop_front();
-        }
-        kept.push_back(taken.0.clone());
-        Some(taken)
+        self.lock().take_approved(fingerprint, now)
     }
 
     /// Takes in a request as another node stored it (read back from a
@@ -298,21 +285,11 @@ impl ApprovalDesk {
     /// past is ignored: an approval taken here, or a request approved here
     /// read back as pending.
     pub fn apply_remote(&self, r: &ApprovalRequest) {
-        match r.state {
-            ApprovalState::Approved => {
-                let kept = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-                if kept.contains(&r.id) {
-                    return;
-                }
-            }
-            ApprovalState::Pending => {
-                if self.lock().is_approved(&r.id) {
-                    return;
-                }
-            }
-            ApprovalState::Denied | ApprovalState::Expired | ApprovalState::Used => {}
+        // Checked and indexed under one lock, so a take in between cannot
+        // be undone.
+        if !self.lock().update_remote(r) {
+            return;
         }
-        self.index_request(r);
         self.wake(r);
     }
 
@@ -325,8 +302,12 @@ impl ApprovalDesk {
     ) -> Result<Option<ApprovalState>, ApprovalError> {
         let mut decided = self.watch(id);
         let settled = |s: ApprovalState| (s != ApprovalState::Pending).then_some(s);
-        // Decided before the watch began?
-        if let Some(s) = settled(self.get(id).await?.state) {
+        // Decided before the watch began (here, or on another node sharing
+        // the store and not yet taken in: the index learns it now, so the
+        // approval can be taken)?
+        let stored = self.get(id).await?;
+        if let Some(s) = settled(stored.state) {
+            self.apply_remote(&stored);
             return Ok(Some(s));
         }
         let wait = async {

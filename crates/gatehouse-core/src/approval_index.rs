@@ -24,7 +24,13 @@ pub(crate) struct ApprovalIndex {
     fingerprints: HashMap<ApprovalId, String>,
     /// How many requests each requester has pending.
     pending_of: HashMap<String, u32>,
+    /// Approvals taken here, newest last: a change read back from a shared
+    /// store before the take landed there must not index them again.
+    taken: std::collections::VecDeque<ApprovalId>,
 }
+
+/// Approvals taken here that the index remembers.
+const TAKEN_KEPT: usize = 4_096;
 
 impl ApprovalIndex {
     /// Indexes `r` as it now stands (a decided, used or expired request
@@ -96,15 +102,31 @@ impl ApprovalIndex {
     ) -> Option<(ApprovalId, Option<u64>)> {
         let (id, until, rows) = self.approved.remove(fingerprint)?;
         self.fingerprints.remove(&id);
+        if self.taken.len() >= TAKEN_KEPT {
+            self.taken.pop_front();
+        }
+        self.taken.push_back(id.clone());
         until.is_none_or(|u| now < u).then_some((id, rows))
     }
 
-    /// Whether request `id` is indexed as approved (and not taken).
-    pub(crate) fn is_approved(&self, id: &ApprovalId) -> bool {
-        self.fingerprints
-            .get(id)
-            .and_then(|f| self.approved.get(f))
-            .is_some_and(|(a, ..)| a == id)
+    /// Indexes `r` as another node stored it, unless this node has gone
+    /// past that state (changes arrive late and may repeat): an approval
+    /// taken here, or a request approved here read back as pending.
+    /// Whether it was indexed.
+    pub(crate) fn update_remote(&mut self, r: &ApprovalRequest) -> bool {
+        let stale = match r.state {
+            ApprovalState::Approved => self.taken.contains(&r.id),
+            ApprovalState::Pending => self
+                .fingerprints
+                .get(&r.id)
+                .and_then(|f| self.approved.get(f))
+                .is_some_and(|(a, ..)| *a == r.id),
+            ApprovalState::Denied | ApprovalState::Expired | ApprovalState::Used => false,
+        };
+        if !stale {
+            self.update(r);
+        }
+        !stale
     }
 
     /// The pending request for `fingerprint`.

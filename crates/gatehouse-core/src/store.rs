@@ -53,13 +53,16 @@ pub trait Store: Send + Sync + 'static {
     async fn use_approval(&self, id: &ApprovalId, at: Timestamp) -> Result<bool, StoreError>;
     /// Approval requests stored or changed at or after `since` by the
     /// store's clock (all when `None`), oldest change first, at most
-    /// `limit`, with the store's clock as read before them: the next call
-    /// passes that back (less a margin for writes still committing).
+    /// `limit`, each with when it changed, and the store's clock as read
+    /// before them: the next call passes that back (less a margin for
+    /// writes still committing), or the last change's time after a full
+    /// page. A row that cannot be read is left out (and logged), so one
+    /// bad row cannot stop every node following the others' changes.
     async fn approvals_changed_since(
         &self,
         since: Option<Timestamp>,
         limit: u32,
-    ) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError>;
+    ) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError>;
     /// One approval request.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError>;
     /// Approval requests in `state`, oldest first (by creation, then id),
@@ -90,21 +93,32 @@ pub trait Store: Send + Sync + 'static {
     /// stored under it).
     fn node_id(&self) -> &str;
     /// Registers this node (its start, or a heartbeat): `node.id` must be
-    /// [`Self::node_id`]. A node that was marked lost and heartbeats again
-    /// is alive again (its ended sessions stay ended).
-    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<(), StoreError>;
+    /// [`Self::node_id`]. The heartbeat's time is the store's clock (nodes'
+    /// clocks may differ). A node that was marked lost and heartbeats again
+    /// is alive again (its ended sessions stay ended): the lost mark it
+    /// cleared (when, by which node) is returned so the node can say so.
+    async fn node_heartbeat(
+        &self,
+        node: &NodeRecord,
+    ) -> Result<Option<(Timestamp, String)>, StoreError>;
+    /// Ends, with reason `node_lost`, this node's sessions still open from
+    /// before `this_run_started` (a run that crashed and was restarted
+    /// before another node found it silent): how many.
+    async fn end_sessions_of_earlier_runs(
+        &self,
+        this_run_started: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Marks this node stopped cleanly at `at`.
     async fn node_stopped(&self, at: Timestamp) -> Result<(), StoreError>;
     /// Every node the store knows, by id.
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
     /// Ends, with reason `node_lost`, the open sessions of every node other
-    /// than this one whose last heartbeat is before `silent_before` and
-    /// which neither stopped nor was marked lost already; marks those nodes
-    /// lost by this one at `now`. Conditional: one node does it for each.
+    /// than this one silent for `silent_for` by the store's clock (which
+    /// neither stopped nor was marked lost already), and marks those nodes
+    /// lost by this one. Conditional: one node does it for each.
     async fn end_sessions_of_silent_nodes(
         &self,
-        silent_before: Timestamp,
-        now: Timestamp,
+        silent_for: std::time::Duration,
     ) -> Result<Vec<LostNode>, StoreError>;
     /// Wakes when another node may have changed shared state (a store
     /// notification): the value counts notifications. `None` for a store

@@ -6,7 +6,7 @@
 
 use crate::{rows, texts, unavailable};
 use gatehouse_core::{ApprovalId, ApprovalRequest, ApprovalState, StoreError, Timestamp};
-use rows::APPROVAL_COLUMNS;
+
 use sqlx::SqlitePool;
 
 /// Replaces request `r.id` if it is still in state `was` with `was_votes`
@@ -76,19 +76,16 @@ pub(crate) async fn changed_since(
     pool: &SqlitePool,
     since: Option<Timestamp>,
     limit: u32,
-) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError> {
+) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
     let now = Timestamp::now();
-    let rows = sqlx::query_as::<_, rows::ApprovalRow>(&format!(
-        "{APPROVAL_COLUMNS} WHERE a.changed_at >= ? ORDER BY a.changed_at, a.id LIMIT ?"
+    let rows = sqlx::query_as::<_, rows::ChangedApprovalRow>(&format!(
+        "{} WHERE a.changed_at >= ? ORDER BY a.changed_at, a.id LIMIT ?",
+        rows::CHANGED_APPROVAL_COLUMNS
     ))
     .bind(since.map_or(i64::MIN, Timestamp::unix_millis))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    let requests = rows
-        .into_iter()
-        .map(TryInto::try_into)
-        .collect::<Result<_, _>>()?;
-    Ok((now, requests))
+    Ok((now, rows::changed_requests(rows)))
 }

@@ -178,7 +178,7 @@ impl Store for SqliteStore {
         &self,
         since: Option<Timestamp>,
         limit: u32,
-    ) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError> {
+    ) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
         approvals::changed_since(&self.pool, since, limit).await
     }
 
@@ -400,9 +400,19 @@ impl Store for SqliteStore {
         &self.node_id
     }
 
-    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<(), StoreError> {
+    async fn node_heartbeat(
+        &self,
+        node: &NodeRecord,
+    ) -> Result<Option<(Timestamp, String)>, StoreError> {
         nodes::check_own(&self.node_id, node)?;
         nodes::heartbeat(&self.pool, node).await
+    }
+
+    async fn end_sessions_of_earlier_runs(
+        &self,
+        this_run_started: Timestamp,
+    ) -> Result<u64, StoreError> {
+        nodes::end_earlier_runs(&self.pool, &self.node_id, this_run_started).await
     }
 
     async fn node_stopped(&self, at: Timestamp) -> Result<(), StoreError> {
@@ -415,9 +425,13 @@ impl Store for SqliteStore {
 
     async fn end_sessions_of_silent_nodes(
         &self,
-        silent_before: Timestamp,
-        now: Timestamp,
+        silent_for: std::time::Duration,
     ) -> Result<Vec<LostNode>, StoreError> {
+        let now = Timestamp::now();
+        let silent_before = Timestamp::from_unix_millis(
+            now.unix_millis()
+                .saturating_sub(i64::try_from(silent_for.as_millis()).unwrap_or(i64::MAX)),
+        );
         nodes::end_sessions_of_silent(&self.pool, &self.node_id, silent_before, now).await
     }
 }

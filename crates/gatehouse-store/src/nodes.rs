@@ -18,8 +18,19 @@ pub(crate) fn check_own(own: &str, node: &NodeRecord) -> Result<(), StoreError> 
     }
 }
 
-/// Inserts or refreshes `node`: running, neither stopped nor lost.
-pub(crate) async fn heartbeat(pool: &SqlitePool, node: &NodeRecord) -> Result<(), StoreError> {
+/// Inserts or refreshes `node`: running, neither stopped nor lost; the
+/// lost mark it cleared, if any.
+pub(crate) async fn heartbeat(
+    pool: &SqlitePool,
+    node: &NodeRecord,
+) -> Result<Option<(Timestamp, String)>, StoreError> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    let was: Option<(Option<i64>, Option<String>)> =
+        sqlx::query_as("SELECT lost_at, lost_by FROM nodes WHERE id = ?")
+            .bind(&node.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
     sqlx::query(
         "INSERT INTO nodes (id, api_address, version, started_at, heartbeat_at) \
          VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
@@ -32,10 +43,39 @@ pub(crate) async fn heartbeat(pool: &SqlitePool, node: &NodeRecord) -> Result<()
     .bind(&node.version)
     .bind(node.started_at.unix_millis())
     .bind(node.heartbeat_at.unix_millis())
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .map_err(unavailable)?;
-    Ok(())
+    tx.commit().await.map_err(unavailable)?;
+    Ok(match was {
+        Some((Some(at), Some(by))) => Some((Timestamp::from_unix_millis(at), by)),
+        _ => None,
+    })
+}
+
+/// Ends the sessions still open from before `this_run_started`: this
+/// node's, and those stored before sessions named their node (one node
+/// uses a SQLite store, so they are its own too).
+pub(crate) async fn end_earlier_runs(
+    pool: &SqlitePool,
+    me: &str,
+    this_run_started: Timestamp,
+) -> Result<u64, StoreError> {
+    let ended = sqlx::query(
+        "UPDATE sessions SET ended_at = ?, end_reason = 'node_lost', end_detail = ?, \
+         bytes_from_client = COALESCE(bytes_from_client, 0), \
+         bytes_to_client = COALESCE(bytes_to_client, 0) \
+         WHERE (node_id = ? OR node_id IS NULL) AND ended_at IS NULL AND started_at < ?",
+    )
+    .bind(this_run_started.unix_millis())
+    .bind(rows::restarted_detail(me, this_run_started))
+    .bind(me)
+    .bind(this_run_started.unix_millis())
+    .execute(pool)
+    .await
+    .map_err(unavailable)?
+    .rows_affected();
+    Ok(ended)
 }
 
 pub(crate) async fn stopped(pool: &SqlitePool, id: &str, at: Timestamp) -> Result<(), StoreError> {

@@ -370,6 +370,37 @@ pub(crate) const APPROVAL_COLUMNS: &str =
     "SELECT a.id, a.body_json, a.text_sha256, t.text AS shared_text \
      FROM approvals a LEFT JOIN statement_texts t ON t.sha256 = a.text_sha256";
 
+/// [`APPROVAL_COLUMNS`] with when each request last changed.
+pub(crate) const CHANGED_APPROVAL_COLUMNS: &str =
+    "SELECT a.changed_at, a.id, a.body_json, a.text_sha256, t.text AS shared_text \
+     FROM approvals a LEFT JOIN statement_texts t ON t.sha256 = a.text_sha256";
+
+/// An approval request's row with when it last changed.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChangedApprovalRow {
+    changed_at: i64,
+    #[sqlx(flatten)]
+    row: ApprovalRow,
+}
+
+/// The changed requests that can be read, each with its time; a row that
+/// cannot is logged and left out (one bad row must not stop a node
+/// following every other change).
+pub(crate) fn changed_requests(rows: Vec<ChangedApprovalRow>) -> Vec<(Timestamp, ApprovalRequest)> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let id = r.row.id.clone();
+            match ApprovalRequest::try_from(r.row) {
+                Ok(request) => Some((Timestamp::from_unix_millis(r.changed_at), request)),
+                Err(e) => {
+                    tracing::error!(request = %id, error = %e, "an approval request in the store cannot be read; it is left out");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 /// A gateway node's row.
 #[derive(sqlx::FromRow)]
 pub(crate) struct NodeRow {
@@ -401,6 +432,11 @@ impl From<NodeRow> for NodeRecord {
 }
 
 /// The `end_detail` of a session ended because its node fell silent.
+/// Why a node's session from an earlier run was ended when it restarted.
+pub(crate) fn restarted_detail(node: &str, at: Timestamp) -> String {
+    format!("node {node} restarted at {at} while the session was open (the earlier run stopped without ending it)")
+}
+
 pub(crate) fn node_lost_detail(node: &str, heartbeat_at: Timestamp, by: &str) -> String {
     format!("node {node} stopped heartbeating at {heartbeat_at}; ended by node {by}")
 }

@@ -8,9 +8,8 @@ mod common;
 use common::pg::{Cluster, PASSWORD};
 use gatehouse_core::{
     statement_fingerprint, ActionOutcome, ActionRecord, ApprovalId, ApprovalRequest, ApprovalState,
-    ApprovalVote, FoundBy, Identity, LostNode, NodeRecord, SensitiveColumn, SessionEnd,
-    SessionEndReason, SessionFilter, SessionId, SessionStart, Store, StoreError, Timestamp,
-    TokenId, TokenRecord,
+    ApprovalVote, FoundBy, Identity, NodeRecord, SensitiveColumn, SessionEnd, SessionEndReason,
+    SessionFilter, SessionId, SessionStart, Store, StoreError, Timestamp, TokenId, TokenRecord,
 };
 use gatehouse_store::{PgStore, SchemaState, StoreTls};
 use sqlx::{Connection, PgConnection};
@@ -469,7 +468,7 @@ async fn approvals_changed_since_returns_the_changed_ones_by_the_servers_clock()
     let b = request(2_000, "DELETE FROM b");
     store.save_approval(&a).await.unwrap();
     pause().await;
-    let (first, all) = store.approvals_changed_since(None, 10).await.unwrap();
+    let (first, all) = changed_of(&store, None, 10).await;
     assert_eq!(all, vec![a.clone()]);
     // The server's clock: close to ours here.
     let skew = (first.unix_millis() - Timestamp::now().unix_millis()).abs();
@@ -477,10 +476,7 @@ async fn approvals_changed_since_returns_the_changed_ones_by_the_servers_clock()
     pause().await;
     store.save_approval(&b).await.unwrap();
     pause().await;
-    let (second, changed) = store
-        .approvals_changed_since(Some(first), 10)
-        .await
-        .unwrap();
+    let (second, changed) = changed_of(&store, Some(first), 10).await;
     assert_eq!(changed, vec![b.clone()]);
     assert!(second > first);
     pause().await;
@@ -490,26 +486,20 @@ async fn approvals_changed_since_returns_the_changed_ones_by_the_servers_clock()
         .await
         .unwrap());
     pause().await;
-    let (third, changed) = store
-        .approvals_changed_since(Some(second), 10)
-        .await
-        .unwrap();
+    let (third, changed) = changed_of(&store, Some(second), 10).await;
     assert_eq!(changed, vec![a.clone()]);
     pause().await;
     assert!(store.use_approval(&a.id, Timestamp::now()).await.unwrap());
-    let (_, changed) = store
-        .approvals_changed_since(Some(third), 10)
-        .await
-        .unwrap();
+    let (_, changed) = changed_of(&store, Some(third), 10).await;
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].state, ApprovalState::Used);
-    let (_, all) = store.approvals_changed_since(None, 10).await.unwrap();
+    let (_, all) = changed_of(&store, None, 10).await;
     assert_eq!(
         all.iter().map(|r| &r.id).collect::<Vec<_>>(),
         [&b.id, &a.id],
         "oldest change first"
     );
-    let (_, one) = store.approvals_changed_since(None, 1).await.unwrap();
+    let (_, one) = changed_of(&store, None, 1).await;
     assert_eq!(one, vec![b]);
 }
 
@@ -559,6 +549,19 @@ async fn sensitive_columns_are_stored_once_until_removed() {
     );
 }
 
+/// Moves the heartbeats of `ids` an hour into the past (the store stamps
+/// heartbeats with its own clock, so silence is made here).
+async fn backdate(cluster: &Cluster, db: &str, ids: &[&str]) {
+    let mut conn = cluster.connect(db).await;
+    for id in ids {
+        sqlx::query("UPDATE nodes SET heartbeat_at = heartbeat_at - 3600000 WHERE id = $1")
+            .bind(id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn nodes_heartbeat_stop_and_a_silent_ones_sessions_end_once() {
     let (n1, db) = store("nodes").await;
@@ -567,7 +570,8 @@ async fn nodes_heartbeat_stop_and_a_silent_ones_sessions_end_once() {
     let n3 = PgStore::connect(cluster.settings(&db, "n3")).await.unwrap();
     assert_eq!(n2.node_id(), "n2");
     assert!(n1.node_heartbeat(&node("n2", 1)).await.is_err());
-    n1.node_heartbeat(&node("n1", 10_000)).await.unwrap();
+    let before = Timestamp::now();
+    assert_eq!(n1.node_heartbeat(&node("n1", 10_000)).await.unwrap(), None);
     n2.node_heartbeat(&node("n2", 5_000)).await.unwrap();
     n3.node_heartbeat(&node("n3", 5_000)).await.unwrap();
     n3.node_stopped(Timestamp::from_unix_millis(6_000))
@@ -590,24 +594,25 @@ async fn nodes_heartbeat_stop_and_a_silent_ones_sessions_end_once() {
     n2.record_batch(&[], std::slice::from_ref(&end))
         .await
         .unwrap();
+    // Heartbeats carry the store's clock, not the node's.
+    let listed = n1.list_nodes().await.unwrap();
+    assert!(listed[0].heartbeat_at >= Timestamp::from_unix_millis(before.unix_millis() - 60_000));
 
-    let now = Timestamp::from_unix_millis(20_000);
+    backdate(cluster, &db, &["n2", "n3"]).await;
+    // Silent for an hour: not for two.
     assert!(n1
-        .end_sessions_of_silent_nodes(Timestamp::from_unix_millis(4_000), now)
+        .end_sessions_of_silent_nodes(Duration::from_secs(7_200))
         .await
         .unwrap()
         .is_empty());
-    let before = Timestamp::from_unix_millis(15_000);
-    assert_eq!(
-        n1.end_sessions_of_silent_nodes(before, now).await.unwrap(),
-        vec![LostNode {
-            id: "n2".into(),
-            heartbeat_at: Timestamp::from_unix_millis(5_000),
-            sessions_ended: 1,
-        }]
-    );
+    let lost = n1
+        .end_sessions_of_silent_nodes(Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!((lost[0].id.as_str(), lost[0].sessions_ended), ("n2", 1));
     assert!(n1
-        .end_sessions_of_silent_nodes(before, now)
+        .end_sessions_of_silent_nodes(Duration::from_secs(600))
         .await
         .unwrap()
         .is_empty());
@@ -620,7 +625,6 @@ async fn nodes_heartbeat_stop_and_a_silent_ones_sessions_end_once() {
         .end
         .unwrap();
     assert_eq!(e.reason, SessionEndReason::NodeLost);
-    assert_eq!(e.ended_at, now);
     assert_eq!((e.bytes_from_client, e.bytes_to_client), (0, 0));
     let detail = e.detail.unwrap();
     assert!(
@@ -647,15 +651,23 @@ async fn nodes_heartbeat_stop_and_a_silent_ones_sessions_end_once() {
 
     let nodes = n1.list_nodes().await.unwrap();
     assert_eq!(nodes.len(), 3);
-    assert_eq!(nodes[0], node("n1", 10_000));
-    assert_eq!(nodes[1].lost, Some((now, "n1".to_string())));
+    assert_eq!(
+        (nodes[0].id.as_str(), nodes[0].started_at),
+        ("n1", node("n1", 10_000).started_at)
+    );
+    assert_eq!(
+        nodes[1].lost.as_ref().map(|(_, by)| by.as_str()),
+        Some("n1")
+    );
     assert_eq!(
         nodes[2].stopped_at,
         Some(Timestamp::from_unix_millis(6_000))
     );
-    // n2 heartbeats again: alive, its ended session stays ended.
-    n2.node_heartbeat(&node("n2", 21_000)).await.unwrap();
-    assert_eq!(n1.list_nodes().await.unwrap()[1], node("n2", 21_000));
+    // n2 heartbeats again: alive (and told it was taken for lost), its
+    // ended session stays ended.
+    let cleared = n2.node_heartbeat(&node("n2", 21_000)).await.unwrap();
+    assert_eq!(cleared.map(|(_, by)| by), Some("n1".to_string()));
+    assert_eq!(n1.list_nodes().await.unwrap()[1].lost, None);
     assert_eq!(
         n1.session(open.id)
             .await
@@ -670,6 +682,39 @@ async fn nodes_heartbeat_stop_and_a_silent_ones_sessions_end_once() {
 }
 
 #[tokio::test]
+async fn a_restarted_node_ends_its_earlier_runs_open_sessions() {
+    let (n1, _db) = store("earlier_runs").await;
+    let old = session_start(2_000);
+    let current = session_start(4_000);
+    n1.record_session_start(&old).await.unwrap();
+    n1.record_session_start(&current).await.unwrap();
+    assert_eq!(
+        n1.end_sessions_of_earlier_runs(Timestamp::from_unix_millis(3_000))
+            .await
+            .unwrap(),
+        1
+    );
+    let e = n1
+        .session(old.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .summary
+        .end
+        .unwrap();
+    assert_eq!(e.reason, SessionEndReason::NodeLost);
+    assert!(e.detail.unwrap().contains("restarted"));
+    assert!(n1
+        .session(current.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .summary
+        .end
+        .is_none());
+}
+
+#[tokio::test]
 async fn nodes_racing_to_end_a_silent_nodes_sessions_count_each_once() {
     let (a, db) = store("silent_race").await;
     let cluster = Cluster::shared();
@@ -678,6 +723,7 @@ async fn nodes_racing_to_end_a_silent_nodes_sessions_count_each_once() {
     b.node_heartbeat(&node("n2", 100_000)).await.unwrap();
     // Twenty silent nodes with three open sessions each.
     let mut expected = Vec::new();
+    let mut ids = Vec::new();
     for i in 0..20 {
         let id = format!("silent-{i:02}");
         let s = PgStore::connect(cluster.settings(&db, &id)).await.unwrap();
@@ -688,20 +734,22 @@ async fn nodes_racing_to_end_a_silent_nodes_sessions_count_each_once() {
                 .unwrap();
         }
         s.close().await;
-        expected.push(LostNode {
-            id,
-            heartbeat_at: Timestamp::from_unix_millis(1_000 + i),
-            sessions_ended: 3,
-        });
+        expected.push((id.clone(), 3));
+        ids.push(id);
     }
-    let before = Timestamp::from_unix_millis(50_000);
-    let now = Timestamp::from_unix_millis(60_000);
+    let silent: Vec<&str> = ids.iter().map(String::as_str).collect();
+    backdate(cluster, &db, &silent).await;
     let (ra, rb) = tokio::join!(
-        a.end_sessions_of_silent_nodes(before, now),
-        b.end_sessions_of_silent_nodes(before, now)
+        a.end_sessions_of_silent_nodes(Duration::from_secs(600)),
+        b.end_sessions_of_silent_nodes(Duration::from_secs(600))
     );
-    let mut all: Vec<LostNode> = ra.unwrap().into_iter().chain(rb.unwrap()).collect();
-    all.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut all: Vec<(String, u64)> = ra
+        .unwrap()
+        .into_iter()
+        .chain(rb.unwrap())
+        .map(|n| (n.id, n.sessions_ended))
+        .collect();
+    all.sort();
     assert_eq!(
         all, expected,
         "every silent node taken once, by one of them"
@@ -1096,4 +1144,14 @@ async fn the_fixture_connection_is_its_own() {
         .unwrap();
     assert_eq!(one, 1);
     assert!(Cluster::shared().dir().exists());
+}
+
+/// The requests changed since `since`, without their times.
+async fn changed_of(
+    store: &impl gatehouse_core::Store,
+    since: Option<Timestamp>,
+    limit: u32,
+) -> (Timestamp, Vec<gatehouse_core::ApprovalRequest>) {
+    let (now, changed) = store.approvals_changed_since(since, limit).await.unwrap();
+    (now, changed.into_iter().map(|(_, r)| r).collect())
 }

@@ -106,14 +106,20 @@ impl Store for FullDisk {
         &self,
         since: Option<Timestamp>,
         limit: u32,
-    ) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError> {
+    ) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
         self.inner.approvals_changed_since(since, limit).await
     }
     fn node_id(&self) -> &str {
         self.inner.node_id()
     }
-    async fn node_heartbeat(&self, node: &gatehouse_core::NodeRecord) -> Result<(), StoreError> {
+    async fn node_heartbeat(
+        &self,
+        node: &gatehouse_core::NodeRecord,
+    ) -> Result<Option<(Timestamp, String)>, StoreError> {
         self.inner.node_heartbeat(node).await
+    }
+    async fn end_sessions_of_earlier_runs(&self, started: Timestamp) -> Result<u64, StoreError> {
+        self.inner.end_sessions_of_earlier_runs(started).await
     }
     async fn node_stopped(&self, at: Timestamp) -> Result<(), StoreError> {
         self.inner.node_stopped(at).await
@@ -123,12 +129,9 @@ impl Store for FullDisk {
     }
     async fn end_sessions_of_silent_nodes(
         &self,
-        silent_before: Timestamp,
-        now: Timestamp,
+        silent_for: std::time::Duration,
     ) -> Result<Vec<gatehouse_core::LostNode>, StoreError> {
-        self.inner
-            .end_sessions_of_silent_nodes(silent_before, now)
-            .await
+        self.inner.end_sessions_of_silent_nodes(silent_for).await
     }
 }
 

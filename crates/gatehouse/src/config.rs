@@ -366,10 +366,14 @@ impl RawConfig {
                 reason,
             })
         };
-        let spec = self.resolve_node(&mut problem).and_then(|node| {
-            self.evidence
-                .resolve(|p| self.path(p), &self.data_dir(), &node.id, &mut problem)
-        });
+        let node = self.resolve_node(&mut problem);
+        let spec = self.evidence.resolve(
+            |p| self.path(p),
+            &self.data_dir(),
+            node.as_ref().map_or(node::PLACEHOLDER, |n| &n.id),
+            &mut problem,
+        );
+        let spec = spec.filter(|_| node.is_some());
         spec.ok_or(ConfigProblems(problems))
     }
 
@@ -593,10 +597,14 @@ impl RawConfig {
             masking::resolve_global(self.masking.as_ref(), |p| self.path(p), &mut problem);
         let node = self.resolve_node(&mut problem);
         let store = self.store.resolve(&|p| self.path(p), &mut problem);
-        let evidence = node.as_ref().and_then(|node| {
-            self.evidence
-                .resolve(|p| self.path(p), &self.data_dir(), &node.id, &mut problem)
-        });
+        // Checked with a stand-in id when the node's is wrong, so that
+        // every problem of the section is named at once.
+        let evidence = self.evidence.resolve(
+            |p| self.path(p),
+            &self.data_dir(),
+            node.as_ref().map_or(node::PLACEHOLDER, |n| &n.id),
+            &mut problem,
+        );
         let approval_routes = self.approval.resolve(&mut problem);
         let approval_webhooks = self.approval.webhooks(&mut problem);
         let oidc_issuers = self.identity.resolve(&|p| self.path(p), &mut problem);

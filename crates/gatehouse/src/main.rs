@@ -385,7 +385,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         println!(
                             "{}: ok (node {}, {store}, postgres listener {}{http}{ssh}{mysql}, API {}, {} connection(s))",
                             path.display(),
-                            c.node.id,
+                            match c.node.generate_into {
+                                Some(_) => "id generated at the first start".to_string(),
+                                None => c.node.id.clone(),
+                            },
                             c.postgres_listen,
                             c.api_listen,
                             c.connections.len()
@@ -403,7 +406,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         "ssh_listen": c.ssh_listen.map(|a| a.to_string()),
                         "mysql_listen": c.mysql_listen.map(|a| a.to_string()),
                         "api_listen": c.api_listen.to_string(),
-                        "node_id": c.node.id,
+                        "node_id": c.node.generate_into.is_none().then(|| c.node.id.clone()),
                         "store": match &c.store {
                             gatehouse::config::StoreSpec::Embedded => None,
                             gatehouse::config::StoreSpec::Shared(s) => Some(s.url.clone()),

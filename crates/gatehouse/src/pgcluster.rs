@@ -304,6 +304,43 @@ impl TempCluster {
         Self::run_psql(c).map(|_| ())
     }
 
+    /// Stops the server, keeping its data (for [`Self::start_server`]):
+    /// how tests take a database away and bring it back.
+    pub fn stop_server(&mut self) -> Result<()> {
+        if !self.stopped {
+            let data = self.dir()?.join("data");
+            self.run_tool(
+                "pg_ctl",
+                &["-D", path_str(&data)?, "-m", "fast", "-w", "stop"],
+            )?;
+            self.stopped = true;
+        }
+        Ok(())
+    }
+
+    /// Starts a server stopped by [`Self::stop_server`] again, on the same port.
+    pub fn start_server(&mut self) -> Result<()> {
+        if self.stopped {
+            let data = self.dir()?.join("data");
+            let log = self.dir()?.join("postgres.log");
+            self.run_tool(
+                "pg_ctl",
+                &[
+                    "-D",
+                    path_str(&data)?,
+                    "-l",
+                    path_str(&log)?,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+            )?;
+            self.stopped = false;
+        }
+        Ok(())
+    }
+
     /// Stops the server and removes its directory.
     pub fn stop(&mut self) -> Result<()> {
         if !self.stopped {

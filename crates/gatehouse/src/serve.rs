@@ -262,6 +262,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     }
     let (recorder, recorder_task) = SessionRecorder::spawn(store.clone(), audit.clone(), 8192);
     let recorder_stop = recorder.stop_signal();
+    let follow_from = crate::fleet::store_clock(store.as_ref()).await?;
     let mut desk = ApprovalDesk::open(config.approval_routes.clone(), store.clone(), audit.clone())
         .await
         .context("reading the approval requests from the store")?
@@ -427,18 +428,23 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let follow_task = tokio::spawn(crate::fleet::follow_approvals(
         store_for_tasks.clone(),
         approvals.clone(),
+        follow_from,
         shutdown.subscribe(),
     ));
-    let heartbeat_task = tokio::spawn(crate::fleet::heartbeat(
-        store_for_tasks,
-        config.clone(),
-        started_at,
-        match &opened {
-            crate::fleet::OpenStore::Shared(_, lost_after) => Some(*lost_after),
-            crate::fleet::OpenStore::Embedded(_) => None,
-        },
-        shutdown.subscribe(),
-    ));
+    // Only other nodes read heartbeats: the embedded store's one node
+    // registers at start and marks its stop.
+    let heartbeat_task = match &opened {
+        crate::fleet::OpenStore::Shared(_, lost_after) => {
+            Some(tokio::spawn(crate::fleet::heartbeat(
+                store_for_tasks,
+                config.clone(),
+                started_at,
+                *lost_after,
+                shutdown.subscribe(),
+            )))
+        }
+        crate::fleet::OpenStore::Embedded(_) => None,
+    };
     let expiry_task = tokio::spawn(expire_approvals(approvals, shutdown.subscribe()));
     let reload_task = tokio::spawn(reload_on_sighup(
         config.policy.clone(),
@@ -476,21 +482,14 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         ssh_addr,
         mysql_addr,
         shutdown,
-        tasks: [
-            pg_task,
-            api_task,
-            reload_task,
-            expiry_task,
-            follow_task,
-            heartbeat_task,
-        ]
-        .into_iter()
-        .chain(witness_task)
-        .into_iter()
-        .chain(http_task)
-        .chain(ssh_task)
-        .chain(mysql_task)
-        .collect(),
+        tasks: [pg_task, api_task, reload_task, expiry_task, follow_task]
+            .into_iter()
+            .chain(heartbeat_task)
+            .chain(witness_task)
+            .chain(http_task)
+            .chain(ssh_task)
+            .chain(mysql_task)
+            .collect(),
         key_refresh: oidc_task,
         recorder_task,
         recorder_stop,

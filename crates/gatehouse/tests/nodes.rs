@@ -268,8 +268,41 @@ fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
                 .map(|s| s["id"].as_str().unwrap().to_string())
         },
     );
+    // Under load through all three (pgbench), node 2 is killed: the
+    // others go on serving.
+    let script = h1.dir.path().join("select.sql");
+    std::fs::write(&script, "SELECT count(*) FROM customers;\n").unwrap();
+    let bench = |h: &Harness| {
+        h.pgbench_cmd(&ci)
+            .args(["-n", "-c", "2", "-j", "1", "-T", "6", "-f"])
+            .arg(&script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (b1, b2, b3) = (bench(&h1), bench(&h2), bench(&h3));
+    std::thread::sleep(Duration::from_secs(2));
     h2.kill_gateway();
     let _ = open.wait();
+    for (name, b) in [("node 1", b1), ("node 3", b3)] {
+        let out = b.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "pgbench through {name}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("number of transactions actually processed"),
+            "{text}"
+        );
+    }
+    let out = b2.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "pgbench through the killed node 2 went on"
+    );
     let ended = eventually(
         Duration::from_secs(30),
         "node 2's session was never ended",
@@ -337,4 +370,76 @@ fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
         "{text}"
     );
     assert!(text.contains(&format!("  node {}: ", ids[0])), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_refused_while_the_store_is_down_and_nothing_is_lost() {
+    let mut store = StoreCluster::start();
+    let config: &'static str =
+        Box::leak(format!("{ROUTES}{}", store.section("6s")).into_boxed_str());
+    let h = Harness::with(Options {
+        policy: Some(POLICY.into()),
+        extra_config: config,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE notes (n int); GRANT ALL ON notes TO app_owner",
+        )
+        .unwrap();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let open = h.connect(&ci, "app-db").await.unwrap();
+    open.simple_query("INSERT INTO notes VALUES (0)")
+        .await
+        .unwrap();
+
+    store.cluster.stop_server().unwrap();
+    // A login needs the store (the token, the session's record): refused.
+    let out = h.psql(&ci, "app-db", "SELECT 1");
+    assert!(!out.status.success(), "logged in without the store");
+    let err = stderr(&out);
+    assert!(err.contains("store"), "{err}");
+    // An open session goes on: each statement is written ahead to the
+    // node's own evidence log; its record waits for the store.
+    for n in 1..=20 {
+        open.simple_query(&format!("INSERT INTO notes VALUES ({n})"))
+            .await
+            .unwrap();
+    }
+
+    store.cluster.start_server().unwrap();
+    eventually(Duration::from_secs(60), "logins never came back", || {
+        h.psql(&ci, "app-db", "SELECT 1")
+            .status
+            .success()
+            .then_some(())
+    });
+    drop(open);
+    // Nothing acknowledged was lost: the 21 inserts are recorded.
+    let recorded = eventually(
+        Duration::from_secs(30),
+        "the statements run during the outage were not recorded",
+        || {
+            let list: Value =
+                serde_json::from_str(&h.cli_ok(&["sessions", "list", "--json"])).unwrap();
+            list.as_array()?
+                .iter()
+                .map(|s| s["statement_count"].as_u64().unwrap_or(0))
+                .find(|n| *n >= 21)
+        },
+    );
+    assert!(recorded >= 21);
+    assert_eq!(
+        h.cluster.sql("app", "SELECT count(*) FROM notes").unwrap(),
+        "21"
+    );
+    let out = h.cli(&["audit", "verify"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The copy of its log in the store caught up and verifies.
+    eventually(
+        Duration::from_secs(30),
+        "the fleet check never passed",
+        || h.cli(&["audit", "fleet"]).status.success().then_some(()),
+    );
 }

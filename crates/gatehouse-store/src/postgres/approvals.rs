@@ -87,14 +87,30 @@ pub(super) async fn use_once(
     id: &ApprovalId,
     at: Timestamp,
 ) -> Result<bool, StoreError> {
+    // The body is rewritten here rather than cast to jsonb, which refuses
+    // a NUL (`\u0000`) a statement's text or parameters may hold. Reading
+    // it first is safe: an approved request's body changes only with its
+    // state, and the UPDATE is conditional on the state read.
+    let body: Option<String> =
+        sqlx::query_scalar("SELECT body_json FROM approvals WHERE id = $1 AND state = 'approved'")
+            .bind(&id.0)
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)?;
+    let Some(body) = body else {
+        return Ok(false);
+    };
+    let mut value: serde_json::Value = rows::from_json("approval", &body)?;
+    value["state"] = serde_json::Value::String("used".into());
+    value["used_at"] =
+        serde_json::to_value(at).map_err(|e| StoreError::Malformed(e.to_string()))?;
     let mut tx = pool.begin().await.map_err(unavailable)?;
     let used = sqlx::query(&format!(
-        "UPDATE approvals SET state = 'used', body_json = (body_json::jsonb || \
-         jsonb_build_object('state', 'used', 'used_at', $2::text))::text, \
+        "UPDATE approvals SET state = 'used', body_json = $2, \
          changed_at = {NOW_MILLIS} WHERE id = $1 AND state = 'approved'"
     ))
     .bind(&id.0)
-    .bind(at.rfc3339())
+    .bind(rows::to_json(&value)?)
     .execute(&mut *tx)
     .await
     .map_err(unavailable)?
@@ -113,24 +129,24 @@ pub(super) async fn changed_since(
     pool: &PgPool,
     since: Option<Timestamp>,
     limit: u32,
-) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError> {
+) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
     let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MILLIS}"))
         .fetch_one(pool)
         .await
         .map_err(unavailable)?;
-    let rows = sqlx::query_as::<_, rows::ApprovalRow>(&format!(
-        "{APPROVAL_COLUMNS} WHERE a.changed_at >= $1 ORDER BY a.changed_at, a.id LIMIT $2"
+    let rows = sqlx::query_as::<_, rows::ChangedApprovalRow>(&format!(
+        "{} WHERE a.changed_at >= $1 ORDER BY a.changed_at, a.id LIMIT $2",
+        rows::CHANGED_APPROVAL_COLUMNS
     ))
     .bind(since.map_or(i64::MIN, Timestamp::unix_millis))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    let requests = rows
-        .into_iter()
-        .map(TryInto::try_into)
-        .collect::<Result<_, _>>()?;
-    Ok((Timestamp::from_unix_millis(now), requests))
+    Ok((
+        Timestamp::from_unix_millis(now),
+        rows::changed_requests(rows),
+    ))
 }
 
 pub(super) async fn get(

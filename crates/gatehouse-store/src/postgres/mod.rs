@@ -234,7 +234,7 @@ impl Store for PgStore {
         &self,
         since: Option<Timestamp>,
         limit: u32,
-    ) -> Result<(Timestamp, Vec<ApprovalRequest>), StoreError> {
+    ) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
         approvals::changed_since(self.pool(), since, limit).await
     }
 
@@ -275,9 +275,19 @@ impl Store for PgStore {
         &self.inner.node_id
     }
 
-    async fn node_heartbeat(&self, node: &NodeRecord) -> Result<(), StoreError> {
+    async fn node_heartbeat(
+        &self,
+        node: &NodeRecord,
+    ) -> Result<Option<(Timestamp, String)>, StoreError> {
         crate::nodes::check_own(&self.inner.node_id, node)?;
         nodes::heartbeat(self.pool(), node).await
+    }
+
+    async fn end_sessions_of_earlier_runs(
+        &self,
+        this_run_started: Timestamp,
+    ) -> Result<u64, StoreError> {
+        nodes::end_earlier_runs(self.pool(), &self.inner.node_id, this_run_started).await
     }
 
     async fn node_stopped(&self, at: Timestamp) -> Result<(), StoreError> {
@@ -290,10 +300,9 @@ impl Store for PgStore {
 
     async fn end_sessions_of_silent_nodes(
         &self,
-        silent_before: Timestamp,
-        now: Timestamp,
+        silent_for: std::time::Duration,
     ) -> Result<Vec<LostNode>, StoreError> {
-        nodes::end_sessions_of_silent(self.pool(), &self.inner.node_id, silent_before, now).await
+        nodes::end_sessions_of_silent(self.pool(), &self.inner.node_id, silent_for).await
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {

@@ -97,6 +97,16 @@ pub(crate) async fn state(conn: &mut PgConnection) -> Result<SchemaState, sqlx::
 /// caller's own (not a pool's): should anything fail between, closing it
 /// releases the lock.
 async fn schema_lock(conn: &mut PgConnection, take: bool) -> Result<(), StoreError> {
+    if take {
+        // Migrations may take long (an index on a large table), and a node
+        // starting meanwhile waits for them: no timeouts on this connection.
+        for set in ["SET statement_timeout = 0", "SET lock_timeout = 0"] {
+            sqlx::query(set)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("schema lock: {e}")))?;
+        }
+    }
     let sql = if take {
         "SELECT pg_advisory_lock($1)"
     } else {
@@ -178,9 +188,12 @@ async fn migrate_locked(
 async fn run(options: &PgConnectOptions, shown_url: &str) -> Result<(), StoreError> {
     let failed =
         |e: String| StoreError::Unavailable(format!("migrating the store at {shown_url}: {e}"));
+    let unbounded = options
+        .clone()
+        .options([("statement_timeout", "0"), ("lock_timeout", "0")]);
     let pool = PgPoolOptions::new()
         .max_connections(1)
-        .connect_with(options.clone())
+        .connect_with(unbounded)
         .await
         .map_err(|e| failed(e.to_string()))?;
     let ran = MIGRATOR.run(&pool).await;

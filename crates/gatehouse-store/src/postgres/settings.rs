@@ -110,7 +110,12 @@ impl PgStoreSettings {
         if let Some(ca) = &self.ca_file {
             options = options.ssl_root_cert(ca);
         }
-        Ok(options.application_name("gatehouse"))
+        // No statement of the gateway's takes long: one that waits (on a
+        // lock, on a struggling server) fails rather than holding a login
+        // or an approval up indefinitely.
+        Ok(options
+            .application_name("gatehouse")
+            .options([("statement_timeout", "10s"), ("lock_timeout", "5s")]))
     }
 }
 

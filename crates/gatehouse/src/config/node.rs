@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 /// The file in the data directory holding a generated node id.
 pub const NODE_ID_FILE: &str = "node_id";
 
+/// The id sections are checked with when the node's own is wrong.
+pub(super) const PLACEHOLDER: &str = "gatehouse";
+
 /// This node's id, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeIdentity {
@@ -27,12 +30,19 @@ impl NodeIdentity {
     }
 }
 
-/// A name usable as a node id, in entries and note origins: letters,
-/// digits, dots, dashes and underscores, 1 to 64 of them.
+/// A name usable as a node id, in entries and note origins: 1 to 128
+/// bytes, no spaces, control characters or `+` (the rule `[evidence] node`
+/// always had). Generated ids use letters, digits and dashes only.
 pub(super) fn valid(s: &str) -> bool {
-    (1..=64).contains(&s.len())
+    (1..=128).contains(&s.len())
+        && !s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '+')
+}
+
+/// A host name as far as a generated id may use it.
+fn plain(s: &str) -> bool {
+    !s.is_empty()
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
 }
 
 /// This machine's host name, as far as it is a valid id.
@@ -40,7 +50,7 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
-        .filter(|h| valid(h))
+        .filter(|h| plain(h) && h.len() <= 64)
         .unwrap_or_else(|| "gatehouse".into())
 }
 
@@ -69,7 +79,7 @@ pub(super) fn resolve(
         if !valid(id) {
             problem(
                 key.into(),
-                format!("{id:?} cannot name a node: use 1 to 64 letters, digits, dots, dashes or underscores"),
+                format!("{id:?} cannot name a node: no spaces, control characters or '+', at most 128 bytes (e.g. \"gw-1\")"),
             );
             return None;
         }

@@ -108,6 +108,11 @@ impl StoreSection {
                 "must be a PostgreSQL URL such as \"postgres://gatehouse@10.0.0.5:5432/gatehouse\""
                     .into(),
             );
+        } else if reqwest::Url::parse(url).is_err() {
+            bad(
+                "url",
+                "is not a URL such as \"postgres://gatehouse@10.0.0.5:5432/gatehouse\"".into(),
+            );
         } else if url_has_password(url) {
             bad(
                 "url",
@@ -189,13 +194,18 @@ impl StoreSection {
     }
 }
 
-/// Whether a `postgres://` URL carries a password (`user:password@`).
+/// Whether a `postgres://` URL carries a password: `user:password@`, or
+/// a `password` (or `sslpassword`) parameter. An unparsable URL counts as
+/// carrying one, so it is never printed.
 fn url_has_password(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            u.password().is_some()
+                || u.query_pairs()
+                    .any(|(k, _)| k.to_ascii_lowercase().contains("password"))
+        }
+        Err(_) => true,
+    }
 }
 
 #[cfg(test)]
@@ -208,5 +218,10 @@ mod tests {
         assert!(!url_has_password("postgres://gh@db:5432/gh"));
         assert!(!url_has_password("postgres://db:5432/gh"));
         assert!(!url_has_password("postgres://gh@db/gh?options=a:b@c"));
+        assert!(url_has_password("postgres://gh@db/gh?password=hunter2"));
+        assert!(url_has_password(
+            "postgres://gh@db/gh?sslmode=require&sslpassword=x"
+        ));
+        assert!(url_has_password("postgres://gh@[db/gh"));
     }
 }

@@ -24,7 +24,7 @@ const CHANGE_MARGIN: Duration = Duration::from_secs(5);
 /// (notifications wake it sooner; polling covers lost ones).
 const CHANGE_POLL: Duration = Duration::from_millis(500);
 /// Changes read per poll at most.
-const CHANGE_PAGE: u32 = 10_000;
+const CHANGE_PAGE: u32 = 1_000;
 
 /// The store this node opened.
 #[derive(Clone)]
@@ -92,44 +92,65 @@ fn beat(config: &GatewayConfig, started_at: Timestamp) -> NodeRecord {
     }
 }
 
-/// Registers this node in the store (at start).
+/// Registers this node in the store (at start), and ends the sessions an
+/// earlier run of it left open (it crashed, and was restarted before
+/// another node found it silent).
 pub async fn register(store: &dyn Store, config: &GatewayConfig) -> Result<Timestamp> {
     let started_at = Timestamp::now();
     store
         .node_heartbeat(&beat(config, started_at))
         .await
         .context("registering this node in the store")?;
+    let ended = store
+        .end_sessions_of_earlier_runs(started_at)
+        .await
+        .context("ending the sessions an earlier run of this node left open")?;
+    if ended > 0 {
+        tracing::warn!(
+            sessions = ended,
+            "sessions of an earlier run of this node were still open (it did not stop cleanly); they are marked ended"
+        );
+    }
     Ok(started_at)
 }
 
-/// Heartbeats until shutdown; with a shared store, also ends the open
-/// sessions of nodes silent longer than `lost_after`.
+/// Heartbeats to a shared store until shutdown, and ends the open sessions
+/// of nodes silent longer than `lost_after`. Only after this node has
+/// itself heartbeaten without a miss for `lost_after`: after an outage of
+/// the store, every node's heartbeat is old, and the first node back must
+/// not take the others for lost.
 pub async fn heartbeat(
     store: Arc<dyn Store>,
     config: GatewayConfig,
     started_at: Timestamp,
-    lost_after: Option<Duration>,
+    lost_after: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut healthy_since = Some(tokio::time::Instant::now());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        if let Err(e) = store.node_heartbeat(&beat(&config, started_at)).await {
-            tracing::error!(error = %e, "could not heartbeat to the store; retrying");
+        match store.node_heartbeat(&beat(&config, started_at)).await {
+            Ok(None) => {}
+            Ok(Some((at, by))) => tracing::error!(
+                lost_at = %at, by = %by,
+                "another node took this node for lost (its heartbeats did not reach the store) and ended its open sessions in the records; sessions still open here go on"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not heartbeat to the store; retrying");
+                healthy_since = None;
+                continue;
+            }
+        }
+        let since = *healthy_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < lost_after {
             continue;
         }
-        let Some(lost_after) = lost_after else {
-            continue;
-        };
-        let now = Timestamp::now();
-        let silent_before = Timestamp::from_unix_millis(
-            now.unix_millis() - i64::try_from(lost_after.as_millis()).unwrap_or(i64::MAX),
-        );
-        match store.end_sessions_of_silent_nodes(silent_before, now).await {
+        match store.end_sessions_of_silent_nodes(lost_after).await {
             Ok(lost) => {
                 for n in lost {
                     tracing::warn!(
@@ -143,53 +164,58 @@ pub async fn heartbeat(
     }
 }
 
-/// Takes in the approval changes other nodes store, until shutdown: on
-/// each store notification, and every [`CHANGE_POLL`] in case one was lost.
+/// The store's clock now, before the approval desk reads the live
+/// requests: where following other nodes' changes starts.
+pub async fn store_clock(store: &dyn Store) -> Result<Option<Timestamp>> {
+    if store.changes().is_none() {
+        return Ok(None);
+    }
+    let (now, _) = store
+        .approvals_changed_since(Some(Timestamp::from_unix_millis(i64::MAX)), 1)
+        .await
+        .context("reading the shared store's clock")?;
+    Ok(Some(now))
+}
+
+/// Takes in the approval changes other nodes store, from `from` (the
+/// store's clock before the desk indexed the live requests) until
+/// shutdown: on each store notification, and every [`CHANGE_POLL`] in case
+/// one was lost.
 pub async fn follow_approvals(
     store: Arc<dyn Store>,
     desk: Arc<ApprovalDesk>,
+    from: Option<Timestamp>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(changes) = store.changes() else {
+    let (Some(changes), Some(mut since)) = (store.changes(), from) else {
         return;
     };
+    since = Timestamp::from_unix_millis(since.unix_millis() - CHANGE_MARGIN.as_millis() as i64);
     let mut changes = Some(changes);
-    // The desk indexed the live requests when it opened; from the store's
-    // clock then (less a minute, read again harmlessly) on, changes follow.
-    let mut since = None;
     let mut tick = tokio::time::interval(CHANGE_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let from = match since {
-            Some(t) => t,
-            None => match store
-                .approvals_changed_since(Some(Timestamp::from_unix_millis(i64::MAX)), 1)
-                .await
-            {
-                Ok((now, _)) => Timestamp::from_unix_millis(now.unix_millis() - 60_000),
-                Err(e) => {
-                    tracing::error!(error = %e, "could not read the store's clock; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(CHANGE_POLL) => continue,
-                        _ = stop.wait_for(|s| *s) => return,
-                    }
-                }
-            },
-        };
-        match store.approvals_changed_since(Some(from), CHANGE_PAGE).await {
+        match store
+            .approvals_changed_since(Some(since), CHANGE_PAGE)
+            .await
+        {
             Ok((now, changed)) => {
-                if changed.len() >= CHANGE_PAGE as usize {
-                    tracing::warn!(
-                        changes = changed.len(),
-                        "more approval changes in a few seconds than are read at once; later ones are taken in on the next notice"
-                    );
-                }
-                for r in &changed {
+                for (_, r) in &changed {
                     desk.apply_remote(r);
                 }
-                since = Some(Timestamp::from_unix_millis(
-                    now.unix_millis() - CHANGE_MARGIN.as_millis() as i64,
-                ));
+                since = match changed.last() {
+                    // A full page: on from its last change (read again),
+                    // unless the whole page changed in that millisecond.
+                    Some((at, _)) if changed.len() >= CHANGE_PAGE as usize && *at > since => *at,
+                    _ => Timestamp::from_unix_millis(
+                        now.unix_millis() - CHANGE_MARGIN.as_millis() as i64,
+                    ),
+                };
+                if changed.len() >= CHANGE_PAGE as usize
+                    && changed.last().is_some_and(|(at, _)| *at == since)
+                {
+                    continue;
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not read approval changes from the store; retrying")
