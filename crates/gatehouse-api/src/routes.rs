@@ -368,14 +368,19 @@ async fn recording(
             format!("the recording's name {name:?} is not a file name"),
         ));
     }
-    let bytes = tokio::fs::read(state.recordings.join(name))
-        .await
-        .map_err(|e| {
+    // This node's file, or (made on another node sharing the store) the
+    // copy in the store.
+    let bytes = match tokio::fs::read(state.recordings.join(name)).await {
+        Ok(b) => b,
+        Err(e) => state.store.recording(name).await?.ok_or_else(|| {
             ApiError(
                 StatusCode::NOT_FOUND,
-                format!("the recording {name} cannot be read: {e}"),
+                format!(
+                    "the recording {name} cannot be read: {e}; no node copied it to a shared store"
+                ),
             )
-        })?;
+        })?,
+    };
     use sha2::Digest;
     let got = hex::encode(sha2::Sha256::digest(&bytes));
     if &got != want {

@@ -120,6 +120,25 @@ pub trait Store: Send + Sync + 'static {
         &self,
         silent_for: std::time::Duration,
     ) -> Result<Vec<LostNode>, StoreError>;
+    /// Keeps a finished session recording (`name`, its SHA-256 in hex)
+    /// where every node can read it. The embedded store keeps none: the
+    /// file in the node's data directory is the recording.
+    async fn keep_recording(
+        &self,
+        _name: &str,
+        _sha256: &str,
+        _bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// A recording another node kept with [`Self::keep_recording`].
+    async fn recording(&self, _name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    /// The names of the recordings this node kept.
+    async fn kept_recordings(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
     /// Wakes when another node may have changed shared state (a store
     /// notification): the value counts notifications. `None` for a store
     /// only this node uses. Lost notifications are covered by polling.

@@ -45,3 +45,15 @@ CREATE TABLE evidence_keys (
     verifier_key TEXT NOT NULL,
     published_at BIGINT NOT NULL
 );
+
+-- Finished session recordings (Kubernetes exec/attach, SSH), copied here by
+-- the node that made them so any node can replay them. The evidence log
+-- holds each one's SHA-256; readers check it.
+CREATE TABLE recordings (
+    name      TEXT COLLATE "C" PRIMARY KEY,
+    node_id   TEXT COLLATE "C" NOT NULL,
+    sha256    TEXT NOT NULL,
+    bytes     BYTEA NOT NULL,
+    stored_at BIGINT NOT NULL
+);
+CREATE INDEX recordings_by_node ON recordings (node_id);

@@ -357,3 +357,21 @@ async fn a_published_checkpoint_wakes_the_other_nodes() {
         .unwrap();
     assert!(!woken(&mut changes).await);
 }
+
+#[tokio::test]
+async fn a_recording_kept_by_one_node_is_read_by_another() {
+    let (n1, db) = store("recordings").await;
+    let n2 = PgStore::connect(Cluster::shared().settings(&db, "n2"))
+        .await
+        .unwrap();
+    let cast = b"{\"version\": 2}\n[0.1, \"o\", \"hello\"]\n".to_vec();
+    assert_eq!(n2.recording("s-1.cast").await.unwrap(), None);
+    n1.keep_recording("s-1.cast", "abc", &cast).await.unwrap();
+    // Kept once: a second copy (a retry) changes nothing.
+    n1.keep_recording("s-1.cast", "abc", b"other")
+        .await
+        .unwrap();
+    assert_eq!(n2.recording("s-1.cast").await.unwrap(), Some(cast));
+    assert_eq!(n1.kept_recordings().await.unwrap(), ["s-1.cast"]);
+    assert!(n2.kept_recordings().await.unwrap().is_empty());
+}

@@ -919,6 +919,7 @@ async fn an_empty_database_is_set_up_at_connect_even_by_nodes_starting_together(
             "evidence_entries",
             "evidence_keys",
             "nodes",
+            "recordings",
             "sensitive_columns",
             "sessions",
             "statement_texts",

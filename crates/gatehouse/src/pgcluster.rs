@@ -173,19 +173,7 @@ impl TempCluster {
         let log = this.dir()?.join("postgres.log");
         let mut attempts = 0;
         loop {
-            let started = this.run_tool(
-                "pg_ctl",
-                &[
-                    "-D",
-                    path_str(&data)?,
-                    "-l",
-                    path_str(&log)?,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-            );
+            let started = this.pg_ctl_start();
             let Err(e) = started else { break };
             let tail = log_tail(&log);
             attempts += 1;
@@ -321,24 +309,29 @@ impl TempCluster {
     /// Starts a server stopped by [`Self::stop_server`] again, on the same port.
     pub fn start_server(&mut self) -> Result<()> {
         if self.stopped {
-            let data = self.dir()?.join("data");
-            let log = self.dir()?.join("postgres.log");
-            self.run_tool(
-                "pg_ctl",
-                &[
-                    "-D",
-                    path_str(&data)?,
-                    "-l",
-                    path_str(&log)?,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-            )?;
+            self.pg_ctl_start()?;
             self.stopped = false;
         }
         Ok(())
+    }
+
+    /// `pg_ctl start`, waiting until the server accepts connections.
+    fn pg_ctl_start(&self) -> Result<Output> {
+        let data = self.dir()?.join("data");
+        let log = self.dir()?.join("postgres.log");
+        self.run_tool(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-l",
+                path_str(&log)?,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
     }
 
     /// Stops the server and removes its directory.

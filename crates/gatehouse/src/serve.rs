@@ -431,6 +431,13 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         follow_from,
         shutdown.subscribe(),
     ));
+    let recordings_task = matches!(opened, crate::fleet::OpenStore::Shared(..)).then(|| {
+        tokio::spawn(crate::fleet::share_recordings(
+            store_for_tasks.clone(),
+            config.data_dir.join("recordings"),
+            shutdown.subscribe(),
+        ))
+    });
     // Only other nodes read heartbeats: the embedded store's one node
     // registers at start and marks its stop.
     let heartbeat_task = match &opened {
@@ -485,6 +492,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         tasks: [pg_task, api_task, reload_task, expiry_task, follow_task]
             .into_iter()
             .chain(heartbeat_task)
+            .chain(recordings_task)
             .chain(witness_task)
             .chain(http_task)
             .chain(ssh_task)

@@ -28,15 +28,6 @@ approvers = ["dba-leads"]
 request_ttl = "2s"
 "#;
 
-/// The request id in a refusal: `… request <uuid>`.
-fn request_id(err: &str) -> String {
-    let at = err
-        .find("request ")
-        .unwrap_or_else(|| panic!("no request id in {err}"))
-        + 8;
-    err[at..at + 36].to_string()
-}
-
 fn refused_with_request(h: &Harness, token: &str, sql: &str) -> String {
     let out = h.psql(token, "app-db", sql);
     assert!(!out.status.success(), "{sql} ran without approval");

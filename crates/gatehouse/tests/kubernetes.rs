@@ -9,7 +9,7 @@ mod common;
 
 use common::kube::{python_client, Cluster, CLUSTER_TOKEN};
 use common::oidc::Issuer;
-use common::{stderr, stdout};
+use common::{request_id, stderr, stdout};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,15 +18,6 @@ const PASSWORD_B64: &str = "czNjcmV0LXBhNTU=";
 /// A Secret value written through the gateway, and its base64.
 const NEW_SECRET: &str = "TopSecretValue42";
 const NEW_SECRET_B64: &str = "VG9wU2VjcmV0VmFsdWU0Mg==";
-
-/// The request id in a refusal: `… request <uuid>`.
-fn request_id(err: &str) -> String {
-    let at = err
-        .find("request ")
-        .unwrap_or_else(|| panic!("no request id in {err}"))
-        + 8;
-    err[at..at + 36].to_string()
-}
 
 #[test]
 fn kubectl_through_the_gateway_is_decided_masked_and_recorded() {

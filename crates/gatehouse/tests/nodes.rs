@@ -62,15 +62,6 @@ fn rows(h: &Harness) -> String {
         .unwrap()
 }
 
-/// The request id in a refusal: `… request <uuid>`.
-fn request_id(err: &str) -> String {
-    let at = err
-        .find("request ")
-        .unwrap_or_else(|| panic!("no request id in {err}"))
-        + 8;
-    err[at..at + 36].to_string()
-}
-
 fn approvals(h: &Harness, token: &str, args: &[&str]) -> std::process::Output {
     let mut all = vec!["approvals"];
     all.extend_from_slice(args);
@@ -442,4 +433,45 @@ async fn logins_are_refused_while_the_store_is_down_and_nothing_is_lost() {
         "the fleet check never passed",
         || h.cli(&["audit", "fleet"]).status.success().then_some(()),
     );
+}
+
+const SSH_POLICY: &str = r#"
+@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
+@id("ops-use-hosts") permit (principal in Gatehouse::Group::"ops", action in Gatehouse::Action::"ssh:session", resource);
+"#;
+
+const SSH_CONFIG: &str = r#"
+[[connection]]
+name = "web-1"
+kind = "ssh"
+host = "127.0.0.1"
+port = {sshd_port}
+user = "{user}"
+private_key_file = "{gw_key}"
+host_key = "{host_key}"
+"#;
+
+#[test]
+fn a_recording_made_on_one_node_replays_on_another() {
+    let store = StoreCluster::start();
+    let g = common::ssh::SshGateway::start(
+        SSH_POLICY,
+        &format!("{SSH_CONFIG}{}", store.section("30s")),
+    );
+    let h2 = g.h.another_node();
+    let ops = g.h.token("deploy-job", &["ops"], "1h");
+    let out = g.ssh(&ops, "web-1", "echo across-$((6*7))");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "across-42");
+    let r = g.result_of("across-");
+    let session = r["payload"]["session"].as_str().unwrap().to_string();
+    let seq = r["payload"]["seq"].to_string();
+    // Node 2 has no file of it: it replays the copy in the store.
+    let name = r["payload"]["stream"]["recording"].as_str().unwrap();
+    assert!(!h2.data_dir.join("recordings").join(name).exists());
+    let replayed = eventually(Duration::from_secs(20), "node 2 never replayed it", || {
+        let out = h2.cli(&["sessions", "replay", &session, &seq]);
+        out.status.success().then(|| stdout(&out))
+    });
+    assert!(replayed.contains("across-42"), "{replayed}");
 }

@@ -10,6 +10,7 @@ mod approvals;
 mod evidence;
 mod listener;
 mod nodes;
+mod recordings;
 mod replica_log;
 mod schema;
 mod sensitive_columns;
@@ -303,6 +304,23 @@ impl Store for PgStore {
         silent_for: std::time::Duration,
     ) -> Result<Vec<LostNode>, StoreError> {
         nodes::end_sessions_of_silent(self.pool(), &self.inner.node_id, silent_for).await
+    }
+
+    async fn keep_recording(
+        &self,
+        name: &str,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        recordings::keep(self.pool(), &self.inner.node_id, name, sha256, bytes).await
+    }
+
+    async fn recording(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        recordings::get(self.pool(), name).await
+    }
+
+    async fn kept_recordings(&self) -> Result<Vec<String>, StoreError> {
+        recordings::names(self.pool(), &self.inner.node_id).await
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {

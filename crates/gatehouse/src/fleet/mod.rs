@@ -302,3 +302,75 @@ pub async fn start_evidence(
         witness,
     })
 }
+
+/// How often finished recordings are looked for to copy to the store.
+const RECORDING_POLL: Duration = Duration::from_secs(2);
+
+/// Copies this node's finished recordings (`dir`, files without `.part`)
+/// to the shared store so any node can replay them, until shutdown. The
+/// evidence log holds each one's SHA-256, which readers check.
+pub async fn share_recordings(
+    store: Arc<dyn Store>,
+    dir: PathBuf,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut kept: Option<std::collections::HashSet<String>> = None;
+    loop {
+        if let Err(e) = share_new(store.as_ref(), &dir, &mut kept).await {
+            tracing::error!(error = %e, "could not copy recordings to the shared store; retrying");
+        }
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(RECORDING_POLL) => false,
+            _ = stop.wait_for(|s| *s) => true,
+        };
+        if stopping {
+            // What finished by now goes too.
+            let _ = share_new(store.as_ref(), &dir, &mut kept).await;
+            return;
+        }
+    }
+}
+
+async fn share_new(
+    store: &dyn Store,
+    dir: &std::path::Path,
+    kept: &mut Option<std::collections::HashSet<String>>,
+) -> Result<(), String> {
+    let kept = match kept {
+        Some(k) => k,
+        None => kept.insert(
+            store
+                .kept_recordings()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .collect(),
+        ),
+    };
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.ends_with(".part") || name.starts_with('.') || kept.contains(&name) {
+            continue;
+        }
+        let bytes = tokio::fs::read(entry.path())
+            .await
+            .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+        let sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        store
+            .keep_recording(&name, &sha256, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        kept.insert(name);
+    }
+    Ok(())
+}

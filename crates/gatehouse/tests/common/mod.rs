@@ -690,6 +690,15 @@ pub fn today() -> String {
     humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10].to_string()
 }
 
+/// The approval request id in a refusal: `… request <uuid>`.
+pub fn request_id(err: &str) -> String {
+    let at = err
+        .find("request ")
+        .unwrap_or_else(|| panic!("no request id in {err}"))
+        + 8;
+    err[at..at + 36].to_string()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
