@@ -346,6 +346,38 @@ fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
     let text = h1.cli_ok(&["audit", "fleet"]);
     assert!(text.contains(&format!("node {}: ok", ids[0])), "{text}");
 
+    // The evidence pack of every node's log, from any node.
+    let packs = h3.dir.path().join("fleet-pack");
+    let day = today();
+    let out = h3.cli(&[
+        "evidence",
+        "--from",
+        &day,
+        "--to",
+        &day,
+        "--out",
+        packs.to_str().unwrap(),
+        "--all-nodes",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let fleet_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(packs.join("fleet.json")).unwrap()).unwrap();
+    assert_eq!(fleet_json["ok"], true, "{fleet_json}");
+    for id in &ids {
+        let dir = packs.join(id);
+        let out = std::process::Command::new("python3")
+            .arg("verify_pack.py")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "node {id}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+
     // An entry of node 1 edited in the store: the fleet check names it.
     store.sql(&format!(
         "UPDATE evidence_entries SET bytes = convert_to(replace(convert_from(bytes, 'UTF8'), 'ci-deploy', 'ci-deplox'), 'UTF8') \

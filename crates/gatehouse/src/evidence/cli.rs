@@ -123,9 +123,17 @@ pub struct PackArgs {
     /// The folder to write (new, or empty).
     #[arg(long)]
     out: PathBuf,
-    /// JSON output: {"out", "entries", "proofs", "tree_size", "complete_until"}.
+    /// JSON output: {"out", "entries", "proofs", "tree_size", "complete_until"}
+    /// (with --all-nodes: {"out", "nodes": [{"node", "out", …} or {"node", "skipped"}]}).
     #[arg(long)]
     json: bool,
+    /// Several nodes: the pack of node NODE's log, as copied to the shared store.
+    #[arg(long, conflicts_with = "all_nodes")]
+    node: Option<String>,
+    /// Several nodes: a pack for every node's log (OUT/<node>/), from the
+    /// copies in the shared store, with the fleet's verification (OUT/fleet.json).
+    #[arg(long)]
+    all_nodes: bool,
     #[command(flatten)]
     source: Source,
 }
@@ -140,6 +148,11 @@ pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> R
     }
     if to <= from {
         bail!("--to must be after --from");
+    }
+    if args.node.is_some() || args.all_nodes {
+        let period = Period { from, to };
+        return super::fleet::run_pack(config, &period, args.node.as_deref(), &args.out, args.json)
+            .await;
     }
     let r = resolve(&args.source, config)?;
     let raw = if config.exists() {
@@ -162,27 +175,7 @@ pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> R
         seal::ask(config, server, interval).await
     };
     let log = r.open(&r.witnesses).await?;
-    // The access listing needs the policy and connections of the configuration.
-    let policy = match raw {
-        Some(raw) => match raw.policy_files() {
-            Some(files) if !files.is_empty() => {
-                let engine = gatehouse_policy::PolicyEngine::load(&files)
-                    .map_err(|p| anyhow!("{p}\nthe pack lists what identities may reach with these policy files: fix them first"))?;
-                Some(AccessPolicy {
-                    engine,
-                    connections: raw.connection_kinds(),
-                })
-            }
-            _ => None,
-        },
-        None => None,
-    };
-    if policy.is_none() {
-        eprintln!(
-            "note: no policy files in {}: identities.csv will not say what each identity may reach",
-            config.display()
-        );
-    }
+    let policy = access_policy(raw.as_ref(), config)?;
     let written = super::pack::write(
         &log,
         &r.key,
@@ -219,6 +212,35 @@ pub async fn run_pack(args: &PackArgs, config: &Path, server: Option<&str>) -> R
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The policy and connections of the configuration, which the access
+/// listing of a pack needs (none, with a note, without policy files).
+pub(super) fn access_policy(
+    raw: Option<&RawConfig>,
+    config: &Path,
+) -> Result<Option<AccessPolicy>> {
+    let policy = match raw {
+        Some(raw) => match raw.policy_files() {
+            Some(files) if !files.is_empty() => {
+                let engine = gatehouse_policy::PolicyEngine::load(&files)
+                    .map_err(|p| anyhow!("{p}\nthe pack lists what identities may reach with these policy files: fix them first"))?;
+                Some(AccessPolicy {
+                    engine,
+                    connections: raw.connection_kinds(),
+                })
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    if policy.is_none() {
+        eprintln!(
+            "note: no policy files in {}: identities.csv will not say what each identity may reach",
+            config.display()
+        );
+    }
+    Ok(policy)
 }
 
 /// Which log, and which key verifies it.

@@ -5,7 +5,7 @@
 //! cosigns. Findings name their node.
 
 use crate::config::{RawConfig, StoreSpec};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use gatehouse_evidence::{verify_store, LogSource, VerifierKey};
 use gatehouse_store::{EvidenceReplicas, PgStore};
 use serde::Serialize;
@@ -166,4 +166,131 @@ pub async fn run(config: &Path, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Writes the evidence pack of node `node`'s log (or, with `None`, of
+/// every node's, each in `out/<node>/`, with the fleet's verification in
+/// `out/fleet.json`), from the copies in the shared store.
+pub async fn run_pack(
+    config: &Path,
+    period: &super::pack::Period,
+    node: Option<&str>,
+    out: &Path,
+    json: bool,
+) -> Result<ExitCode> {
+    let raw = RawConfig::parse(config).map_err(|p| anyhow!("{p}"))?;
+    let StoreSpec::Shared(shared) = raw.store().map_err(|p| anyhow!("{p}"))? else {
+        bail!(
+            "{}: no [store] url: --node and --all-nodes read the copies of the nodes' logs in a shared store",
+            config.display()
+        );
+    };
+    let policy = super::cli::access_policy(Some(&raw), config)?;
+    let interval = raw.evidence().ok().map(|e| e.checkpoint_interval);
+    let store = PgStore::connect(shared.settings("gatehouse-evidence")).await?;
+    let replicas = store.evidence_replicas();
+    let written = write_packs(&replicas, period, policy.as_ref(), interval, node, out).await;
+    store.close().await;
+    let written = written?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&written)?);
+    } else {
+        for n in written["nodes"].as_array().into_iter().flatten() {
+            match n["skipped"].as_str() {
+                Some(why) => eprintln!("node {}: no pack: {why}", n["node"].as_str().unwrap_or("?")),
+                None => eprintln!(
+                    "node {}: wrote {}: {} events, {} inclusion proofs against its checkpoint of {} entries",
+                    n["node"].as_str().unwrap_or("?"),
+                    n["out"].as_str().unwrap_or("?"),
+                    n["entries"],
+                    n["proofs"],
+                    n["tree_size"]
+                ),
+            }
+        }
+    }
+    Ok(if written["ok"] == true {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn write_packs(
+    replicas: &EvidenceReplicas,
+    period: &super::pack::Period,
+    policy: Option<&super::pack::AccessPolicy>,
+    interval: Option<std::time::Duration>,
+    only: Option<&str>,
+    out: &Path,
+) -> Result<serde_json::Value> {
+    let keys: HashMap<String, String> = replicas.node_keys().await?.into_iter().collect();
+    let mut nodes: Vec<&String> = keys.keys().collect();
+    nodes.sort();
+    if let Some(only) = only {
+        if !keys.contains_key(only) {
+            bail!(
+                "node {only} has not copied its evidence log to the shared store; nodes that have: {}",
+                nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        nodes.retain(|n| n.as_str() == only);
+    }
+    if only.is_none() && std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        bail!("{} is not empty: name a new folder", out.display());
+    }
+    let mut listed = Vec::new();
+    let mut ok = true;
+    for node in nodes {
+        let key = VerifierKey::parse(&keys[node])
+            .map_err(|e| anyhow!("node {node}: its published key is unreadable: {e}"))?;
+        let log = super::log_file::LogFile::replica(replicas.replica_log(node));
+        let dir = match only {
+            Some(_) => out.to_path_buf(),
+            None => out.join(node),
+        };
+        // No node is asked to sign: the pack covers what the node had
+        // copied and signed, up to its newest checkpoint in the store (and
+        // says so when that is short of the period's end).
+        let newest = replicas
+            .checkpoints(node)
+            .await?
+            .last()
+            .map_or(0, |(size, _)| *size);
+        let sealing = match newest {
+            0 => super::seal::Sealing::NotAsked {
+                why: format!("node {node} has published no checkpoint to the shared store yet"),
+                interval,
+            },
+            n => super::seal::Sealing::Sealed(n),
+        };
+        match super::pack::write(&log, &key, period, policy, &sealing, &dir).await {
+            Ok(w) => listed.push(serde_json::json!({
+                "node": node,
+                "out": dir.display().to_string(),
+                "entries": w.entries,
+                "proofs": w.proofs,
+                "tree_size": w.tree_size,
+                "complete_until": w.complete_until,
+            })),
+            // With every node: one that logged nothing in the period (or
+            // has signed nothing of it yet) is said, not fatal.
+            Err(e) if only.is_none() => {
+                listed.push(serde_json::json!({ "node": node, "skipped": format!("{e:#}") }));
+            }
+            Err(e) => return Err(e.context(format!("node {node}"))),
+        }
+    }
+    if only.is_none() {
+        let reports = verify_fleet(replicas).await?;
+        ok = !reports.is_empty() && reports.iter().all(|r| r.findings.is_empty());
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let fleet = out.join("fleet.json");
+        std::fs::write(
+            &fleet,
+            serde_json::to_string_pretty(&serde_json::json!({ "ok": ok, "nodes": reports }))?,
+        )
+        .with_context(|| format!("writing {}", fleet.display()))?;
+    }
+    Ok(serde_json::json!({ "ok": ok, "out": out.display().to_string(), "nodes": listed }))
 }

@@ -17,12 +17,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// An evidence log file, its sealed segments and the witness files holding
-/// copies of its checkpoints.
+/// copies of its checkpoints; or another node's log as copied to a shared
+/// store.
 pub struct LogFile {
+    /// What it is, for messages: the file, or the node's copy.
     path: PathBuf,
-    store: SqliteEvidenceStore,
-    /// The sealed segments' files, oldest first.
-    segments: FoundSegments,
+    store: Box<dyn EvidenceStore>,
+    /// The sealed segments' records, oldest first.
+    records: Vec<SegmentRecord>,
+    /// Their files (none for a copy in a shared store, which holds every
+    /// entry).
+    segments: Option<FoundSegments>,
     /// Their rows the store still holds, awaiting removal.
     awaiting_purge: Vec<(i64, i64)>,
     witnessed: Vec<StoredCheckpoint>,
@@ -88,11 +93,25 @@ impl LogFile {
         let segments = places.find(&records)?;
         Ok(Self {
             path: path.to_path_buf(),
-            store,
-            segments,
+            store: Box::new(store),
+            records,
+            segments: Some(segments),
             awaiting_purge,
             witnessed,
         })
+    }
+
+    /// Node `node`'s log as copied to a shared store (every entry, its
+    /// checkpoints; no segments, no witness files).
+    pub fn replica(log: gatehouse_store::ReplicaLog) -> Self {
+        Self {
+            path: PathBuf::from(format!("node {}'s log in the shared store", log.node())),
+            store: Box::new(log),
+            records: Vec::new(),
+            segments: None,
+            awaiting_purge: Vec::new(),
+            witnessed: Vec::new(),
+        }
     }
 
     /// Verifies every entry and checkpoint against `key`, with a progress
@@ -144,16 +163,19 @@ impl LogFile {
     }
 
     fn source(&self) -> LogSource<'_> {
-        LogSource {
-            segments: &self.segments,
-            store: &self.store,
-            awaiting_purge: &self.awaiting_purge,
+        match &self.segments {
+            Some(segments) => LogSource {
+                segments,
+                store: self.store.as_ref(),
+                awaiting_purge: &self.awaiting_purge,
+            },
+            None => LogSource::store(self.store.as_ref()),
         }
     }
 
     /// The sealed segments' records, oldest first.
     pub async fn segment_records(&self) -> Result<Vec<SegmentRecord>> {
-        Ok(self.store.segments().await?)
+        Ok(self.records.clone())
     }
 
     /// Every checkpoint that verifies with `key`, smallest first, with its note.
