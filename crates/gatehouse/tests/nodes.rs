@@ -48,6 +48,7 @@ fn fleet(store: &StoreCluster) -> (Harness, Harness, Harness) {
         .sql(
             "app",
             "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner;
+             CREATE TABLE acks (n int); GRANT ALL ON acks TO app_owner;
              INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
         )
         .unwrap();
@@ -272,10 +273,46 @@ fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
             .spawn()
             .unwrap()
     };
+    // Through node 2, inserts one after another: each acknowledged one
+    // (psql prints its INSERT 0 1) must be in node 2's log.
+    let inserts = h1.dir.path().join("inserts.sql");
+    std::fs::write(
+        &inserts,
+        (1..=200_000)
+            .map(|n| format!("INSERT INTO acks VALUES ({n});\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let writer = h2
+        .psql_cmd(&ci, "app-db")
+        .arg("-f")
+        .arg(&inserts)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (b1, b2, b3) = (bench(&h1), bench(&h2), bench(&h3));
     std::thread::sleep(Duration::from_secs(2));
     h2.kill_gateway();
     let _ = open.wait();
+    let out = writer.wait_with_output().unwrap();
+    let acknowledged = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| *l == "INSERT 0 1")
+        .count();
+    assert!(acknowledged > 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let logged = h2
+        .cli_ok(&["audit", "export", "--format", "jsonl"])
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"statement\"") && l.contains("INSERT INTO acks"))
+        .count();
+    assert!(
+        logged >= acknowledged,
+        "{acknowledged} inserts acknowledged through node 2, {logged} in its log"
+    );
+    eprintln!(
+        "node 2 acknowledged {acknowledged} inserts before it was killed; its log holds {logged}"
+    );
     for (name, b) in [("node 1", b1), ("node 3", b3)] {
         let out = b.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
