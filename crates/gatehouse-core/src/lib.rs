@@ -40,7 +40,7 @@ pub use session::{
     SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId,
     SessionStart, SessionSummary, StreamRecord,
 };
-pub use store::Store;
+pub use store::{ApprovalChanges, Store};
 pub use time::Timestamp;
 
 /// The wire protocols the gateway speaks; the name is what sessions, events

@@ -5,6 +5,19 @@ use crate::{
 };
 use async_trait::async_trait;
 
+/// A page of approval changes ([`Store::approvals_changed_since`]).
+#[derive(Debug)]
+pub struct ApprovalChanges {
+    /// The store's clock, read before the page: the next call passes it
+    /// back (less a margin for writes still committing).
+    pub now: Timestamp,
+    /// The requests that changed, each with when, oldest first.
+    pub changed: Vec<(Timestamp, ApprovalRequest)>,
+    /// The page was full (counting rows that could not be read): the last
+    /// row's time, where the next call goes on from instead.
+    pub more_from: Option<Timestamp>,
+}
+
 /// Persistence for the gateway: the embedded SQLite store of one node, or
 /// a PostgreSQL store several nodes share. Races between nodes are decided
 /// in the store by conditional updates, never by a read then a write.
@@ -53,16 +66,13 @@ pub trait Store: Send + Sync + 'static {
     async fn use_approval(&self, id: &ApprovalId, at: Timestamp) -> Result<bool, StoreError>;
     /// Approval requests stored or changed at or after `since` by the
     /// store's clock (all when `None`), oldest change first, at most
-    /// `limit`, each with when it changed, and the store's clock as read
-    /// before them: the next call passes that back (less a margin for
-    /// writes still committing), or the last change's time after a full
-    /// page. A row that cannot be read is left out (and logged), so one
-    /// bad row cannot stop every node following the others' changes.
+    /// `limit` rows. A row that cannot be read is left out (and logged),
+    /// so one bad row cannot stop every node following the others' changes.
     async fn approvals_changed_since(
         &self,
         since: Option<Timestamp>,
         limit: u32,
-    ) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError>;
+    ) -> Result<ApprovalChanges, StoreError>;
     /// One approval request.
     async fn approval(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, StoreError>;
     /// Approval requests in `state`, oldest first (by creation, then id),

@@ -76,7 +76,7 @@ pub(crate) async fn changed_since(
     pool: &SqlitePool,
     since: Option<Timestamp>,
     limit: u32,
-) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
+) -> Result<gatehouse_core::ApprovalChanges, StoreError> {
     let now = Timestamp::now();
     let rows = sqlx::query_as::<_, rows::ChangedApprovalRow>(&format!(
         "{} WHERE a.changed_at >= ? ORDER BY a.changed_at, a.id LIMIT ?",
@@ -87,5 +87,5 @@ pub(crate) async fn changed_since(
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    Ok((now, rows::changed_requests(rows)))
+    Ok(rows::changed_requests(now, rows, limit))
 }

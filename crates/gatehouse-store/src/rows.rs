@@ -386,8 +386,19 @@ pub(crate) struct ChangedApprovalRow {
 /// The changed requests that can be read, each with its time; a row that
 /// cannot is logged and left out (one bad row must not stop a node
 /// following every other change).
-pub(crate) fn changed_requests(rows: Vec<ChangedApprovalRow>) -> Vec<(Timestamp, ApprovalRequest)> {
-    rows.into_iter()
+pub(crate) fn changed_requests(
+    now: Timestamp,
+    rows: Vec<ChangedApprovalRow>,
+    limit: u32,
+) -> gatehouse_core::ApprovalChanges {
+    let more_from = if rows.len() >= limit as usize {
+        rows.last()
+            .map(|r| Timestamp::from_unix_millis(r.changed_at))
+    } else {
+        None
+    };
+    let changed = rows
+        .into_iter()
         .filter_map(|r| {
             let id = r.row.id.clone();
             match ApprovalRequest::try_from(r.row) {
@@ -398,7 +409,12 @@ pub(crate) fn changed_requests(rows: Vec<ChangedApprovalRow>) -> Vec<(Timestamp,
                 }
             }
         })
-        .collect()
+        .collect();
+    gatehouse_core::ApprovalChanges {
+        now,
+        changed,
+        more_from,
+    }
 }
 
 /// A gateway node's row.

@@ -664,6 +664,6 @@ async fn changed_of(
     since: Option<Timestamp>,
     limit: u32,
 ) -> (Timestamp, Vec<gatehouse_core::ApprovalRequest>) {
-    let (now, changed) = store.approvals_changed_since(since, limit).await.unwrap();
-    (now, changed.into_iter().map(|(_, r)| r).collect())
+    let page = store.approvals_changed_since(since, limit).await.unwrap();
+    (page.now, page.changed.into_iter().map(|(_, r)| r).collect())
 }

@@ -111,6 +111,15 @@ async fn checkpoints_are_kept_by_size_and_the_newest_is_each_nodes_largest() {
     assert!(replicas.newest_checkpoints().await.unwrap().is_empty());
     assert!(replicas.checkpoints("n1").await.unwrap().is_empty());
     let before = gatehouse_core::Timestamp::now().unix_millis();
+    // The newest are listed for the nodes that published a key.
+    replicas
+        .publish_key("n1", "gatehouse/n1+01234567+AAAA")
+        .await
+        .unwrap();
+    replicas
+        .publish_key("n2", "gatehouse/n2+01234567+AAAB")
+        .await
+        .unwrap();
     for (node, size) in [("n1", 5), ("n1", 10), ("n1", 7), ("n2", 3)] {
         replicas
             .publish_checkpoint(node, size, &format!("{node} at {size}"))
@@ -233,7 +242,19 @@ async fn a_nodes_key_is_published_once_and_never_replaced() {
             ("n1".to_string(), "n1+key".to_string()),
             ("n2".to_string(), "n2+key".to_string())
         ]
-    );
+    ); // Another node with n2's key, or with a key of the same name (origin):
+       // refused, so no node's signature passes for another's.
+    for key in ["n2+key", "n2+otherkey"] {
+        let err = replicas
+            .publish_key("n3", key)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("node n2 already signs with this evidence key or origin"),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]

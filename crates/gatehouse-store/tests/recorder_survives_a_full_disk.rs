@@ -106,7 +106,7 @@ impl Store for FullDisk {
         &self,
         since: Option<Timestamp>,
         limit: u32,
-    ) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
+    ) -> Result<gatehouse_core::ApprovalChanges, StoreError> {
         self.inner.approvals_changed_since(since, limit).await
     }
     fn node_id(&self) -> &str {

@@ -87,6 +87,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         ),
         crate::fleet::OpenStore::Embedded(_) => None,
     };
+    crate::fleet::end_earlier_runs(store.as_ref(), started_at).await?;
     let (replicator, witness_task) = match fleet_evidence {
         Some(f) => (Some(f.replicator), Some(f.witness)),
         None => (None, None),

@@ -416,10 +416,10 @@ fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
     }
 
     // An entry of node 1 edited in the store: the fleet check names it.
-    store.sql(&format!(
+    let edited = store.sql(&format!(
         "UPDATE evidence_entries SET bytes = convert_to(replace(convert_from(bytes, 'UTF8'), 'ci-deploy', 'ci-deplox'), 'UTF8') \
          WHERE node_id = '{}' AND seq = (SELECT min(seq) FROM evidence_entries e WHERE e.node_id = '{}' \
-         AND position('ci-deploy' in convert_from(e.bytes, 'UTF8')) > 0)",
+         AND position('ci-deploy' in convert_from(e.bytes, 'UTF8')) > 0) RETURNING seq",
         ids[0], ids[0]
     ));
     let out = h3.cli(&["audit", "fleet"]);
@@ -429,7 +429,24 @@ fn three_nodes_share_tokens_approvals_sessions_and_see_a_lost_node() {
         text.contains(&format!("node {}: FINDINGS", ids[0])),
         "{text}"
     );
-    assert!(text.contains(&format!("  node {}: ", ids[0])), "{text}");
+    assert!(
+        text.contains(&format!("  node {}: entry {edited} was edited", ids[0])),
+        "{text}"
+    );
+    // A key the auditor holds that is not the one the store publishes.
+    let other = h3.cli_ok(&["audit", "public-key"]);
+    let out = h3.cli(&[
+        "audit",
+        "fleet",
+        "--key",
+        &format!("{}={}", ids[0].as_str(), other.trim()),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(&format!("node {}: the store publishes the key", ids[0])),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

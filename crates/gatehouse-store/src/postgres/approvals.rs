@@ -129,7 +129,7 @@ pub(super) async fn changed_since(
     pool: &PgPool,
     since: Option<Timestamp>,
     limit: u32,
-) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
+) -> Result<gatehouse_core::ApprovalChanges, StoreError> {
     let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MILLIS}"))
         .fetch_one(pool)
         .await
@@ -143,9 +143,10 @@ pub(super) async fn changed_since(
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;
-    Ok((
+    Ok(rows::changed_requests(
         Timestamp::from_unix_millis(now),
-        rows::changed_requests(rows),
+        rows,
+        limit,
     ))
 }
 

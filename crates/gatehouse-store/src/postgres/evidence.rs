@@ -51,6 +51,27 @@ impl EvidenceReplicas {
     /// way trusting it silently would let a log be replaced, so it is
     /// refused ([`StoreError::Malformed`]). The same key again is fine.
     pub async fn publish_key(&self, node: &str, verifier_key: &str) -> Result<(), StoreError> {
+        // A key, or a key name (the log's origin), another node already
+        // uses would let one node's signature pass for another's, and a
+        // witness's cosignature for a checkpoint of its own log.
+        let name = verifier_key.split('+').next().unwrap_or_default();
+        let shared: Option<String> = sqlx::query_scalar(
+            "SELECT node_id FROM evidence_keys WHERE node_id <> $1 \
+             AND (verifier_key = $2 OR split_part(verifier_key, '+', 1) = $3) LIMIT 1",
+        )
+        .bind(node)
+        .bind(verifier_key)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if let Some(other) = shared {
+            return Err(StoreError::Malformed(format!(
+                "node {other} already signs with this evidence key or origin ({name}): give each node \
+                 its own signing key and origin (leave [evidence] signing_key_file and origin out of a \
+                 configuration several nodes share)"
+            )));
+        }
         sqlx::query(&format!(
             "INSERT INTO evidence_keys (node_id, verifier_key, published_at) \
              VALUES ($1, $2, {NOW_MILLIS}) ON CONFLICT (node_id) DO NOTHING"
@@ -77,6 +98,21 @@ impl EvidenceReplicas {
                 "node {node}'s evidence key is not in the store after publishing it"
             ))),
         }
+    }
+
+    /// Every node id the evidence tables name: with a key, or named by a
+    /// checkpoint or cosignature (a verification must not miss a node whose
+    /// key row was removed).
+    pub async fn known_nodes(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT node_id FROM evidence_keys \
+             UNION SELECT node_id FROM evidence_checkpoints \
+             UNION SELECT node_id FROM evidence_cosignatures \
+             UNION SELECT cosigner FROM evidence_cosignatures ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)
     }
 
     /// Every node's published key: (node, verifier key), by node.
@@ -155,9 +191,11 @@ impl EvidenceReplicas {
     /// Each node's newest (largest) checkpoint: (node, size, note), by
     /// node. What witnesses check next.
     pub async fn newest_checkpoints(&self) -> Result<Vec<(String, u64, String)>, StoreError> {
+        // One index probe per node (not a scan of every checkpoint kept).
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT DISTINCT ON (node_id) node_id, size, note FROM evidence_checkpoints \
-             ORDER BY node_id, size DESC",
+            "SELECT k.node_id, c.size, c.note FROM evidence_keys k CROSS JOIN LATERAL \
+             (SELECT size, note FROM evidence_checkpoints c WHERE c.node_id = k.node_id \
+              ORDER BY size DESC LIMIT 1) c ORDER BY k.node_id",
         )
         .fetch_all(&self.pool)
         .await

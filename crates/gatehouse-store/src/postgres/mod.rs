@@ -235,7 +235,7 @@ impl Store for PgStore {
         &self,
         since: Option<Timestamp>,
         limit: u32,
-    ) -> Result<(Timestamp, Vec<(Timestamp, ApprovalRequest)>), StoreError> {
+    ) -> Result<gatehouse_core::ApprovalChanges, StoreError> {
         approvals::changed_since(self.pool(), since, limit).await
     }
 

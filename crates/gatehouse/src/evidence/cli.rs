@@ -39,9 +39,13 @@ pub enum AuditCommand {
     /// Verify every node's log as copied to the shared store, and the
     /// nodes' cosignatures of each other's checkpoints; exits 1 on any finding.
     Fleet {
-        /// JSON output: {"ok", "nodes": [{"node", "key", "entries", "checkpoints_verified", "newest_checkpoint", "cosigned_through", "findings"}]}.
+        /// JSON output: {"ok", "nodes": [{"node", "key", "entries", "checkpoints_verified", "newest_checkpoint", "cosigned_through", "findings", "warnings"}]}.
         #[arg(long)]
         json: bool,
+        /// A node's key as the auditor holds it, NODE=KEY (the key as text or a file; repeatable):
+        /// a different key published in the store is a finding.
+        #[arg(long = "key")]
+        keys: Vec<String>,
     },
     /// Print an inclusion proof of one entry against the newest checkpoint.
     Proof {
@@ -388,7 +392,7 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        AuditCommand::Fleet { json } => super::fleet::run(config, *json).await,
+        AuditCommand::Fleet { json, keys } => super::fleet::run(config, *json, keys).await,
         AuditCommand::Proof { seq, out, source } => {
             let r = resolve(source, config)?;
             let log = r.open(&r.witnesses).await?;

@@ -25,86 +25,153 @@ pub struct NodeReport {
     pub entries: u64,
     /// Its checkpoints that verified against the replica's tree.
     pub checkpoints_verified: u64,
-    /// The size its newest checkpoint covers.
+    /// The size its newest checkpoint that verifies covers.
     pub newest_checkpoint: u64,
     /// For each witness, the largest of this node's checkpoints it cosigned
     /// (and whose cosignature verified).
     pub cosigned_through: HashMap<String, u64>,
     /// What is wrong, each naming the node.
     pub findings: Vec<String>,
+    /// What an auditor should know but is not wrong (a newest checkpoint
+    /// not cosigned yet).
+    pub warnings: Vec<String>,
 }
 
-/// Verifies every node's replica; the reports, by node.
-pub async fn verify_fleet(replicas: &EvidenceReplicas) -> Result<Vec<NodeReport>> {
+/// Verifies every node's replica; the reports, by node. `pinned` are keys
+/// the auditor holds (node → key): a published key that differs is a
+/// finding.
+pub async fn verify_fleet(
+    replicas: &EvidenceReplicas,
+    pinned: &HashMap<String, String>,
+) -> Result<Vec<NodeReport>> {
     let keys: HashMap<String, String> = replicas.node_keys().await?.into_iter().collect();
-    let mut nodes: Vec<&String> = keys.keys().collect();
-    nodes.sort();
+    let nodes = replicas.known_nodes().await?;
+    let several = nodes.len() > 1;
     let mut reports = Vec::new();
-    for node in nodes {
-        let key_text = &keys[node];
+    for node in &nodes {
         let mut r = NodeReport {
             node: node.clone(),
-            key: key_text.clone(),
+            key: keys.get(node).cloned().unwrap_or_default(),
             entries: 0,
             checkpoints_verified: 0,
             newest_checkpoint: 0,
             cosigned_through: HashMap::new(),
             findings: Vec::new(),
+            warnings: Vec::new(),
         };
-        let key = match VerifierKey::parse(key_text) {
-            Ok(k) => k,
-            Err(e) => {
-                r.findings
-                    .push(format!("node {node}: its published key is unreadable: {e}"));
-                reports.push(r);
-                continue;
-            }
-        };
-        let replica = replicas.replica_log(node);
-        let report = verify_store(LogSource::store(&replica), Vec::new(), &key, |_| ())
-            .await
-            .map_err(|e| anyhow!("node {node}: reading its replica: {e}"))?;
-        r.entries = report.entries;
-        r.checkpoints_verified = report.checkpoints_verified;
-        r.findings
-            .extend(report.findings.iter().map(|f| format!("node {node}: {f}")));
-        if report.more_findings > 0 {
+        if let Err(e) = verify_node(replicas, &keys, pinned, several, &mut r).await {
             r.findings.push(format!(
-                "node {node}: and {} more findings",
-                report.more_findings
+                "node {node}: could not be read from the store: {e:#}"
             ));
-        }
-        // The node's own checkpoints by size: what a cosignature must match.
-        let mut signed: HashMap<u64, String> = HashMap::new();
-        for (size, note) in replicas.checkpoints(node).await? {
-            r.newest_checkpoint = r.newest_checkpoint.max(size);
-            if let Ok(cp) = key.open(&note) {
-                signed.insert(size, cp.body());
-            }
-        }
-        for (size, witness, note) in replicas.cosignatures(node).await? {
-            let checked = keys
-                .get(&witness)
-                .ok_or_else(|| format!("witness {witness} published no key"))
-                .and_then(|k| VerifierKey::parse(k).map_err(|e| e.to_string()))
-                .and_then(|k| k.witnessed(&note).map_err(|e| e.to_string()));
-            match checked {
-                Err(e) => r.findings.push(format!(
-                    "node {node}: the cosignature by {witness} of its checkpoint at size {size} does not verify: {e}"
-                )),
-                Ok(cp) if signed.get(&size) != Some(&cp.body()) => r.findings.push(format!(
-                    "node {node}: {witness} cosigned a checkpoint at size {size} that is not the one the node's replica holds (root {}): the log or its checkpoints were replaced after they were witnessed",
-                    hex::encode(cp.root)
-                )),
-                Ok(_) => {
-                    let through = r.cosigned_through.entry(witness).or_insert(0);
-                    *through = (*through).max(size);
-                }
-            }
         }
         reports.push(r);
     }
+    for node in pinned.keys() {
+        if !nodes.contains(node) {
+            reports.push(NodeReport {
+                node: node.clone(),
+                key: String::new(),
+                entries: 0,
+                checkpoints_verified: 0,
+                newest_checkpoint: 0,
+                cosigned_through: HashMap::new(),
+                findings: vec![format!(
+                    "node {node}: its key was given with --key, but the store holds nothing of its log"
+                )],
+                warnings: Vec::new(),
+            });
+        }
+    }
     Ok(reports)
+}
+
+/// Verifies one node's copy into `r`.
+async fn verify_node(
+    replicas: &EvidenceReplicas,
+    keys: &HashMap<String, String>,
+    pinned: &HashMap<String, String>,
+    several: bool,
+    r: &mut NodeReport,
+) -> Result<()> {
+    let node = r.node.clone();
+    let Some(key_text) = keys.get(&node) else {
+        r.findings.push(format!(
+            "node {node}: its checkpoints or cosignatures are in the store, but no key: its key row was removed"
+        ));
+        return Ok(());
+    };
+    if let Some(want) = pinned.get(&node) {
+        if want != key_text {
+            r.findings.push(format!(
+                "node {node}: the store publishes the key {key_text}, not the one given with --key ({want})"
+            ));
+            return Ok(());
+        }
+    }
+    let key = match VerifierKey::parse(key_text) {
+        Ok(k) => k,
+        Err(e) => {
+            r.findings
+                .push(format!("node {node}: its published key is unreadable: {e}"));
+            return Ok(());
+        }
+    };
+    let replica = replicas.replica_log(&node);
+    let report = verify_store(LogSource::store(&replica), Vec::new(), &key, |_| ())
+        .await
+        .map_err(|e| anyhow!("reading its copy: {e}"))?;
+    r.entries = report.entries;
+    r.checkpoints_verified = report.checkpoints_verified;
+    r.findings
+        .extend(report.findings.iter().map(|f| format!("node {node}: {f}")));
+    if report.more_findings > 0 {
+        r.findings.push(format!(
+            "node {node}: and {} more findings",
+            report.more_findings
+        ));
+    }
+    // The node's own checkpoints by size: what a cosignature must match.
+    let mut signed: HashMap<u64, String> = HashMap::new();
+    for (size, note) in replicas.checkpoints(&node).await? {
+        if let Ok(cp) = key.open(&note) {
+            r.newest_checkpoint = r.newest_checkpoint.max(size);
+            signed.insert(size, cp.body());
+        }
+    }
+    for (size, witness, note) in replicas.cosignatures(&node).await? {
+        if witness == node {
+            r.findings.push(format!(
+                "node {node}: a cosignature of its checkpoint at size {size} names the node itself as its witness"
+            ));
+            continue;
+        }
+        let checked = keys
+            .get(&witness)
+            .ok_or_else(|| format!("witness {witness} published no key"))
+            .and_then(|k| VerifierKey::parse(k).map_err(|e| e.to_string()))
+            .and_then(|k| k.witnessed(&note).map_err(|e| e.to_string()));
+        match checked {
+            Err(e) => r.findings.push(format!(
+                "node {node}: the cosignature by {witness} of its checkpoint at size {size} does not verify: {e}"
+            )),
+            Ok(cp) if signed.get(&size) != Some(&cp.body()) => r.findings.push(format!(
+                "node {node}: {witness} cosigned a checkpoint at size {size} that is not the one the node's copy holds (root {}): the log or its checkpoints were replaced after they were witnessed",
+                hex::encode(cp.root)
+            )),
+            Ok(_) => {
+                let through = r.cosigned_through.entry(witness).or_insert(0);
+                *through = (*through).max(size);
+            }
+        }
+    }
+    let cosigned = r.cosigned_through.values().copied().max().unwrap_or(0);
+    if several && r.newest_checkpoint > cosigned {
+        r.warnings.push(format!(
+            "node {node}: its newest checkpoint ({} entries) is not cosigned by another node yet (cosigned through {cosigned})",
+            r.newest_checkpoint
+        ));
+    }
+    Ok(())
 }
 
 /// The reports as text: a line per node, then the findings.
@@ -136,11 +203,23 @@ pub fn fleet_text(reports: &[NodeReport]) -> String {
     for f in reports.iter().flat_map(|r| &r.findings) {
         let _ = writeln!(out, "  {f}");
     }
+    for w in reports.iter().flat_map(|r| &r.warnings) {
+        let _ = writeln!(out, "  note: {w}");
+    }
     out
 }
 
-/// Runs `gatehouse audit fleet`.
-pub async fn run(config: &Path, json: bool) -> Result<ExitCode> {
+/// Runs `gatehouse audit fleet`; `pinned` are `NODE=KEY` pairs (the key
+/// as text or a file holding it).
+pub async fn run(config: &Path, json: bool, pinned: &[String]) -> Result<ExitCode> {
+    let mut keys = HashMap::new();
+    for p in pinned {
+        let (node, key) = p.split_once('=').ok_or_else(|| {
+            anyhow!("--key {p:?}: write NODE=KEY (the key as text, or a file holding it)")
+        })?;
+        let key = super::commands::parse_verifier(key)?;
+        keys.insert(node.to_string(), key.to_string());
+    }
     let raw = RawConfig::parse(config).map_err(|p| anyhow!("{p}"))?;
     let StoreSpec::Shared(shared) = raw.store().map_err(|p| anyhow!("{p}"))? else {
         bail!(
@@ -149,7 +228,7 @@ pub async fn run(config: &Path, json: bool) -> Result<ExitCode> {
         );
     };
     let store = PgStore::connect(shared.settings("gatehouse-audit")).await?;
-    let reports = verify_fleet(&store.evidence_replicas()).await;
+    let reports = verify_fleet(&store.evidence_replicas(), &keys).await;
     store.close().await;
     let reports = reports?;
     let clean = !reports.is_empty() && reports.iter().all(|r| r.findings.is_empty());
@@ -242,6 +321,19 @@ async fn write_packs(
     let mut listed = Vec::new();
     let mut ok = true;
     for node in nodes {
+        // Node ids come from the store: one that cannot name a folder of
+        // its own (a path, `..`) gets no pack, only a line saying so.
+        let folder_safe = !matches!(node.as_str(), "." | "..")
+            && node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if only.is_none() && !folder_safe {
+            listed.push(serde_json::json!({
+                "node": node,
+                "skipped": "its id cannot name a folder (use --node with --out to write its pack)",
+            }));
+            continue;
+        }
         let key = VerifierKey::parse(&keys[node])
             .map_err(|e| anyhow!("node {node}: its published key is unreadable: {e}"))?;
         let log = super::log_file::LogFile::replica(replicas.replica_log(node));
@@ -282,7 +374,7 @@ async fn write_packs(
         }
     }
     if only.is_none() {
-        let reports = verify_fleet(replicas).await?;
+        let reports = verify_fleet(replicas, &HashMap::new()).await?;
         ok = !reports.is_empty() && reports.iter().all(|r| r.findings.is_empty());
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let fleet = out.join("fleet.json");

@@ -8,6 +8,7 @@ use crate::config::{GatewayConfig, StoreSpec, HEARTBEAT};
 use anyhow::{Context, Result};
 use gatehouse_core::{ApprovalDesk, NodeRecord, Store, Timestamp};
 use gatehouse_store::{PgStore, SqliteStore};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,15 +93,22 @@ fn beat(config: &GatewayConfig, started_at: Timestamp) -> NodeRecord {
     }
 }
 
-/// Registers this node in the store (at start), and ends the sessions an
-/// earlier run of it left open (it crashed, and was restarted before
-/// another node found it silent).
+/// Registers this node in the store (at start).
 pub async fn register(store: &dyn Store, config: &GatewayConfig) -> Result<Timestamp> {
     let started_at = Timestamp::now();
     store
         .node_heartbeat(&beat(config, started_at))
         .await
         .context("registering this node in the store")?;
+    Ok(started_at)
+}
+
+/// Ends the sessions an earlier run of this node left open (it crashed,
+/// and was restarted before another node found it silent). Only once the
+/// node is known to be itself (with a shared store: its evidence key is
+/// the one published for its id), so a second process given the same id
+/// cannot end the first one's live sessions.
+pub async fn end_earlier_runs(store: &dyn Store, started_at: Timestamp) -> Result<()> {
     let ended = store
         .end_sessions_of_earlier_runs(started_at)
         .await
@@ -111,7 +119,7 @@ pub async fn register(store: &dyn Store, config: &GatewayConfig) -> Result<Times
             "sessions of an earlier run of this node were still open (it did not stop cleanly); they are marked ended"
         );
     }
-    Ok(started_at)
+    Ok(())
 }
 
 /// Heartbeats to a shared store until shutdown, and ends the open sessions
@@ -170,11 +178,11 @@ pub async fn store_clock(store: &dyn Store) -> Result<Option<Timestamp>> {
     if store.changes().is_none() {
         return Ok(None);
     }
-    let (now, _) = store
+    let page = store
         .approvals_changed_since(Some(Timestamp::from_unix_millis(i64::MAX)), 1)
         .await
         .context("reading the shared store's clock")?;
-    Ok(Some(now))
+    Ok(Some(page.now))
 }
 
 /// Takes in the approval changes other nodes store, from `from` (the
@@ -199,22 +207,23 @@ pub async fn follow_approvals(
             .approvals_changed_since(Some(since), CHANGE_PAGE)
             .await
         {
-            Ok((now, changed)) => {
-                for (_, r) in &changed {
+            Ok(page) => {
+                for (_, r) in &page.changed {
                     desk.apply_remote(r);
                 }
-                since = match changed.last() {
-                    // A full page: on from its last change (read again),
-                    // unless the whole page changed in that millisecond.
-                    Some((at, _)) if changed.len() >= CHANGE_PAGE as usize && *at > since => *at,
-                    _ => Timestamp::from_unix_millis(
-                        now.unix_millis() - CHANGE_MARGIN.as_millis() as i64,
-                    ),
-                };
-                if changed.len() >= CHANGE_PAGE as usize
-                    && changed.last().is_some_and(|(at, _)| *at == since)
-                {
-                    continue;
+                match page.more_from {
+                    // A full page: on from its last change (read again) at
+                    // once, unless the whole page changed in that
+                    // millisecond (then on from the clock, as below).
+                    Some(at) if at > since => {
+                        since = at;
+                        continue;
+                    }
+                    _ => {
+                        since = Timestamp::from_unix_millis(
+                            page.now.unix_millis() - CHANGE_MARGIN.as_millis() as i64,
+                        )
+                    }
                 }
             }
             Err(e) => {
@@ -294,6 +303,7 @@ pub async fn start_evidence(
         replicas,
         node,
         Arc::new(key),
+        config.data_dir.join(evidence::MEMORY_FILE),
         pg.changes(),
         stop,
     ));
@@ -305,18 +315,23 @@ pub async fn start_evidence(
 
 /// How often finished recordings are looked for to copy to the store.
 const RECORDING_POLL: Duration = Duration::from_secs(2);
+/// A recording larger than this stays on its node (it is read whole to be
+/// copied, and a store value has its limits).
+const SHARED_RECORDING_MAX: u64 = 256 * 1024 * 1024;
+/// A recording that could not be copied is tried again after this long.
+const RECORDING_RETRY: Duration = Duration::from_secs(60);
 
 /// Copies this node's finished recordings (`dir`, files without `.part`)
 /// to the shared store so any node can replay them, until shutdown. The
-/// evidence log holds each one's SHA-256, which readers check.
+/// session's record holds each one's SHA-256, which readers check.
 pub async fn share_recordings(
     store: Arc<dyn Store>,
     dir: PathBuf,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut kept: Option<std::collections::HashSet<String>> = None;
+    let mut shared = Shared::default();
     loop {
-        if let Err(e) = share_new(store.as_ref(), &dir, &mut kept).await {
+        if let Err(e) = shared.copy_new(store.as_ref(), &dir).await {
             tracing::error!(error = %e, "could not copy recordings to the shared store; retrying");
         }
         let stopping = tokio::select! {
@@ -324,53 +339,87 @@ pub async fn share_recordings(
             _ = stop.wait_for(|s| *s) => true,
         };
         if stopping {
-            // What finished by now goes too.
-            let _ = share_new(store.as_ref(), &dir, &mut kept).await;
+            // What finished by now goes too, if the store takes it soon;
+            // the rest at the next start.
+            let _ =
+                tokio::time::timeout(REPLICA_GRACE, shared.copy_new(store.as_ref(), &dir)).await;
             return;
         }
     }
 }
 
-async fn share_new(
-    store: &dyn Store,
-    dir: &std::path::Path,
-    kept: &mut Option<std::collections::HashSet<String>>,
-) -> Result<(), String> {
-    let kept = match kept {
-        Some(k) => k,
-        None => kept.insert(
-            store
-                .kept_recordings()
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .collect(),
-        ),
-    };
-    let mut entries = match tokio::fs::read_dir(dir).await {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("{}: {e}", dir.display())),
-    };
-    while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
+/// What [`share_recordings`] has done.
+#[derive(Default)]
+struct Shared {
+    /// Copied (read from the store at first).
+    kept: Option<std::collections::HashSet<String>>,
+    /// Not copied: too large (for good), or failed (until the retry time).
+    left: HashMap<String, Option<tokio::time::Instant>>,
+}
+
+impl Shared {
+    async fn copy_new(&mut self, store: &dyn Store, dir: &std::path::Path) -> Result<(), String> {
+        let kept = match &mut self.kept {
+            Some(k) => k,
+            None => self.kept.insert(
+                store
+                    .kept_recordings()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .collect(),
+            ),
         };
-        if name.ends_with(".part") || name.starts_with('.') || kept.contains(&name) {
-            continue;
+        let mut entries = match tokio::fs::read_dir(dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.ends_with(".part") || name.starts_with('.') || kept.contains(&name) {
+                continue;
+            }
+            match self.left.get(&name) {
+                Some(None) => continue,
+                Some(Some(retry)) if tokio::time::Instant::now() < *retry => continue,
+                _ => {}
+            }
+            let path = entry.path();
+            let size = entry.metadata().await.map(|m| m.len()).unwrap_or(0);
+            if size > SHARED_RECORDING_MAX {
+                tracing::warn!(recording = %name, bytes = size, "a recording too large to copy to the shared store stays on this node; replay it through this node");
+                self.left.insert(name, None);
+                continue;
+            }
+            let copied = async {
+                let bytes = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let sha256 = {
+                    use sha2::Digest;
+                    hex::encode(sha2::Sha256::digest(&bytes))
+                };
+                store
+                    .keep_recording(&name, &sha256, &bytes)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            match copied {
+                Ok(()) => {
+                    self.left.remove(&name);
+                    kept.insert(name);
+                }
+                Err(e) => {
+                    tracing::error!(recording = %name, error = %e, "could not copy a recording to the shared store; trying again in a minute");
+                    self.left
+                        .insert(name, Some(tokio::time::Instant::now() + RECORDING_RETRY));
+                }
+            }
         }
-        let bytes = tokio::fs::read(entry.path())
-            .await
-            .map_err(|e| format!("{}: {e}", entry.path().display()))?;
-        let sha256 = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&bytes))
-        };
-        store
-            .keep_recording(&name, &sha256, &bytes)
-            .await
-            .map_err(|e| e.to_string())?;
-        kept.insert(name);
+        Ok(())
     }
-    Ok(())
 }
