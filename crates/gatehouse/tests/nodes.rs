@@ -561,3 +561,74 @@ fn a_recording_made_on_one_node_replays_on_another() {
     });
     assert!(replayed.contains("across-42"), "{replayed}");
 }
+
+/// The size of `node`'s checkpoints `witness` cosigned, once there is one.
+fn cosigned_through(h: &Harness, node: &str, witness: &str) -> u64 {
+    eventually(Duration::from_secs(30), "never cosigned", || {
+        let out = h.cli(&["audit", "fleet", "--json"]);
+        let v: Value = serde_json::from_str(&stdout(&out)).ok()?;
+        v["nodes"].as_array()?.iter().find(|n| n["node"] == node)?["cosigned_through"][witness]
+            .as_u64()
+    })
+}
+
+#[test]
+fn a_witness_refuses_a_checkpoint_its_copy_does_not_give() {
+    let store = StoreCluster::start();
+    let (mut h1, h2, _h3) = fleet(&store);
+    let (n1, n2) = (h1.node_id(), h2.node_id());
+    cosigned_through(&h1, &n1, &n2);
+    // Node 1 stops cleanly: its last checkpoint reaches the store.
+    h1.stop_gateway();
+    let newest: u64 = store
+        .sql(&format!(
+            "SELECT max(size) FROM evidence_checkpoints WHERE node_id = '{n1}'"
+        ))
+        .parse()
+        .unwrap();
+    // Whoever holds node 1's key re-signs its newest checkpoint over
+    // another tree of the same size: a forked log.
+    let key_text = std::fs::read_to_string(h1.data_dir.join("evidence.key")).unwrap();
+    let key = gatehouse_evidence::SigningKey::parse(key_text.trim()).unwrap();
+    let forged = key.sign(&gatehouse_evidence::Checkpoint {
+        origin: key.name().to_string(),
+        size: newest,
+        root: [7; 32],
+    });
+    store.sql(&format!(
+        "UPDATE evidence_checkpoints SET note = '{}' WHERE node_id = '{n1}' AND size = {newest}",
+        forged.replace('\'', "''")
+    ));
+    // The witness (node 2) refuses it, whether it had cosigned the real
+    // one (a forked log) or meets this one first (its copy's entries do
+    // not give that root).
+    let refused = eventually(
+        Duration::from_secs(30),
+        "node 2 never refused the forged checkpoint",
+        || {
+            let log = h2.log_text();
+            log.contains("not cosigning a checkpoint").then_some(log)
+        },
+    );
+    assert!(
+        refused.contains("a forked log") || refused.contains("do not give the root it signed"),
+        "{refused}"
+    );
+    let by_forged: u64 = store
+        .sql(&format!(
+            "SELECT count(*) FROM evidence_cosignatures WHERE node_id = '{n1}' AND size = {newest} \
+             AND position('{}' in note) > 0",
+            forged.lines().nth(2).unwrap()
+        ))
+        .parse()
+        .unwrap();
+    assert_eq!(by_forged, 0, "the forged checkpoint was cosigned");
+    // The fleet check names it too.
+    let out = h2.cli(&["audit", "fleet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("node {n1}: FINDINGS")),
+        "{}",
+        stdout(&out)
+    );
+}
