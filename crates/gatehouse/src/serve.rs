@@ -68,7 +68,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
     let replica_cursor = config
         .data_dir
         .join(crate::evidence::sinks::CURSOR_DIR)
-        .join(crate::fleet::evidence::REPLICA_CURSOR);
+        .join(crate::fleet::replicator::REPLICA_CURSOR);
     let holds = match &opened {
         crate::fleet::OpenStore::Shared(..) => vec![replica_cursor.clone()],
         crate::fleet::OpenStore::Embedded(_) => Vec::new(),
