@@ -1,18 +1,23 @@
 //! Wiring: store, recorder, TLS, the PostgreSQL listener and the REST API.
 
+mod data_dir;
+mod tasks;
+
+use data_dir::{ensure_admin_key, masking_key, prepare_data_dir};
+use tasks::{expire_approvals, reload_on_sighup};
+
 use crate::certs;
 use crate::config::{GatewayConfig, TlsSource};
 use anyhow::{Context, Result};
-use gatehouse_api::{AdminKey, ApiState};
+use gatehouse_api::ApiState;
 use gatehouse_core::{ApprovalDesk, AuditEvent, AuditTrail, SessionRecorder, Store};
 use gatehouse_evidence::EvidenceLog;
-use gatehouse_mask::{HashKey, MaskingEngine};
+use gatehouse_mask::MaskingEngine;
 use gatehouse_postgres::{ConnectionMasking, GateSettings, ListenerSettings, PostgresGateway};
 use gatehouse_session::Gatekeeper;
 use gatehouse_sql::Analyzer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -553,66 +558,6 @@ impl RunningGateway {
     }
 }
 
-/// Re-reads the policy files on every SIGHUP until shutdown. An invalid
-/// policy is rejected and the one in force stays.
-async fn reload_on_sighup(
-    policy: Arc<gatehouse_policy::PolicyHandle>,
-    audit: Arc<dyn AuditTrail>,
-    mut stop: watch::Receiver<bool>,
-) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with `gatehouse policy reload`");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                let p = policy.clone();
-                match tokio::task::spawn_blocking(move || p.reload()).await {
-                    Ok(Ok(engine)) => {
-                        tracing::info!(
-                            generation = policy.generation(), policies = engine.policy_count(), "policy reloaded on SIGHUP"
-                        );
-                        let event = gatehouse_api::policy_event("reload", &policy);
-                        if let Err(e) = audit.append(vec![event]).await {
-                            tracing::error!(error = %e, "policy reloaded but not logged");
-                        }
-                    }
-                    Ok(Err(problems)) => tracing::error!(
-                        %problems, "policy reload on SIGHUP rejected; the previous policy stays in force"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "policy reload task failed"),
-                }
-            }
-            _ = stopped(&mut stop) => return,
-        }
-    }
-}
-
-/// How often lapsed approval requests are expired.
-const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Expires approval requests nobody decided in time, and approvals nobody
-/// used in time, until shutdown.
-async fn expire_approvals(desk: Arc<ApprovalDesk>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = desk.expire_due(gatehouse_core::Timestamp::now()).await {
-                    tracing::error!(error = %e, "could not expire approval requests; retrying");
-                }
-            }
-            _ = stopped(&mut stop) => return,
-        }
-    }
-}
-
 /// Runs until SIGINT or SIGTERM, then stops cleanly.
 pub async fn run(config: &GatewayConfig) -> Result<()> {
     let gw = start(config).await?;
@@ -632,46 +577,6 @@ pub async fn wait_for_signal() -> Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
-}
-
-fn prepare_data_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data_dir {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("restricting data_dir {} to its owner", dir.display()))?;
-    Ok(())
-}
-
-/// The key of the `hash` masking strategy: the configured file, else
-/// `data_dir/masking.key`, generated on first start. Keeping it keeps hashed
-/// values stable (and joinable) across restarts.
-fn masking_key(config: &GatewayConfig) -> Result<HashKey> {
-    if let Some(f) = &config.masking_key_file {
-        return crate::config::read_hash_key(f)
-            .map_err(|e| anyhow::anyhow!("{}: masking.hash_key_file: {e}", config.file.display()));
-    }
-    let path = config.data_dir.join(MASKING_KEY_FILE);
-    if path.exists() {
-        return crate::config::read_hash_key(&path).map_err(anyhow::Error::msg);
-    }
-    let mut b = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    certs::write_private(&path, format!("{}\n", hex::encode(b)).as_bytes())?;
-    tracing::info!(path = %path.display(), "generated the masking hash key");
-    Ok(HashKey::new(b))
-}
-
-fn ensure_admin_key(dir: &Path) -> Result<AdminKey> {
-    let path = dir.join(ADMIN_KEY_FILE);
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        return Ok(AdminKey::from_text(&text));
-    }
-    let text = AdminKey::generate_text();
-    certs::write_private(&path, format!("{text}\n").as_bytes())?;
-    tracing::info!(path = %path.display(), "generated the admin key");
-    Ok(AdminKey::from_text(&text))
 }
 
 /// The PostgreSQL listener's TLS settings for HTTP callers: the same
