@@ -396,3 +396,32 @@ async fn a_recording_kept_by_one_node_is_read_by_another() {
     assert_eq!(n1.kept_recordings().await.unwrap(), ["s-1.cast"]);
     assert!(n2.kept_recordings().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_auditor_reads_the_copies_without_joining_the_store() {
+    let cluster = Cluster::shared();
+    // An empty database: nothing to read, and nothing is set up in it.
+    let empty = cluster.database("reader_empty").await;
+    let err = PgStore::evidence_reader(&cluster.settings(&empty, "auditor"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is empty: no node has used it yet"), "{err}");
+    assert_eq!(
+        PgStore::schema_state(&cluster.settings(&empty, "auditor"))
+            .await
+            .unwrap(),
+        gatehouse_store::SchemaState::Empty
+    );
+    // A store a node uses: the auditor reads what the node copied.
+    let (store, db) = store("reader").await;
+    store
+        .evidence_replicas()
+        .publish_key("n1", "gatehouse/n1+01234567+AAAA")
+        .await
+        .unwrap();
+    let reader = PgStore::evidence_reader(&cluster.settings(&db, "auditor"))
+        .await
+        .unwrap();
+    assert_eq!(reader.node_keys().await.unwrap().len(), 1);
+}

@@ -130,6 +130,31 @@ impl PgStore {
         })
     }
 
+    /// Reads the nodes' evidence copies without joining the store as a
+    /// node: no schema set up, no listening, a couple of connections (what
+    /// `audit fleet` and the fleet's evidence packs use; a role that may
+    /// only read suffices). Refuses an empty store or one of another
+    /// schema version.
+    pub async fn evidence_reader(
+        settings: &PgStoreSettings,
+    ) -> Result<EvidenceReplicas, StoreError> {
+        let state = Self::schema_state(settings).await?;
+        let shown_url = settings.shown_url();
+        if let Some(why) = state.refusal(&shown_url) {
+            return Err(StoreError::Unavailable(why));
+        }
+        if state == SchemaState::Empty {
+            return Err(StoreError::Unavailable(format!(
+                "the store at {shown_url} is empty: no node has used it yet"
+            )));
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(settings.connect_options()?);
+        Ok(EvidenceReplicas::new(pool))
+    }
+
     /// Where the store's schema stands against this gatehouse's.
     pub async fn schema_state(settings: &PgStoreSettings) -> Result<SchemaState, StoreError> {
         let shown_url = settings.shown_url();

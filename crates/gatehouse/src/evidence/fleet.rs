@@ -227,10 +227,8 @@ pub async fn run(config: &Path, json: bool, pinned: &[String]) -> Result<ExitCod
             config.display()
         );
     };
-    let store = PgStore::connect(shared.settings("gatehouse-audit")).await?;
-    let reports = verify_fleet(&store.evidence_replicas(), &keys).await;
-    store.close().await;
-    let reports = reports?;
+    let replicas = PgStore::evidence_reader(&shared.settings("gatehouse-audit")).await?;
+    let reports = verify_fleet(&replicas, &keys).await?;
     let clean = !reports.is_empty() && reports.iter().all(|r| r.findings.is_empty());
     if json {
         let out = serde_json::json!({ "ok": clean, "nodes": reports });
@@ -266,11 +264,8 @@ pub async fn run_pack(
     };
     let policy = super::cli::access_policy(Some(&raw), config)?;
     let interval = raw.evidence().ok().map(|e| e.checkpoint_interval);
-    let store = PgStore::connect(shared.settings("gatehouse-evidence")).await?;
-    let replicas = store.evidence_replicas();
-    let written = write_packs(&replicas, period, policy.as_ref(), interval, node, out).await;
-    store.close().await;
-    let written = written?;
+    let replicas = PgStore::evidence_reader(&shared.settings("gatehouse-evidence")).await?;
+    let written = write_packs(&replicas, period, policy.as_ref(), interval, node, out).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&written)?);
     } else {
