@@ -46,6 +46,10 @@ pub struct RunningGateway {
     pub mysql_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The tasks that talk to a shared store in the background (heartbeat,
+    /// approval changes, witnessing, recordings): a store call hung on a
+    /// silent network must not hold the stop, so they get a grace period.
+    background: Vec<JoinHandle<()>>,
     /// Keeps OIDC keys fresh; never ends by itself, so it is aborted at stop.
     key_refresh: Option<JoinHandle<()>>,
     recorder_task: JoinHandle<()>,
@@ -495,14 +499,16 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
         ssh_addr,
         mysql_addr,
         shutdown,
-        tasks: [pg_task, api_task, reload_task, expiry_task, follow_task]
+        tasks: [pg_task, api_task, reload_task, expiry_task]
             .into_iter()
-            .chain(heartbeat_task)
-            .chain(recordings_task)
-            .chain(witness_task)
             .chain(http_task)
             .chain(ssh_task)
             .chain(mysql_task)
+            .collect(),
+        background: std::iter::once(follow_task)
+            .chain(heartbeat_task)
+            .chain(recordings_task)
+            .chain(witness_task)
             .collect(),
         key_refresh: oidc_task,
         recorder_task,
@@ -525,6 +531,15 @@ impl RunningGateway {
         }
         for t in self.tasks {
             let _ = t.await;
+        }
+        let deadline = tokio::time::Instant::now() + crate::fleet::REPLICA_GRACE;
+        for mut t in self.background {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                tracing::warn!(
+                    "a task waiting on the shared store did not stop in time; it is cut short"
+                );
+                t.abort();
+            }
         }
         // Every session (and so every recorder handle) is gone: the writer drains and ends.
         let _ = self.recorder_task.await;
