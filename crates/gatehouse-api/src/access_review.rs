@@ -3,7 +3,8 @@
 //! records the review the reviewer saw in the evidence log, so the next
 //! evidence pack shows who reviewed what, and when.
 
-use crate::routes::{require_admin, ApiError, ApiResult, ApiState, PolicyFileSummary};
+use crate::caller::{require_auditor, Caller};
+use crate::routes::{ApiError, ApiResult, ApiState, PolicyFileSummary};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -63,7 +64,9 @@ pub struct ReviewQuery {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignOffRequest {
-    /// Who performed the review.
+    /// Who performed the review (an auditor signing with their own
+    /// credential signs as themselves and may leave it empty).
+    #[serde(default)]
     pub reviewer: String,
     /// What they concluded, if anything.
     #[serde(default)]
@@ -148,7 +151,7 @@ pub(crate) async fn show(
     headers: HeaderMap,
     query: Result<Query<ReviewQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<AccessReview>> {
-    require_admin(&state, &headers)?;
+    require_auditor(&state, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     Ok(Json(
         compute(&state, q.client_ip.unwrap_or(DEFAULT_IP)).await?,
@@ -160,9 +163,25 @@ pub(crate) async fn sign_off(
     headers: HeaderMap,
     body: Result<Json<SignOffRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<SignedOff>> {
-    require_admin(&state, &headers)?;
+    let who = require_auditor(&state, &headers).await?;
     let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let reviewer = req.reviewer.trim();
+    // An auditor signs as themselves; the admin key names the reviewer.
+    let reviewer = match &who {
+        Caller::Identity(i) => {
+            let named = req.reviewer.trim();
+            if !named.is_empty() && named != i.subject {
+                return Err(ApiError(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "{} signs off as themselves, not as {named:?}; leave reviewer empty or name yourself",
+                        i.subject
+                    ),
+                ));
+            }
+            i.subject.as_str()
+        }
+        Caller::Admin => req.reviewer.trim(),
+    };
     if reviewer.is_empty() || reviewer.len() > 200 || reviewer.contains(char::is_control) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,

@@ -3,13 +3,13 @@
 //! checks their groups); the admin key may list and read, never decide.
 //! Other identities read only their own requests.
 
+use crate::caller::{caller, Caller};
 use crate::routes::{ApiError, ApiResult, ApiState};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use gatehouse_core::{
-    ApprovalError, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalState, Identity, Timestamp,
-    VoteRefused,
+    ApprovalError, ApprovalId, ApprovalMode, ApprovalRequest, ApprovalState, VoteRefused,
 };
 use serde::{Deserialize, Serialize};
 
@@ -43,37 +43,6 @@ pub struct Decided {
     pub request: ApprovalRequest,
     /// The route's mode, when the route is still configured.
     pub mode: Option<ApprovalMode>,
-}
-
-/// Who is calling: the admin, or an identity by its service or OIDC token.
-enum Caller {
-    Admin,
-    Identity(Identity),
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-async fn caller(state: &ApiState, headers: &HeaderMap) -> ApiResult<Caller> {
-    let Some(presented) = bearer(headers) else {
-        return Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing credentials: send `Authorization: Bearer <your Gatehouse token>` (approvers) or the admin key (read only)".into(),
-        ));
-    };
-    if state.admin_key.matches(presented) {
-        return Ok(Caller::Admin);
-    }
-    state
-        .authenticator
-        .authenticate(presented, Timestamp::now())
-        .await
-        .map(|a| Caller::Identity(a.into_identity()))
-        .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.to_string()))
 }
 
 fn desk_error(e: ApprovalError) -> ApiError {

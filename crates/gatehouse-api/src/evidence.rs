@@ -1,12 +1,104 @@
 //! The evidence log over the API: a checkpoint on demand, so that an
 //! evidence pack can prove the events of the last seconds without waiting
-//! for the gateway's `checkpoint_interval`.
+//! for the gateway's `checkpoint_interval`; and, for auditors, the log's
+//! state, the same verification `gatehouse audit verify` runs, and an
+//! inclusion proof of any entry.
 
+use crate::caller::require_auditor;
 use crate::routes::{require_admin, ApiError, ApiResult, ApiState};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+
+/// Reads the gateway's own evidence log as `gatehouse audit` does (the
+/// file, read-only, never through the writer): implemented by the binary,
+/// which knows where the log, its key, segments and witness files are.
+/// Answers are the JSON the matching `audit` command prints with `--json`.
+#[async_trait::async_trait]
+pub trait EvidenceReview: Send + Sync {
+    /// The log's size, its newest checkpoint and which witnesses hold it.
+    async fn status(&self) -> Result<serde_json::Value, String>;
+    /// `gatehouse audit verify --json`.
+    async fn verify(&self) -> Result<serde_json::Value, String>;
+    /// `gatehouse audit proof SEQ`: the inclusion proof of entry `seq`.
+    async fn prove(&self, seq: u64) -> Result<serde_json::Value, String>;
+}
+
+fn review(state: &ApiState) -> ApiResult<&dyn EvidenceReview> {
+    state.evidence_review.as_deref().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "this gateway offers no evidence review over its API; run `gatehouse audit verify` on its host".into(),
+        )
+    })
+}
+
+fn failed(what: &str, e: String) -> ApiError {
+    tracing::warn!(error = %e, "evidence review: {what} failed");
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the evidence log could not be read for {what}: {e}"),
+    )
+}
+
+/// `GET /v1/evidence`: the log's size and newest checkpoint.
+pub(crate) async fn status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_auditor(&state, &headers).await?;
+    review(&state)?
+        .status()
+        .await
+        .map(Json)
+        .map_err(|e| failed("its status", e))
+}
+
+/// `POST /v1/evidence/verify`: every entry and checkpoint verified now.
+/// Findings are an answer (200 with `ok: false`), not an error.
+pub(crate) async fn verify(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let who = require_auditor(&state, &headers).await?;
+    let report = review(&state)?
+        .verify()
+        .await
+        .map_err(|e| failed("verification", e))?;
+    tracing::info!(by = who.subject(), ok = %report["ok"], "evidence log verified on request");
+    Ok(Json(report))
+}
+
+/// `GET /v1/evidence/proofs/{seq}`: entry `seq`'s inclusion proof against
+/// the newest checkpoint, for `gatehouse audit verify-proof`.
+pub(crate) async fn proof(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(seq): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    require_auditor(&state, &headers).await?;
+    let seq: u64 = seq.parse().map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{seq:?} is not an entry number (0, 1, 2…)"),
+        )
+    })?;
+    // A checkpoint over what is written so far first, so that an entry of
+    // the last seconds has its proof now (none is signed when the newest
+    // already covers the log).
+    if let Some(log) = &state.evidence {
+        if let Err(e) = log.seal().await {
+            tracing::warn!(error = %e, "no checkpoint before an inclusion proof");
+        }
+    }
+    review(&state)?.prove(seq).await.map(Json).map_err(|e| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no inclusion proof of entry {seq}: {e}"),
+        )
+    })
+}
 
 /// Answer of `POST /v1/evidence/checkpoint`.
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,4 +1,5 @@
-use crate::{access_review, approvals, evidence, masking, AdminKey};
+use crate::caller::require_auditor;
+use crate::{access_review, approvals, console, evidence, masking, AdminKey};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,6 +42,10 @@ pub struct ApiState {
     pub recordings: std::path::PathBuf,
     /// The SSH CA and the lifetime of its certificates (None: no SSH listener).
     pub ssh_ca: Option<(gatehouse_ssh::CertificateAuthority, Duration)>,
+    /// The web console: its auditors and who is signed in.
+    pub console: Arc<console::Console>,
+    /// Reads the evidence log for auditors (None: not offered).
+    pub evidence_review: Option<Arc<dyn evidence::EvidenceReview>>,
 }
 
 /// Answer of `POST /v1/policy/reload`.
@@ -184,7 +189,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/masking/columns", get(masking::list))
         .route("/v1/masking/columns/{id}/remove", post(masking::remove))
         .route("/v1/masking/discover", post(masking::discover))
+        .route("/v1/evidence", get(evidence::status))
+        .route("/v1/evidence/verify", post(evidence::verify))
+        .route("/v1/evidence/proofs/{seq}", get(evidence::proof))
+        .merge(console::routes(&state))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            console::signed_in_requests,
+        ))
+        .layer(axum::middleware::from_fn(console::security_headers))
         .with_state(state)
 }
 
@@ -292,7 +306,7 @@ async fn list_sessions(
     headers: HeaderMap,
     Query(filter): Query<SessionFilter>,
 ) -> ApiResult<Json<Vec<SessionSummary>>> {
-    require_admin(&state, &headers)?;
+    require_auditor(&state, &headers).await?;
     Ok(Json(state.store.list_sessions(&filter).await?))
 }
 
@@ -300,7 +314,7 @@ async fn list_nodes(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Vec<gatehouse_core::NodeRecord>>> {
-    require_admin(&state, &headers)?;
+    require_auditor(&state, &headers).await?;
     Ok(Json(state.store.list_nodes().await?))
 }
 
@@ -309,7 +323,7 @@ async fn show_session(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionDetail>> {
-    require_admin(&state, &headers)?;
+    require_auditor(&state, &headers).await?;
     let id: SessionId = id.parse().map_err(|_| {
         ApiError(
             StatusCode::BAD_REQUEST,
@@ -331,7 +345,7 @@ async fn recording(
     headers: HeaderMap,
     Path((id, seq)): Path<(String, u64)>,
 ) -> ApiResult<axum::response::Response> {
-    require_admin(&state, &headers)?;
+    require_auditor(&state, &headers).await?;
     let sid: SessionId = id.parse().map_err(|_| {
         ApiError(
             StatusCode::BAD_REQUEST,

@@ -38,7 +38,7 @@ pub use sensitive_columns::{FoundBy, SensitiveColumn, SensitiveColumns, Sensitiv
 pub use session::{
     ActionOutcome, ActionRecord, Decided, DecidedIn, DecisionRecord, HttpExchange, MaskingSummary,
     SessionDetail, SessionEnd, SessionEndFields, SessionEndReason, SessionFilter, SessionId,
-    SessionStart, SessionSummary, StreamRecord,
+    SessionOutcome, SessionStart, SessionSummary, StreamRecord,
 };
 pub use store::{ApprovalChanges, Store};
 pub use time::Timestamp;

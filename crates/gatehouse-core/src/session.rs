@@ -423,11 +423,47 @@ pub struct SessionDetail {
 
 /// Which sessions to list.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SessionFilter {
     /// Only sessions of this identity subject.
     pub identity: Option<String>,
     /// Only sessions to this connection.
     pub connection: Option<String>,
+    /// Only sessions of this protocol (`postgres`, `http`, `mcp`, `ssh`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Only sessions that started at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Only sessions that started before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// Only sessions with an action of this outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<SessionOutcome>,
     /// At most this many, newest first.
     pub limit: Option<u32>,
+}
+
+/// What happened in a session, as a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionOutcome {
+    /// An action was refused or held for approval.
+    Refused,
+    /// Masking changed a value in an answer.
+    Masked,
+    /// An action ran under an approval.
+    Approved,
+}
+
+impl SessionOutcome {
+    /// The name in queries and storage filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Masked => "masked",
+            Self::Approved => "approved",
+        }
+    }
 }

@@ -32,8 +32,8 @@ pub use postgres::{EvidenceReplicas, PgStore, PgStoreSettings, ReplicaLog, Schem
 use async_trait::async_trait;
 use gatehouse_core::{
     ActionRecord, ApprovalId, ApprovalRequest, ApprovalState, LostNode, NodeRecord,
-    SensitiveColumn, SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart,
-    SessionSummary, Store, StoreError, Timestamp, TokenId, TokenRecord,
+    SensitiveColumn, SessionDetail, SessionEnd, SessionFilter, SessionId, SessionOutcome,
+    SessionStart, SessionSummary, Store, StoreError, Timestamp, TokenId, TokenRecord,
 };
 use rows::APPROVAL_COLUMNS;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -356,11 +356,24 @@ impl Store for SqliteStore {
         let rows = sqlx::query_as::<_, rows::SessionRow>(
             "SELECT s.*, (SELECT COUNT(*) FROM statements t WHERE t.session_id = s.id) AS statement_count \
              FROM sessions s WHERE (?1 IS NULL OR s.identity = ?1) AND (?2 IS NULL OR s.connection = ?2) \
+             AND (?4 IS NULL OR s.protocol = ?4) \
+             AND (?5 IS NULL OR s.started_at >= ?5) AND (?6 IS NULL OR s.started_at < ?6) \
+             AND (?7 IS NULL \
+               OR (?7 = 'refused' AND EXISTS (SELECT 1 FROM statements t WHERE t.session_id = s.id \
+                    AND t.decision IN ('deny', 'review'))) \
+               OR (?7 = 'masked' AND EXISTS (SELECT 1 FROM statements t WHERE t.session_id = s.id \
+                    AND json_extract(t.masking_json, '$.values_masked') > 0)) \
+               OR (?7 = 'approved' AND EXISTS (SELECT 1 FROM approvals a \
+                    WHERE a.state IN ('approved', 'used') AND json_extract(a.body_json, '$.session') = s.id))) \
              ORDER BY s.started_at DESC, s.id DESC LIMIT ?3",
         )
         .bind(&filter.identity)
         .bind(&filter.connection)
         .bind(i64::from(filter.limit.unwrap_or(100)))
+        .bind(&filter.protocol)
+        .bind(filter.since.map(Timestamp::unix_millis))
+        .bind(filter.until.map(Timestamp::unix_millis))
+        .bind(filter.outcome.map(SessionOutcome::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;

@@ -250,6 +250,7 @@ async fn sessions_and_statements_round_trip() {
         identity: identity.map(Into::into),
         connection: connection.map(Into::into),
         limit,
+        ..Default::default()
     };
     let ids = |v: Vec<gatehouse_core::SessionSummary>| -> Vec<SessionId> {
         v.into_iter().map(|s| s.start.id).collect()

@@ -108,6 +108,7 @@ pub struct RawConfig {
     identity: identity::IdentitySection,
     limits: limits::LimitsSection,
     store: store::StoreSection,
+    console: console::ConsoleSection,
     connections: Vec<connections::ConnectionSection>,
 }
 
@@ -184,6 +185,8 @@ pub struct GatewayConfig {
     pub oidc_issuers: Vec<gatehouse_identity::oidc::IssuerSettings>,
     /// `[limits]`: what one caller can make the gateway hold or do.
     pub limits: Limits,
+    /// `[console]`: the web console and its auditors.
+    pub console: gatehouse_api::ConsoleSettings,
     /// Things that are valid but probably not meant.
     pub warnings: Vec<String>,
 }
@@ -222,6 +225,7 @@ impl RawConfig {
         let mut identity = identity::IdentitySection::default();
         let mut limits = limits::LimitsSection::default();
         let mut store = store::StoreSection::default();
+        let mut console = console::ConsoleSection::default();
         let mut connections = Vec::new();
         let mut saw_listeners = false;
         for (key, value) in table {
@@ -239,6 +243,7 @@ impl RawConfig {
                 "identity" => section(&key, value, &mut problems, file).map(|s| identity = s),
                 "limits" => section(&key, value, &mut problems, file).map(|s| limits = s),
                 "store" => section(&key, value, &mut problems, file).map(|s| store = s),
+                "console" => section(&key, value, &mut problems, file).map(|s| console = s),
                 "connection" => {
                     match value {
                         toml::Value::Array(items) => {
@@ -264,7 +269,7 @@ impl RawConfig {
                 other => {
                     problems.push(problem(
                         other,
-                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, identity, limits, store, connection"
+                        "unknown section; expected one of server, listeners, tls, policy, masking, evidence, approval, identity, limits, store, console, connection"
                             .into(),
                     ));
                     None
@@ -299,6 +304,7 @@ impl RawConfig {
             identity,
             limits,
             store,
+            console,
             connections,
         })
     }
@@ -606,6 +612,7 @@ impl RawConfig {
             &mut problem,
         );
         let approval_routes = self.approval.resolve(&mut problem);
+        let console = self.console.resolve(&mut problem);
         let approval_webhooks = self.approval.webhooks(&mut problem);
         let oidc_issuers = self.identity.resolve(&|p| self.path(p), &mut problem);
         let limits = self
@@ -743,6 +750,7 @@ impl RawConfig {
                 approval_webhooks,
                 oidc_issuers,
                 limits,
+                console,
             }),
             _ => Err(ConfigProblems(problems)),
         }
@@ -786,6 +794,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 mod approval;
 mod connections;
+mod console;
 mod evidence;
 mod http;
 mod identity;

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod fleet;
 pub mod log_file;
 pub mod pack;
+pub mod review;
 pub mod seal;
 pub mod segments;
 pub mod sinks;

@@ -676,6 +676,7 @@ async fn sessions(cmd: &SessionsCommand, client: &AdminClient) -> Result<ExitCod
                 identity: a.identity.clone(),
                 connection: a.connection.clone(),
                 limit: Some(a.limit),
+                ..Default::default()
             };
             let list = client.list_sessions(&filter).await?;
             if a.json {

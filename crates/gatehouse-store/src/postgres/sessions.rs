@@ -3,8 +3,8 @@
 use super::texts::{self, storable};
 use crate::{insert_chunks, rows, unavailable};
 use gatehouse_core::{
-    ActionRecord, SessionDetail, SessionEnd, SessionFilter, SessionId, SessionStart,
-    SessionSummary, StoreError,
+    ActionRecord, SessionDetail, SessionEnd, SessionFilter, SessionId, SessionOutcome,
+    SessionStart, SessionSummary, StoreError, Timestamp,
 };
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -100,11 +100,24 @@ pub(super) async fn list(
     let rows = sqlx::query_as::<_, rows::SessionRow>(&format!(
         "{SESSION_COLUMNS} WHERE ($1::text IS NULL OR s.identity = $1) \
          AND ($2::text IS NULL OR s.connection = $2) \
+         AND ($4::text IS NULL OR s.protocol = $4) \
+         AND ($5::bigint IS NULL OR s.started_at >= $5) AND ($6::bigint IS NULL OR s.started_at < $6) \
+         AND ($7::text IS NULL \
+           OR ($7 = 'refused' AND EXISTS (SELECT 1 FROM statements t WHERE t.session_id = s.id \
+                AND t.decision IN ('deny', 'review'))) \
+           OR ($7 = 'masked' AND EXISTS (SELECT 1 FROM statements t WHERE t.session_id = s.id \
+                AND (t.masking_json::jsonb ->> 'values_masked')::bigint > 0)) \
+           OR ($7 = 'approved' AND EXISTS (SELECT 1 FROM approvals a \
+                WHERE a.state IN ('approved', 'used') AND a.body_json::jsonb ->> 'session' = s.id))) \
          ORDER BY s.started_at DESC, s.id DESC LIMIT $3"
     ))
     .bind(&filter.identity)
     .bind(&filter.connection)
     .bind(i64::from(filter.limit.unwrap_or(100)))
+    .bind(&filter.protocol)
+    .bind(filter.since.map(Timestamp::unix_millis))
+    .bind(filter.until.map(Timestamp::unix_millis))
+    .bind(filter.outcome.map(SessionOutcome::as_str))
     .fetch_all(pool)
     .await
     .map_err(unavailable)?;

@@ -358,27 +358,7 @@ pub async fn run(cmd: &AuditCommand, config: &Path) -> Result<ExitCode> {
             let pass = log.verify(&r.key, |_| ()).await?;
             let report = &pass.report;
             if *json {
-                let findings: Vec<serde_json::Value> = report
-                    .findings
-                    .iter()
-                    .map(|f| {
-                        let mut v = serde_json::to_value(f).unwrap_or_default();
-                        v["message"] = f.to_string().into();
-                        v
-                    })
-                    .collect();
-                let out = serde_json::json!({
-                    "ok": report.is_clean(),
-                    "log": r.log.display().to_string(),
-                    "witness_files": witnesses.len(),
-                    "entries": report.entries,
-                    "checkpoints_verified": report.checkpoints_verified,
-                    "verified_size": report.verified_size,
-                    "findings": findings,
-                    "more_findings": report.more_findings,
-                    "seconds": pass.took.as_secs_f64(),
-                    "entries_per_second": pass.rate().round(),
-                });
+                let out = super::commands::report_json(&r.log, &pass, witnesses.len());
                 println!("{}", serde_json::to_string_pretty(&out)?);
                 return Ok(if report.is_clean() {
                     ExitCode::SUCCESS

@@ -61,6 +61,32 @@ pub fn print_report(path: &Path, pass: &Pass, witnesses: usize) -> bool {
     false
 }
 
+/// The report as `audit verify --json` prints it (and the API answers).
+pub fn report_json(path: &Path, pass: &Pass, witnesses: usize) -> serde_json::Value {
+    let report = &pass.report;
+    let findings: Vec<serde_json::Value> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::to_value(f).unwrap_or_default();
+            v["message"] = f.to_string().into();
+            v
+        })
+        .collect();
+    serde_json::json!({
+        "ok": report.is_clean(),
+        "log": path.display().to_string(),
+        "witness_files": witnesses,
+        "entries": report.entries,
+        "checkpoints_verified": report.checkpoints_verified,
+        "verified_size": report.verified_size,
+        "findings": findings,
+        "more_findings": report.more_findings,
+        "seconds": pass.took.as_secs_f64(),
+        "entries_per_second": pass.rate().round(),
+    })
+}
+
 /// A self-contained inclusion proof for one entry: what `audit proof` writes
 /// and `audit verify-proof` checks with only the public key.
 #[derive(Debug, Serialize, Deserialize)]

@@ -31,6 +31,8 @@ pub struct LogFile {
     /// Their rows the store still holds, awaiting removal.
     awaiting_purge: Vec<(i64, i64)>,
     witnessed: Vec<StoredCheckpoint>,
+    /// Draw a progress line on a terminal (not inside the gateway).
+    progress: bool,
 }
 
 /// What a pass over the whole log read, and how fast.
@@ -98,6 +100,7 @@ impl LogFile {
             segments: Some(segments),
             awaiting_purge,
             witnessed,
+            progress: true,
         })
     }
 
@@ -111,7 +114,28 @@ impl LogFile {
             segments: None,
             awaiting_purge: Vec::new(),
             witnessed: Vec::new(),
+            progress: true,
         }
+    }
+
+    /// The same log, read without a progress line (inside the gateway,
+    /// whose standard error is its own log).
+    pub fn without_progress(mut self) -> Self {
+        self.progress = false;
+        self
+    }
+
+    /// Where each checkpoint copy besides the log's own came from (the
+    /// witness files), with its note.
+    pub fn witnessed(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.witnessed
+            .iter()
+            .map(|w| (w.source.as_str(), w.note.as_str()))
+    }
+
+    /// The highest entry number stored, if any.
+    pub async fn last_seq(&self) -> Result<Option<u64>> {
+        Ok(self.store.last_seq().await?)
     }
 
     /// Verifies every entry and checkpoint against `key`, with a progress
@@ -124,6 +148,7 @@ impl LogFile {
     ) -> Result<Pass> {
         let total = self.store.last_seq().await?.map_or(0, |s| s + 1);
         let mut progress = Progress::new("verifying", total);
+        progress.terminal &= self.progress;
         let start = Instant::now();
         let report = verify_store(self.source(), self.witnessed.clone(), key, |e| {
             progress.tick();

@@ -425,6 +425,11 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             sampler: Some(Arc::new(sampler)),
             recordings: config.data_dir.join("recordings"),
             ssh_ca: ssh_ca.map(|ca| (ca, config.ssh_certificate_ttl)),
+            console: Arc::new(gatehouse_api::Console::new(config.console.clone())),
+            evidence_review: Some(Arc::new(crate::evidence::review::LogReview::new(
+                &config.evidence,
+                &config.data_dir,
+            )?)),
         };
         tokio::spawn(async move {
             let stop = async move {

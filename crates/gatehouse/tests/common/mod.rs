@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod evidence_log;
 pub mod http;
 pub mod kube;

@@ -1,0 +1,41 @@
+// The /v1 API, called with the sign-in's cookie; every change carries the
+// sign-in's CSRF value.
+
+let csrf = "";
+
+export function setCsrf(value) {
+  csrf = value || "";
+}
+
+export class ApiFailure extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export async function api(path, { method = "GET", body } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET") headers["X-Gatehouse-CSRF"] = csrf;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiFailure(0, `the gateway did not answer (${e.message}); check that it is running`);
+  }
+  if (res.status === 204) return null;
+  const type = res.headers.get("Content-Type") || "";
+  const data = type.includes("json") ? await res.json() : await res.text();
+  if (!res.ok) {
+    const message = (data && data.error) || `the gateway answered ${res.status}`;
+    if (res.status === 401) window.dispatchEvent(new CustomEvent("signed-out", { detail: message }));
+    throw new ApiFailure(res.status, message);
+  }
+  return data;
+}

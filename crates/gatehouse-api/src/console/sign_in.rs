@@ -1,0 +1,147 @@
+//! Signing in to the console with a token (a service token, an OIDC token,
+//! or the admin key), signing out, and who is signed in.
+
+use super::sign_ins::SecretText;
+use super::{cookie, same_origin, COOKIE};
+use crate::caller::{caller, identify, Caller, Roles};
+use crate::routes::{ApiError, ApiResult, ApiState};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gatehouse_core::{AuditEvent, AuthAttempt};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Body of `POST /ui/api/sign-in`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignInRequest {
+    token: String,
+}
+
+/// Who is signed in, with what they may do and the CSRF value the page
+/// sends with every change.
+#[derive(Serialize)]
+pub(crate) struct SignedIn {
+    subject: String,
+    groups: Vec<String>,
+    roles: Roles,
+    csrf: String,
+}
+
+fn attempt(addr: &str) -> AuthAttempt<'_> {
+    AuthAttempt {
+        protocol: "console",
+        client_addr: addr,
+        connection: None,
+    }
+}
+
+fn set_cookie(value: &str, max_age: u64) -> HeaderValue {
+    // Hex (or empty) values only: always a valid header.
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("__Host-gatehouse-console=; Path=/; Max-Age=0"))
+}
+
+/// `POST /ui/api/sign-in`: checks the token as the API would, records the
+/// sign-in in the evidence log, and sets the sign-in's cookie.
+pub(crate) async fn sign_in(
+    State(state): State<ApiState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<SignInRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Response> {
+    if !same_origin(&headers) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "sign-in from another site's page refused".into(),
+        ));
+    }
+    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let token = req.token.trim();
+    let addr = addr.ip().to_string();
+    if token.is_empty() || HeaderValue::from_str(token).is_err() || token.len() > 16 * 1024 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "paste a Gatehouse token (gh_…), an OIDC token, or the admin key".into(),
+        ));
+    }
+    let who = match identify(&state, token).await {
+        Ok(who) => who,
+        Err(e) => {
+            let event = AuditEvent::auth_failure(&attempt(&addr), None, "credential", &e.1);
+            state.audit.append(vec![event]).await?;
+            tracing::info!(client = %addr, reason = %e.1, "console sign-in refused");
+            return Err(e);
+        }
+    };
+    let event = match &who {
+        Caller::Identity(i) => AuditEvent::auth_success(&attempt(&addr), i),
+        Caller::Admin => AuditEvent::auth_success(
+            &attempt(&addr),
+            &gatehouse_core::Identity::with_service_token("admin", Vec::new(), "admin-key"),
+        ),
+    };
+    // Recorded before it works: a sign-in the log does not know never exists.
+    state.audit.append(vec![event]).await?;
+    let (cookie_value, csrf) = state.console.sign_ins.start(
+        SecretText::new(token.to_string()),
+        who.subject().to_string(),
+    );
+    tracing::info!(client = %addr, subject = who.subject(), "console sign-in");
+    let body = signed_in(&state, &who, csrf);
+    let max_age = state.console.sign_ins.lifetime().absolute.as_secs();
+    let mut res = Json(body).into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(&cookie_value, max_age));
+    Ok(res)
+}
+
+fn signed_in(state: &ApiState, who: &Caller, csrf: String) -> SignedIn {
+    SignedIn {
+        subject: who.subject().to_string(),
+        groups: match who {
+            Caller::Identity(i) => i.groups.clone(),
+            Caller::Admin => Vec::new(),
+        },
+        roles: who.roles(state),
+        csrf,
+    }
+}
+
+/// `POST /ui/api/sign-out`: ends the sign-in (its CSRF value was checked
+/// on the way in) and clears the cookie.
+pub(crate) async fn sign_out(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(c) = cookie(&headers, COOKIE) {
+        state.console.sign_ins.end(c);
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, set_cookie("", 0));
+    res
+}
+
+/// `GET /ui/api/me`: who the sign-in is, re-checked (a revoked token ends
+/// its sign-ins here).
+pub(crate) async fn me(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<SignedIn>> {
+    let Some(sign_in) = cookie(&headers, COOKIE).and_then(|c| state.console.sign_ins.find(c))
+    else {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "not signed in (or the sign-in ended): sign in again".into(),
+        ));
+    };
+    match caller(&state, &headers).await {
+        Ok(who) => Ok(Json(signed_in(&state, &who, sign_in.csrf))),
+        Err(e) => {
+            state.console.sign_ins.end_all_of(&sign_in.subject);
+            Err(e)
+        }
+    }
+}

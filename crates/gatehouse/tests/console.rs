@@ -1,0 +1,569 @@
+//! The web console end to end: the real gateway serving /ui/, Debian's
+//! Chromium driven by playwright-core (tests/console/browser.mjs), real psql
+//! and ssh callers whose statements the pages decide and replay.
+
+mod common;
+
+use common::browser::Browser;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const POLICY: &str = r#"
+@id("ci-connect") permit (principal in Gatehouse::Group::"ci", action == Gatehouse::Action::"connect", resource);
+@id("ci-work") permit (principal in Gatehouse::Group::"ci", action, resource) unless { action == Gatehouse::Action::"connect" };
+@id("unbounded-delete") @approval("dba") forbid (principal, action == Gatehouse::Action::"delete", resource) when { context.has_where == false };
+@id("no-truncate") forbid (principal, action == Gatehouse::Action::"truncate", resource);
+"#;
+
+const CONFIG: &str = r#"
+[[approval.route]]
+name = "dba"
+approvers = ["dba-leads"]
+mode = "hold"
+hold_timeout = "60s"
+
+[console]
+auditors = ["auditors"]
+"#;
+
+fn rows(h: &Harness) -> String {
+    h.cluster
+        .sql("app", "SELECT count(*) FROM customers")
+        .unwrap()
+}
+
+fn refill(h: &Harness) {
+    h.cluster
+        .sql(
+            "app",
+            "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
+        )
+        .unwrap();
+}
+
+fn gateway() -> Harness {
+    let h = Harness::with(Options {
+        policy: Some(POLICY.into()),
+        extra_config: CONFIG,
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill(&h);
+    h
+}
+
+fn console_url(h: &Harness) -> String {
+    format!("http://127.0.0.1:{}/ui/", h.api_port)
+}
+
+/// psql running `sql` in the background (it will be held).
+fn spawn_psql(h: &Harness, token: &str, sql: &str) -> std::process::Child {
+    h.psql_cmd(token, "app-db")
+        .args(["-q", "-A", "-t", "-c", sql])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sign_in(b: &mut Browser, h: &Harness, token: &str) {
+    b.goto(&console_url(h));
+    b.wait("#token", None);
+    b.fill("#token", token);
+    b.click("form button[type=submit]");
+    b.wait("#who-name", None);
+}
+
+fn admin_key(h: &Harness) -> String {
+    std::fs::read_to_string(h.data_dir.join("admin.key"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn an_approver_on_a_phone_approves_and_denies_held_statements() {
+    let h = gateway();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let mut b = Browser::phone();
+    b.goto(&console_url(&h));
+    b.wait("#token", None);
+    b.screenshot("sign-in");
+    b.fill("#token", "gh_not-a-token");
+    b.click("form button[type=submit]");
+    let refused = b.wait("#sign-in-problem .error", None);
+    assert!(refused.contains("token"), "{refused}");
+    sign_in(&mut b, &h, &alice);
+    assert_eq!(b.text("#who-name"), "alice (approver)");
+    let waiting = b.wait("#approvals-title ~ p", Some("Nothing is waiting"));
+    assert!(waiting.contains("New requests appear here"), "{waiting}");
+
+    // A held statement appears in the inbox without a reload, with what
+    // will run, who asked and why the policy asked; approving it releases
+    // the statement, which runs once in the caller's session.
+    let held = spawn_psql(&h, &ci, "DELETE FROM customers");
+    let card = b.wait("article.request", Some("DELETE FROM customers"));
+    for fact in [
+        "ci-deploy",
+        "app-db",
+        "unbounded-delete",
+        "dba",
+        "expires in",
+    ] {
+        assert!(card.contains(fact), "the card shows {fact}: {card}");
+    }
+    assert_eq!(b.text("#pending-count"), "1");
+    assert_eq!(rows(&h), "5", "nothing ran while held");
+    b.screenshot("approvals-phone");
+    b.click("article.request button.primary");
+    let done = b.wait("article.request .outcome p", None);
+    assert!(done.contains("the held statement was released"), "{done}");
+    let out = held.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(rows(&h), "0", "approved and run");
+    let decided = b.wait(".decided table", Some("used"));
+    assert!(decided.contains("alice"), "{decided}");
+
+    // Denying needs a comment: the page says so, and the API refuses one
+    // without anyway; with a comment the caller's statement is refused.
+    refill(&h);
+    let held = spawn_psql(&h, &ci, "DELETE FROM customers");
+    b.wait("article.request:not(.done)", Some("DELETE FROM customers"));
+    b.click("article.request:not(.done) button.danger");
+    let told = b.wait("article.request:not(.done) .outcome .error", None);
+    assert!(told.contains("needs a comment"), "{told}");
+    let id = b
+        .eval("document.querySelector('article.request:not(.done)').dataset.request")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let csrf = b.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)");
+    let (status, body) = b.fetch(
+        "POST",
+        &format!("/v1/approvals/{id}/deny"),
+        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": csrf}),
+        Some("{}"),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("a denial needs a comment"), "{body}");
+    b.fill(
+        "article.request:not(.done) textarea",
+        "not during the freeze",
+    );
+    b.click("article.request:not(.done) button.danger");
+    let done = b.wait("article.request .outcome p.refused", None);
+    assert!(done.contains(&format!("Denied request {id}")), "{done}");
+    let out = held.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("approval denied: request {id}")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(rows(&h), "5");
+    // The decisions are the approver's own, in the evidence log.
+    let events = h.evidence_events();
+    let decided: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "approval_approved" || e["kind"] == "approval_denied")
+        .collect();
+    assert_eq!(decided.len(), 2);
+    assert_eq!(decided[1]["kind"], "approval_denied");
+    assert_eq!(decided[1]["payload"]["approver"], "alice");
+    assert_eq!(decided[1]["payload"]["comment"], "not during the freeze");
+    assert!(
+        events.iter().any(|e| e["kind"] == "auth_success"
+            && e["payload"]["protocol"] == "console"
+            && e["payload"]["identity"]["subject"] == "alice"),
+        "the sign-in is recorded"
+    );
+    assert_eq!(b.script_errors(), Vec::<String>::new());
+}
+
+/// The API decides, whatever a page shows: a non-approver sees no buttons
+/// and is refused anyway; a change without the sign-in's CSRF value, or
+/// from another site, is refused; a revoked token ends its sign-ins.
+#[test]
+fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
+    let h = gateway();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let bob = h.token("bob", &["developers"], "1h");
+    let mut b = Browser::start();
+    sign_in(&mut b, &h, &bob);
+    assert_eq!(b.text("#who-name"), "bob");
+    let held = spawn_psql(&h, &ci, "DELETE FROM customers");
+    // bob reads only his own requests: the inbox stays empty for him.
+    b.wait("#approvals-title ~ p", Some("Nothing is waiting"));
+    assert_eq!(b.count("article.request"), 0);
+    let id = h.pending_approval("DELETE FROM customers");
+    let csrf = b.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)");
+    let (status, body) = b.fetch(
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": csrf}),
+        Some("{}"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("bob may not decide requests of route dba"),
+        "{body}"
+    );
+    // Sessions and evidence are for auditors.
+    let (status, body) = b.fetch("GET", "/v1/sessions", json!({}), None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("[console] auditors (auditors)"), "{body}");
+    b.goto(&format!("{}#/sessions", console_url(&h)));
+    let told = b.wait("#session-results .error", None);
+    assert!(told.contains("may not read sessions"), "{told}");
+
+    // An approver's page without the CSRF value: refused, nothing decided.
+    let alice = h.token("alice", &["dba-leads"], "1h");
+    let mut a = Browser::start();
+    sign_in(&mut a, &h, &alice);
+    let card = a.wait("article.request", Some("DELETE FROM customers"));
+    assert!(card.contains("Approve"), "{card}");
+    let (status, body) = a.fetch(
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        json!({"Content-Type": "application/json"}),
+        Some("{}"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF"), "{body}");
+    let (status, _) = a.fetch(
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": "0".repeat(64)}),
+        Some("{}"),
+    );
+    assert_eq!(status, 403);
+    // The cookie sent from another site's page (its Origin): refused even
+    // with the right CSRF value.
+    let cookie = a.eval("document.cookie");
+    assert_eq!(
+        cookie, "",
+        "the sign-in cookie is HttpOnly: scripts cannot read it"
+    );
+    let csrf = a
+        .eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(csrf.len(), 64);
+    let api = format!("http://127.0.0.1:{}", h.api_port);
+    let (cookie, other_csrf) = sign_in_with_curl(&api, &alice);
+    let (status, _, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{api}/v1/approvals/{id}/approve"),
+        "-H",
+        &format!("Cookie: {cookie}"),
+        "-H",
+        &format!("X-Gatehouse-CSRF: {other_csrf}"),
+        "-H",
+        "Origin: https://evil.example",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        "{}",
+    ]);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(rows(&h), "5", "nothing was approved");
+    assert_ne!(csrf, other_csrf, "each sign-in has its own CSRF value");
+
+    // The headers every answer carries.
+    let (_, headers, _) = curl(&[&format!("{api}/ui/")]);
+    assert!(
+        headers.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{headers}"
+    );
+    assert!(!headers.contains("unsafe-inline"), "{headers}");
+    assert!(headers.contains("x-frame-options: DENY"), "{headers}");
+    let (_, headers, _) = curl(&[
+        "-X",
+        "POST",
+        &format!("{api}/ui/api/sign-in"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &json!({"token": alice}).to_string(),
+    ]);
+    for attr in [
+        "set-cookie: __Host-gatehouse-console=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(headers.contains(attr), "{headers}");
+    }
+
+    // alice approves in her page; then her token is revoked: her sign-in
+    // ends at its next request.
+    a.click("article.request button.primary");
+    a.wait("article.request .outcome p", Some("released"));
+    assert!(held.wait_with_output().unwrap().status.success());
+    let token_id = h
+        .cli_ok(&["token", "list", "--json"])
+        .parse::<Value>()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["identity"] == "alice")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.cli_ok(&["token", "revoke", &token_id]);
+    let (status, body) = a.fetch("GET", "/v1/approvals", json!({}), None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("revoked"), "{body}");
+    a.goto(&console_url(&h));
+    a.wait("#token", None);
+
+    // Sign-out ends the sign-in on the gateway, not only in the browser.
+    b.click("#sign-out");
+    b.wait("#token", None);
+    let (status, _) = b.fetch("GET", "/ui/api/me", json!({}), None);
+    assert_eq!(status, 401);
+    let (status, _, _) = curl(&[
+        &format!("{api}/ui/api/me"),
+        "-H",
+        &format!("Cookie: {cookie}"),
+    ]);
+    assert_eq!(status, 401, "alice's other sign-in ended with her token");
+}
+
+/// curl with `args`: the status, the headers (lower-case names) and the body.
+fn curl(args: &[&str]) -> (u16, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "-", "-D"])
+        .arg(&head)
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    let headers = std::fs::read_to_string(&head)
+        .unwrap()
+        .lines()
+        .map(|l| match l.split_once(':') {
+            Some((k, v)) => format!("{}:{v}", k.to_ascii_lowercase()),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    (status.trim().parse().unwrap(), headers, body.to_string())
+}
+
+/// Signs in with curl: the Cookie header to send, and the CSRF value.
+fn sign_in_with_curl(api: &str, token: &str) -> (String, String) {
+    let (status, headers, body) = curl(&[
+        "-X",
+        "POST",
+        &format!("{api}/ui/api/sign-in"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &json!({"token": token}).to_string(),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let cookie = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    (cookie, body["csrf"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn an_auditor_finds_a_session_reads_its_timeline_and_verifies_the_log() {
+    let h = gateway();
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+    let auditor = h.token("carol", &["auditors"], "1h");
+    let out = h.psql(&ci, "app-db", "SELECT count(*) FROM customers WHERE id > 2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = h.psql(&ci, "app-db", "TRUNCATE customers");
+    assert!(!out.status.success(), "refused: {}", stdout(&out));
+
+    let mut b = Browser::start();
+    sign_in(&mut b, &h, &auditor);
+    assert_eq!(b.text("#who-name"), "carol (auditor)");
+    b.click("nav a[data-section=sessions]");
+    b.wait("#f-identity", None);
+    b.fill("#f-identity", "ci-deploy");
+    b.run(json!({"do": "eval", "js": "document.querySelector('#f-outcome').value = 'refused'"}));
+    b.click("form.filters button[type=submit]");
+    let table = b.wait("table.sessions", Some("ci-deploy"));
+    assert!(
+        table.contains("app-db") && table.contains("postgres"),
+        "{table}"
+    );
+    assert_eq!(
+        b.count("table.sessions tbody tr"),
+        1,
+        "only the session with the refusal"
+    );
+    b.screenshot("sessions");
+    b.click("table.sessions tbody tr a");
+    let timeline = b.wait("ol.timeline", Some("TRUNCATE customers"));
+    assert!(
+        timeline.contains("deny") && timeline.contains("no-truncate"),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("42501"),
+        "the refusal the caller got: {timeline}"
+    );
+    b.screenshot("session");
+
+    // Verify now: green on a clean log.
+    b.click("nav a[data-section=evidence]");
+    let status = b.wait("#evidence-status dl", None);
+    assert!(status.contains("Entries"), "{status}");
+    b.click("#verify-now");
+    let verdict = b.wait("#verify-result .verdict", None);
+    assert!(verdict.contains("Intact"), "{verdict}");
+    b.screenshot("evidence");
+    // An entry's inclusion proof, checked by the CLI with the public key.
+    b.fill("#proof-seq", "1");
+    b.click("form.inline button[type=submit]");
+    let proof_text = b.wait("#proof-result p.ok", None);
+    assert!(proof_text.contains("Entry 1 is covered"), "{proof_text}");
+    // The proof the page offers checks out with the public key alone.
+    let (status, proof) = b.fetch("GET", "/v1/evidence/proofs/1", json!({}), None);
+    assert_eq!(status, 200, "{proof}");
+    let file = h.dir.path().join("entry-1.proof.json");
+    std::fs::write(&file, proof).unwrap();
+    let key = h.cli_ok(&["audit", "public-key"]);
+    let checked = h.cli_ok(&[
+        "audit",
+        "verify-proof",
+        "--key",
+        key.trim(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(checked.starts_with("OK: entry 1 "), "{checked}");
+
+    // Someone edits the log file: the same button names the entry.
+    let log = h.data_dir.join("evidence.db");
+    let sqlite = |sql: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&log)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let seq = sqlite(
+        "SELECT seq FROM entries WHERE CAST(bytes AS TEXT) LIKE '%WHERE id > 2%' \
+         AND CAST(bytes AS TEXT) LIKE '%\"kind\":\"statement\"%'",
+    );
+    sqlite(&format!(
+        "UPDATE entries SET bytes = CAST(replace(CAST(bytes AS TEXT), 'id > 2', 'id > 9') AS BLOB) WHERE seq = {seq}"
+    ));
+    b.click("#verify-now");
+    let verdict = b.wait("#verify-result .verdict.refused", None);
+    assert!(verdict.contains("Not intact"), "{verdict}");
+    assert!(
+        verdict.contains(&format!("entry {seq} was edited")),
+        "{verdict}"
+    );
+    assert_eq!(b.script_errors(), Vec::<String>::new());
+}
+
+const SSH_POLICY: &str = r#"
+@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
+@id("ops-use-hosts") permit (principal in Gatehouse::Group::"ops", action in Gatehouse::Action::"ssh:session", resource);
+"#;
+
+const SSH_CONFIG: &str = r#"
+[[connection]]
+name = "web-1"
+kind = "ssh"
+host = "127.0.0.1"
+port = {sshd_port}
+user = "{user}"
+private_key_file = "{gw_key}"
+host_key = "{host_key}"
+"#;
+
+#[test]
+fn a_terminal_recording_plays_seeks_and_pauses_in_the_page() {
+    let g = common::ssh::SshGateway::start(SSH_POLICY, SSH_CONFIG);
+    let ops = g.h.token("deploy-job", &["ops"], "1h");
+    let out = g.ssh(
+        &ops,
+        "web-1",
+        "printf 'first line\\n'; sleep 1; printf '\\033[1;32mgreen\\033[0m done\\n'",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = g.result_of("green");
+    let session = r["payload"]["session"].as_str().unwrap().to_string();
+    let seq = r["payload"]["seq"].to_string();
+
+    let mut b = Browser::start();
+    sign_in(&mut b, &g.h, &admin_key(&g.h));
+    assert_eq!(b.text("#who-name"), "admin (admin, auditor)");
+    b.goto(&format!("{}#/sessions/{session}", console_url(&g.h)));
+    b.wait("ol.timeline button", Some("Replay the terminal"));
+    b.click("ol.timeline button");
+    b.wait("#replay-play:not([disabled])", None);
+    // Before playing: an empty screen at 0:00.
+    assert_eq!(b.text("pre.terminal").trim(), "");
+    b.click("#replay-play");
+    b.wait("pre.terminal", Some("first line"));
+    let screen = b.wait("pre.terminal", Some("done"));
+    assert!(screen.contains("first line\ngreen done"), "{screen}");
+    assert_eq!(
+        b.text("pre.terminal span.fg2.bold"),
+        "green",
+        "colours rendered"
+    );
+    b.screenshot("replay");
+    // Seek back to the start: the screen is what it was then.
+    b.eval(
+        "(() => { const s = document.querySelector('#replay-seek'); s.value = '0'; s.dispatchEvent(new Event('input')); })()",
+    );
+    let at_start = b.text("pre.terminal");
+    assert!(!at_start.contains("done"), "{at_start}");
+    // Half speed, play, pause while the second line has not come yet.
+    b.eval("(() => { const s = document.querySelector('#replay-speed'); s.value = '0.5'; })()");
+    b.click("#replay-play");
+    b.wait("pre.terminal", Some("first line"));
+    b.click("#replay-play");
+    assert_eq!(b.text("#replay-play"), "Play");
+    let paused_at: f64 = b
+        .eval("document.querySelector('pre.terminal').dataset.position")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let still: f64 = b
+        .eval("document.querySelector('pre.terminal').dataset.position")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(paused_at, still, "paused");
+    assert!(!b.text("pre.terminal").contains("done"));
+    let _ = seq;
+    assert_eq!(b.script_errors(), Vec::<String>::new());
+}
