@@ -14,8 +14,10 @@ export class ApiFailure extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body } = {}) {
+// `background`: a page's own poll, which does not keep an idle sign-in alive.
+export async function api(path, { method = "GET", body, background = false } = {}) {
   const headers = { Accept: "application/json" };
+  if (background) headers["X-Gatehouse-Background"] = "1";
   if (method !== "GET") headers["X-Gatehouse-CSRF"] = csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;

@@ -47,7 +47,14 @@ export async function signedIn(who) {
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
   const [path, query = ""] = raw.split("?");
-  return { parts: path.split("/").filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
+  const decode = (p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p;
+    }
+  };
+  return { parts: path.split("/").filter(Boolean).map(decode), query: new URLSearchParams(query) };
 }
 
 async function route() {
@@ -58,7 +65,7 @@ async function route() {
   const main = document.getElementById("main");
   const { parts, query } = parseHash();
   if (!state.me) {
-    fill(main, signInPage().el);
+    fill(main, signInPage(query).el);
     return;
   }
   const section = parts[0] || "approvals";

@@ -5,13 +5,15 @@
 // self-approval), whatever this page shows.
 
 import { api } from "./api.js";
-import { h, fill, relative, when, errorBox, announce, badge } from "./view.js";
+import { h, fill, relative, when, errorBox, announce, badge, visible, hiddenCharsWarning } from "./view.js";
 import { me } from "./app.js";
 
 const POLL_MS = 2000;
 
 export function approvalsPage() {
-  const list = h("div", { class: "inbox", id: "inbox", "aria-live": "polite", "aria-busy": "true" });
+  // Not a live region itself (its countdowns would be read out every
+  // second): new requests are announced one by one instead.
+  const list = h("div", { class: "inbox", id: "inbox", "aria-busy": "true" });
   const decided = h("div", { class: "decided" });
   const status = h("p", { class: "hint" });
   const el = h("section", { "aria-labelledby": "approvals-title" },
@@ -28,8 +30,8 @@ export function approvalsPage() {
   async function refresh() {
     try {
       const [pending, recent] = await Promise.all([
-        api("/v1/approvals?state=pending&limit=200"),
-        api("/v1/approvals?limit=30"),
+        api("/v1/approvals?state=pending&limit=200", { background: true }),
+        api("/v1/approvals?limit=30", { background: true }),
       ]);
       if (stopped) return;
       list.setAttribute("aria-busy", "false");
@@ -165,14 +167,15 @@ function requestCard(r, refresh) {
       h("dt", {}, "Route"), h("dd", {}, r.route),
       h("dt", {}, "Policy"), h("dd", {}, r.policies.join(", ") || "—"),
       h("dt", {}, "Asked"), h("dd", {}, when(r.created_at)),
-      r.reason ? [h("dt", {}, "Reason"), h("dd", { class: "reason" }, r.reason)] : null,
+      r.reason ? [h("dt", {}, "Reason"), h("dd", { class: "reason" }, visible(r.reason))] : null,
       r.max_rows != null ? [h("dt", {}, "Row limit"), h("dd", {}, `at most ${r.max_rows} rows`)] : null,
     ),
     h("h4", {}, "Exactly what will run"),
-    h("pre", { class: "action" }, h("code", {}, r.text)),
+    hiddenCharsWarning([r.text, ...r.params.filter((p) => p !== null)]),
+    h("pre", { class: "action", dir: "ltr" }, h("code", {}, visible(r.text))),
     r.params.length
       ? h("ol", { class: "params", "aria-label": "Parameters" },
-          r.params.map((p, i) => h("li", {}, h("span", { class: "param" }, `$${i + 1}`), " ", p === null ? h("em", {}, "NULL") : h("code", {}, p))))
+          r.params.map((p, i) => h("li", {}, h("span", { class: "param" }, `$${i + 1}`), " ", p === null ? h("em", { class: "null" }, "NULL") : h("code", {}, visible(p)))))
       : null,
     r.analysis ? h("p", { class: "analysis" }, r.analysis) : null,
     r.votes.length

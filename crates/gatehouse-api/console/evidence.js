@@ -31,6 +31,9 @@ export function evidencePage() {
     e.preventDefault();
     fill(proofOut, h("p", { class: "loading" }, "Building the proof…"));
     try {
+      // A checkpoint over what is written so far first (none is signed when
+      // the newest already covers it), so recent entries can be proved.
+      await api("/v1/evidence/checkpoint", { method: "POST" });
       const proof = await api(`/v1/evidence/proofs/${encodeURIComponent(seq.value)}`);
       const text = JSON.stringify(proof, null, 2);
       const blob = new Blob([text], { type: "application/json" });

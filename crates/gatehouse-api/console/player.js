@@ -11,11 +11,26 @@ export function parseCast(text) {
   if (!lines.length) throw new Error("the recording is empty");
   const header = JSON.parse(lines[0]);
   const events = [];
+  let crlf = false;
   for (const line of lines.slice(1)) {
     const e = JSON.parse(line);
-    if (Array.isArray(e) && e[1] === "o") events.push([Number(e[0]), String(e[2])]);
+    if (!Array.isArray(e)) continue;
+    if (e[1] === "o") {
+      events.push([Number(e[0]), "o", String(e[2])]);
+      if (String(e[2]).includes("\r\n")) crlf = true;
+    } else if (e[1] === "r") {
+      const [w, hgt] = String(e[2]).split("x").map(Number);
+      if (w > 0 && hgt > 0) events.push([Number(e[0]), "r", [w, hgt]]);
+    }
   }
-  return { width: header.width || 80, height: header.height || 24, events, length: events.length ? events[events.length - 1][0] : 0 };
+  return {
+    width: header.width || 80,
+    height: header.height || 24,
+    events,
+    length: events.length ? events[events.length - 1][0] : 0,
+    // A terminal's output has CR LF line ends; an exec's bare LF.
+    bareLineFeeds: !crlf,
+  };
 }
 
 function clock(s) {
@@ -24,7 +39,7 @@ function clock(s) {
 }
 
 export function player(url, title) {
-  const screen = h("pre", { class: "terminal", role: "img", "aria-label": `Terminal replay: ${title}`, tabindex: "0" });
+  const screen = h("pre", { class: "terminal", "aria-label": `Terminal replay: ${title}`, tabindex: "0" });
   const play = h("button", { type: "button", class: "primary", id: "replay-play", disabled: true }, "Play");
   const speed = h("select", { id: "replay-speed", "aria-label": "Speed" },
     [0.5, 1, 2, 4, 8].map((s) => h("option", { value: s, selected: s === 1 }, `${s}×`)));
@@ -52,13 +67,16 @@ export function player(url, title) {
 
   function applyUntil(t) {
     while (next < cast.events.length && cast.events[next][0] <= t) {
-      term.write(cast.events[next][1]);
+      const [, kind, data] = cast.events[next];
+      if (kind === "o") term.write(data);
+      else term.resize(data[0], data[1]);
       next += 1;
     }
   }
 
   function seekTo(t) {
     pos = Math.max(0, Math.min(cast.length, t));
+    term.size(cast.width, cast.height);
     term.reset();
     next = 0;
     applyUntil(pos);
@@ -108,7 +126,7 @@ export function player(url, title) {
     try {
       const text = await api(url);
       cast = parseCast(typeof text === "string" ? text : JSON.stringify(text));
-      term = new Terminal(cast.width, cast.height);
+      term = new Terminal(cast.width, cast.height, { bareLineFeeds: cast.bareLineFeeds });
       seek.max = String(cast.length);
       seek.disabled = false;
       play.disabled = false;

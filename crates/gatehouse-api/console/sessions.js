@@ -2,7 +2,7 @@
 // actions and, for SSH and kubectl exec or attach, the terminal replay.
 
 import { api } from "./api.js";
-import { h, fill, when, duration, errorBox, badge } from "./view.js";
+import { h, fill, when, duration, errorBox, badge, visible } from "./view.js";
 import { player } from "./player.js";
 
 const OUTCOMES = [["", "any"], ["refused", "refused or held"], ["masked", "masked"], ["approved", "ran under an approval"]];
@@ -93,7 +93,8 @@ function outcomeOf(a) {
 function decisionOf(a) {
   const d = a.decision;
   if (!d) return null;
-  const kind = d.decision === "allow" ? "" : d.decision.includes("deny") ? "refused" : "warn";
+  // A shadow decision (audit mode) let the action through: not a refusal.
+  const kind = d.decision === "allow" ? "" : d.decision === "deny" ? "refused" : "warn";
   return h("span", {}, badge(d.decision.replaceAll("_", " "), kind),
     d.policies.length ? h("span", { class: "hint" }, ` ${d.policies.join(", ")}`) : null,
     d.reason ? h("div", { class: "hint" }, d.reason) : null);
@@ -128,8 +129,11 @@ export function sessionPage(id, seq) {
           const masked = a.masking && a.masking.values_masked ? badge(`${a.masking.values_masked} values masked`, "masked") : null;
           return h("li", { class: "action-row", id: `action-${a.seq}` },
             h("div", { class: "when" }, h("span", { class: "seq" }, `#${a.seq}`), " ", when(a.started_at), " · ", duration(a.duration_us)),
-            h("pre", { class: "action" }, h("code", {}, a.text)),
-            a.params.length ? h("div", { class: "hint" }, `parameters: ${a.params.map((p) => (p === null ? "NULL" : p)).join(", ")}`) : null,
+            h("pre", { class: "action", dir: "ltr" }, h("code", {}, visible(a.text))),
+            a.params.length
+              ? h("div", { class: "hint" }, "parameters: ",
+                  a.params.map((p, i) => [i ? ", " : "", p === null ? h("em", { class: "null" }, "NULL") : h("code", {}, visible(p))]))
+              : null,
             h("div", { class: "result" }, decisionOf(a), " ", outcomeOf(a), " ", masked),
             rec ? h("button", { type: "button", class: "quiet", onclick: () => { location.hash = `#/sessions/${id}/${a.seq}`; } },
               `▶ Replay the terminal (${Math.ceil(rec.recording_bytes / 1024)} KiB)`) : null,

@@ -1,39 +1,82 @@
 // A small terminal for replays: enough of a VT100/xterm to show what a
-// shell session looked like (text, line discipline, cursor movement,
-// erasing, scrolling, the 16 colours, bold, the alternate screen). What it
-// does not know it skips, never shows as garbage.
+// shell session looked like: text; cursor movement; erasing, inserting and
+// deleting characters and lines (readline's line editing); scroll regions
+// and reverse index (less, top, editors); the 16 colours and bold; the
+// alternate screen, restoring the main one on leaving. What it does not
+// know it skips, never shows as garbage.
 
 const BLANK = { ch: " ", fg: -1, bg: -1, bold: false };
 
 export class Terminal {
-  constructor(cols = 80, rows = 24) {
+  // `bareLineFeeds`: the recording came without a terminal (an exec), so
+  // its line feeds were never turned into CR LF by a line discipline.
+  constructor(cols = 80, rows = 24, { bareLineFeeds = false } = {}) {
+    this.bareLineFeeds = bareLineFeeds;
+    this.size(cols, rows);
+    this.reset();
+  }
+
+  size(cols, rows) {
     this.cols = Math.max(1, Math.min(cols, 500));
     this.rows = Math.max(1, Math.min(rows, 200));
-    this.reset();
   }
 
   reset() {
     this.grid = Array.from({ length: this.rows }, () => this.blankRow());
     this.x = 0;
     this.y = 0;
+    this.top = 0;
+    this.bottom = this.rows - 1;
     this.pen = { fg: -1, bg: -1, bold: false };
     this.state = "text";
     this.params = "";
     this.saved = { x: 0, y: 0 };
+    this.main = null;
+  }
+
+  // A resize event: the screen keeps what fits.
+  resize(cols, rows) {
+    const old = this.grid;
+    this.size(cols, rows);
+    this.grid = Array.from({ length: this.rows }, (_, r) => {
+      const row = this.blankRow();
+      const from = old[r + Math.max(0, old.length - this.rows)];
+      if (from) for (let c = 0; c < Math.min(this.cols, from.length); c++) row[c] = from[c];
+      return row;
+    });
+    this.top = 0;
+    this.bottom = this.rows - 1;
+    this.x = Math.min(this.x, this.cols - 1);
+    this.y = Math.min(this.y, this.rows - 1);
   }
 
   blankRow() {
     return Array.from({ length: this.cols }, () => BLANK);
   }
 
-  scrollUp() {
-    this.grid.shift();
-    this.grid.push(this.blankRow());
+  // Scrolls the scroll region up (lines leave at its top) or down.
+  scrollUp(n = 1) {
+    for (let i = 0; i < n; i++) {
+      this.grid.splice(this.top, 1);
+      this.grid.splice(this.bottom, 0, this.blankRow());
+    }
+  }
+
+  scrollDown(n = 1) {
+    for (let i = 0; i < n; i++) {
+      this.grid.splice(this.bottom, 1);
+      this.grid.splice(this.top, 0, this.blankRow());
+    }
   }
 
   newline() {
-    if (this.y === this.rows - 1) this.scrollUp();
-    else this.y += 1;
+    if (this.y === this.bottom) this.scrollUp();
+    else if (this.y < this.rows - 1) this.y += 1;
+  }
+
+  reverseIndex() {
+    if (this.y === this.top) this.scrollDown();
+    else if (this.y > 0) this.y -= 1;
   }
 
   put(ch) {
@@ -53,9 +96,7 @@ export class Terminal {
           if (c === 0x1b) this.state = "esc";
           else if (c === 0x0d) this.x = 0;
           else if (c === 0x0a || c === 0x0b || c === 0x0c) {
-            // A recording without a terminal (exec) holds bare line feeds,
-            // which a terminal's line discipline would have sent as CR LF.
-            this.x = 0;
+            if (this.bareLineFeeds) this.x = 0;
             this.newline();
           }
           else if (c === 0x08) this.x = Math.max(0, this.x - 1);
@@ -76,6 +117,16 @@ export class Terminal {
             this.state = "text";
           } else if (ch === "c") {
             this.reset();
+          } else if (ch === "M") {
+            this.reverseIndex();
+            this.state = "text";
+          } else if (ch === "D") {
+            this.newline();
+            this.state = "text";
+          } else if (ch === "E") {
+            this.x = 0;
+            this.newline();
+            this.state = "text";
           } else if (ch === "(" || ch === ")") {
             this.state = "charset";
           } else {
@@ -120,12 +171,64 @@ export class Terminal {
       case "H": case "f": this.y = clampY(n(0) - 1); this.x = clampX(n(1) - 1); break;
       case "J": this.erase(Number.isNaN(nums[0]) ? 0 : nums[0]); break;
       case "K": this.eraseLine(Number.isNaN(nums[0]) ? 0 : nums[0]); break;
-      case "m": this.sgr(nums); break;
+      case "m": if (!priv) this.sgr(nums); break;
+      case "P": { // delete characters: the rest of the line moves left
+        const row = this.grid[this.y];
+        row.splice(this.x, Math.min(n(0), this.cols - this.x));
+        while (row.length < this.cols) row.push(BLANK);
+        break;
+      }
+      case "@": { // insert blanks: the rest of the line moves right
+        const row = this.grid[this.y];
+        row.splice(this.x, 0, ...Array(Math.min(n(0), this.cols - this.x)).fill(BLANK));
+        row.length = this.cols;
+        break;
+      }
+      case "X": { // erase characters in place
+        const row = this.grid[this.y];
+        for (let i = this.x; i < Math.min(this.cols, this.x + n(0)); i++) row[i] = BLANK;
+        break;
+      }
+      case "L": case "M": { // insert or delete lines within the scroll region
+        if (this.y < this.top || this.y > this.bottom) break;
+        const top = this.top;
+        this.top = this.y;
+        if (final === "L") this.scrollDown(Math.min(n(0), this.bottom - this.y + 1));
+        else this.scrollUp(Math.min(n(0), this.bottom - this.y + 1));
+        this.top = top;
+        this.x = 0;
+        break;
+      }
+      case "S": this.scrollUp(Math.min(n(0), this.rows)); break;
+      case "T": if (!priv) this.scrollDown(Math.min(n(0), this.rows)); break;
+      case "r": { // scroll region
+        const t = n(0) - 1;
+        const b = Number.isNaN(nums[1]) || nums[1] === undefined ? this.rows - 1 : nums[1] - 1;
+        if (t < b && b < this.rows) {
+          this.top = t;
+          this.bottom = b;
+        } else {
+          this.top = 0;
+          this.bottom = this.rows - 1;
+        }
+        this.x = 0;
+        this.y = 0;
+        break;
+      }
+      case "s": this.saved = { x: this.x, y: this.y }; break;
+      case "u": ({ x: this.x, y: this.y } = this.saved); break;
       case "h": case "l":
         if (priv && (nums[0] === 1049 || nums[0] === 47 || nums[0] === 1047)) {
-          this.grid = Array.from({ length: this.rows }, () => this.blankRow());
-          this.x = 0;
-          this.y = 0;
+          if (final === "h" && !this.main) {
+            // The main screen is kept, and comes back on leaving.
+            this.main = { grid: this.grid, x: this.x, y: this.y };
+            this.grid = Array.from({ length: this.rows }, () => this.blankRow());
+            if (nums[0] === 1049) { this.x = 0; this.y = 0; }
+          } else if (final === "l" && this.main) {
+            this.grid = this.main.grid;
+            if (nums[0] === 1049) { this.x = this.main.x; this.y = this.main.y; }
+            this.main = null;
+          }
         }
         break;
       default: break;

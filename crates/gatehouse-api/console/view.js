@@ -70,6 +70,37 @@ export function errorBox(err) {
   return h("p", { class: "error", role: "alert" }, err.message || String(err));
 }
 
+// Characters that change how text reads without being seen: controls,
+// direction overrides and isolates, zero-width characters. An approver must
+// see exactly what will run ("Trojan Source"), so each is shown by its code.
+const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g;
+
+export function hasHidden(text) {
+  HIDDEN.lastIndex = 0;
+  return HIDDEN.test(text);
+}
+
+// `text` with each hidden character shown as a marked ⟨U+XXXX⟩.
+export function visible(text) {
+  const out = [];
+  let last = 0;
+  HIDDEN.lastIndex = 0;
+  for (const m of text.matchAll(HIDDEN)) {
+    out.push(text.slice(last, m.index));
+    const code = m[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+    out.push(h("mark", { class: "hidden-char", title: "an invisible or direction-changing character" }, `⟨U+${code}⟩`));
+    last = m.index + m[0].length;
+  }
+  out.push(text.slice(last));
+  return out;
+}
+
+export function hiddenCharsWarning(texts) {
+  if (!texts.some(hasHidden)) return null;
+  return h("p", { class: "error", role: "alert" },
+    "This text holds invisible or direction-changing characters (shown as ⟨U+…⟩): what you read may not be what runs. Decide on the codes shown.");
+}
+
 export function badge(text, kind = "") {
   return h("span", { class: `badge ${kind}` }, text);
 }

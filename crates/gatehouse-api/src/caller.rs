@@ -93,13 +93,8 @@ pub(crate) async fn require_auditor(state: &ApiState, headers: &HeaderMap) -> Ap
     Err(ApiError(
         StatusCode::FORBIDDEN,
         format!(
-            "{} may not read sessions or evidence: that needs the admin key or membership of a group named in [console] auditors ({})",
+            "{} may not read sessions or evidence: that needs the admin key or membership of a group the gateway's [console] auditors names; ask its operator",
             who.subject(),
-            if state.console.auditors.is_empty() {
-                "none configured".to_string()
-            } else {
-                state.console.auditors.join(", ")
-            }
         ),
     ))
 }

@@ -5,7 +5,7 @@
 //! inclusion proof of any entry.
 
 use crate::caller::require_auditor;
-use crate::routes::{require_admin, ApiError, ApiResult, ApiState};
+use crate::routes::{ApiError, ApiResult, ApiState};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -18,11 +18,22 @@ use serde::{Deserialize, Serialize};
 #[async_trait::async_trait]
 pub trait EvidenceReview: Send + Sync {
     /// The log's size, its newest checkpoint and which witnesses hold it.
-    async fn status(&self) -> Result<serde_json::Value, String>;
+    async fn status(&self) -> Result<serde_json::Value, ReviewError>;
     /// `gatehouse audit verify --json`.
-    async fn verify(&self) -> Result<serde_json::Value, String>;
+    async fn verify(&self) -> Result<serde_json::Value, ReviewError>;
     /// `gatehouse audit proof SEQ`: the inclusion proof of entry `seq`.
-    async fn prove(&self, seq: u64) -> Result<serde_json::Value, String>;
+    async fn prove(&self, seq: u64) -> Result<serde_json::Value, ReviewError>;
+}
+
+/// Why the log could not be read for a review.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// Another reading of the whole log is under way (one at a time).
+    #[error("another reading of the evidence log is under way; try again when it is done")]
+    Busy,
+    /// The log could not be read, or the answer could not be made.
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn review(state: &ApiState) -> ApiResult<&dyn EvidenceReview> {
@@ -34,12 +45,17 @@ fn review(state: &ApiState) -> ApiResult<&dyn EvidenceReview> {
     })
 }
 
-fn failed(what: &str, e: String) -> ApiError {
-    tracing::warn!(error = %e, "evidence review: {what} failed");
-    ApiError(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("the evidence log could not be read for {what}: {e}"),
-    )
+fn failed(what: &str, e: ReviewError) -> ApiError {
+    match e {
+        ReviewError::Busy => ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+        ReviewError::Failed(e) => {
+            tracing::warn!(error = %e, "evidence review: {what} failed");
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the evidence log could not be read for {what}: {e}"),
+            )
+        }
+    }
 }
 
 /// `GET /v1/evidence`: the log's size and newest checkpoint.
@@ -84,19 +100,12 @@ pub(crate) async fn proof(
             format!("{seq:?} is not an entry number (0, 1, 2…)"),
         )
     })?;
-    // A checkpoint over what is written so far first, so that an entry of
-    // the last seconds has its proof now (none is signed when the newest
-    // already covers the log).
-    if let Some(log) = &state.evidence {
-        if let Err(e) = log.seal().await {
-            tracing::warn!(error = %e, "no checkpoint before an inclusion proof");
-        }
-    }
-    review(&state)?.prove(seq).await.map(Json).map_err(|e| {
-        ApiError(
+    review(&state)?.prove(seq).await.map(Json).map_err(|e| match e {
+        ReviewError::Busy => failed("a proof", e),
+        ReviewError::Failed(e) => ApiError(
             StatusCode::NOT_FOUND,
-            format!("no inclusion proof of entry {seq}: {e}"),
-        )
+            format!("no inclusion proof of entry {seq}: {e} (an entry of the last seconds is proved once a checkpoint covers it: POST /v1/evidence/checkpoint signs one now)"),
+        ),
     })
 }
 
@@ -109,12 +118,13 @@ pub struct Sealed {
 }
 
 /// `POST /v1/evidence/checkpoint`: writes what waits and signs a checkpoint
-/// over the whole log (none when the newest already covers it).
+/// over the whole log (none when the newest already covers it). The admin
+/// and auditors (who need recent entries covered to prove them).
 pub(crate) async fn seal(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Sealed>> {
-    require_admin(&state, &headers)?;
+    require_auditor(&state, &headers).await?;
     let Some(log) = &state.evidence else {
         return Err(ApiError(
             StatusCode::NOT_IMPLEMENTED,

@@ -162,6 +162,7 @@ pub(crate) fn forwardable(
     for n in CLIENT_CLAIMS {
         h.remove(*n);
     }
+    drop_console_cookie(&mut h);
     if whole_identity_body {
         h.insert(
             header::ACCEPT_ENCODING,
@@ -172,6 +173,34 @@ pub(crate) fn forwardable(
         h.remove(header::IF_RANGE);
     }
     Ok(h)
+}
+
+/// The gateway console's sign-in cookie: a browser sends it to every port
+/// of the gateway's host, this listener's too, and no upstream may see it.
+const CONSOLE_COOKIE: &str = "__Host-gatehouse-console";
+
+fn drop_console_cookie(h: &mut HeaderMap) {
+    let values: Vec<HeaderValue> = h.get_all(header::COOKIE).iter().cloned().collect();
+    if !values
+        .iter()
+        .any(|v| v.to_str().map_or(true, |t| t.contains(CONSOLE_COOKIE)))
+    {
+        return;
+    }
+    h.remove(header::COOKIE);
+    for v in values {
+        let Ok(text) = v.to_str() else { continue };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(CONSOLE_COOKIE))
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            if !kept.is_empty() {
+                h.append(header::COOKIE, v);
+            }
+        }
+    }
 }
 
 /// The headers sent upstream: the forwardable ones plus `Via`, `Forwarded`
@@ -283,6 +312,23 @@ fn basic(user: &str, password: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_console_cookie_never_goes_upstream() {
+        let mut h = super::HeaderMap::new();
+        h.insert(
+            super::header::COOKIE,
+            super::HeaderValue::from_static("a=1; __Host-gatehouse-console=secret; b=2"),
+        );
+        super::drop_console_cookie(&mut h);
+        assert_eq!(h[super::header::COOKIE], "a=1; b=2");
+        h.insert(
+            super::header::COOKIE,
+            super::HeaderValue::from_static("__Host-gatehouse-console=secret"),
+        );
+        super::drop_console_cookie(&mut h);
+        assert!(h.get(super::header::COOKIE).is_none());
+    }
+
     use super::*;
 
     #[test]

@@ -364,7 +364,7 @@ impl Store for SqliteStore {
                OR (?7 = 'masked' AND EXISTS (SELECT 1 FROM statements t WHERE t.session_id = s.id \
                     AND json_extract(t.masking_json, '$.values_masked') > 0)) \
                OR (?7 = 'approved' AND EXISTS (SELECT 1 FROM approvals a \
-                    WHERE a.state IN ('approved', 'used') AND json_extract(a.body_json, '$.session') = s.id))) \
+                    WHERE a.state = 'used' AND json_extract(a.body_json, '$.session') = s.id))) \
              ORDER BY s.started_at DESC, s.id DESC LIMIT ?3",
         )
         .bind(&filter.identity)

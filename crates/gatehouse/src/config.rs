@@ -612,9 +612,12 @@ impl RawConfig {
             &mut problem,
         );
         let approval_routes = self.approval.resolve(&mut problem);
-        let console = self.console.resolve(&mut problem);
+
         let approval_webhooks = self.approval.webhooks(&mut problem);
         let oidc_issuers = self.identity.resolve(&|p| self.path(p), &mut problem);
+        let console =
+            self.console
+                .resolve(oidc_issuers.as_deref(), &|p| self.path(p), &mut problem);
         let limits = self
             .limits
             .resolve()

@@ -133,9 +133,13 @@ fn an_approver_on_a_phone_approves_and_denies_held_statements() {
 
     // Denying needs a comment: the page says so, and the API refuses one
     // without anyway; with a comment the caller's statement is refused.
+    // A text with a direction override inside a comment: the card shows
+    // the character by its code, and warns.
     refill(&h);
-    let held = spawn_psql(&h, &ci, "DELETE FROM customers");
-    b.wait("article.request:not(.done)", Some("DELETE FROM customers"));
+    let held = spawn_psql(&h, &ci, "DELETE FROM customers /* \u{202E}nothing to see */");
+    let card = b.wait("article.request:not(.done)", Some("DELETE FROM customers"));
+    assert!(card.contains("⟨U+202E⟩nothing to see"), "{card}");
+    assert!(card.contains("invisible or direction-changing characters"), "{card}");
     b.click("article.request:not(.done) button.danger");
     let told = b.wait("article.request:not(.done) .outcome .error", None);
     assert!(told.contains("needs a comment"), "{told}");
@@ -199,10 +203,12 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     sign_in(&mut b, &h, &bob);
     assert_eq!(b.text("#who-name"), "bob");
     let held = spawn_psql(&h, &ci, "DELETE FROM customers");
-    // bob reads only his own requests: the inbox stays empty for him.
+    let id = h.pending_approval("DELETE FROM customers");
+    // bob reads only his own requests: with one pending, his inbox stays
+    // empty through several polls.
+    std::thread::sleep(Duration::from_millis(4500));
     b.wait("#approvals-title ~ p", Some("Nothing is waiting"));
     assert_eq!(b.count("article.request"), 0);
-    let id = h.pending_approval("DELETE FROM customers");
     let csrf = b.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)");
     let (status, body) = b.fetch(
         "POST",
@@ -218,7 +224,8 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     // Sessions and evidence are for auditors.
     let (status, body) = b.fetch("GET", "/v1/sessions", json!({}), None);
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("[console] auditors (auditors)"), "{body}");
+    assert!(body.contains("bob may not read sessions or evidence"), "{body}");
+    assert!(!body.contains("(auditors)"), "the groups are not named to him: {body}");
     b.goto(&format!("{}#/sessions", console_url(&h)));
     let told = b.wait("#session-results .error", None);
     assert!(told.contains("may not read sessions"), "{told}");
@@ -275,7 +282,12 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
         "{}",
     ]);
     assert_eq!(status, 403, "{body}");
-    assert_eq!(rows(&h), "5", "nothing was approved");
+    let state = h.cli_ok(&["approvals", "show", &id, "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&state).unwrap()["state"],
+        "pending",
+        "nothing was approved"
+    );
     assert_ne!(csrf, other_csrf, "each sign-in has its own CSRF value");
 
     // The headers every answer carries.
@@ -329,17 +341,33 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     a.goto(&console_url(&h));
     a.wait("#token", None);
 
-    // Sign-out ends the sign-in on the gateway, not only in the browser.
-    b.click("#sign-out");
-    b.wait("#token", None);
-    let (status, _) = b.fetch("GET", "/ui/api/me", json!({}), None);
-    assert_eq!(status, 401);
-    let (status, _, _) = curl(&[
+    // A revoked token's sign-ins answer 401 at once (the credential is
+    // checked on every request).
+    let (status, _, body) = curl(&[
         &format!("{api}/ui/api/me"),
         "-H",
         &format!("Cookie: {cookie}"),
     ]);
-    assert_eq!(status, 401, "alice's other sign-in ended with her token");
+    assert_eq!(status, 401, "{body}");
+
+    // Sign-out ends the sign-in on the gateway, not only in the browser:
+    // the cookie it had no longer works.
+    b.click("#sign-out");
+    b.wait("#token", None);
+    let (bob_cookie, bob_csrf) = sign_in_with_curl(&api, &bob);
+    let me = |c: &str| curl(&[&format!("{api}/ui/api/me"), "-H", &format!("Cookie: {c}")]).0;
+    assert_eq!(me(&bob_cookie), 200);
+    let (status, _, _) = curl(&[
+        "-X",
+        "POST",
+        &format!("{api}/ui/api/sign-out"),
+        "-H",
+        &format!("Cookie: {bob_cookie}"),
+        "-H",
+        &format!("X-Gatehouse-CSRF: {bob_csrf}"),
+    ]);
+    assert_eq!(status, 204);
+    assert_eq!(me(&bob_cookie), 401, "signed out on the gateway");
 }
 
 /// curl with `args`: the status, the headers (lower-case names) and the body.
@@ -565,5 +593,80 @@ fn a_terminal_recording_plays_seeks_and_pauses_in_the_page() {
     assert_eq!(paused_at, still, "paused");
     assert!(!b.text("pre.terminal").contains("done"));
     let _ = seq;
+    assert_eq!(b.script_errors(), Vec::<String>::new());
+}
+
+#[test]
+fn a_person_signs_in_with_the_oidc_provider_and_decides_as_their_groups_say() {
+    let mut issuer = common::oidc::Issuer::start();
+    issuer.person(json!({"sub": "alice@example.com", "groups": ["dba-leads"]}));
+    let config = format!(
+        r#"
+[[identity.oidc]]
+name = "corp"
+issuer = "{}"
+audience = "gatehouse-console"
+groups_claim = "groups"
+
+[console.oidc]
+issuer = "corp"
+redirect_url = "http://127.0.0.1:{{api_port}}/ui/api/oidc/callback"
+
+[[approval.route]]
+name = "dba"
+approvers = ["corp/dba-leads"]
+mode = "hold"
+hold_timeout = "60s"
+"#,
+        issuer.url
+    );
+    let h = Harness::with(Options {
+        policy: Some(POLICY.into()),
+        extra_config: Box::leak(config.into_boxed_str()),
+        ..Options::default()
+    });
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill(&h);
+    let ci = h.token("ci-deploy", &["ci"], "1h");
+
+    let mut b = Browser::start();
+    b.goto(&console_url(&h));
+    b.wait("#sign-in-oidc", Some("Sign in with corp"));
+    b.click("#sign-in-oidc");
+    // Off to the provider and back: signed in as the ID token says.
+    let who = b.wait("#who-name", None);
+    assert_eq!(who, "corp/alice@example.com (approver)");
+    let held = spawn_psql(&h, &ci, "DELETE FROM customers");
+    b.wait("article.request", Some("DELETE FROM customers"));
+    b.click("article.request button.primary");
+    b.wait("article.request .outcome p", Some("released"));
+    assert!(held.wait_with_output().unwrap().status.success());
+    assert_eq!(rows(&h), "0");
+    let events = h.evidence_events();
+    let approved = events
+        .iter()
+        .find(|e| e["kind"] == "approval_approved")
+        .unwrap();
+    assert_eq!(approved["payload"]["approver"], "corp/alice@example.com");
+
+    // An answer this browser did not begin (a forged or replayed callback)
+    // signs nobody in.
+    let mut other = Browser::start();
+    other.goto(&format!(
+        "http://127.0.0.1:{}/ui/api/oidc/callback?code=stolen&state=guessed",
+        h.api_port
+    ));
+    let told = other.wait("#sign-in-problem .error", None);
+    assert!(
+        told.contains("a sign-in this browser did not begin"),
+        "{told}"
+    );
+    let (status, _) = other.fetch("GET", "/ui/api/me", json!({}), None);
+    assert_eq!(status, 401);
     assert_eq!(b.script_errors(), Vec::<String>::new());
 }

@@ -7,6 +7,7 @@
 //! caller may see and do, exactly as for the CLI.
 
 mod assets;
+mod oidc;
 mod sign_in;
 mod sign_ins;
 
@@ -26,6 +27,9 @@ use sign_ins::SignIns;
 pub(crate) const COOKIE: &str = "__Host-gatehouse-console";
 /// The header every state-changing console request carries.
 pub(crate) const CSRF_HEADER: &str = "x-gatehouse-csrf";
+/// Sent by a page's own polls: not a person's activity, so it does not keep
+/// an idle sign-in alive.
+pub(crate) const BACKGROUND_HEADER: &str = "x-gatehouse-background";
 
 /// What `[console]` configures.
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub struct ConsoleSettings {
     pub auditors: Vec<String>,
     /// How long sign-ins last.
     pub lifetime: SignInLifetime,
+    /// Sign-in with the organisation's OIDC provider (`[console.oidc]`).
+    pub oidc: Option<std::sync::Arc<gatehouse_identity::oidc::CodeFlow>>,
 }
 
 impl Default for ConsoleSettings {
@@ -46,6 +52,7 @@ impl Default for ConsoleSettings {
             enabled: true,
             auditors: Vec::new(),
             lifetime: SignInLifetime::default(),
+            oidc: None,
         }
     }
 }
@@ -55,6 +62,8 @@ pub struct Console {
     pub(crate) enabled: bool,
     pub(crate) auditors: Vec<String>,
     pub(crate) sign_ins: SignIns,
+    pub(crate) oidc: Option<std::sync::Arc<gatehouse_identity::oidc::CodeFlow>>,
+    pub(crate) flows: oidc::PendingFlows,
 }
 
 impl Console {
@@ -64,6 +73,8 @@ impl Console {
             enabled: settings.enabled,
             auditors: settings.auditors,
             sign_ins: SignIns::new(settings.lifetime),
+            oidc: settings.oidc,
+            flows: oidc::PendingFlows::default(),
         }
     }
 }
@@ -80,7 +91,10 @@ pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
         .route("/ui/assets/{name}", get(assets::asset))
         .route("/ui/api/sign-in", post(sign_in::sign_in))
         .route("/ui/api/sign-out", post(sign_in::sign_out))
-        .route("/ui/api/me", get(sign_in::me));
+        .route("/ui/api/me", get(sign_in::me))
+        .route("/ui/api/options", get(oidc::options))
+        .route("/ui/api/oidc/start", get(oidc::begin))
+        .route("/ui/api/oidc/callback", get(oidc::callback));
     if state.console.enabled {
         return router;
     }
@@ -139,7 +153,9 @@ pub(crate) async fn signed_in_requests(
     if req.headers().contains_key(header::AUTHORIZATION) {
         return next.run(req).await;
     }
-    let Some(sign_in) = cookie(req.headers(), COOKIE).and_then(|c| state.console.sign_ins.find(c))
+    let activity = !req.headers().contains_key(BACKGROUND_HEADER);
+    let Some(sign_in) =
+        cookie(req.headers(), COOKIE).and_then(|c| state.console.sign_ins.find(c, activity))
     else {
         return next.run(req).await;
     };

@@ -72,32 +72,48 @@ pub(crate) async fn sign_in(
     let who = match identify(&state, token).await {
         Ok(who) => who,
         Err(e) => {
-            let event = AuditEvent::auth_failure(&attempt(&addr), None, "credential", &e.1);
-            state.audit.append(vec![event]).await?;
-            tracing::info!(client = %addr, reason = %e.1, "console sign-in refused");
+            refused(&state, &addr, &e.1).await?;
             return Err(e);
         }
     };
-    let event = match &who {
-        Caller::Identity(i) => AuditEvent::auth_success(&attempt(&addr), i),
+    let (cookie, csrf) = start(&state, &addr, &who, token).await?;
+    let mut res = Json(signed_in(&state, &who, csrf)).into_response();
+    res.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(res)
+}
+
+/// Records a sign-in of `who` (by `credential`, from `addr`) in the
+/// evidence log and starts it: the cookie to set, and its CSRF value.
+pub(crate) async fn start(
+    state: &ApiState,
+    addr: &str,
+    who: &Caller,
+    credential: &str,
+) -> ApiResult<(HeaderValue, String)> {
+    let event = match who {
+        Caller::Identity(i) => AuditEvent::auth_success(&attempt(addr), i),
         Caller::Admin => AuditEvent::auth_success(
-            &attempt(&addr),
+            &attempt(addr),
             &gatehouse_core::Identity::with_service_token("admin", Vec::new(), "admin-key"),
         ),
     };
     // Recorded before it works: a sign-in the log does not know never exists.
     state.audit.append(vec![event]).await?;
     let (cookie_value, csrf) = state.console.sign_ins.start(
-        SecretText::new(token.to_string()),
+        SecretText::new(credential.to_string()),
         who.subject().to_string(),
     );
     tracing::info!(client = %addr, subject = who.subject(), "console sign-in");
-    let body = signed_in(&state, &who, csrf);
     let max_age = state.console.sign_ins.lifetime().absolute.as_secs();
-    let mut res = Json(body).into_response();
-    res.headers_mut()
-        .insert(header::SET_COOKIE, set_cookie(&cookie_value, max_age));
-    Ok(res)
+    Ok((set_cookie(&cookie_value, max_age), csrf))
+}
+
+/// Records a refused sign-in.
+pub(crate) async fn refused(state: &ApiState, addr: &str, reason: &str) -> ApiResult<()> {
+    let event = AuditEvent::auth_failure(&attempt(addr), None, "credential", reason);
+    state.audit.append(vec![event]).await?;
+    tracing::info!(client = %addr, %reason, "console sign-in refused");
+    Ok(())
 }
 
 fn signed_in(state: &ApiState, who: &Caller, csrf: String) -> SignedIn {
@@ -130,18 +146,15 @@ pub(crate) async fn me(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> ApiResult<Json<SignedIn>> {
-    let Some(sign_in) = cookie(&headers, COOKIE).and_then(|c| state.console.sign_ins.find(c))
+    let Some(sign_in) =
+        cookie(&headers, COOKIE).and_then(|c| state.console.sign_ins.find(c, false))
     else {
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "not signed in (or the sign-in ended): sign in again".into(),
         ));
     };
-    match caller(&state, &headers).await {
-        Ok(who) => Ok(Json(signed_in(&state, &who, sign_in.csrf))),
-        Err(e) => {
-            state.console.sign_ins.end_all_of(&sign_in.subject);
-            Err(e)
-        }
-    }
+    // The credential is re-checked: a revoked or expired one answers 401.
+    let who = caller(&state, &headers).await?;
+    Ok(Json(signed_in(&state, &who, sign_in.csrf)))
 }

@@ -11,9 +11,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
-/// Sign-ins kept at most; past it the oldest are forgotten first, so a
-/// flood of sign-ins costs memory no one else needs.
+/// Sign-ins kept at most; past it the oldest are forgotten first.
 const MAX_SIGN_INS: usize = 10_000;
+/// Sign-ins one subject keeps at most: past it that subject's oldest is
+/// forgotten, so one credential's holder cannot push out everyone else's.
+const MAX_PER_SUBJECT: usize = 20;
 
 /// Text that never prints.
 #[derive(Clone)]
@@ -110,6 +112,20 @@ impl SignIns {
         };
         let mut map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| self.alive(s, now));
+        let own = map
+            .values()
+            .filter(|s| s.subject == sign_in.subject)
+            .count();
+        if own >= MAX_PER_SUBJECT {
+            if let Some(oldest) = map
+                .iter()
+                .filter(|(_, s)| s.subject == sign_in.subject)
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| *k)
+            {
+                map.remove(&oldest);
+            }
+        }
         if map.len() >= MAX_SIGN_INS {
             if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| *k) {
                 map.remove(&oldest);
@@ -124,8 +140,9 @@ impl SignIns {
             && now.duration_since(s.last_seen) < self.lifetime.idle
     }
 
-    /// The live sign-in the cookie names (its idle clock restarted).
-    pub(crate) fn find(&self, cookie: &str) -> Option<SignIn> {
+    /// The live sign-in the cookie names; `activity` (a person's request,
+    /// not a page's background poll) restarts its idle clock.
+    pub(crate) fn find(&self, cookie: &str, activity: bool) -> Option<SignIn> {
         let key = hash(cookie);
         let now = Instant::now();
         let mut map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
@@ -135,7 +152,9 @@ impl SignIns {
             return None;
         }
         let s = map.get_mut(&key)?;
-        s.last_seen = now;
+        if activity {
+            s.last_seen = now;
+        }
         Some(s.clone())
     }
 
@@ -143,12 +162,6 @@ impl SignIns {
     pub(crate) fn end(&self, cookie: &str) {
         let mut map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(&hash(cookie));
-    }
-
-    /// Ends every sign-in of `subject` (its credential stopped working).
-    pub(crate) fn end_all_of(&self, subject: &str) {
-        let mut map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, s| s.subject != subject);
     }
 }
 
@@ -170,15 +183,33 @@ mod tests {
             idle: Duration::from_millis(50),
         });
         let (cookie, csrf) = s.start(SecretText::new("k".into()), "admin".into());
-        let found = s.find(&cookie).expect("live");
+        let found = s.find(&cookie, true).expect("live");
         assert!(found.csrf_matches(&csrf));
         assert!(!found.csrf_matches("nope"));
-        assert!(s.find("another").is_none());
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(s.find(&cookie).is_none(), "idle past its limit");
+        assert!(s.find("another", true).is_none());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(s.find(&cookie, false).is_some());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            s.find(&cookie, true).is_none(),
+            "background polls do not keep a sign-in alive"
+        );
         let (cookie, _) = s.start(SecretText::new("k".into()), "admin".into());
         s.end(&cookie);
-        assert!(s.find(&cookie).is_none(), "signed out");
+        assert!(s.find(&cookie, true).is_none(), "signed out");
+    }
+
+    #[test]
+    fn one_subject_cannot_push_out_the_others() {
+        let s = SignIns::new(SignInLifetime::default());
+        let (admin, _) = s.start(SecretText::new("k".into()), "admin".into());
+        let mut mine = Vec::new();
+        for _ in 0..(MAX_PER_SUBJECT + 5) {
+            mine.push(s.start(SecretText::new("t".into()), "ci".into()).0);
+        }
+        assert!(s.find(&admin, true).is_some());
+        assert!(s.find(&mine[0], true).is_none(), "its own oldest went");
+        assert!(s.find(mine.last().unwrap(), true).is_some());
     }
 
     #[test]

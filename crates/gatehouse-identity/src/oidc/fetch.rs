@@ -36,7 +36,34 @@ impl HttpKeyFetcher {
         Ok(Self { client })
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
+    /// POSTs `form` to `url` and reads the JSON answer, whatever its status
+    /// (an OAuth error answer is JSON too).
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Value, String> {
+        check_fetch_url(url)?;
+        let resp = self
+            .client
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
+        if body.len() > MAX_DOCUMENT {
+            return Err(format!("POST {url}: the answer is larger than 1 MiB"));
+        }
+        serde_json::from_slice(&body).map_err(|_| format!("POST {url}: HTTP {status}, not JSON"))
+    }
+
+    pub(crate) async fn get_json(&self, url: &str) -> Result<Value, String> {
         check_fetch_url(url)?;
         let mut resp = self
             .client

@@ -8,6 +8,7 @@
 //! identity ([`claims`]).
 
 mod claims;
+pub mod code_flow;
 mod fetch;
 mod keys;
 mod preset;
@@ -18,6 +19,7 @@ mod token;
 #[cfg(test)]
 mod tests;
 
+pub use code_flow::{CodeFlow, PendingSignIn};
 pub use fetch::HttpKeyFetcher;
 pub use keys::KeyFetcher;
 pub use preset::Preset;

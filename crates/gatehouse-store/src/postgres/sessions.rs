@@ -108,7 +108,7 @@ pub(super) async fn list(
            OR ($7 = 'masked' AND EXISTS (SELECT 1 FROM statements t WHERE t.session_id = s.id \
                 AND (t.masking_json::jsonb ->> 'values_masked')::bigint > 0)) \
            OR ($7 = 'approved' AND EXISTS (SELECT 1 FROM approvals a \
-                WHERE a.state IN ('approved', 'used') AND a.body_json::jsonb ->> 'session' = s.id))) \
+                WHERE a.state = 'used' AND a.body_json::jsonb ->> 'session' = s.id))) \
          ORDER BY s.started_at DESC, s.id DESC LIMIT $3"
     ))
     .bind(&filter.identity)

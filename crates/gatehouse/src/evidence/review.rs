@@ -8,6 +8,7 @@ use super::log_file::LogFile;
 use super::segments::SegmentPlaces;
 use crate::config::EvidenceSpec;
 use anyhow::{Context, Result};
+use gatehouse_api::ReviewError;
 use gatehouse_evidence::VerifierKey;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -24,8 +25,10 @@ struct Log {
     key: VerifierKey,
     witnesses: Vec<PathBuf>,
     places: SegmentPlaces,
-    /// One reading at a time: each may read the whole log.
-    one_at_a_time: tokio::sync::Mutex<()>,
+    /// One reading at a time: each may read the whole log. The guard
+    /// goes with the reading's thread, so a caller who leaves does not free
+    /// it while the reading runs on.
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl LogReview {
@@ -37,20 +40,26 @@ impl LogReview {
             key: super::verifier_key(spec, data_dir)?,
             witnesses: spec.witness_files.clone(),
             places: SegmentPlaces::configured(&spec.segments),
-            one_at_a_time: tokio::sync::Mutex::new(()),
+            one_at_a_time: Arc::new(tokio::sync::Mutex::new(())),
         })))
     }
 
     /// Runs `read` over the opened log on a thread and runtime of its own.
-    async fn reading<T, F, Fut>(&self, read: F) -> Result<T, String>
+    async fn reading<T, F, Fut>(&self, read: F) -> Result<T, ReviewError>
     where
         T: Send + 'static,
         F: FnOnce(Arc<Log>, LogFile) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T>>,
     {
-        let _turn = self.0.one_at_a_time.lock().await;
+        let turn = self
+            .0
+            .one_at_a_time
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| ReviewError::Busy)?;
         let this = self.0.clone();
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -63,8 +72,8 @@ impl LogReview {
             })
         })
         .await
-        .map_err(|e| format!("the reader stopped: {e}"))?
-        .map_err(|e| format!("{e:#}"))
+        .map_err(|e| ReviewError::Failed(format!("the reader stopped: {e}")))?
+        .map_err(|e| ReviewError::Failed(format!("{e:#}")))
     }
 }
 
@@ -115,11 +124,11 @@ impl Log {
 
 #[async_trait::async_trait]
 impl gatehouse_api::EvidenceReview for LogReview {
-    async fn status(&self) -> Result<Value, String> {
+    async fn status(&self) -> Result<Value, ReviewError> {
         self.reading(|this, log| this.status_now(log)).await
     }
 
-    async fn verify(&self) -> Result<Value, String> {
+    async fn verify(&self) -> Result<Value, ReviewError> {
         self.reading(|this, log| async move {
             let pass = log.verify(&this.key, |_| ()).await?;
             Ok(report_json(&this.log, &pass, this.witnesses.len()))
@@ -127,7 +136,7 @@ impl gatehouse_api::EvidenceReview for LogReview {
         .await
     }
 
-    async fn prove(&self, seq: u64) -> Result<Value, String> {
+    async fn prove(&self, seq: u64) -> Result<Value, ReviewError> {
         self.reading(move |this, log| async move {
             let proof = prove(&log, &this.key, seq).await?;
             Ok(serde_json::to_value(proof)?)

@@ -247,7 +247,9 @@ connect_timeout = "3s"
                 policy_file = policy_file.display(),
                 policy_mode = opts.policy_mode,
                 extra = opts.vars.iter().fold(
-                    opts.extra_config.replace("{db_port}", &db_port.to_string()),
+                    opts.extra_config
+                        .replace("{db_port}", &db_port.to_string())
+                        .replace("{api_port}", &api_port.to_string()),
                     |text, (name, value)| text.replace(name, value)
                 ),
             ),

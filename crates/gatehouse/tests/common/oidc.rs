@@ -103,6 +103,14 @@ impl Issuer {
         })
     }
 
+    /// Sets the claims of whoever signs in next with the authorization code
+    /// flow (the mock's /authorize approves at once).
+    pub fn person(&mut self, claims: Value) {
+        writeln!(self.stdin, "person {claims}").unwrap();
+        let answer = read_json(&mut self.stdout);
+        assert_eq!(answer["person"], true, "{answer}");
+    }
+
     /// Replaces the server's signing key; the old one is no longer published.
     pub fn rotate(&mut self) {
         writeln!(self.stdin, "rotate").unwrap();

@@ -5,7 +5,9 @@
 // Client-credentials tokens get sub = azp = the client id, and the JSON object
 // in the form field `claims` merged in (how a platform adds its own claims).
 // Commands on stdin: `rotate` replaces the signing key (the old one is no
-// longer published), answering with a JSON line.
+// longer published), answering with a JSON line; `person {"sub":…}` sets the
+// claims of whoever signs in next through the authorization code flow (the
+// mock's /authorize approves at once, as if that person had logged in).
 //
 // Usage: node issuer.mjs [port [cert.pem key.pem]]   (HTTPS with a certificate;
 // prints {"port", "issuer", "kid"} when ready)
@@ -15,12 +17,17 @@ import readline from 'node:readline';
 const wanted = Number(process.argv[2] ?? 0);
 const [certFile, keyFile] = process.argv.slice(3, 5);
 let server;
+let person = null;
 
 async function start(port) {
   server = certFile ? new OAuth2Server(keyFile, certFile) : new OAuth2Server();
   const key = await server.issuer.keys.generate('RS256');
   server.service.on('beforeTokenSigning', (token, req) => {
     const body = req.body ?? {};
+    if (body.grant_type === 'authorization_code' && person) {
+      Object.assign(token.payload, person);
+      return;
+    }
     if (body.grant_type !== 'client_credentials') return;
     const auth = req.headers.authorization ?? '';
     const basic = auth.startsWith('Basic ')
@@ -42,6 +49,10 @@ const port = server.address().port;
 console.log(JSON.stringify({ port, issuer: server.issuer.url, kid }));
 
 readline.createInterface({ input: process.stdin }).on('line', async (line) => {
+  if (line.startsWith('person ')) {
+    person = JSON.parse(line.slice('person '.length));
+    console.log(JSON.stringify({ person: true }));
+  }
   if (line.trim() === 'rotate') {
     await server.stop();
     const kid = await start(port);
