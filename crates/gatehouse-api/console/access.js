@@ -19,11 +19,41 @@ export function accessPage() {
   return { el: h("section", { "aria-labelledby": "access-title" }, h("h1", { id: "access-title" }, "Access review"), body) };
 }
 
-function reachText(r) {
-  return Object.entries(r)
-    .filter(([, v]) => v !== null && v !== "" && !(Array.isArray(v) && !v.length))
-    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(", ") : v}`)
-    .join(" · ");
+// One identity's reach, by connection: whether it may connect, then each
+// table's allowed, held and refused statement kinds with their policies.
+function reachView(rows) {
+  const byConnection = new Map();
+  for (const r of rows) {
+    if (!byConnection.has(r.connection)) byConnection.set(r.connection, []);
+    byConnection.get(r.connection).push(r);
+  }
+  const verdicts = [["allow", "may", "ok"], ["review", "with approval", "warn"], ["deny", "may not", "refused"]];
+  return h("ul", { class: "reach" }, [...byConnection].map(([connection, list]) => {
+    const connect = list.find((r) => r.action === "connect");
+    const tables = new Map();
+    for (const r of list.filter((r) => r.action !== "connect")) {
+      if (!tables.has(r.table)) tables.set(r.table, []);
+      tables.get(r.table).push(r);
+    }
+    return h("li", {},
+      h("strong", {}, connection), " ",
+      connect && connect.decision === "allow"
+        ? h("span", { class: "ok" }, "may connect")
+        : h("span", { class: "refused" }, "may not connect"),
+      connect && connect.policies.length ? h("span", { class: "hint" }, ` (${connect.policies.join(", ")})`) : null,
+      connect && connect.decision === "allow" && tables.size
+        ? h("ul", {}, [...tables].map(([table, kinds]) => h("li", {},
+            h("code", {}, table), ": ",
+            verdicts.map(([d, word, cls]) => {
+              const these = kinds.filter((k) => k.decision === d);
+              if (!these.length) return null;
+              const policies = [...new Set(these.flatMap((k) => k.policies))];
+              return h("span", { class: "verdict-group" },
+                h("span", { class: cls }, `${word} `), these.map((k) => k.action).join(", "),
+                policies.length ? h("span", { class: "hint" }, ` (${policies.join(", ")})`) : null, " ");
+            }))))
+        : null);
+  }));
 }
 
 function reviewView(review) {
@@ -58,7 +88,7 @@ function reviewView(review) {
         h("td", {}, i.identity),
         h("td", {}, i.groups.join(", ")),
         h("td", {}, i.tokens.map((t) => h("div", {}, h("code", {}, t.id), " until ", when(t.expires_at)))),
-        h("td", {}, i.reach.length ? h("ul", { class: "reach" }, i.reach.map((r) => h("li", {}, reachText(r)))) : h("em", {}, "nothing")),
+        h("td", {}, i.reach.length ? reachView(i.reach) : h("em", {}, "nothing")),
       ))),
     )),
     form);

@@ -464,6 +464,6 @@ mod tests {
                 "dangling $ref {target}"
             );
         }
-        assert_eq!(paths.len(), 20, "one entry per route of `router`");
+        assert_eq!(paths.len(), 24, "one entry per route of `router`");
     }
 }

@@ -128,6 +128,34 @@ async fn sessions_and_statements_round_trip() {
         ..Default::default()
     };
     assert_eq!(store.list_sessions(&by_conn).await.unwrap().len(), 1);
+    // The console's filters: protocol, start time, and what happened.
+    let count = |f: SessionFilter| {
+        let store = &store;
+        async move { store.list_sessions(&f).await.unwrap().len() }
+    };
+    let at = Timestamp::from_unix_millis;
+    let protocol = |p: &str| SessionFilter {
+        protocol: Some(p.into()),
+        ..Default::default()
+    };
+    assert_eq!(count(protocol("postgres")).await, 1);
+    assert_eq!(count(protocol("ssh")).await, 0);
+    let window = |since: Option<i64>, until: Option<i64>| SessionFilter {
+        since: since.map(at),
+        until: until.map(at),
+        ..Default::default()
+    };
+    assert_eq!(count(window(Some(10), None)).await, 1, "since is inclusive");
+    assert_eq!(count(window(Some(11), None)).await, 0);
+    assert_eq!(count(window(None, Some(10))).await, 0, "until is exclusive");
+    assert_eq!(count(window(Some(5), Some(11))).await, 1);
+    let outcome = |o: SessionOutcome| SessionFilter {
+        outcome: Some(o),
+        ..Default::default()
+    };
+    assert_eq!(count(outcome(SessionOutcome::Masked)).await, 1);
+    assert_eq!(count(outcome(SessionOutcome::Refused)).await, 0);
+    assert_eq!(count(outcome(SessionOutcome::Approved)).await, 0);
 }
 
 #[test]

@@ -278,6 +278,64 @@ async fn sessions_and_statements_round_trip() {
         ids(store.list_sessions(&by(None, None, Some(1))).await.unwrap()),
         [other.id]
     );
+    // The console's filters: protocol, start time, and what happened.
+    let list = |f: SessionFilter| {
+        let store = &store;
+        async move { ids(store.list_sessions(&f).await.unwrap()) }
+    };
+    let f = SessionFilter::default;
+    assert_eq!(
+        list(SessionFilter {
+            protocol: Some("postgres".into()),
+            ..f()
+        })
+        .await,
+        [other.id, start.id]
+    );
+    assert!(list(SessionFilter {
+        protocol: Some("ssh".into()),
+        ..f()
+    })
+    .await
+    .is_empty());
+    let at = Timestamp::from_unix_millis;
+    assert_eq!(
+        list(SessionFilter {
+            since: Some(at(30)),
+            ..f()
+        })
+        .await,
+        [other.id]
+    );
+    assert_eq!(
+        list(SessionFilter {
+            until: Some(at(30)),
+            ..f()
+        })
+        .await,
+        [start.id]
+    );
+    use gatehouse_core::SessionOutcome;
+    assert_eq!(
+        list(SessionFilter {
+            outcome: Some(SessionOutcome::Masked),
+            ..f()
+        })
+        .await,
+        [start.id]
+    );
+    assert!(list(SessionFilter {
+        outcome: Some(SessionOutcome::Refused),
+        ..f()
+    })
+    .await
+    .is_empty());
+    assert!(list(SessionFilter {
+        outcome: Some(SessionOutcome::Approved),
+        ..f()
+    })
+    .await
+    .is_empty());
 }
 
 #[tokio::test]

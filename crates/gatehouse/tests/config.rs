@@ -634,6 +634,55 @@ fn limit_mistakes_are_named() {
 }
 
 #[test]
+fn console_mistakes_are_named() {
+    let with = |console: &str| {
+        format!(
+            "[listeners]\npostgres = \"127.0.0.1:1\"\n{APP_CONNECTION}\n\
+             [[identity.oidc]]\nname = \"corp\"\nissuer = \"https://login.example.com\"\naudience = \"gatehouse-console\"\n\
+             {console}\n"
+        )
+    };
+    assert_problems(
+        &with("[console]\nauditors = [\" spaced \"]\nidle_timeout = \"9h\""),
+        &[
+            "console.auditors[0]: \" spaced \" is not a group name",
+            "console.idle_timeout: is longer than session_timeout",
+        ],
+    );
+    assert_problems(
+        &with("[console]\nadmins = []"),
+        &["console: unknown field `admins`"],
+    );
+    assert_problems(
+        &with("[console.oidc]\nissuer = \"other\"\nredirect_url = \"https://g.example.com/ui/api/oidc/callback\""),
+        &["console.oidc.issuer: no [[identity.oidc]] is named \"other\" (configured: corp)"],
+    );
+    assert_problems(
+        &with("[console.oidc]\nissuer = \"corp\"\nclient_id = \"another-app\"\nredirect_url = \"https://g.example.com/ui/api/oidc/callback\""),
+        &["console.oidc.client_id: \"another-app\" is not an audience of issuer \"corp\""],
+    );
+    assert_problems(
+        &with(
+            "[console.oidc]\nissuer = \"corp\"\nredirect_url = \"https://g.example.com/callback\"",
+        ),
+        &[
+            "console.oidc.redirect_url:",
+            "must be this gateway's console address ending in /ui/api/oidc/callback",
+        ],
+    );
+    assert_problems(
+        &with("[console.oidc]\nissuer = \"corp\"\nredirect_url = \"https://g.example.com/ui/api/oidc/callback\"\nscopes = [\"profile\"]\nclient_secret_env = \"NOT_SET_ANYWHERE\""),
+        &[
+            "console.oidc.client_secret_env: environment variable NOT_SET_ANYWHERE is not set",
+        ],
+    );
+    assert_problems(
+        &with("[console.oidc]\nissuer = \"corp\"\nredirect_url = \"https://g.example.com/ui/api/oidc/callback\"\nscopes = [\"profile\"]"),
+        &["console.oidc.scopes: must include \"openid\""],
+    );
+}
+
+#[test]
 fn an_unknown_log_format_is_named() {
     assert_problems(
         "[server]\nlog_format = \"xml\"\n[listeners]\npostgres = \"127.0.0.1:1\"\n",

@@ -136,10 +136,17 @@ fn an_approver_on_a_phone_approves_and_denies_held_statements() {
     // A text with a direction override inside a comment: the card shows
     // the character by its code, and warns.
     refill(&h);
-    let held = spawn_psql(&h, &ci, "DELETE FROM customers /* \u{202E}nothing to see */");
+    let held = spawn_psql(
+        &h,
+        &ci,
+        "DELETE FROM customers /* \u{202E}nothing to see */",
+    );
     let card = b.wait("article.request:not(.done)", Some("DELETE FROM customers"));
     assert!(card.contains("⟨U+202E⟩nothing to see"), "{card}");
-    assert!(card.contains("invisible or direction-changing characters"), "{card}");
+    assert!(
+        card.contains("invisible or direction-changing characters"),
+        "{card}"
+    );
     b.click("article.request:not(.done) button.danger");
     let told = b.wait("article.request:not(.done) .outcome .error", None);
     assert!(told.contains("needs a comment"), "{told}");
@@ -224,8 +231,14 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     // Sessions and evidence are for auditors.
     let (status, body) = b.fetch("GET", "/v1/sessions", json!({}), None);
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("bob may not read sessions or evidence"), "{body}");
-    assert!(!body.contains("(auditors)"), "the groups are not named to him: {body}");
+    assert!(
+        body.contains("bob may not read sessions or evidence"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("(auditors)"),
+        "the groups are not named to him: {body}"
+    );
     b.goto(&format!("{}#/sessions", console_url(&h)));
     let told = b.wait("#session-results .error", None);
     assert!(told.contains("may not read sessions"), "{told}");
@@ -487,6 +500,28 @@ fn an_auditor_finds_a_session_reads_its_timeline_and_verifies_the_log() {
         file.to_str().unwrap(),
     ]);
     assert!(checked.starts_with("OK: entry 1 "), "{checked}");
+
+    // The access review: what each identity may reach, signed off as
+    // carol herself, recorded in the evidence log.
+    b.click("nav a[data-section=access]");
+    let review = b.wait("section table", Some("ci-deploy"));
+    assert!(
+        review.contains("carol") && review.contains("auditors"),
+        "{review}"
+    );
+    b.fill("#review-notes", "quarterly review Q4");
+    b.click("section form.card button[type=submit]");
+    let signed = b.wait("section form.card p.ok", None);
+    assert!(signed.contains("Signed off by carol"), "{signed}");
+    b.screenshot("access-review");
+    let events = h.evidence_events();
+    let review = events
+        .iter()
+        .find(|e| e["kind"] == "access_review")
+        .unwrap();
+    assert_eq!(review["payload"]["reviewer"], "carol", "{review}");
+    b.click("nav a[data-section=evidence]");
+    b.wait("#verify-now", None);
 
     // Someone edits the log file: the same button names the entry.
     let log = h.data_dir.join("evidence.db");
