@@ -15,6 +15,29 @@ export class ApiFailure extends Error {
 }
 
 // `background`: a page's own poll, which does not keep an idle sign-in alive.
+// A POST answered with a file: the file and its name.
+export async function download(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Gatehouse-CSRF": csrf },
+    credentials: "same-origin",
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) {
+    let message = `the gateway answered ${res.status}`;
+    try {
+      message = (await res.json()).error || message;
+    } catch {
+      // not JSON: the status says it
+    }
+    if (res.status === 401) window.dispatchEvent(new CustomEvent("signed-out", { detail: message }));
+    throw new ApiFailure(res.status, message);
+  }
+  const disposition = res.headers.get("Content-Disposition") || "";
+  const name = (disposition.match(/filename="([^"]+)"/) || [])[1] || "download";
+  return { blob: await res.blob(), name };
+}
+
 export async function api(path, { method = "GET", body, background = false } = {}) {
   const headers = { Accept: "application/json" };
   if (background) headers["X-Gatehouse-Background"] = "1";

@@ -2,7 +2,7 @@
 // now" (the same verification as `gatehouse audit verify`); and the
 // inclusion proof of any entry, to hand to `gatehouse audit verify-proof`.
 
-import { api } from "./api.js";
+import { api, download } from "./api.js";
 import { h, fill, errorBox, when } from "./view.js";
 
 export function evidencePage() {
@@ -24,6 +24,32 @@ export function evidencePage() {
       fill(result, errorBox(err));
     } finally {
       verifyButton.disabled = false;
+    }
+  });
+
+  // An evidence pack of a period: this month so far, by default.
+  const today = new Date();
+  const day = (d) => d.toISOString().slice(0, 10);
+  const from = h("input", { id: "pack-from", type: "date", required: true, value: day(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), 1))) });
+  const to = h("input", { id: "pack-to", type: "date", required: true, value: day(today) });
+  const packOut = h("div", { id: "pack-result", "aria-live": "polite" });
+  const packForm = h("form", { class: "inline", id: "pack-form" },
+    h("label", { for: "pack-from" }, "From"), from,
+    h("label", { for: "pack-to" }, "To (inclusive)"), to,
+    h("button", { type: "submit" }, "Make the evidence pack"));
+  packForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    fill(packOut, h("p", { class: "loading" }, "Verifying the log and writing the pack…"));
+    try {
+      const end = new Date(`${to.value}T00:00:00Z`);
+      end.setUTCDate(end.getUTCDate() + 1);
+      const { blob, name } = await download("/v1/evidence/pack", { from: `${from.value}T00:00:00Z`, to: end.toISOString() });
+      fill(packOut,
+        h("a", { href: URL.createObjectURL(blob), download: name, class: "button primary", id: "pack-download" },
+          `Download ${name} (${Math.ceil(blob.size / 1024)} KiB)`),
+        h("p", { class: "hint" }, "Unpack it and run python3 verify_pack.py in its folder: it checks every event, proof and checkpoint with the public key alone."));
+    } catch (err) {
+      fill(packOut, errorBox(err));
     }
   });
 
@@ -66,7 +92,11 @@ export function evidencePage() {
       result,
       h("h2", {}, "Prove an entry"),
       proofForm,
-      proofOut),
+      proofOut,
+      h("h2", {}, "Evidence pack"),
+      h("p", { class: "hint" }, "Every event of the period with its inclusion proof, the checkpoint, who could reach what, and a verifier: what an auditor takes away. The same as gatehouse evidence --from --to."),
+      packForm,
+      packOut),
   };
 }
 

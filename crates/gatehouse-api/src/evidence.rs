@@ -23,6 +23,85 @@ pub trait EvidenceReview: Send + Sync {
     async fn verify(&self) -> Result<serde_json::Value, ReviewError>;
     /// `gatehouse audit proof SEQ`: the inclusion proof of entry `seq`.
     async fn prove(&self, seq: u64) -> Result<serde_json::Value, ReviewError>;
+    /// `gatehouse evidence --from --to`: the evidence pack of the period
+    /// `[from, to)`, as a tar archive of its folder; `sealed` is the size of
+    /// the checkpoint the gateway signed just before, when it did.
+    async fn pack(
+        &self,
+        from: gatehouse_core::Timestamp,
+        to: gatehouse_core::Timestamp,
+        sealed: Option<u64>,
+    ) -> Result<EvidencePack, ReviewError>;
+}
+
+/// An evidence pack, archived.
+pub struct EvidencePack {
+    /// The tar archive of the pack's folder.
+    pub tar: Vec<u8>,
+    /// Its file name, e.g. `gatehouse-evidence-gw-1-2026-11-01-2026-12-01.tar`.
+    pub file_name: String,
+}
+
+/// Body of `POST /v1/evidence/pack`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackRequest {
+    /// Start of the period, inclusive (RFC 3339).
+    pub from: gatehouse_core::Timestamp,
+    /// End of the period, exclusive (RFC 3339).
+    pub to: gatehouse_core::Timestamp,
+}
+
+/// `POST /v1/evidence/pack`: the evidence pack of a period, as a tar
+/// archive (what `gatehouse evidence --from --to --out` writes, with its
+/// verifier). A checkpoint over what is written is signed first, so the
+/// pack proves the period's last events.
+pub(crate) async fn pack(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<PackRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let who = require_auditor(&state, &headers).await?;
+    let Json(req) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if req.to <= req.from {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the period is empty: `to` must be after `from`".into(),
+        ));
+    }
+    let review = review(&state)?;
+    let sealed = match &state.evidence {
+        Some(log) => log.seal().await.ok(),
+        None => None,
+    };
+    let pack = review
+        .pack(req.from, req.to, sealed)
+        .await
+        .map_err(|e| match e {
+            ReviewError::Busy => failed("a pack", e),
+            ReviewError::Failed(e) => ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("no evidence pack for {} to {}: {e}", req.from, req.to),
+            ),
+        })?;
+    tracing::info!(
+        by = who.subject(),
+        bytes = pack.tar.len(),
+        "evidence pack downloaded"
+    );
+    let disposition = format!("attachment; filename=\"{}\"", pack.file_name);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/x-tar".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        pack.tar,
+    )
+        .into_response())
 }
 
 /// Why the log could not be read for a review.

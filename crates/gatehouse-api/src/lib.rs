@@ -23,7 +23,7 @@ pub use admin_key::{AdminKey, ADMIN_KEY_PREFIX};
 pub use approvals::{ApprovalFilter, Decided, VoteRequest};
 pub use caller::Roles;
 pub use console::{Console, ConsoleSettings, SignInLifetime};
-pub use evidence::{EvidenceReview, ReviewError, Sealed};
+pub use evidence::{EvidencePack, EvidenceReview, PackRequest, ReviewError, Sealed};
 pub use masking::{ColumnFilter, DiscoverRequest, DiscoveredColumn};
 pub use routes::{
     policy_event, router, ApiState, CreateTokenRequest, CreatedToken, ErrorBody, PolicyFileSummary,

@@ -192,6 +192,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/evidence", get(evidence::status))
         .route("/v1/evidence/verify", post(evidence::verify))
         .route("/v1/evidence/proofs/{seq}", get(evidence::proof))
+        .route("/v1/evidence/pack", post(evidence::pack))
         .merge(console::routes(&state))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such API endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
@@ -464,6 +465,6 @@ mod tests {
                 "dangling $ref {target}"
             );
         }
-        assert_eq!(paths.len(), 24, "one entry per route of `router`");
+        assert_eq!(paths.len(), 25, "one entry per route of `router`");
     }
 }

@@ -382,7 +382,7 @@ fn every_documented_endpoint_exists(h: &Harness) {
                 calls += 1;
             }
         }
-        assert_eq!(calls, 25, "one call per route and method");
+        assert_eq!(calls, 26, "one call per route and method");
     });
 }
 

@@ -5,6 +5,8 @@
 
 use super::commands::{prove, report_json};
 use super::log_file::LogFile;
+use super::pack::Period;
+use super::seal::Sealing;
 use super::segments::SegmentPlaces;
 use crate::config::EvidenceSpec;
 use anyhow::{Context, Result};
@@ -18,9 +20,14 @@ use std::sync::Arc;
 /// The gateway's own log, for [`gatehouse_api::EvidenceReview`].
 pub struct LogReview(Arc<Log>);
 
+/// Packs larger than this are refused here (the CLI writes any size).
+const MAX_PACK: u64 = 256 * 1024 * 1024;
+
 /// Where the log is and how to check it.
 struct Log {
     node: String,
+    /// The configuration file: its policy says what identities may reach.
+    config: PathBuf,
     log: PathBuf,
     key: VerifierKey,
     witnesses: Vec<PathBuf>,
@@ -33,9 +40,10 @@ struct Log {
 
 impl LogReview {
     /// The review of the log in `data_dir` configured by `spec`.
-    pub fn new(spec: &EvidenceSpec, data_dir: &Path) -> Result<Self> {
+    pub fn new(spec: &EvidenceSpec, data_dir: &Path, config: &Path) -> Result<Self> {
         Ok(Self(Arc::new(Log {
             node: spec.node.clone(),
+            config: config.to_path_buf(),
             log: super::log_path(data_dir),
             key: super::verifier_key(spec, data_dir)?,
             witnesses: spec.witness_files.clone(),
@@ -136,6 +144,50 @@ impl gatehouse_api::EvidenceReview for LogReview {
         .await
     }
 
+    async fn pack(
+        &self,
+        from: gatehouse_core::Timestamp,
+        to: gatehouse_core::Timestamp,
+        sealed: Option<u64>,
+    ) -> Result<gatehouse_api::EvidencePack, ReviewError> {
+        self.reading(move |this, log| async move {
+            let raw = crate::config::RawConfig::parse(&this.config)
+                .map_err(|p| anyhow::anyhow!("{p}"))?;
+            let policy = super::cli::access_policy(Some(&raw), &this.config)?;
+            let sealing = match sealed {
+                Some(size) => Sealing::Sealed(size),
+                None => Sealing::NotAsked {
+                    why: "the gateway could not sign a checkpoint just now".into(),
+                    interval: None,
+                },
+            };
+            let dir = tempfile::Builder::new()
+                .prefix("gatehouse-pack-")
+                .tempdir()
+                .context("a folder for the pack")?;
+            let day =
+                |t: gatehouse_core::Timestamp| t.rfc3339().chars().take(10).collect::<String>();
+            let name = format!(
+                "gatehouse-evidence-{}-{}-{}",
+                safe_name(&this.node),
+                day(from),
+                day(to)
+            );
+            let out = dir.path().join(&name);
+            let period = Period {
+                from: from.to_system_time(),
+                to: to.to_system_time(),
+            };
+            super::pack::write(&log, &this.key, &period, policy.as_ref(), &sealing, &out).await?;
+            let tar = archive(&out, &name)?;
+            Ok(gatehouse_api::EvidencePack {
+                tar,
+                file_name: format!("{name}.tar"),
+            })
+        })
+        .await
+    }
+
     async fn prove(&self, seq: u64) -> Result<Value, ReviewError> {
         self.reading(move |this, log| async move {
             let proof = prove(&log, &this.key, seq).await?;
@@ -143,4 +195,50 @@ impl gatehouse_api::EvidenceReview for LogReview {
         })
         .await
     }
+}
+
+/// A node id as it may appear in a file name.
+fn safe_name(node: &str) -> String {
+    node.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The pack folder `dir` as a tar archive whose entries sit under `name/`.
+fn archive(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let mut size = 0u64;
+    for entry in walk(dir)? {
+        size += std::fs::metadata(&entry)?.len();
+    }
+    if size > MAX_PACK {
+        anyhow::bail!(
+            "the pack is {} MiB, more than the {} MiB a download carries: write it on the gateway's host with `gatehouse evidence --from --to --out`, or choose a shorter period",
+            size >> 20,
+            MAX_PACK >> 20
+        );
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.mode(tar::HeaderMode::Deterministic);
+    tar.append_dir_all(name, dir)
+        .context("archiving the pack")?;
+    Ok(tar.into_inner().context("archiving the pack")?)
+}
+
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(walk(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }

@@ -429,6 +429,7 @@ pub async fn start(config: &GatewayConfig) -> Result<RunningGateway> {
             evidence_review: Some(Arc::new(crate::evidence::review::LogReview::new(
                 &config.evidence,
                 &config.data_dir,
+                &config.file,
             )?)),
         };
         tokio::spawn(async move {
