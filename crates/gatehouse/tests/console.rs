@@ -243,6 +243,30 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     let told = b.wait("#session-results .error", None);
     assert!(told.contains("may not read sessions"), "{told}");
 
+    // The admin reads every request but decides none: no buttons, and the
+    // API refuses the key's decision anyway.
+    let mut admin = Browser::start();
+    sign_in(&mut admin, &h, &admin_key(&h));
+    let card = admin.wait("article.request", Some("DELETE FROM customers"));
+    assert!(
+        card.contains("Approvers of route dba decide this request"),
+        "{card}"
+    );
+    assert_eq!(admin.count("article.request button"), 0);
+    let csrf = admin.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)");
+    let (status, body) = admin.fetch(
+        "POST",
+        &format!("/v1/approvals/{id}/approve"),
+        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": csrf}),
+        Some("{}"),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("the admin key cannot decide approvals"),
+        "{body}"
+    );
+    drop(admin);
+
     // An approver's page without the CSRF value: refused, nothing decided.
     let alice = h.token("alice", &["dba-leads"], "1h");
     let mut a = Browser::start();

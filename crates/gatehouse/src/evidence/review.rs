@@ -227,7 +227,7 @@ fn archive(dir: &Path, name: &str) -> Result<Vec<u8>> {
     tar.mode(tar::HeaderMode::Deterministic);
     tar.append_dir_all(name, dir)
         .context("archiving the pack")?;
-    Ok(tar.into_inner().context("archiving the pack")?)
+    tar.into_inner().context("archiving the pack")
 }
 
 fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
