@@ -12,9 +12,21 @@ export function parseCast(text) {
   const header = JSON.parse(lines[0]);
   const events = [];
   let crlf = false;
+  let skipped = 0;
   for (const line of lines.slice(1)) {
-    const e = JSON.parse(line);
-    if (!Array.isArray(e)) continue;
+    // A torn last line (a session cut off) or any unreadable line is
+    // skipped and counted, never the end of the replay.
+    let e;
+    try {
+      e = JSON.parse(line);
+    } catch {
+      skipped += 1;
+      continue;
+    }
+    if (!Array.isArray(e) || !Number.isFinite(Number(e[0]))) {
+      skipped += 1;
+      continue;
+    }
     if (e[1] === "o") {
       events.push([Number(e[0]), "o", String(e[2])]);
       if (String(e[2]).includes("\r\n")) crlf = true;
@@ -30,6 +42,7 @@ export function parseCast(text) {
     length: events.length ? events[events.length - 1][0] : 0,
     // A terminal's output has CR LF line ends; an exec's bare LF.
     bareLineFeeds: !crlf,
+    skipped,
   };
 }
 
@@ -127,6 +140,9 @@ export function player(url, title) {
       const text = await api(url);
       cast = parseCast(typeof text === "string" ? text : JSON.stringify(text));
       term = new Terminal(cast.width, cast.height, { bareLineFeeds: cast.bareLineFeeds });
+      if (cast.skipped) {
+        el.appendChild(h("p", { class: "warn" }, `${cast.skipped} line(s) of the recording could not be read and are left out.`));
+      }
       seek.max = String(cast.length);
       seek.disabled = false;
       play.disabled = false;

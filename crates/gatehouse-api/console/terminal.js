@@ -6,6 +6,7 @@
 // know it skips, never shows as garbage.
 
 const BLANK = { ch: " ", fg: -1, bg: -1, bold: false };
+const INVISIBLE = /[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 
 export class Terminal {
   // `bareLineFeeds`: the recording came without a terminal (an exec), so
@@ -36,18 +37,28 @@ export class Terminal {
 
   // A resize event: the screen keeps what fits.
   resize(cols, rows) {
-    const old = this.grid;
+    const oldRows = this.rows;
     this.size(cols, rows);
-    this.grid = Array.from({ length: this.rows }, (_, r) => {
+    // Shrinking drops the lines above the cursor first, as terminals do.
+    const drop = Math.max(0, this.y - this.rows + 1);
+    const fit = (grid) => Array.from({ length: this.rows }, (_, r) => {
       const row = this.blankRow();
-      const from = old[r + Math.max(0, old.length - this.rows)];
+      const from = grid[r + drop];
       if (from) for (let c = 0; c < Math.min(this.cols, from.length); c++) row[c] = from[c];
       return row;
     });
+    this.grid = fit(this.grid);
+    if (this.main) {
+      this.main.grid = fit(this.main.grid);
+      this.main.x = Math.min(this.main.x, this.cols - 1);
+      this.main.y = Math.min(Math.max(0, this.main.y - drop), this.rows - 1);
+    }
     this.top = 0;
     this.bottom = this.rows - 1;
     this.x = Math.min(this.x, this.cols - 1);
-    this.y = Math.min(this.y, this.rows - 1);
+    this.y = Math.min(Math.max(0, this.y - drop), this.rows - 1);
+    this.saved = { x: Math.min(this.saved.x, this.cols - 1), y: Math.min(this.saved.y, this.rows - 1) };
+    void oldRows;
   }
 
   blankRow() {
@@ -84,6 +95,10 @@ export class Terminal {
       this.x = 0;
       this.newline();
     }
+    if (!this.grid[this.y]) return;
+    // Direction overrides and zero-width characters would reorder or hide
+    // what the screen showed: each is drawn as a visible mark instead.
+    if (INVISIBLE.test(ch)) ch = "⍰";
     this.grid[this.y][this.x] = { ch, fg: this.pen.fg, bg: this.pen.bg, bold: this.pen.bold };
     this.x += 1;
   }
@@ -109,6 +124,7 @@ export class Terminal {
             this.params = "";
           } else if (ch === "]") {
             this.state = "osc";
+            this.oscLength = 0;
           } else if (ch === "7") {
             this.saved = { x: this.x, y: this.y };
             this.state = "text";
@@ -137,8 +153,16 @@ export class Terminal {
           this.state = "text";
           break;
         case "osc":
-          if (c === 0x07) this.state = "text";
-          else if (c === 0x1b) this.state = "osc-esc";
+          // Ends at BEL or ST; CAN and SUB cancel it; a runaway one ends
+          // after 4 KiB rather than swallow the rest of the recording.
+          this.oscLength = (this.oscLength || 0) + 1;
+          if (c === 0x07 || c === 0x18 || c === 0x1a || this.oscLength > 4096) {
+            this.state = "text";
+            this.oscLength = 0;
+          } else if (c === 0x1b) {
+            this.state = "osc-esc";
+            this.oscLength = 0;
+          }
           break;
         case "osc-esc":
           this.state = "text";
@@ -157,8 +181,13 @@ export class Terminal {
 
   csi(final, raw) {
     const priv = raw.startsWith("?");
-    const nums = (priv ? raw.slice(1) : raw).split(";").map((n) => parseInt(n, 10));
-    const n = (i, d = 1) => (Number.isNaN(nums[i]) || nums[i] === undefined || nums[i] === 0 ? d : nums[i]);
+    const body = priv ? raw.slice(1) : raw;
+    // Parameters are digits and ';' only: anything else (a '-', an
+    // intermediate byte) makes a sequence this terminal does not know, and
+    // it is skipped, as xterm skips it.
+    if (!/^[0-9;]*$/.test(body)) return;
+    const nums = body.split(";").map((n) => parseInt(n, 10));
+    const n = (i, d = 1) => (Number.isNaN(nums[i]) || nums[i] === undefined || nums[i] < 1 ? d : Math.min(nums[i], 10000));
     const clampX = (v) => Math.max(0, Math.min(this.cols - 1, v));
     const clampY = (v) => Math.max(0, Math.min(this.rows - 1, v));
     switch (final) {

@@ -117,7 +117,11 @@ impl SigningKey {
             return Err(bad());
         };
         let raw = B64.decode(key).map_err(|_| bad())?;
-        let (Some(&ALG_ED25519), Ok(seed)) = (raw.first(), <[u8; 32]>::try_from(&raw[1..])) else {
+        // An empty key decodes to no bytes: split, never index.
+        let Some((&ALG_ED25519, rest)) = raw.split_first() else {
+            return Err(bad());
+        };
+        let Ok(seed) = <[u8; 32]>::try_from(rest) else {
             return Err(bad());
         };
         let key = ed25519_dalek::SigningKey::from_bytes(&seed);
@@ -188,8 +192,11 @@ impl VerifierKey {
             return Err(bad());
         };
         let raw = B64.decode(key).map_err(|_| bad())?;
-        let (Some(&ALG_ED25519), Ok(public)) = (raw.first(), <[u8; 32]>::try_from(&raw[1..]))
-        else {
+        // An empty key decodes to no bytes: split, never index.
+        let Some((&ALG_ED25519, rest)) = raw.split_first() else {
+            return Err(bad());
+        };
+        let Ok(public) = <[u8; 32]>::try_from(rest) else {
             return Err(bad());
         };
         let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| bad())?;
@@ -365,6 +372,14 @@ pub fn split_notes(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_with_nothing_after_their_id_are_refused_not_a_panic() {
+        // Found by the signed_note fuzz target.
+        assert!(super::VerifierKey::parse("gatehouse.example/fuzz+1d1eDe0ed+").is_err());
+        assert!(super::SigningKey::parse("PRIVATE+KEY+a+00000000+").is_err());
+        assert!(super::VerifierKey::parse("a+00000000+AQ==").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -175,30 +175,35 @@ pub(crate) fn forwardable(
     Ok(h)
 }
 
-/// The gateway console's sign-in cookie: a browser sends it to every port
-/// of the gateway's host, this listener's too, and no upstream may see it.
-const CONSOLE_COOKIE: &str = "__Host-gatehouse-console";
+/// The gateway console's cookies (its sign-in, and an OIDC sign-in in
+/// progress): a browser sends them to every port of the gateway's host,
+/// this listener's too, and no upstream may see them.
+const CONSOLE_COOKIES: &[u8] = b"__Host-gatehouse-";
 
 fn drop_console_cookie(h: &mut HeaderMap) {
     let values: Vec<HeaderValue> = h.get_all(header::COOKIE).iter().cloned().collect();
-    if !values
-        .iter()
-        .any(|v| v.to_str().map_or(true, |t| t.contains(CONSOLE_COOKIE)))
-    {
+    let named = |v: &[u8]| {
+        v.windows(CONSOLE_COOKIES.len())
+            .any(|w| w == CONSOLE_COOKIES)
+    };
+    if !values.iter().any(|v| named(v.as_bytes())) {
         return;
     }
     h.remove(header::COOKIE);
+    // Pairs are cut as bytes: a value that is not UTF-8 keeps its line's
+    // other cookies.
     for v in values {
-        let Ok(text) = v.to_str() else { continue };
-        let kept: Vec<&str> = text
-            .split(';')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(CONSOLE_COOKIE))
+        let kept: Vec<&[u8]> = v
+            .as_bytes()
+            .split(|b| *b == b';')
+            .map(|p| p.trim_ascii())
+            .filter(|pair| !pair.is_empty() && !pair.starts_with(CONSOLE_COOKIES))
             .collect();
-        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-            if !kept.is_empty() {
-                h.append(header::COOKIE, v);
-            }
+        if kept.is_empty() {
+            continue;
+        }
+        if let Ok(v) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
+            h.append(header::COOKIE, v);
         }
     }
 }
@@ -317,7 +322,9 @@ mod tests {
         let mut h = super::HeaderMap::new();
         h.insert(
             super::header::COOKIE,
-            super::HeaderValue::from_static("a=1; __Host-gatehouse-console=secret; b=2"),
+            super::HeaderValue::from_static(
+                "a=1; __Host-gatehouse-console=secret; b=2; __Host-gatehouse-oidc=state",
+            ),
         );
         super::drop_console_cookie(&mut h);
         assert_eq!(h[super::header::COOKIE], "a=1; b=2");

@@ -8,7 +8,7 @@
 
 use super::cookie;
 use super::sign_in::{refused, start};
-use crate::caller::identify;
+use crate::caller::{identify, Caller};
 use crate::routes::ApiState;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -95,17 +95,29 @@ pub(crate) async fn options(State(state): State<ApiState>) -> Json<serde_json::V
     }))
 }
 
-/// `GET /ui/api/oidc/start`: off to the provider.
-pub(crate) async fn begin(State(state): State<ApiState>) -> Response {
+/// `GET /ui/api/oidc/start`: off to the provider, when the person asked
+/// for it on the console's own page (a page of another site cannot start a
+/// sign-in that a provider's single sign-on would finish unseen).
+pub(crate) async fn begin(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     let Some(flow) = &state.console.oidc else {
         return back_with("this gateway offers no OIDC sign-in ([console.oidc] is not configured)");
     };
+    let site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("same-origin");
+    if !matches!(site, "same-origin" | "none") {
+        return back_with(
+            "a sign-in starts from the console's own page: choose the sign-in button there",
+        );
+    }
     let pending = PendingSignIn::new();
     let url = match flow.authorization_url(&pending).await {
         Ok(u) => u,
         Err(e) => {
+            // The details are the operator's: its log has them.
             tracing::warn!(error = %e, "console OIDC sign-in could not start");
-            return back_with(&format!("the sign-in provider cannot be reached: {e}"));
+            return back_with("the sign-in provider cannot be reached just now; try again, or sign in with a token (the gateway's log says why)");
         }
     };
     let state_value = state.console.flows.put(pending);
@@ -140,28 +152,33 @@ pub(crate) async fn callback(
     let Ok(Query(answer)) = query else {
         return back_with("the sign-in provider's answer could not be read; sign in again");
     };
-    if let Some(e) = &answer.error {
-        let why = answer.error_description.as_deref().unwrap_or(e);
-        let _ = refused(&state, &addr, &format!("the provider refused: {why}")).await;
-        return back_with(&format!("the sign-in provider refused: {why}"));
-    }
-    // The answer must belong to the sign-in this very browser began.
-    let (Some(code), Some(state_value)) = (&answer.code, &answer.state) else {
-        return back_with("the sign-in provider's answer had no code; sign in again");
+    // The answer must belong to the sign-in this very browser began;
+    // nothing else of it is read, recorded or shown before that.
+    let Some(state_value) = &answer.state else {
+        return back_with("the sign-in provider's answer had no state; sign in again");
     };
     if cookie(&headers, FLOW_COOKIE) != Some(state_value.as_str()) {
-        let _ = refused(
-            &state,
-            &addr,
-            "OIDC answer for a sign-in this browser did not begin",
-        )
-        .await;
         return back_with(
             "this answer belongs to a sign-in this browser did not begin; sign in again",
         );
     }
     let Some(pending) = state.console.flows.take(state_value) else {
         return back_with("the sign-in took too long or was already used; sign in again");
+    };
+    if let Some(e) = &answer.error {
+        let why: String = answer
+            .error_description
+            .as_deref()
+            .unwrap_or(e)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        let _ = refused(&state, &addr, &format!("the provider refused: {why}")).await;
+        return back_with(&format!("the sign-in provider said: {why}"));
+    }
+    let Some(code) = &answer.code else {
+        return back_with("the sign-in provider's answer had no code; sign in again");
     };
     let id_token = match flow.id_token(code, &pending).await {
         Ok(t) => t,
@@ -181,6 +198,26 @@ pub(crate) async fn callback(
             ));
         }
     };
+    // An ID token of this provider, for this client: not the admin key, a
+    // service token or another issuer's token the endpoint might answer.
+    let from_this_provider = match &who {
+        Caller::Identity(i) => matches!(
+            &i.source,
+            gatehouse_core::IdentitySource::Oidc(o) if o.issuer == flow.issuer_name()
+        ),
+        Caller::Admin => false,
+    };
+    if !from_this_provider || !flow.issued_to_this_client(&id_token) {
+        let _ = refused(
+            &state,
+            &addr,
+            "the token endpoint answered a token not issued to the console",
+        )
+        .await;
+        return back_with(
+            "the provider answered a token not issued to this console; sign in again",
+        );
+    }
     if nonce_of(&id_token).as_deref() != Some(pending.nonce.as_str()) {
         let _ = refused(&state, &addr, "ID token without this sign-in's nonce").await;
         return back_with("the ID token does not carry this sign-in's nonce; sign in again");

@@ -181,13 +181,40 @@ impl CodeFlow {
     }
 }
 
-/// The `nonce` claim of a JWT whose signature was already verified (the
+/// The claims of a JWT whose signature was already verified (the
 /// authenticator checked it): the payload, decoded.
-pub fn nonce_of(verified_jwt: &str) -> Option<String> {
+fn claims_of(verified_jwt: &str) -> Option<Value> {
     let payload = verified_jwt.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("nonce")?.as_str().map(str::to_string)
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The `nonce` claim of a verified JWT.
+pub fn nonce_of(verified_jwt: &str) -> Option<String> {
+    claims_of(verified_jwt)?
+        .get("nonce")?
+        .as_str()
+        .map(str::to_string)
+}
+
+impl CodeFlow {
+    /// Whether a verified ID token was issued to this client (OIDC Core
+    /// 3.1.3.7: `aud` names it and, when present, so does `azp`), so a token
+    /// another application obtained cannot finish this sign-in.
+    pub fn issued_to_this_client(&self, verified_jwt: &str) -> bool {
+        let Some(claims) = claims_of(verified_jwt) else {
+            return false;
+        };
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => *a == self.client_id,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(&self.client_id)),
+            _ => false,
+        };
+        let azp_ok = claims
+            .get("azp")
+            .is_none_or(|a| a.as_str() == Some(&self.client_id));
+        aud_ok && azp_ok
+    }
 }
 
 #[cfg(test)]

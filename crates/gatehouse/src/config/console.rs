@@ -138,10 +138,26 @@ impl OidcSignInSection {
                 }
             },
         };
+        let loopback = |u: &url::Url| match u.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
         match url::Url::parse(&self.redirect_url) {
+            Ok(u) if u.path() == "/ui/api/oidc/callback" && u.scheme() == "https" => {}
             Ok(u)
-                if u.path() == "/ui/api/oidc/callback"
-                    && matches!(u.scheme(), "http" | "https") => {}
+                if u.path() == "/ui/api/oidc/callback" && u.scheme() == "http" && loopback(&u) => {}
+            Ok(u) if u.path() == "/ui/api/oidc/callback" && u.scheme() == "http" => {
+                problem(
+                    "console.oidc.redirect_url".into(),
+                    format!(
+                        "{:?} is plain http on a host other than loopback, where browsers keep no sign-in cookie: serve the console over https (a TLS reverse proxy) and name that address",
+                        self.redirect_url
+                    ),
+                );
+                return None;
+            }
             _ => {
                 problem(
                     "console.oidc.redirect_url".into(),

@@ -212,9 +212,11 @@ fn safe_name(node: &str) -> String {
 
 /// The pack folder `dir` as a tar archive whose entries sit under `name/`.
 fn archive(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    let mut size = 0u64;
+    // What the archive will weigh: a 512-byte header per entry, contents
+    // padded to 512 bytes, two closing blocks.
+    let mut size = 1024u64;
     for entry in walk(dir)? {
-        size += std::fs::metadata(&entry)?.len();
+        size += 512 + std::fs::metadata(&entry)?.len().div_ceil(512) * 512;
     }
     if size > MAX_PACK {
         anyhow::bail!(
@@ -230,15 +232,15 @@ fn archive(dir: &Path, name: &str) -> Result<Vec<u8>> {
     tar.into_inner().context("archiving the pack")
 }
 
+/// Every file and folder under `dir`.
 fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+    let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            files.extend(walk(&path)?);
-        } else {
-            files.push(path);
+            found.extend(walk(&path)?);
         }
+        found.push(path);
     }
-    Ok(files)
+    Ok(found)
 }

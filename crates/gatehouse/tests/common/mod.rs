@@ -50,7 +50,8 @@ pub struct Options {
     pub policy: Option<String>,
     /// `enforce` or `audit`.
     pub policy_mode: &'static str,
-    /// Appended to the configuration; `{db_port}` is replaced by the cluster's port.
+    /// Appended to the configuration; `{db_port}` is replaced by the cluster's
+    /// port, `{gateway_api_port}` by the gateway's API port.
     pub extra_config: &'static str,
     /// More `{name}` → value replacements in `extra_config` (an upstream's port).
     pub vars: Vec<(&'static str, String)>,
@@ -249,7 +250,7 @@ connect_timeout = "3s"
                 extra = opts.vars.iter().fold(
                     opts.extra_config
                         .replace("{db_port}", &db_port.to_string())
-                        .replace("{api_port}", &api_port.to_string()),
+                        .replace("{gateway_api_port}", &api_port.to_string()),
                     |text, (name, value)| text.replace(name, value)
                 ),
             ),
