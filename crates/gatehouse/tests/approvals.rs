@@ -37,21 +37,6 @@ fn refused_with_request(h: &Harness, token: &str, sql: &str) -> String {
     request_id(&err)
 }
 
-fn rows(h: &Harness) -> String {
-    h.cluster
-        .sql("app", "SELECT count(*) FROM customers")
-        .unwrap()
-}
-
-fn refill(h: &Harness) {
-    h.cluster
-        .sql(
-            "app",
-            "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
-        )
-        .unwrap();
-}
-
 /// A gateway with `policy` and `config`, a customers table of 5 rows, and
 /// the tokens of a CI job (`ci-deploy`, group ci) and an approver (`alice`,
 /// group dba-leads).
@@ -61,13 +46,7 @@ fn scenario(policy: &str, config: &'static str) -> (Harness, String, String) {
         extra_config: config,
         ..Options::default()
     });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
-        )
-        .unwrap();
-    refill(&h);
+    create_customers(&h);
     let ci = h.token("ci-deploy", &["ci"], "1h");
     let alice = h.token("alice", &["dba-leads"], "1h");
     (h, ci, alice)
@@ -105,7 +84,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     // Held: refused with a request id; asking again names the same request.
     let id = refused_with_request(&h, &ci, "DELETE FROM customers");
     assert_eq!(refused_with_request(&h, &ci, "DELETE FROM customers"), id);
-    assert_eq!(rows(&h), "5");
+    assert_eq!(customer_count(&h), "5");
     let pending: Value = serde_json::from_str(&stdout(&approvals(
         &h,
         "",
@@ -168,7 +147,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     assert_ne!(other, id, "a different text is a different request");
     let out = h.psql(&ci, "app-db", "DELETE FROM customers");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(rows(&h), "0", "the rows are gone on the backend");
+    assert_eq!(customer_count(&h), "0", "the rows are gone on the backend");
     let again = refused_with_request(&h, &ci, "DELETE FROM customers");
     assert_ne!(again, id, "used once: a second run needs a new approval");
     let used: Value =
@@ -177,7 +156,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
     assert!(used["used_at"].is_string());
 
     // Denied: a reason is required; the rows stay.
-    refill(&h);
+    refill_customers(&h);
     let out = approvals(&h, &alice, &["deny", &again, "--comment", ""]);
     assert!(
         stderr(&out).contains("--comment: say why"),
@@ -200,7 +179,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
         refused_with_request(&h, &ci, "DELETE FROM customers"),
         again
     );
-    assert_eq!(rows(&h), "5");
+    assert_eq!(customer_count(&h), "5");
 
     // The caller's stated reason travels with its request.
     let own = refused_with_request(
@@ -250,7 +229,7 @@ fn a_statement_runs_once_after_an_approver_approves_exactly_it() {
         "SET gatehouse.reason = 'ticket OPS-123'; DELETE FROM customers",
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(rows(&h), "0");
+    assert_eq!(customer_count(&h), "0");
     h.stop_gateway();
 
     // Both webhooks heard of every step (the JSON one after a retry).
@@ -422,7 +401,7 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
     // Held, approved while it waits: it runs, in the same session.
     let held = spawn_psql(&h, &ci, "BEGIN; DELETE FROM customers; COMMIT");
     let id = pending_request(&h, "BEGIN; DELETE FROM customers; COMMIT");
-    assert_eq!(rows(&h), "5", "nothing ran while held");
+    assert_eq!(customer_count(&h), "5", "nothing ran while held");
     let out = approvals(&h, &alice, &["approve", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Held: the approver is told it ran, not that it "may run".
@@ -439,13 +418,13 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
         told.contains(&format!("request {id}; waiting up to 30s for a decision")),
         "the client was told at once: {told}"
     );
-    assert_eq!(rows(&h), "0", "approved and run");
+    assert_eq!(customer_count(&h), "0", "approved and run");
     let r: Value =
         serde_json::from_str(&stdout(&approvals(&h, "", &["show", &id, "--json"]))).unwrap();
     assert_eq!(r["state"], "used");
 
     // Denied while it waits: refused, naming the request; nothing ran.
-    refill(&h);
+    refill_customers(&h);
     let held = spawn_psql(&h, &ci, "DELETE FROM customers");
     let id = pending_request(&h, "DELETE FROM customers");
     let out = approvals(&h, &alice, &["deny", &id, "--comment", "not today"]);
@@ -462,7 +441,7 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(rows(&h), "5");
+    assert_eq!(customer_count(&h), "5");
 
     // Nobody decides within hold_timeout: 57014, the request stays pending,
     // and once approved the same statement runs when run again.
@@ -481,10 +460,10 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
     );
     let out = h.psql(&ci, "app-db", "TRUNCATE customers");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(rows(&h), "0");
+    assert_eq!(customer_count(&h), "0");
 
     // A gateway restart ends a held session cleanly; its request stays.
-    refill(&h);
+    refill_customers(&h);
     let held = spawn_psql(&h, &ci, "DELETE FROM customers");
     let id = pending_request(&h, "DELETE FROM customers");
     h.stop_gateway();
@@ -497,7 +476,7 @@ fn a_held_statement_waits_for_its_approver_and_then_runs_once() {
     );
     h.start_gateway();
     assert_eq!(pending_request(&h, "DELETE FROM customers"), id);
-    assert_eq!(rows(&h), "5");
+    assert_eq!(customer_count(&h), "5");
 }
 
 /// Every DELETE needs approval here, so parameterised ones do too.
@@ -531,7 +510,7 @@ async fn an_approval_of_a_prepared_statement_covers_exactly_its_parameters() {
     let e = client.execute(delete, &[&2i32]).await.unwrap_err();
     assert_ne!(request_id(&message(&e)), id);
     assert_eq!(client.execute(delete, &[&1i32]).await.unwrap(), 1);
-    assert_eq!(rows(&h), "4");
+    assert_eq!(customer_count(&h), "4");
     let e = client.execute(delete, &[&1i32]).await.unwrap_err();
     assert_ne!(request_id(&message(&e)), id, "used once");
     // The session goes on normally after refusals.
@@ -553,12 +532,12 @@ async fn a_held_prepared_statement_runs_once_approved() {
         (n, client)
     });
     let id = tokio::task::block_in_place(|| pending_request(&h, delete));
-    assert_eq!(rows(&h), "5", "nothing ran while held");
+    assert_eq!(customer_count(&h), "5", "nothing ran while held");
     let out = tokio::task::block_in_place(|| approvals(&h, &alice, &["approve", &id]));
     assert!(out.status.success(), "{}", stderr(&out));
     let (n, client) = held.await.unwrap();
     assert_eq!(n.unwrap(), 1, "approved: it ran in the session that waited");
-    assert_eq!(rows(&h), "4");
+    assert_eq!(customer_count(&h), "4");
     // Pipelined work behind it went on.
     let left: i64 = client
         .query_one("SELECT count(*) FROM customers", &[])
@@ -585,7 +564,7 @@ async fn a_held_prepared_statement_runs_once_approved() {
         "{}",
         message(&e)
     );
-    assert_eq!(rows(&h), "4");
+    assert_eq!(customer_count(&h), "4");
     assert_eq!(
         tokio::task::block_in_place(|| pending_request(&h, delete)),
         id

@@ -27,34 +27,13 @@ hold_timeout = "60s"
 auditors = ["auditors"]
 "#;
 
-fn rows(h: &Harness) -> String {
-    h.cluster
-        .sql("app", "SELECT count(*) FROM customers")
-        .unwrap()
-}
-
-fn refill(h: &Harness) {
-    h.cluster
-        .sql(
-            "app",
-            "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
-        )
-        .unwrap();
-}
-
 fn gateway() -> Harness {
     let h = Harness::with(Options {
         policy: Some(POLICY.into()),
         extra_config: CONFIG,
         ..Options::default()
     });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
-        )
-        .unwrap();
-    refill(&h);
+    create_customers(&h);
     h
 }
 
@@ -120,14 +99,14 @@ fn an_approver_on_a_phone_approves_and_denies_held_statements() {
         assert!(card.contains(fact), "the card shows {fact}: {card}");
     }
     assert_eq!(b.text("#pending-count"), "1");
-    assert_eq!(rows(&h), "5", "nothing ran while held");
+    assert_eq!(customer_count(&h), "5", "nothing ran while held");
     b.screenshot("approvals-phone");
     b.click("article.request button.primary");
     let done = b.wait("article.request .outcome p", None);
     assert!(done.contains("the held statement was released"), "{done}");
     let out = held.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(rows(&h), "0", "approved and run");
+    assert_eq!(customer_count(&h), "0", "approved and run");
     let decided = b.wait(".decided table", Some("used"));
     assert!(decided.contains("alice"), "{decided}");
 
@@ -135,7 +114,7 @@ fn an_approver_on_a_phone_approves_and_denies_held_statements() {
     // without anyway; with a comment the caller's statement is refused.
     // A text with a direction override inside a comment: the card shows
     // the character by its code, and warns.
-    refill(&h);
+    refill_customers(&h);
     let held = spawn_psql(
         &h,
         &ci,
@@ -155,13 +134,7 @@ fn an_approver_on_a_phone_approves_and_denies_held_statements() {
         .as_str()
         .unwrap()
         .to_string();
-    let csrf = b.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)");
-    let (status, body) = b.fetch(
-        "POST",
-        &format!("/v1/approvals/{id}/deny"),
-        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": csrf}),
-        Some("{}"),
-    );
+    let (status, body) = b.post(&format!("/v1/approvals/{id}/deny"), None);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("a denial needs a comment"), "{body}");
     b.fill(
@@ -178,7 +151,7 @@ fn an_approver_on_a_phone_approves_and_denies_held_statements() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(rows(&h), "5");
+    assert_eq!(customer_count(&h), "5");
     // The decisions are the approver's own, in the evidence log.
     let events = h.evidence_events();
     let decided: Vec<&Value> = events
@@ -216,13 +189,7 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     std::thread::sleep(Duration::from_millis(4500));
     b.wait("#approvals-title ~ p", Some("Nothing is waiting"));
     assert_eq!(b.count("article.request"), 0);
-    let csrf = b.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)");
-    let (status, body) = b.fetch(
-        "POST",
-        &format!("/v1/approvals/{id}/approve"),
-        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": csrf}),
-        Some("{}"),
-    );
+    let (status, body) = b.post(&format!("/v1/approvals/{id}/approve"), None);
     assert_eq!(status, 403, "{body}");
     assert!(
         body.contains("bob may not decide requests of route dba"),
@@ -253,13 +220,7 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
         "{card}"
     );
     assert_eq!(admin.count("article.request button"), 0);
-    let csrf = admin.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)");
-    let (status, body) = admin.fetch(
-        "POST",
-        &format!("/v1/approvals/{id}/approve"),
-        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": csrf}),
-        Some("{}"),
-    );
+    let (status, body) = admin.post(&format!("/v1/approvals/{id}/approve"), None);
     assert_eq!(status, 403, "{body}");
     assert!(
         body.contains("the admin key cannot decide approvals"),
@@ -273,20 +234,11 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     sign_in(&mut a, &h, &alice);
     let card = a.wait("article.request", Some("DELETE FROM customers"));
     assert!(card.contains("Approve"), "{card}");
-    let (status, body) = a.fetch(
-        "POST",
-        &format!("/v1/approvals/{id}/approve"),
-        json!({"Content-Type": "application/json"}),
-        Some("{}"),
-    );
+    let approve = format!("/v1/approvals/{id}/approve");
+    let (status, body) = a.post(&approve, Some(""));
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("CSRF"), "{body}");
-    let (status, _) = a.fetch(
-        "POST",
-        &format!("/v1/approvals/{id}/approve"),
-        json!({"Content-Type": "application/json", "X-Gatehouse-CSRF": "0".repeat(64)}),
-        Some("{}"),
-    );
+    let (status, _) = a.post(&approve, Some(&"0".repeat(64)));
     assert_eq!(status, 403);
     // The cookie sent from another site's page (its Origin): refused even
     // with the right CSRF value.
@@ -295,11 +247,7 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
         cookie, "",
         "the sign-in cookie is HttpOnly: scripts cannot read it"
     );
-    let csrf = a
-        .eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)")
-        .as_str()
-        .unwrap()
-        .to_string();
+    let csrf = a.csrf();
     assert_eq!(csrf.len(), 64);
     let api = format!("http://127.0.0.1:{}", h.api_port);
     let (cookie, other_csrf) = sign_in_with_curl(&api, &alice);
@@ -632,25 +580,9 @@ fn an_auditor_finds_a_session_reads_its_timeline_and_verifies_the_log() {
     assert_eq!(b.script_errors(), Vec::<String>::new());
 }
 
-const SSH_POLICY: &str = r#"
-@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
-@id("ops-use-hosts") permit (principal in Gatehouse::Group::"ops", action in Gatehouse::Action::"ssh:session", resource);
-"#;
-
-const SSH_CONFIG: &str = r#"
-[[connection]]
-name = "web-1"
-kind = "ssh"
-host = "127.0.0.1"
-port = {sshd_port}
-user = "{user}"
-private_key_file = "{gw_key}"
-host_key = "{host_key}"
-"#;
-
 #[test]
 fn a_terminal_recording_plays_seeks_and_pauses_in_the_page() {
-    let g = common::ssh::SshGateway::start(SSH_POLICY, SSH_CONFIG);
+    let g = common::ssh::SshGateway::start(common::ssh::OPS_POLICY, common::ssh::WEB1_CONNECTION);
     let ops = g.h.token("deploy-job", &["ops"], "1h");
     let out = g.ssh(
         &ops,
@@ -741,13 +673,7 @@ hold_timeout = "60s"
         extra_config: Box::leak(config.into_boxed_str()),
         ..Options::default()
     });
-    h.cluster
-        .sql(
-            "app",
-            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
-        )
-        .unwrap();
-    refill(&h);
+    create_customers(&h);
     let ci = h.token("ci-deploy", &["ci"], "1h");
 
     let mut b = Browser::start();
@@ -762,7 +688,7 @@ hold_timeout = "60s"
     b.click("article.request button.primary");
     b.wait("article.request .outcome p", Some("released"));
     assert!(held.wait_with_output().unwrap().status.success());
-    assert_eq!(rows(&h), "0");
+    assert_eq!(customer_count(&h), "0");
     let events = h.evidence_events();
     let approved = events
         .iter()

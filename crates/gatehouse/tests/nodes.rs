@@ -564,28 +564,12 @@ async fn logins_are_refused_while_the_store_is_down_and_nothing_is_lost() {
     );
 }
 
-const SSH_POLICY: &str = r#"
-@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
-@id("ops-use-hosts") permit (principal in Gatehouse::Group::"ops", action in Gatehouse::Action::"ssh:session", resource);
-"#;
-
-const SSH_CONFIG: &str = r#"
-[[connection]]
-name = "web-1"
-kind = "ssh"
-host = "127.0.0.1"
-port = {sshd_port}
-user = "{user}"
-private_key_file = "{gw_key}"
-host_key = "{host_key}"
-"#;
-
 #[test]
 fn a_recording_made_on_one_node_replays_on_another() {
     let store = StoreCluster::start();
     let g = common::ssh::SshGateway::start(
-        SSH_POLICY,
-        &format!("{SSH_CONFIG}{}", store.section("30s")),
+        common::ssh::OPS_POLICY,
+        &format!("{}{}", common::ssh::WEB1_CONNECTION, store.section("30s")),
     );
     let h2 = g.h.another_node();
     let ops = g.h.token("deploy-job", &["ops"], "1h");

@@ -131,6 +131,28 @@ impl Browser {
         )
     }
 
+    /// The signed-in page's CSRF value.
+    pub fn csrf(&mut self) -> String {
+        self.eval("fetch('/ui/api/me').then(r => r.json()).then(m => m.csrf)")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// POSTs `{}` from the page as the console does: JSON, with the
+    /// sign-in's CSRF value (or `csrf` when given: a wrong one, or none).
+    pub fn post(&mut self, url: &str, csrf: Option<&str>) -> (u16, String) {
+        let mut headers = json!({"Content-Type": "application/json"});
+        let value = match csrf {
+            Some(v) => v.to_string(),
+            None => self.csrf(),
+        };
+        if !value.is_empty() {
+            headers["X-Gatehouse-CSRF"] = value.into();
+        }
+        self.fetch("POST", url, headers, Some("{}"))
+    }
+
     /// Saves the page as `<name>.png`: into docs/console (which the README
     /// shows) when GATEHOUSE_SCREENSHOTS is set, else into a temporary folder.
     pub fn screenshot(&mut self, name: &str) {

@@ -690,6 +690,34 @@ impl Drop for Harness {
 }
 
 /// Today's date (UTC), as a period's bound: `2026-11-30`.
+/// Creates the app database's `customers` table with five rows.
+pub fn create_customers(h: &Harness) {
+    h.cluster
+        .sql(
+            "app",
+            "CREATE TABLE customers (id int, name text); GRANT ALL ON customers TO app_owner",
+        )
+        .unwrap();
+    refill_customers(h);
+}
+
+/// Puts five more rows into `customers`.
+pub fn refill_customers(h: &Harness) {
+    h.cluster
+        .sql(
+            "app",
+            "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 5) g",
+        )
+        .unwrap();
+}
+
+/// How many rows `customers` holds, read on the backend.
+pub fn customer_count(h: &Harness) -> String {
+    h.cluster
+        .sql("app", "SELECT count(*) FROM customers")
+        .unwrap()
+}
+
 pub fn today() -> String {
     humantime::format_rfc3339(std::time::SystemTime::now()).to_string()[..10].to_string()
 }

@@ -296,3 +296,21 @@ impl SshGateway {
         std::fs::read_to_string(self.h.data_dir.join("recordings").join(name)).unwrap()
     }
 }
+
+/// A policy letting group `ops` run anything on every SSH connection.
+pub const OPS_POLICY: &str = r#"
+@id("connect") permit (principal, action == Gatehouse::Action::"connect", resource);
+@id("ops-use-hosts") permit (principal in Gatehouse::Group::"ops", action in Gatehouse::Action::"ssh:session", resource);
+"#;
+
+/// Connection `web-1`: the test sshd, for [`SshGateway::start`].
+pub const WEB1_CONNECTION: &str = r#"
+[[connection]]
+name = "web-1"
+kind = "ssh"
+host = "127.0.0.1"
+port = {sshd_port}
+user = "{user}"
+private_key_file = "{gw_key}"
+host_key = "{host_key}"
+"#;
