@@ -27,6 +27,9 @@ pub const TARGETS: &[Target] = &[
     ("evidence_entry", evidence_entry),
     ("signed_note", signed_note),
     ("jwt", jwt),
+    ("mysql_statement", mysql_statement),
+    ("mysql_handshake", mysql_handshake),
+    ("mysql_execute", mysql_execute),
 ];
 
 /// A PostgreSQL frontend message body, by its type byte (the first byte).
@@ -166,4 +169,21 @@ fn verifier() -> &'static gatehouse_evidence::VerifierKey {
 pub fn jwt(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = gatehouse_identity::oidc::inspect_unverified(&text);
+}
+
+/// A MySQL or MariaDB statement's text through the lexer (executable
+/// comments, quoting modes) and the analysis.
+pub fn mysql_statement(data: &[u8]) {
+    gatehouse_mysql::fuzz::statement(&String::from_utf8_lossy(data));
+}
+
+/// A MySQL handshake packet: a server's greeting, a caller's response or
+/// SSL request, an auth switch.
+pub fn mysql_handshake(data: &[u8]) {
+    gatehouse_mysql::fuzz::handshake(data);
+}
+
+/// A `COM_STMT_EXECUTE` with its binary parameters.
+pub fn mysql_execute(data: &[u8]) {
+    gatehouse_mysql::fuzz::execute(data);
 }

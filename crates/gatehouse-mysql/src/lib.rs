@@ -34,6 +34,52 @@ mod statement;
 
 pub use listener::MysqlGateway;
 
+/// Entry points for the fuzz targets (`crates/gatehouse-fuzz`): the
+/// decoders a caller's or a server's bytes reach. Not an API.
+#[doc(hidden)]
+pub mod fuzz {
+    use crate::codec::{binary, handshake};
+    use crate::sql::Dialect;
+
+    /// One statement's text through the lexer and the analysis, for MySQL 8
+    /// and MariaDB, with and without `ANSI_QUOTES` and `NO_BACKSLASH_ESCAPES`.
+    pub fn statement(text: &str) {
+        for (version, mariadb) in [(80040, false), (101109, true)] {
+            for modes in 0..4u8 {
+                let dialect = Dialect {
+                    version,
+                    mariadb,
+                    ansi_quotes: modes & 1 != 0,
+                    no_backslash_escapes: modes & 2 != 0,
+                };
+                if let Ok(canonical) = crate::sql::lexer::canonical(text, &dialect) {
+                    let _ = crate::sql::analyze::analyze(&canonical, text, &dialect);
+                }
+            }
+        }
+    }
+
+    /// A handshake packet read every way it can arrive: a server's
+    /// greeting, a caller's response or SSL request, an auth switch.
+    pub fn handshake(payload: &[u8]) {
+        let _ = handshake::Greeting::parse(payload);
+        let _ = handshake::HandshakeResponse::parse(payload);
+        let _ = handshake::ssl_request(payload);
+        let _ = handshake::parse_auth_switch(payload);
+    }
+
+    /// A `COM_STMT_EXECUTE` payload after one byte giving its prepared
+    /// statement's parameter count (which the gateway knows from PREPARE).
+    pub fn execute(data: &[u8]) {
+        let Some((&count, payload)) = data.split_first() else {
+            return;
+        };
+        let count = usize::from(count % 32);
+        let _ = binary::execute_head(payload);
+        let _ = binary::execute_params(payload, count, &[], &binary::LongData::new());
+    }
+}
+
 use gatehouse_mask::MaskingEngine;
 use gatehouse_policy::PolicyHandle;
 use std::collections::HashMap;
