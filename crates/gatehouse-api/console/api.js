@@ -23,16 +23,7 @@ export async function download(path, body) {
     credentials: "same-origin",
     body: JSON.stringify(body),
   });
-  if (!res.ok) {
-    let message = `the gateway answered ${res.status}`;
-    try {
-      message = (await res.json()).error || message;
-    } catch {
-      // not JSON: the status says it
-    }
-    if (res.status === 401) window.dispatchEvent(new CustomEvent("signed-out", { detail: message }));
-    throw new ApiFailure(res.status, message);
-  }
+  if (!res.ok) throw failure(res.status, await res.json().catch(() => null));
   const disposition = res.headers.get("Content-Disposition") || "";
   const name = (disposition.match(/filename="([^"]+)"/) || [])[1] || "download";
   return { blob: await res.blob(), name };
@@ -57,10 +48,13 @@ export async function api(path, { method = "GET", body, background = false } = {
   if (res.status === 204) return null;
   const type = res.headers.get("Content-Type") || "";
   const data = type.includes("json") ? await res.json() : await res.text();
-  if (!res.ok) {
-    const message = (data && data.error) || `the gateway answered ${res.status}`;
-    if (res.status === 401) window.dispatchEvent(new CustomEvent("signed-out", { detail: message }));
-    throw new ApiFailure(res.status, message);
-  }
+  if (!res.ok) throw failure(res.status, data);
   return data;
+}
+
+// The error an answer carries; a 401 signs the page out.
+function failure(status, data) {
+  const message = (data && data.error) || `the gateway answered ${status}`;
+  if (status === 401) window.dispatchEvent(new CustomEvent("signed-out", { detail: message }));
+  return new ApiFailure(status, message);
 }

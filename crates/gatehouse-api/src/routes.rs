@@ -204,11 +204,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 pub(crate) fn require_admin(state: &ApiState, headers: &HeaderMap) -> ApiResult<()> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
+    match crate::caller::bearer(headers) {
         Some(k) if state.admin_key.matches(k) => Ok(()),
         Some(_) => Err(ApiError(
             StatusCode::UNAUTHORIZED,

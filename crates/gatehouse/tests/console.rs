@@ -307,18 +307,7 @@ fn the_api_enforces_roles_and_csrf_whatever_the_page_shows() {
     a.click("article.request button.primary");
     a.wait("article.request .outcome p", Some("released"));
     assert!(held.wait_with_output().unwrap().status.success());
-    let token_id = h
-        .cli_ok(&["token", "list", "--json"])
-        .parse::<Value>()
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["identity"] == "alice")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token_id = h.token_id_of("alice");
     h.cli_ok(&["token", "revoke", &token_id]);
     let (status, body) = a.fetch("GET", "/v1/approvals", json!({}), None);
     assert_eq!(status, 401, "{body}");

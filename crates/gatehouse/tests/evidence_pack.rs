@@ -99,18 +99,7 @@ fn access_review_and_evidence_pack_for_a_scripted_scenario() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = h.psql("gh_not_a_real_token", "app-db", "SELECT 1");
     assert!(!out.status.success());
-    let old_id = h
-        .cli_ok(&["token", "list", "--json"])
-        .parse::<Value>()
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["identity"] == "old-job")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let old_id = h.token_id_of("old-job");
     h.cli_ok(&["token", "revoke", &old_id]);
     let out = h.psql(&old, "app-db", "SELECT 1");
     assert!(!out.status.success(), "a revoked token is refused");

@@ -109,6 +109,16 @@ pub(crate) fn routes(state: &ApiState) -> Router<ApiState> {
     )
 }
 
+/// A `Set-Cookie` for one of the console's `__Host-` cookies (HttpOnly,
+/// Secure, for this host and every path); an empty value with `max_age` 0
+/// clears it. Values are hex or base64url: always a valid header.
+pub(crate) fn set_cookie(name: &str, value: &str, same_site: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; Secure; SameSite={same_site}; Max-Age={max_age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("__Host-gatehouse-console=; Path=/; Max-Age=0"))
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

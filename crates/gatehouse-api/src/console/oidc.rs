@@ -82,10 +82,7 @@ fn url_encode(s: &str) -> String {
 }
 
 fn flow_cookie(value: &str, max_age: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{FLOW_COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("__Host-gatehouse-oidc=; Path=/; Max-Age=0"))
+    super::set_cookie(FLOW_COOKIE, value, "Lax", max_age)
 }
 
 /// `GET /ui/api/options`: what the sign-in page offers.

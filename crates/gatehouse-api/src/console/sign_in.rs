@@ -39,11 +39,7 @@ fn attempt(addr: &str) -> AuthAttempt<'_> {
 }
 
 fn set_cookie(value: &str, max_age: u64) -> HeaderValue {
-    // Hex (or empty) values only: always a valid header.
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("__Host-gatehouse-console=; Path=/; Max-Age=0"))
+    super::set_cookie(COOKIE, value, "Strict", max_age)
 }
 
 /// `POST /ui/api/sign-in`: checks the token as the API would, records the

@@ -53,19 +53,13 @@ impl HttpKeyFetcher {
             .await
             .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
-        if body.len() > MAX_DOCUMENT {
-            return Err(format!("POST {url}: the answer is larger than 1 MiB"));
-        }
+        let body = read_capped(resp, "POST", url).await?;
         serde_json::from_slice(&body).map_err(|_| format!("POST {url}: HTTP {status}, not JSON"))
     }
 
     pub(crate) async fn get_json(&self, url: &str) -> Result<Value, String> {
         check_fetch_url(url)?;
-        let mut resp = self
+        let resp = self
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -75,19 +69,30 @@ impl HttpKeyFetcher {
         if !resp.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", resp.status()));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT {
-                return Err(format!("GET {url}: the document is larger than 1 MiB"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(resp, "GET", url).await?;
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))
     }
+}
+
+/// The answer's body, refused past [`MAX_DOCUMENT`] as it arrives (never
+/// read whole first).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    method: &str,
+    url: &str,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("{method} {url}: {}", error_chain(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(format!("{method} {url}: the document is larger than 1 MiB"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The error and its causes, one line (reqwest's Display hides the cause).

@@ -465,6 +465,21 @@ connect_timeout = "3s"
             .unwrap()
     }
 
+    /// The public id of `identity`'s token, from `gatehouse token list`.
+    pub fn token_id_of(&self, identity: &str) -> String {
+        self.cli_ok(&["token", "list", "--json"])
+            .parse::<serde_json::Value>()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["identity"] == identity)
+            .unwrap_or_else(|| panic!("no token of {identity}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Like [`Self::cli`], asserting success; returns stdout.
     /// `gatehouse evidence` for the period `from`..`to`, written to `out`.
     pub fn evidence_pack(&self, from: &str, to: &str, out: &std::path::Path) -> Output {
