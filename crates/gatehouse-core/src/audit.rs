@@ -116,6 +116,49 @@ pub trait AuditTrail: Send + Sync + 'static {
     async fn record(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
         self.append(events).await
     }
+
+    /// Queues `events` for appending, after everything queued before them,
+    /// and returns what tells when they are durable: for an action that
+    /// may run while its event is written (one that only reads), whose
+    /// answer is held back until then. Waits only for room in the queue.
+    async fn enqueue(&self, events: Vec<AuditEvent>) -> Result<PendingAppend, AuditError> {
+        Ok(PendingAppend::settled(self.append(events).await))
+    }
+}
+
+/// Events queued by [`AuditTrail::enqueue`], not yet known to be durable.
+#[must_use = "an answer held for these events waits for `durable`"]
+#[derive(Debug)]
+pub struct PendingAppend(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    Settled(Result<(), AuditError>),
+    Waiting(tokio::sync::oneshot::Receiver<Result<(), AuditError>>),
+}
+
+impl PendingAppend {
+    /// An append whose outcome is known already.
+    pub fn settled(outcome: Result<(), AuditError>) -> Self {
+        Self(Pending::Settled(outcome))
+    }
+
+    /// An append the writer answers on `ack`; a dropped sender means the
+    /// writer stopped before the events were durable.
+    pub fn waiting(ack: tokio::sync::oneshot::Receiver<Result<(), AuditError>>) -> Self {
+        Self(Pending::Waiting(ack))
+    }
+
+    /// Returns once the events are durable; an error means they may not be
+    /// relied on, and nothing that waited for them may go on.
+    pub async fn durable(self) -> Result<(), AuditError> {
+        match self.0 {
+            Pending::Settled(outcome) => outcome,
+            Pending::Waiting(ack) => ack
+                .await
+                .map_err(|_| AuditError("the evidence log writer has stopped".into()))?,
+        }
+    }
 }
 
 /// One stored log entry, in storage order.

@@ -27,7 +27,7 @@ pub use approval::{
 pub use approval_desk::{ActionToApprove, ApprovalDesk, ApprovalError, ApprovalNotice, Consulted};
 pub use audit::{
     ActionDecided, AuditError, AuditEvent, AuditTrail, AuthAttempt, EventKind, EvidenceStore,
-    LogRow, StoredCheckpoint, APPROVAL_TEXT_EXCERPT,
+    LogRow, PendingAppend, StoredCheckpoint, APPROVAL_TEXT_EXCERPT,
 };
 pub use column_sampling::{ColumnSampler, SampledColumn, SamplingProgress};
 pub use error::StoreError;

@@ -10,7 +10,8 @@
 //! statement results and session ends follow their records into the log.
 
 use crate::{
-    ActionRecord, AuditError, AuditEvent, AuditTrail, SessionEnd, SessionStart, Store, StoreError,
+    ActionRecord, AuditError, AuditEvent, AuditTrail, PendingAppend, SessionEnd, SessionStart,
+    Store, StoreError,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -114,6 +115,12 @@ impl SessionRecorder {
     /// Appends events to the evidence log; returns once they are durable.
     pub async fn audit(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
         self.audit.append(events).await
+    }
+
+    /// Queues events for the evidence log, in order with every other
+    /// append; what it returns tells when they are durable.
+    pub async fn audit_queued(&self, events: Vec<AuditEvent>) -> Result<PendingAppend, AuditError> {
+        self.audit.enqueue(events).await
     }
 
     /// Queues a finished statement.

@@ -14,7 +14,7 @@ use crate::note::{Checkpoint, SigningKey};
 use crate::witness::Witness;
 use crate::EvidenceError;
 use async_trait::async_trait;
-use gatehouse_core::{AuditError, AuditEvent, AuditTrail, EvidenceStore};
+use gatehouse_core::{AuditError, AuditEvent, AuditTrail, EvidenceStore, PendingAppend};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -68,6 +68,8 @@ enum Command {
 pub struct EvidenceLog {
     tx: mpsc::Sender<Command>,
     committed: watch::Receiver<u64>,
+    /// [`AuditTrail::enqueue`] answers once its events are durable.
+    write_ahead_reads: bool,
 }
 
 /// Encoded entries of recorded events, and the head after them.
@@ -186,9 +188,19 @@ impl EvidenceLog {
             Self {
                 tx,
                 committed: committed_rx,
+                write_ahead_reads: false,
             },
             task,
         ))
+    }
+
+    /// With `yes`, [`AuditTrail::enqueue`] returns only once its events are
+    /// durable, like [`AuditTrail::append`]: actions that only read then
+    /// wait for their events too instead of running while they are written
+    /// (`[evidence] write_ahead_reads`).
+    pub fn writing_reads_ahead(mut self, yes: bool) -> Self {
+        self.write_ahead_reads = yes;
+        self
     }
 
     /// Follows how many entries are durably stored (their sequence numbers
@@ -227,16 +239,23 @@ impl EvidenceLog {
 #[async_trait]
 impl AuditTrail for EvidenceLog {
     async fn append(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        self.enqueue(events).await?.durable().await
+    }
+
+    async fn enqueue(&self, events: Vec<AuditEvent>) -> Result<PendingAppend, AuditError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(PendingAppend::settled(Ok(())));
         }
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Append(events, tx))
             .await
             .map_err(|_| AuditError("the evidence log writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| AuditError("the evidence log writer has stopped".into()))?
+        let pending = PendingAppend::waiting(rx);
+        if self.write_ahead_reads {
+            return Ok(PendingAppend::settled(pending.durable().await));
+        }
+        Ok(pending)
     }
 
     async fn record(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {

@@ -409,6 +409,8 @@ impl<'a> Exchange<'a> {
             text: &self.text,
             parameters: self.params.len(),
             decision,
+            // Waited for whole (`commit`): nothing runs before it is durable.
+            reads_only: false,
         });
         if let Some(id) = approval {
             w.take(id);

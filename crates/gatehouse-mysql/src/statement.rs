@@ -13,7 +13,7 @@ use crate::{refusals, MysqlError};
 use gatehouse_core::{statement_fingerprint, ActionOutcome, Decided, DecisionRecord};
 use gatehouse_session::gate::{self as core_gate, ApprovalAsk, Refusal, Verdict};
 use gatehouse_session::recording::mask_for_record;
-use gatehouse_session::{Action, Finished};
+use gatehouse_session::{Action, Committed, Finished};
 use gatehouse_sql::ActionKind;
 use std::sync::Arc;
 
@@ -235,16 +235,37 @@ impl MysqlSession {
         };
         match verdict {
             Verdict::Forward { record, approval } => {
-                if action
-                    .write_ahead(&self.session, &record, approval)
-                    .await
-                    .is_err()
-                {
-                    let refusal = Refusal::EvidenceUnavailable;
-                    self.reply(seq, &refusals::refused(&refusal)).await?;
-                    return Ok(Ran::ended(End::EvidenceLogFailed));
-                }
+                // A read runs while its event is written; its answer waits for it.
+                let reads_only = st.analysis.only_reads();
+                let committed = action
+                    .write_ahead_overlapping(&self.session, &record, approval, reads_only)
+                    .await;
+                let pending = match committed {
+                    Ok(Committed::Durable) => None,
+                    Ok(Committed::Reads(pending)) => Some(pending),
+                    Err(_) => {
+                        let refusal = Refusal::EvidenceUnavailable;
+                        self.reply(seq, &refusals::refused(&refusal)).await?;
+                        return Ok(Ran::ended(End::EvidenceLogFailed));
+                    }
+                };
                 self.forward(payload).await?;
+                if let Some(pending) = pending {
+                    if pending.durable().await.is_err() {
+                        // It ran, and changed nothing; nothing of its answer is sent.
+                        action
+                            .finish(
+                                &self.session,
+                                ActionOutcome::Incomplete,
+                                record,
+                                Finished::default(),
+                            )
+                            .await;
+                        let refusal = Refusal::EvidenceUnavailable;
+                        self.reply(seq, &refusals::refused(&refusal)).await?;
+                        return Ok(Ran::ended(End::EvidenceLogFailed));
+                    }
+                }
                 let guarded = self.gate.touches_ruled(&st, &run.database);
                 // Warnings stay guarded until a statement reading a table
                 // (which clears them on the server) runs.

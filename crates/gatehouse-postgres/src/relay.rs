@@ -13,15 +13,19 @@ use crate::tracker::{
     backend_inspects, backend_inspects_masked, frontend_inspects, Answered, Pause, Tracker,
 };
 use bytes::{Buf, BytesMut};
-use gatehouse_core::SessionEndReason;
-use gatehouse_session::{Counters, Session};
+use gatehouse_core::{PendingAppend, SessionEndReason};
+use gatehouse_session::{Committed, Counters, Session, SessionError, WriteAhead};
 use std::sync::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::watch;
 
 /// Largest inspected backend message (CommandComplete, ErrorResponse…).
 const MAX_BACKEND_MESSAGE: u32 = 64 << 20;
 const READ_CHUNK: usize = 64 * 1024;
+/// Reads forwarded while their events are written, at most; past it a read
+/// waits for its own (a client pipelining that far loses no time to it).
+const READS_IN_FLIGHT: usize = 64;
 
 /// The two legs of a session, each with what was read past the handshake.
 pub(crate) struct Legs<C, B> {
@@ -66,6 +70,9 @@ where
     // Outlives the two directions: what the backend side completed but had
     // not yet handed over when the session ended is recorded below.
     let mut answered = Answered::default();
+    // Reads forwarded while their events are written: nothing more of the
+    // backend's reaches the client until each is durable.
+    let (reads_tx, mut reads_rx) = tokio::sync::mpsc::channel::<PendingAppend>(READS_IN_FLIGHT);
     let ending = {
         let up = client_to_backend(
             &mut cr,
@@ -77,6 +84,7 @@ where
             &notices,
             &mut cancelled,
             &mut resume_rx,
+            &reads_tx,
         );
         let down = backend_to_client(
             &mut br,
@@ -89,6 +97,7 @@ where
             &mut notices_rx,
             &mut answered,
             &resume_tx,
+            &mut reads_rx,
         );
         tokio::select! {
             e = up => e,
@@ -147,6 +156,7 @@ async fn client_to_backend<R, W>(
     notices: &tokio::sync::mpsc::Sender<BytesMut>,
     cancelled: &mut watch::Receiver<u64>,
     resume: &mut tokio::sync::mpsc::Receiver<BytesMut>,
+    reads: &tokio::sync::mpsc::Sender<PendingAppend>,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -207,9 +217,10 @@ where
                 Err(e) => return Ending::new(SessionEndReason::ProtocolError, e.to_string()),
             };
             // Write-ahead: what was decided (and the approvals it files or
-            // takes) is durable before any of it is forwarded.
+            // takes) is durable before any of it is forwarded; reads alone
+            // go while theirs is written, their answers held until it is.
             if !write_ahead.is_empty() {
-                if let Err(e) = session.commit(&mut write_ahead).await {
+                if let Err(e) = write_ahead_of(session, &mut write_ahead, reads).await {
                     tracing::error!(error = %e, "evidence log write failed; ending the session");
                     return Ending::new(SessionEndReason::EvidenceLogFailed, e.to_string());
                 }
@@ -267,6 +278,7 @@ async fn backend_to_client<R, W>(
     notices: &mut tokio::sync::mpsc::Receiver<BytesMut>,
     answered: &mut Answered,
     resume: &tokio::sync::mpsc::Sender<BytesMut>,
+    reads: &mut tokio::sync::mpsc::Receiver<PendingAppend>,
 ) -> Ending
 where
     R: AsyncRead + Unpin,
@@ -356,6 +368,9 @@ where
             if s.replace.is_none() && s.pause.is_none() && out.is_empty() {
                 // The common case: forward what arrived as it is.
                 if s.forward > 0 {
+                    if let Err(e) = reads_durable(reads).await {
+                        return e;
+                    }
                     if let Err(e) = crate::io::send(cw, &buf[..s.forward]).await {
                         return client_gone(e);
                     }
@@ -375,6 +390,9 @@ where
             match s.pause.take() {
                 Some(Pause::CatalogLookup) => {
                     // A result's plan needs table names from the catalog.
+                    if let Err(e) = reads_durable(reads).await {
+                        return e;
+                    }
                     if let Err(e) = flush(cw, &mut out, counters).await {
                         return client_gone(e);
                     }
@@ -383,6 +401,11 @@ where
                 }
                 // The backend never pauses for approvals or row caps.
                 Some(Pause::Approval(_) | Pause::RowCap) | None => break,
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = reads_durable(reads).await {
+                return e;
             }
         }
         if let Err(e) = flush(cw, &mut out, counters).await {
@@ -403,6 +426,42 @@ where
             }
         }
     }
+}
+
+/// Makes a read's decisions durable, or (reads only) queues them and hands
+/// their pending append to the backend side, which holds the answers until
+/// it is durable. With no room for another, this one is waited for here.
+async fn write_ahead_of(
+    session: &Session,
+    write_ahead: &mut WriteAhead,
+    reads: &tokio::sync::mpsc::Sender<PendingAppend>,
+) -> Result<(), SessionError> {
+    match session.commit_overlapping(write_ahead).await? {
+        Committed::Durable => Ok(()),
+        Committed::Reads(pending) => match reads.try_send(pending) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(pending) | TrySendError::Closed(pending)) => {
+                Ok(pending.durable().await?)
+            }
+        },
+    }
+}
+
+/// Waits until every read forwarded so far is durable: the backend's
+/// answers to them (and anything after) may go to the client then.
+async fn reads_durable(
+    reads: &mut tokio::sync::mpsc::Receiver<PendingAppend>,
+) -> Result<(), Ending> {
+    while let Ok(pending) = reads.try_recv() {
+        if let Err(e) = pending.durable().await {
+            tracing::error!(error = %e, "evidence log write failed; ending the session");
+            return Err(Ending::new(
+                SessionEndReason::EvidenceLogFailed,
+                e.to_string(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes what the gateway sends to finish a capped statement, then lets

@@ -137,7 +137,8 @@ impl Tracker {
         }
     }
 
-    /// Queues a decided statement, its decision noted in `w` (write-ahead).
+    /// Queues a decided statement, its decision noted in `w` (write-ahead);
+    /// `reads_only`: running it (or its poison, when refused) changes nothing.
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -148,6 +149,7 @@ impl Tracker {
         decision: DecisionRecord,
         refusal: Option<StatementRefusal>,
         result: ResultSource,
+        reads_only: bool,
     ) {
         w.decided(DecidedAction {
             seq: self.next_seq,
@@ -155,6 +157,7 @@ impl Tracker {
             text: &text,
             parameters: params.len(),
             decision: &decision,
+            reads_only: reads_only || refusal.is_some(),
         });
         self.queue(kind, text, params, Some(decision), refusal, result);
     }
@@ -208,7 +211,7 @@ impl Tracker {
 
     /// Queues a statement with its verdict; a refused one is replaced by
     /// `poison`, a held one waits (recorded once decided; now only its
-    /// request is filed).
+    /// request is filed). `reads_only`: its analysis says it only reads.
     #[allow(clippy::too_many_arguments)]
     fn gated(
         &mut self,
@@ -219,6 +222,7 @@ impl Tracker {
         mut verdict: gate::Verdict,
         poison: fn() -> bytes::BytesMut,
         result: ResultSource,
+        reads_only: bool,
     ) -> Flow {
         if let Some(hold) = verdict.hold.take() {
             self.approval_step(w, verdict.approval.take(), &text, &params);
@@ -248,6 +252,7 @@ impl Tracker {
             verdict.record,
             verdict.refusal,
             result,
+            reads_only,
         );
         self.note_sql_prepares(verdict.sql_prepares);
         if refused {
@@ -266,6 +271,7 @@ impl Tracker {
         params: Vec<Option<String>>,
         verdict: gate::Verdict,
         result: ResultSource,
+        reads_only: bool,
     ) -> Flow {
         let flow = self.gated(
             w,
@@ -275,6 +281,7 @@ impl Tracker {
             verdict,
             gate::poison_execute,
             result,
+            reads_only,
         );
         if matches!(flow, Flow::Replace(_)) {
             if let Some(refused) = self.pending.pop_back() {

@@ -4,7 +4,7 @@
 //! before anything of it reaches the resource, and its result recorded
 //! once it ends ([`Action::finish`]).
 
-use crate::{Session, SessionError};
+use crate::{Committed, Session, SessionError, WriteAhead};
 use gatehouse_core::{
     ActionOutcome, ActionRecord, ApprovalId, DecisionRecord, HttpExchange, MaskingSummary,
     StreamRecord, Timestamp,
@@ -95,6 +95,36 @@ impl Action {
         decision: &DecisionRecord,
         approval: Option<ApprovalId>,
     ) -> Result<(), SessionError> {
+        let mut w = self.batch(session, decision, approval, false);
+        session.commit(&mut w).await.inspect_err(|e| {
+            tracing::error!(error = %e, flavour = self.flavour, "could not log an action; refusing it");
+        })
+    }
+
+    /// [`Action::write_ahead`], except that an action that only reads
+    /// (`reads_only`: the adapter's analysis says so, conservatively) is
+    /// only queued: the adapter may forward it at once, and must wait for
+    /// [`Committed::Reads`] before anything of its answer reaches the caller.
+    pub async fn write_ahead_overlapping(
+        &self,
+        session: &Session,
+        decision: &DecisionRecord,
+        approval: Option<ApprovalId>,
+        reads_only: bool,
+    ) -> Result<Committed, SessionError> {
+        let mut w = self.batch(session, decision, approval, reads_only);
+        session.commit_overlapping(&mut w).await.inspect_err(|e| {
+            tracing::error!(error = %e, flavour = self.flavour, "could not log an action; refusing it");
+        })
+    }
+
+    fn batch(
+        &self,
+        session: &Session,
+        decision: &DecisionRecord,
+        approval: Option<ApprovalId>,
+        reads_only: bool,
+    ) -> WriteAhead {
         let mut w = session.write_ahead();
         w.decided(crate::DecidedAction {
             seq: self.seq,
@@ -102,13 +132,12 @@ impl Action {
             text: &self.text,
             parameters: self.params.len(),
             decision,
+            reads_only,
         });
         if let Some(id) = approval {
             w.take(id);
         }
-        session.commit(&mut w).await.inspect_err(|e| {
-            tracing::error!(error = %e, flavour = self.flavour, "could not log an action; refusing it");
-        })
+        w
     }
 
     /// Records how it ended.

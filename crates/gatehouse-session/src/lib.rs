@@ -36,7 +36,9 @@ pub use login::{
     DEFAULT_MAX_SESSIONS_PER_IDENTITY,
 };
 pub use occupancy::{ConnectionSlot, Occupancy, SessionSlot, MAX_REFUSING};
-pub use session::{ApprovalStep, Counters, DecidedAction, Session, SessionDetails, WriteAhead};
+pub use session::{
+    ApprovalStep, Committed, Counters, DecidedAction, Session, SessionDetails, WriteAhead,
+};
 
 /// An open session could not make its actions durable: nothing of them may
 /// be forwarded, and the session ends.

@@ -10,8 +10,9 @@ use crate::occupancy::SessionSlot;
 use crate::SessionError;
 use gatehouse_core::{
     ActionDecided, ActionRecord, ActionToApprove, ApprovalDesk, ApprovalId, ApprovalRequest,
-    ApprovalState, AuditEvent, Consulted, DecisionRecord, Identity, Protocol, RecorderClosed,
-    SessionEnd, SessionEndReason, SessionId, SessionRecorder, SessionStart, StartError, Timestamp,
+    ApprovalState, AuditEvent, Consulted, DecisionRecord, Identity, PendingAppend, Protocol,
+    RecorderClosed, SessionEnd, SessionEndReason, SessionId, SessionRecorder, SessionStart,
+    StartError, Timestamp,
 };
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,6 +67,9 @@ pub struct WriteAhead {
     connection: Arc<str>,
     events: Vec<AuditEvent>,
     approvals: Vec<ApprovalStep>,
+    /// Some action in the batch may change something (see
+    /// [`DecidedAction::reads_only`]).
+    changes: bool,
 }
 
 impl WriteAhead {
@@ -79,6 +83,7 @@ impl WriteAhead {
             connection: Arc::from(connection),
             events: Vec::new(),
             approvals: Vec::new(),
+            changes: false,
         }
     }
 
@@ -90,6 +95,7 @@ impl WriteAhead {
     /// Empties the batch, handing back what it held: the decisions and the
     /// approval steps ([`Session::commit`] makes them durable).
     pub fn drain(&mut self) -> (Vec<AuditEvent>, Vec<ApprovalStep>) {
+        self.changes = false;
         (
             std::mem::take(&mut self.events),
             std::mem::take(&mut self.approvals),
@@ -98,6 +104,7 @@ impl WriteAhead {
 
     /// Notes a decided action.
     pub fn decided(&mut self, d: DecidedAction<'_>) {
+        self.changes |= !d.reads_only;
         self.events.push(AuditEvent::statement(&ActionDecided {
             session: self.session,
             seq: d.seq,
@@ -137,6 +144,23 @@ pub struct DecidedAction<'a> {
     pub parameters: usize,
     /// The decision.
     pub decision: &'a DecisionRecord,
+    /// Forwarding it cannot change anything on the backend: it only reads
+    /// (as the adapter's analysis decides, conservatively), or it is refused
+    /// and nothing of it runs. Such an action may run while its event is
+    /// written ([`Session::commit_overlapping`]).
+    pub reads_only: bool,
+}
+
+/// How far [`Session::commit_overlapping`] made a batch durable.
+#[must_use = "a batch of reads is durable only once its pending append says so"]
+#[derive(Debug)]
+pub enum Committed {
+    /// Durable: forward it.
+    Durable,
+    /// Every action in it only reads, and its events are queued: forward
+    /// it now, and hold back every answer to it (and whatever the backend
+    /// sends after it) until this says the events are durable.
+    Reads(PendingAppend),
 }
 
 /// An open session; cheap to clone (the relay's two directions, an HTTP
@@ -245,7 +269,29 @@ impl Session {
             connection: self.inner.connection.clone(),
             events: Vec::new(),
             approvals: Vec::new(),
+            changes: false,
         }
+    }
+
+    /// Like [`Session::commit`], except for a batch of actions that only
+    /// read (and file or use no approval): its events are queued, and the
+    /// adapter may forward it at once, holding every answer back until the
+    /// returned append is durable. Such an action has no effect to lose; its
+    /// result must never reach the caller unrecorded. An evidence log set
+    /// to write reads ahead too answers once they are durable.
+    pub async fn commit_overlapping(&self, w: &mut WriteAhead) -> Result<Committed, SessionError> {
+        debug_assert_eq!(
+            w.session, self.inner.id,
+            "a write-ahead batch of another session"
+        );
+        if w.changes || !w.approvals.is_empty() {
+            self.commit(w).await?;
+            return Ok(Committed::Durable);
+        }
+        let (events, _) = w.drain();
+        Ok(Committed::Reads(
+            self.inner.recorder.audit_queued(events).await?,
+        ))
     }
 
     /// Makes what `w` holds durable (approvals used, decisions in the

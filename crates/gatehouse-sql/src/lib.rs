@@ -355,6 +355,38 @@ fn statement_text(sql: &str, location: i32, len: i32) -> &str {
 }
 
 impl StatementAnalysis {
+    /// Running it cannot change anything: it only reads rows, calls no
+    /// function outside the side-effect-free built-ins, takes no row locks,
+    /// names nothing temporary, changes no setting and touches no prepared
+    /// statement, file or program. Conservative: anything the analysis
+    /// cannot vouch for counts as a change. (What the gateway may forward
+    /// before its decision is durable, holding the answer back until it is.)
+    /// Names in attribute notation that may be calls (`x.f`, see
+    /// [`StatementAnalysis::attributes`]) must be resolved against the
+    /// catalog first: a call found there is an opaque function.
+    pub fn only_reads(&self) -> bool {
+        let f = &self.flags;
+        self.kind == ActionKind::Select
+            && self.operation == "select"
+            && self.actions.iter().all(|a| a.kind == ActionKind::Select)
+            && self.opaque_functions.is_empty()
+            && self.settings.is_empty()
+            && self.prepares.is_none()
+            && self.executes.is_none()
+            && self.deallocates.is_none()
+            && self.copy_out.is_none()
+            && self.values_rows.is_none()
+            && !(f.data_modifying_cte
+                || f.copy_program
+                || f.copy_file
+                || f.explain_analyze
+                || f.changes_search_path
+                || f.changes_role
+                || f.locks_rows
+                || f.opaque_code
+                || f.temporary)
+    }
+
     /// A protocol-level FunctionCall message: a call to a function known only
     /// by its OID, which the gateway cannot see into.
     pub fn function_call(oid: i32) -> Self {

@@ -8,26 +8,71 @@
 //! dev-dependency.
 
 use async_trait::async_trait;
-use gatehouse_core::{AuditError, AuditEvent, AuditTrail, Protocol, SessionRecorder, Timestamp};
+use gatehouse_core::{
+    AuditError, AuditEvent, AuditTrail, PendingAppend, Protocol, SessionRecorder, Timestamp,
+};
 use gatehouse_identity::Authenticator;
 use gatehouse_policy::{PolicyEngine, PolicyHandle, PolicyMode};
 use gatehouse_session::{Credential, Gatekeeper, LoginAttempt, Session, SessionDetails};
 use gatehouse_store::SqliteStore;
 use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
-/// The evidence trail of a test: every event appended, in order.
+/// The evidence trail of a test: every event appended, in order. A test
+/// may hold appends (they wait, unwritten, as behind a slow disk), then
+/// let them through or fail them.
 #[derive(Clone, Default)]
 pub struct Reported {
-    events: Arc<Mutex<Vec<AuditEvent>>>,
+    trail: Arc<Mutex<Trail>>,
+}
+
+/// An append waiting for its acknowledgement.
+type Waiting = (Vec<AuditEvent>, oneshot::Sender<Result<(), AuditError>>);
+
+#[derive(Default)]
+struct Trail {
+    events: Vec<AuditEvent>,
+    /// While held: the appends waiting, in order.
+    held: Option<Vec<Waiting>>,
 }
 
 impl Reported {
+    fn trail(&self) -> std::sync::MutexGuard<'_, Trail> {
+        self.trail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The events so far.
     pub fn events(&self) -> Vec<AuditEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.trail().events.clone()
+    }
+
+    /// From now on appends wait, unwritten, until [`Reported::release`] or
+    /// [`Reported::fail_held`].
+    pub fn hold(&self) {
+        self.trail().held.get_or_insert_with(Vec::new);
+    }
+
+    /// How many appends wait.
+    pub fn waiting(&self) -> usize {
+        self.trail().held.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Writes the waiting appends, in order, and acknowledges them; appends
+    /// no longer wait.
+    pub fn release(&self) {
+        let mut trail = self.trail();
+        for (events, ack) in trail.held.take().unwrap_or_default() {
+            trail.events.extend(events);
+            let _ = ack.send(Ok(()));
+        }
+    }
+
+    /// Fails the waiting appends (as a full disk would); appends no longer wait.
+    pub fn fail_held(&self) {
+        let held = self.trail().held.take().unwrap_or_default();
+        for (_, ack) in held {
+            let _ = ack.send(Err(AuditError("the test failed this append".into())));
+        }
     }
 
     /// The kinds of the events so far (`auth_success`, `statement`, …).
@@ -51,11 +96,18 @@ impl Reported {
 #[async_trait]
 impl AuditTrail for Reported {
     async fn append(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(events);
-        Ok(())
+        self.enqueue(events).await?.durable().await
+    }
+
+    async fn enqueue(&self, events: Vec<AuditEvent>) -> Result<PendingAppend, AuditError> {
+        let mut trail = self.trail();
+        let Some(held) = trail.held.as_mut() else {
+            trail.events.extend(events);
+            return Ok(PendingAppend::settled(Ok(())));
+        };
+        let (ack, acked) = oneshot::channel();
+        held.push((events, ack));
+        Ok(PendingAppend::waiting(acked))
     }
 }
 

@@ -254,6 +254,7 @@ pub async fn open(spec: &EvidenceSpec, data_dir: &Path, holds: &[PathBuf]) -> Re
                 path.display()
             )
         })?;
+    let log = log.writing_reads_ahead(spec.write_ahead_reads);
     // Rows of sealed segments a crash left in the store go first: a sink
     // starting now must find the live log's first entry.
     store

@@ -613,6 +613,8 @@ async fn a_log_that_cannot_be_written_refuses_the_statement() {
     let token = h.token("ci-deploy", &[], "1h");
     let client = h.connect(&token, "app-db").await.unwrap();
     client.simple_query("SELECT 1").await.unwrap();
+    let reader = h.connect(&token, "app-db").await.unwrap();
+    reader.simple_query("SELECT 1").await.unwrap();
 
     // Another process takes the log's write lock and keeps it; it says
     // `locked` once it holds it.
@@ -635,6 +637,15 @@ async fn a_log_that_cannot_be_written_refuses_the_statement() {
     )
     .unwrap();
     assert_eq!(said.trim(), "locked");
+
+    // A read runs while its event is written, but its answer waits for the
+    // event: it never comes, and neither does the row.
+    let e = reader
+        .simple_query("SELECT 'hunter2' AS secret")
+        .await
+        .expect_err("the log cannot be written, so the answer is not sent");
+    assert_eq!(sqlstate(&e), "58030", "{e:?}");
+    assert!(!format!("{e:?}").contains("hunter2"), "{e:?}");
 
     let e = client
         .simple_query("INSERT INTO held VALUES (1)")

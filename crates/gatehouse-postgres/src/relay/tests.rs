@@ -48,14 +48,25 @@ struct Relayed {
     gw_backend: DuplexStream,
 }
 
+/// Selects and updates.
+const SELECT_AND_UPDATE: &str = r#"
+permit (principal, action == Gatehouse::Action::"connect", resource);
+permit (principal, action == Gatehouse::Action::"select", resource);
+permit (principal, action == Gatehouse::Action::"update", resource);
+"#;
+
 async fn relayed(subject: &str) -> Relayed {
+    relayed_under(subject, SELECT_ONLY).await
+}
+
+async fn relayed_under(subject: &str, policy: &str) -> Relayed {
     let opened = open_session(
         Protocol::Postgres,
         "app-db",
         "postgres",
         subject,
         &[],
-        SELECT_ONLY,
+        policy,
     )
     .await;
     let settings = GateSettings {
@@ -250,4 +261,148 @@ async fn a_refused_statement_never_reaches_the_backend_and_the_client_is_told_wh
     opened.session.close(ending.reason, ending.detail).await;
     let kinds = reported_until(&opened, |k| k.iter().any(|k| k == "session_end")).await;
     assert!(kinds.iter().any(|k| k == "statement_result"), "{kinds:?}");
+}
+
+/// What the client has received within a short while: nothing, if the
+/// gateway holds it back (a missing hold fails here; a held answer never
+/// arrives early, however slow the machine).
+async fn nothing_arrives(stream: &mut DuplexStream) -> bool {
+    let mut byte = [0u8; 1];
+    tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        tokio::io::AsyncReadExt::read(stream, &mut byte),
+    )
+    .await
+    .is_err()
+}
+
+fn terminate() -> BytesMut {
+    let mut out = BytesMut::new();
+    crate::codec::frontend::terminate(&mut out);
+    out
+}
+
+#[tokio::test]
+async fn a_read_runs_while_its_event_is_written_and_its_answer_waits_until_durable() {
+    let Relayed {
+        opened,
+        tracker,
+        mut client,
+        mut backend,
+        gw_client,
+        gw_backend,
+    } = relayed("ci").await;
+    let reported = opened.reported.clone();
+    let script = async move {
+        reported.hold();
+        client
+            .write_all(&query("select balance from accounts where id = 7"))
+            .await
+            .unwrap();
+        // The read reaches the backend while its decision is still being written…
+        let mut bbuf = BytesMut::new();
+        let (ty, _) = next(&mut backend, &mut bbuf).await;
+        assert_eq!(ty, b'Q');
+        assert!(reported.decided().is_empty(), "not durable yet");
+        assert_eq!(reported.waiting(), 1);
+        backend
+            .write_all(&command_complete_and_ready("SELECT 1"))
+            .await
+            .unwrap();
+        // …but its answer waits for it.
+        assert!(
+            nothing_arrives(&mut client).await,
+            "an answer reached the client before its statement's event was durable"
+        );
+        reported.release();
+        let mut cbuf = BytesMut::new();
+        let (ty, body) = next(&mut client, &mut cbuf).await;
+        assert_eq!((ty, &body[..]), (b'C', &b"SELECT 1\0"[..]));
+        assert_eq!(reported.decided().len(), 1);
+        client.write_all(&terminate()).await.unwrap();
+        let (ty, _) = next(&mut backend, &mut bbuf).await;
+        assert_eq!(ty, b'X');
+        drop(backend);
+    };
+    let (ending, ()) = tokio::join!(run_relay(&opened, &tracker, gw_client, gw_backend), script);
+    assert_eq!(ending.reason, SessionEndReason::ClientTerminated);
+}
+
+#[tokio::test]
+async fn a_statement_with_an_effect_waits_for_its_event_before_the_backend_sees_it() {
+    let Relayed {
+        opened,
+        tracker,
+        mut client,
+        mut backend,
+        gw_client,
+        gw_backend,
+    } = relayed_under("ci", SELECT_AND_UPDATE).await;
+    let reported = opened.reported.clone();
+    let script = async move {
+        reported.hold();
+        // A read with a write behind it in the same packet: the write holds both.
+        let mut both = query("select 1");
+        both.extend_from_slice(&query("update accounts set balance = 0 where id = 7"));
+        client.write_all(&both).await.unwrap();
+        assert!(
+            nothing_arrives(&mut backend).await,
+            "a write reached the backend before its event was durable"
+        );
+        reported.release();
+        let mut bbuf = BytesMut::new();
+        let (_, first) = next(&mut backend, &mut bbuf).await;
+        assert_eq!(&first[..], b"select 1\0");
+        let (_, second) = next(&mut backend, &mut bbuf).await;
+        assert!(second.starts_with(b"update"));
+        let decided = reported.decided();
+        assert_eq!(decided.len(), 2, "{decided:?}");
+        client.write_all(&terminate()).await.unwrap();
+        let (ty, _) = next(&mut backend, &mut bbuf).await;
+        assert_eq!(ty, b'X');
+        drop(backend);
+    };
+    let (ending, ()) = tokio::join!(run_relay(&opened, &tracker, gw_client, gw_backend), script);
+    assert_eq!(ending.reason, SessionEndReason::ClientTerminated);
+}
+
+#[tokio::test]
+async fn a_read_whose_event_cannot_be_written_never_shows_its_answer() {
+    let Relayed {
+        opened,
+        tracker,
+        mut client,
+        mut backend,
+        gw_client,
+        gw_backend,
+    } = relayed("ci").await;
+    let reported = opened.reported.clone();
+    let script = async move {
+        reported.hold();
+        client
+            .write_all(&query("select secret from vault"))
+            .await
+            .unwrap();
+        let mut bbuf = BytesMut::new();
+        let (ty, _) = next(&mut backend, &mut bbuf).await;
+        assert_eq!(ty, b'Q');
+        let mut answer = BytesMut::new();
+        raw(&mut answer, b'D', b"\0\x01\0\0\0\x0bhunter2-row");
+        answer.extend_from_slice(&command_complete_and_ready("SELECT 1"));
+        backend.write_all(&answer).await.unwrap();
+        assert!(nothing_arrives(&mut client).await);
+        reported.fail_held();
+        // The client learns why the session ended, and nothing of the row.
+        let mut received = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut client, &mut received)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&received);
+        assert!(!text.contains("hunter2"), "{text:?}");
+        assert_eq!(received.first(), Some(&b'E'), "{text:?}");
+        backend
+    };
+    let (ending, _backend) =
+        tokio::join!(run_relay(&opened, &tracker, gw_client, gw_backend), script);
+    assert_eq!(ending.reason, SessionEndReason::EvidenceLogFailed);
 }

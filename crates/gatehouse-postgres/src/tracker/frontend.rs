@@ -35,6 +35,7 @@ impl Tracker {
             copy_out: copy_out(single.as_ref()),
             ..ResultSource::default()
         };
+        let reads_only = single.as_ref().is_some_and(|a| a.only_reads());
         let flow = self.gated(
             w,
             Flavour::Simple,
@@ -43,6 +44,7 @@ impl Tracker {
             verdict,
             gate::poison_query,
             result,
+            reads_only,
         );
         Ok(match cap {
             Some(cap) => self.capped_query(body, cap, fingerprint),
@@ -86,6 +88,7 @@ impl Tracker {
                 verdict.record,
                 verdict.refusal,
                 ResultSource::default(),
+                true,
             );
             Ok(Flow::Replace(gate::poison_parse(p.name)))
         } else {
@@ -125,6 +128,7 @@ impl Tracker {
                 verdict,
                 gate::poison_bind,
                 ResultSource::default(),
+                false,
             ));
         }
         let statement = match self.statement_named(b.statement) {
@@ -280,6 +284,7 @@ impl Tracker {
                     Vec::new(),
                     verdict,
                     ResultSource::default(),
+                    false,
                 ));
             }
         };
@@ -304,6 +309,7 @@ impl Tracker {
             },
         };
         let text = st.text.clone();
+        let reads_only = st.analysis.as_ref().is_some_and(|a| a.only_reads());
         // Forward only a statement decided under the policy in force and allowed.
         // A refused one is poisoned here too: a statement of the same name made
         // earlier may still exist on the backend and must not run in its place.
@@ -373,7 +379,7 @@ impl Tracker {
                 }
             }
             let refused = verdict.refusal.is_some();
-            let flow = self.gated_execute(w, text, params, verdict, result);
+            let flow = self.gated_execute(w, text, params, verdict, result, reads_only);
             return Ok(match cap {
                 Some(cap) if !refused && matches!(flow, Flow::Forward) => {
                     self.capped_execute(body, cap, cap_fingerprint)
@@ -389,6 +395,7 @@ impl Tracker {
             st.decision,
             None,
             result,
+            reads_only,
         );
         if let Some(a) = st.analysis.filter(|a| a.prepares.is_some()) {
             self.note_sql_prepares(vec![(0, a)]);
@@ -435,6 +442,7 @@ impl Tracker {
             verdict,
             gate::poison_function_call,
             ResultSource::default(),
+            false,
         ))
     }
 

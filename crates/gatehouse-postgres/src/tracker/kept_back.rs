@@ -105,6 +105,7 @@ impl Tracker {
                 verdict,
                 gate::poison_bind,
                 ResultSource::default(),
+                false,
             );
         }
         // Approved (or allowed outright by now). The approval is out of the

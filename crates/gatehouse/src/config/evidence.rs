@@ -17,6 +17,8 @@ pub(super) struct EvidenceSection {
     checkpoint_interval: Option<String>,
     durability: Option<String>,
     #[serde(default)]
+    write_ahead_reads: bool,
+    #[serde(default)]
     witness_files: Vec<String>,
     #[serde(default)]
     witness_urls: Vec<String>,
@@ -41,6 +43,9 @@ pub struct EvidenceSpec {
     pub checkpoint_interval: Duration,
     /// When an event counts as written.
     pub durability: Durability,
+    /// Statements that only read wait for their event too, instead of
+    /// running while it is written (their answers held until it is).
+    pub write_ahead_reads: bool,
     /// Append-only witness files.
     pub witness_files: Vec<PathBuf>,
     /// Witness HTTP endpoints (each checkpoint is POSTed).
@@ -173,6 +178,7 @@ impl EvidenceSection {
             checkpoint_every,
             checkpoint_interval,
             durability,
+            write_ahead_reads: self.write_ahead_reads,
             witness_files,
             witness_urls: self.witness_urls.clone(),
             sinks,
