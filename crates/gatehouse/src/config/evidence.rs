@@ -16,8 +16,7 @@ pub(super) struct EvidenceSection {
     checkpoint_every: Option<u64>,
     checkpoint_interval: Option<String>,
     durability: Option<String>,
-    #[serde(default)]
-    write_ahead_reads: bool,
+    write_ahead_reads: Option<bool>,
     #[serde(default)]
     witness_files: Vec<String>,
     #[serde(default)]
@@ -178,7 +177,9 @@ impl EvidenceSection {
             checkpoint_every,
             checkpoint_interval,
             durability,
-            write_ahead_reads: self.write_ahead_reads,
+            // On until the read classification covers views, operators and
+            // overloads (see docs/evidence.md): opting out is the operator's call.
+            write_ahead_reads: self.write_ahead_reads.unwrap_or(true),
             witness_files,
             witness_urls: self.witness_urls.clone(),
             sinks,
