@@ -195,6 +195,14 @@ impl MysqlSession {
         Ok(self.decide_and_run(seq, payload, run).await?.end)
     }
 
+    /// Tells the caller its command's event could not be made durable, and
+    /// ends the session.
+    async fn evidence_failed(&mut self, seq: u8) -> Result<Ran, MysqlError> {
+        let refusal = Refusal::EvidenceUnavailable;
+        self.reply(seq, &refusals::refused(&refusal)).await?;
+        Ok(Ran::ended(End::EvidenceLogFailed))
+    }
+
     /// Decides `run`, and forwards `payload` (the command that carries it)
     /// when it may go ahead; records it either way.
     pub(crate) async fn decide_and_run(
@@ -243,11 +251,7 @@ impl MysqlSession {
                 let pending = match committed {
                     Ok(Committed::Durable) => None,
                     Ok(Committed::Reads(pending)) => Some(pending),
-                    Err(_) => {
-                        let refusal = Refusal::EvidenceUnavailable;
-                        self.reply(seq, &refusals::refused(&refusal)).await?;
-                        return Ok(Ran::ended(End::EvidenceLogFailed));
-                    }
+                    Err(_) => return self.evidence_failed(seq).await,
                 };
                 self.forward(payload).await?;
                 if let Some(pending) = pending {
@@ -261,9 +265,7 @@ impl MysqlSession {
                                 Finished::default(),
                             )
                             .await;
-                        let refusal = Refusal::EvidenceUnavailable;
-                        self.reply(seq, &refusals::refused(&refusal)).await?;
-                        return Ok(Ran::ended(End::EvidenceLogFailed));
+                        return self.evidence_failed(seq).await;
                     }
                 }
                 let guarded = self.gate.touches_ruled(&st, &run.database);
